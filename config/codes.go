@@ -1,0 +1,122 @@
+package config
+
+import "fmt"
+
+// Code is a stable, documented error code shown to users: "TG_<n>". Where
+// the condition is the same as one of the hosted platform's, the number is
+// the same (reference/platform-behaviour.md Appendix A), so people who know
+// those codes recognise ours. Codes never change meaning once published.
+type Code string
+
+// Agent session and authentication codes.
+const (
+	CodeAuthtokenMissing   Code = "TG_4018" // no authtoken presented
+	CodeAuthtokenMalformed Code = "TG_105"  // not of the form <id>_<secret>
+	CodeAuthtokenInvalid   Code = "TG_107"  // well-formed, but no such credential or wrong secret
+	CodeCredentialRevoked  Code = "TG_300"  // the credential was deleted or its owner deactivated
+	CodeAuthPayload        Code = "TG_109"  // the Auth message could not be decoded
+	CodeHeartbeatInterval  Code = "TG_111"  // heartbeat interval below the minimum
+	CodeHeartbeatTolerance Code = "TG_112"  // heartbeat tolerance below the minimum
+	CodeAgentIPRestricted  Code = "TG_115"  // agent IP restriction refused the source address
+	CodeNotAuthenticated   Code = "TG_150"  // an RPC other than Auth before a successful Auth
+	CodeSessionStopped     Code = "TG_151"  // the edge closed the session (shutdown, API stop)
+)
+
+// Bind codes.
+const (
+	CodeBindProto          Code = "TG_400"  // unknown or unsupported endpoint protocol
+	CodeBindURL            Code = "TG_401"  // the requested URL is malformed
+	CodeBindOutsideBase    Code = "TG_402"  // the hostname is not under the edge's base domain and not reserved
+	CodeBindOption         Code = "TG_403"  // an option this edge does not support and must not ignore
+	CodeBindMinTLS         Code = "TG_404"  // minimum TLS version unknown or below the edge floor
+	CodeBindACL            Code = "TG_619"  // the credential's bind ACL does not allow this endpoint
+	CodeBindTaken          Code = "TG_334"  // the endpoint is bound by another session
+	CodeBindReservedOther  Code = "TG_320"  // the name is reserved by another account
+	CodeBindRegion         Code = "TG_322"  // the reservation is pinned to another region
+	CodeBindAddrRegion     Code = "TG_311"  // the reserved TCP address belongs to another region
+	CodeBindNotReserved    Code = "TG_7117" // the name or address must be reserved first
+	CodeBindPortsExhausted Code = "TG_405"  // no free port in the edge's TCP port range
+	CodeBindDenyOnly       Code = "TG_393"  // deny CIDRs without any allow CIDR
+)
+
+// Public traffic codes, shown on edge error pages and in logs.
+const (
+	CodeEndpointNotFound Code = "TG_3200" // no endpoint is online at this host
+	CodeAgentUnreachable Code = "TG_3201" // the endpoint's agent session went away
+	CodeUpstreamFailed   Code = "TG_8012" // the agent could not reach the upstream
+	CodeMisdirected      Code = "TG_3220" // SNI, Host and :authority disagree
+	CodeBadRequest       Code = "TG_3221" // malformed or ambiguous HTTP request
+	CodeIPDenied         Code = "TG_3205" // the client address is refused by IP policy
+	CodeTLSVersion       Code = "TG_3206" // the client's TLS version is below the endpoint minimum
+)
+
+// API and control-plane codes.
+const (
+	CodeAPIAuthMissing   Code = "TG_200"
+	CodeAPIAuthParse     Code = "TG_201"
+	CodeAPIAuthMalformed Code = "TG_202"
+	CodeAPIAuthInvalid   Code = "TG_203"
+	CodeAPIAuthtoken     Code = "TG_206" // an authtoken was presented to the API
+	CodeAPIKeyID         Code = "TG_208" // an API key ID was presented instead of the token
+	CodeAPIRateLimited   Code = "TG_226"
+	CodeAPIPageSize      Code = "TG_233"
+	CodeAPINotFound      Code = "TG_250"
+	CodeInternal         Code = "TG_500"
+)
+
+// Startup and configuration codes for the binaries.
+const (
+	CodeListenFailed    Code = "TG_9001" // a listener could not bind its address
+	CodeConfigInvalid   Code = "TG_9002" // a flag or config file value is invalid
+	CodeCAUnreadable    Code = "TG_9003" // a CA file could not be read or parsed
+	CodeStoreFailed     Code = "TG_9004" // the store could not be opened or migrated
+	CodeEdgeUnreachable Code = "TG_9005" // the agent could not reach the edge
+)
+
+// Error is an error that carries a user-facing Code and message, kept apart
+// from its Cause, which goes to logs only (the smallstep errs split).
+type Error struct {
+	Code    Code
+	Message string // plain words that say what happened and what to do
+	Cause   error  // internal detail; never shown to the remote party
+}
+
+// NewError returns an *Error with the given code and message.
+func NewError(code Code, format string, args ...any) *Error {
+	return &Error{Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+// WithCause returns a copy of e carrying cause for logs.
+func (e *Error) WithCause(cause error) *Error {
+	c := *e
+	c.Cause = cause
+	return &c
+}
+
+// Error returns "<message> [<code>]"; the cause is not included.
+func (e *Error) Error() string { return e.Message + " [" + string(e.Code) + "]" }
+
+// Unwrap returns the cause.
+func (e *Error) Unwrap() error { return e.Cause }
+
+// REST API request and validation codes (appended by the controlplane
+// helper). Numbers below 1000 are the hosted platform's where the condition
+// is the same; TG_26xx are Tollgate's own.
+const (
+	CodeAPIAccountSuspended  Code = "TG_205"  // the API key's account is suspended
+	CodeAPIContentType       Code = "TG_210"  // a body without Content-Type: application/json
+	CodeAPIBodyNotAllowed    Code = "TG_211"  // a body on a method that takes none
+	CodeAPIBodyUnreadable    Code = "TG_212"  // the body could not be read, or is too large
+	CodeAPIBodyInvalid       Code = "TG_213"  // the body is not JSON of the expected shape
+	CodeAPIUnknownParam      Code = "TG_214"  // an unknown body field or query parameter
+	CodeAPIVersion           Code = "TG_217"  // an unsupported API version header
+	CodeAPIMetadataLength    Code = "TG_100"  // metadata longer than 4096 bytes
+	CodeACLInvalid           Code = "TG_600"  // an ACL rule that is not '*' or 'bind:<...>'
+	CodeAPIDescriptionLength Code = "TG_2600" // description longer than 255 bytes
+	CodeAPIInvalidID         Code = "TG_2601" // a malformed ID, or an ID of the wrong kind
+	CodeAPIInvalidParam      Code = "TG_2602" // a field or query parameter with an invalid value
+	CodeAPIPrincipalInactive Code = "TG_2603" // the API key's owner is deactivated
+	CodeAPIForbidden         Code = "TG_2604" // the principal's roles do not allow the operation
+	CodeAPIMethodNotAllowed  Code = "TG_2605" // the resource does not support the HTTP method
+	CodeAPIConflict          Code = "TG_2606" // the change conflicts with an existing object
+)

@@ -1,0 +1,59 @@
+package config
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/segmentio/ksuid"
+)
+
+// ID prefixes. Every object ID is "<prefix>_<27-character KSUID>", so IDs
+// sort by creation time. The prefixes follow the hosted platform's API
+// (reference/platform-behaviour.md §1.3) so its API clients recognise them.
+const (
+	PrefixAccount        = "acct"
+	PrefixUser           = "usr"
+	PrefixBotUser        = "bot"
+	PrefixAuthtoken      = "cr"
+	PrefixAPIKey         = "ak"
+	PrefixSSHCredential  = "sshcr"
+	PrefixIPPolicy       = "ipp"
+	PrefixIPPolicyRule   = "ipr"
+	PrefixIPRestriction  = "ipx"
+	PrefixReservedDomain = "rd"
+	PrefixReservedAddr   = "ra"
+	PrefixAgentSession   = "ts"
+	PrefixEndpoint       = "ep"
+	PrefixEventSub       = "esb"
+	PrefixEventDest      = "ed"
+	PrefixOperation      = "op"
+	PrefixInvitation     = "inv"
+	PrefixAuditEvent     = "ev"
+)
+
+// ksuidLen is the length of a KSUID in its base62 string form.
+const ksuidLen = 27
+
+// NewID returns a fresh ID "<prefix>_<KSUID>". It panics only if the system
+// random source fails, as crypto/rand does.
+func NewID(prefix string) string {
+	return prefix + "_" + ksuid.New().String()
+}
+
+// SplitID splits an ID into its prefix and KSUID part. It returns an error
+// when id is not "<prefix>_<27 base62 characters>" or the prefix is not want
+// (pass "" to accept any prefix).
+func SplitID(id, want string) (prefix, suffix string, err error) {
+	i := strings.LastIndexByte(id, '_')
+	if i <= 0 || len(id)-i-1 != ksuidLen {
+		return "", "", fmt.Errorf("malformed ID %q: want <prefix>_<27 characters>", id)
+	}
+	prefix, suffix = id[:i], id[i+1:]
+	if want != "" && prefix != want {
+		return "", "", fmt.Errorf("ID %q has prefix %q, want %q", id, prefix, want)
+	}
+	if _, perr := ksuid.Parse(suffix); perr != nil {
+		return "", "", fmt.Errorf("malformed ID %q: %v", id, perr)
+	}
+	return prefix, suffix, nil
+}

@@ -1,0 +1,97 @@
+package policy
+
+import (
+	"fmt"
+	"net"
+	"strconv"
+	"strings"
+)
+
+// BindAllowed reports whether a credential's bind ACL permits binding target,
+// where target is a lower-case hostname ("app.example.com") or a TCP address
+// ("1.tcp.example.com:20002").
+//
+// Semantics (reference/platform-behaviour.md §3, decided where that is
+// unconfirmed, and documented in the README):
+//   - an empty ACL, "*" or "bind:*" allows everything;
+//   - "bind:app.example.com" allows exactly that name;
+//   - "bind:*.example.com" allows any name that ends in ".example.com" — one
+//     or more labels deep — and the literal "*.example.com", but not the apex
+//     "example.com";
+//   - "bind:host:port" allows exactly that TCP address;
+//   - rules are OR-ed: any one match allows.
+//
+// Rules are assumed valid (ParseBindRule checks them at creation).
+func BindAllowed(acl []string, target string) bool {
+	if len(acl) == 0 {
+		return true
+	}
+	for _, rule := range acl {
+		if rule == "*" {
+			return true
+		}
+		v, ok := strings.CutPrefix(rule, "bind:")
+		if !ok {
+			continue
+		}
+		v = strings.ToLower(v)
+		switch {
+		case v == "*":
+			return true
+		case v == target:
+			return true
+		case strings.HasPrefix(v, "*.") && strings.HasSuffix(target, v[1:]) && len(target) > len(v)-1:
+			return true
+		}
+	}
+	return false
+}
+
+// ParseBindRule validates one ACL rule: "*" or "bind:" followed by "*", a
+// hostname, "*.<hostname>", or "host:port". It returns the rule normalised
+// to lower case, or an error that says what is wrong.
+func ParseBindRule(rule string) (string, error) {
+	if rule == "*" {
+		return rule, nil
+	}
+	v, ok := strings.CutPrefix(rule, "bind:")
+	if !ok {
+		return "", fmt.Errorf("invalid ACL rule %q: a rule is '*' or starts with 'bind:'", rule)
+	}
+	v = strings.ToLower(v)
+	if v == "*" {
+		return "bind:*", nil
+	}
+	if host, port, err := net.SplitHostPort(v); err == nil {
+		p, perr := strconv.Atoi(port)
+		if perr != nil || p < 1 || p > 65535 || !validHostname(host) {
+			return "", fmt.Errorf("invalid ACL rule %q: the address must be host:port with a port from 1 to 65535", rule)
+		}
+		return "bind:" + v, nil
+	}
+	name := strings.TrimPrefix(v, "*.")
+	if !validHostname(name) {
+		return "", fmt.Errorf("invalid ACL rule %q: the bind value must be a domain, '*.<domain>', or host:port", rule)
+	}
+	return "bind:" + v, nil
+}
+
+// validHostname reports whether s is a DNS name of LDH labels (RFC 1123),
+// 1–253 characters, each label 1–63.
+func validHostname(s string) bool {
+	if len(s) == 0 || len(s) > 253 {
+		return false
+	}
+	for _, label := range strings.Split(s, ".") {
+		if len(label) == 0 || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
+			return false
+		}
+		for i := 0; i < len(label); i++ {
+			c := label[i]
+			if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-') {
+				return false
+			}
+		}
+	}
+	return true
+}
