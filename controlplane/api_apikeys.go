@@ -1,0 +1,162 @@
+package controlplane
+
+import (
+	"net/http"
+
+	"github.com/tollgate/tollgate/config"
+	"github.com/tollgate/tollgate/controlplane/store"
+)
+
+// apiKeyJSON is the api_keys object (reference/platform-behaviour.md §1.6).
+// Token is set only in the create response; null otherwise.
+type apiKeyJSON struct {
+	ID          string  `json:"id"`
+	URI         string  `json:"uri"`
+	Description string  `json:"description"`
+	Metadata    string  `json:"metadata"`
+	CreatedAt   string  `json:"created_at"`
+	Token       *string `json:"token"`
+	OwnerID     string  `json:"owner_id"`
+}
+
+type apiKeyCreateBody struct {
+	Description string `json:"description"`
+	Metadata    string `json:"metadata"`
+	OwnerID     string `json:"owner_id"` // default: the caller
+}
+
+type apiKeyUpdateBody struct {
+	Description *string `json:"description"`
+	Metadata    *string `json:"metadata"`
+}
+
+func (s *Server) apiKeyJSON(r *http.Request, k *store.APIKey) apiKeyJSON {
+	return apiKeyJSON{ID: k.ID, URI: s.baseURL(r) + "/api_keys/" + k.ID, Description: k.Description,
+		Metadata: k.Metadata, CreatedAt: timestamp(k.CreatedAt), OwnerID: k.OwnerID}
+}
+
+// ownerFor returns the owner of a credential the caller creates: the caller
+// by default; someone else only for administrators.
+func ownerFor(c *caller, ownerID string) (string, error) {
+	if err := c.requireWrite(); err != nil {
+		return "", err
+	}
+	if ownerID == "" || ownerID == c.auth.OwnerID {
+		return c.auth.OwnerID, nil
+	}
+	if err := checkID(ownerID, config.PrefixUser, config.PrefixBotUser); err != nil {
+		return "", err
+	}
+	if !c.isAdmin() {
+		return "", forbidden("Only administrators may create a credential owned by someone else; leave owner_id out to own it yourself.")
+	}
+	return ownerID, nil
+}
+
+func (s *Server) createAPIKey(w http.ResponseWriter, r *http.Request, c *caller) error {
+	if err := onlyParams(r.URL.Query()); err != nil {
+		return err
+	}
+	var body apiKeyCreateBody
+	if err := s.decodeBody(w, r, &body); err != nil {
+		return err
+	}
+	owner, err := ownerFor(c, body.OwnerID)
+	if err != nil {
+		return err
+	}
+	k, tok, err := s.store.CreateAPIKey(r.Context(), c.actor, c.accountID(),
+		store.APIKeyCreate{OwnerID: owner, Description: body.Description, Metadata: body.Metadata})
+	if err != nil {
+		return err
+	}
+	out := s.apiKeyJSON(r, k)
+	secret := tok.Reveal() // shown once, to its creator
+	out.Token = &secret
+	writeJSON(w, http.StatusCreated, out)
+	return nil
+}
+
+func (s *Server) getAPIKey(w http.ResponseWriter, r *http.Request, c *caller) error {
+	id, err := pathID(r, config.PrefixAPIKey)
+	if err != nil {
+		return err
+	}
+	if err := noBody(r); err != nil {
+		return err
+	}
+	k, err := s.store.GetAPIKey(r.Context(), c.accountID(), id)
+	if err != nil {
+		return notFound(err, "API key", id)
+	}
+	writeJSON(w, http.StatusOK, s.apiKeyJSON(r, k))
+	return nil
+}
+
+func (s *Server) listAPIKeys(w http.ResponseWriter, r *http.Request, c *caller) error {
+	page, err := listParams(r, config.PrefixAPIKey)
+	if err != nil {
+		return err
+	}
+	keys, more, err := s.store.ListAPIKeys(r.Context(), c.accountID(), page)
+	if err != nil {
+		return err
+	}
+	items := make([]apiKeyJSON, len(keys))
+	last := ""
+	for i := range keys {
+		items[i] = s.apiKeyJSON(r, &keys[i])
+		last = keys[i].ID
+	}
+	s.listResponse(w, r, "keys", items, more, last, page)
+	return nil
+}
+
+func (s *Server) updateAPIKey(w http.ResponseWriter, r *http.Request, c *caller) error {
+	id, err := pathID(r, config.PrefixAPIKey)
+	if err != nil {
+		return err
+	}
+	if err := onlyParams(r.URL.Query()); err != nil {
+		return err
+	}
+	var body apiKeyUpdateBody
+	if err := s.decodeBody(w, r, &body); err != nil {
+		return err
+	}
+	k, err := s.store.GetAPIKey(r.Context(), c.accountID(), id)
+	if err != nil {
+		return notFound(err, "API key", id)
+	}
+	if err := c.requireOwnerOrAdmin(k.OwnerID); err != nil {
+		return err
+	}
+	k, err = s.store.UpdateAPIKey(r.Context(), c.actor, c.accountID(), id, store.APIKeyUpdate{Description: body.Description, Metadata: body.Metadata})
+	if err != nil {
+		return notFound(err, "API key", id)
+	}
+	writeJSON(w, http.StatusOK, s.apiKeyJSON(r, k))
+	return nil
+}
+
+func (s *Server) deleteAPIKey(w http.ResponseWriter, r *http.Request, c *caller) error {
+	id, err := pathID(r, config.PrefixAPIKey)
+	if err != nil {
+		return err
+	}
+	if err := noBody(r); err != nil {
+		return err
+	}
+	k, err := s.store.GetAPIKey(r.Context(), c.accountID(), id)
+	if err != nil {
+		return notFound(err, "API key", id)
+	}
+	if err := c.requireOwnerOrAdmin(k.OwnerID); err != nil {
+		return err
+	}
+	if err := s.store.DeleteAPIKey(r.Context(), c.actor, c.accountID(), id); err != nil {
+		return notFound(err, "API key", id)
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}

@@ -1,0 +1,153 @@
+package controlplane
+
+import (
+	"net/http"
+
+	"github.com/tollgate/tollgate/config"
+	"github.com/tollgate/tollgate/controlplane/store"
+)
+
+// credentialJSON is the credentials (authtoken) object
+// (reference/platform-behaviour.md §1.7). Token is set only in the create
+// response; null otherwise.
+type credentialJSON struct {
+	ID          string   `json:"id"`
+	URI         string   `json:"uri"`
+	CreatedAt   string   `json:"created_at"`
+	Description string   `json:"description"`
+	Metadata    string   `json:"metadata"`
+	Token       *string  `json:"token"`
+	ACL         []string `json:"acl"`
+	OwnerID     string   `json:"owner_id"`
+}
+
+type credentialCreateBody struct {
+	Description string   `json:"description"`
+	Metadata    string   `json:"metadata"`
+	ACL         []string `json:"acl"`
+	OwnerID     string   `json:"owner_id"`
+}
+
+type credentialUpdateBody struct {
+	Description *string   `json:"description"`
+	Metadata    *string   `json:"metadata"`
+	ACL         *[]string `json:"acl"`
+}
+
+func (s *Server) credentialJSON(r *http.Request, a *store.Authtoken) credentialJSON {
+	acl := a.ACL
+	if acl == nil {
+		acl = []string{}
+	}
+	return credentialJSON{ID: a.ID, URI: s.baseURL(r) + "/credentials/" + a.ID, CreatedAt: timestamp(a.CreatedAt),
+		Description: a.Description, Metadata: a.Metadata, ACL: acl, OwnerID: a.OwnerID}
+}
+
+func (s *Server) createCredential(w http.ResponseWriter, r *http.Request, c *caller) error {
+	if err := onlyParams(r.URL.Query()); err != nil {
+		return err
+	}
+	var body credentialCreateBody
+	if err := s.decodeBody(w, r, &body); err != nil {
+		return err
+	}
+	owner, err := ownerFor(c, body.OwnerID)
+	if err != nil {
+		return err
+	}
+	a, tok, err := s.store.CreateAuthtoken(r.Context(), c.actor, c.accountID(), store.AuthtokenCreate{
+		OwnerID: owner, Description: body.Description, Metadata: body.Metadata, ACL: body.ACL})
+	if err != nil {
+		return err
+	}
+	out := s.credentialJSON(r, a)
+	secret := tok.Reveal() // shown once, to its creator
+	out.Token = &secret
+	writeJSON(w, http.StatusCreated, out)
+	return nil
+}
+
+func (s *Server) getCredential(w http.ResponseWriter, r *http.Request, c *caller) error {
+	id, err := pathID(r, config.PrefixAuthtoken)
+	if err != nil {
+		return err
+	}
+	if err := noBody(r); err != nil {
+		return err
+	}
+	a, err := s.store.GetAuthtoken(r.Context(), c.accountID(), id)
+	if err != nil {
+		return notFound(err, "credential", id)
+	}
+	writeJSON(w, http.StatusOK, s.credentialJSON(r, a))
+	return nil
+}
+
+func (s *Server) listCredentials(w http.ResponseWriter, r *http.Request, c *caller) error {
+	page, err := listParams(r, config.PrefixAuthtoken)
+	if err != nil {
+		return err
+	}
+	list, more, err := s.store.ListAuthtokens(r.Context(), c.accountID(), page)
+	if err != nil {
+		return err
+	}
+	items := make([]credentialJSON, len(list))
+	last := ""
+	for i := range list {
+		items[i] = s.credentialJSON(r, &list[i])
+		last = list[i].ID
+	}
+	s.listResponse(w, r, "credentials", items, more, last, page)
+	return nil
+}
+
+func (s *Server) updateCredential(w http.ResponseWriter, r *http.Request, c *caller) error {
+	id, err := pathID(r, config.PrefixAuthtoken)
+	if err != nil {
+		return err
+	}
+	if err := onlyParams(r.URL.Query()); err != nil {
+		return err
+	}
+	var body credentialUpdateBody
+	if err := s.decodeBody(w, r, &body); err != nil {
+		return err
+	}
+	a, err := s.store.GetAuthtoken(r.Context(), c.accountID(), id)
+	if err != nil {
+		return notFound(err, "credential", id)
+	}
+	if err := c.requireOwnerOrAdmin(a.OwnerID); err != nil {
+		return err
+	}
+	a, err = s.store.UpdateAuthtoken(r.Context(), c.actor, c.accountID(), id,
+		store.AuthtokenUpdate{Description: body.Description, Metadata: body.Metadata, ACL: body.ACL})
+	if err != nil {
+		return notFound(err, "credential", id)
+	}
+	writeJSON(w, http.StatusOK, s.credentialJSON(r, a))
+	return nil
+}
+
+func (s *Server) deleteCredential(w http.ResponseWriter, r *http.Request, c *caller) error {
+	id, err := pathID(r, config.PrefixAuthtoken)
+	if err != nil {
+		return err
+	}
+	if err := noBody(r); err != nil {
+		return err
+	}
+	a, err := s.store.GetAuthtoken(r.Context(), c.accountID(), id)
+	if err != nil {
+		return notFound(err, "credential", id)
+	}
+	if err := c.requireOwnerOrAdmin(a.OwnerID); err != nil {
+		return err
+	}
+	if err := s.store.DeleteAuthtoken(r.Context(), c.actor, c.accountID(), id); err != nil {
+		return notFound(err, "credential", id)
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}

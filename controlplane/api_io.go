@@ -1,0 +1,262 @@
+package controlplane
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"net/url"
+	"reflect"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/tollgate/tollgate/config"
+	"github.com/tollgate/tollgate/controlplane/store"
+)
+
+// writeJSON writes v as the JSON response body with status.
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		http.Error(w, `{"error_code":"TG_500","status_code":500,"msg":"encoding the response failed","details":{}}`, http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Content-Length", strconv.Itoa(buf.Len()))
+	w.WriteHeader(status)
+	_, _ = w.Write(buf.Bytes())
+}
+
+// decodeBody reads a JSON object into dst, a pointer to a struct. It
+// refuses a Content-Type other than application/json (TG_210), a body over
+// MaxBodyBytes (TG_212), anything but one JSON object (TG_213), a field not
+// in dst's json tags, matched exactly (TG_214), and a field of the wrong type
+// (TG_213). An empty body is an empty object.
+func (s *Server) decodeBody(w http.ResponseWriter, r *http.Request, dst any) error {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return newAPIError(http.StatusRequestEntityTooLarge, config.CodeAPIBodyUnreadable,
+				"The request body is larger than %d bytes.", s.cfg.MaxBodyBytes)
+		}
+		return &apiError{status: http.StatusBadRequest, code: config.CodeAPIBodyUnreadable,
+			msg: "The request body could not be read.", cause: err}
+	}
+	if len(bytes.TrimSpace(body)) == 0 {
+		return nil
+	}
+	ct := r.Header.Get("Content-Type")
+	if mt, _, err := mime.ParseMediaType(ct); err != nil || mt != "application/json" {
+		return newAPIError(http.StatusUnsupportedMediaType, config.CodeAPIContentType,
+			"A request body must be JSON, sent with Content-Type: application/json (got %q).", truncate(ct, 60))
+	}
+	var fields map[string]json.RawMessage
+	dec := json.NewDecoder(bytes.NewReader(body))
+	if err := dec.Decode(&fields); err != nil || fields == nil {
+		return &apiError{status: http.StatusBadRequest, code: config.CodeAPIBodyInvalid,
+			msg: "The request body must be one JSON object.", cause: err}
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return badRequest(config.CodeAPIBodyInvalid, "The request body must be one JSON object, with nothing after it.")
+	}
+	known := jsonFields(reflect.TypeOf(dst).Elem())
+	for k := range fields {
+		if !known[k] {
+			return badRequest(config.CodeAPIUnknownParam, "Unknown field %q in the request body. Known fields: %s.",
+				truncate(k, 60), strings.Join(sortedKeys(known), ", "))
+		}
+	}
+	for k, raw := range fields {
+		if err := json.Unmarshal(raw, fieldPtr(dst, k)); err != nil {
+			var ute *json.UnmarshalTypeError
+			if errors.As(err, &ute) {
+				return &apiError{status: http.StatusBadRequest, code: config.CodeAPIBodyInvalid,
+					msg: fmt.Sprintf("Field %q must be %s, not a JSON %s.", k, jsonKind(ute.Type), ute.Value), cause: err}
+			}
+			return &apiError{status: http.StatusBadRequest, code: config.CodeAPIBodyInvalid,
+				msg: fmt.Sprintf("Field %q is not valid.", k), cause: err}
+		}
+	}
+	return nil
+}
+
+// jsonFields returns the JSON names of a struct type's fields.
+func jsonFields(t reflect.Type) map[string]bool {
+	out := make(map[string]bool, t.NumField())
+	for i := 0; i < t.NumField(); i++ {
+		if name := jsonName(t.Field(i)); name != "" {
+			out[name] = true
+		}
+	}
+	return out
+}
+
+func jsonName(f reflect.StructField) string {
+	tag, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+	if tag == "-" || !f.IsExported() {
+		return ""
+	}
+	if tag == "" {
+		return f.Name
+	}
+	return tag
+}
+
+// fieldPtr returns a pointer to the field of *dst whose JSON name is name.
+func fieldPtr(dst any, name string) any {
+	v := reflect.ValueOf(dst).Elem()
+	for i := 0; i < v.NumField(); i++ {
+		if jsonName(v.Type().Field(i)) == name {
+			return v.Field(i).Addr().Interface()
+		}
+	}
+	panic("controlplane: no field " + name) // jsonFields vetted name
+}
+
+func sortedKeys(m map[string]bool) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	for i := 1; i < len(out); i++ { // tiny sets: insertion sort
+		for j := i; j > 0 && out[j] < out[j-1]; j-- {
+			out[j], out[j-1] = out[j-1], out[j]
+		}
+	}
+	return out
+}
+
+// jsonKind names the JSON shape a Go type decodes from.
+func jsonKind(t reflect.Type) string {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	switch t.Kind() {
+	case reflect.String:
+		return "a string"
+	case reflect.Bool:
+		return "true or false"
+	case reflect.Slice, reflect.Array:
+		return "an array"
+	case reflect.Map, reflect.Struct:
+		return "an object"
+	case reflect.Int, reflect.Int64, reflect.Int32, reflect.Uint, reflect.Uint64, reflect.Uint32, reflect.Float64:
+		return "a number"
+	}
+	return "of another type"
+}
+
+// noBody refuses a body on a method that takes none (TG_211) and any query
+// parameter (TG_214).
+func noBody(r *http.Request) error {
+	if err := onlyParams(r.URL.Query()); err != nil {
+		return err
+	}
+	if r.ContentLength > 0 {
+		return badRequest(config.CodeAPIBodyNotAllowed, "%s %s takes no request body.", r.Method, truncate(r.URL.Path, 100))
+	}
+	if r.ContentLength < 0 { // chunked: look
+		var b [1]byte
+		if n, _ := io.ReadFull(r.Body, b[:]); n > 0 {
+			return badRequest(config.CodeAPIBodyNotAllowed, "%s %s takes no request body.", r.Method, truncate(r.URL.Path, 100))
+		}
+	}
+	return nil
+}
+
+// onlyParams refuses query parameters other than allowed.
+func onlyParams(q url.Values, allowed ...string) error {
+	for k := range q {
+		ok := false
+		for _, a := range allowed {
+			ok = ok || k == a
+		}
+		if !ok {
+			if len(allowed) == 0 {
+				return badRequest(config.CodeAPIUnknownParam, "Unknown query parameter %q: this operation takes none.", truncate(k, 60))
+			}
+			return badRequest(config.CodeAPIUnknownParam, "Unknown query parameter %q: use %s.", truncate(k, 60), strings.Join(allowed, ", "))
+		}
+	}
+	return nil
+}
+
+// listParams parses a list request's before_id (an ID with prefix) and
+// limit (1–100, default 100), and refuses a body.
+func listParams(r *http.Request, prefix string) (store.Page, error) {
+	q := r.URL.Query()
+	if err := onlyParams(q, "before_id", "limit"); err != nil {
+		return store.Page{}, err
+	}
+	if r.ContentLength > 0 {
+		return store.Page{}, badRequest(config.CodeAPIBodyNotAllowed, "GET %s takes no request body.", truncate(r.URL.Path, 100))
+	}
+	var p store.Page
+	if v, ok := q["limit"]; ok {
+		n, err := strconv.Atoi(v[0])
+		if err != nil || len(v) > 1 || n < 1 || n > store.MaxPageSize {
+			return p, badRequest(config.CodeAPIPageSize, "The page size limit must be between 1 and %d.", store.MaxPageSize)
+		}
+		p.Limit = n
+	}
+	if v, ok := q["before_id"]; ok {
+		if len(v) > 1 {
+			return p, badRequest(config.CodeAPIInvalidParam, "Give before_id once.")
+		}
+		if err := checkID(v[0], prefix); err != nil {
+			return p, err
+		}
+		p.BeforeID = v[0]
+	}
+	return p, nil
+}
+
+// pathID returns the {id} path segment after checking that it is an ID with
+// one of the prefixes.
+func pathID(r *http.Request, prefixes ...string) (string, error) {
+	id := r.PathValue("id")
+	return id, checkID(id, prefixes...)
+}
+
+// checkID refuses a malformed ID or one of another kind (TG_2601).
+func checkID(id string, prefixes ...string) error {
+	p, _, err := config.SplitID(id, "")
+	if err == nil {
+		for _, want := range prefixes {
+			if p == want {
+				return nil
+			}
+		}
+	}
+	return badRequest(config.CodeAPIInvalidID, "%q is not a valid ID here: want %s_ followed by 27 characters.",
+		truncate(id, 100), strings.Join(prefixes, "_ or "))
+}
+
+// listResponse writes a list envelope: {"<key>": items, "uri", "next_page_uri"}.
+func (s *Server) listResponse(w http.ResponseWriter, r *http.Request, key string, items any, more bool, lastID string, page store.Page) {
+	base := s.baseURL(r) + r.URL.Path
+	self := base
+	if r.URL.RawQuery != "" {
+		self += "?" + r.URL.RawQuery
+	}
+	var next *string
+	if more {
+		q := url.Values{"before_id": {lastID}}
+		if page.Limit > 0 {
+			q.Set("limit", strconv.Itoa(page.Limit))
+		}
+		n := base + "?" + q.Encode()
+		next = &n
+	}
+	writeJSON(w, http.StatusOK, map[string]any{key: items, "uri": self, "next_page_uri": next})
+}
+
+// timestamp formats a time as the API does: RFC 3339, UTC, seconds.
+func timestamp(t time.Time) string { return t.UTC().Format(time.RFC3339) }

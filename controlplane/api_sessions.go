@@ -1,0 +1,186 @@
+package controlplane
+
+import (
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+
+	"github.com/tollgate/tollgate/config"
+	"github.com/tollgate/tollgate/controlplane/store"
+)
+
+// refJSON is a reference to another object.
+type refJSON struct {
+	ID  string `json:"id"`
+	URI string `json:"uri"`
+}
+
+// tunnelSessionJSON is the tunnel_sessions object
+// (reference/platform-behaviour.md §1.14).
+type tunnelSessionJSON struct {
+	ID           string  `json:"id"`
+	URI          string  `json:"uri"`
+	AgentVersion string  `json:"agent_version"`
+	Credential   refJSON `json:"credential"`
+	IP           string  `json:"ip"`
+	Metadata     string  `json:"metadata"`
+	OS           string  `json:"os"`
+	Region       string  `json:"region"`
+	StartedAt    string  `json:"started_at"`
+	Transport    string  `json:"transport"`
+}
+
+// endpointJSON is the endpoints object for an agent endpoint that is online.
+type endpointJSON struct {
+	ID            string  `json:"id"`
+	URI           string  `json:"uri"`
+	Region        string  `json:"region"`
+	CreatedAt     string  `json:"created_at"`
+	UpdatedAt     string  `json:"updated_at"`
+	PublicURL     string  `json:"public_url"`
+	URL           string  `json:"url"`
+	Proto         string  `json:"proto"`
+	Scheme        string  `json:"scheme"`
+	HostPort      string  `json:"hostport"`
+	Host          string  `json:"host"`
+	Port          int     `json:"port"`
+	Type          string  `json:"type"`
+	UpstreamURL   string  `json:"upstream_url"`
+	TunnelSession refJSON `json:"tunnel_session"`
+	Principal     refJSON `json:"principal"`
+}
+
+func (s *Server) tunnelSessionJSON(r *http.Request, si *SessionInfo) tunnelSessionJSON {
+	base := s.baseURL(r)
+	credColl := "credentials"
+	if strings.HasPrefix(si.CredentialID, config.PrefixSSHCredential+"_") {
+		credColl = "ssh_credentials"
+	}
+	return tunnelSessionJSON{
+		ID: si.ID, URI: base + "/tunnel_sessions/" + si.ID, AgentVersion: si.AgentVersion,
+		Credential: refJSON{ID: si.CredentialID, URI: base + "/" + credColl + "/" + si.CredentialID},
+		IP:         si.IP, Metadata: si.Metadata, OS: si.OS, Region: si.Region,
+		StartedAt: timestamp(si.StartedAt), Transport: si.Transport,
+	}
+}
+
+func (s *Server) endpointJSON(r *http.Request, ep *onlineEndpoint) endpointJSON {
+	base := s.baseURL(r)
+	out := endpointJSON{
+		ID: ep.ID, URI: base + "/endpoints/" + ep.ID, Region: ep.session.Region,
+		CreatedAt: timestamp(ep.StartedAt), UpdatedAt: timestamp(ep.StartedAt),
+		PublicURL: ep.URL, URL: ep.URL, Proto: ep.Proto, Type: "agent", UpstreamURL: ep.ForwardsTo,
+		TunnelSession: refJSON{ID: ep.session.ID, URI: base + "/tunnel_sessions/" + ep.session.ID},
+	}
+	if ep.session.PrincipalID != "" {
+		coll := "users"
+		if strings.HasPrefix(ep.session.PrincipalID, config.PrefixBotUser+"_") {
+			coll = "bot_users"
+		}
+		out.Principal = refJSON{ID: ep.session.PrincipalID, URI: base + "/" + coll + "/" + ep.session.PrincipalID}
+	}
+	if u, err := url.Parse(ep.URL); err == nil {
+		out.Scheme, out.Host = u.Scheme, u.Hostname()
+		port := u.Port()
+		if port == "" {
+			switch u.Scheme {
+			case "https", "tls":
+				port = "443"
+			case "http":
+				port = "80"
+			}
+		}
+		out.Port, _ = strconv.Atoi(port)
+		if port != "" {
+			out.HostPort = out.Host + ":" + port
+		}
+	}
+	return out
+}
+
+// pageOf cuts one page, newest first, out of items sorted by descending ID.
+func pageOf[T any](items []T, id func(*T) string, p store.Page) ([]T, bool) {
+	start := 0
+	if p.BeforeID != "" {
+		start = len(items)
+		for i := range items {
+			if id(&items[i]) < p.BeforeID {
+				start = i
+				break
+			}
+		}
+	}
+	limit := p.Limit
+	if limit <= 0 {
+		limit = store.MaxPageSize
+	}
+	end := min(start+limit, len(items))
+	return items[start:end], end < len(items)
+}
+
+func (s *Server) listTunnelSessions(w http.ResponseWriter, r *http.Request, c *caller) error {
+	page, err := listParams(r, config.PrefixAgentSession)
+	if err != nil {
+		return err
+	}
+	list, more := pageOf(s.accountSessions(c.accountID()), func(si *SessionInfo) string { return si.ID }, page)
+	items := make([]tunnelSessionJSON, len(list))
+	last := ""
+	for i := range list {
+		items[i] = s.tunnelSessionJSON(r, &list[i])
+		last = list[i].ID
+	}
+	s.listResponse(w, r, "tunnel_sessions", items, more, last, page)
+	return nil
+}
+
+func (s *Server) getTunnelSession(w http.ResponseWriter, r *http.Request, c *caller) error {
+	id, err := pathID(r, config.PrefixAgentSession)
+	if err != nil {
+		return err
+	}
+	if err := noBody(r); err != nil {
+		return err
+	}
+	for _, si := range s.accountSessions(c.accountID()) {
+		if si.ID == id {
+			writeJSON(w, http.StatusOK, s.tunnelSessionJSON(r, &si))
+			return nil
+		}
+	}
+	return notFound(store.ErrNotFound, "tunnel session", id)
+}
+
+func (s *Server) listEndpoints(w http.ResponseWriter, r *http.Request, c *caller) error {
+	page, err := listParams(r, config.PrefixEndpoint)
+	if err != nil {
+		return err
+	}
+	list, more := pageOf(s.accountEndpoints(c.accountID()), func(ep *onlineEndpoint) string { return ep.ID }, page)
+	items := make([]endpointJSON, len(list))
+	last := ""
+	for i := range list {
+		items[i] = s.endpointJSON(r, &list[i])
+		last = list[i].ID
+	}
+	s.listResponse(w, r, "endpoints", items, more, last, page)
+	return nil
+}
+
+func (s *Server) getEndpoint(w http.ResponseWriter, r *http.Request, c *caller) error {
+	id, err := pathID(r, config.PrefixEndpoint)
+	if err != nil {
+		return err
+	}
+	if err := noBody(r); err != nil {
+		return err
+	}
+	for _, ep := range s.accountEndpoints(c.accountID()) {
+		if ep.ID == id {
+			writeJSON(w, http.StatusOK, s.endpointJSON(r, &ep))
+			return nil
+		}
+	}
+	return notFound(store.ErrNotFound, "endpoint", id)
+}

@@ -1,0 +1,364 @@
+package controlplane
+
+import (
+	"fmt"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tollgate/tollgate/authn"
+	"github.com/tollgate/tollgate/config"
+	"github.com/tollgate/tollgate/controlplane/store"
+)
+
+func TestBotUserLifecycle(t *testing.T) {
+	eachDialect(t, func(t *testing.T, e *env) {
+		bot := e.must(201, e.call("POST", "/bot_users", e.admin, map[string]any{"name": "ci"}))
+		botID := str(bot, "id")
+		if !strings.HasPrefix(botID, "bot_") || bot["active"] != true || str(bot, "uri") != e.http.URL+"/bot_users/"+botID {
+			t.Fatalf("created bot = %v", bot)
+		}
+		key := e.must(201, e.call("POST", "/api_keys", e.admin, map[string]any{"owner_id": botID, "description": "ci key"}))
+		botKey, keyID := str(key, "token"), str(key, "id")
+		if botKey == "" || str(key, "owner_id") != botID {
+			t.Fatalf("created key = %v", key)
+		}
+		// The bot's key works and acts as the bot.
+		own := e.must(201, e.call("POST", "/credentials", botKey, map[string]any{"description": "bot's own"}))
+		if str(own, "owner_id") != botID {
+			t.Fatalf("bot's authtoken owned by %v", own["owner_id"])
+		}
+		e.must(200, e.call("GET", "/api_keys/"+keyID, botKey, nil))
+
+		// Deactivate: the key is refused with a code, and the bot's
+		// authtoken is revoked in the snapshot.
+		upd := e.must(200, e.call("PATCH", "/bot_users/"+botID, e.admin, map[string]any{"active": false}))
+		if upd["active"] != false || str(upd, "name") != "ci" {
+			t.Fatalf("patched bot = %v", upd)
+		}
+		wantError(t, e.call("GET", "/api_keys", botKey, nil), 403, string(config.CodeAPIPrincipalInactive))
+		snap, err := e.srv.Snapshot(testCtx(t), 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := authn.VerifyAuthtoken(snap, str(own, "token")); err != authn.ErrCredentialRevoked {
+			t.Fatalf("deactivated bot's authtoken: %v", err)
+		}
+		// Reactivate.
+		e.must(200, e.call("PATCH", "/service_users/"+botID, e.admin, map[string]any{"active": true}))
+		e.must(200, e.call("GET", "/api_keys", botKey, nil))
+		// The alias serves the same object under its own collection.
+		alias := e.must(200, e.call("GET", "/service_users/"+botID, e.admin, nil))
+		if str(alias, "uri") != e.http.URL+"/service_users/"+botID {
+			t.Fatalf("alias uri = %v", alias["uri"])
+		}
+		// Delete: the bot's keys and authtokens go with it.
+		e.must(204, e.call("DELETE", "/bot_users/"+botID, e.admin, nil))
+		wantError(t, e.call("GET", "/api_keys", botKey, nil), 401, string(config.CodeAPIAuthInvalid))
+		wantError(t, e.call("GET", "/api_keys/"+keyID, e.admin, nil), 404, string(config.CodeAPINotFound))
+		wantError(t, e.call("GET", "/credentials/"+str(own, "id"), e.admin, nil), 404, string(config.CodeAPINotFound))
+		wantError(t, e.call("GET", "/bot_users/"+botID, e.admin, nil), 404, string(config.CodeAPINotFound))
+
+		// The audit log names the admin as the actor, with the key used.
+		evs, _, err := e.store.ListAuditEvents(testCtx(t), e.dev.AccountID, store.Page{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		found := false
+		for _, ev := range evs {
+			if ev.Type == "bot_user_deleted.v0" && ev.ObjectID == botID {
+				found = ev.ActorID == e.dev.UserID && ev.ActorCredentialID == e.dev.APIKeyID
+			}
+		}
+		if !found {
+			t.Fatal("no bot_user_deleted.v0 audit event attributed to the admin")
+		}
+	})
+}
+
+func TestAPIKeysCRUD(t *testing.T) {
+	eachDialect(t, func(t *testing.T, e *env) {
+		created := e.must(201, e.call("POST", "/api_keys", e.admin, map[string]any{"description": "deploys", "metadata": `{"team":"x"}`},
+			"Ngrok-Version", "2"))
+		id := str(created, "id")
+		if !strings.HasPrefix(id, "ak_") || str(created, "owner_id") != e.dev.UserID || str(created, "metadata") != `{"team":"x"}` {
+			t.Fatalf("created = %v", created)
+		}
+		if _, err := time.Parse(time.RFC3339, str(created, "created_at")); err != nil || !strings.HasSuffix(str(created, "created_at"), "Z") {
+			t.Fatalf("created_at %q", created["created_at"])
+		}
+		kid, _, err := authn.ParseToken(str(created, "token"))
+		if err != nil || "ak_"+kid != id {
+			t.Fatalf("token does not name the key: %v", err)
+		}
+		got := e.must(200, e.call("GET", "/api_keys/"+id, e.admin, nil))
+		if tok, ok := got["token"]; !ok || tok != nil {
+			t.Fatalf("token after creation = %v (present %v), want null", tok, ok)
+		}
+		list := e.must(200, e.call("GET", "/api_keys", e.admin, nil))
+		keys, _ := list["keys"].([]any)
+		if len(keys) != 2 || list["next_page_uri"] != nil || str(list, "uri") != e.http.URL+"/api_keys" {
+			t.Fatalf("list = %v", list)
+		}
+		for _, k := range keys {
+			if k.(map[string]any)["token"] != nil {
+				t.Fatal("a listed key carries its token")
+			}
+		}
+		upd := e.must(200, e.call("PATCH", "/api_keys/"+id, e.admin, map[string]any{"description": "renamed"}))
+		if str(upd, "description") != "renamed" || str(upd, "metadata") != `{"team":"x"}` {
+			t.Fatalf("updated = %v", upd)
+		}
+		// The new key works; deleting it makes it fail.
+		tok := str(created, "token")
+		e.must(200, e.call("GET", "/api_keys/"+id, tok, nil))
+		e.must(204, e.call("DELETE", "/api_keys/"+id, e.admin, nil))
+		wantError(t, e.call("GET", "/api_keys", tok, nil), 401, string(config.CodeAPIAuthInvalid))
+		wantError(t, e.call("DELETE", "/api_keys/"+id, e.admin, nil), 404, string(config.CodeAPINotFound))
+	})
+}
+
+func TestCredentialsCRUD(t *testing.T) {
+	eachDialect(t, func(t *testing.T, e *env) {
+		before, err := e.srv.Snapshot(testCtx(t), 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		created := e.must(201, e.call("POST", "/credentials", e.admin, map[string]any{
+			"description": "laptop", "acl": []string{"bind:App.Example.com", "bind:*.example.org", "bind:1.tcp.example.com:20002"}}))
+		id, tok := str(created, "id"), str(created, "token")
+		if !strings.HasPrefix(id, "cr_") || tok == "" || fmt.Sprint(created["acl"]) != "[bind:app.example.com bind:*.example.org bind:1.tcp.example.com:20002]" {
+			t.Fatalf("created = %v", created)
+		}
+		// The feed delivers a snapshot in which the authtoken works.
+		snap, err := e.srv.Snapshot(testCtx(t), before.Revision())
+		if err != nil {
+			t.Fatal(err)
+		}
+		ident, err := authn.VerifyAuthtoken(snap, tok)
+		if err != nil || ident.CredentialID != id || len(ident.ACL) != 3 {
+			t.Fatalf("VerifyAuthtoken = %+v, %v", ident, err)
+		}
+		got := e.must(200, e.call("GET", "/credentials/"+id, e.admin, nil))
+		if got["token"] != nil || str(got, "description") != "laptop" {
+			t.Fatalf("got = %v", got)
+		}
+		upd := e.must(200, e.call("PATCH", "/credentials/"+id, e.admin, map[string]any{"acl": []string{}}))
+		if acl, _ := upd["acl"].([]any); len(acl) != 0 || upd["acl"] == nil {
+			t.Fatalf("acl after clearing = %v", upd["acl"])
+		}
+		list := e.must(200, e.call("GET", "/credentials?limit=1", e.admin, nil))
+		if c, _ := list["credentials"].([]any); len(c) != 1 || list["next_page_uri"] == nil {
+			t.Fatalf("list = %v", list) // the bootstrap authtoken is the second
+		}
+		e.must(204, e.call("DELETE", "/credentials/"+id, e.admin, nil))
+		snap2, err := e.srv.Snapshot(testCtx(t), snap.Revision())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := authn.VerifyAuthtoken(snap2, tok); err != authn.ErrAuthtokenInvalid {
+			t.Fatalf("deleted authtoken: %v", err)
+		}
+	})
+}
+
+func TestPagingOver250(t *testing.T) {
+	eachDialect(t, func(t *testing.T, e *env) {
+		for i := 0; i < 250; i++ {
+			e.must(201, e.call("POST", "/bot_users", e.admin, map[string]any{"name": fmt.Sprint("bot-", i)}))
+		}
+		var ids []string
+		next := "/bot_users"
+		var sizes []int
+		for i := 0; next != "" && i < 10; i++ {
+			page := e.must(200, e.call("GET", next, e.admin, nil))
+			items, _ := page["bot_users"].([]any)
+			sizes = append(sizes, len(items))
+			for _, it := range items {
+				ids = append(ids, str(it.(map[string]any), "id"))
+			}
+			next = ""
+			if n, ok := page["next_page_uri"].(string); ok {
+				if !strings.HasPrefix(n, e.http.URL+"/bot_users?") {
+					t.Fatalf("next_page_uri %q is not absolute", n)
+				}
+				next = n
+			}
+		}
+		if fmt.Sprint(sizes) != "[100 100 50]" || len(ids) != 250 {
+			t.Fatalf("page sizes %v, %d ids", sizes, len(ids))
+		}
+		for i := 1; i < len(ids); i++ {
+			if ids[i-1] <= ids[i] {
+				t.Fatalf("not newest first at %d", i)
+			}
+		}
+		// A smaller limit is carried into next_page_uri.
+		p := e.must(200, e.call("GET", "/bot_users?limit=30", e.admin, nil))
+		u, err := url.Parse(str(p, "next_page_uri"))
+		if err != nil || u.Query().Get("limit") != "30" || u.Query().Get("before_id") != ids[29] {
+			t.Fatalf("next_page_uri = %v", p["next_page_uri"])
+		}
+	})
+}
+
+func TestBadInputChangesNothing(t *testing.T) {
+	eachDialect(t, func(t *testing.T, e *env) {
+		bot := e.must(201, e.call("POST", "/bot_users", e.admin, map[string]any{"name": "b"}))
+		botPath := "/bot_users/" + str(bot, "id")
+		other, err := e.store.CreateAccount(testCtx(t), store.SystemActor, "other")
+		if err != nil {
+			t.Fatal(err)
+		}
+		otherBot, err := e.store.CreateBotUser(testCtx(t), store.SystemActor, other.ID, store.BotUserCreate{Name: "x", Active: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		unknownKey := config.NewID(config.PrefixAPIKey)
+		cases := []struct {
+			name, method, path string
+			body               any
+			hdr                []string
+			status             int
+			code               config.Code
+		}{
+			{"unknown field", "POST", "/api_keys", `{"descripton":"x"}`, nil, 400, config.CodeAPIUnknownParam},
+			{"field case differs", "POST", "/api_keys", `{"Description":"x"}`, nil, 400, config.CodeAPIUnknownParam},
+			{"wrong type", "POST", "/api_keys", `{"description":5}`, nil, 400, config.CodeAPIBodyInvalid},
+			{"wrong type bool", "PATCH", botPath, `{"active":"no"}`, nil, 400, config.CodeAPIBodyInvalid},
+			{"acl not a list", "POST", "/credentials", `{"acl":"bind:x.com"}`, nil, 400, config.CodeAPIBodyInvalid},
+			{"not an object", "POST", "/api_keys", `[1]`, nil, 400, config.CodeAPIBodyInvalid},
+			{"null body", "POST", "/api_keys", `null`, nil, 400, config.CodeAPIBodyInvalid},
+			{"two objects", "POST", "/api_keys", `{} {}`, nil, 400, config.CodeAPIBodyInvalid},
+			{"truncated", "POST", "/api_keys", `{"description":`, nil, 400, config.CodeAPIBodyInvalid},
+			{"description 256 bytes", "POST", "/api_keys", map[string]any{"description": strings.Repeat("é", 128)}, nil, 400, config.CodeAPIDescriptionLength},
+			{"description patch", "PATCH", "/credentials/" + e.dev.AuthtokenID, map[string]any{"description": strings.Repeat("d", 256)}, nil, 400, config.CodeAPIDescriptionLength},
+			{"metadata 4097", "POST", "/credentials", map[string]any{"metadata": strings.Repeat("m", 4097)}, nil, 400, config.CodeAPIMetadataLength},
+			{"bad acl", "POST", "/credentials", map[string]any{"acl": []string{"connect:app.example.com"}}, nil, 400, config.CodeACLInvalid},
+			{"bad acl port", "POST", "/credentials", map[string]any{"acl": []string{"bind:a.example.com:99999"}}, nil, 400, config.CodeACLInvalid},
+			{"bot name with newline", "POST", "/bot_users", map[string]any{"name": "a\nb"}, nil, 400, config.CodeAPIInvalidParam},
+			{"malformed id", "GET", "/api_keys/ak_123", nil, nil, 400, config.CodeAPIInvalidID},
+			{"malformed id delete", "DELETE", "/bot_users/bot_!!", nil, nil, 400, config.CodeAPIInvalidID},
+			{"id of another kind", "GET", "/api_keys/" + e.dev.AuthtokenID, nil, nil, 400, config.CodeAPIInvalidID},
+			{"malformed owner", "POST", "/api_keys", map[string]any{"owner_id": "usr_x"}, nil, 400, config.CodeAPIInvalidID},
+			{"owner of another account", "POST", "/api_keys", map[string]any{"owner_id": otherBot.ID}, nil, 400, config.CodeAPIInvalidParam},
+			{"other account's bot", "PATCH", "/bot_users/" + otherBot.ID, map[string]any{"active": false}, nil, 404, config.CodeAPINotFound},
+			{"unknown key", "DELETE", "/api_keys/" + unknownKey, nil, nil, 404, config.CodeAPINotFound},
+			{"limit 0", "GET", "/api_keys?limit=0", nil, nil, 400, config.CodeAPIPageSize},
+			{"limit 101", "GET", "/api_keys?limit=101", nil, nil, 400, config.CodeAPIPageSize},
+			{"limit not a number", "GET", "/bot_users?limit=ten", nil, nil, 400, config.CodeAPIPageSize},
+			{"bad before_id", "GET", "/credentials?before_id=cr_nope", nil, nil, 400, config.CodeAPIInvalidID},
+			{"unknown query param", "GET", "/api_keys?filter=obj.id", nil, nil, 400, config.CodeAPIUnknownParam},
+			{"query on create", "POST", "/bot_users?x=1", map[string]any{}, nil, 400, config.CodeAPIUnknownParam},
+			{"text/plain", "POST", "/api_keys", `{}`, []string{"Content-Type", "text/plain"}, 415, config.CodeAPIContentType},
+			{"body on delete", "DELETE", botPath, `{"x":1}`, nil, 400, config.CodeAPIBodyNotAllowed},
+			{"huge body", "POST", "/api_keys", `{"description":"` + strings.Repeat("a", 2<<20) + `"}`, nil, 413, config.CodeAPIBodyUnreadable},
+			{"bad version", "GET", "/api_keys", nil, []string{"Ngrok-Version", "3"}, 400, config.CodeAPIVersion},
+			{"method", "PUT", "/api_keys", `{}`, nil, 405, config.CodeAPIMethodNotAllowed},
+			{"no such resource", "GET", "/no_such_things", nil, nil, 404, config.CodeAPINotFound},
+		}
+		for _, tc := range cases {
+			t.Run(tc.name, func(t *testing.T) {
+				before := e.revision()
+				wantError(t, e.call(tc.method, tc.path, e.admin, tc.body, tc.hdr...), tc.status, string(tc.code))
+				if after := e.revision(); after != before {
+					t.Fatalf("refused request moved the revision %d -> %d", before, after)
+				}
+			})
+		}
+		// At the limits is accepted.
+		e.must(201, e.call("POST", "/api_keys", e.admin, map[string]any{"description": strings.Repeat("d", 255), "metadata": strings.Repeat("m", 4096)}))
+		e.must(200, e.call("GET", "/api_keys?limit=1", e.admin, nil))
+		e.must(200, e.call("GET", "/api_keys?limit=100", e.admin, nil))
+	})
+}
+
+func TestAPIAuthentication(t *testing.T) {
+	eachDialect(t, func(t *testing.T, e *env) {
+		_, secret, err := authn.ParseToken(e.admin)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, kid, _ := config.SplitID(e.dev.APIKeyID, "ak")
+		other := config.NewID("x")[2:] // a KSUID naming nothing
+		cases := []struct {
+			name, header string
+			status       int
+			code         config.Code
+		}{
+			{"missing", "", 401, config.CodeAPIAuthMissing},
+			{"not bearer", "Basic dXNlcjpwYXNz", 401, config.CodeAPIAuthParse},
+			{"no scheme", e.admin, 401, config.CodeAPIAuthParse},
+			{"key ID", "Bearer " + e.dev.APIKeyID, 401, config.CodeAPIKeyID},
+			{"malformed", "Bearer not-a-key", 401, config.CodeAPIAuthMalformed},
+			{"authtoken", "Bearer " + e.dev.Authtoken.Reveal(), 401, config.CodeAPIAuthtoken},
+			{"wrong secret", "Bearer " + kid + "_" + strings.Repeat("A", len(secret)), 401, config.CodeAPIAuthInvalid},
+			{"unknown key", "Bearer " + other + "_" + secret, 401, config.CodeAPIAuthInvalid},
+		}
+		for _, tc := range cases {
+			t.Run(tc.name, func(t *testing.T) {
+				r := e.call("GET", "/api_keys", "", nil, "Authorization", tc.header)
+				wantError(t, r, tc.status, string(tc.code))
+				if strings.Contains(string(r.body), secret) {
+					t.Fatal("the error echoes the secret")
+				}
+			})
+		}
+		e.must(200, e.call("GET", "/api_keys", "", nil, "Authorization", "bearer "+e.admin))
+
+		// A suspended account's keys are refused.
+		if err := e.store.SetAccountActive(testCtx(t), store.SystemActor, e.dev.AccountID, false); err != nil {
+			t.Fatal(err)
+		}
+		wantError(t, e.call("GET", "/api_keys", e.admin, nil), 403, string(config.CodeAPIAccountSuspended))
+	})
+}
+
+func TestRoles(t *testing.T) {
+	eachDialect(t, func(t *testing.T, e *env) {
+		ctx := testCtx(t)
+		ro, err := e.store.CreateUser(ctx, store.SystemActor, "viewer@example.com", "Viewer")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := e.store.PutMembership(ctx, store.SystemActor, store.Membership{AccountID: e.dev.AccountID, UserID: ro.ID,
+			Developer: store.DeveloperRO, Team: store.TeamRO}); err != nil {
+			t.Fatal(err)
+		}
+		dev, err := e.store.CreateUser(ctx, store.SystemActor, "dev@example.com", "Dev")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := e.store.PutMembership(ctx, store.SystemActor, store.Membership{AccountID: e.dev.AccountID, UserID: dev.ID,
+			Developer: store.DeveloperRW, Team: store.TeamRO}); err != nil {
+			t.Fatal(err)
+		}
+		roKey := str(e.must(201, e.call("POST", "/api_keys", e.admin, map[string]any{"owner_id": ro.ID})), "token")
+		devKey := str(e.must(201, e.call("POST", "/api_keys", e.admin, map[string]any{"owner_id": dev.ID})), "token")
+
+		e.must(200, e.call("GET", "/credentials", roKey, nil))
+		wantError(t, e.call("POST", "/credentials", roKey, map[string]any{}), 403, string(config.CodeAPIForbidden))
+		wantError(t, e.call("DELETE", "/credentials/"+e.dev.AuthtokenID, roKey, nil), 403, string(config.CodeAPIForbidden))
+
+		mine := e.must(201, e.call("POST", "/credentials", devKey, map[string]any{}))
+		if str(mine, "owner_id") != dev.ID {
+			t.Fatalf("owner %v", mine["owner_id"])
+		}
+		wantError(t, e.call("POST", "/credentials", devKey, map[string]any{"owner_id": e.dev.UserID}), 403, string(config.CodeAPIForbidden))
+		wantError(t, e.call("DELETE", "/credentials/"+e.dev.AuthtokenID, devKey, nil), 403, string(config.CodeAPIForbidden))
+		wantError(t, e.call("POST", "/bot_users", devKey, map[string]any{"name": "x"}), 403, string(config.CodeAPIForbidden))
+		e.must(204, e.call("DELETE", "/credentials/"+str(mine, "id"), devKey, nil))
+
+		// A bot may not create bot users, and owns what it creates.
+		bot := e.must(201, e.call("POST", "/bot_users", e.admin, map[string]any{"name": "b"}))
+		botKey := str(e.must(201, e.call("POST", "/api_keys", e.admin, map[string]any{"owner_id": str(bot, "id")})), "token")
+		wantError(t, e.call("POST", "/bot_users", botKey, map[string]any{"name": "x"}), 403, string(config.CodeAPIForbidden))
+
+		// Removing a user from the account stops their key.
+		if err := e.store.RemoveMembership(ctx, store.SystemActor, e.dev.AccountID, ro.ID); err != nil {
+			t.Fatal(err)
+		}
+		wantError(t, e.call("GET", "/credentials", roKey, nil), 401, string(config.CodeAPIAuthInvalid))
+	})
+}

@@ -1,0 +1,111 @@
+package controlplane
+
+import (
+	"context"
+	"slices"
+	"strings"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/tollgate/tollgate/config"
+)
+
+// SessionInfo is what an edge reports about one online agent session and
+// its endpoints: id (ts_), credential_id (cr_ or sshcr_), account_id,
+// principal_id, ip, os, agent_version, metadata, region, transport ("tcp",
+// "quic" or "ssh"), started_at, and endpoints (ep_ id, public_url, proto,
+// forwards_to, started_at). It is config.AgentSession, the type the edge
+// builds.
+type SessionInfo = config.AgentSession
+
+// edgeReport is one edge's latest list of sessions.
+type edgeReport struct {
+	region     string
+	sessions   []SessionInfo
+	reportedAt time.Time
+}
+
+// ReportSessions replaces the list of online agent sessions of the edge
+// serving region (one edge per region; use ReportEdgeSessions when a region
+// has several). It satisfies the edge's SessionReporter, so `tollgated dev`
+// wires the Server straight into its edge.
+func (s *Server) ReportSessions(ctx context.Context, region string, sessions []SessionInfo) error {
+	return s.ReportEdgeSessions(ctx, region, region, sessions)
+}
+
+// ReportEdgeSessions replaces the list of online agent sessions of the edge
+// edgeID in region. The list is the edge's complete state: sessions missing
+// from it are offline. Sessions without a region get region. The registry
+// lives in this process's memory; it is not in the store or the snapshot.
+func (s *Server) ReportEdgeSessions(ctx context.Context, edgeID, region string, sessions []SessionInfo) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	list := make([]SessionInfo, 0, len(sessions))
+	for _, si := range sessions {
+		if _, _, err := config.SplitID(si.ID, config.PrefixAgentSession); err != nil {
+			s.log.Warn("edge reported an agent session with a malformed ID; ignored",
+				zap.String("edge_id", edgeID), zap.String("session_id", si.ID))
+			continue
+		}
+		if si.Region == "" {
+			si.Region = region
+		}
+		si.Endpoints = slices.Clone(si.Endpoints)
+		list = append(list, si)
+	}
+	s.sessMu.Lock()
+	defer s.sessMu.Unlock()
+	if len(list) == 0 {
+		delete(s.sessions, edgeID)
+		return nil
+	}
+	s.sessions[edgeID] = edgeReport{region: region, sessions: list, reportedAt: time.Now()}
+	return nil
+}
+
+// ForgetEdge drops everything edge edgeID reported, for an edge known to be
+// gone.
+func (s *Server) ForgetEdge(edgeID string) {
+	s.sessMu.Lock()
+	delete(s.sessions, edgeID)
+	s.sessMu.Unlock()
+}
+
+// accountSessions returns the online sessions of an account, newest (greatest
+// ID) first.
+func (s *Server) accountSessions(accountID string) []SessionInfo {
+	s.sessMu.RLock()
+	var out []SessionInfo
+	for _, rep := range s.sessions {
+		for _, si := range rep.sessions {
+			if si.AccountID == accountID {
+				out = append(out, si)
+			}
+		}
+	}
+	s.sessMu.RUnlock()
+	slices.SortFunc(out, func(a, b SessionInfo) int { return strings.Compare(b.ID, a.ID) })
+	return out
+}
+
+// onlineEndpoint is an endpoint with the session that serves it.
+type onlineEndpoint struct {
+	config.Endpoint
+	session *SessionInfo
+}
+
+// accountEndpoints returns the online endpoints of an account, newest
+// first.
+func (s *Server) accountEndpoints(accountID string) []onlineEndpoint {
+	sessions := s.accountSessions(accountID)
+	var out []onlineEndpoint
+	for i := range sessions {
+		for _, ep := range sessions[i].Endpoints {
+			out = append(out, onlineEndpoint{Endpoint: ep, session: &sessions[i]})
+		}
+	}
+	slices.SortFunc(out, func(a, b onlineEndpoint) int { return strings.Compare(b.ID, a.ID) })
+	return out
+}

@@ -1,0 +1,280 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/mail"
+	"strings"
+
+	"github.com/tollgate/tollgate/config"
+)
+
+// CreateAccount creates an active account.
+func (s *Store) CreateAccount(ctx context.Context, actor Actor, name string) (*Account, error) {
+	if err := ValidateName(name); err != nil {
+		return nil, err
+	}
+	var a *Account
+	_, err := s.update(ctx, actor, func(ctx context.Context, t *tx) error {
+		a = &Account{ID: config.NewID(config.PrefixAccount), Name: name, Active: true, CreatedAt: fromMicros(t.stamp())}
+		if _, err := t.exec(ctx, `INSERT INTO accounts (id, name, active, created_at) VALUES ($1, $2, $3, $4)`,
+			a.ID, a.Name, a.Active, t.stamp()); err != nil {
+			return fmt.Errorf("creating account: %w", err)
+		}
+		t.audit("account_created.v0", a.ID, a.ID, map[string]any{"name": a.Name})
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return a, nil
+}
+
+// GetAccount returns an account.
+func (s *Store) GetAccount(ctx context.Context, id string) (*Account, error) {
+	var a Account
+	var created int64
+	err := s.rdb.QueryRowContext(ctx, `SELECT id, name, active, created_at FROM accounts WHERE id = $1`, id).
+		Scan(&a.ID, &a.Name, &a.Active, &created)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("account %s: %w", id, ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading account %s: %w", id, err)
+	}
+	a.CreatedAt = fromMicros(created)
+	return &a, nil
+}
+
+// SetAccountActive suspends (false) or reactivates (true) an account. A
+// suspended account's credentials stop working everywhere.
+func (s *Store) SetAccountActive(ctx context.Context, actor Actor, id string, active bool) error {
+	_, err := s.update(ctx, actor, func(ctx context.Context, t *tx) error {
+		res, err := t.exec(ctx, `UPDATE accounts SET active = $1 WHERE id = $2`, active, id)
+		if err != nil {
+			return fmt.Errorf("updating account %s: %w", id, err)
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return fmt.Errorf("account %s: %w", id, ErrNotFound)
+		}
+		t.audit("account_updated.v0", id, id, map[string]any{"active": active})
+		return nil
+	})
+	return err
+}
+
+// normalizeEmail lower-cases and checks an e-mail address.
+func normalizeEmail(email string) (string, error) {
+	e := strings.ToLower(strings.TrimSpace(email))
+	a, err := mail.ParseAddress(e)
+	if err != nil || a.Address != e || len(e) > 254 {
+		return "", config.NewError(config.CodeAPIInvalidParam, "%q is not a valid e-mail address.", truncate(email, 100))
+	}
+	return e, nil
+}
+
+// CreateUser creates an active user with a unique e-mail address (stored
+// lower case). It returns ErrConflict when the address is taken.
+func (s *Store) CreateUser(ctx context.Context, actor Actor, email, name string) (*User, error) {
+	email, err := normalizeEmail(email)
+	if err != nil {
+		return nil, err
+	}
+	if err := ValidateName(name); err != nil {
+		return nil, err
+	}
+	var u *User
+	_, err = s.update(ctx, actor, func(ctx context.Context, t *tx) error {
+		u, err = t.createUser(ctx, email, name)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return u, nil
+}
+
+func (t *tx) createUser(ctx context.Context, email, name string) (*User, error) {
+	u := &User{ID: config.NewID(config.PrefixUser), Email: email, Name: name, Active: true, CreatedAt: fromMicros(t.stamp())}
+	if _, err := t.exec(ctx, `INSERT INTO principals (id, kind, name, active, created_at) VALUES ($1, 'user', $2, $3, $4)`,
+		u.ID, u.Name, u.Active, t.stamp()); err != nil {
+		return nil, fmt.Errorf("creating user: %w", err)
+	}
+	if _, err := t.exec(ctx, `INSERT INTO users (id, email) VALUES ($1, $2)`, u.ID, u.Email); err != nil {
+		if isUniqueViolation(err) {
+			return nil, fmt.Errorf("user %s: %w", email, ErrConflict)
+		}
+		return nil, fmt.Errorf("creating user: %w", err)
+	}
+	t.audit("user_created.v0", "", u.ID, map[string]any{"email": u.Email, "name": u.Name})
+	return u, nil
+}
+
+// GetUser returns a user.
+func (s *Store) GetUser(ctx context.Context, id string) (*User, error) {
+	var u User
+	var created int64
+	err := s.rdb.QueryRowContext(ctx, `SELECT p.id, u.email, p.name, p.active, p.created_at
+		FROM principals p JOIN users u ON u.id = p.id WHERE p.id = $1`, id).
+		Scan(&u.ID, &u.Email, &u.Name, &u.Active, &created)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("user %s: %w", id, ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading user %s: %w", id, err)
+	}
+	u.CreatedAt = fromMicros(created)
+	return &u, nil
+}
+
+// SetUserActive deactivates (false) or reactivates (true) a user. A
+// deactivated user's credentials stop working everywhere, but are kept.
+func (s *Store) SetUserActive(ctx context.Context, actor Actor, id string, active bool) error {
+	_, err := s.update(ctx, actor, func(ctx context.Context, t *tx) error {
+		res, err := t.exec(ctx, `UPDATE principals SET active = $1 WHERE id = $2 AND kind = 'user'`, active, id)
+		if err != nil {
+			return fmt.Errorf("updating user %s: %w", id, err)
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return fmt.Errorf("user %s: %w", id, ErrNotFound)
+		}
+		t.audit("user_updated.v0", "", id, map[string]any{"active": active})
+		return nil
+	})
+	return err
+}
+
+// DeleteUser deletes a user, their memberships and every credential they
+// own, in one transaction.
+func (s *Store) DeleteUser(ctx context.Context, actor Actor, id string) error {
+	_, err := s.update(ctx, actor, func(ctx context.Context, t *tx) error {
+		var one int
+		err := t.queryRow(ctx, `SELECT 1 FROM users WHERE id = $1`, id).Scan(&one)
+		if errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("user %s: %w", id, ErrNotFound)
+		}
+		if err != nil {
+			return fmt.Errorf("reading user %s: %w", id, err)
+		}
+		deleted, err := t.deleteCredentialsOf(ctx, id)
+		if err != nil {
+			return err
+		}
+		if _, err := t.exec(ctx, `DELETE FROM memberships WHERE user_id = $1`, id); err != nil {
+			return fmt.Errorf("deleting memberships of %s: %w", id, err)
+		}
+		if _, err := t.exec(ctx, `DELETE FROM users WHERE id = $1`, id); err != nil {
+			return fmt.Errorf("deleting user %s: %w", id, err)
+		}
+		if _, err := t.exec(ctx, `DELETE FROM principals WHERE id = $1`, id); err != nil {
+			return fmt.Errorf("deleting user %s: %w", id, err)
+		}
+		t.audit("user_deleted.v0", "", id, map[string]any{"deleted_credentials": deleted})
+		return nil
+	})
+	return err
+}
+
+// PutMembership adds a user to an account, or changes their roles there.
+func (s *Store) PutMembership(ctx context.Context, actor Actor, m Membership) error {
+	switch m.Developer {
+	case DeveloperRW, DeveloperRO:
+	default:
+		return config.NewError(config.CodeAPIInvalidParam, "The developer role must be rw or ro.")
+	}
+	switch m.Team {
+	case TeamManager, TeamInvite, TeamRO:
+	default:
+		return config.NewError(config.CodeAPIInvalidParam, "The team role must be manager, invite or ro.")
+	}
+	_, err := s.update(ctx, actor, func(ctx context.Context, t *tx) error {
+		return t.putMembership(ctx, m)
+	})
+	return err
+}
+
+func (t *tx) putMembership(ctx context.Context, m Membership) error {
+	res, err := t.exec(ctx, `UPDATE memberships SET developer = $3, team = $4, billing = $5, admin = $6
+		WHERE account_id = $1 AND user_id = $2`, m.AccountID, m.UserID, string(m.Developer), string(m.Team), m.Billing, m.Admin)
+	if err != nil {
+		return fmt.Errorf("updating membership: %w", err)
+	}
+	typ := "membership_updated.v0"
+	if n, _ := res.RowsAffected(); n == 0 {
+		typ = "membership_created.v0"
+		if err := t.exists(ctx, `SELECT 1 FROM accounts WHERE id = $1`, m.AccountID, "account"); err != nil {
+			return err
+		}
+		if err := t.exists(ctx, `SELECT 1 FROM users WHERE id = $1`, m.UserID, "user"); err != nil {
+			return err
+		}
+		if _, err := t.exec(ctx, `INSERT INTO memberships (account_id, user_id, developer, team, billing, admin, created_at)
+			VALUES ($1, $2, $3, $4, $5, $6, $7)`, m.AccountID, m.UserID, string(m.Developer), string(m.Team),
+			m.Billing, m.Admin, t.stamp()); err != nil {
+			return fmt.Errorf("creating membership: %w", err)
+		}
+	}
+	t.audit(typ, m.AccountID, m.UserID, map[string]any{
+		"developer": m.Developer, "team": m.Team, "billing": m.Billing, "admin": m.Admin})
+	return nil
+}
+
+// GetMembership returns a user's membership of an account.
+func (s *Store) GetMembership(ctx context.Context, accountID, userID string) (*Membership, error) {
+	m := Membership{AccountID: accountID, UserID: userID}
+	var created int64
+	var dev, team string
+	err := s.rdb.QueryRowContext(ctx, `SELECT developer, team, billing, admin, created_at FROM memberships
+		WHERE account_id = $1 AND user_id = $2`, accountID, userID).Scan(&dev, &team, &m.Billing, &m.Admin, &created)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("membership of %s in %s: %w", userID, accountID, ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading membership: %w", err)
+	}
+	m.Developer, m.Team, m.CreatedAt = DeveloperRole(dev), TeamRole(team), fromMicros(created)
+	return &m, nil
+}
+
+// RemoveMembership removes a user from an account and deletes the
+// credentials they own in that account.
+func (s *Store) RemoveMembership(ctx context.Context, actor Actor, accountID, userID string) error {
+	_, err := s.update(ctx, actor, func(ctx context.Context, t *tx) error {
+		res, err := t.exec(ctx, `DELETE FROM memberships WHERE account_id = $1 AND user_id = $2`, accountID, userID)
+		if err != nil {
+			return fmt.Errorf("deleting membership: %w", err)
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return fmt.Errorf("membership of %s in %s: %w", userID, accountID, ErrNotFound)
+		}
+		var deleted []string
+		for _, tbl := range credentialTables {
+			ids, err := t.deleteReturningIDs(ctx, `DELETE FROM `+tbl.name+` WHERE owner_id = $1 AND account_id = $2 RETURNING id`, userID, accountID)
+			if err != nil {
+				return err
+			}
+			for _, id := range ids {
+				t.audit(tbl.event+"_deleted.v0", accountID, id, map[string]any{"reason": "owner_removed", "owner_id": userID})
+			}
+			deleted = append(deleted, ids...)
+		}
+		t.audit("membership_deleted.v0", accountID, userID, map[string]any{"deleted_credentials": deleted})
+		return nil
+	})
+	return err
+}
+
+// exists returns ErrNotFound (naming what) unless q, given id, returns a row.
+func (t *tx) exists(ctx context.Context, q, id, what string) error {
+	var one int
+	err := t.queryRow(ctx, q, id).Scan(&one)
+	if errors.Is(err, sql.ErrNoRows) {
+		return fmt.Errorf("%s %s: %w", what, id, ErrNotFound)
+	}
+	if err != nil {
+		return fmt.Errorf("reading %s %s: %w", what, id, err)
+	}
+	return nil
+}

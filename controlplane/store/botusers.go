@@ -1,0 +1,153 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+
+	"github.com/tollgate/tollgate/config"
+)
+
+// BotUserCreate is the input of CreateBotUser.
+type BotUserCreate struct {
+	Name   string
+	Active bool
+}
+
+// BotUserUpdate is the input of UpdateBotUser; nil fields stay as they are.
+type BotUserUpdate struct {
+	Name   *string
+	Active *bool
+}
+
+const botUserColumns = `SELECT p.id, b.account_id, p.name, p.active, p.created_at
+	FROM bot_users b JOIN principals p ON p.id = b.id`
+
+func scanBotUser(r scanner) (BotUser, error) {
+	var b BotUser
+	var created int64
+	err := r.Scan(&b.ID, &b.AccountID, &b.Name, &b.Active, &created)
+	b.CreatedAt = fromMicros(created)
+	return b, err
+}
+
+// CreateBotUser creates a bot user in an account.
+func (s *Store) CreateBotUser(ctx context.Context, actor Actor, accountID string, in BotUserCreate) (*BotUser, error) {
+	if err := ValidateName(in.Name); err != nil {
+		return nil, err
+	}
+	var b *BotUser
+	_, err := s.update(ctx, actor, func(ctx context.Context, t *tx) error {
+		if err := t.exists(ctx, `SELECT 1 FROM accounts WHERE id = $1`, accountID, "account"); err != nil {
+			return err
+		}
+		b = &BotUser{ID: config.NewID(config.PrefixBotUser), AccountID: accountID, Name: in.Name,
+			Active: in.Active, CreatedAt: fromMicros(t.stamp())}
+		if _, err := t.exec(ctx, `INSERT INTO principals (id, kind, name, active, created_at) VALUES ($1, 'bot', $2, $3, $4)`,
+			b.ID, b.Name, b.Active, t.stamp()); err != nil {
+			return fmt.Errorf("creating bot user: %w", err)
+		}
+		if _, err := t.exec(ctx, `INSERT INTO bot_users (id, account_id) VALUES ($1, $2)`, b.ID, accountID); err != nil {
+			return fmt.Errorf("creating bot user: %w", err)
+		}
+		t.audit("bot_user_created.v0", accountID, b.ID, map[string]any{"name": b.Name, "active": b.Active})
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
+// GetBotUser returns a bot user of the account.
+func (s *Store) GetBotUser(ctx context.Context, accountID, id string) (*BotUser, error) {
+	b, err := scanBotUser(s.rdb.QueryRowContext(ctx, botUserColumns+` WHERE b.id = $1 AND b.account_id = $2`, id, accountID))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("bot user %s: %w", id, ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading bot user %s: %w", id, err)
+	}
+	return &b, nil
+}
+
+// ListBotUsers returns one page of the account's bot users, newest first,
+// and whether more remain.
+func (s *Store) ListBotUsers(ctx context.Context, accountID string, page Page) ([]BotUser, bool, error) {
+	return listPage(ctx, s.rdb, botUserColumns+` WHERE b.account_id = $1`, "b.id", []any{accountID}, page, scanBotUser)
+}
+
+// UpdateBotUser renames, deactivates or reactivates a bot user. A
+// deactivated bot user's credentials stop working (API keys at once,
+// authtokens through the next snapshot) but are kept.
+func (s *Store) UpdateBotUser(ctx context.Context, actor Actor, accountID, id string, in BotUserUpdate) (*BotUser, error) {
+	if in.Name != nil {
+		if err := ValidateName(*in.Name); err != nil {
+			return nil, err
+		}
+	}
+	var b BotUser
+	_, err := s.update(ctx, actor, func(ctx context.Context, t *tx) error {
+		var err error
+		b, err = scanBotUser(t.queryRow(ctx, botUserColumns+` WHERE b.id = $1 AND b.account_id = $2`, id, accountID))
+		if errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("bot user %s: %w", id, ErrNotFound)
+		}
+		if err != nil {
+			return fmt.Errorf("reading bot user %s: %w", id, err)
+		}
+		changes := map[string]any{}
+		if in.Name != nil && *in.Name != b.Name {
+			b.Name = *in.Name
+			changes["name"] = b.Name
+		}
+		if in.Active != nil && *in.Active != b.Active {
+			b.Active = *in.Active
+			changes["active"] = b.Active
+		}
+		if len(changes) == 0 {
+			return nil // nothing to do: no revision, no event
+		}
+		if _, err := t.exec(ctx, `UPDATE principals SET name = $1, active = $2 WHERE id = $3`, b.Name, b.Active, id); err != nil {
+			return fmt.Errorf("updating bot user %s: %w", id, err)
+		}
+		t.audit("bot_user_updated.v0", accountID, id, changes)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &b, nil
+}
+
+// DeleteBotUser deletes a bot user and every credential it owns, in one
+// transaction.
+func (s *Store) DeleteBotUser(ctx context.Context, actor Actor, accountID, id string) error {
+	_, err := s.update(ctx, actor, func(ctx context.Context, t *tx) error {
+		var one int
+		err := t.queryRow(ctx, `SELECT 1 FROM bot_users WHERE id = $1 AND account_id = $2`, id, accountID).Scan(&one)
+		if errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("bot user %s: %w", id, ErrNotFound)
+		}
+		if err != nil {
+			return fmt.Errorf("reading bot user %s: %w", id, err)
+		}
+		deleted, err := t.deleteCredentialsOf(ctx, id)
+		if err != nil {
+			return err
+		}
+		if _, err := t.exec(ctx, `DELETE FROM bot_users WHERE id = $1`, id); err != nil {
+			return fmt.Errorf("deleting bot user %s: %w", id, err)
+		}
+		if _, err := t.exec(ctx, `DELETE FROM principals WHERE id = $1`, id); err != nil {
+			return fmt.Errorf("deleting bot user %s: %w", id, err)
+		}
+		if deleted == nil {
+			deleted = []string{}
+		}
+		t.audit("bot_user_deleted.v0", accountID, id, map[string]any{"deleted_credentials": deleted})
+		return nil
+	})
+	return err
+}
