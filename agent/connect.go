@@ -1,0 +1,173 @@
+package agent
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/tollgate/tollgate/tunnel"
+)
+
+// conn is one authenticated agent session: the session over its Mux, the
+// edge's Auth response, and the goroutine that runs the session.
+type conn struct {
+	sess      *tunnel.ClientSession
+	mux       tunnel.Mux
+	resp      *tunnel.AuthResp
+	transport string
+	runDone   chan struct{} // closed when sess.Run returned
+	runErr    error         // why the session ended; valid after runDone
+}
+
+// runSession runs the session until it ends (named for stack traces).
+func (c *conn) runSession() {
+	defer close(c.runDone)
+	c.runErr = c.sess.Run(context.Background())
+}
+
+// close ends the session and waits for its goroutines.
+func (c *conn) close() {
+	_ = c.sess.Close()
+	<-c.runDone
+}
+
+// dialEdge is the default Agent.dial: TLS over TCP with muxado, or QUIC.
+func (a *Agent) dialEdge(ctx context.Context, transport, addr string) (tunnel.Mux, error) {
+	tlsConf := a.cfg.edgeTLSConfig(addr)
+	if transport == TransportQUIC {
+		return tunnel.DialQUIC(ctx, addr, tlsConf)
+	}
+	return tunnel.DialTCP(ctx, addr, tlsConf, tunnel.MuxConfig{})
+}
+
+// connect opens an authenticated session to the edge at addr with the
+// configured transport. With TransportAuto it races the transports (see
+// race). Auth refusals come back as errors wrapping *tunnel.RemoteError.
+func (a *Agent) connect(ctx context.Context, addr string) (*conn, error) {
+	auth := a.authRequest()
+	if a.cfg.transport != TransportAuto {
+		return a.attempt(ctx, a.cfg.transport, addr, auth)
+	}
+	return a.race(ctx, addr, auth)
+}
+
+// otherTransport returns the transport that is not t.
+func otherTransport(t string) string {
+	if t == TransportQUIC {
+		return TransportTCP
+	}
+	return TransportQUIC
+}
+
+type attemptResult struct {
+	c         *conn
+	err       error
+	transport string
+}
+
+// race connects happy-eyeballs style: it starts AutoFirst, starts the
+// other transport when AutoFirst fails or has not authenticated within
+// FallbackDelay, and keeps whichever authenticates first; the loser is
+// cancelled or closed. A permanent refusal from either ends the race.
+func (a *Agent) race(ctx context.Context, addr string, auth *tunnel.Auth) (*conn, error) {
+	raceCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	results := make(chan attemptResult, 2)
+	start := func(t string) {
+		go a.raceAttempt(raceCtx, t, addr, auth, results)
+	}
+	start(AutoFirst)
+	started := 1
+	fallback := time.NewTimer(a.fallbackDelay)
+	defer fallback.Stop()
+
+	var errs []error
+	// finish cancels the other attempt and closes it if it won anyway.
+	finish := func(received int) {
+		cancel()
+		for ; received < started; received++ {
+			if r := <-results; r.c != nil {
+				r.c.close()
+			}
+		}
+	}
+	for received := 0; received < started; {
+		select {
+		case <-fallback.C:
+			if started == 1 {
+				a.log.Debug("no answer yet, trying the other transport",
+					zap.String("transport", otherTransport(AutoFirst)), zap.Duration("after", a.fallbackDelay))
+				start(otherTransport(AutoFirst))
+				started++
+			}
+		case r := <-results:
+			received++
+			if r.err == nil {
+				finish(received)
+				return r.c, nil
+			}
+			if tunnel.IsPermanent(r.err) {
+				finish(received)
+				return nil, r.err
+			}
+			a.log.Debug("transport failed", zap.String("transport", r.transport), zap.Error(r.err))
+			errs = append(errs, r.err)
+			if started == 1 {
+				start(otherTransport(AutoFirst))
+				started++
+			}
+		}
+	}
+	return nil, joinedError(errs)
+}
+
+// joinedError is the failures of every transport tried, on one line.
+type joinedError []error
+
+func (j joinedError) Error() string {
+	msgs := make([]string, len(j))
+	for i, e := range j {
+		msgs[i] = e.Error()
+	}
+	return strings.Join(msgs, "; ")
+}
+
+// Unwrap lets errors.Is and errors.As see every failure.
+func (j joinedError) Unwrap() []error { return j }
+
+// raceAttempt runs one attempt of race and reports its result.
+func (a *Agent) raceAttempt(ctx context.Context, transport, addr string, auth *tunnel.Auth, out chan<- attemptResult) {
+	c, err := a.attempt(ctx, transport, addr, auth)
+	out <- attemptResult{c: c, err: err, transport: transport}
+}
+
+// attempt dials the edge over one transport, starts the session and
+// authenticates, all within ConnectTimeout.
+func (a *Agent) attempt(ctx context.Context, transport, addr string, auth *tunnel.Auth) (*conn, error) {
+	ctx, cancel := context.WithTimeout(ctx, a.cfg.ConnectTimeout)
+	defer cancel()
+	mux, err := a.dial(ctx, transport, addr)
+	if err != nil {
+		return nil, fmt.Errorf("connecting to edge %s over %s: %w", addr, transport, err)
+	}
+	c := &conn{mux: mux, transport: mux.Transport(), runDone: make(chan struct{})}
+	c.sess = tunnel.NewClientSession(mux, tunnel.ClientConfig{
+		Logger:             a.log,
+		HeartbeatInterval:  a.cfg.HeartbeatInterval,
+		HeartbeatTolerance: a.cfg.HeartbeatTolerance,
+		OnStopTunnel:       a.onStopTunnel,
+		OnStop:             a.onStop,
+		OnRestart:          a.onRestart,
+	})
+	go c.runSession()
+	resp, err := c.sess.Auth(ctx, auth)
+	if err != nil {
+		c.close()
+		return nil, err
+	}
+	c.resp = resp
+	return c, nil
+}

@@ -1,0 +1,305 @@
+package agent
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"fmt"
+	"math/big"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/tollgate/tollgate/tunnel"
+)
+
+// testCA is a self-signed certificate for 127.0.0.1 and localhost.
+type testCA struct {
+	cert   tls.Certificate
+	pool   *x509.CertPool
+	pemBuf []byte
+}
+
+var (
+	caOnce sync.Once
+	ca     testCA
+)
+
+func getTestCA(t testing.TB) testCA {
+	t.Helper()
+	caOnce.Do(func() {
+		key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		if err != nil {
+			panic(err)
+		}
+		tmpl := &x509.Certificate{
+			SerialNumber:          big.NewInt(1),
+			Subject:               pkix.Name{CommonName: "tollgate agent test edge"},
+			NotBefore:             time.Now().Add(-time.Hour),
+			NotAfter:              time.Now().Add(24 * time.Hour),
+			KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
+			ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+			BasicConstraintsValid: true,
+			IsCA:                  true,
+			IPAddresses:           []net.IP{net.IPv4(127, 0, 0, 1)},
+			DNSNames:              []string{"localhost"},
+		}
+		der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+		if err != nil {
+			panic(err)
+		}
+		leaf, _ := x509.ParseCertificate(der)
+		ca.cert = tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}
+		ca.pool = x509.NewCertPool()
+		ca.pool.AddCert(leaf)
+		ca.pemBuf = pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
+	})
+	return ca
+}
+
+// caFile writes the test CA to a PEM file and returns its path.
+func caFile(t *testing.T) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "ca.pem")
+	if err := os.WriteFile(p, getTestCA(t).pemBuf, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// fakeEdge is a minimal edge built on package tunnel's server side. It
+// records what agents send and lets tests drive sessions.
+type fakeEdge struct {
+	t    *testing.T
+	addr string // TCP and UDP share the port
+
+	mu        sync.Mutex
+	auths     []tunnel.Auth
+	binds     []tunnel.Bind
+	unbinds   []string
+	sessions  []*tunnel.ServerSession
+	authError string // answered to every Auth when set
+	bindError string // answered to every Bind when set
+	region    string
+	connect   []tunnel.ConnectAddress
+	n         int
+
+	newSession chan *tunnel.ServerSession
+	wg         sync.WaitGroup
+}
+
+type edgeOpts struct {
+	tcp       bool
+	quic      bool // a QUIC listener; false with blackholeUDP = UDP gets no answer
+	blackhole bool // bind the UDP port but never answer
+}
+
+func newFakeEdge(t *testing.T, o edgeOpts) *fakeEdge {
+	t.Helper()
+	e := &fakeEdge{t: t, newSession: make(chan *tunnel.ServerSession, 64), region: "eu"}
+	ctx, cancel := context.WithCancel(context.Background())
+	cert := getTestCA(t).cert
+	serverTLS := &tls.Config{Certificates: []tls.Certificate{cert}}
+
+	var ln net.Listener
+	var udp net.PacketConn
+	var err error
+	for i := 0; i < 20; i++ { // find a port free for both TCP and UDP
+		ln, err = net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !o.quic && !o.blackhole {
+			break
+		}
+		udp, err = net.ListenPacket("udp", ln.Addr().String())
+		if err == nil {
+			break
+		}
+		ln.Close()
+		ln = nil
+	}
+	if ln == nil {
+		t.Fatal("no port free for both TCP and UDP")
+	}
+	e.addr = ln.Addr().String()
+	t.Cleanup(func() {
+		cancel()
+		ln.Close()
+		if udp != nil {
+			udp.Close()
+		}
+		e.mu.Lock()
+		for _, s := range e.sessions {
+			_ = s.Close(nil)
+		}
+		e.mu.Unlock()
+		e.wg.Wait()
+	})
+	if o.tcp {
+		tc := tunnel.TCPServerTLSConfig(serverTLS)
+		e.wg.Add(1)
+		go func() {
+			defer e.wg.Done()
+			for {
+				c, err := ln.Accept()
+				if err != nil {
+					return
+				}
+				tconn := tls.Server(c, tc)
+				hctx, hcancel := context.WithTimeout(ctx, 5*time.Second)
+				err = tconn.HandshakeContext(hctx)
+				hcancel()
+				if err != nil {
+					_ = c.Close()
+					continue
+				}
+				e.serve(ctx, tunnel.NewMuxadoMux(tconn, true, tunnel.MuxConfig{}))
+			}
+		}()
+	} else {
+		ln.Close()
+	}
+	if o.quic {
+		ql, err := tunnel.ListenQUIC(udp, serverTLS)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { ql.Close() })
+		e.wg.Add(1)
+		go func() {
+			defer e.wg.Done()
+			for {
+				m, err := ql.Accept(ctx)
+				if err != nil {
+					return
+				}
+				e.serve(ctx, m)
+			}
+		}()
+	}
+	return e
+}
+
+func (e *fakeEdge) serve(ctx context.Context, m tunnel.Mux) {
+	h := &edgeHandler{e: e}
+	s := tunnel.NewServerSession(m, h, tunnel.ServerConfig{})
+	h.sess = s
+	e.mu.Lock()
+	e.sessions = append(e.sessions, s)
+	e.mu.Unlock()
+	e.wg.Add(1)
+	go func() {
+		defer e.wg.Done()
+		_ = s.Run(ctx)
+	}()
+}
+
+// waitSession returns the next session that authenticated successfully.
+func (e *fakeEdge) waitSession(t *testing.T) *tunnel.ServerSession {
+	t.Helper()
+	select {
+	case s := <-e.newSession:
+		return s
+	case <-time.After(20 * time.Second):
+		t.Fatal("no agent session within 20s")
+		return nil
+	}
+}
+
+// set changes the edge's settings under its lock.
+func (e *fakeEdge) set(f func()) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	f()
+}
+
+func (e *fakeEdge) snapshot() (auths []tunnel.Auth, binds []tunnel.Bind, unbinds []string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return append(auths, e.auths...), append(binds, e.binds...), append(unbinds, e.unbinds...)
+}
+
+type edgeHandler struct {
+	e    *fakeEdge
+	sess *tunnel.ServerSession
+}
+
+func (h *edgeHandler) Auth(ctx context.Context, req *tunnel.Auth) *tunnel.AuthResp {
+	e := h.e
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.auths = append(e.auths, *req)
+	if e.authError != "" {
+		return &tunnel.AuthResp{Error: e.authError}
+	}
+	e.n++
+	clientID := req.ClientID
+	if clientID == "" {
+		clientID = "client-" + strconv.Itoa(e.n)
+	}
+	resp := &tunnel.AuthResp{
+		ClientID: clientID,
+		Extra: tunnel.AuthRespExtra{
+			Region: e.region, Cookie: "cookie-" + strconv.Itoa(e.n), AgentSessionID: "ts_" + strconv.Itoa(e.n),
+			ConnectAddresses: e.connect,
+		},
+	}
+	// Hand the session to the test once the session has marked itself
+	// authenticated (right after this returns); poll with a deadline.
+	e.wg.Add(1)
+	go func(s *tunnel.ServerSession) {
+		defer e.wg.Done()
+		deadline := time.Now().Add(5 * time.Second)
+		for !s.Authenticated() && time.Now().Before(deadline) {
+			time.Sleep(time.Millisecond)
+		}
+		if s.Authenticated() {
+			select {
+			case e.newSession <- s:
+			default: // the test is not watching sessions
+			}
+		}
+	}(h.sess)
+	return resp
+}
+
+func (h *edgeHandler) Bind(ctx context.Context, req *tunnel.Bind) *tunnel.BindResp {
+	e := h.e
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.binds = append(e.binds, *req)
+	if e.bindError != "" {
+		return &tunnel.BindResp{Error: e.bindError}
+	}
+	url := "https://" + req.Extra.Name + ".tollgate.localhost:8443"
+	if req.Proto == "tcp" {
+		url = "tcp://" + req.Extra.Name + ".tcp.tollgate.localhost:20001"
+	}
+	id := req.ID
+	if id == "" {
+		id = fmt.Sprintf("bind-%d", len(e.binds))
+	}
+	return &tunnel.BindResp{ID: id, URL: url, Proto: req.Proto,
+		Extra: tunnel.BindRespExtra{Token: "token-" + req.Extra.Name, TunnelID: "ep_" + req.Extra.Name}}
+}
+
+func (h *edgeHandler) Unbind(ctx context.Context, req *tunnel.Unbind) *tunnel.UnbindResp {
+	h.e.mu.Lock()
+	defer h.e.mu.Unlock()
+	h.e.unbinds = append(h.e.unbinds, req.ID)
+	return &tunnel.UnbindResp{}
+}
+
+func (h *edgeHandler) SrvInfo(ctx context.Context) *tunnel.SrvInfoResp {
+	return &tunnel.SrvInfoResp{Region: h.e.region}
+}

@@ -1,0 +1,381 @@
+package agent
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/tollgate/tollgate/config"
+)
+
+// FileVersion is the only config file schema version this agent reads.
+const FileVersion = 1
+
+// File is the agent's YAML config file (tollgate.yml). Unknown keys are
+// refused with their line number.
+//
+//	version: 1
+//	authtoken: 2abc..._secret
+//	server_addr: edge.example.com:4443
+//	endpoints:
+//	  web:
+//	    url: https://app.example.com
+//	    upstream: 8080
+type File struct {
+	// Version is the schema version; 0 (absent) is read as 1.
+	Version int `yaml:"version"`
+	// Authtoken authenticates the agent. Secret: never logged.
+	Authtoken string `yaml:"authtoken,omitempty"`
+	// ServerAddr is the edge's agent address, HOST:PORT.
+	ServerAddr string `yaml:"server_addr,omitempty"`
+	// RootCA is a PEM file of CAs that sign the edge's certificate;
+	// relative paths are relative to the config file. "" = system roots.
+	RootCA string `yaml:"root_ca,omitempty"`
+	// Transport is auto, quic or tcp.
+	Transport string `yaml:"transport,omitempty"`
+	// Region is a region code (us, eu, ...).
+	Region string `yaml:"region,omitempty"`
+	// WebAddr is the inspection API address; "false" disables it.
+	WebAddr string `yaml:"web_addr,omitempty"`
+	// Endpoints are started by `tollgate start`, by name.
+	Endpoints map[string]FileEndpoint `yaml:"endpoints,omitempty"`
+
+	dir string // directory of the file it was loaded from
+}
+
+// FileEndpoint is one endpoint in the config file; see EndpointConfig for
+// the meaning of each key.
+type FileEndpoint struct {
+	Proto               string   `yaml:"proto,omitempty"`
+	URL                 string   `yaml:"url,omitempty"`
+	Upstream            string   `yaml:"upstream,omitempty"`
+	UpstreamTLSInsecure bool     `yaml:"upstream_tls_insecure,omitempty"`
+	MinTLS              string   `yaml:"min_tls,omitempty"`
+	CIDRAllow           []string `yaml:"cidr_allow,omitempty"`
+	CIDRDeny            []string `yaml:"cidr_deny,omitempty"`
+	BasicAuth           []string `yaml:"basic_auth,omitempty"`
+	Metadata            string   `yaml:"metadata,omitempty"`
+}
+
+// DefaultFilePath returns where the config file lives: $TOLLGATE_CONFIG,
+// else $XDG_CONFIG_HOME/tollgate/tollgate.yml, else
+// ~/.config/tollgate/tollgate.yml. getenv is os.Getenv in production.
+func DefaultFilePath(getenv func(string) string) (string, error) {
+	if p := getenv("TOLLGATE_CONFIG"); p != "" {
+		return p, nil
+	}
+	if x := getenv("XDG_CONFIG_HOME"); x != "" {
+		return filepath.Join(x, "tollgate", "tollgate.yml"), nil
+	}
+	home := getenv("HOME")
+	if home == "" {
+		h, err := os.UserHomeDir()
+		if err != nil {
+			return "", inputError("Cannot find the config file: set TOLLGATE_CONFIG or HOME.").WithCause(err)
+		}
+		home = h
+	}
+	return filepath.Join(home, ".config", "tollgate", "tollgate.yml"), nil
+}
+
+// LoadFile reads and validates the config file at path. A missing file is
+// returned as an error matching fs.ErrNotExist; every other problem is a
+// *config.Error TG_9002 naming the file and, for YAML problems, the line.
+func LoadFile(path string) (*File, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, err
+		}
+		return nil, inputError("Cannot read the config file %s: %v.", path, unwrapPathError(err)).WithCause(err)
+	}
+	return parseFileAt(path, data)
+}
+
+// ParseFile decodes a config file's contents strictly: unknown keys,
+// several YAML documents and versions other than 1 are refused with a
+// *config.Error TG_9002 that names the line.
+func ParseFile(data []byte) (*File, error) {
+	f := &File{}
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(f); err != nil && !errors.Is(err, io.EOF) {
+		return nil, yamlError(err)
+	}
+	var extra yaml.Node
+	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
+		return nil, inputError("only one YAML document is allowed.")
+	}
+	if f.Version != 0 && f.Version != FileVersion {
+		return nil, inputError("version %d is not supported: this agent reads version %d.", f.Version, FileVersion)
+	}
+	for name, ep := range f.Endpoints {
+		if _, err := ep.config(name).validate(); err != nil {
+			return nil, err
+		}
+	}
+	if f.Transport != "" {
+		if _, err := parseTransport(f.Transport); err != nil {
+			return nil, err
+		}
+	}
+	return f, nil
+}
+
+var yamlFieldRE = regexp.MustCompile(`line (\d+): field (\S+) not found in type \S+`)
+
+// yamlError turns a yaml.v3 error into a *config.Error with plain words:
+// "line 7: unknown key "foo"".
+func yamlError(err error) error {
+	var te *yaml.TypeError
+	if errors.As(err, &te) {
+		msgs := make([]string, 0, len(te.Errors))
+		for _, m := range te.Errors {
+			if sm := yamlFieldRE.FindStringSubmatch(m); sm != nil {
+				m = "line " + sm[1] + ": unknown key \"" + sm[2] + "\""
+			}
+			msgs = append(msgs, m)
+		}
+		return inputError("%s.", strings.Join(msgs, "; ")).WithCause(err)
+	}
+	return inputError("%s.", strings.TrimPrefix(err.Error(), "yaml: ")).WithCause(err)
+}
+
+// Settings returns the agent-wide values the file sets; a relative root_ca
+// is resolved against the file's directory.
+func (f *File) Settings() Settings {
+	var s Settings
+	set := func(dst **string, v string) {
+		if v != "" {
+			*dst = &v
+		}
+	}
+	set(&s.Authtoken, f.Authtoken)
+	set(&s.ServerAddr, f.ServerAddr)
+	ca := f.RootCA
+	if ca != "" && !filepath.IsAbs(ca) && f.dir != "" {
+		ca = filepath.Join(f.dir, ca)
+	}
+	set(&s.RootCA, ca)
+	set(&s.Transport, f.Transport)
+	set(&s.Region, f.Region)
+	set(&s.WebAddr, f.WebAddr)
+	return s
+}
+
+// EndpointConfigs returns the named endpoints of the file, or all of them
+// (sorted by name) when all is true.
+func (f *File) EndpointConfigs(names []string, all bool) ([]EndpointConfig, error) {
+	if all {
+		names = names[:0:0]
+		for n := range f.Endpoints {
+			names = append(names, n)
+		}
+		sort.Strings(names)
+		if len(names) == 0 {
+			return nil, inputError("The config file defines no endpoints: add some under 'endpoints:'.")
+		}
+	}
+	if len(names) == 0 {
+		return nil, inputError("Name the endpoints to start, or pass --all.")
+	}
+	out := make([]EndpointConfig, 0, len(names))
+	for _, n := range names {
+		ep, ok := f.Endpoints[n]
+		if !ok {
+			return nil, inputError("No endpoint %q in the config file; it defines: %s.", n, f.endpointNames())
+		}
+		out = append(out, ep.config(n))
+	}
+	return out, nil
+}
+
+func (f *File) endpointNames() string {
+	if len(f.Endpoints) == 0 {
+		return "none"
+	}
+	names := make([]string, 0, len(f.Endpoints))
+	for n := range f.Endpoints {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return strings.Join(names, ", ")
+}
+
+func (e FileEndpoint) config(name string) EndpointConfig {
+	return EndpointConfig{
+		Name:                name,
+		Proto:               e.Proto,
+		URL:                 e.URL,
+		Upstream:            e.Upstream,
+		UpstreamTLSInsecure: e.UpstreamTLSInsecure,
+		MinTLS:              e.MinTLS,
+		CIDRAllow:           e.CIDRAllow,
+		CIDRDeny:            e.CIDRDeny,
+		BasicAuth:           e.BasicAuth,
+		Metadata:            e.Metadata,
+	}
+}
+
+// SaveFile writes f to path as YAML with mode 0600 (it holds the
+// authtoken), creating the directory with mode 0700. The write is atomic:
+// a temporary file in the same directory is renamed over path.
+func SaveFile(path string, f *File) error {
+	out := *f
+	if out.Version == 0 {
+		out.Version = FileVersion
+	}
+	var buf bytes.Buffer
+	enc := yaml.NewEncoder(&buf)
+	enc.SetIndent(2)
+	if err := enc.Encode(&out); err != nil {
+		return fmt.Errorf("encoding config file: %w", err)
+	}
+	if err := enc.Close(); err != nil {
+		return fmt.Errorf("encoding config file: %w", err)
+	}
+	return writeFileAtomic(path, buf.Bytes())
+}
+
+// UpdateFile sets top-level string keys (authtoken, server_addr, root_ca,
+// ...) in the config file at path, keeping its other keys, their order and
+// its comments; the file is created (version 1) when missing. The result
+// is validated before it is written with mode 0600.
+func UpdateFile(path string, set map[string]string) error {
+	data, err := os.ReadFile(path)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		data = []byte(fmt.Sprintf("version: %d\n", FileVersion))
+	case err != nil:
+		return inputError("Cannot read the config file %s: %v.", path, unwrapPathError(err)).WithCause(err)
+	}
+	if _, err := parseFileAt(path, data); err != nil {
+		return err
+	}
+	var doc yaml.Node
+	if err := yaml.Unmarshal(data, &doc); err != nil {
+		return yamlError(err)
+	}
+	if doc.Kind == 0 { // empty file
+		doc = yaml.Node{Kind: yaml.DocumentNode, Content: []*yaml.Node{{Kind: yaml.MappingNode}}}
+	}
+	root := doc.Content[0]
+	if root.Kind != yaml.MappingNode {
+		return inputError("Config file %s: the top level must be a mapping of keys.", path)
+	}
+	keys := make([]string, 0, len(set))
+	for k := range set {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		setMappingKey(root, k, set[k])
+	}
+	var buf bytes.Buffer
+	enc := yaml.NewEncoder(&buf)
+	enc.SetIndent(2)
+	if err := enc.Encode(&doc); err != nil {
+		return fmt.Errorf("encoding config file: %w", err)
+	}
+	if err := enc.Close(); err != nil {
+		return fmt.Errorf("encoding config file: %w", err)
+	}
+	if _, err := parseFileAt(path, buf.Bytes()); err != nil {
+		return err
+	}
+	return writeFileAtomic(path, buf.Bytes())
+}
+
+// parseFileAt is ParseFile with errors naming path.
+func parseFileAt(path string, data []byte) (*File, error) {
+	f, err := ParseFile(data)
+	if err != nil {
+		var ce *config.Error
+		if errors.As(err, &ce) {
+			c := *ce
+			c.Message = "Config file " + path + ": " + c.Message
+			return nil, &c
+		}
+		return nil, err
+	}
+	f.dir = filepath.Dir(path)
+	return f, nil
+}
+
+// setMappingKey sets key to a string value in a YAML mapping node, or
+// deletes it when value is "".
+func setMappingKey(m *yaml.Node, key, value string) {
+	for i := 0; i+1 < len(m.Content); i += 2 {
+		if m.Content[i].Value == key {
+			if value == "" {
+				m.Content = append(m.Content[:i], m.Content[i+2:]...)
+				return
+			}
+			m.Content[i+1] = &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: value,
+				HeadComment: m.Content[i+1].HeadComment, LineComment: m.Content[i+1].LineComment}
+			return
+		}
+	}
+	if value == "" {
+		return
+	}
+	m.Content = append(m.Content,
+		&yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: key},
+		&yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: value})
+}
+
+// writeFileAtomic writes data to path with mode 0600 via a temporary file
+// and a rename, creating the directory with mode 0700.
+func writeFileAtomic(path string, data []byte) error {
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return inputError("Cannot create the directory %s: %v.", dir, unwrapPathError(err)).WithCause(err)
+	}
+	tmp, err := os.CreateTemp(dir, ".tollgate-*.yml")
+	if err != nil {
+		return inputError("Cannot write in %s: %v.", dir, unwrapPathError(err)).WithCause(err)
+	}
+	name := tmp.Name()
+	ok := false
+	defer func() {
+		if !ok {
+			_ = tmp.Close()
+			_ = os.Remove(name)
+		}
+	}()
+	if err := tmp.Chmod(0o600); err != nil {
+		return fmt.Errorf("writing config file: %w", err)
+	}
+	if _, err := tmp.Write(data); err != nil {
+		return fmt.Errorf("writing config file: %w", err)
+	}
+	if err := tmp.Sync(); err != nil {
+		return fmt.Errorf("writing config file: %w", err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("writing config file: %w", err)
+	}
+	if err := os.Rename(name, path); err != nil {
+		return fmt.Errorf("writing config file: %w", err)
+	}
+	ok = true
+	return nil
+}
+
+// unwrapPathError returns the bare cause of an *os.PathError, so messages
+// do not repeat the path.
+func unwrapPathError(err error) error {
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
+}

@@ -1,0 +1,233 @@
+package agent
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"io"
+	"net"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/tollgate/tollgate/config"
+)
+
+// Forwarding limits.
+const (
+	copyBufferSize     = 32 << 10
+	upstreamDialLimit  = 10 * time.Second
+	badGatewayDrainMax = 1 << 20
+	badGatewayDrainFor = 2 * time.Second
+	// warnEvery bounds "upstream unreachable" warnings per endpoint; the
+	// ones in between go to debug and are counted in the next warning.
+	warnEvery = 10 * time.Second
+)
+
+// halfConn is a connection whose send side can be closed on its own:
+// tunnel streams, *net.TCPConn and *tls.Conn.
+type halfConn interface {
+	net.Conn
+	CloseWrite() error
+}
+
+// bufPool holds 32 KiB copy buffers shared by every forwarded connection.
+var bufPool = sync.Pool{New: func() any {
+	b := make([]byte, copyBufferSize)
+	return &b
+}}
+
+// counters are an endpoint's forwarding metrics.
+type counters struct {
+	connsTotal atomic.Int64
+	connsOpen  atomic.Int64
+	bytesIn    atomic.Int64
+	bytesOut   atomic.Int64
+}
+
+// forwarder joins proxy streams to one endpoint's upstream.
+type forwarder struct {
+	spec    *endpointSpec
+	log     *zap.Logger
+	metrics *counters
+	// dial opens the upstream; tests replace it. nil = dialUpstream.
+	dial func(ctx context.Context, u Upstream, insecure bool) (halfConn, error)
+
+	lastWarn   atomic.Int64 // UnixNano of the last unreachable warning
+	suppressed atomic.Int64 // warnings turned into debug logs since
+}
+
+// serve forwards one proxy stream and closes it. clientAddr is the public
+// client's address from the proxy header (for logs).
+func (f *forwarder) serve(ctx context.Context, s halfConn, clientAddr string) {
+	f.metrics.connsTotal.Add(1)
+	f.metrics.connsOpen.Add(1)
+	defer f.metrics.connsOpen.Add(-1)
+
+	dial := f.dial
+	if dial == nil {
+		dial = dialUpstream
+	}
+	up, err := dial(ctx, f.spec.upstream, f.spec.insecure)
+	if err != nil {
+		f.warnUnreachable(clientAddr, err)
+		if f.spec.kind == ProtoHTTP {
+			if werr := writeBadGateway(s, f.spec.upstream); werr == nil {
+				_ = s.CloseWrite()
+				drain(s)
+			}
+		}
+		_ = s.Close()
+		return
+	}
+	// When the agent stops, both ends close and join returns.
+	stop := context.AfterFunc(ctx, func() {
+		_ = s.Close()
+		_ = up.Close()
+	})
+	defer stop()
+	in, out := join(s, up)
+	f.metrics.bytesIn.Add(in)
+	f.metrics.bytesOut.Add(out)
+	if ce := f.log.Check(zap.DebugLevel, "connection closed"); ce != nil {
+		ce.Write(zap.String("endpoint", f.spec.name), zap.String("remote_addr", clientAddr),
+			zap.Int64("bytes_in", in), zap.Int64("bytes_out", out))
+	}
+}
+
+// warnUnreachable logs a failed upstream dial: a warning at most every
+// warnEvery per endpoint, debug otherwise.
+func (f *forwarder) warnUnreachable(clientAddr string, err error) {
+	now := time.Now().UnixNano()
+	last := f.lastWarn.Load()
+	level := zap.WarnLevel
+	if now-last < int64(warnEvery) || !f.lastWarn.CompareAndSwap(last, now) {
+		f.suppressed.Add(1)
+		level = zap.DebugLevel
+	}
+	ce := f.log.Check(level, "upstream unreachable")
+	if ce == nil {
+		return
+	}
+	fields := []zap.Field{zap.String("endpoint", f.spec.name), zap.String("upstream", f.spec.upstream.String()),
+		zap.String("remote_addr", clientAddr), zap.Error(err)}
+	if level == zap.WarnLevel {
+		fields = append(fields, zap.Int64("suppressed", f.suppressed.Swap(0)))
+	}
+	ce.Write(fields...)
+}
+
+// dialUpstream connects to u: TCP, then TLS with ServerName u.Host for an
+// https upstream (handshake done here, so a failure is a dial failure).
+func dialUpstream(ctx context.Context, u Upstream, insecure bool) (halfConn, error) {
+	ctx, cancel := context.WithTimeout(ctx, upstreamDialLimit)
+	defer cancel()
+	var d net.Dialer
+	c, err := d.DialContext(ctx, "tcp", u.Addr())
+	if err != nil {
+		return nil, err
+	}
+	if !u.TLS() {
+		if tc, ok := c.(*net.TCPConn); ok {
+			return tc, nil
+		}
+		_ = c.Close()
+		return nil, errors.New("upstream connection cannot half-close")
+	}
+	tc := tls.Client(c, &tls.Config{
+		ServerName:         u.Host,
+		InsecureSkipVerify: insecure, //nolint:gosec // opt-in for self-signed local upstreams
+		MinVersion:         tls.VersionTLS12,
+	})
+	if err := tc.HandshakeContext(ctx); err != nil {
+		_ = c.Close()
+		return nil, err
+	}
+	return tc, nil
+}
+
+// join copies bytes both ways between the proxy stream s and the upstream
+// up until both directions end, with a pooled buffer per direction. When
+// one side stops sending (EOF) the other side's send direction is closed
+// (half-close), and copying the other way goes on. An error in either
+// direction closes both connections. It returns the bytes copied s→up and
+// up→s; both connections are closed when it returns.
+func join(s, up halfConn) (in, out int64) {
+	done := make(chan int64, 1)
+	go joinCopy(up, s, done)
+	out, err := copyHalf(s, up)
+	if err != nil {
+		_ = s.Close()
+		_ = up.Close()
+	}
+	in = <-done
+	_ = s.Close()
+	_ = up.Close()
+	return in, out
+}
+
+// joinCopy is the second direction of join, in its own goroutine (named
+// for stack traces). On an error it closes both ends so the other
+// direction returns.
+func joinCopy(dst, src halfConn, done chan<- int64) {
+	n, err := copyHalf(dst, src)
+	if err != nil {
+		_ = src.Close()
+		_ = dst.Close()
+	}
+	done <- n
+}
+
+// copyHalf copies src to dst with a pooled buffer; at EOF from src it
+// half-closes dst. It returns a nil error only for a clean EOF.
+func copyHalf(dst, src halfConn) (int64, error) {
+	bp := bufPool.Get().(*[]byte)
+	defer bufPool.Put(bp)
+	buf := *bp
+	var n int64
+	for {
+		nr, rerr := src.Read(buf)
+		if nr > 0 {
+			nw, werr := dst.Write(buf[:nr])
+			n += int64(nw)
+			if werr != nil {
+				return n, werr
+			}
+		}
+		if rerr != nil {
+			if errors.Is(rerr, io.EOF) {
+				return n, dst.CloseWrite()
+			}
+			return n, rerr
+		}
+	}
+}
+
+// writeBadGateway writes a complete HTTP/1.1 502 response saying the
+// agent could not reach upstream, with code TG_8012 in the body and in the
+// Tollgate-Error-Code header, and Connection: close.
+func writeBadGateway(w io.Writer, upstream Upstream) error {
+	body := "Tollgate: the agent could not reach the upstream " + upstream.String() + ".\n\n" +
+		"The endpoint is online, but nothing answered at " + upstream.Addr() + " on the agent's machine.\n" +
+		"Start the service there, or restart the agent with the right upstream.\n\n" +
+		string(config.CodeUpstreamFailed) + "\n"
+	head := "HTTP/1.1 502 Bad Gateway\r\n" +
+		"Content-Type: text/plain; charset=utf-8\r\n" +
+		"Content-Length: " + strconv.Itoa(len(body)) + "\r\n" +
+		"Tollgate-Error-Code: " + string(config.CodeUpstreamFailed) + "\r\n" +
+		"Cache-Control: no-store\r\n" +
+		"Connection: close\r\n\r\n"
+	_, err := io.WriteString(w, head+body)
+	return err
+}
+
+// drain reads and discards what the peer still sends (the request we
+// answered), bounded in bytes and time, so closing does not reset a
+// response the peer has not read yet.
+func drain(c net.Conn) {
+	_ = c.SetReadDeadline(time.Now().Add(badGatewayDrainFor))
+	_, _ = io.CopyN(io.Discard, c, badGatewayDrainMax)
+}

@@ -1,0 +1,182 @@
+package agent
+
+import (
+	"encoding/json"
+	"net/http"
+	"net/url"
+	"time"
+
+	"github.com/tollgate/tollgate/config"
+)
+
+// statusSource is what the inspection API reports on; *Agent implements it.
+type statusSource interface {
+	Endpoints() []EndpointStatus
+	Status() Status
+}
+
+// apiTunnel is one endpoint in the inspection API, shaped like the hosted
+// platform's agent API (GET /api/tunnels) so existing wrappers read it.
+type apiTunnel struct {
+	Name      string           `json:"name"`
+	ID        string           `json:"ID,omitempty"`
+	URI       string           `json:"uri"`
+	PublicURL string           `json:"public_url"`
+	Proto     string           `json:"proto"`
+	State     string           `json:"state"`
+	Config    apiTunnelConfig  `json:"config"`
+	Metrics   apiTunnelMetrics `json:"metrics"`
+}
+
+type apiTunnelConfig struct {
+	Addr    string `json:"addr"`
+	Inspect bool   `json:"inspect"`
+}
+
+type apiTunnelMetrics struct {
+	Conns apiConnMetrics `json:"conns"`
+	Bytes apiByteMetrics `json:"bytes"`
+}
+
+type apiConnMetrics struct {
+	Count int64 `json:"count"` // connections since start
+	Gauge int64 `json:"gauge"` // connections open now
+}
+
+type apiByteMetrics struct {
+	In  int64 `json:"in"`
+	Out int64 `json:"out"`
+}
+
+type apiTunnelList struct {
+	Tunnels []apiTunnel `json:"tunnels"`
+	URI     string      `json:"uri"`
+}
+
+type apiStatus struct {
+	State       string  `json:"state"`
+	SessionID   string  `json:"session_id"`
+	Region      string  `json:"region"`
+	Transport   string  `json:"transport"`
+	ServerAddr  string  `json:"server_addr"`
+	LatencyMS   float64 `json:"latency_ms"`
+	ConnectedAt string  `json:"connected_at,omitempty"`
+	Version     string  `json:"version"`
+	Tunnels     int     `json:"tunnels"`
+	URI         string  `json:"uri"`
+}
+
+type apiError struct {
+	ErrorCode  string            `json:"error_code,omitempty"`
+	StatusCode int               `json:"status_code"`
+	Msg        string            `json:"msg"`
+	Details    map[string]string `json:"details"`
+}
+
+// newInspectHandler serves the local inspection API, JSON only:
+//
+//	GET /api/tunnels          {"tunnels":[...],"uri":"/api/tunnels"}
+//	GET /api/tunnels/{name}   one tunnel
+//	GET /api/status           the session
+//
+// Only endpoints that have a public URL are listed (wrappers poll until
+// the list is non-empty and take public_url).
+func newInspectHandler(src statusSource) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/api/tunnels", func(w http.ResponseWriter, r *http.Request) {
+		if !allowGet(w, r) {
+			return
+		}
+		list := apiTunnelList{Tunnels: []apiTunnel{}, URI: "/api/tunnels"}
+		for _, ep := range src.Endpoints() {
+			if ep.PublicURL != "" && ep.State != StateStopped {
+				list.Tunnels = append(list.Tunnels, toAPITunnel(ep))
+			}
+		}
+		writeJSON(w, http.StatusOK, list)
+	})
+	mux.HandleFunc("/api/tunnels/{name}", func(w http.ResponseWriter, r *http.Request) {
+		if !allowGet(w, r) {
+			return
+		}
+		name := r.PathValue("name")
+		for _, ep := range src.Endpoints() {
+			if ep.Name == name {
+				writeJSON(w, http.StatusOK, toAPITunnel(ep))
+				return
+			}
+		}
+		writeAPIError(w, http.StatusNotFound, "tunnel not found", map[string]string{"name": name})
+	})
+	mux.HandleFunc("/api/status", func(w http.ResponseWriter, r *http.Request) {
+		if !allowGet(w, r) {
+			return
+		}
+		st := src.Status()
+		out := apiStatus{
+			State:      st.State,
+			SessionID:  st.SessionID,
+			Region:     st.Region,
+			Transport:  st.Transport,
+			ServerAddr: st.ServerAddr,
+			LatencyMS:  float64(st.Latency) / float64(time.Millisecond),
+			Version:    st.Version,
+			Tunnels:    len(src.Endpoints()),
+			URI:        "/api/status",
+		}
+		if !st.ConnectedAt.IsZero() {
+			out.ConnectedAt = st.ConnectedAt.UTC().Format(time.RFC3339)
+		}
+		writeJSON(w, http.StatusOK, out)
+	})
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeAPIError(w, http.StatusNotFound, "no such API path; try /api/tunnels or /api/status", map[string]string{"path": r.URL.Path})
+	})
+	return mux
+}
+
+func toAPITunnel(ep EndpointStatus) apiTunnel {
+	return apiTunnel{
+		Name:      ep.Name,
+		ID:        ep.TunnelID,
+		URI:       "/api/tunnels/" + url.PathEscape(ep.Name),
+		PublicURL: ep.PublicURL,
+		Proto:     ep.Proto,
+		State:     ep.State,
+		Config:    apiTunnelConfig{Addr: ep.Upstream},
+		Metrics: apiTunnelMetrics{
+			Conns: apiConnMetrics{Count: ep.ConnsTotal, Gauge: ep.ConnsOpen},
+			Bytes: apiByteMetrics{In: ep.BytesIn, Out: ep.BytesOut},
+		},
+	}
+}
+
+// allowGet answers 405 to anything but GET and HEAD.
+func allowGet(w http.ResponseWriter, r *http.Request) bool {
+	if r.Method == http.MethodGet || r.Method == http.MethodHead {
+		return true
+	}
+	w.Header().Set("Allow", "GET, HEAD")
+	writeAPIError(w, http.StatusMethodNotAllowed, "method not allowed: this API is read-only", map[string]string{"method": r.Method})
+	return false
+}
+
+func writeAPIError(w http.ResponseWriter, status int, msg string, details map[string]string) {
+	code := ""
+	if status == http.StatusNotFound {
+		code = string(config.CodeAPINotFound)
+	}
+	writeJSON(w, status, apiError{ErrorCode: code, StatusCode: status, Msg: msg, Details: details})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	data, err := json.Marshal(v)
+	if err != nil {
+		http.Error(w, `{"error_code":"TG_500","status_code":500,"msg":"encoding failed"}`, http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_, _ = w.Write(append(data, '\n'))
+}

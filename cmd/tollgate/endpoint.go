@@ -1,0 +1,236 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"strings"
+	"sync"
+
+	"github.com/spf13/cobra"
+
+	"github.com/tollgate/tollgate/agent"
+	"github.com/tollgate/tollgate/config"
+)
+
+// endpointFlags are the flags of `tollgate http|tcp|tls`.
+type endpointFlags struct {
+	url, minTLS, metadata string
+	cidrAllow, cidrDeny   []string
+	basicAuth             []string
+	insecure              bool
+}
+
+var endpointHelp = map[string]struct{ short, long, example, urlHelp string }{
+	agent.ProtoHTTP: {
+		short: "Forward a public HTTPS URL to a local HTTP service",
+		long: `Bind an HTTP endpoint at the edge and forward its requests to UPSTREAM.
+UPSTREAM is a port (8080), HOST:PORT (192.168.1.10:3000), or a URL
+(http://localhost:8080; https://localhost:8443 to reach the upstream over TLS).
+Without --url the edge picks a name.`,
+		example: `  tollgate http 8080
+  tollgate http 8080 --url https://app.example.com
+  tollgate http https://localhost:8443 --upstream-tls-insecure
+  tollgate http 3000 --basic-auth alice:correct-horse --cidr-allow 203.0.113.0/24
+  tollgate http 8080 --min-tls 1.3`,
+		urlHelp: "public URL to bind, e.g. https://app.example.com (default: the edge picks one)",
+	},
+	agent.ProtoTCP: {
+		short: "Forward a public TCP address to a local TCP service",
+		long: `Bind a TCP endpoint at the edge and forward each connection to UPSTREAM,
+a port (22) or HOST:PORT (db.internal:5432). Without --url the edge picks an
+address; use --url tcp://HOST:PORT for a reserved one.`,
+		example: `  tollgate tcp 22
+  tollgate tcp 5432 --url tcp://1.tcp.example.com:20002 --cidr-allow 198.51.100.7`,
+		urlHelp: "public address to bind, tcp://HOST:PORT (default: the edge picks one)",
+	},
+	agent.ProtoTLS: {
+		short: "Forward a public TLS name to a local TLS service, unterminated",
+		long: `Bind a TLS endpoint at the edge: the edge routes by SNI and passes the
+client's TLS bytes unterminated to UPSTREAM, a port (443) or HOST:PORT, which
+holds the certificate.`,
+		example: `  tollgate tls 443 --url tls://app.example.com
+  tollgate tls 8443 --url tls://app.example.com --min-tls 1.3`,
+		urlHelp: "public name to bind, tls://NAME (default: the edge picks one)",
+	},
+}
+
+func newEndpointCmd(e *env, proto string) *cobra.Command {
+	var f endpointFlags
+	h := endpointHelp[proto]
+	cmd := &cobra.Command{
+		Use:     proto + " UPSTREAM",
+		Short:   h.short,
+		Long:    h.long,
+		Example: h.example,
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ep := agent.EndpointConfig{
+				Name:                agent.CommandLineEndpoint,
+				Proto:               proto,
+				URL:                 f.url,
+				Upstream:            args[0],
+				UpstreamTLSInsecure: f.insecure,
+				MinTLS:              f.minTLS,
+				CIDRAllow:           f.cidrAllow,
+				CIDRDeny:            f.cidrDeny,
+				BasicAuth:           f.basicAuth,
+				Metadata:            f.metadata,
+			}
+			file, _, err := e.global.loadFile(e.getenv, false)
+			if err != nil {
+				return fail(err)
+			}
+			return runAgent(cmd.Context(), e, file, []agent.EndpointConfig{ep})
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&f.url, "url", "", h.urlHelp)
+	fl.StringArrayVar(&f.cidrAllow, "cidr-allow", nil, "only let clients from this CIDR or IP in (repeatable)")
+	fl.StringArrayVar(&f.cidrDeny, "cidr-deny", nil, "refuse clients from this CIDR or IP (repeatable)")
+	fl.StringVar(&f.metadata, "metadata", "", "opaque text stored with the endpoint at the edge")
+	if proto != agent.ProtoTCP {
+		fl.StringVar(&f.minTLS, "min-tls", "", "minimum TLS version clients must use: 1.2 or 1.3 (default: the edge's)")
+	}
+	if proto == agent.ProtoHTTP {
+		fl.StringArrayVar(&f.basicAuth, "basic-auth", nil, "require HTTP basic auth USER:PASSWORD (repeatable)")
+		fl.BoolVar(&f.insecure, "upstream-tls-insecure", false, "do not verify an https:// upstream's certificate")
+	}
+	return cmd
+}
+
+func newStartCmd(e *env) *cobra.Command {
+	var all bool
+	cmd := &cobra.Command{
+		Use:   "start [NAME...]",
+		Short: "Start endpoints defined in the config file",
+		Long: `Start the named endpoints (or every one with --all) from the 'endpoints:'
+section of the config file, all over one agent session:
+
+  version: 1
+  authtoken: 2Xk9..._s3cr3t
+  server_addr: edge.example.com:4443
+  endpoints:
+    web:
+      proto: http
+      url: https://app.example.com
+      upstream: 8080
+      basic_auth: ["alice:correct-horse"]
+    ssh:
+      proto: tcp
+      upstream: 22
+      cidr_allow: [203.0.113.0/24]`,
+		Example: `  tollgate start web
+  tollgate start web ssh
+  tollgate start --all`,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if all && len(args) > 0 {
+				return &exitErr{code: exitUsage, err: config.NewError(config.CodeConfigInvalid, "Give endpoint names or --all, not both.")}
+			}
+			file, _, err := e.global.loadFile(e.getenv, true)
+			if err != nil {
+				return fail(err)
+			}
+			eps, err := file.EndpointConfigs(args, all)
+			if err != nil {
+				return fail(err)
+			}
+			return runAgent(cmd.Context(), e, file, eps)
+		},
+	}
+	cmd.Flags().BoolVar(&all, "all", false, "start every endpoint in the config file")
+	return cmd
+}
+
+// runAgent builds the agent from flags, environment and file (in that
+// order of precedence), runs it until a signal, Stop or a permanent error,
+// and prints what the user needs to see.
+func runAgent(ctx context.Context, e *env, file *agent.File, eps []agent.EndpointConfig) error {
+	log, err := e.global.logger(e.stderr)
+	if err != nil {
+		return fail(err)
+	}
+	defer func() { _ = log.Sync() }()
+
+	cfg := agent.Config{Endpoints: eps, Version: version}
+	agent.MergeSettings(e.global.settings(), agent.EnvSettings(e.getenv), file.Settings()).Apply(&cfg)
+	p := &printer{out: e.stdout, errOut: e.stderr}
+	cfg.OnEvent = p.event
+	a, err := agent.New(cfg, log)
+	if err != nil {
+		return fail(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	select {
+	case <-a.Ready():
+		p.ready(a)
+	case err := <-done:
+		return result(err)
+	}
+	return result(<-done)
+}
+
+func result(err error) error {
+	if err == nil {
+		return nil
+	}
+	return fail(err)
+}
+
+// printer writes the agent's user-facing lines.
+type printer struct {
+	out, errOut io.Writer
+	mu          sync.Mutex // events arrive from the agent's goroutines
+	lost        bool       // the session was lost; say when it is back
+}
+
+// ready prints the session and one Forwarding line per endpoint.
+func (p *printer) ready(a *agent.Agent) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	st := a.Status()
+	fmt.Fprintf(p.out, "Session     %s (region %s, transport %s)\n", orDash(st.SessionID), orDash(st.Region), orDash(st.Transport))
+	if w := a.WebAddr(); w != "" {
+		fmt.Fprintf(p.out, "Web API     http://%s/api/tunnels\n", w)
+	}
+	for _, ep := range a.Endpoints() {
+		name := ""
+		if ep.Name != agent.CommandLineEndpoint {
+			name = "  (" + ep.Name + ")"
+		}
+		fmt.Fprintf(p.out, "Forwarding  %s -> %s%s\n", ep.PublicURL, ep.Upstream, name)
+	}
+}
+
+// event prints stops and reconnects; the logger has the detail.
+func (p *printer) event(ev agent.Event) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	switch ev.Kind {
+	case agent.EventEndpointStopped:
+		msg := strings.TrimSpace(ev.Message)
+		if ev.Code != "" {
+			msg += " [" + ev.Code + "]"
+		}
+		fmt.Fprintf(p.errOut, "tollgate: the edge stopped endpoint %s: %s\n", ev.Endpoint, msg)
+	case agent.EventDisconnected:
+		p.lost = true // the logger warns with the cause and the delay
+	case agent.EventConnected:
+		if p.lost {
+			fmt.Fprintln(p.errOut, "tollgate: reconnected to the edge")
+			p.lost = false
+		}
+	case agent.EventStopRequested:
+		fmt.Fprintln(p.errOut, "tollgate: the edge asked this agent to stop")
+	case agent.EventRestartRequested:
+		fmt.Fprintln(p.errOut, "tollgate: the edge asked this agent to restart; reconnecting")
+	}
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}

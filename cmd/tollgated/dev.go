@@ -1,0 +1,296 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+	"go.uber.org/zap"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/tollgate/tollgate/authn"
+	"github.com/tollgate/tollgate/config"
+	"github.com/tollgate/tollgate/controlplane"
+	"github.com/tollgate/tollgate/controlplane/store"
+	"github.com/tollgate/tollgate/edge"
+	"github.com/tollgate/tollgate/edge/certs"
+)
+
+type devOptions struct {
+	dataDir    string
+	apiAddr    string
+	agentAddr  string
+	httpsAddr  string
+	httpAddr   string
+	baseDomain string
+	region     string
+	agentQUIC  bool
+	minTLS     string
+	logLevel   string
+	logFormat  string
+}
+
+func newDevCommand() *cobra.Command {
+	var o devOptions
+	cmd := &cobra.Command{
+		Use:   "dev",
+		Short: "Run the control plane and one edge in one process, on an embedded store",
+		Long: `dev runs a complete Tollgate on one machine: the control plane (REST API,
+embedded SQLite store) and one edge with a local certificate authority.
+
+On first start it creates an account, an admin user with an API key, and an
+authtoken, and writes them with the addresses to <data-dir>/dev.json. A
+restart keeps the account, the credentials and the CA.`,
+		Example: `  tollgated dev
+  tollgated dev --data-dir /tmp/tg --https-addr 127.0.0.1:9443
+  curl --cacert .tollgate/ca.pem https://app.tollgate.localhost:8443/`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			return runDev(ctx, o, cmd.OutOrStdout())
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.dataDir, "data-dir", ".tollgate", "directory for the store, the CA, certificates and dev.json")
+	f.StringVar(&o.apiAddr, "api-addr", "127.0.0.1:4080", "REST API listen address")
+	f.StringVar(&o.agentAddr, "agent-addr", "127.0.0.1:4443", "agent ingress address (TLS on TCP and QUIC on UDP, same port)")
+	f.StringVar(&o.httpsAddr, "https-addr", "127.0.0.1:8443", "public HTTPS listen address")
+	f.StringVar(&o.httpAddr, "http-addr", "127.0.0.1:8880", `public HTTP listen address, which redirects to HTTPS ("off" disables it)`)
+	f.StringVar(&o.baseDomain, "base-domain", "tollgate.localhost", "domain whose subdomains agents may bind (*.localhost resolves to loopback)")
+	f.StringVar(&o.region, "region", "us", "region code of the edge")
+	f.BoolVar(&o.agentQUIC, "agent-quic", true, "accept agents over QUIC (UDP) as well as TLS over TCP")
+	f.StringVar(&o.minTLS, "min-tls", "1.2", "default minimum TLS version of public endpoints (1.2 or 1.3)")
+	f.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	f.StringVar(&o.logFormat, "log-format", "console", "log format: console or json")
+	return cmd
+}
+
+// devFile is <data-dir>/dev.json: what a developer (or a test) needs to use
+// the running dev server. It holds secrets, so it is written 0600.
+type devFile struct {
+	APIURL     string `json:"api_url"`
+	APIKey     string `json:"api_key"`
+	Authtoken  string `json:"authtoken"`
+	AgentAddr  string `json:"agent_addr"`
+	HTTPSAddr  string `json:"https_addr"`
+	HTTPAddr   string `json:"http_addr"`
+	BaseDomain string `json:"base_domain"`
+	CAFile     string `json:"ca_file"`
+	Region     string `json:"region"`
+}
+
+func runDev(ctx context.Context, o devOptions, stdout io.Writer) error {
+	log, err := newLogger(o.logLevel, o.logFormat)
+	if err != nil {
+		return err
+	}
+	defer log.Sync() //nolint:errcheck
+	warnIfRoot(log)
+
+	dataDir, err := filepath.Abs(o.dataDir)
+	if err != nil {
+		return config.NewError(config.CodeConfigInvalid, "--data-dir %q: %v", o.dataDir, err)
+	}
+	if err := os.MkdirAll(dataDir, 0o700); err != nil {
+		return config.NewError(config.CodeConfigInvalid, "Cannot create the data dir %s: %v", dataDir, err)
+	}
+
+	st, err := store.Open(ctx, filepath.Join(dataDir, "tollgate.db"), store.Options{Logger: log.Named("store")})
+	if err != nil {
+		return config.NewError(config.CodeStoreFailed, "Cannot open the store in %s: %v", dataDir, err).WithCause(err)
+	}
+	defer st.Close()
+
+	apiKey, authtoken, created, err := devCredentials(ctx, st, dataDir, log)
+	if err != nil {
+		return err
+	}
+
+	ca, err := certs.LoadOrCreateCA(dataDir)
+	if err != nil {
+		return err
+	}
+	agentCert, err := ca.IssueServerCert(agentCertNames(o.agentAddr, o.baseDomain), []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback})
+	if err != nil {
+		return err
+	}
+	issuer, err := certs.NewLocalIssuer(ca, certs.LocalIssuerConfig{BaseDomain: o.baseDomain})
+	if err != nil {
+		return config.NewError(config.CodeConfigInvalid, "--base-domain %q: %v", o.baseDomain, err)
+	}
+	certMgr, err := certs.New(certs.Config{BaseDomain: o.baseDomain, DataDir: dataDir, Issuer: issuer, Logger: log})
+	if err != nil {
+		return config.NewError(config.CodeConfigInvalid, "certificates: %v", err)
+	}
+
+	apiLn, err := net.Listen("tcp", o.apiAddr)
+	if err != nil {
+		return config.NewError(config.CodeListenFailed, "Cannot listen for the API on %s: %v. Free the port or choose another --api-addr.", o.apiAddr, err).WithCause(err)
+	}
+	defer apiLn.Close()
+	apiURL := "http://" + apiLn.Addr().String()
+	cp := controlplane.NewServer(st, controlplane.ServerConfig{Logger: log.Named("api"), BaseURL: apiURL})
+
+	httpAddr := o.httpAddr
+	e, err := edge.New(edge.Config{
+		Region:        o.region,
+		BaseDomain:    o.baseDomain,
+		DataDir:       dataDir,
+		AgentAddr:     o.agentAddr,
+		DisableQUIC:   !o.agentQUIC,
+		HTTPSAddr:     o.httpsAddr,
+		HTTPAddr:      httpAddr,
+		DefaultMinTLS: o.minTLS,
+		Version:       version,
+		Logger:        log.Named("edge"),
+	}, edge.Deps{
+		Feed:     cp,
+		AgentTLS: &tls.Config{Certificates: []tls.Certificate{agentCert}},
+		Certs:    certMgr,
+		Reporter: cp,
+	})
+	if err != nil {
+		return config.NewError(config.CodeConfigInvalid, "%v", err)
+	}
+	if err := e.Listen(); err != nil {
+		return err
+	}
+	if err := certMgr.Start(ctx); err != nil {
+		return config.NewError(config.CodeConfigInvalid, "Cannot obtain the base-domain certificate: %v", err).WithCause(err)
+	}
+	defer certMgr.Stop()
+
+	addrs := e.Addrs()
+	info := devFile{
+		APIURL: apiURL, APIKey: apiKey, Authtoken: authtoken,
+		AgentAddr: addrs.Agent, HTTPSAddr: addrs.HTTPS, HTTPAddr: addrs.HTTP,
+		BaseDomain: o.baseDomain, CAFile: ca.CertFile(), Region: o.region,
+	}
+	devPath := filepath.Join(dataDir, "dev.json")
+	if err := writeJSONFile(devPath, info); err != nil {
+		return fmt.Errorf("writing %s: %w", devPath, err)
+	}
+
+	apiSrv := &http.Server{
+		Handler:           cp.Handler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		ErrorLog:          zap.NewStdLog(log.Named("api")),
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error {
+		if err := apiSrv.Serve(apiLn); !errors.Is(err, http.ErrServerClosed) {
+			return err
+		}
+		return nil
+	})
+	g.Go(func() error { return e.Serve(gctx) })
+	g.Go(func() error {
+		<-gctx.Done()
+		log.Info("shutting down: draining requests and closing agent sessions")
+		sctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		return errors.Join(e.Shutdown(sctx), apiSrv.Shutdown(sctx))
+	})
+
+	printDevBanner(stdout, info, devPath, created)
+	err = g.Wait()
+	if err == nil || errors.Is(err, context.Canceled) {
+		log.Info("stopped")
+		return nil
+	}
+	return err
+}
+
+// devCredentials returns the dev API key and authtoken: fresh ones on first
+// start, the ones in dev.json on later starts, or newly issued ones when
+// dev.json is gone or no longer matches the store (secrets are stored only
+// as hashes, so they cannot be shown again).
+func devCredentials(ctx context.Context, st *store.Store, dataDir string, log *zap.Logger) (apiKey, authtoken string, created bool, err error) {
+	creds, created, err := controlplane.Bootstrap(ctx, st)
+	if err != nil {
+		return "", "", false, config.NewError(config.CodeStoreFailed, "Cannot bootstrap the dev account: %v", err).WithCause(err)
+	}
+	if created {
+		return creds.APIKey.Reveal(), creds.Authtoken.Reveal(), true, nil
+	}
+	var prev devFile
+	if b, rerr := os.ReadFile(filepath.Join(dataDir, "dev.json")); rerr == nil && json.Unmarshal(b, &prev) == nil {
+		if tokenIsFor(prev.APIKey, creds.APIKeyID) && tokenIsFor(prev.Authtoken, creds.AuthtokenID) {
+			return prev.APIKey, prev.Authtoken, false, nil
+		}
+	}
+	log.Warn("dev.json is missing or stale; issuing a new API key and authtoken for the dev admin")
+	actor := store.Actor{AccountID: creds.AccountID, PrincipalID: creds.UserID}
+	_, ak, err := st.CreateAPIKey(ctx, actor, creds.AccountID, store.APIKeyCreate{OwnerID: creds.UserID, Description: "dev admin key (reissued)"})
+	if err != nil {
+		return "", "", false, config.NewError(config.CodeStoreFailed, "Cannot issue a dev API key: %v", err).WithCause(err)
+	}
+	_, at, err := st.CreateAuthtoken(ctx, actor, creds.AccountID, store.AuthtokenCreate{OwnerID: creds.UserID, Description: "dev authtoken (reissued)"})
+	if err != nil {
+		return "", "", false, config.NewError(config.CodeStoreFailed, "Cannot issue a dev authtoken: %v", err).WithCause(err)
+	}
+	return ak.Reveal(), at.Reveal(), true, nil
+}
+
+// tokenIsFor reports whether a token "<KSUID>_<secret>" belongs to the
+// credential ID "<prefix>_<KSUID>".
+func tokenIsFor(token, id string) bool {
+	kid, _, err := authn.ParseToken(token)
+	return err == nil && id != "" && strings.HasSuffix(id, "_"+kid)
+}
+
+// agentCertNames lists the DNS names the agent-ingress certificate carries.
+func agentCertNames(agentAddr, base string) []string {
+	names := []string{"localhost", base}
+	if host, _, err := net.SplitHostPort(agentAddr); err == nil && host != "" && net.ParseIP(host) == nil {
+		names = append(names, host)
+	}
+	if h, err := os.Hostname(); err == nil && h != "" {
+		names = append(names, h)
+	}
+	return names
+}
+
+func writeJSONFile(path string, v any) error {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, append(b, '\n'), 0o600); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}
+
+func printDevBanner(w io.Writer, d devFile, devPath string, created bool) {
+	_, port, _ := net.SplitHostPort(d.HTTPSAddr)
+	fmt.Fprintf(w, "Tollgate dev is ready (region %s)\n", d.Region)
+	fmt.Fprintf(w, "  public HTTPS  https://*.%s:%s   (trust %s)\n", d.BaseDomain, port, d.CAFile)
+	if d.HTTPAddr != "" {
+		fmt.Fprintf(w, "  public HTTP   http://%s   (redirects to HTTPS)\n", d.HTTPAddr)
+	}
+	fmt.Fprintf(w, "  agents        %s   (TLS over TCP, QUIC over UDP)\n", d.AgentAddr)
+	fmt.Fprintf(w, "  API           %s\n", d.APIURL)
+	if created {
+		fmt.Fprintf(w, "  API key       %s\n", d.APIKey)
+		fmt.Fprintf(w, "  authtoken     %s\n", d.Authtoken)
+	}
+	fmt.Fprintf(w, "  credentials and addresses: %s\n", devPath)
+	fmt.Fprintf(w, "\nTry it:\n  tollgate http 3000 --url https://app.%s --authtoken <authtoken> --server-addr %s --root-ca %s\n",
+		d.BaseDomain, d.AgentAddr, d.CAFile)
+}

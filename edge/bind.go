@@ -1,0 +1,234 @@
+package edge
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base32"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.uber.org/zap"
+	"golang.org/x/net/idna"
+
+	"github.com/tollgate/tollgate/authn"
+	"github.com/tollgate/tollgate/config"
+	"github.com/tollgate/tollgate/policy"
+	"github.com/tollgate/tollgate/tunnel"
+)
+
+// Bind creates an endpoint for the agent. Only HTTP(S) endpoints are served
+// by this edge so far; every refusal carries a code and says what to do.
+func (s *agentSession) Bind(ctx context.Context, req *tunnel.Bind) *tunnel.BindResp {
+	ident := s.identity()
+	if ident == nil {
+		return bindError(config.NewError(config.CodeNotAuthenticated, "Authenticate before binding endpoints."))
+	}
+	var (
+		ep   *endpoint
+		opts any
+		err  *config.Error
+	)
+	switch req.Proto {
+	case "http", "https":
+		ep, opts, err = s.bindHTTP(req, ident)
+	case "tcp", "tls":
+		err = config.NewError(config.CodeBindProto, "%s endpoints are not served by this edge yet; use an http endpoint.", req.Proto)
+	default:
+		err = config.NewError(config.CodeBindProto, "Unknown endpoint protocol %q: use http, https, tcp or tls.", req.Proto)
+	}
+	if err != nil {
+		s.log.Info("bind refused", zap.String("proto", req.Proto), zap.String("code", string(err.Code)), zap.String("reason", err.Message))
+		return bindError(err)
+	}
+	if err := s.install(ep, req.Extra.Token, ident); err != nil {
+		s.log.Info("bind refused", zap.String("endpoint", ep.url), zap.String("code", string(err.Code)), zap.String("reason", err.Message))
+		return bindError(err)
+	}
+	s.log.Info("endpoint bound", zap.String("endpoint", ep.url), zap.String("endpoint_id", ep.id), zap.String("forwards_to", ep.forwardsTo))
+	s.edge.sessionsChanged()
+	return &tunnel.BindResp{
+		ID:    ep.bindID,
+		URL:   ep.url,
+		Proto: req.Proto,
+		Opts:  opts,
+		Extra: tunnel.BindRespExtra{Token: s.edge.tokens.issue(ident.Account.ID, ep.proto, ep.key), TunnelID: ep.id},
+	}
+}
+
+func bindError(err *config.Error) *tunnel.BindResp { return &tunnel.BindResp{Error: err.Error()} }
+
+// bindHTTP validates an HTTP(S) bind and returns the endpoint to install
+// and the options to echo back.
+func (s *agentSession) bindHTTP(req *tunnel.Bind, ident *authn.Identity) (*endpoint, any, *config.Error) {
+	opts, derr := tunnel.DecodeHTTPOptions(req.Opts)
+	if derr != nil {
+		return nil, nil, config.NewError(config.CodeBindOption, "The endpoint options could not be read: %v.", derr)
+	}
+	if len(opts.Unsupported) > 0 {
+		return nil, nil, config.NewError(config.CodeBindOption, "This edge does not support the option(s) %s; remove them and bind again.", strings.Join(opts.Unsupported, ", "))
+	}
+	if opts.IPRestriction != nil {
+		return nil, nil, config.NewError(config.CodeBindOption, "Per-endpoint IP restrictions are not supported by this edge yet; remove the CIDR options and bind again.")
+	}
+	if opts.BasicAuth != nil && len(opts.BasicAuth.Credentials) > 0 {
+		return nil, nil, config.NewError(config.CodeBindOption, "Basic auth is not supported by this edge yet; remove the basic-auth option and bind again.")
+	}
+	if opts.TrafficPolicy != "" {
+		return nil, nil, config.NewError(config.CodeBindOption, "Traffic policies are not supported by this edge; remove the traffic policy and bind again.")
+	}
+	minTLS, terr := policy.MinTLSVersion(opts.MinTLSVersion, s.edge.defaultMinTLS, s.edge.floorMinTLS)
+	if terr != nil {
+		return nil, nil, config.NewError(config.CodeBindMinTLS, "%v.", terr)
+	}
+
+	host, herr := requestedHost(opts, s.edge.cfg.BaseDomain)
+	if herr != nil {
+		return nil, nil, herr
+	}
+	if host == "" {
+		// A reconnecting agent re-sends the token it got: give it the same name.
+		if key, ok := s.edge.tokens.verify(req.Extra.Token, ident.Account.ID, "https"); ok {
+			host = key
+		} else {
+			host = randomLabel() + "." + s.edge.cfg.BaseDomain
+		}
+	}
+	if err := s.edge.checkBindAllowed(s.edge.snap.Load(), ident, "https", host); err != nil {
+		return nil, nil, err
+	}
+	bindID := req.ID
+	if bindID == "" {
+		bindID = randomHex(12)
+	}
+	ep := &endpoint{
+		id:         config.NewID(config.PrefixEndpoint),
+		bindID:     bindID,
+		key:        host,
+		url:        s.edge.publicHTTPSURL(host),
+		proto:      "https",
+		forwardsTo: req.ForwardsTo,
+		minTLS:     minTLS,
+		startedAt:  time.Now().UTC(),
+		session:    s,
+	}
+	opts.URL = ep.url
+	opts.Hostname = host
+	opts.Unsupported = nil
+	return ep, opts, nil
+}
+
+// requestedHost extracts the hostname an HTTP bind asks for from URL,
+// Domain, Hostname or Subdomain (the SDKs use different ones), normalised to
+// lower-case punycode without a trailing dot. "" means none was asked for.
+func requestedHost(o *tunnel.HTTPOptions, base string) (string, *config.Error) {
+	var raw string
+	switch {
+	case o.URL != "":
+		u, err := url.Parse(o.URL)
+		if err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") {
+			return "", config.NewError(config.CodeBindURL, "The URL %q is not valid: use https://NAME.%s.", o.URL, base)
+		}
+		if u.Path != "" && u.Path != "/" || u.RawQuery != "" || u.User != nil {
+			return "", config.NewError(config.CodeBindURL, "The URL %q must not have a path, query or user info: use https://NAME.%s.", o.URL, base)
+		}
+		raw = u.Hostname()
+	case o.Domain != "":
+		raw = o.Domain
+	case o.Hostname != "":
+		raw = o.Hostname
+	case o.Subdomain != "":
+		raw = o.Subdomain + "." + base
+	default:
+		return "", nil
+	}
+	host, err := normalizeHost(raw)
+	if err != nil {
+		return "", config.NewError(config.CodeBindURL, "The hostname %q is not valid: %v.", raw, err)
+	}
+	return host, nil
+}
+
+// normalizeHost lower-cases a hostname, converts IDNs to punycode (UTS #46
+// lookup rules, as browsers do) and strips a trailing dot.
+func normalizeHost(h string) (string, error) {
+	h = strings.TrimSuffix(strings.TrimSpace(h), ".")
+	ascii, err := idna.Lookup.ToASCII(h)
+	if err != nil {
+		return "", err
+	}
+	if ascii == "" || len(ascii) > 253 {
+		return "", strconv.ErrRange
+	}
+	return strings.ToLower(ascii), nil
+}
+
+// checkBindAllowed decides whether ident may bind host (for proto "https"):
+// the credential's bind ACL, and either a name one label under the base
+// domain that no other account reserved, or a domain this account reserved
+// in this edge's region.
+func (e *Edge) checkBindAllowed(snap *config.Snapshot, ident *authn.Identity, proto, host string) *config.Error {
+	if !policy.BindAllowed(ident.ACL, host) {
+		return config.NewError(config.CodeBindACL, "This credential's bind ACL does not allow %s. Ask an administrator to add 'bind:%s' to it, or use another name.", host, host)
+	}
+	base := e.cfg.BaseDomain
+	if rd, ok := snap.ReservedDomain(host); ok {
+		if rd.AccountID != ident.Account.ID {
+			return config.NewError(config.CodeBindReservedOther, "%s is reserved by another account. Choose another name.", host)
+		}
+		if rd.Region != "" && rd.Region != e.cfg.Region {
+			return config.NewError(config.CodeBindRegion, "%s is reserved in region %s, but this edge serves region %s. Connect to a %s edge (--region %s).", host, rd.Region, e.cfg.Region, rd.Region, rd.Region)
+		}
+		return nil
+	}
+	label, under := strings.CutSuffix(host, "."+base)
+	if !under || label == "" || strings.Contains(label, ".") {
+		return config.NewError(config.CodeBindOutsideBase, "%s is not a name this edge serves: use NAME.%s, or reserve the domain first.", host, base)
+	}
+	return nil
+}
+
+// install puts ep in the route table. A name held by another session is
+// taken over only when the bind token proves the same account bound it
+// before (a reconnecting agent); otherwise the bind is refused.
+func (s *agentSession) install(ep *endpoint, token string, ident *authn.Identity) *config.Error {
+	tokenKey, tokenOK := s.edge.tokens.verify(token, ident.Account.ID, ep.proto)
+	old, ok := s.edge.router.bind(ep, func(holder *endpoint) bool {
+		if holder.session == s {
+			return false
+		}
+		hid := holder.session.identity()
+		return tokenOK && tokenKey == ep.key && hid != nil && hid.Account.ID == ident.Account.ID
+	})
+	if !ok {
+		if old.session == s {
+			return config.NewError(config.CodeBindTaken, "This session already has an endpoint at %s.", ep.url)
+		}
+		return config.NewError(config.CodeBindTaken, "%s is already bound by another agent session. Stop that agent, or choose another name.", ep.url)
+	}
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		s.edge.router.unbind(ep)
+		return config.NewError(config.CodeSessionStopped, "The session closed while binding.")
+	}
+	if prev, dup := s.endpoints[ep.bindID]; dup {
+		s.edge.router.unbind(prev)
+	}
+	s.endpoints[ep.bindID] = ep
+	s.mu.Unlock()
+	if old != nil {
+		old.session.dropEndpoint(old, config.CodeBindTaken, "This endpoint was taken over by a newer session of the same agent.")
+	}
+	return nil
+}
+
+var nameEncoding = base32.NewEncoding("abcdefghijklmnopqrstuvwxyz234567").WithPadding(base32.NoPadding)
+
+// randomLabel returns a random 13-character DNS label (64 bits).
+func randomLabel() string {
+	b := make([]byte, 8)
+	_, _ = rand.Read(b)
+	return nameEncoding.EncodeToString(b)
+}

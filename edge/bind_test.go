@@ -1,0 +1,132 @@
+package edge
+
+import (
+	"testing"
+
+	"github.com/tollgate/tollgate/authn"
+	"github.com/tollgate/tollgate/config"
+	"github.com/tollgate/tollgate/tunnel"
+)
+
+func TestRequestedHost(t *testing.T) {
+	const base = "tollgate.localhost"
+	cases := []struct {
+		opts tunnel.HTTPOptions
+		want string
+		code config.Code
+	}{
+		{tunnel.HTTPOptions{}, "", ""},
+		{tunnel.HTTPOptions{URL: "https://App.tollgate.localhost"}, "app.tollgate.localhost", ""},
+		{tunnel.HTTPOptions{URL: "https://app.tollgate.localhost:8443/"}, "app.tollgate.localhost", ""},
+		{tunnel.HTTPOptions{Domain: "x.tollgate.localhost."}, "x.tollgate.localhost", ""},
+		{tunnel.HTTPOptions{Hostname: "h.tollgate.localhost"}, "h.tollgate.localhost", ""},
+		{tunnel.HTTPOptions{Subdomain: "sub"}, "sub.tollgate.localhost", ""},
+		{tunnel.HTTPOptions{Domain: "bücher.tollgate.localhost"}, "xn--bcher-kva.tollgate.localhost", ""},
+		{tunnel.HTTPOptions{URL: "https://"}, "", config.CodeBindURL},
+		{tunnel.HTTPOptions{URL: "ftp://a.tollgate.localhost"}, "", config.CodeBindURL},
+		{tunnel.HTTPOptions{URL: "https://a.tollgate.localhost/path"}, "", config.CodeBindURL},
+		{tunnel.HTTPOptions{URL: "https://u:p@a.tollgate.localhost"}, "", config.CodeBindURL},
+		{tunnel.HTTPOptions{Domain: "a b.tollgate.localhost"}, "", config.CodeBindURL},
+	}
+	for _, tc := range cases {
+		got, err := requestedHost(&tc.opts, base)
+		if tc.code != "" {
+			if err == nil || err.Code != tc.code {
+				t.Errorf("%+v: err = %v, want %s", tc.opts, err, tc.code)
+			}
+			continue
+		}
+		if err != nil || got != tc.want {
+			t.Errorf("%+v: %q, %v; want %q", tc.opts, got, err, tc.want)
+		}
+	}
+}
+
+func TestCheckBindAllowed(t *testing.T) {
+	e := &Edge{cfg: Config{BaseDomain: "tollgate.localhost", Region: "us"}}
+	snap, err := config.NewSnapshot(config.SnapshotData{ReservedDomains: []config.ReservedDomain{
+		{ID: "rd_1", AccountID: "acct_a", Domain: "mine.example.com", Region: "us"},
+		{ID: "rd_2", AccountID: "acct_a", Domain: "eu.example.com", Region: "eu"},
+		{ID: "rd_3", AccountID: "acct_b", Domain: "theirs.tollgate.localhost", Region: "us"},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := &authn.Identity{Account: &config.Account{ID: "acct_a"}}
+	limited := &authn.Identity{Account: &config.Account{ID: "acct_a"}, ACL: []string{"bind:*.example.com"}}
+	cases := []struct {
+		ident *authn.Identity
+		host  string
+		code  config.Code
+	}{
+		{a, "app.tollgate.localhost", ""},
+		{a, "tollgate.localhost", config.CodeBindOutsideBase},
+		{a, "a.b.tollgate.localhost", config.CodeBindOutsideBase},
+		{a, "app.example.com", config.CodeBindOutsideBase},
+		{a, "mine.example.com", ""},
+		{a, "eu.example.com", config.CodeBindRegion},
+		{a, "theirs.tollgate.localhost", config.CodeBindReservedOther},
+		{limited, "app.tollgate.localhost", config.CodeBindACL},
+		{limited, "mine.example.com", ""},
+	}
+	for _, tc := range cases {
+		err := e.checkBindAllowed(snap, tc.ident, "https", tc.host)
+		if tc.code == "" && err != nil || tc.code != "" && (err == nil || err.Code != tc.code) {
+			t.Errorf("%s (acl %v): %v, want %q", tc.host, tc.ident.ACL, err, tc.code)
+		}
+	}
+}
+
+func TestBindTokens(t *testing.T) {
+	dir := t.TempDir()
+	bt, err := loadBindTokens(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok := bt.issue("acct_a", "https", "app.tollgate.localhost")
+	if key, ok := bt.verify(tok, "acct_a", "https"); !ok || key != "app.tollgate.localhost" {
+		t.Fatalf("verify = %q %v", key, ok)
+	}
+	if _, ok := bt.verify(tok, "acct_b", "https"); ok {
+		t.Fatal("a token verified for another account")
+	}
+	if _, ok := bt.verify(tok, "acct_a", "tcp"); ok {
+		t.Fatal("a token verified for another proto")
+	}
+	if _, ok := bt.verify(tok[:len(tok)-2]+"AA", "acct_a", "https"); ok {
+		t.Fatal("a forged token verified")
+	}
+	// The key persists: a restarted edge accepts tokens it issued before.
+	bt2, err := loadBindTokens(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := bt2.verify(tok, "acct_a", "https"); !ok {
+		t.Fatal("token not accepted after a restart")
+	}
+}
+
+func TestRouterTakeover(t *testing.T) {
+	r := newRouter()
+	s1, s2 := &agentSession{}, &agentSession{}
+	ep1 := &endpoint{key: "a", session: s1}
+	ep2 := &endpoint{key: "a", session: s2}
+	if _, ok := r.bind(ep1, nil); !ok {
+		t.Fatal("first bind refused")
+	}
+	if holder, ok := r.bind(ep2, func(*endpoint) bool { return false }); ok || holder != ep1 {
+		t.Fatal("bind of a taken key without takeover succeeded")
+	}
+	old, ok := r.bind(ep2, func(*endpoint) bool { return true })
+	if !ok || old != ep1 {
+		t.Fatal("takeover failed")
+	}
+	r.unbind(ep1) // the old holder's late unbind must not remove the new one
+	if got, _ := r.lookup("a"); got != ep2 {
+		t.Fatal("a stale unbind removed the new holder")
+	}
+	r.unbind(ep2)
+	if _, ok := r.lookup("a"); ok {
+		t.Fatal("unbind left the route")
+	}
+}

@@ -1,0 +1,431 @@
+package edge
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.uber.org/zap"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/tollgate/tollgate/config"
+	"github.com/tollgate/tollgate/edge/internal/httpproxy"
+	"github.com/tollgate/tollgate/policy"
+	"github.com/tollgate/tollgate/regions"
+	"github.com/tollgate/tollgate/tunnel"
+)
+
+// Config configures an Edge. Zero values take the documented defaults.
+type Config struct {
+	// Region is this edge's region code. Default "us".
+	Region string
+	// BaseDomain is the domain whose one-label subdomains agents may bind
+	// without a reservation, e.g. "tollgate.localhost". Required.
+	BaseDomain string
+	// DataDir holds the persisted snapshot and the bind-token key. "" keeps
+	// nothing on disk (tests).
+	DataDir string
+	// AgentAddr is the agent ingress address: TLS+muxado on TCP and QUIC on
+	// UDP, same port. Default "127.0.0.1:4443".
+	AgentAddr string
+	// DisableQUIC turns off the QUIC agent listener (agents then use TLS
+	// over TCP only).
+	DisableQUIC bool
+	// AdvertiseAgentAddr is the agent address told to agents; "" = the bound
+	// AgentAddr.
+	AdvertiseAgentAddr string
+	// HTTPSAddr is the public HTTPS listener. Default "127.0.0.1:8443".
+	HTTPSAddr string
+	// HTTPAddr is the public plain-HTTP listener, which redirects to HTTPS.
+	// Default "127.0.0.1:8880"; "off" disables it.
+	HTTPAddr string
+	// PublicHTTPSPort is the port in public URLs; 0 = the bound HTTPSAddr
+	// port. 443 is left out of URLs.
+	PublicHTTPSPort int
+	// DefaultMinTLS is the minimum TLS version of endpoints that ask for
+	// none: "1.0".."1.3". Default "1.2".
+	DefaultMinTLS string
+	// MinTLSFloor is the lowest minimum TLS version an endpoint may ask
+	// for. Default "1.2".
+	MinTLSFloor string
+	// MinHeartbeatInterval is the smallest heartbeat interval and tolerance
+	// agents may ask for. Default 1s.
+	MinHeartbeatInterval time.Duration
+	// HandshakeTimeout bounds a public TLS handshake. Default 10s.
+	HandshakeTimeout time.Duration
+	// Version is the edge's version string, told to agents.
+	Version string
+	// Logger receives structured logs. Default: no logs.
+	Logger *zap.Logger
+}
+
+// CertSource supplies certificates for public names (certmagic in
+// production, a local CA in dev).
+type CertSource interface {
+	GetCertificate(hello *tls.ClientHelloInfo) (*tls.Certificate, error)
+}
+
+// SessionReporter receives the full list of this edge's online agent
+// sessions whenever it changes. Optional.
+type SessionReporter interface {
+	ReportSessions(ctx context.Context, region string, sessions []config.AgentSession) error
+}
+
+// Deps are the Edge's collaborators. Feed, AgentTLS and Certs are required.
+type Deps struct {
+	Feed     SnapshotFeed
+	AgentTLS *tls.Config // certificate agents verify; MinVersion raised to TLS 1.2
+	Certs    CertSource
+	Reporter SessionReporter
+}
+
+// Addrs are the addresses an Edge listens on, after Listen.
+type Addrs struct {
+	Agent string // TCP and UDP
+	HTTPS string
+	HTTP  string // "" when disabled
+}
+
+type counters struct {
+	authFailures atomic.Int64
+	sessions     atomic.Int64
+}
+
+// Edge is one regional edge. Create it with New, bind its listeners with
+// Listen, run it with Serve, stop it with Shutdown.
+type Edge struct {
+	cfg  Config
+	deps Deps
+	log  *zap.Logger
+
+	defaultMinTLS, floorMinTLS uint16
+
+	snap    *snapshotHolder
+	router  *router
+	tokens  *bindTokens
+	proxy   *httpproxy.Proxy
+	metrics counters
+
+	agentLn   net.Listener
+	quicLn    *tunnel.QUICListener
+	httpsLn   net.Listener
+	httpLn    net.Listener
+	httpSrv   *httpRedirector
+	publicTLS map[uint16]*tls.Config // by minimum version
+
+	mu       sync.Mutex
+	sessions map[*agentSession]struct{}
+	changed  chan struct{} // sessions changed; buffered 1
+	stopping chan struct{}
+	stopOnce sync.Once
+}
+
+// New validates cfg and deps and returns an Edge. It opens nothing.
+func New(cfg Config, deps Deps) (*Edge, error) {
+	if cfg.BaseDomain == "" {
+		return nil, errors.New("edge: BaseDomain is required")
+	}
+	base, err := normalizeHost(cfg.BaseDomain)
+	if err != nil {
+		return nil, fmt.Errorf("edge: base domain %q: %w", cfg.BaseDomain, err)
+	}
+	cfg.BaseDomain = base
+	if deps.Feed == nil || deps.AgentTLS == nil || deps.Certs == nil {
+		return nil, errors.New("edge: Feed, AgentTLS and Certs are required")
+	}
+	if cfg.Region == "" {
+		cfg.Region = "us"
+	}
+	if _, err := regions.Parse(cfg.Region); err != nil {
+		return nil, fmt.Errorf("edge: %w", err)
+	}
+	setDefault(&cfg.AgentAddr, "127.0.0.1:4443")
+	setDefault(&cfg.HTTPSAddr, "127.0.0.1:8443")
+	setDefault(&cfg.HTTPAddr, "127.0.0.1:8880")
+	setDefault(&cfg.DefaultMinTLS, "1.2")
+	setDefault(&cfg.MinTLSFloor, "1.2")
+	if cfg.MinHeartbeatInterval == 0 {
+		cfg.MinHeartbeatInterval = time.Second
+	}
+	if cfg.HandshakeTimeout == 0 {
+		cfg.HandshakeTimeout = 10 * time.Second
+	}
+	floor, err := policy.ParseTLSVersion(cfg.MinTLSFloor)
+	if err != nil {
+		return nil, fmt.Errorf("edge: MinTLSFloor: %w", err)
+	}
+	def, err := policy.MinTLSVersion(cfg.DefaultMinTLS, 0, floor)
+	if err != nil {
+		return nil, fmt.Errorf("edge: DefaultMinTLS: %w", err)
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = zap.NewNop()
+	}
+	log = log.With(zap.String("region", cfg.Region))
+	tokens, err := loadBindTokens(cfg.DataDir)
+	if err != nil {
+		return nil, fmt.Errorf("edge: %w", err)
+	}
+	agentTLS := deps.AgentTLS.Clone()
+	if agentTLS.MinVersion < tls.VersionTLS12 {
+		agentTLS.MinVersion = tls.VersionTLS12
+	}
+	deps.AgentTLS = agentTLS
+	e := &Edge{
+		cfg:           cfg,
+		deps:          deps,
+		log:           log,
+		defaultMinTLS: def,
+		floorMinTLS:   floor,
+		snap:          newSnapshotHolder(cfg.DataDir),
+		router:        newRouter(),
+		tokens:        tokens,
+		sessions:      make(map[*agentSession]struct{}),
+		changed:       make(chan struct{}, 1),
+		stopping:      make(chan struct{}),
+	}
+	e.proxy, err = httpproxy.New(httpproxy.Config{Logger: log}, e)
+	if err != nil {
+		return nil, fmt.Errorf("edge: %w", err)
+	}
+	e.publicTLS = make(map[uint16]*tls.Config)
+	for _, v := range []uint16{tls.VersionTLS10, tls.VersionTLS11, tls.VersionTLS12, tls.VersionTLS13} {
+		e.publicTLS[v] = &tls.Config{
+			MinVersion:     v,
+			GetCertificate: deps.Certs.GetCertificate,
+			NextProtos:     []string{"h2", "http/1.1"},
+		}
+	}
+	return e, nil
+}
+
+func setDefault(s *string, def string) {
+	if *s == "" {
+		*s = def
+	}
+}
+
+// Listen binds every listener. A bind failure is a *config.Error with code
+// TG_9001 naming the address; nothing stays open after a failure.
+func (e *Edge) Listen() (err error) {
+	defer func() {
+		if err != nil {
+			e.closeListeners()
+		}
+	}()
+	e.agentLn, err = listenTCP("agent", e.cfg.AgentAddr)
+	if err != nil {
+		return err
+	}
+	if !e.cfg.DisableQUIC {
+		if err := e.listenQUIC(); err != nil {
+			return err
+		}
+	}
+	e.httpsLn, err = listenTCP("https", e.cfg.HTTPSAddr)
+	if err != nil {
+		return err
+	}
+	if e.cfg.HTTPAddr != "off" {
+		e.httpLn, err = listenTCP("http", e.cfg.HTTPAddr)
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// listenQUIC binds UDP on the agent listener's port for QUIC agents.
+func (e *Edge) listenQUIC() error {
+	udpAddr := e.agentLn.Addr().String()
+	pc, perr := net.ListenPacket("udp", udpAddr)
+	if perr != nil {
+		return config.NewError(config.CodeListenFailed, "Cannot listen for QUIC agents on UDP %s: %v. Free the port or choose another --agent-addr.", udpAddr, perr).WithCause(perr)
+	}
+	ln, err := tunnel.ListenQUIC(pc, e.deps.AgentTLS)
+	if err != nil {
+		pc.Close()
+		return config.NewError(config.CodeListenFailed, "Cannot start the QUIC agent listener on %s: %v.", udpAddr, err).WithCause(err)
+	}
+	e.quicLn = ln
+	return nil
+}
+
+func listenTCP(what, addr string) (net.Listener, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, config.NewError(config.CodeListenFailed, "Cannot listen for %s on %s: %v. Free the port or choose another address.", what, addr, err).WithCause(err)
+	}
+	return ln, nil
+}
+
+func (e *Edge) closeListeners() {
+	for _, ln := range []net.Listener{e.agentLn, e.httpsLn, e.httpLn} {
+		if ln != nil {
+			ln.Close()
+		}
+	}
+	if e.quicLn != nil {
+		e.quicLn.Close()
+	}
+}
+
+// Addrs returns the bound addresses. Call after Listen.
+func (e *Edge) Addrs() Addrs {
+	a := Addrs{Agent: e.agentLn.Addr().String(), HTTPS: e.httpsLn.Addr().String()}
+	if e.httpLn != nil {
+		a.HTTP = e.httpLn.Addr().String()
+	}
+	return a
+}
+
+func (e *Edge) advertisedAgentAddr() string {
+	if e.cfg.AdvertiseAgentAddr != "" {
+		return e.cfg.AdvertiseAgentAddr
+	}
+	return e.agentLn.Addr().String()
+}
+
+func (e *Edge) httpsPort() int {
+	if e.cfg.PublicHTTPSPort != 0 {
+		return e.cfg.PublicHTTPSPort
+	}
+	_, p, _ := net.SplitHostPort(e.httpsLn.Addr().String())
+	n, _ := strconv.Atoi(p)
+	return n
+}
+
+func (e *Edge) publicHTTPSURL(host string) string {
+	if p := e.httpsPort(); p != 443 {
+		return "https://" + net.JoinHostPort(host, strconv.Itoa(p))
+	}
+	return "https://" + host
+}
+
+// Serve runs the edge until ctx ends or Shutdown is called. It loads the
+// persisted snapshot first, so it serves even when the control plane is down.
+func (e *Edge) Serve(ctx context.Context) error {
+	if e.agentLn == nil {
+		return errors.New("edge: Serve before Listen")
+	}
+	if ok, err := e.snap.loadPersisted(); err != nil {
+		e.log.Warn("ignoring the persisted snapshot", zap.Error(err))
+	} else if ok {
+		e.log.Info("serving from the persisted snapshot until the control plane answers", zap.Uint64("revision", e.snap.Load().Revision()))
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error {
+		select {
+		case <-gctx.Done():
+		case <-e.stopping:
+		}
+		cancel()
+		e.closeListeners()
+		return nil
+	})
+	g.Go(func() error { e.snap.watch(gctx, e.deps.Feed, e.log, e.applySnapshot); return nil })
+	g.Go(func() error { e.reportLoop(gctx); return nil })
+	g.Go(func() error { return e.acceptAgentsTCP(gctx) })
+	if e.quicLn != nil {
+		g.Go(func() error { return e.acceptAgentsQUIC(gctx) })
+	}
+	g.Go(func() error { return e.acceptPublicHTTPS(gctx) })
+	if e.httpLn != nil {
+		e.httpSrv = newHTTPRedirector(e)
+		g.Go(func() error { return e.httpSrv.serve(e.httpLn) })
+	}
+	err := g.Wait()
+	if errors.Is(err, net.ErrClosed) {
+		err = nil
+	}
+	return err
+}
+
+// Shutdown stops accepting, drains in-flight public requests until ctx ends,
+// then closes every agent session with a reason.
+func (e *Edge) Shutdown(ctx context.Context) error {
+	e.stopOnce.Do(func() { close(e.stopping) })
+	e.closeListeners()
+	var errs []error
+	if e.httpSrv != nil {
+		errs = append(errs, e.httpSrv.shutdown(ctx))
+	}
+	errs = append(errs, e.proxy.Shutdown(ctx))
+	e.mu.Lock()
+	sessions := make([]*agentSession, 0, len(e.sessions))
+	for s := range e.sessions {
+		sessions = append(sessions, s)
+	}
+	e.mu.Unlock()
+	reason := config.NewError(config.CodeSessionStopped, "The edge is shutting down; the agent will reconnect.")
+	for _, s := range sessions {
+		s.ts.Close(reason)
+	}
+	return errors.Join(errs...)
+}
+
+// applySnapshot enforces a new snapshot on live sessions: a credential that
+// is gone, rotated or whose owner or account is inactive closes its
+// sessions; endpoints its ACL no longer allows are stopped.
+func (e *Edge) applySnapshot(snap *config.Snapshot) {
+	e.mu.Lock()
+	sessions := make([]*agentSession, 0, len(e.sessions))
+	for s := range e.sessions {
+		sessions = append(sessions, s)
+	}
+	e.mu.Unlock()
+	for _, s := range sessions {
+		err, lost := s.reverify(snap)
+		if err != nil {
+			s.log.Info("closing agent session: its credential is no longer valid", zap.Error(err))
+			s.ts.Close(err)
+			continue
+		}
+		for _, ep := range lost {
+			s.dropEndpoint(ep, config.CodeBindACL, "The credential's bind ACL no longer allows this endpoint.")
+		}
+	}
+}
+
+// sessionsChanged schedules a report to the control plane.
+func (e *Edge) sessionsChanged() {
+	select {
+	case e.changed <- struct{}{}:
+	default:
+	}
+}
+
+func (e *Edge) reportLoop(ctx context.Context) {
+	if e.deps.Reporter == nil {
+		return
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-e.changed:
+		}
+		e.mu.Lock()
+		list := make([]config.AgentSession, 0, len(e.sessions))
+		for s := range e.sessions {
+			if info, ok := s.info(); ok {
+				list = append(list, info)
+			}
+		}
+		e.mu.Unlock()
+		rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		if err := e.deps.Reporter.ReportSessions(rctx, e.cfg.Region, list); err != nil && ctx.Err() == nil {
+			e.log.Warn("could not report agent sessions to the control plane", zap.Error(err))
+		}
+		cancel()
+	}
+}

@@ -1,0 +1,83 @@
+package edge
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"net"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/tollgate/tollgate/tunnel"
+)
+
+// acceptAgentsTCP accepts agents over TLS on TCP, each a muxado session.
+func (e *Edge) acceptAgentsTCP(ctx context.Context) error {
+	for {
+		c, err := e.agentLn.Accept()
+		if err != nil {
+			if ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
+				return nil
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				time.Sleep(50 * time.Millisecond)
+				continue
+			}
+			return err
+		}
+		go e.handleAgentTCP(ctx, c)
+	}
+}
+
+func (e *Edge) handleAgentTCP(ctx context.Context, c net.Conn) {
+	tc := tls.Server(c, e.deps.AgentTLS)
+	hctx, cancel := context.WithTimeout(ctx, e.cfg.HandshakeTimeout)
+	err := tc.HandshakeContext(hctx)
+	cancel()
+	if err != nil {
+		e.log.Debug("agent TLS handshake failed", zap.String("remote_addr", c.RemoteAddr().String()), zap.Error(err))
+		c.Close()
+		return
+	}
+	e.runAgentSession(ctx, tunnel.NewMuxadoMux(tc, true, tunnel.MuxConfig{}))
+}
+
+// acceptAgentsQUIC accepts agents over QUIC.
+func (e *Edge) acceptAgentsQUIC(ctx context.Context) error {
+	for {
+		mux, err := e.quicLn.Accept(ctx)
+		if err != nil {
+			if ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
+				return nil
+			}
+			e.log.Debug("QUIC accept failed", zap.Error(err))
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-e.stopping:
+				return nil
+			default:
+			}
+			continue
+		}
+		go e.runAgentSession(ctx, mux)
+	}
+}
+
+// runAgentSession serves one agent connection until it ends.
+func (e *Edge) runAgentSession(ctx context.Context, mux tunnel.Mux) {
+	s := newAgentSession(e, mux.RemoteAddr(), mux.Transport())
+	s.ts = tunnel.NewServerSession(mux, s, tunnel.ServerConfig{Logger: s.log})
+	e.mu.Lock()
+	e.sessions[s] = struct{}{}
+	e.mu.Unlock()
+	e.metrics.sessions.Add(1)
+	err := s.ts.Run(ctx)
+	e.mu.Lock()
+	delete(e.sessions, s)
+	e.mu.Unlock()
+	e.metrics.sessions.Add(-1)
+	s.ended(err)
+}

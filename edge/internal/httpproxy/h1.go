@@ -1,0 +1,687 @@
+package httpproxy
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/netip"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+)
+
+const (
+	maxPipelined  = 16       // requests forwarded ahead of their responses
+	maxBlankLines = 8        // empty lines tolerated before a request line (RFC 9112 §2.2)
+	maxCoalesce   = 16 << 10 // head and first body bytes go out in one Write up to this size
+	maxOutRetain  = 64 << 10 // a larger head buffer is dropped after use
+	lingerTimeout = 500 * time.Millisecond
+	lingerBytes   = 256 << 10 // read and discarded after an error page, so the close sends no RST
+)
+
+// aLongTimeAgo is a deadline in the past: it wakes a blocked Read.
+var aLongTimeAgo = time.Unix(1, 0)
+
+// Phases of the request side of an HTTP/1.1 connection.
+const (
+	phaseIdle uint8 = iota // waiting for the first byte of a request
+	phaseHead              // reading a request head
+	phaseBody              // forwarding a request body, or upgraded
+)
+
+// pending is a request forwarded whose response has not ended yet.
+type pending struct {
+	isHead, upgrade, close, html bool
+	start                        time.Time // OnRequest only
+	method, path, proto          string    // OnRequest only
+}
+
+// h1conn is one HTTP/1.1 client connection. The goroutine that runs serve
+// reads requests and writes them to the proxy stream; a second goroutine
+// per stream (readResponses) copies responses back. They share the queue of
+// pending requests under mu.
+type h1conn struct {
+	p         *Proxy
+	ctx       context.Context
+	c         net.Conn
+	remote    netip.AddrPort
+	authority string // lower-case host this connection serves; from SNI, else the first Host
+	xff       []byte // "X-Forwarded-For: <ip>\r\n"; nil when the peer has no IP address
+
+	// Request side, owned by serve.
+	in, inPool []byte // in is inPool unless a head needed more room
+	ir, iw     int    // unread bytes are in[ir:iw]
+	headLen    int
+	out        []byte
+	req        requestHead
+	body       bodyFramer
+	up         Upstream
+
+	// Response side, owned by readResponses.
+	resp responseHead
+	info RequestInfo
+
+	mu           sync.Mutex
+	cond         sync.Cond
+	q            [maxPipelined]pending
+	qh, qn       int
+	st           Stream // the open stream; nil when none
+	bRunning     bool   // readResponses runs for st
+	waiters      int
+	phase        uint8
+	rdSet        bool // a read deadline is set on c
+	upgraded     bool
+	closing      bool
+	clientClosed bool
+	abortPage    *pageSpec // answer for the last request if its stream is cut before a response
+
+	wmu sync.Mutex // client writes
+	wdl time.Time  // current write deadline
+}
+
+func newH1Conn(p *Proxy, ctx context.Context, c net.Conn, sni string, remote netip.AddrPort) *h1conn {
+	h := &h1conn{p: p, ctx: ctx, c: c, remote: remote, authority: sni}
+	h.cond.L = &h.mu
+	if remote.Addr().IsValid() {
+		h.xff = []byte("X-Forwarded-For: " + remote.Addr().String() + "\r\n")
+	}
+	return h
+}
+
+// serve runs the request side until the connection ends.
+func (h *h1conn) serve() {
+	h.inPool = h.p.getBuf()
+	h.in = h.inPool
+	h.out = make([]byte, 0, 2048)
+	defer func() {
+		h.end()
+		h.p.pool.Put(h.inPool)
+	}()
+	for h.readHead() && h.forward() {
+	}
+}
+
+// readHead reads the next request head into in[ir:ir+headLen] and parses
+// it. False means the connection is done (answered and closed as needed).
+func (h *h1conn) readHead() bool {
+	// An answer before the head parses must not take the last request's.
+	h.req.isHead, h.req.acceptsHTML, h.req.method, h.req.path = false, false, nil, nil
+	if h.ir == h.iw {
+		h.ir, h.iw = 0, 0
+		if len(h.in) != len(h.inPool) {
+			h.in = h.inPool
+		}
+	}
+	blanks := 0
+	for {
+		for h.iw-h.ir >= 2 && h.in[h.ir] == '\r' && h.in[h.ir+1] == '\n' {
+			h.ir += 2
+			if blanks++; blanks > maxBlankLines {
+				h.fail(pageFor(errTooManyBlanks))
+				return false
+			}
+		}
+		if n := h.iw - h.ir; n >= 2 || n == 1 && h.in[h.ir] != '\r' {
+			break
+		}
+		if h.ir > 0 {
+			h.iw = copy(h.in, h.in[h.ir:h.iw])
+			h.ir = 0
+		}
+		if !h.idle() {
+			h.graceful()
+			return false
+		}
+		if err := h.fill(); err != nil {
+			// EOF, reset, idle timeout or shutdown: end quietly once the
+			// responses in flight are written.
+			h.graceful()
+			return false
+		}
+	}
+	scanned := 0
+	deadline := false
+	for {
+		n, err := scanHead(h.in[h.ir:h.iw], scanned)
+		if err != nil {
+			h.fail(pageFor(err))
+			return false
+		}
+		if n > 0 {
+			h.headLen = n
+			break
+		}
+		scanned = h.iw - h.ir
+		if scanned >= h.p.cfg.MaxHeaderBytes {
+			h.fail(pageHeadTooLarge)
+			return false
+		}
+		if !deadline {
+			h.headDeadline()
+			deadline = true
+		}
+		if err := h.fill(); err != nil {
+			if isTimeout(err) {
+				h.fail(pageHeadTimeout)
+			} else {
+				h.graceful()
+			}
+			return false
+		}
+	}
+	if h.headLen > h.p.cfg.MaxHeaderBytes {
+		h.fail(pageHeadTooLarge)
+		return false
+	}
+	if err := parseRequestHead(h.in[h.ir:h.ir+h.headLen], &h.req); err != nil {
+		if ce := h.p.log.Check(zap.DebugLevel, "request refused"); ce != nil {
+			ce.Write(zap.Stringer("remote_addr", h.remote), zap.Error(err))
+		}
+		h.fail(pageFor(err))
+		return false
+	}
+	return true
+}
+
+// forward checks and forwards the parsed request, then its body. False
+// means the connection is done.
+func (h *h1conn) forward() bool {
+	r := &h.req
+	head := h.in[h.ir : h.ir+h.headLen]
+	if h.authority == "" {
+		h.authority = strings.ToLower(string(r.hostName))
+	}
+	if !equalFold(r.hostName, h.authority) || r.absolute && !equalFold(r.absHostName, h.authority) {
+		h.fail(pageMisdirected)
+		return false
+	}
+	switch {
+	case r.chunked:
+		h.body.setChunked()
+	case r.contentLength > 0:
+		h.body.setLength(r.contentLength)
+	default:
+		h.body.kind = frameNone
+	}
+	bodyStart := h.ir + h.headLen
+	k, done, err := h.body.consume(h.in[bodyStart:h.iw])
+	if err != nil {
+		h.fail(pageFor(err))
+		return false
+	}
+
+	e := pending{isHead: r.isHead, upgrade: r.upgrade, close: r.close, html: r.acceptsHTML}
+	if h.p.cfg.OnRequest != nil {
+		e.start = time.Now()
+		e.method, e.path = string(r.method), string(r.path)
+		e.proto = "HTTP/1.1"
+		if r.minor == 0 {
+			e.proto = "HTTP/1.0"
+		}
+	}
+	var st Stream
+	for attempt := 0; ; attempt++ {
+		var ok bool
+		if st, ok = h.stream(); !ok {
+			return false
+		}
+		if h.begin(st, e) {
+			break
+		}
+		if attempt == 1 {
+			h.fail(pageAgentUnreachable)
+			return false
+		}
+	}
+
+	pre := h.in[bodyStart : bodyStart+k]
+	out := h.appendHead(h.out[:0], head)
+	coalesce := len(out)+len(pre) <= maxCoalesce
+	if coalesce {
+		out = append(out, pre...)
+	}
+	_, werr := st.Write(out)
+	if werr == nil && !coalesce && len(pre) > 0 {
+		_, werr = st.Write(pre)
+	}
+	if cap(out) <= maxOutRetain {
+		h.out = out[:0]
+	} else {
+		h.out = make([]byte, 0, 2048)
+	}
+	h.ir = bodyStart + k
+	if werr != nil {
+		h.abortBody(nil)
+		return false
+	}
+
+	for !done {
+		h.ir, h.iw = 0, 0
+		if len(h.in) != len(h.inPool) {
+			h.in = h.inPool
+		}
+		if err := h.fill(); err != nil {
+			// The client stopped mid-body: the upstream must not see a
+			// complete request.
+			h.abortBody(nil)
+			return false
+		}
+		var ferr error
+		k, done, ferr = h.body.consume(h.in[:h.iw])
+		if k > 0 {
+			if _, err := st.Write(h.in[:k]); err != nil {
+				h.abortBody(nil)
+				return false
+			}
+		}
+		h.ir = k
+		if ferr != nil {
+			h.abortBody(pageFor(ferr))
+			return false
+		}
+	}
+
+	if r.upgrade {
+		h.mu.Lock()
+		for !h.upgraded && h.qn > 0 && h.bRunning {
+			h.waitLocked()
+		}
+		upgraded := h.upgraded
+		h.mu.Unlock()
+		if upgraded {
+			h.rawToStream(st)
+			return false
+		}
+	}
+	if r.close {
+		h.graceful()
+		return false
+	}
+	return true
+}
+
+// appendHead appends the request head to forward: the request line with an
+// absolute-form target reduced to origin-form, the fields minus client-sent
+// X-Forwarded-* and Forwarded, then the edge's X-Forwarded-For, -Proto and
+// -Host.
+func (h *h1conn) appendHead(out, head []byte) []byte {
+	r := &h.req
+	out = append(out, r.method...)
+	out = append(out, ' ')
+	if r.absolute && (len(r.path) == 0 || r.path[0] != '/') {
+		out = append(out, '/')
+	}
+	out = append(out, r.path...)
+	if r.minor == 0 {
+		out = append(out, " HTTP/1.0\r\n"...)
+	} else {
+		out = append(out, " HTTP/1.1\r\n"...)
+	}
+	for _, f := range r.fields {
+		switch f.kind {
+		case fieldDrop:
+			continue
+		case fieldConnection:
+			if r.connFilter {
+				out = appendConnection(out, head[f.valStart:f.valEnd])
+				continue
+			}
+		}
+		out = append(out, head[f.start:f.end]...)
+	}
+	out = append(out, h.xff...)
+	out = append(out, h.p.xfp...)
+	out = append(out, "X-Forwarded-Host: "...)
+	out = append(out, r.host...)
+	return append(out, "\r\n\r\n"...)
+}
+
+// appendConnection appends a Connection field without the options that name
+// a dropped field: a client must not make a proxy behind the agent strip
+// the edge's X-Forwarded-For (RFC 9110 §7.6.1).
+func appendConnection(out, value []byte) []byte {
+	n := len(out)
+	out = append(out, "Connection: "...)
+	first := true
+	for v := value; v != nil; {
+		var tok []byte
+		tok, v = nextToken(v)
+		if len(tok) == 0 || isDroppedName(tok) {
+			continue
+		}
+		if !first {
+			out = append(out, ", "...)
+		}
+		first = false
+		out = append(out, tok...)
+	}
+	if first {
+		return out[:n]
+	}
+	return append(out, "\r\n"...)
+}
+
+// stream returns the connection's open stream, opening one (and starting its
+// response goroutine) when there is none. On failure the client has been
+// answered and the connection is done.
+func (h *h1conn) stream() (Stream, bool) {
+	h.mu.Lock()
+	st, running, closed := h.st, h.bRunning, h.clientClosed
+	h.mu.Unlock()
+	if closed {
+		return nil, false
+	}
+	if st != nil && running {
+		return st, true
+	}
+	up, ok := h.p.resolver.Resolve(h.authority)
+	if !ok {
+		h.fail(pageNotFound(h.authority))
+		return nil, false
+	}
+	st, err := up.OpenStream(h.ctx)
+	if err != nil {
+		if ce := h.p.log.Check(zap.DebugLevel, "opening proxy stream failed"); ce != nil {
+			ce.Write(zap.String("endpoint", up.ID()), zap.Stringer("remote_addr", h.remote), zap.Error(err))
+		}
+		h.fail(pageAgentUnreachable)
+		return nil, false
+	}
+	h.mu.Lock()
+	if h.clientClosed {
+		h.mu.Unlock()
+		st.Close()
+		return nil, false
+	}
+	h.up, h.st, h.bRunning = up, st, true
+	h.mu.Unlock()
+	go h.readResponses(st)
+	return st, true
+}
+
+// begin queues e as the newest pending request on st. False means st died
+// in the meantime.
+func (h *h1conn) begin(st Stream, e pending) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for h.qn == maxPipelined && h.bRunning && h.st == st {
+		h.waitLocked()
+	}
+	if h.st != st || !h.bRunning {
+		return false
+	}
+	h.q[(h.qh+h.qn)%maxPipelined] = e
+	h.qn++
+	h.phase = phaseBody
+	if h.rdSet {
+		h.c.SetReadDeadline(time.Time{})
+		h.rdSet = false
+	}
+	return true
+}
+
+// idle enters phaseIdle before waiting for a request. The idle timeout runs
+// only while no response is outstanding; complete arms it otherwise.
+func (h *h1conn) idle() bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closing || h.clientClosed {
+		return false
+	}
+	h.phase = phaseIdle
+	if h.qn == 0 {
+		h.c.SetReadDeadline(time.Now().Add(h.p.cfg.IdleTimeout))
+		h.rdSet = true
+	} else if h.rdSet {
+		h.c.SetReadDeadline(time.Time{})
+		h.rdSet = false
+	}
+	return true
+}
+
+// headDeadline bounds the rest of a request head.
+func (h *h1conn) headDeadline() {
+	h.mu.Lock()
+	h.phase = phaseHead
+	h.c.SetReadDeadline(time.Now().Add(h.p.cfg.HeaderReadTimeout))
+	h.rdSet = true
+	h.mu.Unlock()
+}
+
+// fill reads once from the client into in[iw:], making room first: unread
+// bytes move to the front, and a buffer full of one head grows up to the
+// head limit.
+func (h *h1conn) fill() error {
+	if h.iw == len(h.in) {
+		switch {
+		case h.ir > 0:
+			h.iw = copy(h.in, h.in[h.ir:h.iw])
+			h.ir = 0
+		case len(h.in) < h.p.cfg.MaxHeaderBytes+minBufferSize:
+			n := min(2*len(h.in), h.p.cfg.MaxHeaderBytes+minBufferSize)
+			nb := make([]byte, n)
+			h.iw = copy(nb, h.in[h.ir:h.iw])
+			h.ir = 0
+			h.in = nb
+		default:
+			return errHeadTooLarge
+		}
+	}
+	for range 100 {
+		n, err := h.c.Read(h.in[h.iw:])
+		h.iw += n
+		if n > 0 {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return io.ErrNoProgress
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.Is(err, os.ErrDeadlineExceeded) || errors.As(err, &ne) && ne.Timeout()
+}
+
+// waitLocked waits for the response side to change the shared state.
+func (h *h1conn) waitLocked() {
+	h.waiters++
+	h.cond.Wait()
+	h.waiters--
+}
+
+func (h *h1conn) broadcastLocked() {
+	if h.waiters > 0 {
+		h.cond.Broadcast()
+	}
+}
+
+// graceful ends the connection once the responses in flight are written.
+func (h *h1conn) graceful() {
+	h.mu.Lock()
+	for h.qn > 0 && h.bRunning {
+		h.waitLocked()
+	}
+	h.mu.Unlock()
+	h.end()
+}
+
+// fail answers the client with pg after the responses in flight, and ends
+// the connection. Nothing of the refused request was forwarded.
+func (h *h1conn) fail(pg *pageSpec) {
+	h.mu.Lock()
+	for h.qn > 0 && h.bRunning {
+		h.waitLocked()
+	}
+	// With requests still queued, the response side died and answered them.
+	skip := h.clientClosed || h.qn > 0
+	h.mu.Unlock()
+	if !skip {
+		h.out = appendH1Page(h.out[:0], pg, h.req.isHead, h.req.acceptsHTML)
+		if h.writeClient(h.out) == nil {
+			h.linger()
+		}
+		h.reportPage(pg)
+	}
+	h.end()
+}
+
+// abortBody cuts the stream in the middle of a request: the upstream sees a
+// truncated request, never a complete one. pg, when not nil, answers the
+// request if no response to it began.
+func (h *h1conn) abortBody(pg *pageSpec) {
+	h.mu.Lock()
+	h.abortPage = pg
+	st := h.st
+	h.st = nil
+	h.mu.Unlock()
+	if st != nil {
+		st.Close()
+	}
+	h.waitResponses()
+	h.end()
+}
+
+// waitResponses waits until the response goroutine has exited.
+func (h *h1conn) waitResponses() {
+	h.mu.Lock()
+	for h.bRunning {
+		h.waitLocked()
+	}
+	h.mu.Unlock()
+}
+
+// end closes the client connection and the stream and waits for the
+// response goroutine. It may run more than once.
+func (h *h1conn) end() {
+	h.closeClient()
+	h.mu.Lock()
+	st := h.st
+	h.st = nil
+	h.mu.Unlock()
+	if st != nil {
+		st.Close()
+	}
+	h.waitResponses()
+}
+
+func (h *h1conn) closeClient() {
+	h.mu.Lock()
+	closed := h.clientClosed
+	h.clientClosed = true
+	h.broadcastLocked()
+	h.mu.Unlock()
+	if !closed {
+		h.c.Close()
+	}
+}
+
+type closeWriter interface{ CloseWrite() error }
+
+// linger half-closes the client connection and discards what it still
+// sends for a moment, so that closing does not reset the connection before
+// the client read the answer.
+func (h *h1conn) linger() {
+	cw, ok := h.c.(closeWriter)
+	if !ok || cw.CloseWrite() != nil {
+		return
+	}
+	h.c.SetReadDeadline(time.Now().Add(lingerTimeout))
+	buf := h.inPool
+	for n := 0; n < lingerBytes; {
+		k, err := h.c.Read(buf)
+		n += k
+		if err != nil {
+			return
+		}
+	}
+}
+
+// writeClient writes b to the client. A write stalled longer than the idle
+// timeout fails; the deadline is refreshed only when half of it is used up.
+func (h *h1conn) writeClient(b []byte) error {
+	h.wmu.Lock()
+	defer h.wmu.Unlock()
+	if idle := h.p.cfg.IdleTimeout; idle > 0 {
+		now := time.Now()
+		if now.After(h.wdl.Add(-idle / 2)) {
+			h.wdl = now.Add(idle)
+			h.c.SetWriteDeadline(h.wdl)
+		}
+	}
+	_, err := h.c.Write(b)
+	return err
+}
+
+// rawToStream copies the client's bytes to the stream after a 101 answer
+// until the client half-closes, then half-closes the stream.
+func (h *h1conn) rawToStream(st Stream) {
+	defer h.end()
+	if h.ir < h.iw {
+		if _, err := st.Write(h.in[h.ir:h.iw]); err != nil {
+			return
+		}
+		h.ir = h.iw
+	}
+	for {
+		n, err := h.c.Read(h.in)
+		if n > 0 {
+			if _, werr := st.Write(h.in[:n]); werr != nil {
+				return
+			}
+		}
+		if err != nil {
+			if errors.Is(err, io.EOF) && st.CloseWrite() == nil {
+				h.waitResponses()
+			}
+			return
+		}
+	}
+}
+
+// shutdown implements servedConn: an idle connection closes now, a busy one
+// after its responses in flight.
+func (h *h1conn) shutdown() {
+	h.mu.Lock()
+	h.closing = true
+	if h.phase == phaseIdle && h.qn == 0 {
+		h.c.SetReadDeadline(aLongTimeAgo)
+		h.rdSet = true
+	}
+	h.mu.Unlock()
+}
+
+// abort implements servedConn.
+func (h *h1conn) abort() {
+	h.closeClient()
+	h.mu.Lock()
+	st := h.st
+	h.st = nil
+	h.mu.Unlock()
+	if st != nil {
+		st.Close()
+	}
+}
+
+// reportPage calls OnRequest for an answer the request side gave itself.
+func (h *h1conn) reportPage(pg *pageSpec) {
+	fn := h.p.cfg.OnRequest
+	if fn == nil {
+		return
+	}
+	info := &RequestInfo{
+		RemoteAddr: h.remote, Host: h.authority, Proto: "HTTP/1.1",
+		Method: string(h.req.method), Path: string(h.req.path),
+		Status: pg.status, Code: pg.code, Start: time.Now(),
+	}
+	if h.up != nil {
+		info.EndpointID = h.up.ID()
+	}
+	fn(info)
+}

@@ -1,0 +1,384 @@
+package httpproxy
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"net/netip"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+	"golang.org/x/net/http2"
+
+	"github.com/tollgate/tollgate/config"
+)
+
+// Stream is one proxy stream to an agent: a byte pipe whose send side can be
+// closed on its own.
+type Stream interface {
+	io.ReadWriteCloser
+	// CloseWrite closes the send side; the agent reads EOF.
+	CloseWrite() error
+}
+
+// Upstream is one endpoint as the edge's router resolved it.
+type Upstream interface {
+	// OpenStream opens a proxy stream to the endpoint's agent for one public
+	// client connection. The implementation fills the proxy header; the
+	// client's address is ClientAddrFromContext(ctx). ctx bounds the opening
+	// only, not the stream's life. An error is answered 502 (TG_3201).
+	OpenStream(ctx context.Context) (Stream, error)
+	// ID returns the endpoint ID (ep_...) for logs and events.
+	ID() string
+}
+
+// Resolver finds the endpoint serving a host.
+type Resolver interface {
+	// Resolve returns the endpoint bound at host: lower case, without port.
+	Resolve(host string) (Upstream, bool)
+}
+
+// BufferPool hands out copy buffers. httputil.BufferPool has the same shape.
+type BufferPool interface {
+	Get() []byte
+	Put([]byte)
+}
+
+// RequestInfo describes one finished request for Config.OnRequest. The hook
+// must not keep the pointer: the value is reused.
+type RequestInfo struct {
+	RemoteAddr    netip.AddrPort // the TCP peer, IPv4-mapped addresses folded to IPv4
+	Host          string         // the authority the connection was opened for
+	EndpointID    string         // Upstream.ID(), "" when none was resolved
+	Proto         string         // "HTTP/1.1", "HTTP/1.0" or "HTTP/2.0"
+	Method        string
+	Path          string      // request target as forwarded
+	Status        int         // status of the final response, 0 if none was sent
+	Code          config.Code // set when the edge answered itself (error page)
+	ResponseBytes int64       // bytes of the response written to the client, head included
+	Start         time.Time   // when the request head was complete
+	Duration      time.Duration
+}
+
+// Config configures a Proxy. Zero values take the defaults given.
+type Config struct {
+	// Logger receives connection-level problems at debug level and proxy
+	// lifecycle at info. Default: no logging.
+	Logger *zap.Logger
+	// MaxHeaderBytes bounds a request head (request line and fields) and, for
+	// HTTP/2, the header list. Default 64 KiB.
+	MaxHeaderBytes int
+	// HeaderReadTimeout bounds reading one request head once its first byte
+	// arrived. Default 10s.
+	HeaderReadTimeout time.Duration
+	// IdleTimeout closes a connection that waits this long for its next
+	// request, and bounds one stalled write to a client. Default 120s.
+	IdleTimeout time.Duration
+	// MaxConcurrentStreams bounds concurrent HTTP/2 streams per connection.
+	// Default 250.
+	MaxConcurrentStreams uint32
+	// MaxIdleStreams bounds the idle proxy streams an HTTP/2 connection
+	// keeps for reuse. Default 16.
+	MaxIdleStreams int
+	// BufferPool provides copy buffers (at least 4 KiB each). Default: a
+	// pool of 16 KiB buffers.
+	BufferPool BufferPool
+	// Scheme is the X-Forwarded-Proto value: "https" (default) or "http".
+	Scheme string
+	// OnRequest, if not nil, is called once per finished request from the
+	// connection's goroutines; it must be fast and must not block. Setting it
+	// costs a few allocations per request (method and path strings).
+	OnRequest func(*RequestInfo)
+}
+
+// Defaults of Config.
+const (
+	// DefaultMaxHeaderBytes is the default of Config.MaxHeaderBytes.
+	DefaultMaxHeaderBytes = 64 << 10
+	// DefaultHeaderReadTimeout is the default of Config.HeaderReadTimeout.
+	DefaultHeaderReadTimeout = 10 * time.Second
+	// DefaultIdleTimeout is the default of Config.IdleTimeout.
+	DefaultIdleTimeout = 120 * time.Second
+	// DefaultMaxConcurrentStreams is the default of Config.MaxConcurrentStreams.
+	DefaultMaxConcurrentStreams = 250
+	// DefaultMaxIdleStreams is the default of Config.MaxIdleStreams.
+	DefaultMaxIdleStreams = 16
+
+	defaultBufferSize = 16 << 10
+	minBufferSize     = 4 << 10
+)
+
+// Proxy serves public client connections for the endpoints its Resolver
+// knows. Create it with New; hand it connections with ServeConn; stop it
+// with Shutdown.
+type Proxy struct {
+	cfg      Config
+	log      *zap.Logger
+	resolver Resolver
+	pool     BufferPool
+	xfp      []byte // "X-Forwarded-Proto: https\r\n"
+
+	h2  *http2.Server
+	h2b *http.Server // base configuration of h2; its Shutdown drains h2 connections
+
+	mu      sync.Mutex
+	conns   map[servedConn]struct{}
+	closing bool
+	drained chan struct{} // closed when closing and conns is empty
+}
+
+// servedConn is a connection Shutdown can drain and force closed.
+type servedConn interface {
+	shutdown() // stop taking requests; close once in-flight ones finish
+	abort()    // close now
+}
+
+// New validates cfg and returns a Proxy for r. It starts nothing.
+func New(cfg Config, r Resolver) (*Proxy, error) {
+	if r == nil {
+		return nil, errors.New("httpproxy: a Resolver is required")
+	}
+	if cfg.MaxHeaderBytes < 0 || cfg.HeaderReadTimeout < 0 || cfg.IdleTimeout < 0 || cfg.MaxIdleStreams < 0 {
+		return nil, errors.New("httpproxy: negative limit in Config")
+	}
+	if cfg.MaxHeaderBytes == 0 {
+		cfg.MaxHeaderBytes = DefaultMaxHeaderBytes
+	}
+	if cfg.MaxHeaderBytes < 1024 {
+		return nil, errors.New("httpproxy: MaxHeaderBytes below 1024")
+	}
+	if cfg.HeaderReadTimeout == 0 {
+		cfg.HeaderReadTimeout = DefaultHeaderReadTimeout
+	}
+	if cfg.IdleTimeout == 0 {
+		cfg.IdleTimeout = DefaultIdleTimeout
+	}
+	if cfg.MaxConcurrentStreams == 0 {
+		cfg.MaxConcurrentStreams = DefaultMaxConcurrentStreams
+	}
+	if cfg.MaxIdleStreams == 0 {
+		cfg.MaxIdleStreams = DefaultMaxIdleStreams
+	}
+	switch cfg.Scheme {
+	case "":
+		cfg.Scheme = "https"
+	case "http", "https":
+	default:
+		return nil, errors.New(`httpproxy: Scheme must be "http" or "https"`)
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = zap.NewNop()
+	}
+	pool := cfg.BufferPool
+	if pool == nil {
+		pool = newBufferPool(defaultBufferSize)
+	}
+	p := &Proxy{
+		cfg:      cfg,
+		log:      log,
+		resolver: r,
+		pool:     pool,
+		xfp:      []byte("X-Forwarded-Proto: " + cfg.Scheme + "\r\n"),
+		conns:    make(map[servedConn]struct{}),
+		drained:  make(chan struct{}),
+	}
+	p.h2 = &http2.Server{
+		MaxConcurrentStreams: cfg.MaxConcurrentStreams,
+		IdleTimeout:          cfg.IdleTimeout,
+	}
+	errLog, err := zap.NewStdLogAt(log.Named("http2"), zap.DebugLevel)
+	if err != nil {
+		return nil, err
+	}
+	p.h2b = &http.Server{
+		MaxHeaderBytes: cfg.MaxHeaderBytes,
+		IdleTimeout:    cfg.IdleTimeout,
+		HTTP2:          &http.HTTP2Config{MaxConcurrentStreams: int(cfg.MaxConcurrentStreams)},
+		ErrorLog:       errLog,
+	}
+	if err := http2.ConfigureServer(p.h2b, p.h2); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+type clientAddrKey struct{}
+
+// ClientAddrFromContext returns the public client's TCP address for the
+// connection a stream is opened for (IPv4-mapped IPv6 folded to IPv4).
+func ClientAddrFromContext(ctx context.Context) (netip.AddrPort, bool) {
+	a, ok := ctx.Value(clientAddrKey{}).(netip.AddrPort)
+	return a, ok
+}
+
+// peerAddr returns c's remote address with an IPv4-mapped IPv6 address
+// folded to IPv4; the zero value when it is not an IP address.
+func peerAddr(c net.Conn) netip.AddrPort {
+	var ap netip.AddrPort
+	switch a := c.RemoteAddr().(type) {
+	case *net.TCPAddr:
+		ap = a.AddrPort()
+	case nil:
+	default:
+		ap, _ = netip.ParseAddrPort(a.String())
+	}
+	return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+}
+
+// ServeConn serves one public client connection until it ends and closes
+// it. sni is the TLS server name (lower case, "" for none or plain HTTP);
+// alpn is the negotiated protocol: "h2" selects HTTP/2, anything else
+// HTTP/1.1. Cancelling ctx closes the connection at once; Shutdown drains it.
+func (p *Proxy) ServeConn(ctx context.Context, c net.Conn, sni, alpn string) {
+	remote := peerAddr(c)
+	ctx = context.WithValue(ctx, clientAddrKey{}, remote)
+	if alpn == http2.NextProtoTLS {
+		p.serveH2(ctx, c, sni, remote)
+		return
+	}
+	h := newH1Conn(p, ctx, c, sni, remote)
+	if !p.track(h) {
+		c.Close()
+		return
+	}
+	defer p.untrack(h)
+	stop := context.AfterFunc(ctx, h.abort)
+	defer stop()
+	h.serve()
+}
+
+func (p *Proxy) track(sc servedConn) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closing {
+		return false
+	}
+	p.conns[sc] = struct{}{}
+	return true
+}
+
+func (p *Proxy) untrack(sc servedConn) {
+	p.mu.Lock()
+	delete(p.conns, sc)
+	if p.closing && len(p.conns) == 0 {
+		select {
+		case <-p.drained:
+		default:
+			close(p.drained)
+		}
+	}
+	p.mu.Unlock()
+}
+
+// Shutdown stops taking new connections and requests, lets in-flight
+// requests finish (HTTP/2 connections get GOAWAY), closes each connection
+// once idle, and returns when all are closed. When ctx ends first, the rest
+// are closed at once and ctx's error is returned. Upgraded connections
+// (WebSocket) count as in flight until they end. Calling it again returns
+// ErrProxyClosed after waiting like the first call.
+func (p *Proxy) Shutdown(ctx context.Context) error {
+	p.mu.Lock()
+	again := p.closing
+	p.closing = true
+	conns := make([]servedConn, 0, len(p.conns))
+	for sc := range p.conns {
+		conns = append(conns, sc)
+	}
+	if len(p.conns) == 0 {
+		select {
+		case <-p.drained:
+		default:
+			close(p.drained)
+		}
+	}
+	p.mu.Unlock()
+
+	if !again {
+		p.log.Info("http proxy shutting down", zap.Int("connections", len(conns)))
+		// Runs the graceful shutdown hook http2.ConfigureServer registered:
+		// every HTTP/2 connection sends GOAWAY and finishes its streams. The
+		// base server tracks no connections itself, so this returns at once.
+		_ = p.h2b.Shutdown(ctx)
+	}
+	for _, sc := range conns {
+		sc.shutdown()
+	}
+	// An HTTP/2 connection that was accepted just before Shutdown may
+	// register with the http2 server after the hook ran: run it again now
+	// and then until everything drained.
+	tick := time.NewTicker(250 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case <-p.drained:
+			if again {
+				return ErrProxyClosed
+			}
+			return nil
+		case <-tick.C:
+			_ = p.h2b.Shutdown(ctx)
+			continue
+		case <-ctx.Done():
+		}
+		break
+	}
+	p.mu.Lock()
+	conns = conns[:0]
+	for sc := range p.conns {
+		conns = append(conns, sc)
+	}
+	p.mu.Unlock()
+	for _, sc := range conns {
+		sc.abort()
+	}
+	return ctx.Err()
+}
+
+// bufferPool is the default BufferPool: a sync.Pool of fixed-size buffers
+// that allocates nothing in the steady state (the slice headers travel in
+// recycled holders).
+type bufferPool struct {
+	size    int
+	bufs    sync.Pool // *[]byte holding a buffer
+	holders sync.Pool // *[]byte holding nil
+}
+
+func newBufferPool(size int) *bufferPool { return &bufferPool{size: size} }
+
+func (bp *bufferPool) Get() []byte {
+	if h, ok := bp.bufs.Get().(*[]byte); ok {
+		b := *h
+		*h = nil
+		bp.holders.Put(h)
+		return b
+	}
+	return make([]byte, bp.size)
+}
+
+func (bp *bufferPool) Put(b []byte) {
+	if cap(b) < bp.size {
+		return
+	}
+	h, ok := bp.holders.Get().(*[]byte)
+	if !ok {
+		h = new([]byte)
+	}
+	*h = b[:bp.size]
+	bp.bufs.Put(h)
+}
+
+// getBuf returns a buffer of at least minBufferSize bytes.
+func (p *Proxy) getBuf() []byte {
+	b := p.pool.Get()
+	if len(b) < minBufferSize {
+		b = b[:cap(b)]
+		if len(b) < minBufferSize {
+			return make([]byte, defaultBufferSize)
+		}
+	}
+	return b
+}

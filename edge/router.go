@@ -1,0 +1,74 @@
+package edge
+
+import (
+	"sync"
+	"time"
+)
+
+// endpoint is one bound public name (or TCP address) and the agent session
+// that serves it. Immutable after creation except for the session's own
+// lifecycle.
+type endpoint struct {
+	id         string // ep_...
+	bindID     string // the agent's bind Id, echoed in proxy headers
+	key        string // route key: lower-case host, or host:port for TCP
+	url        string // public URL shown to the agent and the API
+	proto      string // "https", "tcp", "tls"
+	forwardsTo string
+	minTLS     uint16 // crypto/tls version constant
+	startedAt  time.Time
+	session    *agentSession
+}
+
+// router maps route keys to endpoints. Reads take a read lock; binds and
+// unbinds are rare.
+type router struct {
+	mu     sync.RWMutex
+	routes map[string]*endpoint
+}
+
+func newRouter() *router { return &router{routes: make(map[string]*endpoint)} }
+
+// lookup returns the endpoint bound at key.
+func (r *router) lookup(key string) (*endpoint, bool) {
+	r.mu.RLock()
+	ep, ok := r.routes[key]
+	r.mu.RUnlock()
+	return ep, ok
+}
+
+// bind installs ep at its key. When another endpoint holds the key, takeover
+// decides: true replaces it (the old one is returned so the caller can tell
+// its session), false refuses (ok is false and the holder is returned).
+func (r *router) bind(ep *endpoint, takeover func(holder *endpoint) bool) (old *endpoint, ok bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if holder, taken := r.routes[ep.key]; taken && holder != ep {
+		if !takeover(holder) {
+			return holder, false
+		}
+		old = holder
+	}
+	r.routes[ep.key] = ep
+	return old, true
+}
+
+// unbind removes ep if it still holds its key.
+func (r *router) unbind(ep *endpoint) {
+	r.mu.Lock()
+	if cur, ok := r.routes[ep.key]; ok && cur == ep {
+		delete(r.routes, ep.key)
+	}
+	r.mu.Unlock()
+}
+
+// all returns every bound endpoint.
+func (r *router) all() []*endpoint {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	out := make([]*endpoint, 0, len(r.routes))
+	for _, ep := range r.routes {
+		out = append(out, ep)
+	}
+	return out
+}

@@ -1,0 +1,250 @@
+package edge
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"net"
+	"net/netip"
+	"slices"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/tollgate/tollgate/authn"
+	"github.com/tollgate/tollgate/config"
+	"github.com/tollgate/tollgate/tunnel"
+)
+
+// agentSession is the edge's side of one agent session: it implements
+// tunnel.ServerHandler, holds the identity that authenticated, and owns the
+// endpoints it bound.
+type agentSession struct {
+	edge      *Edge
+	ts        *tunnel.ServerSession
+	id        string // ts_...
+	remote    netip.AddrPort
+	transport string
+	startedAt time.Time
+	log       *zap.Logger
+
+	mu         sync.Mutex
+	ident      *authn.Identity // nil until Auth succeeds
+	secretHash string          // of the authtoken, to notice rotation
+	clientID   string
+	os         string
+	version    string
+	metadata   string
+	endpoints  map[string]*endpoint // by bind ID
+	closed     bool
+}
+
+func newAgentSession(e *Edge, remote net.Addr, transport string) *agentSession {
+	ap, _ := netip.ParseAddrPort(remote.String())
+	ap = netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+	id := config.NewID(config.PrefixAgentSession)
+	return &agentSession{
+		edge:      e,
+		id:        id,
+		remote:    ap,
+		transport: transport,
+		startedAt: time.Now().UTC(),
+		endpoints: make(map[string]*endpoint),
+		log:       e.log.With(zap.String("session_id", id), zap.String("remote_addr", ap.String()), zap.String("transport", transport)),
+	}
+}
+
+// Auth verifies the authtoken against the current snapshot.
+func (s *agentSession) Auth(ctx context.Context, req *tunnel.Auth) *tunnel.AuthResp {
+	resp := &tunnel.AuthResp{Version: "3"}
+	if !slices.Contains(req.Version, "3") && !slices.Contains(req.Version, "2") {
+		resp.Error = config.NewError(config.CodeAuthPayload, "This agent speaks protocol versions %v; this edge speaks 3 and 2. Upgrade the agent.", req.Version).Error()
+		return resp
+	}
+	if !slices.Contains(req.Version, "3") {
+		resp.Version = "2"
+	}
+	snap := s.edge.snap.Load()
+	ident, err := authn.VerifyAuthtoken(snap, req.Extra.Authtoken.Reveal())
+	if err != nil {
+		s.edge.metrics.authFailures.Add(1)
+		s.log.Info("agent authentication refused", zap.Error(err))
+		resp.Error = err.Error()
+		return resp
+	}
+	if iv := time.Duration(req.Extra.HeartbeatInterval); iv != 0 && iv < s.edge.cfg.MinHeartbeatInterval {
+		resp.Error = config.NewError(config.CodeHeartbeatInterval, "The heartbeat interval %s is below this edge's minimum %s.", iv, s.edge.cfg.MinHeartbeatInterval).Error()
+		return resp
+	}
+	if tol := time.Duration(req.Extra.HeartbeatTolerance); tol != 0 && tol < s.edge.cfg.MinHeartbeatInterval {
+		resp.Error = config.NewError(config.CodeHeartbeatTolerance, "The heartbeat tolerance %s is below this edge's minimum %s.", tol, s.edge.cfg.MinHeartbeatInterval).Error()
+		return resp
+	}
+	cred, _ := snap.Authtoken(ident.CredentialID)
+
+	clientID := req.ClientID
+	if clientID == "" || len(clientID) > 64 {
+		clientID = randomHex(16)
+	}
+	s.mu.Lock()
+	s.ident = ident
+	s.secretHash = cred.SecretHash
+	s.clientID = clientID
+	s.os = req.Extra.OS
+	s.version = req.Extra.Version
+	s.metadata = req.Extra.Metadata
+	s.mu.Unlock()
+	s.log = s.log.With(zap.String("account_id", ident.Account.ID), zap.String("credential_id", ident.CredentialID))
+	s.log.Info("agent session started", zap.String("agent_version", req.Extra.Version), zap.String("os", req.Extra.OS))
+
+	resp.ClientID = clientID
+	resp.Extra = tunnel.AuthRespExtra{
+		Version:        s.edge.cfg.Version,
+		Region:         s.edge.cfg.Region,
+		AgentSessionID: s.id,
+		AccountName:    ident.Account.Name,
+		PlanName:       "self-hosted",
+		ConnectAddresses: []tunnel.ConnectAddress{
+			{Region: s.edge.cfg.Region, ServerAddr: s.edge.advertisedAgentAddr()},
+		},
+	}
+	s.edge.sessionsChanged()
+	return resp
+}
+
+// Unbind removes one endpoint of this session.
+func (s *agentSession) Unbind(ctx context.Context, req *tunnel.Unbind) *tunnel.UnbindResp {
+	s.mu.Lock()
+	ep, ok := s.endpoints[req.ID]
+	delete(s.endpoints, req.ID)
+	s.mu.Unlock()
+	if !ok {
+		return &tunnel.UnbindResp{Error: config.NewError(config.CodeBindURL, "No endpoint with bind ID %q in this session.", req.ID).Error()}
+	}
+	s.edge.router.unbind(ep)
+	s.log.Info("endpoint unbound", zap.String("endpoint", ep.url))
+	s.edge.sessionsChanged()
+	return &tunnel.UnbindResp{}
+}
+
+// SrvInfo answers the region.
+func (s *agentSession) SrvInfo(ctx context.Context) *tunnel.SrvInfoResp {
+	return &tunnel.SrvInfoResp{Region: s.edge.cfg.Region}
+}
+
+// identity returns the authenticated identity, or nil.
+func (s *agentSession) identity() *authn.Identity {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.ident
+}
+
+// dropEndpoint removes ep from this session (it was taken over or revoked)
+// and tells the agent why.
+func (s *agentSession) dropEndpoint(ep *endpoint, code config.Code, msg string) {
+	s.mu.Lock()
+	if cur, ok := s.endpoints[ep.bindID]; ok && cur == ep {
+		delete(s.endpoints, ep.bindID)
+	}
+	s.mu.Unlock()
+	s.edge.router.unbind(ep)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := s.ts.StopTunnel(ctx, ep.bindID, msg, code); err != nil {
+			s.log.Debug("could not send StopTunnel", zap.Error(err))
+		}
+	}()
+	s.log.Info("endpoint stopped", zap.String("endpoint", ep.url), zap.String("code", string(code)), zap.String("reason", msg))
+}
+
+// closed is called once when the tunnel session ends: every endpoint goes.
+func (s *agentSession) ended(err error) {
+	s.mu.Lock()
+	s.closed = true
+	eps := make([]*endpoint, 0, len(s.endpoints))
+	for _, ep := range s.endpoints {
+		eps = append(eps, ep)
+	}
+	s.endpoints = nil
+	authed := s.ident != nil
+	s.mu.Unlock()
+	for _, ep := range eps {
+		s.edge.router.unbind(ep)
+	}
+	if authed {
+		if err == nil || errors.Is(err, context.Canceled) {
+			s.log.Info("agent session ended")
+		} else {
+			s.log.Info("agent session ended", zap.Error(err))
+		}
+		s.edge.sessionsChanged()
+	}
+}
+
+// reverify re-checks the session's credential against a new snapshot. It
+// returns a non-nil error when the session must close, and the endpoints the
+// credential's ACL no longer allows.
+func (s *agentSession) reverify(snap *config.Snapshot) (error, []*endpoint) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ident == nil || s.closed {
+		return nil, nil
+	}
+	cred, ok := snap.Authtoken(s.ident.CredentialID)
+	if !ok || cred.SecretHash != s.secretHash {
+		return authn.ErrAuthtokenInvalid, nil
+	}
+	acct, ok := snap.Account(cred.AccountID)
+	if !ok || !acct.Active {
+		return authn.ErrCredentialRevoked, nil
+	}
+	owner, ok := snap.Principal(cred.OwnerID)
+	if !ok || !owner.Active {
+		return authn.ErrCredentialRevoked, nil
+	}
+	s.ident = &authn.Identity{CredentialID: cred.ID, Account: acct, Principal: owner, ACL: cred.ACL}
+	var lost []*endpoint
+	for _, ep := range s.endpoints {
+		if err := s.edge.checkBindAllowed(snap, s.ident, ep.proto, ep.key); err != nil {
+			lost = append(lost, ep)
+		}
+	}
+	return nil, lost
+}
+
+// info returns the session as the control plane's API reports it.
+func (s *agentSession) info() (config.AgentSession, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ident == nil || s.closed {
+		return config.AgentSession{}, false
+	}
+	out := config.AgentSession{
+		ID:           s.id,
+		AccountID:    s.ident.Account.ID,
+		CredentialID: s.ident.CredentialID,
+		PrincipalID:  s.ident.Principal.ID,
+		Region:       s.edge.cfg.Region,
+		Transport:    s.transport,
+		IP:           s.remote.Addr().String(),
+		OS:           s.os,
+		AgentVersion: s.version,
+		Metadata:     s.metadata,
+		StartedAt:    s.startedAt,
+	}
+	for _, ep := range s.endpoints {
+		out.Endpoints = append(out.Endpoints, config.Endpoint{
+			ID: ep.id, URL: ep.url, Proto: ep.proto, ForwardsTo: ep.forwardsTo, StartedAt: ep.startedAt,
+		})
+	}
+	return out, true
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}

@@ -1,0 +1,31 @@
+package edge
+
+import (
+	"context"
+
+	"github.com/tollgate/tollgate/config"
+	"github.com/tollgate/tollgate/edge/internal/httpproxy"
+	"github.com/tollgate/tollgate/tunnel"
+)
+
+// OpenStream implements httpproxy.Upstream: it opens a proxy stream to the
+// endpoint's agent for one public client connection, with the client's
+// address in the proxy header.
+func (ep *endpoint) OpenStream(ctx context.Context) (httpproxy.Stream, error) {
+	hdr := &tunnel.ProxyHeader{ID: ep.bindID, Proto: ep.proto, EdgeType: edgeTypeHTTPS}
+	if ap, ok := httpproxy.ClientAddrFromContext(ctx); ok {
+		hdr.ClientAddr = ap.String()
+	}
+	st, err := ep.session.ts.OpenProxy(ctx, hdr)
+	if err != nil {
+		return nil, config.NewError(config.CodeAgentUnreachable, "The agent of %s is unreachable.", ep.url).WithCause(err)
+	}
+	return st, nil
+}
+
+// ID implements httpproxy.Upstream.
+func (ep *endpoint) ID() string { return ep.id }
+
+// Edge types in proxy headers, as the agent SDKs number them
+// (reference/agent-protocol.md).
+const edgeTypeHTTPS = "3"

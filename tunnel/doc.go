@@ -1,0 +1,38 @@
+// Package tunnel implements the agent↔edge wire protocol, both sides: the
+// messages, the typed streams, sessions over TLS+muxado or QUIC,
+// heartbeats, and reconnect backoff.
+//
+// The protocol is the one the hosted platform's agent SDKs speak
+// (reference/agent-protocol.md), so those SDKs connect to an edge built on
+// ServerSession unmodified, and our own agent uses ClientSession:
+//
+//   - Over TCP: TLS (≥ 1.2), then a muxado session with the edge in the
+//     server role. Over QUIC (ALPN QUICALPN): QUIC streams. Either way every
+//     stream starts with a 4-byte big-endian StreamType.
+//   - An RPC stream carries one JSON request and one JSON response. A proxy
+//     stream (StreamProxy) carries an int64 little-endian length and a JSON
+//     ProxyHeader, then raw bytes both ways, half-closed with CloseWrite.
+//   - Heartbeats (StreamHeartbeat) run both ways: each side echoes the
+//     peer's 4-byte beats and ends the session when its own beats go
+//     unanswered for interval + tolerance.
+//
+// Invariants:
+//   - A stream's type prefix (and a proxy stream's header) goes out with
+//     the stream's first Write, in one frame; a Read or CloseWrite before any
+//     Write sends it alone, since the peer cannot answer a stream it has not
+//     seen.
+//   - Before a successful Auth a ServerSession serves only Auth and
+//     heartbeats; any other RPC is answered with config.CodeNotAuthenticated.
+//   - Every decoder is bounded (RPC messages, proxy headers) and fuzzed.
+//   - Every goroutine belongs to a Mux or a session and ends when it closes;
+//     Run returns only after its session's goroutines have ended. Idle
+//     sessions keep only the goroutines that must block (muxado's reader
+//     and writer, the accept loop, the echo of the peer's heartbeats): the
+//     write batcher's flusher and our heartbeat beats run only while busy.
+//   - muxado has no window negotiation: a 4 MiB window is used only when
+//     both ends are ours (TLS ALPN TCPALPN negotiated); SDK peers get
+//     muxado's 256 KiB default.
+//   - Authtokens are Secret values and are never logged.
+//
+// This package imports nothing of Tollgate's but config.
+package tunnel

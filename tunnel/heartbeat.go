@@ -1,0 +1,129 @@
+package tunnel
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Heartbeat defaults (reference/agent-protocol.md; the SDKs' muxado
+// heartbeat uses the same).
+const (
+	DefaultHeartbeatInterval  = 10 * time.Second
+	DefaultHeartbeatTolerance = 15 * time.Second
+)
+
+// maxEchoStreams bounds the heartbeat streams a peer may have us echo at
+// once; an SDK opens one per session.
+const maxEchoStreams = 2
+
+// heartbeater sends our beats on one heartbeat stream and measures the
+// round trip. If no echo arrives within interval + tolerance of the last
+// one (or of the start), it calls dead; the session then closes the Mux,
+// which also unblocks a beat stuck in Write or Read. Beats run on timer
+// goroutines that exist only while a beat is in flight, so an idle session
+// keeps no goroutine for them.
+type heartbeater struct {
+	mux       Mux
+	interval  time.Duration
+	tolerance time.Duration
+	dead      func(error) // closes the session with the given reason
+	latency   atomic.Int64
+
+	mu       sync.Mutex // held by the beat in flight
+	st       Stream
+	next     *time.Timer // the next beat
+	watchdog *time.Timer
+	stopped  bool
+}
+
+// start sends the first beat at once (so Latency has a value early) and
+// arms the watchdog.
+func (h *heartbeater) start() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.watchdog = time.AfterFunc(h.interval+h.tolerance, func() { h.dead(ErrHeartbeatTimeout) })
+	h.next = time.AfterFunc(0, h.beat)
+}
+
+// stop ends the beats; it waits for a beat in flight, so call it after
+// the Mux is closed (which unblocks that beat).
+func (h *heartbeater) stop() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.stopped = true
+	if h.next != nil {
+		h.next.Stop()
+		h.watchdog.Stop()
+	}
+	if h.st != nil {
+		_ = h.st.Close()
+	}
+}
+
+// beat sends one beat and waits for its echo ("tunnel heartbeat beat").
+func (h *heartbeater) beat() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.stopped {
+		return
+	}
+	if h.st == nil {
+		ctx, cancel := context.WithTimeout(context.Background(), h.tolerance)
+		st, err := h.mux.OpenStream(ctx, StreamHeartbeat)
+		cancel()
+		if err != nil {
+			h.failed(err)
+			return
+		}
+		h.st = st
+	}
+	var b [4]byte
+	id := rand.Uint32()
+	binary.BigEndian.PutUint32(b[:], id)
+	start := time.Now()
+	if _, err := h.st.Write(b[:]); err != nil {
+		h.failed(err)
+		return
+	}
+	if _, err := io.ReadFull(h.st, b[:]); err != nil {
+		h.failed(err)
+		return
+	}
+	if got := binary.BigEndian.Uint32(b[:]); got != id {
+		h.dead(fmt.Errorf("%w: echo %#x for beat %#x", ErrHeartbeatTimeout, got, id))
+		return
+	}
+	h.latency.Store(int64(time.Since(start)))
+	h.watchdog.Reset(h.interval + h.tolerance)
+	h.next.Reset(h.interval)
+}
+
+// failed reports a broken heartbeat stream as the session's end, unless
+// the Mux is already dead (then that is the reason, found elsewhere).
+func (h *heartbeater) failed(err error) {
+	select {
+	case <-h.mux.Done():
+	default:
+		h.dead(fmt.Errorf("%w: heartbeat stream: %w", ErrHeartbeatTimeout, err))
+	}
+}
+
+// echoHeartbeats answers the peer's beats on st until it ends.
+func echoHeartbeats(st Stream) {
+	defer st.Close()
+	var b [4]byte
+	for {
+		if _, err := io.ReadFull(st, b[:]); err != nil {
+			return
+		}
+		if _, err := st.Write(b[:]); err != nil {
+			return
+		}
+	}
+}

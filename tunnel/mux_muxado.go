@@ -1,0 +1,212 @@
+package tunnel
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"slices"
+	"sync"
+	"sync/atomic"
+
+	"golang.ngrok.com/muxado/v2"
+)
+
+// muxadoMux is a Mux over a muxado session on a TLS connection.
+type muxadoMux struct {
+	sess    muxado.Session
+	local   net.Addr
+	remote  net.Addr
+	done    chan struct{} // closed when the transport is closed
+	closing atomic.Bool   // Close was called
+
+	acceptOnce  sync.Once
+	loopStarted atomic.Bool
+	accepted    chan acceptResult // fed by acceptLoop, for cancellable waits
+}
+
+type acceptResult struct {
+	t   StreamType
+	st  Stream
+	err error
+}
+
+// NewMuxadoMux runs a muxado session over conn, normally a *tls.Conn whose
+// handshake is complete: the edge is the server (server == true), the
+// agent the client. It starts muxado's reader and writer goroutines and,
+// unless cfg.DisableWriteBatching, the write batcher's flusher; all end
+// when the Mux is closed or the connection dies. See MuxConfig for the
+// window size rule.
+func NewMuxadoMux(conn net.Conn, server bool, cfg MuxConfig) Mux {
+	cfg = cfg.withDefaults()
+	window := cfg.MaxWindowSize
+	if window == 0 {
+		window = DefaultWindowSize
+		if tc, ok := conn.(*tls.Conn); ok {
+			if cs := tc.ConnectionState(); cs.HandshakeComplete && cs.NegotiatedProtocol == TCPALPN {
+				window = LargeWindowSize
+			}
+		}
+	}
+	m := &muxadoMux{
+		local:    conn.LocalAddr(),
+		remote:   conn.RemoteAddr(),
+		done:     make(chan struct{}),
+		accepted: make(chan acceptResult),
+	}
+	var onceDone sync.Once
+	onClose := func() { onceDone.Do(func() { close(m.done) }) }
+	var transport net.Conn
+	if cfg.DisableWriteBatching {
+		transport = &notifyConn{Conn: conn, onClose: onClose}
+	} else {
+		transport = newBatchConn(conn, cfg.WriteBufferSize, onClose)
+	}
+	mcfg := &muxado.Config{MaxWindowSize: window, AcceptBacklog: cfg.AcceptBacklog}
+	if server {
+		m.sess = muxado.Server(transport, mcfg)
+	} else {
+		m.sess = muxado.Client(transport, mcfg)
+	}
+	return m
+}
+
+// OpenStream opens a stream of type t; the type goes out with the first
+// Write. muxado opens streams without a round trip, so this never blocks.
+func (m *muxadoMux) OpenStream(ctx context.Context, t StreamType) (Stream, error) {
+	var p [4]byte
+	return m.openWithPrefix(ctx, AppendStreamType(p[:0], t))
+}
+
+func (m *muxadoMux) openWithPrefix(ctx context.Context, prefix []byte) (Stream, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	raw, err := m.sess.OpenStream()
+	if err != nil {
+		return nil, m.sessionErr("opening stream", err)
+	}
+	return newTypedStream(raw, m.local, m.remote, prefix), nil
+}
+
+// AcceptStream returns the next stream the peer opened and its type.
+func (m *muxadoMux) AcceptStream(ctx context.Context) (StreamType, Stream, error) {
+	if ctx.Done() == nil && !m.loopStarted.Load() {
+		return m.acceptDirect()
+	}
+	m.acceptOnce.Do(func() {
+		m.loopStarted.Store(true)
+		go m.acceptLoop()
+	})
+	select {
+	case r := <-m.accepted:
+		return r.t, r.st, r.err
+	case <-ctx.Done():
+		return 0, nil, ctx.Err()
+	case <-m.done:
+		return 0, nil, m.deadErr()
+	}
+}
+
+// acceptDirect accepts on the caller's goroutine. muxado delivers a stream
+// with its first frame, which from every muxado peer carries data or FIN,
+// so reading the type does not wait on the network.
+func (m *muxadoMux) acceptDirect() (StreamType, Stream, error) {
+	for {
+		raw, err := m.sess.AcceptStream()
+		if err != nil {
+			return 0, nil, m.sessionErr("accepting stream", err)
+		}
+		t, err := ReadStreamType(raw)
+		if err != nil {
+			_ = raw.Close()
+			continue
+		}
+		return t, newTypedStream(raw, m.local, m.remote, nil), nil
+	}
+}
+
+// acceptLoop serves AcceptStream calls with a cancellable ctx; it ends
+// when the session dies ("tunnel muxado accept loop").
+func (m *muxadoMux) acceptLoop() {
+	for {
+		t, st, err := m.acceptDirect()
+		select {
+		case m.accepted <- acceptResult{t, st, err}:
+		case <-m.done:
+			if st != nil {
+				_ = st.Close()
+			}
+			return
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+// Close closes the session and the connection.
+func (m *muxadoMux) Close() error {
+	m.closing.Store(true)
+	_ = m.sess.Close()
+	<-m.done
+	return nil
+}
+
+// Done is closed when the connection is closed.
+func (m *muxadoMux) Done() <-chan struct{} { return m.done }
+
+// RemoteAddr returns the connection's remote address.
+func (m *muxadoMux) RemoteAddr() net.Addr { return m.remote }
+
+// LocalAddr returns the connection's local address.
+func (m *muxadoMux) LocalAddr() net.Addr { return m.local }
+
+// Transport returns "tcp".
+func (m *muxadoMux) Transport() string { return "tcp" }
+
+// deadErr explains why the session is dead; call only after done.
+func (m *muxadoMux) deadErr() error {
+	if m.closing.Load() {
+		return ErrClosed
+	}
+	localErr, remoteErr, _ := m.sess.Wait()
+	if remoteErr != nil {
+		return fmt.Errorf("muxado: peer went away: %w", remoteErr)
+	}
+	if localErr != nil {
+		return fmt.Errorf("muxado: %w", localErr)
+	}
+	return ErrClosed
+}
+
+// sessionErr wraps an error from the muxado session.
+func (m *muxadoMux) sessionErr(op string, err error) error {
+	select {
+	case <-m.done:
+		return fmt.Errorf("%s: %w", op, m.deadErr())
+	default:
+	}
+	if m.closing.Load() || errors.Is(err, net.ErrClosed) {
+		return fmt.Errorf("%s: %w", op, ErrClosed)
+	}
+	return fmt.Errorf("%s: %w", op, err)
+}
+
+// TCPServerTLSConfig returns a copy of base for an edge's agent listener
+// over TCP: TLS ≥ 1.2 and TCPALPN offered, so our agents get large windows
+// while the SDKs (which offer no ALPN) still connect.
+func TCPServerTLSConfig(base *tls.Config) *tls.Config {
+	c := &tls.Config{}
+	if base != nil {
+		c = base.Clone()
+	}
+	if c.MinVersion < tls.VersionTLS12 {
+		c.MinVersion = tls.VersionTLS12
+	}
+	if !slices.Contains(c.NextProtos, TCPALPN) {
+		c.NextProtos = append([]string{TCPALPN}, c.NextProtos...)
+	}
+	return c
+}

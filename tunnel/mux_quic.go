@@ -1,0 +1,203 @@
+package tunnel
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"sync/atomic"
+	"time"
+
+	"github.com/quic-go/quic-go"
+)
+
+// QUIC settings. quic-go's defaults send no keepalives and allow only 100
+// concurrent incoming streams, too few for an edge proxying many requests.
+const (
+	quicKeepAlivePeriod    = 10 * time.Second
+	quicMaxIdleTimeout     = 30 * time.Second
+	quicMaxIncomingStreams = 10000
+	quicHandshakeTimeout   = 10 * time.Second
+	// typeReadTimeout bounds reading an accepted QUIC stream's type: QUIC
+	// may deliver a stream (opened implicitly by a higher-numbered one)
+	// before its first byte.
+	typeReadTimeout = 10 * time.Second
+)
+
+// quicConfig returns the quic-go configuration both sides use.
+func quicConfig() *quic.Config {
+	return &quic.Config{
+		HandshakeIdleTimeout:  quicHandshakeTimeout,
+		MaxIdleTimeout:        quicMaxIdleTimeout,
+		KeepAlivePeriod:       quicKeepAlivePeriod,
+		MaxIncomingStreams:    quicMaxIncomingStreams,
+		MaxIncomingUniStreams: -1, // the protocol uses bidirectional streams only
+	}
+}
+
+// quicTLSConfig returns a copy of base that offers only QUICALPN.
+func quicTLSConfig(base *tls.Config) *tls.Config {
+	c := &tls.Config{}
+	if base != nil {
+		c = base.Clone()
+	}
+	c.NextProtos = []string{QUICALPN}
+	if c.MinVersion < tls.VersionTLS13 {
+		c.MinVersion = tls.VersionTLS13 // QUIC requires TLS 1.3
+	}
+	return c
+}
+
+// quicMux is a Mux over a QUIC connection.
+type quicMux struct {
+	conn    *quic.Conn
+	closing atomic.Bool
+}
+
+// NewQUICMux returns a Mux over an established QUIC connection; server is
+// true on the edge. Streams are the connection's bidirectional streams.
+// quic-go owns the connection's goroutines; Close ends them.
+func NewQUICMux(conn *quic.Conn, server bool) Mux {
+	_ = server // QUIC stream IDs already encode the opener; kept for symmetry with NewMuxadoMux
+	return &quicMux{conn: conn}
+}
+
+// OpenStream opens a stream of type t, waiting (bounded by ctx) while the
+// peer's stream limit is reached. The type goes out with the first Write.
+func (m *quicMux) OpenStream(ctx context.Context, t StreamType) (Stream, error) {
+	var p [4]byte
+	return m.openWithPrefix(ctx, AppendStreamType(p[:0], t))
+}
+
+func (m *quicMux) openWithPrefix(ctx context.Context, prefix []byte) (Stream, error) {
+	st, err := m.conn.OpenStreamSync(ctx)
+	if err != nil {
+		return nil, m.connErr("opening stream", err)
+	}
+	return newTypedStream(quicStream{st}, m.conn.LocalAddr(), m.conn.RemoteAddr(), prefix), nil
+}
+
+// AcceptStream returns the next stream the peer opened and its type.
+func (m *quicMux) AcceptStream(ctx context.Context) (StreamType, Stream, error) {
+	for {
+		st, err := m.conn.AcceptStream(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				return 0, nil, ctx.Err()
+			}
+			return 0, nil, m.connErr("accepting stream", err)
+		}
+		dl := time.Now().Add(typeReadTimeout)
+		if d, ok := ctx.Deadline(); ok && d.Before(dl) {
+			dl = d
+		}
+		_ = st.SetReadDeadline(dl)
+		t, err := ReadStreamType(st)
+		_ = st.SetReadDeadline(time.Time{})
+		if err != nil {
+			st.CancelRead(0)
+			st.CancelWrite(0)
+			continue
+		}
+		return t, newTypedStream(quicStream{st}, m.conn.LocalAddr(), m.conn.RemoteAddr(), nil), nil
+	}
+}
+
+// Close closes the connection with application error 0.
+func (m *quicMux) Close() error {
+	m.closing.Store(true)
+	_ = m.conn.CloseWithError(0, "closed")
+	return nil
+}
+
+// Done is closed when the connection is closed.
+func (m *quicMux) Done() <-chan struct{} { return m.conn.Context().Done() }
+
+// RemoteAddr returns the peer's UDP address.
+func (m *quicMux) RemoteAddr() net.Addr { return m.conn.RemoteAddr() }
+
+// LocalAddr returns the local UDP address.
+func (m *quicMux) LocalAddr() net.Addr { return m.conn.LocalAddr() }
+
+// Transport returns "quic".
+func (m *quicMux) Transport() string { return "quic" }
+
+func (m *quicMux) connErr(op string, err error) error {
+	if m.closing.Load() {
+		return fmt.Errorf("%s: %w", op, ErrClosed)
+	}
+	var appErr *quic.ApplicationError
+	if errors.As(err, &appErr) && appErr.Remote {
+		return fmt.Errorf("%s: quic: peer closed the connection: %w", op, err)
+	}
+	return fmt.Errorf("%s: quic: %w", op, err)
+}
+
+// quicStream adapts a QUIC stream to rawStream: QUIC's Close closes only
+// the send side, which is our CloseWrite.
+type quicStream struct{ *quic.Stream }
+
+// CloseWrite sends FIN; reads go on.
+func (s quicStream) CloseWrite() error { return s.Stream.Close() }
+
+// Close stops reading (the peer's writes fail) and sends FIN.
+func (s quicStream) Close() error {
+	s.Stream.CancelRead(0)
+	return s.Stream.Close()
+}
+
+// DialQUIC connects to an edge over QUIC, offering QUICALPN (tlsConf's
+// NextProtos are replaced; TLS 1.3 is required by QUIC). Keepalives run
+// every 10 s and up to 10,000 streams may be open each way.
+func DialQUIC(ctx context.Context, addr string, tlsConf *tls.Config) (Mux, error) {
+	conn, err := quic.DialAddr(ctx, addr, quicTLSConfig(tlsConf), quicConfig())
+	if err != nil {
+		return nil, fmt.Errorf("dialing edge %s over quic: %w", addr, err)
+	}
+	return NewQUICMux(conn, false), nil
+}
+
+// QUICListener accepts agent connections over QUIC.
+type QUICListener struct {
+	ln *quic.Listener
+}
+
+// ListenQUIC listens for agents on pc (which the listener then owns),
+// offering only QUICALPN. Closing the listener closes pc and every
+// connection accepted from it.
+func ListenQUIC(pc net.PacketConn, tlsConf *tls.Config) (*QUICListener, error) {
+	ln, err := quic.Listen(pc, quicTLSConfig(tlsConf), quicConfig())
+	if err != nil {
+		return nil, fmt.Errorf("listening for quic on %s: %w", pc.LocalAddr(), err)
+	}
+	return &QUICListener{ln: ln}, nil
+}
+
+// ListenQUICAddr is ListenQUIC on a new UDP socket bound to addr.
+func ListenQUICAddr(addr string, tlsConf *tls.Config) (*QUICListener, error) {
+	ln, err := quic.ListenAddr(addr, quicTLSConfig(tlsConf), quicConfig())
+	if err != nil {
+		return nil, fmt.Errorf("listening for quic on %s: %w", addr, err)
+	}
+	return &QUICListener{ln: ln}, nil
+}
+
+// Accept waits for the next agent connection (handshake complete) and
+// returns it as a server-side Mux.
+func (l *QUICListener) Accept(ctx context.Context) (Mux, error) {
+	conn, err := l.ln.Accept(ctx)
+	if err != nil {
+		if errors.Is(err, quic.ErrServerClosed) {
+			return nil, fmt.Errorf("accepting quic connection: %w", ErrClosed)
+		}
+		return nil, fmt.Errorf("accepting quic connection: %w", err)
+	}
+	return NewQUICMux(conn, true), nil
+}
+
+// Addr returns the listening address.
+func (l *QUICListener) Addr() net.Addr { return l.ln.Addr() }
+
+// Close stops listening and closes every connection accepted from it.
+func (l *QUICListener) Close() error { return l.ln.Close() }

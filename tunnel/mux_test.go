@@ -1,0 +1,321 @@
+package tunnel
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"errors"
+	"io"
+	"net"
+	"testing"
+	"time"
+
+	"golang.ngrok.com/muxado/v2"
+	"golang.ngrok.com/muxado/v2/frame"
+)
+
+func TestMuxOpenAcceptHalfClose(t *testing.T) {
+	for _, tr := range transports {
+		t.Run(tr, func(t *testing.T) {
+			ctx := testCtx(t, 20*time.Second)
+			client, server := muxPair(t, tr, MuxConfig{})
+			if client.Transport() != tr || server.Transport() != tr {
+				t.Fatalf("transport %q/%q", client.Transport(), server.Transport())
+			}
+			st, err := client.OpenStream(ctx, StreamBind)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := st.Write([]byte("request")); err != nil {
+				t.Fatal(err)
+			}
+			if err := st.CloseWrite(); err != nil {
+				t.Fatal(err)
+			}
+			typ, sst, err := server.AcceptStream(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if typ != StreamBind {
+				t.Fatalf("type %v", typ)
+			}
+			got, err := io.ReadAll(sst) // ends at the client's half-close
+			if err != nil || string(got) != "request" {
+				t.Fatalf("read %q %v", got, err)
+			}
+			// The other direction still works after the half-close.
+			if _, err := sst.Write([]byte("response")); err != nil {
+				t.Fatal(err)
+			}
+			_ = sst.CloseWrite()
+			got, err = io.ReadAll(st)
+			if err != nil || string(got) != "response" {
+				t.Fatalf("read back %q %v", got, err)
+			}
+			_ = st.Close()
+			_ = sst.Close()
+		})
+	}
+}
+
+// TestMuxReadSendsPrefix checks that a stream whose owner reads first (a
+// server-speaks-first protocol) still reaches the peer.
+func TestMuxReadSendsPrefix(t *testing.T) {
+	for _, tr := range transports {
+		t.Run(tr, func(t *testing.T) {
+			ctx := testCtx(t, 20*time.Second)
+			client, server := muxPair(t, tr, MuxConfig{})
+			st, err := server.OpenStream(ctx, StreamProxy)
+			if err != nil {
+				t.Fatal(err)
+			}
+			readDone := make(chan []byte, 1)
+			go func() {
+				b := make([]byte, 5)
+				_, _ = io.ReadFull(st, b)
+				readDone <- b
+			}()
+			typ, cst, err := client.AcceptStream(ctx)
+			if err != nil || typ != StreamProxy {
+				t.Fatalf("accept %v %v", typ, err)
+			}
+			if _, err := cst.Write([]byte("hello")); err != nil {
+				t.Fatal(err)
+			}
+			select {
+			case b := <-readDone:
+				if string(b) != "hello" {
+					t.Fatalf("got %q", b)
+				}
+			case <-ctx.Done():
+				t.Fatal("timeout")
+			}
+		})
+	}
+}
+
+func TestMuxCloseEndsEverything(t *testing.T) {
+	for _, tr := range transports {
+		t.Run(tr, func(t *testing.T) {
+			check := goroutineBaseline(t)
+			ctx := testCtx(t, 20*time.Second)
+			ln := newTestListener(t, tr, MuxConfig{})
+			acc := make(chan Mux, 1)
+			go func() {
+				m, _ := ln.accept(ctx)
+				acc <- m
+			}()
+			var client Mux
+			var err error
+			if tr == "tcp" {
+				client, err = DialTCP(ctx, ln.addr, clientTLS(t), MuxConfig{})
+			} else {
+				client, err = DialQUIC(ctx, ln.addr, clientTLS(t))
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			server := <-acc
+			if server == nil {
+				t.Fatal("accept failed")
+			}
+			// A cancellable accept on each side starts muxado's helper.
+			cctx, cancel := context.WithCancel(ctx)
+			cancel()
+			if _, _, err := server.AcceptStream(cctx); !errors.Is(err, context.Canceled) {
+				t.Fatalf("cancelled accept: %v", err)
+			}
+			st, _ := client.OpenStream(ctx, StreamSrvInfo)
+			_, _ = st.Write([]byte("x"))
+			if _, _, err := server.AcceptStream(ctx); err != nil {
+				t.Fatal(err)
+			}
+			errc := make(chan error, 1)
+			go func() { _, _, err := client.AcceptStream(ctx); errc <- err }()
+
+			if err := client.Close(); err != nil {
+				t.Fatal(err)
+			}
+			if err := client.Close(); err != nil {
+				t.Fatal("second close", err)
+			}
+			<-client.Done()
+			if err := <-errc; !errors.Is(err, ErrClosed) {
+				t.Fatalf("accept after close: %v", err)
+			}
+			select {
+			case <-server.Done():
+			case <-ctx.Done():
+				t.Fatal("server did not notice the close")
+			}
+			if _, _, err := server.AcceptStream(ctx); err == nil || errors.Is(err, ErrClosed) {
+				t.Fatalf("server accept after peer close: %v (want the peer's reason)", err)
+			}
+			_ = server.Close()
+			ln.close()
+			check()
+		})
+	}
+}
+
+// TestMuxadoFirstWriteOneFrame reads the raw muxado frames a client Mux
+// writes: the stream type and the first Write share one SYN DATA frame.
+func TestMuxadoFirstWriteOneFrame(t *testing.T) {
+	for _, batching := range []bool{true, false} {
+		c1, c2 := net.Pipe()
+		m := NewMuxadoMux(c1, false, MuxConfig{DisableWriteBatching: !batching})
+		t.Cleanup(func() { _ = m.Close() })
+		t.Cleanup(func() { _ = c2.Close() }) // first, so m's GOAWAY does not wait for a reader
+		ctx := testCtx(t, 10*time.Second)
+		st, err := m.OpenStream(ctx, StreamBind)
+		if err != nil {
+			t.Fatal(err)
+		}
+		errc := make(chan error, 1)
+		go func() { _, err := st.Write([]byte(`{"Id":""}`)); errc <- err }()
+		payload := readFirstFrame(t, c2)
+		want := append(AppendStreamType(nil, StreamBind), `{"Id":""}`...)
+		if !bytes.Equal(payload, want) {
+			t.Fatalf("first frame payload %q, want %q", payload, want)
+		}
+		if err := <-errc; err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// TestMuxadoWindowCompat sends bulk data from our server Mux to a plain
+// muxado client with the default window, as an SDK agent is: without
+// TCPALPN our side must not assume a larger window (the peer would reset
+// the stream for a flow-control violation).
+func TestMuxadoWindowCompat(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = ln.Close() })
+	ctx := testCtx(t, 20*time.Second)
+	srv := make(chan Mux, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			srv <- nil
+			return
+		}
+		tc := tls.Server(c, TCPServerTLSConfig(serverTLS(t)))
+		if tc.HandshakeContext(ctx) != nil {
+			srv <- nil
+			return
+		}
+		srv <- NewMuxadoMux(tc, true, MuxConfig{})
+	}()
+	raw, err := tls.Dial("tcp", ln.Addr().String(), &tls.Config{RootCAs: clientTLS(t).RootCAs, ServerName: "127.0.0.1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sdk := muxado.Client(raw, &muxado.Config{}) // the SDK's setup
+	t.Cleanup(func() { _ = sdk.Close() })
+	server := <-srv
+	if server == nil {
+		t.Fatal("server handshake failed")
+	}
+	t.Cleanup(func() { _ = server.Close() })
+
+	const size = 8 << 20
+	data := make([]byte, size)
+	_, _ = rand.Read(data)
+	st, err := server.OpenStream(ctx, StreamProxy)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		_, _ = st.Write(data)
+		_ = st.CloseWrite()
+	}()
+	// Let the server's whole window arrive before the first Read.
+	s, err := sdk.AcceptStream()
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(200 * time.Millisecond) // lets an oversized window overrun the buffer, if it would
+	if _, err := ReadStreamType(s); err != nil {
+		t.Fatal(err)
+	}
+	got, err := io.ReadAll(s)
+	if err != nil {
+		t.Fatalf("after %d bytes: %v", len(got), err)
+	}
+	if !bytes.Equal(got, data) {
+		t.Fatalf("got %d bytes, corrupted", len(got))
+	}
+}
+
+// TestMuxBulk sends data both ways on many streams at once.
+func TestMuxBulk(t *testing.T) {
+	for _, tr := range transports {
+		t.Run(tr, func(t *testing.T) {
+			ctx := testCtx(t, 60*time.Second)
+			client, server := muxPair(t, tr, MuxConfig{})
+			const streams, size = 8, 3 << 20
+			go func() { // echo server
+				for {
+					_, st, err := server.AcceptStream(context.WithoutCancel(ctx))
+					if err != nil {
+						return
+					}
+					go func() {
+						_, _ = io.Copy(st, st)
+						_ = st.CloseWrite()
+					}()
+				}
+			}()
+			errc := make(chan error, streams)
+			for i := 0; i < streams; i++ {
+				go func() {
+					st, err := client.OpenStream(ctx, StreamProxy)
+					if err != nil {
+						errc <- err
+						return
+					}
+					defer st.Close()
+					data := make([]byte, size)
+					_, _ = rand.Read(data)
+					go func() {
+						_, _ = st.Write(data)
+						_ = st.CloseWrite()
+					}()
+					got, err := io.ReadAll(st)
+					if err == nil && !bytes.Equal(got, data) {
+						err = errors.New("echo differs")
+					}
+					errc <- err
+				}()
+			}
+			for i := 0; i < streams; i++ {
+				if err := <-errc; err != nil {
+					t.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// readFirstFrame reads one muxado frame from c and returns its payload; it
+// must be a SYN DATA frame.
+func readFirstFrame(t *testing.T, c net.Conn) []byte {
+	t.Helper()
+	f, err := frame.NewFramer(c, c).ReadFrame()
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, ok := f.(*frame.Data)
+	if !ok || !d.Syn() {
+		t.Fatalf("first frame %v is not a SYN DATA frame", f)
+	}
+	payload, err := io.ReadAll(d.Reader())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return payload
+}

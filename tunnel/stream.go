@@ -1,0 +1,149 @@
+package tunnel
+
+import (
+	"io"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// rawStream is a transport's stream: muxado's, or a QUIC stream adapted by
+// quicStream.
+type rawStream interface {
+	io.ReadWriter
+	CloseWrite() error // half-close: FIN, reads go on
+	Close() error      // both directions
+	SetDeadline(time.Time) error
+	SetReadDeadline(time.Time) error
+	SetWriteDeadline(time.Time) error
+}
+
+// maxPrefixedChunk bounds how much of the first Write is copied behind the
+// prefix into one buffer; the rest is written as is.
+const maxPrefixedChunk = 16 << 10
+
+// prefixBufPool holds buffers for the first Write of a stream.
+var prefixBufPool = sync.Pool{New: func() any { b := make([]byte, 0, 2048); return &b }}
+
+// stream is the Stream of both transports: a raw stream plus a pending
+// prefix (the 4-byte type, and for proxy streams the header) that goes out
+// in front of the first Write, in the same frame.
+type stream struct {
+	raw     rawStream
+	local   net.Addr
+	remote  net.Addr
+	pending atomic.Bool // prefix not sent yet
+	mu      sync.Mutex  // guards prefix and orders the first write
+	prefix  []byte
+	typ     [4]byte // storage for a type-only prefix
+}
+
+var _ Stream = (*stream)(nil)
+
+// newTypedStream returns a stream that sends prefix before its first
+// bytes; a nil prefix means there is nothing to send (accepted streams).
+func newTypedStream(raw rawStream, local, remote net.Addr, prefix []byte) *stream {
+	s := &stream{raw: raw, local: local, remote: remote}
+	if len(prefix) > 0 {
+		if len(prefix) <= len(s.typ) {
+			s.prefix = s.typ[:copy(s.typ[:], prefix)]
+		} else {
+			s.prefix = prefix
+		}
+		s.pending.Store(true)
+	}
+	return s
+}
+
+// Write writes p; the first Write carries the pending prefix in the same
+// transport frame.
+func (s *stream) Write(p []byte) (int, error) {
+	if s.pending.Load() {
+		return s.writeFirst(p)
+	}
+	return s.raw.Write(p)
+}
+
+func (s *stream) writeFirst(p []byte) (int, error) {
+	s.mu.Lock()
+	if s.prefix == nil {
+		s.mu.Unlock()
+		return s.raw.Write(p)
+	}
+	n := min(len(p), maxPrefixedChunk)
+	bp := prefixBufPool.Get().(*[]byte)
+	b := append(append((*bp)[:0], s.prefix...), p[:n]...)
+	_, err := s.raw.Write(b)
+	*bp = b[:0]
+	prefixBufPool.Put(bp)
+	s.prefix = nil
+	s.pending.Store(false)
+	s.mu.Unlock()
+	if err != nil {
+		return 0, err
+	}
+	if n == len(p) {
+		return n, nil
+	}
+	m, err := s.raw.Write(p[n:])
+	return n + m, err
+}
+
+// flushPrefix sends a pending prefix alone.
+func (s *stream) flushPrefix() error {
+	if !s.pending.Load() {
+		return nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.prefix == nil {
+		return nil
+	}
+	_, err := s.raw.Write(s.prefix)
+	s.prefix = nil
+	s.pending.Store(false)
+	return err
+}
+
+// Read reads from the stream. A Read before any Write first sends the
+// pending prefix, since the peer cannot answer a stream it has not seen.
+func (s *stream) Read(p []byte) (int, error) {
+	if s.pending.Load() {
+		if err := s.flushPrefix(); err != nil {
+			return 0, err
+		}
+	}
+	return s.raw.Read(p)
+}
+
+// CloseWrite half-closes the send side after sending a pending prefix.
+func (s *stream) CloseWrite() error {
+	if err := s.flushPrefix(); err != nil {
+		return err
+	}
+	return s.raw.CloseWrite()
+}
+
+// Close closes both directions. A stream that never sent its prefix sends
+// it first, so the peer sees a typed stream that ends rather than an
+// untyped one (which the SDK's accept loop treats as fatal).
+func (s *stream) Close() error {
+	_ = s.flushPrefix()
+	return s.raw.Close()
+}
+
+// LocalAddr returns the connection's local address.
+func (s *stream) LocalAddr() net.Addr { return s.local }
+
+// RemoteAddr returns the connection's remote address.
+func (s *stream) RemoteAddr() net.Addr { return s.remote }
+
+// SetDeadline sets the read and write deadlines.
+func (s *stream) SetDeadline(t time.Time) error { return s.raw.SetDeadline(t) }
+
+// SetReadDeadline sets the read deadline.
+func (s *stream) SetReadDeadline(t time.Time) error { return s.raw.SetReadDeadline(t) }
+
+// SetWriteDeadline sets the write deadline.
+func (s *stream) SetWriteDeadline(t time.Time) error { return s.raw.SetWriteDeadline(t) }
