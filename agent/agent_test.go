@@ -413,7 +413,7 @@ func TestAgentStopAndRestart(t *testing.T) {
 }
 
 func TestAgentAutoTransport(t *testing.T) {
-	t.Run("quic answers", func(t *testing.T) {
+	t.Run("both answer", func(t *testing.T) {
 		e := newFakeEdge(t, edgeOpts{tcp: true, quic: true})
 		ra := startAgent(t, baseConfig(t, e, "auto"))
 		ra.waitReady(t)
@@ -445,6 +445,37 @@ func TestAgentAutoTransport(t *testing.T) {
 		}
 		if auths, _, _ := e.snapshot(); len(auths) != 1 {
 			t.Fatalf("%d auths, want 1", len(auths))
+		}
+	})
+	t.Run("tcp gets no answer", func(t *testing.T) {
+		e := newFakeEdge(t, edgeOpts{tcp: true, quic: true})
+		cfg := baseConfig(t, e, "auto")
+		a, err := New(cfg, zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		a.fallbackDelay = 50 * time.Millisecond
+		realDial := a.dial
+		a.dial = func(ctx context.Context, transport, addr string) (tunnel.Mux, error) {
+			if transport == TransportTCP { // a firewall that drops TCP: no answer at all
+				<-ctx.Done()
+				return nil, ctx.Err()
+			}
+			return realDial(ctx, transport, addr)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- a.Run(ctx) }()
+		t.Cleanup(func() { cancel(); <-done })
+		select {
+		case <-a.Ready():
+		case err := <-done:
+			t.Fatalf("Run: %v", err)
+		case <-time.After(20 * time.Second):
+			t.Fatal("not ready")
+		}
+		if got := a.Transport(); got != "quic" {
+			t.Fatalf("transport = %q, want quic", got)
 		}
 	})
 	t.Run("permanent error ends the race", func(t *testing.T) {

@@ -173,7 +173,9 @@ func New(cfg Config, deps Deps) (*Edge, error) {
 	if err != nil {
 		return nil, fmt.Errorf("edge: %w", err)
 	}
-	agentTLS := deps.AgentTLS.Clone()
+	// TCPServerTLSConfig offers our agents' ALPN, which selects large muxado
+	// windows; SDK agents offer none and keep muxado's default window.
+	agentTLS := tunnel.TCPServerTLSConfig(deps.AgentTLS.Clone())
 	if agentTLS.MinVersion < tls.VersionTLS12 {
 		agentTLS.MinVersion = tls.VersionTLS12
 	}
@@ -393,6 +395,26 @@ func (e *Edge) applySnapshot(snap *config.Snapshot) {
 		for _, ep := range lost {
 			s.dropEndpoint(ep, config.CodeBindACL, "The credential's bind ACL no longer allows this endpoint.")
 		}
+	}
+}
+
+// replaceResumed closes every other session of the agent that reconnected
+// as next: an agent that resumes with its previous ClientId (as ours and the
+// SDKs do after a reconnect) has given up on its old connection, even when
+// the edge's heartbeat has not noticed yet, and proxy streams opened on it
+// would hang. Only a session of the same credential is replaced.
+func (e *Edge) replaceResumed(next *agentSession, clientID, credentialID string) {
+	e.mu.Lock()
+	var old []*agentSession
+	for s := range e.sessions {
+		if s != next && s.resumes(clientID, credentialID) {
+			old = append(old, s)
+		}
+	}
+	e.mu.Unlock()
+	for _, s := range old {
+		s.log.Info("closing agent session: the agent reconnected", zap.String("new_session_id", next.id))
+		s.ts.Close(config.NewError(config.CodeSessionStopped, "The agent reconnected; this older connection is closed."))
 	}
 }
 

@@ -69,7 +69,11 @@ func (e *Edge) acceptAgentsQUIC(ctx context.Context) error {
 // runAgentSession serves one agent connection until it ends.
 func (e *Edge) runAgentSession(ctx context.Context, mux tunnel.Mux) {
 	s := newAgentSession(e, mux.RemoteAddr(), mux.Transport())
-	s.ts = tunnel.NewServerSession(mux, s, tunnel.ServerConfig{Logger: s.log})
+	s.ts = tunnel.NewServerSession(mux, s, tunnel.ServerConfig{
+		Logger:                s.log,
+		MinHeartbeatInterval:  e.cfg.MinHeartbeatInterval,
+		MinHeartbeatTolerance: e.cfg.MinHeartbeatInterval,
+	})
 	e.mu.Lock()
 	e.sessions[s] = struct{}{}
 	e.mu.Unlock()

@@ -74,14 +74,6 @@ func (s *agentSession) Auth(ctx context.Context, req *tunnel.Auth) *tunnel.AuthR
 		resp.Error = err.Error()
 		return resp
 	}
-	if iv := time.Duration(req.Extra.HeartbeatInterval); iv != 0 && iv < s.edge.cfg.MinHeartbeatInterval {
-		resp.Error = config.NewError(config.CodeHeartbeatInterval, "The heartbeat interval %s is below this edge's minimum %s.", iv, s.edge.cfg.MinHeartbeatInterval).Error()
-		return resp
-	}
-	if tol := time.Duration(req.Extra.HeartbeatTolerance); tol != 0 && tol < s.edge.cfg.MinHeartbeatInterval {
-		resp.Error = config.NewError(config.CodeHeartbeatTolerance, "The heartbeat tolerance %s is below this edge's minimum %s.", tol, s.edge.cfg.MinHeartbeatInterval).Error()
-		return resp
-	}
 	cred, _ := snap.Authtoken(ident.CredentialID)
 
 	clientID := req.ClientID
@@ -98,6 +90,9 @@ func (s *agentSession) Auth(ctx context.Context, req *tunnel.Auth) *tunnel.AuthR
 	s.mu.Unlock()
 	s.log = s.log.With(zap.String("account_id", ident.Account.ID), zap.String("credential_id", ident.CredentialID))
 	s.log.Info("agent session started", zap.String("agent_version", req.Extra.Version), zap.String("os", req.Extra.OS))
+	if req.ClientID != "" {
+		s.edge.replaceResumed(s, clientID, ident.CredentialID)
+	}
 
 	resp.ClientID = clientID
 	resp.Extra = tunnel.AuthRespExtra{
@@ -132,6 +127,14 @@ func (s *agentSession) Unbind(ctx context.Context, req *tunnel.Unbind) *tunnel.U
 // SrvInfo answers the region.
 func (s *agentSession) SrvInfo(ctx context.Context) *tunnel.SrvInfoResp {
 	return &tunnel.SrvInfoResp{Region: s.edge.cfg.Region}
+}
+
+// resumes reports whether s is an earlier session of the agent that just
+// reconnected as clientID with credentialID.
+func (s *agentSession) resumes(clientID, credentialID string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return !s.closed && s.ident != nil && s.clientID == clientID && s.ident.CredentialID == credentialID
 }
 
 // identity returns the authenticated identity, or nil.

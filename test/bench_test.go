@@ -55,59 +55,63 @@ func BenchmarkTunnelVsDirect(b *testing.B) {
 	defer secure.Close()
 
 	dev := startDev(b, "", "--log-level", "warn")
-	_, url := dev.agent(b, "http", plain.Listener.Addr().String(), "--url", "https://bench."+dev.info.BaseDomain, "--log-level", "warn")
-	host := "bench." + dev.info.BaseDomain
-
-	targets := []struct {
+	ctx := context.Background()
+	direct := []struct {
 		name string
 		tgt  loadTarget
 	}{
 		{"direct-http", loadTarget{addr: plain.Listener.Addr().String(), host: "upstream", path: "/"}},
 		{"direct-https", loadTarget{addr: secure.Listener.Addr().String(), host: "upstream", path: "/",
 			tlsConfig: &tls.Config{InsecureSkipVerify: true, NextProtos: []string{"http/1.1"}}}},
-		{"tunnel-https", loadTarget{addr: dev.info.HTTPSAddr, host: host, path: "/",
-			tlsConfig: &tls.Config{ServerName: host, RootCAs: dev.pool, NextProtos: []string{"http/1.1"}}}},
 	}
-	ctx := context.Background()
-	// Warm up: connections, TLS session state, the agent's upstream pool.
-	runLoad(ctx, targets[2].tgt, 8, time.Second, 1<<20)
-
 	results := map[string]loadResult{}
 	for _, conns := range []int{1, 64} {
-		for _, tg := range targets {
+		for _, tg := range direct {
 			r := runLoad(ctx, tg.tgt, conns, dur, 50_000_000)
 			key := fmt.Sprintf("%s/c%d", tg.name, conns)
 			results[key] = r
-			b.Logf("%-18s %s", key, r)
+			b.Logf("%-22s %s", key, r)
 		}
 	}
-	for _, conns := range []int{1, 64} {
-		tun := results[fmt.Sprintf("tunnel-https/c%d", conns)]
-		dh := results[fmt.Sprintf("direct-https/c%d", conns)]
-		dp := results[fmt.Sprintf("direct-http/c%d", conns)]
-		ratio := 100 * tun.rps() / dh.rps()
-		b.Logf("c%-3d tunnel/direct-https %.1f%%  tunnel/direct-http %.1f%%  p99 delta vs direct-https %s",
-			conns, ratio, 100*tun.rps()/dp.rps(), (tun.p99 - dh.p99).Round(time.Microsecond))
-		b.ReportMetric(ratio, fmt.Sprintf("tunnel/direct-%%-c%d", conns))
-		b.ReportMetric(tun.rps(), fmt.Sprintf("tunnel-req/s-c%d", conns))
-	}
 
-	// One stream's bulk throughput: a 1 GiB download through the tunnel.
-	const size = 1 << 30
-	c := dev.client(false)
-	t0 := time.Now()
-	resp, err := c.Get(url + "/bulk/" + strconv.Itoa(size))
-	if err != nil {
-		b.Fatal(err)
+	for _, transport := range []string{"tcp", "quic"} {
+		host := transport + "." + dev.info.BaseDomain
+		agent, url := dev.agent(b, "http", plain.Listener.Addr().String(), "--url", "https://"+host,
+			"--transport", transport, "--log-level", "warn")
+		tgt := loadTarget{addr: dev.info.HTTPSAddr, host: host, path: "/",
+			tlsConfig: &tls.Config{ServerName: host, RootCAs: dev.pool, NextProtos: []string{"http/1.1"}}}
+		runLoad(ctx, tgt, 8, time.Second, 1<<20) // warm up
+		for _, conns := range []int{1, 64} {
+			r := runLoad(ctx, tgt, conns, dur, 50_000_000)
+			key := fmt.Sprintf("tunnel-%s/c%d", transport, conns)
+			results[key] = r
+			dh := results[fmt.Sprintf("direct-https/c%d", conns)]
+			dp := results[fmt.Sprintf("direct-http/c%d", conns)]
+			ratio := 100 * r.rps() / dh.rps()
+			b.Logf("%-22s %s", key, r)
+			b.Logf("%-22s tunnel/direct-https %.1f%%  tunnel/direct-http %.1f%%  p50 +%s  p99 +%s vs direct-https",
+				"", ratio, 100*r.rps()/dp.rps(), (r.p50 - dh.p50).Round(time.Microsecond), (r.p99 - dh.p99).Round(time.Microsecond))
+			b.ReportMetric(ratio, fmt.Sprintf("%s-%%direct-c%d", transport, conns))
+		}
+
+		// One stream's bulk throughput: a 1 GiB download through the tunnel.
+		const size = 1 << 30
+		c := dev.client(false)
+		t0 := time.Now()
+		resp, err := c.Get(url + "/bulk/" + strconv.Itoa(size))
+		if err != nil {
+			b.Fatal(err)
+		}
+		n, err := io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if err != nil || n != size {
+			b.Fatalf("bulk read %d bytes: %v", n, err)
+		}
+		mibs := float64(size) / (1 << 20) / time.Since(t0).Seconds()
+		b.Logf("%-22s bulk download, one stream: %.0f MiB/s", "tunnel-"+transport, mibs)
+		b.ReportMetric(mibs, transport+"-bulk-MiB/s")
+		agent.stop(10 * time.Second)
 	}
-	n, err := io.Copy(io.Discard, resp.Body)
-	resp.Body.Close()
-	if err != nil || n != size {
-		b.Fatalf("bulk read %d bytes: %v", n, err)
-	}
-	mibs := float64(size) / (1 << 20) / time.Since(t0).Seconds()
-	b.Logf("bulk download through the tunnel: %.0f MiB/s", mibs)
-	b.ReportMetric(mibs, "bulk-MiB/s")
 }
 
 func envOr(k, def string) string {

@@ -50,6 +50,11 @@ type Mux interface {
 	AcceptStream(ctx context.Context) (StreamType, Stream, error)
 	// Close closes the connection and every stream; it is idempotent.
 	Close() error
+	// CloseWithReason tells the peer why (in a muxado GOAWAY's debug data,
+	// or as the QUIC application close reason; at most MaxCloseReason
+	// bytes), then closes like Close. The peer's errors from then on carry
+	// the reason.
+	CloseWithReason(reason string) error
 	// Done is closed when the connection is dead, for whatever reason.
 	Done() <-chan struct{}
 	// RemoteAddr is the peer's address of the underlying connection.
@@ -58,6 +63,16 @@ type Mux interface {
 	LocalAddr() net.Addr
 	// Transport returns "tcp" (TLS+muxado) or "quic".
 	Transport() string
+}
+
+// MaxCloseReason bounds the reason CloseWithReason sends.
+const MaxCloseReason = 1024
+
+func clipReason(r string) string {
+	if len(r) > MaxCloseReason {
+		return r[:MaxCloseReason]
+	}
+	return r
 }
 
 // prefixOpener is implemented by this package's Muxes: it opens a stream

@@ -9,17 +9,19 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"golang.ngrok.com/muxado/v2"
 )
 
 // muxadoMux is a Mux over a muxado session on a TLS connection.
 type muxadoMux struct {
-	sess    muxado.Session
-	local   net.Addr
-	remote  net.Addr
-	done    chan struct{} // closed when the transport is closed
-	closing atomic.Bool   // Close was called
+	sess      muxado.Session
+	transport net.Conn // what muxado writes to (the batcher over conn)
+	local     net.Addr
+	remote    net.Addr
+	done      chan struct{} // closed when the transport is closed
+	closing   atomic.Bool   // Close was called
 
 	acceptOnce  sync.Once
 	loopStarted atomic.Bool
@@ -64,6 +66,7 @@ func NewMuxadoMux(conn net.Conn, server bool, cfg MuxConfig) Mux {
 		transport = newBatchConn(conn, cfg.WriteBufferSize, onClose)
 	}
 	mcfg := &muxado.Config{MaxWindowSize: window, AcceptBacklog: cfg.AcceptBacklog}
+	m.transport = transport
 	if server {
 		m.sess = muxado.Server(transport, mcfg)
 	} else {
@@ -116,6 +119,12 @@ func (m *muxadoMux) acceptDirect() (StreamType, Stream, error) {
 	for {
 		raw, err := m.sess.AcceptStream()
 		if err != nil {
+			// Accept fails only when the session dies; let it finish dying
+			// so the error can say why (a GOAWAY's reason, for one).
+			select {
+			case <-m.done:
+			case <-time.After(time.Second):
+			}
 			return 0, nil, m.sessionErr("accepting stream", err)
 		}
 		t, err := ReadStreamType(raw)
@@ -154,6 +163,27 @@ func (m *muxadoMux) Close() error {
 	return nil
 }
 
+// goAwayer is muxado's session, whose GoAway its Session interface omits.
+type goAwayer interface {
+	GoAway(code muxado.ErrorCode, debug []byte, deadline time.Time) error
+}
+
+// CloseWithReason sends a GOAWAY whose debug data is reason (muxado hands
+// it to the peer's Wait), then closes.
+func (m *muxadoMux) CloseWithReason(reason string) error {
+	m.closing.Store(true)
+	if ga, ok := m.sess.(goAwayer); ok {
+		_ = ga.GoAway(muxado.NoError, []byte(clipReason(reason)), time.Now().Add(time.Second))
+	}
+	// Close the transport rather than the session: muxado's Close sends a
+	// second GOAWAY ("no error") that would replace ours at the peer. The
+	// batcher flushes our GOAWAY first; the session then dies on its read.
+	_ = m.transport.Close()
+	<-m.done
+	_ = m.sess.Close()
+	return nil
+}
+
 // Done is closed when the connection is closed.
 func (m *muxadoMux) Done() <-chan struct{} { return m.done }
 
@@ -171,8 +201,11 @@ func (m *muxadoMux) deadErr() error {
 	if m.closing.Load() {
 		return ErrClosed
 	}
-	localErr, remoteErr, _ := m.sess.Wait()
+	localErr, remoteErr, debug := m.sess.Wait()
 	if remoteErr != nil {
+		if len(debug) > 0 { // the peer said why (CloseWithReason)
+			return fmt.Errorf("peer closed the connection: %s: %w", debug, remoteErr)
+		}
 		return fmt.Errorf("muxado: peer went away: %w", remoteErr)
 	}
 	if localErr != nil {

@@ -111,6 +111,14 @@ func (m *quicMux) Close() error {
 	return nil
 }
 
+// CloseWithReason closes the connection with application error 0 and
+// reason as its message.
+func (m *quicMux) CloseWithReason(reason string) error {
+	m.closing.Store(true)
+	_ = m.conn.CloseWithError(0, clipReason(reason))
+	return nil
+}
+
 // Done is closed when the connection is closed.
 func (m *quicMux) Done() <-chan struct{} { return m.conn.Context().Done() }
 

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"strings"
 	"testing"
 	"time"
 
@@ -318,4 +319,35 @@ func readFirstFrame(t *testing.T, c net.Conn) []byte {
 		t.Fatal(err)
 	}
 	return payload
+}
+
+// TestCloseWithReasonReachesPeer checks that the reason a server closes a
+// session with shows up in the client's error, on both transports.
+func TestCloseWithReasonReachesPeer(t *testing.T) {
+	for _, transport := range []string{"tcp", "quic"} {
+		t.Run(transport, func(t *testing.T) {
+			client, server := muxPair(t, transport, MuxConfig{})
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			// Make sure the connection is fully up before closing it.
+			st, err := client.OpenStream(ctx, StreamSrvInfo)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := st.Write([]byte("x")); err != nil {
+				t.Fatal(err)
+			}
+			if _, _, err := server.AcceptStream(ctx); err != nil {
+				t.Fatal(err)
+			}
+			const reason = "The edge is shutting down; the agent will reconnect. [TG_151]"
+			if err := server.CloseWithReason(reason); err != nil {
+				t.Fatal(err)
+			}
+			_, _, err = client.AcceptStream(ctx)
+			if err == nil || !strings.Contains(err.Error(), reason) {
+				t.Fatalf("client error = %v, want it to carry %q", err, reason)
+			}
+		})
+	}
 }

@@ -391,12 +391,17 @@ func (s *ServerSession) Capabilities() (stop, restart, update bool) {
 func (s *ServerSession) Authenticated() bool { return s.authed.Load() }
 
 // Close ends the session with reason (nil = ErrClosed), which Run
-// returns; the first reason wins. It closes the Mux (over muxado, bytes
-// already queued get up to a second to reach the agent) and does not wait
-// for Run.
+// returns; the first reason wins. A non-nil reason's text is sent to the
+// agent (Mux.CloseWithReason), so it can say why the edge closed it. It
+// closes the Mux (over muxado, bytes already queued get up to a second to
+// reach the agent) and does not wait for Run.
 func (s *ServerSession) Close(reason error) error {
-	s.close(reason)
-	return nil
+	if reason == nil {
+		s.close(nil)
+		return nil
+	}
+	s.setReason(reason)
+	return s.mux.CloseWithReason(reason.Error())
 }
 
 // Latency returns the round trip of the edge's last heartbeat, 0 before

@@ -152,7 +152,8 @@ func runAgent(ctx context.Context, e *env, file *agent.File, eps []agent.Endpoin
 	}
 	defer func() { _ = log.Sync() }()
 
-	cfg := agent.Config{Endpoints: eps, Version: version}
+	cfg := agent.Config{Endpoints: eps, Version: version,
+		HeartbeatInterval: e.global.heartbeatInterval, HeartbeatTolerance: e.global.heartbeatTolerance}
 	agent.MergeSettings(e.global.settings(), agent.EnvSettings(e.getenv), file.Settings()).Apply(&cfg)
 	p := &printer{out: e.stdout, errOut: e.stderr}
 	cfg.OnEvent = p.event

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"io"
 	"io/fs"
+	"time"
 
 	"github.com/spf13/cobra"
 	"go.uber.org/zap"
@@ -17,6 +18,7 @@ import (
 type globalFlags struct {
 	authtoken, serverAddr, rootCA, transport, region, webAddr string
 	configPath, logLevel, logFormat                           string
+	heartbeatInterval, heartbeatTolerance                     time.Duration
 	cmd                                                       *cobra.Command
 }
 
@@ -32,6 +34,8 @@ func (g *globalFlags) register(root *cobra.Command) {
 	f.StringVar(&g.configPath, "config", "", "config file (default $TOLLGATE_CONFIG, $XDG_CONFIG_HOME/tollgate/tollgate.yml, ~/.config/tollgate/tollgate.yml)")
 	f.StringVar(&g.logLevel, "log-level", "warn", "log level: debug, info, warn or error")
 	f.StringVar(&g.logFormat, "log-format", "console", "log format: console or json")
+	f.DurationVar(&g.heartbeatInterval, "heartbeat-interval", agent.DefaultHeartbeatInterval, "how often agent and edge check that the connection is alive")
+	f.DurationVar(&g.heartbeatTolerance, "heartbeat-tolerance", agent.DefaultHeartbeatTolerance, "how long past a missed heartbeat the connection counts as dead and the agent reconnects")
 }
 
 // settings returns the values given as flags; unset flags are nil.
