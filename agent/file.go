@@ -45,6 +45,12 @@ type File struct {
 	Region string `yaml:"region,omitempty"`
 	// WebAddr is the inspection API address; "false" disables it.
 	WebAddr string `yaml:"web_addr,omitempty"`
+	// APIKey authenticates `tollgate api` to the control plane's REST API.
+	// Secret: never logged.
+	APIKey string `yaml:"api_key,omitempty"`
+	// APIURL is the base URL of the control plane's REST API used by
+	// `tollgate api`; "" means http://127.0.0.1:4080.
+	APIURL string `yaml:"api_url,omitempty"`
 	// Endpoints are started by `tollgate start`, by name.
 	Endpoints map[string]FileEndpoint `yaml:"endpoints,omitempty"`
 

@@ -120,3 +120,48 @@ const (
 	CodeAPIMethodNotAllowed  Code = "TG_2605" // the resource does not support the HTTP method
 	CodeAPIConflict          Code = "TG_2606" // the change conflicts with an existing object
 )
+
+// Reservation codes of the REST API. Numbers below 2000 are the hosted
+// platform's where the condition is the same.
+const (
+	CodeDomainInvalid     Code = "TG_2607" // a reserved domain that is not a valid DNS name
+	CodeAddrInvalid       Code = "TG_2608" // a reserved address that is not host:port
+	CodeRegionInvalid     Code = "TG_2609" // a region code that is not us, eu, ap, au, sa, jp or in
+	CodeRegionImmutable   Code = "TG_451"  // a reservation's region cannot change
+	CodeCertPolicyInvalid Code = "TG_2610" // certificate_management_policy with an unknown authority or key type
+	CodeReservedByOther   Code = "TG_2611" // the domain or address is reserved by another account
+	CodeReservedAlready   Code = "TG_2612" // the domain or address is already reserved by this account
+	// reservations: add new codes above this line (TG_2630–TG_2649).
+)
+
+// IP policy and restriction codes of the REST API.
+const (
+	CodeIPRuleDuplicate      Code = "TG_1408" // the IP policy already has a rule for this CIDR
+	CodeIPRuleCIDRNotNetwork Code = "TG_1409" // the CIDR is not written with its network address
+	CodeIPRuleAction         Code = "TG_1422" // an IP policy rule action other than allow or deny
+	CodeIPRuleCIDRInvalid    Code = "TG_2613" // the CIDR could not be parsed
+	CodeIPRestrictionType    Code = "TG_2614" // an IP restriction type other than dashboard, api, agent, endpoints
+	CodeIPPolicyInUse        Code = "TG_2615" // the IP policy is referenced by an IP restriction
+	CodeIPPolicyIDs          Code = "TG_2616" // ip_policy_ids empty, or naming a policy not in the account
+	// ip policies: add new codes above this line (TG_2650–TG_2669).
+)
+
+// User, invitation, account and role codes of the REST API.
+const (
+	CodeLastAdmin        Code = "TG_2619" // the change would leave the account without an administrator
+	CodeRoleInvalid      Code = "TG_2620" // a role value outside developer rw|ro, team manager|invite|ro
+	CodeInvitationExists Code = "TG_2621" // the e-mail address is invited or a member already
+	// users: add new codes above this line (TG_2670–TG_2689).
+)
+
+// SSH credential, audit, rate-limit and session-command codes of the REST API.
+const (
+	CodeSSHKeyInvalid    Code = "TG_2617" // a public key that is not one authorized_keys line
+	CodeSSHKeyRegistered Code = "TG_2618" // the SSH public key is registered already
+	// api misc: add new codes above this line (TG_2690–TG_2709).
+)
+
+// ACME and certificate codes (issue 4).
+const (
+// certificates: add new codes above this line (TG_5100–TG_5149).
+)

@@ -40,6 +40,11 @@ func (s *Server) routes() *http.ServeMux {
 	s.route(mux, "/tunnel_sessions/{id}", methods{http.MethodGet: s.getTunnelSession})
 	s.route(mux, "/endpoints", methods{http.MethodGet: s.listEndpoints})
 	s.route(mux, "/endpoints/{id}", methods{http.MethodGet: s.getEndpoint})
+	s.sshCredentialRoutes(mux)
+	s.reservationRoutes(mux)
+	s.ipPolicyRoutes(mux)
+	s.userRoutes(mux)
+	s.auditRoutes(mux)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		s.serve(w, r, func(http.ResponseWriter, *http.Request, *caller) error {
 			return newAPIError(http.StatusNotFound, config.CodeAPINotFound,

@@ -2,10 +2,13 @@ package store
 
 import (
 	"errors"
+	"fmt"
 
 	"github.com/jackc/pgx/v5/pgconn"
 	"modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
+
+	"github.com/tollgate/tollgate/config"
 )
 
 // Sentinel errors. Compare with errors.Is; they are wrapped with context.
@@ -36,3 +39,21 @@ func isUniqueViolation(err error) bool {
 	}
 	return false
 }
+
+// ConflictError is an ErrConflict (errors.Is matches it) that carries a
+// user-facing code and message, for conflicts the caller can act on: a name
+// reserved already, a duplicate IP rule, the last administrator.
+type ConflictError struct {
+	Code    config.Code
+	Message string
+}
+
+func conflict(code config.Code, format string, args ...any) *ConflictError {
+	return &ConflictError{Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+// Error returns "<message> [<code>]".
+func (e *ConflictError) Error() string { return e.Message + " [" + string(e.Code) + "]" }
+
+// Is reports whether target is ErrConflict.
+func (e *ConflictError) Is(target error) bool { return target == ErrConflict }

@@ -55,7 +55,10 @@ func (s *Store) BuildSnapshot(ctx context.Context) (*config.Snapshot, error) {
 			}); err != nil {
 			return err
 		}
-		return nil
+		if err := readReservations(ctx, q, &d); err != nil {
+			return err
+		}
+		return readIPPolicies(ctx, q, &d)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("building snapshot: %w", err)

@@ -1,0 +1,102 @@
+package main
+
+// fieldKind is the JSON shape of a body field set by a flag.
+type fieldKind int
+
+const (
+	fieldString fieldKind = iota // --flag VALUE → "value"
+	fieldBool                    // --flag[=false] → true/false
+	fieldList                    // --flag A --flag B → ["A","B"]
+)
+
+// apiField is a body field of create or update that has its own flag.
+type apiField struct {
+	flag, key string
+	kind      fieldKind
+	usage     string
+	create    bool // settable at creation
+	update    bool // settable by update
+}
+
+// apiResource is one collection of the REST API as `tollgate api` names it.
+type apiResource struct {
+	name    string   // CLI name, with dashes: bot-users
+	path    string   // collection path: /bot_users
+	listKey string   // key of the items in a list response
+	short   string   // one-line help
+	verbs   []string // supported verbs, in help order
+	fields  []apiField
+	// actions are POST /<path>/{id}/<action> commands (tunnel session
+	// stop and restart), answered with 204.
+	actions []string
+}
+
+var (
+	crud     = []string{"create", "list", "get", "update", "delete"}
+	readOnly = []string{"list", "get"}
+)
+
+// Common fields.
+var (
+	fDescription = apiField{flag: "description", key: "description", usage: "human-readable description (≤255 bytes)", create: true, update: true}
+	fMetadata    = apiField{flag: "metadata", key: "metadata", usage: "arbitrary user data (≤4096 bytes)", create: true, update: true}
+	fOwnerID     = apiField{flag: "owner-id", key: "owner_id", usage: "ID of the user or bot user that owns it (default: the API key's owner)", create: true}
+	fACL         = apiField{flag: "acl", key: "acl", kind: fieldList, usage: "bind rule: '*' or bind:<domain|*.domain|host:port> (repeatable)", create: true, update: true}
+)
+
+// apiResources are the resources of `tollgate api`, as the control plane
+// serves them (reference/platform-behaviour.md §1.4–1.15).
+var apiResources = []apiResource{
+	{name: "bot-users", path: "/bot_users", listKey: "bot_users", short: "Bot users: principals for automation that own credentials", verbs: crud,
+		fields: []apiField{
+			{flag: "name", key: "name", usage: "name of the bot user", create: true, update: true},
+			{flag: "active", key: "active", kind: fieldBool, usage: "whether its credentials work (--active=false deactivates)", create: true, update: true},
+		}},
+	{name: "service-users", path: "/service_users", listKey: "service_users", short: "Service users: the newer name of bot users", verbs: crud,
+		fields: []apiField{
+			{flag: "name", key: "name", usage: "name of the service user", create: true, update: true},
+			{flag: "active", key: "active", kind: fieldBool, usage: "whether its credentials work (--active=false deactivates)", create: true, update: true},
+		}},
+	{name: "api-keys", path: "/api_keys", listKey: "keys", short: "API keys for the REST API (the token is shown once, at creation)", verbs: crud,
+		fields: []apiField{fDescription, fMetadata, fOwnerID}},
+	{name: "credentials", path: "/credentials", listKey: "credentials", short: "Authtokens that agents connect with (the token is shown once, at creation)", verbs: crud,
+		fields: []apiField{fDescription, fMetadata, fACL, fOwnerID}},
+	{name: "ssh-credentials", path: "/ssh_credentials", listKey: "ssh_credentials", short: "SSH public keys that start SSH reverse tunnels", verbs: crud,
+		fields: []apiField{fDescription, fMetadata, fACL, fOwnerID,
+			{flag: "public-key", key: "public_key", usage: "OpenSSH authorized_keys line (ssh-ed25519 AAAA... comment)", create: true},
+		}},
+	{name: "reserved-domains", path: "/reserved_domains", listKey: "reserved_domains", short: "Reserved domains that agents may bind", verbs: crud,
+		fields: []apiField{fDescription, fMetadata,
+			{flag: "domain", key: "domain", usage: "the domain to reserve (app.example.com or *.example.com)", create: true},
+			{flag: "region", key: "region", usage: "region the domain is pinned to: us, eu, ap, au, sa, jp, in", create: true, update: true},
+			{flag: "certificate-id", key: "certificate_id", usage: "ID of an uploaded certificate to serve", create: true, update: true},
+		}},
+	{name: "reserved-addrs", path: "/reserved_addrs", listKey: "reserved_addrs", short: "Reserved TCP addresses that agents may bind", verbs: crud,
+		fields: []apiField{fDescription, fMetadata,
+			{flag: "addr", key: "addr", usage: "the address to reserve, HOST:PORT (default: one is assigned)", create: true},
+			{flag: "region", key: "region", usage: "region the address is pinned to: us, eu, ap, au, sa, jp, in", create: true},
+		}},
+	{name: "ip-policies", path: "/ip_policies", listKey: "ip_policies", short: "IP policies: named groups of allow/deny CIDR rules", verbs: crud,
+		fields: []apiField{fDescription, fMetadata}},
+	{name: "ip-policy-rules", path: "/ip_policy_rules", listKey: "ip_policy_rules", short: "IP policy rules: one CIDR with allow or deny", verbs: crud,
+		fields: []apiField{fDescription, fMetadata,
+			{flag: "cidr", key: "cidr", usage: "the network, as its lowest address (10.0.0.0/8, 2001:db8::/32)", create: true, update: true},
+			{flag: "action", key: "action", usage: "allow or deny", create: true, update: true},
+			{flag: "ip-policy-id", key: "ip_policy_id", usage: "ID of the IP policy the rule belongs to", create: true},
+		}},
+	{name: "ip-restrictions", path: "/ip_restrictions", listKey: "ip_restrictions", short: "IP restrictions: which IP policies guard the dashboard, the API, agents or endpoints", verbs: crud,
+		fields: []apiField{fDescription, fMetadata,
+			{flag: "type", key: "type", usage: "what it guards: dashboard, api, agent or endpoints", create: true},
+			{flag: "ip-policy-id", key: "ip_policy_ids", kind: fieldList, usage: "ID of an IP policy to enforce (repeatable)", create: true, update: true},
+			{flag: "enforced", key: "enforced", kind: fieldBool, usage: "refuse traffic (true) or only warn (false)", create: true, update: true},
+		}},
+	{name: "tunnel-sessions", path: "/tunnel_sessions", listKey: "tunnel_sessions", short: "Online agent sessions", verbs: readOnly,
+		actions: []string{"stop", "restart"}},
+	{name: "endpoints", path: "/endpoints", listKey: "endpoints", short: "Online endpoints", verbs: readOnly},
+	{name: "users", path: "/users", listKey: "users", short: "Users of the account and their roles", verbs: crud,
+		fields: []apiField{
+			{flag: "email", key: "email", usage: "email address of the user", create: true},
+			{flag: "name", key: "name", usage: "display name", create: true, update: true},
+		}},
+	{name: "audit-events", path: "/audit_events", listKey: "audit_events", short: "Audit events: who changed what, newest first", verbs: readOnly},
+}
