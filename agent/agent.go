@@ -51,6 +51,7 @@ type Agent struct {
 	dial          func(ctx context.Context, transport, addr string) (tunnel.Mux, error)
 	backoff       backoffer
 	fallbackDelay time.Duration
+	probe         regionProbe // measures a region's edge (region.go)
 
 	mu       sync.Mutex // guards the fields below
 	status   Status
@@ -99,6 +100,7 @@ func New(cfg Config, logger *zap.Logger) (*Agent, error) {
 		status:        Status{State: SessionConnecting, ServerAddr: r.ServerAddr, Version: r.Version},
 	}
 	a.dial = a.dialEdge
+	a.probe = tcpConnectTime
 	for _, spec := range r.endpoints {
 		opts, err := spec.bindOpts()
 		if err != nil {
@@ -222,7 +224,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	for {
 		c, err := a.connect(ctx, addr)
 		if err == nil {
-			if next := a.regionRedirect(c.resp, addr); next != "" && !redirected {
+			if next := a.regionRedirect(ctx, c.resp, addr); next != "" && !redirected {
 				a.log.Info("reconnecting to the edge of the configured region",
 					zap.String("region", a.cfg.Region), zap.String("server_addr", next))
 				redirected, addr = true, next

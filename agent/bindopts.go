@@ -18,10 +18,12 @@ type (
 	}
 	tcpOptsWire struct {
 		URL           string                `json:",omitempty"`
+		ProxyProto    int32                 `json:",omitempty"`
 		IPRestriction *tunnel.IPRestriction `json:",omitempty"`
 	}
 	tlsOptsWire struct {
 		URL           string                `json:",omitempty"`
+		ProxyProto    int32                 `json:",omitempty"`
 		IPRestriction *tunnel.IPRestriction `json:",omitempty"`
 		MinTLSVersion string                `json:",omitempty"`
 	}
@@ -47,9 +49,9 @@ func (s *endpointSpec) bindOpts() (json.RawMessage, error) {
 		}
 		v = o
 	case ProtoTCP:
-		v = tcpOptsWire{URL: s.url, IPRestriction: ipr}
+		v = tcpOptsWire{URL: s.url, ProxyProto: s.proxyProto, IPRestriction: ipr}
 	default:
-		v = tlsOptsWire{URL: s.url, IPRestriction: ipr, MinTLSVersion: s.minTLS}
+		v = tlsOptsWire{URL: s.url, ProxyProto: s.proxyProto, IPRestriction: ipr, MinTLSVersion: s.minTLS}
 	}
 	return json.Marshal(v)
 }

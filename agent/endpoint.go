@@ -46,6 +46,10 @@ type EndpointConfig struct {
 	BasicAuth []string
 	// Metadata is opaque text stored with the endpoint at the edge.
 	Metadata string
+	// ProxyProto asks the edge to send a PROXY protocol header (version 1
+	// or 2) in front of each connection, so the upstream sees the public
+	// client's address. 0 = none. TCP and TLS endpoints only.
+	ProxyProto int
 }
 
 // credential is one basic-auth user.
@@ -53,17 +57,18 @@ type credential struct{ user, password string }
 
 // endpointSpec is a validated EndpointConfig.
 type endpointSpec struct {
-	name      string
-	kind      string // ProtoHTTP, ProtoTCP or ProtoTLS
-	bindProto string // the Bind message's Proto
-	url       string // normalised requested URL; "" = edge chooses
-	upstream  Upstream
-	insecure  bool
-	minTLS    string
-	allow     []string
-	deny      []string
-	basicAuth []credential
-	metadata  string
+	name       string
+	kind       string // ProtoHTTP, ProtoTCP or ProtoTLS
+	bindProto  string // the Bind message's Proto
+	url        string // normalised requested URL; "" = edge chooses
+	upstream   Upstream
+	insecure   bool
+	minTLS     string
+	allow      []string
+	deny       []string
+	basicAuth  []credential
+	metadata   string
+	proxyProto int32
 }
 
 // endpointKind folds "https" into "http".
@@ -119,6 +124,15 @@ func (c EndpointConfig) validate() (*endpointSpec, error) {
 	}
 	if len(c.BasicAuth) > 0 && s.kind != ProtoHTTP {
 		return nil, epError(c.Name, "basic auth applies to http endpoints only.")
+	}
+	switch {
+	case c.ProxyProto == 0:
+	case c.ProxyProto != 1 && c.ProxyProto != 2:
+		return nil, epError(c.Name, "the PROXY protocol version %d is not supported: use 1 or 2.", c.ProxyProto)
+	case s.kind == ProtoHTTP:
+		return nil, epError(c.Name, "the PROXY protocol applies to tcp and tls endpoints only.")
+	default:
+		s.proxyProto = int32(c.ProxyProto)
 	}
 	for _, pair := range c.BasicAuth {
 		user, pass, ok := strings.Cut(pair, ":")

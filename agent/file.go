@@ -69,6 +69,7 @@ type FileEndpoint struct {
 	CIDRDeny            []string `yaml:"cidr_deny,omitempty"`
 	BasicAuth           []string `yaml:"basic_auth,omitempty"`
 	Metadata            string   `yaml:"metadata,omitempty"`
+	ProxyProto          int      `yaml:"proxy_proto,omitempty"`
 }
 
 // DefaultFilePath returns where the config file lives: $TOLLGATE_CONFIG,
@@ -228,6 +229,7 @@ func (e FileEndpoint) config(name string) EndpointConfig {
 		CIDRDeny:            e.CIDRDeny,
 		BasicAuth:           e.BasicAuth,
 		Metadata:            e.Metadata,
+		ProxyProto:          e.ProxyProto,
 	}
 }
 

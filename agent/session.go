@@ -45,10 +45,14 @@ func (a *Agent) authRequest() *tunnel.Auth {
 }
 
 // regionRedirect returns the connect address of the configured region when
-// the edge serves another region and lists one; else "".
-func (a *Agent) regionRedirect(resp *tunnel.AuthResp, addr string) string {
+// the edge serves another region and lists one; without a configured
+// region, that of the region whose edge answers fastest (region.go); else "".
+func (a *Agent) regionRedirect(ctx context.Context, resp *tunnel.AuthResp, addr string) string {
 	want, got := a.cfg.Region, resp.Extra.Region
-	if want == "" || got == "" || got == want {
+	if want == "" {
+		return a.fastestRegion(ctx, resp, addr, a.probe)
+	}
+	if got == "" || got == want {
 		return ""
 	}
 	for _, ca := range resp.Extra.ConnectAddresses {

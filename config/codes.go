@@ -124,13 +124,17 @@ const (
 // Reservation codes of the REST API. Numbers below 2000 are the hosted
 // platform's where the condition is the same.
 const (
-	CodeDomainInvalid     Code = "TG_2607" // a reserved domain that is not a valid DNS name
-	CodeAddrInvalid       Code = "TG_2608" // a reserved address that is not host:port
-	CodeRegionInvalid     Code = "TG_2609" // a region code that is not us, eu, ap, au, sa, jp or in
-	CodeRegionImmutable   Code = "TG_451"  // a reservation's region cannot change
-	CodeCertPolicyInvalid Code = "TG_2610" // certificate_management_policy with an unknown authority or key type
-	CodeReservedByOther   Code = "TG_2611" // the domain or address is reserved by another account
-	CodeReservedAlready   Code = "TG_2612" // the domain or address is already reserved by this account
+	CodeDomainInvalid          Code = "TG_2607" // a reserved domain that is not a valid DNS name
+	CodeAddrInvalid            Code = "TG_2608" // a reserved address that is not host:port
+	CodeRegionInvalid          Code = "TG_2609" // a region code that is not us, eu, ap, au, sa, jp or in
+	CodeRegionImmutable        Code = "TG_451"  // a reservation's region cannot change
+	CodeCertPolicyInvalid      Code = "TG_2610" // certificate_management_policy with an unknown authority or key type
+	CodeReservedByOther        Code = "TG_2611" // the domain or address is reserved by another account
+	CodeReservedAlready        Code = "TG_2612" // the domain or address is already reserved by this account
+	CodeCertificateUnsupported Code = "TG_2630" // certificate_id given: uploaded certificates are not supported yet
+	CodeAddrRequired           Code = "TG_2631" // addr omitted for a region without a TCP address pool
+	CodeAddrPoolExhausted      Code = "TG_2632" // every port of the region's TCP address pool is reserved
+	CodeMinTLSVersionInvalid   Code = "TG_2633" // min_tls_version other than 1.0, 1.1, 1.2 or 1.3
 	// reservations: add new codes above this line (TG_2630–TG_2649).
 )
 
@@ -143,14 +147,17 @@ const (
 	CodeIPRestrictionType    Code = "TG_2614" // an IP restriction type other than dashboard, api, agent, endpoints
 	CodeIPPolicyInUse        Code = "TG_2615" // the IP policy is referenced by an IP restriction
 	CodeIPPolicyIDs          Code = "TG_2616" // ip_policy_ids empty, or naming a policy not in the account
+	CodeIPRulePolicy         Code = "TG_2650" // a rule's ip_policy_id missing, or naming no IP policy of the account
 	// ip policies: add new codes above this line (TG_2650–TG_2669).
 )
 
 // User, invitation, account and role codes of the REST API.
 const (
-	CodeLastAdmin        Code = "TG_2619" // the change would leave the account without an administrator
-	CodeRoleInvalid      Code = "TG_2620" // a role value outside developer rw|ro, team manager|invite|ro
-	CodeInvitationExists Code = "TG_2621" // the e-mail address is invited or a member already
+	CodeLastAdmin         Code = "TG_2619" // the change would leave the account without an administrator
+	CodeRoleInvalid       Code = "TG_2620" // a role value outside developer rw|ro, team manager|invite|ro
+	CodeInvitationExists  Code = "TG_2621" // the e-mail address is invited or a member already
+	CodeInvitationInvalid Code = "TG_2670" // an accept token that names no pending invitation, or whose secret is wrong
+	CodeInvitationExpired Code = "TG_2671" // the invitation's acceptance window has passed
 	// users: add new codes above this line (TG_2670–TG_2689).
 )
 
@@ -158,7 +165,28 @@ const (
 const (
 	CodeSSHKeyInvalid    Code = "TG_2617" // a public key that is not one authorized_keys line
 	CodeSSHKeyRegistered Code = "TG_2618" // the SSH public key is registered already
+	// CodeSessionCommandUnsupported: the agent said at Auth that it does not
+	// execute the command (stop or restart), or is too old to say.
+	CodeSessionCommandUnsupported Code = "TG_2690"
+	// CodeSessionCommandRefused: the agent answered the command with an error.
+	CodeSessionCommandRefused Code = "TG_2691"
+	// CodeSessionCommandFailed: the command did not reach the agent, or the
+	// agent did not answer in time.
+	CodeSessionCommandFailed Code = "TG_2692"
+	// CodeSessionCommandUnavailable: the edge serving the session takes no
+	// commands from this control plane.
+	CodeSessionCommandUnavailable Code = "TG_2693"
+	// CodeSessionNotFound: the edge has no such agent session (it ended).
+	CodeSessionNotFound Code = "TG_2694"
 	// api misc: add new codes above this line (TG_2690–TG_2709).
+)
+
+// Edge feed codes: the control plane's API for edges (snapshot feed,
+// session reports).
+const (
+	CodeEdgeAuth        Code = "TG_2710" // the edge secret is missing or wrong
+	CodeEdgeBadRequest  Code = "TG_2711" // a feed request or session report that cannot be parsed
+	CodeEdgeUnavailable Code = "TG_2712" // the control plane could not build a snapshot
 )
 
 // ACME and certificate codes (issue 4).

@@ -80,7 +80,7 @@ type ReservedDomain struct {
 	Domain         string `json:"domain"` // lower case, punycode; may start with "*."
 	Region         string `json:"region"`
 	MinTLSVersion  string `json:"min_tls_version,omitempty"`  // "1.0".."1.3"; "" = edge default
-	PrivateKeyType string `json:"private_key_type,omitempty"` // "rsa" or "ecdsa"
+	PrivateKeyType string `json:"private_key_type,omitempty"` // "rsa" or "ecdsa"; "" = no certificate management policy
 }
 
 // ReservedAddr is a TCP address (host:port) an account reserved in a region.

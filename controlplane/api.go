@@ -38,6 +38,8 @@ func (s *Server) routes() *http.ServeMux {
 	s.route(mux, "/credentials/{id}", methods{http.MethodGet: s.getCredential, http.MethodPatch: s.updateCredential, http.MethodDelete: s.deleteCredential})
 	s.route(mux, "/tunnel_sessions", methods{http.MethodGet: s.listTunnelSessions})
 	s.route(mux, "/tunnel_sessions/{id}", methods{http.MethodGet: s.getTunnelSession})
+	s.route(mux, "/tunnel_sessions/{id}/stop", methods{http.MethodPost: s.stopTunnelSession})
+	s.route(mux, "/tunnel_sessions/{id}/restart", methods{http.MethodPost: s.restartTunnelSession})
 	s.route(mux, "/endpoints", methods{http.MethodGet: s.listEndpoints})
 	s.route(mux, "/endpoints/{id}", methods{http.MethodGet: s.getEndpoint})
 	s.sshCredentialRoutes(mux)
@@ -45,6 +47,7 @@ func (s *Server) routes() *http.ServeMux {
 	s.ipPolicyRoutes(mux)
 	s.userRoutes(mux)
 	s.auditRoutes(mux)
+	s.edgeRoutes(mux)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		s.serve(w, r, func(http.ResponseWriter, *http.Request, *caller) error {
 			return newAPIError(http.StatusNotFound, config.CodeAPINotFound,
@@ -94,8 +97,8 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, h handlerFunc, au
 		}
 	}()
 	err := checkVersion(r)
-	if err == nil && auth {
-		c, err = s.authenticate(r)
+	if err == nil {
+		c, err = s.admit(w, r, auth) // authenticates when auth; rate limits (ratelimit.go)
 	}
 	if err == nil {
 		err = h(w, r, c)

@@ -1,6 +1,144 @@
 package controlplane
 
-import "net/http"
+import (
+	"encoding/json"
+	"net/http"
+	"strings"
 
-// auditRoutes registers /audit_events.
-func (s *Server) auditRoutes(mux *http.ServeMux) {}
+	"github.com/tollgate/tollgate/config"
+	"github.com/tollgate/tollgate/controlplane/store"
+)
+
+// auditEventJSON is the audit_events object: one change to the account, who
+// made it and with which credential. Type is "<object>_<verb>.v0"
+// ("api_key_created.v0"); Principal is the user or bot user that acted, or
+// {"id": "system", "uri": null} for the control plane's own actions;
+// Credential is the API key that authenticated the change, or null; Object
+// is what changed (its uri is null when the object has no API resource);
+// Payload holds the event's details, such as the fields an update changed.
+// Secrets never appear in it.
+type auditEventJSON struct {
+	ID         string          `json:"id"`
+	URI        string          `json:"uri"`
+	Type       string          `json:"type"`
+	Revision   uint64          `json:"revision"`
+	CreatedAt  string          `json:"created_at"`
+	Principal  optRefJSON      `json:"principal"`
+	Credential *optRefJSON     `json:"credential"`
+	Object     optRefJSON      `json:"object"`
+	Payload    json.RawMessage `json:"payload"`
+}
+
+// optRefJSON is a reference whose uri is null when the object has no API
+// resource.
+type optRefJSON struct {
+	ID  string  `json:"id"`
+	URI *string `json:"uri"`
+}
+
+// collectionOf maps an ID prefix to its API collection, for object URIs.
+var collectionOf = map[string]string{
+	config.PrefixUser:           "users",
+	config.PrefixBotUser:        "bot_users",
+	config.PrefixAuthtoken:      "credentials",
+	config.PrefixAPIKey:         "api_keys",
+	config.PrefixSSHCredential:  "ssh_credentials",
+	config.PrefixIPPolicy:       "ip_policies",
+	config.PrefixIPPolicyRule:   "ip_policy_rules",
+	config.PrefixIPRestriction:  "ip_restrictions",
+	config.PrefixReservedDomain: "reserved_domains",
+	config.PrefixReservedAddr:   "reserved_addrs",
+	config.PrefixAgentSession:   "tunnel_sessions",
+	config.PrefixEndpoint:       "endpoints",
+	config.PrefixEventSub:       "event_subscriptions",
+	config.PrefixEventDest:      "event_destinations",
+	config.PrefixAuditEvent:     "audit_events",
+}
+
+// auditRoutes registers /audit_events: read-only, newest first.
+func (s *Server) auditRoutes(mux *http.ServeMux) {
+	s.route(mux, "/audit_events", methods{http.MethodGet: s.listAuditEvents})
+	s.route(mux, "/audit_events/{id}", methods{http.MethodGet: s.getAuditEvent})
+}
+
+// requireAuditReader refuses callers who may not read the audit log. The
+// log shows every principal's actions in the account, so it is for those
+// who oversee the account (reference/platform-behaviour.md §7.2):
+// administrators and users with the team manager role. Developers see the
+// objects themselves but not who changed what; bot users act as read/write
+// developers with no other permission, so they are refused too (give an
+// export job a key owned by an administrator's user instead).
+func (c *caller) requireAuditReader() error {
+	if c.auth.Roles.Admin || (c.auth.OwnerKind == config.PrincipalUser && c.auth.Roles.Team == store.TeamManager) {
+		return nil
+	}
+	return forbidden("Reading the audit log needs the administrator flag or the team manager role.")
+}
+
+func (s *Server) ref(r *http.Request, id string) optRefJSON {
+	out := optRefJSON{ID: id}
+	if prefix, _, err := config.SplitID(id, ""); err == nil {
+		if coll, ok := collectionOf[prefix]; ok {
+			u := s.baseURL(r) + "/" + coll + "/" + id
+			out.URI = &u
+		}
+	}
+	return out
+}
+
+func (s *Server) auditEventJSON(r *http.Request, e *store.AuditEvent) auditEventJSON {
+	out := auditEventJSON{
+		ID: e.ID, URI: s.baseURL(r) + "/audit_events/" + e.ID, Type: e.Type, Revision: e.Revision,
+		CreatedAt: timestamp(e.CreatedAt), Principal: s.ref(r, e.ActorID), Object: s.ref(r, e.ObjectID),
+		Payload: e.Payload,
+	}
+	if e.ActorCredentialID != "" {
+		cr := s.ref(r, e.ActorCredentialID)
+		out.Credential = &cr
+	}
+	if p := strings.TrimSpace(string(e.Payload)); p == "" || p == "null" {
+		out.Payload = json.RawMessage(`{}`)
+	}
+	return out
+}
+
+func (s *Server) listAuditEvents(w http.ResponseWriter, r *http.Request, c *caller) error {
+	page, err := listParams(r, config.PrefixAuditEvent)
+	if err != nil {
+		return err
+	}
+	if err := c.requireAuditReader(); err != nil {
+		return err
+	}
+	list, more, err := s.store.ListAuditEvents(r.Context(), c.accountID(), page)
+	if err != nil {
+		return err
+	}
+	items := make([]auditEventJSON, len(list))
+	last := ""
+	for i := range list {
+		items[i] = s.auditEventJSON(r, &list[i])
+		last = list[i].ID
+	}
+	s.listResponse(w, r, "audit_events", items, more, last, page)
+	return nil
+}
+
+func (s *Server) getAuditEvent(w http.ResponseWriter, r *http.Request, c *caller) error {
+	id, err := pathID(r, config.PrefixAuditEvent)
+	if err != nil {
+		return err
+	}
+	if err := noBody(r); err != nil {
+		return err
+	}
+	if err := c.requireAuditReader(); err != nil {
+		return err
+	}
+	e, err := s.store.GetAuditEvent(r.Context(), c.accountID(), id)
+	if err != nil {
+		return notFound(err, "audit event", id)
+	}
+	writeJSON(w, http.StatusOK, s.auditEventJSON(r, e))
+	return nil
+}

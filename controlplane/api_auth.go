@@ -50,12 +50,128 @@ func (c *caller) requireOwnerOrAdmin(ownerID string) error {
 }
 
 // requireTeamManager refuses callers who may not manage principals: only
-// administrators and users with the team manager role manage bot users.
+// administrators and users with the team manager role manage bot users and
+// change or remove users.
 func (c *caller) requireTeamManager() error {
-	if c.auth.Roles.Admin || (c.auth.OwnerKind == config.PrincipalUser && c.auth.Roles.Team == store.TeamManager) {
+	if c.isTeamManager() {
 		return nil
 	}
-	return forbidden("Managing bot users needs the administrator flag or the team manager role.")
+	return forbidden("Managing users and bot users needs the administrator flag or the team manager role.")
+}
+
+// isBot reports whether the caller is a bot user.
+func (c *caller) isBot() bool { return c.auth.OwnerKind == config.PrincipalBot }
+
+// isTeamManager reports whether the caller is an administrator or a user
+// with the team manager role.
+func (c *caller) isTeamManager() bool {
+	return c.auth.Roles.Admin || (!c.isBot() && c.auth.Roles.Team == store.TeamManager)
+}
+
+// requireAdmin refuses callers without the administrator flag.
+func (c *caller) requireAdmin(what string) error {
+	if c.isAdmin() {
+		return nil
+	}
+	return forbidden("Only administrators may %s.", what)
+}
+
+// requireUser refuses bot users. Bot users act as read/write developers
+// and hold no team, billing or administrator role
+// (reference/platform-behaviour.md §1.5): they do not see the account's
+// users and invitations, and cannot switch accounts or log in.
+func (c *caller) requireUser(what string) error {
+	if c.isBot() {
+		return forbidden("Bot users may not %s: they act as read/write developers only. Use a user's API key.", what)
+	}
+	return nil
+}
+
+// checkRoleChange decides whether the caller may change a member's roles
+// from cur to next (users.go runs it inside the unit of work): administrators
+// change anyone's; team managers change those of members who are not
+// administrators, and never grant or revoke the administrator flag.
+func (c *caller) checkRoleChange(cur, next store.Membership) error {
+	if c.isAdmin() {
+		return nil
+	}
+	if !c.isTeamManager() {
+		return forbidden("Changing a user's roles needs the administrator flag or the team manager role.")
+	}
+	if cur.Admin {
+		return forbidden("Only administrators may change an administrator's roles.")
+	}
+	if next.Admin {
+		return forbidden("Only administrators may grant the administrator flag.")
+	}
+	return nil
+}
+
+// checkRemoveMember decides whether the caller may remove member userID,
+// whose roles are cur, from the account: any user may leave (remove
+// themselves); administrators remove anyone; team managers remove members
+// who are not administrators. The store keeps the last administrator.
+func (c *caller) checkRemoveMember(userID string, cur store.Membership) error {
+	if !c.isBot() && userID == c.auth.OwnerID {
+		return nil
+	}
+	if c.isAdmin() {
+		return nil
+	}
+	if !c.isTeamManager() {
+		return forbidden("Removing a user needs the administrator flag or the team manager role.")
+	}
+	if cur.Admin {
+		return forbidden("Only administrators may remove an administrator.")
+	}
+	return nil
+}
+
+// checkInvite decides whether the caller may invite someone with the roles
+// of in. Administrators grant any roles; team managers any roles but the
+// administrator flag; team invite-only members grant at most what they
+// hold themselves (developer rw only if they have it, team invite or ro,
+// billing only if they have it, never administrator), so inviting is never
+// a way to raise one's own access.
+func (c *caller) checkInvite(in store.InvitationCreate) error {
+	if c.isAdmin() {
+		return nil
+	}
+	if c.isBot() {
+		return forbidden("Bot users may not invite users.")
+	}
+	if in.Admin {
+		return forbidden("Only administrators may invite an administrator.")
+	}
+	switch c.auth.Roles.Team {
+	case store.TeamManager:
+		return nil
+	case store.TeamInvite:
+		if in.Team == store.TeamManager {
+			return forbidden("Team invite-only members may not invite a team manager; ask a team manager.")
+		}
+		if in.Developer == store.DeveloperRW && c.auth.Roles.Developer != store.DeveloperRW {
+			return forbidden("You may not grant the read/write developer role, which you do not hold.")
+		}
+		if in.Billing && !c.auth.Roles.Billing {
+			return forbidden("You may not grant billing access, which you do not hold.")
+		}
+		return nil
+	}
+	return forbidden("Inviting users needs the administrator flag or the team manager or invite-only role.")
+}
+
+// checkRevokeInvitation decides whether the caller may delete an
+// invitation: administrators and team managers any; team invite-only
+// members those they created.
+func (c *caller) checkRevokeInvitation(inv *store.Invitation) error {
+	if c.isTeamManager() {
+		return nil
+	}
+	if !c.isBot() && c.auth.Roles.Team == store.TeamInvite && inv.InvitedBy == c.auth.OwnerID {
+		return nil
+	}
+	return forbidden("Revoking an invitation needs the administrator flag or the team manager role (invite-only members revoke their own).")
 }
 
 // authenticate checks the request's API key: "Authorization: Bearer

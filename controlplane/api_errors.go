@@ -27,6 +27,7 @@ func toAPIError(err error) *apiError {
 		return ae
 	}
 	var ce *config.Error
+	var cfe *store.ConflictError
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		return &apiError{status: http.StatusNotFound, code: config.CodeAPINotFound,
@@ -34,6 +35,8 @@ func toAPIError(err error) *apiError {
 	case errors.Is(err, store.ErrOwnerNotFound):
 		return &apiError{status: http.StatusBadRequest, code: config.CodeAPIInvalidParam,
 			msg: "owner_id must be a user or bot user of this account.", cause: err}
+	case errors.As(err, &cfe): // a conflict the caller can act on: its own code and message
+		return &apiError{status: http.StatusConflict, code: cfe.Code, msg: cfe.Message, cause: err}
 	case errors.Is(err, store.ErrConflict):
 		return &apiError{status: http.StatusConflict, code: config.CodeAPIConflict,
 			msg: "The change conflicts with an existing object.", cause: err}

@@ -66,6 +66,15 @@ func (s *Server) decodeBody(w http.ResponseWriter, r *http.Request, dst any) err
 	if _, err := dec.Token(); err != io.EOF {
 		return badRequest(config.CodeAPIBodyInvalid, "The request body must be one JSON object, with nothing after it.")
 	}
+	// The hosted platform's clients repeat the object's id in the body of
+	// an update (@ngrok/ngrok-api does): accept it when it is the path's.
+	if raw, ok := fields["id"]; ok && r.Method == http.MethodPatch && r.PathValue("id") != "" {
+		var id string
+		if json.Unmarshal(raw, &id) != nil || id != r.PathValue("id") {
+			return badRequest(config.CodeAPIInvalidParam, "The id in the request body must be the id in the path, %q.", truncate(r.PathValue("id"), 100))
+		}
+		delete(fields, "id")
+	}
 	known := jsonFields(reflect.TypeOf(dst).Elem())
 	for k := range fields {
 		if !known[k] {
@@ -192,6 +201,14 @@ func onlyParams(q url.Values, allowed ...string) error {
 // limit (1–100, default 100), and refuses a body.
 func listParams(r *http.Request, prefix string) (store.Page, error) {
 	q := r.URL.Query()
+	// @ngrok/ngrok-api pages with ?beforeId= (camelCase): the same cursor.
+	if v, ok := q["beforeId"]; ok {
+		if _, dup := q["before_id"]; dup {
+			return store.Page{}, badRequest(config.CodeAPIInvalidParam, "Give before_id once.")
+		}
+		q["before_id"] = v
+		delete(q, "beforeId")
+	}
 	if err := onlyParams(q, "before_id", "limit"); err != nil {
 		return store.Page{}, err
 	}

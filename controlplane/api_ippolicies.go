@@ -1,6 +1,393 @@
 package controlplane
 
-import "net/http"
+import (
+	"net/http"
+
+	"github.com/tollgate/tollgate/config"
+	"github.com/tollgate/tollgate/controlplane/store"
+)
+
+// The /ip_policies, /ip_policy_rules and /ip_restrictions resources
+// (reference/platform-behaviour.md §1.9–1.11). Every member of the account
+// may read them; creating, changing and deleting needs the read/write
+// developer role or the administrator flag. Validation lives in the store
+// (store.ParseCIDR and friends), so its errors carry the codes.
+//
+// Deviations from the hosted platform, all additions: a rule's action may be
+// changed with PATCH; a host address without a prefix length is accepted as
+// /32 or /128; ip_policy_ids repeats are dropped. An IP restriction's type
+// cannot change (PATCH with "type" is an unknown field, TG_214).
+
+// ipPolicyJSON is the ip_policies object.
+type ipPolicyJSON struct {
+	ID          string `json:"id"`
+	URI         string `json:"uri"`
+	CreatedAt   string `json:"created_at"`
+	Description string `json:"description"`
+	Metadata    string `json:"metadata"`
+}
+
+type ipPolicyCreateBody struct {
+	Description string `json:"description"`
+	Metadata    string `json:"metadata"`
+}
+
+type ipPolicyUpdateBody struct {
+	Description *string `json:"description"`
+	Metadata    *string `json:"metadata"`
+}
+
+// ipPolicyRuleJSON is the ip_policy_rules object; ip_policy is a reference.
+type ipPolicyRuleJSON struct {
+	ID          string  `json:"id"`
+	URI         string  `json:"uri"`
+	CreatedAt   string  `json:"created_at"`
+	Description string  `json:"description"`
+	Metadata    string  `json:"metadata"`
+	CIDR        string  `json:"cidr"`
+	IPPolicy    refJSON `json:"ip_policy"`
+	Action      string  `json:"action"`
+}
+
+type ipPolicyRuleCreateBody struct {
+	Description string `json:"description"`
+	Metadata    string `json:"metadata"`
+	CIDR        string `json:"cidr"`
+	IPPolicyID  string `json:"ip_policy_id"`
+	Action      string `json:"action"`
+}
+
+type ipPolicyRuleUpdateBody struct {
+	Description *string `json:"description"`
+	Metadata    *string `json:"metadata"`
+	CIDR        *string `json:"cidr"`
+	Action      *string `json:"action"`
+}
+
+// ipRestrictionJSON is the ip_restrictions object; ip_policies are
+// references, in the order given.
+type ipRestrictionJSON struct {
+	ID          string    `json:"id"`
+	URI         string    `json:"uri"`
+	CreatedAt   string    `json:"created_at"`
+	Description string    `json:"description"`
+	Metadata    string    `json:"metadata"`
+	Enforced    bool      `json:"enforced"`
+	Type        string    `json:"type"`
+	IPPolicies  []refJSON `json:"ip_policies"`
+}
+
+type ipRestrictionCreateBody struct {
+	Description string   `json:"description"`
+	Metadata    string   `json:"metadata"`
+	Enforced    bool     `json:"enforced"` // default false: report only
+	Type        string   `json:"type"`
+	IPPolicyIDs []string `json:"ip_policy_ids"`
+}
+
+type ipRestrictionUpdateBody struct {
+	Description *string   `json:"description"`
+	Metadata    *string   `json:"metadata"`
+	Enforced    *bool     `json:"enforced"`
+	IPPolicyIDs *[]string `json:"ip_policy_ids"`
+}
 
 // ipPolicyRoutes registers /ip_policies, /ip_policy_rules and /ip_restrictions.
-func (s *Server) ipPolicyRoutes(mux *http.ServeMux) {}
+func (s *Server) ipPolicyRoutes(mux *http.ServeMux) {
+	s.route(mux, "/ip_policies", methods{http.MethodGet: s.listIPPolicies, http.MethodPost: s.createIPPolicy})
+	s.route(mux, "/ip_policies/{id}", methods{http.MethodGet: s.getIPPolicy,
+		http.MethodPatch: s.updateIPPolicy, http.MethodDelete: s.deleteIPPolicy})
+	s.route(mux, "/ip_policy_rules", methods{http.MethodGet: s.listIPPolicyRules, http.MethodPost: s.createIPPolicyRule})
+	s.route(mux, "/ip_policy_rules/{id}", methods{http.MethodGet: s.getIPPolicyRule,
+		http.MethodPatch: s.updateIPPolicyRule, http.MethodDelete: s.deleteIPPolicyRule})
+	s.route(mux, "/ip_restrictions", methods{http.MethodGet: s.listIPRestrictions, http.MethodPost: s.createIPRestriction})
+	s.route(mux, "/ip_restrictions/{id}", methods{http.MethodGet: s.getIPRestriction,
+		http.MethodPatch: s.updateIPRestriction, http.MethodDelete: s.deleteIPRestriction})
+}
+
+func (s *Server) ipPolicyRef(r *http.Request, id string) refJSON {
+	return refJSON{ID: id, URI: s.baseURL(r) + "/ip_policies/" + id}
+}
+
+func (s *Server) ipPolicyJSON(r *http.Request, p *store.IPPolicy) ipPolicyJSON {
+	return ipPolicyJSON{ID: p.ID, URI: s.baseURL(r) + "/ip_policies/" + p.ID, CreatedAt: timestamp(p.CreatedAt),
+		Description: p.Description, Metadata: p.Metadata}
+}
+
+func (s *Server) ipPolicyRuleJSON(r *http.Request, x *store.IPPolicyRule) ipPolicyRuleJSON {
+	return ipPolicyRuleJSON{ID: x.ID, URI: s.baseURL(r) + "/ip_policy_rules/" + x.ID, CreatedAt: timestamp(x.CreatedAt),
+		Description: x.Description, Metadata: x.Metadata, CIDR: x.CIDR, IPPolicy: s.ipPolicyRef(r, x.IPPolicyID), Action: x.Action}
+}
+
+func (s *Server) ipRestrictionJSON(r *http.Request, x *store.IPRestriction) ipRestrictionJSON {
+	refs := make([]refJSON, len(x.IPPolicyIDs))
+	for i, id := range x.IPPolicyIDs {
+		refs[i] = s.ipPolicyRef(r, id)
+	}
+	return ipRestrictionJSON{ID: x.ID, URI: s.baseURL(r) + "/ip_restrictions/" + x.ID, CreatedAt: timestamp(x.CreatedAt),
+		Description: x.Description, Metadata: x.Metadata, Enforced: x.Enforced, Type: x.Type, IPPolicies: refs}
+}
+
+// beginIPWrite runs the checks every create and update shares: the path ID
+// (when prefix is set), no query parameters, the write role, then the body.
+func (s *Server) beginIPWrite(w http.ResponseWriter, r *http.Request, c *caller, prefix string, body any) (string, error) {
+	var id string
+	if prefix != "" {
+		var err error
+		if id, err = pathID(r, prefix); err != nil {
+			return "", err
+		}
+	}
+	if err := onlyParams(r.URL.Query()); err != nil {
+		return "", err
+	}
+	if err := c.requireWrite(); err != nil {
+		return "", err
+	}
+	return id, s.decodeBody(w, r, body)
+}
+
+// ipPathID checks a get or delete: the path ID and no body or parameters.
+func ipPathID(r *http.Request, prefix string) (string, error) {
+	id, err := pathID(r, prefix)
+	if err != nil {
+		return "", err
+	}
+	return id, noBody(r)
+}
+
+// ---- /ip_policies ----
+
+func (s *Server) createIPPolicy(w http.ResponseWriter, r *http.Request, c *caller) error {
+	var body ipPolicyCreateBody
+	if _, err := s.beginIPWrite(w, r, c, "", &body); err != nil {
+		return err
+	}
+	p, err := s.store.CreateIPPolicy(r.Context(), c.actor, c.accountID(), store.IPPolicyCreate{
+		Description: body.Description, Metadata: body.Metadata})
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusCreated, s.ipPolicyJSON(r, p))
+	return nil
+}
+
+func (s *Server) getIPPolicy(w http.ResponseWriter, r *http.Request, c *caller) error {
+	id, err := ipPathID(r, config.PrefixIPPolicy)
+	if err != nil {
+		return err
+	}
+	p, err := s.store.GetIPPolicy(r.Context(), c.accountID(), id)
+	if err != nil {
+		return notFound(err, "IP policy", id)
+	}
+	writeJSON(w, http.StatusOK, s.ipPolicyJSON(r, p))
+	return nil
+}
+
+func (s *Server) listIPPolicies(w http.ResponseWriter, r *http.Request, c *caller) error {
+	page, err := listParams(r, config.PrefixIPPolicy)
+	if err != nil {
+		return err
+	}
+	list, more, err := s.store.ListIPPolicies(r.Context(), c.accountID(), page)
+	if err != nil {
+		return err
+	}
+	items := make([]ipPolicyJSON, len(list))
+	last := ""
+	for i := range list {
+		items[i] = s.ipPolicyJSON(r, &list[i])
+		last = list[i].ID
+	}
+	s.listResponse(w, r, "ip_policies", items, more, last, page)
+	return nil
+}
+
+func (s *Server) updateIPPolicy(w http.ResponseWriter, r *http.Request, c *caller) error {
+	var body ipPolicyUpdateBody
+	id, err := s.beginIPWrite(w, r, c, config.PrefixIPPolicy, &body)
+	if err != nil {
+		return err
+	}
+	p, err := s.store.UpdateIPPolicy(r.Context(), c.actor, c.accountID(), id, store.IPPolicyUpdate{
+		Description: body.Description, Metadata: body.Metadata})
+	if err != nil {
+		return notFound(err, "IP policy", id)
+	}
+	writeJSON(w, http.StatusOK, s.ipPolicyJSON(r, p))
+	return nil
+}
+
+// deleteIPPolicy deletes a policy with its rules; 409 TG_2615 while an IP
+// restriction names it.
+func (s *Server) deleteIPPolicy(w http.ResponseWriter, r *http.Request, c *caller) error {
+	id, err := ipPathID(r, config.PrefixIPPolicy)
+	if err != nil {
+		return err
+	}
+	if err := c.requireWrite(); err != nil {
+		return err
+	}
+	if err := s.store.DeleteIPPolicy(r.Context(), c.actor, c.accountID(), id); err != nil {
+		return notFound(err, "IP policy", id)
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// ---- /ip_policy_rules ----
+
+func (s *Server) createIPPolicyRule(w http.ResponseWriter, r *http.Request, c *caller) error {
+	var body ipPolicyRuleCreateBody
+	if _, err := s.beginIPWrite(w, r, c, "", &body); err != nil {
+		return err
+	}
+	x, err := s.store.CreateIPPolicyRule(r.Context(), c.actor, c.accountID(), store.IPPolicyRuleCreate{
+		IPPolicyID: body.IPPolicyID, CIDR: body.CIDR, Action: body.Action, Description: body.Description, Metadata: body.Metadata})
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusCreated, s.ipPolicyRuleJSON(r, x))
+	return nil
+}
+
+func (s *Server) getIPPolicyRule(w http.ResponseWriter, r *http.Request, c *caller) error {
+	id, err := ipPathID(r, config.PrefixIPPolicyRule)
+	if err != nil {
+		return err
+	}
+	x, err := s.store.GetIPPolicyRule(r.Context(), c.accountID(), id)
+	if err != nil {
+		return notFound(err, "IP policy rule", id)
+	}
+	writeJSON(w, http.StatusOK, s.ipPolicyRuleJSON(r, x))
+	return nil
+}
+
+func (s *Server) listIPPolicyRules(w http.ResponseWriter, r *http.Request, c *caller) error {
+	page, err := listParams(r, config.PrefixIPPolicyRule)
+	if err != nil {
+		return err
+	}
+	list, more, err := s.store.ListIPPolicyRules(r.Context(), c.accountID(), page)
+	if err != nil {
+		return err
+	}
+	items := make([]ipPolicyRuleJSON, len(list))
+	last := ""
+	for i := range list {
+		items[i] = s.ipPolicyRuleJSON(r, &list[i])
+		last = list[i].ID
+	}
+	s.listResponse(w, r, "ip_policy_rules", items, more, last, page)
+	return nil
+}
+
+func (s *Server) updateIPPolicyRule(w http.ResponseWriter, r *http.Request, c *caller) error {
+	var body ipPolicyRuleUpdateBody
+	id, err := s.beginIPWrite(w, r, c, config.PrefixIPPolicyRule, &body)
+	if err != nil {
+		return err
+	}
+	x, err := s.store.UpdateIPPolicyRule(r.Context(), c.actor, c.accountID(), id, store.IPPolicyRuleUpdate{
+		CIDR: body.CIDR, Action: body.Action, Description: body.Description, Metadata: body.Metadata})
+	if err != nil {
+		return notFound(err, "IP policy rule", id)
+	}
+	writeJSON(w, http.StatusOK, s.ipPolicyRuleJSON(r, x))
+	return nil
+}
+
+func (s *Server) deleteIPPolicyRule(w http.ResponseWriter, r *http.Request, c *caller) error {
+	id, err := ipPathID(r, config.PrefixIPPolicyRule)
+	if err != nil {
+		return err
+	}
+	if err := c.requireWrite(); err != nil {
+		return err
+	}
+	if err := s.store.DeleteIPPolicyRule(r.Context(), c.actor, c.accountID(), id); err != nil {
+		return notFound(err, "IP policy rule", id)
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// ---- /ip_restrictions ----
+
+func (s *Server) createIPRestriction(w http.ResponseWriter, r *http.Request, c *caller) error {
+	var body ipRestrictionCreateBody
+	if _, err := s.beginIPWrite(w, r, c, "", &body); err != nil {
+		return err
+	}
+	x, err := s.store.CreateIPRestriction(r.Context(), c.actor, c.accountID(), store.IPRestrictionCreate{
+		Type: body.Type, Enforced: body.Enforced, IPPolicyIDs: body.IPPolicyIDs, Description: body.Description, Metadata: body.Metadata})
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusCreated, s.ipRestrictionJSON(r, x))
+	return nil
+}
+
+func (s *Server) getIPRestriction(w http.ResponseWriter, r *http.Request, c *caller) error {
+	id, err := ipPathID(r, config.PrefixIPRestriction)
+	if err != nil {
+		return err
+	}
+	x, err := s.store.GetIPRestriction(r.Context(), c.accountID(), id)
+	if err != nil {
+		return notFound(err, "IP restriction", id)
+	}
+	writeJSON(w, http.StatusOK, s.ipRestrictionJSON(r, x))
+	return nil
+}
+
+func (s *Server) listIPRestrictions(w http.ResponseWriter, r *http.Request, c *caller) error {
+	page, err := listParams(r, config.PrefixIPRestriction)
+	if err != nil {
+		return err
+	}
+	list, more, err := s.store.ListIPRestrictions(r.Context(), c.accountID(), page)
+	if err != nil {
+		return err
+	}
+	items := make([]ipRestrictionJSON, len(list))
+	last := ""
+	for i := range list {
+		items[i] = s.ipRestrictionJSON(r, &list[i])
+		last = list[i].ID
+	}
+	s.listResponse(w, r, "ip_restrictions", items, more, last, page)
+	return nil
+}
+
+func (s *Server) updateIPRestriction(w http.ResponseWriter, r *http.Request, c *caller) error {
+	var body ipRestrictionUpdateBody
+	id, err := s.beginIPWrite(w, r, c, config.PrefixIPRestriction, &body)
+	if err != nil {
+		return err
+	}
+	x, err := s.store.UpdateIPRestriction(r.Context(), c.actor, c.accountID(), id, store.IPRestrictionUpdate{
+		Enforced: body.Enforced, IPPolicyIDs: body.IPPolicyIDs, Description: body.Description, Metadata: body.Metadata})
+	if err != nil {
+		return notFound(err, "IP restriction", id)
+	}
+	writeJSON(w, http.StatusOK, s.ipRestrictionJSON(r, x))
+	return nil
+}
+
+func (s *Server) deleteIPRestriction(w http.ResponseWriter, r *http.Request, c *caller) error {
+	id, err := ipPathID(r, config.PrefixIPRestriction)
+	if err != nil {
+		return err
+	}
+	if err := c.requireWrite(); err != nil {
+		return err
+	}
+	if err := s.store.DeleteIPRestriction(r.Context(), c.actor, c.accountID(), id); err != nil {
+		return notFound(err, "IP restriction", id)
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}

@@ -1,6 +1,529 @@
 package controlplane
 
-import "net/http"
+import (
+	"bytes"
+	"encoding/json"
+	"net"
+	"net/http"
+	"slices"
+	"strconv"
 
-// reservationRoutes registers /reserved_domains and /reserved_addrs.
-func (s *Server) reservationRoutes(mux *http.ServeMux) {}
+	"github.com/tollgate/tollgate/config"
+	"github.com/tollgate/tollgate/controlplane/store"
+)
+
+// TCPAddrPool is one region's range of TCP addresses that the control plane
+// assigns reserved addresses from: Host (the hostname or IP address the
+// region's edges serve TCP endpoints on) with ports FirstPort to LastPort,
+// inclusive, 1–65535. store.ValidateAddrPool checks one.
+type TCPAddrPool struct {
+	Host      string
+	FirstPort int
+	LastPort  int
+}
+
+// reservationRoutes registers /reserved_domains and /reserved_addrs
+// (reference/platform-behaviour.md §1.12, §1.13). Every member may read;
+// creating, changing and releasing need the read/write developer role.
+func (s *Server) reservationRoutes(mux *http.ServeMux) {
+	s.route(mux, "/reserved_domains", methods{http.MethodGet: s.listReservedDomains, http.MethodPost: s.createReservedDomain})
+	s.route(mux, "/reserved_domains/{id}", methods{
+		http.MethodGet:    s.getReservedDomain,
+		http.MethodPatch:  s.updateReservedDomain,
+		http.MethodDelete: s.deleteReservedDomain,
+	})
+	s.route(mux, "/reserved_domains/{id}/certificate_management_policy", methods{http.MethodDelete: s.deleteReservedDomainCertPolicy})
+	s.route(mux, "/reserved_domains/{id}/certificate", methods{http.MethodDelete: s.deleteReservedDomainCertificate})
+	s.route(mux, "/reserved_addrs", methods{http.MethodGet: s.listReservedAddrs, http.MethodPost: s.createReservedAddr})
+	s.route(mux, "/reserved_addrs/{id}", methods{
+		http.MethodGet:    s.getReservedAddr,
+		http.MethodPatch:  s.updateReservedAddr,
+		http.MethodDelete: s.deleteReservedAddr,
+	})
+}
+
+// optional is a body field that tells absent (Set false), null (Set and
+// Null) and a value apart.
+type optional[T any] struct {
+	Set   bool
+	Null  bool
+	Value T
+}
+
+// UnmarshalJSON records that the field was present and decodes it.
+func (o *optional[T]) UnmarshalJSON(b []byte) error {
+	o.Set = true
+	if bytes.Equal(bytes.TrimSpace(b), []byte("null")) {
+		o.Null = true
+		return nil
+	}
+	return json.Unmarshal(b, &o.Value)
+}
+
+// certPolicyJSON is certificate_management_policy.
+type certPolicyJSON struct {
+	Authority      string `json:"authority"`
+	PrivateKeyType string `json:"private_key_type"`
+}
+
+// reservedDomainJSON is the reserved_domains object
+// (reference/platform-behaviour.md §1.12). cname_target,
+// acme_challenge_cname_target, certificate and certificate_management_status
+// are null: Tollgate has no CNAME service and no uploaded certificates, and
+// certificate status is not reported here yet. min_tls_version is null for
+// the edge default.
+type reservedDomainJSON struct {
+	ID                          string          `json:"id"`
+	URI                         string          `json:"uri"`
+	CreatedAt                   string          `json:"created_at"`
+	Description                 string          `json:"description"`
+	Metadata                    string          `json:"metadata"`
+	Domain                      string          `json:"domain"`
+	Region                      string          `json:"region"`
+	CNAMETarget                 *string         `json:"cname_target"`
+	Certificate                 *refJSON        `json:"certificate"`
+	CertificateManagementPolicy *certPolicyJSON `json:"certificate_management_policy"`
+	CertificateManagementStatus any             `json:"certificate_management_status"`
+	ACMEChallengeCNAMETarget    *string         `json:"acme_challenge_cname_target"`
+	MinTLSVersion               *string         `json:"min_tls_version"`
+}
+
+// reservedDomainCreateBody is POST /reserved_domains. An absent
+// certificate_management_policy means Let's Encrypt with an RSA key; null
+// means no automatic certificate. certificate_id must be null or absent.
+type reservedDomainCreateBody struct {
+	Domain                      string                    `json:"domain"`
+	Region                      string                    `json:"region"` // "" = the server's DefaultRegion
+	Description                 string                    `json:"description"`
+	Metadata                    string                    `json:"metadata"`
+	CertificateID               *string                   `json:"certificate_id"`
+	CertificateManagementPolicy optional[json.RawMessage] `json:"certificate_management_policy"`
+	MinTLSVersion               optional[string]          `json:"min_tls_version"`
+}
+
+// reservedDomainUpdateBody is PATCH /reserved_domains/{id}. A null
+// certificate_management_policy removes the policy; a null or ""
+// min_tls_version restores the edge default; region may only repeat the
+// current one.
+type reservedDomainUpdateBody struct {
+	Description                 *string                   `json:"description"`
+	Metadata                    *string                   `json:"metadata"`
+	Region                      *string                   `json:"region"`
+	CertificateID               *string                   `json:"certificate_id"`
+	CertificateManagementPolicy optional[json.RawMessage] `json:"certificate_management_policy"`
+	MinTLSVersion               optional[string]          `json:"min_tls_version"`
+}
+
+func (s *Server) reservedDomainJSON(r *http.Request, d *store.ReservedDomain) reservedDomainJSON {
+	out := reservedDomainJSON{ID: d.ID, URI: s.baseURL(r) + "/reserved_domains/" + d.ID, CreatedAt: timestamp(d.CreatedAt),
+		Description: d.Description, Metadata: d.Metadata, Domain: d.Domain, Region: d.Region}
+	if d.CertPolicy != nil {
+		out.CertificateManagementPolicy = &certPolicyJSON{Authority: d.CertPolicy.Authority, PrivateKeyType: d.CertPolicy.PrivateKeyType}
+	}
+	if d.MinTLSVersion != "" {
+		v := d.MinTLSVersion
+		out.MinTLSVersion = &v
+	}
+	return out
+}
+
+// defaultRegion is the region of a reservation created without one.
+func (s *Server) defaultRegion() string {
+	if s.cfg.DefaultRegion != "" {
+		return s.cfg.DefaultRegion
+	}
+	return "us"
+}
+
+// noCertificateID refuses a certificate_id: Tollgate does not store uploaded
+// certificates (reference §1.12 makes it exclusive with the policy).
+func noCertificateID(id *string) error {
+	if id == nil {
+		return nil
+	}
+	return badRequest(config.CodeCertificateUnsupported,
+		"certificate_id is not supported: Tollgate obtains certificates itself. Leave it out and use certificate_management_policy.")
+}
+
+// parseCertPolicy decodes a certificate_management_policy object:
+// {"authority": "letsencrypt", "private_key_type": "rsa"|"ecdsa"}, either
+// field optional. Unknown fields get TG_214, wrong shapes TG_213, bad
+// values CodeCertPolicyInvalid.
+func parseCertPolicy(raw json.RawMessage) (*store.CertPolicy, error) {
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &fields); err != nil || fields == nil {
+		return nil, badRequest(config.CodeAPIBodyInvalid,
+			`certificate_management_policy must be an object such as {"authority": "letsencrypt", "private_key_type": "rsa"}, or null.`)
+	}
+	var p store.CertPolicy
+	for k, v := range fields {
+		var dst *string
+		switch k {
+		case "authority":
+			dst = &p.Authority
+		case "private_key_type":
+			dst = &p.PrivateKeyType
+		default:
+			return nil, badRequest(config.CodeAPIUnknownParam,
+				"Unknown field %q in certificate_management_policy: use authority and private_key_type.", truncate(k, 60))
+		}
+		if err := json.Unmarshal(v, dst); err != nil {
+			return nil, badRequest(config.CodeAPIBodyInvalid, "certificate_management_policy.%s must be a string.", k)
+		}
+	}
+	p, err := store.ValidateCertPolicy(p)
+	if err != nil {
+		return nil, err
+	}
+	return &p, nil
+}
+
+func (s *Server) createReservedDomain(w http.ResponseWriter, r *http.Request, c *caller) error {
+	if err := onlyParams(r.URL.Query()); err != nil {
+		return err
+	}
+	var body reservedDomainCreateBody
+	if err := s.decodeBody(w, r, &body); err != nil {
+		return err
+	}
+	if err := c.requireWrite(); err != nil {
+		return err
+	}
+	if err := noCertificateID(body.CertificateID); err != nil {
+		return err
+	}
+	in := store.ReservedDomainCreate{Domain: body.Domain, Region: body.Region, Description: body.Description,
+		Metadata: body.Metadata, CertPolicy: store.DefaultCertPolicy(), MinTLSVersion: body.MinTLSVersion.Value}
+	if in.Region == "" {
+		in.Region = s.defaultRegion()
+	}
+	if p := body.CertificateManagementPolicy; p.Set {
+		in.CertPolicy = nil
+		if !p.Null {
+			var err error
+			if in.CertPolicy, err = parseCertPolicy(p.Value); err != nil {
+				return err
+			}
+		}
+	}
+	d, err := s.store.CreateReservedDomain(r.Context(), c.actor, c.accountID(), in)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusCreated, s.reservedDomainJSON(r, d))
+	return nil
+}
+
+func (s *Server) getReservedDomain(w http.ResponseWriter, r *http.Request, c *caller) error {
+	id, err := pathID(r, config.PrefixReservedDomain)
+	if err != nil {
+		return err
+	}
+	if err := noBody(r); err != nil {
+		return err
+	}
+	d, err := s.store.GetReservedDomain(r.Context(), c.accountID(), id)
+	if err != nil {
+		return notFound(err, "reserved domain", id)
+	}
+	writeJSON(w, http.StatusOK, s.reservedDomainJSON(r, d))
+	return nil
+}
+
+func (s *Server) listReservedDomains(w http.ResponseWriter, r *http.Request, c *caller) error {
+	page, err := listParams(r, config.PrefixReservedDomain)
+	if err != nil {
+		return err
+	}
+	list, more, err := s.store.ListReservedDomains(r.Context(), c.accountID(), page)
+	if err != nil {
+		return err
+	}
+	items := make([]reservedDomainJSON, len(list))
+	last := ""
+	for i := range list {
+		items[i] = s.reservedDomainJSON(r, &list[i])
+		last = list[i].ID
+	}
+	s.listResponse(w, r, "reserved_domains", items, more, last, page)
+	return nil
+}
+
+func (s *Server) updateReservedDomain(w http.ResponseWriter, r *http.Request, c *caller) error {
+	id, err := pathID(r, config.PrefixReservedDomain)
+	if err != nil {
+		return err
+	}
+	if err := onlyParams(r.URL.Query()); err != nil {
+		return err
+	}
+	var body reservedDomainUpdateBody
+	if err := s.decodeBody(w, r, &body); err != nil {
+		return err
+	}
+	if err := c.requireWrite(); err != nil {
+		return err
+	}
+	if err := noCertificateID(body.CertificateID); err != nil {
+		return err
+	}
+	in := store.ReservedDomainUpdate{Description: body.Description, Metadata: body.Metadata, Region: body.Region}
+	if p := body.CertificateManagementPolicy; p.Set {
+		in.SetCertPolicy = true
+		if !p.Null {
+			if in.CertPolicy, err = parseCertPolicy(p.Value); err != nil {
+				return err
+			}
+		}
+	}
+	if v := body.MinTLSVersion; v.Set {
+		in.MinTLSVersion = &v.Value // null leaves Value "": the edge default
+	}
+	d, err := s.store.UpdateReservedDomain(r.Context(), c.actor, c.accountID(), id, in)
+	if err != nil {
+		return notFound(err, "reserved domain", id)
+	}
+	writeJSON(w, http.StatusOK, s.reservedDomainJSON(r, d))
+	return nil
+}
+
+func (s *Server) deleteReservedDomain(w http.ResponseWriter, r *http.Request, c *caller) error {
+	id, err := pathID(r, config.PrefixReservedDomain)
+	if err != nil {
+		return err
+	}
+	if err := noBody(r); err != nil {
+		return err
+	}
+	if err := c.requireWrite(); err != nil {
+		return err
+	}
+	if err := s.store.DeleteReservedDomain(r.Context(), c.actor, c.accountID(), id); err != nil {
+		return notFound(err, "reserved domain", id)
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// deleteReservedDomainCertPolicy removes the domain's certificate
+// management policy: the edges stop obtaining certificates for it.
+func (s *Server) deleteReservedDomainCertPolicy(w http.ResponseWriter, r *http.Request, c *caller) error {
+	id, err := pathID(r, config.PrefixReservedDomain)
+	if err != nil {
+		return err
+	}
+	if err := noBody(r); err != nil {
+		return err
+	}
+	if err := c.requireWrite(); err != nil {
+		return err
+	}
+	if _, err := s.store.UpdateReservedDomain(r.Context(), c.actor, c.accountID(), id, store.ReservedDomainUpdate{SetCertPolicy: true}); err != nil {
+		return notFound(err, "reserved domain", id)
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// deleteReservedDomainCertificate detaches an uploaded certificate. Tollgate
+// attaches none, so for a domain of the account it succeeds and changes
+// nothing.
+func (s *Server) deleteReservedDomainCertificate(w http.ResponseWriter, r *http.Request, c *caller) error {
+	id, err := pathID(r, config.PrefixReservedDomain)
+	if err != nil {
+		return err
+	}
+	if err := noBody(r); err != nil {
+		return err
+	}
+	if err := c.requireWrite(); err != nil {
+		return err
+	}
+	if _, err := s.store.GetReservedDomain(r.Context(), c.accountID(), id); err != nil {
+		return notFound(err, "reserved domain", id)
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// reservedAddrJSON is the reserved_addrs object
+// (reference/platform-behaviour.md §1.13); the legacy
+// endpoint_configuration is always null.
+type reservedAddrJSON struct {
+	ID                    string   `json:"id"`
+	URI                   string   `json:"uri"`
+	CreatedAt             string   `json:"created_at"`
+	Description           string   `json:"description"`
+	Metadata              string   `json:"metadata"`
+	Addr                  string   `json:"addr"`
+	Region                string   `json:"region"`
+	EndpointConfiguration *refJSON `json:"endpoint_configuration"`
+}
+
+// reservedAddrCreateBody is POST /reserved_addrs. Without addr, one is
+// assigned from the region's TCPAddrPool.
+type reservedAddrCreateBody struct {
+	Description string `json:"description"`
+	Metadata    string `json:"metadata"`
+	Addr        string `json:"addr"`
+	Region      string `json:"region"`
+}
+
+// reservedAddrUpdateBody is PATCH /reserved_addrs/{id}; region may only
+// repeat the current one.
+type reservedAddrUpdateBody struct {
+	Description *string `json:"description"`
+	Metadata    *string `json:"metadata"`
+	Region      *string `json:"region"`
+}
+
+func (s *Server) reservedAddrJSON(r *http.Request, a *store.ReservedAddr) reservedAddrJSON {
+	return reservedAddrJSON{ID: a.ID, URI: s.baseURL(r) + "/reserved_addrs/" + a.ID, CreatedAt: timestamp(a.CreatedAt),
+		Description: a.Description, Metadata: a.Metadata, Addr: a.Addr, Region: a.Region}
+}
+
+// poolRegions returns the regions whose address pool holds addr (already
+// normalised). Misconfigured pools hold nothing.
+func (s *Server) poolRegions(addr string) []string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil
+	}
+	p, _ := strconv.Atoi(port)
+	var out []string
+	for region, pool := range s.cfg.TCPAddrPools {
+		vp, err := store.ValidateAddrPool(store.AddrPool(pool))
+		if err == nil && vp.Host == host && p >= vp.FirstPort && p <= vp.LastPort {
+			out = append(out, region)
+		}
+	}
+	return out
+}
+
+func (s *Server) createReservedAddr(w http.ResponseWriter, r *http.Request, c *caller) error {
+	if err := onlyParams(r.URL.Query()); err != nil {
+		return err
+	}
+	var body reservedAddrCreateBody
+	if err := s.decodeBody(w, r, &body); err != nil {
+		return err
+	}
+	if err := c.requireWrite(); err != nil {
+		return err
+	}
+	in := store.ReservedAddrCreate{Addr: body.Addr, Region: body.Region, Description: body.Description, Metadata: body.Metadata}
+	if in.Region != "" {
+		if _, err := store.ParseRegion(in.Region); err != nil {
+			return err
+		}
+	}
+	if in.Addr != "" {
+		addr, err := store.NormalizeAddr(in.Addr)
+		if err != nil {
+			return err
+		}
+		// An address from a region's pool belongs to that region.
+		if owners := s.poolRegions(addr); len(owners) > 0 {
+			switch {
+			case in.Region == "" && len(owners) == 1:
+				in.Region = owners[0]
+			case in.Region != "" && !slices.Contains(owners, in.Region):
+				return badRequest(config.CodeAddrInvalid,
+					"%s is in the TCP address pool of region %s; reserve it in that region.", addr, owners[0])
+			}
+		}
+	}
+	if in.Region == "" {
+		in.Region = s.defaultRegion()
+	}
+	if in.Addr == "" {
+		if pool, ok := s.cfg.TCPAddrPools[in.Region]; ok {
+			p := store.AddrPool(pool)
+			in.Pool = &p
+		}
+	}
+	// A misconfigured pool fails here as a 500, logged with its cause.
+	a, err := s.store.CreateReservedAddr(r.Context(), c.actor, c.accountID(), in)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusCreated, s.reservedAddrJSON(r, a))
+	return nil
+}
+
+func (s *Server) getReservedAddr(w http.ResponseWriter, r *http.Request, c *caller) error {
+	id, err := pathID(r, config.PrefixReservedAddr)
+	if err != nil {
+		return err
+	}
+	if err := noBody(r); err != nil {
+		return err
+	}
+	a, err := s.store.GetReservedAddr(r.Context(), c.accountID(), id)
+	if err != nil {
+		return notFound(err, "reserved address", id)
+	}
+	writeJSON(w, http.StatusOK, s.reservedAddrJSON(r, a))
+	return nil
+}
+
+func (s *Server) listReservedAddrs(w http.ResponseWriter, r *http.Request, c *caller) error {
+	page, err := listParams(r, config.PrefixReservedAddr)
+	if err != nil {
+		return err
+	}
+	list, more, err := s.store.ListReservedAddrs(r.Context(), c.accountID(), page)
+	if err != nil {
+		return err
+	}
+	items := make([]reservedAddrJSON, len(list))
+	last := ""
+	for i := range list {
+		items[i] = s.reservedAddrJSON(r, &list[i])
+		last = list[i].ID
+	}
+	s.listResponse(w, r, "reserved_addrs", items, more, last, page)
+	return nil
+}
+
+func (s *Server) updateReservedAddr(w http.ResponseWriter, r *http.Request, c *caller) error {
+	id, err := pathID(r, config.PrefixReservedAddr)
+	if err != nil {
+		return err
+	}
+	if err := onlyParams(r.URL.Query()); err != nil {
+		return err
+	}
+	var body reservedAddrUpdateBody
+	if err := s.decodeBody(w, r, &body); err != nil {
+		return err
+	}
+	if err := c.requireWrite(); err != nil {
+		return err
+	}
+	a, err := s.store.UpdateReservedAddr(r.Context(), c.actor, c.accountID(), id,
+		store.ReservedAddrUpdate{Description: body.Description, Metadata: body.Metadata, Region: body.Region})
+	if err != nil {
+		return notFound(err, "reserved address", id)
+	}
+	writeJSON(w, http.StatusOK, s.reservedAddrJSON(r, a))
+	return nil
+}
+
+func (s *Server) deleteReservedAddr(w http.ResponseWriter, r *http.Request, c *caller) error {
+	id, err := pathID(r, config.PrefixReservedAddr)
+	if err != nil {
+		return err
+	}
+	if err := noBody(r); err != nil {
+		return err
+	}
+	if err := c.requireWrite(); err != nil {
+		return err
+	}
+	if err := s.store.DeleteReservedAddr(r.Context(), c.actor, c.accountID(), id); err != nil {
+		return notFound(err, "reserved address", id)
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}

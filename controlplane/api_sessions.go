@@ -1,10 +1,15 @@
 package controlplane
 
 import (
+	"context"
+	"errors"
 	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
+	"time"
+
+	"go.uber.org/zap"
 
 	"github.com/tollgate/tollgate/config"
 	"github.com/tollgate/tollgate/controlplane/store"
@@ -183,4 +188,100 @@ func (s *Server) getEndpoint(w http.ResponseWriter, r *http.Request, c *caller) 
 		}
 	}
 	return notFound(store.ErrNotFound, "endpoint", id)
+}
+
+// sessionCommandTimeout bounds how long a stop or restart waits for the
+// agent's answer.
+const sessionCommandTimeout = 15 * time.Second
+
+// sessionCommand is one operator command on an agent session.
+type sessionCommand struct {
+	verb  string // "stop" or "restart", for messages
+	event string // audit event type
+	run   func(SessionCommander, context.Context, string) error
+}
+
+var (
+	stopCommand = sessionCommand{verb: "stop", event: "tunnel_session_stopped.v0",
+		run: func(c SessionCommander, ctx context.Context, id string) error { return c.StopSession(ctx, id) }}
+	restartCommand = sessionCommand{verb: "restart", event: "tunnel_session_restarted.v0",
+		run: func(c SessionCommander, ctx context.Context, id string) error { return c.RestartSession(ctx, id) }}
+)
+
+// stopTunnelSession is POST /tunnel_sessions/{id}/stop: the agent exits
+// (204). reference/platform-behaviour.md §1.14.
+func (s *Server) stopTunnelSession(w http.ResponseWriter, r *http.Request, c *caller) error {
+	return s.commandSession(w, r, c, stopCommand)
+}
+
+// restartTunnelSession is POST /tunnel_sessions/{id}/restart: the agent
+// reconnects with a new session ID (204).
+func (s *Server) restartTunnelSession(w http.ResponseWriter, r *http.Request, c *caller) error {
+	return s.commandSession(w, r, c, restartCommand)
+}
+
+// commandSession sends cmd to the agent of session {id} through the edge
+// that serves it. Read/write roles only; any such caller may command any
+// session of the account, as with the account's other resources.
+func (s *Server) commandSession(w http.ResponseWriter, r *http.Request, c *caller, cmd sessionCommand) error {
+	id, err := pathID(r, config.PrefixAgentSession)
+	if err != nil {
+		return err
+	}
+	if err := onlyParams(r.URL.Query()); err != nil {
+		return err
+	}
+	var body struct{} // the hosted platform's clients send {} or nothing
+	if err := s.decodeBody(w, r, &body); err != nil {
+		return err
+	}
+	if err := c.requireWrite(); err != nil {
+		return err
+	}
+	si, target, ok := s.sessionEdge(c.accountID(), id)
+	if !ok {
+		return notFound(store.ErrNotFound, "tunnel session", id)
+	}
+	if target == nil {
+		return newAPIError(http.StatusServiceUnavailable, config.CodeSessionCommandUnavailable,
+			"The edge in region %s that serves tunnel session %s takes no commands from this control plane; stop the agent where it runs.", si.Region, id)
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), sessionCommandTimeout)
+	defer cancel()
+	if err := cmd.run(target, ctx, id); err != nil {
+		return commandError(err, cmd.verb, id)
+	}
+	payload := map[string]any{"credential_id": si.CredentialID, "region": si.Region}
+	if err := s.store.RecordEvent(r.Context(), c.actor, c.accountID(), cmd.event, id, payload); err != nil {
+		// The agent has acted; the caller's request succeeded. The log keeps
+		// what the audit log could not.
+		s.log.Error("could not record a session command in the audit log", zap.String("session_id", id),
+			zap.String("command", cmd.verb), zap.String("principal_id", c.actor.PrincipalID), zap.Error(err))
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// commandError maps a SessionCommander error to the API's answer.
+func commandError(err error, verb, id string) error {
+	var ce *config.Error
+	if errors.As(err, &ce) {
+		switch ce.Code {
+		case config.CodeSessionNotFound:
+			return notFound(store.ErrNotFound, "tunnel session", id)
+		case config.CodeSessionCommandUnsupported, config.CodeSessionCommandRefused:
+			return &apiError{status: http.StatusConflict, code: ce.Code, msg: ce.Message, cause: err}
+		case config.CodeSessionCommandFailed:
+			return &apiError{status: http.StatusBadGateway, code: ce.Code, msg: ce.Message, cause: err}
+		}
+	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		return &apiError{status: http.StatusGatewayTimeout, code: config.CodeSessionCommandFailed,
+			msg: "The agent of tunnel session " + id + " did not answer the " + verb + " command in time.", cause: err}
+	}
+	if errors.Is(err, context.Canceled) {
+		return err
+	}
+	return &apiError{status: http.StatusBadGateway, code: config.CodeSessionCommandFailed,
+		msg: "The " + verb + " command did not reach the agent of tunnel session " + id + ". Retry; the session may be ending.", cause: err}
 }

@@ -12,7 +12,9 @@ import (
 
 // Snapshot returns a snapshot of the store whose revision is greater than
 // after, blocking until one exists or ctx ends (then it returns ctx.Err()).
-// Pass 0 to get the current snapshot (at once, unless the store has never
+// A caller that holds a revision beyond the store's (a store reset or
+// restored from a backup) gets the current snapshot at once, with a lower
+// revision than after. Pass 0 to get the current snapshot (at once, unless the store has never
 // been written: revision 0 is an empty store). It wakes on commits made through this process's store and polls
 // the store revision every PollInterval, so that writes by other processes
 // sharing a PostgreSQL database arrive too. Concurrent callers share one
@@ -41,6 +43,13 @@ func (s *Server) Snapshot(ctx context.Context, after uint64) (*config.Snapshot, 
 			return nil, fmt.Errorf("snapshot feed: %w", err)
 		}
 		if rev > after {
+			return s.build(ctx, rev)
+		}
+		if rev < after {
+			// The caller holds a revision this store never reached: the
+			// store was reset or restored from a backup. Its current
+			// state is the truth; waiting for rev to pass after could
+			// take forever.
 			return s.build(ctx, rev)
 		}
 		select {
@@ -76,6 +85,7 @@ func (s *Server) build(ctx context.Context, rev uint64) (*config.Snapshot, error
 	if c := s.snap.Load(); c == nil || snap.Revision() > c.Revision() {
 		s.snap.Store(snap)
 	}
+	s.edges.remember(snap)
 	s.log.Debug("snapshot built", zap.Uint64("revision", snap.Revision()),
 		zap.Int("authtokens", len(snap.Data().Authtokens)), zap.Duration("took", time.Since(start)))
 	return snap, nil

@@ -26,6 +26,31 @@ type ServerConfig struct {
 	PollInterval time.Duration
 	// MaxBodyBytes bounds a request body. Default 1 MiB.
 	MaxBodyBytes int64
+	// EdgeSecret authenticates edges that run as their own processes on
+	// the edge API (/edge/v1/...; see edgeapi.go). Secret: never logged.
+	// "" disables the edge API.
+	EdgeSecret string
+	// RateLimit is the sustained API requests per second each account may
+	// make, in this process; RateBurst is how many it may make at once.
+	// Over it the API answers 429 with Retry-After (ratelimit.go). Defaults
+	// DefaultRateLimit (50) and DefaultRateBurst (100); a negative RateLimit
+	// turns the limit off.
+	RateLimit float64
+	RateBurst int
+	// AuthFailureLimit and AuthFailureBurst limit failed authentications per
+	// client IP: an address past them gets 429 before its key is checked.
+	// Defaults DefaultAuthFailureLimit (1/s) and DefaultAuthFailureBurst
+	// (30); a negative AuthFailureLimit turns the limit off.
+	AuthFailureLimit float64
+	AuthFailureBurst int
+	// DefaultRegion is the region of a reserved domain or address created
+	// without one (a code of the regions package). Default "us", as on the
+	// hosted platform (reference/platform-behaviour.md §1.12).
+	DefaultRegion string
+	// TCPAddrPools maps a region code to the TCP addresses the control
+	// plane assigns from when a reserved address is created without addr.
+	// In a region without a pool, addr is required. Default: no pools.
+	TCPAddrPools map[string]TCPAddrPool
 }
 
 // Server is the control plane: REST API, snapshot feed and agent-session
@@ -42,8 +67,13 @@ type Server struct {
 	snap     atomic.Pointer[config.Snapshot]
 	building chan struct{}
 
-	sessMu   sync.RWMutex
-	sessions map[string]edgeReport // edge ID -> its latest report
+	edges edgeRegistry // snapshot history for deltas; edges that reported
+
+	sessMu     sync.RWMutex
+	sessions   map[string]edgeReport       // edge ID -> its latest report
+	commanders map[string]SessionCommander // edge ID -> its command target
+
+	rate *rateLimits
 }
 
 // NewServer returns a Server over st. It starts nothing: serve Handler() on a
@@ -67,6 +97,7 @@ func NewServer(st *store.Store, cfg ServerConfig) *Server {
 		log:      cfg.Logger,
 		building: make(chan struct{}, 1),
 		sessions: make(map[string]edgeReport),
+		rate:     newRateLimits(cfg),
 	}
 	s.mux = s.routes()
 	return s

@@ -65,12 +65,62 @@ func (s *Server) ReportEdgeSessions(ctx context.Context, edgeID, region string, 
 	return nil
 }
 
-// ForgetEdge drops everything edge edgeID reported, for an edge known to be
-// gone.
+// ForgetEdge drops everything edge edgeID reported, and its command
+// target, for an edge known to be gone.
 func (s *Server) ForgetEdge(edgeID string) {
 	s.sessMu.Lock()
 	delete(s.sessions, edgeID)
+	delete(s.commanders, edgeID)
 	s.sessMu.Unlock()
+}
+
+// SessionCommander executes operator commands on the agent sessions of one
+// edge (POST /tunnel_sessions/{id}/stop and /restart,
+// reference/platform-behaviour.md §1.14). The edge implements it; each
+// command travels to the agent over its session (reference/agent-protocol.md,
+// stream types 4 Restart and 5 Stop).
+//
+// The methods return nil once the agent has accepted the command. Other
+// outcomes are a *config.Error (possibly wrapped) whose Code says which:
+// config.CodeSessionNotFound (the edge has no such session),
+// CodeSessionCommandUnsupported (the agent does not execute the command),
+// CodeSessionCommandRefused (the agent answered with an error) or
+// CodeSessionCommandFailed (no answer). They must return when ctx ends.
+type SessionCommander interface {
+	StopSession(ctx context.Context, sessionID string) error
+	RestartSession(ctx context.Context, sessionID string) error
+}
+
+// RegisterEdge sets the command target of edge edgeID: the same ID its
+// session reports use (ReportSessions uses the region). A nil cmd removes
+// it. Sessions of an edge without one answer commands with 503
+// (config.CodeSessionCommandUnavailable).
+func (s *Server) RegisterEdge(edgeID string, cmd SessionCommander) {
+	s.sessMu.Lock()
+	defer s.sessMu.Unlock()
+	if cmd == nil {
+		delete(s.commanders, edgeID)
+		return
+	}
+	if s.commanders == nil {
+		s.commanders = make(map[string]SessionCommander)
+	}
+	s.commanders[edgeID] = cmd
+}
+
+// sessionEdge finds the account's online session id: its report and the
+// command target of the edge that serves it (nil when none is registered).
+func (s *Server) sessionEdge(accountID, id string) (SessionInfo, SessionCommander, bool) {
+	s.sessMu.RLock()
+	defer s.sessMu.RUnlock()
+	for edgeID, rep := range s.sessions {
+		for _, si := range rep.sessions {
+			if si.ID == id && si.AccountID == accountID {
+				return si, s.commanders[edgeID], true
+			}
+		}
+	}
+	return SessionInfo{}, nil, false
 }
 
 // accountSessions returns the online sessions of an account, newest (greatest

@@ -1,12 +1,18 @@
 package controlplane
 
 import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/tollgate/tollgate/config"
 	"github.com/tollgate/tollgate/controlplane/internal/storetest"
+	"github.com/tollgate/tollgate/controlplane/store"
 )
 
 func TestTunnelSessionsAndEndpoints(t *testing.T) {
@@ -79,4 +85,106 @@ func TestTunnelSessionsAndEndpoints(t *testing.T) {
 	if items, _ := list["tunnel_sessions"].([]any); len(items) != 0 || list["tunnel_sessions"] == nil {
 		t.Fatalf("after the edge reported none: %v", list)
 	}
+}
+
+// fakeCommander records commands and answers with err.
+type fakeCommander struct {
+	mu  sync.Mutex
+	got []string // "stop ts_..." / "restart ts_..."
+	err error
+}
+
+func (f *fakeCommander) StopSession(ctx context.Context, id string) error {
+	return f.record("stop " + id)
+}
+
+func (f *fakeCommander) RestartSession(ctx context.Context, id string) error {
+	return f.record("restart " + id)
+}
+
+func (f *fakeCommander) record(s string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.got = append(f.got, s)
+	return f.err
+}
+
+func (f *fakeCommander) calls() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.got)
+}
+
+func TestTunnelSessionCommands(t *testing.T) {
+	eachDialect(t, func(t *testing.T, e *env) {
+		_, roKey := e.memberKey("ro@example.com", store.Membership{Developer: store.DeveloperRO, Team: store.TeamRO})
+		mine := SessionInfo{ID: config.NewID(config.PrefixAgentSession), AccountID: e.dev.AccountID, CredentialID: e.dev.AuthtokenID,
+			PrincipalID: e.dev.UserID, StartedAt: time.Now()}
+		other := SessionInfo{ID: config.NewID(config.PrefixAgentSession), AccountID: config.NewID(config.PrefixAccount), StartedAt: time.Now()}
+		orphan := SessionInfo{ID: config.NewID(config.PrefixAgentSession), AccountID: e.dev.AccountID, StartedAt: time.Now()}
+		if err := e.srv.ReportSessions(testCtx(t), "eu", []SessionInfo{mine, other}); err != nil {
+			t.Fatal(err)
+		}
+		if err := e.srv.ReportEdgeSessions(testCtx(t), "us-2", "us", []SessionInfo{orphan}); err != nil {
+			t.Fatal(err)
+		}
+		eu := &fakeCommander{}
+		e.srv.RegisterEdge("eu", eu)
+
+		e.must(204, e.call("POST", "/tunnel_sessions/"+mine.ID+"/restart", e.admin, nil))
+		e.must(204, e.call("POST", "/tunnel_sessions/"+mine.ID+"/stop", e.admin, map[string]any{}))
+		if got := eu.calls(); !slices.Equal(got, []string{"restart " + mine.ID, "stop " + mine.ID}) {
+			t.Fatalf("commands = %v", got)
+		}
+		// Both are in the audit log, attributed to the admin.
+		evs, _, err := e.store.ListAuditEvents(testCtx(t), e.dev.AccountID, store.Page{Limit: 2})
+		if err != nil || len(evs) != 2 || evs[0].Type != "tunnel_session_stopped.v0" || evs[1].Type != "tunnel_session_restarted.v0" ||
+			evs[0].ObjectID != mine.ID || evs[0].ActorID != e.dev.UserID || evs[0].ActorCredentialID != e.dev.APIKeyID {
+			t.Fatalf("audit = %+v, %v", evs, err)
+		}
+
+		n := len(eu.calls())
+		wantError(t, e.call("POST", "/tunnel_sessions/"+other.ID+"/stop", e.admin, nil), 404, string(config.CodeAPINotFound))
+		wantError(t, e.call("POST", "/tunnel_sessions/"+config.NewID(config.PrefixAgentSession)+"/restart", e.admin, nil), 404, string(config.CodeAPINotFound))
+		wantError(t, e.call("POST", "/tunnel_sessions/"+mine.ID+"/stop", roKey, nil), 403, string(config.CodeAPIForbidden))
+		wantError(t, e.call("GET", "/tunnel_sessions/"+mine.ID+"/stop", e.admin, nil), 405, string(config.CodeAPIMethodNotAllowed))
+		wantError(t, e.call("POST", "/tunnel_sessions/"+mine.ID+"/stop", e.admin, map[string]any{"force": true}), 400, string(config.CodeAPIUnknownParam))
+		wantError(t, e.call("POST", "/tunnel_sessions/"+e.dev.AuthtokenID+"/stop", e.admin, nil), 400, string(config.CodeAPIInvalidID))
+		if len(eu.calls()) != n {
+			t.Fatal("a refused request reached the edge")
+		}
+		// The edge of the orphan session registered no command target.
+		wantError(t, e.call("POST", "/tunnel_sessions/"+orphan.ID+"/stop", e.admin, nil), 503, string(config.CodeSessionCommandUnavailable))
+
+		// What the edge answers reaches the caller with its code.
+		for _, tc := range []struct {
+			err    error
+			status int
+			code   config.Code
+		}{
+			{config.NewError(config.CodeSessionCommandUnsupported, "The agent does not support stop."), 409, config.CodeSessionCommandUnsupported},
+			{config.NewError(config.CodeSessionCommandRefused, "The agent refused: busy"), 409, config.CodeSessionCommandRefused},
+			{fmt.Errorf("wrapped: %w", config.NewError(config.CodeSessionNotFound, "gone")), 404, config.CodeAPINotFound},
+			{config.NewError(config.CodeSessionCommandFailed, "no answer"), 502, config.CodeSessionCommandFailed},
+			{context.DeadlineExceeded, 504, config.CodeSessionCommandFailed},
+			{errors.New("stream reset"), 502, config.CodeSessionCommandFailed},
+		} {
+			eu.mu.Lock()
+			eu.err = tc.err
+			eu.mu.Unlock()
+			wantError(t, e.call("POST", "/tunnel_sessions/"+mine.ID+"/stop", e.admin, nil), tc.status, string(tc.code))
+		}
+		// A failed command is not audited as done.
+		evs, _, _ = e.store.ListAuditEvents(testCtx(t), e.dev.AccountID, store.Page{Limit: 1})
+		if len(evs) != 1 || evs[0].Type != "tunnel_session_stopped.v0" || evs[0].Revision != e.revision() {
+			t.Fatalf("latest audit event = %+v", evs)
+		}
+		// An edge that is forgotten takes its command target with it.
+		e.srv.ForgetEdge("eu")
+		wantError(t, e.call("POST", "/tunnel_sessions/"+mine.ID+"/stop", e.admin, nil), 404, string(config.CodeAPINotFound))
+		if err := e.srv.ReportSessions(testCtx(t), "eu", []SessionInfo{mine}); err != nil {
+			t.Fatal(err)
+		}
+		wantError(t, e.call("POST", "/tunnel_sessions/"+mine.ID+"/stop", e.admin, nil), 503, string(config.CodeSessionCommandUnavailable))
+	})
 }

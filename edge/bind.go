@@ -32,9 +32,11 @@ func (s *agentSession) Bind(ctx context.Context, req *tunnel.Bind) *tunnel.BindR
 	)
 	switch req.Proto {
 	case "http", "https":
-		ep, opts, err = s.bindHTTP(req, ident)
-	case "tcp", "tls":
-		err = config.NewError(config.CodeBindProto, "%s endpoints are not served by this edge yet; use an http endpoint.", req.Proto)
+		ep, opts, err = s.edge.bindHTTP(req, ident, s)
+	case "tcp":
+		ep, opts, err = s.edge.bindTCP(req, ident, s)
+	case "tls":
+		ep, opts, err = s.edge.bindTLS(req, ident, s)
 	default:
 		err = config.NewError(config.CodeBindProto, "Unknown endpoint protocol %q: use http, https, tcp or tls.", req.Proto)
 	}
@@ -43,6 +45,9 @@ func (s *agentSession) Bind(ctx context.Context, req *tunnel.Bind) *tunnel.BindR
 		return bindError(err)
 	}
 	if err := s.install(ep, req.Extra.Token, ident); err != nil {
+		if ep.release != nil {
+			ep.release()
+		}
 		s.log.Info("bind refused", zap.String("endpoint", ep.url), zap.String("code", string(err.Code)), zap.String("reason", err.Message))
 		return bindError(err)
 	}
@@ -60,8 +65,8 @@ func (s *agentSession) Bind(ctx context.Context, req *tunnel.Bind) *tunnel.BindR
 func bindError(err *config.Error) *tunnel.BindResp { return &tunnel.BindResp{Error: err.Error()} }
 
 // bindHTTP validates an HTTP(S) bind and returns the endpoint to install
-// and the options to echo back.
-func (s *agentSession) bindHTTP(req *tunnel.Bind, ident *authn.Identity) (*endpoint, any, *config.Error) {
+// and the options to echo back; owner is the session that will serve it.
+func (e *Edge) bindHTTP(req *tunnel.Bind, ident *authn.Identity, owner endpointOwner) (*endpoint, any, *config.Error) {
 	opts, derr := tunnel.DecodeHTTPOptions(req.Opts)
 	if derr != nil {
 		return nil, nil, config.NewError(config.CodeBindOption, "The endpoint options could not be read: %v.", derr)
@@ -78,24 +83,24 @@ func (s *agentSession) bindHTTP(req *tunnel.Bind, ident *authn.Identity) (*endpo
 	if opts.TrafficPolicy != "" {
 		return nil, nil, config.NewError(config.CodeBindOption, "Traffic policies are not supported by this edge; remove the traffic policy and bind again.")
 	}
-	minTLS, terr := policy.MinTLSVersion(opts.MinTLSVersion, s.edge.defaultMinTLS, s.edge.floorMinTLS)
+	minTLS, terr := policy.MinTLSVersion(opts.MinTLSVersion, e.defaultMinTLS, e.floorMinTLS)
 	if terr != nil {
 		return nil, nil, config.NewError(config.CodeBindMinTLS, "%v.", terr)
 	}
 
-	host, herr := requestedHost(opts, s.edge.cfg.BaseDomain)
+	host, herr := requestedHost(opts, e.cfg.BaseDomain)
 	if herr != nil {
 		return nil, nil, herr
 	}
 	if host == "" {
 		// A reconnecting agent re-sends the token it got: give it the same name.
-		if key, ok := s.edge.tokens.verify(req.Extra.Token, ident.Account.ID, "https"); ok {
+		if key, ok := e.tokens.verify(req.Extra.Token, ident.Account.ID, "https"); ok {
 			host = key
 		} else {
-			host = randomLabel() + "." + s.edge.cfg.BaseDomain
+			host = randomLabel() + "." + e.cfg.BaseDomain
 		}
 	}
-	if err := s.edge.checkBindAllowed(s.edge.snap.Load(), ident, "https", host); err != nil {
+	if err := e.checkBindAllowed(e.snap.Load(), ident, "https", host); err != nil {
 		return nil, nil, err
 	}
 	bindID := req.ID
@@ -106,12 +111,12 @@ func (s *agentSession) bindHTTP(req *tunnel.Bind, ident *authn.Identity) (*endpo
 		id:         config.NewID(config.PrefixEndpoint),
 		bindID:     bindID,
 		key:        host,
-		url:        s.edge.publicHTTPSURL(host),
+		url:        e.publicHTTPSURL(host),
 		proto:      "https",
 		forwardsTo: req.ForwardsTo,
 		minTLS:     minTLS,
 		startedAt:  time.Now().UTC(),
-		session:    s,
+		session:    owner,
 	}
 	opts.URL = ep.url
 	opts.Hostname = host
@@ -164,11 +169,15 @@ func normalizeHost(h string) (string, error) {
 	return strings.ToLower(ascii), nil
 }
 
-// checkBindAllowed decides whether ident may bind host (for proto "https"):
+// checkBindAllowed decides whether ident may bind host (for proto "https"
+// or "tls"; "tcp" addresses go to checkTCPBindAllowed):
 // the credential's bind ACL, and either a name one label under the base
 // domain that no other account reserved, or a domain this account reserved
 // in this edge's region.
 func (e *Edge) checkBindAllowed(snap *config.Snapshot, ident *authn.Identity, proto, host string) *config.Error {
+	if proto == "tcp" {
+		return e.checkTCPBindAllowed(snap, ident, host)
+	}
 	if !policy.BindAllowed(ident.ACL, host) {
 		return config.NewError(config.CodeBindACL, "This credential's bind ACL does not allow %s. Ask an administrator to add 'bind:%s' to it, or use another name.", host, host)
 	}

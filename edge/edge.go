@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+	"golang.org/x/crypto/ssh"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/tollgate/tollgate/config"
@@ -59,6 +60,23 @@ type Config struct {
 	MinHeartbeatInterval time.Duration
 	// HandshakeTimeout bounds a public TLS handshake. Default 10s.
 	HandshakeTimeout time.Duration
+	// SSHAddr is the SSH ingress address for `ssh -R` reverse tunnels;
+	// "" turns SSH ingress off. The Ed25519 host key persists in DataDir.
+	SSHAddr string
+	// SSHKeepaliveInterval is how often an SSH client must answer a
+	// keepalive; one unanswered for a further interval closes the
+	// connection. Default 15s.
+	SSHKeepaliveInterval time.Duration
+	// TCPHost is the host name in the tcp:// URLs of TCP endpoints; it is
+	// also the host part of reserved addresses this edge serves. Default
+	// "localhost".
+	TCPHost string
+	// TCPPorts is the range random TCP endpoint ports come from, "LO-HI".
+	// Default "20000-29999".
+	TCPPorts string
+	// TCPListenIP is the IP TCP endpoint listeners bind. Default: the host
+	// of HTTPSAddr ("" there = every interface).
+	TCPListenIP string
 	// Version is the edge's version string, told to agents.
 	Version string
 	// Logger receives structured logs. Default: no logs.
@@ -77,12 +95,20 @@ type SessionReporter interface {
 	ReportSessions(ctx context.Context, region string, sessions []config.AgentSession) error
 }
 
+// EdgeDirectory lists the live edges of every region, so that agents learn
+// where each region is (Auth's ConnectAddresses). Optional.
+type EdgeDirectory interface {
+	Edges() []config.EdgeInfo
+}
+
 // Deps are the Edge's collaborators. Feed, AgentTLS and Certs are required.
 type Deps struct {
 	Feed     SnapshotFeed
 	AgentTLS *tls.Config // certificate agents verify; MinVersion raised to TLS 1.2
 	Certs    CertSource
 	Reporter SessionReporter
+	// Directory lists every region's edges; nil lists only this edge.
+	Directory EdgeDirectory
 }
 
 // Addrs are the addresses an Edge listens on, after Listen.
@@ -90,6 +116,7 @@ type Addrs struct {
 	Agent string // TCP and UDP
 	HTTPS string
 	HTTP  string // "" when disabled
+	SSH   string // "" when SSH ingress is off
 }
 
 type counters struct {
@@ -119,11 +146,20 @@ type Edge struct {
 	httpSrv   *httpRedirector
 	publicTLS map[uint16]*tls.Config // by minimum version
 
-	mu       sync.Mutex
-	sessions map[*agentSession]struct{}
-	changed  chan struct{} // sessions changed; buffered 1
-	stopping chan struct{}
-	stopOnce sync.Once
+	sshHostKey  ssh.Signer // nil when SSH ingress is off
+	sshConfig   *ssh.ServerConfig
+	sshLn       net.Listener
+	tcp         *tcpListeners
+	tcpRange    portRange
+	tcpHost     string
+	tcpListenIP string
+
+	mu          sync.Mutex
+	sessions    map[*agentSession]struct{}
+	sshSessions map[*sshSession]struct{}
+	changed     chan struct{} // sessions changed; buffered 1
+	stopping    chan struct{}
+	stopOnce    sync.Once
 }
 
 // New validates cfg and deps and returns an Edge. It opens nothing.
@@ -155,6 +191,22 @@ func New(cfg Config, deps Deps) (*Edge, error) {
 	}
 	if cfg.HandshakeTimeout == 0 {
 		cfg.HandshakeTimeout = 10 * time.Second
+	}
+	if cfg.SSHKeepaliveInterval <= 0 {
+		cfg.SSHKeepaliveInterval = 15 * time.Second
+	}
+	setDefault(&cfg.TCPPorts, "20000-29999")
+	tcpRange, err := parsePortRange(cfg.TCPPorts)
+	if err != nil {
+		return nil, fmt.Errorf("edge: %w", err)
+	}
+	setDefault(&cfg.TCPHost, "localhost")
+	tcpHost, err := normalizeHost(cfg.TCPHost)
+	if err != nil {
+		return nil, fmt.Errorf("edge: TCP host %q: %w", cfg.TCPHost, err)
+	}
+	if cfg.TCPListenIP == "" {
+		cfg.TCPListenIP, _, _ = net.SplitHostPort(cfg.HTTPSAddr)
 	}
 	floor, err := policy.ParseTLSVersion(cfg.MinTLSFloor)
 	if err != nil {
@@ -190,12 +242,23 @@ func New(cfg Config, deps Deps) (*Edge, error) {
 		router:        newRouter(),
 		tokens:        tokens,
 		sessions:      make(map[*agentSession]struct{}),
+		sshSessions:   make(map[*sshSession]struct{}),
+		tcpRange:      tcpRange,
+		tcpHost:       tcpHost,
+		tcpListenIP:   cfg.TCPListenIP,
 		changed:       make(chan struct{}, 1),
 		stopping:      make(chan struct{}),
 	}
 	e.proxy, err = httpproxy.New(httpproxy.Config{Logger: log}, e)
 	if err != nil {
 		return nil, fmt.Errorf("edge: %w", err)
+	}
+	e.tcp = newTCPListeners(e)
+	if cfg.SSHAddr != "" {
+		if e.sshHostKey, err = loadSSHHostKey(cfg.DataDir); err != nil {
+			return nil, fmt.Errorf("edge: %w", err)
+		}
+		e.sshConfig = e.sshServerConfig()
 	}
 	e.publicTLS = make(map[uint16]*tls.Config)
 	for _, v := range []uint16{tls.VersionTLS10, tls.VersionTLS11, tls.VersionTLS12, tls.VersionTLS13} {
@@ -241,6 +304,12 @@ func (e *Edge) Listen() (err error) {
 			return err
 		}
 	}
+	if e.cfg.SSHAddr != "" {
+		if e.sshLn, err = listenTCP("SSH", e.cfg.SSHAddr); err != nil {
+			return err
+		}
+		e.log.Info("SSH ingress listening", zap.String("addr", e.sshLn.Addr().String()), zap.String("host_key_fingerprint", e.SSHHostKeyFingerprint()))
+	}
 	return nil
 }
 
@@ -269,13 +338,16 @@ func listenTCP(what, addr string) (net.Listener, error) {
 }
 
 func (e *Edge) closeListeners() {
-	for _, ln := range []net.Listener{e.agentLn, e.httpsLn, e.httpLn} {
+	for _, ln := range []net.Listener{e.agentLn, e.httpsLn, e.httpLn, e.sshLn} {
 		if ln != nil {
 			ln.Close()
 		}
 	}
 	if e.quicLn != nil {
 		e.quicLn.Close()
+	}
+	if e.tcp != nil {
+		e.tcp.closeAll()
 	}
 }
 
@@ -284,6 +356,9 @@ func (e *Edge) Addrs() Addrs {
 	a := Addrs{Agent: e.agentLn.Addr().String(), HTTPS: e.httpsLn.Addr().String()}
 	if e.httpLn != nil {
 		a.HTTP = e.httpLn.Addr().String()
+	}
+	if e.sshLn != nil {
+		a.SSH = e.sshLn.Addr().String()
 	}
 	return a
 }
@@ -341,6 +416,9 @@ func (e *Edge) Serve(ctx context.Context) error {
 		g.Go(func() error { return e.acceptAgentsQUIC(gctx) })
 	}
 	g.Go(func() error { return e.acceptPublicHTTPS(gctx) })
+	if e.sshLn != nil {
+		g.Go(func() error { return e.acceptSSH(gctx) })
+	}
 	if e.httpLn != nil {
 		e.httpSrv = newHTTPRedirector(e)
 		g.Go(func() error { return e.httpSrv.serve(e.httpLn) })
@@ -372,6 +450,7 @@ func (e *Edge) Shutdown(ctx context.Context) error {
 	for _, s := range sessions {
 		s.ts.Close(reason)
 	}
+	e.closeSSHSessions(reason.Error())
 	return errors.Join(errs...)
 }
 
@@ -396,6 +475,7 @@ func (e *Edge) applySnapshot(snap *config.Snapshot) {
 			s.dropEndpoint(ep, config.CodeBindACL, "The credential's bind ACL no longer allows this endpoint.")
 		}
 	}
+	e.applySnapshotSSH(snap)
 }
 
 // replaceResumed closes every other session of the agent that reconnected
@@ -430,15 +510,25 @@ func (e *Edge) reportLoop(ctx context.Context) {
 	if e.deps.Reporter == nil {
 		return
 	}
+	// Report on every change, and every EdgeReportInterval regardless: the
+	// control plane counts an edge that falls silent as gone.
+	tick := time.NewTicker(config.EdgeReportInterval)
+	defer tick.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-e.changed:
+		case <-tick.C:
 		}
 		e.mu.Lock()
 		list := make([]config.AgentSession, 0, len(e.sessions))
 		for s := range e.sessions {
+			if info, ok := s.info(); ok {
+				list = append(list, info)
+			}
+		}
+		for s := range e.sshSessions {
 			if info, ok := s.info(); ok {
 				list = append(list, info)
 			}

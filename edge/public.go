@@ -13,6 +13,7 @@ import (
 
 	"github.com/tollgate/tollgate/config"
 	"github.com/tollgate/tollgate/edge/internal/httpproxy"
+	"github.com/tollgate/tollgate/policy"
 )
 
 // acceptPublicHTTPS accepts public HTTPS clients.
@@ -34,21 +35,87 @@ func (e *Edge) acceptPublicHTTPS(ctx context.Context) error {
 	}
 }
 
-// tlsConfigForClient picks the tls.Config whose minimum version is the
-// endpoint's (by SNI), or the edge default for unknown names.
+// acmeTLSALPN is the ALPN protocol of ACME TLS-ALPN-01 validation (RFC 8737).
+const acmeTLSALPN = "acme-tls/1"
+
+// acmeChallengeTLS serves TLS-ALPN-01 validation handshakes: the CA offers
+// only "acme-tls/1" and the CertSource returns the challenge certificate.
+// The connection is closed right after the handshake.
+var acmeChallengeTLS = &tls.Config{MinVersion: tls.VersionTLS12, NextProtos: []string{acmeTLSALPN}}
+
+// HTTPChallengeHandler is implemented by a CertSource that obtains
+// certificates over ACME HTTP-01 (certs.Manager): the public HTTP listener
+// lets it answer /.well-known/acme-challenge/ before redirecting.
+type HTTPChallengeHandler interface {
+	HandleHTTPChallenge(w http.ResponseWriter, r *http.Request) bool
+}
+
+// tlsConfigForClient picks the tls.Config of the minimum TLS version for
+// the SNI: the min_tls_version of the reserved domain covering the name
+// (clamped to the edge floor), else the edge default; a bound endpoint's
+// own minimum may raise it, never lower a reservation's. A TLS-ALPN-01
+// validation handshake gets acmeChallengeTLS.
 func (e *Edge) tlsConfigForClient(hello *tls.ClientHelloInfo) (*tls.Config, error) {
+	if len(hello.SupportedProtos) == 1 && hello.SupportedProtos[0] == acmeTLSALPN {
+		c := acmeChallengeTLS.Clone()
+		c.GetCertificate = e.deps.Certs.GetCertificate
+		return c, nil
+	}
+	name := strings.ToLower(hello.ServerName)
 	minV := e.defaultMinTLS
-	if ep, ok := e.router.lookup(strings.ToLower(hello.ServerName)); ok {
-		minV = ep.minTLS
+	rv := e.reservedMinTLS(name)
+	if rv != 0 {
+		minV = rv
+	}
+	if ep, ok := e.router.lookup(name); ok {
+		minV = max(ep.minTLS, rv)
 	}
 	return e.publicTLS[minV], nil
 }
 
+// reservedMinTLS is the minimum TLS version set on the reserved domain
+// that covers name (exact, or "*.<parent>" for a name one label under
+// parent), clamped to the edge floor; 0 when none is set.
+func (e *Edge) reservedMinTLS(name string) uint16 {
+	snap := e.snap.Load()
+	rd, ok := snap.ReservedDomain(name)
+	if !ok {
+		if i := strings.IndexByte(name, '.'); i > 0 {
+			rd, ok = snap.ReservedDomain("*" + name[i:])
+		}
+	}
+	if !ok || rd.MinTLSVersion == "" {
+		return 0
+	}
+	v, err := policy.ParseTLSVersion(rd.MinTLSVersion)
+	if err != nil {
+		return e.floorMinTLS
+	}
+	return max(v, e.floorMinTLS)
+}
+
+// CertificateAllowed reports whether a certificate may be obtained on
+// demand for a name one label under the base domain: only for a name an
+// endpoint is bound to, so a random SNI spends none of the CA's rate limit
+// (certs.Config.AllowSubdomain). Safe to call from handshakes.
+func (e *Edge) CertificateAllowed(name string) bool {
+	_, ok := e.router.lookup(strings.ToLower(name))
+	return ok
+}
+
+// Snapshot returns the edge's current snapshot (certs.Config.Snapshot);
+// never nil.
+func (e *Edge) Snapshot() *config.Snapshot { return e.snap.Load() }
+
 func (e *Edge) handlePublicHTTPS(ctx context.Context, c net.Conn) {
-	tc := tls.Server(c, &tls.Config{GetConfigForClient: e.tlsConfigForClient})
+	pc := newPeekConn(c) // tls endpoints: see tlspass.go
+	tc := tls.Server(pc, &tls.Config{GetConfigForClient: e.passthroughOr(pc, e.tlsConfigForClient)})
 	hctx, cancel := context.WithTimeout(ctx, e.cfg.HandshakeTimeout)
 	err := tc.HandshakeContext(hctx)
 	cancel()
+	if err != nil && e.passthroughTLS(pc, err) {
+		return
+	}
 	if err != nil {
 		if ce := e.log.Check(zap.DebugLevel, "public TLS handshake failed"); ce != nil {
 			ce.Write(zap.String("remote_addr", c.RemoteAddr().String()), zap.Error(err))
@@ -57,6 +124,10 @@ func (e *Edge) handlePublicHTTPS(ctx context.Context, c net.Conn) {
 		return
 	}
 	st := tc.ConnectionState()
+	if st.NegotiatedProtocol == acmeTLSALPN {
+		tc.Close() // a TLS-ALPN-01 validation: the handshake was all of it
+		return
+	}
 	e.proxy.ServeConn(ctx, tc, strings.ToLower(st.ServerName), st.NegotiatedProtocol)
 }
 
@@ -76,7 +147,11 @@ type httpRedirector struct {
 }
 
 func newHTTPRedirector(e *Edge) *httpRedirector {
+	challenges, _ := e.deps.Certs.(HTTPChallengeHandler)
 	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if challenges != nil && challenges.HandleHTTPChallenge(w, r) {
+			return
+		}
 		host := r.Host
 		if hh, _, err := net.SplitHostPort(host); err == nil {
 			host = hh

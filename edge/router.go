@@ -17,7 +17,11 @@ type endpoint struct {
 	forwardsTo string
 	minTLS     uint16 // crypto/tls version constant
 	startedAt  time.Time
-	session    *agentSession
+	session    endpointOwner // the agent or SSH session that serves it
+	proxyProto int32         // tcp/tls: PROXY protocol version sent to the upstream, 0 = none
+	// release frees what the endpoint holds besides its route (a TCP
+	// port); nil = nothing. It runs once, when the endpoint is unbound.
+	release func()
 }
 
 // router maps route keys to endpoints. Reads take a read lock; binds and
@@ -53,13 +57,17 @@ func (r *router) bind(ep *endpoint, takeover func(holder *endpoint) bool) (old *
 	return old, true
 }
 
-// unbind removes ep if it still holds its key.
+// unbind removes ep if it still holds its key, and releases what ep holds
+// (see endpoint.release) whether or not it still held the key.
 func (r *router) unbind(ep *endpoint) {
 	r.mu.Lock()
 	if cur, ok := r.routes[ep.key]; ok && cur == ep {
 		delete(r.routes, ep.key)
 	}
 	r.mu.Unlock()
+	if ep.release != nil {
+		ep.release()
+	}
 }
 
 // all returns every bound endpoint.

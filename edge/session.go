@@ -96,14 +96,12 @@ func (s *agentSession) Auth(ctx context.Context, req *tunnel.Auth) *tunnel.AuthR
 
 	resp.ClientID = clientID
 	resp.Extra = tunnel.AuthRespExtra{
-		Version:        s.edge.cfg.Version,
-		Region:         s.edge.cfg.Region,
-		AgentSessionID: s.id,
-		AccountName:    ident.Account.Name,
-		PlanName:       "self-hosted",
-		ConnectAddresses: []tunnel.ConnectAddress{
-			{Region: s.edge.cfg.Region, ServerAddr: s.edge.advertisedAgentAddr()},
-		},
+		Version:          s.edge.cfg.Version,
+		Region:           s.edge.cfg.Region,
+		AgentSessionID:   s.id,
+		AccountName:      ident.Account.Name,
+		PlanName:         "self-hosted",
+		ConnectAddresses: s.edge.connectAddresses(),
 	}
 	s.edge.sessionsChanged()
 	return resp

@@ -136,6 +136,19 @@ func (h *snapshotHolder) watch(ctx context.Context, feed SnapshotFeed, log *zap.
 			continue
 		}
 		delay = 250 * time.Millisecond
+		if after := h.Load().Revision(); s.Revision() < after {
+			// The feed answers with an older revision only when its store
+			// is older than ours (restored from a backup, or reset): it is
+			// the truth now.
+			log.Warn("the control plane's snapshot is older than this edge's: its store was reset or restored; taking its snapshot",
+				zap.Uint64("edge_revision", after), zap.Uint64("control_plane_revision", s.Revision()))
+			h.cur.Store(s)
+			if perr := h.persist(s); perr != nil {
+				log.Error("could not persist snapshot", zap.Error(perr))
+			}
+			apply(s)
+			continue
+		}
 		installed, perr := h.swap(s)
 		if perr != nil {
 			log.Error("could not persist snapshot", zap.Error(perr))

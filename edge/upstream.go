@@ -16,7 +16,7 @@ func (ep *endpoint) OpenStream(ctx context.Context) (httpproxy.Stream, error) {
 	if ap, ok := httpproxy.ClientAddrFromContext(ctx); ok {
 		hdr.ClientAddr = ap.String()
 	}
-	st, err := ep.session.ts.OpenProxy(ctx, hdr)
+	st, err := ep.session.openProxy(ctx, hdr)
 	if err != nil {
 		return nil, config.NewError(config.CodeAgentUnreachable, "The agent of %s is unreachable.", ep.url).WithCause(err)
 	}
@@ -26,6 +26,16 @@ func (ep *endpoint) OpenStream(ctx context.Context) (httpproxy.Stream, error) {
 // ID implements httpproxy.Upstream.
 func (ep *endpoint) ID() string { return ep.id }
 
+// openProxy implements endpointOwner: a proxy stream over the agent's
+// tunnel session.
+func (s *agentSession) openProxy(ctx context.Context, hdr *tunnel.ProxyHeader) (httpproxy.Stream, error) {
+	return s.ts.OpenProxy(ctx, hdr)
+}
+
 // Edge types in proxy headers, as the agent SDKs number them
 // (reference/agent-protocol.md).
-const edgeTypeHTTPS = "3"
+const (
+	edgeTypeTCP   = "1"
+	edgeTypeTLS   = "2"
+	edgeTypeHTTPS = "3"
+)

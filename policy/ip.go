@@ -33,8 +33,9 @@ var ErrCIDRNotNetwork = errors.New("the CIDR is not written with its network add
 // address meaning /32 or /128. IPv4-mapped IPv6 prefixes (::ffff:10.0.0.0/104)
 // become IPv4 (10.0.0.0/8). A prefix with host bits set ("10.1.2.3/8") is
 // refused with an error that wraps ErrCIDRNotNetwork and suggests the network
-// ("use 10.0.0.0/8"); anything unparsable gets a plain error. Zones are
-// refused.
+// ("use 10.0.0.0/8") and returns that network with it; anything unparsable
+// gets a plain error. Zones are refused. A mapped prefix shorter than /96
+// reaches beyond the mapped range and stays an IPv6 prefix.
 func ParseCIDR(s string) (netip.Prefix, error) {
 	s = strings.TrimSpace(s)
 	var p netip.Prefix
@@ -50,14 +51,11 @@ func ParseCIDR(s string) (netip.Prefix, error) {
 		}
 		p = netip.PrefixFrom(a, a.BitLen())
 	}
-	if a := p.Addr(); a.Is4In6() {
-		if p.Bits() < 96 {
-			return netip.Prefix{}, fmt.Errorf("%q mixes IPv4-mapped and plain IPv6 addresses: use a prefix length of at least 96", s)
-		}
+	if a := p.Addr(); a.Is4In6() && p.Bits() >= 96 {
 		p = netip.PrefixFrom(a.Unmap(), p.Bits()-96)
 	}
 	if m := p.Masked(); m != p {
-		return netip.Prefix{}, fmt.Errorf("%w: use %s instead of %s", ErrCIDRNotNetwork, m, s)
+		return m, fmt.Errorf("%w: use %s instead of %s", ErrCIDRNotNetwork, m, s)
 	}
 	return p, nil
 }

@@ -27,13 +27,13 @@ func TestParseCIDR(t *testing.T) {
 		}
 	}
 	p, err := ParseCIDR("10.1.2.3/8")
-	if !errors.Is(err, ErrCIDRNotNetwork) || !strings.Contains(err.Error(), "use 10.0.0.0/8") {
+	if !errors.Is(err, ErrCIDRNotNetwork) || !strings.Contains(err.Error(), "use 10.0.0.0/8") || p.String() != "10.0.0.0/8" {
 		t.Errorf("host bits: got %v, %v; want ErrCIDRNotNetwork suggesting 10.0.0.0/8", p, err)
 	}
 	if _, err := ParseCIDR("2001:db8::1/32"); !errors.Is(err, ErrCIDRNotNetwork) || !strings.Contains(err.Error(), "2001:db8::/32") {
 		t.Errorf("IPv6 host bits: %v", err)
 	}
-	for _, bad := range []string{"", "10.0.0.0/33", "10.0.0/8", "fe80::1%eth0", "example.com", "::ffff:0.0.0.0/90", "10.0.0.0/-1"} {
+	for _, bad := range []string{"", "10.0.0.0/33", "10.0.0/8", "fe80::1%eth0", "example.com", "10.0.0.0/-1"} {
 		if _, err := ParseCIDR(bad); err == nil {
 			t.Errorf("ParseCIDR(%q) accepted", bad)
 		} else if errors.Is(err, ErrCIDRNotNetwork) {

@@ -67,13 +67,17 @@ type apiError struct {
 	Details map[string]string `json:"details"`
 }
 
-// Error returns "<msg> [<error_code>]", or "HTTP <status>: <body>" for a
-// response that carried no error body.
+// Error returns "HTTP <status>: <msg> [<error_code>]", or
+// "HTTP <status>: <body>" for a response that carried no error body.
 func (e *apiError) Error() string {
 	if e.Code == "" {
 		return fmt.Sprintf("HTTP %d: %s", e.Status, e.Msg)
 	}
-	return e.Msg + " [" + e.Code + "]"
+	s := fmt.Sprintf("HTTP %d: %s [%s]", e.Status, e.Msg, e.Code)
+	if op := e.Details["operation_id"]; op != "" {
+		s += " (operation " + op + ")"
+	}
+	return s
 }
 
 // resolve returns the URL for path, which is either a path relative to the

@@ -38,10 +38,14 @@ var (
 
 // Common fields.
 var (
-	fDescription = apiField{flag: "description", key: "description", usage: "human-readable description (≤255 bytes)", create: true, update: true}
-	fMetadata    = apiField{flag: "metadata", key: "metadata", usage: "arbitrary user data (≤4096 bytes)", create: true, update: true}
-	fOwnerID     = apiField{flag: "owner-id", key: "owner_id", usage: "ID of the user or bot user that owns it (default: the API key's owner)", create: true}
-	fACL         = apiField{flag: "acl", key: "acl", kind: fieldList, usage: "bind rule: '*' or bind:<domain|*.domain|host:port> (repeatable)", create: true, update: true}
+	fDescription   = apiField{flag: "description", key: "description", usage: "human-readable description (≤255 bytes)", create: true, update: true}
+	fMetadata      = apiField{flag: "metadata", key: "metadata", usage: "arbitrary user data (≤4096 bytes)", create: true, update: true}
+	fOwnerID       = apiField{flag: "owner-id", key: "owner_id", usage: "ID of the user or bot user that owns it (default: the API key's owner)", create: true}
+	fDeveloperRole = apiField{flag: "developer", key: "developer", usage: "developer role: rw or ro", create: true, update: true}
+	fTeamRole      = apiField{flag: "team", key: "team", usage: "team role: manager, invite or ro", create: true, update: true}
+	fBilling       = apiField{flag: "billing", key: "billing", kind: fieldBool, usage: "may manage billing", create: true, update: true}
+	fAdmin         = apiField{flag: "admin", key: "admin", kind: fieldBool, usage: "account administrator", create: true, update: true}
+	fACL           = apiField{flag: "acl", key: "acl", kind: fieldList, usage: "bind rule: '*' or bind:<domain|*.domain|host:port> (repeatable)", create: true, update: true}
 )
 
 // apiResources are the resources of `tollgate api`, as the control plane
@@ -68,7 +72,7 @@ var apiResources = []apiResource{
 	{name: "reserved-domains", path: "/reserved_domains", listKey: "reserved_domains", short: "Reserved domains that agents may bind", verbs: crud,
 		fields: []apiField{fDescription, fMetadata,
 			{flag: "domain", key: "domain", usage: "the domain to reserve (app.example.com or *.example.com)", create: true},
-			{flag: "region", key: "region", usage: "region the domain is pinned to: us, eu, ap, au, sa, jp, in", create: true, update: true},
+			{flag: "region", key: "region", usage: "region the domain is pinned to: us, eu, ap, au, sa, jp, in (fixed once reserved)", create: true},
 			{flag: "certificate-id", key: "certificate_id", usage: "ID of an uploaded certificate to serve", create: true, update: true},
 		}},
 	{name: "reserved-addrs", path: "/reserved_addrs", listKey: "reserved_addrs", short: "Reserved TCP addresses that agents may bind", verbs: crud,
@@ -93,10 +97,12 @@ var apiResources = []apiResource{
 	{name: "tunnel-sessions", path: "/tunnel_sessions", listKey: "tunnel_sessions", short: "Online agent sessions", verbs: readOnly,
 		actions: []string{"stop", "restart"}},
 	{name: "endpoints", path: "/endpoints", listKey: "endpoints", short: "Online endpoints", verbs: readOnly},
-	{name: "users", path: "/users", listKey: "users", short: "Users of the account and their roles", verbs: crud,
+	{name: "users", path: "/users", listKey: "users", short: "Users of the account and their roles (add users with invitations)", verbs: []string{"list", "get", "update", "delete"},
+		fields: []apiField{fDeveloperRole, fTeamRole, fBilling, fAdmin}},
+	{name: "invitations", path: "/invitations", listKey: "invitations", short: "Invitations of users to the account, with the roles they get", verbs: []string{"create", "list", "get", "delete"},
 		fields: []apiField{
-			{flag: "email", key: "email", usage: "email address of the user", create: true},
-			{flag: "name", key: "name", usage: "display name", create: true, update: true},
+			{flag: "email", key: "email", usage: "email address of the user to invite", create: true},
+			fDeveloperRole, fTeamRole, fBilling, fAdmin,
 		}},
 	{name: "audit-events", path: "/audit_events", listKey: "audit_events", short: "Audit events: who changed what, newest first", verbs: readOnly},
 }

@@ -60,7 +60,52 @@ comments in the file are kept.`,
 			return nil
 		},
 	})
+	cfg.AddCommand(newAddAPIKeyCmd(e))
 	return cfg
+}
+
+// newAddAPIKeyCmd is `config add-api-key KEY [--api-url URL]`.
+func newAddAPIKeyCmd(e *env) *cobra.Command {
+	var apiURL string
+	cmd := &cobra.Command{
+		Use:   "add-api-key KEY",
+		Short: "Save an API key (and optionally the API's URL) in the config file for 'tollgate api'",
+		Long: `Save KEY as api_key in the config file, creating the file (mode 0600) if
+needed; 'tollgate api' uses it when neither --api-key nor TOLLGATE_API_KEY is
+given. With --api-url, save the REST API's base URL as api_url too (default
+` + defaultAPIURL + `). Other keys and comments in the file are kept.`,
+		Example: `  tollgate config add-api-key 2cSjwFetnZnRcG0B7U5fEYBX2V3_6Jxvym7aMW1jc41HTLpAc
+  tollgate config add-api-key 2cSjw..._6Jxvym --api-url https://api.example.com`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			key := strings.TrimSpace(args[0])
+			if key == "" {
+				return fail(config.NewError(config.CodeConfigInvalid, "The API key is empty."))
+			}
+			set := map[string]string{"api_key": key}
+			if cmd.Flags().Changed("api-url") {
+				if apiURL != "" {
+					c, err := newAPIClient(apiURL, key)
+					if err != nil {
+						return fail(config.NewError(config.CodeConfigInvalid, "%v.", err))
+					}
+					apiURL = c.base.String()
+				}
+				set["api_url"] = apiURL
+			}
+			path, err := e.global.filePath(e.getenv)
+			if err != nil {
+				return fail(err)
+			}
+			if err := agent.UpdateFile(path, set); err != nil {
+				return fail(err)
+			}
+			fmt.Fprintf(e.stdout, "API key saved to %s\n", path)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&apiURL, "api-url", "", "base URL of the control plane's REST API, saved as api_url")
+	return cmd
 }
 
 func newVersionCmd(e *env) *cobra.Command {

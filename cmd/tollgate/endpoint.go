@@ -19,6 +19,7 @@ type endpointFlags struct {
 	cidrAllow, cidrDeny   []string
 	basicAuth             []string
 	insecure              bool
+	proxyProto            int
 }
 
 var endpointHelp = map[string]struct{ short, long, example, urlHelp string }{
@@ -41,7 +42,8 @@ Without --url the edge picks a name.`,
 a port (22) or HOST:PORT (db.internal:5432). Without --url the edge picks an
 address; use --url tcp://HOST:PORT for a reserved one.`,
 		example: `  tollgate tcp 22
-  tollgate tcp 5432 --url tcp://1.tcp.example.com:20002 --cidr-allow 198.51.100.7`,
+  tollgate tcp 5432 --url tcp://1.tcp.example.com:20002 --cidr-allow 198.51.100.7
+  tollgate tcp 25 --proxy-proto 2`,
 		urlHelp: "public address to bind, tcp://HOST:PORT (default: the edge picks one)",
 	},
 	agent.ProtoTLS: {
@@ -76,6 +78,7 @@ func newEndpointCmd(e *env, proto string) *cobra.Command {
 				CIDRDeny:            f.cidrDeny,
 				BasicAuth:           f.basicAuth,
 				Metadata:            f.metadata,
+				ProxyProto:          f.proxyProto,
 			}
 			file, _, err := e.global.loadFile(e.getenv, false)
 			if err != nil {
@@ -91,6 +94,9 @@ func newEndpointCmd(e *env, proto string) *cobra.Command {
 	fl.StringVar(&f.metadata, "metadata", "", "opaque text stored with the endpoint at the edge")
 	if proto != agent.ProtoTCP {
 		fl.StringVar(&f.minTLS, "min-tls", "", "minimum TLS version clients must use: 1.2 or 1.3 (default: the edge's)")
+	}
+	if proto != agent.ProtoHTTP {
+		fl.IntVar(&f.proxyProto, "proxy-proto", 0, "send a PROXY protocol header (1 or 2) to the upstream, so it sees the client's address")
 	}
 	if proto == agent.ProtoHTTP {
 		fl.StringArrayVar(&f.basicAuth, "basic-auth", nil, "require HTTP basic auth USER:PASSWORD (repeatable)")

@@ -107,7 +107,11 @@ endpoints (--web-addr false turns it off).`,
 
   # Start endpoints defined in the config file:
   tollgate start web api
-  tollgate start --all`,
+  tollgate start --all
+
+  # Manage the account through the REST API:
+  tollgate config add-api-key 2cSjw..._6Jxvym --api-url https://api.example.com
+  tollgate api bot-users create --name ci`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		// Do not print "completion" as a command.
@@ -120,6 +124,7 @@ endpoints (--web-addr false turns it off).`,
 		newEndpointCmd(e, agent.ProtoTLS),
 		newStartCmd(e),
 		newConfigCmd(e),
+		newAPICmd(e),
 		newVersionCmd(e),
 	)
 	return root

@@ -34,10 +34,16 @@ type devOptions struct {
 	agentAddr  string
 	httpsAddr  string
 	httpAddr   string
+	sshAddr    string
+	tcpHost    string
+	tcpPorts   string
+	sshAlive   time.Duration
 	baseDomain string
 	region     string
 	agentQUIC  bool
 	minTLS     string
+	minFloor   string
+	acme       acmeOptions
 	logLevel   string
 	logFormat  string
 }
@@ -69,10 +75,16 @@ restart keeps the account, the credentials and the CA.`,
 	f.StringVar(&o.agentAddr, "agent-addr", "127.0.0.1:4443", "agent ingress address (TLS on TCP and QUIC on UDP, same port)")
 	f.StringVar(&o.httpsAddr, "https-addr", "127.0.0.1:8443", "public HTTPS listen address")
 	f.StringVar(&o.httpAddr, "http-addr", "127.0.0.1:8880", `public HTTP listen address, which redirects to HTTPS ("off" disables it)`)
+	f.StringVar(&o.sshAddr, "ssh-addr", "127.0.0.1:2222", `SSH ingress address for "ssh -R" reverse tunnels ("" disables it)`)
+	f.DurationVar(&o.sshAlive, "ssh-keepalive", 15*time.Second, "how often SSH clients must answer a keepalive; one unanswered for another interval closes the connection")
+	f.StringVar(&o.tcpHost, "tcp-host", "localhost", "host name in the tcp:// URLs of TCP endpoints")
+	f.StringVar(&o.tcpPorts, "tcp-ports", "20000-29999", "port range random TCP endpoints get, LO-HI")
 	f.StringVar(&o.baseDomain, "base-domain", "tollgate.localhost", "domain whose subdomains agents may bind (*.localhost resolves to loopback)")
 	f.StringVar(&o.region, "region", "us", "region code of the edge")
 	f.BoolVar(&o.agentQUIC, "agent-quic", true, "accept agents over QUIC (UDP) as well as TLS over TCP")
-	f.StringVar(&o.minTLS, "min-tls", "1.2", "default minimum TLS version of public endpoints (1.2 or 1.3)")
+	f.StringVar(&o.minTLS, "min-tls", "1.2", "default minimum TLS version of public endpoints (1.0 to 1.3, not below --min-tls-floor)")
+	f.StringVar(&o.minFloor, "min-tls-floor", "1.2", "lowest minimum TLS version an endpoint or reserved domain may ask for (1.0 to 1.3)")
+	addACMEFlags(f, &o.acme, "")
 	f.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	f.StringVar(&o.logFormat, "log-format", "console", "log format: console or json")
 	return cmd
@@ -90,6 +102,10 @@ type devFile struct {
 	BaseDomain string `json:"base_domain"`
 	CAFile     string `json:"ca_file"`
 	Region     string `json:"region"`
+	// Added with SSH ingress and TCP endpoints; the keys above are unchanged.
+	SSHAddr               string `json:"ssh_addr,omitempty"`
+	SSHHostKeyFingerprint string `json:"ssh_host_key_fingerprint,omitempty"`
+	TCPHost               string `json:"tcp_host"`
 }
 
 func runDev(ctx context.Context, o devOptions, stdout io.Writer) error {
@@ -127,11 +143,28 @@ func runDev(ctx context.Context, o devOptions, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	issuer, err := certs.NewLocalIssuer(ca, certs.LocalIssuerConfig{BaseDomain: o.baseDomain})
-	if err != nil {
-		return config.NewError(config.CodeConfigInvalid, "--base-domain %q: %v", o.baseDomain, err)
+	// Certificates, keys and the ACME account live in the store, shared by
+	// every edge on it; the local CA signs unless --acme-ca names a CA.
+	var e *edge.Edge // set below, before certMgr.Start
+	certCfg := certs.Config{
+		BaseDomain: o.baseDomain,
+		Storage:    st.CertStorage(store.CertStorageOptions{Logger: log.Named("store")}),
+		Logger:     log,
+		Snapshot:   func() *config.Snapshot { return e.Snapshot() },
+		Region:     o.region,
+		Status:     storeCertStatus{st: st, region: o.region},
 	}
-	certMgr, err := certs.New(certs.Config{BaseDomain: o.baseDomain, DataDir: dataDir, Issuer: issuer, Logger: log})
+	if certCfg.ACME, err = o.acme.acmeConfig(); err != nil {
+		return err
+	}
+	if certCfg.ACME != nil {
+		certCfg.AllowSubdomain = func(name string) bool { return e.CertificateAllowed(name) }
+	} else {
+		if certCfg.Issuer, err = certs.NewLocalIssuer(ca, certs.LocalIssuerConfig{BaseDomain: o.baseDomain}); err != nil {
+			return config.NewError(config.CodeConfigInvalid, "--base-domain %q: %v", o.baseDomain, err)
+		}
+	}
+	certMgr, err := certs.New(certCfg)
 	if err != nil {
 		return config.NewError(config.CodeConfigInvalid, "certificates: %v", err)
 	}
@@ -142,29 +175,44 @@ func runDev(ctx context.Context, o devOptions, stdout io.Writer) error {
 	}
 	defer apiLn.Close()
 	apiURL := "http://" + apiLn.Addr().String()
-	cp := controlplane.NewServer(st, controlplane.ServerConfig{Logger: log.Named("api"), BaseURL: apiURL})
+	// Reserved TCP addresses are assigned from the edge's own TCP port
+	// range, on its TCP host; random TCP endpoints skip reserved ports.
+	pools, err := parseAddrPools([]string{o.region + "=" + o.tcpHost + ":" + o.tcpPorts})
+	if err != nil {
+		return err
+	}
+	cp := controlplane.NewServer(st, controlplane.ServerConfig{
+		Logger: log.Named("api"), BaseURL: apiURL, DefaultRegion: o.region, TCPAddrPools: pools,
+	})
 
 	httpAddr := o.httpAddr
-	e, err := edge.New(edge.Config{
-		Region:        o.region,
-		BaseDomain:    o.baseDomain,
-		DataDir:       dataDir,
-		AgentAddr:     o.agentAddr,
-		DisableQUIC:   !o.agentQUIC,
-		HTTPSAddr:     o.httpsAddr,
-		HTTPAddr:      httpAddr,
-		DefaultMinTLS: o.minTLS,
-		Version:       version,
-		Logger:        log.Named("edge"),
+	e, err = edge.New(edge.Config{
+		Region:               o.region,
+		BaseDomain:           o.baseDomain,
+		DataDir:              dataDir,
+		AgentAddr:            o.agentAddr,
+		DisableQUIC:          !o.agentQUIC,
+		HTTPSAddr:            o.httpsAddr,
+		HTTPAddr:             httpAddr,
+		SSHAddr:              o.sshAddr,
+		SSHKeepaliveInterval: o.sshAlive,
+		TCPHost:              o.tcpHost,
+		TCPPorts:             o.tcpPorts,
+		DefaultMinTLS:        o.minTLS,
+		MinTLSFloor:          o.minFloor,
+		Version:              version,
+		Logger:               log.Named("edge"),
 	}, edge.Deps{
-		Feed:     cp,
-		AgentTLS: &tls.Config{Certificates: []tls.Certificate{agentCert}},
-		Certs:    certMgr,
-		Reporter: cp,
+		Feed:      cp,
+		AgentTLS:  &tls.Config{Certificates: []tls.Certificate{agentCert}},
+		Certs:     certMgr,
+		Reporter:  cp,
+		Directory: cp,
 	})
 	if err != nil {
 		return config.NewError(config.CodeConfigInvalid, "%v", err)
 	}
+	cp.RegisterEdge(o.region, e) // API stop/restart of agent sessions; the edge reports as its region
 	if err := e.Listen(); err != nil {
 		return err
 	}
@@ -174,10 +222,12 @@ func runDev(ctx context.Context, o devOptions, stdout io.Writer) error {
 	defer certMgr.Stop()
 
 	addrs := e.Addrs()
+	cp.RegisterLocalEdge(config.EdgeInfo{ID: "edge_" + o.region, Region: o.region, AgentAddr: addrs.Agent})
 	info := devFile{
 		APIURL: apiURL, APIKey: apiKey, Authtoken: authtoken,
 		AgentAddr: addrs.Agent, HTTPSAddr: addrs.HTTPS, HTTPAddr: addrs.HTTP,
 		BaseDomain: o.baseDomain, CAFile: ca.CertFile(), Region: o.region,
+		SSHAddr: addrs.SSH, SSHHostKeyFingerprint: e.SSHHostKeyFingerprint(), TCPHost: o.tcpHost,
 	}
 	devPath := filepath.Join(dataDir, "dev.json")
 	if err := writeJSONFile(devPath, info); err != nil {
@@ -285,6 +335,10 @@ func printDevBanner(w io.Writer, d devFile, devPath string, created bool) {
 		fmt.Fprintf(w, "  public HTTP   http://%s   (redirects to HTTPS)\n", d.HTTPAddr)
 	}
 	fmt.Fprintf(w, "  agents        %s   (TLS over TCP, QUIC over UDP)\n", d.AgentAddr)
+	if d.SSHAddr != "" {
+		fmt.Fprintf(w, "  SSH           %s   (ssh -R; host key %s)\n", d.SSHAddr, d.SSHHostKeyFingerprint)
+	}
+	fmt.Fprintf(w, "  TCP endpoints tcp://%s:PORT\n", d.TCPHost)
 	fmt.Fprintf(w, "  API           %s\n", d.APIURL)
 	if created {
 		fmt.Fprintf(w, "  API key       %s\n", d.APIKey)

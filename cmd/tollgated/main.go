@@ -1,5 +1,6 @@
 // Command tollgated runs Tollgate's servers: `tollgated dev` runs the
-// control plane and one edge in one process on an embedded store.
+// control plane and one edge in one process on an embedded store;
+// `tollgated control` runs the control plane alone.
 package main
 
 import (
@@ -31,7 +32,7 @@ policies allow, decided from a cached control-plane snapshot.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newDevCommand(), &cobra.Command{
+	root.AddCommand(newDevCommand(), newControlCommand(), &cobra.Command{
 		Use:   "version",
 		Short: "Print the version",
 		Run:   func(cmd *cobra.Command, _ []string) { fmt.Fprintln(cmd.OutOrStdout(), "tollgated", version) },

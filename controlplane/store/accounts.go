@@ -178,18 +178,23 @@ func (s *Store) DeleteUser(ctx context.Context, actor Actor, id string) error {
 }
 
 // PutMembership adds a user to an account, or changes their roles there.
+// It refuses (CodeLastAdmin) to take the administrator flag from the
+// account's last active administrator.
 func (s *Store) PutMembership(ctx context.Context, actor Actor, m Membership) error {
-	switch m.Developer {
-	case DeveloperRW, DeveloperRO:
-	default:
-		return config.NewError(config.CodeAPIInvalidParam, "The developer role must be rw or ro.")
-	}
-	switch m.Team {
-	case TeamManager, TeamInvite, TeamRO:
-	default:
-		return config.NewError(config.CodeAPIInvalidParam, "The team role must be manager, invite or ro.")
+	if err := ValidateRoles(m); err != nil {
+		return err
 	}
 	_, err := s.update(ctx, actor, func(ctx context.Context, t *tx) error {
+		var wasAdmin bool
+		err := t.queryRow(ctx, `SELECT admin FROM memberships WHERE account_id = $1 AND user_id = $2`, m.AccountID, m.UserID).Scan(&wasAdmin)
+		if err != nil && !errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("reading membership: %w", err)
+		}
+		if wasAdmin && !m.Admin {
+			if err := t.keepsAnAdmin(ctx, m.AccountID, m.UserID); err != nil { // users.go
+				return err
+			}
+		}
 		return t.putMembership(ctx, m)
 	})
 	return err
@@ -239,30 +244,10 @@ func (s *Store) GetMembership(ctx context.Context, accountID, userID string) (*M
 }
 
 // RemoveMembership removes a user from an account and deletes the
-// credentials they own in that account.
+// credentials they own in that account: RemoveMember without a check, so
+// it keeps the last administrator and deletes a user left in no account.
 func (s *Store) RemoveMembership(ctx context.Context, actor Actor, accountID, userID string) error {
-	_, err := s.update(ctx, actor, func(ctx context.Context, t *tx) error {
-		res, err := t.exec(ctx, `DELETE FROM memberships WHERE account_id = $1 AND user_id = $2`, accountID, userID)
-		if err != nil {
-			return fmt.Errorf("deleting membership: %w", err)
-		}
-		if n, _ := res.RowsAffected(); n == 0 {
-			return fmt.Errorf("membership of %s in %s: %w", userID, accountID, ErrNotFound)
-		}
-		var deleted []string
-		for _, tbl := range credentialTables {
-			ids, err := t.deleteReturningIDs(ctx, `DELETE FROM `+tbl.name+` WHERE owner_id = $1 AND account_id = $2 RETURNING id`, userID, accountID)
-			if err != nil {
-				return err
-			}
-			for _, id := range ids {
-				t.audit(tbl.event+"_deleted.v0", accountID, id, map[string]any{"reason": "owner_removed", "owner_id": userID})
-			}
-			deleted = append(deleted, ids...)
-		}
-		t.audit("membership_deleted.v0", accountID, userID, map[string]any{"deleted_credentials": deleted})
-		return nil
-	})
+	_, err := s.RemoveMember(ctx, actor, accountID, userID, nil) // users.go
 	return err
 }
 

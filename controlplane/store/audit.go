@@ -1,6 +1,12 @@
 package store
 
-import "context"
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strconv"
+)
 
 const auditColumns = `SELECT id, revision, account_id, type, actor_id, actor_credential_id, object_id, payload, created_at
 	FROM audit_events`
@@ -17,6 +23,70 @@ func scanAuditEvent(r scanner) (AuditEvent, error) {
 // ListAuditEvents returns one page of the account's audit events, newest
 // first, and whether more remain. Pass accountID "" for events that belong to
 // no account (users, system actions).
+//
+// Order is by revision, then ID, both descending: revisions follow commit
+// order exactly, whereas IDs (KSUIDs) order only to the second. page.BeforeID
+// names the last event of the previous page; an ID that is not an event of
+// the account yields an empty page.
 func (s *Store) ListAuditEvents(ctx context.Context, accountID string, page Page) ([]AuditEvent, bool, error) {
-	return listPage(ctx, s.rdb, auditColumns+` WHERE account_id = $1`, "id", []any{accountID}, page, scanAuditEvent)
+	q := auditColumns + ` WHERE account_id = $1`
+	args := []any{accountID}
+	if page.BeforeID != "" {
+		args = append(args, page.BeforeID)
+		// The cursor's revision, read in the same statement.
+		cur := `(SELECT c.revision FROM audit_events c WHERE c.id = $2 AND c.account_id = $1)`
+		q += ` AND (revision < ` + cur + ` OR (revision = ` + cur + ` AND id < $2))`
+	}
+	n := page.limit()
+	args = append(args, n+1)
+	q += ` ORDER BY revision DESC, id DESC LIMIT $` + strconv.Itoa(len(args))
+	rows, err := s.rdb.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, false, fmt.Errorf("listing audit events: %w", err)
+	}
+	defer rows.Close()
+	out := make([]AuditEvent, 0, min(n, 16))
+	more := false
+	for rows.Next() {
+		if len(out) == n {
+			more = true
+			break
+		}
+		e, err := scanAuditEvent(rows)
+		if err != nil {
+			return nil, false, fmt.Errorf("listing audit events: %w", err)
+		}
+		out = append(out, e)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, false, fmt.Errorf("listing audit events: %w", err)
+	}
+	return out, more, nil
+}
+
+// GetAuditEvent returns one audit event of the account, or ErrNotFound.
+func (s *Store) GetAuditEvent(ctx context.Context, accountID, id string) (*AuditEvent, error) {
+	e, err := scanAuditEvent(s.rdb.QueryRowContext(ctx, auditColumns+` WHERE id = $1 AND account_id = $2`, id, accountID))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("audit event %s: %w", id, ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading audit event %s: %w", id, err)
+	}
+	return &e, nil
+}
+
+// RecordEvent writes an audit event for an action that changes no stored
+// object, such as an operator stopping an agent session: typ is
+// "<object>_<verb>.v0", payload is encoded as JSON. Like every unit of work
+// it takes a new revision, so the log keeps commit order.
+func (s *Store) RecordEvent(ctx context.Context, actor Actor, accountID, typ, objectID string, payload any) error {
+	if typ == "" {
+		return errors.New("store: an audit event needs a type")
+	}
+	_, err := s.update(ctx, actor, func(ctx context.Context, t *tx) error {
+		t.audit(typ, accountID, objectID, payload)
+		return nil
+	})
+	return err
 }

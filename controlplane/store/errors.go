@@ -21,6 +21,10 @@ var (
 	// ErrOwnerNotFound means a credential's owner_id is not a user or bot
 	// user of the account.
 	ErrOwnerNotFound = errors.New("store: owner is not a principal of the account")
+	// ErrExistingUser means an invited e-mail address belongs to a user
+	// already, so accepting the invitation needs proof of being that user
+	// (InvitationAccept.ExistingUserID).
+	ErrExistingUser = errors.New("store: the invited address belongs to an existing user")
 	// ErrUnsupportedDSN means Open could not tell which database a DSN names.
 	ErrUnsupportedDSN = errors.New("store: unsupported DSN")
 )

@@ -2,9 +2,11 @@ package store
 
 import (
 	"context"
+	"crypto/rsa"
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"golang.org/x/crypto/ssh"
@@ -19,6 +21,65 @@ type SSHCredentialCreate struct {
 	Metadata    string
 	PublicKey   string // one authorized_keys line: "ssh-ed25519 AAAA... comment"
 	ACL         []string
+}
+
+// SSHCredentialUpdate is the input of UpdateSSHCredential; nil fields stay
+// as they are. A non-nil empty ACL removes every rule. The key itself cannot
+// change: register a new credential instead.
+type SSHCredentialUpdate struct {
+	Description *string
+	Metadata    *string
+	ACL         *[]string
+}
+
+// MaxSSHKeyLineBytes bounds an authorized_keys line (an RSA 16384-bit key
+// with a long comment stays well below it).
+const MaxSSHKeyLineBytes = 16 << 10
+
+// MinRSAKeyBits is the smallest RSA key accepted as a credential.
+const MinRSAKeyBits = 2048
+
+// ParseSSHPublicKey validates one OpenSSH authorized_keys line ("ssh-ed25519
+// AAAA... comment", options allowed as in authorized_keys) and returns it
+// trimmed with its parsed key. It refuses, with config.CodeSSHKeyInvalid,
+// several lines, a line that does not parse, certificates (register the CA's
+// key through a certificate authority instead), DSA keys and RSA keys under
+// MinRSAKeyBits bits.
+func ParseSSHPublicKey(s string) (string, ssh.PublicKey, error) {
+	line := strings.TrimSpace(s)
+	if line == "" {
+		return "", nil, config.NewError(config.CodeSSHKeyInvalid,
+			"public_key is required: give one line as in authorized_keys, such as 'ssh-ed25519 AAAA... me@host'.")
+	}
+	if len(line) > MaxSSHKeyLineBytes || strings.ContainsAny(line, "\r\n") {
+		return "", nil, config.NewError(config.CodeSSHKeyInvalid,
+			"public_key must be exactly one authorized_keys line of at most %d bytes.", MaxSSHKeyLineBytes)
+	}
+	key, _, _, rest, err := ssh.ParseAuthorizedKey([]byte(line))
+	if err != nil {
+		return "", nil, config.NewError(config.CodeSSHKeyInvalid,
+			"The public key could not be parsed: give one line as in authorized_keys, such as 'ssh-ed25519 AAAA... me@host'.").WithCause(err)
+	}
+	if len(rest) != 0 {
+		return "", nil, config.NewError(config.CodeSSHKeyInvalid, "public_key must be exactly one authorized_keys line.")
+	}
+	switch key.Type() {
+	case ssh.KeyAlgoDSA:
+		return "", nil, config.NewError(config.CodeSSHKeyInvalid,
+			"DSA keys are too weak and not accepted: use an Ed25519, ECDSA or RSA (at least %d bits) key.", MinRSAKeyBits)
+	case ssh.KeyAlgoRSA:
+		if ck, ok := key.(ssh.CryptoPublicKey); ok {
+			if rk, ok := ck.CryptoPublicKey().(*rsa.PublicKey); ok && rk.N.BitLen() < MinRSAKeyBits {
+				return "", nil, config.NewError(config.CodeSSHKeyInvalid,
+					"The RSA key has %d bits; keys under %d bits are not accepted. Generate one with ssh-keygen -t ed25519.", rk.N.BitLen(), MinRSAKeyBits)
+			}
+		}
+	}
+	if _, ok := key.(*ssh.Certificate); ok {
+		return "", nil, config.NewError(config.CodeSSHKeyInvalid,
+			"public_key is an SSH certificate; register the plain public key instead.")
+	}
+	return line, key, nil
 }
 
 const sshCredentialColumns = `SELECT id, account_id, owner_id, description, metadata, public_key, fingerprint, acl, created_at
@@ -47,14 +108,9 @@ func (s *Store) CreateSSHCredential(ctx context.Context, actor Actor, accountID 
 	if err != nil {
 		return nil, err
 	}
-	line := strings.TrimSpace(in.PublicKey)
-	if len(line) > 16<<10 || strings.ContainsAny(line, "\r\n") {
-		return nil, config.NewError(config.CodeAPIInvalidParam, "The public key must be one authorized_keys line.")
-	}
-	key, _, _, _, err := ssh.ParseAuthorizedKey([]byte(line))
+	line, key, err := ParseSSHPublicKey(in.PublicKey)
 	if err != nil {
-		return nil, config.NewError(config.CodeAPIInvalidParam,
-			"The public key could not be parsed: give one line as in authorized_keys, such as 'ssh-ed25519 AAAA... me@host'.").WithCause(err)
+		return nil, err
 	}
 	var c *SSHCredential
 	_, err = s.update(ctx, actor, func(ctx context.Context, t *tx) error {
@@ -99,6 +155,65 @@ func (s *Store) GetSSHCredential(ctx context.Context, accountID, id string) (*SS
 // newest first, and whether more remain.
 func (s *Store) ListSSHCredentials(ctx context.Context, accountID string, page Page) ([]SSHCredential, bool, error) {
 	return listPage(ctx, s.rdb, sshCredentialColumns+` WHERE account_id = $1`, "id", []any{accountID}, page, scanSSHCredential)
+}
+
+// UpdateSSHCredential changes an SSH credential's description, metadata or
+// ACL. Nothing changed means no revision and no audit event.
+func (s *Store) UpdateSSHCredential(ctx context.Context, actor Actor, accountID, id string, in SSHCredentialUpdate) (*SSHCredential, error) {
+	if in.Description != nil {
+		if err := ValidateDescription(*in.Description); err != nil {
+			return nil, err
+		}
+	}
+	if in.Metadata != nil {
+		if err := ValidateMetadata(*in.Metadata); err != nil {
+			return nil, err
+		}
+	}
+	var acl []string
+	if in.ACL != nil {
+		var err error
+		if acl, err = ParseACL(*in.ACL); err != nil {
+			return nil, err
+		}
+	}
+	var c SSHCredential
+	_, err := s.update(ctx, actor, func(ctx context.Context, t *tx) error {
+		var err error
+		c, err = scanSSHCredential(t.queryRow(ctx, sshCredentialColumns+` WHERE id = $1 AND account_id = $2`, id, accountID))
+		if errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("SSH credential %s: %w", id, ErrNotFound)
+		}
+		if err != nil {
+			return fmt.Errorf("reading SSH credential %s: %w", id, err)
+		}
+		changes := map[string]any{}
+		if in.Description != nil && *in.Description != c.Description {
+			c.Description = *in.Description
+			changes["description"] = c.Description
+		}
+		if in.Metadata != nil && *in.Metadata != c.Metadata {
+			c.Metadata = *in.Metadata
+			changes["metadata"] = c.Metadata
+		}
+		if in.ACL != nil && !slices.Equal(acl, c.ACL) {
+			c.ACL = acl
+			changes["acl"] = nonNil(c.ACL)
+		}
+		if len(changes) == 0 {
+			return nil
+		}
+		if _, err := t.exec(ctx, `UPDATE ssh_credentials SET description = $1, metadata = $2, acl = $3 WHERE id = $4`,
+			c.Description, c.Metadata, joinACL(c.ACL), id); err != nil {
+			return fmt.Errorf("updating SSH credential %s: %w", id, err)
+		}
+		t.audit("ssh_credential_updated.v0", accountID, id, changes)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &c, nil
 }
 
 // DeleteSSHCredential deletes an SSH credential.

@@ -343,7 +343,7 @@ func TestValidationChangesNothing(t *testing.T) {
 		_, err = s.CreateBotUser(ctx, f.actor, f.account.ID, BotUserCreate{Name: "a\nb"})
 		wantCode(t, err, config.CodeAPIInvalidParam)
 		_, err = s.CreateSSHCredential(ctx, f.actor, f.account.ID, SSHCredentialCreate{OwnerID: f.admin.ID, PublicKey: "ssh-rsa nope"})
-		wantCode(t, err, config.CodeAPIInvalidParam)
+		wantCode(t, err, config.CodeSSHKeyInvalid)
 		if r := rev(t, s); r != before {
 			t.Fatalf("invalid input moved the revision to %d", r)
 		}

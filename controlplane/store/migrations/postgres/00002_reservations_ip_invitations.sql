@@ -77,8 +77,10 @@ CREATE TABLE invitations (
     team       TEXT    NOT NULL CHECK (team IN ('manager', 'invite', 'ro')),
     billing    BOOLEAN NOT NULL,
     admin      BOOLEAN NOT NULL,
+    secret_hash TEXT   NOT NULL, -- SHA-256 of the accept token's secret
     invited_by TEXT COLLATE "C"     NOT NULL,
     created_at BIGINT  NOT NULL,
+    expires_at BIGINT  NOT NULL,
     UNIQUE (account_id, email)
 );
 CREATE INDEX invitations_account ON invitations (account_id, id);

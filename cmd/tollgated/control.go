@@ -1,0 +1,326 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+	"go.uber.org/zap"
+
+	"github.com/tollgate/tollgate/config"
+	"github.com/tollgate/tollgate/controlplane"
+	"github.com/tollgate/tollgate/controlplane/store"
+)
+
+// Names of what `tollgated control` creates in an empty store.
+const (
+	controlBootstrapDescription = "created by tollgated control on first start"
+	controlBootstrapUserName    = "Admin"
+)
+
+type controlOptions struct {
+	storeDSN         string
+	apiAddr          string
+	baseURL          string
+	bootstrapFile    string
+	bootstrapEmail   string
+	bootstrapAccount string
+	edgeSecretFile   string
+	tcpAddrPools     []string
+	rateLimit        float64
+	rateBurst        int
+	shutdownTimeout  time.Duration
+	logLevel         string
+	logFormat        string
+}
+
+func newControlCommand() *cobra.Command {
+	var o controlOptions
+	cmd := &cobra.Command{
+		Use:   "control",
+		Short: "Run the control plane alone: the REST API over an SQLite or PostgreSQL store",
+		Long: `control runs the Tollgate control plane without an edge: the REST API over
+the store named by --store, an SQLite file path (created if missing) or a
+postgres:// URL. The schema is migrated on start.
+
+On first start with an empty store it creates an account, an admin user
+(--bootstrap-email) and an API key and an authtoken owned by that user, and
+prints them once; with --bootstrap-file it writes them there (mode 0600)
+instead. They are stored only as hashes and cannot be shown again.
+
+Edges that run as their own processes (tollgated edge) fetch snapshots from
+/edge/v1/ on the API listener, authenticated by the edge secret: the first
+line of --edge-secret-file, else TOLLGATE_EDGE_SECRET. Without one, the edge
+API answers 403.
+
+Several control-plane processes may share one PostgreSQL database: the store
+revision lives in the database, so each serves the same state; only one of
+them bootstraps. SIGINT or SIGTERM drains requests in flight and exits.`,
+		Example: `  tollgated control --store /var/lib/tollgate/tollgate.db --api-addr 0.0.0.0:4080
+  tollgated control --store 'postgres://tollgate@db:5432/tollgate?sslmode=require' \
+      --api-addr :4080 --base-url https://api.example.com --bootstrap-file /run/secrets/tollgate.json`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			return runControl(ctx, o, cmd.OutOrStdout())
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.storeDSN, "store", "tollgate.db", "store: an SQLite file path, or a postgres:// URL (add search_path=SCHEMA for another schema)")
+	f.StringVar(&o.apiAddr, "api-addr", "127.0.0.1:4080", "REST API listen address")
+	f.StringVar(&o.baseURL, "base-url", "", "public base URL of the API, used in uri and next_page_uri (default http://<api-addr as requested>)")
+	f.StringVar(&o.bootstrapFile, "bootstrap-file", "", "write the first-start credentials to this JSON file (mode 0600) instead of printing them")
+	f.StringVar(&o.bootstrapEmail, "bootstrap-email", "admin@tollgate.localhost", "e-mail address of the admin user created on first start")
+	f.StringVar(&o.bootstrapAccount, "bootstrap-account", "default", "name of the account created on first start")
+	f.StringVar(&o.edgeSecretFile, "edge-secret-file", "", "file whose first line is the secret edges authenticate with (env TOLLGATE_EDGE_SECRET)")
+	f.StringArrayVar(&o.tcpAddrPools, "tcp-addr-pool", nil, "TCP addresses a region's reserved addresses are assigned from, REGION=HOST:FIRST-LAST (repeatable), e.g. us=1.tcp.example.com:20000-29999")
+	f.Float64Var(&o.rateLimit, "rate-limit", controlplane.DefaultRateLimit, "API requests per second each account may make, per process; 0 or negative turns the limit off")
+	f.IntVar(&o.rateBurst, "rate-burst", controlplane.DefaultRateBurst, "API requests each account may make at once")
+	f.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 20*time.Second, "how long SIGTERM waits for requests in flight")
+	f.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	f.StringVar(&o.logFormat, "log-format", "console", "log format: console or json")
+	return cmd
+}
+
+// bootstrapInfo is what --bootstrap-file holds. It holds secrets: 0600.
+type bootstrapInfo struct {
+	APIURL      string `json:"api_url"`
+	APIKey      string `json:"api_key"`
+	Authtoken   string `json:"authtoken"`
+	AccountID   string `json:"account_id"`
+	UserID      string `json:"user_id"`
+	APIKeyID    string `json:"api_key_id"`
+	AuthtokenID string `json:"authtoken_id"`
+}
+
+func runControl(ctx context.Context, o controlOptions, stdout io.Writer) error {
+	log, err := newLogger(o.logLevel, o.logFormat)
+	if err != nil {
+		return err
+	}
+	defer log.Sync() //nolint:errcheck
+	warnIfRoot(log)
+	if o.baseURL != "" {
+		u, err := url.Parse(o.baseURL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" {
+			return config.NewError(config.CodeConfigInvalid, "--base-url %q: give http(s)://HOST[:PORT][/PATH].", o.baseURL)
+		}
+	}
+	if o.shutdownTimeout <= 0 {
+		return config.NewError(config.CodeConfigInvalid, "--shutdown-timeout must be positive.")
+	}
+	if o.rateBurst < 1 {
+		return config.NewError(config.CodeConfigInvalid, "--rate-burst must be at least 1.")
+	}
+	edgeSecret, err := readEdgeSecret(o.edgeSecretFile)
+	if err != nil {
+		return err
+	}
+	pools, err := parseAddrPools(o.tcpAddrPools)
+	if err != nil {
+		return err
+	}
+
+	dsn := o.storeDSN
+	isPG := strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://")
+	if !isPG && dsn != "" && !strings.HasPrefix(dsn, "file:") {
+		if abs, err := filepath.Abs(dsn); err == nil {
+			dsn = abs
+		}
+	}
+	st, err := store.Open(ctx, dsn, store.Options{Logger: log.Named("store")})
+	if err != nil {
+		return config.NewError(config.CodeStoreFailed, "Cannot open the store %s: %v", redactDSN(o.storeDSN), err).WithCause(err)
+	}
+	defer st.Close()
+
+	apiLn, err := net.Listen("tcp", o.apiAddr)
+	if err != nil {
+		return config.NewError(config.CodeListenFailed, "Cannot listen for the API on %s: %v. Free the port or choose another --api-addr.", o.apiAddr, err).WithCause(err)
+	}
+	defer apiLn.Close()
+	apiURL := "http://" + apiLn.Addr().String()
+	publicURL := apiURL
+	if o.baseURL != "" {
+		publicURL = strings.TrimRight(o.baseURL, "/")
+	}
+
+	boot, err := controlBootstrap(ctx, st, o)
+	if err != nil {
+		return err
+	}
+	if boot != nil {
+		boot.APIURL = publicURL
+		if o.bootstrapFile != "" {
+			if err := writeJSONFile(o.bootstrapFile, boot); err != nil {
+				return fmt.Errorf("writing the bootstrap file %s: %w", o.bootstrapFile, err)
+			}
+		}
+	}
+
+	rate := o.rateLimit
+	if rate == 0 {
+		rate = -1 // 0 would mean the default: "--rate-limit 0" asks for no limit
+	}
+	cp := controlplane.NewServer(st, controlplane.ServerConfig{
+		Logger:     log.Named("api"),
+		BaseURL:    o.baseURL,
+		EdgeSecret: edgeSecret,
+		RateLimit:  rate,
+		RateBurst:  o.rateBurst,
+
+		TCPAddrPools: pools,
+	})
+	apiSrv := &http.Server{
+		Handler:           cp.Handler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		ErrorLog:          zap.NewStdLog(log.Named("api")),
+	}
+	served := make(chan error, 1)
+	go func() { served <- apiSrv.Serve(apiLn) }()
+
+	printControlBanner(stdout, st.Dialect(), apiURL, boot, o.bootstrapFile)
+	log.Info("control plane serving", zap.String("api_addr", apiLn.Addr().String()), zap.String("store", string(st.Dialect())))
+
+	select {
+	case err := <-served:
+		return fmt.Errorf("serving the API: %w", err)
+	case <-ctx.Done():
+	}
+	log.Info("shutting down: draining API requests")
+	sctx, cancel := context.WithTimeout(context.Background(), o.shutdownTimeout)
+	defer cancel()
+	if err := apiSrv.Shutdown(sctx); err != nil {
+		log.Warn("API requests still running at the shutdown deadline", zap.Error(err))
+		_ = apiSrv.Close()
+	}
+	if err := <-served; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("serving the API: %w", err)
+	}
+	log.Info("stopped")
+	return nil
+}
+
+// controlBootstrap creates the first account, admin user, API key and
+// authtoken when the store is empty (revision 0). It returns what it
+// created, or nil when the store had data already or another process
+// sharing the database bootstrapped it first.
+func controlBootstrap(ctx context.Context, st *store.Store, o controlOptions) (*bootstrapInfo, error) {
+	rev, err := st.Revision(ctx)
+	if err != nil {
+		return nil, config.NewError(config.CodeStoreFailed, "Cannot read the store revision: %v", err).WithCause(err)
+	}
+	if rev != 0 {
+		return nil, nil
+	}
+	res, created, err := st.Bootstrap(ctx, store.BootstrapSpec{
+		AccountName: o.bootstrapAccount,
+		Email:       o.bootstrapEmail,
+		UserName:    controlBootstrapUserName,
+		Description: controlBootstrapDescription,
+	})
+	if err != nil {
+		var ce *config.Error
+		if errors.As(err, &ce) {
+			return nil, config.NewError(config.CodeConfigInvalid, "Cannot bootstrap the store: %s (check --bootstrap-email and --bootstrap-account).", ce.Message)
+		}
+		return nil, config.NewError(config.CodeStoreFailed, "Cannot bootstrap the store: %v", err).WithCause(err)
+	}
+	if !created {
+		return nil, nil
+	}
+	return &bootstrapInfo{
+		APIKey: res.APIKey.Reveal(), Authtoken: res.Authtoken.Reveal(),
+		AccountID: res.AccountID, UserID: res.UserID, APIKeyID: res.APIKeyID, AuthtokenID: res.AuthtokenID,
+	}, nil
+}
+
+// readEdgeSecret returns the edge secret: the first line of path, else
+// $TOLLGATE_EDGE_SECRET, else "" (no edge API).
+func readEdgeSecret(path string) (string, error) {
+	if path == "" {
+		return strings.TrimSpace(os.Getenv("TOLLGATE_EDGE_SECRET")), nil
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", config.NewError(config.CodeConfigInvalid, "Cannot read --edge-secret-file: %v.", err).WithCause(err)
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	secret := strings.TrimSpace(line)
+	if len(secret) < 16 {
+		return "", config.NewError(config.CodeConfigInvalid, "The edge secret in %s is shorter than 16 characters: use a long random string.", path)
+	}
+	return secret, nil
+}
+
+// parseAddrPools parses --tcp-addr-pool values, REGION=HOST:FIRST-LAST.
+func parseAddrPools(vals []string) (map[string]controlplane.TCPAddrPool, error) {
+	if len(vals) == 0 {
+		return nil, nil
+	}
+	pools := make(map[string]controlplane.TCPAddrPool, len(vals))
+	for _, v := range vals {
+		bad := func(why string) error {
+			return config.NewError(config.CodeConfigInvalid, "--tcp-addr-pool %q: %s; give REGION=HOST:FIRST-LAST, e.g. us=1.tcp.example.com:20000-29999.", v, why)
+		}
+		region, spec, ok := strings.Cut(v, "=")
+		if !ok || region == "" {
+			return nil, bad("no region")
+		}
+		if _, dup := pools[region]; dup {
+			return nil, bad("a second pool for region " + region)
+		}
+		i := strings.LastIndexByte(spec, ':')
+		if i <= 0 {
+			return nil, bad("no HOST:")
+		}
+		first, last, ok := strings.Cut(spec[i+1:], "-")
+		fp, err1 := strconv.Atoi(first)
+		lp, err2 := strconv.Atoi(last)
+		if !ok || err1 != nil || err2 != nil {
+			return nil, bad("no port range FIRST-LAST")
+		}
+		p := controlplane.TCPAddrPool{Host: strings.Trim(spec[:i], "[]"), FirstPort: fp, LastPort: lp}
+		if _, err := store.ValidateAddrPool(store.AddrPool(p)); err != nil {
+			return nil, bad(err.Error())
+		}
+		pools[region] = p
+	}
+	return pools, nil
+}
+
+// redactDSN hides a password in a postgres:// DSN.
+func redactDSN(dsn string) string {
+	if u, err := url.Parse(dsn); err == nil && u.User != nil {
+		return u.Redacted()
+	}
+	return dsn
+}
+
+func printControlBanner(w io.Writer, dialect store.Dialect, apiURL string, boot *bootstrapInfo, bootFile string) {
+	fmt.Fprintf(w, "Tollgate control plane is ready (store %s)\n", dialect)
+	fmt.Fprintf(w, "  API           %s\n", apiURL)
+	switch {
+	case boot == nil:
+	case bootFile != "":
+		fmt.Fprintf(w, "  created account %s and admin %s; credentials written to %s\n", boot.AccountID, boot.UserID, bootFile)
+	default:
+		fmt.Fprintf(w, "  created account %s and admin %s; save these now, they are not shown again:\n", boot.AccountID, boot.UserID)
+		fmt.Fprintf(w, "  API key       %s\n", boot.APIKey)
+		fmt.Fprintf(w, "  authtoken     %s\n", boot.Authtoken)
+	}
+}

@@ -1,0 +1,125 @@
+package certs
+
+import (
+	"context"
+	"strings"
+	"time"
+
+	"github.com/caddyserver/certmagic"
+	"go.uber.org/zap"
+
+	"github.com/tollgate/tollgate/config"
+)
+
+// reservation returns the snapshot's reservation that covers the
+// lower-case name in this manager's region: the exact domain, or a
+// wildcard "*.<parent>" when name is one label under <parent>. It runs in
+// handshakes: two map lookups, no allocation for an exact match.
+func (m *Manager) reservation(name string) (*config.ReservedDomain, bool) {
+	if m.snapshot == nil {
+		return nil, false
+	}
+	snap := m.snapshot()
+	if snap == nil {
+		return nil, false
+	}
+	if rd, ok := snap.ReservedDomain(name); ok && m.inRegion(rd) {
+		return rd, true
+	}
+	if i := strings.IndexByte(name, '.'); i > 0 && strings.IndexByte(name[i+1:], '.') > 0 {
+		if rd, ok := snap.ReservedDomain("*" + name[i:]); ok && m.inRegion(rd) {
+			return rd, true
+		}
+	}
+	return nil, false
+}
+
+func (m *Manager) inRegion(rd *config.ReservedDomain) bool {
+	return m.region == "" || rd.Region == "" || rd.Region == m.region
+}
+
+// keyType is the key type of name's certificate: the reservation's
+// private_key_type, ECDSA by default.
+func (m *Manager) keyType(name string) string {
+	if rd, ok := m.reservation(name); ok && strings.EqualFold(rd.PrivateKeyType, keyRSA) {
+		return keyRSA
+	}
+	return keyECDSA
+}
+
+// watchReservations keeps the managed reserved names in step with the
+// snapshot until ctx ends: a new reservation is obtained at once (in the
+// background, with certmagic's retries), a removed one leaves the cache and
+// is no longer renewed. It also drops certificates obtained on demand for
+// names no longer allowed.
+func (m *Manager) watchReservations(ctx context.Context, r *running) {
+	var last *config.Snapshot
+	t := time.NewTicker(m.pollEach)
+	defer t.Stop()
+	for {
+		if snap := m.snapshot(); snap != nil && snap != last {
+			last = snap
+			m.syncReservations(ctx, r, snap)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// syncReservations applies one snapshot's reserved domains.
+func (m *Manager) syncReservations(ctx context.Context, r *running, snap *config.Snapshot) {
+	want := map[string]string{}
+	for i := range snap.Data().ReservedDomains {
+		rd := &snap.Data().ReservedDomains[i]
+		name := lowerASCII(rd.Domain)
+		if !m.inRegion(rd) || strings.HasPrefix(name, "*.") || !validHostname(name) {
+			continue // a wildcard reservation's names are issued on demand
+		}
+		if name == m.base || (m.wildcard && m.oneLabelUnder(name)) {
+			continue // served by the base certificates
+		}
+		kt := keyECDSA
+		if strings.EqualFold(rd.PrivateKeyType, keyRSA) {
+			kt = keyRSA
+		}
+		want[name] = kt
+	}
+
+	r.mu.Lock()
+	var add, drop []string
+	for name, kt := range want {
+		if old, ok := r.managedCustom[name]; !ok || old != kt {
+			add = append(add, name)
+		}
+	}
+	for name := range r.managedCustom {
+		if _, ok := want[name]; !ok {
+			drop = append(drop, name)
+		}
+	}
+	for name := range r.seen {
+		if _, ok := want[name]; !ok && !m.allowed(name) {
+			drop = append(drop, name)
+			delete(r.seen, name)
+		}
+	}
+	r.managedCustom = want
+	r.mu.Unlock()
+
+	if len(drop) > 0 {
+		subj := make([]certmagic.SubjectIssuer, len(drop))
+		for i, n := range drop {
+			subj[i] = certmagic.SubjectIssuer{Subject: n}
+		}
+		r.cache.RemoveManaged(subj)
+		m.log.Info("certificates no longer managed: reservation removed", zap.Strings("names", drop))
+	}
+	for _, name := range add {
+		if err := r.custom[want[name]].ManageAsync(ctx, []string{name}); err != nil {
+			m.log.Warn("managing reserved domain", zap.String("server_name", name), zap.Error(err))
+		}
+	}
+}

@@ -1,0 +1,230 @@
+package edge
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/tollgate/tollgate/config"
+	"github.com/tollgate/tollgate/tunnel"
+)
+
+// ControlClient is an edge's client of the control plane's edge API
+// (controlplane/edgeapi.go): it follows the snapshot feed (SnapshotFeed),
+// applying deltas to the snapshot it last received, and reports the edge's
+// agent sessions (SessionReporter). It is what a standalone
+// `tollgated edge --control URL` uses; `tollgated dev` wires the control
+// plane in-process instead. Safe for concurrent use.
+type ControlClient struct {
+	base   *url.URL
+	secret string // Secret: never logged.
+	info   config.EdgeInfo
+	http   *http.Client
+	wait   time.Duration
+
+	mu    sync.Mutex
+	last  *config.Snapshot  // the newest snapshot this client returned
+	edges []config.EdgeInfo // from the last report's answer
+}
+
+// ControlClientConfig configures NewControlClient.
+type ControlClientConfig struct {
+	// URL is the control plane's API base URL, http:// or https://.
+	URL string
+	// Secret is the control plane's edge secret.
+	Secret string
+	// EdgeID, Region and AgentAddr identify this edge in its reports.
+	EdgeID, Region, AgentAddr string
+	// TLS configures https:// connections (root CAs). Default: system roots.
+	TLS *tls.Config
+	// Wait is how long one feed request waits for a change. Default 25s.
+	Wait time.Duration
+}
+
+// NewControlClient validates cfg and returns the client. It does not
+// connect.
+func NewControlClient(cfg ControlClientConfig) (*ControlClient, error) {
+	u, err := url.Parse(strings.TrimRight(cfg.URL, "/"))
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, config.NewError(config.CodeEdgeBadRequest,
+			"the control plane URL %q is not valid: give http(s)://HOST:PORT", cfg.URL)
+	}
+	if cfg.Secret == "" {
+		return nil, config.NewError(config.CodeEdgeAuth, "an edge needs the control plane's edge secret")
+	}
+	if cfg.Wait <= 0 {
+		cfg.Wait = 25 * time.Second
+	}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.TLSClientConfig = cfg.TLS
+	return &ControlClient{
+		base:   u,
+		secret: cfg.Secret,
+		info:   config.EdgeInfo{ID: cfg.EdgeID, Region: cfg.Region, AgentAddr: cfg.AgentAddr},
+		http:   &http.Client{Transport: tr},
+		wait:   cfg.Wait,
+	}, nil
+}
+
+// Snapshot returns a snapshot newer than after, waiting for the control
+// plane to have one (edge.SnapshotFeed). A delta is applied to the snapshot
+// this client returned last; when after is not that one's revision (the
+// edge started from its persisted copy), it asks for a whole snapshot. It
+// returns an older revision than after only when the control plane's store
+// was reset (the edge takes it).
+func (c *ControlClient) Snapshot(ctx context.Context, after uint64) (*config.Snapshot, error) {
+	for {
+		c.mu.Lock()
+		base := c.last
+		c.mu.Unlock()
+		ask := after
+		if base == nil || base.Revision() != after {
+			ask = 0 // we cannot apply a delta to what we do not hold
+		}
+		snap, err := c.fetch(ctx, ask, base)
+		if err != nil {
+			return nil, err
+		}
+		if snap == nil {
+			continue // nothing new within the wait: ask again
+		}
+		c.mu.Lock()
+		c.last = snap
+		c.mu.Unlock()
+		if ask == 0 && snap.Revision() == after && after != 0 {
+			// A whole snapshot of the revision the edge already holds:
+			// wait for the next one.
+			after = snap.Revision()
+			continue
+		}
+		return snap, nil
+	}
+}
+
+// fetch performs one feed request. It returns nil, nil on 204.
+func (c *ControlClient) fetch(ctx context.Context, after uint64, base *config.Snapshot) (*config.Snapshot, error) {
+	u := *c.base
+	u.Path += "/edge/v1/snapshot"
+	u.RawQuery = url.Values{"after": {strconv.FormatUint(after, 10)}, "wait": {strconv.Itoa(int(c.wait / time.Second))}}.Encode()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Authorization", "Bearer "+c.secret)
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("snapshot feed: %w", err)
+	}
+	defer resp.Body.Close()
+	switch resp.StatusCode {
+	case http.StatusNoContent:
+		return nil, nil
+	case http.StatusOK:
+	default:
+		return nil, fmt.Errorf("snapshot feed: %w", responseError(resp))
+	}
+	var msg config.FeedMessage
+	dec := json.NewDecoder(resp.Body)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&msg); err != nil {
+		return nil, fmt.Errorf("snapshot feed: decoding: %w", err)
+	}
+	switch {
+	case msg.Snapshot != nil:
+		return config.NewSnapshot(*msg.Snapshot)
+	case msg.Delta != nil && base != nil:
+		d, err := msg.Delta.Apply(base.Data())
+		if err != nil {
+			return nil, fmt.Errorf("snapshot feed: %w", err)
+		}
+		return config.NewSnapshot(d)
+	}
+	return nil, errors.New("snapshot feed: the answer holds neither a snapshot nor a delta this edge can apply")
+}
+
+// ReportSessions sends the edge's complete session list (edge.SessionReporter).
+func (c *ControlClient) ReportSessions(ctx context.Context, region string, sessions []config.AgentSession) error {
+	rep := config.EdgeReport{EdgeID: c.info.ID, Region: region, AgentAddr: c.info.AgentAddr, Sessions: sessions}
+	if rep.Sessions == nil {
+		rep.Sessions = []config.AgentSession{}
+	}
+	body, err := json.Marshal(&rep)
+	if err != nil {
+		return err
+	}
+	u := *c.base
+	u.Path += "/edge/v1/sessions"
+	req, err := http.NewRequestWithContext(ctx, http.MethodPut, u.String(), bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "Bearer "+c.secret)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return fmt.Errorf("reporting sessions: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("reporting sessions: %w", responseError(resp))
+	}
+	var ans config.EdgeReportAnswer
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 16<<20)).Decode(&ans); err != nil {
+		return fmt.Errorf("reporting sessions: decoding the answer: %w", err)
+	}
+	c.mu.Lock()
+	c.edges = ans.Edges
+	c.mu.Unlock()
+	return nil
+}
+
+// Edges returns the live edges the control plane listed in its answer to
+// the last session report (edge.EdgeDirectory).
+func (c *ControlClient) Edges() []config.EdgeInfo {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.edges
+}
+
+// responseError turns a non-success answer into an error carrying the
+// control plane's code and message.
+func responseError(resp *http.Response) error {
+	var body struct {
+		Code string `json:"error_code"`
+		Msg  string `json:"msg"`
+	}
+	data, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	if json.Unmarshal(data, &body) == nil && body.Code != "" {
+		return config.NewError(config.Code(body.Code), "%s", body.Msg)
+	}
+	return fmt.Errorf("HTTP %d from the control plane", resp.StatusCode)
+}
+
+// connectAddresses lists one agent address per region for Auth responses:
+// this edge for its own region, and for each other region the first live
+// edge the directory names.
+func (e *Edge) connectAddresses() []tunnel.ConnectAddress {
+	out := []tunnel.ConnectAddress{{Region: e.cfg.Region, ServerAddr: e.advertisedAgentAddr()}}
+	if e.deps.Directory == nil {
+		return out
+	}
+	seen := map[string]bool{e.cfg.Region: true}
+	for _, ed := range e.deps.Directory.Edges() {
+		if seen[ed.Region] || ed.AgentAddr == "" {
+			continue
+		}
+		seen[ed.Region] = true
+		out = append(out, tunnel.ConnectAddress{Region: ed.Region, ServerAddr: ed.AgentAddr})
+	}
+	return out
+}

@@ -1,0 +1,165 @@
+package edge
+
+import (
+	"encoding/json"
+	"reflect"
+	"testing"
+
+	"github.com/tollgate/tollgate/config"
+	"github.com/tollgate/tollgate/tunnel"
+)
+
+func TestParseSSHCommand(t *testing.T) {
+	cases := []struct {
+		line string
+		want *sshCommand
+		code config.Code
+	}{
+		{"http", &sshCommand{proto: "http"}, ""},
+		{"HTTPS", &sshCommand{proto: "http"}, ""},
+		{"tcp --proxy-proto 2", &sshCommand{proto: "tcp", proxyProto: 2}, ""},
+		{"tls --url=tls://a.example.com", &sshCommand{proto: "tls", url: "tls://a.example.com"}, ""},
+		{`http --url https://a.b --basic-auth 'al ice:pa"ss' --cidr-allow 10.1.2.3/8 --cidr-deny 192.0.2.1`,
+			&sshCommand{proto: "http", url: "https://a.b", basicAuth: []string{`al ice:pa"ss`}, cidrAllow: []string{"10.0.0.0/8"}, cidrDeny: []string{"192.0.2.1/32"}}, ""},
+		{"help", &sshCommand{help: true}, ""},
+		{"http --help", &sshCommand{proto: "http", help: true}, ""},
+		{"", nil, config.CodeBindProto},
+		{"ftp", nil, config.CodeBindProto},
+		{"http --url", nil, config.CodeBindOption},
+		{"http extra", nil, config.CodeBindOption},
+		{"http --nope 1", nil, config.CodeBindOption},
+		{"http --basic-auth nopass", nil, config.CodeBindOption},
+		{"tcp --basic-auth a:b", nil, config.CodeBindOption},
+		{"http --proxy-proto 1", nil, config.CodeBindOption},
+		{"tcp --proxy-proto 3", nil, config.CodeBindOption},
+		{"tcp --cidr-allow banana", nil, config.CodeBindOption},
+		{"http --url 'unterminated", nil, config.CodeBindOption},
+	}
+	for _, tc := range cases {
+		t.Run(tc.line, func(t *testing.T) {
+			got, err := parseSSHCommand(tc.line)
+			if tc.code != "" {
+				if err == nil || err.Code != tc.code {
+					t.Fatalf("err = %v, want %s", err, tc.code)
+				}
+				return
+			}
+			if err != nil || !reflect.DeepEqual(got, tc.want) {
+				t.Fatalf("got %+v, %v; want %+v", got, err, tc.want)
+			}
+		})
+	}
+}
+
+func TestSplitWords(t *testing.T) {
+	cases := map[string][]string{
+		`a b  c`:            {"a", "b", "c"},
+		`a 'b c' "d e"`:     {"a", "b c", "d e"},
+		`a\ b "x\"y" 'p\q'`: {"a b", `x"y`, `p\q`},
+		`''`:                {""},
+		`   `:               nil,
+	}
+	for in, want := range cases {
+		got, err := splitWords(in)
+		if err != nil || !reflect.DeepEqual(got, want) {
+			t.Errorf("splitWords(%q) = %q, %v; want %q", in, got, err, want)
+		}
+	}
+}
+
+func TestNormalizeSSHBindAddr(t *testing.T) {
+	const base = "tollgate.localhost"
+	cases := []struct {
+		in, want string
+		bad      bool
+	}{
+		{"", "", false},
+		{"localhost", "", false},
+		{"LOCALHOST", "", false},
+		{"0.0.0.0", "", false},
+		{"*", "", false},
+		{"::", "", false},
+		{"[::1]", "", false},
+		{"127.0.0.2", "", false},
+		{"app", "app.tollgate.localhost", false},
+		{"App.Example.COM.", "app.example.com", false},
+		{"bücher.example.com", "xn--bcher-kva.example.com", false},
+		{"203.0.113.9", "", true},
+		{"a b", "", true},
+	}
+	for _, tc := range cases {
+		got, err := normalizeSSHBindAddr(tc.in, base)
+		if tc.bad != (err != nil) || got != tc.want {
+			t.Errorf("normalizeSSHBindAddr(%q) = %q, %v; want %q (error %v)", tc.in, got, err, tc.want, tc.bad)
+		}
+	}
+}
+
+func TestSSHBindRequest(t *testing.T) {
+	e := &Edge{cfg: Config{BaseDomain: "tollgate.localhost"}, tcpHost: "tcp.example"}
+	cases := []struct {
+		cmd     sshCommand
+		name    string
+		port    uint32
+		proto   string
+		wantURL string
+		code    config.Code
+	}{
+		{sshCommand{proto: "http"}, "", 443, "https", "", ""},
+		{sshCommand{proto: "http"}, "app.tollgate.localhost", 80, "https", "https://app.tollgate.localhost", ""},
+		{sshCommand{proto: "http", url: "https://APP.tollgate.localhost"}, "app.tollgate.localhost", 443, "https", "https://APP.tollgate.localhost", ""},
+		{sshCommand{proto: "http", url: "https://b.tollgate.localhost"}, "app.tollgate.localhost", 443, "", "", config.CodeBindURL},
+		{sshCommand{proto: "http"}, "", 8080, "", "", config.CodeBindURL},
+		{sshCommand{proto: "tls"}, "", 0, "tls", "", ""},
+		{sshCommand{proto: "tls"}, "", 80, "", "", config.CodeBindURL},
+		{sshCommand{proto: "tcp"}, "", 0, "tcp", "", ""},
+		{sshCommand{proto: "tcp"}, "", 20002, "tcp", "tcp://tcp.example:20002", ""},
+		{sshCommand{proto: "tcp"}, "x.example", 0, "", "", config.CodeBindURL},
+	}
+	for _, tc := range cases {
+		req, err := tc.cmd.bindRequest(tc.name, tc.port, e)
+		if tc.code != "" {
+			if err == nil || err.Code != tc.code {
+				t.Errorf("%+v %q %d: err = %v, want %s", tc.cmd, tc.name, tc.port, err, tc.code)
+			}
+			continue
+		}
+		if err != nil || req.Proto != tc.proto {
+			t.Errorf("%+v: %+v, %v", tc.cmd, req, err)
+			continue
+		}
+		var o struct{ URL string }
+		_ = json.Unmarshal(req.Opts, &o)
+		if o.URL != tc.wantURL {
+			t.Errorf("%+v %q %d: URL %q, want %q", tc.cmd, tc.name, tc.port, o.URL, tc.wantURL)
+		}
+	}
+	// Options reach the decoders the agent path uses.
+	cmd := sshCommand{proto: "http", basicAuth: []string{"u:p:q"}, cidrAllow: []string{"10.0.0.0/8"}}
+	req, err := cmd.bindRequest("", 443, e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o, derr := tunnel.DecodeHTTPOptions(req.Opts)
+	if derr != nil || len(o.Unsupported) > 0 || o.BasicAuth == nil || o.BasicAuth.Credentials[0].Username != "u" ||
+		o.BasicAuth.Credentials[0].CleartextPassword != "p:q" || o.IPRestriction == nil || o.IPRestriction.AllowCIDRs[0] != "10.0.0.0/8" {
+		t.Fatalf("decoded %+v, %v", o, derr)
+	}
+}
+
+// FuzzParseSSHCommand: the command parser never panics, and what it
+// accepts has a known proto or is a help request.
+func FuzzParseSSHCommand(f *testing.F) {
+	for _, s := range []string{"http", "tcp --proxy-proto 1", `http --basic-auth 'a:b' --url="https://x"`, `tls "\`, "help"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, line string) {
+		c, err := parseSSHCommand(line)
+		if err != nil {
+			return
+		}
+		if !c.help && c.proto != "http" && c.proto != "tcp" && c.proto != "tls" {
+			t.Fatalf("accepted %q with proto %q", line, c.proto)
+		}
+	})
+}

@@ -1,0 +1,446 @@
+package edge
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"net/netip"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/pires/go-proxyproto"
+	"go.uber.org/zap"
+
+	"github.com/tollgate/tollgate/authn"
+	"github.com/tollgate/tollgate/config"
+	"github.com/tollgate/tollgate/policy"
+	"github.com/tollgate/tollgate/tunnel"
+)
+
+// portRange is an inclusive range of TCP ports.
+type portRange struct{ lo, hi int }
+
+// parsePortRange parses "LO-HI" (or one port "P"), 1 ≤ LO ≤ HI ≤ 65535.
+func parsePortRange(s string) (portRange, error) {
+	lo, hi, found := strings.Cut(strings.TrimSpace(s), "-")
+	if !found {
+		hi = lo
+	}
+	a, err1 := strconv.Atoi(strings.TrimSpace(lo))
+	b, err2 := strconv.Atoi(strings.TrimSpace(hi))
+	if err1 != nil || err2 != nil || a < 1 || b > 65535 || a > b {
+		return portRange{}, fmt.Errorf("TCP port range %q: use LO-HI with 1 ≤ LO ≤ HI ≤ 65535, e.g. 20000-29999", s)
+	}
+	return portRange{a, b}, nil
+}
+
+func (r portRange) String() string { return strconv.Itoa(r.lo) + "-" + strconv.Itoa(r.hi) }
+
+func (r portRange) contains(p int) bool { return p >= r.lo && p <= r.hi }
+
+// tcpListeners owns the public listeners of TCP endpoints, one per port,
+// shared by reference count: an endpoint taken over by a reconnecting
+// agent's new endpoint keeps its listener open across the switch. The
+// accept loop routes each connection by the router's current endpoint
+// for the port, so the listener never holds an endpoint itself.
+type tcpListeners struct {
+	e      *Edge
+	mu     sync.Mutex
+	byPort map[int]*tcpListener
+	closed bool
+}
+
+type tcpListener struct {
+	ln   net.Listener
+	refs int
+}
+
+func newTCPListeners(e *Edge) *tcpListeners {
+	return &tcpListeners{e: e, byPort: make(map[int]*tcpListener)}
+}
+
+// errPortsExhausted means every port of the range is taken.
+var errPortsExhausted = errors.New("no free port in the TCP port range")
+
+// acquire takes a reference on the listener of port, opening it if needed.
+func (t *tcpListeners) acquire(port int) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.closed {
+		return net.ErrClosed
+	}
+	if l, ok := t.byPort[port]; ok {
+		l.refs++
+		return nil
+	}
+	return t.openLocked(port)
+}
+
+// allocate opens a listener on a random free port of the range that no
+// reservation in snap names, and returns the port with one reference.
+// It tries every port of the range at most once.
+func (t *tcpListeners) allocate(snap *config.Snapshot, r portRange, host string) (int, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.closed {
+		return 0, net.ErrClosed
+	}
+	n := r.hi - r.lo + 1
+	start := rand.IntN(n)
+	for i := 0; i < n; i++ {
+		p := r.lo + (start+i)%n
+		if _, used := t.byPort[p]; used {
+			continue
+		}
+		if _, reserved := snap.ReservedAddr(net.JoinHostPort(host, strconv.Itoa(p))); reserved {
+			continue
+		}
+		if t.openLocked(p) == nil {
+			return p, nil
+		}
+	}
+	return 0, errPortsExhausted
+}
+
+func (t *tcpListeners) openLocked(port int) error {
+	ln, err := net.Listen("tcp", net.JoinHostPort(t.e.tcpListenIP, strconv.Itoa(port)))
+	if err != nil {
+		return err
+	}
+	t.byPort[port] = &tcpListener{ln: ln, refs: 1}
+	go t.e.acceptTCP(ln, port)
+	return nil
+}
+
+// release drops a reference on port's listener; the last one closes it, so
+// new connections to the port are refused at once.
+func (t *tcpListeners) release(port int) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	l, ok := t.byPort[port]
+	if !ok {
+		return
+	}
+	if l.refs--; l.refs <= 0 {
+		l.ln.Close()
+		delete(t.byPort, port)
+	}
+}
+
+// closeAll closes every listener (shutdown); later acquires fail.
+func (t *tcpListeners) closeAll() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.closed = true
+	for p, l := range t.byPort {
+		l.ln.Close()
+		delete(t.byPort, p)
+	}
+}
+
+// tcpKey returns the route key of a TCP endpoint on this edge.
+func (e *Edge) tcpKey(port int) string { return net.JoinHostPort(e.tcpHost, strconv.Itoa(port)) }
+
+// parseTCPAddr parses "tcp://HOST:PORT" or "HOST:PORT" into the route key
+// "host:port" (host lower-case punycode, or an IP) and the port.
+func parseTCPAddr(raw string) (string, int, *config.Error) {
+	s := strings.TrimSpace(raw)
+	if strings.Contains(s, "://") {
+		u, err := url.Parse(s)
+		if err != nil || !strings.EqualFold(u.Scheme, "tcp") || u.User != nil || (u.Path != "" && u.Path != "/") || u.RawQuery != "" {
+			return "", 0, config.NewError(config.CodeBindURL, "The URL %q is not valid: use tcp://HOST:PORT.", raw)
+		}
+		s = u.Host
+	}
+	host, ps, err := net.SplitHostPort(s)
+	port, perr := strconv.Atoi(ps)
+	if err != nil || perr != nil || port < 1 || port > 65535 || host == "" {
+		return "", 0, config.NewError(config.CodeBindURL, "The address %q is not valid: use tcp://HOST:PORT with a port from 1 to 65535.", raw)
+	}
+	if ip, err := netip.ParseAddr(host); err == nil {
+		host = ip.Unmap().String()
+	} else if host, err = normalizeHost(host); err != nil {
+		return "", 0, config.NewError(config.CodeBindURL, "The host in %q is not valid: %v.", raw, err)
+	}
+	return net.JoinHostPort(host, strconv.Itoa(port)), port, nil
+}
+
+// checkTCPBindAllowed decides whether ident may hold the TCP address key
+// (host:port): the credential's bind ACL, the edge's TCP host, and either a
+// reservation of this account in this region or a port of the edge's
+// random range that nobody reserved. Whether an explicitly requested
+// address must be reserved is the bind's business (bindTCP).
+func (e *Edge) checkTCPBindAllowed(snap *config.Snapshot, ident *authn.Identity, key string) *config.Error {
+	if !policy.BindAllowed(ident.ACL, key) {
+		return config.NewError(config.CodeBindACL, "This credential's bind ACL does not allow tcp://%s. Ask an administrator to add 'bind:%s' to it, or bind an address it allows with --url.", key, key)
+	}
+	host, ps, _ := net.SplitHostPort(key)
+	port, _ := strconv.Atoi(ps)
+	if host != e.tcpHost {
+		return config.NewError(config.CodeBindOutsideBase, "tcp://%s is not an address this edge serves: its TCP endpoints are on tcp://%s:PORT.", key, e.tcpHost)
+	}
+	if ra, ok := snap.ReservedAddr(key); ok {
+		if ra.AccountID != ident.Account.ID {
+			return config.NewError(config.CodeBindReservedOther, "tcp://%s is reserved by another account. Choose another address.", key)
+		}
+		if ra.Region != "" && ra.Region != e.cfg.Region {
+			return config.NewError(config.CodeBindAddrRegion, "tcp://%s is reserved in region %s, but this edge serves region %s. Connect to a %s edge (--region %s).", key, ra.Region, e.cfg.Region, ra.Region, ra.Region)
+		}
+		return nil
+	}
+	if !e.tcpRange.contains(port) {
+		return config.NewError(config.CodeBindNotReserved, "tcp://%s is not reserved by your account. Reserve it first (POST /reserved_addrs), or leave out --url for a random address.", key)
+	}
+	return nil
+}
+
+// bindTCP validates a tcp bind, takes its port (a reserved address, the
+// address a valid bind token names, or a random port of the range) and
+// returns the endpoint to install and the options to echo back. The
+// endpoint holds a reference on its port's listener until it is unbound.
+func (e *Edge) bindTCP(req *tunnel.Bind, ident *authn.Identity, owner endpointOwner) (*endpoint, any, *config.Error) {
+	opts, derr := tunnel.DecodeTCPOptions(req.Opts)
+	if derr != nil {
+		return nil, nil, config.NewError(config.CodeBindOption, "The endpoint options could not be read: %v.", derr)
+	}
+	if len(opts.Unsupported) > 0 {
+		return nil, nil, config.NewError(config.CodeBindOption, "This edge does not support the option(s) %s; remove them and bind again.", strings.Join(opts.Unsupported, ", "))
+	}
+	if opts.IPRestriction != nil {
+		return nil, nil, config.NewError(config.CodeBindOption, "Per-endpoint IP restrictions are not supported by this edge yet; remove the CIDR options and bind again.")
+	}
+	if opts.TrafficPolicy != "" {
+		return nil, nil, config.NewError(config.CodeBindOption, "Traffic policies are not supported by this edge; remove the traffic policy and bind again.")
+	}
+	if opts.ProxyProto < 0 || opts.ProxyProto > 2 {
+		return nil, nil, config.NewError(config.CodeBindOption, "PROXY protocol version %d is not supported: use 1 or 2.", opts.ProxyProto)
+	}
+	snap := e.snap.Load()
+	requested := opts.URL
+	if requested == "" {
+		requested = opts.Addr
+	}
+	if u, err := url.Parse(requested); err == nil && strings.EqualFold(u.Scheme, "tcp") && u.Host == "" {
+		requested = "" // "tcp://" (the Go SDK's way of asking for any address)
+	}
+	var key string
+	var port int
+	switch {
+	case requested != "":
+		var err *config.Error
+		if key, port, err = parseTCPAddr(requested); err != nil {
+			return nil, nil, err
+		}
+		if err := e.checkTCPBindAllowed(snap, ident, key); err != nil {
+			return nil, nil, err
+		}
+		// A fixed address must be reserved, unless a bind token proves the
+		// account held it before (a reconnecting agent's random address).
+		tokKey, tokOK := e.tokens.verify(req.Extra.Token, ident.Account.ID, "tcp")
+		if _, reserved := snap.ReservedAddr(key); !reserved && (!tokOK || tokKey != key) {
+			return nil, nil, config.NewError(config.CodeBindNotReserved, "tcp://%s is not reserved by your account. Reserve it first (POST /reserved_addrs), or leave out --url for a random address.", key)
+		}
+		if err := e.tcp.acquire(port); err != nil {
+			return nil, nil, tcpListenError(key, err)
+		}
+	default:
+		if tokKey, ok := e.tokens.verify(req.Extra.Token, ident.Account.ID, "tcp"); ok {
+			if k, p, err := parseTCPAddr(tokKey); err == nil && e.checkTCPBindAllowed(snap, ident, k) == nil && e.tcp.acquire(p) == nil {
+				key, port = k, p
+			}
+		}
+		if key == "" {
+			p, err := e.tcp.allocate(snap, e.tcpRange, e.tcpHost)
+			if err != nil {
+				if errors.Is(err, errPortsExhausted) {
+					return nil, nil, config.NewError(config.CodeBindPortsExhausted, "Every port of this edge's TCP range %s is in use. Try again later, or ask the operator to widen --tcp-ports.", e.tcpRange)
+				}
+				return nil, nil, tcpListenError(e.tcpHost, err)
+			}
+			key, port = e.tcpKey(p), p
+			if err := e.checkTCPBindAllowed(snap, ident, key); err != nil {
+				e.tcp.release(port)
+				if err.Code == config.CodeBindACL {
+					err = config.NewError(config.CodeBindACL, "This credential's bind ACL does not allow a random TCP address. Bind an address it allows with --url tcp://HOST:PORT.")
+				}
+				return nil, nil, err
+			}
+		}
+	}
+	bindID := req.ID
+	if bindID == "" {
+		bindID = randomHex(12)
+	}
+	ep := &endpoint{
+		id:         config.NewID(config.PrefixEndpoint),
+		bindID:     bindID,
+		key:        key,
+		url:        "tcp://" + key,
+		proto:      "tcp",
+		forwardsTo: req.ForwardsTo,
+		startedAt:  time.Now().UTC(),
+		session:    owner,
+		proxyProto: opts.ProxyProto,
+		release:    sync.OnceFunc(func() { e.tcp.release(port) }),
+	}
+	opts.URL = ep.url
+	opts.Addr = key
+	opts.Unsupported = nil
+	return ep, opts, nil
+}
+
+func tcpListenError(addr string, err error) *config.Error {
+	return config.NewError(config.CodeBindTaken, "The edge cannot listen on %s: the port is in use on the edge host. Choose another address.", addr).WithCause(err)
+}
+
+// acceptTCP accepts public clients of one TCP endpoint port until the
+// listener closes.
+func (e *Edge) acceptTCP(ln net.Listener, port int) {
+	key := e.tcpKey(port)
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				time.Sleep(50 * time.Millisecond)
+				continue
+			}
+			return
+		}
+		go e.handleTCP(c, key)
+	}
+}
+
+// streamOpenTimeout bounds opening a proxy stream to an agent for one TCP
+// or TLS client.
+const streamOpenTimeout = 10 * time.Second
+
+// handleTCP serves one public TCP client: a proxy stream to the endpoint's
+// agent, the PROXY header if the endpoint asked for one, then raw bytes.
+func (e *Edge) handleTCP(c net.Conn, key string) {
+	ep, ok := e.router.lookup(key)
+	if !ok || ep.proto != "tcp" {
+		refuse(c)
+		return
+	}
+	e.proxyRaw(c, ep, &tunnel.ProxyHeader{ID: ep.bindID, Proto: "tcp", EdgeType: edgeTypeTCP}, nil)
+}
+
+// proxyRaw joins the public connection c to a new proxy stream of ep:
+// the PROXY protocol header when ep asks for one, then prefix (bytes
+// already read from c), then bytes both ways with half-close.
+func (e *Edge) proxyRaw(c net.Conn, ep *endpoint, hdr *tunnel.ProxyHeader, prefix []byte) {
+	hc, ok := c.(halfCloser)
+	if !ok {
+		refuse(c)
+		return
+	}
+	client := addrPort(c.RemoteAddr())
+	hdr.ClientAddr = client.String()
+	ctx, cancel := context.WithTimeout(context.Background(), streamOpenTimeout)
+	st, err := ep.session.openProxy(ctx, hdr)
+	cancel()
+	if err != nil {
+		if ce := e.log.Check(zap.DebugLevel, "agent unreachable for a raw connection"); ce != nil {
+			ce.Write(zap.String("endpoint", ep.url), zap.String("remote_addr", hdr.ClientAddr), zap.Error(err))
+		}
+		refuse(c)
+		return
+	}
+	if ep.proxyProto != 0 {
+		h := proxyproto.HeaderProxyFromAddrs(byte(ep.proxyProto), net.TCPAddrFromAddrPort(client), c.LocalAddr())
+		if _, err := h.WriteTo(st); err != nil {
+			st.Close()
+			c.Close()
+			return
+		}
+	}
+	if len(prefix) > 0 {
+		if _, err := st.Write(prefix); err != nil {
+			st.Close()
+			c.Close()
+			return
+		}
+	}
+	pipe(hc, st)
+}
+
+// refuse closes c with a reset, so the client sees the refusal at once.
+func refuse(c net.Conn) {
+	if tc, ok := c.(*net.TCPConn); ok {
+		_ = tc.SetLinger(0)
+	}
+	c.Close()
+}
+
+func addrPort(a net.Addr) netip.AddrPort {
+	if ta, ok := a.(*net.TCPAddr); ok {
+		ap := ta.AddrPort()
+		return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+	}
+	ap, _ := netip.ParseAddrPort(a.String())
+	return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+}
+
+// halfCloser is a connection whose send side closes on its own.
+type halfCloser interface {
+	io.ReadWriteCloser
+	CloseWrite() error
+}
+
+// rawBufPool holds copy buffers for raw (TCP and TLS passthrough) pipes.
+var rawBufPool = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+
+// pipe copies both ways between a and b until both directions end. EOF on
+// one side half-closes the other's send side (so a client's shutdown(SHUT_WR)
+// reaches the upstream and its answer still comes back); an error in either
+// direction closes both. Both are closed when it returns.
+func pipe(a, b halfCloser) {
+	done := make(chan struct{})
+	go pipeHalf(b, a, done)
+	if err := copyHalf(a, b); err != nil {
+		a.Close()
+		b.Close()
+	}
+	<-done
+	a.Close()
+	b.Close()
+}
+
+// pipeHalf is the second direction of pipe, in its own goroutine (named for
+// stack traces).
+func pipeHalf(dst, src halfCloser, done chan<- struct{}) {
+	defer close(done)
+	if err := copyHalf(dst, src); err != nil {
+		src.Close()
+		dst.Close()
+	}
+}
+
+// copyHalf copies src to dst and half-closes dst at src's EOF. A nil error
+// means a clean EOF.
+func copyHalf(dst, src halfCloser) error {
+	bp := rawBufPool.Get().(*[]byte)
+	defer rawBufPool.Put(bp)
+	buf := *bp
+	for {
+		n, rerr := src.Read(buf)
+		if n > 0 {
+			if _, werr := dst.Write(buf[:n]); werr != nil {
+				return werr
+			}
+		}
+		if rerr != nil {
+			if errors.Is(rerr, io.EOF) {
+				return dst.CloseWrite()
+			}
+			return rerr
+		}
+	}
+}

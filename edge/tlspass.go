@@ -1,0 +1,188 @@
+package edge
+
+import (
+	"crypto/tls"
+	"errors"
+	"net"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/tollgate/tollgate/authn"
+	"github.com/tollgate/tollgate/config"
+	"github.com/tollgate/tollgate/policy"
+	"github.com/tollgate/tollgate/tunnel"
+)
+
+// TLS endpoints are passthrough: the public HTTPS listener reads the
+// ClientHello, and when its SNI names a tls endpoint the client's bytes go
+// to the agent untouched (the upstream holds the certificate); any other
+// name is terminated here as an HTTPS endpoint. Termination of a tls
+// endpoint at the edge with a given key pair (TLSTermination) is not
+// supported and is refused at bind.
+
+// bindTLS validates a tls bind and returns the endpoint to install and the
+// options to echo back. Names follow the rules of HTTPS endpoints (a
+// one-label name under the base domain, or a domain reserved by the
+// account in this region); a name is either an https or a tls endpoint.
+func (e *Edge) bindTLS(req *tunnel.Bind, ident *authn.Identity, owner endpointOwner) (*endpoint, any, *config.Error) {
+	opts, derr := tunnel.DecodeTLSOptions(req.Opts)
+	if derr != nil {
+		return nil, nil, config.NewError(config.CodeBindOption, "The endpoint options could not be read: %v.", derr)
+	}
+	if len(opts.Unsupported) > 0 {
+		return nil, nil, config.NewError(config.CodeBindOption, "This edge does not support the option(s) %s; remove them and bind again.", strings.Join(opts.Unsupported, ", "))
+	}
+	if opts.TLSTermination != nil {
+		return nil, nil, config.NewError(config.CodeBindOption, "This edge does not terminate TLS endpoints: it passes the TLS stream to the upstream, which must hold the certificate. Remove the termination key pair, or use an https endpoint.")
+	}
+	if opts.IPRestriction != nil {
+		return nil, nil, config.NewError(config.CodeBindOption, "Per-endpoint IP restrictions are not supported by this edge yet; remove the CIDR options and bind again.")
+	}
+	if opts.TrafficPolicy != "" {
+		return nil, nil, config.NewError(config.CodeBindOption, "Traffic policies are not supported by this edge; remove the traffic policy and bind again.")
+	}
+	if opts.ProxyProto < 0 || opts.ProxyProto > 2 {
+		return nil, nil, config.NewError(config.CodeBindOption, "PROXY protocol version %d is not supported: use 1 or 2.", opts.ProxyProto)
+	}
+	minTLS, terr := policy.MinTLSVersion(opts.MinTLSVersion, e.defaultMinTLS, e.floorMinTLS)
+	if terr != nil {
+		return nil, nil, config.NewError(config.CodeBindMinTLS, "%v.", terr)
+	}
+	host, herr := requestedTLSHost(opts, e.cfg.BaseDomain)
+	if herr != nil {
+		return nil, nil, herr
+	}
+	if host == "" {
+		if key, ok := e.tokens.verify(req.Extra.Token, ident.Account.ID, "tls"); ok {
+			host = key
+		} else {
+			host = randomLabel() + "." + e.cfg.BaseDomain
+		}
+	}
+	if err := e.checkBindAllowed(e.snap.Load(), ident, "tls", host); err != nil {
+		return nil, nil, err
+	}
+	bindID := req.ID
+	if bindID == "" {
+		bindID = randomHex(12)
+	}
+	u := "tls://" + host
+	if p := e.httpsPort(); p != 443 {
+		u += ":" + strconv.Itoa(p)
+	}
+	ep := &endpoint{
+		id:         config.NewID(config.PrefixEndpoint),
+		bindID:     bindID,
+		key:        host,
+		url:        u,
+		proto:      "tls",
+		forwardsTo: req.ForwardsTo,
+		minTLS:     minTLS,
+		startedAt:  time.Now().UTC(),
+		session:    owner,
+		proxyProto: opts.ProxyProto,
+	}
+	opts.URL = ep.url
+	opts.Hostname = host
+	opts.Unsupported = nil
+	return ep, opts, nil
+}
+
+// requestedTLSHost extracts the hostname a tls bind asks for: URL
+// (tls://NAME[:port]), Domain, Hostname or Subdomain; "" = none.
+func requestedTLSHost(o *tunnel.TLSOptions, base string) (string, *config.Error) {
+	if o.URL == "" {
+		return requestedHost(&tunnel.HTTPOptions{Domain: o.Domain, Hostname: o.Hostname, Subdomain: o.Subdomain}, base)
+	}
+	u, err := url.Parse(o.URL)
+	if err != nil || u.Host == "" || !strings.EqualFold(u.Scheme, "tls") {
+		return "", config.NewError(config.CodeBindURL, "The URL %q is not valid: use tls://NAME.%s.", o.URL, base)
+	}
+	if u.Path != "" && u.Path != "/" || u.RawQuery != "" || u.User != nil {
+		return "", config.NewError(config.CodeBindURL, "The URL %q must not have a path, query or user info: use tls://NAME.%s.", o.URL, base)
+	}
+	host, nerr := normalizeHost(u.Hostname())
+	if nerr != nil {
+		return "", config.NewError(config.CodeBindURL, "The hostname %q is not valid: %v.", u.Hostname(), nerr)
+	}
+	return host, nil
+}
+
+// errPassthrough ends the edge's own handshake when the ClientHello names
+// a tls endpoint; the recorded bytes then go to the agent.
+var errPassthrough = errors.New("edge: TLS passthrough")
+
+// peekConn wraps a public connection during the TLS handshake: it records
+// the bytes crypto/tls reads until the ClientHello has been seen, and,
+// once the connection is handed to a tls endpoint, swallows the alert
+// crypto/tls would write. Fields are used by the handshake goroutine only.
+type peekConn struct {
+	net.Conn
+	rec       []byte
+	recording bool
+	drop      bool
+	ep        *endpoint // the tls endpoint, once chosen
+}
+
+func newPeekConn(c net.Conn) *peekConn { return &peekConn{Conn: c, recording: true} }
+
+// Read reads from the connection, recording while the ClientHello is read.
+func (c *peekConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	if c.recording && n > 0 {
+		c.rec = append(c.rec, p[:n]...)
+	}
+	return n, err
+}
+
+// Write writes to the connection unless it was handed to a tls endpoint.
+func (c *peekConn) Write(p []byte) (int, error) {
+	if c.drop {
+		return len(p), nil
+	}
+	return c.Conn.Write(p)
+}
+
+// passthroughOr returns a GetConfigForClient that hands the connection to
+// a tls endpoint named by the SNI (ending the handshake with
+// errPassthrough), and otherwise stops recording and asks next.
+func (e *Edge) passthroughOr(pc *peekConn, next func(*tls.ClientHelloInfo) (*tls.Config, error)) func(*tls.ClientHelloInfo) (*tls.Config, error) {
+	return func(hello *tls.ClientHelloInfo) (*tls.Config, error) {
+		if ep, ok := e.router.lookup(strings.ToLower(hello.ServerName)); ok && ep.proto == "tls" {
+			if maxVersion(hello.SupportedVersions) < ep.minTLS {
+				pc.recording, pc.rec = false, nil
+				return nil, errors.New("edge: client's TLS versions are below the endpoint's minimum")
+			}
+			pc.ep, pc.drop = ep, true
+			return nil, errPassthrough
+		}
+		pc.recording, pc.rec = false, nil
+		return next(hello)
+	}
+}
+
+// maxVersion returns the highest TLS version in vs, skipping GREASE
+// values (RFC 8701: 0x?A?A).
+func maxVersion(vs []uint16) uint16 {
+	var m uint16
+	for _, v := range vs {
+		if v&0x0f0f != 0x0a0a && v > m {
+			m = v
+		}
+	}
+	return m
+}
+
+// passthroughTLS serves pc as a tls endpoint's client if the handshake
+// ended with errPassthrough, and reports whether it did.
+func (e *Edge) passthroughTLS(pc *peekConn, handshakeErr error) bool {
+	if !errors.Is(handshakeErr, errPassthrough) || pc.ep == nil {
+		return false
+	}
+	ep, rec := pc.ep, pc.rec
+	pc.rec, pc.recording = nil, false
+	e.proxyRaw(pc.Conn, ep, &tunnel.ProxyHeader{ID: ep.bindID, Proto: "tls", EdgeType: edgeTypeTLS, PassthroughTLS: true}, rec)
+	return true
+}
