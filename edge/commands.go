@@ -37,6 +37,16 @@ func (e *Edge) RestartSession(ctx context.Context, sessionID string) error {
 func (e *Edge) command(ctx context.Context, sessionID, verb string, send func(*tunnel.ServerSession, context.Context) error) error {
 	s := e.sessionByID(sessionID)
 	if s == nil {
+		if ss, ok := e.sshSessionByID(sessionID); ok {
+			// An SSH client has no stop or restart command: the edge
+			// closes the connection and says why.
+			if verb == "restart" {
+				return config.NewError(config.CodeSessionCommandUnsupported,
+					"Session %s is an SSH reverse tunnel, which cannot restart itself; stop it instead.", sessionID)
+			}
+			ss.closeWithMessage("the session was stopped through the API [" + string(config.CodeSessionStopped) + "]")
+			return nil
+		}
 		return config.NewError(config.CodeSessionNotFound, "This edge has no agent session %s; it may have ended.", sessionID)
 	}
 	err := send(s.ts, ctx)

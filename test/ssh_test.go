@@ -168,7 +168,9 @@ func TestSSHReverseTunnels(t *testing.T) {
 	// forwarded-tcpip channels repeat it: OpenSSH refuses them otherwise.)
 
 	// tunnel_sessions shows both with transport ssh and the sshcr_ credential.
+	var sshSessionIDs []string
 	eventually(t, 10*time.Second, func() error {
+		sshSessionIDs = nil
 		status, resp := restJSON(t, dev.info.APIURL, dev.info.APIKey, http.MethodGet, "/tunnel_sessions", nil)
 		if status != 200 {
 			return fmt.Errorf("GET /tunnel_sessions: %d %v", status, resp)
@@ -180,6 +182,7 @@ func TestSSHReverseTunnels(t *testing.T) {
 			cred, _ := m["credential"].(map[string]any)
 			if m["transport"] == "ssh" && cred["id"] == credID {
 				n++
+				sshSessionIDs = append(sshSessionIDs, fmt.Sprint(m["id"]))
 			}
 		}
 		if n != 2 {
@@ -188,11 +191,33 @@ func TestSSHReverseTunnels(t *testing.T) {
 		return nil
 	})
 
-	// Deleting the key closes both connections with a message.
+	// Stopping one through the API closes that SSH connection with a
+	// message; restarting is refused (an SSH client cannot restart itself).
+	if status, resp := restJSON(t, dev.info.APIURL, dev.info.APIKey, http.MethodPost, "/tunnel_sessions/"+sshSessionIDs[0]+"/restart", nil); status != http.StatusConflict {
+		t.Fatalf("restart of an SSH session: %d %v, want 409", status, resp)
+	}
+	if status, resp := restJSON(t, dev.info.APIURL, dev.info.APIKey, http.MethodPost, "/tunnel_sessions/"+sshSessionIDs[0]+"/stop", nil); status != http.StatusNoContent {
+		t.Fatalf("stop of an SSH session: %d %v", status, resp)
+	}
+	var stopped, left *proc
+	eventually(t, 10*time.Second, func() error {
+		for i, p := range []*proc{httpSSH, tcpSSH} {
+			if _, exited := p.wait(0); exited {
+				stopped, left = p, []*proc{tcpSSH, httpSSH}[i]
+				return nil
+			}
+		}
+		return fmt.Errorf("no ssh client exited after the API stopped session %s", sshSessionIDs[0])
+	})
+	if !strings.Contains(stopped.output(), "stopped through the API") {
+		t.Fatalf("stopped SSH client printed:\n%s", stopped.output())
+	}
+
+	// Deleting the key closes the other connection with a message.
 	if status, resp := restJSON(t, dev.info.APIURL, dev.info.APIKey, http.MethodDelete, "/ssh_credentials/"+credID, nil); status != http.StatusNoContent {
 		t.Fatalf("DELETE /ssh_credentials/%s: %d %v", credID, status, resp)
 	}
-	for _, p := range []*proc{httpSSH, tcpSSH} {
+	for _, p := range []*proc{left} {
 		code, exited := p.wait(10 * time.Second)
 		if !exited || code == 0 || !strings.Contains(p.output(), "TG_300") {
 			t.Fatalf("after the key was deleted: exited %v with %d:\n%s", exited, code, p.output())
