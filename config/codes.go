@@ -187,6 +187,7 @@ const (
 	CodeEdgeAuth        Code = "TG_2710" // the edge secret is missing or wrong
 	CodeEdgeBadRequest  Code = "TG_2711" // a feed request or session report that cannot be parsed
 	CodeEdgeUnavailable Code = "TG_2712" // the control plane could not build a snapshot
+	CodeAPIIPRestricted Code = "TG_2713" // the account's api IP restriction refuses the caller's address
 )
 
 // ACME and certificate codes (issue 4).

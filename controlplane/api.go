@@ -100,6 +100,9 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, h handlerFunc, au
 	if err == nil {
 		c, err = s.admit(w, r, auth) // authenticates when auth; rate limits (ratelimit.go)
 	}
+	if err == nil && c != nil {
+		err = s.checkAPIRestriction(r, c) // the account's api IP restrictions (iprestrict.go)
+	}
 	if err == nil {
 		err = h(w, r, c)
 	}

@@ -67,7 +67,8 @@ type Server struct {
 	snap     atomic.Pointer[config.Snapshot]
 	building chan struct{}
 
-	edges edgeRegistry // snapshot history for deltas; edges that reported
+	edges        edgeRegistry     // snapshot history for deltas; edges that reported
+	restrictions restrictionCache // api IP restrictions of the newest snapshot
 
 	sessMu     sync.RWMutex
 	sessions   map[string]edgeReport       // edge ID -> its latest report
