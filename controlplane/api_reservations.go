@@ -3,10 +3,13 @@ package controlplane
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"net"
 	"net/http"
 	"slices"
 	"strconv"
+
+	"go.uber.org/zap"
 
 	"github.com/tollgate/tollgate/config"
 	"github.com/tollgate/tollgate/controlplane/store"
@@ -68,10 +71,10 @@ type certPolicyJSON struct {
 
 // reservedDomainJSON is the reserved_domains object
 // (reference/platform-behaviour.md §1.12). cname_target,
-// acme_challenge_cname_target, certificate and certificate_management_status
-// are null: Tollgate has no CNAME service and no uploaded certificates, and
-// certificate status is not reported here yet. min_tls_version is null for
-// the edge default.
+// acme_challenge_cname_target and certificate are null: Tollgate has no
+// CNAME service and no uploaded certificates. certificate_management_status
+// is what the edges reported (null without a policy). min_tls_version is
+// null for the edge default.
 type reservedDomainJSON struct {
 	ID                          string          `json:"id"`
 	URI                         string          `json:"uri"`
@@ -123,6 +126,63 @@ func (s *Server) reservedDomainJSON(r *http.Request, d *store.ReservedDomain) re
 	if d.MinTLSVersion != "" {
 		v := d.MinTLSVersion
 		out.MinTLSVersion = &v
+	}
+	if d.CertPolicy != nil {
+		out.CertificateManagementStatus = s.certStatusJSON(r, d)
+	}
+	return out
+}
+
+// certStatusJSON is certificate_management_status
+// (reference/platform-behaviour.md §1.12): renews_at, and provisioning_job
+// while a certificate is being obtained or obtaining it failed.
+type certStatusJSON struct {
+	RenewsAt        *string          `json:"renews_at"`
+	ProvisioningJob *provisioningJob `json:"provisioning_job"`
+}
+
+type provisioningJob struct {
+	ErrorCode *string `json:"error_code"`
+	Msg       string  `json:"msg"`
+	StartedAt string  `json:"started_at"`
+	RetriesAt *string `json:"retries_at"`
+}
+
+// certStatusJSON renders what the edges reported for d's certificate
+// (store.GetCertificateStatus). No report yet means provisioning has
+// started at the reservation's creation; a read failure is logged and
+// shown the same way, so that a listing never fails on it.
+func (s *Server) certStatusJSON(r *http.Request, d *store.ReservedDomain) *certStatusJSON {
+	st, err := s.store.GetCertificateStatus(r.Context(), d.Domain)
+	if err != nil {
+		if !errors.Is(err, store.ErrNotFound) {
+			s.log.Warn("reading certificate status", zap.String("domain", d.Domain), zap.Error(err))
+		}
+		return &certStatusJSON{ProvisioningJob: &provisioningJob{
+			Msg: "The certificate is being provisioned.", StartedAt: timestamp(d.CreatedAt)}}
+	}
+	out := &certStatusJSON{}
+	if !st.RenewsAt.IsZero() {
+		v := timestamp(st.RenewsAt)
+		out.RenewsAt = &v
+	}
+	if st.JobErrorCode != "" || st.NotAfter.IsZero() {
+		job := &provisioningJob{Msg: st.JobMsg, StartedAt: timestamp(d.CreatedAt)}
+		if !st.JobStartedAt.IsZero() {
+			job.StartedAt = timestamp(st.JobStartedAt)
+		}
+		if st.JobErrorCode != "" {
+			code := st.JobErrorCode
+			job.ErrorCode = &code
+		}
+		if !st.JobRetriesAt.IsZero() {
+			v := timestamp(st.JobRetriesAt)
+			job.RetriesAt = &v
+		}
+		if job.Msg == "" {
+			job.Msg = "The certificate is being provisioned."
+		}
+		out.ProvisioningJob = job
 	}
 	return out
 }

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/tollgate/tollgate/config"
 	"github.com/tollgate/tollgate/controlplane/internal/storetest"
@@ -86,8 +87,14 @@ func TestReservedDomainsAPI(t *testing.T) {
 		if p, _ := created["certificate_management_policy"].(map[string]any); str(p, "authority") != "letsencrypt" || str(p, "private_key_type") != "rsa" {
 			t.Fatalf("default policy = %v", created["certificate_management_policy"])
 		}
-		if created["certificate_management_status"] != nil || created["certificate"] != nil || created["cname_target"] != nil {
+		if created["certificate"] != nil || created["cname_target"] != nil {
 			t.Fatalf("created = %v", created)
+		}
+		// No edge has reported yet: provisioning started at creation.
+		if st, _ := created["certificate_management_status"].(map[string]any); st == nil || st["renews_at"] != nil {
+			t.Fatalf("status = %v", created["certificate_management_status"])
+		} else if job, _ := st["provisioning_job"].(map[string]any); job == nil || job["error_code"] != nil || str(job, "started_at") != str(created, "created_at") {
+			t.Fatalf("provisioning job = %v", st["provisioning_job"])
 		}
 		if e.revision() != before+1 {
 			t.Fatalf("revision %d, want %d", e.revision(), before+1)
@@ -485,4 +492,40 @@ func TestReservationsRoles(t *testing.T) {
 			t.Fatalf("bot's audit events: %s", got)
 		}
 	})
+}
+
+// TestReservedDomainCertificateStatus: certificate_management_status shows
+// what the edges reported (store.PutCertificateStatus): renews_at once a
+// certificate is held, a provisioning job with its error code and retry
+// time while obtaining fails, and null without a policy.
+func TestReservedDomainCertificateStatus(t *testing.T) {
+	e := newEnv(t, storetest.DSN(t, "sqlite"), ServerConfig{})
+	id := str(e.must(http.StatusCreated, e.call(http.MethodPost, "/reserved_domains", e.admin, map[string]any{"domain": "status.example.com"})), "id")
+	status := func() map[string]any {
+		t.Helper()
+		st, _ := e.must(http.StatusOK, e.call(http.MethodGet, "/reserved_domains/"+id, e.admin, nil))["certificate_management_status"].(map[string]any)
+		return st
+	}
+	now := time.Now().UTC().Truncate(time.Second)
+	if err := e.store.PutCertificateStatus(testCtx(t), store.CertificateStatus{Domain: "status.example.com",
+		JobErrorCode: store.CertErrorDNS, JobMsg: "no A record", JobStartedAt: now, JobRetriesAt: now.Add(time.Minute)}); err != nil {
+		t.Fatal(err)
+	}
+	st := status()
+	job, _ := st["provisioning_job"].(map[string]any)
+	if st["renews_at"] != nil || job == nil || str(job, "error_code") != "DNS_ERROR" || str(job, "msg") != "no A record" ||
+		str(job, "retries_at") != now.Add(time.Minute).Format(time.RFC3339) {
+		t.Fatalf("failing status = %v", st)
+	}
+	if err := e.store.PutCertificateStatus(testCtx(t), store.CertificateStatus{Domain: "status.example.com",
+		NotAfter: now.Add(90 * 24 * time.Hour), RenewsAt: now.Add(60 * 24 * time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	if st := status(); str(st, "renews_at") != now.Add(60*24*time.Hour).Format(time.RFC3339) || st["provisioning_job"] != nil {
+		t.Fatalf("held status = %v", st)
+	}
+	e.must(http.StatusOK, e.call(http.MethodPatch, "/reserved_domains/"+id, e.admin, map[string]any{"certificate_management_policy": nil}))
+	if st := status(); st != nil {
+		t.Fatalf("status without a policy = %v", st)
+	}
 }
