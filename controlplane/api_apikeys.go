@@ -77,39 +77,15 @@ func (s *Server) createAPIKey(w http.ResponseWriter, r *http.Request, c *caller)
 	return nil
 }
 
+// getAPIKey is GET /api_keys/{id}.
 func (s *Server) getAPIKey(w http.ResponseWriter, r *http.Request, c *caller) error {
-	id, err := pathID(r, config.PrefixAPIKey)
-	if err != nil {
-		return err
-	}
-	if err := noBody(r); err != nil {
-		return err
-	}
-	k, err := s.store.GetAPIKey(r.Context(), c.accountID(), id)
-	if err != nil {
-		return notFound(err, "API key", id)
-	}
-	writeJSON(w, http.StatusOK, s.apiKeyJSON(r, k))
-	return nil
+	return getOne(config.PrefixAPIKey, "API key", s.store.GetAPIKey, s.apiKeyJSON)(w, r, c)
 }
 
+// listAPIKeys is GET /api_keys (items under "keys").
 func (s *Server) listAPIKeys(w http.ResponseWriter, r *http.Request, c *caller) error {
-	page, err := listParams(r, config.PrefixAPIKey)
-	if err != nil {
-		return err
-	}
-	keys, more, err := s.store.ListAPIKeys(r.Context(), c.accountID(), page)
-	if err != nil {
-		return err
-	}
-	items := make([]apiKeyJSON, len(keys))
-	last := ""
-	for i := range keys {
-		items[i] = s.apiKeyJSON(r, &keys[i])
-		last = keys[i].ID
-	}
-	s.listResponse(w, r, "keys", items, more, last, page)
-	return nil
+	return listPage(s, "keys", config.PrefixAPIKey, s.store.ListAPIKeys, s.apiKeyJSON,
+		func(v *store.APIKey) string { return v.ID })(w, r, c)
 }
 
 func (s *Server) updateAPIKey(w http.ResponseWriter, r *http.Request, c *caller) error {

@@ -67,39 +67,15 @@ func (s *Server) createCredential(w http.ResponseWriter, r *http.Request, c *cal
 	return nil
 }
 
+// getCredential is GET /credentials/{id}.
 func (s *Server) getCredential(w http.ResponseWriter, r *http.Request, c *caller) error {
-	id, err := pathID(r, config.PrefixAuthtoken)
-	if err != nil {
-		return err
-	}
-	if err := noBody(r); err != nil {
-		return err
-	}
-	a, err := s.store.GetAuthtoken(r.Context(), c.accountID(), id)
-	if err != nil {
-		return notFound(err, "credential", id)
-	}
-	writeJSON(w, http.StatusOK, s.credentialJSON(r, a))
-	return nil
+	return getOne(config.PrefixAuthtoken, "credential", s.store.GetAuthtoken, s.credentialJSON)(w, r, c)
 }
 
+// listCredentials is GET /credentials.
 func (s *Server) listCredentials(w http.ResponseWriter, r *http.Request, c *caller) error {
-	page, err := listParams(r, config.PrefixAuthtoken)
-	if err != nil {
-		return err
-	}
-	list, more, err := s.store.ListAuthtokens(r.Context(), c.accountID(), page)
-	if err != nil {
-		return err
-	}
-	items := make([]credentialJSON, len(list))
-	last := ""
-	for i := range list {
-		items[i] = s.credentialJSON(r, &list[i])
-		last = list[i].ID
-	}
-	s.listResponse(w, r, "credentials", items, more, last, page)
-	return nil
+	return listPage(s, "credentials", config.PrefixAuthtoken, s.store.ListAuthtokens, s.credentialJSON,
+		func(v *store.Authtoken) string { return v.ID })(w, r, c)
 }
 
 func (s *Server) updateCredential(w http.ResponseWriter, r *http.Request, c *caller) error {

@@ -172,36 +172,15 @@ func (s *Server) createIPPolicy(w http.ResponseWriter, r *http.Request, c *calle
 	return nil
 }
 
+// getIPPolicy is GET /ip_policies/{id}.
 func (s *Server) getIPPolicy(w http.ResponseWriter, r *http.Request, c *caller) error {
-	id, err := ipPathID(r, config.PrefixIPPolicy)
-	if err != nil {
-		return err
-	}
-	p, err := s.store.GetIPPolicy(r.Context(), c.accountID(), id)
-	if err != nil {
-		return notFound(err, "IP policy", id)
-	}
-	writeJSON(w, http.StatusOK, s.ipPolicyJSON(r, p))
-	return nil
+	return getOne(config.PrefixIPPolicy, "IP policy", s.store.GetIPPolicy, s.ipPolicyJSON)(w, r, c)
 }
 
+// listIPPolicies is GET /ip_policies.
 func (s *Server) listIPPolicies(w http.ResponseWriter, r *http.Request, c *caller) error {
-	page, err := listParams(r, config.PrefixIPPolicy)
-	if err != nil {
-		return err
-	}
-	list, more, err := s.store.ListIPPolicies(r.Context(), c.accountID(), page)
-	if err != nil {
-		return err
-	}
-	items := make([]ipPolicyJSON, len(list))
-	last := ""
-	for i := range list {
-		items[i] = s.ipPolicyJSON(r, &list[i])
-		last = list[i].ID
-	}
-	s.listResponse(w, r, "ip_policies", items, more, last, page)
-	return nil
+	return listPage(s, "ip_policies", config.PrefixIPPolicy, s.store.ListIPPolicies, s.ipPolicyJSON,
+		func(v *store.IPPolicy) string { return v.ID })(w, r, c)
 }
 
 func (s *Server) updateIPPolicy(w http.ResponseWriter, r *http.Request, c *caller) error {
@@ -252,36 +231,15 @@ func (s *Server) createIPPolicyRule(w http.ResponseWriter, r *http.Request, c *c
 	return nil
 }
 
+// getIPPolicyRule is GET /ip_policy_rules/{id}.
 func (s *Server) getIPPolicyRule(w http.ResponseWriter, r *http.Request, c *caller) error {
-	id, err := ipPathID(r, config.PrefixIPPolicyRule)
-	if err != nil {
-		return err
-	}
-	x, err := s.store.GetIPPolicyRule(r.Context(), c.accountID(), id)
-	if err != nil {
-		return notFound(err, "IP policy rule", id)
-	}
-	writeJSON(w, http.StatusOK, s.ipPolicyRuleJSON(r, x))
-	return nil
+	return getOne(config.PrefixIPPolicyRule, "IP policy rule", s.store.GetIPPolicyRule, s.ipPolicyRuleJSON)(w, r, c)
 }
 
+// listIPPolicyRules is GET /ip_policy_rules.
 func (s *Server) listIPPolicyRules(w http.ResponseWriter, r *http.Request, c *caller) error {
-	page, err := listParams(r, config.PrefixIPPolicyRule)
-	if err != nil {
-		return err
-	}
-	list, more, err := s.store.ListIPPolicyRules(r.Context(), c.accountID(), page)
-	if err != nil {
-		return err
-	}
-	items := make([]ipPolicyRuleJSON, len(list))
-	last := ""
-	for i := range list {
-		items[i] = s.ipPolicyRuleJSON(r, &list[i])
-		last = list[i].ID
-	}
-	s.listResponse(w, r, "ip_policy_rules", items, more, last, page)
-	return nil
+	return listPage(s, "ip_policy_rules", config.PrefixIPPolicyRule, s.store.ListIPPolicyRules, s.ipPolicyRuleJSON,
+		func(v *store.IPPolicyRule) string { return v.ID })(w, r, c)
 }
 
 func (s *Server) updateIPPolicyRule(w http.ResponseWriter, r *http.Request, c *caller) error {
@@ -330,36 +288,15 @@ func (s *Server) createIPRestriction(w http.ResponseWriter, r *http.Request, c *
 	return nil
 }
 
+// getIPRestriction is GET /ip_restrictions/{id}.
 func (s *Server) getIPRestriction(w http.ResponseWriter, r *http.Request, c *caller) error {
-	id, err := ipPathID(r, config.PrefixIPRestriction)
-	if err != nil {
-		return err
-	}
-	x, err := s.store.GetIPRestriction(r.Context(), c.accountID(), id)
-	if err != nil {
-		return notFound(err, "IP restriction", id)
-	}
-	writeJSON(w, http.StatusOK, s.ipRestrictionJSON(r, x))
-	return nil
+	return getOne(config.PrefixIPRestriction, "IP restriction", s.store.GetIPRestriction, s.ipRestrictionJSON)(w, r, c)
 }
 
+// listIPRestrictions is GET /ip_restrictions.
 func (s *Server) listIPRestrictions(w http.ResponseWriter, r *http.Request, c *caller) error {
-	page, err := listParams(r, config.PrefixIPRestriction)
-	if err != nil {
-		return err
-	}
-	list, more, err := s.store.ListIPRestrictions(r.Context(), c.accountID(), page)
-	if err != nil {
-		return err
-	}
-	items := make([]ipRestrictionJSON, len(list))
-	last := ""
-	for i := range list {
-		items[i] = s.ipRestrictionJSON(r, &list[i])
-		last = list[i].ID
-	}
-	s.listResponse(w, r, "ip_restrictions", items, more, last, page)
-	return nil
+	return listPage(s, "ip_restrictions", config.PrefixIPRestriction, s.store.ListIPRestrictions, s.ipRestrictionJSON,
+		func(v *store.IPRestriction) string { return v.ID })(w, r, c)
 }
 
 func (s *Server) updateIPRestriction(w http.ResponseWriter, r *http.Request, c *caller) error {

@@ -274,39 +274,15 @@ func (s *Server) createReservedDomain(w http.ResponseWriter, r *http.Request, c 
 	return nil
 }
 
+// getReservedDomain is GET /reserved_domains/{id}.
 func (s *Server) getReservedDomain(w http.ResponseWriter, r *http.Request, c *caller) error {
-	id, err := pathID(r, config.PrefixReservedDomain)
-	if err != nil {
-		return err
-	}
-	if err := noBody(r); err != nil {
-		return err
-	}
-	d, err := s.store.GetReservedDomain(r.Context(), c.accountID(), id)
-	if err != nil {
-		return notFound(err, "reserved domain", id)
-	}
-	writeJSON(w, http.StatusOK, s.reservedDomainJSON(r, d))
-	return nil
+	return getOne(config.PrefixReservedDomain, "reserved domain", s.store.GetReservedDomain, s.reservedDomainJSON)(w, r, c)
 }
 
+// listReservedDomains is GET /reserved_domains.
 func (s *Server) listReservedDomains(w http.ResponseWriter, r *http.Request, c *caller) error {
-	page, err := listParams(r, config.PrefixReservedDomain)
-	if err != nil {
-		return err
-	}
-	list, more, err := s.store.ListReservedDomains(r.Context(), c.accountID(), page)
-	if err != nil {
-		return err
-	}
-	items := make([]reservedDomainJSON, len(list))
-	last := ""
-	for i := range list {
-		items[i] = s.reservedDomainJSON(r, &list[i])
-		last = list[i].ID
-	}
-	s.listResponse(w, r, "reserved_domains", items, more, last, page)
-	return nil
+	return listPage(s, "reserved_domains", config.PrefixReservedDomain, s.store.ListReservedDomains, s.reservedDomainJSON,
+		func(v *store.ReservedDomain) string { return v.ID })(w, r, c)
 }
 
 func (s *Server) updateReservedDomain(w http.ResponseWriter, r *http.Request, c *caller) error {
@@ -511,39 +487,15 @@ func (s *Server) createReservedAddr(w http.ResponseWriter, r *http.Request, c *c
 	return nil
 }
 
+// getReservedAddr is GET /reserved_addrs/{id}.
 func (s *Server) getReservedAddr(w http.ResponseWriter, r *http.Request, c *caller) error {
-	id, err := pathID(r, config.PrefixReservedAddr)
-	if err != nil {
-		return err
-	}
-	if err := noBody(r); err != nil {
-		return err
-	}
-	a, err := s.store.GetReservedAddr(r.Context(), c.accountID(), id)
-	if err != nil {
-		return notFound(err, "reserved address", id)
-	}
-	writeJSON(w, http.StatusOK, s.reservedAddrJSON(r, a))
-	return nil
+	return getOne(config.PrefixReservedAddr, "reserved address", s.store.GetReservedAddr, s.reservedAddrJSON)(w, r, c)
 }
 
+// listReservedAddrs is GET /reserved_addrs.
 func (s *Server) listReservedAddrs(w http.ResponseWriter, r *http.Request, c *caller) error {
-	page, err := listParams(r, config.PrefixReservedAddr)
-	if err != nil {
-		return err
-	}
-	list, more, err := s.store.ListReservedAddrs(r.Context(), c.accountID(), page)
-	if err != nil {
-		return err
-	}
-	items := make([]reservedAddrJSON, len(list))
-	last := ""
-	for i := range list {
-		items[i] = s.reservedAddrJSON(r, &list[i])
-		last = list[i].ID
-	}
-	s.listResponse(w, r, "reserved_addrs", items, more, last, page)
-	return nil
+	return listPage(s, "reserved_addrs", config.PrefixReservedAddr, s.store.ListReservedAddrs, s.reservedAddrJSON,
+		func(v *store.ReservedAddr) string { return v.ID })(w, r, c)
 }
 
 func (s *Server) updateReservedAddr(w http.ResponseWriter, r *http.Request, c *caller) error {

@@ -84,39 +84,15 @@ func (s *Server) createSSHCredential(w http.ResponseWriter, r *http.Request, c *
 	return nil
 }
 
+// getSSHCredential is GET /ssh_credentials/{id}.
 func (s *Server) getSSHCredential(w http.ResponseWriter, r *http.Request, c *caller) error {
-	id, err := pathID(r, config.PrefixSSHCredential)
-	if err != nil {
-		return err
-	}
-	if err := noBody(r); err != nil {
-		return err
-	}
-	cred, err := s.store.GetSSHCredential(r.Context(), c.accountID(), id)
-	if err != nil {
-		return notFound(err, "SSH credential", id)
-	}
-	writeJSON(w, http.StatusOK, s.sshCredentialJSON(r, cred))
-	return nil
+	return getOne(config.PrefixSSHCredential, "SSH credential", s.store.GetSSHCredential, s.sshCredentialJSON)(w, r, c)
 }
 
+// listSSHCredentials is GET /ssh_credentials.
 func (s *Server) listSSHCredentials(w http.ResponseWriter, r *http.Request, c *caller) error {
-	page, err := listParams(r, config.PrefixSSHCredential)
-	if err != nil {
-		return err
-	}
-	list, more, err := s.store.ListSSHCredentials(r.Context(), c.accountID(), page)
-	if err != nil {
-		return err
-	}
-	items := make([]sshCredentialJSON, len(list))
-	last := ""
-	for i := range list {
-		items[i] = s.sshCredentialJSON(r, &list[i])
-		last = list[i].ID
-	}
-	s.listResponse(w, r, "ssh_credentials", items, more, last, page)
-	return nil
+	return listPage(s, "ssh_credentials", config.PrefixSSHCredential, s.store.ListSSHCredentials, s.sshCredentialJSON,
+		func(v *store.SSHCredential) string { return v.ID })(w, r, c)
 }
 
 func (s *Server) updateSSHCredential(w http.ResponseWriter, r *http.Request, c *caller) error {

@@ -1,0 +1,58 @@
+package controlplane
+
+import (
+	"context"
+	"net/http"
+
+	"github.com/tollgate/tollgate/controlplane/store"
+)
+
+// getOne answers GET /<collection>/{id} for the objects of the caller's
+// account: the path ID must carry prefix (TG_2601 otherwise), the request
+// has no body (TG_211), and an object of another account, or none, is a 404
+// that names what and the ID.
+func getOne[T, J any](prefix, what string, get func(ctx context.Context, accountID, id string) (*T, error),
+	render func(*http.Request, *T) J) handlerFunc {
+	return func(w http.ResponseWriter, r *http.Request, c *caller) error {
+		id, err := pathID(r, prefix)
+		if err != nil {
+			return err
+		}
+		if err := noBody(r); err != nil {
+			return err
+		}
+		v, err := get(r.Context(), c.accountID(), id)
+		if err != nil {
+			return notFound(err, what, id)
+		}
+		writeJSON(w, http.StatusOK, render(r, v))
+		return nil
+	}
+}
+
+// listPage answers GET /<collection>: one page of the caller's account's
+// objects, newest first (listParams: before_id with prefix, limit 1–100),
+// under key with uri and next_page_uri (reference/platform-behaviour.md
+// §1.1).
+func listPage[T, J any](s *Server, key, prefix string,
+	list func(ctx context.Context, accountID string, page store.Page) ([]T, bool, error),
+	render func(*http.Request, *T) J, idOf func(*T) string) handlerFunc {
+	return func(w http.ResponseWriter, r *http.Request, c *caller) error {
+		page, err := listParams(r, prefix)
+		if err != nil {
+			return err
+		}
+		objs, more, err := list(r.Context(), c.accountID(), page)
+		if err != nil {
+			return err
+		}
+		items := make([]J, len(objs))
+		last := ""
+		for i := range objs {
+			items[i] = render(r, &objs[i])
+			last = idOf(&objs[i])
+		}
+		s.listResponse(w, r, key, items, more, last, page)
+		return nil
+	}
+}
