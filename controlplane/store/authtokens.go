@@ -21,10 +21,52 @@ type AuthtokenCreate struct {
 
 // AuthtokenUpdate is the input of UpdateAuthtoken; nil fields stay as they
 // are. A non-nil empty ACL removes every rule.
-type AuthtokenUpdate struct {
+type AuthtokenUpdate = CredentialUpdate
+
+// CredentialUpdate is a change to an authtoken or an SSH credential: nil
+// fields stay as they are.
+type CredentialUpdate struct {
 	Description *string
 	Metadata    *string
 	ACL         *[]string
+}
+
+// validate checks the fields given and returns the parsed ACL (nil when
+// ACL is nil).
+func (in CredentialUpdate) validate() ([]string, error) {
+	if in.Description != nil {
+		if err := ValidateDescription(*in.Description); err != nil {
+			return nil, err
+		}
+	}
+	if in.Metadata != nil {
+		if err := ValidateMetadata(*in.Metadata); err != nil {
+			return nil, err
+		}
+	}
+	if in.ACL == nil {
+		return nil, nil
+	}
+	return ParseACL(*in.ACL)
+}
+
+// apply sets the fields that differ (acl is validate's result) and returns
+// them as the audit event's payload; empty means nothing changed.
+func (in CredentialUpdate) apply(acl []string, desc, meta *string, curACL *[]string) map[string]any {
+	changes := map[string]any{}
+	if in.Description != nil && *in.Description != *desc {
+		*desc = *in.Description
+		changes["description"] = *desc
+	}
+	if in.Metadata != nil && *in.Metadata != *meta {
+		*meta = *in.Metadata
+		changes["metadata"] = *meta
+	}
+	if in.ACL != nil && !slices.Equal(acl, *curACL) {
+		*curACL = acl
+		changes["acl"] = nonNil(acl)
+	}
+	return changes
 }
 
 const authtokenColumns = `SELECT id, account_id, owner_id, description, metadata, acl, created_at FROM authtokens`
@@ -121,25 +163,12 @@ func (s *Store) ListAuthtokens(ctx context.Context, accountID string, page Page)
 
 // UpdateAuthtoken changes an authtoken's description, metadata or ACL.
 func (s *Store) UpdateAuthtoken(ctx context.Context, actor Actor, accountID, id string, in AuthtokenUpdate) (*Authtoken, error) {
-	if in.Description != nil {
-		if err := ValidateDescription(*in.Description); err != nil {
-			return nil, err
-		}
-	}
-	if in.Metadata != nil {
-		if err := ValidateMetadata(*in.Metadata); err != nil {
-			return nil, err
-		}
-	}
-	var acl []string
-	if in.ACL != nil {
-		var err error
-		if acl, err = ParseACL(*in.ACL); err != nil {
-			return nil, err
-		}
+	acl, err := in.validate()
+	if err != nil {
+		return nil, err
 	}
 	var a Authtoken
-	_, err := s.update(ctx, actor, func(ctx context.Context, t *tx) error {
+	_, err = s.update(ctx, actor, func(ctx context.Context, t *tx) error {
 		var err error
 		a, err = scanAuthtoken(t.queryRow(ctx, authtokenColumns+` WHERE id = $1 AND account_id = $2`, id, accountID))
 		if errors.Is(err, sql.ErrNoRows) {
@@ -148,19 +177,7 @@ func (s *Store) UpdateAuthtoken(ctx context.Context, actor Actor, accountID, id 
 		if err != nil {
 			return fmt.Errorf("reading authtoken %s: %w", id, err)
 		}
-		changes := map[string]any{}
-		if in.Description != nil && *in.Description != a.Description {
-			a.Description = *in.Description
-			changes["description"] = a.Description
-		}
-		if in.Metadata != nil && *in.Metadata != a.Metadata {
-			a.Metadata = *in.Metadata
-			changes["metadata"] = a.Metadata
-		}
-		if in.ACL != nil && !slices.Equal(acl, a.ACL) {
-			a.ACL = acl
-			changes["acl"] = nonNil(a.ACL)
-		}
+		changes := in.apply(acl, &a.Description, &a.Metadata, &a.ACL)
 		if len(changes) == 0 {
 			return nil
 		}

@@ -6,7 +6,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"slices"
 	"strings"
 
 	"golang.org/x/crypto/ssh"
@@ -26,11 +25,7 @@ type SSHCredentialCreate struct {
 // SSHCredentialUpdate is the input of UpdateSSHCredential; nil fields stay
 // as they are. A non-nil empty ACL removes every rule. The key itself cannot
 // change: register a new credential instead.
-type SSHCredentialUpdate struct {
-	Description *string
-	Metadata    *string
-	ACL         *[]string
-}
+type SSHCredentialUpdate = CredentialUpdate
 
 // MaxSSHKeyLineBytes bounds an authorized_keys line (an RSA 16384-bit key
 // with a long comment stays well below it).
@@ -160,25 +155,12 @@ func (s *Store) ListSSHCredentials(ctx context.Context, accountID string, page P
 // UpdateSSHCredential changes an SSH credential's description, metadata or
 // ACL. Nothing changed means no revision and no audit event.
 func (s *Store) UpdateSSHCredential(ctx context.Context, actor Actor, accountID, id string, in SSHCredentialUpdate) (*SSHCredential, error) {
-	if in.Description != nil {
-		if err := ValidateDescription(*in.Description); err != nil {
-			return nil, err
-		}
-	}
-	if in.Metadata != nil {
-		if err := ValidateMetadata(*in.Metadata); err != nil {
-			return nil, err
-		}
-	}
-	var acl []string
-	if in.ACL != nil {
-		var err error
-		if acl, err = ParseACL(*in.ACL); err != nil {
-			return nil, err
-		}
+	acl, err := in.validate()
+	if err != nil {
+		return nil, err
 	}
 	var c SSHCredential
-	_, err := s.update(ctx, actor, func(ctx context.Context, t *tx) error {
+	_, err = s.update(ctx, actor, func(ctx context.Context, t *tx) error {
 		var err error
 		c, err = scanSSHCredential(t.queryRow(ctx, sshCredentialColumns+` WHERE id = $1 AND account_id = $2`, id, accountID))
 		if errors.Is(err, sql.ErrNoRows) {
@@ -187,19 +169,7 @@ func (s *Store) UpdateSSHCredential(ctx context.Context, actor Actor, accountID,
 		if err != nil {
 			return fmt.Errorf("reading SSH credential %s: %w", id, err)
 		}
-		changes := map[string]any{}
-		if in.Description != nil && *in.Description != c.Description {
-			c.Description = *in.Description
-			changes["description"] = c.Description
-		}
-		if in.Metadata != nil && *in.Metadata != c.Metadata {
-			c.Metadata = *in.Metadata
-			changes["metadata"] = c.Metadata
-		}
-		if in.ACL != nil && !slices.Equal(acl, c.ACL) {
-			c.ACL = acl
-			changes["acl"] = nonNil(c.ACL)
-		}
+		changes := in.apply(acl, &c.Description, &c.Metadata, &c.ACL)
 		if len(changes) == 0 {
 			return nil
 		}
