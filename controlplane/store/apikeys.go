@@ -74,14 +74,7 @@ func (t *tx) createAPIKey(ctx context.Context, accountID string, in APIKeyCreate
 
 // GetAPIKey returns an API key of the account (never its token).
 func (s *Store) GetAPIKey(ctx context.Context, accountID, id string) (*APIKey, error) {
-	k, err := scanAPIKey(s.rdb.QueryRowContext(ctx, apiKeyColumns+` WHERE id = $1 AND account_id = $2`, id, accountID))
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, fmt.Errorf("API key %s: %w", id, ErrNotFound)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("reading API key %s: %w", id, err)
-	}
-	return &k, nil
+	return getByID(ctx, s.rdb, apiKeyColumns, "API key", id, accountID, scanAPIKey)
 }
 
 // ListAPIKeys returns one page of the account's API keys, newest first, and
@@ -92,15 +85,8 @@ func (s *Store) ListAPIKeys(ctx context.Context, accountID string, page Page) ([
 
 // UpdateAPIKey changes an API key's description or metadata.
 func (s *Store) UpdateAPIKey(ctx context.Context, actor Actor, accountID, id string, in APIKeyUpdate) (*APIKey, error) {
-	if in.Description != nil {
-		if err := ValidateDescription(*in.Description); err != nil {
-			return nil, err
-		}
-	}
-	if in.Metadata != nil {
-		if err := ValidateMetadata(*in.Metadata); err != nil {
-			return nil, err
-		}
+	if err := validateOptional(in.Description, in.Metadata); err != nil {
+		return nil, err
 	}
 	var k APIKey
 	_, err := s.update(ctx, actor, func(ctx context.Context, t *tx) error {

@@ -2,7 +2,6 @@ package store
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
 	"strconv"
@@ -66,14 +65,7 @@ func (s *Store) ListAuditEvents(ctx context.Context, accountID string, page Page
 
 // GetAuditEvent returns one audit event of the account, or ErrNotFound.
 func (s *Store) GetAuditEvent(ctx context.Context, accountID, id string) (*AuditEvent, error) {
-	e, err := scanAuditEvent(s.rdb.QueryRowContext(ctx, auditColumns+` WHERE id = $1 AND account_id = $2`, id, accountID))
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, fmt.Errorf("audit event %s: %w", id, ErrNotFound)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("reading audit event %s: %w", id, err)
-	}
-	return &e, nil
+	return getByID(ctx, s.rdb, auditColumns, "audit event", id, accountID, scanAuditEvent)
 }
 
 // RecordEvent writes an audit event for an action that changes no stored

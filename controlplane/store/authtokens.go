@@ -34,15 +34,8 @@ type CredentialUpdate struct {
 // validate checks the fields given and returns the parsed ACL (nil when
 // ACL is nil).
 func (in CredentialUpdate) validate() ([]string, error) {
-	if in.Description != nil {
-		if err := ValidateDescription(*in.Description); err != nil {
-			return nil, err
-		}
-	}
-	if in.Metadata != nil {
-		if err := ValidateMetadata(*in.Metadata); err != nil {
-			return nil, err
-		}
+	if err := validateOptional(in.Description, in.Metadata); err != nil {
+		return nil, err
 	}
 	if in.ACL == nil {
 		return nil, nil
@@ -130,14 +123,7 @@ func (t *tx) createAuthtoken(ctx context.Context, accountID string, in Authtoken
 
 // GetAuthtoken returns an authtoken of the account (never its token).
 func (s *Store) GetAuthtoken(ctx context.Context, accountID, id string) (*Authtoken, error) {
-	a, err := scanAuthtoken(s.rdb.QueryRowContext(ctx, authtokenColumns+` WHERE id = $1 AND account_id = $2`, id, accountID))
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, fmt.Errorf("authtoken %s: %w", id, ErrNotFound)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("reading authtoken %s: %w", id, err)
-	}
-	return &a, nil
+	return getByID(ctx, s.rdb, authtokenColumns, "authtoken", id, accountID, scanAuthtoken)
 }
 
 // AuthtokenExists reports whether an authtoken with this ID exists in any

@@ -152,14 +152,7 @@ func (s *Store) CreateInvitation(ctx context.Context, actor Actor, accountID str
 
 // GetInvitation returns an invitation of the account (never its token).
 func (s *Store) GetInvitation(ctx context.Context, accountID, id string) (*Invitation, error) {
-	inv, err := scanInvitation(s.rdb.QueryRowContext(ctx, invitationColumns+` WHERE id = $1 AND account_id = $2`, id, accountID))
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, fmt.Errorf("invitation %s: %w", id, ErrNotFound)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("reading invitation %s: %w", id, err)
-	}
-	return &inv, nil
+	return getByID(ctx, s.rdb, invitationColumns, "invitation", id, accountID, scanInvitation)
 }
 
 // ListInvitations returns one page of the account's invitations, expired

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"strconv"
 )
@@ -44,4 +45,18 @@ func listPage[T any](ctx context.Context, db *sql.DB, base, idCol string, args [
 		return nil, false, fmt.Errorf("listing: %w", err)
 	}
 	return out, more, nil
+}
+
+// getByID reads the object id of the account with columns (a SELECT ...
+// FROM without WHERE). A missing object, or one of another account, is
+// ErrNotFound wrapped with what and the ID.
+func getByID[T any](ctx context.Context, db *sql.DB, columns, what, id, accountID string, scan func(scanner) (T, error)) (*T, error) {
+	v, err := scan(db.QueryRowContext(ctx, columns+` WHERE id = $1 AND account_id = $2`, id, accountID))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("%s %s: %w", what, id, ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading %s %s: %w", what, id, err)
+	}
+	return &v, nil
 }

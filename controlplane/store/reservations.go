@@ -446,14 +446,7 @@ func (t *tx) reservedConflict(ctx context.Context, table, col, name, accountID s
 
 // GetReservedDomain returns a reserved domain of the account.
 func (s *Store) GetReservedDomain(ctx context.Context, accountID, id string) (*ReservedDomain, error) {
-	d, err := scanReservedDomain(s.rdb.QueryRowContext(ctx, reservedDomainColumns+` WHERE id = $1 AND account_id = $2`, id, accountID))
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, fmt.Errorf("reserved domain %s: %w", id, ErrNotFound)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("reading reserved domain %s: %w", id, err)
-	}
-	return &d, nil
+	return getByID(ctx, s.rdb, reservedDomainColumns, "reserved domain", id, accountID, scanReservedDomain)
 }
 
 // ListReservedDomains returns one page of the account's reserved domains,

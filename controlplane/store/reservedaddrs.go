@@ -181,14 +181,7 @@ func (t *tx) freeAddr(ctx context.Context, p AddrPool, region string) (string, e
 
 // GetReservedAddr returns a reserved address of the account.
 func (s *Store) GetReservedAddr(ctx context.Context, accountID, id string) (*ReservedAddr, error) {
-	a, err := scanReservedAddr(s.rdb.QueryRowContext(ctx, reservedAddrColumns+` WHERE id = $1 AND account_id = $2`, id, accountID))
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, fmt.Errorf("reserved address %s: %w", id, ErrNotFound)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("reading reserved address %s: %w", id, err)
-	}
-	return &a, nil
+	return getByID(ctx, s.rdb, reservedAddrColumns, "reserved address", id, accountID, scanReservedAddr)
 }
 
 // ListReservedAddrs returns one page of the account's reserved addresses,
@@ -202,15 +195,8 @@ func (s *Store) ListReservedAddrs(ctx context.Context, accountID string, page Pa
 // one is refused with CodeRegionImmutable; the address itself never
 // changes. An update that changes nothing commits nothing.
 func (s *Store) UpdateReservedAddr(ctx context.Context, actor Actor, accountID, id string, in ReservedAddrUpdate) (*ReservedAddr, error) {
-	if in.Description != nil {
-		if err := ValidateDescription(*in.Description); err != nil {
-			return nil, err
-		}
-	}
-	if in.Metadata != nil {
-		if err := ValidateMetadata(*in.Metadata); err != nil {
-			return nil, err
-		}
+	if err := validateOptional(in.Description, in.Metadata); err != nil {
+		return nil, err
 	}
 	if in.Region != nil {
 		r, err := ParseRegion(*in.Region)

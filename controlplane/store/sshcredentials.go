@@ -136,14 +136,7 @@ func (s *Store) CreateSSHCredential(ctx context.Context, actor Actor, accountID 
 
 // GetSSHCredential returns an SSH credential of the account.
 func (s *Store) GetSSHCredential(ctx context.Context, accountID, id string) (*SSHCredential, error) {
-	c, err := scanSSHCredential(s.rdb.QueryRowContext(ctx, sshCredentialColumns+` WHERE id = $1 AND account_id = $2`, id, accountID))
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, fmt.Errorf("SSH credential %s: %w", id, ErrNotFound)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("reading SSH credential %s: %w", id, err)
-	}
-	return &c, nil
+	return getByID(ctx, s.rdb, sshCredentialColumns, "SSH credential", id, accountID, scanSSHCredential)
 }
 
 // ListSSHCredentials returns one page of the account's SSH credentials,

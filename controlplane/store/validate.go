@@ -110,3 +110,17 @@ func checkID(id string, prefixes ...string) error {
 	return config.NewError(config.CodeAPIInvalidID, "%q is not a valid ID here: want %s_<27 characters>.",
 		truncate(id, 100), strings.Join(prefixes, "_ or ")).WithCause(err)
 }
+
+// validateOptional checks an update's description and metadata, each when
+// given (non-nil).
+func validateOptional(description, metadata *string) error {
+	if description != nil {
+		if err := ValidateDescription(*description); err != nil {
+			return err
+		}
+	}
+	if metadata != nil {
+		return ValidateMetadata(*metadata)
+	}
+	return nil
+}
