@@ -100,7 +100,7 @@ func New(cfg Config, logger *zap.Logger) (*Agent, error) {
 		status:        Status{State: SessionConnecting, ServerAddr: r.ServerAddr, Version: r.Version},
 	}
 	a.dial = a.dialEdge
-	a.probe = tcpConnectTime
+	a.probe = a.tlsHandshakeTime
 	for _, spec := range r.endpoints {
 		opts, err := spec.bindOpts()
 		if err != nil {

@@ -33,8 +33,8 @@ type (
 // passwords: never log it.
 func (s *endpointSpec) bindOpts() (json.RawMessage, error) {
 	var ipr *tunnel.IPRestriction
-	if len(s.allow) > 0 || len(s.deny) > 0 {
-		ipr = &tunnel.IPRestriction{AllowCIDRs: s.allow, DenyCIDRs: s.deny}
+	if len(s.allow) > 0 || len(s.deny) > 0 || len(s.policyIDs) > 0 {
+		ipr = &tunnel.IPRestriction{AllowCIDRs: s.allow, DenyCIDRs: s.deny, IPPolicyIDs: s.policyIDs}
 	}
 	var v any
 	switch s.kind {

@@ -42,6 +42,9 @@ type EndpointConfig struct {
 	// CIDRAllow and CIDRDeny restrict which client addresses the edge lets
 	// through (CIDRs such as 203.0.113.0/24; a bare IP means one address).
 	CIDRAllow, CIDRDeny []string
+	// IPPolicyIDs names IP policies (ipp_...) of the account whose rules
+	// join CIDRAllow and CIDRDeny at the edge.
+	IPPolicyIDs []string
 	// BasicAuth lists "user:password" pairs the edge requires; HTTP only.
 	BasicAuth []string
 	// Metadata is opaque text stored with the endpoint at the edge.
@@ -66,6 +69,7 @@ type endpointSpec struct {
 	minTLS     string
 	allow      []string
 	deny       []string
+	policyIDs  []string
 	basicAuth  []credential
 	metadata   string
 	proxyProto int32
@@ -121,6 +125,13 @@ func (c EndpointConfig) validate() (*endpointSpec, error) {
 	}
 	if s.deny, err = parseCIDRs(c.Name, "cidr_deny (--cidr-deny)", c.CIDRDeny); err != nil {
 		return nil, err
+	}
+	for _, id := range c.IPPolicyIDs {
+		id = strings.TrimSpace(id)
+		if !strings.HasPrefix(id, "ipp_") || len(id) <= len("ipp_") {
+			return nil, epError(c.Name, "%q in ip_policy_ids (--ip-policy-id) is not an IP policy ID such as ipp_2Vk...", id)
+		}
+		s.policyIDs = append(s.policyIDs, id)
 	}
 	if len(c.BasicAuth) > 0 && s.kind != ProtoHTTP {
 		return nil, epError(c.Name, "basic auth applies to http endpoints only.")

@@ -67,6 +67,7 @@ type FileEndpoint struct {
 	MinTLS              string   `yaml:"min_tls,omitempty"`
 	CIDRAllow           []string `yaml:"cidr_allow,omitempty"`
 	CIDRDeny            []string `yaml:"cidr_deny,omitempty"`
+	IPPolicyIDs         []string `yaml:"ip_policy_ids,omitempty"`
 	BasicAuth           []string `yaml:"basic_auth,omitempty"`
 	Metadata            string   `yaml:"metadata,omitempty"`
 	ProxyProto          int      `yaml:"proxy_proto,omitempty"`
@@ -227,6 +228,7 @@ func (e FileEndpoint) config(name string) EndpointConfig {
 		MinTLS:              e.MinTLS,
 		CIDRAllow:           e.CIDRAllow,
 		CIDRDeny:            e.CIDRDeny,
+		IPPolicyIDs:         e.IPPolicyIDs,
 		BasicAuth:           e.BasicAuth,
 		Metadata:            e.Metadata,
 		ProxyProto:          e.ProxyProto,

@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"crypto/tls"
 	"net"
 	"sync"
 	"time"
@@ -13,10 +14,12 @@ import (
 
 // Region choice without --region: the first edge the agent reaches lists
 // every region's connect address in its Auth response (ConnectAddresses,
-// reference/agent-protocol.md); the agent measures the TCP connect time to
-// each and moves to the lowest, once per Run.
+// reference/agent-protocol.md); the agent measures the time of a TCP
+// connect and TLS handshake with each and moves to the lowest, once per Run.
+// The TLS handshake makes the edge's own process answer: a TCP connect alone
+// is completed by the kernel (or a load balancer) in front of it.
 
-// probeRounds is how many TCP connects each region's edge gets; the
+// probeRounds is how many handshakes each region's edge gets; the
 // fastest counts, so one slow SYN does not decide.
 const probeRounds = 3
 
@@ -30,8 +33,10 @@ const switchMargin = 2 * time.Millisecond
 // regionProbe measures the round trip of a TCP connect to addr.
 type regionProbe func(ctx context.Context, addr string) (time.Duration, error)
 
-func tcpConnectTime(ctx context.Context, addr string) (time.Duration, error) {
-	var d net.Dialer
+// tlsHandshakeTime is the default regionProbe: a TCP connect and a TLS
+// handshake with the edge at addr, verified as a session's would be.
+func (a *Agent) tlsHandshakeTime(ctx context.Context, addr string) (time.Duration, error) {
+	d := tls.Dialer{NetDialer: &net.Dialer{}, Config: a.cfg.edgeTLSConfig(addr)}
 	start := time.Now()
 	c, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {

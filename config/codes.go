@@ -194,3 +194,14 @@ const (
 const (
 // certificates: add new codes above this line (TG_5100–TG_5149).
 )
+
+// Edge IP policy and basic auth codes (issues 5 and 6). The IP policy
+// conditions themselves use TG_115 (agent restriction), TG_393 (deny-only
+// CIDR list) and TG_3205 (public client refused) above; the basic-auth
+// numbers below 1000 are the hosted platform's for the same condition.
+const (
+	CodeBasicAuthUser     Code = "TG_359"  // a basic-auth user name that is empty, too long or not RFC 7617 user-id
+	CodeBasicAuthPassword Code = "TG_360"  // a basic-auth password outside 8–128 characters, or with control characters
+	CodeBasicAuthRequired Code = "TG_3207" // the endpoint requires HTTP basic auth; the request had none or wrong credentials
+	// edge ip policy: add new codes above this line (TG_3207–TG_3219).
+)

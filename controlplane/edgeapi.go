@@ -16,6 +16,7 @@ import (
 
 	"github.com/tollgate/tollgate/authn"
 	"github.com/tollgate/tollgate/config"
+	"github.com/tollgate/tollgate/regions"
 )
 
 // The control plane's API for edges that run as their own processes
@@ -30,8 +31,14 @@ import (
 //	PUT /edge/v1/sessions   body config.EdgeReport
 //	    → 200 config.EdgeReportAnswer: every live edge, so that edges can
 //	      tell agents where each region is (ConnectAddresses)
+//	GET /edge/v1/commands?edge_id=ID&known=VERSION[&wait=SECONDS]
+//	    → 200 config.EdgeCommands: operator commands for the edge's agent
+//	      sessions, and the live edges when they changed since VERSION;
+//	      answered at once when there is either, else after wait
+//	      (edgecommands.go)
+//	POST /edge/v1/commands/results   body config.EdgeCommandResult → 204
 //
-// Both authenticate with "Authorization: Bearer <edge secret>", the secret
+// All authenticate with "Authorization: Bearer <edge secret>", the secret
 // given to the control plane as ServerConfig.EdgeSecret (compared as SHA-256
 // hashes in constant time). Without an edge secret the edge API answers 403:
 // only the in-process edge of `tollgated dev` exists.
@@ -52,6 +59,39 @@ type edgeRegistry struct {
 	mu    sync.Mutex
 	snaps []*config.Snapshot // ascending revisions, at most feedHistory
 	edges map[string]config.EdgeInfo
+
+	// version changes whenever the set of edges or an edge's region or
+	// address does; versionCh is closed then (and replaced).
+	version   uint64
+	versionCh chan struct{}
+	queues    map[string]*commandQueue // edge ID → its pending commands
+}
+
+// changedLocked records a change of the edge set. Call with mu held.
+func (g *edgeRegistry) changedLocked() {
+	if g.version == 0 {
+		// Start from the clock, so that an edge holding the version of a
+		// previous control-plane process never matches by accident.
+		g.version = uint64(time.Now().UnixNano())
+	}
+	g.version++
+	if g.versionCh != nil {
+		close(g.versionCh)
+	}
+	g.versionCh = make(chan struct{})
+}
+
+// upsertLocked records an edge, noting a change when it is new or moved.
+// Call with mu held.
+func (g *edgeRegistry) upsertLocked(info config.EdgeInfo) {
+	if g.edges == nil {
+		g.edges = make(map[string]config.EdgeInfo)
+	}
+	old, ok := g.edges[info.ID]
+	g.edges[info.ID] = info
+	if !ok || old.Region != info.Region || old.AgentAddr != info.AgentAddr {
+		g.changedLocked()
+	}
 }
 
 // remember keeps snap for deltas.
@@ -82,6 +122,8 @@ func (g *edgeRegistry) at(rev uint64) *config.Snapshot {
 func (s *Server) edgeRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("GET /edge/v1/snapshot", s.edgeOnly(s.serveFeed))
 	mux.HandleFunc("PUT /edge/v1/sessions", s.edgeOnly(s.serveEdgeReport))
+	mux.HandleFunc("GET /edge/v1/commands", s.edgeOnly(s.serveEdgeCommands))
+	mux.HandleFunc("POST /edge/v1/commands/results", s.edgeOnly(s.serveEdgeCommandResult))
 	s.route(mux, "/regions", methods{http.MethodGet: s.listRegions})
 }
 
@@ -138,7 +180,8 @@ func (s *Server) serveFeed(w http.ResponseWriter, r *http.Request, _ *caller) er
 	}
 	if err != nil {
 		if r.Context().Err() != nil {
-			return nil // the edge went away
+			// The edge went away, or this process is shutting down.
+			return newAPIError(http.StatusServiceUnavailable, config.CodeEdgeUnavailable, "The control plane is shutting down; the edge keeps its snapshot and retries.")
 		}
 		return newAPIError(http.StatusServiceUnavailable, config.CodeEdgeUnavailable, "The control plane could not build a snapshot; the edge keeps its own and retries.")
 	}
@@ -172,11 +215,11 @@ func (s *Server) serveEdgeReport(w http.ResponseWriter, r *http.Request, _ *call
 	if rep.EdgeID == "" || rep.Region == "" {
 		return badRequest(config.CodeEdgeBadRequest, "A session report needs edge_id and region.")
 	}
-	s.edges.mu.Lock()
-	if s.edges.edges == nil {
-		s.edges.edges = make(map[string]config.EdgeInfo)
+	if _, err := regions.Parse(rep.Region); err != nil {
+		return badRequest(config.CodeEdgeBadRequest, "A session report's region must be a region code: %v", err)
 	}
-	s.edges.edges[rep.EdgeID] = config.EdgeInfo{ID: rep.EdgeID, Region: rep.Region, AgentAddr: rep.AgentAddr, LastSeen: time.Now().UTC()}
+	s.edges.mu.Lock()
+	s.edges.upsertLocked(config.EdgeInfo{ID: rep.EdgeID, Region: rep.Region, AgentAddr: rep.AgentAddr, LastSeen: time.Now().UTC()})
 	s.edges.mu.Unlock()
 	if err := s.ReportEdgeSessions(r.Context(), rep.EdgeID, rep.Region, rep.Sessions); err != nil {
 		return err
@@ -197,6 +240,8 @@ func (s *Server) Edges() []config.EdgeInfo {
 		if e.LastSeen.Before(cutoff) {
 			gone = append(gone, id)
 			delete(s.edges.edges, id)
+			delete(s.edges.queues, id)
+			s.edges.changedLocked()
 			continue
 		}
 		out = append(out, e)
@@ -221,10 +266,7 @@ func (s *Server) RegisterLocalEdge(info config.EdgeInfo) {
 	info.LastSeen = time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC)
 	s.edges.mu.Lock()
 	defer s.edges.mu.Unlock()
-	if s.edges.edges == nil {
-		s.edges.edges = make(map[string]config.EdgeInfo)
-	}
-	s.edges.edges[info.ID] = info
+	s.edges.upsertLocked(info)
 }
 
 type regionJSON struct {

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strconv"
 	"testing"
+	"time"
 
 	"github.com/tollgate/tollgate/config"
 	"github.com/tollgate/tollgate/controlplane/internal/storetest"
@@ -137,4 +138,95 @@ func TestEdgeReportAndRegions(t *testing.T) {
 func TestEdgeAPIDisabledWithoutSecret(t *testing.T) {
 	e := newEnv(t, storetest.DSN(t, "sqlite"), ServerConfig{})
 	wantError(t, e.call(http.MethodGet, "/edge/v1/snapshot", "anything", nil), http.StatusForbidden, string(config.CodeEdgeAuth))
+}
+
+// pollCommands performs one GET /edge/v1/commands.
+func pollCommands(t *testing.T, e *env, edgeID string, known uint64, wait int) config.EdgeCommands {
+	t.Helper()
+	r := e.call(http.MethodGet, "/edge/v1/commands?edge_id="+edgeID+"&known="+strconv.FormatUint(known, 10)+"&wait="+strconv.Itoa(wait), testEdgeSecret, nil)
+	var ans config.EdgeCommands
+	if r.status != http.StatusOK || json.Unmarshal(r.body, &ans) != nil {
+		t.Errorf("command poll: %d %s", r.status, r.body)
+	}
+	return ans
+}
+
+// TestEdgeCommands carries stop commands to a remote edge over the command
+// poll and their results back to the API call, and wakes a poll when the
+// set of edges changes.
+func TestEdgeCommands(t *testing.T) {
+	e := newEnv(t, storetest.DSN(t, "sqlite"), ServerConfig{EdgeSecret: testEdgeSecret})
+	wantError(t, e.call(http.MethodGet, "/edge/v1/commands", testEdgeSecret, nil), http.StatusBadRequest, string(config.CodeEdgeBadRequest))
+	wantError(t, e.call(http.MethodGet, "/edge/v1/commands?edge_id=edge_eu1", e.admin, nil), http.StatusUnauthorized, string(config.CodeEdgeAuth))
+
+	// An edge the control plane has no report from is asked for one.
+	first := pollCommands(t, e, "edge_eu1", 0, 5)
+	if !first.ReportNeeded || first.EdgesVersion == 0 || len(first.Commands) != 0 {
+		t.Fatalf("first poll = %+v, want a report request", first)
+	}
+	sid := config.NewID(config.PrefixAgentSession)
+	rep := config.EdgeReport{EdgeID: "edge_eu1", Region: "eu", AgentAddr: "127.0.0.2:4443", Sessions: []config.AgentSession{{
+		ID: sid, AccountID: e.dev.AccountID, CredentialID: e.dev.AuthtokenID, PrincipalID: e.dev.UserID, Transport: "tcp",
+	}}}
+	if r := e.call(http.MethodPut, "/edge/v1/sessions", testEdgeSecret, rep); r.status != http.StatusOK {
+		t.Fatalf("report: %d %s", r.status, r.body)
+	}
+	wantError(t, e.call(http.MethodPut, "/edge/v1/sessions", testEdgeSecret, config.EdgeReport{EdgeID: "edge_x", Region: "mars"}),
+		http.StatusBadRequest, string(config.CodeEdgeBadRequest))
+	ans := pollCommands(t, e, "edge_eu1", 0, 5)
+	if ans.ReportNeeded || len(ans.Edges) != 1 || ans.Edges[0].ID != "edge_eu1" {
+		t.Fatalf("poll after the report = %+v", ans)
+	}
+	version := ans.EdgesVersion
+
+	for _, c := range []struct {
+		code       config.Code
+		wantStatus int
+	}{
+		{"", http.StatusNoContent},
+		{config.CodeSessionNotFound, http.StatusNotFound},
+		{config.CodeSessionCommandUnsupported, http.StatusConflict},
+	} {
+		polled := make(chan config.EdgeCommands, 1)
+		go func() { polled <- pollCommands(t, e, "edge_eu1", version, 20) }()
+		apiDone := make(chan response, 1)
+		go func() { apiDone <- e.call(http.MethodPost, "/tunnel_sessions/"+sid+"/stop", e.admin, nil) }()
+		var got config.EdgeCommands
+		select {
+		case got = <-polled:
+		case <-time.After(15 * time.Second):
+			t.Fatal("the command poll did not return a queued command")
+		}
+		if len(got.Commands) != 1 || got.Commands[0].Verb != config.EdgeCommandStop || got.Commands[0].SessionID != sid {
+			t.Fatalf("polled %+v, want one stop for %s", got, sid)
+		}
+		res := config.EdgeCommandResult{EdgeID: "edge_eu1", ID: got.Commands[0].ID, ErrorCode: c.code, Msg: "from the edge"}
+		if r := e.call(http.MethodPost, "/edge/v1/commands/results", testEdgeSecret, res); r.status != http.StatusNoContent {
+			t.Fatalf("posting the result: %d %s", r.status, r.body)
+		}
+		select {
+		case r := <-apiDone:
+			if r.status != c.wantStatus {
+				t.Fatalf("stop with edge result %q: %d %s, want %d", c.code, r.status, r.body, c.wantStatus)
+			}
+		case <-time.After(15 * time.Second):
+			t.Fatal("the API call did not return after the result")
+		}
+	}
+
+	// A new edge ends a poll (waiting, or arriving after it) with the new
+	// edge set well before its wait.
+	polled := make(chan config.EdgeCommands, 1)
+	go func() { polled <- pollCommands(t, e, "edge_eu1", version, 20) }()
+	if r := e.call(http.MethodPut, "/edge/v1/sessions", testEdgeSecret, config.EdgeReport{EdgeID: "edge_us1", Region: "us", AgentAddr: "127.0.0.1:4443"}); r.status != http.StatusOK {
+		t.Fatalf("report: %d %s", r.status, r.body)
+	}
+	select {
+	case got := <-polled:
+		if got.EdgesVersion == version || len(got.Edges) != 2 {
+			t.Fatalf("poll after a new edge = %+v", got)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("a new edge did not wake the poll")
+	}
 }

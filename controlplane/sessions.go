@@ -93,8 +93,9 @@ type SessionCommander interface {
 
 // RegisterEdge sets the command target of edge edgeID: the same ID its
 // session reports use (ReportSessions uses the region). A nil cmd removes
-// it. Sessions of an edge without one answer commands with 503
-// (config.CodeSessionCommandUnavailable).
+// it. An edge in another process is registered when it polls the edge
+// API's command channel (edgecommands.go). Sessions of an edge without one
+// answer commands with 503 (config.CodeSessionCommandUnavailable).
 func (s *Server) RegisterEdge(edgeID string, cmd SessionCommander) {
 	s.sessMu.Lock()
 	defer s.sessMu.Unlock()

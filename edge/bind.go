@@ -74,12 +74,6 @@ func (e *Edge) bindHTTP(req *tunnel.Bind, ident *authn.Identity, owner endpointO
 	if len(opts.Unsupported) > 0 {
 		return nil, nil, config.NewError(config.CodeBindOption, "This edge does not support the option(s) %s; remove them and bind again.", strings.Join(opts.Unsupported, ", "))
 	}
-	if opts.IPRestriction != nil {
-		return nil, nil, config.NewError(config.CodeBindOption, "Per-endpoint IP restrictions are not supported by this edge yet; remove the CIDR options and bind again.")
-	}
-	if opts.BasicAuth != nil && len(opts.BasicAuth.Credentials) > 0 {
-		return nil, nil, config.NewError(config.CodeBindOption, "Basic auth is not supported by this edge yet; remove the basic-auth option and bind again.")
-	}
 	if opts.TrafficPolicy != "" {
 		return nil, nil, config.NewError(config.CodeBindOption, "Traffic policies are not supported by this edge; remove the traffic policy and bind again.")
 	}
@@ -100,8 +94,13 @@ func (e *Edge) bindHTTP(req *tunnel.Bind, ident *authn.Identity, owner endpointO
 			host = randomLabel() + "." + e.cfg.BaseDomain
 		}
 	}
-	if err := e.checkBindAllowed(e.snap.Load(), ident, "https", host); err != nil {
+	snap := e.snap.Load()
+	if err := e.checkBindAllowed(snap, ident, "https", host); err != nil {
 		return nil, nil, err
+	}
+	access, aerr := e.newEndpointAccess(snap, ident.Account.ID, opts.IPRestriction, opts.BasicAuth, opts.Auth)
+	if aerr != nil {
+		return nil, nil, aerr
 	}
 	bindID := req.ID
 	if bindID == "" {
@@ -117,11 +116,26 @@ func (e *Edge) bindHTTP(req *tunnel.Bind, ident *authn.Identity, owner endpointO
 		minTLS:     minTLS,
 		startedAt:  time.Now().UTC(),
 		session:    owner,
+		access:     access,
 	}
 	opts.URL = ep.url
 	opts.Hostname = host
 	opts.Unsupported = nil
+	redactBasicAuth(opts)
 	return ep, opts, nil
+}
+
+// redactBasicAuth removes the passwords from options echoed to the agent.
+func redactBasicAuth(o *tunnel.HTTPOptions) {
+	o.Auth = ""
+	if o.BasicAuth == nil {
+		return
+	}
+	creds := make([]tunnel.BasicAuthCredential, len(o.BasicAuth.Credentials))
+	for i, c := range o.BasicAuth.Credentials {
+		creds[i] = tunnel.BasicAuthCredential{Username: c.Username}
+	}
+	o.BasicAuth = &tunnel.BasicAuth{Credentials: creds}
 }
 
 // requestedHost extracts the hostname an HTTP bind asks for from URL,

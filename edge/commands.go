@@ -109,3 +109,89 @@ func truncateMsg(s string, n int) string {
 	}
 	return s[:n] + "…"
 }
+
+// CommandSource carries operator commands for this edge's agent sessions
+// from a control plane in another process (ControlClient; in `tollgated
+// dev` the control plane calls StopSession and RestartSession directly).
+// Optional.
+type CommandSource interface {
+	// Commands blocks until the control plane has commands for this edge,
+	// or a while passed (then it returns none). ReportNeeded in the answer
+	// makes the edge report its sessions at once.
+	Commands(ctx context.Context) (config.EdgeCommands, error)
+	// CommandResult tells the control plane how a command ended.
+	CommandResult(ctx context.Context, res config.EdgeCommandResult) error
+}
+
+// commandTimeout bounds one command's execution on an agent session: less
+// than the control plane's own wait, so that a result still finds it.
+const commandTimeout = 10 * time.Second
+
+// commandLoop polls deps.Commands until ctx ends and executes each command
+// on its own goroutine. Poll errors are retried with capped backoff.
+func (e *Edge) commandLoop(ctx context.Context) {
+	src := e.deps.Commands
+	delay := 250 * time.Millisecond
+	const maxDelay = 5 * time.Second
+	asked := false // the previous answer asked for a report too
+	for ctx.Err() == nil {
+		ans, err := src.Commands(ctx)
+		if err == nil && ans.ReportNeeded && asked {
+			// The report we sent has not arrived (or failed): do not spin.
+			err = errors.New("the control plane still has no session report from this edge")
+		}
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			e.log.Debug("command poll failed", zap.Duration("retry_in", delay), zap.Error(err))
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(delay):
+			}
+			delay = min(delay*2, maxDelay)
+			asked = false
+			continue
+		}
+		delay = 250 * time.Millisecond
+		asked = ans.ReportNeeded
+		if ans.ReportNeeded {
+			e.sessionsChanged()
+		}
+		for _, cmd := range ans.Commands {
+			go e.runRemoteCommand(ctx, src, cmd)
+		}
+	}
+}
+
+// runRemoteCommand executes one command from the control plane and posts
+// its result.
+func (e *Edge) runRemoteCommand(ctx context.Context, src CommandSource, cmd config.EdgeCommand) {
+	cctx, cancel := context.WithTimeout(ctx, commandTimeout)
+	defer cancel()
+	var err error
+	switch cmd.Verb {
+	case config.EdgeCommandStop:
+		err = e.StopSession(cctx, cmd.SessionID)
+	case config.EdgeCommandRestart:
+		err = e.RestartSession(cctx, cmd.SessionID)
+	default:
+		err = config.NewError(config.CodeSessionCommandUnsupported, "This edge does not know the command %q; upgrade it.", truncateMsg(cmd.Verb, 40))
+	}
+	res := config.EdgeCommandResult{ID: cmd.ID}
+	if err != nil {
+		var ce *config.Error
+		if !errors.As(err, &ce) {
+			ce = config.NewError(config.CodeSessionCommandFailed, "The %s command failed on the edge.", cmd.Verb)
+		}
+		res.ErrorCode, res.Msg = ce.Code, ce.Message
+	}
+	e.log.Info("executed a session command from the control plane", zap.String("command", cmd.Verb),
+		zap.String("session_id", cmd.SessionID), zap.String("code", string(res.ErrorCode)))
+	pctx, pcancel := context.WithTimeout(ctx, 5*time.Second)
+	defer pcancel()
+	if perr := src.CommandResult(pctx, res); perr != nil && ctx.Err() == nil {
+		e.log.Warn("could not post a command result to the control plane", zap.String("session_id", cmd.SessionID), zap.Error(perr))
+	}
+}

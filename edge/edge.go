@@ -14,6 +14,7 @@ import (
 	"go.uber.org/zap"
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/sync/errgroup"
+	"golang.org/x/time/rate"
 
 	"github.com/tollgate/tollgate/config"
 	"github.com/tollgate/tollgate/edge/internal/httpproxy"
@@ -109,6 +110,9 @@ type Deps struct {
 	Reporter SessionReporter
 	// Directory lists every region's edges; nil lists only this edge.
 	Directory EdgeDirectory
+	// Commands carries the API's stop and restart commands from a control
+	// plane in another process; nil when it calls the Edge directly.
+	Commands CommandSource
 }
 
 // Addrs are the addresses an Edge listens on, after Listen.
@@ -134,10 +138,14 @@ type Edge struct {
 	defaultMinTLS, floorMinTLS uint16
 
 	snap    *snapshotHolder
+	ipState atomic.Pointer[ipState] // IP restrictions compiled from snap (ippolicy.go)
 	router  *router
 	tokens  *bindTokens
 	proxy   *httpproxy.Proxy
 	metrics counters
+
+	ipMetrics ipMetrics
+	dryRunLog *rate.Limiter // bounds the warnings of unenforced IP restrictions
 
 	agentLn   net.Listener
 	quicLn    *tunnel.QUICListener
@@ -248,6 +256,7 @@ func New(cfg Config, deps Deps) (*Edge, error) {
 		tcpListenIP:   cfg.TCPListenIP,
 		changed:       make(chan struct{}, 1),
 		stopping:      make(chan struct{}),
+		dryRunLog:     newDryRunLimiter(),
 	}
 	e.proxy, err = httpproxy.New(httpproxy.Config{Logger: log}, e)
 	if err != nil {
@@ -411,6 +420,9 @@ func (e *Edge) Serve(ctx context.Context) error {
 	})
 	g.Go(func() error { e.snap.watch(gctx, e.deps.Feed, e.log, e.applySnapshot); return nil })
 	g.Go(func() error { e.reportLoop(gctx); return nil })
+	if e.deps.Commands != nil {
+		g.Go(func() error { e.commandLoop(gctx); return nil })
+	}
 	g.Go(func() error { return e.acceptAgentsTCP(gctx) })
 	if e.quicLn != nil {
 		g.Go(func() error { return e.acceptAgentsQUIC(gctx) })
@@ -456,8 +468,10 @@ func (e *Edge) Shutdown(ctx context.Context) error {
 
 // applySnapshot enforces a new snapshot on live sessions: a credential that
 // is gone, rotated or whose owner or account is inactive closes its
-// sessions; endpoints its ACL no longer allows are stopped.
+// sessions; endpoints its ACL no longer allows are stopped. The snapshot's
+// IP restrictions are compiled here, once.
 func (e *Edge) applySnapshot(snap *config.Snapshot) {
+	e.compileRestrictions(snap)
 	e.mu.Lock()
 	sessions := make([]*agentSession, 0, len(e.sessions))
 	for s := range e.sessions {
@@ -472,7 +486,15 @@ func (e *Edge) applySnapshot(snap *config.Snapshot) {
 			continue
 		}
 		for _, ep := range lost {
-			s.dropEndpoint(ep, config.CodeBindACL, "The credential's bind ACL no longer allows this endpoint.")
+			// The reason the bind would be refused now: a narrowed ACL, a
+			// released or moved reservation.
+			code, msg := config.CodeBindACL, "The credential's bind ACL no longer allows this endpoint."
+			if ident := s.identity(); ident != nil {
+				if cerr := e.checkBindAllowed(snap, ident, ep.proto, ep.key); cerr != nil {
+					code, msg = cerr.Code, cerr.Message
+				}
+			}
+			s.dropEndpoint(ep, code, msg)
 		}
 	}
 	e.applySnapshotSSH(snap)
@@ -510,16 +532,19 @@ func (e *Edge) reportLoop(ctx context.Context) {
 	if e.deps.Reporter == nil {
 		return
 	}
-	// Report on every change, and every EdgeReportInterval regardless: the
-	// control plane counts an edge that falls silent as gone.
+	// Report at once, on every change, and every EdgeReportInterval
+	// regardless: the control plane counts an edge that falls silent as
+	// gone.
 	tick := time.NewTicker(config.EdgeReportInterval)
 	defer tick.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-e.changed:
-		case <-tick.C:
+	for first := true; ; first = false {
+		if !first {
+			select {
+			case <-ctx.Done():
+				return
+			case <-e.changed:
+			case <-tick.C:
+			}
 		}
 		e.mu.Lock()
 		list := make([]config.AgentSession, 0, len(e.sessions))

@@ -15,6 +15,8 @@ import (
 	"sync"
 	"time"
 
+	"go.uber.org/zap"
+
 	"github.com/tollgate/tollgate/config"
 	"github.com/tollgate/tollgate/tunnel"
 )
@@ -22,7 +24,9 @@ import (
 // ControlClient is an edge's client of the control plane's edge API
 // (controlplane/edgeapi.go): it follows the snapshot feed (SnapshotFeed),
 // applying deltas to the snapshot it last received, and reports the edge's
-// agent sessions (SessionReporter). It is what a standalone
+// agent sessions (SessionReporter), and polls for operator commands on
+// them (CommandSource), learning the live edges of every region from both
+// (EdgeDirectory). It is what a standalone
 // `tollgated edge --control URL` uses; `tollgated dev` wires the control
 // plane in-process instead. Safe for concurrent use.
 type ControlClient struct {
@@ -31,10 +35,12 @@ type ControlClient struct {
 	info   config.EdgeInfo
 	http   *http.Client
 	wait   time.Duration
+	log    *zap.Logger
 
-	mu    sync.Mutex
-	last  *config.Snapshot  // the newest snapshot this client returned
-	edges []config.EdgeInfo // from the last report's answer
+	mu           sync.Mutex
+	last         *config.Snapshot  // the newest snapshot this client returned
+	edges        []config.EdgeInfo // from the last report's or command poll's answer
+	edgesVersion uint64            // of edges, from the command poll
 }
 
 // ControlClientConfig configures NewControlClient.
@@ -47,8 +53,12 @@ type ControlClientConfig struct {
 	EdgeID, Region, AgentAddr string
 	// TLS configures https:// connections (root CAs). Default: system roots.
 	TLS *tls.Config
-	// Wait is how long one feed request waits for a change. Default 25s.
+	// Wait is how long one feed request or command poll waits for a
+	// change. Default 25s.
 	Wait time.Duration
+	// Logger receives a line whenever the live edges change. Default: no
+	// logs.
+	Logger *zap.Logger
 }
 
 // NewControlClient validates cfg and returns the client. It does not
@@ -65,15 +75,27 @@ func NewControlClient(cfg ControlClientConfig) (*ControlClient, error) {
 	if cfg.Wait <= 0 {
 		cfg.Wait = 25 * time.Second
 	}
+	if cfg.Logger == nil {
+		cfg.Logger = zap.NewNop()
+	}
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.TLSClientConfig = cfg.TLS
 	return &ControlClient{
+		log:    cfg.Logger,
 		base:   u,
 		secret: cfg.Secret,
 		info:   config.EdgeInfo{ID: cfg.EdgeID, Region: cfg.Region, AgentAddr: cfg.AgentAddr},
 		http:   &http.Client{Transport: tr},
 		wait:   cfg.Wait,
 	}, nil
+}
+
+// SetAgentAddr sets the agent address the edge's reports advertise, for an
+// edge that learns it only once it listens. Call it before the edge serves.
+func (c *ControlClient) SetAgentAddr(addr string) {
+	c.mu.Lock()
+	c.info.AgentAddr = addr
+	c.mu.Unlock()
 }
 
 // Snapshot returns a snapshot newer than after, waiting for the control
@@ -154,7 +176,9 @@ func (c *ControlClient) fetch(ctx context.Context, after uint64, base *config.Sn
 
 // ReportSessions sends the edge's complete session list (edge.SessionReporter).
 func (c *ControlClient) ReportSessions(ctx context.Context, region string, sessions []config.AgentSession) error {
+	c.mu.Lock()
 	rep := config.EdgeReport{EdgeID: c.info.ID, Region: region, AgentAddr: c.info.AgentAddr, Sessions: sessions}
+	c.mu.Unlock()
 	if rep.Sessions == nil {
 		rep.Sessions = []config.AgentSession{}
 	}
@@ -188,12 +212,82 @@ func (c *ControlClient) ReportSessions(ctx context.Context, region string, sessi
 	return nil
 }
 
-// Edges returns the live edges the control plane listed in its answer to
-// the last session report (edge.EdgeDirectory).
+// Edges returns the live edges the control plane listed in its latest
+// answer to a session report or a command poll (edge.EdgeDirectory).
 func (c *ControlClient) Edges() []config.EdgeInfo {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.edges
+}
+
+// Commands waits up to the client's Wait for operator commands for this
+// edge's sessions, or a change of the live edges (which it records for
+// Edges), and returns the control plane's answer (edge.CommandSource).
+func (c *ControlClient) Commands(ctx context.Context) (config.EdgeCommands, error) {
+	c.mu.Lock()
+	known := c.edgesVersion
+	c.mu.Unlock()
+	u := *c.base
+	u.Path += "/edge/v1/commands"
+	u.RawQuery = url.Values{
+		"edge_id": {c.info.ID},
+		"known":   {strconv.FormatUint(known, 10)},
+		"wait":    {strconv.Itoa(int(c.wait / time.Second))},
+	}.Encode()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
+	if err != nil {
+		return config.EdgeCommands{}, err
+	}
+	req.Header.Set("Authorization", "Bearer "+c.secret)
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return config.EdgeCommands{}, fmt.Errorf("command poll: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return config.EdgeCommands{}, fmt.Errorf("command poll: %w", responseError(resp))
+	}
+	var ans config.EdgeCommands
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 16<<20)).Decode(&ans); err != nil {
+		return config.EdgeCommands{}, fmt.Errorf("command poll: decoding the answer: %w", err)
+	}
+	c.mu.Lock()
+	c.edges, c.edgesVersion = ans.Edges, ans.EdgesVersion
+	c.mu.Unlock()
+	if ans.EdgesVersion != known {
+		list := make([]string, 0, len(ans.Edges))
+		for _, e := range ans.Edges {
+			list = append(list, e.Region+"="+e.AgentAddr)
+		}
+		c.log.Info("live edges changed", zap.Strings("edges", list))
+	}
+	return ans, nil
+}
+
+// CommandResult posts how one command ended (edge.CommandSource).
+func (c *ControlClient) CommandResult(ctx context.Context, res config.EdgeCommandResult) error {
+	res.EdgeID = c.info.ID
+	body, err := json.Marshal(&res)
+	if err != nil {
+		return err
+	}
+	u := *c.base
+	u.Path += "/edge/v1/commands/results"
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u.String(), bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "Bearer "+c.secret)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return fmt.Errorf("posting a command result: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusNoContent {
+		return fmt.Errorf("posting a command result: %w", responseError(resp))
+	}
+	return nil
 }
 
 // responseError turns a non-success answer into an error carrying the

@@ -3,6 +3,7 @@ package edge_test
 import (
 	"context"
 	"errors"
+	"net/http"
 	"net/http/httptest"
 	"path/filepath"
 	"slices"
@@ -87,5 +88,93 @@ func TestControlClient(t *testing.T) {
 	var ce *config.Error
 	if _, err := newClient("wrong-secret").Snapshot(ctx, 0); !errors.As(err, &ce) || ce.Code != config.CodeEdgeAuth {
 		t.Fatalf("wrong secret: %v, want %s", err, config.CodeEdgeAuth)
+	}
+}
+
+// TestControlClientCommands polls a real control plane for session
+// commands: the first poll asks for a report; a stop queued by the API
+// arrives at the poll, and the result the client posts answers the API
+// call; a new edge arrives in the client's directory through the poll.
+func TestControlClientCommands(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	st, err := store.Open(ctx, filepath.Join(t.TempDir(), "cp.db"), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	const secret = "edge-secret-0123456789abcdef"
+	srv := controlplane.NewServer(st, controlplane.ServerConfig{EdgeSecret: secret})
+	dev, _, err := controlplane.Bootstrap(ctx, st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := httptest.NewServer(srv.Handler())
+	defer hs.Close()
+	newClient := func(id, region, addr string) *edge.ControlClient {
+		c, err := edge.NewControlClient(edge.ControlClientConfig{URL: hs.URL, Secret: secret,
+			EdgeID: id, Region: region, AgentAddr: addr, Wait: 5 * time.Second})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	c := newClient("edge_eu1", "eu", "127.0.0.2:4443")
+	ans, err := c.Commands(ctx)
+	if err != nil || !ans.ReportNeeded {
+		t.Fatalf("first poll: %+v, %v; want a report request", ans, err)
+	}
+	sid := config.NewID(config.PrefixAgentSession)
+	if err := c.ReportSessions(ctx, "eu", []config.AgentSession{{ID: sid, AccountID: dev.AccountID, Transport: "tcp"}}); err != nil {
+		t.Fatal(err)
+	}
+	if ans, err = c.Commands(ctx); err != nil || ans.ReportNeeded || len(ans.Edges) != 1 {
+		t.Fatalf("poll after the report: %+v, %v", ans, err)
+	}
+
+	status := make(chan int, 1)
+	go func() {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, hs.URL+"/tunnel_sessions/"+sid+"/restart", nil)
+		req.Header.Set("Authorization", "Bearer "+dev.APIKey.Reveal())
+		req.Header.Set("Ngrok-Version", "2")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			status <- 0
+			return
+		}
+		resp.Body.Close()
+		status <- resp.StatusCode
+	}()
+	var cmd config.EdgeCommand
+	for i := 0; i < 5 && cmd.ID == ""; i++ { // bounded: each poll waits at most 5s
+		ans, err := c.Commands(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(ans.Commands) > 0 {
+			cmd = ans.Commands[0]
+		}
+	}
+	if cmd.Verb != config.EdgeCommandRestart || cmd.SessionID != sid {
+		t.Fatalf("polled command %+v, want a restart of %s", cmd, sid)
+	}
+	if err := c.CommandResult(ctx, config.EdgeCommandResult{ID: cmd.ID}); err != nil {
+		t.Fatal(err)
+	}
+	if got := <-status; got != http.StatusNoContent {
+		t.Fatalf("restart through the remote edge: HTTP %d, want 204", got)
+	}
+
+	// Another edge reports: the waiting poll brings it into the directory.
+	polled := make(chan error, 1)
+	go func() { _, err := c.Commands(ctx); polled <- err }()
+	if err := newClient("edge_us1", "us", "127.0.0.1:4443").ReportSessions(ctx, "us", nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-polled; err != nil {
+		t.Fatal(err)
+	}
+	if !slices.ContainsFunc(c.Edges(), func(e config.EdgeInfo) bool { return e.ID == "edge_us1" && e.AgentAddr == "127.0.0.1:4443" }) {
+		t.Fatalf("directory after another edge reported = %+v", c.Edges())
 	}
 }

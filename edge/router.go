@@ -19,6 +19,9 @@ type endpoint struct {
 	startedAt  time.Time
 	session    endpointOwner // the agent or SSH session that serves it
 	proxyProto int32         // tcp/tls: PROXY protocol version sent to the upstream, 0 = none
+	// access is the endpoint's account and what it asks of public clients
+	// (IP policy, basic auth); see ippolicy.go. nil admits everyone.
+	access *endpointAccess
 	// release frees what the endpoint holds besides its route (a TCP
 	// port); nil = nothing. It runs once, when the endpoint is unbound.
 	release func()

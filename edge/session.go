@@ -56,7 +56,8 @@ func newAgentSession(e *Edge, remote net.Addr, transport string) *agentSession {
 	}
 }
 
-// Auth verifies the authtoken against the current snapshot.
+// Auth verifies the authtoken against the current snapshot, then the
+// account's agent IP restriction on the session's source address (TG_115).
 func (s *agentSession) Auth(ctx context.Context, req *tunnel.Auth) *tunnel.AuthResp {
 	resp := &tunnel.AuthResp{Version: "3"}
 	if !slices.Contains(req.Version, "3") && !slices.Contains(req.Version, "2") {
@@ -71,6 +72,10 @@ func (s *agentSession) Auth(ctx context.Context, req *tunnel.Auth) *tunnel.AuthR
 	if err != nil {
 		s.edge.metrics.authFailures.Add(1)
 		s.log.Info("agent authentication refused", zap.Error(err))
+		resp.Error = err.Error()
+		return resp
+	}
+	if err := s.edge.checkAgentIP(ident.Account.ID, s.remote.Addr(), s.log); err != nil {
 		resp.Error = err.Error()
 		return resp
 	}

@@ -118,7 +118,9 @@ func (h *snapshotHolder) persist(s *config.Snapshot) error {
 // edge keeps serving from what it has meanwhile.
 func (h *snapshotHolder) watch(ctx context.Context, feed SnapshotFeed, log *zap.Logger, apply func(*config.Snapshot)) {
 	delay := 250 * time.Millisecond
-	const maxDelay = 10 * time.Second
+	// At most 5s, so that a control plane that comes back is followed
+	// again within seconds.
+	const maxDelay = 5 * time.Second
 	for ctx.Err() == nil {
 		s, err := feed.Snapshot(ctx, h.Load().Revision())
 		if err != nil {

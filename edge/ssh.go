@@ -113,7 +113,9 @@ func (e *Edge) sshServerConfig() *ssh.ServerConfig {
 }
 
 // sshPublicKey authenticates a client key against the current snapshot.
-// The client sees only "Permission denied"; the cause is logged.
+// The client sees only "Permission denied" for a key that is not valid; the
+// cause is logged. A valid key from an address the account's agent IP
+// restriction refuses is refused with a TG_115 banner.
 func (e *Edge) sshPublicKey(meta ssh.ConnMetadata, key ssh.PublicKey) (*ssh.Permissions, error) {
 	fp := ssh.FingerprintSHA256(key)
 	ident, err := verifySSHKey(e.snap.Load(), fp, key.Marshal())
@@ -123,6 +125,12 @@ func (e *Edge) sshPublicKey(meta ssh.ConnMetadata, key ssh.PublicKey) (*ssh.Perm
 			ce.Write(zap.String("remote_addr", meta.RemoteAddr().String()), zap.String("fingerprint", fp), zap.Error(err))
 		}
 		return nil, err
+	}
+	// The account's agent IP restriction covers SSH sessions too. The
+	// refusal reaches the client as an authentication banner (OpenSSH
+	// prints it), since no session channel exists yet.
+	if rerr := e.checkAgentIP(ident.Account.ID, addrPort(meta.RemoteAddr()).Addr(), e.log); rerr != nil {
+		return nil, &ssh.BannerError{Err: rerr, Message: "tollgate: " + rerr.Error() + "\n"}
 	}
 	return &ssh.Permissions{Extensions: map[string]string{sshExtCredential: ident.CredentialID, sshExtFingerprint: fp}}, nil
 }

@@ -22,6 +22,7 @@ type sshCommand struct {
 	basicAuth  []string // USER:PASSWORD
 	cidrAllow  []string
 	cidrDeny   []string
+	policyIDs  []string // ip_policy_ids
 	proxyProto int32
 	help       bool
 }
@@ -39,6 +40,7 @@ Options (after the command):
   --basic-auth USER:PASS require HTTP basic auth (http; repeatable)
   --cidr-allow CIDR      only let clients from CIDR in (repeatable)
   --cidr-deny CIDR       refuse clients from CIDR (repeatable)
+  --ip-policy-id ID      also apply the rules of the account's IP policy ID (repeatable)
   --proxy-proto 1|2      send a PROXY protocol header to the upstream (tcp, tls)
   --help                 show this help
 `
@@ -103,6 +105,8 @@ func parseSSHCommand(line string) (*sshCommand, *config.Error) {
 			} else {
 				c.cidrDeny = append(c.cidrDeny, cidr)
 			}
+		case "--ip-policy-id":
+			c.policyIDs = append(c.policyIDs, val)
 		case "--proxy-proto":
 			n, err := strconv.Atoi(val)
 			if err != nil || n < 1 || n > 2 {
@@ -230,8 +234,8 @@ type sshBindOpts struct {
 // basic-auth passwords: never log it.
 func (c *sshCommand) bindRequest(name string, port uint32, e *Edge) (*tunnel.Bind, *config.Error) {
 	o := sshBindOpts{URL: c.url, ProxyProto: c.proxyProto}
-	if len(c.cidrAllow) > 0 || len(c.cidrDeny) > 0 {
-		o.IPRestriction = &tunnel.IPRestriction{AllowCIDRs: c.cidrAllow, DenyCIDRs: c.cidrDeny}
+	if len(c.cidrAllow) > 0 || len(c.cidrDeny) > 0 || len(c.policyIDs) > 0 {
+		o.IPRestriction = &tunnel.IPRestriction{AllowCIDRs: c.cidrAllow, DenyCIDRs: c.cidrDeny, IPPolicyIDs: c.policyIDs}
 	}
 	if len(c.basicAuth) > 0 {
 		o.BasicAuth = &tunnel.BasicAuth{}

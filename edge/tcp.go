@@ -212,9 +212,6 @@ func (e *Edge) bindTCP(req *tunnel.Bind, ident *authn.Identity, owner endpointOw
 	if len(opts.Unsupported) > 0 {
 		return nil, nil, config.NewError(config.CodeBindOption, "This edge does not support the option(s) %s; remove them and bind again.", strings.Join(opts.Unsupported, ", "))
 	}
-	if opts.IPRestriction != nil {
-		return nil, nil, config.NewError(config.CodeBindOption, "Per-endpoint IP restrictions are not supported by this edge yet; remove the CIDR options and bind again.")
-	}
 	if opts.TrafficPolicy != "" {
 		return nil, nil, config.NewError(config.CodeBindOption, "Traffic policies are not supported by this edge; remove the traffic policy and bind again.")
 	}
@@ -222,6 +219,10 @@ func (e *Edge) bindTCP(req *tunnel.Bind, ident *authn.Identity, owner endpointOw
 		return nil, nil, config.NewError(config.CodeBindOption, "PROXY protocol version %d is not supported: use 1 or 2.", opts.ProxyProto)
 	}
 	snap := e.snap.Load()
+	access, aerr := e.newEndpointAccess(snap, ident.Account.ID, opts.IPRestriction, nil, "")
+	if aerr != nil {
+		return nil, nil, aerr
+	}
 	requested := opts.URL
 	if requested == "" {
 		requested = opts.Addr
@@ -288,6 +289,7 @@ func (e *Edge) bindTCP(req *tunnel.Bind, ident *authn.Identity, owner endpointOw
 		session:    owner,
 		proxyProto: opts.ProxyProto,
 		release:    sync.OnceFunc(func() { e.tcp.release(port) }),
+		access:     access,
 	}
 	opts.URL = ep.url
 	opts.Addr = key
@@ -325,7 +327,7 @@ const streamOpenTimeout = 10 * time.Second
 // agent, the PROXY header if the endpoint asked for one, then raw bytes.
 func (e *Edge) handleTCP(c net.Conn, key string) {
 	ep, ok := e.router.lookup(key)
-	if !ok || ep.proto != "tcp" {
+	if !ok || ep.proto != "tcp" || !e.admitIP(ep, addrPort(c.RemoteAddr()).Addr()) {
 		refuse(c)
 		return
 	}

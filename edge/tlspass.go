@@ -37,9 +37,6 @@ func (e *Edge) bindTLS(req *tunnel.Bind, ident *authn.Identity, owner endpointOw
 	if opts.TLSTermination != nil {
 		return nil, nil, config.NewError(config.CodeBindOption, "This edge does not terminate TLS endpoints: it passes the TLS stream to the upstream, which must hold the certificate. Remove the termination key pair, or use an https endpoint.")
 	}
-	if opts.IPRestriction != nil {
-		return nil, nil, config.NewError(config.CodeBindOption, "Per-endpoint IP restrictions are not supported by this edge yet; remove the CIDR options and bind again.")
-	}
 	if opts.TrafficPolicy != "" {
 		return nil, nil, config.NewError(config.CodeBindOption, "Traffic policies are not supported by this edge; remove the traffic policy and bind again.")
 	}
@@ -61,8 +58,13 @@ func (e *Edge) bindTLS(req *tunnel.Bind, ident *authn.Identity, owner endpointOw
 			host = randomLabel() + "." + e.cfg.BaseDomain
 		}
 	}
-	if err := e.checkBindAllowed(e.snap.Load(), ident, "tls", host); err != nil {
+	snap := e.snap.Load()
+	if err := e.checkBindAllowed(snap, ident, "tls", host); err != nil {
 		return nil, nil, err
+	}
+	access, aerr := e.newEndpointAccess(snap, ident.Account.ID, opts.IPRestriction, nil, "")
+	if aerr != nil {
+		return nil, nil, aerr
 	}
 	bindID := req.ID
 	if bindID == "" {
@@ -83,6 +85,7 @@ func (e *Edge) bindTLS(req *tunnel.Bind, ident *authn.Identity, owner endpointOw
 		startedAt:  time.Now().UTC(),
 		session:    owner,
 		proxyProto: opts.ProxyProto,
+		access:     access,
 	}
 	opts.URL = ep.url
 	opts.Hostname = host
@@ -183,6 +186,10 @@ func (e *Edge) passthroughTLS(pc *peekConn, handshakeErr error) bool {
 	}
 	ep, rec := pc.ep, pc.rec
 	pc.rec, pc.recording = nil, false
+	if !e.admitIP(ep, addrPort(pc.Conn.RemoteAddr()).Addr()) {
+		refuse(pc.Conn) // nothing of the ClientHello went to the agent
+		return true
+	}
 	e.proxyRaw(pc.Conn, ep, &tunnel.ProxyHeader{ID: ep.bindID, Proto: "tls", EdgeType: edgeTypeTLS, PassthroughTLS: true}, rec)
 	return true
 }

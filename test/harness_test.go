@@ -86,7 +86,9 @@ func start(t testing.TB, bin string, env []string, args ...string) *proc {
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("starting %s: %v", bin, err)
 	}
+	scanned := make(chan struct{})
 	go func() {
+		defer close(scanned)
 		sc := bufio.NewScanner(pr)
 		sc.Buffer(make([]byte, 64<<10), 1<<20)
 		for sc.Scan() {
@@ -99,10 +101,12 @@ func start(t testing.TB, bin string, env []string, args ...string) *proc {
 			default:
 			}
 		}
+		_, _ = io.Copy(io.Discard, pr) // past an over-long line: never block the process
 	}()
 	go func() {
 		p.err = cmd.Wait()
 		pw.Close()
+		<-scanned // done means every line the process printed is in out
 		close(p.done)
 	}()
 	t.Cleanup(func() {

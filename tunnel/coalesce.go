@@ -10,6 +10,30 @@ import (
 // bytes (muxado's GOAWAY, a last response) to reach a stalled peer.
 const closeFlushTimeout = time.Second
 
+// Window update deferral (batchConn.deferWndInc). muxado sends a WNDINC
+// frame after every stream Read; for a small request or response that is
+// a TLS record, a write and a wake-up of the peer's reader of its own,
+// each way. Queued WNDINC frames alone wait (at most wndIncDelay) for the
+// next frame that must go now and then go with it.
+const (
+	// wndIncDelay bounds how long a window update waits.
+	wndIncDelay = 2 * time.Millisecond
+	// wndIncMaxCredit: window updates that add up to this much go at once,
+	// so a sender never waits on a deferred one. It is well below the
+	// smallest window (DefaultWindowSize): the peer's view of a window is
+	// never short by more than this.
+	wndIncMaxCredit = 32 << 10
+	// wndIncMaxQueued bounds the bytes of deferred window updates.
+	wndIncMaxQueued = 1 << 10
+)
+
+// muxado frame header: 24-bit length, 4-bit type and 4-bit flags, 32-bit
+// stream ID (golang.ngrok.com/muxado/v2/frame).
+const (
+	muxadoHeaderSize = 8
+	muxadoTypeWndInc = 0x2
+)
+
 // batchConn sits between muxado and the TLS connection. muxado's single
 // writer goroutine writes every frame as two Writes (header, payload) and a
 // window update per Read; written straight to TLS that is two records and
@@ -36,6 +60,18 @@ type batchConn struct {
 	err      error     // first write error
 	flushing bool      // a flusher goroutine is running
 	closing  bool
+
+	// Window update deferral, only when deferWndInc is set (the bytes
+	// written are muxado frames, each written from its first byte).
+	deferWndInc bool
+	urgent      bool        // something other than window updates is queued
+	credit      uint32      // window increments queued
+	timer       *time.Timer // starts a flush of deferred window updates
+	timerArmed  bool
+	hdr         [muxadoHeaderSize + 4]byte // the frame header (and WNDINC body) being written
+	hdrN        int                        // bytes of hdr seen
+	remain      int                        // bytes left of the current frame after its header
+	wndInc      bool                       // the current frame is a WNDINC
 
 	closeOnce sync.Once
 	closeErr  error
@@ -91,19 +127,102 @@ func (c *batchConn) Write(p []byte) (int, error) {
 		}
 		room := c.limit - len(c.buf)
 		if room <= 0 {
+			if !c.flushing { // deferred window updates fill it
+				c.flushing = true
+				go c.flush()
+			}
 			c.cond.Wait()
 			continue
 		}
 		k := min(room, len(p))
 		c.buf = append(c.buf, p[:k]...)
+		if c.deferWndInc {
+			c.track(p[:k])
+		}
 		p = p[k:]
 		n += k
 		if !c.flushing {
+			if c.deferWndInc && !c.urgent && c.credit < wndIncMaxCredit && len(c.buf) < wndIncMaxQueued {
+				c.armLocked()
+				continue
+			}
 			c.flushing = true
 			go c.flush()
 		}
 	}
 	return n, nil
+}
+
+// track follows muxado's frame boundaries through the bytes queued: it
+// adds up the increments of WNDINC frames and sets urgent for any other
+// frame.
+func (c *batchConn) track(p []byte) {
+	for len(p) > 0 {
+		switch {
+		case c.hdrN < muxadoHeaderSize: // a frame header
+			k := min(muxadoHeaderSize-c.hdrN, len(p))
+			copy(c.hdr[c.hdrN:], p[:k])
+			c.hdrN += k
+			p = p[k:]
+			if c.hdrN < muxadoHeaderSize {
+				continue
+			}
+			c.remain = int(c.hdr[0])<<16 | int(c.hdr[1])<<8 | int(c.hdr[2])
+			c.wndInc = c.hdr[3]>>4 == muxadoTypeWndInc && c.remain == 4
+			if !c.wndInc {
+				c.urgent = true
+			}
+			if c.remain == 0 {
+				c.hdrN = 0
+			}
+		case c.wndInc: // a WNDINC's increment
+			k := min(c.remain, len(p))
+			copy(c.hdr[c.hdrN:], p[:k])
+			c.hdrN += k
+			c.remain -= k
+			p = p[k:]
+			if c.remain == 0 {
+				b := c.hdr[muxadoHeaderSize:]
+				c.credit += uint32(b[0]&0x7f)<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3])
+				c.wndInc, c.hdrN = false, 0
+			}
+		default: // another frame's body
+			k := min(c.remain, len(p))
+			c.remain -= k
+			p = p[k:]
+			if c.remain == 0 {
+				c.hdrN = 0
+			}
+		}
+	}
+}
+
+// armLocked makes sure deferred window updates are flushed within
+// wndIncDelay.
+func (c *batchConn) armLocked() {
+	if c.timerArmed {
+		return
+	}
+	c.timerArmed = true
+	if c.timer == nil {
+		c.timer = time.AfterFunc(wndIncDelay, c.flushDeferred)
+	} else {
+		c.timer.Reset(wndIncDelay)
+	}
+}
+
+// flushDeferred runs on the timer: it flushes what waits, unless a flusher
+// already runs.
+func (c *batchConn) flushDeferred() {
+	c.mu.Lock()
+	c.timerArmed = false
+	if c.flushing || len(c.buf) == 0 || c.err != nil {
+		c.mu.Unlock()
+		return
+	}
+	c.flushing = true
+	c.mu.Unlock()
+	c.flush()
 }
 
 // flush is the flusher goroutine ("tunnel batchConn flush"): it writes
@@ -114,6 +233,7 @@ func (c *batchConn) flush() {
 	for len(c.buf) > 0 {
 		data := c.buf
 		c.buf, c.spare = c.spare, nil
+		c.urgent, c.credit = false, 0
 		c.mu.Unlock()
 		_, werr = c.Conn.Write(data)
 		c.mu.Lock()
@@ -147,6 +267,14 @@ func (c *batchConn) Close() error {
 		_ = c.Conn.SetWriteDeadline(time.Now().Add(closeFlushTimeout))
 		c.mu.Lock()
 		c.closing = true
+		if c.timer != nil {
+			c.timer.Stop()
+		}
+		if !c.flushing && len(c.buf) > 0 && c.err == nil {
+			// Deferred window updates wait for no timer now.
+			c.flushing = true
+			go c.flush()
+		}
 		c.cond.Broadcast()
 		for c.flushing {
 			c.cond.Wait()

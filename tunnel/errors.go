@@ -122,6 +122,7 @@ var permanentCodes = func() map[int]struct{} {
 		config.CodeBindProto, config.CodeBindURL, config.CodeBindOutsideBase, config.CodeBindOption,
 		config.CodeBindMinTLS, config.CodeBindACL, config.CodeBindReservedOther, config.CodeBindRegion,
 		config.CodeBindAddrRegion, config.CodeBindNotReserved, config.CodeBindDenyOnly,
+		config.CodeBasicAuthUser, config.CodeBasicAuthPassword, config.CodeIPPolicyIDs,
 	} {
 		m[codeNumber(c)] = struct{}{}
 	}

@@ -63,7 +63,9 @@ func NewMuxadoMux(conn net.Conn, server bool, cfg MuxConfig) Mux {
 	if cfg.DisableWriteBatching {
 		transport = &notifyConn{Conn: conn, onClose: onClose}
 	} else {
-		transport = newBatchConn(conn, cfg.WriteBufferSize, onClose)
+		bc := newBatchConn(conn, cfg.WriteBufferSize, onClose)
+		bc.deferWndInc = true
+		transport = bc
 	}
 	mcfg := &muxado.Config{MaxWindowSize: window, AcceptBacklog: cfg.AcceptBacklog}
 	m.transport = transport

@@ -12,6 +12,9 @@ import (
 type IPRestriction struct {
 	AllowCIDRs []string `json:"allow_cidrs,omitempty"`
 	DenyCIDRs  []string `json:"deny_cidrs,omitempty"`
+	// IPPolicyIDs is Tollgate's extension: IP policies (ipp_...) of the
+	// account whose rules are added to the CIDRs above.
+	IPPolicyIDs []string `json:"ip_policy_ids,omitempty"`
 }
 
 // BasicAuth is the HTTP basic-auth middleware of a Bind.
@@ -278,15 +281,16 @@ func isZeroJSON(v json.RawMessage) bool {
 
 // ipRestrictionWire is the SDK's protobuf IP restriction as JSON.
 type ipRestrictionWire struct {
-	AllowCIDRs []string `json:"allow_cidrs"`
-	DenyCIDRs  []string `json:"deny_cidrs"`
+	AllowCIDRs  []string `json:"allow_cidrs"`
+	DenyCIDRs   []string `json:"deny_cidrs"`
+	IPPolicyIDs []string `json:"ip_policy_ids"`
 }
 
 func (w *ipRestrictionWire) value() *IPRestriction {
 	if w == nil {
 		return nil
 	}
-	return &IPRestriction{AllowCIDRs: w.AllowCIDRs, DenyCIDRs: w.DenyCIDRs}
+	return &IPRestriction{AllowCIDRs: w.AllowCIDRs, DenyCIDRs: w.DenyCIDRs, IPPolicyIDs: w.IPPolicyIDs}
 }
 
 // basicAuthWire is the SDK's protobuf basic auth as JSON; hashed passwords

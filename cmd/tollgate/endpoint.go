@@ -17,6 +17,7 @@ import (
 type endpointFlags struct {
 	url, minTLS, metadata string
 	cidrAllow, cidrDeny   []string
+	ipPolicyIDs           []string
 	basicAuth             []string
 	insecure              bool
 	proxyProto            int
@@ -76,6 +77,7 @@ func newEndpointCmd(e *env, proto string) *cobra.Command {
 				MinTLS:              f.minTLS,
 				CIDRAllow:           f.cidrAllow,
 				CIDRDeny:            f.cidrDeny,
+				IPPolicyIDs:         f.ipPolicyIDs,
 				BasicAuth:           f.basicAuth,
 				Metadata:            f.metadata,
 				ProxyProto:          f.proxyProto,
@@ -91,6 +93,7 @@ func newEndpointCmd(e *env, proto string) *cobra.Command {
 	fl.StringVar(&f.url, "url", "", h.urlHelp)
 	fl.StringArrayVar(&f.cidrAllow, "cidr-allow", nil, "only let clients from this CIDR or IP in (repeatable)")
 	fl.StringArrayVar(&f.cidrDeny, "cidr-deny", nil, "refuse clients from this CIDR or IP (repeatable)")
+	fl.StringArrayVar(&f.ipPolicyIDs, "ip-policy-id", nil, "also apply the rules of this IP policy of the account, ipp_... (repeatable)")
 	fl.StringVar(&f.metadata, "metadata", "", "opaque text stored with the endpoint at the edge")
 	if proto != agent.ProtoTCP {
 		fl.StringVar(&f.minTLS, "min-tls", "", "minimum TLS version clients must use: 1.2 or 1.3 (default: the edge's)")

@@ -184,12 +184,18 @@ func runControl(ctx context.Context, o controlOptions, stdout io.Writer) error {
 
 		TCPAddrPools: pools,
 	})
+	// Requests see their context end when shutdown starts, so that edges'
+	// long polls (up to a minute) do not hold the drain.
+	baseCtx, cancelBase := context.WithCancel(context.Background())
+	defer cancelBase()
 	apiSrv := &http.Server{
 		Handler:           cp.Handler(),
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       120 * time.Second,
 		ErrorLog:          zap.NewStdLog(log.Named("api")),
+		BaseContext:       func(net.Listener) context.Context { return baseCtx },
 	}
+	apiSrv.RegisterOnShutdown(cancelBase)
 	served := make(chan error, 1)
 	go func() { served <- apiSrv.Serve(apiLn) }()
 

@@ -1,6 +1,7 @@
 // Command tollgated runs Tollgate's servers: `tollgated dev` runs the
 // control plane and one edge in one process on an embedded store;
-// `tollgated control` runs the control plane alone.
+// `tollgated control` runs the control plane alone; `tollgated edge` runs
+// one regional edge that follows it.
 package main
 
 import (
@@ -21,6 +22,7 @@ func main() {
 	// Everything tollgated writes (store, keys, certificates, dev.json) is
 	// private to its user.
 	syscall.Umask(0o077)
+	stopProfile := startCPUProfile()
 	root := &cobra.Command{
 		Use:   "tollgated",
 		Short: "Tollgate servers: control plane and regional edges",
@@ -32,12 +34,14 @@ policies allow, decided from a cached control-plane snapshot.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newDevCommand(), newControlCommand(), &cobra.Command{
+	root.AddCommand(newDevCommand(), newControlCommand(), newEdgeCommand(), &cobra.Command{
 		Use:   "version",
 		Short: "Print the version",
 		Run:   func(cmd *cobra.Command, _ []string) { fmt.Fprintln(cmd.OutOrStdout(), "tollgated", version) },
 	})
-	if err := root.Execute(); err != nil {
+	err := root.Execute()
+	stopProfile()
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "tollgated:", err)
 		var ce *config.Error
 		if errors.As(err, &ce) && ce.Code == config.CodeConfigInvalid {

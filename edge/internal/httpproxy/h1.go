@@ -60,6 +60,7 @@ type h1conn struct {
 	req        requestHead
 	body       bodyFramer
 	up         Upstream
+	stripAuth  bool // the current request's Authorization fields are not forwarded
 
 	// Response side, owned by readResponses.
 	resp responseHead
@@ -199,6 +200,10 @@ func (h *h1conn) forward() bool {
 		h.fail(pageMisdirected)
 		return false
 	}
+	up, ok := h.admit(r)
+	if !ok {
+		return false
+	}
 	switch {
 	case r.chunked:
 		h.body.setChunked()
@@ -225,8 +230,7 @@ func (h *h1conn) forward() bool {
 	}
 	var st Stream
 	for attempt := 0; ; attempt++ {
-		var ok bool
-		if st, ok = h.stream(); !ok {
+		if st, ok = h.stream(up); !ok {
 			return false
 		}
 		if h.begin(st, e) {
@@ -330,6 +334,10 @@ func (h *h1conn) appendHead(out, head []byte) []byte {
 				out = appendConnection(out, head[f.valStart:f.valEnd])
 				continue
 			}
+		case fieldAuthorization:
+			if h.stripAuth {
+				continue
+			}
 		}
 		out = append(out, head[f.start:f.end]...)
 	}
@@ -365,10 +373,47 @@ func appendConnection(out, value []byte) []byte {
 	return append(out, "\r\n"...)
 }
 
-// stream returns the connection's open stream, opening one (and starting its
-// response goroutine) when there is none. On failure the client has been
-// answered and the connection is done.
-func (h *h1conn) stream() (Stream, bool) {
+// admit returns the endpoint of the request (the open stream's, else the
+// resolver's) once its Gate, if any, admitted the request; it decides
+// whether the request's Authorization fields are forwarded. On refusal the
+// client has been answered and the connection is done.
+func (h *h1conn) admit(r *requestHead) (Upstream, bool) {
+	h.mu.Lock()
+	up := h.up
+	if h.st == nil || !h.bRunning {
+		up = nil
+	}
+	h.mu.Unlock()
+	if up == nil {
+		var ok bool
+		if up, ok = h.p.resolver.Resolve(h.authority); !ok {
+			h.fail(pageNotFound(h.authority))
+			return nil, false
+		}
+	}
+	h.stripAuth = false
+	g, ok := up.(Gate)
+	if !ok {
+		return up, true
+	}
+	ad := g.Admit(h.remote.Addr(), r.auth, r.authCount)
+	if ad.Refusal != nil {
+		h.mu.Lock()
+		if h.st == nil {
+			h.up = up // for OnRequest's EndpointID
+		}
+		h.mu.Unlock()
+		h.fail(&ad.Refusal.pg)
+		return nil, false
+	}
+	h.stripAuth = ad.StripAuthorization
+	return up, true
+}
+
+// stream returns the connection's open stream, opening one to up (and
+// starting its response goroutine) when there is none. On failure the
+// client has been answered and the connection is done.
+func (h *h1conn) stream(up Upstream) (Stream, bool) {
 	h.mu.Lock()
 	st, running, closed := h.st, h.bRunning, h.clientClosed
 	h.mu.Unlock()
@@ -377,11 +422,6 @@ func (h *h1conn) stream() (Stream, bool) {
 	}
 	if st != nil && running {
 		return st, true
-	}
-	up, ok := h.p.resolver.Resolve(h.authority)
-	if !ok {
-		h.fail(pageNotFound(h.authority))
-		return nil, false
 	}
 	st, err := up.OpenStream(h.ctx)
 	if err != nil {

@@ -22,8 +22,15 @@ const maxResponseHead = 1 << 20
 // connection.
 func (h *h1conn) readResponses(st Stream) {
 	pooled := h.p.getBuf()
-	buf := pooled
-	defer func() { h.p.pool.Put(pooled) }()
+	base := pooled // what buf returns to when a head no longer needs more room
+	buf := base
+	var bulk *[]byte // from bulkBufPool once a body filled base
+	defer func() {
+		h.p.pool.Put(pooled)
+		if bulk != nil {
+			bulkBufPool.Put(bulk)
+		}
+	}()
 
 	var (
 		r, w, scanned int // unprocessed bytes are buf[r:w]; scanned of them hold no head end
@@ -37,6 +44,7 @@ func (h *h1conn) readResponses(st Stream) {
 	for {
 		n, rerr := st.Read(buf[w:])
 		w += n
+		filled := n > 0 && w == len(buf)
 		p := r
 		completed := 0
 		closeAfter, upgraded := false, false
@@ -149,9 +157,13 @@ func (h *h1conn) readResponses(st Stream) {
 		}
 		if p == w {
 			r, w = 0, 0
-			if len(buf) != len(pooled) {
-				buf = pooled
+			if filled && inBody && bulk == nil {
+				// A body that fills the buffer is bulk: copy it in larger
+				// pieces (fewer stream reads, window updates and writes).
+				bulk = bulkBufPool.Get().(*[]byte)
+				base = *bulk
 			}
+			buf = base
 		} else {
 			r = p
 			if w == len(buf) {

@@ -129,6 +129,21 @@ func (h *h2conn) relay(w http.ResponseWriter, r *http.Request) (int, config.Code
 		return s, c, "", 0
 	}
 	upID := up.ID()
+	if g, ok := up.(Gate); ok {
+		var auth []byte
+		vals := r.Header["Authorization"]
+		if len(vals) > 0 {
+			auth = []byte(vals[0])
+		}
+		ad := g.Admit(h.remote.Addr(), auth, len(vals))
+		if ad.Refusal != nil {
+			s, c := h.page(w, r, &ad.Refusal.pg)
+			return s, c, upID, 0
+		}
+		if ad.StripAuthorization {
+			r.Header.Del("Authorization")
+		}
+	}
 	hasBody := r.Body != nil && r.Body != http.NoBody && r.ContentLength != 0
 	chunked := hasBody && r.ContentLength < 0
 	head := h.appendHead(make([]byte, 0, 1024), r, chunked)

@@ -20,42 +20,47 @@ type pageSpec struct {
 	status int
 	code   config.Code
 	msg    string // plain words: what happened, what to do
+	// challenge is the WWW-Authenticate value of a 401; "" = none.
+	challenge string
 }
 
 var (
-	pageAgentUnreachable = &pageSpec{http.StatusBadGateway, config.CodeAgentUnreachable,
-		"The agent serving this endpoint could not be reached. Try again in a moment."}
-	pageNoResponse = &pageSpec{http.StatusBadGateway, config.CodeUpstreamFailed,
-		"The agent returned no response from its upstream service. Check that the service the agent forwards to is running and answers HTTP."}
-	pageBadResponse = &pageSpec{http.StatusBadGateway, config.CodeUpstreamFailed,
-		"The upstream service sent an invalid HTTP response."}
-	pageMisdirected = &pageSpec{http.StatusMisdirectedRequest, config.CodeMisdirected,
-		"This connection was opened for another host: the TLS server name, the Host header and the request target must name the same host."}
-	pageHeadTimeout = &pageSpec{http.StatusRequestTimeout, config.CodeBadRequest,
-		"The request head was not received in time."}
-	pageHeadTooLarge = &pageSpec{http.StatusRequestHeaderFieldsTooLarge, config.CodeBadRequest,
-		"The request head is too large."}
+	pageAgentUnreachable = &pageSpec{status: http.StatusBadGateway, code: config.CodeAgentUnreachable,
+		msg: "The agent serving this endpoint could not be reached. Try again in a moment."}
+	pageNoResponse = &pageSpec{status: http.StatusBadGateway, code: config.CodeUpstreamFailed,
+		msg: "The agent returned no response from its upstream service. Check that the service the agent forwards to is running and answers HTTP."}
+	pageBadResponse = &pageSpec{status: http.StatusBadGateway, code: config.CodeUpstreamFailed,
+		msg: "The upstream service sent an invalid HTTP response."}
+	pageMisdirected = &pageSpec{status: http.StatusMisdirectedRequest, code: config.CodeMisdirected,
+		msg: "This connection was opened for another host: the TLS server name, the Host header and the request target must name the same host."}
+	pageHeadTimeout = &pageSpec{status: http.StatusRequestTimeout, code: config.CodeBadRequest,
+		msg: "The request head was not received in time."}
+	pageHeadTooLarge = &pageSpec{status: http.StatusRequestHeaderFieldsTooLarge, code: config.CodeBadRequest,
+		msg: "The request head is too large."}
 )
 
 // pageNotFound is the answer for a host no endpoint is bound at.
 func pageNotFound(host string) *pageSpec {
-	return &pageSpec{http.StatusNotFound, config.CodeEndpointNotFound,
-		"No endpoint is online at " + host + ". Start an agent for it, or check the address."}
+	return &pageSpec{status: http.StatusNotFound, code: config.CodeEndpointNotFound,
+		msg: "No endpoint is online at " + host + ". Start an agent for it, or check the address."}
 }
 
 // pageFor turns a rejected request into its answer.
 func pageFor(err error) *pageSpec {
 	var pe *ProtocolError
 	if !errors.As(err, &pe) {
-		return &pageSpec{http.StatusBadRequest, config.CodeBadRequest, "Bad request."}
+		return &pageSpec{status: http.StatusBadRequest, code: config.CodeBadRequest,
+			msg: "Bad request."}
 	}
 	switch {
 	case pe.Status == http.StatusRequestHeaderFieldsTooLarge:
 		return pageHeadTooLarge
 	case pe.Status >= 500:
-		return &pageSpec{pe.Status, config.CodeBadRequest, "The request is not supported: " + pe.Reason + "."}
+		return &pageSpec{status: pe.Status, code: config.CodeBadRequest,
+			msg: "The request is not supported: " + pe.Reason + "."}
 	}
-	return &pageSpec{pe.Status, config.CodeBadRequest, "Bad request: " + pe.Reason + "."}
+	return &pageSpec{status: pe.Status, code: config.CodeBadRequest,
+		msg: "Bad request: " + pe.Reason + "."}
 }
 
 // appendPageBody appends the page body: a small HTML page for browsers,
@@ -103,6 +108,11 @@ func appendH1Page(dst []byte, pg *pageSpec, head, htmlPage bool) []byte {
 	dst = append(dst, "\r\nContent-Length: "...)
 	dst = strconv.AppendInt(dst, int64(len(body)), 10)
 	dst = append(dst, "\r\nCache-Control: no-store\r\nX-Content-Type-Options: nosniff\r\n"...)
+	if pg.challenge != "" {
+		dst = append(dst, "WWW-Authenticate: "...)
+		dst = append(dst, pg.challenge...)
+		dst = append(dst, "\r\n"...)
+	}
 	dst = append(dst, ErrorCodeHeader...)
 	dst = append(dst, ": "...)
 	dst = append(dst, pg.code...)
@@ -126,6 +136,9 @@ func writeH2Page(w http.ResponseWriter, r *http.Request, pg *pageSpec) {
 	h.Set("Cache-Control", "no-store")
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set(ErrorCodeHeader, string(pg.code))
+	if pg.challenge != "" {
+		h.Set("WWW-Authenticate", pg.challenge)
+	}
 	w.WriteHeader(pg.status)
 	if r.Method != http.MethodHead {
 		_, _ = w.Write(body)

@@ -178,9 +178,10 @@ func parseLength(v []byte) (int64, bool) {
 type fieldKind uint8
 
 const (
-	fieldCopy       fieldKind = iota // forwarded as received
-	fieldDrop                        // X-Forwarded-*, Forwarded: removed
-	fieldConnection                  // Connection: forwarded, filtered if it names a dropped field
+	fieldCopy          fieldKind = iota // forwarded as received
+	fieldDrop                           // X-Forwarded-*, Forwarded: removed
+	fieldConnection                     // Connection: forwarded, filtered if it names a dropped field
+	fieldAuthorization                  // Authorization: forwarded unless a Gate strips it
 )
 
 // field locates one header line inside a head. Offsets are relative to the
@@ -205,7 +206,9 @@ type requestHead struct {
 	upgrade        bool // Connection: upgrade with an Upgrade field (HTTP/1.1)
 	isHead         bool
 	acceptsHTML    bool
-	connFilter     bool // a Connection field names a dropped field
+	connFilter     bool   // a Connection field names a dropped field
+	auth           []byte // value of the first Authorization field; nil = none
+	authCount      int    // number of Authorization fields
 	fields         []field
 }
 
@@ -350,6 +353,14 @@ func parseRequestHead(b []byte, h *requestHead) error {
 						h.connFilter = true
 					}
 				}
+			}
+		case 13:
+			if equalFold(name, "authorization") {
+				f.kind = fieldAuthorization
+				if h.authCount == 0 {
+					h.auth = value
+				}
+				h.authCount++
 			}
 		case 14:
 			if equalFold(name, "content-length") {

@@ -109,7 +109,14 @@ const (
 
 	defaultBufferSize = 16 << 10
 	minBufferSize     = 4 << 10
+	// bulkBufferSize is the buffer a response body moves through once it
+	// filled a Config.BufferPool one: large bodies are CPU-bound on the
+	// number of reads and writes, small ones keep the small buffer.
+	bulkBufferSize = 256 << 10
 )
+
+// bulkBufPool holds bulkBufferSize buffers for large response bodies.
+var bulkBufPool = sync.Pool{New: func() any { b := make([]byte, bulkBufferSize); return &b }}
 
 // Proxy serves public client connections for the endpoints its Resolver
 // knows. Create it with New; hand it connections with ServeConn; stop it

@@ -1,0 +1,382 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+	"go.uber.org/zap"
+
+	"github.com/tollgate/tollgate/config"
+	"github.com/tollgate/tollgate/edge"
+	"github.com/tollgate/tollgate/edge/certs"
+	"github.com/tollgate/tollgate/regions"
+)
+
+type edgeOptions struct {
+	region          string
+	controlURL      string
+	secretFile      string
+	controlCA       string
+	dataDir         string
+	caDir           string
+	agentAddr       string
+	advertiseAgent  string
+	agentQUIC       bool
+	httpsAddr       string
+	httpAddr        string
+	publicHTTPSPort int
+	sshAddr         string
+	sshAlive        time.Duration
+	tcpHost         string
+	tcpPorts        string
+	baseDomain      string
+	minTLS          string
+	minFloor        string
+	acme            acmeOptions
+	shutdownTimeout time.Duration
+	logLevel        string
+	logFormat       string
+}
+
+func newEdgeCommand() *cobra.Command {
+	var o edgeOptions
+	cmd := &cobra.Command{
+		Use:   "edge",
+		Short: "Run one regional edge that follows a control plane (tollgated control)",
+		Long: `edge runs one regional edge as its own process: agent ingress (TLS over TCP
+and QUIC), public HTTPS/HTTP, TCP endpoints and SSH ingress, enforcing the
+control plane's snapshot.
+
+It follows the control plane's snapshot feed at --control (deltas from the
+revision it holds, a whole snapshot after a gap), authenticated by the edge
+secret (first line of --control-secret-file, else $TOLLGATE_EDGE_SECRET; the
+control plane's --edge-secret-file). Every snapshot is persisted in
+--data-dir; when the control plane is unreachable the edge serves from that
+copy: agents with valid credentials connect and public traffic flows. It
+reports its agent sessions, executes the API's stop and restart commands, and
+learns the other regions' edges, which it tells agents.
+
+Certificates: with --acme-ca from an ACME CA, stored in <data-dir>/certs
+(certmagic file storage; share that directory between edges of one base
+domain if they should share certificates). Without it, from the local CA in
+--ca-dir (ca.pem, ca-key.pem; created there if missing): give every edge the
+same --ca-dir so that agents and clients trust one root. The agent-ingress
+certificate is signed by that CA for the agent address's host and IP, or,
+with ACME, served by the certificate manager (agents must then dial a name
+under --base-domain).
+
+The edge's ID (edge_...) is kept in <data-dir>/edge_id. SIGINT or SIGTERM
+closes the listeners, drains requests and closes agent sessions with a
+reason.`,
+		Example: `  tollgated edge --region eu --control http://10.0.0.5:4080 --control-secret-file /etc/tollgate/edge-secret \
+      --ca-dir /etc/tollgate/ca --agent-addr 0.0.0.0:4443 --https-addr 0.0.0.0:443 --http-addr 0.0.0.0:80 \
+      --base-domain eu.tunnel.example.com --advertise-agent-addr connect.eu.example.com:4443`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			return runEdge(ctx, o, cmd.OutOrStdout())
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.region, "region", "", "region code this edge serves: us, eu, ap, au, sa, jp, in (required)")
+	f.StringVar(&o.controlURL, "control", "", "control plane API base URL, http(s)://HOST:PORT (required)")
+	f.StringVar(&o.secretFile, "control-secret-file", "", "file whose first line is the control plane's edge secret (env TOLLGATE_EDGE_SECRET)")
+	f.StringVar(&o.controlCA, "control-ca", "", "PEM file of root certificates that verify an https:// --control (default: the system roots)")
+	f.StringVar(&o.dataDir, "data-dir", ".tollgate-edge", "directory for the edge ID, the persisted snapshot, keys and certificates")
+	f.StringVar(&o.caDir, "ca-dir", "", "directory of the local CA shared by every edge (default: --data-dir); unused with --acme-ca")
+	f.StringVar(&o.agentAddr, "agent-addr", "127.0.0.1:4443", "agent ingress address (TLS on TCP and QUIC on UDP, same port)")
+	f.StringVar(&o.advertiseAgent, "advertise-agent-addr", "", "agent address told to agents and other edges, HOST:PORT (default: the bound --agent-addr)")
+	f.BoolVar(&o.agentQUIC, "agent-quic", true, "accept agents over QUIC (UDP) as well as TLS over TCP")
+	f.StringVar(&o.httpsAddr, "https-addr", "127.0.0.1:8443", "public HTTPS listen address")
+	f.StringVar(&o.httpAddr, "http-addr", "127.0.0.1:8880", `public HTTP listen address, which redirects to HTTPS ("off" disables it)`)
+	f.IntVar(&o.publicHTTPSPort, "public-https-port", 0, "port in public URLs when a load balancer forwards to --https-addr (default: its port)")
+	f.StringVar(&o.sshAddr, "ssh-addr", "", `SSH ingress address for "ssh -R" reverse tunnels ("" disables it)`)
+	f.DurationVar(&o.sshAlive, "ssh-keepalive", 15*time.Second, "how often SSH clients must answer a keepalive")
+	f.StringVar(&o.tcpHost, "tcp-host", "localhost", "host name in the tcp:// URLs of TCP endpoints (and of reserved addresses in this region)")
+	f.StringVar(&o.tcpPorts, "tcp-ports", "20000-29999", "port range random TCP endpoints get, LO-HI")
+	f.StringVar(&o.baseDomain, "base-domain", "tollgate.localhost", "domain whose subdomains agents may bind")
+	f.StringVar(&o.minTLS, "min-tls", "1.2", "default minimum TLS version of public endpoints (1.0 to 1.3, not below --min-tls-floor)")
+	f.StringVar(&o.minFloor, "min-tls-floor", "1.2", "lowest minimum TLS version an endpoint or reserved domain may ask for (1.0 to 1.3)")
+	addACMEFlags(f, &o.acme, "")
+	f.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 20*time.Second, "how long SIGTERM waits for requests in flight")
+	f.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	f.StringVar(&o.logFormat, "log-format", "console", "log format: console or json")
+	return cmd
+}
+
+// edgeFile is <data-dir>/edge.json: where a running edge listens, for
+// operators and tests. It holds no secret.
+type edgeFile struct {
+	EdgeID     string `json:"edge_id"`
+	Region     string `json:"region"`
+	ControlURL string `json:"control_url"`
+	AgentAddr  string `json:"agent_addr"`
+	Advertised string `json:"advertised_agent_addr"`
+	HTTPSAddr  string `json:"https_addr"`
+	HTTPAddr   string `json:"http_addr,omitempty"`
+	SSHAddr    string `json:"ssh_addr,omitempty"`
+	BaseDomain string `json:"base_domain"`
+	TCPHost    string `json:"tcp_host"`
+	CAFile     string `json:"ca_file,omitempty"`
+}
+
+func runEdge(ctx context.Context, o edgeOptions, stdout io.Writer) error {
+	log, err := newLogger(o.logLevel, o.logFormat)
+	if err != nil {
+		return err
+	}
+	defer log.Sync() //nolint:errcheck
+	warnIfRoot(log)
+
+	if o.region == "" {
+		return config.NewError(config.CodeConfigInvalid, "--region is required: the region code this edge serves (us, eu, ap, au, sa, jp, in).")
+	}
+	if _, err := regions.Parse(o.region); err != nil {
+		return config.NewError(config.CodeConfigInvalid, "--region %q: %v", o.region, err)
+	}
+	if o.controlURL == "" {
+		return config.NewError(config.CodeConfigInvalid, "--control is required: the control plane's API URL, e.g. http://127.0.0.1:4080.")
+	}
+	if o.shutdownTimeout <= 0 {
+		return config.NewError(config.CodeConfigInvalid, "--shutdown-timeout must be positive.")
+	}
+	secret, err := readEdgeSecret(o.secretFile)
+	if err != nil {
+		if o.secretFile != "" {
+			return config.NewError(config.CodeConfigInvalid, "--control-secret-file: %v", err)
+		}
+		return err
+	}
+	if secret == "" {
+		return config.NewError(config.CodeConfigInvalid, "An edge needs the control plane's edge secret: give --control-secret-file or set TOLLGATE_EDGE_SECRET.")
+	}
+	var controlTLS *tls.Config
+	if o.controlCA != "" {
+		pem, err := os.ReadFile(o.controlCA)
+		if err != nil {
+			return config.NewError(config.CodeConfigInvalid, "--control-ca: %v", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return config.NewError(config.CodeConfigInvalid, "--control-ca %s holds no PEM certificate", o.controlCA)
+		}
+		controlTLS = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	}
+
+	dataDir, err := filepath.Abs(o.dataDir)
+	if err != nil {
+		return config.NewError(config.CodeConfigInvalid, "--data-dir %q: %v", o.dataDir, err)
+	}
+	if err := os.MkdirAll(dataDir, 0o700); err != nil {
+		return config.NewError(config.CodeConfigInvalid, "Cannot create the data dir %s: %v", dataDir, err)
+	}
+	edgeID, err := loadEdgeID(dataDir)
+	if err != nil {
+		return err
+	}
+
+	acmeCfg, err := o.acme.acmeConfig()
+	if err != nil {
+		return err
+	}
+	var e *edge.Edge // set below, before certMgr.Start
+	certCfg := certs.Config{
+		BaseDomain: o.baseDomain,
+		DataDir:    dataDir, // certmagic file storage in <data-dir>/certs
+		Logger:     log,
+		Snapshot:   func() *config.Snapshot { return e.Snapshot() },
+		Region:     o.region,
+		ACME:       acmeCfg,
+	}
+	var ca *certs.CA
+	if acmeCfg != nil {
+		certCfg.AllowSubdomain = func(name string) bool { return e.CertificateAllowed(name) }
+	} else {
+		caDir := o.caDir
+		if caDir == "" {
+			caDir = dataDir
+		}
+		if ca, err = certs.LoadOrCreateCA(caDir); err != nil {
+			return err
+		}
+		if certCfg.Issuer, err = certs.NewLocalIssuer(ca, certs.LocalIssuerConfig{BaseDomain: o.baseDomain}); err != nil {
+			return config.NewError(config.CodeConfigInvalid, "--base-domain %q: %v", o.baseDomain, err)
+		}
+	}
+	certMgr, err := certs.New(certCfg)
+	if err != nil {
+		return config.NewError(config.CodeConfigInvalid, "certificates: %v", err)
+	}
+	agentTLS := &tls.Config{GetCertificate: certMgr.GetCertificate}
+	if ca != nil {
+		names, ips := agentCertSANs(o.agentAddr, o.advertiseAgent, o.baseDomain)
+		cert, err := ca.IssueServerCert(names, ips)
+		if err != nil {
+			return err
+		}
+		agentTLS = &tls.Config{Certificates: []tls.Certificate{cert}}
+	}
+
+	// The advertised address is known before Listen only when given; with
+	// an ephemeral --agent-addr port the client learns it after Listen.
+	client, err := edge.NewControlClient(edge.ControlClientConfig{
+		URL: o.controlURL, Secret: secret, EdgeID: edgeID, Region: o.region,
+		AgentAddr: o.advertiseAgent, TLS: controlTLS, Logger: log.Named("control").With(zap.String("region", o.region)),
+	})
+	if err != nil {
+		return config.NewError(config.CodeConfigInvalid, "--control: %v", err)
+	}
+	e, err = edge.New(edge.Config{
+		Region:               o.region,
+		BaseDomain:           o.baseDomain,
+		DataDir:              dataDir,
+		AgentAddr:            o.agentAddr,
+		DisableQUIC:          !o.agentQUIC,
+		AdvertiseAgentAddr:   o.advertiseAgent,
+		HTTPSAddr:            o.httpsAddr,
+		HTTPAddr:             o.httpAddr,
+		PublicHTTPSPort:      o.publicHTTPSPort,
+		SSHAddr:              o.sshAddr,
+		SSHKeepaliveInterval: o.sshAlive,
+		TCPHost:              o.tcpHost,
+		TCPPorts:             o.tcpPorts,
+		DefaultMinTLS:        o.minTLS,
+		MinTLSFloor:          o.minFloor,
+		Version:              version,
+		Logger:               log.Named("edge"),
+	}, edge.Deps{
+		Feed:      client,
+		AgentTLS:  agentTLS,
+		Certs:     certMgr,
+		Reporter:  client,
+		Directory: client,
+		Commands:  client,
+	})
+	if err != nil {
+		return config.NewError(config.CodeConfigInvalid, "%v", err)
+	}
+	if err := e.Listen(); err != nil {
+		return err
+	}
+	addrs := e.Addrs()
+	advertised := o.advertiseAgent
+	if advertised == "" {
+		advertised = addrs.Agent
+		client.SetAgentAddr(advertised)
+	}
+	if err := certMgr.Start(ctx); err != nil {
+		return config.NewError(config.CodeConfigInvalid, "Cannot obtain the base-domain certificate: %v", err).WithCause(err)
+	}
+	defer certMgr.Stop()
+
+	info := edgeFile{
+		EdgeID: edgeID, Region: o.region, ControlURL: o.controlURL,
+		AgentAddr: addrs.Agent, Advertised: advertised, HTTPSAddr: addrs.HTTPS, HTTPAddr: addrs.HTTP,
+		SSHAddr: addrs.SSH, BaseDomain: o.baseDomain, TCPHost: o.tcpHost,
+	}
+	if ca != nil {
+		info.CAFile = ca.CertFile()
+	}
+	if err := writeJSONFile(filepath.Join(dataDir, "edge.json"), info); err != nil {
+		return fmt.Errorf("writing edge.json: %w", err)
+	}
+	log.Info("edge starting", zap.String("region", o.region), zap.String("edge_id", edgeID),
+		zap.String("control_url", o.controlURL), zap.String("agent_addr", addrs.Agent),
+		zap.String("advertised_agent_addr", advertised), zap.String("https_addr", addrs.HTTPS),
+		zap.String("http_addr", addrs.HTTP), zap.String("ssh_addr", addrs.SSH))
+
+	served := make(chan error, 1)
+	go func() { served <- e.Serve(ctx) }()
+	printEdgeBanner(stdout, info)
+
+	select {
+	case err := <-served:
+		if err != nil {
+			return fmt.Errorf("edge: %w", err)
+		}
+		return nil
+	case <-ctx.Done():
+	}
+	log.Info("shutting down: draining requests and closing agent sessions")
+	sctx, cancel := context.WithTimeout(context.Background(), o.shutdownTimeout)
+	defer cancel()
+	if err := e.Shutdown(sctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+		log.Warn("shutdown", zap.Error(err))
+	}
+	if err := <-served; err != nil && !errors.Is(err, context.Canceled) {
+		return fmt.Errorf("edge: %w", err)
+	}
+	log.Info("stopped")
+	return nil
+}
+
+// loadEdgeID returns the edge ID kept in <data-dir>/edge_id, creating it
+// on first start.
+func loadEdgeID(dataDir string) (string, error) {
+	path := filepath.Join(dataDir, "edge_id")
+	b, err := os.ReadFile(path)
+	if err == nil {
+		id := strings.TrimSpace(string(b))
+		if _, _, perr := config.SplitID(id, "edge"); perr != nil {
+			return "", config.NewError(config.CodeConfigInvalid, "%s holds no edge ID (%v): remove it to get a new one.", path, perr)
+		}
+		return id, nil
+	}
+	if !errors.Is(err, os.ErrNotExist) {
+		return "", config.NewError(config.CodeConfigInvalid, "Cannot read %s: %v", path, err)
+	}
+	id := config.NewID("edge")
+	if err := os.WriteFile(path, []byte(id+"\n"), 0o600); err != nil {
+		return "", config.NewError(config.CodeConfigInvalid, "Cannot write %s: %v", path, err)
+	}
+	return id, nil
+}
+
+// agentCertSANs lists the names and IPs of the agent-ingress certificate:
+// those of agentCertNames, loopback, and the hosts of the bound and the
+// advertised agent addresses.
+func agentCertSANs(agentAddr, advertised, base string) ([]string, []net.IP) {
+	names := agentCertNames(agentAddr, base)
+	ips := []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback}
+	for _, addr := range []string{agentAddr, advertised} {
+		host, _, err := net.SplitHostPort(addr)
+		if err != nil || host == "" {
+			continue
+		}
+		if ip := net.ParseIP(host); ip != nil {
+			if !ip.IsUnspecified() {
+				ips = append(ips, ip)
+			}
+		} else if !slices.Contains(names, host) {
+			names = append(names, host)
+		}
+	}
+	return names, ips
+}
+
+func printEdgeBanner(w io.Writer, d edgeFile) {
+	fmt.Fprintf(w, "Tollgate edge is ready (region %s, %s)\n", d.Region, d.EdgeID)
+	fmt.Fprintf(w, "  agents        %s   (advertised as %s)\n", d.AgentAddr, d.Advertised)
+	fmt.Fprintf(w, "  public HTTPS  %s   (https://*.%s)\n", d.HTTPSAddr, d.BaseDomain)
+	if d.HTTPAddr != "" {
+		fmt.Fprintf(w, "  public HTTP   %s   (redirects to HTTPS)\n", d.HTTPAddr)
+	}
+	if d.SSHAddr != "" {
+		fmt.Fprintf(w, "  SSH           %s\n", d.SSHAddr)
+	}
+	fmt.Fprintf(w, "  control plane %s\n", d.ControlURL)
+}
