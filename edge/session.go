@@ -67,8 +67,7 @@ func (s *agentSession) Auth(ctx context.Context, req *tunnel.Auth) *tunnel.AuthR
 	if !slices.Contains(req.Version, "3") {
 		resp.Version = "2"
 	}
-	snap := s.edge.snap.Load()
-	ident, err := authn.VerifyAuthtoken(snap, req.Extra.Authtoken.Reveal())
+	snap, ident, err := s.edge.verifyAuthtoken(ctx, req.Extra.Authtoken.Reveal())
 	if err != nil {
 		s.edge.metrics.authFailures.Add(1)
 		s.log.Info("agent authentication refused", zap.Error(err))
@@ -110,6 +109,48 @@ func (s *agentSession) Auth(ctx context.Context, req *tunnel.Auth) *tunnel.AuthR
 	}
 	s.edge.sessionsChanged()
 	return resp
+}
+
+// freshCredentialWait is how long an agent's Auth waits for the next
+// snapshot when its authtoken's ID is not in the edge's snapshot yet: a
+// token created a moment ago through the API reaches the edges within
+// milliseconds, and an agent started right after creating it should not be
+// refused for good (TG_107 is permanent).
+const freshCredentialWait = 2 * time.Second
+
+// verifyAuthtoken checks token against the current snapshot. When the
+// token's ID is unknown (not when its secret is wrong), it waits for newer
+// snapshots up to freshCredentialWait before refusing. It returns the
+// snapshot it decided on.
+func (e *Edge) verifyAuthtoken(ctx context.Context, token string) (*config.Snapshot, *authn.Identity, error) {
+	deadline := time.NewTimer(freshCredentialWait)
+	defer deadline.Stop()
+	for {
+		changed := e.snap.Changed()
+		snap := e.snap.Load()
+		ident, err := authn.VerifyAuthtoken(snap, token)
+		if !errors.Is(err, authn.ErrAuthtokenInvalid) || knownAuthtoken(snap, token) {
+			return snap, ident, err
+		}
+		select {
+		case <-changed:
+		case <-deadline.C:
+			return snap, ident, err
+		case <-ctx.Done():
+			return snap, ident, err
+		}
+	}
+}
+
+// knownAuthtoken reports whether the snapshot holds the credential that
+// token names, whatever its secret.
+func knownAuthtoken(snap *config.Snapshot, token string) bool {
+	kid, _, err := authn.ParseToken(token)
+	if err != nil {
+		return false
+	}
+	_, ok := snap.Authtoken(config.PrefixAuthtoken + "_" + kid)
+	return ok
 }
 
 // Unbind removes one endpoint of this session.

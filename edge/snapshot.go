@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -30,10 +31,13 @@ const snapshotFile = "snapshot.json"
 type snapshotHolder struct {
 	cur  atomic.Pointer[config.Snapshot]
 	path string // "" = do not persist
+
+	mu      sync.Mutex
+	changed chan struct{} // closed and replaced after each applied snapshot
 }
 
 func newSnapshotHolder(dataDir string) *snapshotHolder {
-	h := &snapshotHolder{}
+	h := &snapshotHolder{changed: make(chan struct{})}
 	if dataDir != "" {
 		h.path = filepath.Join(dataDir, snapshotFile)
 	}
@@ -44,6 +48,21 @@ func newSnapshotHolder(dataDir string) *snapshotHolder {
 
 // Load returns the current snapshot; never nil.
 func (h *snapshotHolder) Load() *config.Snapshot { return h.cur.Load() }
+
+// Changed returns a channel closed once the next snapshot has been
+// installed and applied. Take it before Load to miss nothing.
+func (h *snapshotHolder) Changed() <-chan struct{} {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.changed
+}
+
+func (h *snapshotHolder) notify() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	close(h.changed)
+	h.changed = make(chan struct{})
+}
 
 // loadPersisted reads the persisted snapshot, if there is one. A missing file
 // is not an error; a corrupt one is reported and ignored.
@@ -149,6 +168,7 @@ func (h *snapshotHolder) watch(ctx context.Context, feed SnapshotFeed, log *zap.
 				log.Error("could not persist snapshot", zap.Error(perr))
 			}
 			apply(s)
+			h.notify()
 			continue
 		}
 		installed, perr := h.swap(s)
@@ -158,6 +178,7 @@ func (h *snapshotHolder) watch(ctx context.Context, feed SnapshotFeed, log *zap.
 		if installed {
 			log.Debug("snapshot applied", zap.Uint64("revision", s.Revision()))
 			apply(s)
+			h.notify()
 		}
 	}
 }

@@ -1,0 +1,67 @@
+package edge
+
+import (
+	"context"
+	"net"
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tollgate/tollgate/authn"
+	"github.com/tollgate/tollgate/config"
+	"github.com/tollgate/tollgate/tunnel"
+)
+
+// TestAuthWaitsForFreshCredential: an authtoken created a moment before the
+// agent connects, and not yet in the edge's snapshot, is accepted once the
+// next snapshot brings it; one that never arrives is refused with TG_107.
+func TestAuthWaitsForFreshCredential(t *testing.T) {
+	base := config.SnapshotData{
+		Accounts:   []config.Account{{ID: "acct_a", Active: true}},
+		Principals: []config.Principal{{ID: "usr_a", Active: true, AccountIDs: []string{"acct_a"}}},
+	}
+	e := newPolicyEdge(t, base)
+	if err := e.Listen(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(e.closeListeners)
+	id, tok, hash := authn.NewCredential(config.PrefixAuthtoken)
+	auth := func(token string) <-chan *tunnel.AuthResp {
+		out := make(chan *tunnel.AuthResp, 1)
+		s := newAgentSession(e, net.TCPAddrFromAddrPort(netip.MustParseAddrPort("127.0.0.1:5000")), "tcp")
+		go func() {
+			out <- s.Auth(context.Background(), &tunnel.Auth{Version: []string{"3"}, Extra: tunnel.AuthExtra{Authtoken: tunnel.Secret(token)}})
+		}()
+		return out
+	}
+	pending := auth(tok.Reveal())
+	time.Sleep(100 * time.Millisecond) // the Auth is waiting: the snapshot lacks the token
+	select {
+	case r := <-pending:
+		t.Fatalf("Auth answered before the credential arrived: %+v", r)
+	default:
+	}
+	with := base
+	with.Authtokens = []config.Authtoken{{ID: id, AccountID: "acct_a", OwnerID: "usr_a", SecretHash: hash}}
+	setSnapshot(t, e, with)
+	e.snap.notify()
+	select {
+	case r := <-pending:
+		if r.Error != "" {
+			t.Fatalf("fresh credential refused: %s", r.Error)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Auth did not answer after the snapshot arrived")
+	}
+
+	_, never, _ := authn.NewCredential(config.PrefixAuthtoken)
+	select {
+	case r := <-auth(never.Reveal()):
+		if !strings.Contains(r.Error, string(config.CodeAuthtokenInvalid)) {
+			t.Fatalf("unknown authtoken: %q, want %s", r.Error, config.CodeAuthtokenInvalid)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Auth of an unknown authtoken never answered")
+	}
+}
