@@ -1,9 +1,11 @@
 package certs
 
 import (
+	"context"
 	"crypto/rsa"
 	"crypto/x509"
 	"errors"
+	"path/filepath"
 	"slices"
 	"sync"
 	"testing"
@@ -12,6 +14,7 @@ import (
 	"github.com/caddyserver/certmagic"
 
 	"github.com/tollgate/tollgate/config"
+	"github.com/tollgate/tollgate/controlplane/store"
 )
 
 func snapshotOf(t *testing.T, domains ...config.ReservedDomain) *config.Snapshot {
@@ -170,13 +173,37 @@ func TestACMEDNS01Wildcard(t *testing.T) {
 // challenge presented by one is answered by the other (only the first's
 // listeners are reachable by the CA).
 func TestACMETwoEdgesShareStorage(t *testing.T) {
+	// Edges share certmagic storage: a directory, or the control-plane
+	// store (each edge with its own connection to one database, as separate
+	// processes have).
+	storages := map[string]func(t *testing.T) func() certmagic.Storage{
+		"file": func(t *testing.T) func() certmagic.Storage {
+			shared := &certmagic.FileStorage{Path: t.TempDir()}
+			return func() certmagic.Storage { return shared }
+		},
+		"store": func(t *testing.T) func() certmagic.Storage {
+			dsn := filepath.Join(t.TempDir(), "tollgate.db")
+			return func() certmagic.Storage {
+				st, err := store.Open(context.Background(), dsn, store.Options{})
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { _ = st.Close() })
+				return st.CertStorage(store.CertStorageOptions{LockPoll: 100 * time.Millisecond})
+			}
+		},
+	}
+	for name, open := range storages {
+		t.Run(name, func(t *testing.T) { testTwoEdgesShareStorage(t, open(t)) })
+	}
+}
+
+func testTwoEdgesShareStorage(t *testing.T, storage func() certmagic.Storage) {
 	env := newACMEEnv(t, 0)
-	shared := &certmagic.FileStorage{Path: t.TempDir()}
 	acme := env.pebble.acmeConfig(env.edge)
 	other := listenEdge(t) // the second edge: the CA never connects here
-	ma := startACME(t, env.edge, Config{BaseDomain: testZone, ACME: acme, Storage: shared})
-	mb := startACME(t, other, Config{BaseDomain: testZone, ACME: acme, Storage: shared})
-	_, _ = ma, mb
+	startACME(t, env.edge, Config{BaseDomain: testZone, ACME: acme, Storage: storage()})
+	startACME(t, other, Config{BaseDomain: testZone, ACME: acme, Storage: storage()})
 
 	var wg sync.WaitGroup
 	errs := make(chan error, 8)
@@ -202,7 +229,7 @@ func TestACMETwoEdgesShareStorage(t *testing.T) {
 
 	// A restarted edge serves from storage: no new order.
 	third := listenEdge(t)
-	startACME(t, third, Config{BaseDomain: testZone, ACME: acme, Storage: shared})
+	startACME(t, third, Config{BaseDomain: testZone, ACME: acme, Storage: storage()})
 	waitServed(t, addrOf(third.https), testZone, env.pebble.roots, 10*time.Second, nil)
 	if _, err := handshake(addrOf(third.https), "app."+testZone, env.pebble.roots); err != nil {
 		t.Fatal(err)
