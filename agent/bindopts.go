@@ -22,15 +22,16 @@ type (
 		IPRestriction *tunnel.IPRestriction `json:",omitempty"`
 	}
 	tlsOptsWire struct {
-		URL           string                `json:",omitempty"`
-		ProxyProto    int32                 `json:",omitempty"`
-		IPRestriction *tunnel.IPRestriction `json:",omitempty"`
-		MinTLSVersion string                `json:",omitempty"`
+		URL            string                 `json:",omitempty"`
+		ProxyProto     int32                  `json:",omitempty"`
+		IPRestriction  *tunnel.IPRestriction  `json:",omitempty"`
+		MinTLSVersion  string                 `json:",omitempty"`
+		TLSTermination *tunnel.TLSTermination `json:",omitempty"`
 	}
 )
 
 // bindOpts encodes the endpoint's Bind.Opts. The result holds basic-auth
-// passwords: never log it.
+// passwords and TLS keys: never log it.
 func (s *endpointSpec) bindOpts() (json.RawMessage, error) {
 	var ipr *tunnel.IPRestriction
 	if len(s.allow) > 0 || len(s.deny) > 0 || len(s.policyIDs) > 0 {
@@ -51,7 +52,11 @@ func (s *endpointSpec) bindOpts() (json.RawMessage, error) {
 	case ProtoTCP:
 		v = tcpOptsWire{URL: s.url, ProxyProto: s.proxyProto, IPRestriction: ipr}
 	default:
-		v = tlsOptsWire{URL: s.url, ProxyProto: s.proxyProto, IPRestriction: ipr, MinTLSVersion: s.minTLS}
+		o := tlsOptsWire{URL: s.url, ProxyProto: s.proxyProto, IPRestriction: ipr, MinTLSVersion: s.minTLS}
+		if s.termCert != nil {
+			o.TLSTermination = &tunnel.TLSTermination{Cert: s.termCert, Key: s.termKey}
+		}
+		v = o
 	}
 	return json.Marshal(v)
 }

@@ -1,9 +1,11 @@
 package agent
 
 import (
+	"crypto/tls"
 	"net"
 	"net/netip"
 	"net/url"
+	"os"
 	"strings"
 
 	"golang.org/x/net/idna"
@@ -53,6 +55,11 @@ type EndpointConfig struct {
 	// or 2) in front of each connection, so the upstream sees the public
 	// client's address. 0 = none. TCP and TLS endpoints only.
 	ProxyProto int
+	// TerminateCert and TerminateKey are PEM files of a certificate and
+	// its key: the edge terminates the TLS endpoint's connections with
+	// them and the upstream receives the decrypted bytes. Both or neither;
+	// TLS endpoints only. The key is a secret: sent only in the Bind.
+	TerminateCert, TerminateKey string
 }
 
 // credential is one basic-auth user.
@@ -73,6 +80,8 @@ type endpointSpec struct {
 	basicAuth  []credential
 	metadata   string
 	proxyProto int32
+	termCert   []byte // PEM; with termKey, the edge terminates TLS
+	termKey    []byte // PEM; a secret
 }
 
 // endpointKind folds "https" into "http".
@@ -144,6 +153,23 @@ func (c EndpointConfig) validate() (*endpointSpec, error) {
 		return nil, epError(c.Name, "the PROXY protocol applies to tcp and tls endpoints only.")
 	default:
 		s.proxyProto = int32(c.ProxyProto)
+	}
+	if c.TerminateCert != "" || c.TerminateKey != "" {
+		if s.kind != ProtoTLS {
+			return nil, epError(c.Name, "terminating TLS at the edge (--crt, --key) applies to tls endpoints only.")
+		}
+		if c.TerminateCert == "" || c.TerminateKey == "" {
+			return nil, epError(c.Name, "terminating TLS at the edge needs both a certificate (--crt) and its key (--key).")
+		}
+		if s.termCert, err = os.ReadFile(c.TerminateCert); err != nil {
+			return nil, epError(c.Name, "the certificate file could not be read: %v.", err)
+		}
+		if s.termKey, err = os.ReadFile(c.TerminateKey); err != nil {
+			return nil, epError(c.Name, "the key file could not be read: %v.", err)
+		}
+		if _, err := tls.X509KeyPair(s.termCert, s.termKey); err != nil {
+			return nil, epError(c.Name, "the certificate and key do not form a key pair: %v.", err)
+		}
 	}
 	for _, pair := range c.BasicAuth {
 		user, pass, ok := strings.Cut(pair, ":")

@@ -111,6 +111,11 @@ func TestEndpointValidate(t *testing.T) {
 		{"cidr bad", func(c *EndpointConfig) { c.CIDRDeny = []string{"10.0.0.0/33"} }, "cidr_deny"},
 		{"basic auth bad", func(c *EndpointConfig) { c.BasicAuth = []string{"user-only"} }, "USER:PASSWORD"},
 		{"basic auth tcp", func(c *EndpointConfig) { c.Proto = "tcp"; c.BasicAuth = []string{"u:p"} }, "http endpoints only"},
+		{"crt on http", func(c *EndpointConfig) { c.TerminateCert, c.TerminateKey = "c.pem", "k.pem" }, "tls endpoints only"},
+		{"crt without key", func(c *EndpointConfig) { c.Proto = "tls"; c.Upstream = "443"; c.TerminateCert = "c.pem" }, "both a certificate"},
+		{"crt unreadable", func(c *EndpointConfig) {
+			c.Proto, c.Upstream, c.TerminateCert, c.TerminateKey = "tls", "443", "/nonexistent/c.pem", "/nonexistent/k.pem"
+		}, "could not be read"},
 		{"command line no prefix", func(c *EndpointConfig) { c.Name = CommandLineEndpoint; c.Proto = "udp" }, "Unknown proto"},
 	}
 	for _, tt := range tests {

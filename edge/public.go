@@ -128,6 +128,9 @@ func (e *Edge) handlePublicHTTPS(ctx context.Context, c net.Conn) {
 		tc.Close() // a TLS-ALPN-01 validation: the handshake was all of it
 		return
 	}
+	if e.terminatedTLS(pc, tc) {
+		return
+	}
 	e.proxy.ServeConn(ctx, tc, strings.ToLower(st.ServerName), st.NegotiatedProtocol)
 }
 

@@ -1,6 +1,7 @@
 package edge
 
 import (
+	"crypto/tls"
 	"sync"
 	"time"
 )
@@ -19,6 +20,9 @@ type endpoint struct {
 	startedAt  time.Time
 	session    endpointOwner // the agent or SSH session that serves it
 	proxyProto int32         // tcp/tls: PROXY protocol version sent to the upstream, 0 = none
+	// termCert is the key pair a tls endpoint asked the edge to terminate
+	// TLS with; nil passes the TLS stream through.
+	termCert *tls.Certificate
 	// access is the endpoint's account and what it asks of public clients
 	// (IP policy, basic auth); see ippolicy.go. nil admits everyone.
 	access *endpointAccess

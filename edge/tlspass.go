@@ -18,9 +18,9 @@ import (
 // TLS endpoints are passthrough: the public HTTPS listener reads the
 // ClientHello, and when its SNI names a tls endpoint the client's bytes go
 // to the agent untouched (the upstream holds the certificate); any other
-// name is terminated here as an HTTPS endpoint. Termination of a tls
-// endpoint at the edge with a given key pair (TLSTermination) is not
-// supported and is refused at bind.
+// name is terminated here as an HTTPS endpoint. A tls endpoint that sent a
+// key pair (TLSTermination) is terminated here with it instead, and the
+// agent receives the decrypted bytes.
 
 // bindTLS validates a tls bind and returns the endpoint to install and the
 // options to echo back. Names follow the rules of HTTPS endpoints (a
@@ -33,9 +33,6 @@ func (e *Edge) bindTLS(req *tunnel.Bind, ident *authn.Identity, owner endpointOw
 	}
 	if len(opts.Unsupported) > 0 {
 		return nil, nil, config.NewError(config.CodeBindOption, "This edge does not support the option(s) %s; remove them and bind again.", strings.Join(opts.Unsupported, ", "))
-	}
-	if opts.TLSTermination != nil {
-		return nil, nil, config.NewError(config.CodeBindOption, "This edge does not terminate TLS endpoints: it passes the TLS stream to the upstream, which must hold the certificate. Remove the termination key pair, or use an https endpoint.")
 	}
 	if opts.TrafficPolicy != "" {
 		return nil, nil, config.NewError(config.CodeBindOption, "Traffic policies are not supported by this edge; remove the traffic policy and bind again.")
@@ -62,6 +59,10 @@ func (e *Edge) bindTLS(req *tunnel.Bind, ident *authn.Identity, owner endpointOw
 	if err := e.checkBindAllowed(snap, ident, "tls", host); err != nil {
 		return nil, nil, err
 	}
+	termCert, terr2 := terminationCert(opts.TLSTermination, host)
+	if terr2 != nil {
+		return nil, nil, terr2
+	}
 	access, aerr := e.newEndpointAccess(snap, ident.Account.ID, opts.IPRestriction, nil, "")
 	if aerr != nil {
 		return nil, nil, aerr
@@ -86,11 +87,30 @@ func (e *Edge) bindTLS(req *tunnel.Bind, ident *authn.Identity, owner endpointOw
 		session:    owner,
 		proxyProto: opts.ProxyProto,
 		access:     access,
+		termCert:   termCert,
 	}
 	opts.URL = ep.url
+	opts.TLSTermination = nil // never echo the key back
 	opts.Hostname = host
 	opts.Unsupported = nil
 	return ep, opts, nil
+}
+
+// terminationCert loads the key pair a tls bind asks the edge to terminate
+// with (nil: pass through). The certificate must be valid for host, or
+// every client would refuse it.
+func terminationCert(t *tunnel.TLSTermination, host string) (*tls.Certificate, *config.Error) {
+	if t == nil {
+		return nil, nil
+	}
+	cert, err := tls.X509KeyPair(t.Cert, t.Key)
+	if err != nil {
+		return nil, config.NewError(config.CodeBindOption, "The TLS termination certificate and key could not be loaded: %v. Send a PEM certificate and its PEM private key.", err)
+	}
+	if err := cert.Leaf.VerifyHostname(host); err != nil {
+		return nil, config.NewError(config.CodeBindOption, "The TLS termination certificate is not valid for %s: %v. Use a certificate for that name.", host, err)
+	}
+	return &cert, nil
 }
 
 // requestedTLSHost extracts the hostname a tls bind asks for: URL
@@ -158,6 +178,12 @@ func (e *Edge) passthroughOr(pc *peekConn, next func(*tls.ClientHelloInfo) (*tls
 				pc.recording, pc.rec = false, nil
 				return nil, errors.New("edge: client's TLS versions are below the endpoint's minimum")
 			}
+			if ep.termCert != nil {
+				// Terminated here with the agent's key pair; the
+				// decrypted stream goes to the agent (terminatedTLS).
+				pc.recording, pc.rec, pc.ep = false, nil, ep
+				return &tls.Config{Certificates: []tls.Certificate{*ep.termCert}, MinVersion: ep.minTLS}, nil
+			}
 			pc.ep, pc.drop = ep, true
 			return nil, errPassthrough
 		}
@@ -191,5 +217,20 @@ func (e *Edge) passthroughTLS(pc *peekConn, handshakeErr error) bool {
 		return true
 	}
 	e.proxyRaw(pc.Conn, ep, &tunnel.ProxyHeader{ID: ep.bindID, Proto: "tls", EdgeType: edgeTypeTLS, PassthroughTLS: true}, rec)
+	return true
+}
+
+// terminatedTLS serves tc, a finished handshake, when it was for a tls
+// endpoint the edge terminates, and reports whether it was.
+func (e *Edge) terminatedTLS(pc *peekConn, tc *tls.Conn) bool {
+	ep := pc.ep
+	if ep == nil || ep.termCert == nil {
+		return false
+	}
+	if !e.admitIP(ep, addrPort(pc.Conn.RemoteAddr()).Addr()) {
+		refuse(pc.Conn)
+		return true
+	}
+	e.proxyRaw(tc, ep, &tunnel.ProxyHeader{ID: ep.bindID, Proto: "tls", EdgeType: edgeTypeTLS}, nil)
 	return true
 }

@@ -21,6 +21,7 @@ type endpointFlags struct {
 	basicAuth             []string
 	insecure              bool
 	proxyProto            int
+	crt, key              string
 }
 
 var endpointHelp = map[string]struct{ short, long, example, urlHelp string }{
@@ -51,9 +52,11 @@ address; use --url tcp://HOST:PORT for a reserved one.`,
 		short: "Forward a public TLS name to a local TLS service, unterminated",
 		long: `Bind a TLS endpoint at the edge: the edge routes by SNI and passes the
 client's TLS bytes unterminated to UPSTREAM, a port (443) or HOST:PORT, which
-holds the certificate.`,
+holds the certificate. With --crt and --key the edge terminates TLS with that
+key pair instead and UPSTREAM receives the decrypted bytes.`,
 		example: `  tollgate tls 443 --url tls://app.example.com
-  tollgate tls 8443 --url tls://app.example.com --min-tls 1.3`,
+  tollgate tls 8443 --url tls://app.example.com --min-tls 1.3
+  tollgate tls 6379 --url tls://cache.example.com --crt cache.pem --key cache-key.pem`,
 		urlHelp: "public name to bind, tls://NAME (default: the edge picks one)",
 	},
 }
@@ -81,6 +84,8 @@ func newEndpointCmd(e *env, proto string) *cobra.Command {
 				BasicAuth:           f.basicAuth,
 				Metadata:            f.metadata,
 				ProxyProto:          f.proxyProto,
+				TerminateCert:       f.crt,
+				TerminateKey:        f.key,
 			}
 			file, _, err := e.global.loadFile(e.getenv, false)
 			if err != nil {
@@ -100,6 +105,10 @@ func newEndpointCmd(e *env, proto string) *cobra.Command {
 	}
 	if proto != agent.ProtoHTTP {
 		fl.IntVar(&f.proxyProto, "proxy-proto", 0, "send a PROXY protocol header (1 or 2) to the upstream, so it sees the client's address")
+	}
+	if proto == agent.ProtoTLS {
+		fl.StringVar(&f.crt, "crt", "", "PEM certificate the edge terminates TLS with (with --key); the upstream then gets plain bytes")
+		fl.StringVar(&f.key, "key", "", "PEM private key of --crt")
 	}
 	if proto == agent.ProtoHTTP {
 		fl.StringArrayVar(&f.basicAuth, "basic-auth", nil, "require HTTP basic auth USER:PASSWORD (repeatable)")
