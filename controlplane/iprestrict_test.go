@@ -1,10 +1,13 @@
 package controlplane
 
 import (
+	"net"
 	"net/http"
+	"net/http/httptest"
 	"testing"
 
 	"github.com/tollgate/tollgate/config"
+	"github.com/tollgate/tollgate/controlplane/internal/storetest"
 	"github.com/tollgate/tollgate/controlplane/store"
 )
 
@@ -55,4 +58,29 @@ func TestAPIIPRestriction(t *testing.T) {
 			map[string]any{"type": "agent", "ip_policy_ids": []string{office}, "enforced": true}))
 		e.must(http.StatusOK, e.call(http.MethodGet, "/bot_users", e.admin, nil))
 	})
+}
+
+// TestAPIIPRestrictionIPv6: the same API served on ::1 and 127.0.0.1; a
+// restriction allowing only ::1/128 admits the IPv6 caller and refuses the
+// IPv4 one, and an IPv4-mapped rule form stays IPv4.
+func TestAPIIPRestrictionIPv6(t *testing.T) {
+	e := newEnv(t, storetest.DSN(t, "sqlite"), ServerConfig{})
+	ln6, err := net.Listen("tcp", "[::1]:0")
+	if err != nil {
+		t.Fatalf("listening on IPv6 loopback: %v", err)
+	}
+	v6 := httptest.NewUnstartedServer(e.srv.Handler())
+	v6.Listener.Close()
+	v6.Listener = ln6
+	v6.Start()
+	t.Cleanup(v6.Close)
+
+	pol := str(e.must(http.StatusCreated, e.call(http.MethodPost, "/ip_policies", e.admin, map[string]any{})), "id")
+	e.must(http.StatusCreated, e.call(http.MethodPost, "/ip_policy_rules", e.admin,
+		map[string]any{"ip_policy_id": pol, "cidr": "::1/128", "action": "allow"}))
+	e.must(http.StatusCreated, e.call(http.MethodPost, "/ip_restrictions", e.admin,
+		map[string]any{"type": "api", "ip_policy_ids": []string{pol}, "enforced": true}))
+
+	wantError(t, e.call(http.MethodGet, "/bot_users", e.admin, nil), http.StatusForbidden, string(config.CodeAPIIPRestricted))
+	e.must(http.StatusOK, e.call(http.MethodGet, v6.URL+"/bot_users", e.admin, nil))
 }
