@@ -20,6 +20,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/tollgate/tollgate/config"
+	"github.com/tollgate/tollgate/controlplane/store"
 	"github.com/tollgate/tollgate/edge"
 	"github.com/tollgate/tollgate/edge/certs"
 	"github.com/tollgate/tollgate/regions"
@@ -32,6 +33,7 @@ type edgeOptions struct {
 	controlCA       string
 	dataDir         string
 	caDir           string
+	certStore       string
 	agentAddr       string
 	advertiseAgent  string
 	agentQUIC       bool
@@ -97,6 +99,7 @@ reason.`,
 	f.StringVar(&o.secretFile, "control-secret-file", "", "file whose first line is the control plane's edge secret (env TOLLGATE_EDGE_SECRET)")
 	f.StringVar(&o.controlCA, "control-ca", "", "PEM file of root certificates that verify an https:// --control (default: the system roots)")
 	f.StringVar(&o.dataDir, "data-dir", ".tollgate-edge", "directory for the edge ID, the persisted snapshot, keys and certificates")
+	f.StringVar(&o.certStore, "cert-store", "", "keep certificates, keys, ACME account and locks in the control plane's database (an SQLite path or postgres:// URL, as tollgated control --store), so every edge shares one issuance and reports certificate status; default: files in <data-dir>/certs")
 	f.StringVar(&o.caDir, "ca-dir", "", "directory of the local CA shared by every edge (default: --data-dir); unused with --acme-ca")
 	f.StringVar(&o.agentAddr, "agent-addr", "127.0.0.1:4443", "agent ingress address (TLS on TCP and QUIC on UDP, same port)")
 	f.StringVar(&o.advertiseAgent, "advertise-agent-addr", "", "agent address told to agents and other edges, HOST:PORT (default: the bound --agent-addr)")
@@ -201,6 +204,20 @@ func runEdge(ctx context.Context, o edgeOptions, stdout io.Writer) error {
 		Snapshot:   func() *config.Snapshot { return e.Snapshot() },
 		Region:     o.region,
 		ACME:       acmeCfg,
+	}
+	if o.certStore != "" {
+		// Certificates shared through the control plane's database, with
+		// its locks: N edges obtain one certificate, and the
+		// reserved_domains API shows their status.
+		sctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+		st, err := store.Open(sctx, o.certStore, store.Options{Logger: log.Named("store")})
+		cancel()
+		if err != nil {
+			return config.NewError(config.CodeStoreFailed, "Cannot open the certificate store %s: %v. Check --cert-store.", redactDSN(o.certStore), err).WithCause(err)
+		}
+		defer st.Close()
+		certCfg.Storage = st.CertStorage(store.CertStorageOptions{Logger: log.Named("store")})
+		certCfg.Status = storeCertStatus{st: st, region: o.region}
 	}
 	var ca *certs.CA
 	if acmeCfg != nil {
