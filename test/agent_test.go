@@ -2,11 +2,15 @@ package test
 
 import (
 	"context"
+	"encoding/json"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -155,6 +159,20 @@ func TestDevRestartKeepsState(t *testing.T) {
 	dir := t.TempDir()
 	dev := startDev(t, dir)
 	first := dev.info
+	// dev.json has exactly the documented keys.
+	raw, err := os.ReadFile(filepath.Join(dir, "dev.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var keys map[string]any
+	if err := json.Unmarshal(raw, &keys); err != nil {
+		t.Fatal(err)
+	}
+	got := slices.Sorted(maps.Keys(keys))
+	want := []string{"agent_addr", "api_key", "api_url", "authtoken", "base_domain", "ca_file", "http_addr", "https_addr", "region"}
+	if !slices.Equal(got, want) {
+		t.Fatalf("dev.json keys = %v, want exactly %v", got, want)
+	}
 	ca1, _ := os.ReadFile(first.CAFile)
 	dev.stop(20 * time.Second)
 	dev2 := startDev(t, dir)

@@ -48,10 +48,11 @@ func newSSHKey(t *testing.T) sshKey {
 	return sshKey{file: file, authorized: strings.TrimSpace(string(ssh.MarshalAuthorizedKey(sp)))}
 }
 
-// sshAddr returns the dev server's SSH ingress address from dev.json.
+// sshAddr returns the dev server's SSH ingress address from
+// dev-ingress.json.
 func (d *devServer) sshAddr(t *testing.T) (host, port string) {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join(d.dataDir, "dev.json"))
+	b, err := os.ReadFile(filepath.Join(d.dataDir, "dev-ingress.json"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -59,7 +60,7 @@ func (d *devServer) sshAddr(t *testing.T) (host, port string) {
 		SSHAddr string `json:"ssh_addr"`
 	}
 	if err := json.Unmarshal(b, &extra); err != nil || extra.SSHAddr == "" {
-		t.Fatalf("dev.json has no ssh_addr: %v %s", err, b)
+		t.Fatalf("dev-ingress.json has no ssh_addr: %v %s", err, b)
 	}
 	host, port, err = net.SplitHostPort(extra.SSHAddr)
 	if err != nil {

@@ -102,7 +102,11 @@ type devFile struct {
 	BaseDomain string `json:"base_domain"`
 	CAFile     string `json:"ca_file"`
 	Region     string `json:"region"`
-	// Added with SSH ingress and TCP endpoints; the keys above are unchanged.
+}
+
+// devIngressFile is <data-dir>/dev-ingress.json: the dev edge's other ways
+// in. dev.json keeps exactly its documented keys; this file has the rest.
+type devIngressFile struct {
 	SSHAddr               string `json:"ssh_addr,omitempty"`
 	SSHHostKeyFingerprint string `json:"ssh_host_key_fingerprint,omitempty"`
 	TCPHost               string `json:"tcp_host"`
@@ -227,9 +231,13 @@ func runDev(ctx context.Context, o devOptions, stdout io.Writer) error {
 		APIURL: apiURL, APIKey: apiKey, Authtoken: authtoken,
 		AgentAddr: addrs.Agent, HTTPSAddr: addrs.HTTPS, HTTPAddr: addrs.HTTP,
 		BaseDomain: o.baseDomain, CAFile: ca.CertFile(), Region: o.region,
-		SSHAddr: addrs.SSH, SSHHostKeyFingerprint: e.SSHHostKeyFingerprint(), TCPHost: o.tcpHost,
 	}
-	devPath := filepath.Join(dataDir, "dev.json")
+	ingress := devIngressFile{SSHAddr: addrs.SSH, SSHHostKeyFingerprint: e.SSHHostKeyFingerprint(), TCPHost: o.tcpHost}
+	ingressPath := filepath.Join(dataDir, "dev-ingress.json")
+	if err := writeJSONFile(ingressPath, ingress); err != nil {
+		return fmt.Errorf("writing %s: %w", ingressPath, err)
+	}
+	devPath := filepath.Join(dataDir, "dev.json") // last: tests wait for it
 	if err := writeJSONFile(devPath, info); err != nil {
 		return fmt.Errorf("writing %s: %w", devPath, err)
 	}
@@ -256,7 +264,7 @@ func runDev(ctx context.Context, o devOptions, stdout io.Writer) error {
 		return errors.Join(e.Shutdown(sctx), apiSrv.Shutdown(sctx))
 	})
 
-	printDevBanner(stdout, info, devPath, created)
+	printDevBanner(stdout, info, ingress, devPath, created)
 	err = g.Wait()
 	if err == nil || errors.Is(err, context.Canceled) {
 		log.Info("stopped")
@@ -327,7 +335,7 @@ func writeJSONFile(path string, v any) error {
 	return os.Rename(tmp, path)
 }
 
-func printDevBanner(w io.Writer, d devFile, devPath string, created bool) {
+func printDevBanner(w io.Writer, d devFile, in devIngressFile, devPath string, created bool) {
 	_, port, _ := net.SplitHostPort(d.HTTPSAddr)
 	fmt.Fprintf(w, "Tollgate dev is ready (region %s)\n", d.Region)
 	fmt.Fprintf(w, "  public HTTPS  https://*.%s:%s   (trust %s)\n", d.BaseDomain, port, d.CAFile)
@@ -335,16 +343,16 @@ func printDevBanner(w io.Writer, d devFile, devPath string, created bool) {
 		fmt.Fprintf(w, "  public HTTP   http://%s   (redirects to HTTPS)\n", d.HTTPAddr)
 	}
 	fmt.Fprintf(w, "  agents        %s   (TLS over TCP, QUIC over UDP)\n", d.AgentAddr)
-	if d.SSHAddr != "" {
-		fmt.Fprintf(w, "  SSH           %s   (ssh -R; host key %s)\n", d.SSHAddr, d.SSHHostKeyFingerprint)
+	if in.SSHAddr != "" {
+		fmt.Fprintf(w, "  SSH           %s   (ssh -R; host key %s)\n", in.SSHAddr, in.SSHHostKeyFingerprint)
 	}
-	fmt.Fprintf(w, "  TCP endpoints tcp://%s:PORT\n", d.TCPHost)
+	fmt.Fprintf(w, "  TCP endpoints tcp://%s:PORT\n", in.TCPHost)
 	fmt.Fprintf(w, "  API           %s\n", d.APIURL)
 	if created {
 		fmt.Fprintf(w, "  API key       %s\n", d.APIKey)
 		fmt.Fprintf(w, "  authtoken     %s\n", d.Authtoken)
 	}
-	fmt.Fprintf(w, "  credentials and addresses: %s\n", devPath)
+	fmt.Fprintf(w, "  credentials and addresses: %s (SSH and TCP: dev-ingress.json beside it)\n", devPath)
 	fmt.Fprintf(w, "\nTry it:\n  tollgate http 3000 --url https://app.%s --authtoken <authtoken> --server-addr %s --root-ca %s\n",
 		d.BaseDomain, d.AgentAddr, d.CAFile)
 }
