@@ -21,8 +21,9 @@ const (
 	// copyBufferSize is the buffer every copy starts with; a copy whose
 	// read fills it is moving bulk data and switches to bulkBufferSize,
 	// which cuts the reads, stream frames and window updates per byte
-	// (CPU-bound on loopback at 32 KiB). Idle and request/response
-	// connections keep the small one.
+	// (CPU-bound on loopback at 32 KiB), until a read returns less than
+	// copyBufferSize. Idle and request/response connections hold the
+	// small one.
 	copyBufferSize     = 32 << 10
 	bulkBufferSize     = 256 << 10
 	upstreamDialLimit  = 10 * time.Second
@@ -40,17 +41,12 @@ type halfConn interface {
 	CloseWrite() error
 }
 
-// bufPool and bulkPool hold the copy buffers (copyBufferSize and
-// bulkBufferSize) shared by every forwarded connection.
+// bufPool and bulkPool hold the copy buffers (*[copyBufferSize]byte and
+// *[bulkBufferSize]byte: one allocation each) shared by every forwarded
+// connection.
 var (
-	bufPool = sync.Pool{New: func() any {
-		b := make([]byte, copyBufferSize)
-		return &b
-	}}
-	bulkPool = sync.Pool{New: func() any {
-		b := make([]byte, bulkBufferSize)
-		return &b
-	}}
+	bufPool  = sync.Pool{New: func() any { return new([copyBufferSize]byte) }}
+	bulkPool = sync.Pool{New: func() any { return new([bulkBufferSize]byte) }}
 )
 
 // counters are an endpoint's forwarding metrics.
@@ -195,12 +191,20 @@ func joinCopy(dst, src halfConn, done chan<- int64) {
 }
 
 // copyHalf copies src to dst with a pooled buffer, a copyBufferSize one
-// that becomes a bulkBufferSize one after a read fills it; at EOF from src
-// it half-closes dst. It returns a nil error only for a clean EOF.
+// that becomes a bulkBufferSize one while reads fill it (see
+// copyBufferSize); at EOF from src it half-closes dst. It returns a nil
+// error only for a clean EOF.
 func copyHalf(dst, src halfConn) (int64, error) {
-	bp, pool := bufPool.Get().(*[]byte), &bufPool
-	defer func() { pool.Put(bp) }()
-	buf := *bp
+	small := bufPool.Get().(*[copyBufferSize]byte)
+	var bulk *[bulkBufferSize]byte // while reads fill the small buffer
+	defer func() {
+		if bulk != nil {
+			bulkPool.Put(bulk)
+		} else {
+			bufPool.Put(small)
+		}
+	}()
+	buf := small[:]
 	var n int64
 	for {
 		nr, rerr := src.Read(buf)
@@ -210,10 +214,17 @@ func copyHalf(dst, src halfConn) (int64, error) {
 			if werr != nil {
 				return n, werr
 			}
-			if nr == len(buf) && pool == &bufPool {
-				bufPool.Put(bp)
-				bp, pool = bulkPool.Get().(*[]byte), &bulkPool
-				buf = *bp
+			switch {
+			case bulk == nil && nr == len(buf):
+				bufPool.Put(small)
+				small, bulk = nil, bulkPool.Get().(*[bulkBufferSize]byte)
+				buf = bulk[:]
+			case bulk != nil && nr < copyBufferSize:
+				// The burst is over: wait for the next one holding a
+				// small buffer.
+				bulkPool.Put(bulk)
+				small, bulk = bufPool.Get().(*[copyBufferSize]byte), nil
+				buf = small[:]
 			}
 		}
 		if rerr != nil {

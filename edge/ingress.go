@@ -32,7 +32,7 @@ func (e *Edge) acceptAgentsTCP(ctx context.Context) error {
 }
 
 func (e *Edge) handleAgentTCP(ctx context.Context, c net.Conn) {
-	tc := tls.Server(c, e.deps.AgentTLS)
+	tc := tls.Server(tunnel.BatchRecords(c), e.deps.AgentTLS)
 	hctx, cancel := context.WithTimeout(ctx, e.cfg.HandshakeTimeout)
 	err := tc.HandshakeContext(hctx)
 	cancel()

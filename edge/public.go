@@ -14,6 +14,7 @@ import (
 	"github.com/tollgate/tollgate/config"
 	"github.com/tollgate/tollgate/edge/internal/httpproxy"
 	"github.com/tollgate/tollgate/policy"
+	"github.com/tollgate/tollgate/tunnel"
 )
 
 // acceptPublicHTTPS accepts public HTTPS clients.
@@ -109,7 +110,9 @@ func (e *Edge) Snapshot() *config.Snapshot { return e.snap.Load() }
 
 func (e *Edge) handlePublicHTTPS(ctx context.Context, c net.Conn) {
 	pc := newPeekConn(c) // tls endpoints: see tlspass.go
-	tc := tls.Server(pc, &tls.Config{GetConfigForClient: e.passthroughOr(pc, e.tlsConfigForClient)})
+	// BatchRecords: the HTTP relay writes a large response's TLS records
+	// several per system call.
+	tc := tls.Server(tunnel.BatchRecords(pc), &tls.Config{GetConfigForClient: e.passthroughOr(pc, e.tlsConfigForClient)})
 	hctx, cancel := context.WithTimeout(ctx, e.cfg.HandshakeTimeout)
 	err := tc.HandshakeContext(hctx)
 	cancel()

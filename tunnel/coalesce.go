@@ -10,14 +10,14 @@ import (
 // bytes (muxado's GOAWAY, a last response) to reach a stalled peer.
 const closeFlushTimeout = time.Second
 
-// Window update deferral (batchConn.deferWndInc). muxado sends a WNDINC
-// frame after every stream Read; for a small request or response that is
-// a TLS record, a write and a wake-up of the peer's reader of its own,
-// each way. Queued WNDINC frames alone wait (at most wndIncDelay) for the
-// next frame that must go now and then go with it.
+// Window update deferral (NewMuxadoMux sets batchConn.wndIncDelay).
+// muxado sends a WNDINC frame after every stream Read; for a small request
+// or response that is a TLS record, a write and a wake-up of the peer's
+// reader of its own, each way. Queued WNDINC frames alone wait (at most
+// wndIncDelay) for the next frame that must go now, and go with it.
 const (
-	// wndIncDelay bounds how long a window update waits.
-	wndIncDelay = 2 * time.Millisecond
+	// defaultWndIncDelay bounds how long a window update waits.
+	defaultWndIncDelay = 2 * time.Millisecond
 	// wndIncMaxCredit: window updates that add up to this much go at once,
 	// so a sender never waits on a deferred one. It is well below the
 	// smallest window (DefaultWindowSize): the peer's view of a window is
@@ -43,8 +43,9 @@ const (
 // idle connection adds no latency (the first byte starts a flush at once).
 //
 // The flusher runs only while there is something to write: Write starts it
-// and it ends when the buffer is drained, so an idle session costs no
-// goroutine and no buffer. The buffer is bounded (Write blocks when limit
+// (a little later when only window updates wait, see wndIncDelay) and it
+// ends when the buffer is drained, so an idle session costs no goroutine
+// and no buffer. The buffer is bounded (Write blocks when limit
 // bytes are queued), a write error is returned by later Writes and closes
 // the connection so muxado's reader ends too, and Close flushes what is
 // queued (bounded by closeFlushTimeout) before closing.
@@ -52,6 +53,7 @@ type batchConn struct {
 	net.Conn
 	limit   int
 	onClose func()
+	records *recordConn // under conn when it is a tls.Conn over BatchRecords
 
 	mu       sync.Mutex
 	cond     sync.Cond // signalled when the flusher frees room or ends
@@ -61,9 +63,9 @@ type batchConn struct {
 	flushing bool      // a flusher goroutine is running
 	closing  bool
 
-	// Window update deferral, only when deferWndInc is set (the bytes
-	// written are muxado frames, each written from its first byte).
-	deferWndInc bool
+	// Window update deferral, only when wndIncDelay > 0 (the bytes
+	// written are muxado frames, the first written from its first byte).
+	wndIncDelay time.Duration
 	urgent      bool        // something other than window updates is queued
 	credit      uint32      // window increments queued
 	timer       *time.Timer // starts a flush of deferred window updates
@@ -91,7 +93,7 @@ func batchPool(limit int) *sync.Pool {
 // newBatchConn wraps conn. onClose (may be nil) runs once, after the
 // connection is closed.
 func newBatchConn(conn net.Conn, limit int, onClose func()) *batchConn {
-	c := &batchConn{Conn: conn, limit: limit, onClose: onClose}
+	c := &batchConn{Conn: conn, limit: limit, onClose: onClose, records: recordConnOf(conn)}
 	c.cond.L = &c.mu
 	return c
 }
@@ -136,13 +138,13 @@ func (c *batchConn) Write(p []byte) (int, error) {
 		}
 		k := min(room, len(p))
 		c.buf = append(c.buf, p[:k]...)
-		if c.deferWndInc {
+		if c.wndIncDelay > 0 {
 			c.track(p[:k])
 		}
 		p = p[k:]
 		n += k
 		if !c.flushing {
-			if c.deferWndInc && !c.urgent && c.credit < wndIncMaxCredit && len(c.buf) < wndIncMaxQueued {
+			if c.wndIncDelay > 0 && !c.urgent && c.credit < wndIncMaxCredit && len(c.buf) < wndIncMaxQueued {
 				c.armLocked()
 				continue
 			}
@@ -186,7 +188,8 @@ func (c *batchConn) track(p []byte) {
 				c.credit += uint32(b[0]&0x7f)<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3])
 				c.wndInc, c.hdrN = false, 0
 			}
-		default: // another frame's body
+		default: // another frame's body (it may go on after a flush took its start)
+			c.urgent = true
 			k := min(c.remain, len(p))
 			c.remain -= k
 			p = p[k:]
@@ -198,16 +201,16 @@ func (c *batchConn) track(p []byte) {
 }
 
 // armLocked makes sure deferred window updates are flushed within
-// wndIncDelay.
+// c.wndIncDelay.
 func (c *batchConn) armLocked() {
 	if c.timerArmed {
 		return
 	}
 	c.timerArmed = true
 	if c.timer == nil {
-		c.timer = time.AfterFunc(wndIncDelay, c.flushDeferred)
+		c.timer = time.AfterFunc(c.wndIncDelay, c.flushDeferred)
 	} else {
-		c.timer.Reset(wndIncDelay)
+		c.timer.Reset(c.wndIncDelay)
 	}
 }
 
@@ -235,7 +238,15 @@ func (c *batchConn) flush() {
 		c.buf, c.spare = c.spare, nil
 		c.urgent, c.credit = false, 0
 		c.mu.Unlock()
-		_, werr = c.Conn.Write(data)
+		if c.records != nil && len(data) > maxRecordPayload {
+			c.records.HoldRecords()
+			_, werr = c.Conn.Write(data)
+			if err := c.records.ReleaseRecords(); werr == nil {
+				werr = err
+			}
+		} else {
+			_, werr = c.Conn.Write(data)
+		}
 		c.mu.Lock()
 		c.spare = data[:0]
 		c.cond.Broadcast()

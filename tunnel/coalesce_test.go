@@ -3,9 +3,12 @@ package tunnel
 import (
 	"bytes"
 	"crypto/rand"
+	"encoding/binary"
 	"errors"
 	"io"
 	"net"
+	"slices"
+	"sync"
 	"testing"
 	"time"
 )
@@ -128,5 +131,148 @@ func TestOpenProxyOneFrame(t *testing.T) {
 	}
 	if err := <-errc; err != nil {
 		t.Fatal(err)
+	}
+}
+
+// writeLog is a net.Conn that records each Write as one entry.
+type writeLog struct {
+	net.Conn // nil: only Write, Close and SetWriteDeadline are used
+	mu       sync.Mutex
+	writes   [][]byte
+}
+
+func (w *writeLog) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.writes = append(w.writes, bytes.Clone(p))
+	return len(p), nil
+}
+
+func (w *writeLog) Close() error                     { return nil }
+func (w *writeLog) SetWriteDeadline(time.Time) error { return nil }
+
+func (w *writeLog) log() [][]byte {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return slices.Clone(w.writes)
+}
+
+func wndIncFrame(id, inc uint32) []byte {
+	b := []byte{0, 0, 4, muxadoTypeWndInc << 4}
+	b = binary.BigEndian.AppendUint32(b, id)
+	return binary.BigEndian.AppendUint32(b, inc)
+}
+
+func dataHeader(id uint32, n int) []byte {
+	b := []byte{byte(n >> 16), byte(n >> 8), byte(n), 0x1 << 4}
+	return binary.BigEndian.AppendUint32(b, id)
+}
+
+// TestBatchConnDefersWindowUpdates checks that small window updates wait
+// for the next other frame and go in the same write, that Close sends
+// ones still waiting, and that large ones go at once.
+func TestBatchConnDefersWindowUpdates(t *testing.T) {
+	t.Run("ride with the next frame", func(t *testing.T) {
+		w := &writeLog{}
+		bc := newBatchConn(w, 64<<10, nil)
+		bc.wndIncDelay = time.Hour // only the rules below may flush
+		var want []byte
+		for _, f := range [][]byte{wndIncFrame(1, 100), wndIncFrame(3, 12)} {
+			want = append(want, f...)
+			if _, err := bc.Write(f); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if got := w.log(); len(got) != 0 {
+			t.Fatalf("window updates alone were written: %q", got)
+		}
+		// A data frame whose header arrives in pieces, then its payload.
+		hdr := dataHeader(5, 5)
+		for _, piece := range [][]byte{hdr[:3], hdr[3:], []byte("hello")} {
+			want = append(want, piece...)
+			if _, err := bc.Write(piece); err != nil {
+				t.Fatal(err)
+			}
+		}
+		waitFor(t, 5*time.Second, "the data frame to be written", func() bool {
+			return bytes.Equal(bytes.Join(w.log(), nil), want)
+		})
+		if got := w.log(); !bytes.HasPrefix(got[0], want[:24]) {
+			t.Fatalf("first write %q does not carry both window updates", got[0])
+		}
+	})
+	t.Run("close sends them", func(t *testing.T) {
+		w := &writeLog{}
+		bc := newBatchConn(w, 64<<10, nil)
+		bc.wndIncDelay = time.Hour
+		f := wndIncFrame(7, 1)
+		if _, err := bc.Write(f); err != nil {
+			t.Fatal(err)
+		}
+		if err := bc.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if got := bytes.Join(w.log(), nil); !bytes.Equal(got, f) {
+			t.Fatalf("after Close the peer got %q, want %q", got, f)
+		}
+	})
+	t.Run("large credit goes at once", func(t *testing.T) {
+		w := &writeLog{}
+		bc := newBatchConn(w, 64<<10, nil)
+		bc.wndIncDelay = time.Hour
+		t.Cleanup(func() { _ = bc.Close() })
+		f := wndIncFrame(9, wndIncMaxCredit)
+		if _, err := bc.Write(f); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, 5*time.Second, "the window update to be written", func() bool {
+			return bytes.Equal(bytes.Join(w.log(), nil), f)
+		})
+	})
+	t.Run("the delay ends the wait", func(t *testing.T) {
+		w := &writeLog{}
+		bc := newBatchConn(w, 64<<10, nil)
+		bc.wndIncDelay = time.Millisecond
+		t.Cleanup(func() { _ = bc.Close() })
+		f := wndIncFrame(11, 10)
+		if _, err := bc.Write(f); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, 5*time.Second, "the window update to be written", func() bool {
+			return bytes.Equal(bytes.Join(w.log(), nil), f)
+		})
+	})
+}
+
+// TestBatchConnTrackFrames feeds frames split at every byte: the tracker
+// adds up WNDINC increments and marks every other frame urgent.
+func TestBatchConnTrackFrames(t *testing.T) {
+	var stream []byte
+	stream = append(stream, wndIncFrame(1, 0x01020304)...)
+	stream = append(stream, dataHeader(1, 0)...) // empty frame (a FIN)
+	stream = append(stream, wndIncFrame(3, 5)...)
+	stream = append(stream, dataHeader(3, 14)...)
+	stream = append(stream, wndIncFrame(1, 1)...) // payload that looks like a WNDINC
+	stream = append(stream, "ab"...)
+	stream = append(stream, wndIncFrame(5, 7)...)
+	bc := &batchConn{}
+	var urgentAt []int
+	for i := range stream {
+		bc.track(stream[i : i+1])
+		if bc.urgent {
+			urgentAt = append(urgentAt, i)
+			bc.urgent = false
+		}
+	}
+	if want := uint32(0x01020304 + 5 + 7); bc.credit != want {
+		t.Fatalf("credit %#x, want %#x", bc.credit, want)
+	}
+	if bc.hdrN != 0 || bc.remain != 0 || bc.wndInc {
+		t.Fatalf("tracker not at a frame boundary: %+v", bc)
+	}
+	// Urgent from the empty data frame's last header byte, then from the
+	// second data frame's header through its payload.
+	if len(urgentAt) != 1+1+14 || urgentAt[0] != 19 {
+		t.Fatalf("urgent at %v", urgentAt)
 	}
 }

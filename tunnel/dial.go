@@ -20,7 +20,7 @@ func DialTCP(ctx context.Context, addr string, tlsConf *tls.Config, cfg MuxConfi
 	if err != nil {
 		return nil, fmt.Errorf("dialing edge %s: %w", addr, err)
 	}
-	conn := tls.Client(raw, tc)
+	conn := tls.Client(BatchRecords(raw), tc)
 	if err := conn.HandshakeContext(ctx); err != nil {
 		_ = raw.Close()
 		return nil, fmt.Errorf("tls handshake with edge %s: %w", addr, err)

@@ -64,7 +64,7 @@ func NewMuxadoMux(conn net.Conn, server bool, cfg MuxConfig) Mux {
 		transport = &notifyConn{Conn: conn, onClose: onClose}
 	} else {
 		bc := newBatchConn(conn, cfg.WriteBufferSize, onClose)
-		bc.deferWndInc = true
+		bc.wndIncDelay = defaultWndIncDelay
 		transport = bc
 	}
 	mcfg := &muxado.Config{MaxWindowSize: window, AcceptBacklog: cfg.AcceptBacklog}

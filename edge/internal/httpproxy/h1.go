@@ -655,6 +655,16 @@ func (h *h1conn) writeClient(b []byte) error {
 			h.c.SetWriteDeadline(h.wdl)
 		}
 	}
+	if len(b) > maxRecordPayload {
+		if rb := recordBatcherOf(h.c); rb != nil {
+			rb.HoldRecords()
+			_, err := h.c.Write(b)
+			if rerr := rb.ReleaseRecords(); err == nil {
+				err = rerr
+			}
+			return err
+		}
+	}
 	_, err := h.c.Write(b)
 	return err
 }

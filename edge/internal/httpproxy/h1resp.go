@@ -24,7 +24,7 @@ func (h *h1conn) readResponses(st Stream) {
 	pooled := h.p.getBuf()
 	base := pooled // what buf returns to when a head no longer needs more room
 	buf := base
-	var bulk *[]byte // from bulkBufPool once a body filled base
+	var bulk *[bulkBufferSize]byte // from bulkBufPool while a body fills base
 	defer func() {
 		h.p.pool.Put(pooled)
 		if bulk != nil {
@@ -157,11 +157,16 @@ func (h *h1conn) readResponses(st Stream) {
 		}
 		if p == w {
 			r, w = 0, 0
-			if filled && inBody && bulk == nil {
+			switch {
+			case filled && inBody && bulk == nil:
 				// A body that fills the buffer is bulk: copy it in larger
 				// pieces (fewer stream reads, window updates and writes).
-				bulk = bulkBufPool.Get().(*[]byte)
-				base = *bulk
+				bulk = bulkBufPool.Get().(*[bulkBufferSize]byte)
+				base = bulk[:]
+			case !inBody && bulk != nil:
+				// The body ended: an idle connection holds a small buffer.
+				bulkBufPool.Put(bulk)
+				bulk, base = nil, pooled
 			}
 			buf = base
 		} else {

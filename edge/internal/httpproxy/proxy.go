@@ -2,6 +2,7 @@ package httpproxy
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"io"
 	"net"
@@ -115,8 +116,31 @@ const (
 	bulkBufferSize = 256 << 10
 )
 
+// maxRecordPayload is the most data one TLS record carries (RFC 8446 §5.1).
+const maxRecordPayload = 16 << 10
+
+// recordBatcher is implemented by the connection under a client's
+// tls.Conn when it can gather the records of one large Write into fewer
+// system calls (tunnel.BatchRecords; the edge wraps public connections in
+// it): the relay brackets such writes with HoldRecords and ReleaseRecords.
+type recordBatcher interface {
+	HoldRecords()
+	ReleaseRecords() error
+}
+
+// recordBatcherOf returns the recordBatcher under c, a *tls.Conn; nil
+// when there is none.
+func recordBatcherOf(c net.Conn) recordBatcher {
+	tc, ok := c.(*tls.Conn)
+	if !ok {
+		return nil
+	}
+	rb, _ := tc.NetConn().(recordBatcher)
+	return rb
+}
+
 // bulkBufPool holds bulkBufferSize buffers for large response bodies.
-var bulkBufPool = sync.Pool{New: func() any { b := make([]byte, bulkBufferSize); return &b }}
+var bulkBufPool = sync.Pool{New: func() any { return new([bulkBufferSize]byte) }}
 
 // Proxy serves public client connections for the endpoints its Resolver
 // knows. Create it with New; hand it connections with ServeConn; stop it
