@@ -29,9 +29,10 @@ const (
 //
 // TCP comes first because it serves users better on the machines we
 // measured (BenchmarkTunnelVsDirect, 2 cores, loopback): TLS+muxado carried
-// 534 MiB/s on one stream against QUIC's 236 MiB/s, and 31.9% of direct
-// HTTPS requests/s at 64 connections against QUIC's 27.9%; quic-go's
-// user-space crypto and packetisation cost the CPU-bound edge more per byte.
+// 450–670 MiB/s on one stream against QUIC's 190–290 MiB/s, and 36–44% of
+// direct HTTPS requests/s at 64 connections against QUIC's 28–32%;
+// quic-go's user-space packetisation (a syscall per 1452-byte packet) costs
+// the CPU-bound edge more per byte.
 // QUIC stays the fallback for networks where TCP to the edge is blocked.
 const AutoFirst = TransportTCP
 
