@@ -182,26 +182,11 @@ func (c *ControlClient) ReportSessions(ctx context.Context, region string, sessi
 	if rep.Sessions == nil {
 		rep.Sessions = []config.AgentSession{}
 	}
-	body, err := json.Marshal(&rep)
+	resp, err := c.send(ctx, http.MethodPut, "/edge/v1/sessions", &rep, http.StatusOK, "reporting sessions")
 	if err != nil {
 		return err
-	}
-	u := *c.base
-	u.Path += "/edge/v1/sessions"
-	req, err := http.NewRequestWithContext(ctx, http.MethodPut, u.String(), bytes.NewReader(body))
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Authorization", "Bearer "+c.secret)
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := c.http.Do(req)
-	if err != nil {
-		return fmt.Errorf("reporting sessions: %w", err)
 	}
 	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("reporting sessions: %w", responseError(resp))
-	}
 	var ans config.EdgeReportAnswer
 	if err := json.NewDecoder(io.LimitReader(resp.Body, 16<<20)).Decode(&ans); err != nil {
 		return fmt.Errorf("reporting sessions: decoding the answer: %w", err)
@@ -267,26 +252,11 @@ func (c *ControlClient) Commands(ctx context.Context) (config.EdgeCommands, erro
 // CommandResult posts how one command ended (edge.CommandSource).
 func (c *ControlClient) CommandResult(ctx context.Context, res config.EdgeCommandResult) error {
 	res.EdgeID = c.info.ID
-	body, err := json.Marshal(&res)
+	resp, err := c.send(ctx, http.MethodPost, "/edge/v1/commands/results", &res, http.StatusNoContent, "posting a command result")
 	if err != nil {
 		return err
 	}
-	u := *c.base
-	u.Path += "/edge/v1/commands/results"
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u.String(), bytes.NewReader(body))
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Authorization", "Bearer "+c.secret)
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := c.http.Do(req)
-	if err != nil {
-		return fmt.Errorf("posting a command result: %w", err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusNoContent {
-		return fmt.Errorf("posting a command result: %w", responseError(resp))
-	}
+	resp.Body.Close()
 	return nil
 }
 
@@ -321,4 +291,31 @@ func (e *Edge) connectAddresses() []tunnel.ConnectAddress {
 		out = append(out, tunnel.ConnectAddress{Region: ed.Region, ServerAddr: ed.AgentAddr})
 	}
 	return out
+}
+
+// send makes one authenticated JSON request of the edge API and returns the
+// response when its status is want (the caller closes the body); other
+// answers become errors carrying the control plane's code, prefixed by what.
+func (c *ControlClient) send(ctx context.Context, method, path string, body any, want int, what string) (*http.Response, error) {
+	b, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	u := *c.base
+	u.Path += path
+	req, err := http.NewRequestWithContext(ctx, method, u.String(), bytes.NewReader(b))
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Authorization", "Bearer "+c.secret)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", what, err)
+	}
+	if resp.StatusCode != want {
+		defer resp.Body.Close()
+		return nil, fmt.Errorf("%s: %w", what, responseError(resp))
+	}
+	return resp, nil
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/tollgate/tollgate/agent"
+	"github.com/tollgate/tollgate/internal/cpuprofile"
 )
 
 // version is set at build time: -ldflags "-X main.version=1.2.3".
@@ -29,7 +30,7 @@ const (
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	stopProfile := startCPUProfile()
+	stopProfile := cpuprofile.Start()
 	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr, os.Getenv)
 	stopProfile()
 	stop()

@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/tollgate/tollgate/config"
+	"github.com/tollgate/tollgate/internal/cpuprofile"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -22,7 +23,7 @@ func main() {
 	// Everything tollgated writes (store, keys, certificates, dev.json) is
 	// private to its user.
 	syscall.Umask(0o077)
-	stopProfile := startCPUProfile()
+	stopProfile := cpuprofile.Start()
 	root := &cobra.Command{
 		Use:   "tollgated",
 		Short: "Tollgate servers: control plane and regional edges",

@@ -1,4 +1,6 @@
-package main
+// Package cpuprofile writes an opt-in CPU profile of a Tollgate binary for
+// performance work (see Start).
+package cpuprofile
 
 import (
 	"fmt"
@@ -8,29 +10,29 @@ import (
 	"strings"
 )
 
-// cpuProfileEnv names an environment variable for performance work, not a
+// Env names an environment variable for performance work, not a
 // user setting (it is deliberately absent from --help and the README): when
 // set, the process writes a pprof CPU profile to its value from start to
 // exit, with "%p" in it replaced by the process ID so that several
 // processes can share one setting. Read it with `go tool pprof`.
-const cpuProfileEnv = "TOLLGATE_CPUPROFILE"
+const Env = "TOLLGATE_CPUPROFILE"
 
-// startCPUProfile starts the profile that cpuProfileEnv asks for and
+// Start starts the profile that Env asks for and
 // returns the function that stops and writes it; that function does
 // nothing when no profile was asked for or it could not start.
-func startCPUProfile() (stop func()) {
-	path := os.Getenv(cpuProfileEnv)
+func Start() (stop func()) {
+	path := os.Getenv(Env)
 	if path == "" {
 		return func() {}
 	}
 	path = strings.ReplaceAll(path, "%p", strconv.Itoa(os.Getpid()))
 	f, err := os.Create(path)
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "%s: %v\n", cpuProfileEnv, err)
+		fmt.Fprintf(os.Stderr, "%s: %v\n", Env, err)
 		return func() {}
 	}
 	if err := pprof.StartCPUProfile(f); err != nil {
-		fmt.Fprintf(os.Stderr, "%s: %v\n", cpuProfileEnv, err)
+		fmt.Fprintf(os.Stderr, "%s: %v\n", Env, err)
 		_ = f.Close()
 		return func() {}
 	}
