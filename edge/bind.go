@@ -69,13 +69,10 @@ func bindError(err *config.Error) *tunnel.BindResp { return &tunnel.BindResp{Err
 func (e *Edge) bindHTTP(req *tunnel.Bind, ident *authn.Identity, owner endpointOwner) (*endpoint, any, *config.Error) {
 	opts, derr := tunnel.DecodeHTTPOptions(req.Opts)
 	if derr != nil {
-		return nil, nil, config.NewError(config.CodeBindOption, "The endpoint options could not be read: %v.", derr)
+		return nil, nil, unreadableOptions(derr)
 	}
-	if len(opts.Unsupported) > 0 {
-		return nil, nil, config.NewError(config.CodeBindOption, "This edge does not support the option(s) %s; remove them and bind again.", strings.Join(opts.Unsupported, ", "))
-	}
-	if opts.TrafficPolicy != "" {
-		return nil, nil, config.NewError(config.CodeBindOption, "Traffic policies are not supported by this edge; remove the traffic policy and bind again.")
+	if err := refuseUnsupported(opts.Unsupported, opts.TrafficPolicy); err != nil {
+		return nil, nil, err
 	}
 	minTLS, terr := policy.MinTLSVersion(opts.MinTLSVersion, e.defaultMinTLS, e.floorMinTLS)
 	if terr != nil {
@@ -87,12 +84,7 @@ func (e *Edge) bindHTTP(req *tunnel.Bind, ident *authn.Identity, owner endpointO
 		return nil, nil, herr
 	}
 	if host == "" {
-		// A reconnecting agent re-sends the token it got: give it the same name.
-		if key, ok := e.tokens.verify(req.Extra.Token, ident.Account.ID, "https"); ok {
-			host = key
-		} else {
-			host = randomLabel() + "." + e.cfg.BaseDomain
-		}
+		host = e.unnamedHost(req.Extra.Token, ident.Account.ID, "https")
 	}
 	snap := e.snap.Load()
 	if err := e.checkBindAllowed(snap, ident, "https", host); err != nil {
@@ -254,4 +246,39 @@ func randomLabel() string {
 	b := make([]byte, 8)
 	_, _ = rand.Read(b)
 	return nameEncoding.EncodeToString(b)
+}
+
+// unreadableOptions is the refusal of Bind options that do not decode.
+func unreadableOptions(err error) *config.Error {
+	return config.NewError(config.CodeBindOption, "The endpoint options could not be read: %v.", err)
+}
+
+// refuseUnsupported refuses options this edge must not silently ignore:
+// any the decoder did not know, and a traffic policy.
+func refuseUnsupported(unsupported []string, trafficPolicy string) *config.Error {
+	if len(unsupported) > 0 {
+		return config.NewError(config.CodeBindOption, "This edge does not support the option(s) %s; remove them and bind again.", strings.Join(unsupported, ", "))
+	}
+	if trafficPolicy != "" {
+		return config.NewError(config.CodeBindOption, "Traffic policies are not supported by this edge; remove the traffic policy and bind again.")
+	}
+	return nil
+}
+
+// checkProxyProto refuses a PROXY protocol version other than none, 1 or 2.
+func checkProxyProto(v int32) *config.Error {
+	if v < 0 || v > 2 {
+		return config.NewError(config.CodeBindOption, "PROXY protocol version %d is not supported: use 1 or 2.", v)
+	}
+	return nil
+}
+
+// unnamedHost names an endpoint bound without a name: the name its bind
+// token (re-sent by a reconnecting agent) holds for the account and proto,
+// else a random one-label name under the base domain.
+func (e *Edge) unnamedHost(token, accountID, proto string) string {
+	if key, ok := e.tokens.verify(token, accountID, proto); ok {
+		return key
+	}
+	return randomLabel() + "." + e.cfg.BaseDomain
 }

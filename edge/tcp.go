@@ -207,16 +207,13 @@ func (e *Edge) checkTCPBindAllowed(snap *config.Snapshot, ident *authn.Identity,
 func (e *Edge) bindTCP(req *tunnel.Bind, ident *authn.Identity, owner endpointOwner) (*endpoint, any, *config.Error) {
 	opts, derr := tunnel.DecodeTCPOptions(req.Opts)
 	if derr != nil {
-		return nil, nil, config.NewError(config.CodeBindOption, "The endpoint options could not be read: %v.", derr)
+		return nil, nil, unreadableOptions(derr)
 	}
-	if len(opts.Unsupported) > 0 {
-		return nil, nil, config.NewError(config.CodeBindOption, "This edge does not support the option(s) %s; remove them and bind again.", strings.Join(opts.Unsupported, ", "))
+	if err := refuseUnsupported(opts.Unsupported, opts.TrafficPolicy); err != nil {
+		return nil, nil, err
 	}
-	if opts.TrafficPolicy != "" {
-		return nil, nil, config.NewError(config.CodeBindOption, "Traffic policies are not supported by this edge; remove the traffic policy and bind again.")
-	}
-	if opts.ProxyProto < 0 || opts.ProxyProto > 2 {
-		return nil, nil, config.NewError(config.CodeBindOption, "PROXY protocol version %d is not supported: use 1 or 2.", opts.ProxyProto)
+	if err := checkProxyProto(opts.ProxyProto); err != nil {
+		return nil, nil, err
 	}
 	snap := e.snap.Load()
 	access, aerr := e.newEndpointAccess(snap, ident.Account.ID, opts.IPRestriction, nil, "")

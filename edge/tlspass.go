@@ -29,16 +29,13 @@ import (
 func (e *Edge) bindTLS(req *tunnel.Bind, ident *authn.Identity, owner endpointOwner) (*endpoint, any, *config.Error) {
 	opts, derr := tunnel.DecodeTLSOptions(req.Opts)
 	if derr != nil {
-		return nil, nil, config.NewError(config.CodeBindOption, "The endpoint options could not be read: %v.", derr)
+		return nil, nil, unreadableOptions(derr)
 	}
-	if len(opts.Unsupported) > 0 {
-		return nil, nil, config.NewError(config.CodeBindOption, "This edge does not support the option(s) %s; remove them and bind again.", strings.Join(opts.Unsupported, ", "))
+	if err := refuseUnsupported(opts.Unsupported, opts.TrafficPolicy); err != nil {
+		return nil, nil, err
 	}
-	if opts.TrafficPolicy != "" {
-		return nil, nil, config.NewError(config.CodeBindOption, "Traffic policies are not supported by this edge; remove the traffic policy and bind again.")
-	}
-	if opts.ProxyProto < 0 || opts.ProxyProto > 2 {
-		return nil, nil, config.NewError(config.CodeBindOption, "PROXY protocol version %d is not supported: use 1 or 2.", opts.ProxyProto)
+	if err := checkProxyProto(opts.ProxyProto); err != nil {
+		return nil, nil, err
 	}
 	minTLS, terr := policy.MinTLSVersion(opts.MinTLSVersion, e.defaultMinTLS, e.floorMinTLS)
 	if terr != nil {
@@ -49,11 +46,7 @@ func (e *Edge) bindTLS(req *tunnel.Bind, ident *authn.Identity, owner endpointOw
 		return nil, nil, herr
 	}
 	if host == "" {
-		if key, ok := e.tokens.verify(req.Extra.Token, ident.Account.ID, "tls"); ok {
-			host = key
-		} else {
-			host = randomLabel() + "." + e.cfg.BaseDomain
-		}
+		host = e.unnamedHost(req.Extra.Token, ident.Account.ID, "tls")
 	}
 	snap := e.snap.Load()
 	if err := e.checkBindAllowed(snap, ident, "tls", host); err != nil {
