@@ -380,16 +380,16 @@ func mappedListener(t *testing.T) net.Listener {
 	t.Helper()
 	fd, err := syscall.Socket(syscall.AF_INET6, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
 	if err != nil {
-		t.Skipf("no IPv6 sockets here: %v", err)
+		t.Fatalf("this test needs IPv6 sockets (an IPv4-mapped loopback listener): %v", err)
 	}
 	sa := &syscall.SockaddrInet6{Addr: netip.MustParseAddr("::ffff:127.0.0.1").As16()}
 	if err := syscall.SetsockoptInt(fd, syscall.IPPROTO_IPV6, syscall.IPV6_V6ONLY, 0); err != nil {
 		syscall.Close(fd)
-		t.Skipf("no dual-stack sockets here: %v", err)
+		t.Fatalf("this test needs dual-stack IPv6 sockets: %v", err)
 	}
 	if err := syscall.Bind(fd, sa); err != nil {
 		syscall.Close(fd)
-		t.Skipf("cannot bind ::ffff:127.0.0.1: %v", err)
+		t.Fatalf("binding ::ffff:127.0.0.1: %v", err)
 	}
 	if err := syscall.Listen(fd, 16); err != nil {
 		syscall.Close(fd)

@@ -94,7 +94,7 @@ func startTLSEdge(t *testing.T) string {
 // reserved domain's min_tls_version (1.0, 1.3).
 func TestPublicMinTLSWithOpenSSL(t *testing.T) {
 	if _, err := exec.LookPath("openssl"); err != nil {
-		t.Skip("openssl not installed")
+		t.Fatal("this test needs the openssl command: apt-get install openssl (.ci/run does)")
 	}
 	addr := startTLSEdge(t)
 	for _, tc := range []struct {

@@ -132,7 +132,7 @@ func (d *devServer) sshForwarding(t *testing.T, key sshKey, forward string, comm
 func requireSSH(t *testing.T) {
 	t.Helper()
 	if _, err := exec.LookPath("/usr/bin/ssh"); err != nil {
-		t.Skip("the OpenSSH client is not installed")
+		t.Fatal("these tests need the OpenSSH client at /usr/bin/ssh: apt-get install openssh-client (.ci/run does)")
 	}
 }
 

@@ -191,10 +191,10 @@ func TestTCPEndpoint(t *testing.T) {
 func TestTCPPsql(t *testing.T) {
 	psql, err := exec.LookPath("psql")
 	if err != nil {
-		t.Skip("psql is not installed")
+		t.Fatal("this test needs psql: apt-get install postgresql-client (.ci/run does)")
 	}
 	if c, err := net.DialTimeout("tcp", "127.0.0.1:5432", 2*time.Second); err != nil {
-		t.Skip("no PostgreSQL at 127.0.0.1:5432")
+		t.Fatalf("this test needs PostgreSQL at 127.0.0.1:5432 (.ci/run starts it): %v", err)
 	} else {
 		c.Close()
 	}

@@ -214,9 +214,6 @@ func BenchmarkH1(b *testing.B) {
 // TestH1RelayAllocations keeps the relay's steady state free of
 // allocations per request (the Tailscale habit for hot paths).
 func TestH1RelayAllocations(t *testing.T) {
-	if testing.Short() {
-		t.Skip("allocation figures need a quiet process")
-	}
 	proxyAddr, _ := benchProxy(t)
 	c := dialBench(t, proxyAddr)
 	buf := make([]byte, 1024)
