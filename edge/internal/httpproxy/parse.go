@@ -270,40 +270,14 @@ func parseRequestHead(b []byte, h *requestHead) error {
 	var connClose, connKeepAlive, connUpgrade, upgrade bool
 	pos := eol + 1
 	for {
-		j := bytes.IndexByte(b[pos:], '\n')
-		if j < 0 {
-			return errIncomplete
+		line, end, colon, err := headerLine(b, pos, errBareLF)
+		if err != nil {
+			return err
 		}
-		end := pos + j + 1
-		if j == 0 || b[end-2] != '\r' {
-			return errBareLF
-		}
-		line := b[pos : end-2]
 		if len(line) == 0 {
 			break
 		}
-		if line[0] == ' ' || line[0] == '\t' {
-			return errObsFold
-		}
-		colon := bytes.IndexByte(line, ':')
-		if colon <= 0 {
-			return errFieldName
-		}
-		name := line[:colon]
-		for _, c := range name {
-			if !tokenChar[c] {
-				return errFieldName
-			}
-		}
-		raw := line[colon+1:]
-		for _, c := range raw {
-			if !valueChar[c] {
-				if c == '\r' || c == '\n' {
-					return errBareLF
-				}
-				return errFieldValue
-			}
-		}
+		name, raw := line[:colon], line[colon+1:]
 		value := trimOWS(raw)
 		vs := colon + 1 + (len(raw) - len(trimLeftOWS(raw)))
 		f := field{
@@ -518,38 +492,15 @@ func parseResponseHead(b []byte, h *responseHead) error {
 	var te, keepAlive bool
 	pos := eol + 1
 	for {
-		j := bytes.IndexByte(b[pos:], '\n')
-		if j < 0 {
-			return errIncomplete
+		line, end, colon, err := headerLine(b, pos, errFieldValue)
+		if err != nil {
+			return err
 		}
-		end := pos + j + 1
-		if j == 0 || b[end-2] != '\r' {
-			return errBareLF
-		}
-		line := b[pos : end-2]
 		pos = end
 		if len(line) == 0 {
 			break
 		}
-		if line[0] == ' ' || line[0] == '\t' {
-			return errObsFold
-		}
-		colon := bytes.IndexByte(line, ':')
-		if colon <= 0 {
-			return errFieldName
-		}
-		name := line[:colon]
-		for _, c := range name {
-			if !tokenChar[c] {
-				return errFieldName
-			}
-		}
-		raw := line[colon+1:]
-		for _, c := range raw {
-			if !valueChar[c] {
-				return errFieldValue
-			}
-		}
+		name, raw := line[:colon], line[colon+1:]
 		value := trimOWS(raw)
 		switch len(name) {
 		case 10:
@@ -594,4 +545,47 @@ func parseResponseHead(b []byte, h *responseHead) error {
 		h.close = true
 	}
 	return nil
+}
+
+// headerLine reads the header field line that starts at b[pos]: the line
+// without its CRLF (empty for the blank line that ends the header block),
+// the index just past it, and the index of the line's colon. It refuses a
+// line not ended by CRLF (errBareLF), obs-fold (errObsFold), an empty or
+// non-token field name (errFieldName) and a value with a character outside
+// field-vchar: crlf for CR or LF, errFieldValue for others. errIncomplete
+// means b holds no whole line yet.
+func headerLine(b []byte, pos int, crlf error) (line []byte, end, colon int, err error) {
+	j := bytes.IndexByte(b[pos:], '\n')
+	if j < 0 {
+		return nil, 0, 0, errIncomplete
+	}
+	end = pos + j + 1
+	if j == 0 || b[end-2] != '\r' {
+		return nil, 0, 0, errBareLF
+	}
+	line = b[pos : end-2]
+	if len(line) == 0 {
+		return line, end, 0, nil
+	}
+	if line[0] == ' ' || line[0] == '\t' {
+		return nil, 0, 0, errObsFold
+	}
+	colon = bytes.IndexByte(line, ':')
+	if colon <= 0 {
+		return nil, 0, 0, errFieldName
+	}
+	for _, c := range line[:colon] {
+		if !tokenChar[c] {
+			return nil, 0, 0, errFieldName
+		}
+	}
+	for _, c := range line[colon+1:] {
+		if !valueChar[c] {
+			if c == '\r' || c == '\n' {
+				return nil, 0, 0, crlf
+			}
+			return nil, 0, 0, errFieldValue
+		}
+	}
+	return line, end, colon, nil
 }
