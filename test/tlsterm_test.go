@@ -1,10 +1,8 @@
 package test
 
 import (
-	"crypto/ecdsa"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/pem"
 	"io"
 	"net"
 	"os"
@@ -13,24 +11,23 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/tollgate/tollgate/internal/testcert"
 )
 
-// writeKeyPair writes cert's certificate and ECDSA key as PEM files.
-func writeKeyPair(t *testing.T, cert tls.Certificate) (certFile, keyFile string) {
+// writeKeyPair writes a certificate for name and its key as PEM files.
+func writeKeyPair(t *testing.T, name string) (certFile, keyFile string, pool *x509.CertPool) {
 	t.Helper()
+	p := testcert.New(name)
 	dir := t.TempDir()
-	keyDER, err := x509.MarshalECPrivateKey(cert.PrivateKey.(*ecdsa.PrivateKey))
-	if err != nil {
-		t.Fatal(err)
-	}
 	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
-	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Certificate[0]}), 0o600); err != nil {
+	if err := os.WriteFile(certFile, p.CertPEM, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}), 0o600); err != nil {
+	if err := os.WriteFile(keyFile, p.KeyPEM, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	return certFile, keyFile
+	return certFile, keyFile, p.Pool
 }
 
 // TestTLSTerminatedAtEdge: a tls endpoint bound with --crt/--key is
@@ -40,8 +37,7 @@ func writeKeyPair(t *testing.T, cert tls.Certificate) (certFile, keyFile string)
 func TestTLSTerminatedAtEdge(t *testing.T) {
 	dev := startDev(t, "")
 	name := "term." + dev.info.BaseDomain
-	cert, pool := selfSigned(t, name)
-	certFile, keyFile := writeKeyPair(t, cert)
+	certFile, keyFile, pool := writeKeyPair(t, name)
 	up := startTCPEcho(t, false) // plain TCP: it would echo TLS records back if the edge passed them through
 	_, u := dev.agent(t, "tls", up.port(), "--url", "tls://"+name, "--crt", certFile, "--key", keyFile)
 	if !strings.HasPrefix(u, "tls://"+name) {
@@ -64,8 +60,7 @@ func TestTLSTerminatedAtEdge(t *testing.T) {
 	}
 
 	// A key pair for another name: refused with the reason.
-	other, _ := selfSigned(t, "other.example.com")
-	oc, ok := writeKeyPair(t, other)
+	oc, ok, _ := writeKeyPair(t, "other.example.com")
 	p := dev.startAgent(t, "tls", up.port(), "--url", "tls://wrong."+dev.info.BaseDomain, "--crt", oc, "--key", ok)
 	p.waitFor(regexp.MustCompile(`not valid for wrong\..*TG_403`), 30*time.Second)
 }
