@@ -31,6 +31,7 @@ const (
 )
 
 type controlOptions struct {
+	logOptions
 	storeDSN         string
 	apiAddr          string
 	baseURL          string
@@ -42,8 +43,6 @@ type controlOptions struct {
 	rateLimit        float64
 	rateBurst        int
 	shutdownTimeout  time.Duration
-	logLevel         string
-	logFormat        string
 }
 
 func newControlCommand() *cobra.Command {
@@ -90,8 +89,7 @@ them bootstraps. SIGINT or SIGTERM drains requests in flight and exits.`,
 	f.Float64Var(&o.rateLimit, "rate-limit", controlplane.DefaultRateLimit, "API requests per second each account may make, per process; 0 or negative turns the limit off")
 	f.IntVar(&o.rateBurst, "rate-burst", controlplane.DefaultRateBurst, "API requests each account may make at once")
 	f.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 20*time.Second, "how long SIGTERM waits for requests in flight")
-	f.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn or error")
-	f.StringVar(&o.logFormat, "log-format", "console", "log format: console or json")
+	o.logOptions.register(f)
 	return cmd
 }
 

@@ -29,23 +29,12 @@ import (
 )
 
 type devOptions struct {
-	dataDir    string
-	apiAddr    string
-	agentAddr  string
-	httpsAddr  string
-	httpAddr   string
-	sshAddr    string
-	tcpHost    string
-	tcpPorts   string
-	sshAlive   time.Duration
-	baseDomain string
-	region     string
-	agentQUIC  bool
-	minTLS     string
-	minFloor   string
-	acme       acmeOptions
-	logLevel   string
-	logFormat  string
+	edgeListenOptions
+	logOptions
+	dataDir string
+	apiAddr string
+	region  string
+	acme    acmeOptions
 }
 
 func newDevCommand() *cobra.Command {
@@ -72,21 +61,10 @@ restart keeps the account, the credentials and the CA.`,
 	f := cmd.Flags()
 	f.StringVar(&o.dataDir, "data-dir", ".tollgate", "directory for the store, the CA, certificates and dev.json")
 	f.StringVar(&o.apiAddr, "api-addr", "127.0.0.1:4080", "REST API listen address")
-	f.StringVar(&o.agentAddr, "agent-addr", "127.0.0.1:4443", "agent ingress address (TLS on TCP and QUIC on UDP, same port)")
-	f.StringVar(&o.httpsAddr, "https-addr", "127.0.0.1:8443", "public HTTPS listen address")
-	f.StringVar(&o.httpAddr, "http-addr", "127.0.0.1:8880", `public HTTP listen address, which redirects to HTTPS ("off" disables it)`)
-	f.StringVar(&o.sshAddr, "ssh-addr", "127.0.0.1:2222", `SSH ingress address for "ssh -R" reverse tunnels ("" disables it)`)
-	f.DurationVar(&o.sshAlive, "ssh-keepalive", 15*time.Second, "how often SSH clients must answer a keepalive; one unanswered for another interval closes the connection")
-	f.StringVar(&o.tcpHost, "tcp-host", "localhost", "host name in the tcp:// URLs of TCP endpoints")
-	f.StringVar(&o.tcpPorts, "tcp-ports", "20000-29999", "port range random TCP endpoints get, LO-HI")
-	f.StringVar(&o.baseDomain, "base-domain", "tollgate.localhost", "domain whose subdomains agents may bind (*.localhost resolves to loopback)")
+	o.edgeListenOptions.register(f, "127.0.0.1:2222")
+	o.logOptions.register(f)
 	f.StringVar(&o.region, "region", "us", "region code of the edge")
-	f.BoolVar(&o.agentQUIC, "agent-quic", true, "accept agents over QUIC (UDP) as well as TLS over TCP")
-	f.StringVar(&o.minTLS, "min-tls", "1.2", "default minimum TLS version of public endpoints (1.0 to 1.3, not below --min-tls-floor)")
-	f.StringVar(&o.minFloor, "min-tls-floor", "1.2", "lowest minimum TLS version an endpoint or reserved domain may ask for (1.0 to 1.3)")
 	addACMEFlags(f, &o.acme, "")
-	f.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn or error")
-	f.StringVar(&o.logFormat, "log-format", "console", "log format: console or json")
 	return cmd
 }
 
@@ -189,24 +167,7 @@ func runDev(ctx context.Context, o devOptions, stdout io.Writer) error {
 		Logger: log.Named("api"), BaseURL: apiURL, DefaultRegion: o.region, TCPAddrPools: pools,
 	})
 
-	httpAddr := o.httpAddr
-	e, err = edge.New(edge.Config{
-		Region:               o.region,
-		BaseDomain:           o.baseDomain,
-		DataDir:              dataDir,
-		AgentAddr:            o.agentAddr,
-		DisableQUIC:          !o.agentQUIC,
-		HTTPSAddr:            o.httpsAddr,
-		HTTPAddr:             httpAddr,
-		SSHAddr:              o.sshAddr,
-		SSHKeepaliveInterval: o.sshAlive,
-		TCPHost:              o.tcpHost,
-		TCPPorts:             o.tcpPorts,
-		DefaultMinTLS:        o.minTLS,
-		MinTLSFloor:          o.minFloor,
-		Version:              version,
-		Logger:               log.Named("edge"),
-	}, edge.Deps{
+	e, err = edge.New(o.edgeConfig(o.region, dataDir, log), edge.Deps{
 		Feed:      cp,
 		AgentTLS:  &tls.Config{Certificates: []tls.Certificate{agentCert}},
 		Certs:     certMgr,

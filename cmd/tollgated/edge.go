@@ -27,6 +27,8 @@ import (
 )
 
 type edgeOptions struct {
+	edgeListenOptions
+	logOptions
 	region          string
 	controlURL      string
 	secretFile      string
@@ -34,23 +36,10 @@ type edgeOptions struct {
 	dataDir         string
 	caDir           string
 	certStore       string
-	agentAddr       string
 	advertiseAgent  string
-	agentQUIC       bool
-	httpsAddr       string
-	httpAddr        string
 	publicHTTPSPort int
-	sshAddr         string
-	sshAlive        time.Duration
-	tcpHost         string
-	tcpPorts        string
-	baseDomain      string
-	minTLS          string
-	minFloor        string
 	acme            acmeOptions
 	shutdownTimeout time.Duration
-	logLevel        string
-	logFormat       string
 }
 
 func newEdgeCommand() *cobra.Command {
@@ -101,23 +90,12 @@ reason.`,
 	f.StringVar(&o.dataDir, "data-dir", ".tollgate-edge", "directory for the edge ID, the persisted snapshot, keys and certificates")
 	f.StringVar(&o.certStore, "cert-store", "", "keep certificates, keys, ACME account and locks in the control plane's database (an SQLite path or postgres:// URL, as tollgated control --store), so every edge shares one issuance and reports certificate status; default: files in <data-dir>/certs")
 	f.StringVar(&o.caDir, "ca-dir", "", "directory of the local CA shared by every edge (default: --data-dir); unused with --acme-ca")
-	f.StringVar(&o.agentAddr, "agent-addr", "127.0.0.1:4443", "agent ingress address (TLS on TCP and QUIC on UDP, same port)")
+	o.edgeListenOptions.register(f, "")
+	o.logOptions.register(f)
 	f.StringVar(&o.advertiseAgent, "advertise-agent-addr", "", "agent address told to agents and other edges, HOST:PORT (default: the bound --agent-addr)")
-	f.BoolVar(&o.agentQUIC, "agent-quic", true, "accept agents over QUIC (UDP) as well as TLS over TCP")
-	f.StringVar(&o.httpsAddr, "https-addr", "127.0.0.1:8443", "public HTTPS listen address")
-	f.StringVar(&o.httpAddr, "http-addr", "127.0.0.1:8880", `public HTTP listen address, which redirects to HTTPS ("off" disables it)`)
 	f.IntVar(&o.publicHTTPSPort, "public-https-port", 0, "port in public URLs when a load balancer forwards to --https-addr (default: its port)")
-	f.StringVar(&o.sshAddr, "ssh-addr", "", `SSH ingress address for "ssh -R" reverse tunnels ("" disables it)`)
-	f.DurationVar(&o.sshAlive, "ssh-keepalive", 15*time.Second, "how often SSH clients must answer a keepalive")
-	f.StringVar(&o.tcpHost, "tcp-host", "localhost", "host name in the tcp:// URLs of TCP endpoints (and of reserved addresses in this region)")
-	f.StringVar(&o.tcpPorts, "tcp-ports", "20000-29999", "port range random TCP endpoints get, LO-HI")
-	f.StringVar(&o.baseDomain, "base-domain", "tollgate.localhost", "domain whose subdomains agents may bind")
-	f.StringVar(&o.minTLS, "min-tls", "1.2", "default minimum TLS version of public endpoints (1.0 to 1.3, not below --min-tls-floor)")
-	f.StringVar(&o.minFloor, "min-tls-floor", "1.2", "lowest minimum TLS version an endpoint or reserved domain may ask for (1.0 to 1.3)")
 	addACMEFlags(f, &o.acme, "")
 	f.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 20*time.Second, "how long SIGTERM waits for requests in flight")
-	f.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn or error")
-	f.StringVar(&o.logFormat, "log-format", "console", "log format: console or json")
 	return cmd
 }
 
@@ -257,25 +235,9 @@ func runEdge(ctx context.Context, o edgeOptions, stdout io.Writer) error {
 	if err != nil {
 		return config.NewError(config.CodeConfigInvalid, "--control: %v", err)
 	}
-	e, err = edge.New(edge.Config{
-		Region:               o.region,
-		BaseDomain:           o.baseDomain,
-		DataDir:              dataDir,
-		AgentAddr:            o.agentAddr,
-		DisableQUIC:          !o.agentQUIC,
-		AdvertiseAgentAddr:   o.advertiseAgent,
-		HTTPSAddr:            o.httpsAddr,
-		HTTPAddr:             o.httpAddr,
-		PublicHTTPSPort:      o.publicHTTPSPort,
-		SSHAddr:              o.sshAddr,
-		SSHKeepaliveInterval: o.sshAlive,
-		TCPHost:              o.tcpHost,
-		TCPPorts:             o.tcpPorts,
-		DefaultMinTLS:        o.minTLS,
-		MinTLSFloor:          o.minFloor,
-		Version:              version,
-		Logger:               log.Named("edge"),
-	}, edge.Deps{
+	ecfg := o.edgeConfig(o.region, dataDir, log)
+	ecfg.AdvertiseAgentAddr, ecfg.PublicHTTPSPort = o.advertiseAgent, o.publicHTTPSPort
+	e, err = edge.New(ecfg, edge.Deps{
 		Feed:      client,
 		AgentTLS:  agentTLS,
 		Certs:     certMgr,

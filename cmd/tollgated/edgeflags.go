@@ -1,0 +1,74 @@
+package main
+
+import (
+	"time"
+
+	"github.com/spf13/pflag"
+	"go.uber.org/zap"
+
+	"github.com/tollgate/tollgate/edge"
+)
+
+// edgeListenOptions are the flags of an edge's listeners and public TLS
+// policy, shared by `tollgated dev` and `tollgated edge`.
+type edgeListenOptions struct {
+	agentAddr  string
+	agentQUIC  bool
+	httpsAddr  string
+	httpAddr   string
+	sshAddr    string
+	sshAlive   time.Duration
+	tcpHost    string
+	tcpPorts   string
+	baseDomain string
+	minTLS     string
+	minFloor   string
+}
+
+// register adds the flags to f; sshDefault is --ssh-addr's default ("" =
+// SSH ingress off unless asked for).
+func (o *edgeListenOptions) register(f *pflag.FlagSet, sshDefault string) {
+	f.StringVar(&o.agentAddr, "agent-addr", "127.0.0.1:4443", "agent ingress address (TLS on TCP and QUIC on UDP, same port)")
+	f.BoolVar(&o.agentQUIC, "agent-quic", true, "accept agents over QUIC (UDP) as well as TLS over TCP")
+	f.StringVar(&o.httpsAddr, "https-addr", "127.0.0.1:8443", "public HTTPS listen address")
+	f.StringVar(&o.httpAddr, "http-addr", "127.0.0.1:8880", `public HTTP listen address, which redirects to HTTPS ("off" disables it)`)
+	f.StringVar(&o.sshAddr, "ssh-addr", sshDefault, `SSH ingress address for "ssh -R" reverse tunnels ("" disables it)`)
+	f.DurationVar(&o.sshAlive, "ssh-keepalive", 15*time.Second, "how often SSH clients must answer a keepalive; one unanswered for another interval closes the connection")
+	f.StringVar(&o.tcpHost, "tcp-host", "localhost", "host name in the tcp:// URLs of TCP endpoints (and of reserved addresses in this region)")
+	f.StringVar(&o.tcpPorts, "tcp-ports", "20000-29999", "port range random TCP endpoints get, LO-HI")
+	f.StringVar(&o.baseDomain, "base-domain", "tollgate.localhost", "domain whose subdomains agents may bind (*.localhost resolves to loopback)")
+	f.StringVar(&o.minTLS, "min-tls", "1.2", "default minimum TLS version of public endpoints (1.0 to 1.3, not below --min-tls-floor)")
+	f.StringVar(&o.minFloor, "min-tls-floor", "1.2", "lowest minimum TLS version an endpoint or reserved domain may ask for (1.0 to 1.3)")
+}
+
+// edgeConfig is the edge.Config these flags describe, for region with its
+// state in dataDir.
+func (o *edgeListenOptions) edgeConfig(region, dataDir string, log *zap.Logger) edge.Config {
+	return edge.Config{
+		Region:               region,
+		BaseDomain:           o.baseDomain,
+		DataDir:              dataDir,
+		AgentAddr:            o.agentAddr,
+		DisableQUIC:          !o.agentQUIC,
+		HTTPSAddr:            o.httpsAddr,
+		HTTPAddr:             o.httpAddr,
+		SSHAddr:              o.sshAddr,
+		SSHKeepaliveInterval: o.sshAlive,
+		TCPHost:              o.tcpHost,
+		TCPPorts:             o.tcpPorts,
+		DefaultMinTLS:        o.minTLS,
+		MinTLSFloor:          o.minFloor,
+		Version:              version,
+		Logger:               log.Named("edge"),
+	}
+}
+
+// logOptions are the logging flags of every tollgated command.
+type logOptions struct {
+	logLevel, logFormat string
+}
+
+func (o *logOptions) register(f *pflag.FlagSet) {
+	f.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	f.StringVar(&o.logFormat, "log-format", "console", "log format: console or json")
+}
