@@ -116,11 +116,8 @@ func (s *Server) updateAPIKey(w http.ResponseWriter, r *http.Request, c *caller)
 }
 
 func (s *Server) deleteAPIKey(w http.ResponseWriter, r *http.Request, c *caller) error {
-	id, err := pathID(r, config.PrefixAPIKey)
+	id, err := objectPathID(r, config.PrefixAPIKey)
 	if err != nil {
-		return err
-	}
-	if err := noBody(r); err != nil {
 		return err
 	}
 	k, err := s.store.GetAPIKey(r.Context(), c.accountID(), id)

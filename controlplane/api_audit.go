@@ -125,11 +125,8 @@ func (s *Server) listAuditEvents(w http.ResponseWriter, r *http.Request, c *call
 }
 
 func (s *Server) getAuditEvent(w http.ResponseWriter, r *http.Request, c *caller) error {
-	id, err := pathID(r, config.PrefixAuditEvent)
+	id, err := objectPathID(r, config.PrefixAuditEvent)
 	if err != nil {
-		return err
-	}
-	if err := noBody(r); err != nil {
 		return err
 	}
 	if err := c.requireAuditReader(); err != nil {

@@ -55,11 +55,8 @@ func (s *Server) createBotUser(coll string) handlerFunc {
 
 func (s *Server) getBotUser(coll string) handlerFunc {
 	return func(w http.ResponseWriter, r *http.Request, c *caller) error {
-		id, err := pathID(r, config.PrefixBotUser)
+		id, err := objectPathID(r, config.PrefixBotUser)
 		if err != nil {
-			return err
-		}
-		if err := noBody(r); err != nil {
 			return err
 		}
 		b, err := s.store.GetBotUser(r.Context(), c.accountID(), id)
@@ -118,11 +115,8 @@ func (s *Server) updateBotUser(coll string) handlerFunc {
 }
 
 func (s *Server) deleteBotUser(w http.ResponseWriter, r *http.Request, c *caller) error {
-	id, err := pathID(r, config.PrefixBotUser)
+	id, err := objectPathID(r, config.PrefixBotUser)
 	if err != nil {
-		return err
-	}
-	if err := noBody(r); err != nil {
 		return err
 	}
 	if err := c.requireTeamManager(); err != nil {

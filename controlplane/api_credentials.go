@@ -107,11 +107,8 @@ func (s *Server) updateCredential(w http.ResponseWriter, r *http.Request, c *cal
 }
 
 func (s *Server) deleteCredential(w http.ResponseWriter, r *http.Request, c *caller) error {
-	id, err := pathID(r, config.PrefixAuthtoken)
+	id, err := objectPathID(r, config.PrefixAuthtoken)
 	if err != nil {
-		return err
-	}
-	if err := noBody(r); err != nil {
 		return err
 	}
 	a, err := s.store.GetAuthtoken(r.Context(), c.accountID(), id)

@@ -14,11 +14,8 @@ import (
 func getOne[T, J any](prefix, what string, get func(ctx context.Context, accountID, id string) (*T, error),
 	render func(*http.Request, *T) J) handlerFunc {
 	return func(w http.ResponseWriter, r *http.Request, c *caller) error {
-		id, err := pathID(r, prefix)
+		id, err := objectPathID(r, prefix)
 		if err != nil {
-			return err
-		}
-		if err := noBody(r); err != nil {
 			return err
 		}
 		v, err := get(r.Context(), c.accountID(), id)
@@ -55,4 +52,34 @@ func listPage[T, J any](s *Server, key, prefix string,
 		s.listResponse(w, r, key, items, more, last, page)
 		return nil
 	}
+}
+
+// objectPathID checks a request on one object that takes no body (get,
+// delete): the path ID with prefix, and no body.
+func objectPathID(r *http.Request, prefix string) (string, error) {
+	id, err := pathID(r, prefix)
+	if err != nil {
+		return "", err
+	}
+	return id, noBody(r)
+}
+
+// beginWrite runs the checks a create or an update starts with: the path
+// ID (when prefix is set), no query parameters, the write role, then the
+// body decoded into body.
+func (s *Server) beginWrite(w http.ResponseWriter, r *http.Request, c *caller, prefix string, body any) (string, error) {
+	var id string
+	if prefix != "" {
+		var err error
+		if id, err = pathID(r, prefix); err != nil {
+			return "", err
+		}
+	}
+	if err := onlyParams(r.URL.Query()); err != nil {
+		return "", err
+	}
+	if err := c.requireWrite(); err != nil {
+		return "", err
+	}
+	return id, s.decodeBody(w, r, body)
 }

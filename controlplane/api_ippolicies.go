@@ -128,39 +128,11 @@ func (s *Server) ipRestrictionJSON(r *http.Request, x *store.IPRestriction) ipRe
 		Description: x.Description, Metadata: x.Metadata, Enforced: x.Enforced, Type: x.Type, IPPolicies: refs}
 }
 
-// beginIPWrite runs the checks every create and update shares: the path ID
-// (when prefix is set), no query parameters, the write role, then the body.
-func (s *Server) beginIPWrite(w http.ResponseWriter, r *http.Request, c *caller, prefix string, body any) (string, error) {
-	var id string
-	if prefix != "" {
-		var err error
-		if id, err = pathID(r, prefix); err != nil {
-			return "", err
-		}
-	}
-	if err := onlyParams(r.URL.Query()); err != nil {
-		return "", err
-	}
-	if err := c.requireWrite(); err != nil {
-		return "", err
-	}
-	return id, s.decodeBody(w, r, body)
-}
-
-// ipPathID checks a get or delete: the path ID and no body or parameters.
-func ipPathID(r *http.Request, prefix string) (string, error) {
-	id, err := pathID(r, prefix)
-	if err != nil {
-		return "", err
-	}
-	return id, noBody(r)
-}
-
 // ---- /ip_policies ----
 
 func (s *Server) createIPPolicy(w http.ResponseWriter, r *http.Request, c *caller) error {
 	var body ipPolicyCreateBody
-	if _, err := s.beginIPWrite(w, r, c, "", &body); err != nil {
+	if _, err := s.beginWrite(w, r, c, "", &body); err != nil {
 		return err
 	}
 	p, err := s.store.CreateIPPolicy(r.Context(), c.actor, c.accountID(), store.IPPolicyCreate{
@@ -185,7 +157,7 @@ func (s *Server) listIPPolicies(w http.ResponseWriter, r *http.Request, c *calle
 
 func (s *Server) updateIPPolicy(w http.ResponseWriter, r *http.Request, c *caller) error {
 	var body ipPolicyUpdateBody
-	id, err := s.beginIPWrite(w, r, c, config.PrefixIPPolicy, &body)
+	id, err := s.beginWrite(w, r, c, config.PrefixIPPolicy, &body)
 	if err != nil {
 		return err
 	}
@@ -201,7 +173,7 @@ func (s *Server) updateIPPolicy(w http.ResponseWriter, r *http.Request, c *calle
 // deleteIPPolicy deletes a policy with its rules; 409 TG_2615 while an IP
 // restriction names it.
 func (s *Server) deleteIPPolicy(w http.ResponseWriter, r *http.Request, c *caller) error {
-	id, err := ipPathID(r, config.PrefixIPPolicy)
+	id, err := objectPathID(r, config.PrefixIPPolicy)
 	if err != nil {
 		return err
 	}
@@ -219,7 +191,7 @@ func (s *Server) deleteIPPolicy(w http.ResponseWriter, r *http.Request, c *calle
 
 func (s *Server) createIPPolicyRule(w http.ResponseWriter, r *http.Request, c *caller) error {
 	var body ipPolicyRuleCreateBody
-	if _, err := s.beginIPWrite(w, r, c, "", &body); err != nil {
+	if _, err := s.beginWrite(w, r, c, "", &body); err != nil {
 		return err
 	}
 	x, err := s.store.CreateIPPolicyRule(r.Context(), c.actor, c.accountID(), store.IPPolicyRuleCreate{
@@ -244,7 +216,7 @@ func (s *Server) listIPPolicyRules(w http.ResponseWriter, r *http.Request, c *ca
 
 func (s *Server) updateIPPolicyRule(w http.ResponseWriter, r *http.Request, c *caller) error {
 	var body ipPolicyRuleUpdateBody
-	id, err := s.beginIPWrite(w, r, c, config.PrefixIPPolicyRule, &body)
+	id, err := s.beginWrite(w, r, c, config.PrefixIPPolicyRule, &body)
 	if err != nil {
 		return err
 	}
@@ -258,7 +230,7 @@ func (s *Server) updateIPPolicyRule(w http.ResponseWriter, r *http.Request, c *c
 }
 
 func (s *Server) deleteIPPolicyRule(w http.ResponseWriter, r *http.Request, c *caller) error {
-	id, err := ipPathID(r, config.PrefixIPPolicyRule)
+	id, err := objectPathID(r, config.PrefixIPPolicyRule)
 	if err != nil {
 		return err
 	}
@@ -276,7 +248,7 @@ func (s *Server) deleteIPPolicyRule(w http.ResponseWriter, r *http.Request, c *c
 
 func (s *Server) createIPRestriction(w http.ResponseWriter, r *http.Request, c *caller) error {
 	var body ipRestrictionCreateBody
-	if _, err := s.beginIPWrite(w, r, c, "", &body); err != nil {
+	if _, err := s.beginWrite(w, r, c, "", &body); err != nil {
 		return err
 	}
 	x, err := s.store.CreateIPRestriction(r.Context(), c.actor, c.accountID(), store.IPRestrictionCreate{
@@ -301,7 +273,7 @@ func (s *Server) listIPRestrictions(w http.ResponseWriter, r *http.Request, c *c
 
 func (s *Server) updateIPRestriction(w http.ResponseWriter, r *http.Request, c *caller) error {
 	var body ipRestrictionUpdateBody
-	id, err := s.beginIPWrite(w, r, c, config.PrefixIPRestriction, &body)
+	id, err := s.beginWrite(w, r, c, config.PrefixIPRestriction, &body)
 	if err != nil {
 		return err
 	}
@@ -315,7 +287,7 @@ func (s *Server) updateIPRestriction(w http.ResponseWriter, r *http.Request, c *
 }
 
 func (s *Server) deleteIPRestriction(w http.ResponseWriter, r *http.Request, c *caller) error {
-	id, err := ipPathID(r, config.PrefixIPRestriction)
+	id, err := objectPathID(r, config.PrefixIPRestriction)
 	if err != nil {
 		return err
 	}

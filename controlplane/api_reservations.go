@@ -324,11 +324,8 @@ func (s *Server) updateReservedDomain(w http.ResponseWriter, r *http.Request, c 
 }
 
 func (s *Server) deleteReservedDomain(w http.ResponseWriter, r *http.Request, c *caller) error {
-	id, err := pathID(r, config.PrefixReservedDomain)
+	id, err := objectPathID(r, config.PrefixReservedDomain)
 	if err != nil {
-		return err
-	}
-	if err := noBody(r); err != nil {
 		return err
 	}
 	if err := c.requireWrite(); err != nil {
@@ -344,11 +341,8 @@ func (s *Server) deleteReservedDomain(w http.ResponseWriter, r *http.Request, c 
 // deleteReservedDomainCertPolicy removes the domain's certificate
 // management policy: the edges stop obtaining certificates for it.
 func (s *Server) deleteReservedDomainCertPolicy(w http.ResponseWriter, r *http.Request, c *caller) error {
-	id, err := pathID(r, config.PrefixReservedDomain)
+	id, err := objectPathID(r, config.PrefixReservedDomain)
 	if err != nil {
-		return err
-	}
-	if err := noBody(r); err != nil {
 		return err
 	}
 	if err := c.requireWrite(); err != nil {
@@ -365,11 +359,8 @@ func (s *Server) deleteReservedDomainCertPolicy(w http.ResponseWriter, r *http.R
 // attaches none, so for a domain of the account it succeeds and changes
 // nothing.
 func (s *Server) deleteReservedDomainCertificate(w http.ResponseWriter, r *http.Request, c *caller) error {
-	id, err := pathID(r, config.PrefixReservedDomain)
+	id, err := objectPathID(r, config.PrefixReservedDomain)
 	if err != nil {
-		return err
-	}
-	if err := noBody(r); err != nil {
 		return err
 	}
 	if err := c.requireWrite(); err != nil {
@@ -523,11 +514,8 @@ func (s *Server) updateReservedAddr(w http.ResponseWriter, r *http.Request, c *c
 }
 
 func (s *Server) deleteReservedAddr(w http.ResponseWriter, r *http.Request, c *caller) error {
-	id, err := pathID(r, config.PrefixReservedAddr)
+	id, err := objectPathID(r, config.PrefixReservedAddr)
 	if err != nil {
-		return err
-	}
-	if err := noBody(r); err != nil {
 		return err
 	}
 	if err := c.requireWrite(); err != nil {

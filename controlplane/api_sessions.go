@@ -141,11 +141,8 @@ func (s *Server) listTunnelSessions(w http.ResponseWriter, r *http.Request, c *c
 }
 
 func (s *Server) getTunnelSession(w http.ResponseWriter, r *http.Request, c *caller) error {
-	id, err := pathID(r, config.PrefixAgentSession)
+	id, err := objectPathID(r, config.PrefixAgentSession)
 	if err != nil {
-		return err
-	}
-	if err := noBody(r); err != nil {
 		return err
 	}
 	for _, si := range s.accountSessions(c.accountID()) {
@@ -174,11 +171,8 @@ func (s *Server) listEndpoints(w http.ResponseWriter, r *http.Request, c *caller
 }
 
 func (s *Server) getEndpoint(w http.ResponseWriter, r *http.Request, c *caller) error {
-	id, err := pathID(r, config.PrefixEndpoint)
+	id, err := objectPathID(r, config.PrefixEndpoint)
 	if err != nil {
-		return err
-	}
-	if err := noBody(r); err != nil {
 		return err
 	}
 	for _, ep := range s.accountEndpoints(c.accountID()) {

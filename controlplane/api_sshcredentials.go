@@ -124,11 +124,8 @@ func (s *Server) updateSSHCredential(w http.ResponseWriter, r *http.Request, c *
 }
 
 func (s *Server) deleteSSHCredential(w http.ResponseWriter, r *http.Request, c *caller) error {
-	id, err := pathID(r, config.PrefixSSHCredential)
+	id, err := objectPathID(r, config.PrefixSSHCredential)
 	if err != nil {
-		return err
-	}
-	if err := noBody(r); err != nil {
 		return err
 	}
 	cred, err := s.store.GetSSHCredential(r.Context(), c.accountID(), id)

@@ -166,11 +166,8 @@ func (s *Server) listUsers(w http.ResponseWriter, r *http.Request, c *caller) er
 }
 
 func (s *Server) getUser(w http.ResponseWriter, r *http.Request, c *caller) error {
-	id, err := pathID(r, config.PrefixUser)
+	id, err := objectPathID(r, config.PrefixUser)
 	if err != nil {
-		return err
-	}
-	if err := noBody(r); err != nil {
 		return err
 	}
 	if err := c.requireUser("read the account's users"); err != nil {
@@ -228,11 +225,8 @@ func (s *Server) updateUser(w http.ResponseWriter, r *http.Request, c *caller) e
 // deleteUser removes a member from the caller's account and deletes, in the
 // same unit of work, every credential they own in it.
 func (s *Server) deleteUser(w http.ResponseWriter, r *http.Request, c *caller) error {
-	id, err := pathID(r, config.PrefixUser)
+	id, err := objectPathID(r, config.PrefixUser)
 	if err != nil {
-		return err
-	}
-	if err := noBody(r); err != nil {
 		return err
 	}
 	if err := c.requireUser("remove users"); err != nil {
@@ -306,11 +300,8 @@ func (s *Server) listInvitations(w http.ResponseWriter, r *http.Request, c *call
 }
 
 func (s *Server) getInvitation(w http.ResponseWriter, r *http.Request, c *caller) error {
-	id, err := pathID(r, config.PrefixInvitation)
+	id, err := objectPathID(r, config.PrefixInvitation)
 	if err != nil {
-		return err
-	}
-	if err := noBody(r); err != nil {
 		return err
 	}
 	if err := c.requireUser("read the account's invitations"); err != nil {
@@ -325,11 +316,8 @@ func (s *Server) getInvitation(w http.ResponseWriter, r *http.Request, c *caller
 }
 
 func (s *Server) deleteInvitation(w http.ResponseWriter, r *http.Request, c *caller) error {
-	id, err := pathID(r, config.PrefixInvitation)
+	id, err := objectPathID(r, config.PrefixInvitation)
 	if err != nil {
-		return err
-	}
-	if err := noBody(r); err != nil {
 		return err
 	}
 	if err := c.requireUser("revoke invitations"); err != nil {
@@ -470,11 +458,8 @@ func (s *Server) callerAccount(r *http.Request, c *caller, id string) (*store.Ac
 }
 
 func (s *Server) getAccount(w http.ResponseWriter, r *http.Request, c *caller) error {
-	id, err := pathID(r, config.PrefixAccount)
+	id, err := objectPathID(r, config.PrefixAccount)
 	if err != nil {
-		return err
-	}
-	if err := noBody(r); err != nil {
 		return err
 	}
 	a, roles, err := s.callerAccount(r, c, id)
