@@ -190,6 +190,19 @@ const (
 	CodeAPIIPRestricted Code = "TG_2713" // the account's api IP restriction refuses the caller's address
 )
 
+// Dashboard codes: sign-in and the pages behind it (controlplane/dashboard.go).
+const (
+	CodeDashboardSignIn       Code = "TG_2720" // the API key given at sign-in is missing, malformed or not valid
+	CodeDashboardBotUser      Code = "TG_2721" // a bot user's API key: bot users cannot sign in to the dashboard
+	CodeDashboardIPRestricted Code = "TG_2722" // the account's dashboard IP restriction refuses the browser's address
+	CodeDashboardSignedOut    Code = "TG_2723" // no session, or it expired, was signed out, or its API key was deleted
+	CodeDashboardForgery      Code = "TG_2724" // a form post without this session's form token, or from another origin
+	CodeDashboardNotFound     Code = "TG_2725" // no dashboard page at this path
+	CodeDashboardForbidden    Code = "TG_2726" // the signed-in user's roles do not allow the action
+	CodeDashboardBadInput     Code = "TG_2727" // a form field the action cannot use
+	// dashboard: add new codes above this line (TG_2720–TG_2739).
+)
+
 // ACME and certificate codes (issue 4).
 const (
 // certificates: add new codes above this line (TG_5100–TG_5149).

@@ -29,6 +29,9 @@ const (
 	PrefixOperation      = "op"
 	PrefixInvitation     = "inv"
 	PrefixAuditEvent     = "ev"
+	// PrefixDashboardSession names a dashboard sign-in session. The hosted
+	// platform's API has no such object; ours never leaves the store.
+	PrefixDashboardSession = "dsn"
 )
 
 // ksuidLen is the length of a KSUID in its base62 string form.

@@ -23,21 +23,22 @@ type restrictionCache struct {
 	cur atomic.Pointer[compiledRestrictions]
 }
 
-// apiDryRunRefusals counts API requests an unenforced (enforced: false) api
-// IP restriction would have refused, since the process started.
-var apiDryRunRefusals atomic.Uint64
+// apiDryRunRefusals and dashboardDryRunRefusals count requests an
+// unenforced (enforced: false) api or dashboard IP restriction would have
+// refused, since the process started.
+var apiDryRunRefusals, dashboardDryRunRefusals atomic.Uint64
 
-// checkAPIRestriction applies the caller's account's `api` IP restrictions
+// restrictionDecision applies the account's IP restrictions of one surface
 // (reference/platform-behaviour.md §2.2) to the TCP peer address of the
-// request — never X-Forwarded-For. An enforced restriction that refuses the
-// address answers 403 with config.CodeAPIIPRestricted; an unenforced one
-// lets the request through and logs a warning with the restriction's ID
-// (the dry run of enforced: false). The restrictions come from the current
-// snapshot, compiled once per snapshot.
-func (s *Server) checkAPIRestriction(r *http.Request, c *caller) error {
+// request — never X-Forwarded-For. The restrictions come from the current
+// snapshot, compiled once per snapshot. An unenforced restriction that would
+// refuse the address is logged as a warning with its ID and counted in
+// dryRuns, and the decision lets the request through (the dry run of
+// enforced: false).
+func (s *Server) restrictionDecision(r *http.Request, accountID string, surface policy.Surface, dryRuns *atomic.Uint64) (policy.IPDecision, error) {
 	snap, err := s.Snapshot(r.Context(), 0)
 	if err != nil {
-		return err
+		return policy.IPDecision{}, err
 	}
 	cr := s.restrictions.cur.Load()
 	if cr == nil || cr.snap != snap {
@@ -48,19 +49,27 @@ func (s *Server) checkAPIRestriction(r *http.Request, c *caller) error {
 	if err != nil {
 		addr = netip.Addr{} // not an IP (a test transport): refused by any restriction
 	}
-	d := cr.rs.Check(c.accountID(), policy.SurfaceAPI, addr)
-	switch {
-	case !d.Allowed:
-		s.log.Info("API request refused by an IP restriction", zap.String("account_id", c.accountID()),
+	d := cr.rs.Check(accountID, surface, addr)
+	if d.Allowed && d.RestrictionID != "" {
+		dryRuns.Add(1)
+		s.log.Warn("an unenforced IP restriction would refuse this request; letting it through",
+			zap.String("surface", string(surface)), zap.String("account_id", accountID),
 			zap.String("ip_restriction_id", d.RestrictionID), zap.String("client_ip", clientIP(r)))
-		return newAPIError(http.StatusForbidden, config.CodeAPIIPRestricted,
-			"The IP restriction %s of account %s does not allow API calls from %s. Call from an allowed network, or ask an administrator to change the restriction's IP policies.",
-			d.RestrictionID, c.accountID(), clientIP(r))
-	case d.RestrictionID != "":
-		apiDryRunRefusals.Add(1)
-		s.log.Warn("an unenforced API IP restriction would refuse this request; letting it through",
-			zap.String("account_id", c.accountID()), zap.String("ip_restriction_id", d.RestrictionID),
-			zap.String("client_ip", clientIP(r)))
 	}
-	return nil
+	return d, nil
+}
+
+// checkAPIRestriction applies the caller's account's `api` IP restrictions
+// (restrictionDecision). An enforced restriction that refuses the address
+// answers 403 with config.CodeAPIIPRestricted.
+func (s *Server) checkAPIRestriction(r *http.Request, c *caller) error {
+	d, err := s.restrictionDecision(r, c.accountID(), policy.SurfaceAPI, &apiDryRunRefusals)
+	if err != nil || d.Allowed {
+		return err
+	}
+	s.log.Info("API request refused by an IP restriction", zap.String("account_id", c.accountID()),
+		zap.String("ip_restriction_id", d.RestrictionID), zap.String("client_ip", clientIP(r)))
+	return newAPIError(http.StatusForbidden, config.CodeAPIIPRestricted,
+		"The IP restriction %s of account %s does not allow API calls from %s. Call from an allowed network, or ask an administrator to change the restriction's IP policies.",
+		d.RestrictionID, c.accountID(), clientIP(r))
 }

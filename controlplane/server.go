@@ -51,6 +51,9 @@ type ServerConfig struct {
 	// plane assigns from when a reserved address is created without addr.
 	// In a region without a pool, addr is required. Default: no pools.
 	TCPAddrPools map[string]TCPAddrPool
+	// DashboardSessionTTL is how long a dashboard sign-in lasts. Default
+	// DefaultDashboardSessionTTL (12h); at least one minute.
+	DashboardSessionTTL time.Duration
 }
 
 // Server is the control plane: REST API, snapshot feed and agent-session
@@ -61,6 +64,7 @@ type Server struct {
 	cfg   ServerConfig
 	log   *zap.Logger
 	mux   *http.ServeMux
+	dash  *http.ServeMux // the dashboard (dashboard.go)
 
 	// Snapshot feed: the newest snapshot built, and a one-slot semaphore so
 	// that many waiting edges share one build.
@@ -100,7 +104,11 @@ func NewServer(st *store.Store, cfg ServerConfig) *Server {
 		sessions: make(map[string]edgeReport),
 		rate:     newRateLimits(cfg),
 	}
+	if cfg.DashboardSessionTTL < time.Minute {
+		s.cfg.DashboardSessionTTL = DefaultDashboardSessionTTL
+	}
 	s.mux = s.routes()
+	s.dash = s.dashboardRoutes()
 	return s
 }
 

@@ -191,7 +191,7 @@ func TestDevRestartKeepsState(t *testing.T) {
 		}
 		defer ln.Close()
 		p := start(t, bins.tollgated, nil, "dev", "--data-dir", t.TempDir(), "--api-addr", "127.0.0.1:0",
-			"--agent-addr", "127.0.0.1:0", "--https-addr", ln.Addr().String(), "--http-addr", "127.0.0.1:0")
+			"--agent-addr", "127.0.0.1:0", "--https-addr", ln.Addr().String(), "--http-addr", "127.0.0.1:0", "--dashboard-addr", "127.0.0.1:0")
 		code, ok := p.wait(30 * time.Second)
 		if !ok || code == 0 || !strings.Contains(p.output(), "TG_9001") {
 			t.Fatalf("exit %d (exited %v); output:\n%s", code, ok, p.output())

@@ -45,7 +45,7 @@ func startControl(t testing.TB, dsn string, extra ...string) *controlServer {
 // launchControl starts `tollgated control --store dsn` without waiting.
 func launchControl(t testing.TB, dsn string, extra ...string) *controlServer {
 	t.Helper()
-	args := append([]string{"control", "--store", dsn, "--api-addr", "127.0.0.1:0", "--log-level", "warn"}, extra...)
+	args := append([]string{"control", "--store", dsn, "--api-addr", "127.0.0.1:0", "--dashboard-addr", "127.0.0.1:0", "--log-level", "warn"}, extra...)
 	return &controlServer{proc: start(t, bins.tollgated, nil, args...)}
 }
 
@@ -213,7 +213,7 @@ func TestControlTwoProcessesSharePostgres(t *testing.T) {
 func TestControlSQLiteBootstrapPrintsKeyOnce(t *testing.T) {
 	dbPath := filepath.Join(t.TempDir(), "cp.db")
 	c := startControl(t, dbPath)
-	m := c.waitFor(regexp.MustCompile(`API key\s+(\S+)`), 10*time.Second)
+	m := c.waitFor(regexp.MustCompile(`(?m)^\s+API key\s+(\S+)$`), 10*time.Second)
 	key := m[1]
 	status, bot := restJSON(t, c.apiURL, key, "POST", "/bot_users", map[string]any{"name": "kept"})
 	if status != 201 {
@@ -233,7 +233,7 @@ func TestControlSQLiteBootstrapPrintsKeyOnce(t *testing.T) {
 	}
 	c2 := startControl(t, dbPath, "--rate-limit=0.5", "--rate-burst=4", "--edge-secret-file", secretFile,
 		"--tcp-addr-pool", "eu=localhost:20000-20009")
-	if strings.Contains(c2.output(), "API key") || strings.Contains(c2.output(), key) {
+	if regexp.MustCompile(`(?m)^\s+API key\s`).MatchString(c2.output()) || strings.Contains(c2.output(), key) {
 		t.Fatalf("a restart printed an API key again:\n%s", c2.output())
 	}
 	status, got := restJSON(t, c2.apiURL, key, "GET", "/bot_users/"+bot["id"].(string), nil)
@@ -269,7 +269,7 @@ func TestControlSQLiteBootstrapPrintsKeyOnce(t *testing.T) {
 
 	// Bad flags exit 2 with a message.
 	for _, bad := range [][]string{{"--base-url", "ftp://x"}, {"--tcp-addr-pool", "us=localhost:9-1"}, {"--edge-secret-file", secretFile + ".missing"}} {
-		args := append([]string{"control", "--store", dbPath, "--api-addr", "127.0.0.1:0"}, bad...)
+		args := append([]string{"control", "--store", dbPath, "--api-addr", "127.0.0.1:0", "--dashboard-addr", "127.0.0.1:0"}, bad...)
 		p := start(t, bins.tollgated, nil, args...)
 		if code, ok := p.wait(30 * time.Second); !ok || code != 2 || !strings.Contains(p.output(), bad[0]) {
 			t.Fatalf("%v: exit %d (%v)\n%s", bad, code, ok, p.output())

@@ -196,7 +196,8 @@ func startDev(t testing.TB, dataDir string, extra ...string) *devServer {
 	os.Remove(filepath.Join(dataDir, "dev.json.ready"))
 	args := []string{"dev", "--data-dir", dataDir,
 		"--api-addr", "127.0.0.1:0", "--agent-addr", "127.0.0.1:0",
-		"--https-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--ssh-addr", "127.0.0.1:0"}
+		"--https-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--ssh-addr", "127.0.0.1:0",
+		"--dashboard-addr", "127.0.0.1:0"}
 	args = append(args, extra...)
 	p := start(t, bins.tollgated, nil, args...)
 	p.waitFor(regexp.MustCompile(`(?m)^Tollgate dev is ready`), 60*time.Second)

@@ -99,7 +99,7 @@ func newCluster(t testing.TB) *cluster {
 func (c *cluster) startControl(addr string, extra ...string) {
 	c.t.Helper()
 	args := append([]string{"--edge-secret-file", c.secretFile, "--rate-limit", "0"}, extra...)
-	args = append([]string{"control", "--store", c.dbPath, "--api-addr", addr, "--log-level", "warn"}, args...)
+	args = append([]string{"control", "--store", c.dbPath, "--api-addr", addr, "--dashboard-addr", "127.0.0.1:0", "--log-level", "warn"}, args...)
 	c.cp = (&controlServer{proc: start(c.t, bins.tollgated, nil, args...)}).ready()
 }
 

@@ -32,6 +32,7 @@ const (
 
 type controlOptions struct {
 	logOptions
+	dashboardOptions
 	storeDSN         string
 	apiAddr          string
 	baseURL          string
@@ -49,7 +50,7 @@ func newControlCommand() *cobra.Command {
 	var o controlOptions
 	cmd := &cobra.Command{
 		Use:   "control",
-		Short: "Run the control plane alone: the REST API over an SQLite or PostgreSQL store",
+		Short: "Run the control plane alone: the REST API and dashboard over an SQLite or PostgreSQL store",
 		Long: `control runs the Tollgate control plane without an edge: the REST API over
 the store named by --store, an SQLite file path (created if missing) or a
 postgres:// URL. The schema is migrated on start.
@@ -63,6 +64,10 @@ Edges that run as their own processes (tollgated edge) fetch snapshots from
 /edge/v1/ on the API listener, authenticated by the edge secret: the first
 line of --edge-secret-file, else TOLLGATE_EDGE_SECRET. Without one, the edge
 API answers 403.
+
+The dashboard (web UI) listens on --dashboard-addr; users sign in with one of
+their own API keys (bot users cannot), and the account's dashboard IP
+restriction applies to every page.
 
 Several control-plane processes may share one PostgreSQL database: the store
 revision lives in the database, so each serves the same state; only one of
@@ -89,6 +94,7 @@ them bootstraps. SIGINT or SIGTERM drains requests in flight and exits.`,
 	f.Float64Var(&o.rateLimit, "rate-limit", controlplane.DefaultRateLimit, "API requests per second each account may make, per process; 0 or negative turns the limit off")
 	f.IntVar(&o.rateBurst, "rate-burst", controlplane.DefaultRateBurst, "API requests each account may make at once")
 	f.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 20*time.Second, "how long SIGTERM waits for requests in flight")
+	o.dashboardOptions.register(f)
 	o.logOptions.register(f)
 	return cmd
 }
@@ -123,6 +129,9 @@ func runControl(ctx context.Context, o controlOptions, stdout io.Writer) error {
 	if o.rateBurst < 1 {
 		return config.NewError(config.CodeConfigInvalid, "--rate-burst must be at least 1.")
 	}
+	if err := o.dashboardOptions.validate(); err != nil {
+		return err
+	}
 	edgeSecret, err := readEdgeSecret(o.edgeSecretFile)
 	if err != nil {
 		return err
@@ -151,6 +160,13 @@ func runControl(ctx context.Context, o controlOptions, stdout io.Writer) error {
 	}
 	defer apiLn.Close()
 	apiURL := "http://" + apiLn.Addr().String()
+	dashLn, err := o.dashboardOptions.listen()
+	if err != nil {
+		return err
+	}
+	if dashLn != nil {
+		defer dashLn.Close()
+	}
 	publicURL := apiURL
 	if o.baseURL != "" {
 		publicURL = strings.TrimRight(o.baseURL, "/")
@@ -180,6 +196,8 @@ func runControl(ctx context.Context, o controlOptions, stdout io.Writer) error {
 		RateLimit:  rate,
 		RateBurst:  o.rateBurst,
 
+		DashboardSessionTTL: o.sessionTTL,
+
 		TCPAddrPools: pools,
 	})
 	// Requests see their context end when shutdown starts, so that edges'
@@ -196,21 +214,36 @@ func runControl(ctx context.Context, o controlOptions, stdout io.Writer) error {
 	apiSrv.RegisterOnShutdown(cancelBase)
 	served := make(chan error, 1)
 	go func() { served <- apiSrv.Serve(apiLn) }()
+	dashSrv := newDashboardServer(cp, log)
+	dashServed := make(chan error, 1)
+	if dashLn != nil {
+		go func() { dashServed <- dashSrv.Serve(dashLn) }()
+	} else {
+		dashServed <- http.ErrServerClosed
+	}
 
-	printControlBanner(stdout, st.Dialect(), apiURL, boot, o.bootstrapFile)
-	log.Info("control plane serving", zap.String("api_addr", apiLn.Addr().String()), zap.String("store", string(st.Dialect())))
+	printControlBanner(stdout, st.Dialect(), apiURL, dashboardURL(dashLn), boot, o.bootstrapFile)
+	log.Info("control plane serving", zap.String("api_addr", apiLn.Addr().String()),
+		zap.String("dashboard_url", dashboardURL(dashLn)), zap.String("store", string(st.Dialect())))
 
 	select {
 	case err := <-served:
 		return fmt.Errorf("serving the API: %w", err)
+	case err := <-dashServed:
+		if !errors.Is(err, http.ErrServerClosed) {
+			return fmt.Errorf("serving the dashboard: %w", err)
+		}
+		<-ctx.Done()
 	case <-ctx.Done():
 	}
-	log.Info("shutting down: draining API requests")
+	log.Info("shutting down: draining API and dashboard requests")
 	sctx, cancel := context.WithTimeout(context.Background(), o.shutdownTimeout)
 	defer cancel()
-	if err := apiSrv.Shutdown(sctx); err != nil {
-		log.Warn("API requests still running at the shutdown deadline", zap.Error(err))
-		_ = apiSrv.Close()
+	for _, srv := range []*http.Server{apiSrv, dashSrv} {
+		if err := srv.Shutdown(sctx); err != nil {
+			log.Warn("requests still running at the shutdown deadline", zap.Error(err))
+			_ = srv.Close()
+		}
 	}
 	if err := <-served; err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return fmt.Errorf("serving the API: %w", err)
@@ -315,9 +348,12 @@ func redactDSN(dsn string) string {
 	return dsn
 }
 
-func printControlBanner(w io.Writer, dialect store.Dialect, apiURL string, boot *bootstrapInfo, bootFile string) {
+func printControlBanner(w io.Writer, dialect store.Dialect, apiURL, dashURL string, boot *bootstrapInfo, bootFile string) {
 	fmt.Fprintf(w, "Tollgate control plane is ready (store %s)\n", dialect)
 	fmt.Fprintf(w, "  API           %s\n", apiURL)
+	if dashURL != "" {
+		fmt.Fprintf(w, "  dashboard     %s   (sign in with an API key of your user)\n", dashURL)
+	}
 	switch {
 	case boot == nil:
 	case bootFile != "":

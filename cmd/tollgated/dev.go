@@ -31,6 +31,7 @@ import (
 type devOptions struct {
 	edgeListenOptions
 	logOptions
+	dashboardOptions
 	dataDir string
 	apiAddr string
 	region  string
@@ -62,6 +63,7 @@ restart keeps the account, the credentials and the CA.`,
 	f.StringVar(&o.dataDir, "data-dir", ".tollgate", "directory for the store, the CA, certificates and dev.json")
 	f.StringVar(&o.apiAddr, "api-addr", "127.0.0.1:4080", "REST API listen address")
 	o.edgeListenOptions.register(f, "127.0.0.1:2222")
+	o.dashboardOptions.register(f)
 	o.logOptions.register(f)
 	f.StringVar(&o.region, "region", "us", "region code of the edge")
 	addACMEFlags(f, &o.acme, "")
@@ -88,6 +90,7 @@ type devIngressFile struct {
 	SSHAddr               string `json:"ssh_addr,omitempty"`
 	SSHHostKeyFingerprint string `json:"ssh_host_key_fingerprint,omitempty"`
 	TCPHost               string `json:"tcp_host"`
+	DashboardURL          string `json:"dashboard_url,omitempty"`
 }
 
 func runDev(ctx context.Context, o devOptions, stdout io.Writer) error {
@@ -97,6 +100,9 @@ func runDev(ctx context.Context, o devOptions, stdout io.Writer) error {
 	}
 	defer log.Sync() //nolint:errcheck
 	warnIfRoot(log)
+	if err := o.dashboardOptions.validate(); err != nil {
+		return err
+	}
 
 	dataDir, err := filepath.Abs(o.dataDir)
 	if err != nil {
@@ -163,8 +169,16 @@ func runDev(ctx context.Context, o devOptions, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
+	dashLn, err := o.dashboardOptions.listen()
+	if err != nil {
+		return err
+	}
+	if dashLn != nil {
+		defer dashLn.Close()
+	}
 	cp := controlplane.NewServer(st, controlplane.ServerConfig{
 		Logger: log.Named("api"), BaseURL: apiURL, DefaultRegion: o.region, TCPAddrPools: pools,
+		DashboardSessionTTL: o.sessionTTL,
 	})
 
 	e, err = edge.New(o.edgeConfig(o.region, dataDir, log), edge.Deps{
@@ -193,7 +207,8 @@ func runDev(ctx context.Context, o devOptions, stdout io.Writer) error {
 		AgentAddr: addrs.Agent, HTTPSAddr: addrs.HTTPS, HTTPAddr: addrs.HTTP,
 		BaseDomain: o.baseDomain, CAFile: ca.CertFile(), Region: o.region,
 	}
-	ingress := devIngressFile{SSHAddr: addrs.SSH, SSHHostKeyFingerprint: e.SSHHostKeyFingerprint(), TCPHost: o.tcpHost}
+	ingress := devIngressFile{SSHAddr: addrs.SSH, SSHHostKeyFingerprint: e.SSHHostKeyFingerprint(), TCPHost: o.tcpHost,
+		DashboardURL: dashboardURL(dashLn)}
 	ingressPath := filepath.Join(dataDir, "dev-ingress.json")
 	if err := writeJSONFile(ingressPath, ingress); err != nil {
 		return fmt.Errorf("writing %s: %w", ingressPath, err)
@@ -216,13 +231,22 @@ func runDev(ctx context.Context, o devOptions, stdout io.Writer) error {
 		}
 		return nil
 	})
+	dashSrv := newDashboardServer(cp, log)
+	if dashLn != nil {
+		g.Go(func() error {
+			if err := dashSrv.Serve(dashLn); !errors.Is(err, http.ErrServerClosed) {
+				return err
+			}
+			return nil
+		})
+	}
 	g.Go(func() error { return e.Serve(gctx) })
 	g.Go(func() error {
 		<-gctx.Done()
 		log.Info("shutting down: draining requests and closing agent sessions")
 		sctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 		defer cancel()
-		return errors.Join(e.Shutdown(sctx), apiSrv.Shutdown(sctx))
+		return errors.Join(e.Shutdown(sctx), apiSrv.Shutdown(sctx), dashSrv.Shutdown(sctx))
 	})
 
 	printDevBanner(stdout, info, ingress, devPath, created)
@@ -309,11 +333,14 @@ func printDevBanner(w io.Writer, d devFile, in devIngressFile, devPath string, c
 	}
 	fmt.Fprintf(w, "  TCP endpoints tcp://%s:PORT\n", in.TCPHost)
 	fmt.Fprintf(w, "  API           %s\n", d.APIURL)
+	if in.DashboardURL != "" {
+		fmt.Fprintf(w, "  dashboard     %s   (sign in with the API key)\n", in.DashboardURL)
+	}
 	if created {
 		fmt.Fprintf(w, "  API key       %s\n", d.APIKey)
 		fmt.Fprintf(w, "  authtoken     %s\n", d.Authtoken)
 	}
-	fmt.Fprintf(w, "  credentials and addresses: %s (SSH and TCP: dev-ingress.json beside it)\n", devPath)
+	fmt.Fprintf(w, "  credentials and addresses: %s (SSH, TCP and dashboard: dev-ingress.json beside it)\n", devPath)
 	fmt.Fprintf(w, "\nTry it:\n  tollgate http 3000 --url https://app.%s --authtoken <authtoken> --server-addr %s --root-ca %s\n",
 		d.BaseDomain, d.AgentAddr, d.CAFile)
 }

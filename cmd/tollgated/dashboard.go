@@ -1,0 +1,63 @@
+package main
+
+import (
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/spf13/pflag"
+	"go.uber.org/zap"
+
+	"github.com/tollgate/tollgate/config"
+	"github.com/tollgate/tollgate/controlplane"
+)
+
+// dashboardOptions are the dashboard's flags, shared by dev and control.
+type dashboardOptions struct {
+	dashboardAddr string
+	sessionTTL    time.Duration
+}
+
+func (o *dashboardOptions) register(f *pflag.FlagSet) {
+	f.StringVar(&o.dashboardAddr, "dashboard-addr", "127.0.0.1:4081", `dashboard (web UI) listen address; "" turns the dashboard off`)
+	f.DurationVar(&o.sessionTTL, "dashboard-session-ttl", controlplane.DefaultDashboardSessionTTL, "how long a dashboard sign-in lasts (at least 1m)")
+}
+
+// validate checks the flags before anything listens.
+func (o *dashboardOptions) validate() error {
+	if o.sessionTTL < time.Minute {
+		return config.NewError(config.CodeConfigInvalid, "--dashboard-session-ttl %v is below one minute.", o.sessionTTL)
+	}
+	return nil
+}
+
+// listen opens the dashboard's listener; nil, nil when it is off.
+func (o *dashboardOptions) listen() (net.Listener, error) {
+	if o.dashboardAddr == "" {
+		return nil, nil
+	}
+	ln, err := net.Listen("tcp", o.dashboardAddr)
+	if err != nil {
+		return nil, config.NewError(config.CodeListenFailed, "Cannot listen for the dashboard on %s: %v. Free the port, choose another --dashboard-addr, or turn the dashboard off with --dashboard-addr ''.", o.dashboardAddr, err).WithCause(err)
+	}
+	return ln, nil
+}
+
+// dashboardURL is the address a browser opens, or "" when ln is nil.
+func dashboardURL(ln net.Listener) string {
+	if ln == nil {
+		return ""
+	}
+	return "http://" + ln.Addr().String()
+}
+
+// newDashboardServer is the http.Server of the dashboard.
+func newDashboardServer(cp *controlplane.Server, log *zap.Logger) *http.Server {
+	return &http.Server{
+		Handler:           cp.DashboardHandler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		ErrorLog:          zap.NewStdLog(log.Named("dashboard")),
+	}
+}

@@ -1,0 +1,375 @@
+package controlplane
+
+import (
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"errors"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/tollgate/tollgate/authn"
+	"github.com/tollgate/tollgate/config"
+	"github.com/tollgate/tollgate/controlplane/store"
+	"github.com/tollgate/tollgate/policy"
+)
+
+// The dashboard is the control plane's web UI, served on its own listener
+// (DashboardHandler). A user signs in with one of their own API keys — the
+// token sign-in of the Kubernetes dashboard: no second kind of password to
+// leak, and deleting the key ends every dashboard session opened with it.
+// Bot users cannot sign in (reference/platform-behaviour.md §7.1). The
+// account's `dashboard` IP restriction is applied to the browser's TCP peer
+// address at sign-in and on every page after it.
+//
+// Pages are rendered on the server (html/template, no script); every form
+// post carries a token derived from the session secret, and posts from
+// another origin are refused.
+
+// DefaultDashboardSessionTTL is how long a dashboard sign-in lasts.
+const DefaultDashboardSessionTTL = 12 * time.Hour
+
+// dashboardCookie names the session cookie. Its value is the session token
+// "<KSUID>_<secret>"; the store keeps only the secret's hash.
+const dashboardCookie = "tollgate_session"
+
+// dashCaller is a signed-in dashboard user: the API key they signed in with
+// (its owner's current roles) and the session.
+type dashCaller struct {
+	caller
+	sess   *store.DashboardSession
+	secret string // the session secret, from the cookie: the form token derives from it
+	csrf   string
+}
+
+// dashHandler renders one page for a signed-in user.
+type dashHandler func(w http.ResponseWriter, r *http.Request, c *dashCaller) error
+
+// DashboardHandler returns the dashboard's http.Handler. Serve it at the
+// root of its own listener; with TLS in front of it, its cookie is marked
+// Secure.
+func (s *Server) DashboardHandler() http.Handler { return s.dash }
+
+// dashboardRoutes builds the dashboard's pages.
+func (s *Server) dashboardRoutes() *http.ServeMux {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /static/style.css", func(w http.ResponseWriter, r *http.Request) {
+		dashHeaders(w)
+		w.Header().Set("Content-Type", "text/css; charset=utf-8")
+		w.Header().Set("Cache-Control", "public, max-age=3600")
+		_, _ = w.Write(dashboardCSS)
+	})
+	mux.HandleFunc("GET /signin", s.signInPage)
+	mux.HandleFunc("POST /signin", s.signIn)
+	mux.HandleFunc("POST /signout", s.dashServe(s.signOut))
+	mux.HandleFunc("GET /{$}", s.dashServe(s.overviewPage))
+	mux.HandleFunc("GET /credentials", s.dashServe(s.credentialsPage))
+	mux.HandleFunc("POST /credentials", s.dashServe(s.dashCreateAuthtoken))
+	mux.HandleFunc("POST /credentials/{id}/delete", s.dashServe(s.dashDeleteAuthtoken))
+	mux.HandleFunc("GET /ip-policies", s.dashServe(s.ipPoliciesPage))
+	mux.HandleFunc("GET /reservations", s.dashServe(s.reservationsPage))
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		dashHeaders(w)
+		s.renderError(w, r, nil, newAPIError(http.StatusNotFound, config.CodeDashboardNotFound,
+			"There is no dashboard page at %s.", truncate(r.URL.Path, 200)))
+	})
+	return mux
+}
+
+// dashHeaders sets the headers every dashboard response carries: no
+// caching (pages show secrets once), no framing, no scripts, no referrer.
+func dashHeaders(w http.ResponseWriter) {
+	h := w.Header()
+	h.Set("Cache-Control", "no-store")
+	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
+	h.Set("X-Frame-Options", "DENY")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Referrer-Policy", "no-referrer")
+}
+
+// dashServe wraps a page that needs a signed-in user: it authenticates the
+// session cookie (signed out → redirect to /signin), applies the account's
+// dashboard IP restriction, checks the form token of a POST, and renders
+// the error page for an error the page returns.
+func (s *Server) dashServe(h dashHandler) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		dashHeaders(w)
+		c, err := s.dashAuthenticate(r)
+		var ae *apiError
+		if errors.As(err, &ae) && ae.code == config.CodeDashboardSignedOut {
+			if r.Method == http.MethodGet {
+				http.Redirect(w, r, "/signin?next="+url.QueryEscape(r.URL.Path), http.StatusSeeOther)
+				return
+			}
+		}
+		if err == nil && r.Method == http.MethodPost {
+			err = checkForm(r, c)
+		}
+		if err == nil {
+			err = h(w, r, c)
+		}
+		if err != nil {
+			s.renderError(w, r, c, err)
+		}
+	}
+}
+
+// dashAuthenticate turns the session cookie into the signed-in user: the
+// session must exist, match its secret in constant time and be unexpired;
+// the API key it was opened with must still be valid, its account active
+// and its owner active and a member; and the account's dashboard IP
+// restriction must admit the TCP peer.
+func (s *Server) dashAuthenticate(r *http.Request) (*dashCaller, error) {
+	signedOut := func(why string) error {
+		return newAPIError(http.StatusUnauthorized, config.CodeDashboardSignedOut, "%s Sign in again with your API key.", why)
+	}
+	ck, err := r.Cookie(dashboardCookie)
+	if err != nil || ck.Value == "" {
+		return nil, signedOut("You are not signed in.")
+	}
+	kid, secret, err := authn.ParseToken(ck.Value)
+	if err != nil {
+		return nil, signedOut("Your session cookie is malformed.")
+	}
+	sess, err := s.store.LookupDashboardSession(r.Context(), config.PrefixDashboardSession+"_"+kid)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, signedOut("Your session has ended: it expired or you signed out.")
+	}
+	if err != nil {
+		return nil, err
+	}
+	if !authn.SecretMatches(secret, sess.SecretHash) {
+		return nil, signedOut("Your session cookie is not valid.")
+	}
+	key, err := s.store.LookupAPIKey(r.Context(), sess.APIKeyID)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, signedOut("The API key you signed in with (" + sess.APIKeyID + ") was deleted, which ends its dashboard sessions.")
+	}
+	if err != nil {
+		return nil, err
+	}
+	if err := checkKeyState(key); err != nil {
+		return nil, err
+	}
+	c := &dashCaller{
+		caller: caller{auth: key, actor: store.Actor{AccountID: key.AccountID, PrincipalID: key.OwnerID, CredentialID: key.KeyID}},
+		sess:   sess, secret: secret, csrf: formToken(secret),
+	}
+	if err := s.checkDashboardRestriction(r, key.AccountID); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// checkKeyState refuses an API key whose account is suspended, or whose
+// owner is deactivated or no longer a member: the same answers the API
+// gives (authenticate).
+func checkKeyState(key *store.APIKeyAuth) error {
+	switch {
+	case !key.AccountActive:
+		return newAPIError(http.StatusForbidden, config.CodeAPIAccountSuspended,
+			"The account %s is suspended; nobody can sign in to it until it is reactivated.", key.AccountID)
+	case !key.OwnerActive:
+		return newAPIError(http.StatusForbidden, config.CodeAPIPrincipalInactive,
+			"The user %s is deactivated. Ask an administrator of the account to reactivate you.", key.OwnerID)
+	case !key.Member:
+		return forbidden("The user %s is no longer a member of account %s.", key.OwnerID, key.AccountID)
+	}
+	return nil
+}
+
+// checkDashboardRestriction applies the account's `dashboard` IP
+// restrictions to the browser's TCP peer address (restrictionDecision):
+// refused → 403 with config.CodeDashboardIPRestricted.
+func (s *Server) checkDashboardRestriction(r *http.Request, accountID string) error {
+	d, err := s.restrictionDecision(r, accountID, policy.SurfaceDashboard, &dashboardDryRunRefusals)
+	if err != nil || d.Allowed {
+		return err
+	}
+	s.log.Info("dashboard request refused by an IP restriction", zap.String("account_id", accountID),
+		zap.String("ip_restriction_id", d.RestrictionID), zap.String("client_ip", clientIP(r)))
+	return newAPIError(http.StatusForbidden, config.CodeDashboardIPRestricted,
+		"The IP restriction %s of account %s does not allow the dashboard from %s. Connect from an allowed network, or ask an administrator to change the restriction's IP policies (with the API from an allowed address).",
+		d.RestrictionID, accountID, clientIP(r))
+}
+
+// formToken is the anti-forgery token of a session's forms: a hash of the
+// session secret, so a page of another origin, which cannot read the
+// cookie, cannot produce it.
+func formToken(secret string) string {
+	sum := sha256.Sum256([]byte("tollgate dashboard form token\x00" + secret))
+	return base64.RawURLEncoding.EncodeToString(sum[:])
+}
+
+// checkForm refuses a POST that comes from another origin (Origin or
+// Sec-Fetch-Site), or, when c is set, whose form lacks the session's form
+// token.
+func checkForm(r *http.Request, c *dashCaller) error {
+	forgery := func(why string) error {
+		return newAPIError(http.StatusForbidden, config.CodeDashboardForgery,
+			"%s Reload the page and submit the form again.", why)
+	}
+	if site := r.Header.Get("Sec-Fetch-Site"); site != "" && site != "same-origin" && site != "none" {
+		return forgery("This form was submitted from another site.")
+	}
+	if o := r.Header.Get("Origin"); o != "" && o != "null" {
+		u, err := url.Parse(o)
+		if err != nil || !strings.EqualFold(u.Host, r.Host) {
+			return forgery("This form was submitted from another origin (" + truncate(o, 100) + ").")
+		}
+	}
+	if c == nil {
+		return nil
+	}
+	if err := r.ParseForm(); err != nil {
+		return newAPIError(http.StatusBadRequest, config.CodeDashboardBadInput, "The form could not be read: %v.", err)
+	}
+	got := r.PostForm.Get("form_token")
+	if subtle.ConstantTimeCompare([]byte(got), []byte(c.csrf)) != 1 {
+		return forgery("The form's token is missing or belongs to another session.")
+	}
+	return nil
+}
+
+// setSessionCookie sends the session cookie: HttpOnly, SameSite=Strict,
+// Secure on a TLS connection, for the session's lifetime.
+func setSessionCookie(w http.ResponseWriter, r *http.Request, value string, expires time.Time) {
+	ck := &http.Cookie{Name: dashboardCookie, Value: value, Path: "/", HttpOnly: true,
+		SameSite: http.SameSiteStrictMode, Secure: r.TLS != nil}
+	if value == "" {
+		ck.MaxAge = -1
+	} else {
+		ck.Expires = expires
+		ck.MaxAge = int(time.Until(expires).Seconds())
+	}
+	http.SetCookie(w, ck)
+}
+
+// signInPage is GET /signin: the form, or the overview for a user already
+// signed in.
+func (s *Server) signInPage(w http.ResponseWriter, r *http.Request) {
+	dashHeaders(w)
+	if _, err := s.dashAuthenticate(r); err == nil {
+		http.Redirect(w, r, "/", http.StatusSeeOther)
+		return
+	}
+	s.render(w, http.StatusOK, "signin", signInView{Next: safeNext(r.URL.Query().Get("next"))})
+}
+
+// signIn is POST /signin {api_key, next}. Failed attempts are charged to
+// the client IP's failed-authentication bucket (the API's), so guessing
+// keys here is as slow as against the API.
+func (s *Server) signIn(w http.ResponseWriter, r *http.Request) {
+	dashHeaders(w)
+	next := "/"
+	fail := func(err error) {
+		ae := toAPIError(err)
+		if ae.status == http.StatusUnauthorized {
+			_ = s.rate.perIP.charge(w, clientIP(r), "")
+		}
+		if ae.status >= 500 {
+			s.log.Error("dashboard sign-in failed", zap.Error(err))
+		} else {
+			s.log.Info("dashboard sign-in refused", zap.String("error_code", string(ae.code)),
+				zap.String("client_ip", clientIP(r)))
+		}
+		s.render(w, ae.status, "signin", signInView{Next: next, Error: ae})
+	}
+	if err := s.rate.perIP.check(w, clientIP(r), "This address failed to sign in too many times; wait and check the API key."); err != nil {
+		fail(err)
+		return
+	}
+	if err := checkForm(r, nil); err != nil {
+		fail(err)
+		return
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, 16<<10)
+	if err := r.ParseForm(); err != nil {
+		fail(newAPIError(http.StatusBadRequest, config.CodeDashboardBadInput, "The sign-in form could not be read: %v.", err))
+		return
+	}
+	next = safeNext(r.PostForm.Get("next"))
+	key, err := s.signInKey(r, strings.TrimSpace(r.PostForm.Get("api_key")))
+	if err != nil {
+		fail(err)
+		return
+	}
+	if err := s.checkDashboardRestriction(r, key.AccountID); err != nil {
+		fail(err)
+		return
+	}
+	actor := store.Actor{AccountID: key.AccountID, PrincipalID: key.OwnerID, CredentialID: key.KeyID}
+	sess, tok, err := s.store.CreateDashboardSession(r.Context(), actor, store.DashboardSessionCreate{
+		AccountID: key.AccountID, UserID: key.OwnerID, APIKeyID: key.KeyID, ClientIP: clientIP(r), TTL: s.cfg.DashboardSessionTTL})
+	if err != nil {
+		fail(err)
+		return
+	}
+	s.log.Info("dashboard sign-in", zap.String("account_id", key.AccountID), zap.String("user_id", key.OwnerID),
+		zap.String("api_key_id", key.KeyID), zap.String("client_ip", clientIP(r)))
+	setSessionCookie(w, r, tok.Reveal(), sess.ExpiresAt)
+	http.Redirect(w, r, next, http.StatusSeeOther)
+}
+
+// signInKey authenticates the API key pasted into the sign-in form: a
+// user's (not a bot user's) valid key of an active account.
+func (s *Server) signInKey(r *http.Request, tok string) (*store.APIKeyAuth, error) {
+	invalid := func(format string, args ...any) error {
+		return newAPIError(http.StatusUnauthorized, config.CodeDashboardSignIn, format, args...)
+	}
+	if tok == "" {
+		return nil, invalid("Paste one of your API keys to sign in.")
+	}
+	if _, _, err := config.SplitID(tok, config.PrefixAPIKey); err == nil {
+		return nil, invalid("That is an API key's ID (ak_...), not the key itself. Paste the token that was shown when the key was created, or create a new key.")
+	}
+	kid, secret, err := authn.ParseToken(tok)
+	if err != nil {
+		return nil, invalid("That API key is malformed: it has the form <27 characters>_<secret>. Copy it again exactly as it was shown.")
+	}
+	key, err := s.store.LookupAPIKey(r.Context(), config.PrefixAPIKey+"_"+kid)
+	if errors.Is(err, store.ErrNotFound) {
+		if isAuthtoken, aerr := s.store.AuthtokenExists(r.Context(), config.PrefixAuthtoken+"_"+kid); aerr != nil {
+			return nil, aerr
+		} else if isAuthtoken {
+			return nil, invalid("That is an authtoken, which agents use. Sign in with one of your API keys.")
+		}
+		return nil, invalid("That API key is not valid: it may have been deleted or mistyped.")
+	}
+	if err != nil {
+		return nil, err
+	}
+	if !authn.SecretMatches(secret, key.SecretHash) {
+		return nil, invalid("That API key is not valid: it may have been deleted or mistyped.")
+	}
+	if key.OwnerKind != config.PrincipalUser {
+		return nil, newAPIError(http.StatusForbidden, config.CodeDashboardBotUser,
+			"That API key belongs to the bot user %s. Bot users hold credentials for machines and cannot sign in to the dashboard; sign in with a key of your own user.", key.OwnerID)
+	}
+	if err := checkKeyState(key); err != nil {
+		return nil, err
+	}
+	return key, nil
+}
+
+// signOut is POST /signout: it ends the session and clears the cookie.
+func (s *Server) signOut(w http.ResponseWriter, r *http.Request, c *dashCaller) error {
+	if err := s.store.DeleteDashboardSession(r.Context(), c.actor, c.sess.ID); err != nil && !errors.Is(err, store.ErrNotFound) {
+		return err
+	}
+	setSessionCookie(w, r, "", time.Time{})
+	http.Redirect(w, r, "/signin", http.StatusSeeOther)
+	return nil
+}
+
+// safeNext keeps a post-sign-in redirect on this site: a path, not a URL.
+func safeNext(next string) string {
+	if next == "" || !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") || strings.ContainsAny(next, "\\\r\n") {
+		return "/"
+	}
+	return next
+}

@@ -1,0 +1,288 @@
+package controlplane
+
+import (
+	"bytes"
+	"embed"
+	"errors"
+	"html/template"
+	"net/http"
+	"strings"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/tollgate/tollgate/config"
+	"github.com/tollgate/tollgate/controlplane/store"
+)
+
+//go:embed web/*.html
+var dashboardTemplateFS embed.FS
+
+//go:embed web/style.css
+var dashboardCSS []byte
+
+// dashboardTemplates are the dashboard's pages; each page template
+// ("overview", "credentials", ...) renders inside layout.html.
+var dashboardTemplates = template.Must(template.New("").Funcs(template.FuncMap{
+	"ago": func(t time.Time) string {
+		if t.IsZero() {
+			return ""
+		}
+		return t.UTC().Format("2006-01-02 15:04 UTC")
+	},
+	"join": strings.Join,
+}).ParseFS(dashboardTemplateFS, "web/*.html"))
+
+// pageView is what every page of a signed-in user shows around its content.
+type pageView struct {
+	Title     string
+	Nav       string // the nav entry to highlight
+	Account   *store.Account
+	User      *store.User
+	Roles     store.Membership
+	CanWrite  bool
+	FormToken string
+	Error     *apiError
+	Body      any
+}
+
+type signInView struct {
+	Next  string
+	Error *apiError
+}
+
+// render writes template name with status; a template failure is logged and
+// answered 500 with a plain message (the page may be half-written, so it is
+// rendered to a buffer first).
+func (s *Server) render(w http.ResponseWriter, status int, name string, v any) {
+	var buf bytes.Buffer
+	if err := dashboardTemplates.ExecuteTemplate(&buf, name, v); err != nil {
+		s.log.Error("rendering a dashboard page failed", zap.String("page", name), zap.Error(err))
+		http.Error(w, "The dashboard failed to render this page ("+string(config.CodeInternal)+").", http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.WriteHeader(status)
+	_, _ = w.Write(buf.Bytes())
+}
+
+// page renders a page of a signed-in user inside the layout, with an error
+// box when ae is set (a form the page shows again).
+func (s *Server) page(w http.ResponseWriter, r *http.Request, c *dashCaller, status int, nav, title string, body any, ae *apiError) error {
+	acct, err := s.store.GetAccount(r.Context(), c.accountID())
+	if err != nil {
+		return err
+	}
+	user, err := s.store.GetUser(r.Context(), c.auth.OwnerID)
+	if err != nil {
+		return err
+	}
+	s.render(w, status, nav, pageView{Title: title, Nav: nav, Account: acct, User: user, Roles: c.auth.Roles,
+		CanWrite: c.canWrite(), FormToken: c.csrf, Error: ae, Body: body})
+	return nil
+}
+
+// renderError answers err as an error page with its status, code and
+// message (a 5xx only with a generic message; the cause goes to the log).
+func (s *Server) renderError(w http.ResponseWriter, r *http.Request, c *dashCaller, err error) {
+	ae := toAPIError(err)
+	if ae.status >= 500 {
+		s.log.Error("dashboard request failed", zap.String("path", r.URL.Path), zap.Error(err))
+	}
+	v := pageView{Title: "Error", Error: ae}
+	if c != nil {
+		v.FormToken = c.csrf
+		v.Roles = c.auth.Roles
+	}
+	s.render(w, ae.status, "error", v)
+}
+
+// overviewView is the overview page: online agent sessions and endpoints.
+type overviewView struct {
+	Sessions  []SessionInfo
+	Endpoints []onlineEndpoint
+}
+
+// overviewPage is GET /: the account's online agent sessions and endpoints,
+// as the edges last reported them.
+func (s *Server) overviewPage(w http.ResponseWriter, r *http.Request, c *dashCaller) error {
+	return s.page(w, r, c, http.StatusOK, "overview", "Overview", overviewView{
+		Sessions: s.accountSessions(c.accountID()), Endpoints: s.accountEndpoints(c.accountID()),
+	}, nil)
+}
+
+// credentialsView is the credentials page. NewToken is set once, right
+// after an authtoken was created.
+type credentialsView struct {
+	Authtokens     []store.Authtoken
+	APIKeys        []store.APIKey
+	SSHCredentials []store.SSHCredential
+	More           bool // some list holds more than one page: the API lists them all
+	NewToken       string
+	NewTokenID     string
+	Self           string // the signed-in user's ID
+	Admin          bool
+}
+
+func (s *Server) credentialsView(r *http.Request, c *dashCaller) (*credentialsView, error) {
+	v := &credentialsView{Self: c.auth.OwnerID, Admin: c.isAdmin()}
+	var more1, more2, more3 bool
+	var err error
+	if v.Authtokens, more1, err = s.store.ListAuthtokens(r.Context(), c.accountID(), store.Page{}); err != nil {
+		return nil, err
+	}
+	if v.APIKeys, more2, err = s.store.ListAPIKeys(r.Context(), c.accountID(), store.Page{}); err != nil {
+		return nil, err
+	}
+	if v.SSHCredentials, more3, err = s.store.ListSSHCredentials(r.Context(), c.accountID(), store.Page{}); err != nil {
+		return nil, err
+	}
+	v.More = more1 || more2 || more3
+	return v, nil
+}
+
+// credentialsPage is GET /credentials: authtokens, API keys and SSH keys
+// (newest 100 of each; never a secret).
+func (s *Server) credentialsPage(w http.ResponseWriter, r *http.Request, c *dashCaller) error {
+	v, err := s.credentialsView(r, c)
+	if err != nil {
+		return err
+	}
+	return s.page(w, r, c, http.StatusOK, "credentials", "Credentials", v, nil)
+}
+
+// dashCreateAuthtoken is POST /credentials {description, acl}: a new
+// authtoken owned by the signed-in user, whose token the page shows once.
+// acl is bind rules separated by commas or new lines.
+func (s *Server) dashCreateAuthtoken(w http.ResponseWriter, r *http.Request, c *dashCaller) error {
+	if err := c.requireWrite(); err != nil {
+		return dashForbidden(err)
+	}
+	var acl []string
+	for _, f := range strings.FieldsFunc(r.PostForm.Get("acl"), func(r rune) bool { return r == ',' || r == '\n' || r == '\r' }) {
+		if f = strings.TrimSpace(f); f != "" {
+			acl = append(acl, f)
+		}
+	}
+	a, tok, err := s.store.CreateAuthtoken(r.Context(), c.actor, c.accountID(), store.AuthtokenCreate{
+		OwnerID: c.auth.OwnerID, Description: strings.TrimSpace(r.PostForm.Get("description")), ACL: acl})
+	if err != nil {
+		ae := toAPIError(err)
+		if ae.status >= 500 {
+			return err
+		}
+		// Show the form again with the problem, as a 400 page.
+		v, verr := s.credentialsView(r, c)
+		if verr != nil {
+			return verr
+		}
+		return s.page(w, r, c, ae.status, "credentials", "Credentials", v, ae)
+	}
+	v, err := s.credentialsView(r, c)
+	if err != nil {
+		return err
+	}
+	v.NewToken, v.NewTokenID = tok.Reveal(), a.ID // shown once, to its creator
+	return s.page(w, r, c, http.StatusCreated, "credentials", "Credentials", v, nil)
+}
+
+// dashDeleteAuthtoken is POST /credentials/{id}/delete: the owner or an
+// administrator deletes an authtoken; its agent sessions close at every
+// edge with the next snapshot.
+func (s *Server) dashDeleteAuthtoken(w http.ResponseWriter, r *http.Request, c *dashCaller) error {
+	id := r.PathValue("id")
+	if err := checkID(id, config.PrefixAuthtoken); err != nil {
+		return newAPIError(http.StatusBadRequest, config.CodeDashboardBadInput, "%q is not an authtoken ID (cr_...).", truncate(id, 60))
+	}
+	a, err := s.store.GetAuthtoken(r.Context(), c.accountID(), id)
+	if err != nil {
+		return notFound(err, "credential", id)
+	}
+	if err := c.requireOwnerOrAdmin(a.OwnerID); err != nil {
+		return dashForbidden(err)
+	}
+	if err := s.store.DeleteAuthtoken(r.Context(), c.actor, c.accountID(), id); err != nil {
+		return notFound(err, "credential", id)
+	}
+	http.Redirect(w, r, "/credentials", http.StatusSeeOther)
+	return nil
+}
+
+// dashForbidden gives a role refusal the dashboard's code.
+func dashForbidden(err error) error {
+	var ae *apiError
+	if errors.As(err, &ae) && ae.status == http.StatusForbidden {
+		return newAPIError(http.StatusForbidden, config.CodeDashboardForbidden, "%s", ae.msg)
+	}
+	return err
+}
+
+// ipPolicyView is one IP policy with its rules.
+type ipPolicyView struct {
+	store.IPPolicy
+	Rules []store.IPPolicyRule
+}
+
+type ipPoliciesView struct {
+	Policies     []ipPolicyView
+	Restrictions []store.IPRestriction
+	More         bool
+}
+
+// ipPoliciesPage is GET /ip-policies: IP policies with their rules, and the
+// IP restrictions that apply them (newest 100 of each).
+func (s *Server) ipPoliciesPage(w http.ResponseWriter, r *http.Request, c *dashCaller) error {
+	pols, more1, err := s.store.ListIPPolicies(r.Context(), c.accountID(), store.Page{})
+	if err != nil {
+		return err
+	}
+	rules, more2, err := s.store.ListIPPolicyRules(r.Context(), c.accountID(), store.Page{})
+	if err != nil {
+		return err
+	}
+	rx, more3, err := s.store.ListIPRestrictions(r.Context(), c.accountID(), store.Page{})
+	if err != nil {
+		return err
+	}
+	v := ipPoliciesView{Restrictions: rx, More: more1 || more2 || more3}
+	byPolicy := make(map[string][]store.IPPolicyRule)
+	for _, ru := range rules {
+		byPolicy[ru.IPPolicyID] = append(byPolicy[ru.IPPolicyID], ru)
+	}
+	for _, p := range pols {
+		v.Policies = append(v.Policies, ipPolicyView{IPPolicy: p, Rules: byPolicy[p.ID]})
+	}
+	return s.page(w, r, c, http.StatusOK, "ip-policies", "IP policies", v, nil)
+}
+
+type reservationsView struct {
+	Domains []store.ReservedDomain
+	Addrs   []store.ReservedAddr
+	More    bool
+}
+
+// reservationsPage is GET /reservations: reserved domains and TCP
+// addresses with their regions.
+func (s *Server) reservationsPage(w http.ResponseWriter, r *http.Request, c *dashCaller) error {
+	ds, more1, err := s.store.ListReservedDomains(r.Context(), c.accountID(), store.Page{})
+	if err != nil {
+		return err
+	}
+	as, more2, err := s.store.ListReservedAddrs(r.Context(), c.accountID(), store.Page{})
+	if err != nil {
+		return err
+	}
+	return s.page(w, r, c, http.StatusOK, "reservations", "Reservations", reservationsView{Domains: ds, Addrs: as, More: more1 || more2}, nil)
+}
+
+// Region is the region of the edge serving the endpoint (templates).
+func (e onlineEndpoint) Region() string { return e.session.Region }
+
+// SessionID is the agent session serving the endpoint (templates).
+func (e onlineEndpoint) SessionID() string { return e.session.ID }
+
+// Code is the error's stable code (templates).
+func (e *apiError) Code() config.Code { return e.code }
+
+// Msg is the error's message for the user (templates).
+func (e *apiError) Msg() string { return e.msg }

@@ -1,0 +1,390 @@
+package controlplane
+
+import (
+	"io"
+	"net"
+	"net/http"
+	"net/http/cookiejar"
+	"net/http/httptest"
+	"net/url"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/tollgate/tollgate/config"
+	"github.com/tollgate/tollgate/controlplane/internal/storetest"
+	"github.com/tollgate/tollgate/controlplane/store"
+)
+
+// browser is an HTTP client of the dashboard with its own cookie jar; it
+// does not follow redirects, so tests see them.
+type browser struct {
+	t    *testing.T
+	base string
+	c    *http.Client
+}
+
+// page is one dashboard response.
+type page struct {
+	status   int
+	location string
+	header   http.Header
+	body     string
+}
+
+func newBrowser(t *testing.T, base string) *browser {
+	t.Helper()
+	jar, err := cookiejar.New(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &browser{t: t, base: base, c: &http.Client{Jar: jar,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
+}
+
+// dashboard serves e's dashboard on a listener at addr ("127.0.0.1:0",
+// "[::1]:0") and returns its base URL.
+func (e *env) dashboard(addr string) string {
+	e.t.Helper()
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		e.t.Fatalf("listening on %s: %v", addr, err)
+	}
+	hs := httptest.NewUnstartedServer(e.srv.DashboardHandler())
+	hs.Listener.Close()
+	hs.Listener = ln
+	hs.Start()
+	e.t.Cleanup(hs.Close)
+	return hs.URL
+}
+
+func (b *browser) do(method, path string, form url.Values, hdr ...string) page {
+	b.t.Helper()
+	var body io.Reader
+	if form != nil {
+		body = strings.NewReader(form.Encode())
+	}
+	req, err := http.NewRequestWithContext(testCtx(b.t), method, b.base+path, body)
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	if form != nil {
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	}
+	for i := 0; i+1 < len(hdr); i += 2 {
+		req.Header.Set(hdr[i], hdr[i+1])
+	}
+	res, err := b.c.Do(req)
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	defer res.Body.Close()
+	raw, err := io.ReadAll(res.Body)
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	return page{status: res.StatusCode, location: res.Header.Get("Location"), header: res.Header, body: string(raw)}
+}
+
+func (b *browser) get(path string) page { return b.do(http.MethodGet, path, nil) }
+
+func (b *browser) signIn(key string, hdr ...string) page {
+	return b.do(http.MethodPost, "/signin", url.Values{"api_key": {key}, "next": {"/"}}, hdr...)
+}
+
+// post submits a form of a page the browser is signed in to, with the
+// session's form token taken from the page at from.
+func (b *browser) post(from, path string, form url.Values, hdr ...string) page {
+	b.t.Helper()
+	if form == nil {
+		form = url.Values{}
+	}
+	form.Set("form_token", b.formToken(from))
+	return b.do(http.MethodPost, path, form, hdr...)
+}
+
+var formTokenRE = regexp.MustCompile(`name="form_token" value="([^"]+)"`)
+
+func (b *browser) formToken(from string) string {
+	b.t.Helper()
+	p := b.get(from)
+	m := formTokenRE.FindStringSubmatch(p.body)
+	if m == nil {
+		b.t.Fatalf("GET %s (%d) has no form token: %s", from, p.status, p.body)
+	}
+	return m[1]
+}
+
+// want checks the status and that the page shows code (an error code, or
+// "" for none).
+func (p page) want(t *testing.T, status int, code string) page {
+	t.Helper()
+	if p.status != status {
+		t.Fatalf("status %d, want %d: %s", p.status, status, p.body)
+	}
+	if code != "" && !strings.Contains(p.body, code) {
+		t.Fatalf("page does not show %s: %s", code, p.body)
+	}
+	return p
+}
+
+// TestDashboardSignIn: a user signs in with their API key and gets an
+// HttpOnly, SameSite=Strict session cookie; a wrong key, an API key ID, an
+// authtoken and a bot user's key are refused with their codes and change
+// nothing; signing out, or deleting the API key, ends the session.
+func TestDashboardSignIn(t *testing.T) {
+	eachDialect(t, func(t *testing.T, e *env) {
+		b := newBrowser(t, e.dashboard("127.0.0.1:0"))
+
+		p := b.get("/")
+		if p.status != http.StatusSeeOther || p.location != "/signin?next=%2F" {
+			t.Fatalf("signed out GET / = %d %q, want a redirect to sign-in", p.status, p.location)
+		}
+		b.get("/signin").want(t, http.StatusOK, "")
+
+		rev := e.revision()
+		_, secret, _ := strings.Cut(e.admin, "_")
+		b.signIn("").want(t, http.StatusUnauthorized, string(config.CodeDashboardSignIn))
+		b.signIn("2abcdefghijklmnopqrstuvwxyz_"+secret).want(t, http.StatusUnauthorized, string(config.CodeDashboardSignIn))
+		b.signIn(e.dev.APIKeyID).want(t, http.StatusUnauthorized, "API key&#39;s ID")
+		b.signIn(e.dev.Authtoken.Reveal()).want(t, http.StatusUnauthorized, "authtoken")
+		kid, _, _ := strings.Cut(e.admin, "_")
+		b.signIn(kid+"_wrongsecretwrongsecretwrongsecr").want(t, http.StatusUnauthorized, string(config.CodeDashboardSignIn))
+
+		bot := str(e.must(http.StatusCreated, e.call(http.MethodPost, "/bot_users", e.admin, map[string]any{"name": "ci"})), "id")
+		botKey := str(e.must(http.StatusCreated, e.call(http.MethodPost, "/api_keys", e.admin, map[string]any{"owner_id": bot})), "token")
+		rev += 2
+		b.signIn(botKey).want(t, http.StatusForbidden, string(config.CodeDashboardBotUser))
+		if got := e.revision(); got != rev {
+			t.Fatalf("refused sign-ins changed the store: revision %d, want %d", got, rev)
+		}
+
+		p = b.signIn(e.admin)
+		if p.status != http.StatusSeeOther || p.location != "/" {
+			t.Fatalf("sign-in = %d %q: %s", p.status, p.location, p.body)
+		}
+		ck := p.header.Get("Set-Cookie")
+		for _, want := range []string{dashboardCookie + "=", "HttpOnly", "SameSite=Strict", "Path=/"} {
+			if !strings.Contains(ck, want) {
+				t.Fatalf("session cookie %q lacks %s", ck, want)
+			}
+		}
+		if strings.Contains(ck, e.admin) {
+			t.Fatal("the session cookie holds the API key")
+		}
+		p = b.get("/").want(t, http.StatusOK, "admin@tollgate.localhost")
+		for h, want := range map[string]string{"Cache-Control": "no-store", "X-Frame-Options": "DENY",
+			"Content-Security-Policy": "default-src 'none'"} {
+			if !strings.Contains(p.header.Get(h), want) {
+				t.Fatalf("%s = %q, want %q", h, p.header.Get(h), want)
+			}
+		}
+		if b.get("/signin").status != http.StatusSeeOther {
+			t.Fatal("the sign-in page does not send a signed-in user on")
+		}
+		ev := e.must(http.StatusOK, e.call(http.MethodGet, "/audit_events?limit=1", e.admin, nil))
+		if items, _ := ev["audit_events"].([]any); len(items) != 1 || str(items[0].(map[string]any), "type") != "dashboard_session_created.v0" {
+			t.Fatalf("newest audit event = %v, want the sign-in", ev)
+		}
+
+		// Signing out ends the session: the old cookie no longer works.
+		old := b.c.Jar.Cookies(mustURL(t, b.base))
+		b.post("/", "/signout", nil).want(t, http.StatusSeeOther, "")
+		replay := newBrowser(t, b.base)
+		replay.c.Jar.SetCookies(mustURL(t, b.base), old)
+		if p := replay.get("/credentials"); p.status != http.StatusSeeOther {
+			t.Fatalf("a signed-out session still works: %d", p.status)
+		}
+		// A forged cookie with the right ID and another secret is refused.
+		if len(old) == 1 {
+			id, _, _ := strings.Cut(old[0].Value, "_")
+			forged := newBrowser(t, b.base)
+			forged.c.Jar.SetCookies(mustURL(t, b.base), []*http.Cookie{{Name: dashboardCookie, Value: id + "_" + secret}})
+			if p := forged.get("/"); p.status != http.StatusSeeOther {
+				t.Fatalf("a forged cookie got %d", p.status)
+			}
+		}
+
+		// Deleting the API key a session was opened with ends the session.
+		key2 := e.must(http.StatusCreated, e.call(http.MethodPost, "/api_keys", e.admin, map[string]any{"description": "laptop"}))
+		b2 := newBrowser(t, b.base)
+		b2.signIn(str(key2, "token")).want(t, http.StatusSeeOther, "")
+		b2.get("/").want(t, http.StatusOK, "")
+		e.must(http.StatusNoContent, e.call(http.MethodDelete, "/api_keys/"+str(key2, "id"), e.admin, nil))
+		if p := b2.get("/"); p.status != http.StatusSeeOther {
+			t.Fatalf("a session of a deleted API key got %d", p.status)
+		}
+		b2.do(http.MethodPost, "/signout", url.Values{}).want(t, http.StatusUnauthorized, string(config.CodeDashboardSignedOut))
+		b2.get("/nope").want(t, http.StatusNotFound, string(config.CodeDashboardNotFound))
+	})
+}
+
+func mustURL(t *testing.T, s string) *url.URL {
+	t.Helper()
+	u, err := url.Parse(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u
+}
+
+// TestDashboardCredentials: a read/write user creates an authtoken (its
+// token shown once, never again) and deletes it; posts without the form
+// token or from another origin are refused and change nothing; a read-only
+// developer sees the lists but may not create.
+func TestDashboardCredentials(t *testing.T) {
+	eachDialect(t, func(t *testing.T, e *env) {
+		b := newBrowser(t, e.dashboard("127.0.0.1:0"))
+		b.signIn(e.admin).want(t, http.StatusSeeOther, "")
+		b.get("/credentials").want(t, http.StatusOK, e.dev.AuthtokenID)
+
+		rev := e.revision()
+		b.do(http.MethodPost, "/credentials", url.Values{"description": {"x"}}).want(t, http.StatusForbidden, string(config.CodeDashboardForgery))
+		b.post("/credentials", "/credentials", url.Values{"description": {"x"}}, "Origin", "https://evil.example").
+			want(t, http.StatusForbidden, string(config.CodeDashboardForgery))
+		b.post("/credentials", "/credentials", url.Values{"description": {"x"}}, "Sec-Fetch-Site", "cross-site").
+			want(t, http.StatusForbidden, string(config.CodeDashboardForgery))
+		b.post("/credentials", "/credentials", url.Values{"acl": {"bind:"}}).want(t, http.StatusBadRequest, "TG_")
+		if e.revision() != rev {
+			t.Fatal("a refused form changed the store")
+		}
+
+		p := b.post("/credentials", "/credentials", url.Values{"description": {"ci runner"}, "acl": {"bind:*.ci.example.com, bind:app.example.com"}}).
+			want(t, http.StatusCreated, "shown only once")
+		m := regexp.MustCompile(`<pre id="new-token">([^<]+)</pre>`).FindStringSubmatch(p.body)
+		if m == nil {
+			t.Fatalf("no token on the page: %s", p.body)
+		}
+		tok := m[1]
+		kid, _, _ := strings.Cut(tok, "_")
+		id := config.PrefixAuthtoken + "_" + kid
+		a, err := e.store.GetAuthtoken(testCtx(t), e.dev.AccountID, id)
+		if err != nil {
+			t.Fatalf("the created authtoken is not in the store: %v", err)
+		}
+		if a.OwnerID != e.dev.UserID || a.Description != "ci runner" || len(a.ACL) != 2 {
+			t.Fatalf("created %+v", a)
+		}
+		if p := b.get("/credentials"); !strings.Contains(p.body, id) || strings.Contains(p.body, tok) {
+			t.Fatal("the credentials page must list the authtoken and never show its token again")
+		}
+		b.post("/credentials", "/credentials/"+id+"/delete", nil).want(t, http.StatusSeeOther, "")
+		if _, err := e.store.GetAuthtoken(testCtx(t), e.dev.AccountID, id); err == nil {
+			t.Fatal("the deleted authtoken is still there")
+		}
+		b.post("/credentials", "/credentials/"+id+"/delete", nil).want(t, http.StatusNotFound, "")
+		b.post("/credentials", "/credentials/nope/delete", nil).want(t, http.StatusBadRequest, string(config.CodeDashboardBadInput))
+
+		// A read-only developer reads but cannot create or delete.
+		inv := e.must(http.StatusCreated, e.call(http.MethodPost, "/invitations", e.admin, map[string]any{"email": "ro@example.com", "developer": "ro"}))
+		acc := e.must(http.StatusCreated, e.call(http.MethodPost, "/invitations/accept", "", map[string]any{"token": str(inv, "accept_token"), "name": "Reader"}))
+		roKey := str(acc["api_key"].(map[string]any), "token")
+		ro := newBrowser(t, b.base)
+		ro.signIn(roKey).want(t, http.StatusSeeOther, "")
+		p = ro.get("/credentials").want(t, http.StatusOK, e.dev.AuthtokenID)
+		if strings.Contains(p.body, `id="create-token"`) || strings.Contains(p.body, "/delete") {
+			t.Fatal("a read-only developer is offered the create or delete forms")
+		}
+		rev = e.revision()
+		ro.post("/credentials", "/credentials", url.Values{"description": {"x"}}).want(t, http.StatusForbidden, string(config.CodeDashboardForbidden))
+		ro.post("/credentials", "/credentials/"+e.dev.AuthtokenID+"/delete", nil).want(t, http.StatusForbidden, string(config.CodeDashboardForbidden))
+		if e.revision() != rev {
+			t.Fatal("a refused form changed the store")
+		}
+		ro.get("/ip-policies").want(t, http.StatusOK, "No IP policies")
+		ro.get("/reservations").want(t, http.StatusOK, "No reserved domains")
+	})
+}
+
+// TestDashboardIPRestriction: the account's `dashboard` IP restriction
+// refuses sign-in from an address it does not allow (the TCP peer, never
+// X-Forwarded-For) and cuts a session that is already open; unenforced it
+// only counts and logs; other surfaces' restrictions do not touch it.
+func TestDashboardIPRestriction(t *testing.T) {
+	eachDialect(t, func(t *testing.T, e *env) {
+		b := newBrowser(t, e.dashboard("127.0.0.1:0"))
+		b.signIn(e.admin).want(t, http.StatusSeeOther, "")
+
+		office := str(e.must(http.StatusCreated, e.call(http.MethodPost, "/ip_policies", e.admin, map[string]any{"description": "office"})), "id")
+		e.must(http.StatusCreated, e.call(http.MethodPost, "/ip_policy_rules", e.admin,
+			map[string]any{"ip_policy_id": office, "cidr": "10.0.0.0/8", "action": "allow"}))
+		// The API's restriction does not guard the dashboard.
+		apiRx := str(e.must(http.StatusCreated, e.call(http.MethodPost, "/ip_restrictions", e.admin,
+			map[string]any{"type": "api", "ip_policy_ids": []string{office}, "enforced": false})), "id")
+		b.get("/").want(t, http.StatusOK, "")
+
+		before := dashboardDryRunRefusals.Load()
+		rx := str(e.must(http.StatusCreated, e.call(http.MethodPost, "/ip_restrictions", e.admin,
+			map[string]any{"type": "dashboard", "ip_policy_ids": []string{office}, "enforced": false})), "id")
+		b.get("/ip-policies").want(t, http.StatusOK, rx)
+		if dashboardDryRunRefusals.Load() == before {
+			t.Fatal("an unenforced dashboard refusal was not counted")
+		}
+
+		e.must(http.StatusOK, e.call(http.MethodPatch, "/ip_restrictions/"+rx, e.admin, map[string]any{"enforced": true}))
+		// The open session is cut, and a forged X-Forwarded-For inside the
+		// allowed network changes nothing.
+		b.do(http.MethodGet, "/", nil, "X-Forwarded-For", "10.1.2.3").want(t, http.StatusForbidden, string(config.CodeDashboardIPRestricted))
+		rev := e.revision()
+		fresh := newBrowser(t, b.base)
+		fresh.signIn(e.admin, "X-Forwarded-For", "10.1.2.3", "Forwarded", "for=10.1.2.3").
+			want(t, http.StatusForbidden, string(config.CodeDashboardIPRestricted))
+		if e.revision() != rev {
+			t.Fatal("a refused sign-in opened a session")
+		}
+
+		// Allow loopback too: sign-in works again.
+		loop := str(e.must(http.StatusCreated, e.call(http.MethodPost, "/ip_policies", e.admin, map[string]any{"description": "loopback"})), "id")
+		e.must(http.StatusCreated, e.call(http.MethodPost, "/ip_policy_rules", e.admin,
+			map[string]any{"ip_policy_id": loop, "cidr": "127.0.0.1/32", "action": "allow"}))
+		e.must(http.StatusOK, e.call(http.MethodPatch, "/ip_restrictions/"+rx, e.admin, map[string]any{"ip_policy_ids": []string{office, loop}}))
+		fresh.signIn(e.admin).want(t, http.StatusSeeOther, "")
+		fresh.get("/").want(t, http.StatusOK, "")
+		b.get("/").want(t, http.StatusOK, "")
+		_ = apiRx
+	})
+}
+
+// TestDashboardIPRestrictionIPv6: the dashboard served on ::1 and on
+// 127.0.0.1 with a restriction that allows only ::1/128: the IPv6 browser
+// signs in, the IPv4 one is refused.
+func TestDashboardIPRestrictionIPv6(t *testing.T) {
+	e := newEnv(t, storetest.DSN(t, "sqlite"), ServerConfig{})
+	v4 := newBrowser(t, e.dashboard("127.0.0.1:0"))
+	v6 := newBrowser(t, e.dashboard("[::1]:0"))
+	pol := str(e.must(http.StatusCreated, e.call(http.MethodPost, "/ip_policies", e.admin, map[string]any{})), "id")
+	e.must(http.StatusCreated, e.call(http.MethodPost, "/ip_policy_rules", e.admin,
+		map[string]any{"ip_policy_id": pol, "cidr": "::1/128", "action": "allow"}))
+	e.must(http.StatusCreated, e.call(http.MethodPost, "/ip_restrictions", e.admin,
+		map[string]any{"type": "dashboard", "ip_policy_ids": []string{pol}, "enforced": true}))
+
+	v4.signIn(e.admin).want(t, http.StatusForbidden, string(config.CodeDashboardIPRestricted))
+	v6.signIn(e.admin).want(t, http.StatusSeeOther, "")
+	v6.get("/").want(t, http.StatusOK, "admin@tollgate.localhost")
+	sessions := 0
+	evs, _, err := e.store.ListAuditEvents(testCtx(t), e.dev.AccountID, store.Page{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ev := range evs {
+		if ev.Type == "dashboard_session_created.v0" {
+			sessions++
+			if !strings.Contains(string(ev.Payload), `"client_ip":"::1"`) {
+				t.Fatalf("sign-in audit payload %s does not name ::1", ev.Payload)
+			}
+		}
+	}
+	if sessions != 1 {
+		t.Fatalf("%d sign-ins audited, want 1", sessions)
+	}
+}
+
+// TestSafeNext: the post-sign-in redirect stays on the dashboard.
+func TestSafeNext(t *testing.T) {
+	for in, want := range map[string]string{"": "/", "/credentials": "/credentials", "//evil.example/": "/",
+		"https://evil.example/": "/", "/\\evil": "/", "/x\r\nSet-Cookie: a=b": "/", "credentials": "/"} {
+		if got := safeNext(in); got != want {
+			t.Errorf("safeNext(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

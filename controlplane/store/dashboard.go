@@ -1,0 +1,119 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/tollgate/tollgate/authn"
+	"github.com/tollgate/tollgate/config"
+)
+
+// DashboardSession is one signed-in dashboard browser. Its token (the
+// cookie) is returned once by CreateDashboardSession; only the secret's
+// hash is stored.
+type DashboardSession struct {
+	ID         string // dsn_<KSUID>
+	SecretHash string
+	AccountID  string
+	UserID     string
+	APIKeyID   string // the API key the user signed in with
+	ClientIP   string // the TCP peer that signed in
+	CreatedAt  time.Time
+	ExpiresAt  time.Time
+}
+
+// DashboardSessionCreate is the input of CreateDashboardSession.
+type DashboardSessionCreate struct {
+	AccountID string
+	UserID    string // a usr_ ID: bot users never sign in
+	APIKeyID  string
+	ClientIP  string
+	// TTL is how long the session lives, from now; at least one minute.
+	TTL time.Duration
+}
+
+// CreateDashboardSession opens a dashboard session and returns it with its
+// token ("<KSUID>_<secret>", the cookie value), which is not stored and
+// cannot be shown again. The unit of work also deletes sessions that have
+// expired, and is audited as dashboard_session_created.v0 (user, client IP).
+func (s *Store) CreateDashboardSession(ctx context.Context, actor Actor, in DashboardSessionCreate) (*DashboardSession, authn.Token, error) {
+	if in.TTL < time.Minute {
+		return nil, "", fmt.Errorf("store: dashboard session TTL %v is below one minute", in.TTL)
+	}
+	if _, _, err := config.SplitID(in.UserID, config.PrefixUser); err != nil {
+		return nil, "", fmt.Errorf("store: a dashboard session belongs to a user, not %q", in.UserID)
+	}
+	var (
+		ds  *DashboardSession
+		tok authn.Token
+	)
+	_, err := s.update(ctx, actor, func(ctx context.Context, t *tx) error {
+		if _, err := t.exec(ctx, `DELETE FROM dashboard_sessions WHERE expires_at < $1`, t.stamp()); err != nil {
+			return fmt.Errorf("deleting expired dashboard sessions: %w", err)
+		}
+		id, token, hash := authn.NewCredential(config.PrefixDashboardSession)
+		ds = &DashboardSession{ID: id, SecretHash: hash, AccountID: in.AccountID, UserID: in.UserID,
+			APIKeyID: in.APIKeyID, ClientIP: in.ClientIP, CreatedAt: fromMicros(t.stamp()),
+			ExpiresAt: fromMicros(t.now.Add(in.TTL).UnixMicro())}
+		if _, err := t.exec(ctx, `INSERT INTO dashboard_sessions
+			(id, secret_hash, account_id, user_id, api_key_id, client_ip, created_at, expires_at)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`, ds.ID, hash, ds.AccountID, ds.UserID, ds.APIKeyID,
+			ds.ClientIP, t.stamp(), ds.ExpiresAt.UnixMicro()); err != nil {
+			return fmt.Errorf("creating dashboard session: %w", err)
+		}
+		tok = token
+		t.audit("dashboard_session_created.v0", in.AccountID, ds.ID,
+			map[string]any{"user_id": in.UserID, "api_key_id": in.APIKeyID, "client_ip": in.ClientIP})
+		return nil
+	})
+	if err != nil {
+		return nil, "", err
+	}
+	return ds, tok, nil
+}
+
+// LookupDashboardSession returns the session id with its secret hash, for
+// the caller to compare against the cookie's secret (authn.SecretMatches).
+// It returns ErrNotFound for an unknown, signed-out or expired session.
+func (s *Store) LookupDashboardSession(ctx context.Context, id string) (*DashboardSession, error) {
+	var (
+		ds               DashboardSession
+		created, expires int64
+	)
+	err := s.rdb.QueryRowContext(ctx, `SELECT id, secret_hash, account_id, user_id, api_key_id, client_ip, created_at, expires_at
+		FROM dashboard_sessions WHERE id = $1`, id).
+		Scan(&ds.ID, &ds.SecretHash, &ds.AccountID, &ds.UserID, &ds.APIKeyID, &ds.ClientIP, &created, &expires)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("dashboard session %s: %w", id, ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading dashboard session %s: %w", id, err)
+	}
+	ds.CreatedAt, ds.ExpiresAt = fromMicros(created), fromMicros(expires)
+	if !s.now().Before(ds.ExpiresAt) {
+		return nil, fmt.Errorf("dashboard session %s expired at %s: %w", id, ds.ExpiresAt.Format(time.RFC3339), ErrNotFound)
+	}
+	return &ds, nil
+}
+
+// DeleteDashboardSession ends a session (sign-out), audited as
+// dashboard_session_deleted.v0. It returns ErrNotFound when the session is
+// not there (already signed out or expired and purged).
+func (s *Store) DeleteDashboardSession(ctx context.Context, actor Actor, id string) error {
+	_, err := s.update(ctx, actor, func(ctx context.Context, t *tx) error {
+		var accountID, userID string
+		err := t.queryRow(ctx, `DELETE FROM dashboard_sessions WHERE id = $1 RETURNING account_id, user_id`, id).Scan(&accountID, &userID)
+		if errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("dashboard session %s: %w", id, ErrNotFound)
+		}
+		if err != nil {
+			return fmt.Errorf("deleting dashboard session %s: %w", id, err)
+		}
+		t.audit("dashboard_session_deleted.v0", accountID, id, map[string]any{"user_id": userID})
+		return nil
+	})
+	return err
+}

@@ -1,0 +1,182 @@
+package test
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+)
+
+// chromium starts Debian's Chromium, headless, for one test and returns a
+// browser context bounded to two minutes.
+func chromium(t *testing.T) context.Context {
+	t.Helper()
+	path, err := exec.LookPath("chromium")
+	if err != nil {
+		t.Fatal("the dashboard tests drive a real browser: install Debian's chromium (apt-get install chromium)")
+	}
+	opts := append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(path),
+		chromedp.NoSandbox, // CI runs as root
+		chromedp.DisableGPU,
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.Flag("disable-quic", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+	)
+	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	ctx, cancelBrowser := chromedp.NewContext(actx)
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	t.Cleanup(func() { cancel(); cancelBrowser(); cancelAlloc() })
+	if err := chromedp.Do(ctx); err != nil {
+		t.Fatalf("starting %s: %v", path, err)
+	}
+	return ctx
+}
+
+// dashboardURL reads the dev dashboard's address from dev-ingress.json.
+func (d *devServer) dashboardURL(t *testing.T) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(d.dataDir, "dev-ingress.json"))
+	var in struct {
+		DashboardURL string `json:"dashboard_url"`
+	}
+	if err == nil {
+		err = json.Unmarshal(b, &in)
+	}
+	if err != nil || in.DashboardURL == "" {
+		t.Fatalf("dev-ingress.json has no dashboard_url: %v %s", err, b)
+	}
+	return in.DashboardURL
+}
+
+// TestDashboardInBrowser drives the dashboard of `tollgated dev` in
+// Chromium as a new user would: sign-in refused with a wrong key, signed in
+// with the dev API key, the running agent's endpoint on the overview, an
+// authtoken created on the credentials page that then serves a second
+// agent, the dashboard IP restriction refusing the browser and lifted, and
+// sign-out.
+func TestDashboardInBrowser(t *testing.T) {
+	dev := startDev(t, "")
+	dash := dev.dashboardURL(t)
+	up := echoUpstream(t)
+	_, epURL := dev.agent(t, "http", upstreamPort(up), "--url", "https://browser-demo."+dev.info.BaseDomain)
+	ctx := chromium(t)
+
+	var loc, errText string
+	run(t, ctx, "open the dashboard",
+		chromedp.Navigate(dash+"/credentials"),
+		chromedp.WaitVisible(chromedp.ID("api_key")),
+		into(chromedp.Location(), &loc),
+	)
+	if !strings.HasSuffix(loc, "/signin?next=%2Fcredentials") {
+		t.Fatalf("signed out, the dashboard went to %s, want the sign-in page", loc)
+	}
+	run(t, ctx, "sign in with a wrong key",
+		chromedp.SendKeys(chromedp.ID("api_key"), "2abcdefghijklmnopqrstuvwxyz_notthekey"),
+		chromedp.Click(chromedp.ID("signin")),
+		chromedp.WaitVisible(chromedp.ID("error")),
+		into(chromedp.Text(chromedp.ID("error")), &errText),
+	)
+	if !strings.Contains(errText, "TG_2720") {
+		t.Fatalf("wrong key: the page says %q, want TG_2720", errText)
+	}
+
+	var endpoints, email string
+	run(t, ctx, "sign in",
+		chromedp.SendKeys(chromedp.ID("api_key"), dev.info.APIKey),
+		chromedp.Click(chromedp.ID("signin")),
+		chromedp.WaitVisible(chromedp.ID("authtokens")), // back to the page asked for
+		chromedp.Navigate(dash+"/"),
+		chromedp.WaitVisible(chromedp.ID("endpoints")),
+		into(chromedp.Text(chromedp.ID("endpoints")), &endpoints),
+		into(chromedp.Text(chromedp.ID("user-email")), &email),
+	)
+	if !strings.Contains(endpoints, epURL) || email != "admin@tollgate.localhost" {
+		t.Fatalf("overview: endpoints %q (want %s), user %q", endpoints, epURL, email)
+	}
+
+	var token string
+	run(t, ctx, "create an authtoken",
+		chromedp.Navigate(dash+"/credentials"),
+		chromedp.WaitVisible(chromedp.ID("create-token")),
+		chromedp.SendKeys(chromedp.ID("token-description"), "made in the browser"),
+		chromedp.SendKeys(chromedp.ID("token-acl"), "bind:*."+dev.info.BaseDomain),
+		chromedp.Click(chromedp.ID("create-token")),
+		chromedp.WaitVisible(chromedp.ID("new-token")),
+		into(chromedp.Text(chromedp.ID("new-token")), &token),
+	)
+	token = strings.TrimSpace(token)
+	if !regexp.MustCompile(`^[0-9A-Za-z]{27}_[0-9A-Za-z]+$`).MatchString(token) {
+		t.Fatalf("the page showed %q, not an authtoken", token)
+	}
+	if dir := os.Getenv("TOLLGATE_SCREENSHOT_DIR"); dir != "" {
+		var png []byte
+		run(t, ctx, "screenshot", into(chromedp.FullScreenshot(100), &png))
+		_ = os.WriteFile(filepath.Join(dir, "dashboard-credentials.png"), png, 0o644)
+	}
+	// The new authtoken serves an agent.
+	up2 := echoUpstream(t)
+	p := start(t, bins.tollgate, []string{"TOLLGATE_CONFIG=" + filepath.Join(t.TempDir(), "tollgate.yml")},
+		"http", upstreamPort(up2), "--url", "https://browser-token."+dev.info.BaseDomain, "--authtoken", token,
+		"--server-addr", dev.info.AgentAddr, "--root-ca", dev.info.CAFile, "--web-addr", "127.0.0.1:0")
+	m := p.waitFor(regexp.MustCompile(`Forwarding\s+(\S+)\s+->`), 30*time.Second)
+	if err := getOK(dev.client(false), m[1]+"/hello"); err != nil {
+		t.Fatalf("the agent with the dashboard's authtoken does not serve: %v", err)
+	}
+
+	// A dashboard IP restriction that does not allow loopback refuses the
+	// browser on its next page; removing it lets the browser back in.
+	pol := ipPolicy(t, dev, "allow 10.0.0.0/8")
+	rx := mustAPI(t, dev, dev.info.APIKey, http.MethodPost, "/ip_restrictions",
+		map[string]any{"type": "dashboard", "ip_policy_ids": []string{pol}, "enforced": true}, http.StatusCreated)
+	run(t, ctx, "refused by the IP restriction",
+		chromedp.Navigate(dash+"/"),
+		chromedp.WaitVisible(chromedp.ID("error")),
+		into(chromedp.Text(chromedp.ID("error")), &errText),
+	)
+	if !strings.Contains(errText, "TG_2722") || !strings.Contains(errText, "127.0.0.1") {
+		t.Fatalf("restricted: the page says %q, want TG_2722 naming 127.0.0.1", errText)
+	}
+	mustAPI(t, dev, dev.info.APIKey, http.MethodDelete, "/ip_restrictions/"+rx["id"].(string), nil, http.StatusNoContent)
+	run(t, ctx, "allowed again",
+		chromedp.Navigate(dash+"/"),
+		chromedp.WaitVisible(chromedp.ID("endpoints")),
+	)
+
+	run(t, ctx, "sign out",
+		chromedp.Click(chromedp.ID("signout")),
+		chromedp.WaitVisible(chromedp.ID("api_key")),
+		chromedp.Navigate(dash+"/credentials"),
+		chromedp.WaitVisible(chromedp.ID("api_key")),
+		into(chromedp.Location(), &loc),
+	)
+	if !strings.Contains(loc, "/signin") {
+		t.Fatalf("after sign-out /credentials is at %s, want the sign-in page", loc)
+	}
+}
+
+// run runs browser actions, failing the test with what was being done.
+func run(t *testing.T, ctx context.Context, what string, actions ...chromedp.Action[chromedp.Void]) {
+	t.Helper()
+	if err := chromedp.Do(ctx, actions...); err != nil {
+		t.Fatalf("browser: %s: %v", what, err)
+	}
+}
+
+// into makes an action that stores a's value in dst.
+func into[T any](a chromedp.Action[T], dst *T) chromedp.Action[chromedp.Void] {
+	return func(ctx context.Context, tg *chromedp.Target) (chromedp.Void, error) {
+		v, err := a(ctx, tg)
+		*dst = v
+		return chromedp.Void{}, err
+	}
+}
