@@ -2,7 +2,6 @@ package test
 
 import (
 	"context"
-	"encoding/json"
 	"net/http"
 	"os"
 	"os/exec"
@@ -45,15 +44,9 @@ func chromium(t *testing.T) context.Context {
 // dashboardURL reads the dev dashboard's address from dev-ingress.json.
 func (d *devServer) dashboardURL(t *testing.T) string {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join(d.dataDir, "dev-ingress.json"))
-	var in struct {
-		DashboardURL string `json:"dashboard_url"`
-	}
-	if err == nil {
-		err = json.Unmarshal(b, &in)
-	}
-	if err != nil || in.DashboardURL == "" {
-		t.Fatalf("dev-ingress.json has no dashboard_url: %v %s", err, b)
+	in := d.ingress(t)
+	if in.DashboardURL == "" {
+		t.Fatalf("dev-ingress.json has no dashboard_url: %+v", in)
 	}
 	return in.DashboardURL
 }

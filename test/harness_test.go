@@ -220,6 +220,28 @@ func startDev(t testing.TB, dataDir string, extra ...string) *devServer {
 	return d
 }
 
+// devIngress is <data-dir>/dev-ingress.json: the dev server's ways in
+// beside dev.json.
+type devIngress struct {
+	SSHAddr      string `json:"ssh_addr"`
+	TCPHost      string `json:"tcp_host"`
+	DashboardURL string `json:"dashboard_url"`
+}
+
+// ingress reads dev-ingress.json.
+func (d *devServer) ingress(t testing.TB) devIngress {
+	t.Helper()
+	var in devIngress
+	b, err := os.ReadFile(filepath.Join(d.dataDir, "dev-ingress.json"))
+	if err == nil {
+		err = json.Unmarshal(b, &in)
+	}
+	if err != nil {
+		t.Fatalf("reading dev-ingress.json: %v", err)
+	}
+	return in
+}
+
 // httpsPort returns the port of the public HTTPS listener.
 func (d *devServer) httpsPort() string {
 	_, port, _ := net.SplitHostPort(d.info.HTTPSAddr)

@@ -3,7 +3,6 @@ package test
 import (
 	"crypto/ed25519"
 	"crypto/rand"
-	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -52,17 +51,11 @@ func newSSHKey(t *testing.T) sshKey {
 // dev-ingress.json.
 func (d *devServer) sshAddr(t *testing.T) (host, port string) {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join(d.dataDir, "dev-ingress.json"))
-	if err != nil {
-		t.Fatal(err)
+	in := d.ingress(t)
+	if in.SSHAddr == "" {
+		t.Fatalf("dev-ingress.json has no ssh_addr: %+v", in)
 	}
-	var extra struct {
-		SSHAddr string `json:"ssh_addr"`
-	}
-	if err := json.Unmarshal(b, &extra); err != nil || extra.SSHAddr == "" {
-		t.Fatalf("dev-ingress.json has no ssh_addr: %v %s", err, b)
-	}
-	host, port, err = net.SplitHostPort(extra.SSHAddr)
+	host, port, err := net.SplitHostPort(in.SSHAddr)
 	if err != nil {
 		t.Fatal(err)
 	}
