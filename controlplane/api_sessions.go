@@ -229,6 +229,17 @@ func (s *Server) commandSession(w http.ResponseWriter, r *http.Request, c *calle
 	if err := s.decodeBody(w, r, &body); err != nil {
 		return err
 	}
+	if err := s.runSessionCommand(r, c, id, cmd); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// runSessionCommand sends cmd to the agent of session id through the edge
+// that serves it, and records it in the audit log: the part of a stop or
+// restart that the API and the dashboard share. Read/write roles only.
+func (s *Server) runSessionCommand(r *http.Request, c *caller, id string, cmd sessionCommand) error {
 	if err := c.requireWrite(); err != nil {
 		return err
 	}
@@ -252,7 +263,6 @@ func (s *Server) commandSession(w http.ResponseWriter, r *http.Request, c *calle
 		s.log.Error("could not record a session command in the audit log", zap.String("session_id", id),
 			zap.String("command", cmd.verb), zap.String("principal_id", c.actor.PrincipalID), zap.Error(err))
 	}
-	w.WriteHeader(http.StatusNoContent)
 	return nil
 }
 

@@ -67,6 +67,7 @@ func (s *Server) dashboardRoutes() *http.ServeMux {
 	mux.HandleFunc("POST /signin", s.signIn)
 	mux.HandleFunc("POST /signout", s.dashServe(s.signOut))
 	mux.HandleFunc("GET /{$}", s.dashServe(s.overviewPage))
+	mux.HandleFunc("POST /sessions/{id}/stop", s.dashServe(s.dashStopSession))
 	mux.HandleFunc("GET /credentials", s.dashServe(s.credentialsPage))
 	mux.HandleFunc("POST /credentials", s.dashServe(s.dashCreateAuthtoken))
 	mux.HandleFunc("POST /credentials/{id}/delete", s.dashServe(s.dashDeleteAuthtoken))

@@ -111,6 +111,21 @@ func (s *Server) overviewPage(w http.ResponseWriter, r *http.Request, c *dashCal
 	}, nil)
 }
 
+// dashStopSession is POST /sessions/{id}/stop: the agent of the session
+// is told to stop, through the edge that serves it, as with the API's
+// POST /tunnel_sessions/{id}/stop. Read/write roles only.
+func (s *Server) dashStopSession(w http.ResponseWriter, r *http.Request, c *dashCaller) error {
+	id := r.PathValue("id")
+	if err := checkID(id, config.PrefixAgentSession); err != nil {
+		return newAPIError(http.StatusBadRequest, config.CodeDashboardBadInput, "%q is not an agent session ID (ts_...).", truncate(id, 60))
+	}
+	if err := s.runSessionCommand(r, &c.caller, id, stopCommand); err != nil {
+		return dashForbidden(err)
+	}
+	http.Redirect(w, r, "/", http.StatusSeeOther)
+	return nil
+}
+
 // credentialsView is the credentials page. NewToken is set once, right
 // after an authtoken was created.
 type credentialsView struct {

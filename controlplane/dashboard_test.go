@@ -288,9 +288,12 @@ func TestDashboardCredentials(t *testing.T) {
 		rev = e.revision()
 		ro.post("/credentials", "/credentials", url.Values{"description": {"x"}}).want(t, http.StatusForbidden, string(config.CodeDashboardForbidden))
 		ro.post("/credentials", "/credentials/"+e.dev.AuthtokenID+"/delete", nil).want(t, http.StatusForbidden, string(config.CodeDashboardForbidden))
+		ro.post("/", "/sessions/"+config.NewID(config.PrefixAgentSession)+"/stop", nil).want(t, http.StatusForbidden, string(config.CodeDashboardForbidden))
 		if e.revision() != rev {
 			t.Fatal("a refused form changed the store")
 		}
+		b.post("/", "/sessions/"+config.NewID(config.PrefixAgentSession)+"/stop", nil).want(t, http.StatusNotFound, "")
+		b.post("/", "/sessions/nope/stop", nil).want(t, http.StatusBadRequest, string(config.CodeDashboardBadInput))
 		ro.get("/ip-policies").want(t, http.StatusOK, "No IP policies")
 		ro.get("/reservations").want(t, http.StatusOK, "No reserved domains")
 	})

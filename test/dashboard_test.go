@@ -55,8 +55,8 @@ func (d *devServer) dashboardURL(t *testing.T) string {
 // Chromium as a new user would: sign-in refused with a wrong key, signed in
 // with the dev API key, the running agent's endpoint on the overview, an
 // authtoken created on the credentials page that then serves a second
-// agent, the dashboard IP restriction refusing the browser and lifted, and
-// sign-out.
+// agent, the dashboard IP restriction refusing the browser and lifted, the
+// second agent stopped from the overview, and sign-out.
 func TestDashboardInBrowser(t *testing.T) {
 	dev := startDev(t, "")
 	dash := dev.dashboardURL(t)
@@ -144,6 +144,17 @@ func TestDashboardInBrowser(t *testing.T) {
 		chromedp.Navigate(dash+"/"),
 		chromedp.WaitVisible(chromedp.ID("endpoints")),
 	)
+
+	// Stop the second agent from the overview: it exits 0 and says why.
+	sess := p.waitFor(regexp.MustCompile(`Session\s+(ts_\S+)`), 5*time.Second)[1]
+	run(t, ctx, "stop an agent session",
+		chromedp.Navigate(dash+"/"),
+		chromedp.Click(chromedp.CSS(`button[data-id="`+sess+`"]`)),
+		chromedp.WaitVisible(chromedp.ID("sessions")),
+	)
+	if code, exited := p.wait(20 * time.Second); !exited || code != 0 || !strings.Contains(p.output(), "the edge asked this agent to stop") {
+		t.Fatalf("after Stop in the dashboard: exited %v with %d:\n%s", exited, code, p.output())
+	}
 
 	run(t, ctx, "sign out",
 		chromedp.Click(chromedp.ID("signout")),
