@@ -1,7 +1,9 @@
 package controlplane
 
 import (
+	"encoding/json"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"net/http/cookiejar"
@@ -10,6 +12,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/tollgate/tollgate/config"
 	"github.com/tollgate/tollgate/controlplane/internal/storetest"
@@ -348,38 +351,78 @@ func TestDashboardIPRestriction(t *testing.T) {
 	})
 }
 
-// TestDashboardIPRestrictionIPv6: the dashboard served on ::1 and on
-// 127.0.0.1 with a restriction that allows only ::1/128: the IPv6 browser
-// signs in, the IPv4 one is refused.
-func TestDashboardIPRestrictionIPv6(t *testing.T) {
+// TestDashboardIPRestrictionMatrix: browsers at 127.0.0.1, 127.0.0.2 and
+// ::1 (the dashboard listens on both loopbacks) against dashboard
+// restrictions built from different policies: only the TCP peer address
+// decides, deny wins, and the sign-in audit records the address.
+func TestDashboardIPRestrictionMatrix(t *testing.T) {
 	e := newEnv(t, storetest.DSN(t, "sqlite"), ServerConfig{})
-	v4 := newBrowser(t, e.dashboard("127.0.0.1:0"))
-	v6 := newBrowser(t, e.dashboard("[::1]:0"))
-	pol := str(e.must(http.StatusCreated, e.call(http.MethodPost, "/ip_policies", e.admin, map[string]any{})), "id")
-	e.must(http.StatusCreated, e.call(http.MethodPost, "/ip_policy_rules", e.admin,
-		map[string]any{"ip_policy_id": pol, "cidr": "::1/128", "action": "allow"}))
-	e.must(http.StatusCreated, e.call(http.MethodPost, "/ip_restrictions", e.admin,
-		map[string]any{"type": "dashboard", "ip_policy_ids": []string{pol}, "enforced": true}))
-
-	v4.signIn(e.admin).want(t, http.StatusForbidden, string(config.CodeDashboardIPRestricted))
-	v6.signIn(e.admin).want(t, http.StatusSeeOther, "")
-	v6.get("/").want(t, http.StatusOK, "admin@tollgate.localhost")
-	sessions := 0
+	v4base, v6base := e.dashboard("127.0.0.1:0"), e.dashboard("[::1]:0")
+	from := map[string]string{"127.0.0.1": v4base, "127.0.0.2": v4base, "::1": v6base}
+	policy := func(rules ...string) string {
+		id := str(e.must(http.StatusCreated, e.call(http.MethodPost, "/ip_policies", e.admin, map[string]any{})), "id")
+		for _, r := range rules {
+			action, cidr, _ := strings.Cut(r, " ")
+			e.must(http.StatusCreated, e.call(http.MethodPost, "/ip_policy_rules", e.admin,
+				map[string]any{"ip_policy_id": id, "cidr": cidr, "action": action}))
+		}
+		return id
+	}
+	for _, tc := range []struct {
+		name    string
+		rules   []string
+		allowed map[string]bool
+	}{
+		{"allow one IPv4 address", []string{"allow 127.0.0.1/32"}, map[string]bool{"127.0.0.1": true}},
+		{"allow IPv6 loopback", []string{"allow ::1/128"}, map[string]bool{"::1": true}},
+		{"deny wins inside an allowed range", []string{"allow 127.0.0.0/8", "deny 127.0.0.2/32", "allow ::/0"},
+			map[string]bool{"127.0.0.1": true, "::1": true}},
+		{"deny only matches nothing to allow", []string{"deny 10.0.0.0/8"}, map[string]bool{}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rx := str(e.must(http.StatusCreated, e.call(http.MethodPost, "/ip_restrictions", e.admin,
+				map[string]any{"type": "dashboard", "ip_policy_ids": []string{policy(tc.rules...)}, "enforced": true})), "id")
+			defer func() { e.must(http.StatusNoContent, e.call(http.MethodDelete, "/ip_restrictions/"+rx, e.admin, nil)) }()
+			for src, base := range from {
+				b := newBrowserFrom(t, base, src)
+				if tc.allowed[src] {
+					b.signIn(e.admin, "X-Forwarded-For", "10.9.9.9").want(t, http.StatusSeeOther, "")
+					b.get("/").want(t, http.StatusOK, "admin@tollgate.localhost")
+				} else {
+					b.signIn(e.admin, "X-Forwarded-For", "127.0.0.1").want(t, http.StatusForbidden, string(config.CodeDashboardIPRestricted))
+				}
+			}
+		})
+	}
 	evs, _, err := e.store.ListAuditEvents(testCtx(t), e.dev.AccountID, store.Page{})
 	if err != nil {
 		t.Fatal(err)
 	}
+	seen := map[string]int{}
 	for _, ev := range evs {
 		if ev.Type == "dashboard_session_created.v0" {
-			sessions++
-			if !strings.Contains(string(ev.Payload), `"client_ip":"::1"`) {
-				t.Fatalf("sign-in audit payload %s does not name ::1", ev.Payload)
+			var p struct {
+				ClientIP string `json:"client_ip"`
 			}
+			if err := json.Unmarshal(ev.Payload, &p); err != nil {
+				t.Fatal(err)
+			}
+			seen[p.ClientIP]++
 		}
 	}
-	if sessions != 1 {
-		t.Fatalf("%d sign-ins audited, want 1", sessions)
+	if want := map[string]int{"127.0.0.1": 2, "::1": 2}; !maps.Equal(seen, want) {
+		t.Fatalf("sign-ins audited by address %v, want %v", seen, want)
 	}
+}
+
+// newBrowserFrom is newBrowser whose connections come from source address
+// src (a loopback address).
+func newBrowserFrom(t *testing.T, base, src string) *browser {
+	t.Helper()
+	b := newBrowser(t, base)
+	d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(src)}, Timeout: 5 * time.Second}
+	b.c.Transport = &http.Transport{DialContext: d.DialContext}
+	return b
 }
 
 // TestSafeNext: the post-sign-in redirect stays on the dashboard.
