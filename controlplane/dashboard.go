@@ -66,6 +66,8 @@ func (s *Server) dashboardRoutes() *http.ServeMux {
 	mux.HandleFunc("GET /signin", s.signInPage)
 	mux.HandleFunc("POST /signin", s.signIn)
 	mux.HandleFunc("POST /signout", s.dashServe(s.signOut))
+	mux.HandleFunc("GET /accept", s.acceptPage)
+	mux.HandleFunc("POST /accept", s.acceptInvitationForm)
 	mux.HandleFunc("GET /{$}", s.dashServe(s.overviewPage))
 	mux.HandleFunc("POST /sessions/{id}/stop", s.dashServe(s.dashStopSession))
 	mux.HandleFunc("GET /credentials", s.dashServe(s.credentialsPage))
@@ -303,17 +305,26 @@ func (s *Server) signIn(w http.ResponseWriter, r *http.Request) {
 		fail(err)
 		return
 	}
-	actor := store.Actor{AccountID: key.AccountID, PrincipalID: key.OwnerID, CredentialID: key.KeyID}
-	sess, tok, err := s.store.CreateDashboardSession(r.Context(), actor, store.DashboardSessionCreate{
-		AccountID: key.AccountID, UserID: key.OwnerID, APIKeyID: key.KeyID, ClientIP: clientIP(r), TTL: s.cfg.DashboardSessionTTL})
-	if err != nil {
+	if err := s.openDashboardSession(w, r, key.AccountID, key.OwnerID, key.KeyID); err != nil {
 		fail(err)
 		return
 	}
-	s.log.Info("dashboard sign-in", zap.String("account_id", key.AccountID), zap.String("user_id", key.OwnerID),
-		zap.String("api_key_id", key.KeyID), zap.String("client_ip", clientIP(r)))
-	setSessionCookie(w, r, tok.Reveal(), sess.ExpiresAt)
 	http.Redirect(w, r, next, http.StatusSeeOther)
+}
+
+// openDashboardSession signs the browser in as user userID of the account,
+// with API key keyID: a new session in the store (audited) and its cookie.
+func (s *Server) openDashboardSession(w http.ResponseWriter, r *http.Request, accountID, userID, keyID string) error {
+	actor := store.Actor{AccountID: accountID, PrincipalID: userID, CredentialID: keyID}
+	sess, tok, err := s.store.CreateDashboardSession(r.Context(), actor, store.DashboardSessionCreate{
+		AccountID: accountID, UserID: userID, APIKeyID: keyID, ClientIP: clientIP(r), TTL: s.cfg.DashboardSessionTTL})
+	if err != nil {
+		return err
+	}
+	s.log.Info("dashboard sign-in", zap.String("account_id", accountID), zap.String("user_id", userID),
+		zap.String("api_key_id", keyID), zap.String("client_ip", clientIP(r)))
+	setSessionCookie(w, r, tok.Reveal(), sess.ExpiresAt)
+	return nil
 }
 
 // signInKey authenticates the API key pasted into the sign-in form: a

@@ -339,6 +339,15 @@ func TestDashboardIPRestriction(t *testing.T) {
 			t.Fatal("a refused sign-in opened a session")
 		}
 
+		// An invitation accepted from a refused address creates the member
+		// and shows the key, but signs nobody in.
+		inv := e.must(http.StatusCreated, e.call(http.MethodPost, "/invitations", e.admin, map[string]any{"email": "far@example.com"}))
+		p := newBrowser(t, b.base).do(http.MethodPost, "/accept", url.Values{"token": {str(inv, "accept_token")}, "name": {"Far"}}).
+			want(t, http.StatusCreated, string(config.CodeDashboardIPRestricted))
+		if strings.Contains(p.header.Get("Set-Cookie"), dashboardCookie) || !strings.Contains(p.body, `id="new-api-key"`) {
+			t.Fatalf("accepted from a refused address: cookie %q; page %s", p.header.Get("Set-Cookie"), p.body)
+		}
+
 		// Allow loopback too: sign-in works again.
 		loop := str(e.must(http.StatusCreated, e.call(http.MethodPost, "/ip_policies", e.admin, map[string]any{"description": "loopback"})), "id")
 		e.must(http.StatusCreated, e.call(http.MethodPost, "/ip_policy_rules", e.admin,
@@ -433,4 +442,51 @@ func TestSafeNext(t *testing.T) {
 			t.Errorf("safeNext(%q) = %q, want %q", in, got, want)
 		}
 	}
+}
+
+// TestDashboardAcceptInvitation: a new user accepts an invitation in the
+// dashboard: a wrong or reused token is refused with its code and changes
+// nothing; accepting shows the first API key once, signs the browser in as
+// the new member, and the key works on the API. An invitation for an
+// existing user is sent to the API, where the user proves who they are.
+func TestDashboardAcceptInvitation(t *testing.T) {
+	eachDialect(t, func(t *testing.T, e *env) {
+		base := e.dashboard("127.0.0.1:0")
+		inv := e.must(http.StatusCreated, e.call(http.MethodPost, "/invitations", e.admin,
+			map[string]any{"email": "new@example.com", "developer": "rw"}))
+		tok := str(inv, "accept_token")
+		b := newBrowser(t, base)
+		b.get("/accept?token="+url.QueryEscape(tok)).want(t, http.StatusOK, `value="`+tok+`"`)
+
+		rev := e.revision()
+		kid, _, _ := strings.Cut(tok, "_")
+		b.do(http.MethodPost, "/accept", url.Values{"token": {kid + "_wrongwrongwrongwrongwrongwrongwr"}, "name": {"New"}}).
+			want(t, http.StatusNotFound, string(config.CodeInvitationInvalid))
+		b.do(http.MethodPost, "/accept", url.Values{"token": {tok}, "name": {""}}).want(t, http.StatusBadRequest, "TG_")
+		b.do(http.MethodPost, "/accept", url.Values{"token": {tok}, "name": {"New"}}, "Origin", "https://evil.example").
+			want(t, http.StatusForbidden, string(config.CodeDashboardForgery))
+		if e.revision() != rev {
+			t.Fatal("a refused acceptance changed the store")
+		}
+
+		p := b.do(http.MethodPost, "/accept", url.Values{"token": {tok}, "name": {"New Member"}}).want(t, http.StatusCreated, "shown only once")
+		m := regexp.MustCompile(`<pre id="new-api-key">([^<]+)</pre>`).FindStringSubmatch(p.body)
+		if m == nil || !strings.Contains(p.body, `id="continue"`) {
+			t.Fatalf("accepted page without the key or the way on: %s", p.body)
+		}
+		b.get("/").want(t, http.StatusOK, "new@example.com")
+		e.must(http.StatusOK, e.call(http.MethodGet, "/credentials", m[1], nil))
+		b.do(http.MethodPost, "/accept", url.Values{"token": {tok}, "name": {"Again"}}).want(t, http.StatusNotFound, string(config.CodeInvitationInvalid))
+
+		// new@example.com is a user now: an invitation to another account
+		// is accepted through the API, with one of their own keys.
+		_, otherKey := e.otherAccount("other")
+		inv2 := e.must(http.StatusCreated, e.call(http.MethodPost, "/invitations", otherKey, map[string]any{"email": "new@example.com"}))
+		rev = e.revision()
+		newBrowser(t, base).do(http.MethodPost, "/accept", url.Values{"token": {str(inv2, "accept_token")}, "name": {"x"}}).
+			want(t, http.StatusConflict, "/invitations/accept")
+		if e.revision() != rev {
+			t.Fatal("a refused acceptance changed the store")
+		}
+	})
 }
