@@ -21,7 +21,7 @@ type acceptView struct {
 	Account   string
 	APIKey    string // set once accepted
 	APIKeyID  string
-	SignedIn  bool   // the browser was signed in with the new key
+	SignedIn  bool      // the browser was signed in with the new key
 	SignInErr *apiError // why it was not, when it was not
 }
 
