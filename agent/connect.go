@@ -18,14 +18,16 @@ type conn struct {
 	mux       tunnel.Mux
 	resp      *tunnel.AuthResp
 	transport string
-	runDone   chan struct{} // closed when sess.Run returned
+	runDone   chan struct{} // closed when the session has ended
 	runErr    error         // why the session ended; valid after runDone
 }
 
-// runSession runs the session until it ends (named for stack traces).
-func (c *conn) runSession() {
-	defer close(c.runDone)
-	c.runErr = c.sess.Run(context.Background())
+// startSession starts the session; runDone closes when it has ended.
+func (c *conn) startSession() {
+	_ = c.sess.Start(context.Background(), func(err error) {
+		c.runErr = err
+		close(c.runDone)
+	})
 }
 
 // close ends the session and waits for its goroutines.
@@ -162,7 +164,7 @@ func (a *Agent) attempt(ctx context.Context, transport, addr string, auth *tunne
 		OnStop:             a.onStop,
 		OnRestart:          a.onRestart,
 	})
-	go c.runSession()
+	c.startSession()
 	resp, err := c.sess.Auth(ctx, auth)
 	if err != nil {
 		c.close()

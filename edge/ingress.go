@@ -41,7 +41,7 @@ func (e *Edge) handleAgentTCP(ctx context.Context, c net.Conn) {
 		c.Close()
 		return
 	}
-	e.runAgentSession(ctx, tunnel.NewMuxadoMux(tc, true, tunnel.MuxConfig{}))
+	e.startAgentSession(ctx, tunnel.NewMuxadoMux(tc, true, tunnel.MuxConfig{}))
 }
 
 // acceptAgentsQUIC accepts agents over QUIC.
@@ -62,12 +62,14 @@ func (e *Edge) acceptAgentsQUIC(ctx context.Context) error {
 			}
 			continue
 		}
-		go e.runAgentSession(ctx, mux)
+		e.startAgentSession(ctx, mux)
 	}
 }
 
-// runAgentSession serves one agent connection until it ends.
-func (e *Edge) runAgentSession(ctx context.Context, mux tunnel.Mux) {
+// startAgentSession serves one agent connection until it ends, without a
+// goroutine of its own while it idles (tunnel.ServerSession.Start): with
+// thousands of agents, a goroutine each would be a tenth of the memory.
+func (e *Edge) startAgentSession(ctx context.Context, mux tunnel.Mux) {
 	s := newAgentSession(e, mux.RemoteAddr(), mux.Transport())
 	s.ts = tunnel.NewServerSession(mux, s, tunnel.ServerConfig{
 		Logger:                s.log,
@@ -78,7 +80,11 @@ func (e *Edge) runAgentSession(ctx context.Context, mux tunnel.Mux) {
 	e.sessions[s] = struct{}{}
 	e.mu.Unlock()
 	e.metrics.sessions.Add(1)
-	err := s.ts.Run(ctx)
+	_ = s.ts.Start(ctx, func(err error) { e.agentSessionEnded(s, err) })
+}
+
+// agentSessionEnded forgets a session whose tunnel session ended.
+func (e *Edge) agentSessionEnded(s *agentSession, err error) {
 	e.mu.Lock()
 	delete(e.sessions, s)
 	e.mu.Unlock()

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"runtime"
+	"sync"
 	"testing"
 	"time"
 )
@@ -183,50 +184,92 @@ func BenchmarkProxyRoundTrip(b *testing.B) {
 	}
 }
 
-// BenchmarkIdleSessionMemory reports the heap and stack an idle,
-// authenticated session pair (agent and edge side, TLS+muxado, heartbeats
-// running) holds; the edge's share is about half.
+// idlePairsPerOp is how many session pairs one op of
+// BenchmarkIdleSessionMemory opens: enough that process-wide state (pools,
+// the runtime's caches) hardly shows in the per-pair figures, even at
+// -benchtime 1x.
+const idlePairsPerOp = 1024
+
+// BenchmarkIdleSessionMemory reports the heap and stack idle,
+// authenticated session pairs (agent and edge side, heartbeats running)
+// hold, over TLS+muxado and over QUIC: B/side is half of a pair's heap
+// spans and stacks in use (the edge's share is about half), heapB/pair and
+// stackB/pair split it; liveB/side counts live heap objects instead of
+// spans (no fragmentation, so steadier from run to run); goroutines/pair
+// counts what an idle pair keeps.
+// Pools are emptied (two collections) before each reading: they are per
+// process, not per session.
 func BenchmarkIdleSessionMemory(b *testing.B) {
-	ln := newTestListener(b, "tcp", MuxConfig{})
+	for _, tr := range transports {
+		b.Run(tr, func(b *testing.B) { benchIdle(b, tr) })
+	}
+}
+
+func benchIdle(b *testing.B, transport string) {
+	ln := newTestListener(b, transport, MuxConfig{})
 	ctx := testCtx(b, 5*time.Minute)
-	var sessions []*ServerSession
-	var clients []*ClientSession
+	n := b.N * idlePairsPerOp
+	sessions := make([]*ServerSession, 0, n)
+	clients := make([]*ClientSession, 0, n)
+	var running sync.WaitGroup // every Run, so the next benchmark starts clean
 	var before, after runtime.MemStats
+	baseGoroutines := runtime.NumGoroutine()
+	runtime.GC()
 	runtime.GC()
 	runtime.ReadMemStats(&before)
-	for i := 0; i < b.N; i++ {
+	for i := 0; i < n; i++ {
 		acc := make(chan Mux, 1)
 		go func() { m, _ := ln.accept(ctx); acc <- m }()
-		cm, err := DialTCP(ctx, ln.addr, clientTLS(b), MuxConfig{})
+		var cm Mux
+		var err error
+		if transport == "tcp" {
+			cm, err = DialTCP(ctx, ln.addr, clientTLS(b), MuxConfig{})
+		} else {
+			cm, err = DialQUIC(ctx, ln.addr, clientTLS(b))
+		}
 		if err != nil {
 			b.Fatal(err)
 		}
 		sm := <-acc
+		if sm == nil {
+			b.Fatal("accept failed")
+		}
 		s := NewServerSession(sm, &fakeHandler{}, ServerConfig{})
 		c := NewClientSession(cm, ClientConfig{})
-		go func() { _ = s.Run(ctx) }()
-		go func() { _ = c.Run(ctx) }()
+		running.Add(2) // Start, as the edge and the agent do: Run's goroutine is no part of a session
+		if err := s.Start(ctx, func(error) { running.Done() }); err != nil {
+			b.Fatal(err)
+		}
+		if err := c.Start(ctx, func(error) { running.Done() }); err != nil {
+			b.Fatal(err)
+		}
 		if _, err := c.Auth(ctx, &Auth{Extra: AuthExtra{Authtoken: "good"}}); err != nil {
 			b.Fatal(err)
 		}
 		sessions, clients = append(sessions, s), append(clients, c)
 	}
-	waitFor(b, time.Minute, "first heartbeats", func() bool {
-		for _, s := range sessions {
-			if s.Latency() == 0 {
+	waitFor(b, time.Minute, "first heartbeats answered and done", func() bool {
+		for i := range sessions {
+			if !sessions[i].core.beatIdle() || !clients[i].core.beatIdle() {
 				return false
 			}
 		}
 		return true
 	})
 	runtime.GC()
+	runtime.GC()
 	runtime.ReadMemStats(&after)
-	perPair := float64((after.HeapInuse+after.StackInuse)-(before.HeapInuse+before.StackInuse)) / float64(b.N)
-	b.ReportMetric(perPair, "B/pair")
-	b.ReportMetric(float64(after.StackInuse-before.StackInuse)/float64(b.N), "stackB/pair")
-	b.ReportMetric(float64(runtime.NumGoroutine())/float64(b.N), "goroutines/pair")
+	heap := float64(after.HeapInuse) - float64(before.HeapInuse)
+	stack := float64(after.StackInuse) - float64(before.StackInuse)
+	live := float64(after.HeapAlloc) - float64(before.HeapAlloc)
+	b.ReportMetric((heap+stack)/float64(2*n), "B/side")
+	b.ReportMetric((live+stack)/float64(2*n), "liveB/side")
+	b.ReportMetric(heap/float64(n), "heapB/pair")
+	b.ReportMetric(stack/float64(n), "stackB/pair")
+	b.ReportMetric(float64(runtime.NumGoroutine()-baseGoroutines)/float64(n), "goroutines/pair")
 	for i := range sessions {
 		_ = clients[i].Close()
 		_ = sessions[i].Close(nil)
 	}
+	running.Wait()
 }

@@ -59,24 +59,18 @@ func (c ClientConfig) withDefaults() ClientConfig {
 	return c
 }
 
-// proxyStream is a proxy stream with its header, waiting for AcceptProxy.
-type proxyStream struct {
-	hdr *ProxyHeader
-	st  Stream
-}
-
 // ClientSession is the agent's side of a connection to an edge.
 type ClientSession struct {
 	core
 	cfg     ClientConfig
-	proxies chan proxyStream
+	proxies *proxyQueue
 }
 
 // NewClientSession returns a session over mux. It starts nothing; call
-// Run (for heartbeats and streams the edge opens) and Auth.
+// Run or Start (for heartbeats and streams the edge opens), then Auth.
 func NewClientSession(mux Mux, cfg ClientConfig) *ClientSession {
 	cfg = cfg.withDefaults()
-	c := &ClientSession{cfg: cfg, proxies: make(chan proxyStream, cfg.ProxyBacklog)}
+	c := &ClientSession{cfg: cfg, proxies: newProxyQueue(cfg.ProxyBacklog)}
 	c.init(mux, cfg.Logger, cfg.HeartbeatInterval, cfg.HeartbeatTolerance)
 	return c
 }
@@ -86,15 +80,25 @@ func NewClientSession(mux Mux, cfg ClientConfig) *ClientSession {
 // heartbeats, until the Mux dies, ctx ends or Close is called. It returns
 // why the session ended, after every goroutine of the session has ended.
 func (c *ClientSession) Run(ctx context.Context) error {
-	err := c.run(ctx, c.handle)
-	for { // proxies nobody accepted
-		select {
-		case p := <-c.proxies:
+	return runSync(func(end func(error)) (func(), error) { return c.begin(ctx, end) })
+}
+
+// Start is Run without the wait: it returns at once (an error only if the
+// session was started before) and calls ended (nil = nobody), on a
+// goroutine of its own, with what Run would return, after every goroutine
+// of the session has ended. Over TLS+muxado an idle session started this
+// way keeps no goroutine of its own.
+func (c *ClientSession) Start(ctx context.Context, ended func(error)) error {
+	return startAsync(func(end func(error)) (func(), error) { return c.begin(ctx, end) }, ended)
+}
+
+func (c *ClientSession) begin(ctx context.Context, end func(error)) (func(), error) {
+	return c.start(ctx, c.handle, func(err error) {
+		for _, p := range c.proxies.drain() { // proxies nobody accepted
 			_ = p.st.Close()
-		default:
-			return err
 		}
-	}
+		end(err)
+	})
 }
 
 func (c *ClientSession) handle(ctx context.Context, t StreamType, st Stream) {
@@ -110,9 +114,7 @@ func (c *ClientSession) handle(ctx context.Context, t StreamType, st Stream) {
 			_ = st.Close()
 			return
 		}
-		select {
-		case c.proxies <- proxyStream{hdr, st}:
-		case <-ctx.Done():
+		if !c.proxies.push(ctx, proxyStream{hdr, st}) {
 			_ = st.Close()
 		}
 	case StreamHeartbeat:
@@ -250,20 +252,22 @@ func (c *ClientSession) SrvInfo(ctx context.Context) (*SrvInfoResp, error) {
 }
 
 // AcceptProxy returns the next proxy stream the edge opened (delivered by
-// Run) with its header; the stream's raw bytes follow the header.
+// Run or Start) with its header; the stream's raw bytes follow the header.
 func (c *ClientSession) AcceptProxy(ctx context.Context) (*ProxyHeader, Stream, error) {
-	select {
-	case p := <-c.proxies:
-		return p.hdr, p.st, nil
-	default:
-	}
-	select {
-	case p := <-c.proxies:
-		return p.hdr, p.st, nil
-	case <-ctx.Done():
-		return nil, nil, ctx.Err()
-	case <-c.mux.Done():
-		return nil, nil, c.endErr()
+	for {
+		if p, ok := c.proxies.tryPop(); ok {
+			return p.hdr, p.st, nil
+		}
+		select {
+		case <-c.proxies.ready:
+		case <-ctx.Done():
+			return nil, nil, ctx.Err()
+		case <-c.mux.Done():
+			if p, ok := c.proxies.tryPop(); ok {
+				return p.hdr, p.st, nil
+			}
+			return nil, nil, c.endErr()
+		}
 	}
 }
 

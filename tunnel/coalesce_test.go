@@ -276,3 +276,60 @@ func TestBatchConnTrackFrames(t *testing.T) {
 		t.Fatalf("urgent at %v", urgentAt)
 	}
 }
+
+// sliceLog is a net.Conn that records the slices Write is given (not
+// copies), to check which bytes batchConn copied.
+type sliceLog struct {
+	net.Conn // nil: only Write, Close and SetWriteDeadline are used
+	mu       sync.Mutex
+	writes   [][]byte
+	data     []byte
+}
+
+func (w *sliceLog) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.writes = append(w.writes, p)
+	w.data = append(w.data, p...)
+	return len(p), nil
+}
+
+func (w *sliceLog) Close() error                     { return nil }
+func (w *sliceLog) SetWriteDeadline(time.Time) error { return nil }
+
+// TestBatchConnLargeWriteNotCopied: a Write of directWriteMin bytes or more
+// reaches the connection as the caller's own slice, after the bytes queued
+// before it, and Write returns only once it is written.
+func TestBatchConnLargeWriteNotCopied(t *testing.T) {
+	w := &sliceLog{}
+	bc := newBatchConn(w, 256<<10, nil)
+	t.Cleanup(func() { _ = bc.Close() })
+	var want []byte
+	small := dataHeader(1, directWriteMin)
+	big := bytes.Repeat([]byte{7}, directWriteMin)
+	for _, p := range [][]byte{small, big, []byte("tail")} {
+		want = append(want, p...)
+		if _, err := bc.Write(p); err != nil {
+			t.Fatal(err)
+		}
+		if len(p) == len(big) {
+			w.mu.Lock()
+			var found bool
+			for _, s := range w.writes {
+				found = found || (len(s) == len(big) && &s[0] == &big[0])
+			}
+			w.mu.Unlock()
+			if !found {
+				t.Fatal("the large Write returned before the connection got the caller's slice")
+			}
+		}
+	}
+	waitFor(t, 5*time.Second, "every byte written", func() bool {
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		return len(w.data) == len(want)
+	})
+	if !bytes.Equal(w.data, want) {
+		t.Fatal("bytes reordered or changed")
+	}
+}

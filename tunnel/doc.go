@@ -14,7 +14,9 @@
 //     ProxyHeader, then raw bytes both ways, half-closed with CloseWrite.
 //   - Heartbeats (StreamHeartbeat) run both ways: each side echoes the
 //     peer's 4-byte beats and ends the session when its own beats go
-//     unanswered for interval + tolerance.
+//     unanswered for interval + tolerance. Between our own ends (TLS ALPN
+//     TCPALPN, or QUIC) each beat opens a stream and closes it once
+//     echoed; an SDK peer gets one heartbeat stream for the session.
 //
 // Invariants:
 //   - A stream's type prefix (and a proxy stream's header) goes out with
@@ -25,10 +27,13 @@
 //     heartbeats; any other RPC is answered with config.CodeNotAuthenticated.
 //   - Every decoder is bounded (RPC messages, proxy headers) and fuzzed.
 //   - Every goroutine belongs to a Mux or a session and ends when it closes;
-//     Run returns only after its session's goroutines have ended. Idle
-//     sessions keep only the goroutines that must block (muxado's reader
-//     and writer, the accept loop, the echo of the peer's heartbeats): the
-//     write batcher's flusher and our heartbeat beats run only while busy.
+//     Run returns (Start's callback runs) only after its session's
+//     goroutines have ended. An idle session over TLS+muxado started with
+//     Start keeps only muxado's reader and writer: the accept goroutine
+//     (started by the framer on a SYN), the write batcher's flusher, the
+//     heartbeat beats and the echoes of our own peer's beats run only while
+//     busy. Over QUIC one accept goroutine waits for the session's
+//     lifetime, besides quic-go's own.
 //   - muxado has no window negotiation: a 4 MiB window is used only when
 //     both ends are ours (TLS ALPN TCPALPN negotiated); SDK peers get
 //     muxado's 256 KiB default.

@@ -19,19 +19,27 @@ const (
 )
 
 // maxEchoStreams bounds the heartbeat streams a peer may have us echo at
-// once; an SDK opens one per session.
-const maxEchoStreams = 2
+// once; an SDK opens one per session, our own peer one per beat (closed
+// once echoed, so rarely two at once).
+const maxEchoStreams = 4
 
-// heartbeater sends our beats on one heartbeat stream and measures the
+// heartbeater sends our beats on a heartbeat stream and measures the
 // round trip. If no echo arrives within interval + tolerance of the last
 // one (or of the start), it calls dead; the session then closes the Mux,
 // which also unblocks a beat stuck in Write or Read. Beats run on timer
 // goroutines that exist only while a beat is in flight, so an idle session
 // keeps no goroutine for them.
+//
+// When the peer is ours (perBeat), each beat opens a stream and closes it
+// once echoed: between beats neither side holds a heartbeat stream, its
+// buffers, or (at the peer) an echo goroutine. SDK peers answer beats with
+// muxado's heartbeat responder, which never closes its side of a stream, so
+// they get one stream for the whole session, as the SDKs use themselves.
 type heartbeater struct {
 	mux       Mux
 	interval  time.Duration
 	tolerance time.Duration
+	perBeat   bool        // a stream per beat (see above)
 	dead      func(error) // closes the session with the given reason
 	latency   atomic.Int64
 
@@ -100,6 +108,10 @@ func (h *heartbeater) beat() {
 		return
 	}
 	h.latency.Store(int64(time.Since(start)))
+	if h.perBeat {
+		_ = h.st.Close()
+		h.st = nil
+	}
 	h.watchdog.Reset(h.interval + h.tolerance)
 	h.next.Reset(h.interval)
 }
@@ -114,7 +126,8 @@ func (h *heartbeater) failed(err error) {
 	}
 }
 
-// echoHeartbeats answers the peer's beats on st until it ends.
+// echoHeartbeats answers the peer's beats on st until it ends; closing st
+// then lets a peer that opens a stream per beat forget it.
 func echoHeartbeats(st Stream) {
 	defer st.Close()
 	var b [4]byte
@@ -126,4 +139,17 @@ func echoHeartbeats(st Stream) {
 			return
 		}
 	}
+}
+
+// shortBeatStreamer is implemented by a Mux that knows whether its peer
+// runs this package (so closes a heartbeat stream when the beater closes
+// it): then each beat uses a stream of its own.
+type shortBeatStreamer interface {
+	peerIsOurs() bool
+}
+
+// streamPerBeat reports whether beats on mux each open their own stream.
+func streamPerBeat(mux Mux) bool {
+	sb, ok := mux.(shortBeatStreamer)
+	return ok && sb.peerIsOurs()
 }

@@ -178,3 +178,25 @@ func waitFor(t testing.TB, d time.Duration, what string, cond func() bool) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+// beatIdle reports whether the session is between heartbeats: its own
+// beat has been answered at least once and, when it opens a stream per
+// beat, that stream is closed, no echo of the peer's beats runs, and (over
+// muxado) no accept goroutine lingers.
+func (c *core) beatIdle() bool {
+	if c.hb.latency.Load() == 0 {
+		return false
+	}
+	c.hb.mu.Lock()
+	ownIdle := !c.hb.perBeat || c.hb.st == nil
+	c.hb.mu.Unlock()
+	if !ownIdle || (c.hb.perBeat && c.echoes.Load() != 0) {
+		return false
+	}
+	if mm, ok := c.mux.(*muxadoMux); ok {
+		mm.streams.mu.Lock()
+		defer mm.streams.mu.Unlock()
+		return !mm.streams.accepting
+	}
+	return true
+}

@@ -111,7 +111,11 @@ type MuxConfig struct {
 	// window would overrun their receive buffers and reset streams).
 	MaxWindowSize uint32
 	// AcceptBacklog bounds streams opened by the peer and not yet
-	// accepted; default 128 (muxado's).
+	// accepted; muxado resets streams beyond it. Default: 128 (muxado's)
+	// on the agent, where the edge's proxy streams arrive in bursts;
+	// DefaultServerAcceptBacklog on the edge, where an agent opens only
+	// RPC and heartbeat streams, which the session accepts at once. muxado
+	// allocates the backlog (16 bytes an entry) for the session's lifetime.
 	AcceptBacklog uint32
 	// DisableWriteBatching writes each muxado frame straight to the
 	// connection (two TLS records per frame) instead of batching frames
@@ -122,9 +126,22 @@ type MuxConfig struct {
 	WriteBufferSize int
 }
 
-func (c MuxConfig) withDefaults() MuxConfig {
+// Accept backlog defaults (MuxConfig.AcceptBacklog).
+const (
+	// DefaultAcceptBacklog is the agent side's (muxado's default).
+	DefaultAcceptBacklog = 128
+	// DefaultServerAcceptBacklog is the edge side's: a ServerSession
+	// hands each stream to a goroutine at once and blocks only while
+	// ServerConfig.MaxConcurrentRPCs RPCs run.
+	DefaultServerAcceptBacklog = 32
+)
+
+func (c MuxConfig) withDefaults(server bool) MuxConfig {
 	if c.AcceptBacklog == 0 {
-		c.AcceptBacklog = 128
+		c.AcceptBacklog = DefaultAcceptBacklog
+		if server {
+			c.AcceptBacklog = DefaultServerAcceptBacklog
+		}
 	}
 	if c.WriteBufferSize <= 0 {
 		c.WriteBufferSize = 256 << 10

@@ -22,10 +22,13 @@ type muxadoMux struct {
 	remote    net.Addr
 	done      chan struct{} // closed when the transport is closed
 	closing   atomic.Bool   // Close was called
+	ours      bool          // TLS negotiated TCPALPN: the peer runs this package
 
 	acceptOnce  sync.Once
 	loopStarted atomic.Bool
 	accepted    chan acceptResult // fed by acceptLoop, for cancellable waits
+
+	streams streamServer // serveStreams's state (serve_muxado.go)
 }
 
 type acceptResult struct {
@@ -41,24 +44,32 @@ type acceptResult struct {
 // when the Mux is closed or the connection dies. See MuxConfig for the
 // window size rule.
 func NewMuxadoMux(conn net.Conn, server bool, cfg MuxConfig) Mux {
-	cfg = cfg.withDefaults()
+	cfg = cfg.withDefaults(server)
+	ours := false
+	if tc, ok := conn.(*tls.Conn); ok {
+		cs := tc.ConnectionState()
+		ours = cs.HandshakeComplete && cs.NegotiatedProtocol == TCPALPN
+	}
 	window := cfg.MaxWindowSize
 	if window == 0 {
 		window = DefaultWindowSize
-		if tc, ok := conn.(*tls.Conn); ok {
-			if cs := tc.ConnectionState(); cs.HandshakeComplete && cs.NegotiatedProtocol == TCPALPN {
-				window = LargeWindowSize
-			}
+		if ours {
+			window = LargeWindowSize
 		}
 	}
 	m := &muxadoMux{
-		local:    conn.LocalAddr(),
-		remote:   conn.RemoteAddr(),
-		done:     make(chan struct{}),
-		accepted: make(chan acceptResult),
+		local:  conn.LocalAddr(),
+		remote: conn.RemoteAddr(),
+		done:   make(chan struct{}),
+		ours:   ours,
 	}
 	var onceDone sync.Once
-	onClose := func() { onceDone.Do(func() { close(m.done) }) }
+	onClose := func() {
+		onceDone.Do(func() {
+			close(m.done)
+			m.streamsDied()
+		})
+	}
 	var transport net.Conn
 	if cfg.DisableWriteBatching {
 		transport = &notifyConn{Conn: conn, onClose: onClose}
@@ -67,7 +78,7 @@ func NewMuxadoMux(conn net.Conn, server bool, cfg MuxConfig) Mux {
 		bc.wndIncDelay = defaultWndIncDelay
 		transport = bc
 	}
-	mcfg := &muxado.Config{MaxWindowSize: window, AcceptBacklog: cfg.AcceptBacklog}
+	mcfg := &muxado.Config{MaxWindowSize: window, AcceptBacklog: cfg.AcceptBacklog, NewFramer: m.newFramer}
 	m.transport = transport
 	if server {
 		m.sess = muxado.Server(transport, mcfg)
@@ -101,6 +112,7 @@ func (m *muxadoMux) AcceptStream(ctx context.Context) (StreamType, Stream, error
 		return m.acceptDirect()
 	}
 	m.acceptOnce.Do(func() {
+		m.accepted = make(chan acceptResult)
 		m.loopStarted.Store(true)
 		go m.acceptLoop()
 	})
@@ -197,6 +209,9 @@ func (m *muxadoMux) LocalAddr() net.Addr { return m.local }
 
 // Transport returns "tcp".
 func (m *muxadoMux) Transport() string { return "tcp" }
+
+// peerIsOurs reports whether TLS negotiated TCPALPN.
+func (m *muxadoMux) peerIsOurs() bool { return m.ours }
 
 // deadErr explains why the session is dead; call only after done.
 func (m *muxadoMux) deadErr() error {

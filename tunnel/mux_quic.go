@@ -131,6 +131,9 @@ func (m *quicMux) LocalAddr() net.Addr { return m.conn.LocalAddr() }
 // Transport returns "quic".
 func (m *quicMux) Transport() string { return "quic" }
 
+// peerIsOurs is true: only this package speaks QUICALPN.
+func (m *quicMux) peerIsOurs() bool { return true }
+
 func (m *quicMux) connErr(op string, err error) error {
 	if m.closing.Load() {
 		return fmt.Errorf("%s: %w", op, ErrClosed)

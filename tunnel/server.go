@@ -109,7 +109,7 @@ type ServerSession struct {
 }
 
 // NewServerSession returns a session serving h over mux. It starts
-// nothing; call Run.
+// nothing; call Run or Start.
 func NewServerSession(mux Mux, h ServerHandler, cfg ServerConfig) *ServerSession {
 	cfg = cfg.withDefaults()
 	s := &ServerSession{h: h, cfg: cfg, rpcSem: make(chan struct{}, cfg.MaxConcurrentRPCs)}
@@ -124,13 +124,34 @@ func NewServerSession(mux Mux, h ServerHandler, cfg ServerConfig) *ServerSession
 // and heartbeats are served; other RPCs get config.CodeNotAuthenticated.
 // Run returns only after every goroutine of the session has ended.
 func (s *ServerSession) Run(ctx context.Context) error {
+	return runSync(func(end func(error)) (func(), error) { return s.begin(ctx, end) })
+}
+
+// Start is Run without the wait, for an edge that serves many sessions: it
+// returns at once (an error only if the session was started before) and
+// calls ended (nil = nobody), on a goroutine of its own, with what Run
+// would return, after every goroutine of the session has ended. Over
+// TLS+muxado an idle session started this way keeps no goroutine of its
+// own (Run's would hold 4 KiB or more of stack); over QUIC one goroutine
+// waits for streams.
+func (s *ServerSession) Start(ctx context.Context, ended func(error)) error {
+	return startAsync(func(end func(error)) (func(), error) { return s.begin(ctx, end) }, ended)
+}
+
+func (s *ServerSession) begin(ctx context.Context, end func(error)) (func(), error) {
 	authTimer := time.AfterFunc(s.cfg.AuthTimeout, func() {
 		if !s.authed.Load() {
 			s.close(ErrAuthTimeout)
 		}
 	})
-	defer authTimer.Stop()
-	return s.run(ctx, s.handle)
+	loop, err := s.start(ctx, s.handle, func(err error) {
+		authTimer.Stop()
+		end(err)
+	})
+	if err != nil {
+		authTimer.Stop()
+	}
+	return loop, err
 }
 
 // handle dispatches one stream the agent opened.

@@ -34,12 +34,16 @@ type core struct {
 }
 
 func (c *core) init(mux Mux, log *zap.Logger, interval, tolerance time.Duration) {
-	if log == nil {
-		log = zap.NewNop()
-	}
 	c.mux = mux
-	c.log = log.With(zap.String("remote_addr", mux.RemoteAddr().String()), zap.String("transport", mux.Transport()))
+	if log == nil {
+		c.log = zap.NewNop()
+	} else {
+		// Lazily: the session logs only at debug level, and an eager With
+		// keeps an encoded copy of the fields (~650 bytes a session).
+		c.log = log.WithLazy(zap.String("remote_addr", mux.RemoteAddr().String()), zap.String("transport", mux.Transport()))
+	}
 	c.hb.mux, c.hb.interval, c.hb.tolerance = mux, interval, tolerance
+	c.hb.perBeat = streamPerBeat(mux)
 	c.reasonSet = make(chan struct{})
 }
 
@@ -90,13 +94,20 @@ func (c *core) endErr() error {
 	return fmt.Errorf("%w: %w", ErrClosed, err)
 }
 
-// run is the body of both sessions' Run: heartbeats plus the accept loop,
-// which hands every stream to handle on the loop's goroutine. When the
-// Mux dies or ctx ends it cancels the session context, waits for every
-// goroutine the session started and returns the reason.
-func (c *core) run(ctx context.Context, handle func(ctx context.Context, t StreamType, st Stream)) error {
+// start is the body of both sessions' Run and Start: heartbeats plus the
+// streams the peer opens, each handed to handle on an accept goroutine (one
+// at a time; handle may block, streams then wait). When the Mux dies or
+// ctx ends it cancels the session context, waits for every goroutine the
+// session started and calls end with the reason.
+//
+// Over TLS+muxado the accept goroutine runs only while streams wait
+// (muxadoMux.serveStreams) and end runs on a goroutine of its own: an idle
+// session keeps no goroutine of the session's. Other Muxes need a
+// goroutine waiting in AcceptStream for the session's lifetime: start
+// returns it as loop, for the caller to run (end then runs on it).
+func (c *core) start(ctx context.Context, handle func(ctx context.Context, t StreamType, st Stream), end func(error)) (loop func(), err error) {
 	if !c.started.CompareAndSwap(false, true) {
-		return errors.New("tunnel: Run called twice")
+		return nil, errors.New("tunnel: session started twice")
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	stopWatch := context.AfterFunc(ctx, func() { c.close(context.Cause(ctx)) })
@@ -105,20 +116,66 @@ func (c *core) run(ctx context.Context, handle func(ctx context.Context, t Strea
 		c.close(err)
 	}
 	c.hb.start()
+	finish := func(err error, waitAccept func()) {
+		c.close(err)
+		stopWatch()
+		cancel()
+		c.hb.stop()
+		waitAccept() // handle adds to wg: it must be done before wg.Wait
+		c.wg.Wait()
+		end(c.reason)
+	}
+	serve := func(t StreamType, st Stream) { handle(ctx, t, st) }
+	if mm, ok := c.mux.(*muxadoMux); ok {
+		mm.serveStreams(serve, func(err error) { finish(err, mm.waitServing) })
+		return nil, nil
+	}
+	return func() { c.acceptLoop(ctx, serve, finish) }, nil
+}
+
+// acceptLoop serves the streams of a Mux that cannot report them (QUIC)
+// until it dies ("tunnel session accept loop").
+func (c *core) acceptLoop(ctx context.Context, serve func(StreamType, Stream), finish func(error, func())) {
 	acceptCtx := context.WithoutCancel(ctx) // closing the Mux ends the wait
 	for {
 		t, st, err := c.mux.AcceptStream(acceptCtx)
 		if err != nil {
-			c.close(err)
-			break
+			finish(err, func() {})
+			return
 		}
-		handle(ctx, t, st)
+		serve(t, st)
 	}
-	stopWatch()
-	cancel()
-	c.hb.stop()
-	c.wg.Wait()
-	return c.reason
+}
+
+// runSync runs a session begun by begin (a session's start) until it
+// ends, the accept loop (if any) on the caller's goroutine, and returns
+// why it ended.
+func runSync(begin func(end func(error)) (loop func(), err error)) error {
+	ended := make(chan error, 1)
+	loop, err := begin(func(err error) { ended <- err })
+	if err != nil {
+		return err
+	}
+	if loop != nil {
+		loop()
+	}
+	return <-ended
+}
+
+// startAsync is runSync without the wait: end (nil = none) gets why the
+// session ended.
+func startAsync(begin func(end func(error)) (loop func(), err error), end func(error)) error {
+	if end == nil {
+		end = func(error) {}
+	}
+	loop, err := begin(end)
+	if err != nil {
+		return err
+	}
+	if loop != nil {
+		go loop()
+	}
+	return nil
 }
 
 // echo answers the peer's heartbeats on st in an owned goroutine; beyond

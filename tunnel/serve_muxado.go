@@ -1,0 +1,195 @@
+package tunnel
+
+import (
+	"fmt"
+	"io"
+	"sync"
+	"time"
+
+	"golang.ngrok.com/muxado/v2/frame"
+)
+
+// acceptLinger is how long the accept goroutine of serveStreams waits for
+// the next stream before it ends: long enough that a busy session reuses
+// it (a goroutine per stream costs a wake-up on the request path), short
+// enough that an idle session, whose heartbeats open a stream every 10 s
+// each way, mostly has none.
+const acceptLinger = 100 * time.Millisecond
+
+// streamServer is the state of muxadoMux.serveStreams. muxado hands a
+// stream the peer opens to AcceptStream only, so serving streams the usual
+// way keeps a goroutine waiting there for the session's lifetime (4 KiB of
+// stack or more, a tenth of an idle session). Instead the framer (muxado's
+// one hook, Config.NewFramer) counts the DATA frames that open a stream
+// (SYN), and an accept goroutine runs only while opened streams have not
+// all been taken, and acceptLinger after.
+type streamServer struct {
+	mu        sync.Mutex
+	opened    uint64                   // SYN frames read
+	taken     uint64                   // streams taken from muxado's accept queue
+	handle    func(StreamType, Stream) // nil until serveStreams
+	dead      func(error)              // called once when the session dies
+	accepting bool                     // an accept goroutine runs
+	more      chan struct{}            // a token when opened grew while accepting
+	stopped   bool                     // the session died: start no more
+	serving   sync.WaitGroup           // the accept goroutine
+	deadOnce  sync.Once
+}
+
+// synFramer is muxado's framer, reporting each stream the peer opens
+// once muxado has queued it for AcceptStream: when muxado's reader asks
+// for the frame after the SYN, having handled that one. The accept
+// goroutine then takes the stream without waiting for it.
+type synFramer struct {
+	frame.Framer
+	m       *muxadoMux
+	lastSyn bool // the frame read last opened a stream (reader goroutine only)
+}
+
+// ReadFrame reads the next frame (on muxado's reader goroutine).
+func (f *synFramer) ReadFrame() (frame.Frame, error) {
+	if f.lastSyn {
+		f.lastSyn = false
+		f.m.peerOpened()
+	}
+	fr, err := f.Framer.ReadFrame()
+	if d, ok := fr.(*frame.Data); ok && err == nil && d.Syn() {
+		f.lastSyn = true
+	}
+	return fr, err
+}
+
+// newFramer is the muxado.Config.NewFramer of a muxadoMux.
+func (m *muxadoMux) newFramer(r io.Reader, w io.Writer) frame.Framer {
+	return &synFramer{Framer: frame.NewFramer(r, w), m: m}
+}
+
+// peerOpened counts a stream the peer opened and makes sure an accept
+// goroutine will take it.
+func (m *muxadoMux) peerOpened() {
+	s := &m.streams
+	s.mu.Lock()
+	s.opened++
+	if s.handle != nil && !s.stopped {
+		if s.accepting {
+			signal(s.more)
+		} else {
+			s.startLocked(m)
+		}
+	}
+	s.mu.Unlock()
+}
+
+func (s *streamServer) startLocked(m *muxadoMux) {
+	s.accepting = true
+	s.serving.Add(1)
+	go m.acceptOnDemand()
+}
+
+// serveStreams hands every stream the peer opens (with its type read) to
+// handle, on a goroutine that runs only while streams wait to be taken,
+// and calls dead once, on a goroutine of its own, with why the session
+// ended (as AcceptStream would return it) when it dies. handle may block;
+// streams wait meanwhile. Do not call AcceptStream as well. waitServing
+// waits for the accept goroutine after the session died.
+func (m *muxadoMux) serveStreams(handle func(StreamType, Stream), dead func(error)) {
+	s := &m.streams
+	s.mu.Lock()
+	s.handle, s.dead = handle, dead
+	s.more = make(chan struct{}, 1)
+	if s.opened > s.taken && !s.stopped {
+		s.startLocked(m)
+	}
+	s.mu.Unlock()
+	select {
+	case <-m.done: // died before dead was set
+		m.streamsDied()
+	default:
+	}
+}
+
+// acceptOnDemand takes the streams the peer opened until none has waited
+// for acceptLinger ("tunnel muxado accept on demand"); it ends early when
+// the session dies (serveStreams's dead reports that).
+func (m *muxadoMux) acceptOnDemand() {
+	s := &m.streams
+	defer s.serving.Done()
+	var linger *time.Timer
+	defer func() {
+		if linger != nil {
+			linger.Stop()
+		}
+	}()
+	for {
+		s.mu.Lock()
+		for s.taken >= s.opened && !s.stopped { // none waits: linger
+			s.mu.Unlock()
+			if linger == nil {
+				linger = time.NewTimer(acceptLinger)
+			} else {
+				linger.Reset(acceptLinger)
+			}
+			select {
+			case <-s.more:
+			case <-m.done:
+			case <-linger.C:
+				s.mu.Lock()
+				if s.taken >= s.opened {
+					s.accepting = false
+					s.mu.Unlock()
+					return
+				}
+				s.mu.Unlock()
+			}
+			s.mu.Lock()
+		}
+		if s.stopped {
+			s.accepting = false
+			s.mu.Unlock()
+			return
+		}
+		s.mu.Unlock()
+		// A SYN that muxado refused (accept queue full, going away) is
+		// counted but never queued: then this waits for the next stream, as
+		// a permanent accept loop would.
+		raw, err := m.sess.AcceptStream()
+		if err != nil {
+			s.mu.Lock()
+			s.accepting = false
+			s.mu.Unlock()
+			return
+		}
+		// muxado delivers a stream with its first frame, which from every
+		// muxado peer carries data or FIN: the type is already here.
+		if t, err := ReadStreamType(raw); err != nil {
+			_ = raw.Close()
+		} else {
+			s.handle(t, newTypedStream(raw, m.local, m.remote, nil))
+		}
+		s.mu.Lock()
+		s.taken++
+		s.mu.Unlock()
+	}
+}
+
+// streamsDied runs when the transport closes: it reports the end to
+// serveStreams's dead, once.
+func (m *muxadoMux) streamsDied() {
+	s := &m.streams
+	s.mu.Lock()
+	s.stopped = true
+	dead := s.dead
+	s.mu.Unlock()
+	if dead == nil {
+		return
+	}
+	s.deadOnce.Do(func() {
+		go func() { // "tunnel muxado session end"
+			dead(fmt.Errorf("accepting stream: %w", m.deadErr()))
+		}()
+	})
+}
+
+// waitServing waits until no accept goroutine runs; call it after the
+// session died.
+func (m *muxadoMux) waitServing() { m.streams.serving.Wait() }
