@@ -282,17 +282,8 @@ func (s *Server) signIn(w http.ResponseWriter, r *http.Request) {
 		}
 		s.render(w, ae.status, "signin", signInView{Next: next, Error: ae})
 	}
-	if err := s.rate.perIP.check(w, clientIP(r), "This address failed to sign in too many times; wait and check the API key."); err != nil {
+	if err := s.readPublicForm(w, r, "This address failed to sign in too many times; wait and check the API key."); err != nil {
 		fail(err)
-		return
-	}
-	if err := checkForm(r, nil); err != nil {
-		fail(err)
-		return
-	}
-	r.Body = http.MaxBytesReader(w, r.Body, 16<<10)
-	if err := r.ParseForm(); err != nil {
-		fail(newAPIError(http.StatusBadRequest, config.CodeDashboardBadInput, "The sign-in form could not be read: %v.", err))
 		return
 	}
 	next = safeNext(r.PostForm.Get("next"))
@@ -324,6 +315,24 @@ func (s *Server) openDashboardSession(w http.ResponseWriter, r *http.Request, ac
 	s.log.Info("dashboard sign-in", zap.String("account_id", accountID), zap.String("user_id", userID),
 		zap.String("api_key_id", keyID), zap.String("client_ip", clientIP(r)))
 	setSessionCookie(w, r, tok.Reveal(), sess.ExpiresAt)
+	return nil
+}
+
+// readPublicForm reads the form of a page that needs no session (sign-in,
+// invitation acceptance): refused while the client IP's failed-
+// authentication bucket is empty (tooMany is the message), refused from
+// another origin, at most 16 KiB.
+func (s *Server) readPublicForm(w http.ResponseWriter, r *http.Request, tooMany string) error {
+	if err := s.rate.perIP.check(w, clientIP(r), tooMany); err != nil {
+		return err
+	}
+	if err := checkForm(r, nil); err != nil {
+		return err
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, 16<<10)
+	if err := r.ParseForm(); err != nil {
+		return newAPIError(http.StatusBadRequest, config.CodeDashboardBadInput, "The form could not be read: %v.", err)
+	}
 	return nil
 }
 

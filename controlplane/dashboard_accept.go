@@ -49,17 +49,8 @@ func (s *Server) acceptInvitationForm(w http.ResponseWriter, r *http.Request) {
 		}
 		s.render(w, v.Error.status, "accept", v)
 	}
-	if err := s.rate.perIP.check(w, clientIP(r), "This address sent too many invalid invitation tokens; wait and check the link."); err != nil {
+	if err := s.readPublicForm(w, r, "This address sent too many invalid invitation tokens; wait and check the link."); err != nil {
 		fail(err)
-		return
-	}
-	if err := checkForm(r, nil); err != nil {
-		fail(err)
-		return
-	}
-	r.Body = http.MaxBytesReader(w, r.Body, 16<<10)
-	if err := r.ParseForm(); err != nil {
-		fail(newAPIError(http.StatusBadRequest, config.CodeDashboardBadInput, "The form could not be read: %v.", err))
 		return
 	}
 	v.Token, v.Name = strings.TrimSpace(r.PostForm.Get("token")), strings.TrimSpace(r.PostForm.Get("name"))
