@@ -352,7 +352,7 @@ func printControlBanner(w io.Writer, dialect store.Dialect, apiURL, dashURL stri
 	fmt.Fprintf(w, "Tollgate control plane is ready (store %s)\n", dialect)
 	fmt.Fprintf(w, "  API           %s\n", apiURL)
 	if dashURL != "" {
-		fmt.Fprintf(w, "  dashboard     %s   (sign in with an API key of your user)\n", dashURL)
+		fmt.Fprintf(w, "  dashboard     %s   (sign in with your own key)\n", dashURL)
 	}
 	switch {
 	case boot == nil:

@@ -334,7 +334,7 @@ func printDevBanner(w io.Writer, d devFile, in devIngressFile, devPath string, c
 	fmt.Fprintf(w, "  TCP endpoints tcp://%s:PORT\n", in.TCPHost)
 	fmt.Fprintf(w, "  API           %s\n", d.APIURL)
 	if in.DashboardURL != "" {
-		fmt.Fprintf(w, "  dashboard     %s   (sign in with the API key)\n", in.DashboardURL)
+		fmt.Fprintf(w, "  dashboard     %s   (sign in with api_key from dev.json)\n", in.DashboardURL)
 	}
 	if created {
 		fmt.Fprintf(w, "  API key       %s\n", d.APIKey)
