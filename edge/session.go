@@ -52,7 +52,7 @@ func newAgentSession(e *Edge, remote net.Addr, transport string) *agentSession {
 		transport: transport,
 		startedAt: time.Now().UTC(),
 		endpoints: make(map[string]*endpoint),
-		log:       e.log.With(zap.String("session_id", id), zap.String("remote_addr", ap.String()), zap.String("transport", transport)),
+		log:       e.log.WithLazy(zap.String("session_id", id), zap.String("remote_addr", ap.String()), zap.String("transport", transport)),
 	}
 }
 
@@ -92,8 +92,15 @@ func (s *agentSession) Auth(ctx context.Context, req *tunnel.Auth) *tunnel.AuthR
 	s.version = req.Extra.Version
 	s.metadata = req.Extra.Metadata
 	s.mu.Unlock()
-	s.log = s.log.With(zap.String("account_id", ident.Account.ID), zap.String("credential_id", ident.CredentialID))
-	s.log.Info("agent session started", zap.String("agent_version", req.Extra.Version), zap.String("os", req.Extra.OS))
+	// The session's logger is built from the edge's, lazily: an idle session
+	// that logs nothing more holds no encoded copy of its fields (zap keeps
+	// a 1 KiB buffer per derived logger once used), so the start line is
+	// logged through the edge's logger with the fields spelled out.
+	fields := []zap.Field{zap.String("session_id", s.id), zap.String("remote_addr", s.remote.String()),
+		zap.String("transport", s.transport), zap.String("account_id", ident.Account.ID),
+		zap.String("credential_id", ident.CredentialID)}
+	s.log = s.edge.log.WithLazy(fields...)
+	s.edge.log.Info("agent session started", append(fields, zap.String("agent_version", req.Extra.Version), zap.String("os", req.Extra.OS))...)
 	if req.ClientID != "" {
 		s.edge.replaceResumed(s, clientID, ident.CredentialID)
 	}

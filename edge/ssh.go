@@ -249,7 +249,7 @@ func (e *Edge) handleSSH(ctx context.Context, c net.Conn) {
 	s := &sshSession{
 		edge: e, id: id, conn: sc, remote: remote, startedAt: time.Now().UTC(), fingerprint: fp, ident: ident,
 		fwdSet: make(chan struct{}), bound: make(chan struct{}), done: make(chan struct{}),
-		log: e.log.With(zap.String("session_id", id), zap.String("remote_addr", remote.String()), zap.String("transport", "ssh"),
+		log: e.log.WithLazy(zap.String("session_id", id), zap.String("remote_addr", remote.String()), zap.String("transport", "ssh"),
 			zap.String("account_id", ident.Account.ID), zap.String("credential_id", ident.CredentialID)),
 	}
 	e.mu.Lock()

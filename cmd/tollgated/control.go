@@ -111,10 +111,11 @@ type bootstrapInfo struct {
 }
 
 func runControl(ctx context.Context, o controlOptions, stdout io.Writer) error {
-	log, err := newLogger(o.logLevel, o.logFormat)
+	log, stopDebug, err := o.logOptions.start()
 	if err != nil {
 		return err
 	}
+	defer stopDebug()
 	defer log.Sync() //nolint:errcheck
 	warnIfRoot(log)
 	if o.baseURL != "" {

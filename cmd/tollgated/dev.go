@@ -94,10 +94,11 @@ type devIngressFile struct {
 }
 
 func runDev(ctx context.Context, o devOptions, stdout io.Writer) error {
-	log, err := newLogger(o.logLevel, o.logFormat)
+	log, stopDebug, err := o.logOptions.start()
 	if err != nil {
 		return err
 	}
+	defer stopDebug()
 	defer log.Sync() //nolint:errcheck
 	warnIfRoot(log)
 	if err := o.dashboardOptions.validate(); err != nil {

@@ -116,10 +116,11 @@ type edgeFile struct {
 }
 
 func runEdge(ctx context.Context, o edgeOptions, stdout io.Writer) error {
-	log, err := newLogger(o.logLevel, o.logFormat)
+	log, stopDebug, err := o.logOptions.start()
 	if err != nil {
 		return err
 	}
+	defer stopDebug()
 	defer log.Sync() //nolint:errcheck
 	warnIfRoot(log)
 

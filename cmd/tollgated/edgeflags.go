@@ -66,9 +66,11 @@ func (o *edgeListenOptions) edgeConfig(region, dataDir string, log *zap.Logger) 
 // logOptions are the logging flags of every tollgated command.
 type logOptions struct {
 	logLevel, logFormat string
+	debugAddr           string
 }
 
 func (o *logOptions) register(f *pflag.FlagSet) {
 	f.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	f.StringVar(&o.logFormat, "log-format", "console", "log format: console or json")
+	f.StringVar(&o.debugAddr, "debug-addr", "", "serve Go's profiler (/debug/pprof/) on this address for performance work; keep it on loopback (default off)")
 }

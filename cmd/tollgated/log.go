@@ -2,13 +2,43 @@ package main
 
 import (
 	"fmt"
+	"net"
+	"net/http"
+	"net/http/pprof"
 	"os"
+	"time"
 
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
 	"github.com/tollgate/tollgate/config"
 )
+
+// start builds the process logger (newLogger) and, with --debug-addr,
+// starts the profiler listener; stop closes it.
+func (o *logOptions) start() (log *zap.Logger, stop func(), err error) {
+	log, err = newLogger(o.logLevel, o.logFormat)
+	if err != nil {
+		return nil, nil, err
+	}
+	if o.debugAddr == "" {
+		return log, func() {}, nil
+	}
+	ln, err := net.Listen("tcp", o.debugAddr)
+	if err != nil {
+		return nil, nil, config.NewError(config.CodeListenFailed, "Cannot listen for the profiler on %s: %v. Free the port or choose another --debug-addr.", o.debugAddr, err).WithCause(err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = srv.Serve(ln) }()
+	log.Info("profiler listening", zap.String("debug_addr", ln.Addr().String()))
+	return log, func() { _ = srv.Close() }, nil
+}
 
 // newLogger builds the process logger: level debug|info|warn|error, format
 // console|json, to stderr.
