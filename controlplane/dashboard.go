@@ -239,10 +239,11 @@ func checkForm(r *http.Request, c *dashCaller) error {
 }
 
 // setSessionCookie sends the session cookie: HttpOnly, SameSite=Strict,
-// Secure on a TLS connection, for the session's lifetime.
-func setSessionCookie(w http.ResponseWriter, r *http.Request, value string, expires time.Time) {
+// Secure on a TLS connection or with ServerConfig.DashboardSecureCookie,
+// for the session's lifetime.
+func (s *Server) setSessionCookie(w http.ResponseWriter, r *http.Request, value string, expires time.Time) {
 	ck := &http.Cookie{Name: dashboardCookie, Value: value, Path: "/", HttpOnly: true,
-		SameSite: http.SameSiteStrictMode, Secure: r.TLS != nil}
+		SameSite: http.SameSiteStrictMode, Secure: r.TLS != nil || s.cfg.DashboardSecureCookie}
 	if value == "" {
 		ck.MaxAge = -1
 	} else {
@@ -314,7 +315,7 @@ func (s *Server) openDashboardSession(w http.ResponseWriter, r *http.Request, ac
 	}
 	s.log.Info("dashboard sign-in", zap.String("account_id", accountID), zap.String("user_id", userID),
 		zap.String("api_key_id", keyID), zap.String("client_ip", clientIP(r)))
-	setSessionCookie(w, r, tok.Reveal(), sess.ExpiresAt)
+	s.setSessionCookie(w, r, tok.Reveal(), sess.ExpiresAt)
 	return nil
 }
 
@@ -382,7 +383,7 @@ func (s *Server) signOut(w http.ResponseWriter, r *http.Request, c *dashCaller) 
 	if err := s.store.DeleteDashboardSession(r.Context(), c.actor, c.sess.ID); err != nil && !errors.Is(err, store.ErrNotFound) {
 		return err
 	}
-	setSessionCookie(w, r, "", time.Time{})
+	s.setSessionCookie(w, r, "", time.Time{})
 	http.Redirect(w, r, "/signin", http.StatusSeeOther)
 	return nil
 }

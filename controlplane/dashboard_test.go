@@ -490,3 +490,15 @@ func TestDashboardAcceptInvitation(t *testing.T) {
 		}
 	})
 }
+
+// TestDashboardSecureCookie: behind a TLS-terminating proxy the operator
+// asks for a Secure cookie; by default a plain-HTTP dashboard's is not.
+func TestDashboardSecureCookie(t *testing.T) {
+	for _, secure := range []bool{false, true} {
+		e := newEnv(t, storetest.DSN(t, "sqlite"), ServerConfig{DashboardSecureCookie: secure})
+		p := newBrowser(t, e.dashboard("127.0.0.1:0")).signIn(e.admin).want(t, http.StatusSeeOther, "")
+		if got := strings.Contains(p.header.Get("Set-Cookie"), "; Secure"); got != secure {
+			t.Fatalf("DashboardSecureCookie %v: Set-Cookie %q", secure, p.header.Get("Set-Cookie"))
+		}
+	}
+}

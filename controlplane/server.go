@@ -54,6 +54,11 @@ type ServerConfig struct {
 	// DashboardSessionTTL is how long a dashboard sign-in lasts. Default
 	// DefaultDashboardSessionTTL (12h); at least one minute.
 	DashboardSessionTTL time.Duration
+	// DashboardSecureCookie marks the dashboard's session cookie Secure on
+	// every response, for a dashboard that browsers reach over HTTPS through
+	// a TLS-terminating proxy. Without it the cookie is Secure only when the
+	// connection itself is TLS.
+	DashboardSecureCookie bool
 }
 
 // Server is the control plane: REST API, snapshot feed and agent-session

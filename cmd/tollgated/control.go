@@ -197,7 +197,7 @@ func runControl(ctx context.Context, o controlOptions, stdout io.Writer) error {
 		RateLimit:  rate,
 		RateBurst:  o.rateBurst,
 
-		DashboardSessionTTL: o.sessionTTL,
+		DashboardSessionTTL: o.sessionTTL, DashboardSecureCookie: o.secureCookie,
 
 		TCPAddrPools: pools,
 	})

@@ -16,11 +16,13 @@ import (
 type dashboardOptions struct {
 	dashboardAddr string
 	sessionTTL    time.Duration
+	secureCookie  bool
 }
 
 func (o *dashboardOptions) register(f *pflag.FlagSet) {
 	f.StringVar(&o.dashboardAddr, "dashboard-addr", "127.0.0.1:4081", `dashboard (web UI) listen address; "" turns the dashboard off`)
 	f.DurationVar(&o.sessionTTL, "dashboard-session-ttl", controlplane.DefaultDashboardSessionTTL, "how long a dashboard sign-in lasts (at least 1m)")
+	f.BoolVar(&o.secureCookie, "dashboard-secure-cookie", false, "mark the dashboard's session cookie Secure: set it when browsers reach the dashboard over HTTPS through a proxy")
 }
 
 // validate checks the flags before anything listens.

@@ -179,7 +179,7 @@ func runDev(ctx context.Context, o devOptions, stdout io.Writer) error {
 	}
 	cp := controlplane.NewServer(st, controlplane.ServerConfig{
 		Logger: log.Named("api"), BaseURL: apiURL, DefaultRegion: o.region, TCPAddrPools: pools,
-		DashboardSessionTTL: o.sessionTTL,
+		DashboardSessionTTL: o.sessionTTL, DashboardSecureCookie: o.secureCookie,
 	})
 
 	e, err = edge.New(o.edgeConfig(o.region, dataDir, log), edge.Deps{
