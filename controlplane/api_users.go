@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net/http"
 
+	"github.com/tollgate/tollgate/authn"
 	"github.com/tollgate/tollgate/config"
 	"github.com/tollgate/tollgate/controlplane/store"
 )
@@ -244,6 +245,27 @@ func (s *Server) deleteUser(w http.ResponseWriter, r *http.Request, c *caller) e
 
 // ---- /invitations ----
 
+// invite creates an invitation for the caller's account, as POST
+// /invitations and the dashboard's users page do: empty roles default to
+// developer ro and team ro; the roles must be valid and the caller allowed
+// to grant them (checkInvite). It returns the invitation and its accept
+// token, to be shown once.
+func (s *Server) invite(r *http.Request, c *caller, in store.InvitationCreate) (*store.Invitation, authn.Token, error) {
+	if in.Developer == "" {
+		in.Developer = store.DeveloperRO
+	}
+	if in.Team == "" {
+		in.Team = store.TeamRO
+	}
+	if err := store.ValidateRoles(store.Membership{Developer: in.Developer, Team: in.Team}); err != nil {
+		return nil, "", err
+	}
+	if err := c.checkInvite(in); err != nil {
+		return nil, "", err
+	}
+	return s.store.CreateInvitation(r.Context(), c.actor, c.accountID(), in)
+}
+
 func (s *Server) createInvitation(w http.ResponseWriter, r *http.Request, c *caller) error {
 	if err := onlyParams(r.URL.Query()); err != nil {
 		return err
@@ -252,21 +274,8 @@ func (s *Server) createInvitation(w http.ResponseWriter, r *http.Request, c *cal
 	if err := s.decodeBody(w, r, &body); err != nil {
 		return err
 	}
-	in := store.InvitationCreate{Email: body.Email, Developer: store.DeveloperRO, Team: store.TeamRO,
-		Billing: body.Billing, Admin: body.Admin}
-	if body.Developer != "" {
-		in.Developer = store.DeveloperRole(body.Developer)
-	}
-	if body.Team != "" {
-		in.Team = store.TeamRole(body.Team)
-	}
-	if err := store.ValidateRoles(store.Membership{Developer: in.Developer, Team: in.Team}); err != nil {
-		return err
-	}
-	if err := c.checkInvite(in); err != nil {
-		return err
-	}
-	inv, tok, err := s.store.CreateInvitation(r.Context(), c.actor, c.accountID(), in)
+	inv, tok, err := s.invite(r, c, store.InvitationCreate{Email: body.Email, Developer: store.DeveloperRole(body.Developer),
+		Team: store.TeamRole(body.Team), Billing: body.Billing, Admin: body.Admin})
 	if err != nil {
 		return err
 	}

@@ -73,6 +73,8 @@ func (s *Server) dashboardRoutes() *http.ServeMux {
 	mux.HandleFunc("GET /credentials", s.dashServe(s.credentialsPage))
 	mux.HandleFunc("POST /credentials", s.dashServe(s.dashCreateAuthtoken))
 	mux.HandleFunc("POST /credentials/{id}/delete", s.dashServe(s.dashDeleteAuthtoken))
+	mux.HandleFunc("GET /users", s.dashServe(s.usersPage))
+	mux.HandleFunc("POST /users/invite", s.dashServe(s.dashInvite))
 	mux.HandleFunc("GET /ip-policies", s.dashServe(s.ipPoliciesPage))
 	mux.HandleFunc("GET /reservations", s.dashServe(s.reservationsPage))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {

@@ -502,3 +502,74 @@ func TestDashboardSecureCookie(t *testing.T) {
 		}
 	}
 }
+
+// TestDashboardInvite: an administrator invites someone on the users page
+// and gets the accept link once; the invitee follows it, joins with the
+// roles asked for and is signed in; bad input and callers who may not
+// invite are refused with their codes and change nothing.
+func TestDashboardInvite(t *testing.T) {
+	eachDialect(t, func(t *testing.T, e *env) {
+		base := e.dashboard("127.0.0.1:0")
+		admin := newBrowser(t, base)
+		admin.signIn(e.admin).want(t, http.StatusSeeOther, "")
+		p := admin.get("/users").want(t, http.StatusOK, "admin@tollgate.localhost")
+		if !strings.Contains(p.body, `id="invite"`) {
+			t.Fatal("an administrator is not offered the invite form")
+		}
+
+		rev := e.revision()
+		admin.post("/users", "/users/invite", url.Values{"email": {"not-an-address"}}).want(t, http.StatusBadRequest, "TG_")
+		admin.post("/users", "/users/invite", url.Values{"email": {"x@example.com"}, "team": {"owner"}}).
+			want(t, http.StatusBadRequest, string(config.CodeRoleInvalid))
+		admin.post("/users", "/users/invite", url.Values{"email": {"admin@tollgate.localhost"}}).
+			want(t, http.StatusConflict, string(config.CodeInvitationExists))
+		if e.revision() != rev {
+			t.Fatal("a refused invitation changed the store")
+		}
+
+		p = admin.post("/users", "/users/invite", url.Values{"email": {"Dev@Example.com"}, "developer": {"rw"}, "team": {"invite"}}).
+			want(t, http.StatusCreated, "shown only once")
+		m := regexp.MustCompile(`<pre id="invite-link">([^<]+)</pre>`).FindStringSubmatch(p.body)
+		if m == nil || !strings.HasPrefix(m[1], base+"/accept?token=") {
+			t.Fatalf("no accept link on the page: %s", p.body)
+		}
+		link := strings.ReplaceAll(m[1], "&amp;", "&")
+		if p := admin.get("/users"); strings.Contains(p.body, "/accept?token=") || !strings.Contains(p.body, "dev@example.com") {
+			t.Fatal("the users page must list the invitation and never show its link again")
+		}
+
+		invitee := newBrowser(t, base)
+		u, err := url.Parse(link)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p = invitee.get("/accept?" + u.RawQuery).want(t, http.StatusOK, "")
+		tok := u.Query().Get("token")
+		if !strings.Contains(p.body, `value="`+tok+`"`) {
+			t.Fatalf("the accept form does not carry the token: %s", p.body)
+		}
+		invitee.do(http.MethodPost, "/accept", url.Values{"token": {tok}, "name": {"Dev"}}).want(t, http.StatusCreated, "")
+		p = invitee.get("/users").want(t, http.StatusOK, "dev@example.com")
+		if !regexp.MustCompile(`dev@example.com</td><td>Dev</td><td>rw</td><td>invite</td>`).MatchString(p.body) {
+			t.Fatalf("the new member's roles are not rw/invite: %s", p.body)
+		}
+		// An invite-only member may invite with at most their own roles.
+		rev = e.revision()
+		invitee.post("/users", "/users/invite", url.Values{"email": {"boss@example.com"}, "admin": {"on"}}).
+			want(t, http.StatusForbidden, string(config.CodeDashboardForbidden))
+		if e.revision() != rev {
+			t.Fatal("a refused invitation changed the store")
+		}
+		invitee.post("/users", "/users/invite", url.Values{"email": {"peer@example.com"}}).want(t, http.StatusCreated, "peer@example.com")
+
+		// A team read-only member is not offered the form and is refused.
+		inv := e.must(http.StatusCreated, e.call(http.MethodPost, "/invitations", e.admin, map[string]any{"email": "ro@example.com"}))
+		acc := e.must(http.StatusCreated, e.call(http.MethodPost, "/invitations/accept", "", map[string]any{"token": str(inv, "accept_token"), "name": "RO"}))
+		ro := newBrowser(t, base)
+		ro.signIn(str(acc["api_key"].(map[string]any), "token")).want(t, http.StatusSeeOther, "")
+		if p := ro.get("/users").want(t, http.StatusOK, "dev@example.com"); strings.Contains(p.body, `id="invite"`) {
+			t.Fatal("a team read-only member is offered the invite form")
+		}
+		ro.post("/users", "/users/invite", url.Values{"email": {"y@example.com"}}).want(t, http.StatusForbidden, string(config.CodeDashboardForbidden))
+	})
+}

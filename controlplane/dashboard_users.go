@@ -1,0 +1,78 @@
+package controlplane
+
+import (
+	"net/http"
+	"net/url"
+	"strings"
+
+	"github.com/tollgate/tollgate/controlplane/store"
+)
+
+// usersView is the users page: the account's members, its pending
+// invitations, and, right after an invitation was made, its link (shown
+// once: it carries the accept token).
+type usersView struct {
+	Members     []store.Member
+	Invitations []store.Invitation
+	More        bool
+	CanInvite   bool
+	InviteLink  string
+	InviteEmail string
+}
+
+// canInvite reports whether the caller may invite anyone at all (what
+// checkInvite then narrows by the roles asked for).
+func (c *caller) canInvite() bool {
+	return c.isTeamManager() || (!c.isBot() && c.auth.Roles.Team == store.TeamInvite)
+}
+
+func (s *Server) usersView(r *http.Request, c *dashCaller) (*usersView, error) {
+	members, more1, err := s.store.ListMembers(r.Context(), c.accountID(), store.Page{})
+	if err != nil {
+		return nil, err
+	}
+	invs, more2, err := s.store.ListInvitations(r.Context(), c.accountID(), store.Page{})
+	if err != nil {
+		return nil, err
+	}
+	return &usersView{Members: members, Invitations: invs, More: more1 || more2, CanInvite: c.canInvite()}, nil
+}
+
+// usersPage is GET /users: members with their roles and pending
+// invitations (newest 100 of each).
+func (s *Server) usersPage(w http.ResponseWriter, r *http.Request, c *dashCaller) error {
+	v, err := s.usersView(r, c)
+	if err != nil {
+		return err
+	}
+	return s.page(w, r, c, http.StatusOK, "users", "Users", v, nil)
+}
+
+// dashInvite is POST /users/invite {email, developer, team, billing,
+// admin}: an invitation as POST /invitations makes it (same roles rules),
+// answered with the page and the accept link to send the invitee, shown
+// once. Tollgate sends no e-mail.
+func (s *Server) dashInvite(w http.ResponseWriter, r *http.Request, c *dashCaller) error {
+	f := r.PostForm
+	inv, tok, err := s.invite(r, &c.caller, store.InvitationCreate{Email: strings.TrimSpace(f.Get("email")),
+		Developer: store.DeveloperRole(f.Get("developer")), Team: store.TeamRole(f.Get("team")),
+		Billing: f.Get("billing") == "on", Admin: f.Get("admin") == "on"})
+	v, verr := s.usersView(r, c)
+	if verr != nil {
+		return verr
+	}
+	if err != nil {
+		ae := toAPIError(dashForbidden(err))
+		if ae.status >= 500 {
+			return err
+		}
+		return s.page(w, r, c, ae.status, "users", "Users", v, ae)
+	}
+	scheme := "http"
+	if r.TLS != nil || s.cfg.DashboardSecureCookie {
+		scheme = "https"
+	}
+	v.InviteEmail = inv.Email
+	v.InviteLink = scheme + "://" + r.Host + "/accept?token=" + url.QueryEscape(tok.Reveal()) // shown once, to the inviter
+	return s.page(w, r, c, http.StatusCreated, "users", "Users", v, nil)
+}
