@@ -543,7 +543,7 @@ func TestDashboardInvite(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		p = invitee.get("/accept?" + u.RawQuery).want(t, http.StatusOK, "")
+		p = invitee.get("/accept?"+u.RawQuery).want(t, http.StatusOK, "")
 		tok := u.Query().Get("token")
 		if !strings.Contains(p.body, `value="`+tok+`"`) {
 			t.Fatalf("the accept form does not carry the token: %s", p.body)
