@@ -56,7 +56,8 @@ func (d *devServer) dashboardURL(t *testing.T) string {
 // with the dev API key, the running agent's endpoint on the overview, an
 // authtoken created on the credentials page that then serves a second
 // agent, the dashboard IP restriction refusing the browser and lifted, the
-// second agent stopped from the overview, and sign-out.
+// second agent stopped from the overview, a user invited, sign-out, and the
+// invitee joining through the link.
 func TestDashboardInBrowser(t *testing.T) {
 	dev := startDev(t, "")
 	dash := dev.dashboardURL(t)
@@ -156,6 +157,21 @@ func TestDashboardInBrowser(t *testing.T) {
 		t.Fatalf("after Stop in the dashboard: exited %v with %d:\n%s", exited, code, p.output())
 	}
 
+	var link string
+	run(t, ctx, "invite a user",
+		chromedp.Navigate(dash+"/users"),
+		chromedp.WaitVisible(chromedp.ID("invite")),
+		chromedp.SendKeys(chromedp.ID("invite-email"), "newcomer@example.com"),
+		chromedp.Click(chromedp.ID("invite")),
+		chromedp.WaitVisible(chromedp.ID("invite-link")),
+		into(chromedp.Text(chromedp.ID("invite-link")), &link),
+	)
+	if dir := os.Getenv("TOLLGATE_SCREENSHOT_DIR"); dir != "" {
+		var png []byte
+		run(t, ctx, "screenshot", into(chromedp.FullScreenshot(100), &png))
+		_ = os.WriteFile(filepath.Join(dir, "dashboard-users.png"), png, 0o644)
+	}
+
 	run(t, ctx, "sign out",
 		chromedp.Click(chromedp.ID("signout")),
 		chromedp.WaitVisible(chromedp.ID("api_key")),
@@ -165,6 +181,26 @@ func TestDashboardInBrowser(t *testing.T) {
 	)
 	if !strings.Contains(loc, "/signin") {
 		t.Fatalf("after sign-out /credentials is at %s, want the sign-in page", loc)
+	}
+
+	// The invitee opens the link, joins, sees their API key once and is in.
+	var key string
+	run(t, ctx, "accept the invitation",
+		chromedp.Navigate(strings.TrimSpace(link)),
+		chromedp.WaitVisible(chromedp.ID("name")),
+		chromedp.SendKeys(chromedp.ID("name"), "Newcomer"),
+		chromedp.Click(chromedp.ID("accept")),
+		chromedp.WaitVisible(chromedp.ID("new-api-key")),
+		into(chromedp.Text(chromedp.ID("new-api-key")), &key),
+		chromedp.Click(chromedp.ID("continue")),
+		chromedp.WaitVisible(chromedp.ID("user-email")),
+		into(chromedp.Text(chromedp.ID("user-email")), &email),
+	)
+	if email != "newcomer@example.com" {
+		t.Fatalf("after accepting, signed in as %q", email)
+	}
+	if st, _ := restJSON(t, dev.info.APIURL, strings.TrimSpace(key), http.MethodGet, "/credentials", nil); st != http.StatusOK {
+		t.Fatalf("the newcomer's API key from the page: API answers %d", st)
 	}
 }
 
