@@ -303,6 +303,13 @@ func (m *Manager) Start(ctx context.Context) error {
 			m.watchReservations(bg, r)
 		}()
 	}
+	if m.acme == nil && m.snapshot != nil && m.reporter != nil {
+		r.wg.Add(1)
+		go func() {
+			defer r.wg.Done()
+			m.watchLocalReservations(bg)
+		}()
+	}
 	m.run.Store(r)
 	m.phase = phaseRunning
 	issuer := "acme " + m.caString()

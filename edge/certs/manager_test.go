@@ -18,6 +18,8 @@ import (
 
 	"github.com/caddyserver/certmagic"
 	"go.uber.org/zap"
+
+	"github.com/tollgate/tollgate/config"
 )
 
 // devSetup is a CA, a counting local issuer and file storage in one data dir.
@@ -521,4 +523,50 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 func splitPort(addr string) (string, string) {
 	i := strings.LastIndexByte(addr, ':')
 	return addr[:i], addr[i+1:]
+}
+
+// TestLocalCAReportsUnissuableReservations: with the local CA, a reserved
+// domain outside the base domain can never get a certificate; its status
+// says so (a failure the user must fix, naming --acme-ca) instead of
+// "being provisioned" forever. Names under the base and other regions'
+// reservations are not reported; a repeated snapshot reports nothing new.
+func TestLocalCAReportsUnissuableReservations(t *testing.T) {
+	const base = "local.tollgate.test"
+	d := newDevSetup(t, t.TempDir(), base)
+	var snap atomicSnapshot
+	snap.Store(snapshotOf(t))
+	reporter := &recordingReporter{}
+	startManager(t, Config{BaseDomain: base, DataDir: d.dir, Issuer: d.issuer, Snapshot: snap.Load,
+		Region: "us", Status: reporter, ReservationPoll: 20 * time.Millisecond})
+	snap.Store(snapshotOf(t,
+		config.ReservedDomain{ID: "rd_1", AccountID: "acct_1", Domain: "app.customer.test", Region: "us"},
+		config.ReservedDomain{ID: "rd_2", AccountID: "acct_1", Domain: "eu.customer.test", Region: "eu"},
+		config.ReservedDomain{ID: "rd_3", AccountID: "acct_1", Domain: "mine." + base, Region: "us"},
+	))
+	waitWithin(t, 10*time.Second, "a status report for app.customer.test", func() bool {
+		_, ok := reporter.last("app.customer.test")
+		return ok
+	})
+	st, _ := reporter.last("app.customer.test")
+	if st.JobErrorCode != StatusDNSError || !strings.Contains(st.JobMsg, "--acme-ca") || st.JobStartedAt.IsZero() {
+		t.Fatalf("status = %+v", st)
+	}
+	snap.Store(snapshotOf(t,
+		config.ReservedDomain{ID: "rd_1", AccountID: "acct_1", Domain: "app.customer.test", Region: "us"},
+	))
+	time.Sleep(200 * time.Millisecond) // several polls
+	reporter.mu.Lock()
+	defer reporter.mu.Unlock()
+	n := 0
+	for _, r := range reporter.all {
+		switch r.Domain {
+		case "eu.customer.test", "mine." + base:
+			t.Fatalf("reported %s: %+v", r.Domain, r)
+		case "app.customer.test":
+			n++
+		}
+	}
+	if n != 1 {
+		t.Fatalf("app.customer.test reported %d times, want once", n)
+	}
 }

@@ -123,3 +123,52 @@ func (m *Manager) syncReservations(ctx context.Context, r *running, snap *config
 		}
 	}
 }
+
+// watchLocalReservations runs instead of watchReservations when the local
+// CA issues (tollgated dev without --acme-ca): that CA signs only the base
+// domain and one label under it, so a reserved domain outside it can never
+// get a certificate here. Rather than let certificate_management_status say
+// "being provisioned" forever, it reports each such name as a provisioning
+// failure the user must fix (StatusDNSError), with what to do.
+func (m *Manager) watchLocalReservations(ctx context.Context) {
+	var last *config.Snapshot
+	t := time.NewTicker(m.pollEach)
+	defer t.Stop()
+	for {
+		if snap := m.snapshot(); snap != nil && snap != last {
+			last = snap
+			m.noteUnissuable(snap)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// noteUnissuable reports the snapshot's reserved domains of this region
+// that the local CA will not sign; a name already reported is not reported
+// again.
+func (m *Manager) noteUnissuable(snap *config.Snapshot) {
+	for i := range snap.Data().ReservedDomains {
+		rd := &snap.Data().ReservedDomains[i]
+		name := lowerASCII(rd.Domain)
+		if !m.inRegion(rd) || InBase(m.base, name) {
+			continue
+		}
+		msg := "This edge signs certificates with its local CA, which signs only " + m.base + " and names one label under it; " +
+			name + " gets no certificate here. Run the edge with an ACME CA (--acme-ca) to obtain one."
+		m.status.update(name, func(t *trackedStatus) bool {
+			if t.JobErrorCode == StatusDNSError && t.JobMsg == msg {
+				return false
+			}
+			if t.JobStartedAt.IsZero() {
+				t.JobStartedAt = time.Now().UTC()
+			}
+			t.JobErrorCode, t.JobMsg, t.JobRetriesAt = StatusDNSError, msg, time.Time{}
+			t.Issuer = m.issuer.IssuerKey()
+			return true
+		})
+	}
+}
