@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -53,6 +54,11 @@ func quicTLSConfig(base *tls.Config) *tls.Config {
 type quicMux struct {
 	conn    *quic.Conn
 	closing atomic.Bool
+
+	acceptOnce sync.Once
+	typed      chan typedQUICStream // streams with their type read (acceptLoop)
+	acceptDone chan struct{}        // closed when acceptLoop ended; acceptErr says why
+	acceptErr  error
 }
 
 // NewQUICMux returns a Mux over an established QUIC connection; server is
@@ -78,29 +84,63 @@ func (m *quicMux) openWithPrefix(ctx context.Context, prefix []byte) (Stream, er
 	return newTypedStream(quicStream{st}, m.conn.LocalAddr(), m.conn.RemoteAddr(), prefix), nil
 }
 
-// AcceptStream returns the next stream the peer opened and its type.
+// AcceptStream returns the next stream the peer opened whose type has
+// arrived. Types are read concurrently, one goroutine per new stream, so a
+// stream whose first byte is late — QUIC delivers a stream opened
+// implicitly by a higher-numbered one before its data, and that data may
+// wait for connection-level flow control that unaccepted streams hold —
+// never holds up the streams behind it. Streams may therefore come out of
+// order. A stream whose type does not arrive within typeReadTimeout is
+// reset.
 func (m *quicMux) AcceptStream(ctx context.Context) (StreamType, Stream, error) {
+	m.acceptOnce.Do(func() {
+		m.typed = make(chan typedQUICStream)
+		m.acceptDone = make(chan struct{})
+		go m.acceptLoop() // "tunnel quic accept"
+	})
+	select {
+	case ts := <-m.typed:
+		return ts.t, newTypedStream(quicStream{ts.st}, m.conn.LocalAddr(), m.conn.RemoteAddr(), nil), nil
+	case <-m.acceptDone:
+		return 0, nil, m.connErr("accepting stream", m.acceptErr)
+	case <-ctx.Done():
+		return 0, nil, ctx.Err()
+	}
+}
+
+// typedQUICStream is an accepted QUIC stream with its type read.
+type typedQUICStream struct {
+	t  StreamType
+	st *quic.Stream
+}
+
+// acceptLoop accepts the peer's streams until the connection ends and
+// reads each one's type on a goroutine of its own.
+func (m *quicMux) acceptLoop() {
+	done := m.conn.Context().Done()
 	for {
-		st, err := m.conn.AcceptStream(ctx)
+		st, err := m.conn.AcceptStream(context.Background())
 		if err != nil {
-			if ctx.Err() != nil {
-				return 0, nil, ctx.Err()
+			m.acceptErr = err
+			close(m.acceptDone)
+			return
+		}
+		go func() { // "tunnel quic stream type"
+			_ = st.SetReadDeadline(time.Now().Add(typeReadTimeout))
+			t, err := ReadStreamType(st)
+			_ = st.SetReadDeadline(time.Time{})
+			if err != nil {
+				st.CancelRead(0)
+				st.CancelWrite(0)
+				return
 			}
-			return 0, nil, m.connErr("accepting stream", err)
-		}
-		dl := time.Now().Add(typeReadTimeout)
-		if d, ok := ctx.Deadline(); ok && d.Before(dl) {
-			dl = d
-		}
-		_ = st.SetReadDeadline(dl)
-		t, err := ReadStreamType(st)
-		_ = st.SetReadDeadline(time.Time{})
-		if err != nil {
-			st.CancelRead(0)
-			st.CancelWrite(0)
-			continue
-		}
-		return t, newTypedStream(quicStream{st}, m.conn.LocalAddr(), m.conn.RemoteAddr(), nil), nil
+			select {
+			case m.typed <- typedQUICStream{t: t, st: st}:
+			case <-done:
+				st.CancelRead(0)
+				st.CancelWrite(0)
+			}
+		}()
 	}
 }
 

@@ -351,3 +351,49 @@ func TestCloseWithReasonReachesPeer(t *testing.T) {
 		})
 	}
 }
+
+// TestQUICLateStreamTypeDoesNotBlock: over QUIC, a stream opened first but
+// written last (its first byte waits for connection-level flow control that
+// a later stream's unread data holds) must not hold up that later stream at
+// accept; once the later stream is drained, the first arrives intact. With
+// the type read inline in the accept order, both would wait until the
+// first stream was reset (typeReadTimeout).
+func TestQUICLateStreamTypeDoesNotBlock(t *testing.T) {
+	ctx := testCtx(t, 60*time.Second)
+	client, server := muxPair(t, "quic", MuxConfig{})
+	first, err := client.OpenStream(ctx, StreamProxy) // nothing sent yet
+	if err != nil {
+		t.Fatal(err)
+	}
+	second, err := client.OpenStream(ctx, StreamProxy)
+	if err != nil {
+		t.Fatal(err)
+	}
+	big := make([]byte, 4<<20) // well past quic-go's initial connection window
+	_, _ = rand.Read(big)
+	go func() {
+		_, _ = second.Write(big)
+		_ = second.CloseWrite()
+	}()
+	// The second stream comes out of accept while the first has no byte yet.
+	_, st, err := server.AcceptStream(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := io.ReadAll(st)
+	if err != nil || !bytes.Equal(got, big) {
+		t.Fatalf("second stream: %d bytes, %v", len(got), err)
+	}
+	go func() {
+		_, _ = first.Write([]byte("late"))
+		_ = first.CloseWrite()
+	}()
+	_, st, err = server.AcceptStream(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err = io.ReadAll(st)
+	if err != nil || string(got) != "late" {
+		t.Fatalf("first stream: %q, %v", got, err)
+	}
+}
