@@ -101,14 +101,17 @@ func (s *Server) renderError(w http.ResponseWriter, r *http.Request, c *dashCall
 type overviewView struct {
 	Sessions  []SessionInfo
 	Endpoints []onlineEndpoint
+	Stopped   string // the agent session just told to stop (?stopped=ts_...)
 }
 
 // overviewPage is GET /: the account's online agent sessions and endpoints,
 // as the edges last reported them.
 func (s *Server) overviewPage(w http.ResponseWriter, r *http.Request, c *dashCaller) error {
-	return s.page(w, r, c, http.StatusOK, "overview", "Overview", overviewView{
-		Sessions: s.accountSessions(c.accountID()), Endpoints: s.accountEndpoints(c.accountID()),
-	}, nil)
+	v := overviewView{Sessions: s.accountSessions(c.accountID()), Endpoints: s.accountEndpoints(c.accountID())}
+	if id := r.URL.Query().Get("stopped"); checkID(id, config.PrefixAgentSession) == nil {
+		v.Stopped = id
+	}
+	return s.page(w, r, c, http.StatusOK, "overview", "Overview", v, nil)
 }
 
 // dashStopSession is POST /sessions/{id}/stop: the agent of the session
@@ -122,7 +125,7 @@ func (s *Server) dashStopSession(w http.ResponseWriter, r *http.Request, c *dash
 	if err := s.runSessionCommand(r, &c.caller, id, stopCommand); err != nil {
 		return dashForbidden(err)
 	}
-	http.Redirect(w, r, "/", http.StatusSeeOther)
+	http.Redirect(w, r, "/?stopped="+id, http.StatusSeeOther)
 	return nil
 }
 

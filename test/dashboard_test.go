@@ -151,7 +151,7 @@ func TestDashboardInBrowser(t *testing.T) {
 	run(t, ctx, "stop an agent session",
 		chromedp.Navigate(dash+"/"),
 		chromedp.Click(chromedp.CSS(`button[data-id="`+sess+`"]`)),
-		chromedp.WaitVisible(chromedp.ID("sessions")),
+		chromedp.WaitVisible(chromedp.ID("notice")), // the page after the stop: navigation is done
 	)
 	if code, exited := p.wait(20 * time.Second); !exited || code != 0 || !strings.Contains(p.output(), "the edge asked this agent to stop") {
 		t.Fatalf("after Stop in the dashboard: exited %v with %d:\n%s", exited, code, p.output())
