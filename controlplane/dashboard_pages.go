@@ -176,14 +176,8 @@ func (s *Server) dashCreateAuthtoken(w http.ResponseWriter, r *http.Request, c *
 	if err := c.requireWrite(); err != nil {
 		return dashForbidden(err)
 	}
-	var acl []string
-	for _, f := range strings.FieldsFunc(r.PostForm.Get("acl"), func(r rune) bool { return r == ',' || r == '\n' || r == '\r' }) {
-		if f = strings.TrimSpace(f); f != "" {
-			acl = append(acl, f)
-		}
-	}
 	a, tok, err := s.store.CreateAuthtoken(r.Context(), c.actor, c.accountID(), store.AuthtokenCreate{
-		OwnerID: c.auth.OwnerID, Description: strings.TrimSpace(r.PostForm.Get("description")), ACL: acl})
+		OwnerID: c.auth.OwnerID, Description: strings.TrimSpace(r.PostForm.Get("description")), ACL: splitACL(r.PostForm.Get("acl"))})
 	if err != nil {
 		ae := toAPIError(err)
 		if ae.status >= 500 {

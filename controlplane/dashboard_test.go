@@ -2,6 +2,7 @@ package controlplane
 
 import (
 	"encoding/json"
+	"errors"
 	"io"
 	"maps"
 	"net"
@@ -14,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tollgate/tollgate/authn"
 	"github.com/tollgate/tollgate/config"
 	"github.com/tollgate/tollgate/controlplane/internal/storetest"
 	"github.com/tollgate/tollgate/controlplane/store"
@@ -571,5 +573,78 @@ func TestDashboardInvite(t *testing.T) {
 			t.Fatal("a team read-only member is offered the invite form")
 		}
 		ro.post("/users", "/users/invite", url.Values{"email": {"y@example.com"}}).want(t, http.StatusForbidden, string(config.CodeDashboardForbidden))
+	})
+}
+
+// TestDashboardBotUsers: an administrator creates a bot user with an
+// authtoken in one step (token shown once; bad input creates neither),
+// the token authenticates as the bot at the edges' snapshot, deactivating
+// the bot revokes it and activating restores it; a read-only developer
+// sees the list but may do neither.
+func TestDashboardBotUsers(t *testing.T) {
+	eachDialect(t, func(t *testing.T, e *env) {
+		base := e.dashboard("127.0.0.1:0")
+		admin := newBrowser(t, base)
+		admin.signIn(e.admin).want(t, http.StatusSeeOther, "")
+		if p := admin.get("/bot-users").want(t, http.StatusOK, "No bot users"); !strings.Contains(p.body, `id="create-bot"`) {
+			t.Fatal("an administrator is not offered the create form")
+		}
+
+		rev := e.revision()
+		admin.post("/bot-users", "/bot-users", url.Values{"name": {"ci"}, "acl": {"bind:"}}).want(t, http.StatusBadRequest, "TG_")
+		admin.post("/bot-users", "/bot-users", url.Values{"name": {""}}).want(t, http.StatusBadRequest, "TG_")
+		if e.revision() != rev {
+			t.Fatal("a refused bot user changed the store (a bot without its authtoken?)")
+		}
+
+		p := admin.post("/bot-users", "/bot-users", url.Values{"name": {"ci runner"}, "acl": {"bind:*.ci.example.com"}}).
+			want(t, http.StatusCreated, "shown only once")
+		m := regexp.MustCompile(`<pre id="new-bot-token">([^<]+)</pre>`).FindStringSubmatch(p.body)
+		if m == nil {
+			t.Fatalf("no token on the page: %s", p.body)
+		}
+		if e.revision() != rev+1 {
+			t.Fatalf("revision %d, want %d: the bot and its authtoken are one unit of work", e.revision(), rev+1)
+		}
+		verify := func() (*authn.Identity, error) {
+			snap, err := e.srv.Snapshot(testCtx(t), 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return authn.VerifyAuthtoken(snap, m[1])
+		}
+		id, err := verify()
+		if err != nil || id.Principal.Kind != config.PrincipalBot || len(id.ACL) != 1 {
+			t.Fatalf("the bot's authtoken: %+v, %v", id, err)
+		}
+		bot := id.Principal.ID
+		if strings.Contains(admin.get("/bot-users").body, m[1]) {
+			t.Fatal("the token is shown again")
+		}
+
+		admin.post("/bot-users", "/bot-users/"+bot+"/active", url.Values{"active": {"false"}}).want(t, http.StatusSeeOther, "")
+		if _, err := verify(); !errors.Is(err, authn.ErrCredentialRevoked) {
+			t.Fatalf("after deactivation the bot's authtoken: %v, want revoked", err)
+		}
+		admin.post("/bot-users", "/bot-users/"+bot+"/active", url.Values{"active": {"true"}}).want(t, http.StatusSeeOther, "")
+		if _, err := verify(); err != nil {
+			t.Fatalf("after activation the bot's authtoken: %v", err)
+		}
+		admin.post("/bot-users", "/bot-users/"+bot+"/active", url.Values{"active": {"maybe"}}).want(t, http.StatusBadRequest, string(config.CodeDashboardBadInput))
+		admin.post("/bot-users", "/bot-users/bot_nope/active", url.Values{"active": {"true"}}).want(t, http.StatusBadRequest, string(config.CodeDashboardBadInput))
+
+		inv := e.must(http.StatusCreated, e.call(http.MethodPost, "/invitations", e.admin, map[string]any{"email": "ro@example.com"}))
+		acc := e.must(http.StatusCreated, e.call(http.MethodPost, "/invitations/accept", "", map[string]any{"token": str(inv, "accept_token"), "name": "RO"}))
+		ro := newBrowser(t, base)
+		ro.signIn(str(acc["api_key"].(map[string]any), "token")).want(t, http.StatusSeeOther, "")
+		if p := ro.get("/bot-users").want(t, http.StatusOK, bot); strings.Contains(p.body, `id="create-bot"`) || strings.Contains(p.body, "/active") {
+			t.Fatal("a read-only developer is offered the forms")
+		}
+		rev = e.revision()
+		ro.post("/bot-users", "/bot-users", url.Values{"name": {"x"}}).want(t, http.StatusForbidden, string(config.CodeDashboardForbidden))
+		ro.post("/bot-users", "/bot-users/"+bot+"/active", url.Values{"active": {"false"}}).want(t, http.StatusForbidden, string(config.CodeDashboardForbidden))
+		if e.revision() != rev {
+			t.Fatal("a refused form changed the store")
+		}
 	})
 }

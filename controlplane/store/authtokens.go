@@ -77,22 +77,14 @@ func scanAuthtoken(r scanner) (Authtoken, error) {
 // in.OwnerID and returns it with its token, which is not stored and cannot be
 // shown again.
 func (s *Store) CreateAuthtoken(ctx context.Context, actor Actor, accountID string, in AuthtokenCreate) (*Authtoken, authn.Token, error) {
-	if err := ValidateDescription(in.Description); err != nil {
+	if err := in.validate(); err != nil {
 		return nil, "", err
 	}
-	if err := ValidateMetadata(in.Metadata); err != nil {
-		return nil, "", err
-	}
-	acl, err := ParseACL(in.ACL)
-	if err != nil {
-		return nil, "", err
-	}
-	in.ACL = acl
 	var (
 		a   *Authtoken
 		tok authn.Token
 	)
-	_, err = s.update(ctx, actor, func(ctx context.Context, t *tx) error {
+	_, err := s.update(ctx, actor, func(ctx context.Context, t *tx) error {
 		var err error
 		a, tok, err = t.createAuthtoken(ctx, accountID, in)
 		return err
@@ -101,6 +93,23 @@ func (s *Store) CreateAuthtoken(ctx context.Context, actor Actor, accountID stri
 		return nil, "", err
 	}
 	return a, tok, nil
+}
+
+// validate checks the description and metadata and normalises the ACL
+// (ParseACL) in place.
+func (in *AuthtokenCreate) validate() error {
+	if err := ValidateDescription(in.Description); err != nil {
+		return err
+	}
+	if err := ValidateMetadata(in.Metadata); err != nil {
+		return err
+	}
+	acl, err := ParseACL(in.ACL)
+	if err != nil {
+		return err
+	}
+	in.ACL = acl
+	return nil
 }
 
 // createAuthtoken inserts an authtoken whose ACL is already normalised.

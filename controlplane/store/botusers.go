@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/tollgate/tollgate/authn"
 	"github.com/tollgate/tollgate/config"
 )
 
@@ -39,24 +40,62 @@ func (s *Store) CreateBotUser(ctx context.Context, actor Actor, accountID string
 	}
 	var b *BotUser
 	_, err := s.update(ctx, actor, func(ctx context.Context, t *tx) error {
-		if err := t.exists(ctx, `SELECT 1 FROM accounts WHERE id = $1`, accountID, "account"); err != nil {
-			return err
-		}
-		b = &BotUser{ID: config.NewID(config.PrefixBotUser), AccountID: accountID, Name: in.Name,
-			Active: in.Active, CreatedAt: fromMicros(t.stamp())}
-		if _, err := t.exec(ctx, `INSERT INTO principals (id, kind, name, active, created_at) VALUES ($1, 'bot', $2, $3, $4)`,
-			b.ID, b.Name, b.Active, t.stamp()); err != nil {
-			return fmt.Errorf("creating bot user: %w", err)
-		}
-		if _, err := t.exec(ctx, `INSERT INTO bot_users (id, account_id) VALUES ($1, $2)`, b.ID, accountID); err != nil {
-			return fmt.Errorf("creating bot user: %w", err)
-		}
-		t.audit("bot_user_created.v0", accountID, b.ID, map[string]any{"name": b.Name, "active": b.Active})
-		return nil
+		var err error
+		b, err = t.createBotUser(ctx, accountID, in)
+		return err
 	})
 	if err != nil {
 		return nil, err
 	}
+	return b, nil
+}
+
+// CreateBotUserWithAuthtoken creates a bot user and an authtoken owned by
+// it in one unit of work — a machine's identity and its credential, or
+// neither — and returns the authtoken's token, which is not stored and
+// cannot be shown again. tok.OwnerID is ignored.
+func (s *Store) CreateBotUserWithAuthtoken(ctx context.Context, actor Actor, accountID string, in BotUserCreate, tok AuthtokenCreate) (*BotUser, *Authtoken, authn.Token, error) {
+	if err := ValidateName(in.Name); err != nil {
+		return nil, nil, "", err
+	}
+	if err := tok.validate(); err != nil {
+		return nil, nil, "", err
+	}
+	var (
+		b      *BotUser
+		a      *Authtoken
+		secret authn.Token
+	)
+	_, err := s.update(ctx, actor, func(ctx context.Context, t *tx) error {
+		var err error
+		if b, err = t.createBotUser(ctx, accountID, in); err != nil {
+			return err
+		}
+		tok.OwnerID = b.ID
+		a, secret, err = t.createAuthtoken(ctx, accountID, tok)
+		return err
+	})
+	if err != nil {
+		return nil, nil, "", err
+	}
+	return b, a, secret, nil
+}
+
+// createBotUser inserts a bot user whose name is already validated.
+func (t *tx) createBotUser(ctx context.Context, accountID string, in BotUserCreate) (*BotUser, error) {
+	if err := t.exists(ctx, `SELECT 1 FROM accounts WHERE id = $1`, accountID, "account"); err != nil {
+		return nil, err
+	}
+	b := &BotUser{ID: config.NewID(config.PrefixBotUser), AccountID: accountID, Name: in.Name,
+		Active: in.Active, CreatedAt: fromMicros(t.stamp())}
+	if _, err := t.exec(ctx, `INSERT INTO principals (id, kind, name, active, created_at) VALUES ($1, 'bot', $2, $3, $4)`,
+		b.ID, b.Name, b.Active, t.stamp()); err != nil {
+		return nil, fmt.Errorf("creating bot user: %w", err)
+	}
+	if _, err := t.exec(ctx, `INSERT INTO bot_users (id, account_id) VALUES ($1, $2)`, b.ID, accountID); err != nil {
+		return nil, fmt.Errorf("creating bot user: %w", err)
+	}
+	t.audit("bot_user_created.v0", accountID, b.ID, map[string]any{"name": b.Name, "active": b.Active})
 	return b, nil
 }
 

@@ -1,0 +1,107 @@
+package controlplane
+
+import (
+	"net/http"
+	"strings"
+
+	"github.com/tollgate/tollgate/config"
+	"github.com/tollgate/tollgate/controlplane/store"
+)
+
+// botsView is the bot users page. NewToken is set once, right after a bot
+// user was created with its authtoken.
+type botsView struct {
+	Bots       []store.BotUser
+	More       bool
+	CanCreate  bool // administrators: a bot user with a credential it owns
+	CanManage  bool // team managers and administrators: activate, deactivate
+	NewBot     string
+	NewToken   string
+	NewTokenID string
+}
+
+func (s *Server) botsView(r *http.Request, c *dashCaller) (*botsView, error) {
+	bots, more, err := s.store.ListBotUsers(r.Context(), c.accountID(), store.Page{})
+	if err != nil {
+		return nil, err
+	}
+	return &botsView{Bots: bots, More: more, CanCreate: c.isAdmin(), CanManage: c.isTeamManager()}, nil
+}
+
+// botsPage is GET /bot-users: the account's bot users (newest 100).
+func (s *Server) botsPage(w http.ResponseWriter, r *http.Request, c *dashCaller) error {
+	v, err := s.botsView(r, c)
+	if err != nil {
+		return err
+	}
+	return s.page(w, r, c, http.StatusOK, "bot-users", "Bot users", v, nil)
+}
+
+// dashCreateBot is POST /bot-users {name, acl}: a bot user and an
+// authtoken it owns, in one unit of work, the token shown once — a machine
+// identity for CI or a server. Administrators only: creating the bot needs
+// the team manager role, giving it a credential the administrator flag
+// (as with the API's owner_id).
+func (s *Server) dashCreateBot(w http.ResponseWriter, r *http.Request, c *dashCaller) error {
+	if err := c.requireAdmin("create bot users with credentials in the dashboard"); err != nil {
+		return dashForbidden(err)
+	}
+	name := strings.TrimSpace(r.PostForm.Get("name"))
+	if name == "" {
+		return newAPIError(http.StatusBadRequest, config.CodeDashboardBadInput, "Give the bot user a name, so that you can tell it apart (ci, backup-server...).")
+	}
+	b, a, tok, err := s.store.CreateBotUserWithAuthtoken(r.Context(), c.actor, c.accountID(),
+		store.BotUserCreate{Name: name, Active: true},
+		store.AuthtokenCreate{Description: "created with bot user " + name + " in the dashboard", ACL: splitACL(r.PostForm.Get("acl"))})
+	v, verr := s.botsView(r, c)
+	if verr != nil {
+		return verr
+	}
+	if err != nil {
+		ae := toAPIError(err)
+		if ae.status >= 500 {
+			return err
+		}
+		return s.page(w, r, c, ae.status, "bot-users", "Bot users", v, ae)
+	}
+	v.NewBot, v.NewToken, v.NewTokenID = b.ID, tok.Reveal(), a.ID // shown once, to its creator
+	return s.page(w, r, c, http.StatusCreated, "bot-users", "Bot users", v, nil)
+}
+
+// dashSetBotActive is POST /bot-users/{id}/active {active: "true" |
+// "false"}: deactivating stops the bot's API keys and closes its agents'
+// sessions at every edge (as PATCH /bot_users/{id}); team managers and
+// administrators.
+func (s *Server) dashSetBotActive(w http.ResponseWriter, r *http.Request, c *dashCaller) error {
+	id := r.PathValue("id")
+	if err := checkID(id, config.PrefixBotUser); err != nil {
+		return newAPIError(http.StatusBadRequest, config.CodeDashboardBadInput, "%q is not a bot user ID (bot_...).", truncate(id, 60))
+	}
+	var active bool
+	switch r.PostForm.Get("active") {
+	case "true":
+		active = true
+	case "false":
+	default:
+		return newAPIError(http.StatusBadRequest, config.CodeDashboardBadInput, "active must be true or false.")
+	}
+	if err := c.requireTeamManager(); err != nil {
+		return dashForbidden(err)
+	}
+	if _, err := s.store.UpdateBotUser(r.Context(), c.actor, c.accountID(), id, store.BotUserUpdate{Active: &active}); err != nil {
+		return notFound(err, "bot user", id)
+	}
+	http.Redirect(w, r, "/bot-users", http.StatusSeeOther)
+	return nil
+}
+
+// splitACL splits a form's bind rules, separated by commas or new lines.
+func splitACL(s string) []string {
+	var acl []string
+	for _, f := range strings.FieldsFunc(s, func(r rune) bool { return r == ',' || r == '\n' || r == '\r' }) {
+		if f = strings.TrimSpace(f); f != "" {
+			acl = append(acl, f)
+		}
+	}
+	return acl
+}
