@@ -47,19 +47,16 @@ func (m *Manager) keyType(name string) string {
 	return keyECDSA
 }
 
-// watchReservations keeps the managed reserved names in step with the
-// snapshot until ctx ends: a new reservation is obtained at once (in the
-// background, with certmagic's retries), a removed one leaves the cache and
-// is no longer renewed. It also drops certificates obtained on demand for
-// names no longer allowed.
-func (m *Manager) watchReservations(ctx context.Context, r *running) {
+// watchSnapshots calls apply with every new snapshot (polled each
+// pollEach) until ctx ends.
+func (m *Manager) watchSnapshots(ctx context.Context, apply func(*config.Snapshot)) {
 	var last *config.Snapshot
 	t := time.NewTicker(m.pollEach)
 	defer t.Stop()
 	for {
 		if snap := m.snapshot(); snap != nil && snap != last {
 			last = snap
-			m.syncReservations(ctx, r, snap)
+			apply(snap)
 		}
 		select {
 		case <-ctx.Done():
@@ -67,6 +64,15 @@ func (m *Manager) watchReservations(ctx context.Context, r *running) {
 		case <-t.C:
 		}
 	}
+}
+
+// watchReservations keeps the managed reserved names in step with the
+// snapshot until ctx ends: a new reservation is obtained at once (in the
+// background, with certmagic's retries), a removed one leaves the cache and
+// is no longer renewed. It also drops certificates obtained on demand for
+// names no longer allowed.
+func (m *Manager) watchReservations(ctx context.Context, r *running) {
+	m.watchSnapshots(ctx, func(snap *config.Snapshot) { m.syncReservations(ctx, r, snap) })
 }
 
 // syncReservations applies one snapshot's reserved domains.
@@ -131,20 +137,7 @@ func (m *Manager) syncReservations(ctx context.Context, r *running, snap *config
 // "being provisioned" forever, it reports each such name as a provisioning
 // failure the user must fix (StatusDNSError), with what to do.
 func (m *Manager) watchLocalReservations(ctx context.Context) {
-	var last *config.Snapshot
-	t := time.NewTicker(m.pollEach)
-	defer t.Stop()
-	for {
-		if snap := m.snapshot(); snap != nil && snap != last {
-			last = snap
-			m.noteUnissuable(snap)
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-	}
+	m.watchSnapshots(ctx, m.noteUnissuable)
 }
 
 // noteUnissuable reports the snapshot's reserved domains of this region
