@@ -648,3 +648,27 @@ func TestDashboardBotUsers(t *testing.T) {
 		}
 	})
 }
+
+// TestDashboardSessionsAcrossControlPlanes: two control planes on one
+// PostgreSQL database share dashboard sessions: signed in through one, the
+// browser is signed in on the other; signing out on the second ends the
+// session on the first.
+func TestDashboardSessionsAcrossControlPlanes(t *testing.T) {
+	dsn := storetest.DSN(t, "postgres")
+	a := newEnv(t, dsn, ServerConfig{})
+	b := newEnv(t, dsn, ServerConfig{})
+	key := a.admin
+	if key == "" {
+		key = b.admin
+	}
+	baseA, baseB := a.dashboard("127.0.0.1:0"), b.dashboard("127.0.0.1:0")
+	onA := newBrowser(t, baseA)
+	onA.signIn(key).want(t, http.StatusSeeOther, "")
+	onB := newBrowser(t, baseB)
+	onB.c.Jar.SetCookies(mustURL(t, baseB), onA.c.Jar.Cookies(mustURL(t, baseA)))
+	onB.get("/").want(t, http.StatusOK, "admin@tollgate.localhost")
+	onB.post("/", "/signout", nil).want(t, http.StatusSeeOther, "")
+	if p := onA.get("/"); p.status != http.StatusSeeOther {
+		t.Fatalf("signed out on one control plane, the other still serves the session: %d", p.status)
+	}
+}
