@@ -138,6 +138,8 @@ type credentialsView struct {
 	More           bool // some list holds more than one page: the API lists them all
 	NewToken       string
 	NewTokenID     string
+	NewAPIKey      string
+	NewAPIKeyID    string
 	Self           string // the signed-in user's ID
 	Admin          bool
 }
@@ -198,26 +200,81 @@ func (s *Server) dashCreateAuthtoken(w http.ResponseWriter, r *http.Request, c *
 	return s.page(w, r, c, http.StatusCreated, "credentials", "Credentials", v, nil)
 }
 
-// dashDeleteAuthtoken is POST /credentials/{id}/delete: the owner or an
-// administrator deletes an authtoken; its agent sessions close at every
-// edge with the next snapshot.
-func (s *Server) dashDeleteAuthtoken(w http.ResponseWriter, r *http.Request, c *dashCaller) error {
+// dashDeleteCredential is POST /credentials/{id}/delete for an authtoken
+// (cr_) or an API key (ak_): its owner or an administrator deletes it. An
+// authtoken's agent sessions close at every edge with the next snapshot;
+// an API key's dashboard sessions end, the caller's own included.
+func (s *Server) dashDeleteCredential(w http.ResponseWriter, r *http.Request, c *dashCaller) error {
 	id := r.PathValue("id")
-	if err := checkID(id, config.PrefixAuthtoken); err != nil {
-		return newAPIError(http.StatusBadRequest, config.CodeDashboardBadInput, "%q is not an authtoken ID (cr_...).", truncate(id, 60))
+	var (
+		what  string
+		owner func() (string, error)
+		del   func() error
+	)
+	ctx, acct := r.Context(), c.accountID()
+	switch {
+	case checkID(id, config.PrefixAuthtoken) == nil:
+		what = "credential"
+		owner = func() (string, error) {
+			a, err := s.store.GetAuthtoken(ctx, acct, id)
+			return ownerOf(a, err, func(a *store.Authtoken) string { return a.OwnerID })
+		}
+		del = func() error { return s.store.DeleteAuthtoken(ctx, c.actor, acct, id) }
+	case checkID(id, config.PrefixAPIKey) == nil:
+		what = "API key"
+		owner = func() (string, error) {
+			k, err := s.store.GetAPIKey(ctx, acct, id)
+			return ownerOf(k, err, func(k *store.APIKey) string { return k.OwnerID })
+		}
+		del = func() error { return s.store.DeleteAPIKey(ctx, c.actor, acct, id) }
+	default:
+		return newAPIError(http.StatusBadRequest, config.CodeDashboardBadInput, "%q is not an authtoken (cr_...) or API key (ak_...) ID.", truncate(id, 60))
 	}
-	a, err := s.store.GetAuthtoken(r.Context(), c.accountID(), id)
+	ownerID, err := owner()
 	if err != nil {
-		return notFound(err, "credential", id)
+		return notFound(err, what, id)
 	}
-	if err := c.requireOwnerOrAdmin(a.OwnerID); err != nil {
+	if err := c.requireOwnerOrAdmin(ownerID); err != nil {
 		return dashForbidden(err)
 	}
-	if err := s.store.DeleteAuthtoken(r.Context(), c.actor, c.accountID(), id); err != nil {
-		return notFound(err, "credential", id)
+	if err := del(); err != nil {
+		return notFound(err, what, id)
 	}
 	http.Redirect(w, r, "/credentials", http.StatusSeeOther)
 	return nil
+}
+
+// ownerOf returns the owner of a credential just read, or the error of
+// reading it.
+func ownerOf[T any](v *T, err error, owner func(*T) string) (string, error) {
+	if err != nil {
+		return "", err
+	}
+	return owner(v), nil
+}
+
+// dashCreateAPIKey is POST /credentials/api-keys {description}: a new API
+// key owned by the signed-in user, for the API and `tollgate api`, whose
+// token the page shows once. Read/write roles only, as with the API.
+func (s *Server) dashCreateAPIKey(w http.ResponseWriter, r *http.Request, c *dashCaller) error {
+	if err := c.requireWrite(); err != nil {
+		return dashForbidden(err)
+	}
+	k, tok, err := s.store.CreateAPIKey(r.Context(), c.actor, c.accountID(), store.APIKeyCreate{
+		OwnerID: c.auth.OwnerID, Description: strings.TrimSpace(r.PostForm.Get("description"))})
+	v, verr := s.credentialsView(r, c)
+	if verr != nil {
+		return verr
+	}
+	if err != nil {
+		ae := toAPIError(err)
+		if ae.status >= 500 {
+			return err
+		}
+		return s.page(w, r, c, ae.status, "credentials", "Credentials", v, ae)
+	}
+	v.NewAPIKey, v.NewAPIKeyID = tok.Reveal(), k.ID // shown once, to its owner
+	return s.page(w, r, c, http.StatusCreated, "credentials", "Credentials", v, nil)
 }
 
 // dashForbidden gives a role refusal the dashboard's code.

@@ -672,3 +672,31 @@ func TestDashboardSessionsAcrossControlPlanes(t *testing.T) {
 		t.Fatalf("signed out on one control plane, the other still serves the session: %d", p.status)
 	}
 }
+
+// TestDashboardAPIKeys: a user creates an API key for the API (token shown
+// once, and it works there) and deletes it; deleting the key the browser
+// signed in with signs it out.
+func TestDashboardAPIKeys(t *testing.T) {
+	e := newEnv(t, storetest.DSN(t, "sqlite"), ServerConfig{})
+	b := newBrowser(t, e.dashboard("127.0.0.1:0"))
+	b.signIn(e.admin).want(t, http.StatusSeeOther, "")
+	p := b.post("/credentials", "/credentials/api-keys", url.Values{"description": {"laptop CLI"}}).want(t, http.StatusCreated, "shown only once")
+	m := regexp.MustCompile(`<pre id="new-api-key">([^<]+)</pre>`).FindStringSubmatch(p.body)
+	if m == nil {
+		t.Fatalf("no API key on the page: %s", p.body)
+	}
+	e.must(http.StatusOK, e.call(http.MethodGet, "/api_keys", m[1], nil))
+	kid, _, _ := strings.Cut(m[1], "_")
+	newID := config.PrefixAPIKey + "_" + kid
+	if p := b.get("/credentials"); !strings.Contains(p.body, newID) || strings.Contains(p.body, m[1]) {
+		t.Fatal("the credentials page must list the key and never show its token again")
+	}
+	b.post("/credentials", "/credentials/"+newID+"/delete", nil).want(t, http.StatusSeeOther, "")
+	wantError(t, e.call(http.MethodGet, "/api_keys", m[1], nil), http.StatusUnauthorized, string(config.CodeAPIAuthInvalid))
+
+	// Deleting the key this browser signed in with ends its session.
+	b.post("/credentials", "/credentials/"+e.dev.APIKeyID+"/delete", nil).want(t, http.StatusSeeOther, "")
+	if p := b.get("/credentials"); p.status != http.StatusSeeOther {
+		t.Fatalf("after deleting its own sign-in key the browser still gets %d", p.status)
+	}
+}
