@@ -28,15 +28,6 @@ func (s *Server) botsView(r *http.Request, c *dashCaller) (*botsView, error) {
 	return &botsView{Bots: bots, More: more, CanCreate: c.isAdmin(), CanManage: c.isTeamManager()}, nil
 }
 
-// botsPage is GET /bot-users: the account's bot users (newest 100).
-func (s *Server) botsPage(w http.ResponseWriter, r *http.Request, c *dashCaller) error {
-	v, err := s.botsView(r, c)
-	if err != nil {
-		return err
-	}
-	return s.page(w, r, c, http.StatusOK, "bot-users", "Bot users", v, nil)
-}
-
 // dashCreateBot is POST /bot-users {name, acl}: a bot user and an
 // authtoken it owns, in one unit of work, the token shown once — a machine
 // identity for CI or a server. Administrators only: creating the bot needs
@@ -53,19 +44,9 @@ func (s *Server) dashCreateBot(w http.ResponseWriter, r *http.Request, c *dashCa
 	b, a, tok, err := s.store.CreateBotUserWithAuthtoken(r.Context(), c.actor, c.accountID(),
 		store.BotUserCreate{Name: name, Active: true},
 		store.AuthtokenCreate{Description: "created with bot user " + name + " in the dashboard", ACL: splitACL(r.PostForm.Get("acl"))})
-	v, verr := s.botsView(r, c)
-	if verr != nil {
-		return verr
-	}
-	if err != nil {
-		ae := toAPIError(err)
-		if ae.status >= 500 {
-			return err
-		}
-		return s.page(w, r, c, ae.status, "bot-users", "Bot users", v, ae)
-	}
-	v.NewBot, v.NewToken, v.NewTokenID = b.ID, tok.Reveal(), a.ID // shown once, to its creator
-	return s.page(w, r, c, http.StatusCreated, "bot-users", "Bot users", v, nil)
+	return afterAction(s, w, r, c, "bot-users", "Bot users", s.botsView, err, func(v *botsView) {
+		v.NewBot, v.NewToken, v.NewTokenID = b.ID, tok.Reveal(), a.ID // shown once, to its creator
+	})
 }
 
 // dashSetBotActive is POST /bot-users/{id}/active {active: "true" |

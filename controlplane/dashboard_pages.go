@@ -97,6 +97,38 @@ func (s *Server) renderError(w http.ResponseWriter, r *http.Request, c *dashCall
 	s.render(w, ae.status, "error", v)
 }
 
+// viewPage is a page that shows the view build makes.
+func viewPage[V any](s *Server, nav, title string, build func(*http.Request, *dashCaller) (V, error)) dashHandler {
+	return func(w http.ResponseWriter, r *http.Request, c *dashCaller) error {
+		v, err := build(r, c)
+		if err != nil {
+			return err
+		}
+		return s.page(w, r, c, http.StatusOK, nav, title, v, nil)
+	}
+}
+
+// afterAction renders page nav after a form's action whose outcome is err:
+// with the error in a box and its status when it is the user's to fix (a
+// 4xx; role refusals get config.CodeDashboardForbidden), or 201 with the
+// view show completes (the secret to show once) when it succeeded.
+func afterAction[V any](s *Server, w http.ResponseWriter, r *http.Request, c *dashCaller, nav, title string,
+	build func(*http.Request, *dashCaller) (V, error), err error, show func(V)) error {
+	v, verr := build(r, c)
+	if verr != nil {
+		return verr
+	}
+	if err != nil {
+		ae := toAPIError(dashForbidden(err))
+		if ae.status >= 500 {
+			return err
+		}
+		return s.page(w, r, c, ae.status, nav, title, v, ae)
+	}
+	show(v)
+	return s.page(w, r, c, http.StatusCreated, nav, title, v, nil)
+}
+
 // overviewView is the overview page: online agent sessions and endpoints.
 type overviewView struct {
 	Sessions  []SessionInfo
@@ -161,16 +193,6 @@ func (s *Server) credentialsView(r *http.Request, c *dashCaller) (*credentialsVi
 	return v, nil
 }
 
-// credentialsPage is GET /credentials: authtokens, API keys and SSH keys
-// (newest 100 of each; never a secret).
-func (s *Server) credentialsPage(w http.ResponseWriter, r *http.Request, c *dashCaller) error {
-	v, err := s.credentialsView(r, c)
-	if err != nil {
-		return err
-	}
-	return s.page(w, r, c, http.StatusOK, "credentials", "Credentials", v, nil)
-}
-
 // dashCreateAuthtoken is POST /credentials {description, acl}: a new
 // authtoken owned by the signed-in user, whose token the page shows once.
 // acl is bind rules separated by commas or new lines.
@@ -180,24 +202,9 @@ func (s *Server) dashCreateAuthtoken(w http.ResponseWriter, r *http.Request, c *
 	}
 	a, tok, err := s.store.CreateAuthtoken(r.Context(), c.actor, c.accountID(), store.AuthtokenCreate{
 		OwnerID: c.auth.OwnerID, Description: strings.TrimSpace(r.PostForm.Get("description")), ACL: splitACL(r.PostForm.Get("acl"))})
-	if err != nil {
-		ae := toAPIError(err)
-		if ae.status >= 500 {
-			return err
-		}
-		// Show the form again with the problem, as a 400 page.
-		v, verr := s.credentialsView(r, c)
-		if verr != nil {
-			return verr
-		}
-		return s.page(w, r, c, ae.status, "credentials", "Credentials", v, ae)
-	}
-	v, err := s.credentialsView(r, c)
-	if err != nil {
-		return err
-	}
-	v.NewToken, v.NewTokenID = tok.Reveal(), a.ID // shown once, to its creator
-	return s.page(w, r, c, http.StatusCreated, "credentials", "Credentials", v, nil)
+	return afterAction(s, w, r, c, "credentials", "Credentials", s.credentialsView, err, func(v *credentialsView) {
+		v.NewToken, v.NewTokenID = tok.Reveal(), a.ID // shown once, to its creator
+	})
 }
 
 // dashDeleteCredential is POST /credentials/{id}/delete for an authtoken
@@ -262,19 +269,9 @@ func (s *Server) dashCreateAPIKey(w http.ResponseWriter, r *http.Request, c *das
 	}
 	k, tok, err := s.store.CreateAPIKey(r.Context(), c.actor, c.accountID(), store.APIKeyCreate{
 		OwnerID: c.auth.OwnerID, Description: strings.TrimSpace(r.PostForm.Get("description"))})
-	v, verr := s.credentialsView(r, c)
-	if verr != nil {
-		return verr
-	}
-	if err != nil {
-		ae := toAPIError(err)
-		if ae.status >= 500 {
-			return err
-		}
-		return s.page(w, r, c, ae.status, "credentials", "Credentials", v, ae)
-	}
-	v.NewAPIKey, v.NewAPIKeyID = tok.Reveal(), k.ID // shown once, to its owner
-	return s.page(w, r, c, http.StatusCreated, "credentials", "Credentials", v, nil)
+	return afterAction(s, w, r, c, "credentials", "Credentials", s.credentialsView, err, func(v *credentialsView) {
+		v.NewAPIKey, v.NewAPIKeyID = tok.Reveal(), k.ID // shown once, to its owner
+	})
 }
 
 // dashForbidden gives a role refusal the dashboard's code.

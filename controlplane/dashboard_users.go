@@ -38,16 +38,6 @@ func (s *Server) usersView(r *http.Request, c *dashCaller) (*usersView, error) {
 	return &usersView{Members: members, Invitations: invs, More: more1 || more2, CanInvite: c.canInvite()}, nil
 }
 
-// usersPage is GET /users: members with their roles and pending
-// invitations (newest 100 of each).
-func (s *Server) usersPage(w http.ResponseWriter, r *http.Request, c *dashCaller) error {
-	v, err := s.usersView(r, c)
-	if err != nil {
-		return err
-	}
-	return s.page(w, r, c, http.StatusOK, "users", "Users", v, nil)
-}
-
 // dashInvite is POST /users/invite {email, developer, team, billing,
 // admin}: an invitation as POST /invitations makes it (same roles rules),
 // answered with the page and the accept link to send the invitee, shown
@@ -57,22 +47,12 @@ func (s *Server) dashInvite(w http.ResponseWriter, r *http.Request, c *dashCalle
 	inv, tok, err := s.invite(r, &c.caller, store.InvitationCreate{Email: strings.TrimSpace(f.Get("email")),
 		Developer: store.DeveloperRole(f.Get("developer")), Team: store.TeamRole(f.Get("team")),
 		Billing: f.Get("billing") == "on", Admin: f.Get("admin") == "on"})
-	v, verr := s.usersView(r, c)
-	if verr != nil {
-		return verr
-	}
-	if err != nil {
-		ae := toAPIError(dashForbidden(err))
-		if ae.status >= 500 {
-			return err
+	return afterAction(s, w, r, c, "users", "Users", s.usersView, err, func(v *usersView) {
+		scheme := "http"
+		if r.TLS != nil || s.cfg.DashboardSecureCookie {
+			scheme = "https"
 		}
-		return s.page(w, r, c, ae.status, "users", "Users", v, ae)
-	}
-	scheme := "http"
-	if r.TLS != nil || s.cfg.DashboardSecureCookie {
-		scheme = "https"
-	}
-	v.InviteEmail = inv.Email
-	v.InviteLink = scheme + "://" + r.Host + "/accept?token=" + url.QueryEscape(tok.Reveal()) // shown once, to the inviter
-	return s.page(w, r, c, http.StatusCreated, "users", "Users", v, nil)
+		v.InviteEmail = inv.Email
+		v.InviteLink = scheme + "://" + r.Host + "/accept?token=" + url.QueryEscape(tok.Reveal()) // shown once, to the inviter
+	})
 }
