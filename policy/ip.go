@@ -51,9 +51,7 @@ func ParseCIDR(s string) (netip.Prefix, error) {
 		}
 		p = netip.PrefixFrom(a, a.BitLen())
 	}
-	if a := p.Addr(); a.Is4In6() && p.Bits() >= 96 {
-		p = netip.PrefixFrom(a.Unmap(), p.Bits()-96)
-	}
+	p = unmapPrefix(p)
 	if m := p.Masked(); m != p {
 		return m, fmt.Errorf("%w: use %s instead of %s", ErrCIDRNotNetwork, m, s)
 	}
@@ -86,10 +84,7 @@ func CompileIPRules(rules []IPRule) *IPMatcher {
 		if !r.Prefix.IsValid() {
 			continue
 		}
-		p := r.Prefix.Masked()
-		if a := p.Addr(); a.Is4In6() && p.Bits() >= 96 {
-			p = netip.PrefixFrom(a.Unmap(), p.Bits()-96)
-		}
+		p := unmapPrefix(r.Prefix.Masked())
 		if p.Addr().Is4() {
 			lo := binary.BigEndian.Uint32(p.Addr().AsSlice())
 			hi := lo | uint32(uint64(1)<<(32-p.Bits())-1)
@@ -100,8 +95,7 @@ func CompileIPRules(rules []IPRule) *IPMatcher {
 			}
 			continue
 		}
-		b := p.Addr().As16()
-		lo := u128{binary.BigEndian.Uint64(b[:8]), binary.BigEndian.Uint64(b[8:])}
+		lo := u128Of(p.Addr())
 		hi := lo.orHostBits(p.Bits())
 		if r.Deny {
 			m.deny6 = append(m.deny6, range6{lo, hi})
@@ -135,9 +129,24 @@ func (m *IPMatcher) Allowed(addr netip.Addr) bool {
 		v := binary.BigEndian.Uint32(b[:])
 		return in4(m.allow4, v) && !in4(m.deny4, v)
 	}
-	b := addr.As16()
-	v := u128{binary.BigEndian.Uint64(b[:8]), binary.BigEndian.Uint64(b[8:])}
+	v := u128Of(addr)
 	return in6(m.allow6, v) && !in6(m.deny6, v)
+}
+
+// unmapPrefix folds an IPv4-mapped IPv6 prefix of at least /96
+// (::ffff:10.0.0.0/104) to the IPv4 prefix it covers (10.0.0.0/8). A shorter
+// mapped prefix reaches beyond the mapped range and stays IPv6.
+func unmapPrefix(p netip.Prefix) netip.Prefix {
+	if a := p.Addr(); a.Is4In6() && p.Bits() >= 96 {
+		return netip.PrefixFrom(a.Unmap(), p.Bits()-96)
+	}
+	return p
+}
+
+// u128Of returns a's 16-byte form as a number.
+func u128Of(a netip.Addr) u128 {
+	b := a.As16()
+	return u128{binary.BigEndian.Uint64(b[:8]), binary.BigEndian.Uint64(b[8:])}
 }
 
 func in4(rs []range4, v uint32) bool {

@@ -18,13 +18,9 @@ func (s *Store) CreateAccount(ctx context.Context, actor Actor, name string) (*A
 	}
 	var a *Account
 	_, err := s.update(ctx, actor, func(ctx context.Context, t *tx) error {
-		a = &Account{ID: config.NewID(config.PrefixAccount), Name: name, Active: true, CreatedAt: fromMicros(t.stamp())}
-		if _, err := t.exec(ctx, `INSERT INTO accounts (id, name, active, created_at) VALUES ($1, $2, $3, $4)`,
-			a.ID, a.Name, a.Active, t.stamp()); err != nil {
-			return fmt.Errorf("creating account: %w", err)
-		}
-		t.audit("account_created.v0", a.ID, a.ID, map[string]any{"name": a.Name})
-		return nil
+		var err error
+		a, err = t.createAccount(ctx, name)
+		return err
 	})
 	if err != nil {
 		return nil, err
@@ -32,20 +28,35 @@ func (s *Store) CreateAccount(ctx context.Context, actor Actor, name string) (*A
 	return a, nil
 }
 
-// GetAccount returns an account.
-func (s *Store) GetAccount(ctx context.Context, id string) (*Account, error) {
+// createAccount inserts an active account whose name is already validated.
+func (t *tx) createAccount(ctx context.Context, name string) (*Account, error) {
+	a := &Account{ID: config.NewID(config.PrefixAccount), Name: name, Active: true, CreatedAt: fromMicros(t.stamp())}
+	if _, err := t.exec(ctx, `INSERT INTO accounts (id, name, active, created_at) VALUES ($1, $2, $3, $4)`,
+		a.ID, a.Name, a.Active, t.stamp()); err != nil {
+		return nil, fmt.Errorf("creating account: %w", err)
+	}
+	t.audit("account_created.v0", a.ID, a.ID, map[string]any{"name": a.Name})
+	return a, nil
+}
+
+const accountColumns = `SELECT id, name, active, created_at FROM accounts`
+
+func scanAccount(r scanner) (Account, error) {
 	var a Account
 	var created int64
-	err := s.rdb.QueryRowContext(ctx, `SELECT id, name, active, created_at FROM accounts WHERE id = $1`, id).
-		Scan(&a.ID, &a.Name, &a.Active, &created)
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, fmt.Errorf("account %s: %w", id, ErrNotFound)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("reading account %s: %w", id, err)
-	}
+	err := r.Scan(&a.ID, &a.Name, &a.Active, &created)
 	a.CreatedAt = fromMicros(created)
-	return &a, nil
+	return a, err
+}
+
+// getAccount reads account id through q.
+func getAccount(ctx context.Context, q queryer, id string) (*Account, error) {
+	return getRow(q.QueryRowContext(ctx, accountColumns+` WHERE id = $1`, id), "account", id, scanAccount)
+}
+
+// GetAccount returns an account.
+func (s *Store) GetAccount(ctx context.Context, id string) (*Account, error) {
+	return getAccount(ctx, s.rdb, id)
 }
 
 // SetAccountActive suspends (false) or reactivates (true) an account. A
@@ -96,20 +107,10 @@ func (s *Store) CreateUser(ctx context.Context, actor Actor, email, name string)
 	return u, nil
 }
 
+// createUser inserts an active user with a new ID; its audit event belongs
+// to no account.
 func (t *tx) createUser(ctx context.Context, email, name string) (*User, error) {
-	u := &User{ID: config.NewID(config.PrefixUser), Email: email, Name: name, Active: true, CreatedAt: fromMicros(t.stamp())}
-	if _, err := t.exec(ctx, `INSERT INTO principals (id, kind, name, active, created_at) VALUES ($1, 'user', $2, $3, $4)`,
-		u.ID, u.Name, u.Active, t.stamp()); err != nil {
-		return nil, fmt.Errorf("creating user: %w", err)
-	}
-	if _, err := t.exec(ctx, `INSERT INTO users (id, email) VALUES ($1, $2)`, u.ID, u.Email); err != nil {
-		if isUniqueViolation(err) {
-			return nil, fmt.Errorf("user %s: %w", email, ErrConflict)
-		}
-		return nil, fmt.Errorf("creating user: %w", err)
-	}
-	t.audit("user_created.v0", "", u.ID, map[string]any{"email": u.Email, "name": u.Name})
-	return u, nil
+	return t.insertUser(ctx, "", config.NewID(config.PrefixUser), email, name) // users.go
 }
 
 // GetUser returns a user.
@@ -150,13 +151,8 @@ func (s *Store) SetUserActive(ctx context.Context, actor Actor, id string, activ
 // own, in one transaction.
 func (s *Store) DeleteUser(ctx context.Context, actor Actor, id string) error {
 	_, err := s.update(ctx, actor, func(ctx context.Context, t *tx) error {
-		var one int
-		err := t.queryRow(ctx, `SELECT 1 FROM users WHERE id = $1`, id).Scan(&one)
-		if errors.Is(err, sql.ErrNoRows) {
-			return fmt.Errorf("user %s: %w", id, ErrNotFound)
-		}
-		if err != nil {
-			return fmt.Errorf("reading user %s: %w", id, err)
+		if err := t.exists(ctx, `SELECT 1 FROM users WHERE id = $1`, id, "user"); err != nil {
+			return err
 		}
 		deleted, err := t.deleteCredentialsOf(ctx, id)
 		if err != nil {

@@ -88,25 +88,15 @@ func (s *Store) UpdateAPIKey(ctx context.Context, actor Actor, accountID, id str
 	if err := validateOptional(in.Description, in.Metadata); err != nil {
 		return nil, err
 	}
-	var k APIKey
+	var k *APIKey
 	_, err := s.update(ctx, actor, func(ctx context.Context, t *tx) error {
 		var err error
-		k, err = scanAPIKey(t.queryRow(ctx, apiKeyColumns+` WHERE id = $1 AND account_id = $2`, id, accountID))
-		if errors.Is(err, sql.ErrNoRows) {
-			return fmt.Errorf("API key %s: %w", id, ErrNotFound)
-		}
-		if err != nil {
-			return fmt.Errorf("reading API key %s: %w", id, err)
+		if k, err = getByID(ctx, t.sql, apiKeyColumns, "API key", id, accountID, scanAPIKey); err != nil {
+			return err
 		}
 		changes := map[string]any{}
-		if in.Description != nil && *in.Description != k.Description {
-			k.Description = *in.Description
-			changes["description"] = k.Description
-		}
-		if in.Metadata != nil && *in.Metadata != k.Metadata {
-			k.Metadata = *in.Metadata
-			changes["metadata"] = k.Metadata
-		}
+		setField(&k.Description, in.Description, "description", changes)
+		setField(&k.Metadata, in.Metadata, "metadata", changes)
 		if len(changes) == 0 {
 			return nil
 		}
@@ -120,7 +110,7 @@ func (s *Store) UpdateAPIKey(ctx context.Context, actor Actor, accountID, id str
 	if err != nil {
 		return nil, err
 	}
-	return &k, nil
+	return k, nil
 }
 
 // DeleteAPIKey deletes an API key; requests made with it fail from then on.

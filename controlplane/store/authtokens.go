@@ -47,14 +47,8 @@ func (in CredentialUpdate) validate() ([]string, error) {
 // them as the audit event's payload; empty means nothing changed.
 func (in CredentialUpdate) apply(acl []string, desc, meta *string, curACL *[]string) map[string]any {
 	changes := map[string]any{}
-	if in.Description != nil && *in.Description != *desc {
-		*desc = *in.Description
-		changes["description"] = *desc
-	}
-	if in.Metadata != nil && *in.Metadata != *meta {
-		*meta = *in.Metadata
-		changes["metadata"] = *meta
-	}
+	setField(desc, in.Description, "description", changes)
+	setField(meta, in.Metadata, "metadata", changes)
 	if in.ACL != nil && !slices.Equal(acl, *curACL) {
 		*curACL = acl
 		changes["acl"] = nonNil(acl)
@@ -162,15 +156,11 @@ func (s *Store) UpdateAuthtoken(ctx context.Context, actor Actor, accountID, id 
 	if err != nil {
 		return nil, err
 	}
-	var a Authtoken
+	var a *Authtoken
 	_, err = s.update(ctx, actor, func(ctx context.Context, t *tx) error {
 		var err error
-		a, err = scanAuthtoken(t.queryRow(ctx, authtokenColumns+` WHERE id = $1 AND account_id = $2`, id, accountID))
-		if errors.Is(err, sql.ErrNoRows) {
-			return fmt.Errorf("authtoken %s: %w", id, ErrNotFound)
-		}
-		if err != nil {
-			return fmt.Errorf("reading authtoken %s: %w", id, err)
+		if a, err = getByID(ctx, t.sql, authtokenColumns, "authtoken", id, accountID, scanAuthtoken); err != nil {
+			return err
 		}
 		changes := in.apply(acl, &a.Description, &a.Metadata, &a.ACL)
 		if len(changes) == 0 {
@@ -186,7 +176,7 @@ func (s *Store) UpdateAuthtoken(ctx context.Context, actor Actor, accountID, id 
 	if err != nil {
 		return nil, err
 	}
-	return &a, nil
+	return a, nil
 }
 
 // DeleteAuthtoken deletes an authtoken; edges close its sessions when the

@@ -7,7 +7,6 @@ import (
 	"fmt"
 
 	"github.com/tollgate/tollgate/authn"
-	"github.com/tollgate/tollgate/config"
 )
 
 // BootstrapSpec names what Bootstrap creates.
@@ -59,12 +58,11 @@ func (s *Store) Bootstrap(ctx context.Context, spec BootstrapSpec) (res *Bootstr
 			return fmt.Errorf("bootstrap: reading user: %w", err)
 		}
 		created = true
-		res.AccountID = config.NewID(config.PrefixAccount)
-		if _, err := t.exec(ctx, `INSERT INTO accounts (id, name, active, created_at) VALUES ($1, $2, $3, $4)`,
-			res.AccountID, spec.AccountName, true, t.stamp()); err != nil {
-			return fmt.Errorf("bootstrap: creating account: %w", err)
+		acct, err := t.createAccount(ctx, spec.AccountName)
+		if err != nil {
+			return fmt.Errorf("bootstrap: %w", err)
 		}
-		t.audit("account_created.v0", res.AccountID, res.AccountID, map[string]any{"name": spec.AccountName})
+		res.AccountID = acct.ID
 		u, err := t.createUser(ctx, email, spec.UserName)
 		if err != nil {
 			return fmt.Errorf("bootstrap: %w", err)

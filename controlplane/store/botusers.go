@@ -2,8 +2,6 @@ package store
 
 import (
 	"context"
-	"database/sql"
-	"errors"
 	"fmt"
 
 	"github.com/tollgate/tollgate/authn"
@@ -24,6 +22,12 @@ type BotUserUpdate struct {
 
 const botUserColumns = `SELECT p.id, b.account_id, p.name, p.active, p.created_at
 	FROM bot_users b JOIN principals p ON p.id = b.id`
+
+// getBotUser reads bot user id of the account through q.
+func getBotUser(ctx context.Context, q queryer, accountID, id string) (*BotUser, error) {
+	return getRow(q.QueryRowContext(ctx, botUserColumns+` WHERE b.id = $1 AND b.account_id = $2`, id, accountID),
+		"bot user", id, scanBotUser)
+}
 
 func scanBotUser(r scanner) (BotUser, error) {
 	var b BotUser
@@ -101,14 +105,7 @@ func (t *tx) createBotUser(ctx context.Context, accountID string, in BotUserCrea
 
 // GetBotUser returns a bot user of the account.
 func (s *Store) GetBotUser(ctx context.Context, accountID, id string) (*BotUser, error) {
-	b, err := scanBotUser(s.rdb.QueryRowContext(ctx, botUserColumns+` WHERE b.id = $1 AND b.account_id = $2`, id, accountID))
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, fmt.Errorf("bot user %s: %w", id, ErrNotFound)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("reading bot user %s: %w", id, err)
-	}
-	return &b, nil
+	return getBotUser(ctx, s.rdb, accountID, id)
 }
 
 // ListBotUsers returns one page of the account's bot users, newest first,
@@ -126,25 +123,15 @@ func (s *Store) UpdateBotUser(ctx context.Context, actor Actor, accountID, id st
 			return nil, err
 		}
 	}
-	var b BotUser
+	var b *BotUser
 	_, err := s.update(ctx, actor, func(ctx context.Context, t *tx) error {
 		var err error
-		b, err = scanBotUser(t.queryRow(ctx, botUserColumns+` WHERE b.id = $1 AND b.account_id = $2`, id, accountID))
-		if errors.Is(err, sql.ErrNoRows) {
-			return fmt.Errorf("bot user %s: %w", id, ErrNotFound)
-		}
-		if err != nil {
-			return fmt.Errorf("reading bot user %s: %w", id, err)
+		if b, err = getBotUser(ctx, t.sql, accountID, id); err != nil {
+			return err
 		}
 		changes := map[string]any{}
-		if in.Name != nil && *in.Name != b.Name {
-			b.Name = *in.Name
-			changes["name"] = b.Name
-		}
-		if in.Active != nil && *in.Active != b.Active {
-			b.Active = *in.Active
-			changes["active"] = b.Active
-		}
+		setField(&b.Name, in.Name, "name", changes)
+		setField(&b.Active, in.Active, "active", changes)
 		if len(changes) == 0 {
 			return nil // nothing to do: no revision, no event
 		}
@@ -157,20 +144,15 @@ func (s *Store) UpdateBotUser(ctx context.Context, actor Actor, accountID, id st
 	if err != nil {
 		return nil, err
 	}
-	return &b, nil
+	return b, nil
 }
 
 // DeleteBotUser deletes a bot user and every credential it owns, in one
 // transaction.
 func (s *Store) DeleteBotUser(ctx context.Context, actor Actor, accountID, id string) error {
 	_, err := s.update(ctx, actor, func(ctx context.Context, t *tx) error {
-		var one int
-		err := t.queryRow(ctx, `SELECT 1 FROM bot_users WHERE id = $1 AND account_id = $2`, id, accountID).Scan(&one)
-		if errors.Is(err, sql.ErrNoRows) {
-			return fmt.Errorf("bot user %s: %w", id, ErrNotFound)
-		}
-		if err != nil {
-			return fmt.Errorf("reading bot user %s: %w", id, err)
+		if _, err := getBotUser(ctx, t.sql, accountID, id); err != nil {
+			return err
 		}
 		deleted, err := t.deleteCredentialsOf(ctx, id)
 		if err != nil {
@@ -182,10 +164,7 @@ func (s *Store) DeleteBotUser(ctx context.Context, actor Actor, accountID, id st
 		if _, err := t.exec(ctx, `DELETE FROM principals WHERE id = $1`, id); err != nil {
 			return fmt.Errorf("deleting bot user %s: %w", id, err)
 		}
-		if deleted == nil {
-			deleted = []string{}
-		}
-		t.audit("bot_user_deleted.v0", accountID, id, map[string]any{"deleted_credentials": deleted})
+		t.audit("bot_user_deleted.v0", accountID, id, map[string]any{"deleted_credentials": nonNil(deleted)})
 		return nil
 	})
 	return err

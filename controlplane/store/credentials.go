@@ -52,20 +52,8 @@ func (t *tx) deleteCredentialsOf(ctx context.Context, ownerID string) ([]string,
 
 // deleteReturningIDs runs a DELETE ... RETURNING id and collects the IDs.
 func (t *tx) deleteReturningIDs(ctx context.Context, q string, args ...any) ([]string, error) {
-	rows, err := t.query(ctx, q, args...)
+	ids, err := t.strings(ctx, q, args...)
 	if err != nil {
-		return nil, fmt.Errorf("deleting: %w", err)
-	}
-	defer rows.Close()
-	var ids []string
-	for rows.Next() {
-		var id string
-		if err := rows.Scan(&id); err != nil {
-			return nil, fmt.Errorf("deleting: %w", err)
-		}
-		ids = append(ids, id)
-	}
-	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("deleting: %w", err)
 	}
 	return ids, nil

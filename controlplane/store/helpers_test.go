@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"errors"
+	"slices"
 	"testing"
 	"time"
 
@@ -77,5 +78,33 @@ func wantCode(t testing.TB, err error, code config.Code) {
 	var ce *config.Error
 	if !errors.As(err, &ce) || ce.Code != code {
 		t.Fatalf("err = %v, want code %s", err, code)
+	}
+}
+
+// auditOf returns the audit events of the account of one type for one
+// object, oldest first.
+func auditOf(t testing.TB, s *Store, accountID, typ, objectID string) []AuditEvent {
+	t.Helper()
+	evs, _, err := s.ListAuditEvents(testCtx(t), accountID, Page{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []AuditEvent
+	for _, ev := range evs {
+		if ev.Type == typ && ev.ObjectID == objectID {
+			out = append(out, ev)
+		}
+	}
+	slices.Reverse(out)
+	return out
+}
+
+// wantConflictCode checks that err is a *ConflictError with code (and so
+// an ErrConflict).
+func wantConflictCode(t testing.TB, err error, code config.Code) {
+	t.Helper()
+	var ce *ConflictError
+	if !errors.As(err, &ce) || ce.Code != code || !errors.Is(err, ErrConflict) {
+		t.Fatalf("err = %v, want conflict %s", err, code)
 	}
 }

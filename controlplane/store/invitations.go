@@ -165,15 +165,12 @@ func (s *Store) ListInvitations(ctx context.Context, accountID string, page Page
 // it; its accept token stops working at once.
 func (s *Store) DeleteInvitation(ctx context.Context, actor Actor, accountID, id string, check InvitationCheck) error {
 	_, err := s.update(ctx, actor, func(ctx context.Context, t *tx) error {
-		inv, err := scanInvitation(t.queryRow(ctx, invitationColumns+` WHERE id = $1 AND account_id = $2`, id, accountID))
-		if errors.Is(err, sql.ErrNoRows) {
-			return fmt.Errorf("invitation %s: %w", id, ErrNotFound)
-		}
+		inv, err := getByID(ctx, t.sql, invitationColumns, "invitation", id, accountID, scanInvitation)
 		if err != nil {
-			return fmt.Errorf("reading invitation %s: %w", id, err)
+			return err
 		}
 		if check != nil {
-			if err := check(&inv); err != nil {
+			if err := check(inv); err != nil {
 				return err
 			}
 		}
@@ -327,12 +324,9 @@ func (s *Store) acceptOnce(ctx context.Context, id, secret string, in Invitation
 			return fmt.Errorf("reading member %s: %w", userID, err)
 		}
 		acc.Member = m
-		var created int64
-		if err := t.queryRow(ctx, `SELECT id, name, active, created_at FROM accounts WHERE id = $1`, cur.AccountID).
-			Scan(&acc.Account.ID, &acc.Account.Name, &acc.Account.Active, &created); err != nil {
+		if acc.Account, err = scanAccount(t.queryRow(ctx, accountColumns+` WHERE id = $1`, cur.AccountID)); err != nil {
 			return fmt.Errorf("reading account %s: %w", cur.AccountID, err)
 		}
-		acc.Account.CreatedAt = fromMicros(created)
 		return nil
 	})
 	if err != nil {
@@ -342,9 +336,7 @@ func (s *Store) acceptOnce(ctx context.Context, id, secret string, in Invitation
 }
 
 // readInvitationSecret reads an invitation by ID with its secret hash.
-func readInvitationSecret(ctx context.Context, q interface {
-	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
-}, id string) (*Invitation, string, error) {
+func readInvitationSecret(ctx context.Context, q queryer, id string) (*Invitation, string, error) {
 	var (
 		inv              Invitation
 		dev, team, hash  string

@@ -177,21 +177,6 @@ func validateAction(a string) error {
 	return nil
 }
 
-// validateTextFields checks an optional description and metadata.
-func validateTextFields(desc, meta *string) error {
-	if desc != nil {
-		if err := ValidateDescription(*desc); err != nil {
-			return err
-		}
-	}
-	if meta != nil {
-		if err := ValidateMetadata(*meta); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
 // normalizePolicyIDs checks the ip_policy_ids of an IP restriction: 1 to
 // MaxRestrictionPolicies well-formed ipp_ IDs. Repeats are dropped, order is
 // kept.
@@ -232,7 +217,7 @@ func scanIPPolicy(r scanner) (IPPolicy, error) {
 // Errors: *config.Error for a description over 255 bytes or metadata over
 // 4096 bytes; ErrNotFound when the account does not exist.
 func (s *Store) CreateIPPolicy(ctx context.Context, actor Actor, accountID string, in IPPolicyCreate) (*IPPolicy, error) {
-	if err := validateTextFields(&in.Description, &in.Metadata); err != nil {
+	if err := validateOptional(&in.Description, &in.Metadata); err != nil {
 		return nil, err
 	}
 	var p *IPPolicy
@@ -257,18 +242,7 @@ func (s *Store) CreateIPPolicy(ctx context.Context, actor Actor, accountID strin
 
 // GetIPPolicy returns an IP policy of the account, or ErrNotFound.
 func (s *Store) GetIPPolicy(ctx context.Context, accountID, id string) (*IPPolicy, error) {
-	return getIPPolicy(s.rdb.QueryRowContext(ctx, ipPolicyColumns+` WHERE id = $1 AND account_id = $2`, id, accountID), id)
-}
-
-func getIPPolicy(row *sql.Row, id string) (*IPPolicy, error) {
-	p, err := scanIPPolicy(row)
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, fmt.Errorf("IP policy %s: %w", id, ErrNotFound)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("reading IP policy %s: %w", id, err)
-	}
-	return &p, nil
+	return getByID(ctx, s.rdb, ipPolicyColumns, "IP policy", id, accountID, scanIPPolicy)
 }
 
 // ListIPPolicies returns one page of the account's IP policies, newest
@@ -281,18 +255,18 @@ func (s *Store) ListIPPolicies(ctx context.Context, accountID string, page Page)
 // that changes nothing commits nothing. Errors: *config.Error for invalid
 // text, ErrNotFound.
 func (s *Store) UpdateIPPolicy(ctx context.Context, actor Actor, accountID, id string, in IPPolicyUpdate) (*IPPolicy, error) {
-	if err := validateTextFields(in.Description, in.Metadata); err != nil {
+	if err := validateOptional(in.Description, in.Metadata); err != nil {
 		return nil, err
 	}
 	var p *IPPolicy
 	_, err := s.update(ctx, actor, func(ctx context.Context, t *tx) error {
 		var err error
-		if p, err = getIPPolicy(t.queryRow(ctx, ipPolicyColumns+` WHERE id = $1 AND account_id = $2`, id, accountID), id); err != nil {
+		if p, err = getByID(ctx, t.sql, ipPolicyColumns, "IP policy", id, accountID, scanIPPolicy); err != nil {
 			return err
 		}
 		changes := map[string]any{}
-		setString(&p.Description, in.Description, "description", changes)
-		setString(&p.Metadata, in.Metadata, "metadata", changes)
+		setField(&p.Description, in.Description, "description", changes)
+		setField(&p.Metadata, in.Metadata, "metadata", changes)
 		if len(changes) == 0 {
 			return nil
 		}
@@ -359,17 +333,6 @@ func scanIPPolicyRule(r scanner) (IPPolicyRule, error) {
 	return x, err
 }
 
-func getIPPolicyRule(row *sql.Row, id string) (*IPPolicyRule, error) {
-	x, err := scanIPPolicyRule(row)
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, fmt.Errorf("IP policy rule %s: %w", id, ErrNotFound)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("reading IP policy rule %s: %w", id, err)
-	}
-	return &x, nil
-}
-
 // duplicateRule turns the UNIQUE (ip_policy_id, cidr) violation into the
 // caller's conflict (ERR 1408, reference/platform-behaviour.md §1.10).
 func duplicateRule(err error, policyID, cidr string) error {
@@ -399,7 +362,7 @@ func (s *Store) CreateIPPolicyRule(ctx context.Context, actor Actor, accountID s
 	if err := validateAction(in.Action); err != nil {
 		return nil, err
 	}
-	if err := validateTextFields(&in.Description, &in.Metadata); err != nil {
+	if err := validateOptional(&in.Description, &in.Metadata); err != nil {
 		return nil, err
 	}
 	var x *IPPolicyRule
@@ -430,7 +393,7 @@ func (s *Store) CreateIPPolicyRule(ctx context.Context, actor Actor, accountID s
 
 // GetIPPolicyRule returns an IP policy rule of the account, or ErrNotFound.
 func (s *Store) GetIPPolicyRule(ctx context.Context, accountID, id string) (*IPPolicyRule, error) {
-	return getIPPolicyRule(s.rdb.QueryRowContext(ctx, ipPolicyRuleColumns+` WHERE id = $1 AND account_id = $2`, id, accountID), id)
+	return getByID(ctx, s.rdb, ipPolicyRuleColumns, "IP policy rule", id, accountID, scanIPPolicyRule)
 }
 
 // ListIPPolicyRules returns one page of the account's IP policy rules (of
@@ -454,22 +417,22 @@ func (s *Store) UpdateIPPolicyRule(ctx context.Context, actor Actor, accountID, 
 			return nil, err
 		}
 	}
-	if err := validateTextFields(in.Description, in.Metadata); err != nil {
+	if err := validateOptional(in.Description, in.Metadata); err != nil {
 		return nil, err
 	}
 	var x *IPPolicyRule
 	_, err := s.update(ctx, actor, func(ctx context.Context, t *tx) error {
 		var err error
-		if x, err = getIPPolicyRule(t.queryRow(ctx, ipPolicyRuleColumns+` WHERE id = $1 AND account_id = $2`, id, accountID), id); err != nil {
+		if x, err = getByID(ctx, t.sql, ipPolicyRuleColumns, "IP policy rule", id, accountID, scanIPPolicyRule); err != nil {
 			return err
 		}
 		changes := map[string]any{}
 		if in.CIDR != nil {
-			setString(&x.CIDR, &cidr, "cidr", changes)
+			setField(&x.CIDR, &cidr, "cidr", changes)
 		}
-		setString(&x.Action, in.Action, "action", changes)
-		setString(&x.Description, in.Description, "description", changes)
-		setString(&x.Metadata, in.Metadata, "metadata", changes)
+		setField(&x.Action, in.Action, "action", changes)
+		setField(&x.Description, in.Description, "description", changes)
+		setField(&x.Metadata, in.Metadata, "metadata", changes)
 		if len(changes) == 0 {
 			return nil
 		}
@@ -490,7 +453,7 @@ func (s *Store) UpdateIPPolicyRule(ctx context.Context, actor Actor, accountID, 
 // DeleteIPPolicyRule deletes a rule of the account, or returns ErrNotFound.
 func (s *Store) DeleteIPPolicyRule(ctx context.Context, actor Actor, accountID, id string) error {
 	_, err := s.update(ctx, actor, func(ctx context.Context, t *tx) error {
-		x, err := getIPPolicyRule(t.queryRow(ctx, ipPolicyRuleColumns+` WHERE id = $1 AND account_id = $2`, id, accountID), id)
+		x, err := getByID(ctx, t.sql, ipPolicyRuleColumns, "IP policy rule", id, accountID, scanIPPolicyRule)
 		if err != nil {
 			return err
 		}
@@ -524,15 +487,10 @@ func scanIPRestriction(r scanner) (IPRestriction, error) {
 	return x, err
 }
 
-func getIPRestriction(row *sql.Row, id string) (*IPRestriction, error) {
-	x, err := scanIPRestriction(row)
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, fmt.Errorf("IP restriction %s: %w", id, ErrNotFound)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("reading IP restriction %s: %w", id, err)
-	}
-	return &x, nil
+// getIPRestriction reads restriction id of the account through q.
+func getIPRestriction(ctx context.Context, q queryer, accountID, id string) (*IPRestriction, error) {
+	return getRow(q.QueryRowContext(ctx, ipRestrictionColumns+` WHERE r.id = $1 AND r.account_id = $2`, id, accountID),
+		"IP restriction", id, scanIPRestriction)
 }
 
 // CreateIPRestriction creates an IP restriction of the account. Type is
@@ -551,7 +509,7 @@ func (s *Store) CreateIPRestriction(ctx context.Context, actor Actor, accountID 
 	if err != nil {
 		return nil, err
 	}
-	if err := validateTextFields(&in.Description, &in.Metadata); err != nil {
+	if err := validateOptional(&in.Description, &in.Metadata); err != nil {
 		return nil, err
 	}
 	var x *IPRestriction
@@ -582,7 +540,7 @@ func (s *Store) CreateIPRestriction(ctx context.Context, actor Actor, accountID 
 
 // GetIPRestriction returns an IP restriction of the account, or ErrNotFound.
 func (s *Store) GetIPRestriction(ctx context.Context, accountID, id string) (*IPRestriction, error) {
-	return getIPRestriction(s.rdb.QueryRowContext(ctx, ipRestrictionColumns+` WHERE r.id = $1 AND r.account_id = $2`, id, accountID), id)
+	return getIPRestriction(ctx, s.rdb, accountID, id)
 }
 
 // ListIPRestrictions returns one page of the account's IP restrictions,
@@ -602,22 +560,19 @@ func (s *Store) UpdateIPRestriction(ctx context.Context, actor Actor, accountID,
 			return nil, err
 		}
 	}
-	if err := validateTextFields(in.Description, in.Metadata); err != nil {
+	if err := validateOptional(in.Description, in.Metadata); err != nil {
 		return nil, err
 	}
 	var x *IPRestriction
 	_, err := s.update(ctx, actor, func(ctx context.Context, t *tx) error {
 		var err error
-		if x, err = getIPRestriction(t.queryRow(ctx, ipRestrictionColumns+` WHERE r.id = $1 AND r.account_id = $2`, id, accountID), id); err != nil {
+		if x, err = getIPRestriction(ctx, t.sql, accountID, id); err != nil {
 			return err
 		}
 		changes := map[string]any{}
-		if in.Enforced != nil && *in.Enforced != x.Enforced {
-			x.Enforced = *in.Enforced
-			changes["enforced"] = x.Enforced
-		}
-		setString(&x.Description, in.Description, "description", changes)
-		setString(&x.Metadata, in.Metadata, "metadata", changes)
+		setField(&x.Enforced, in.Enforced, "enforced", changes)
+		setField(&x.Description, in.Description, "description", changes)
+		setField(&x.Metadata, in.Metadata, "metadata", changes)
 		if in.IPPolicyIDs != nil && !slices.Equal(ids, x.IPPolicyIDs) {
 			if _, err := t.exec(ctx, `DELETE FROM ip_restriction_policies WHERE ip_restriction_id = $1`, id); err != nil {
 				return fmt.Errorf("updating IP restriction %s: %w", id, err)
@@ -687,33 +642,6 @@ func (t *tx) policyInAccount(ctx context.Context, accountID, id string) error {
 		return fmt.Errorf("reading IP policy %s: %w", id, err)
 	}
 	return nil
-}
-
-// strings runs q and returns its single text column.
-func (t *tx) strings(ctx context.Context, q string, args ...any) ([]string, error) {
-	rows, err := t.query(ctx, q, args...)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []string
-	for rows.Next() {
-		var v string
-		if err := rows.Scan(&v); err != nil {
-			return nil, err
-		}
-		out = append(out, v)
-	}
-	return out, rows.Err()
-}
-
-// setString applies an optional new value and records it in changes under
-// key when it differs.
-func setString(dst, v *string, key string, changes map[string]any) {
-	if v != nil && *v != *dst {
-		*dst = *v
-		changes[key] = *v
-	}
 }
 
 // readIPPolicies fills the snapshot's IP policies, each with its rules

@@ -88,24 +88,6 @@ func FuzzParseCIDR(f *testing.F) {
 	})
 }
 
-// auditOf returns the audit events of the account of one type for one
-// object, oldest first.
-func auditOf(t *testing.T, s *Store, accountID, typ, objectID string) []AuditEvent {
-	t.Helper()
-	evs, _, err := s.ListAuditEvents(testCtx(t), accountID, Page{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out []AuditEvent
-	for _, ev := range evs {
-		if ev.Type == typ && ev.ObjectID == objectID {
-			out = append(out, ev)
-		}
-	}
-	slices.Reverse(out)
-	return out
-}
-
 // wantAudit checks that exactly one event of the type names the object, the
 // actor, and the revision the store is at now (so it was written by the
 // unit of work that bumped it).

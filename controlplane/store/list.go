@@ -47,11 +47,23 @@ func listPage[T any](ctx context.Context, db *sql.DB, base, idCol string, args [
 	return out, more, nil
 }
 
+// queryer is what *sql.DB and *sql.Tx have in common for one-row reads, so
+// a read helper serves both the read pool and a unit of work (pass t.sql).
+type queryer interface {
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
 // getByID reads the object id of the account with columns (a SELECT ...
 // FROM without WHERE). A missing object, or one of another account, is
 // ErrNotFound wrapped with what and the ID.
-func getByID[T any](ctx context.Context, db *sql.DB, columns, what, id, accountID string, scan func(scanner) (T, error)) (*T, error) {
-	v, err := scan(db.QueryRowContext(ctx, columns+` WHERE id = $1 AND account_id = $2`, id, accountID))
+func getByID[T any](ctx context.Context, q queryer, columns, what, id, accountID string, scan func(scanner) (T, error)) (*T, error) {
+	return getRow(q.QueryRowContext(ctx, columns+` WHERE id = $1 AND account_id = $2`, id, accountID), what, id, scan)
+}
+
+// getRow scans row, the object id, with scan. No row is ErrNotFound wrapped
+// with what and the ID.
+func getRow[T any](row *sql.Row, what, id string, scan func(scanner) (T, error)) (*T, error) {
+	v, err := scan(row)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("%s %s: %w", what, id, ErrNotFound)
 	}

@@ -457,15 +457,8 @@ func (s *Store) ListReservedDomains(ctx context.Context, accountID string, page 
 
 // validateReservedDomainUpdate normalises in or returns the first problem.
 func validateReservedDomainUpdate(in ReservedDomainUpdate) (ReservedDomainUpdate, error) {
-	if in.Description != nil {
-		if err := ValidateDescription(*in.Description); err != nil {
-			return in, err
-		}
-	}
-	if in.Metadata != nil {
-		if err := ValidateMetadata(*in.Metadata); err != nil {
-			return in, err
-		}
+	if err := validateOptional(in.Description, in.Metadata); err != nil {
+		return in, err
 	}
 	if in.Region != nil {
 		r, err := ParseRegion(*in.Region)
@@ -500,15 +493,11 @@ func (s *Store) UpdateReservedDomain(ctx context.Context, actor Actor, accountID
 	if err != nil {
 		return nil, err
 	}
-	var d ReservedDomain
+	var d *ReservedDomain
 	_, err = s.update(ctx, actor, func(ctx context.Context, t *tx) error {
 		var err error
-		d, err = scanReservedDomain(t.queryRow(ctx, reservedDomainColumns+` WHERE id = $1 AND account_id = $2`, id, accountID))
-		if errors.Is(err, sql.ErrNoRows) {
-			return fmt.Errorf("reserved domain %s: %w", id, ErrNotFound)
-		}
-		if err != nil {
-			return fmt.Errorf("reading reserved domain %s: %w", id, err)
+		if d, err = getByID(ctx, t.sql, reservedDomainColumns, "reserved domain", id, accountID, scanReservedDomain); err != nil {
+			return err
 		}
 		if in.Region != nil && *in.Region != d.Region {
 			return config.NewError(config.CodeRegionImmutable,
@@ -516,22 +505,13 @@ func (s *Store) UpdateReservedDomain(ctx context.Context, actor Actor, accountID
 				d.Domain, d.Region, *in.Region)
 		}
 		changes := map[string]any{}
-		if in.Description != nil && *in.Description != d.Description {
-			d.Description = *in.Description
-			changes["description"] = d.Description
-		}
-		if in.Metadata != nil && *in.Metadata != d.Metadata {
-			d.Metadata = *in.Metadata
-			changes["metadata"] = d.Metadata
-		}
+		setField(&d.Description, in.Description, "description", changes)
+		setField(&d.Metadata, in.Metadata, "metadata", changes)
 		if in.SetCertPolicy && certPolicyPayloadKey(in.CertPolicy) != certPolicyPayloadKey(d.CertPolicy) {
 			d.CertPolicy = in.CertPolicy
 			changes["certificate_management_policy"] = certPolicyPayload(d.CertPolicy)
 		}
-		if in.MinTLSVersion != nil && *in.MinTLSVersion != d.MinTLSVersion {
-			d.MinTLSVersion = *in.MinTLSVersion
-			changes["min_tls_version"] = d.MinTLSVersion
-		}
+		setField(&d.MinTLSVersion, in.MinTLSVersion, "min_tls_version", changes)
 		if len(changes) == 0 {
 			return nil
 		}
@@ -547,7 +527,7 @@ func (s *Store) UpdateReservedDomain(ctx context.Context, actor Actor, accountID
 	if err != nil {
 		return nil, err
 	}
-	return &d, nil
+	return d, nil
 }
 
 // certPolicyPayloadKey is a comparable form of a policy.

@@ -81,31 +81,6 @@ func TestReservationNormalizeAddr(t *testing.T) {
 	}
 }
 
-// wantReservationConflict checks that err is a *ConflictError with code.
-func wantReservationConflict(t testing.TB, err error, code config.Code) {
-	t.Helper()
-	var ce *ConflictError
-	if !errors.As(err, &ce) || ce.Code != code || !errors.Is(err, ErrConflict) {
-		t.Fatalf("err = %v, want a conflict with code %s", err, code)
-	}
-}
-
-// reservationEvents returns the account's audit events of one type for one object.
-func reservationEvents(t testing.TB, s *Store, accountID, typ, objectID string) []AuditEvent {
-	t.Helper()
-	evs, _, err := s.ListAuditEvents(testCtx(t), accountID, Page{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out []AuditEvent
-	for _, e := range evs {
-		if e.Type == typ && e.ObjectID == objectID {
-			out = append(out, e)
-		}
-	}
-	return out
-}
-
 func TestReservedDomainLifecycle(t *testing.T) {
 	eachDialect(t, func(t *testing.T, s *Store) {
 		ctx := testCtx(t)
@@ -125,7 +100,7 @@ func TestReservedDomainLifecycle(t *testing.T) {
 		if r := rev(t, s); r != base+1 {
 			t.Fatalf("revision %d, want %d", r, base+1)
 		}
-		evs := reservationEvents(t, s, f.account.ID, "reserved_domain_created.v0", d.ID)
+		evs := auditOf(t, s, f.account.ID, "reserved_domain_created.v0", d.ID)
 		if len(evs) != 1 || evs[0].Revision != base+1 || evs[0].ActorID != f.admin.ID || evs[0].ActorCredentialID != "ak_test" {
 			t.Fatalf("created events %+v", evs)
 		}
@@ -167,7 +142,7 @@ func TestReservedDomainLifecycle(t *testing.T) {
 		if r := rev(t, s); r != r0+1 {
 			t.Fatalf("revision %d, want %d", r, r0+1)
 		}
-		if evs := reservationEvents(t, s, f.account.ID, "reserved_domain_updated.v0", d.ID); len(evs) != 1 || evs[0].Revision != r0+1 {
+		if evs := auditOf(t, s, f.account.ID, "reserved_domain_updated.v0", d.ID); len(evs) != 1 || evs[0].Revision != r0+1 {
 			t.Fatalf("updated events %+v", evs)
 		}
 		snap, err = s.BuildSnapshot(ctx)
@@ -182,7 +157,7 @@ func TestReservedDomainLifecycle(t *testing.T) {
 		if err := s.DeleteReservedDomain(ctx, actor, f.account.ID, d.ID); err != nil {
 			t.Fatal(err)
 		}
-		if evs := reservationEvents(t, s, f.account.ID, "reserved_domain_deleted.v0", d.ID); len(evs) != 1 || evs[0].Revision != r0+2 {
+		if evs := auditOf(t, s, f.account.ID, "reserved_domain_deleted.v0", d.ID); len(evs) != 1 || evs[0].Revision != r0+2 {
 			t.Fatalf("deleted events %+v", evs)
 		}
 		if _, err := s.GetReservedDomain(ctx, f.account.ID, d.ID); !errors.Is(err, ErrNotFound) {
@@ -238,7 +213,7 @@ func TestReservedDomainOneAccountOnly(t *testing.T) {
 		}
 		for _, tc := range cases {
 			_, err := create(tc.f, tc.domain)
-			wantReservationConflict(t, err, tc.code)
+			wantConflictCode(t, err, tc.code)
 			if !strings.Contains(err.Error(), "reserved") {
 				t.Errorf("%s: message %q", tc.domain, err)
 			}
@@ -331,10 +306,10 @@ func TestConcurrentReservationsHaveOneWinner(t *testing.T) {
 			if !ok1 || !ok2 || len(snap.Data().ReservedDomains) != 1 || len(snap.Data().ReservedAddrs) != 1 {
 				t.Fatalf("snapshot reservations %+v %+v", snap.Data().ReservedDomains, snap.Data().ReservedAddrs)
 			}
-			if n := len(reservationEvents(t, s1, rd.AccountID, "reserved_domain_created.v0", rd.ID)); n != 1 {
+			if n := len(auditOf(t, s1, rd.AccountID, "reserved_domain_created.v0", rd.ID)); n != 1 {
 				t.Fatalf("%d domain creation events", n)
 			}
-			if n := len(reservationEvents(t, s1, ra.AccountID, "reserved_addr_created.v0", ra.ID)); n != 1 {
+			if n := len(auditOf(t, s1, ra.AccountID, "reserved_addr_created.v0", ra.ID)); n != 1 {
 				t.Fatalf("%d address creation events", n)
 			}
 		})
@@ -363,11 +338,11 @@ func TestReservedAddrPoolAssignment(t *testing.T) {
 		}
 		base := rev(t, s)
 		_, err = create(b, "")
-		wantReservationConflict(t, err, config.CodeAddrPoolExhausted)
+		wantConflictCode(t, err, config.CodeAddrPoolExhausted)
 		_, err = create(b, "1.tcp.eu.example.com:20000")
-		wantReservationConflict(t, err, config.CodeReservedByOther)
+		wantConflictCode(t, err, config.CodeReservedByOther)
 		_, err = create(a, "1.TCP.eu.example.com:20000")
-		wantReservationConflict(t, err, config.CodeReservedAlready)
+		wantConflictCode(t, err, config.CodeReservedAlready)
 		_, err = s.CreateReservedAddr(ctx, a.actor, a.account.ID, ReservedAddrCreate{Region: "us"})
 		wantCode(t, err, config.CodeAddrRequired)
 		_, err = s.UpdateReservedAddr(ctx, a.actor, a.account.ID, first.ID, ReservedAddrUpdate{Region: ptr("us")})
@@ -390,11 +365,11 @@ func TestReservedAddrPoolAssignment(t *testing.T) {
 			t.Fatalf("update = %+v, %v", u, err)
 		}
 		for _, typ := range []string{"reserved_addr_created.v0", "reserved_addr_updated.v0"} {
-			if evs := reservationEvents(t, s, b.account.ID, typ, again.ID); len(evs) != 1 || evs[0].ActorID != b.admin.ID {
+			if evs := auditOf(t, s, b.account.ID, typ, again.ID); len(evs) != 1 || evs[0].ActorID != b.admin.ID {
 				t.Fatalf("%s events %+v", typ, evs)
 			}
 		}
-		if evs := reservationEvents(t, s, a.account.ID, "reserved_addr_deleted.v0", first.ID); len(evs) != 1 {
+		if evs := auditOf(t, s, a.account.ID, "reserved_addr_deleted.v0", first.ID); len(evs) != 1 {
 			t.Fatalf("deleted events %+v", evs)
 		}
 		// A broken pool is a configuration error, not a reservation.

@@ -205,15 +205,11 @@ func (s *Store) UpdateReservedAddr(ctx context.Context, actor Actor, accountID, 
 		}
 		in.Region = &r
 	}
-	var a ReservedAddr
+	var a *ReservedAddr
 	_, err := s.update(ctx, actor, func(ctx context.Context, t *tx) error {
 		var err error
-		a, err = scanReservedAddr(t.queryRow(ctx, reservedAddrColumns+` WHERE id = $1 AND account_id = $2`, id, accountID))
-		if errors.Is(err, sql.ErrNoRows) {
-			return fmt.Errorf("reserved address %s: %w", id, ErrNotFound)
-		}
-		if err != nil {
-			return fmt.Errorf("reading reserved address %s: %w", id, err)
+		if a, err = getByID(ctx, t.sql, reservedAddrColumns, "reserved address", id, accountID, scanReservedAddr); err != nil {
+			return err
 		}
 		if in.Region != nil && *in.Region != a.Region {
 			return config.NewError(config.CodeRegionImmutable,
@@ -221,14 +217,8 @@ func (s *Store) UpdateReservedAddr(ctx context.Context, actor Actor, accountID, 
 				a.Addr, a.Region, *in.Region)
 		}
 		changes := map[string]any{}
-		if in.Description != nil && *in.Description != a.Description {
-			a.Description = *in.Description
-			changes["description"] = a.Description
-		}
-		if in.Metadata != nil && *in.Metadata != a.Metadata {
-			a.Metadata = *in.Metadata
-			changes["metadata"] = a.Metadata
-		}
+		setField(&a.Description, in.Description, "description", changes)
+		setField(&a.Metadata, in.Metadata, "metadata", changes)
 		if len(changes) == 0 {
 			return nil
 		}
@@ -242,7 +232,7 @@ func (s *Store) UpdateReservedAddr(ctx context.Context, actor Actor, accountID, 
 	if err != nil {
 		return nil, err
 	}
-	return &a, nil
+	return a, nil
 }
 
 // DeleteReservedAddr releases a reserved address (audit event

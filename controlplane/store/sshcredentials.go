@@ -3,8 +3,6 @@ package store
 import (
 	"context"
 	"crypto/rsa"
-	"database/sql"
-	"errors"
 	"fmt"
 	"strings"
 
@@ -152,15 +150,11 @@ func (s *Store) UpdateSSHCredential(ctx context.Context, actor Actor, accountID,
 	if err != nil {
 		return nil, err
 	}
-	var c SSHCredential
+	var c *SSHCredential
 	_, err = s.update(ctx, actor, func(ctx context.Context, t *tx) error {
 		var err error
-		c, err = scanSSHCredential(t.queryRow(ctx, sshCredentialColumns+` WHERE id = $1 AND account_id = $2`, id, accountID))
-		if errors.Is(err, sql.ErrNoRows) {
-			return fmt.Errorf("SSH credential %s: %w", id, ErrNotFound)
-		}
-		if err != nil {
-			return fmt.Errorf("reading SSH credential %s: %w", id, err)
+		if c, err = getByID(ctx, t.sql, sshCredentialColumns, "SSH credential", id, accountID, scanSSHCredential); err != nil {
+			return err
 		}
 		changes := in.apply(acl, &c.Description, &c.Metadata, &c.ACL)
 		if len(changes) == 0 {
@@ -176,7 +170,7 @@ func (s *Store) UpdateSSHCredential(ctx context.Context, actor Actor, accountID,
 	if err != nil {
 		return nil, err
 	}
-	return &c, nil
+	return c, nil
 }
 
 // DeleteSSHCredential deletes an SSH credential.

@@ -62,6 +62,24 @@ func (t *tx) query(ctx context.Context, q string, args ...any) (*sql.Rows, error
 	return t.sql.QueryContext(ctx, q, args...)
 }
 
+// strings runs q and returns its single text column.
+func (t *tx) strings(ctx context.Context, q string, args ...any) ([]string, error) {
+	rows, err := t.query(ctx, q, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var v string
+		if err := rows.Scan(&v); err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	return out, rows.Err()
+}
+
 // stamp returns the unit of work's time as stored: Unix microseconds.
 func (t *tx) stamp() int64 { return t.now.UnixMicro() }
 

@@ -272,18 +272,12 @@ func (s *Store) RenameAccount(ctx context.Context, actor Actor, id, name string)
 	if err := ValidateName(name); err != nil {
 		return nil, err
 	}
-	var a Account
+	var a *Account
 	_, err := s.update(ctx, actor, func(ctx context.Context, t *tx) error {
-		var created int64
-		err := t.queryRow(ctx, `SELECT id, name, active, created_at FROM accounts WHERE id = $1`, id).
-			Scan(&a.ID, &a.Name, &a.Active, &created)
-		if errors.Is(err, sql.ErrNoRows) {
-			return fmt.Errorf("account %s: %w", id, ErrNotFound)
+		var err error
+		if a, err = getAccount(ctx, t.sql, id); err != nil {
+			return err
 		}
-		if err != nil {
-			return fmt.Errorf("reading account %s: %w", id, err)
-		}
-		a.CreatedAt = fromMicros(created)
 		if a.Name == name {
 			return nil
 		}
@@ -297,7 +291,7 @@ func (s *Store) RenameAccount(ctx context.Context, actor Actor, id, name string)
 	if err != nil {
 		return nil, err
 	}
-	return &a, nil
+	return a, nil
 }
 
 // APIKeyCreator returns who created API key keyID of the account, as the
@@ -319,9 +313,7 @@ func (s *Store) APIKeyCreator(ctx context.Context, accountID, keyID string) (str
 
 // userByEmail returns the ID and active state of the user with a
 // normalised e-mail address, or ErrNotFound.
-func userByEmail(ctx context.Context, q interface {
-	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
-}, email string) (id string, active bool, err error) {
+func userByEmail(ctx context.Context, q queryer, email string) (id string, active bool, err error) {
 	err = q.QueryRowContext(ctx, `SELECT p.id, p.active FROM users u JOIN principals p ON p.id = u.id WHERE u.email = $1`, email).
 		Scan(&id, &active)
 	if errors.Is(err, sql.ErrNoRows) {
@@ -333,8 +325,9 @@ func userByEmail(ctx context.Context, q interface {
 	return id, active, nil
 }
 
-// insertUser creates an active user with a given ID (createUser picks one);
-// its audit event goes to accountID's log.
+// insertUser creates an active user with a given ID (createUser picks one),
+// or returns ErrConflict when the e-mail address is taken; its audit event
+// goes to accountID's log ("" for none).
 func (t *tx) insertUser(ctx context.Context, accountID, id, email, name string) (*User, error) {
 	u := &User{ID: id, Email: email, Name: name, Active: true, CreatedAt: fromMicros(t.stamp())}
 	if _, err := t.exec(ctx, `INSERT INTO principals (id, kind, name, active, created_at) VALUES ($1, 'user', $2, $3, $4)`,

@@ -23,14 +23,6 @@ func addMember(t testing.TB, s *Store, accountID, email string, m Membership) *U
 	return u
 }
 
-func wantConflictCode(t testing.TB, err error, code config.Code) {
-	t.Helper()
-	var ce *ConflictError
-	if !errors.As(err, &ce) || ce.Code != code || !errors.Is(err, ErrConflict) {
-		t.Fatalf("err = %v, want conflict %s", err, code)
-	}
-}
-
 func TestMembersListGetUpdate(t *testing.T) {
 	eachDialect(t, func(t *testing.T, s *Store) {
 		ctx := testCtx(t)

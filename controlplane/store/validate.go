@@ -111,6 +111,15 @@ func checkID(id string, prefixes ...string) error {
 		truncate(id, 100), strings.Join(prefixes, "_ or ")).WithCause(err)
 }
 
+// setField applies an update's optional new value v (nil: unchanged) to dst
+// and, when it differs, records it in changes (the audit payload) under key.
+func setField[T comparable](dst, v *T, key string, changes map[string]any) {
+	if v != nil && *v != *dst {
+		*dst = *v
+		changes[key] = *v
+	}
+}
+
 // validateOptional checks an update's description and metadata, each when
 // given (non-nil).
 func validateOptional(description, metadata *string) error {
