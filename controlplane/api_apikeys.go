@@ -35,6 +35,12 @@ func (s *Server) apiKeyJSON(r *http.Request, k *store.APIKey) apiKeyJSON {
 		Metadata: k.Metadata, CreatedAt: timestamp(k.CreatedAt), OwnerID: k.OwnerID}
 }
 
+// apiKeyAccess lets an API key's owner and administrators change or delete
+// it (ownerAccess).
+func (s *Server) apiKeyAccess() accessCheck {
+	return ownerAccess("API key", s.store.GetAPIKey, func(k *store.APIKey) string { return k.OwnerID })
+}
+
 // ownerFor returns the owner of a credential the caller creates: the caller
 // by default; someone else only for administrators.
 func ownerFor(c *caller, ownerID string) (string, error) {
@@ -54,11 +60,8 @@ func ownerFor(c *caller, ownerID string) (string, error) {
 }
 
 func (s *Server) createAPIKey(w http.ResponseWriter, r *http.Request, c *caller) error {
-	if err := onlyParams(r.URL.Query()); err != nil {
-		return err
-	}
 	var body apiKeyCreateBody
-	if err := s.decodeBody(w, r, &body); err != nil {
+	if _, err := s.beginWrite(w, r, "", nil, &body); err != nil {
 		return err
 	}
 	owner, err := ownerFor(c, body.OwnerID)
@@ -89,25 +92,15 @@ func (s *Server) listAPIKeys(w http.ResponseWriter, r *http.Request, c *caller) 
 }
 
 func (s *Server) updateAPIKey(w http.ResponseWriter, r *http.Request, c *caller) error {
-	id, err := pathID(r, config.PrefixAPIKey)
-	if err != nil {
-		return err
-	}
-	if err := onlyParams(r.URL.Query()); err != nil {
-		return err
-	}
 	var body apiKeyUpdateBody
-	if err := s.decodeBody(w, r, &body); err != nil {
-		return err
-	}
-	k, err := s.store.GetAPIKey(r.Context(), c.accountID(), id)
+	id, err := s.beginWrite(w, r, config.PrefixAPIKey, nil, &body)
 	if err != nil {
-		return notFound(err, "API key", id)
-	}
-	if err := c.requireOwnerOrAdmin(k.OwnerID); err != nil {
 		return err
 	}
-	k, err = s.store.UpdateAPIKey(r.Context(), c.actor, c.accountID(), id, store.APIKeyUpdate{Description: body.Description, Metadata: body.Metadata})
+	if err := s.apiKeyAccess()(r.Context(), c, id); err != nil {
+		return err
+	}
+	k, err := s.store.UpdateAPIKey(r.Context(), c.actor, c.accountID(), id, store.APIKeyUpdate{Description: body.Description, Metadata: body.Metadata})
 	if err != nil {
 		return notFound(err, "API key", id)
 	}
@@ -115,21 +108,7 @@ func (s *Server) updateAPIKey(w http.ResponseWriter, r *http.Request, c *caller)
 	return nil
 }
 
+// deleteAPIKey is DELETE /api_keys/{id}: its owner or an administrator.
 func (s *Server) deleteAPIKey(w http.ResponseWriter, r *http.Request, c *caller) error {
-	id, err := objectPathID(r, config.PrefixAPIKey)
-	if err != nil {
-		return err
-	}
-	k, err := s.store.GetAPIKey(r.Context(), c.accountID(), id)
-	if err != nil {
-		return notFound(err, "API key", id)
-	}
-	if err := c.requireOwnerOrAdmin(k.OwnerID); err != nil {
-		return err
-	}
-	if err := s.store.DeleteAPIKey(r.Context(), c.actor, c.accountID(), id); err != nil {
-		return notFound(err, "API key", id)
-	}
-	w.WriteHeader(http.StatusNoContent)
-	return nil
+	return deleteOne(config.PrefixAPIKey, "API key", s.apiKeyAccess(), s.store.DeleteAPIKey)(w, r, c)
 }

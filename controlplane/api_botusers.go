@@ -1,6 +1,7 @@
 package controlplane
 
 import (
+	"context"
 	"net/http"
 
 	"github.com/tollgate/tollgate/config"
@@ -31,13 +32,15 @@ func (s *Server) botUserJSON(r *http.Request, coll string, b *store.BotUser) bot
 	return botUserJSON{ID: b.ID, URI: s.baseURL(r) + "/" + coll + "/" + b.ID, Name: b.Name, Active: b.Active, CreatedAt: timestamp(b.CreatedAt)}
 }
 
+// botUserRenderer renders bot users with URIs under coll.
+func (s *Server) botUserRenderer(coll string) func(*http.Request, *store.BotUser) botUserJSON {
+	return func(r *http.Request, b *store.BotUser) botUserJSON { return s.botUserJSON(r, coll, b) }
+}
+
 func (s *Server) createBotUser(coll string) handlerFunc {
 	return func(w http.ResponseWriter, r *http.Request, c *caller) error {
-		if err := onlyParams(r.URL.Query()); err != nil {
-			return err
-		}
 		var body botUserCreateBody
-		if err := s.decodeBody(w, r, &body); err != nil {
+		if _, err := s.beginWrite(w, r, "", nil, &body); err != nil {
 			return err
 		}
 		if err := c.requireTeamManager(); err != nil {
@@ -53,53 +56,22 @@ func (s *Server) createBotUser(coll string) handlerFunc {
 	}
 }
 
+// getBotUser is GET /<coll>/{id}, coll being bot_users or service_users.
 func (s *Server) getBotUser(coll string) handlerFunc {
-	return func(w http.ResponseWriter, r *http.Request, c *caller) error {
-		id, err := objectPathID(r, config.PrefixBotUser)
-		if err != nil {
-			return err
-		}
-		b, err := s.store.GetBotUser(r.Context(), c.accountID(), id)
-		if err != nil {
-			return notFound(err, "bot user", id)
-		}
-		writeJSON(w, http.StatusOK, s.botUserJSON(r, coll, b))
-		return nil
-	}
+	return getOne(config.PrefixBotUser, "bot user", s.store.GetBotUser, s.botUserRenderer(coll))
 }
 
+// listBotUsers is GET /<coll> (items under coll).
 func (s *Server) listBotUsers(coll string) handlerFunc {
-	return func(w http.ResponseWriter, r *http.Request, c *caller) error {
-		page, err := listParams(r, config.PrefixBotUser)
-		if err != nil {
-			return err
-		}
-		bots, more, err := s.store.ListBotUsers(r.Context(), c.accountID(), page)
-		if err != nil {
-			return err
-		}
-		items := make([]botUserJSON, len(bots))
-		last := ""
-		for i := range bots {
-			items[i] = s.botUserJSON(r, coll, &bots[i])
-			last = bots[i].ID
-		}
-		s.listResponse(w, r, coll, items, more, last, page)
-		return nil
-	}
+	return listPage(s, coll, config.PrefixBotUser, s.store.ListBotUsers, s.botUserRenderer(coll),
+		func(b *store.BotUser) string { return b.ID })
 }
 
 func (s *Server) updateBotUser(coll string) handlerFunc {
 	return func(w http.ResponseWriter, r *http.Request, c *caller) error {
-		id, err := pathID(r, config.PrefixBotUser)
-		if err != nil {
-			return err
-		}
-		if err := onlyParams(r.URL.Query()); err != nil {
-			return err
-		}
 		var body botUserUpdateBody
-		if err := s.decodeBody(w, r, &body); err != nil {
+		id, err := s.beginWrite(w, r, config.PrefixBotUser, nil, &body)
+		if err != nil {
 			return err
 		}
 		if err := c.requireTeamManager(); err != nil {
@@ -114,17 +86,10 @@ func (s *Server) updateBotUser(coll string) handlerFunc {
 	}
 }
 
+// deleteBotUser is DELETE /bot_users/{id} (and /service_users/{id}): team
+// managers and administrators.
 func (s *Server) deleteBotUser(w http.ResponseWriter, r *http.Request, c *caller) error {
-	id, err := objectPathID(r, config.PrefixBotUser)
-	if err != nil {
-		return err
-	}
-	if err := c.requireTeamManager(); err != nil {
-		return err
-	}
-	if err := s.store.DeleteBotUser(r.Context(), c.actor, c.accountID(), id); err != nil {
-		return notFound(err, "bot user", id)
-	}
-	w.WriteHeader(http.StatusNoContent)
-	return nil
+	return deleteOne(config.PrefixBotUser, "bot user", func(_ context.Context, c *caller, _ string) error {
+		return c.requireTeamManager()
+	}, s.store.DeleteBotUser)(w, r, c)
 }

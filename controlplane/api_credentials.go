@@ -43,12 +43,15 @@ func (s *Server) credentialJSON(r *http.Request, a *store.Authtoken) credentialJ
 		Description: a.Description, Metadata: a.Metadata, ACL: acl, OwnerID: a.OwnerID}
 }
 
+// authtokenAccess lets an authtoken's owner and administrators change or
+// delete it (ownerAccess).
+func (s *Server) authtokenAccess() accessCheck {
+	return ownerAccess("credential", s.store.GetAuthtoken, func(a *store.Authtoken) string { return a.OwnerID })
+}
+
 func (s *Server) createCredential(w http.ResponseWriter, r *http.Request, c *caller) error {
-	if err := onlyParams(r.URL.Query()); err != nil {
-		return err
-	}
 	var body credentialCreateBody
-	if err := s.decodeBody(w, r, &body); err != nil {
+	if _, err := s.beginWrite(w, r, "", nil, &body); err != nil {
 		return err
 	}
 	owner, err := ownerFor(c, body.OwnerID)
@@ -79,25 +82,15 @@ func (s *Server) listCredentials(w http.ResponseWriter, r *http.Request, c *call
 }
 
 func (s *Server) updateCredential(w http.ResponseWriter, r *http.Request, c *caller) error {
-	id, err := pathID(r, config.PrefixAuthtoken)
-	if err != nil {
-		return err
-	}
-	if err := onlyParams(r.URL.Query()); err != nil {
-		return err
-	}
 	var body credentialUpdateBody
-	if err := s.decodeBody(w, r, &body); err != nil {
-		return err
-	}
-	a, err := s.store.GetAuthtoken(r.Context(), c.accountID(), id)
+	id, err := s.beginWrite(w, r, config.PrefixAuthtoken, nil, &body)
 	if err != nil {
-		return notFound(err, "credential", id)
-	}
-	if err := c.requireOwnerOrAdmin(a.OwnerID); err != nil {
 		return err
 	}
-	a, err = s.store.UpdateAuthtoken(r.Context(), c.actor, c.accountID(), id,
+	if err := s.authtokenAccess()(r.Context(), c, id); err != nil {
+		return err
+	}
+	a, err := s.store.UpdateAuthtoken(r.Context(), c.actor, c.accountID(), id,
 		store.AuthtokenUpdate{Description: body.Description, Metadata: body.Metadata, ACL: body.ACL})
 	if err != nil {
 		return notFound(err, "credential", id)
@@ -106,21 +99,8 @@ func (s *Server) updateCredential(w http.ResponseWriter, r *http.Request, c *cal
 	return nil
 }
 
+// deleteCredential is DELETE /credentials/{id}: its owner or an
+// administrator.
 func (s *Server) deleteCredential(w http.ResponseWriter, r *http.Request, c *caller) error {
-	id, err := objectPathID(r, config.PrefixAuthtoken)
-	if err != nil {
-		return err
-	}
-	a, err := s.store.GetAuthtoken(r.Context(), c.accountID(), id)
-	if err != nil {
-		return notFound(err, "credential", id)
-	}
-	if err := c.requireOwnerOrAdmin(a.OwnerID); err != nil {
-		return err
-	}
-	if err := s.store.DeleteAuthtoken(r.Context(), c.actor, c.accountID(), id); err != nil {
-		return notFound(err, "credential", id)
-	}
-	w.WriteHeader(http.StatusNoContent)
-	return nil
+	return deleteOne(config.PrefixAuthtoken, "credential", s.authtokenAccess(), s.store.DeleteAuthtoken)(w, r, c)
 }

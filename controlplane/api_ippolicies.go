@@ -132,7 +132,7 @@ func (s *Server) ipRestrictionJSON(r *http.Request, x *store.IPRestriction) ipRe
 
 func (s *Server) createIPPolicy(w http.ResponseWriter, r *http.Request, c *caller) error {
 	var body ipPolicyCreateBody
-	if _, err := s.beginWrite(w, r, c, "", &body); err != nil {
+	if _, err := s.beginWrite(w, r, "", c.requireWrite, &body); err != nil {
 		return err
 	}
 	p, err := s.store.CreateIPPolicy(r.Context(), c.actor, c.accountID(), store.IPPolicyCreate{
@@ -157,7 +157,7 @@ func (s *Server) listIPPolicies(w http.ResponseWriter, r *http.Request, c *calle
 
 func (s *Server) updateIPPolicy(w http.ResponseWriter, r *http.Request, c *caller) error {
 	var body ipPolicyUpdateBody
-	id, err := s.beginWrite(w, r, c, config.PrefixIPPolicy, &body)
+	id, err := s.beginWrite(w, r, config.PrefixIPPolicy, c.requireWrite, &body)
 	if err != nil {
 		return err
 	}
@@ -173,25 +173,14 @@ func (s *Server) updateIPPolicy(w http.ResponseWriter, r *http.Request, c *calle
 // deleteIPPolicy deletes a policy with its rules; 409 TG_2615 while an IP
 // restriction names it.
 func (s *Server) deleteIPPolicy(w http.ResponseWriter, r *http.Request, c *caller) error {
-	id, err := objectPathID(r, config.PrefixIPPolicy)
-	if err != nil {
-		return err
-	}
-	if err := c.requireWrite(); err != nil {
-		return err
-	}
-	if err := s.store.DeleteIPPolicy(r.Context(), c.actor, c.accountID(), id); err != nil {
-		return notFound(err, "IP policy", id)
-	}
-	w.WriteHeader(http.StatusNoContent)
-	return nil
+	return deleteOne(config.PrefixIPPolicy, "IP policy", writerAccess, s.store.DeleteIPPolicy)(w, r, c)
 }
 
 // ---- /ip_policy_rules ----
 
 func (s *Server) createIPPolicyRule(w http.ResponseWriter, r *http.Request, c *caller) error {
 	var body ipPolicyRuleCreateBody
-	if _, err := s.beginWrite(w, r, c, "", &body); err != nil {
+	if _, err := s.beginWrite(w, r, "", c.requireWrite, &body); err != nil {
 		return err
 	}
 	x, err := s.store.CreateIPPolicyRule(r.Context(), c.actor, c.accountID(), store.IPPolicyRuleCreate{
@@ -216,7 +205,7 @@ func (s *Server) listIPPolicyRules(w http.ResponseWriter, r *http.Request, c *ca
 
 func (s *Server) updateIPPolicyRule(w http.ResponseWriter, r *http.Request, c *caller) error {
 	var body ipPolicyRuleUpdateBody
-	id, err := s.beginWrite(w, r, c, config.PrefixIPPolicyRule, &body)
+	id, err := s.beginWrite(w, r, config.PrefixIPPolicyRule, c.requireWrite, &body)
 	if err != nil {
 		return err
 	}
@@ -229,26 +218,16 @@ func (s *Server) updateIPPolicyRule(w http.ResponseWriter, r *http.Request, c *c
 	return nil
 }
 
+// deleteIPPolicyRule is DELETE /ip_policy_rules/{id}.
 func (s *Server) deleteIPPolicyRule(w http.ResponseWriter, r *http.Request, c *caller) error {
-	id, err := objectPathID(r, config.PrefixIPPolicyRule)
-	if err != nil {
-		return err
-	}
-	if err := c.requireWrite(); err != nil {
-		return err
-	}
-	if err := s.store.DeleteIPPolicyRule(r.Context(), c.actor, c.accountID(), id); err != nil {
-		return notFound(err, "IP policy rule", id)
-	}
-	w.WriteHeader(http.StatusNoContent)
-	return nil
+	return deleteOne(config.PrefixIPPolicyRule, "IP policy rule", writerAccess, s.store.DeleteIPPolicyRule)(w, r, c)
 }
 
 // ---- /ip_restrictions ----
 
 func (s *Server) createIPRestriction(w http.ResponseWriter, r *http.Request, c *caller) error {
 	var body ipRestrictionCreateBody
-	if _, err := s.beginWrite(w, r, c, "", &body); err != nil {
+	if _, err := s.beginWrite(w, r, "", c.requireWrite, &body); err != nil {
 		return err
 	}
 	x, err := s.store.CreateIPRestriction(r.Context(), c.actor, c.accountID(), store.IPRestrictionCreate{
@@ -273,7 +252,7 @@ func (s *Server) listIPRestrictions(w http.ResponseWriter, r *http.Request, c *c
 
 func (s *Server) updateIPRestriction(w http.ResponseWriter, r *http.Request, c *caller) error {
 	var body ipRestrictionUpdateBody
-	id, err := s.beginWrite(w, r, c, config.PrefixIPRestriction, &body)
+	id, err := s.beginWrite(w, r, config.PrefixIPRestriction, c.requireWrite, &body)
 	if err != nil {
 		return err
 	}
@@ -286,17 +265,7 @@ func (s *Server) updateIPRestriction(w http.ResponseWriter, r *http.Request, c *
 	return nil
 }
 
+// deleteIPRestriction is DELETE /ip_restrictions/{id}.
 func (s *Server) deleteIPRestriction(w http.ResponseWriter, r *http.Request, c *caller) error {
-	id, err := objectPathID(r, config.PrefixIPRestriction)
-	if err != nil {
-		return err
-	}
-	if err := c.requireWrite(); err != nil {
-		return err
-	}
-	if err := s.store.DeleteIPRestriction(r.Context(), c.actor, c.accountID(), id); err != nil {
-		return notFound(err, "IP restriction", id)
-	}
-	w.WriteHeader(http.StatusNoContent)
-	return nil
+	return deleteOne(config.PrefixIPRestriction, "IP restriction", writerAccess, s.store.DeleteIPRestriction)(w, r, c)
 }

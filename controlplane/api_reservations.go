@@ -2,6 +2,7 @@ package controlplane
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"net"
@@ -239,11 +240,8 @@ func parseCertPolicy(raw json.RawMessage) (*store.CertPolicy, error) {
 }
 
 func (s *Server) createReservedDomain(w http.ResponseWriter, r *http.Request, c *caller) error {
-	if err := onlyParams(r.URL.Query()); err != nil {
-		return err
-	}
 	var body reservedDomainCreateBody
-	if err := s.decodeBody(w, r, &body); err != nil {
+	if _, err := s.beginWrite(w, r, "", nil, &body); err != nil {
 		return err
 	}
 	if err := c.requireWrite(); err != nil {
@@ -286,15 +284,9 @@ func (s *Server) listReservedDomains(w http.ResponseWriter, r *http.Request, c *
 }
 
 func (s *Server) updateReservedDomain(w http.ResponseWriter, r *http.Request, c *caller) error {
-	id, err := pathID(r, config.PrefixReservedDomain)
-	if err != nil {
-		return err
-	}
-	if err := onlyParams(r.URL.Query()); err != nil {
-		return err
-	}
 	var body reservedDomainUpdateBody
-	if err := s.decodeBody(w, r, &body); err != nil {
+	id, err := s.beginWrite(w, r, config.PrefixReservedDomain, nil, &body)
+	if err != nil {
 		return err
 	}
 	if err := c.requireWrite(); err != nil {
@@ -323,54 +315,30 @@ func (s *Server) updateReservedDomain(w http.ResponseWriter, r *http.Request, c 
 	return nil
 }
 
+// deleteReservedDomain is DELETE /reserved_domains/{id}.
 func (s *Server) deleteReservedDomain(w http.ResponseWriter, r *http.Request, c *caller) error {
-	id, err := objectPathID(r, config.PrefixReservedDomain)
-	if err != nil {
-		return err
-	}
-	if err := c.requireWrite(); err != nil {
-		return err
-	}
-	if err := s.store.DeleteReservedDomain(r.Context(), c.actor, c.accountID(), id); err != nil {
-		return notFound(err, "reserved domain", id)
-	}
-	w.WriteHeader(http.StatusNoContent)
-	return nil
+	return deleteOne(config.PrefixReservedDomain, "reserved domain", writerAccess, s.store.DeleteReservedDomain)(w, r, c)
 }
 
 // deleteReservedDomainCertPolicy removes the domain's certificate
 // management policy: the edges stop obtaining certificates for it.
 func (s *Server) deleteReservedDomainCertPolicy(w http.ResponseWriter, r *http.Request, c *caller) error {
-	id, err := objectPathID(r, config.PrefixReservedDomain)
-	if err != nil {
-		return err
-	}
-	if err := c.requireWrite(); err != nil {
-		return err
-	}
-	if _, err := s.store.UpdateReservedDomain(r.Context(), c.actor, c.accountID(), id, store.ReservedDomainUpdate{SetCertPolicy: true}); err != nil {
-		return notFound(err, "reserved domain", id)
-	}
-	w.WriteHeader(http.StatusNoContent)
-	return nil
+	return deleteOne(config.PrefixReservedDomain, "reserved domain", writerAccess,
+		func(ctx context.Context, actor store.Actor, accountID, id string) error {
+			_, err := s.store.UpdateReservedDomain(ctx, actor, accountID, id, store.ReservedDomainUpdate{SetCertPolicy: true})
+			return err
+		})(w, r, c)
 }
 
 // deleteReservedDomainCertificate detaches an uploaded certificate. Tollgate
 // attaches none, so for a domain of the account it succeeds and changes
 // nothing.
 func (s *Server) deleteReservedDomainCertificate(w http.ResponseWriter, r *http.Request, c *caller) error {
-	id, err := objectPathID(r, config.PrefixReservedDomain)
-	if err != nil {
-		return err
-	}
-	if err := c.requireWrite(); err != nil {
-		return err
-	}
-	if _, err := s.store.GetReservedDomain(r.Context(), c.accountID(), id); err != nil {
-		return notFound(err, "reserved domain", id)
-	}
-	w.WriteHeader(http.StatusNoContent)
-	return nil
+	return deleteOne(config.PrefixReservedDomain, "reserved domain", writerAccess,
+		func(ctx context.Context, _ store.Actor, accountID, id string) error {
+			_, err := s.store.GetReservedDomain(ctx, accountID, id)
+			return err
+		})(w, r, c)
 }
 
 // reservedAddrJSON is the reserved_addrs object
@@ -428,11 +396,8 @@ func (s *Server) poolRegions(addr string) []string {
 }
 
 func (s *Server) createReservedAddr(w http.ResponseWriter, r *http.Request, c *caller) error {
-	if err := onlyParams(r.URL.Query()); err != nil {
-		return err
-	}
 	var body reservedAddrCreateBody
-	if err := s.decodeBody(w, r, &body); err != nil {
+	if _, err := s.beginWrite(w, r, "", nil, &body); err != nil {
 		return err
 	}
 	if err := c.requireWrite(); err != nil {
@@ -490,15 +455,9 @@ func (s *Server) listReservedAddrs(w http.ResponseWriter, r *http.Request, c *ca
 }
 
 func (s *Server) updateReservedAddr(w http.ResponseWriter, r *http.Request, c *caller) error {
-	id, err := pathID(r, config.PrefixReservedAddr)
-	if err != nil {
-		return err
-	}
-	if err := onlyParams(r.URL.Query()); err != nil {
-		return err
-	}
 	var body reservedAddrUpdateBody
-	if err := s.decodeBody(w, r, &body); err != nil {
+	id, err := s.beginWrite(w, r, config.PrefixReservedAddr, nil, &body)
+	if err != nil {
 		return err
 	}
 	if err := c.requireWrite(); err != nil {
@@ -513,17 +472,7 @@ func (s *Server) updateReservedAddr(w http.ResponseWriter, r *http.Request, c *c
 	return nil
 }
 
+// deleteReservedAddr is DELETE /reserved_addrs/{id}.
 func (s *Server) deleteReservedAddr(w http.ResponseWriter, r *http.Request, c *caller) error {
-	id, err := objectPathID(r, config.PrefixReservedAddr)
-	if err != nil {
-		return err
-	}
-	if err := c.requireWrite(); err != nil {
-		return err
-	}
-	if err := s.store.DeleteReservedAddr(r.Context(), c.actor, c.accountID(), id); err != nil {
-		return notFound(err, "reserved address", id)
-	}
-	w.WriteHeader(http.StatusNoContent)
-	return nil
+	return deleteOne(config.PrefixReservedAddr, "reserved address", writerAccess, s.store.DeleteReservedAddr)(w, r, c)
 }

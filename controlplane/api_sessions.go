@@ -218,15 +218,9 @@ func (s *Server) restartTunnelSession(w http.ResponseWriter, r *http.Request, c 
 // that serves it. Read/write roles only; any such caller may command any
 // session of the account, as with the account's other resources.
 func (s *Server) commandSession(w http.ResponseWriter, r *http.Request, c *caller, cmd sessionCommand) error {
-	id, err := pathID(r, config.PrefixAgentSession)
-	if err != nil {
-		return err
-	}
-	if err := onlyParams(r.URL.Query()); err != nil {
-		return err
-	}
 	var body struct{} // the hosted platform's clients send {} or nothing
-	if err := s.decodeBody(w, r, &body); err != nil {
+	id, err := s.beginWrite(w, r, config.PrefixAgentSession, nil, &body)
+	if err != nil {
 		return err
 	}
 	if err := s.runSessionCommand(r, c, id, cmd); err != nil {

@@ -56,12 +56,15 @@ func (s *Server) sshCredentialJSON(r *http.Request, c *store.SSHCredential) sshC
 		ACL: acl, OwnerID: c.OwnerID}
 }
 
+// sshCredentialAccess lets an SSH credential's owner and administrators
+// change or delete it (ownerAccess).
+func (s *Server) sshCredentialAccess() accessCheck {
+	return ownerAccess("SSH credential", s.store.GetSSHCredential, func(c *store.SSHCredential) string { return c.OwnerID })
+}
+
 func (s *Server) createSSHCredential(w http.ResponseWriter, r *http.Request, c *caller) error {
-	if err := onlyParams(r.URL.Query()); err != nil {
-		return err
-	}
 	var body sshCredentialCreateBody
-	if err := s.decodeBody(w, r, &body); err != nil {
+	if _, err := s.beginWrite(w, r, "", nil, &body); err != nil {
 		return err
 	}
 	owner, err := ownerFor(c, body.OwnerID)
@@ -96,25 +99,15 @@ func (s *Server) listSSHCredentials(w http.ResponseWriter, r *http.Request, c *c
 }
 
 func (s *Server) updateSSHCredential(w http.ResponseWriter, r *http.Request, c *caller) error {
-	id, err := pathID(r, config.PrefixSSHCredential)
-	if err != nil {
-		return err
-	}
-	if err := onlyParams(r.URL.Query()); err != nil {
-		return err
-	}
 	var body sshCredentialUpdateBody
-	if err := s.decodeBody(w, r, &body); err != nil {
-		return err
-	}
-	cred, err := s.store.GetSSHCredential(r.Context(), c.accountID(), id)
+	id, err := s.beginWrite(w, r, config.PrefixSSHCredential, nil, &body)
 	if err != nil {
-		return notFound(err, "SSH credential", id)
-	}
-	if err := c.requireOwnerOrAdmin(cred.OwnerID); err != nil {
 		return err
 	}
-	cred, err = s.store.UpdateSSHCredential(r.Context(), c.actor, c.accountID(), id,
+	if err := s.sshCredentialAccess()(r.Context(), c, id); err != nil {
+		return err
+	}
+	cred, err := s.store.UpdateSSHCredential(r.Context(), c.actor, c.accountID(), id,
 		store.SSHCredentialUpdate{Description: body.Description, Metadata: body.Metadata, ACL: body.ACL})
 	if err != nil {
 		return notFound(err, "SSH credential", id)
@@ -123,21 +116,8 @@ func (s *Server) updateSSHCredential(w http.ResponseWriter, r *http.Request, c *
 	return nil
 }
 
+// deleteSSHCredential is DELETE /ssh_credentials/{id}: its owner or an
+// administrator.
 func (s *Server) deleteSSHCredential(w http.ResponseWriter, r *http.Request, c *caller) error {
-	id, err := objectPathID(r, config.PrefixSSHCredential)
-	if err != nil {
-		return err
-	}
-	cred, err := s.store.GetSSHCredential(r.Context(), c.accountID(), id)
-	if err != nil {
-		return notFound(err, "SSH credential", id)
-	}
-	if err := c.requireOwnerOrAdmin(cred.OwnerID); err != nil {
-		return err
-	}
-	if err := s.store.DeleteSSHCredential(r.Context(), c.actor, c.accountID(), id); err != nil {
-		return notFound(err, "SSH credential", id)
-	}
-	w.WriteHeader(http.StatusNoContent)
-	return nil
+	return deleteOne(config.PrefixSSHCredential, "SSH credential", s.sshCredentialAccess(), s.store.DeleteSSHCredential)(w, r, c)
 }

@@ -186,15 +186,9 @@ func (s *Server) getUser(w http.ResponseWriter, r *http.Request, c *caller) erro
 // store's unit of work, on the member's current roles). The last active
 // administrator keeps the flag (CodeLastAdmin, 409).
 func (s *Server) updateUser(w http.ResponseWriter, r *http.Request, c *caller) error {
-	id, err := pathID(r, config.PrefixUser)
-	if err != nil {
-		return err
-	}
-	if err := onlyParams(r.URL.Query()); err != nil {
-		return err
-	}
 	var body userUpdateBody
-	if err := s.decodeBody(w, r, &body); err != nil {
+	id, err := s.beginWrite(w, r, config.PrefixUser, nil, &body)
+	if err != nil {
 		return err
 	}
 	if err := c.requireTeamManager(); err != nil {
@@ -267,11 +261,8 @@ func (s *Server) invite(r *http.Request, c *caller, in store.InvitationCreate) (
 }
 
 func (s *Server) createInvitation(w http.ResponseWriter, r *http.Request, c *caller) error {
-	if err := onlyParams(r.URL.Query()); err != nil {
-		return err
-	}
 	var body invitationCreateBody
-	if err := s.decodeBody(w, r, &body); err != nil {
+	if _, err := s.beginWrite(w, r, "", nil, &body); err != nil {
 		return err
 	}
 	inv, tok, err := s.invite(r, c, store.InvitationCreate{Email: body.Email, Developer: store.DeveloperRole(body.Developer),
@@ -347,11 +338,8 @@ func (s *Server) deleteInvitation(w http.ResponseWriter, r *http.Request, c *cal
 // holds the member, the account and a new API key of the user in that
 // account, whose token is shown once.
 func (s *Server) acceptInvitation(w http.ResponseWriter, r *http.Request, c *caller) error {
-	if err := onlyParams(r.URL.Query()); err != nil {
-		return err
-	}
 	var body invitationAcceptBody
-	if err := s.decodeBody(w, r, &body); err != nil {
+	if _, err := s.beginWrite(w, r, "", nil, &body); err != nil {
 		return err
 	}
 	in := store.InvitationAccept{Token: body.Token, Name: body.Name, Description: body.Description}
@@ -483,15 +471,9 @@ func (s *Server) getAccount(w http.ResponseWriter, r *http.Request, c *caller) e
 // administrators only (reference/platform-behaviour.md §7.2). Another
 // account is changed with an API key of that account.
 func (s *Server) updateAccount(w http.ResponseWriter, r *http.Request, c *caller) error {
-	id, err := pathID(r, config.PrefixAccount)
-	if err != nil {
-		return err
-	}
-	if err := onlyParams(r.URL.Query()); err != nil {
-		return err
-	}
 	var body accountUpdateBody
-	if err := s.decodeBody(w, r, &body); err != nil {
+	id, err := s.beginWrite(w, r, config.PrefixAccount, nil, &body)
+	if err != nil {
 		return err
 	}
 	if id != c.accountID() {
@@ -526,15 +508,9 @@ func (s *Server) updateAccount(w http.ResponseWriter, r *http.Request, c *caller
 // the user's roles in its account. Keys in the caller's own account are
 // made with POST /api_keys, under its rules.
 func (s *Server) createAccountAPIKey(w http.ResponseWriter, r *http.Request, c *caller) error {
-	id, err := pathID(r, config.PrefixAccount)
-	if err != nil {
-		return err
-	}
-	if err := onlyParams(r.URL.Query()); err != nil {
-		return err
-	}
 	var body apiKeyCreateBody
-	if err := s.decodeBody(w, r, &body); err != nil {
+	id, err := s.beginWrite(w, r, config.PrefixAccount, nil, &body)
+	if err != nil {
 		return err
 	}
 	if err := c.requireUser("switch accounts"); err != nil {

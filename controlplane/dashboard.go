@@ -68,7 +68,7 @@ func (s *Server) dashboardRoutes() *http.ServeMux {
 	mux.HandleFunc("POST /signout", s.dashServe(s.signOut))
 	mux.HandleFunc("GET /accept", s.acceptPage)
 	mux.HandleFunc("POST /accept", s.acceptInvitationForm)
-	mux.HandleFunc("GET /{$}", s.dashServe(s.overviewPage))
+	mux.HandleFunc("GET /{$}", s.dashServe(viewPage(s, "overview", "Overview", s.overviewView)))
 	mux.HandleFunc("POST /sessions/{id}/stop", s.dashServe(s.dashStopSession))
 	mux.HandleFunc("GET /credentials", s.dashServe(viewPage(s, "credentials", "Credentials", s.credentialsView)))
 	mux.HandleFunc("POST /credentials", s.dashServe(s.dashCreateAuthtoken))
@@ -79,8 +79,8 @@ func (s *Server) dashboardRoutes() *http.ServeMux {
 	mux.HandleFunc("POST /bot-users/{id}/active", s.dashServe(s.dashSetBotActive))
 	mux.HandleFunc("GET /users", s.dashServe(viewPage(s, "users", "Users", s.usersView)))
 	mux.HandleFunc("POST /users/invite", s.dashServe(s.dashInvite))
-	mux.HandleFunc("GET /ip-policies", s.dashServe(s.ipPoliciesPage))
-	mux.HandleFunc("GET /reservations", s.dashServe(s.reservationsPage))
+	mux.HandleFunc("GET /ip-policies", s.dashServe(viewPage(s, "ip-policies", "IP policies", s.ipPoliciesView)))
+	mux.HandleFunc("GET /reservations", s.dashServe(viewPage(s, "reservations", "Reservations", s.reservationsView)))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		dashHeaders(w)
 		s.renderError(w, r, nil, newAPIError(http.StatusNotFound, config.CodeDashboardNotFound,

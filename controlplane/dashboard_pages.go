@@ -2,6 +2,7 @@ package controlplane
 
 import (
 	"bytes"
+	"context"
 	"embed"
 	"errors"
 	"html/template"
@@ -114,15 +115,17 @@ func viewPage[V any](s *Server, nav, title string, build func(*http.Request, *da
 // view show completes (the secret to show once) when it succeeded.
 func afterAction[V any](s *Server, w http.ResponseWriter, r *http.Request, c *dashCaller, nav, title string,
 	build func(*http.Request, *dashCaller) (V, error), err error, show func(V)) error {
+	var ae *apiError
+	if err != nil {
+		if ae = toAPIError(dashForbidden(err)); ae.status >= 500 {
+			return err // the error page, without building the view
+		}
+	}
 	v, verr := build(r, c)
 	if verr != nil {
 		return verr
 	}
-	if err != nil {
-		ae := toAPIError(dashForbidden(err))
-		if ae.status >= 500 {
-			return err
-		}
+	if ae != nil {
 		return s.page(w, r, c, ae.status, nav, title, v, ae)
 	}
 	show(v)
@@ -136,14 +139,15 @@ type overviewView struct {
 	Stopped   string // the agent session just told to stop (?stopped=ts_...)
 }
 
-// overviewPage is GET /: the account's online agent sessions and endpoints,
-// as the edges last reported them.
-func (s *Server) overviewPage(w http.ResponseWriter, r *http.Request, c *dashCaller) error {
-	v := overviewView{Sessions: s.accountSessions(c.accountID()), Endpoints: s.accountEndpoints(c.accountID())}
+// overviewView builds the overview page (GET /): the account's online agent
+// sessions and endpoints, as the edges last reported them.
+func (s *Server) overviewView(r *http.Request, c *dashCaller) (overviewView, error) {
+	sessions := s.accountSessions(c.accountID())
+	v := overviewView{Sessions: sessions, Endpoints: endpointsOf(sessions)}
 	if id := r.URL.Query().Get("stopped"); checkID(id, config.PrefixAgentSession) == nil {
 		v.Stopped = id
 	}
-	return s.page(w, r, c, http.StatusOK, "overview", "Overview", v, nil)
+	return v, nil
 }
 
 // dashStopSession is POST /sessions/{id}/stop: the agent of the session
@@ -208,56 +212,33 @@ func (s *Server) dashCreateAuthtoken(w http.ResponseWriter, r *http.Request, c *
 }
 
 // dashDeleteCredential is POST /credentials/{id}/delete for an authtoken
-// (cr_) or an API key (ak_): its owner or an administrator deletes it. An
-// authtoken's agent sessions close at every edge with the next snapshot;
-// an API key's dashboard sessions end, the caller's own included.
+// (cr_) or an API key (ak_): its owner or an administrator deletes it, as
+// with the API's DELETE. An authtoken's agent sessions close at every edge
+// with the next snapshot; an API key's dashboard sessions end, the caller's
+// own included.
 func (s *Server) dashDeleteCredential(w http.ResponseWriter, r *http.Request, c *dashCaller) error {
 	id := r.PathValue("id")
 	var (
-		what  string
-		owner func() (string, error)
-		del   func() error
+		what   string
+		access accessCheck
+		del    func(ctx context.Context, actor store.Actor, accountID, id string) error
 	)
-	ctx, acct := r.Context(), c.accountID()
 	switch {
 	case checkID(id, config.PrefixAuthtoken) == nil:
-		what = "credential"
-		owner = func() (string, error) {
-			a, err := s.store.GetAuthtoken(ctx, acct, id)
-			return ownerOf(a, err, func(a *store.Authtoken) string { return a.OwnerID })
-		}
-		del = func() error { return s.store.DeleteAuthtoken(ctx, c.actor, acct, id) }
+		what, access, del = "credential", s.authtokenAccess(), s.store.DeleteAuthtoken
 	case checkID(id, config.PrefixAPIKey) == nil:
-		what = "API key"
-		owner = func() (string, error) {
-			k, err := s.store.GetAPIKey(ctx, acct, id)
-			return ownerOf(k, err, func(k *store.APIKey) string { return k.OwnerID })
-		}
-		del = func() error { return s.store.DeleteAPIKey(ctx, c.actor, acct, id) }
+		what, access, del = "API key", s.apiKeyAccess(), s.store.DeleteAPIKey
 	default:
 		return newAPIError(http.StatusBadRequest, config.CodeDashboardBadInput, "%q is not an authtoken (cr_...) or API key (ak_...) ID.", truncate(id, 60))
 	}
-	ownerID, err := owner()
-	if err != nil {
-		return notFound(err, what, id)
+	if err := access(r.Context(), &c.caller, id); err != nil {
+		return dashForbidden(err) // a missing credential stays a 404
 	}
-	if err := c.requireOwnerOrAdmin(ownerID); err != nil {
-		return dashForbidden(err)
-	}
-	if err := del(); err != nil {
+	if err := del(r.Context(), c.actor, c.accountID(), id); err != nil {
 		return notFound(err, what, id)
 	}
 	http.Redirect(w, r, "/credentials", http.StatusSeeOther)
 	return nil
-}
-
-// ownerOf returns the owner of a credential just read, or the error of
-// reading it.
-func ownerOf[T any](v *T, err error, owner func(*T) string) (string, error) {
-	if err != nil {
-		return "", err
-	}
-	return owner(v), nil
 }
 
 // dashCreateAPIKey is POST /credentials/api-keys {description}: a new API
@@ -295,20 +276,21 @@ type ipPoliciesView struct {
 	More         bool
 }
 
-// ipPoliciesPage is GET /ip-policies: IP policies with their rules, and the
-// IP restrictions that apply them (newest 100 of each).
-func (s *Server) ipPoliciesPage(w http.ResponseWriter, r *http.Request, c *dashCaller) error {
+// ipPoliciesView builds the IP policies page (GET /ip-policies): IP
+// policies with their rules, and the IP restrictions that apply them
+// (newest 100 of each).
+func (s *Server) ipPoliciesView(r *http.Request, c *dashCaller) (ipPoliciesView, error) {
 	pols, more1, err := s.store.ListIPPolicies(r.Context(), c.accountID(), store.Page{})
 	if err != nil {
-		return err
+		return ipPoliciesView{}, err
 	}
 	rules, more2, err := s.store.ListIPPolicyRules(r.Context(), c.accountID(), store.Page{})
 	if err != nil {
-		return err
+		return ipPoliciesView{}, err
 	}
 	rx, more3, err := s.store.ListIPRestrictions(r.Context(), c.accountID(), store.Page{})
 	if err != nil {
-		return err
+		return ipPoliciesView{}, err
 	}
 	v := ipPoliciesView{Restrictions: rx, More: more1 || more2 || more3}
 	byPolicy := make(map[string][]store.IPPolicyRule)
@@ -318,7 +300,7 @@ func (s *Server) ipPoliciesPage(w http.ResponseWriter, r *http.Request, c *dashC
 	for _, p := range pols {
 		v.Policies = append(v.Policies, ipPolicyView{IPPolicy: p, Rules: byPolicy[p.ID]})
 	}
-	return s.page(w, r, c, http.StatusOK, "ip-policies", "IP policies", v, nil)
+	return v, nil
 }
 
 type reservationsView struct {
@@ -327,18 +309,18 @@ type reservationsView struct {
 	More    bool
 }
 
-// reservationsPage is GET /reservations: reserved domains and TCP
-// addresses with their regions.
-func (s *Server) reservationsPage(w http.ResponseWriter, r *http.Request, c *dashCaller) error {
+// reservationsView builds the reservations page (GET /reservations):
+// reserved domains and TCP addresses with their regions.
+func (s *Server) reservationsView(r *http.Request, c *dashCaller) (reservationsView, error) {
 	ds, more1, err := s.store.ListReservedDomains(r.Context(), c.accountID(), store.Page{})
 	if err != nil {
-		return err
+		return reservationsView{}, err
 	}
 	as, more2, err := s.store.ListReservedAddrs(r.Context(), c.accountID(), store.Page{})
 	if err != nil {
-		return err
+		return reservationsView{}, err
 	}
-	return s.page(w, r, c, http.StatusOK, "reservations", "Reservations", reservationsView{Domains: ds, Addrs: as, More: more1 || more2}, nil)
+	return reservationsView{Domains: ds, Addrs: as, More: more1 || more2}, nil
 }
 
 // Region is the region of the edge serving the endpoint (templates).

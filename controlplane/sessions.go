@@ -150,7 +150,12 @@ type onlineEndpoint struct {
 // accountEndpoints returns the online endpoints of an account, newest
 // first.
 func (s *Server) accountEndpoints(accountID string) []onlineEndpoint {
-	sessions := s.accountSessions(accountID)
+	return endpointsOf(s.accountSessions(accountID))
+}
+
+// endpointsOf returns the endpoints of sessions, newest first; each points
+// at its session in sessions.
+func endpointsOf(sessions []SessionInfo) []onlineEndpoint {
 	var out []onlineEndpoint
 	for i := range sessions {
 		for _, ep := range sessions[i].Endpoints {
