@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/base32"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -94,27 +95,35 @@ func (e *Edge) bindHTTP(req *tunnel.Bind, ident *authn.Identity, owner endpointO
 	if aerr != nil {
 		return nil, nil, aerr
 	}
-	bindID := req.ID
-	if bindID == "" {
-		bindID = randomHex(12)
-	}
-	ep := &endpoint{
-		id:         config.NewID(config.PrefixEndpoint),
-		bindID:     bindID,
-		key:        host,
-		url:        e.publicHTTPSURL(host),
-		proto:      "https",
-		forwardsTo: req.ForwardsTo,
-		minTLS:     minTLS,
-		startedAt:  time.Now().UTC(),
-		session:    owner,
-		access:     access,
-	}
+	ep := newEndpoint(req, owner, "https", host, e.publicHTTPSURL(host), access)
+	ep.minTLS = minTLS
 	opts.URL = ep.url
 	opts.Hostname = host
 	opts.Unsupported = nil
 	redactBasicAuth(opts)
 	return ep, opts, nil
+}
+
+// newEndpoint returns the endpoint a bind creates, with what every proto
+// sets: a new ep_ ID, the agent's bind ID (a random one when it sent none),
+// its forwards-to, the start time, the owner and the access checks. The
+// caller sets the proto's own fields.
+func newEndpoint(req *tunnel.Bind, owner endpointOwner, proto, key, publicURL string, access *endpointAccess) *endpoint {
+	bindID := req.ID
+	if bindID == "" {
+		bindID = randomHex(12)
+	}
+	return &endpoint{
+		id:         config.NewID(config.PrefixEndpoint),
+		bindID:     bindID,
+		key:        key,
+		url:        publicURL,
+		proto:      proto,
+		forwardsTo: req.ForwardsTo,
+		startedAt:  time.Now().UTC(),
+		session:    owner,
+		access:     access,
+	}
 }
 
 // redactBasicAuth removes the passwords from options echoed to the agent.
@@ -137,14 +146,7 @@ func requestedHost(o *tunnel.HTTPOptions, base string) (string, *config.Error) {
 	var raw string
 	switch {
 	case o.URL != "":
-		u, err := url.Parse(o.URL)
-		if err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") {
-			return "", config.NewError(config.CodeBindURL, "The URL %q is not valid: use https://NAME.%s.", o.URL, base)
-		}
-		if u.Path != "" && u.Path != "/" || u.RawQuery != "" || u.User != nil {
-			return "", config.NewError(config.CodeBindURL, "The URL %q must not have a path, query or user info: use https://NAME.%s.", o.URL, base)
-		}
-		raw = u.Hostname()
+		return urlHost(o.URL, "https", base, "https", "http")
 	case o.Domain != "":
 		raw = o.Domain
 	case o.Hostname != "":
@@ -157,6 +159,24 @@ func requestedHost(o *tunnel.HTTPOptions, base string) (string, *config.Error) {
 	host, err := normalizeHost(raw)
 	if err != nil {
 		return "", config.NewError(config.CodeBindURL, "The hostname %q is not valid: %v.", raw, err)
+	}
+	return host, nil
+}
+
+// urlHost returns the normalised host of a bind URL, which must have one
+// of schemes (url.Parse lower-cases it), a host, and no path, query or
+// user info; the errors suggest show://NAME.base.
+func urlHost(rawURL, show, base string, schemes ...string) (string, *config.Error) {
+	u, err := url.Parse(rawURL)
+	if err != nil || u.Host == "" || !slices.Contains(schemes, u.Scheme) {
+		return "", config.NewError(config.CodeBindURL, "The URL %q is not valid: use %s://NAME.%s.", rawURL, show, base)
+	}
+	if u.Path != "" && u.Path != "/" || u.RawQuery != "" || u.User != nil {
+		return "", config.NewError(config.CodeBindURL, "The URL %q must not have a path, query or user info: use %s://NAME.%s.", rawURL, show, base)
+	}
+	host, nerr := normalizeHost(u.Hostname())
+	if nerr != nil {
+		return "", config.NewError(config.CodeBindURL, "The hostname %q is not valid: %v.", u.Hostname(), nerr)
 	}
 	return host, nil
 }

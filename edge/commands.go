@@ -131,8 +131,7 @@ const commandTimeout = 10 * time.Second
 // on its own goroutine. Poll errors are retried with capped backoff.
 func (e *Edge) commandLoop(ctx context.Context) {
 	src := e.deps.Commands
-	delay := 250 * time.Millisecond
-	const maxDelay = 5 * time.Second
+	bo := newFeedBackoff()
 	asked := false // the previous answer asked for a report too
 	for ctx.Err() == nil {
 		ans, err := src.Commands(ctx)
@@ -144,17 +143,17 @@ func (e *Edge) commandLoop(ctx context.Context) {
 			if ctx.Err() != nil {
 				return
 			}
+			delay := bo.Next()
 			e.log.Debug("command poll failed", zap.Duration("retry_in", delay), zap.Error(err))
 			select {
 			case <-ctx.Done():
 				return
 			case <-time.After(delay):
 			}
-			delay = min(delay*2, maxDelay)
 			asked = false
 			continue
 		}
-		delay = 250 * time.Millisecond
+		bo.Reset()
 		asked = ans.ReportNeeded
 		if ans.ReportNeeded {
 			e.sessionsChanged()

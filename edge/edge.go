@@ -5,7 +5,9 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -452,14 +454,8 @@ func (e *Edge) Shutdown(ctx context.Context) error {
 		errs = append(errs, e.httpSrv.shutdown(ctx))
 	}
 	errs = append(errs, e.proxy.Shutdown(ctx))
-	e.mu.Lock()
-	sessions := make([]*agentSession, 0, len(e.sessions))
-	for s := range e.sessions {
-		sessions = append(sessions, s)
-	}
-	e.mu.Unlock()
 	reason := config.NewError(config.CodeSessionStopped, "The edge is shutting down; the agent will reconnect.")
-	for _, s := range sessions {
+	for _, s := range e.agentSessions() {
 		s.ts.Close(reason)
 	}
 	e.closeSSHSessions(reason.Error())
@@ -472,32 +468,35 @@ func (e *Edge) Shutdown(ctx context.Context) error {
 // IP restrictions are compiled here, once.
 func (e *Edge) applySnapshot(snap *config.Snapshot) {
 	e.compileRestrictions(snap)
-	e.mu.Lock()
-	sessions := make([]*agentSession, 0, len(e.sessions))
-	for s := range e.sessions {
-		sessions = append(sessions, s)
-	}
-	e.mu.Unlock()
-	for _, s := range sessions {
+	for _, s := range e.agentSessions() {
 		err, lost := s.reverify(snap)
 		if err != nil {
 			s.log.Info("closing agent session: its credential is no longer valid", zap.Error(err))
 			s.ts.Close(err)
 			continue
 		}
-		for _, ep := range lost {
+		for _, l := range lost {
 			// The reason the bind would be refused now: a narrowed ACL, a
 			// released or moved reservation.
-			code, msg := config.CodeBindACL, "The credential's bind ACL no longer allows this endpoint."
-			if ident := s.identity(); ident != nil {
-				if cerr := e.checkBindAllowed(snap, ident, ep.proto, ep.key); cerr != nil {
-					code, msg = cerr.Code, cerr.Message
-				}
-			}
-			s.dropEndpoint(ep, code, msg)
+			s.dropEndpoint(l.ep, l.err.Code, l.err.Message)
 		}
 	}
 	e.applySnapshotSSH(snap)
+}
+
+// agentSessions returns the agent sessions, copied under e.mu so the
+// caller may act on them without holding it.
+func (e *Edge) agentSessions() []*agentSession {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return slices.Collect(maps.Keys(e.sessions))
+}
+
+// sshSessionList returns the SSH sessions, copied under e.mu.
+func (e *Edge) sshSessionList() []*sshSession {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return slices.Collect(maps.Keys(e.sshSessions))
 }
 
 // replaceResumed closes every other session of the agent that reconnected

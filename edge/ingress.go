@@ -12,10 +12,13 @@ import (
 	"github.com/tollgate/tollgate/tunnel"
 )
 
-// acceptAgentsTCP accepts agents over TLS on TCP, each a muxado session.
-func (e *Edge) acceptAgentsTCP(ctx context.Context) error {
+// acceptLoop accepts connections on ln and hands each to handle on its
+// own goroutine, until ln closes or ctx ends (nil then). A temporary
+// accept error (a net.Error that times out, such as EMFILE) is retried
+// after 50ms; any other error is returned.
+func acceptLoop(ctx context.Context, ln net.Listener, handle func(net.Conn)) error {
 	for {
-		c, err := e.agentLn.Accept()
+		c, err := ln.Accept()
 		if err != nil {
 			if ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
 				return nil
@@ -27,8 +30,13 @@ func (e *Edge) acceptAgentsTCP(ctx context.Context) error {
 			}
 			return err
 		}
-		go e.handleAgentTCP(ctx, c)
+		go handle(c)
 	}
+}
+
+// acceptAgentsTCP accepts agents over TLS on TCP, each a muxado session.
+func (e *Edge) acceptAgentsTCP(ctx context.Context) error {
+	return acceptLoop(ctx, e.agentLn, func(c net.Conn) { e.handleAgentTCP(ctx, c) })
 }
 
 func (e *Edge) handleAgentTCP(ctx context.Context, c net.Conn) {

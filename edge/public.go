@@ -19,21 +19,7 @@ import (
 
 // acceptPublicHTTPS accepts public HTTPS clients.
 func (e *Edge) acceptPublicHTTPS(ctx context.Context) error {
-	for {
-		c, err := e.httpsLn.Accept()
-		if err != nil {
-			if ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
-				return nil
-			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				time.Sleep(50 * time.Millisecond)
-				continue
-			}
-			return err
-		}
-		go e.handlePublicHTTPS(ctx, c)
-	}
+	return acceptLoop(ctx, e.httpsLn, func(c net.Conn) { e.handlePublicHTTPS(ctx, c) })
 }
 
 // acmeTLSALPN is the ALPN protocol of ACME TLS-ALPN-01 validation (RFC 8737).

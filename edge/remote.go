@@ -135,17 +135,9 @@ func (c *ControlClient) Snapshot(ctx context.Context, after uint64) (*config.Sna
 
 // fetch performs one feed request. It returns nil, nil on 204.
 func (c *ControlClient) fetch(ctx context.Context, after uint64, base *config.Snapshot) (*config.Snapshot, error) {
-	u := *c.base
-	u.Path += "/edge/v1/snapshot"
-	u.RawQuery = url.Values{"after": {strconv.FormatUint(after, 10)}, "wait": {strconv.Itoa(int(c.wait / time.Second))}}.Encode()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
+	resp, err := c.get(ctx, "/edge/v1/snapshot", url.Values{"after": {strconv.FormatUint(after, 10)}}, "snapshot feed")
 	if err != nil {
 		return nil, err
-	}
-	req.Header.Set("Authorization", "Bearer "+c.secret)
-	resp, err := c.http.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("snapshot feed: %w", err)
 	}
 	defer resp.Body.Close()
 	switch resp.StatusCode {
@@ -212,21 +204,9 @@ func (c *ControlClient) Commands(ctx context.Context) (config.EdgeCommands, erro
 	c.mu.Lock()
 	known := c.edgesVersion
 	c.mu.Unlock()
-	u := *c.base
-	u.Path += "/edge/v1/commands"
-	u.RawQuery = url.Values{
-		"edge_id": {c.info.ID},
-		"known":   {strconv.FormatUint(known, 10)},
-		"wait":    {strconv.Itoa(int(c.wait / time.Second))},
-	}.Encode()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
+	resp, err := c.get(ctx, "/edge/v1/commands", url.Values{"edge_id": {c.info.ID}, "known": {strconv.FormatUint(known, 10)}}, "command poll")
 	if err != nil {
 		return config.EdgeCommands{}, err
-	}
-	req.Header.Set("Authorization", "Bearer "+c.secret)
-	resp, err := c.http.Do(req)
-	if err != nil {
-		return config.EdgeCommands{}, fmt.Errorf("command poll: %w", err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
@@ -291,6 +271,26 @@ func (e *Edge) connectAddresses() []tunnel.ConnectAddress {
 		out = append(out, tunnel.ConnectAddress{Region: ed.Region, ServerAddr: ed.AgentAddr})
 	}
 	return out
+}
+
+// get makes one authenticated long-poll GET of the edge API: query plus
+// the client's wait, in seconds. The caller checks the status and closes
+// the body; a transport error is prefixed by what.
+func (c *ControlClient) get(ctx context.Context, path string, query url.Values, what string) (*http.Response, error) {
+	u := *c.base
+	u.Path += path
+	query.Set("wait", strconv.Itoa(int(c.wait/time.Second)))
+	u.RawQuery = query.Encode()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Authorization", "Bearer "+c.secret)
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", what, err)
+	}
+	return resp, nil
 }
 
 // send makes one authenticated JSON request of the edge API and returns the

@@ -4,6 +4,8 @@ import (
 	"crypto/tls"
 	"sync"
 	"time"
+
+	"github.com/tollgate/tollgate/config"
 )
 
 // endpoint is one bound public name (or TCP address) and the agent session
@@ -29,6 +31,11 @@ type endpoint struct {
 	// release frees what the endpoint holds besides its route (a TCP
 	// port); nil = nothing. It runs once, when the endpoint is unbound.
 	release func()
+}
+
+// info returns the endpoint as the control plane's API reports it.
+func (ep *endpoint) info() config.Endpoint {
+	return config.Endpoint{ID: ep.id, URL: ep.url, Proto: ep.proto, ForwardsTo: ep.forwardsTo, StartedAt: ep.startedAt}
 }
 
 // router maps route keys to endpoints. Reads take a read lock; binds and

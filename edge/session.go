@@ -42,8 +42,7 @@ type agentSession struct {
 }
 
 func newAgentSession(e *Edge, remote net.Addr, transport string) *agentSession {
-	ap, _ := netip.ParseAddrPort(remote.String())
-	ap = netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+	ap := addrPort(remote)
 	id := config.NewID(config.PrefixAgentSession)
 	return &agentSession{
 		edge:      e,
@@ -238,10 +237,18 @@ func (s *agentSession) ended(err error) {
 	}
 }
 
+// lostEndpoint is an endpoint a new snapshot no longer allows, with the
+// refusal its bind would get now.
+type lostEndpoint struct {
+	ep  *endpoint
+	err *config.Error
+}
+
 // reverify re-checks the session's credential against a new snapshot. It
 // returns a non-nil error when the session must close, and the endpoints the
-// credential's ACL no longer allows.
-func (s *agentSession) reverify(snap *config.Snapshot) (error, []*endpoint) {
+// snapshot no longer allows (a narrowed ACL, a released or moved
+// reservation), each with the reason.
+func (s *agentSession) reverify(snap *config.Snapshot) (error, []lostEndpoint) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.ident == nil || s.closed {
@@ -260,10 +267,10 @@ func (s *agentSession) reverify(snap *config.Snapshot) (error, []*endpoint) {
 		return authn.ErrCredentialRevoked, nil
 	}
 	s.ident = &authn.Identity{CredentialID: cred.ID, Account: acct, Principal: owner, ACL: cred.ACL}
-	var lost []*endpoint
+	var lost []lostEndpoint
 	for _, ep := range s.endpoints {
 		if err := s.edge.checkBindAllowed(snap, s.ident, ep.proto, ep.key); err != nil {
-			lost = append(lost, ep)
+			lost = append(lost, lostEndpoint{ep, err})
 		}
 	}
 	return nil, lost
@@ -290,9 +297,7 @@ func (s *agentSession) info() (config.AgentSession, bool) {
 		StartedAt:    s.startedAt,
 	}
 	for _, ep := range s.endpoints {
-		out.Endpoints = append(out.Endpoints, config.Endpoint{
-			ID: ep.id, URL: ep.url, Proto: ep.proto, ForwardsTo: ep.forwardsTo, StartedAt: ep.startedAt,
-		})
+		out.Endpoints = append(out.Endpoints, ep.info())
 	}
 	return out, true
 }

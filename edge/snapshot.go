@@ -13,6 +13,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/tollgate/tollgate/config"
+	"github.com/tollgate/tollgate/tunnel"
 )
 
 // SnapshotFeed delivers control-plane snapshots. In `tollgated dev` the
@@ -132,20 +133,25 @@ func (h *snapshotHolder) persist(s *config.Snapshot) error {
 	return nil
 }
 
+// newFeedBackoff returns the retry delays of the snapshot feed and the
+// command poll: 250ms doubling to at most 5s, so that a control plane that
+// comes back is followed again within seconds; no jitter.
+func newFeedBackoff() *tunnel.Backoff {
+	return &tunnel.Backoff{Min: 250 * time.Millisecond, Max: 5 * time.Second, Jitter: -1}
+}
+
 // watch follows feed until ctx ends, calling apply after each installed
 // snapshot. Feed errors are retried with capped exponential backoff; the
 // edge keeps serving from what it has meanwhile.
 func (h *snapshotHolder) watch(ctx context.Context, feed SnapshotFeed, log *zap.Logger, apply func(*config.Snapshot)) {
-	delay := 250 * time.Millisecond
-	// At most 5s, so that a control plane that comes back is followed
-	// again within seconds.
-	const maxDelay = 5 * time.Second
+	bo := newFeedBackoff()
 	for ctx.Err() == nil {
 		s, err := feed.Snapshot(ctx, h.Load().Revision())
 		if err != nil {
 			if ctx.Err() != nil {
 				return
 			}
+			delay := bo.Next()
 			log.Warn("snapshot feed unavailable; serving from the cached snapshot",
 				zap.Uint64("revision", h.Load().Revision()), zap.Duration("retry_in", delay), zap.Error(err))
 			select {
@@ -153,10 +159,9 @@ func (h *snapshotHolder) watch(ctx context.Context, feed SnapshotFeed, log *zap.
 				return
 			case <-time.After(delay):
 			}
-			delay = min(delay*2, maxDelay)
 			continue
 		}
-		delay = 250 * time.Millisecond
+		bo.Reset()
 		if after := h.Load().Revision(); s.Revision() < after {
 			// The feed answers with an older revision only when its store
 			// is older than ours (restored from a backup, or reset): it is

@@ -176,21 +176,7 @@ func (e *Edge) SSHHostKeyFingerprint() string {
 
 // acceptSSH accepts SSH clients until the listener closes.
 func (e *Edge) acceptSSH(ctx context.Context) error {
-	for {
-		c, err := e.sshLn.Accept()
-		if err != nil {
-			if ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
-				return nil
-			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				time.Sleep(50 * time.Millisecond)
-				continue
-			}
-			return err
-		}
-		go e.handleSSH(ctx, c)
-	}
+	return acceptLoop(ctx, e.sshLn, func(c net.Conn) { e.handleSSH(ctx, c) })
 }
 
 // sshForward is the client's tcpip-forward request (RFC 4254 §7.1).
@@ -487,11 +473,10 @@ func (s *sshSession) bind(cmd *sshCommand) (*endpoint, *config.Error) {
 	s.mu.Lock()
 	s.connectPort = connect
 	s.mu.Unlock()
-	if old, ok := e.router.bind(ep, func(*endpoint) bool { return false }); !ok {
+	if _, ok := e.router.bind(ep, func(*endpoint) bool { return false }); !ok {
 		if ep.release != nil {
 			ep.release()
 		}
-		_ = old
 		return nil, config.NewError(config.CodeBindTaken, "%s is already bound by another session. Stop it, or choose another name.", ep.url)
 	}
 	s.mu.Lock()
@@ -713,13 +698,7 @@ func (s *sshSession) reverify(snap *config.Snapshot) *config.Error {
 
 // applySnapshotSSH closes the SSH sessions a new snapshot no longer admits.
 func (e *Edge) applySnapshotSSH(snap *config.Snapshot) {
-	e.mu.Lock()
-	list := make([]*sshSession, 0, len(e.sshSessions))
-	for s := range e.sshSessions {
-		list = append(list, s)
-	}
-	e.mu.Unlock()
-	for _, s := range list {
+	for _, s := range e.sshSessionList() {
 		if err := s.reverify(snap); err != nil {
 			s.closeWithMessage(err.Error())
 		}
@@ -741,13 +720,7 @@ func (e *Edge) sshSessionByID(id string) (*sshSession, bool) {
 
 // closeSSHSessions closes every SSH session with msg (shutdown).
 func (e *Edge) closeSSHSessions(msg string) {
-	e.mu.Lock()
-	list := make([]*sshSession, 0, len(e.sshSessions))
-	for s := range e.sshSessions {
-		list = append(list, s)
-	}
-	e.mu.Unlock()
-	for _, s := range list {
+	for _, s := range e.sshSessionList() {
 		s.closeWithMessage(msg)
 	}
 }
@@ -771,9 +744,7 @@ func (s *sshSession) info() (config.AgentSession, bool) {
 		StartedAt:    s.startedAt,
 	}
 	if ep := s.ep; ep != nil {
-		out.Endpoints = append(out.Endpoints, config.Endpoint{
-			ID: ep.id, URL: ep.url, Proto: ep.proto, ForwardsTo: ep.forwardsTo, StartedAt: ep.startedAt,
-		})
+		out.Endpoints = append(out.Endpoints, ep.info())
 	}
 	return out, true
 }

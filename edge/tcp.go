@@ -271,23 +271,9 @@ func (e *Edge) bindTCP(req *tunnel.Bind, ident *authn.Identity, owner endpointOw
 			}
 		}
 	}
-	bindID := req.ID
-	if bindID == "" {
-		bindID = randomHex(12)
-	}
-	ep := &endpoint{
-		id:         config.NewID(config.PrefixEndpoint),
-		bindID:     bindID,
-		key:        key,
-		url:        "tcp://" + key,
-		proto:      "tcp",
-		forwardsTo: req.ForwardsTo,
-		startedAt:  time.Now().UTC(),
-		session:    owner,
-		proxyProto: opts.ProxyProto,
-		release:    sync.OnceFunc(func() { e.tcp.release(port) }),
-		access:     access,
-	}
+	ep := newEndpoint(req, owner, "tcp", key, "tcp://"+key, access)
+	ep.proxyProto = opts.ProxyProto
+	ep.release = sync.OnceFunc(func() { e.tcp.release(port) })
 	opts.URL = ep.url
 	opts.Addr = key
 	opts.Unsupported = nil
@@ -302,18 +288,7 @@ func tcpListenError(addr string, err error) *config.Error {
 // listener closes.
 func (e *Edge) acceptTCP(ln net.Listener, port int) {
 	key := e.tcpKey(port)
-	for {
-		c, err := ln.Accept()
-		if err != nil {
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				time.Sleep(50 * time.Millisecond)
-				continue
-			}
-			return
-		}
-		go e.handleTCP(c, key)
-	}
+	_ = acceptLoop(context.Background(), ln, func(c net.Conn) { e.handleTCP(c, key) })
 }
 
 // streamOpenTimeout bounds opening a proxy stream to an agent for one TCP

@@ -4,10 +4,8 @@ import (
 	"crypto/tls"
 	"errors"
 	"net"
-	"net/url"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/tollgate/tollgate/authn"
 	"github.com/tollgate/tollgate/config"
@@ -60,28 +58,12 @@ func (e *Edge) bindTLS(req *tunnel.Bind, ident *authn.Identity, owner endpointOw
 	if aerr != nil {
 		return nil, nil, aerr
 	}
-	bindID := req.ID
-	if bindID == "" {
-		bindID = randomHex(12)
-	}
 	u := "tls://" + host
 	if p := e.httpsPort(); p != 443 {
 		u += ":" + strconv.Itoa(p)
 	}
-	ep := &endpoint{
-		id:         config.NewID(config.PrefixEndpoint),
-		bindID:     bindID,
-		key:        host,
-		url:        u,
-		proto:      "tls",
-		forwardsTo: req.ForwardsTo,
-		minTLS:     minTLS,
-		startedAt:  time.Now().UTC(),
-		session:    owner,
-		proxyProto: opts.ProxyProto,
-		access:     access,
-		termCert:   termCert,
-	}
+	ep := newEndpoint(req, owner, "tls", host, u, access)
+	ep.minTLS, ep.proxyProto, ep.termCert = minTLS, opts.ProxyProto, termCert
 	opts.URL = ep.url
 	opts.TLSTermination = nil // never echo the key back
 	opts.Hostname = host
@@ -112,18 +94,7 @@ func requestedTLSHost(o *tunnel.TLSOptions, base string) (string, *config.Error)
 	if o.URL == "" {
 		return requestedHost(&tunnel.HTTPOptions{Domain: o.Domain, Hostname: o.Hostname, Subdomain: o.Subdomain}, base)
 	}
-	u, err := url.Parse(o.URL)
-	if err != nil || u.Host == "" || !strings.EqualFold(u.Scheme, "tls") {
-		return "", config.NewError(config.CodeBindURL, "The URL %q is not valid: use tls://NAME.%s.", o.URL, base)
-	}
-	if u.Path != "" && u.Path != "/" || u.RawQuery != "" || u.User != nil {
-		return "", config.NewError(config.CodeBindURL, "The URL %q must not have a path, query or user info: use tls://NAME.%s.", o.URL, base)
-	}
-	host, nerr := normalizeHost(u.Hostname())
-	if nerr != nil {
-		return "", config.NewError(config.CodeBindURL, "The hostname %q is not valid: %v.", u.Hostname(), nerr)
-	}
-	return host, nil
+	return urlHost(o.URL, "tls", base, "tls")
 }
 
 // errPassthrough ends the edge's own handshake when the ClientHello names

@@ -41,7 +41,16 @@ func (m *Manager) inRegion(rd *config.ReservedDomain) bool {
 // keyType is the key type of name's certificate: the reservation's
 // private_key_type, ECDSA by default.
 func (m *Manager) keyType(name string) string {
-	if rd, ok := m.reservation(name); ok && strings.EqualFold(rd.PrivateKeyType, keyRSA) {
+	if rd, ok := m.reservation(name); ok {
+		return reservationKeyType(rd)
+	}
+	return keyECDSA
+}
+
+// reservationKeyType is the key type rd asks for: RSA when its
+// private_key_type says so (any case), else ECDSA.
+func reservationKeyType(rd *config.ReservedDomain) string {
+	if strings.EqualFold(rd.PrivateKeyType, keyRSA) {
 		return keyRSA
 	}
 	return keyECDSA
@@ -87,11 +96,7 @@ func (m *Manager) syncReservations(ctx context.Context, r *running, snap *config
 		if name == m.base || (m.wildcard && m.oneLabelUnder(name)) {
 			continue // served by the base certificates
 		}
-		kt := keyECDSA
-		if strings.EqualFold(rd.PrivateKeyType, keyRSA) {
-			kt = keyRSA
-		}
-		want[name] = kt
+		want[name] = reservationKeyType(rd)
 	}
 
 	r.mu.Lock()

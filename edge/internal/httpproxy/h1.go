@@ -600,14 +600,7 @@ func (h *h1conn) waitResponses() {
 // end closes the client connection and the stream and waits for the
 // response goroutine. It may run more than once.
 func (h *h1conn) end() {
-	h.closeClient()
-	h.mu.Lock()
-	st := h.st
-	h.st = nil
-	h.mu.Unlock()
-	if st != nil {
-		st.Close()
-	}
+	h.abort()
 	h.waitResponses()
 }
 
@@ -707,7 +700,8 @@ func (h *h1conn) shutdown() {
 	h.mu.Unlock()
 }
 
-// abort implements servedConn.
+// abort implements servedConn: it closes the client connection and the
+// stream without waiting for the response goroutine.
 func (h *h1conn) abort() {
 	h.closeClient()
 	h.mu.Lock()
