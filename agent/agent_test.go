@@ -39,7 +39,9 @@ type runningAgent struct {
 	bo     *fastBackoff
 }
 
-func startAgent(t *testing.T, cfg Config) *runningAgent {
+// startAgent runs an Agent for cfg with a fastBackoff until the test ends;
+// each setup func adjusts the Agent before Run.
+func startAgent(t *testing.T, cfg Config, setup ...func(*Agent)) *runningAgent {
 	t.Helper()
 	events := make(chan Event, 64)
 	cfg.OnEvent = func(e Event) {
@@ -54,6 +56,9 @@ func startAgent(t *testing.T, cfg Config) *runningAgent {
 	}
 	bo := &fastBackoff{}
 	a.backoff = bo
+	for _, f := range setup {
+		f(a)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	ra := &runningAgent{Agent: a, cancel: cancel, done: make(chan error, 1), events: events, bo: bo}
 	go func() { ra.done <- a.Run(ctx) }()
@@ -423,23 +428,8 @@ func TestAgentAutoTransport(t *testing.T) {
 	})
 	t.Run("udp gets no answer", func(t *testing.T) {
 		e := newFakeEdge(t, edgeOpts{tcp: true, blackhole: true})
-		cfg := baseConfig(t, e, "auto")
-		a, err := New(cfg, zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel)))
-		if err != nil {
-			t.Fatal(err)
-		}
-		a.fallbackDelay = 50 * time.Millisecond
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan error, 1)
-		go func() { done <- a.Run(ctx) }()
-		t.Cleanup(func() { cancel(); <-done })
-		select {
-		case <-a.Ready():
-		case err := <-done:
-			t.Fatalf("Run: %v", err)
-		case <-time.After(20 * time.Second):
-			t.Fatal("not ready")
-		}
+		a := startAgent(t, baseConfig(t, e, "auto"), func(a *Agent) { a.fallbackDelay = 50 * time.Millisecond })
+		a.waitReady(t)
 		if got := a.Transport(); got != "tcp" {
 			t.Fatalf("transport = %q, want tcp", got)
 		}
@@ -449,31 +439,18 @@ func TestAgentAutoTransport(t *testing.T) {
 	})
 	t.Run("tcp gets no answer", func(t *testing.T) {
 		e := newFakeEdge(t, edgeOpts{tcp: true, quic: true})
-		cfg := baseConfig(t, e, "auto")
-		a, err := New(cfg, zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel)))
-		if err != nil {
-			t.Fatal(err)
-		}
-		a.fallbackDelay = 50 * time.Millisecond
-		realDial := a.dial
-		a.dial = func(ctx context.Context, transport, addr string) (tunnel.Mux, error) {
-			if transport == TransportTCP { // a firewall that drops TCP: no answer at all
-				<-ctx.Done()
-				return nil, ctx.Err()
+		a := startAgent(t, baseConfig(t, e, "auto"), func(a *Agent) {
+			a.fallbackDelay = 50 * time.Millisecond
+			realDial := a.dial
+			a.dial = func(ctx context.Context, transport, addr string) (tunnel.Mux, error) {
+				if transport == TransportTCP { // a firewall that drops TCP: no answer at all
+					<-ctx.Done()
+					return nil, ctx.Err()
+				}
+				return realDial(ctx, transport, addr)
 			}
-			return realDial(ctx, transport, addr)
-		}
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan error, 1)
-		go func() { done <- a.Run(ctx) }()
-		t.Cleanup(func() { cancel(); <-done })
-		select {
-		case <-a.Ready():
-		case err := <-done:
-			t.Fatalf("Run: %v", err)
-		case <-time.After(20 * time.Second):
-			t.Fatal("not ready")
-		}
+		})
+		a.waitReady(t)
 		if got := a.Transport(); got != "quic" {
 			t.Fatalf("transport = %q, want quic", got)
 		}
@@ -492,36 +469,22 @@ func TestAgentAutoTransport(t *testing.T) {
 
 func TestAgentBackoffOnDialFailure(t *testing.T) {
 	e := newFakeEdge(t, edgeOpts{tcp: true})
-	cfg := baseConfig(t, e, "tcp")
-	a, err := New(cfg, zaptest.NewLogger(t, zaptest.Level(zap.ErrorLevel)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	bo := &fastBackoff{}
-	a.backoff = bo
 	var mu sync.Mutex
 	fails := 3
-	realDial := a.dial
-	a.dial = func(ctx context.Context, transport, addr string) (tunnel.Mux, error) {
-		mu.Lock()
-		defer mu.Unlock()
-		if fails > 0 {
-			fails--
-			return nil, &net.OpError{Op: "dial", Net: "tcp", Err: errors.New("connection refused")}
+	ra := startAgent(t, baseConfig(t, e, "tcp"), func(a *Agent) {
+		realDial := a.dial
+		a.dial = func(ctx context.Context, transport, addr string) (tunnel.Mux, error) {
+			mu.Lock()
+			defer mu.Unlock()
+			if fails > 0 {
+				fails--
+				return nil, &net.OpError{Op: "dial", Net: "tcp", Err: errors.New("connection refused")}
+			}
+			return realDial(ctx, transport, addr)
 		}
-		return realDial(ctx, transport, addr)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- a.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
-	select {
-	case <-a.Ready():
-	case err := <-done:
-		t.Fatalf("Run: %v", err)
-	case <-time.After(20 * time.Second):
-		t.Fatal("not ready")
-	}
+	})
+	ra.waitReady(t)
+	bo := ra.bo
 	waitFor(t, "backoff reset after the session came up", func() bool { return bo.reset.Load() == 1 })
 	if bo.next.Load() != 3 {
 		t.Fatalf("backoff Next %d, want 3", bo.next.Load())

@@ -30,7 +30,7 @@ const probeTimeout = 2 * time.Second
 // leaves the edge it reached: small differences are noise.
 const switchMargin = 2 * time.Millisecond
 
-// regionProbe measures the round trip of a TCP connect to addr.
+// regionProbe measures how long reaching the edge at addr takes.
 type regionProbe func(ctx context.Context, addr string) (time.Duration, error)
 
 // tlsHandshakeTime is the default regionProbe: a TCP connect and a TLS

@@ -18,28 +18,23 @@ import (
 )
 
 // authRequest builds the Auth message, resuming the previous session
-// (ClientId, Cookie) when there is one.
+// (ClientId, Cookie) when there is one. ClientSession.Auth fills in the
+// protocol versions, heartbeat settings, ClientType and the Stop and
+// Restart capabilities (supported: attempt sets OnStop and OnRestart).
 func (a *Agent) authRequest() *tunnel.Auth {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	supported := ""
 	return &tunnel.Auth{
-		Version:  append([]string(nil), tunnel.ProtocolVersions...),
 		ClientID: a.clientID,
 		Extra: tunnel.AuthExtra{
-			OS:                      runtime.GOOS,
-			Arch:                    runtime.GOARCH,
-			Authtoken:               tunnel.Secret(a.cfg.Authtoken),
-			Version:                 a.cfg.Version,
-			Hostname:                a.hostname,
-			UserAgent:               "tollgate/" + a.cfg.Version,
-			Metadata:                a.cfg.Metadata,
-			Cookie:                  a.cookie,
-			HeartbeatInterval:       int64(a.cfg.HeartbeatInterval),
-			HeartbeatTolerance:      int64(a.cfg.HeartbeatTolerance),
-			StopUnsupportedError:    &supported,
-			RestartUnsupportedError: &supported,
-			ClientType:              tunnel.ClientType,
+			OS:        runtime.GOOS,
+			Arch:      runtime.GOARCH,
+			Authtoken: tunnel.Secret(a.cfg.Authtoken),
+			Version:   a.cfg.Version,
+			Hostname:  a.hostname,
+			UserAgent: "tollgate/" + a.cfg.Version,
+			Metadata:  a.cfg.Metadata,
+			Cookie:    a.cookie,
 		},
 	}
 }

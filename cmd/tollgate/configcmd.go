@@ -49,19 +49,25 @@ comments in the file are kept.`,
 				}
 				set["root_ca"] = ca
 			}
-			path, err := g.filePath(e.getenv)
-			if err != nil {
-				return fail(err)
-			}
-			if err := agent.UpdateFile(path, set); err != nil {
-				return fail(err)
-			}
-			fmt.Fprintf(e.stdout, "Authtoken saved to %s\n", path)
-			return nil
+			return saveSettings(e, set, "Authtoken")
 		},
 	})
 	cfg.AddCommand(newAddAPIKeyCmd(e))
 	return cfg
+}
+
+// saveSettings writes set into the config file (agent.UpdateFile) and
+// tells the user that what was saved there.
+func saveSettings(e *env, set map[string]string, what string) error {
+	path, err := e.global.filePath(e.getenv)
+	if err != nil {
+		return fail(err)
+	}
+	if err := agent.UpdateFile(path, set); err != nil {
+		return fail(err)
+	}
+	fmt.Fprintf(e.stdout, "%s saved to %s\n", what, path)
+	return nil
 }
 
 // newAddAPIKeyCmd is `config add-api-key KEY [--api-url URL]`.
@@ -93,15 +99,7 @@ given. With --api-url, save the REST API's base URL as api_url too (default
 				}
 				set["api_url"] = apiURL
 			}
-			path, err := e.global.filePath(e.getenv)
-			if err != nil {
-				return fail(err)
-			}
-			if err := agent.UpdateFile(path, set); err != nil {
-				return fail(err)
-			}
-			fmt.Fprintf(e.stdout, "API key saved to %s\n", path)
-			return nil
+			return saveSettings(e, set, "API key")
 		},
 	}
 	cmd.Flags().StringVar(&apiURL, "api-url", "", "base URL of the control plane's REST API, saved as api_url")

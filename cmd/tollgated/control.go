@@ -9,11 +9,9 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -76,11 +74,9 @@ them bootstraps. SIGINT or SIGTERM drains requests in flight and exits.`,
   tollgated control --store 'postgres://tollgate@db:5432/tollgate?sslmode=require' \
       --api-addr :4080 --base-url https://api.example.com --bootstrap-file /run/secrets/tollgate.json`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
-			defer stop()
-			return runControl(ctx, o, cmd.OutOrStdout())
-		},
+		RunE: withSignals(func(ctx context.Context, stdout io.Writer) error {
+			return runControl(ctx, o, stdout)
+		}),
 	}
 	f := cmd.Flags()
 	f.StringVar(&o.storeDSN, "store", "tollgate.db", "store: an SQLite file path, or a postgres:// URL (add search_path=SCHEMA for another schema)")
@@ -111,13 +107,11 @@ type bootstrapInfo struct {
 }
 
 func runControl(ctx context.Context, o controlOptions, stdout io.Writer) error {
-	log, stopDebug, err := o.logOptions.start()
+	log, stopLog, err := o.logOptions.start()
 	if err != nil {
 		return err
 	}
-	defer stopDebug()
-	defer log.Sync() //nolint:errcheck
-	warnIfRoot(log)
+	defer stopLog()
 	if o.baseURL != "" {
 		u, err := url.Parse(o.baseURL)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" {
@@ -205,13 +199,8 @@ func runControl(ctx context.Context, o controlOptions, stdout io.Writer) error {
 	// long polls (up to a minute) do not hold the drain.
 	baseCtx, cancelBase := context.WithCancel(context.Background())
 	defer cancelBase()
-	apiSrv := &http.Server{
-		Handler:           cp.Handler(),
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       120 * time.Second,
-		ErrorLog:          zap.NewStdLog(log.Named("api")),
-		BaseContext:       func(net.Listener) context.Context { return baseCtx },
-	}
+	apiSrv := newAPIServer(cp, log)
+	apiSrv.BaseContext = func(net.Listener) context.Context { return baseCtx }
 	apiSrv.RegisterOnShutdown(cancelBase)
 	served := make(chan error, 1)
 	go func() { served <- apiSrv.Serve(apiLn) }()

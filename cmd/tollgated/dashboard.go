@@ -53,6 +53,16 @@ func dashboardURL(ln net.Listener) string {
 	return "http://" + ln.Addr().String()
 }
 
+// newAPIServer is the http.Server of the REST API.
+func newAPIServer(cp *controlplane.Server, log *zap.Logger) *http.Server {
+	return &http.Server{
+		Handler:           cp.Handler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		ErrorLog:          zap.NewStdLog(log.Named("api")),
+	}
+}
+
 // newDashboardServer is the http.Server of the dashboard.
 func newDashboardServer(cp *controlplane.Server, log *zap.Logger) *http.Server {
 	return &http.Server{

@@ -10,10 +10,8 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -53,11 +51,9 @@ restart keeps the account, the credentials and the CA.`,
   tollgated dev --data-dir /tmp/tg --https-addr 127.0.0.1:9443
   curl --cacert .tollgate/ca.pem https://app.tollgate.localhost:8443/`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
-			defer stop()
-			return runDev(ctx, o, cmd.OutOrStdout())
-		},
+		RunE: withSignals(func(ctx context.Context, stdout io.Writer) error {
+			return runDev(ctx, o, stdout)
+		}),
 	}
 	f := cmd.Flags()
 	f.StringVar(&o.dataDir, "data-dir", ".tollgate", "directory for the store, the CA, certificates and dev.json")
@@ -94,13 +90,11 @@ type devIngressFile struct {
 }
 
 func runDev(ctx context.Context, o devOptions, stdout io.Writer) error {
-	log, stopDebug, err := o.logOptions.start()
+	log, stopLog, err := o.logOptions.start()
 	if err != nil {
 		return err
 	}
-	defer stopDebug()
-	defer log.Sync() //nolint:errcheck
-	warnIfRoot(log)
+	defer stopLog()
 	if err := o.dashboardOptions.validate(); err != nil {
 		return err
 	}
@@ -219,12 +213,7 @@ func runDev(ctx context.Context, o devOptions, stdout io.Writer) error {
 		return fmt.Errorf("writing %s: %w", devPath, err)
 	}
 
-	apiSrv := &http.Server{
-		Handler:           cp.Handler(),
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       120 * time.Second,
-		ErrorLog:          zap.NewStdLog(log.Named("api")),
-	}
+	apiSrv := newAPIServer(cp, log)
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
 		if err := apiSrv.Serve(apiLn); !errors.Is(err, http.ErrServerClosed) {

@@ -9,11 +9,9 @@ import (
 	"io"
 	"net"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"slices"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -76,11 +74,9 @@ reason.`,
       --ca-dir /etc/tollgate/ca --agent-addr 0.0.0.0:4443 --https-addr 0.0.0.0:443 --http-addr 0.0.0.0:80 \
       --base-domain eu.tunnel.example.com --advertise-agent-addr connect.eu.example.com:4443`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
-			defer stop()
-			return runEdge(ctx, o, cmd.OutOrStdout())
-		},
+		RunE: withSignals(func(ctx context.Context, stdout io.Writer) error {
+			return runEdge(ctx, o, stdout)
+		}),
 	}
 	f := cmd.Flags()
 	f.StringVar(&o.region, "region", "", "region code this edge serves: us, eu, ap, au, sa, jp, in (required)")
@@ -116,13 +112,11 @@ type edgeFile struct {
 }
 
 func runEdge(ctx context.Context, o edgeOptions, stdout io.Writer) error {
-	log, stopDebug, err := o.logOptions.start()
+	log, stopLog, err := o.logOptions.start()
 	if err != nil {
 		return err
 	}
-	defer stopDebug()
-	defer log.Sync() //nolint:errcheck
-	warnIfRoot(log)
+	defer stopLog()
 
 	if o.region == "" {
 		return config.NewError(config.CodeConfigInvalid, "--region is required: the region code this edge serves (us, eu, ap, au, sa, jp, in).")

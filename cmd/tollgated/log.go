@@ -1,28 +1,35 @@
 package main
 
 import (
+	"context"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/http/pprof"
 	"os"
+	"os/signal"
+	"syscall"
 	"time"
 
+	"github.com/spf13/cobra"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
 	"github.com/tollgate/tollgate/config"
 )
 
-// start builds the process logger (newLogger) and, with --debug-addr,
-// starts the profiler listener; stop closes it.
+// start builds the process logger (newLogger), warns when running as root
+// (warnIfRoot) and, with --debug-addr, starts the profiler listener. stop
+// flushes the logger and closes the profiler listener.
 func (o *logOptions) start() (log *zap.Logger, stop func(), err error) {
 	log, err = newLogger(o.logLevel, o.logFormat)
 	if err != nil {
 		return nil, nil, err
 	}
+	warnIfRoot(log)
 	if o.debugAddr == "" {
-		return log, func() {}, nil
+		return log, func() { _ = log.Sync() }, nil
 	}
 	ln, err := net.Listen("tcp", o.debugAddr)
 	if err != nil {
@@ -37,7 +44,20 @@ func (o *logOptions) start() (log *zap.Logger, stop func(), err error) {
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = srv.Serve(ln) }()
 	log.Info("profiler listening", zap.String("debug_addr", ln.Addr().String()))
-	return log, func() { _ = srv.Close() }, nil
+	return log, func() {
+		_ = log.Sync()
+		_ = srv.Close()
+	}, nil
+}
+
+// withSignals adapts run to a cobra RunE: run's context ends on SIGINT or
+// SIGTERM, and it writes to the command's stdout.
+func withSignals(run func(ctx context.Context, stdout io.Writer) error) func(*cobra.Command, []string) error {
+	return func(cmd *cobra.Command, _ []string) error {
+		ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+		defer stop()
+		return run(ctx, cmd.OutOrStdout())
+	}
 }
 
 // newLogger builds the process logger: level debug|info|warn|error, format
