@@ -61,7 +61,7 @@ func (c *cluster) agentPerEdge(authtoken string, args ...string) []*proc {
 				break
 			}
 			if attempt == 5 || !strings.Contains(p.output(), "TG_107") {
-				c.t.Fatalf("agent for region %s exited before forwarding:\n%s", r.region, p.output())
+				c.t.Fatalf("agent for region %s exited (%v) before forwarding:\n%s", r.region, p.err, p.output())
 			}
 			time.Sleep(50 * time.Millisecond)
 			out[i] = c.startAgent(authtoken, c.edges[r.region].info.AgentAddr, fulls[i]...)
