@@ -190,6 +190,7 @@ func TestEdgeCommandFlags(t *testing.T) {
 		{"no control URL", []string{"--region", "eu", "--control-secret-file", secret}, "--control"},
 		{"no secret", []string{"--region", "eu", "--control", "http://127.0.0.1:1"}, "TOLLGATE_EDGE_SECRET"},
 		{"bad control URL", []string{"--region", "eu", "--control", "ftp://x", "--control-secret-file", secret}, "--control"},
+		{"unreadable secret file", []string{"--region", "eu", "--control", "http://127.0.0.1:1", "--control-secret-file", secret + ".missing"}, "Cannot read --control-secret-file"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			p := start(t, bins.tollgated, []string{"TOLLGATE_EDGE_SECRET="}, append(append([]string{}, base...), c.args...)...)

@@ -127,7 +127,7 @@ func runControl(ctx context.Context, o controlOptions, stdout io.Writer) error {
 	if err := o.dashboardOptions.validate(); err != nil {
 		return err
 	}
-	edgeSecret, err := readEdgeSecret(o.edgeSecretFile)
+	edgeSecret, err := readEdgeSecret("--edge-secret-file", o.edgeSecretFile)
 	if err != nil {
 		return err
 	}
@@ -277,14 +277,15 @@ func controlBootstrap(ctx context.Context, st *store.Store, o controlOptions) (*
 }
 
 // readEdgeSecret returns the edge secret: the first line of path, else
-// $TOLLGATE_EDGE_SECRET, else "" (no edge API).
-func readEdgeSecret(path string) (string, error) {
+// $TOLLGATE_EDGE_SECRET, else "" (no edge API). flag names the flag that
+// gave path, for the error message.
+func readEdgeSecret(flag, path string) (string, error) {
 	if path == "" {
 		return strings.TrimSpace(os.Getenv("TOLLGATE_EDGE_SECRET")), nil
 	}
 	b, err := os.ReadFile(path)
 	if err != nil {
-		return "", config.NewError(config.CodeConfigInvalid, "Cannot read --edge-secret-file: %v.", err).WithCause(err)
+		return "", config.NewError(config.CodeConfigInvalid, "Cannot read %s: %v.", flag, err).WithCause(err)
 	}
 	line, _, _ := strings.Cut(string(b), "\n")
 	secret := strings.TrimSpace(line)

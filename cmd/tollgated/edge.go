@@ -130,11 +130,8 @@ func runEdge(ctx context.Context, o edgeOptions, stdout io.Writer) error {
 	if o.shutdownTimeout <= 0 {
 		return config.NewError(config.CodeConfigInvalid, "--shutdown-timeout must be positive.")
 	}
-	secret, err := readEdgeSecret(o.secretFile)
+	secret, err := readEdgeSecret("--control-secret-file", o.secretFile)
 	if err != nil {
-		if o.secretFile != "" {
-			return config.NewError(config.CodeConfigInvalid, "--control-secret-file: %v", err)
-		}
 		return err
 	}
 	if secret == "" {
