@@ -14,7 +14,7 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/tollgate/tollgate/config"
+	"github.com/tollgate/tollgate/codes"
 	"github.com/tollgate/tollgate/tunnel"
 )
 
@@ -80,7 +80,7 @@ type endpoint struct {
 }
 
 // New validates cfg and returns an Agent; it does no network I/O (it reads
-// the root CA file, if any). Errors are *config.Error: TG_9002 for invalid
+// the root CA file, if any). Errors are *codes.Error: TG_9002 for invalid
 // settings, TG_9003 for an unreadable CA file, TG_4018 without an
 // authtoken. A nil logger logs nothing.
 func New(cfg Config, logger *zap.Logger) (*Agent, error) {
@@ -183,7 +183,7 @@ func (ep *endpoint) snapshot() EndpointStatus {
 // endpoint's bind Id and Token so public URLs stay the same.
 //
 // Run returns nil when ctx ends (after unbinding and closing the session)
-// or when the edge sent Stop. It returns a *config.Error for a permanent
+// or when the edge sent Stop. It returns a *codes.Error for a permanent
 // refusal (authtoken rejected, a bind refused, every endpoint stopped by
 // the edge) carrying the edge's code and message, TG_9001 when the
 // inspection API cannot listen, and ErrAlreadyRunning on a second call.
@@ -283,7 +283,7 @@ func (a *Agent) Run(ctx context.Context) error {
 func (a *Agent) startWeb() (func(), error) {
 	ln, err := net.Listen("tcp", a.cfg.webAddr)
 	if err != nil {
-		return nil, config.NewError(config.CodeListenFailed,
+		return nil, codes.NewError(codes.ListenFailed,
 			"Cannot serve the inspection API on %s: %v. Pass --web-addr with another address, or --web-addr false to turn it off.",
 			a.cfg.webAddr, unwrapOpError(err)).WithCause(err)
 	}

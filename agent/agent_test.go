@@ -18,7 +18,7 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
 
-	"github.com/tollgate/tollgate/config"
+	"github.com/tollgate/tollgate/codes"
 	"github.com/tollgate/tollgate/tunnel"
 )
 
@@ -302,9 +302,9 @@ func TestAgentPermanentAuthError(t *testing.T) {
 	e.set(func() { e.authError = "The authtoken you specified is not valid. [TG_107]" })
 	ra := startAgent(t, baseConfig(t, e, "tcp", EndpointConfig{Name: CommandLineEndpoint, Proto: "http", Upstream: "8080"}))
 	err := ra.waitDone(t)
-	var ce *config.Error
-	if !errors.As(err, &ce) || ce.Code != config.CodeAuthtokenInvalid || ce.Message != "The authtoken you specified is not valid." {
-		t.Fatalf("Run = %#v, want *config.Error TG_107", err)
+	var ce *codes.Error
+	if !errors.As(err, &ce) || ce.Code != codes.AuthtokenInvalid || ce.Message != "The authtoken you specified is not valid." {
+		t.Fatalf("Run = %#v, want *codes.Error TG_107", err)
 	}
 	if strings.Contains(err.Error(), "secret") {
 		t.Fatalf("error leaks the authtoken: %v", err)
@@ -331,8 +331,8 @@ func TestAgentBindRefused(t *testing.T) {
 	e.set(func() { e.bindError = "This credential's bind ACL does not allow web.example.com. [TG_619]" })
 	ra := startAgent(t, baseConfig(t, e, "tcp", EndpointConfig{Name: "web", Proto: "http", Upstream: "8080"}))
 	err := ra.waitDone(t)
-	var ce *config.Error
-	if !errors.As(err, &ce) || ce.Code != config.CodeBindACL || !strings.HasPrefix(ce.Message, `Endpoint "web": This credential`) {
+	var ce *codes.Error
+	if !errors.As(err, &ce) || ce.Code != codes.BindACL || !strings.HasPrefix(ce.Message, `Endpoint "web": This credential`) {
 		t.Fatalf("Run = %v, want TG_619 naming the endpoint", err)
 	}
 	select {
@@ -380,7 +380,7 @@ func TestAgentStopTunnel(t *testing.T) {
 		t.Fatal(err)
 	}
 	err = ra.waitDone(t)
-	var ce *config.Error
+	var ce *codes.Error
 	if !errors.As(err, &ce) || ce.Code != "TG_108" || ce.Message != "Quota exceeded." {
 		t.Fatalf("Run = %v, want the last stop's message and code", err)
 	}
@@ -460,8 +460,8 @@ func TestAgentAutoTransport(t *testing.T) {
 		e.set(func() { e.authError = "Revoked. [TG_300]" })
 		ra := startAgent(t, baseConfig(t, e, "auto"))
 		err := ra.waitDone(t)
-		var ce *config.Error
-		if !errors.As(err, &ce) || ce.Code != config.CodeCredentialRevoked {
+		var ce *codes.Error
+		if !errors.As(err, &ce) || ce.Code != codes.CredentialRevoked {
 			t.Fatalf("Run = %v", err)
 		}
 	})
@@ -502,8 +502,8 @@ func TestAgentWebAddrInUse(t *testing.T) {
 		t.Fatal(err)
 	}
 	err = a.Run(context.Background())
-	var ce *config.Error
-	if !errors.As(err, &ce) || ce.Code != config.CodeListenFailed || !IsUsageError(err) {
+	var ce *codes.Error
+	if !errors.As(err, &ce) || ce.Code != codes.ListenFailed || !IsUsageError(err) {
 		t.Fatalf("Run = %v, want TG_9001", err)
 	}
 	if err := a.Run(context.Background()); !errors.Is(err, ErrAlreadyRunning) {
@@ -516,27 +516,27 @@ func TestNewValidation(t *testing.T) {
 	tests := []struct {
 		name string
 		mut  func(*Config)
-		code config.Code
+		code codes.Code
 		msg  string
 	}{
-		{"no authtoken", func(c *Config) { c.Authtoken = "" }, config.CodeAuthtokenMissing, "add-authtoken"},
-		{"no server", func(c *Config) { c.ServerAddr = "" }, config.CodeConfigInvalid, "--server-addr"},
-		{"bad server", func(c *Config) { c.ServerAddr = "edge.example.com" }, config.CodeConfigInvalid, "HOST:PORT"},
-		{"bad transport", func(c *Config) { c.Transport = "udp" }, config.CodeConfigInvalid, "auto, quic or tcp"},
-		{"bad region", func(c *Config) { c.Region = "mars" }, config.CodeConfigInvalid, "unknown region"},
-		{"bad web addr", func(c *Config) { c.WebAddr = "4040" }, config.CodeConfigInvalid, "web address"},
-		{"missing CA", func(c *Config) { c.RootCAFile = "/nonexistent/ca.pem" }, config.CodeCAUnreadable, "/nonexistent/ca.pem"},
+		{"no authtoken", func(c *Config) { c.Authtoken = "" }, codes.AuthtokenMissing, "add-authtoken"},
+		{"no server", func(c *Config) { c.ServerAddr = "" }, codes.ConfigInvalid, "--server-addr"},
+		{"bad server", func(c *Config) { c.ServerAddr = "edge.example.com" }, codes.ConfigInvalid, "HOST:PORT"},
+		{"bad transport", func(c *Config) { c.Transport = "udp" }, codes.ConfigInvalid, "auto, quic or tcp"},
+		{"bad region", func(c *Config) { c.Region = "mars" }, codes.ConfigInvalid, "unknown region"},
+		{"bad web addr", func(c *Config) { c.WebAddr = "4040" }, codes.ConfigInvalid, "web address"},
+		{"missing CA", func(c *Config) { c.RootCAFile = "/nonexistent/ca.pem" }, codes.CAUnreadable, "/nonexistent/ca.pem"},
 		{"duplicate names", func(c *Config) {
 			c.Endpoints = []EndpointConfig{{Name: "a", Proto: "tcp", Upstream: "1"}, {Name: "a", Proto: "tcp", Upstream: "2"}}
-		}, config.CodeConfigInvalid, "unique"},
-		{"bad endpoint", func(c *Config) { c.Endpoints = []EndpointConfig{{Name: "a", Proto: "tcp", Upstream: "x"}} }, config.CodeConfigInvalid, "upstream"},
+		}, codes.ConfigInvalid, "unique"},
+		{"bad endpoint", func(c *Config) { c.Endpoints = []EndpointConfig{{Name: "a", Proto: "tcp", Upstream: "x"}} }, codes.ConfigInvalid, "upstream"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			c := ok
 			tt.mut(&c)
 			_, err := New(c, nil)
-			var ce *config.Error
+			var ce *codes.Error
 			if !errors.As(err, &ce) || ce.Code != tt.code || !strings.Contains(err.Error(), tt.msg) {
 				t.Fatalf("New = %v, want %s containing %q", err, tt.code, tt.msg)
 			}

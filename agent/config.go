@@ -8,7 +8,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/tollgate/tollgate/config"
+	"github.com/tollgate/tollgate/codes"
 	"github.com/tollgate/tollgate/regions"
 )
 
@@ -116,12 +116,12 @@ func parseTransport(t string) (string, error) {
 }
 
 // validate checks c, applies defaults and loads the CA file. Errors are
-// *config.Error: TG_9002 for invalid values, TG_9003 for an unreadable or
+// *codes.Error: TG_9002 for invalid values, TG_9003 for an unreadable or
 // empty CA file, TG_4018 for a missing authtoken.
 func (c Config) validate() (*resolved, error) {
 	r := &resolved{Config: c}
 	if c.Authtoken == "" {
-		return nil, config.NewError(config.CodeAuthtokenMissing,
+		return nil, codes.NewError(codes.AuthtokenMissing,
 			"No authtoken: run 'tollgate config add-authtoken TOKEN', pass --authtoken, or set %s.", EnvAuthtoken)
 	}
 	if strings.TrimSpace(c.ServerAddr) == "" {
@@ -183,15 +183,15 @@ func (c Config) validate() (*resolved, error) {
 }
 
 // LoadRootCAs reads a PEM file of CA certificates. Errors are a
-// *config.Error TG_9003 naming the file.
+// *codes.Error TG_9003 naming the file.
 func LoadRootCAs(path string) (*x509.CertPool, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return nil, config.NewError(config.CodeCAUnreadable, "Cannot read the root CA file %s: %v.", path, unwrapPathError(err)).WithCause(err)
+		return nil, codes.NewError(codes.CAUnreadable, "Cannot read the root CA file %s: %v.", path, unwrapPathError(err)).WithCause(err)
 	}
 	pool := x509.NewCertPool()
 	if !pool.AppendCertsFromPEM(data) {
-		return nil, config.NewError(config.CodeCAUnreadable, "The root CA file %s holds no PEM certificate.", path)
+		return nil, codes.NewError(codes.CAUnreadable, "The root CA file %s holds no PEM certificate.", path)
 	}
 	return pool, nil
 }

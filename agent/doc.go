@@ -11,6 +11,6 @@
 //     re-binds every endpoint with its previous bind Id and Token, so public
 //     URLs survive a dropped connection.
 //   - Errors the edge marks as permanent (a refused authtoken, a refused
-//     bind) are never retried: Run returns them as a *config.Error.
+//     bind) are never retried: Run returns them as a *codes.Error.
 //   - The authtoken is never logged and never appears in an error.
 package agent

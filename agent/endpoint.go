@@ -93,7 +93,7 @@ func endpointKind(proto string) string {
 }
 
 // validate checks c and returns its normalised form. Errors are
-// *config.Error with code TG_9002 that name the endpoint.
+// *codes.Error with code TG_9002 that name the endpoint.
 func (c EndpointConfig) validate() (*endpointSpec, error) {
 	if strings.TrimSpace(c.Name) == "" {
 		return nil, inputError("Every endpoint needs a name.")
@@ -193,7 +193,7 @@ func (c EndpointConfig) validate() (*endpointSpec, error) {
 //	tls://app.example.com[:port]                                    (proto tls)
 //
 // A host name without a scheme takes the scheme of proto. Paths, queries,
-// fragments and user info are refused. Errors are *config.Error TG_9002.
+// fragments and user info are refused. Errors are *codes.Error TG_9002.
 func ParseEndpointURL(proto, raw string) (bindProto, normalised string, err error) {
 	raw = strings.TrimSpace(raw)
 	if raw == "" {

@@ -5,17 +5,17 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/tollgate/tollgate/config"
+	"github.com/tollgate/tollgate/codes"
 )
 
 // ErrAlreadyRunning is returned by Run when the Agent is already running or
 // has run before: an Agent runs once.
 var ErrAlreadyRunning = errors.New("agent: Run called more than once")
 
-// inputError returns a *config.Error with CodeConfigInvalid: a flag, a
+// inputError returns a *codes.Error with codes.ConfigInvalid: a flag, a
 // config file value or a programmatic Config field is invalid.
-func inputError(format string, args ...any) *config.Error {
-	return config.NewError(config.CodeConfigInvalid, format, args...)
+func inputError(format string, args ...any) *codes.Error {
+	return codes.NewError(codes.ConfigInvalid, format, args...)
 }
 
 // IsUsageError reports whether err is a problem with the agent's input (a
@@ -23,12 +23,12 @@ func inputError(format string, args ...any) *config.Error {
 // cannot be listened on) rather than with the edge: codes TG_9001, TG_9002
 // and TG_9003. The CLI exits with status 2 for these.
 func IsUsageError(err error) bool {
-	var ce *config.Error
+	var ce *codes.Error
 	if !errors.As(err, &ce) {
 		return false
 	}
 	switch ce.Code {
-	case config.CodeListenFailed, config.CodeConfigInvalid, config.CodeCAUnreadable:
+	case codes.ListenFailed, codes.ConfigInvalid, codes.CAUnreadable:
 		return true
 	}
 	return false
@@ -52,7 +52,7 @@ func isPermanent(err error) bool {
 const CommandLineEndpoint = "command_line"
 
 // epError returns an input error about the named endpoint.
-func epError(name, format string, args ...any) *config.Error {
+func epError(name, format string, args ...any) *codes.Error {
 	e := inputError(format, args...)
 	if name != CommandLineEndpoint && name != "" {
 		e.Message = "Endpoint " + strconv.Quote(name) + ": " + e.Message
@@ -62,9 +62,9 @@ func epError(name, format string, args ...any) *config.Error {
 	return e
 }
 
-// epWrap prefixes the message of a *config.Error with the endpoint name.
+// epWrap prefixes the message of a *codes.Error with the endpoint name.
 func epWrap(name string, err error) error {
-	var ce *config.Error
+	var ce *codes.Error
 	if name == CommandLineEndpoint || name == "" || !errors.As(err, &ce) {
 		return err
 	}

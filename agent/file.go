@@ -11,9 +11,8 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/tollgate/tollgate/codes"
 	"gopkg.in/yaml.v3"
-
-	"github.com/tollgate/tollgate/config"
 )
 
 // FileVersion is the only config file schema version this agent reads.
@@ -96,7 +95,7 @@ func DefaultFilePath(getenv func(string) string) (string, error) {
 
 // LoadFile reads and validates the config file at path. A missing file is
 // returned as an error matching fs.ErrNotExist; every other problem is a
-// *config.Error TG_9002 naming the file and, for YAML problems, the line.
+// *codes.Error TG_9002 naming the file and, for YAML problems, the line.
 func LoadFile(path string) (*File, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
@@ -110,7 +109,7 @@ func LoadFile(path string) (*File, error) {
 
 // ParseFile decodes a config file's contents strictly: unknown keys,
 // several YAML documents and versions other than 1 are refused with a
-// *config.Error TG_9002 that names the line.
+// *codes.Error TG_9002 that names the line.
 func ParseFile(data []byte) (*File, error) {
 	f := &File{}
 	dec := yaml.NewDecoder(bytes.NewReader(data))
@@ -140,7 +139,7 @@ func ParseFile(data []byte) (*File, error) {
 
 var yamlFieldRE = regexp.MustCompile(`line (\d+): field (\S+) not found in type \S+`)
 
-// yamlError turns a yaml.v3 error into a *config.Error with plain words:
+// yamlError turns a yaml.v3 error into a *codes.Error with plain words:
 // "line 7: unknown key "foo"".
 func yamlError(err error) error {
 	var te *yaml.TypeError
@@ -308,7 +307,7 @@ func UpdateFile(path string, set map[string]string) error {
 func parseFileAt(path string, data []byte) (*File, error) {
 	f, err := ParseFile(data)
 	if err != nil {
-		var ce *config.Error
+		var ce *codes.Error
 		if errors.As(err, &ce) {
 			c := *ce
 			c.Message = "Config file " + path + ": " + c.Message

@@ -11,9 +11,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/tollgate/tollgate/codes"
 	"go.uber.org/zap"
-
-	"github.com/tollgate/tollgate/config"
 )
 
 // Forwarding limits.
@@ -243,11 +242,11 @@ func writeBadGateway(w io.Writer, upstream Upstream) error {
 	body := "Tollgate: the agent could not reach the upstream " + upstream.String() + ".\n\n" +
 		"The endpoint is online, but nothing answered at " + upstream.Addr() + " on the agent's machine.\n" +
 		"Start the service there, or restart the agent with the right upstream.\n\n" +
-		string(config.CodeUpstreamFailed) + "\n"
+		string(codes.UpstreamFailed) + "\n"
 	head := "HTTP/1.1 502 Bad Gateway\r\n" +
 		"Content-Type: text/plain; charset=utf-8\r\n" +
 		"Content-Length: " + strconv.Itoa(len(body)) + "\r\n" +
-		"Tollgate-Error-Code: " + string(config.CodeUpstreamFailed) + "\r\n" +
+		"Tollgate-Error-Code: " + string(codes.UpstreamFailed) + "\r\n" +
 		"Cache-Control: no-store\r\n" +
 		"Connection: close\r\n\r\n"
 	_, err := io.WriteString(w, head+body)

@@ -6,7 +6,7 @@ import (
 	"net/url"
 	"time"
 
-	"github.com/tollgate/tollgate/config"
+	"github.com/tollgate/tollgate/codes"
 )
 
 // statusSource is what the inspection API reports on; *Agent implements it.
@@ -164,7 +164,7 @@ func allowGet(w http.ResponseWriter, r *http.Request) bool {
 func writeAPIError(w http.ResponseWriter, status int, msg string, details map[string]string) {
 	code := ""
 	if status == http.StatusNotFound {
-		code = string(config.CodeAPINotFound)
+		code = string(codes.APINotFound)
 	}
 	writeJSON(w, status, apiError{ErrorCode: code, StatusCode: status, Msg: msg, Details: details})
 }

@@ -13,7 +13,7 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/tollgate/tollgate/config"
+	"github.com/tollgate/tollgate/codes"
 	"github.com/tollgate/tollgate/tunnel"
 )
 
@@ -329,9 +329,9 @@ func (a *Agent) stoppedError() error {
 		msg = "The edge stopped every endpoint."
 	}
 	if code == "" {
-		code = string(config.CodeSessionStopped)
+		code = string(codes.SessionStopped)
 	}
-	return &config.Error{Code: config.Code(code), Message: msg}
+	return &codes.Error{Code: codes.Code(code), Message: msg}
 }
 
 // bindError turns a bind refusal into the error Run returns, naming the
@@ -344,19 +344,19 @@ func bindError(spec *endpointSpec, re *tunnel.RemoteError) error {
 	if re.Code == "" {
 		return fmt.Errorf("%s%w", prefix, re)
 	}
-	return &config.Error{Code: config.Code(re.Code), Message: prefix + re.Message, Cause: re}
+	return &codes.Error{Code: codes.Code(re.Code), Message: prefix + re.Message, Cause: re}
 }
 
-// userError turns a permanent error into what Run returns: a *config.Error
+// userError turns a permanent error into what Run returns: a *codes.Error
 // carrying the edge's code and message when there is one.
 func userError(err error) error {
-	var ce *config.Error
+	var ce *codes.Error
 	if errors.As(err, &ce) {
 		return ce
 	}
 	var re *tunnel.RemoteError
 	if errors.As(err, &re) && re.Code != "" {
-		return &config.Error{Code: config.Code(re.Code), Message: re.Message, Cause: err}
+		return &codes.Error{Code: codes.Code(re.Code), Message: re.Message, Cause: err}
 	}
 	if errors.As(err, &re) {
 		return re

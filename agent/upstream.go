@@ -45,7 +45,7 @@ func (u Upstream) String() string {
 //	tcp://host:port            TCP and TLS endpoints only
 //
 // The agent forwards bytes unchanged, so an upstream URL cannot carry a
-// path, query, fragment or user info. Errors are *config.Error with code
+// path, query, fragment or user info. Errors are *codes.Error with code
 // TG_9002 and say which form to use.
 func ParseUpstream(kind, s string) (Upstream, error) {
 	kind = endpointKind(kind)

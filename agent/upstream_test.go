@@ -5,7 +5,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/tollgate/tollgate/config"
+	"github.com/tollgate/tollgate/codes"
 )
 
 func TestParseUpstream(t *testing.T) {
@@ -52,9 +52,9 @@ func TestParseUpstream(t *testing.T) {
 		t.Run(tt.kind+"/"+tt.in, func(t *testing.T) {
 			got, err := ParseUpstream(tt.kind, tt.in)
 			if tt.err != "" {
-				var ce *config.Error
-				if !errors.As(err, &ce) || ce.Code != config.CodeConfigInvalid {
-					t.Fatalf("ParseUpstream(%q) error = %v, want *config.Error TG_9002", tt.in, err)
+				var ce *codes.Error
+				if !errors.As(err, &ce) || ce.Code != codes.ConfigInvalid {
+					t.Fatalf("ParseUpstream(%q) error = %v, want *codes.Error TG_9002", tt.in, err)
 				}
 				if !strings.Contains(err.Error(), tt.err) {
 					t.Fatalf("ParseUpstream(%q) error = %q, want it to contain %q", tt.in, err, tt.err)

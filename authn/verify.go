@@ -1,14 +1,15 @@
 package authn
 
 import (
-	"github.com/tollgate/tollgate/config"
+	"github.com/tollgate/tollgate/ids"
+	"github.com/tollgate/tollgate/snapshot"
 )
 
 // Identity is who an authenticated credential speaks for.
 type Identity struct {
 	CredentialID string
-	Account      *config.Account
-	Principal    *config.Principal
+	Account      *snapshot.Account
+	Principal    *snapshot.Principal
 	ACL          []string
 }
 
@@ -17,7 +18,7 @@ type Identity struct {
 // ErrAuthtokenInvalid (unknown credential or wrong secret) and
 // ErrCredentialRevoked (owner or account inactive). It allocates only the
 // returned Identity.
-func VerifyAuthtoken(snap *config.Snapshot, token string) (*Identity, error) {
+func VerifyAuthtoken(snap *snapshot.Snapshot, token string) (*Identity, error) {
 	if token == "" {
 		return nil, ErrAuthtokenMissing
 	}
@@ -25,7 +26,7 @@ func VerifyAuthtoken(snap *config.Snapshot, token string) (*Identity, error) {
 	if err != nil {
 		return nil, ErrAuthtokenMalformed
 	}
-	cred, ok := snap.Authtoken(config.PrefixAuthtoken + "_" + kid)
+	cred, ok := snap.Authtoken(ids.PrefixAuthtoken + "_" + kid)
 	if !ok || !SecretMatches(secret, cred.SecretHash) {
 		return nil, ErrAuthtokenInvalid
 	}

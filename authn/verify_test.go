@@ -6,23 +6,24 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/tollgate/tollgate/config"
+	"github.com/tollgate/tollgate/ids"
+	"github.com/tollgate/tollgate/snapshot"
 )
 
-func snapshotWith(t testing.TB, n int) (*config.Snapshot, []Token) {
+func snapshotWith(t testing.TB, n int) (*snapshot.Snapshot, []Token) {
 	t.Helper()
-	d := config.SnapshotData{
+	d := snapshot.Data{
 		Revision:   1,
-		Accounts:   []config.Account{{ID: "acct_1", Name: "one", Active: true}, {ID: "acct_off", Name: "off", Active: false}},
-		Principals: []config.Principal{{ID: "usr_1", Kind: config.PrincipalUser, Active: true}, {ID: "bot_off", Kind: config.PrincipalBot, Active: false}},
+		Accounts:   []snapshot.Account{{ID: "acct_1", Name: "one", Active: true}, {ID: "acct_off", Name: "off", Active: false}},
+		Principals: []snapshot.Principal{{ID: "usr_1", Kind: snapshot.PrincipalUser, Active: true}, {ID: "bot_off", Kind: snapshot.PrincipalBot, Active: false}},
 	}
 	toks := make([]Token, n)
 	for i := 0; i < n; i++ {
-		id, tok, hash := NewCredential(config.PrefixAuthtoken)
+		id, tok, hash := NewCredential(ids.PrefixAuthtoken)
 		toks[i] = tok
-		d.Authtokens = append(d.Authtokens, config.Authtoken{ID: id, AccountID: "acct_1", OwnerID: "usr_1", SecretHash: hash})
+		d.Authtokens = append(d.Authtokens, snapshot.Authtoken{ID: id, AccountID: "acct_1", OwnerID: "usr_1", SecretHash: hash})
 	}
-	s, err := config.NewSnapshot(d)
+	s, err := snapshot.New(d)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -36,16 +37,16 @@ func TestVerifyAuthtoken(t *testing.T) {
 
 	// Credentials whose owner or account is inactive.
 	d := *snap.Data()
-	offOwnerID, offOwnerTok, h1 := NewCredential(config.PrefixAuthtoken)
-	offAcctID, offAcctTok, h2 := NewCredential(config.PrefixAuthtoken)
-	d.Authtokens = append(append([]config.Authtoken{}, d.Authtokens...),
-		config.Authtoken{ID: offOwnerID, AccountID: "acct_1", OwnerID: "bot_off", SecretHash: h1},
-		config.Authtoken{ID: offAcctID, AccountID: "acct_off", OwnerID: "usr_1", SecretHash: h2})
-	snap2, err := config.NewSnapshot(d)
+	offOwnerID, offOwnerTok, h1 := NewCredential(ids.PrefixAuthtoken)
+	offAcctID, offAcctTok, h2 := NewCredential(ids.PrefixAuthtoken)
+	d.Authtokens = append(append([]snapshot.Authtoken{}, d.Authtokens...),
+		snapshot.Authtoken{ID: offOwnerID, AccountID: "acct_1", OwnerID: "bot_off", SecretHash: h1},
+		snapshot.Authtoken{ID: offAcctID, AccountID: "acct_off", OwnerID: "usr_1", SecretHash: h2})
+	snap2, err := snapshot.New(d)
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, unknown, _ := NewCredential(config.PrefixAuthtoken)
+	_, unknown, _ := NewCredential(ids.PrefixAuthtoken)
 
 	cases := []struct {
 		name  string
@@ -75,7 +76,7 @@ func TestVerifyAuthtoken(t *testing.T) {
 }
 
 func TestTokenNeverPrints(t *testing.T) {
-	_, tok, _ := NewCredential(config.PrefixAPIKey)
+	_, tok, _ := NewCredential(ids.PrefixAPIKey)
 	for _, s := range []string{fmt.Sprint(tok), fmt.Sprintf("%v %s %q %#v %+v", tok, tok, tok, tok, tok), tok.String()} {
 		if strings.Contains(s, tok.Reveal()[28:]) {
 			t.Fatalf("token printed: %s", s)
@@ -84,7 +85,7 @@ func TestTokenNeverPrints(t *testing.T) {
 }
 
 func TestNewCredentialShape(t *testing.T) {
-	id, tok, hash := NewCredential(config.PrefixAuthtoken)
+	id, tok, hash := NewCredential(ids.PrefixAuthtoken)
 	kid, secret, err := ParseToken(tok.Reveal())
 	if err != nil {
 		t.Fatal(err)
@@ -92,7 +93,7 @@ func TestNewCredentialShape(t *testing.T) {
 	if id != "cr_"+kid || len(secret) != secretLen || !SecretMatches(secret, hash) || SecretMatches(secret+"x", hash) {
 		t.Fatalf("id %s kid %s secret %d", id, kid, len(secret))
 	}
-	if _, _, err := config.SplitID(id, config.PrefixAuthtoken); err != nil {
+	if _, _, err := ids.Split(id, ids.PrefixAuthtoken); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -1,8 +1,3 @@
-// Package config holds Tollgate's shared vocabulary: prefixed IDs, the stable
-// user-facing error codes, and the control-plane snapshot that every edge
-// enforces from.
-//
-// Invariants: a *Snapshot is immutable once built by NewSnapshot; its indexes
-// are built exactly once and readers never lock. This package does no network
-// I/O and imports nothing else of Tollgate's.
+// Package config holds the schemas of Tollgate's configuration files, with
+// their defaults and validation in one place.
 package config

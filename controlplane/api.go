@@ -5,13 +5,13 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/tollgate/tollgate/codes"
+	"github.com/tollgate/tollgate/ids"
 	"go.uber.org/zap"
-
-	"github.com/tollgate/tollgate/config"
 )
 
 // handlerFunc is an API operation. It returns an error to answer with
-// (an *apiError, a store error or a *config.Error) or nil after writing its
+// (an *apiError, a store error or a *codes.Error) or nil after writing its
 // response.
 type handlerFunc func(w http.ResponseWriter, r *http.Request, c *caller) error
 
@@ -50,7 +50,7 @@ func (s *Server) routes() *http.ServeMux {
 	s.edgeRoutes(mux)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		s.serve(w, r, func(http.ResponseWriter, *http.Request, *caller) error {
-			return newAPIError(http.StatusNotFound, config.CodeAPINotFound,
+			return newAPIError(http.StatusNotFound, codes.APINotFound,
 				"There is no API resource at %s. Check the path against the API reference.", truncate(r.URL.Path, 200))
 		}, false)
 	})
@@ -70,7 +70,7 @@ func (s *Server) route(mux *http.ServeMux, pattern string, m methods) {
 		if !ok {
 			w.Header().Set("Allow", allow)
 			s.serve(w, r, func(http.ResponseWriter, *http.Request, *caller) error {
-				return newAPIError(http.StatusMethodNotAllowed, config.CodeAPIMethodNotAllowed,
+				return newAPIError(http.StatusMethodNotAllowed, codes.APIMethodNotAllowed,
 					"%s does not support %s; use %s.", pattern, r.Method, allow)
 			}, false)
 			return
@@ -83,7 +83,7 @@ func (s *Server) route(mux *http.ServeMux, pattern string, m methods) {
 // version header, authenticates (when auth is true), and turns a returned
 // error or a panic into the API's error body.
 func (s *Server) serve(w http.ResponseWriter, r *http.Request, h handlerFunc, auth bool) {
-	opID := config.NewID(config.PrefixOperation)
+	opID := ids.New(ids.PrefixOperation)
 	w.Header().Set("Tollgate-Operation-Id", opID)
 	var c *caller
 	defer func() {
@@ -92,7 +92,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, h handlerFunc, au
 				panic(p)
 			}
 			s.log.Error("API operation panicked", zap.String("operation_id", opID), zap.Any("panic", p), zap.Stack("stack"))
-			s.writeError(w, r, opID, c, newAPIError(http.StatusInternalServerError, config.CodeInternal,
+			s.writeError(w, r, opID, c, newAPIError(http.StatusInternalServerError, codes.Internal,
 				"The control plane failed to handle this request. Retry; report the operation ID if it persists."))
 		}
 	}()
@@ -118,7 +118,7 @@ func checkVersion(r *http.Request) error {
 	if v == "" || v == "2" {
 		return nil
 	}
-	return badRequest(config.CodeAPIVersion, "API version %q is not supported: send Ngrok-Version: 2, or no version header.", truncate(v, 20))
+	return badRequest(codes.APIVersion, "API version %q is not supported: send Ngrok-Version: 2, or no version header.", truncate(v, 20))
 }
 
 // baseURL is the URL prefix of object URIs.

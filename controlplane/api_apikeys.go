@@ -3,8 +3,8 @@ package controlplane
 import (
 	"net/http"
 
-	"github.com/tollgate/tollgate/config"
 	"github.com/tollgate/tollgate/controlplane/store"
+	"github.com/tollgate/tollgate/ids"
 )
 
 // apiKeyJSON is the api_keys object (reference/platform-behaviour.md §1.6).
@@ -50,7 +50,7 @@ func ownerFor(c *caller, ownerID string) (string, error) {
 	if ownerID == "" || ownerID == c.auth.OwnerID {
 		return c.auth.OwnerID, nil
 	}
-	if err := checkID(ownerID, config.PrefixUser, config.PrefixBotUser); err != nil {
+	if err := checkID(ownerID, ids.PrefixUser, ids.PrefixBotUser); err != nil {
 		return "", err
 	}
 	if !c.isAdmin() {
@@ -82,18 +82,18 @@ func (s *Server) createAPIKey(w http.ResponseWriter, r *http.Request, c *caller)
 
 // getAPIKey is GET /api_keys/{id}.
 func (s *Server) getAPIKey(w http.ResponseWriter, r *http.Request, c *caller) error {
-	return getOne(config.PrefixAPIKey, "API key", s.store.GetAPIKey, s.apiKeyJSON)(w, r, c)
+	return getOne(ids.PrefixAPIKey, "API key", s.store.GetAPIKey, s.apiKeyJSON)(w, r, c)
 }
 
 // listAPIKeys is GET /api_keys (items under "keys").
 func (s *Server) listAPIKeys(w http.ResponseWriter, r *http.Request, c *caller) error {
-	return listPage(s, "keys", config.PrefixAPIKey, s.store.ListAPIKeys, s.apiKeyJSON,
+	return listPage(s, "keys", ids.PrefixAPIKey, s.store.ListAPIKeys, s.apiKeyJSON,
 		func(v *store.APIKey) string { return v.ID })(w, r, c)
 }
 
 func (s *Server) updateAPIKey(w http.ResponseWriter, r *http.Request, c *caller) error {
 	var body apiKeyUpdateBody
-	id, err := s.beginWrite(w, r, config.PrefixAPIKey, nil, &body)
+	id, err := s.beginWrite(w, r, ids.PrefixAPIKey, nil, &body)
 	if err != nil {
 		return err
 	}
@@ -110,5 +110,5 @@ func (s *Server) updateAPIKey(w http.ResponseWriter, r *http.Request, c *caller)
 
 // deleteAPIKey is DELETE /api_keys/{id}: its owner or an administrator.
 func (s *Server) deleteAPIKey(w http.ResponseWriter, r *http.Request, c *caller) error {
-	return deleteOne(config.PrefixAPIKey, "API key", s.apiKeyAccess(), s.store.DeleteAPIKey)(w, r, c)
+	return deleteOne(ids.PrefixAPIKey, "API key", s.apiKeyAccess(), s.store.DeleteAPIKey)(w, r, c)
 }

@@ -5,8 +5,9 @@ import (
 	"net/http"
 	"strings"
 
-	"github.com/tollgate/tollgate/config"
 	"github.com/tollgate/tollgate/controlplane/store"
+	"github.com/tollgate/tollgate/ids"
+	"github.com/tollgate/tollgate/snapshot"
 )
 
 // auditEventJSON is the audit_events object: one change to the account, who
@@ -38,21 +39,21 @@ type optRefJSON struct {
 
 // collectionOf maps an ID prefix to its API collection, for object URIs.
 var collectionOf = map[string]string{
-	config.PrefixUser:           "users",
-	config.PrefixBotUser:        "bot_users",
-	config.PrefixAuthtoken:      "credentials",
-	config.PrefixAPIKey:         "api_keys",
-	config.PrefixSSHCredential:  "ssh_credentials",
-	config.PrefixIPPolicy:       "ip_policies",
-	config.PrefixIPPolicyRule:   "ip_policy_rules",
-	config.PrefixIPRestriction:  "ip_restrictions",
-	config.PrefixReservedDomain: "reserved_domains",
-	config.PrefixReservedAddr:   "reserved_addrs",
-	config.PrefixAgentSession:   "tunnel_sessions",
-	config.PrefixEndpoint:       "endpoints",
-	config.PrefixEventSub:       "event_subscriptions",
-	config.PrefixEventDest:      "event_destinations",
-	config.PrefixAuditEvent:     "audit_events",
+	ids.PrefixUser:           "users",
+	ids.PrefixBotUser:        "bot_users",
+	ids.PrefixAuthtoken:      "credentials",
+	ids.PrefixAPIKey:         "api_keys",
+	ids.PrefixSSHCredential:  "ssh_credentials",
+	ids.PrefixIPPolicy:       "ip_policies",
+	ids.PrefixIPPolicyRule:   "ip_policy_rules",
+	ids.PrefixIPRestriction:  "ip_restrictions",
+	ids.PrefixReservedDomain: "reserved_domains",
+	ids.PrefixReservedAddr:   "reserved_addrs",
+	ids.PrefixAgentSession:   "tunnel_sessions",
+	ids.PrefixEndpoint:       "endpoints",
+	ids.PrefixEventSub:       "event_subscriptions",
+	ids.PrefixEventDest:      "event_destinations",
+	ids.PrefixAuditEvent:     "audit_events",
 }
 
 // auditRoutes registers /audit_events: read-only, newest first.
@@ -69,7 +70,7 @@ func (s *Server) auditRoutes(mux *http.ServeMux) {
 // developers with no other permission, so they are refused too (give an
 // export job a key owned by an administrator's user instead).
 func (c *caller) requireAuditReader() error {
-	if c.auth.Roles.Admin || (c.auth.OwnerKind == config.PrincipalUser && c.auth.Roles.Team == store.TeamManager) {
+	if c.auth.Roles.Admin || (c.auth.OwnerKind == snapshot.PrincipalUser && c.auth.Roles.Team == store.TeamManager) {
 		return nil
 	}
 	return forbidden("Reading the audit log needs the administrator flag or the team manager role.")
@@ -77,7 +78,7 @@ func (c *caller) requireAuditReader() error {
 
 func (s *Server) ref(r *http.Request, id string) optRefJSON {
 	out := optRefJSON{ID: id}
-	if prefix, _, err := config.SplitID(id, ""); err == nil {
+	if prefix, _, err := ids.Split(id, ""); err == nil {
 		if coll, ok := collectionOf[prefix]; ok {
 			u := s.baseURL(r) + "/" + coll + "/" + id
 			out.URI = &u
@@ -103,7 +104,7 @@ func (s *Server) auditEventJSON(r *http.Request, e *store.AuditEvent) auditEvent
 }
 
 func (s *Server) listAuditEvents(w http.ResponseWriter, r *http.Request, c *caller) error {
-	page, err := listParams(r, config.PrefixAuditEvent)
+	page, err := listParams(r, ids.PrefixAuditEvent)
 	if err != nil {
 		return err
 	}
@@ -125,7 +126,7 @@ func (s *Server) listAuditEvents(w http.ResponseWriter, r *http.Request, c *call
 }
 
 func (s *Server) getAuditEvent(w http.ResponseWriter, r *http.Request, c *caller) error {
-	id, err := objectPathID(r, config.PrefixAuditEvent)
+	id, err := objectPathID(r, ids.PrefixAuditEvent)
 	if err != nil {
 		return err
 	}

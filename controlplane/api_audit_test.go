@@ -4,8 +4,9 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/tollgate/tollgate/config"
+	"github.com/tollgate/tollgate/codes"
 	"github.com/tollgate/tollgate/controlplane/store"
+	"github.com/tollgate/tollgate/ids"
 )
 
 func TestAuditEvents(t *testing.T) {
@@ -34,7 +35,7 @@ func TestAuditEvents(t *testing.T) {
 		if str(principal, "id") != e.dev.UserID || str(principal, "uri") != e.http.URL+"/users/"+e.dev.UserID ||
 			str(credential, "id") != e.dev.APIKeyID || str(credential, "uri") != e.http.URL+"/api_keys/"+e.dev.APIKeyID ||
 			str(object, "id") != str(cred, "id") || str(object, "uri") != e.http.URL+"/credentials/"+str(cred, "id") ||
-			str(payload, "description") != "laptop" || !strings.HasPrefix(str(upd, "id"), config.PrefixAuditEvent+"_") ||
+			str(payload, "description") != "laptop" || !strings.HasPrefix(str(upd, "id"), ids.PrefixAuditEvent+"_") ||
 			str(upd, "uri") != e.http.URL+"/audit_events/"+str(upd, "id") || str(upd, "created_at") == "" {
 			t.Fatalf("event = %v", upd)
 		}
@@ -67,10 +68,10 @@ func TestAuditEvents(t *testing.T) {
 		if str(one, "type") != "credential_updated.v0" || str(one, "id") != str(upd, "id") {
 			t.Fatalf("get = %v", one)
 		}
-		wantError(t, e.call("GET", "/audit_events/"+config.NewID(config.PrefixAuditEvent), e.admin, nil), 404, string(config.CodeAPINotFound))
-		wantError(t, e.call("GET", "/audit_events/"+e.dev.APIKeyID, e.admin, nil), 400, string(config.CodeAPIInvalidID))
-		wantError(t, e.call("DELETE", "/audit_events/"+str(upd, "id"), e.admin, nil), 405, string(config.CodeAPIMethodNotAllowed))
-		wantError(t, e.call("GET", "/audit_events?limit=0", e.admin, nil), 400, string(config.CodeAPIPageSize))
+		wantError(t, e.call("GET", "/audit_events/"+ids.New(ids.PrefixAuditEvent), e.admin, nil), 404, string(codes.APINotFound))
+		wantError(t, e.call("GET", "/audit_events/"+e.dev.APIKeyID, e.admin, nil), 400, string(codes.APIInvalidID))
+		wantError(t, e.call("DELETE", "/audit_events/"+str(upd, "id"), e.admin, nil), 405, string(codes.APIMethodNotAllowed))
+		wantError(t, e.call("GET", "/audit_events?limit=0", e.admin, nil), 400, string(codes.APIPageSize))
 	})
 }
 
@@ -83,12 +84,12 @@ func TestAuditEventsReaders(t *testing.T) {
 
 		e.must(200, e.call("GET", "/audit_events", managerKey, nil))
 		for name, k := range map[string]string{"developer": devKey, "bot user": botKey} {
-			wantError(t, e.call("GET", "/audit_events", k, nil), 403, string(config.CodeAPIForbidden))
+			wantError(t, e.call("GET", "/audit_events", k, nil), 403, string(codes.APIForbidden))
 			evs, _, err := e.store.ListAuditEvents(testCtx(t), e.dev.AccountID, store.Page{Limit: 1})
 			if err != nil || len(evs) != 1 {
 				t.Fatalf("%s: %v", name, err)
 			}
-			wantError(t, e.call("GET", "/audit_events/"+evs[0].ID, k, nil), 403, string(config.CodeAPIForbidden))
+			wantError(t, e.call("GET", "/audit_events/"+evs[0].ID, k, nil), 403, string(codes.APIForbidden))
 		}
 		// Another account's events are not visible.
 		other, err := e.store.CreateAccount(testCtx(t), store.SystemActor, "other")
@@ -102,6 +103,6 @@ func TestAuditEventsReaders(t *testing.T) {
 		if err != nil || len(evs) != 1 || evs[0].Type != "test_event.v0" {
 			t.Fatalf("other account's events = %+v, %v", evs, err)
 		}
-		wantError(t, e.call("GET", "/audit_events/"+evs[0].ID, e.admin, nil), 404, string(config.CodeAPINotFound))
+		wantError(t, e.call("GET", "/audit_events/"+evs[0].ID, e.admin, nil), 404, string(codes.APINotFound))
 	})
 }

@@ -6,8 +6,10 @@ import (
 	"strings"
 
 	"github.com/tollgate/tollgate/authn"
-	"github.com/tollgate/tollgate/config"
+	"github.com/tollgate/tollgate/codes"
 	"github.com/tollgate/tollgate/controlplane/store"
+	"github.com/tollgate/tollgate/ids"
+	"github.com/tollgate/tollgate/snapshot"
 )
 
 // caller is the authenticated principal of an API request.
@@ -60,7 +62,7 @@ func (c *caller) requireTeamManager() error {
 }
 
 // isBot reports whether the caller is a bot user.
-func (c *caller) isBot() bool { return c.auth.OwnerKind == config.PrincipalBot }
+func (c *caller) isBot() bool { return c.auth.OwnerKind == snapshot.PrincipalBot }
 
 // isTeamManager reports whether the caller is an administrator or a user
 // with the team manager role.
@@ -182,48 +184,48 @@ func (c *caller) checkRevokeInvitation(inv *store.Invitation) error {
 func (s *Server) authenticate(r *http.Request) (*caller, error) {
 	h := r.Header.Get("Authorization")
 	if h == "" {
-		return nil, newAPIError(http.StatusUnauthorized, config.CodeAPIAuthMissing,
+		return nil, newAPIError(http.StatusUnauthorized, codes.APIAuthMissing,
 			"The API needs an API key: send the header 'Authorization: Bearer <API key>'.")
 	}
 	scheme, tok, ok := strings.Cut(strings.TrimSpace(h), " ")
 	if !ok || !strings.EqualFold(scheme, "Bearer") {
-		return nil, newAPIError(http.StatusUnauthorized, config.CodeAPIAuthParse,
+		return nil, newAPIError(http.StatusUnauthorized, codes.APIAuthParse,
 			"The Authorization header could not be parsed: send 'Authorization: Bearer <API key>'.")
 	}
 	tok = strings.TrimSpace(tok)
-	if _, _, err := config.SplitID(tok, config.PrefixAPIKey); err == nil {
-		return nil, newAPIError(http.StatusUnauthorized, config.CodeAPIKeyID,
+	if _, _, err := ids.Split(tok, ids.PrefixAPIKey); err == nil {
+		return nil, newAPIError(http.StatusUnauthorized, codes.APIKeyID,
 			"You sent an API key's ID (ak_...), not the API key itself. Send the token that was shown when the key was created, or create a new key.")
 	}
 	kid, secret, err := authn.ParseToken(tok)
 	if err != nil {
-		return nil, newAPIError(http.StatusUnauthorized, config.CodeAPIAuthMalformed,
+		return nil, newAPIError(http.StatusUnauthorized, codes.APIAuthMalformed,
 			"The API key is malformed: it has the form <27 characters>_<secret>. Copy it again exactly as it was shown.")
 	}
-	key, err := s.store.LookupAPIKey(r.Context(), config.PrefixAPIKey+"_"+kid)
+	key, err := s.store.LookupAPIKey(r.Context(), ids.PrefixAPIKey+"_"+kid)
 	if errors.Is(err, store.ErrNotFound) {
-		if isAuthtoken, aerr := s.store.AuthtokenExists(r.Context(), config.PrefixAuthtoken+"_"+kid); aerr != nil {
+		if isAuthtoken, aerr := s.store.AuthtokenExists(r.Context(), ids.PrefixAuthtoken+"_"+kid); aerr != nil {
 			return nil, aerr
 		} else if isAuthtoken {
-			return nil, newAPIError(http.StatusUnauthorized, config.CodeAPIAuthtoken,
+			return nil, newAPIError(http.StatusUnauthorized, codes.APIAuthtoken,
 				"You sent an authtoken, which agents use. The API needs an API key: create one with POST /api_keys or in the dashboard.")
 		}
-		return nil, newAPIError(http.StatusUnauthorized, config.CodeAPIAuthInvalid,
+		return nil, newAPIError(http.StatusUnauthorized, codes.APIAuthInvalid,
 			"The API key is not valid: it may have been deleted or mistyped.")
 	}
 	if err != nil {
 		return nil, err
 	}
 	if !authn.SecretMatches(secret, key.SecretHash) {
-		return nil, newAPIError(http.StatusUnauthorized, config.CodeAPIAuthInvalid,
+		return nil, newAPIError(http.StatusUnauthorized, codes.APIAuthInvalid,
 			"The API key is not valid: it may have been deleted or mistyped.")
 	}
 	if !key.AccountActive {
-		return nil, newAPIError(http.StatusForbidden, config.CodeAPIAccountSuspended,
+		return nil, newAPIError(http.StatusForbidden, codes.APIAccountSuspended,
 			"The account %s is suspended; its API keys do not work until it is reactivated.", key.AccountID)
 	}
 	if !key.OwnerActive {
-		return nil, newAPIError(http.StatusForbidden, config.CodeAPIPrincipalInactive,
+		return nil, newAPIError(http.StatusForbidden, codes.APIPrincipalInactive,
 			"The API key's owner %s is deactivated. Ask an administrator to reactivate it, or use another key.", key.OwnerID)
 	}
 	if !key.Member {

@@ -4,8 +4,8 @@ import (
 	"context"
 	"net/http"
 
-	"github.com/tollgate/tollgate/config"
 	"github.com/tollgate/tollgate/controlplane/store"
+	"github.com/tollgate/tollgate/ids"
 )
 
 // botUserJSON is the bot_users (service_users) object
@@ -58,19 +58,19 @@ func (s *Server) createBotUser(coll string) handlerFunc {
 
 // getBotUser is GET /<coll>/{id}, coll being bot_users or service_users.
 func (s *Server) getBotUser(coll string) handlerFunc {
-	return getOne(config.PrefixBotUser, "bot user", s.store.GetBotUser, s.botUserRenderer(coll))
+	return getOne(ids.PrefixBotUser, "bot user", s.store.GetBotUser, s.botUserRenderer(coll))
 }
 
 // listBotUsers is GET /<coll> (items under coll).
 func (s *Server) listBotUsers(coll string) handlerFunc {
-	return listPage(s, coll, config.PrefixBotUser, s.store.ListBotUsers, s.botUserRenderer(coll),
+	return listPage(s, coll, ids.PrefixBotUser, s.store.ListBotUsers, s.botUserRenderer(coll),
 		func(b *store.BotUser) string { return b.ID })
 }
 
 func (s *Server) updateBotUser(coll string) handlerFunc {
 	return func(w http.ResponseWriter, r *http.Request, c *caller) error {
 		var body botUserUpdateBody
-		id, err := s.beginWrite(w, r, config.PrefixBotUser, nil, &body)
+		id, err := s.beginWrite(w, r, ids.PrefixBotUser, nil, &body)
 		if err != nil {
 			return err
 		}
@@ -89,7 +89,7 @@ func (s *Server) updateBotUser(coll string) handlerFunc {
 // deleteBotUser is DELETE /bot_users/{id} (and /service_users/{id}): team
 // managers and administrators.
 func (s *Server) deleteBotUser(w http.ResponseWriter, r *http.Request, c *caller) error {
-	return deleteOne(config.PrefixBotUser, "bot user", func(_ context.Context, c *caller, _ string) error {
+	return deleteOne(ids.PrefixBotUser, "bot user", func(_ context.Context, c *caller, _ string) error {
 		return c.requireTeamManager()
 	}, s.store.DeleteBotUser)(w, r, c)
 }

@@ -3,8 +3,8 @@ package controlplane
 import (
 	"net/http"
 
-	"github.com/tollgate/tollgate/config"
 	"github.com/tollgate/tollgate/controlplane/store"
+	"github.com/tollgate/tollgate/ids"
 )
 
 // credentialJSON is the credentials (authtoken) object
@@ -72,18 +72,18 @@ func (s *Server) createCredential(w http.ResponseWriter, r *http.Request, c *cal
 
 // getCredential is GET /credentials/{id}.
 func (s *Server) getCredential(w http.ResponseWriter, r *http.Request, c *caller) error {
-	return getOne(config.PrefixAuthtoken, "credential", s.store.GetAuthtoken, s.credentialJSON)(w, r, c)
+	return getOne(ids.PrefixAuthtoken, "credential", s.store.GetAuthtoken, s.credentialJSON)(w, r, c)
 }
 
 // listCredentials is GET /credentials.
 func (s *Server) listCredentials(w http.ResponseWriter, r *http.Request, c *caller) error {
-	return listPage(s, "credentials", config.PrefixAuthtoken, s.store.ListAuthtokens, s.credentialJSON,
+	return listPage(s, "credentials", ids.PrefixAuthtoken, s.store.ListAuthtokens, s.credentialJSON,
 		func(v *store.Authtoken) string { return v.ID })(w, r, c)
 }
 
 func (s *Server) updateCredential(w http.ResponseWriter, r *http.Request, c *caller) error {
 	var body credentialUpdateBody
-	id, err := s.beginWrite(w, r, config.PrefixAuthtoken, nil, &body)
+	id, err := s.beginWrite(w, r, ids.PrefixAuthtoken, nil, &body)
 	if err != nil {
 		return err
 	}
@@ -102,5 +102,5 @@ func (s *Server) updateCredential(w http.ResponseWriter, r *http.Request, c *cal
 // deleteCredential is DELETE /credentials/{id}: its owner or an
 // administrator.
 func (s *Server) deleteCredential(w http.ResponseWriter, r *http.Request, c *caller) error {
-	return deleteOne(config.PrefixAuthtoken, "credential", s.authtokenAccess(), s.store.DeleteAuthtoken)(w, r, c)
+	return deleteOne(ids.PrefixAuthtoken, "credential", s.authtokenAccess(), s.store.DeleteAuthtoken)(w, r, c)
 }

@@ -7,14 +7,14 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/tollgate/tollgate/config"
+	"github.com/tollgate/tollgate/codes"
 	"github.com/tollgate/tollgate/controlplane/store"
 )
 
 // errorBody is the API's error response (reference/platform-behaviour.md
 // §1.2), with Tollgate's TG_ codes.
 type errorBody struct {
-	ErrorCode  config.Code       `json:"error_code"`
+	ErrorCode  codes.Code        `json:"error_code"`
 	StatusCode int               `json:"status_code"`
 	Msg        string            `json:"msg"`
 	Details    map[string]string `json:"details"`
@@ -26,34 +26,34 @@ func toAPIError(err error) *apiError {
 	if errors.As(err, &ae) {
 		return ae
 	}
-	var ce *config.Error
+	var ce *codes.Error
 	var cfe *store.ConflictError
 	switch {
 	case errors.Is(err, store.ErrNotFound):
-		return &apiError{status: http.StatusNotFound, code: config.CodeAPINotFound,
+		return &apiError{status: http.StatusNotFound, code: codes.APINotFound,
 			msg: "The object was not found in this account.", cause: err}
 	case errors.Is(err, store.ErrOwnerNotFound):
-		return &apiError{status: http.StatusBadRequest, code: config.CodeAPIInvalidParam,
+		return &apiError{status: http.StatusBadRequest, code: codes.APIInvalidParam,
 			msg: "owner_id must be a user or bot user of this account.", cause: err}
 	case errors.As(err, &cfe): // a conflict the caller can act on: its own code and message
 		return &apiError{status: http.StatusConflict, code: cfe.Code, msg: cfe.Message, cause: err}
 	case errors.Is(err, store.ErrConflict):
-		return &apiError{status: http.StatusConflict, code: config.CodeAPIConflict,
+		return &apiError{status: http.StatusConflict, code: codes.APIConflict,
 			msg: "The change conflicts with an existing object.", cause: err}
 	case errors.As(err, &ce):
 		return &apiError{status: http.StatusBadRequest, code: ce.Code, msg: ce.Message, cause: ce.Cause}
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
-		return &apiError{status: http.StatusServiceUnavailable, code: config.CodeInternal,
+		return &apiError{status: http.StatusServiceUnavailable, code: codes.Internal,
 			msg: "The request was cancelled before it completed.", cause: err}
 	}
-	return &apiError{status: http.StatusInternalServerError, code: config.CodeInternal,
+	return &apiError{status: http.StatusInternalServerError, code: codes.Internal,
 		msg: "The control plane failed to handle this request. Retry; report the operation ID if it persists.", cause: err}
 }
 
 // notFound names the missing object in the message.
 func notFound(err error, what, id string) error {
 	if errors.Is(err, store.ErrNotFound) {
-		return &apiError{status: http.StatusNotFound, code: config.CodeAPINotFound,
+		return &apiError{status: http.StatusNotFound, code: codes.APINotFound,
 			msg: "The " + what + " " + truncate(id, 100) + " was not found in this account.", cause: err}
 	}
 	return err

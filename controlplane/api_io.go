@@ -14,8 +14,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/tollgate/tollgate/config"
+	"github.com/tollgate/tollgate/codes"
 	"github.com/tollgate/tollgate/controlplane/store"
+	"github.com/tollgate/tollgate/ids"
 )
 
 // writeJSON writes v as the JSON response body with status.
@@ -43,10 +44,10 @@ func (s *Server) decodeBody(w http.ResponseWriter, r *http.Request, dst any) err
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
-			return newAPIError(http.StatusRequestEntityTooLarge, config.CodeAPIBodyUnreadable,
+			return newAPIError(http.StatusRequestEntityTooLarge, codes.APIBodyUnreadable,
 				"The request body is larger than %d bytes.", s.cfg.MaxBodyBytes)
 		}
-		return &apiError{status: http.StatusBadRequest, code: config.CodeAPIBodyUnreadable,
+		return &apiError{status: http.StatusBadRequest, code: codes.APIBodyUnreadable,
 			msg: "The request body could not be read.", cause: err}
 	}
 	if len(bytes.TrimSpace(body)) == 0 {
@@ -54,31 +55,31 @@ func (s *Server) decodeBody(w http.ResponseWriter, r *http.Request, dst any) err
 	}
 	ct := r.Header.Get("Content-Type")
 	if mt, _, err := mime.ParseMediaType(ct); err != nil || mt != "application/json" {
-		return newAPIError(http.StatusUnsupportedMediaType, config.CodeAPIContentType,
+		return newAPIError(http.StatusUnsupportedMediaType, codes.APIContentType,
 			"A request body must be JSON, sent with Content-Type: application/json (got %q).", truncate(ct, 60))
 	}
 	var fields map[string]json.RawMessage
 	dec := json.NewDecoder(bytes.NewReader(body))
 	if err := dec.Decode(&fields); err != nil || fields == nil {
-		return &apiError{status: http.StatusBadRequest, code: config.CodeAPIBodyInvalid,
+		return &apiError{status: http.StatusBadRequest, code: codes.APIBodyInvalid,
 			msg: "The request body must be one JSON object.", cause: err}
 	}
 	if _, err := dec.Token(); err != io.EOF {
-		return badRequest(config.CodeAPIBodyInvalid, "The request body must be one JSON object, with nothing after it.")
+		return badRequest(codes.APIBodyInvalid, "The request body must be one JSON object, with nothing after it.")
 	}
 	// The hosted platform's clients repeat the object's id in the body of
 	// an update (@ngrok/ngrok-api does): accept it when it is the path's.
 	if raw, ok := fields["id"]; ok && r.Method == http.MethodPatch && r.PathValue("id") != "" {
 		var id string
 		if json.Unmarshal(raw, &id) != nil || id != r.PathValue("id") {
-			return badRequest(config.CodeAPIInvalidParam, "The id in the request body must be the id in the path, %q.", truncate(r.PathValue("id"), 100))
+			return badRequest(codes.APIInvalidParam, "The id in the request body must be the id in the path, %q.", truncate(r.PathValue("id"), 100))
 		}
 		delete(fields, "id")
 	}
 	known := jsonFields(reflect.TypeOf(dst).Elem())
 	for k := range fields {
 		if !known[k] {
-			return badRequest(config.CodeAPIUnknownParam, "Unknown field %q in the request body. Known fields: %s.",
+			return badRequest(codes.APIUnknownParam, "Unknown field %q in the request body. Known fields: %s.",
 				truncate(k, 60), strings.Join(sortedKeys(known), ", "))
 		}
 	}
@@ -86,10 +87,10 @@ func (s *Server) decodeBody(w http.ResponseWriter, r *http.Request, dst any) err
 		if err := json.Unmarshal(raw, fieldPtr(dst, k)); err != nil {
 			var ute *json.UnmarshalTypeError
 			if errors.As(err, &ute) {
-				return &apiError{status: http.StatusBadRequest, code: config.CodeAPIBodyInvalid,
+				return &apiError{status: http.StatusBadRequest, code: codes.APIBodyInvalid,
 					msg: fmt.Sprintf("Field %q must be %s, not a JSON %s.", k, jsonKind(ute.Type), ute.Value), cause: err}
 			}
-			return &apiError{status: http.StatusBadRequest, code: config.CodeAPIBodyInvalid,
+			return &apiError{status: http.StatusBadRequest, code: codes.APIBodyInvalid,
 				msg: fmt.Sprintf("Field %q is not valid.", k), cause: err}
 		}
 	}
@@ -169,12 +170,12 @@ func noBody(r *http.Request) error {
 		return err
 	}
 	if r.ContentLength > 0 {
-		return badRequest(config.CodeAPIBodyNotAllowed, "%s %s takes no request body.", r.Method, truncate(r.URL.Path, 100))
+		return badRequest(codes.APIBodyNotAllowed, "%s %s takes no request body.", r.Method, truncate(r.URL.Path, 100))
 	}
 	if r.ContentLength < 0 { // chunked: look
 		var b [1]byte
 		if n, _ := io.ReadFull(r.Body, b[:]); n > 0 {
-			return badRequest(config.CodeAPIBodyNotAllowed, "%s %s takes no request body.", r.Method, truncate(r.URL.Path, 100))
+			return badRequest(codes.APIBodyNotAllowed, "%s %s takes no request body.", r.Method, truncate(r.URL.Path, 100))
 		}
 	}
 	return nil
@@ -189,9 +190,9 @@ func onlyParams(q url.Values, allowed ...string) error {
 		}
 		if !ok {
 			if len(allowed) == 0 {
-				return badRequest(config.CodeAPIUnknownParam, "Unknown query parameter %q: this operation takes none.", truncate(k, 60))
+				return badRequest(codes.APIUnknownParam, "Unknown query parameter %q: this operation takes none.", truncate(k, 60))
 			}
-			return badRequest(config.CodeAPIUnknownParam, "Unknown query parameter %q: use %s.", truncate(k, 60), strings.Join(allowed, ", "))
+			return badRequest(codes.APIUnknownParam, "Unknown query parameter %q: use %s.", truncate(k, 60), strings.Join(allowed, ", "))
 		}
 	}
 	return nil
@@ -204,7 +205,7 @@ func listParams(r *http.Request, prefix string) (store.Page, error) {
 	// @ngrok/ngrok-api pages with ?beforeId= (camelCase): the same cursor.
 	if v, ok := q["beforeId"]; ok {
 		if _, dup := q["before_id"]; dup {
-			return store.Page{}, badRequest(config.CodeAPIInvalidParam, "Give before_id once.")
+			return store.Page{}, badRequest(codes.APIInvalidParam, "Give before_id once.")
 		}
 		q["before_id"] = v
 		delete(q, "beforeId")
@@ -213,19 +214,19 @@ func listParams(r *http.Request, prefix string) (store.Page, error) {
 		return store.Page{}, err
 	}
 	if r.ContentLength > 0 {
-		return store.Page{}, badRequest(config.CodeAPIBodyNotAllowed, "GET %s takes no request body.", truncate(r.URL.Path, 100))
+		return store.Page{}, badRequest(codes.APIBodyNotAllowed, "GET %s takes no request body.", truncate(r.URL.Path, 100))
 	}
 	var p store.Page
 	if v, ok := q["limit"]; ok {
 		n, err := strconv.Atoi(v[0])
 		if err != nil || len(v) > 1 || n < 1 || n > store.MaxPageSize {
-			return p, badRequest(config.CodeAPIPageSize, "The page size limit must be between 1 and %d.", store.MaxPageSize)
+			return p, badRequest(codes.APIPageSize, "The page size limit must be between 1 and %d.", store.MaxPageSize)
 		}
 		p.Limit = n
 	}
 	if v, ok := q["before_id"]; ok {
 		if len(v) > 1 {
-			return p, badRequest(config.CodeAPIInvalidParam, "Give before_id once.")
+			return p, badRequest(codes.APIInvalidParam, "Give before_id once.")
 		}
 		if err := checkID(v[0], prefix); err != nil {
 			return p, err
@@ -244,7 +245,7 @@ func pathID(r *http.Request, prefixes ...string) (string, error) {
 
 // checkID refuses a malformed ID or one of another kind (TG_2601).
 func checkID(id string, prefixes ...string) error {
-	p, _, err := config.SplitID(id, "")
+	p, _, err := ids.Split(id, "")
 	if err == nil {
 		for _, want := range prefixes {
 			if p == want {
@@ -252,7 +253,7 @@ func checkID(id string, prefixes ...string) error {
 			}
 		}
 	}
-	return badRequest(config.CodeAPIInvalidID, "%q is not a valid ID here: want %s_ followed by 27 characters.",
+	return badRequest(codes.APIInvalidID, "%q is not a valid ID here: want %s_ followed by 27 characters.",
 		truncate(id, 100), strings.Join(prefixes, "_ or "))
 }
 

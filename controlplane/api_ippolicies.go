@@ -3,8 +3,8 @@ package controlplane
 import (
 	"net/http"
 
-	"github.com/tollgate/tollgate/config"
 	"github.com/tollgate/tollgate/controlplane/store"
+	"github.com/tollgate/tollgate/ids"
 )
 
 // The /ip_policies, /ip_policy_rules and /ip_restrictions resources
@@ -146,18 +146,18 @@ func (s *Server) createIPPolicy(w http.ResponseWriter, r *http.Request, c *calle
 
 // getIPPolicy is GET /ip_policies/{id}.
 func (s *Server) getIPPolicy(w http.ResponseWriter, r *http.Request, c *caller) error {
-	return getOne(config.PrefixIPPolicy, "IP policy", s.store.GetIPPolicy, s.ipPolicyJSON)(w, r, c)
+	return getOne(ids.PrefixIPPolicy, "IP policy", s.store.GetIPPolicy, s.ipPolicyJSON)(w, r, c)
 }
 
 // listIPPolicies is GET /ip_policies.
 func (s *Server) listIPPolicies(w http.ResponseWriter, r *http.Request, c *caller) error {
-	return listPage(s, "ip_policies", config.PrefixIPPolicy, s.store.ListIPPolicies, s.ipPolicyJSON,
+	return listPage(s, "ip_policies", ids.PrefixIPPolicy, s.store.ListIPPolicies, s.ipPolicyJSON,
 		func(v *store.IPPolicy) string { return v.ID })(w, r, c)
 }
 
 func (s *Server) updateIPPolicy(w http.ResponseWriter, r *http.Request, c *caller) error {
 	var body ipPolicyUpdateBody
-	id, err := s.beginWrite(w, r, config.PrefixIPPolicy, c.requireWrite, &body)
+	id, err := s.beginWrite(w, r, ids.PrefixIPPolicy, c.requireWrite, &body)
 	if err != nil {
 		return err
 	}
@@ -173,7 +173,7 @@ func (s *Server) updateIPPolicy(w http.ResponseWriter, r *http.Request, c *calle
 // deleteIPPolicy deletes a policy with its rules; 409 TG_2615 while an IP
 // restriction names it.
 func (s *Server) deleteIPPolicy(w http.ResponseWriter, r *http.Request, c *caller) error {
-	return deleteOne(config.PrefixIPPolicy, "IP policy", writerAccess, s.store.DeleteIPPolicy)(w, r, c)
+	return deleteOne(ids.PrefixIPPolicy, "IP policy", writerAccess, s.store.DeleteIPPolicy)(w, r, c)
 }
 
 // ---- /ip_policy_rules ----
@@ -194,18 +194,18 @@ func (s *Server) createIPPolicyRule(w http.ResponseWriter, r *http.Request, c *c
 
 // getIPPolicyRule is GET /ip_policy_rules/{id}.
 func (s *Server) getIPPolicyRule(w http.ResponseWriter, r *http.Request, c *caller) error {
-	return getOne(config.PrefixIPPolicyRule, "IP policy rule", s.store.GetIPPolicyRule, s.ipPolicyRuleJSON)(w, r, c)
+	return getOne(ids.PrefixIPPolicyRule, "IP policy rule", s.store.GetIPPolicyRule, s.ipPolicyRuleJSON)(w, r, c)
 }
 
 // listIPPolicyRules is GET /ip_policy_rules.
 func (s *Server) listIPPolicyRules(w http.ResponseWriter, r *http.Request, c *caller) error {
-	return listPage(s, "ip_policy_rules", config.PrefixIPPolicyRule, s.store.ListIPPolicyRules, s.ipPolicyRuleJSON,
+	return listPage(s, "ip_policy_rules", ids.PrefixIPPolicyRule, s.store.ListIPPolicyRules, s.ipPolicyRuleJSON,
 		func(v *store.IPPolicyRule) string { return v.ID })(w, r, c)
 }
 
 func (s *Server) updateIPPolicyRule(w http.ResponseWriter, r *http.Request, c *caller) error {
 	var body ipPolicyRuleUpdateBody
-	id, err := s.beginWrite(w, r, config.PrefixIPPolicyRule, c.requireWrite, &body)
+	id, err := s.beginWrite(w, r, ids.PrefixIPPolicyRule, c.requireWrite, &body)
 	if err != nil {
 		return err
 	}
@@ -220,7 +220,7 @@ func (s *Server) updateIPPolicyRule(w http.ResponseWriter, r *http.Request, c *c
 
 // deleteIPPolicyRule is DELETE /ip_policy_rules/{id}.
 func (s *Server) deleteIPPolicyRule(w http.ResponseWriter, r *http.Request, c *caller) error {
-	return deleteOne(config.PrefixIPPolicyRule, "IP policy rule", writerAccess, s.store.DeleteIPPolicyRule)(w, r, c)
+	return deleteOne(ids.PrefixIPPolicyRule, "IP policy rule", writerAccess, s.store.DeleteIPPolicyRule)(w, r, c)
 }
 
 // ---- /ip_restrictions ----
@@ -241,18 +241,18 @@ func (s *Server) createIPRestriction(w http.ResponseWriter, r *http.Request, c *
 
 // getIPRestriction is GET /ip_restrictions/{id}.
 func (s *Server) getIPRestriction(w http.ResponseWriter, r *http.Request, c *caller) error {
-	return getOne(config.PrefixIPRestriction, "IP restriction", s.store.GetIPRestriction, s.ipRestrictionJSON)(w, r, c)
+	return getOne(ids.PrefixIPRestriction, "IP restriction", s.store.GetIPRestriction, s.ipRestrictionJSON)(w, r, c)
 }
 
 // listIPRestrictions is GET /ip_restrictions.
 func (s *Server) listIPRestrictions(w http.ResponseWriter, r *http.Request, c *caller) error {
-	return listPage(s, "ip_restrictions", config.PrefixIPRestriction, s.store.ListIPRestrictions, s.ipRestrictionJSON,
+	return listPage(s, "ip_restrictions", ids.PrefixIPRestriction, s.store.ListIPRestrictions, s.ipRestrictionJSON,
 		func(v *store.IPRestriction) string { return v.ID })(w, r, c)
 }
 
 func (s *Server) updateIPRestriction(w http.ResponseWriter, r *http.Request, c *caller) error {
 	var body ipRestrictionUpdateBody
-	id, err := s.beginWrite(w, r, config.PrefixIPRestriction, c.requireWrite, &body)
+	id, err := s.beginWrite(w, r, ids.PrefixIPRestriction, c.requireWrite, &body)
 	if err != nil {
 		return err
 	}
@@ -267,5 +267,5 @@ func (s *Server) updateIPRestriction(w http.ResponseWriter, r *http.Request, c *
 
 // deleteIPRestriction is DELETE /ip_restrictions/{id}.
 func (s *Server) deleteIPRestriction(w http.ResponseWriter, r *http.Request, c *caller) error {
-	return deleteOne(config.PrefixIPRestriction, "IP restriction", writerAccess, s.store.DeleteIPRestriction)(w, r, c)
+	return deleteOne(ids.PrefixIPRestriction, "IP restriction", writerAccess, s.store.DeleteIPRestriction)(w, r, c)
 }

@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/tollgate/tollgate/config"
+	"github.com/tollgate/tollgate/codes"
 	"github.com/tollgate/tollgate/controlplane/store"
 )
 
@@ -51,7 +51,7 @@ func TestIPPolicyAPILifecycle(t *testing.T) {
 
 		// A CIDR that is not its network address is refused, naming the right one.
 		r := e.call("POST", "/ip_policy_rules", e.admin, map[string]any{"ip_policy_id": pid, "cidr": "10.0.0.5/8", "action": "allow"})
-		wantError(t, r, 400, string(config.CodeIPRuleCIDRNotNetwork))
+		wantError(t, r, 400, string(codes.IPRuleCIDRNotNetwork))
 		if msg := str(r.obj(t), "msg"); !strings.Contains(msg, "use 10.0.0.0/8") {
 			t.Fatalf("msg %q does not name the network address", msg)
 		}
@@ -68,7 +68,7 @@ func TestIPPolicyAPILifecycle(t *testing.T) {
 			t.Fatalf("created rule = %v", rule)
 		}
 		wantError(t, e.call("POST", "/ip_policy_rules", e.admin, map[string]any{"ip_policy_id": pid, "cidr": "10.0.0.0/8", "action": "deny"}),
-			409, string(config.CodeIPRuleDuplicate))
+			409, string(codes.IPRuleDuplicate))
 		host := e.must(201, e.call("POST", "/ip_policy_rules", e.admin, map[string]any{"ip_policy_id": pid, "cidr": "2001:DB8::1", "action": "deny"}))
 		if str(host, "cidr") != "2001:db8::1/128" {
 			t.Fatalf("host rule cidr %v", host["cidr"])
@@ -127,18 +127,18 @@ func TestIPPolicyAPILifecycle(t *testing.T) {
 		}
 
 		// A policy in use cannot be deleted until the restriction lets go.
-		wantError(t, e.call("DELETE", "/ip_policies/"+pid, e.admin, nil), 409, string(config.CodeIPPolicyInUse))
-		wantError(t, e.call("PATCH", "/ip_restrictions/"+xid, e.admin, map[string]any{"type": "api"}), 400, string(config.CodeAPIUnknownParam))
+		wantError(t, e.call("DELETE", "/ip_policies/"+pid, e.admin, nil), 409, string(codes.IPPolicyInUse))
+		wantError(t, e.call("PATCH", "/ip_restrictions/"+xid, e.admin, map[string]any{"type": "api"}), 400, string(codes.APIUnknownParam))
 		upx := e.must(200, e.call("PATCH", "/ip_restrictions/"+xid, e.admin, map[string]any{"ip_policy_ids": []string{pid2}, "enforced": true}))
 		if refs, _ := upx["ip_policies"].([]any); len(refs) != 1 || upx["enforced"] != true || str(upx, "type") != "endpoints" {
 			t.Fatalf("updated restriction = %v", upx)
 		}
 		e.must(200, e.call("PATCH", "/ip_policies/"+pid, e.admin, map[string]any{"description": "old office"}))
 		e.must(204, e.call("DELETE", "/ip_policies/"+pid, e.admin, nil))
-		wantError(t, e.call("GET", "/ip_policy_rules/"+rid, e.admin, nil), 404, string(config.CodeAPINotFound))
-		wantError(t, e.call("DELETE", "/ip_policy_rules/"+str(host, "id"), e.admin, nil), 404, string(config.CodeAPINotFound))
+		wantError(t, e.call("GET", "/ip_policy_rules/"+rid, e.admin, nil), 404, string(codes.APINotFound))
+		wantError(t, e.call("DELETE", "/ip_policy_rules/"+str(host, "id"), e.admin, nil), 404, string(codes.APINotFound))
 		e.must(204, e.call("DELETE", "/ip_restrictions/"+xid, e.admin, nil))
-		wantError(t, e.call("GET", "/ip_restrictions/"+xid, e.admin, nil), 404, string(config.CodeAPINotFound))
+		wantError(t, e.call("GET", "/ip_restrictions/"+xid, e.admin, nil), 404, string(codes.APINotFound))
 		e.must(204, e.call("DELETE", "/ip_policies/"+pid2, e.admin, nil))
 
 		// Every mutation left one audit event naming the admin and the key.
@@ -200,62 +200,62 @@ func TestIPPolicyAPIBadInputChangesNothing(t *testing.T) {
 			name, method, path string
 			body               any
 			status             int
-			code               config.Code
+			code               codes.Code
 		}{
-			{"policy unknown field", "POST", "/ip_policies", `{"action":"allow"}`, 400, config.CodeAPIUnknownParam},
-			{"policy wrong type", "POST", "/ip_policies", `{"description":1}`, 400, config.CodeAPIBodyInvalid},
-			{"policy description", "POST", "/ip_policies", map[string]any{"description": long}, 400, config.CodeAPIDescriptionLength},
-			{"policy metadata", "PATCH", "/ip_policies/" + pid, map[string]any{"metadata": strings.Repeat("m", 4097)}, 400, config.CodeAPIMetadataLength},
-			{"policy malformed id", "GET", "/ip_policies/ipp_123", nil, 400, config.CodeAPIInvalidID},
-			{"policy id of another kind", "DELETE", "/ip_policies/" + rid, nil, 400, config.CodeAPIInvalidID},
-			{"policy of another account", "GET", "/ip_policies/" + otherPol.ID, nil, 404, config.CodeAPINotFound},
-			{"policy of another account patch", "PATCH", "/ip_policies/" + otherPol.ID, map[string]any{"description": "x"}, 404, config.CodeAPINotFound},
-			{"policy of another account delete", "DELETE", "/ip_policies/" + otherPol.ID, nil, 404, config.CodeAPINotFound},
-			{"policy limit 0", "GET", "/ip_policies?limit=0", nil, 400, config.CodeAPIPageSize},
-			{"policy limit 101", "GET", "/ip_policies?limit=101", nil, 400, config.CodeAPIPageSize},
-			{"policy bad before_id", "GET", "/ip_policies?before_id=" + rid, nil, 400, config.CodeAPIInvalidID},
-			{"policy in use", "DELETE", "/ip_policies/" + pid, nil, 409, config.CodeIPPolicyInUse},
-			{"policy method", "PUT", "/ip_policies/" + pid, `{}`, 405, config.CodeAPIMethodNotAllowed},
+			{"policy unknown field", "POST", "/ip_policies", `{"action":"allow"}`, 400, codes.APIUnknownParam},
+			{"policy wrong type", "POST", "/ip_policies", `{"description":1}`, 400, codes.APIBodyInvalid},
+			{"policy description", "POST", "/ip_policies", map[string]any{"description": long}, 400, codes.APIDescriptionLength},
+			{"policy metadata", "PATCH", "/ip_policies/" + pid, map[string]any{"metadata": strings.Repeat("m", 4097)}, 400, codes.APIMetadataLength},
+			{"policy malformed id", "GET", "/ip_policies/ipp_123", nil, 400, codes.APIInvalidID},
+			{"policy id of another kind", "DELETE", "/ip_policies/" + rid, nil, 400, codes.APIInvalidID},
+			{"policy of another account", "GET", "/ip_policies/" + otherPol.ID, nil, 404, codes.APINotFound},
+			{"policy of another account patch", "PATCH", "/ip_policies/" + otherPol.ID, map[string]any{"description": "x"}, 404, codes.APINotFound},
+			{"policy of another account delete", "DELETE", "/ip_policies/" + otherPol.ID, nil, 404, codes.APINotFound},
+			{"policy limit 0", "GET", "/ip_policies?limit=0", nil, 400, codes.APIPageSize},
+			{"policy limit 101", "GET", "/ip_policies?limit=101", nil, 400, codes.APIPageSize},
+			{"policy bad before_id", "GET", "/ip_policies?before_id=" + rid, nil, 400, codes.APIInvalidID},
+			{"policy in use", "DELETE", "/ip_policies/" + pid, nil, 409, codes.IPPolicyInUse},
+			{"policy method", "PUT", "/ip_policies/" + pid, `{}`, 405, codes.APIMethodNotAllowed},
 
-			{"rule not network", "POST", "/ip_policy_rules", rule("cidr", "198.51.100.7/24"), 400, config.CodeIPRuleCIDRNotNetwork},
-			{"rule bad cidr", "POST", "/ip_policy_rules", rule("cidr", "198.51.100.0/33"), 400, config.CodeIPRuleCIDRInvalid},
-			{"rule no cidr", "POST", "/ip_policy_rules", rule("cidr", ""), 400, config.CodeIPRuleCIDRInvalid},
-			{"rule cidr not a string", "POST", "/ip_policy_rules", rule("cidr", 10), 400, config.CodeAPIBodyInvalid},
-			{"rule bad action", "POST", "/ip_policy_rules", rule("action", "block"), 400, config.CodeIPRuleAction},
-			{"rule duplicate", "POST", "/ip_policy_rules", rule("cidr", "192.0.2.0/24"), 409, config.CodeIPRuleDuplicate},
-			{"rule duplicate other spelling", "POST", "/ip_policy_rules", rule("cidr", "::ffff:192.0.2.0/120"), 409, config.CodeIPRuleDuplicate},
-			{"rule unknown field", "POST", "/ip_policy_rules", rule("ip_policy", pid), 400, config.CodeAPIUnknownParam},
-			{"rule description", "POST", "/ip_policy_rules", rule("description", long), 400, config.CodeAPIDescriptionLength},
-			{"rule metadata", "POST", "/ip_policy_rules", rule("metadata", strings.Repeat("m", 4097)), 400, config.CodeAPIMetadataLength},
-			{"rule malformed policy id", "POST", "/ip_policy_rules", rule("ip_policy_id", "ipp_x"), 400, config.CodeAPIInvalidID},
-			{"rule no policy id", "POST", "/ip_policy_rules", rule("ip_policy_id", ""), 400, config.CodeIPRulePolicy},
-			{"rule in another account's policy", "POST", "/ip_policy_rules", rule("ip_policy_id", otherPol.ID), 400, config.CodeIPRulePolicy},
-			{"rule of another account", "GET", "/ip_policy_rules/" + otherRule.ID, nil, 404, config.CodeAPINotFound},
-			{"rule of another account patch", "PATCH", "/ip_policy_rules/" + otherRule.ID, map[string]any{"action": "allow"}, 404, config.CodeAPINotFound},
-			{"rule of another account delete", "DELETE", "/ip_policy_rules/" + otherRule.ID, nil, 404, config.CodeAPINotFound},
-			{"rule patch not network", "PATCH", "/ip_policy_rules/" + rid, map[string]any{"cidr": "192.0.2.1/24"}, 400, config.CodeIPRuleCIDRNotNetwork},
-			{"rule patch action", "PATCH", "/ip_policy_rules/" + rid, map[string]any{"action": "ALLOW"}, 400, config.CodeIPRuleAction},
-			{"rule patch policy", "PATCH", "/ip_policy_rules/" + rid, map[string]any{"ip_policy_id": pid}, 400, config.CodeAPIUnknownParam},
-			{"rule limit", "GET", "/ip_policy_rules?limit=-1", nil, 400, config.CodeAPIPageSize},
-			{"rule malformed id", "PATCH", "/ip_policy_rules/ipr_", map[string]any{}, 400, config.CodeAPIInvalidID},
+			{"rule not network", "POST", "/ip_policy_rules", rule("cidr", "198.51.100.7/24"), 400, codes.IPRuleCIDRNotNetwork},
+			{"rule bad cidr", "POST", "/ip_policy_rules", rule("cidr", "198.51.100.0/33"), 400, codes.IPRuleCIDRInvalid},
+			{"rule no cidr", "POST", "/ip_policy_rules", rule("cidr", ""), 400, codes.IPRuleCIDRInvalid},
+			{"rule cidr not a string", "POST", "/ip_policy_rules", rule("cidr", 10), 400, codes.APIBodyInvalid},
+			{"rule bad action", "POST", "/ip_policy_rules", rule("action", "block"), 400, codes.IPRuleAction},
+			{"rule duplicate", "POST", "/ip_policy_rules", rule("cidr", "192.0.2.0/24"), 409, codes.IPRuleDuplicate},
+			{"rule duplicate other spelling", "POST", "/ip_policy_rules", rule("cidr", "::ffff:192.0.2.0/120"), 409, codes.IPRuleDuplicate},
+			{"rule unknown field", "POST", "/ip_policy_rules", rule("ip_policy", pid), 400, codes.APIUnknownParam},
+			{"rule description", "POST", "/ip_policy_rules", rule("description", long), 400, codes.APIDescriptionLength},
+			{"rule metadata", "POST", "/ip_policy_rules", rule("metadata", strings.Repeat("m", 4097)), 400, codes.APIMetadataLength},
+			{"rule malformed policy id", "POST", "/ip_policy_rules", rule("ip_policy_id", "ipp_x"), 400, codes.APIInvalidID},
+			{"rule no policy id", "POST", "/ip_policy_rules", rule("ip_policy_id", ""), 400, codes.IPRulePolicy},
+			{"rule in another account's policy", "POST", "/ip_policy_rules", rule("ip_policy_id", otherPol.ID), 400, codes.IPRulePolicy},
+			{"rule of another account", "GET", "/ip_policy_rules/" + otherRule.ID, nil, 404, codes.APINotFound},
+			{"rule of another account patch", "PATCH", "/ip_policy_rules/" + otherRule.ID, map[string]any{"action": "allow"}, 404, codes.APINotFound},
+			{"rule of another account delete", "DELETE", "/ip_policy_rules/" + otherRule.ID, nil, 404, codes.APINotFound},
+			{"rule patch not network", "PATCH", "/ip_policy_rules/" + rid, map[string]any{"cidr": "192.0.2.1/24"}, 400, codes.IPRuleCIDRNotNetwork},
+			{"rule patch action", "PATCH", "/ip_policy_rules/" + rid, map[string]any{"action": "ALLOW"}, 400, codes.IPRuleAction},
+			{"rule patch policy", "PATCH", "/ip_policy_rules/" + rid, map[string]any{"ip_policy_id": pid}, 400, codes.APIUnknownParam},
+			{"rule limit", "GET", "/ip_policy_rules?limit=-1", nil, 400, codes.APIPageSize},
+			{"rule malformed id", "PATCH", "/ip_policy_rules/ipr_", map[string]any{}, 400, codes.APIInvalidID},
 
-			{"restriction bad type", "POST", "/ip_restrictions", map[string]any{"type": "ssh", "ip_policy_ids": []string{pid}}, 400, config.CodeIPRestrictionType},
-			{"restriction no type", "POST", "/ip_restrictions", map[string]any{"ip_policy_ids": []string{pid}}, 400, config.CodeIPRestrictionType},
-			{"restriction no policies", "POST", "/ip_restrictions", map[string]any{"type": "api"}, 400, config.CodeIPPolicyIDs},
-			{"restriction empty policies", "POST", "/ip_restrictions", map[string]any{"type": "api", "ip_policy_ids": []string{}}, 400, config.CodeIPPolicyIDs},
-			{"restriction other account's policy", "POST", "/ip_restrictions", map[string]any{"type": "api", "ip_policy_ids": []string{pid, otherPol.ID}}, 400, config.CodeIPPolicyIDs},
-			{"restriction malformed policy", "POST", "/ip_restrictions", map[string]any{"type": "api", "ip_policy_ids": []string{rid}}, 400, config.CodeAPIInvalidID},
-			{"restriction ids not a list", "POST", "/ip_restrictions", `{"type":"api","ip_policy_ids":"` + pid + `"}`, 400, config.CodeAPIBodyInvalid},
-			{"restriction enforced not bool", "POST", "/ip_restrictions", map[string]any{"type": "api", "ip_policy_ids": []string{pid}, "enforced": "yes"}, 400, config.CodeAPIBodyInvalid},
-			{"restriction description", "PATCH", "/ip_restrictions/" + xid, map[string]any{"description": long}, 400, config.CodeAPIDescriptionLength},
-			{"restriction patch type", "PATCH", "/ip_restrictions/" + xid, map[string]any{"type": "agent"}, 400, config.CodeAPIUnknownParam},
-			{"restriction patch empty", "PATCH", "/ip_restrictions/" + xid, map[string]any{"ip_policy_ids": []string{}}, 400, config.CodeIPPolicyIDs},
-			{"restriction patch foreign", "PATCH", "/ip_restrictions/" + xid, map[string]any{"ip_policy_ids": []string{otherPol.ID}}, 400, config.CodeIPPolicyIDs},
-			{"restriction of another account", "GET", "/ip_restrictions/" + otherX.ID, nil, 404, config.CodeAPINotFound},
-			{"restriction of another account delete", "DELETE", "/ip_restrictions/" + otherX.ID, nil, 404, config.CodeAPINotFound},
-			{"restriction limit", "GET", "/ip_restrictions?limit=1000", nil, 400, config.CodeAPIPageSize},
-			{"restriction query on create", "POST", "/ip_restrictions?type=api", map[string]any{}, 400, config.CodeAPIUnknownParam},
-			{"restriction body on delete", "DELETE", "/ip_restrictions/" + xid, `{"x":1}`, 400, config.CodeAPIBodyNotAllowed},
+			{"restriction bad type", "POST", "/ip_restrictions", map[string]any{"type": "ssh", "ip_policy_ids": []string{pid}}, 400, codes.IPRestrictionType},
+			{"restriction no type", "POST", "/ip_restrictions", map[string]any{"ip_policy_ids": []string{pid}}, 400, codes.IPRestrictionType},
+			{"restriction no policies", "POST", "/ip_restrictions", map[string]any{"type": "api"}, 400, codes.IPPolicyIDs},
+			{"restriction empty policies", "POST", "/ip_restrictions", map[string]any{"type": "api", "ip_policy_ids": []string{}}, 400, codes.IPPolicyIDs},
+			{"restriction other account's policy", "POST", "/ip_restrictions", map[string]any{"type": "api", "ip_policy_ids": []string{pid, otherPol.ID}}, 400, codes.IPPolicyIDs},
+			{"restriction malformed policy", "POST", "/ip_restrictions", map[string]any{"type": "api", "ip_policy_ids": []string{rid}}, 400, codes.APIInvalidID},
+			{"restriction ids not a list", "POST", "/ip_restrictions", `{"type":"api","ip_policy_ids":"` + pid + `"}`, 400, codes.APIBodyInvalid},
+			{"restriction enforced not bool", "POST", "/ip_restrictions", map[string]any{"type": "api", "ip_policy_ids": []string{pid}, "enforced": "yes"}, 400, codes.APIBodyInvalid},
+			{"restriction description", "PATCH", "/ip_restrictions/" + xid, map[string]any{"description": long}, 400, codes.APIDescriptionLength},
+			{"restriction patch type", "PATCH", "/ip_restrictions/" + xid, map[string]any{"type": "agent"}, 400, codes.APIUnknownParam},
+			{"restriction patch empty", "PATCH", "/ip_restrictions/" + xid, map[string]any{"ip_policy_ids": []string{}}, 400, codes.IPPolicyIDs},
+			{"restriction patch foreign", "PATCH", "/ip_restrictions/" + xid, map[string]any{"ip_policy_ids": []string{otherPol.ID}}, 400, codes.IPPolicyIDs},
+			{"restriction of another account", "GET", "/ip_restrictions/" + otherX.ID, nil, 404, codes.APINotFound},
+			{"restriction of another account delete", "DELETE", "/ip_restrictions/" + otherX.ID, nil, 404, codes.APINotFound},
+			{"restriction limit", "GET", "/ip_restrictions?limit=1000", nil, 400, codes.APIPageSize},
+			{"restriction query on create", "POST", "/ip_restrictions?type=api", map[string]any{}, 400, codes.APIUnknownParam},
+			{"restriction body on delete", "DELETE", "/ip_restrictions/" + xid, `{"x":1}`, 400, codes.APIBodyNotAllowed},
 		}
 		for _, tc := range cases {
 			t.Run(tc.name, func(t *testing.T) {
@@ -320,7 +320,7 @@ func TestIPPolicyAPIRoles(t *testing.T) {
 			{"PATCH", "/ip_restrictions/" + xid, map[string]any{"enforced": true}},
 			{"DELETE", "/ip_restrictions/" + xid, nil},
 		} {
-			wantError(t, e.call(c.method, c.path, roKey, c.body), 403, string(config.CodeAPIForbidden))
+			wantError(t, e.call(c.method, c.path, roKey, c.body), 403, string(codes.APIForbidden))
 		}
 		if e.revision() != before {
 			t.Fatal("a read-only member's refused writes moved the revision")

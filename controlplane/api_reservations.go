@@ -12,8 +12,9 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/tollgate/tollgate/config"
+	"github.com/tollgate/tollgate/codes"
 	"github.com/tollgate/tollgate/controlplane/store"
+	"github.com/tollgate/tollgate/ids"
 )
 
 // TCPAddrPool is one region's range of TCP addresses that the control plane
@@ -202,18 +203,18 @@ func noCertificateID(id *string) error {
 	if id == nil {
 		return nil
 	}
-	return badRequest(config.CodeCertificateUnsupported,
+	return badRequest(codes.CertificateUnsupported,
 		"certificate_id is not supported: Tollgate obtains certificates itself. Leave it out and use certificate_management_policy.")
 }
 
 // parseCertPolicy decodes a certificate_management_policy object:
 // {"authority": "letsencrypt", "private_key_type": "rsa"|"ecdsa"}, either
 // field optional. Unknown fields get TG_214, wrong shapes TG_213, bad
-// values CodeCertPolicyInvalid.
+// values codes.CertPolicyInvalid.
 func parseCertPolicy(raw json.RawMessage) (*store.CertPolicy, error) {
 	var fields map[string]json.RawMessage
 	if err := json.Unmarshal(raw, &fields); err != nil || fields == nil {
-		return nil, badRequest(config.CodeAPIBodyInvalid,
+		return nil, badRequest(codes.APIBodyInvalid,
 			`certificate_management_policy must be an object such as {"authority": "letsencrypt", "private_key_type": "rsa"}, or null.`)
 	}
 	var p store.CertPolicy
@@ -225,11 +226,11 @@ func parseCertPolicy(raw json.RawMessage) (*store.CertPolicy, error) {
 		case "private_key_type":
 			dst = &p.PrivateKeyType
 		default:
-			return nil, badRequest(config.CodeAPIUnknownParam,
+			return nil, badRequest(codes.APIUnknownParam,
 				"Unknown field %q in certificate_management_policy: use authority and private_key_type.", truncate(k, 60))
 		}
 		if err := json.Unmarshal(v, dst); err != nil {
-			return nil, badRequest(config.CodeAPIBodyInvalid, "certificate_management_policy.%s must be a string.", k)
+			return nil, badRequest(codes.APIBodyInvalid, "certificate_management_policy.%s must be a string.", k)
 		}
 	}
 	p, err := store.ValidateCertPolicy(p)
@@ -274,18 +275,18 @@ func (s *Server) createReservedDomain(w http.ResponseWriter, r *http.Request, c 
 
 // getReservedDomain is GET /reserved_domains/{id}.
 func (s *Server) getReservedDomain(w http.ResponseWriter, r *http.Request, c *caller) error {
-	return getOne(config.PrefixReservedDomain, "reserved domain", s.store.GetReservedDomain, s.reservedDomainJSON)(w, r, c)
+	return getOne(ids.PrefixReservedDomain, "reserved domain", s.store.GetReservedDomain, s.reservedDomainJSON)(w, r, c)
 }
 
 // listReservedDomains is GET /reserved_domains.
 func (s *Server) listReservedDomains(w http.ResponseWriter, r *http.Request, c *caller) error {
-	return listPage(s, "reserved_domains", config.PrefixReservedDomain, s.store.ListReservedDomains, s.reservedDomainJSON,
+	return listPage(s, "reserved_domains", ids.PrefixReservedDomain, s.store.ListReservedDomains, s.reservedDomainJSON,
 		func(v *store.ReservedDomain) string { return v.ID })(w, r, c)
 }
 
 func (s *Server) updateReservedDomain(w http.ResponseWriter, r *http.Request, c *caller) error {
 	var body reservedDomainUpdateBody
-	id, err := s.beginWrite(w, r, config.PrefixReservedDomain, nil, &body)
+	id, err := s.beginWrite(w, r, ids.PrefixReservedDomain, nil, &body)
 	if err != nil {
 		return err
 	}
@@ -317,13 +318,13 @@ func (s *Server) updateReservedDomain(w http.ResponseWriter, r *http.Request, c 
 
 // deleteReservedDomain is DELETE /reserved_domains/{id}.
 func (s *Server) deleteReservedDomain(w http.ResponseWriter, r *http.Request, c *caller) error {
-	return deleteOne(config.PrefixReservedDomain, "reserved domain", writerAccess, s.store.DeleteReservedDomain)(w, r, c)
+	return deleteOne(ids.PrefixReservedDomain, "reserved domain", writerAccess, s.store.DeleteReservedDomain)(w, r, c)
 }
 
 // deleteReservedDomainCertPolicy removes the domain's certificate
 // management policy: the edges stop obtaining certificates for it.
 func (s *Server) deleteReservedDomainCertPolicy(w http.ResponseWriter, r *http.Request, c *caller) error {
-	return deleteOne(config.PrefixReservedDomain, "reserved domain", writerAccess,
+	return deleteOne(ids.PrefixReservedDomain, "reserved domain", writerAccess,
 		func(ctx context.Context, actor store.Actor, accountID, id string) error {
 			_, err := s.store.UpdateReservedDomain(ctx, actor, accountID, id, store.ReservedDomainUpdate{SetCertPolicy: true})
 			return err
@@ -334,7 +335,7 @@ func (s *Server) deleteReservedDomainCertPolicy(w http.ResponseWriter, r *http.R
 // attaches none, so for a domain of the account it succeeds and changes
 // nothing.
 func (s *Server) deleteReservedDomainCertificate(w http.ResponseWriter, r *http.Request, c *caller) error {
-	return deleteOne(config.PrefixReservedDomain, "reserved domain", writerAccess,
+	return deleteOne(ids.PrefixReservedDomain, "reserved domain", writerAccess,
 		func(ctx context.Context, _ store.Actor, accountID, id string) error {
 			_, err := s.store.GetReservedDomain(ctx, accountID, id)
 			return err
@@ -420,7 +421,7 @@ func (s *Server) createReservedAddr(w http.ResponseWriter, r *http.Request, c *c
 			case in.Region == "" && len(owners) == 1:
 				in.Region = owners[0]
 			case in.Region != "" && !slices.Contains(owners, in.Region):
-				return badRequest(config.CodeAddrInvalid,
+				return badRequest(codes.AddrInvalid,
 					"%s is in the TCP address pool of region %s; reserve it in that region.", addr, owners[0])
 			}
 		}
@@ -445,18 +446,18 @@ func (s *Server) createReservedAddr(w http.ResponseWriter, r *http.Request, c *c
 
 // getReservedAddr is GET /reserved_addrs/{id}.
 func (s *Server) getReservedAddr(w http.ResponseWriter, r *http.Request, c *caller) error {
-	return getOne(config.PrefixReservedAddr, "reserved address", s.store.GetReservedAddr, s.reservedAddrJSON)(w, r, c)
+	return getOne(ids.PrefixReservedAddr, "reserved address", s.store.GetReservedAddr, s.reservedAddrJSON)(w, r, c)
 }
 
 // listReservedAddrs is GET /reserved_addrs.
 func (s *Server) listReservedAddrs(w http.ResponseWriter, r *http.Request, c *caller) error {
-	return listPage(s, "reserved_addrs", config.PrefixReservedAddr, s.store.ListReservedAddrs, s.reservedAddrJSON,
+	return listPage(s, "reserved_addrs", ids.PrefixReservedAddr, s.store.ListReservedAddrs, s.reservedAddrJSON,
 		func(v *store.ReservedAddr) string { return v.ID })(w, r, c)
 }
 
 func (s *Server) updateReservedAddr(w http.ResponseWriter, r *http.Request, c *caller) error {
 	var body reservedAddrUpdateBody
-	id, err := s.beginWrite(w, r, config.PrefixReservedAddr, nil, &body)
+	id, err := s.beginWrite(w, r, ids.PrefixReservedAddr, nil, &body)
 	if err != nil {
 		return err
 	}
@@ -474,5 +475,5 @@ func (s *Server) updateReservedAddr(w http.ResponseWriter, r *http.Request, c *c
 
 // deleteReservedAddr is DELETE /reserved_addrs/{id}.
 func (s *Server) deleteReservedAddr(w http.ResponseWriter, r *http.Request, c *caller) error {
-	return deleteOne(config.PrefixReservedAddr, "reserved address", writerAccess, s.store.DeleteReservedAddr)(w, r, c)
+	return deleteOne(ids.PrefixReservedAddr, "reserved address", writerAccess, s.store.DeleteReservedAddr)(w, r, c)
 }

@@ -9,9 +9,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tollgate/tollgate/config"
+	"github.com/tollgate/tollgate/codes"
 	"github.com/tollgate/tollgate/controlplane/internal/storetest"
 	"github.com/tollgate/tollgate/controlplane/store"
+	"github.com/tollgate/tollgate/ids"
 )
 
 // otherAccount creates a second account with an administrator and returns
@@ -144,7 +145,7 @@ func TestReservedDomainsAPI(t *testing.T) {
 		}
 		e.wantAuditBy("reserved_domain_updated.v0", id)
 		r0 := e.revision()
-		wantError(t, e.call("PATCH", "/reserved_domains/"+id, e.admin, map[string]any{"region": "us"}), 400, string(config.CodeRegionImmutable))
+		wantError(t, e.call("PATCH", "/reserved_domains/"+id, e.admin, map[string]any{"region": "us"}), 400, string(codes.RegionImmutable))
 		e.must(200, e.call("PATCH", "/reserved_domains/"+id, e.admin, map[string]any{"description": "shop"}))
 		if e.revision() != r0 {
 			t.Fatal("a refused or empty update moved the revision")
@@ -163,8 +164,8 @@ func TestReservedDomainsAPI(t *testing.T) {
 		snapRev := e.revision()
 		e.must(204, e.call("DELETE", "/reserved_domains/"+id, e.admin, nil))
 		e.wantAuditBy("reserved_domain_deleted.v0", id)
-		wantError(t, e.call("GET", "/reserved_domains/"+id, e.admin, nil), 404, string(config.CodeAPINotFound))
-		wantError(t, e.call("DELETE", "/reserved_domains/"+id, e.admin, nil), 404, string(config.CodeAPINotFound))
+		wantError(t, e.call("GET", "/reserved_domains/"+id, e.admin, nil), 404, string(codes.APINotFound))
+		wantError(t, e.call("DELETE", "/reserved_domains/"+id, e.admin, nil), 404, string(codes.APINotFound))
 		snap, err = e.srv.Snapshot(testCtx(t), snapRev)
 		if err != nil {
 			t.Fatal(err)
@@ -186,14 +187,14 @@ func TestReservationsOfAnotherAccount(t *testing.T) {
 			name, key, path string
 			body            any
 			status          int
-			code            config.Code
+			code            codes.Code
 		}{
-			{"domain of another", otherKey, "/reserved_domains", map[string]any{"domain": "APP.example.com."}, 409, config.CodeReservedByOther},
-			{"domain again", e.admin, "/reserved_domains", map[string]any{"domain": "app.example.com", "region": "eu"}, 409, config.CodeReservedAlready},
-			{"under another's wildcard", e.admin, "/reserved_domains", map[string]any{"domain": "x.other.example.org"}, 409, config.CodeReservedByOther},
-			{"over another's name", otherKey, "/reserved_domains", map[string]any{"domain": "*.example.com"}, 409, config.CodeReservedByOther},
-			{"addr of another", otherKey, "/reserved_addrs", map[string]any{"addr": "TCP.example.com:20000"}, 409, config.CodeReservedByOther},
-			{"addr again", e.admin, "/reserved_addrs", map[string]any{"addr": "tcp.example.com:020000"}, 409, config.CodeReservedAlready},
+			{"domain of another", otherKey, "/reserved_domains", map[string]any{"domain": "APP.example.com."}, 409, codes.ReservedByOther},
+			{"domain again", e.admin, "/reserved_domains", map[string]any{"domain": "app.example.com", "region": "eu"}, 409, codes.ReservedAlready},
+			{"under another's wildcard", e.admin, "/reserved_domains", map[string]any{"domain": "x.other.example.org"}, 409, codes.ReservedByOther},
+			{"over another's name", otherKey, "/reserved_domains", map[string]any{"domain": "*.example.com"}, 409, codes.ReservedByOther},
+			{"addr of another", otherKey, "/reserved_addrs", map[string]any{"addr": "TCP.example.com:20000"}, 409, codes.ReservedByOther},
+			{"addr again", e.admin, "/reserved_addrs", map[string]any{"addr": "tcp.example.com:020000"}, 409, codes.ReservedAlready},
 		}
 		for _, tc := range cases {
 			t.Run(tc.name, func(t *testing.T) {
@@ -205,11 +206,11 @@ func TestReservationsOfAnotherAccount(t *testing.T) {
 		}
 		// Another account's reservations are invisible and untouchable.
 		for _, p := range []string{"/reserved_domains/" + str(d, "id"), "/reserved_addrs/" + str(a, "id")} {
-			wantError(t, e.call("GET", p, otherKey, nil), 404, string(config.CodeAPINotFound))
-			wantError(t, e.call("PATCH", p, otherKey, map[string]any{"description": "mine"}), 404, string(config.CodeAPINotFound))
-			wantError(t, e.call("DELETE", p, otherKey, nil), 404, string(config.CodeAPINotFound))
+			wantError(t, e.call("GET", p, otherKey, nil), 404, string(codes.APINotFound))
+			wantError(t, e.call("PATCH", p, otherKey, map[string]any{"description": "mine"}), 404, string(codes.APINotFound))
+			wantError(t, e.call("DELETE", p, otherKey, nil), 404, string(codes.APINotFound))
 		}
-		wantError(t, e.call("GET", "/reserved_domains/"+str(w, "id"), e.admin, nil), 404, string(config.CodeAPINotFound))
+		wantError(t, e.call("GET", "/reserved_domains/"+str(w, "id"), e.admin, nil), 404, string(codes.APINotFound))
 		if items, _ := e.must(200, e.call("GET", "/reserved_domains", otherKey, nil))["reserved_domains"].([]any); len(items) != 1 {
 			t.Fatalf("other account lists %d domains", len(items))
 		}
@@ -305,11 +306,11 @@ func TestReservedAddrsAPI(t *testing.T) {
 				t.Fatalf("own = %v", own)
 			}
 			r0 := e.revision()
-			wantError(t, e.call("POST", "/reserved_addrs", e.admin, map[string]any{}), 409, string(config.CodeAddrPoolExhausted))
-			wantError(t, e.call("POST", "/reserved_addrs", e.admin, map[string]any{"region": "us"}), 400, string(config.CodeAddrRequired))
+			wantError(t, e.call("POST", "/reserved_addrs", e.admin, map[string]any{}), 409, string(codes.AddrPoolExhausted))
+			wantError(t, e.call("POST", "/reserved_addrs", e.admin, map[string]any{"region": "us"}), 400, string(codes.AddrRequired))
 			wantError(t, e.call("POST", "/reserved_addrs", e.admin, map[string]any{"addr": "1.tcp.eu.example.com:20001", "region": "us"}),
-				400, string(config.CodeAddrInvalid))
-			wantError(t, e.call("PATCH", "/reserved_addrs/"+id, e.admin, map[string]any{"region": "us"}), 400, string(config.CodeRegionImmutable))
+				400, string(codes.AddrInvalid))
+			wantError(t, e.call("PATCH", "/reserved_addrs/"+id, e.admin, map[string]any{"region": "us"}), 400, string(codes.RegionImmutable))
 			if e.revision() != r0 {
 				t.Fatal("refused requests moved the revision")
 			}
@@ -332,7 +333,7 @@ func TestReservedAddrsAPI(t *testing.T) {
 			// Releasing returns the port to the pool.
 			e.must(204, e.call("DELETE", "/reserved_addrs/"+id, e.admin, nil))
 			e.wantAuditBy("reserved_addr_deleted.v0", id)
-			wantError(t, e.call("GET", "/reserved_addrs/"+id, e.admin, nil), 404, string(config.CodeAPINotFound))
+			wantError(t, e.call("GET", "/reserved_addrs/"+id, e.admin, nil), 404, string(codes.APINotFound))
 			again := e.must(201, e.call("POST", "/reserved_addrs", e.admin, nil))
 			if str(again, "addr") != "1.tcp.eu.example.com:20000" {
 				t.Fatalf("again = %v", again)
@@ -351,58 +352,58 @@ func TestReservationsBadInput(t *testing.T) {
 			name, method, path string
 			body               any
 			status             int
-			code               config.Code
+			code               codes.Code
 		}{
-			{"unknown field", "POST", "/reserved_domains", `{"domain":"a.example.com","domian":"x"}`, 400, config.CodeAPIUnknownParam},
-			{"legacy name", "POST", "/reserved_domains", `{"name":"a"}`, 400, config.CodeAPIUnknownParam},
-			{"unknown addr field", "POST", "/reserved_addrs", `{"addr":"a.example.com:1","port":1}`, 400, config.CodeAPIUnknownParam},
-			{"addr on patch", "PATCH", aPath, `{"addr":"b.example.com:1"}`, 400, config.CodeAPIUnknownParam},
-			{"domain on patch", "PATCH", dPath, `{"domain":"b.example.com"}`, 400, config.CodeAPIUnknownParam},
-			{"domain not a string", "POST", "/reserved_domains", `{"domain":5}`, 400, config.CodeAPIBodyInvalid},
-			{"region not a string", "POST", "/reserved_addrs", `{"region":["eu"]}`, 400, config.CodeAPIBodyInvalid},
-			{"tls not a string", "PATCH", dPath, `{"min_tls_version":1.2}`, 400, config.CodeAPIBodyInvalid},
-			{"policy not an object", "POST", "/reserved_domains", `{"domain":"a.example.com","certificate_management_policy":"letsencrypt"}`, 400, config.CodeAPIBodyInvalid},
-			{"policy field type", "PATCH", dPath, `{"certificate_management_policy":{"authority":1}}`, 400, config.CodeAPIBodyInvalid},
-			{"policy unknown field", "PATCH", dPath, `{"certificate_management_policy":{"key_type":"rsa"}}`, 400, config.CodeAPIUnknownParam},
-			{"policy authority", "POST", "/reserved_domains", map[string]any{"domain": "a.example.com", "certificate_management_policy": map[string]any{"authority": "zerossl"}}, 400, config.CodeCertPolicyInvalid},
-			{"policy key type", "PATCH", dPath, map[string]any{"certificate_management_policy": map[string]any{"private_key_type": "ed25519"}}, 400, config.CodeCertPolicyInvalid},
-			{"certificate_id", "POST", "/reserved_domains", map[string]any{"domain": "a.example.com", "certificate_id": "cert_x"}, 400, config.CodeCertificateUnsupported},
-			{"min tls", "POST", "/reserved_domains", map[string]any{"domain": "a.example.com", "min_tls_version": "1.4"}, 400, config.CodeMinTLSVersionInvalid},
-			{"min tls word", "PATCH", dPath, map[string]any{"min_tls_version": "TLS1.2"}, 400, config.CodeMinTLSVersionInvalid},
-			{"no domain", "POST", "/reserved_domains", map[string]any{}, 400, config.CodeDomainInvalid},
-			{"ip domain", "POST", "/reserved_domains", map[string]any{"domain": "192.0.2.1"}, 400, config.CodeDomainInvalid},
-			{"ipv6 domain", "POST", "/reserved_domains", map[string]any{"domain": "[2001:db8::1]"}, 400, config.CodeDomainInvalid},
-			{"domain with port", "POST", "/reserved_domains", map[string]any{"domain": "a.example.com:443"}, 400, config.CodeDomainInvalid},
-			{"domain with scheme", "POST", "/reserved_domains", map[string]any{"domain": "https://a.example.com"}, 400, config.CodeDomainInvalid},
-			{"inner wildcard", "POST", "/reserved_domains", map[string]any{"domain": "a.*.example.com"}, 400, config.CodeDomainInvalid},
-			{"tld wildcard", "POST", "/reserved_domains", map[string]any{"domain": "*.com"}, 400, config.CodeDomainInvalid},
-			{"underscore", "POST", "/reserved_domains", map[string]any{"domain": "a_b.example.com"}, 400, config.CodeDomainInvalid},
-			{"bad region", "POST", "/reserved_domains", map[string]any{"domain": "a.example.com", "region": "mars"}, 400, config.CodeRegionInvalid},
-			{"upper region", "POST", "/reserved_addrs", map[string]any{"addr": "a.example.com:1", "region": "EU"}, 400, config.CodeRegionInvalid},
-			{"empty region patch", "PATCH", aPath, map[string]any{"region": ""}, 400, config.CodeRegionInvalid},
-			{"addr without port", "POST", "/reserved_addrs", map[string]any{"addr": "a.example.com"}, 400, config.CodeAddrInvalid},
-			{"addr port 0", "POST", "/reserved_addrs", map[string]any{"addr": "a.example.com:0"}, 400, config.CodeAddrInvalid},
-			{"addr port big", "POST", "/reserved_addrs", map[string]any{"addr": "a.example.com:70000"}, 400, config.CodeAddrInvalid},
-			{"addr scheme", "POST", "/reserved_addrs", map[string]any{"addr": "tcp://a.example.com:1"}, 400, config.CodeAddrInvalid},
-			{"no addr, no pool", "POST", "/reserved_addrs", map[string]any{}, 400, config.CodeAddrRequired},
-			{"description 256 bytes", "POST", "/reserved_domains", map[string]any{"domain": "a.example.com", "description": long}, 400, config.CodeAPIDescriptionLength},
-			{"description patch", "PATCH", aPath, map[string]any{"description": strings.Repeat("d", 256)}, 400, config.CodeAPIDescriptionLength},
-			{"metadata 4097", "POST", "/reserved_addrs", map[string]any{"addr": "a.example.com:1", "metadata": huge}, 400, config.CodeAPIMetadataLength},
-			{"metadata patch", "PATCH", dPath, map[string]any{"metadata": huge}, 400, config.CodeAPIMetadataLength},
-			{"malformed id", "GET", "/reserved_domains/rd_123", nil, 400, config.CodeAPIInvalidID},
-			{"malformed id patch", "PATCH", "/reserved_addrs/ra_!!", map[string]any{}, 400, config.CodeAPIInvalidID},
-			{"id of another kind", "DELETE", "/reserved_domains/" + str(a, "id"), nil, 400, config.CodeAPIInvalidID},
-			{"addr id of another kind", "GET", "/reserved_addrs/" + str(d, "id"), nil, 400, config.CodeAPIInvalidID},
-			{"policy delete bad id", "DELETE", "/reserved_domains/x/certificate_management_policy", nil, 400, config.CodeAPIInvalidID},
-			{"unknown domain", "GET", "/reserved_domains/" + config.NewID(config.PrefixReservedDomain), nil, 404, config.CodeAPINotFound},
-			{"unknown addr", "DELETE", "/reserved_addrs/" + config.NewID(config.PrefixReservedAddr), nil, 404, config.CodeAPINotFound},
-			{"limit 0", "GET", "/reserved_domains?limit=0", nil, 400, config.CodeAPIPageSize},
-			{"limit 101", "GET", "/reserved_addrs?limit=101", nil, 400, config.CodeAPIPageSize},
-			{"limit -1", "GET", "/reserved_addrs?limit=-1", nil, 400, config.CodeAPIPageSize},
-			{"bad before_id", "GET", "/reserved_domains?before_id=" + str(a, "id"), nil, 400, config.CodeAPIInvalidID},
-			{"unknown query", "GET", "/reserved_addrs?region=eu", nil, 400, config.CodeAPIUnknownParam},
-			{"body on delete", "DELETE", dPath, `{"x":1}`, 400, config.CodeAPIBodyNotAllowed},
-			{"method", "PUT", dPath, `{}`, 405, config.CodeAPIMethodNotAllowed},
+			{"unknown field", "POST", "/reserved_domains", `{"domain":"a.example.com","domian":"x"}`, 400, codes.APIUnknownParam},
+			{"legacy name", "POST", "/reserved_domains", `{"name":"a"}`, 400, codes.APIUnknownParam},
+			{"unknown addr field", "POST", "/reserved_addrs", `{"addr":"a.example.com:1","port":1}`, 400, codes.APIUnknownParam},
+			{"addr on patch", "PATCH", aPath, `{"addr":"b.example.com:1"}`, 400, codes.APIUnknownParam},
+			{"domain on patch", "PATCH", dPath, `{"domain":"b.example.com"}`, 400, codes.APIUnknownParam},
+			{"domain not a string", "POST", "/reserved_domains", `{"domain":5}`, 400, codes.APIBodyInvalid},
+			{"region not a string", "POST", "/reserved_addrs", `{"region":["eu"]}`, 400, codes.APIBodyInvalid},
+			{"tls not a string", "PATCH", dPath, `{"min_tls_version":1.2}`, 400, codes.APIBodyInvalid},
+			{"policy not an object", "POST", "/reserved_domains", `{"domain":"a.example.com","certificate_management_policy":"letsencrypt"}`, 400, codes.APIBodyInvalid},
+			{"policy field type", "PATCH", dPath, `{"certificate_management_policy":{"authority":1}}`, 400, codes.APIBodyInvalid},
+			{"policy unknown field", "PATCH", dPath, `{"certificate_management_policy":{"key_type":"rsa"}}`, 400, codes.APIUnknownParam},
+			{"policy authority", "POST", "/reserved_domains", map[string]any{"domain": "a.example.com", "certificate_management_policy": map[string]any{"authority": "zerossl"}}, 400, codes.CertPolicyInvalid},
+			{"policy key type", "PATCH", dPath, map[string]any{"certificate_management_policy": map[string]any{"private_key_type": "ed25519"}}, 400, codes.CertPolicyInvalid},
+			{"certificate_id", "POST", "/reserved_domains", map[string]any{"domain": "a.example.com", "certificate_id": "cert_x"}, 400, codes.CertificateUnsupported},
+			{"min tls", "POST", "/reserved_domains", map[string]any{"domain": "a.example.com", "min_tls_version": "1.4"}, 400, codes.MinTLSVersionInvalid},
+			{"min tls word", "PATCH", dPath, map[string]any{"min_tls_version": "TLS1.2"}, 400, codes.MinTLSVersionInvalid},
+			{"no domain", "POST", "/reserved_domains", map[string]any{}, 400, codes.DomainInvalid},
+			{"ip domain", "POST", "/reserved_domains", map[string]any{"domain": "192.0.2.1"}, 400, codes.DomainInvalid},
+			{"ipv6 domain", "POST", "/reserved_domains", map[string]any{"domain": "[2001:db8::1]"}, 400, codes.DomainInvalid},
+			{"domain with port", "POST", "/reserved_domains", map[string]any{"domain": "a.example.com:443"}, 400, codes.DomainInvalid},
+			{"domain with scheme", "POST", "/reserved_domains", map[string]any{"domain": "https://a.example.com"}, 400, codes.DomainInvalid},
+			{"inner wildcard", "POST", "/reserved_domains", map[string]any{"domain": "a.*.example.com"}, 400, codes.DomainInvalid},
+			{"tld wildcard", "POST", "/reserved_domains", map[string]any{"domain": "*.com"}, 400, codes.DomainInvalid},
+			{"underscore", "POST", "/reserved_domains", map[string]any{"domain": "a_b.example.com"}, 400, codes.DomainInvalid},
+			{"bad region", "POST", "/reserved_domains", map[string]any{"domain": "a.example.com", "region": "mars"}, 400, codes.RegionInvalid},
+			{"upper region", "POST", "/reserved_addrs", map[string]any{"addr": "a.example.com:1", "region": "EU"}, 400, codes.RegionInvalid},
+			{"empty region patch", "PATCH", aPath, map[string]any{"region": ""}, 400, codes.RegionInvalid},
+			{"addr without port", "POST", "/reserved_addrs", map[string]any{"addr": "a.example.com"}, 400, codes.AddrInvalid},
+			{"addr port 0", "POST", "/reserved_addrs", map[string]any{"addr": "a.example.com:0"}, 400, codes.AddrInvalid},
+			{"addr port big", "POST", "/reserved_addrs", map[string]any{"addr": "a.example.com:70000"}, 400, codes.AddrInvalid},
+			{"addr scheme", "POST", "/reserved_addrs", map[string]any{"addr": "tcp://a.example.com:1"}, 400, codes.AddrInvalid},
+			{"no addr, no pool", "POST", "/reserved_addrs", map[string]any{}, 400, codes.AddrRequired},
+			{"description 256 bytes", "POST", "/reserved_domains", map[string]any{"domain": "a.example.com", "description": long}, 400, codes.APIDescriptionLength},
+			{"description patch", "PATCH", aPath, map[string]any{"description": strings.Repeat("d", 256)}, 400, codes.APIDescriptionLength},
+			{"metadata 4097", "POST", "/reserved_addrs", map[string]any{"addr": "a.example.com:1", "metadata": huge}, 400, codes.APIMetadataLength},
+			{"metadata patch", "PATCH", dPath, map[string]any{"metadata": huge}, 400, codes.APIMetadataLength},
+			{"malformed id", "GET", "/reserved_domains/rd_123", nil, 400, codes.APIInvalidID},
+			{"malformed id patch", "PATCH", "/reserved_addrs/ra_!!", map[string]any{}, 400, codes.APIInvalidID},
+			{"id of another kind", "DELETE", "/reserved_domains/" + str(a, "id"), nil, 400, codes.APIInvalidID},
+			{"addr id of another kind", "GET", "/reserved_addrs/" + str(d, "id"), nil, 400, codes.APIInvalidID},
+			{"policy delete bad id", "DELETE", "/reserved_domains/x/certificate_management_policy", nil, 400, codes.APIInvalidID},
+			{"unknown domain", "GET", "/reserved_domains/" + ids.New(ids.PrefixReservedDomain), nil, 404, codes.APINotFound},
+			{"unknown addr", "DELETE", "/reserved_addrs/" + ids.New(ids.PrefixReservedAddr), nil, 404, codes.APINotFound},
+			{"limit 0", "GET", "/reserved_domains?limit=0", nil, 400, codes.APIPageSize},
+			{"limit 101", "GET", "/reserved_addrs?limit=101", nil, 400, codes.APIPageSize},
+			{"limit -1", "GET", "/reserved_addrs?limit=-1", nil, 400, codes.APIPageSize},
+			{"bad before_id", "GET", "/reserved_domains?before_id=" + str(a, "id"), nil, 400, codes.APIInvalidID},
+			{"unknown query", "GET", "/reserved_addrs?region=eu", nil, 400, codes.APIUnknownParam},
+			{"body on delete", "DELETE", dPath, `{"x":1}`, 400, codes.APIBodyNotAllowed},
+			{"method", "PUT", dPath, `{}`, 405, codes.APIMethodNotAllowed},
 		}
 		for _, tc := range cases {
 			t.Run(tc.name, func(t *testing.T) {
@@ -467,7 +468,7 @@ func TestReservationsRoles(t *testing.T) {
 			{"DELETE", aPath, nil},
 		}
 		for _, w := range writes {
-			wantError(t, e.call(w.method, w.path, roKey, w.body), 403, string(config.CodeAPIForbidden))
+			wantError(t, e.call(w.method, w.path, roKey, w.body), 403, string(codes.APIForbidden))
 		}
 		if e.revision() != before {
 			t.Fatal("a read-only member changed the store")

@@ -11,8 +11,9 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/tollgate/tollgate/config"
+	"github.com/tollgate/tollgate/codes"
 	"github.com/tollgate/tollgate/controlplane/store"
+	"github.com/tollgate/tollgate/ids"
 )
 
 // refJSON is a reference to another object.
@@ -59,7 +60,7 @@ type endpointJSON struct {
 func (s *Server) tunnelSessionJSON(r *http.Request, si *SessionInfo) tunnelSessionJSON {
 	base := s.baseURL(r)
 	credColl := "credentials"
-	if strings.HasPrefix(si.CredentialID, config.PrefixSSHCredential+"_") {
+	if strings.HasPrefix(si.CredentialID, ids.PrefixSSHCredential+"_") {
 		credColl = "ssh_credentials"
 	}
 	return tunnelSessionJSON{
@@ -80,7 +81,7 @@ func (s *Server) endpointJSON(r *http.Request, ep *onlineEndpoint) endpointJSON 
 	}
 	if ep.session.PrincipalID != "" {
 		coll := "users"
-		if strings.HasPrefix(ep.session.PrincipalID, config.PrefixBotUser+"_") {
+		if strings.HasPrefix(ep.session.PrincipalID, ids.PrefixBotUser+"_") {
 			coll = "bot_users"
 		}
 		out.Principal = refJSON{ID: ep.session.PrincipalID, URI: base + "/" + coll + "/" + ep.session.PrincipalID}
@@ -125,7 +126,7 @@ func pageOf[T any](items []T, id func(*T) string, p store.Page) ([]T, bool) {
 }
 
 func (s *Server) listTunnelSessions(w http.ResponseWriter, r *http.Request, c *caller) error {
-	page, err := listParams(r, config.PrefixAgentSession)
+	page, err := listParams(r, ids.PrefixAgentSession)
 	if err != nil {
 		return err
 	}
@@ -141,7 +142,7 @@ func (s *Server) listTunnelSessions(w http.ResponseWriter, r *http.Request, c *c
 }
 
 func (s *Server) getTunnelSession(w http.ResponseWriter, r *http.Request, c *caller) error {
-	id, err := objectPathID(r, config.PrefixAgentSession)
+	id, err := objectPathID(r, ids.PrefixAgentSession)
 	if err != nil {
 		return err
 	}
@@ -155,7 +156,7 @@ func (s *Server) getTunnelSession(w http.ResponseWriter, r *http.Request, c *cal
 }
 
 func (s *Server) listEndpoints(w http.ResponseWriter, r *http.Request, c *caller) error {
-	page, err := listParams(r, config.PrefixEndpoint)
+	page, err := listParams(r, ids.PrefixEndpoint)
 	if err != nil {
 		return err
 	}
@@ -171,7 +172,7 @@ func (s *Server) listEndpoints(w http.ResponseWriter, r *http.Request, c *caller
 }
 
 func (s *Server) getEndpoint(w http.ResponseWriter, r *http.Request, c *caller) error {
-	id, err := objectPathID(r, config.PrefixEndpoint)
+	id, err := objectPathID(r, ids.PrefixEndpoint)
 	if err != nil {
 		return err
 	}
@@ -219,7 +220,7 @@ func (s *Server) restartTunnelSession(w http.ResponseWriter, r *http.Request, c 
 // session of the account, as with the account's other resources.
 func (s *Server) commandSession(w http.ResponseWriter, r *http.Request, c *caller, cmd sessionCommand) error {
 	var body struct{} // the hosted platform's clients send {} or nothing
-	id, err := s.beginWrite(w, r, config.PrefixAgentSession, nil, &body)
+	id, err := s.beginWrite(w, r, ids.PrefixAgentSession, nil, &body)
 	if err != nil {
 		return err
 	}
@@ -242,7 +243,7 @@ func (s *Server) runSessionCommand(r *http.Request, c *caller, id string, cmd se
 		return notFound(store.ErrNotFound, "tunnel session", id)
 	}
 	if target == nil {
-		return newAPIError(http.StatusServiceUnavailable, config.CodeSessionCommandUnavailable,
+		return newAPIError(http.StatusServiceUnavailable, codes.SessionCommandUnavailable,
 			"The edge in region %s that serves tunnel session %s takes no commands from this control plane; stop the agent where it runs.", si.Region, id)
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), sessionCommandTimeout)
@@ -262,24 +263,24 @@ func (s *Server) runSessionCommand(r *http.Request, c *caller, id string, cmd se
 
 // commandError maps a SessionCommander error to the API's answer.
 func commandError(err error, verb, id string) error {
-	var ce *config.Error
+	var ce *codes.Error
 	if errors.As(err, &ce) {
 		switch ce.Code {
-		case config.CodeSessionNotFound:
+		case codes.SessionNotFound:
 			return notFound(store.ErrNotFound, "tunnel session", id)
-		case config.CodeSessionCommandUnsupported, config.CodeSessionCommandRefused:
+		case codes.SessionCommandUnsupported, codes.SessionCommandRefused:
 			return &apiError{status: http.StatusConflict, code: ce.Code, msg: ce.Message, cause: err}
-		case config.CodeSessionCommandFailed:
+		case codes.SessionCommandFailed:
 			return &apiError{status: http.StatusBadGateway, code: ce.Code, msg: ce.Message, cause: err}
 		}
 	}
 	if errors.Is(err, context.DeadlineExceeded) {
-		return &apiError{status: http.StatusGatewayTimeout, code: config.CodeSessionCommandFailed,
+		return &apiError{status: http.StatusGatewayTimeout, code: codes.SessionCommandFailed,
 			msg: "The agent of tunnel session " + id + " did not answer the " + verb + " command in time.", cause: err}
 	}
 	if errors.Is(err, context.Canceled) {
 		return err
 	}
-	return &apiError{status: http.StatusBadGateway, code: config.CodeSessionCommandFailed,
+	return &apiError{status: http.StatusBadGateway, code: codes.SessionCommandFailed,
 		msg: "The " + verb + " command did not reach the agent of tunnel session " + id + ". Retry; the session may be ending.", cause: err}
 }

@@ -4,8 +4,9 @@ import (
 	"errors"
 	"net/http"
 
-	"github.com/tollgate/tollgate/config"
+	"github.com/tollgate/tollgate/codes"
 	"github.com/tollgate/tollgate/controlplane/store"
+	"github.com/tollgate/tollgate/ids"
 )
 
 // sshCredentialJSON is the ssh_credentials object
@@ -77,7 +78,7 @@ func (s *Server) createSSHCredential(w http.ResponseWriter, r *http.Request, c *
 		// Edges find an SSH credential by its key's fingerprint, so a key
 		// is registered once, in one account. Say no more than that: which
 		// account holds it is not the caller's business.
-		return &apiError{status: http.StatusConflict, code: config.CodeSSHKeyRegistered,
+		return &apiError{status: http.StatusConflict, code: codes.SSHKeyRegistered,
 			msg: "This SSH public key is registered already. Use another key, or delete the credential that holds it.", cause: err}
 	}
 	if err != nil {
@@ -89,18 +90,18 @@ func (s *Server) createSSHCredential(w http.ResponseWriter, r *http.Request, c *
 
 // getSSHCredential is GET /ssh_credentials/{id}.
 func (s *Server) getSSHCredential(w http.ResponseWriter, r *http.Request, c *caller) error {
-	return getOne(config.PrefixSSHCredential, "SSH credential", s.store.GetSSHCredential, s.sshCredentialJSON)(w, r, c)
+	return getOne(ids.PrefixSSHCredential, "SSH credential", s.store.GetSSHCredential, s.sshCredentialJSON)(w, r, c)
 }
 
 // listSSHCredentials is GET /ssh_credentials.
 func (s *Server) listSSHCredentials(w http.ResponseWriter, r *http.Request, c *caller) error {
-	return listPage(s, "ssh_credentials", config.PrefixSSHCredential, s.store.ListSSHCredentials, s.sshCredentialJSON,
+	return listPage(s, "ssh_credentials", ids.PrefixSSHCredential, s.store.ListSSHCredentials, s.sshCredentialJSON,
 		func(v *store.SSHCredential) string { return v.ID })(w, r, c)
 }
 
 func (s *Server) updateSSHCredential(w http.ResponseWriter, r *http.Request, c *caller) error {
 	var body sshCredentialUpdateBody
-	id, err := s.beginWrite(w, r, config.PrefixSSHCredential, nil, &body)
+	id, err := s.beginWrite(w, r, ids.PrefixSSHCredential, nil, &body)
 	if err != nil {
 		return err
 	}
@@ -119,5 +120,5 @@ func (s *Server) updateSSHCredential(w http.ResponseWriter, r *http.Request, c *
 // deleteSSHCredential is DELETE /ssh_credentials/{id}: its owner or an
 // administrator.
 func (s *Server) deleteSSHCredential(w http.ResponseWriter, r *http.Request, c *caller) error {
-	return deleteOne(config.PrefixSSHCredential, "SSH credential", s.sshCredentialAccess(), s.store.DeleteSSHCredential)(w, r, c)
+	return deleteOne(ids.PrefixSSHCredential, "SSH credential", s.sshCredentialAccess(), s.store.DeleteSSHCredential)(w, r, c)
 }

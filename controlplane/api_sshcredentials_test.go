@@ -12,8 +12,9 @@ import (
 
 	"golang.org/x/crypto/ssh"
 
-	"github.com/tollgate/tollgate/config"
+	"github.com/tollgate/tollgate/codes"
 	"github.com/tollgate/tollgate/controlplane/store"
+	"github.com/tollgate/tollgate/ids"
 )
 
 // newSSHKey returns a fresh authorized_keys line (with comment) and its
@@ -75,7 +76,7 @@ func TestSSHCredentialsCRUD(t *testing.T) {
 			"public_key": key, "description": "deploy box", "metadata": `{"host":"ci"}`,
 			"acl": []string{"bind:1.TCP.example.com:20002", "bind:*.Example.org"}}))
 		id := str(created, "id")
-		if !strings.HasPrefix(id, config.PrefixSSHCredential+"_") || str(created, "public_key") != key ||
+		if !strings.HasPrefix(id, ids.PrefixSSHCredential+"_") || str(created, "public_key") != key ||
 			str(created, "fingerprint") != fp || str(created, "owner_id") != e.dev.UserID ||
 			fmt.Sprint(created["acl"]) != "[bind:1.tcp.example.com:20002 bind:*.example.org]" ||
 			str(created, "uri") != e.http.URL+"/ssh_credentials/"+id || str(created, "created_at") == "" {
@@ -110,7 +111,7 @@ func TestSSHCredentialsCRUD(t *testing.T) {
 			t.Fatal("a no-op update took a revision")
 		}
 		// The key itself cannot change.
-		wantError(t, e.call("PATCH", "/ssh_credentials/"+id, e.admin, map[string]any{"public_key": key}), 400, string(config.CodeAPIUnknownParam))
+		wantError(t, e.call("PATCH", "/ssh_credentials/"+id, e.admin, map[string]any{"public_key": key}), 400, string(codes.APIUnknownParam))
 
 		key2, _ := newSSHKey(t, "ecdsa")
 		e.must(201, e.call("POST", "/ssh_credentials", e.admin, map[string]any{"public_key": key2}))
@@ -125,8 +126,8 @@ func TestSSHCredentialsCRUD(t *testing.T) {
 		}
 
 		e.must(204, e.call("DELETE", "/ssh_credentials/"+id, e.admin, nil))
-		wantError(t, e.call("GET", "/ssh_credentials/"+id, e.admin, nil), 404, string(config.CodeAPINotFound))
-		wantError(t, e.call("DELETE", "/ssh_credentials/"+id, e.admin, nil), 404, string(config.CodeAPINotFound))
+		wantError(t, e.call("GET", "/ssh_credentials/"+id, e.admin, nil), 404, string(codes.APINotFound))
+		wantError(t, e.call("DELETE", "/ssh_credentials/"+id, e.admin, nil), 404, string(codes.APINotFound))
 		snap, err = e.srv.Snapshot(testCtx(t), snap.Revision())
 		if err != nil {
 			t.Fatal(err)
@@ -149,18 +150,18 @@ func TestSSHCredentialsRefuseBadInput(t *testing.T) {
 			name   string
 			body   map[string]any
 			status int
-			code   config.Code
+			code   codes.Code
 		}{
-			{"no key", map[string]any{}, 400, config.CodeSSHKeyInvalid},
-			{"garbage", map[string]any{"public_key": "ssh-ed25519 bm90IGEga2V5"}, 400, config.CodeSSHKeyInvalid},
-			{"private key", map[string]any{"public_key": "-----BEGIN OPENSSH PRIVATE KEY-----"}, 400, config.CodeSSHKeyInvalid},
-			{"two lines", map[string]any{"public_key": key + "\n" + key}, 400, config.CodeSSHKeyInvalid},
-			{"weak RSA", map[string]any{"public_key": weak}, 400, config.CodeSSHKeyInvalid},
-			{"bad ACL", map[string]any{"public_key": weak, "acl": []string{"connect:x"}}, 400, config.CodeACLInvalid},
-			{"registered", map[string]any{"public_key": key}, 409, config.CodeSSHKeyRegistered},
-			{"same key, other comment", map[string]any{"public_key": strings.TrimSuffix(key, "ci@example") + "other"}, 409, config.CodeSSHKeyRegistered},
-			{"long description", map[string]any{"public_key": key, "description": strings.Repeat("d", 256)}, 400, config.CodeAPIDescriptionLength},
-			{"owner elsewhere", map[string]any{"public_key": key, "owner_id": config.NewID(config.PrefixUser)}, 400, config.CodeAPIInvalidParam},
+			{"no key", map[string]any{}, 400, codes.SSHKeyInvalid},
+			{"garbage", map[string]any{"public_key": "ssh-ed25519 bm90IGEga2V5"}, 400, codes.SSHKeyInvalid},
+			{"private key", map[string]any{"public_key": "-----BEGIN OPENSSH PRIVATE KEY-----"}, 400, codes.SSHKeyInvalid},
+			{"two lines", map[string]any{"public_key": key + "\n" + key}, 400, codes.SSHKeyInvalid},
+			{"weak RSA", map[string]any{"public_key": weak}, 400, codes.SSHKeyInvalid},
+			{"bad ACL", map[string]any{"public_key": weak, "acl": []string{"connect:x"}}, 400, codes.ACLInvalid},
+			{"registered", map[string]any{"public_key": key}, 409, codes.SSHKeyRegistered},
+			{"same key, other comment", map[string]any{"public_key": strings.TrimSuffix(key, "ci@example") + "other"}, 409, codes.SSHKeyRegistered},
+			{"long description", map[string]any{"public_key": key, "description": strings.Repeat("d", 256)}, 400, codes.APIDescriptionLength},
+			{"owner elsewhere", map[string]any{"public_key": key, "owner_id": ids.New(ids.PrefixUser)}, 400, codes.APIInvalidParam},
 		}
 		for _, tc := range cases {
 			t.Run(tc.name, func(t *testing.T) {
@@ -193,16 +194,16 @@ func TestSSHCredentialsOwnership(t *testing.T) {
 		if str(mine, "owner_id") != devID {
 			t.Fatalf("owner = %v", mine["owner_id"])
 		}
-		wantError(t, e.call("POST", "/ssh_credentials", devKey, map[string]any{"public_key": k3, "owner_id": e.dev.UserID}), 403, string(config.CodeAPIForbidden))
-		wantError(t, e.call("PATCH", "/ssh_credentials/"+str(botCred, "id"), devKey, map[string]any{"description": "x"}), 403, string(config.CodeAPIForbidden))
-		wantError(t, e.call("DELETE", "/ssh_credentials/"+str(botCred, "id"), devKey, nil), 403, string(config.CodeAPIForbidden))
+		wantError(t, e.call("POST", "/ssh_credentials", devKey, map[string]any{"public_key": k3, "owner_id": e.dev.UserID}), 403, string(codes.APIForbidden))
+		wantError(t, e.call("PATCH", "/ssh_credentials/"+str(botCred, "id"), devKey, map[string]any{"description": "x"}), 403, string(codes.APIForbidden))
+		wantError(t, e.call("DELETE", "/ssh_credentials/"+str(botCred, "id"), devKey, nil), 403, string(codes.APIForbidden))
 		e.must(200, e.call("PATCH", "/ssh_credentials/"+str(mine, "id"), devKey, map[string]any{"description": "mine"}))
 		// Read-only developers read but do not write.
 		e.must(200, e.call("GET", "/ssh_credentials/"+str(mine, "id"), roKey, nil))
-		wantError(t, e.call("POST", "/ssh_credentials", roKey, map[string]any{"public_key": k3}), 403, string(config.CodeAPIForbidden))
+		wantError(t, e.call("POST", "/ssh_credentials", roKey, map[string]any{"public_key": k3}), 403, string(codes.APIForbidden))
 		// Deleting the bot deletes its SSH credential.
 		e.must(204, e.call("DELETE", "/bot_users/"+str(bot, "id"), e.admin, nil))
-		wantError(t, e.call("GET", "/ssh_credentials/"+str(botCred, "id"), e.admin, nil), 404, string(config.CodeAPINotFound))
+		wantError(t, e.call("GET", "/ssh_credentials/"+str(botCred, "id"), e.admin, nil), 404, string(codes.APINotFound))
 		e.must(204, e.call("DELETE", "/ssh_credentials/"+str(mine, "id"), devKey, nil))
 	})
 }

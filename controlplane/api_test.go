@@ -8,8 +8,9 @@ import (
 	"time"
 
 	"github.com/tollgate/tollgate/authn"
-	"github.com/tollgate/tollgate/config"
+	"github.com/tollgate/tollgate/codes"
 	"github.com/tollgate/tollgate/controlplane/store"
+	"github.com/tollgate/tollgate/ids"
 )
 
 func TestBotUserLifecycle(t *testing.T) {
@@ -37,7 +38,7 @@ func TestBotUserLifecycle(t *testing.T) {
 		if upd["active"] != false || str(upd, "name") != "ci" {
 			t.Fatalf("patched bot = %v", upd)
 		}
-		wantError(t, e.call("GET", "/api_keys", botKey, nil), 403, string(config.CodeAPIPrincipalInactive))
+		wantError(t, e.call("GET", "/api_keys", botKey, nil), 403, string(codes.APIPrincipalInactive))
 		snap, err := e.srv.Snapshot(testCtx(t), 0)
 		if err != nil {
 			t.Fatal(err)
@@ -55,10 +56,10 @@ func TestBotUserLifecycle(t *testing.T) {
 		}
 		// Delete: the bot's keys and authtokens go with it.
 		e.must(204, e.call("DELETE", "/bot_users/"+botID, e.admin, nil))
-		wantError(t, e.call("GET", "/api_keys", botKey, nil), 401, string(config.CodeAPIAuthInvalid))
-		wantError(t, e.call("GET", "/api_keys/"+keyID, e.admin, nil), 404, string(config.CodeAPINotFound))
-		wantError(t, e.call("GET", "/credentials/"+str(own, "id"), e.admin, nil), 404, string(config.CodeAPINotFound))
-		wantError(t, e.call("GET", "/bot_users/"+botID, e.admin, nil), 404, string(config.CodeAPINotFound))
+		wantError(t, e.call("GET", "/api_keys", botKey, nil), 401, string(codes.APIAuthInvalid))
+		wantError(t, e.call("GET", "/api_keys/"+keyID, e.admin, nil), 404, string(codes.APINotFound))
+		wantError(t, e.call("GET", "/credentials/"+str(own, "id"), e.admin, nil), 404, string(codes.APINotFound))
+		wantError(t, e.call("GET", "/bot_users/"+botID, e.admin, nil), 404, string(codes.APINotFound))
 
 		// The audit log names the admin as the actor, with the key used.
 		evs, _, err := e.store.ListAuditEvents(testCtx(t), e.dev.AccountID, store.Page{})
@@ -114,8 +115,8 @@ func TestAPIKeysCRUD(t *testing.T) {
 		tok := str(created, "token")
 		e.must(200, e.call("GET", "/api_keys/"+id, tok, nil))
 		e.must(204, e.call("DELETE", "/api_keys/"+id, e.admin, nil))
-		wantError(t, e.call("GET", "/api_keys", tok, nil), 401, string(config.CodeAPIAuthInvalid))
-		wantError(t, e.call("DELETE", "/api_keys/"+id, e.admin, nil), 404, string(config.CodeAPINotFound))
+		wantError(t, e.call("GET", "/api_keys", tok, nil), 401, string(codes.APIAuthInvalid))
+		wantError(t, e.call("DELETE", "/api_keys/"+id, e.admin, nil), 404, string(codes.APINotFound))
 	})
 }
 
@@ -215,48 +216,48 @@ func TestBadInputChangesNothing(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		unknownKey := config.NewID(config.PrefixAPIKey)
+		unknownKey := ids.New(ids.PrefixAPIKey)
 		cases := []struct {
 			name, method, path string
 			body               any
 			hdr                []string
 			status             int
-			code               config.Code
+			code               codes.Code
 		}{
-			{"unknown field", "POST", "/api_keys", `{"descripton":"x"}`, nil, 400, config.CodeAPIUnknownParam},
-			{"field case differs", "POST", "/api_keys", `{"Description":"x"}`, nil, 400, config.CodeAPIUnknownParam},
-			{"wrong type", "POST", "/api_keys", `{"description":5}`, nil, 400, config.CodeAPIBodyInvalid},
-			{"wrong type bool", "PATCH", botPath, `{"active":"no"}`, nil, 400, config.CodeAPIBodyInvalid},
-			{"acl not a list", "POST", "/credentials", `{"acl":"bind:x.com"}`, nil, 400, config.CodeAPIBodyInvalid},
-			{"not an object", "POST", "/api_keys", `[1]`, nil, 400, config.CodeAPIBodyInvalid},
-			{"null body", "POST", "/api_keys", `null`, nil, 400, config.CodeAPIBodyInvalid},
-			{"two objects", "POST", "/api_keys", `{} {}`, nil, 400, config.CodeAPIBodyInvalid},
-			{"truncated", "POST", "/api_keys", `{"description":`, nil, 400, config.CodeAPIBodyInvalid},
-			{"description 256 bytes", "POST", "/api_keys", map[string]any{"description": strings.Repeat("é", 128)}, nil, 400, config.CodeAPIDescriptionLength},
-			{"description patch", "PATCH", "/credentials/" + e.dev.AuthtokenID, map[string]any{"description": strings.Repeat("d", 256)}, nil, 400, config.CodeAPIDescriptionLength},
-			{"metadata 4097", "POST", "/credentials", map[string]any{"metadata": strings.Repeat("m", 4097)}, nil, 400, config.CodeAPIMetadataLength},
-			{"bad acl", "POST", "/credentials", map[string]any{"acl": []string{"connect:app.example.com"}}, nil, 400, config.CodeACLInvalid},
-			{"bad acl port", "POST", "/credentials", map[string]any{"acl": []string{"bind:a.example.com:99999"}}, nil, 400, config.CodeACLInvalid},
-			{"bot name with newline", "POST", "/bot_users", map[string]any{"name": "a\nb"}, nil, 400, config.CodeAPIInvalidParam},
-			{"malformed id", "GET", "/api_keys/ak_123", nil, nil, 400, config.CodeAPIInvalidID},
-			{"malformed id delete", "DELETE", "/bot_users/bot_!!", nil, nil, 400, config.CodeAPIInvalidID},
-			{"id of another kind", "GET", "/api_keys/" + e.dev.AuthtokenID, nil, nil, 400, config.CodeAPIInvalidID},
-			{"malformed owner", "POST", "/api_keys", map[string]any{"owner_id": "usr_x"}, nil, 400, config.CodeAPIInvalidID},
-			{"owner of another account", "POST", "/api_keys", map[string]any{"owner_id": otherBot.ID}, nil, 400, config.CodeAPIInvalidParam},
-			{"other account's bot", "PATCH", "/bot_users/" + otherBot.ID, map[string]any{"active": false}, nil, 404, config.CodeAPINotFound},
-			{"unknown key", "DELETE", "/api_keys/" + unknownKey, nil, nil, 404, config.CodeAPINotFound},
-			{"limit 0", "GET", "/api_keys?limit=0", nil, nil, 400, config.CodeAPIPageSize},
-			{"limit 101", "GET", "/api_keys?limit=101", nil, nil, 400, config.CodeAPIPageSize},
-			{"limit not a number", "GET", "/bot_users?limit=ten", nil, nil, 400, config.CodeAPIPageSize},
-			{"bad before_id", "GET", "/credentials?before_id=cr_nope", nil, nil, 400, config.CodeAPIInvalidID},
-			{"unknown query param", "GET", "/api_keys?filter=obj.id", nil, nil, 400, config.CodeAPIUnknownParam},
-			{"query on create", "POST", "/bot_users?x=1", map[string]any{}, nil, 400, config.CodeAPIUnknownParam},
-			{"text/plain", "POST", "/api_keys", `{}`, []string{"Content-Type", "text/plain"}, 415, config.CodeAPIContentType},
-			{"body on delete", "DELETE", botPath, `{"x":1}`, nil, 400, config.CodeAPIBodyNotAllowed},
-			{"huge body", "POST", "/api_keys", `{"description":"` + strings.Repeat("a", 2<<20) + `"}`, nil, 413, config.CodeAPIBodyUnreadable},
-			{"bad version", "GET", "/api_keys", nil, []string{"Ngrok-Version", "3"}, 400, config.CodeAPIVersion},
-			{"method", "PUT", "/api_keys", `{}`, nil, 405, config.CodeAPIMethodNotAllowed},
-			{"no such resource", "GET", "/no_such_things", nil, nil, 404, config.CodeAPINotFound},
+			{"unknown field", "POST", "/api_keys", `{"descripton":"x"}`, nil, 400, codes.APIUnknownParam},
+			{"field case differs", "POST", "/api_keys", `{"Description":"x"}`, nil, 400, codes.APIUnknownParam},
+			{"wrong type", "POST", "/api_keys", `{"description":5}`, nil, 400, codes.APIBodyInvalid},
+			{"wrong type bool", "PATCH", botPath, `{"active":"no"}`, nil, 400, codes.APIBodyInvalid},
+			{"acl not a list", "POST", "/credentials", `{"acl":"bind:x.com"}`, nil, 400, codes.APIBodyInvalid},
+			{"not an object", "POST", "/api_keys", `[1]`, nil, 400, codes.APIBodyInvalid},
+			{"null body", "POST", "/api_keys", `null`, nil, 400, codes.APIBodyInvalid},
+			{"two objects", "POST", "/api_keys", `{} {}`, nil, 400, codes.APIBodyInvalid},
+			{"truncated", "POST", "/api_keys", `{"description":`, nil, 400, codes.APIBodyInvalid},
+			{"description 256 bytes", "POST", "/api_keys", map[string]any{"description": strings.Repeat("é", 128)}, nil, 400, codes.APIDescriptionLength},
+			{"description patch", "PATCH", "/credentials/" + e.dev.AuthtokenID, map[string]any{"description": strings.Repeat("d", 256)}, nil, 400, codes.APIDescriptionLength},
+			{"metadata 4097", "POST", "/credentials", map[string]any{"metadata": strings.Repeat("m", 4097)}, nil, 400, codes.APIMetadataLength},
+			{"bad acl", "POST", "/credentials", map[string]any{"acl": []string{"connect:app.example.com"}}, nil, 400, codes.ACLInvalid},
+			{"bad acl port", "POST", "/credentials", map[string]any{"acl": []string{"bind:a.example.com:99999"}}, nil, 400, codes.ACLInvalid},
+			{"bot name with newline", "POST", "/bot_users", map[string]any{"name": "a\nb"}, nil, 400, codes.APIInvalidParam},
+			{"malformed id", "GET", "/api_keys/ak_123", nil, nil, 400, codes.APIInvalidID},
+			{"malformed id delete", "DELETE", "/bot_users/bot_!!", nil, nil, 400, codes.APIInvalidID},
+			{"id of another kind", "GET", "/api_keys/" + e.dev.AuthtokenID, nil, nil, 400, codes.APIInvalidID},
+			{"malformed owner", "POST", "/api_keys", map[string]any{"owner_id": "usr_x"}, nil, 400, codes.APIInvalidID},
+			{"owner of another account", "POST", "/api_keys", map[string]any{"owner_id": otherBot.ID}, nil, 400, codes.APIInvalidParam},
+			{"other account's bot", "PATCH", "/bot_users/" + otherBot.ID, map[string]any{"active": false}, nil, 404, codes.APINotFound},
+			{"unknown key", "DELETE", "/api_keys/" + unknownKey, nil, nil, 404, codes.APINotFound},
+			{"limit 0", "GET", "/api_keys?limit=0", nil, nil, 400, codes.APIPageSize},
+			{"limit 101", "GET", "/api_keys?limit=101", nil, nil, 400, codes.APIPageSize},
+			{"limit not a number", "GET", "/bot_users?limit=ten", nil, nil, 400, codes.APIPageSize},
+			{"bad before_id", "GET", "/credentials?before_id=cr_nope", nil, nil, 400, codes.APIInvalidID},
+			{"unknown query param", "GET", "/api_keys?filter=obj.id", nil, nil, 400, codes.APIUnknownParam},
+			{"query on create", "POST", "/bot_users?x=1", map[string]any{}, nil, 400, codes.APIUnknownParam},
+			{"text/plain", "POST", "/api_keys", `{}`, []string{"Content-Type", "text/plain"}, 415, codes.APIContentType},
+			{"body on delete", "DELETE", botPath, `{"x":1}`, nil, 400, codes.APIBodyNotAllowed},
+			{"huge body", "POST", "/api_keys", `{"description":"` + strings.Repeat("a", 2<<20) + `"}`, nil, 413, codes.APIBodyUnreadable},
+			{"bad version", "GET", "/api_keys", nil, []string{"Ngrok-Version", "3"}, 400, codes.APIVersion},
+			{"method", "PUT", "/api_keys", `{}`, nil, 405, codes.APIMethodNotAllowed},
+			{"no such resource", "GET", "/no_such_things", nil, nil, 404, codes.APINotFound},
 		}
 		for _, tc := range cases {
 			t.Run(tc.name, func(t *testing.T) {
@@ -280,21 +281,21 @@ func TestAPIAuthentication(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		_, kid, _ := config.SplitID(e.dev.APIKeyID, "ak")
-		other := config.NewID("x")[2:] // a KSUID naming nothing
+		_, kid, _ := ids.Split(e.dev.APIKeyID, "ak")
+		other := ids.New("x")[2:] // a KSUID naming nothing
 		cases := []struct {
 			name, header string
 			status       int
-			code         config.Code
+			code         codes.Code
 		}{
-			{"missing", "", 401, config.CodeAPIAuthMissing},
-			{"not bearer", "Basic dXNlcjpwYXNz", 401, config.CodeAPIAuthParse},
-			{"no scheme", e.admin, 401, config.CodeAPIAuthParse},
-			{"key ID", "Bearer " + e.dev.APIKeyID, 401, config.CodeAPIKeyID},
-			{"malformed", "Bearer not-a-key", 401, config.CodeAPIAuthMalformed},
-			{"authtoken", "Bearer " + e.dev.Authtoken.Reveal(), 401, config.CodeAPIAuthtoken},
-			{"wrong secret", "Bearer " + kid + "_" + strings.Repeat("A", len(secret)), 401, config.CodeAPIAuthInvalid},
-			{"unknown key", "Bearer " + other + "_" + secret, 401, config.CodeAPIAuthInvalid},
+			{"missing", "", 401, codes.APIAuthMissing},
+			{"not bearer", "Basic dXNlcjpwYXNz", 401, codes.APIAuthParse},
+			{"no scheme", e.admin, 401, codes.APIAuthParse},
+			{"key ID", "Bearer " + e.dev.APIKeyID, 401, codes.APIKeyID},
+			{"malformed", "Bearer not-a-key", 401, codes.APIAuthMalformed},
+			{"authtoken", "Bearer " + e.dev.Authtoken.Reveal(), 401, codes.APIAuthtoken},
+			{"wrong secret", "Bearer " + kid + "_" + strings.Repeat("A", len(secret)), 401, codes.APIAuthInvalid},
+			{"unknown key", "Bearer " + other + "_" + secret, 401, codes.APIAuthInvalid},
 		}
 		for _, tc := range cases {
 			t.Run(tc.name, func(t *testing.T) {
@@ -311,7 +312,7 @@ func TestAPIAuthentication(t *testing.T) {
 		if err := e.store.SetAccountActive(testCtx(t), store.SystemActor, e.dev.AccountID, false); err != nil {
 			t.Fatal(err)
 		}
-		wantError(t, e.call("GET", "/api_keys", e.admin, nil), 403, string(config.CodeAPIAccountSuspended))
+		wantError(t, e.call("GET", "/api_keys", e.admin, nil), 403, string(codes.APIAccountSuspended))
 	})
 }
 
@@ -338,27 +339,27 @@ func TestRoles(t *testing.T) {
 		devKey := str(e.must(201, e.call("POST", "/api_keys", e.admin, map[string]any{"owner_id": dev.ID})), "token")
 
 		e.must(200, e.call("GET", "/credentials", roKey, nil))
-		wantError(t, e.call("POST", "/credentials", roKey, map[string]any{}), 403, string(config.CodeAPIForbidden))
-		wantError(t, e.call("DELETE", "/credentials/"+e.dev.AuthtokenID, roKey, nil), 403, string(config.CodeAPIForbidden))
+		wantError(t, e.call("POST", "/credentials", roKey, map[string]any{}), 403, string(codes.APIForbidden))
+		wantError(t, e.call("DELETE", "/credentials/"+e.dev.AuthtokenID, roKey, nil), 403, string(codes.APIForbidden))
 
 		mine := e.must(201, e.call("POST", "/credentials", devKey, map[string]any{}))
 		if str(mine, "owner_id") != dev.ID {
 			t.Fatalf("owner %v", mine["owner_id"])
 		}
-		wantError(t, e.call("POST", "/credentials", devKey, map[string]any{"owner_id": e.dev.UserID}), 403, string(config.CodeAPIForbidden))
-		wantError(t, e.call("DELETE", "/credentials/"+e.dev.AuthtokenID, devKey, nil), 403, string(config.CodeAPIForbidden))
-		wantError(t, e.call("POST", "/bot_users", devKey, map[string]any{"name": "x"}), 403, string(config.CodeAPIForbidden))
+		wantError(t, e.call("POST", "/credentials", devKey, map[string]any{"owner_id": e.dev.UserID}), 403, string(codes.APIForbidden))
+		wantError(t, e.call("DELETE", "/credentials/"+e.dev.AuthtokenID, devKey, nil), 403, string(codes.APIForbidden))
+		wantError(t, e.call("POST", "/bot_users", devKey, map[string]any{"name": "x"}), 403, string(codes.APIForbidden))
 		e.must(204, e.call("DELETE", "/credentials/"+str(mine, "id"), devKey, nil))
 
 		// A bot may not create bot users, and owns what it creates.
 		bot := e.must(201, e.call("POST", "/bot_users", e.admin, map[string]any{"name": "b"}))
 		botKey := str(e.must(201, e.call("POST", "/api_keys", e.admin, map[string]any{"owner_id": str(bot, "id")})), "token")
-		wantError(t, e.call("POST", "/bot_users", botKey, map[string]any{"name": "x"}), 403, string(config.CodeAPIForbidden))
+		wantError(t, e.call("POST", "/bot_users", botKey, map[string]any{"name": "x"}), 403, string(codes.APIForbidden))
 
 		// Removing a user from the account stops their key.
 		if err := e.store.RemoveMembership(ctx, store.SystemActor, e.dev.AccountID, ro.ID); err != nil {
 			t.Fatal(err)
 		}
-		wantError(t, e.call("GET", "/credentials", roKey, nil), 401, string(config.CodeAPIAuthInvalid))
+		wantError(t, e.call("GET", "/credentials", roKey, nil), 401, string(codes.APIAuthInvalid))
 	})
 }

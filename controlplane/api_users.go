@@ -5,8 +5,9 @@ import (
 	"net/http"
 
 	"github.com/tollgate/tollgate/authn"
-	"github.com/tollgate/tollgate/config"
+	"github.com/tollgate/tollgate/codes"
 	"github.com/tollgate/tollgate/controlplane/store"
+	"github.com/tollgate/tollgate/ids"
 )
 
 // userRoutes registers /users, /invitations and /accounts. The rules are in
@@ -22,7 +23,7 @@ func (s *Server) userRoutes(mux *http.ServeMux) {
 		if r.Method != http.MethodPost {
 			w.Header().Set("Allow", http.MethodPost)
 			s.serve(w, r, func(http.ResponseWriter, *http.Request, *caller) error {
-				return newAPIError(http.StatusMethodNotAllowed, config.CodeAPIMethodNotAllowed,
+				return newAPIError(http.StatusMethodNotAllowed, codes.APIMethodNotAllowed,
 					"/invitations/accept does not support %s; use POST.", r.Method)
 			}, false)
 			return
@@ -145,7 +146,7 @@ func (s *Server) accountJSON(r *http.Request, a *store.Account, roles store.Memb
 // ---- /users ----
 
 func (s *Server) listUsers(w http.ResponseWriter, r *http.Request, c *caller) error {
-	page, err := listParams(r, config.PrefixUser)
+	page, err := listParams(r, ids.PrefixUser)
 	if err != nil {
 		return err
 	}
@@ -167,7 +168,7 @@ func (s *Server) listUsers(w http.ResponseWriter, r *http.Request, c *caller) er
 }
 
 func (s *Server) getUser(w http.ResponseWriter, r *http.Request, c *caller) error {
-	id, err := objectPathID(r, config.PrefixUser)
+	id, err := objectPathID(r, ids.PrefixUser)
 	if err != nil {
 		return err
 	}
@@ -184,10 +185,10 @@ func (s *Server) getUser(w http.ResponseWriter, r *http.Request, c *caller) erro
 
 // updateUser changes a member's roles (checkRoleChange decides, inside the
 // store's unit of work, on the member's current roles). The last active
-// administrator keeps the flag (CodeLastAdmin, 409).
+// administrator keeps the flag (codes.LastAdmin, 409).
 func (s *Server) updateUser(w http.ResponseWriter, r *http.Request, c *caller) error {
 	var body userUpdateBody
-	id, err := s.beginWrite(w, r, config.PrefixUser, nil, &body)
+	id, err := s.beginWrite(w, r, ids.PrefixUser, nil, &body)
 	if err != nil {
 		return err
 	}
@@ -220,7 +221,7 @@ func (s *Server) updateUser(w http.ResponseWriter, r *http.Request, c *caller) e
 // deleteUser removes a member from the caller's account and deletes, in the
 // same unit of work, every credential they own in it.
 func (s *Server) deleteUser(w http.ResponseWriter, r *http.Request, c *caller) error {
-	id, err := objectPathID(r, config.PrefixUser)
+	id, err := objectPathID(r, ids.PrefixUser)
 	if err != nil {
 		return err
 	}
@@ -278,7 +279,7 @@ func (s *Server) createInvitation(w http.ResponseWriter, r *http.Request, c *cal
 }
 
 func (s *Server) listInvitations(w http.ResponseWriter, r *http.Request, c *caller) error {
-	page, err := listParams(r, config.PrefixInvitation)
+	page, err := listParams(r, ids.PrefixInvitation)
 	if err != nil {
 		return err
 	}
@@ -300,7 +301,7 @@ func (s *Server) listInvitations(w http.ResponseWriter, r *http.Request, c *call
 }
 
 func (s *Server) getInvitation(w http.ResponseWriter, r *http.Request, c *caller) error {
-	id, err := objectPathID(r, config.PrefixInvitation)
+	id, err := objectPathID(r, ids.PrefixInvitation)
 	if err != nil {
 		return err
 	}
@@ -316,7 +317,7 @@ func (s *Server) getInvitation(w http.ResponseWriter, r *http.Request, c *caller
 }
 
 func (s *Server) deleteInvitation(w http.ResponseWriter, r *http.Request, c *caller) error {
-	id, err := objectPathID(r, config.PrefixInvitation)
+	id, err := objectPathID(r, ids.PrefixInvitation)
 	if err != nil {
 		return err
 	}
@@ -350,16 +351,16 @@ func (s *Server) acceptInvitation(w http.ResponseWriter, r *http.Request, c *cal
 		in.ExistingUserID = c.auth.OwnerID
 	}
 	acc, err := s.store.AcceptInvitation(r.Context(), in)
-	var ce *config.Error
+	var ce *codes.Error
 	switch {
 	case errors.Is(err, store.ErrExistingUser):
-		return newAPIError(http.StatusUnauthorized, config.CodeAPIAuthMissing,
+		return newAPIError(http.StatusUnauthorized, codes.APIAuthMissing,
 			"This invitation is for an existing user: send one of your own API keys (from any of your accounts) in the Authorization header with the token.")
-	case errors.As(err, &ce) && ce.Code == config.CodeInvitationInvalid:
+	case errors.As(err, &ce) && ce.Code == codes.InvitationInvalid:
 		return newAPIError(http.StatusNotFound, ce.Code, "%s", ce.Message)
-	case errors.As(err, &ce) && ce.Code == config.CodeInvitationExpired:
+	case errors.As(err, &ce) && ce.Code == codes.InvitationExpired:
 		return newAPIError(http.StatusGone, ce.Code, "%s", ce.Message)
-	case errors.As(err, &ce) && ce.Code == config.CodeAPIPrincipalInactive:
+	case errors.As(err, &ce) && ce.Code == codes.APIPrincipalInactive:
 		return newAPIError(http.StatusForbidden, ce.Code, "%s", ce.Message)
 	case err != nil:
 		return err
@@ -401,7 +402,7 @@ func (s *Server) requireIdentityKey(r *http.Request, c *caller) error {
 // listAccounts lists the accounts the caller's user belongs to, with their
 // roles in each; a bot user sees only its own account.
 func (s *Server) listAccounts(w http.ResponseWriter, r *http.Request, c *caller) error {
-	page, err := listParams(r, config.PrefixAccount)
+	page, err := listParams(r, ids.PrefixAccount)
 	if err != nil {
 		return err
 	}
@@ -455,7 +456,7 @@ func (s *Server) callerAccount(r *http.Request, c *caller, id string) (*store.Ac
 }
 
 func (s *Server) getAccount(w http.ResponseWriter, r *http.Request, c *caller) error {
-	id, err := objectPathID(r, config.PrefixAccount)
+	id, err := objectPathID(r, ids.PrefixAccount)
 	if err != nil {
 		return err
 	}
@@ -472,7 +473,7 @@ func (s *Server) getAccount(w http.ResponseWriter, r *http.Request, c *caller) e
 // account is changed with an API key of that account.
 func (s *Server) updateAccount(w http.ResponseWriter, r *http.Request, c *caller) error {
 	var body accountUpdateBody
-	id, err := s.beginWrite(w, r, config.PrefixAccount, nil, &body)
+	id, err := s.beginWrite(w, r, ids.PrefixAccount, nil, &body)
 	if err != nil {
 		return err
 	}
@@ -509,7 +510,7 @@ func (s *Server) updateAccount(w http.ResponseWriter, r *http.Request, c *caller
 // made with POST /api_keys, under its rules.
 func (s *Server) createAccountAPIKey(w http.ResponseWriter, r *http.Request, c *caller) error {
 	var body apiKeyCreateBody
-	id, err := s.beginWrite(w, r, config.PrefixAccount, nil, &body)
+	id, err := s.beginWrite(w, r, ids.PrefixAccount, nil, &body)
 	if err != nil {
 		return err
 	}
@@ -520,14 +521,14 @@ func (s *Server) createAccountAPIKey(w http.ResponseWriter, r *http.Request, c *
 		return forbidden("An API key made in another account is always your own; leave owner_id out.")
 	}
 	if id == c.accountID() {
-		return badRequest(config.CodeAPIInvalidParam, "This API key already acts in %s: create keys here with POST /api_keys.", id)
+		return badRequest(codes.APIInvalidParam, "This API key already acts in %s: create keys here with POST /api_keys.", id)
 	}
 	a, _, err := s.callerAccount(r, c, id)
 	if err != nil {
 		return err
 	}
 	if !a.Active {
-		return newAPIError(http.StatusForbidden, config.CodeAPIAccountSuspended,
+		return newAPIError(http.StatusForbidden, codes.APIAccountSuspended,
 			"The account %s is suspended; its API keys do not work until it is reactivated.", id)
 	}
 	if err := s.requireIdentityKey(r, c); err != nil {

@@ -6,8 +6,9 @@ import (
 	"testing"
 
 	"github.com/tollgate/tollgate/authn"
-	"github.com/tollgate/tollgate/config"
+	"github.com/tollgate/tollgate/codes"
 	"github.com/tollgate/tollgate/controlplane/store"
+	"github.com/tollgate/tollgate/ids"
 )
 
 // addUser creates a user who is a member of accountID with roles, and an
@@ -76,15 +77,15 @@ func TestUsersAPI(t *testing.T) {
 			t.Fatalf("audit event = %+v", ev)
 		}
 		before := e.revision()
-		wantError(t, e.call("PATCH", "/users/"+devID, e.admin, map[string]any{"team": "owner"}), 400, string(config.CodeRoleInvalid))
-		wantError(t, e.call("PATCH", "/users/"+devID, e.admin, map[string]any{"email": "x@example.com"}), 400, string(config.CodeAPIUnknownParam))
-		wantError(t, e.call("PATCH", "/users/"+devID, devKey, map[string]any{"developer": "ro"}), 403, string(config.CodeAPIForbidden))
-		wantError(t, e.call("GET", "/users/bot_"+strings.Repeat("x", 27), e.admin, nil), 400, string(config.CodeAPIInvalidID))
-		wantError(t, e.call("GET", "/users/"+config.NewID(config.PrefixUser), e.admin, nil), 404, string(config.CodeAPINotFound))
+		wantError(t, e.call("PATCH", "/users/"+devID, e.admin, map[string]any{"team": "owner"}), 400, string(codes.RoleInvalid))
+		wantError(t, e.call("PATCH", "/users/"+devID, e.admin, map[string]any{"email": "x@example.com"}), 400, string(codes.APIUnknownParam))
+		wantError(t, e.call("PATCH", "/users/"+devID, devKey, map[string]any{"developer": "ro"}), 403, string(codes.APIForbidden))
+		wantError(t, e.call("GET", "/users/bot_"+strings.Repeat("x", 27), e.admin, nil), 400, string(codes.APIInvalidID))
+		wantError(t, e.call("GET", "/users/"+ids.New(ids.PrefixUser), e.admin, nil), 404, string(codes.APINotFound))
 
 		// The last administrator stays one, and stays.
-		wantError(t, e.call("PATCH", "/users/"+e.dev.UserID, e.admin, map[string]any{"admin": false}), 409, string(config.CodeLastAdmin))
-		wantError(t, e.call("DELETE", "/users/"+e.dev.UserID, e.admin, nil), 409, string(config.CodeLastAdmin))
+		wantError(t, e.call("PATCH", "/users/"+e.dev.UserID, e.admin, map[string]any{"admin": false}), 409, string(codes.LastAdmin))
+		wantError(t, e.call("DELETE", "/users/"+e.dev.UserID, e.admin, nil), 409, string(codes.LastAdmin))
 		if r := e.revision(); r != before {
 			t.Fatalf("refused requests moved the revision from %d to %d", before, r)
 		}
@@ -94,13 +95,13 @@ func TestUsersAPI(t *testing.T) {
 		if down["admin"] != false {
 			t.Fatalf("PATCH admin=false = %v", down)
 		}
-		wantError(t, e.call("DELETE", "/users/"+devID, devKey, nil), 409, string(config.CodeLastAdmin))
+		wantError(t, e.call("DELETE", "/users/"+devID, devKey, nil), 409, string(codes.LastAdmin))
 
 		// A bot user sees no users.
 		bot := e.must(201, e.call("POST", "/bot_users", devKey, map[string]any{"name": "ci"}))
 		botKey := str(e.must(201, e.call("POST", "/api_keys", devKey, map[string]any{"owner_id": str(bot, "id")})), "token")
-		wantError(t, e.call("GET", "/users", botKey, nil), 403, string(config.CodeAPIForbidden))
-		wantError(t, e.call("GET", "/users/"+devID, botKey, nil), 403, string(config.CodeAPIForbidden))
+		wantError(t, e.call("GET", "/users", botKey, nil), 403, string(codes.APIForbidden))
+		wantError(t, e.call("GET", "/users/"+devID, botKey, nil), 403, string(codes.APIForbidden))
 	})
 }
 
@@ -131,10 +132,10 @@ func TestRemoveUserDeletesCredentials(t *testing.T) {
 		if r := e.revision(); r != before+1 {
 			t.Fatalf("removal took revisions %d..%d, want one", before, r)
 		}
-		wantError(t, e.call("GET", "/credentials", userKey, nil), 401, string(config.CodeAPIAuthInvalid))
-		wantError(t, e.call("GET", "/credentials", str(k2, "token"), nil), 401, string(config.CodeAPIAuthInvalid))
-		wantError(t, e.call("GET", "/credentials/"+str(at, "id"), e.admin, nil), 404, string(config.CodeAPINotFound))
-		wantError(t, e.call("GET", "/users/"+uid, e.admin, nil), 404, string(config.CodeAPINotFound))
+		wantError(t, e.call("GET", "/credentials", userKey, nil), 401, string(codes.APIAuthInvalid))
+		wantError(t, e.call("GET", "/credentials", str(k2, "token"), nil), 401, string(codes.APIAuthInvalid))
+		wantError(t, e.call("GET", "/credentials/"+str(at, "id"), e.admin, nil), 404, string(codes.APINotFound))
+		wantError(t, e.call("GET", "/users/"+uid, e.admin, nil), 404, string(codes.APINotFound))
 		snap, err = e.srv.Snapshot(testCtx(t), 0)
 		if err != nil {
 			t.Fatal(err)
@@ -167,8 +168,8 @@ func TestRemoveUserDeletesCredentials(t *testing.T) {
 		acc2 := e.must(201, e.call("POST", "/invitations/accept", "", map[string]any{"token": str(inv2, "accept_token"), "name": "Back"}))
 		key2, _ := acc2["api_key"].(map[string]any)
 		e.must(200, e.call("GET", "/credentials", str(key2, "token"), nil))
-		wantError(t, e.call("GET", "/credentials", userKey, nil), 401, string(config.CodeAPIAuthInvalid))
-		wantError(t, e.call("GET", "/credentials/"+str(at, "id"), e.admin, nil), 404, string(config.CodeAPINotFound))
+		wantError(t, e.call("GET", "/credentials", userKey, nil), 401, string(codes.APIAuthInvalid))
+		wantError(t, e.call("GET", "/credentials/"+str(at, "id"), e.admin, nil), 404, string(codes.APINotFound))
 		if snap, err = e.srv.Snapshot(testCtx(t), 0); err != nil {
 			t.Fatal(err)
 		}
@@ -203,10 +204,10 @@ func TestInvitationsAPI(t *testing.T) {
 		if items, _ := list["invitations"].([]any); len(items) != 1 {
 			t.Fatalf("GET /invitations = %v", list)
 		}
-		wantError(t, e.call("POST", "/invitations", e.admin, map[string]any{"email": "ann@example.com"}), 409, string(config.CodeInvitationExists))
-		wantError(t, e.call("POST", "/invitations", e.admin, map[string]any{"email": DevAdminEmail}), 409, string(config.CodeInvitationExists))
-		wantError(t, e.call("POST", "/invitations", e.admin, map[string]any{"email": "b@example.com", "team": "boss"}), 400, string(config.CodeRoleInvalid))
-		wantError(t, e.call("POST", "/invitations", e.admin, map[string]any{"email": "nope"}), 400, string(config.CodeAPIInvalidParam))
+		wantError(t, e.call("POST", "/invitations", e.admin, map[string]any{"email": "ann@example.com"}), 409, string(codes.InvitationExists))
+		wantError(t, e.call("POST", "/invitations", e.admin, map[string]any{"email": DevAdminEmail}), 409, string(codes.InvitationExists))
+		wantError(t, e.call("POST", "/invitations", e.admin, map[string]any{"email": "b@example.com", "team": "boss"}), 400, string(codes.RoleInvalid))
+		wantError(t, e.call("POST", "/invitations", e.admin, map[string]any{"email": "nope"}), 400, string(codes.APIInvalidParam))
 
 		// Invite-only members grant no more than they hold; managers
 		// anything but administrator.
@@ -218,26 +219,26 @@ func TestInvitationsAPI(t *testing.T) {
 			{"email": "c@example.com", "developer": "rw"},
 			{"email": "c@example.com", "billing": true},
 		} {
-			wantError(t, e.call("POST", "/invitations", invKey, body), 403, string(config.CodeAPIForbidden))
+			wantError(t, e.call("POST", "/invitations", invKey, body), 403, string(codes.APIForbidden))
 		}
-		wantError(t, e.call("POST", "/invitations", mgrKey, map[string]any{"email": "c@example.com", "admin": true}), 403, string(config.CodeAPIForbidden))
+		wantError(t, e.call("POST", "/invitations", mgrKey, map[string]any{"email": "c@example.com", "admin": true}), 403, string(codes.APIForbidden))
 		e.must(201, e.call("POST", "/invitations", mgrKey, map[string]any{"email": "c@example.com", "team": "manager", "developer": "rw", "billing": true}))
 		own := e.must(201, e.call("POST", "/invitations", invKey, map[string]any{"email": "d@example.com", "team": "invite"}))
 		// Invite-only members revoke their own invitations, not others'.
-		wantError(t, e.call("DELETE", "/invitations/"+id, invKey, nil), 403, string(config.CodeAPIForbidden))
+		wantError(t, e.call("DELETE", "/invitations/"+id, invKey, nil), 403, string(codes.APIForbidden))
 		e.must(204, e.call("DELETE", "/invitations/"+str(own, "id"), invKey, nil))
 		wantError(t, e.call("POST", "/invitations/accept", "", map[string]any{"token": str(own, "accept_token"), "name": "D"}),
-			404, string(config.CodeInvitationInvalid))
+			404, string(codes.InvitationInvalid))
 
 		// Accepting: the wrong method, a bad token, no name.
 		r := e.call("GET", "/invitations/accept", "", nil)
-		wantError(t, r, 405, string(config.CodeAPIMethodNotAllowed))
+		wantError(t, r, 405, string(codes.APIMethodNotAllowed))
 		if r.header.Get("Allow") != "POST" {
 			t.Fatalf("Allow = %q", r.header.Get("Allow"))
 		}
-		wantError(t, e.call("POST", "/invitations/accept", "", map[string]any{"token": "junk", "name": "A"}), 404, string(config.CodeInvitationInvalid))
-		wantError(t, e.call("POST", "/invitations/accept", "", map[string]any{"token": tok}), 400, string(config.CodeAPIInvalidParam))
-		wantError(t, e.call("POST", "/invitations/accept", "", map[string]any{"token": tok, "name": "A", "role": "x"}), 400, string(config.CodeAPIUnknownParam))
+		wantError(t, e.call("POST", "/invitations/accept", "", map[string]any{"token": "junk", "name": "A"}), 404, string(codes.InvitationInvalid))
+		wantError(t, e.call("POST", "/invitations/accept", "", map[string]any{"token": tok}), 400, string(codes.APIInvalidParam))
+		wantError(t, e.call("POST", "/invitations/accept", "", map[string]any{"token": tok, "name": "A", "role": "x"}), 400, string(codes.APIUnknownParam))
 
 		acc := e.must(201, e.call("POST", "/invitations/accept", "", map[string]any{"token": tok, "name": "Ann"}))
 		user, _ := acc["user"].(map[string]any)
@@ -251,8 +252,8 @@ func TestInvitationsAPI(t *testing.T) {
 		if str(me, "name") != "Ann" {
 			t.Fatalf("the new member = %v", me)
 		}
-		wantError(t, e.call("POST", "/invitations/accept", "", map[string]any{"token": tok, "name": "Ann"}), 404, string(config.CodeInvitationInvalid))
-		wantError(t, e.call("GET", "/invitations/"+id, e.admin, nil), 404, string(config.CodeAPINotFound))
+		wantError(t, e.call("POST", "/invitations/accept", "", map[string]any{"token": tok, "name": "Ann"}), 404, string(codes.InvitationInvalid))
+		wantError(t, e.call("GET", "/invitations/"+id, e.admin, nil), 404, string(codes.APINotFound))
 	})
 }
 
@@ -273,9 +274,9 @@ func TestInvitationAcceptExistingUser(t *testing.T) {
 		inv := e.must(201, e.call("POST", "/invitations", otherKey, map[string]any{"email": "sam@example.com", "developer": "rw"}))
 		tok := str(inv, "accept_token")
 		body := map[string]any{"token": tok}
-		wantError(t, e.call("POST", "/invitations/accept", "", body), 401, string(config.CodeAPIAuthMissing))
-		wantError(t, e.call("POST", "/invitations/accept", adminMade, body), 403, string(config.CodeAPIForbidden))
-		wantError(t, e.call("POST", "/invitations/accept", e.admin, body), 404, string(config.CodeInvitationInvalid)) // someone else
+		wantError(t, e.call("POST", "/invitations/accept", "", body), 401, string(codes.APIAuthMissing))
+		wantError(t, e.call("POST", "/invitations/accept", adminMade, body), 403, string(codes.APIForbidden))
+		wantError(t, e.call("POST", "/invitations/accept", e.admin, body), 404, string(codes.InvitationInvalid)) // someone else
 		acc := e.must(201, e.call("POST", "/invitations/accept", ownKey, body))
 		user, _ := acc["user"].(map[string]any)
 		key, _ := acc["api_key"].(map[string]any)
@@ -337,7 +338,7 @@ func TestAccountsAPI(t *testing.T) {
 			t.Fatalf("GET /accounts = %v", list)
 		}
 		e.must(200, e.call("GET", "/accounts/"+other.ID, key, nil))
-		wantError(t, e.call("GET", "/accounts/"+third.ID, key, nil), 404, string(config.CodeAPINotFound))
+		wantError(t, e.call("GET", "/accounts/"+third.ID, key, nil), 404, string(codes.APINotFound))
 
 		// Switching: a key of the user in the other account.
 		before := e.revision()
@@ -364,22 +365,22 @@ func TestAccountsAPI(t *testing.T) {
 		// ...and back: the other key switches to the first account.
 		e.must(201, e.call("POST", "/accounts/"+acct+"/api_keys", otherKey, nil))
 
-		wantError(t, e.call("POST", "/accounts/"+acct+"/api_keys", key, nil), 400, string(config.CodeAPIInvalidParam))
-		wantError(t, e.call("POST", "/accounts/"+third.ID+"/api_keys", key, nil), 404, string(config.CodeAPINotFound))
-		wantError(t, e.call("POST", "/accounts/"+other.ID+"/api_keys", key, map[string]any{"owner_id": e.dev.UserID}), 403, string(config.CodeAPIForbidden))
+		wantError(t, e.call("POST", "/accounts/"+acct+"/api_keys", key, nil), 400, string(codes.APIInvalidParam))
+		wantError(t, e.call("POST", "/accounts/"+third.ID+"/api_keys", key, nil), 404, string(codes.APINotFound))
+		wantError(t, e.call("POST", "/accounts/"+other.ID+"/api_keys", key, map[string]any{"owner_id": e.dev.UserID}), 403, string(codes.APIForbidden))
 		// A key an administrator made for the user does not reach their
 		// other accounts.
 		adminMade := str(e.must(201, e.call("POST", "/api_keys", e.admin, map[string]any{"owner_id": uid})), "token")
-		wantError(t, e.call("POST", "/accounts/"+other.ID+"/api_keys", adminMade, nil), 403, string(config.CodeAPIForbidden))
+		wantError(t, e.call("POST", "/accounts/"+other.ID+"/api_keys", adminMade, nil), 403, string(codes.APIForbidden))
 		// PATCH: administrators of the key's own account only.
-		wantError(t, e.call("PATCH", "/accounts/"+acct, key, map[string]any{"name": "x"}), 403, string(config.CodeAPIForbidden))
-		wantError(t, e.call("PATCH", "/accounts/"+other.ID, key, map[string]any{"name": "x"}), 403, string(config.CodeAPIForbidden))
-		wantError(t, e.call("PATCH", "/accounts/"+acct, e.admin, map[string]any{"name": strings.Repeat("n", 300)}), 400, string(config.CodeAPIInvalidParam))
+		wantError(t, e.call("PATCH", "/accounts/"+acct, key, map[string]any{"name": "x"}), 403, string(codes.APIForbidden))
+		wantError(t, e.call("PATCH", "/accounts/"+other.ID, key, map[string]any{"name": "x"}), 403, string(codes.APIForbidden))
+		wantError(t, e.call("PATCH", "/accounts/"+acct, e.admin, map[string]any{"name": strings.Repeat("n", 300)}), 400, string(codes.APIInvalidParam))
 		// A suspended account takes no switch.
 		if err := e.store.SetAccountActive(ctx, store.SystemActor, other.ID, false); err != nil {
 			t.Fatal(err)
 		}
-		wantError(t, e.call("POST", "/accounts/"+other.ID+"/api_keys", key, nil), 403, string(config.CodeAPIAccountSuspended))
+		wantError(t, e.call("POST", "/accounts/"+other.ID+"/api_keys", key, nil), 403, string(codes.APIAccountSuspended))
 
 		// A bot user sees its own account only and cannot switch.
 		bot := e.must(201, e.call("POST", "/bot_users", e.admin, map[string]any{"name": "b"}))
@@ -394,9 +395,9 @@ func TestAccountsAPI(t *testing.T) {
 		if str(ba, "id") != acct || str(br, "developer") != "rw" || str(br, "team") != "" || br["admin"] != false {
 			t.Fatalf("bot's account = %v", ba)
 		}
-		wantError(t, e.call("GET", "/accounts/"+other.ID, botKey, nil), 404, string(config.CodeAPINotFound))
-		wantError(t, e.call("POST", "/accounts/"+other.ID+"/api_keys", botKey, nil), 403, string(config.CodeAPIForbidden))
-		wantError(t, e.call("POST", "/invitations/accept", botKey, map[string]any{"token": "x"}), 403, string(config.CodeAPIForbidden))
+		wantError(t, e.call("GET", "/accounts/"+other.ID, botKey, nil), 404, string(codes.APINotFound))
+		wantError(t, e.call("POST", "/accounts/"+other.ID+"/api_keys", botKey, nil), 403, string(codes.APIForbidden))
+		wantError(t, e.call("POST", "/invitations/accept", botKey, map[string]any{"token": "x"}), 403, string(codes.APIForbidden))
 		if r := e.call("DELETE", "/accounts/"+acct, e.admin, nil); r.status != http.StatusMethodNotAllowed {
 			t.Fatalf("DELETE /accounts/{id} = %d", r.status)
 		}

@@ -13,9 +13,11 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/tollgate/tollgate/authn"
-	"github.com/tollgate/tollgate/config"
+	"github.com/tollgate/tollgate/codes"
 	"github.com/tollgate/tollgate/controlplane/store"
+	"github.com/tollgate/tollgate/ids"
 	"github.com/tollgate/tollgate/policy"
+	"github.com/tollgate/tollgate/snapshot"
 )
 
 // The dashboard is the control plane's web UI, served on its own listener
@@ -83,7 +85,7 @@ func (s *Server) dashboardRoutes() *http.ServeMux {
 	mux.HandleFunc("GET /reservations", s.dashServe(viewPage(s, "reservations", "Reservations", s.reservationsView)))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		dashHeaders(w)
-		s.renderError(w, r, nil, newAPIError(http.StatusNotFound, config.CodeDashboardNotFound,
+		s.renderError(w, r, nil, newAPIError(http.StatusNotFound, codes.DashboardNotFound,
 			"There is no dashboard page at %s.", truncate(r.URL.Path, 200)))
 	})
 	return mux
@@ -109,7 +111,7 @@ func (s *Server) dashServe(h dashHandler) http.HandlerFunc {
 		dashHeaders(w)
 		c, err := s.dashAuthenticate(r)
 		var ae *apiError
-		if errors.As(err, &ae) && ae.code == config.CodeDashboardSignedOut {
+		if errors.As(err, &ae) && ae.code == codes.DashboardSignedOut {
 			if r.Method == http.MethodGet {
 				http.Redirect(w, r, "/signin?next="+url.QueryEscape(r.URL.Path), http.StatusSeeOther)
 				return
@@ -134,7 +136,7 @@ func (s *Server) dashServe(h dashHandler) http.HandlerFunc {
 // restriction must admit the TCP peer.
 func (s *Server) dashAuthenticate(r *http.Request) (*dashCaller, error) {
 	signedOut := func(why string) error {
-		return newAPIError(http.StatusUnauthorized, config.CodeDashboardSignedOut, "%s Sign in again with your API key.", why)
+		return newAPIError(http.StatusUnauthorized, codes.DashboardSignedOut, "%s Sign in again with your API key.", why)
 	}
 	ck, err := r.Cookie(dashboardCookie)
 	if err != nil || ck.Value == "" {
@@ -144,7 +146,7 @@ func (s *Server) dashAuthenticate(r *http.Request) (*dashCaller, error) {
 	if err != nil {
 		return nil, signedOut("Your session cookie is malformed.")
 	}
-	sess, err := s.store.LookupDashboardSession(r.Context(), config.PrefixDashboardSession+"_"+kid)
+	sess, err := s.store.LookupDashboardSession(r.Context(), ids.PrefixDashboardSession+"_"+kid)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, signedOut("Your session has ended: it expired or you signed out.")
 	}
@@ -180,10 +182,10 @@ func (s *Server) dashAuthenticate(r *http.Request) (*dashCaller, error) {
 func checkKeyState(key *store.APIKeyAuth) error {
 	switch {
 	case !key.AccountActive:
-		return newAPIError(http.StatusForbidden, config.CodeAPIAccountSuspended,
+		return newAPIError(http.StatusForbidden, codes.APIAccountSuspended,
 			"The account %s is suspended; nobody can sign in to it until it is reactivated.", key.AccountID)
 	case !key.OwnerActive:
-		return newAPIError(http.StatusForbidden, config.CodeAPIPrincipalInactive,
+		return newAPIError(http.StatusForbidden, codes.APIPrincipalInactive,
 			"The user %s is deactivated. Ask an administrator of the account to reactivate you.", key.OwnerID)
 	case !key.Member:
 		return forbidden("The user %s is no longer a member of account %s.", key.OwnerID, key.AccountID)
@@ -193,7 +195,7 @@ func checkKeyState(key *store.APIKeyAuth) error {
 
 // checkDashboardRestriction applies the account's `dashboard` IP
 // restrictions to the browser's TCP peer address (restrictionDecision):
-// refused → 403 with config.CodeDashboardIPRestricted.
+// refused → 403 with codes.DashboardIPRestricted.
 func (s *Server) checkDashboardRestriction(r *http.Request, accountID string) error {
 	d, err := s.restrictionDecision(r, accountID, policy.SurfaceDashboard, &dashboardDryRunRefusals)
 	if err != nil || d.Allowed {
@@ -201,7 +203,7 @@ func (s *Server) checkDashboardRestriction(r *http.Request, accountID string) er
 	}
 	s.log.Info("dashboard request refused by an IP restriction", zap.String("account_id", accountID),
 		zap.String("ip_restriction_id", d.RestrictionID), zap.String("client_ip", clientIP(r)))
-	return newAPIError(http.StatusForbidden, config.CodeDashboardIPRestricted,
+	return newAPIError(http.StatusForbidden, codes.DashboardIPRestricted,
 		"The IP restriction %s of account %s does not allow the dashboard from %s. Connect from an allowed network, or ask an administrator to change the restriction's IP policies (with the API from an allowed address).",
 		d.RestrictionID, accountID, clientIP(r))
 }
@@ -219,7 +221,7 @@ func formToken(secret string) string {
 // token.
 func checkForm(r *http.Request, c *dashCaller) error {
 	forgery := func(why string) error {
-		return newAPIError(http.StatusForbidden, config.CodeDashboardForgery,
+		return newAPIError(http.StatusForbidden, codes.DashboardForgery,
 			"%s Reload the page and submit the form again.", why)
 	}
 	if site := r.Header.Get("Sec-Fetch-Site"); site != "" && site != "same-origin" && site != "none" {
@@ -235,7 +237,7 @@ func checkForm(r *http.Request, c *dashCaller) error {
 		return nil
 	}
 	if err := r.ParseForm(); err != nil {
-		return newAPIError(http.StatusBadRequest, config.CodeDashboardBadInput, "The form could not be read: %v.", err)
+		return newAPIError(http.StatusBadRequest, codes.DashboardBadInput, "The form could not be read: %v.", err)
 	}
 	got := r.PostForm.Get("form_token")
 	if subtle.ConstantTimeCompare([]byte(got), []byte(c.csrf)) != 1 {
@@ -338,7 +340,7 @@ func (s *Server) readPublicForm(w http.ResponseWriter, r *http.Request, tooMany 
 	}
 	r.Body = http.MaxBytesReader(w, r.Body, 16<<10)
 	if err := r.ParseForm(); err != nil {
-		return newAPIError(http.StatusBadRequest, config.CodeDashboardBadInput, "The form could not be read: %v.", err)
+		return newAPIError(http.StatusBadRequest, codes.DashboardBadInput, "The form could not be read: %v.", err)
 	}
 	return nil
 }
@@ -347,21 +349,21 @@ func (s *Server) readPublicForm(w http.ResponseWriter, r *http.Request, tooMany 
 // user's (not a bot user's) valid key of an active account.
 func (s *Server) signInKey(r *http.Request, tok string) (*store.APIKeyAuth, error) {
 	invalid := func(format string, args ...any) error {
-		return newAPIError(http.StatusUnauthorized, config.CodeDashboardSignIn, format, args...)
+		return newAPIError(http.StatusUnauthorized, codes.DashboardSignIn, format, args...)
 	}
 	if tok == "" {
 		return nil, invalid("Paste one of your API keys to sign in.")
 	}
-	if _, _, err := config.SplitID(tok, config.PrefixAPIKey); err == nil {
+	if _, _, err := ids.Split(tok, ids.PrefixAPIKey); err == nil {
 		return nil, invalid("That is an API key's ID (ak_...), not the key itself. Paste the token that was shown when the key was created, or create a new key.")
 	}
 	kid, secret, err := authn.ParseToken(tok)
 	if err != nil {
 		return nil, invalid("That API key is malformed: it has the form <27 characters>_<secret>. Copy it again exactly as it was shown.")
 	}
-	key, err := s.store.LookupAPIKey(r.Context(), config.PrefixAPIKey+"_"+kid)
+	key, err := s.store.LookupAPIKey(r.Context(), ids.PrefixAPIKey+"_"+kid)
 	if errors.Is(err, store.ErrNotFound) {
-		if isAuthtoken, aerr := s.store.AuthtokenExists(r.Context(), config.PrefixAuthtoken+"_"+kid); aerr != nil {
+		if isAuthtoken, aerr := s.store.AuthtokenExists(r.Context(), ids.PrefixAuthtoken+"_"+kid); aerr != nil {
 			return nil, aerr
 		} else if isAuthtoken {
 			return nil, invalid("That is an authtoken, which agents use. Sign in with one of your API keys.")
@@ -374,8 +376,8 @@ func (s *Server) signInKey(r *http.Request, tok string) (*store.APIKeyAuth, erro
 	if !authn.SecretMatches(secret, key.SecretHash) {
 		return nil, invalid("That API key is not valid: it may have been deleted or mistyped.")
 	}
-	if key.OwnerKind != config.PrincipalUser {
-		return nil, newAPIError(http.StatusForbidden, config.CodeDashboardBotUser,
+	if key.OwnerKind != snapshot.PrincipalUser {
+		return nil, newAPIError(http.StatusForbidden, codes.DashboardBotUser,
 			"That API key belongs to the bot user %s. Bot users hold credentials for machines and cannot sign in to the dashboard; sign in with a key of your own user.", key.OwnerID)
 	}
 	if err := checkKeyState(key); err != nil {

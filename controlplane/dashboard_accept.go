@@ -7,7 +7,7 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/tollgate/tollgate/config"
+	"github.com/tollgate/tollgate/codes"
 	"github.com/tollgate/tollgate/controlplane/store"
 )
 
@@ -55,19 +55,19 @@ func (s *Server) acceptInvitationForm(w http.ResponseWriter, r *http.Request) {
 	}
 	v.Token, v.Name = strings.TrimSpace(r.PostForm.Get("token")), strings.TrimSpace(r.PostForm.Get("name"))
 	acc, err := s.store.AcceptInvitation(r.Context(), store.InvitationAccept{Token: v.Token, Name: v.Name, Description: "created when accepting the invitation in the dashboard"})
-	var ce *config.Error
+	var ce *codes.Error
 	switch {
 	case errors.Is(err, store.ErrExistingUser):
-		fail(newAPIError(http.StatusConflict, config.CodeInvitationExists,
+		fail(newAPIError(http.StatusConflict, codes.InvitationExists,
 			"This invitation is for an existing Tollgate user. Accept it with one of your API keys: POST /invitations/accept with the token and 'Authorization: Bearer <your API key>'."))
 		return
 	case errors.As(err, &ce):
-		status := map[config.Code]int{config.CodeInvitationInvalid: http.StatusNotFound, config.CodeInvitationExpired: http.StatusGone,
-			config.CodeAPIPrincipalInactive: http.StatusForbidden, config.CodeInvitationExists: http.StatusConflict}[ce.Code]
+		status := map[codes.Code]int{codes.InvitationInvalid: http.StatusNotFound, codes.InvitationExpired: http.StatusGone,
+			codes.APIPrincipalInactive: http.StatusForbidden, codes.InvitationExists: http.StatusConflict}[ce.Code]
 		if status == 0 {
 			status = http.StatusBadRequest
 		}
-		if ce.Code == config.CodeInvitationInvalid {
+		if ce.Code == codes.InvitationInvalid {
 			_ = s.rate.perIP.charge(w, clientIP(r), "")
 		}
 		fail(&apiError{status: status, code: ce.Code, msg: ce.Message, cause: err})

@@ -4,8 +4,9 @@ import (
 	"net/http"
 	"strings"
 
-	"github.com/tollgate/tollgate/config"
+	"github.com/tollgate/tollgate/codes"
 	"github.com/tollgate/tollgate/controlplane/store"
+	"github.com/tollgate/tollgate/ids"
 )
 
 // botsView is the bot users page. NewToken is set once, right after a bot
@@ -39,7 +40,7 @@ func (s *Server) dashCreateBot(w http.ResponseWriter, r *http.Request, c *dashCa
 	}
 	name := strings.TrimSpace(r.PostForm.Get("name"))
 	if name == "" {
-		return newAPIError(http.StatusBadRequest, config.CodeDashboardBadInput, "Give the bot user a name, so that you can tell it apart (ci, backup-server...).")
+		return newAPIError(http.StatusBadRequest, codes.DashboardBadInput, "Give the bot user a name, so that you can tell it apart (ci, backup-server...).")
 	}
 	b, a, tok, err := s.store.CreateBotUserWithAuthtoken(r.Context(), c.actor, c.accountID(),
 		store.BotUserCreate{Name: name, Active: true},
@@ -55,8 +56,8 @@ func (s *Server) dashCreateBot(w http.ResponseWriter, r *http.Request, c *dashCa
 // administrators.
 func (s *Server) dashSetBotActive(w http.ResponseWriter, r *http.Request, c *dashCaller) error {
 	id := r.PathValue("id")
-	if err := checkID(id, config.PrefixBotUser); err != nil {
-		return newAPIError(http.StatusBadRequest, config.CodeDashboardBadInput, "%q is not a bot user ID (bot_...).", truncate(id, 60))
+	if err := checkID(id, ids.PrefixBotUser); err != nil {
+		return newAPIError(http.StatusBadRequest, codes.DashboardBadInput, "%q is not a bot user ID (bot_...).", truncate(id, 60))
 	}
 	var active bool
 	switch r.PostForm.Get("active") {
@@ -64,7 +65,7 @@ func (s *Server) dashSetBotActive(w http.ResponseWriter, r *http.Request, c *das
 		active = true
 	case "false":
 	default:
-		return newAPIError(http.StatusBadRequest, config.CodeDashboardBadInput, "active must be true or false.")
+		return newAPIError(http.StatusBadRequest, codes.DashboardBadInput, "active must be true or false.")
 	}
 	if err := c.requireTeamManager(); err != nil {
 		return dashForbidden(err)

@@ -12,8 +12,9 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/tollgate/tollgate/config"
+	"github.com/tollgate/tollgate/codes"
 	"github.com/tollgate/tollgate/controlplane/store"
+	"github.com/tollgate/tollgate/ids"
 )
 
 //go:embed web/*.html
@@ -59,7 +60,7 @@ func (s *Server) render(w http.ResponseWriter, status int, name string, v any) {
 	var buf bytes.Buffer
 	if err := dashboardTemplates.ExecuteTemplate(&buf, name, v); err != nil {
 		s.log.Error("rendering a dashboard page failed", zap.String("page", name), zap.Error(err))
-		http.Error(w, "The dashboard failed to render this page ("+string(config.CodeInternal)+").", http.StatusInternalServerError)
+		http.Error(w, "The dashboard failed to render this page ("+string(codes.Internal)+").", http.StatusInternalServerError)
 		return
 	}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
@@ -111,7 +112,7 @@ func viewPage[V any](s *Server, nav, title string, build func(*http.Request, *da
 
 // afterAction renders page nav after a form's action whose outcome is err:
 // with the error in a box and its status when it is the user's to fix (a
-// 4xx; role refusals get config.CodeDashboardForbidden), or 201 with the
+// 4xx; role refusals get codes.DashboardForbidden), or 201 with the
 // view show completes (the secret to show once) when it succeeded.
 func afterAction[V any](s *Server, w http.ResponseWriter, r *http.Request, c *dashCaller, nav, title string,
 	build func(*http.Request, *dashCaller) (V, error), err error, show func(V)) error {
@@ -144,7 +145,7 @@ type overviewView struct {
 func (s *Server) overviewView(r *http.Request, c *dashCaller) (overviewView, error) {
 	sessions := s.accountSessions(c.accountID())
 	v := overviewView{Sessions: sessions, Endpoints: endpointsOf(sessions)}
-	if id := r.URL.Query().Get("stopped"); checkID(id, config.PrefixAgentSession) == nil {
+	if id := r.URL.Query().Get("stopped"); checkID(id, ids.PrefixAgentSession) == nil {
 		v.Stopped = id
 	}
 	return v, nil
@@ -155,8 +156,8 @@ func (s *Server) overviewView(r *http.Request, c *dashCaller) (overviewView, err
 // POST /tunnel_sessions/{id}/stop. Read/write roles only.
 func (s *Server) dashStopSession(w http.ResponseWriter, r *http.Request, c *dashCaller) error {
 	id := r.PathValue("id")
-	if err := checkID(id, config.PrefixAgentSession); err != nil {
-		return newAPIError(http.StatusBadRequest, config.CodeDashboardBadInput, "%q is not an agent session ID (ts_...).", truncate(id, 60))
+	if err := checkID(id, ids.PrefixAgentSession); err != nil {
+		return newAPIError(http.StatusBadRequest, codes.DashboardBadInput, "%q is not an agent session ID (ts_...).", truncate(id, 60))
 	}
 	if err := s.runSessionCommand(r, &c.caller, id, stopCommand); err != nil {
 		return dashForbidden(err)
@@ -224,12 +225,12 @@ func (s *Server) dashDeleteCredential(w http.ResponseWriter, r *http.Request, c 
 		del    func(ctx context.Context, actor store.Actor, accountID, id string) error
 	)
 	switch {
-	case checkID(id, config.PrefixAuthtoken) == nil:
+	case checkID(id, ids.PrefixAuthtoken) == nil:
 		what, access, del = "credential", s.authtokenAccess(), s.store.DeleteAuthtoken
-	case checkID(id, config.PrefixAPIKey) == nil:
+	case checkID(id, ids.PrefixAPIKey) == nil:
 		what, access, del = "API key", s.apiKeyAccess(), s.store.DeleteAPIKey
 	default:
-		return newAPIError(http.StatusBadRequest, config.CodeDashboardBadInput, "%q is not an authtoken (cr_...) or API key (ak_...) ID.", truncate(id, 60))
+		return newAPIError(http.StatusBadRequest, codes.DashboardBadInput, "%q is not an authtoken (cr_...) or API key (ak_...) ID.", truncate(id, 60))
 	}
 	if err := access(r.Context(), &c.caller, id); err != nil {
 		return dashForbidden(err) // a missing credential stays a 404
@@ -259,7 +260,7 @@ func (s *Server) dashCreateAPIKey(w http.ResponseWriter, r *http.Request, c *das
 func dashForbidden(err error) error {
 	var ae *apiError
 	if errors.As(err, &ae) && ae.status == http.StatusForbidden {
-		return newAPIError(http.StatusForbidden, config.CodeDashboardForbidden, "%s", ae.msg)
+		return newAPIError(http.StatusForbidden, codes.DashboardForbidden, "%s", ae.msg)
 	}
 	return err
 }
@@ -330,7 +331,7 @@ func (e onlineEndpoint) Region() string { return e.session.Region }
 func (e onlineEndpoint) SessionID() string { return e.session.ID }
 
 // Code is the error's stable code (templates).
-func (e *apiError) Code() config.Code { return e.code }
+func (e *apiError) Code() codes.Code { return e.code }
 
 // Msg is the error's message for the user (templates).
 func (e *apiError) Msg() string { return e.msg }

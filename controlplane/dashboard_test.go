@@ -16,9 +16,11 @@ import (
 	"time"
 
 	"github.com/tollgate/tollgate/authn"
-	"github.com/tollgate/tollgate/config"
+	"github.com/tollgate/tollgate/codes"
 	"github.com/tollgate/tollgate/controlplane/internal/storetest"
 	"github.com/tollgate/tollgate/controlplane/store"
+	"github.com/tollgate/tollgate/ids"
+	"github.com/tollgate/tollgate/snapshot"
 )
 
 // browser is an HTTP client of the dashboard with its own cookie jar; it
@@ -149,17 +151,17 @@ func TestDashboardSignIn(t *testing.T) {
 
 		rev := e.revision()
 		_, secret, _ := strings.Cut(e.admin, "_")
-		b.signIn("").want(t, http.StatusUnauthorized, string(config.CodeDashboardSignIn))
-		b.signIn("2abcdefghijklmnopqrstuvwxyz_"+secret).want(t, http.StatusUnauthorized, string(config.CodeDashboardSignIn))
+		b.signIn("").want(t, http.StatusUnauthorized, string(codes.DashboardSignIn))
+		b.signIn("2abcdefghijklmnopqrstuvwxyz_"+secret).want(t, http.StatusUnauthorized, string(codes.DashboardSignIn))
 		b.signIn(e.dev.APIKeyID).want(t, http.StatusUnauthorized, "API key&#39;s ID")
 		b.signIn(e.dev.Authtoken.Reveal()).want(t, http.StatusUnauthorized, "authtoken")
 		kid, _, _ := strings.Cut(e.admin, "_")
-		b.signIn(kid+"_wrongsecretwrongsecretwrongsecr").want(t, http.StatusUnauthorized, string(config.CodeDashboardSignIn))
+		b.signIn(kid+"_wrongsecretwrongsecretwrongsecr").want(t, http.StatusUnauthorized, string(codes.DashboardSignIn))
 
 		bot := str(e.must(http.StatusCreated, e.call(http.MethodPost, "/bot_users", e.admin, map[string]any{"name": "ci"})), "id")
 		botKey := str(e.must(http.StatusCreated, e.call(http.MethodPost, "/api_keys", e.admin, map[string]any{"owner_id": bot})), "token")
 		rev += 2
-		b.signIn(botKey).want(t, http.StatusForbidden, string(config.CodeDashboardBotUser))
+		b.signIn(botKey).want(t, http.StatusForbidden, string(codes.DashboardBotUser))
 		if got := e.revision(); got != rev {
 			t.Fatalf("refused sign-ins changed the store: revision %d, want %d", got, rev)
 		}
@@ -219,8 +221,8 @@ func TestDashboardSignIn(t *testing.T) {
 		if p := b2.get("/"); p.status != http.StatusSeeOther {
 			t.Fatalf("a session of a deleted API key got %d", p.status)
 		}
-		b2.do(http.MethodPost, "/signout", url.Values{}).want(t, http.StatusUnauthorized, string(config.CodeDashboardSignedOut))
-		b2.get("/nope").want(t, http.StatusNotFound, string(config.CodeDashboardNotFound))
+		b2.do(http.MethodPost, "/signout", url.Values{}).want(t, http.StatusUnauthorized, string(codes.DashboardSignedOut))
+		b2.get("/nope").want(t, http.StatusNotFound, string(codes.DashboardNotFound))
 	})
 }
 
@@ -244,11 +246,11 @@ func TestDashboardCredentials(t *testing.T) {
 		b.get("/credentials").want(t, http.StatusOK, e.dev.AuthtokenID)
 
 		rev := e.revision()
-		b.do(http.MethodPost, "/credentials", url.Values{"description": {"x"}}).want(t, http.StatusForbidden, string(config.CodeDashboardForgery))
+		b.do(http.MethodPost, "/credentials", url.Values{"description": {"x"}}).want(t, http.StatusForbidden, string(codes.DashboardForgery))
 		b.post("/credentials", "/credentials", url.Values{"description": {"x"}}, "Origin", "https://evil.example").
-			want(t, http.StatusForbidden, string(config.CodeDashboardForgery))
+			want(t, http.StatusForbidden, string(codes.DashboardForgery))
 		b.post("/credentials", "/credentials", url.Values{"description": {"x"}}, "Sec-Fetch-Site", "cross-site").
-			want(t, http.StatusForbidden, string(config.CodeDashboardForgery))
+			want(t, http.StatusForbidden, string(codes.DashboardForgery))
 		b.post("/credentials", "/credentials", url.Values{"acl": {"bind:"}}).want(t, http.StatusBadRequest, "TG_")
 		if e.revision() != rev {
 			t.Fatal("a refused form changed the store")
@@ -262,7 +264,7 @@ func TestDashboardCredentials(t *testing.T) {
 		}
 		tok := m[1]
 		kid, _, _ := strings.Cut(tok, "_")
-		id := config.PrefixAuthtoken + "_" + kid
+		id := ids.PrefixAuthtoken + "_" + kid
 		a, err := e.store.GetAuthtoken(testCtx(t), e.dev.AccountID, id)
 		if err != nil {
 			t.Fatalf("the created authtoken is not in the store: %v", err)
@@ -278,7 +280,7 @@ func TestDashboardCredentials(t *testing.T) {
 			t.Fatal("the deleted authtoken is still there")
 		}
 		b.post("/credentials", "/credentials/"+id+"/delete", nil).want(t, http.StatusNotFound, "")
-		b.post("/credentials", "/credentials/nope/delete", nil).want(t, http.StatusBadRequest, string(config.CodeDashboardBadInput))
+		b.post("/credentials", "/credentials/nope/delete", nil).want(t, http.StatusBadRequest, string(codes.DashboardBadInput))
 
 		// A read-only developer reads but cannot create or delete.
 		inv := e.must(http.StatusCreated, e.call(http.MethodPost, "/invitations", e.admin, map[string]any{"email": "ro@example.com", "developer": "ro"}))
@@ -291,14 +293,14 @@ func TestDashboardCredentials(t *testing.T) {
 			t.Fatal("a read-only developer is offered the create or delete forms")
 		}
 		rev = e.revision()
-		ro.post("/credentials", "/credentials", url.Values{"description": {"x"}}).want(t, http.StatusForbidden, string(config.CodeDashboardForbidden))
-		ro.post("/credentials", "/credentials/"+e.dev.AuthtokenID+"/delete", nil).want(t, http.StatusForbidden, string(config.CodeDashboardForbidden))
-		ro.post("/", "/sessions/"+config.NewID(config.PrefixAgentSession)+"/stop", nil).want(t, http.StatusForbidden, string(config.CodeDashboardForbidden))
+		ro.post("/credentials", "/credentials", url.Values{"description": {"x"}}).want(t, http.StatusForbidden, string(codes.DashboardForbidden))
+		ro.post("/credentials", "/credentials/"+e.dev.AuthtokenID+"/delete", nil).want(t, http.StatusForbidden, string(codes.DashboardForbidden))
+		ro.post("/", "/sessions/"+ids.New(ids.PrefixAgentSession)+"/stop", nil).want(t, http.StatusForbidden, string(codes.DashboardForbidden))
 		if e.revision() != rev {
 			t.Fatal("a refused form changed the store")
 		}
-		b.post("/", "/sessions/"+config.NewID(config.PrefixAgentSession)+"/stop", nil).want(t, http.StatusNotFound, "")
-		b.post("/", "/sessions/nope/stop", nil).want(t, http.StatusBadRequest, string(config.CodeDashboardBadInput))
+		b.post("/", "/sessions/"+ids.New(ids.PrefixAgentSession)+"/stop", nil).want(t, http.StatusNotFound, "")
+		b.post("/", "/sessions/nope/stop", nil).want(t, http.StatusBadRequest, string(codes.DashboardBadInput))
 		ro.get("/ip-policies").want(t, http.StatusOK, "No IP policies")
 		ro.get("/reservations").want(t, http.StatusOK, "No reserved domains")
 	})
@@ -332,11 +334,11 @@ func TestDashboardIPRestriction(t *testing.T) {
 		e.must(http.StatusOK, e.call(http.MethodPatch, "/ip_restrictions/"+rx, e.admin, map[string]any{"enforced": true}))
 		// The open session is cut, and a forged X-Forwarded-For inside the
 		// allowed network changes nothing.
-		b.do(http.MethodGet, "/", nil, "X-Forwarded-For", "10.1.2.3").want(t, http.StatusForbidden, string(config.CodeDashboardIPRestricted))
+		b.do(http.MethodGet, "/", nil, "X-Forwarded-For", "10.1.2.3").want(t, http.StatusForbidden, string(codes.DashboardIPRestricted))
 		rev := e.revision()
 		fresh := newBrowser(t, b.base)
 		fresh.signIn(e.admin, "X-Forwarded-For", "10.1.2.3", "Forwarded", "for=10.1.2.3").
-			want(t, http.StatusForbidden, string(config.CodeDashboardIPRestricted))
+			want(t, http.StatusForbidden, string(codes.DashboardIPRestricted))
 		if e.revision() != rev {
 			t.Fatal("a refused sign-in opened a session")
 		}
@@ -345,7 +347,7 @@ func TestDashboardIPRestriction(t *testing.T) {
 		// and shows the key, but signs nobody in.
 		inv := e.must(http.StatusCreated, e.call(http.MethodPost, "/invitations", e.admin, map[string]any{"email": "far@example.com"}))
 		p := newBrowser(t, b.base).do(http.MethodPost, "/accept", url.Values{"token": {str(inv, "accept_token")}, "name": {"Far"}}).
-			want(t, http.StatusCreated, string(config.CodeDashboardIPRestricted))
+			want(t, http.StatusCreated, string(codes.DashboardIPRestricted))
 		if strings.Contains(p.header.Get("Set-Cookie"), dashboardCookie) || !strings.Contains(p.body, `id="new-api-key"`) {
 			t.Fatalf("accepted from a refused address: cookie %q; page %s", p.header.Get("Set-Cookie"), p.body)
 		}
@@ -400,7 +402,7 @@ func TestDashboardIPRestrictionMatrix(t *testing.T) {
 					b.signIn(e.admin, "X-Forwarded-For", "10.9.9.9").want(t, http.StatusSeeOther, "")
 					b.get("/").want(t, http.StatusOK, "admin@tollgate.localhost")
 				} else {
-					b.signIn(e.admin, "X-Forwarded-For", "127.0.0.1").want(t, http.StatusForbidden, string(config.CodeDashboardIPRestricted))
+					b.signIn(e.admin, "X-Forwarded-For", "127.0.0.1").want(t, http.StatusForbidden, string(codes.DashboardIPRestricted))
 				}
 			}
 		})
@@ -463,10 +465,10 @@ func TestDashboardAcceptInvitation(t *testing.T) {
 		rev := e.revision()
 		kid, _, _ := strings.Cut(tok, "_")
 		b.do(http.MethodPost, "/accept", url.Values{"token": {kid + "_wrongwrongwrongwrongwrongwrongwr"}, "name": {"New"}}).
-			want(t, http.StatusNotFound, string(config.CodeInvitationInvalid))
+			want(t, http.StatusNotFound, string(codes.InvitationInvalid))
 		b.do(http.MethodPost, "/accept", url.Values{"token": {tok}, "name": {""}}).want(t, http.StatusBadRequest, "TG_")
 		b.do(http.MethodPost, "/accept", url.Values{"token": {tok}, "name": {"New"}}, "Origin", "https://evil.example").
-			want(t, http.StatusForbidden, string(config.CodeDashboardForgery))
+			want(t, http.StatusForbidden, string(codes.DashboardForgery))
 		if e.revision() != rev {
 			t.Fatal("a refused acceptance changed the store")
 		}
@@ -478,7 +480,7 @@ func TestDashboardAcceptInvitation(t *testing.T) {
 		}
 		b.get("/").want(t, http.StatusOK, "new@example.com")
 		e.must(http.StatusOK, e.call(http.MethodGet, "/credentials", m[1], nil))
-		b.do(http.MethodPost, "/accept", url.Values{"token": {tok}, "name": {"Again"}}).want(t, http.StatusNotFound, string(config.CodeInvitationInvalid))
+		b.do(http.MethodPost, "/accept", url.Values{"token": {tok}, "name": {"Again"}}).want(t, http.StatusNotFound, string(codes.InvitationInvalid))
 
 		// new@example.com is a user now: an invitation to another account
 		// is accepted through the API, with one of their own keys.
@@ -522,9 +524,9 @@ func TestDashboardInvite(t *testing.T) {
 		rev := e.revision()
 		admin.post("/users", "/users/invite", url.Values{"email": {"not-an-address"}}).want(t, http.StatusBadRequest, "TG_")
 		admin.post("/users", "/users/invite", url.Values{"email": {"x@example.com"}, "team": {"owner"}}).
-			want(t, http.StatusBadRequest, string(config.CodeRoleInvalid))
+			want(t, http.StatusBadRequest, string(codes.RoleInvalid))
 		admin.post("/users", "/users/invite", url.Values{"email": {"admin@tollgate.localhost"}}).
-			want(t, http.StatusConflict, string(config.CodeInvitationExists))
+			want(t, http.StatusConflict, string(codes.InvitationExists))
 		if e.revision() != rev {
 			t.Fatal("a refused invitation changed the store")
 		}
@@ -558,7 +560,7 @@ func TestDashboardInvite(t *testing.T) {
 		// An invite-only member may invite with at most their own roles.
 		rev = e.revision()
 		invitee.post("/users", "/users/invite", url.Values{"email": {"boss@example.com"}, "admin": {"on"}}).
-			want(t, http.StatusForbidden, string(config.CodeDashboardForbidden))
+			want(t, http.StatusForbidden, string(codes.DashboardForbidden))
 		if e.revision() != rev {
 			t.Fatal("a refused invitation changed the store")
 		}
@@ -572,7 +574,7 @@ func TestDashboardInvite(t *testing.T) {
 		if p := ro.get("/users").want(t, http.StatusOK, "dev@example.com"); strings.Contains(p.body, `id="invite"`) {
 			t.Fatal("a team read-only member is offered the invite form")
 		}
-		ro.post("/users", "/users/invite", url.Values{"email": {"y@example.com"}}).want(t, http.StatusForbidden, string(config.CodeDashboardForbidden))
+		ro.post("/users", "/users/invite", url.Values{"email": {"y@example.com"}}).want(t, http.StatusForbidden, string(codes.DashboardForbidden))
 	})
 }
 
@@ -614,7 +616,7 @@ func TestDashboardBotUsers(t *testing.T) {
 			return authn.VerifyAuthtoken(snap, m[1])
 		}
 		id, err := verify()
-		if err != nil || id.Principal.Kind != config.PrincipalBot || len(id.ACL) != 1 {
+		if err != nil || id.Principal.Kind != snapshot.PrincipalBot || len(id.ACL) != 1 {
 			t.Fatalf("the bot's authtoken: %+v, %v", id, err)
 		}
 		bot := id.Principal.ID
@@ -630,8 +632,8 @@ func TestDashboardBotUsers(t *testing.T) {
 		if _, err := verify(); err != nil {
 			t.Fatalf("after activation the bot's authtoken: %v", err)
 		}
-		admin.post("/bot-users", "/bot-users/"+bot+"/active", url.Values{"active": {"maybe"}}).want(t, http.StatusBadRequest, string(config.CodeDashboardBadInput))
-		admin.post("/bot-users", "/bot-users/bot_nope/active", url.Values{"active": {"true"}}).want(t, http.StatusBadRequest, string(config.CodeDashboardBadInput))
+		admin.post("/bot-users", "/bot-users/"+bot+"/active", url.Values{"active": {"maybe"}}).want(t, http.StatusBadRequest, string(codes.DashboardBadInput))
+		admin.post("/bot-users", "/bot-users/bot_nope/active", url.Values{"active": {"true"}}).want(t, http.StatusBadRequest, string(codes.DashboardBadInput))
 
 		inv := e.must(http.StatusCreated, e.call(http.MethodPost, "/invitations", e.admin, map[string]any{"email": "ro@example.com"}))
 		acc := e.must(http.StatusCreated, e.call(http.MethodPost, "/invitations/accept", "", map[string]any{"token": str(inv, "accept_token"), "name": "RO"}))
@@ -641,8 +643,8 @@ func TestDashboardBotUsers(t *testing.T) {
 			t.Fatal("a read-only developer is offered the forms")
 		}
 		rev = e.revision()
-		ro.post("/bot-users", "/bot-users", url.Values{"name": {"x"}}).want(t, http.StatusForbidden, string(config.CodeDashboardForbidden))
-		ro.post("/bot-users", "/bot-users/"+bot+"/active", url.Values{"active": {"false"}}).want(t, http.StatusForbidden, string(config.CodeDashboardForbidden))
+		ro.post("/bot-users", "/bot-users", url.Values{"name": {"x"}}).want(t, http.StatusForbidden, string(codes.DashboardForbidden))
+		ro.post("/bot-users", "/bot-users/"+bot+"/active", url.Values{"active": {"false"}}).want(t, http.StatusForbidden, string(codes.DashboardForbidden))
 		if e.revision() != rev {
 			t.Fatal("a refused form changed the store")
 		}
@@ -687,12 +689,12 @@ func TestDashboardAPIKeys(t *testing.T) {
 	}
 	e.must(http.StatusOK, e.call(http.MethodGet, "/api_keys", m[1], nil))
 	kid, _, _ := strings.Cut(m[1], "_")
-	newID := config.PrefixAPIKey + "_" + kid
+	newID := ids.PrefixAPIKey + "_" + kid
 	if p := b.get("/credentials"); !strings.Contains(p.body, newID) || strings.Contains(p.body, m[1]) {
 		t.Fatal("the credentials page must list the key and never show its token again")
 	}
 	b.post("/credentials", "/credentials/"+newID+"/delete", nil).want(t, http.StatusSeeOther, "")
-	wantError(t, e.call(http.MethodGet, "/api_keys", m[1], nil), http.StatusUnauthorized, string(config.CodeAPIAuthInvalid))
+	wantError(t, e.call(http.MethodGet, "/api_keys", m[1], nil), http.StatusUnauthorized, string(codes.APIAuthInvalid))
 
 	// Deleting the key this browser signed in with ends its session.
 	b.post("/credentials", "/credentials/"+e.dev.APIKeyID+"/delete", nil).want(t, http.StatusSeeOther, "")

@@ -15,28 +15,29 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/tollgate/tollgate/authn"
-	"github.com/tollgate/tollgate/config"
+	"github.com/tollgate/tollgate/codes"
 	"github.com/tollgate/tollgate/regions"
+	"github.com/tollgate/tollgate/snapshot"
 )
 
 // The control plane's API for edges that run as their own processes
 // (`tollgated edge --control URL`), served on the API listener:
 //
 //	GET /edge/v1/snapshot?after=REV[&wait=SECONDS]
-//	    → 200 config.FeedMessage: a delta from REV when this process still
+//	    → 200 snapshot.FeedMessage: a delta from REV when this process still
 //	      holds the snapshot at REV, else a whole snapshot; 204 when nothing
 //	      newer than REV appeared within wait (default 25 s, at most 60 s).
 //	      after=0, or an after beyond the store's revision (a store that was
 //	      reset), gets a whole snapshot at once.
-//	PUT /edge/v1/sessions   body config.EdgeReport
-//	    → 200 config.EdgeReportAnswer: every live edge, so that edges can
+//	PUT /edge/v1/sessions   body snapshot.EdgeReport
+//	    → 200 snapshot.EdgeReportAnswer: every live edge, so that edges can
 //	      tell agents where each region is (ConnectAddresses)
 //	GET /edge/v1/commands?edge_id=ID&known=VERSION[&wait=SECONDS]
-//	    → 200 config.EdgeCommands: operator commands for the edge's agent
+//	    → 200 snapshot.EdgeCommands: operator commands for the edge's agent
 //	      sessions, and the live edges when they changed since VERSION;
 //	      answered at once when there is either, else after wait
 //	      (edgecommands.go)
-//	POST /edge/v1/commands/results   body config.EdgeCommandResult → 204
+//	POST /edge/v1/commands/results   body snapshot.EdgeCommandResult → 204
 //
 // All authenticate with "Authorization: Bearer <edge secret>", the secret
 // given to the control plane as ServerConfig.EdgeSecret (compared as SHA-256
@@ -44,7 +45,7 @@ import (
 // only the in-process edge of `tollgated dev` exists.
 //
 // GET /regions (API key, any role) lists the edges that reported within
-// three config.EdgeReportIntervals, by region.
+// three snapshot.EdgeReportIntervals, by region.
 
 // feedHistory is how many recent snapshots the control plane keeps to
 // answer feed requests with deltas.
@@ -57,8 +58,8 @@ const maxFeedWait = 60 * time.Second
 // reported.
 type edgeRegistry struct {
 	mu    sync.Mutex
-	snaps []*config.Snapshot // ascending revisions, at most feedHistory
-	edges map[string]config.EdgeInfo
+	snaps []*snapshot.Snapshot // ascending revisions, at most feedHistory
+	edges map[string]snapshot.EdgeInfo
 
 	// version changes whenever the set of edges or an edge's region or
 	// address does; versionCh is closed then (and replaced).
@@ -83,9 +84,9 @@ func (g *edgeRegistry) changedLocked() {
 
 // upsertLocked records an edge, noting a change when it is new or moved.
 // Call with mu held.
-func (g *edgeRegistry) upsertLocked(info config.EdgeInfo) {
+func (g *edgeRegistry) upsertLocked(info snapshot.EdgeInfo) {
 	if g.edges == nil {
-		g.edges = make(map[string]config.EdgeInfo)
+		g.edges = make(map[string]snapshot.EdgeInfo)
 	}
 	old, ok := g.edges[info.ID]
 	g.edges[info.ID] = info
@@ -95,7 +96,7 @@ func (g *edgeRegistry) upsertLocked(info config.EdgeInfo) {
 }
 
 // remember keeps snap for deltas.
-func (g *edgeRegistry) remember(snap *config.Snapshot) {
+func (g *edgeRegistry) remember(snap *snapshot.Snapshot) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if n := len(g.snaps); n > 0 && g.snaps[n-1].Revision() >= snap.Revision() {
@@ -108,7 +109,7 @@ func (g *edgeRegistry) remember(snap *config.Snapshot) {
 }
 
 // at returns the remembered snapshot of revision rev.
-func (g *edgeRegistry) at(rev uint64) *config.Snapshot {
+func (g *edgeRegistry) at(rev uint64) *snapshot.Snapshot {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	for _, s := range g.snaps {
@@ -132,12 +133,12 @@ func (s *Server) edgeOnly(h handlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		s.serve(w, r, func(w http.ResponseWriter, r *http.Request, c *caller) error {
 			if s.cfg.EdgeSecret == "" {
-				return newAPIError(http.StatusForbidden, config.CodeEdgeAuth,
+				return newAPIError(http.StatusForbidden, codes.EdgeAuth,
 					"This control plane accepts no edges: start it with an edge secret (tollgated control --edge-secret-file).")
 			}
 			scheme, tok, _ := strings.Cut(r.Header.Get("Authorization"), " ")
 			if !strings.EqualFold(scheme, "Bearer") || !authn.SecretMatches(strings.TrimSpace(tok), authn.HashSecret(s.cfg.EdgeSecret)) {
-				return newAPIError(http.StatusUnauthorized, config.CodeEdgeAuth,
+				return newAPIError(http.StatusUnauthorized, codes.EdgeAuth,
 					"The edge secret is missing or wrong: give the edge the control plane's edge secret (tollgated edge --control-secret-file).")
 			}
 			return h(w, r, c)
@@ -152,19 +153,19 @@ func (s *Server) serveFeed(w http.ResponseWriter, r *http.Request, _ *caller) er
 		after, err = 0, nil
 	}
 	if err != nil {
-		return badRequest(config.CodeEdgeBadRequest, "after must be a store revision (a non-negative integer).")
+		return badRequest(codes.EdgeBadRequest, "after must be a store revision (a non-negative integer).")
 	}
 	wait := 25 * time.Second
 	if v := q.Get("wait"); v != "" {
 		sec, err := strconv.Atoi(v)
 		if err != nil || sec < 0 {
-			return badRequest(config.CodeEdgeBadRequest, "wait must be a whole number of seconds.")
+			return badRequest(codes.EdgeBadRequest, "wait must be a whole number of seconds.")
 		}
 		wait = min(time.Duration(sec)*time.Second, maxFeedWait)
 	}
 	rev, err := s.store.Revision(r.Context())
 	if err != nil {
-		return newAPIError(http.StatusServiceUnavailable, config.CodeEdgeUnavailable, "The control plane cannot read its store; the edge keeps its snapshot and retries.")
+		return newAPIError(http.StatusServiceUnavailable, codes.EdgeUnavailable, "The control plane cannot read its store; the edge keeps its snapshot and retries.")
 	}
 	if after > rev {
 		s.log.Warn("an edge holds a snapshot newer than the store: sending the store's whole snapshot",
@@ -181,14 +182,14 @@ func (s *Server) serveFeed(w http.ResponseWriter, r *http.Request, _ *caller) er
 	if err != nil {
 		if r.Context().Err() != nil {
 			// The edge went away, or this process is shutting down.
-			return newAPIError(http.StatusServiceUnavailable, config.CodeEdgeUnavailable, "The control plane is shutting down; the edge keeps its snapshot and retries.")
+			return newAPIError(http.StatusServiceUnavailable, codes.EdgeUnavailable, "The control plane is shutting down; the edge keeps its snapshot and retries.")
 		}
-		return newAPIError(http.StatusServiceUnavailable, config.CodeEdgeUnavailable, "The control plane could not build a snapshot; the edge keeps its own and retries.")
+		return newAPIError(http.StatusServiceUnavailable, codes.EdgeUnavailable, "The control plane could not build a snapshot; the edge keeps its own and retries.")
 	}
 	s.edges.remember(snap)
-	var msg config.FeedMessage
+	var msg snapshot.FeedMessage
 	if base := s.edges.at(after); after > 0 && base != nil {
-		msg.Delta = config.Diff(base.Data(), snap.Data())
+		msg.Delta = snapshot.Diff(base.Data(), snap.Data())
 	} else {
 		msg.Snapshot = snap.Data()
 	}
@@ -207,34 +208,34 @@ func (s *Server) serveFeed(w http.ResponseWriter, r *http.Request, _ *caller) er
 }
 
 func (s *Server) serveEdgeReport(w http.ResponseWriter, r *http.Request, _ *caller) error {
-	var rep config.EdgeReport
+	var rep snapshot.EdgeReport
 	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 64<<20))
 	if err := dec.Decode(&rep); err != nil {
-		return badRequest(config.CodeEdgeBadRequest, "The session report is not valid JSON: %v", err)
+		return badRequest(codes.EdgeBadRequest, "The session report is not valid JSON: %v", err)
 	}
 	if rep.EdgeID == "" || rep.Region == "" {
-		return badRequest(config.CodeEdgeBadRequest, "A session report needs edge_id and region.")
+		return badRequest(codes.EdgeBadRequest, "A session report needs edge_id and region.")
 	}
 	if _, err := regions.Parse(rep.Region); err != nil {
-		return badRequest(config.CodeEdgeBadRequest, "A session report's region must be a region code: %v", err)
+		return badRequest(codes.EdgeBadRequest, "A session report's region must be a region code: %v", err)
 	}
 	s.edges.mu.Lock()
-	s.edges.upsertLocked(config.EdgeInfo{ID: rep.EdgeID, Region: rep.Region, AgentAddr: rep.AgentAddr, LastSeen: time.Now().UTC()})
+	s.edges.upsertLocked(snapshot.EdgeInfo{ID: rep.EdgeID, Region: rep.Region, AgentAddr: rep.AgentAddr, LastSeen: time.Now().UTC()})
 	s.edges.mu.Unlock()
 	if err := s.ReportEdgeSessions(r.Context(), rep.EdgeID, rep.Region, rep.Sessions); err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, config.EdgeReportAnswer{Edges: s.Edges()})
+	writeJSON(w, http.StatusOK, snapshot.EdgeReportAnswer{Edges: s.Edges()})
 	return nil
 }
 
 // Edges returns the edges that reported within three report intervals,
 // ordered by region and ID. Edges silent for longer are dropped together
 // with the sessions they reported.
-func (s *Server) Edges() []config.EdgeInfo {
-	cutoff := time.Now().Add(-3 * config.EdgeReportInterval)
+func (s *Server) Edges() []snapshot.EdgeInfo {
+	cutoff := time.Now().Add(-3 * snapshot.EdgeReportInterval)
 	s.edges.mu.Lock()
-	var out []config.EdgeInfo
+	var out []snapshot.EdgeInfo
 	var gone []string
 	for id, e := range s.edges.edges {
 		if e.LastSeen.Before(cutoff) {
@@ -251,7 +252,7 @@ func (s *Server) Edges() []config.EdgeInfo {
 		s.log.Warn("edge stopped reporting; forgetting its sessions", zap.String("edge_id", id))
 		s.ForgetEdge(id)
 	}
-	slices.SortFunc(out, func(a, b config.EdgeInfo) int {
+	slices.SortFunc(out, func(a, b snapshot.EdgeInfo) int {
 		if c := strings.Compare(a.Region, b.Region); c != 0 {
 			return c
 		}
@@ -262,7 +263,7 @@ func (s *Server) Edges() []config.EdgeInfo {
 
 // RegisterLocalEdge records an in-process edge (tollgated dev) so that
 // GET /regions lists it; it never expires.
-func (s *Server) RegisterLocalEdge(info config.EdgeInfo) {
+func (s *Server) RegisterLocalEdge(info snapshot.EdgeInfo) {
 	info.LastSeen = time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC)
 	s.edges.mu.Lock()
 	defer s.edges.mu.Unlock()

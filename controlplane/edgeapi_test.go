@@ -8,18 +8,20 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tollgate/tollgate/config"
+	"github.com/tollgate/tollgate/codes"
 	"github.com/tollgate/tollgate/controlplane/internal/storetest"
 	"github.com/tollgate/tollgate/controlplane/store"
+	"github.com/tollgate/tollgate/ids"
+	"github.com/tollgate/tollgate/snapshot"
 )
 
 const testEdgeSecret = "edge-secret-for-tests-0123456789"
 
-func feed(t *testing.T, e *env, after uint64, wait int) (int, config.FeedMessage) {
+func feed(t *testing.T, e *env, after uint64, wait int) (int, snapshot.FeedMessage) {
 	t.Helper()
 	r := e.call(http.MethodGet, "/edge/v1/snapshot?after="+strconv.FormatUint(after, 10)+"&wait="+strconv.Itoa(wait),
 		testEdgeSecret, nil)
-	var msg config.FeedMessage
+	var msg snapshot.FeedMessage
 	if r.status == http.StatusOK {
 		if err := json.Unmarshal(r.body, &msg); err != nil {
 			t.Fatalf("feed answer: %v: %s", err, r.body)
@@ -30,7 +32,7 @@ func feed(t *testing.T, e *env, after uint64, wait int) (int, config.FeedMessage
 	return r.status, msg
 }
 
-func principalIDs(d *config.SnapshotData) []string {
+func principalIDs(d *snapshot.Data) []string {
 	var ids []string
 	for _, p := range d.Principals {
 		ids = append(ids, p.ID)
@@ -42,10 +44,10 @@ func principalIDs(d *config.SnapshotData) []string {
 func TestEdgeFeed(t *testing.T) {
 	e := newEnv(t, storetest.DSN(t, "sqlite"), ServerConfig{EdgeSecret: testEdgeSecret})
 
-	wantError(t, e.call(http.MethodGet, "/edge/v1/snapshot", "", nil), http.StatusUnauthorized, string(config.CodeEdgeAuth))
-	wantError(t, e.call(http.MethodGet, "/edge/v1/snapshot", "wrong", nil), http.StatusUnauthorized, string(config.CodeEdgeAuth))
-	wantError(t, e.call(http.MethodGet, "/edge/v1/snapshot", e.admin, nil), http.StatusUnauthorized, string(config.CodeEdgeAuth))
-	wantError(t, e.call(http.MethodGet, "/edge/v1/snapshot?after=x", testEdgeSecret, nil), http.StatusBadRequest, string(config.CodeEdgeBadRequest))
+	wantError(t, e.call(http.MethodGet, "/edge/v1/snapshot", "", nil), http.StatusUnauthorized, string(codes.EdgeAuth))
+	wantError(t, e.call(http.MethodGet, "/edge/v1/snapshot", "wrong", nil), http.StatusUnauthorized, string(codes.EdgeAuth))
+	wantError(t, e.call(http.MethodGet, "/edge/v1/snapshot", e.admin, nil), http.StatusUnauthorized, string(codes.EdgeAuth))
+	wantError(t, e.call(http.MethodGet, "/edge/v1/snapshot?after=x", testEdgeSecret, nil), http.StatusBadRequest, string(codes.EdgeBadRequest))
 
 	// First request: a whole snapshot.
 	status, msg := feed(t, e, 0, 1)
@@ -99,16 +101,16 @@ func TestEdgeFeed(t *testing.T) {
 
 func TestEdgeReportAndRegions(t *testing.T) {
 	e := newEnv(t, storetest.DSN(t, "sqlite"), ServerConfig{EdgeSecret: testEdgeSecret})
-	wantError(t, e.call(http.MethodPut, "/edge/v1/sessions", testEdgeSecret, `{"region":"eu"}`), http.StatusBadRequest, string(config.CodeEdgeBadRequest))
-	for _, rep := range []config.EdgeReport{
+	wantError(t, e.call(http.MethodPut, "/edge/v1/sessions", testEdgeSecret, `{"region":"eu"}`), http.StatusBadRequest, string(codes.EdgeBadRequest))
+	for _, rep := range []snapshot.EdgeReport{
 		{EdgeID: "edge_eu1", Region: "eu", AgentAddr: "127.0.0.2:4443"},
 		{EdgeID: "edge_us1", Region: "us", AgentAddr: "127.0.0.1:4443"},
 		{EdgeID: "edge_eu2", Region: "eu", AgentAddr: "127.0.0.3:4443"},
 	} {
 		r := e.call(http.MethodPut, "/edge/v1/sessions", testEdgeSecret, rep)
-		var ans config.EdgeReportAnswer
+		var ans snapshot.EdgeReportAnswer
 		if r.status != http.StatusOK || json.Unmarshal(r.body, &ans) != nil ||
-			!slices.ContainsFunc(ans.Edges, func(e config.EdgeInfo) bool { return e.ID == rep.EdgeID && e.AgentAddr == rep.AgentAddr }) {
+			!slices.ContainsFunc(ans.Edges, func(e snapshot.EdgeInfo) bool { return e.ID == rep.EdgeID && e.AgentAddr == rep.AgentAddr }) {
 			t.Fatalf("report: %d %s", r.status, r.body)
 		}
 	}
@@ -132,19 +134,19 @@ func TestEdgeReportAndRegions(t *testing.T) {
 		got.Regions[0].Edges[1].AgentAddr != "127.0.0.3:4443" || got.Regions[1].ID != "us" {
 		t.Fatalf("regions = %s", r.body)
 	}
-	wantError(t, e.call(http.MethodGet, "/regions", "", nil), http.StatusUnauthorized, string(config.CodeAPIAuthMissing))
+	wantError(t, e.call(http.MethodGet, "/regions", "", nil), http.StatusUnauthorized, string(codes.APIAuthMissing))
 }
 
 func TestEdgeAPIDisabledWithoutSecret(t *testing.T) {
 	e := newEnv(t, storetest.DSN(t, "sqlite"), ServerConfig{})
-	wantError(t, e.call(http.MethodGet, "/edge/v1/snapshot", "anything", nil), http.StatusForbidden, string(config.CodeEdgeAuth))
+	wantError(t, e.call(http.MethodGet, "/edge/v1/snapshot", "anything", nil), http.StatusForbidden, string(codes.EdgeAuth))
 }
 
 // pollCommands performs one GET /edge/v1/commands.
-func pollCommands(t *testing.T, e *env, edgeID string, known uint64, wait int) config.EdgeCommands {
+func pollCommands(t *testing.T, e *env, edgeID string, known uint64, wait int) snapshot.EdgeCommands {
 	t.Helper()
 	r := e.call(http.MethodGet, "/edge/v1/commands?edge_id="+edgeID+"&known="+strconv.FormatUint(known, 10)+"&wait="+strconv.Itoa(wait), testEdgeSecret, nil)
-	var ans config.EdgeCommands
+	var ans snapshot.EdgeCommands
 	if r.status != http.StatusOK || json.Unmarshal(r.body, &ans) != nil {
 		t.Errorf("command poll: %d %s", r.status, r.body)
 	}
@@ -156,23 +158,23 @@ func pollCommands(t *testing.T, e *env, edgeID string, known uint64, wait int) c
 // set of edges changes.
 func TestEdgeCommands(t *testing.T) {
 	e := newEnv(t, storetest.DSN(t, "sqlite"), ServerConfig{EdgeSecret: testEdgeSecret})
-	wantError(t, e.call(http.MethodGet, "/edge/v1/commands", testEdgeSecret, nil), http.StatusBadRequest, string(config.CodeEdgeBadRequest))
-	wantError(t, e.call(http.MethodGet, "/edge/v1/commands?edge_id=edge_eu1", e.admin, nil), http.StatusUnauthorized, string(config.CodeEdgeAuth))
+	wantError(t, e.call(http.MethodGet, "/edge/v1/commands", testEdgeSecret, nil), http.StatusBadRequest, string(codes.EdgeBadRequest))
+	wantError(t, e.call(http.MethodGet, "/edge/v1/commands?edge_id=edge_eu1", e.admin, nil), http.StatusUnauthorized, string(codes.EdgeAuth))
 
 	// An edge the control plane has no report from is asked for one.
 	first := pollCommands(t, e, "edge_eu1", 0, 5)
 	if !first.ReportNeeded || first.EdgesVersion == 0 || len(first.Commands) != 0 {
 		t.Fatalf("first poll = %+v, want a report request", first)
 	}
-	sid := config.NewID(config.PrefixAgentSession)
-	rep := config.EdgeReport{EdgeID: "edge_eu1", Region: "eu", AgentAddr: "127.0.0.2:4443", Sessions: []config.AgentSession{{
+	sid := ids.New(ids.PrefixAgentSession)
+	rep := snapshot.EdgeReport{EdgeID: "edge_eu1", Region: "eu", AgentAddr: "127.0.0.2:4443", Sessions: []snapshot.AgentSession{{
 		ID: sid, AccountID: e.dev.AccountID, CredentialID: e.dev.AuthtokenID, PrincipalID: e.dev.UserID, Transport: "tcp",
 	}}}
 	if r := e.call(http.MethodPut, "/edge/v1/sessions", testEdgeSecret, rep); r.status != http.StatusOK {
 		t.Fatalf("report: %d %s", r.status, r.body)
 	}
-	wantError(t, e.call(http.MethodPut, "/edge/v1/sessions", testEdgeSecret, config.EdgeReport{EdgeID: "edge_x", Region: "mars"}),
-		http.StatusBadRequest, string(config.CodeEdgeBadRequest))
+	wantError(t, e.call(http.MethodPut, "/edge/v1/sessions", testEdgeSecret, snapshot.EdgeReport{EdgeID: "edge_x", Region: "mars"}),
+		http.StatusBadRequest, string(codes.EdgeBadRequest))
 	ans := pollCommands(t, e, "edge_eu1", 0, 5)
 	if ans.ReportNeeded || len(ans.Edges) != 1 || ans.Edges[0].ID != "edge_eu1" {
 		t.Fatalf("poll after the report = %+v", ans)
@@ -180,27 +182,27 @@ func TestEdgeCommands(t *testing.T) {
 	version := ans.EdgesVersion
 
 	for _, c := range []struct {
-		code       config.Code
+		code       codes.Code
 		wantStatus int
 	}{
 		{"", http.StatusNoContent},
-		{config.CodeSessionNotFound, http.StatusNotFound},
-		{config.CodeSessionCommandUnsupported, http.StatusConflict},
+		{codes.SessionNotFound, http.StatusNotFound},
+		{codes.SessionCommandUnsupported, http.StatusConflict},
 	} {
-		polled := make(chan config.EdgeCommands, 1)
+		polled := make(chan snapshot.EdgeCommands, 1)
 		go func() { polled <- pollCommands(t, e, "edge_eu1", version, 20) }()
 		apiDone := make(chan response, 1)
 		go func() { apiDone <- e.call(http.MethodPost, "/tunnel_sessions/"+sid+"/stop", e.admin, nil) }()
-		var got config.EdgeCommands
+		var got snapshot.EdgeCommands
 		select {
 		case got = <-polled:
 		case <-time.After(15 * time.Second):
 			t.Fatal("the command poll did not return a queued command")
 		}
-		if len(got.Commands) != 1 || got.Commands[0].Verb != config.EdgeCommandStop || got.Commands[0].SessionID != sid {
+		if len(got.Commands) != 1 || got.Commands[0].Verb != snapshot.EdgeCommandStop || got.Commands[0].SessionID != sid {
 			t.Fatalf("polled %+v, want one stop for %s", got, sid)
 		}
-		res := config.EdgeCommandResult{EdgeID: "edge_eu1", ID: got.Commands[0].ID, ErrorCode: c.code, Msg: "from the edge"}
+		res := snapshot.EdgeCommandResult{EdgeID: "edge_eu1", ID: got.Commands[0].ID, ErrorCode: c.code, Msg: "from the edge"}
 		if r := e.call(http.MethodPost, "/edge/v1/commands/results", testEdgeSecret, res); r.status != http.StatusNoContent {
 			t.Fatalf("posting the result: %d %s", r.status, r.body)
 		}
@@ -216,9 +218,9 @@ func TestEdgeCommands(t *testing.T) {
 
 	// A new edge ends a poll (waiting, or arriving after it) with the new
 	// edge set well before its wait.
-	polled := make(chan config.EdgeCommands, 1)
+	polled := make(chan snapshot.EdgeCommands, 1)
 	go func() { polled <- pollCommands(t, e, "edge_eu1", version, 20) }()
-	if r := e.call(http.MethodPut, "/edge/v1/sessions", testEdgeSecret, config.EdgeReport{EdgeID: "edge_us1", Region: "us", AgentAddr: "127.0.0.1:4443"}); r.status != http.StatusOK {
+	if r := e.call(http.MethodPut, "/edge/v1/sessions", testEdgeSecret, snapshot.EdgeReport{EdgeID: "edge_us1", Region: "us", AgentAddr: "127.0.0.1:4443"}); r.status != http.StatusOK {
 		t.Fatalf("report: %d %s", r.status, r.body)
 	}
 	select {

@@ -9,9 +9,9 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/tollgate/tollgate/codes"
+	"github.com/tollgate/tollgate/snapshot"
 	"go.uber.org/zap"
-
-	"github.com/tollgate/tollgate/config"
 )
 
 // The edge API's command channel carries operator commands on agent
@@ -33,9 +33,9 @@ const maxCommandWait = 60 * time.Second
 // commandQueue holds one edge's undelivered commands and the API calls
 // waiting for their results.
 type commandQueue struct {
-	pending []config.EdgeCommand
+	pending []snapshot.EdgeCommand
 	wake    chan struct{} // buffered 1: a command was queued
-	waiting map[string]chan config.EdgeCommandResult
+	waiting map[string]chan snapshot.EdgeCommandResult
 }
 
 // queueLocked returns edgeID's queue, creating it. Call with mu held.
@@ -45,7 +45,7 @@ func (g *edgeRegistry) queueLocked(edgeID string) *commandQueue {
 	}
 	q := g.queues[edgeID]
 	if q == nil {
-		q = &commandQueue{wake: make(chan struct{}, 1), waiting: make(map[string]chan config.EdgeCommandResult)}
+		q = &commandQueue{wake: make(chan struct{}, 1), waiting: make(map[string]chan snapshot.EdgeCommandResult)}
 		g.queues[edgeID] = q
 	}
 	return q
@@ -60,12 +60,12 @@ type remoteEdge struct {
 
 // StopSession implements SessionCommander.
 func (r remoteEdge) StopSession(ctx context.Context, sessionID string) error {
-	return r.send(ctx, config.EdgeCommandStop, sessionID)
+	return r.send(ctx, snapshot.EdgeCommandStop, sessionID)
 }
 
 // RestartSession implements SessionCommander.
 func (r remoteEdge) RestartSession(ctx context.Context, sessionID string) error {
-	return r.send(ctx, config.EdgeCommandRestart, sessionID)
+	return r.send(ctx, snapshot.EdgeCommandRestart, sessionID)
 }
 
 // send queues one command and waits until the edge posts its result or ctx
@@ -73,8 +73,8 @@ func (r remoteEdge) RestartSession(ctx context.Context, sessionID string) error 
 func (r remoteEdge) send(ctx context.Context, verb, sessionID string) error {
 	var b [12]byte
 	_, _ = rand.Read(b[:])
-	cmd := config.EdgeCommand{ID: "cmd_" + hex.EncodeToString(b[:]), Verb: verb, SessionID: sessionID}
-	done := make(chan config.EdgeCommandResult, 1)
+	cmd := snapshot.EdgeCommand{ID: "cmd_" + hex.EncodeToString(b[:]), Verb: verb, SessionID: sessionID}
+	done := make(chan snapshot.EdgeCommandResult, 1)
 	g := &r.s.edges
 	g.mu.Lock()
 	q := g.queueLocked(r.edgeID)
@@ -101,7 +101,7 @@ func (r remoteEdge) send(ctx context.Context, verb, sessionID string) error {
 		if res.ErrorCode == "" {
 			return nil
 		}
-		return config.NewError(res.ErrorCode, "%s", res.Msg)
+		return codes.NewError(res.ErrorCode, "%s", res.Msg)
 	case <-ctx.Done():
 		return ctx.Err()
 	}
@@ -113,20 +113,20 @@ func (s *Server) serveEdgeCommands(w http.ResponseWriter, r *http.Request, _ *ca
 	q := r.URL.Query()
 	edgeID := q.Get("edge_id")
 	if edgeID == "" || len(edgeID) > 64 {
-		return badRequest(config.CodeEdgeBadRequest, "edge_id is required.")
+		return badRequest(codes.EdgeBadRequest, "edge_id is required.")
 	}
 	var known uint64
 	if v := q.Get("known"); v != "" {
 		var err error
 		if known, err = strconv.ParseUint(v, 10, 64); err != nil {
-			return badRequest(config.CodeEdgeBadRequest, "known must be an edges_version (a non-negative integer).")
+			return badRequest(codes.EdgeBadRequest, "known must be an edges_version (a non-negative integer).")
 		}
 	}
 	wait := 25 * time.Second
 	if v := q.Get("wait"); v != "" {
 		sec, err := strconv.Atoi(v)
 		if err != nil || sec < 0 {
-			return badRequest(config.CodeEdgeBadRequest, "wait must be a whole number of seconds.")
+			return badRequest(codes.EdgeBadRequest, "wait must be a whole number of seconds.")
 		}
 		wait = min(time.Duration(sec)*time.Second, maxCommandWait)
 	}
@@ -142,7 +142,7 @@ func (s *Server) serveEdgeCommands(w http.ResponseWriter, r *http.Request, _ *ca
 			g.changedLocked()
 		}
 		cq := g.queueLocked(edgeID)
-		ans := config.EdgeCommands{Commands: cq.pending, EdgesVersion: g.version}
+		ans := snapshot.EdgeCommands{Commands: cq.pending, EdgesVersion: g.version}
 		_, reported := g.edges[edgeID]
 		ans.ReportNeeded = !reported
 		changed, wake := g.versionCh, cq.wake
@@ -153,11 +153,11 @@ func (s *Server) serveEdgeCommands(w http.ResponseWriter, r *http.Request, _ *ca
 		g.mu.Unlock()
 		if ready {
 			if ans.Commands == nil {
-				ans.Commands = []config.EdgeCommand{}
+				ans.Commands = []snapshot.EdgeCommand{}
 			}
 			ans.Edges = edges
 			if ans.Edges == nil {
-				ans.Edges = []config.EdgeInfo{}
+				ans.Edges = []snapshot.EdgeInfo{}
 			}
 			writeJSON(w, http.StatusOK, ans)
 			return nil
@@ -165,7 +165,7 @@ func (s *Server) serveEdgeCommands(w http.ResponseWriter, r *http.Request, _ *ca
 		select {
 		case <-r.Context().Done():
 			// The edge went away, or this process is shutting down.
-			return newAPIError(http.StatusServiceUnavailable, config.CodeEdgeUnavailable, "The control plane is shutting down; the edge retries.")
+			return newAPIError(http.StatusServiceUnavailable, codes.EdgeUnavailable, "The control plane is shutting down; the edge retries.")
 		case <-wake:
 		case <-changed:
 		case <-timer.C:
@@ -192,17 +192,17 @@ func (s *Server) registerRemoteEdge(edgeID string) {
 // serveEdgeCommandResult is POST /edge/v1/commands/results. A result for a
 // command nobody waits for any more (the API call timed out) is dropped.
 func (s *Server) serveEdgeCommandResult(w http.ResponseWriter, r *http.Request, _ *caller) error {
-	var res config.EdgeCommandResult
+	var res snapshot.EdgeCommandResult
 	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 64<<10))
 	if err := dec.Decode(&res); err != nil {
-		return badRequest(config.CodeEdgeBadRequest, "The command result is not valid JSON: %v", err)
+		return badRequest(codes.EdgeBadRequest, "The command result is not valid JSON: %v", err)
 	}
 	if res.EdgeID == "" || res.ID == "" {
-		return badRequest(config.CodeEdgeBadRequest, "A command result needs edge_id and id.")
+		return badRequest(codes.EdgeBadRequest, "A command result needs edge_id and id.")
 	}
 	g := &s.edges
 	g.mu.Lock()
-	var done chan config.EdgeCommandResult
+	var done chan snapshot.EdgeCommandResult
 	if q := g.queues[res.EdgeID]; q != nil {
 		done = q.waiting[res.ID]
 		delete(q.waiting, res.ID)

@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"net/http"
 
-	"github.com/tollgate/tollgate/config"
+	"github.com/tollgate/tollgate/codes"
 )
 
 // ErrNoStore means NewServer was given a nil store.
@@ -15,7 +15,7 @@ var ErrNoStore = errors.New("controlplane: a store is required")
 // and a message for the caller; the cause goes only to logs.
 type apiError struct {
 	status int
-	code   config.Code
+	code   codes.Code
 	msg    string
 	cause  error
 }
@@ -30,14 +30,14 @@ func (e *apiError) Error() string {
 func (e *apiError) Unwrap() error { return e.cause }
 
 // newAPIError returns an *apiError with a formatted message.
-func newAPIError(status int, code config.Code, format string, args ...any) *apiError {
+func newAPIError(status int, code codes.Code, format string, args ...any) *apiError {
 	return &apiError{status: status, code: code, msg: fmt.Sprintf(format, args...)}
 }
 
-func badRequest(code config.Code, format string, args ...any) *apiError {
+func badRequest(code codes.Code, format string, args ...any) *apiError {
 	return newAPIError(http.StatusBadRequest, code, format, args...)
 }
 
 func forbidden(format string, args ...any) *apiError {
-	return newAPIError(http.StatusForbidden, config.CodeAPIForbidden, format, args...)
+	return newAPIError(http.StatusForbidden, codes.APIForbidden, format, args...)
 }

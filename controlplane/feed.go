@@ -5,9 +5,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/tollgate/tollgate/snapshot"
 	"go.uber.org/zap"
-
-	"github.com/tollgate/tollgate/config"
 )
 
 // Snapshot returns a snapshot of the store whose revision is greater than
@@ -19,7 +18,7 @@ import (
 // the store revision every PollInterval, so that writes by other processes
 // sharing a PostgreSQL database arrive too. Concurrent callers share one
 // build per revision. This is the feed edges watch (edge.SnapshotFeed).
-func (s *Server) Snapshot(ctx context.Context, after uint64) (*config.Snapshot, error) {
+func (s *Server) Snapshot(ctx context.Context, after uint64) (*snapshot.Snapshot, error) {
 	if c := s.snap.Load(); c != nil && c.Revision() > after {
 		// A cached snapshot newer than the caller's; check it is current.
 		rev, err := s.store.Revision(ctx)
@@ -64,7 +63,7 @@ func (s *Server) Snapshot(ctx context.Context, after uint64) (*config.Snapshot, 
 
 // build returns a snapshot at revision rev or newer, building one unless a
 // concurrent caller already has.
-func (s *Server) build(ctx context.Context, rev uint64) (*config.Snapshot, error) {
+func (s *Server) build(ctx context.Context, rev uint64) (*snapshot.Snapshot, error) {
 	if c := s.snap.Load(); c != nil && c.Revision() >= rev {
 		return c, nil
 	}

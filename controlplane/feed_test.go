@@ -8,9 +8,9 @@ import (
 	"time"
 
 	"github.com/tollgate/tollgate/authn"
-	"github.com/tollgate/tollgate/config"
 	"github.com/tollgate/tollgate/controlplane/internal/storetest"
 	"github.com/tollgate/tollgate/controlplane/store"
+	"github.com/tollgate/tollgate/snapshot"
 )
 
 func TestSnapshotFeedWaitsForNewRevision(t *testing.T) {
@@ -32,7 +32,7 @@ func TestSnapshotFeedWaitsForNewRevision(t *testing.T) {
 		}
 		// Several waiters all wake on one commit.
 		type result struct {
-			snap *config.Snapshot
+			snap *snapshot.Snapshot
 			err  error
 		}
 		results := make(chan result, 5)
@@ -76,7 +76,7 @@ func TestSnapshotFeedSeesOtherProcesses(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			done := make(chan *config.Snapshot, 1)
+			done := make(chan *snapshot.Snapshot, 1)
 			errc := make(chan error, 1)
 			go func() {
 				s, err := b.Snapshot(ctx, s0.Revision())

@@ -7,13 +7,14 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/tollgate/tollgate/config"
+	"github.com/tollgate/tollgate/codes"
 	"github.com/tollgate/tollgate/policy"
+	"github.com/tollgate/tollgate/snapshot"
 )
 
 // compiledRestrictions are the IP restrictions of one snapshot, compiled.
 type compiledRestrictions struct {
-	snap *config.Snapshot
+	snap *snapshot.Snapshot
 	rs   *policy.Restrictions
 }
 
@@ -61,7 +62,7 @@ func (s *Server) restrictionDecision(r *http.Request, accountID string, surface 
 
 // checkAPIRestriction applies the caller's account's `api` IP restrictions
 // (restrictionDecision). An enforced restriction that refuses the address
-// answers 403 with config.CodeAPIIPRestricted.
+// answers 403 with codes.APIIPRestricted.
 func (s *Server) checkAPIRestriction(r *http.Request, c *caller) error {
 	d, err := s.restrictionDecision(r, c.accountID(), policy.SurfaceAPI, &apiDryRunRefusals)
 	if err != nil || d.Allowed {
@@ -69,7 +70,7 @@ func (s *Server) checkAPIRestriction(r *http.Request, c *caller) error {
 	}
 	s.log.Info("API request refused by an IP restriction", zap.String("account_id", c.accountID()),
 		zap.String("ip_restriction_id", d.RestrictionID), zap.String("client_ip", clientIP(r)))
-	return newAPIError(http.StatusForbidden, config.CodeAPIIPRestricted,
+	return newAPIError(http.StatusForbidden, codes.APIIPRestricted,
 		"The IP restriction %s of account %s does not allow API calls from %s. Call from an allowed network, or ask an administrator to change the restriction's IP policies.",
 		d.RestrictionID, c.accountID(), clientIP(r))
 }

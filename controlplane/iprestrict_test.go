@@ -6,7 +6,7 @@ import (
 	"net/http/httptest"
 	"testing"
 
-	"github.com/tollgate/tollgate/config"
+	"github.com/tollgate/tollgate/codes"
 	"github.com/tollgate/tollgate/controlplane/internal/storetest"
 	"github.com/tollgate/tollgate/controlplane/store"
 )
@@ -44,9 +44,9 @@ func TestAPIIPRestriction(t *testing.T) {
 		e.must(http.StatusOK, e.call(http.MethodPatch, "/ip_restrictions/"+dry, e.admin, map[string]any{"enforced": true}))
 		rev := e.revision()
 		wantError(t, e.call(http.MethodGet, "/bot_users", e.admin, nil, "X-Forwarded-For", "10.1.2.3"),
-			http.StatusForbidden, string(config.CodeAPIIPRestricted))
+			http.StatusForbidden, string(codes.APIIPRestricted))
 		wantError(t, e.call(http.MethodPost, "/bot_users", e.admin, map[string]any{"name": "x"}),
-			http.StatusForbidden, string(config.CodeAPIIPRestricted))
+			http.StatusForbidden, string(codes.APIIPRestricted))
 		if e.revision() != rev {
 			t.Fatal("a refused request changed the store")
 		}
@@ -81,6 +81,6 @@ func TestAPIIPRestrictionIPv6(t *testing.T) {
 	e.must(http.StatusCreated, e.call(http.MethodPost, "/ip_restrictions", e.admin,
 		map[string]any{"type": "api", "ip_policy_ids": []string{pol}, "enforced": true}))
 
-	wantError(t, e.call(http.MethodGet, "/bot_users", e.admin, nil), http.StatusForbidden, string(config.CodeAPIIPRestricted))
+	wantError(t, e.call(http.MethodGet, "/bot_users", e.admin, nil), http.StatusForbidden, string(codes.APIIPRestricted))
 	e.must(http.StatusOK, e.call(http.MethodGet, v6.URL+"/bot_users", e.admin, nil))
 }

@@ -9,9 +9,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/tollgate/tollgate/codes"
 	"golang.org/x/time/rate"
-
-	"github.com/tollgate/tollgate/config"
 )
 
 // Defaults of the API rate limits (ServerConfig). The hosted platform allows
@@ -61,7 +60,7 @@ func newRateLimits(cfg ServerConfig) *rateLimits {
 //     charge nothing; a client IP that is refused is refused them too.
 //
 // Every 429 carries Retry-After, in whole seconds, and the API error body
-// with config.CodeAPIRateLimited.
+// with codes.APIRateLimited.
 func (s *Server) admit(w http.ResponseWriter, r *http.Request, auth bool) (*caller, error) {
 	rl := s.rate
 	ip := clientIP(r)
@@ -211,6 +210,6 @@ func tooMany(w http.ResponseWriter, wait time.Duration, msg string) error {
 		secs = 1
 	}
 	w.Header().Set("Retry-After", strconv.Itoa(secs))
-	return newAPIError(http.StatusTooManyRequests, config.CodeAPIRateLimited,
+	return newAPIError(http.StatusTooManyRequests, codes.APIRateLimited,
 		"%s Retry after %d second(s).", msg, secs)
 }

@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/tollgate/tollgate/authn"
-	"github.com/tollgate/tollgate/config"
+	"github.com/tollgate/tollgate/codes"
 	"github.com/tollgate/tollgate/controlplane/internal/storetest"
 	"github.com/tollgate/tollgate/controlplane/store"
 )
@@ -18,13 +18,13 @@ func TestRateLimitPerAccount(t *testing.T) {
 		e.must(200, e.call("GET", "/credentials", e.admin, nil))
 	}
 	r := e.call("GET", "/credentials", e.admin, nil)
-	wantError(t, r, 429, string(config.CodeAPIRateLimited))
+	wantError(t, r, 429, string(codes.APIRateLimited))
 	if secs, err := strconv.Atoi(r.header.Get("Retry-After")); err != nil || secs < 1 || secs > 2 {
 		t.Fatalf("Retry-After = %q", r.header.Get("Retry-After"))
 	}
 	// Writes count too, and a refused request changes nothing.
 	before := e.revision()
-	wantError(t, e.call("POST", "/bot_users", e.admin, map[string]any{"name": "x"}), 429, string(config.CodeAPIRateLimited))
+	wantError(t, e.call("POST", "/bot_users", e.admin, map[string]any{"name": "x"}), 429, string(codes.APIRateLimited))
 	if e.revision() != before {
 		t.Fatal("a rate-limited write changed the store")
 	}
@@ -69,23 +69,23 @@ func TestRateLimitFailedAuthPerIP(t *testing.T) {
 	}
 	bad := "Bearer " + kid + "_" + strings.Repeat("A", len(secret))
 	for i := 0; i < 2; i++ {
-		wantError(t, e.call("GET", "/api_keys", "", nil, "Authorization", bad), 401, string(config.CodeAPIAuthInvalid))
+		wantError(t, e.call("GET", "/api_keys", "", nil, "Authorization", bad), 401, string(codes.APIAuthInvalid))
 	}
 	// The address has used its failures: even a valid key waits now, so
 	// guessing is slow whatever is guessed.
 	r := e.call("GET", "/api_keys", e.admin, nil)
-	wantError(t, r, 429, string(config.CodeAPIRateLimited))
+	wantError(t, r, 429, string(codes.APIRateLimited))
 	if secs, err := strconv.Atoi(r.header.Get("Retry-After")); err != nil || secs < 1 || secs > 2 {
 		t.Fatalf("Retry-After = %q", r.header.Get("Retry-After"))
 	}
-	wantError(t, e.call("GET", "/api_keys", "", nil, "Authorization", bad), 429, string(config.CodeAPIRateLimited))
+	wantError(t, e.call("GET", "/api_keys", "", nil, "Authorization", bad), 429, string(codes.APIRateLimited))
 }
 
 func TestRateLimitOff(t *testing.T) {
 	e := newEnv(t, storetest.DSN(t, "sqlite"), ServerConfig{RateLimit: -1, AuthFailureLimit: -1})
 	for i := 0; i < 50; i++ {
 		e.must(200, e.call("GET", "/credentials", e.admin, nil))
-		wantError(t, e.call("GET", "/credentials", "", nil), 401, string(config.CodeAPIAuthMissing))
+		wantError(t, e.call("GET", "/credentials", "", nil), 401, string(codes.APIAuthMissing))
 	}
 }
 

@@ -13,9 +13,11 @@ import (
 
 	"golang.org/x/crypto/ssh"
 
-	"github.com/tollgate/tollgate/config"
+	"github.com/tollgate/tollgate/codes"
 	"github.com/tollgate/tollgate/controlplane/internal/storetest"
 	"github.com/tollgate/tollgate/controlplane/store"
+	"github.com/tollgate/tollgate/ids"
+	"github.com/tollgate/tollgate/snapshot"
 )
 
 // The RBAC matrix: every role against every route of the API. A row is one
@@ -341,8 +343,8 @@ func TestRBACMatrix(t *testing.T) {
 							}
 							continue
 						}
-						if r.status != http.StatusForbidden || !strings.Contains(string(r.body), string(config.CodeAPIForbidden)) {
-							t.Errorf("%s: %s %s = %d, want 403 %s (denied): %s", p.name, row.method, path, r.status, config.CodeAPIForbidden, r.body)
+						if r.status != http.StatusForbidden || !strings.Contains(string(r.body), string(codes.APIForbidden)) {
+							t.Errorf("%s: %s %s = %d, want 403 %s (denied): %s", p.name, row.method, path, r.status, codes.APIForbidden, r.body)
 						}
 						if after := x.e.revision(); after != before {
 							t.Errorf("%s: a denied %s %s moved the revision from %d to %d", p.name, row.method, path, before, after)
@@ -425,11 +427,11 @@ func newRBACFixture(t *testing.T, e *env) *rbacFixture {
 	x.other, _ = e.addUser(x.acct, "other@matrix.example", store.Membership{Developer: store.DeveloperRW, Team: store.TeamRO})
 	// An online agent session with one endpoint, on an edge that takes
 	// commands.
-	x.session, x.ep = config.NewID(config.PrefixAgentSession), config.NewID(config.PrefixEndpoint)
+	x.session, x.ep = ids.New(ids.PrefixAgentSession), ids.New(ids.PrefixEndpoint)
 	e.srv.RegisterEdge("eu", okCommander{})
 	if err := e.srv.ReportSessions(ctx, "eu", []SessionInfo{{ID: x.session, AccountID: x.acct, CredentialID: e.dev.AuthtokenID,
 		PrincipalID: e.dev.UserID, Transport: "tcp", StartedAt: time.Now(),
-		Endpoints: []config.Endpoint{{ID: x.ep, URL: "https://matrix.example.com", Proto: "https", StartedAt: time.Now()}}}}); err != nil {
+		Endpoints: []snapshot.Endpoint{{ID: x.ep, URL: "https://matrix.example.com", Proto: "https", StartedAt: time.Now()}}}}); err != nil {
 		t.Fatal(err)
 	}
 	return x

@@ -8,8 +8,8 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/tollgate/tollgate/config"
 	"github.com/tollgate/tollgate/controlplane/store"
+	"github.com/tollgate/tollgate/snapshot"
 )
 
 // ServerConfig holds a Server's optional settings.
@@ -73,7 +73,7 @@ type Server struct {
 
 	// Snapshot feed: the newest snapshot built, and a one-slot semaphore so
 	// that many waiting edges share one build.
-	snap     atomic.Pointer[config.Snapshot]
+	snap     atomic.Pointer[snapshot.Snapshot]
 	building chan struct{}
 
 	edges        edgeRegistry     // snapshot history for deltas; edges that reported

@@ -6,18 +6,18 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tollgate/tollgate/ids"
+	"github.com/tollgate/tollgate/snapshot"
 	"go.uber.org/zap"
-
-	"github.com/tollgate/tollgate/config"
 )
 
 // SessionInfo is what an edge reports about one online agent session and
 // its endpoints: id (ts_), credential_id (cr_ or sshcr_), account_id,
 // principal_id, ip, os, agent_version, metadata, region, transport ("tcp",
 // "quic" or "ssh"), started_at, and endpoints (ep_ id, public_url, proto,
-// forwards_to, started_at). It is config.AgentSession, the type the edge
+// forwards_to, started_at). It is snapshot.AgentSession, the type the edge
 // builds.
-type SessionInfo = config.AgentSession
+type SessionInfo = snapshot.AgentSession
 
 // edgeReport is one edge's latest list of sessions.
 type edgeReport struct {
@@ -44,7 +44,7 @@ func (s *Server) ReportEdgeSessions(ctx context.Context, edgeID, region string, 
 	}
 	list := make([]SessionInfo, 0, len(sessions))
 	for _, si := range sessions {
-		if _, _, err := config.SplitID(si.ID, config.PrefixAgentSession); err != nil {
+		if _, _, err := ids.Split(si.ID, ids.PrefixAgentSession); err != nil {
 			s.log.Warn("edge reported an agent session with a malformed ID; ignored",
 				zap.String("edge_id", edgeID), zap.String("session_id", si.ID))
 			continue
@@ -81,11 +81,11 @@ func (s *Server) ForgetEdge(edgeID string) {
 // stream types 4 Restart and 5 Stop).
 //
 // The methods return nil once the agent has accepted the command. Other
-// outcomes are a *config.Error (possibly wrapped) whose Code says which:
-// config.CodeSessionNotFound (the edge has no such session),
-// CodeSessionCommandUnsupported (the agent does not execute the command),
-// CodeSessionCommandRefused (the agent answered with an error) or
-// CodeSessionCommandFailed (no answer). They must return when ctx ends.
+// outcomes are a *codes.Error (possibly wrapped) whose Code says which:
+// codes.SessionNotFound (the edge has no such session),
+// codes.SessionCommandUnsupported (the agent does not execute the command),
+// codes.SessionCommandRefused (the agent answered with an error) or
+// codes.SessionCommandFailed (no answer). They must return when ctx ends.
 type SessionCommander interface {
 	StopSession(ctx context.Context, sessionID string) error
 	RestartSession(ctx context.Context, sessionID string) error
@@ -95,7 +95,7 @@ type SessionCommander interface {
 // session reports use (ReportSessions uses the region). A nil cmd removes
 // it. An edge in another process is registered when it polls the edge
 // API's command channel (edgecommands.go). Sessions of an edge without one
-// answer commands with 503 (config.CodeSessionCommandUnavailable).
+// answer commands with 503 (codes.SessionCommandUnavailable).
 func (s *Server) RegisterEdge(edgeID string, cmd SessionCommander) {
 	s.sessMu.Lock()
 	defer s.sessMu.Unlock()
@@ -143,7 +143,7 @@ func (s *Server) accountSessions(accountID string) []SessionInfo {
 
 // onlineEndpoint is an endpoint with the session that serves it.
 type onlineEndpoint struct {
-	config.Endpoint
+	snapshot.Endpoint
 	session *SessionInfo
 }
 

@@ -10,24 +10,26 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tollgate/tollgate/config"
+	"github.com/tollgate/tollgate/codes"
 	"github.com/tollgate/tollgate/controlplane/internal/storetest"
 	"github.com/tollgate/tollgate/controlplane/store"
+	"github.com/tollgate/tollgate/ids"
+	"github.com/tollgate/tollgate/snapshot"
 )
 
 func TestTunnelSessionsAndEndpoints(t *testing.T) {
 	e := newEnv(t, storetest.DSN(t, "sqlite"), ServerConfig{BaseURL: "https://api.example.com/"})
 	started := time.Date(2026, 11, 3, 10, 0, 0, 0, time.UTC)
-	mine1 := SessionInfo{ID: config.NewID(config.PrefixAgentSession), AccountID: e.dev.AccountID, CredentialID: e.dev.AuthtokenID,
+	mine1 := SessionInfo{ID: ids.New(ids.PrefixAgentSession), AccountID: e.dev.AccountID, CredentialID: e.dev.AuthtokenID,
 		PrincipalID: e.dev.UserID, Transport: "quic", IP: "203.0.113.7", OS: "linux", AgentVersion: "tollgate/0.1", StartedAt: started,
-		Endpoints: []config.Endpoint{
-			{ID: config.NewID(config.PrefixEndpoint), URL: "https://app.example.com", Proto: "https", ForwardsTo: "http://localhost:8080", StartedAt: started},
-			{ID: config.NewID(config.PrefixEndpoint), URL: "tcp://1.tcp.example.com:20002", Proto: "tcp", StartedAt: started},
+		Endpoints: []snapshot.Endpoint{
+			{ID: ids.New(ids.PrefixEndpoint), URL: "https://app.example.com", Proto: "https", ForwardsTo: "http://localhost:8080", StartedAt: started},
+			{ID: ids.New(ids.PrefixEndpoint), URL: "tcp://1.tcp.example.com:20002", Proto: "tcp", StartedAt: started},
 		}}
-	mine2 := SessionInfo{ID: config.NewID(config.PrefixAgentSession), AccountID: e.dev.AccountID, CredentialID: config.NewID(config.PrefixSSHCredential),
+	mine2 := SessionInfo{ID: ids.New(ids.PrefixAgentSession), AccountID: e.dev.AccountID, CredentialID: ids.New(ids.PrefixSSHCredential),
 		Transport: "ssh", Region: "us", StartedAt: started}
-	theirs := SessionInfo{ID: config.NewID(config.PrefixAgentSession), AccountID: config.NewID(config.PrefixAccount), StartedAt: started,
-		Endpoints: []config.Endpoint{{ID: config.NewID(config.PrefixEndpoint), URL: "https://x.example.com", Proto: "https"}}}
+	theirs := SessionInfo{ID: ids.New(ids.PrefixAgentSession), AccountID: ids.New(ids.PrefixAccount), StartedAt: started,
+		Endpoints: []snapshot.Endpoint{{ID: ids.New(ids.PrefixEndpoint), URL: "https://x.example.com", Proto: "https"}}}
 	if err := e.srv.ReportSessions(testCtx(t), "eu", []SessionInfo{mine1, theirs, {ID: "garbage"}}); err != nil {
 		t.Fatal(err)
 	}
@@ -52,7 +54,7 @@ func TestTunnelSessionsAndEndpoints(t *testing.T) {
 	if c, _ := ssh["credential"].(map[string]any); !strings.Contains(str(c, "uri"), "/ssh_credentials/") || str(ssh, "region") != "us" {
 		t.Fatalf("ssh session = %v", ssh)
 	}
-	wantError(t, e.call("GET", "/tunnel_sessions/"+theirs.ID, e.admin, nil), 404, string(config.CodeAPINotFound))
+	wantError(t, e.call("GET", "/tunnel_sessions/"+theirs.ID, e.admin, nil), 404, string(codes.APINotFound))
 
 	eps := e.must(200, e.call("GET", "/endpoints?limit=1", e.admin, nil))
 	epItems, _ := eps["endpoints"].([]any)
@@ -74,7 +76,7 @@ func TestTunnelSessionsAndEndpoints(t *testing.T) {
 	if str(https, "hostport") != "app.example.com:443" || str(https, "upstream_url") != "http://localhost:8080" {
 		t.Fatalf("https endpoint = %v", https)
 	}
-	wantError(t, e.call("GET", "/endpoints/"+theirs.Endpoints[0].ID, e.admin, nil), 404, string(config.CodeAPINotFound))
+	wantError(t, e.call("GET", "/endpoints/"+theirs.Endpoints[0].ID, e.admin, nil), 404, string(codes.APINotFound))
 
 	// An edge's empty report takes its sessions offline.
 	if err := e.srv.ReportSessions(testCtx(t), "eu", nil); err != nil {
@@ -118,10 +120,10 @@ func (f *fakeCommander) calls() []string {
 func TestTunnelSessionCommands(t *testing.T) {
 	eachDialect(t, func(t *testing.T, e *env) {
 		_, roKey := e.memberKey("ro@example.com", store.Membership{Developer: store.DeveloperRO, Team: store.TeamRO})
-		mine := SessionInfo{ID: config.NewID(config.PrefixAgentSession), AccountID: e.dev.AccountID, CredentialID: e.dev.AuthtokenID,
+		mine := SessionInfo{ID: ids.New(ids.PrefixAgentSession), AccountID: e.dev.AccountID, CredentialID: e.dev.AuthtokenID,
 			PrincipalID: e.dev.UserID, StartedAt: time.Now()}
-		other := SessionInfo{ID: config.NewID(config.PrefixAgentSession), AccountID: config.NewID(config.PrefixAccount), StartedAt: time.Now()}
-		orphan := SessionInfo{ID: config.NewID(config.PrefixAgentSession), AccountID: e.dev.AccountID, StartedAt: time.Now()}
+		other := SessionInfo{ID: ids.New(ids.PrefixAgentSession), AccountID: ids.New(ids.PrefixAccount), StartedAt: time.Now()}
+		orphan := SessionInfo{ID: ids.New(ids.PrefixAgentSession), AccountID: e.dev.AccountID, StartedAt: time.Now()}
 		if err := e.srv.ReportSessions(testCtx(t), "eu", []SessionInfo{mine, other}); err != nil {
 			t.Fatal(err)
 		}
@@ -144,30 +146,30 @@ func TestTunnelSessionCommands(t *testing.T) {
 		}
 
 		n := len(eu.calls())
-		wantError(t, e.call("POST", "/tunnel_sessions/"+other.ID+"/stop", e.admin, nil), 404, string(config.CodeAPINotFound))
-		wantError(t, e.call("POST", "/tunnel_sessions/"+config.NewID(config.PrefixAgentSession)+"/restart", e.admin, nil), 404, string(config.CodeAPINotFound))
-		wantError(t, e.call("POST", "/tunnel_sessions/"+mine.ID+"/stop", roKey, nil), 403, string(config.CodeAPIForbidden))
-		wantError(t, e.call("GET", "/tunnel_sessions/"+mine.ID+"/stop", e.admin, nil), 405, string(config.CodeAPIMethodNotAllowed))
-		wantError(t, e.call("POST", "/tunnel_sessions/"+mine.ID+"/stop", e.admin, map[string]any{"force": true}), 400, string(config.CodeAPIUnknownParam))
-		wantError(t, e.call("POST", "/tunnel_sessions/"+e.dev.AuthtokenID+"/stop", e.admin, nil), 400, string(config.CodeAPIInvalidID))
+		wantError(t, e.call("POST", "/tunnel_sessions/"+other.ID+"/stop", e.admin, nil), 404, string(codes.APINotFound))
+		wantError(t, e.call("POST", "/tunnel_sessions/"+ids.New(ids.PrefixAgentSession)+"/restart", e.admin, nil), 404, string(codes.APINotFound))
+		wantError(t, e.call("POST", "/tunnel_sessions/"+mine.ID+"/stop", roKey, nil), 403, string(codes.APIForbidden))
+		wantError(t, e.call("GET", "/tunnel_sessions/"+mine.ID+"/stop", e.admin, nil), 405, string(codes.APIMethodNotAllowed))
+		wantError(t, e.call("POST", "/tunnel_sessions/"+mine.ID+"/stop", e.admin, map[string]any{"force": true}), 400, string(codes.APIUnknownParam))
+		wantError(t, e.call("POST", "/tunnel_sessions/"+e.dev.AuthtokenID+"/stop", e.admin, nil), 400, string(codes.APIInvalidID))
 		if len(eu.calls()) != n {
 			t.Fatal("a refused request reached the edge")
 		}
 		// The edge of the orphan session registered no command target.
-		wantError(t, e.call("POST", "/tunnel_sessions/"+orphan.ID+"/stop", e.admin, nil), 503, string(config.CodeSessionCommandUnavailable))
+		wantError(t, e.call("POST", "/tunnel_sessions/"+orphan.ID+"/stop", e.admin, nil), 503, string(codes.SessionCommandUnavailable))
 
 		// What the edge answers reaches the caller with its code.
 		for _, tc := range []struct {
 			err    error
 			status int
-			code   config.Code
+			code   codes.Code
 		}{
-			{config.NewError(config.CodeSessionCommandUnsupported, "The agent does not support stop."), 409, config.CodeSessionCommandUnsupported},
-			{config.NewError(config.CodeSessionCommandRefused, "The agent refused: busy"), 409, config.CodeSessionCommandRefused},
-			{fmt.Errorf("wrapped: %w", config.NewError(config.CodeSessionNotFound, "gone")), 404, config.CodeAPINotFound},
-			{config.NewError(config.CodeSessionCommandFailed, "no answer"), 502, config.CodeSessionCommandFailed},
-			{context.DeadlineExceeded, 504, config.CodeSessionCommandFailed},
-			{errors.New("stream reset"), 502, config.CodeSessionCommandFailed},
+			{codes.NewError(codes.SessionCommandUnsupported, "The agent does not support stop."), 409, codes.SessionCommandUnsupported},
+			{codes.NewError(codes.SessionCommandRefused, "The agent refused: busy"), 409, codes.SessionCommandRefused},
+			{fmt.Errorf("wrapped: %w", codes.NewError(codes.SessionNotFound, "gone")), 404, codes.APINotFound},
+			{codes.NewError(codes.SessionCommandFailed, "no answer"), 502, codes.SessionCommandFailed},
+			{context.DeadlineExceeded, 504, codes.SessionCommandFailed},
+			{errors.New("stream reset"), 502, codes.SessionCommandFailed},
 		} {
 			eu.mu.Lock()
 			eu.err = tc.err
@@ -181,10 +183,10 @@ func TestTunnelSessionCommands(t *testing.T) {
 		}
 		// An edge that is forgotten takes its command target with it.
 		e.srv.ForgetEdge("eu")
-		wantError(t, e.call("POST", "/tunnel_sessions/"+mine.ID+"/stop", e.admin, nil), 404, string(config.CodeAPINotFound))
+		wantError(t, e.call("POST", "/tunnel_sessions/"+mine.ID+"/stop", e.admin, nil), 404, string(codes.APINotFound))
 		if err := e.srv.ReportSessions(testCtx(t), "eu", []SessionInfo{mine}); err != nil {
 			t.Fatal(err)
 		}
-		wantError(t, e.call("POST", "/tunnel_sessions/"+mine.ID+"/stop", e.admin, nil), 503, string(config.CodeSessionCommandUnavailable))
+		wantError(t, e.call("POST", "/tunnel_sessions/"+mine.ID+"/stop", e.admin, nil), 503, string(codes.SessionCommandUnavailable))
 	})
 }

@@ -13,7 +13,7 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/tollgate/tollgate/config"
+	"github.com/tollgate/tollgate/codes"
 	"github.com/tollgate/tollgate/edge/internal/httpproxy"
 	"github.com/tollgate/tollgate/tunnel"
 )
@@ -59,9 +59,9 @@ const basicAuthChallenge = `Basic realm="Tollgate", charset="UTF-8"`
 // Refusals of public HTTP requests; built once, so answering allocates
 // nothing.
 var (
-	refusalIPDenied = httpproxy.NewRefusal(http.StatusForbidden, config.CodeIPDenied,
+	refusalIPDenied = httpproxy.NewRefusal(http.StatusForbidden, codes.IPDenied,
 		"Your IP address is not allowed to reach this endpoint: its IP policy refuses it. If you should have access, ask the endpoint's owner to allow your address.", "")
-	refusalBasicAuth = httpproxy.NewRefusal(http.StatusUnauthorized, config.CodeBasicAuthRequired,
+	refusalBasicAuth = httpproxy.NewRefusal(http.StatusUnauthorized, codes.BasicAuthRequired,
 		"This endpoint requires a user name and password (HTTP basic auth). Sign in with the credentials its owner gave you.", basicAuthChallenge)
 )
 
@@ -76,7 +76,7 @@ type basicCredential struct{ user, pass [sha256.Size]byte }
 // newBasicAuth validates the credentials of ba plus the legacy "user:pass"
 // Auth option and returns them digested; nil when there are none. Errors
 // name the credential by its user name and position, never the password.
-func newBasicAuth(ba *tunnel.BasicAuth, legacy string) (*basicAuth, *config.Error) {
+func newBasicAuth(ba *tunnel.BasicAuth, legacy string) (*basicAuth, *codes.Error) {
 	type pair struct{ user, pass string }
 	var pairs []pair
 	if ba != nil {
@@ -87,7 +87,7 @@ func newBasicAuth(ba *tunnel.BasicAuth, legacy string) (*basicAuth, *config.Erro
 	if legacy != "" {
 		u, p, ok := strings.Cut(legacy, ":")
 		if !ok {
-			return nil, config.NewError(config.CodeBasicAuthPassword, "The Auth option is not of the form USER:PASSWORD.")
+			return nil, codes.NewError(codes.BasicAuthPassword, "The Auth option is not of the form USER:PASSWORD.")
 		}
 		pairs = append(pairs, pair{u, p})
 	}
@@ -95,30 +95,30 @@ func newBasicAuth(ba *tunnel.BasicAuth, legacy string) (*basicAuth, *config.Erro
 		return nil, nil
 	}
 	if len(pairs) > maxBasicAuthCredentials {
-		return nil, config.NewError(config.CodeBindOption, "An endpoint takes at most %d basic-auth credentials, not %d.", maxBasicAuthCredentials, len(pairs))
+		return nil, codes.NewError(codes.BindOption, "An endpoint takes at most %d basic-auth credentials, not %d.", maxBasicAuthCredentials, len(pairs))
 	}
 	b := &basicAuth{}
 	if _, err := rand.Read(b.salt[:]); err != nil {
-		return nil, config.NewError(config.CodeInternal, "The edge could not set up basic auth.").WithCause(err)
+		return nil, codes.NewError(codes.Internal, "The edge could not set up basic auth.").WithCause(err)
 	}
 	for i, p := range pairs {
 		n := i + 1
 		switch {
 		case p.user == "":
-			return nil, config.NewError(config.CodeBasicAuthUser, "Basic-auth credential %d has an empty user name: use USER:PASSWORD.", n)
+			return nil, codes.NewError(codes.BasicAuthUser, "Basic-auth credential %d has an empty user name: use USER:PASSWORD.", n)
 		case !utf8.ValidString(p.user) || utf8.RuneCountInString(p.user) > maxBasicAuthUser:
-			return nil, config.NewError(config.CodeBasicAuthUser, "Basic-auth credential %d: the user name must be valid UTF-8 of at most %d characters.", n, maxBasicAuthUser)
+			return nil, codes.NewError(codes.BasicAuthUser, "Basic-auth credential %d: the user name must be valid UTF-8 of at most %d characters.", n, maxBasicAuthUser)
 		case strings.ContainsRune(p.user, ':') || hasControl(p.user):
-			return nil, config.NewError(config.CodeBasicAuthUser, "Basic-auth credential %d: a user name must not contain a colon or control characters (RFC 7617).", n)
+			return nil, codes.NewError(codes.BasicAuthUser, "Basic-auth credential %d: a user name must not contain a colon or control characters (RFC 7617).", n)
 		}
 		if !utf8.ValidString(p.pass) {
-			return nil, config.NewError(config.CodeBasicAuthPassword, "Basic-auth credential %d (user %q): the password is not valid UTF-8.", n, p.user)
+			return nil, codes.NewError(codes.BasicAuthPassword, "Basic-auth credential %d (user %q): the password is not valid UTF-8.", n, p.user)
 		}
 		if k := utf8.RuneCountInString(p.pass); k < minBasicAuthPassword || k > maxBasicAuthPassword {
-			return nil, config.NewError(config.CodeBasicAuthPassword, "Basic-auth credential %d (user %q): a password must have %d to %d characters, this one has %d.", n, p.user, minBasicAuthPassword, maxBasicAuthPassword, k)
+			return nil, codes.NewError(codes.BasicAuthPassword, "Basic-auth credential %d (user %q): a password must have %d to %d characters, this one has %d.", n, p.user, minBasicAuthPassword, maxBasicAuthPassword, k)
 		}
 		if hasControl(p.pass) {
-			return nil, config.NewError(config.CodeBasicAuthPassword, "Basic-auth credential %d (user %q): a password must not contain control characters (RFC 7617).", n, p.user)
+			return nil, codes.NewError(codes.BasicAuthPassword, "Basic-auth credential %d (user %q): a password must not contain control characters (RFC 7617).", n, p.user)
 		}
 		b.creds = append(b.creds, basicCredential{user: b.digest([]byte(p.user)), pass: b.digest([]byte(p.pass))})
 	}

@@ -14,8 +14,10 @@ import (
 	"golang.org/x/net/idna"
 
 	"github.com/tollgate/tollgate/authn"
-	"github.com/tollgate/tollgate/config"
+	"github.com/tollgate/tollgate/codes"
+	"github.com/tollgate/tollgate/ids"
 	"github.com/tollgate/tollgate/policy"
+	"github.com/tollgate/tollgate/snapshot"
 	"github.com/tollgate/tollgate/tunnel"
 )
 
@@ -24,12 +26,12 @@ import (
 func (s *agentSession) Bind(ctx context.Context, req *tunnel.Bind) *tunnel.BindResp {
 	ident := s.identity()
 	if ident == nil {
-		return bindError(config.NewError(config.CodeNotAuthenticated, "Authenticate before binding endpoints."))
+		return bindError(codes.NewError(codes.NotAuthenticated, "Authenticate before binding endpoints."))
 	}
 	var (
 		ep   *endpoint
 		opts any
-		err  *config.Error
+		err  *codes.Error
 	)
 	switch req.Proto {
 	case "http", "https":
@@ -39,7 +41,7 @@ func (s *agentSession) Bind(ctx context.Context, req *tunnel.Bind) *tunnel.BindR
 	case "tls":
 		ep, opts, err = s.edge.bindTLS(req, ident, s)
 	default:
-		err = config.NewError(config.CodeBindProto, "Unknown endpoint protocol %q: use http, https, tcp or tls.", req.Proto)
+		err = codes.NewError(codes.BindProto, "Unknown endpoint protocol %q: use http, https, tcp or tls.", req.Proto)
 	}
 	if err != nil {
 		s.log.Info("bind refused", zap.String("proto", req.Proto), zap.String("code", string(err.Code)), zap.String("reason", err.Message))
@@ -63,11 +65,11 @@ func (s *agentSession) Bind(ctx context.Context, req *tunnel.Bind) *tunnel.BindR
 	}
 }
 
-func bindError(err *config.Error) *tunnel.BindResp { return &tunnel.BindResp{Error: err.Error()} }
+func bindError(err *codes.Error) *tunnel.BindResp { return &tunnel.BindResp{Error: err.Error()} }
 
 // bindHTTP validates an HTTP(S) bind and returns the endpoint to install
 // and the options to echo back; owner is the session that will serve it.
-func (e *Edge) bindHTTP(req *tunnel.Bind, ident *authn.Identity, owner endpointOwner) (*endpoint, any, *config.Error) {
+func (e *Edge) bindHTTP(req *tunnel.Bind, ident *authn.Identity, owner endpointOwner) (*endpoint, any, *codes.Error) {
 	opts, derr := tunnel.DecodeHTTPOptions(req.Opts)
 	if derr != nil {
 		return nil, nil, unreadableOptions(derr)
@@ -77,7 +79,7 @@ func (e *Edge) bindHTTP(req *tunnel.Bind, ident *authn.Identity, owner endpointO
 	}
 	minTLS, terr := policy.MinTLSVersion(opts.MinTLSVersion, e.defaultMinTLS, e.floorMinTLS)
 	if terr != nil {
-		return nil, nil, config.NewError(config.CodeBindMinTLS, "%v.", terr)
+		return nil, nil, codes.NewError(codes.BindMinTLS, "%v.", terr)
 	}
 
 	host, herr := requestedHost(opts, e.cfg.BaseDomain)
@@ -114,7 +116,7 @@ func newEndpoint(req *tunnel.Bind, owner endpointOwner, proto, key, publicURL st
 		bindID = randomHex(12)
 	}
 	return &endpoint{
-		id:         config.NewID(config.PrefixEndpoint),
+		id:         ids.New(ids.PrefixEndpoint),
 		bindID:     bindID,
 		key:        key,
 		url:        publicURL,
@@ -142,7 +144,7 @@ func redactBasicAuth(o *tunnel.HTTPOptions) {
 // requestedHost extracts the hostname an HTTP bind asks for from URL,
 // Domain, Hostname or Subdomain (the SDKs use different ones), normalised to
 // lower-case punycode without a trailing dot. "" means none was asked for.
-func requestedHost(o *tunnel.HTTPOptions, base string) (string, *config.Error) {
+func requestedHost(o *tunnel.HTTPOptions, base string) (string, *codes.Error) {
 	var raw string
 	switch {
 	case o.URL != "":
@@ -158,7 +160,7 @@ func requestedHost(o *tunnel.HTTPOptions, base string) (string, *config.Error) {
 	}
 	host, err := normalizeHost(raw)
 	if err != nil {
-		return "", config.NewError(config.CodeBindURL, "The hostname %q is not valid: %v.", raw, err)
+		return "", codes.NewError(codes.BindURL, "The hostname %q is not valid: %v.", raw, err)
 	}
 	return host, nil
 }
@@ -166,17 +168,17 @@ func requestedHost(o *tunnel.HTTPOptions, base string) (string, *config.Error) {
 // urlHost returns the normalised host of a bind URL, which must have one
 // of schemes (url.Parse lower-cases it), a host, and no path, query or
 // user info; the errors suggest show://NAME.base.
-func urlHost(rawURL, show, base string, schemes ...string) (string, *config.Error) {
+func urlHost(rawURL, show, base string, schemes ...string) (string, *codes.Error) {
 	u, err := url.Parse(rawURL)
 	if err != nil || u.Host == "" || !slices.Contains(schemes, u.Scheme) {
-		return "", config.NewError(config.CodeBindURL, "The URL %q is not valid: use %s://NAME.%s.", rawURL, show, base)
+		return "", codes.NewError(codes.BindURL, "The URL %q is not valid: use %s://NAME.%s.", rawURL, show, base)
 	}
 	if u.Path != "" && u.Path != "/" || u.RawQuery != "" || u.User != nil {
-		return "", config.NewError(config.CodeBindURL, "The URL %q must not have a path, query or user info: use %s://NAME.%s.", rawURL, show, base)
+		return "", codes.NewError(codes.BindURL, "The URL %q must not have a path, query or user info: use %s://NAME.%s.", rawURL, show, base)
 	}
 	host, nerr := normalizeHost(u.Hostname())
 	if nerr != nil {
-		return "", config.NewError(config.CodeBindURL, "The hostname %q is not valid: %v.", u.Hostname(), nerr)
+		return "", codes.NewError(codes.BindURL, "The hostname %q is not valid: %v.", u.Hostname(), nerr)
 	}
 	return host, nil
 }
@@ -200,26 +202,26 @@ func normalizeHost(h string) (string, error) {
 // the credential's bind ACL, and either a name one label under the base
 // domain that no other account reserved, or a domain this account reserved
 // in this edge's region.
-func (e *Edge) checkBindAllowed(snap *config.Snapshot, ident *authn.Identity, proto, host string) *config.Error {
+func (e *Edge) checkBindAllowed(snap *snapshot.Snapshot, ident *authn.Identity, proto, host string) *codes.Error {
 	if proto == "tcp" {
 		return e.checkTCPBindAllowed(snap, ident, host)
 	}
 	if !policy.BindAllowed(ident.ACL, host) {
-		return config.NewError(config.CodeBindACL, "This credential's bind ACL does not allow %s. Ask an administrator to add 'bind:%s' to it, or use another name.", host, host)
+		return codes.NewError(codes.BindACL, "This credential's bind ACL does not allow %s. Ask an administrator to add 'bind:%s' to it, or use another name.", host, host)
 	}
 	base := e.cfg.BaseDomain
 	if rd, ok := snap.ReservedDomain(host); ok {
 		if rd.AccountID != ident.Account.ID {
-			return config.NewError(config.CodeBindReservedOther, "%s is reserved by another account. Choose another name.", host)
+			return codes.NewError(codes.BindReservedOther, "%s is reserved by another account. Choose another name.", host)
 		}
 		if rd.Region != "" && rd.Region != e.cfg.Region {
-			return config.NewError(config.CodeBindRegion, "%s is reserved in region %s, but this edge serves region %s. Connect to a %s edge (--region %s).", host, rd.Region, e.cfg.Region, rd.Region, rd.Region)
+			return codes.NewError(codes.BindRegion, "%s is reserved in region %s, but this edge serves region %s. Connect to a %s edge (--region %s).", host, rd.Region, e.cfg.Region, rd.Region, rd.Region)
 		}
 		return nil
 	}
 	label, under := strings.CutSuffix(host, "."+base)
 	if !under || label == "" || strings.Contains(label, ".") {
-		return config.NewError(config.CodeBindOutsideBase, "%s is not a name this edge serves: use NAME.%s, or reserve the domain first.", host, base)
+		return codes.NewError(codes.BindOutsideBase, "%s is not a name this edge serves: use NAME.%s, or reserve the domain first.", host, base)
 	}
 	return nil
 }
@@ -227,7 +229,7 @@ func (e *Edge) checkBindAllowed(snap *config.Snapshot, ident *authn.Identity, pr
 // install puts ep in the route table. A name held by another session is
 // taken over only when the bind token proves the same account bound it
 // before (a reconnecting agent); otherwise the bind is refused.
-func (s *agentSession) install(ep *endpoint, token string, ident *authn.Identity) *config.Error {
+func (s *agentSession) install(ep *endpoint, token string, ident *authn.Identity) *codes.Error {
 	tokenKey, tokenOK := s.edge.tokens.verify(token, ident.Account.ID, ep.proto)
 	old, ok := s.edge.router.bind(ep, func(holder *endpoint) bool {
 		if holder.session == s {
@@ -238,15 +240,15 @@ func (s *agentSession) install(ep *endpoint, token string, ident *authn.Identity
 	})
 	if !ok {
 		if old.session == s {
-			return config.NewError(config.CodeBindTaken, "This session already has an endpoint at %s.", ep.url)
+			return codes.NewError(codes.BindTaken, "This session already has an endpoint at %s.", ep.url)
 		}
-		return config.NewError(config.CodeBindTaken, "%s is already bound by another agent session. Stop that agent, or choose another name.", ep.url)
+		return codes.NewError(codes.BindTaken, "%s is already bound by another agent session. Stop that agent, or choose another name.", ep.url)
 	}
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
 		s.edge.router.unbind(ep)
-		return config.NewError(config.CodeSessionStopped, "The session closed while binding.")
+		return codes.NewError(codes.SessionStopped, "The session closed while binding.")
 	}
 	if prev, dup := s.endpoints[ep.bindID]; dup {
 		s.edge.router.unbind(prev)
@@ -254,7 +256,7 @@ func (s *agentSession) install(ep *endpoint, token string, ident *authn.Identity
 	s.endpoints[ep.bindID] = ep
 	s.mu.Unlock()
 	if old != nil {
-		old.session.dropEndpoint(old, config.CodeBindTaken, "This endpoint was taken over by a newer session of the same agent.")
+		old.session.dropEndpoint(old, codes.BindTaken, "This endpoint was taken over by a newer session of the same agent.")
 	}
 	return nil
 }
@@ -269,26 +271,26 @@ func randomLabel() string {
 }
 
 // unreadableOptions is the refusal of Bind options that do not decode.
-func unreadableOptions(err error) *config.Error {
-	return config.NewError(config.CodeBindOption, "The endpoint options could not be read: %v.", err)
+func unreadableOptions(err error) *codes.Error {
+	return codes.NewError(codes.BindOption, "The endpoint options could not be read: %v.", err)
 }
 
 // refuseUnsupported refuses options this edge must not silently ignore:
 // any the decoder did not know, and a traffic policy.
-func refuseUnsupported(unsupported []string, trafficPolicy string) *config.Error {
+func refuseUnsupported(unsupported []string, trafficPolicy string) *codes.Error {
 	if len(unsupported) > 0 {
-		return config.NewError(config.CodeBindOption, "This edge does not support the option(s) %s; remove them and bind again.", strings.Join(unsupported, ", "))
+		return codes.NewError(codes.BindOption, "This edge does not support the option(s) %s; remove them and bind again.", strings.Join(unsupported, ", "))
 	}
 	if trafficPolicy != "" {
-		return config.NewError(config.CodeBindOption, "Traffic policies are not supported by this edge; remove the traffic policy and bind again.")
+		return codes.NewError(codes.BindOption, "Traffic policies are not supported by this edge; remove the traffic policy and bind again.")
 	}
 	return nil
 }
 
 // checkProxyProto refuses a PROXY protocol version other than none, 1 or 2.
-func checkProxyProto(v int32) *config.Error {
+func checkProxyProto(v int32) *codes.Error {
 	if v < 0 || v > 2 {
-		return config.NewError(config.CodeBindOption, "PROXY protocol version %d is not supported: use 1 or 2.", v)
+		return codes.NewError(codes.BindOption, "PROXY protocol version %d is not supported: use 1 or 2.", v)
 	}
 	return nil
 }

@@ -4,7 +4,8 @@ import (
 	"testing"
 
 	"github.com/tollgate/tollgate/authn"
-	"github.com/tollgate/tollgate/config"
+	"github.com/tollgate/tollgate/codes"
+	"github.com/tollgate/tollgate/snapshot"
 	"github.com/tollgate/tollgate/tunnel"
 )
 
@@ -13,7 +14,7 @@ func TestRequestedHost(t *testing.T) {
 	cases := []struct {
 		opts tunnel.HTTPOptions
 		want string
-		code config.Code
+		code codes.Code
 	}{
 		{tunnel.HTTPOptions{}, "", ""},
 		{tunnel.HTTPOptions{URL: "https://App.tollgate.localhost"}, "app.tollgate.localhost", ""},
@@ -22,11 +23,11 @@ func TestRequestedHost(t *testing.T) {
 		{tunnel.HTTPOptions{Hostname: "h.tollgate.localhost"}, "h.tollgate.localhost", ""},
 		{tunnel.HTTPOptions{Subdomain: "sub"}, "sub.tollgate.localhost", ""},
 		{tunnel.HTTPOptions{Domain: "bücher.tollgate.localhost"}, "xn--bcher-kva.tollgate.localhost", ""},
-		{tunnel.HTTPOptions{URL: "https://"}, "", config.CodeBindURL},
-		{tunnel.HTTPOptions{URL: "ftp://a.tollgate.localhost"}, "", config.CodeBindURL},
-		{tunnel.HTTPOptions{URL: "https://a.tollgate.localhost/path"}, "", config.CodeBindURL},
-		{tunnel.HTTPOptions{URL: "https://u:p@a.tollgate.localhost"}, "", config.CodeBindURL},
-		{tunnel.HTTPOptions{Domain: "a b.tollgate.localhost"}, "", config.CodeBindURL},
+		{tunnel.HTTPOptions{URL: "https://"}, "", codes.BindURL},
+		{tunnel.HTTPOptions{URL: "ftp://a.tollgate.localhost"}, "", codes.BindURL},
+		{tunnel.HTTPOptions{URL: "https://a.tollgate.localhost/path"}, "", codes.BindURL},
+		{tunnel.HTTPOptions{URL: "https://u:p@a.tollgate.localhost"}, "", codes.BindURL},
+		{tunnel.HTTPOptions{Domain: "a b.tollgate.localhost"}, "", codes.BindURL},
 	}
 	for _, tc := range cases {
 		got, err := requestedHost(&tc.opts, base)
@@ -44,7 +45,7 @@ func TestRequestedHost(t *testing.T) {
 
 func TestCheckBindAllowed(t *testing.T) {
 	e := &Edge{cfg: Config{BaseDomain: "tollgate.localhost", Region: "us"}}
-	snap, err := config.NewSnapshot(config.SnapshotData{ReservedDomains: []config.ReservedDomain{
+	snap, err := snapshot.New(snapshot.Data{ReservedDomains: []snapshot.ReservedDomain{
 		{ID: "rd_1", AccountID: "acct_a", Domain: "mine.example.com", Region: "us"},
 		{ID: "rd_2", AccountID: "acct_a", Domain: "eu.example.com", Region: "eu"},
 		{ID: "rd_3", AccountID: "acct_b", Domain: "theirs.tollgate.localhost", Region: "us"},
@@ -52,21 +53,21 @@ func TestCheckBindAllowed(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a := &authn.Identity{Account: &config.Account{ID: "acct_a"}}
-	limited := &authn.Identity{Account: &config.Account{ID: "acct_a"}, ACL: []string{"bind:*.example.com"}}
+	a := &authn.Identity{Account: &snapshot.Account{ID: "acct_a"}}
+	limited := &authn.Identity{Account: &snapshot.Account{ID: "acct_a"}, ACL: []string{"bind:*.example.com"}}
 	cases := []struct {
 		ident *authn.Identity
 		host  string
-		code  config.Code
+		code  codes.Code
 	}{
 		{a, "app.tollgate.localhost", ""},
-		{a, "tollgate.localhost", config.CodeBindOutsideBase},
-		{a, "a.b.tollgate.localhost", config.CodeBindOutsideBase},
-		{a, "app.example.com", config.CodeBindOutsideBase},
+		{a, "tollgate.localhost", codes.BindOutsideBase},
+		{a, "a.b.tollgate.localhost", codes.BindOutsideBase},
+		{a, "app.example.com", codes.BindOutsideBase},
 		{a, "mine.example.com", ""},
-		{a, "eu.example.com", config.CodeBindRegion},
-		{a, "theirs.tollgate.localhost", config.CodeBindReservedOther},
-		{limited, "app.tollgate.localhost", config.CodeBindACL},
+		{a, "eu.example.com", codes.BindRegion},
+		{a, "theirs.tollgate.localhost", codes.BindReservedOther},
+		{limited, "app.tollgate.localhost", codes.BindACL},
 		{limited, "mine.example.com", ""},
 	}
 	for _, tc := range cases {

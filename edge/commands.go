@@ -7,7 +7,8 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/tollgate/tollgate/config"
+	"github.com/tollgate/tollgate/codes"
+	"github.com/tollgate/tollgate/snapshot"
 	"github.com/tollgate/tollgate/tunnel"
 )
 
@@ -20,10 +21,10 @@ const commandGrace = 5 * time.Second
 // StopSession asks the agent of session sessionID to exit
 // (reference/platform-behaviour.md §1.14; stream type 5 of
 // reference/agent-protocol.md). It returns nil once the agent accepted;
-// otherwise a *config.Error with config.CodeSessionNotFound,
-// CodeSessionCommandUnsupported (the agent said at Auth that it cannot),
-// CodeSessionCommandRefused (it answered with an error) or
-// CodeSessionCommandFailed. It makes Edge a controlplane.SessionCommander.
+// otherwise a *codes.Error with codes.SessionNotFound,
+// codes.SessionCommandUnsupported (the agent said at Auth that it cannot),
+// codes.SessionCommandRefused (it answered with an error) or
+// codes.SessionCommandFailed. It makes Edge a controlplane.SessionCommander.
 func (e *Edge) StopSession(ctx context.Context, sessionID string) error {
 	return e.command(ctx, sessionID, "stop", (*tunnel.ServerSession).Stop)
 }
@@ -41,13 +42,13 @@ func (e *Edge) command(ctx context.Context, sessionID, verb string, send func(*t
 			// An SSH client has no stop or restart command: the edge
 			// closes the connection and says why.
 			if verb == "restart" {
-				return config.NewError(config.CodeSessionCommandUnsupported,
+				return codes.NewError(codes.SessionCommandUnsupported,
 					"Session %s is an SSH reverse tunnel, which cannot restart itself; stop it instead.", sessionID)
 			}
-			ss.closeWithMessage("the session was stopped through the API [" + string(config.CodeSessionStopped) + "]")
+			ss.closeWithMessage("the session was stopped through the API [" + string(codes.SessionStopped) + "]")
 			return nil
 		}
-		return config.NewError(config.CodeSessionNotFound, "This edge has no agent session %s; it may have ended.", sessionID)
+		return codes.NewError(codes.SessionNotFound, "This edge has no agent session %s; it may have ended.", sessionID)
 	}
 	err := send(s.ts, ctx)
 	var re *tunnel.RemoteError
@@ -57,19 +58,19 @@ func (e *Edge) command(ctx context.Context, sessionID, verb string, send func(*t
 		go s.closeAfterCommand(verb, commandGrace)
 		return nil
 	case errors.Is(err, tunnel.ErrNotAuthenticated):
-		return config.NewError(config.CodeSessionNotFound, "This edge has no agent session %s; it may have ended.", sessionID).WithCause(err)
+		return codes.NewError(codes.SessionNotFound, "This edge has no agent session %s; it may have ended.", sessionID).WithCause(err)
 	case errors.Is(err, tunnel.ErrUnsupported):
-		return config.NewError(config.CodeSessionCommandUnsupported,
+		return codes.NewError(codes.SessionCommandUnsupported,
 			"The agent of session %s does not support the %s command (it said so when it connected). Stop or restart it where it runs.",
 			sessionID, verb).WithCause(err)
 	case errors.As(err, &re):
-		return config.NewError(config.CodeSessionCommandRefused, "The agent of session %s refused to %s: %s",
+		return codes.NewError(codes.SessionCommandRefused, "The agent of session %s refused to %s: %s",
 			sessionID, verb, truncateMsg(re.Error(), 300)).WithCause(err)
 	case ctx.Err() != nil:
-		return config.NewError(config.CodeSessionCommandFailed, "The agent of session %s did not answer the %s command in time.",
+		return codes.NewError(codes.SessionCommandFailed, "The agent of session %s did not answer the %s command in time.",
 			sessionID, verb).WithCause(err)
 	}
-	return config.NewError(config.CodeSessionCommandFailed, "The %s command could not be sent to the agent of session %s; the session may be ending.",
+	return codes.NewError(codes.SessionCommandFailed, "The %s command could not be sent to the agent of session %s; the session may be ending.",
 		verb, sessionID).WithCause(err)
 }
 
@@ -99,7 +100,7 @@ func (s *agentSession) closeAfterCommand(verb string, grace time.Duration) {
 	case <-t.C:
 	}
 	s.log.Info("closing agent session: the agent accepted a command but kept the session open", zap.String("command", verb))
-	s.ts.Close(config.NewError(config.CodeSessionStopped, "The session was closed by an API %s command.", verb))
+	s.ts.Close(codes.NewError(codes.SessionStopped, "The session was closed by an API %s command.", verb))
 }
 
 // truncateMsg bounds a peer-supplied message before it is echoed.
@@ -118,9 +119,9 @@ type CommandSource interface {
 	// Commands blocks until the control plane has commands for this edge,
 	// or a while passed (then it returns none). ReportNeeded in the answer
 	// makes the edge report its sessions at once.
-	Commands(ctx context.Context) (config.EdgeCommands, error)
+	Commands(ctx context.Context) (snapshot.EdgeCommands, error)
 	// CommandResult tells the control plane how a command ended.
-	CommandResult(ctx context.Context, res config.EdgeCommandResult) error
+	CommandResult(ctx context.Context, res snapshot.EdgeCommandResult) error
 }
 
 // commandTimeout bounds one command's execution on an agent session: less
@@ -166,23 +167,23 @@ func (e *Edge) commandLoop(ctx context.Context) {
 
 // runRemoteCommand executes one command from the control plane and posts
 // its result.
-func (e *Edge) runRemoteCommand(ctx context.Context, src CommandSource, cmd config.EdgeCommand) {
+func (e *Edge) runRemoteCommand(ctx context.Context, src CommandSource, cmd snapshot.EdgeCommand) {
 	cctx, cancel := context.WithTimeout(ctx, commandTimeout)
 	defer cancel()
 	var err error
 	switch cmd.Verb {
-	case config.EdgeCommandStop:
+	case snapshot.EdgeCommandStop:
 		err = e.StopSession(cctx, cmd.SessionID)
-	case config.EdgeCommandRestart:
+	case snapshot.EdgeCommandRestart:
 		err = e.RestartSession(cctx, cmd.SessionID)
 	default:
-		err = config.NewError(config.CodeSessionCommandUnsupported, "This edge does not know the command %q; upgrade it.", truncateMsg(cmd.Verb, 40))
+		err = codes.NewError(codes.SessionCommandUnsupported, "This edge does not know the command %q; upgrade it.", truncateMsg(cmd.Verb, 40))
 	}
-	res := config.EdgeCommandResult{ID: cmd.ID}
+	res := snapshot.EdgeCommandResult{ID: cmd.ID}
 	if err != nil {
-		var ce *config.Error
+		var ce *codes.Error
 		if !errors.As(err, &ce) {
-			ce = config.NewError(config.CodeSessionCommandFailed, "The %s command failed on the edge.", cmd.Verb)
+			ce = codes.NewError(codes.SessionCommandFailed, "The %s command failed on the edge.", cmd.Verb)
 		}
 		res.ErrorCode, res.Msg = ce.Code, ce.Message
 	}

@@ -18,10 +18,11 @@ import (
 	"golang.org/x/sync/errgroup"
 	"golang.org/x/time/rate"
 
-	"github.com/tollgate/tollgate/config"
+	"github.com/tollgate/tollgate/codes"
 	"github.com/tollgate/tollgate/edge/internal/httpproxy"
 	"github.com/tollgate/tollgate/policy"
 	"github.com/tollgate/tollgate/regions"
+	"github.com/tollgate/tollgate/snapshot"
 	"github.com/tollgate/tollgate/tunnel"
 )
 
@@ -95,13 +96,13 @@ type CertSource interface {
 // SessionReporter receives the full list of this edge's online agent
 // sessions whenever it changes. Optional.
 type SessionReporter interface {
-	ReportSessions(ctx context.Context, region string, sessions []config.AgentSession) error
+	ReportSessions(ctx context.Context, region string, sessions []snapshot.AgentSession) error
 }
 
 // EdgeDirectory lists the live edges of every region, so that agents learn
 // where each region is (Auth's ConnectAddresses). Optional.
 type EdgeDirectory interface {
-	Edges() []config.EdgeInfo
+	Edges() []snapshot.EdgeInfo
 }
 
 // Deps are the Edge's collaborators. Feed, AgentTLS and Certs are required.
@@ -288,7 +289,7 @@ func setDefault(s *string, def string) {
 	}
 }
 
-// Listen binds every listener. A bind failure is a *config.Error with code
+// Listen binds every listener. A bind failure is a *codes.Error with code
 // TG_9001 naming the address; nothing stays open after a failure.
 func (e *Edge) Listen() (err error) {
 	defer func() {
@@ -329,12 +330,12 @@ func (e *Edge) listenQUIC() error {
 	udpAddr := e.agentLn.Addr().String()
 	pc, perr := net.ListenPacket("udp", udpAddr)
 	if perr != nil {
-		return config.NewError(config.CodeListenFailed, "Cannot listen for QUIC agents on UDP %s: %v. Free the port or choose another --agent-addr.", udpAddr, perr).WithCause(perr)
+		return codes.NewError(codes.ListenFailed, "Cannot listen for QUIC agents on UDP %s: %v. Free the port or choose another --agent-addr.", udpAddr, perr).WithCause(perr)
 	}
 	ln, err := tunnel.ListenQUIC(pc, e.deps.AgentTLS)
 	if err != nil {
 		pc.Close()
-		return config.NewError(config.CodeListenFailed, "Cannot start the QUIC agent listener on %s: %v.", udpAddr, err).WithCause(err)
+		return codes.NewError(codes.ListenFailed, "Cannot start the QUIC agent listener on %s: %v.", udpAddr, err).WithCause(err)
 	}
 	e.quicLn = ln
 	return nil
@@ -343,7 +344,7 @@ func (e *Edge) listenQUIC() error {
 func listenTCP(what, addr string) (net.Listener, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		return nil, config.NewError(config.CodeListenFailed, "Cannot listen for %s on %s: %v. Free the port or choose another address.", what, addr, err).WithCause(err)
+		return nil, codes.NewError(codes.ListenFailed, "Cannot listen for %s on %s: %v. Free the port or choose another address.", what, addr, err).WithCause(err)
 	}
 	return ln, nil
 }
@@ -454,7 +455,7 @@ func (e *Edge) Shutdown(ctx context.Context) error {
 		errs = append(errs, e.httpSrv.shutdown(ctx))
 	}
 	errs = append(errs, e.proxy.Shutdown(ctx))
-	reason := config.NewError(config.CodeSessionStopped, "The edge is shutting down; the agent will reconnect.")
+	reason := codes.NewError(codes.SessionStopped, "The edge is shutting down; the agent will reconnect.")
 	for _, s := range e.agentSessions() {
 		s.ts.Close(reason)
 	}
@@ -466,7 +467,7 @@ func (e *Edge) Shutdown(ctx context.Context) error {
 // is gone, rotated or whose owner or account is inactive closes its
 // sessions; endpoints its ACL no longer allows are stopped. The snapshot's
 // IP restrictions are compiled here, once.
-func (e *Edge) applySnapshot(snap *config.Snapshot) {
+func (e *Edge) applySnapshot(snap *snapshot.Snapshot) {
 	e.compileRestrictions(snap)
 	for _, s := range e.agentSessions() {
 		err, lost := s.reverify(snap)
@@ -515,7 +516,7 @@ func (e *Edge) replaceResumed(next *agentSession, clientID, credentialID string)
 	e.mu.Unlock()
 	for _, s := range old {
 		s.log.Info("closing agent session: the agent reconnected", zap.String("new_session_id", next.id))
-		s.ts.Close(config.NewError(config.CodeSessionStopped, "The agent reconnected; this older connection is closed."))
+		s.ts.Close(codes.NewError(codes.SessionStopped, "The agent reconnected; this older connection is closed."))
 	}
 }
 
@@ -534,7 +535,7 @@ func (e *Edge) reportLoop(ctx context.Context) {
 	// Report at once, on every change, and every EdgeReportInterval
 	// regardless: the control plane counts an edge that falls silent as
 	// gone.
-	tick := time.NewTicker(config.EdgeReportInterval)
+	tick := time.NewTicker(snapshot.EdgeReportInterval)
 	defer tick.Stop()
 	for first := true; ; first = false {
 		if !first {
@@ -546,7 +547,7 @@ func (e *Edge) reportLoop(ctx context.Context) {
 			}
 		}
 		e.mu.Lock()
-		list := make([]config.AgentSession, 0, len(e.sessions))
+		list := make([]snapshot.AgentSession, 0, len(e.sessions))
 		for s := range e.sessions {
 			if info, ok := s.info(); ok {
 				list = append(list, info)

@@ -9,8 +9,9 @@ import (
 	"go.uber.org/zap"
 	"golang.org/x/time/rate"
 
-	"github.com/tollgate/tollgate/config"
+	"github.com/tollgate/tollgate/codes"
 	"github.com/tollgate/tollgate/policy"
+	"github.com/tollgate/tollgate/snapshot"
 	"github.com/tollgate/tollgate/tunnel"
 )
 
@@ -37,7 +38,7 @@ import (
 
 // ipState is the snapshot's IP restrictions, compiled.
 type ipState struct {
-	snap         *config.Snapshot
+	snap         *snapshot.Snapshot
 	restrictions *policy.Restrictions
 }
 
@@ -95,7 +96,7 @@ func (e *Edge) restrictions() *policy.Restrictions {
 // unless the ones installed meanwhile are the current snapshot's (snap was
 // replaced while it compiled). Revisions are not compared: after a control
 // plane reset the current snapshot may be older than the last one.
-func (e *Edge) compileRestrictions(snap *config.Snapshot) *policy.Restrictions {
+func (e *Edge) compileRestrictions(snap *snapshot.Snapshot) *policy.Restrictions {
 	st := &ipState{snap: snap, restrictions: policy.CompileRestrictions(snap)}
 	for {
 		old := e.ipState.Load()
@@ -109,21 +110,21 @@ func (e *Edge) compileRestrictions(snap *config.Snapshot) *policy.Restrictions {
 }
 
 // errAgentIPRestricted is the refusal of an agent session from addr.
-func errAgentIPRestricted(addr netip.Addr) *config.Error {
-	return config.NewError(config.CodeAgentIPRestricted,
+func errAgentIPRestricted(addr netip.Addr) *codes.Error {
+	return codes.NewError(codes.AgentIPRestricted,
 		"Your IP %s is not allowed to start agent sessions for this account: the account's agent IP restriction refuses it. Connect from an allowed network, or ask an administrator to allow this address in the restriction's IP policies.", addr)
 }
 
 // checkAgentIP applies the account's `agent` IP restriction to an agent or
 // SSH session from addr; a non-nil error (TG_115) refuses the session.
-func (e *Edge) checkAgentIP(accountID string, addr netip.Addr, log *zap.Logger) *config.Error {
+func (e *Edge) checkAgentIP(accountID string, addr netip.Addr, log *zap.Logger) *codes.Error {
 	addr = addr.Unmap()
 	d := e.restrictions().Check(accountID, policy.SurfaceAgent, addr)
 	if !d.Allowed {
 		e.ipMetrics.agentRefused.Add(1)
 		log.Info("agent session refused by the agent IP restriction",
 			zap.String("ip_restriction_id", d.RestrictionID), zap.String("account_id", accountID),
-			zap.Stringer("remote_addr", addr), zap.String("code", string(config.CodeAgentIPRestricted)))
+			zap.Stringer("remote_addr", addr), zap.String("code", string(codes.AgentIPRestricted)))
 		return errAgentIPRestricted(addr)
 	}
 	if d.RestrictionID != "" {
@@ -200,14 +201,14 @@ type endpointAccess struct {
 }
 
 type snapMatcher struct {
-	snap *config.Snapshot
+	snap *snapshot.Snapshot
 	m    *policy.IPMatcher
 }
 
 // matcher returns the endpoint's own IP matcher for snap, nil when it has
 // no IP policy of its own. With IP policies, the matcher is recompiled once
 // per snapshot (policies change with the snapshot).
-func (a *endpointAccess) matcher(snap *config.Snapshot) *policy.IPMatcher {
+func (a *endpointAccess) matcher(snap *snapshot.Snapshot) *policy.IPMatcher {
 	if len(a.policyIDs) == 0 {
 		return a.static
 	}
@@ -227,7 +228,7 @@ const denyOnlyHelp = "a client must match an allow rule and no deny rule, so den
 // Auth option of HTTP binds (one more credential). Errors name the option
 // and never echo a password: TG_403 (CIDR), TG_2616 (ip_policy_ids),
 // TG_393 (no allow rule), TG_359/TG_360 (basic auth).
-func (e *Edge) newEndpointAccess(snap *config.Snapshot, accountID string, ipr *tunnel.IPRestriction, ba *tunnel.BasicAuth, legacyAuth string) (*endpointAccess, *config.Error) {
+func (e *Edge) newEndpointAccess(snap *snapshot.Snapshot, accountID string, ipr *tunnel.IPRestriction, ba *tunnel.BasicAuth, legacyAuth string) (*endpointAccess, *codes.Error) {
 	a := &endpointAccess{edge: e, accountID: accountID}
 	if ipr != nil {
 		for _, list := range []struct {
@@ -238,7 +239,7 @@ func (e *Edge) newEndpointAccess(snap *config.Snapshot, accountID string, ipr *t
 			for _, c := range list.cidrs {
 				p, err := policy.ParseCIDR(c)
 				if err != nil {
-					return nil, config.NewError(config.CodeBindOption, "%s %q: %v.", list.name, c, err)
+					return nil, codes.NewError(codes.BindOption, "%s %q: %v.", list.name, c, err)
 				}
 				a.rules = append(a.rules, policy.IPRule{Prefix: p, Deny: list.deny})
 			}
@@ -246,7 +247,7 @@ func (e *Edge) newEndpointAccess(snap *config.Snapshot, accountID string, ipr *t
 		for _, id := range ipr.IPPolicyIDs {
 			p, ok := snap.IPPolicy(id)
 			if !ok || p.AccountID != accountID {
-				return nil, config.NewError(config.CodeIPPolicyIDs, "The IP policy %q does not exist in this account. List them with GET /ip_policies.", id)
+				return nil, codes.NewError(codes.IPPolicyIDs, "The IP policy %q does not exist in this account. List them with GET /ip_policies.", id)
 			}
 			if !slices.Contains(a.policyIDs, id) {
 				a.policyIDs = append(a.policyIDs, id)
@@ -256,9 +257,9 @@ func (e *Edge) newEndpointAccess(snap *config.Snapshot, accountID string, ipr *t
 			m := policy.CompilePolicies(snap, a.policyIDs, a.rules)
 			if !m.HasAllow() {
 				if len(a.policyIDs) == 0 {
-					return nil, config.NewError(config.CodeBindDenyOnly, "The endpoint has --cidr-deny rules but no --cidr-allow rule: %s.", denyOnlyHelp)
+					return nil, codes.NewError(codes.BindDenyOnly, "The endpoint has --cidr-deny rules but no --cidr-allow rule: %s.", denyOnlyHelp)
 				}
-				return nil, config.NewError(config.CodeBindDenyOnly, "The endpoint's CIDRs and IP policies (%s) have no allow rule: %s, or add allow rules to the policies.", strings.Join(a.policyIDs, ", "), denyOnlyHelp)
+				return nil, codes.NewError(codes.BindDenyOnly, "The endpoint's CIDRs and IP policies (%s) have no allow rule: %s, or add allow rules to the policies.", strings.Join(a.policyIDs, ", "), denyOnlyHelp)
 			}
 			if len(a.policyIDs) == 0 {
 				a.static = m

@@ -6,7 +6,7 @@ import (
 	"net/netip"
 	"testing"
 
-	"github.com/tollgate/tollgate/config"
+	"github.com/tollgate/tollgate/snapshot"
 	"github.com/tollgate/tollgate/tunnel"
 )
 
@@ -49,9 +49,9 @@ func BenchmarkAdmitIP(b *testing.B) {
 		rules = append(rules, "deny "+c)
 	}
 	rules = append(rules, "allow 127.0.0.0/8", "allow ::1/128")
-	e := newPolicyEdge(b, config.SnapshotData{
-		IPPolicies: []config.IPPolicy{testPolicy("ipp_r", "acct_a", rules...), testPolicy("ipp_e", "acct_a", "allow 192.0.2.0/24")},
-		IPRestrictions: []config.IPRestriction{
+	e := newPolicyEdge(b, snapshot.Data{
+		IPPolicies: []snapshot.IPPolicy{testPolicy("ipp_r", "acct_a", rules...), testPolicy("ipp_e", "acct_a", "allow 192.0.2.0/24")},
+		IPRestrictions: []snapshot.IPRestriction{
 			{ID: "ipx_1", AccountID: "acct_a", Type: "endpoints", Enforced: true, IPPolicyIDs: []string{"ipp_r"}},
 		},
 	})

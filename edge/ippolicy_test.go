@@ -18,14 +18,16 @@ import (
 	"time"
 
 	"github.com/tollgate/tollgate/authn"
-	"github.com/tollgate/tollgate/config"
+	"github.com/tollgate/tollgate/codes"
 	"github.com/tollgate/tollgate/edge/internal/httpproxy"
+	"github.com/tollgate/tollgate/ids"
+	"github.com/tollgate/tollgate/snapshot"
 	"github.com/tollgate/tollgate/tunnel"
 )
 
 // newPolicyEdge returns an Edge (not listening) whose current snapshot is
 // data with revision 1.
-func newPolicyEdge(t testing.TB, data config.SnapshotData) *Edge {
+func newPolicyEdge(t testing.TB, data snapshot.Data) *Edge {
 	t.Helper()
 	e, err := New(Config{BaseDomain: "tollgate.localhost", DisableQUIC: true, HTTPAddr: "off"},
 		Deps{Feed: fixedFeed{}, AgentTLS: &tls.Config{}, Certs: noCerts{}})
@@ -37,10 +39,10 @@ func newPolicyEdge(t testing.TB, data config.SnapshotData) *Edge {
 }
 
 // setSnapshot installs data as the edge's next snapshot and applies it.
-func setSnapshot(t testing.TB, e *Edge, data config.SnapshotData) {
+func setSnapshot(t testing.TB, e *Edge, data snapshot.Data) {
 	t.Helper()
 	data.Revision = e.snap.Load().Revision() + 1
-	snap, err := config.NewSnapshot(data)
+	snap, err := snapshot.New(data)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -50,17 +52,17 @@ func setSnapshot(t testing.TB, e *Edge, data config.SnapshotData) {
 	e.applySnapshot(snap)
 }
 
-func testPolicy(id, acct string, rules ...string) config.IPPolicy {
-	p := config.IPPolicy{ID: id, AccountID: acct}
+func testPolicy(id, acct string, rules ...string) snapshot.IPPolicy {
+	p := snapshot.IPPolicy{ID: id, AccountID: acct}
 	for i, r := range rules {
 		action, cidr, _ := strings.Cut(r, " ")
-		p.Rules = append(p.Rules, config.IPPolicyRule{ID: fmt.Sprintf("ipr_%s_%d", id, i), CIDR: cidr, Action: action})
+		p.Rules = append(p.Rules, snapshot.IPPolicyRule{ID: fmt.Sprintf("ipr_%s_%d", id, i), CIDR: cidr, Action: action})
 	}
 	return p
 }
 
 func TestEndpointAccessValidation(t *testing.T) {
-	e := newPolicyEdge(t, config.SnapshotData{IPPolicies: []config.IPPolicy{
+	e := newPolicyEdge(t, snapshot.Data{IPPolicies: []snapshot.IPPolicy{
 		testPolicy("ipp_allow", "acct_a", "allow 10.0.0.0/8"),
 		testPolicy("ipp_deny", "acct_a", "deny 10.1.0.0/16"),
 		testPolicy("ipp_empty", "acct_a"),
@@ -79,36 +81,36 @@ func TestEndpointAccessValidation(t *testing.T) {
 		ipr    *tunnel.IPRestriction
 		ba     *tunnel.BasicAuth
 		legacy string
-		code   config.Code
+		code   codes.Code
 		want   string // in the message
 	}{
 		{name: "none"},
 		{name: "empty restriction", ipr: &tunnel.IPRestriction{}},
 		{name: "allow", ipr: &tunnel.IPRestriction{AllowCIDRs: []string{"10.0.0.0/8", "::/0"}}},
 		{name: "allow and deny", ipr: &tunnel.IPRestriction{AllowCIDRs: []string{"0.0.0.0/0"}, DenyCIDRs: []string{"10.0.0.1"}}},
-		{name: "deny only", ipr: &tunnel.IPRestriction{DenyCIDRs: []string{"10.0.0.0/8"}}, code: config.CodeBindDenyOnly,
+		{name: "deny only", ipr: &tunnel.IPRestriction{DenyCIDRs: []string{"10.0.0.0/8"}}, code: codes.BindDenyOnly,
 			want: "add 0.0.0.0/0 and ::/0 to allow everything not denied"},
 		{name: "deny and deny-only policy", ipr: &tunnel.IPRestriction{DenyCIDRs: []string{"10.0.0.0/8"}, IPPolicyIDs: []string{"ipp_deny"}},
-			code: config.CodeBindDenyOnly, want: "ipp_deny"},
-		{name: "empty policy", ipr: &tunnel.IPRestriction{IPPolicyIDs: []string{"ipp_empty"}}, code: config.CodeBindDenyOnly},
+			code: codes.BindDenyOnly, want: "ipp_deny"},
+		{name: "empty policy", ipr: &tunnel.IPRestriction{IPPolicyIDs: []string{"ipp_empty"}}, code: codes.BindDenyOnly},
 		{name: "deny with allow policy", ipr: &tunnel.IPRestriction{DenyCIDRs: []string{"10.0.0.0/24"}, IPPolicyIDs: []string{"ipp_allow"}}},
-		{name: "bad cidr", ipr: &tunnel.IPRestriction{AllowCIDRs: []string{"10.0.0.0/33"}}, code: config.CodeBindOption, want: "--cidr-allow"},
+		{name: "bad cidr", ipr: &tunnel.IPRestriction{AllowCIDRs: []string{"10.0.0.0/33"}}, code: codes.BindOption, want: "--cidr-allow"},
 		{name: "host bits", ipr: &tunnel.IPRestriction{AllowCIDRs: []string{"0.0.0.0/0"}, DenyCIDRs: []string{"10.1.2.3/8"}},
-			code: config.CodeBindOption, want: "use 10.0.0.0/8"},
-		{name: "unknown policy", ipr: &tunnel.IPRestriction{IPPolicyIDs: []string{"ipp_nope"}}, code: config.CodeIPPolicyIDs},
-		{name: "other account's policy", ipr: &tunnel.IPRestriction{IPPolicyIDs: []string{"ipp_other"}}, code: config.CodeIPPolicyIDs},
+			code: codes.BindOption, want: "use 10.0.0.0/8"},
+		{name: "unknown policy", ipr: &tunnel.IPRestriction{IPPolicyIDs: []string{"ipp_nope"}}, code: codes.IPPolicyIDs},
+		{name: "other account's policy", ipr: &tunnel.IPRestriction{IPPolicyIDs: []string{"ipp_other"}}, code: codes.IPPolicyIDs},
 		{name: "basic auth", ba: &tunnel.BasicAuth{Credentials: []tunnel.BasicAuthCredential{cred("alice", "correct-horse")}}},
 		{name: "legacy auth", legacy: "bob:battery-staple"},
-		{name: "legacy auth malformed", legacy: "bob", code: config.CodeBasicAuthPassword},
-		{name: "empty user", ba: &tunnel.BasicAuth{Credentials: []tunnel.BasicAuthCredential{cred("", "correct-horse")}}, code: config.CodeBasicAuthUser},
-		{name: "colon in user", ba: &tunnel.BasicAuth{Credentials: []tunnel.BasicAuthCredential{cred("a:b", "correct-horse")}}, code: config.CodeBasicAuthUser},
-		{name: "long user", ba: &tunnel.BasicAuth{Credentials: []tunnel.BasicAuthCredential{cred(strings.Repeat("u", 129), "correct-horse")}}, code: config.CodeBasicAuthUser},
-		{name: "short password", ba: &tunnel.BasicAuth{Credentials: []tunnel.BasicAuthCredential{cred("alice", "seven77")}}, code: config.CodeBasicAuthPassword,
+		{name: "legacy auth malformed", legacy: "bob", code: codes.BasicAuthPassword},
+		{name: "empty user", ba: &tunnel.BasicAuth{Credentials: []tunnel.BasicAuthCredential{cred("", "correct-horse")}}, code: codes.BasicAuthUser},
+		{name: "colon in user", ba: &tunnel.BasicAuth{Credentials: []tunnel.BasicAuthCredential{cred("a:b", "correct-horse")}}, code: codes.BasicAuthUser},
+		{name: "long user", ba: &tunnel.BasicAuth{Credentials: []tunnel.BasicAuthCredential{cred(strings.Repeat("u", 129), "correct-horse")}}, code: codes.BasicAuthUser},
+		{name: "short password", ba: &tunnel.BasicAuth{Credentials: []tunnel.BasicAuthCredential{cred("alice", "seven77")}}, code: codes.BasicAuthPassword,
 			want: "8 to 128"},
 		{name: "8 multibyte characters", ba: &tunnel.BasicAuth{Credentials: []tunnel.BasicAuthCredential{cred("alice", "äöüßäöüß")}}},
-		{name: "long password", ba: &tunnel.BasicAuth{Credentials: []tunnel.BasicAuthCredential{cred("alice", strings.Repeat("p", 129))}}, code: config.CodeBasicAuthPassword},
-		{name: "control character", ba: &tunnel.BasicAuth{Credentials: []tunnel.BasicAuthCredential{cred("alice", "pass\nword1")}}, code: config.CodeBasicAuthPassword},
-		{name: "too many", ba: many, code: config.CodeBindOption},
+		{name: "long password", ba: &tunnel.BasicAuth{Credentials: []tunnel.BasicAuthCredential{cred("alice", strings.Repeat("p", 129))}}, code: codes.BasicAuthPassword},
+		{name: "control character", ba: &tunnel.BasicAuth{Credentials: []tunnel.BasicAuthCredential{cred("alice", "pass\nword1")}}, code: codes.BasicAuthPassword},
+		{name: "too many", ba: many, code: codes.BindOption},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -136,12 +138,12 @@ func TestEndpointAccessValidation(t *testing.T) {
 // TestAdmitIP: the account's endpoints restriction (enforced or not) and
 // the endpoint's own policy, IPv4, IPv6 and IPv4-mapped IPv6.
 func TestAdmitIP(t *testing.T) {
-	e := newPolicyEdge(t, config.SnapshotData{
-		IPPolicies: []config.IPPolicy{
+	e := newPolicyEdge(t, snapshot.Data{
+		IPPolicies: []snapshot.IPPolicy{
 			testPolicy("ipp_a", "acct_a", "allow 127.0.0.0/8", "allow ::1/128", "deny 127.0.0.3/32"),
 			testPolicy("ipp_b", "acct_b", "allow 10.0.0.0/8"),
 		},
-		IPRestrictions: []config.IPRestriction{
+		IPRestrictions: []snapshot.IPRestriction{
 			{ID: "ipx_a", AccountID: "acct_a", Type: "endpoints", Enforced: true, IPPolicyIDs: []string{"ipp_a"}},
 			{ID: "ipx_b", AccountID: "acct_b", Type: "endpoints", Enforced: false, IPPolicyIDs: []string{"ipp_b"}},
 			{ID: "ipx_agent", AccountID: "acct_a", Type: "agent", Enforced: true, IPPolicyIDs: []string{"ipp_b"}},
@@ -195,7 +197,7 @@ func TestAdmitIP(t *testing.T) {
 	if err := e.checkAgentIP("acct_a", netip.MustParseAddr("::ffff:10.1.2.3"), e.log); err != nil {
 		t.Fatalf("agent from 10.1.2.3 refused: %v", err)
 	}
-	if err := e.checkAgentIP("acct_a", netip.MustParseAddr("127.0.0.1"), e.log); err == nil || err.Code != config.CodeAgentIPRestricted {
+	if err := e.checkAgentIP("acct_a", netip.MustParseAddr("127.0.0.1"), e.log); err == nil || err.Code != codes.AgentIPRestricted {
 		t.Fatalf("agent from 127.0.0.1: %v, want TG_115", err)
 	}
 }
@@ -204,7 +206,7 @@ func TestAdmitIP(t *testing.T) {
 // restrictions and the rules of the IP policies an endpoint names, without
 // rebinding.
 func TestAdmitIPFollowsSnapshot(t *testing.T) {
-	data := config.SnapshotData{IPPolicies: []config.IPPolicy{testPolicy("ipp_a", "acct_a", "allow 127.0.0.0/8")}}
+	data := snapshot.Data{IPPolicies: []snapshot.IPPolicy{testPolicy("ipp_a", "acct_a", "allow 127.0.0.0/8")}}
 	e := newPolicyEdge(t, data)
 	a, err := e.newEndpointAccess(e.snap.Load(), "acct_a", &tunnel.IPRestriction{IPPolicyIDs: []string{"ipp_a"}}, nil, "")
 	if err != nil {
@@ -215,17 +217,17 @@ func TestAdmitIPFollowsSnapshot(t *testing.T) {
 	if !e.admitIP(ep, addr) {
 		t.Fatal("refused before the change")
 	}
-	data.IPPolicies = []config.IPPolicy{testPolicy("ipp_a", "acct_a", "allow 127.0.0.0/8", "deny 127.0.0.2/32")}
+	data.IPPolicies = []snapshot.IPPolicy{testPolicy("ipp_a", "acct_a", "allow 127.0.0.0/8", "deny 127.0.0.2/32")}
 	setSnapshot(t, e, data)
 	if e.admitIP(ep, addr) {
 		t.Fatal("the policy's new deny rule was not applied")
 	}
-	data.IPPolicies = []config.IPPolicy{testPolicy("ipp_a", "acct_a", "allow 127.0.0.0/8"), testPolicy("ipp_r", "acct_a", "allow 10.0.0.0/8")}
-	data.IPRestrictions = []config.IPRestriction{{ID: "ipx_1", AccountID: "acct_a", Type: "endpoints", Enforced: true, IPPolicyIDs: []string{"ipp_r"}}}
+	data.IPPolicies = []snapshot.IPPolicy{testPolicy("ipp_a", "acct_a", "allow 127.0.0.0/8"), testPolicy("ipp_r", "acct_a", "allow 10.0.0.0/8")}
+	data.IPRestrictions = []snapshot.IPRestriction{{ID: "ipx_1", AccountID: "acct_a", Type: "endpoints", Enforced: true, IPPolicyIDs: []string{"ipp_r"}}}
 	// Swap without applySnapshot: the first check compiles the new
 	// restrictions itself.
 	data.Revision = e.snap.Load().Revision() + 1
-	snap, _ := config.NewSnapshot(data)
+	snap, _ := snapshot.New(data)
 	if ok, _ := e.snap.swap(snap); !ok {
 		t.Fatal("not swapped")
 	}
@@ -236,7 +238,7 @@ func TestAdmitIPFollowsSnapshot(t *testing.T) {
 	// (snapshotHolder.watch stores it as is), and it is compiled once.
 	data.IPRestrictions = nil
 	data.Revision = 1
-	older, _ := config.NewSnapshot(data)
+	older, _ := snapshot.New(data)
 	e.snap.cur.Store(older)
 	e.applySnapshot(older)
 	if !e.admitIP(ep, netip.MustParseAddr("127.0.0.3")) {
@@ -252,7 +254,7 @@ func basicHeader(user, pass string) []byte {
 }
 
 func TestBasicAuthAdmit(t *testing.T) {
-	e := newPolicyEdge(t, config.SnapshotData{})
+	e := newPolicyEdge(t, snapshot.Data{})
 	a, err := e.newEndpointAccess(e.snap.Load(), "acct_a", nil, &tunnel.BasicAuth{Credentials: []tunnel.BasicAuthCredential{
 		{Username: "alice", CleartextPassword: "correct-horse"}, {Username: "bob", CleartextPassword: "battery:staple"},
 	}}, "")
@@ -285,7 +287,7 @@ func TestBasicAuthAdmit(t *testing.T) {
 		if tc.ok && (ad.Refusal != nil || !ad.StripAuthorization) {
 			t.Errorf("%s: %+v, want admitted with the Authorization stripped", tc.name, ad)
 		}
-		if !tc.ok && (ad.Refusal == nil || ad.Refusal.Status() != 401 || ad.Refusal.Code() != config.CodeBasicAuthRequired) {
+		if !tc.ok && (ad.Refusal == nil || ad.Refusal.Status() != 401 || ad.Refusal.Code() != codes.BasicAuthRequired) {
 			t.Errorf("%s: %+v, want 401 TG_3207", tc.name, ad)
 		}
 	}
@@ -300,7 +302,7 @@ func TestBasicAuthAdmit(t *testing.T) {
 		t.Fatal(err)
 	}
 	ad := (&endpoint{access: a2}).Admit(client, basicHeader("alice", "correct-horse"), 1)
-	if ad.Refusal == nil || ad.Refusal.Status() != 403 || ad.Refusal.Code() != config.CodeIPDenied {
+	if ad.Refusal == nil || ad.Refusal.Status() != 403 || ad.Refusal.Code() != codes.IPDenied {
 		t.Fatalf("%+v, want 403 TG_3205", ad)
 	}
 	good, bad := basicHeader("alice", "correct-horse"), basicHeader("alice", "wrong-horse")
@@ -316,13 +318,13 @@ func TestBasicAuthAdmit(t *testing.T) {
 // options reach the endpoint, deny-only lists are refused, and the options
 // echoed to the agent hold no password.
 func TestBindHTTPAccessOptions(t *testing.T) {
-	e := newPolicyEdge(t, config.SnapshotData{})
+	e := newPolicyEdge(t, snapshot.Data{})
 	if err := e.Listen(); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(e.closeListeners)
-	ident := &authn.Identity{Account: &config.Account{ID: "acct_a"}}
-	bind := func(proto, opts string) (*endpoint, any, *config.Error) {
+	ident := &authn.Identity{Account: &snapshot.Account{ID: "acct_a"}}
+	bind := func(proto, opts string) (*endpoint, any, *codes.Error) {
 		req := &tunnel.Bind{Proto: proto, Opts: json.RawMessage(opts)}
 		switch proto {
 		case "tcp":
@@ -344,7 +346,7 @@ func TestBindHTTPAccessOptions(t *testing.T) {
 	}
 	for _, proto := range []string{"https", "tcp", "tls"} {
 		_, _, err := bind(proto, `{"IPRestriction":{"deny_cidrs":["10.0.0.0/8"]}}`)
-		if err == nil || err.Code != config.CodeBindDenyOnly {
+		if err == nil || err.Code != codes.BindDenyOnly {
 			t.Errorf("%s deny-only: %v, want TG_393", proto, err)
 		}
 		ep, _, err := bind(proto, `{"IPRestriction":{"allow_cidrs":["0.0.0.0/0"],"deny_cidrs":["10.0.0.0/8"]}}`)
@@ -369,7 +371,7 @@ func (o *fakeOwner) openProxy(context.Context, *tunnel.ProxyHeader) (httpproxy.S
 	o.opened.Add(1)
 	return nil, errors.New("no agent in this test")
 }
-func (o *fakeOwner) dropEndpoint(*endpoint, config.Code, string) {}
+func (o *fakeOwner) dropEndpoint(*endpoint, codes.Code, string) {}
 
 // mappedListener listens on ::ffff:127.0.0.1 with an IPv6 socket that
 // takes IPv4 connections (IPV6_V6ONLY off), so peers appear as IPv4-mapped
@@ -409,7 +411,7 @@ func mappedListener(t *testing.T) net.Listener {
 // without a proxy stream being opened, also when its address arrives as
 // IPv4-mapped IPv6 from a dual-stack socket.
 func TestTCPRefusedBeforeAgent(t *testing.T) {
-	e := newPolicyEdge(t, config.SnapshotData{})
+	e := newPolicyEdge(t, snapshot.Data{})
 	a, err := e.newEndpointAccess(e.snap.Load(), "acct_a", &tunnel.IPRestriction{AllowCIDRs: []string{"127.0.0.0/8"}, DenyCIDRs: []string{"127.0.0.2/32"}}, nil, "")
 	if err != nil {
 		t.Fatal(err)
@@ -473,13 +475,13 @@ func TestTCPRefusedBeforeAgent(t *testing.T) {
 // the account's agent restriction refuses, with TG_115; an unenforced one
 // lets it in and counts.
 func TestAgentAuthIPRestricted(t *testing.T) {
-	id, tok, hash := authn.NewCredential(config.PrefixAuthtoken)
-	data := config.SnapshotData{
-		Accounts:   []config.Account{{ID: "acct_a", Active: true}},
-		Principals: []config.Principal{{ID: "usr_a", Active: true, AccountIDs: []string{"acct_a"}}},
-		Authtokens: []config.Authtoken{{ID: id, AccountID: "acct_a", OwnerID: "usr_a", SecretHash: hash}},
-		IPPolicies: []config.IPPolicy{testPolicy("ipp_a", "acct_a", "allow 127.0.0.1/32")},
-		IPRestrictions: []config.IPRestriction{
+	id, tok, hash := authn.NewCredential(ids.PrefixAuthtoken)
+	data := snapshot.Data{
+		Accounts:   []snapshot.Account{{ID: "acct_a", Active: true}},
+		Principals: []snapshot.Principal{{ID: "usr_a", Active: true, AccountIDs: []string{"acct_a"}}},
+		Authtokens: []snapshot.Authtoken{{ID: id, AccountID: "acct_a", OwnerID: "usr_a", SecretHash: hash}},
+		IPPolicies: []snapshot.IPPolicy{testPolicy("ipp_a", "acct_a", "allow 127.0.0.1/32")},
+		IPRestrictions: []snapshot.IPRestriction{
 			{ID: "ipx_a", AccountID: "acct_a", Type: "agent", Enforced: true, IPPolicyIDs: []string{"ipp_a"}},
 		},
 	}
@@ -492,7 +494,7 @@ func TestAgentAuthIPRestricted(t *testing.T) {
 		s := newAgentSession(e, net.TCPAddrFromAddrPort(netip.MustParseAddrPort(remote)), "tcp")
 		return s.Auth(context.Background(), &tunnel.Auth{Version: []string{"3"}, Extra: tunnel.AuthExtra{Authtoken: tunnel.Secret(tok.Reveal())}})
 	}
-	if r := auth("[::ffff:127.0.0.2]:5000"); !strings.Contains(r.Error, string(config.CodeAgentIPRestricted)) || !strings.Contains(r.Error, "127.0.0.2") {
+	if r := auth("[::ffff:127.0.0.2]:5000"); !strings.Contains(r.Error, string(codes.AgentIPRestricted)) || !strings.Contains(r.Error, "127.0.0.2") {
 		t.Fatalf("from 127.0.0.2: %q, want TG_115", r.Error)
 	}
 	if r := auth("127.0.0.1:5000"); r.Error != "" {

@@ -4,7 +4,7 @@ import (
 	"context"
 
 	"github.com/tollgate/tollgate/authn"
-	"github.com/tollgate/tollgate/config"
+	"github.com/tollgate/tollgate/codes"
 	"github.com/tollgate/tollgate/edge/internal/httpproxy"
 	"github.com/tollgate/tollgate/tunnel"
 )
@@ -19,7 +19,7 @@ type endpointOwner interface {
 	openProxy(ctx context.Context, hdr *tunnel.ProxyHeader) (httpproxy.Stream, error)
 	// dropEndpoint removes ep from the owner (taken over or revoked) and
 	// tells the client why.
-	dropEndpoint(ep *endpoint, code config.Code, msg string)
+	dropEndpoint(ep *endpoint, code codes.Code, msg string)
 }
 
 var (

@@ -11,9 +11,10 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/tollgate/tollgate/config"
+	"github.com/tollgate/tollgate/codes"
 	"github.com/tollgate/tollgate/edge/internal/httpproxy"
 	"github.com/tollgate/tollgate/policy"
+	"github.com/tollgate/tollgate/snapshot"
 	"github.com/tollgate/tollgate/tunnel"
 )
 
@@ -92,7 +93,7 @@ func (e *Edge) CertificateAllowed(name string) bool {
 
 // Snapshot returns the edge's current snapshot (certs.Config.Snapshot);
 // never nil.
-func (e *Edge) Snapshot() *config.Snapshot { return e.snap.Load() }
+func (e *Edge) Snapshot() *snapshot.Snapshot { return e.snap.Load() }
 
 func (e *Edge) handlePublicHTTPS(ctx context.Context, c net.Conn) {
 	pc := newPeekConn(c) // tls endpoints: see tlspass.go
@@ -150,7 +151,7 @@ func newHTTPRedirector(e *Edge) *httpRedirector {
 		}
 		host, err := normalizeHost(host)
 		if err != nil || host == "" {
-			http.Error(w, "Bad Host header ["+string(config.CodeBadRequest)+"]", http.StatusBadRequest)
+			http.Error(w, "Bad Host header ["+string(codes.BadRequest)+"]", http.StatusBadRequest)
 			return
 		}
 		target := e.publicHTTPSURL(host) + r.URL.RequestURI()

@@ -10,14 +10,14 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tollgate/tollgate/config"
 	"github.com/tollgate/tollgate/edge/certs"
+	"github.com/tollgate/tollgate/snapshot"
 )
 
 // oneSnapshotFeed hands out one snapshot, then blocks until ctx ends.
-type oneSnapshotFeed struct{ snap *config.Snapshot }
+type oneSnapshotFeed struct{ snap *snapshot.Snapshot }
 
-func (f oneSnapshotFeed) Snapshot(ctx context.Context, after uint64) (*config.Snapshot, error) {
+func (f oneSnapshotFeed) Snapshot(ctx context.Context, after uint64) (*snapshot.Snapshot, error) {
 	if after < f.snap.Revision() {
 		return f.snap, nil
 	}
@@ -53,7 +53,7 @@ func startTLSEdge(t *testing.T) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	snap, err := config.NewSnapshot(config.SnapshotData{Revision: 1, ReservedDomains: []config.ReservedDomain{
+	snap, err := snapshot.New(snapshot.Data{Revision: 1, ReservedDomains: []snapshot.ReservedDomain{
 		{ID: "rd_1", AccountID: "acct_1", Domain: "old." + base, Region: "us", MinTLSVersion: "1.0"},
 		{ID: "rd_2", AccountID: "acct_1", Domain: "new." + base, Region: "us", MinTLSVersion: "1.3"},
 	}})

@@ -17,7 +17,8 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/tollgate/tollgate/config"
+	"github.com/tollgate/tollgate/codes"
+	"github.com/tollgate/tollgate/snapshot"
 	"github.com/tollgate/tollgate/tunnel"
 )
 
@@ -32,15 +33,15 @@ import (
 type ControlClient struct {
 	base   *url.URL
 	secret string // Secret: never logged.
-	info   config.EdgeInfo
+	info   snapshot.EdgeInfo
 	http   *http.Client
 	wait   time.Duration
 	log    *zap.Logger
 
 	mu           sync.Mutex
-	last         *config.Snapshot  // the newest snapshot this client returned
-	edges        []config.EdgeInfo // from the last report's or command poll's answer
-	edgesVersion uint64            // of edges, from the command poll
+	last         *snapshot.Snapshot  // the newest snapshot this client returned
+	edges        []snapshot.EdgeInfo // from the last report's or command poll's answer
+	edgesVersion uint64              // of edges, from the command poll
 }
 
 // ControlClientConfig configures NewControlClient.
@@ -66,11 +67,11 @@ type ControlClientConfig struct {
 func NewControlClient(cfg ControlClientConfig) (*ControlClient, error) {
 	u, err := url.Parse(strings.TrimRight(cfg.URL, "/"))
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, config.NewError(config.CodeEdgeBadRequest,
+		return nil, codes.NewError(codes.EdgeBadRequest,
 			"the control plane URL %q is not valid: give http(s)://HOST:PORT", cfg.URL)
 	}
 	if cfg.Secret == "" {
-		return nil, config.NewError(config.CodeEdgeAuth, "an edge needs the control plane's edge secret")
+		return nil, codes.NewError(codes.EdgeAuth, "an edge needs the control plane's edge secret")
 	}
 	if cfg.Wait <= 0 {
 		cfg.Wait = 25 * time.Second
@@ -84,7 +85,7 @@ func NewControlClient(cfg ControlClientConfig) (*ControlClient, error) {
 		log:    cfg.Logger,
 		base:   u,
 		secret: cfg.Secret,
-		info:   config.EdgeInfo{ID: cfg.EdgeID, Region: cfg.Region, AgentAddr: cfg.AgentAddr},
+		info:   snapshot.EdgeInfo{ID: cfg.EdgeID, Region: cfg.Region, AgentAddr: cfg.AgentAddr},
 		http:   &http.Client{Transport: tr},
 		wait:   cfg.Wait,
 	}, nil
@@ -104,7 +105,7 @@ func (c *ControlClient) SetAgentAddr(addr string) {
 // edge started from its persisted copy), it asks for a whole snapshot. It
 // returns an older revision than after only when the control plane's store
 // was reset (the edge takes it).
-func (c *ControlClient) Snapshot(ctx context.Context, after uint64) (*config.Snapshot, error) {
+func (c *ControlClient) Snapshot(ctx context.Context, after uint64) (*snapshot.Snapshot, error) {
 	for {
 		c.mu.Lock()
 		base := c.last
@@ -134,7 +135,7 @@ func (c *ControlClient) Snapshot(ctx context.Context, after uint64) (*config.Sna
 }
 
 // fetch performs one feed request. It returns nil, nil on 204.
-func (c *ControlClient) fetch(ctx context.Context, after uint64, base *config.Snapshot) (*config.Snapshot, error) {
+func (c *ControlClient) fetch(ctx context.Context, after uint64, base *snapshot.Snapshot) (*snapshot.Snapshot, error) {
 	resp, err := c.get(ctx, "/edge/v1/snapshot", url.Values{"after": {strconv.FormatUint(after, 10)}}, "snapshot feed")
 	if err != nil {
 		return nil, err
@@ -147,7 +148,7 @@ func (c *ControlClient) fetch(ctx context.Context, after uint64, base *config.Sn
 	default:
 		return nil, fmt.Errorf("snapshot feed: %w", responseError(resp))
 	}
-	var msg config.FeedMessage
+	var msg snapshot.FeedMessage
 	dec := json.NewDecoder(resp.Body)
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&msg); err != nil {
@@ -155,31 +156,31 @@ func (c *ControlClient) fetch(ctx context.Context, after uint64, base *config.Sn
 	}
 	switch {
 	case msg.Snapshot != nil:
-		return config.NewSnapshot(*msg.Snapshot)
+		return snapshot.New(*msg.Snapshot)
 	case msg.Delta != nil && base != nil:
 		d, err := msg.Delta.Apply(base.Data())
 		if err != nil {
 			return nil, fmt.Errorf("snapshot feed: %w", err)
 		}
-		return config.NewSnapshot(d)
+		return snapshot.New(d)
 	}
 	return nil, errors.New("snapshot feed: the answer holds neither a snapshot nor a delta this edge can apply")
 }
 
 // ReportSessions sends the edge's complete session list (edge.SessionReporter).
-func (c *ControlClient) ReportSessions(ctx context.Context, region string, sessions []config.AgentSession) error {
+func (c *ControlClient) ReportSessions(ctx context.Context, region string, sessions []snapshot.AgentSession) error {
 	c.mu.Lock()
-	rep := config.EdgeReport{EdgeID: c.info.ID, Region: region, AgentAddr: c.info.AgentAddr, Sessions: sessions}
+	rep := snapshot.EdgeReport{EdgeID: c.info.ID, Region: region, AgentAddr: c.info.AgentAddr, Sessions: sessions}
 	c.mu.Unlock()
 	if rep.Sessions == nil {
-		rep.Sessions = []config.AgentSession{}
+		rep.Sessions = []snapshot.AgentSession{}
 	}
 	resp, err := c.send(ctx, http.MethodPut, "/edge/v1/sessions", &rep, http.StatusOK, "reporting sessions")
 	if err != nil {
 		return err
 	}
 	defer resp.Body.Close()
-	var ans config.EdgeReportAnswer
+	var ans snapshot.EdgeReportAnswer
 	if err := json.NewDecoder(io.LimitReader(resp.Body, 16<<20)).Decode(&ans); err != nil {
 		return fmt.Errorf("reporting sessions: decoding the answer: %w", err)
 	}
@@ -191,7 +192,7 @@ func (c *ControlClient) ReportSessions(ctx context.Context, region string, sessi
 
 // Edges returns the live edges the control plane listed in its latest
 // answer to a session report or a command poll (edge.EdgeDirectory).
-func (c *ControlClient) Edges() []config.EdgeInfo {
+func (c *ControlClient) Edges() []snapshot.EdgeInfo {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.edges
@@ -200,21 +201,21 @@ func (c *ControlClient) Edges() []config.EdgeInfo {
 // Commands waits up to the client's Wait for operator commands for this
 // edge's sessions, or a change of the live edges (which it records for
 // Edges), and returns the control plane's answer (edge.CommandSource).
-func (c *ControlClient) Commands(ctx context.Context) (config.EdgeCommands, error) {
+func (c *ControlClient) Commands(ctx context.Context) (snapshot.EdgeCommands, error) {
 	c.mu.Lock()
 	known := c.edgesVersion
 	c.mu.Unlock()
 	resp, err := c.get(ctx, "/edge/v1/commands", url.Values{"edge_id": {c.info.ID}, "known": {strconv.FormatUint(known, 10)}}, "command poll")
 	if err != nil {
-		return config.EdgeCommands{}, err
+		return snapshot.EdgeCommands{}, err
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return config.EdgeCommands{}, fmt.Errorf("command poll: %w", responseError(resp))
+		return snapshot.EdgeCommands{}, fmt.Errorf("command poll: %w", responseError(resp))
 	}
-	var ans config.EdgeCommands
+	var ans snapshot.EdgeCommands
 	if err := json.NewDecoder(io.LimitReader(resp.Body, 16<<20)).Decode(&ans); err != nil {
-		return config.EdgeCommands{}, fmt.Errorf("command poll: decoding the answer: %w", err)
+		return snapshot.EdgeCommands{}, fmt.Errorf("command poll: decoding the answer: %w", err)
 	}
 	c.mu.Lock()
 	c.edges, c.edgesVersion = ans.Edges, ans.EdgesVersion
@@ -230,7 +231,7 @@ func (c *ControlClient) Commands(ctx context.Context) (config.EdgeCommands, erro
 }
 
 // CommandResult posts how one command ended (edge.CommandSource).
-func (c *ControlClient) CommandResult(ctx context.Context, res config.EdgeCommandResult) error {
+func (c *ControlClient) CommandResult(ctx context.Context, res snapshot.EdgeCommandResult) error {
 	res.EdgeID = c.info.ID
 	resp, err := c.send(ctx, http.MethodPost, "/edge/v1/commands/results", &res, http.StatusNoContent, "posting a command result")
 	if err != nil {
@@ -249,7 +250,7 @@ func responseError(resp *http.Response) error {
 	}
 	data, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
 	if json.Unmarshal(data, &body) == nil && body.Code != "" {
-		return config.NewError(config.Code(body.Code), "%s", body.Msg)
+		return codes.NewError(codes.Code(body.Code), "%s", body.Msg)
 	}
 	return fmt.Errorf("HTTP %d from the control plane", resp.StatusCode)
 }

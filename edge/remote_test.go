@@ -10,10 +10,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tollgate/tollgate/config"
+	"github.com/tollgate/tollgate/codes"
 	"github.com/tollgate/tollgate/controlplane"
 	"github.com/tollgate/tollgate/controlplane/store"
 	"github.com/tollgate/tollgate/edge"
+	"github.com/tollgate/tollgate/ids"
+	"github.com/tollgate/tollgate/snapshot"
 )
 
 // TestControlClient follows a real control plane's edge API over HTTP: a
@@ -73,7 +75,7 @@ func TestControlClient(t *testing.T) {
 	if err := c.ReportSessions(ctx, "eu", nil); err != nil {
 		t.Fatal(err)
 	}
-	if !slices.ContainsFunc(c.Edges(), func(e config.EdgeInfo) bool { return e.ID == "edge_eu1" && e.Region == "eu" }) {
+	if !slices.ContainsFunc(c.Edges(), func(e snapshot.EdgeInfo) bool { return e.ID == "edge_eu1" && e.Region == "eu" }) {
 		t.Fatalf("directory after report = %+v", c.Edges())
 	}
 
@@ -85,9 +87,9 @@ func TestControlClient(t *testing.T) {
 		t.Fatalf("unchanged store: got %v, %v; want to wait until the deadline", s, err)
 	}
 
-	var ce *config.Error
-	if _, err := newClient("wrong-secret").Snapshot(ctx, 0); !errors.As(err, &ce) || ce.Code != config.CodeEdgeAuth {
-		t.Fatalf("wrong secret: %v, want %s", err, config.CodeEdgeAuth)
+	var ce *codes.Error
+	if _, err := newClient("wrong-secret").Snapshot(ctx, 0); !errors.As(err, &ce) || ce.Code != codes.EdgeAuth {
+		t.Fatalf("wrong secret: %v, want %s", err, codes.EdgeAuth)
 	}
 }
 
@@ -124,8 +126,8 @@ func TestControlClientCommands(t *testing.T) {
 	if err != nil || !ans.ReportNeeded {
 		t.Fatalf("first poll: %+v, %v; want a report request", ans, err)
 	}
-	sid := config.NewID(config.PrefixAgentSession)
-	if err := c.ReportSessions(ctx, "eu", []config.AgentSession{{ID: sid, AccountID: dev.AccountID, Transport: "tcp"}}); err != nil {
+	sid := ids.New(ids.PrefixAgentSession)
+	if err := c.ReportSessions(ctx, "eu", []snapshot.AgentSession{{ID: sid, AccountID: dev.AccountID, Transport: "tcp"}}); err != nil {
 		t.Fatal(err)
 	}
 	if ans, err = c.Commands(ctx); err != nil || ans.ReportNeeded || len(ans.Edges) != 1 {
@@ -145,7 +147,7 @@ func TestControlClientCommands(t *testing.T) {
 		resp.Body.Close()
 		status <- resp.StatusCode
 	}()
-	var cmd config.EdgeCommand
+	var cmd snapshot.EdgeCommand
 	for i := 0; i < 5 && cmd.ID == ""; i++ { // bounded: each poll waits at most 5s
 		ans, err := c.Commands(ctx)
 		if err != nil {
@@ -155,10 +157,10 @@ func TestControlClientCommands(t *testing.T) {
 			cmd = ans.Commands[0]
 		}
 	}
-	if cmd.Verb != config.EdgeCommandRestart || cmd.SessionID != sid {
+	if cmd.Verb != snapshot.EdgeCommandRestart || cmd.SessionID != sid {
 		t.Fatalf("polled command %+v, want a restart of %s", cmd, sid)
 	}
-	if err := c.CommandResult(ctx, config.EdgeCommandResult{ID: cmd.ID}); err != nil {
+	if err := c.CommandResult(ctx, snapshot.EdgeCommandResult{ID: cmd.ID}); err != nil {
 		t.Fatal(err)
 	}
 	if got := <-status; got != http.StatusNoContent {
@@ -174,7 +176,7 @@ func TestControlClientCommands(t *testing.T) {
 	if err := <-polled; err != nil {
 		t.Fatal(err)
 	}
-	if !slices.ContainsFunc(c.Edges(), func(e config.EdgeInfo) bool { return e.ID == "edge_us1" && e.AgentAddr == "127.0.0.1:4443" }) {
+	if !slices.ContainsFunc(c.Edges(), func(e snapshot.EdgeInfo) bool { return e.ID == "edge_us1" && e.AgentAddr == "127.0.0.1:4443" }) {
 		t.Fatalf("directory after another edge reported = %+v", c.Edges())
 	}
 }

@@ -5,7 +5,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/tollgate/tollgate/config"
+	"github.com/tollgate/tollgate/snapshot"
 )
 
 // endpoint is one bound public name (or TCP address) and the agent session
@@ -34,8 +34,8 @@ type endpoint struct {
 }
 
 // info returns the endpoint as the control plane's API reports it.
-func (ep *endpoint) info() config.Endpoint {
-	return config.Endpoint{ID: ep.id, URL: ep.url, Proto: ep.proto, ForwardsTo: ep.forwardsTo, StartedAt: ep.startedAt}
+func (ep *endpoint) info() snapshot.Endpoint {
+	return snapshot.Endpoint{ID: ep.id, URL: ep.url, Proto: ep.proto, ForwardsTo: ep.forwardsTo, StartedAt: ep.startedAt}
 }
 
 // router maps route keys to endpoints. Reads take a read lock; binds and

@@ -14,7 +14,9 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/tollgate/tollgate/authn"
-	"github.com/tollgate/tollgate/config"
+	"github.com/tollgate/tollgate/codes"
+	"github.com/tollgate/tollgate/ids"
+	"github.com/tollgate/tollgate/snapshot"
 	"github.com/tollgate/tollgate/tunnel"
 )
 
@@ -43,7 +45,7 @@ type agentSession struct {
 
 func newAgentSession(e *Edge, remote net.Addr, transport string) *agentSession {
 	ap := addrPort(remote)
-	id := config.NewID(config.PrefixAgentSession)
+	id := ids.New(ids.PrefixAgentSession)
 	return &agentSession{
 		edge:      e,
 		id:        id,
@@ -60,7 +62,7 @@ func newAgentSession(e *Edge, remote net.Addr, transport string) *agentSession {
 func (s *agentSession) Auth(ctx context.Context, req *tunnel.Auth) *tunnel.AuthResp {
 	resp := &tunnel.AuthResp{Version: "3"}
 	if !slices.Contains(req.Version, "3") && !slices.Contains(req.Version, "2") {
-		resp.Error = config.NewError(config.CodeAuthPayload, "This agent speaks protocol versions %v; this edge speaks 3 and 2. Upgrade the agent.", req.Version).Error()
+		resp.Error = codes.NewError(codes.AuthPayload, "This agent speaks protocol versions %v; this edge speaks 3 and 2. Upgrade the agent.", req.Version).Error()
 		return resp
 	}
 	if !slices.Contains(req.Version, "3") {
@@ -128,7 +130,7 @@ const freshCredentialWait = 2 * time.Second
 // token's ID is unknown (not when its secret is wrong), it waits for newer
 // snapshots up to freshCredentialWait before refusing. It returns the
 // snapshot it decided on.
-func (e *Edge) verifyAuthtoken(ctx context.Context, token string) (*config.Snapshot, *authn.Identity, error) {
+func (e *Edge) verifyAuthtoken(ctx context.Context, token string) (*snapshot.Snapshot, *authn.Identity, error) {
 	deadline := time.NewTimer(freshCredentialWait)
 	defer deadline.Stop()
 	for {
@@ -150,12 +152,12 @@ func (e *Edge) verifyAuthtoken(ctx context.Context, token string) (*config.Snaps
 
 // knownAuthtoken reports whether the snapshot holds the credential that
 // token names, whatever its secret.
-func knownAuthtoken(snap *config.Snapshot, token string) bool {
+func knownAuthtoken(snap *snapshot.Snapshot, token string) bool {
 	kid, _, err := authn.ParseToken(token)
 	if err != nil {
 		return false
 	}
-	_, ok := snap.Authtoken(config.PrefixAuthtoken + "_" + kid)
+	_, ok := snap.Authtoken(ids.PrefixAuthtoken + "_" + kid)
 	return ok
 }
 
@@ -166,7 +168,7 @@ func (s *agentSession) Unbind(ctx context.Context, req *tunnel.Unbind) *tunnel.U
 	delete(s.endpoints, req.ID)
 	s.mu.Unlock()
 	if !ok {
-		return &tunnel.UnbindResp{Error: config.NewError(config.CodeBindURL, "No endpoint with bind ID %q in this session.", req.ID).Error()}
+		return &tunnel.UnbindResp{Error: codes.NewError(codes.BindURL, "No endpoint with bind ID %q in this session.", req.ID).Error()}
 	}
 	s.edge.router.unbind(ep)
 	s.log.Info("endpoint unbound", zap.String("endpoint", ep.url))
@@ -196,7 +198,7 @@ func (s *agentSession) identity() *authn.Identity {
 
 // dropEndpoint removes ep from this session (it was taken over or revoked)
 // and tells the agent why.
-func (s *agentSession) dropEndpoint(ep *endpoint, code config.Code, msg string) {
+func (s *agentSession) dropEndpoint(ep *endpoint, code codes.Code, msg string) {
 	s.mu.Lock()
 	if cur, ok := s.endpoints[ep.bindID]; ok && cur == ep {
 		delete(s.endpoints, ep.bindID)
@@ -241,14 +243,14 @@ func (s *agentSession) ended(err error) {
 // refusal its bind would get now.
 type lostEndpoint struct {
 	ep  *endpoint
-	err *config.Error
+	err *codes.Error
 }
 
 // reverify re-checks the session's credential against a new snapshot. It
 // returns a non-nil error when the session must close, and the endpoints the
 // snapshot no longer allows (a narrowed ACL, a released or moved
 // reservation), each with the reason.
-func (s *agentSession) reverify(snap *config.Snapshot) (error, []lostEndpoint) {
+func (s *agentSession) reverify(snap *snapshot.Snapshot) (error, []lostEndpoint) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.ident == nil || s.closed {
@@ -277,13 +279,13 @@ func (s *agentSession) reverify(snap *config.Snapshot) (error, []lostEndpoint) {
 }
 
 // info returns the session as the control plane's API reports it.
-func (s *agentSession) info() (config.AgentSession, bool) {
+func (s *agentSession) info() (snapshot.AgentSession, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.ident == nil || s.closed {
-		return config.AgentSession{}, false
+		return snapshot.AgentSession{}, false
 	}
-	out := config.AgentSession{
+	out := snapshot.AgentSession{
 		ID:           s.id,
 		AccountID:    s.ident.Account.ID,
 		CredentialID: s.ident.CredentialID,

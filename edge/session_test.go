@@ -9,7 +9,9 @@ import (
 	"time"
 
 	"github.com/tollgate/tollgate/authn"
-	"github.com/tollgate/tollgate/config"
+	"github.com/tollgate/tollgate/codes"
+	"github.com/tollgate/tollgate/ids"
+	"github.com/tollgate/tollgate/snapshot"
 	"github.com/tollgate/tollgate/tunnel"
 )
 
@@ -17,16 +19,16 @@ import (
 // agent connects, and not yet in the edge's snapshot, is accepted once the
 // next snapshot brings it; one that never arrives is refused with TG_107.
 func TestAuthWaitsForFreshCredential(t *testing.T) {
-	base := config.SnapshotData{
-		Accounts:   []config.Account{{ID: "acct_a", Active: true}},
-		Principals: []config.Principal{{ID: "usr_a", Active: true, AccountIDs: []string{"acct_a"}}},
+	base := snapshot.Data{
+		Accounts:   []snapshot.Account{{ID: "acct_a", Active: true}},
+		Principals: []snapshot.Principal{{ID: "usr_a", Active: true, AccountIDs: []string{"acct_a"}}},
 	}
 	e := newPolicyEdge(t, base)
 	if err := e.Listen(); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(e.closeListeners)
-	id, tok, hash := authn.NewCredential(config.PrefixAuthtoken)
+	id, tok, hash := authn.NewCredential(ids.PrefixAuthtoken)
 	auth := func(token string) <-chan *tunnel.AuthResp {
 		out := make(chan *tunnel.AuthResp, 1)
 		s := newAgentSession(e, net.TCPAddrFromAddrPort(netip.MustParseAddrPort("127.0.0.1:5000")), "tcp")
@@ -43,7 +45,7 @@ func TestAuthWaitsForFreshCredential(t *testing.T) {
 	default:
 	}
 	with := base
-	with.Authtokens = []config.Authtoken{{ID: id, AccountID: "acct_a", OwnerID: "usr_a", SecretHash: hash}}
+	with.Authtokens = []snapshot.Authtoken{{ID: id, AccountID: "acct_a", OwnerID: "usr_a", SecretHash: hash}}
 	setSnapshot(t, e, with)
 	e.snap.notify()
 	select {
@@ -55,11 +57,11 @@ func TestAuthWaitsForFreshCredential(t *testing.T) {
 		t.Fatal("Auth did not answer after the snapshot arrived")
 	}
 
-	_, never, _ := authn.NewCredential(config.PrefixAuthtoken)
+	_, never, _ := authn.NewCredential(ids.PrefixAuthtoken)
 	select {
 	case r := <-auth(never.Reveal()):
-		if !strings.Contains(r.Error, string(config.CodeAuthtokenInvalid)) {
-			t.Fatalf("unknown authtoken: %q, want %s", r.Error, config.CodeAuthtokenInvalid)
+		if !strings.Contains(r.Error, string(codes.AuthtokenInvalid)) {
+			t.Fatalf("unknown authtoken: %q, want %s", r.Error, codes.AuthtokenInvalid)
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("Auth of an unknown authtoken never answered")

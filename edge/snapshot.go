@@ -12,7 +12,7 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/tollgate/tollgate/config"
+	"github.com/tollgate/tollgate/snapshot"
 	"github.com/tollgate/tollgate/tunnel"
 )
 
@@ -21,7 +21,7 @@ import (
 // client of the control plane's feed. Snapshot blocks until a snapshot with
 // a revision greater than after exists, or ctx ends.
 type SnapshotFeed interface {
-	Snapshot(ctx context.Context, after uint64) (*config.Snapshot, error)
+	Snapshot(ctx context.Context, after uint64) (*snapshot.Snapshot, error)
 }
 
 // snapshotFile is the name of the persisted snapshot in the data dir.
@@ -30,7 +30,7 @@ const snapshotFile = "snapshot.json"
 // snapshotHolder holds the newest snapshot the edge has seen. Reads are a
 // single atomic load.
 type snapshotHolder struct {
-	cur  atomic.Pointer[config.Snapshot]
+	cur  atomic.Pointer[snapshot.Snapshot]
 	path string // "" = do not persist
 
 	mu      sync.Mutex
@@ -42,13 +42,13 @@ func newSnapshotHolder(dataDir string) *snapshotHolder {
 	if dataDir != "" {
 		h.path = filepath.Join(dataDir, snapshotFile)
 	}
-	empty, _ := config.NewSnapshot(config.SnapshotData{})
+	empty, _ := snapshot.New(snapshot.Data{})
 	h.cur.Store(empty)
 	return h
 }
 
 // Load returns the current snapshot; never nil.
-func (h *snapshotHolder) Load() *config.Snapshot { return h.cur.Load() }
+func (h *snapshotHolder) Load() *snapshot.Snapshot { return h.cur.Load() }
 
 // Changed returns a channel closed once the next snapshot has been
 // installed and applied. Take it before Load to miss nothing.
@@ -79,7 +79,7 @@ func (h *snapshotHolder) loadPersisted() (bool, error) {
 		return false, fmt.Errorf("opening persisted snapshot: %w", err)
 	}
 	defer f.Close()
-	s, err := config.DecodeSnapshot(f)
+	s, err := snapshot.Decode(f)
 	if err != nil {
 		return false, fmt.Errorf("reading persisted snapshot %s: %w", h.path, err)
 	}
@@ -90,7 +90,7 @@ func (h *snapshotHolder) loadPersisted() (bool, error) {
 // swap installs s if it is newer than the current snapshot and persists it
 // (write to a temporary file, fsync, rename, so a crash never leaves a torn
 // file). It reports whether s was installed.
-func (h *snapshotHolder) swap(s *config.Snapshot) (bool, error) {
+func (h *snapshotHolder) swap(s *snapshot.Snapshot) (bool, error) {
 	for {
 		old := h.cur.Load()
 		if s.Revision() <= old.Revision() && old.Revision() != 0 {
@@ -103,7 +103,7 @@ func (h *snapshotHolder) swap(s *config.Snapshot) (bool, error) {
 	return true, h.persist(s)
 }
 
-func (h *snapshotHolder) persist(s *config.Snapshot) error {
+func (h *snapshotHolder) persist(s *snapshot.Snapshot) error {
 	if h.path == "" {
 		return nil
 	}
@@ -143,7 +143,7 @@ func newFeedBackoff() *tunnel.Backoff {
 // watch follows feed until ctx ends, calling apply after each installed
 // snapshot. Feed errors are retried with capped exponential backoff; the
 // edge keeps serving from what it has meanwhile.
-func (h *snapshotHolder) watch(ctx context.Context, feed SnapshotFeed, log *zap.Logger, apply func(*config.Snapshot)) {
+func (h *snapshotHolder) watch(ctx context.Context, feed SnapshotFeed, log *zap.Logger, apply func(*snapshot.Snapshot)) {
 	bo := newFeedBackoff()
 	for ctx.Err() == nil {
 		s, err := feed.Snapshot(ctx, h.Load().Revision())

@@ -21,8 +21,10 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/tollgate/tollgate/authn"
-	"github.com/tollgate/tollgate/config"
+	"github.com/tollgate/tollgate/codes"
 	"github.com/tollgate/tollgate/edge/internal/httpproxy"
+	"github.com/tollgate/tollgate/ids"
+	"github.com/tollgate/tollgate/snapshot"
 	"github.com/tollgate/tollgate/tunnel"
 )
 
@@ -137,7 +139,7 @@ func (e *Edge) sshPublicKey(meta ssh.ConnMetadata, key ssh.PublicKey) (*ssh.Perm
 
 // verifySSHKey finds the SSH credential of a key (by fingerprint, then the
 // key bytes compared) and checks its owner and account are active.
-func verifySSHKey(snap *config.Snapshot, fingerprint string, keyBytes []byte) (*authn.Identity, error) {
+func verifySSHKey(snap *snapshot.Snapshot, fingerprint string, keyBytes []byte) (*authn.Identity, error) {
 	cred, ok := snap.SSHCredentialByFingerprint(fingerprint)
 	if !ok {
 		return nil, errSSHKeyUnknown
@@ -161,8 +163,8 @@ func verifySSHKey(snap *config.Snapshot, fingerprint string, keyBytes []byte) (*
 
 // SSH denials, as the SSH session shows them.
 var (
-	errSSHKeyUnknown = config.NewError(config.CodeAuthtokenInvalid, "This SSH key is not registered. Add its public key as an SSH credential (POST /ssh_credentials).")
-	errSSHKeyRevoked = config.NewError(config.CodeCredentialRevoked, "This SSH key's credential was deleted, or its owner or account is deactivated.")
+	errSSHKeyUnknown = codes.NewError(codes.AuthtokenInvalid, "This SSH key is not registered. Add its public key as an SSH credential (POST /ssh_credentials).")
+	errSSHKeyRevoked = codes.NewError(codes.CredentialRevoked, "This SSH key's credential was deleted, or its owner or account is deactivated.")
 )
 
 // SSHHostKeyFingerprint returns the SHA256 fingerprint of the edge's SSH
@@ -230,7 +232,7 @@ func (e *Edge) handleSSH(ctx context.Context, c net.Conn) {
 		sc.Close()
 		return
 	}
-	id := config.NewID(config.PrefixAgentSession)
+	id := ids.New(ids.PrefixAgentSession)
 	remote := addrPort(c.RemoteAddr())
 	s := &sshSession{
 		edge: e, id: id, conn: sc, remote: remote, startedAt: time.Now().UTC(), fingerprint: fp, ident: ident,
@@ -253,7 +255,7 @@ func (e *Edge) handleSSH(ctx context.Context, c net.Conn) {
 		select {
 		case <-gctx.Done():
 		case <-e.stopping:
-			s.closeWithMessage("The edge is shutting down. [" + string(config.CodeSessionStopped) + "]")
+			s.closeWithMessage("The edge is shutting down. [" + string(codes.SessionStopped) + "]")
 		}
 		return nil
 	})
@@ -433,7 +435,7 @@ func (s *sshSession) run(ctx context.Context, line string) {
 }
 
 // bind creates and installs the endpoint the command asks for.
-func (s *sshSession) bind(cmd *sshCommand) (*endpoint, *config.Error) {
+func (s *sshSession) bind(cmd *sshCommand) (*endpoint, *codes.Error) {
 	e := s.edge
 	s.mu.Lock()
 	fwd, ident := s.fwd, s.ident
@@ -448,7 +450,7 @@ func (s *sshSession) bind(cmd *sshCommand) (*endpoint, *config.Error) {
 	}
 	var (
 		ep  *endpoint
-		err *config.Error
+		err *codes.Error
 	)
 	switch req.Proto {
 	case "https":
@@ -477,13 +479,13 @@ func (s *sshSession) bind(cmd *sshCommand) (*endpoint, *config.Error) {
 		if ep.release != nil {
 			ep.release()
 		}
-		return nil, config.NewError(config.CodeBindTaken, "%s is already bound by another session. Stop it, or choose another name.", ep.url)
+		return nil, codes.NewError(codes.BindTaken, "%s is already bound by another session. Stop it, or choose another name.", ep.url)
 	}
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
 		e.router.unbind(ep)
-		return nil, config.NewError(config.CodeSessionStopped, "The session closed while binding.")
+		return nil, codes.NewError(codes.SessionStopped, "The session closed while binding.")
 	}
 	s.ep = ep
 	s.mu.Unlock()
@@ -667,14 +669,14 @@ func (s *sshSession) openProxy(ctx context.Context, hdr *tunnel.ProxyHeader) (ht
 
 // dropEndpoint implements endpointOwner: an SSH session serves one
 // endpoint, so losing it ends the session.
-func (s *sshSession) dropEndpoint(ep *endpoint, code config.Code, msg string) {
+func (s *sshSession) dropEndpoint(ep *endpoint, code codes.Code, msg string) {
 	s.edge.router.unbind(ep)
 	s.closeWithMessage(msg + " [" + string(code) + "]")
 }
 
 // reverify re-checks the session's key against a new snapshot; a non-nil
 // error means the session must close.
-func (s *sshSession) reverify(snap *config.Snapshot) *config.Error {
+func (s *sshSession) reverify(snap *snapshot.Snapshot) *codes.Error {
 	s.mu.Lock()
 	closed, cur, ep := s.closed, s.ident, s.ep
 	s.mu.Unlock()
@@ -690,14 +692,14 @@ func (s *sshSession) reverify(snap *config.Snapshot) *config.Error {
 	s.mu.Unlock()
 	if ep != nil {
 		if err := s.edge.checkBindAllowed(snap, ident, ep.proto, ep.key); err != nil {
-			return config.NewError(config.CodeBindACL, "The SSH key's bind ACL no longer allows %s.", ep.url)
+			return codes.NewError(codes.BindACL, "The SSH key's bind ACL no longer allows %s.", ep.url)
 		}
 	}
 	return nil
 }
 
 // applySnapshotSSH closes the SSH sessions a new snapshot no longer admits.
-func (e *Edge) applySnapshotSSH(snap *config.Snapshot) {
+func (e *Edge) applySnapshotSSH(snap *snapshot.Snapshot) {
 	for _, s := range e.sshSessionList() {
 		if err := s.reverify(snap); err != nil {
 			s.closeWithMessage(err.Error())
@@ -726,13 +728,13 @@ func (e *Edge) closeSSHSessions(msg string) {
 }
 
 // info returns the session as the control plane's API reports it.
-func (s *sshSession) info() (config.AgentSession, bool) {
+func (s *sshSession) info() (snapshot.AgentSession, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
-		return config.AgentSession{}, false
+		return snapshot.AgentSession{}, false
 	}
-	out := config.AgentSession{
+	out := snapshot.AgentSession{
 		ID:           s.id,
 		AccountID:    s.ident.Account.ID,
 		CredentialID: s.ident.CredentialID,

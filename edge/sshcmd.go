@@ -8,7 +8,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/tollgate/tollgate/config"
+	"github.com/tollgate/tollgate/codes"
 	"github.com/tollgate/tollgate/tunnel"
 )
 
@@ -48,15 +48,15 @@ Options (after the command):
 // parseSSHCommand parses the exec command line of an SSH session. Words
 // are split as a POSIX shell would (single and double quotes, backslash
 // escapes); options take their value as the next word or after '='.
-// Errors are *config.Error with code TG_403 (options) or TG_400 (command).
-func parseSSHCommand(line string) (*sshCommand, *config.Error) {
+// Errors are *codes.Error with code TG_403 (options) or TG_400 (command).
+func parseSSHCommand(line string) (*sshCommand, *codes.Error) {
 	words, err := splitWords(line)
 	if err != nil {
-		return nil, config.NewError(config.CodeBindOption, "The command could not be read: %v.", err)
+		return nil, codes.NewError(codes.BindOption, "The command could not be read: %v.", err)
 	}
 	c := &sshCommand{}
 	if len(words) == 0 {
-		return nil, config.NewError(config.CodeBindProto, "Give a command: http, tcp or tls.")
+		return nil, codes.NewError(codes.BindProto, "Give a command: http, tcp or tls.")
 	}
 	switch w := strings.ToLower(words[0]); w {
 	case "http", "https":
@@ -67,7 +67,7 @@ func parseSSHCommand(line string) (*sshCommand, *config.Error) {
 		c.help = true
 		return c, nil
 	default:
-		return nil, config.NewError(config.CodeBindProto, "Unknown command %q: use http, tcp or tls.", words[0])
+		return nil, codes.NewError(codes.BindProto, "Unknown command %q: use http, tcp or tls.", words[0])
 	}
 	for i := 1; i < len(words); i++ {
 		name, val, hasVal := strings.Cut(words[i], "=")
@@ -76,11 +76,11 @@ func parseSSHCommand(line string) (*sshCommand, *config.Error) {
 			continue
 		}
 		if !strings.HasPrefix(name, "--") {
-			return nil, config.NewError(config.CodeBindOption, "Unexpected argument %q: options start with --.", words[i])
+			return nil, codes.NewError(codes.BindOption, "Unexpected argument %q: options start with --.", words[i])
 		}
 		if !hasVal {
 			if i+1 >= len(words) {
-				return nil, config.NewError(config.CodeBindOption, "The option %s needs a value.", name)
+				return nil, codes.NewError(codes.BindOption, "The option %s needs a value.", name)
 			}
 			i++
 			val = words[i]
@@ -92,13 +92,13 @@ func parseSSHCommand(line string) (*sshCommand, *config.Error) {
 			u, p, ok := strings.Cut(val, ":")
 			if !ok || u == "" || p == "" {
 				// Never echo the value: it holds a password.
-				return nil, config.NewError(config.CodeBindOption, "A --basic-auth value is not of the form USER:PASSWORD.")
+				return nil, codes.NewError(codes.BindOption, "A --basic-auth value is not of the form USER:PASSWORD.")
 			}
 			c.basicAuth = append(c.basicAuth, val)
 		case "--cidr-allow", "--cidr-deny":
 			cidr, ok := canonicalCIDR(val)
 			if !ok {
-				return nil, config.NewError(config.CodeBindOption, "%q in %s is not a CIDR such as 203.0.113.0/24 or an IP address.", val, name)
+				return nil, codes.NewError(codes.BindOption, "%q in %s is not a CIDR such as 203.0.113.0/24 or an IP address.", val, name)
 			}
 			if name == "--cidr-allow" {
 				c.cidrAllow = append(c.cidrAllow, cidr)
@@ -110,18 +110,18 @@ func parseSSHCommand(line string) (*sshCommand, *config.Error) {
 		case "--proxy-proto":
 			n, err := strconv.Atoi(val)
 			if err != nil || n < 1 || n > 2 {
-				return nil, config.NewError(config.CodeBindOption, "--proxy-proto takes 1 or 2, not %q.", val)
+				return nil, codes.NewError(codes.BindOption, "--proxy-proto takes 1 or 2, not %q.", val)
 			}
 			c.proxyProto = int32(n)
 		default:
-			return nil, config.NewError(config.CodeBindOption, "Unknown option %s. Run the command with --help for the options.", name)
+			return nil, codes.NewError(codes.BindOption, "Unknown option %s. Run the command with --help for the options.", name)
 		}
 	}
 	if len(c.basicAuth) > 0 && c.proto != "http" {
-		return nil, config.NewError(config.CodeBindOption, "--basic-auth applies to http endpoints only.")
+		return nil, codes.NewError(codes.BindOption, "--basic-auth applies to http endpoints only.")
 	}
 	if c.proxyProto != 0 && c.proto == "http" {
-		return nil, config.NewError(config.CodeBindOption, "--proxy-proto applies to tcp and tls endpoints only.")
+		return nil, codes.NewError(codes.BindOption, "--proxy-proto applies to tcp and tls endpoints only.")
 	}
 	return c, nil
 }
@@ -197,7 +197,7 @@ func splitWords(s string) ([]string, error) {
 // into a requested host name: "" means none (the client sent "", "localhost",
 // a wildcard or a loopback address, which OpenSSH sends by default); a name
 // of one label is a subdomain of base. Names are lower-case punycode.
-func normalizeSSHBindAddr(addr, base string) (string, *config.Error) {
+func normalizeSSHBindAddr(addr, base string) (string, *codes.Error) {
 	a := strings.TrimSuffix(strings.TrimSpace(addr), ".")
 	a = strings.TrimSuffix(strings.TrimPrefix(a, "["), "]")
 	switch strings.ToLower(a) {
@@ -208,11 +208,11 @@ func normalizeSSHBindAddr(addr, base string) (string, *config.Error) {
 		if ip.IsLoopback() || ip.IsUnspecified() {
 			return "", nil
 		}
-		return "", config.NewError(config.CodeBindURL, "The -R bind address %s is an IP address: give a name (-R NAME:443:...) or none.", addr)
+		return "", codes.NewError(codes.BindURL, "The -R bind address %s is an IP address: give a name (-R NAME:443:...) or none.", addr)
 	}
 	h, err := normalizeHost(a)
 	if err != nil {
-		return "", config.NewError(config.CodeBindURL, "The -R bind address %q is not a valid name: %v.", addr, err)
+		return "", codes.NewError(codes.BindURL, "The -R bind address %q is not a valid name: %v.", addr, err)
 	}
 	if !strings.Contains(h, ".") {
 		h += "." + base
@@ -232,7 +232,7 @@ type sshBindOpts struct {
 // bindRequest builds the Bind an SSH command asks for, given the forward's
 // requested name (normalizeSSHBindAddr) and port. The result holds
 // basic-auth passwords: never log it.
-func (c *sshCommand) bindRequest(name string, port uint32, e *Edge) (*tunnel.Bind, *config.Error) {
+func (c *sshCommand) bindRequest(name string, port uint32, e *Edge) (*tunnel.Bind, *codes.Error) {
 	o := sshBindOpts{URL: c.url, ProxyProto: c.proxyProto}
 	if len(c.cidrAllow) > 0 || len(c.cidrDeny) > 0 || len(c.policyIDs) > 0 {
 		o.IPRestriction = &tunnel.IPRestriction{AllowCIDRs: c.cidrAllow, DenyCIDRs: c.cidrDeny, IPPolicyIDs: c.policyIDs}
@@ -250,23 +250,23 @@ func (c *sshCommand) bindRequest(name string, port uint32, e *Edge) (*tunnel.Bin
 		if c.proto == "http" {
 			proto = "https"
 			if port != 0 && port != 80 && port != 443 {
-				return nil, config.NewError(config.CodeBindURL, "An http endpoint takes -R 443:... (or 80, or 0), not port %d.", port)
+				return nil, codes.NewError(codes.BindURL, "An http endpoint takes -R 443:... (or 80, or 0), not port %d.", port)
 			}
 		} else if port != 0 && port != 443 {
-			return nil, config.NewError(config.CodeBindURL, "A tls endpoint takes -R 443:... (or 0), not port %d.", port)
+			return nil, codes.NewError(codes.BindURL, "A tls endpoint takes -R 443:... (or 0), not port %d.", port)
 		}
 		if name != "" {
 			want := map[string]string{"http": "https://", "tls": "tls://"}[c.proto] + name
 			if o.URL == "" {
 				o.URL = want
 			} else if !sameHost(o.URL, name) {
-				return nil, config.NewError(config.CodeBindURL, "The -R bind name %s and --url %s disagree: give one of them.", name, o.URL)
+				return nil, codes.NewError(codes.BindURL, "The -R bind name %s and --url %s disagree: give one of them.", name, o.URL)
 			}
 		}
 	case "tcp":
 		if o.URL == "" && (name != "" || port != 0) {
 			if port == 0 {
-				return nil, config.NewError(config.CodeBindURL, "Give the port of the address %s: -R %s:PORT:... with a reserved address, or -R 0:... for a random one.", name, name)
+				return nil, codes.NewError(codes.BindURL, "Give the port of the address %s: -R %s:PORT:... with a reserved address, or -R 0:... for a random one.", name, name)
 			}
 			host := name
 			if host == "" {
@@ -277,7 +277,7 @@ func (c *sshCommand) bindRequest(name string, port uint32, e *Edge) (*tunnel.Bin
 	}
 	raw, err := json.Marshal(o)
 	if err != nil {
-		return nil, config.NewError(config.CodeInternal, "Encoding the endpoint options failed.")
+		return nil, codes.NewError(codes.Internal, "Encoding the endpoint options failed.")
 	}
 	return &tunnel.Bind{ID: randomHex(12), Proto: proto, ForwardsTo: "ssh -R", Opts: raw}, nil
 }

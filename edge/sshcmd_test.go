@@ -5,7 +5,7 @@ import (
 	"reflect"
 	"testing"
 
-	"github.com/tollgate/tollgate/config"
+	"github.com/tollgate/tollgate/codes"
 	"github.com/tollgate/tollgate/tunnel"
 )
 
@@ -13,7 +13,7 @@ func TestParseSSHCommand(t *testing.T) {
 	cases := []struct {
 		line string
 		want *sshCommand
-		code config.Code
+		code codes.Code
 	}{
 		{"http", &sshCommand{proto: "http"}, ""},
 		{"HTTPS", &sshCommand{proto: "http"}, ""},
@@ -23,17 +23,17 @@ func TestParseSSHCommand(t *testing.T) {
 			&sshCommand{proto: "http", url: "https://a.b", basicAuth: []string{`al ice:pa"ss`}, cidrAllow: []string{"10.0.0.0/8"}, cidrDeny: []string{"192.0.2.1/32"}}, ""},
 		{"help", &sshCommand{help: true}, ""},
 		{"http --help", &sshCommand{proto: "http", help: true}, ""},
-		{"", nil, config.CodeBindProto},
-		{"ftp", nil, config.CodeBindProto},
-		{"http --url", nil, config.CodeBindOption},
-		{"http extra", nil, config.CodeBindOption},
-		{"http --nope 1", nil, config.CodeBindOption},
-		{"http --basic-auth nopass", nil, config.CodeBindOption},
-		{"tcp --basic-auth a:b", nil, config.CodeBindOption},
-		{"http --proxy-proto 1", nil, config.CodeBindOption},
-		{"tcp --proxy-proto 3", nil, config.CodeBindOption},
-		{"tcp --cidr-allow banana", nil, config.CodeBindOption},
-		{"http --url 'unterminated", nil, config.CodeBindOption},
+		{"", nil, codes.BindProto},
+		{"ftp", nil, codes.BindProto},
+		{"http --url", nil, codes.BindOption},
+		{"http extra", nil, codes.BindOption},
+		{"http --nope 1", nil, codes.BindOption},
+		{"http --basic-auth nopass", nil, codes.BindOption},
+		{"tcp --basic-auth a:b", nil, codes.BindOption},
+		{"http --proxy-proto 1", nil, codes.BindOption},
+		{"tcp --proxy-proto 3", nil, codes.BindOption},
+		{"tcp --cidr-allow banana", nil, codes.BindOption},
+		{"http --url 'unterminated", nil, codes.BindOption},
 	}
 	for _, tc := range cases {
 		t.Run(tc.line, func(t *testing.T) {
@@ -103,18 +103,18 @@ func TestSSHBindRequest(t *testing.T) {
 		port    uint32
 		proto   string
 		wantURL string
-		code    config.Code
+		code    codes.Code
 	}{
 		{sshCommand{proto: "http"}, "", 443, "https", "", ""},
 		{sshCommand{proto: "http"}, "app.tollgate.localhost", 80, "https", "https://app.tollgate.localhost", ""},
 		{sshCommand{proto: "http", url: "https://APP.tollgate.localhost"}, "app.tollgate.localhost", 443, "https", "https://APP.tollgate.localhost", ""},
-		{sshCommand{proto: "http", url: "https://b.tollgate.localhost"}, "app.tollgate.localhost", 443, "", "", config.CodeBindURL},
-		{sshCommand{proto: "http"}, "", 8080, "", "", config.CodeBindURL},
+		{sshCommand{proto: "http", url: "https://b.tollgate.localhost"}, "app.tollgate.localhost", 443, "", "", codes.BindURL},
+		{sshCommand{proto: "http"}, "", 8080, "", "", codes.BindURL},
 		{sshCommand{proto: "tls"}, "", 0, "tls", "", ""},
-		{sshCommand{proto: "tls"}, "", 80, "", "", config.CodeBindURL},
+		{sshCommand{proto: "tls"}, "", 80, "", "", codes.BindURL},
 		{sshCommand{proto: "tcp"}, "", 0, "tcp", "", ""},
 		{sshCommand{proto: "tcp"}, "", 20002, "tcp", "tcp://tcp.example:20002", ""},
-		{sshCommand{proto: "tcp"}, "x.example", 0, "", "", config.CodeBindURL},
+		{sshCommand{proto: "tcp"}, "x.example", 0, "", "", codes.BindURL},
 	}
 	for _, tc := range cases {
 		req, err := tc.cmd.bindRequest(tc.name, tc.port, e)

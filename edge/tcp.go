@@ -18,8 +18,9 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/tollgate/tollgate/authn"
-	"github.com/tollgate/tollgate/config"
+	"github.com/tollgate/tollgate/codes"
 	"github.com/tollgate/tollgate/policy"
+	"github.com/tollgate/tollgate/snapshot"
 	"github.com/tollgate/tollgate/tunnel"
 )
 
@@ -85,7 +86,7 @@ func (t *tcpListeners) acquire(port int) error {
 // allocate opens a listener on a random free port of the range that no
 // reservation in snap names, and returns the port with one reference.
 // It tries every port of the range at most once.
-func (t *tcpListeners) allocate(snap *config.Snapshot, r portRange, host string) (int, error) {
+func (t *tcpListeners) allocate(snap *snapshot.Snapshot, r portRange, host string) (int, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.closed {
@@ -149,24 +150,24 @@ func (e *Edge) tcpKey(port int) string { return net.JoinHostPort(e.tcpHost, strc
 
 // parseTCPAddr parses "tcp://HOST:PORT" or "HOST:PORT" into the route key
 // "host:port" (host lower-case punycode, or an IP) and the port.
-func parseTCPAddr(raw string) (string, int, *config.Error) {
+func parseTCPAddr(raw string) (string, int, *codes.Error) {
 	s := strings.TrimSpace(raw)
 	if strings.Contains(s, "://") {
 		u, err := url.Parse(s)
 		if err != nil || !strings.EqualFold(u.Scheme, "tcp") || u.User != nil || (u.Path != "" && u.Path != "/") || u.RawQuery != "" {
-			return "", 0, config.NewError(config.CodeBindURL, "The URL %q is not valid: use tcp://HOST:PORT.", raw)
+			return "", 0, codes.NewError(codes.BindURL, "The URL %q is not valid: use tcp://HOST:PORT.", raw)
 		}
 		s = u.Host
 	}
 	host, ps, err := net.SplitHostPort(s)
 	port, perr := strconv.Atoi(ps)
 	if err != nil || perr != nil || port < 1 || port > 65535 || host == "" {
-		return "", 0, config.NewError(config.CodeBindURL, "The address %q is not valid: use tcp://HOST:PORT with a port from 1 to 65535.", raw)
+		return "", 0, codes.NewError(codes.BindURL, "The address %q is not valid: use tcp://HOST:PORT with a port from 1 to 65535.", raw)
 	}
 	if ip, err := netip.ParseAddr(host); err == nil {
 		host = ip.Unmap().String()
 	} else if host, err = normalizeHost(host); err != nil {
-		return "", 0, config.NewError(config.CodeBindURL, "The host in %q is not valid: %v.", raw, err)
+		return "", 0, codes.NewError(codes.BindURL, "The host in %q is not valid: %v.", raw, err)
 	}
 	return net.JoinHostPort(host, strconv.Itoa(port)), port, nil
 }
@@ -176,26 +177,26 @@ func parseTCPAddr(raw string) (string, int, *config.Error) {
 // reservation of this account in this region or a port of the edge's
 // random range that nobody reserved. Whether an explicitly requested
 // address must be reserved is the bind's business (bindTCP).
-func (e *Edge) checkTCPBindAllowed(snap *config.Snapshot, ident *authn.Identity, key string) *config.Error {
+func (e *Edge) checkTCPBindAllowed(snap *snapshot.Snapshot, ident *authn.Identity, key string) *codes.Error {
 	if !policy.BindAllowed(ident.ACL, key) {
-		return config.NewError(config.CodeBindACL, "This credential's bind ACL does not allow tcp://%s. Ask an administrator to add 'bind:%s' to it, or bind an address it allows with --url.", key, key)
+		return codes.NewError(codes.BindACL, "This credential's bind ACL does not allow tcp://%s. Ask an administrator to add 'bind:%s' to it, or bind an address it allows with --url.", key, key)
 	}
 	host, ps, _ := net.SplitHostPort(key)
 	port, _ := strconv.Atoi(ps)
 	if host != e.tcpHost {
-		return config.NewError(config.CodeBindOutsideBase, "tcp://%s is not an address this edge serves: its TCP endpoints are on tcp://%s:PORT.", key, e.tcpHost)
+		return codes.NewError(codes.BindOutsideBase, "tcp://%s is not an address this edge serves: its TCP endpoints are on tcp://%s:PORT.", key, e.tcpHost)
 	}
 	if ra, ok := snap.ReservedAddr(key); ok {
 		if ra.AccountID != ident.Account.ID {
-			return config.NewError(config.CodeBindReservedOther, "tcp://%s is reserved by another account. Choose another address.", key)
+			return codes.NewError(codes.BindReservedOther, "tcp://%s is reserved by another account. Choose another address.", key)
 		}
 		if ra.Region != "" && ra.Region != e.cfg.Region {
-			return config.NewError(config.CodeBindAddrRegion, "tcp://%s is reserved in region %s, but this edge serves region %s. Connect to a %s edge (--region %s).", key, ra.Region, e.cfg.Region, ra.Region, ra.Region)
+			return codes.NewError(codes.BindAddrRegion, "tcp://%s is reserved in region %s, but this edge serves region %s. Connect to a %s edge (--region %s).", key, ra.Region, e.cfg.Region, ra.Region, ra.Region)
 		}
 		return nil
 	}
 	if !e.tcpRange.contains(port) {
-		return config.NewError(config.CodeBindNotReserved, "tcp://%s is not reserved by your account. Reserve it first (POST /reserved_addrs), or leave out --url for a random address.", key)
+		return codes.NewError(codes.BindNotReserved, "tcp://%s is not reserved by your account. Reserve it first (POST /reserved_addrs), or leave out --url for a random address.", key)
 	}
 	return nil
 }
@@ -204,7 +205,7 @@ func (e *Edge) checkTCPBindAllowed(snap *config.Snapshot, ident *authn.Identity,
 // address a valid bind token names, or a random port of the range) and
 // returns the endpoint to install and the options to echo back. The
 // endpoint holds a reference on its port's listener until it is unbound.
-func (e *Edge) bindTCP(req *tunnel.Bind, ident *authn.Identity, owner endpointOwner) (*endpoint, any, *config.Error) {
+func (e *Edge) bindTCP(req *tunnel.Bind, ident *authn.Identity, owner endpointOwner) (*endpoint, any, *codes.Error) {
 	opts, derr := tunnel.DecodeTCPOptions(req.Opts)
 	if derr != nil {
 		return nil, nil, unreadableOptions(derr)
@@ -231,7 +232,7 @@ func (e *Edge) bindTCP(req *tunnel.Bind, ident *authn.Identity, owner endpointOw
 	var port int
 	switch {
 	case requested != "":
-		var err *config.Error
+		var err *codes.Error
 		if key, port, err = parseTCPAddr(requested); err != nil {
 			return nil, nil, err
 		}
@@ -242,7 +243,7 @@ func (e *Edge) bindTCP(req *tunnel.Bind, ident *authn.Identity, owner endpointOw
 		// account held it before (a reconnecting agent's random address).
 		tokKey, tokOK := e.tokens.verify(req.Extra.Token, ident.Account.ID, "tcp")
 		if _, reserved := snap.ReservedAddr(key); !reserved && (!tokOK || tokKey != key) {
-			return nil, nil, config.NewError(config.CodeBindNotReserved, "tcp://%s is not reserved by your account. Reserve it first (POST /reserved_addrs), or leave out --url for a random address.", key)
+			return nil, nil, codes.NewError(codes.BindNotReserved, "tcp://%s is not reserved by your account. Reserve it first (POST /reserved_addrs), or leave out --url for a random address.", key)
 		}
 		if err := e.tcp.acquire(port); err != nil {
 			return nil, nil, tcpListenError(key, err)
@@ -257,15 +258,15 @@ func (e *Edge) bindTCP(req *tunnel.Bind, ident *authn.Identity, owner endpointOw
 			p, err := e.tcp.allocate(snap, e.tcpRange, e.tcpHost)
 			if err != nil {
 				if errors.Is(err, errPortsExhausted) {
-					return nil, nil, config.NewError(config.CodeBindPortsExhausted, "Every port of this edge's TCP range %s is in use. Try again later, or ask the operator to widen --tcp-ports.", e.tcpRange)
+					return nil, nil, codes.NewError(codes.BindPortsExhausted, "Every port of this edge's TCP range %s is in use. Try again later, or ask the operator to widen --tcp-ports.", e.tcpRange)
 				}
 				return nil, nil, tcpListenError(e.tcpHost, err)
 			}
 			key, port = e.tcpKey(p), p
 			if err := e.checkTCPBindAllowed(snap, ident, key); err != nil {
 				e.tcp.release(port)
-				if err.Code == config.CodeBindACL {
-					err = config.NewError(config.CodeBindACL, "This credential's bind ACL does not allow a random TCP address. Bind an address it allows with --url tcp://HOST:PORT.")
+				if err.Code == codes.BindACL {
+					err = codes.NewError(codes.BindACL, "This credential's bind ACL does not allow a random TCP address. Bind an address it allows with --url tcp://HOST:PORT.")
 				}
 				return nil, nil, err
 			}
@@ -280,8 +281,8 @@ func (e *Edge) bindTCP(req *tunnel.Bind, ident *authn.Identity, owner endpointOw
 	return ep, opts, nil
 }
 
-func tcpListenError(addr string, err error) *config.Error {
-	return config.NewError(config.CodeBindTaken, "The edge cannot listen on %s: the port is in use on the edge host. Choose another address.", addr).WithCause(err)
+func tcpListenError(addr string, err error) *codes.Error {
+	return codes.NewError(codes.BindTaken, "The edge cannot listen on %s: the port is in use on the edge host. Choose another address.", addr).WithCause(err)
 }
 
 // acceptTCP accepts public clients of one TCP endpoint port until the

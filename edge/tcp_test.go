@@ -17,7 +17,8 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/tollgate/tollgate/authn"
-	"github.com/tollgate/tollgate/config"
+	"github.com/tollgate/tollgate/codes"
+	"github.com/tollgate/tollgate/snapshot"
 )
 
 func TestParsePortRange(t *testing.T) {
@@ -41,7 +42,7 @@ func TestParseTCPAddr(t *testing.T) {
 		}
 	}
 	for _, in := range []string{"tcp://host", "http://h:1", "h:0", "h:70000", "tcp://u@h:1", ":5"} {
-		if _, _, err := parseTCPAddr(in); err == nil || err.Code != config.CodeBindURL {
+		if _, _, err := parseTCPAddr(in); err == nil || err.Code != codes.BindURL {
 			t.Errorf("parseTCPAddr(%q) = %v, want TG_401", in, err)
 		}
 	}
@@ -49,7 +50,7 @@ func TestParseTCPAddr(t *testing.T) {
 
 func TestCheckTCPBindAllowed(t *testing.T) {
 	e := &Edge{cfg: Config{Region: "us"}, tcpHost: "tcp.example", tcpRange: portRange{20000, 20009}}
-	snap, err := config.NewSnapshot(config.SnapshotData{ReservedAddrs: []config.ReservedAddr{
+	snap, err := snapshot.New(snapshot.Data{ReservedAddrs: []snapshot.ReservedAddr{
 		{ID: "ra_1", AccountID: "acct_a", Addr: "tcp.example:30000", Region: "us"},
 		{ID: "ra_2", AccountID: "acct_b", Addr: "tcp.example:30001", Region: "us"},
 		{ID: "ra_3", AccountID: "acct_a", Addr: "tcp.example:30002", Region: "eu"},
@@ -57,21 +58,21 @@ func TestCheckTCPBindAllowed(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a := &authn.Identity{Account: &config.Account{ID: "acct_a"}}
-	limited := &authn.Identity{Account: &config.Account{ID: "acct_a"}, ACL: []string{"bind:tcp.example:30000"}}
+	a := &authn.Identity{Account: &snapshot.Account{ID: "acct_a"}}
+	limited := &authn.Identity{Account: &snapshot.Account{ID: "acct_a"}, ACL: []string{"bind:tcp.example:30000"}}
 	cases := []struct {
 		ident *authn.Identity
 		key   string
-		code  config.Code
+		code  codes.Code
 	}{
 		{a, "tcp.example:30000", ""},
 		{a, "tcp.example:20005", ""}, // a random-range port nobody reserved
-		{a, "tcp.example:30001", config.CodeBindReservedOther},
-		{a, "tcp.example:30002", config.CodeBindAddrRegion},
-		{a, "tcp.example:30003", config.CodeBindNotReserved},
-		{a, "other.example:30000", config.CodeBindOutsideBase},
+		{a, "tcp.example:30001", codes.BindReservedOther},
+		{a, "tcp.example:30002", codes.BindAddrRegion},
+		{a, "tcp.example:30003", codes.BindNotReserved},
+		{a, "other.example:30000", codes.BindOutsideBase},
 		{limited, "tcp.example:30000", ""},
-		{limited, "tcp.example:20005", config.CodeBindACL},
+		{limited, "tcp.example:20005", codes.BindACL},
 	}
 	for _, tc := range cases {
 		err := e.checkTCPBindAllowed(snap, tc.ident, tc.key)
@@ -94,7 +95,7 @@ func TestTCPAllocate(t *testing.T) {
 	e := &Edge{tcpHost: "localhost", tcpListenIP: "127.0.0.1", router: newRouter(), log: zap.NewNop()}
 	e.tcp = newTCPListeners(e)
 	defer e.tcp.closeAll()
-	snap, _ := config.NewSnapshot(config.SnapshotData{ReservedAddrs: []config.ReservedAddr{
+	snap, _ := snapshot.New(snapshot.Data{ReservedAddrs: []snapshot.ReservedAddr{
 		{ID: "ra_1", AccountID: "acct_b", Addr: "localhost:" + strconv.Itoa(p0+1)},
 	}})
 	p, err := e.tcp.allocate(snap, r, "localhost")
@@ -131,9 +132,9 @@ func TestMaxVersion(t *testing.T) {
 }
 
 // fixedFeed serves one snapshot, then blocks.
-type fixedFeed struct{ snap *config.Snapshot }
+type fixedFeed struct{ snap *snapshot.Snapshot }
 
-func (f fixedFeed) Snapshot(ctx context.Context, after uint64) (*config.Snapshot, error) {
+func (f fixedFeed) Snapshot(ctx context.Context, after uint64) (*snapshot.Snapshot, error) {
 	if after < f.snap.Revision() {
 		return f.snap, nil
 	}
@@ -155,11 +156,11 @@ func TestSSHIngressAlgorithms(t *testing.T) {
 	pub, priv, _ := ed25519.GenerateKey(rand.Reader)
 	signer, _ := ssh.NewSignerFromKey(priv)
 	sp, _ := ssh.NewPublicKey(pub)
-	snap, err := config.NewSnapshot(config.SnapshotData{
+	snap, err := snapshot.New(snapshot.Data{
 		Revision:   1,
-		Accounts:   []config.Account{{ID: "acct_a", Active: true}},
-		Principals: []config.Principal{{ID: "usr_a", Active: true, AccountIDs: []string{"acct_a"}}},
-		SSHCredentials: []config.SSHCredential{{ID: "sshcr_a", AccountID: "acct_a", OwnerID: "usr_a",
+		Accounts:   []snapshot.Account{{ID: "acct_a", Active: true}},
+		Principals: []snapshot.Principal{{ID: "usr_a", Active: true, AccountIDs: []string{"acct_a"}}},
+		SSHCredentials: []snapshot.SSHCredential{{ID: "sshcr_a", AccountID: "acct_a", OwnerID: "usr_a",
 			Fingerprint: ssh.FingerprintSHA256(sp), PublicKey: strings.TrimSpace(string(ssh.MarshalAuthorizedKey(sp)))}},
 	})
 	if err != nil {

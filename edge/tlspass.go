@@ -8,7 +8,7 @@ import (
 	"strings"
 
 	"github.com/tollgate/tollgate/authn"
-	"github.com/tollgate/tollgate/config"
+	"github.com/tollgate/tollgate/codes"
 	"github.com/tollgate/tollgate/policy"
 	"github.com/tollgate/tollgate/tunnel"
 )
@@ -24,7 +24,7 @@ import (
 // options to echo back. Names follow the rules of HTTPS endpoints (a
 // one-label name under the base domain, or a domain reserved by the
 // account in this region); a name is either an https or a tls endpoint.
-func (e *Edge) bindTLS(req *tunnel.Bind, ident *authn.Identity, owner endpointOwner) (*endpoint, any, *config.Error) {
+func (e *Edge) bindTLS(req *tunnel.Bind, ident *authn.Identity, owner endpointOwner) (*endpoint, any, *codes.Error) {
 	opts, derr := tunnel.DecodeTLSOptions(req.Opts)
 	if derr != nil {
 		return nil, nil, unreadableOptions(derr)
@@ -37,7 +37,7 @@ func (e *Edge) bindTLS(req *tunnel.Bind, ident *authn.Identity, owner endpointOw
 	}
 	minTLS, terr := policy.MinTLSVersion(opts.MinTLSVersion, e.defaultMinTLS, e.floorMinTLS)
 	if terr != nil {
-		return nil, nil, config.NewError(config.CodeBindMinTLS, "%v.", terr)
+		return nil, nil, codes.NewError(codes.BindMinTLS, "%v.", terr)
 	}
 	host, herr := requestedTLSHost(opts, e.cfg.BaseDomain)
 	if herr != nil {
@@ -74,23 +74,23 @@ func (e *Edge) bindTLS(req *tunnel.Bind, ident *authn.Identity, owner endpointOw
 // terminationCert loads the key pair a tls bind asks the edge to terminate
 // with (nil: pass through). The certificate must be valid for host, or
 // every client would refuse it.
-func terminationCert(t *tunnel.TLSTermination, host string) (*tls.Certificate, *config.Error) {
+func terminationCert(t *tunnel.TLSTermination, host string) (*tls.Certificate, *codes.Error) {
 	if t == nil {
 		return nil, nil
 	}
 	cert, err := tls.X509KeyPair(t.Cert, t.Key)
 	if err != nil {
-		return nil, config.NewError(config.CodeBindOption, "The TLS termination certificate and key could not be loaded: %v. Send a PEM certificate and its PEM private key.", err)
+		return nil, codes.NewError(codes.BindOption, "The TLS termination certificate and key could not be loaded: %v. Send a PEM certificate and its PEM private key.", err)
 	}
 	if err := cert.Leaf.VerifyHostname(host); err != nil {
-		return nil, config.NewError(config.CodeBindOption, "The TLS termination certificate is not valid for %s: %v. Use a certificate for that name.", host, err)
+		return nil, codes.NewError(codes.BindOption, "The TLS termination certificate is not valid for %s: %v. Use a certificate for that name.", host, err)
 	}
 	return &cert, nil
 }
 
 // requestedTLSHost extracts the hostname a tls bind asks for: URL
 // (tls://NAME[:port]), Domain, Hostname or Subdomain; "" = none.
-func requestedTLSHost(o *tunnel.TLSOptions, base string) (string, *config.Error) {
+func requestedTLSHost(o *tunnel.TLSOptions, base string) (string, *codes.Error) {
 	if o.URL == "" {
 		return requestedHost(&tunnel.HTTPOptions{Domain: o.Domain, Hostname: o.Hostname, Subdomain: o.Subdomain}, base)
 	}

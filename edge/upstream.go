@@ -3,7 +3,7 @@ package edge
 import (
 	"context"
 
-	"github.com/tollgate/tollgate/config"
+	"github.com/tollgate/tollgate/codes"
 	"github.com/tollgate/tollgate/edge/internal/httpproxy"
 	"github.com/tollgate/tollgate/tunnel"
 )
@@ -18,7 +18,7 @@ func (ep *endpoint) OpenStream(ctx context.Context) (httpproxy.Stream, error) {
 	}
 	st, err := ep.session.openProxy(ctx, hdr)
 	if err != nil {
-		return nil, config.NewError(config.CodeAgentUnreachable, "The agent of %s is unreachable.", ep.url).WithCause(err)
+		return nil, codes.NewError(codes.AgentUnreachable, "The agent of %s is unreachable.", ep.url).WithCause(err)
 	}
 	return st, nil
 }

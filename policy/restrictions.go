@@ -3,7 +3,7 @@ package policy
 import (
 	"net/netip"
 
-	"github.com/tollgate/tollgate/config"
+	"github.com/tollgate/tollgate/snapshot"
 )
 
 // Surface is what an IP restriction guards (reference/platform-behaviour.md
@@ -49,7 +49,7 @@ type Restrictions struct {
 // restriction's matcher is the union of the rules of the policies it names
 // (reference §2.1); a policy missing from the snapshot contributes no rules,
 // and a rule whose CIDR does not parse is skipped (the API never stores one).
-func CompileRestrictions(snap *config.Snapshot) *Restrictions {
+func CompileRestrictions(snap *snapshot.Snapshot) *Restrictions {
 	rs := &Restrictions{byAccount: map[string]map[Surface][]compiledRestriction{}}
 	if snap == nil {
 		return rs
@@ -71,7 +71,7 @@ func CompileRestrictions(snap *config.Snapshot) *Restrictions {
 // CompilePolicies returns the matcher for the union of the rules of the
 // named IP policies plus extra rules (an endpoint's --cidr-allow and
 // --cidr-deny). Unknown policy IDs and unparsable CIDRs contribute nothing.
-func CompilePolicies(snap *config.Snapshot, policyIDs []string, extra []IPRule) *IPMatcher {
+func CompilePolicies(snap *snapshot.Snapshot, policyIDs []string, extra []IPRule) *IPMatcher {
 	rules := append([]IPRule(nil), extra...)
 	for _, id := range policyIDs {
 		p, ok := snap.IPPolicy(id)

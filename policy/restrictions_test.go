@@ -4,18 +4,18 @@ import (
 	"net/netip"
 	"testing"
 
-	"github.com/tollgate/tollgate/config"
+	"github.com/tollgate/tollgate/snapshot"
 )
 
 func TestRestrictions(t *testing.T) {
-	snap, err := config.NewSnapshot(config.SnapshotData{
-		IPPolicies: []config.IPPolicy{
-			{ID: "ipp_office", AccountID: "acct_a", Rules: []config.IPPolicyRule{{CIDR: "10.0.0.0/8", Action: "allow"}}},
-			{ID: "ipp_block", AccountID: "acct_a", Rules: []config.IPPolicyRule{{CIDR: "10.6.6.0/24", Action: "deny"}}},
-			{ID: "ipp_v6", AccountID: "acct_a", Rules: []config.IPPolicyRule{{CIDR: "2001:db8::/32", Action: "allow"}}},
+	snap, err := snapshot.New(snapshot.Data{
+		IPPolicies: []snapshot.IPPolicy{
+			{ID: "ipp_office", AccountID: "acct_a", Rules: []snapshot.IPPolicyRule{{CIDR: "10.0.0.0/8", Action: "allow"}}},
+			{ID: "ipp_block", AccountID: "acct_a", Rules: []snapshot.IPPolicyRule{{CIDR: "10.6.6.0/24", Action: "deny"}}},
+			{ID: "ipp_v6", AccountID: "acct_a", Rules: []snapshot.IPPolicyRule{{CIDR: "2001:db8::/32", Action: "allow"}}},
 			{ID: "ipp_empty", AccountID: "acct_a"},
 		},
-		IPRestrictions: []config.IPRestriction{
+		IPRestrictions: []snapshot.IPRestriction{
 			{ID: "ipx_agent", AccountID: "acct_a", Type: "agent", Enforced: true, IPPolicyIDs: []string{"ipp_office", "ipp_block", "ipp_v6"}},
 			{ID: "ipx_api_dry", AccountID: "acct_a", Type: "api", Enforced: false, IPPolicyIDs: []string{"ipp_office"}},
 			{ID: "ipx_ep_empty", AccountID: "acct_a", Type: "endpoints", Enforced: true, IPPolicyIDs: []string{"ipp_empty"}},

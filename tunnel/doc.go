@@ -24,7 +24,7 @@
 //     Write sends it alone, since the peer cannot answer a stream it has not
 //     seen.
 //   - Before a successful Auth a ServerSession serves only Auth and
-//     heartbeats; any other RPC is answered with config.CodeNotAuthenticated.
+//     heartbeats; any other RPC is answered with codes.NotAuthenticated.
 //   - Every decoder is bounded (RPC messages, proxy headers) and fuzzed.
 //   - Every goroutine belongs to a Mux or a session and ends when it closes;
 //     Run returns (Start's callback runs) only after its session's

@@ -6,7 +6,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/tollgate/tollgate/config"
+	"github.com/tollgate/tollgate/codes"
 )
 
 // Sentinel errors. Match them with errors.Is.
@@ -55,7 +55,7 @@ type RemoteError struct {
 
 // ParseRemoteError splits an RPC error string into code and message. The
 // first code found is the code; the message is the text with it (and a
-// bracket pair around it, as config.Error writes it) removed.
+// bracket pair around it, as codes.Error writes it) removed.
 func ParseRemoteError(s string) *RemoteError {
 	loc := errorCodePattern.FindStringIndex(s)
 	if loc == nil {
@@ -107,7 +107,7 @@ func (e *RemoteError) Permanent() bool {
 // Is makes errors.Is(err, ErrNotAuthenticated) true for the edge's
 // "not authenticated" answer.
 func (e *RemoteError) Is(target error) bool {
-	return target == ErrNotAuthenticated && e.Number() == codeNumber(config.CodeNotAuthenticated)
+	return target == ErrNotAuthenticated && e.Number() == codeNumber(codes.NotAuthenticated)
 }
 
 // permanentCodes are the code numbers whose condition does not clear on
@@ -115,21 +115,21 @@ func (e *RemoteError) Is(target error) bool {
 // session (TG_151) are not in it: those can clear.
 var permanentCodes = func() map[int]struct{} {
 	m := map[int]struct{}{}
-	for _, c := range []config.Code{
-		config.CodeAuthtokenMissing, config.CodeAuthtokenMalformed, config.CodeAuthtokenInvalid,
-		config.CodeCredentialRevoked, config.CodeAuthPayload, config.CodeHeartbeatInterval,
-		config.CodeHeartbeatTolerance, config.CodeAgentIPRestricted,
-		config.CodeBindProto, config.CodeBindURL, config.CodeBindOutsideBase, config.CodeBindOption,
-		config.CodeBindMinTLS, config.CodeBindACL, config.CodeBindReservedOther, config.CodeBindRegion,
-		config.CodeBindAddrRegion, config.CodeBindNotReserved, config.CodeBindDenyOnly,
-		config.CodeBasicAuthUser, config.CodeBasicAuthPassword, config.CodeIPPolicyIDs,
+	for _, c := range []codes.Code{
+		codes.AuthtokenMissing, codes.AuthtokenMalformed, codes.AuthtokenInvalid,
+		codes.CredentialRevoked, codes.AuthPayload, codes.HeartbeatInterval,
+		codes.HeartbeatTolerance, codes.AgentIPRestricted,
+		codes.BindProto, codes.BindURL, codes.BindOutsideBase, codes.BindOption,
+		codes.BindMinTLS, codes.BindACL, codes.BindReservedOther, codes.BindRegion,
+		codes.BindAddrRegion, codes.BindNotReserved, codes.BindDenyOnly,
+		codes.BasicAuthUser, codes.BasicAuthPassword, codes.IPPolicyIDs,
 	} {
 		m[codeNumber(c)] = struct{}{}
 	}
 	return m
 }()
 
-func codeNumber(c config.Code) int {
+func codeNumber(c codes.Code) int {
 	return (&RemoteError{Code: string(c)}).Number()
 }
 
@@ -144,7 +144,7 @@ func IsPermanent(err error) bool {
 }
 
 // codeError formats an error for an RPC response's Error field the way
-// config.Error does: "message [TG_nnn]".
-func codeError(code config.Code, msg string) string {
-	return (&config.Error{Code: code, Message: msg}).Error()
+// codes.Error does: "message [TG_nnn]".
+func codeError(code codes.Code, msg string) string {
+	return (&codes.Error{Code: code, Message: msg}).Error()
 }

@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"testing"
 
-	"github.com/tollgate/tollgate/config"
+	"github.com/tollgate/tollgate/codes"
 )
 
 func TestParseRemoteError(t *testing.T) {
@@ -36,7 +36,7 @@ func TestParseRemoteError(t *testing.T) {
 }
 
 func TestRemoteErrorFormat(t *testing.T) {
-	ce := config.NewError(config.CodeAuthtokenInvalid, "The authtoken is invalid.")
+	ce := codes.NewError(codes.AuthtokenInvalid, "The authtoken is invalid.")
 	e := ParseRemoteError(ce.Error())
 	if e.Error() != ce.Error() {
 		t.Fatalf("round trip: %q vs %q", e.Error(), ce.Error())
@@ -44,7 +44,7 @@ func TestRemoteErrorFormat(t *testing.T) {
 	if (&RemoteError{Message: "m"}).Error() != "m" || (&RemoteError{Code: "TG_1"}).Error() != "TG_1" {
 		t.Fatal("format")
 	}
-	if !errors.Is(ParseRemoteError(codeError(config.CodeNotAuthenticated, "x")), ErrNotAuthenticated) {
+	if !errors.Is(ParseRemoteError(codeError(codes.NotAuthenticated, "x")), ErrNotAuthenticated) {
 		t.Fatal("TG_150 should match ErrNotAuthenticated")
 	}
 	if !IsPermanent(fmt.Errorf("x: %w", ErrStopRequested)) || IsPermanent(ErrHeartbeatTimeout) || IsPermanent(nil) {

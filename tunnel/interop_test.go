@@ -13,10 +13,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tollgate/tollgate/codes"
 	"golang.ngrok.com/ngrok/v2"
 	"golang.ngrok.com/ngrok/v2/rpc"
-
-	"github.com/tollgate/tollgate/config"
 )
 
 // sdkToken is the authtoken the interop edge accepts.
@@ -32,7 +31,7 @@ type sdkHandler struct {
 func (h *sdkHandler) Auth(_ context.Context, req *Auth) *AuthResp {
 	h.auths <- req
 	if req.Extra.Authtoken.Reveal() != sdkToken {
-		return &AuthResp{Error: codeError(config.CodeAuthtokenInvalid, "The authtoken you specified is invalid.")}
+		return &AuthResp{Error: codeError(codes.AuthtokenInvalid, "The authtoken you specified is invalid.")}
 	}
 	return &AuthResp{Extra: AuthRespExtra{Region: "eu", AgentSessionID: "ts_sdk", Version: "tollgate-test"}}
 }
@@ -40,10 +39,10 @@ func (h *sdkHandler) Auth(_ context.Context, req *Auth) *AuthResp {
 func (h *sdkHandler) Bind(_ context.Context, req *Bind) *BindResp {
 	o, err := DecodeHTTPOptions(req.Opts)
 	if err != nil {
-		return &BindResp{Error: codeError(config.CodeBindOption, err.Error())}
+		return &BindResp{Error: codeError(codes.BindOption, err.Error())}
 	}
 	if len(o.Unsupported) > 0 {
-		return &BindResp{Error: codeError(config.CodeBindOption, "unsupported: "+strings.Join(o.Unsupported, ","))}
+		return &BindResp{Error: codeError(codes.BindOption, "unsupported: "+strings.Join(o.Unsupported, ","))}
 	}
 	resp := &BindResp{ID: "bind_sdk1", URL: o.URL, Proto: req.Proto, Extra: BindRespExtra{Token: "bt", TunnelID: "ep_1"}}
 	h.edge.bound <- boundEndpoint{sess: h.sess, req: req, resp: resp}
@@ -222,7 +221,7 @@ func TestSDKInterop(t *testing.T) {
 	waitFor(t, 10*time.Second, "SDK heartbeats echoed", func() bool { return sdkBeats.Load() >= 2 })
 
 	// StopTunnel closes the SDK's listener.
-	if err := b.sess.StopTunnel(ctx, b.resp.ID, "stopped by the test", config.CodeSessionStopped); err != nil {
+	if err := b.sess.StopTunnel(ctx, b.resp.ID, "stopped by the test", codes.SessionStopped); err != nil {
 		t.Fatal(err)
 	}
 	acceptErr := make(chan error, 1)
@@ -256,7 +255,7 @@ func TestSDKInteropAuthRefused(t *testing.T) {
 	if err == nil {
 		t.Fatal("connected with a bad token")
 	}
-	if !strings.Contains(err.Error(), string(config.CodeAuthtokenInvalid)) {
+	if !strings.Contains(err.Error(), string(codes.AuthtokenInvalid)) {
 		t.Fatalf("error does not carry our code: %v", err)
 	}
 	select {

@@ -8,9 +8,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/tollgate/tollgate/codes"
 	"go.uber.org/zap"
-
-	"github.com/tollgate/tollgate/config"
 )
 
 // ServerHandler answers an agent's RPCs; the edge implements it, one value
@@ -55,8 +54,8 @@ type ServerConfig struct {
 	HeartbeatInterval  time.Duration
 	HeartbeatTolerance time.Duration
 	// MinHeartbeatInterval and MinHeartbeatTolerance are the smallest
-	// values an agent may ask for in Auth (config.CodeHeartbeatInterval /
-	// CodeHeartbeatTolerance otherwise); default 1 s each, negative = none.
+	// values an agent may ask for in Auth (codes.HeartbeatInterval /
+	// codes.HeartbeatTolerance otherwise); default 1 s each, negative = none.
 	MinHeartbeatInterval  time.Duration
 	MinHeartbeatTolerance time.Duration
 	// MaxRPCBytes bounds one RPC request; default 1 MiB.
@@ -121,7 +120,7 @@ func NewServerSession(mux Mux, h ServerHandler, cfg ServerConfig) *ServerSession
 // and returns why it ended: the Close reason, ctx's cause,
 // ErrHeartbeatTimeout, ErrAuthTimeout, ErrAuthRejected (wrapping the
 // refusal), or the connection's error. Before a successful Auth only Auth
-// and heartbeats are served; other RPCs get config.CodeNotAuthenticated.
+// and heartbeats are served; other RPCs get codes.NotAuthenticated.
 // Run returns only after every goroutine of the session has ended.
 func (s *ServerSession) Run(ctx context.Context) error {
 	return runSync(func(end func(error)) (func(), error) { return s.begin(ctx, end) })
@@ -204,13 +203,13 @@ func (s *ServerSession) serveRPC(ctx context.Context, t StreamType, st Stream) {
 		return
 	}
 	if !s.authed.Load() {
-		_ = WriteRPC(st, &errorResp{Error: codeError(config.CodeNotAuthenticated, "Authenticate the session before sending other requests.")})
+		_ = WriteRPC(st, &errorResp{Error: codeError(codes.NotAuthenticated, "Authenticate the session before sending other requests.")})
 		return
 	}
 	_ = WriteRPC(st, s.dispatch(ctx, req))
 }
 
-var internalError = codeError(config.CodeInternal, "The edge could not process the request. Try again.")
+var internalError = codeError(codes.Internal, "The edge could not process the request. Try again.")
 
 // dispatch calls the handler for an authenticated request.
 func (s *ServerSession) dispatch(ctx context.Context, req any) any {
@@ -243,7 +242,7 @@ func (s *ServerSession) dispatch(ctx context.Context, req any) any {
 	case *StartTunnelWithLabel:
 		lh, ok := s.h.(LabeledTunnelHandler)
 		if !ok {
-			return &StartTunnelWithLabelResp{Error: codeError(config.CodeBindOption, "Labeled tunnels are not supported by this edge; bind a URL instead.")}
+			return &StartTunnelWithLabelResp{Error: codeError(codes.BindOption, "Labeled tunnels are not supported by this edge; bind a URL instead.")}
 		}
 		if resp := lh.StartTunnelWithLabel(ctx, r); resp != nil {
 			return resp
@@ -251,7 +250,7 @@ func (s *ServerSession) dispatch(ctx context.Context, req any) any {
 	case *PatchTunnelState:
 		ph, ok := s.h.(PatchTunnelStateHandler)
 		if !ok {
-			return &PatchTunnelStateResp{Error: codeError(config.CodeBindOption, "Changing an endpoint in place is not supported by this edge; bind it again.")}
+			return &PatchTunnelStateResp{Error: codeError(codes.BindOption, "Changing an endpoint in place is not supported by this edge; bind it again.")}
 		}
 		if resp := ph.PatchTunnelState(ctx, r); resp != nil {
 			return resp
@@ -264,13 +263,13 @@ func (s *ServerSession) dispatch(ctx context.Context, req any) any {
 func (s *ServerSession) serveAuth(ctx context.Context, st Stream) {
 	var req Auth
 	if err := readRequest(st, &req, s.cfg.MaxRPCBytes, s.cfg.RPCReadTimeout); err != nil {
-		s.refuse(st, &AuthResp{Error: codeError(config.CodeAuthPayload, "The Auth message could not be decoded.")}, err)
+		s.refuse(st, &AuthResp{Error: codeError(codes.AuthPayload, "The Auth message could not be decoded.")}, err)
 		return
 	}
 	s.authMu.Lock()
 	defer s.authMu.Unlock()
 	if s.authed.Load() {
-		_ = WriteRPC(st, &AuthResp{Error: codeError(config.CodeAuthPayload, "This session is already authenticated.")})
+		_ = WriteRPC(st, &AuthResp{Error: codeError(codes.AuthPayload, "This session is already authenticated.")})
 		return
 	}
 	if resp := s.checkHeartbeat(&req.Extra); resp != nil {
@@ -307,10 +306,10 @@ func (s *ServerSession) serveAuth(ctx context.Context, st Stream) {
 // checkHeartbeat refuses heartbeat settings below the configured minimums.
 func (s *ServerSession) checkHeartbeat(x *AuthExtra) *AuthResp {
 	if min := s.cfg.MinHeartbeatInterval; min > 0 && x.HeartbeatInterval != 0 && time.Duration(x.HeartbeatInterval) < min {
-		return &AuthResp{Error: codeError(config.CodeHeartbeatInterval, fmt.Sprintf("The heartbeat interval %v is below the minimum %v.", time.Duration(x.HeartbeatInterval), min))}
+		return &AuthResp{Error: codeError(codes.HeartbeatInterval, fmt.Sprintf("The heartbeat interval %v is below the minimum %v.", time.Duration(x.HeartbeatInterval), min))}
 	}
 	if min := s.cfg.MinHeartbeatTolerance; min > 0 && x.HeartbeatTolerance != 0 && time.Duration(x.HeartbeatTolerance) < min {
-		return &AuthResp{Error: codeError(config.CodeHeartbeatTolerance, fmt.Sprintf("The heartbeat tolerance %v is below the minimum %v.", time.Duration(x.HeartbeatTolerance), min))}
+		return &AuthResp{Error: codeError(codes.HeartbeatTolerance, fmt.Sprintf("The heartbeat tolerance %v is below the minimum %v.", time.Duration(x.HeartbeatTolerance), min))}
 	}
 	return nil
 }
@@ -344,7 +343,7 @@ func (s *ServerSession) OpenProxy(ctx context.Context, hdr *ProxyHeader) (Stream
 
 // StopTunnel tells the agent that the edge closed its endpoint bindID,
 // with a message and code to show; the agent sends no reply.
-func (s *ServerSession) StopTunnel(ctx context.Context, bindID, message string, code config.Code) error {
+func (s *ServerSession) StopTunnel(ctx context.Context, bindID, message string, code codes.Code) error {
 	if !s.authed.Load() {
 		return ErrNotAuthenticated
 	}

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tollgate/tollgate/config"
+	"github.com/tollgate/tollgate/codes"
 )
 
 // fakeHandler is an edge that accepts authtoken "good" and binds anything.
@@ -20,7 +20,7 @@ type fakeHandler struct {
 func (h *fakeHandler) Auth(_ context.Context, req *Auth) *AuthResp {
 	h.authCalls.Add(1)
 	if req.Extra.Authtoken.Reveal() != "good" {
-		return &AuthResp{Error: codeError(config.CodeAuthtokenInvalid, "The authtoken is invalid.")}
+		return &AuthResp{Error: codeError(codes.AuthtokenInvalid, "The authtoken is invalid.")}
 	}
 	return &AuthResp{Extra: AuthRespExtra{Region: "eu", AgentSessionID: "ts_test"}}
 }
@@ -159,7 +159,7 @@ func TestSessionRPCBeforeAuth(t *testing.T) {
 			s := startSessions(t, tr, &fakeHandler{}, ServerConfig{}, ClientConfig{})
 			_, err := s.client.Bind(ctx, &Bind{Proto: "https"})
 			var re *RemoteError
-			if !errors.As(err, &re) || re.Code != string(config.CodeNotAuthenticated) || !errors.Is(err, ErrNotAuthenticated) {
+			if !errors.As(err, &re) || re.Code != string(codes.NotAuthenticated) || !errors.Is(err, ErrNotAuthenticated) {
 				t.Fatalf("bind before auth: %v", err)
 			}
 			if _, err := s.server.OpenProxy(ctx, &ProxyHeader{}); !errors.Is(err, ErrNotAuthenticated) {
@@ -190,7 +190,7 @@ func TestSessionAuthFailureCloses(t *testing.T) {
 			s := startSessions(t, tr, &fakeHandler{}, ServerConfig{}, ClientConfig{})
 			_, err := s.client.Auth(ctx, &Auth{Extra: AuthExtra{Authtoken: "bad"}})
 			var re *RemoteError
-			if !errors.As(err, &re) || re.Code != string(config.CodeAuthtokenInvalid) || !IsPermanent(err) {
+			if !errors.As(err, &re) || re.Code != string(codes.AuthtokenInvalid) || !IsPermanent(err) {
 				t.Fatalf("auth: %v", err)
 			}
 			if err := wait(t, s.serverErr, 10*time.Second, "server end"); !errors.Is(err, ErrAuthRejected) || !IsPermanent(err) {
@@ -210,7 +210,7 @@ func TestSessionHeartbeatMinimum(t *testing.T) {
 	s := startSessions(t, "tcp", &fakeHandler{}, ServerConfig{}, ClientConfig{HeartbeatInterval: 10 * time.Millisecond})
 	_, err := s.client.Auth(ctx, &Auth{Extra: AuthExtra{Authtoken: "good"}})
 	var re *RemoteError
-	if !errors.As(err, &re) || re.Code != string(config.CodeHeartbeatInterval) || !IsPermanent(err) {
+	if !errors.As(err, &re) || re.Code != string(codes.HeartbeatInterval) || !IsPermanent(err) {
 		t.Fatalf("auth: %v", err)
 	}
 }
@@ -303,18 +303,18 @@ func TestSessionStopTunnel(t *testing.T) {
 			ctx := testCtx(t, 20*time.Second)
 			got := make(chan StopTunnel, 1)
 			s := startSessions(t, tr, &fakeHandler{}, ServerConfig{}, ClientConfig{OnStopTunnel: func(st StopTunnel) { got <- st }})
-			if err := s.server.StopTunnel(ctx, "b1", "x", config.CodeSessionStopped); !errors.Is(err, ErrNotAuthenticated) {
+			if err := s.server.StopTunnel(ctx, "b1", "x", codes.SessionStopped); !errors.Is(err, ErrNotAuthenticated) {
 				t.Fatalf("before auth: %v", err)
 			}
 			if _, err := s.client.Auth(ctx, &Auth{Extra: AuthExtra{Authtoken: "good"}}); err != nil {
 				t.Fatal(err)
 			}
-			if err := s.server.StopTunnel(ctx, "b1", "endpoint removed by an operator", config.CodeSessionStopped); err != nil {
+			if err := s.server.StopTunnel(ctx, "b1", "endpoint removed by an operator", codes.SessionStopped); err != nil {
 				t.Fatal(err)
 			}
 			select {
 			case st := <-got:
-				if st.ID != "b1" || st.Message != "endpoint removed by an operator" || st.ErrorCode != string(config.CodeSessionStopped) {
+				if st.ID != "b1" || st.Message != "endpoint removed by an operator" || st.ErrorCode != string(codes.SessionStopped) {
 					t.Fatalf("got %+v", st)
 				}
 			case <-ctx.Done():
@@ -381,7 +381,7 @@ func TestSessionUnsupportedRPCs(t *testing.T) {
 	if err := roundTrip(ctx, s.client.mux, StreamStartLabeled, &StartTunnelWithLabel{Labels: map[string]string{"a": "b"}}, &lr, 0); err != nil {
 		t.Fatal(err)
 	}
-	if ParseRemoteError(lr.Error).Code != string(config.CodeBindOption) {
+	if ParseRemoteError(lr.Error).Code != string(codes.BindOption) {
 		t.Fatalf("labeled: %+v", lr)
 	}
 	var pr PatchTunnelStateResp

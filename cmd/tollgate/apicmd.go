@@ -10,8 +10,7 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
-
-	"github.com/tollgate/tollgate/config"
+	"github.com/tollgate/tollgate/codes"
 )
 
 // maxListPages bounds how many pages `list --all` follows (100 objects a
@@ -94,7 +93,7 @@ func (af *apiFlags) client(e *env) (*apiClient, error) {
 	}
 	key = strings.TrimSpace(key)
 	if key == "" {
-		return nil, config.NewError(config.CodeConfigInvalid,
+		return nil, codes.NewError(codes.ConfigInvalid,
 			"No API key: give --api-key, set TOLLGATE_API_KEY, or save one with 'tollgate config add-api-key KEY'.")
 	}
 	if base == "" {
@@ -102,7 +101,7 @@ func (af *apiFlags) client(e *env) (*apiClient, error) {
 	}
 	c, err := newAPIClient(base, key)
 	if err != nil {
-		return nil, config.NewError(config.CodeConfigInvalid, "%v.", err)
+		return nil, codes.NewError(codes.ConfigInvalid, "%v.", err)
 	}
 	return c, nil
 }
@@ -181,7 +180,7 @@ func newAPIWriteCmd(e *env, af *apiFlags, res *apiResource, verb string) *cobra.
 			dec := json.NewDecoder(strings.NewReader(rawBody))
 			dec.UseNumber()
 			if err := dec.Decode(&body); err != nil || body == nil {
-				return fail(config.NewError(config.CodeConfigInvalid, "--body must be a JSON object: %v.", err))
+				return fail(codes.NewError(codes.ConfigInvalid, "--body must be a JSON object: %v.", err))
 			}
 		}
 		for _, f := range fields {
@@ -308,7 +307,7 @@ next_page_uri null.`,
 			q := url.Values{}
 			if cmd.Flags().Changed("limit") {
 				if limit < 1 || limit > 100 {
-					return fail(config.NewError(config.CodeConfigInvalid, "--limit must be between 1 and 100."))
+					return fail(codes.NewError(codes.ConfigInvalid, "--limit must be between 1 and 100."))
 				}
 				q.Set("limit", strconv.Itoa(limit))
 			}
@@ -435,7 +434,7 @@ func singular(name string) string {
 func pathSegment(id string) (string, error) {
 	id = strings.TrimSpace(id)
 	if id == "" || strings.ContainsAny(id, "/?#%") || id == "." || id == ".." {
-		return "", config.NewError(config.CodeConfigInvalid, "%q is not an object ID (like bot_2cSjwFetnZnRcG0B7U5fEYBX2V3).", id)
+		return "", codes.NewError(codes.ConfigInvalid, "%q is not an object ID (like bot_2cSjwFetnZnRcG0B7U5fEYBX2V3).", id)
 	}
 	return url.PathEscape(id), nil
 }

@@ -9,7 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/tollgate/tollgate/agent"
-	"github.com/tollgate/tollgate/config"
+	"github.com/tollgate/tollgate/codes"
 )
 
 func newConfigCmd(e *env) *cobra.Command {
@@ -29,7 +29,7 @@ comments in the file are kept.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			token := strings.TrimSpace(args[0])
 			if token == "" {
-				return fail(config.NewError(config.CodeConfigInvalid, "The authtoken is empty."))
+				return fail(codes.NewError(codes.ConfigInvalid, "The authtoken is empty."))
 			}
 			set := map[string]string{"authtoken": token}
 			g := &e.global
@@ -86,14 +86,14 @@ given. With --api-url, save the REST API's base URL as api_url too (default
 		RunE: func(cmd *cobra.Command, args []string) error {
 			key := strings.TrimSpace(args[0])
 			if key == "" {
-				return fail(config.NewError(config.CodeConfigInvalid, "The API key is empty."))
+				return fail(codes.NewError(codes.ConfigInvalid, "The API key is empty."))
 			}
 			set := map[string]string{"api_key": key}
 			if cmd.Flags().Changed("api-url") {
 				if apiURL != "" {
 					c, err := newAPIClient(apiURL, key)
 					if err != nil {
-						return fail(config.NewError(config.CodeConfigInvalid, "%v.", err))
+						return fail(codes.NewError(codes.ConfigInvalid, "%v.", err))
 					}
 					apiURL = c.base.String()
 				}

@@ -10,7 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/tollgate/tollgate/agent"
-	"github.com/tollgate/tollgate/config"
+	"github.com/tollgate/tollgate/codes"
 )
 
 // endpointFlags are the flags of `tollgate http|tcp|tls`.
@@ -143,7 +143,7 @@ section of the config file, all over one agent session:
   tollgate start --all`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if all && len(args) > 0 {
-				return &exitErr{code: exitUsage, err: config.NewError(config.CodeConfigInvalid, "Give endpoint names or --all, not both.")}
+				return &exitErr{code: exitUsage, err: codes.NewError(codes.ConfigInvalid, "Give endpoint names or --all, not both.")}
 			}
 			file, _, err := e.global.loadFile(e.getenv, true)
 			if err != nil {

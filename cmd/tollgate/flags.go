@@ -11,7 +11,7 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"github.com/tollgate/tollgate/agent"
-	"github.com/tollgate/tollgate/config"
+	"github.com/tollgate/tollgate/codes"
 )
 
 // globalFlags are the flags every command takes.
@@ -74,7 +74,7 @@ func (g *globalFlags) loadFile(getenv func(string) string, required bool) (*agen
 	f, err := agent.LoadFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		if required || g.configPath != "" {
-			return nil, path, config.NewError(config.CodeConfigInvalid, "No config file at %s: create it, or name one with --config.", path)
+			return nil, path, codes.NewError(codes.ConfigInvalid, "No config file at %s: create it, or name one with --config.", path)
 		}
 		return &agent.File{}, path, nil
 	}
@@ -86,7 +86,7 @@ func (g *globalFlags) loadFile(getenv func(string) string, required bool) (*agen
 func (g *globalFlags) logger(w io.Writer) (*zap.Logger, error) {
 	level, err := zapcore.ParseLevel(g.logLevel)
 	if err != nil {
-		return nil, config.NewError(config.CodeConfigInvalid, "Unknown log level %q: use debug, info, warn or error.", g.logLevel)
+		return nil, codes.NewError(codes.ConfigInvalid, "Unknown log level %q: use debug, info, warn or error.", g.logLevel)
 	}
 	var enc zapcore.Encoder
 	switch g.logFormat {
@@ -98,7 +98,7 @@ func (g *globalFlags) logger(w io.Writer) (*zap.Logger, error) {
 	case "json":
 		enc = zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig())
 	default:
-		return nil, config.NewError(config.CodeConfigInvalid, "Unknown log format %q: use console or json.", g.logFormat)
+		return nil, codes.NewError(codes.ConfigInvalid, "Unknown log format %q: use console or json.", g.logFormat)
 	}
 	return zap.New(zapcore.NewCore(enc, zapcore.Lock(zapcore.AddSync(w)), level)), nil
 }

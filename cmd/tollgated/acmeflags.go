@@ -8,7 +8,7 @@ import (
 
 	"github.com/spf13/pflag"
 
-	"github.com/tollgate/tollgate/config"
+	"github.com/tollgate/tollgate/codes"
 	"github.com/tollgate/tollgate/controlplane/store"
 	"github.com/tollgate/tollgate/edge/certs"
 )
@@ -64,11 +64,11 @@ func (o acmeOptions) acmeConfig() (*certs.ACMEConfig, error) {
 	if o.caRoot != "" {
 		pem, err := os.ReadFile(o.caRoot)
 		if err != nil {
-			return nil, config.NewError(config.CodeConfigInvalid, "--acme-ca-root: %v", err)
+			return nil, codes.NewError(codes.ConfigInvalid, "--acme-ca-root: %v", err)
 		}
 		pool := x509.NewCertPool()
 		if !pool.AppendCertsFromPEM(pem) {
-			return nil, config.NewError(config.CodeConfigInvalid, "--acme-ca-root %s holds no PEM certificate", o.caRoot)
+			return nil, codes.NewError(codes.ConfigInvalid, "--acme-ca-root %s holds no PEM certificate", o.caRoot)
 		}
 		c.TrustedRoots = pool
 	}
@@ -82,7 +82,7 @@ func (o acmeOptions) acmeConfig() (*certs.ACMEConfig, error) {
 			TSIGSecret:    os.Getenv(envTSIGSecret),
 		})
 		if err != nil {
-			return nil, config.NewError(config.CodeConfigInvalid, "--acme-dns: %v", err)
+			return nil, codes.NewError(codes.ConfigInvalid, "--acme-dns: %v", err)
 		}
 		c.DNS = &certs.DNSConfig{Provider: prov, Resolvers: o.dnsResolvers}
 	}

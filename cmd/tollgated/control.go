@@ -17,7 +17,7 @@ import (
 	"github.com/spf13/cobra"
 	"go.uber.org/zap"
 
-	"github.com/tollgate/tollgate/config"
+	"github.com/tollgate/tollgate/codes"
 	"github.com/tollgate/tollgate/controlplane"
 	"github.com/tollgate/tollgate/controlplane/store"
 )
@@ -115,14 +115,14 @@ func runControl(ctx context.Context, o controlOptions, stdout io.Writer) error {
 	if o.baseURL != "" {
 		u, err := url.Parse(o.baseURL)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" {
-			return config.NewError(config.CodeConfigInvalid, "--base-url %q: give http(s)://HOST[:PORT][/PATH].", o.baseURL)
+			return codes.NewError(codes.ConfigInvalid, "--base-url %q: give http(s)://HOST[:PORT][/PATH].", o.baseURL)
 		}
 	}
 	if o.shutdownTimeout <= 0 {
-		return config.NewError(config.CodeConfigInvalid, "--shutdown-timeout must be positive.")
+		return codes.NewError(codes.ConfigInvalid, "--shutdown-timeout must be positive.")
 	}
 	if o.rateBurst < 1 {
-		return config.NewError(config.CodeConfigInvalid, "--rate-burst must be at least 1.")
+		return codes.NewError(codes.ConfigInvalid, "--rate-burst must be at least 1.")
 	}
 	if err := o.dashboardOptions.validate(); err != nil {
 		return err
@@ -145,13 +145,13 @@ func runControl(ctx context.Context, o controlOptions, stdout io.Writer) error {
 	}
 	st, err := store.Open(ctx, dsn, store.Options{Logger: log.Named("store")})
 	if err != nil {
-		return config.NewError(config.CodeStoreFailed, "Cannot open the store %s: %v", redactDSN(o.storeDSN), err).WithCause(err)
+		return codes.NewError(codes.StoreFailed, "Cannot open the store %s: %v", redactDSN(o.storeDSN), err).WithCause(err)
 	}
 	defer st.Close()
 
 	apiLn, err := net.Listen("tcp", o.apiAddr)
 	if err != nil {
-		return config.NewError(config.CodeListenFailed, "Cannot listen for the API on %s: %v. Free the port or choose another --api-addr.", o.apiAddr, err).WithCause(err)
+		return codes.NewError(codes.ListenFailed, "Cannot listen for the API on %s: %v. Free the port or choose another --api-addr.", o.apiAddr, err).WithCause(err)
 	}
 	defer apiLn.Close()
 	apiURL := "http://" + apiLn.Addr().String()
@@ -249,7 +249,7 @@ func runControl(ctx context.Context, o controlOptions, stdout io.Writer) error {
 func controlBootstrap(ctx context.Context, st *store.Store, o controlOptions) (*bootstrapInfo, error) {
 	rev, err := st.Revision(ctx)
 	if err != nil {
-		return nil, config.NewError(config.CodeStoreFailed, "Cannot read the store revision: %v", err).WithCause(err)
+		return nil, codes.NewError(codes.StoreFailed, "Cannot read the store revision: %v", err).WithCause(err)
 	}
 	if rev != 0 {
 		return nil, nil
@@ -261,11 +261,11 @@ func controlBootstrap(ctx context.Context, st *store.Store, o controlOptions) (*
 		Description: controlBootstrapDescription,
 	})
 	if err != nil {
-		var ce *config.Error
+		var ce *codes.Error
 		if errors.As(err, &ce) {
-			return nil, config.NewError(config.CodeConfigInvalid, "Cannot bootstrap the store: %s (check --bootstrap-email and --bootstrap-account).", ce.Message)
+			return nil, codes.NewError(codes.ConfigInvalid, "Cannot bootstrap the store: %s (check --bootstrap-email and --bootstrap-account).", ce.Message)
 		}
-		return nil, config.NewError(config.CodeStoreFailed, "Cannot bootstrap the store: %v", err).WithCause(err)
+		return nil, codes.NewError(codes.StoreFailed, "Cannot bootstrap the store: %v", err).WithCause(err)
 	}
 	if !created {
 		return nil, nil
@@ -285,12 +285,12 @@ func readEdgeSecret(flag, path string) (string, error) {
 	}
 	b, err := os.ReadFile(path)
 	if err != nil {
-		return "", config.NewError(config.CodeConfigInvalid, "Cannot read %s: %v.", flag, err).WithCause(err)
+		return "", codes.NewError(codes.ConfigInvalid, "Cannot read %s: %v.", flag, err).WithCause(err)
 	}
 	line, _, _ := strings.Cut(string(b), "\n")
 	secret := strings.TrimSpace(line)
 	if len(secret) < 16 {
-		return "", config.NewError(config.CodeConfigInvalid, "The edge secret in %s is shorter than 16 characters: use a long random string.", path)
+		return "", codes.NewError(codes.ConfigInvalid, "The edge secret in %s is shorter than 16 characters: use a long random string.", path)
 	}
 	return secret, nil
 }
@@ -303,7 +303,7 @@ func parseAddrPools(vals []string) (map[string]controlplane.TCPAddrPool, error) 
 	pools := make(map[string]controlplane.TCPAddrPool, len(vals))
 	for _, v := range vals {
 		bad := func(why string) error {
-			return config.NewError(config.CodeConfigInvalid, "--tcp-addr-pool %q: %s; give REGION=HOST:FIRST-LAST, e.g. us=1.tcp.example.com:20000-29999.", v, why)
+			return codes.NewError(codes.ConfigInvalid, "--tcp-addr-pool %q: %s; give REGION=HOST:FIRST-LAST, e.g. us=1.tcp.example.com:20000-29999.", v, why)
 		}
 		region, spec, ok := strings.Cut(v, "=")
 		if !ok || region == "" {

@@ -8,7 +8,7 @@ import (
 	"github.com/spf13/pflag"
 	"go.uber.org/zap"
 
-	"github.com/tollgate/tollgate/config"
+	"github.com/tollgate/tollgate/codes"
 	"github.com/tollgate/tollgate/controlplane"
 )
 
@@ -28,7 +28,7 @@ func (o *dashboardOptions) register(f *pflag.FlagSet) {
 // validate checks the flags before anything listens.
 func (o *dashboardOptions) validate() error {
 	if o.sessionTTL < time.Minute {
-		return config.NewError(config.CodeConfigInvalid, "--dashboard-session-ttl %v is below one minute.", o.sessionTTL)
+		return codes.NewError(codes.ConfigInvalid, "--dashboard-session-ttl %v is below one minute.", o.sessionTTL)
 	}
 	return nil
 }
@@ -40,7 +40,7 @@ func (o *dashboardOptions) listen() (net.Listener, error) {
 	}
 	ln, err := net.Listen("tcp", o.dashboardAddr)
 	if err != nil {
-		return nil, config.NewError(config.CodeListenFailed, "Cannot listen for the dashboard on %s: %v. Free the port, choose another --dashboard-addr, or turn the dashboard off with --dashboard-addr ''.", o.dashboardAddr, err).WithCause(err)
+		return nil, codes.NewError(codes.ListenFailed, "Cannot listen for the dashboard on %s: %v. Free the port, choose another --dashboard-addr, or turn the dashboard off with --dashboard-addr ''.", o.dashboardAddr, err).WithCause(err)
 	}
 	return ln, nil
 }

@@ -19,11 +19,12 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/tollgate/tollgate/authn"
-	"github.com/tollgate/tollgate/config"
+	"github.com/tollgate/tollgate/codes"
 	"github.com/tollgate/tollgate/controlplane"
 	"github.com/tollgate/tollgate/controlplane/store"
 	"github.com/tollgate/tollgate/edge"
 	"github.com/tollgate/tollgate/edge/certs"
+	"github.com/tollgate/tollgate/snapshot"
 )
 
 type devOptions struct {
@@ -101,15 +102,15 @@ func runDev(ctx context.Context, o devOptions, stdout io.Writer) error {
 
 	dataDir, err := filepath.Abs(o.dataDir)
 	if err != nil {
-		return config.NewError(config.CodeConfigInvalid, "--data-dir %q: %v", o.dataDir, err)
+		return codes.NewError(codes.ConfigInvalid, "--data-dir %q: %v", o.dataDir, err)
 	}
 	if err := os.MkdirAll(dataDir, 0o700); err != nil {
-		return config.NewError(config.CodeConfigInvalid, "Cannot create the data dir %s: %v", dataDir, err)
+		return codes.NewError(codes.ConfigInvalid, "Cannot create the data dir %s: %v", dataDir, err)
 	}
 
 	st, err := store.Open(ctx, filepath.Join(dataDir, "tollgate.db"), store.Options{Logger: log.Named("store")})
 	if err != nil {
-		return config.NewError(config.CodeStoreFailed, "Cannot open the store in %s: %v", dataDir, err).WithCause(err)
+		return codes.NewError(codes.StoreFailed, "Cannot open the store in %s: %v", dataDir, err).WithCause(err)
 	}
 	defer st.Close()
 
@@ -133,7 +134,7 @@ func runDev(ctx context.Context, o devOptions, stdout io.Writer) error {
 		BaseDomain: o.baseDomain,
 		Storage:    st.CertStorage(store.CertStorageOptions{Logger: log.Named("store")}),
 		Logger:     log,
-		Snapshot:   func() *config.Snapshot { return e.Snapshot() },
+		Snapshot:   func() *snapshot.Snapshot { return e.Snapshot() },
 		Region:     o.region,
 		Status:     storeCertStatus{st: st, region: o.region},
 	}
@@ -144,17 +145,17 @@ func runDev(ctx context.Context, o devOptions, stdout io.Writer) error {
 		certCfg.AllowSubdomain = func(name string) bool { return e.CertificateAllowed(name) }
 	} else {
 		if certCfg.Issuer, err = certs.NewLocalIssuer(ca, certs.LocalIssuerConfig{BaseDomain: o.baseDomain}); err != nil {
-			return config.NewError(config.CodeConfigInvalid, "--base-domain %q: %v", o.baseDomain, err)
+			return codes.NewError(codes.ConfigInvalid, "--base-domain %q: %v", o.baseDomain, err)
 		}
 	}
 	certMgr, err := certs.New(certCfg)
 	if err != nil {
-		return config.NewError(config.CodeConfigInvalid, "certificates: %v", err)
+		return codes.NewError(codes.ConfigInvalid, "certificates: %v", err)
 	}
 
 	apiLn, err := net.Listen("tcp", o.apiAddr)
 	if err != nil {
-		return config.NewError(config.CodeListenFailed, "Cannot listen for the API on %s: %v. Free the port or choose another --api-addr.", o.apiAddr, err).WithCause(err)
+		return codes.NewError(codes.ListenFailed, "Cannot listen for the API on %s: %v. Free the port or choose another --api-addr.", o.apiAddr, err).WithCause(err)
 	}
 	defer apiLn.Close()
 	apiURL := "http://" + apiLn.Addr().String()
@@ -184,19 +185,19 @@ func runDev(ctx context.Context, o devOptions, stdout io.Writer) error {
 		Directory: cp,
 	})
 	if err != nil {
-		return config.NewError(config.CodeConfigInvalid, "%v", err)
+		return codes.NewError(codes.ConfigInvalid, "%v", err)
 	}
 	cp.RegisterEdge(o.region, e) // API stop/restart of agent sessions; the edge reports as its region
 	if err := e.Listen(); err != nil {
 		return err
 	}
 	if err := certMgr.Start(ctx); err != nil {
-		return config.NewError(config.CodeConfigInvalid, "Cannot obtain the base-domain certificate: %v", err).WithCause(err)
+		return codes.NewError(codes.ConfigInvalid, "Cannot obtain the base-domain certificate: %v", err).WithCause(err)
 	}
 	defer certMgr.Stop()
 
 	addrs := e.Addrs()
-	cp.RegisterLocalEdge(config.EdgeInfo{ID: "edge_" + o.region, Region: o.region, AgentAddr: addrs.Agent})
+	cp.RegisterLocalEdge(snapshot.EdgeInfo{ID: "edge_" + o.region, Region: o.region, AgentAddr: addrs.Agent})
 	info := devFile{
 		APIURL: apiURL, APIKey: apiKey, Authtoken: authtoken,
 		AgentAddr: addrs.Agent, HTTPSAddr: addrs.HTTPS, HTTPAddr: addrs.HTTP,
@@ -255,7 +256,7 @@ func runDev(ctx context.Context, o devOptions, stdout io.Writer) error {
 func devCredentials(ctx context.Context, st *store.Store, dataDir string, log *zap.Logger) (apiKey, authtoken string, created bool, err error) {
 	creds, created, err := controlplane.Bootstrap(ctx, st)
 	if err != nil {
-		return "", "", false, config.NewError(config.CodeStoreFailed, "Cannot bootstrap the dev account: %v", err).WithCause(err)
+		return "", "", false, codes.NewError(codes.StoreFailed, "Cannot bootstrap the dev account: %v", err).WithCause(err)
 	}
 	if created {
 		return creds.APIKey.Reveal(), creds.Authtoken.Reveal(), true, nil
@@ -270,11 +271,11 @@ func devCredentials(ctx context.Context, st *store.Store, dataDir string, log *z
 	actor := store.Actor{AccountID: creds.AccountID, PrincipalID: creds.UserID}
 	_, ak, err := st.CreateAPIKey(ctx, actor, creds.AccountID, store.APIKeyCreate{OwnerID: creds.UserID, Description: "dev admin key (reissued)"})
 	if err != nil {
-		return "", "", false, config.NewError(config.CodeStoreFailed, "Cannot issue a dev API key: %v", err).WithCause(err)
+		return "", "", false, codes.NewError(codes.StoreFailed, "Cannot issue a dev API key: %v", err).WithCause(err)
 	}
 	_, at, err := st.CreateAuthtoken(ctx, actor, creds.AccountID, store.AuthtokenCreate{OwnerID: creds.UserID, Description: "dev authtoken (reissued)"})
 	if err != nil {
-		return "", "", false, config.NewError(config.CodeStoreFailed, "Cannot issue a dev authtoken: %v", err).WithCause(err)
+		return "", "", false, codes.NewError(codes.StoreFailed, "Cannot issue a dev authtoken: %v", err).WithCause(err)
 	}
 	return ak.Reveal(), at.Reveal(), true, nil
 }

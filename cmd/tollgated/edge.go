@@ -17,11 +17,13 @@ import (
 	"github.com/spf13/cobra"
 	"go.uber.org/zap"
 
-	"github.com/tollgate/tollgate/config"
+	"github.com/tollgate/tollgate/codes"
 	"github.com/tollgate/tollgate/controlplane/store"
 	"github.com/tollgate/tollgate/edge"
 	"github.com/tollgate/tollgate/edge/certs"
+	"github.com/tollgate/tollgate/ids"
 	"github.com/tollgate/tollgate/regions"
+	"github.com/tollgate/tollgate/snapshot"
 )
 
 type edgeOptions struct {
@@ -119,43 +121,43 @@ func runEdge(ctx context.Context, o edgeOptions, stdout io.Writer) error {
 	defer stopLog()
 
 	if o.region == "" {
-		return config.NewError(config.CodeConfigInvalid, "--region is required: the region code this edge serves (us, eu, ap, au, sa, jp, in).")
+		return codes.NewError(codes.ConfigInvalid, "--region is required: the region code this edge serves (us, eu, ap, au, sa, jp, in).")
 	}
 	if _, err := regions.Parse(o.region); err != nil {
-		return config.NewError(config.CodeConfigInvalid, "--region %q: %v", o.region, err)
+		return codes.NewError(codes.ConfigInvalid, "--region %q: %v", o.region, err)
 	}
 	if o.controlURL == "" {
-		return config.NewError(config.CodeConfigInvalid, "--control is required: the control plane's API URL, e.g. http://127.0.0.1:4080.")
+		return codes.NewError(codes.ConfigInvalid, "--control is required: the control plane's API URL, e.g. http://127.0.0.1:4080.")
 	}
 	if o.shutdownTimeout <= 0 {
-		return config.NewError(config.CodeConfigInvalid, "--shutdown-timeout must be positive.")
+		return codes.NewError(codes.ConfigInvalid, "--shutdown-timeout must be positive.")
 	}
 	secret, err := readEdgeSecret("--control-secret-file", o.secretFile)
 	if err != nil {
 		return err
 	}
 	if secret == "" {
-		return config.NewError(config.CodeConfigInvalid, "An edge needs the control plane's edge secret: give --control-secret-file or set TOLLGATE_EDGE_SECRET.")
+		return codes.NewError(codes.ConfigInvalid, "An edge needs the control plane's edge secret: give --control-secret-file or set TOLLGATE_EDGE_SECRET.")
 	}
 	var controlTLS *tls.Config
 	if o.controlCA != "" {
 		pem, err := os.ReadFile(o.controlCA)
 		if err != nil {
-			return config.NewError(config.CodeConfigInvalid, "--control-ca: %v", err)
+			return codes.NewError(codes.ConfigInvalid, "--control-ca: %v", err)
 		}
 		pool := x509.NewCertPool()
 		if !pool.AppendCertsFromPEM(pem) {
-			return config.NewError(config.CodeConfigInvalid, "--control-ca %s holds no PEM certificate", o.controlCA)
+			return codes.NewError(codes.ConfigInvalid, "--control-ca %s holds no PEM certificate", o.controlCA)
 		}
 		controlTLS = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
 	}
 
 	dataDir, err := filepath.Abs(o.dataDir)
 	if err != nil {
-		return config.NewError(config.CodeConfigInvalid, "--data-dir %q: %v", o.dataDir, err)
+		return codes.NewError(codes.ConfigInvalid, "--data-dir %q: %v", o.dataDir, err)
 	}
 	if err := os.MkdirAll(dataDir, 0o700); err != nil {
-		return config.NewError(config.CodeConfigInvalid, "Cannot create the data dir %s: %v", dataDir, err)
+		return codes.NewError(codes.ConfigInvalid, "Cannot create the data dir %s: %v", dataDir, err)
 	}
 	edgeID, err := loadEdgeID(dataDir)
 	if err != nil {
@@ -171,7 +173,7 @@ func runEdge(ctx context.Context, o edgeOptions, stdout io.Writer) error {
 		BaseDomain: o.baseDomain,
 		DataDir:    dataDir, // certmagic file storage in <data-dir>/certs
 		Logger:     log,
-		Snapshot:   func() *config.Snapshot { return e.Snapshot() },
+		Snapshot:   func() *snapshot.Snapshot { return e.Snapshot() },
 		Region:     o.region,
 		ACME:       acmeCfg,
 	}
@@ -183,7 +185,7 @@ func runEdge(ctx context.Context, o edgeOptions, stdout io.Writer) error {
 		st, err := store.Open(sctx, o.certStore, store.Options{Logger: log.Named("store")})
 		cancel()
 		if err != nil {
-			return config.NewError(config.CodeStoreFailed, "Cannot open the certificate store %s: %v. Check --cert-store.", redactDSN(o.certStore), err).WithCause(err)
+			return codes.NewError(codes.StoreFailed, "Cannot open the certificate store %s: %v. Check --cert-store.", redactDSN(o.certStore), err).WithCause(err)
 		}
 		defer st.Close()
 		certCfg.Storage = st.CertStorage(store.CertStorageOptions{Logger: log.Named("store")})
@@ -201,12 +203,12 @@ func runEdge(ctx context.Context, o edgeOptions, stdout io.Writer) error {
 			return err
 		}
 		if certCfg.Issuer, err = certs.NewLocalIssuer(ca, certs.LocalIssuerConfig{BaseDomain: o.baseDomain}); err != nil {
-			return config.NewError(config.CodeConfigInvalid, "--base-domain %q: %v", o.baseDomain, err)
+			return codes.NewError(codes.ConfigInvalid, "--base-domain %q: %v", o.baseDomain, err)
 		}
 	}
 	certMgr, err := certs.New(certCfg)
 	if err != nil {
-		return config.NewError(config.CodeConfigInvalid, "certificates: %v", err)
+		return codes.NewError(codes.ConfigInvalid, "certificates: %v", err)
 	}
 	agentTLS := &tls.Config{GetCertificate: certMgr.GetCertificate}
 	if ca != nil {
@@ -225,7 +227,7 @@ func runEdge(ctx context.Context, o edgeOptions, stdout io.Writer) error {
 		AgentAddr: o.advertiseAgent, TLS: controlTLS, Logger: log.Named("control").With(zap.String("region", o.region)),
 	})
 	if err != nil {
-		return config.NewError(config.CodeConfigInvalid, "--control: %v", err)
+		return codes.NewError(codes.ConfigInvalid, "--control: %v", err)
 	}
 	ecfg := o.edgeConfig(o.region, dataDir, log)
 	ecfg.AdvertiseAgentAddr, ecfg.PublicHTTPSPort = o.advertiseAgent, o.publicHTTPSPort
@@ -238,7 +240,7 @@ func runEdge(ctx context.Context, o edgeOptions, stdout io.Writer) error {
 		Commands:  client,
 	})
 	if err != nil {
-		return config.NewError(config.CodeConfigInvalid, "%v", err)
+		return codes.NewError(codes.ConfigInvalid, "%v", err)
 	}
 	if err := e.Listen(); err != nil {
 		return err
@@ -250,7 +252,7 @@ func runEdge(ctx context.Context, o edgeOptions, stdout io.Writer) error {
 		client.SetAgentAddr(advertised)
 	}
 	if err := certMgr.Start(ctx); err != nil {
-		return config.NewError(config.CodeConfigInvalid, "Cannot obtain the base-domain certificate: %v", err).WithCause(err)
+		return codes.NewError(codes.ConfigInvalid, "Cannot obtain the base-domain certificate: %v", err).WithCause(err)
 	}
 	defer certMgr.Stop()
 
@@ -302,17 +304,17 @@ func loadEdgeID(dataDir string) (string, error) {
 	b, err := os.ReadFile(path)
 	if err == nil {
 		id := strings.TrimSpace(string(b))
-		if _, _, perr := config.SplitID(id, "edge"); perr != nil {
-			return "", config.NewError(config.CodeConfigInvalid, "%s holds no edge ID (%v): remove it to get a new one.", path, perr)
+		if _, _, perr := ids.Split(id, "edge"); perr != nil {
+			return "", codes.NewError(codes.ConfigInvalid, "%s holds no edge ID (%v): remove it to get a new one.", path, perr)
 		}
 		return id, nil
 	}
 	if !errors.Is(err, os.ErrNotExist) {
-		return "", config.NewError(config.CodeConfigInvalid, "Cannot read %s: %v", path, err)
+		return "", codes.NewError(codes.ConfigInvalid, "Cannot read %s: %v", path, err)
 	}
-	id := config.NewID("edge")
+	id := ids.New("edge")
 	if err := os.WriteFile(path, []byte(id+"\n"), 0o600); err != nil {
-		return "", config.NewError(config.CodeConfigInvalid, "Cannot write %s: %v", path, err)
+		return "", codes.NewError(codes.ConfigInvalid, "Cannot write %s: %v", path, err)
 	}
 	return id, nil
 }

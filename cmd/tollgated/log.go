@@ -13,10 +13,9 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/tollgate/tollgate/codes"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
-
-	"github.com/tollgate/tollgate/config"
 )
 
 // start builds the process logger (newLogger), warns when running as root
@@ -33,7 +32,7 @@ func (o *logOptions) start() (log *zap.Logger, stop func(), err error) {
 	}
 	ln, err := net.Listen("tcp", o.debugAddr)
 	if err != nil {
-		return nil, nil, config.NewError(config.CodeListenFailed, "Cannot listen for the profiler on %s: %v. Free the port or choose another --debug-addr.", o.debugAddr, err).WithCause(err)
+		return nil, nil, codes.NewError(codes.ListenFailed, "Cannot listen for the profiler on %s: %v. Free the port or choose another --debug-addr.", o.debugAddr, err).WithCause(err)
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
@@ -65,7 +64,7 @@ func withSignals(run func(ctx context.Context, stdout io.Writer) error) func(*co
 func newLogger(level, format string) (*zap.Logger, error) {
 	lvl, err := zapcore.ParseLevel(level)
 	if err != nil {
-		return nil, config.NewError(config.CodeConfigInvalid, "--log-level %q: use debug, info, warn or error", level)
+		return nil, codes.NewError(codes.ConfigInvalid, "--log-level %q: use debug, info, warn or error", level)
 	}
 	encCfg := zap.NewProductionEncoderConfig()
 	encCfg.EncodeTime = zapcore.ISO8601TimeEncoder
@@ -77,7 +76,7 @@ func newLogger(level, format string) (*zap.Logger, error) {
 	case "json":
 		enc = zapcore.NewJSONEncoder(encCfg)
 	default:
-		return nil, config.NewError(config.CodeConfigInvalid, "--log-format %q: use console or json", format)
+		return nil, codes.NewError(codes.ConfigInvalid, "--log-format %q: use console or json", format)
 	}
 	core := zapcore.NewCore(enc, zapcore.Lock(os.Stderr), lvl)
 	return zap.New(core, zap.ErrorOutput(zapcore.Lock(os.Stderr))), nil

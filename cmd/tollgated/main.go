@@ -12,7 +12,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/tollgate/tollgate/config"
+	"github.com/tollgate/tollgate/codes"
 	"github.com/tollgate/tollgate/internal/cpuprofile"
 )
 
@@ -44,8 +44,8 @@ policies allow, decided from a cached control-plane snapshot.`,
 	stopProfile()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "tollgated:", err)
-		var ce *config.Error
-		if errors.As(err, &ce) && ce.Code == config.CodeConfigInvalid {
+		var ce *codes.Error
+		if errors.As(err, &ce) && ce.Code == codes.ConfigInvalid {
 			os.Exit(2)
 		}
 		os.Exit(1)

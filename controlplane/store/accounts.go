@@ -8,7 +8,8 @@ import (
 	"net/mail"
 	"strings"
 
-	"github.com/tollgate/tollgate/config"
+	"github.com/tollgate/tollgate/codes"
+	"github.com/tollgate/tollgate/ids"
 )
 
 // CreateAccount creates an active account.
@@ -30,7 +31,7 @@ func (s *Store) CreateAccount(ctx context.Context, actor Actor, name string) (*A
 
 // createAccount inserts an active account whose name is already validated.
 func (t *tx) createAccount(ctx context.Context, name string) (*Account, error) {
-	a := &Account{ID: config.NewID(config.PrefixAccount), Name: name, Active: true, CreatedAt: fromMicros(t.stamp())}
+	a := &Account{ID: ids.New(ids.PrefixAccount), Name: name, Active: true, CreatedAt: fromMicros(t.stamp())}
 	if _, err := t.exec(ctx, `INSERT INTO accounts (id, name, active, created_at) VALUES ($1, $2, $3, $4)`,
 		a.ID, a.Name, a.Active, t.stamp()); err != nil {
 		return nil, fmt.Errorf("creating account: %w", err)
@@ -81,7 +82,7 @@ func normalizeEmail(email string) (string, error) {
 	e := strings.ToLower(strings.TrimSpace(email))
 	a, err := mail.ParseAddress(e)
 	if err != nil || a.Address != e || len(e) > 254 {
-		return "", config.NewError(config.CodeAPIInvalidParam, "%q is not a valid e-mail address.", truncate(email, 100))
+		return "", codes.NewError(codes.APIInvalidParam, "%q is not a valid e-mail address.", truncate(email, 100))
 	}
 	return e, nil
 }
@@ -110,7 +111,7 @@ func (s *Store) CreateUser(ctx context.Context, actor Actor, email, name string)
 // createUser inserts an active user with a new ID; its audit event belongs
 // to no account.
 func (t *tx) createUser(ctx context.Context, email, name string) (*User, error) {
-	return t.insertUser(ctx, "", config.NewID(config.PrefixUser), email, name) // users.go
+	return t.insertUser(ctx, "", ids.New(ids.PrefixUser), email, name) // users.go
 }
 
 // GetUser returns a user.
@@ -174,7 +175,7 @@ func (s *Store) DeleteUser(ctx context.Context, actor Actor, id string) error {
 }
 
 // PutMembership adds a user to an account, or changes their roles there.
-// It refuses (CodeLastAdmin) to take the administrator flag from the
+// It refuses (codes.LastAdmin) to take the administrator flag from the
 // account's last active administrator.
 func (s *Store) PutMembership(ctx context.Context, actor Actor, m Membership) error {
 	if err := ValidateRoles(m); err != nil {

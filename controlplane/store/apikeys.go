@@ -7,7 +7,8 @@ import (
 	"fmt"
 
 	"github.com/tollgate/tollgate/authn"
-	"github.com/tollgate/tollgate/config"
+	"github.com/tollgate/tollgate/ids"
+	"github.com/tollgate/tollgate/snapshot"
 )
 
 // APIKeyCreate is the input of CreateAPIKey.
@@ -61,7 +62,7 @@ func (t *tx) createAPIKey(ctx context.Context, accountID string, in APIKeyCreate
 	if err := t.checkOwner(ctx, accountID, in.OwnerID); err != nil {
 		return nil, "", err
 	}
-	id, tok, hash := authn.NewCredential(config.PrefixAPIKey)
+	id, tok, hash := authn.NewCredential(ids.PrefixAPIKey)
 	k := &APIKey{ID: id, AccountID: accountID, OwnerID: in.OwnerID, Description: in.Description,
 		Metadata: in.Metadata, CreatedAt: fromMicros(t.stamp())}
 	if _, err := t.exec(ctx, `INSERT INTO api_keys (id, account_id, owner_id, secret_hash, description, metadata, created_at)
@@ -150,10 +151,10 @@ func (s *Store) LookupAPIKey(ctx context.Context, id string) (*APIKeyAuth, error
 	if err != nil {
 		return nil, fmt.Errorf("looking up API key %s: %w", id, err)
 	}
-	a.OwnerKind = config.PrincipalKind(kind)
+	a.OwnerKind = snapshot.PrincipalKind(kind)
 	a.Roles = Membership{AccountID: a.AccountID, UserID: a.OwnerID}
 	switch a.OwnerKind {
-	case config.PrincipalBot:
+	case snapshot.PrincipalBot:
 		// Bot users act as read/write developers of their account and have
 		// no other role (reference/platform-behaviour.md §7.1).
 		a.Member = true

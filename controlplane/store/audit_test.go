@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"testing"
 
-	"github.com/tollgate/tollgate/config"
+	"github.com/tollgate/tollgate/ids"
 )
 
 // TestAuditEventsInCommitOrder writes many events within one second, some
@@ -75,7 +75,7 @@ func TestAuditEventsInCommitOrder(t *testing.T) {
 			}
 		}
 		// A cursor from elsewhere gives nothing rather than everything.
-		if evs, _, err := s.ListAuditEvents(ctx, f.account.ID, Page{BeforeID: config.NewID(config.PrefixAuditEvent)}); err != nil || len(evs) != 0 {
+		if evs, _, err := s.ListAuditEvents(ctx, f.account.ID, Page{BeforeID: ids.New(ids.PrefixAuditEvent)}); err != nil || len(evs) != 0 {
 			t.Fatalf("unknown cursor: %d events, %v", len(evs), err)
 		}
 

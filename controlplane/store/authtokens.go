@@ -8,7 +8,7 @@ import (
 	"slices"
 
 	"github.com/tollgate/tollgate/authn"
-	"github.com/tollgate/tollgate/config"
+	"github.com/tollgate/tollgate/ids"
 )
 
 // AuthtokenCreate is the input of CreateAuthtoken.
@@ -111,7 +111,7 @@ func (t *tx) createAuthtoken(ctx context.Context, accountID string, in Authtoken
 	if err := t.checkOwner(ctx, accountID, in.OwnerID); err != nil {
 		return nil, "", err
 	}
-	id, tok, hash := authn.NewCredential(config.PrefixAuthtoken)
+	id, tok, hash := authn.NewCredential(ids.PrefixAuthtoken)
 	a := &Authtoken{ID: id, AccountID: accountID, OwnerID: in.OwnerID, Description: in.Description,
 		Metadata: in.Metadata, ACL: in.ACL, CreatedAt: fromMicros(t.stamp())}
 	if _, err := t.exec(ctx, `INSERT INTO authtokens (id, account_id, owner_id, secret_hash, description, metadata, acl, created_at)

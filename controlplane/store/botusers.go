@@ -5,7 +5,7 @@ import (
 	"fmt"
 
 	"github.com/tollgate/tollgate/authn"
-	"github.com/tollgate/tollgate/config"
+	"github.com/tollgate/tollgate/ids"
 )
 
 // BotUserCreate is the input of CreateBotUser.
@@ -90,7 +90,7 @@ func (t *tx) createBotUser(ctx context.Context, accountID string, in BotUserCrea
 	if err := t.exists(ctx, `SELECT 1 FROM accounts WHERE id = $1`, accountID, "account"); err != nil {
 		return nil, err
 	}
-	b := &BotUser{ID: config.NewID(config.PrefixBotUser), AccountID: accountID, Name: in.Name,
+	b := &BotUser{ID: ids.New(ids.PrefixBotUser), AccountID: accountID, Name: in.Name,
 		Active: in.Active, CreatedAt: fromMicros(t.stamp())}
 	if _, err := t.exec(ctx, `INSERT INTO principals (id, kind, name, active, created_at) VALUES ($1, 'bot', $2, $3, $4)`,
 		b.ID, b.Name, b.Active, t.stamp()); err != nil {

@@ -6,7 +6,7 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/tollgate/tollgate/config"
+	"github.com/tollgate/tollgate/ids"
 )
 
 // credentialTables are the tables of credentials a principal owns, with the
@@ -62,7 +62,7 @@ func (t *tx) deleteReturningIDs(ctx context.Context, q string, args ...any) ([]s
 // checkOwner verifies that ownerID is a user member or a bot user of the
 // account, returning ErrOwnerNotFound otherwise.
 func (t *tx) checkOwner(ctx context.Context, accountID, ownerID string) error {
-	if err := checkID(ownerID, config.PrefixUser, config.PrefixBotUser); err != nil {
+	if err := checkID(ownerID, ids.PrefixUser, ids.PrefixBotUser); err != nil {
 		return err
 	}
 	var one int

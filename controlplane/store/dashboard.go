@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/tollgate/tollgate/authn"
-	"github.com/tollgate/tollgate/config"
+	"github.com/tollgate/tollgate/ids"
 )
 
 // DashboardSession is one signed-in dashboard browser. Its token (the
@@ -43,7 +43,7 @@ func (s *Store) CreateDashboardSession(ctx context.Context, actor Actor, in Dash
 	if in.TTL < time.Minute {
 		return nil, "", fmt.Errorf("store: dashboard session TTL %v is below one minute", in.TTL)
 	}
-	if _, _, err := config.SplitID(in.UserID, config.PrefixUser); err != nil {
+	if _, _, err := ids.Split(in.UserID, ids.PrefixUser); err != nil {
 		return nil, "", fmt.Errorf("store: a dashboard session belongs to a user, not %q", in.UserID)
 	}
 	var (
@@ -54,7 +54,7 @@ func (s *Store) CreateDashboardSession(ctx context.Context, actor Actor, in Dash
 		if _, err := t.exec(ctx, `DELETE FROM dashboard_sessions WHERE expires_at < $1`, t.stamp()); err != nil {
 			return fmt.Errorf("deleting expired dashboard sessions: %w", err)
 		}
-		id, token, hash := authn.NewCredential(config.PrefixDashboardSession)
+		id, token, hash := authn.NewCredential(ids.PrefixDashboardSession)
 		ds = &DashboardSession{ID: id, SecretHash: hash, AccountID: in.AccountID, UserID: in.UserID,
 			APIKeyID: in.APIKeyID, ClientIP: in.ClientIP, CreatedAt: fromMicros(t.stamp()),
 			ExpiresAt: fromMicros(t.now.Add(in.TTL).UnixMicro())}

@@ -5,10 +5,9 @@ import (
 	"fmt"
 
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/tollgate/tollgate/codes"
 	"modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
-
-	"github.com/tollgate/tollgate/config"
 )
 
 // Sentinel errors. Compare with errors.Is; they are wrapped with context.
@@ -48,11 +47,11 @@ func isUniqueViolation(err error) bool {
 // user-facing code and message, for conflicts the caller can act on: a name
 // reserved already, a duplicate IP rule, the last administrator.
 type ConflictError struct {
-	Code    config.Code
+	Code    codes.Code
 	Message string
 }
 
-func conflict(code config.Code, format string, args ...any) *ConflictError {
+func conflict(code codes.Code, format string, args ...any) *ConflictError {
 	return &ConflictError{Code: code, Message: fmt.Sprintf(format, args...)}
 }
 

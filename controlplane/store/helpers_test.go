@@ -7,8 +7,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tollgate/tollgate/config"
+	"github.com/tollgate/tollgate/codes"
 	"github.com/tollgate/tollgate/controlplane/internal/storetest"
+	"github.com/tollgate/tollgate/ids"
 )
 
 // eachDialect runs fn as a subtest against a fresh store of every dialect.
@@ -62,7 +63,7 @@ func newFixture(t testing.TB, s *Store) fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	u, err := s.CreateUser(ctx, SystemActor, config.NewID("x")+"@example.com", "Ada")
+	u, err := s.CreateUser(ctx, SystemActor, ids.New("x")+"@example.com", "Ada")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -73,9 +74,9 @@ func newFixture(t testing.TB, s *Store) fixture {
 	return fixture{account: a, admin: u, actor: Actor{AccountID: a.ID, PrincipalID: u.ID}}
 }
 
-func wantCode(t testing.TB, err error, code config.Code) {
+func wantCode(t testing.TB, err error, code codes.Code) {
 	t.Helper()
-	var ce *config.Error
+	var ce *codes.Error
 	if !errors.As(err, &ce) || ce.Code != code {
 		t.Fatalf("err = %v, want code %s", err, code)
 	}
@@ -101,7 +102,7 @@ func auditOf(t testing.TB, s *Store, accountID, typ, objectID string) []AuditEve
 
 // wantConflictCode checks that err is a *ConflictError with code (and so
 // an ErrConflict).
-func wantConflictCode(t testing.TB, err error, code config.Code) {
+func wantConflictCode(t testing.TB, err error, code codes.Code) {
 	t.Helper()
 	var ce *ConflictError
 	if !errors.As(err, &ce) || ce.Code != code || !errors.Is(err, ErrConflict) {

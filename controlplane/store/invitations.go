@@ -8,7 +8,8 @@ import (
 	"time"
 
 	"github.com/tollgate/tollgate/authn"
-	"github.com/tollgate/tollgate/config"
+	"github.com/tollgate/tollgate/codes"
+	"github.com/tollgate/tollgate/ids"
 )
 
 // InvitationTTL is how long an invitation can be accepted after it was
@@ -82,7 +83,7 @@ func scanInvitation(r scanner) (Invitation, error) {
 // roles and returns the invitation with its accept token
 // ("<KSUID>_<secret>", where inv_<KSUID> is the invitation's ID), which is
 // not stored (only the secret's SHA-256 is) and cannot be shown again. It
-// refuses (CodeInvitationExists, an ErrConflict) an address that is a
+// refuses (codes.InvitationExists, an ErrConflict) an address that is a
 // member of the account or has a pending invitation to it; an expired
 // invitation to the address is replaced. The invitation is attributed to
 // actor.PrincipalID.
@@ -106,7 +107,7 @@ func (s *Store) CreateInvitation(ctx context.Context, actor Actor, accountID str
 		err := t.queryRow(ctx, `SELECT 1 FROM memberships m JOIN users u ON u.id = m.user_id
 			WHERE m.account_id = $1 AND u.email = $2`, accountID, email).Scan(&one)
 		if err == nil {
-			return conflict(config.CodeInvitationExists, "%s is a member of this account already: change their roles with PATCH /users/{id}.", email)
+			return conflict(codes.InvitationExists, "%s is a member of this account already: change their roles with PATCH /users/{id}.", email)
 		}
 		if !errors.Is(err, sql.ErrNoRows) {
 			return fmt.Errorf("reading members: %w", err)
@@ -114,7 +115,7 @@ func (s *Store) CreateInvitation(ctx context.Context, actor Actor, accountID str
 		old, err := scanInvitation(t.queryRow(ctx, invitationColumns+` WHERE account_id = $1 AND email = $2`, accountID, email))
 		switch {
 		case err == nil && t.now.Before(old.ExpiresAt):
-			return conflict(config.CodeInvitationExists,
+			return conflict(codes.InvitationExists,
 				"%s has a pending invitation to this account (%s): delete it first to invite again.", email, old.ID)
 		case err == nil:
 			if _, err := t.exec(ctx, `DELETE FROM invitations WHERE id = $1`, old.ID); err != nil {
@@ -124,7 +125,7 @@ func (s *Store) CreateInvitation(ctx context.Context, actor Actor, accountID str
 		case !errors.Is(err, sql.ErrNoRows):
 			return fmt.Errorf("reading invitations: %w", err)
 		}
-		id, token, hash := authn.NewCredential(config.PrefixInvitation)
+		id, token, hash := authn.NewCredential(ids.PrefixInvitation)
 		inv = &Invitation{ID: id, AccountID: accountID, Email: email, Developer: in.Developer, Team: in.Team,
 			Billing: in.Billing, Admin: in.Admin, InvitedBy: actor.PrincipalID,
 			CreatedAt: fromMicros(t.stamp()), ExpiresAt: fromMicros(t.now.Add(InvitationTTL).UnixMicro())}
@@ -134,7 +135,7 @@ func (s *Store) CreateInvitation(ctx context.Context, actor Actor, accountID str
 			inv.ID, accountID, email, string(inv.Developer), string(inv.Team), inv.Billing, inv.Admin, hash,
 			inv.InvitedBy, t.stamp(), inv.ExpiresAt.UnixMicro()); err != nil {
 			if isUniqueViolation(err) {
-				return conflict(config.CodeInvitationExists, "%s has a pending invitation to this account.", email)
+				return conflict(codes.InvitationExists, "%s has a pending invitation to this account.", email)
 			}
 			return fmt.Errorf("creating invitation: %w", err)
 		}
@@ -209,22 +210,22 @@ var errAcceptRace = errors.New("store: user changed during acceptance")
 // the invitation, and creates an API key owned by them in that account,
 // returned once with its token. The token's secret is compared in constant
 // time. The unit of work is attributed to the user, with the invitation as
-// credential. Errors: *config.Error CodeInvitationInvalid (unknown,
-// revoked, accepted or mistyped token), CodeInvitationExpired,
-// CodeAPIInvalidParam (a name is needed), CodeAPIPrincipalInactive (the
-// existing user is deactivated), ErrExistingUser, and a CodeInvitationExists
+// credential. Errors: *codes.Error codes.InvitationInvalid (unknown,
+// revoked, accepted or mistyped token), codes.InvitationExpired,
+// codes.APIInvalidParam (a name is needed), codes.APIPrincipalInactive (the
+// existing user is deactivated), ErrExistingUser, and a codes.InvitationExists
 // conflict (the user is a member already).
 func (s *Store) AcceptInvitation(ctx context.Context, in InvitationAccept) (*Acceptance, error) {
 	if err := ValidateDescription(in.Description); err != nil {
 		return nil, err
 	}
-	invalid := config.NewError(config.CodeInvitationInvalid,
+	invalid := codes.NewError(codes.InvitationInvalid,
 		"The invitation token is not valid: it may have been revoked, used already, or mistyped. Ask for a new invitation.")
 	kid, secret, err := authn.ParseToken(in.Token)
 	if err != nil {
 		return nil, invalid
 	}
-	id := config.PrefixInvitation + "_" + kid
+	id := ids.PrefixInvitation + "_" + kid
 	for attempt := 0; ; attempt++ {
 		acc, err := s.acceptOnce(ctx, id, secret, in, invalid)
 		if errors.Is(err, errAcceptRace) && attempt < 2 {
@@ -243,7 +244,7 @@ func (s *Store) acceptOnce(ctx context.Context, id, secret string, in Invitation
 		return nil, err
 	}
 	if !s.now().Before(inv.ExpiresAt) {
-		return nil, config.NewError(config.CodeInvitationExpired,
+		return nil, codes.NewError(codes.InvitationExpired,
 			"The invitation to %s expired at %s. Ask for a new invitation.", inv.Email, inv.ExpiresAt.Format(time.RFC3339))
 	}
 	userID, active, err := userByEmail(ctx, s.rdb, inv.Email)
@@ -254,19 +255,19 @@ func (s *Store) acceptOnce(ctx context.Context, id, secret string, in Invitation
 	case existing && in.ExistingUserID != userID:
 		return nil, invalid // a user proving to be someone else: the token is not theirs
 	case existing && !active:
-		return nil, config.NewError(config.CodeAPIPrincipalInactive,
+		return nil, codes.NewError(codes.APIPrincipalInactive,
 			"The user %s is deactivated; an administrator must reactivate them before they join another account.", userID)
 	case errors.Is(err, ErrNotFound):
 		if in.ExistingUserID != "" {
 			return nil, invalid
 		}
 		if in.Name == "" {
-			return nil, config.NewError(config.CodeAPIInvalidParam, "Give your name: %s is new to this control plane.", inv.Email)
+			return nil, codes.NewError(codes.APIInvalidParam, "Give your name: %s is new to this control plane.", inv.Email)
 		}
 		if err := ValidateName(in.Name); err != nil {
 			return nil, err
 		}
-		userID = config.NewID(config.PrefixUser)
+		userID = ids.New(ids.PrefixUser)
 	case err != nil:
 		return nil, err
 	}
@@ -281,7 +282,7 @@ func (s *Store) acceptOnce(ctx context.Context, id, secret string, in Invitation
 			return err
 		}
 		if !t.now.Before(cur.ExpiresAt) {
-			return config.NewError(config.CodeInvitationExpired,
+			return codes.NewError(codes.InvitationExpired,
 				"The invitation to %s expired at %s. Ask for a new invitation.", cur.Email, cur.ExpiresAt.Format(time.RFC3339))
 		}
 		nowID, _, err := userByEmail(ctx, t.sql, cur.Email)
@@ -298,7 +299,7 @@ func (s *Store) acceptOnce(ctx context.Context, id, secret string, in Invitation
 		var one int
 		err = t.queryRow(ctx, `SELECT 1 FROM memberships WHERE account_id = $1 AND user_id = $2`, cur.AccountID, userID).Scan(&one)
 		if err == nil {
-			return conflict(config.CodeInvitationExists, "%s is a member of this account already.", cur.Email)
+			return conflict(codes.InvitationExists, "%s is a member of this account already.", cur.Email)
 		}
 		if !errors.Is(err, sql.ErrNoRows) {
 			return fmt.Errorf("reading membership: %w", err)

@@ -9,8 +9,9 @@ import (
 	"time"
 
 	"github.com/tollgate/tollgate/authn"
-	"github.com/tollgate/tollgate/config"
+	"github.com/tollgate/tollgate/codes"
 	"github.com/tollgate/tollgate/controlplane/internal/storetest"
+	"github.com/tollgate/tollgate/ids"
 )
 
 // clock is a settable time source for Options.Now.
@@ -75,13 +76,13 @@ func TestInvitationCreateListRevoke(t *testing.T) {
 
 		before := rev(t, s)
 		_, _, err = s.CreateInvitation(ctx, f.actor, f.account.ID, InvitationCreate{Email: "new@example.com", Developer: DeveloperRO, Team: TeamRO})
-		wantConflictCode(t, err, config.CodeInvitationExists)
+		wantConflictCode(t, err, codes.InvitationExists)
 		_, _, err = s.CreateInvitation(ctx, f.actor, f.account.ID, InvitationCreate{Email: f.admin.Email, Developer: DeveloperRO, Team: TeamRO})
-		wantConflictCode(t, err, config.CodeInvitationExists)
+		wantConflictCode(t, err, codes.InvitationExists)
 		_, _, err = s.CreateInvitation(ctx, f.actor, f.account.ID, InvitationCreate{Email: "x@example.com", Developer: "admin", Team: TeamRO})
-		wantCode(t, err, config.CodeRoleInvalid)
+		wantCode(t, err, codes.RoleInvalid)
 		_, _, err = s.CreateInvitation(ctx, f.actor, f.account.ID, InvitationCreate{Email: "not an address", Developer: DeveloperRO, Team: TeamRO})
-		wantCode(t, err, config.CodeAPIInvalidParam)
+		wantCode(t, err, codes.APIInvalidParam)
 		if r := rev(t, s); r != before {
 			t.Fatalf("refused invitations moved the revision to %d", r)
 		}
@@ -101,7 +102,7 @@ func TestInvitationCreateListRevoke(t *testing.T) {
 			t.Fatalf("expired invitation kept: %v", err)
 		}
 		_, err = s.AcceptInvitation(ctx, InvitationAccept{Token: tok.Reveal(), Name: "N"})
-		wantCode(t, err, config.CodeInvitationInvalid)
+		wantCode(t, err, codes.InvitationInvalid)
 
 		list, more, err := s.ListInvitations(ctx, f.account.ID, Page{})
 		if err != nil || more || len(list) != 1 || list[0].ID != inv2.ID {
@@ -125,7 +126,7 @@ func TestInvitationCreateListRevoke(t *testing.T) {
 			t.Fatalf("second delete: %v", err)
 		}
 		_, err = s.AcceptInvitation(ctx, InvitationAccept{Token: tok2.Reveal(), Name: "N"})
-		wantCode(t, err, config.CodeInvitationInvalid)
+		wantCode(t, err, codes.InvitationInvalid)
 		evs, _, _ := s.ListAuditEvents(ctx, f.account.ID, Page{Limit: 1})
 		if len(evs) != 1 || evs[0].Type != "invitation_deleted.v0" || evs[0].ObjectID != inv2.ID || evs[0].ActorID != f.admin.ID {
 			t.Fatalf("last audit event = %+v", evs)
@@ -145,12 +146,12 @@ func TestInvitationAccept(t *testing.T) {
 		kid, secret, _ := authn.ParseToken(tok.Reveal())
 		before := rev(t, s)
 		for _, bad := range []string{"", "nonsense", kid + "_" + strings.Repeat("A", len(secret)),
-			config.NewID("x")[2:] + "_" + secret} {
+			ids.New("x")[2:] + "_" + secret} {
 			_, err := s.AcceptInvitation(ctx, InvitationAccept{Token: bad, Name: "Ann"})
-			wantCode(t, err, config.CodeInvitationInvalid)
+			wantCode(t, err, codes.InvitationInvalid)
 		}
 		_, err = s.AcceptInvitation(ctx, InvitationAccept{Token: tok.Reveal()})
-		wantCode(t, err, config.CodeAPIInvalidParam) // a new user needs a name
+		wantCode(t, err, codes.APIInvalidParam) // a new user needs a name
 		if r := rev(t, s); r != before {
 			t.Fatalf("refused acceptances moved the revision to %d", r)
 		}
@@ -198,7 +199,7 @@ func TestInvitationAccept(t *testing.T) {
 		}
 		// A token works once.
 		_, err = s.AcceptInvitation(ctx, InvitationAccept{Token: tok.Reveal(), Name: "Ann"})
-		wantCode(t, err, config.CodeInvitationInvalid)
+		wantCode(t, err, codes.InvitationInvalid)
 
 		// An existing user joins another account only by proving who they are.
 		g := newFixture(t, s)
@@ -210,7 +211,7 @@ func TestInvitationAccept(t *testing.T) {
 			t.Fatalf("existing user without proof: %v", err)
 		}
 		_, err = s.AcceptInvitation(ctx, InvitationAccept{Token: tok3.Reveal(), ExistingUserID: f.admin.ID})
-		wantCode(t, err, config.CodeInvitationInvalid)
+		wantCode(t, err, codes.InvitationInvalid)
 		acc3, err := s.AcceptInvitation(ctx, InvitationAccept{Token: tok3.Reveal(), ExistingUserID: u.ID, Name: "ignored"})
 		if err != nil {
 			t.Fatal(err)
@@ -230,12 +231,12 @@ func TestInvitationAccept(t *testing.T) {
 			t.Fatal(err)
 		}
 		_, err = s.AcceptInvitation(ctx, InvitationAccept{Token: tok4.Reveal(), ExistingUserID: u.ID})
-		wantCode(t, err, config.CodeInvitationInvalid)
+		wantCode(t, err, codes.InvitationInvalid)
 
 		// Expired.
 		c.add(InvitationTTL)
 		_, err = s.AcceptInvitation(ctx, InvitationAccept{Token: tok4.Reveal(), Name: "Fresh"})
-		wantCode(t, err, config.CodeInvitationExpired)
+		wantCode(t, err, codes.InvitationExpired)
 	})
 }
 
@@ -253,6 +254,6 @@ func TestInvitationAcceptDeactivatedUser(t *testing.T) {
 			t.Fatal(err)
 		}
 		_, err = s.AcceptInvitation(ctx, InvitationAccept{Token: tok.Reveal(), ExistingUserID: g.admin.ID})
-		wantCode(t, err, config.CodeAPIPrincipalInactive)
+		wantCode(t, err, codes.APIPrincipalInactive)
 	})
 }

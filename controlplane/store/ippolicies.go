@@ -10,8 +10,10 @@ import (
 	"strings"
 	"time"
 
-	"github.com/tollgate/tollgate/config"
+	"github.com/tollgate/tollgate/codes"
+	"github.com/tollgate/tollgate/ids"
 	"github.com/tollgate/tollgate/policy"
+	"github.com/tollgate/tollgate/snapshot"
 )
 
 // IP policies, their rules and IP restrictions
@@ -24,7 +26,7 @@ import (
 //     range however it was written;
 //   - a rule, and every policy an IP restriction names, belongs to the same
 //     account as its policy or restriction;
-//   - a policy named by an IP restriction cannot be deleted (CodeIPPolicyInUse);
+//   - a policy named by an IP restriction cannot be deleted (codes.IPPolicyInUse);
 //     deleting a policy deletes its rules, each with its own audit event.
 
 // Rule actions (reference/platform-behaviour.md §1.10).
@@ -132,18 +134,18 @@ type IPRestrictionUpdate struct {
 // ("10.0.0.0/8"), since edges decide on the peer address folded the same
 // way (DESIGN.md, security invariants). Zones are refused.
 //
-// Errors are *config.Error: CodeIPRuleCIDRInvalid when s does not parse, and
-// CodeIPRuleCIDRNotNetwork when s is not the lowest address of its range, with
+// Errors are *codes.Error: codes.IPRuleCIDRInvalid when s does not parse, and
+// codes.IPRuleCIDRNotNetwork when s is not the lowest address of its range, with
 // a message naming the right one ("use 10.0.0.0/8"), as the hosted platform
 // refuses it (ERR 1409, reference/platform-behaviour.md §1.10).
 func ParseCIDR(s string) (netip.Prefix, error) {
 	invalid := func(cause error) error {
-		return config.NewError(config.CodeIPRuleCIDRInvalid,
+		return codes.NewError(codes.IPRuleCIDRInvalid,
 			"%q is not a valid CIDR: give an IPv4 or IPv6 range such as 10.0.0.0/8 or 2001:db8::/32, or a single address.",
 			truncate(s, maxCIDRInput)).WithCause(cause)
 	}
 	if s == "" {
-		return netip.Prefix{}, config.NewError(config.CodeIPRuleCIDRInvalid,
+		return netip.Prefix{}, codes.NewError(codes.IPRuleCIDRInvalid,
 			"cidr is required: give an IPv4 or IPv6 range such as 10.0.0.0/8 or 2001:db8::/32, or a single address.")
 	}
 	if len(s) > maxCIDRInput {
@@ -152,7 +154,7 @@ func ParseCIDR(s string) (netip.Prefix, error) {
 	p, err := policy.ParseCIDR(s)
 	switch {
 	case errors.Is(err, policy.ErrCIDRNotNetwork):
-		return netip.Prefix{}, config.NewError(config.CodeIPRuleCIDRNotNetwork,
+		return netip.Prefix{}, codes.NewError(codes.IPRuleCIDRNotNetwork,
 			"%s is not written with the lowest address of its range: use %s.", truncate(s, maxCIDRInput), p)
 	case err != nil || s != strings.TrimSpace(s):
 		return netip.Prefix{}, invalid(err)
@@ -172,7 +174,7 @@ func canonicalCIDR(s string) (string, error) {
 // validateAction checks a rule action: "allow" or "deny", exactly.
 func validateAction(a string) error {
 	if a != IPActionAllow && a != IPActionDeny {
-		return config.NewError(config.CodeIPRuleAction, "The action of an IP policy rule must be allow or deny, not %q.", truncate(a, 40))
+		return codes.NewError(codes.IPRuleAction, "The action of an IP policy rule must be allow or deny, not %q.", truncate(a, 40))
 	}
 	return nil
 }
@@ -180,17 +182,17 @@ func validateAction(a string) error {
 // normalizePolicyIDs checks the ip_policy_ids of an IP restriction: 1 to
 // MaxRestrictionPolicies well-formed ipp_ IDs. Repeats are dropped, order is
 // kept.
-func normalizePolicyIDs(ids []string) ([]string, error) {
-	if len(ids) == 0 {
-		return nil, config.NewError(config.CodeIPPolicyIDs, "ip_policy_ids must name at least one IP policy.")
+func normalizePolicyIDs(policyIDs []string) ([]string, error) {
+	if len(policyIDs) == 0 {
+		return nil, codes.NewError(codes.IPPolicyIDs, "ip_policy_ids must name at least one IP policy.")
 	}
-	if len(ids) > MaxRestrictionPolicies {
-		return nil, config.NewError(config.CodeIPPolicyIDs, "ip_policy_ids may name at most %d IP policies; it names %d.",
-			MaxRestrictionPolicies, len(ids))
+	if len(policyIDs) > MaxRestrictionPolicies {
+		return nil, codes.NewError(codes.IPPolicyIDs, "ip_policy_ids may name at most %d IP policies; it names %d.",
+			MaxRestrictionPolicies, len(policyIDs))
 	}
-	out := make([]string, 0, len(ids))
-	for _, id := range ids {
-		if err := checkID(id, config.PrefixIPPolicy); err != nil {
+	out := make([]string, 0, len(policyIDs))
+	for _, id := range policyIDs {
+		if err := checkID(id, ids.PrefixIPPolicy); err != nil {
 			return nil, err
 		}
 		if !slices.Contains(out, id) {
@@ -214,7 +216,7 @@ func scanIPPolicy(r scanner) (IPPolicy, error) {
 
 // CreateIPPolicy creates an empty IP policy in the account. An IP policy
 // without rules matches no address (reference/platform-behaviour.md §2.1).
-// Errors: *config.Error for a description over 255 bytes or metadata over
+// Errors: *codes.Error for a description over 255 bytes or metadata over
 // 4096 bytes; ErrNotFound when the account does not exist.
 func (s *Store) CreateIPPolicy(ctx context.Context, actor Actor, accountID string, in IPPolicyCreate) (*IPPolicy, error) {
 	if err := validateOptional(&in.Description, &in.Metadata); err != nil {
@@ -225,7 +227,7 @@ func (s *Store) CreateIPPolicy(ctx context.Context, actor Actor, accountID strin
 		if err := t.exists(ctx, `SELECT 1 FROM accounts WHERE id = $1`, accountID, "account"); err != nil {
 			return err
 		}
-		p = &IPPolicy{ID: config.NewID(config.PrefixIPPolicy), AccountID: accountID, Description: in.Description,
+		p = &IPPolicy{ID: ids.New(ids.PrefixIPPolicy), AccountID: accountID, Description: in.Description,
 			Metadata: in.Metadata, CreatedAt: fromMicros(t.stamp())}
 		if _, err := t.exec(ctx, `INSERT INTO ip_policies (id, account_id, description, metadata, created_at)
 			VALUES ($1, $2, $3, $4, $5)`, p.ID, accountID, p.Description, p.Metadata, t.stamp()); err != nil {
@@ -252,7 +254,7 @@ func (s *Store) ListIPPolicies(ctx context.Context, accountID string, page Page)
 }
 
 // UpdateIPPolicy changes an IP policy's description or metadata. A change
-// that changes nothing commits nothing. Errors: *config.Error for invalid
+// that changes nothing commits nothing. Errors: *codes.Error for invalid
 // text, ErrNotFound.
 func (s *Store) UpdateIPPolicy(ctx context.Context, actor Actor, accountID, id string, in IPPolicyUpdate) (*IPPolicy, error) {
 	if err := validateOptional(in.Description, in.Metadata); err != nil {
@@ -285,7 +287,7 @@ func (s *Store) UpdateIPPolicy(ctx context.Context, actor Actor, accountID, id s
 
 // DeleteIPPolicy deletes an IP policy and its rules in one unit of work,
 // with an ip_policy_rule_deleted.v0 event per rule. A policy that an IP
-// restriction names is refused with a *ConflictError (CodeIPPolicyInUse)
+// restriction names is refused with a *ConflictError (codes.IPPolicyInUse)
 // naming the restrictions: detach it first, so that deleting a policy never
 // silently widens or narrows what a restriction admits. Errors also:
 // ErrNotFound.
@@ -300,7 +302,7 @@ func (s *Store) DeleteIPPolicy(ctx context.Context, actor Actor, accountID, id s
 			return fmt.Errorf("reading IP restrictions of policy %s: %w", id, err)
 		}
 		if len(users) > 0 {
-			return conflict(config.CodeIPPolicyInUse,
+			return conflict(codes.IPPolicyInUse,
 				"The IP policy %s is used by the IP restriction(s) %s: remove it from their ip_policy_ids, or delete them, first.",
 				id, strings.Join(users, ", "))
 		}
@@ -337,22 +339,22 @@ func scanIPPolicyRule(r scanner) (IPPolicyRule, error) {
 // caller's conflict (ERR 1408, reference/platform-behaviour.md §1.10).
 func duplicateRule(err error, policyID, cidr string) error {
 	if isUniqueViolation(err) {
-		return conflict(config.CodeIPRuleDuplicate, "The IP policy %s already has a rule for %s.", policyID, cidr)
+		return conflict(codes.IPRuleDuplicate, "The IP policy %s already has a rule for %s.", policyID, cidr)
 	}
 	return err
 }
 
 // CreateIPPolicyRule adds a rule to an IP policy of the account. The CIDR is
-// stored in canonical form (ParseCIDR). Errors: *config.Error for a bad CIDR
-// (CodeIPRuleCIDRInvalid, CodeIPRuleCIDRNotNetwork), action
-// (CodeIPRuleAction), description or metadata, or an ip_policy_id that names
-// no IP policy of the account (CodeIPRulePolicy); a *ConflictError with
-// CodeIPRuleDuplicate when the policy has a rule for the same range already.
+// stored in canonical form (ParseCIDR). Errors: *codes.Error for a bad CIDR
+// (codes.IPRuleCIDRInvalid, codes.IPRuleCIDRNotNetwork), action
+// (codes.IPRuleAction), description or metadata, or an ip_policy_id that names
+// no IP policy of the account (codes.IPRulePolicy); a *ConflictError with
+// codes.IPRuleDuplicate when the policy has a rule for the same range already.
 func (s *Store) CreateIPPolicyRule(ctx context.Context, actor Actor, accountID string, in IPPolicyRuleCreate) (*IPPolicyRule, error) {
 	if in.IPPolicyID == "" {
-		return nil, config.NewError(config.CodeIPRulePolicy, "ip_policy_id is required: name the IP policy the rule belongs to.")
+		return nil, codes.NewError(codes.IPRulePolicy, "ip_policy_id is required: name the IP policy the rule belongs to.")
 	}
-	if err := checkID(in.IPPolicyID, config.PrefixIPPolicy); err != nil {
+	if err := checkID(in.IPPolicyID, ids.PrefixIPPolicy); err != nil {
 		return nil, err
 	}
 	cidr, err := canonicalCIDR(in.CIDR)
@@ -372,9 +374,9 @@ func (s *Store) CreateIPPolicyRule(ctx context.Context, actor Actor, accountID s
 				return err
 			}
 			// No cause: it would make the error an ErrNotFound (404), and this is a 400.
-			return config.NewError(config.CodeIPRulePolicy, "ip_policy_id %s names no IP policy of this account.", in.IPPolicyID)
+			return codes.NewError(codes.IPRulePolicy, "ip_policy_id %s names no IP policy of this account.", in.IPPolicyID)
 		}
-		x = &IPPolicyRule{ID: config.NewID(config.PrefixIPPolicyRule), AccountID: accountID, IPPolicyID: in.IPPolicyID,
+		x = &IPPolicyRule{ID: ids.New(ids.PrefixIPPolicyRule), AccountID: accountID, IPPolicyID: in.IPPolicyID,
 			CIDR: cidr, Action: in.Action, Description: in.Description, Metadata: in.Metadata, CreatedAt: fromMicros(t.stamp())}
 		if _, err := t.exec(ctx, `INSERT INTO ip_policy_rules (id, account_id, ip_policy_id, cidr, action, description, metadata, created_at)
 			VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`, x.ID, accountID, x.IPPolicyID, x.CIDR, x.Action, x.Description,
@@ -478,11 +480,11 @@ const ipRestrictionColumns = `SELECT r.id, r.account_id, r.type, r.enforced, r.d
 func scanIPRestriction(r scanner) (IPRestriction, error) {
 	var x IPRestriction
 	var created int64
-	var ids sql.NullString
-	err := r.Scan(&x.ID, &x.AccountID, &x.Type, &x.Enforced, &x.Description, &x.Metadata, &created, &ids)
+	var joined sql.NullString
+	err := r.Scan(&x.ID, &x.AccountID, &x.Type, &x.Enforced, &x.Description, &x.Metadata, &created, &joined)
 	x.CreatedAt = fromMicros(created)
-	if ids.String != "" {
-		x.IPPolicyIDs = strings.Split(ids.String, ",")
+	if joined.String != "" {
+		x.IPPolicyIDs = strings.Split(joined.String, ",")
 	}
 	return x, err
 }
@@ -497,15 +499,15 @@ func getIPRestriction(ctx context.Context, q queryer, accountID, id string) (*IP
 // dashboard, api, agent or endpoints; IPPolicyIDs names 1–MaxRestrictionPolicies IP
 // policies of the same account (repeats dropped, order kept). Enforced false
 // means denials are only reported (reference/platform-behaviour.md §1.11).
-// Errors: *config.Error with CodeIPRestrictionType, CodeAPIInvalidID (a
-// malformed policy ID), CodeIPPolicyIDs (empty, too many, or a policy not in
+// Errors: *codes.Error with codes.IPRestrictionType, codes.APIInvalidID (a
+// malformed policy ID), codes.IPPolicyIDs (empty, too many, or a policy not in
 // the account), or for invalid text.
 func (s *Store) CreateIPRestriction(ctx context.Context, actor Actor, accountID string, in IPRestrictionCreate) (*IPRestriction, error) {
 	if !slices.Contains(ipRestrictionTypes, in.Type) {
-		return nil, config.NewError(config.CodeIPRestrictionType, "The type of an IP restriction must be one of %s, not %q.",
+		return nil, codes.NewError(codes.IPRestrictionType, "The type of an IP restriction must be one of %s, not %q.",
 			strings.Join(ipRestrictionTypes, ", "), truncate(in.Type, 40))
 	}
-	ids, err := normalizePolicyIDs(in.IPPolicyIDs)
+	policyIDs, err := normalizePolicyIDs(in.IPPolicyIDs)
 	if err != nil {
 		return nil, err
 	}
@@ -517,15 +519,15 @@ func (s *Store) CreateIPRestriction(ctx context.Context, actor Actor, accountID 
 		if err := t.exists(ctx, `SELECT 1 FROM accounts WHERE id = $1`, accountID, "account"); err != nil {
 			return err
 		}
-		x = &IPRestriction{ID: config.NewID(config.PrefixIPRestriction), AccountID: accountID, Type: in.Type,
-			Enforced: in.Enforced, IPPolicyIDs: ids, Description: in.Description, Metadata: in.Metadata,
+		x = &IPRestriction{ID: ids.New(ids.PrefixIPRestriction), AccountID: accountID, Type: in.Type,
+			Enforced: in.Enforced, IPPolicyIDs: policyIDs, Description: in.Description, Metadata: in.Metadata,
 			CreatedAt: fromMicros(t.stamp())}
 		if _, err := t.exec(ctx, `INSERT INTO ip_restrictions (id, account_id, type, enforced, description, metadata, created_at)
 			VALUES ($1, $2, $3, $4, $5, $6, $7)`, x.ID, accountID, x.Type, x.Enforced, x.Description, x.Metadata,
 			t.stamp()); err != nil {
 			return fmt.Errorf("creating IP restriction: %w", err)
 		}
-		if err := t.setRestrictionPolicies(ctx, accountID, x.ID, ids); err != nil {
+		if err := t.setRestrictionPolicies(ctx, accountID, x.ID, policyIDs); err != nil {
 			return err
 		}
 		t.audit("ip_restriction_created.v0", accountID, x.ID, map[string]any{"type": x.Type, "enforced": x.Enforced,
@@ -553,10 +555,10 @@ func (s *Store) ListIPRestrictions(ctx context.Context, accountID string, page P
 // policies it names (the list is replaced), its description or metadata.
 // Errors as CreateIPRestriction, and ErrNotFound.
 func (s *Store) UpdateIPRestriction(ctx context.Context, actor Actor, accountID, id string, in IPRestrictionUpdate) (*IPRestriction, error) {
-	var ids []string
+	var policyIDs []string
 	if in.IPPolicyIDs != nil {
 		var err error
-		if ids, err = normalizePolicyIDs(*in.IPPolicyIDs); err != nil {
+		if policyIDs, err = normalizePolicyIDs(*in.IPPolicyIDs); err != nil {
 			return nil, err
 		}
 	}
@@ -573,15 +575,15 @@ func (s *Store) UpdateIPRestriction(ctx context.Context, actor Actor, accountID,
 		setField(&x.Enforced, in.Enforced, "enforced", changes)
 		setField(&x.Description, in.Description, "description", changes)
 		setField(&x.Metadata, in.Metadata, "metadata", changes)
-		if in.IPPolicyIDs != nil && !slices.Equal(ids, x.IPPolicyIDs) {
+		if in.IPPolicyIDs != nil && !slices.Equal(policyIDs, x.IPPolicyIDs) {
 			if _, err := t.exec(ctx, `DELETE FROM ip_restriction_policies WHERE ip_restriction_id = $1`, id); err != nil {
 				return fmt.Errorf("updating IP restriction %s: %w", id, err)
 			}
-			if err := t.setRestrictionPolicies(ctx, accountID, id, ids); err != nil {
+			if err := t.setRestrictionPolicies(ctx, accountID, id, policyIDs); err != nil {
 				return err
 			}
-			x.IPPolicyIDs = ids
-			changes["ip_policy_ids"] = ids
+			x.IPPolicyIDs = policyIDs
+			changes["ip_policy_ids"] = policyIDs
 		}
 		if len(changes) == 0 {
 			return nil
@@ -614,13 +616,13 @@ func (s *Store) DeleteIPRestriction(ctx context.Context, actor Actor, accountID,
 
 // setRestrictionPolicies links a restriction to ids, in order, after
 // checking that each is a policy of the account.
-func (t *tx) setRestrictionPolicies(ctx context.Context, accountID, restrictionID string, ids []string) error {
-	for i, pid := range ids {
+func (t *tx) setRestrictionPolicies(ctx context.Context, accountID, restrictionID string, policyIDs []string) error {
+	for i, pid := range policyIDs {
 		if err := t.policyInAccount(ctx, accountID, pid); err != nil {
 			if !errors.Is(err, ErrNotFound) {
 				return err
 			}
-			return config.NewError(config.CodeIPPolicyIDs, "ip_policy_ids names %s, which is not an IP policy of this account.", pid)
+			return codes.NewError(codes.IPPolicyIDs, "ip_policy_ids names %s, which is not an IP policy of this account.", pid)
 		}
 		if _, err := t.exec(ctx, `INSERT INTO ip_restriction_policies (ip_restriction_id, ip_policy_id, position) VALUES ($1, $2, $3)`,
 			restrictionID, pid, i); err != nil {
@@ -647,22 +649,22 @@ func (t *tx) policyInAccount(ctx context.Context, accountID, id string) error {
 // readIPPolicies fills the snapshot's IP policies, each with its rules
 // (oldest first), and IP restrictions, each with its policy IDs in the
 // order given, from the read transaction q.
-func readIPPolicies(ctx context.Context, q *sql.Tx, d *config.SnapshotData) error {
+func readIPPolicies(ctx context.Context, q *sql.Tx, d *snapshot.Data) error {
 	var err error
 	if d.IPPolicies, err = readAll(ctx, q, `SELECT id, account_id FROM ip_policies ORDER BY id`,
-		func(r scanner) (config.IPPolicy, error) {
-			var p config.IPPolicy
+		func(r scanner) (snapshot.IPPolicy, error) {
+			var p snapshot.IPPolicy
 			return p, r.Scan(&p.ID, &p.AccountID)
 		}); err != nil {
 		return fmt.Errorf("reading IP policies: %w", err)
 	}
-	byID := make(map[string]*config.IPPolicy, len(d.IPPolicies))
+	byID := make(map[string]*snapshot.IPPolicy, len(d.IPPolicies))
 	for i := range d.IPPolicies {
 		byID[d.IPPolicies[i].ID] = &d.IPPolicies[i]
 	}
 	type rule struct {
 		policyID string
-		config.IPPolicyRule
+		snapshot.IPPolicyRule
 	}
 	rules, err := readAll(ctx, q, `SELECT id, ip_policy_id, cidr, action FROM ip_policy_rules ORDER BY id`,
 		func(r scanner) (rule, error) {
@@ -678,9 +680,9 @@ func readIPPolicies(ctx context.Context, q *sql.Tx, d *config.SnapshotData) erro
 		}
 	}
 	if d.IPRestrictions, err = readAll(ctx, q, ipRestrictionColumns+` ORDER BY r.id`,
-		func(r scanner) (config.IPRestriction, error) {
+		func(r scanner) (snapshot.IPRestriction, error) {
 			x, err := scanIPRestriction(r)
-			return config.IPRestriction{ID: x.ID, AccountID: x.AccountID, Type: x.Type, Enforced: x.Enforced,
+			return snapshot.IPRestriction{ID: x.ID, AccountID: x.AccountID, Type: x.Type, Enforced: x.Enforced,
 				IPPolicyIDs: x.IPPolicyIDs}, err
 		}); err != nil {
 		return fmt.Errorf("reading IP restrictions: %w", err)

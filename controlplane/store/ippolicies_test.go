@@ -8,13 +8,15 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/tollgate/tollgate/config"
+	"github.com/tollgate/tollgate/codes"
+	"github.com/tollgate/tollgate/ids"
+	"github.com/tollgate/tollgate/snapshot"
 )
 
 func TestParseCIDR(t *testing.T) {
 	cases := []struct {
 		in, want string
-		code     config.Code
+		code     codes.Code
 		msg      string // a substring of the error message
 	}{
 		{in: "10.0.0.0/8", want: "10.0.0.0/8"},
@@ -29,21 +31,21 @@ func TestParseCIDR(t *testing.T) {
 		{in: "::ffff:10.0.0.0/104", want: "10.0.0.0/8"},
 		{in: "::ffff:192.0.2.1", want: "192.0.2.1/32"},
 		{in: "::ffff:0:0/96", want: "0.0.0.0/0"},
-		{in: "10.0.0.5/8", code: config.CodeIPRuleCIDRNotNetwork, msg: "use 10.0.0.0/8"},
-		{in: "10.0.0.5/24", code: config.CodeIPRuleCIDRNotNetwork, msg: "use 10.0.0.0/24"},
-		{in: "2001:db8::1/32", code: config.CodeIPRuleCIDRNotNetwork, msg: "use 2001:db8::/32"},
-		{in: "::ffff:10.1.2.3/104", code: config.CodeIPRuleCIDRNotNetwork, msg: "use 10.0.0.0/8"},
-		{in: "", code: config.CodeIPRuleCIDRInvalid, msg: "required"},
-		{in: "10.0.0.0/33", code: config.CodeIPRuleCIDRInvalid},
-		{in: "10.0.0/8", code: config.CodeIPRuleCIDRInvalid},
-		{in: "010.0.0.0/8", code: config.CodeIPRuleCIDRInvalid},
-		{in: " 10.0.0.0/8", code: config.CodeIPRuleCIDRInvalid},
-		{in: "10.0.0.0/", code: config.CodeIPRuleCIDRInvalid},
-		{in: "10.0.0.0/-1", code: config.CodeIPRuleCIDRInvalid},
-		{in: "fe80::1%eth0", code: config.CodeIPRuleCIDRInvalid},
-		{in: "fe80::%eth0/64", code: config.CodeIPRuleCIDRInvalid},
-		{in: "example.com", code: config.CodeIPRuleCIDRInvalid},
-		{in: strings.Repeat("1", 100), code: config.CodeIPRuleCIDRInvalid},
+		{in: "10.0.0.5/8", code: codes.IPRuleCIDRNotNetwork, msg: "use 10.0.0.0/8"},
+		{in: "10.0.0.5/24", code: codes.IPRuleCIDRNotNetwork, msg: "use 10.0.0.0/24"},
+		{in: "2001:db8::1/32", code: codes.IPRuleCIDRNotNetwork, msg: "use 2001:db8::/32"},
+		{in: "::ffff:10.1.2.3/104", code: codes.IPRuleCIDRNotNetwork, msg: "use 10.0.0.0/8"},
+		{in: "", code: codes.IPRuleCIDRInvalid, msg: "required"},
+		{in: "10.0.0.0/33", code: codes.IPRuleCIDRInvalid},
+		{in: "10.0.0/8", code: codes.IPRuleCIDRInvalid},
+		{in: "010.0.0.0/8", code: codes.IPRuleCIDRInvalid},
+		{in: " 10.0.0.0/8", code: codes.IPRuleCIDRInvalid},
+		{in: "10.0.0.0/", code: codes.IPRuleCIDRInvalid},
+		{in: "10.0.0.0/-1", code: codes.IPRuleCIDRInvalid},
+		{in: "fe80::1%eth0", code: codes.IPRuleCIDRInvalid},
+		{in: "fe80::%eth0/64", code: codes.IPRuleCIDRInvalid},
+		{in: "example.com", code: codes.IPRuleCIDRInvalid},
+		{in: strings.Repeat("1", 100), code: codes.IPRuleCIDRInvalid},
 	}
 	for _, tc := range cases {
 		p, err := ParseCIDR(tc.in)
@@ -53,7 +55,7 @@ func TestParseCIDR(t *testing.T) {
 			}
 			continue
 		}
-		var ce *config.Error
+		var ce *codes.Error
 		if !errors.As(err, &ce) || ce.Code != tc.code || !strings.Contains(ce.Message, tc.msg) {
 			t.Errorf("ParseCIDR(%q) = %v, %v; want code %s with %q", tc.in, p, err, tc.code, tc.msg)
 		}
@@ -69,8 +71,8 @@ func FuzzParseCIDR(f *testing.F) {
 	f.Fuzz(func(t *testing.T, s string) {
 		p, err := ParseCIDR(s)
 		if err != nil {
-			var ce *config.Error
-			if !errors.As(err, &ce) || (ce.Code != config.CodeIPRuleCIDRInvalid && ce.Code != config.CodeIPRuleCIDRNotNetwork) {
+			var ce *codes.Error
+			if !errors.As(err, &ce) || (ce.Code != codes.IPRuleCIDRInvalid && ce.Code != codes.IPRuleCIDRNotNetwork) {
 				t.Fatalf("ParseCIDR(%q): uncoded error %v", s, err)
 			}
 			return
@@ -137,22 +139,22 @@ func TestIPPolicyRulesStore(t *testing.T) {
 		refused := []struct {
 			name string
 			in   IPPolicyRuleCreate
-			code config.Code
+			code codes.Code
 		}{
-			{"duplicate, same text", IPPolicyRuleCreate{IPPolicyID: p.ID, CIDR: "10.0.0.0/8", Action: "deny"}, config.CodeIPRuleDuplicate},
-			{"duplicate, other spelling", IPPolicyRuleCreate{IPPolicyID: p.ID, CIDR: "::ffff:a00:0/104", Action: "allow"}, config.CodeIPRuleDuplicate},
-			{"not the network", IPPolicyRuleCreate{IPPolicyID: p.ID, CIDR: "10.0.0.5/8", Action: "allow"}, config.CodeIPRuleCIDRNotNetwork},
-			{"bad action", IPPolicyRuleCreate{IPPolicyID: p.ID, CIDR: "10.1.0.0/16", Action: "Allow"}, config.CodeIPRuleAction},
-			{"no action", IPPolicyRuleCreate{IPPolicyID: p.ID, CIDR: "10.1.0.0/16"}, config.CodeIPRuleAction},
-			{"no policy", IPPolicyRuleCreate{CIDR: "10.1.0.0/16", Action: "allow"}, config.CodeIPRulePolicy},
-			{"unknown policy", IPPolicyRuleCreate{IPPolicyID: config.NewID("ipp"), CIDR: "10.1.0.0/16", Action: "allow"}, config.CodeIPRulePolicy},
-			{"malformed policy", IPPolicyRuleCreate{IPPolicyID: "ipp_1", CIDR: "10.1.0.0/16", Action: "allow"}, config.CodeAPIInvalidID},
-			{"description", IPPolicyRuleCreate{IPPolicyID: p.ID, CIDR: "10.1.0.0/16", Action: "allow", Description: strings.Repeat("d", 256)}, config.CodeAPIDescriptionLength},
-			{"metadata", IPPolicyRuleCreate{IPPolicyID: p.ID, CIDR: "10.1.0.0/16", Action: "allow", Metadata: strings.Repeat("m", 4097)}, config.CodeAPIMetadataLength},
+			{"duplicate, same text", IPPolicyRuleCreate{IPPolicyID: p.ID, CIDR: "10.0.0.0/8", Action: "deny"}, codes.IPRuleDuplicate},
+			{"duplicate, other spelling", IPPolicyRuleCreate{IPPolicyID: p.ID, CIDR: "::ffff:a00:0/104", Action: "allow"}, codes.IPRuleDuplicate},
+			{"not the network", IPPolicyRuleCreate{IPPolicyID: p.ID, CIDR: "10.0.0.5/8", Action: "allow"}, codes.IPRuleCIDRNotNetwork},
+			{"bad action", IPPolicyRuleCreate{IPPolicyID: p.ID, CIDR: "10.1.0.0/16", Action: "Allow"}, codes.IPRuleAction},
+			{"no action", IPPolicyRuleCreate{IPPolicyID: p.ID, CIDR: "10.1.0.0/16"}, codes.IPRuleAction},
+			{"no policy", IPPolicyRuleCreate{CIDR: "10.1.0.0/16", Action: "allow"}, codes.IPRulePolicy},
+			{"unknown policy", IPPolicyRuleCreate{IPPolicyID: ids.New("ipp"), CIDR: "10.1.0.0/16", Action: "allow"}, codes.IPRulePolicy},
+			{"malformed policy", IPPolicyRuleCreate{IPPolicyID: "ipp_1", CIDR: "10.1.0.0/16", Action: "allow"}, codes.APIInvalidID},
+			{"description", IPPolicyRuleCreate{IPPolicyID: p.ID, CIDR: "10.1.0.0/16", Action: "allow", Description: strings.Repeat("d", 256)}, codes.APIDescriptionLength},
+			{"metadata", IPPolicyRuleCreate{IPPolicyID: p.ID, CIDR: "10.1.0.0/16", Action: "allow", Metadata: strings.Repeat("m", 4097)}, codes.APIMetadataLength},
 		}
 		for _, tc := range refused {
 			_, err := s.CreateIPPolicyRule(ctx, actor, acct, tc.in)
-			var ce *config.Error
+			var ce *codes.Error
 			var cfe *ConflictError
 			switch {
 			case errors.As(err, &cfe):
@@ -180,7 +182,7 @@ func TestIPPolicyRulesStore(t *testing.T) {
 			t.Fatal(err)
 		}
 		// Updating onto an existing range is a duplicate too.
-		if _, err := s.UpdateIPPolicyRule(ctx, actor, acct, r2.ID, IPPolicyRuleUpdate{CIDR: ptr("10.0.0.0/8")}); !isConflict(err, config.CodeIPRuleDuplicate) {
+		if _, err := s.UpdateIPPolicyRule(ctx, actor, acct, r2.ID, IPPolicyRuleUpdate{CIDR: ptr("10.0.0.0/8")}); !isConflict(err, codes.IPRuleDuplicate) {
 			t.Fatalf("update onto a duplicate: %v", err)
 		}
 		up, err := s.UpdateIPPolicyRule(ctx, actor, acct, r2.ID, IPPolicyRuleUpdate{CIDR: ptr("2001:DB8:1::/48"), Action: ptr("allow")})
@@ -213,7 +215,7 @@ func TestIPPolicyRulesStore(t *testing.T) {
 			t.Fatalf("other account's GetIPPolicyRule: %v", err)
 		}
 		otherActor := Actor{AccountID: other.ID, PrincipalID: "system"}
-		if _, err := s.CreateIPPolicyRule(ctx, otherActor, other.ID, IPPolicyRuleCreate{IPPolicyID: p.ID, CIDR: "1.2.3.4", Action: "allow"}); !hasCode(err, config.CodeIPRulePolicy) {
+		if _, err := s.CreateIPPolicyRule(ctx, otherActor, other.ID, IPPolicyRuleCreate{IPPolicyID: p.ID, CIDR: "1.2.3.4", Action: "allow"}); !hasCode(err, codes.IPRulePolicy) {
 			t.Fatalf("rule in another account's policy: %v", err)
 		}
 		if err := s.DeleteIPPolicyRule(ctx, otherActor, other.ID, r1.ID); !errors.Is(err, ErrNotFound) {
@@ -267,13 +269,13 @@ func TestIPRestrictionsStore(t *testing.T) {
 		for _, tc := range []struct {
 			name string
 			in   IPRestrictionCreate
-			code config.Code
+			code codes.Code
 		}{
-			{"bad type", IPRestrictionCreate{Type: "ssh", IPPolicyIDs: []string{pa.ID}}, config.CodeIPRestrictionType},
-			{"no type", IPRestrictionCreate{IPPolicyIDs: []string{pa.ID}}, config.CodeIPRestrictionType},
-			{"no policies", IPRestrictionCreate{Type: "api"}, config.CodeIPPolicyIDs},
-			{"foreign policy", IPRestrictionCreate{Type: "api", IPPolicyIDs: []string{pa.ID, foreign.ID}}, config.CodeIPPolicyIDs},
-			{"malformed policy", IPRestrictionCreate{Type: "api", IPPolicyIDs: []string{"ipr_x"}}, config.CodeAPIInvalidID},
+			{"bad type", IPRestrictionCreate{Type: "ssh", IPPolicyIDs: []string{pa.ID}}, codes.IPRestrictionType},
+			{"no type", IPRestrictionCreate{IPPolicyIDs: []string{pa.ID}}, codes.IPRestrictionType},
+			{"no policies", IPRestrictionCreate{Type: "api"}, codes.IPPolicyIDs},
+			{"foreign policy", IPRestrictionCreate{Type: "api", IPPolicyIDs: []string{pa.ID, foreign.ID}}, codes.IPPolicyIDs},
+			{"malformed policy", IPRestrictionCreate{Type: "api", IPPolicyIDs: []string{"ipr_x"}}, codes.APIInvalidID},
 		} {
 			if _, err := s.CreateIPRestriction(ctx, actor, acct, tc.in); !hasCode(err, tc.code) {
 				t.Errorf("%s: %v, want %s", tc.name, err, tc.code)
@@ -303,7 +305,7 @@ func TestIPRestrictionsStore(t *testing.T) {
 			t.Fatal(err)
 		}
 		sp, ok := snap.IPPolicy(pa.ID)
-		if !ok || sp.AccountID != acct || len(sp.Rules) != 1 || sp.Rules[0] != (config.IPPolicyRule{ID: ra.ID, CIDR: "192.0.2.0/24", Action: "allow"}) {
+		if !ok || sp.AccountID != acct || len(sp.Rules) != 1 || sp.Rules[0] != (snapshot.IPPolicyRule{ID: ra.ID, CIDR: "192.0.2.0/24", Action: "allow"}) {
 			t.Fatalf("snapshot policy = %+v", sp)
 		}
 		if sp, ok := snap.IPPolicy(pb.ID); !ok || len(sp.Rules) != 0 {
@@ -318,7 +320,7 @@ func TestIPRestrictionsStore(t *testing.T) {
 		before = rev(t, s)
 		err = s.DeleteIPPolicy(ctx, actor, acct, pa.ID)
 		var cfe *ConflictError
-		if !errors.As(err, &cfe) || cfe.Code != config.CodeIPPolicyInUse || !strings.Contains(cfe.Message, x.ID) {
+		if !errors.As(err, &cfe) || cfe.Code != codes.IPPolicyInUse || !strings.Contains(cfe.Message, x.ID) {
 			t.Fatalf("deleting a policy in use: %v", err)
 		}
 		if rev(t, s) != before {
@@ -334,7 +336,7 @@ func TestIPRestrictionsStore(t *testing.T) {
 			t.Fatalf("UpdateIPRestriction = %+v, %v", up, err)
 		}
 		wantAudit(t, s, actor, "ip_restriction_updated.v0", x.ID)
-		if _, err := s.UpdateIPRestriction(ctx, actor, acct, x.ID, IPRestrictionUpdate{IPPolicyIDs: &[]string{}}); !hasCode(err, config.CodeIPPolicyIDs) {
+		if _, err := s.UpdateIPRestriction(ctx, actor, acct, x.ID, IPRestrictionUpdate{IPPolicyIDs: &[]string{}}); !hasCode(err, codes.IPPolicyIDs) {
 			t.Fatalf("emptying ip_policy_ids: %v", err)
 		}
 		if err := s.DeleteIPPolicy(ctx, actor, acct, pa.ID); err != nil {
@@ -370,12 +372,12 @@ func TestIPRestrictionsStore(t *testing.T) {
 	})
 }
 
-func hasCode(err error, code config.Code) bool {
-	var ce *config.Error
+func hasCode(err error, code codes.Code) bool {
+	var ce *codes.Error
 	return errors.As(err, &ce) && ce.Code == code
 }
 
-func isConflict(err error, code config.Code) bool {
+func isConflict(err error, code codes.Code) bool {
 	var cfe *ConflictError
 	return errors.As(err, &cfe) && cfe.Code == code && errors.Is(err, ErrConflict)
 }

@@ -4,7 +4,7 @@ import (
 	"encoding/json"
 	"time"
 
-	"github.com/tollgate/tollgate/config"
+	"github.com/tollgate/tollgate/snapshot"
 )
 
 // Account is a tenant: it owns bot users, credentials and (later)
@@ -123,7 +123,7 @@ type APIKeyAuth struct {
 	KeyID         string
 	AccountID     string
 	OwnerID       string
-	OwnerKind     config.PrincipalKind
+	OwnerKind     snapshot.PrincipalKind
 	SecretHash    string
 	AccountActive bool
 	OwnerActive   bool

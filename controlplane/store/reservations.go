@@ -13,9 +13,11 @@ import (
 
 	"golang.org/x/net/idna"
 
-	"github.com/tollgate/tollgate/config"
+	"github.com/tollgate/tollgate/codes"
+	"github.com/tollgate/tollgate/ids"
 	"github.com/tollgate/tollgate/policy"
 	"github.com/tollgate/tollgate/regions"
+	"github.com/tollgate/tollgate/snapshot"
 )
 
 // Reservations: reserved domains (rd_) and reserved TCP addresses (ra_)
@@ -49,7 +51,7 @@ func DefaultCertPolicy() *CertPolicy {
 
 // ValidateCertPolicy checks p and fills its defaults: an empty Authority is
 // "letsencrypt", an empty PrivateKeyType is "rsa". Other values are refused
-// with CodeCertPolicyInvalid.
+// with codes.CertPolicyInvalid.
 func ValidateCertPolicy(p CertPolicy) (CertPolicy, error) {
 	if p.Authority == "" {
 		p.Authority = CertAuthorityLetsEncrypt
@@ -58,11 +60,11 @@ func ValidateCertPolicy(p CertPolicy) (CertPolicy, error) {
 		p.PrivateKeyType = PrivateKeyRSA
 	}
 	if p.Authority != CertAuthorityLetsEncrypt {
-		return p, config.NewError(config.CodeCertPolicyInvalid,
+		return p, codes.NewError(codes.CertPolicyInvalid,
 			"Unknown certificate authority %q: the only authority is %q.", truncate(p.Authority, 60), CertAuthorityLetsEncrypt)
 	}
 	if p.PrivateKeyType != PrivateKeyRSA && p.PrivateKeyType != PrivateKeyECDSA {
-		return p, config.NewError(config.CodeCertPolicyInvalid,
+		return p, codes.NewError(codes.CertPolicyInvalid,
 			"Unknown private key type %q: use %q or %q.", truncate(p.PrivateKeyType, 60), PrivateKeyRSA, PrivateKeyECDSA)
 	}
 	return p, nil
@@ -70,11 +72,11 @@ func ValidateCertPolicy(p CertPolicy) (CertPolicy, error) {
 
 // ParseRegion checks a reservation's region: one of the codes of the regions
 // package (us, eu, ap, au, sa, jp, in). It refuses anything else, "" too,
-// with CodeRegionInvalid.
+// with codes.RegionInvalid.
 func ParseRegion(s string) (string, error) {
 	r, err := regions.Parse(s)
 	if err != nil {
-		return "", config.NewError(config.CodeRegionInvalid,
+		return "", codes.NewError(codes.RegionInvalid,
 			"Unknown region %q: use one of us, eu, ap, au, sa, jp, in.", truncate(s, 30)).WithCause(err)
 	}
 	return string(r), nil
@@ -82,10 +84,10 @@ func ParseRegion(s string) (string, error) {
 
 // ValidateMinTLSVersion checks a minimum TLS version: "1.0", "1.1", "1.2",
 // "1.3" (policy.ParseTLSVersion; reference/platform-behaviour.md §5.1), or
-// "" for the edge's default. Other values get CodeMinTLSVersionInvalid.
+// "" for the edge's default. Other values get codes.MinTLSVersionInvalid.
 func ValidateMinTLSVersion(s string) error {
 	if _, err := policy.ParseTLSVersion(s); err != nil {
-		return config.NewError(config.CodeMinTLSVersionInvalid,
+		return codes.NewError(codes.MinTLSVersionInvalid,
 			"Unknown min_tls_version %q: use \"1.0\", \"1.1\", \"1.2\" or \"1.3\", or \"\" for the edge default.", truncate(s, 30)).WithCause(err)
 	}
 	return nil
@@ -103,10 +105,10 @@ const MaxDomainBytes = 253
 // two labels at least (three for a wildcard, "*.example.com"); its last
 // label may not be all digits. IP addresses, ports, schemes, paths, "*"
 // anywhere but the front, and names over MaxDomainBytes are refused with
-// CodeDomainInvalid.
+// codes.DomainInvalid.
 func NormalizeDomain(s string) (string, error) {
 	bad := func(why string) error {
-		return config.NewError(config.CodeDomainInvalid, "%q is not a domain you can reserve: %s.", truncate(s, 100), why)
+		return codes.NewError(codes.DomainInvalid, "%q is not a domain you can reserve: %s.", truncate(s, 100), why)
 	}
 	if s == "" {
 		return "", bad("the domain is empty; give a name such as app.example.com or *.example.com")
@@ -190,10 +192,10 @@ func allDigits(s string) bool {
 // NormalizeDomain, without wildcards), an IP address in its canonical form
 // (IPv4-mapped IPv6 folded to IPv4, IPv6 in brackets), the port 1–65535 in
 // decimal without leading zeros. Anything else is refused with
-// CodeAddrInvalid.
+// codes.AddrInvalid.
 func NormalizeAddr(s string) (string, error) {
 	bad := func(why string) error {
-		return config.NewError(config.CodeAddrInvalid, "%q is not a TCP address you can reserve: %s.", truncate(s, 100), why)
+		return codes.NewError(codes.AddrInvalid, "%q is not a TCP address you can reserve: %s.", truncate(s, 100), why)
 	}
 	host, port, err := net.SplitHostPort(s)
 	if err != nil || host == "" {
@@ -267,7 +269,7 @@ type ReservedDomainCreate struct {
 type ReservedDomainUpdate struct {
 	Description *string
 	Metadata    *string
-	// Region may only repeat the current region (CodeRegionImmutable).
+	// Region may only repeat the current region (codes.RegionImmutable).
 	Region *string
 	// SetCertPolicy replaces the certificate management policy with
 	// CertPolicy; a nil CertPolicy removes it.
@@ -339,10 +341,10 @@ func validateReservedDomainCreate(in ReservedDomainCreate) (ReservedDomainCreate
 
 // CreateReservedDomain reserves a domain for the account in one unit of
 // work (audit event reserved_domain_created.v0). It returns a *ConflictError
-// with CodeReservedByOther when another account holds the domain, or a
+// with codes.ReservedByOther when another account holds the domain, or a
 // wildcard that covers it, or (for a wildcard) a name under it; and with
-// CodeReservedAlready when this account holds it already. Validation errors
-// are *config.Error. Nothing changes on error.
+// codes.ReservedAlready when this account holds it already. Validation errors
+// are *codes.Error. Nothing changes on error.
 func (s *Store) CreateReservedDomain(ctx context.Context, actor Actor, accountID string, in ReservedDomainCreate) (*ReservedDomain, error) {
 	in, err := validateReservedDomainCreate(in)
 	if err != nil {
@@ -368,7 +370,7 @@ func (t *tx) createReservedDomain(ctx context.Context, accountID string, in Rese
 	if err := t.checkWildcardOverlap(ctx, accountID, in.Domain); err != nil {
 		return nil, err
 	}
-	d := &ReservedDomain{ID: config.NewID(config.PrefixReservedDomain), AccountID: accountID, Domain: in.Domain,
+	d := &ReservedDomain{ID: ids.New(ids.PrefixReservedDomain), AccountID: accountID, Domain: in.Domain,
 		Region: in.Region, Description: in.Description, Metadata: in.Metadata, CertPolicy: in.CertPolicy,
 		MinTLSVersion: in.MinTLSVersion, CreatedAt: fromMicros(t.stamp())}
 	authority, keyType := certPolicyColumns(d.CertPolicy)
@@ -421,10 +423,10 @@ func (t *tx) checkWildcardOverlap(ctx context.Context, accountID, domain string)
 		return fmt.Errorf("checking reservations overlapping %s: %w", domain, err)
 	}
 	if strings.HasPrefix(other, "*.") && strings.HasSuffix(domain, other[1:]) {
-		return conflict(config.CodeReservedByOther,
+		return conflict(codes.ReservedByOther,
 			"%s is covered by the wildcard domain %s, which another account reserved. Choose a name outside it.", domain, other)
 	}
-	return conflict(config.CodeReservedByOther,
+	return conflict(codes.ReservedByOther,
 		"%s covers a domain that another account reserved. Reserve a narrower wildcard or the names you need.", domain)
 }
 
@@ -439,9 +441,9 @@ func (t *tx) reservedConflict(ctx context.Context, table, col, name, accountID s
 		return fmt.Errorf("%s %s: %w", col, name, ErrConflict)
 	}
 	if holder == accountID {
-		return conflict(config.CodeReservedAlready, "%s is already reserved in this account, as %s.", name, id)
+		return conflict(codes.ReservedAlready, "%s is already reserved in this account, as %s.", name, id)
 	}
-	return conflict(config.CodeReservedByOther, "%s is reserved by another account. Choose another one.", name)
+	return conflict(codes.ReservedByOther, "%s is reserved by another account. Choose another one.", name)
 }
 
 // GetReservedDomain returns a reserved domain of the account.
@@ -485,7 +487,7 @@ func validateReservedDomainUpdate(in ReservedDomainUpdate) (ReservedDomainUpdate
 // UpdateReservedDomain changes a reserved domain's description, metadata,
 // certificate management policy or minimum TLS version (audit event
 // reserved_domain_updated.v0 listing the changes). A region other than the
-// current one is refused with CodeRegionImmutable: the hosted platform does
+// current one is refused with codes.RegionImmutable: the hosted platform does
 // not move reservations between regions either (reference §1.12, error
 // 451). An update that changes nothing commits nothing.
 func (s *Store) UpdateReservedDomain(ctx context.Context, actor Actor, accountID, id string, in ReservedDomainUpdate) (*ReservedDomain, error) {
@@ -500,7 +502,7 @@ func (s *Store) UpdateReservedDomain(ctx context.Context, actor Actor, accountID
 			return err
 		}
 		if in.Region != nil && *in.Region != d.Region {
-			return config.NewError(config.CodeRegionImmutable,
+			return codes.NewError(codes.RegionImmutable,
 				"%s is reserved in region %s; a reservation's region cannot change. Release it and reserve it again in region %s.",
 				d.Domain, d.Region, *in.Region)
 		}
@@ -560,18 +562,18 @@ func (s *Store) DeleteReservedDomain(ctx context.Context, actor Actor, accountID
 
 // readReservations fills the snapshot's reserved domains and addresses. A
 // domain without a certificate management policy has PrivateKeyType "".
-func readReservations(ctx context.Context, q *sql.Tx, d *config.SnapshotData) error {
+func readReservations(ctx context.Context, q *sql.Tx, d *snapshot.Data) error {
 	var err error
 	if d.ReservedDomains, err = readAll(ctx, q, `SELECT id, account_id, domain, region, min_tls_version, private_key_type
-		FROM reserved_domains`, func(r scanner) (config.ReservedDomain, error) {
-		var rd config.ReservedDomain
+		FROM reserved_domains`, func(r scanner) (snapshot.ReservedDomain, error) {
+		var rd snapshot.ReservedDomain
 		return rd, r.Scan(&rd.ID, &rd.AccountID, &rd.Domain, &rd.Region, &rd.MinTLSVersion, &rd.PrivateKeyType)
 	}); err != nil {
 		return fmt.Errorf("reserved domains: %w", err)
 	}
 	if d.ReservedAddrs, err = readAll(ctx, q, `SELECT id, account_id, addr, region FROM reserved_addrs`,
-		func(r scanner) (config.ReservedAddr, error) {
-			var ra config.ReservedAddr
+		func(r scanner) (snapshot.ReservedAddr, error) {
+			var ra snapshot.ReservedAddr
 			return ra, r.Scan(&ra.ID, &ra.AccountID, &ra.Addr, &ra.Region)
 		}); err != nil {
 		return fmt.Errorf("reserved addresses: %w", err)

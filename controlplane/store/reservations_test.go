@@ -8,7 +8,7 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/tollgate/tollgate/config"
+	"github.com/tollgate/tollgate/codes"
 	"github.com/tollgate/tollgate/controlplane/internal/storetest"
 )
 
@@ -43,9 +43,9 @@ func TestReservationNormalizeDomain(t *testing.T) {
 	}
 	for _, in := range bad {
 		got, err := NormalizeDomain(in)
-		var ce *config.Error
-		if !errors.As(err, &ce) || ce.Code != config.CodeDomainInvalid {
-			t.Errorf("NormalizeDomain(%q) = %q, %v; want CodeDomainInvalid", in, got, err)
+		var ce *codes.Error
+		if !errors.As(err, &ce) || ce.Code != codes.DomainInvalid {
+			t.Errorf("NormalizeDomain(%q) = %q, %v; want codes.DomainInvalid", in, got, err)
 		}
 	}
 }
@@ -74,9 +74,9 @@ func TestReservationNormalizeAddr(t *testing.T) {
 	}
 	for _, in := range bad {
 		got, err := NormalizeAddr(in)
-		var ce *config.Error
-		if !errors.As(err, &ce) || ce.Code != config.CodeAddrInvalid {
-			t.Errorf("NormalizeAddr(%q) = %q, %v; want CodeAddrInvalid", in, got, err)
+		var ce *codes.Error
+		if !errors.As(err, &ce) || ce.Code != codes.AddrInvalid {
+			t.Errorf("NormalizeAddr(%q) = %q, %v; want codes.AddrInvalid", in, got, err)
 		}
 	}
 }
@@ -126,7 +126,7 @@ func TestReservedDomainLifecycle(t *testing.T) {
 		// Region cannot change; the same region is no change.
 		r0 := rev(t, s)
 		_, err = s.UpdateReservedDomain(ctx, actor, f.account.ID, d.ID, ReservedDomainUpdate{Region: ptr("us")})
-		wantCode(t, err, config.CodeRegionImmutable)
+		wantCode(t, err, codes.RegionImmutable)
 		if _, err := s.UpdateReservedDomain(ctx, actor, f.account.ID, d.ID, ReservedDomainUpdate{Region: ptr("eu"), Description: ptr("site")}); err != nil {
 			t.Fatal(err)
 		}
@@ -199,17 +199,17 @@ func TestReservedDomainOneAccountOnly(t *testing.T) {
 		cases := []struct {
 			f      fixture
 			domain string
-			code   config.Code
+			code   codes.Code
 		}{
-			{b, "app.example.com", config.CodeReservedByOther},
-			{b, "APP.example.com.", config.CodeReservedByOther},
-			{a, "app.example.com", config.CodeReservedAlready},
-			{b, "*.corp.example.com", config.CodeReservedByOther},
-			{b, "x.corp.example.com", config.CodeReservedByOther},   // under a's wildcard
-			{b, "y.x.corp.example.com", config.CodeReservedByOther}, // any depth
-			{b, "*.x.corp.example.com", config.CodeReservedByOther}, // a narrower wildcard
-			{b, "*.example.com", config.CodeReservedByOther},        // would cover a's names
-			{a, "*.example.net", config.CodeReservedByOther},        // would cover b's wildcard
+			{b, "app.example.com", codes.ReservedByOther},
+			{b, "APP.example.com.", codes.ReservedByOther},
+			{a, "app.example.com", codes.ReservedAlready},
+			{b, "*.corp.example.com", codes.ReservedByOther},
+			{b, "x.corp.example.com", codes.ReservedByOther},   // under a's wildcard
+			{b, "y.x.corp.example.com", codes.ReservedByOther}, // any depth
+			{b, "*.x.corp.example.com", codes.ReservedByOther}, // a narrower wildcard
+			{b, "*.example.com", codes.ReservedByOther},        // would cover a's names
+			{a, "*.example.net", codes.ReservedByOther},        // would cover b's wildcard
 		}
 		for _, tc := range cases {
 			_, err := create(tc.f, tc.domain)
@@ -287,7 +287,7 @@ func TestConcurrentReservationsHaveOneWinner(t *testing.T) {
 					continue
 				}
 				var ce *ConflictError
-				if !errors.As(r.err, &ce) || (ce.Code != config.CodeReservedByOther && ce.Code != config.CodeReservedAlready) {
+				if !errors.As(r.err, &ce) || (ce.Code != codes.ReservedByOther && ce.Code != codes.ReservedAlready) {
 					t.Fatalf("loser got %v", r.err)
 				}
 			}
@@ -338,17 +338,17 @@ func TestReservedAddrPoolAssignment(t *testing.T) {
 		}
 		base := rev(t, s)
 		_, err = create(b, "")
-		wantConflictCode(t, err, config.CodeAddrPoolExhausted)
+		wantConflictCode(t, err, codes.AddrPoolExhausted)
 		_, err = create(b, "1.tcp.eu.example.com:20000")
-		wantConflictCode(t, err, config.CodeReservedByOther)
+		wantConflictCode(t, err, codes.ReservedByOther)
 		_, err = create(a, "1.TCP.eu.example.com:20000")
-		wantConflictCode(t, err, config.CodeReservedAlready)
+		wantConflictCode(t, err, codes.ReservedAlready)
 		_, err = s.CreateReservedAddr(ctx, a.actor, a.account.ID, ReservedAddrCreate{Region: "us"})
-		wantCode(t, err, config.CodeAddrRequired)
+		wantCode(t, err, codes.AddrRequired)
 		_, err = s.UpdateReservedAddr(ctx, a.actor, a.account.ID, first.ID, ReservedAddrUpdate{Region: ptr("us")})
-		wantCode(t, err, config.CodeRegionImmutable)
+		wantCode(t, err, codes.RegionImmutable)
 		_, err = s.CreateReservedAddr(ctx, a.actor, a.account.ID, ReservedAddrCreate{Addr: "x.example.com:1", Region: "mars"})
-		wantCode(t, err, config.CodeRegionInvalid)
+		wantCode(t, err, codes.RegionInvalid)
 		if r := rev(t, s); r != base {
 			t.Fatalf("refused requests moved the revision %d -> %d", base, r)
 		}
@@ -393,38 +393,38 @@ func TestReservationValidationChangesNothing(t *testing.T) {
 		base := rev(t, s)
 		cases := []struct {
 			name string
-			code config.Code
+			code codes.Code
 			fn   func() error
 		}{
-			{"bad domain", config.CodeDomainInvalid, func() error {
+			{"bad domain", codes.DomainInvalid, func() error {
 				_, err := s.CreateReservedDomain(ctx, f.actor, f.account.ID, ReservedDomainCreate{Domain: "1.2.3.4", Region: "us"})
 				return err
 			}},
-			{"no region", config.CodeRegionInvalid, func() error {
+			{"no region", codes.RegionInvalid, func() error {
 				_, err := s.CreateReservedDomain(ctx, f.actor, f.account.ID, ReservedDomainCreate{Domain: "a.example.com"})
 				return err
 			}},
-			{"description", config.CodeAPIDescriptionLength, func() error {
+			{"description", codes.APIDescriptionLength, func() error {
 				_, err := s.CreateReservedDomain(ctx, f.actor, f.account.ID, ReservedDomainCreate{Domain: "a.example.com", Region: "us", Description: strings.Repeat("d", 256)})
 				return err
 			}},
-			{"metadata", config.CodeAPIMetadataLength, func() error {
+			{"metadata", codes.APIMetadataLength, func() error {
 				_, err := s.UpdateReservedDomain(ctx, f.actor, f.account.ID, d.ID, ReservedDomainUpdate{Metadata: ptr(strings.Repeat("m", 4097))})
 				return err
 			}},
-			{"authority", config.CodeCertPolicyInvalid, func() error {
+			{"authority", codes.CertPolicyInvalid, func() error {
 				_, err := s.CreateReservedDomain(ctx, f.actor, f.account.ID, ReservedDomainCreate{Domain: "a.example.com", Region: "us", CertPolicy: &CertPolicy{Authority: "zerossl"}})
 				return err
 			}},
-			{"key type", config.CodeCertPolicyInvalid, func() error {
+			{"key type", codes.CertPolicyInvalid, func() error {
 				_, err := s.UpdateReservedDomain(ctx, f.actor, f.account.ID, d.ID, ReservedDomainUpdate{SetCertPolicy: true, CertPolicy: &CertPolicy{PrivateKeyType: "dsa"}})
 				return err
 			}},
-			{"tls version", config.CodeMinTLSVersionInvalid, func() error {
+			{"tls version", codes.MinTLSVersionInvalid, func() error {
 				_, err := s.UpdateReservedDomain(ctx, f.actor, f.account.ID, d.ID, ReservedDomainUpdate{MinTLSVersion: ptr("1.4")})
 				return err
 			}},
-			{"addr", config.CodeAddrInvalid, func() error {
+			{"addr", codes.AddrInvalid, func() error {
 				_, err := s.CreateReservedAddr(ctx, f.actor, f.account.ID, ReservedAddrCreate{Addr: "x.example.com", Region: "us"})
 				return err
 			}},

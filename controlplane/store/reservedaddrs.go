@@ -10,7 +10,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/tollgate/tollgate/config"
+	"github.com/tollgate/tollgate/codes"
+	"github.com/tollgate/tollgate/ids"
 )
 
 // ReservedAddr is a TCP address reserved by an account (ra_...).
@@ -59,7 +60,7 @@ type ReservedAddrCreate struct {
 	Description string
 	Metadata    string
 	// Pool is the region's address pool, used when Addr is "". Without
-	// one, Addr is required (CodeAddrRequired).
+	// one, Addr is required (codes.AddrRequired).
 	Pool *AddrPool
 }
 
@@ -68,7 +69,7 @@ type ReservedAddrCreate struct {
 type ReservedAddrUpdate struct {
 	Description *string
 	Metadata    *string
-	// Region may only repeat the current region (CodeRegionImmutable).
+	// Region may only repeat the current region (codes.RegionImmutable).
 	Region *string
 }
 
@@ -85,9 +86,9 @@ func scanReservedAddr(r scanner) (ReservedAddr, error) {
 // CreateReservedAddr reserves a TCP address for the account in one unit of
 // work (audit event reserved_addr_created.v0). When in.Addr is "", it
 // assigns the lowest port of in.Pool that no account holds, or returns a
-// *ConflictError with CodeAddrPoolExhausted. It returns a *ConflictError
-// with CodeReservedByOther when another account holds the address and
-// CodeReservedAlready when this account does. Nothing changes on error.
+// *ConflictError with codes.AddrPoolExhausted. It returns a *ConflictError
+// with codes.ReservedByOther when another account holds the address and
+// codes.ReservedAlready when this account does. Nothing changes on error.
 func (s *Store) CreateReservedAddr(ctx context.Context, actor Actor, accountID string, in ReservedAddrCreate) (*ReservedAddr, error) {
 	var err error
 	switch {
@@ -96,7 +97,7 @@ func (s *Store) CreateReservedAddr(ctx context.Context, actor Actor, accountID s
 			return nil, err
 		}
 	case in.Pool == nil:
-		return nil, config.NewError(config.CodeAddrRequired,
+		return nil, codes.NewError(codes.AddrRequired,
 			"Give the address to reserve as addr (HOST:PORT): this control plane assigns no TCP addresses in region %s.", truncate(in.Region, 30))
 	default:
 		p, err := ValidateAddrPool(*in.Pool)
@@ -123,7 +124,7 @@ func (s *Store) CreateReservedAddr(ctx context.Context, actor Actor, accountID s
 			}
 			in.Addr = addr
 		}
-		a = &ReservedAddr{ID: config.NewID(config.PrefixReservedAddr), AccountID: accountID, Addr: in.Addr,
+		a = &ReservedAddr{ID: ids.New(ids.PrefixReservedAddr), AccountID: accountID, Addr: in.Addr,
 			Region: in.Region, Description: in.Description, Metadata: in.Metadata, CreatedAt: fromMicros(t.stamp())}
 		var id string
 		err := t.queryRow(ctx, `INSERT INTO reserved_addrs (id, account_id, addr, region, description, metadata, created_at)
@@ -174,7 +175,7 @@ func (t *tx) freeAddr(ctx context.Context, p AddrPool, region string) (string, e
 			return net.JoinHostPort(p.Host, strconv.Itoa(port)), nil
 		}
 	}
-	return "", conflict(config.CodeAddrPoolExhausted,
+	return "", conflict(codes.AddrPoolExhausted,
 		"Every TCP address of region %s (%s, ports %d-%d) is reserved. Release one, or ask the operator to widen the pool.",
 		region, p.Host, p.FirstPort, p.LastPort)
 }
@@ -192,7 +193,7 @@ func (s *Store) ListReservedAddrs(ctx context.Context, accountID string, page Pa
 
 // UpdateReservedAddr changes a reserved address's description or metadata
 // (audit event reserved_addr_updated.v0). A region other than the current
-// one is refused with CodeRegionImmutable; the address itself never
+// one is refused with codes.RegionImmutable; the address itself never
 // changes. An update that changes nothing commits nothing.
 func (s *Store) UpdateReservedAddr(ctx context.Context, actor Actor, accountID, id string, in ReservedAddrUpdate) (*ReservedAddr, error) {
 	if err := validateOptional(in.Description, in.Metadata); err != nil {
@@ -212,7 +213,7 @@ func (s *Store) UpdateReservedAddr(ctx context.Context, actor Actor, accountID, 
 			return err
 		}
 		if in.Region != nil && *in.Region != a.Region {
-			return config.NewError(config.CodeRegionImmutable,
+			return codes.NewError(codes.RegionImmutable,
 				"%s is reserved in region %s; a reservation's region cannot change. Release it and reserve an address in region %s.",
 				a.Addr, a.Region, *in.Region)
 		}

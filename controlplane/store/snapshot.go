@@ -5,14 +5,14 @@ import (
 	"database/sql"
 	"fmt"
 
-	"github.com/tollgate/tollgate/config"
+	"github.com/tollgate/tollgate/snapshot"
 )
 
 // BuildSnapshot reads everything an edge enforces from, in one consistent
-// read transaction, and returns it indexed as a *config.Snapshot whose
+// read transaction, and returns it indexed as a *snapshot.Snapshot whose
 // Revision is the store revision that state reflects.
-func (s *Store) BuildSnapshot(ctx context.Context) (*config.Snapshot, error) {
-	var d config.SnapshotData
+func (s *Store) BuildSnapshot(ctx context.Context) (*snapshot.Snapshot, error) {
+	var d snapshot.Data
 	err := s.view(ctx, func(ctx context.Context, q *sql.Tx) error {
 		var rev int64
 		if err := q.QueryRowContext(ctx, `SELECT value FROM revision WHERE id = 1`).Scan(&rev); err != nil {
@@ -21,8 +21,8 @@ func (s *Store) BuildSnapshot(ctx context.Context) (*config.Snapshot, error) {
 		d.Revision = uint64(rev)
 		d.CreatedAt = s.now().UTC()
 		var err error
-		if d.Accounts, err = readAll(ctx, q, `SELECT id, name, active FROM accounts`, func(r scanner) (config.Account, error) {
-			var a config.Account
+		if d.Accounts, err = readAll(ctx, q, `SELECT id, name, active FROM accounts`, func(r scanner) (snapshot.Account, error) {
+			var a snapshot.Account
 			return a, r.Scan(&a.ID, &a.Name, &a.Active)
 		}); err != nil {
 			return err
@@ -34,8 +34,8 @@ func (s *Store) BuildSnapshot(ctx context.Context) (*config.Snapshot, error) {
 		ids := interner{}
 		var acct, owner, acl sql.RawBytes
 		if d.Authtokens, err = readAll(ctx, q, `SELECT id, account_id, owner_id, secret_hash, acl FROM authtokens`,
-			func(r scanner) (config.Authtoken, error) {
-				var a config.Authtoken
+			func(r scanner) (snapshot.Authtoken, error) {
+				var a snapshot.Authtoken
 				err := r.Scan(&a.ID, &acct, &owner, &a.SecretHash, &acl)
 				a.AccountID, a.OwnerID = ids.get(acct), ids.get(owner)
 				if len(acl) > 0 {
@@ -46,8 +46,8 @@ func (s *Store) BuildSnapshot(ctx context.Context) (*config.Snapshot, error) {
 			return err
 		}
 		if d.SSHCredentials, err = readAll(ctx, q, `SELECT id, account_id, owner_id, fingerprint, public_key, acl FROM ssh_credentials`,
-			func(r scanner) (config.SSHCredential, error) {
-				var c config.SSHCredential
+			func(r scanner) (snapshot.SSHCredential, error) {
+				var c snapshot.SSHCredential
 				var acl string
 				err := r.Scan(&c.ID, &c.AccountID, &c.OwnerID, &c.Fingerprint, &c.PublicKey, &acl)
 				c.ACL = splitACL(acl)
@@ -63,7 +63,7 @@ func (s *Store) BuildSnapshot(ctx context.Context) (*config.Snapshot, error) {
 	if err != nil {
 		return nil, fmt.Errorf("building snapshot: %w", err)
 	}
-	snap, err := config.NewSnapshot(d)
+	snap, err := snapshot.New(d)
 	if err != nil {
 		return nil, fmt.Errorf("building snapshot at revision %d: %w", d.Revision, err)
 	}
@@ -71,18 +71,18 @@ func (s *Store) BuildSnapshot(ctx context.Context) (*config.Snapshot, error) {
 }
 
 // readPrincipals reads users and bot users with the accounts each acts in.
-func readPrincipals(ctx context.Context, q *sql.Tx) ([]config.Principal, error) {
-	ps, err := readAll(ctx, q, `SELECT id, kind, name, active FROM principals`, func(r scanner) (config.Principal, error) {
-		var p config.Principal
+func readPrincipals(ctx context.Context, q *sql.Tx) ([]snapshot.Principal, error) {
+	ps, err := readAll(ctx, q, `SELECT id, kind, name, active FROM principals`, func(r scanner) (snapshot.Principal, error) {
+		var p snapshot.Principal
 		var kind string
 		err := r.Scan(&p.ID, &kind, &p.Name, &p.Active)
-		p.Kind = config.PrincipalKind(kind)
+		p.Kind = snapshot.PrincipalKind(kind)
 		return p, err
 	})
 	if err != nil {
 		return nil, err
 	}
-	byID := make(map[string]*config.Principal, len(ps))
+	byID := make(map[string]*snapshot.Principal, len(ps))
 	for i := range ps {
 		byID[ps[i].ID] = &ps[i]
 	}

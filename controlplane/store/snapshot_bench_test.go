@@ -7,8 +7,8 @@ import (
 	"testing"
 
 	"github.com/tollgate/tollgate/authn"
-	"github.com/tollgate/tollgate/config"
 	"github.com/tollgate/tollgate/controlplane/internal/storetest"
+	"github.com/tollgate/tollgate/ids"
 )
 
 // BenchmarkBuildSnapshot measures a full snapshot build from a store holding
@@ -53,7 +53,7 @@ func seedAuthtokens(b *testing.B, s *Store, f fixture, n int) {
 				p := len(args)
 				q.WriteString("($" + strconv.Itoa(p+1) + ",$" + strconv.Itoa(p+2) + ",$" + strconv.Itoa(p+3) + ",$" +
 					strconv.Itoa(p+4) + ",'','',$" + strconv.Itoa(p+5) + ",$" + strconv.Itoa(p+6) + ")")
-				id, _, hash := authn.NewCredential(config.PrefixAuthtoken)
+				id, _, hash := authn.NewCredential(ids.PrefixAuthtoken)
 				acl := ""
 				if (done+i)%3 == 0 {
 					acl = "bind:app" + strconv.Itoa(done+i) + ".example.com\nbind:*.example.org"

@@ -6,9 +6,9 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/tollgate/tollgate/codes"
+	"github.com/tollgate/tollgate/ids"
 	"golang.org/x/crypto/ssh"
-
-	"github.com/tollgate/tollgate/config"
 )
 
 // SSHCredentialCreate is the input of CreateSSHCredential.
@@ -34,42 +34,42 @@ const MinRSAKeyBits = 2048
 
 // ParseSSHPublicKey validates one OpenSSH authorized_keys line ("ssh-ed25519
 // AAAA... comment", options allowed as in authorized_keys) and returns it
-// trimmed with its parsed key. It refuses, with config.CodeSSHKeyInvalid,
+// trimmed with its parsed key. It refuses, with codes.SSHKeyInvalid,
 // several lines, a line that does not parse, certificates (register the CA's
 // key through a certificate authority instead), DSA keys and RSA keys under
 // MinRSAKeyBits bits.
 func ParseSSHPublicKey(s string) (string, ssh.PublicKey, error) {
 	line := strings.TrimSpace(s)
 	if line == "" {
-		return "", nil, config.NewError(config.CodeSSHKeyInvalid,
+		return "", nil, codes.NewError(codes.SSHKeyInvalid,
 			"public_key is required: give one line as in authorized_keys, such as 'ssh-ed25519 AAAA... me@host'.")
 	}
 	if len(line) > MaxSSHKeyLineBytes || strings.ContainsAny(line, "\r\n") {
-		return "", nil, config.NewError(config.CodeSSHKeyInvalid,
+		return "", nil, codes.NewError(codes.SSHKeyInvalid,
 			"public_key must be exactly one authorized_keys line of at most %d bytes.", MaxSSHKeyLineBytes)
 	}
 	key, _, _, rest, err := ssh.ParseAuthorizedKey([]byte(line))
 	if err != nil {
-		return "", nil, config.NewError(config.CodeSSHKeyInvalid,
+		return "", nil, codes.NewError(codes.SSHKeyInvalid,
 			"The public key could not be parsed: give one line as in authorized_keys, such as 'ssh-ed25519 AAAA... me@host'.").WithCause(err)
 	}
 	if len(rest) != 0 {
-		return "", nil, config.NewError(config.CodeSSHKeyInvalid, "public_key must be exactly one authorized_keys line.")
+		return "", nil, codes.NewError(codes.SSHKeyInvalid, "public_key must be exactly one authorized_keys line.")
 	}
 	switch key.Type() {
 	case ssh.KeyAlgoDSA:
-		return "", nil, config.NewError(config.CodeSSHKeyInvalid,
+		return "", nil, codes.NewError(codes.SSHKeyInvalid,
 			"DSA keys are too weak and not accepted: use an Ed25519, ECDSA or RSA (at least %d bits) key.", MinRSAKeyBits)
 	case ssh.KeyAlgoRSA:
 		if ck, ok := key.(ssh.CryptoPublicKey); ok {
 			if rk, ok := ck.CryptoPublicKey().(*rsa.PublicKey); ok && rk.N.BitLen() < MinRSAKeyBits {
-				return "", nil, config.NewError(config.CodeSSHKeyInvalid,
+				return "", nil, codes.NewError(codes.SSHKeyInvalid,
 					"The RSA key has %d bits; keys under %d bits are not accepted. Generate one with ssh-keygen -t ed25519.", rk.N.BitLen(), MinRSAKeyBits)
 			}
 		}
 	}
 	if _, ok := key.(*ssh.Certificate); ok {
-		return "", nil, config.NewError(config.CodeSSHKeyInvalid,
+		return "", nil, codes.NewError(codes.SSHKeyInvalid,
 			"public_key is an SSH certificate; register the plain public key instead.")
 	}
 	return line, key, nil
@@ -110,7 +110,7 @@ func (s *Store) CreateSSHCredential(ctx context.Context, actor Actor, accountID 
 		if err := t.checkOwner(ctx, accountID, in.OwnerID); err != nil {
 			return err
 		}
-		c = &SSHCredential{ID: config.NewID(config.PrefixSSHCredential), AccountID: accountID, OwnerID: in.OwnerID,
+		c = &SSHCredential{ID: ids.New(ids.PrefixSSHCredential), AccountID: accountID, OwnerID: in.OwnerID,
 			Description: in.Description, Metadata: in.Metadata, PublicKey: line,
 			Fingerprint: ssh.FingerprintSHA256(key), ACL: acl, CreatedAt: fromMicros(t.stamp())}
 		if _, err := t.exec(ctx, `INSERT INTO ssh_credentials

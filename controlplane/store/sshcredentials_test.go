@@ -8,9 +8,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/tollgate/tollgate/codes"
 	"golang.org/x/crypto/ssh"
-
-	"github.com/tollgate/tollgate/config"
 )
 
 func authorizedKey(t testing.TB, pub any) string {
@@ -60,7 +59,7 @@ func TestParseSSHPublicKey(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			line, key, err := ParseSSHPublicKey(tc.in)
 			if !tc.ok {
-				wantCode(t, err, config.CodeSSHKeyInvalid)
+				wantCode(t, err, codes.SSHKeyInvalid)
 				return
 			}
 			if err != nil || key == nil || line != strings.TrimSpace(tc.in) {
@@ -110,9 +109,9 @@ func TestUpdateSSHCredential(t *testing.T) {
 			t.Fatal(err)
 		}
 		_, err = s.UpdateSSHCredential(ctx, f.actor, f.account.ID, c.ID, SSHCredentialUpdate{ACL: &[]string{"nope"}})
-		wantCode(t, err, config.CodeACLInvalid)
+		wantCode(t, err, codes.ACLInvalid)
 		_, err = s.UpdateSSHCredential(ctx, f.actor, f.account.ID, c.ID, SSHCredentialUpdate{Metadata: ptr(strings.Repeat("m", MaxMetadataBytes+1))})
-		wantCode(t, err, config.CodeAPIMetadataLength)
+		wantCode(t, err, codes.APIMetadataLength)
 		if rev(t, s) != before {
 			t.Fatal("a no-op or refused update took a revision")
 		}

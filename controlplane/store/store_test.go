@@ -12,8 +12,10 @@ import (
 	"testing"
 
 	"github.com/tollgate/tollgate/authn"
-	"github.com/tollgate/tollgate/config"
+	"github.com/tollgate/tollgate/codes"
 	"github.com/tollgate/tollgate/controlplane/internal/storetest"
+	"github.com/tollgate/tollgate/ids"
+	"github.com/tollgate/tollgate/snapshot"
 )
 
 func TestOpenIsIdempotent(t *testing.T) {
@@ -151,7 +153,7 @@ func TestUnitOfWorkRollsBackOnError(t *testing.T) {
 		boom := errors.New("crash mid-write")
 		var id string
 		_, err := s.update(ctx, SystemActor, func(ctx context.Context, tx *tx) error {
-			id = config.NewID(config.PrefixAccount)
+			id = ids.New(ids.PrefixAccount)
 			if _, err := tx.exec(ctx, `INSERT INTO accounts (id, name, active, created_at) VALUES ($1, 'x', true, 0)`, id); err != nil {
 				return err
 			}
@@ -171,7 +173,7 @@ func TestUnitOfWorkRollsBackOnError(t *testing.T) {
 		// A context cancelled mid-transaction also leaves nothing.
 		cctx, cancel := context.WithCancel(ctx)
 		_, err = s.update(cctx, SystemActor, func(ctx context.Context, tx *tx) error {
-			id = config.NewID(config.PrefixAccount)
+			id = ids.New(ids.PrefixAccount)
 			if _, err := tx.exec(ctx, `INSERT INTO accounts (id, name, active, created_at) VALUES ($1, 'y', true, 0)`, id); err != nil {
 				return err
 			}
@@ -190,7 +192,7 @@ func TestUnitOfWorkRollsBackOnError(t *testing.T) {
 		}
 		// A unit of work with no audit event commits nothing.
 		_, err = s.update(ctx, SystemActor, func(ctx context.Context, tx *tx) error {
-			_, err := tx.exec(ctx, `INSERT INTO accounts (id, name, active, created_at) VALUES ($1, 'z', true, 0)`, config.NewID(config.PrefixAccount))
+			_, err := tx.exec(ctx, `INSERT INTO accounts (id, name, active, created_at) VALUES ($1, 'z', true, 0)`, ids.New(ids.PrefixAccount))
 			return err
 		})
 		if err != nil {
@@ -322,7 +324,7 @@ func TestOwnerMustBelongToAccount(t *testing.T) {
 			t.Fatalf("owner from another account: %v", err)
 		}
 		_, _, err := s.CreateAuthtoken(ctx, f.actor, f.account.ID, AuthtokenCreate{OwnerID: "acct_nope"})
-		wantCode(t, err, config.CodeAPIInvalidID)
+		wantCode(t, err, codes.APIInvalidID)
 		if r := rev(t, s); r != before {
 			t.Fatalf("refused creates moved the revision to %d", r)
 		}
@@ -335,15 +337,15 @@ func TestValidationChangesNothing(t *testing.T) {
 		f := newFixture(t, s)
 		before := rev(t, s)
 		_, _, err := s.CreateAPIKey(ctx, f.actor, f.account.ID, APIKeyCreate{OwnerID: f.admin.ID, Description: strings.Repeat("d", 256)})
-		wantCode(t, err, config.CodeAPIDescriptionLength)
+		wantCode(t, err, codes.APIDescriptionLength)
 		_, _, err = s.CreateAPIKey(ctx, f.actor, f.account.ID, APIKeyCreate{OwnerID: f.admin.ID, Metadata: strings.Repeat("m", 4097)})
-		wantCode(t, err, config.CodeAPIMetadataLength)
+		wantCode(t, err, codes.APIMetadataLength)
 		_, _, err = s.CreateAuthtoken(ctx, f.actor, f.account.ID, AuthtokenCreate{OwnerID: f.admin.ID, ACL: []string{"connect:x"}})
-		wantCode(t, err, config.CodeACLInvalid)
+		wantCode(t, err, codes.ACLInvalid)
 		_, err = s.CreateBotUser(ctx, f.actor, f.account.ID, BotUserCreate{Name: "a\nb"})
-		wantCode(t, err, config.CodeAPIInvalidParam)
+		wantCode(t, err, codes.APIInvalidParam)
 		_, err = s.CreateSSHCredential(ctx, f.actor, f.account.ID, SSHCredentialCreate{OwnerID: f.admin.ID, PublicKey: "ssh-rsa nope"})
-		wantCode(t, err, config.CodeSSHKeyInvalid)
+		wantCode(t, err, codes.SSHKeyInvalid)
 		if r := rev(t, s); r != before {
 			t.Fatalf("invalid input moved the revision to %d", r)
 		}
@@ -431,7 +433,7 @@ func TestAPIKeyLookup(t *testing.T) {
 			t.Fatal(err)
 		}
 		if !authn.SecretMatches(secret, a.SecretHash) || !a.AccountActive || !a.OwnerActive || !a.Member ||
-			!a.Roles.Admin || a.Roles.Developer != DeveloperRW || a.OwnerKind != config.PrincipalUser {
+			!a.Roles.Admin || a.Roles.Developer != DeveloperRW || a.OwnerKind != snapshot.PrincipalUser {
 			t.Fatalf("lookup = %+v", a)
 		}
 		bot, _ := s.CreateBotUser(ctx, f.actor, f.account.ID, BotUserCreate{Name: "b", Active: true})
@@ -440,10 +442,10 @@ func TestAPIKeyLookup(t *testing.T) {
 			t.Fatal(err)
 		}
 		b, err := s.LookupAPIKey(ctx, bk.ID)
-		if err != nil || b.OwnerKind != config.PrincipalBot || b.Roles.Admin || b.Roles.Developer != DeveloperRW || !b.Member {
+		if err != nil || b.OwnerKind != snapshot.PrincipalBot || b.Roles.Admin || b.Roles.Developer != DeveloperRW || !b.Member {
 			t.Fatalf("bot lookup = %+v, %v", b, err)
 		}
-		if _, err := s.LookupAPIKey(ctx, config.NewID("ak")); !errors.Is(err, ErrNotFound) {
+		if _, err := s.LookupAPIKey(ctx, ids.New("ak")); !errors.Is(err, ErrNotFound) {
 			t.Fatalf("unknown key: %v", err)
 		}
 	})
@@ -477,7 +479,7 @@ func TestBuildSnapshot(t *testing.T) {
 			t.Fatalf("identity = %+v", id)
 		}
 		p, _ := snap.Principal(f.admin.ID)
-		if p == nil || p.Kind != config.PrincipalUser || len(p.AccountIDs) != 1 || p.AccountIDs[0] != f.account.ID {
+		if p == nil || p.Kind != snapshot.PrincipalUser || len(p.AccountIDs) != 1 || p.AccountIDs[0] != f.account.ID {
 			t.Fatalf("admin principal = %+v", p)
 		}
 		if len(snap.Data().SSHCredentials) != 1 {

@@ -8,7 +8,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/tollgate/tollgate/config"
+	"github.com/tollgate/tollgate/ids"
 )
 
 // Actor is who performs a mutation; every audit event names it.
@@ -122,7 +122,7 @@ func (s *Store) update(ctx context.Context, actor Actor, fn func(ctx context.Con
 		_, err = t.exec(ctx, `INSERT INTO audit_events
 			(id, revision, account_id, type, actor_id, actor_credential_id, object_id, payload, created_at)
 			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
-			config.NewID(config.PrefixAuditEvent), rev, ev.accountID, ev.typ,
+			ids.New(ids.PrefixAuditEvent), rev, ev.accountID, ev.typ,
 			actor.PrincipalID, actor.CredentialID, ev.objectID, string(payload), t.stamp())
 		if err != nil {
 			return 0, fmt.Errorf("writing audit event %s: %w", ev.typ, err)

@@ -6,7 +6,7 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/tollgate/tollgate/config"
+	"github.com/tollgate/tollgate/codes"
 )
 
 // Member is a user seen as a member of one account: who they are and their
@@ -60,17 +60,17 @@ type AccountMembership struct {
 
 // ValidateRoles checks the developer and team dimensions of m: developer rw
 // or ro, team manager, invite or ro (reference/platform-behaviour.md §7.2).
-// It returns a *config.Error with CodeRoleInvalid.
+// It returns a *codes.Error with codes.RoleInvalid.
 func ValidateRoles(m Membership) error {
 	switch m.Developer {
 	case DeveloperRW, DeveloperRO:
 	default:
-		return config.NewError(config.CodeRoleInvalid, "The developer role %q is not valid: use rw or ro.", truncate(string(m.Developer), 40))
+		return codes.NewError(codes.RoleInvalid, "The developer role %q is not valid: use rw or ro.", truncate(string(m.Developer), 40))
 	}
 	switch m.Team {
 	case TeamManager, TeamInvite, TeamRO:
 	default:
-		return config.NewError(config.CodeRoleInvalid, "The team role %q is not valid: use manager, invite or ro.", truncate(string(m.Team), 40))
+		return codes.NewError(codes.RoleInvalid, "The team role %q is not valid: use manager, invite or ro.", truncate(string(m.Team), 40))
 	}
 	return nil
 }
@@ -114,7 +114,7 @@ func (s *Store) ListMembers(ctx context.Context, accountID string, page Page) ([
 }
 
 // UpdateMember changes a member's roles in one unit of work: it reads the
-// current roles, runs check on them, refuses (CodeLastAdmin, an
+// current roles, runs check on them, refuses (codes.LastAdmin, an
 // ErrConflict) a change that would leave the account without an active
 // administrator, and writes a membership_updated.v0 audit event. A change
 // that changes nothing writes nothing. It returns the member as they are
@@ -157,7 +157,7 @@ func (s *Store) UpdateMember(ctx context.Context, actor Actor, accountID, userID
 }
 
 // RemoveMember removes a user from an account in one unit of work: it runs
-// check on the member's current roles, refuses (CodeLastAdmin) to remove the
+// check on the member's current roles, refuses (codes.LastAdmin) to remove the
 // account's last active administrator, deletes every credential the user
 // owns in that account (authtokens, API keys, SSH keys; one audit event
 // each) and the membership. A user left in no account is deleted too
@@ -226,7 +226,7 @@ func (t *tx) removeMember(ctx context.Context, accountID, userID string, check M
 	return deleted, nil
 }
 
-// keepsAnAdmin returns a CodeLastAdmin conflict unless the account has an
+// keepsAnAdmin returns a codes.LastAdmin conflict unless the account has an
 // active administrator other than userID. It is race-free because every
 // unit of work first takes the store revision row (update), so no other
 // writer can change memberships between this count and the caller's change.
@@ -238,7 +238,7 @@ func (t *tx) keepsAnAdmin(ctx context.Context, accountID, userID string) error {
 		return fmt.Errorf("counting administrators of %s: %w", accountID, err)
 	}
 	if n == 0 {
-		return conflict(config.CodeLastAdmin,
+		return conflict(codes.LastAdmin,
 			"An account always keeps at least one active administrator: make another member an administrator first.")
 	}
 	return nil

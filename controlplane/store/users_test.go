@@ -5,7 +5,8 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/tollgate/tollgate/config"
+	"github.com/tollgate/tollgate/codes"
+	"github.com/tollgate/tollgate/ids"
 )
 
 // addMember creates a user and makes them a member of the account.
@@ -80,7 +81,7 @@ func TestMembersListGetUpdate(t *testing.T) {
 		// A bad role and a refusing check change nothing.
 		bad := DeveloperRole("owner")
 		_, err = s.UpdateMember(ctx, f.actor, f.account.ID, u.ID, MemberUpdate{Developer: &bad}, nil)
-		wantCode(t, err, config.CodeRoleInvalid)
+		wantCode(t, err, codes.RoleInvalid)
 		refuse := errors.New("refused")
 		var seen Membership
 		ro := DeveloperRO
@@ -98,7 +99,7 @@ func TestMembersListGetUpdate(t *testing.T) {
 			t.Fatalf("unknown member: %v", err)
 		}
 		err = s.PutMembership(ctx, SystemActor, Membership{AccountID: f.account.ID, UserID: u.ID, Developer: DeveloperRW, Team: "boss"})
-		wantCode(t, err, config.CodeRoleInvalid)
+		wantCode(t, err, codes.RoleInvalid)
 	})
 }
 
@@ -109,11 +110,11 @@ func TestLastAdminIsKept(t *testing.T) {
 		no := false
 		before := rev(t, s)
 		_, err := s.UpdateMember(ctx, f.actor, f.account.ID, f.admin.ID, MemberUpdate{Admin: &no}, nil)
-		wantConflictCode(t, err, config.CodeLastAdmin)
+		wantConflictCode(t, err, codes.LastAdmin)
 		_, err = s.RemoveMember(ctx, f.actor, f.account.ID, f.admin.ID, nil)
-		wantConflictCode(t, err, config.CodeLastAdmin)
+		wantConflictCode(t, err, codes.LastAdmin)
 		err = s.PutMembership(ctx, SystemActor, Membership{AccountID: f.account.ID, UserID: f.admin.ID, Developer: DeveloperRW, Team: TeamRO})
-		wantConflictCode(t, err, config.CodeLastAdmin)
+		wantConflictCode(t, err, codes.LastAdmin)
 		if r := rev(t, s); r != before {
 			t.Fatalf("refused changes moved the revision to %d", r)
 		}
@@ -124,7 +125,7 @@ func TestLastAdminIsKept(t *testing.T) {
 			t.Fatal(err)
 		}
 		_, err = s.UpdateMember(ctx, f.actor, f.account.ID, f.admin.ID, MemberUpdate{Admin: &no}, nil)
-		wantConflictCode(t, err, config.CodeLastAdmin)
+		wantConflictCode(t, err, codes.LastAdmin)
 
 		// An active one does.
 		if err := s.SetUserActive(ctx, SystemActor, other.ID, true); err != nil {
@@ -135,7 +136,7 @@ func TestLastAdminIsKept(t *testing.T) {
 			t.Fatalf("demoting with another admin: %+v, %v", m, err)
 		}
 		_, err = s.RemoveMember(ctx, f.actor, f.account.ID, other.ID, nil)
-		wantConflictCode(t, err, config.CodeLastAdmin)
+		wantConflictCode(t, err, codes.LastAdmin)
 	})
 }
 
@@ -146,7 +147,7 @@ func TestLastAdminRace(t *testing.T) {
 		ctx := testCtx(t)
 		for i := 0; i < 5; i++ {
 			f := newFixture(t, s)
-			b := addMember(t, s, f.account.ID, config.NewID("x")+"@example.com", Membership{Developer: DeveloperRW, Team: TeamRO, Admin: true})
+			b := addMember(t, s, f.account.ID, ids.New("x")+"@example.com", Membership{Developer: DeveloperRW, Team: TeamRO, Admin: true})
 			no := false
 			var wg sync.WaitGroup
 			errs := make([]error, 2)
@@ -165,7 +166,7 @@ func TestLastAdminRace(t *testing.T) {
 			failed := 0
 			for _, err := range errs {
 				if err != nil {
-					wantConflictCode(t, err, config.CodeLastAdmin)
+					wantConflictCode(t, err, codes.LastAdmin)
 					failed++
 				}
 			}
@@ -307,7 +308,7 @@ func TestAccountsOfAndRename(t *testing.T) {
 		if _, err := s.RenameAccount(ctx, f.actor, f.account.ID, "bad\x00name"); err == nil {
 			t.Fatal("a name with a control character was accepted")
 		}
-		creator, err := s.APIKeyCreator(ctx, f.account.ID, config.NewID(config.PrefixAPIKey))
+		creator, err := s.APIKeyCreator(ctx, f.account.ID, ids.New(ids.PrefixAPIKey))
 		if !errors.Is(err, ErrNotFound) {
 			t.Fatalf("creator of an unknown key = %q, %v", creator, err)
 		}

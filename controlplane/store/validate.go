@@ -5,7 +5,8 @@ import (
 	"strings"
 	"unicode/utf8"
 
-	"github.com/tollgate/tollgate/config"
+	"github.com/tollgate/tollgate/codes"
+	"github.com/tollgate/tollgate/ids"
 	"github.com/tollgate/tollgate/policy"
 )
 
@@ -22,7 +23,7 @@ const (
 // MaxDescriptionBytes bytes.
 func ValidateDescription(s string) error {
 	if len(s) > MaxDescriptionBytes || !utf8.ValidString(s) {
-		return config.NewError(config.CodeAPIDescriptionLength,
+		return codes.NewError(codes.APIDescriptionLength,
 			"The description is %d bytes; it must be valid UTF-8 of at most %d bytes.", len(s), MaxDescriptionBytes)
 	}
 	return nil
@@ -32,7 +33,7 @@ func ValidateDescription(s string) error {
 // bytes.
 func ValidateMetadata(s string) error {
 	if len(s) > MaxMetadataBytes || !utf8.ValidString(s) {
-		return config.NewError(config.CodeAPIMetadataLength,
+		return codes.NewError(codes.APIMetadataLength,
 			"The metadata is %d bytes; it must be valid UTF-8 of at most %d bytes.", len(s), MaxMetadataBytes)
 	}
 	return nil
@@ -42,7 +43,7 @@ func ValidateMetadata(s string) error {
 // MaxNameBytes bytes, without control characters.
 func ValidateName(s string) error {
 	if len(s) > MaxNameBytes || !utf8.ValidString(s) || strings.ContainsFunc(s, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
-		return config.NewError(config.CodeAPIInvalidParam,
+		return codes.NewError(codes.APIInvalidParam,
 			"The name must be at most %d bytes of printable UTF-8.", MaxNameBytes)
 	}
 	return nil
@@ -52,10 +53,10 @@ func ValidateName(s string) error {
 // (reference/platform-behaviour.md §3.1): each rule is "*" or "bind:"
 // followed by "*", a domain, "*.<domain>" or "host:port"
 // (policy.ParseBindRule). Duplicates are dropped, order is kept. It returns
-// a *config.Error with CodeACLInvalid naming the first bad rule.
+// a *codes.Error with codes.ACLInvalid naming the first bad rule.
 func ParseACL(rules []string) ([]string, error) {
 	if len(rules) > MaxACLRules {
-		return nil, config.NewError(config.CodeACLInvalid, "An ACL may hold at most %d rules; this one has %d.", MaxACLRules, len(rules))
+		return nil, codes.NewError(codes.ACLInvalid, "An ACL may hold at most %d rules; this one has %d.", MaxACLRules, len(rules))
 	}
 	if len(rules) == 0 {
 		return nil, nil
@@ -65,11 +66,11 @@ func ParseACL(rules []string) ([]string, error) {
 	for _, r := range rules {
 		n, err := policy.ParseBindRule(r)
 		if err != nil {
-			return nil, config.NewError(config.CodeACLInvalid,
+			return nil, codes.NewError(codes.ACLInvalid,
 				"Invalid ACL rule %q: a rule is '*' or 'bind:' followed by a domain (app.example.com), a wildcard domain (*.example.com), host:port, or '*'.", truncate(r, 300))
 		}
 		if strings.ContainsAny(n, "\n\r") { // the storage separator; ParseBindRule never allows it
-			return nil, config.NewError(config.CodeACLInvalid, "Invalid ACL rule %q.", truncate(r, 300))
+			return nil, codes.NewError(codes.ACLInvalid, "Invalid ACL rule %q.", truncate(r, 300))
 		}
 		if !seen[n] {
 			seen[n] = true
@@ -98,7 +99,7 @@ func truncate(s string, n int) string {
 
 // checkID validates that id is "<prefix>_<KSUID>" with one of the prefixes.
 func checkID(id string, prefixes ...string) error {
-	p, _, err := config.SplitID(id, "")
+	p, _, err := ids.Split(id, "")
 	if err == nil {
 		for _, want := range prefixes {
 			if p == want {
@@ -107,7 +108,7 @@ func checkID(id string, prefixes ...string) error {
 		}
 		err = fmt.Errorf("prefix %q", p)
 	}
-	return config.NewError(config.CodeAPIInvalidID, "%q is not a valid ID here: want %s_<27 characters>.",
+	return codes.NewError(codes.APIInvalidID, "%q is not a valid ID here: want %s_<27 characters>.",
 		truncate(id, 100), strings.Join(prefixes, "_ or ")).WithCause(err)
 }
 

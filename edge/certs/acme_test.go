@@ -13,13 +13,13 @@ import (
 
 	"github.com/caddyserver/certmagic"
 
-	"github.com/tollgate/tollgate/config"
 	"github.com/tollgate/tollgate/controlplane/store"
+	"github.com/tollgate/tollgate/snapshot"
 )
 
-func snapshotOf(t *testing.T, domains ...config.ReservedDomain) *config.Snapshot {
+func snapshotOf(t *testing.T, domains ...snapshot.ReservedDomain) *snapshot.Snapshot {
 	t.Helper()
-	s, err := config.NewSnapshot(config.SnapshotData{Revision: 1, ReservedDomains: domains})
+	s, err := snapshot.New(snapshot.Data{Revision: 1, ReservedDomains: domains})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -86,8 +86,8 @@ func TestACMETLSALPN01(t *testing.T) {
 	baseOrders := env.pebble.orders.Load()
 
 	snap.Store(snapshotOf(t,
-		config.ReservedDomain{ID: "rd_1", AccountID: "acct_1", Domain: "shop.customer.test", Region: "eu", PrivateKeyType: "rsa"},
-		config.ReservedDomain{ID: "rd_2", AccountID: "acct_1", Domain: "us.customer.test", Region: "us"},
+		snapshot.ReservedDomain{ID: "rd_1", AccountID: "acct_1", Domain: "shop.customer.test", Region: "eu", PrivateKeyType: "rsa"},
+		snapshot.ReservedDomain{ID: "rd_2", AccountID: "acct_1", Domain: "us.customer.test", Region: "us"},
 	))
 	// Obtained without any handshake: the status report says so.
 	waitWithin(t, 20*time.Second, "a status report for shop.customer.test", func() bool {
@@ -290,7 +290,7 @@ func TestACMECADown(t *testing.T) {
 		t.Fatalf("a handshake for a held name took %s with the CA down", d)
 	}
 
-	snap.Store(snapshotOf(t, config.ReservedDomain{ID: "rd_1", AccountID: "acct_1", Domain: "shop.customer.test"}))
+	snap.Store(snapshotOf(t, snapshot.ReservedDomain{ID: "rd_1", AccountID: "acct_1", Domain: "shop.customer.test"}))
 	waitWithin(t, 20*time.Second, "a failed provisioning job", func() bool {
 		st, ok := reporter.last("shop.customer.test")
 		return ok && st.JobErrorCode != ""

@@ -17,7 +17,7 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/tollgate/tollgate/config"
+	"github.com/tollgate/tollgate/codes"
 )
 
 // File names of the local CA inside its directory.
@@ -48,8 +48,8 @@ type CA struct {
 //
 // When the files exist but cannot be used — unreadable, not PEM, not a CA,
 // key and certificate that do not belong together, only one of the two
-// present, or expired — it returns a *config.Error with code
-// config.CodeCAUnreadable whose message names the file and what to do; the
+// present, or expired — it returns a *codes.Error with code
+// codes.CAUnreadable whose message names the file and what to do; the
 // underlying error is its Cause. It writes files only when neither exists.
 func LoadOrCreateCA(dir string) (*CA, error) {
 	certPath := filepath.Join(dir, CACertFile)
@@ -116,8 +116,8 @@ func newCA(cert *x509.Certificate, key *ecdsa.PrivateKey, certPEM []byte, certFi
 }
 
 // caUnreadable builds the user-facing error for an unusable CA.
-func caUnreadable(certPath, keyPath, what string, cause error) *config.Error {
-	return config.NewError(config.CodeCAUnreadable,
+func caUnreadable(certPath, keyPath, what string, cause error) *codes.Error {
+	return codes.NewError(codes.CAUnreadable,
 		"the dev CA at %s cannot be used: %s; restore the file, or delete %s and %s to create a new CA (clients must then trust the new %s)",
 		filepath.Dir(certPath), what, certPath, keyPath, CACertFile).WithCause(cause)
 }

@@ -16,7 +16,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tollgate/tollgate/config"
+	"github.com/tollgate/tollgate/codes"
 )
 
 func TestLoadOrCreateCACreatesAndReuses(t *testing.T) {
@@ -162,9 +162,9 @@ func TestLoadOrCreateCAUnusable(t *testing.T) {
 			if err == nil {
 				t.Fatalf("LoadOrCreateCA succeeded (CA %q), want an error", ca.Name())
 			}
-			var ce *config.Error
-			if !errors.As(err, &ce) || ce.Code != config.CodeCAUnreadable {
-				t.Fatalf("error = %v (%T), want *config.Error %s", err, err, config.CodeCAUnreadable)
+			var ce *codes.Error
+			if !errors.As(err, &ce) || ce.Code != codes.CAUnreadable {
+				t.Fatalf("error = %v (%T), want *codes.Error %s", err, err, codes.CAUnreadable)
 			}
 			if ce.Cause == nil {
 				t.Error("no cause for the logs")
@@ -194,9 +194,9 @@ func TestLoadOrCreateCAExpired(t *testing.T) {
 	}
 	writeFile(t, filepath.Join(dir, CACertFile), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))
 	_, err = LoadOrCreateCA(dir)
-	var ce *config.Error
-	if !errors.As(err, &ce) || ce.Code != config.CodeCAUnreadable || !strings.Contains(err.Error(), "expired") {
-		t.Fatalf("error = %v, want %s about expiry", err, config.CodeCAUnreadable)
+	var ce *codes.Error
+	if !errors.As(err, &ce) || ce.Code != codes.CAUnreadable || !strings.Contains(err.Error(), "expired") {
+		t.Fatalf("error = %v, want %s about expiry", err, codes.CAUnreadable)
 	}
 }
 

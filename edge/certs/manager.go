@@ -13,9 +13,8 @@ import (
 	"time"
 
 	"github.com/caddyserver/certmagic"
+	"github.com/tollgate/tollgate/snapshot"
 	"go.uber.org/zap"
-
-	"github.com/tollgate/tollgate/config"
 )
 
 // Config configures a Manager. BaseDomain is required, exactly one of
@@ -49,7 +48,7 @@ type Config struct {
 	// allows each "<label>.example.com" on demand. The key type follows
 	// the reservation's PrivateKeyType ("rsa" → RSA 2048, else ECDSA
 	// P-256); a change applies at the next renewal. nil: no reservations.
-	Snapshot func() *config.Snapshot
+	Snapshot func() *snapshot.Snapshot
 	// Region limits Snapshot's reservations to one region; "" = all.
 	Region string
 	// AllowName decides whether a certificate may be obtained on demand,
@@ -97,7 +96,7 @@ type Manager struct {
 	issuer    certmagic.Issuer
 	acme      *ACMEConfig // nil: local issuer
 	storage   certmagic.Storage
-	snapshot  func() *config.Snapshot
+	snapshot  func() *snapshot.Snapshot
 	region    string
 	allowName func(string) bool
 	allowSub  func(string) bool

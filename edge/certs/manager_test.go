@@ -17,9 +17,8 @@ import (
 	"time"
 
 	"github.com/caddyserver/certmagic"
+	"github.com/tollgate/tollgate/snapshot"
 	"go.uber.org/zap"
-
-	"github.com/tollgate/tollgate/config"
 )
 
 // devSetup is a CA, a counting local issuer and file storage in one data dir.
@@ -539,9 +538,9 @@ func TestLocalCAReportsUnissuableReservations(t *testing.T) {
 	startManager(t, Config{BaseDomain: base, DataDir: d.dir, Issuer: d.issuer, Snapshot: snap.Load,
 		Region: "us", Status: reporter, ReservationPoll: 20 * time.Millisecond})
 	snap.Store(snapshotOf(t,
-		config.ReservedDomain{ID: "rd_1", AccountID: "acct_1", Domain: "app.customer.test", Region: "us"},
-		config.ReservedDomain{ID: "rd_2", AccountID: "acct_1", Domain: "eu.customer.test", Region: "eu"},
-		config.ReservedDomain{ID: "rd_3", AccountID: "acct_1", Domain: "mine." + base, Region: "us"},
+		snapshot.ReservedDomain{ID: "rd_1", AccountID: "acct_1", Domain: "app.customer.test", Region: "us"},
+		snapshot.ReservedDomain{ID: "rd_2", AccountID: "acct_1", Domain: "eu.customer.test", Region: "eu"},
+		snapshot.ReservedDomain{ID: "rd_3", AccountID: "acct_1", Domain: "mine." + base, Region: "us"},
 	))
 	waitWithin(t, 10*time.Second, "a status report for app.customer.test", func() bool {
 		_, ok := reporter.last("app.customer.test")
@@ -552,7 +551,7 @@ func TestLocalCAReportsUnissuableReservations(t *testing.T) {
 		t.Fatalf("status = %+v", st)
 	}
 	snap.Store(snapshotOf(t,
-		config.ReservedDomain{ID: "rd_1", AccountID: "acct_1", Domain: "app.customer.test", Region: "us"},
+		snapshot.ReservedDomain{ID: "rd_1", AccountID: "acct_1", Domain: "app.customer.test", Region: "us"},
 	))
 	time.Sleep(200 * time.Millisecond) // several polls
 	reporter.mu.Lock()

@@ -27,8 +27,7 @@ import (
 	"github.com/libdns/libdns"
 	"github.com/mholt/acmez/v3/acme"
 	"github.com/miekg/dns"
-
-	"github.com/tollgate/tollgate/config"
+	"github.com/tollgate/tollgate/snapshot"
 )
 
 // This file runs a real ACME CA (Pebble) in-process, a DNS server that
@@ -390,11 +389,11 @@ func waitWithin(t *testing.T, within time.Duration, what string, cond func() boo
 
 // atomicSnapshot is a swappable snapshot, like the edge's holder.
 type atomicSnapshot struct {
-	p atomic.Pointer[config.Snapshot]
+	p atomic.Pointer[snapshot.Snapshot]
 }
 
-func (a *atomicSnapshot) Store(s *config.Snapshot) { a.p.Store(s) }
-func (a *atomicSnapshot) Load() *config.Snapshot   { return a.p.Load() }
+func (a *atomicSnapshot) Store(s *snapshot.Snapshot) { a.p.Store(s) }
+func (a *atomicSnapshot) Load() *snapshot.Snapshot   { return a.p.Load() }
 
 // recordingReporter keeps every status report.
 type recordingReporter struct {

@@ -6,16 +6,15 @@ import (
 	"time"
 
 	"github.com/caddyserver/certmagic"
+	"github.com/tollgate/tollgate/snapshot"
 	"go.uber.org/zap"
-
-	"github.com/tollgate/tollgate/config"
 )
 
 // reservation returns the snapshot's reservation that covers the
 // lower-case name in this manager's region: the exact domain, or a
 // wildcard "*.<parent>" when name is one label under <parent>. It runs in
 // handshakes: two map lookups, no allocation for an exact match.
-func (m *Manager) reservation(name string) (*config.ReservedDomain, bool) {
+func (m *Manager) reservation(name string) (*snapshot.ReservedDomain, bool) {
 	if m.snapshot == nil {
 		return nil, false
 	}
@@ -34,7 +33,7 @@ func (m *Manager) reservation(name string) (*config.ReservedDomain, bool) {
 	return nil, false
 }
 
-func (m *Manager) inRegion(rd *config.ReservedDomain) bool {
+func (m *Manager) inRegion(rd *snapshot.ReservedDomain) bool {
 	return m.region == "" || rd.Region == "" || rd.Region == m.region
 }
 
@@ -49,7 +48,7 @@ func (m *Manager) keyType(name string) string {
 
 // reservationKeyType is the key type rd asks for: RSA when its
 // private_key_type says so (any case), else ECDSA.
-func reservationKeyType(rd *config.ReservedDomain) string {
+func reservationKeyType(rd *snapshot.ReservedDomain) string {
 	if strings.EqualFold(rd.PrivateKeyType, keyRSA) {
 		return keyRSA
 	}
@@ -58,8 +57,8 @@ func reservationKeyType(rd *config.ReservedDomain) string {
 
 // watchSnapshots calls apply with every new snapshot (polled each
 // pollEach) until ctx ends.
-func (m *Manager) watchSnapshots(ctx context.Context, apply func(*config.Snapshot)) {
-	var last *config.Snapshot
+func (m *Manager) watchSnapshots(ctx context.Context, apply func(*snapshot.Snapshot)) {
+	var last *snapshot.Snapshot
 	t := time.NewTicker(m.pollEach)
 	defer t.Stop()
 	for {
@@ -81,11 +80,11 @@ func (m *Manager) watchSnapshots(ctx context.Context, apply func(*config.Snapsho
 // is no longer renewed. It also drops certificates obtained on demand for
 // names no longer allowed.
 func (m *Manager) watchReservations(ctx context.Context, r *running) {
-	m.watchSnapshots(ctx, func(snap *config.Snapshot) { m.syncReservations(ctx, r, snap) })
+	m.watchSnapshots(ctx, func(snap *snapshot.Snapshot) { m.syncReservations(ctx, r, snap) })
 }
 
 // syncReservations applies one snapshot's reserved domains.
-func (m *Manager) syncReservations(ctx context.Context, r *running, snap *config.Snapshot) {
+func (m *Manager) syncReservations(ctx context.Context, r *running, snap *snapshot.Snapshot) {
 	want := map[string]string{}
 	for i := range snap.Data().ReservedDomains {
 		rd := &snap.Data().ReservedDomains[i]
@@ -148,7 +147,7 @@ func (m *Manager) watchLocalReservations(ctx context.Context) {
 // noteUnissuable reports the snapshot's reserved domains of this region
 // that the local CA will not sign; a name already reported is not reported
 // again.
-func (m *Manager) noteUnissuable(snap *config.Snapshot) {
+func (m *Manager) noteUnissuable(snap *snapshot.Snapshot) {
 	for i := range snap.Data().ReservedDomains {
 		rd := &snap.Data().ReservedDomains[i]
 		name := lowerASCII(rd.Domain)

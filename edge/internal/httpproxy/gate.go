@@ -3,7 +3,7 @@ package httpproxy
 import (
 	"net/netip"
 
-	"github.com/tollgate/tollgate/config"
+	"github.com/tollgate/tollgate/codes"
 )
 
 // Gate is implemented by an Upstream that admits each request itself before
@@ -41,7 +41,7 @@ type Refusal struct {
 // NewRefusal returns a refusal with the given status (403, 401...), code,
 // plain message (what happened, what to do; shown to the client) and
 // WWW-Authenticate challenge ("" = none; RFC 9110 §11.6.1).
-func NewRefusal(status int, code config.Code, msg, challenge string) *Refusal {
+func NewRefusal(status int, code codes.Code, msg, challenge string) *Refusal {
 	return &Refusal{pg: pageSpec{status: status, code: code, msg: msg, challenge: challenge}}
 }
 
@@ -49,4 +49,4 @@ func NewRefusal(status int, code config.Code, msg, challenge string) *Refusal {
 func (r *Refusal) Status() int { return r.pg.status }
 
 // Code returns the refusal's TG_ code.
-func (r *Refusal) Code() config.Code { return r.pg.code }
+func (r *Refusal) Code() codes.Code { return r.pg.code }

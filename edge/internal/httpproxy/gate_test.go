@@ -10,7 +10,7 @@ import (
 	"sync/atomic"
 	"testing"
 
-	"github.com/tollgate/tollgate/config"
+	"github.com/tollgate/tollgate/codes"
 )
 
 // gatedUpstream is a testUpstream with a Gate: requests whose
@@ -24,8 +24,8 @@ type gatedUpstream struct {
 }
 
 var (
-	testRefusal403 = NewRefusal(http.StatusForbidden, config.CodeIPDenied, "refused by IP policy", "")
-	testRefusal401 = NewRefusal(http.StatusUnauthorized, config.CodeBasicAuthRequired, "sign in", `Basic realm="test"`)
+	testRefusal403 = NewRefusal(http.StatusForbidden, codes.IPDenied, "refused by IP policy", "")
+	testRefusal401 = NewRefusal(http.StatusUnauthorized, codes.BasicAuthRequired, "sign in", `Basic realm="test"`)
 )
 
 func (g *gatedUpstream) Admit(client netip.Addr, auth []byte, n int) Admission {

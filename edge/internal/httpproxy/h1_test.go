@@ -20,8 +20,7 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
-
-	"github.com/tollgate/tollgate/config"
+	"github.com/tollgate/tollgate/codes"
 )
 
 // echoReply is what /echo answers: the request as the upstream saw it.
@@ -493,8 +492,8 @@ func TestMisdirected(t *testing.T) {
 				}
 			}
 			resp, body := readResponse(t, br, "GET")
-			if resp.StatusCode != 421 || resp.Header.Get(ErrorCodeHeader) != string(config.CodeMisdirected) ||
-				!bytes.Contains(body, []byte(config.CodeMisdirected)) {
+			if resp.StatusCode != 421 || resp.Header.Get(ErrorCodeHeader) != string(codes.Misdirected) ||
+				!bytes.Contains(body, []byte(codes.Misdirected)) {
 				t.Fatalf("got %d %v %s", resp.StatusCode, resp.Header, body)
 			}
 			expectClosed(t, br)

@@ -13,10 +13,9 @@ import (
 	"sync"
 	"time"
 
+	"github.com/tollgate/tollgate/codes"
 	"go.uber.org/zap"
 	"golang.org/x/net/http2"
-
-	"github.com/tollgate/tollgate/config"
 )
 
 // h2conn is one HTTP/2 client connection. x/net/http2 serves it and calls
@@ -87,7 +86,7 @@ func (h *h2conn) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-func (h *h2conn) page(w http.ResponseWriter, r *http.Request, pg *pageSpec) (int, config.Code) {
+func (h *h2conn) page(w http.ResponseWriter, r *http.Request, pg *pageSpec) (int, codes.Code) {
 	writeH2Page(w, r, pg)
 	return pg.status, pg.code
 }
@@ -95,7 +94,7 @@ func (h *h2conn) page(w http.ResponseWriter, r *http.Request, pg *pageSpec) (int
 // relay checks r, sends it over a proxy stream and copies the response
 // back. It returns the status sent, the code of an edge answer, the
 // endpoint ID and the response body bytes written.
-func (h *h2conn) relay(w http.ResponseWriter, r *http.Request) (int, config.Code, string, int64) {
+func (h *h2conn) relay(w http.ResponseWriter, r *http.Request) (int, codes.Code, string, int64) {
 	hostName, ok := splitHostPort([]byte(r.Host))
 	if !ok {
 		s, c := h.page(w, r, pageFor(errBadHost))

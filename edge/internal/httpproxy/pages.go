@@ -8,7 +8,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/tollgate/tollgate/config"
+	"github.com/tollgate/tollgate/codes"
 )
 
 // ErrorCodeHeader is the response header that carries the TG_ code of every
@@ -18,30 +18,30 @@ const ErrorCodeHeader = "Tollgate-Error-Code"
 // pageSpec is an answer the edge gives itself instead of the upstream's.
 type pageSpec struct {
 	status int
-	code   config.Code
+	code   codes.Code
 	msg    string // plain words: what happened, what to do
 	// challenge is the WWW-Authenticate value of a 401; "" = none.
 	challenge string
 }
 
 var (
-	pageAgentUnreachable = &pageSpec{status: http.StatusBadGateway, code: config.CodeAgentUnreachable,
+	pageAgentUnreachable = &pageSpec{status: http.StatusBadGateway, code: codes.AgentUnreachable,
 		msg: "The agent serving this endpoint could not be reached. Try again in a moment."}
-	pageNoResponse = &pageSpec{status: http.StatusBadGateway, code: config.CodeUpstreamFailed,
+	pageNoResponse = &pageSpec{status: http.StatusBadGateway, code: codes.UpstreamFailed,
 		msg: "The agent returned no response from its upstream service. Check that the service the agent forwards to is running and answers HTTP."}
-	pageBadResponse = &pageSpec{status: http.StatusBadGateway, code: config.CodeUpstreamFailed,
+	pageBadResponse = &pageSpec{status: http.StatusBadGateway, code: codes.UpstreamFailed,
 		msg: "The upstream service sent an invalid HTTP response."}
-	pageMisdirected = &pageSpec{status: http.StatusMisdirectedRequest, code: config.CodeMisdirected,
+	pageMisdirected = &pageSpec{status: http.StatusMisdirectedRequest, code: codes.Misdirected,
 		msg: "This connection was opened for another host: the TLS server name, the Host header and the request target must name the same host."}
-	pageHeadTimeout = &pageSpec{status: http.StatusRequestTimeout, code: config.CodeBadRequest,
+	pageHeadTimeout = &pageSpec{status: http.StatusRequestTimeout, code: codes.BadRequest,
 		msg: "The request head was not received in time."}
-	pageHeadTooLarge = &pageSpec{status: http.StatusRequestHeaderFieldsTooLarge, code: config.CodeBadRequest,
+	pageHeadTooLarge = &pageSpec{status: http.StatusRequestHeaderFieldsTooLarge, code: codes.BadRequest,
 		msg: "The request head is too large."}
 )
 
 // pageNotFound is the answer for a host no endpoint is bound at.
 func pageNotFound(host string) *pageSpec {
-	return &pageSpec{status: http.StatusNotFound, code: config.CodeEndpointNotFound,
+	return &pageSpec{status: http.StatusNotFound, code: codes.EndpointNotFound,
 		msg: "No endpoint is online at " + host + ". Start an agent for it, or check the address."}
 }
 
@@ -49,17 +49,17 @@ func pageNotFound(host string) *pageSpec {
 func pageFor(err error) *pageSpec {
 	var pe *ProtocolError
 	if !errors.As(err, &pe) {
-		return &pageSpec{status: http.StatusBadRequest, code: config.CodeBadRequest,
+		return &pageSpec{status: http.StatusBadRequest, code: codes.BadRequest,
 			msg: "Bad request."}
 	}
 	switch {
 	case pe.Status == http.StatusRequestHeaderFieldsTooLarge:
 		return pageHeadTooLarge
 	case pe.Status >= 500:
-		return &pageSpec{status: pe.Status, code: config.CodeBadRequest,
+		return &pageSpec{status: pe.Status, code: codes.BadRequest,
 			msg: "The request is not supported: " + pe.Reason + "."}
 	}
-	return &pageSpec{status: pe.Status, code: config.CodeBadRequest,
+	return &pageSpec{status: pe.Status, code: codes.BadRequest,
 		msg: "Bad request: " + pe.Reason + "."}
 }
 

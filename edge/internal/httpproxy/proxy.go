@@ -11,10 +11,9 @@ import (
 	"sync"
 	"time"
 
+	"github.com/tollgate/tollgate/codes"
 	"go.uber.org/zap"
 	"golang.org/x/net/http2"
-
-	"github.com/tollgate/tollgate/config"
 )
 
 // Stream is one proxy stream to an agent: a byte pipe whose send side can be
@@ -56,11 +55,11 @@ type RequestInfo struct {
 	EndpointID    string         // Upstream.ID(), "" when none was resolved
 	Proto         string         // "HTTP/1.1", "HTTP/1.0" or "HTTP/2.0"
 	Method        string
-	Path          string      // request target as forwarded
-	Status        int         // status of the final response, 0 if none was sent
-	Code          config.Code // set when the edge answered itself (error page)
-	ResponseBytes int64       // bytes of the response written to the client, head included
-	Start         time.Time   // when the request head was complete
+	Path          string     // request target as forwarded
+	Status        int        // status of the final response, 0 if none was sent
+	Code          codes.Code // set when the edge answered itself (error page)
+	ResponseBytes int64      // bytes of the response written to the client, head included
+	Start         time.Time  // when the request head was complete
 	Duration      time.Duration
 }
 

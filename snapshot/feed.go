@@ -1,4 +1,4 @@
-package config
+package snapshot
 
 import "time"
 
@@ -9,8 +9,8 @@ import "time"
 // (a whole snapshot: the first request, or after a gap) and Delta (the
 // change from the revision the edge holds).
 type FeedMessage struct {
-	Snapshot *SnapshotData  `json:"snapshot,omitempty"`
-	Delta    *SnapshotDelta `json:"delta,omitempty"`
+	Snapshot *Data  `json:"snapshot,omitempty"`
+	Delta    *Delta `json:"delta,omitempty"`
 }
 
 // EdgeReport is the body of PUT /edge/v1/sessions: who the edge is and its

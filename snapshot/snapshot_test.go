@@ -1,4 +1,4 @@
-package config
+package snapshot
 
 import (
 	"bytes"
@@ -7,14 +7,14 @@ import (
 )
 
 func TestSnapshotRoundTripAndIndexes(t *testing.T) {
-	d := SnapshotData{
+	d := Data{
 		Revision:        7,
 		Accounts:        []Account{{ID: "acct_1", Name: "a", Active: true}},
 		Principals:      []Principal{{ID: "usr_1", Kind: PrincipalUser, Active: true, AccountIDs: []string{"acct_1"}}},
 		Authtokens:      []Authtoken{{ID: "cr_1", AccountID: "acct_1", OwnerID: "usr_1", SecretHash: "ab"}},
 		ReservedDomains: []ReservedDomain{{ID: "rd_1", AccountID: "acct_1", Domain: "app.example.com", Region: "eu"}},
 	}
-	s, err := NewSnapshot(d)
+	s, err := New(d)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -22,7 +22,7 @@ func TestSnapshotRoundTripAndIndexes(t *testing.T) {
 	if err := s.Encode(&buf); err != nil {
 		t.Fatal(err)
 	}
-	s2, err := DecodeSnapshot(&buf)
+	s2, err := Decode(&buf)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -41,23 +41,11 @@ func TestSnapshotRoundTripAndIndexes(t *testing.T) {
 }
 
 func TestSnapshotRejectsDuplicatesAndUnknownFields(t *testing.T) {
-	if _, err := NewSnapshot(SnapshotData{Authtokens: []Authtoken{{ID: "cr_1"}, {ID: "cr_1"}}}); err == nil {
+	if _, err := New(Data{Authtokens: []Authtoken{{ID: "cr_1"}, {ID: "cr_1"}}}); err == nil {
 		t.Fatal("duplicate IDs accepted")
 	}
-	if _, err := DecodeSnapshot(strings.NewReader(`{"revision":1,"surprise":true}`)); err == nil {
+	if _, err := Decode(strings.NewReader(`{"revision":1,"surprise":true}`)); err == nil {
 		t.Fatal("unknown field accepted")
-	}
-}
-
-func TestIDs(t *testing.T) {
-	id := NewID(PrefixAPIKey)
-	if p, _, err := SplitID(id, PrefixAPIKey); err != nil || p != "ak" {
-		t.Fatal(id, err)
-	}
-	for _, bad := range []string{"", "ak_", "ak_short", "cr_2cSjwFetnZnRcG0B7U5fEYBX2V3", "2cSjwFetnZnRcG0B7U5fEYBX2V3"} {
-		if _, _, err := SplitID(bad, PrefixAPIKey); err == nil {
-			t.Errorf("SplitID(%q) accepted", bad)
-		}
 	}
 }
 
@@ -65,7 +53,7 @@ func FuzzDecodeSnapshot(f *testing.F) {
 	f.Add([]byte(`{"revision":1,"accounts":[{"id":"acct_1","active":true}]}`))
 	f.Add([]byte(`{}`))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		s, err := DecodeSnapshot(bytes.NewReader(b))
+		s, err := Decode(bytes.NewReader(b))
 		if err != nil {
 			return
 		}
@@ -73,7 +61,7 @@ func FuzzDecodeSnapshot(f *testing.F) {
 		if err := s.Encode(&buf); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := DecodeSnapshot(&buf); err != nil {
+		if _, err := Decode(&buf); err != nil {
 			t.Fatalf("re-decoding an encoded snapshot: %v", err)
 		}
 	})

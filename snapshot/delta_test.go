@@ -1,4 +1,4 @@
-package config
+package snapshot
 
 import (
 	"bytes"
@@ -11,9 +11,9 @@ import (
 	"time"
 )
 
-// canon sorts every collection by ID so two SnapshotData compare equal
+// canon sorts every collection by ID so two Data compare equal
 // regardless of order.
-func canon(t *testing.T, d SnapshotData) string {
+func canon(t *testing.T, d Data) string {
 	t.Helper()
 	slices.SortFunc(d.Accounts, func(a, b Account) int { return strings.Compare(a.ID, b.ID) })
 	slices.SortFunc(d.Principals, func(a, b Principal) int { return strings.Compare(a.ID, b.ID) })
@@ -35,8 +35,8 @@ func nilIfEmpty[T any](s []T) []T {
 	return s
 }
 
-func randomData(r *rand.Rand, rev uint64) SnapshotData {
-	d := SnapshotData{Revision: rev, CreatedAt: time.Unix(int64(rev), 0).UTC()}
+func randomData(r *rand.Rand, rev uint64) Data {
+	d := Data{Revision: rev, CreatedAt: time.Unix(int64(rev), 0).UTC()}
 	for i := range r.IntN(5) {
 		d.Accounts = append(d.Accounts, Account{ID: fmt.Sprintf("acct_%d", i*2+r.IntN(2)), Name: "a", Active: r.IntN(2) == 0})
 	}
@@ -74,7 +74,7 @@ func TestDeltaRoundTrip(t *testing.T) {
 		if err := json.NewEncoder(&buf).Encode(d); err != nil {
 			t.Fatal(err)
 		}
-		var got SnapshotDelta
+		var got Delta
 		if err := json.NewDecoder(&buf).Decode(&got); err != nil {
 			t.Fatal(err)
 		}
@@ -85,18 +85,18 @@ func TestDeltaRoundTrip(t *testing.T) {
 		if canon(t, out) != canon(t, to) {
 			t.Fatalf("round %d: Apply(Diff) differs:\n got %s\nwant %s", i, canon(t, out), canon(t, to))
 		}
-		if _, err := NewSnapshot(out); err != nil {
+		if _, err := New(out); err != nil {
 			t.Fatalf("round %d: applied delta does not index: %v", i, err)
 		}
 	}
 }
 
 func TestDeltaOnlyChanges(t *testing.T) {
-	from := SnapshotData{Revision: 4,
+	from := Data{Revision: 4,
 		Accounts:   []Account{{ID: "acct_1", Active: true}},
 		Authtokens: []Authtoken{{ID: "cr_1", SecretHash: "h1"}, {ID: "cr_2", SecretHash: "h2"}, {ID: "cr_3", SecretHash: "h3"}},
 	}
-	to := SnapshotData{Revision: 6,
+	to := Data{Revision: 6,
 		Accounts:   []Account{{ID: "acct_1", Active: true}},
 		Authtokens: []Authtoken{{ID: "cr_1", SecretHash: "h1"}, {ID: "cr_2", SecretHash: "h2", ACL: []string{"bind:x.example.com"}}, {ID: "cr_4"}},
 	}
@@ -110,7 +110,7 @@ func TestDeltaOnlyChanges(t *testing.T) {
 	if _, err := d.Apply(&to); err == nil {
 		t.Error("a delta applied to the wrong revision")
 	}
-	back := &SnapshotDelta{From: 6, Revision: 5}
+	back := &Delta{From: 6, Revision: 5}
 	if _, err := back.Apply(&to); err == nil {
 		t.Error("a delta going back in revisions applied")
 	}

@@ -1,4 +1,4 @@
-package config
+package snapshot
 
 import (
 	"encoding/json"
@@ -7,10 +7,10 @@ import (
 	"time"
 )
 
-// SnapshotData is the serialisable content of a control-plane snapshot: every
+// Data is the serialisable content of a control-plane snapshot: every
 // fact an edge needs to admit or refuse agents and public clients, as of one
-// store revision. Slices are in no particular order; NewSnapshot indexes them.
-type SnapshotData struct {
+// store revision. Slices are in no particular order; New indexes them.
+type Data struct {
 	// Revision is the store revision this snapshot reflects; it only grows.
 	Revision uint64 `json:"revision"`
 	// CreatedAt is when the control plane built the snapshot (UTC).
@@ -116,10 +116,10 @@ type IPRestriction struct {
 	IPPolicyIDs []string `json:"ip_policy_ids"`
 }
 
-// Snapshot is an immutable, indexed SnapshotData. Build one with NewSnapshot
+// Snapshot is an immutable, indexed Data. Build one with New
 // and share the pointer; never modify its data afterwards.
 type Snapshot struct {
-	data SnapshotData
+	data Data
 
 	accounts   map[string]*Account
 	principals map[string]*Principal
@@ -131,9 +131,9 @@ type Snapshot struct {
 	restrict   map[string][]*IPRestriction // account ID -> restrictions
 }
 
-// NewSnapshot indexes d and returns the immutable snapshot. d must not be
+// New indexes d and returns the immutable snapshot. d must not be
 // modified afterwards. It returns an error when an ID repeats.
-func NewSnapshot(d SnapshotData) (*Snapshot, error) {
+func New(d Data) (*Snapshot, error) {
 	s := &Snapshot{
 		data:       d,
 		accounts:   make(map[string]*Account, len(d.Accounts)),
@@ -188,7 +188,7 @@ func index[T any](m map[string]*T, items []T, key func(*T) string) error {
 func (s *Snapshot) Revision() uint64 { return s.data.Revision }
 
 // Data returns the snapshot's content. Callers must not modify it.
-func (s *Snapshot) Data() *SnapshotData { return &s.data }
+func (s *Snapshot) Data() *Data { return &s.data }
 
 // Account returns the account with the given ID.
 func (s *Snapshot) Account(id string) (*Account, bool) { a, ok := s.accounts[id]; return a, ok }
@@ -227,14 +227,14 @@ func (s *Snapshot) IPRestrictions(accountID string) []*IPRestriction { return s.
 // Encode writes the snapshot as JSON to w.
 func (s *Snapshot) Encode(w io.Writer) error { return json.NewEncoder(w).Encode(&s.data) }
 
-// DecodeSnapshot reads a JSON snapshot from r, rejecting unknown fields, and
+// Decode reads a JSON snapshot from r, rejecting unknown fields, and
 // indexes it.
-func DecodeSnapshot(r io.Reader) (*Snapshot, error) {
+func Decode(r io.Reader) (*Snapshot, error) {
 	dec := json.NewDecoder(r)
 	dec.DisallowUnknownFields()
-	var d SnapshotData
+	var d Data
 	if err := dec.Decode(&d); err != nil {
 		return nil, fmt.Errorf("decoding snapshot: %w", err)
 	}
-	return NewSnapshot(d)
+	return New(d)
 }

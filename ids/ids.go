@@ -1,4 +1,4 @@
-package config
+package ids
 
 import (
 	"fmt"
@@ -37,16 +37,16 @@ const (
 // ksuidLen is the length of a KSUID in its base62 string form.
 const ksuidLen = 27
 
-// NewID returns a fresh ID "<prefix>_<KSUID>". It panics only if the system
+// New returns a fresh ID "<prefix>_<KSUID>". It panics only if the system
 // random source fails, as crypto/rand does.
-func NewID(prefix string) string {
+func New(prefix string) string {
 	return prefix + "_" + ksuid.New().String()
 }
 
-// SplitID splits an ID into its prefix and KSUID part. It returns an error
+// Split splits an ID into its prefix and KSUID part. It returns an error
 // when id is not "<prefix>_<27 base62 characters>" or the prefix is not want
 // (pass "" to accept any prefix).
-func SplitID(id, want string) (prefix, suffix string, err error) {
+func Split(id, want string) (prefix, suffix string, err error) {
 	i := strings.LastIndexByte(id, '_')
 	if i <= 0 || len(id)-i-1 != ksuidLen {
 		return "", "", fmt.Errorf("malformed ID %q: want <prefix>_<27 characters>", id)

@@ -1,4 +1,6 @@
-package config
+package snapshot
+
+import "github.com/tollgate/tollgate/codes"
 
 // Wire types of the edge API's command channel (GET /edge/v1/commands,
 // POST /edge/v1/commands/results): how operator commands on agent sessions
@@ -41,10 +43,10 @@ type EdgeCommands struct {
 // EdgeCommandResult is the body of POST /edge/v1/commands/results: how one
 // command ended. An empty ErrorCode means the agent accepted it; otherwise
 // ErrorCode and Msg are those of the *Error the edge's command returned
-// (CodeSessionNotFound, CodeSessionCommandUnsupported, ...).
+// (codes.SessionNotFound, codes.SessionCommandUnsupported, ...).
 type EdgeCommandResult struct {
-	EdgeID    string `json:"edge_id"`
-	ID        string `json:"id"`
-	ErrorCode Code   `json:"error_code,omitempty"`
-	Msg       string `json:"msg,omitempty"`
+	EdgeID    string     `json:"edge_id"`
+	ID        string     `json:"id"`
+	ErrorCode codes.Code `json:"error_code,omitempty"`
+	Msg       string     `json:"msg,omitempty"`
 }

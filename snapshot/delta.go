@@ -1,4 +1,4 @@
-package config
+package snapshot
 
 import (
 	"fmt"
@@ -6,12 +6,12 @@ import (
 	"time"
 )
 
-// SnapshotDelta is the change from the snapshot at revision From to the one
+// Delta is the change from the snapshot at revision From to the one
 // at Revision: for each collection, the objects added or changed (Upsert,
 // whole objects) and the IDs of those removed (Delete). The snapshot feed
 // sends a delta to an edge that holds From, and a whole snapshot after a gap.
 // Objects are keyed by their ID field.
-type SnapshotDelta struct {
+type Delta struct {
 	From      uint64    `json:"from"`
 	Revision  uint64    `json:"revision"`
 	CreatedAt time.Time `json:"created_at"`
@@ -35,8 +35,8 @@ type CollectionDelta[T any] struct {
 // Diff returns the delta that turns from into to. Objects whose content is
 // unchanged (reflect.DeepEqual) are left out; a collection without changes is
 // nil.
-func Diff(from, to *SnapshotData) *SnapshotDelta {
-	return &SnapshotDelta{
+func Diff(from, to *Data) *Delta {
+	return &Delta{
 		From:            from.Revision,
 		Revision:        to.Revision,
 		CreatedAt:       to.CreatedAt,
@@ -54,14 +54,14 @@ func Diff(from, to *SnapshotData) *SnapshotDelta {
 // Apply returns base changed by d. base must be at revision d.From; base is
 // not modified. It fails when the revisions do not line up, so that a delta
 // is never applied to the wrong snapshot.
-func (d *SnapshotDelta) Apply(base *SnapshotData) (SnapshotData, error) {
+func (d *Delta) Apply(base *Data) (Data, error) {
 	if base.Revision != d.From {
-		return SnapshotData{}, fmt.Errorf("snapshot delta from revision %d cannot apply to revision %d", d.From, base.Revision)
+		return Data{}, fmt.Errorf("snapshot delta from revision %d cannot apply to revision %d", d.From, base.Revision)
 	}
 	if d.Revision < d.From {
-		return SnapshotData{}, fmt.Errorf("snapshot delta goes back from revision %d to %d", d.From, d.Revision)
+		return Data{}, fmt.Errorf("snapshot delta goes back from revision %d to %d", d.From, d.Revision)
 	}
-	return SnapshotData{
+	return Data{
 		Revision:        d.Revision,
 		CreatedAt:       d.CreatedAt,
 		Accounts:        apply(base.Accounts, d.Accounts, func(v *Account) string { return v.ID }),
@@ -76,7 +76,7 @@ func (d *SnapshotDelta) Apply(base *SnapshotData) (SnapshotData, error) {
 }
 
 // Size returns the number of objects the delta upserts or deletes.
-func (d *SnapshotDelta) Size() int {
+func (d *Delta) Size() int {
 	return size(d.Accounts) + size(d.Principals) + size(d.Authtokens) + size(d.SSHCredentials) +
 		size(d.ReservedDomains) + size(d.ReservedAddrs) + size(d.IPPolicies) + size(d.IPRestrictions)
 }
