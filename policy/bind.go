@@ -48,8 +48,9 @@ func BindAllowed(acl []string, target string) bool {
 }
 
 // ParseBindRule validates one ACL rule: "*" or "bind:" followed by "*", a
-// hostname, "*.<hostname>", or "host:port". It returns the rule normalised
-// to lower case, or an error that says what is wrong.
+// hostname, "*.<hostname>", or "host:port". It returns the rule with its
+// host in normal form (NormalizeHostname: lower case, punycode, no trailing
+// dot), or an error that says what is wrong.
 func ParseBindRule(rule string) (string, error) {
 	if rule == "*" {
 		return rule, nil
@@ -58,40 +59,20 @@ func ParseBindRule(rule string) (string, error) {
 	if !ok {
 		return "", fmt.Errorf("invalid ACL rule %q: a rule is '*' or starts with 'bind:'", rule)
 	}
-	v = strings.ToLower(v)
 	if v == "*" {
 		return "bind:*", nil
 	}
 	if host, port, err := net.SplitHostPort(v); err == nil {
 		p, perr := strconv.Atoi(port)
-		if perr != nil || p < 1 || p > 65535 || !validHostname(host) {
+		h, herr := NormalizeHostname(host)
+		if perr != nil || p < 1 || p > 65535 || herr != nil || strings.HasPrefix(h, "*.") {
 			return "", fmt.Errorf("invalid ACL rule %q: the address must be host:port with a port from 1 to 65535", rule)
 		}
-		return "bind:" + v, nil
+		return "bind:" + net.JoinHostPort(h, port), nil
 	}
-	name := strings.TrimPrefix(v, "*.")
-	if !validHostname(name) {
+	name, err := NormalizeHostname(v)
+	if err != nil {
 		return "", fmt.Errorf("invalid ACL rule %q: the bind value must be a domain, '*.<domain>', or host:port", rule)
 	}
-	return "bind:" + v, nil
-}
-
-// validHostname reports whether s is a DNS name of LDH labels (RFC 1123),
-// 1–253 characters, each label 1–63.
-func validHostname(s string) bool {
-	if len(s) == 0 || len(s) > 253 {
-		return false
-	}
-	for _, label := range strings.Split(s, ".") {
-		if len(label) == 0 || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
-			return false
-		}
-		for i := 0; i < len(label); i++ {
-			c := label[i]
-			if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-') {
-				return false
-			}
-		}
-	}
-	return true
+	return "bind:" + name, nil
 }

@@ -40,6 +40,9 @@ func TestParseBindRule(t *testing.T) {
 	good := map[string]string{
 		"*": "*", "bind:*": "bind:*", "bind:App.Example.com": "bind:app.example.com",
 		"bind:*.example.com": "bind:*.example.com", "bind:1.tcp.example.com:20002": "bind:1.tcp.example.com:20002",
+		// One normaliser for ACLs, binds and reservations: IDNs as punycode, a trailing dot dropped.
+		"bind:Bücher.Example.com.": "bind:xn--bcher-kva.example.com", "bind:*.bücher.example": "bind:*.xn--bcher-kva.example",
+		"bind:TCP.Example.com.:22": "bind:tcp.example.com:22",
 	}
 	for in, want := range good {
 		got, err := ParseBindRule(in)
@@ -48,7 +51,8 @@ func TestParseBindRule(t *testing.T) {
 		}
 	}
 	for _, bad := range []string{"", "bind:", "app.example.com", "bind:a..b", "bind:-a.com", "bind:a.com:0",
-		"bind:a.com:70000", "bind:a.*.com", "allow:x.com", "bind:a_b.com", "bind:" + strings.Repeat("a", 64) + ".com"} {
+		"bind:a.com:70000", "bind:a.*.com", "allow:x.com", "bind:a_b.com", "bind:" + strings.Repeat("a", 64) + ".com",
+		"bind:*.example.com:22", "bind:[::1]:22"} {
 		if _, err := ParseBindRule(bad); err == nil {
 			t.Errorf("ParseBindRule(%q) accepted", bad)
 		}

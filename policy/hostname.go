@@ -16,9 +16,29 @@ import (
 // wire, which is 253 characters written out).
 const MaxHostnameBytes = 253
 
-// ErrHostname is wrapped by every error of NormalizeHostname and
-// NormalizeHostPort; the wrapping error says what is wrong in plain words.
+// ErrHostname matches (errors.Is) every error of NormalizeHostname and
+// NormalizeHostPort, which are *HostnameError.
 var ErrHostname = errors.New("invalid hostname")
+
+// HostnameError is a hostname that NormalizeHostname or NormalizeHostPort
+// refused. Reason is a plain clause that says what is wrong ("it is not
+// valid IDNA"), for callers that compose their own message.
+type HostnameError struct {
+	Name   string // the input, truncated to 100 bytes
+	Reason string
+}
+
+// Error returns "invalid hostname <name>: <reason>".
+func (e *HostnameError) Error() string {
+	return fmt.Sprintf("invalid hostname %q: %s", e.Name, e.Reason)
+}
+
+// Is reports whether target is ErrHostname.
+func (e *HostnameError) Is(target error) bool { return target == ErrHostname }
+
+func hostnameErr(name, reason string) error {
+	return &HostnameError{Name: truncateName(name), Reason: reason}
+}
 
 // NormalizeHostname returns name in the one form in which Tollgate stores,
 // binds, routes, matches ACLs against and requests certificates for a
@@ -30,8 +50,8 @@ var ErrHostname = errors.New("invalid hostname")
 // caller's rule. The input is not trimmed of spaces: a space is an error.
 //
 // A name that is already in normal form is returned as it is, without
-// allocating, so the function is cheap on the request path. Errors wrap
-// ErrHostname.
+// allocating, so the function is cheap on the request path. Errors are
+// *HostnameError.
 func NormalizeHostname(name string) (string, error) {
 	if n, ok := asciiNormal(name); ok {
 		return n, nil
@@ -48,21 +68,21 @@ func normalizeIDNA(name string) (string, error) {
 	}
 	rest = strings.TrimSuffix(rest, ".")
 	if rest == "" {
-		return "", fmt.Errorf("%w: the name is empty", ErrHostname)
+		return "", hostnameErr(name, "the name is empty")
 	}
 	ascii, err := idna.Lookup.ToASCII(rest)
 	if err != nil {
-		return "", fmt.Errorf("%w: %q is not a valid hostname (letters, digits and '-' in dot-separated labels)", ErrHostname, truncateName(name))
+		return "", hostnameErr(name, "it is not a valid hostname (letters, digits and '-' in dot-separated labels)")
 	}
 	ascii = strings.ToLower(ascii)
 	if again, err := idna.Lookup.ToASCII(ascii); err != nil || again != ascii {
-		return "", fmt.Errorf("%w: %q is not valid IDNA", ErrHostname, truncateName(name))
+		return "", hostnameErr(name, "it is not valid IDNA")
 	}
-	if err := checkLDH(ascii); err != nil {
-		return "", err
+	if reason := checkLDH(ascii); reason != "" {
+		return "", hostnameErr(name, reason)
 	}
 	if len(wild)+len(ascii) > MaxHostnameBytes {
-		return "", fmt.Errorf("%w: the name is longer than %d characters", ErrHostname, MaxHostnameBytes)
+		return "", hostnameErr(name, fmt.Sprintf("it is longer than %d characters", MaxHostnameBytes))
 	}
 	return wild + ascii, nil
 }
@@ -72,7 +92,7 @@ func normalizeIDNA(name string) (string, error) {
 // canonical form (IPv4-mapped IPv6 folded to IPv4, IPv6 without brackets or
 // zone), anything else as NormalizeHostname. port is "" when none was
 // given; a port given must be decimal 1–65535. Wildcards are refused: a
-// request names one host. Errors wrap ErrHostname.
+// request names one host. Errors are *HostnameError.
 func NormalizeHostPort(hostport string) (host, port string, err error) {
 	host = hostport
 	switch {
@@ -85,24 +105,24 @@ func NormalizeHostPort(hostport string) (host, port string, err error) {
 	case strings.Count(hostport, ":") == 1:
 		h, p, serr := net.SplitHostPort(hostport)
 		if serr != nil {
-			return "", "", fmt.Errorf("%w: %q is not HOST or HOST:PORT", ErrHostname, truncateName(hostport))
+			return "", "", hostnameErr(hostport, "it is not HOST or HOST:PORT")
 		}
 		if p != "" { // RFC 3986 §3.2.3 allows an empty port: none given
 			n, perr := strconv.Atoi(p)
 			if perr != nil || n < 1 || n > 65535 || strconv.Itoa(n) != p {
-				return "", "", fmt.Errorf("%w: the port of %q is not a number from 1 to 65535", ErrHostname, truncateName(hostport))
+				return "", "", hostnameErr(hostport, "the port is not a number from 1 to 65535")
 			}
 		}
 		host, port = h, p
 	}
 	if ip, perr := netip.ParseAddr(host); perr == nil {
 		if ip.Zone() != "" {
-			return "", "", fmt.Errorf("%w: an IPv6 zone is not allowed", ErrHostname)
+			return "", "", hostnameErr(hostport, "an IPv6 zone is not allowed")
 		}
 		return ip.Unmap().String(), port, nil
 	}
 	if strings.HasPrefix(host, "*.") {
-		return "", "", fmt.Errorf("%w: %q is a wildcard, not one host", ErrHostname, truncateName(host))
+		return "", "", hostnameErr(hostport, "it is a wildcard, not one host")
 	}
 	host, err = NormalizeHostname(host)
 	if err != nil {
@@ -115,14 +135,8 @@ func NormalizeHostPort(hostport string) (host, port string, err error) {
 // is) or is normal but for ASCII upper case and one trailing dot (then
 // returns the fixed copy). Anything else needs the IDNA path.
 func asciiNormal(name string) (string, bool) {
-	n := name
-	if len(n) > 0 && n[len(n)-1] == '.' {
-		n = n[:len(n)-1]
-	}
-	labels := n
-	if strings.HasPrefix(labels, "*.") {
-		labels = labels[2:]
-	}
+	n := strings.TrimSuffix(name, ".")
+	labels := strings.TrimPrefix(n, "*.")
 	if len(labels) == 0 || len(n) > MaxHostnameBytes {
 		return "", false
 	}
@@ -157,20 +171,21 @@ func asciiNormal(name string) (string, bool) {
 	return n, true
 }
 
-// checkLDH checks an ASCII name's labels per RFC 1123 §2.1.
-func checkLDH(ascii string) error {
+// checkLDH checks an ASCII name's labels per RFC 1123 §2.1 and returns
+// what is wrong, or "".
+func checkLDH(ascii string) string {
 	for _, label := range strings.Split(ascii, ".") {
 		if label == "" || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
-			return fmt.Errorf("%w: every label has 1 to 63 characters and neither starts nor ends with '-'", ErrHostname)
+			return "every label has 1 to 63 characters and neither starts nor ends with '-'"
 		}
 		for i := 0; i < len(label); i++ {
 			c := label[i]
 			if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-') {
-				return fmt.Errorf("%w: a label may hold only letters, digits and '-'", ErrHostname)
+				return "a label may hold only letters, digits and '-'"
 			}
 		}
 	}
-	return nil
+	return ""
 }
 
 // truncateName keeps error messages short when a client sends a huge name.

@@ -11,8 +11,6 @@ import (
 	"strings"
 	"time"
 
-	"golang.org/x/net/idna"
-
 	"github.com/tollgate/tollgate/codes"
 	"github.com/tollgate/tollgate/ids"
 	"github.com/tollgate/tollgate/policy"
@@ -150,32 +148,18 @@ func NormalizeDomain(s string) (string, error) {
 	return ascii, nil
 }
 
-// hostnameASCII converts a hostname to lower-case ASCII (IDNA lookup rules)
-// and checks that it is LDH labels (RFC 1123) of 1–63 characters.
+// hostnameASCII converts a hostname to its normal form
+// (policy.NormalizeHostname) and returns what is wrong as a plain clause.
+// Its callers have removed the one trailing dot a name may have.
 func hostnameASCII(name string) (string, error) {
-	ascii, err := idna.Lookup.ToASCII(name)
-	if err != nil {
-		return "", errors.New("it is not a valid hostname (letters, digits and '-' in dot-separated labels)")
+	if strings.HasSuffix(name, ".") {
+		return "", errors.New("every label has 1 to 63 characters and neither starts nor ends with '-'")
 	}
-	ascii = strings.ToLower(ascii)
-	if again, err := idna.Lookup.ToASCII(ascii); err != nil || again != ascii {
-		return "", errors.New("it is not valid IDNA")
+	ascii, err := policy.NormalizeHostname(name)
+	if herr, ok := errors.AsType[*policy.HostnameError](err); ok {
+		return "", errors.New(herr.Reason)
 	}
-	if ascii == "" || len(ascii) > MaxDomainBytes {
-		return "", fmt.Errorf("a hostname has 1 to %d characters", MaxDomainBytes)
-	}
-	for _, label := range strings.Split(ascii, ".") {
-		if label == "" || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
-			return "", errors.New("every label has 1 to 63 characters and neither starts nor ends with '-'")
-		}
-		for i := 0; i < len(label); i++ {
-			c := label[i]
-			if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-') {
-				return "", errors.New("a label may hold only letters, digits and '-'")
-			}
-		}
-	}
-	return ascii, nil
+	return ascii, err
 }
 
 func allDigits(s string) bool {
