@@ -1,6 +1,7 @@
 // Command tollgate is the Tollgate agent: it puts a local service on a
 // public URL of a Tollgate edge. This package only parses flags and wires
-// package agent; see `tollgate --help`.
+// packages config (the config file, settings and their validation) and
+// agent; see `tollgate --help`.
 package main
 
 import (
@@ -15,6 +16,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/tollgate/tollgate/agent"
+	"github.com/tollgate/tollgate/config"
 	"github.com/tollgate/tollgate/internal/cpuprofile"
 )
 
@@ -122,9 +124,9 @@ endpoints (--web-addr false turns it off).`,
 	}
 	e.global.register(root)
 	root.AddCommand(
-		newEndpointCmd(e, agent.ProtoHTTP),
-		newEndpointCmd(e, agent.ProtoTCP),
-		newEndpointCmd(e, agent.ProtoTLS),
+		newEndpointCmd(e, config.ProtoHTTP),
+		newEndpointCmd(e, config.ProtoTCP),
+		newEndpointCmd(e, config.ProtoTLS),
 		newStartCmd(e),
 		newConfigCmd(e),
 		newAPICmd(e),
