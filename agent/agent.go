@@ -16,6 +16,7 @@ import (
 
 	"github.com/tollgate/tollgate/codes"
 	"github.com/tollgate/tollgate/config"
+	"github.com/tollgate/tollgate/regions"
 	"github.com/tollgate/tollgate/tunnel"
 )
 
@@ -52,7 +53,7 @@ type Agent struct {
 	dial          func(ctx context.Context, transport, addr string) (tunnel.Mux, error)
 	backoff       backoffer
 	fallbackDelay time.Duration
-	probe         regionProbe // measures a region's edge (region.go)
+	probe         regions.Measure // measures a region's edge (region.go)
 
 	mu       sync.Mutex // guards the fields below
 	status   Status

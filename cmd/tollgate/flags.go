@@ -13,6 +13,7 @@ import (
 	"github.com/tollgate/tollgate/agent"
 	"github.com/tollgate/tollgate/codes"
 	"github.com/tollgate/tollgate/config"
+	"github.com/tollgate/tollgate/regions"
 )
 
 // globalFlags are the flags every command takes.
@@ -30,7 +31,7 @@ func (g *globalFlags) register(root *cobra.Command) {
 	f.StringVar(&g.serverAddr, "server-addr", "", "edge agent address HOST:PORT (env TOLLGATE_SERVER_ADDR)")
 	f.StringVar(&g.rootCA, "root-ca", "", "PEM file of CAs that sign the edge's certificate; default the system roots (env TOLLGATE_ROOT_CA)")
 	f.StringVar(&g.transport, "transport", "", "transport to the edge: auto, quic or tcp (default auto)")
-	f.StringVar(&g.region, "region", "", "region to connect to: us, eu, ap, au, sa, jp, in")
+	f.StringVar(&g.region, "region", "", "region to connect to: "+regions.CodeList())
 	f.StringVar(&g.webAddr, "web-addr", "", "inspection API address, or false to disable (default "+config.DefaultWebAddr+")")
 	f.StringVar(&g.configPath, "config", "", "config file (default $TOLLGATE_CONFIG, $XDG_CONFIG_HOME/tollgate/tollgate.yml, ~/.config/tollgate/tollgate.yml)")
 	f.StringVar(&g.logLevel, "log-level", "warn", "log level: debug, info, warn or error")
