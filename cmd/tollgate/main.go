@@ -88,9 +88,11 @@ func newRootCmd(e *env) *cobra.Command {
 	root := &cobra.Command{
 		Use:   "tollgate",
 		Short: "Put a local service on a public URL of a Tollgate edge",
-		Long: `tollgate connects outbound to a Tollgate edge (QUIC, or TLS over TCP when UDP
-is blocked) and forwards each public connection to a local upstream, so nothing
-needs an inbound port.
+		Long: `tollgate connects outbound to a Tollgate edge and forwards each public
+connection to a local upstream, so nothing needs an inbound port. It connects
+over TLS on TCP first, and also tries QUIC on UDP when TCP fails or has not
+connected within ` + agent.FallbackDelay.String() + `, keeping whichever connects first (--transport auto,
+the default); --transport tcp or --transport quic uses only that one.
 
 Settings come from flags, then environment variables (TOLLGATE_AUTHTOKEN,
 TOLLGATE_SERVER_ADDR, TOLLGATE_ROOT_CA), then the config file
