@@ -52,9 +52,11 @@ type Config struct {
 	// Transport is config.TransportAuto (default when ""),
 	// config.TransportQUIC or config.TransportTCP.
 	Transport string
-	// Region is the region code to connect to ("" = whatever the edge at
-	// ServerAddr serves). When the edge serves another region and lists a
-	// connect address for this one, the agent reconnects there.
+	// Region is the region code to connect to. When the edge at ServerAddr
+	// serves another region and lists a connect address for this one, the
+	// agent reconnects there. "" means the region whose edge answers
+	// fastest among those the first edge lists (regions.Fastest), once per
+	// Run.
 	Region string
 	// WebAddr is the inspection API's listen address, HOST:PORT. "" or
 	// "false" disables it (the CLI defaults to config.DefaultWebAddr).
