@@ -15,6 +15,8 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/tollgate/tollgate/codes"
+	"github.com/tollgate/tollgate/config"
+	"github.com/tollgate/tollgate/regions"
 	"github.com/tollgate/tollgate/tunnel"
 )
 
@@ -51,7 +53,7 @@ type Agent struct {
 	dial          func(ctx context.Context, transport, addr string) (tunnel.Mux, error)
 	backoff       backoffer
 	fallbackDelay time.Duration
-	probe         regionProbe // measures a region's edge (region.go)
+	probe         regions.Measure // measures a region's edge (region.go)
 
 	mu       sync.Mutex // guards the fields below
 	status   Status
@@ -64,7 +66,7 @@ type Agent struct {
 
 // endpoint is one configured endpoint and its bind state.
 type endpoint struct {
-	spec    *endpointSpec
+	spec    *config.EndpointSpec
 	opts    json.RawMessage // Bind.Opts; holds passwords: never log
 	fwd     *forwarder
 	metrics counters
@@ -102,9 +104,9 @@ func New(cfg Config, logger *zap.Logger) (*Agent, error) {
 	a.dial = a.dialEdge
 	a.probe = a.tlsHandshakeTime
 	for _, spec := range r.endpoints {
-		opts, err := spec.bindOpts()
+		opts, err := bindOpts(spec)
 		if err != nil {
-			return nil, fmt.Errorf("encoding options of endpoint %q: %w", spec.name, err)
+			return nil, fmt.Errorf("encoding options of endpoint %q: %w", spec.Name, err)
 		}
 		ep := &endpoint{spec: spec, opts: opts, state: StateStarting}
 		ep.fwd = &forwarder{spec: spec, log: logger, metrics: &ep.metrics}
@@ -159,11 +161,11 @@ func (ep *endpoint) snapshot() EndpointStatus {
 	ep.mu.Lock()
 	defer ep.mu.Unlock()
 	return EndpointStatus{
-		Name:        ep.spec.name,
-		Proto:       ep.spec.bindProto,
-		URL:         ep.spec.url,
+		Name:        ep.spec.Name,
+		Proto:       ep.spec.BindProto,
+		URL:         ep.spec.URL,
 		PublicURL:   ep.publicURL,
-		Upstream:    ep.spec.upstream.String(),
+		Upstream:    ep.spec.Upstream.String(),
 		State:       ep.state,
 		BindID:      ep.bindID,
 		TunnelID:    ep.tunnelID,

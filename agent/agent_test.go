@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -19,6 +20,7 @@ import (
 	"go.uber.org/zap/zaptest"
 
 	"github.com/tollgate/tollgate/codes"
+	"github.com/tollgate/tollgate/config"
 	"github.com/tollgate/tollgate/tunnel"
 )
 
@@ -123,7 +125,7 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 	}
 }
 
-func baseConfig(t *testing.T, e *fakeEdge, transport string, eps ...EndpointConfig) Config {
+func baseConfig(t *testing.T, e *fakeEdge, transport string, eps ...config.Endpoint) Config {
 	return Config{
 		Authtoken:  "2abc_secret",
 		ServerAddr: e.addr,
@@ -171,7 +173,7 @@ func TestAgentEndToEnd(t *testing.T) {
 	for _, transport := range []string{"tcp", "quic"} {
 		t.Run(transport, func(t *testing.T) {
 			e := newFakeEdge(t, edgeOpts{tcp: true, quic: true})
-			cfg := baseConfig(t, e, transport, EndpointConfig{Name: "web", Proto: "http", URL: "https://web.tollgate.localhost", Upstream: helloUpstream(t), CIDRAllow: []string{"10.0.0.0/8"}})
+			cfg := baseConfig(t, e, transport, config.Endpoint{Name: "web", Proto: "http", URL: "https://web.tollgate.localhost", Upstream: helloUpstream(t), CIDRAllow: []string{"10.0.0.0/8"}})
 			cfg.WebAddr = "127.0.0.1:0"
 			ra := startAgent(t, cfg)
 			sess := e.waitSession(t)
@@ -254,8 +256,8 @@ func TestAgentEndToEnd(t *testing.T) {
 func TestAgentReconnectKeepsURL(t *testing.T) {
 	e := newFakeEdge(t, edgeOpts{tcp: true})
 	ra := startAgent(t, baseConfig(t, e, "tcp",
-		EndpointConfig{Name: "web", Proto: "http", Upstream: helloUpstream(t)},
-		EndpointConfig{Name: "db", Proto: "tcp", Upstream: "5432"}))
+		config.Endpoint{Name: "web", Proto: "http", Upstream: helloUpstream(t)},
+		config.Endpoint{Name: "db", Proto: "tcp", Upstream: "5432"}))
 	first := e.waitSession(t)
 	ra.waitReady(t)
 	before := ra.Endpoints()
@@ -300,7 +302,7 @@ func TestAgentReconnectKeepsURL(t *testing.T) {
 func TestAgentPermanentAuthError(t *testing.T) {
 	e := newFakeEdge(t, edgeOpts{tcp: true})
 	e.set(func() { e.authError = "The authtoken you specified is not valid. [TG_107]" })
-	ra := startAgent(t, baseConfig(t, e, "tcp", EndpointConfig{Name: CommandLineEndpoint, Proto: "http", Upstream: "8080"}))
+	ra := startAgent(t, baseConfig(t, e, "tcp", config.Endpoint{Name: config.CommandLineEndpoint, Proto: "http", Upstream: "8080"}))
 	err := ra.waitDone(t)
 	var ce *codes.Error
 	if !errors.As(err, &ce) || ce.Code != codes.AuthtokenInvalid || ce.Message != "The authtoken you specified is not valid." {
@@ -329,7 +331,7 @@ func TestAgentRetryableAuthError(t *testing.T) {
 func TestAgentBindRefused(t *testing.T) {
 	e := newFakeEdge(t, edgeOpts{tcp: true})
 	e.set(func() { e.bindError = "This credential's bind ACL does not allow web.example.com. [TG_619]" })
-	ra := startAgent(t, baseConfig(t, e, "tcp", EndpointConfig{Name: "web", Proto: "http", Upstream: "8080"}))
+	ra := startAgent(t, baseConfig(t, e, "tcp", config.Endpoint{Name: "web", Proto: "http", Upstream: "8080"}))
 	err := ra.waitDone(t)
 	var ce *codes.Error
 	if !errors.As(err, &ce) || ce.Code != codes.BindACL || !strings.HasPrefix(ce.Message, `Endpoint "web": This credential`) {
@@ -345,8 +347,8 @@ func TestAgentBindRefused(t *testing.T) {
 func TestAgentStopTunnel(t *testing.T) {
 	e := newFakeEdge(t, edgeOpts{tcp: true})
 	ra := startAgent(t, baseConfig(t, e, "tcp",
-		EndpointConfig{Name: "a", Proto: "tcp", Upstream: "1"},
-		EndpointConfig{Name: "b", Proto: "tcp", Upstream: "2"}))
+		config.Endpoint{Name: "a", Proto: "tcp", Upstream: "1"},
+		config.Endpoint{Name: "b", Proto: "tcp", Upstream: "2"}))
 	sess := e.waitSession(t)
 	ra.waitReady(t)
 	eps := ra.Endpoints()
@@ -388,7 +390,7 @@ func TestAgentStopTunnel(t *testing.T) {
 
 func TestAgentStopAndRestart(t *testing.T) {
 	e := newFakeEdge(t, edgeOpts{tcp: true})
-	ra := startAgent(t, baseConfig(t, e, "tcp", EndpointConfig{Name: "web", Proto: "http", Upstream: "8080"}))
+	ra := startAgent(t, baseConfig(t, e, "tcp", config.Endpoint{Name: "web", Proto: "http", Upstream: "8080"}))
 	sess := e.waitSession(t)
 	ra.waitReady(t)
 	url := ra.Endpoints()[0].PublicURL
@@ -443,7 +445,7 @@ func TestAgentAutoTransport(t *testing.T) {
 			a.fallbackDelay = 50 * time.Millisecond
 			realDial := a.dial
 			a.dial = func(ctx context.Context, transport, addr string) (tunnel.Mux, error) {
-				if transport == TransportTCP { // a firewall that drops TCP: no answer at all
+				if transport == config.TransportTCP { // a firewall that drops TCP: no answer at all
 					<-ctx.Done()
 					return nil, ctx.Err()
 				}
@@ -527,9 +529,9 @@ func TestNewValidation(t *testing.T) {
 		{"bad web addr", func(c *Config) { c.WebAddr = "4040" }, codes.ConfigInvalid, "web address"},
 		{"missing CA", func(c *Config) { c.RootCAFile = "/nonexistent/ca.pem" }, codes.CAUnreadable, "/nonexistent/ca.pem"},
 		{"duplicate names", func(c *Config) {
-			c.Endpoints = []EndpointConfig{{Name: "a", Proto: "tcp", Upstream: "1"}, {Name: "a", Proto: "tcp", Upstream: "2"}}
+			c.Endpoints = []config.Endpoint{{Name: "a", Proto: "tcp", Upstream: "1"}, {Name: "a", Proto: "tcp", Upstream: "2"}}
 		}, codes.ConfigInvalid, "unique"},
-		{"bad endpoint", func(c *Config) { c.Endpoints = []EndpointConfig{{Name: "a", Proto: "tcp", Upstream: "x"}} }, codes.ConfigInvalid, "upstream"},
+		{"bad endpoint", func(c *Config) { c.Endpoints = []config.Endpoint{{Name: "a", Proto: "tcp", Upstream: "x"}} }, codes.ConfigInvalid, "upstream"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -553,7 +555,7 @@ func TestNewValidation(t *testing.T) {
 	}
 }
 
-func writeFile(path, s string) error { return writeFileAtomic(path, []byte(s)) }
+func writeFile(path, s string) error { return os.WriteFile(path, []byte(s), 0o600) }
 
 func TestAgentRegionRedirect(t *testing.T) {
 	eu := newFakeEdge(t, edgeOpts{tcp: true})
@@ -562,7 +564,7 @@ func TestAgentRegionRedirect(t *testing.T) {
 		us.region = "us"
 		us.connect = []tunnel.ConnectAddress{{Region: "us", ServerAddr: us.addr}, {Region: "eu", ServerAddr: eu.addr}}
 	})
-	cfg := baseConfig(t, us, "tcp", EndpointConfig{Name: "web", Proto: "http", Upstream: "8080"})
+	cfg := baseConfig(t, us, "tcp", config.Endpoint{Name: "web", Proto: "http", Upstream: "8080"})
 	cfg.Region = "eu"
 	ra := startAgent(t, cfg)
 	ra.waitReady(t)

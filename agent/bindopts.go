@@ -3,6 +3,7 @@ package agent
 import (
 	"encoding/json"
 
+	"github.com/tollgate/tollgate/config"
 	"github.com/tollgate/tollgate/tunnel"
 )
 
@@ -30,31 +31,31 @@ type (
 	}
 )
 
-// bindOpts encodes the endpoint's Bind.Opts. The result holds basic-auth
-// passwords and TLS keys: never log it.
-func (s *endpointSpec) bindOpts() (json.RawMessage, error) {
+// bindOpts encodes the Bind.Opts of the endpoint s. The result holds
+// basic-auth passwords and TLS keys: never log it.
+func bindOpts(s *config.EndpointSpec) (json.RawMessage, error) {
 	var ipr *tunnel.IPRestriction
-	if len(s.allow) > 0 || len(s.deny) > 0 || len(s.policyIDs) > 0 {
-		ipr = &tunnel.IPRestriction{AllowCIDRs: s.allow, DenyCIDRs: s.deny, IPPolicyIDs: s.policyIDs}
+	if len(s.CIDRAllow) > 0 || len(s.CIDRDeny) > 0 || len(s.IPPolicyIDs) > 0 {
+		ipr = &tunnel.IPRestriction{AllowCIDRs: s.CIDRAllow, DenyCIDRs: s.CIDRDeny, IPPolicyIDs: s.IPPolicyIDs}
 	}
 	var v any
-	switch s.kind {
-	case ProtoHTTP:
-		o := httpOptsWire{URL: s.url, IPRestriction: ipr, MinTLSVersion: s.minTLS}
-		if len(s.basicAuth) > 0 {
+	switch s.Kind {
+	case config.ProtoHTTP:
+		o := httpOptsWire{URL: s.URL, IPRestriction: ipr, MinTLSVersion: s.MinTLS}
+		if len(s.BasicAuth) > 0 {
 			o.BasicAuth = &tunnel.BasicAuth{}
-			for _, c := range s.basicAuth {
+			for _, c := range s.BasicAuth {
 				o.BasicAuth.Credentials = append(o.BasicAuth.Credentials,
-					tunnel.BasicAuthCredential{Username: c.user, CleartextPassword: tunnel.Secret(c.password)})
+					tunnel.BasicAuthCredential{Username: c.User, CleartextPassword: tunnel.Secret(c.Password)})
 			}
 		}
 		v = o
-	case ProtoTCP:
-		v = tcpOptsWire{URL: s.url, ProxyProto: s.proxyProto, IPRestriction: ipr}
+	case config.ProtoTCP:
+		v = tcpOptsWire{URL: s.URL, ProxyProto: s.ProxyProto, IPRestriction: ipr}
 	default:
-		o := tlsOptsWire{URL: s.url, ProxyProto: s.proxyProto, IPRestriction: ipr, MinTLSVersion: s.minTLS}
-		if s.termCert != nil {
-			o.TLSTermination = &tunnel.TLSTermination{Cert: s.termCert, Key: s.termKey}
+		o := tlsOptsWire{URL: s.URL, ProxyProto: s.ProxyProto, IPRestriction: ipr, MinTLSVersion: s.MinTLS}
+		if s.TerminateCert != nil {
+			o.TLSTermination = &tunnel.TLSTermination{Cert: s.TerminateCert, Key: s.TerminateKey}
 		}
 		v = o
 	}

@@ -4,28 +4,16 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"net"
-	"os"
-	"strings"
 	"time"
 
 	"github.com/tollgate/tollgate/codes"
+	"github.com/tollgate/tollgate/config"
 	"github.com/tollgate/tollgate/regions"
 )
 
-// Transports the agent can use to reach the edge.
-const (
-	// TransportAuto tries AutoFirst, then the other transport if the first
-	// has not authenticated after FallbackDelay (or failed sooner), and
-	// keeps whichever authenticates first.
-	TransportAuto = "auto"
-	// TransportQUIC is QUIC over UDP.
-	TransportQUIC = "quic"
-	// TransportTCP is TLS over TCP with muxado.
-	TransportTCP = "tcp"
-)
-
-// AutoFirst is the transport that TransportAuto tries first; the other one
-// starts FallbackDelay later, or at once when AutoFirst fails.
+// AutoFirst is the transport that config.TransportAuto tries first; the
+// other one starts FallbackDelay later, or at once when AutoFirst fails,
+// and the agent keeps whichever authenticates first.
 //
 // TCP comes first because it serves users better on the machines we
 // measured (BenchmarkTunnelVsDirect, 2 cores, loopback): TLS+muxado carried
@@ -34,9 +22,9 @@ const (
 // quic-go's user-space packetisation (a syscall per 1452-byte packet) costs
 // the CPU-bound edge more per byte.
 // QUIC stays the fallback for networks where TCP to the edge is blocked.
-const AutoFirst = TransportTCP
+const AutoFirst = config.TransportTCP
 
-// FallbackDelay is how long TransportAuto waits for AutoFirst to
+// FallbackDelay is how long config.TransportAuto waits for AutoFirst to
 // authenticate before it also tries the other transport.
 const FallbackDelay = 2 * time.Second
 
@@ -61,19 +49,21 @@ type Config struct {
 	RootCAFile string
 	// RootCAs, when set, is the CA pool used to verify the edge.
 	RootCAs *x509.CertPool
-	// Transport is TransportAuto (default when ""), TransportQUIC or
-	// TransportTCP.
+	// Transport is config.TransportAuto (default when ""),
+	// config.TransportQUIC or config.TransportTCP.
 	Transport string
-	// Region is the region code to connect to ("" = whatever the edge at
-	// ServerAddr serves). When the edge serves another region and lists a
-	// connect address for this one, the agent reconnects there.
+	// Region is the region code to connect to. When the edge at ServerAddr
+	// serves another region and lists a connect address for this one, the
+	// agent reconnects there. "" means the region whose edge answers
+	// fastest among those the first edge lists (regions.Fastest), once per
+	// Run.
 	Region string
 	// WebAddr is the inspection API's listen address, HOST:PORT. "" or
-	// "false" disables it (the CLI defaults to DefaultWebAddr).
+	// "false" disables it (the CLI defaults to config.DefaultWebAddr).
 	WebAddr string
 	// Endpoints are bound after each successful Auth, in order. Names must
 	// be unique.
-	Endpoints []EndpointConfig
+	Endpoints []config.Endpoint
 	// Metadata is opaque text the edge stores with the agent session.
 	Metadata string
 	// Version is the agent version sent to the edge and in the user agent
@@ -95,24 +85,11 @@ type Config struct {
 // resolved is a validated Config.
 type resolved struct {
 	Config
-	endpoints []*endpointSpec
+	endpoints []*config.EndpointSpec
 	transport string
 	webAddr   string         // "" = disabled
 	roots     *x509.CertPool // nil = system roots
 	tlsCache  tls.ClientSessionCache
-}
-
-// parseTransport validates a Transport value; "" means auto.
-func parseTransport(t string) (string, error) {
-	switch strings.ToLower(strings.TrimSpace(t)) {
-	case "", TransportAuto:
-		return TransportAuto, nil
-	case TransportQUIC:
-		return TransportQUIC, nil
-	case TransportTCP:
-		return TransportTCP, nil
-	}
-	return "", inputError("Unknown transport %q: use auto, quic or tcp.", t)
 }
 
 // validate checks c, applies defaults and loads the CA file. Errors are
@@ -122,16 +99,13 @@ func (c Config) validate() (*resolved, error) {
 	r := &resolved{Config: c}
 	if c.Authtoken == "" {
 		return nil, codes.NewError(codes.AuthtokenMissing,
-			"No authtoken: run 'tollgate config add-authtoken TOKEN', pass --authtoken, or set %s.", EnvAuthtoken)
+			"No authtoken: run 'tollgate config add-authtoken TOKEN', pass --authtoken, or set %s.", config.EnvAuthtoken)
 	}
-	if strings.TrimSpace(c.ServerAddr) == "" {
-		return nil, inputError("No edge address: pass --server-addr HOST:PORT, set %s, or set server_addr in the config file.", EnvServerAddr)
+	if err := config.CheckServerAddr(c.ServerAddr); err != nil {
+		return nil, err
 	}
-	host, port, err := net.SplitHostPort(c.ServerAddr)
-	if err != nil || host == "" || checkPort(port) != nil {
-		return nil, inputError("The edge address %q is not HOST:PORT (for example edge.example.com:4443).", c.ServerAddr)
-	}
-	if r.transport, err = parseTransport(c.Transport); err != nil {
+	var err error
+	if r.transport, err = config.ParseTransport(c.Transport); err != nil {
 		return nil, err
 	}
 	if c.Region != "" {
@@ -141,23 +115,19 @@ func (c Config) validate() (*resolved, error) {
 		}
 		r.Region = string(reg)
 	}
-	if !isDisabledWebAddr(c.WebAddr) {
-		w := strings.TrimSpace(c.WebAddr)
-		if _, p, err := net.SplitHostPort(w); err != nil || (p != "0" && checkPort(p) != nil) {
-			return nil, inputError("The web address %q is not HOST:PORT (for example 127.0.0.1:4040), or 'false' to disable it.", c.WebAddr)
-		}
-		r.webAddr = w
+	if r.webAddr, err = config.ParseWebAddr(c.WebAddr); err != nil {
+		return nil, err
 	}
 	seen := make(map[string]bool, len(c.Endpoints))
 	for _, ec := range c.Endpoints {
-		spec, err := ec.validate()
+		spec, err := ec.Validate()
 		if err != nil {
 			return nil, err
 		}
-		if seen[spec.name] {
-			return nil, inputError("Two endpoints are named %q: names must be unique.", spec.name)
+		if seen[spec.Name] {
+			return nil, inputError("Two endpoints are named %q: names must be unique.", spec.Name)
 		}
-		seen[spec.name] = true
+		seen[spec.Name] = true
 		r.endpoints = append(r.endpoints, spec)
 	}
 	if r.Version == "" {
@@ -175,25 +145,11 @@ func (c Config) validate() (*resolved, error) {
 	r.tlsCache = tls.NewLRUClientSessionCache(8)
 	r.roots = c.RootCAs
 	if r.roots == nil && c.RootCAFile != "" {
-		if r.roots, err = LoadRootCAs(c.RootCAFile); err != nil {
+		if r.roots, err = config.LoadRootCAs(c.RootCAFile); err != nil {
 			return nil, err
 		}
 	}
 	return r, nil
-}
-
-// LoadRootCAs reads a PEM file of CA certificates. Errors are a
-// *codes.Error TG_9003 naming the file.
-func LoadRootCAs(path string) (*x509.CertPool, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, codes.NewError(codes.CAUnreadable, "Cannot read the root CA file %s: %v.", path, unwrapPathError(err)).WithCause(err)
-	}
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(data) {
-		return nil, codes.NewError(codes.CAUnreadable, "The root CA file %s holds no PEM certificate.", path)
-	}
-	return pool, nil
 }
 
 // edgeTLSConfig returns the TLS configuration for a connection to the
@@ -213,8 +169,23 @@ func (r *resolved) edgeTLSConfig(addr string) *tls.Config {
 	}
 }
 
-// isDisabledWebAddr reports whether a WebAddr value turns the API off.
-func isDisabledWebAddr(s string) bool {
-	s = strings.TrimSpace(s)
-	return s == "" || s == "false"
+// Apply copies the values s gives into c (as config.MergeAgentSettings
+// merged them from flags, environment and config file). An absent WebAddr
+// becomes config.DefaultWebAddr; an absent Transport stays "" (auto).
+func (c *Config) Apply(s config.AgentSettings) {
+	val := func(p *string) string {
+		if p == nil {
+			return ""
+		}
+		return *p
+	}
+	c.Authtoken = val(s.Authtoken)
+	c.ServerAddr = val(s.ServerAddr)
+	c.RootCAFile = val(s.RootCA)
+	c.Transport = val(s.Transport)
+	c.Region = val(s.Region)
+	c.WebAddr = config.DefaultWebAddr
+	if s.WebAddr != nil {
+		c.WebAddr = *s.WebAddr
+	}
 }

@@ -8,6 +8,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/tollgate/tollgate/config"
 	"github.com/tollgate/tollgate/tunnel"
 )
 
@@ -39,18 +40,18 @@ func (c *conn) close() {
 // dialEdge is the default Agent.dial: TLS over TCP with muxado, or QUIC.
 func (a *Agent) dialEdge(ctx context.Context, transport, addr string) (tunnel.Mux, error) {
 	tlsConf := a.cfg.edgeTLSConfig(addr)
-	if transport == TransportQUIC {
+	if transport == config.TransportQUIC {
 		return tunnel.DialQUIC(ctx, addr, tlsConf)
 	}
 	return tunnel.DialTCP(ctx, addr, tlsConf, tunnel.MuxConfig{})
 }
 
 // connect opens an authenticated session to the edge at addr with the
-// configured transport. With TransportAuto it races the transports (see
+// configured transport. With config.TransportAuto it races the transports (see
 // race). Auth refusals come back as errors wrapping *tunnel.RemoteError.
 func (a *Agent) connect(ctx context.Context, addr string) (*conn, error) {
 	auth := a.authRequest()
-	if a.cfg.transport != TransportAuto {
+	if a.cfg.transport != config.TransportAuto {
 		return a.attempt(ctx, a.cfg.transport, addr, auth)
 	}
 	return a.race(ctx, addr, auth)
@@ -58,10 +59,10 @@ func (a *Agent) connect(ctx context.Context, addr string) (*conn, error) {
 
 // otherTransport returns the transport that is not t.
 func otherTransport(t string) string {
-	if t == TransportQUIC {
-		return TransportTCP
+	if t == config.TransportQUIC {
+		return config.TransportTCP
 	}
-	return TransportQUIC
+	return config.TransportQUIC
 }
 
 type attemptResult struct {

@@ -1,8 +1,11 @@
-// Package agent is the Tollgate agent runtime: it validates endpoint
-// configuration, keeps one agent session to an edge alive (QUIC or TLS over
-// TCP, reconnecting with backoff), binds each endpoint, joins every proxy
-// stream the edge opens to the endpoint's upstream, and serves the local
-// inspection API (GET /api/tunnels).
+// Package agent is the Tollgate agent runtime: it keeps one agent session
+// to an edge alive (TLS over TCP first and QUIC when TCP is slow to answer
+// or fails, or the one transport configured; reconnecting with backoff),
+// moves to the configured region's edge or, without one, to the fastest
+// region's (regions.Fastest), binds each endpoint, joins every proxy stream
+// the edge opens to the endpoint's upstream, and serves the local
+// inspection API (GET /api/tunnels). Endpoints and settings arrive as
+// package config's types, which hold their schema, defaults and validation.
 //
 // Invariants:
 //   - New validates and has no side effects; Run does all I/O and owns every

@@ -2,8 +2,6 @@ package agent
 
 import (
 	"errors"
-	"strconv"
-	"strings"
 
 	"github.com/tollgate/tollgate/codes"
 )
@@ -12,8 +10,9 @@ import (
 // has run before: an Agent runs once.
 var ErrAlreadyRunning = errors.New("agent: Run called more than once")
 
-// inputError returns a *codes.Error with codes.ConfigInvalid: a flag, a
-// config file value or a programmatic Config field is invalid.
+// inputError returns a *codes.Error with codes.ConfigInvalid: a
+// programmatic Config field is invalid (package config checks the values
+// flags and the config file give).
 func inputError(format string, args ...any) *codes.Error {
 	return codes.NewError(codes.ConfigInvalid, format, args...)
 }
@@ -44,31 +43,4 @@ func (p *permanent) Unwrap() error { return p.err }
 func isPermanent(err error) bool {
 	var p *permanent
 	return errors.As(err, &p)
-}
-
-// CommandLineEndpoint is the name of the one endpoint that `tollgate http`,
-// `tcp` and `tls` define (the hosted platform's agent uses the same name).
-// Errors about it do not repeat its name.
-const CommandLineEndpoint = "command_line"
-
-// epError returns an input error about the named endpoint.
-func epError(name, format string, args ...any) *codes.Error {
-	e := inputError(format, args...)
-	if name != CommandLineEndpoint && name != "" {
-		e.Message = "Endpoint " + strconv.Quote(name) + ": " + e.Message
-	} else if e.Message != "" {
-		e.Message = strings.ToUpper(e.Message[:1]) + e.Message[1:]
-	}
-	return e
-}
-
-// epWrap prefixes the message of a *codes.Error with the endpoint name.
-func epWrap(name string, err error) error {
-	var ce *codes.Error
-	if name == CommandLineEndpoint || name == "" || !errors.As(err, &ce) {
-		return err
-	}
-	c := *ce
-	c.Message = "Endpoint " + strconv.Quote(name) + ": " + c.Message
-	return &c
 }

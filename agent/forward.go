@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/tollgate/tollgate/codes"
+	"github.com/tollgate/tollgate/config"
 	"go.uber.org/zap"
 )
 
@@ -58,11 +59,11 @@ type counters struct {
 
 // forwarder joins proxy streams to one endpoint's upstream.
 type forwarder struct {
-	spec    *endpointSpec
+	spec    *config.EndpointSpec
 	log     *zap.Logger
 	metrics *counters
 	// dial opens the upstream; tests replace it. nil = dialUpstream.
-	dial func(ctx context.Context, u Upstream, insecure bool) (halfConn, error)
+	dial func(ctx context.Context, u config.Upstream, insecure bool) (halfConn, error)
 
 	lastWarn   atomic.Int64 // UnixNano of the last unreachable warning
 	suppressed atomic.Int64 // warnings turned into debug logs since
@@ -79,11 +80,11 @@ func (f *forwarder) serve(ctx context.Context, s halfConn, clientAddr string) {
 	if dial == nil {
 		dial = dialUpstream
 	}
-	up, err := dial(ctx, f.spec.upstream, f.spec.insecure)
+	up, err := dial(ctx, f.spec.Upstream, f.spec.UpstreamTLSInsecure)
 	if err != nil {
 		f.warnUnreachable(clientAddr, err)
-		if f.spec.kind == ProtoHTTP {
-			if werr := writeBadGateway(s, f.spec.upstream); werr == nil {
+		if f.spec.Kind == config.ProtoHTTP {
+			if werr := writeBadGateway(s, f.spec.Upstream); werr == nil {
 				_ = s.CloseWrite()
 				drain(s)
 			}
@@ -101,7 +102,7 @@ func (f *forwarder) serve(ctx context.Context, s halfConn, clientAddr string) {
 	f.metrics.bytesIn.Add(in)
 	f.metrics.bytesOut.Add(out)
 	if ce := f.log.Check(zap.DebugLevel, "connection closed"); ce != nil {
-		ce.Write(zap.String("endpoint", f.spec.name), zap.String("remote_addr", clientAddr),
+		ce.Write(zap.String("endpoint", f.spec.Name), zap.String("remote_addr", clientAddr),
 			zap.Int64("bytes_in", in), zap.Int64("bytes_out", out))
 	}
 }
@@ -120,7 +121,7 @@ func (f *forwarder) warnUnreachable(clientAddr string, err error) {
 	if ce == nil {
 		return
 	}
-	fields := []zap.Field{zap.String("endpoint", f.spec.name), zap.String("upstream", f.spec.upstream.String()),
+	fields := []zap.Field{zap.String("endpoint", f.spec.Name), zap.String("upstream", f.spec.Upstream.String()),
 		zap.String("remote_addr", clientAddr), zap.Error(err)}
 	if level == zap.WarnLevel {
 		fields = append(fields, zap.Int64("suppressed", f.suppressed.Swap(0)))
@@ -130,7 +131,7 @@ func (f *forwarder) warnUnreachable(clientAddr string, err error) {
 
 // dialUpstream connects to u: TCP, then TLS with ServerName u.Host for an
 // https upstream (handshake done here, so a failure is a dial failure).
-func dialUpstream(ctx context.Context, u Upstream, insecure bool) (halfConn, error) {
+func dialUpstream(ctx context.Context, u config.Upstream, insecure bool) (halfConn, error) {
 	ctx, cancel := context.WithTimeout(ctx, upstreamDialLimit)
 	defer cancel()
 	var d net.Dialer
@@ -238,7 +239,7 @@ func copyHalf(dst, src halfConn) (int64, error) {
 // writeBadGateway writes a complete HTTP/1.1 502 response saying the
 // agent could not reach upstream, with code TG_8012 in the body and in the
 // Tollgate-Error-Code header, and Connection: close.
-func writeBadGateway(w io.Writer, upstream Upstream) error {
+func writeBadGateway(w io.Writer, upstream config.Upstream) error {
 	body := "Tollgate: the agent could not reach the upstream " + upstream.String() + ".\n\n" +
 		"The endpoint is online, but nothing answered at " + upstream.Addr() + " on the agent's machine.\n" +
 		"Start the service there, or restart the agent with the right upstream.\n\n" +

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tollgate/tollgate/config"
 	"go.uber.org/zap"
 )
 
@@ -58,7 +59,7 @@ func closedPort(t *testing.T) string {
 // given upstream.
 func newTestForwarder(t *testing.T, kind, upstream string, insecure bool) *forwarder {
 	t.Helper()
-	spec, err := EndpointConfig{Name: "t", Proto: kind, Upstream: upstream, UpstreamTLSInsecure: insecure}.validate()
+	spec, err := config.Endpoint{Name: "t", Proto: kind, Upstream: upstream, UpstreamTLSInsecure: insecure}.Validate()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,36 +4,21 @@ import (
 	"context"
 	"crypto/tls"
 	"net"
-	"sync"
 	"time"
 
 	"go.uber.org/zap"
 
+	"github.com/tollgate/tollgate/regions"
 	"github.com/tollgate/tollgate/tunnel"
 )
 
-// Region choice without --region: the first edge the agent reaches lists
-// every region's connect address in its Auth response (ConnectAddresses,
-// reference/agent-protocol.md); the agent measures the time of a TCP
-// connect and TLS handshake with each and moves to the lowest, once per Run.
-// The TLS handshake makes the edge's own process answer: a TCP connect alone
-// is completed by the kernel (or a load balancer) in front of it.
+// Region choice without --region: regions.Fastest measures every region's
+// edge that the first edge's Auth response lists and names the one to move
+// to. The agent's measure is tlsHandshakeTime: the TLS handshake makes the
+// edge's own process answer, where a TCP connect alone is completed by the
+// kernel (or a load balancer) in front of it.
 
-// probeRounds is how many handshakes each region's edge gets; the
-// fastest counts, so one slow SYN does not decide.
-const probeRounds = 3
-
-// probeTimeout bounds one region's measurement.
-const probeTimeout = 2 * time.Second
-
-// switchMargin is how much faster another region must be before the agent
-// leaves the edge it reached: small differences are noise.
-const switchMargin = 2 * time.Millisecond
-
-// regionProbe measures how long reaching the edge at addr takes.
-type regionProbe func(ctx context.Context, addr string) (time.Duration, error)
-
-// tlsHandshakeTime is the default regionProbe: a TCP connect and a TLS
+// tlsHandshakeTime is the agent's regions.Measure: a TCP connect and a TLS
 // handshake with the edge at addr, verified as a session's would be.
 func (a *Agent) tlsHandshakeTime(ctx context.Context, addr string) (time.Duration, error) {
 	d := tls.Dialer{NetDialer: &net.Dialer{}, Config: a.cfg.edgeTLSConfig(addr)}
@@ -47,59 +32,29 @@ func (a *Agent) tlsHandshakeTime(ctx context.Context, addr string) (time.Duratio
 	return rtt, nil
 }
 
-// fastestRegion returns the connect address of the region with the lowest
-// connect time when it beats the current edge (addr) by switchMargin; else
-// "". Regions that cannot be reached are skipped.
-func (a *Agent) fastestRegion(ctx context.Context, resp *tunnel.AuthResp, addr string, probe regionProbe) string {
-	cands := map[string]string{} // server addr -> region
+// fastestRegion returns the connect address of the region whose edge
+// answers fastest when it beats the current edge (addr) by
+// regions.SwitchMargin; else "". Regions that cannot be reached are
+// skipped.
+func (a *Agent) fastestRegion(ctx context.Context, resp *tunnel.AuthResp, addr string, probe regions.Measure) string {
+	addrs := make([]regions.Address, 0, len(resp.Extra.ConnectAddresses))
 	for _, ca := range resp.Extra.ConnectAddresses {
-		if ca.ServerAddr != "" {
-			cands[ca.ServerAddr] = ca.Region
-		}
+		addrs = append(addrs, regions.Address{Region: regions.Region(ca.Region), ServerAddr: ca.ServerAddr})
 	}
-	if len(cands) < 2 {
+	current := regions.Address{Region: regions.Region(resp.Extra.Region), ServerAddr: addr}
+	c := regions.Fastest(ctx, addrs, current, probe)
+	if c.Probed == 0 {
 		return ""
 	}
-	if _, ok := cands[addr]; !ok {
-		cands[addr] = resp.Extra.Region
-	}
-	ctx, cancel := context.WithTimeout(ctx, probeTimeout)
-	defer cancel()
-	var mu sync.Mutex
-	best := map[string]time.Duration{}
-	var wg sync.WaitGroup
-	for sa := range cands {
-		wg.Go(func() {
-			for range probeRounds {
-				rtt, err := probe(ctx, sa)
-				if err != nil {
-					return
-				}
-				mu.Lock()
-				if cur, ok := best[sa]; !ok || rtt < cur {
-					best[sa] = rtt
-				}
-				mu.Unlock()
-			}
-		})
-	}
-	wg.Wait()
-	here, ok := best[addr]
-	pick, pickRTT := "", time.Duration(0)
-	for sa, rtt := range best {
-		if pick == "" || rtt < pickRTT || (rtt == pickRTT && sa < pick) {
-			pick, pickRTT = sa, rtt
-		}
-	}
-	fields := make([]zap.Field, 0, len(best))
-	for sa, rtt := range best {
-		fields = append(fields, zap.Duration(cands[sa]+" "+sa, rtt))
+	fields := make([]zap.Field, 0, len(c.Measured))
+	for _, m := range c.Measured {
+		fields = append(fields, zap.Duration(string(m.Region)+" "+m.ServerAddr, m.RTT))
 	}
 	a.log.Debug("measured the regions' edges", fields...)
-	if pick == "" || pick == addr || (ok && here-pickRTT < switchMargin) {
+	if c.Move.ServerAddr == "" {
 		return ""
 	}
-	a.log.Info("moving to the fastest region", zap.String("region", cands[pick]), zap.String("server_addr", pick),
-		zap.Duration("connect_time", pickRTT), zap.Duration("current_connect_time", here))
-	return pick
+	a.log.Info("moving to the fastest region", zap.String("region", string(c.Move.Region)), zap.String("server_addr", c.Move.ServerAddr),
+		zap.Duration("connect_time", c.Move.RTT), zap.Duration("current_connect_time", c.Current.RTT))
+	return c.Move.ServerAddr
 }

@@ -8,6 +8,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/tollgate/tollgate/regions"
 	"github.com/tollgate/tollgate/tunnel"
 )
 
@@ -22,7 +23,7 @@ func TestFastestRegion(t *testing.T) {
 		return r
 	}
 	three := map[string]string{"us": "10.0.0.1:4443", "eu": "10.0.0.2:4443", "ap": "10.0.0.3:4443"}
-	probe := func(rtts map[string]time.Duration) regionProbe {
+	probe := func(rtts map[string]time.Duration) regions.Measure {
 		return func(ctx context.Context, addr string) (time.Duration, error) {
 			d, ok := rtts[addr]
 			if !ok {

@@ -14,6 +14,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/tollgate/tollgate/codes"
+	"github.com/tollgate/tollgate/config"
 	"github.com/tollgate/tollgate/tunnel"
 )
 
@@ -125,10 +126,10 @@ func (a *Agent) bindAll(ctx context.Context, c *conn) error {
 		ep.mu.Lock()
 		req := &tunnel.Bind{
 			ID:         ep.bindID,
-			Proto:      ep.spec.bindProto,
-			ForwardsTo: ep.spec.upstream.String(),
+			Proto:      ep.spec.BindProto,
+			ForwardsTo: ep.spec.Upstream.String(),
 			Opts:       ep.opts,
-			Extra:      tunnel.BindExtra{Name: ep.spec.name, Token: ep.token, Metadata: ep.spec.metadata},
+			Extra:      tunnel.BindExtra{Name: ep.spec.Name, Token: ep.token, Metadata: ep.spec.Metadata},
 		}
 		stopped, rebind, oldURL := ep.state == StateStopped, ep.publicURL != "", ep.publicURL
 		ep.mu.Unlock()
@@ -143,7 +144,7 @@ func (a *Agent) bindAll(ctx context.Context, c *conn) error {
 			if errors.As(err, &re) && (!rebind || re.Permanent()) {
 				return &permanent{err: bindError(ep.spec, re)}
 			}
-			return fmt.Errorf("binding endpoint %q: %w", ep.spec.name, err)
+			return fmt.Errorf("binding endpoint %q: %w", ep.spec.Name, err)
 		}
 		ep.mu.Lock()
 		if resp.ID != "" {
@@ -157,11 +158,11 @@ func (a *Agent) bindAll(ctx context.Context, c *conn) error {
 		ep.state = StateOnline
 		ep.mu.Unlock()
 		if rebind && oldURL != resp.URL {
-			a.log.Warn("endpoint URL changed on reconnect", zap.String("endpoint", ep.spec.name),
+			a.log.Warn("endpoint URL changed on reconnect", zap.String("endpoint", ep.spec.Name),
 				zap.String("old_url", oldURL), zap.String("url", resp.URL))
 		}
-		a.log.Info("endpoint online", zap.String("endpoint", ep.spec.name), zap.String("url", resp.URL),
-			zap.String("upstream", ep.spec.upstream.String()))
+		a.log.Info("endpoint online", zap.String("endpoint", ep.spec.Name), zap.String("url", resp.URL),
+			zap.String("upstream", ep.spec.Upstream.String()))
 	}
 	a.rebuildRoutes()
 	a.setState(SessionOnline)
@@ -244,7 +245,7 @@ func (a *Agent) shutdown(c *conn) {
 			continue
 		}
 		if err := c.sess.Unbind(ctx, id); err != nil {
-			a.log.Debug("unbind failed", zap.String("endpoint", ep.spec.name), zap.Error(err))
+			a.log.Debug("unbind failed", zap.String("endpoint", ep.spec.Name), zap.Error(err))
 		}
 	}
 	c.close()
@@ -286,9 +287,9 @@ func (a *Agent) onStopTunnel(st tunnel.StopTunnel) {
 		return
 	}
 	a.rebuildRoutes()
-	a.log.Warn("the edge stopped an endpoint", zap.String("endpoint", stopped.spec.name),
+	a.log.Warn("the edge stopped an endpoint", zap.String("endpoint", stopped.spec.Name),
 		zap.String("message", st.Message), zap.String("code", st.ErrorCode))
-	a.emit(Event{Kind: EventEndpointStopped, Endpoint: stopped.spec.name, Message: st.Message, Code: st.ErrorCode})
+	a.emit(Event{Kind: EventEndpointStopped, Endpoint: stopped.spec.Name, Message: st.Message, Code: st.ErrorCode})
 	if all {
 		a.allStoppedOnce.Do(func() { close(a.allStopped) })
 	}
@@ -336,10 +337,10 @@ func (a *Agent) stoppedError() error {
 
 // bindError turns a bind refusal into the error Run returns, naming the
 // endpoint unless it is the command line's only one.
-func bindError(spec *endpointSpec, re *tunnel.RemoteError) error {
+func bindError(spec *config.EndpointSpec, re *tunnel.RemoteError) error {
 	prefix := ""
-	if spec.name != CommandLineEndpoint {
-		prefix = fmt.Sprintf("Endpoint %q: ", spec.name)
+	if spec.Name != config.CommandLineEndpoint {
+		prefix = fmt.Sprintf("Endpoint %q: ", spec.Name)
 	}
 	if re.Code == "" {
 		return fmt.Errorf("%s%w", prefix, re)

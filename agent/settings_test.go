@@ -1,19 +1,23 @@
 package agent
 
-import "testing"
+import (
+	"testing"
+
+	"github.com/tollgate/tollgate/config"
+)
 
 func ptr(s string) *string { return &s }
 
 func TestSettingsPrecedence(t *testing.T) {
-	flags := Settings{Authtoken: ptr("flag-token"), Transport: ptr("tcp")}
-	env := EnvSettings(func(k string) string {
+	flags := config.AgentSettings{Authtoken: ptr("flag-token"), Transport: ptr("tcp")}
+	env := config.AgentSettingsFromEnv(func(k string) string {
 		return map[string]string{
-			EnvAuthtoken:  "env-token",
-			EnvServerAddr: "env.example.com:4443",
-			EnvRootCA:     "", // empty counts as not given
+			config.EnvAuthtoken:  "env-token",
+			config.EnvServerAddr: "env.example.com:4443",
+			config.EnvRootCA:     "", // empty counts as not given
 		}[k]
 	})
-	file := (&File{
+	file := (&config.AgentFile{
 		Authtoken:  "file-token",
 		ServerAddr: "file.example.com:4443",
 		RootCA:     "/file/ca.pem",
@@ -22,14 +26,14 @@ func TestSettingsPrecedence(t *testing.T) {
 	}).Settings()
 
 	var c Config
-	MergeSettings(flags, env, file).Apply(&c)
+	c.Apply(config.MergeAgentSettings(flags, env, file))
 	want := Config{
 		Authtoken:  "flag-token",           // flag beats env and file
 		ServerAddr: "env.example.com:4443", // env beats file
 		RootCAFile: "/file/ca.pem",         // empty env var does not hide the file
 		Transport:  "tcp",
 		Region:     "eu",
-		WebAddr:    DefaultWebAddr, // given nowhere
+		WebAddr:    config.DefaultWebAddr, // given nowhere
 	}
 	if c.Authtoken != want.Authtoken || c.ServerAddr != want.ServerAddr || c.RootCAFile != want.RootCAFile ||
 		c.Transport != want.Transport || c.Region != want.Region || c.WebAddr != want.WebAddr {
@@ -37,14 +41,14 @@ func TestSettingsPrecedence(t *testing.T) {
 	}
 
 	// An explicit "false" web address wins over the default.
-	MergeSettings(Settings{WebAddr: ptr("false")}, file).Apply(&c)
+	c.Apply(config.MergeAgentSettings(config.AgentSettings{WebAddr: ptr("false")}, file))
 	if c.WebAddr != "false" {
 		t.Fatalf("WebAddr = %q", c.WebAddr)
 	}
 	// Nothing given anywhere.
 	var empty Config
-	MergeSettings().Apply(&empty)
-	if empty.Authtoken != "" || empty.WebAddr != DefaultWebAddr {
+	empty.Apply(config.MergeAgentSettings())
+	if empty.Authtoken != "" || empty.WebAddr != config.DefaultWebAddr {
 		t.Fatalf("empty = %+v", empty)
 	}
 }

@@ -1,9 +1,15 @@
 package regions
 
-import "fmt"
+import (
+	"fmt"
+	"strings"
+)
 
 // Region is a region code such as "us" or "eu".
 type Region string
+
+// Default is the region of an edge, and of a reservation, that names none.
+const Default Region = "us"
 
 // Info describes one region.
 type Info struct {
@@ -11,7 +17,7 @@ type Info struct {
 	Name string
 }
 
-// All lists the regions in the order the hosted platform documents them
+// all lists the regions in the order the hosted platform documents them
 // (reference/platform-behaviour.md §4.1).
 var all = []Info{
 	{"us", "United States"},
@@ -26,6 +32,16 @@ var all = []Info{
 // All returns every known region.
 func All() []Info { return append([]Info(nil), all...) }
 
+// CodeList returns every region code, in the order of All, joined by ", ":
+// "us, eu, ap, au, sa, jp, in". Help texts and error messages use it.
+func CodeList() string {
+	codes := make([]string, len(all))
+	for i, r := range all {
+		codes[i] = string(r.Code)
+	}
+	return strings.Join(codes, ", ")
+}
+
 // Parse returns the Region for a code, or an error naming the valid codes.
 func Parse(code string) (Region, error) {
 	for _, r := range all {
@@ -33,5 +49,12 @@ func Parse(code string) (Region, error) {
 			return r.Code, nil
 		}
 	}
-	return "", fmt.Errorf("unknown region %q: use one of us, eu, ap, au, sa, jp, in", code)
+	return "", fmt.Errorf("unknown region %q: use one of %s", code, CodeList())
+}
+
+// Address is where agents reach an edge of a region: the edge's agent
+// address, HOST:PORT. Edges list one per region in their Auth response.
+type Address struct {
+	Region     Region
+	ServerAddr string
 }

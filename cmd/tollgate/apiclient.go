@@ -13,11 +13,6 @@ import (
 	"time"
 )
 
-// defaultAPIURL is the control plane's REST API when neither --api-url,
-// TOLLGATE_API_URL nor the config file's api_url names one: the address
-// `tollgated dev` listens on by default.
-const defaultAPIURL = "http://127.0.0.1:4080"
-
 // maxAPIResponse bounds a response body the CLI reads (a list page of 100
 // objects is far below it).
 const maxAPIResponse = 16 << 20

@@ -11,6 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/tollgate/tollgate/codes"
+	"github.com/tollgate/tollgate/config"
 )
 
 // maxListPages bounds how many pages `list --all` follows (100 objects a
@@ -44,7 +45,7 @@ next_page_uri and prints every object in one list.
 The API key comes from --api-key, else TOLLGATE_API_KEY, else api_key in the
 config file ('tollgate config add-api-key'). The API's base URL comes from
 --api-url, else TOLLGATE_API_URL, else api_url in the config file, else
-` + defaultAPIURL + ` (tollgated dev).
+` + config.DefaultAPIURL + ` (tollgated dev).
 
 An answer of 4xx or 5xx prints the API's message and error code (TG_nnn) on
 stderr and exits with status 1; bad flags exit with status 2.`,
@@ -62,7 +63,7 @@ stderr and exits with status 1; bad flags exit with status 2.`,
 	af.cmd = api
 	pf := api.PersistentFlags()
 	pf.StringVar(&af.apiKey, "api-key", "", "API key (env TOLLGATE_API_KEY, config file api_key)")
-	pf.StringVar(&af.apiURL, "api-url", "", "base URL of the REST API (env TOLLGATE_API_URL, config file api_url; default "+defaultAPIURL+")")
+	pf.StringVar(&af.apiURL, "api-url", "", "base URL of the REST API (env TOLLGATE_API_URL, config file api_url; default "+config.DefaultAPIURL+")")
 	for i := range apiResources {
 		api.AddCommand(newAPIResourceCmd(e, af, &apiResources[i]))
 	}
@@ -74,10 +75,10 @@ stderr and exits with status 1; bad flags exit with status 2.`,
 func (af *apiFlags) client(e *env) (*apiClient, error) {
 	key, base := af.apiKey, af.apiURL
 	if !af.cmd.PersistentFlags().Changed("api-key") {
-		key = e.getenv("TOLLGATE_API_KEY")
+		key = e.getenv(config.EnvAPIKey)
 	}
 	if !af.cmd.PersistentFlags().Changed("api-url") {
-		base = e.getenv("TOLLGATE_API_URL")
+		base = e.getenv(config.EnvAPIURL)
 	}
 	if key == "" || base == "" {
 		f, _, err := e.global.loadFile(e.getenv, false)
@@ -97,7 +98,7 @@ func (af *apiFlags) client(e *env) (*apiClient, error) {
 			"No API key: give --api-key, set TOLLGATE_API_KEY, or save one with 'tollgate config add-api-key KEY'.")
 	}
 	if base == "" {
-		base = defaultAPIURL
+		base = config.DefaultAPIURL
 	}
 	c, err := newAPIClient(base, key)
 	if err != nil {

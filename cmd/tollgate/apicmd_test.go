@@ -13,7 +13,7 @@ import (
 	"sync/atomic"
 	"testing"
 
-	"github.com/tollgate/tollgate/agent"
+	"github.com/tollgate/tollgate/config"
 	"github.com/tollgate/tollgate/controlplane"
 	"github.com/tollgate/tollgate/controlplane/store"
 )
@@ -174,7 +174,7 @@ func TestAPIKeySources(t *testing.T) {
 	if code != 0 || !strings.Contains(out, cfg) {
 		t.Fatalf("add-api-key: %d %q %q", code, out, errOut)
 	}
-	f, err := agent.LoadFile(cfg)
+	f, err := config.LoadAgentFile(cfg)
 	if err != nil || f.APIKey != "filekey_secret" || f.APIURL != srv.URL {
 		t.Fatalf("config file: %+v %v", f, err)
 	}

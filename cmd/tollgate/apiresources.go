@@ -1,5 +1,7 @@
 package main
 
+import "github.com/tollgate/tollgate/regions"
+
 // fieldKind is the JSON shape of a body field set by a flag.
 type fieldKind int
 
@@ -72,13 +74,13 @@ var apiResources = []apiResource{
 	{name: "reserved-domains", path: "/reserved_domains", listKey: "reserved_domains", short: "Reserved domains that agents may bind", verbs: crud,
 		fields: []apiField{fDescription, fMetadata,
 			{flag: "domain", key: "domain", usage: "the domain to reserve (app.example.com or *.example.com)", create: true},
-			{flag: "region", key: "region", usage: "region the domain is pinned to: us, eu, ap, au, sa, jp, in (fixed once reserved)", create: true},
+			{flag: "region", key: "region", usage: "region the domain is pinned to: " + regions.CodeList() + " (fixed once reserved)", create: true},
 			{flag: "certificate-id", key: "certificate_id", usage: "ID of an uploaded certificate to serve", create: true, update: true},
 		}},
 	{name: "reserved-addrs", path: "/reserved_addrs", listKey: "reserved_addrs", short: "Reserved TCP addresses that agents may bind", verbs: crud,
 		fields: []apiField{fDescription, fMetadata,
 			{flag: "addr", key: "addr", usage: "the address to reserve, HOST:PORT (default: one is assigned)", create: true},
-			{flag: "region", key: "region", usage: "region the address is pinned to: us, eu, ap, au, sa, jp, in", create: true},
+			{flag: "region", key: "region", usage: "region the address is pinned to: " + regions.CodeList(), create: true},
 		}},
 	{name: "ip-policies", path: "/ip_policies", listKey: "ip_policies", short: "IP policies: named groups of allow/deny CIDR rules", verbs: crud,
 		fields: []apiField{fDescription, fMetadata}},

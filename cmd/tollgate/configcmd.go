@@ -8,8 +8,8 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/tollgate/tollgate/agent"
 	"github.com/tollgate/tollgate/codes"
+	"github.com/tollgate/tollgate/config"
 )
 
 func newConfigCmd(e *env) *cobra.Command {
@@ -40,7 +40,7 @@ comments in the file are kept.`,
 			if flags.Changed("root-ca") {
 				ca := g.rootCA
 				if ca != "" {
-					if _, err := agent.LoadRootCAs(ca); err != nil {
+					if _, err := config.LoadRootCAs(ca); err != nil {
 						return fail(err)
 					}
 					if abs, err := filepath.Abs(ca); err == nil {
@@ -56,14 +56,14 @@ comments in the file are kept.`,
 	return cfg
 }
 
-// saveSettings writes set into the config file (agent.UpdateFile) and
+// saveSettings writes set into the config file (config.UpdateAgentFile) and
 // tells the user that what was saved there.
 func saveSettings(e *env, set map[string]string, what string) error {
 	path, err := e.global.filePath(e.getenv)
 	if err != nil {
 		return fail(err)
 	}
-	if err := agent.UpdateFile(path, set); err != nil {
+	if err := config.UpdateAgentFile(path, set); err != nil {
 		return fail(err)
 	}
 	fmt.Fprintf(e.stdout, "%s saved to %s\n", what, path)
@@ -79,7 +79,7 @@ func newAddAPIKeyCmd(e *env) *cobra.Command {
 		Long: `Save KEY as api_key in the config file, creating the file (mode 0600) if
 needed; 'tollgate api' uses it when neither --api-key nor TOLLGATE_API_KEY is
 given. With --api-url, save the REST API's base URL as api_url too (default
-` + defaultAPIURL + `). Other keys and comments in the file are kept.`,
+` + config.DefaultAPIURL + `). Other keys and comments in the file are kept.`,
 		Example: `  tollgate config add-api-key 2cSjwFetnZnRcG0B7U5fEYBX2V3_6Jxvym7aMW1jc41HTLpAc
   tollgate config add-api-key 2cSjw..._6Jxvym --api-url https://api.example.com`,
 		Args: cobra.ExactArgs(1),

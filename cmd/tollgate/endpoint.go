@@ -11,6 +11,7 @@ import (
 
 	"github.com/tollgate/tollgate/agent"
 	"github.com/tollgate/tollgate/codes"
+	"github.com/tollgate/tollgate/config"
 )
 
 // endpointFlags are the flags of `tollgate http|tcp|tls`.
@@ -25,7 +26,7 @@ type endpointFlags struct {
 }
 
 var endpointHelp = map[string]struct{ short, long, example, urlHelp string }{
-	agent.ProtoHTTP: {
+	config.ProtoHTTP: {
 		short: "Forward a public HTTPS URL to a local HTTP service",
 		long: `Bind an HTTP endpoint at the edge and forward its requests to UPSTREAM.
 UPSTREAM is a port (8080), HOST:PORT (192.168.1.10:3000), or a URL
@@ -38,7 +39,7 @@ Without --url the edge picks a name.`,
   tollgate http 8080 --min-tls 1.3`,
 		urlHelp: "public URL to bind, e.g. https://app.example.com (default: the edge picks one)",
 	},
-	agent.ProtoTCP: {
+	config.ProtoTCP: {
 		short: "Forward a public TCP address to a local TCP service",
 		long: `Bind a TCP endpoint at the edge and forward each connection to UPSTREAM,
 a port (22) or HOST:PORT (db.internal:5432). Without --url the edge picks an
@@ -48,7 +49,7 @@ address; use --url tcp://HOST:PORT for a reserved one.`,
   tollgate tcp 25 --proxy-proto 2`,
 		urlHelp: "public address to bind, tcp://HOST:PORT (default: the edge picks one)",
 	},
-	agent.ProtoTLS: {
+	config.ProtoTLS: {
 		short: "Forward a public TLS name to a local TLS service, unterminated",
 		long: `Bind a TLS endpoint at the edge: the edge routes by SNI and passes the
 client's TLS bytes unterminated to UPSTREAM, a port (443) or HOST:PORT, which
@@ -71,8 +72,8 @@ func newEndpointCmd(e *env, proto string) *cobra.Command {
 		Example: h.example,
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			ep := agent.EndpointConfig{
-				Name:                agent.CommandLineEndpoint,
+			ep := config.Endpoint{
+				Name:                config.CommandLineEndpoint,
 				Proto:               proto,
 				URL:                 f.url,
 				Upstream:            args[0],
@@ -91,7 +92,7 @@ func newEndpointCmd(e *env, proto string) *cobra.Command {
 			if err != nil {
 				return fail(err)
 			}
-			return runAgent(cmd.Context(), e, file, []agent.EndpointConfig{ep})
+			return runAgent(cmd.Context(), e, file, []config.Endpoint{ep})
 		},
 	}
 	fl := cmd.Flags()
@@ -100,17 +101,17 @@ func newEndpointCmd(e *env, proto string) *cobra.Command {
 	fl.StringArrayVar(&f.cidrDeny, "cidr-deny", nil, "refuse clients from this CIDR or IP (repeatable)")
 	fl.StringArrayVar(&f.ipPolicyIDs, "ip-policy-id", nil, "also apply the rules of this IP policy of the account, ipp_... (repeatable)")
 	fl.StringVar(&f.metadata, "metadata", "", "opaque text stored with the endpoint at the edge")
-	if proto != agent.ProtoTCP {
+	if proto != config.ProtoTCP {
 		fl.StringVar(&f.minTLS, "min-tls", "", "minimum TLS version clients must use: 1.2 or 1.3 (default: the edge's)")
 	}
-	if proto != agent.ProtoHTTP {
+	if proto != config.ProtoHTTP {
 		fl.IntVar(&f.proxyProto, "proxy-proto", 0, "send a PROXY protocol header (1 or 2) to the upstream, so it sees the client's address")
 	}
-	if proto == agent.ProtoTLS {
+	if proto == config.ProtoTLS {
 		fl.StringVar(&f.crt, "crt", "", "PEM certificate the edge terminates TLS with (with --key); the upstream then gets plain bytes")
 		fl.StringVar(&f.key, "key", "", "PEM private key of --crt")
 	}
-	if proto == agent.ProtoHTTP {
+	if proto == config.ProtoHTTP {
 		fl.StringArrayVar(&f.basicAuth, "basic-auth", nil, "require HTTP basic auth USER:PASSWORD (repeatable)")
 		fl.BoolVar(&f.insecure, "upstream-tls-insecure", false, "do not verify an https:// upstream's certificate")
 	}
@@ -149,7 +150,7 @@ section of the config file, all over one agent session:
 			if err != nil {
 				return fail(err)
 			}
-			eps, err := file.EndpointConfigs(args, all)
+			eps, err := file.SelectEndpoints(args, all)
 			if err != nil {
 				return fail(err)
 			}
@@ -163,7 +164,7 @@ section of the config file, all over one agent session:
 // runAgent builds the agent from flags, environment and file (in that
 // order of precedence), runs it until a signal, Stop or a permanent error,
 // and prints what the user needs to see.
-func runAgent(ctx context.Context, e *env, file *agent.File, eps []agent.EndpointConfig) error {
+func runAgent(ctx context.Context, e *env, file *config.AgentFile, eps []config.Endpoint) error {
 	log, err := e.global.logger(e.stderr)
 	if err != nil {
 		return fail(err)
@@ -172,7 +173,7 @@ func runAgent(ctx context.Context, e *env, file *agent.File, eps []agent.Endpoin
 
 	cfg := agent.Config{Endpoints: eps, Version: version,
 		HeartbeatInterval: e.global.heartbeatInterval, HeartbeatTolerance: e.global.heartbeatTolerance}
-	agent.MergeSettings(e.global.settings(), agent.EnvSettings(e.getenv), file.Settings()).Apply(&cfg)
+	cfg.Apply(config.MergeAgentSettings(e.global.settings(), config.AgentSettingsFromEnv(e.getenv), file.Settings()))
 	p := &printer{out: e.stdout, errOut: e.stderr}
 	cfg.OnEvent = p.event
 	a, err := agent.New(cfg, log)
@@ -215,7 +216,7 @@ func (p *printer) ready(a *agent.Agent) {
 	}
 	for _, ep := range a.Endpoints() {
 		name := ""
-		if ep.Name != agent.CommandLineEndpoint {
+		if ep.Name != config.CommandLineEndpoint {
 			name = "  (" + ep.Name + ")"
 		}
 		fmt.Fprintf(p.out, "Forwarding  %s -> %s%s\n", ep.PublicURL, ep.Upstream, name)

@@ -12,6 +12,8 @@ import (
 
 	"github.com/tollgate/tollgate/agent"
 	"github.com/tollgate/tollgate/codes"
+	"github.com/tollgate/tollgate/config"
+	"github.com/tollgate/tollgate/regions"
 )
 
 // globalFlags are the flags every command takes.
@@ -29,8 +31,8 @@ func (g *globalFlags) register(root *cobra.Command) {
 	f.StringVar(&g.serverAddr, "server-addr", "", "edge agent address HOST:PORT (env TOLLGATE_SERVER_ADDR)")
 	f.StringVar(&g.rootCA, "root-ca", "", "PEM file of CAs that sign the edge's certificate; default the system roots (env TOLLGATE_ROOT_CA)")
 	f.StringVar(&g.transport, "transport", "", "transport to the edge: auto, quic or tcp (default auto)")
-	f.StringVar(&g.region, "region", "", "region to connect to: us, eu, ap, au, sa, jp, in")
-	f.StringVar(&g.webAddr, "web-addr", "", "inspection API address, or false to disable (default "+agent.DefaultWebAddr+")")
+	f.StringVar(&g.region, "region", "", "region to connect to: "+regions.CodeList())
+	f.StringVar(&g.webAddr, "web-addr", "", "inspection API address, or false to disable (default "+config.DefaultWebAddr+")")
 	f.StringVar(&g.configPath, "config", "", "config file (default $TOLLGATE_CONFIG, $XDG_CONFIG_HOME/tollgate/tollgate.yml, ~/.config/tollgate/tollgate.yml)")
 	f.StringVar(&g.logLevel, "log-level", "warn", "log level: debug, info, warn or error")
 	f.StringVar(&g.logFormat, "log-format", "console", "log format: console or json")
@@ -39,14 +41,14 @@ func (g *globalFlags) register(root *cobra.Command) {
 }
 
 // settings returns the values given as flags; unset flags are nil.
-func (g *globalFlags) settings() agent.Settings {
+func (g *globalFlags) settings() config.AgentSettings {
 	get := func(name, v string) *string {
 		if g.cmd.PersistentFlags().Changed(name) {
 			return &v
 		}
 		return nil
 	}
-	return agent.Settings{
+	return config.AgentSettings{
 		Authtoken:  get("authtoken", g.authtoken),
 		ServerAddr: get("server-addr", g.serverAddr),
 		RootCA:     get("root-ca", g.rootCA),
@@ -61,22 +63,22 @@ func (g *globalFlags) filePath(getenv func(string) string) (string, error) {
 	if g.configPath != "" {
 		return g.configPath, nil
 	}
-	return agent.DefaultFilePath(getenv)
+	return config.DefaultAgentFilePath(getenv)
 }
 
 // loadFile loads the config file. A missing file is an empty one, unless
 // required or named with --config.
-func (g *globalFlags) loadFile(getenv func(string) string, required bool) (*agent.File, string, error) {
+func (g *globalFlags) loadFile(getenv func(string) string, required bool) (*config.AgentFile, string, error) {
 	path, err := g.filePath(getenv)
 	if err != nil {
 		return nil, "", err
 	}
-	f, err := agent.LoadFile(path)
+	f, err := config.LoadAgentFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		if required || g.configPath != "" {
 			return nil, path, codes.NewError(codes.ConfigInvalid, "No config file at %s: create it, or name one with --config.", path)
 		}
-		return &agent.File{}, path, nil
+		return &config.AgentFile{}, path, nil
 	}
 	return f, path, err
 }

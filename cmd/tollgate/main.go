@@ -1,6 +1,7 @@
 // Command tollgate is the Tollgate agent: it puts a local service on a
 // public URL of a Tollgate edge. This package only parses flags and wires
-// package agent; see `tollgate --help`.
+// packages config (the config file, settings and their validation) and
+// agent; see `tollgate --help`.
 package main
 
 import (
@@ -15,6 +16,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/tollgate/tollgate/agent"
+	"github.com/tollgate/tollgate/config"
 	"github.com/tollgate/tollgate/internal/cpuprofile"
 )
 
@@ -86,9 +88,11 @@ func newRootCmd(e *env) *cobra.Command {
 	root := &cobra.Command{
 		Use:   "tollgate",
 		Short: "Put a local service on a public URL of a Tollgate edge",
-		Long: `tollgate connects outbound to a Tollgate edge (QUIC, or TLS over TCP when UDP
-is blocked) and forwards each public connection to a local upstream, so nothing
-needs an inbound port.
+		Long: `tollgate connects outbound to a Tollgate edge and forwards each public
+connection to a local upstream, so nothing needs an inbound port. It connects
+over TLS on TCP first, and also tries QUIC on UDP when TCP fails or has not
+connected within ` + agent.FallbackDelay.String() + `, keeping whichever connects first (--transport auto,
+the default); --transport tcp or --transport quic uses only that one.
 
 Settings come from flags, then environment variables (TOLLGATE_AUTHTOKEN,
 TOLLGATE_SERVER_ADDR, TOLLGATE_ROOT_CA), then the config file
@@ -122,9 +126,9 @@ endpoints (--web-addr false turns it off).`,
 	}
 	e.global.register(root)
 	root.AddCommand(
-		newEndpointCmd(e, agent.ProtoHTTP),
-		newEndpointCmd(e, agent.ProtoTCP),
-		newEndpointCmd(e, agent.ProtoTLS),
+		newEndpointCmd(e, config.ProtoHTTP),
+		newEndpointCmd(e, config.ProtoTCP),
+		newEndpointCmd(e, config.ProtoTLS),
 		newStartCmd(e),
 		newConfigCmd(e),
 		newAPICmd(e),

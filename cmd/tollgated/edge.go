@@ -81,7 +81,7 @@ reason.`,
 		}),
 	}
 	f := cmd.Flags()
-	f.StringVar(&o.region, "region", "", "region code this edge serves: us, eu, ap, au, sa, jp, in (required)")
+	f.StringVar(&o.region, "region", "", "region code this edge serves: "+regions.CodeList()+" (required)")
 	f.StringVar(&o.controlURL, "control", "", "control plane API base URL, http(s)://HOST:PORT (required)")
 	f.StringVar(&o.secretFile, "control-secret-file", "", "file whose first line is the control plane's edge secret (env TOLLGATE_EDGE_SECRET)")
 	f.StringVar(&o.controlCA, "control-ca", "", "PEM file of root certificates that verify an https:// --control (default: the system roots)")

@@ -1,12 +1,8 @@
-package agent
+package config
 
 import (
-	"encoding/json"
-	"reflect"
 	"strings"
 	"testing"
-
-	"github.com/tollgate/tollgate/tunnel"
 )
 
 func TestParseEndpointURL(t *testing.T) {
@@ -59,7 +55,7 @@ func TestParseEndpointURL(t *testing.T) {
 		t.Run(tt.proto+"/"+tt.in, func(t *testing.T) {
 			p, u, err := ParseEndpointURL(tt.proto, tt.in)
 			if tt.err != "" {
-				if err == nil || !strings.Contains(err.Error(), tt.err) || !IsUsageError(err) {
+				if err == nil || !strings.Contains(err.Error(), tt.err) || !isUsageError(err) {
 					t.Fatalf("ParseEndpointURL(%q, %q) = %q, %q, %v; want usage error containing %q", tt.proto, tt.in, p, u, err, tt.err)
 				}
 				return
@@ -94,92 +90,47 @@ func FuzzParseEndpointURL(f *testing.F) {
 }
 
 func TestEndpointValidate(t *testing.T) {
-	ok := EndpointConfig{Name: "web", Upstream: "8080", Proto: "http"}
+	ok := Endpoint{Name: "web", Upstream: "8080", Proto: "http"}
 	tests := []struct {
 		name string
-		mut  func(*EndpointConfig)
+		mut  func(*Endpoint)
 		err  string
 	}{
-		{"ok", func(*EndpointConfig) {}, ""},
-		{"no name", func(c *EndpointConfig) { c.Name = " " }, "needs a name"},
-		{"bad proto", func(c *EndpointConfig) { c.Proto = "udp" }, `Endpoint "web": unknown proto`},
-		{"bad upstream", func(c *EndpointConfig) { c.Upstream = "nope" }, `Endpoint "web": The upstream "nope" has no port`},
-		{"min tls ok", func(c *EndpointConfig) { c.MinTLS = "1.3" }, ""},
-		{"min tls bad", func(c *EndpointConfig) { c.MinTLS = "1.1" }, `Endpoint "web": the minimum TLS version "1.1" is not supported`},
-		{"min tls tcp", func(c *EndpointConfig) { c.Proto = "tcp"; c.MinTLS = "1.2" }, "not tcp"},
-		{"cidr ok", func(c *EndpointConfig) { c.CIDRAllow = []string{"10.0.0.0/8", "192.0.2.7"} }, ""},
-		{"cidr bad", func(c *EndpointConfig) { c.CIDRDeny = []string{"10.0.0.0/33"} }, "cidr_deny"},
-		{"basic auth bad", func(c *EndpointConfig) { c.BasicAuth = []string{"user-only"} }, "USER:PASSWORD"},
-		{"basic auth tcp", func(c *EndpointConfig) { c.Proto = "tcp"; c.BasicAuth = []string{"u:p"} }, "http endpoints only"},
-		{"crt on http", func(c *EndpointConfig) { c.TerminateCert, c.TerminateKey = "c.pem", "k.pem" }, "tls endpoints only"},
-		{"crt without key", func(c *EndpointConfig) { c.Proto = "tls"; c.Upstream = "443"; c.TerminateCert = "c.pem" }, "both a certificate"},
-		{"crt unreadable", func(c *EndpointConfig) {
+		{"ok", func(*Endpoint) {}, ""},
+		{"no name", func(c *Endpoint) { c.Name = " " }, "needs a name"},
+		{"bad proto", func(c *Endpoint) { c.Proto = "udp" }, `Endpoint "web": unknown proto`},
+		{"bad upstream", func(c *Endpoint) { c.Upstream = "nope" }, `Endpoint "web": The upstream "nope" has no port`},
+		{"min tls ok", func(c *Endpoint) { c.MinTLS = "1.3" }, ""},
+		{"min tls bad", func(c *Endpoint) { c.MinTLS = "1.1" }, `Endpoint "web": the minimum TLS version "1.1" is not supported`},
+		{"min tls tcp", func(c *Endpoint) { c.Proto = "tcp"; c.MinTLS = "1.2" }, "not tcp"},
+		{"cidr ok", func(c *Endpoint) { c.CIDRAllow = []string{"10.0.0.0/8", "192.0.2.7"} }, ""},
+		{"cidr bad", func(c *Endpoint) { c.CIDRDeny = []string{"10.0.0.0/33"} }, "cidr_deny"},
+		{"basic auth bad", func(c *Endpoint) { c.BasicAuth = []string{"user-only"} }, "USER:PASSWORD"},
+		{"basic auth tcp", func(c *Endpoint) { c.Proto = "tcp"; c.BasicAuth = []string{"u:p"} }, "http endpoints only"},
+		{"crt on http", func(c *Endpoint) { c.TerminateCert, c.TerminateKey = "c.pem", "k.pem" }, "tls endpoints only"},
+		{"crt without key", func(c *Endpoint) { c.Proto = "tls"; c.Upstream = "443"; c.TerminateCert = "c.pem" }, "both a certificate"},
+		{"crt unreadable", func(c *Endpoint) {
 			c.Proto, c.Upstream, c.TerminateCert, c.TerminateKey = "tls", "443", "/nonexistent/c.pem", "/nonexistent/k.pem"
 		}, "could not be read"},
-		{"command line no prefix", func(c *EndpointConfig) { c.Name = CommandLineEndpoint; c.Proto = "udp" }, "Unknown proto"},
+		{"command line no prefix", func(c *Endpoint) { c.Name = CommandLineEndpoint; c.Proto = "udp" }, "Unknown proto"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			c := ok
 			tt.mut(&c)
-			_, err := c.validate()
+			_, err := c.Validate()
 			if tt.err == "" {
 				if err != nil {
 					t.Fatalf("validate: %v", err)
 				}
 				return
 			}
-			if err == nil || !strings.Contains(err.Error(), tt.err) || !IsUsageError(err) {
+			if err == nil || !strings.Contains(err.Error(), tt.err) || !isUsageError(err) {
 				t.Fatalf("validate = %v, want usage error containing %q", err, tt.err)
 			}
 			if strings.Contains(err.Error(), "p]") && strings.Contains(tt.name, "basic") {
 				t.Fatalf("error echoes a password: %v", err)
 			}
 		})
-	}
-}
-
-func TestBindOptsDecodeAtEdge(t *testing.T) {
-	spec, err := EndpointConfig{
-		Name: "web", URL: "https://app.example.com", Upstream: "8080", MinTLS: "1.3",
-		CIDRAllow: []string{"10.1.2.3/8"}, CIDRDeny: []string{"10.9.9.9"}, BasicAuth: []string{"alice:s3cret:with:colons"},
-	}.validate()
-	if err != nil {
-		t.Fatal(err)
-	}
-	raw, err := spec.bindOpts()
-	if err != nil {
-		t.Fatal(err)
-	}
-	o, err := tunnel.DecodeHTTPOptions(raw)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(o.Unsupported) != 0 {
-		t.Fatalf("edge sees unsupported options %v in %s", o.Unsupported, raw)
-	}
-	if o.URL != "https://app.example.com" || o.MinTLSVersion != "1.3" {
-		t.Fatalf("URL %q MinTLSVersion %q", o.URL, o.MinTLSVersion)
-	}
-	wantIPR := &tunnel.IPRestriction{AllowCIDRs: []string{"10.0.0.0/8"}, DenyCIDRs: []string{"10.9.9.9/32"}}
-	if !reflect.DeepEqual(o.IPRestriction, wantIPR) {
-		t.Fatalf("IPRestriction = %+v, want %+v", o.IPRestriction, wantIPR)
-	}
-	if o.BasicAuth == nil || len(o.BasicAuth.Credentials) != 1 ||
-		o.BasicAuth.Credentials[0].Username != "alice" || o.BasicAuth.Credentials[0].CleartextPassword.Reveal() != "s3cret:with:colons" {
-		t.Fatalf("BasicAuth = %+v", o.BasicAuth)
-	}
-
-	tcp, _ := EndpointConfig{Name: "db", URL: "tcp://1.tcp.example.com:20002", Upstream: "5432"}.validate()
-	raw, _ = tcp.bindOpts()
-	to, err := tunnel.DecodeTCPOptions(raw)
-	if err != nil || to.URL != "tcp://1.tcp.example.com:20002" || len(to.Unsupported) != 0 || to.IPRestriction != nil {
-		t.Fatalf("tcp opts %s → %+v, %v", raw, to, err)
-	}
-	tlsSpec, _ := EndpointConfig{Name: "t", Proto: "tls", Upstream: "443", MinTLS: "1.2"}.validate()
-	raw, _ = tlsSpec.bindOpts()
-	var m map[string]any
-	if err := json.Unmarshal(raw, &m); err != nil || len(m) != 1 || m["MinTLSVersion"] != "1.2" {
-		t.Fatalf("tls opts %s: want only MinTLSVersion", raw)
 	}
 }

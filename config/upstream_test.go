@@ -1,4 +1,4 @@
-package agent
+package config
 
 import (
 	"errors"
@@ -59,8 +59,8 @@ func TestParseUpstream(t *testing.T) {
 				if !strings.Contains(err.Error(), tt.err) {
 					t.Fatalf("ParseUpstream(%q) error = %q, want it to contain %q", tt.in, err, tt.err)
 				}
-				if !IsUsageError(err) {
-					t.Fatalf("IsUsageError(%v) = false", err)
+				if !isUsageError(err) {
+					t.Fatalf("isUsageError(%v) = false", err)
 				}
 				return
 			}

@@ -1,4 +1,4 @@
-package agent
+package config
 
 import (
 	"errors"
@@ -13,22 +13,22 @@ import (
 
 var update = flag.Bool("update", false, "rewrite golden files under testdata/")
 
-func TestFileRoundTrip(t *testing.T) {
+func TestAgentFileRoundTrip(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "sub", "tollgate.yml")
-	in := &File{
+	in := &AgentFile{
 		Authtoken:  "2abcdef_secret",
 		ServerAddr: "edge.example.com:4443",
 		RootCA:     "/etc/tollgate/ca.pem",
 		Transport:  "tcp",
 		Region:     "eu",
 		WebAddr:    "false",
-		Endpoints: map[string]FileEndpoint{
+		Endpoints: map[string]AgentFileEndpoint{
 			"web": {Proto: "http", URL: "https://app.example.com", Upstream: "8080", MinTLS: "1.3",
 				CIDRAllow: []string{"10.0.0.0/8"}, CIDRDeny: []string{"10.1.0.0/16"}, BasicAuth: []string{"u:p"}},
 			"db": {Proto: "tcp", Upstream: "5432", Metadata: "primary"},
 		},
 	}
-	if err := SaveFile(path, in); err != nil {
+	if err := SaveAgentFile(path, in); err != nil {
 		t.Fatal(err)
 	}
 	st, err := os.Stat(path)
@@ -41,19 +41,19 @@ func TestFileRoundTrip(t *testing.T) {
 	if dst, _ := os.Stat(filepath.Dir(path)); dst.Mode().Perm() != 0o700 {
 		t.Fatalf("dir mode = %v, want 0700", dst.Mode().Perm())
 	}
-	out, err := LoadFile(path)
+	out, err := LoadAgentFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	want := *in
-	want.Version = FileVersion
+	want.Version = AgentFileVersion
 	want.dir = filepath.Dir(path)
 	if !reflect.DeepEqual(out, &want) {
 		t.Fatalf("round trip:\n got %+v\nwant %+v", out, &want)
 	}
 }
 
-func TestParseFileErrors(t *testing.T) {
+func TestParseAgentFileErrors(t *testing.T) {
 	tests := []struct{ name, in, err string }{
 		{"unknown top key", "version: 1\nauthtoken: x\nserveraddr: y\n", `line 3: unknown key "serveraddr"`},
 		{"unknown endpoint key", "version: 1\nendpoints:\n  web:\n    upstream: 80\n    hostname: a\n", `line 5: unknown key "hostname"`},
@@ -66,37 +66,37 @@ func TestParseFileErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := ParseFile([]byte(tt.in))
-			if err == nil || !strings.Contains(err.Error(), tt.err) || !IsUsageError(err) {
-				t.Fatalf("ParseFile = %v, want usage error containing %q", err, tt.err)
+			_, err := ParseAgentFile([]byte(tt.in))
+			if err == nil || !strings.Contains(err.Error(), tt.err) || !isUsageError(err) {
+				t.Fatalf("ParseAgentFile = %v, want usage error containing %q", err, tt.err)
 			}
 		})
 	}
 }
 
-func TestParseFileScalars(t *testing.T) {
-	f, err := ParseFile([]byte("web_addr: false\nendpoints:\n  web:\n    proto: http\n    upstream: 8080\n"))
+func TestParseAgentFileScalars(t *testing.T) {
+	f, err := ParseAgentFile([]byte("web_addr: false\nendpoints:\n  web:\n    proto: http\n    upstream: 8080\n"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if f.WebAddr != "false" || f.Endpoints["web"].Upstream != "8080" {
 		t.Fatalf("web_addr %q upstream %q", f.WebAddr, f.Endpoints["web"].Upstream)
 	}
-	if f, err := ParseFile(nil); err != nil || f.Version != 0 {
+	if f, err := ParseAgentFile(nil); err != nil || f.Version != 0 {
 		t.Fatalf("empty file: %+v, %v", f, err)
 	}
 }
 
-func TestLoadFileMissingAndRelativeCA(t *testing.T) {
+func TestLoadAgentFileMissingAndRelativeCA(t *testing.T) {
 	dir := t.TempDir()
-	if _, err := LoadFile(filepath.Join(dir, "none.yml")); !errors.Is(err, fs.ErrNotExist) {
+	if _, err := LoadAgentFile(filepath.Join(dir, "none.yml")); !errors.Is(err, fs.ErrNotExist) {
 		t.Fatalf("missing file: %v, want fs.ErrNotExist", err)
 	}
 	path := filepath.Join(dir, "tollgate.yml")
 	if err := os.WriteFile(path, []byte("root_ca: ca.pem\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	f, err := LoadFile(path)
+	f, err := LoadAgentFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -106,12 +106,12 @@ func TestLoadFileMissingAndRelativeCA(t *testing.T) {
 	if err := os.WriteFile(path, []byte("bogus: 1\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := LoadFile(path); err == nil || !strings.Contains(err.Error(), path+": line 1") {
+	if _, err := LoadAgentFile(path); err == nil || !strings.Contains(err.Error(), path+": line 1") {
 		t.Fatalf("error %v does not name the file and line", err)
 	}
 }
 
-func TestUpdateFileKeepsComments(t *testing.T) {
+func TestUpdateAgentFileKeepsComments(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "tollgate.yml")
 	orig, err := os.ReadFile(filepath.Join("testdata", "update.in.yml"))
@@ -121,7 +121,7 @@ func TestUpdateFileKeepsComments(t *testing.T) {
 	if err := os.WriteFile(path, orig, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if err := UpdateFile(path, map[string]string{"authtoken": "new_token", "server_addr": "edge.example.com:4443", "root_ca": ""}); err != nil {
+	if err := UpdateAgentFile(path, map[string]string{"authtoken": "new_token", "server_addr": "edge.example.com:4443", "root_ca": ""}); err != nil {
 		t.Fatal(err)
 	}
 	got, err := os.ReadFile(path)
@@ -139,7 +139,7 @@ func TestUpdateFileKeepsComments(t *testing.T) {
 		t.Fatal(err)
 	}
 	if string(got) != string(want) {
-		t.Fatalf("UpdateFile result differs from %s (run with -update to accept):\n%s", golden, got)
+		t.Fatalf("UpdateAgentFile result differs from %s (run with -update to accept):\n%s", golden, got)
 	}
 	if st, _ := os.Stat(path); st.Mode().Perm() != 0o600 {
 		t.Fatalf("mode = %v, want 0600", st.Mode().Perm())
@@ -147,10 +147,10 @@ func TestUpdateFileKeepsComments(t *testing.T) {
 
 	// A new file is created with version 1.
 	fresh := filepath.Join(dir, "new", "tollgate.yml")
-	if err := UpdateFile(fresh, map[string]string{"authtoken": "tok"}); err != nil {
+	if err := UpdateAgentFile(fresh, map[string]string{"authtoken": "tok"}); err != nil {
 		t.Fatal(err)
 	}
-	f, err := LoadFile(fresh)
+	f, err := LoadAgentFile(fresh)
 	if err != nil || f.Version != 1 || f.Authtoken != "tok" {
 		t.Fatalf("fresh file: %+v, %v", f, err)
 	}
@@ -158,12 +158,12 @@ func TestUpdateFileKeepsComments(t *testing.T) {
 	if err := os.WriteFile(path, []byte("bogus: 1\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if err := UpdateFile(path, map[string]string{"authtoken": "x"}); err == nil || !strings.Contains(err.Error(), "line 1") {
-		t.Fatalf("UpdateFile on an invalid file: %v", err)
+	if err := UpdateAgentFile(path, map[string]string{"authtoken": "x"}); err == nil || !strings.Contains(err.Error(), "line 1") {
+		t.Fatalf("UpdateAgentFile on an invalid file: %v", err)
 	}
 }
 
-func TestDefaultFilePath(t *testing.T) {
+func TestDefaultAgentFilePath(t *testing.T) {
 	env := func(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
 	tests := []struct {
 		env  map[string]string
@@ -174,57 +174,57 @@ func TestDefaultFilePath(t *testing.T) {
 		{map[string]string{"HOME": "/h"}, "/h/.config/tollgate/tollgate.yml"},
 	}
 	for _, tt := range tests {
-		got, err := DefaultFilePath(env(tt.env))
+		got, err := DefaultAgentFilePath(env(tt.env))
 		if err != nil || got != tt.want {
-			t.Fatalf("DefaultFilePath(%v) = %q, %v; want %q", tt.env, got, err, tt.want)
+			t.Fatalf("DefaultAgentFilePath(%v) = %q, %v; want %q", tt.env, got, err, tt.want)
 		}
 	}
 }
 
-func TestEndpointConfigs(t *testing.T) {
-	f := &File{Endpoints: map[string]FileEndpoint{"b": {Upstream: "2", Proto: "tcp"}, "a": {Upstream: "1", Proto: "http"}}}
-	all, err := f.EndpointConfigs(nil, true)
+func TestSelectEndpoints(t *testing.T) {
+	f := &AgentFile{Endpoints: map[string]AgentFileEndpoint{"b": {Upstream: "2", Proto: "tcp"}, "a": {Upstream: "1", Proto: "http"}}}
+	all, err := f.SelectEndpoints(nil, true)
 	if err != nil || len(all) != 2 || all[0].Name != "a" || all[1].Name != "b" {
 		t.Fatalf("all = %+v, %v", all, err)
 	}
-	one, err := f.EndpointConfigs([]string{"b"}, false)
+	one, err := f.SelectEndpoints([]string{"b"}, false)
 	if err != nil || len(one) != 1 || one[0].Upstream != "2" || one[0].Proto != "tcp" {
 		t.Fatalf("b = %+v, %v", one, err)
 	}
-	if _, err := f.EndpointConfigs([]string{"c"}, false); err == nil || !strings.Contains(err.Error(), "defines: a, b") {
+	if _, err := f.SelectEndpoints([]string{"c"}, false); err == nil || !strings.Contains(err.Error(), "defines: a, b") {
 		t.Fatalf("unknown name: %v", err)
 	}
-	if _, err := f.EndpointConfigs(nil, false); err == nil || !strings.Contains(err.Error(), "--all") {
+	if _, err := f.SelectEndpoints(nil, false); err == nil || !strings.Contains(err.Error(), "--all") {
 		t.Fatalf("no names: %v", err)
 	}
-	if _, err := (&File{}).EndpointConfigs(nil, true); err == nil {
+	if _, err := (&AgentFile{}).SelectEndpoints(nil, true); err == nil {
 		t.Fatal("--all with no endpoints: no error")
 	}
 }
 
-func FuzzParseFile(f *testing.F) {
+func FuzzParseAgentFile(f *testing.F) {
 	f.Add([]byte("version: 1\nauthtoken: a\nendpoints:\n  web:\n    upstream: 8080\n"))
 	f.Add([]byte("web_addr: false\n"))
 	f.Add([]byte("endpoints: {a: {proto: tcp, upstream: '1', cidr_allow: [1.2.3.4]}}"))
 	f.Add([]byte("&a [*a]"))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		file, err := ParseFile(data)
+		file, err := ParseAgentFile(data)
 		if err != nil {
-			if !IsUsageError(err) {
-				t.Fatalf("ParseFile error is not a usage error: %v", err)
+			if !isUsageError(err) {
+				t.Fatalf("ParseAgentFile error is not a usage error: %v", err)
 			}
 			return
 		}
 		// Whatever parses can be saved and parsed again to the same value.
 		path := filepath.Join(t.TempDir(), "t.yml")
-		if err := SaveFile(path, file); err != nil {
-			t.Fatalf("SaveFile: %v", err)
+		if err := SaveAgentFile(path, file); err != nil {
+			t.Fatalf("SaveAgentFile: %v", err)
 		}
-		again, err := LoadFile(path)
+		again, err := LoadAgentFile(path)
 		if err != nil {
 			t.Fatalf("reload: %v", err)
 		}
-		file.Version, file.dir = FileVersion, again.dir
+		file.Version, file.dir = AgentFileVersion, again.dir
 		if !reflect.DeepEqual(file, again) && !(len(file.Endpoints) == 0 && len(again.Endpoints) == 0) {
 			t.Fatalf("round trip:\n%+v\n%+v", file, again)
 		}

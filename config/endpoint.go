@@ -1,4 +1,4 @@
-package agent
+package config
 
 import (
 	"crypto/tls"
@@ -20,9 +20,11 @@ const (
 	ProtoTLS   = "tls"
 )
 
-// EndpointConfig describes one endpoint: the public URL the edge serves and
-// the upstream the agent forwards to.
-type EndpointConfig struct {
+// Endpoint describes one endpoint of the agent, as the command line
+// (`tollgate http|tcp|tls`) or an entry under 'endpoints:' in the agent's
+// config file (AgentFileEndpoint) gives it: the public URL the edge serves
+// and the upstream the agent forwards to. Validate checks it.
+type Endpoint struct {
 	// Name identifies the endpoint in the inspection API and logs; it is
 	// sent to the edge as the bind name. Required and unique.
 	Name string
@@ -62,26 +64,29 @@ type EndpointConfig struct {
 	TerminateCert, TerminateKey string
 }
 
-// credential is one basic-auth user.
-type credential struct{ user, password string }
+// BasicAuthUser is one user name and password of an endpoint's basic auth.
+// Password is a secret: never log it.
+type BasicAuthUser struct{ User, Password string }
 
-// endpointSpec is a validated EndpointConfig.
-type endpointSpec struct {
-	name       string
-	kind       string // ProtoHTTP, ProtoTCP or ProtoTLS
-	bindProto  string // the Bind message's Proto
-	url        string // normalised requested URL; "" = edge chooses
-	upstream   Upstream
-	insecure   bool
-	minTLS     string
-	allow      []string
-	deny       []string
-	policyIDs  []string
-	basicAuth  []credential
-	metadata   string
-	proxyProto int32
-	termCert   []byte // PEM; with termKey, the edge terminates TLS
-	termKey    []byte // PEM; a secret
+// EndpointSpec is a validated Endpoint in normal form, as Validate returns
+// it; fields named as in Endpoint hold the same setting. It holds
+// basic-auth passwords and a TLS key: never log it.
+type EndpointSpec struct {
+	Name                string
+	Kind                string // ProtoHTTP, ProtoTCP or ProtoTLS
+	BindProto           string // the Bind message's Proto: http, https, tcp or tls
+	URL                 string // normalised requested URL; "" = the edge chooses
+	Upstream            Upstream
+	UpstreamTLSInsecure bool
+	MinTLS              string   // "", "1.2" or "1.3"
+	CIDRAllow           []string // canonical prefixes
+	CIDRDeny            []string // canonical prefixes
+	IPPolicyIDs         []string // trimmed
+	BasicAuth           []BasicAuthUser
+	Metadata            string
+	ProxyProto          int32  // 0, 1 or 2
+	TerminateCert       []byte // PEM; with TerminateKey, the edge terminates TLS
+	TerminateKey        []byte // PEM; a secret
 }
 
 // endpointKind folds "https" into "http".
@@ -92,92 +97,94 @@ func endpointKind(proto string) string {
 	return proto
 }
 
-// validate checks c and returns its normalised form. Errors are
-// *codes.Error with code TG_9002 that name the endpoint.
-func (c EndpointConfig) validate() (*endpointSpec, error) {
+// Validate checks c and returns its normalised form; it reads the files
+// TerminateCert and TerminateKey name, and does no other I/O. Errors are
+// *codes.Error with code TG_9002 that name the endpoint (unless it is
+// CommandLineEndpoint).
+func (c Endpoint) Validate() (*EndpointSpec, error) {
 	if strings.TrimSpace(c.Name) == "" {
-		return nil, inputError("Every endpoint needs a name.")
+		return nil, invalid("Every endpoint needs a name.")
 	}
 	proto := strings.ToLower(strings.TrimSpace(c.Proto))
 	switch proto {
 	case "", ProtoHTTP, ProtoHTTPS, ProtoTCP, ProtoTLS:
 	default:
-		return nil, epError(c.Name, "unknown proto %q: use http, https, tcp or tls.", c.Proto)
+		return nil, endpointError(c.Name, "unknown proto %q: use http, https, tcp or tls.", c.Proto)
 	}
 	bindProto, u, err := ParseEndpointURL(proto, c.URL)
 	if err != nil {
-		return nil, epWrap(c.Name, err)
+		return nil, wrapEndpointError(c.Name, err)
 	}
-	s := &endpointSpec{
-		name:      c.Name,
-		kind:      endpointKind(bindProto),
-		bindProto: bindProto,
-		url:       u,
-		insecure:  c.UpstreamTLSInsecure,
-		metadata:  c.Metadata,
+	s := &EndpointSpec{
+		Name:                c.Name,
+		Kind:                endpointKind(bindProto),
+		BindProto:           bindProto,
+		URL:                 u,
+		UpstreamTLSInsecure: c.UpstreamTLSInsecure,
+		Metadata:            c.Metadata,
 	}
-	if s.upstream, err = ParseUpstream(s.kind, c.Upstream); err != nil {
-		return nil, epWrap(c.Name, err)
+	if s.Upstream, err = ParseUpstream(s.Kind, c.Upstream); err != nil {
+		return nil, wrapEndpointError(c.Name, err)
 	}
 	switch c.MinTLS {
 	case "":
 	case "1.2", "1.3":
-		if s.kind == ProtoTCP {
-			return nil, epError(c.Name, "a minimum TLS version applies to http and tls endpoints, not tcp.")
+		if s.Kind == ProtoTCP {
+			return nil, endpointError(c.Name, "a minimum TLS version applies to http and tls endpoints, not tcp.")
 		}
-		s.minTLS = c.MinTLS
+		s.MinTLS = c.MinTLS
 	default:
-		return nil, epError(c.Name, "the minimum TLS version %q is not supported: use 1.2 or 1.3.", c.MinTLS)
+		return nil, endpointError(c.Name, "the minimum TLS version %q is not supported: use 1.2 or 1.3.", c.MinTLS)
 	}
-	if s.allow, err = parseCIDRs(c.Name, "cidr_allow (--cidr-allow)", c.CIDRAllow); err != nil {
+	if s.CIDRAllow, err = parseCIDRs(c.Name, "cidr_allow (--cidr-allow)", c.CIDRAllow); err != nil {
 		return nil, err
 	}
-	if s.deny, err = parseCIDRs(c.Name, "cidr_deny (--cidr-deny)", c.CIDRDeny); err != nil {
+	if s.CIDRDeny, err = parseCIDRs(c.Name, "cidr_deny (--cidr-deny)", c.CIDRDeny); err != nil {
 		return nil, err
 	}
 	for _, id := range c.IPPolicyIDs {
 		id = strings.TrimSpace(id)
 		if !strings.HasPrefix(id, "ipp_") || len(id) <= len("ipp_") {
-			return nil, epError(c.Name, "%q in ip_policy_ids (--ip-policy-id) is not an IP policy ID such as ipp_2Vk...", id)
+			return nil, endpointError(c.Name, "%q in ip_policy_ids (--ip-policy-id) is not an IP policy ID such as ipp_2Vk...", id)
 		}
-		s.policyIDs = append(s.policyIDs, id)
+		s.IPPolicyIDs = append(s.IPPolicyIDs, id)
 	}
-	if len(c.BasicAuth) > 0 && s.kind != ProtoHTTP {
-		return nil, epError(c.Name, "basic auth applies to http endpoints only.")
+	if len(c.BasicAuth) > 0 && s.Kind != ProtoHTTP {
+		return nil, endpointError(c.Name, "basic auth applies to http endpoints only.")
 	}
 	switch {
 	case c.ProxyProto == 0:
 	case c.ProxyProto != 1 && c.ProxyProto != 2:
-		return nil, epError(c.Name, "the PROXY protocol version %d is not supported: use 1 or 2.", c.ProxyProto)
-	case s.kind == ProtoHTTP:
-		return nil, epError(c.Name, "the PROXY protocol applies to tcp and tls endpoints only.")
+		return nil, endpointError(c.Name, "the PROXY protocol version %d is not supported: use 1 or 2.", c.ProxyProto)
+	case s.Kind == ProtoHTTP:
+		return nil, endpointError(c.Name, "the PROXY protocol applies to tcp and tls endpoints only.")
 	default:
-		s.proxyProto = int32(c.ProxyProto)
+		s.ProxyProto = int32(c.ProxyProto)
 	}
 	if c.TerminateCert != "" || c.TerminateKey != "" {
-		if s.kind != ProtoTLS {
-			return nil, epError(c.Name, "terminating TLS at the edge (--crt, --key) applies to tls endpoints only.")
+		if s.Kind != ProtoTLS {
+			return nil, endpointError(c.Name, "terminating TLS at the edge (--crt, --key) applies to tls endpoints only.")
 		}
 		if c.TerminateCert == "" || c.TerminateKey == "" {
-			return nil, epError(c.Name, "terminating TLS at the edge needs both a certificate (--crt) and its key (--key).")
+			return nil, endpointError(c.Name, "terminating TLS at the edge needs both a certificate (--crt) and its key (--key).")
 		}
-		if s.termCert, err = os.ReadFile(c.TerminateCert); err != nil {
-			return nil, epError(c.Name, "the certificate file could not be read: %v.", err)
+		if s.TerminateCert, err = os.ReadFile(c.TerminateCert); err != nil {
+			return nil, endpointError(c.Name, "the certificate file could not be read: %v.", err)
 		}
-		if s.termKey, err = os.ReadFile(c.TerminateKey); err != nil {
-			return nil, epError(c.Name, "the key file could not be read: %v.", err)
+		if s.TerminateKey, err = os.ReadFile(c.TerminateKey); err != nil {
+			return nil, endpointError(c.Name, "the key file could not be read: %v.", err)
 		}
-		if _, err := tls.X509KeyPair(s.termCert, s.termKey); err != nil {
-			return nil, epError(c.Name, "the certificate and key do not form a key pair: %v.", err)
+		if _, err := tls.X509KeyPair(s.TerminateCert, s.TerminateKey); err != nil {
+			return nil, endpointError(c.Name, "the certificate and key do not form a key pair: %v.", err)
 		}
 	}
 	for _, pair := range c.BasicAuth {
 		user, pass, ok := strings.Cut(pair, ":")
 		if !ok || user == "" || pass == "" {
 			// Never echo the pair: it holds a password.
-			return nil, epError(c.Name, "a basic-auth value is not of the form USER:PASSWORD.")
+			return nil, endpointError(c.Name, "a basic-auth value is not of the form USER:PASSWORD.")
 		}
-		s.basicAuth = append(s.basicAuth, credential{user: user, password: pass})
+		s.BasicAuth = append(s.BasicAuth, BasicAuthUser{User: user, Password: pass})
 	}
 	return s, nil
 }
@@ -199,7 +206,7 @@ func ParseEndpointURL(proto, raw string) (bindProto, normalised string, err erro
 	if raw == "" {
 		switch proto {
 		case "":
-			return "", "", inputError("Give the endpoint a proto (http, tcp, tls) or a URL.")
+			return "", "", invalid("Give the endpoint a proto (http, tcp, tls) or a URL.")
 		case ProtoHTTP:
 			return ProtoHTTPS, "", nil
 		}
@@ -208,7 +215,7 @@ func ParseEndpointURL(proto, raw string) (bindProto, normalised string, err erro
 	if !strings.Contains(raw, "://") {
 		switch proto {
 		case "":
-			return "", "", inputError("The URL %q has no scheme: use https://%s, tcp://%s or tls://%s.", raw, raw, raw, raw)
+			return "", "", invalid("The URL %q has no scheme: use https://%s, tcp://%s or tls://%s.", raw, raw, raw, raw)
 		case ProtoHTTP:
 			raw = "https://" + raw
 		default:
@@ -217,43 +224,43 @@ func ParseEndpointURL(proto, raw string) (bindProto, normalised string, err erro
 	}
 	u, perr := url.Parse(raw)
 	if perr != nil || u.Opaque != "" {
-		return "", "", inputError("The URL %q cannot be parsed: use a form like https://app.example.com.", raw)
+		return "", "", invalid("The URL %q cannot be parsed: use a form like https://app.example.com.", raw)
 	}
 	scheme := strings.ToLower(u.Scheme)
 	switch scheme {
 	case ProtoHTTP, ProtoHTTPS, ProtoTCP, ProtoTLS:
 	default:
-		return "", "", inputError("The URL %q has an unsupported scheme %q: use https, http, tcp or tls.", raw, u.Scheme)
+		return "", "", invalid("The URL %q has an unsupported scheme %q: use https, http, tcp or tls.", raw, u.Scheme)
 	}
 	if proto != "" && endpointKind(proto) != endpointKind(scheme) {
-		return "", "", inputError("The URL %q does not match proto %s: a %s endpoint needs a %s URL.", raw, proto, proto, urlSchemesFor(proto))
+		return "", "", invalid("The URL %q does not match proto %s: a %s endpoint needs a %s URL.", raw, proto, proto, urlSchemesFor(proto))
 	}
 	if proto == ProtoHTTPS && scheme == ProtoHTTP {
-		return "", "", inputError("The URL %q does not match proto https: use https://%s.", raw, u.Host)
+		return "", "", invalid("The URL %q does not match proto https: use https://%s.", raw, u.Host)
 	}
 	if u.User != nil {
-		return "", "", inputError("The URL %q must not contain user info: use basic_auth for credentials.", raw)
+		return "", "", invalid("The URL %q must not contain user info: use basic_auth for credentials.", raw)
 	}
 	if (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" || u.ForceQuery {
-		return "", "", inputError("The URL %q must not have a path, query or fragment: use %s://%s.", raw, scheme, u.Host)
+		return "", "", invalid("The URL %q must not have a path, query or fragment: use %s://%s.", raw, scheme, u.Host)
 	}
 	host, port := u.Hostname(), u.Port()
 	if host == "" {
-		return "", "", inputError("The URL %q has no host name.", raw)
+		return "", "", invalid("The URL %q has no host name.", raw)
 	}
 	if strings.HasSuffix(u.Host, ":") {
-		return "", "", inputError("The URL %q has an empty port.", raw)
+		return "", "", invalid("The URL %q has an empty port.", raw)
 	}
 	if port != "" {
 		if checkPort(port) != nil {
-			return "", "", inputError("The URL %q has an invalid port %q: use a number from 1 to 65535.", raw, port)
+			return "", "", invalid("The URL %q has an invalid port %q: use a number from 1 to 65535.", raw, port)
 		}
 	} else if scheme == ProtoTCP {
-		return "", "", inputError("The URL %q has no port: use tcp://HOST:PORT.", raw)
+		return "", "", invalid("The URL %q has no port: use tcp://HOST:PORT.", raw)
 	}
 	host, herr := normalizeEndpointHost(scheme, host)
 	if herr != nil {
-		return "", "", inputError("The URL %q has an invalid host name: %v.", raw, herr)
+		return "", "", invalid("The URL %q has an invalid host name: %v.", raw, herr)
 	}
 	hostPort := host
 	if strings.Contains(host, ":") {
@@ -330,7 +337,7 @@ func parseCIDRs(name, key string, in []string) ([]string, error) {
 			out = append(out, netip.PrefixFrom(a, a.BitLen()).String())
 			continue
 		}
-		return nil, epError(name, "%q in %s is not a CIDR such as 203.0.113.0/24 or an IP address.", s, key)
+		return nil, endpointError(name, "%q in %s is not a CIDR such as 203.0.113.0/24 or an IP address.", s, key)
 	}
 	return out, nil
 }

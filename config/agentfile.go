@@ -1,4 +1,4 @@
-package agent
+package config
 
 import (
 	"bytes"
@@ -15,11 +15,14 @@ import (
 	"gopkg.in/yaml.v3"
 )
 
-// FileVersion is the only config file schema version this agent reads.
-const FileVersion = 1
+// AgentFileVersion is the only version of the agent's config file schema
+// that this code reads.
+const AgentFileVersion = 1
 
-// File is the agent's YAML config file (tollgate.yml). Unknown keys are
-// refused with their line number.
+// AgentFile is the agent's YAML config file (tollgate.yml), read by
+// `tollgate` and written by `tollgate config`. Unknown keys are refused
+// with their line number; keys left out take the defaults their fields
+// name.
 //
 //	version: 1
 //	authtoken: 2abc..._secret
@@ -28,7 +31,7 @@ const FileVersion = 1
 //	  web:
 //	    url: https://app.example.com
 //	    upstream: 8080
-type File struct {
+type AgentFile struct {
 	// Version is the schema version; 0 (absent) is read as 1.
 	Version int `yaml:"version"`
 	// Authtoken authenticates the agent. Secret: never logged.
@@ -38,27 +41,29 @@ type File struct {
 	// RootCA is a PEM file of CAs that sign the edge's certificate;
 	// relative paths are relative to the config file. "" = system roots.
 	RootCA string `yaml:"root_ca,omitempty"`
-	// Transport is auto, quic or tcp.
+	// Transport is auto, quic or tcp; "" means auto (see TransportAuto).
 	Transport string `yaml:"transport,omitempty"`
-	// Region is a region code (us, eu, ...).
+	// Region is a region code (us, eu, ...; see package regions); "" lets
+	// the agent pick the region whose edge answers fastest.
 	Region string `yaml:"region,omitempty"`
-	// WebAddr is the inspection API address; "false" disables it.
+	// WebAddr is the inspection API address; "false" disables it; ""
+	// means DefaultWebAddr.
 	WebAddr string `yaml:"web_addr,omitempty"`
 	// APIKey authenticates `tollgate api` to the control plane's REST API.
 	// Secret: never logged.
 	APIKey string `yaml:"api_key,omitempty"`
 	// APIURL is the base URL of the control plane's REST API used by
-	// `tollgate api`; "" means http://127.0.0.1:4080.
+	// `tollgate api`; "" means DefaultAPIURL.
 	APIURL string `yaml:"api_url,omitempty"`
 	// Endpoints are started by `tollgate start`, by name.
-	Endpoints map[string]FileEndpoint `yaml:"endpoints,omitempty"`
+	Endpoints map[string]AgentFileEndpoint `yaml:"endpoints,omitempty"`
 
 	dir string // directory of the file it was loaded from
 }
 
-// FileEndpoint is one endpoint in the config file; see EndpointConfig for
-// the meaning of each key.
-type FileEndpoint struct {
+// AgentFileEndpoint is one endpoint in the agent's config file, under its
+// name; see Endpoint for the meaning and the defaults of each key.
+type AgentFileEndpoint struct {
 	Proto               string   `yaml:"proto,omitempty"`
 	URL                 string   `yaml:"url,omitempty"`
 	Upstream            string   `yaml:"upstream,omitempty"`
@@ -72,11 +77,11 @@ type FileEndpoint struct {
 	ProxyProto          int      `yaml:"proxy_proto,omitempty"`
 }
 
-// DefaultFilePath returns where the config file lives: $TOLLGATE_CONFIG,
-// else $XDG_CONFIG_HOME/tollgate/tollgate.yml, else
+// DefaultAgentFilePath returns where the agent's config file lives:
+// $TOLLGATE_CONFIG, else $XDG_CONFIG_HOME/tollgate/tollgate.yml, else
 // ~/.config/tollgate/tollgate.yml. getenv is os.Getenv in production.
-func DefaultFilePath(getenv func(string) string) (string, error) {
-	if p := getenv("TOLLGATE_CONFIG"); p != "" {
+func DefaultAgentFilePath(getenv func(string) string) (string, error) {
+	if p := getenv(EnvConfig); p != "" {
 		return p, nil
 	}
 	if x := getenv("XDG_CONFIG_HOME"); x != "" {
@@ -86,32 +91,34 @@ func DefaultFilePath(getenv func(string) string) (string, error) {
 	if home == "" {
 		h, err := os.UserHomeDir()
 		if err != nil {
-			return "", inputError("Cannot find the config file: set TOLLGATE_CONFIG or HOME.").WithCause(err)
+			return "", invalid("Cannot find the config file: set TOLLGATE_CONFIG or HOME.").WithCause(err)
 		}
 		home = h
 	}
 	return filepath.Join(home, ".config", "tollgate", "tollgate.yml"), nil
 }
 
-// LoadFile reads and validates the config file at path. A missing file is
-// returned as an error matching fs.ErrNotExist; every other problem is a
-// *codes.Error TG_9002 naming the file and, for YAML problems, the line.
-func LoadFile(path string) (*File, error) {
+// LoadAgentFile reads and validates the agent's config file at path. A
+// missing file is returned as an error matching fs.ErrNotExist; every other
+// problem is a *codes.Error TG_9002 naming the file and, for YAML problems,
+// the line.
+func LoadAgentFile(path string) (*AgentFile, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
 			return nil, err
 		}
-		return nil, inputError("Cannot read the config file %s: %v.", path, unwrapPathError(err)).WithCause(err)
+		return nil, invalid("Cannot read the config file %s: %v.", path, unwrapPathError(err)).WithCause(err)
 	}
-	return parseFileAt(path, data)
+	return parseAgentFileAt(path, data)
 }
 
-// ParseFile decodes a config file's contents strictly: unknown keys,
-// several YAML documents and versions other than 1 are refused with a
-// *codes.Error TG_9002 that names the line.
-func ParseFile(data []byte) (*File, error) {
-	f := &File{}
+// ParseAgentFile decodes an agent config file's contents strictly: unknown
+// keys, several YAML documents, versions other than 1, invalid endpoints
+// (Endpoint.Validate) and unknown transports are refused with a
+// *codes.Error TG_9002; YAML problems name the line.
+func ParseAgentFile(data []byte) (*AgentFile, error) {
+	f := &AgentFile{}
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
 	if err := dec.Decode(f); err != nil && !errors.Is(err, io.EOF) {
@@ -119,18 +126,18 @@ func ParseFile(data []byte) (*File, error) {
 	}
 	var extra yaml.Node
 	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
-		return nil, inputError("only one YAML document is allowed.")
+		return nil, invalid("only one YAML document is allowed.")
 	}
-	if f.Version != 0 && f.Version != FileVersion {
-		return nil, inputError("version %d is not supported: this agent reads version %d.", f.Version, FileVersion)
+	if f.Version != 0 && f.Version != AgentFileVersion {
+		return nil, invalid("version %d is not supported: this agent reads version %d.", f.Version, AgentFileVersion)
 	}
 	for name, ep := range f.Endpoints {
-		if _, err := ep.config(name).validate(); err != nil {
+		if _, err := ep.endpoint(name).Validate(); err != nil {
 			return nil, err
 		}
 	}
 	if f.Transport != "" {
-		if _, err := parseTransport(f.Transport); err != nil {
+		if _, err := ParseTransport(f.Transport); err != nil {
 			return nil, err
 		}
 	}
@@ -151,15 +158,15 @@ func yamlError(err error) error {
 			}
 			msgs = append(msgs, m)
 		}
-		return inputError("%s.", strings.Join(msgs, "; ")).WithCause(err)
+		return invalid("%s.", strings.Join(msgs, "; ")).WithCause(err)
 	}
-	return inputError("%s.", strings.TrimPrefix(err.Error(), "yaml: ")).WithCause(err)
+	return invalid("%s.", strings.TrimPrefix(err.Error(), "yaml: ")).WithCause(err)
 }
 
 // Settings returns the agent-wide values the file sets; a relative root_ca
 // is resolved against the file's directory.
-func (f *File) Settings() Settings {
-	var s Settings
+func (f *AgentFile) Settings() AgentSettings {
+	var s AgentSettings
 	set := func(dst **string, v string) {
 		if v != "" {
 			*dst = &v
@@ -178,9 +185,11 @@ func (f *File) Settings() Settings {
 	return s
 }
 
-// EndpointConfigs returns the named endpoints of the file, or all of them
-// (sorted by name) when all is true.
-func (f *File) EndpointConfigs(names []string, all bool) ([]EndpointConfig, error) {
+// SelectEndpoints returns the named endpoints of the file, or all of them
+// (sorted by name) when all is true, each with its Name set. Errors are
+// *codes.Error TG_9002: no names and not all, an unknown name, or all
+// with no endpoints defined.
+func (f *AgentFile) SelectEndpoints(names []string, all bool) ([]Endpoint, error) {
 	if all {
 		names = names[:0:0]
 		for n := range f.Endpoints {
@@ -188,24 +197,24 @@ func (f *File) EndpointConfigs(names []string, all bool) ([]EndpointConfig, erro
 		}
 		sort.Strings(names)
 		if len(names) == 0 {
-			return nil, inputError("The config file defines no endpoints: add some under 'endpoints:'.")
+			return nil, invalid("The config file defines no endpoints: add some under 'endpoints:'.")
 		}
 	}
 	if len(names) == 0 {
-		return nil, inputError("Name the endpoints to start, or pass --all.")
+		return nil, invalid("Name the endpoints to start, or pass --all.")
 	}
-	out := make([]EndpointConfig, 0, len(names))
+	out := make([]Endpoint, 0, len(names))
 	for _, n := range names {
 		ep, ok := f.Endpoints[n]
 		if !ok {
-			return nil, inputError("No endpoint %q in the config file; it defines: %s.", n, f.endpointNames())
+			return nil, invalid("No endpoint %q in the config file; it defines: %s.", n, f.endpointNames())
 		}
-		out = append(out, ep.config(n))
+		out = append(out, ep.endpoint(n))
 	}
 	return out, nil
 }
 
-func (f *File) endpointNames() string {
+func (f *AgentFile) endpointNames() string {
 	if len(f.Endpoints) == 0 {
 		return "none"
 	}
@@ -217,8 +226,9 @@ func (f *File) endpointNames() string {
 	return strings.Join(names, ", ")
 }
 
-func (e FileEndpoint) config(name string) EndpointConfig {
-	return EndpointConfig{
+// endpoint returns the file's endpoint as an Endpoint named name.
+func (e AgentFileEndpoint) endpoint(name string) Endpoint {
+	return Endpoint{
 		Name:                name,
 		Proto:               e.Proto,
 		URL:                 e.URL,
@@ -234,13 +244,13 @@ func (e FileEndpoint) config(name string) EndpointConfig {
 	}
 }
 
-// SaveFile writes f to path as YAML with mode 0600 (it holds the
+// SaveAgentFile writes f to path as YAML with mode 0600 (it holds the
 // authtoken), creating the directory with mode 0700. The write is atomic:
 // a temporary file in the same directory is renamed over path.
-func SaveFile(path string, f *File) error {
+func SaveAgentFile(path string, f *AgentFile) error {
 	out := *f
 	if out.Version == 0 {
-		out.Version = FileVersion
+		out.Version = AgentFileVersion
 	}
 	var buf bytes.Buffer
 	enc := yaml.NewEncoder(&buf)
@@ -254,19 +264,20 @@ func SaveFile(path string, f *File) error {
 	return writeFileAtomic(path, buf.Bytes())
 }
 
-// UpdateFile sets top-level string keys (authtoken, server_addr, root_ca,
-// ...) in the config file at path, keeping its other keys, their order and
-// its comments; the file is created (version 1) when missing. The result
-// is validated before it is written with mode 0600.
-func UpdateFile(path string, set map[string]string) error {
+// UpdateAgentFile sets top-level string keys (authtoken, server_addr,
+// root_ca, ...) in the agent's config file at path, keeping its other keys,
+// their order and its comments; a key set to "" is removed. The file is
+// created (version 1) when missing. The result is validated before it is
+// written with mode 0600.
+func UpdateAgentFile(path string, set map[string]string) error {
 	data, err := os.ReadFile(path)
 	switch {
 	case errors.Is(err, os.ErrNotExist):
-		data = []byte(fmt.Sprintf("version: %d\n", FileVersion))
+		data = []byte(fmt.Sprintf("version: %d\n", AgentFileVersion))
 	case err != nil:
-		return inputError("Cannot read the config file %s: %v.", path, unwrapPathError(err)).WithCause(err)
+		return invalid("Cannot read the config file %s: %v.", path, unwrapPathError(err)).WithCause(err)
 	}
-	if _, err := parseFileAt(path, data); err != nil {
+	if _, err := parseAgentFileAt(path, data); err != nil {
 		return err
 	}
 	var doc yaml.Node
@@ -278,7 +289,7 @@ func UpdateFile(path string, set map[string]string) error {
 	}
 	root := doc.Content[0]
 	if root.Kind != yaml.MappingNode {
-		return inputError("Config file %s: the top level must be a mapping of keys.", path)
+		return invalid("Config file %s: the top level must be a mapping of keys.", path)
 	}
 	keys := make([]string, 0, len(set))
 	for k := range set {
@@ -297,15 +308,15 @@ func UpdateFile(path string, set map[string]string) error {
 	if err := enc.Close(); err != nil {
 		return fmt.Errorf("encoding config file: %w", err)
 	}
-	if _, err := parseFileAt(path, buf.Bytes()); err != nil {
+	if _, err := parseAgentFileAt(path, buf.Bytes()); err != nil {
 		return err
 	}
 	return writeFileAtomic(path, buf.Bytes())
 }
 
-// parseFileAt is ParseFile with errors naming path.
-func parseFileAt(path string, data []byte) (*File, error) {
-	f, err := ParseFile(data)
+// parseAgentFileAt is ParseAgentFile with errors naming path.
+func parseAgentFileAt(path string, data []byte) (*AgentFile, error) {
+	f, err := ParseAgentFile(data)
 	if err != nil {
 		var ce *codes.Error
 		if errors.As(err, &ce) {
@@ -346,11 +357,11 @@ func setMappingKey(m *yaml.Node, key, value string) {
 func writeFileAtomic(path string, data []byte) error {
 	dir := filepath.Dir(path)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return inputError("Cannot create the directory %s: %v.", dir, unwrapPathError(err)).WithCause(err)
+		return invalid("Cannot create the directory %s: %v.", dir, unwrapPathError(err)).WithCause(err)
 	}
 	tmp, err := os.CreateTemp(dir, ".tollgate-*.yml")
 	if err != nil {
-		return inputError("Cannot write in %s: %v.", dir, unwrapPathError(err)).WithCause(err)
+		return invalid("Cannot write in %s: %v.", dir, unwrapPathError(err)).WithCause(err)
 	}
 	name := tmp.Name()
 	ok := false
@@ -377,14 +388,4 @@ func writeFileAtomic(path string, data []byte) error {
 	}
 	ok = true
 	return nil
-}
-
-// unwrapPathError returns the bare cause of an *os.PathError, so messages
-// do not repeat the path.
-func unwrapPathError(err error) error {
-	var pe *os.PathError
-	if errors.As(err, &pe) {
-		return pe.Err
-	}
-	return err
 }

@@ -1,4 +1,4 @@
-package agent
+package config
 
 import (
 	"net"
@@ -51,7 +51,7 @@ func ParseUpstream(kind, s string) (Upstream, error) {
 	kind = endpointKind(kind)
 	raw := strings.TrimSpace(s)
 	if raw == "" {
-		return Upstream{}, inputError("The upstream is missing: give a port (8080), HOST:PORT (localhost:8080) or a URL (http://localhost:8080).")
+		return Upstream{}, invalid("The upstream is missing: give a port (8080), HOST:PORT (localhost:8080) or a URL (http://localhost:8080).")
 	}
 	plain := "tcp"
 	if kind == ProtoHTTP {
@@ -59,7 +59,7 @@ func ParseUpstream(kind, s string) (Upstream, error) {
 	}
 	if isAllDigits(raw) {
 		if err := checkPort(raw); err != nil {
-			return Upstream{}, inputError("The upstream port %q is not valid: use a number from 1 to 65535.", raw)
+			return Upstream{}, invalid("The upstream port %q is not valid: use a number from 1 to 65535.", raw)
 		}
 		return Upstream{Scheme: plain, Host: "localhost", Port: raw}, nil
 	}
@@ -68,16 +68,16 @@ func ParseUpstream(kind, s string) (Upstream, error) {
 	}
 	host, port, err := net.SplitHostPort(raw)
 	if err != nil {
-		return Upstream{}, inputError("The upstream %q has no port: use HOST:PORT, for example localhost:8080, or a port alone.", raw)
+		return Upstream{}, invalid("The upstream %q has no port: use HOST:PORT, for example localhost:8080, or a port alone.", raw)
 	}
 	if err := checkPort(port); err != nil {
-		return Upstream{}, inputError("The upstream %q has an invalid port %q: use a number from 1 to 65535.", raw, port)
+		return Upstream{}, invalid("The upstream %q has an invalid port %q: use a number from 1 to 65535.", raw, port)
 	}
 	if host == "" {
 		host = "localhost"
 	}
 	if err := checkUpstreamHost(host); err != nil {
-		return Upstream{}, inputError("The upstream %q has an invalid host: %v.", raw, err)
+		return Upstream{}, invalid("The upstream %q has an invalid host: %v.", raw, err)
 	}
 	return Upstream{Scheme: plain, Host: host, Port: port}, nil
 }
@@ -85,41 +85,41 @@ func ParseUpstream(kind, s string) (Upstream, error) {
 func parseUpstreamURL(kind, raw string) (Upstream, error) {
 	u, err := url.Parse(raw)
 	if err != nil {
-		return Upstream{}, inputError("The upstream URL %q cannot be parsed: use a form like http://localhost:8080.", raw)
+		return Upstream{}, invalid("The upstream URL %q cannot be parsed: use a form like http://localhost:8080.", raw)
 	}
 	scheme := strings.ToLower(u.Scheme)
 	switch {
 	case kind == ProtoHTTP && (scheme == "http" || scheme == "https"):
 	case kind != ProtoHTTP && scheme == "tcp":
 	case kind == ProtoHTTP:
-		return Upstream{}, inputError("The upstream %q of an http endpoint must be a port, HOST:PORT, http:// or https:// URL.", raw)
+		return Upstream{}, invalid("The upstream %q of an http endpoint must be a port, HOST:PORT, http:// or https:// URL.", raw)
 	default:
-		return Upstream{}, inputError("The upstream %q of a %s endpoint must be a port, HOST:PORT or tcp://HOST:PORT.", raw, kind)
+		return Upstream{}, invalid("The upstream %q of a %s endpoint must be a port, HOST:PORT or tcp://HOST:PORT.", raw, kind)
 	}
 	if u.User != nil {
-		return Upstream{}, inputError("The upstream URL %q must not contain user info.", raw)
+		return Upstream{}, invalid("The upstream URL %q must not contain user info.", raw)
 	}
 	if (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" || u.Opaque != "" {
-		return Upstream{}, inputError("The upstream URL %q must not have a path, query or fragment: the agent forwards requests unchanged, so use %s://%s.", raw, scheme, u.Host)
+		return Upstream{}, invalid("The upstream URL %q must not have a path, query or fragment: the agent forwards requests unchanged, so use %s://%s.", raw, scheme, u.Host)
 	}
 	host, port := u.Hostname(), u.Port()
 	if host == "" {
-		return Upstream{}, inputError("The upstream URL %q has no host.", raw)
+		return Upstream{}, invalid("The upstream URL %q has no host.", raw)
 	}
 	if err := checkUpstreamHost(host); err != nil {
-		return Upstream{}, inputError("The upstream URL %q has an invalid host: %v.", raw, err)
+		return Upstream{}, invalid("The upstream URL %q has an invalid host: %v.", raw, err)
 	}
 	switch {
 	case port != "":
 		if err := checkPort(port); err != nil {
-			return Upstream{}, inputError("The upstream URL %q has an invalid port %q: use a number from 1 to 65535.", raw, port)
+			return Upstream{}, invalid("The upstream URL %q has an invalid port %q: use a number from 1 to 65535.", raw, port)
 		}
 	case scheme == "http":
 		port = "80"
 	case scheme == "https":
 		port = "443"
 	default:
-		return Upstream{}, inputError("The upstream URL %q has no port: use tcp://HOST:PORT.", raw)
+		return Upstream{}, invalid("The upstream URL %q has no port: use tcp://HOST:PORT.", raw)
 	}
 	return Upstream{Scheme: scheme, Host: host, Port: port}, nil
 }
@@ -169,8 +169,3 @@ func isAllDigits(s string) bool {
 	}
 	return true
 }
-
-// errString is a constant-text error for validation details.
-type errString string
-
-func (e errString) Error() string { return string(e) }
