@@ -2,13 +2,14 @@ package config
 
 import (
 	"crypto/tls"
+	"errors"
 	"net"
 	"net/netip"
 	"net/url"
 	"os"
 	"strings"
 
-	"golang.org/x/net/idna"
+	"github.com/tollgate/tollgate/policy"
 )
 
 // Endpoint protocols. ProtoHTTP and ProtoHTTPS are one kind of endpoint
@@ -272,9 +273,9 @@ func ParseEndpointURL(proto, raw string) (bindProto, normalised string, err erro
 	return scheme, scheme + "://" + hostPort, nil
 }
 
-// normalizeEndpointHost lower-cases and punycodes a public host name. A
-// leading "*." (wildcard) is allowed for http(s) and tls; an IP literal
-// only for tcp.
+// normalizeEndpointHost puts a public host name in normal form
+// (policy.NormalizeHostname). A leading "*." (wildcard) is allowed for
+// http(s) and tls; an IP literal only for tcp.
 func normalizeEndpointHost(scheme, host string) (string, error) {
 	if ip, err := netip.ParseAddr(host); err == nil {
 		if scheme != ProtoTCP {
@@ -282,36 +283,14 @@ func normalizeEndpointHost(scheme, host string) (string, error) {
 		}
 		return ip.String(), nil
 	}
-	wild := ""
-	if rest, ok := strings.CutPrefix(host, "*."); ok {
-		if scheme == ProtoTCP {
-			return "", errString("tcp endpoints cannot be wildcards")
-		}
-		wild, host = "*.", rest
+	if scheme == ProtoTCP && strings.HasPrefix(host, "*.") {
+		return "", errString("tcp endpoints cannot be wildcards")
 	}
-	ascii, err := idna.Lookup.ToASCII(strings.TrimSuffix(host, "."))
-	if err != nil {
-		return "", err
+	name, err := policy.NormalizeHostname(host)
+	if herr, ok := errors.AsType[*policy.HostnameError](err); ok {
+		return "", errString(herr.Reason)
 	}
-	ascii = strings.ToLower(ascii)
-	if again, err := idna.Lookup.ToASCII(ascii); err != nil || again != ascii {
-		return "", errString("the name is not valid IDNA")
-	}
-	if ascii == "" || len(ascii) > 253 {
-		return "", errString("the name is empty or longer than 253 characters")
-	}
-	for _, label := range strings.Split(ascii, ".") {
-		if label == "" || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
-			return "", errString("label " + label + " is empty, too long, or starts or ends with '-'")
-		}
-		for i := 0; i < len(label); i++ {
-			c := label[i]
-			if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-') {
-				return "", errString("character " + string(rune(c)) + " is not allowed")
-			}
-		}
-	}
-	return wild + ascii, nil
+	return name, err
 }
 
 func urlSchemesFor(proto string) string {

@@ -69,13 +69,13 @@ func ValidateCertPolicy(p CertPolicy) (CertPolicy, error) {
 }
 
 // ParseRegion checks a reservation's region: one of the codes of the regions
-// package (us, eu, ap, au, sa, jp, in). It refuses anything else, "" too,
+// package (regions.CodeList). It refuses anything else, "" too,
 // with codes.RegionInvalid.
 func ParseRegion(s string) (string, error) {
 	r, err := regions.Parse(s)
 	if err != nil {
 		return "", codes.NewError(codes.RegionInvalid,
-			"Unknown region %q: use one of us, eu, ap, au, sa, jp, in.", truncate(s, 30)).WithCause(err)
+			"Unknown region %q: use one of %s.", truncate(s, 30), regions.CodeList()).WithCause(err)
 	}
 	return string(r), nil
 }
