@@ -1,8 +1,6 @@
 package controlplane
 
 import (
-	"net/http"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -12,24 +10,14 @@ import (
 	"github.com/tollgate/tollgate/snapshot"
 )
 
-// ServerConfig holds a Server's optional settings.
-type ServerConfig struct {
-	// Logger receives structured logs. Default: no logs.
+// Config holds a Core's optional settings.
+type Config struct {
+	// Logger receives structured logs, the products' too. Default: no logs.
 	Logger *zap.Logger
-	// BaseURL is the API's public base URL ("https://api.example.com"),
-	// used in every object's uri and next_page_uri. Default: the scheme and
-	// Host of each request.
-	BaseURL string
 	// PollInterval is how often a waiting Snapshot call reads the store
 	// revision, to see writes by other control-plane processes sharing the
 	// database. Default 500ms.
 	PollInterval time.Duration
-	// MaxBodyBytes bounds a request body. Default 1 MiB.
-	MaxBodyBytes int64
-	// EdgeSecret authenticates edges that run as their own processes on
-	// the edge API (/edge/v1/...; see edgeapi.go). Secret: never logged.
-	// "" disables the edge API.
-	EdgeSecret string
 	// RateLimit is the sustained API requests per second each account may
 	// make, in this process; RateBurst is how many it may make at once.
 	// Over it the API answers 429 with Retry-After (ratelimit.go). Defaults
@@ -43,52 +31,33 @@ type ServerConfig struct {
 	// (30); a negative AuthFailureLimit turns the limit off.
 	AuthFailureLimit float64
 	AuthFailureBurst int
-	// DefaultRegion is the region of a reserved domain or address created
-	// without one (a code of the regions package). Default "us", as on the
-	// hosted platform (reference/platform-behaviour.md §1.12).
-	DefaultRegion string
-	// TCPAddrPools maps a region code to the TCP addresses the control
-	// plane assigns from when a reserved address is created without addr.
-	// In a region without a pool, addr is required. Default: no pools.
-	TCPAddrPools map[string]TCPAddrPool
-	// DashboardSessionTTL is how long a dashboard sign-in lasts. Default
-	// DefaultDashboardSessionTTL (12h); at least one minute.
-	DashboardSessionTTL time.Duration
-	// DashboardSecureCookie marks the dashboard's session cookie Secure on
-	// every response, for a dashboard that browsers reach over HTTPS through
-	// a TLS-terminating proxy. Without it the cookie is Secure only when the
-	// connection itself is TLS.
-	DashboardSecureCookie bool
 }
 
-// Server is the control plane: REST API, snapshot feed and agent-session
-// registry over one store. Create it with NewServer; it is safe for
-// concurrent use.
-type Server struct {
+// Core is what the control plane's products (the REST API, the dashboard
+// and the edge API) share over one store: the snapshot feed, the request
+// pipeline with caller authentication, rate limits and the api IP
+// restriction (Serve), and the Registry of edges and their agent sessions.
+// Create it with New; it is safe for concurrent use.
+type Core struct {
 	store *store.Store
-	cfg   ServerConfig
+	cfg   Config
 	log   *zap.Logger
-	mux   *http.ServeMux
-	dash  *http.ServeMux // the dashboard (dashboard.go)
+	reg   *Registry
 
-	// Snapshot feed: the newest snapshot built, and a one-slot semaphore so
-	// that many waiting edges share one build.
+	// Snapshot feed: the newest snapshot built, a one-slot semaphore so
+	// that many waiting edges share one build, and the recent snapshots
+	// deltas are computed from.
 	snap     atomic.Pointer[snapshot.Snapshot]
 	building chan struct{}
+	history  history
 
-	edges        edgeRegistry     // snapshot history for deltas; edges that reported
-	restrictions restrictionCache // api IP restrictions of the newest snapshot
-
-	sessMu     sync.RWMutex
-	sessions   map[string]edgeReport       // edge ID -> its latest report
-	commanders map[string]SessionCommander // edge ID -> its command target
-
-	rate *rateLimits
+	restrictions restrictionCache // IP restrictions of the newest snapshot
+	rate         *rateLimits
 }
 
-// NewServer returns a Server over st. It starts nothing: serve Handler() on a
-// listener of your choice. It panics if st is nil (ErrNoStore), a wiring bug.
-func NewServer(st *store.Store, cfg ServerConfig) *Server {
+// New returns a Core over st. It starts nothing. It panics if st is nil
+// (ErrNoStore), a wiring bug.
+func New(cfg Config, st *store.Store) *Core {
 	if st == nil {
 		panic(ErrNoStore)
 	}
@@ -98,28 +67,22 @@ func NewServer(st *store.Store, cfg ServerConfig) *Server {
 	if cfg.PollInterval <= 0 {
 		cfg.PollInterval = 500 * time.Millisecond
 	}
-	if cfg.MaxBodyBytes <= 0 {
-		cfg.MaxBodyBytes = 1 << 20
-	}
-	s := &Server{
+	return &Core{
 		store:    st,
 		cfg:      cfg,
 		log:      cfg.Logger,
+		reg:      newRegistry(cfg.Logger),
 		building: make(chan struct{}, 1),
-		sessions: make(map[string]edgeReport),
 		rate:     newRateLimits(cfg),
 	}
-	if cfg.DashboardSessionTTL < time.Minute {
-		s.cfg.DashboardSessionTTL = DefaultDashboardSessionTTL
-	}
-	s.mux = s.routes()
-	s.dash = s.dashboardRoutes()
-	return s
 }
 
-// Handler returns the REST API's http.Handler. Serve it at the root of its
-// own listener.
-func (s *Server) Handler() http.Handler { return s.mux }
+// Store returns the store the control plane works on.
+func (cp *Core) Store() *store.Store { return cp.store }
 
-// Store returns the store the server works on.
-func (s *Server) Store() *store.Store { return s.store }
+// Logger returns the control plane's logger.
+func (cp *Core) Logger() *zap.Logger { return cp.log }
+
+// Registry returns the registry of edges, the agent sessions they report
+// and their command targets.
+func (cp *Core) Registry() *Registry { return cp.reg }

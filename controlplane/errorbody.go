@@ -20,9 +20,12 @@ type errorBody struct {
 	Details    map[string]string `json:"details"`
 }
 
-// toAPIError maps an operation's error to what the caller sees.
-func toAPIError(err error) *apiError {
-	var ae *apiError
+// AsError maps an operation's error to what the caller sees: an *Error as
+// it is; store errors (not found, conflicts) and *codes.Error as their 4xx;
+// a cancelled request as 503; anything else as a 500 whose cause only the
+// log sees.
+func AsError(err error) *Error {
+	var ae *Error
 	if errors.As(err, &ae) {
 		return ae
 	}
@@ -30,56 +33,57 @@ func toAPIError(err error) *apiError {
 	var cfe *store.ConflictError
 	switch {
 	case errors.Is(err, store.ErrNotFound):
-		return &apiError{status: http.StatusNotFound, code: codes.APINotFound,
-			msg: "The object was not found in this account.", cause: err}
+		return &Error{Status: http.StatusNotFound, Code: codes.APINotFound,
+			Msg: "The object was not found in this account.", Cause: err}
 	case errors.Is(err, store.ErrOwnerNotFound):
-		return &apiError{status: http.StatusBadRequest, code: codes.APIInvalidParam,
-			msg: "owner_id must be a user or bot user of this account.", cause: err}
+		return &Error{Status: http.StatusBadRequest, Code: codes.APIInvalidParam,
+			Msg: "owner_id must be a user or bot user of this account.", Cause: err}
 	case errors.As(err, &cfe): // a conflict the caller can act on: its own code and message
-		return &apiError{status: http.StatusConflict, code: cfe.Code, msg: cfe.Message, cause: err}
+		return &Error{Status: http.StatusConflict, Code: cfe.Code, Msg: cfe.Message, Cause: err}
 	case errors.Is(err, store.ErrConflict):
-		return &apiError{status: http.StatusConflict, code: codes.APIConflict,
-			msg: "The change conflicts with an existing object.", cause: err}
+		return &Error{Status: http.StatusConflict, Code: codes.APIConflict,
+			Msg: "The change conflicts with an existing object.", Cause: err}
 	case errors.As(err, &ce):
-		return &apiError{status: http.StatusBadRequest, code: ce.Code, msg: ce.Message, cause: ce.Cause}
+		return &Error{Status: http.StatusBadRequest, Code: ce.Code, Msg: ce.Message, Cause: ce.Cause}
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
-		return &apiError{status: http.StatusServiceUnavailable, code: codes.Internal,
-			msg: "The request was cancelled before it completed.", cause: err}
+		return &Error{Status: http.StatusServiceUnavailable, Code: codes.Internal,
+			Msg: "The request was cancelled before it completed.", Cause: err}
 	}
-	return &apiError{status: http.StatusInternalServerError, code: codes.Internal,
-		msg: "The control plane failed to handle this request. Retry; report the operation ID if it persists.", cause: err}
+	return &Error{Status: http.StatusInternalServerError, Code: codes.Internal,
+		Msg: "The control plane failed to handle this request. Retry; report the operation ID if it persists.", Cause: err}
 }
 
-// notFound names the missing object in the message.
-func notFound(err error, what, id string) error {
+// NotFound names the missing object in the message when err is
+// store.ErrNotFound (a 404 *Error), and returns other errors as they are.
+func NotFound(err error, what, id string) error {
 	if errors.Is(err, store.ErrNotFound) {
-		return &apiError{status: http.StatusNotFound, code: codes.APINotFound,
-			msg: "The " + what + " " + truncate(id, 100) + " was not found in this account.", cause: err}
+		return &Error{Status: http.StatusNotFound, Code: codes.APINotFound,
+			Msg: "The " + what + " " + Truncate(id, 100) + " was not found in this account.", Cause: err}
 	}
 	return err
 }
 
 // writeError logs err (5xx at error level, others at debug) and writes the
 // error body.
-func (s *Server) writeError(w http.ResponseWriter, r *http.Request, opID string, c *caller, err error) {
-	ae := toAPIError(err)
+func (cp *Core) writeError(w http.ResponseWriter, r *http.Request, opID string, c *Caller, err error) {
+	ae := AsError(err)
 	fields := []zap.Field{zap.String("operation_id", opID), zap.String("method", r.Method),
-		zap.String("path", r.URL.Path), zap.String("code", string(ae.code)), zap.Int("status", ae.status)}
+		zap.String("path", r.URL.Path), zap.String("code", string(ae.Code)), zap.Int("status", ae.Status)}
 	if c != nil {
-		fields = append(fields, zap.String("account_id", c.auth.AccountID), zap.String("principal_id", c.auth.OwnerID))
+		fields = append(fields, zap.String("account_id", c.Key.AccountID), zap.String("principal_id", c.Key.OwnerID))
 	}
-	if ae.cause != nil {
-		fields = append(fields, zap.Error(ae.cause))
+	if ae.Cause != nil {
+		fields = append(fields, zap.Error(ae.Cause))
 	}
-	if ae.status >= 500 && !errors.Is(ae.cause, context.Canceled) {
-		s.log.Error("API operation failed", fields...)
-	} else if ce := s.log.Check(zap.DebugLevel, "API request refused"); ce != nil {
+	if ae.Status >= 500 && !errors.Is(ae.Cause, context.Canceled) {
+		cp.log.Error("API operation failed", fields...)
+	} else if ce := cp.log.Check(zap.DebugLevel, "API request refused"); ce != nil {
 		ce.Write(fields...)
 	}
-	writeJSON(w, ae.status, errorBody{
-		ErrorCode:  ae.code,
-		StatusCode: ae.status,
-		Msg:        ae.msg,
+	WriteJSON(w, ae.Status, errorBody{
+		ErrorCode:  ae.Code,
+		StatusCode: ae.Status,
+		Msg:        ae.Msg,
 		Details:    map[string]string{"operation_id": opID},
 	})
 }

@@ -1,4 +1,4 @@
-package controlplane
+package dashboard
 
 import (
 	"errors"
@@ -8,6 +8,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/tollgate/tollgate/codes"
+	"github.com/tollgate/tollgate/controlplane"
 	"github.com/tollgate/tollgate/controlplane/store"
 )
 
@@ -16,13 +17,13 @@ import (
 type acceptView struct {
 	Token     string // the accept token, when the link carried it
 	Name      string
-	Error     *apiError
+	Error     *controlplane.Error
 	Email     string
 	Account   string
 	APIKey    string // set once accepted
 	APIKeyID  string
-	SignedIn  bool      // the browser was signed in with the new key
-	SignInErr *apiError // why it was not, when it was not
+	SignedIn  bool                // the browser was signed in with the new key
+	SignInErr *controlplane.Error // why it was not, when it was not
 }
 
 // acceptPage is GET /accept?token=...: the form a new user fills in to
@@ -43,11 +44,11 @@ func (s *Server) acceptInvitationForm(w http.ResponseWriter, r *http.Request) {
 	dashHeaders(w)
 	v := acceptView{}
 	fail := func(err error) {
-		v.Error = toAPIError(err)
-		if v.Error.status >= 500 {
+		v.Error = controlplane.AsError(err)
+		if v.Error.Status >= 500 {
 			s.log.Error("accepting an invitation in the dashboard failed", zap.Error(err))
 		}
-		s.render(w, v.Error.status, "accept", v)
+		s.render(w, v.Error.Status, "accept", v)
 	}
 	if err := s.readPublicForm(w, r, "This address sent too many invalid invitation tokens; wait and check the link."); err != nil {
 		fail(err)
@@ -58,7 +59,7 @@ func (s *Server) acceptInvitationForm(w http.ResponseWriter, r *http.Request) {
 	var ce *codes.Error
 	switch {
 	case errors.Is(err, store.ErrExistingUser):
-		fail(newAPIError(http.StatusConflict, codes.InvitationExists,
+		fail(controlplane.Errorf(http.StatusConflict, codes.InvitationExists,
 			"This invitation is for an existing Tollgate user. Accept it with one of your API keys: POST /invitations/accept with the token and 'Authorization: Bearer <your API key>'."))
 		return
 	case errors.As(err, &ce):
@@ -68,9 +69,9 @@ func (s *Server) acceptInvitationForm(w http.ResponseWriter, r *http.Request) {
 			status = http.StatusBadRequest
 		}
 		if ce.Code == codes.InvitationInvalid {
-			_ = s.rate.perIP.charge(w, clientIP(r), "")
+			s.core.ChargeAuthFailure(w, r)
 		}
-		fail(&apiError{status: status, code: ce.Code, msg: ce.Message, cause: err})
+		fail(&controlplane.Error{Status: status, Code: ce.Code, Msg: ce.Message, Cause: err})
 		return
 	case err != nil:
 		fail(err)
@@ -79,9 +80,9 @@ func (s *Server) acceptInvitationForm(w http.ResponseWriter, r *http.Request) {
 	v.Token, v.Email, v.Account = "", acc.Member.User.Email, acc.Account.Name
 	v.APIKey, v.APIKeyID = acc.Token.Reveal(), acc.APIKey.ID // shown once, to the new member
 	s.log.Info("invitation accepted in the dashboard", zap.String("account_id", acc.Account.ID),
-		zap.String("user_id", acc.Member.User.ID), zap.String("client_ip", clientIP(r)))
+		zap.String("user_id", acc.Member.User.ID), zap.String("client_ip", controlplane.ClientIP(r)))
 	if err := s.signInAfterAccept(w, r, acc); err != nil {
-		v.SignInErr = toAPIError(err)
+		v.SignInErr = controlplane.AsError(err)
 	} else {
 		v.SignedIn = true
 	}

@@ -1,10 +1,11 @@
-package controlplane
+package dashboard
 
 import (
 	"net/http"
 	"strings"
 
 	"github.com/tollgate/tollgate/codes"
+	"github.com/tollgate/tollgate/controlplane"
 	"github.com/tollgate/tollgate/controlplane/store"
 	"github.com/tollgate/tollgate/ids"
 )
@@ -22,11 +23,11 @@ type botsView struct {
 }
 
 func (s *Server) botsView(r *http.Request, c *dashCaller) (*botsView, error) {
-	bots, more, err := s.store.ListBotUsers(r.Context(), c.accountID(), store.Page{})
+	bots, more, err := s.store.ListBotUsers(r.Context(), c.AccountID(), store.Page{})
 	if err != nil {
 		return nil, err
 	}
-	return &botsView{Bots: bots, More: more, CanCreate: c.isAdmin(), CanManage: c.isTeamManager()}, nil
+	return &botsView{Bots: bots, More: more, CanCreate: c.IsAdmin(), CanManage: c.IsTeamManager()}, nil
 }
 
 // dashCreateBot is POST /bot-users {name, acl}: a bot user and an
@@ -35,14 +36,14 @@ func (s *Server) botsView(r *http.Request, c *dashCaller) (*botsView, error) {
 // the team manager role, giving it a credential the administrator flag
 // (as with the API's owner_id).
 func (s *Server) dashCreateBot(w http.ResponseWriter, r *http.Request, c *dashCaller) error {
-	if err := c.requireAdmin("create bot users with credentials in the dashboard"); err != nil {
+	if err := c.RequireAdmin("create bot users with credentials in the dashboard"); err != nil {
 		return dashForbidden(err)
 	}
 	name := strings.TrimSpace(r.PostForm.Get("name"))
 	if name == "" {
-		return newAPIError(http.StatusBadRequest, codes.DashboardBadInput, "Give the bot user a name, so that you can tell it apart (ci, backup-server...).")
+		return controlplane.Errorf(http.StatusBadRequest, codes.DashboardBadInput, "Give the bot user a name, so that you can tell it apart (ci, backup-server...).")
 	}
-	b, a, tok, err := s.store.CreateBotUserWithAuthtoken(r.Context(), c.actor, c.accountID(),
+	b, a, tok, err := s.store.CreateBotUserWithAuthtoken(r.Context(), c.Actor, c.AccountID(),
 		store.BotUserCreate{Name: name, Active: true},
 		store.AuthtokenCreate{Description: "created with bot user " + name + " in the dashboard", ACL: splitACL(r.PostForm.Get("acl"))})
 	return afterAction(s, w, r, c, "bot-users", "Bot users", s.botsView, err, func(v *botsView) {
@@ -56,8 +57,8 @@ func (s *Server) dashCreateBot(w http.ResponseWriter, r *http.Request, c *dashCa
 // administrators.
 func (s *Server) dashSetBotActive(w http.ResponseWriter, r *http.Request, c *dashCaller) error {
 	id := r.PathValue("id")
-	if err := checkID(id, ids.PrefixBotUser); err != nil {
-		return newAPIError(http.StatusBadRequest, codes.DashboardBadInput, "%q is not a bot user ID (bot_...).", truncate(id, 60))
+	if err := controlplane.CheckID(id, ids.PrefixBotUser); err != nil {
+		return controlplane.Errorf(http.StatusBadRequest, codes.DashboardBadInput, "%q is not a bot user ID (bot_...).", controlplane.Truncate(id, 60))
 	}
 	var active bool
 	switch r.PostForm.Get("active") {
@@ -65,13 +66,13 @@ func (s *Server) dashSetBotActive(w http.ResponseWriter, r *http.Request, c *das
 		active = true
 	case "false":
 	default:
-		return newAPIError(http.StatusBadRequest, codes.DashboardBadInput, "active must be true or false.")
+		return controlplane.Errorf(http.StatusBadRequest, codes.DashboardBadInput, "active must be true or false.")
 	}
-	if err := c.requireTeamManager(); err != nil {
+	if err := c.RequireTeamManager(); err != nil {
 		return dashForbidden(err)
 	}
-	if _, err := s.store.UpdateBotUser(r.Context(), c.actor, c.accountID(), id, store.BotUserUpdate{Active: &active}); err != nil {
-		return notFound(err, "bot user", id)
+	if _, err := s.store.UpdateBotUser(r.Context(), c.Actor, c.AccountID(), id, store.BotUserUpdate{Active: &active}); err != nil {
+		return controlplane.NotFound(err, "bot user", id)
 	}
 	http.Redirect(w, r, "/bot-users", http.StatusSeeOther)
 	return nil

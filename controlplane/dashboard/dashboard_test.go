@@ -1,4 +1,4 @@
-package controlplane
+package dashboard_test
 
 import (
 	"encoding/json"
@@ -17,9 +17,13 @@ import (
 
 	"github.com/tollgate/tollgate/authn"
 	"github.com/tollgate/tollgate/codes"
+	"github.com/tollgate/tollgate/controlplane"
+	"github.com/tollgate/tollgate/controlplane/dashboard"
+	"github.com/tollgate/tollgate/controlplane/internal/cptest"
 	"github.com/tollgate/tollgate/controlplane/internal/storetest"
 	"github.com/tollgate/tollgate/controlplane/store"
 	"github.com/tollgate/tollgate/ids"
+	"github.com/tollgate/tollgate/policy"
 	"github.com/tollgate/tollgate/snapshot"
 )
 
@@ -49,19 +53,19 @@ func newBrowser(t *testing.T, base string) *browser {
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
 }
 
-// dashboard serves e's dashboard on a listener at addr ("127.0.0.1:0",
+// serveDashboard serves e's dashboard on a listener at addr ("127.0.0.1:0",
 // "[::1]:0") and returns its base URL.
-func (e *env) dashboard(addr string) string {
-	e.t.Helper()
+func serveDashboard(e *cptest.Env, addr string) string {
+	e.T.Helper()
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		e.t.Fatalf("listening on %s: %v", addr, err)
+		e.T.Fatalf("listening on %s: %v", addr, err)
 	}
-	hs := httptest.NewUnstartedServer(e.srv.DashboardHandler())
+	hs := httptest.NewUnstartedServer(e.Dashboard.Handler())
 	hs.Listener.Close()
 	hs.Listener = ln
 	hs.Start()
-	e.t.Cleanup(hs.Close)
+	e.T.Cleanup(hs.Close)
 	return hs.URL
 }
 
@@ -71,7 +75,7 @@ func (b *browser) do(method, path string, form url.Values, hdr ...string) page {
 	if form != nil {
 		body = strings.NewReader(form.Encode())
 	}
-	req, err := http.NewRequestWithContext(testCtx(b.t), method, b.base+path, body)
+	req, err := http.NewRequestWithContext(cptest.Ctx(b.t), method, b.base+path, body)
 	if err != nil {
 		b.t.Fatal(err)
 	}
@@ -140,8 +144,8 @@ func (p page) want(t *testing.T, status int, code string) page {
 // authtoken and a bot user's key are refused with their codes and change
 // nothing; signing out, or deleting the API key, ends the session.
 func TestDashboardSignIn(t *testing.T) {
-	eachDialect(t, func(t *testing.T, e *env) {
-		b := newBrowser(t, e.dashboard("127.0.0.1:0"))
+	cptest.EachDialect(t, func(t *testing.T, e *cptest.Env) {
+		b := newBrowser(t, serveDashboard(e, "127.0.0.1:0"))
 
 		p := b.get("/")
 		if p.status != http.StatusSeeOther || p.location != "/signin?next=%2F" {
@@ -149,34 +153,34 @@ func TestDashboardSignIn(t *testing.T) {
 		}
 		b.get("/signin").want(t, http.StatusOK, "")
 
-		rev := e.revision()
-		_, secret, _ := strings.Cut(e.admin, "_")
+		rev := e.Revision()
+		_, secret, _ := strings.Cut(e.Admin, "_")
 		b.signIn("").want(t, http.StatusUnauthorized, string(codes.DashboardSignIn))
 		b.signIn("2abcdefghijklmnopqrstuvwxyz_"+secret).want(t, http.StatusUnauthorized, string(codes.DashboardSignIn))
-		b.signIn(e.dev.APIKeyID).want(t, http.StatusUnauthorized, "API key&#39;s ID")
-		b.signIn(e.dev.Authtoken.Reveal()).want(t, http.StatusUnauthorized, "authtoken")
-		kid, _, _ := strings.Cut(e.admin, "_")
+		b.signIn(e.Dev.APIKeyID).want(t, http.StatusUnauthorized, "API key&#39;s ID")
+		b.signIn(e.Dev.Authtoken.Reveal()).want(t, http.StatusUnauthorized, "authtoken")
+		kid, _, _ := strings.Cut(e.Admin, "_")
 		b.signIn(kid+"_wrongsecretwrongsecretwrongsecr").want(t, http.StatusUnauthorized, string(codes.DashboardSignIn))
 
-		bot := str(e.must(http.StatusCreated, e.call(http.MethodPost, "/bot_users", e.admin, map[string]any{"name": "ci"})), "id")
-		botKey := str(e.must(http.StatusCreated, e.call(http.MethodPost, "/api_keys", e.admin, map[string]any{"owner_id": bot})), "token")
+		bot := cptest.Str(e.Must(http.StatusCreated, e.Call(http.MethodPost, "/bot_users", e.Admin, map[string]any{"name": "ci"})), "id")
+		botKey := cptest.Str(e.Must(http.StatusCreated, e.Call(http.MethodPost, "/api_keys", e.Admin, map[string]any{"owner_id": bot})), "token")
 		rev += 2
 		b.signIn(botKey).want(t, http.StatusForbidden, string(codes.DashboardBotUser))
-		if got := e.revision(); got != rev {
+		if got := e.Revision(); got != rev {
 			t.Fatalf("refused sign-ins changed the store: revision %d, want %d", got, rev)
 		}
 
-		p = b.signIn(e.admin)
+		p = b.signIn(e.Admin)
 		if p.status != http.StatusSeeOther || p.location != "/" {
 			t.Fatalf("sign-in = %d %q: %s", p.status, p.location, p.body)
 		}
 		ck := p.header.Get("Set-Cookie")
-		for _, want := range []string{dashboardCookie + "=", "HttpOnly", "SameSite=Strict", "Path=/"} {
+		for _, want := range []string{dashboard.CookieName + "=", "HttpOnly", "SameSite=Strict", "Path=/"} {
 			if !strings.Contains(ck, want) {
 				t.Fatalf("session cookie %q lacks %s", ck, want)
 			}
 		}
-		if strings.Contains(ck, e.admin) {
+		if strings.Contains(ck, e.Admin) {
 			t.Fatal("the session cookie holds the API key")
 		}
 		p = b.get("/").want(t, http.StatusOK, "admin@tollgate.localhost")
@@ -189,8 +193,8 @@ func TestDashboardSignIn(t *testing.T) {
 		if b.get("/signin").status != http.StatusSeeOther {
 			t.Fatal("the sign-in page does not send a signed-in user on")
 		}
-		ev := e.must(http.StatusOK, e.call(http.MethodGet, "/audit_events?limit=1", e.admin, nil))
-		if items, _ := ev["audit_events"].([]any); len(items) != 1 || str(items[0].(map[string]any), "type") != "dashboard_session_created.v0" {
+		ev := e.Must(http.StatusOK, e.Call(http.MethodGet, "/audit_events?limit=1", e.Admin, nil))
+		if items, _ := ev["audit_events"].([]any); len(items) != 1 || cptest.Str(items[0].(map[string]any), "type") != "dashboard_session_created.v0" {
 			t.Fatalf("newest audit event = %v, want the sign-in", ev)
 		}
 
@@ -206,18 +210,18 @@ func TestDashboardSignIn(t *testing.T) {
 		if len(old) == 1 {
 			id, _, _ := strings.Cut(old[0].Value, "_")
 			forged := newBrowser(t, b.base)
-			forged.c.Jar.SetCookies(mustURL(t, b.base), []*http.Cookie{{Name: dashboardCookie, Value: id + "_" + secret}})
+			forged.c.Jar.SetCookies(mustURL(t, b.base), []*http.Cookie{{Name: dashboard.CookieName, Value: id + "_" + secret}})
 			if p := forged.get("/"); p.status != http.StatusSeeOther {
 				t.Fatalf("a forged cookie got %d", p.status)
 			}
 		}
 
 		// Deleting the API key a session was opened with ends the session.
-		key2 := e.must(http.StatusCreated, e.call(http.MethodPost, "/api_keys", e.admin, map[string]any{"description": "laptop"}))
+		key2 := e.Must(http.StatusCreated, e.Call(http.MethodPost, "/api_keys", e.Admin, map[string]any{"description": "laptop"}))
 		b2 := newBrowser(t, b.base)
-		b2.signIn(str(key2, "token")).want(t, http.StatusSeeOther, "")
+		b2.signIn(cptest.Str(key2, "token")).want(t, http.StatusSeeOther, "")
 		b2.get("/").want(t, http.StatusOK, "")
-		e.must(http.StatusNoContent, e.call(http.MethodDelete, "/api_keys/"+str(key2, "id"), e.admin, nil))
+		e.Must(http.StatusNoContent, e.Call(http.MethodDelete, "/api_keys/"+cptest.Str(key2, "id"), e.Admin, nil))
 		if p := b2.get("/"); p.status != http.StatusSeeOther {
 			t.Fatalf("a session of a deleted API key got %d", p.status)
 		}
@@ -240,19 +244,19 @@ func mustURL(t *testing.T, s string) *url.URL {
 // token or from another origin are refused and change nothing; a read-only
 // developer sees the lists but may not create.
 func TestDashboardCredentials(t *testing.T) {
-	eachDialect(t, func(t *testing.T, e *env) {
-		b := newBrowser(t, e.dashboard("127.0.0.1:0"))
-		b.signIn(e.admin).want(t, http.StatusSeeOther, "")
-		b.get("/credentials").want(t, http.StatusOK, e.dev.AuthtokenID)
+	cptest.EachDialect(t, func(t *testing.T, e *cptest.Env) {
+		b := newBrowser(t, serveDashboard(e, "127.0.0.1:0"))
+		b.signIn(e.Admin).want(t, http.StatusSeeOther, "")
+		b.get("/credentials").want(t, http.StatusOK, e.Dev.AuthtokenID)
 
-		rev := e.revision()
+		rev := e.Revision()
 		b.do(http.MethodPost, "/credentials", url.Values{"description": {"x"}}).want(t, http.StatusForbidden, string(codes.DashboardForgery))
 		b.post("/credentials", "/credentials", url.Values{"description": {"x"}}, "Origin", "https://evil.example").
 			want(t, http.StatusForbidden, string(codes.DashboardForgery))
 		b.post("/credentials", "/credentials", url.Values{"description": {"x"}}, "Sec-Fetch-Site", "cross-site").
 			want(t, http.StatusForbidden, string(codes.DashboardForgery))
 		b.post("/credentials", "/credentials", url.Values{"acl": {"bind:"}}).want(t, http.StatusBadRequest, "TG_")
-		if e.revision() != rev {
+		if e.Revision() != rev {
 			t.Fatal("a refused form changed the store")
 		}
 
@@ -265,38 +269,38 @@ func TestDashboardCredentials(t *testing.T) {
 		tok := m[1]
 		kid, _, _ := strings.Cut(tok, "_")
 		id := ids.PrefixAuthtoken + "_" + kid
-		a, err := e.store.GetAuthtoken(testCtx(t), e.dev.AccountID, id)
+		a, err := e.Store.GetAuthtoken(cptest.Ctx(t), e.Dev.AccountID, id)
 		if err != nil {
 			t.Fatalf("the created authtoken is not in the store: %v", err)
 		}
-		if a.OwnerID != e.dev.UserID || a.Description != "ci runner" || len(a.ACL) != 2 {
+		if a.OwnerID != e.Dev.UserID || a.Description != "ci runner" || len(a.ACL) != 2 {
 			t.Fatalf("created %+v", a)
 		}
 		if p := b.get("/credentials"); !strings.Contains(p.body, id) || strings.Contains(p.body, tok) {
 			t.Fatal("the credentials page must list the authtoken and never show its token again")
 		}
 		b.post("/credentials", "/credentials/"+id+"/delete", nil).want(t, http.StatusSeeOther, "")
-		if _, err := e.store.GetAuthtoken(testCtx(t), e.dev.AccountID, id); err == nil {
+		if _, err := e.Store.GetAuthtoken(cptest.Ctx(t), e.Dev.AccountID, id); err == nil {
 			t.Fatal("the deleted authtoken is still there")
 		}
 		b.post("/credentials", "/credentials/"+id+"/delete", nil).want(t, http.StatusNotFound, "")
 		b.post("/credentials", "/credentials/nope/delete", nil).want(t, http.StatusBadRequest, string(codes.DashboardBadInput))
 
 		// A read-only developer reads but cannot create or delete.
-		inv := e.must(http.StatusCreated, e.call(http.MethodPost, "/invitations", e.admin, map[string]any{"email": "ro@example.com", "developer": "ro"}))
-		acc := e.must(http.StatusCreated, e.call(http.MethodPost, "/invitations/accept", "", map[string]any{"token": str(inv, "accept_token"), "name": "Reader"}))
-		roKey := str(acc["api_key"].(map[string]any), "token")
+		inv := e.Must(http.StatusCreated, e.Call(http.MethodPost, "/invitations", e.Admin, map[string]any{"email": "ro@example.com", "developer": "ro"}))
+		acc := e.Must(http.StatusCreated, e.Call(http.MethodPost, "/invitations/accept", "", map[string]any{"token": cptest.Str(inv, "accept_token"), "name": "Reader"}))
+		roKey := cptest.Str(acc["api_key"].(map[string]any), "token")
 		ro := newBrowser(t, b.base)
 		ro.signIn(roKey).want(t, http.StatusSeeOther, "")
-		p = ro.get("/credentials").want(t, http.StatusOK, e.dev.AuthtokenID)
+		p = ro.get("/credentials").want(t, http.StatusOK, e.Dev.AuthtokenID)
 		if strings.Contains(p.body, `id="create-token"`) || strings.Contains(p.body, "/delete") {
 			t.Fatal("a read-only developer is offered the create or delete forms")
 		}
-		rev = e.revision()
+		rev = e.Revision()
 		ro.post("/credentials", "/credentials", url.Values{"description": {"x"}}).want(t, http.StatusForbidden, string(codes.DashboardForbidden))
-		ro.post("/credentials", "/credentials/"+e.dev.AuthtokenID+"/delete", nil).want(t, http.StatusForbidden, string(codes.DashboardForbidden))
+		ro.post("/credentials", "/credentials/"+e.Dev.AuthtokenID+"/delete", nil).want(t, http.StatusForbidden, string(codes.DashboardForbidden))
 		ro.post("/", "/sessions/"+ids.New(ids.PrefixAgentSession)+"/stop", nil).want(t, http.StatusForbidden, string(codes.DashboardForbidden))
-		if e.revision() != rev {
+		if e.Revision() != rev {
 			t.Fatal("a refused form changed the store")
 		}
 		b.post("/", "/sessions/"+ids.New(ids.PrefixAgentSession)+"/stop", nil).want(t, http.StatusNotFound, "")
@@ -311,53 +315,53 @@ func TestDashboardCredentials(t *testing.T) {
 // X-Forwarded-For) and cuts a session that is already open; unenforced it
 // only counts and logs; other surfaces' restrictions do not touch it.
 func TestDashboardIPRestriction(t *testing.T) {
-	eachDialect(t, func(t *testing.T, e *env) {
-		b := newBrowser(t, e.dashboard("127.0.0.1:0"))
-		b.signIn(e.admin).want(t, http.StatusSeeOther, "")
+	cptest.EachDialect(t, func(t *testing.T, e *cptest.Env) {
+		b := newBrowser(t, serveDashboard(e, "127.0.0.1:0"))
+		b.signIn(e.Admin).want(t, http.StatusSeeOther, "")
 
-		office := str(e.must(http.StatusCreated, e.call(http.MethodPost, "/ip_policies", e.admin, map[string]any{"description": "office"})), "id")
-		e.must(http.StatusCreated, e.call(http.MethodPost, "/ip_policy_rules", e.admin,
+		office := cptest.Str(e.Must(http.StatusCreated, e.Call(http.MethodPost, "/ip_policies", e.Admin, map[string]any{"description": "office"})), "id")
+		e.Must(http.StatusCreated, e.Call(http.MethodPost, "/ip_policy_rules", e.Admin,
 			map[string]any{"ip_policy_id": office, "cidr": "10.0.0.0/8", "action": "allow"}))
 		// The API's restriction does not guard the dashboard.
-		apiRx := str(e.must(http.StatusCreated, e.call(http.MethodPost, "/ip_restrictions", e.admin,
+		apiRx := cptest.Str(e.Must(http.StatusCreated, e.Call(http.MethodPost, "/ip_restrictions", e.Admin,
 			map[string]any{"type": "api", "ip_policy_ids": []string{office}, "enforced": false})), "id")
 		b.get("/").want(t, http.StatusOK, "")
 
-		before := dashboardDryRunRefusals.Load()
-		rx := str(e.must(http.StatusCreated, e.call(http.MethodPost, "/ip_restrictions", e.admin,
+		before := controlplane.DryRunRefusals(policy.SurfaceDashboard)
+		rx := cptest.Str(e.Must(http.StatusCreated, e.Call(http.MethodPost, "/ip_restrictions", e.Admin,
 			map[string]any{"type": "dashboard", "ip_policy_ids": []string{office}, "enforced": false})), "id")
 		b.get("/ip-policies").want(t, http.StatusOK, rx)
-		if dashboardDryRunRefusals.Load() == before {
+		if controlplane.DryRunRefusals(policy.SurfaceDashboard) == before {
 			t.Fatal("an unenforced dashboard refusal was not counted")
 		}
 
-		e.must(http.StatusOK, e.call(http.MethodPatch, "/ip_restrictions/"+rx, e.admin, map[string]any{"enforced": true}))
+		e.Must(http.StatusOK, e.Call(http.MethodPatch, "/ip_restrictions/"+rx, e.Admin, map[string]any{"enforced": true}))
 		// The open session is cut, and a forged X-Forwarded-For inside the
 		// allowed network changes nothing.
 		b.do(http.MethodGet, "/", nil, "X-Forwarded-For", "10.1.2.3").want(t, http.StatusForbidden, string(codes.DashboardIPRestricted))
-		rev := e.revision()
+		rev := e.Revision()
 		fresh := newBrowser(t, b.base)
-		fresh.signIn(e.admin, "X-Forwarded-For", "10.1.2.3", "Forwarded", "for=10.1.2.3").
+		fresh.signIn(e.Admin, "X-Forwarded-For", "10.1.2.3", "Forwarded", "for=10.1.2.3").
 			want(t, http.StatusForbidden, string(codes.DashboardIPRestricted))
-		if e.revision() != rev {
+		if e.Revision() != rev {
 			t.Fatal("a refused sign-in opened a session")
 		}
 
 		// An invitation accepted from a refused address creates the member
 		// and shows the key, but signs nobody in.
-		inv := e.must(http.StatusCreated, e.call(http.MethodPost, "/invitations", e.admin, map[string]any{"email": "far@example.com"}))
-		p := newBrowser(t, b.base).do(http.MethodPost, "/accept", url.Values{"token": {str(inv, "accept_token")}, "name": {"Far"}}).
+		inv := e.Must(http.StatusCreated, e.Call(http.MethodPost, "/invitations", e.Admin, map[string]any{"email": "far@example.com"}))
+		p := newBrowser(t, b.base).do(http.MethodPost, "/accept", url.Values{"token": {cptest.Str(inv, "accept_token")}, "name": {"Far"}}).
 			want(t, http.StatusCreated, string(codes.DashboardIPRestricted))
-		if strings.Contains(p.header.Get("Set-Cookie"), dashboardCookie) || !strings.Contains(p.body, `id="new-api-key"`) {
+		if strings.Contains(p.header.Get("Set-Cookie"), dashboard.CookieName) || !strings.Contains(p.body, `id="new-api-key"`) {
 			t.Fatalf("accepted from a refused address: cookie %q; page %s", p.header.Get("Set-Cookie"), p.body)
 		}
 
 		// Allow loopback too: sign-in works again.
-		loop := str(e.must(http.StatusCreated, e.call(http.MethodPost, "/ip_policies", e.admin, map[string]any{"description": "loopback"})), "id")
-		e.must(http.StatusCreated, e.call(http.MethodPost, "/ip_policy_rules", e.admin,
+		loop := cptest.Str(e.Must(http.StatusCreated, e.Call(http.MethodPost, "/ip_policies", e.Admin, map[string]any{"description": "loopback"})), "id")
+		e.Must(http.StatusCreated, e.Call(http.MethodPost, "/ip_policy_rules", e.Admin,
 			map[string]any{"ip_policy_id": loop, "cidr": "127.0.0.1/32", "action": "allow"}))
-		e.must(http.StatusOK, e.call(http.MethodPatch, "/ip_restrictions/"+rx, e.admin, map[string]any{"ip_policy_ids": []string{office, loop}}))
-		fresh.signIn(e.admin).want(t, http.StatusSeeOther, "")
+		e.Must(http.StatusOK, e.Call(http.MethodPatch, "/ip_restrictions/"+rx, e.Admin, map[string]any{"ip_policy_ids": []string{office, loop}}))
+		fresh.signIn(e.Admin).want(t, http.StatusSeeOther, "")
 		fresh.get("/").want(t, http.StatusOK, "")
 		b.get("/").want(t, http.StatusOK, "")
 		_ = apiRx
@@ -369,14 +373,14 @@ func TestDashboardIPRestriction(t *testing.T) {
 // restrictions built from different policies: only the TCP peer address
 // decides, deny wins, and the sign-in audit records the address.
 func TestDashboardIPRestrictionMatrix(t *testing.T) {
-	e := newEnv(t, storetest.DSN(t, "sqlite"), ServerConfig{})
-	v4base, v6base := e.dashboard("127.0.0.1:0"), e.dashboard("[::1]:0")
+	e := cptest.NewEnv(t, storetest.DSN(t, "sqlite"), cptest.Config{})
+	v4base, v6base := serveDashboard(e, "127.0.0.1:0"), serveDashboard(e, "[::1]:0")
 	from := map[string]string{"127.0.0.1": v4base, "127.0.0.2": v4base, "::1": v6base}
 	policy := func(rules ...string) string {
-		id := str(e.must(http.StatusCreated, e.call(http.MethodPost, "/ip_policies", e.admin, map[string]any{})), "id")
+		id := cptest.Str(e.Must(http.StatusCreated, e.Call(http.MethodPost, "/ip_policies", e.Admin, map[string]any{})), "id")
 		for _, r := range rules {
 			action, cidr, _ := strings.Cut(r, " ")
-			e.must(http.StatusCreated, e.call(http.MethodPost, "/ip_policy_rules", e.admin,
+			e.Must(http.StatusCreated, e.Call(http.MethodPost, "/ip_policy_rules", e.Admin,
 				map[string]any{"ip_policy_id": id, "cidr": cidr, "action": action}))
 		}
 		return id
@@ -393,21 +397,21 @@ func TestDashboardIPRestrictionMatrix(t *testing.T) {
 		{"deny only matches nothing to allow", []string{"deny 10.0.0.0/8"}, map[string]bool{}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			rx := str(e.must(http.StatusCreated, e.call(http.MethodPost, "/ip_restrictions", e.admin,
+			rx := cptest.Str(e.Must(http.StatusCreated, e.Call(http.MethodPost, "/ip_restrictions", e.Admin,
 				map[string]any{"type": "dashboard", "ip_policy_ids": []string{policy(tc.rules...)}, "enforced": true})), "id")
-			defer func() { e.must(http.StatusNoContent, e.call(http.MethodDelete, "/ip_restrictions/"+rx, e.admin, nil)) }()
+			defer func() { e.Must(http.StatusNoContent, e.Call(http.MethodDelete, "/ip_restrictions/"+rx, e.Admin, nil)) }()
 			for src, base := range from {
 				b := newBrowserFrom(t, base, src)
 				if tc.allowed[src] {
-					b.signIn(e.admin, "X-Forwarded-For", "10.9.9.9").want(t, http.StatusSeeOther, "")
+					b.signIn(e.Admin, "X-Forwarded-For", "10.9.9.9").want(t, http.StatusSeeOther, "")
 					b.get("/").want(t, http.StatusOK, "admin@tollgate.localhost")
 				} else {
-					b.signIn(e.admin, "X-Forwarded-For", "127.0.0.1").want(t, http.StatusForbidden, string(codes.DashboardIPRestricted))
+					b.signIn(e.Admin, "X-Forwarded-For", "127.0.0.1").want(t, http.StatusForbidden, string(codes.DashboardIPRestricted))
 				}
 			}
 		})
 	}
-	evs, _, err := e.store.ListAuditEvents(testCtx(t), e.dev.AccountID, store.Page{})
+	evs, _, err := e.Store.ListAuditEvents(cptest.Ctx(t), e.Dev.AccountID, store.Page{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -438,38 +442,28 @@ func newBrowserFrom(t *testing.T, base, src string) *browser {
 	return b
 }
 
-// TestSafeNext: the post-sign-in redirect stays on the dashboard.
-func TestSafeNext(t *testing.T) {
-	for in, want := range map[string]string{"": "/", "/credentials": "/credentials", "//evil.example/": "/",
-		"https://evil.example/": "/", "/\\evil": "/", "/x\r\nSet-Cookie: a=b": "/", "credentials": "/"} {
-		if got := safeNext(in); got != want {
-			t.Errorf("safeNext(%q) = %q, want %q", in, got, want)
-		}
-	}
-}
-
 // TestDashboardAcceptInvitation: a new user accepts an invitation in the
 // dashboard: a wrong or reused token is refused with its code and changes
 // nothing; accepting shows the first API key once, signs the browser in as
 // the new member, and the key works on the API. An invitation for an
 // existing user is sent to the API, where the user proves who they are.
 func TestDashboardAcceptInvitation(t *testing.T) {
-	eachDialect(t, func(t *testing.T, e *env) {
-		base := e.dashboard("127.0.0.1:0")
-		inv := e.must(http.StatusCreated, e.call(http.MethodPost, "/invitations", e.admin,
+	cptest.EachDialect(t, func(t *testing.T, e *cptest.Env) {
+		base := serveDashboard(e, "127.0.0.1:0")
+		inv := e.Must(http.StatusCreated, e.Call(http.MethodPost, "/invitations", e.Admin,
 			map[string]any{"email": "new@example.com", "developer": "rw"}))
-		tok := str(inv, "accept_token")
+		tok := cptest.Str(inv, "accept_token")
 		b := newBrowser(t, base)
 		b.get("/accept?token="+url.QueryEscape(tok)).want(t, http.StatusOK, `value="`+tok+`"`)
 
-		rev := e.revision()
+		rev := e.Revision()
 		kid, _, _ := strings.Cut(tok, "_")
 		b.do(http.MethodPost, "/accept", url.Values{"token": {kid + "_wrongwrongwrongwrongwrongwrongwr"}, "name": {"New"}}).
 			want(t, http.StatusNotFound, string(codes.InvitationInvalid))
 		b.do(http.MethodPost, "/accept", url.Values{"token": {tok}, "name": {""}}).want(t, http.StatusBadRequest, "TG_")
 		b.do(http.MethodPost, "/accept", url.Values{"token": {tok}, "name": {"New"}}, "Origin", "https://evil.example").
 			want(t, http.StatusForbidden, string(codes.DashboardForgery))
-		if e.revision() != rev {
+		if e.Revision() != rev {
 			t.Fatal("a refused acceptance changed the store")
 		}
 
@@ -479,17 +473,17 @@ func TestDashboardAcceptInvitation(t *testing.T) {
 			t.Fatalf("accepted page without the key or the way on: %s", p.body)
 		}
 		b.get("/").want(t, http.StatusOK, "new@example.com")
-		e.must(http.StatusOK, e.call(http.MethodGet, "/credentials", m[1], nil))
+		e.Must(http.StatusOK, e.Call(http.MethodGet, "/credentials", m[1], nil))
 		b.do(http.MethodPost, "/accept", url.Values{"token": {tok}, "name": {"Again"}}).want(t, http.StatusNotFound, string(codes.InvitationInvalid))
 
 		// new@example.com is a user now: an invitation to another account
 		// is accepted through the API, with one of their own keys.
-		_, otherKey := e.otherAccount("other")
-		inv2 := e.must(http.StatusCreated, e.call(http.MethodPost, "/invitations", otherKey, map[string]any{"email": "new@example.com"}))
-		rev = e.revision()
-		newBrowser(t, base).do(http.MethodPost, "/accept", url.Values{"token": {str(inv2, "accept_token")}, "name": {"x"}}).
+		_, otherKey := e.OtherAccount("other")
+		inv2 := e.Must(http.StatusCreated, e.Call(http.MethodPost, "/invitations", otherKey, map[string]any{"email": "new@example.com"}))
+		rev = e.Revision()
+		newBrowser(t, base).do(http.MethodPost, "/accept", url.Values{"token": {cptest.Str(inv2, "accept_token")}, "name": {"x"}}).
 			want(t, http.StatusConflict, "/invitations/accept")
-		if e.revision() != rev {
+		if e.Revision() != rev {
 			t.Fatal("a refused acceptance changed the store")
 		}
 	})
@@ -499,8 +493,8 @@ func TestDashboardAcceptInvitation(t *testing.T) {
 // asks for a Secure cookie; by default a plain-HTTP dashboard's is not.
 func TestDashboardSecureCookie(t *testing.T) {
 	for _, secure := range []bool{false, true} {
-		e := newEnv(t, storetest.DSN(t, "sqlite"), ServerConfig{DashboardSecureCookie: secure})
-		p := newBrowser(t, e.dashboard("127.0.0.1:0")).signIn(e.admin).want(t, http.StatusSeeOther, "")
+		e := cptest.NewEnv(t, storetest.DSN(t, "sqlite"), cptest.Config{DashboardSecureCookie: secure})
+		p := newBrowser(t, serveDashboard(e, "127.0.0.1:0")).signIn(e.Admin).want(t, http.StatusSeeOther, "")
 		if got := strings.Contains(p.header.Get("Set-Cookie"), "; Secure"); got != secure {
 			t.Fatalf("DashboardSecureCookie %v: Set-Cookie %q", secure, p.header.Get("Set-Cookie"))
 		}
@@ -512,22 +506,22 @@ func TestDashboardSecureCookie(t *testing.T) {
 // roles asked for and is signed in; bad input and callers who may not
 // invite are refused with their codes and change nothing.
 func TestDashboardInvite(t *testing.T) {
-	eachDialect(t, func(t *testing.T, e *env) {
-		base := e.dashboard("127.0.0.1:0")
+	cptest.EachDialect(t, func(t *testing.T, e *cptest.Env) {
+		base := serveDashboard(e, "127.0.0.1:0")
 		admin := newBrowser(t, base)
-		admin.signIn(e.admin).want(t, http.StatusSeeOther, "")
+		admin.signIn(e.Admin).want(t, http.StatusSeeOther, "")
 		p := admin.get("/users").want(t, http.StatusOK, "admin@tollgate.localhost")
 		if !strings.Contains(p.body, `id="invite"`) {
 			t.Fatal("an administrator is not offered the invite form")
 		}
 
-		rev := e.revision()
+		rev := e.Revision()
 		admin.post("/users", "/users/invite", url.Values{"email": {"not-an-address"}}).want(t, http.StatusBadRequest, "TG_")
 		admin.post("/users", "/users/invite", url.Values{"email": {"x@example.com"}, "team": {"owner"}}).
 			want(t, http.StatusBadRequest, string(codes.RoleInvalid))
 		admin.post("/users", "/users/invite", url.Values{"email": {"admin@tollgate.localhost"}}).
 			want(t, http.StatusConflict, string(codes.InvitationExists))
-		if e.revision() != rev {
+		if e.Revision() != rev {
 			t.Fatal("a refused invitation changed the store")
 		}
 
@@ -558,19 +552,19 @@ func TestDashboardInvite(t *testing.T) {
 			t.Fatalf("the new member's roles are not rw/invite: %s", p.body)
 		}
 		// An invite-only member may invite with at most their own roles.
-		rev = e.revision()
+		rev = e.Revision()
 		invitee.post("/users", "/users/invite", url.Values{"email": {"boss@example.com"}, "admin": {"on"}}).
 			want(t, http.StatusForbidden, string(codes.DashboardForbidden))
-		if e.revision() != rev {
+		if e.Revision() != rev {
 			t.Fatal("a refused invitation changed the store")
 		}
 		invitee.post("/users", "/users/invite", url.Values{"email": {"peer@example.com"}}).want(t, http.StatusCreated, "peer@example.com")
 
 		// A team read-only member is not offered the form and is refused.
-		inv := e.must(http.StatusCreated, e.call(http.MethodPost, "/invitations", e.admin, map[string]any{"email": "ro@example.com"}))
-		acc := e.must(http.StatusCreated, e.call(http.MethodPost, "/invitations/accept", "", map[string]any{"token": str(inv, "accept_token"), "name": "RO"}))
+		inv := e.Must(http.StatusCreated, e.Call(http.MethodPost, "/invitations", e.Admin, map[string]any{"email": "ro@example.com"}))
+		acc := e.Must(http.StatusCreated, e.Call(http.MethodPost, "/invitations/accept", "", map[string]any{"token": cptest.Str(inv, "accept_token"), "name": "RO"}))
 		ro := newBrowser(t, base)
-		ro.signIn(str(acc["api_key"].(map[string]any), "token")).want(t, http.StatusSeeOther, "")
+		ro.signIn(cptest.Str(acc["api_key"].(map[string]any), "token")).want(t, http.StatusSeeOther, "")
 		if p := ro.get("/users").want(t, http.StatusOK, "dev@example.com"); strings.Contains(p.body, `id="invite"`) {
 			t.Fatal("a team read-only member is offered the invite form")
 		}
@@ -584,18 +578,18 @@ func TestDashboardInvite(t *testing.T) {
 // the bot revokes it and activating restores it; a read-only developer
 // sees the list but may do neither.
 func TestDashboardBotUsers(t *testing.T) {
-	eachDialect(t, func(t *testing.T, e *env) {
-		base := e.dashboard("127.0.0.1:0")
+	cptest.EachDialect(t, func(t *testing.T, e *cptest.Env) {
+		base := serveDashboard(e, "127.0.0.1:0")
 		admin := newBrowser(t, base)
-		admin.signIn(e.admin).want(t, http.StatusSeeOther, "")
+		admin.signIn(e.Admin).want(t, http.StatusSeeOther, "")
 		if p := admin.get("/bot-users").want(t, http.StatusOK, "No bot users"); !strings.Contains(p.body, `id="create-bot"`) {
 			t.Fatal("an administrator is not offered the create form")
 		}
 
-		rev := e.revision()
+		rev := e.Revision()
 		admin.post("/bot-users", "/bot-users", url.Values{"name": {"ci"}, "acl": {"bind:"}}).want(t, http.StatusBadRequest, "TG_")
 		admin.post("/bot-users", "/bot-users", url.Values{"name": {""}}).want(t, http.StatusBadRequest, "TG_")
-		if e.revision() != rev {
+		if e.Revision() != rev {
 			t.Fatal("a refused bot user changed the store (a bot without its authtoken?)")
 		}
 
@@ -605,11 +599,11 @@ func TestDashboardBotUsers(t *testing.T) {
 		if m == nil {
 			t.Fatalf("no token on the page: %s", p.body)
 		}
-		if e.revision() != rev+1 {
-			t.Fatalf("revision %d, want %d: the bot and its authtoken are one unit of work", e.revision(), rev+1)
+		if e.Revision() != rev+1 {
+			t.Fatalf("revision %d, want %d: the bot and its authtoken are one unit of work", e.Revision(), rev+1)
 		}
 		verify := func() (*authn.Identity, error) {
-			snap, err := e.srv.Snapshot(testCtx(t), 0)
+			snap, err := e.Core.Snapshot(cptest.Ctx(t), 0)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -635,17 +629,17 @@ func TestDashboardBotUsers(t *testing.T) {
 		admin.post("/bot-users", "/bot-users/"+bot+"/active", url.Values{"active": {"maybe"}}).want(t, http.StatusBadRequest, string(codes.DashboardBadInput))
 		admin.post("/bot-users", "/bot-users/bot_nope/active", url.Values{"active": {"true"}}).want(t, http.StatusBadRequest, string(codes.DashboardBadInput))
 
-		inv := e.must(http.StatusCreated, e.call(http.MethodPost, "/invitations", e.admin, map[string]any{"email": "ro@example.com"}))
-		acc := e.must(http.StatusCreated, e.call(http.MethodPost, "/invitations/accept", "", map[string]any{"token": str(inv, "accept_token"), "name": "RO"}))
+		inv := e.Must(http.StatusCreated, e.Call(http.MethodPost, "/invitations", e.Admin, map[string]any{"email": "ro@example.com"}))
+		acc := e.Must(http.StatusCreated, e.Call(http.MethodPost, "/invitations/accept", "", map[string]any{"token": cptest.Str(inv, "accept_token"), "name": "RO"}))
 		ro := newBrowser(t, base)
-		ro.signIn(str(acc["api_key"].(map[string]any), "token")).want(t, http.StatusSeeOther, "")
+		ro.signIn(cptest.Str(acc["api_key"].(map[string]any), "token")).want(t, http.StatusSeeOther, "")
 		if p := ro.get("/bot-users").want(t, http.StatusOK, bot); strings.Contains(p.body, `id="create-bot"`) || strings.Contains(p.body, "/active") {
 			t.Fatal("a read-only developer is offered the forms")
 		}
-		rev = e.revision()
+		rev = e.Revision()
 		ro.post("/bot-users", "/bot-users", url.Values{"name": {"x"}}).want(t, http.StatusForbidden, string(codes.DashboardForbidden))
 		ro.post("/bot-users", "/bot-users/"+bot+"/active", url.Values{"active": {"false"}}).want(t, http.StatusForbidden, string(codes.DashboardForbidden))
-		if e.revision() != rev {
+		if e.Revision() != rev {
 			t.Fatal("a refused form changed the store")
 		}
 	})
@@ -657,13 +651,13 @@ func TestDashboardBotUsers(t *testing.T) {
 // session on the first.
 func TestDashboardSessionsAcrossControlPlanes(t *testing.T) {
 	dsn := storetest.DSN(t, "postgres")
-	a := newEnv(t, dsn, ServerConfig{})
-	b := newEnv(t, dsn, ServerConfig{})
-	key := a.admin
+	a := cptest.NewEnv(t, dsn, cptest.Config{})
+	b := cptest.NewEnv(t, dsn, cptest.Config{})
+	key := a.Admin
 	if key == "" {
-		key = b.admin
+		key = b.Admin
 	}
-	baseA, baseB := a.dashboard("127.0.0.1:0"), b.dashboard("127.0.0.1:0")
+	baseA, baseB := serveDashboard(a, "127.0.0.1:0"), serveDashboard(b, "127.0.0.1:0")
 	onA := newBrowser(t, baseA)
 	onA.signIn(key).want(t, http.StatusSeeOther, "")
 	onB := newBrowser(t, baseB)
@@ -679,25 +673,25 @@ func TestDashboardSessionsAcrossControlPlanes(t *testing.T) {
 // once, and it works there) and deletes it; deleting the key the browser
 // signed in with signs it out.
 func TestDashboardAPIKeys(t *testing.T) {
-	e := newEnv(t, storetest.DSN(t, "sqlite"), ServerConfig{})
-	b := newBrowser(t, e.dashboard("127.0.0.1:0"))
-	b.signIn(e.admin).want(t, http.StatusSeeOther, "")
+	e := cptest.NewEnv(t, storetest.DSN(t, "sqlite"), cptest.Config{})
+	b := newBrowser(t, serveDashboard(e, "127.0.0.1:0"))
+	b.signIn(e.Admin).want(t, http.StatusSeeOther, "")
 	p := b.post("/credentials", "/credentials/api-keys", url.Values{"description": {"laptop CLI"}}).want(t, http.StatusCreated, "shown only once")
 	m := regexp.MustCompile(`<pre id="new-api-key">([^<]+)</pre>`).FindStringSubmatch(p.body)
 	if m == nil {
 		t.Fatalf("no API key on the page: %s", p.body)
 	}
-	e.must(http.StatusOK, e.call(http.MethodGet, "/api_keys", m[1], nil))
+	e.Must(http.StatusOK, e.Call(http.MethodGet, "/api_keys", m[1], nil))
 	kid, _, _ := strings.Cut(m[1], "_")
 	newID := ids.PrefixAPIKey + "_" + kid
 	if p := b.get("/credentials"); !strings.Contains(p.body, newID) || strings.Contains(p.body, m[1]) {
 		t.Fatal("the credentials page must list the key and never show its token again")
 	}
 	b.post("/credentials", "/credentials/"+newID+"/delete", nil).want(t, http.StatusSeeOther, "")
-	wantError(t, e.call(http.MethodGet, "/api_keys", m[1], nil), http.StatusUnauthorized, string(codes.APIAuthInvalid))
+	cptest.WantError(t, e.Call(http.MethodGet, "/api_keys", m[1], nil), http.StatusUnauthorized, string(codes.APIAuthInvalid))
 
 	// Deleting the key this browser signed in with ends its session.
-	b.post("/credentials", "/credentials/"+e.dev.APIKeyID+"/delete", nil).want(t, http.StatusSeeOther, "")
+	b.post("/credentials", "/credentials/"+e.Dev.APIKeyID+"/delete", nil).want(t, http.StatusSeeOther, "")
 	if p := b.get("/credentials"); p.status != http.StatusSeeOther {
 		t.Fatalf("after deleting its own sign-in key the browser still gets %d", p.status)
 	}

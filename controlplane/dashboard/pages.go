@@ -1,4 +1,4 @@
-package controlplane
+package dashboard
 
 import (
 	"bytes"
@@ -13,6 +13,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/tollgate/tollgate/codes"
+	"github.com/tollgate/tollgate/controlplane"
 	"github.com/tollgate/tollgate/controlplane/store"
 	"github.com/tollgate/tollgate/ids"
 )
@@ -44,13 +45,13 @@ type pageView struct {
 	Roles     store.Membership
 	CanWrite  bool
 	FormToken string
-	Error     *apiError
+	Error     *controlplane.Error
 	Body      any
 }
 
 type signInView struct {
 	Next  string
-	Error *apiError
+	Error *controlplane.Error
 }
 
 // render writes template name with status; a template failure is logged and
@@ -70,33 +71,33 @@ func (s *Server) render(w http.ResponseWriter, status int, name string, v any) {
 
 // page renders a page of a signed-in user inside the layout, with an error
 // box when ae is set (a form the page shows again).
-func (s *Server) page(w http.ResponseWriter, r *http.Request, c *dashCaller, status int, nav, title string, body any, ae *apiError) error {
-	acct, err := s.store.GetAccount(r.Context(), c.accountID())
+func (s *Server) page(w http.ResponseWriter, r *http.Request, c *dashCaller, status int, nav, title string, body any, ae *controlplane.Error) error {
+	acct, err := s.store.GetAccount(r.Context(), c.AccountID())
 	if err != nil {
 		return err
 	}
-	user, err := s.store.GetUser(r.Context(), c.auth.OwnerID)
+	user, err := s.store.GetUser(r.Context(), c.Key.OwnerID)
 	if err != nil {
 		return err
 	}
-	s.render(w, status, nav, pageView{Title: title, Nav: nav, Account: acct, User: user, Roles: c.auth.Roles,
-		CanWrite: c.canWrite(), FormToken: c.csrf, Error: ae, Body: body})
+	s.render(w, status, nav, pageView{Title: title, Nav: nav, Account: acct, User: user, Roles: c.Key.Roles,
+		CanWrite: c.CanWrite(), FormToken: c.csrf, Error: ae, Body: body})
 	return nil
 }
 
 // renderError answers err as an error page with its status, code and
 // message (a 5xx only with a generic message; the cause goes to the log).
 func (s *Server) renderError(w http.ResponseWriter, r *http.Request, c *dashCaller, err error) {
-	ae := toAPIError(err)
-	if ae.status >= 500 {
+	ae := controlplane.AsError(err)
+	if ae.Status >= 500 {
 		s.log.Error("dashboard request failed", zap.String("path", r.URL.Path), zap.Error(err))
 	}
 	v := pageView{Title: "Error", Error: ae}
 	if c != nil {
 		v.FormToken = c.csrf
-		v.Roles = c.auth.Roles
+		v.Roles = c.Key.Roles
 	}
-	s.render(w, ae.status, "error", v)
+	s.render(w, ae.Status, "error", v)
 }
 
 // viewPage is a page that shows the view build makes.
@@ -116,9 +117,9 @@ func viewPage[V any](s *Server, nav, title string, build func(*http.Request, *da
 // view show completes (the secret to show once) when it succeeded.
 func afterAction[V any](s *Server, w http.ResponseWriter, r *http.Request, c *dashCaller, nav, title string,
 	build func(*http.Request, *dashCaller) (V, error), err error, show func(V)) error {
-	var ae *apiError
+	var ae *controlplane.Error
 	if err != nil {
-		if ae = toAPIError(dashForbidden(err)); ae.status >= 500 {
+		if ae = controlplane.AsError(dashForbidden(err)); ae.Status >= 500 {
 			return err // the error page, without building the view
 		}
 	}
@@ -127,7 +128,7 @@ func afterAction[V any](s *Server, w http.ResponseWriter, r *http.Request, c *da
 		return verr
 	}
 	if ae != nil {
-		return s.page(w, r, c, ae.status, nav, title, v, ae)
+		return s.page(w, r, c, ae.Status, nav, title, v, ae)
 	}
 	show(v)
 	return s.page(w, r, c, http.StatusCreated, nav, title, v, nil)
@@ -135,17 +136,17 @@ func afterAction[V any](s *Server, w http.ResponseWriter, r *http.Request, c *da
 
 // overviewView is the overview page: online agent sessions and endpoints.
 type overviewView struct {
-	Sessions  []SessionInfo
-	Endpoints []onlineEndpoint
+	Sessions  []controlplane.SessionInfo
+	Endpoints []controlplane.OnlineEndpoint
 	Stopped   string // the agent session just told to stop (?stopped=ts_...)
 }
 
 // overviewView builds the overview page (GET /): the account's online agent
 // sessions and endpoints, as the edges last reported them.
 func (s *Server) overviewView(r *http.Request, c *dashCaller) (overviewView, error) {
-	sessions := s.accountSessions(c.accountID())
-	v := overviewView{Sessions: sessions, Endpoints: endpointsOf(sessions)}
-	if id := r.URL.Query().Get("stopped"); checkID(id, ids.PrefixAgentSession) == nil {
+	sessions := s.core.Registry().AccountSessions(c.AccountID())
+	v := overviewView{Sessions: sessions, Endpoints: controlplane.EndpointsOf(sessions)}
+	if id := r.URL.Query().Get("stopped"); controlplane.CheckID(id, ids.PrefixAgentSession) == nil {
 		v.Stopped = id
 	}
 	return v, nil
@@ -156,10 +157,10 @@ func (s *Server) overviewView(r *http.Request, c *dashCaller) (overviewView, err
 // POST /tunnel_sessions/{id}/stop. Read/write roles only.
 func (s *Server) dashStopSession(w http.ResponseWriter, r *http.Request, c *dashCaller) error {
 	id := r.PathValue("id")
-	if err := checkID(id, ids.PrefixAgentSession); err != nil {
-		return newAPIError(http.StatusBadRequest, codes.DashboardBadInput, "%q is not an agent session ID (ts_...).", truncate(id, 60))
+	if err := controlplane.CheckID(id, ids.PrefixAgentSession); err != nil {
+		return controlplane.Errorf(http.StatusBadRequest, codes.DashboardBadInput, "%q is not an agent session ID (ts_...).", controlplane.Truncate(id, 60))
 	}
-	if err := s.runSessionCommand(r, &c.caller, id, stopCommand); err != nil {
+	if err := s.core.RunSessionCommand(r, &c.Caller, id, controlplane.StopCommand); err != nil {
 		return dashForbidden(err)
 	}
 	http.Redirect(w, r, "/?stopped="+id, http.StatusSeeOther)
@@ -182,16 +183,16 @@ type credentialsView struct {
 }
 
 func (s *Server) credentialsView(r *http.Request, c *dashCaller) (*credentialsView, error) {
-	v := &credentialsView{Self: c.auth.OwnerID, Admin: c.isAdmin()}
+	v := &credentialsView{Self: c.Key.OwnerID, Admin: c.IsAdmin()}
 	var more1, more2, more3 bool
 	var err error
-	if v.Authtokens, more1, err = s.store.ListAuthtokens(r.Context(), c.accountID(), store.Page{}); err != nil {
+	if v.Authtokens, more1, err = s.store.ListAuthtokens(r.Context(), c.AccountID(), store.Page{}); err != nil {
 		return nil, err
 	}
-	if v.APIKeys, more2, err = s.store.ListAPIKeys(r.Context(), c.accountID(), store.Page{}); err != nil {
+	if v.APIKeys, more2, err = s.store.ListAPIKeys(r.Context(), c.AccountID(), store.Page{}); err != nil {
 		return nil, err
 	}
-	if v.SSHCredentials, more3, err = s.store.ListSSHCredentials(r.Context(), c.accountID(), store.Page{}); err != nil {
+	if v.SSHCredentials, more3, err = s.store.ListSSHCredentials(r.Context(), c.AccountID(), store.Page{}); err != nil {
 		return nil, err
 	}
 	v.More = more1 || more2 || more3
@@ -202,11 +203,11 @@ func (s *Server) credentialsView(r *http.Request, c *dashCaller) (*credentialsVi
 // authtoken owned by the signed-in user, whose token the page shows once.
 // acl is bind rules separated by commas or new lines.
 func (s *Server) dashCreateAuthtoken(w http.ResponseWriter, r *http.Request, c *dashCaller) error {
-	if err := c.requireWrite(); err != nil {
+	if err := c.RequireWrite(); err != nil {
 		return dashForbidden(err)
 	}
-	a, tok, err := s.store.CreateAuthtoken(r.Context(), c.actor, c.accountID(), store.AuthtokenCreate{
-		OwnerID: c.auth.OwnerID, Description: strings.TrimSpace(r.PostForm.Get("description")), ACL: splitACL(r.PostForm.Get("acl"))})
+	a, tok, err := s.store.CreateAuthtoken(r.Context(), c.Actor, c.AccountID(), store.AuthtokenCreate{
+		OwnerID: c.Key.OwnerID, Description: strings.TrimSpace(r.PostForm.Get("description")), ACL: splitACL(r.PostForm.Get("acl"))})
 	return afterAction(s, w, r, c, "credentials", "Credentials", s.credentialsView, err, func(v *credentialsView) {
 		v.NewToken, v.NewTokenID = tok.Reveal(), a.ID // shown once, to its creator
 	})
@@ -221,22 +222,22 @@ func (s *Server) dashDeleteCredential(w http.ResponseWriter, r *http.Request, c 
 	id := r.PathValue("id")
 	var (
 		what   string
-		access accessCheck
+		access controlplane.AccessCheck
 		del    func(ctx context.Context, actor store.Actor, accountID, id string) error
 	)
 	switch {
-	case checkID(id, ids.PrefixAuthtoken) == nil:
-		what, access, del = "credential", s.authtokenAccess(), s.store.DeleteAuthtoken
-	case checkID(id, ids.PrefixAPIKey) == nil:
-		what, access, del = "API key", s.apiKeyAccess(), s.store.DeleteAPIKey
+	case controlplane.CheckID(id, ids.PrefixAuthtoken) == nil:
+		what, access, del = "credential", controlplane.AuthtokenAccess(s.store), s.store.DeleteAuthtoken
+	case controlplane.CheckID(id, ids.PrefixAPIKey) == nil:
+		what, access, del = "API key", controlplane.APIKeyAccess(s.store), s.store.DeleteAPIKey
 	default:
-		return newAPIError(http.StatusBadRequest, codes.DashboardBadInput, "%q is not an authtoken (cr_...) or API key (ak_...) ID.", truncate(id, 60))
+		return controlplane.Errorf(http.StatusBadRequest, codes.DashboardBadInput, "%q is not an authtoken (cr_...) or API key (ak_...) ID.", controlplane.Truncate(id, 60))
 	}
-	if err := access(r.Context(), &c.caller, id); err != nil {
+	if err := access(r.Context(), &c.Caller, id); err != nil {
 		return dashForbidden(err) // a missing credential stays a 404
 	}
-	if err := del(r.Context(), c.actor, c.accountID(), id); err != nil {
-		return notFound(err, what, id)
+	if err := del(r.Context(), c.Actor, c.AccountID(), id); err != nil {
+		return controlplane.NotFound(err, what, id)
 	}
 	http.Redirect(w, r, "/credentials", http.StatusSeeOther)
 	return nil
@@ -246,11 +247,11 @@ func (s *Server) dashDeleteCredential(w http.ResponseWriter, r *http.Request, c 
 // key owned by the signed-in user, for the API and `tollgate api`, whose
 // token the page shows once. Read/write roles only, as with the API.
 func (s *Server) dashCreateAPIKey(w http.ResponseWriter, r *http.Request, c *dashCaller) error {
-	if err := c.requireWrite(); err != nil {
+	if err := c.RequireWrite(); err != nil {
 		return dashForbidden(err)
 	}
-	k, tok, err := s.store.CreateAPIKey(r.Context(), c.actor, c.accountID(), store.APIKeyCreate{
-		OwnerID: c.auth.OwnerID, Description: strings.TrimSpace(r.PostForm.Get("description"))})
+	k, tok, err := s.store.CreateAPIKey(r.Context(), c.Actor, c.AccountID(), store.APIKeyCreate{
+		OwnerID: c.Key.OwnerID, Description: strings.TrimSpace(r.PostForm.Get("description"))})
 	return afterAction(s, w, r, c, "credentials", "Credentials", s.credentialsView, err, func(v *credentialsView) {
 		v.NewAPIKey, v.NewAPIKeyID = tok.Reveal(), k.ID // shown once, to its owner
 	})
@@ -258,9 +259,9 @@ func (s *Server) dashCreateAPIKey(w http.ResponseWriter, r *http.Request, c *das
 
 // dashForbidden gives a role refusal the dashboard's code.
 func dashForbidden(err error) error {
-	var ae *apiError
-	if errors.As(err, &ae) && ae.status == http.StatusForbidden {
-		return newAPIError(http.StatusForbidden, codes.DashboardForbidden, "%s", ae.msg)
+	var ae *controlplane.Error
+	if errors.As(err, &ae) && ae.Status == http.StatusForbidden {
+		return controlplane.Errorf(http.StatusForbidden, codes.DashboardForbidden, "%s", ae.Msg)
 	}
 	return err
 }
@@ -281,15 +282,15 @@ type ipPoliciesView struct {
 // policies with their rules, and the IP restrictions that apply them
 // (newest 100 of each).
 func (s *Server) ipPoliciesView(r *http.Request, c *dashCaller) (ipPoliciesView, error) {
-	pols, more1, err := s.store.ListIPPolicies(r.Context(), c.accountID(), store.Page{})
+	pols, more1, err := s.store.ListIPPolicies(r.Context(), c.AccountID(), store.Page{})
 	if err != nil {
 		return ipPoliciesView{}, err
 	}
-	rules, more2, err := s.store.ListIPPolicyRules(r.Context(), c.accountID(), store.Page{})
+	rules, more2, err := s.store.ListIPPolicyRules(r.Context(), c.AccountID(), store.Page{})
 	if err != nil {
 		return ipPoliciesView{}, err
 	}
-	rx, more3, err := s.store.ListIPRestrictions(r.Context(), c.accountID(), store.Page{})
+	rx, more3, err := s.store.ListIPRestrictions(r.Context(), c.AccountID(), store.Page{})
 	if err != nil {
 		return ipPoliciesView{}, err
 	}
@@ -313,25 +314,13 @@ type reservationsView struct {
 // reservationsView builds the reservations page (GET /reservations):
 // reserved domains and TCP addresses with their regions.
 func (s *Server) reservationsView(r *http.Request, c *dashCaller) (reservationsView, error) {
-	ds, more1, err := s.store.ListReservedDomains(r.Context(), c.accountID(), store.Page{})
+	ds, more1, err := s.store.ListReservedDomains(r.Context(), c.AccountID(), store.Page{})
 	if err != nil {
 		return reservationsView{}, err
 	}
-	as, more2, err := s.store.ListReservedAddrs(r.Context(), c.accountID(), store.Page{})
+	as, more2, err := s.store.ListReservedAddrs(r.Context(), c.AccountID(), store.Page{})
 	if err != nil {
 		return reservationsView{}, err
 	}
 	return reservationsView{Domains: ds, Addrs: as, More: more1 || more2}, nil
 }
-
-// Region is the region of the edge serving the endpoint (templates).
-func (e onlineEndpoint) Region() string { return e.session.Region }
-
-// SessionID is the agent session serving the endpoint (templates).
-func (e onlineEndpoint) SessionID() string { return e.session.ID }
-
-// Code is the error's stable code (templates).
-func (e *apiError) Code() codes.Code { return e.code }
-
-// Msg is the error's message for the user (templates).
-func (e *apiError) Msg() string { return e.msg }

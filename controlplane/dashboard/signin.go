@@ -1,4 +1,4 @@
-package controlplane
+package dashboard
 
 import (
 	"crypto/sha256"
@@ -14,35 +14,21 @@ import (
 
 	"github.com/tollgate/tollgate/authn"
 	"github.com/tollgate/tollgate/codes"
+	"github.com/tollgate/tollgate/controlplane"
 	"github.com/tollgate/tollgate/controlplane/store"
 	"github.com/tollgate/tollgate/ids"
 	"github.com/tollgate/tollgate/policy"
 	"github.com/tollgate/tollgate/snapshot"
 )
 
-// The dashboard is the control plane's web UI, served on its own listener
-// (DashboardHandler). A user signs in with one of their own API keys — the
-// token sign-in of the Kubernetes dashboard: no second kind of password to
-// leak, and deleting the key ends every dashboard session opened with it.
-// Bot users cannot sign in (reference/platform-behaviour.md §7.1). The
-// account's `dashboard` IP restriction is applied to the browser's TCP peer
-// address at sign-in and on every page after it.
-//
-// Pages are rendered on the server (html/template, no script); every form
-// post carries a token derived from the session secret, and posts from
-// another origin are refused.
-
-// DefaultDashboardSessionTTL is how long a dashboard sign-in lasts.
-const DefaultDashboardSessionTTL = 12 * time.Hour
-
-// dashboardCookie names the session cookie. Its value is the session token
+// CookieName names the session cookie. Its value is the session token
 // "<KSUID>_<secret>"; the store keeps only the secret's hash.
-const dashboardCookie = "tollgate_session"
+const CookieName = "tollgate_session"
 
 // dashCaller is a signed-in dashboard user: the API key they signed in with
 // (its owner's current roles) and the session.
 type dashCaller struct {
-	caller
+	controlplane.Caller
 	sess   *store.DashboardSession
 	secret string // the session secret, from the cookie: the form token derives from it
 	csrf   string
@@ -50,57 +36,6 @@ type dashCaller struct {
 
 // dashHandler renders one page for a signed-in user.
 type dashHandler func(w http.ResponseWriter, r *http.Request, c *dashCaller) error
-
-// DashboardHandler returns the dashboard's http.Handler. Serve it at the
-// root of its own listener; with TLS in front of it, its cookie is marked
-// Secure.
-func (s *Server) DashboardHandler() http.Handler { return s.dash }
-
-// dashboardRoutes builds the dashboard's pages.
-func (s *Server) dashboardRoutes() *http.ServeMux {
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /static/style.css", func(w http.ResponseWriter, r *http.Request) {
-		dashHeaders(w)
-		w.Header().Set("Content-Type", "text/css; charset=utf-8")
-		w.Header().Set("Cache-Control", "public, max-age=3600")
-		_, _ = w.Write(dashboardCSS)
-	})
-	mux.HandleFunc("GET /signin", s.signInPage)
-	mux.HandleFunc("POST /signin", s.signIn)
-	mux.HandleFunc("POST /signout", s.dashServe(s.signOut))
-	mux.HandleFunc("GET /accept", s.acceptPage)
-	mux.HandleFunc("POST /accept", s.acceptInvitationForm)
-	mux.HandleFunc("GET /{$}", s.dashServe(viewPage(s, "overview", "Overview", s.overviewView)))
-	mux.HandleFunc("POST /sessions/{id}/stop", s.dashServe(s.dashStopSession))
-	mux.HandleFunc("GET /credentials", s.dashServe(viewPage(s, "credentials", "Credentials", s.credentialsView)))
-	mux.HandleFunc("POST /credentials", s.dashServe(s.dashCreateAuthtoken))
-	mux.HandleFunc("POST /credentials/api-keys", s.dashServe(s.dashCreateAPIKey))
-	mux.HandleFunc("POST /credentials/{id}/delete", s.dashServe(s.dashDeleteCredential))
-	mux.HandleFunc("GET /bot-users", s.dashServe(viewPage(s, "bot-users", "Bot users", s.botsView)))
-	mux.HandleFunc("POST /bot-users", s.dashServe(s.dashCreateBot))
-	mux.HandleFunc("POST /bot-users/{id}/active", s.dashServe(s.dashSetBotActive))
-	mux.HandleFunc("GET /users", s.dashServe(viewPage(s, "users", "Users", s.usersView)))
-	mux.HandleFunc("POST /users/invite", s.dashServe(s.dashInvite))
-	mux.HandleFunc("GET /ip-policies", s.dashServe(viewPage(s, "ip-policies", "IP policies", s.ipPoliciesView)))
-	mux.HandleFunc("GET /reservations", s.dashServe(viewPage(s, "reservations", "Reservations", s.reservationsView)))
-	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		dashHeaders(w)
-		s.renderError(w, r, nil, newAPIError(http.StatusNotFound, codes.DashboardNotFound,
-			"There is no dashboard page at %s.", truncate(r.URL.Path, 200)))
-	})
-	return mux
-}
-
-// dashHeaders sets the headers every dashboard response carries: no
-// caching (pages show secrets once), no framing, no scripts, no referrer.
-func dashHeaders(w http.ResponseWriter) {
-	h := w.Header()
-	h.Set("Cache-Control", "no-store")
-	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
-	h.Set("X-Frame-Options", "DENY")
-	h.Set("X-Content-Type-Options", "nosniff")
-	h.Set("Referrer-Policy", "no-referrer")
-}
 
 // dashServe wraps a page that needs a signed-in user: it authenticates the
 // session cookie (signed out → redirect to /signin), applies the account's
@@ -110,8 +45,8 @@ func (s *Server) dashServe(h dashHandler) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		dashHeaders(w)
 		c, err := s.dashAuthenticate(r)
-		var ae *apiError
-		if errors.As(err, &ae) && ae.code == codes.DashboardSignedOut {
+		var ae *controlplane.Error
+		if errors.As(err, &ae) && ae.Code == codes.DashboardSignedOut {
 			if r.Method == http.MethodGet {
 				http.Redirect(w, r, "/signin?next="+url.QueryEscape(r.URL.Path), http.StatusSeeOther)
 				return
@@ -136,9 +71,9 @@ func (s *Server) dashServe(h dashHandler) http.HandlerFunc {
 // restriction must admit the TCP peer.
 func (s *Server) dashAuthenticate(r *http.Request) (*dashCaller, error) {
 	signedOut := func(why string) error {
-		return newAPIError(http.StatusUnauthorized, codes.DashboardSignedOut, "%s Sign in again with your API key.", why)
+		return controlplane.Errorf(http.StatusUnauthorized, codes.DashboardSignedOut, "%s Sign in again with your API key.", why)
 	}
-	ck, err := r.Cookie(dashboardCookie)
+	ck, err := r.Cookie(CookieName)
 	if err != nil || ck.Value == "" {
 		return nil, signedOut("You are not signed in.")
 	}
@@ -167,7 +102,7 @@ func (s *Server) dashAuthenticate(r *http.Request) (*dashCaller, error) {
 		return nil, err
 	}
 	c := &dashCaller{
-		caller: caller{auth: key, actor: store.Actor{AccountID: key.AccountID, PrincipalID: key.OwnerID, CredentialID: key.KeyID}},
+		Caller: *controlplane.NewCaller(key),
 		sess:   sess, secret: secret, csrf: formToken(secret),
 	}
 	if err := s.checkDashboardRestriction(r, key.AccountID); err != nil {
@@ -182,13 +117,13 @@ func (s *Server) dashAuthenticate(r *http.Request) (*dashCaller, error) {
 func checkKeyState(key *store.APIKeyAuth) error {
 	switch {
 	case !key.AccountActive:
-		return newAPIError(http.StatusForbidden, codes.APIAccountSuspended,
+		return controlplane.Errorf(http.StatusForbidden, codes.APIAccountSuspended,
 			"The account %s is suspended; nobody can sign in to it until it is reactivated.", key.AccountID)
 	case !key.OwnerActive:
-		return newAPIError(http.StatusForbidden, codes.APIPrincipalInactive,
+		return controlplane.Errorf(http.StatusForbidden, codes.APIPrincipalInactive,
 			"The user %s is deactivated. Ask an administrator of the account to reactivate you.", key.OwnerID)
 	case !key.Member:
-		return forbidden("The user %s is no longer a member of account %s.", key.OwnerID, key.AccountID)
+		return controlplane.Forbidden("The user %s is no longer a member of account %s.", key.OwnerID, key.AccountID)
 	}
 	return nil
 }
@@ -197,15 +132,15 @@ func checkKeyState(key *store.APIKeyAuth) error {
 // restrictions to the browser's TCP peer address (restrictionDecision):
 // refused → 403 with codes.DashboardIPRestricted.
 func (s *Server) checkDashboardRestriction(r *http.Request, accountID string) error {
-	d, err := s.restrictionDecision(r, accountID, policy.SurfaceDashboard, &dashboardDryRunRefusals)
+	d, err := s.core.Restriction(r, accountID, policy.SurfaceDashboard)
 	if err != nil || d.Allowed {
 		return err
 	}
 	s.log.Info("dashboard request refused by an IP restriction", zap.String("account_id", accountID),
-		zap.String("ip_restriction_id", d.RestrictionID), zap.String("client_ip", clientIP(r)))
-	return newAPIError(http.StatusForbidden, codes.DashboardIPRestricted,
+		zap.String("ip_restriction_id", d.RestrictionID), zap.String("client_ip", controlplane.ClientIP(r)))
+	return controlplane.Errorf(http.StatusForbidden, codes.DashboardIPRestricted,
 		"The IP restriction %s of account %s does not allow the dashboard from %s. Connect from an allowed network, or ask an administrator to change the restriction's IP policies (with the API from an allowed address).",
-		d.RestrictionID, accountID, clientIP(r))
+		d.RestrictionID, accountID, controlplane.ClientIP(r))
 }
 
 // formToken is the anti-forgery token of a session's forms: a hash of the
@@ -221,7 +156,7 @@ func formToken(secret string) string {
 // token.
 func checkForm(r *http.Request, c *dashCaller) error {
 	forgery := func(why string) error {
-		return newAPIError(http.StatusForbidden, codes.DashboardForgery,
+		return controlplane.Errorf(http.StatusForbidden, codes.DashboardForgery,
 			"%s Reload the page and submit the form again.", why)
 	}
 	if site := r.Header.Get("Sec-Fetch-Site"); site != "" && site != "same-origin" && site != "none" {
@@ -230,14 +165,14 @@ func checkForm(r *http.Request, c *dashCaller) error {
 	if o := r.Header.Get("Origin"); o != "" && o != "null" {
 		u, err := url.Parse(o)
 		if err != nil || !strings.EqualFold(u.Host, r.Host) {
-			return forgery("This form was submitted from another origin (" + truncate(o, 100) + ").")
+			return forgery("This form was submitted from another origin (" + controlplane.Truncate(o, 100) + ").")
 		}
 	}
 	if c == nil {
 		return nil
 	}
 	if err := r.ParseForm(); err != nil {
-		return newAPIError(http.StatusBadRequest, codes.DashboardBadInput, "The form could not be read: %v.", err)
+		return controlplane.Errorf(http.StatusBadRequest, codes.DashboardBadInput, "The form could not be read: %v.", err)
 	}
 	got := r.PostForm.Get("form_token")
 	if subtle.ConstantTimeCompare([]byte(got), []byte(c.csrf)) != 1 {
@@ -247,11 +182,11 @@ func checkForm(r *http.Request, c *dashCaller) error {
 }
 
 // setSessionCookie sends the session cookie: HttpOnly, SameSite=Strict,
-// Secure on a TLS connection or with ServerConfig.DashboardSecureCookie,
+// Secure on a TLS connection or with Config.SecureCookie,
 // for the session's lifetime.
 func (s *Server) setSessionCookie(w http.ResponseWriter, r *http.Request, value string, expires time.Time) {
-	ck := &http.Cookie{Name: dashboardCookie, Value: value, Path: "/", HttpOnly: true,
-		SameSite: http.SameSiteStrictMode, Secure: r.TLS != nil || s.cfg.DashboardSecureCookie}
+	ck := &http.Cookie{Name: CookieName, Value: value, Path: "/", HttpOnly: true,
+		SameSite: http.SameSiteStrictMode, Secure: r.TLS != nil || s.cfg.SecureCookie}
 	if value == "" {
 		ck.MaxAge = -1
 	} else {
@@ -279,17 +214,17 @@ func (s *Server) signIn(w http.ResponseWriter, r *http.Request) {
 	dashHeaders(w)
 	next := "/"
 	fail := func(err error) {
-		ae := toAPIError(err)
-		if ae.status == http.StatusUnauthorized {
-			_ = s.rate.perIP.charge(w, clientIP(r), "")
+		ae := controlplane.AsError(err)
+		if ae.Status == http.StatusUnauthorized {
+			s.core.ChargeAuthFailure(w, r)
 		}
-		if ae.status >= 500 {
+		if ae.Status >= 500 {
 			s.log.Error("dashboard sign-in failed", zap.Error(err))
 		} else {
-			s.log.Info("dashboard sign-in refused", zap.String("error_code", string(ae.code)),
-				zap.String("client_ip", clientIP(r)))
+			s.log.Info("dashboard sign-in refused", zap.String("error_code", string(ae.Code)),
+				zap.String("client_ip", controlplane.ClientIP(r)))
 		}
-		s.render(w, ae.status, "signin", signInView{Next: next, Error: ae})
+		s.render(w, ae.Status, "signin", signInView{Next: next, Error: ae})
 	}
 	if err := s.readPublicForm(w, r, "This address failed to sign in too many times; wait and check the API key."); err != nil {
 		fail(err)
@@ -317,12 +252,12 @@ func (s *Server) signIn(w http.ResponseWriter, r *http.Request) {
 func (s *Server) openDashboardSession(w http.ResponseWriter, r *http.Request, accountID, userID, keyID string) error {
 	actor := store.Actor{AccountID: accountID, PrincipalID: userID, CredentialID: keyID}
 	sess, tok, err := s.store.CreateDashboardSession(r.Context(), actor, store.DashboardSessionCreate{
-		AccountID: accountID, UserID: userID, APIKeyID: keyID, ClientIP: clientIP(r), TTL: s.cfg.DashboardSessionTTL})
+		AccountID: accountID, UserID: userID, APIKeyID: keyID, ClientIP: controlplane.ClientIP(r), TTL: s.cfg.SessionTTL})
 	if err != nil {
 		return err
 	}
 	s.log.Info("dashboard sign-in", zap.String("account_id", accountID), zap.String("user_id", userID),
-		zap.String("api_key_id", keyID), zap.String("client_ip", clientIP(r)))
+		zap.String("api_key_id", keyID), zap.String("client_ip", controlplane.ClientIP(r)))
 	s.setSessionCookie(w, r, tok.Reveal(), sess.ExpiresAt)
 	return nil
 }
@@ -332,7 +267,7 @@ func (s *Server) openDashboardSession(w http.ResponseWriter, r *http.Request, ac
 // authentication bucket is empty (tooMany is the message), refused from
 // another origin, at most 16 KiB.
 func (s *Server) readPublicForm(w http.ResponseWriter, r *http.Request, tooMany string) error {
-	if err := s.rate.perIP.check(w, clientIP(r), tooMany); err != nil {
+	if err := s.core.CheckAuthFailures(w, r, tooMany); err != nil {
 		return err
 	}
 	if err := checkForm(r, nil); err != nil {
@@ -340,7 +275,7 @@ func (s *Server) readPublicForm(w http.ResponseWriter, r *http.Request, tooMany 
 	}
 	r.Body = http.MaxBytesReader(w, r.Body, 16<<10)
 	if err := r.ParseForm(); err != nil {
-		return newAPIError(http.StatusBadRequest, codes.DashboardBadInput, "The form could not be read: %v.", err)
+		return controlplane.Errorf(http.StatusBadRequest, codes.DashboardBadInput, "The form could not be read: %v.", err)
 	}
 	return nil
 }
@@ -349,7 +284,7 @@ func (s *Server) readPublicForm(w http.ResponseWriter, r *http.Request, tooMany 
 // user's (not a bot user's) valid key of an active account.
 func (s *Server) signInKey(r *http.Request, tok string) (*store.APIKeyAuth, error) {
 	invalid := func(format string, args ...any) error {
-		return newAPIError(http.StatusUnauthorized, codes.DashboardSignIn, format, args...)
+		return controlplane.Errorf(http.StatusUnauthorized, codes.DashboardSignIn, format, args...)
 	}
 	if tok == "" {
 		return nil, invalid("Paste one of your API keys to sign in.")
@@ -377,7 +312,7 @@ func (s *Server) signInKey(r *http.Request, tok string) (*store.APIKeyAuth, erro
 		return nil, invalid("That API key is not valid: it may have been deleted or mistyped.")
 	}
 	if key.OwnerKind != snapshot.PrincipalUser {
-		return nil, newAPIError(http.StatusForbidden, codes.DashboardBotUser,
+		return nil, controlplane.Errorf(http.StatusForbidden, codes.DashboardBotUser,
 			"That API key belongs to the bot user %s. Bot users hold credentials for machines and cannot sign in to the dashboard; sign in with a key of your own user.", key.OwnerID)
 	}
 	if err := checkKeyState(key); err != nil {
@@ -388,7 +323,7 @@ func (s *Server) signInKey(r *http.Request, tok string) (*store.APIKeyAuth, erro
 
 // signOut is POST /signout: it ends the session and clears the cookie.
 func (s *Server) signOut(w http.ResponseWriter, r *http.Request, c *dashCaller) error {
-	if err := s.store.DeleteDashboardSession(r.Context(), c.actor, c.sess.ID); err != nil && !errors.Is(err, store.ErrNotFound) {
+	if err := s.store.DeleteDashboardSession(r.Context(), c.Actor, c.sess.ID); err != nil && !errors.Is(err, store.ErrNotFound) {
 		return err
 	}
 	s.setSessionCookie(w, r, "", time.Time{})

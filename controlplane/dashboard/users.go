@@ -1,4 +1,4 @@
-package controlplane
+package dashboard
 
 import (
 	"net/http"
@@ -20,22 +20,16 @@ type usersView struct {
 	InviteEmail string
 }
 
-// canInvite reports whether the caller may invite anyone at all (what
-// checkInvite then narrows by the roles asked for).
-func (c *caller) canInvite() bool {
-	return c.isTeamManager() || (!c.isBot() && c.auth.Roles.Team == store.TeamInvite)
-}
-
 func (s *Server) usersView(r *http.Request, c *dashCaller) (*usersView, error) {
-	members, more1, err := s.store.ListMembers(r.Context(), c.accountID(), store.Page{})
+	members, more1, err := s.store.ListMembers(r.Context(), c.AccountID(), store.Page{})
 	if err != nil {
 		return nil, err
 	}
-	invs, more2, err := s.store.ListInvitations(r.Context(), c.accountID(), store.Page{})
+	invs, more2, err := s.store.ListInvitations(r.Context(), c.AccountID(), store.Page{})
 	if err != nil {
 		return nil, err
 	}
-	return &usersView{Members: members, Invitations: invs, More: more1 || more2, CanInvite: c.canInvite()}, nil
+	return &usersView{Members: members, Invitations: invs, More: more1 || more2, CanInvite: c.CanInvite()}, nil
 }
 
 // dashInvite is POST /users/invite {email, developer, team, billing,
@@ -44,12 +38,12 @@ func (s *Server) usersView(r *http.Request, c *dashCaller) (*usersView, error) {
 // once. Tollgate sends no e-mail.
 func (s *Server) dashInvite(w http.ResponseWriter, r *http.Request, c *dashCaller) error {
 	f := r.PostForm
-	inv, tok, err := s.invite(r, &c.caller, store.InvitationCreate{Email: strings.TrimSpace(f.Get("email")),
+	inv, tok, err := s.core.Invite(r.Context(), &c.Caller, store.InvitationCreate{Email: strings.TrimSpace(f.Get("email")),
 		Developer: store.DeveloperRole(f.Get("developer")), Team: store.TeamRole(f.Get("team")),
 		Billing: f.Get("billing") == "on", Admin: f.Get("admin") == "on"})
 	return afterAction(s, w, r, c, "users", "Users", s.usersView, err, func(v *usersView) {
 		scheme := "http"
-		if r.TLS != nil || s.cfg.DashboardSecureCookie {
+		if r.TLS != nil || s.cfg.SecureCookie {
 			scheme = "https"
 		}
 		v.InviteEmail = inv.Email

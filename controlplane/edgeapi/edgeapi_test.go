@@ -1,4 +1,4 @@
-package controlplane
+package edgeapi_test
 
 import (
 	"encoding/json"
@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/tollgate/tollgate/codes"
+	"github.com/tollgate/tollgate/controlplane/internal/cptest"
 	"github.com/tollgate/tollgate/controlplane/internal/storetest"
 	"github.com/tollgate/tollgate/controlplane/store"
 	"github.com/tollgate/tollgate/ids"
@@ -17,19 +18,19 @@ import (
 
 const testEdgeSecret = "edge-secret-for-tests-0123456789"
 
-func feed(t *testing.T, e *env, after uint64, wait int) (int, snapshot.FeedMessage) {
+func feed(t *testing.T, e *cptest.Env, after uint64, wait int) (int, snapshot.FeedMessage) {
 	t.Helper()
-	r := e.call(http.MethodGet, "/edge/v1/snapshot?after="+strconv.FormatUint(after, 10)+"&wait="+strconv.Itoa(wait),
+	r := e.Call(http.MethodGet, "/edge/v1/snapshot?after="+strconv.FormatUint(after, 10)+"&wait="+strconv.Itoa(wait),
 		testEdgeSecret, nil)
 	var msg snapshot.FeedMessage
-	if r.status == http.StatusOK {
-		if err := json.Unmarshal(r.body, &msg); err != nil {
-			t.Fatalf("feed answer: %v: %s", err, r.body)
+	if r.Status == http.StatusOK {
+		if err := json.Unmarshal(r.Body, &msg); err != nil {
+			t.Fatalf("feed answer: %v: %s", err, r.Body)
 		}
-	} else if r.status != http.StatusNoContent {
-		t.Fatalf("feed: %d %s", r.status, r.body)
+	} else if r.Status != http.StatusNoContent {
+		t.Fatalf("feed: %d %s", r.Status, r.Body)
 	}
-	return r.status, msg
+	return r.Status, msg
 }
 
 func principalIDs(d *snapshot.Data) []string {
@@ -42,12 +43,12 @@ func principalIDs(d *snapshot.Data) []string {
 }
 
 func TestEdgeFeed(t *testing.T) {
-	e := newEnv(t, storetest.DSN(t, "sqlite"), ServerConfig{EdgeSecret: testEdgeSecret})
+	e := cptest.NewEnv(t, storetest.DSN(t, "sqlite"), cptest.Config{EdgeSecret: testEdgeSecret})
 
-	wantError(t, e.call(http.MethodGet, "/edge/v1/snapshot", "", nil), http.StatusUnauthorized, string(codes.EdgeAuth))
-	wantError(t, e.call(http.MethodGet, "/edge/v1/snapshot", "wrong", nil), http.StatusUnauthorized, string(codes.EdgeAuth))
-	wantError(t, e.call(http.MethodGet, "/edge/v1/snapshot", e.admin, nil), http.StatusUnauthorized, string(codes.EdgeAuth))
-	wantError(t, e.call(http.MethodGet, "/edge/v1/snapshot?after=x", testEdgeSecret, nil), http.StatusBadRequest, string(codes.EdgeBadRequest))
+	cptest.WantError(t, e.Call(http.MethodGet, "/edge/v1/snapshot", "", nil), http.StatusUnauthorized, string(codes.EdgeAuth))
+	cptest.WantError(t, e.Call(http.MethodGet, "/edge/v1/snapshot", "wrong", nil), http.StatusUnauthorized, string(codes.EdgeAuth))
+	cptest.WantError(t, e.Call(http.MethodGet, "/edge/v1/snapshot", e.Admin, nil), http.StatusUnauthorized, string(codes.EdgeAuth))
+	cptest.WantError(t, e.Call(http.MethodGet, "/edge/v1/snapshot?after=x", testEdgeSecret, nil), http.StatusBadRequest, string(codes.EdgeBadRequest))
 
 	// First request: a whole snapshot.
 	status, msg := feed(t, e, 0, 1)
@@ -55,15 +56,15 @@ func TestEdgeFeed(t *testing.T) {
 		t.Fatalf("first feed answer: %d %+v", status, msg)
 	}
 	base := *msg.Snapshot
-	if base.Revision != e.revision() {
-		t.Fatalf("snapshot revision %d, store %d", base.Revision, e.revision())
+	if base.Revision != e.Revision() {
+		t.Fatalf("snapshot revision %d, store %d", base.Revision, e.Revision())
 	}
 	// Nothing new: 204 after the wait.
 	if status, _ := feed(t, e, base.Revision, 1); status != http.StatusNoContent {
 		t.Fatalf("unchanged store: status %d, want 204", status)
 	}
 	// A change: a delta that turns base into the store's state.
-	bot, err := e.store.CreateBotUser(testCtx(t), store.SystemActor, e.dev.AccountID, store.BotUserCreate{Name: "feed", Active: true})
+	bot, err := e.Store.CreateBotUser(cptest.Ctx(t), store.SystemActor, e.Dev.AccountID, store.BotUserCreate{Name: "feed", Active: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -78,7 +79,7 @@ func TestEdgeFeed(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want, err := e.store.BuildSnapshot(testCtx(t))
+	want, err := e.Store.BuildSnapshot(cptest.Ctx(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -93,30 +94,30 @@ func TestEdgeFeed(t *testing.T) {
 	}
 	// The in-process feed (tollgated dev) does the same instead of waiting
 	// for a revision the store may never reach.
-	snap, err := e.srv.Snapshot(testCtx(t), next.Revision+1000)
+	snap, err := e.Core.Snapshot(cptest.Ctx(t), next.Revision+1000)
 	if err != nil || snap.Revision() != next.Revision {
 		t.Fatalf("in-process feed ahead of the store: %v, %v", snap, err)
 	}
 }
 
 func TestEdgeReportAndRegions(t *testing.T) {
-	e := newEnv(t, storetest.DSN(t, "sqlite"), ServerConfig{EdgeSecret: testEdgeSecret})
-	wantError(t, e.call(http.MethodPut, "/edge/v1/sessions", testEdgeSecret, `{"region":"eu"}`), http.StatusBadRequest, string(codes.EdgeBadRequest))
+	e := cptest.NewEnv(t, storetest.DSN(t, "sqlite"), cptest.Config{EdgeSecret: testEdgeSecret})
+	cptest.WantError(t, e.Call(http.MethodPut, "/edge/v1/sessions", testEdgeSecret, `{"region":"eu"}`), http.StatusBadRequest, string(codes.EdgeBadRequest))
 	for _, rep := range []snapshot.EdgeReport{
 		{EdgeID: "edge_eu1", Region: "eu", AgentAddr: "127.0.0.2:4443"},
 		{EdgeID: "edge_us1", Region: "us", AgentAddr: "127.0.0.1:4443"},
 		{EdgeID: "edge_eu2", Region: "eu", AgentAddr: "127.0.0.3:4443"},
 	} {
-		r := e.call(http.MethodPut, "/edge/v1/sessions", testEdgeSecret, rep)
+		r := e.Call(http.MethodPut, "/edge/v1/sessions", testEdgeSecret, rep)
 		var ans snapshot.EdgeReportAnswer
-		if r.status != http.StatusOK || json.Unmarshal(r.body, &ans) != nil ||
+		if r.Status != http.StatusOK || json.Unmarshal(r.Body, &ans) != nil ||
 			!slices.ContainsFunc(ans.Edges, func(e snapshot.EdgeInfo) bool { return e.ID == rep.EdgeID && e.AgentAddr == rep.AgentAddr }) {
-			t.Fatalf("report: %d %s", r.status, r.body)
+			t.Fatalf("report: %d %s", r.Status, r.Body)
 		}
 	}
-	r := e.call(http.MethodGet, "/regions", e.admin, nil)
-	if r.status != http.StatusOK {
-		t.Fatalf("GET /regions: %d %s", r.status, r.body)
+	r := e.Call(http.MethodGet, "/regions", e.Admin, nil)
+	if r.Status != http.StatusOK {
+		t.Fatalf("GET /regions: %d %s", r.Status, r.Body)
 	}
 	var got struct {
 		Regions []struct {
@@ -127,28 +128,28 @@ func TestEdgeReportAndRegions(t *testing.T) {
 			} `json:"edges"`
 		} `json:"regions"`
 	}
-	if err := json.Unmarshal(r.body, &got); err != nil {
+	if err := json.Unmarshal(r.Body, &got); err != nil {
 		t.Fatal(err)
 	}
 	if len(got.Regions) != 2 || got.Regions[0].ID != "eu" || len(got.Regions[0].Edges) != 2 ||
 		got.Regions[0].Edges[1].AgentAddr != "127.0.0.3:4443" || got.Regions[1].ID != "us" {
-		t.Fatalf("regions = %s", r.body)
+		t.Fatalf("regions = %s", r.Body)
 	}
-	wantError(t, e.call(http.MethodGet, "/regions", "", nil), http.StatusUnauthorized, string(codes.APIAuthMissing))
+	cptest.WantError(t, e.Call(http.MethodGet, "/regions", "", nil), http.StatusUnauthorized, string(codes.APIAuthMissing))
 }
 
 func TestEdgeAPIDisabledWithoutSecret(t *testing.T) {
-	e := newEnv(t, storetest.DSN(t, "sqlite"), ServerConfig{})
-	wantError(t, e.call(http.MethodGet, "/edge/v1/snapshot", "anything", nil), http.StatusForbidden, string(codes.EdgeAuth))
+	e := cptest.NewEnv(t, storetest.DSN(t, "sqlite"), cptest.Config{})
+	cptest.WantError(t, e.Call(http.MethodGet, "/edge/v1/snapshot", "anything", nil), http.StatusForbidden, string(codes.EdgeAuth))
 }
 
 // pollCommands performs one GET /edge/v1/commands.
-func pollCommands(t *testing.T, e *env, edgeID string, known uint64, wait int) snapshot.EdgeCommands {
+func pollCommands(t *testing.T, e *cptest.Env, edgeID string, known uint64, wait int) snapshot.EdgeCommands {
 	t.Helper()
-	r := e.call(http.MethodGet, "/edge/v1/commands?edge_id="+edgeID+"&known="+strconv.FormatUint(known, 10)+"&wait="+strconv.Itoa(wait), testEdgeSecret, nil)
+	r := e.Call(http.MethodGet, "/edge/v1/commands?edge_id="+edgeID+"&known="+strconv.FormatUint(known, 10)+"&wait="+strconv.Itoa(wait), testEdgeSecret, nil)
 	var ans snapshot.EdgeCommands
-	if r.status != http.StatusOK || json.Unmarshal(r.body, &ans) != nil {
-		t.Errorf("command poll: %d %s", r.status, r.body)
+	if r.Status != http.StatusOK || json.Unmarshal(r.Body, &ans) != nil {
+		t.Errorf("command poll: %d %s", r.Status, r.Body)
 	}
 	return ans
 }
@@ -157,9 +158,9 @@ func pollCommands(t *testing.T, e *env, edgeID string, known uint64, wait int) s
 // poll and their results back to the API call, and wakes a poll when the
 // set of edges changes.
 func TestEdgeCommands(t *testing.T) {
-	e := newEnv(t, storetest.DSN(t, "sqlite"), ServerConfig{EdgeSecret: testEdgeSecret})
-	wantError(t, e.call(http.MethodGet, "/edge/v1/commands", testEdgeSecret, nil), http.StatusBadRequest, string(codes.EdgeBadRequest))
-	wantError(t, e.call(http.MethodGet, "/edge/v1/commands?edge_id=edge_eu1", e.admin, nil), http.StatusUnauthorized, string(codes.EdgeAuth))
+	e := cptest.NewEnv(t, storetest.DSN(t, "sqlite"), cptest.Config{EdgeSecret: testEdgeSecret})
+	cptest.WantError(t, e.Call(http.MethodGet, "/edge/v1/commands", testEdgeSecret, nil), http.StatusBadRequest, string(codes.EdgeBadRequest))
+	cptest.WantError(t, e.Call(http.MethodGet, "/edge/v1/commands?edge_id=edge_eu1", e.Admin, nil), http.StatusUnauthorized, string(codes.EdgeAuth))
 
 	// An edge the control plane has no report from is asked for one.
 	first := pollCommands(t, e, "edge_eu1", 0, 5)
@@ -168,12 +169,12 @@ func TestEdgeCommands(t *testing.T) {
 	}
 	sid := ids.New(ids.PrefixAgentSession)
 	rep := snapshot.EdgeReport{EdgeID: "edge_eu1", Region: "eu", AgentAddr: "127.0.0.2:4443", Sessions: []snapshot.AgentSession{{
-		ID: sid, AccountID: e.dev.AccountID, CredentialID: e.dev.AuthtokenID, PrincipalID: e.dev.UserID, Transport: "tcp",
+		ID: sid, AccountID: e.Dev.AccountID, CredentialID: e.Dev.AuthtokenID, PrincipalID: e.Dev.UserID, Transport: "tcp",
 	}}}
-	if r := e.call(http.MethodPut, "/edge/v1/sessions", testEdgeSecret, rep); r.status != http.StatusOK {
-		t.Fatalf("report: %d %s", r.status, r.body)
+	if r := e.Call(http.MethodPut, "/edge/v1/sessions", testEdgeSecret, rep); r.Status != http.StatusOK {
+		t.Fatalf("report: %d %s", r.Status, r.Body)
 	}
-	wantError(t, e.call(http.MethodPut, "/edge/v1/sessions", testEdgeSecret, snapshot.EdgeReport{EdgeID: "edge_x", Region: "mars"}),
+	cptest.WantError(t, e.Call(http.MethodPut, "/edge/v1/sessions", testEdgeSecret, snapshot.EdgeReport{EdgeID: "edge_x", Region: "mars"}),
 		http.StatusBadRequest, string(codes.EdgeBadRequest))
 	ans := pollCommands(t, e, "edge_eu1", 0, 5)
 	if ans.ReportNeeded || len(ans.Edges) != 1 || ans.Edges[0].ID != "edge_eu1" {
@@ -191,8 +192,8 @@ func TestEdgeCommands(t *testing.T) {
 	} {
 		polled := make(chan snapshot.EdgeCommands, 1)
 		go func() { polled <- pollCommands(t, e, "edge_eu1", version, 20) }()
-		apiDone := make(chan response, 1)
-		go func() { apiDone <- e.call(http.MethodPost, "/tunnel_sessions/"+sid+"/stop", e.admin, nil) }()
+		apiDone := make(chan cptest.Response, 1)
+		go func() { apiDone <- e.Call(http.MethodPost, "/tunnel_sessions/"+sid+"/stop", e.Admin, nil) }()
 		var got snapshot.EdgeCommands
 		select {
 		case got = <-polled:
@@ -203,13 +204,13 @@ func TestEdgeCommands(t *testing.T) {
 			t.Fatalf("polled %+v, want one stop for %s", got, sid)
 		}
 		res := snapshot.EdgeCommandResult{EdgeID: "edge_eu1", ID: got.Commands[0].ID, ErrorCode: c.code, Msg: "from the edge"}
-		if r := e.call(http.MethodPost, "/edge/v1/commands/results", testEdgeSecret, res); r.status != http.StatusNoContent {
-			t.Fatalf("posting the result: %d %s", r.status, r.body)
+		if r := e.Call(http.MethodPost, "/edge/v1/commands/results", testEdgeSecret, res); r.Status != http.StatusNoContent {
+			t.Fatalf("posting the result: %d %s", r.Status, r.Body)
 		}
 		select {
 		case r := <-apiDone:
-			if r.status != c.wantStatus {
-				t.Fatalf("stop with edge result %q: %d %s, want %d", c.code, r.status, r.body, c.wantStatus)
+			if r.Status != c.wantStatus {
+				t.Fatalf("stop with edge result %q: %d %s, want %d", c.code, r.Status, r.Body, c.wantStatus)
 			}
 		case <-time.After(15 * time.Second):
 			t.Fatal("the API call did not return after the result")
@@ -220,8 +221,8 @@ func TestEdgeCommands(t *testing.T) {
 	// edge set well before its wait.
 	polled := make(chan snapshot.EdgeCommands, 1)
 	go func() { polled <- pollCommands(t, e, "edge_eu1", version, 20) }()
-	if r := e.call(http.MethodPut, "/edge/v1/sessions", testEdgeSecret, snapshot.EdgeReport{EdgeID: "edge_us1", Region: "us", AgentAddr: "127.0.0.1:4443"}); r.status != http.StatusOK {
-		t.Fatalf("report: %d %s", r.status, r.body)
+	if r := e.Call(http.MethodPut, "/edge/v1/sessions", testEdgeSecret, snapshot.EdgeReport{EdgeID: "edge_us1", Region: "us", AgentAddr: "127.0.0.1:4443"}); r.Status != http.StatusOK {
+		t.Fatalf("report: %d %s", r.Status, r.Body)
 	}
 	select {
 	case got := <-polled:

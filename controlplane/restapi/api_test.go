@@ -1,4 +1,4 @@
-package controlplane
+package restapi_test
 
 import (
 	"fmt"
@@ -9,67 +9,68 @@ import (
 
 	"github.com/tollgate/tollgate/authn"
 	"github.com/tollgate/tollgate/codes"
+	"github.com/tollgate/tollgate/controlplane/internal/cptest"
 	"github.com/tollgate/tollgate/controlplane/store"
 	"github.com/tollgate/tollgate/ids"
 )
 
 func TestBotUserLifecycle(t *testing.T) {
-	eachDialect(t, func(t *testing.T, e *env) {
-		bot := e.must(201, e.call("POST", "/bot_users", e.admin, map[string]any{"name": "ci"}))
-		botID := str(bot, "id")
-		if !strings.HasPrefix(botID, "bot_") || bot["active"] != true || str(bot, "uri") != e.http.URL+"/bot_users/"+botID {
+	cptest.EachDialect(t, func(t *testing.T, e *cptest.Env) {
+		bot := e.Must(201, e.Call("POST", "/bot_users", e.Admin, map[string]any{"name": "ci"}))
+		botID := cptest.Str(bot, "id")
+		if !strings.HasPrefix(botID, "bot_") || bot["active"] != true || cptest.Str(bot, "uri") != e.HTTP.URL+"/bot_users/"+botID {
 			t.Fatalf("created bot = %v", bot)
 		}
-		key := e.must(201, e.call("POST", "/api_keys", e.admin, map[string]any{"owner_id": botID, "description": "ci key"}))
-		botKey, keyID := str(key, "token"), str(key, "id")
-		if botKey == "" || str(key, "owner_id") != botID {
+		key := e.Must(201, e.Call("POST", "/api_keys", e.Admin, map[string]any{"owner_id": botID, "description": "ci key"}))
+		botKey, keyID := cptest.Str(key, "token"), cptest.Str(key, "id")
+		if botKey == "" || cptest.Str(key, "owner_id") != botID {
 			t.Fatalf("created key = %v", key)
 		}
 		// The bot's key works and acts as the bot.
-		own := e.must(201, e.call("POST", "/credentials", botKey, map[string]any{"description": "bot's own"}))
-		if str(own, "owner_id") != botID {
+		own := e.Must(201, e.Call("POST", "/credentials", botKey, map[string]any{"description": "bot's own"}))
+		if cptest.Str(own, "owner_id") != botID {
 			t.Fatalf("bot's authtoken owned by %v", own["owner_id"])
 		}
-		e.must(200, e.call("GET", "/api_keys/"+keyID, botKey, nil))
+		e.Must(200, e.Call("GET", "/api_keys/"+keyID, botKey, nil))
 
 		// Deactivate: the key is refused with a code, and the bot's
 		// authtoken is revoked in the snapshot.
-		upd := e.must(200, e.call("PATCH", "/bot_users/"+botID, e.admin, map[string]any{"active": false}))
-		if upd["active"] != false || str(upd, "name") != "ci" {
+		upd := e.Must(200, e.Call("PATCH", "/bot_users/"+botID, e.Admin, map[string]any{"active": false}))
+		if upd["active"] != false || cptest.Str(upd, "name") != "ci" {
 			t.Fatalf("patched bot = %v", upd)
 		}
-		wantError(t, e.call("GET", "/api_keys", botKey, nil), 403, string(codes.APIPrincipalInactive))
-		snap, err := e.srv.Snapshot(testCtx(t), 0)
+		cptest.WantError(t, e.Call("GET", "/api_keys", botKey, nil), 403, string(codes.APIPrincipalInactive))
+		snap, err := e.Core.Snapshot(cptest.Ctx(t), 0)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := authn.VerifyAuthtoken(snap, str(own, "token")); err != authn.ErrCredentialRevoked {
+		if _, err := authn.VerifyAuthtoken(snap, cptest.Str(own, "token")); err != authn.ErrCredentialRevoked {
 			t.Fatalf("deactivated bot's authtoken: %v", err)
 		}
 		// Reactivate.
-		e.must(200, e.call("PATCH", "/service_users/"+botID, e.admin, map[string]any{"active": true}))
-		e.must(200, e.call("GET", "/api_keys", botKey, nil))
+		e.Must(200, e.Call("PATCH", "/service_users/"+botID, e.Admin, map[string]any{"active": true}))
+		e.Must(200, e.Call("GET", "/api_keys", botKey, nil))
 		// The alias serves the same object under its own collection.
-		alias := e.must(200, e.call("GET", "/service_users/"+botID, e.admin, nil))
-		if str(alias, "uri") != e.http.URL+"/service_users/"+botID {
+		alias := e.Must(200, e.Call("GET", "/service_users/"+botID, e.Admin, nil))
+		if cptest.Str(alias, "uri") != e.HTTP.URL+"/service_users/"+botID {
 			t.Fatalf("alias uri = %v", alias["uri"])
 		}
 		// Delete: the bot's keys and authtokens go with it.
-		e.must(204, e.call("DELETE", "/bot_users/"+botID, e.admin, nil))
-		wantError(t, e.call("GET", "/api_keys", botKey, nil), 401, string(codes.APIAuthInvalid))
-		wantError(t, e.call("GET", "/api_keys/"+keyID, e.admin, nil), 404, string(codes.APINotFound))
-		wantError(t, e.call("GET", "/credentials/"+str(own, "id"), e.admin, nil), 404, string(codes.APINotFound))
-		wantError(t, e.call("GET", "/bot_users/"+botID, e.admin, nil), 404, string(codes.APINotFound))
+		e.Must(204, e.Call("DELETE", "/bot_users/"+botID, e.Admin, nil))
+		cptest.WantError(t, e.Call("GET", "/api_keys", botKey, nil), 401, string(codes.APIAuthInvalid))
+		cptest.WantError(t, e.Call("GET", "/api_keys/"+keyID, e.Admin, nil), 404, string(codes.APINotFound))
+		cptest.WantError(t, e.Call("GET", "/credentials/"+cptest.Str(own, "id"), e.Admin, nil), 404, string(codes.APINotFound))
+		cptest.WantError(t, e.Call("GET", "/bot_users/"+botID, e.Admin, nil), 404, string(codes.APINotFound))
 
 		// The audit log names the admin as the actor, with the key used.
-		evs, _, err := e.store.ListAuditEvents(testCtx(t), e.dev.AccountID, store.Page{})
+		evs, _, err := e.Store.ListAuditEvents(cptest.Ctx(t), e.Dev.AccountID, store.Page{})
 		if err != nil {
 			t.Fatal(err)
 		}
 		found := false
 		for _, ev := range evs {
 			if ev.Type == "bot_user_deleted.v0" && ev.ObjectID == botID {
-				found = ev.ActorID == e.dev.UserID && ev.ActorCredentialID == e.dev.APIKeyID
+				found = ev.ActorID == e.Dev.UserID && ev.ActorCredentialID == e.Dev.APIKeyID
 			}
 		}
 		if !found {
@@ -79,27 +80,27 @@ func TestBotUserLifecycle(t *testing.T) {
 }
 
 func TestAPIKeysCRUD(t *testing.T) {
-	eachDialect(t, func(t *testing.T, e *env) {
-		created := e.must(201, e.call("POST", "/api_keys", e.admin, map[string]any{"description": "deploys", "metadata": `{"team":"x"}`},
+	cptest.EachDialect(t, func(t *testing.T, e *cptest.Env) {
+		created := e.Must(201, e.Call("POST", "/api_keys", e.Admin, map[string]any{"description": "deploys", "metadata": `{"team":"x"}`},
 			"Ngrok-Version", "2"))
-		id := str(created, "id")
-		if !strings.HasPrefix(id, "ak_") || str(created, "owner_id") != e.dev.UserID || str(created, "metadata") != `{"team":"x"}` {
+		id := cptest.Str(created, "id")
+		if !strings.HasPrefix(id, "ak_") || cptest.Str(created, "owner_id") != e.Dev.UserID || cptest.Str(created, "metadata") != `{"team":"x"}` {
 			t.Fatalf("created = %v", created)
 		}
-		if _, err := time.Parse(time.RFC3339, str(created, "created_at")); err != nil || !strings.HasSuffix(str(created, "created_at"), "Z") {
+		if _, err := time.Parse(time.RFC3339, cptest.Str(created, "created_at")); err != nil || !strings.HasSuffix(cptest.Str(created, "created_at"), "Z") {
 			t.Fatalf("created_at %q", created["created_at"])
 		}
-		kid, _, err := authn.ParseToken(str(created, "token"))
+		kid, _, err := authn.ParseToken(cptest.Str(created, "token"))
 		if err != nil || "ak_"+kid != id {
 			t.Fatalf("token does not name the key: %v", err)
 		}
-		got := e.must(200, e.call("GET", "/api_keys/"+id, e.admin, nil))
+		got := e.Must(200, e.Call("GET", "/api_keys/"+id, e.Admin, nil))
 		if tok, ok := got["token"]; !ok || tok != nil {
 			t.Fatalf("token after creation = %v (present %v), want null", tok, ok)
 		}
-		list := e.must(200, e.call("GET", "/api_keys", e.admin, nil))
+		list := e.Must(200, e.Call("GET", "/api_keys", e.Admin, nil))
 		keys, _ := list["keys"].([]any)
-		if len(keys) != 2 || list["next_page_uri"] != nil || str(list, "uri") != e.http.URL+"/api_keys" {
+		if len(keys) != 2 || list["next_page_uri"] != nil || cptest.Str(list, "uri") != e.HTTP.URL+"/api_keys" {
 			t.Fatalf("list = %v", list)
 		}
 		for _, k := range keys {
@@ -107,33 +108,33 @@ func TestAPIKeysCRUD(t *testing.T) {
 				t.Fatal("a listed key carries its token")
 			}
 		}
-		upd := e.must(200, e.call("PATCH", "/api_keys/"+id, e.admin, map[string]any{"description": "renamed"}))
-		if str(upd, "description") != "renamed" || str(upd, "metadata") != `{"team":"x"}` {
+		upd := e.Must(200, e.Call("PATCH", "/api_keys/"+id, e.Admin, map[string]any{"description": "renamed"}))
+		if cptest.Str(upd, "description") != "renamed" || cptest.Str(upd, "metadata") != `{"team":"x"}` {
 			t.Fatalf("updated = %v", upd)
 		}
 		// The new key works; deleting it makes it fail.
-		tok := str(created, "token")
-		e.must(200, e.call("GET", "/api_keys/"+id, tok, nil))
-		e.must(204, e.call("DELETE", "/api_keys/"+id, e.admin, nil))
-		wantError(t, e.call("GET", "/api_keys", tok, nil), 401, string(codes.APIAuthInvalid))
-		wantError(t, e.call("DELETE", "/api_keys/"+id, e.admin, nil), 404, string(codes.APINotFound))
+		tok := cptest.Str(created, "token")
+		e.Must(200, e.Call("GET", "/api_keys/"+id, tok, nil))
+		e.Must(204, e.Call("DELETE", "/api_keys/"+id, e.Admin, nil))
+		cptest.WantError(t, e.Call("GET", "/api_keys", tok, nil), 401, string(codes.APIAuthInvalid))
+		cptest.WantError(t, e.Call("DELETE", "/api_keys/"+id, e.Admin, nil), 404, string(codes.APINotFound))
 	})
 }
 
 func TestCredentialsCRUD(t *testing.T) {
-	eachDialect(t, func(t *testing.T, e *env) {
-		before, err := e.srv.Snapshot(testCtx(t), 0)
+	cptest.EachDialect(t, func(t *testing.T, e *cptest.Env) {
+		before, err := e.Core.Snapshot(cptest.Ctx(t), 0)
 		if err != nil {
 			t.Fatal(err)
 		}
-		created := e.must(201, e.call("POST", "/credentials", e.admin, map[string]any{
+		created := e.Must(201, e.Call("POST", "/credentials", e.Admin, map[string]any{
 			"description": "laptop", "acl": []string{"bind:App.Example.com", "bind:*.example.org", "bind:1.tcp.example.com:20002"}}))
-		id, tok := str(created, "id"), str(created, "token")
+		id, tok := cptest.Str(created, "id"), cptest.Str(created, "token")
 		if !strings.HasPrefix(id, "cr_") || tok == "" || fmt.Sprint(created["acl"]) != "[bind:app.example.com bind:*.example.org bind:1.tcp.example.com:20002]" {
 			t.Fatalf("created = %v", created)
 		}
 		// The feed delivers a snapshot in which the authtoken works.
-		snap, err := e.srv.Snapshot(testCtx(t), before.Revision())
+		snap, err := e.Core.Snapshot(cptest.Ctx(t), before.Revision())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -141,20 +142,20 @@ func TestCredentialsCRUD(t *testing.T) {
 		if err != nil || ident.CredentialID != id || len(ident.ACL) != 3 {
 			t.Fatalf("VerifyAuthtoken = %+v, %v", ident, err)
 		}
-		got := e.must(200, e.call("GET", "/credentials/"+id, e.admin, nil))
-		if got["token"] != nil || str(got, "description") != "laptop" {
+		got := e.Must(200, e.Call("GET", "/credentials/"+id, e.Admin, nil))
+		if got["token"] != nil || cptest.Str(got, "description") != "laptop" {
 			t.Fatalf("got = %v", got)
 		}
-		upd := e.must(200, e.call("PATCH", "/credentials/"+id, e.admin, map[string]any{"acl": []string{}}))
+		upd := e.Must(200, e.Call("PATCH", "/credentials/"+id, e.Admin, map[string]any{"acl": []string{}}))
 		if acl, _ := upd["acl"].([]any); len(acl) != 0 || upd["acl"] == nil {
 			t.Fatalf("acl after clearing = %v", upd["acl"])
 		}
-		list := e.must(200, e.call("GET", "/credentials?limit=1", e.admin, nil))
+		list := e.Must(200, e.Call("GET", "/credentials?limit=1", e.Admin, nil))
 		if c, _ := list["credentials"].([]any); len(c) != 1 || list["next_page_uri"] == nil {
 			t.Fatalf("list = %v", list) // the bootstrap authtoken is the second
 		}
-		e.must(204, e.call("DELETE", "/credentials/"+id, e.admin, nil))
-		snap2, err := e.srv.Snapshot(testCtx(t), snap.Revision())
+		e.Must(204, e.Call("DELETE", "/credentials/"+id, e.Admin, nil))
+		snap2, err := e.Core.Snapshot(cptest.Ctx(t), snap.Revision())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -165,23 +166,23 @@ func TestCredentialsCRUD(t *testing.T) {
 }
 
 func TestPagingOver250(t *testing.T) {
-	eachDialect(t, func(t *testing.T, e *env) {
+	cptest.EachDialect(t, func(t *testing.T, e *cptest.Env) {
 		for i := 0; i < 250; i++ {
-			e.must(201, e.call("POST", "/bot_users", e.admin, map[string]any{"name": fmt.Sprint("bot-", i)}))
+			e.Must(201, e.Call("POST", "/bot_users", e.Admin, map[string]any{"name": fmt.Sprint("bot-", i)}))
 		}
 		var ids []string
 		next := "/bot_users"
 		var sizes []int
 		for i := 0; next != "" && i < 10; i++ {
-			page := e.must(200, e.call("GET", next, e.admin, nil))
+			page := e.Must(200, e.Call("GET", next, e.Admin, nil))
 			items, _ := page["bot_users"].([]any)
 			sizes = append(sizes, len(items))
 			for _, it := range items {
-				ids = append(ids, str(it.(map[string]any), "id"))
+				ids = append(ids, cptest.Str(it.(map[string]any), "id"))
 			}
 			next = ""
 			if n, ok := page["next_page_uri"].(string); ok {
-				if !strings.HasPrefix(n, e.http.URL+"/bot_users?") {
+				if !strings.HasPrefix(n, e.HTTP.URL+"/bot_users?") {
 					t.Fatalf("next_page_uri %q is not absolute", n)
 				}
 				next = n
@@ -196,8 +197,8 @@ func TestPagingOver250(t *testing.T) {
 			}
 		}
 		// A smaller limit is carried into next_page_uri.
-		p := e.must(200, e.call("GET", "/bot_users?limit=30", e.admin, nil))
-		u, err := url.Parse(str(p, "next_page_uri"))
+		p := e.Must(200, e.Call("GET", "/bot_users?limit=30", e.Admin, nil))
+		u, err := url.Parse(cptest.Str(p, "next_page_uri"))
 		if err != nil || u.Query().Get("limit") != "30" || u.Query().Get("before_id") != ids[29] {
 			t.Fatalf("next_page_uri = %v", p["next_page_uri"])
 		}
@@ -205,14 +206,14 @@ func TestPagingOver250(t *testing.T) {
 }
 
 func TestBadInputChangesNothing(t *testing.T) {
-	eachDialect(t, func(t *testing.T, e *env) {
-		bot := e.must(201, e.call("POST", "/bot_users", e.admin, map[string]any{"name": "b"}))
-		botPath := "/bot_users/" + str(bot, "id")
-		other, err := e.store.CreateAccount(testCtx(t), store.SystemActor, "other")
+	cptest.EachDialect(t, func(t *testing.T, e *cptest.Env) {
+		bot := e.Must(201, e.Call("POST", "/bot_users", e.Admin, map[string]any{"name": "b"}))
+		botPath := "/bot_users/" + cptest.Str(bot, "id")
+		other, err := e.Store.CreateAccount(cptest.Ctx(t), store.SystemActor, "other")
 		if err != nil {
 			t.Fatal(err)
 		}
-		otherBot, err := e.store.CreateBotUser(testCtx(t), store.SystemActor, other.ID, store.BotUserCreate{Name: "x", Active: true})
+		otherBot, err := e.Store.CreateBotUser(cptest.Ctx(t), store.SystemActor, other.ID, store.BotUserCreate{Name: "x", Active: true})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -234,14 +235,14 @@ func TestBadInputChangesNothing(t *testing.T) {
 			{"two objects", "POST", "/api_keys", `{} {}`, nil, 400, codes.APIBodyInvalid},
 			{"truncated", "POST", "/api_keys", `{"description":`, nil, 400, codes.APIBodyInvalid},
 			{"description 256 bytes", "POST", "/api_keys", map[string]any{"description": strings.Repeat("é", 128)}, nil, 400, codes.APIDescriptionLength},
-			{"description patch", "PATCH", "/credentials/" + e.dev.AuthtokenID, map[string]any{"description": strings.Repeat("d", 256)}, nil, 400, codes.APIDescriptionLength},
+			{"description patch", "PATCH", "/credentials/" + e.Dev.AuthtokenID, map[string]any{"description": strings.Repeat("d", 256)}, nil, 400, codes.APIDescriptionLength},
 			{"metadata 4097", "POST", "/credentials", map[string]any{"metadata": strings.Repeat("m", 4097)}, nil, 400, codes.APIMetadataLength},
 			{"bad acl", "POST", "/credentials", map[string]any{"acl": []string{"connect:app.example.com"}}, nil, 400, codes.ACLInvalid},
 			{"bad acl port", "POST", "/credentials", map[string]any{"acl": []string{"bind:a.example.com:99999"}}, nil, 400, codes.ACLInvalid},
 			{"bot name with newline", "POST", "/bot_users", map[string]any{"name": "a\nb"}, nil, 400, codes.APIInvalidParam},
 			{"malformed id", "GET", "/api_keys/ak_123", nil, nil, 400, codes.APIInvalidID},
 			{"malformed id delete", "DELETE", "/bot_users/bot_!!", nil, nil, 400, codes.APIInvalidID},
-			{"id of another kind", "GET", "/api_keys/" + e.dev.AuthtokenID, nil, nil, 400, codes.APIInvalidID},
+			{"id of another kind", "GET", "/api_keys/" + e.Dev.AuthtokenID, nil, nil, 400, codes.APIInvalidID},
 			{"malformed owner", "POST", "/api_keys", map[string]any{"owner_id": "usr_x"}, nil, 400, codes.APIInvalidID},
 			{"owner of another account", "POST", "/api_keys", map[string]any{"owner_id": otherBot.ID}, nil, 400, codes.APIInvalidParam},
 			{"other account's bot", "PATCH", "/bot_users/" + otherBot.ID, map[string]any{"active": false}, nil, 404, codes.APINotFound},
@@ -261,27 +262,27 @@ func TestBadInputChangesNothing(t *testing.T) {
 		}
 		for _, tc := range cases {
 			t.Run(tc.name, func(t *testing.T) {
-				before := e.revision()
-				wantError(t, e.call(tc.method, tc.path, e.admin, tc.body, tc.hdr...), tc.status, string(tc.code))
-				if after := e.revision(); after != before {
+				before := e.Revision()
+				cptest.WantError(t, e.Call(tc.method, tc.path, e.Admin, tc.body, tc.hdr...), tc.status, string(tc.code))
+				if after := e.Revision(); after != before {
 					t.Fatalf("refused request moved the revision %d -> %d", before, after)
 				}
 			})
 		}
 		// At the limits is accepted.
-		e.must(201, e.call("POST", "/api_keys", e.admin, map[string]any{"description": strings.Repeat("d", 255), "metadata": strings.Repeat("m", 4096)}))
-		e.must(200, e.call("GET", "/api_keys?limit=1", e.admin, nil))
-		e.must(200, e.call("GET", "/api_keys?limit=100", e.admin, nil))
+		e.Must(201, e.Call("POST", "/api_keys", e.Admin, map[string]any{"description": strings.Repeat("d", 255), "metadata": strings.Repeat("m", 4096)}))
+		e.Must(200, e.Call("GET", "/api_keys?limit=1", e.Admin, nil))
+		e.Must(200, e.Call("GET", "/api_keys?limit=100", e.Admin, nil))
 	})
 }
 
 func TestAPIAuthentication(t *testing.T) {
-	eachDialect(t, func(t *testing.T, e *env) {
-		_, secret, err := authn.ParseToken(e.admin)
+	cptest.EachDialect(t, func(t *testing.T, e *cptest.Env) {
+		_, secret, err := authn.ParseToken(e.Admin)
 		if err != nil {
 			t.Fatal(err)
 		}
-		_, kid, _ := ids.Split(e.dev.APIKeyID, "ak")
+		_, kid, _ := ids.Split(e.Dev.APIKeyID, "ak")
 		other := ids.New("x")[2:] // a KSUID naming nothing
 		cases := []struct {
 			name, header string
@@ -290,76 +291,76 @@ func TestAPIAuthentication(t *testing.T) {
 		}{
 			{"missing", "", 401, codes.APIAuthMissing},
 			{"not bearer", "Basic dXNlcjpwYXNz", 401, codes.APIAuthParse},
-			{"no scheme", e.admin, 401, codes.APIAuthParse},
-			{"key ID", "Bearer " + e.dev.APIKeyID, 401, codes.APIKeyID},
+			{"no scheme", e.Admin, 401, codes.APIAuthParse},
+			{"key ID", "Bearer " + e.Dev.APIKeyID, 401, codes.APIKeyID},
 			{"malformed", "Bearer not-a-key", 401, codes.APIAuthMalformed},
-			{"authtoken", "Bearer " + e.dev.Authtoken.Reveal(), 401, codes.APIAuthtoken},
+			{"authtoken", "Bearer " + e.Dev.Authtoken.Reveal(), 401, codes.APIAuthtoken},
 			{"wrong secret", "Bearer " + kid + "_" + strings.Repeat("A", len(secret)), 401, codes.APIAuthInvalid},
 			{"unknown key", "Bearer " + other + "_" + secret, 401, codes.APIAuthInvalid},
 		}
 		for _, tc := range cases {
 			t.Run(tc.name, func(t *testing.T) {
-				r := e.call("GET", "/api_keys", "", nil, "Authorization", tc.header)
-				wantError(t, r, tc.status, string(tc.code))
-				if strings.Contains(string(r.body), secret) {
+				r := e.Call("GET", "/api_keys", "", nil, "Authorization", tc.header)
+				cptest.WantError(t, r, tc.status, string(tc.code))
+				if strings.Contains(string(r.Body), secret) {
 					t.Fatal("the error echoes the secret")
 				}
 			})
 		}
-		e.must(200, e.call("GET", "/api_keys", "", nil, "Authorization", "bearer "+e.admin))
+		e.Must(200, e.Call("GET", "/api_keys", "", nil, "Authorization", "bearer "+e.Admin))
 
 		// A suspended account's keys are refused.
-		if err := e.store.SetAccountActive(testCtx(t), store.SystemActor, e.dev.AccountID, false); err != nil {
+		if err := e.Store.SetAccountActive(cptest.Ctx(t), store.SystemActor, e.Dev.AccountID, false); err != nil {
 			t.Fatal(err)
 		}
-		wantError(t, e.call("GET", "/api_keys", e.admin, nil), 403, string(codes.APIAccountSuspended))
+		cptest.WantError(t, e.Call("GET", "/api_keys", e.Admin, nil), 403, string(codes.APIAccountSuspended))
 	})
 }
 
 func TestRoles(t *testing.T) {
-	eachDialect(t, func(t *testing.T, e *env) {
-		ctx := testCtx(t)
-		ro, err := e.store.CreateUser(ctx, store.SystemActor, "viewer@example.com", "Viewer")
+	cptest.EachDialect(t, func(t *testing.T, e *cptest.Env) {
+		ctx := cptest.Ctx(t)
+		ro, err := e.Store.CreateUser(ctx, store.SystemActor, "viewer@example.com", "Viewer")
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := e.store.PutMembership(ctx, store.SystemActor, store.Membership{AccountID: e.dev.AccountID, UserID: ro.ID,
+		if err := e.Store.PutMembership(ctx, store.SystemActor, store.Membership{AccountID: e.Dev.AccountID, UserID: ro.ID,
 			Developer: store.DeveloperRO, Team: store.TeamRO}); err != nil {
 			t.Fatal(err)
 		}
-		dev, err := e.store.CreateUser(ctx, store.SystemActor, "dev@example.com", "Dev")
+		dev, err := e.Store.CreateUser(ctx, store.SystemActor, "dev@example.com", "Dev")
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := e.store.PutMembership(ctx, store.SystemActor, store.Membership{AccountID: e.dev.AccountID, UserID: dev.ID,
+		if err := e.Store.PutMembership(ctx, store.SystemActor, store.Membership{AccountID: e.Dev.AccountID, UserID: dev.ID,
 			Developer: store.DeveloperRW, Team: store.TeamRO}); err != nil {
 			t.Fatal(err)
 		}
-		roKey := str(e.must(201, e.call("POST", "/api_keys", e.admin, map[string]any{"owner_id": ro.ID})), "token")
-		devKey := str(e.must(201, e.call("POST", "/api_keys", e.admin, map[string]any{"owner_id": dev.ID})), "token")
+		roKey := cptest.Str(e.Must(201, e.Call("POST", "/api_keys", e.Admin, map[string]any{"owner_id": ro.ID})), "token")
+		devKey := cptest.Str(e.Must(201, e.Call("POST", "/api_keys", e.Admin, map[string]any{"owner_id": dev.ID})), "token")
 
-		e.must(200, e.call("GET", "/credentials", roKey, nil))
-		wantError(t, e.call("POST", "/credentials", roKey, map[string]any{}), 403, string(codes.APIForbidden))
-		wantError(t, e.call("DELETE", "/credentials/"+e.dev.AuthtokenID, roKey, nil), 403, string(codes.APIForbidden))
+		e.Must(200, e.Call("GET", "/credentials", roKey, nil))
+		cptest.WantError(t, e.Call("POST", "/credentials", roKey, map[string]any{}), 403, string(codes.APIForbidden))
+		cptest.WantError(t, e.Call("DELETE", "/credentials/"+e.Dev.AuthtokenID, roKey, nil), 403, string(codes.APIForbidden))
 
-		mine := e.must(201, e.call("POST", "/credentials", devKey, map[string]any{}))
-		if str(mine, "owner_id") != dev.ID {
+		mine := e.Must(201, e.Call("POST", "/credentials", devKey, map[string]any{}))
+		if cptest.Str(mine, "owner_id") != dev.ID {
 			t.Fatalf("owner %v", mine["owner_id"])
 		}
-		wantError(t, e.call("POST", "/credentials", devKey, map[string]any{"owner_id": e.dev.UserID}), 403, string(codes.APIForbidden))
-		wantError(t, e.call("DELETE", "/credentials/"+e.dev.AuthtokenID, devKey, nil), 403, string(codes.APIForbidden))
-		wantError(t, e.call("POST", "/bot_users", devKey, map[string]any{"name": "x"}), 403, string(codes.APIForbidden))
-		e.must(204, e.call("DELETE", "/credentials/"+str(mine, "id"), devKey, nil))
+		cptest.WantError(t, e.Call("POST", "/credentials", devKey, map[string]any{"owner_id": e.Dev.UserID}), 403, string(codes.APIForbidden))
+		cptest.WantError(t, e.Call("DELETE", "/credentials/"+e.Dev.AuthtokenID, devKey, nil), 403, string(codes.APIForbidden))
+		cptest.WantError(t, e.Call("POST", "/bot_users", devKey, map[string]any{"name": "x"}), 403, string(codes.APIForbidden))
+		e.Must(204, e.Call("DELETE", "/credentials/"+cptest.Str(mine, "id"), devKey, nil))
 
 		// A bot may not create bot users, and owns what it creates.
-		bot := e.must(201, e.call("POST", "/bot_users", e.admin, map[string]any{"name": "b"}))
-		botKey := str(e.must(201, e.call("POST", "/api_keys", e.admin, map[string]any{"owner_id": str(bot, "id")})), "token")
-		wantError(t, e.call("POST", "/bot_users", botKey, map[string]any{"name": "x"}), 403, string(codes.APIForbidden))
+		bot := e.Must(201, e.Call("POST", "/bot_users", e.Admin, map[string]any{"name": "b"}))
+		botKey := cptest.Str(e.Must(201, e.Call("POST", "/api_keys", e.Admin, map[string]any{"owner_id": cptest.Str(bot, "id")})), "token")
+		cptest.WantError(t, e.Call("POST", "/bot_users", botKey, map[string]any{"name": "x"}), 403, string(codes.APIForbidden))
 
 		// Removing a user from the account stops their key.
-		if err := e.store.RemoveMembership(ctx, store.SystemActor, e.dev.AccountID, ro.ID); err != nil {
+		if err := e.Store.RemoveMembership(ctx, store.SystemActor, e.Dev.AccountID, ro.ID); err != nil {
 			t.Fatal(err)
 		}
-		wantError(t, e.call("GET", "/credentials", roKey, nil), 401, string(codes.APIAuthInvalid))
+		cptest.WantError(t, e.Call("GET", "/credentials", roKey, nil), 401, string(codes.APIAuthInvalid))
 	})
 }

@@ -1,13 +1,13 @@
-package controlplane
+package restapi
 
 import (
 	"encoding/json"
 	"net/http"
 	"strings"
 
+	"github.com/tollgate/tollgate/controlplane"
 	"github.com/tollgate/tollgate/controlplane/store"
 	"github.com/tollgate/tollgate/ids"
-	"github.com/tollgate/tollgate/snapshot"
 )
 
 // auditEventJSON is the audit_events object: one change to the account, who
@@ -56,27 +56,16 @@ var collectionOf = map[string]string{
 	ids.PrefixAuditEvent:     "audit_events",
 }
 
-// auditRoutes registers /audit_events: read-only, newest first.
-func (s *Server) auditRoutes(mux *http.ServeMux) {
+// auditAPI serves /audit_events.
+type auditAPI struct{ *Server }
+
+// routes registers /audit_events: read-only, newest first.
+func (s *auditAPI) routes(mux *http.ServeMux) {
 	s.route(mux, "/audit_events", methods{http.MethodGet: s.listAuditEvents})
 	s.route(mux, "/audit_events/{id}", methods{http.MethodGet: s.getAuditEvent})
 }
 
-// requireAuditReader refuses callers who may not read the audit log. The
-// log shows every principal's actions in the account, so it is for those
-// who oversee the account (reference/platform-behaviour.md §7.2):
-// administrators and users with the team manager role. Developers see the
-// objects themselves but not who changed what; bot users act as read/write
-// developers with no other permission, so they are refused too (give an
-// export job a key owned by an administrator's user instead).
-func (c *caller) requireAuditReader() error {
-	if c.auth.Roles.Admin || (c.auth.OwnerKind == snapshot.PrincipalUser && c.auth.Roles.Team == store.TeamManager) {
-		return nil
-	}
-	return forbidden("Reading the audit log needs the administrator flag or the team manager role.")
-}
-
-func (s *Server) ref(r *http.Request, id string) optRefJSON {
+func (s *auditAPI) ref(r *http.Request, id string) optRefJSON {
 	out := optRefJSON{ID: id}
 	if prefix, _, err := ids.Split(id, ""); err == nil {
 		if coll, ok := collectionOf[prefix]; ok {
@@ -87,7 +76,7 @@ func (s *Server) ref(r *http.Request, id string) optRefJSON {
 	return out
 }
 
-func (s *Server) auditEventJSON(r *http.Request, e *store.AuditEvent) auditEventJSON {
+func (s *auditAPI) auditEventJSON(r *http.Request, e *store.AuditEvent) auditEventJSON {
 	out := auditEventJSON{
 		ID: e.ID, URI: s.baseURL(r) + "/audit_events/" + e.ID, Type: e.Type, Revision: e.Revision,
 		CreatedAt: timestamp(e.CreatedAt), Principal: s.ref(r, e.ActorID), Object: s.ref(r, e.ObjectID),
@@ -103,15 +92,15 @@ func (s *Server) auditEventJSON(r *http.Request, e *store.AuditEvent) auditEvent
 	return out
 }
 
-func (s *Server) listAuditEvents(w http.ResponseWriter, r *http.Request, c *caller) error {
+func (s *auditAPI) listAuditEvents(w http.ResponseWriter, r *http.Request, c *controlplane.Caller) error {
 	page, err := listParams(r, ids.PrefixAuditEvent)
 	if err != nil {
 		return err
 	}
-	if err := c.requireAuditReader(); err != nil {
+	if err := c.RequireAuditReader(); err != nil {
 		return err
 	}
-	list, more, err := s.store.ListAuditEvents(r.Context(), c.accountID(), page)
+	list, more, err := s.store.ListAuditEvents(r.Context(), c.AccountID(), page)
 	if err != nil {
 		return err
 	}
@@ -125,18 +114,18 @@ func (s *Server) listAuditEvents(w http.ResponseWriter, r *http.Request, c *call
 	return nil
 }
 
-func (s *Server) getAuditEvent(w http.ResponseWriter, r *http.Request, c *caller) error {
+func (s *auditAPI) getAuditEvent(w http.ResponseWriter, r *http.Request, c *controlplane.Caller) error {
 	id, err := objectPathID(r, ids.PrefixAuditEvent)
 	if err != nil {
 		return err
 	}
-	if err := c.requireAuditReader(); err != nil {
+	if err := c.RequireAuditReader(); err != nil {
 		return err
 	}
-	e, err := s.store.GetAuditEvent(r.Context(), c.accountID(), id)
+	e, err := s.store.GetAuditEvent(r.Context(), c.AccountID(), id)
 	if err != nil {
-		return notFound(err, "audit event", id)
+		return controlplane.NotFound(err, "audit event", id)
 	}
-	writeJSON(w, http.StatusOK, s.auditEventJSON(r, e))
+	controlplane.WriteJSON(w, http.StatusOK, s.auditEventJSON(r, e))
 	return nil
 }

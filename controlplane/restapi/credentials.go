@@ -1,8 +1,9 @@
-package controlplane
+package restapi
 
 import (
 	"net/http"
 
+	"github.com/tollgate/tollgate/controlplane"
 	"github.com/tollgate/tollgate/controlplane/store"
 	"github.com/tollgate/tollgate/ids"
 )
@@ -21,6 +22,15 @@ type credentialJSON struct {
 	OwnerID     string   `json:"owner_id"`
 }
 
+// credentialAPI serves /credentials: authtokens.
+type credentialAPI struct{ *Server }
+
+// routes registers /credentials.
+func (s *credentialAPI) routes(mux *http.ServeMux) {
+	s.route(mux, "/credentials", methods{http.MethodGet: s.listCredentials, http.MethodPost: s.createCredential})
+	s.route(mux, "/credentials/{id}", methods{http.MethodGet: s.getCredential, http.MethodPatch: s.updateCredential, http.MethodDelete: s.deleteCredential})
+}
+
 type credentialCreateBody struct {
 	Description string   `json:"description"`
 	Metadata    string   `json:"metadata"`
@@ -34,7 +44,7 @@ type credentialUpdateBody struct {
 	ACL         *[]string `json:"acl"`
 }
 
-func (s *Server) credentialJSON(r *http.Request, a *store.Authtoken) credentialJSON {
+func (s *credentialAPI) credentialJSON(r *http.Request, a *store.Authtoken) credentialJSON {
 	acl := a.ACL
 	if acl == nil {
 		acl = []string{}
@@ -43,13 +53,7 @@ func (s *Server) credentialJSON(r *http.Request, a *store.Authtoken) credentialJ
 		Description: a.Description, Metadata: a.Metadata, ACL: acl, OwnerID: a.OwnerID}
 }
 
-// authtokenAccess lets an authtoken's owner and administrators change or
-// delete it (ownerAccess).
-func (s *Server) authtokenAccess() accessCheck {
-	return ownerAccess("credential", s.store.GetAuthtoken, func(a *store.Authtoken) string { return a.OwnerID })
-}
-
-func (s *Server) createCredential(w http.ResponseWriter, r *http.Request, c *caller) error {
+func (s *credentialAPI) createCredential(w http.ResponseWriter, r *http.Request, c *controlplane.Caller) error {
 	var body credentialCreateBody
 	if _, err := s.beginWrite(w, r, "", nil, &body); err != nil {
 		return err
@@ -58,7 +62,7 @@ func (s *Server) createCredential(w http.ResponseWriter, r *http.Request, c *cal
 	if err != nil {
 		return err
 	}
-	a, tok, err := s.store.CreateAuthtoken(r.Context(), c.actor, c.accountID(), store.AuthtokenCreate{
+	a, tok, err := s.store.CreateAuthtoken(r.Context(), c.Actor, c.AccountID(), store.AuthtokenCreate{
 		OwnerID: owner, Description: body.Description, Metadata: body.Metadata, ACL: body.ACL})
 	if err != nil {
 		return err
@@ -66,41 +70,41 @@ func (s *Server) createCredential(w http.ResponseWriter, r *http.Request, c *cal
 	out := s.credentialJSON(r, a)
 	secret := tok.Reveal() // shown once, to its creator
 	out.Token = &secret
-	writeJSON(w, http.StatusCreated, out)
+	controlplane.WriteJSON(w, http.StatusCreated, out)
 	return nil
 }
 
 // getCredential is GET /credentials/{id}.
-func (s *Server) getCredential(w http.ResponseWriter, r *http.Request, c *caller) error {
+func (s *credentialAPI) getCredential(w http.ResponseWriter, r *http.Request, c *controlplane.Caller) error {
 	return getOne(ids.PrefixAuthtoken, "credential", s.store.GetAuthtoken, s.credentialJSON)(w, r, c)
 }
 
 // listCredentials is GET /credentials.
-func (s *Server) listCredentials(w http.ResponseWriter, r *http.Request, c *caller) error {
-	return listPage(s, "credentials", ids.PrefixAuthtoken, s.store.ListAuthtokens, s.credentialJSON,
+func (s *credentialAPI) listCredentials(w http.ResponseWriter, r *http.Request, c *controlplane.Caller) error {
+	return listPage(s.Server, "credentials", ids.PrefixAuthtoken, s.store.ListAuthtokens, s.credentialJSON,
 		func(v *store.Authtoken) string { return v.ID })(w, r, c)
 }
 
-func (s *Server) updateCredential(w http.ResponseWriter, r *http.Request, c *caller) error {
+func (s *credentialAPI) updateCredential(w http.ResponseWriter, r *http.Request, c *controlplane.Caller) error {
 	var body credentialUpdateBody
 	id, err := s.beginWrite(w, r, ids.PrefixAuthtoken, nil, &body)
 	if err != nil {
 		return err
 	}
-	if err := s.authtokenAccess()(r.Context(), c, id); err != nil {
+	if err := controlplane.AuthtokenAccess(s.store)(r.Context(), c, id); err != nil {
 		return err
 	}
-	a, err := s.store.UpdateAuthtoken(r.Context(), c.actor, c.accountID(), id,
+	a, err := s.store.UpdateAuthtoken(r.Context(), c.Actor, c.AccountID(), id,
 		store.AuthtokenUpdate{Description: body.Description, Metadata: body.Metadata, ACL: body.ACL})
 	if err != nil {
-		return notFound(err, "credential", id)
+		return controlplane.NotFound(err, "credential", id)
 	}
-	writeJSON(w, http.StatusOK, s.credentialJSON(r, a))
+	controlplane.WriteJSON(w, http.StatusOK, s.credentialJSON(r, a))
 	return nil
 }
 
 // deleteCredential is DELETE /credentials/{id}: its owner or an
 // administrator.
-func (s *Server) deleteCredential(w http.ResponseWriter, r *http.Request, c *caller) error {
-	return deleteOne(ids.PrefixAuthtoken, "credential", s.authtokenAccess(), s.store.DeleteAuthtoken)(w, r, c)
+func (s *credentialAPI) deleteCredential(w http.ResponseWriter, r *http.Request, c *controlplane.Caller) error {
+	return deleteOne(ids.PrefixAuthtoken, "credential", controlplane.AuthtokenAccess(s.store), s.store.DeleteAuthtoken)(w, r, c)
 }

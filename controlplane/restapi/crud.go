@@ -1,9 +1,10 @@
-package controlplane
+package restapi
 
 import (
 	"context"
 	"net/http"
 
+	"github.com/tollgate/tollgate/controlplane"
 	"github.com/tollgate/tollgate/controlplane/store"
 )
 
@@ -12,17 +13,17 @@ import (
 // has no body (TG_211), and an object of another account, or none, is a 404
 // that names what and the ID.
 func getOne[T, J any](prefix, what string, get func(ctx context.Context, accountID, id string) (*T, error),
-	render func(*http.Request, *T) J) handlerFunc {
-	return func(w http.ResponseWriter, r *http.Request, c *caller) error {
+	render func(*http.Request, *T) J) controlplane.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request, c *controlplane.Caller) error {
 		id, err := objectPathID(r, prefix)
 		if err != nil {
 			return err
 		}
-		v, err := get(r.Context(), c.accountID(), id)
+		v, err := get(r.Context(), c.AccountID(), id)
 		if err != nil {
-			return notFound(err, what, id)
+			return controlplane.NotFound(err, what, id)
 		}
-		writeJSON(w, http.StatusOK, render(r, v))
+		controlplane.WriteJSON(w, http.StatusOK, render(r, v))
 		return nil
 	}
 }
@@ -33,13 +34,13 @@ func getOne[T, J any](prefix, what string, get func(ctx context.Context, account
 // §1.1).
 func listPage[T, J any](s *Server, key, prefix string,
 	list func(ctx context.Context, accountID string, page store.Page) ([]T, bool, error),
-	render func(*http.Request, *T) J, idOf func(*T) string) handlerFunc {
-	return func(w http.ResponseWriter, r *http.Request, c *caller) error {
+	render func(*http.Request, *T) J, idOf func(*T) string) controlplane.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request, c *controlplane.Caller) error {
 		page, err := listParams(r, prefix)
 		if err != nil {
 			return err
 		}
-		objs, more, err := list(r.Context(), c.accountID(), page)
+		objs, more, err := list(r.Context(), c.AccountID(), page)
 		if err != nil {
 			return err
 		}
@@ -88,37 +89,14 @@ func (s *Server) beginWrite(w http.ResponseWriter, r *http.Request, prefix strin
 	return id, s.decodeBody(w, r, body)
 }
 
-// accessCheck refuses a caller who may not change or delete object id of
-// their account.
-type accessCheck func(ctx context.Context, c *caller, id string) error
-
-// writerAccess lets the read/write roles change any object of the account
-// (requireWrite).
-func writerAccess(_ context.Context, c *caller, _ string) error { return c.requireWrite() }
-
-// ownerAccess is the accessCheck of a credential: it reads the credential
-// with get (a missing one is a 404 that names what and the ID), then
-// refuses a caller who is neither its owner nor an administrator
-// (requireOwnerOrAdmin).
-func ownerAccess[T any](what string, get func(ctx context.Context, accountID, id string) (*T, error),
-	owner func(*T) string) accessCheck {
-	return func(ctx context.Context, c *caller, id string) error {
-		v, err := get(ctx, c.accountID(), id)
-		if err != nil {
-			return notFound(err, what, id)
-		}
-		return c.requireOwnerOrAdmin(owner(v))
-	}
-}
-
 // deleteOne answers DELETE /<collection>/{id} for the objects of the
 // caller's account: the path ID must carry prefix (TG_2601 otherwise), the
 // request has no body (TG_211), access decides whether the caller may
 // delete it, and an object of another account, or none, is a 404 that
 // names what and the ID. Success is 204 with no body.
-func deleteOne(prefix, what string, access accessCheck,
-	del func(ctx context.Context, actor store.Actor, accountID, id string) error) handlerFunc {
-	return func(w http.ResponseWriter, r *http.Request, c *caller) error {
+func deleteOne(prefix, what string, access controlplane.AccessCheck,
+	del func(ctx context.Context, actor store.Actor, accountID, id string) error) controlplane.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request, c *controlplane.Caller) error {
 		id, err := objectPathID(r, prefix)
 		if err != nil {
 			return err
@@ -126,8 +104,8 @@ func deleteOne(prefix, what string, access accessCheck,
 		if err := access(r.Context(), c, id); err != nil {
 			return err
 		}
-		if err := del(r.Context(), c.actor, c.accountID(), id); err != nil {
-			return notFound(err, what, id)
+		if err := del(r.Context(), c.Actor, c.AccountID(), id); err != nil {
+			return controlplane.NotFound(err, what, id)
 		}
 		w.WriteHeader(http.StatusNoContent)
 		return nil

@@ -1,4 +1,4 @@
-package controlplane
+package restapi
 
 import (
 	"bytes"
@@ -15,24 +15,9 @@ import (
 	"time"
 
 	"github.com/tollgate/tollgate/codes"
+	"github.com/tollgate/tollgate/controlplane"
 	"github.com/tollgate/tollgate/controlplane/store"
-	"github.com/tollgate/tollgate/ids"
 )
-
-// writeJSON writes v as the JSON response body with status.
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(v); err != nil {
-		http.Error(w, `{"error_code":"TG_500","status_code":500,"msg":"encoding the response failed","details":{}}`, http.StatusInternalServerError)
-		return
-	}
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Content-Length", strconv.Itoa(buf.Len()))
-	w.WriteHeader(status)
-	_, _ = w.Write(buf.Bytes())
-}
 
 // decodeBody reads a JSON object into dst, a pointer to a struct. It
 // refuses a Content-Type other than application/json (TG_210), a body over
@@ -44,54 +29,54 @@ func (s *Server) decodeBody(w http.ResponseWriter, r *http.Request, dst any) err
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
-			return newAPIError(http.StatusRequestEntityTooLarge, codes.APIBodyUnreadable,
+			return controlplane.Errorf(http.StatusRequestEntityTooLarge, codes.APIBodyUnreadable,
 				"The request body is larger than %d bytes.", s.cfg.MaxBodyBytes)
 		}
-		return &apiError{status: http.StatusBadRequest, code: codes.APIBodyUnreadable,
-			msg: "The request body could not be read.", cause: err}
+		return &controlplane.Error{Status: http.StatusBadRequest, Code: codes.APIBodyUnreadable,
+			Msg: "The request body could not be read.", Cause: err}
 	}
 	if len(bytes.TrimSpace(body)) == 0 {
 		return nil
 	}
 	ct := r.Header.Get("Content-Type")
 	if mt, _, err := mime.ParseMediaType(ct); err != nil || mt != "application/json" {
-		return newAPIError(http.StatusUnsupportedMediaType, codes.APIContentType,
-			"A request body must be JSON, sent with Content-Type: application/json (got %q).", truncate(ct, 60))
+		return controlplane.Errorf(http.StatusUnsupportedMediaType, codes.APIContentType,
+			"A request body must be JSON, sent with Content-Type: application/json (got %q).", controlplane.Truncate(ct, 60))
 	}
 	var fields map[string]json.RawMessage
 	dec := json.NewDecoder(bytes.NewReader(body))
 	if err := dec.Decode(&fields); err != nil || fields == nil {
-		return &apiError{status: http.StatusBadRequest, code: codes.APIBodyInvalid,
-			msg: "The request body must be one JSON object.", cause: err}
+		return &controlplane.Error{Status: http.StatusBadRequest, Code: codes.APIBodyInvalid,
+			Msg: "The request body must be one JSON object.", Cause: err}
 	}
 	if _, err := dec.Token(); err != io.EOF {
-		return badRequest(codes.APIBodyInvalid, "The request body must be one JSON object, with nothing after it.")
+		return controlplane.BadRequest(codes.APIBodyInvalid, "The request body must be one JSON object, with nothing after it.")
 	}
 	// The hosted platform's clients repeat the object's id in the body of
 	// an update (@ngrok/ngrok-api does): accept it when it is the path's.
 	if raw, ok := fields["id"]; ok && r.Method == http.MethodPatch && r.PathValue("id") != "" {
 		var id string
 		if json.Unmarshal(raw, &id) != nil || id != r.PathValue("id") {
-			return badRequest(codes.APIInvalidParam, "The id in the request body must be the id in the path, %q.", truncate(r.PathValue("id"), 100))
+			return controlplane.BadRequest(codes.APIInvalidParam, "The id in the request body must be the id in the path, %q.", controlplane.Truncate(r.PathValue("id"), 100))
 		}
 		delete(fields, "id")
 	}
 	known := jsonFields(reflect.TypeOf(dst).Elem())
 	for k := range fields {
 		if !known[k] {
-			return badRequest(codes.APIUnknownParam, "Unknown field %q in the request body. Known fields: %s.",
-				truncate(k, 60), strings.Join(sortedKeys(known), ", "))
+			return controlplane.BadRequest(codes.APIUnknownParam, "Unknown field %q in the request body. Known fields: %s.",
+				controlplane.Truncate(k, 60), strings.Join(sortedKeys(known), ", "))
 		}
 	}
 	for k, raw := range fields {
 		if err := json.Unmarshal(raw, fieldPtr(dst, k)); err != nil {
 			var ute *json.UnmarshalTypeError
 			if errors.As(err, &ute) {
-				return &apiError{status: http.StatusBadRequest, code: codes.APIBodyInvalid,
-					msg: fmt.Sprintf("Field %q must be %s, not a JSON %s.", k, jsonKind(ute.Type), ute.Value), cause: err}
+				return &controlplane.Error{Status: http.StatusBadRequest, Code: codes.APIBodyInvalid,
+					Msg: fmt.Sprintf("Field %q must be %s, not a JSON %s.", k, jsonKind(ute.Type), ute.Value), Cause: err}
 			}
-			return &apiError{status: http.StatusBadRequest, code: codes.APIBodyInvalid,
-				msg: fmt.Sprintf("Field %q is not valid.", k), cause: err}
+			return &controlplane.Error{Status: http.StatusBadRequest, Code: codes.APIBodyInvalid,
+				Msg: fmt.Sprintf("Field %q is not valid.", k), Cause: err}
 		}
 	}
 	return nil
@@ -170,12 +155,12 @@ func noBody(r *http.Request) error {
 		return err
 	}
 	if r.ContentLength > 0 {
-		return badRequest(codes.APIBodyNotAllowed, "%s %s takes no request body.", r.Method, truncate(r.URL.Path, 100))
+		return controlplane.BadRequest(codes.APIBodyNotAllowed, "%s %s takes no request body.", r.Method, controlplane.Truncate(r.URL.Path, 100))
 	}
 	if r.ContentLength < 0 { // chunked: look
 		var b [1]byte
 		if n, _ := io.ReadFull(r.Body, b[:]); n > 0 {
-			return badRequest(codes.APIBodyNotAllowed, "%s %s takes no request body.", r.Method, truncate(r.URL.Path, 100))
+			return controlplane.BadRequest(codes.APIBodyNotAllowed, "%s %s takes no request body.", r.Method, controlplane.Truncate(r.URL.Path, 100))
 		}
 	}
 	return nil
@@ -190,9 +175,9 @@ func onlyParams(q url.Values, allowed ...string) error {
 		}
 		if !ok {
 			if len(allowed) == 0 {
-				return badRequest(codes.APIUnknownParam, "Unknown query parameter %q: this operation takes none.", truncate(k, 60))
+				return controlplane.BadRequest(codes.APIUnknownParam, "Unknown query parameter %q: this operation takes none.", controlplane.Truncate(k, 60))
 			}
-			return badRequest(codes.APIUnknownParam, "Unknown query parameter %q: use %s.", truncate(k, 60), strings.Join(allowed, ", "))
+			return controlplane.BadRequest(codes.APIUnknownParam, "Unknown query parameter %q: use %s.", controlplane.Truncate(k, 60), strings.Join(allowed, ", "))
 		}
 	}
 	return nil
@@ -205,7 +190,7 @@ func listParams(r *http.Request, prefix string) (store.Page, error) {
 	// @ngrok/ngrok-api pages with ?beforeId= (camelCase): the same cursor.
 	if v, ok := q["beforeId"]; ok {
 		if _, dup := q["before_id"]; dup {
-			return store.Page{}, badRequest(codes.APIInvalidParam, "Give before_id once.")
+			return store.Page{}, controlplane.BadRequest(codes.APIInvalidParam, "Give before_id once.")
 		}
 		q["before_id"] = v
 		delete(q, "beforeId")
@@ -214,21 +199,21 @@ func listParams(r *http.Request, prefix string) (store.Page, error) {
 		return store.Page{}, err
 	}
 	if r.ContentLength > 0 {
-		return store.Page{}, badRequest(codes.APIBodyNotAllowed, "GET %s takes no request body.", truncate(r.URL.Path, 100))
+		return store.Page{}, controlplane.BadRequest(codes.APIBodyNotAllowed, "GET %s takes no request body.", controlplane.Truncate(r.URL.Path, 100))
 	}
 	var p store.Page
 	if v, ok := q["limit"]; ok {
 		n, err := strconv.Atoi(v[0])
 		if err != nil || len(v) > 1 || n < 1 || n > store.MaxPageSize {
-			return p, badRequest(codes.APIPageSize, "The page size limit must be between 1 and %d.", store.MaxPageSize)
+			return p, controlplane.BadRequest(codes.APIPageSize, "The page size limit must be between 1 and %d.", store.MaxPageSize)
 		}
 		p.Limit = n
 	}
 	if v, ok := q["before_id"]; ok {
 		if len(v) > 1 {
-			return p, badRequest(codes.APIInvalidParam, "Give before_id once.")
+			return p, controlplane.BadRequest(codes.APIInvalidParam, "Give before_id once.")
 		}
-		if err := checkID(v[0], prefix); err != nil {
+		if err := controlplane.CheckID(v[0], prefix); err != nil {
 			return p, err
 		}
 		p.BeforeID = v[0]
@@ -240,21 +225,7 @@ func listParams(r *http.Request, prefix string) (store.Page, error) {
 // one of the prefixes.
 func pathID(r *http.Request, prefixes ...string) (string, error) {
 	id := r.PathValue("id")
-	return id, checkID(id, prefixes...)
-}
-
-// checkID refuses a malformed ID or one of another kind (TG_2601).
-func checkID(id string, prefixes ...string) error {
-	p, _, err := ids.Split(id, "")
-	if err == nil {
-		for _, want := range prefixes {
-			if p == want {
-				return nil
-			}
-		}
-	}
-	return badRequest(codes.APIInvalidID, "%q is not a valid ID here: want %s_ followed by 27 characters.",
-		truncate(id, 100), strings.Join(prefixes, "_ or "))
+	return id, controlplane.CheckID(id, prefixes...)
 }
 
 // listResponse writes a list envelope: {"<key>": items, "uri", "next_page_uri"}.
@@ -273,7 +244,7 @@ func (s *Server) listResponse(w http.ResponseWriter, r *http.Request, key string
 		n := base + "?" + q.Encode()
 		next = &n
 	}
-	writeJSON(w, http.StatusOK, map[string]any{key: items, "uri": self, "next_page_uri": next})
+	controlplane.WriteJSON(w, http.StatusOK, map[string]any{key: items, "uri": self, "next_page_uri": next})
 }
 
 // timestamp formats a time as the API does: RFC 3339, UTC, seconds.

@@ -1,8 +1,9 @@
-package controlplane
+package restapi
 
 import (
 	"net/http"
 
+	"github.com/tollgate/tollgate/controlplane"
 	"github.com/tollgate/tollgate/controlplane/store"
 	"github.com/tollgate/tollgate/ids"
 )
@@ -92,8 +93,11 @@ type ipRestrictionUpdateBody struct {
 	IPPolicyIDs *[]string `json:"ip_policy_ids"`
 }
 
-// ipPolicyRoutes registers /ip_policies, /ip_policy_rules and /ip_restrictions.
-func (s *Server) ipPolicyRoutes(mux *http.ServeMux) {
+// ipPolicyAPI serves /ip_policies, /ip_policy_rules and /ip_restrictions.
+type ipPolicyAPI struct{ *Server }
+
+// routes registers /ip_policies, /ip_policy_rules and /ip_restrictions.
+func (s *ipPolicyAPI) routes(mux *http.ServeMux) {
 	s.route(mux, "/ip_policies", methods{http.MethodGet: s.listIPPolicies, http.MethodPost: s.createIPPolicy})
 	s.route(mux, "/ip_policies/{id}", methods{http.MethodGet: s.getIPPolicy,
 		http.MethodPatch: s.updateIPPolicy, http.MethodDelete: s.deleteIPPolicy})
@@ -105,21 +109,21 @@ func (s *Server) ipPolicyRoutes(mux *http.ServeMux) {
 		http.MethodPatch: s.updateIPRestriction, http.MethodDelete: s.deleteIPRestriction})
 }
 
-func (s *Server) ipPolicyRef(r *http.Request, id string) refJSON {
+func (s *ipPolicyAPI) ipPolicyRef(r *http.Request, id string) refJSON {
 	return refJSON{ID: id, URI: s.baseURL(r) + "/ip_policies/" + id}
 }
 
-func (s *Server) ipPolicyJSON(r *http.Request, p *store.IPPolicy) ipPolicyJSON {
+func (s *ipPolicyAPI) ipPolicyJSON(r *http.Request, p *store.IPPolicy) ipPolicyJSON {
 	return ipPolicyJSON{ID: p.ID, URI: s.baseURL(r) + "/ip_policies/" + p.ID, CreatedAt: timestamp(p.CreatedAt),
 		Description: p.Description, Metadata: p.Metadata}
 }
 
-func (s *Server) ipPolicyRuleJSON(r *http.Request, x *store.IPPolicyRule) ipPolicyRuleJSON {
+func (s *ipPolicyAPI) ipPolicyRuleJSON(r *http.Request, x *store.IPPolicyRule) ipPolicyRuleJSON {
 	return ipPolicyRuleJSON{ID: x.ID, URI: s.baseURL(r) + "/ip_policy_rules/" + x.ID, CreatedAt: timestamp(x.CreatedAt),
 		Description: x.Description, Metadata: x.Metadata, CIDR: x.CIDR, IPPolicy: s.ipPolicyRef(r, x.IPPolicyID), Action: x.Action}
 }
 
-func (s *Server) ipRestrictionJSON(r *http.Request, x *store.IPRestriction) ipRestrictionJSON {
+func (s *ipPolicyAPI) ipRestrictionJSON(r *http.Request, x *store.IPRestriction) ipRestrictionJSON {
 	refs := make([]refJSON, len(x.IPPolicyIDs))
 	for i, id := range x.IPPolicyIDs {
 		refs[i] = s.ipPolicyRef(r, id)
@@ -130,142 +134,142 @@ func (s *Server) ipRestrictionJSON(r *http.Request, x *store.IPRestriction) ipRe
 
 // ---- /ip_policies ----
 
-func (s *Server) createIPPolicy(w http.ResponseWriter, r *http.Request, c *caller) error {
+func (s *ipPolicyAPI) createIPPolicy(w http.ResponseWriter, r *http.Request, c *controlplane.Caller) error {
 	var body ipPolicyCreateBody
-	if _, err := s.beginWrite(w, r, "", c.requireWrite, &body); err != nil {
+	if _, err := s.beginWrite(w, r, "", c.RequireWrite, &body); err != nil {
 		return err
 	}
-	p, err := s.store.CreateIPPolicy(r.Context(), c.actor, c.accountID(), store.IPPolicyCreate{
+	p, err := s.store.CreateIPPolicy(r.Context(), c.Actor, c.AccountID(), store.IPPolicyCreate{
 		Description: body.Description, Metadata: body.Metadata})
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusCreated, s.ipPolicyJSON(r, p))
+	controlplane.WriteJSON(w, http.StatusCreated, s.ipPolicyJSON(r, p))
 	return nil
 }
 
 // getIPPolicy is GET /ip_policies/{id}.
-func (s *Server) getIPPolicy(w http.ResponseWriter, r *http.Request, c *caller) error {
+func (s *ipPolicyAPI) getIPPolicy(w http.ResponseWriter, r *http.Request, c *controlplane.Caller) error {
 	return getOne(ids.PrefixIPPolicy, "IP policy", s.store.GetIPPolicy, s.ipPolicyJSON)(w, r, c)
 }
 
 // listIPPolicies is GET /ip_policies.
-func (s *Server) listIPPolicies(w http.ResponseWriter, r *http.Request, c *caller) error {
-	return listPage(s, "ip_policies", ids.PrefixIPPolicy, s.store.ListIPPolicies, s.ipPolicyJSON,
+func (s *ipPolicyAPI) listIPPolicies(w http.ResponseWriter, r *http.Request, c *controlplane.Caller) error {
+	return listPage(s.Server, "ip_policies", ids.PrefixIPPolicy, s.store.ListIPPolicies, s.ipPolicyJSON,
 		func(v *store.IPPolicy) string { return v.ID })(w, r, c)
 }
 
-func (s *Server) updateIPPolicy(w http.ResponseWriter, r *http.Request, c *caller) error {
+func (s *ipPolicyAPI) updateIPPolicy(w http.ResponseWriter, r *http.Request, c *controlplane.Caller) error {
 	var body ipPolicyUpdateBody
-	id, err := s.beginWrite(w, r, ids.PrefixIPPolicy, c.requireWrite, &body)
+	id, err := s.beginWrite(w, r, ids.PrefixIPPolicy, c.RequireWrite, &body)
 	if err != nil {
 		return err
 	}
-	p, err := s.store.UpdateIPPolicy(r.Context(), c.actor, c.accountID(), id, store.IPPolicyUpdate{
+	p, err := s.store.UpdateIPPolicy(r.Context(), c.Actor, c.AccountID(), id, store.IPPolicyUpdate{
 		Description: body.Description, Metadata: body.Metadata})
 	if err != nil {
-		return notFound(err, "IP policy", id)
+		return controlplane.NotFound(err, "IP policy", id)
 	}
-	writeJSON(w, http.StatusOK, s.ipPolicyJSON(r, p))
+	controlplane.WriteJSON(w, http.StatusOK, s.ipPolicyJSON(r, p))
 	return nil
 }
 
 // deleteIPPolicy deletes a policy with its rules; 409 TG_2615 while an IP
 // restriction names it.
-func (s *Server) deleteIPPolicy(w http.ResponseWriter, r *http.Request, c *caller) error {
-	return deleteOne(ids.PrefixIPPolicy, "IP policy", writerAccess, s.store.DeleteIPPolicy)(w, r, c)
+func (s *ipPolicyAPI) deleteIPPolicy(w http.ResponseWriter, r *http.Request, c *controlplane.Caller) error {
+	return deleteOne(ids.PrefixIPPolicy, "IP policy", controlplane.WriterAccess, s.store.DeleteIPPolicy)(w, r, c)
 }
 
 // ---- /ip_policy_rules ----
 
-func (s *Server) createIPPolicyRule(w http.ResponseWriter, r *http.Request, c *caller) error {
+func (s *ipPolicyAPI) createIPPolicyRule(w http.ResponseWriter, r *http.Request, c *controlplane.Caller) error {
 	var body ipPolicyRuleCreateBody
-	if _, err := s.beginWrite(w, r, "", c.requireWrite, &body); err != nil {
+	if _, err := s.beginWrite(w, r, "", c.RequireWrite, &body); err != nil {
 		return err
 	}
-	x, err := s.store.CreateIPPolicyRule(r.Context(), c.actor, c.accountID(), store.IPPolicyRuleCreate{
+	x, err := s.store.CreateIPPolicyRule(r.Context(), c.Actor, c.AccountID(), store.IPPolicyRuleCreate{
 		IPPolicyID: body.IPPolicyID, CIDR: body.CIDR, Action: body.Action, Description: body.Description, Metadata: body.Metadata})
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusCreated, s.ipPolicyRuleJSON(r, x))
+	controlplane.WriteJSON(w, http.StatusCreated, s.ipPolicyRuleJSON(r, x))
 	return nil
 }
 
 // getIPPolicyRule is GET /ip_policy_rules/{id}.
-func (s *Server) getIPPolicyRule(w http.ResponseWriter, r *http.Request, c *caller) error {
+func (s *ipPolicyAPI) getIPPolicyRule(w http.ResponseWriter, r *http.Request, c *controlplane.Caller) error {
 	return getOne(ids.PrefixIPPolicyRule, "IP policy rule", s.store.GetIPPolicyRule, s.ipPolicyRuleJSON)(w, r, c)
 }
 
 // listIPPolicyRules is GET /ip_policy_rules.
-func (s *Server) listIPPolicyRules(w http.ResponseWriter, r *http.Request, c *caller) error {
-	return listPage(s, "ip_policy_rules", ids.PrefixIPPolicyRule, s.store.ListIPPolicyRules, s.ipPolicyRuleJSON,
+func (s *ipPolicyAPI) listIPPolicyRules(w http.ResponseWriter, r *http.Request, c *controlplane.Caller) error {
+	return listPage(s.Server, "ip_policy_rules", ids.PrefixIPPolicyRule, s.store.ListIPPolicyRules, s.ipPolicyRuleJSON,
 		func(v *store.IPPolicyRule) string { return v.ID })(w, r, c)
 }
 
-func (s *Server) updateIPPolicyRule(w http.ResponseWriter, r *http.Request, c *caller) error {
+func (s *ipPolicyAPI) updateIPPolicyRule(w http.ResponseWriter, r *http.Request, c *controlplane.Caller) error {
 	var body ipPolicyRuleUpdateBody
-	id, err := s.beginWrite(w, r, ids.PrefixIPPolicyRule, c.requireWrite, &body)
+	id, err := s.beginWrite(w, r, ids.PrefixIPPolicyRule, c.RequireWrite, &body)
 	if err != nil {
 		return err
 	}
-	x, err := s.store.UpdateIPPolicyRule(r.Context(), c.actor, c.accountID(), id, store.IPPolicyRuleUpdate{
+	x, err := s.store.UpdateIPPolicyRule(r.Context(), c.Actor, c.AccountID(), id, store.IPPolicyRuleUpdate{
 		CIDR: body.CIDR, Action: body.Action, Description: body.Description, Metadata: body.Metadata})
 	if err != nil {
-		return notFound(err, "IP policy rule", id)
+		return controlplane.NotFound(err, "IP policy rule", id)
 	}
-	writeJSON(w, http.StatusOK, s.ipPolicyRuleJSON(r, x))
+	controlplane.WriteJSON(w, http.StatusOK, s.ipPolicyRuleJSON(r, x))
 	return nil
 }
 
 // deleteIPPolicyRule is DELETE /ip_policy_rules/{id}.
-func (s *Server) deleteIPPolicyRule(w http.ResponseWriter, r *http.Request, c *caller) error {
-	return deleteOne(ids.PrefixIPPolicyRule, "IP policy rule", writerAccess, s.store.DeleteIPPolicyRule)(w, r, c)
+func (s *ipPolicyAPI) deleteIPPolicyRule(w http.ResponseWriter, r *http.Request, c *controlplane.Caller) error {
+	return deleteOne(ids.PrefixIPPolicyRule, "IP policy rule", controlplane.WriterAccess, s.store.DeleteIPPolicyRule)(w, r, c)
 }
 
 // ---- /ip_restrictions ----
 
-func (s *Server) createIPRestriction(w http.ResponseWriter, r *http.Request, c *caller) error {
+func (s *ipPolicyAPI) createIPRestriction(w http.ResponseWriter, r *http.Request, c *controlplane.Caller) error {
 	var body ipRestrictionCreateBody
-	if _, err := s.beginWrite(w, r, "", c.requireWrite, &body); err != nil {
+	if _, err := s.beginWrite(w, r, "", c.RequireWrite, &body); err != nil {
 		return err
 	}
-	x, err := s.store.CreateIPRestriction(r.Context(), c.actor, c.accountID(), store.IPRestrictionCreate{
+	x, err := s.store.CreateIPRestriction(r.Context(), c.Actor, c.AccountID(), store.IPRestrictionCreate{
 		Type: body.Type, Enforced: body.Enforced, IPPolicyIDs: body.IPPolicyIDs, Description: body.Description, Metadata: body.Metadata})
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusCreated, s.ipRestrictionJSON(r, x))
+	controlplane.WriteJSON(w, http.StatusCreated, s.ipRestrictionJSON(r, x))
 	return nil
 }
 
 // getIPRestriction is GET /ip_restrictions/{id}.
-func (s *Server) getIPRestriction(w http.ResponseWriter, r *http.Request, c *caller) error {
+func (s *ipPolicyAPI) getIPRestriction(w http.ResponseWriter, r *http.Request, c *controlplane.Caller) error {
 	return getOne(ids.PrefixIPRestriction, "IP restriction", s.store.GetIPRestriction, s.ipRestrictionJSON)(w, r, c)
 }
 
 // listIPRestrictions is GET /ip_restrictions.
-func (s *Server) listIPRestrictions(w http.ResponseWriter, r *http.Request, c *caller) error {
-	return listPage(s, "ip_restrictions", ids.PrefixIPRestriction, s.store.ListIPRestrictions, s.ipRestrictionJSON,
+func (s *ipPolicyAPI) listIPRestrictions(w http.ResponseWriter, r *http.Request, c *controlplane.Caller) error {
+	return listPage(s.Server, "ip_restrictions", ids.PrefixIPRestriction, s.store.ListIPRestrictions, s.ipRestrictionJSON,
 		func(v *store.IPRestriction) string { return v.ID })(w, r, c)
 }
 
-func (s *Server) updateIPRestriction(w http.ResponseWriter, r *http.Request, c *caller) error {
+func (s *ipPolicyAPI) updateIPRestriction(w http.ResponseWriter, r *http.Request, c *controlplane.Caller) error {
 	var body ipRestrictionUpdateBody
-	id, err := s.beginWrite(w, r, ids.PrefixIPRestriction, c.requireWrite, &body)
+	id, err := s.beginWrite(w, r, ids.PrefixIPRestriction, c.RequireWrite, &body)
 	if err != nil {
 		return err
 	}
-	x, err := s.store.UpdateIPRestriction(r.Context(), c.actor, c.accountID(), id, store.IPRestrictionUpdate{
+	x, err := s.store.UpdateIPRestriction(r.Context(), c.Actor, c.AccountID(), id, store.IPRestrictionUpdate{
 		Enforced: body.Enforced, IPPolicyIDs: body.IPPolicyIDs, Description: body.Description, Metadata: body.Metadata})
 	if err != nil {
-		return notFound(err, "IP restriction", id)
+		return controlplane.NotFound(err, "IP restriction", id)
 	}
-	writeJSON(w, http.StatusOK, s.ipRestrictionJSON(r, x))
+	controlplane.WriteJSON(w, http.StatusOK, s.ipRestrictionJSON(r, x))
 	return nil
 }
 
 // deleteIPRestriction is DELETE /ip_restrictions/{id}.
-func (s *Server) deleteIPRestriction(w http.ResponseWriter, r *http.Request, c *caller) error {
-	return deleteOne(ids.PrefixIPRestriction, "IP restriction", writerAccess, s.store.DeleteIPRestriction)(w, r, c)
+func (s *ipPolicyAPI) deleteIPRestriction(w http.ResponseWriter, r *http.Request, c *controlplane.Caller) error {
+	return deleteOne(ids.PrefixIPRestriction, "IP restriction", controlplane.WriterAccess, s.store.DeleteIPRestriction)(w, r, c)
 }

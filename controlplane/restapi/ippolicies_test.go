@@ -1,4 +1,4 @@
-package controlplane
+package restapi_test
 
 import (
 	"fmt"
@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/tollgate/tollgate/codes"
+	"github.com/tollgate/tollgate/controlplane/internal/cptest"
 	"github.com/tollgate/tollgate/controlplane/store"
 )
 
@@ -32,124 +33,124 @@ func ref(t *testing.T, v any) (id, uri string) {
 	if !ok || len(m) != 2 {
 		t.Fatalf("not a reference: %v", v)
 	}
-	return str(m, "id"), str(m, "uri")
+	return cptest.Str(m, "id"), cptest.Str(m, "uri")
 }
 
 func TestIPPolicyAPILifecycle(t *testing.T) {
-	eachDialect(t, func(t *testing.T, e *env) {
-		ctx := testCtx(t)
-		start, err := e.srv.Snapshot(ctx, 0)
+	cptest.EachDialect(t, func(t *testing.T, e *cptest.Env) {
+		ctx := cptest.Ctx(t)
+		start, err := e.Core.Snapshot(ctx, 0)
 		if err != nil {
 			t.Fatal(err)
 		}
-		pol := e.must(201, e.call("POST", "/ip_policies", e.admin, map[string]any{"description": "office", "metadata": `{"k":1}`}))
+		pol := e.Must(201, e.Call("POST", "/ip_policies", e.Admin, map[string]any{"description": "office", "metadata": `{"k":1}`}))
 		wantKeys(t, pol, "id", "uri", "created_at", "description", "metadata")
-		pid := str(pol, "id")
-		if !strings.HasPrefix(pid, "ipp_") || str(pol, "uri") != e.http.URL+"/ip_policies/"+pid || str(pol, "description") != "office" {
+		pid := cptest.Str(pol, "id")
+		if !strings.HasPrefix(pid, "ipp_") || cptest.Str(pol, "uri") != e.HTTP.URL+"/ip_policies/"+pid || cptest.Str(pol, "description") != "office" {
 			t.Fatalf("created policy = %v", pol)
 		}
 
 		// A CIDR that is not its network address is refused, naming the right one.
-		r := e.call("POST", "/ip_policy_rules", e.admin, map[string]any{"ip_policy_id": pid, "cidr": "10.0.0.5/8", "action": "allow"})
-		wantError(t, r, 400, string(codes.IPRuleCIDRNotNetwork))
-		if msg := str(r.obj(t), "msg"); !strings.Contains(msg, "use 10.0.0.0/8") {
+		r := e.Call("POST", "/ip_policy_rules", e.Admin, map[string]any{"ip_policy_id": pid, "cidr": "10.0.0.5/8", "action": "allow"})
+		cptest.WantError(t, r, 400, string(codes.IPRuleCIDRNotNetwork))
+		if msg := cptest.Str(r.Obj(t), "msg"); !strings.Contains(msg, "use 10.0.0.0/8") {
 			t.Fatalf("msg %q does not name the network address", msg)
 		}
 
-		rule := e.must(201, e.call("POST", "/ip_policy_rules", e.admin, map[string]any{
+		rule := e.Must(201, e.Call("POST", "/ip_policy_rules", e.Admin, map[string]any{
 			"ip_policy_id": pid, "cidr": "::ffff:10.0.0.0/104", "action": "allow", "description": "vpn"}))
 		wantKeys(t, rule, "id", "uri", "created_at", "description", "metadata", "cidr", "ip_policy", "action")
-		rid := str(rule, "id")
-		if refID, refURI := ref(t, rule["ip_policy"]); refID != pid || refURI != e.http.URL+"/ip_policies/"+pid {
+		rid := cptest.Str(rule, "id")
+		if refID, refURI := ref(t, rule["ip_policy"]); refID != pid || refURI != e.HTTP.URL+"/ip_policies/"+pid {
 			t.Fatalf("rule ip_policy = %v", rule["ip_policy"])
 		}
-		if !strings.HasPrefix(rid, "ipr_") || str(rule, "cidr") != "10.0.0.0/8" || str(rule, "action") != "allow" ||
-			str(rule, "uri") != e.http.URL+"/ip_policy_rules/"+rid {
+		if !strings.HasPrefix(rid, "ipr_") || cptest.Str(rule, "cidr") != "10.0.0.0/8" || cptest.Str(rule, "action") != "allow" ||
+			cptest.Str(rule, "uri") != e.HTTP.URL+"/ip_policy_rules/"+rid {
 			t.Fatalf("created rule = %v", rule)
 		}
-		wantError(t, e.call("POST", "/ip_policy_rules", e.admin, map[string]any{"ip_policy_id": pid, "cidr": "10.0.0.0/8", "action": "deny"}),
+		cptest.WantError(t, e.Call("POST", "/ip_policy_rules", e.Admin, map[string]any{"ip_policy_id": pid, "cidr": "10.0.0.0/8", "action": "deny"}),
 			409, string(codes.IPRuleDuplicate))
-		host := e.must(201, e.call("POST", "/ip_policy_rules", e.admin, map[string]any{"ip_policy_id": pid, "cidr": "2001:DB8::1", "action": "deny"}))
-		if str(host, "cidr") != "2001:db8::1/128" {
+		host := e.Must(201, e.Call("POST", "/ip_policy_rules", e.Admin, map[string]any{"ip_policy_id": pid, "cidr": "2001:DB8::1", "action": "deny"}))
+		if cptest.Str(host, "cidr") != "2001:db8::1/128" {
 			t.Fatalf("host rule cidr %v", host["cidr"])
 		}
-		upd := e.must(200, e.call("PATCH", "/ip_policy_rules/"+rid, e.admin, map[string]any{"cidr": "10.1.0.0/16", "metadata": "m"}))
-		if str(upd, "cidr") != "10.1.0.0/16" || str(upd, "action") != "allow" || str(upd, "description") != "vpn" || str(upd, "metadata") != "m" {
+		upd := e.Must(200, e.Call("PATCH", "/ip_policy_rules/"+rid, e.Admin, map[string]any{"cidr": "10.1.0.0/16", "metadata": "m"}))
+		if cptest.Str(upd, "cidr") != "10.1.0.0/16" || cptest.Str(upd, "action") != "allow" || cptest.Str(upd, "description") != "vpn" || cptest.Str(upd, "metadata") != "m" {
 			t.Fatalf("updated rule = %v", upd)
 		}
-		if got := e.must(200, e.call("GET", "/ip_policy_rules/"+rid, e.admin, nil)); str(got, "cidr") != "10.1.0.0/16" {
+		if got := e.Must(200, e.Call("GET", "/ip_policy_rules/"+rid, e.Admin, nil)); cptest.Str(got, "cidr") != "10.1.0.0/16" {
 			t.Fatalf("got rule = %v", got)
 		}
-		list := e.must(200, e.call("GET", "/ip_policy_rules", e.admin, nil))
+		list := e.Must(200, e.Call("GET", "/ip_policy_rules", e.Admin, nil))
 		wantKeys(t, list, "ip_policy_rules", "uri", "next_page_uri")
 		if items, _ := list["ip_policy_rules"].([]any); len(items) != 2 || list["next_page_uri"] != nil {
 			t.Fatalf("rules list = %v", list)
 		}
-		page := e.must(200, e.call("GET", "/ip_policy_rules?limit=1", e.admin, nil))
-		next, err := url.Parse(str(page, "next_page_uri"))
+		page := e.Must(200, e.Call("GET", "/ip_policy_rules?limit=1", e.Admin, nil))
+		next, err := url.Parse(cptest.Str(page, "next_page_uri"))
 		if items, _ := page["ip_policy_rules"].([]any); len(items) != 1 || err != nil || next.Query().Get("limit") != "1" {
 			t.Fatalf("first page = %v", page)
 		}
-		rest := e.must(200, e.call("GET", next.String(), e.admin, nil))
+		rest := e.Must(200, e.Call("GET", next.String(), e.Admin, nil))
 		if items, _ := rest["ip_policy_rules"].([]any); len(items) != 1 || rest["next_page_uri"] != nil {
 			t.Fatalf("second page = %v", rest)
 		}
 
 		// A restriction names policies by reference, in order.
-		pol2 := e.must(201, e.call("POST", "/ip_policies", e.admin, map[string]any{}))
-		pid2 := str(pol2, "id")
-		x := e.must(201, e.call("POST", "/ip_restrictions", e.admin, map[string]any{"type": "endpoints", "ip_policy_ids": []string{pid2, pid}}))
+		pol2 := e.Must(201, e.Call("POST", "/ip_policies", e.Admin, map[string]any{}))
+		pid2 := cptest.Str(pol2, "id")
+		x := e.Must(201, e.Call("POST", "/ip_restrictions", e.Admin, map[string]any{"type": "endpoints", "ip_policy_ids": []string{pid2, pid}}))
 		wantKeys(t, x, "id", "uri", "created_at", "description", "metadata", "enforced", "type", "ip_policies")
-		xid := str(x, "id")
+		xid := cptest.Str(x, "id")
 		refs, _ := x["ip_policies"].([]any)
-		if !strings.HasPrefix(xid, "ipx_") || x["enforced"] != false || str(x, "type") != "endpoints" || len(refs) != 2 {
+		if !strings.HasPrefix(xid, "ipx_") || x["enforced"] != false || cptest.Str(x, "type") != "endpoints" || len(refs) != 2 {
 			t.Fatalf("created restriction = %v", x)
 		}
 		if id0, _ := ref(t, refs[0]); id0 != pid2 {
 			t.Fatalf("ip_policies order = %v", refs)
 		}
-		xs := e.must(200, e.call("GET", "/ip_restrictions", e.admin, nil))
+		xs := e.Must(200, e.Call("GET", "/ip_restrictions", e.Admin, nil))
 		if items, _ := xs["ip_restrictions"].([]any); len(items) != 1 || fmt.Sprint(items[0].(map[string]any)["ip_policies"]) != fmt.Sprint(x["ip_policies"]) {
 			t.Fatalf("restrictions list = %v", xs)
 		}
-		if ps := e.must(200, e.call("GET", "/ip_policies", e.admin, nil)); len(ps["ip_policies"].([]any)) != 2 {
+		if ps := e.Must(200, e.Call("GET", "/ip_policies", e.Admin, nil)); len(ps["ip_policies"].([]any)) != 2 {
 			t.Fatalf("policies list = %v", ps)
 		}
 
 		// The edge's snapshot has the policy's rules and the restriction.
-		snap, err := e.srv.Snapshot(ctx, start.Revision())
+		snap, err := e.Core.Snapshot(ctx, start.Revision())
 		if err != nil {
 			t.Fatal(err)
 		}
 		sp, ok := snap.IPPolicy(pid)
-		if !ok || len(sp.Rules) != 2 || len(snap.IPRestrictions(e.dev.AccountID)) != 1 {
-			t.Fatalf("snapshot policy %+v, restrictions %+v", sp, snap.IPRestrictions(e.dev.AccountID))
+		if !ok || len(sp.Rules) != 2 || len(snap.IPRestrictions(e.Dev.AccountID)) != 1 {
+			t.Fatalf("snapshot policy %+v, restrictions %+v", sp, snap.IPRestrictions(e.Dev.AccountID))
 		}
 
 		// A policy in use cannot be deleted until the restriction lets go.
-		wantError(t, e.call("DELETE", "/ip_policies/"+pid, e.admin, nil), 409, string(codes.IPPolicyInUse))
-		wantError(t, e.call("PATCH", "/ip_restrictions/"+xid, e.admin, map[string]any{"type": "api"}), 400, string(codes.APIUnknownParam))
-		upx := e.must(200, e.call("PATCH", "/ip_restrictions/"+xid, e.admin, map[string]any{"ip_policy_ids": []string{pid2}, "enforced": true}))
-		if refs, _ := upx["ip_policies"].([]any); len(refs) != 1 || upx["enforced"] != true || str(upx, "type") != "endpoints" {
+		cptest.WantError(t, e.Call("DELETE", "/ip_policies/"+pid, e.Admin, nil), 409, string(codes.IPPolicyInUse))
+		cptest.WantError(t, e.Call("PATCH", "/ip_restrictions/"+xid, e.Admin, map[string]any{"type": "api"}), 400, string(codes.APIUnknownParam))
+		upx := e.Must(200, e.Call("PATCH", "/ip_restrictions/"+xid, e.Admin, map[string]any{"ip_policy_ids": []string{pid2}, "enforced": true}))
+		if refs, _ := upx["ip_policies"].([]any); len(refs) != 1 || upx["enforced"] != true || cptest.Str(upx, "type") != "endpoints" {
 			t.Fatalf("updated restriction = %v", upx)
 		}
-		e.must(200, e.call("PATCH", "/ip_policies/"+pid, e.admin, map[string]any{"description": "old office"}))
-		e.must(204, e.call("DELETE", "/ip_policies/"+pid, e.admin, nil))
-		wantError(t, e.call("GET", "/ip_policy_rules/"+rid, e.admin, nil), 404, string(codes.APINotFound))
-		wantError(t, e.call("DELETE", "/ip_policy_rules/"+str(host, "id"), e.admin, nil), 404, string(codes.APINotFound))
-		e.must(204, e.call("DELETE", "/ip_restrictions/"+xid, e.admin, nil))
-		wantError(t, e.call("GET", "/ip_restrictions/"+xid, e.admin, nil), 404, string(codes.APINotFound))
-		e.must(204, e.call("DELETE", "/ip_policies/"+pid2, e.admin, nil))
+		e.Must(200, e.Call("PATCH", "/ip_policies/"+pid, e.Admin, map[string]any{"description": "old office"}))
+		e.Must(204, e.Call("DELETE", "/ip_policies/"+pid, e.Admin, nil))
+		cptest.WantError(t, e.Call("GET", "/ip_policy_rules/"+rid, e.Admin, nil), 404, string(codes.APINotFound))
+		cptest.WantError(t, e.Call("DELETE", "/ip_policy_rules/"+cptest.Str(host, "id"), e.Admin, nil), 404, string(codes.APINotFound))
+		e.Must(204, e.Call("DELETE", "/ip_restrictions/"+xid, e.Admin, nil))
+		cptest.WantError(t, e.Call("GET", "/ip_restrictions/"+xid, e.Admin, nil), 404, string(codes.APINotFound))
+		e.Must(204, e.Call("DELETE", "/ip_policies/"+pid2, e.Admin, nil))
 
 		// Every mutation left one audit event naming the admin and the key.
-		evs, _, err := e.store.ListAuditEvents(ctx, e.dev.AccountID, store.Page{})
+		evs, _, err := e.Store.ListAuditEvents(ctx, e.Dev.AccountID, store.Page{})
 		if err != nil {
 			t.Fatal(err)
 		}
 		count := map[string]int{}
 		for _, ev := range evs {
 			if strings.HasPrefix(ev.Type, "ip_") {
-				if ev.ActorID != e.dev.UserID || ev.ActorCredentialID != e.dev.APIKeyID {
+				if ev.ActorID != e.Dev.UserID || ev.ActorCredentialID != e.Dev.APIKeyID {
 					t.Fatalf("event %s by %s/%s", ev.Type, ev.ActorID, ev.ActorCredentialID)
 				}
 				count[ev.Type]++
@@ -167,24 +168,24 @@ func TestIPPolicyAPILifecycle(t *testing.T) {
 }
 
 func TestIPPolicyAPIBadInputChangesNothing(t *testing.T) {
-	eachDialect(t, func(t *testing.T, e *env) {
-		ctx := testCtx(t)
-		pid := str(e.must(201, e.call("POST", "/ip_policies", e.admin, map[string]any{})), "id")
-		rid := str(e.must(201, e.call("POST", "/ip_policy_rules", e.admin, map[string]any{"ip_policy_id": pid, "cidr": "192.0.2.0/24", "action": "allow"})), "id")
-		xid := str(e.must(201, e.call("POST", "/ip_restrictions", e.admin, map[string]any{"type": "api", "ip_policy_ids": []string{pid}})), "id")
-		other, err := e.store.CreateAccount(ctx, store.SystemActor, "other")
+	cptest.EachDialect(t, func(t *testing.T, e *cptest.Env) {
+		ctx := cptest.Ctx(t)
+		pid := cptest.Str(e.Must(201, e.Call("POST", "/ip_policies", e.Admin, map[string]any{})), "id")
+		rid := cptest.Str(e.Must(201, e.Call("POST", "/ip_policy_rules", e.Admin, map[string]any{"ip_policy_id": pid, "cidr": "192.0.2.0/24", "action": "allow"})), "id")
+		xid := cptest.Str(e.Must(201, e.Call("POST", "/ip_restrictions", e.Admin, map[string]any{"type": "api", "ip_policy_ids": []string{pid}})), "id")
+		other, err := e.Store.CreateAccount(ctx, store.SystemActor, "other")
 		if err != nil {
 			t.Fatal(err)
 		}
-		otherPol, err := e.store.CreateIPPolicy(ctx, store.SystemActor, other.ID, store.IPPolicyCreate{})
+		otherPol, err := e.Store.CreateIPPolicy(ctx, store.SystemActor, other.ID, store.IPPolicyCreate{})
 		if err != nil {
 			t.Fatal(err)
 		}
-		otherRule, err := e.store.CreateIPPolicyRule(ctx, store.SystemActor, other.ID, store.IPPolicyRuleCreate{IPPolicyID: otherPol.ID, CIDR: "1.2.3.4", Action: "deny"})
+		otherRule, err := e.Store.CreateIPPolicyRule(ctx, store.SystemActor, other.ID, store.IPPolicyRuleCreate{IPPolicyID: otherPol.ID, CIDR: "1.2.3.4", Action: "deny"})
 		if err != nil {
 			t.Fatal(err)
 		}
-		otherX, err := e.store.CreateIPRestriction(ctx, store.SystemActor, other.ID, store.IPRestrictionCreate{Type: "agent", IPPolicyIDs: []string{otherPol.ID}})
+		otherX, err := e.Store.CreateIPRestriction(ctx, store.SystemActor, other.ID, store.IPRestrictionCreate{Type: "agent", IPPolicyIDs: []string{otherPol.ID}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -259,53 +260,53 @@ func TestIPPolicyAPIBadInputChangesNothing(t *testing.T) {
 		}
 		for _, tc := range cases {
 			t.Run(tc.name, func(t *testing.T) {
-				before := e.revision()
-				wantError(t, e.call(tc.method, tc.path, e.admin, tc.body), tc.status, string(tc.code))
-				if after := e.revision(); after != before {
+				before := e.Revision()
+				cptest.WantError(t, e.Call(tc.method, tc.path, e.Admin, tc.body), tc.status, string(tc.code))
+				if after := e.Revision(); after != before {
 					t.Fatalf("refused request moved the revision %d -> %d", before, after)
 				}
 			})
 		}
 		// At the limits is accepted.
-		e.must(201, e.call("POST", "/ip_policies", e.admin, map[string]any{"description": strings.Repeat("d", 255), "metadata": strings.Repeat("m", 4096)}))
-		e.must(200, e.call("GET", "/ip_restrictions?limit=100", e.admin, nil))
+		e.Must(201, e.Call("POST", "/ip_policies", e.Admin, map[string]any{"description": strings.Repeat("d", 255), "metadata": strings.Repeat("m", 4096)}))
+		e.Must(200, e.Call("GET", "/ip_restrictions?limit=100", e.Admin, nil))
 	})
 }
 
 func TestIPPolicyAPIRoles(t *testing.T) {
-	eachDialect(t, func(t *testing.T, e *env) {
-		ctx := testCtx(t)
-		ro, err := e.store.CreateUser(ctx, store.SystemActor, "viewer@example.com", "Viewer")
+	cptest.EachDialect(t, func(t *testing.T, e *cptest.Env) {
+		ctx := cptest.Ctx(t)
+		ro, err := e.Store.CreateUser(ctx, store.SystemActor, "viewer@example.com", "Viewer")
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := e.store.PutMembership(ctx, store.SystemActor, store.Membership{AccountID: e.dev.AccountID, UserID: ro.ID,
+		if err := e.Store.PutMembership(ctx, store.SystemActor, store.Membership{AccountID: e.Dev.AccountID, UserID: ro.ID,
 			Developer: store.DeveloperRO, Team: store.TeamRO}); err != nil {
 			t.Fatal(err)
 		}
-		roKey := str(e.must(201, e.call("POST", "/api_keys", e.admin, map[string]any{"owner_id": ro.ID})), "token")
-		bot := e.must(201, e.call("POST", "/bot_users", e.admin, map[string]any{"name": "ci"}))
-		botKey := str(e.must(201, e.call("POST", "/api_keys", e.admin, map[string]any{"owner_id": str(bot, "id")})), "token")
+		roKey := cptest.Str(e.Must(201, e.Call("POST", "/api_keys", e.Admin, map[string]any{"owner_id": ro.ID})), "token")
+		bot := e.Must(201, e.Call("POST", "/bot_users", e.Admin, map[string]any{"name": "ci"}))
+		botKey := cptest.Str(e.Must(201, e.Call("POST", "/api_keys", e.Admin, map[string]any{"owner_id": cptest.Str(bot, "id")})), "token")
 
 		// A read/write bot creates; its events name it.
-		pid := str(e.must(201, e.call("POST", "/ip_policies", botKey, map[string]any{})), "id")
-		rid := str(e.must(201, e.call("POST", "/ip_policy_rules", botKey, map[string]any{"ip_policy_id": pid, "cidr": "0.0.0.0/0", "action": "allow"})), "id")
-		xid := str(e.must(201, e.call("POST", "/ip_restrictions", botKey, map[string]any{"type": "agent", "ip_policy_ids": []string{pid}})), "id")
-		evs, _, err := e.store.ListAuditEvents(ctx, e.dev.AccountID, store.Page{})
+		pid := cptest.Str(e.Must(201, e.Call("POST", "/ip_policies", botKey, map[string]any{})), "id")
+		rid := cptest.Str(e.Must(201, e.Call("POST", "/ip_policy_rules", botKey, map[string]any{"ip_policy_id": pid, "cidr": "0.0.0.0/0", "action": "allow"})), "id")
+		xid := cptest.Str(e.Must(201, e.Call("POST", "/ip_restrictions", botKey, map[string]any{"type": "agent", "ip_policy_ids": []string{pid}})), "id")
+		evs, _, err := e.Store.ListAuditEvents(ctx, e.Dev.AccountID, store.Page{})
 		if err != nil {
 			t.Fatal(err)
 		}
 		for _, ev := range evs {
-			if ev.Type == "ip_restriction_created.v0" && ev.ObjectID == xid && ev.ActorID != str(bot, "id") {
+			if ev.Type == "ip_restriction_created.v0" && ev.ObjectID == xid && ev.ActorID != cptest.Str(bot, "id") {
 				t.Fatalf("restriction created by %s, want the bot", ev.ActorID)
 			}
 		}
 
 		// A read-only member reads everything and changes nothing.
 		for _, p := range []string{"/ip_policies", "/ip_policies/" + pid, "/ip_policy_rules", "/ip_policy_rules/" + rid, "/ip_restrictions", "/ip_restrictions/" + xid} {
-			e.must(200, e.call("GET", p, roKey, nil))
+			e.Must(200, e.Call("GET", p, roKey, nil))
 		}
-		before := e.revision()
+		before := e.Revision()
 		for _, c := range []struct {
 			method, path string
 			body         any
@@ -320,9 +321,9 @@ func TestIPPolicyAPIRoles(t *testing.T) {
 			{"PATCH", "/ip_restrictions/" + xid, map[string]any{"enforced": true}},
 			{"DELETE", "/ip_restrictions/" + xid, nil},
 		} {
-			wantError(t, e.call(c.method, c.path, roKey, c.body), 403, string(codes.APIForbidden))
+			cptest.WantError(t, e.Call(c.method, c.path, roKey, c.body), 403, string(codes.APIForbidden))
 		}
-		if e.revision() != before {
+		if e.Revision() != before {
 			t.Fatal("a read-only member's refused writes moved the revision")
 		}
 	})

@@ -1,4 +1,4 @@
-package controlplane
+package restapi_test
 
 import (
 	"context"
@@ -14,6 +14,8 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/tollgate/tollgate/codes"
+	"github.com/tollgate/tollgate/controlplane"
+	"github.com/tollgate/tollgate/controlplane/internal/cptest"
 	"github.com/tollgate/tollgate/controlplane/internal/storetest"
 	"github.com/tollgate/tollgate/controlplane/store"
 	"github.com/tollgate/tollgate/ids"
@@ -81,7 +83,7 @@ type rbacPrincipal struct {
 // rbacFixture is the account the matrix runs in, with one principal per
 // role and what the rows need.
 type rbacFixture struct {
-	e       *env
+	e       *cptest.Env
 	t       *testing.T
 	acct    string
 	admin   string // the bootstrap administrator's key (not one of the roles)
@@ -321,10 +323,10 @@ func rbacRows() []rbacRow {
 }
 
 func TestRBACMatrix(t *testing.T) {
-	cfg := ServerConfig{RateLimit: -1, AuthFailureLimit: -1}
+	cfg := cptest.Config{RateLimit: -1, AuthFailureLimit: -1}
 	for _, d := range storetest.Dialects {
 		t.Run(d, func(t *testing.T) {
-			x := newRBACFixture(t, newEnv(t, storetest.DSN(t, d), cfg))
+			x := newRBACFixture(t, cptest.NewEnv(t, storetest.DSN(t, d), cfg))
 			for _, row := range rbacRows() {
 				name := row.method + " " + row.path
 				if row.variant != "" {
@@ -333,20 +335,20 @@ func TestRBACMatrix(t *testing.T) {
 				t.Run(name, func(t *testing.T) {
 					for _, p := range x.roles {
 						x.t = t
-						x.e.t = t
+						x.e.T = t
 						path, body := row.setup(x, p)
-						before := x.e.revision()
-						r := x.e.call(row.method, path, p.key, body)
+						before := x.e.Revision()
+						r := x.e.Call(row.method, path, p.key, body)
 						if row.allowed&p.role != 0 {
-							if r.status != row.ok {
-								t.Errorf("%s: %s %s = %d, want %d (allowed): %s", p.name, row.method, path, r.status, row.ok, r.body)
+							if r.Status != row.ok {
+								t.Errorf("%s: %s %s = %d, want %d (allowed): %s", p.name, row.method, path, r.Status, row.ok, r.Body)
 							}
 							continue
 						}
-						if r.status != http.StatusForbidden || !strings.Contains(string(r.body), string(codes.APIForbidden)) {
-							t.Errorf("%s: %s %s = %d, want 403 %s (denied): %s", p.name, row.method, path, r.status, codes.APIForbidden, r.body)
+						if r.Status != http.StatusForbidden || !strings.Contains(string(r.Body), string(codes.APIForbidden)) {
+							t.Errorf("%s: %s %s = %d, want 403 %s (denied): %s", p.name, row.method, path, r.Status, codes.APIForbidden, r.Body)
 						}
-						if after := x.e.revision(); after != before {
+						if after := x.e.Revision(); after != before {
 							t.Errorf("%s: a denied %s %s moved the revision from %d to %d", p.name, row.method, path, before, after)
 						}
 					}
@@ -359,7 +361,7 @@ func TestRBACMatrix(t *testing.T) {
 // The matrix names every method of every route: a method the router serves
 // without a row, or a row for a method it does not serve, fails.
 func TestRBACMatrixCoversEveryRoute(t *testing.T) {
-	e := newEnv(t, storetest.DSN(t, "sqlite"), ServerConfig{RateLimit: -1, AuthFailureLimit: -1})
+	e := cptest.NewEnv(t, storetest.DSN(t, "sqlite"), cptest.Config{RateLimit: -1, AuthFailureLimit: -1})
 	want := map[string][]string{}
 	for _, row := range rbacRows() {
 		if !slices.Contains(want[row.path], row.method) {
@@ -379,13 +381,13 @@ func TestRBACMatrixCoversEveryRoute(t *testing.T) {
 	}
 	for path, methods := range want {
 		probe := strings.ReplaceAll(path, "{id}", "x")
-		r := e.call("PUT", probe, e.admin, nil) // no route serves PUT
-		if r.status != http.StatusMethodNotAllowed {
-			t.Errorf("PUT %s = %d, want 405: is %s routed?", probe, r.status, path)
+		r := e.Call("PUT", probe, e.Admin, nil) // no route serves PUT
+		if r.Status != http.StatusMethodNotAllowed {
+			t.Errorf("PUT %s = %d, want 405: is %s routed?", probe, r.Status, path)
 			continue
 		}
 		var got []string
-		for _, m := range strings.Split(r.header.Get("Allow"), ",") {
+		for _, m := range strings.Split(r.Header.Get("Allow"), ",") {
 			got = append(got, strings.TrimSpace(m))
 		}
 		slices.Sort(got)
@@ -396,11 +398,11 @@ func TestRBACMatrixCoversEveryRoute(t *testing.T) {
 	}
 }
 
-func newRBACFixture(t *testing.T, e *env) *rbacFixture {
+func newRBACFixture(t *testing.T, e *cptest.Env) *rbacFixture {
 	t.Helper()
-	ctx := testCtx(t)
-	x := &rbacFixture{e: e, t: t, acct: e.dev.AccountID, admin: e.admin}
-	another, err := e.store.CreateAccount(ctx, store.SystemActor, "another")
+	ctx := cptest.Ctx(t)
+	x := &rbacFixture{e: e, t: t, acct: e.Dev.AccountID, admin: e.Admin}
+	another, err := e.Store.CreateAccount(ctx, store.SystemActor, "another")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -408,29 +410,29 @@ func newRBACFixture(t *testing.T, e *env) *rbacFixture {
 	for i := 0; i < roleCount; i++ {
 		p := &rbacPrincipal{role: roleSet(1) << i, name: roleNames[i]}
 		if p.role == rBot {
-			b, err := e.store.CreateBotUser(ctx, store.SystemActor, x.acct, store.BotUserCreate{Name: "matrix bot", Active: true})
+			b, err := e.Store.CreateBotUser(ctx, store.SystemActor, x.acct, store.BotUserCreate{Name: "matrix bot", Active: true})
 			if err != nil {
 				t.Fatal(err)
 			}
 			p.id = b.ID
-			p.key = e.keyFor(x.acct, b.ID)
+			p.key = e.KeyFor(x.acct, b.ID)
 		} else {
 			p.email = p.name + "@matrix.example"
-			p.id, p.key = e.addUser(x.acct, p.email, roleMemberships[i])
-			if err := e.store.PutMembership(ctx, store.SystemActor, store.Membership{AccountID: x.another, UserID: p.id,
+			p.id, p.key = e.AddUser(x.acct, p.email, roleMemberships[i])
+			if err := e.Store.PutMembership(ctx, store.SystemActor, store.Membership{AccountID: x.another, UserID: p.id,
 				Developer: store.DeveloperRO, Team: store.TeamRO}); err != nil {
 				t.Fatal(err)
 			}
 		}
 		x.roles = append(x.roles, p)
 	}
-	x.other, _ = e.addUser(x.acct, "other@matrix.example", store.Membership{Developer: store.DeveloperRW, Team: store.TeamRO})
+	x.other, _ = e.AddUser(x.acct, "other@matrix.example", store.Membership{Developer: store.DeveloperRW, Team: store.TeamRO})
 	// An online agent session with one endpoint, on an edge that takes
 	// commands.
 	x.session, x.ep = ids.New(ids.PrefixAgentSession), ids.New(ids.PrefixEndpoint)
-	e.srv.RegisterEdge("eu", okCommander{})
-	if err := e.srv.ReportSessions(ctx, "eu", []SessionInfo{{ID: x.session, AccountID: x.acct, CredentialID: e.dev.AuthtokenID,
-		PrincipalID: e.dev.UserID, Transport: "tcp", StartedAt: time.Now(),
+	e.Core.Registry().RegisterEdge("eu", okCommander{})
+	if err := e.Core.Registry().ReportSessions(ctx, "eu", []controlplane.SessionInfo{{ID: x.session, AccountID: x.acct, CredentialID: e.Dev.AuthtokenID,
+		PrincipalID: e.Dev.UserID, Transport: "tcp", StartedAt: time.Now(),
 		Endpoints: []snapshot.Endpoint{{ID: x.ep, URL: "https://matrix.example.com", Proto: "https", StartedAt: time.Now()}}}}); err != nil {
 		t.Fatal(err)
 	}
@@ -449,8 +451,8 @@ func (x *rbacFixture) next() int { x.n++; return x.n }
 // its ID.
 func (x *rbacFixture) create(path string, body any) string {
 	x.t.Helper()
-	obj := x.e.must(201, x.e.call("POST", path, x.admin, body))
-	return str(obj, "id")
+	obj := x.e.Must(201, x.e.Call("POST", path, x.admin, body))
+	return cptest.Str(obj, "id")
 }
 
 func (x *rbacFixture) newBot() string {
@@ -516,7 +518,7 @@ func (x *rbacFixture) newInvitation() string {
 // newMember adds a user to the account (an administrator when admin) and
 // returns their ID.
 func (x *rbacFixture) newMember(admin bool) string {
-	id, _ := x.e.addUser(x.acct, x.email(), store.Membership{Developer: store.DeveloperRO, Team: store.TeamRO, Admin: admin})
+	id, _ := x.e.AddUser(x.acct, x.email(), store.Membership{Developer: store.DeveloperRO, Team: store.TeamRO, Admin: admin})
 	return id
 }
 
@@ -524,8 +526,8 @@ func (x *rbacFixture) newMember(admin bool) string {
 // accept token (bots have no address: any token does, they are refused).
 func (x *rbacFixture) invitationFor(p *rbacPrincipal) string {
 	x.t.Helper()
-	ctx := testCtx(x.t)
-	a, err := x.e.store.CreateAccount(ctx, store.SystemActor, fmt.Sprintf("side %d", x.next()))
+	ctx := cptest.Ctx(x.t)
+	a, err := x.e.Store.CreateAccount(ctx, store.SystemActor, fmt.Sprintf("side %d", x.next()))
 	if err != nil {
 		x.t.Fatal(err)
 	}
@@ -533,7 +535,7 @@ func (x *rbacFixture) invitationFor(p *rbacPrincipal) string {
 	if email == "" {
 		email = x.email()
 	}
-	_, tok, err := x.e.store.CreateInvitation(ctx, store.SystemActor, a.ID, store.InvitationCreate{Email: email,
+	_, tok, err := x.e.Store.CreateInvitation(ctx, store.SystemActor, a.ID, store.InvitationCreate{Email: email,
 		Developer: store.DeveloperRO, Team: store.TeamRO})
 	if err != nil {
 		x.t.Fatal(err)
@@ -543,7 +545,7 @@ func (x *rbacFixture) invitationFor(p *rbacPrincipal) string {
 
 func (x *rbacFixture) auditEventID() string {
 	x.t.Helper()
-	evs, _, err := x.e.store.ListAuditEvents(testCtx(x.t), x.acct, store.Page{Limit: 1})
+	evs, _, err := x.e.Store.ListAuditEvents(cptest.Ctx(x.t), x.acct, store.Page{Limit: 1})
 	if err != nil || len(evs) == 0 {
 		x.t.Fatalf("audit events: %v, %v", evs, err)
 	}

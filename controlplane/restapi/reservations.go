@@ -1,4 +1,4 @@
-package controlplane
+package restapi
 
 import (
 	"bytes"
@@ -13,6 +13,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/tollgate/tollgate/codes"
+	"github.com/tollgate/tollgate/controlplane"
 	"github.com/tollgate/tollgate/controlplane/store"
 	"github.com/tollgate/tollgate/ids"
 )
@@ -27,10 +28,13 @@ type TCPAddrPool struct {
 	LastPort  int
 }
 
-// reservationRoutes registers /reserved_domains and /reserved_addrs
+// reservationAPI serves /reserved_domains and /reserved_addrs.
+type reservationAPI struct{ *Server }
+
+// routes registers /reserved_domains and /reserved_addrs
 // (reference/platform-behaviour.md §1.12, §1.13). Every member may read;
 // creating, changing and releasing need the read/write developer role.
-func (s *Server) reservationRoutes(mux *http.ServeMux) {
+func (s *reservationAPI) routes(mux *http.ServeMux) {
 	s.route(mux, "/reserved_domains", methods{http.MethodGet: s.listReservedDomains, http.MethodPost: s.createReservedDomain})
 	s.route(mux, "/reserved_domains/{id}", methods{
 		http.MethodGet:    s.getReservedDomain,
@@ -119,7 +123,7 @@ type reservedDomainUpdateBody struct {
 	MinTLSVersion               optional[string]          `json:"min_tls_version"`
 }
 
-func (s *Server) reservedDomainJSON(r *http.Request, d *store.ReservedDomain) reservedDomainJSON {
+func (s *reservationAPI) reservedDomainJSON(r *http.Request, d *store.ReservedDomain) reservedDomainJSON {
 	out := reservedDomainJSON{ID: d.ID, URI: s.baseURL(r) + "/reserved_domains/" + d.ID, CreatedAt: timestamp(d.CreatedAt),
 		Description: d.Description, Metadata: d.Metadata, Domain: d.Domain, Region: d.Region}
 	if d.CertPolicy != nil {
@@ -154,7 +158,7 @@ type provisioningJob struct {
 // (store.GetCertificateStatus). No report yet means provisioning has
 // started at the reservation's creation; a read failure is logged and
 // shown the same way, so that a listing never fails on it.
-func (s *Server) certStatusJSON(r *http.Request, d *store.ReservedDomain) *certStatusJSON {
+func (s *reservationAPI) certStatusJSON(r *http.Request, d *store.ReservedDomain) *certStatusJSON {
 	st, err := s.store.GetCertificateStatus(r.Context(), d.Domain)
 	if err != nil {
 		if !errors.Is(err, store.ErrNotFound) {
@@ -190,7 +194,7 @@ func (s *Server) certStatusJSON(r *http.Request, d *store.ReservedDomain) *certS
 }
 
 // defaultRegion is the region of a reservation created without one.
-func (s *Server) defaultRegion() string {
+func (s *reservationAPI) defaultRegion() string {
 	if s.cfg.DefaultRegion != "" {
 		return s.cfg.DefaultRegion
 	}
@@ -203,7 +207,7 @@ func noCertificateID(id *string) error {
 	if id == nil {
 		return nil
 	}
-	return badRequest(codes.CertificateUnsupported,
+	return controlplane.BadRequest(codes.CertificateUnsupported,
 		"certificate_id is not supported: Tollgate obtains certificates itself. Leave it out and use certificate_management_policy.")
 }
 
@@ -214,7 +218,7 @@ func noCertificateID(id *string) error {
 func parseCertPolicy(raw json.RawMessage) (*store.CertPolicy, error) {
 	var fields map[string]json.RawMessage
 	if err := json.Unmarshal(raw, &fields); err != nil || fields == nil {
-		return nil, badRequest(codes.APIBodyInvalid,
+		return nil, controlplane.BadRequest(codes.APIBodyInvalid,
 			`certificate_management_policy must be an object such as {"authority": "letsencrypt", "private_key_type": "rsa"}, or null.`)
 	}
 	var p store.CertPolicy
@@ -226,11 +230,11 @@ func parseCertPolicy(raw json.RawMessage) (*store.CertPolicy, error) {
 		case "private_key_type":
 			dst = &p.PrivateKeyType
 		default:
-			return nil, badRequest(codes.APIUnknownParam,
-				"Unknown field %q in certificate_management_policy: use authority and private_key_type.", truncate(k, 60))
+			return nil, controlplane.BadRequest(codes.APIUnknownParam,
+				"Unknown field %q in certificate_management_policy: use authority and private_key_type.", controlplane.Truncate(k, 60))
 		}
 		if err := json.Unmarshal(v, dst); err != nil {
-			return nil, badRequest(codes.APIBodyInvalid, "certificate_management_policy.%s must be a string.", k)
+			return nil, controlplane.BadRequest(codes.APIBodyInvalid, "certificate_management_policy.%s must be a string.", k)
 		}
 	}
 	p, err := store.ValidateCertPolicy(p)
@@ -240,12 +244,12 @@ func parseCertPolicy(raw json.RawMessage) (*store.CertPolicy, error) {
 	return &p, nil
 }
 
-func (s *Server) createReservedDomain(w http.ResponseWriter, r *http.Request, c *caller) error {
+func (s *reservationAPI) createReservedDomain(w http.ResponseWriter, r *http.Request, c *controlplane.Caller) error {
 	var body reservedDomainCreateBody
 	if _, err := s.beginWrite(w, r, "", nil, &body); err != nil {
 		return err
 	}
-	if err := c.requireWrite(); err != nil {
+	if err := c.RequireWrite(); err != nil {
 		return err
 	}
 	if err := noCertificateID(body.CertificateID); err != nil {
@@ -265,32 +269,32 @@ func (s *Server) createReservedDomain(w http.ResponseWriter, r *http.Request, c 
 			}
 		}
 	}
-	d, err := s.store.CreateReservedDomain(r.Context(), c.actor, c.accountID(), in)
+	d, err := s.store.CreateReservedDomain(r.Context(), c.Actor, c.AccountID(), in)
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusCreated, s.reservedDomainJSON(r, d))
+	controlplane.WriteJSON(w, http.StatusCreated, s.reservedDomainJSON(r, d))
 	return nil
 }
 
 // getReservedDomain is GET /reserved_domains/{id}.
-func (s *Server) getReservedDomain(w http.ResponseWriter, r *http.Request, c *caller) error {
+func (s *reservationAPI) getReservedDomain(w http.ResponseWriter, r *http.Request, c *controlplane.Caller) error {
 	return getOne(ids.PrefixReservedDomain, "reserved domain", s.store.GetReservedDomain, s.reservedDomainJSON)(w, r, c)
 }
 
 // listReservedDomains is GET /reserved_domains.
-func (s *Server) listReservedDomains(w http.ResponseWriter, r *http.Request, c *caller) error {
-	return listPage(s, "reserved_domains", ids.PrefixReservedDomain, s.store.ListReservedDomains, s.reservedDomainJSON,
+func (s *reservationAPI) listReservedDomains(w http.ResponseWriter, r *http.Request, c *controlplane.Caller) error {
+	return listPage(s.Server, "reserved_domains", ids.PrefixReservedDomain, s.store.ListReservedDomains, s.reservedDomainJSON,
 		func(v *store.ReservedDomain) string { return v.ID })(w, r, c)
 }
 
-func (s *Server) updateReservedDomain(w http.ResponseWriter, r *http.Request, c *caller) error {
+func (s *reservationAPI) updateReservedDomain(w http.ResponseWriter, r *http.Request, c *controlplane.Caller) error {
 	var body reservedDomainUpdateBody
 	id, err := s.beginWrite(w, r, ids.PrefixReservedDomain, nil, &body)
 	if err != nil {
 		return err
 	}
-	if err := c.requireWrite(); err != nil {
+	if err := c.RequireWrite(); err != nil {
 		return err
 	}
 	if err := noCertificateID(body.CertificateID); err != nil {
@@ -308,23 +312,23 @@ func (s *Server) updateReservedDomain(w http.ResponseWriter, r *http.Request, c 
 	if v := body.MinTLSVersion; v.Set {
 		in.MinTLSVersion = &v.Value // null leaves Value "": the edge default
 	}
-	d, err := s.store.UpdateReservedDomain(r.Context(), c.actor, c.accountID(), id, in)
+	d, err := s.store.UpdateReservedDomain(r.Context(), c.Actor, c.AccountID(), id, in)
 	if err != nil {
-		return notFound(err, "reserved domain", id)
+		return controlplane.NotFound(err, "reserved domain", id)
 	}
-	writeJSON(w, http.StatusOK, s.reservedDomainJSON(r, d))
+	controlplane.WriteJSON(w, http.StatusOK, s.reservedDomainJSON(r, d))
 	return nil
 }
 
 // deleteReservedDomain is DELETE /reserved_domains/{id}.
-func (s *Server) deleteReservedDomain(w http.ResponseWriter, r *http.Request, c *caller) error {
-	return deleteOne(ids.PrefixReservedDomain, "reserved domain", writerAccess, s.store.DeleteReservedDomain)(w, r, c)
+func (s *reservationAPI) deleteReservedDomain(w http.ResponseWriter, r *http.Request, c *controlplane.Caller) error {
+	return deleteOne(ids.PrefixReservedDomain, "reserved domain", controlplane.WriterAccess, s.store.DeleteReservedDomain)(w, r, c)
 }
 
 // deleteReservedDomainCertPolicy removes the domain's certificate
 // management policy: the edges stop obtaining certificates for it.
-func (s *Server) deleteReservedDomainCertPolicy(w http.ResponseWriter, r *http.Request, c *caller) error {
-	return deleteOne(ids.PrefixReservedDomain, "reserved domain", writerAccess,
+func (s *reservationAPI) deleteReservedDomainCertPolicy(w http.ResponseWriter, r *http.Request, c *controlplane.Caller) error {
+	return deleteOne(ids.PrefixReservedDomain, "reserved domain", controlplane.WriterAccess,
 		func(ctx context.Context, actor store.Actor, accountID, id string) error {
 			_, err := s.store.UpdateReservedDomain(ctx, actor, accountID, id, store.ReservedDomainUpdate{SetCertPolicy: true})
 			return err
@@ -334,8 +338,8 @@ func (s *Server) deleteReservedDomainCertPolicy(w http.ResponseWriter, r *http.R
 // deleteReservedDomainCertificate detaches an uploaded certificate. Tollgate
 // attaches none, so for a domain of the account it succeeds and changes
 // nothing.
-func (s *Server) deleteReservedDomainCertificate(w http.ResponseWriter, r *http.Request, c *caller) error {
-	return deleteOne(ids.PrefixReservedDomain, "reserved domain", writerAccess,
+func (s *reservationAPI) deleteReservedDomainCertificate(w http.ResponseWriter, r *http.Request, c *controlplane.Caller) error {
+	return deleteOne(ids.PrefixReservedDomain, "reserved domain", controlplane.WriterAccess,
 		func(ctx context.Context, _ store.Actor, accountID, id string) error {
 			_, err := s.store.GetReservedDomain(ctx, accountID, id)
 			return err
@@ -373,14 +377,14 @@ type reservedAddrUpdateBody struct {
 	Region      *string `json:"region"`
 }
 
-func (s *Server) reservedAddrJSON(r *http.Request, a *store.ReservedAddr) reservedAddrJSON {
+func (s *reservationAPI) reservedAddrJSON(r *http.Request, a *store.ReservedAddr) reservedAddrJSON {
 	return reservedAddrJSON{ID: a.ID, URI: s.baseURL(r) + "/reserved_addrs/" + a.ID, CreatedAt: timestamp(a.CreatedAt),
 		Description: a.Description, Metadata: a.Metadata, Addr: a.Addr, Region: a.Region}
 }
 
 // poolRegions returns the regions whose address pool holds addr (already
 // normalised). Misconfigured pools hold nothing.
-func (s *Server) poolRegions(addr string) []string {
+func (s *reservationAPI) poolRegions(addr string) []string {
 	host, port, err := net.SplitHostPort(addr)
 	if err != nil {
 		return nil
@@ -396,12 +400,12 @@ func (s *Server) poolRegions(addr string) []string {
 	return out
 }
 
-func (s *Server) createReservedAddr(w http.ResponseWriter, r *http.Request, c *caller) error {
+func (s *reservationAPI) createReservedAddr(w http.ResponseWriter, r *http.Request, c *controlplane.Caller) error {
 	var body reservedAddrCreateBody
 	if _, err := s.beginWrite(w, r, "", nil, &body); err != nil {
 		return err
 	}
-	if err := c.requireWrite(); err != nil {
+	if err := c.RequireWrite(); err != nil {
 		return err
 	}
 	in := store.ReservedAddrCreate{Addr: body.Addr, Region: body.Region, Description: body.Description, Metadata: body.Metadata}
@@ -421,7 +425,7 @@ func (s *Server) createReservedAddr(w http.ResponseWriter, r *http.Request, c *c
 			case in.Region == "" && len(owners) == 1:
 				in.Region = owners[0]
 			case in.Region != "" && !slices.Contains(owners, in.Region):
-				return badRequest(codes.AddrInvalid,
+				return controlplane.BadRequest(codes.AddrInvalid,
 					"%s is in the TCP address pool of region %s; reserve it in that region.", addr, owners[0])
 			}
 		}
@@ -436,44 +440,44 @@ func (s *Server) createReservedAddr(w http.ResponseWriter, r *http.Request, c *c
 		}
 	}
 	// A misconfigured pool fails here as a 500, logged with its cause.
-	a, err := s.store.CreateReservedAddr(r.Context(), c.actor, c.accountID(), in)
+	a, err := s.store.CreateReservedAddr(r.Context(), c.Actor, c.AccountID(), in)
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusCreated, s.reservedAddrJSON(r, a))
+	controlplane.WriteJSON(w, http.StatusCreated, s.reservedAddrJSON(r, a))
 	return nil
 }
 
 // getReservedAddr is GET /reserved_addrs/{id}.
-func (s *Server) getReservedAddr(w http.ResponseWriter, r *http.Request, c *caller) error {
+func (s *reservationAPI) getReservedAddr(w http.ResponseWriter, r *http.Request, c *controlplane.Caller) error {
 	return getOne(ids.PrefixReservedAddr, "reserved address", s.store.GetReservedAddr, s.reservedAddrJSON)(w, r, c)
 }
 
 // listReservedAddrs is GET /reserved_addrs.
-func (s *Server) listReservedAddrs(w http.ResponseWriter, r *http.Request, c *caller) error {
-	return listPage(s, "reserved_addrs", ids.PrefixReservedAddr, s.store.ListReservedAddrs, s.reservedAddrJSON,
+func (s *reservationAPI) listReservedAddrs(w http.ResponseWriter, r *http.Request, c *controlplane.Caller) error {
+	return listPage(s.Server, "reserved_addrs", ids.PrefixReservedAddr, s.store.ListReservedAddrs, s.reservedAddrJSON,
 		func(v *store.ReservedAddr) string { return v.ID })(w, r, c)
 }
 
-func (s *Server) updateReservedAddr(w http.ResponseWriter, r *http.Request, c *caller) error {
+func (s *reservationAPI) updateReservedAddr(w http.ResponseWriter, r *http.Request, c *controlplane.Caller) error {
 	var body reservedAddrUpdateBody
 	id, err := s.beginWrite(w, r, ids.PrefixReservedAddr, nil, &body)
 	if err != nil {
 		return err
 	}
-	if err := c.requireWrite(); err != nil {
+	if err := c.RequireWrite(); err != nil {
 		return err
 	}
-	a, err := s.store.UpdateReservedAddr(r.Context(), c.actor, c.accountID(), id,
+	a, err := s.store.UpdateReservedAddr(r.Context(), c.Actor, c.AccountID(), id,
 		store.ReservedAddrUpdate{Description: body.Description, Metadata: body.Metadata, Region: body.Region})
 	if err != nil {
-		return notFound(err, "reserved address", id)
+		return controlplane.NotFound(err, "reserved address", id)
 	}
-	writeJSON(w, http.StatusOK, s.reservedAddrJSON(r, a))
+	controlplane.WriteJSON(w, http.StatusOK, s.reservedAddrJSON(r, a))
 	return nil
 }
 
 // deleteReservedAddr is DELETE /reserved_addrs/{id}.
-func (s *Server) deleteReservedAddr(w http.ResponseWriter, r *http.Request, c *caller) error {
-	return deleteOne(ids.PrefixReservedAddr, "reserved address", writerAccess, s.store.DeleteReservedAddr)(w, r, c)
+func (s *reservationAPI) deleteReservedAddr(w http.ResponseWriter, r *http.Request, c *controlplane.Caller) error {
+	return deleteOne(ids.PrefixReservedAddr, "reserved address", controlplane.WriterAccess, s.store.DeleteReservedAddr)(w, r, c)
 }

@@ -1,17 +1,12 @@
-package controlplane
+package restapi
 
 import (
-	"context"
-	"errors"
 	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
-	"time"
 
-	"go.uber.org/zap"
-
-	"github.com/tollgate/tollgate/codes"
+	"github.com/tollgate/tollgate/controlplane"
 	"github.com/tollgate/tollgate/controlplane/store"
 	"github.com/tollgate/tollgate/ids"
 )
@@ -20,6 +15,22 @@ import (
 type refJSON struct {
 	ID  string `json:"id"`
 	URI string `json:"uri"`
+}
+
+// sessionAPI serves what the edges report: /tunnel_sessions (with their
+// stop and restart commands), /endpoints and /regions. The
+// controlplane.Registry holds it, in this process's memory.
+type sessionAPI struct{ *Server }
+
+// routes registers /tunnel_sessions, /endpoints and /regions.
+func (s *sessionAPI) routes(mux *http.ServeMux) {
+	s.route(mux, "/tunnel_sessions", methods{http.MethodGet: s.listTunnelSessions})
+	s.route(mux, "/tunnel_sessions/{id}", methods{http.MethodGet: s.getTunnelSession})
+	s.route(mux, "/tunnel_sessions/{id}/stop", methods{http.MethodPost: s.stopTunnelSession})
+	s.route(mux, "/tunnel_sessions/{id}/restart", methods{http.MethodPost: s.restartTunnelSession})
+	s.route(mux, "/endpoints", methods{http.MethodGet: s.listEndpoints})
+	s.route(mux, "/endpoints/{id}", methods{http.MethodGet: s.getEndpoint})
+	s.route(mux, "/regions", methods{http.MethodGet: s.listRegions})
 }
 
 // tunnelSessionJSON is the tunnel_sessions object
@@ -57,7 +68,7 @@ type endpointJSON struct {
 	Principal     refJSON `json:"principal"`
 }
 
-func (s *Server) tunnelSessionJSON(r *http.Request, si *SessionInfo) tunnelSessionJSON {
+func (s *sessionAPI) tunnelSessionJSON(r *http.Request, si *controlplane.SessionInfo) tunnelSessionJSON {
 	base := s.baseURL(r)
 	credColl := "credentials"
 	if strings.HasPrefix(si.CredentialID, ids.PrefixSSHCredential+"_") {
@@ -71,20 +82,20 @@ func (s *Server) tunnelSessionJSON(r *http.Request, si *SessionInfo) tunnelSessi
 	}
 }
 
-func (s *Server) endpointJSON(r *http.Request, ep *onlineEndpoint) endpointJSON {
+func (s *sessionAPI) endpointJSON(r *http.Request, ep *controlplane.OnlineEndpoint) endpointJSON {
 	base := s.baseURL(r)
 	out := endpointJSON{
-		ID: ep.ID, URI: base + "/endpoints/" + ep.ID, Region: ep.session.Region,
+		ID: ep.ID, URI: base + "/endpoints/" + ep.ID, Region: ep.Session.Region,
 		CreatedAt: timestamp(ep.StartedAt), UpdatedAt: timestamp(ep.StartedAt),
 		PublicURL: ep.URL, URL: ep.URL, Proto: ep.Proto, Type: "agent", UpstreamURL: ep.ForwardsTo,
-		TunnelSession: refJSON{ID: ep.session.ID, URI: base + "/tunnel_sessions/" + ep.session.ID},
+		TunnelSession: refJSON{ID: ep.Session.ID, URI: base + "/tunnel_sessions/" + ep.Session.ID},
 	}
-	if ep.session.PrincipalID != "" {
+	if ep.Session.PrincipalID != "" {
 		coll := "users"
-		if strings.HasPrefix(ep.session.PrincipalID, ids.PrefixBotUser+"_") {
+		if strings.HasPrefix(ep.Session.PrincipalID, ids.PrefixBotUser+"_") {
 			coll = "bot_users"
 		}
-		out.Principal = refJSON{ID: ep.session.PrincipalID, URI: base + "/" + coll + "/" + ep.session.PrincipalID}
+		out.Principal = refJSON{ID: ep.Session.PrincipalID, URI: base + "/" + coll + "/" + ep.Session.PrincipalID}
 	}
 	if u, err := url.Parse(ep.URL); err == nil {
 		out.Scheme, out.Host = u.Scheme, u.Hostname()
@@ -125,12 +136,12 @@ func pageOf[T any](items []T, id func(*T) string, p store.Page) ([]T, bool) {
 	return items[start:end], end < len(items)
 }
 
-func (s *Server) listTunnelSessions(w http.ResponseWriter, r *http.Request, c *caller) error {
+func (s *sessionAPI) listTunnelSessions(w http.ResponseWriter, r *http.Request, c *controlplane.Caller) error {
 	page, err := listParams(r, ids.PrefixAgentSession)
 	if err != nil {
 		return err
 	}
-	list, more := pageOf(s.accountSessions(c.accountID()), func(si *SessionInfo) string { return si.ID }, page)
+	list, more := pageOf(s.core.Registry().AccountSessions(c.AccountID()), func(si *controlplane.SessionInfo) string { return si.ID }, page)
 	items := make([]tunnelSessionJSON, len(list))
 	last := ""
 	for i := range list {
@@ -141,26 +152,26 @@ func (s *Server) listTunnelSessions(w http.ResponseWriter, r *http.Request, c *c
 	return nil
 }
 
-func (s *Server) getTunnelSession(w http.ResponseWriter, r *http.Request, c *caller) error {
+func (s *sessionAPI) getTunnelSession(w http.ResponseWriter, r *http.Request, c *controlplane.Caller) error {
 	id, err := objectPathID(r, ids.PrefixAgentSession)
 	if err != nil {
 		return err
 	}
-	for _, si := range s.accountSessions(c.accountID()) {
+	for _, si := range s.core.Registry().AccountSessions(c.AccountID()) {
 		if si.ID == id {
-			writeJSON(w, http.StatusOK, s.tunnelSessionJSON(r, &si))
+			controlplane.WriteJSON(w, http.StatusOK, s.tunnelSessionJSON(r, &si))
 			return nil
 		}
 	}
-	return notFound(store.ErrNotFound, "tunnel session", id)
+	return controlplane.NotFound(store.ErrNotFound, "tunnel session", id)
 }
 
-func (s *Server) listEndpoints(w http.ResponseWriter, r *http.Request, c *caller) error {
+func (s *sessionAPI) listEndpoints(w http.ResponseWriter, r *http.Request, c *controlplane.Caller) error {
 	page, err := listParams(r, ids.PrefixEndpoint)
 	if err != nil {
 		return err
 	}
-	list, more := pageOf(s.accountEndpoints(c.accountID()), func(ep *onlineEndpoint) string { return ep.ID }, page)
+	list, more := pageOf(s.core.Registry().AccountEndpoints(c.AccountID()), func(ep *controlplane.OnlineEndpoint) string { return ep.ID }, page)
 	items := make([]endpointJSON, len(list))
 	last := ""
 	for i := range list {
@@ -171,116 +182,72 @@ func (s *Server) listEndpoints(w http.ResponseWriter, r *http.Request, c *caller
 	return nil
 }
 
-func (s *Server) getEndpoint(w http.ResponseWriter, r *http.Request, c *caller) error {
+func (s *sessionAPI) getEndpoint(w http.ResponseWriter, r *http.Request, c *controlplane.Caller) error {
 	id, err := objectPathID(r, ids.PrefixEndpoint)
 	if err != nil {
 		return err
 	}
-	for _, ep := range s.accountEndpoints(c.accountID()) {
+	for _, ep := range s.core.Registry().AccountEndpoints(c.AccountID()) {
 		if ep.ID == id {
-			writeJSON(w, http.StatusOK, s.endpointJSON(r, &ep))
+			controlplane.WriteJSON(w, http.StatusOK, s.endpointJSON(r, &ep))
 			return nil
 		}
 	}
-	return notFound(store.ErrNotFound, "endpoint", id)
+	return controlplane.NotFound(store.ErrNotFound, "endpoint", id)
 }
-
-// sessionCommandTimeout bounds how long a stop or restart waits for the
-// agent's answer.
-const sessionCommandTimeout = 15 * time.Second
-
-// sessionCommand is one operator command on an agent session.
-type sessionCommand struct {
-	verb  string // "stop" or "restart", for messages
-	event string // audit event type
-	run   func(SessionCommander, context.Context, string) error
-}
-
-var (
-	stopCommand = sessionCommand{verb: "stop", event: "tunnel_session_stopped.v0",
-		run: func(c SessionCommander, ctx context.Context, id string) error { return c.StopSession(ctx, id) }}
-	restartCommand = sessionCommand{verb: "restart", event: "tunnel_session_restarted.v0",
-		run: func(c SessionCommander, ctx context.Context, id string) error { return c.RestartSession(ctx, id) }}
-)
 
 // stopTunnelSession is POST /tunnel_sessions/{id}/stop: the agent exits
 // (204). reference/platform-behaviour.md §1.14.
-func (s *Server) stopTunnelSession(w http.ResponseWriter, r *http.Request, c *caller) error {
-	return s.commandSession(w, r, c, stopCommand)
+func (s *sessionAPI) stopTunnelSession(w http.ResponseWriter, r *http.Request, c *controlplane.Caller) error {
+	return s.commandSession(w, r, c, controlplane.StopCommand)
 }
 
 // restartTunnelSession is POST /tunnel_sessions/{id}/restart: the agent
 // reconnects with a new session ID (204).
-func (s *Server) restartTunnelSession(w http.ResponseWriter, r *http.Request, c *caller) error {
-	return s.commandSession(w, r, c, restartCommand)
+func (s *sessionAPI) restartTunnelSession(w http.ResponseWriter, r *http.Request, c *controlplane.Caller) error {
+	return s.commandSession(w, r, c, controlplane.RestartCommand)
 }
 
 // commandSession sends cmd to the agent of session {id} through the edge
 // that serves it. Read/write roles only; any such caller may command any
 // session of the account, as with the account's other resources.
-func (s *Server) commandSession(w http.ResponseWriter, r *http.Request, c *caller, cmd sessionCommand) error {
+func (s *sessionAPI) commandSession(w http.ResponseWriter, r *http.Request, c *controlplane.Caller, cmd controlplane.SessionCommand) error {
 	var body struct{} // the hosted platform's clients send {} or nothing
 	id, err := s.beginWrite(w, r, ids.PrefixAgentSession, nil, &body)
 	if err != nil {
 		return err
 	}
-	if err := s.runSessionCommand(r, c, id, cmd); err != nil {
+	if err := s.core.RunSessionCommand(r, c, id, cmd); err != nil {
 		return err
 	}
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }
 
-// runSessionCommand sends cmd to the agent of session id through the edge
-// that serves it, and records it in the audit log: the part of a stop or
-// restart that the API and the dashboard share. Read/write roles only.
-func (s *Server) runSessionCommand(r *http.Request, c *caller, id string, cmd sessionCommand) error {
-	if err := c.requireWrite(); err != nil {
-		return err
-	}
-	si, target, ok := s.sessionEdge(c.accountID(), id)
-	if !ok {
-		return notFound(store.ErrNotFound, "tunnel session", id)
-	}
-	if target == nil {
-		return newAPIError(http.StatusServiceUnavailable, codes.SessionCommandUnavailable,
-			"The edge in region %s that serves tunnel session %s takes no commands from this control plane; stop the agent where it runs.", si.Region, id)
-	}
-	ctx, cancel := context.WithTimeout(r.Context(), sessionCommandTimeout)
-	defer cancel()
-	if err := cmd.run(target, ctx, id); err != nil {
-		return commandError(err, cmd.verb, id)
-	}
-	payload := map[string]any{"credential_id": si.CredentialID, "region": si.Region}
-	if err := s.store.RecordEvent(r.Context(), c.actor, c.accountID(), cmd.event, id, payload); err != nil {
-		// The agent has acted; the caller's request succeeded. The log keeps
-		// what the audit log could not.
-		s.log.Error("could not record a session command in the audit log", zap.String("session_id", id),
-			zap.String("command", cmd.verb), zap.String("principal_id", c.actor.PrincipalID), zap.Error(err))
-	}
-	return nil
+type regionJSON struct {
+	ID    string          `json:"id"`
+	Edges []regionEdgeOut `json:"edges"`
 }
 
-// commandError maps a SessionCommander error to the API's answer.
-func commandError(err error, verb, id string) error {
-	var ce *codes.Error
-	if errors.As(err, &ce) {
-		switch ce.Code {
-		case codes.SessionNotFound:
-			return notFound(store.ErrNotFound, "tunnel session", id)
-		case codes.SessionCommandUnsupported, codes.SessionCommandRefused:
-			return &apiError{status: http.StatusConflict, code: ce.Code, msg: ce.Message, cause: err}
-		case codes.SessionCommandFailed:
-			return &apiError{status: http.StatusBadGateway, code: ce.Code, msg: ce.Message, cause: err}
-		}
-	}
-	if errors.Is(err, context.DeadlineExceeded) {
-		return &apiError{status: http.StatusGatewayTimeout, code: codes.SessionCommandFailed,
-			msg: "The agent of tunnel session " + id + " did not answer the " + verb + " command in time.", cause: err}
-	}
-	if errors.Is(err, context.Canceled) {
+type regionEdgeOut struct {
+	ID        string `json:"id"`
+	AgentAddr string `json:"agent_addr"`
+}
+
+// listRegions is GET /regions (API key, any role): the edges that reported
+// within three snapshot.EdgeReportIntervals, by region.
+func (s *sessionAPI) listRegions(w http.ResponseWriter, r *http.Request, _ *controlplane.Caller) error {
+	if err := noBody(r); err != nil {
 		return err
 	}
-	return &apiError{status: http.StatusBadGateway, code: codes.SessionCommandFailed,
-		msg: "The " + verb + " command did not reach the agent of tunnel session " + id + ". Retry; the session may be ending.", cause: err}
+	regions := []regionJSON{}
+	for _, e := range s.core.Registry().Edges() {
+		if n := len(regions); n == 0 || regions[n-1].ID != e.Region {
+			regions = append(regions, regionJSON{ID: e.Region})
+		}
+		last := &regions[len(regions)-1]
+		last.Edges = append(last.Edges, regionEdgeOut{ID: e.ID, AgentAddr: e.AgentAddr})
+	}
+	controlplane.WriteJSON(w, http.StatusOK, map[string]any{"regions": regions})
+	return nil
 }

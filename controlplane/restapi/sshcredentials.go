@@ -1,10 +1,11 @@
-package controlplane
+package restapi
 
 import (
 	"errors"
 	"net/http"
 
 	"github.com/tollgate/tollgate/codes"
+	"github.com/tollgate/tollgate/controlplane"
 	"github.com/tollgate/tollgate/controlplane/store"
 	"github.com/tollgate/tollgate/ids"
 )
@@ -40,14 +41,17 @@ type sshCredentialUpdateBody struct {
 	ACL         *[]string `json:"acl"`
 }
 
-// sshCredentialRoutes registers /ssh_credentials.
-func (s *Server) sshCredentialRoutes(mux *http.ServeMux) {
+// sshCredentialAPI serves /ssh_credentials.
+type sshCredentialAPI struct{ *Server }
+
+// routes registers /ssh_credentials.
+func (s *sshCredentialAPI) routes(mux *http.ServeMux) {
 	s.route(mux, "/ssh_credentials", methods{http.MethodGet: s.listSSHCredentials, http.MethodPost: s.createSSHCredential})
 	s.route(mux, "/ssh_credentials/{id}", methods{http.MethodGet: s.getSSHCredential,
 		http.MethodPatch: s.updateSSHCredential, http.MethodDelete: s.deleteSSHCredential})
 }
 
-func (s *Server) sshCredentialJSON(r *http.Request, c *store.SSHCredential) sshCredentialJSON {
+func (s *sshCredentialAPI) sshCredentialJSON(r *http.Request, c *store.SSHCredential) sshCredentialJSON {
 	acl := c.ACL
 	if acl == nil {
 		acl = []string{}
@@ -57,13 +61,7 @@ func (s *Server) sshCredentialJSON(r *http.Request, c *store.SSHCredential) sshC
 		ACL: acl, OwnerID: c.OwnerID}
 }
 
-// sshCredentialAccess lets an SSH credential's owner and administrators
-// change or delete it (ownerAccess).
-func (s *Server) sshCredentialAccess() accessCheck {
-	return ownerAccess("SSH credential", s.store.GetSSHCredential, func(c *store.SSHCredential) string { return c.OwnerID })
-}
-
-func (s *Server) createSSHCredential(w http.ResponseWriter, r *http.Request, c *caller) error {
+func (s *sshCredentialAPI) createSSHCredential(w http.ResponseWriter, r *http.Request, c *controlplane.Caller) error {
 	var body sshCredentialCreateBody
 	if _, err := s.beginWrite(w, r, "", nil, &body); err != nil {
 		return err
@@ -72,53 +70,53 @@ func (s *Server) createSSHCredential(w http.ResponseWriter, r *http.Request, c *
 	if err != nil {
 		return err
 	}
-	cred, err := s.store.CreateSSHCredential(r.Context(), c.actor, c.accountID(), store.SSHCredentialCreate{
+	cred, err := s.store.CreateSSHCredential(r.Context(), c.Actor, c.AccountID(), store.SSHCredentialCreate{
 		OwnerID: owner, Description: body.Description, Metadata: body.Metadata, PublicKey: body.PublicKey, ACL: body.ACL})
 	if errors.Is(err, store.ErrConflict) {
 		// Edges find an SSH credential by its key's fingerprint, so a key
 		// is registered once, in one account. Say no more than that: which
 		// account holds it is not the caller's business.
-		return &apiError{status: http.StatusConflict, code: codes.SSHKeyRegistered,
-			msg: "This SSH public key is registered already. Use another key, or delete the credential that holds it.", cause: err}
+		return &controlplane.Error{Status: http.StatusConflict, Code: codes.SSHKeyRegistered,
+			Msg: "This SSH public key is registered already. Use another key, or delete the credential that holds it.", Cause: err}
 	}
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusCreated, s.sshCredentialJSON(r, cred))
+	controlplane.WriteJSON(w, http.StatusCreated, s.sshCredentialJSON(r, cred))
 	return nil
 }
 
 // getSSHCredential is GET /ssh_credentials/{id}.
-func (s *Server) getSSHCredential(w http.ResponseWriter, r *http.Request, c *caller) error {
+func (s *sshCredentialAPI) getSSHCredential(w http.ResponseWriter, r *http.Request, c *controlplane.Caller) error {
 	return getOne(ids.PrefixSSHCredential, "SSH credential", s.store.GetSSHCredential, s.sshCredentialJSON)(w, r, c)
 }
 
 // listSSHCredentials is GET /ssh_credentials.
-func (s *Server) listSSHCredentials(w http.ResponseWriter, r *http.Request, c *caller) error {
-	return listPage(s, "ssh_credentials", ids.PrefixSSHCredential, s.store.ListSSHCredentials, s.sshCredentialJSON,
+func (s *sshCredentialAPI) listSSHCredentials(w http.ResponseWriter, r *http.Request, c *controlplane.Caller) error {
+	return listPage(s.Server, "ssh_credentials", ids.PrefixSSHCredential, s.store.ListSSHCredentials, s.sshCredentialJSON,
 		func(v *store.SSHCredential) string { return v.ID })(w, r, c)
 }
 
-func (s *Server) updateSSHCredential(w http.ResponseWriter, r *http.Request, c *caller) error {
+func (s *sshCredentialAPI) updateSSHCredential(w http.ResponseWriter, r *http.Request, c *controlplane.Caller) error {
 	var body sshCredentialUpdateBody
 	id, err := s.beginWrite(w, r, ids.PrefixSSHCredential, nil, &body)
 	if err != nil {
 		return err
 	}
-	if err := s.sshCredentialAccess()(r.Context(), c, id); err != nil {
+	if err := controlplane.SSHCredentialAccess(s.store)(r.Context(), c, id); err != nil {
 		return err
 	}
-	cred, err := s.store.UpdateSSHCredential(r.Context(), c.actor, c.accountID(), id,
+	cred, err := s.store.UpdateSSHCredential(r.Context(), c.Actor, c.AccountID(), id,
 		store.SSHCredentialUpdate{Description: body.Description, Metadata: body.Metadata, ACL: body.ACL})
 	if err != nil {
-		return notFound(err, "SSH credential", id)
+		return controlplane.NotFound(err, "SSH credential", id)
 	}
-	writeJSON(w, http.StatusOK, s.sshCredentialJSON(r, cred))
+	controlplane.WriteJSON(w, http.StatusOK, s.sshCredentialJSON(r, cred))
 	return nil
 }
 
 // deleteSSHCredential is DELETE /ssh_credentials/{id}: its owner or an
 // administrator.
-func (s *Server) deleteSSHCredential(w http.ResponseWriter, r *http.Request, c *caller) error {
-	return deleteOne(ids.PrefixSSHCredential, "SSH credential", s.sshCredentialAccess(), s.store.DeleteSSHCredential)(w, r, c)
+func (s *sshCredentialAPI) deleteSSHCredential(w http.ResponseWriter, r *http.Request, c *controlplane.Caller) error {
+	return deleteOne(ids.PrefixSSHCredential, "SSH credential", controlplane.SSHCredentialAccess(s.store), s.store.DeleteSSHCredential)(w, r, c)
 }

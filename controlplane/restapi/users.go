@@ -1,18 +1,22 @@
-package controlplane
+package restapi
 
 import (
 	"errors"
 	"net/http"
 
-	"github.com/tollgate/tollgate/authn"
 	"github.com/tollgate/tollgate/codes"
+	"github.com/tollgate/tollgate/controlplane"
 	"github.com/tollgate/tollgate/controlplane/store"
 	"github.com/tollgate/tollgate/ids"
 )
 
-// userRoutes registers /users, /invitations and /accounts. The rules are in
-// doc.go ("Users, invitations and accounts") and api_auth.go.
-func (s *Server) userRoutes(mux *http.ServeMux) {
+// userAPI serves /users, /invitations and /accounts.
+type userAPI struct{ *Server }
+
+// routes registers /users, /invitations and /accounts. The rules are in
+// doc.go ("Users, invitations and accounts") and the controlplane
+// package's rbac.go.
+func (s *userAPI) routes(mux *http.ServeMux) {
 	s.route(mux, "/users", methods{http.MethodGet: s.listUsers})
 	s.route(mux, "/users/{id}", methods{http.MethodGet: s.getUser, http.MethodPatch: s.updateUser, http.MethodDelete: s.deleteUser})
 	s.route(mux, "/invitations", methods{http.MethodGet: s.listInvitations, http.MethodPost: s.createInvitation})
@@ -22,13 +26,13 @@ func (s *Server) userRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("/invitations/accept", func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodPost {
 			w.Header().Set("Allow", http.MethodPost)
-			s.serve(w, r, func(http.ResponseWriter, *http.Request, *caller) error {
-				return newAPIError(http.StatusMethodNotAllowed, codes.APIMethodNotAllowed,
+			s.core.Serve(w, r, func(http.ResponseWriter, *http.Request, *controlplane.Caller) error {
+				return controlplane.Errorf(http.StatusMethodNotAllowed, codes.APIMethodNotAllowed,
 					"/invitations/accept does not support %s; use POST.", r.Method)
 			}, false)
 			return
 		}
-		s.serve(w, r, s.acceptInvitation, r.Header.Get("Authorization") != "")
+		s.core.Serve(w, r, s.acceptInvitation, r.Header.Get("Authorization") != "")
 	})
 	s.route(mux, "/accounts", methods{http.MethodGet: s.listAccounts})
 	s.route(mux, "/accounts/{id}", methods{http.MethodGet: s.getAccount, http.MethodPatch: s.updateAccount})
@@ -125,19 +129,19 @@ type accountUpdateBody struct {
 	Name *string `json:"name"`
 }
 
-func (s *Server) userJSON(r *http.Request, m *store.Member) userJSON {
+func (s *userAPI) userJSON(r *http.Request, m *store.Member) userJSON {
 	return userJSON{ID: m.User.ID, URI: s.baseURL(r) + "/users/" + m.User.ID, Email: m.User.Email, Name: m.User.Name,
 		Active: m.User.Active, CreatedAt: timestamp(m.User.CreatedAt), JoinedAt: timestamp(m.Roles.CreatedAt),
 		Developer: string(m.Roles.Developer), Team: string(m.Roles.Team), Billing: m.Roles.Billing, Admin: m.Roles.Admin}
 }
 
-func (s *Server) invitationJSON(r *http.Request, inv *store.Invitation) invitationJSON {
+func (s *userAPI) invitationJSON(r *http.Request, inv *store.Invitation) invitationJSON {
 	return invitationJSON{ID: inv.ID, URI: s.baseURL(r) + "/invitations/" + inv.ID, Email: inv.Email,
 		Developer: string(inv.Developer), Team: string(inv.Team), Billing: inv.Billing, Admin: inv.Admin,
 		InvitedBy: inv.InvitedBy, CreatedAt: timestamp(inv.CreatedAt), ExpiresAt: timestamp(inv.ExpiresAt)}
 }
 
-func (s *Server) accountJSON(r *http.Request, a *store.Account, roles store.Membership, current bool) accountJSON {
+func (s *userAPI) accountJSON(r *http.Request, a *store.Account, roles store.Membership, current bool) accountJSON {
 	return accountJSON{ID: a.ID, URI: s.baseURL(r) + "/accounts/" + a.ID, Name: a.Name, Active: a.Active,
 		CreatedAt: timestamp(a.CreatedAt), Current: current, Roles: rolesJSON{Developer: string(roles.Developer),
 			Team: string(roles.Team), Billing: roles.Billing, Admin: roles.Admin}}
@@ -145,15 +149,15 @@ func (s *Server) accountJSON(r *http.Request, a *store.Account, roles store.Memb
 
 // ---- /users ----
 
-func (s *Server) listUsers(w http.ResponseWriter, r *http.Request, c *caller) error {
+func (s *userAPI) listUsers(w http.ResponseWriter, r *http.Request, c *controlplane.Caller) error {
 	page, err := listParams(r, ids.PrefixUser)
 	if err != nil {
 		return err
 	}
-	if err := c.requireUser("list the account's users"); err != nil {
+	if err := c.RequireUser("list the account's users"); err != nil {
 		return err
 	}
-	list, more, err := s.store.ListMembers(r.Context(), c.accountID(), page)
+	list, more, err := s.store.ListMembers(r.Context(), c.AccountID(), page)
 	if err != nil {
 		return err
 	}
@@ -167,32 +171,32 @@ func (s *Server) listUsers(w http.ResponseWriter, r *http.Request, c *caller) er
 	return nil
 }
 
-func (s *Server) getUser(w http.ResponseWriter, r *http.Request, c *caller) error {
+func (s *userAPI) getUser(w http.ResponseWriter, r *http.Request, c *controlplane.Caller) error {
 	id, err := objectPathID(r, ids.PrefixUser)
 	if err != nil {
 		return err
 	}
-	if err := c.requireUser("read the account's users"); err != nil {
+	if err := c.RequireUser("read the account's users"); err != nil {
 		return err
 	}
-	m, err := s.store.GetMember(r.Context(), c.accountID(), id)
+	m, err := s.store.GetMember(r.Context(), c.AccountID(), id)
 	if err != nil {
-		return notFound(err, "user", id)
+		return controlplane.NotFound(err, "user", id)
 	}
-	writeJSON(w, http.StatusOK, s.userJSON(r, m))
+	controlplane.WriteJSON(w, http.StatusOK, s.userJSON(r, m))
 	return nil
 }
 
 // updateUser changes a member's roles (checkRoleChange decides, inside the
 // store's unit of work, on the member's current roles). The last active
 // administrator keeps the flag (codes.LastAdmin, 409).
-func (s *Server) updateUser(w http.ResponseWriter, r *http.Request, c *caller) error {
+func (s *userAPI) updateUser(w http.ResponseWriter, r *http.Request, c *controlplane.Caller) error {
 	var body userUpdateBody
 	id, err := s.beginWrite(w, r, ids.PrefixUser, nil, &body)
 	if err != nil {
 		return err
 	}
-	if err := c.requireTeamManager(); err != nil {
+	if err := c.RequireTeamManager(); err != nil {
 		return err
 	}
 	in := store.MemberUpdate{Billing: body.Billing, Admin: body.Admin}
@@ -204,35 +208,35 @@ func (s *Server) updateUser(w http.ResponseWriter, r *http.Request, c *caller) e
 		t := store.TeamRole(*body.Team)
 		in.Team = &t
 	}
-	m, err := s.store.UpdateMember(r.Context(), c.actor, c.accountID(), id, in, func(cur store.Membership) error {
+	m, err := s.store.UpdateMember(r.Context(), c.Actor, c.AccountID(), id, in, func(cur store.Membership) error {
 		next := cur
 		if in.Admin != nil {
 			next.Admin = *in.Admin
 		}
-		return c.checkRoleChange(cur, next)
+		return c.CheckRoleChange(cur, next)
 	})
 	if err != nil {
-		return notFound(err, "user", id)
+		return controlplane.NotFound(err, "user", id)
 	}
-	writeJSON(w, http.StatusOK, s.userJSON(r, m))
+	controlplane.WriteJSON(w, http.StatusOK, s.userJSON(r, m))
 	return nil
 }
 
 // deleteUser removes a member from the caller's account and deletes, in the
 // same unit of work, every credential they own in it.
-func (s *Server) deleteUser(w http.ResponseWriter, r *http.Request, c *caller) error {
+func (s *userAPI) deleteUser(w http.ResponseWriter, r *http.Request, c *controlplane.Caller) error {
 	id, err := objectPathID(r, ids.PrefixUser)
 	if err != nil {
 		return err
 	}
-	if err := c.requireUser("remove users"); err != nil {
+	if err := c.RequireUser("remove users"); err != nil {
 		return err
 	}
-	_, err = s.store.RemoveMember(r.Context(), c.actor, c.accountID(), id, func(cur store.Membership) error {
-		return c.checkRemoveMember(id, cur)
+	_, err = s.store.RemoveMember(r.Context(), c.Actor, c.AccountID(), id, func(cur store.Membership) error {
+		return c.CheckRemoveMember(id, cur)
 	})
 	if err != nil {
-		return notFound(err, "user", id)
+		return controlplane.NotFound(err, "user", id)
 	}
 	w.WriteHeader(http.StatusNoContent)
 	return nil
@@ -240,33 +244,12 @@ func (s *Server) deleteUser(w http.ResponseWriter, r *http.Request, c *caller) e
 
 // ---- /invitations ----
 
-// invite creates an invitation for the caller's account, as POST
-// /invitations and the dashboard's users page do: empty roles default to
-// developer ro and team ro; the roles must be valid and the caller allowed
-// to grant them (checkInvite). It returns the invitation and its accept
-// token, to be shown once.
-func (s *Server) invite(r *http.Request, c *caller, in store.InvitationCreate) (*store.Invitation, authn.Token, error) {
-	if in.Developer == "" {
-		in.Developer = store.DeveloperRO
-	}
-	if in.Team == "" {
-		in.Team = store.TeamRO
-	}
-	if err := store.ValidateRoles(store.Membership{Developer: in.Developer, Team: in.Team}); err != nil {
-		return nil, "", err
-	}
-	if err := c.checkInvite(in); err != nil {
-		return nil, "", err
-	}
-	return s.store.CreateInvitation(r.Context(), c.actor, c.accountID(), in)
-}
-
-func (s *Server) createInvitation(w http.ResponseWriter, r *http.Request, c *caller) error {
+func (s *userAPI) createInvitation(w http.ResponseWriter, r *http.Request, c *controlplane.Caller) error {
 	var body invitationCreateBody
 	if _, err := s.beginWrite(w, r, "", nil, &body); err != nil {
 		return err
 	}
-	inv, tok, err := s.invite(r, c, store.InvitationCreate{Email: body.Email, Developer: store.DeveloperRole(body.Developer),
+	inv, tok, err := s.core.Invite(r.Context(), c, store.InvitationCreate{Email: body.Email, Developer: store.DeveloperRole(body.Developer),
 		Team: store.TeamRole(body.Team), Billing: body.Billing, Admin: body.Admin})
 	if err != nil {
 		return err
@@ -274,19 +257,19 @@ func (s *Server) createInvitation(w http.ResponseWriter, r *http.Request, c *cal
 	out := s.invitationJSON(r, inv)
 	secret := tok.Reveal() // shown once, to the inviter, who passes it on
 	out.AcceptToken = &secret
-	writeJSON(w, http.StatusCreated, out)
+	controlplane.WriteJSON(w, http.StatusCreated, out)
 	return nil
 }
 
-func (s *Server) listInvitations(w http.ResponseWriter, r *http.Request, c *caller) error {
+func (s *userAPI) listInvitations(w http.ResponseWriter, r *http.Request, c *controlplane.Caller) error {
 	page, err := listParams(r, ids.PrefixInvitation)
 	if err != nil {
 		return err
 	}
-	if err := c.requireUser("list the account's invitations"); err != nil {
+	if err := c.RequireUser("list the account's invitations"); err != nil {
 		return err
 	}
-	list, more, err := s.store.ListInvitations(r.Context(), c.accountID(), page)
+	list, more, err := s.store.ListInvitations(r.Context(), c.AccountID(), page)
 	if err != nil {
 		return err
 	}
@@ -300,32 +283,32 @@ func (s *Server) listInvitations(w http.ResponseWriter, r *http.Request, c *call
 	return nil
 }
 
-func (s *Server) getInvitation(w http.ResponseWriter, r *http.Request, c *caller) error {
+func (s *userAPI) getInvitation(w http.ResponseWriter, r *http.Request, c *controlplane.Caller) error {
 	id, err := objectPathID(r, ids.PrefixInvitation)
 	if err != nil {
 		return err
 	}
-	if err := c.requireUser("read the account's invitations"); err != nil {
+	if err := c.RequireUser("read the account's invitations"); err != nil {
 		return err
 	}
-	inv, err := s.store.GetInvitation(r.Context(), c.accountID(), id)
+	inv, err := s.store.GetInvitation(r.Context(), c.AccountID(), id)
 	if err != nil {
-		return notFound(err, "invitation", id)
+		return controlplane.NotFound(err, "invitation", id)
 	}
-	writeJSON(w, http.StatusOK, s.invitationJSON(r, inv))
+	controlplane.WriteJSON(w, http.StatusOK, s.invitationJSON(r, inv))
 	return nil
 }
 
-func (s *Server) deleteInvitation(w http.ResponseWriter, r *http.Request, c *caller) error {
+func (s *userAPI) deleteInvitation(w http.ResponseWriter, r *http.Request, c *controlplane.Caller) error {
 	id, err := objectPathID(r, ids.PrefixInvitation)
 	if err != nil {
 		return err
 	}
-	if err := c.requireUser("revoke invitations"); err != nil {
+	if err := c.RequireUser("revoke invitations"); err != nil {
 		return err
 	}
-	if err := s.store.DeleteInvitation(r.Context(), c.actor, c.accountID(), id, c.checkRevokeInvitation); err != nil {
-		return notFound(err, "invitation", id)
+	if err := s.store.DeleteInvitation(r.Context(), c.Actor, c.AccountID(), id, c.CheckRevokeInvitation); err != nil {
+		return controlplane.NotFound(err, "invitation", id)
 	}
 	w.WriteHeader(http.StatusNoContent)
 	return nil
@@ -338,7 +321,7 @@ func (s *Server) deleteInvitation(w http.ResponseWriter, r *http.Request, c *cal
 // otherwise a new user is created with the given name. The response (201)
 // holds the member, the account and a new API key of the user in that
 // account, whose token is shown once.
-func (s *Server) acceptInvitation(w http.ResponseWriter, r *http.Request, c *caller) error {
+func (s *userAPI) acceptInvitation(w http.ResponseWriter, r *http.Request, c *controlplane.Caller) error {
 	var body invitationAcceptBody
 	if _, err := s.beginWrite(w, r, "", nil, &body); err != nil {
 		return err
@@ -348,27 +331,27 @@ func (s *Server) acceptInvitation(w http.ResponseWriter, r *http.Request, c *cal
 		if err := s.requireIdentityKey(r, c); err != nil {
 			return err
 		}
-		in.ExistingUserID = c.auth.OwnerID
+		in.ExistingUserID = c.Key.OwnerID
 	}
 	acc, err := s.store.AcceptInvitation(r.Context(), in)
 	var ce *codes.Error
 	switch {
 	case errors.Is(err, store.ErrExistingUser):
-		return newAPIError(http.StatusUnauthorized, codes.APIAuthMissing,
+		return controlplane.Errorf(http.StatusUnauthorized, codes.APIAuthMissing,
 			"This invitation is for an existing user: send one of your own API keys (from any of your accounts) in the Authorization header with the token.")
 	case errors.As(err, &ce) && ce.Code == codes.InvitationInvalid:
-		return newAPIError(http.StatusNotFound, ce.Code, "%s", ce.Message)
+		return controlplane.Errorf(http.StatusNotFound, ce.Code, "%s", ce.Message)
 	case errors.As(err, &ce) && ce.Code == codes.InvitationExpired:
-		return newAPIError(http.StatusGone, ce.Code, "%s", ce.Message)
+		return controlplane.Errorf(http.StatusGone, ce.Code, "%s", ce.Message)
 	case errors.As(err, &ce) && ce.Code == codes.APIPrincipalInactive:
-		return newAPIError(http.StatusForbidden, ce.Code, "%s", ce.Message)
+		return controlplane.Errorf(http.StatusForbidden, ce.Code, "%s", ce.Message)
 	case err != nil:
 		return err
 	}
 	key := s.apiKeyJSON(r, &acc.APIKey)
 	secret := acc.Token.Reveal() // shown once, to the new member
 	key.Token = &secret
-	writeJSON(w, http.StatusCreated, acceptJSON{
+	controlplane.WriteJSON(w, http.StatusCreated, acceptJSON{
 		User:    s.userJSON(r, &acc.Member),
 		Account: s.accountJSON(r, &acc.Account, acc.Member.Roles, false),
 		APIKey:  key,
@@ -383,16 +366,16 @@ func (s *Server) acceptInvitation(w http.ResponseWriter, r *http.Request, c *cal
 // other accounts). The creator comes from the audit log, written in the
 // key's own unit of work; keys the control plane made itself (bootstrap)
 // count as the owner's.
-func (s *Server) requireIdentityKey(r *http.Request, c *caller) error {
-	if err := c.requireUser("act across accounts"); err != nil {
+func (s *userAPI) requireIdentityKey(r *http.Request, c *controlplane.Caller) error {
+	if err := c.RequireUser("act across accounts"); err != nil {
 		return err
 	}
-	creator, err := s.store.APIKeyCreator(r.Context(), c.accountID(), c.auth.KeyID)
+	creator, err := s.store.APIKeyCreator(r.Context(), c.AccountID(), c.Key.KeyID)
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		return err
 	}
-	if err != nil || (creator != c.auth.OwnerID && creator != store.SystemActor.PrincipalID) {
-		return forbidden("This API key was created for you by someone else, so it acts only in its own account. Use an API key you created yourself.")
+	if err != nil || (creator != c.Key.OwnerID && creator != store.SystemActor.PrincipalID) {
+		return controlplane.Forbidden("This API key was created for you by someone else, so it acts only in its own account. Use an API key you created yourself.")
 	}
 	return nil
 }
@@ -401,7 +384,7 @@ func (s *Server) requireIdentityKey(r *http.Request, c *caller) error {
 
 // listAccounts lists the accounts the caller's user belongs to, with their
 // roles in each; a bot user sees only its own account.
-func (s *Server) listAccounts(w http.ResponseWriter, r *http.Request, c *caller) error {
+func (s *userAPI) listAccounts(w http.ResponseWriter, r *http.Request, c *controlplane.Caller) error {
 	page, err := listParams(r, ids.PrefixAccount)
 	if err != nil {
 		return err
@@ -411,22 +394,22 @@ func (s *Server) listAccounts(w http.ResponseWriter, r *http.Request, c *caller)
 		more  bool
 		last  string
 	)
-	if c.isBot() {
-		a, err := s.store.GetAccount(r.Context(), c.accountID())
+	if c.IsBot() {
+		a, err := s.store.GetAccount(r.Context(), c.AccountID())
 		if err != nil {
 			return err
 		}
 		if page.BeforeID == "" || a.ID < page.BeforeID {
-			items = append(items, s.accountJSON(r, a, c.auth.Roles, true))
+			items = append(items, s.accountJSON(r, a, c.Key.Roles, true))
 		}
 	} else {
-		list, m, err := s.store.ListAccountsOf(r.Context(), c.auth.OwnerID, page)
+		list, m, err := s.store.ListAccountsOf(r.Context(), c.Key.OwnerID, page)
 		if err != nil {
 			return err
 		}
 		more = m
 		for i := range list {
-			items = append(items, s.accountJSON(r, &list[i].Account, list[i].Roles, list[i].Account.ID == c.accountID()))
+			items = append(items, s.accountJSON(r, &list[i].Account, list[i].Roles, list[i].Account.ID == c.AccountID()))
 			last = list[i].Account.ID
 		}
 	}
@@ -436,26 +419,26 @@ func (s *Server) listAccounts(w http.ResponseWriter, r *http.Request, c *caller)
 
 // callerAccount returns account id with the caller's roles there, or
 // not found when the caller does not belong to it.
-func (s *Server) callerAccount(r *http.Request, c *caller, id string) (*store.Account, store.Membership, error) {
-	if id == c.accountID() {
+func (s *userAPI) callerAccount(r *http.Request, c *controlplane.Caller, id string) (*store.Account, store.Membership, error) {
+	if id == c.AccountID() {
 		a, err := s.store.GetAccount(r.Context(), id)
-		return a, c.auth.Roles, err
+		return a, c.Key.Roles, err
 	}
-	if c.isBot() {
-		return nil, store.Membership{}, notFound(store.ErrNotFound, "account", id)
+	if c.IsBot() {
+		return nil, store.Membership{}, controlplane.NotFound(store.ErrNotFound, "account", id)
 	}
-	m, err := s.store.GetMembership(r.Context(), id, c.auth.OwnerID)
+	m, err := s.store.GetMembership(r.Context(), id, c.Key.OwnerID)
 	if err != nil {
-		return nil, store.Membership{}, notFound(err, "account", id)
+		return nil, store.Membership{}, controlplane.NotFound(err, "account", id)
 	}
 	a, err := s.store.GetAccount(r.Context(), id)
 	if err != nil {
-		return nil, store.Membership{}, notFound(err, "account", id)
+		return nil, store.Membership{}, controlplane.NotFound(err, "account", id)
 	}
 	return a, *m, nil
 }
 
-func (s *Server) getAccount(w http.ResponseWriter, r *http.Request, c *caller) error {
+func (s *userAPI) getAccount(w http.ResponseWriter, r *http.Request, c *controlplane.Caller) error {
 	id, err := objectPathID(r, ids.PrefixAccount)
 	if err != nil {
 		return err
@@ -464,39 +447,39 @@ func (s *Server) getAccount(w http.ResponseWriter, r *http.Request, c *caller) e
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, s.accountJSON(r, a, roles, id == c.accountID()))
+	controlplane.WriteJSON(w, http.StatusOK, s.accountJSON(r, a, roles, id == c.AccountID()))
 	return nil
 }
 
 // updateAccount renames the caller's account: account settings are for
 // administrators only (reference/platform-behaviour.md §7.2). Another
 // account is changed with an API key of that account.
-func (s *Server) updateAccount(w http.ResponseWriter, r *http.Request, c *caller) error {
+func (s *userAPI) updateAccount(w http.ResponseWriter, r *http.Request, c *controlplane.Caller) error {
 	var body accountUpdateBody
 	id, err := s.beginWrite(w, r, ids.PrefixAccount, nil, &body)
 	if err != nil {
 		return err
 	}
-	if id != c.accountID() {
+	if id != c.AccountID() {
 		if _, _, err := s.callerAccount(r, c, id); err != nil {
 			return err
 		}
-		return forbidden("This API key acts in account %s; change account %s with an API key of that account (POST /accounts/%s/api_keys).",
-			c.accountID(), id, id)
+		return controlplane.Forbidden("This API key acts in account %s; change account %s with an API key of that account (POST /accounts/%s/api_keys).",
+			c.AccountID(), id, id)
 	}
-	if err := c.requireAdmin("change the account's settings"); err != nil {
+	if err := c.RequireAdmin("change the account's settings"); err != nil {
 		return err
 	}
 	a, err := s.store.GetAccount(r.Context(), id)
 	if err != nil {
-		return notFound(err, "account", id)
+		return controlplane.NotFound(err, "account", id)
 	}
 	if body.Name != nil {
-		if a, err = s.store.RenameAccount(r.Context(), c.actor, id, *body.Name); err != nil {
-			return notFound(err, "account", id)
+		if a, err = s.store.RenameAccount(r.Context(), c.Actor, id, *body.Name); err != nil {
+			return controlplane.NotFound(err, "account", id)
 		}
 	}
-	writeJSON(w, http.StatusOK, s.accountJSON(r, a, c.auth.Roles, true))
+	controlplane.WriteJSON(w, http.StatusOK, s.accountJSON(r, a, c.Key.Roles, true))
 	return nil
 }
 
@@ -508,27 +491,27 @@ func (s *Server) updateAccount(w http.ResponseWriter, r *http.Request, c *caller
 // account they belong to, whatever their roles there; the key carries only
 // the user's roles in its account. Keys in the caller's own account are
 // made with POST /api_keys, under its rules.
-func (s *Server) createAccountAPIKey(w http.ResponseWriter, r *http.Request, c *caller) error {
+func (s *userAPI) createAccountAPIKey(w http.ResponseWriter, r *http.Request, c *controlplane.Caller) error {
 	var body apiKeyCreateBody
 	id, err := s.beginWrite(w, r, ids.PrefixAccount, nil, &body)
 	if err != nil {
 		return err
 	}
-	if err := c.requireUser("switch accounts"); err != nil {
+	if err := c.RequireUser("switch accounts"); err != nil {
 		return err
 	}
-	if body.OwnerID != "" && body.OwnerID != c.auth.OwnerID {
-		return forbidden("An API key made in another account is always your own; leave owner_id out.")
+	if body.OwnerID != "" && body.OwnerID != c.Key.OwnerID {
+		return controlplane.Forbidden("An API key made in another account is always your own; leave owner_id out.")
 	}
-	if id == c.accountID() {
-		return badRequest(codes.APIInvalidParam, "This API key already acts in %s: create keys here with POST /api_keys.", id)
+	if id == c.AccountID() {
+		return controlplane.BadRequest(codes.APIInvalidParam, "This API key already acts in %s: create keys here with POST /api_keys.", id)
 	}
 	a, _, err := s.callerAccount(r, c, id)
 	if err != nil {
 		return err
 	}
 	if !a.Active {
-		return newAPIError(http.StatusForbidden, codes.APIAccountSuspended,
+		return controlplane.Errorf(http.StatusForbidden, codes.APIAccountSuspended,
 			"The account %s is suspended; its API keys do not work until it is reactivated.", id)
 	}
 	if err := s.requireIdentityKey(r, c); err != nil {
@@ -536,15 +519,15 @@ func (s *Server) createAccountAPIKey(w http.ResponseWriter, r *http.Request, c *
 	}
 	// The unit of work is the target account's: its audit log shows the
 	// key's creation by the user, with the key from the other account.
-	actor := store.Actor{AccountID: id, PrincipalID: c.auth.OwnerID, CredentialID: c.auth.KeyID}
+	actor := store.Actor{AccountID: id, PrincipalID: c.Key.OwnerID, CredentialID: c.Key.KeyID}
 	desc := body.Description
 	if desc == "" {
-		desc = "created from account " + c.accountID()
+		desc = "created from account " + c.AccountID()
 	}
 	k, tok, err := s.store.CreateAPIKey(r.Context(), actor, id,
-		store.APIKeyCreate{OwnerID: c.auth.OwnerID, Description: desc, Metadata: body.Metadata})
+		store.APIKeyCreate{OwnerID: c.Key.OwnerID, Description: desc, Metadata: body.Metadata})
 	if errors.Is(err, store.ErrOwnerNotFound) { // left the account meanwhile
-		return notFound(store.ErrNotFound, "account", id)
+		return controlplane.NotFound(store.ErrNotFound, "account", id)
 	}
 	if err != nil {
 		return err
@@ -552,6 +535,6 @@ func (s *Server) createAccountAPIKey(w http.ResponseWriter, r *http.Request, c *
 	out := s.apiKeyJSON(r, k)
 	secret := tok.Reveal()
 	out.Token = &secret
-	writeJSON(w, http.StatusCreated, out)
+	controlplane.WriteJSON(w, http.StatusCreated, out)
 	return nil
 }

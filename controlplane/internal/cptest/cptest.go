@@ -1,4 +1,9 @@
-package controlplane
+// Package cptest runs a control plane for the tests of controlplane and its
+// products: a real store (storetest's SQLite or PostgreSQL), the Core, the
+// REST API and the edge API on one httptest server (as on the API
+// listener), the dashboard, and the dev bootstrap's admin API key. Its
+// helpers fail the test on any unexpected error.
+package cptest
 
 import (
 	"bytes"
@@ -11,29 +16,59 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tollgate/tollgate/controlplane"
+	"github.com/tollgate/tollgate/controlplane/dashboard"
+	"github.com/tollgate/tollgate/controlplane/edgeapi"
 	"github.com/tollgate/tollgate/controlplane/internal/storetest"
+	"github.com/tollgate/tollgate/controlplane/restapi"
 	"github.com/tollgate/tollgate/controlplane/store"
 )
 
-// env is a control plane under test: a real store, the Server, its API on
-// an httptest server, and the dev bootstrap's admin API key.
-type env struct {
-	t     *testing.T
-	store *store.Store
-	srv   *Server
-	http  *httptest.Server
-	dev   *DevCredentials
-	admin string // the admin's API key token
+// Config holds the settings of an Env's control plane, which NewEnv hands
+// to the Core and the products.
+type Config struct {
+	// Core (controlplane.Config). RateLimit 0 turns the per-account limit
+	// off in tests (-1); tests of the limit set it.
+	PollInterval     time.Duration
+	RateLimit        float64
+	RateBurst        int
+	AuthFailureLimit float64
+	AuthFailureBurst int
+	// REST API (restapi.Config).
+	BaseURL       string
+	DefaultRegion string
+	TCPAddrPools  map[string]restapi.TCPAddrPool
+	// Edge API (edgeapi.Config.Secret).
+	EdgeSecret string
+	// Dashboard (dashboard.Config.SecureCookie).
+	DashboardSecureCookie bool
 }
 
-func eachDialect(t *testing.T, fn func(t *testing.T, e *env)) {
+// Env is a control plane under test: a real store, the Core and its
+// products, the API listener's handler (REST API and edge API) on an
+// httptest server, and the dev bootstrap's admin API key.
+type Env struct {
+	T         *testing.T
+	Store     *store.Store
+	Core      *controlplane.Core
+	API       *restapi.Server
+	Edges     *edgeapi.Server
+	Dashboard *dashboard.Server
+	HTTP      *httptest.Server // the API listener
+	Dev       *controlplane.DevCredentials
+	Admin     string // the admin's API key token
+}
+
+// EachDialect runs fn as a subtest with a new Env per store dialect.
+func EachDialect(t *testing.T, fn func(t *testing.T, e *Env)) {
 	t.Helper()
 	for _, d := range storetest.Dialects {
-		t.Run(d, func(t *testing.T) { fn(t, newEnv(t, storetest.DSN(t, d), ServerConfig{})) })
+		t.Run(d, func(t *testing.T) { fn(t, NewEnv(t, storetest.DSN(t, d), Config{})) })
 	}
 }
 
-func openStore(t testing.TB, dsn string) *store.Store {
+// OpenStore opens the store at dsn, closed when the test ends.
+func OpenStore(t testing.TB, dsn string) *store.Store {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
@@ -45,53 +80,61 @@ func openStore(t testing.TB, dsn string) *store.Store {
 	return st
 }
 
-func newEnv(t *testing.T, dsn string, cfg ServerConfig) *env {
+// NewEnv starts a control plane on the store at dsn with cfg and
+// bootstraps it. Admin is set when this Env's bootstrap created the dev
+// account (not when another Env on the same database did).
+func NewEnv(t *testing.T, dsn string, cfg Config) *Env {
 	t.Helper()
-	st := openStore(t, dsn)
+	st := OpenStore(t, dsn)
 	if cfg.RateLimit == 0 {
 		cfg.RateLimit = -1 // tests that exercise the limit set it; the rest go as fast as they can
 	}
-	srv := NewServer(st, cfg)
-	hs := httptest.NewServer(srv.Handler())
+	core := controlplane.New(controlplane.Config{PollInterval: cfg.PollInterval, RateLimit: cfg.RateLimit, RateBurst: cfg.RateBurst,
+		AuthFailureLimit: cfg.AuthFailureLimit, AuthFailureBurst: cfg.AuthFailureBurst}, st)
+	api := restapi.New(restapi.Config{BaseURL: cfg.BaseURL, DefaultRegion: cfg.DefaultRegion, TCPAddrPools: cfg.TCPAddrPools}, core)
+	edges := edgeapi.New(edgeapi.Config{Secret: cfg.EdgeSecret}, core)
+	dash := dashboard.New(dashboard.Config{SecureCookie: cfg.DashboardSecureCookie}, core)
+	hs := httptest.NewServer(edgeapi.Mount(edges.Handler(), api.Handler()))
 	t.Cleanup(hs.Close)
-	dev, created, err := Bootstrap(testCtx(t), st)
+	dev, created, err := controlplane.Bootstrap(Ctx(t), st)
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &env{t: t, store: st, srv: srv, http: hs, dev: dev}
+	e := &Env{T: t, Store: st, Core: core, API: api, Edges: edges, Dashboard: dash, HTTP: hs, Dev: dev}
 	if created {
-		e.admin = dev.APIKey.Reveal()
+		e.Admin = dev.APIKey.Reveal()
 	}
 	return e
 }
 
-func testCtx(t testing.TB) context.Context {
+// Ctx returns a context that ends after a minute or with the test.
+func Ctx(t testing.TB) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	t.Cleanup(cancel)
 	return ctx
 }
 
-// response is a finished API call.
-type response struct {
-	status int
-	header http.Header
-	body   []byte
+// Response is a finished API call.
+type Response struct {
+	Status int
+	Header http.Header
+	Body   []byte
 }
 
-// obj decodes the body as a JSON object.
-func (r response) obj(t testing.TB) map[string]any {
+// Obj decodes the body as a JSON object.
+func (r Response) Obj(t testing.TB) map[string]any {
 	t.Helper()
 	var m map[string]any
-	if err := json.Unmarshal(r.body, &m); err != nil {
-		t.Fatalf("response %d is not a JSON object: %v: %s", r.status, err, r.body)
+	if err := json.Unmarshal(r.Body, &m); err != nil {
+		t.Fatalf("response %d is not a JSON object: %v: %s", r.Status, err, r.Body)
 	}
 	return m
 }
 
-// call makes an API request with the given key ("" = none). body is sent as
+// Call makes an API request with the given key ("" = none). body is sent as
 // is when it is a string, JSON-encoded otherwise (nil = no body).
-func (e *env) call(method, path, key string, body any, hdr ...string) response {
-	e.t.Helper()
+func (e *Env) Call(method, path, key string, body any, hdr ...string) Response {
+	e.T.Helper()
 	var rd io.Reader
 	switch b := body.(type) {
 	case nil:
@@ -100,17 +143,17 @@ func (e *env) call(method, path, key string, body any, hdr ...string) response {
 	default:
 		buf, err := json.Marshal(b)
 		if err != nil {
-			e.t.Fatal(err)
+			e.T.Fatal(err)
 		}
 		rd = bytes.NewReader(buf)
 	}
 	url := path
 	if !strings.HasPrefix(path, "http") {
-		url = e.http.URL + path
+		url = e.HTTP.URL + path
 	}
-	req, err := http.NewRequestWithContext(testCtx(e.t), method, url, rd)
+	req, err := http.NewRequestWithContext(Ctx(e.T), method, url, rd)
 	if err != nil {
-		e.t.Fatal(err)
+		e.T.Fatal(err)
 	}
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
@@ -121,42 +164,42 @@ func (e *env) call(method, path, key string, body any, hdr ...string) response {
 	for i := 0; i+1 < len(hdr); i += 2 {
 		req.Header.Set(hdr[i], hdr[i+1])
 	}
-	res, err := e.http.Client().Do(req)
+	res, err := e.HTTP.Client().Do(req)
 	if err != nil {
-		e.t.Fatal(err)
+		e.T.Fatal(err)
 	}
 	defer res.Body.Close()
 	b, err := io.ReadAll(res.Body)
 	if err != nil {
-		e.t.Fatal(err)
+		e.T.Fatal(err)
 	}
-	return response{status: res.StatusCode, header: res.Header, body: b}
+	return Response{Status: res.StatusCode, Header: res.Header, Body: b}
 }
 
-// must checks the status and returns the decoded object (nil for 204).
-func (e *env) must(status int, r response) map[string]any {
-	e.t.Helper()
-	if r.status != status {
-		e.t.Fatalf("status %d, want %d: %s", r.status, status, r.body)
+// Must checks the status and returns the decoded object (nil for 204).
+func (e *Env) Must(status int, r Response) map[string]any {
+	e.T.Helper()
+	if r.Status != status {
+		e.T.Fatalf("status %d, want %d: %s", r.Status, status, r.Body)
 	}
 	if status == http.StatusNoContent {
-		if len(r.body) != 0 {
-			e.t.Fatalf("204 with a body: %s", r.body)
+		if len(r.Body) != 0 {
+			e.T.Fatalf("204 with a body: %s", r.Body)
 		}
 		return nil
 	}
-	if ct := r.header.Get("Content-Type"); ct != "application/json" {
-		e.t.Fatalf("Content-Type %q", ct)
+	if ct := r.Header.Get("Content-Type"); ct != "application/json" {
+		e.T.Fatalf("Content-Type %q", ct)
 	}
-	return r.obj(e.t)
+	return r.Obj(e.T)
 }
 
-// wantError checks an error response: the status, the code, and exactly the
+// WantError checks an error response: the status, the code, and exactly the
 // platform's error body shape.
-func wantError(t testing.TB, r response, status int, code string) {
+func WantError(t testing.TB, r Response, status int, code string) {
 	t.Helper()
-	if r.status != status {
-		t.Fatalf("status %d, want %d: %s", r.status, status, r.body)
+	if r.Status != status {
+		t.Fatalf("status %d, want %d: %s", r.Status, status, r.Body)
 	}
 	var body struct {
 		ErrorCode  string            `json:"error_code"`
@@ -164,30 +207,32 @@ func wantError(t testing.TB, r response, status int, code string) {
 		Msg        string            `json:"msg"`
 		Details    map[string]string `json:"details"`
 	}
-	dec := json.NewDecoder(bytes.NewReader(r.body))
+	dec := json.NewDecoder(bytes.NewReader(r.Body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&body); err != nil {
-		t.Fatalf("error body %s: %v", r.body, err)
+		t.Fatalf("error body %s: %v", r.Body, err)
 	}
 	if body.ErrorCode != code || body.StatusCode != status || body.Msg == "" ||
 		!strings.HasPrefix(body.Details["operation_id"], "op_") || len(body.Details) != 1 {
-		t.Fatalf("error body = %s, want code %s status %d", r.body, code, status)
+		t.Fatalf("error body = %s, want code %s status %d", r.Body, code, status)
 	}
-	if r.header.Get("Tollgate-Operation-Id") != body.Details["operation_id"] {
-		t.Fatalf("operation ID header %q != body %q", r.header.Get("Tollgate-Operation-Id"), body.Details["operation_id"])
+	if r.Header.Get("Tollgate-Operation-Id") != body.Details["operation_id"] {
+		t.Fatalf("operation ID header %q != body %q", r.Header.Get("Tollgate-Operation-Id"), body.Details["operation_id"])
 	}
 }
 
-func (e *env) revision() uint64 {
-	e.t.Helper()
-	r, err := e.store.Revision(testCtx(e.t))
+// Revision returns the store's revision.
+func (e *Env) Revision() uint64 {
+	e.T.Helper()
+	r, err := e.Store.Revision(Ctx(e.T))
 	if err != nil {
-		e.t.Fatal(err)
+		e.T.Fatal(err)
 	}
 	return r
 }
 
-func str(m map[string]any, k string) string {
+// Str returns m[k] when it is a string, else "".
+func Str(m map[string]any, k string) string {
 	s, _ := m[k].(string)
 	return s
 }
