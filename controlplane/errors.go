@@ -17,8 +17,8 @@ var ErrNoCore = errors.New("controlplane: a Core is required")
 
 // Error is an error the control plane answers a request with: an HTTP
 // status, a stable code and a message for the caller; Cause goes only to
-// logs. The API writes it as its error body (WriteError), the dashboard as
-// an error box or page.
+// logs. Serve writes it as the API's error body (errorbody.go), the
+// dashboard as an error box or page.
 type Error struct {
 	Status int
 	Code   codes.Code
