@@ -53,7 +53,7 @@ func Bootstrap(ctx context.Context, st *store.Store) (creds *DevCredentials, cre
 	}, created, nil
 }
 
-// Bootstrap is Bootstrap(ctx, s.Store()).
-func (s *Server) Bootstrap(ctx context.Context) (*DevCredentials, bool, error) {
-	return Bootstrap(ctx, s.store)
+// Bootstrap is Bootstrap(ctx, cp.Store()).
+func (cp *Core) Bootstrap(ctx context.Context) (*DevCredentials, bool, error) {
+	return Bootstrap(ctx, cp.store)
 }

@@ -1,4 +1,4 @@
-package controlplane
+package controlplane_test
 
 import (
 	"context"
@@ -8,24 +8,26 @@ import (
 	"time"
 
 	"github.com/tollgate/tollgate/authn"
+	"github.com/tollgate/tollgate/controlplane"
+	"github.com/tollgate/tollgate/controlplane/internal/cptest"
 	"github.com/tollgate/tollgate/controlplane/internal/storetest"
 	"github.com/tollgate/tollgate/controlplane/store"
 	"github.com/tollgate/tollgate/snapshot"
 )
 
 func TestSnapshotFeedWaitsForNewRevision(t *testing.T) {
-	eachDialect(t, func(t *testing.T, e *env) {
-		ctx := testCtx(t)
-		s0, err := e.srv.Snapshot(ctx, 0)
+	cptest.EachDialect(t, func(t *testing.T, e *cptest.Env) {
+		ctx := cptest.Ctx(t)
+		s0, err := e.Core.Snapshot(ctx, 0)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if s0.Revision() != e.revision() || s0.Revision() == 0 {
-			t.Fatalf("Snapshot(0) at revision %d, store at %d", s0.Revision(), e.revision())
+		if s0.Revision() != e.Revision() || s0.Revision() == 0 {
+			t.Fatalf("Snapshot(0) at revision %d, store at %d", s0.Revision(), e.Revision())
 		}
 		// Nothing newer: the call waits until its context ends.
 		short, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
-		_, err = e.srv.Snapshot(short, s0.Revision())
+		_, err = e.Core.Snapshot(short, s0.Revision())
 		cancel()
 		if !errors.Is(err, context.DeadlineExceeded) {
 			t.Fatalf("Snapshot with nothing new = %v, want DeadlineExceeded", err)
@@ -41,11 +43,11 @@ func TestSnapshotFeedWaitsForNewRevision(t *testing.T) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				s, err := e.srv.Snapshot(ctx, s0.Revision())
+				s, err := e.Core.Snapshot(ctx, s0.Revision())
 				results <- result{s, err}
 			}()
 		}
-		cred := e.must(201, e.call("POST", "/credentials", e.admin, map[string]any{"description": "new"}))
+		cred := e.Must(201, e.Call("POST", "/credentials", e.Admin, map[string]any{"description": "new"}))
 		wg.Wait()
 		close(results)
 		for r := range results {
@@ -55,7 +57,7 @@ func TestSnapshotFeedWaitsForNewRevision(t *testing.T) {
 			if r.snap.Revision() <= s0.Revision() {
 				t.Fatalf("woke with revision %d <= %d", r.snap.Revision(), s0.Revision())
 			}
-			if _, err := authn.VerifyAuthtoken(r.snap, str(cred, "token")); err != nil {
+			if _, err := authn.VerifyAuthtoken(r.snap, cptest.Str(cred, "token")); err != nil {
 				t.Fatalf("new authtoken not in the snapshot: %v", err)
 			}
 		}
@@ -68,10 +70,10 @@ func TestSnapshotFeedSeesOtherProcesses(t *testing.T) {
 	for _, d := range storetest.Dialects {
 		t.Run(d, func(t *testing.T) {
 			dsn := storetest.DSN(t, d)
-			a := newEnv(t, dsn, ServerConfig{})
-			otherStore := openStore(t, dsn)
-			b := NewServer(otherStore, ServerConfig{PollInterval: 20 * time.Millisecond})
-			ctx := testCtx(t)
+			a := cptest.NewEnv(t, dsn, cptest.Config{})
+			otherStore := cptest.OpenStore(t, dsn)
+			b := controlplane.New(controlplane.Config{PollInterval: 20 * time.Millisecond}, otherStore)
+			ctx := cptest.Ctx(t)
 			s0, err := b.Snapshot(ctx, 0)
 			if err != nil {
 				t.Fatal(err)
@@ -86,10 +88,10 @@ func TestSnapshotFeedSeesOtherProcesses(t *testing.T) {
 				}
 				done <- s
 			}()
-			bot := a.must(201, a.call("POST", "/bot_users", a.admin, map[string]any{"name": "remote"}))
+			bot := a.Must(201, a.Call("POST", "/bot_users", a.Admin, map[string]any{"name": "remote"}))
 			select {
 			case s := <-done:
-				if _, ok := s.Principal(str(bot, "id")); !ok {
+				if _, ok := s.Principal(cptest.Str(bot, "id")); !ok {
 					t.Fatal("the other process's bot user is not in the snapshot")
 				}
 			case err := <-errc:
@@ -102,40 +104,40 @@ func TestSnapshotFeedSeesOtherProcesses(t *testing.T) {
 }
 
 func TestBootstrapReturnsTokensOnce(t *testing.T) {
-	eachDialect(t, func(t *testing.T, e *env) {
-		if e.admin == "" || e.dev.Authtoken == "" {
+	cptest.EachDialect(t, func(t *testing.T, e *cptest.Env) {
+		if e.Admin == "" || e.Dev.Authtoken == "" {
 			t.Fatal("the first Bootstrap returned no tokens")
 		}
-		again, created, err := e.srv.Bootstrap(testCtx(t))
+		again, created, err := e.Core.Bootstrap(cptest.Ctx(t))
 		if err != nil || created {
 			t.Fatalf("second Bootstrap: created=%v err=%v", created, err)
 		}
-		if again.AccountID != e.dev.AccountID || again.UserID != e.dev.UserID || again.APIKeyID != e.dev.APIKeyID ||
-			again.AuthtokenID != e.dev.AuthtokenID || again.APIKey != "" || again.Authtoken != "" {
+		if again.AccountID != e.Dev.AccountID || again.UserID != e.Dev.UserID || again.APIKeyID != e.Dev.APIKeyID ||
+			again.AuthtokenID != e.Dev.AuthtokenID || again.APIKey != "" || again.Authtoken != "" {
 			t.Fatalf("second Bootstrap = %+v", again)
 		}
-		acct, err := e.store.GetAccount(testCtx(t), e.dev.AccountID)
-		if err != nil || acct.Name != DevAccountName {
+		acct, err := e.Store.GetAccount(cptest.Ctx(t), e.Dev.AccountID)
+		if err != nil || acct.Name != controlplane.DevAccountName {
 			t.Fatalf("account = %+v, %v", acct, err)
 		}
-		u, err := e.store.GetUser(testCtx(t), e.dev.UserID)
-		if err != nil || u.Email != DevAdminEmail {
+		u, err := e.Store.GetUser(cptest.Ctx(t), e.Dev.UserID)
+		if err != nil || u.Email != controlplane.DevAdminEmail {
 			t.Fatalf("user = %+v, %v", u, err)
 		}
-		snap, err := e.srv.Snapshot(testCtx(t), 0)
+		snap, err := e.Core.Snapshot(cptest.Ctx(t), 0)
 		if err != nil {
 			t.Fatal(err)
 		}
-		id, err := authn.VerifyAuthtoken(snap, e.dev.Authtoken.Reveal())
-		if err != nil || id.Principal.ID != e.dev.UserID {
+		id, err := authn.VerifyAuthtoken(snap, e.Dev.Authtoken.Reveal())
+		if err != nil || id.Principal.ID != e.Dev.UserID {
 			t.Fatalf("bootstrap authtoken: %+v, %v", id, err)
 		}
-		me := e.must(200, e.call("GET", "/api_keys/"+e.dev.APIKeyID, e.admin, nil))
-		if str(me, "owner_id") != e.dev.UserID {
+		me := e.Must(200, e.Call("GET", "/api_keys/"+e.Dev.APIKeyID, e.Admin, nil))
+		if cptest.Str(me, "owner_id") != e.Dev.UserID {
 			t.Fatalf("bootstrap key = %v", me)
 		}
 		// The admin's membership carries every role.
-		m, err := e.store.GetMembership(testCtx(t), e.dev.AccountID, e.dev.UserID)
+		m, err := e.Store.GetMembership(cptest.Ctx(t), e.Dev.AccountID, e.Dev.UserID)
 		if err != nil || !m.Admin || !m.Billing || m.Developer != store.DeveloperRW || m.Team != store.TeamManager {
 			t.Fatalf("membership = %+v, %v", m, err)
 		}

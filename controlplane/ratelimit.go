@@ -13,7 +13,7 @@ import (
 	"golang.org/x/time/rate"
 )
 
-// Defaults of the API rate limits (ServerConfig). The hosted platform allows
+// Defaults of the API rate limits (Config). The hosted platform allows
 // 120 requests per minute per account (reference/platform-behaviour.md §8);
 // a self-hosted control plane serves automation (Terraform, CI) that is
 // burstier, so the default is higher.
@@ -39,8 +39,8 @@ type rateLimits struct {
 	perIP      *keyedLimiter // nil = unlimited
 }
 
-// newRateLimits builds the limiters ServerConfig asks for.
-func newRateLimits(cfg ServerConfig) *rateLimits {
+// newRateLimits builds the limiters Config asks for.
+func newRateLimits(cfg Config) *rateLimits {
 	return &rateLimits{
 		perAccount: newKeyedLimiter(cfg.RateLimit, cfg.RateBurst, DefaultRateLimit, DefaultRateBurst),
 		perIP:      newKeyedLimiter(cfg.AuthFailureLimit, cfg.AuthFailureBurst, DefaultAuthFailureLimit, DefaultAuthFailureBurst),
@@ -61,9 +61,9 @@ func newRateLimits(cfg ServerConfig) *rateLimits {
 //
 // Every 429 carries Retry-After, in whole seconds, and the API error body
 // with codes.APIRateLimited.
-func (s *Server) admit(w http.ResponseWriter, r *http.Request, auth bool) (*caller, error) {
-	rl := s.rate
-	ip := clientIP(r)
+func (cp *Core) admit(w http.ResponseWriter, r *http.Request, auth bool) (*Caller, error) {
+	rl := cp.rate
+	ip := ClientIP(r)
 	const ipMsg = "This address sent too many requests that failed authentication; check the API key."
 	if err := rl.perIP.check(w, ip, ipMsg); err != nil {
 		return nil, err
@@ -71,24 +71,38 @@ func (s *Server) admit(w http.ResponseWriter, r *http.Request, auth bool) (*call
 	if !auth {
 		return nil, nil // 404 and 405 answers: no key to check, nothing to guess
 	}
-	c, err := s.authenticate(r)
+	c, err := cp.authenticate(r)
 	if err != nil {
 		// Only 401s: a 403 means the key is genuine (its owner or account is
 		// inactive), which no guessing produces.
-		if toAPIError(err).status == http.StatusUnauthorized {
+		if AsError(err).Status == http.StatusUnauthorized {
 			_ = rl.perIP.charge(w, ip, "") // the refusal is the answer; the next attempt pays
 		}
 		return nil, err
 	}
-	if err := rl.perAccount.charge(w, c.accountID(), "The account "+c.accountID()+" sent more API requests than its rate limit allows."); err != nil {
+	if err := rl.perAccount.charge(w, c.AccountID(), "The account "+c.AccountID()+" sent more API requests than its rate limit allows."); err != nil {
 		return nil, err
 	}
 	return c, nil
 }
 
-// clientIP is the TCP peer's address (never X-Forwarded-For), IPv4-mapped
+// ChargeAuthFailure charges a failed authentication that Serve did not see
+// (a dashboard sign-in, a wrong invitation token) to the client IP's
+// bucket, as admit charges a 401: the next attempt pays.
+func (cp *Core) ChargeAuthFailure(w http.ResponseWriter, r *http.Request) {
+	_ = cp.rate.perIP.charge(w, ClientIP(r), "")
+}
+
+// CheckAuthFailures refuses, with 429 and Retry-After, a client IP whose
+// failed authentications have emptied its bucket, before it may try
+// again; msg says what the address did. It takes no token.
+func (cp *Core) CheckAuthFailures(w http.ResponseWriter, r *http.Request, msg string) error {
+	return cp.rate.perIP.check(w, ClientIP(r), msg)
+}
+
+// ClientIP is the TCP peer's address (never X-Forwarded-For), IPv4-mapped
 // IPv6 folded to IPv4.
-func clientIP(r *http.Request) string {
+func ClientIP(r *http.Request) string {
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
 		host = r.RemoteAddr
@@ -166,7 +180,7 @@ func (k *keyedLimiter) sweep(now time.Time) {
 	}
 }
 
-// charge takes a token for key, or returns a 429 *apiError (with
+// charge takes a token for key, or returns a 429 *Error (with
 // Retry-After set on w) when none is left. msg "" makes no error, for
 // charges whose refusal is answered otherwise.
 func (k *keyedLimiter) charge(w http.ResponseWriter, key, msg string) error {
@@ -210,6 +224,6 @@ func tooMany(w http.ResponseWriter, wait time.Duration, msg string) error {
 		secs = 1
 	}
 	w.Header().Set("Retry-After", strconv.Itoa(secs))
-	return newAPIError(http.StatusTooManyRequests, codes.APIRateLimited,
+	return Errorf(http.StatusTooManyRequests, codes.APIRateLimited,
 		"%s Retry after %d second(s).", msg, secs)
 }

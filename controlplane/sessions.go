@@ -29,23 +29,23 @@ type edgeReport struct {
 // ReportSessions replaces the list of online agent sessions of the edge
 // serving region (one edge per region; use ReportEdgeSessions when a region
 // has several). It satisfies the edge's SessionReporter, so `tollgated dev`
-// wires the Server straight into its edge.
-func (s *Server) ReportSessions(ctx context.Context, region string, sessions []SessionInfo) error {
-	return s.ReportEdgeSessions(ctx, region, region, sessions)
+// wires the Registry straight into its edge.
+func (g *Registry) ReportSessions(ctx context.Context, region string, sessions []SessionInfo) error {
+	return g.ReportEdgeSessions(ctx, region, region, sessions)
 }
 
 // ReportEdgeSessions replaces the list of online agent sessions of the edge
 // edgeID in region. The list is the edge's complete state: sessions missing
 // from it are offline. Sessions without a region get region. The registry
 // lives in this process's memory; it is not in the store or the snapshot.
-func (s *Server) ReportEdgeSessions(ctx context.Context, edgeID, region string, sessions []SessionInfo) error {
+func (g *Registry) ReportEdgeSessions(ctx context.Context, edgeID, region string, sessions []SessionInfo) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
 	list := make([]SessionInfo, 0, len(sessions))
 	for _, si := range sessions {
 		if _, _, err := ids.Split(si.ID, ids.PrefixAgentSession); err != nil {
-			s.log.Warn("edge reported an agent session with a malformed ID; ignored",
+			g.log.Warn("edge reported an agent session with a malformed ID; ignored",
 				zap.String("edge_id", edgeID), zap.String("session_id", si.ID))
 			continue
 		}
@@ -55,23 +55,23 @@ func (s *Server) ReportEdgeSessions(ctx context.Context, edgeID, region string, 
 		si.Endpoints = slices.Clone(si.Endpoints)
 		list = append(list, si)
 	}
-	s.sessMu.Lock()
-	defer s.sessMu.Unlock()
+	g.sessMu.Lock()
+	defer g.sessMu.Unlock()
 	if len(list) == 0 {
-		delete(s.sessions, edgeID)
+		delete(g.sessions, edgeID)
 		return nil
 	}
-	s.sessions[edgeID] = edgeReport{region: region, sessions: list, reportedAt: time.Now()}
+	g.sessions[edgeID] = edgeReport{region: region, sessions: list, reportedAt: time.Now()}
 	return nil
 }
 
 // ForgetEdge drops everything edge edgeID reported, and its command
 // target, for an edge known to be gone.
-func (s *Server) ForgetEdge(edgeID string) {
-	s.sessMu.Lock()
-	delete(s.sessions, edgeID)
-	delete(s.commanders, edgeID)
-	s.sessMu.Unlock()
+func (g *Registry) ForgetEdge(edgeID string) {
+	g.sessMu.Lock()
+	delete(g.sessions, edgeID)
+	delete(g.commanders, edgeID)
+	g.sessMu.Unlock()
 }
 
 // SessionCommander executes operator commands on the agent sessions of one
@@ -94,74 +94,80 @@ type SessionCommander interface {
 // RegisterEdge sets the command target of edge edgeID: the same ID its
 // session reports use (ReportSessions uses the region). A nil cmd removes
 // it. An edge in another process is registered when it polls the edge
-// API's command channel (edgecommands.go). Sessions of an edge without one
+// API's command channel (RegisterRemoteEdge). Sessions of an edge without one
 // answer commands with 503 (codes.SessionCommandUnavailable).
-func (s *Server) RegisterEdge(edgeID string, cmd SessionCommander) {
-	s.sessMu.Lock()
-	defer s.sessMu.Unlock()
+func (g *Registry) RegisterEdge(edgeID string, cmd SessionCommander) {
+	g.sessMu.Lock()
+	defer g.sessMu.Unlock()
 	if cmd == nil {
-		delete(s.commanders, edgeID)
+		delete(g.commanders, edgeID)
 		return
 	}
-	if s.commanders == nil {
-		s.commanders = make(map[string]SessionCommander)
+	if g.commanders == nil {
+		g.commanders = make(map[string]SessionCommander)
 	}
-	s.commanders[edgeID] = cmd
+	g.commanders[edgeID] = cmd
 }
 
-// sessionEdge finds the account's online session id: its report and the
+// SessionEdge finds the account's online session id: its report and the
 // command target of the edge that serves it (nil when none is registered).
-func (s *Server) sessionEdge(accountID, id string) (SessionInfo, SessionCommander, bool) {
-	s.sessMu.RLock()
-	defer s.sessMu.RUnlock()
-	for edgeID, rep := range s.sessions {
+func (g *Registry) SessionEdge(accountID, id string) (SessionInfo, SessionCommander, bool) {
+	g.sessMu.RLock()
+	defer g.sessMu.RUnlock()
+	for edgeID, rep := range g.sessions {
 		for _, si := range rep.sessions {
 			if si.ID == id && si.AccountID == accountID {
-				return si, s.commanders[edgeID], true
+				return si, g.commanders[edgeID], true
 			}
 		}
 	}
 	return SessionInfo{}, nil, false
 }
 
-// accountSessions returns the online sessions of an account, newest (greatest
-// ID) first.
-func (s *Server) accountSessions(accountID string) []SessionInfo {
-	s.sessMu.RLock()
+// AccountSessions returns the online sessions of an account, newest
+// (greatest ID) first.
+func (g *Registry) AccountSessions(accountID string) []SessionInfo {
+	g.sessMu.RLock()
 	var out []SessionInfo
-	for _, rep := range s.sessions {
+	for _, rep := range g.sessions {
 		for _, si := range rep.sessions {
 			if si.AccountID == accountID {
 				out = append(out, si)
 			}
 		}
 	}
-	s.sessMu.RUnlock()
+	g.sessMu.RUnlock()
 	slices.SortFunc(out, func(a, b SessionInfo) int { return strings.Compare(b.ID, a.ID) })
 	return out
 }
 
-// onlineEndpoint is an endpoint with the session that serves it.
-type onlineEndpoint struct {
+// OnlineEndpoint is an endpoint with the session that serves it.
+type OnlineEndpoint struct {
 	snapshot.Endpoint
-	session *SessionInfo
+	Session *SessionInfo
 }
 
-// accountEndpoints returns the online endpoints of an account, newest
+// Region is the region of the edge serving the endpoint (templates).
+func (e OnlineEndpoint) Region() string { return e.Session.Region }
+
+// SessionID is the agent session serving the endpoint (templates).
+func (e OnlineEndpoint) SessionID() string { return e.Session.ID }
+
+// AccountEndpoints returns the online endpoints of an account, newest
 // first.
-func (s *Server) accountEndpoints(accountID string) []onlineEndpoint {
-	return endpointsOf(s.accountSessions(accountID))
+func (g *Registry) AccountEndpoints(accountID string) []OnlineEndpoint {
+	return EndpointsOf(g.AccountSessions(accountID))
 }
 
-// endpointsOf returns the endpoints of sessions, newest first; each points
+// EndpointsOf returns the endpoints of sessions, newest first; each points
 // at its session in sessions.
-func endpointsOf(sessions []SessionInfo) []onlineEndpoint {
-	var out []onlineEndpoint
+func EndpointsOf(sessions []SessionInfo) []OnlineEndpoint {
+	var out []OnlineEndpoint
 	for i := range sessions {
 		for _, ep := range sessions[i].Endpoints {
-			out = append(out, onlineEndpoint{Endpoint: ep, session: &sessions[i]})
+			out = append(out, OnlineEndpoint{Endpoint: ep, Session: &sessions[i]})
 		}
 	}
-	slices.SortFunc(out, func(a, b onlineEndpoint) int { return strings.Compare(b.ID, a.ID) })
+	slices.SortFunc(out, func(a, b OnlineEndpoint) int { return strings.Compare(b.ID, a.ID) })
 	return out
 }

@@ -15,10 +15,11 @@ import (
 
 	"github.com/tollgate/tollgate/config"
 	"github.com/tollgate/tollgate/controlplane"
+	"github.com/tollgate/tollgate/controlplane/restapi"
 	"github.com/tollgate/tollgate/controlplane/store"
 )
 
-// realAPI starts a controlplane.Server on an SQLite store in a temporary
+// realAPI starts the REST API (restapi.Server) on an SQLite store in a temporary
 // directory and returns its URL and a bootstrap admin API key.
 func realAPI(t *testing.T) (baseURL, apiKey string) {
 	t.Helper()
@@ -32,7 +33,7 @@ func realAPI(t *testing.T) (baseURL, apiKey string) {
 	if err != nil || !created {
 		t.Fatalf("bootstrap: %v %v", created, err)
 	}
-	srv := httptest.NewServer(controlplane.NewServer(st, controlplane.ServerConfig{}).Handler())
+	srv := httptest.NewServer(restapi.New(restapi.Config{}, controlplane.New(controlplane.Config{}, st)).Handler())
 	t.Cleanup(srv.Close)
 	return srv.URL, creds.APIKey.Reveal()
 }

@@ -19,6 +19,9 @@ import (
 
 	"github.com/tollgate/tollgate/codes"
 	"github.com/tollgate/tollgate/controlplane"
+	"github.com/tollgate/tollgate/controlplane/dashboard"
+	"github.com/tollgate/tollgate/controlplane/edgeapi"
+	"github.com/tollgate/tollgate/controlplane/restapi"
 	"github.com/tollgate/tollgate/controlplane/store"
 )
 
@@ -184,27 +187,24 @@ func runControl(ctx context.Context, o controlOptions, stdout io.Writer) error {
 	if rate == 0 {
 		rate = -1 // 0 would mean the default: "--rate-limit 0" asks for no limit
 	}
-	cp := controlplane.NewServer(st, controlplane.ServerConfig{
-		Logger:     log.Named("api"),
-		BaseURL:    o.baseURL,
-		EdgeSecret: edgeSecret,
-		RateLimit:  rate,
-		RateBurst:  o.rateBurst,
-
-		DashboardSessionTTL: o.sessionTTL, DashboardSecureCookie: o.secureCookie,
-
-		TCPAddrPools: pools,
-	})
+	core := controlplane.New(controlplane.Config{
+		Logger:    log.Named("api"),
+		RateLimit: rate,
+		RateBurst: o.rateBurst,
+	}, st)
+	api := restapi.New(restapi.Config{BaseURL: o.baseURL, TCPAddrPools: pools}, core)
+	edges := edgeapi.New(edgeapi.Config{Secret: edgeSecret}, core)
+	dash := dashboard.New(o.dashboardOptions.config(), core)
 	// Requests see their context end when shutdown starts, so that edges'
 	// long polls (up to a minute) do not hold the drain.
 	baseCtx, cancelBase := context.WithCancel(context.Background())
 	defer cancelBase()
-	apiSrv := newAPIServer(cp, log)
+	apiSrv := newAPIServer(edgeapi.Mount(edges.Handler(), api.Handler()), log)
 	apiSrv.BaseContext = func(net.Listener) context.Context { return baseCtx }
 	apiSrv.RegisterOnShutdown(cancelBase)
 	served := make(chan error, 1)
 	go func() { served <- apiSrv.Serve(apiLn) }()
-	dashSrv := newDashboardServer(cp, log)
+	dashSrv := newDashboardServer(dash.Handler(), log)
 	dashServed := make(chan error, 1)
 	if dashLn != nil {
 		go func() { dashServed <- dashSrv.Serve(dashLn) }()
@@ -296,11 +296,11 @@ func readEdgeSecret(flag, path string) (string, error) {
 }
 
 // parseAddrPools parses --tcp-addr-pool values, REGION=HOST:FIRST-LAST.
-func parseAddrPools(vals []string) (map[string]controlplane.TCPAddrPool, error) {
+func parseAddrPools(vals []string) (map[string]restapi.TCPAddrPool, error) {
 	if len(vals) == 0 {
 		return nil, nil
 	}
-	pools := make(map[string]controlplane.TCPAddrPool, len(vals))
+	pools := make(map[string]restapi.TCPAddrPool, len(vals))
 	for _, v := range vals {
 		bad := func(why string) error {
 			return codes.NewError(codes.ConfigInvalid, "--tcp-addr-pool %q: %s; give REGION=HOST:FIRST-LAST, e.g. us=1.tcp.example.com:20000-29999.", v, why)
@@ -322,7 +322,7 @@ func parseAddrPools(vals []string) (map[string]controlplane.TCPAddrPool, error) 
 		if !ok || err1 != nil || err2 != nil {
 			return nil, bad("no port range FIRST-LAST")
 		}
-		p := controlplane.TCPAddrPool{Host: strings.Trim(spec[:i], "[]"), FirstPort: fp, LastPort: lp}
+		p := restapi.TCPAddrPool{Host: strings.Trim(spec[:i], "[]"), FirstPort: fp, LastPort: lp}
 		if _, err := store.ValidateAddrPool(store.AddrPool(p)); err != nil {
 			return nil, bad(err.Error())
 		}

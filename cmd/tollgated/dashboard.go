@@ -9,7 +9,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/tollgate/tollgate/codes"
-	"github.com/tollgate/tollgate/controlplane"
+	"github.com/tollgate/tollgate/controlplane/dashboard"
 )
 
 // dashboardOptions are the dashboard's flags, shared by dev and control.
@@ -21,7 +21,7 @@ type dashboardOptions struct {
 
 func (o *dashboardOptions) register(f *pflag.FlagSet) {
 	f.StringVar(&o.dashboardAddr, "dashboard-addr", "127.0.0.1:4081", `dashboard (web UI) listen address; "" turns the dashboard off`)
-	f.DurationVar(&o.sessionTTL, "dashboard-session-ttl", controlplane.DefaultDashboardSessionTTL, "how long a dashboard sign-in lasts (at least 1m)")
+	f.DurationVar(&o.sessionTTL, "dashboard-session-ttl", dashboard.DefaultSessionTTL, "how long a dashboard sign-in lasts (at least 1m)")
 	f.BoolVar(&o.secureCookie, "dashboard-secure-cookie", false, "mark the dashboard's session cookie Secure: set it when browsers reach the dashboard over HTTPS through a proxy")
 }
 
@@ -31,6 +31,11 @@ func (o *dashboardOptions) validate() error {
 		return codes.NewError(codes.ConfigInvalid, "--dashboard-session-ttl %v is below one minute.", o.sessionTTL)
 	}
 	return nil
+}
+
+// config is the dashboard's configuration from the flags.
+func (o *dashboardOptions) config() dashboard.Config {
+	return dashboard.Config{SessionTTL: o.sessionTTL, SecureCookie: o.secureCookie}
 }
 
 // listen opens the dashboard's listener; nil, nil when it is off.
@@ -53,10 +58,10 @@ func dashboardURL(ln net.Listener) string {
 	return "http://" + ln.Addr().String()
 }
 
-// newAPIServer is the http.Server of the REST API.
-func newAPIServer(cp *controlplane.Server, log *zap.Logger) *http.Server {
+// newAPIServer is the http.Server of the REST API and the edge API.
+func newAPIServer(h http.Handler, log *zap.Logger) *http.Server {
 	return &http.Server{
-		Handler:           cp.Handler(),
+		Handler:           h,
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       120 * time.Second,
 		ErrorLog:          zap.NewStdLog(log.Named("api")),
@@ -64,9 +69,9 @@ func newAPIServer(cp *controlplane.Server, log *zap.Logger) *http.Server {
 }
 
 // newDashboardServer is the http.Server of the dashboard.
-func newDashboardServer(cp *controlplane.Server, log *zap.Logger) *http.Server {
+func newDashboardServer(h http.Handler, log *zap.Logger) *http.Server {
 	return &http.Server{
-		Handler:           cp.DashboardHandler(),
+		Handler:           h,
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		IdleTimeout:       120 * time.Second,

@@ -21,6 +21,9 @@ import (
 	"github.com/tollgate/tollgate/authn"
 	"github.com/tollgate/tollgate/codes"
 	"github.com/tollgate/tollgate/controlplane"
+	"github.com/tollgate/tollgate/controlplane/dashboard"
+	"github.com/tollgate/tollgate/controlplane/edgeapi"
+	"github.com/tollgate/tollgate/controlplane/restapi"
 	"github.com/tollgate/tollgate/controlplane/store"
 	"github.com/tollgate/tollgate/edge"
 	"github.com/tollgate/tollgate/edge/certs"
@@ -172,22 +175,22 @@ func runDev(ctx context.Context, o devOptions, stdout io.Writer) error {
 	if dashLn != nil {
 		defer dashLn.Close()
 	}
-	cp := controlplane.NewServer(st, controlplane.ServerConfig{
-		Logger: log.Named("api"), BaseURL: apiURL, DefaultRegion: o.region, TCPAddrPools: pools,
-		DashboardSessionTTL: o.sessionTTL, DashboardSecureCookie: o.secureCookie,
-	})
+	core := controlplane.New(controlplane.Config{Logger: log.Named("api")}, st)
+	api := restapi.New(restapi.Config{BaseURL: apiURL, DefaultRegion: o.region, TCPAddrPools: pools}, core)
+	edges := edgeapi.New(edgeapi.Config{}, core) // no edge secret: only the in-process edge
+	dash := dashboard.New(o.dashboardOptions.config(), core)
 
 	e, err = edge.New(o.edgeConfig(o.region, dataDir, log), edge.Deps{
-		Feed:      cp,
+		Feed:      core,
 		AgentTLS:  &tls.Config{Certificates: []tls.Certificate{agentCert}},
 		Certs:     certMgr,
-		Reporter:  cp,
-		Directory: cp,
+		Reporter:  core.Registry(),
+		Directory: core.Registry(),
 	})
 	if err != nil {
 		return codes.NewError(codes.ConfigInvalid, "%v", err)
 	}
-	cp.RegisterEdge(o.region, e) // API stop/restart of agent sessions; the edge reports as its region
+	core.Registry().RegisterEdge(o.region, e) // API stop/restart of agent sessions; the edge reports as its region
 	if err := e.Listen(); err != nil {
 		return err
 	}
@@ -197,7 +200,7 @@ func runDev(ctx context.Context, o devOptions, stdout io.Writer) error {
 	defer certMgr.Stop()
 
 	addrs := e.Addrs()
-	cp.RegisterLocalEdge(snapshot.EdgeInfo{ID: "edge_" + o.region, Region: o.region, AgentAddr: addrs.Agent})
+	core.Registry().RegisterLocalEdge(snapshot.EdgeInfo{ID: "edge_" + o.region, Region: o.region, AgentAddr: addrs.Agent})
 	info := devFile{
 		APIURL: apiURL, APIKey: apiKey, Authtoken: authtoken,
 		AgentAddr: addrs.Agent, HTTPSAddr: addrs.HTTPS, HTTPAddr: addrs.HTTP,
@@ -214,7 +217,7 @@ func runDev(ctx context.Context, o devOptions, stdout io.Writer) error {
 		return fmt.Errorf("writing %s: %w", devPath, err)
 	}
 
-	apiSrv := newAPIServer(cp, log)
+	apiSrv := newAPIServer(edgeapi.Mount(edges.Handler(), api.Handler()), log)
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
 		if err := apiSrv.Serve(apiLn); !errors.Is(err, http.ErrServerClosed) {
@@ -222,7 +225,7 @@ func runDev(ctx context.Context, o devOptions, stdout io.Writer) error {
 		}
 		return nil
 	})
-	dashSrv := newDashboardServer(cp, log)
+	dashSrv := newDashboardServer(dash.Handler(), log)
 	if dashLn != nil {
 		g.Go(func() error {
 			if err := dashSrv.Serve(dashLn); !errors.Is(err, http.ErrServerClosed) {

@@ -1,0 +1,102 @@
+package dashboard
+
+import (
+	"net/http"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/tollgate/tollgate/codes"
+	"github.com/tollgate/tollgate/controlplane"
+	"github.com/tollgate/tollgate/controlplane/store"
+)
+
+// DefaultSessionTTL is how long a dashboard sign-in lasts.
+const DefaultSessionTTL = 12 * time.Hour
+
+// Config holds a Server's optional settings.
+type Config struct {
+	// SessionTTL is how long a dashboard sign-in lasts. Default
+	// DefaultSessionTTL (12h); at least one minute.
+	SessionTTL time.Duration
+	// SecureCookie marks the dashboard's session cookie Secure on every
+	// response, for a dashboard that browsers reach over HTTPS through a
+	// TLS-terminating proxy. Without it the cookie is Secure only when the
+	// connection itself is TLS.
+	SecureCookie bool
+}
+
+// Server is the dashboard over a controlplane.Core. Create it with New; it
+// is safe for concurrent use.
+type Server struct {
+	core  *controlplane.Core
+	store *store.Store
+	cfg   Config
+	log   *zap.Logger
+	mux   *http.ServeMux
+}
+
+// New returns the dashboard over core. It starts nothing: serve Handler()
+// on a listener of your choice. It panics if core is nil
+// (controlplane.ErrNoCore), a wiring bug.
+func New(cfg Config, core *controlplane.Core) *Server {
+	if core == nil {
+		panic(controlplane.ErrNoCore)
+	}
+	if cfg.SessionTTL < time.Minute {
+		cfg.SessionTTL = DefaultSessionTTL
+	}
+	s := &Server{core: core, store: core.Store(), cfg: cfg, log: core.Logger()}
+	s.mux = s.routes()
+	return s
+}
+
+// Handler returns the dashboard's http.Handler. Serve it at the root of its
+// own listener; with TLS in front of it, its cookie is marked Secure.
+func (s *Server) Handler() http.Handler { return s.mux }
+
+// routes builds the dashboard's pages.
+func (s *Server) routes() *http.ServeMux {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /static/style.css", func(w http.ResponseWriter, r *http.Request) {
+		dashHeaders(w)
+		w.Header().Set("Content-Type", "text/css; charset=utf-8")
+		w.Header().Set("Cache-Control", "public, max-age=3600")
+		_, _ = w.Write(dashboardCSS)
+	})
+	mux.HandleFunc("GET /signin", s.signInPage)
+	mux.HandleFunc("POST /signin", s.signIn)
+	mux.HandleFunc("POST /signout", s.dashServe(s.signOut))
+	mux.HandleFunc("GET /accept", s.acceptPage)
+	mux.HandleFunc("POST /accept", s.acceptInvitationForm)
+	mux.HandleFunc("GET /{$}", s.dashServe(viewPage(s, "overview", "Overview", s.overviewView)))
+	mux.HandleFunc("POST /sessions/{id}/stop", s.dashServe(s.dashStopSession))
+	mux.HandleFunc("GET /credentials", s.dashServe(viewPage(s, "credentials", "Credentials", s.credentialsView)))
+	mux.HandleFunc("POST /credentials", s.dashServe(s.dashCreateAuthtoken))
+	mux.HandleFunc("POST /credentials/api-keys", s.dashServe(s.dashCreateAPIKey))
+	mux.HandleFunc("POST /credentials/{id}/delete", s.dashServe(s.dashDeleteCredential))
+	mux.HandleFunc("GET /bot-users", s.dashServe(viewPage(s, "bot-users", "Bot users", s.botsView)))
+	mux.HandleFunc("POST /bot-users", s.dashServe(s.dashCreateBot))
+	mux.HandleFunc("POST /bot-users/{id}/active", s.dashServe(s.dashSetBotActive))
+	mux.HandleFunc("GET /users", s.dashServe(viewPage(s, "users", "Users", s.usersView)))
+	mux.HandleFunc("POST /users/invite", s.dashServe(s.dashInvite))
+	mux.HandleFunc("GET /ip-policies", s.dashServe(viewPage(s, "ip-policies", "IP policies", s.ipPoliciesView)))
+	mux.HandleFunc("GET /reservations", s.dashServe(viewPage(s, "reservations", "Reservations", s.reservationsView)))
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		dashHeaders(w)
+		s.renderError(w, r, nil, controlplane.Errorf(http.StatusNotFound, codes.DashboardNotFound,
+			"There is no dashboard page at %s.", controlplane.Truncate(r.URL.Path, 200)))
+	})
+	return mux
+}
+
+// dashHeaders sets the headers every dashboard response carries: no
+// caching (pages show secrets once), no framing, no scripts, no referrer.
+func dashHeaders(w http.ResponseWriter) {
+	h := w.Header()
+	h.Set("Cache-Control", "no-store")
+	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
+	h.Set("X-Frame-Options", "DENY")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Referrer-Policy", "no-referrer")
+}

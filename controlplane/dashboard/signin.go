@@ -1,0 +1,340 @@
+package dashboard
+
+import (
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"errors"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/tollgate/tollgate/authn"
+	"github.com/tollgate/tollgate/codes"
+	"github.com/tollgate/tollgate/controlplane"
+	"github.com/tollgate/tollgate/controlplane/store"
+	"github.com/tollgate/tollgate/ids"
+	"github.com/tollgate/tollgate/policy"
+	"github.com/tollgate/tollgate/snapshot"
+)
+
+// CookieName names the session cookie. Its value is the session token
+// "<KSUID>_<secret>"; the store keeps only the secret's hash.
+const CookieName = "tollgate_session"
+
+// dashCaller is a signed-in dashboard user: the API key they signed in with
+// (its owner's current roles) and the session.
+type dashCaller struct {
+	controlplane.Caller
+	sess   *store.DashboardSession
+	secret string // the session secret, from the cookie: the form token derives from it
+	csrf   string
+}
+
+// dashHandler renders one page for a signed-in user.
+type dashHandler func(w http.ResponseWriter, r *http.Request, c *dashCaller) error
+
+// dashServe wraps a page that needs a signed-in user: it authenticates the
+// session cookie (signed out → redirect to /signin), applies the account's
+// dashboard IP restriction, checks the form token of a POST, and renders
+// the error page for an error the page returns.
+func (s *Server) dashServe(h dashHandler) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		dashHeaders(w)
+		c, err := s.dashAuthenticate(r)
+		var ae *controlplane.Error
+		if errors.As(err, &ae) && ae.Code == codes.DashboardSignedOut {
+			if r.Method == http.MethodGet {
+				http.Redirect(w, r, "/signin?next="+url.QueryEscape(r.URL.Path), http.StatusSeeOther)
+				return
+			}
+		}
+		if err == nil && r.Method == http.MethodPost {
+			err = checkForm(r, c)
+		}
+		if err == nil {
+			err = h(w, r, c)
+		}
+		if err != nil {
+			s.renderError(w, r, c, err)
+		}
+	}
+}
+
+// dashAuthenticate turns the session cookie into the signed-in user: the
+// session must exist, match its secret in constant time and be unexpired;
+// the API key it was opened with must still be valid, its account active
+// and its owner active and a member; and the account's dashboard IP
+// restriction must admit the TCP peer.
+func (s *Server) dashAuthenticate(r *http.Request) (*dashCaller, error) {
+	signedOut := func(why string) error {
+		return controlplane.Errorf(http.StatusUnauthorized, codes.DashboardSignedOut, "%s Sign in again with your API key.", why)
+	}
+	ck, err := r.Cookie(CookieName)
+	if err != nil || ck.Value == "" {
+		return nil, signedOut("You are not signed in.")
+	}
+	kid, secret, err := authn.ParseToken(ck.Value)
+	if err != nil {
+		return nil, signedOut("Your session cookie is malformed.")
+	}
+	sess, err := s.store.LookupDashboardSession(r.Context(), ids.PrefixDashboardSession+"_"+kid)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, signedOut("Your session has ended: it expired or you signed out.")
+	}
+	if err != nil {
+		return nil, err
+	}
+	if !authn.SecretMatches(secret, sess.SecretHash) {
+		return nil, signedOut("Your session cookie is not valid.")
+	}
+	key, err := s.store.LookupAPIKey(r.Context(), sess.APIKeyID)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, signedOut("The API key you signed in with (" + sess.APIKeyID + ") was deleted, which ends its dashboard sessions.")
+	}
+	if err != nil {
+		return nil, err
+	}
+	if err := checkKeyState(key); err != nil {
+		return nil, err
+	}
+	c := &dashCaller{
+		Caller: *controlplane.NewCaller(key),
+		sess:   sess, secret: secret, csrf: formToken(secret),
+	}
+	if err := s.checkDashboardRestriction(r, key.AccountID); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// checkKeyState refuses an API key whose account is suspended, or whose
+// owner is deactivated or no longer a member: the same answers the API
+// gives (authenticate).
+func checkKeyState(key *store.APIKeyAuth) error {
+	switch {
+	case !key.AccountActive:
+		return controlplane.Errorf(http.StatusForbidden, codes.APIAccountSuspended,
+			"The account %s is suspended; nobody can sign in to it until it is reactivated.", key.AccountID)
+	case !key.OwnerActive:
+		return controlplane.Errorf(http.StatusForbidden, codes.APIPrincipalInactive,
+			"The user %s is deactivated. Ask an administrator of the account to reactivate you.", key.OwnerID)
+	case !key.Member:
+		return controlplane.Forbidden("The user %s is no longer a member of account %s.", key.OwnerID, key.AccountID)
+	}
+	return nil
+}
+
+// checkDashboardRestriction applies the account's `dashboard` IP
+// restrictions to the browser's TCP peer address (restrictionDecision):
+// refused → 403 with codes.DashboardIPRestricted.
+func (s *Server) checkDashboardRestriction(r *http.Request, accountID string) error {
+	d, err := s.core.Restriction(r, accountID, policy.SurfaceDashboard)
+	if err != nil || d.Allowed {
+		return err
+	}
+	s.log.Info("dashboard request refused by an IP restriction", zap.String("account_id", accountID),
+		zap.String("ip_restriction_id", d.RestrictionID), zap.String("client_ip", controlplane.ClientIP(r)))
+	return controlplane.Errorf(http.StatusForbidden, codes.DashboardIPRestricted,
+		"The IP restriction %s of account %s does not allow the dashboard from %s. Connect from an allowed network, or ask an administrator to change the restriction's IP policies (with the API from an allowed address).",
+		d.RestrictionID, accountID, controlplane.ClientIP(r))
+}
+
+// formToken is the anti-forgery token of a session's forms: a hash of the
+// session secret, so a page of another origin, which cannot read the
+// cookie, cannot produce it.
+func formToken(secret string) string {
+	sum := sha256.Sum256([]byte("tollgate dashboard form token\x00" + secret))
+	return base64.RawURLEncoding.EncodeToString(sum[:])
+}
+
+// checkForm refuses a POST that comes from another origin (Origin or
+// Sec-Fetch-Site), or, when c is set, whose form lacks the session's form
+// token.
+func checkForm(r *http.Request, c *dashCaller) error {
+	forgery := func(why string) error {
+		return controlplane.Errorf(http.StatusForbidden, codes.DashboardForgery,
+			"%s Reload the page and submit the form again.", why)
+	}
+	if site := r.Header.Get("Sec-Fetch-Site"); site != "" && site != "same-origin" && site != "none" {
+		return forgery("This form was submitted from another site.")
+	}
+	if o := r.Header.Get("Origin"); o != "" && o != "null" {
+		u, err := url.Parse(o)
+		if err != nil || !strings.EqualFold(u.Host, r.Host) {
+			return forgery("This form was submitted from another origin (" + controlplane.Truncate(o, 100) + ").")
+		}
+	}
+	if c == nil {
+		return nil
+	}
+	if err := r.ParseForm(); err != nil {
+		return controlplane.Errorf(http.StatusBadRequest, codes.DashboardBadInput, "The form could not be read: %v.", err)
+	}
+	got := r.PostForm.Get("form_token")
+	if subtle.ConstantTimeCompare([]byte(got), []byte(c.csrf)) != 1 {
+		return forgery("The form's token is missing or belongs to another session.")
+	}
+	return nil
+}
+
+// setSessionCookie sends the session cookie: HttpOnly, SameSite=Strict,
+// Secure on a TLS connection or with Config.SecureCookie,
+// for the session's lifetime.
+func (s *Server) setSessionCookie(w http.ResponseWriter, r *http.Request, value string, expires time.Time) {
+	ck := &http.Cookie{Name: CookieName, Value: value, Path: "/", HttpOnly: true,
+		SameSite: http.SameSiteStrictMode, Secure: r.TLS != nil || s.cfg.SecureCookie}
+	if value == "" {
+		ck.MaxAge = -1
+	} else {
+		ck.Expires = expires
+		ck.MaxAge = int(time.Until(expires).Seconds())
+	}
+	http.SetCookie(w, ck)
+}
+
+// signInPage is GET /signin: the form, or the overview for a user already
+// signed in.
+func (s *Server) signInPage(w http.ResponseWriter, r *http.Request) {
+	dashHeaders(w)
+	if _, err := s.dashAuthenticate(r); err == nil {
+		http.Redirect(w, r, "/", http.StatusSeeOther)
+		return
+	}
+	s.render(w, http.StatusOK, "signin", signInView{Next: safeNext(r.URL.Query().Get("next"))})
+}
+
+// signIn is POST /signin {api_key, next}. Failed attempts are charged to
+// the client IP's failed-authentication bucket (the API's), so guessing
+// keys here is as slow as against the API.
+func (s *Server) signIn(w http.ResponseWriter, r *http.Request) {
+	dashHeaders(w)
+	next := "/"
+	fail := func(err error) {
+		ae := controlplane.AsError(err)
+		if ae.Status == http.StatusUnauthorized {
+			s.core.ChargeAuthFailure(w, r)
+		}
+		if ae.Status >= 500 {
+			s.log.Error("dashboard sign-in failed", zap.Error(err))
+		} else {
+			s.log.Info("dashboard sign-in refused", zap.String("error_code", string(ae.Code)),
+				zap.String("client_ip", controlplane.ClientIP(r)))
+		}
+		s.render(w, ae.Status, "signin", signInView{Next: next, Error: ae})
+	}
+	if err := s.readPublicForm(w, r, "This address failed to sign in too many times; wait and check the API key."); err != nil {
+		fail(err)
+		return
+	}
+	next = safeNext(r.PostForm.Get("next"))
+	key, err := s.signInKey(r, strings.TrimSpace(r.PostForm.Get("api_key")))
+	if err != nil {
+		fail(err)
+		return
+	}
+	if err := s.checkDashboardRestriction(r, key.AccountID); err != nil {
+		fail(err)
+		return
+	}
+	if err := s.openDashboardSession(w, r, key.AccountID, key.OwnerID, key.KeyID); err != nil {
+		fail(err)
+		return
+	}
+	http.Redirect(w, r, next, http.StatusSeeOther)
+}
+
+// openDashboardSession signs the browser in as user userID of the account,
+// with API key keyID: a new session in the store (audited) and its cookie.
+func (s *Server) openDashboardSession(w http.ResponseWriter, r *http.Request, accountID, userID, keyID string) error {
+	actor := store.Actor{AccountID: accountID, PrincipalID: userID, CredentialID: keyID}
+	sess, tok, err := s.store.CreateDashboardSession(r.Context(), actor, store.DashboardSessionCreate{
+		AccountID: accountID, UserID: userID, APIKeyID: keyID, ClientIP: controlplane.ClientIP(r), TTL: s.cfg.SessionTTL})
+	if err != nil {
+		return err
+	}
+	s.log.Info("dashboard sign-in", zap.String("account_id", accountID), zap.String("user_id", userID),
+		zap.String("api_key_id", keyID), zap.String("client_ip", controlplane.ClientIP(r)))
+	s.setSessionCookie(w, r, tok.Reveal(), sess.ExpiresAt)
+	return nil
+}
+
+// readPublicForm reads the form of a page that needs no session (sign-in,
+// invitation acceptance): refused while the client IP's failed-
+// authentication bucket is empty (tooMany is the message), refused from
+// another origin, at most 16 KiB.
+func (s *Server) readPublicForm(w http.ResponseWriter, r *http.Request, tooMany string) error {
+	if err := s.core.CheckAuthFailures(w, r, tooMany); err != nil {
+		return err
+	}
+	if err := checkForm(r, nil); err != nil {
+		return err
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, 16<<10)
+	if err := r.ParseForm(); err != nil {
+		return controlplane.Errorf(http.StatusBadRequest, codes.DashboardBadInput, "The form could not be read: %v.", err)
+	}
+	return nil
+}
+
+// signInKey authenticates the API key pasted into the sign-in form: a
+// user's (not a bot user's) valid key of an active account.
+func (s *Server) signInKey(r *http.Request, tok string) (*store.APIKeyAuth, error) {
+	invalid := func(format string, args ...any) error {
+		return controlplane.Errorf(http.StatusUnauthorized, codes.DashboardSignIn, format, args...)
+	}
+	if tok == "" {
+		return nil, invalid("Paste one of your API keys to sign in.")
+	}
+	if _, _, err := ids.Split(tok, ids.PrefixAPIKey); err == nil {
+		return nil, invalid("That is an API key's ID (ak_...), not the key itself. Paste the token that was shown when the key was created, or create a new key.")
+	}
+	kid, secret, err := authn.ParseToken(tok)
+	if err != nil {
+		return nil, invalid("That API key is malformed: it has the form <27 characters>_<secret>. Copy it again exactly as it was shown.")
+	}
+	key, err := s.store.LookupAPIKey(r.Context(), ids.PrefixAPIKey+"_"+kid)
+	if errors.Is(err, store.ErrNotFound) {
+		if isAuthtoken, aerr := s.store.AuthtokenExists(r.Context(), ids.PrefixAuthtoken+"_"+kid); aerr != nil {
+			return nil, aerr
+		} else if isAuthtoken {
+			return nil, invalid("That is an authtoken, which agents use. Sign in with one of your API keys.")
+		}
+		return nil, invalid("That API key is not valid: it may have been deleted or mistyped.")
+	}
+	if err != nil {
+		return nil, err
+	}
+	if !authn.SecretMatches(secret, key.SecretHash) {
+		return nil, invalid("That API key is not valid: it may have been deleted or mistyped.")
+	}
+	if key.OwnerKind != snapshot.PrincipalUser {
+		return nil, controlplane.Errorf(http.StatusForbidden, codes.DashboardBotUser,
+			"That API key belongs to the bot user %s. Bot users hold credentials for machines and cannot sign in to the dashboard; sign in with a key of your own user.", key.OwnerID)
+	}
+	if err := checkKeyState(key); err != nil {
+		return nil, err
+	}
+	return key, nil
+}
+
+// signOut is POST /signout: it ends the session and clears the cookie.
+func (s *Server) signOut(w http.ResponseWriter, r *http.Request, c *dashCaller) error {
+	if err := s.store.DeleteDashboardSession(r.Context(), c.Actor, c.sess.ID); err != nil && !errors.Is(err, store.ErrNotFound) {
+		return err
+	}
+	s.setSessionCookie(w, r, "", time.Time{})
+	http.Redirect(w, r, "/signin", http.StatusSeeOther)
+	return nil
+}
+
+// safeNext keeps a post-sign-in redirect on this site: a path, not a URL.
+func safeNext(next string) string {
+	if next == "" || !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") || strings.ContainsAny(next, "\\\r\n") {
+		return "/"
+	}
+	return next
+}

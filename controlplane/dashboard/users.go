@@ -1,0 +1,52 @@
+package dashboard
+
+import (
+	"net/http"
+	"net/url"
+	"strings"
+
+	"github.com/tollgate/tollgate/controlplane/store"
+)
+
+// usersView is the users page: the account's members, its pending
+// invitations, and, right after an invitation was made, its link (shown
+// once: it carries the accept token).
+type usersView struct {
+	Members     []store.Member
+	Invitations []store.Invitation
+	More        bool
+	CanInvite   bool
+	InviteLink  string
+	InviteEmail string
+}
+
+func (s *Server) usersView(r *http.Request, c *dashCaller) (*usersView, error) {
+	members, more1, err := s.store.ListMembers(r.Context(), c.AccountID(), store.Page{})
+	if err != nil {
+		return nil, err
+	}
+	invs, more2, err := s.store.ListInvitations(r.Context(), c.AccountID(), store.Page{})
+	if err != nil {
+		return nil, err
+	}
+	return &usersView{Members: members, Invitations: invs, More: more1 || more2, CanInvite: c.CanInvite()}, nil
+}
+
+// dashInvite is POST /users/invite {email, developer, team, billing,
+// admin}: an invitation as POST /invitations makes it (same roles rules),
+// answered with the page and the accept link to send the invitee, shown
+// once. Tollgate sends no e-mail.
+func (s *Server) dashInvite(w http.ResponseWriter, r *http.Request, c *dashCaller) error {
+	f := r.PostForm
+	inv, tok, err := s.core.Invite(r.Context(), &c.Caller, store.InvitationCreate{Email: strings.TrimSpace(f.Get("email")),
+		Developer: store.DeveloperRole(f.Get("developer")), Team: store.TeamRole(f.Get("team")),
+		Billing: f.Get("billing") == "on", Admin: f.Get("admin") == "on"})
+	return afterAction(s, w, r, c, "users", "Users", s.usersView, err, func(v *usersView) {
+		scheme := "http"
+		if r.TLS != nil || s.cfg.SecureCookie {
+			scheme = "https"
+		}
+		v.InviteEmail = inv.Email
+		v.InviteLink = scheme + "://" + r.Host + "/accept?token=" + url.QueryEscape(tok.Reveal()) // shown once, to the inviter
+	})
+}
