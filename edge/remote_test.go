@@ -12,6 +12,8 @@ import (
 
 	"github.com/tollgate/tollgate/codes"
 	"github.com/tollgate/tollgate/controlplane"
+	"github.com/tollgate/tollgate/controlplane/edgeapi"
+	"github.com/tollgate/tollgate/controlplane/restapi"
 	"github.com/tollgate/tollgate/controlplane/store"
 	"github.com/tollgate/tollgate/edge"
 	"github.com/tollgate/tollgate/ids"
@@ -30,12 +32,13 @@ func TestControlClient(t *testing.T) {
 	}
 	defer st.Close()
 	const secret = "edge-secret-0123456789abcdef"
-	srv := controlplane.NewServer(st, controlplane.ServerConfig{EdgeSecret: secret})
+	core := controlplane.New(controlplane.Config{}, st)
 	dev, _, err := controlplane.Bootstrap(ctx, st)
 	if err != nil {
 		t.Fatal(err)
 	}
-	hs := httptest.NewServer(srv.Handler())
+	hs := httptest.NewServer(edgeapi.Mount(edgeapi.New(edgeapi.Config{Secret: secret}, core).Handler(),
+		restapi.New(restapi.Config{}, core).Handler()))
 	defer hs.Close()
 
 	newClient := func(secret string) *edge.ControlClient {
@@ -106,12 +109,13 @@ func TestControlClientCommands(t *testing.T) {
 	}
 	defer st.Close()
 	const secret = "edge-secret-0123456789abcdef"
-	srv := controlplane.NewServer(st, controlplane.ServerConfig{EdgeSecret: secret})
+	core := controlplane.New(controlplane.Config{}, st)
 	dev, _, err := controlplane.Bootstrap(ctx, st)
 	if err != nil {
 		t.Fatal(err)
 	}
-	hs := httptest.NewServer(srv.Handler())
+	hs := httptest.NewServer(edgeapi.Mount(edgeapi.New(edgeapi.Config{Secret: secret}, core).Handler(),
+		restapi.New(restapi.Config{}, core).Handler()))
 	defer hs.Close()
 	newClient := func(id, region, addr string) *edge.ControlClient {
 		c, err := edge.NewControlClient(edge.ControlClientConfig{URL: hs.URL, Secret: secret,
