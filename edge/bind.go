@@ -24,25 +24,11 @@ import (
 // Bind creates an endpoint for the agent. Only HTTP(S) endpoints are served
 // by this edge so far; every refusal carries a code and says what to do.
 func (s *agentSession) Bind(ctx context.Context, req *tunnel.Bind) *tunnel.BindResp {
-	ident := s.identity()
+	ident := s.Identity()
 	if ident == nil {
 		return bindError(codes.NewError(codes.NotAuthenticated, "Authenticate before binding endpoints."))
 	}
-	var (
-		ep   *endpoint
-		opts any
-		err  *codes.Error
-	)
-	switch req.Proto {
-	case "http", "https":
-		ep, opts, err = s.edge.bindHTTP(req, ident, s)
-	case "tcp":
-		ep, opts, err = s.edge.bindTCP(req, ident, s)
-	case "tls":
-		ep, opts, err = s.edge.bindTLS(req, ident, s)
-	default:
-		err = codes.NewError(codes.BindProto, "Unknown endpoint protocol %q: use http, https, tcp or tls.", req.Proto)
-	}
+	ep, opts, err := s.edge.prepareBind(req, ident, s)
 	if err != nil {
 		s.log.Info("bind refused", zap.String("proto", req.Proto), zap.String("code", string(err.Code)), zap.String("reason", err.Message))
 		return bindError(err)
@@ -55,7 +41,7 @@ func (s *agentSession) Bind(ctx context.Context, req *tunnel.Bind) *tunnel.BindR
 		return bindError(err)
 	}
 	s.log.Info("endpoint bound", zap.String("endpoint", ep.url), zap.String("endpoint_id", ep.id), zap.String("forwards_to", ep.forwardsTo))
-	s.edge.sessionsChanged()
+	s.edge.SessionsChanged()
 	return &tunnel.BindResp{
 		ID:    ep.bindID,
 		URL:   ep.url,
@@ -67,9 +53,56 @@ func (s *agentSession) Bind(ctx context.Context, req *tunnel.Bind) *tunnel.BindR
 
 func bindError(err *codes.Error) *tunnel.BindResp { return &tunnel.BindResp{Error: err.Error()} }
 
+// prepareBind validates a bind of any proto and returns the endpoint to
+// install, served by owner, and the options to echo back.
+func (e *Edge) prepareBind(req *tunnel.Bind, ident *authn.Identity, owner EndpointOwner) (*Endpoint, any, *codes.Error) {
+	switch req.Proto {
+	case "http", "https":
+		return e.bindHTTP(req, ident, owner)
+	case "tcp":
+		return e.bindTCP(req, ident, owner)
+	case "tls":
+		return e.bindTLS(req, ident, owner)
+	}
+	return nil, nil, codes.NewError(codes.BindProto, "Unknown endpoint protocol %q: use http, https, tcp or tls.", req.Proto)
+}
+
+// NewEndpoint validates a bind (proto http, https, tcp or tls) for ident
+// against the current snapshot, as an agent's Bind is validated, and
+// returns the endpoint, served by owner. The endpoint holds what it needs
+// (a TCP port) but is not routed yet: Route installs it, Unbind releases
+// it. Refusals carry a code and say what to do.
+func (e *Edge) NewEndpoint(req *tunnel.Bind, ident *authn.Identity, owner EndpointOwner) (*Endpoint, *codes.Error) {
+	ep, _, err := e.prepareBind(req, ident, owner)
+	return ep, err
+}
+
+// Route installs ep, from NewEndpoint, in the route table unless another
+// endpoint holds its name or address; then ep is released and the refusal
+// is codes.BindTaken. Nothing is taken over.
+func (e *Edge) Route(ep *Endpoint) *codes.Error {
+	if _, ok := e.router.bind(ep, func(*Endpoint) bool { return false }); !ok {
+		if ep.release != nil {
+			ep.release()
+		}
+		return codes.NewError(codes.BindTaken, "%s is already bound by another session. Stop it, or choose another name.", ep.url)
+	}
+	return nil
+}
+
+// Unbind removes ep from the route table if it still holds its key, and
+// releases what it holds. Safe to call more than once.
+func (e *Edge) Unbind(ep *Endpoint) { e.router.unbind(ep) }
+
+// BindAllowed re-checks, against snap, whether ident may still hold ep:
+// its bind ACL and the reservation rules a new bind obeys. nil allows.
+func (e *Edge) BindAllowed(snap *snapshot.Snapshot, ident *authn.Identity, ep *Endpoint) *codes.Error {
+	return e.checkBindAllowed(snap, ident, ep.proto, ep.key)
+}
+
 // bindHTTP validates an HTTP(S) bind and returns the endpoint to install
 // and the options to echo back; owner is the session that will serve it.
-func (e *Edge) bindHTTP(req *tunnel.Bind, ident *authn.Identity, owner endpointOwner) (*endpoint, any, *codes.Error) {
+func (e *Edge) bindHTTP(req *tunnel.Bind, ident *authn.Identity, owner EndpointOwner) (*Endpoint, any, *codes.Error) {
 	opts, derr := tunnel.DecodeHTTPOptions(req.Opts)
 	if derr != nil {
 		return nil, nil, unreadableOptions(derr)
@@ -93,7 +126,7 @@ func (e *Edge) bindHTTP(req *tunnel.Bind, ident *authn.Identity, owner endpointO
 	if err := e.checkBindAllowed(snap, ident, "https", host); err != nil {
 		return nil, nil, err
 	}
-	access, aerr := e.newEndpointAccess(snap, ident.Account.ID, opts.IPRestriction, opts.BasicAuth, opts.Auth)
+	access, aerr := e.gates.newEndpointAccess(snap, ident.Account.ID, opts.IPRestriction, opts.BasicAuth, opts.Auth)
 	if aerr != nil {
 		return nil, nil, aerr
 	}
@@ -110,12 +143,12 @@ func (e *Edge) bindHTTP(req *tunnel.Bind, ident *authn.Identity, owner endpointO
 // sets: a new ep_ ID, the agent's bind ID (a random one when it sent none),
 // its forwards-to, the start time, the owner and the access checks. The
 // caller sets the proto's own fields.
-func newEndpoint(req *tunnel.Bind, owner endpointOwner, proto, key, publicURL string, access *endpointAccess) *endpoint {
+func newEndpoint(req *tunnel.Bind, owner EndpointOwner, proto, key, publicURL string, access *endpointAccess) *Endpoint {
 	bindID := req.ID
 	if bindID == "" {
 		bindID = randomHex(12)
 	}
-	return &endpoint{
+	return &Endpoint{
 		id:         ids.New(ids.PrefixEndpoint),
 		bindID:     bindID,
 		key:        key,
@@ -158,7 +191,7 @@ func requestedHost(o *tunnel.HTTPOptions, base string) (string, *codes.Error) {
 	default:
 		return "", nil
 	}
-	host, err := normalizeHost(raw)
+	host, err := NormalizeHost(raw)
 	if err != nil {
 		return "", codes.NewError(codes.BindURL, "The hostname %q is not valid: %v.", raw, err)
 	}
@@ -176,16 +209,16 @@ func urlHost(rawURL, show, base string, schemes ...string) (string, *codes.Error
 	if u.Path != "" && u.Path != "/" || u.RawQuery != "" || u.User != nil {
 		return "", codes.NewError(codes.BindURL, "The URL %q must not have a path, query or user info: use %s://NAME.%s.", rawURL, show, base)
 	}
-	host, nerr := normalizeHost(u.Hostname())
+	host, nerr := NormalizeHost(u.Hostname())
 	if nerr != nil {
 		return "", codes.NewError(codes.BindURL, "The hostname %q is not valid: %v.", u.Hostname(), nerr)
 	}
 	return host, nil
 }
 
-// normalizeHost lower-cases a hostname, converts IDNs to punycode (UTS #46
+// NormalizeHost lower-cases a hostname, converts IDNs to punycode (UTS #46
 // lookup rules, as browsers do) and strips a trailing dot.
-func normalizeHost(h string) (string, error) {
+func NormalizeHost(h string) (string, error) {
 	h = strings.TrimSuffix(strings.TrimSpace(h), ".")
 	ascii, err := idna.Lookup.ToASCII(h)
 	if err != nil {
@@ -229,13 +262,13 @@ func (e *Edge) checkBindAllowed(snap *snapshot.Snapshot, ident *authn.Identity, 
 // install puts ep in the route table. A name held by another session is
 // taken over only when the bind token proves the same account bound it
 // before (a reconnecting agent); otherwise the bind is refused.
-func (s *agentSession) install(ep *endpoint, token string, ident *authn.Identity) *codes.Error {
+func (s *agentSession) install(ep *Endpoint, token string, ident *authn.Identity) *codes.Error {
 	tokenKey, tokenOK := s.edge.tokens.verify(token, ident.Account.ID, ep.proto)
-	old, ok := s.edge.router.bind(ep, func(holder *endpoint) bool {
+	old, ok := s.edge.router.bind(ep, func(holder *Endpoint) bool {
 		if holder.session == s {
 			return false
 		}
-		hid := holder.session.identity()
+		hid := holder.session.Identity()
 		return tokenOK && tokenKey == ep.key && hid != nil && hid.Account.ID == ident.Account.ID
 	})
 	if !ok {
@@ -256,7 +289,7 @@ func (s *agentSession) install(ep *endpoint, token string, ident *authn.Identity
 	s.endpoints[ep.bindID] = ep
 	s.mu.Unlock()
 	if old != nil {
-		old.session.dropEndpoint(old, codes.BindTaken, "This endpoint was taken over by a newer session of the same agent.")
+		old.session.DropEndpoint(old, codes.BindTaken, "This endpoint was taken over by a newer session of the same agent.")
 	}
 	return nil
 }

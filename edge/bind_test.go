@@ -110,15 +110,15 @@ func TestBindTokens(t *testing.T) {
 func TestRouterTakeover(t *testing.T) {
 	r := newRouter()
 	s1, s2 := &agentSession{}, &agentSession{}
-	ep1 := &endpoint{key: "a", session: s1}
-	ep2 := &endpoint{key: "a", session: s2}
+	ep1 := &Endpoint{key: "a", session: s1}
+	ep2 := &Endpoint{key: "a", session: s2}
 	if _, ok := r.bind(ep1, nil); !ok {
 		t.Fatal("first bind refused")
 	}
-	if holder, ok := r.bind(ep2, func(*endpoint) bool { return false }); ok || holder != ep1 {
+	if holder, ok := r.bind(ep2, func(*Endpoint) bool { return false }); ok || holder != ep1 {
 		t.Fatal("bind of a taken key without takeover succeeded")
 	}
-	old, ok := r.bind(ep2, func(*endpoint) bool { return true })
+	old, ok := r.bind(ep2, func(*Endpoint) bool { return true })
 	if !ok || old != ep1 {
 		t.Fatal("takeover failed")
 	}

@@ -20,7 +20,7 @@ import (
 
 // acceptPublicHTTPS accepts public HTTPS clients.
 func (e *Edge) acceptPublicHTTPS(ctx context.Context) error {
-	return acceptLoop(ctx, e.httpsLn, func(c net.Conn) { e.handlePublicHTTPS(ctx, c) })
+	return AcceptLoop(ctx, e.httpsLn, func(c net.Conn) { e.handlePublicHTTPS(ctx, c) })
 }
 
 // acmeTLSALPN is the ALPN protocol of ACME TLS-ALPN-01 validation (RFC 8737).
@@ -149,7 +149,7 @@ func newHTTPRedirector(e *Edge) *httpRedirector {
 		if hh, _, err := net.SplitHostPort(host); err == nil {
 			host = hh
 		}
-		host, err := normalizeHost(host)
+		host, err := NormalizeHost(host)
 		if err != nil || host == "" {
 			http.Error(w, "Bad Host header ["+string(codes.BadRequest)+"]", http.StatusBadRequest)
 			return

@@ -166,7 +166,7 @@ func parseTCPAddr(raw string) (string, int, *codes.Error) {
 	}
 	if ip, err := netip.ParseAddr(host); err == nil {
 		host = ip.Unmap().String()
-	} else if host, err = normalizeHost(host); err != nil {
+	} else if host, err = NormalizeHost(host); err != nil {
 		return "", 0, codes.NewError(codes.BindURL, "The host in %q is not valid: %v.", raw, err)
 	}
 	return net.JoinHostPort(host, strconv.Itoa(port)), port, nil
@@ -205,7 +205,7 @@ func (e *Edge) checkTCPBindAllowed(snap *snapshot.Snapshot, ident *authn.Identit
 // address a valid bind token names, or a random port of the range) and
 // returns the endpoint to install and the options to echo back. The
 // endpoint holds a reference on its port's listener until it is unbound.
-func (e *Edge) bindTCP(req *tunnel.Bind, ident *authn.Identity, owner endpointOwner) (*endpoint, any, *codes.Error) {
+func (e *Edge) bindTCP(req *tunnel.Bind, ident *authn.Identity, owner EndpointOwner) (*Endpoint, any, *codes.Error) {
 	opts, derr := tunnel.DecodeTCPOptions(req.Opts)
 	if derr != nil {
 		return nil, nil, unreadableOptions(derr)
@@ -217,7 +217,7 @@ func (e *Edge) bindTCP(req *tunnel.Bind, ident *authn.Identity, owner endpointOw
 		return nil, nil, err
 	}
 	snap := e.snap.Load()
-	access, aerr := e.newEndpointAccess(snap, ident.Account.ID, opts.IPRestriction, nil, "")
+	access, aerr := e.gates.newEndpointAccess(snap, ident.Account.ID, opts.IPRestriction, nil, "")
 	if aerr != nil {
 		return nil, nil, aerr
 	}
@@ -289,7 +289,7 @@ func tcpListenError(addr string, err error) *codes.Error {
 // listener closes.
 func (e *Edge) acceptTCP(ln net.Listener, port int) {
 	key := e.tcpKey(port)
-	_ = acceptLoop(context.Background(), ln, func(c net.Conn) { e.handleTCP(c, key) })
+	_ = AcceptLoop(context.Background(), ln, func(c net.Conn) { e.handleTCP(c, key) })
 }
 
 // streamOpenTimeout bounds opening a proxy stream to an agent for one TCP
@@ -300,7 +300,7 @@ const streamOpenTimeout = 10 * time.Second
 // agent, the PROXY header if the endpoint asked for one, then raw bytes.
 func (e *Edge) handleTCP(c net.Conn, key string) {
 	ep, ok := e.router.lookup(key)
-	if !ok || ep.proto != "tcp" || !e.admitIP(ep, addrPort(c.RemoteAddr()).Addr()) {
+	if !ok || ep.proto != "tcp" || !e.gates.admit(ep, PeerAddr(c.RemoteAddr()).Addr()) {
 		refuse(c)
 		return
 	}
@@ -310,16 +310,16 @@ func (e *Edge) handleTCP(c net.Conn, key string) {
 // proxyRaw joins the public connection c to a new proxy stream of ep:
 // the PROXY protocol header when ep asks for one, then prefix (bytes
 // already read from c), then bytes both ways with half-close.
-func (e *Edge) proxyRaw(c net.Conn, ep *endpoint, hdr *tunnel.ProxyHeader, prefix []byte) {
+func (e *Edge) proxyRaw(c net.Conn, ep *Endpoint, hdr *tunnel.ProxyHeader, prefix []byte) {
 	hc, ok := c.(halfCloser)
 	if !ok {
 		refuse(c)
 		return
 	}
-	client := addrPort(c.RemoteAddr())
+	client := PeerAddr(c.RemoteAddr())
 	hdr.ClientAddr = client.String()
 	ctx, cancel := context.WithTimeout(context.Background(), streamOpenTimeout)
-	st, err := ep.session.openProxy(ctx, hdr)
+	st, err := ep.session.OpenProxy(ctx, hdr)
 	cancel()
 	if err != nil {
 		if ce := e.log.Check(zap.DebugLevel, "agent unreachable for a raw connection"); ce != nil {
@@ -354,7 +354,10 @@ func refuse(c net.Conn) {
 	c.Close()
 }
 
-func addrPort(a net.Addr) netip.AddrPort {
+// PeerAddr returns the address of a connection's peer with an
+// IPv4-mapped IPv6 address folded to IPv4: the address IP policy decides
+// on.
+func PeerAddr(a net.Addr) netip.AddrPort {
 	if ta, ok := a.(*net.TCPAddr); ok {
 		ap := ta.AddrPort()
 		return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())

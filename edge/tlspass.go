@@ -24,7 +24,7 @@ import (
 // options to echo back. Names follow the rules of HTTPS endpoints (a
 // one-label name under the base domain, or a domain reserved by the
 // account in this region); a name is either an https or a tls endpoint.
-func (e *Edge) bindTLS(req *tunnel.Bind, ident *authn.Identity, owner endpointOwner) (*endpoint, any, *codes.Error) {
+func (e *Edge) bindTLS(req *tunnel.Bind, ident *authn.Identity, owner EndpointOwner) (*Endpoint, any, *codes.Error) {
 	opts, derr := tunnel.DecodeTLSOptions(req.Opts)
 	if derr != nil {
 		return nil, nil, unreadableOptions(derr)
@@ -54,7 +54,7 @@ func (e *Edge) bindTLS(req *tunnel.Bind, ident *authn.Identity, owner endpointOw
 	if terr2 != nil {
 		return nil, nil, terr2
 	}
-	access, aerr := e.newEndpointAccess(snap, ident.Account.ID, opts.IPRestriction, nil, "")
+	access, aerr := e.gates.newEndpointAccess(snap, ident.Account.ID, opts.IPRestriction, nil, "")
 	if aerr != nil {
 		return nil, nil, aerr
 	}
@@ -110,7 +110,7 @@ type peekConn struct {
 	rec       []byte
 	recording bool
 	drop      bool
-	ep        *endpoint // the tls endpoint, once chosen
+	ep        *Endpoint // the tls endpoint, once chosen
 }
 
 func newPeekConn(c net.Conn) *peekConn { return &peekConn{Conn: c, recording: true} }
@@ -176,7 +176,7 @@ func (e *Edge) passthroughTLS(pc *peekConn, handshakeErr error) bool {
 	}
 	ep, rec := pc.ep, pc.rec
 	pc.rec, pc.recording = nil, false
-	if !e.admitIP(ep, addrPort(pc.Conn.RemoteAddr()).Addr()) {
+	if !e.gates.admit(ep, PeerAddr(pc.Conn.RemoteAddr()).Addr()) {
 		refuse(pc.Conn) // nothing of the ClientHello went to the agent
 		return true
 	}
@@ -191,7 +191,7 @@ func (e *Edge) terminatedTLS(pc *peekConn, tc *tls.Conn) bool {
 	if ep == nil || ep.termCert == nil {
 		return false
 	}
-	if !e.admitIP(ep, addrPort(pc.Conn.RemoteAddr()).Addr()) {
+	if !e.gates.admit(ep, PeerAddr(pc.Conn.RemoteAddr()).Addr()) {
 		refuse(pc.Conn)
 		return true
 	}

@@ -11,12 +11,12 @@ import (
 // OpenStream implements httpproxy.Upstream: it opens a proxy stream to the
 // endpoint's agent for one public client connection, with the client's
 // address in the proxy header.
-func (ep *endpoint) OpenStream(ctx context.Context) (httpproxy.Stream, error) {
+func (ep *Endpoint) OpenStream(ctx context.Context) (httpproxy.Stream, error) {
 	hdr := &tunnel.ProxyHeader{ID: ep.bindID, Proto: ep.proto, EdgeType: edgeTypeHTTPS}
 	if ap, ok := httpproxy.ClientAddrFromContext(ctx); ok {
 		hdr.ClientAddr = ap.String()
 	}
-	st, err := ep.session.openProxy(ctx, hdr)
+	st, err := ep.session.OpenProxy(ctx, hdr)
 	if err != nil {
 		return nil, codes.NewError(codes.AgentUnreachable, "The agent of %s is unreachable.", ep.url).WithCause(err)
 	}
@@ -24,11 +24,11 @@ func (ep *endpoint) OpenStream(ctx context.Context) (httpproxy.Stream, error) {
 }
 
 // ID implements httpproxy.Upstream.
-func (ep *endpoint) ID() string { return ep.id }
+func (ep *Endpoint) ID() string { return ep.id }
 
-// openProxy implements endpointOwner: a proxy stream over the agent's
+// OpenProxy implements EndpointOwner: a proxy stream over the agent's
 // tunnel session.
-func (s *agentSession) openProxy(ctx context.Context, hdr *tunnel.ProxyHeader) (httpproxy.Stream, error) {
+func (s *agentSession) OpenProxy(ctx context.Context, hdr *tunnel.ProxyHeader) (httpproxy.Stream, error) {
 	return s.ts.OpenProxy(ctx, hdr)
 }
 
