@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base32"
+	"net"
 	"net/url"
 	"slices"
 	"strconv"
@@ -21,6 +22,25 @@ import (
 	"github.com/tollgate/tollgate/tunnel"
 )
 
+// binder validates binds and builds their endpoints: which names and
+// addresses an account may hold (bind ACL, reservations and their region,
+// the base domain, the TCP port range), the endpoint options, the TCP
+// ports endpoints listen on, and the bind tokens that let a reconnecting
+// agent keep its name. It reads the snapshot; it routes nothing.
+type binder struct {
+	region        string
+	baseDomain    string
+	defaultMinTLS uint16
+	floorMinTLS   uint16
+	snap          *snapshotHolder
+	gates         *ipGates
+	tokens        *bindTokens
+	tcp           *tcpListeners
+	tcpRange      portRange
+	tcpHost       string
+	httpsPort     func() int // the public HTTPS port, known once the edge listens
+}
+
 // Bind creates an endpoint for the agent. Only HTTP(S) endpoints are served
 // by this edge so far; every refusal carries a code and says what to do.
 func (s *agentSession) Bind(ctx context.Context, req *tunnel.Bind) *tunnel.BindResp {
@@ -28,7 +48,7 @@ func (s *agentSession) Bind(ctx context.Context, req *tunnel.Bind) *tunnel.BindR
 	if ident == nil {
 		return bindError(codes.NewError(codes.NotAuthenticated, "Authenticate before binding endpoints."))
 	}
-	ep, opts, err := s.edge.prepareBind(req, ident, s)
+	ep, opts, err := s.edge.binds.prepareBind(req, ident, s)
 	if err != nil {
 		s.log.Info("bind refused", zap.String("proto", req.Proto), zap.String("code", string(err.Code)), zap.String("reason", err.Message))
 		return bindError(err)
@@ -55,14 +75,14 @@ func bindError(err *codes.Error) *tunnel.BindResp { return &tunnel.BindResp{Erro
 
 // prepareBind validates a bind of any proto and returns the endpoint to
 // install, served by owner, and the options to echo back.
-func (e *Edge) prepareBind(req *tunnel.Bind, ident *authn.Identity, owner EndpointOwner) (*Endpoint, any, *codes.Error) {
+func (b *binder) prepareBind(req *tunnel.Bind, ident *authn.Identity, owner EndpointOwner) (*Endpoint, any, *codes.Error) {
 	switch req.Proto {
 	case "http", "https":
-		return e.bindHTTP(req, ident, owner)
+		return b.bindHTTP(req, ident, owner)
 	case "tcp":
-		return e.bindTCP(req, ident, owner)
+		return b.bindTCP(req, ident, owner)
 	case "tls":
-		return e.bindTLS(req, ident, owner)
+		return b.bindTLS(req, ident, owner)
 	}
 	return nil, nil, codes.NewError(codes.BindProto, "Unknown endpoint protocol %q: use http, https, tcp or tls.", req.Proto)
 }
@@ -73,7 +93,7 @@ func (e *Edge) prepareBind(req *tunnel.Bind, ident *authn.Identity, owner Endpoi
 // (a TCP port) but is not routed yet: Route installs it, Unbind releases
 // it. Refusals carry a code and say what to do.
 func (e *Edge) NewEndpoint(req *tunnel.Bind, ident *authn.Identity, owner EndpointOwner) (*Endpoint, *codes.Error) {
-	ep, _, err := e.prepareBind(req, ident, owner)
+	ep, _, err := e.binds.prepareBind(req, ident, owner)
 	return ep, err
 }
 
@@ -97,12 +117,12 @@ func (e *Edge) Unbind(ep *Endpoint) { e.router.unbind(ep) }
 // BindAllowed re-checks, against snap, whether ident may still hold ep:
 // its bind ACL and the reservation rules a new bind obeys. nil allows.
 func (e *Edge) BindAllowed(snap *snapshot.Snapshot, ident *authn.Identity, ep *Endpoint) *codes.Error {
-	return e.checkBindAllowed(snap, ident, ep.proto, ep.key)
+	return e.binds.checkBindAllowed(snap, ident, ep.proto, ep.key)
 }
 
 // bindHTTP validates an HTTP(S) bind and returns the endpoint to install
 // and the options to echo back; owner is the session that will serve it.
-func (e *Edge) bindHTTP(req *tunnel.Bind, ident *authn.Identity, owner EndpointOwner) (*Endpoint, any, *codes.Error) {
+func (b *binder) bindHTTP(req *tunnel.Bind, ident *authn.Identity, owner EndpointOwner) (*Endpoint, any, *codes.Error) {
 	opts, derr := tunnel.DecodeHTTPOptions(req.Opts)
 	if derr != nil {
 		return nil, nil, unreadableOptions(derr)
@@ -110,27 +130,27 @@ func (e *Edge) bindHTTP(req *tunnel.Bind, ident *authn.Identity, owner EndpointO
 	if err := refuseUnsupported(opts.Unsupported, opts.TrafficPolicy); err != nil {
 		return nil, nil, err
 	}
-	minTLS, terr := policy.MinTLSVersion(opts.MinTLSVersion, e.defaultMinTLS, e.floorMinTLS)
+	minTLS, terr := policy.MinTLSVersion(opts.MinTLSVersion, b.defaultMinTLS, b.floorMinTLS)
 	if terr != nil {
 		return nil, nil, codes.NewError(codes.BindMinTLS, "%v.", terr)
 	}
 
-	host, herr := requestedHost(opts, e.cfg.BaseDomain)
+	host, herr := requestedHost(opts, b.baseDomain)
 	if herr != nil {
 		return nil, nil, herr
 	}
 	if host == "" {
-		host = e.unnamedHost(req.Extra.Token, ident.Account.ID, "https")
+		host = b.unnamedHost(req.Extra.Token, ident.Account.ID, "https")
 	}
-	snap := e.snap.Load()
-	if err := e.checkBindAllowed(snap, ident, "https", host); err != nil {
+	snap := b.snap.Load()
+	if err := b.checkBindAllowed(snap, ident, "https", host); err != nil {
 		return nil, nil, err
 	}
-	access, aerr := e.gates.newEndpointAccess(snap, ident.Account.ID, opts.IPRestriction, opts.BasicAuth, opts.Auth)
+	access, aerr := b.gates.newEndpointAccess(snap, ident.Account.ID, opts.IPRestriction, opts.BasicAuth, opts.Auth)
 	if aerr != nil {
 		return nil, nil, aerr
 	}
-	ep := newEndpoint(req, owner, "https", host, e.publicHTTPSURL(host), access)
+	ep := newEndpoint(req, owner, "https", host, b.publicHTTPSURL(host), access)
 	ep.minTLS = minTLS
 	opts.URL = ep.url
 	opts.Hostname = host
@@ -235,20 +255,20 @@ func NormalizeHost(h string) (string, error) {
 // the credential's bind ACL, and either a name one label under the base
 // domain that no other account reserved, or a domain this account reserved
 // in this edge's region.
-func (e *Edge) checkBindAllowed(snap *snapshot.Snapshot, ident *authn.Identity, proto, host string) *codes.Error {
+func (b *binder) checkBindAllowed(snap *snapshot.Snapshot, ident *authn.Identity, proto, host string) *codes.Error {
 	if proto == "tcp" {
-		return e.checkTCPBindAllowed(snap, ident, host)
+		return b.checkTCPBindAllowed(snap, ident, host)
 	}
 	if !policy.BindAllowed(ident.ACL, host) {
 		return codes.NewError(codes.BindACL, "This credential's bind ACL does not allow %s. Ask an administrator to add 'bind:%s' to it, or use another name.", host, host)
 	}
-	base := e.cfg.BaseDomain
+	base := b.baseDomain
 	if rd, ok := snap.ReservedDomain(host); ok {
 		if rd.AccountID != ident.Account.ID {
 			return codes.NewError(codes.BindReservedOther, "%s is reserved by another account. Choose another name.", host)
 		}
-		if rd.Region != "" && rd.Region != e.cfg.Region {
-			return codes.NewError(codes.BindRegion, "%s is reserved in region %s, but this edge serves region %s. Connect to a %s edge (--region %s).", host, rd.Region, e.cfg.Region, rd.Region, rd.Region)
+		if rd.Region != "" && rd.Region != b.region {
+			return codes.NewError(codes.BindRegion, "%s is reserved in region %s, but this edge serves region %s. Connect to a %s edge (--region %s).", host, rd.Region, b.region, rd.Region, rd.Region)
 		}
 		return nil
 	}
@@ -331,9 +351,18 @@ func checkProxyProto(v int32) *codes.Error {
 // unnamedHost names an endpoint bound without a name: the name its bind
 // token (re-sent by a reconnecting agent) holds for the account and proto,
 // else a random one-label name under the base domain.
-func (e *Edge) unnamedHost(token, accountID, proto string) string {
-	if key, ok := e.tokens.verify(token, accountID, proto); ok {
+func (b *binder) unnamedHost(token, accountID, proto string) string {
+	if key, ok := b.tokens.verify(token, accountID, proto); ok {
 		return key
 	}
-	return randomLabel() + "." + e.cfg.BaseDomain
+	return randomLabel() + "." + b.baseDomain
+}
+
+// publicHTTPSURL returns the public URL of the HTTPS endpoint host: the
+// public HTTPS port is left out when it is 443.
+func (b *binder) publicHTTPSURL(host string) string {
+	if p := b.httpsPort(); p != 443 {
+		return "https://" + net.JoinHostPort(host, strconv.Itoa(p))
+	}
+	return "https://" + host
 }

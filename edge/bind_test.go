@@ -44,7 +44,7 @@ func TestRequestedHost(t *testing.T) {
 }
 
 func TestCheckBindAllowed(t *testing.T) {
-	e := &Edge{cfg: Config{BaseDomain: "tollgate.localhost", Region: "us"}}
+	b := &binder{baseDomain: "tollgate.localhost", region: "us"}
 	snap, err := snapshot.New(snapshot.Data{ReservedDomains: []snapshot.ReservedDomain{
 		{ID: "rd_1", AccountID: "acct_a", Domain: "mine.example.com", Region: "us"},
 		{ID: "rd_2", AccountID: "acct_a", Domain: "eu.example.com", Region: "eu"},
@@ -71,7 +71,7 @@ func TestCheckBindAllowed(t *testing.T) {
 		{limited, "mine.example.com", ""},
 	}
 	for _, tc := range cases {
-		err := e.checkBindAllowed(snap, tc.ident, "https", tc.host)
+		err := b.checkBindAllowed(snap, tc.ident, "https", tc.host)
 		if tc.code == "" && err != nil || tc.code != "" && (err == nil || err.Code != tc.code) {
 			t.Errorf("%s (acl %v): %v, want %q", tc.host, tc.ident.ACL, err, tc.code)
 		}

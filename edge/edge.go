@@ -117,26 +117,21 @@ type Edge struct {
 	deps Deps
 	log  *zap.Logger
 
-	defaultMinTLS, floorMinTLS uint16
-
 	snap    *snapshotHolder
-	gates   *ipGates // IP restrictions, endpoint IP policies, basic auth
-	router  *router
-	tokens  *bindTokens
+	gates   *ipGates      // IP restrictions, endpoint IP policies, basic auth
+	binds   *binder       // bind validation, TCP ports, bind tokens
+	public  *publicServer // public HTTPS and TCP clients
+	router  *router       // route key → endpoint
+	tokens  *bindTokens   // shared with binds
+	tcp     *tcpListeners // shared with binds
 	proxy   *httpproxy.Proxy
 	metrics counters
 
-	agentLn   net.Listener
-	quicLn    *tunnel.QUICListener
-	httpsLn   net.Listener
-	httpLn    net.Listener
-	httpSrv   *httpRedirector
-	publicTLS map[uint16]*tls.Config // by minimum version
-
-	tcp         *tcpListeners
-	tcpRange    portRange
-	tcpHost     string
-	tcpListenIP string
+	agentLn net.Listener
+	quicLn  *tunnel.QUICListener
+	httpsLn net.Listener
+	httpLn  net.Listener
+	httpSrv *httpRedirector
 
 	mu       sync.Mutex
 	sessions map[*agentSession]struct{}
@@ -214,36 +209,55 @@ func New(cfg Config, deps Deps) (*Edge, error) {
 	}
 	deps.AgentTLS = agentTLS
 	e := &Edge{
-		cfg:           cfg,
-		deps:          deps,
-		log:           log,
-		defaultMinTLS: def,
-		floorMinTLS:   floor,
-		snap:          newSnapshotHolder(cfg.DataDir),
-		router:        newRouter(),
-		tokens:        tokens,
-		sessions:      make(map[*agentSession]struct{}),
-		attached:      make(map[Session]struct{}),
-		tcpRange:      tcpRange,
-		tcpHost:       tcpHost,
-		tcpListenIP:   cfg.TCPListenIP,
-		changed:       make(chan struct{}, 1),
-		stopping:      make(chan struct{}),
+		cfg:      cfg,
+		deps:     deps,
+		log:      log,
+		snap:     newSnapshotHolder(cfg.DataDir),
+		router:   newRouter(),
+		tokens:   tokens,
+		sessions: make(map[*agentSession]struct{}),
+		attached: make(map[Session]struct{}),
+		changed:  make(chan struct{}, 1),
+		stopping: make(chan struct{}),
 	}
 	e.gates = newIPGates(e.snap, log)
-	e.proxy, err = httpproxy.New(httpproxy.Config{Logger: log}, e)
-	if err != nil {
-		return nil, fmt.Errorf("edge: %w", err)
+	e.public = &publicServer{
+		log:              log,
+		snap:             e.snap,
+		router:           e.router,
+		gates:            e.gates,
+		certs:            deps.Certs,
+		handshakeTimeout: cfg.HandshakeTimeout,
+		defaultMinTLS:    def,
+		floorMinTLS:      floor,
+		tlsConfigs:       make(map[uint16]*tls.Config),
 	}
-	e.tcp = newTCPListeners(e)
-	e.publicTLS = make(map[uint16]*tls.Config)
 	for _, v := range []uint16{tls.VersionTLS10, tls.VersionTLS11, tls.VersionTLS12, tls.VersionTLS13} {
-		e.publicTLS[v] = &tls.Config{
+		e.public.tlsConfigs[v] = &tls.Config{
 			MinVersion:     v,
 			GetCertificate: deps.Certs.GetCertificate,
 			NextProtos:     []string{"h2", "http/1.1"},
 		}
 	}
+	e.proxy, err = httpproxy.New(httpproxy.Config{Logger: log}, e.public)
+	if err != nil {
+		return nil, fmt.Errorf("edge: %w", err)
+	}
+	e.public.proxy = e.proxy
+	e.binds = &binder{
+		region:        cfg.Region,
+		baseDomain:    cfg.BaseDomain,
+		defaultMinTLS: def,
+		floorMinTLS:   floor,
+		snap:          e.snap,
+		gates:         e.gates,
+		tokens:        tokens,
+		tcpRange:      tcpRange,
+		tcpHost:       tcpHost,
+		httpsPort:     e.httpsPort,
+	}
+	e.tcp = newTCPListeners(cfg.TCPListenIP, func(ln net.Listener, port int) { e.public.serveTCP(ln, e.binds.tcpKey(port)) })
+	e.binds.tcp = e.tcp
 	return e, nil
 }
 
@@ -331,7 +345,7 @@ type Addressing struct {
 
 // Addressing returns the edge's region, base domain and TCP host.
 func (e *Edge) Addressing() Addressing {
-	return Addressing{Region: e.cfg.Region, BaseDomain: e.cfg.BaseDomain, TCPHost: e.tcpHost}
+	return Addressing{Region: e.cfg.Region, BaseDomain: e.cfg.BaseDomain, TCPHost: e.binds.tcpHost}
 }
 
 // Addrs returns the bound addresses. Call after Listen.
@@ -378,13 +392,6 @@ func (e *Edge) httpsPort() int {
 	return n
 }
 
-func (e *Edge) publicHTTPSURL(host string) string {
-	if p := e.httpsPort(); p != 443 {
-		return "https://" + net.JoinHostPort(host, strconv.Itoa(p))
-	}
-	return "https://" + host
-}
-
 // Serve runs the edge until ctx ends or Shutdown is called. It loads the
 // persisted snapshot first, so it serves even when the control plane is down.
 func (e *Edge) Serve(ctx context.Context) error {
@@ -412,7 +419,7 @@ func (e *Edge) Serve(ctx context.Context) error {
 	if e.quicLn != nil {
 		g.Go(func() error { return e.acceptAgentsQUIC(gctx) })
 	}
-	g.Go(func() error { return e.acceptPublicHTTPS(gctx) })
+	g.Go(func() error { return e.public.serveHTTPS(gctx, e.httpsLn) })
 	if e.httpLn != nil {
 		e.httpSrv = newHTTPRedirector(e)
 		g.Go(func() error { return e.httpSrv.serve(e.httpLn) })

@@ -328,11 +328,11 @@ func TestBindHTTPAccessOptions(t *testing.T) {
 		req := &tunnel.Bind{Proto: proto, Opts: json.RawMessage(opts)}
 		switch proto {
 		case "tcp":
-			return e.bindTCP(req, ident, &agentSession{})
+			return e.binds.bindTCP(req, ident, &agentSession{})
 		case "tls":
-			return e.bindTLS(req, ident, &agentSession{})
+			return e.binds.bindTLS(req, ident, &agentSession{})
 		}
-		return e.bindHTTP(req, ident, &agentSession{})
+		return e.binds.bindHTTP(req, ident, &agentSession{})
 	}
 	ep, echo, err := bind("https", `{"IPRestriction":{"allow_cidrs":["127.0.0.1/32"]},"BasicAuth":{"credentials":[{"username":"alice","cleartext_password":"correct-horse"}]}}`)
 	if err != nil {
@@ -452,7 +452,7 @@ func TestTCPRefusedBeforeAgent(t *testing.T) {
 					t.Fatalf("server sees %v; mapped=%v", peer, mapped)
 				}
 				done := make(chan struct{})
-				go func() { e.handleTCP(sc, "localhost:1"); close(done) }()
+				go func() { e.public.handleTCP(sc, "localhost:1"); close(done) }()
 				_, _ = c.Write([]byte("hello"))
 				_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
 				_, rerr := io.ReadAll(c)

@@ -103,14 +103,3 @@ func (r *router) unbind(ep *Endpoint) {
 		ep.release()
 	}
 }
-
-// all returns every bound endpoint.
-func (r *router) all() []*Endpoint {
-	r.mu.RLock()
-	defer r.mu.RUnlock()
-	out := make([]*Endpoint, 0, len(r.routes))
-	for _, ep := range r.routes {
-		out = append(out, ep)
-	}
-	return out
-}

@@ -232,11 +232,11 @@ type lostEndpoint struct {
 	err *codes.Error
 }
 
-// reverify re-checks the session's credential against a new snapshot. It
-// returns a non-nil error when the session must close, and the endpoints the
-// snapshot no longer allows (a narrowed ACL, a released or moved
-// reservation), each with the reason.
-func (s *agentSession) reverify(snap *snapshot.Snapshot) (error, []lostEndpoint) {
+// reverify re-checks the session's credential against a new snapshot
+// (authn.ReverifyAuthtoken). It returns the endpoints the snapshot no longer
+// allows (a narrowed ACL, a released or moved reservation), each with the
+// reason, and a non-nil error when the session must close.
+func (s *agentSession) reverify(snap *snapshot.Snapshot) ([]lostEndpoint, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.ident == nil || s.closed {
@@ -244,16 +244,16 @@ func (s *agentSession) reverify(snap *snapshot.Snapshot) (error, []lostEndpoint)
 	}
 	ident, err := authn.ReverifyAuthtoken(snap, s.ident.CredentialID, s.secretHash)
 	if err != nil {
-		return err, nil
+		return nil, err
 	}
 	s.ident = ident
 	var lost []lostEndpoint
 	for _, ep := range s.endpoints {
-		if err := s.edge.checkBindAllowed(snap, s.ident, ep.proto, ep.key); err != nil {
+		if err := s.edge.binds.checkBindAllowed(snap, s.ident, ep.proto, ep.key); err != nil {
 			lost = append(lost, lostEndpoint{ep, err})
 		}
 	}
-	return nil, lost
+	return lost, nil
 }
 
 // info returns the session as the control plane's API reports it.

@@ -162,7 +162,7 @@ func (e *Edge) ApplySnapshot(snap *snapshot.Snapshot) {
 func (e *Edge) enforce(snap *snapshot.Snapshot) {
 	e.gates.compile(snap)
 	for _, s := range e.agentSessions() {
-		err, lost := s.reverify(snap)
+		lost, err := s.reverify(snap)
 		if err != nil {
 			s.log.Info("closing agent session: its credential is no longer valid", zap.Error(err))
 			s.ts.Close(err)

@@ -43,7 +43,7 @@ func TestParseTCPAddr(t *testing.T) {
 }
 
 func TestCheckTCPBindAllowed(t *testing.T) {
-	e := &Edge{cfg: Config{Region: "us"}, tcpHost: "tcp.example", tcpRange: portRange{20000, 20009}}
+	b := &binder{region: "us", tcpHost: "tcp.example", tcpRange: portRange{20000, 20009}}
 	snap, err := snapshot.New(snapshot.Data{ReservedAddrs: []snapshot.ReservedAddr{
 		{ID: "ra_1", AccountID: "acct_a", Addr: "tcp.example:30000", Region: "us"},
 		{ID: "ra_2", AccountID: "acct_b", Addr: "tcp.example:30001", Region: "us"},
@@ -69,7 +69,7 @@ func TestCheckTCPBindAllowed(t *testing.T) {
 		{limited, "tcp.example:20005", codes.BindACL},
 	}
 	for _, tc := range cases {
-		err := e.checkTCPBindAllowed(snap, tc.ident, tc.key)
+		err := b.checkTCPBindAllowed(snap, tc.ident, tc.key)
 		if tc.code == "" && err != nil || tc.code != "" && (err == nil || err.Code != tc.code) {
 			t.Errorf("%s (acl %v): %v, want %q", tc.key, tc.ident.ACL, err, tc.code)
 		}
@@ -86,20 +86,20 @@ func TestTCPAllocate(t *testing.T) {
 	defer busy.Close()
 	p0 := busy.Addr().(*net.TCPAddr).Port
 	r := portRange{p0, p0 + 2} // p0 is busy, p0+1 reserved: only p0+2 is free
-	e := &Edge{tcpHost: "localhost", tcpListenIP: "127.0.0.1", router: newRouter(), log: zap.NewNop()}
-	e.tcp = newTCPListeners(e)
-	defer e.tcp.closeAll()
+	pub := &publicServer{router: newRouter(), log: zap.NewNop()}
+	tcp := newTCPListeners("127.0.0.1", func(ln net.Listener, port int) { pub.serveTCP(ln, net.JoinHostPort("localhost", strconv.Itoa(port))) })
+	defer tcp.closeAll()
 	snap, _ := snapshot.New(snapshot.Data{ReservedAddrs: []snapshot.ReservedAddr{
 		{ID: "ra_1", AccountID: "acct_b", Addr: "localhost:" + strconv.Itoa(p0+1)},
 	}})
-	p, err := e.tcp.allocate(snap, r, "localhost")
+	p, err := tcp.allocate(snap, r, "localhost")
 	if err != nil || p != p0+2 {
 		t.Fatalf("allocate = %d, %v; want %d", p, err, p0+2)
 	}
-	if _, err := e.tcp.allocate(snap, r, "localhost"); !errors.Is(err, errPortsExhausted) {
+	if _, err := tcp.allocate(snap, r, "localhost"); !errors.Is(err, errPortsExhausted) {
 		t.Fatalf("allocate on a full range: %v", err)
 	}
-	if err := e.tcp.acquire(p); err != nil { // a second reference (takeover)
+	if err := tcp.acquire(p); err != nil { // a second reference (takeover)
 		t.Fatal(err)
 	}
 	refused := func() bool {
@@ -109,11 +109,11 @@ func TestTCPAllocate(t *testing.T) {
 		}
 		return errors.Is(err, syscall.ECONNREFUSED)
 	}
-	e.tcp.release(p)
+	tcp.release(p)
 	if refused() {
 		t.Fatal("listener closed while referenced")
 	}
-	e.tcp.release(p)
+	tcp.release(p)
 	if !refused() {
 		t.Fatal("the listener is still open after its last reference")
 	}
