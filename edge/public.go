@@ -144,7 +144,7 @@ func (p *publicServer) handleHTTPS(ctx context.Context, c net.Conn) {
 }
 
 // Resolve implements httpproxy.Resolver: the HTTPS endpoint bound at host.
-func (p *publicServer) Resolve(host string) (httpproxy.Upstream, bool) {
+func (p *publicServer) Resolve(host string) (httpproxy.Endpoint, bool) {
 	ep, ok := p.router.lookup(host)
 	if !ok || ep.proto != "https" {
 		return nil, false

@@ -8,7 +8,7 @@ import (
 	"github.com/tollgate/tollgate/tunnel"
 )
 
-// OpenStream implements httpproxy.Upstream: it opens a proxy stream to the
+// OpenStream implements httpproxy.Endpoint: it opens a proxy stream to the
 // endpoint's agent for one public client connection, with the client's
 // address in the proxy header.
 func (ep *Endpoint) OpenStream(ctx context.Context) (httpproxy.Stream, error) {
@@ -23,7 +23,7 @@ func (ep *Endpoint) OpenStream(ctx context.Context) (httpproxy.Stream, error) {
 	return st, nil
 }
 
-// ID implements httpproxy.Upstream.
+// ID implements httpproxy.Endpoint.
 func (ep *Endpoint) ID() string { return ep.id }
 
 // OpenProxy implements EndpointOwner: a proxy stream over the agent's
