@@ -23,13 +23,15 @@ const commandGrace = 5 * time.Second
 // otherwise a *codes.Error with codes.SessionNotFound,
 // codes.SessionCommandUnsupported (the agent said at Auth that it cannot),
 // codes.SessionCommandRefused (it answered with an error) or
-// codes.SessionCommandFailed. It makes Edge a controlplane.SessionCommander.
+// codes.SessionCommandFailed. An attached session (Attach: an SSH session)
+// is stopped by its own Stop. It makes Edge a controlplane.SessionCommander.
 func (e *Edge) StopSession(ctx context.Context, sessionID string) error {
 	return e.command(ctx, sessionID, "stop", (*tunnel.ServerSession).Stop)
 }
 
 // RestartSession asks the agent of session sessionID to restart: it
-// reconnects with a new session ID (stream type 4). Errors as StopSession.
+// reconnects with a new session ID (stream type 4). Errors as StopSession;
+// an attached session answers with its own Restart.
 func (e *Edge) RestartSession(ctx context.Context, sessionID string) error {
 	return e.command(ctx, sessionID, "restart", (*tunnel.ServerSession).Restart)
 }

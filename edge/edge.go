@@ -111,7 +111,9 @@ type counters struct {
 }
 
 // Edge is one regional edge. Create it with New, bind its listeners with
-// Listen, run it with Serve, stop it with Shutdown.
+// Listen, run it with Serve, stop it with Shutdown; snapshots arrive
+// through ApplySnapshot (edge/controlclient). Its methods are safe for
+// concurrent use.
 type Edge struct {
 	cfg  Config
 	deps Deps
@@ -432,7 +434,8 @@ func (e *Edge) Serve(ctx context.Context) error {
 }
 
 // Shutdown stops accepting, drains in-flight public requests until ctx ends,
-// then closes every agent session with a reason.
+// then closes every agent session with a reason. Attached sessions are
+// closed by the ingress that serves them (sshserver.Server.Shutdown).
 func (e *Edge) Shutdown(ctx context.Context) error {
 	e.stopOnce.Do(func() { close(e.stopping) })
 	e.closeListeners()
