@@ -17,3 +17,9 @@ var (
 	ErrAuthtokenInvalid   = codes.NewError(codes.AuthtokenInvalid, "The authtoken is well-formed but not valid: it may have been deleted or mistyped. Create a new one with the API or ask your administrator.")
 	ErrCredentialRevoked  = codes.NewError(codes.CredentialRevoked, "The authtoken's owner or account is deactivated. Ask your administrator to reactivate it, or use another authtoken.")
 )
+
+// SSH key denials returned by VerifySSHKey, as an SSH session shows them.
+var (
+	ErrSSHKeyUnknown = codes.NewError(codes.AuthtokenInvalid, "This SSH key is not registered. Add its public key as an SSH credential (POST /ssh_credentials).")
+	ErrSSHKeyRevoked = codes.NewError(codes.CredentialRevoked, "This SSH key's credential was deleted, or its owner or account is deactivated.")
+)

@@ -5,12 +5,36 @@ import (
 	"github.com/tollgate/tollgate/snapshot"
 )
 
-// Identity is who an authenticated credential speaks for.
+// Identity is who an authenticated credential speaks for, with what the
+// check found in the snapshot, so that callers need not look it up again.
 type Identity struct {
 	CredentialID string
 	Account      *snapshot.Account
 	Principal    *snapshot.Principal
 	ACL          []string
+	// Authtoken is the authtoken credential that authenticated; nil when
+	// an SSH key did.
+	Authtoken *snapshot.Authtoken
+	// SSHCredential is the SSH credential that authenticated; nil when an
+	// authtoken did.
+	SSHCredential *snapshot.SSHCredential
+}
+
+// ActiveOwner is the rule every credential obeys, in one place: the
+// credential's account and its owner (the principal it belongs to) are in
+// snap and active. It returns them, and ok false when either is missing or
+// inactive; each caller turns that into its own denial (for authtokens
+// ErrCredentialRevoked, for SSH keys ErrSSHKeyRevoked).
+func ActiveOwner(snap *snapshot.Snapshot, accountID, ownerID string) (acct *snapshot.Account, owner *snapshot.Principal, ok bool) {
+	acct, ok = snap.Account(accountID)
+	if !ok || !acct.Active {
+		return nil, nil, false
+	}
+	owner, ok = snap.Principal(ownerID)
+	if !ok || !owner.Active {
+		return nil, nil, false
+	}
+	return acct, owner, true
 }
 
 // VerifyAuthtoken checks an authtoken against snap and returns the identity
@@ -19,24 +43,51 @@ type Identity struct {
 // ErrCredentialRevoked (owner or account inactive). It allocates only the
 // returned Identity.
 func VerifyAuthtoken(snap *snapshot.Snapshot, token string) (*Identity, error) {
+	ident, _, err := CheckAuthtoken(snap, token)
+	return ident, err
+}
+
+// CheckAuthtoken is VerifyAuthtoken that also reports whether snap holds
+// the credential the token names, whatever the outcome: known is false for
+// a missing or malformed token and for a credential ID snap does not hold
+// (which may be one created a moment ago that a newer snapshot will bring),
+// and true otherwise. The token is parsed once.
+func CheckAuthtoken(snap *snapshot.Snapshot, token string) (ident *Identity, known bool, err error) {
 	if token == "" {
-		return nil, ErrAuthtokenMissing
+		return nil, false, ErrAuthtokenMissing
 	}
 	kid, secret, err := ParseToken(token)
 	if err != nil {
-		return nil, ErrAuthtokenMalformed
+		return nil, false, ErrAuthtokenMalformed
 	}
 	cred, ok := snap.Authtoken(ids.PrefixAuthtoken + "_" + kid)
-	if !ok || !SecretMatches(secret, cred.SecretHash) {
+	if !ok {
+		return nil, false, ErrAuthtokenInvalid
+	}
+	if !SecretMatches(secret, cred.SecretHash) {
+		return nil, true, ErrAuthtokenInvalid
+	}
+	ident, err = authtokenIdentity(snap, cred)
+	return ident, true, err
+}
+
+// ReverifyAuthtoken re-checks, against a newer snapshot, the authtoken
+// credential credentialID that authenticated with the secret whose hash is
+// secretHash: the credential must still be there with the same secret (a
+// rotated secret is ErrAuthtokenInvalid) and obey ActiveOwner
+// (ErrCredentialRevoked). It returns the identity as snap has it now.
+func ReverifyAuthtoken(snap *snapshot.Snapshot, credentialID, secretHash string) (*Identity, error) {
+	cred, ok := snap.Authtoken(credentialID)
+	if !ok || cred.SecretHash != secretHash {
 		return nil, ErrAuthtokenInvalid
 	}
-	acct, ok := snap.Account(cred.AccountID)
-	if !ok || !acct.Active {
+	return authtokenIdentity(snap, cred)
+}
+
+func authtokenIdentity(snap *snapshot.Snapshot, cred *snapshot.Authtoken) (*Identity, error) {
+	acct, owner, ok := ActiveOwner(snap, cred.AccountID, cred.OwnerID)
+	if !ok {
 		return nil, ErrCredentialRevoked
 	}
-	owner, ok := snap.Principal(cred.OwnerID)
-	if !ok || !owner.Active {
-		return nil, ErrCredentialRevoked
-	}
-	return &Identity{CredentialID: cred.ID, Account: acct, Principal: owner, ACL: cred.ACL}, nil
+	return &Identity{CredentialID: cred.ID, Account: acct, Principal: owner, ACL: cred.ACL, Authtoken: cred}, nil
 }

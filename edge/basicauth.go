@@ -195,20 +195,20 @@ func asciiEqualFold(b []byte, s string) bool {
 // endpoints IP restriction and the endpoint's IP policy (403, TG_3205),
 // then basic auth (401, TG_3207), whose Authorization field is then not
 // forwarded.
-func (ep *endpoint) Admit(client netip.Addr, authorization []byte, authCount int) httpproxy.Admission {
+func (ep *Endpoint) Admit(client netip.Addr, authorization []byte, authCount int) httpproxy.Admission {
 	a := ep.access
 	if a == nil {
 		return httpproxy.Admission{}
 	}
-	if !a.edge.admitIP(ep, client) {
+	if !a.gates.admit(ep, client) {
 		return httpproxy.Admission{Refusal: refusalIPDenied}
 	}
 	if a.basic == nil {
 		return httpproxy.Admission{}
 	}
 	if !a.basic.check(authorization, authCount) {
-		a.edge.ipMetrics.basicAuthFailed.Add(1)
-		if ce := a.edge.log.Check(zap.DebugLevel, "basic auth refused"); ce != nil {
+		a.gates.metrics.basicAuthFailed.Add(1)
+		if ce := a.gates.log.Check(zap.DebugLevel, "basic auth refused"); ce != nil {
 			ce.Write(zap.String("endpoint", ep.url), zap.Stringer("remote_addr", client.Unmap()), zap.Bool("credentials_sent", authCount > 0))
 		}
 		return httpproxy.Admission{Refusal: refusalBasicAuth}
@@ -216,4 +216,4 @@ func (ep *endpoint) Admit(client netip.Addr, authorization []byte, authCount int
 	return httpproxy.Admission{StripAuthorization: true}
 }
 
-var _ httpproxy.Gate = (*endpoint)(nil)
+var _ httpproxy.Gate = (*Endpoint)(nil)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base32"
+	"net"
 	"net/url"
 	"slices"
 	"strconv"
@@ -21,28 +22,33 @@ import (
 	"github.com/tollgate/tollgate/tunnel"
 )
 
+// binder validates binds and builds their endpoints: which names and
+// addresses an account may hold (bind ACL, reservations and their region,
+// the base domain, the TCP port range), the endpoint options, the TCP
+// ports endpoints listen on, and the bind tokens that let a reconnecting
+// agent keep its name. It reads the snapshot; it routes nothing.
+type binder struct {
+	region        string
+	baseDomain    string
+	defaultMinTLS uint16
+	floorMinTLS   uint16
+	snap          *snapshotHolder
+	gates         *ipGates
+	tokens        *bindTokens
+	tcp           *tcpListeners
+	tcpRange      portRange
+	tcpHost       string
+	httpsPort     func() int // the public HTTPS port, known once the edge listens
+}
+
 // Bind creates an endpoint for the agent. Only HTTP(S) endpoints are served
 // by this edge so far; every refusal carries a code and says what to do.
 func (s *agentSession) Bind(ctx context.Context, req *tunnel.Bind) *tunnel.BindResp {
-	ident := s.identity()
+	ident := s.Identity()
 	if ident == nil {
 		return bindError(codes.NewError(codes.NotAuthenticated, "Authenticate before binding endpoints."))
 	}
-	var (
-		ep   *endpoint
-		opts any
-		err  *codes.Error
-	)
-	switch req.Proto {
-	case "http", "https":
-		ep, opts, err = s.edge.bindHTTP(req, ident, s)
-	case "tcp":
-		ep, opts, err = s.edge.bindTCP(req, ident, s)
-	case "tls":
-		ep, opts, err = s.edge.bindTLS(req, ident, s)
-	default:
-		err = codes.NewError(codes.BindProto, "Unknown endpoint protocol %q: use http, https, tcp or tls.", req.Proto)
-	}
+	ep, opts, err := s.edge.binds.prepareBind(req, ident, s)
 	if err != nil {
 		s.log.Info("bind refused", zap.String("proto", req.Proto), zap.String("code", string(err.Code)), zap.String("reason", err.Message))
 		return bindError(err)
@@ -55,7 +61,7 @@ func (s *agentSession) Bind(ctx context.Context, req *tunnel.Bind) *tunnel.BindR
 		return bindError(err)
 	}
 	s.log.Info("endpoint bound", zap.String("endpoint", ep.url), zap.String("endpoint_id", ep.id), zap.String("forwards_to", ep.forwardsTo))
-	s.edge.sessionsChanged()
+	s.edge.SessionsChanged()
 	return &tunnel.BindResp{
 		ID:    ep.bindID,
 		URL:   ep.url,
@@ -67,9 +73,56 @@ func (s *agentSession) Bind(ctx context.Context, req *tunnel.Bind) *tunnel.BindR
 
 func bindError(err *codes.Error) *tunnel.BindResp { return &tunnel.BindResp{Error: err.Error()} }
 
+// prepareBind validates a bind of any proto and returns the endpoint to
+// install, served by owner, and the options to echo back.
+func (b *binder) prepareBind(req *tunnel.Bind, ident *authn.Identity, owner EndpointOwner) (*Endpoint, any, *codes.Error) {
+	switch req.Proto {
+	case "http", "https":
+		return b.bindHTTP(req, ident, owner)
+	case "tcp":
+		return b.bindTCP(req, ident, owner)
+	case "tls":
+		return b.bindTLS(req, ident, owner)
+	}
+	return nil, nil, codes.NewError(codes.BindProto, "Unknown endpoint protocol %q: use http, https, tcp or tls.", req.Proto)
+}
+
+// NewEndpoint validates a bind (proto http, https, tcp or tls) for ident
+// against the current snapshot, as an agent's Bind is validated, and
+// returns the endpoint, served by owner. The endpoint holds what it needs
+// (a TCP port) but is not routed yet: Route installs it, Unbind releases
+// it. Refusals carry a code and say what to do.
+func (e *Edge) NewEndpoint(req *tunnel.Bind, ident *authn.Identity, owner EndpointOwner) (*Endpoint, *codes.Error) {
+	ep, _, err := e.binds.prepareBind(req, ident, owner)
+	return ep, err
+}
+
+// Route installs ep, from NewEndpoint, in the route table unless another
+// endpoint holds its name or address; then ep is released and the refusal
+// is codes.BindTaken. Nothing is taken over.
+func (e *Edge) Route(ep *Endpoint) *codes.Error {
+	if _, ok := e.router.bind(ep, func(*Endpoint) bool { return false }); !ok {
+		if ep.release != nil {
+			ep.release()
+		}
+		return codes.NewError(codes.BindTaken, "%s is already bound by another session. Stop it, or choose another name.", ep.url)
+	}
+	return nil
+}
+
+// Unbind removes ep from the route table if it still holds its key, and
+// releases what it holds. Safe to call more than once.
+func (e *Edge) Unbind(ep *Endpoint) { e.router.unbind(ep) }
+
+// BindAllowed re-checks, against snap, whether ident may still hold ep:
+// its bind ACL and the reservation rules a new bind obeys. nil allows.
+func (e *Edge) BindAllowed(snap *snapshot.Snapshot, ident *authn.Identity, ep *Endpoint) *codes.Error {
+	return e.binds.checkBindAllowed(snap, ident, ep.proto, ep.key)
+}
+
 // bindHTTP validates an HTTP(S) bind and returns the endpoint to install
 // and the options to echo back; owner is the session that will serve it.
-func (e *Edge) bindHTTP(req *tunnel.Bind, ident *authn.Identity, owner endpointOwner) (*endpoint, any, *codes.Error) {
+func (b *binder) bindHTTP(req *tunnel.Bind, ident *authn.Identity, owner EndpointOwner) (*Endpoint, any, *codes.Error) {
 	opts, derr := tunnel.DecodeHTTPOptions(req.Opts)
 	if derr != nil {
 		return nil, nil, unreadableOptions(derr)
@@ -77,27 +130,27 @@ func (e *Edge) bindHTTP(req *tunnel.Bind, ident *authn.Identity, owner endpointO
 	if err := refuseUnsupported(opts.Unsupported, opts.TrafficPolicy); err != nil {
 		return nil, nil, err
 	}
-	minTLS, terr := policy.MinTLSVersion(opts.MinTLSVersion, e.defaultMinTLS, e.floorMinTLS)
+	minTLS, terr := policy.MinTLSVersion(opts.MinTLSVersion, b.defaultMinTLS, b.floorMinTLS)
 	if terr != nil {
 		return nil, nil, codes.NewError(codes.BindMinTLS, "%v.", terr)
 	}
 
-	host, herr := requestedHost(opts, e.cfg.BaseDomain)
+	host, herr := requestedHost(opts, b.baseDomain)
 	if herr != nil {
 		return nil, nil, herr
 	}
 	if host == "" {
-		host = e.unnamedHost(req.Extra.Token, ident.Account.ID, "https")
+		host = b.unnamedHost(req.Extra.Token, ident.Account.ID, "https")
 	}
-	snap := e.snap.Load()
-	if err := e.checkBindAllowed(snap, ident, "https", host); err != nil {
+	snap := b.snap.Load()
+	if err := b.checkBindAllowed(snap, ident, "https", host); err != nil {
 		return nil, nil, err
 	}
-	access, aerr := e.newEndpointAccess(snap, ident.Account.ID, opts.IPRestriction, opts.BasicAuth, opts.Auth)
+	access, aerr := b.gates.newEndpointAccess(snap, ident.Account.ID, opts.IPRestriction, opts.BasicAuth, opts.Auth)
 	if aerr != nil {
 		return nil, nil, aerr
 	}
-	ep := newEndpoint(req, owner, "https", host, e.publicHTTPSURL(host), access)
+	ep := newEndpoint(req, owner, "https", host, b.publicHTTPSURL(host), access)
 	ep.minTLS = minTLS
 	opts.URL = ep.url
 	opts.Hostname = host
@@ -110,12 +163,12 @@ func (e *Edge) bindHTTP(req *tunnel.Bind, ident *authn.Identity, owner endpointO
 // sets: a new ep_ ID, the agent's bind ID (a random one when it sent none),
 // its forwards-to, the start time, the owner and the access checks. The
 // caller sets the proto's own fields.
-func newEndpoint(req *tunnel.Bind, owner endpointOwner, proto, key, publicURL string, access *endpointAccess) *endpoint {
+func newEndpoint(req *tunnel.Bind, owner EndpointOwner, proto, key, publicURL string, access *endpointAccess) *Endpoint {
 	bindID := req.ID
 	if bindID == "" {
 		bindID = randomHex(12)
 	}
-	return &endpoint{
+	return &Endpoint{
 		id:         ids.New(ids.PrefixEndpoint),
 		bindID:     bindID,
 		key:        key,
@@ -158,7 +211,7 @@ func requestedHost(o *tunnel.HTTPOptions, base string) (string, *codes.Error) {
 	default:
 		return "", nil
 	}
-	host, err := normalizeHost(raw)
+	host, err := NormalizeHost(raw)
 	if err != nil {
 		return "", codes.NewError(codes.BindURL, "The hostname %q is not valid: %v.", raw, err)
 	}
@@ -176,16 +229,16 @@ func urlHost(rawURL, show, base string, schemes ...string) (string, *codes.Error
 	if u.Path != "" && u.Path != "/" || u.RawQuery != "" || u.User != nil {
 		return "", codes.NewError(codes.BindURL, "The URL %q must not have a path, query or user info: use %s://NAME.%s.", rawURL, show, base)
 	}
-	host, nerr := normalizeHost(u.Hostname())
+	host, nerr := NormalizeHost(u.Hostname())
 	if nerr != nil {
 		return "", codes.NewError(codes.BindURL, "The hostname %q is not valid: %v.", u.Hostname(), nerr)
 	}
 	return host, nil
 }
 
-// normalizeHost lower-cases a hostname, converts IDNs to punycode (UTS #46
+// NormalizeHost lower-cases a hostname, converts IDNs to punycode (UTS #46
 // lookup rules, as browsers do) and strips a trailing dot.
-func normalizeHost(h string) (string, error) {
+func NormalizeHost(h string) (string, error) {
 	h = strings.TrimSuffix(strings.TrimSpace(h), ".")
 	ascii, err := idna.Lookup.ToASCII(h)
 	if err != nil {
@@ -202,20 +255,20 @@ func normalizeHost(h string) (string, error) {
 // the credential's bind ACL, and either a name one label under the base
 // domain that no other account reserved, or a domain this account reserved
 // in this edge's region.
-func (e *Edge) checkBindAllowed(snap *snapshot.Snapshot, ident *authn.Identity, proto, host string) *codes.Error {
+func (b *binder) checkBindAllowed(snap *snapshot.Snapshot, ident *authn.Identity, proto, host string) *codes.Error {
 	if proto == "tcp" {
-		return e.checkTCPBindAllowed(snap, ident, host)
+		return b.checkTCPBindAllowed(snap, ident, host)
 	}
 	if !policy.BindAllowed(ident.ACL, host) {
 		return codes.NewError(codes.BindACL, "This credential's bind ACL does not allow %s. Ask an administrator to add 'bind:%s' to it, or use another name.", host, host)
 	}
-	base := e.cfg.BaseDomain
+	base := b.baseDomain
 	if rd, ok := snap.ReservedDomain(host); ok {
 		if rd.AccountID != ident.Account.ID {
 			return codes.NewError(codes.BindReservedOther, "%s is reserved by another account. Choose another name.", host)
 		}
-		if rd.Region != "" && rd.Region != e.cfg.Region {
-			return codes.NewError(codes.BindRegion, "%s is reserved in region %s, but this edge serves region %s. Connect to a %s edge (--region %s).", host, rd.Region, e.cfg.Region, rd.Region, rd.Region)
+		if rd.Region != "" && rd.Region != b.region {
+			return codes.NewError(codes.BindRegion, "%s is reserved in region %s, but this edge serves region %s. Connect to a %s edge (--region %s).", host, rd.Region, b.region, rd.Region, rd.Region)
 		}
 		return nil
 	}
@@ -229,13 +282,13 @@ func (e *Edge) checkBindAllowed(snap *snapshot.Snapshot, ident *authn.Identity, 
 // install puts ep in the route table. A name held by another session is
 // taken over only when the bind token proves the same account bound it
 // before (a reconnecting agent); otherwise the bind is refused.
-func (s *agentSession) install(ep *endpoint, token string, ident *authn.Identity) *codes.Error {
+func (s *agentSession) install(ep *Endpoint, token string, ident *authn.Identity) *codes.Error {
 	tokenKey, tokenOK := s.edge.tokens.verify(token, ident.Account.ID, ep.proto)
-	old, ok := s.edge.router.bind(ep, func(holder *endpoint) bool {
+	old, ok := s.edge.router.bind(ep, func(holder *Endpoint) bool {
 		if holder.session == s {
 			return false
 		}
-		hid := holder.session.identity()
+		hid := holder.session.Identity()
 		return tokenOK && tokenKey == ep.key && hid != nil && hid.Account.ID == ident.Account.ID
 	})
 	if !ok {
@@ -256,7 +309,7 @@ func (s *agentSession) install(ep *endpoint, token string, ident *authn.Identity
 	s.endpoints[ep.bindID] = ep
 	s.mu.Unlock()
 	if old != nil {
-		old.session.dropEndpoint(old, codes.BindTaken, "This endpoint was taken over by a newer session of the same agent.")
+		old.session.DropEndpoint(old, codes.BindTaken, "This endpoint was taken over by a newer session of the same agent.")
 	}
 	return nil
 }
@@ -298,9 +351,18 @@ func checkProxyProto(v int32) *codes.Error {
 // unnamedHost names an endpoint bound without a name: the name its bind
 // token (re-sent by a reconnecting agent) holds for the account and proto,
 // else a random one-label name under the base domain.
-func (e *Edge) unnamedHost(token, accountID, proto string) string {
-	if key, ok := e.tokens.verify(token, accountID, proto); ok {
+func (b *binder) unnamedHost(token, accountID, proto string) string {
+	if key, ok := b.tokens.verify(token, accountID, proto); ok {
 		return key
 	}
-	return randomLabel() + "." + e.cfg.BaseDomain
+	return randomLabel() + "." + b.baseDomain
+}
+
+// publicHTTPSURL returns the public URL of the HTTPS endpoint host: the
+// public HTTPS port is left out when it is 443.
+func (b *binder) publicHTTPSURL(host string) string {
+	if p := b.httpsPort(); p != 443 {
+		return "https://" + net.JoinHostPort(host, strconv.Itoa(p))
+	}
+	return "https://" + host
 }

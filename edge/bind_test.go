@@ -44,7 +44,7 @@ func TestRequestedHost(t *testing.T) {
 }
 
 func TestCheckBindAllowed(t *testing.T) {
-	e := &Edge{cfg: Config{BaseDomain: "tollgate.localhost", Region: "us"}}
+	b := &binder{baseDomain: "tollgate.localhost", region: "us"}
 	snap, err := snapshot.New(snapshot.Data{ReservedDomains: []snapshot.ReservedDomain{
 		{ID: "rd_1", AccountID: "acct_a", Domain: "mine.example.com", Region: "us"},
 		{ID: "rd_2", AccountID: "acct_a", Domain: "eu.example.com", Region: "eu"},
@@ -71,7 +71,7 @@ func TestCheckBindAllowed(t *testing.T) {
 		{limited, "mine.example.com", ""},
 	}
 	for _, tc := range cases {
-		err := e.checkBindAllowed(snap, tc.ident, "https", tc.host)
+		err := b.checkBindAllowed(snap, tc.ident, "https", tc.host)
 		if tc.code == "" && err != nil || tc.code != "" && (err == nil || err.Code != tc.code) {
 			t.Errorf("%s (acl %v): %v, want %q", tc.host, tc.ident.ACL, err, tc.code)
 		}
@@ -110,15 +110,15 @@ func TestBindTokens(t *testing.T) {
 func TestRouterTakeover(t *testing.T) {
 	r := newRouter()
 	s1, s2 := &agentSession{}, &agentSession{}
-	ep1 := &endpoint{key: "a", session: s1}
-	ep2 := &endpoint{key: "a", session: s2}
+	ep1 := &Endpoint{key: "a", session: s1}
+	ep2 := &Endpoint{key: "a", session: s2}
 	if _, ok := r.bind(ep1, nil); !ok {
 		t.Fatal("first bind refused")
 	}
-	if holder, ok := r.bind(ep2, func(*endpoint) bool { return false }); ok || holder != ep1 {
+	if holder, ok := r.bind(ep2, func(*Endpoint) bool { return false }); ok || holder != ep1 {
 		t.Fatal("bind of a taken key without takeover succeeded")
 	}
-	old, ok := r.bind(ep2, func(*endpoint) bool { return true })
+	old, ok := r.bind(ep2, func(*Endpoint) bool { return true })
 	if !ok || old != ep1 {
 		t.Fatal("takeover failed")
 	}

@@ -5,18 +5,14 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
-	"maps"
 	"net"
-	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
-	"golang.org/x/crypto/ssh"
 	"golang.org/x/sync/errgroup"
-	"golang.org/x/time/rate"
 
 	"github.com/tollgate/tollgate/codes"
 	"github.com/tollgate/tollgate/edge/internal/httpproxy"
@@ -64,13 +60,6 @@ type Config struct {
 	MinHeartbeatInterval time.Duration
 	// HandshakeTimeout bounds a public TLS handshake. Default 10s.
 	HandshakeTimeout time.Duration
-	// SSHAddr is the SSH ingress address for `ssh -R` reverse tunnels;
-	// "" turns SSH ingress off. The Ed25519 host key persists in DataDir.
-	SSHAddr string
-	// SSHKeepaliveInterval is how often an SSH client must answer a
-	// keepalive; one unanswered for a further interval closes the
-	// connection. Default 15s.
-	SSHKeepaliveInterval time.Duration
 	// TCPHost is the host name in the tcp:// URLs of TCP endpoints; it is
 	// also the host part of reserved addresses this edge serves. Default
 	// "localhost".
@@ -93,29 +82,20 @@ type CertSource interface {
 	GetCertificate(hello *tls.ClientHelloInfo) (*tls.Certificate, error)
 }
 
-// SessionReporter receives the full list of this edge's online agent
-// sessions whenever it changes. Optional.
-type SessionReporter interface {
-	ReportSessions(ctx context.Context, region string, sessions []snapshot.AgentSession) error
-}
-
 // EdgeDirectory lists the live edges of every region, so that agents learn
 // where each region is (Auth's ConnectAddresses). Optional.
 type EdgeDirectory interface {
 	Edges() []snapshot.EdgeInfo
 }
 
-// Deps are the Edge's collaborators. Feed, AgentTLS and Certs are required.
+// Deps are the Edge's collaborators. AgentTLS and Certs are required.
+// Snapshots arrive through ApplySnapshot (edge/controlclient follows the
+// control plane's feed and calls it).
 type Deps struct {
-	Feed     SnapshotFeed
 	AgentTLS *tls.Config // certificate agents verify; MinVersion raised to TLS 1.2
 	Certs    CertSource
-	Reporter SessionReporter
 	// Directory lists every region's edges; nil lists only this edge.
 	Directory EdgeDirectory
-	// Commands carries the API's stop and restart commands from a control
-	// plane in another process; nil when it calls the Edge directly.
-	Commands CommandSource
 }
 
 // Addrs are the addresses an Edge listens on, after Listen.
@@ -123,7 +103,6 @@ type Addrs struct {
 	Agent string // TCP and UDP
 	HTTPS string
 	HTTP  string // "" when disabled
-	SSH   string // "" when SSH ingress is off
 }
 
 type counters struct {
@@ -132,45 +111,36 @@ type counters struct {
 }
 
 // Edge is one regional edge. Create it with New, bind its listeners with
-// Listen, run it with Serve, stop it with Shutdown.
+// Listen, run it with Serve, stop it with Shutdown; snapshots arrive
+// through ApplySnapshot (edge/controlclient). Its methods are safe for
+// concurrent use.
 type Edge struct {
 	cfg  Config
 	deps Deps
 	log  *zap.Logger
 
-	defaultMinTLS, floorMinTLS uint16
-
 	snap    *snapshotHolder
-	ipState atomic.Pointer[ipState] // IP restrictions compiled from snap (ippolicy.go)
-	router  *router
-	tokens  *bindTokens
+	gates   *ipGates      // IP restrictions, endpoint IP policies, basic auth
+	binds   *binder       // bind validation, TCP ports, bind tokens
+	public  *publicServer // public HTTPS and TCP clients
+	router  *router       // route key → endpoint
+	tokens  *bindTokens   // shared with binds
+	tcp     *tcpListeners // shared with binds
 	proxy   *httpproxy.Proxy
 	metrics counters
 
-	ipMetrics ipMetrics
-	dryRunLog *rate.Limiter // bounds the warnings of unenforced IP restrictions
+	agentLn net.Listener
+	quicLn  *tunnel.QUICListener
+	httpsLn net.Listener
+	httpLn  net.Listener
+	httpSrv *httpRedirector
 
-	agentLn   net.Listener
-	quicLn    *tunnel.QUICListener
-	httpsLn   net.Listener
-	httpLn    net.Listener
-	httpSrv   *httpRedirector
-	publicTLS map[uint16]*tls.Config // by minimum version
-
-	sshHostKey  ssh.Signer // nil when SSH ingress is off
-	sshConfig   *ssh.ServerConfig
-	sshLn       net.Listener
-	tcp         *tcpListeners
-	tcpRange    portRange
-	tcpHost     string
-	tcpListenIP string
-
-	mu          sync.Mutex
-	sessions    map[*agentSession]struct{}
-	sshSessions map[*sshSession]struct{}
-	changed     chan struct{} // sessions changed; buffered 1
-	stopping    chan struct{}
-	stopOnce    sync.Once
+	mu       sync.Mutex
+	sessions map[*agentSession]struct{}
+	attached map[Session]struct{} // sessions of other ingresses (Attach)
+	changed  chan struct{}        // sessions changed; buffered 1
+	stopping chan struct{}
+	stopOnce sync.Once
 }
 
 // New validates cfg and deps and returns an Edge. It opens nothing.
@@ -178,13 +148,13 @@ func New(cfg Config, deps Deps) (*Edge, error) {
 	if cfg.BaseDomain == "" {
 		return nil, errors.New("edge: BaseDomain is required")
 	}
-	base, err := normalizeHost(cfg.BaseDomain)
+	base, err := NormalizeHost(cfg.BaseDomain)
 	if err != nil {
 		return nil, fmt.Errorf("edge: base domain %q: %w", cfg.BaseDomain, err)
 	}
 	cfg.BaseDomain = base
-	if deps.Feed == nil || deps.AgentTLS == nil || deps.Certs == nil {
-		return nil, errors.New("edge: Feed, AgentTLS and Certs are required")
+	if deps.AgentTLS == nil || deps.Certs == nil {
+		return nil, errors.New("edge: AgentTLS and Certs are required")
 	}
 	if cfg.Region == "" {
 		cfg.Region = "us"
@@ -203,16 +173,13 @@ func New(cfg Config, deps Deps) (*Edge, error) {
 	if cfg.HandshakeTimeout == 0 {
 		cfg.HandshakeTimeout = 10 * time.Second
 	}
-	if cfg.SSHKeepaliveInterval <= 0 {
-		cfg.SSHKeepaliveInterval = 15 * time.Second
-	}
 	setDefault(&cfg.TCPPorts, "20000-29999")
 	tcpRange, err := parsePortRange(cfg.TCPPorts)
 	if err != nil {
 		return nil, fmt.Errorf("edge: %w", err)
 	}
 	setDefault(&cfg.TCPHost, "localhost")
-	tcpHost, err := normalizeHost(cfg.TCPHost)
+	tcpHost, err := NormalizeHost(cfg.TCPHost)
 	if err != nil {
 		return nil, fmt.Errorf("edge: TCP host %q: %w", cfg.TCPHost, err)
 	}
@@ -244,42 +211,55 @@ func New(cfg Config, deps Deps) (*Edge, error) {
 	}
 	deps.AgentTLS = agentTLS
 	e := &Edge{
-		cfg:           cfg,
-		deps:          deps,
-		log:           log,
-		defaultMinTLS: def,
-		floorMinTLS:   floor,
-		snap:          newSnapshotHolder(cfg.DataDir),
-		router:        newRouter(),
-		tokens:        tokens,
-		sessions:      make(map[*agentSession]struct{}),
-		sshSessions:   make(map[*sshSession]struct{}),
-		tcpRange:      tcpRange,
-		tcpHost:       tcpHost,
-		tcpListenIP:   cfg.TCPListenIP,
-		changed:       make(chan struct{}, 1),
-		stopping:      make(chan struct{}),
-		dryRunLog:     newDryRunLimiter(),
+		cfg:      cfg,
+		deps:     deps,
+		log:      log,
+		snap:     newSnapshotHolder(cfg.DataDir),
+		router:   newRouter(),
+		tokens:   tokens,
+		sessions: make(map[*agentSession]struct{}),
+		attached: make(map[Session]struct{}),
+		changed:  make(chan struct{}, 1),
+		stopping: make(chan struct{}),
 	}
-	e.proxy, err = httpproxy.New(httpproxy.Config{Logger: log}, e)
-	if err != nil {
-		return nil, fmt.Errorf("edge: %w", err)
+	e.gates = newIPGates(e.snap, log)
+	e.public = &publicServer{
+		log:              log,
+		snap:             e.snap,
+		router:           e.router,
+		gates:            e.gates,
+		certs:            deps.Certs,
+		handshakeTimeout: cfg.HandshakeTimeout,
+		defaultMinTLS:    def,
+		floorMinTLS:      floor,
+		tlsConfigs:       make(map[uint16]*tls.Config),
 	}
-	e.tcp = newTCPListeners(e)
-	if cfg.SSHAddr != "" {
-		if e.sshHostKey, err = loadSSHHostKey(cfg.DataDir); err != nil {
-			return nil, fmt.Errorf("edge: %w", err)
-		}
-		e.sshConfig = e.sshServerConfig()
-	}
-	e.publicTLS = make(map[uint16]*tls.Config)
 	for _, v := range []uint16{tls.VersionTLS10, tls.VersionTLS11, tls.VersionTLS12, tls.VersionTLS13} {
-		e.publicTLS[v] = &tls.Config{
+		e.public.tlsConfigs[v] = &tls.Config{
 			MinVersion:     v,
 			GetCertificate: deps.Certs.GetCertificate,
 			NextProtos:     []string{"h2", "http/1.1"},
 		}
 	}
+	e.proxy, err = httpproxy.New(httpproxy.Config{Logger: log}, e.public)
+	if err != nil {
+		return nil, fmt.Errorf("edge: %w", err)
+	}
+	e.public.proxy = e.proxy
+	e.binds = &binder{
+		region:        cfg.Region,
+		baseDomain:    cfg.BaseDomain,
+		defaultMinTLS: def,
+		floorMinTLS:   floor,
+		snap:          e.snap,
+		gates:         e.gates,
+		tokens:        tokens,
+		tcpRange:      tcpRange,
+		tcpHost:       tcpHost,
+		httpsPort:     e.httpsPort,
+	}
+	e.tcp = newTCPListeners(cfg.TCPListenIP, func(ln net.Listener, port int) { e.public.serveTCP(ln, e.binds.tcpKey(port)) })
+	e.binds.tcp = e.tcp
 	return e, nil
 }
 
@@ -316,12 +296,6 @@ func (e *Edge) Listen() (err error) {
 			return err
 		}
 	}
-	if e.cfg.SSHAddr != "" {
-		if e.sshLn, err = listenTCP("SSH", e.cfg.SSHAddr); err != nil {
-			return err
-		}
-		e.log.Info("SSH ingress listening", zap.String("addr", e.sshLn.Addr().String()), zap.String("host_key_fingerprint", e.SSHHostKeyFingerprint()))
-	}
 	return nil
 }
 
@@ -350,7 +324,7 @@ func listenTCP(what, addr string) (net.Listener, error) {
 }
 
 func (e *Edge) closeListeners() {
-	for _, ln := range []net.Listener{e.agentLn, e.httpsLn, e.httpLn, e.sshLn} {
+	for _, ln := range []net.Listener{e.agentLn, e.httpsLn, e.httpLn} {
 		if ln != nil {
 			ln.Close()
 		}
@@ -363,14 +337,24 @@ func (e *Edge) closeListeners() {
 	}
 }
 
+// Addressing is how an edge names its endpoints, as New normalised its
+// Config.
+type Addressing struct {
+	Region     string // this edge's region code
+	BaseDomain string // lower-case punycode
+	TCPHost    string // the host of tcp:// URLs, lower-case punycode
+}
+
+// Addressing returns the edge's region, base domain and TCP host.
+func (e *Edge) Addressing() Addressing {
+	return Addressing{Region: e.cfg.Region, BaseDomain: e.cfg.BaseDomain, TCPHost: e.binds.tcpHost}
+}
+
 // Addrs returns the bound addresses. Call after Listen.
 func (e *Edge) Addrs() Addrs {
 	a := Addrs{Agent: e.agentLn.Addr().String(), HTTPS: e.httpsLn.Addr().String()}
 	if e.httpLn != nil {
 		a.HTTP = e.httpLn.Addr().String()
-	}
-	if e.sshLn != nil {
-		a.SSH = e.sshLn.Addr().String()
 	}
 	return a
 }
@@ -382,6 +366,25 @@ func (e *Edge) advertisedAgentAddr() string {
 	return e.agentLn.Addr().String()
 }
 
+// connectAddresses lists one agent address per region for Auth responses:
+// this edge for its own region, and for each other region the first live
+// edge the directory names.
+func (e *Edge) connectAddresses() []tunnel.ConnectAddress {
+	out := []tunnel.ConnectAddress{{Region: e.cfg.Region, ServerAddr: e.advertisedAgentAddr()}}
+	if e.deps.Directory == nil {
+		return out
+	}
+	seen := map[string]bool{e.cfg.Region: true}
+	for _, ed := range e.deps.Directory.Edges() {
+		if seen[ed.Region] || ed.AgentAddr == "" {
+			continue
+		}
+		seen[ed.Region] = true
+		out = append(out, tunnel.ConnectAddress{Region: ed.Region, ServerAddr: ed.AgentAddr})
+	}
+	return out
+}
+
 func (e *Edge) httpsPort() int {
 	if e.cfg.PublicHTTPSPort != 0 {
 		return e.cfg.PublicHTTPSPort
@@ -389,13 +392,6 @@ func (e *Edge) httpsPort() int {
 	_, p, _ := net.SplitHostPort(e.httpsLn.Addr().String())
 	n, _ := strconv.Atoi(p)
 	return n
-}
-
-func (e *Edge) publicHTTPSURL(host string) string {
-	if p := e.httpsPort(); p != 443 {
-		return "https://" + net.JoinHostPort(host, strconv.Itoa(p))
-	}
-	return "https://" + host
 }
 
 // Serve runs the edge until ctx ends or Shutdown is called. It loads the
@@ -421,19 +417,11 @@ func (e *Edge) Serve(ctx context.Context) error {
 		e.closeListeners()
 		return nil
 	})
-	g.Go(func() error { e.snap.watch(gctx, e.deps.Feed, e.log, e.applySnapshot); return nil })
-	g.Go(func() error { e.reportLoop(gctx); return nil })
-	if e.deps.Commands != nil {
-		g.Go(func() error { e.commandLoop(gctx); return nil })
-	}
 	g.Go(func() error { return e.acceptAgentsTCP(gctx) })
 	if e.quicLn != nil {
 		g.Go(func() error { return e.acceptAgentsQUIC(gctx) })
 	}
-	g.Go(func() error { return e.acceptPublicHTTPS(gctx) })
-	if e.sshLn != nil {
-		g.Go(func() error { return e.acceptSSH(gctx) })
-	}
+	g.Go(func() error { return e.public.serveHTTPS(gctx, e.httpsLn) })
 	if e.httpLn != nil {
 		e.httpSrv = newHTTPRedirector(e)
 		g.Go(func() error { return e.httpSrv.serve(e.httpLn) })
@@ -446,7 +434,8 @@ func (e *Edge) Serve(ctx context.Context) error {
 }
 
 // Shutdown stops accepting, drains in-flight public requests until ctx ends,
-// then closes every agent session with a reason.
+// then closes every agent session with a reason. Attached sessions are
+// closed by the ingress that serves them (sshserver.Server.Shutdown).
 func (e *Edge) Shutdown(ctx context.Context) error {
 	e.stopOnce.Do(func() { close(e.stopping) })
 	e.closeListeners()
@@ -459,110 +448,5 @@ func (e *Edge) Shutdown(ctx context.Context) error {
 	for _, s := range e.agentSessions() {
 		s.ts.Close(reason)
 	}
-	e.closeSSHSessions(reason.Error())
 	return errors.Join(errs...)
-}
-
-// applySnapshot enforces a new snapshot on live sessions: a credential that
-// is gone, rotated or whose owner or account is inactive closes its
-// sessions; endpoints its ACL no longer allows are stopped. The snapshot's
-// IP restrictions are compiled here, once.
-func (e *Edge) applySnapshot(snap *snapshot.Snapshot) {
-	e.compileRestrictions(snap)
-	for _, s := range e.agentSessions() {
-		err, lost := s.reverify(snap)
-		if err != nil {
-			s.log.Info("closing agent session: its credential is no longer valid", zap.Error(err))
-			s.ts.Close(err)
-			continue
-		}
-		for _, l := range lost {
-			// The reason the bind would be refused now: a narrowed ACL, a
-			// released or moved reservation.
-			s.dropEndpoint(l.ep, l.err.Code, l.err.Message)
-		}
-	}
-	e.applySnapshotSSH(snap)
-}
-
-// agentSessions returns the agent sessions, copied under e.mu so the
-// caller may act on them without holding it.
-func (e *Edge) agentSessions() []*agentSession {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	return slices.Collect(maps.Keys(e.sessions))
-}
-
-// sshSessionList returns the SSH sessions, copied under e.mu.
-func (e *Edge) sshSessionList() []*sshSession {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	return slices.Collect(maps.Keys(e.sshSessions))
-}
-
-// replaceResumed closes every other session of the agent that reconnected
-// as next: an agent that resumes with its previous ClientId (as ours and the
-// SDKs do after a reconnect) has given up on its old connection, even when
-// the edge's heartbeat has not noticed yet, and proxy streams opened on it
-// would hang. Only a session of the same credential is replaced.
-func (e *Edge) replaceResumed(next *agentSession, clientID, credentialID string) {
-	e.mu.Lock()
-	var old []*agentSession
-	for s := range e.sessions {
-		if s != next && s.resumes(clientID, credentialID) {
-			old = append(old, s)
-		}
-	}
-	e.mu.Unlock()
-	for _, s := range old {
-		s.log.Info("closing agent session: the agent reconnected", zap.String("new_session_id", next.id))
-		s.ts.Close(codes.NewError(codes.SessionStopped, "The agent reconnected; this older connection is closed."))
-	}
-}
-
-// sessionsChanged schedules a report to the control plane.
-func (e *Edge) sessionsChanged() {
-	select {
-	case e.changed <- struct{}{}:
-	default:
-	}
-}
-
-func (e *Edge) reportLoop(ctx context.Context) {
-	if e.deps.Reporter == nil {
-		return
-	}
-	// Report at once, on every change, and every EdgeReportInterval
-	// regardless: the control plane counts an edge that falls silent as
-	// gone.
-	tick := time.NewTicker(snapshot.EdgeReportInterval)
-	defer tick.Stop()
-	for first := true; ; first = false {
-		if !first {
-			select {
-			case <-ctx.Done():
-				return
-			case <-e.changed:
-			case <-tick.C:
-			}
-		}
-		e.mu.Lock()
-		list := make([]snapshot.AgentSession, 0, len(e.sessions))
-		for s := range e.sessions {
-			if info, ok := s.info(); ok {
-				list = append(list, info)
-			}
-		}
-		for s := range e.sshSessions {
-			if info, ok := s.info(); ok {
-				list = append(list, info)
-			}
-		}
-		e.mu.Unlock()
-		rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		if err := e.deps.Reporter.ReportSessions(rctx, e.cfg.Region, list); err != nil && ctx.Err() == nil {
-			e.log.Warn("could not report agent sessions to the control plane", zap.Error(err))
-		}
-		cancel()
-	}
 }

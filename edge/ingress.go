@@ -12,11 +12,11 @@ import (
 	"github.com/tollgate/tollgate/tunnel"
 )
 
-// acceptLoop accepts connections on ln and hands each to handle on its
+// AcceptLoop accepts connections on ln and hands each to handle on its
 // own goroutine, until ln closes or ctx ends (nil then). A temporary
 // accept error (a net.Error that times out, such as EMFILE) is retried
 // after 50ms; any other error is returned.
-func acceptLoop(ctx context.Context, ln net.Listener, handle func(net.Conn)) error {
+func AcceptLoop(ctx context.Context, ln net.Listener, handle func(net.Conn)) error {
 	for {
 		c, err := ln.Accept()
 		if err != nil {
@@ -36,7 +36,7 @@ func acceptLoop(ctx context.Context, ln net.Listener, handle func(net.Conn)) err
 
 // acceptAgentsTCP accepts agents over TLS on TCP, each a muxado session.
 func (e *Edge) acceptAgentsTCP(ctx context.Context) error {
-	return acceptLoop(ctx, e.agentLn, func(c net.Conn) { e.handleAgentTCP(ctx, c) })
+	return AcceptLoop(ctx, e.agentLn, func(c net.Conn) { e.handleAgentTCP(ctx, c) })
 }
 
 func (e *Edge) handleAgentTCP(ctx context.Context, c net.Conn) {

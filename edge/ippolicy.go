@@ -31,10 +31,33 @@ import (
 //     Warn log line (rate-limited) and a counter. There is no event
 //     subscription system at the edge yet; the log line is the event.
 //
-// Restrictions are compiled once per snapshot (applySnapshot, or lazily by
+// Restrictions are compiled once per snapshot (enforce, or lazily by
 // the first check that sees a newer snapshot) and read through an atomic
 // pointer; an endpoint's own matcher is compiled at bind, and again once
 // per snapshot when it names IP policies. A check allocates nothing.
+
+// ipGates decides who may reach what by IP: the snapshot's IP restrictions
+// (agent and endpoints surfaces), compiled once per snapshot, and the
+// endpoints' own IP policies and basic auth (endpointAccess); it counts
+// every refusal.
+type ipGates struct {
+	snap      *snapshotHolder
+	log       *zap.Logger
+	state     atomic.Pointer[ipState] // IP restrictions compiled from snap
+	metrics   ipMetrics
+	dryRunLog *rate.Limiter // bounds the warnings of unenforced IP restrictions
+}
+
+func newIPGates(snap *snapshotHolder, log *zap.Logger) *ipGates {
+	return &ipGates{snap: snap, log: log, dryRunLog: newDryRunLimiter()}
+}
+
+// CheckAgentIP applies the account's `agent` IP restriction to an agent or
+// SSH session from addr; a non-nil error (TG_115) refuses the session. It
+// logs the refusal to log.
+func (e *Edge) CheckAgentIP(accountID string, addr netip.Addr, log *zap.Logger) *codes.Error {
+	return e.gates.checkAgentIP(accountID, addr, log)
+}
 
 // ipState is the snapshot's IP restrictions, compiled.
 type ipState struct {
@@ -65,7 +88,7 @@ type IPPolicyCounts struct {
 
 // IPPolicyCounts returns the IP policy and basic-auth counters.
 func (e *Edge) IPPolicyCounts() IPPolicyCounts {
-	m := &e.ipMetrics
+	m := &e.gates.metrics
 	return IPPolicyCounts{
 		AgentRefused: m.agentRefused.Load(), EndpointsRefused: m.endpointsRefused.Load(),
 		EndpointRefused: m.endpointRefused.Load(), DryRun: m.dryRun.Load(),
@@ -84,26 +107,26 @@ func newDryRunLimiter() *rate.Limiter { return rate.NewLimiter(dryRunLogRate, dr
 
 // restrictions returns the IP restrictions of the current snapshot,
 // compiling them when the snapshot changed since they were compiled.
-func (e *Edge) restrictions() *policy.Restrictions {
-	snap := e.snap.Load()
-	if st := e.ipState.Load(); st != nil && st.snap == snap {
+func (g *ipGates) restrictions() *policy.Restrictions {
+	snap := g.snap.Load()
+	if st := g.state.Load(); st != nil && st.snap == snap {
 		return st.restrictions
 	}
-	return e.compileRestrictions(snap)
+	return g.compile(snap)
 }
 
-// compileRestrictions compiles snap's IP restrictions and installs them,
+// compile compiles snap's IP restrictions and installs them,
 // unless the ones installed meanwhile are the current snapshot's (snap was
 // replaced while it compiled). Revisions are not compared: after a control
 // plane reset the current snapshot may be older than the last one.
-func (e *Edge) compileRestrictions(snap *snapshot.Snapshot) *policy.Restrictions {
+func (g *ipGates) compile(snap *snapshot.Snapshot) *policy.Restrictions {
 	st := &ipState{snap: snap, restrictions: policy.CompileRestrictions(snap)}
 	for {
-		old := e.ipState.Load()
-		if old != nil && old.snap != snap && old.snap == e.snap.Load() {
+		old := g.state.Load()
+		if old != nil && old.snap != snap && old.snap == g.snap.Load() {
 			return st.restrictions
 		}
-		if e.ipState.CompareAndSwap(old, st) {
+		if g.state.CompareAndSwap(old, st) {
 			return st.restrictions
 		}
 	}
@@ -116,47 +139,48 @@ func errAgentIPRestricted(addr netip.Addr) *codes.Error {
 }
 
 // checkAgentIP applies the account's `agent` IP restriction to an agent or
-// SSH session from addr; a non-nil error (TG_115) refuses the session.
-func (e *Edge) checkAgentIP(accountID string, addr netip.Addr, log *zap.Logger) *codes.Error {
+// SSH session from addr; a non-nil error (TG_115) refuses the session. It
+// logs the refusal to log.
+func (g *ipGates) checkAgentIP(accountID string, addr netip.Addr, log *zap.Logger) *codes.Error {
 	addr = addr.Unmap()
-	d := e.restrictions().Check(accountID, policy.SurfaceAgent, addr)
+	d := g.restrictions().Check(accountID, policy.SurfaceAgent, addr)
 	if !d.Allowed {
-		e.ipMetrics.agentRefused.Add(1)
+		g.metrics.agentRefused.Add(1)
 		log.Info("agent session refused by the agent IP restriction",
 			zap.String("ip_restriction_id", d.RestrictionID), zap.String("account_id", accountID),
 			zap.Stringer("remote_addr", addr), zap.String("code", string(codes.AgentIPRestricted)))
 		return errAgentIPRestricted(addr)
 	}
 	if d.RestrictionID != "" {
-		e.ipDryRun(d.RestrictionID, accountID, policy.SurfaceAgent, addr, "")
+		g.dryRun(d.RestrictionID, accountID, policy.SurfaceAgent, addr, "")
 	}
 	return nil
 }
 
-// admitIP decides whether a public client at addr may reach ep: the
+// admit decides whether a public client at addr may reach ep: the
 // account's `endpoints` IP restrictions, then the endpoint's own policy.
 // It does not allocate (except to log an unenforced refusal).
-func (e *Edge) admitIP(ep *endpoint, addr netip.Addr) bool {
+func (g *ipGates) admit(ep *Endpoint, addr netip.Addr) bool {
 	a := ep.access
 	if a == nil {
 		return true
 	}
 	addr = addr.Unmap()
-	d := e.restrictions().Check(a.accountID, policy.SurfaceEndpoints, addr)
+	d := g.restrictions().Check(a.accountID, policy.SurfaceEndpoints, addr)
 	if !d.Allowed {
-		e.ipMetrics.endpointsRefused.Add(1)
-		if ce := e.log.Check(zap.DebugLevel, "public client refused by the endpoints IP restriction"); ce != nil {
+		g.metrics.endpointsRefused.Add(1)
+		if ce := g.log.Check(zap.DebugLevel, "public client refused by the endpoints IP restriction"); ce != nil {
 			ce.Write(zap.String("ip_restriction_id", d.RestrictionID), zap.String("account_id", a.accountID),
 				zap.String("endpoint", ep.url), zap.Stringer("remote_addr", addr))
 		}
 		return false
 	}
 	if d.RestrictionID != "" {
-		e.ipDryRun(d.RestrictionID, a.accountID, policy.SurfaceEndpoints, addr, ep.url)
+		g.dryRun(d.RestrictionID, a.accountID, policy.SurfaceEndpoints, addr, ep.url)
 	}
-	if m := a.matcher(e.snap.Load()); m != nil && !m.Allowed(addr) {
-		e.ipMetrics.endpointRefused.Add(1)
-		if ce := e.log.Check(zap.DebugLevel, "public client refused by the endpoint's IP policy"); ce != nil {
+	if m := a.matcher(g.snap.Load()); m != nil && !m.Allowed(addr) {
+		g.metrics.endpointRefused.Add(1)
+		if ce := g.log.Check(zap.DebugLevel, "public client refused by the endpoint's IP policy"); ce != nil {
 			ce.Write(zap.String("account_id", a.accountID), zap.String("endpoint", ep.url), zap.Stringer("remote_addr", addr))
 		}
 		return false
@@ -164,12 +188,12 @@ func (e *Edge) admitIP(ep *endpoint, addr netip.Addr) bool {
 	return true
 }
 
-// ipDryRun emits the event of an unenforced restriction that would have
+// dryRun emits the event of an unenforced restriction that would have
 // refused addr: a counter and a rate-limited Warn line.
-func (e *Edge) ipDryRun(restrictionID, accountID string, surface policy.Surface, addr netip.Addr, endpointURL string) {
-	e.ipMetrics.dryRun.Add(1)
-	if !e.dryRunLog.Allow() {
-		e.ipMetrics.dryRunLogDropped.Add(1)
+func (g *ipGates) dryRun(restrictionID, accountID string, surface policy.Surface, addr netip.Addr, endpointURL string) {
+	g.metrics.dryRun.Add(1)
+	if !g.dryRunLog.Allow() {
+		g.metrics.dryRunLogDropped.Add(1)
 		return
 	}
 	fields := []zap.Field{zap.String("event", "ip_policy.dry_run"), zap.String("ip_restriction_id", restrictionID),
@@ -177,14 +201,14 @@ func (e *Edge) ipDryRun(restrictionID, accountID string, surface policy.Surface,
 	if endpointURL != "" {
 		fields = append(fields, zap.String("endpoint", endpointURL))
 	}
-	e.log.Warn("IP restriction not enforced: it would have refused this client; letting it through", fields...)
+	g.log.Warn("IP restriction not enforced: it would have refused this client; letting it through", fields...)
 }
 
 // endpointAccess is what an endpoint asks of public clients before a byte
 // goes to its agent: its own IP policy and HTTP basic auth. Immutable once
 // the endpoint is bound, except for the per-snapshot matcher.
 type endpointAccess struct {
-	edge      *Edge
+	gates     *ipGates
 	accountID string
 	// rules are the endpoint's --cidr-allow / --cidr-deny.
 	rules []policy.IPRule
@@ -228,8 +252,8 @@ const denyOnlyHelp = "a client must match an allow rule and no deny rule, so den
 // Auth option of HTTP binds (one more credential). Errors name the option
 // and never echo a password: TG_403 (CIDR), TG_2616 (ip_policy_ids),
 // TG_393 (no allow rule), TG_359/TG_360 (basic auth).
-func (e *Edge) newEndpointAccess(snap *snapshot.Snapshot, accountID string, ipr *tunnel.IPRestriction, ba *tunnel.BasicAuth, legacyAuth string) (*endpointAccess, *codes.Error) {
-	a := &endpointAccess{edge: e, accountID: accountID}
+func (g *ipGates) newEndpointAccess(snap *snapshot.Snapshot, accountID string, ipr *tunnel.IPRestriction, ba *tunnel.BasicAuth, legacyAuth string) (*endpointAccess, *codes.Error) {
+	a := &endpointAccess{gates: g, accountID: accountID}
 	if ipr != nil {
 		for _, list := range []struct {
 			name  string

@@ -57,12 +57,12 @@ func BenchmarkAdmitIP(b *testing.B) {
 	})
 	allowE, denyE := benchRules(10000, 2)
 	allowE = append(allowE, "127.0.0.0/8", "::1/128")
-	a, err := e.newEndpointAccess(e.snap.Load(), "acct_a",
+	a, err := e.gates.newEndpointAccess(e.snap.Load(), "acct_a",
 		&tunnel.IPRestriction{AllowCIDRs: allowE, DenyCIDRs: denyE, IPPolicyIDs: []string{"ipp_e"}}, nil, "")
 	if err != nil {
 		b.Fatal(err)
 	}
-	ep := &endpoint{url: "https://x", access: a}
+	ep := &Endpoint{url: "https://x", access: a}
 	for _, tc := range []struct{ name, addr string }{
 		{"ipv4", "127.0.0.1"}, {"ipv4-mapped", "::ffff:127.0.0.1"}, {"ipv6", "::1"}, {"ipv4-refused", "198.51.100.7"},
 	} {
@@ -71,7 +71,7 @@ func BenchmarkAdmitIP(b *testing.B) {
 		b.Run(tc.name, func(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
-				if e.admitIP(ep, addr) != want {
+				if e.gates.admit(ep, addr) != want {
 					b.Fatal(fmt.Sprint("wrong decision for ", addr))
 				}
 			}

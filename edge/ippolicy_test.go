@@ -30,7 +30,7 @@ import (
 func newPolicyEdge(t testing.TB, data snapshot.Data) *Edge {
 	t.Helper()
 	e, err := New(Config{BaseDomain: "tollgate.localhost", DisableQUIC: true, HTTPAddr: "off"},
-		Deps{Feed: fixedFeed{}, AgentTLS: &tls.Config{}, Certs: noCerts{}})
+		Deps{AgentTLS: &tls.Config{}, Certs: noCerts{}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -49,7 +49,7 @@ func setSnapshot(t testing.TB, e *Edge, data snapshot.Data) {
 	if ok, err := e.snap.swap(snap); !ok || err != nil {
 		t.Fatalf("snapshot not installed: %v", err)
 	}
-	e.applySnapshot(snap)
+	e.enforce(snap)
 }
 
 func testPolicy(id, acct string, rules ...string) snapshot.IPPolicy {
@@ -114,7 +114,7 @@ func TestEndpointAccessValidation(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			a, err := e.newEndpointAccess(snap, "acct_a", tc.ipr, tc.ba, tc.legacy)
+			a, err := e.gates.newEndpointAccess(snap, "acct_a", tc.ipr, tc.ba, tc.legacy)
 			if tc.code == "" {
 				if err != nil || a == nil {
 					t.Fatalf("refused: %v", err)
@@ -150,12 +150,12 @@ func TestAdmitIP(t *testing.T) {
 		},
 	})
 	snap := e.snap.Load()
-	mk := func(acct string, ipr *tunnel.IPRestriction) *endpoint {
-		a, err := e.newEndpointAccess(snap, acct, ipr, nil, "")
+	mk := func(acct string, ipr *tunnel.IPRestriction) *Endpoint {
+		a, err := e.gates.newEndpointAccess(snap, acct, ipr, nil, "")
 		if err != nil {
 			t.Fatal(err)
 		}
-		return &endpoint{url: "https://x." + acct, access: a}
+		return &Endpoint{url: "https://x." + acct, access: a}
 	}
 	plainA := mk("acct_a", nil)
 	ownA := mk("acct_a", &tunnel.IPRestriction{AllowCIDRs: []string{"127.0.0.1/32", "::/0"}, DenyCIDRs: []string{"::1/128"}})
@@ -163,7 +163,7 @@ func TestAdmitIP(t *testing.T) {
 	ownB := mk("acct_b", &tunnel.IPRestriction{AllowCIDRs: []string{"127.0.0.2"}})
 	plainC := mk("acct_c", nil)
 	cases := []struct {
-		ep   *endpoint
+		ep   *Endpoint
 		addr string
 		ok   bool
 	}{
@@ -185,7 +185,7 @@ func TestAdmitIP(t *testing.T) {
 		{plainC, "192.0.2.1", true},
 	}
 	for _, tc := range cases {
-		if got := e.admitIP(tc.ep, netip.MustParseAddr(tc.addr)); got != tc.ok {
+		if got := e.gates.admit(tc.ep, netip.MustParseAddr(tc.addr)); got != tc.ok {
 			t.Errorf("%s from %s: admitted %v, want %v", tc.ep.url, tc.addr, got, tc.ok)
 		}
 	}
@@ -194,10 +194,10 @@ func TestAdmitIP(t *testing.T) {
 		t.Fatalf("counts %+v", c)
 	}
 	// The agent surface is separate from the endpoints surface.
-	if err := e.checkAgentIP("acct_a", netip.MustParseAddr("::ffff:10.1.2.3"), e.log); err != nil {
+	if err := e.CheckAgentIP("acct_a", netip.MustParseAddr("::ffff:10.1.2.3"), e.log); err != nil {
 		t.Fatalf("agent from 10.1.2.3 refused: %v", err)
 	}
-	if err := e.checkAgentIP("acct_a", netip.MustParseAddr("127.0.0.1"), e.log); err == nil || err.Code != codes.AgentIPRestricted {
+	if err := e.CheckAgentIP("acct_a", netip.MustParseAddr("127.0.0.1"), e.log); err == nil || err.Code != codes.AgentIPRestricted {
 		t.Fatalf("agent from 127.0.0.1: %v, want TG_115", err)
 	}
 }
@@ -208,30 +208,30 @@ func TestAdmitIP(t *testing.T) {
 func TestAdmitIPFollowsSnapshot(t *testing.T) {
 	data := snapshot.Data{IPPolicies: []snapshot.IPPolicy{testPolicy("ipp_a", "acct_a", "allow 127.0.0.0/8")}}
 	e := newPolicyEdge(t, data)
-	a, err := e.newEndpointAccess(e.snap.Load(), "acct_a", &tunnel.IPRestriction{IPPolicyIDs: []string{"ipp_a"}}, nil, "")
+	a, err := e.gates.newEndpointAccess(e.snap.Load(), "acct_a", &tunnel.IPRestriction{IPPolicyIDs: []string{"ipp_a"}}, nil, "")
 	if err != nil {
 		t.Fatal(err)
 	}
-	ep := &endpoint{url: "tcp://x", access: a}
+	ep := &Endpoint{url: "tcp://x", access: a}
 	addr := netip.MustParseAddr("127.0.0.2")
-	if !e.admitIP(ep, addr) {
+	if !e.gates.admit(ep, addr) {
 		t.Fatal("refused before the change")
 	}
 	data.IPPolicies = []snapshot.IPPolicy{testPolicy("ipp_a", "acct_a", "allow 127.0.0.0/8", "deny 127.0.0.2/32")}
 	setSnapshot(t, e, data)
-	if e.admitIP(ep, addr) {
+	if e.gates.admit(ep, addr) {
 		t.Fatal("the policy's new deny rule was not applied")
 	}
 	data.IPPolicies = []snapshot.IPPolicy{testPolicy("ipp_a", "acct_a", "allow 127.0.0.0/8"), testPolicy("ipp_r", "acct_a", "allow 10.0.0.0/8")}
 	data.IPRestrictions = []snapshot.IPRestriction{{ID: "ipx_1", AccountID: "acct_a", Type: "endpoints", Enforced: true, IPPolicyIDs: []string{"ipp_r"}}}
-	// Swap without applySnapshot: the first check compiles the new
+	// Swap without enforce: the first check compiles the new
 	// restrictions itself.
 	data.Revision = e.snap.Load().Revision() + 1
 	snap, _ := snapshot.New(data)
 	if ok, _ := e.snap.swap(snap); !ok {
 		t.Fatal("not swapped")
 	}
-	if e.admitIP(ep, addr) {
+	if e.gates.admit(ep, addr) {
 		t.Fatal("the new endpoints restriction was not applied")
 	}
 	// A control plane reset hands an older revision; it is the truth then
@@ -240,11 +240,11 @@ func TestAdmitIPFollowsSnapshot(t *testing.T) {
 	data.Revision = 1
 	older, _ := snapshot.New(data)
 	e.snap.cur.Store(older)
-	e.applySnapshot(older)
-	if !e.admitIP(ep, netip.MustParseAddr("127.0.0.3")) {
+	e.enforce(older)
+	if !e.gates.admit(ep, netip.MustParseAddr("127.0.0.3")) {
 		t.Fatal("the restriction of the newer, abandoned snapshot still applies")
 	}
-	if r1, r2 := e.restrictions(), e.restrictions(); r1 != r2 {
+	if r1, r2 := e.gates.restrictions(), e.gates.restrictions(); r1 != r2 {
 		t.Fatal("the restrictions of the current snapshot are compiled on every check")
 	}
 }
@@ -255,13 +255,13 @@ func basicHeader(user, pass string) []byte {
 
 func TestBasicAuthAdmit(t *testing.T) {
 	e := newPolicyEdge(t, snapshot.Data{})
-	a, err := e.newEndpointAccess(e.snap.Load(), "acct_a", nil, &tunnel.BasicAuth{Credentials: []tunnel.BasicAuthCredential{
+	a, err := e.gates.newEndpointAccess(e.snap.Load(), "acct_a", nil, &tunnel.BasicAuth{Credentials: []tunnel.BasicAuthCredential{
 		{Username: "alice", CleartextPassword: "correct-horse"}, {Username: "bob", CleartextPassword: "battery:staple"},
 	}}, "")
 	if err != nil {
 		t.Fatal(err)
 	}
-	ep := &endpoint{url: "https://x", access: a}
+	ep := &Endpoint{url: "https://x", access: a}
 	client := netip.MustParseAddr("127.0.0.1")
 	cases := []struct {
 		name  string
@@ -296,12 +296,12 @@ func TestBasicAuthAdmit(t *testing.T) {
 	}
 	// IP policy comes first: a refused address gets 403 even with the
 	// right password.
-	a2, err := e.newEndpointAccess(e.snap.Load(), "acct_a", &tunnel.IPRestriction{AllowCIDRs: []string{"10.0.0.0/8"}},
+	a2, err := e.gates.newEndpointAccess(e.snap.Load(), "acct_a", &tunnel.IPRestriction{AllowCIDRs: []string{"10.0.0.0/8"}},
 		&tunnel.BasicAuth{Credentials: []tunnel.BasicAuthCredential{{Username: "alice", CleartextPassword: "correct-horse"}}}, "")
 	if err != nil {
 		t.Fatal(err)
 	}
-	ad := (&endpoint{access: a2}).Admit(client, basicHeader("alice", "correct-horse"), 1)
+	ad := (&Endpoint{access: a2}).Admit(client, basicHeader("alice", "correct-horse"), 1)
 	if ad.Refusal == nil || ad.Refusal.Status() != 403 || ad.Refusal.Code() != codes.IPDenied {
 		t.Fatalf("%+v, want 403 TG_3205", ad)
 	}
@@ -324,15 +324,15 @@ func TestBindHTTPAccessOptions(t *testing.T) {
 	}
 	t.Cleanup(e.closeListeners)
 	ident := &authn.Identity{Account: &snapshot.Account{ID: "acct_a"}}
-	bind := func(proto, opts string) (*endpoint, any, *codes.Error) {
+	bind := func(proto, opts string) (*Endpoint, any, *codes.Error) {
 		req := &tunnel.Bind{Proto: proto, Opts: json.RawMessage(opts)}
 		switch proto {
 		case "tcp":
-			return e.bindTCP(req, ident, &agentSession{})
+			return e.binds.bindTCP(req, ident, &agentSession{})
 		case "tls":
-			return e.bindTLS(req, ident, &agentSession{})
+			return e.binds.bindTLS(req, ident, &agentSession{})
 		}
-		return e.bindHTTP(req, ident, &agentSession{})
+		return e.binds.bindHTTP(req, ident, &agentSession{})
 	}
 	ep, echo, err := bind("https", `{"IPRestriction":{"allow_cidrs":["127.0.0.1/32"]},"BasicAuth":{"credentials":[{"username":"alice","cleartext_password":"correct-horse"}]}}`)
 	if err != nil {
@@ -354,7 +354,7 @@ func TestBindHTTPAccessOptions(t *testing.T) {
 			t.Errorf("%s allow and deny: %v", proto, err)
 			continue
 		}
-		if e.admitIP(ep, netip.MustParseAddr("10.1.1.1")) || !e.admitIP(ep, netip.MustParseAddr("192.0.2.1")) {
+		if e.gates.admit(ep, netip.MustParseAddr("10.1.1.1")) || !e.gates.admit(ep, netip.MustParseAddr("192.0.2.1")) {
 			t.Errorf("%s: the endpoint's CIDRs are not applied", proto)
 		}
 		if ep.release != nil {
@@ -366,12 +366,12 @@ func TestBindHTTPAccessOptions(t *testing.T) {
 // fakeOwner is an endpoint owner that counts proxy streams and opens none.
 type fakeOwner struct{ opened atomic.Int64 }
 
-func (o *fakeOwner) identity() *authn.Identity { return nil }
-func (o *fakeOwner) openProxy(context.Context, *tunnel.ProxyHeader) (httpproxy.Stream, error) {
+func (o *fakeOwner) Identity() *authn.Identity { return nil }
+func (o *fakeOwner) OpenProxy(context.Context, *tunnel.ProxyHeader) (httpproxy.Stream, error) {
 	o.opened.Add(1)
 	return nil, errors.New("no agent in this test")
 }
-func (o *fakeOwner) dropEndpoint(*endpoint, codes.Code, string) {}
+func (o *fakeOwner) DropEndpoint(*Endpoint, codes.Code, string) {}
 
 // mappedListener listens on ::ffff:127.0.0.1 with an IPv6 socket that
 // takes IPv4 connections (IPV6_V6ONLY off), so peers appear as IPv4-mapped
@@ -412,12 +412,12 @@ func mappedListener(t *testing.T) net.Listener {
 // IPv4-mapped IPv6 from a dual-stack socket.
 func TestTCPRefusedBeforeAgent(t *testing.T) {
 	e := newPolicyEdge(t, snapshot.Data{})
-	a, err := e.newEndpointAccess(e.snap.Load(), "acct_a", &tunnel.IPRestriction{AllowCIDRs: []string{"127.0.0.0/8"}, DenyCIDRs: []string{"127.0.0.2/32"}}, nil, "")
+	a, err := e.gates.newEndpointAccess(e.snap.Load(), "acct_a", &tunnel.IPRestriction{AllowCIDRs: []string{"127.0.0.0/8"}, DenyCIDRs: []string{"127.0.0.2/32"}}, nil, "")
 	if err != nil {
 		t.Fatal(err)
 	}
 	owner := &fakeOwner{}
-	ep := &endpoint{key: "localhost:1", url: "tcp://localhost:1", proto: "tcp", session: owner, access: a}
+	ep := &Endpoint{key: "localhost:1", url: "tcp://localhost:1", proto: "tcp", session: owner, access: a}
 	if _, ok := e.router.bind(ep, nil); !ok {
 		t.Fatal("bind")
 	}
@@ -452,7 +452,7 @@ func TestTCPRefusedBeforeAgent(t *testing.T) {
 					t.Fatalf("server sees %v; mapped=%v", peer, mapped)
 				}
 				done := make(chan struct{})
-				go func() { e.handleTCP(sc, "localhost:1"); close(done) }()
+				go func() { e.public.handleTCP(sc, "localhost:1"); close(done) }()
 				_, _ = c.Write([]byte("hello"))
 				_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
 				_, rerr := io.ReadAll(c)

@@ -18,9 +18,28 @@ import (
 	"github.com/tollgate/tollgate/tunnel"
 )
 
-// acceptPublicHTTPS accepts public HTTPS clients.
-func (e *Edge) acceptPublicHTTPS(ctx context.Context) error {
-	return acceptLoop(ctx, e.httpsLn, func(c net.Conn) { e.handlePublicHTTPS(ctx, c) })
+// publicServer serves public clients: the HTTPS listener (TLS handshake
+// with the minimum version of the name, TLS-ALPN-01 validations, tls
+// endpoints passed through or terminated, HTTP endpoints through the HTTP
+// proxy) and the listeners of TCP endpoints. Every connection is routed by
+// the router and admitted by the IP gates before a byte goes to an agent.
+type publicServer struct {
+	log              *zap.Logger
+	snap             *snapshotHolder
+	router           *router
+	gates            *ipGates
+	proxy            *httpproxy.Proxy
+	certs            CertSource
+	handshakeTimeout time.Duration
+	defaultMinTLS    uint16
+	floorMinTLS      uint16
+	tlsConfigs       map[uint16]*tls.Config // by minimum version
+}
+
+// serveHTTPS accepts public HTTPS clients on ln until it closes or ctx
+// ends.
+func (p *publicServer) serveHTTPS(ctx context.Context, ln net.Listener) error {
+	return AcceptLoop(ctx, ln, func(c net.Conn) { p.handleHTTPS(ctx, c) })
 }
 
 // acmeTLSALPN is the ALPN protocol of ACME TLS-ALPN-01 validation (RFC 8737).
@@ -43,29 +62,29 @@ type HTTPChallengeHandler interface {
 // (clamped to the edge floor), else the edge default; a bound endpoint's
 // own minimum may raise it, never lower a reservation's. A TLS-ALPN-01
 // validation handshake gets acmeChallengeTLS.
-func (e *Edge) tlsConfigForClient(hello *tls.ClientHelloInfo) (*tls.Config, error) {
+func (p *publicServer) tlsConfigForClient(hello *tls.ClientHelloInfo) (*tls.Config, error) {
 	if len(hello.SupportedProtos) == 1 && hello.SupportedProtos[0] == acmeTLSALPN {
 		c := acmeChallengeTLS.Clone()
-		c.GetCertificate = e.deps.Certs.GetCertificate
+		c.GetCertificate = p.certs.GetCertificate
 		return c, nil
 	}
 	name := strings.ToLower(hello.ServerName)
-	minV := e.defaultMinTLS
-	rv := e.reservedMinTLS(name)
+	minV := p.defaultMinTLS
+	rv := p.reservedMinTLS(name)
 	if rv != 0 {
 		minV = rv
 	}
-	if ep, ok := e.router.lookup(name); ok {
+	if ep, ok := p.router.lookup(name); ok {
 		minV = max(ep.minTLS, rv)
 	}
-	return e.publicTLS[minV], nil
+	return p.tlsConfigs[minV], nil
 }
 
 // reservedMinTLS is the minimum TLS version set on the reserved domain
 // that covers name (exact, or "*.<parent>" for a name one label under
 // parent), clamped to the edge floor; 0 when none is set.
-func (e *Edge) reservedMinTLS(name string) uint16 {
-	snap := e.snap.Load()
+func (p *publicServer) reservedMinTLS(name string) uint16 {
+	snap := p.snap.Load()
 	rd, ok := snap.ReservedDomain(name)
 	if !ok {
 		if i := strings.IndexByte(name, '.'); i > 0 {
@@ -77,9 +96,9 @@ func (e *Edge) reservedMinTLS(name string) uint16 {
 	}
 	v, err := policy.ParseTLSVersion(rd.MinTLSVersion)
 	if err != nil {
-		return e.floorMinTLS
+		return p.floorMinTLS
 	}
-	return max(v, e.floorMinTLS)
+	return max(v, p.floorMinTLS)
 }
 
 // CertificateAllowed reports whether a certificate may be obtained on
@@ -95,19 +114,19 @@ func (e *Edge) CertificateAllowed(name string) bool {
 // never nil.
 func (e *Edge) Snapshot() *snapshot.Snapshot { return e.snap.Load() }
 
-func (e *Edge) handlePublicHTTPS(ctx context.Context, c net.Conn) {
+func (p *publicServer) handleHTTPS(ctx context.Context, c net.Conn) {
 	pc := newPeekConn(c) // tls endpoints: see tlspass.go
 	// BatchRecords: the HTTP relay writes a large response's TLS records
 	// several per system call.
-	tc := tls.Server(tunnel.BatchRecords(pc), &tls.Config{GetConfigForClient: e.passthroughOr(pc, e.tlsConfigForClient)})
-	hctx, cancel := context.WithTimeout(ctx, e.cfg.HandshakeTimeout)
+	tc := tls.Server(tunnel.BatchRecords(pc), &tls.Config{GetConfigForClient: p.passthroughOr(pc, p.tlsConfigForClient)})
+	hctx, cancel := context.WithTimeout(ctx, p.handshakeTimeout)
 	err := tc.HandshakeContext(hctx)
 	cancel()
-	if err != nil && e.passthroughTLS(pc, err) {
+	if err != nil && p.passthroughTLS(pc, err) {
 		return
 	}
 	if err != nil {
-		if ce := e.log.Check(zap.DebugLevel, "public TLS handshake failed"); ce != nil {
+		if ce := p.log.Check(zap.DebugLevel, "public TLS handshake failed"); ce != nil {
 			ce.Write(zap.String("remote_addr", c.RemoteAddr().String()), zap.Error(err))
 		}
 		c.Close()
@@ -118,15 +137,15 @@ func (e *Edge) handlePublicHTTPS(ctx context.Context, c net.Conn) {
 		tc.Close() // a TLS-ALPN-01 validation: the handshake was all of it
 		return
 	}
-	if e.terminatedTLS(pc, tc) {
+	if p.terminatedTLS(pc, tc) {
 		return
 	}
-	e.proxy.ServeConn(ctx, tc, strings.ToLower(st.ServerName), st.NegotiatedProtocol)
+	p.proxy.ServeConn(ctx, tc, strings.ToLower(st.ServerName), st.NegotiatedProtocol)
 }
 
 // Resolve implements httpproxy.Resolver: the HTTPS endpoint bound at host.
-func (e *Edge) Resolve(host string) (httpproxy.Upstream, bool) {
-	ep, ok := e.router.lookup(host)
+func (p *publicServer) Resolve(host string) (httpproxy.Endpoint, bool) {
+	ep, ok := p.router.lookup(host)
 	if !ok || ep.proto != "https" {
 		return nil, false
 	}
@@ -149,12 +168,12 @@ func newHTTPRedirector(e *Edge) *httpRedirector {
 		if hh, _, err := net.SplitHostPort(host); err == nil {
 			host = hh
 		}
-		host, err := normalizeHost(host)
+		host, err := NormalizeHost(host)
 		if err != nil || host == "" {
 			http.Error(w, "Bad Host header ["+string(codes.BadRequest)+"]", http.StatusBadRequest)
 			return
 		}
-		target := e.publicHTTPSURL(host) + r.URL.RequestURI()
+		target := e.binds.publicHTTPSURL(host) + r.URL.RequestURI()
 		http.Redirect(w, r, target, http.StatusPermanentRedirect)
 	})
 	return &httpRedirector{srv: &http.Server{

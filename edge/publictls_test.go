@@ -14,17 +14,6 @@ import (
 	"github.com/tollgate/tollgate/snapshot"
 )
 
-// oneSnapshotFeed hands out one snapshot, then blocks until ctx ends.
-type oneSnapshotFeed struct{ snap *snapshot.Snapshot }
-
-func (f oneSnapshotFeed) Snapshot(ctx context.Context, after uint64) (*snapshot.Snapshot, error) {
-	if after < f.snap.Revision() {
-		return f.snap, nil
-	}
-	<-ctx.Done()
-	return nil, ctx.Err()
-}
-
 // startTLSEdge runs an Edge with the local CA on loopback whose snapshot
 // reserves old.<base> (min TLS 1.0), new.<base> (1.3) and *.wild.test
 // (1.3), with an edge floor of 1.0 and default 1.2. It returns the public
@@ -63,7 +52,7 @@ func startTLSEdge(t *testing.T) string {
 	e, err := New(Config{
 		BaseDomain: base, AgentAddr: "127.0.0.1:0", HTTPSAddr: "127.0.0.1:0", HTTPAddr: "off",
 		DisableQUIC: true, DefaultMinTLS: "1.2", MinTLSFloor: "1.0",
-	}, Deps{Feed: oneSnapshotFeed{snap}, AgentTLS: &tls.Config{Certificates: []tls.Certificate{agentCert}}, Certs: mgr})
+	}, Deps{AgentTLS: &tls.Config{Certificates: []tls.Certificate{agentCert}}, Certs: mgr})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -72,6 +61,7 @@ func startTLSEdge(t *testing.T) string {
 	}
 	done := make(chan error, 1)
 	go func() { done <- e.Serve(ctx) }()
+	e.ApplySnapshot(snap)
 	t.Cleanup(func() {
 		cancel()
 		if err := <-done; err != nil && !errors.Is(err, context.Canceled) {
@@ -141,7 +131,7 @@ func opensslConnect(t *testing.T, addr, name, version string) (string, bool) {
 // TestMinTLSConfig: the edge accepts 1.0–1.3 and refuses a default below
 // its floor with a message that names both.
 func TestMinTLSConfig(t *testing.T) {
-	deps := Deps{Feed: oneSnapshotFeed{}, AgentTLS: &tls.Config{}, Certs: nopCerts{}}
+	deps := Deps{AgentTLS: &tls.Config{}, Certs: nopCerts{}}
 	for _, tc := range []struct {
 		def, floor string
 		errHas     string

@@ -2,16 +2,18 @@ package edge
 
 import (
 	"crypto/tls"
+	"net/url"
+	"strconv"
 	"sync"
 	"time"
 
 	"github.com/tollgate/tollgate/snapshot"
 )
 
-// endpoint is one bound public name (or TCP address) and the agent session
-// that serves it. Immutable after creation except for the session's own
+// Endpoint is one bound public name (or TCP address) and the session that
+// serves it. Immutable after creation except for the session's own
 // lifecycle.
-type endpoint struct {
+type Endpoint struct {
 	id         string // ep_...
 	bindID     string // the agent's bind Id, echoed in proxy headers
 	key        string // route key: lower-case host, or host:port for TCP
@@ -20,7 +22,7 @@ type endpoint struct {
 	forwardsTo string
 	minTLS     uint16 // crypto/tls version constant
 	startedAt  time.Time
-	session    endpointOwner // the agent or SSH session that serves it
+	session    EndpointOwner // the agent or SSH session that serves it
 	proxyProto int32         // tcp/tls: PROXY protocol version sent to the upstream, 0 = none
 	// termCert is the key pair a tls endpoint asked the edge to terminate
 	// TLS with; nil passes the TLS stream through.
@@ -33,8 +35,26 @@ type endpoint struct {
 	release func()
 }
 
-// info returns the endpoint as the control plane's API reports it.
-func (ep *endpoint) info() snapshot.Endpoint {
+// URL returns the endpoint's public URL.
+func (ep *Endpoint) URL() string { return ep.url }
+
+// Port returns the public port clients connect to: the port of a TCP
+// endpoint's address, the edge's public HTTPS port for an HTTPS or TLS
+// endpoint.
+func (ep *Endpoint) Port() int {
+	u, err := url.Parse(ep.url)
+	if err != nil {
+		return 0
+	}
+	if p := u.Port(); p != "" {
+		n, _ := strconv.Atoi(p)
+		return n
+	}
+	return 443
+}
+
+// Info returns the endpoint as the control plane's API reports it.
+func (ep *Endpoint) Info() snapshot.Endpoint {
 	return snapshot.Endpoint{ID: ep.id, URL: ep.url, Proto: ep.proto, ForwardsTo: ep.forwardsTo, StartedAt: ep.startedAt}
 }
 
@@ -42,13 +62,13 @@ func (ep *endpoint) info() snapshot.Endpoint {
 // unbinds are rare.
 type router struct {
 	mu     sync.RWMutex
-	routes map[string]*endpoint
+	routes map[string]*Endpoint
 }
 
-func newRouter() *router { return &router{routes: make(map[string]*endpoint)} }
+func newRouter() *router { return &router{routes: make(map[string]*Endpoint)} }
 
 // lookup returns the endpoint bound at key.
-func (r *router) lookup(key string) (*endpoint, bool) {
+func (r *router) lookup(key string) (*Endpoint, bool) {
 	r.mu.RLock()
 	ep, ok := r.routes[key]
 	r.mu.RUnlock()
@@ -58,7 +78,7 @@ func (r *router) lookup(key string) (*endpoint, bool) {
 // bind installs ep at its key. When another endpoint holds the key, takeover
 // decides: true replaces it (the old one is returned so the caller can tell
 // its session), false refuses (ok is false and the holder is returned).
-func (r *router) bind(ep *endpoint, takeover func(holder *endpoint) bool) (old *endpoint, ok bool) {
+func (r *router) bind(ep *Endpoint, takeover func(holder *Endpoint) bool) (old *Endpoint, ok bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if holder, taken := r.routes[ep.key]; taken && holder != ep {
@@ -73,7 +93,7 @@ func (r *router) bind(ep *endpoint, takeover func(holder *endpoint) bool) (old *
 
 // unbind removes ep if it still holds its key, and releases what ep holds
 // (see endpoint.release) whether or not it still held the key.
-func (r *router) unbind(ep *endpoint) {
+func (r *router) unbind(ep *Endpoint) {
 	r.mu.Lock()
 	if cur, ok := r.routes[ep.key]; ok && cur == ep {
 		delete(r.routes, ep.key)
@@ -82,15 +102,4 @@ func (r *router) unbind(ep *endpoint) {
 	if ep.release != nil {
 		ep.release()
 	}
-}
-
-// all returns every bound endpoint.
-func (r *router) all() []*endpoint {
-	r.mu.RLock()
-	defer r.mu.RUnlock()
-	out := make([]*endpoint, 0, len(r.routes))
-	for _, ep := range r.routes {
-		out = append(out, ep)
-	}
-	return out
 }

@@ -39,12 +39,12 @@ type agentSession struct {
 	os         string
 	version    string
 	metadata   string
-	endpoints  map[string]*endpoint // by bind ID
+	endpoints  map[string]*Endpoint // by bind ID
 	closed     bool
 }
 
 func newAgentSession(e *Edge, remote net.Addr, transport string) *agentSession {
-	ap := addrPort(remote)
+	ap := PeerAddr(remote)
 	id := ids.New(ids.PrefixAgentSession)
 	return &agentSession{
 		edge:      e,
@@ -52,7 +52,7 @@ func newAgentSession(e *Edge, remote net.Addr, transport string) *agentSession {
 		remote:    ap,
 		transport: transport,
 		startedAt: time.Now().UTC(),
-		endpoints: make(map[string]*endpoint),
+		endpoints: make(map[string]*Endpoint),
 		log:       e.log.WithLazy(zap.String("session_id", id), zap.String("remote_addr", ap.String()), zap.String("transport", transport)),
 	}
 }
@@ -68,26 +68,24 @@ func (s *agentSession) Auth(ctx context.Context, req *tunnel.Auth) *tunnel.AuthR
 	if !slices.Contains(req.Version, "3") {
 		resp.Version = "2"
 	}
-	snap, ident, err := s.edge.verifyAuthtoken(ctx, req.Extra.Authtoken.Reveal())
+	ident, err := s.edge.verifyAuthtoken(ctx, req.Extra.Authtoken.Reveal())
 	if err != nil {
 		s.edge.metrics.authFailures.Add(1)
 		s.log.Info("agent authentication refused", zap.Error(err))
 		resp.Error = err.Error()
 		return resp
 	}
-	if err := s.edge.checkAgentIP(ident.Account.ID, s.remote.Addr(), s.log); err != nil {
+	if err := s.edge.gates.checkAgentIP(ident.Account.ID, s.remote.Addr(), s.log); err != nil {
 		resp.Error = err.Error()
 		return resp
 	}
-	cred, _ := snap.Authtoken(ident.CredentialID)
-
 	clientID := req.ClientID
 	if clientID == "" || len(clientID) > 64 {
 		clientID = randomHex(16)
 	}
 	s.mu.Lock()
 	s.ident = ident
-	s.secretHash = cred.SecretHash
+	s.secretHash = ident.Authtoken.SecretHash
 	s.clientID = clientID
 	s.os = req.Extra.OS
 	s.version = req.Extra.Version
@@ -115,7 +113,7 @@ func (s *agentSession) Auth(ctx context.Context, req *tunnel.Auth) *tunnel.AuthR
 		PlanName:         "self-hosted",
 		ConnectAddresses: s.edge.connectAddresses(),
 	}
-	s.edge.sessionsChanged()
+	s.edge.SessionsChanged()
 	return resp
 }
 
@@ -127,38 +125,26 @@ func (s *agentSession) Auth(ctx context.Context, req *tunnel.Auth) *tunnel.AuthR
 const freshCredentialWait = 2 * time.Second
 
 // verifyAuthtoken checks token against the current snapshot. When the
-// token's ID is unknown (not when its secret is wrong), it waits for newer
-// snapshots up to freshCredentialWait before refusing. It returns the
-// snapshot it decided on.
-func (e *Edge) verifyAuthtoken(ctx context.Context, token string) (*snapshot.Snapshot, *authn.Identity, error) {
+// token names a credential the snapshot does not hold (not when its secret
+// is wrong), it waits for newer snapshots up to freshCredentialWait before
+// refusing.
+func (e *Edge) verifyAuthtoken(ctx context.Context, token string) (*authn.Identity, error) {
 	deadline := time.NewTimer(freshCredentialWait)
 	defer deadline.Stop()
 	for {
 		changed := e.snap.Changed()
-		snap := e.snap.Load()
-		ident, err := authn.VerifyAuthtoken(snap, token)
-		if !errors.Is(err, authn.ErrAuthtokenInvalid) || knownAuthtoken(snap, token) {
-			return snap, ident, err
+		ident, known, err := authn.CheckAuthtoken(e.snap.Load(), token)
+		if !errors.Is(err, authn.ErrAuthtokenInvalid) || known {
+			return ident, err
 		}
 		select {
 		case <-changed:
 		case <-deadline.C:
-			return snap, ident, err
+			return ident, err
 		case <-ctx.Done():
-			return snap, ident, err
+			return ident, err
 		}
 	}
-}
-
-// knownAuthtoken reports whether the snapshot holds the credential that
-// token names, whatever its secret.
-func knownAuthtoken(snap *snapshot.Snapshot, token string) bool {
-	kid, _, err := authn.ParseToken(token)
-	if err != nil {
-		return false
-	}
-	_, ok := snap.Authtoken(ids.PrefixAuthtoken + "_" + kid)
-	return ok
 }
 
 // Unbind removes one endpoint of this session.
@@ -172,7 +158,7 @@ func (s *agentSession) Unbind(ctx context.Context, req *tunnel.Unbind) *tunnel.U
 	}
 	s.edge.router.unbind(ep)
 	s.log.Info("endpoint unbound", zap.String("endpoint", ep.url))
-	s.edge.sessionsChanged()
+	s.edge.SessionsChanged()
 	return &tunnel.UnbindResp{}
 }
 
@@ -189,16 +175,16 @@ func (s *agentSession) resumes(clientID, credentialID string) bool {
 	return !s.closed && s.ident != nil && s.clientID == clientID && s.ident.CredentialID == credentialID
 }
 
-// identity returns the authenticated identity, or nil.
-func (s *agentSession) identity() *authn.Identity {
+// Identity implements EndpointOwner: the authenticated identity, or nil.
+func (s *agentSession) Identity() *authn.Identity {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.ident
 }
 
-// dropEndpoint removes ep from this session (it was taken over or revoked)
-// and tells the agent why.
-func (s *agentSession) dropEndpoint(ep *endpoint, code codes.Code, msg string) {
+// DropEndpoint implements EndpointOwner: it removes ep from this session
+// (it was taken over or revoked) and tells the agent why.
+func (s *agentSession) DropEndpoint(ep *Endpoint, code codes.Code, msg string) {
 	s.mu.Lock()
 	if cur, ok := s.endpoints[ep.bindID]; ok && cur == ep {
 		delete(s.endpoints, ep.bindID)
@@ -219,7 +205,7 @@ func (s *agentSession) dropEndpoint(ep *endpoint, code codes.Code, msg string) {
 func (s *agentSession) ended(err error) {
 	s.mu.Lock()
 	s.closed = true
-	eps := make([]*endpoint, 0, len(s.endpoints))
+	eps := make([]*Endpoint, 0, len(s.endpoints))
 	for _, ep := range s.endpoints {
 		eps = append(eps, ep)
 	}
@@ -235,47 +221,39 @@ func (s *agentSession) ended(err error) {
 		} else {
 			s.log.Info("agent session ended", zap.Error(err))
 		}
-		s.edge.sessionsChanged()
+		s.edge.SessionsChanged()
 	}
 }
 
 // lostEndpoint is an endpoint a new snapshot no longer allows, with the
 // refusal its bind would get now.
 type lostEndpoint struct {
-	ep  *endpoint
+	ep  *Endpoint
 	err *codes.Error
 }
 
-// reverify re-checks the session's credential against a new snapshot. It
-// returns a non-nil error when the session must close, and the endpoints the
-// snapshot no longer allows (a narrowed ACL, a released or moved
-// reservation), each with the reason.
-func (s *agentSession) reverify(snap *snapshot.Snapshot) (error, []lostEndpoint) {
+// reverify re-checks the session's credential against a new snapshot
+// (authn.ReverifyAuthtoken). It returns the endpoints the snapshot no longer
+// allows (a narrowed ACL, a released or moved reservation), each with the
+// reason, and a non-nil error when the session must close.
+func (s *agentSession) reverify(snap *snapshot.Snapshot) ([]lostEndpoint, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.ident == nil || s.closed {
 		return nil, nil
 	}
-	cred, ok := snap.Authtoken(s.ident.CredentialID)
-	if !ok || cred.SecretHash != s.secretHash {
-		return authn.ErrAuthtokenInvalid, nil
+	ident, err := authn.ReverifyAuthtoken(snap, s.ident.CredentialID, s.secretHash)
+	if err != nil {
+		return nil, err
 	}
-	acct, ok := snap.Account(cred.AccountID)
-	if !ok || !acct.Active {
-		return authn.ErrCredentialRevoked, nil
-	}
-	owner, ok := snap.Principal(cred.OwnerID)
-	if !ok || !owner.Active {
-		return authn.ErrCredentialRevoked, nil
-	}
-	s.ident = &authn.Identity{CredentialID: cred.ID, Account: acct, Principal: owner, ACL: cred.ACL}
+	s.ident = ident
 	var lost []lostEndpoint
 	for _, ep := range s.endpoints {
-		if err := s.edge.checkBindAllowed(snap, s.ident, ep.proto, ep.key); err != nil {
+		if err := s.edge.binds.checkBindAllowed(snap, s.ident, ep.proto, ep.key); err != nil {
 			lost = append(lost, lostEndpoint{ep, err})
 		}
 	}
-	return nil, lost
+	return lost, nil
 }
 
 // info returns the session as the control plane's API reports it.
@@ -299,7 +277,7 @@ func (s *agentSession) info() (snapshot.AgentSession, bool) {
 		StartedAt:    s.startedAt,
 	}
 	for _, ep := range s.endpoints {
-		out.Endpoints = append(out.Endpoints, ep.info())
+		out.Endpoints = append(out.Endpoints, ep.Info())
 	}
 	return out, true
 }

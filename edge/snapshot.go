@@ -1,28 +1,17 @@
 package edge
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"go.uber.org/zap"
 
 	"github.com/tollgate/tollgate/snapshot"
-	"github.com/tollgate/tollgate/tunnel"
 )
-
-// SnapshotFeed delivers control-plane snapshots. In `tollgated dev` the
-// control plane implements it in-process; a standalone edge uses an HTTP
-// client of the control plane's feed. Snapshot blocks until a snapshot with
-// a revision greater than after exists, or ctx ends.
-type SnapshotFeed interface {
-	Snapshot(ctx context.Context, after uint64) (*snapshot.Snapshot, error)
-}
 
 // snapshotFile is the name of the persisted snapshot in the data dir.
 const snapshotFile = "snapshot.json"
@@ -30,8 +19,9 @@ const snapshotFile = "snapshot.json"
 // snapshotHolder holds the newest snapshot the edge has seen. Reads are a
 // single atomic load.
 type snapshotHolder struct {
-	cur  atomic.Pointer[snapshot.Snapshot]
-	path string // "" = do not persist
+	cur     atomic.Pointer[snapshot.Snapshot]
+	initial *snapshot.Snapshot // the empty snapshot the holder starts with
+	path    string             // "" = do not persist
 
 	mu      sync.Mutex
 	changed chan struct{} // closed and replaced after each applied snapshot
@@ -42,8 +32,8 @@ func newSnapshotHolder(dataDir string) *snapshotHolder {
 	if dataDir != "" {
 		h.path = filepath.Join(dataDir, snapshotFile)
 	}
-	empty, _ := snapshot.New(snapshot.Data{})
-	h.cur.Store(empty)
+	h.initial, _ = snapshot.New(snapshot.Data{})
+	h.cur.Store(h.initial)
 	return h
 }
 
@@ -65,8 +55,9 @@ func (h *snapshotHolder) notify() {
 	h.changed = make(chan struct{})
 }
 
-// loadPersisted reads the persisted snapshot, if there is one. A missing file
-// is not an error; a corrupt one is reported and ignored.
+// loadPersisted reads the persisted snapshot, if there is one, and installs
+// it unless a snapshot from the control plane came first. A missing file is
+// not an error; a corrupt one is reported and ignored.
 func (h *snapshotHolder) loadPersisted() (bool, error) {
 	if h.path == "" {
 		return false, nil
@@ -83,8 +74,7 @@ func (h *snapshotHolder) loadPersisted() (bool, error) {
 	if err != nil {
 		return false, fmt.Errorf("reading persisted snapshot %s: %w", h.path, err)
 	}
-	h.cur.Store(s)
-	return true, nil
+	return h.cur.CompareAndSwap(h.initial, s), nil
 }
 
 // swap installs s if it is newer than the current snapshot and persists it
@@ -133,57 +123,58 @@ func (h *snapshotHolder) persist(s *snapshot.Snapshot) error {
 	return nil
 }
 
-// newFeedBackoff returns the retry delays of the snapshot feed and the
-// command poll: 250ms doubling to at most 5s, so that a control plane that
-// comes back is followed again within seconds; no jitter.
-func newFeedBackoff() *tunnel.Backoff {
-	return &tunnel.Backoff{Min: 250 * time.Millisecond, Max: 5 * time.Second, Jitter: -1}
+// ApplySnapshot installs snap as the edge's snapshot, persists it in the
+// data dir (a failure is logged; the edge keeps serving) and enforces it on
+// live sessions (enforce), when its revision is newer than the current
+// one's — or older: the control plane answers with an older revision only
+// when its store was reset or restored, and is the truth then. The current
+// revision again is ignored. Calls must not overlap; edge/controlclient
+// makes them from the goroutine that follows the feed.
+func (e *Edge) ApplySnapshot(snap *snapshot.Snapshot) {
+	h := e.snap
+	if after := h.Load().Revision(); snap.Revision() < after {
+		e.log.Warn("the control plane's snapshot is older than this edge's: its store was reset or restored; taking its snapshot",
+			zap.Uint64("edge_revision", after), zap.Uint64("control_plane_revision", snap.Revision()))
+		h.cur.Store(snap)
+		if perr := h.persist(snap); perr != nil {
+			e.log.Error("could not persist snapshot", zap.Error(perr))
+		}
+		e.enforce(snap)
+		h.notify()
+		return
+	}
+	installed, perr := h.swap(snap)
+	if perr != nil {
+		e.log.Error("could not persist snapshot", zap.Error(perr))
+	}
+	if installed {
+		e.log.Debug("snapshot applied", zap.Uint64("revision", snap.Revision()))
+		e.enforce(snap)
+		h.notify()
+	}
 }
 
-// watch follows feed until ctx ends, calling apply after each installed
-// snapshot. Feed errors are retried with capped exponential backoff; the
-// edge keeps serving from what it has meanwhile.
-func (h *snapshotHolder) watch(ctx context.Context, feed SnapshotFeed, log *zap.Logger, apply func(*snapshot.Snapshot)) {
-	bo := newFeedBackoff()
-	for ctx.Err() == nil {
-		s, err := feed.Snapshot(ctx, h.Load().Revision())
+// enforce applies a new snapshot to live sessions: a credential that is
+// gone, rotated or whose owner or account is inactive closes its sessions;
+// endpoints its ACL no longer allows are stopped; attached sessions
+// re-check themselves. The snapshot's IP restrictions are compiled here,
+// once.
+func (e *Edge) enforce(snap *snapshot.Snapshot) {
+	e.gates.compile(snap)
+	for _, s := range e.agentSessions() {
+		lost, err := s.reverify(snap)
 		if err != nil {
-			if ctx.Err() != nil {
-				return
-			}
-			delay := bo.Next()
-			log.Warn("snapshot feed unavailable; serving from the cached snapshot",
-				zap.Uint64("revision", h.Load().Revision()), zap.Duration("retry_in", delay), zap.Error(err))
-			select {
-			case <-ctx.Done():
-				return
-			case <-time.After(delay):
-			}
+			s.log.Info("closing agent session: its credential is no longer valid", zap.Error(err))
+			s.ts.Close(err)
 			continue
 		}
-		bo.Reset()
-		if after := h.Load().Revision(); s.Revision() < after {
-			// The feed answers with an older revision only when its store
-			// is older than ours (restored from a backup, or reset): it is
-			// the truth now.
-			log.Warn("the control plane's snapshot is older than this edge's: its store was reset or restored; taking its snapshot",
-				zap.Uint64("edge_revision", after), zap.Uint64("control_plane_revision", s.Revision()))
-			h.cur.Store(s)
-			if perr := h.persist(s); perr != nil {
-				log.Error("could not persist snapshot", zap.Error(perr))
-			}
-			apply(s)
-			h.notify()
-			continue
+		for _, l := range lost {
+			// The reason the bind would be refused now: a narrowed ACL, a
+			// released or moved reservation.
+			s.DropEndpoint(l.ep, l.err.Code, l.err.Message)
 		}
-		installed, perr := h.swap(s)
-		if perr != nil {
-			log.Error("could not persist snapshot", zap.Error(perr))
-		}
-		if installed {
-			log.Debug("snapshot applied", zap.Uint64("revision", s.Revision()))
-			apply(s)
-			h.notify()
-		}
+	}
+	for _, s := range e.attachedSessions() {
+		s.Recheck(snap)
 	}
 }

@@ -51,10 +51,11 @@ func (r portRange) contains(p int) bool { return p >= r.lo && p <= r.hi }
 // accept loop routes each connection by the router's current endpoint
 // for the port, so the listener never holds an endpoint itself.
 type tcpListeners struct {
-	e      *Edge
-	mu     sync.Mutex
-	byPort map[int]*tcpListener
-	closed bool
+	listenIP string
+	serve    func(ln net.Listener, port int) // runs until ln closes
+	mu       sync.Mutex
+	byPort   map[int]*tcpListener
+	closed   bool
 }
 
 type tcpListener struct {
@@ -62,8 +63,10 @@ type tcpListener struct {
 	refs int
 }
 
-func newTCPListeners(e *Edge) *tcpListeners {
-	return &tcpListeners{e: e, byPort: make(map[int]*tcpListener)}
+// newTCPListeners returns the listener set; each listener binds listenIP
+// and is served by serve on its own goroutine.
+func newTCPListeners(listenIP string, serve func(ln net.Listener, port int)) *tcpListeners {
+	return &tcpListeners{listenIP: listenIP, serve: serve, byPort: make(map[int]*tcpListener)}
 }
 
 // errPortsExhausted means every port of the range is taken.
@@ -110,12 +113,12 @@ func (t *tcpListeners) allocate(snap *snapshot.Snapshot, r portRange, host strin
 }
 
 func (t *tcpListeners) openLocked(port int) error {
-	ln, err := net.Listen("tcp", net.JoinHostPort(t.e.tcpListenIP, strconv.Itoa(port)))
+	ln, err := net.Listen("tcp", net.JoinHostPort(t.listenIP, strconv.Itoa(port)))
 	if err != nil {
 		return err
 	}
 	t.byPort[port] = &tcpListener{ln: ln, refs: 1}
-	go t.e.acceptTCP(ln, port)
+	go t.serve(ln, port)
 	return nil
 }
 
@@ -146,7 +149,7 @@ func (t *tcpListeners) closeAll() {
 }
 
 // tcpKey returns the route key of a TCP endpoint on this edge.
-func (e *Edge) tcpKey(port int) string { return net.JoinHostPort(e.tcpHost, strconv.Itoa(port)) }
+func (b *binder) tcpKey(port int) string { return net.JoinHostPort(b.tcpHost, strconv.Itoa(port)) }
 
 // parseTCPAddr parses "tcp://HOST:PORT" or "HOST:PORT" into the route key
 // "host:port" (host lower-case punycode, or an IP) and the port.
@@ -166,7 +169,7 @@ func parseTCPAddr(raw string) (string, int, *codes.Error) {
 	}
 	if ip, err := netip.ParseAddr(host); err == nil {
 		host = ip.Unmap().String()
-	} else if host, err = normalizeHost(host); err != nil {
+	} else if host, err = NormalizeHost(host); err != nil {
 		return "", 0, codes.NewError(codes.BindURL, "The host in %q is not valid: %v.", raw, err)
 	}
 	return net.JoinHostPort(host, strconv.Itoa(port)), port, nil
@@ -177,25 +180,25 @@ func parseTCPAddr(raw string) (string, int, *codes.Error) {
 // reservation of this account in this region or a port of the edge's
 // random range that nobody reserved. Whether an explicitly requested
 // address must be reserved is the bind's business (bindTCP).
-func (e *Edge) checkTCPBindAllowed(snap *snapshot.Snapshot, ident *authn.Identity, key string) *codes.Error {
+func (b *binder) checkTCPBindAllowed(snap *snapshot.Snapshot, ident *authn.Identity, key string) *codes.Error {
 	if !policy.BindAllowed(ident.ACL, key) {
 		return codes.NewError(codes.BindACL, "This credential's bind ACL does not allow tcp://%s. Ask an administrator to add 'bind:%s' to it, or bind an address it allows with --url.", key, key)
 	}
 	host, ps, _ := net.SplitHostPort(key)
 	port, _ := strconv.Atoi(ps)
-	if host != e.tcpHost {
-		return codes.NewError(codes.BindOutsideBase, "tcp://%s is not an address this edge serves: its TCP endpoints are on tcp://%s:PORT.", key, e.tcpHost)
+	if host != b.tcpHost {
+		return codes.NewError(codes.BindOutsideBase, "tcp://%s is not an address this edge serves: its TCP endpoints are on tcp://%s:PORT.", key, b.tcpHost)
 	}
 	if ra, ok := snap.ReservedAddr(key); ok {
 		if ra.AccountID != ident.Account.ID {
 			return codes.NewError(codes.BindReservedOther, "tcp://%s is reserved by another account. Choose another address.", key)
 		}
-		if ra.Region != "" && ra.Region != e.cfg.Region {
-			return codes.NewError(codes.BindAddrRegion, "tcp://%s is reserved in region %s, but this edge serves region %s. Connect to a %s edge (--region %s).", key, ra.Region, e.cfg.Region, ra.Region, ra.Region)
+		if ra.Region != "" && ra.Region != b.region {
+			return codes.NewError(codes.BindAddrRegion, "tcp://%s is reserved in region %s, but this edge serves region %s. Connect to a %s edge (--region %s).", key, ra.Region, b.region, ra.Region, ra.Region)
 		}
 		return nil
 	}
-	if !e.tcpRange.contains(port) {
+	if !b.tcpRange.contains(port) {
 		return codes.NewError(codes.BindNotReserved, "tcp://%s is not reserved by your account. Reserve it first (POST /reserved_addrs), or leave out --url for a random address.", key)
 	}
 	return nil
@@ -205,7 +208,7 @@ func (e *Edge) checkTCPBindAllowed(snap *snapshot.Snapshot, ident *authn.Identit
 // address a valid bind token names, or a random port of the range) and
 // returns the endpoint to install and the options to echo back. The
 // endpoint holds a reference on its port's listener until it is unbound.
-func (e *Edge) bindTCP(req *tunnel.Bind, ident *authn.Identity, owner endpointOwner) (*endpoint, any, *codes.Error) {
+func (b *binder) bindTCP(req *tunnel.Bind, ident *authn.Identity, owner EndpointOwner) (*Endpoint, any, *codes.Error) {
 	opts, derr := tunnel.DecodeTCPOptions(req.Opts)
 	if derr != nil {
 		return nil, nil, unreadableOptions(derr)
@@ -216,8 +219,8 @@ func (e *Edge) bindTCP(req *tunnel.Bind, ident *authn.Identity, owner endpointOw
 	if err := checkProxyProto(opts.ProxyProto); err != nil {
 		return nil, nil, err
 	}
-	snap := e.snap.Load()
-	access, aerr := e.newEndpointAccess(snap, ident.Account.ID, opts.IPRestriction, nil, "")
+	snap := b.snap.Load()
+	access, aerr := b.gates.newEndpointAccess(snap, ident.Account.ID, opts.IPRestriction, nil, "")
 	if aerr != nil {
 		return nil, nil, aerr
 	}
@@ -236,35 +239,35 @@ func (e *Edge) bindTCP(req *tunnel.Bind, ident *authn.Identity, owner endpointOw
 		if key, port, err = parseTCPAddr(requested); err != nil {
 			return nil, nil, err
 		}
-		if err := e.checkTCPBindAllowed(snap, ident, key); err != nil {
+		if err := b.checkTCPBindAllowed(snap, ident, key); err != nil {
 			return nil, nil, err
 		}
 		// A fixed address must be reserved, unless a bind token proves the
 		// account held it before (a reconnecting agent's random address).
-		tokKey, tokOK := e.tokens.verify(req.Extra.Token, ident.Account.ID, "tcp")
+		tokKey, tokOK := b.tokens.verify(req.Extra.Token, ident.Account.ID, "tcp")
 		if _, reserved := snap.ReservedAddr(key); !reserved && (!tokOK || tokKey != key) {
 			return nil, nil, codes.NewError(codes.BindNotReserved, "tcp://%s is not reserved by your account. Reserve it first (POST /reserved_addrs), or leave out --url for a random address.", key)
 		}
-		if err := e.tcp.acquire(port); err != nil {
+		if err := b.tcp.acquire(port); err != nil {
 			return nil, nil, tcpListenError(key, err)
 		}
 	default:
-		if tokKey, ok := e.tokens.verify(req.Extra.Token, ident.Account.ID, "tcp"); ok {
-			if k, p, err := parseTCPAddr(tokKey); err == nil && e.checkTCPBindAllowed(snap, ident, k) == nil && e.tcp.acquire(p) == nil {
+		if tokKey, ok := b.tokens.verify(req.Extra.Token, ident.Account.ID, "tcp"); ok {
+			if k, p, err := parseTCPAddr(tokKey); err == nil && b.checkTCPBindAllowed(snap, ident, k) == nil && b.tcp.acquire(p) == nil {
 				key, port = k, p
 			}
 		}
 		if key == "" {
-			p, err := e.tcp.allocate(snap, e.tcpRange, e.tcpHost)
+			p, err := b.tcp.allocate(snap, b.tcpRange, b.tcpHost)
 			if err != nil {
 				if errors.Is(err, errPortsExhausted) {
-					return nil, nil, codes.NewError(codes.BindPortsExhausted, "Every port of this edge's TCP range %s is in use. Try again later, or ask the operator to widen --tcp-ports.", e.tcpRange)
+					return nil, nil, codes.NewError(codes.BindPortsExhausted, "Every port of this edge's TCP range %s is in use. Try again later, or ask the operator to widen --tcp-ports.", b.tcpRange)
 				}
-				return nil, nil, tcpListenError(e.tcpHost, err)
+				return nil, nil, tcpListenError(b.tcpHost, err)
 			}
-			key, port = e.tcpKey(p), p
-			if err := e.checkTCPBindAllowed(snap, ident, key); err != nil {
-				e.tcp.release(port)
+			key, port = b.tcpKey(p), p
+			if err := b.checkTCPBindAllowed(snap, ident, key); err != nil {
+				b.tcp.release(port)
 				if err.Code == codes.BindACL {
 					err = codes.NewError(codes.BindACL, "This credential's bind ACL does not allow a random TCP address. Bind an address it allows with --url tcp://HOST:PORT.")
 				}
@@ -274,7 +277,7 @@ func (e *Edge) bindTCP(req *tunnel.Bind, ident *authn.Identity, owner endpointOw
 	}
 	ep := newEndpoint(req, owner, "tcp", key, "tcp://"+key, access)
 	ep.proxyProto = opts.ProxyProto
-	ep.release = sync.OnceFunc(func() { e.tcp.release(port) })
+	ep.release = sync.OnceFunc(func() { b.tcp.release(port) })
 	opts.URL = ep.url
 	opts.Addr = key
 	opts.Unsupported = nil
@@ -285,11 +288,10 @@ func tcpListenError(addr string, err error) *codes.Error {
 	return codes.NewError(codes.BindTaken, "The edge cannot listen on %s: the port is in use on the edge host. Choose another address.", addr).WithCause(err)
 }
 
-// acceptTCP accepts public clients of one TCP endpoint port until the
-// listener closes.
-func (e *Edge) acceptTCP(ln net.Listener, port int) {
-	key := e.tcpKey(port)
-	_ = acceptLoop(context.Background(), ln, func(c net.Conn) { e.handleTCP(c, key) })
+// serveTCP accepts public clients of the TCP endpoint address key
+// (host:port) on ln until it closes.
+func (p *publicServer) serveTCP(ln net.Listener, key string) {
+	_ = AcceptLoop(context.Background(), ln, func(c net.Conn) { p.handleTCP(c, key) })
 }
 
 // streamOpenTimeout bounds opening a proxy stream to an agent for one TCP
@@ -298,31 +300,31 @@ const streamOpenTimeout = 10 * time.Second
 
 // handleTCP serves one public TCP client: a proxy stream to the endpoint's
 // agent, the PROXY header if the endpoint asked for one, then raw bytes.
-func (e *Edge) handleTCP(c net.Conn, key string) {
-	ep, ok := e.router.lookup(key)
-	if !ok || ep.proto != "tcp" || !e.admitIP(ep, addrPort(c.RemoteAddr()).Addr()) {
+func (p *publicServer) handleTCP(c net.Conn, key string) {
+	ep, ok := p.router.lookup(key)
+	if !ok || ep.proto != "tcp" || !p.gates.admit(ep, PeerAddr(c.RemoteAddr()).Addr()) {
 		refuse(c)
 		return
 	}
-	e.proxyRaw(c, ep, &tunnel.ProxyHeader{ID: ep.bindID, Proto: "tcp", EdgeType: edgeTypeTCP}, nil)
+	p.proxyRaw(c, ep, &tunnel.ProxyHeader{ID: ep.bindID, Proto: "tcp", EdgeType: edgeTypeTCP}, nil)
 }
 
 // proxyRaw joins the public connection c to a new proxy stream of ep:
 // the PROXY protocol header when ep asks for one, then prefix (bytes
 // already read from c), then bytes both ways with half-close.
-func (e *Edge) proxyRaw(c net.Conn, ep *endpoint, hdr *tunnel.ProxyHeader, prefix []byte) {
+func (p *publicServer) proxyRaw(c net.Conn, ep *Endpoint, hdr *tunnel.ProxyHeader, prefix []byte) {
 	hc, ok := c.(halfCloser)
 	if !ok {
 		refuse(c)
 		return
 	}
-	client := addrPort(c.RemoteAddr())
+	client := PeerAddr(c.RemoteAddr())
 	hdr.ClientAddr = client.String()
 	ctx, cancel := context.WithTimeout(context.Background(), streamOpenTimeout)
-	st, err := ep.session.openProxy(ctx, hdr)
+	st, err := ep.session.OpenProxy(ctx, hdr)
 	cancel()
 	if err != nil {
-		if ce := e.log.Check(zap.DebugLevel, "agent unreachable for a raw connection"); ce != nil {
+		if ce := p.log.Check(zap.DebugLevel, "agent unreachable for a raw connection"); ce != nil {
 			ce.Write(zap.String("endpoint", ep.url), zap.String("remote_addr", hdr.ClientAddr), zap.Error(err))
 		}
 		refuse(c)
@@ -354,7 +356,10 @@ func refuse(c net.Conn) {
 	c.Close()
 }
 
-func addrPort(a net.Addr) netip.AddrPort {
+// PeerAddr returns the address of a connection's peer with an
+// IPv4-mapped IPv6 address folded to IPv4: the address IP policy decides
+// on.
+func PeerAddr(a net.Addr) netip.AddrPort {
 	if ta, ok := a.(*net.TCPAddr); ok {
 		ap := ta.AddrPort()
 		return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())

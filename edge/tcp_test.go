@@ -1,20 +1,14 @@
 package edge
 
 import (
-	"context"
-	"crypto/ed25519"
-	"crypto/rand"
 	"crypto/tls"
 	"errors"
 	"net"
 	"strconv"
-	"strings"
 	"syscall"
 	"testing"
-	"time"
 
 	"go.uber.org/zap"
-	"golang.org/x/crypto/ssh"
 
 	"github.com/tollgate/tollgate/authn"
 	"github.com/tollgate/tollgate/codes"
@@ -49,7 +43,7 @@ func TestParseTCPAddr(t *testing.T) {
 }
 
 func TestCheckTCPBindAllowed(t *testing.T) {
-	e := &Edge{cfg: Config{Region: "us"}, tcpHost: "tcp.example", tcpRange: portRange{20000, 20009}}
+	b := &binder{region: "us", tcpHost: "tcp.example", tcpRange: portRange{20000, 20009}}
 	snap, err := snapshot.New(snapshot.Data{ReservedAddrs: []snapshot.ReservedAddr{
 		{ID: "ra_1", AccountID: "acct_a", Addr: "tcp.example:30000", Region: "us"},
 		{ID: "ra_2", AccountID: "acct_b", Addr: "tcp.example:30001", Region: "us"},
@@ -75,7 +69,7 @@ func TestCheckTCPBindAllowed(t *testing.T) {
 		{limited, "tcp.example:20005", codes.BindACL},
 	}
 	for _, tc := range cases {
-		err := e.checkTCPBindAllowed(snap, tc.ident, tc.key)
+		err := b.checkTCPBindAllowed(snap, tc.ident, tc.key)
 		if tc.code == "" && err != nil || tc.code != "" && (err == nil || err.Code != tc.code) {
 			t.Errorf("%s (acl %v): %v, want %q", tc.key, tc.ident.ACL, err, tc.code)
 		}
@@ -92,20 +86,20 @@ func TestTCPAllocate(t *testing.T) {
 	defer busy.Close()
 	p0 := busy.Addr().(*net.TCPAddr).Port
 	r := portRange{p0, p0 + 2} // p0 is busy, p0+1 reserved: only p0+2 is free
-	e := &Edge{tcpHost: "localhost", tcpListenIP: "127.0.0.1", router: newRouter(), log: zap.NewNop()}
-	e.tcp = newTCPListeners(e)
-	defer e.tcp.closeAll()
+	pub := &publicServer{router: newRouter(), log: zap.NewNop()}
+	tcp := newTCPListeners("127.0.0.1", func(ln net.Listener, port int) { pub.serveTCP(ln, net.JoinHostPort("localhost", strconv.Itoa(port))) })
+	defer tcp.closeAll()
 	snap, _ := snapshot.New(snapshot.Data{ReservedAddrs: []snapshot.ReservedAddr{
 		{ID: "ra_1", AccountID: "acct_b", Addr: "localhost:" + strconv.Itoa(p0+1)},
 	}})
-	p, err := e.tcp.allocate(snap, r, "localhost")
+	p, err := tcp.allocate(snap, r, "localhost")
 	if err != nil || p != p0+2 {
 		t.Fatalf("allocate = %d, %v; want %d", p, err, p0+2)
 	}
-	if _, err := e.tcp.allocate(snap, r, "localhost"); !errors.Is(err, errPortsExhausted) {
+	if _, err := tcp.allocate(snap, r, "localhost"); !errors.Is(err, errPortsExhausted) {
 		t.Fatalf("allocate on a full range: %v", err)
 	}
-	if err := e.tcp.acquire(p); err != nil { // a second reference (takeover)
+	if err := tcp.acquire(p); err != nil { // a second reference (takeover)
 		t.Fatal(err)
 	}
 	refused := func() bool {
@@ -115,11 +109,11 @@ func TestTCPAllocate(t *testing.T) {
 		}
 		return errors.Is(err, syscall.ECONNREFUSED)
 	}
-	e.tcp.release(p)
+	tcp.release(p)
 	if refused() {
 		t.Fatal("listener closed while referenced")
 	}
-	e.tcp.release(p)
+	tcp.release(p)
 	if !refused() {
 		t.Fatal("the listener is still open after its last reference")
 	}
@@ -131,95 +125,8 @@ func TestMaxVersion(t *testing.T) {
 	}
 }
 
-// fixedFeed serves one snapshot, then blocks.
-type fixedFeed struct{ snap *snapshot.Snapshot }
-
-func (f fixedFeed) Snapshot(ctx context.Context, after uint64) (*snapshot.Snapshot, error) {
-	if after < f.snap.Revision() {
-		return f.snap, nil
-	}
-	<-ctx.Done()
-	return nil, ctx.Err()
-}
-
 type noCerts struct{}
 
 func (noCerts) GetCertificate(*tls.ClientHelloInfo) (*tls.Certificate, error) {
 	return nil, errors.New("no certificates in this test")
-}
-
-// TestSSHIngressAlgorithms runs the edge's SSH ingress and checks with the
-// x/crypto client: a registered key gets in; SHA-1 MACs, SHA-1 key
-// exchange and ssh-rsa (SHA-1) signatures are refused; an unknown key is
-// refused.
-func TestSSHIngressAlgorithms(t *testing.T) {
-	pub, priv, _ := ed25519.GenerateKey(rand.Reader)
-	signer, _ := ssh.NewSignerFromKey(priv)
-	sp, _ := ssh.NewPublicKey(pub)
-	snap, err := snapshot.New(snapshot.Data{
-		Revision:   1,
-		Accounts:   []snapshot.Account{{ID: "acct_a", Active: true}},
-		Principals: []snapshot.Principal{{ID: "usr_a", Active: true, AccountIDs: []string{"acct_a"}}},
-		SSHCredentials: []snapshot.SSHCredential{{ID: "sshcr_a", AccountID: "acct_a", OwnerID: "usr_a",
-			Fingerprint: ssh.FingerprintSHA256(sp), PublicKey: strings.TrimSpace(string(ssh.MarshalAuthorizedKey(sp)))}},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	e, err := New(Config{BaseDomain: "tollgate.localhost", AgentAddr: "127.0.0.1:0", HTTPSAddr: "127.0.0.1:0", HTTPAddr: "off",
-		SSHAddr: "127.0.0.1:0", DisableQUIC: true}, Deps{Feed: fixedFeed{snap}, AgentTLS: &tls.Config{}, Certs: noCerts{}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := e.Listen(); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- e.Serve(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		<-done
-	})
-	deadline := time.Now().Add(5 * time.Second)
-	for e.snap.Load().Revision() != 1 && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
-	}
-	addr := e.Addrs().SSH
-	_, other, _ := ed25519.GenerateKey(rand.Reader)
-	otherSigner, _ := ssh.NewSignerFromKey(other)
-	cases := []struct {
-		name   string
-		mod    func(*ssh.ClientConfig)
-		signer ssh.Signer
-		ok     bool
-	}{
-		{"modern", func(*ssh.ClientConfig) {}, signer, true},
-		// An AEAD cipher needs no MAC; with CTR the MAC is negotiated.
-		{"sha1 mac", func(c *ssh.ClientConfig) {
-			c.Ciphers, c.MACs = []string{ssh.CipherAES128CTR}, []string{ssh.HMACSHA1}
-		}, signer, false},
-		{"sha2 mac", func(c *ssh.ClientConfig) {
-			c.Ciphers, c.MACs = []string{ssh.CipherAES128CTR}, []string{ssh.HMACSHA256ETM}
-		}, signer, true},
-		{"sha1 kex", func(c *ssh.ClientConfig) { c.KeyExchanges = []string{ssh.InsecureKeyExchangeDH14SHA1} }, signer, false},
-		{"unknown key", func(*ssh.ClientConfig) {}, otherSigner, false},
-	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			cfg := &ssh.ClientConfig{User: "x", Auth: []ssh.AuthMethod{ssh.PublicKeys(tc.signer)},
-				HostKeyCallback: ssh.FixedHostKey(e.sshHostKey.PublicKey()), Timeout: 5 * time.Second}
-			tc.mod(cfg)
-			c, err := ssh.Dial("tcp", addr, cfg)
-			if (err == nil) != tc.ok {
-				t.Fatalf("dial: %v, want ok=%v", err, tc.ok)
-			}
-			if c != nil {
-				c.Close()
-			}
-		})
-	}
-	if fp := e.SSHHostKeyFingerprint(); !strings.HasPrefix(fp, "SHA256:") {
-		t.Fatalf("host key fingerprint %q", fp)
-	}
 }

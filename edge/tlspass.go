@@ -24,7 +24,7 @@ import (
 // options to echo back. Names follow the rules of HTTPS endpoints (a
 // one-label name under the base domain, or a domain reserved by the
 // account in this region); a name is either an https or a tls endpoint.
-func (e *Edge) bindTLS(req *tunnel.Bind, ident *authn.Identity, owner endpointOwner) (*endpoint, any, *codes.Error) {
+func (b *binder) bindTLS(req *tunnel.Bind, ident *authn.Identity, owner EndpointOwner) (*Endpoint, any, *codes.Error) {
 	opts, derr := tunnel.DecodeTLSOptions(req.Opts)
 	if derr != nil {
 		return nil, nil, unreadableOptions(derr)
@@ -35,31 +35,31 @@ func (e *Edge) bindTLS(req *tunnel.Bind, ident *authn.Identity, owner endpointOw
 	if err := checkProxyProto(opts.ProxyProto); err != nil {
 		return nil, nil, err
 	}
-	minTLS, terr := policy.MinTLSVersion(opts.MinTLSVersion, e.defaultMinTLS, e.floorMinTLS)
+	minTLS, terr := policy.MinTLSVersion(opts.MinTLSVersion, b.defaultMinTLS, b.floorMinTLS)
 	if terr != nil {
 		return nil, nil, codes.NewError(codes.BindMinTLS, "%v.", terr)
 	}
-	host, herr := requestedTLSHost(opts, e.cfg.BaseDomain)
+	host, herr := requestedTLSHost(opts, b.baseDomain)
 	if herr != nil {
 		return nil, nil, herr
 	}
 	if host == "" {
-		host = e.unnamedHost(req.Extra.Token, ident.Account.ID, "tls")
+		host = b.unnamedHost(req.Extra.Token, ident.Account.ID, "tls")
 	}
-	snap := e.snap.Load()
-	if err := e.checkBindAllowed(snap, ident, "tls", host); err != nil {
+	snap := b.snap.Load()
+	if err := b.checkBindAllowed(snap, ident, "tls", host); err != nil {
 		return nil, nil, err
 	}
 	termCert, terr2 := terminationCert(opts.TLSTermination, host)
 	if terr2 != nil {
 		return nil, nil, terr2
 	}
-	access, aerr := e.newEndpointAccess(snap, ident.Account.ID, opts.IPRestriction, nil, "")
+	access, aerr := b.gates.newEndpointAccess(snap, ident.Account.ID, opts.IPRestriction, nil, "")
 	if aerr != nil {
 		return nil, nil, aerr
 	}
 	u := "tls://" + host
-	if p := e.httpsPort(); p != 443 {
+	if p := b.httpsPort(); p != 443 {
 		u += ":" + strconv.Itoa(p)
 	}
 	ep := newEndpoint(req, owner, "tls", host, u, access)
@@ -110,7 +110,7 @@ type peekConn struct {
 	rec       []byte
 	recording bool
 	drop      bool
-	ep        *endpoint // the tls endpoint, once chosen
+	ep        *Endpoint // the tls endpoint, once chosen
 }
 
 func newPeekConn(c net.Conn) *peekConn { return &peekConn{Conn: c, recording: true} }
@@ -135,9 +135,9 @@ func (c *peekConn) Write(p []byte) (int, error) {
 // passthroughOr returns a GetConfigForClient that hands the connection to
 // a tls endpoint named by the SNI (ending the handshake with
 // errPassthrough), and otherwise stops recording and asks next.
-func (e *Edge) passthroughOr(pc *peekConn, next func(*tls.ClientHelloInfo) (*tls.Config, error)) func(*tls.ClientHelloInfo) (*tls.Config, error) {
+func (p *publicServer) passthroughOr(pc *peekConn, next func(*tls.ClientHelloInfo) (*tls.Config, error)) func(*tls.ClientHelloInfo) (*tls.Config, error) {
 	return func(hello *tls.ClientHelloInfo) (*tls.Config, error) {
-		if ep, ok := e.router.lookup(strings.ToLower(hello.ServerName)); ok && ep.proto == "tls" {
+		if ep, ok := p.router.lookup(strings.ToLower(hello.ServerName)); ok && ep.proto == "tls" {
 			if maxVersion(hello.SupportedVersions) < ep.minTLS {
 				pc.recording, pc.rec = false, nil
 				return nil, errors.New("edge: client's TLS versions are below the endpoint's minimum")
@@ -170,31 +170,31 @@ func maxVersion(vs []uint16) uint16 {
 
 // passthroughTLS serves pc as a tls endpoint's client if the handshake
 // ended with errPassthrough, and reports whether it did.
-func (e *Edge) passthroughTLS(pc *peekConn, handshakeErr error) bool {
+func (p *publicServer) passthroughTLS(pc *peekConn, handshakeErr error) bool {
 	if !errors.Is(handshakeErr, errPassthrough) || pc.ep == nil {
 		return false
 	}
 	ep, rec := pc.ep, pc.rec
 	pc.rec, pc.recording = nil, false
-	if !e.admitIP(ep, addrPort(pc.Conn.RemoteAddr()).Addr()) {
+	if !p.gates.admit(ep, PeerAddr(pc.Conn.RemoteAddr()).Addr()) {
 		refuse(pc.Conn) // nothing of the ClientHello went to the agent
 		return true
 	}
-	e.proxyRaw(pc.Conn, ep, &tunnel.ProxyHeader{ID: ep.bindID, Proto: "tls", EdgeType: edgeTypeTLS, PassthroughTLS: true}, rec)
+	p.proxyRaw(pc.Conn, ep, &tunnel.ProxyHeader{ID: ep.bindID, Proto: "tls", EdgeType: edgeTypeTLS, PassthroughTLS: true}, rec)
 	return true
 }
 
 // terminatedTLS serves tc, a finished handshake, when it was for a tls
 // endpoint the edge terminates, and reports whether it was.
-func (e *Edge) terminatedTLS(pc *peekConn, tc *tls.Conn) bool {
+func (p *publicServer) terminatedTLS(pc *peekConn, tc *tls.Conn) bool {
 	ep := pc.ep
 	if ep == nil || ep.termCert == nil {
 		return false
 	}
-	if !e.admitIP(ep, addrPort(pc.Conn.RemoteAddr()).Addr()) {
+	if !p.gates.admit(ep, PeerAddr(pc.Conn.RemoteAddr()).Addr()) {
 		refuse(pc.Conn)
 		return true
 	}
-	e.proxyRaw(tc, ep, &tunnel.ProxyHeader{ID: ep.bindID, Proto: "tls", EdgeType: edgeTypeTLS}, nil)
+	p.proxyRaw(tc, ep, &tunnel.ProxyHeader{ID: ep.bindID, Proto: "tls", EdgeType: edgeTypeTLS}, nil)
 	return true
 }

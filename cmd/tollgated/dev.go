@@ -27,6 +27,7 @@ import (
 	"github.com/tollgate/tollgate/controlplane/store"
 	"github.com/tollgate/tollgate/edge"
 	"github.com/tollgate/tollgate/edge/certs"
+	"github.com/tollgate/tollgate/edge/controlclient"
 	"github.com/tollgate/tollgate/snapshot"
 )
 
@@ -181,18 +182,32 @@ func runDev(ctx context.Context, o devOptions, stdout io.Writer) error {
 	dash := dashboard.New(o.dashboardOptions.config(), core)
 
 	e, err = edge.New(o.edgeConfig(o.region, dataDir, log), edge.Deps{
-		Feed:      core,
 		AgentTLS:  &tls.Config{Certificates: []tls.Certificate{agentCert}},
 		Certs:     certMgr,
-		Reporter:  core.Registry(),
 		Directory: core.Registry(),
 	})
+	if err != nil {
+		return codes.NewError(codes.ConfigInvalid, "%v", err)
+	}
+	// The control plane in-process: the edge follows its feed and reports
+	// to it; it calls the edge's StopSession and RestartSession itself.
+	ctlSync, err := controlclient.NewSync(controlclient.SyncConfig{Region: o.region, Logger: log.Named("edge")},
+		controlclient.SyncDeps{Edge: e, Feed: core, Reporter: core.Registry()})
 	if err != nil {
 		return codes.NewError(codes.ConfigInvalid, "%v", err)
 	}
 	core.Registry().RegisterEdge(o.region, e) // API stop/restart of agent sessions; the edge reports as its region
 	if err := e.Listen(); err != nil {
 		return err
+	}
+	sshSrv, sshLn, err := o.sshIngress(e, dataDir, log)
+	if err != nil {
+		return err
+	}
+	var ingress devIngressFile
+	if sshSrv != nil {
+		defer sshSrv.Close()
+		ingress.SSHAddr, ingress.SSHHostKeyFingerprint = sshLn.Addr().String(), sshSrv.HostKeyFingerprint()
 	}
 	if err := certMgr.Start(ctx); err != nil {
 		return codes.NewError(codes.ConfigInvalid, "Cannot obtain the base-domain certificate: %v", err).WithCause(err)
@@ -206,8 +221,7 @@ func runDev(ctx context.Context, o devOptions, stdout io.Writer) error {
 		AgentAddr: addrs.Agent, HTTPSAddr: addrs.HTTPS, HTTPAddr: addrs.HTTP,
 		BaseDomain: o.baseDomain, CAFile: ca.CertFile(), Region: o.region,
 	}
-	ingress := devIngressFile{SSHAddr: addrs.SSH, SSHHostKeyFingerprint: e.SSHHostKeyFingerprint(), TCPHost: o.tcpHost,
-		DashboardURL: dashboardURL(dashLn)}
+	ingress.TCPHost, ingress.DashboardURL = o.tcpHost, dashboardURL(dashLn)
 	ingressPath := filepath.Join(dataDir, "dev-ingress.json")
 	if err := writeJSONFile(ingressPath, ingress); err != nil {
 		return fmt.Errorf("writing %s: %w", ingressPath, err)
@@ -235,12 +249,20 @@ func runDev(ctx context.Context, o devOptions, stdout io.Writer) error {
 		})
 	}
 	g.Go(func() error { return e.Serve(gctx) })
+	g.Go(func() error { return ctlSync.Run(gctx) })
+	if sshSrv != nil {
+		g.Go(func() error { return sshSrv.Serve(sshLn) })
+	}
 	g.Go(func() error {
 		<-gctx.Done()
 		log.Info("shutting down: draining requests and closing agent sessions")
 		sctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 		defer cancel()
-		return errors.Join(e.Shutdown(sctx), apiSrv.Shutdown(sctx), dashSrv.Shutdown(sctx))
+		errs := []error{e.Shutdown(sctx)}
+		if sshSrv != nil {
+			errs = append(errs, sshSrv.Shutdown(sctx))
+		}
+		return errors.Join(append(errs, apiSrv.Shutdown(sctx), dashSrv.Shutdown(sctx))...)
 	})
 
 	printDevBanner(stdout, info, ingress, devPath, created)

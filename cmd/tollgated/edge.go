@@ -21,6 +21,7 @@ import (
 	"github.com/tollgate/tollgate/controlplane/store"
 	"github.com/tollgate/tollgate/edge"
 	"github.com/tollgate/tollgate/edge/certs"
+	"github.com/tollgate/tollgate/edge/controlclient"
 	"github.com/tollgate/tollgate/ids"
 	"github.com/tollgate/tollgate/regions"
 	"github.com/tollgate/tollgate/snapshot"
@@ -222,7 +223,7 @@ func runEdge(ctx context.Context, o edgeOptions, stdout io.Writer) error {
 
 	// The advertised address is known before Listen only when given; with
 	// an ephemeral --agent-addr port the client learns it after Listen.
-	client, err := edge.NewControlClient(edge.ControlClientConfig{
+	client, err := controlclient.NewClient(controlclient.ClientConfig{
 		URL: o.controlURL, Secret: secret, EdgeID: edgeID, Region: o.region,
 		AgentAddr: o.advertiseAgent, TLS: controlTLS, Logger: log.Named("control").With(zap.String("region", o.region)),
 	})
@@ -232,18 +233,29 @@ func runEdge(ctx context.Context, o edgeOptions, stdout io.Writer) error {
 	ecfg := o.edgeConfig(o.region, dataDir, log)
 	ecfg.AdvertiseAgentAddr, ecfg.PublicHTTPSPort = o.advertiseAgent, o.publicHTTPSPort
 	e, err = edge.New(ecfg, edge.Deps{
-		Feed:      client,
 		AgentTLS:  agentTLS,
 		Certs:     certMgr,
-		Reporter:  client,
 		Directory: client,
-		Commands:  client,
 	})
+	if err != nil {
+		return codes.NewError(codes.ConfigInvalid, "%v", err)
+	}
+	ctlSync, err := controlclient.NewSync(controlclient.SyncConfig{Region: o.region, Logger: log.Named("edge")},
+		controlclient.SyncDeps{Edge: e, Feed: client, Reporter: client, Commands: client})
 	if err != nil {
 		return codes.NewError(codes.ConfigInvalid, "%v", err)
 	}
 	if err := e.Listen(); err != nil {
 		return err
+	}
+	sshSrv, sshLn, err := o.sshIngress(e, dataDir, log)
+	if err != nil {
+		return err
+	}
+	var sshAddr string
+	if sshSrv != nil {
+		defer sshSrv.Close()
+		sshAddr = sshLn.Addr().String()
 	}
 	addrs := e.Addrs()
 	advertised := o.advertiseAgent
@@ -259,7 +271,7 @@ func runEdge(ctx context.Context, o edgeOptions, stdout io.Writer) error {
 	info := edgeFile{
 		EdgeID: edgeID, Region: o.region, ControlURL: o.controlURL,
 		AgentAddr: addrs.Agent, Advertised: advertised, HTTPSAddr: addrs.HTTPS, HTTPAddr: addrs.HTTP,
-		SSHAddr: addrs.SSH, BaseDomain: o.baseDomain, TCPHost: o.tcpHost,
+		SSHAddr: sshAddr, BaseDomain: o.baseDomain, TCPHost: o.tcpHost,
 	}
 	if ca != nil {
 		info.CAFile = ca.CertFile()
@@ -270,14 +282,31 @@ func runEdge(ctx context.Context, o edgeOptions, stdout io.Writer) error {
 	log.Info("edge starting", zap.String("region", o.region), zap.String("edge_id", edgeID),
 		zap.String("control_url", o.controlURL), zap.String("agent_addr", addrs.Agent),
 		zap.String("advertised_agent_addr", advertised), zap.String("https_addr", addrs.HTTPS),
-		zap.String("http_addr", addrs.HTTP), zap.String("ssh_addr", addrs.SSH))
+		zap.String("http_addr", addrs.HTTP), zap.String("ssh_addr", sshAddr))
 
+	syncCtx, stopSync := context.WithCancel(ctx)
+	synced := make(chan error, 1)
+	go func() { synced <- ctlSync.Run(syncCtx) }()
+	defer func() {
+		stopSync()
+		<-synced
+	}()
 	served := make(chan error, 1)
 	go func() { served <- e.Serve(ctx) }()
+	var sshServed chan error // nil without SSH ingress: never ready
+	if sshSrv != nil {
+		sshServed = make(chan error, 1)
+		go func() { sshServed <- sshSrv.Serve(sshLn) }()
+	}
 	printEdgeBanner(stdout, info)
 
 	select {
 	case err := <-served:
+		if err != nil {
+			return fmt.Errorf("edge: %w", err)
+		}
+		return nil
+	case err := <-sshServed:
 		if err != nil {
 			return fmt.Errorf("edge: %w", err)
 		}
@@ -289,6 +318,11 @@ func runEdge(ctx context.Context, o edgeOptions, stdout io.Writer) error {
 	defer cancel()
 	if err := e.Shutdown(sctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
 		log.Warn("shutdown", zap.Error(err))
+	}
+	if sshSrv != nil {
+		if err := sshSrv.Shutdown(sctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+			log.Warn("shutdown", zap.Error(err))
+		}
 	}
 	if err := <-served; err != nil && !errors.Is(err, context.Canceled) {
 		return fmt.Errorf("edge: %w", err)

@@ -1,12 +1,15 @@
 package main
 
 import (
+	"net"
 	"time"
 
 	"github.com/spf13/pflag"
 	"go.uber.org/zap"
 
+	"github.com/tollgate/tollgate/codes"
 	"github.com/tollgate/tollgate/edge"
+	"github.com/tollgate/tollgate/edge/sshserver"
 )
 
 // edgeListenOptions are the flags of an edge's listeners and public TLS
@@ -45,22 +48,42 @@ func (o *edgeListenOptions) register(f *pflag.FlagSet, sshDefault string) {
 // state in dataDir.
 func (o *edgeListenOptions) edgeConfig(region, dataDir string, log *zap.Logger) edge.Config {
 	return edge.Config{
-		Region:               region,
-		BaseDomain:           o.baseDomain,
-		DataDir:              dataDir,
-		AgentAddr:            o.agentAddr,
-		DisableQUIC:          !o.agentQUIC,
-		HTTPSAddr:            o.httpsAddr,
-		HTTPAddr:             o.httpAddr,
-		SSHAddr:              o.sshAddr,
-		SSHKeepaliveInterval: o.sshAlive,
-		TCPHost:              o.tcpHost,
-		TCPPorts:             o.tcpPorts,
-		DefaultMinTLS:        o.minTLS,
-		MinTLSFloor:          o.minFloor,
-		Version:              version,
-		Logger:               log.Named("edge"),
+		Region:        region,
+		BaseDomain:    o.baseDomain,
+		DataDir:       dataDir,
+		AgentAddr:     o.agentAddr,
+		DisableQUIC:   !o.agentQUIC,
+		HTTPSAddr:     o.httpsAddr,
+		HTTPAddr:      o.httpAddr,
+		TCPHost:       o.tcpHost,
+		TCPPorts:      o.tcpPorts,
+		DefaultMinTLS: o.minTLS,
+		MinTLSFloor:   o.minFloor,
+		Version:       version,
+		Logger:        log.Named("edge"),
 	}
+}
+
+// sshIngress returns the SSH server these flags ask for, serving through
+// e with its host key in dataDir, and its listener; nil, nil when
+// --ssh-addr is "".
+func (o *edgeListenOptions) sshIngress(e *edge.Edge, dataDir string, log *zap.Logger) (*sshserver.Server, net.Listener, error) {
+	if o.sshAddr == "" {
+		return nil, nil, nil
+	}
+	key, err := sshserver.LoadHostKey(dataDir)
+	if err != nil {
+		return nil, nil, codes.NewError(codes.ConfigInvalid, "edge: %v", err)
+	}
+	srv, err := sshserver.New(sshserver.Config{HostKey: key, KeepaliveInterval: o.sshAlive, Logger: log.Named("edge")}, e)
+	if err != nil {
+		return nil, nil, codes.NewError(codes.ConfigInvalid, "%v", err)
+	}
+	ln, err := sshserver.Listen(o.sshAddr)
+	if err != nil {
+		return nil, nil, err
+	}
+	return srv, ln, nil
 }
 
 // logOptions are the logging flags of every tollgated command.

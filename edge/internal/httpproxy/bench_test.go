@@ -79,13 +79,13 @@ func rawUpstream(tb testing.TB) string {
 	return ln.Addr().String()
 }
 
-// directUpstream's streams are TCP connections straight to addr: the agent
+// directEndpoint's streams are TCP connections straight to addr: the agent
 // reduced to nothing, so the figures are the relay's own.
-type directUpstream struct{ addr string }
+type directEndpoint struct{ addr string }
 
-func (u directUpstream) ID() string { return "ep_bench" }
+func (u directEndpoint) ID() string { return "ep_bench" }
 
-func (u directUpstream) OpenStream(ctx context.Context) (Stream, error) {
+func (u directEndpoint) OpenStream(ctx context.Context) (Stream, error) {
 	var d net.Dialer
 	c, err := d.DialContext(ctx, "tcp", u.addr)
 	if err != nil {
@@ -98,7 +98,7 @@ func (u directUpstream) OpenStream(ctx context.Context) (Stream, error) {
 // addresses.
 func benchProxy(tb testing.TB) (proxyAddr, upstreamAddr string) {
 	up := rawUpstream(tb)
-	p, err := New(Config{}, mapResolver{testHost: directUpstream{up}})
+	p, err := New(Config{}, mapResolver{testHost: directEndpoint{up}})
 	if err != nil {
 		tb.Fatal(err)
 	}

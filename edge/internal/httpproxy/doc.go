@@ -2,6 +2,10 @@
 // and HTTP/2 client connections and relays each request to the endpoint's
 // agent over proxy streams.
 //
+// Terms, as everywhere in Tollgate: the Endpoint is the public URL a
+// request is for, resolved by host; the agent serves it over proxy streams
+// (Stream); the upstream is the service behind the agent, which answers.
+//
 // HTTP/1.1 is the fast path. Each client connection gets exactly one proxy
 // stream, opened on its first request and reopened only if the agent side
 // closes it between requests. Request heads are parsed strictly by this

@@ -6,9 +6,9 @@ import (
 	"github.com/tollgate/tollgate/codes"
 )
 
-// Gate is implemented by an Upstream that admits each request itself before
+// Gate is implemented by an Endpoint that admits each request itself before
 // any byte of it is forwarded: the endpoint's IP policy and HTTP basic
-// auth. An Upstream that does not implement it admits every request.
+// auth. An Endpoint that does not implement it admits every request.
 type Gate interface {
 	// Admit decides one request. client is the TCP peer address with an
 	// IPv4-mapped address folded to IPv4 (never a client-sent header);

@@ -13,11 +13,11 @@ import (
 	"github.com/tollgate/tollgate/codes"
 )
 
-// gatedUpstream is a testUpstream with a Gate: requests whose
+// gatedEndpoint is a testEndpoint with a Gate: requests whose
 // Authorization is "Basic good" pass (and lose the field), "Basic ip-deny"
 // gets a 403, anything else a 401 with a challenge.
-type gatedUpstream struct {
-	*testUpstream
+type gatedEndpoint struct {
+	*testEndpoint
 	calls   atomic.Int64
 	mu      sync.Mutex
 	clients []netip.Addr
@@ -28,7 +28,7 @@ var (
 	testRefusal401 = NewRefusal(http.StatusUnauthorized, codes.BasicAuthRequired, "sign in", `Basic realm="test"`)
 )
 
-func (g *gatedUpstream) Admit(client netip.Addr, auth []byte, n int) Admission {
+func (g *gatedEndpoint) Admit(client netip.Addr, auth []byte, n int) Admission {
 	g.calls.Add(1)
 	g.mu.Lock()
 	g.clients = append(g.clients, client)
@@ -49,7 +49,7 @@ func (g *gatedUpstream) Admit(client netip.Addr, auth []byte, n int) Admission {
 // decided again.
 func TestGate(t *testing.T) {
 	h := newHarness(t, testHandler(), harnessOpts{})
-	g := &gatedUpstream{testUpstream: h.upstream}
+	g := &gatedEndpoint{testEndpoint: h.endpoint}
 	h.proxy.resolver = mapResolver{testHost: g}
 	for _, tc := range h.clients() {
 		t.Run(tc.name, func(t *testing.T) {
@@ -102,7 +102,7 @@ func TestGate(t *testing.T) {
 // that smuggles a second Authorization field is not admitted on the first.
 func TestGateTwoAuthorizationFields(t *testing.T) {
 	h := newHarness(t, testHandler(), harnessOpts{})
-	h.proxy.resolver = mapResolver{testHost: &gatedUpstream{testUpstream: h.upstream}}
+	h.proxy.resolver = mapResolver{testHost: &gatedEndpoint{testEndpoint: h.endpoint}}
 	c := h.dial()
 	io.WriteString(c, "GET /echo HTTP/1.1\r\nHost: "+testHost+"\r\nAuthorization: Basic good\r\nAuthorization: Basic other\r\n\r\n")
 	br := bufio.NewReader(c)

@@ -59,7 +59,7 @@ type h1conn struct {
 	out        []byte
 	req        requestHead
 	body       bodyFramer
-	up         Upstream
+	ep         Endpoint
 	stripAuth  bool // the current request's Authorization fields are not forwarded
 
 	// Response side, owned by readResponses.
@@ -200,7 +200,7 @@ func (h *h1conn) forward() bool {
 		h.fail(pageMisdirected)
 		return false
 	}
-	up, ok := h.admit(r)
+	ep, ok := h.admit(r)
 	if !ok {
 		return false
 	}
@@ -230,7 +230,7 @@ func (h *h1conn) forward() bool {
 	}
 	var st Stream
 	for attempt := 0; ; attempt++ {
-		if st, ok = h.stream(up); !ok {
+		if st, ok = h.stream(ep); !ok {
 			return false
 		}
 		if h.begin(st, e) {
@@ -377,43 +377,43 @@ func appendConnection(out, value []byte) []byte {
 // resolver's) once its Gate, if any, admitted the request; it decides
 // whether the request's Authorization fields are forwarded. On refusal the
 // client has been answered and the connection is done.
-func (h *h1conn) admit(r *requestHead) (Upstream, bool) {
+func (h *h1conn) admit(r *requestHead) (Endpoint, bool) {
 	h.mu.Lock()
-	up := h.up
+	ep := h.ep
 	if h.st == nil || !h.bRunning {
-		up = nil
+		ep = nil
 	}
 	h.mu.Unlock()
-	if up == nil {
+	if ep == nil {
 		var ok bool
-		if up, ok = h.p.resolver.Resolve(h.authority); !ok {
+		if ep, ok = h.p.resolver.Resolve(h.authority); !ok {
 			h.fail(pageNotFound(h.authority))
 			return nil, false
 		}
 	}
 	h.stripAuth = false
-	g, ok := up.(Gate)
+	g, ok := ep.(Gate)
 	if !ok {
-		return up, true
+		return ep, true
 	}
 	ad := g.Admit(h.remote.Addr(), r.auth, r.authCount)
 	if ad.Refusal != nil {
 		h.mu.Lock()
 		if h.st == nil {
-			h.up = up // for OnRequest's EndpointID
+			h.ep = ep // for OnRequest's EndpointID
 		}
 		h.mu.Unlock()
 		h.fail(&ad.Refusal.pg)
 		return nil, false
 	}
 	h.stripAuth = ad.StripAuthorization
-	return up, true
+	return ep, true
 }
 
-// stream returns the connection's open stream, opening one to up (and
+// stream returns the connection's open stream, opening one to ep (and
 // starting its response goroutine) when there is none. On failure the
 // client has been answered and the connection is done.
-func (h *h1conn) stream(up Upstream) (Stream, bool) {
+func (h *h1conn) stream(ep Endpoint) (Stream, bool) {
 	h.mu.Lock()
 	st, running, closed := h.st, h.bRunning, h.clientClosed
 	h.mu.Unlock()
@@ -423,10 +423,10 @@ func (h *h1conn) stream(up Upstream) (Stream, bool) {
 	if st != nil && running {
 		return st, true
 	}
-	st, err := up.OpenStream(h.ctx)
+	st, err := ep.OpenStream(h.ctx)
 	if err != nil {
 		if ce := h.p.log.Check(zap.DebugLevel, "opening proxy stream failed"); ce != nil {
-			ce.Write(zap.String("endpoint", up.ID()), zap.Stringer("remote_addr", h.remote), zap.Error(err))
+			ce.Write(zap.String("endpoint", ep.ID()), zap.Stringer("remote_addr", h.remote), zap.Error(err))
 		}
 		h.fail(pageAgentUnreachable)
 		return nil, false
@@ -437,7 +437,7 @@ func (h *h1conn) stream(up Upstream) (Stream, bool) {
 		st.Close()
 		return nil, false
 	}
-	h.up, h.st, h.bRunning = up, st, true
+	h.ep, h.st, h.bRunning = ep, st, true
 	h.mu.Unlock()
 	go h.readResponses(st)
 	return st, true
@@ -724,8 +724,8 @@ func (h *h1conn) reportPage(pg *pageSpec) {
 		Method: string(h.req.method), Path: string(h.req.path),
 		Status: pg.status, Code: pg.code, Start: time.Now(),
 	}
-	if h.up != nil {
-		info.EndpointID = h.up.ID()
+	if h.ep != nil {
+		info.EndpointID = h.ep.ID()
 	}
 	fn(info)
 }

@@ -177,9 +177,9 @@ func TestForwardedHeaders(t *testing.T) {
 			if e.Path != "/echo?q=1" || e.Host != testHost || e.Proto != "HTTP/1.1" {
 				t.Errorf("got %+v", e)
 			}
-			h.upstream.mu.Lock()
-			addrs := h.upstream.addrs
-			h.upstream.mu.Unlock()
+			h.endpoint.mu.Lock()
+			addrs := h.endpoint.addrs
+			h.endpoint.mu.Unlock()
 			if len(addrs) == 0 || !strings.HasPrefix(addrs[0], "127.0.0.1:") {
 				t.Errorf("client addresses given to OpenStream: %q", addrs)
 			}
@@ -473,9 +473,9 @@ func TestServerSentEvents(t *testing.T) {
 }
 
 func TestMisdirected(t *testing.T) {
-	other := &testUpstream{id: "ep_other"}
+	other := &testEndpoint{id: "ep_other"}
 	h := newHarness(t, testHandler(), harnessOpts{})
-	h.proxy.resolver = mapResolver{testHost: h.upstream, "other.test": other}
+	h.proxy.resolver = mapResolver{testHost: h.endpoint, "other.test": other}
 	for _, tc := range []struct{ name, req string }{
 		{"host", "GET / HTTP/1.1\r\nHost: other.test\r\n\r\n"},
 		{"absolute-uri", "GET http://other.test/ HTTP/1.1\r\nHost: app.test\r\n\r\n"},
@@ -559,7 +559,7 @@ func TestErrorPages(t *testing.T) {
 	})
 	t.Run("open-stream-fails", func(t *testing.T) {
 		h := newHarness(t, testHandler(), harnessOpts{})
-		h.upstream.openErr = errors.New("session gone")
+		h.endpoint.openErr = errors.New("session gone")
 		for _, tc := range h.clients() {
 			resp, err := tc.client.Get(tc.base + "/")
 			if err != nil {

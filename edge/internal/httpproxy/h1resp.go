@@ -343,8 +343,8 @@ func (h *h1conn) callHook() {
 func (h *h1conn) endpointID() string {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if h.up == nil {
+	if h.ep == nil {
 		return ""
 	}
-	return h.up.ID()
+	return h.ep.ID()
 }

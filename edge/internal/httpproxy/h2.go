@@ -35,7 +35,7 @@ type h2conn struct {
 
 // h2stream is a proxy stream that carries one HTTP/1.1 exchange at a time.
 type h2stream struct {
-	upID string
+	epID string
 	st   Stream
 	br   *bufio.Reader
 	read int64 // bytes read from st
@@ -76,10 +76,10 @@ func (h *h2conn) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if h.p.cfg.OnRequest != nil {
 		start = time.Now()
 	}
-	status, code, upID, n := h.relay(w, r)
+	status, code, epID, n := h.relay(w, r)
 	if fn := h.p.cfg.OnRequest; fn != nil {
 		fn(&RequestInfo{
-			RemoteAddr: h.remote, Host: h.sni, EndpointID: upID, Proto: "HTTP/2.0",
+			RemoteAddr: h.remote, Host: h.sni, EndpointID: epID, Proto: "HTTP/2.0",
 			Method: r.Method, Path: r.RequestURI, Status: status, Code: code,
 			ResponseBytes: n, Start: start, Duration: time.Since(start),
 		})
@@ -122,13 +122,13 @@ func (h *h2conn) relay(w http.ResponseWriter, r *http.Request) (int, codes.Code,
 		s, c := h.page(w, r, pageFor(errRequestLine))
 		return s, c, "", 0
 	}
-	up, ok := h.p.resolver.Resolve(authority)
+	ep, ok := h.p.resolver.Resolve(authority)
 	if !ok {
 		s, c := h.page(w, r, pageNotFound(authority))
 		return s, c, "", 0
 	}
-	upID := up.ID()
-	if g, ok := up.(Gate); ok {
+	epID := ep.ID()
+	if g, ok := ep.(Gate); ok {
 		var auth []byte
 		vals := r.Header["Authorization"]
 		if len(vals) > 0 {
@@ -137,7 +137,7 @@ func (h *h2conn) relay(w http.ResponseWriter, r *http.Request) (int, codes.Code,
 		ad := g.Admit(h.remote.Addr(), auth, len(vals))
 		if ad.Refusal != nil {
 			s, c := h.page(w, r, &ad.Refusal.pg)
-			return s, c, upID, 0
+			return s, c, epID, 0
 		}
 		if ad.StripAuthorization {
 			r.Header.Del("Authorization")
@@ -148,17 +148,17 @@ func (h *h2conn) relay(w http.ResponseWriter, r *http.Request) (int, codes.Code,
 	head := h.appendHead(make([]byte, 0, 1024), r, chunked)
 
 	for attempt := 0; ; attempt++ {
-		ps, reused, err := h.get(r.Context(), up)
+		ps, reused, err := h.get(r.Context(), ep)
 		if err != nil {
 			if ce := h.p.log.Check(zap.DebugLevel, "opening proxy stream failed"); ce != nil {
-				ce.Write(zap.String("endpoint", upID), zap.Stringer("remote_addr", h.remote), zap.Error(err))
+				ce.Write(zap.String("endpoint", epID), zap.Stringer("remote_addr", h.remote), zap.Error(err))
 			}
 			s, c := h.page(w, r, pageAgentUnreachable)
-			return s, c, upID, 0
+			return s, c, epID, 0
 		}
 		status, n, retry, err := h.exchange(w, r, ps, head, hasBody, chunked)
 		if err == nil {
-			return status, "", upID, n
+			return status, "", epID, n
 		}
 		// A reused stream the upstream closed while idle: try a fresh one
 		// when nothing of the request body was consumed.
@@ -166,17 +166,17 @@ func (h *h2conn) relay(w http.ResponseWriter, r *http.Request) (int, codes.Code,
 			continue
 		}
 		if ce := h.p.log.Check(zap.DebugLevel, "no response on proxy stream"); ce != nil {
-			ce.Write(zap.String("endpoint", upID), zap.Stringer("remote_addr", h.remote), zap.Error(err))
+			ce.Write(zap.String("endpoint", epID), zap.Stringer("remote_addr", h.remote), zap.Error(err))
 		}
 		if status != 0 {
 			// The response began; the client must see it cut, not complete.
 			panic(http.ErrAbortHandler)
 		}
 		if r.Context().Err() != nil {
-			return 0, "", upID, 0
+			return 0, "", epID, 0
 		}
 		s, c := h.page(w, r, pageNoResponse)
-		return s, c, upID, 0
+		return s, c, epID, 0
 	}
 }
 
@@ -445,23 +445,23 @@ func validMethodAndPath(method, path string) bool {
 	return true
 }
 
-// get returns an idle stream to up, or opens one.
-func (h *h2conn) get(ctx context.Context, up Upstream) (*h2stream, bool, error) {
-	id := up.ID()
+// get returns an idle stream to ep, or opens one.
+func (h *h2conn) get(ctx context.Context, ep Endpoint) (*h2stream, bool, error) {
+	id := ep.ID()
 	h.mu.Lock()
 	for i := len(h.idle) - 1; i >= 0; i-- {
-		if ps := h.idle[i]; ps.upID == id {
+		if ps := h.idle[i]; ps.epID == id {
 			h.idle = append(h.idle[:i], h.idle[i+1:]...)
 			h.mu.Unlock()
 			return ps, true, nil
 		}
 	}
 	h.mu.Unlock()
-	st, err := up.OpenStream(ctx)
+	st, err := ep.OpenStream(ctx)
 	if err != nil {
 		return nil, false, err
 	}
-	ps := &h2stream{upID: id, st: st}
+	ps := &h2stream{epID: id, st: st}
 	ps.br = bufio.NewReaderSize(ps, 8<<10)
 	return ps, false, nil
 }

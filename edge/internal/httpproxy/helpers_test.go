@@ -116,9 +116,9 @@ func (a *fakeAgent) join(s *net.TCPConn) {
 	<-done
 }
 
-// testUpstream is an endpoint whose streams are loopback connections to a
+// testEndpoint is an endpoint whose streams are loopback connections to a
 // fakeAgent.
-type testUpstream struct {
+type testEndpoint struct {
 	id      string
 	agent   *fakeAgent
 	openErr error
@@ -126,9 +126,9 @@ type testUpstream struct {
 	addrs   []string // client addresses seen by OpenStream
 }
 
-func (u *testUpstream) ID() string { return u.id }
+func (u *testEndpoint) ID() string { return u.id }
 
-func (u *testUpstream) OpenStream(ctx context.Context) (Stream, error) {
+func (u *testEndpoint) OpenStream(ctx context.Context) (Stream, error) {
 	if u.openErr != nil {
 		return nil, u.openErr
 	}
@@ -145,9 +145,9 @@ func (u *testUpstream) OpenStream(ctx context.Context) (Stream, error) {
 	return c.(*net.TCPConn), nil
 }
 
-type mapResolver map[string]Upstream
+type mapResolver map[string]Endpoint
 
-func (m mapResolver) Resolve(host string) (Upstream, bool) {
+func (m mapResolver) Resolve(host string) (Endpoint, bool) {
 	u, ok := m[host]
 	return u, ok
 }
@@ -158,7 +158,7 @@ type harness struct {
 	t        testing.TB
 	up       *httptest.Server
 	agent    *fakeAgent
-	upstream *testUpstream
+	endpoint *testEndpoint
 	proxy    *Proxy
 	addr     string // plain HTTP; ServeConn gets sni = testHost
 	tlsAddr  string
@@ -190,7 +190,7 @@ func newHarness(t testing.TB, handler http.Handler, o harnessOpts) *harness {
 		target = h.up.Listener.Addr().String()
 	}
 	h.agent = startAgent(t, target, o.handle, o.record)
-	h.upstream = &testUpstream{id: "ep_test", agent: h.agent}
+	h.endpoint = &testEndpoint{id: "ep_test", agent: h.agent}
 	cfg := Config{}
 	if o.hook {
 		h.infos = make(chan RequestInfo, 1024)
@@ -204,7 +204,7 @@ func newHarness(t testing.TB, handler http.Handler, o harnessOpts) *harness {
 	if o.cfg != nil {
 		o.cfg(&cfg)
 	}
-	p, err := New(cfg, mapResolver{testHost: h.upstream})
+	p, err := New(cfg, mapResolver{testHost: h.endpoint})
 	if err != nil {
 		t.Fatal(err)
 	}

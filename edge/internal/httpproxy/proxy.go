@@ -24,8 +24,11 @@ type Stream interface {
 	CloseWrite() error
 }
 
-// Upstream is one endpoint as the edge's router resolved it.
-type Upstream interface {
+// Endpoint is one endpoint (a public URL) as the edge's router resolved it:
+// it opens proxy streams to the agent that serves it. The service the agent
+// forwards to is the upstream; this package never calls the endpoint or the
+// agent that.
+type Endpoint interface {
 	// OpenStream opens a proxy stream to the endpoint's agent for one public
 	// client connection. The implementation fills the proxy header; the
 	// client's address is ClientAddrFromContext(ctx). ctx bounds the opening
@@ -38,7 +41,7 @@ type Upstream interface {
 // Resolver finds the endpoint serving a host.
 type Resolver interface {
 	// Resolve returns the endpoint bound at host: lower case, without port.
-	Resolve(host string) (Upstream, bool)
+	Resolve(host string) (Endpoint, bool)
 }
 
 // BufferPool hands out copy buffers. httputil.BufferPool has the same shape.
@@ -52,7 +55,7 @@ type BufferPool interface {
 type RequestInfo struct {
 	RemoteAddr    netip.AddrPort // the TCP peer, IPv4-mapped addresses folded to IPv4
 	Host          string         // the authority the connection was opened for
-	EndpointID    string         // Upstream.ID(), "" when none was resolved
+	EndpointID    string         // Endpoint.ID(), "" when none was resolved
 	Proto         string         // "HTTP/1.1", "HTTP/1.0" or "HTTP/2.0"
 	Method        string
 	Path          string     // request target as forwarded

@@ -1,4 +1,4 @@
-package edge
+package sshserver
 
 import (
 	"encoding/json"
@@ -12,17 +12,17 @@ import (
 func TestParseSSHCommand(t *testing.T) {
 	cases := []struct {
 		line string
-		want *sshCommand
+		want *command
 		code codes.Code
 	}{
-		{"http", &sshCommand{proto: "http"}, ""},
-		{"HTTPS", &sshCommand{proto: "http"}, ""},
-		{"tcp --proxy-proto 2", &sshCommand{proto: "tcp", proxyProto: 2}, ""},
-		{"tls --url=tls://a.example.com", &sshCommand{proto: "tls", url: "tls://a.example.com"}, ""},
+		{"http", &command{proto: "http"}, ""},
+		{"HTTPS", &command{proto: "http"}, ""},
+		{"tcp --proxy-proto 2", &command{proto: "tcp", proxyProto: 2}, ""},
+		{"tls --url=tls://a.example.com", &command{proto: "tls", url: "tls://a.example.com"}, ""},
 		{`http --url https://a.b --basic-auth 'al ice:pa"ss' --cidr-allow 10.1.2.3/8 --cidr-deny 192.0.2.1`,
-			&sshCommand{proto: "http", url: "https://a.b", basicAuth: []string{`al ice:pa"ss`}, cidrAllow: []string{"10.0.0.0/8"}, cidrDeny: []string{"192.0.2.1/32"}}, ""},
-		{"help", &sshCommand{help: true}, ""},
-		{"http --help", &sshCommand{proto: "http", help: true}, ""},
+			&command{proto: "http", url: "https://a.b", basicAuth: []string{`al ice:pa"ss`}, cidrAllow: []string{"10.0.0.0/8"}, cidrDeny: []string{"192.0.2.1/32"}}, ""},
+		{"help", &command{help: true}, ""},
+		{"http --help", &command{proto: "http", help: true}, ""},
 		{"", nil, codes.BindProto},
 		{"ftp", nil, codes.BindProto},
 		{"http --url", nil, codes.BindOption},
@@ -37,7 +37,7 @@ func TestParseSSHCommand(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.line, func(t *testing.T) {
-			got, err := parseSSHCommand(tc.line)
+			got, err := parseCommand(tc.line)
 			if tc.code != "" {
 				if err == nil || err.Code != tc.code {
 					t.Fatalf("err = %v, want %s", err, tc.code)
@@ -88,36 +88,36 @@ func TestNormalizeSSHBindAddr(t *testing.T) {
 		{"a b", "", true},
 	}
 	for _, tc := range cases {
-		got, err := normalizeSSHBindAddr(tc.in, base)
+		got, err := normalizeBindAddr(tc.in, base)
 		if tc.bad != (err != nil) || got != tc.want {
-			t.Errorf("normalizeSSHBindAddr(%q) = %q, %v; want %q (error %v)", tc.in, got, err, tc.want, tc.bad)
+			t.Errorf("normalizeBindAddr(%q) = %q, %v; want %q (error %v)", tc.in, got, err, tc.want, tc.bad)
 		}
 	}
 }
 
 func TestSSHBindRequest(t *testing.T) {
-	e := &Edge{cfg: Config{BaseDomain: "tollgate.localhost"}, tcpHost: "tcp.example"}
+	const tcpHost = "tcp.example"
 	cases := []struct {
-		cmd     sshCommand
+		cmd     command
 		name    string
 		port    uint32
 		proto   string
 		wantURL string
 		code    codes.Code
 	}{
-		{sshCommand{proto: "http"}, "", 443, "https", "", ""},
-		{sshCommand{proto: "http"}, "app.tollgate.localhost", 80, "https", "https://app.tollgate.localhost", ""},
-		{sshCommand{proto: "http", url: "https://APP.tollgate.localhost"}, "app.tollgate.localhost", 443, "https", "https://APP.tollgate.localhost", ""},
-		{sshCommand{proto: "http", url: "https://b.tollgate.localhost"}, "app.tollgate.localhost", 443, "", "", codes.BindURL},
-		{sshCommand{proto: "http"}, "", 8080, "", "", codes.BindURL},
-		{sshCommand{proto: "tls"}, "", 0, "tls", "", ""},
-		{sshCommand{proto: "tls"}, "", 80, "", "", codes.BindURL},
-		{sshCommand{proto: "tcp"}, "", 0, "tcp", "", ""},
-		{sshCommand{proto: "tcp"}, "", 20002, "tcp", "tcp://tcp.example:20002", ""},
-		{sshCommand{proto: "tcp"}, "x.example", 0, "", "", codes.BindURL},
+		{command{proto: "http"}, "", 443, "https", "", ""},
+		{command{proto: "http"}, "app.tollgate.localhost", 80, "https", "https://app.tollgate.localhost", ""},
+		{command{proto: "http", url: "https://APP.tollgate.localhost"}, "app.tollgate.localhost", 443, "https", "https://APP.tollgate.localhost", ""},
+		{command{proto: "http", url: "https://b.tollgate.localhost"}, "app.tollgate.localhost", 443, "", "", codes.BindURL},
+		{command{proto: "http"}, "", 8080, "", "", codes.BindURL},
+		{command{proto: "tls"}, "", 0, "tls", "", ""},
+		{command{proto: "tls"}, "", 80, "", "", codes.BindURL},
+		{command{proto: "tcp"}, "", 0, "tcp", "", ""},
+		{command{proto: "tcp"}, "", 20002, "tcp", "tcp://tcp.example:20002", ""},
+		{command{proto: "tcp"}, "x.example", 0, "", "", codes.BindURL},
 	}
 	for _, tc := range cases {
-		req, err := tc.cmd.bindRequest(tc.name, tc.port, e)
+		req, err := tc.cmd.bindRequest(tc.name, tc.port, tcpHost)
 		if tc.code != "" {
 			if err == nil || err.Code != tc.code {
 				t.Errorf("%+v %q %d: err = %v, want %s", tc.cmd, tc.name, tc.port, err, tc.code)
@@ -135,8 +135,8 @@ func TestSSHBindRequest(t *testing.T) {
 		}
 	}
 	// Options reach the decoders the agent path uses.
-	cmd := sshCommand{proto: "http", basicAuth: []string{"u:p:q"}, cidrAllow: []string{"10.0.0.0/8"}}
-	req, err := cmd.bindRequest("", 443, e)
+	cmd := command{proto: "http", basicAuth: []string{"u:p:q"}, cidrAllow: []string{"10.0.0.0/8"}}
+	req, err := cmd.bindRequest("", 443, tcpHost)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -154,7 +154,7 @@ func FuzzParseSSHCommand(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, line string) {
-		c, err := parseSSHCommand(line)
+		c, err := parseCommand(line)
 		if err != nil {
 			return
 		}

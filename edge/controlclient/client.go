@@ -1,4 +1,4 @@
-package edge
+package controlclient
 
 import (
 	"bytes"
@@ -19,18 +19,17 @@ import (
 
 	"github.com/tollgate/tollgate/codes"
 	"github.com/tollgate/tollgate/snapshot"
-	"github.com/tollgate/tollgate/tunnel"
 )
 
-// ControlClient is an edge's client of the control plane's edge API
-// (controlplane/edgeapi.go): it follows the snapshot feed (SnapshotFeed),
-// applying deltas to the snapshot it last received, and reports the edge's
-// agent sessions (SessionReporter), and polls for operator commands on
-// them (CommandSource), learning the live edges of every region from both
-// (EdgeDirectory). It is what a standalone
-// `tollgated edge --control URL` uses; `tollgated dev` wires the control
-// plane in-process instead. Safe for concurrent use.
-type ControlClient struct {
+// Client is an edge's HTTP client of the control plane's edge API
+// (controlplane/edgeapi.go): it follows the snapshot feed (Feed), applying
+// deltas to the snapshot it last received, reports the edge's agent
+// sessions (Reporter), and polls for operator commands on them
+// (CommandSource), learning the live edges of every region from both
+// (edge.EdgeDirectory). It is what a standalone `tollgated edge --control
+// URL` gives its Sync; `tollgated dev` gives Sync the control plane
+// in-process instead. Safe for concurrent use.
+type Client struct {
 	base   *url.URL
 	secret string // Secret: never logged.
 	info   snapshot.EdgeInfo
@@ -44,8 +43,8 @@ type ControlClient struct {
 	edgesVersion uint64              // of edges, from the command poll
 }
 
-// ControlClientConfig configures NewControlClient.
-type ControlClientConfig struct {
+// ClientConfig configures NewClient.
+type ClientConfig struct {
 	// URL is the control plane's API base URL, http:// or https://.
 	URL string
 	// Secret is the control plane's edge secret.
@@ -62,9 +61,8 @@ type ControlClientConfig struct {
 	Logger *zap.Logger
 }
 
-// NewControlClient validates cfg and returns the client. It does not
-// connect.
-func NewControlClient(cfg ControlClientConfig) (*ControlClient, error) {
+// NewClient validates cfg and returns the client. It does not connect.
+func NewClient(cfg ClientConfig) (*Client, error) {
 	u, err := url.Parse(strings.TrimRight(cfg.URL, "/"))
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return nil, codes.NewError(codes.EdgeBadRequest,
@@ -81,7 +79,7 @@ func NewControlClient(cfg ControlClientConfig) (*ControlClient, error) {
 	}
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.TLSClientConfig = cfg.TLS
-	return &ControlClient{
+	return &Client{
 		log:    cfg.Logger,
 		base:   u,
 		secret: cfg.Secret,
@@ -93,19 +91,19 @@ func NewControlClient(cfg ControlClientConfig) (*ControlClient, error) {
 
 // SetAgentAddr sets the agent address the edge's reports advertise, for an
 // edge that learns it only once it listens. Call it before the edge serves.
-func (c *ControlClient) SetAgentAddr(addr string) {
+func (c *Client) SetAgentAddr(addr string) {
 	c.mu.Lock()
 	c.info.AgentAddr = addr
 	c.mu.Unlock()
 }
 
 // Snapshot returns a snapshot newer than after, waiting for the control
-// plane to have one (edge.SnapshotFeed). A delta is applied to the snapshot
+// plane to have one (Feed). A delta is applied to the snapshot
 // this client returned last; when after is not that one's revision (the
 // edge started from its persisted copy), it asks for a whole snapshot. It
 // returns an older revision than after only when the control plane's store
 // was reset (the edge takes it).
-func (c *ControlClient) Snapshot(ctx context.Context, after uint64) (*snapshot.Snapshot, error) {
+func (c *Client) Snapshot(ctx context.Context, after uint64) (*snapshot.Snapshot, error) {
 	for {
 		c.mu.Lock()
 		base := c.last
@@ -135,7 +133,7 @@ func (c *ControlClient) Snapshot(ctx context.Context, after uint64) (*snapshot.S
 }
 
 // fetch performs one feed request. It returns nil, nil on 204.
-func (c *ControlClient) fetch(ctx context.Context, after uint64, base *snapshot.Snapshot) (*snapshot.Snapshot, error) {
+func (c *Client) fetch(ctx context.Context, after uint64, base *snapshot.Snapshot) (*snapshot.Snapshot, error) {
 	resp, err := c.get(ctx, "/edge/v1/snapshot", url.Values{"after": {strconv.FormatUint(after, 10)}}, "snapshot feed")
 	if err != nil {
 		return nil, err
@@ -167,8 +165,8 @@ func (c *ControlClient) fetch(ctx context.Context, after uint64, base *snapshot.
 	return nil, errors.New("snapshot feed: the answer holds neither a snapshot nor a delta this edge can apply")
 }
 
-// ReportSessions sends the edge's complete session list (edge.SessionReporter).
-func (c *ControlClient) ReportSessions(ctx context.Context, region string, sessions []snapshot.AgentSession) error {
+// ReportSessions sends the edge's complete session list (Reporter).
+func (c *Client) ReportSessions(ctx context.Context, region string, sessions []snapshot.AgentSession) error {
 	c.mu.Lock()
 	rep := snapshot.EdgeReport{EdgeID: c.info.ID, Region: region, AgentAddr: c.info.AgentAddr, Sessions: sessions}
 	c.mu.Unlock()
@@ -192,7 +190,7 @@ func (c *ControlClient) ReportSessions(ctx context.Context, region string, sessi
 
 // Edges returns the live edges the control plane listed in its latest
 // answer to a session report or a command poll (edge.EdgeDirectory).
-func (c *ControlClient) Edges() []snapshot.EdgeInfo {
+func (c *Client) Edges() []snapshot.EdgeInfo {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.edges
@@ -200,8 +198,8 @@ func (c *ControlClient) Edges() []snapshot.EdgeInfo {
 
 // Commands waits up to the client's Wait for operator commands for this
 // edge's sessions, or a change of the live edges (which it records for
-// Edges), and returns the control plane's answer (edge.CommandSource).
-func (c *ControlClient) Commands(ctx context.Context) (snapshot.EdgeCommands, error) {
+// Edges), and returns the control plane's answer (CommandSource).
+func (c *Client) Commands(ctx context.Context) (snapshot.EdgeCommands, error) {
 	c.mu.Lock()
 	known := c.edgesVersion
 	c.mu.Unlock()
@@ -230,8 +228,8 @@ func (c *ControlClient) Commands(ctx context.Context) (snapshot.EdgeCommands, er
 	return ans, nil
 }
 
-// CommandResult posts how one command ended (edge.CommandSource).
-func (c *ControlClient) CommandResult(ctx context.Context, res snapshot.EdgeCommandResult) error {
+// CommandResult posts how one command ended (CommandSource).
+func (c *Client) CommandResult(ctx context.Context, res snapshot.EdgeCommandResult) error {
 	res.EdgeID = c.info.ID
 	resp, err := c.send(ctx, http.MethodPost, "/edge/v1/commands/results", &res, http.StatusNoContent, "posting a command result")
 	if err != nil {
@@ -255,29 +253,10 @@ func responseError(resp *http.Response) error {
 	return fmt.Errorf("HTTP %d from the control plane", resp.StatusCode)
 }
 
-// connectAddresses lists one agent address per region for Auth responses:
-// this edge for its own region, and for each other region the first live
-// edge the directory names.
-func (e *Edge) connectAddresses() []tunnel.ConnectAddress {
-	out := []tunnel.ConnectAddress{{Region: e.cfg.Region, ServerAddr: e.advertisedAgentAddr()}}
-	if e.deps.Directory == nil {
-		return out
-	}
-	seen := map[string]bool{e.cfg.Region: true}
-	for _, ed := range e.deps.Directory.Edges() {
-		if seen[ed.Region] || ed.AgentAddr == "" {
-			continue
-		}
-		seen[ed.Region] = true
-		out = append(out, tunnel.ConnectAddress{Region: ed.Region, ServerAddr: ed.AgentAddr})
-	}
-	return out
-}
-
 // get makes one authenticated long-poll GET of the edge API: query plus
 // the client's wait, in seconds. The caller checks the status and closes
 // the body; a transport error is prefixed by what.
-func (c *ControlClient) get(ctx context.Context, path string, query url.Values, what string) (*http.Response, error) {
+func (c *Client) get(ctx context.Context, path string, query url.Values, what string) (*http.Response, error) {
 	u := *c.base
 	u.Path += path
 	query.Set("wait", strconv.Itoa(int(c.wait/time.Second)))
@@ -297,7 +276,7 @@ func (c *ControlClient) get(ctx context.Context, path string, query url.Values, 
 // send makes one authenticated JSON request of the edge API and returns the
 // response when its status is want (the caller closes the body); other
 // answers become errors carrying the control plane's code, prefixed by what.
-func (c *ControlClient) send(ctx context.Context, method, path string, body any, want int, what string) (*http.Response, error) {
+func (c *Client) send(ctx context.Context, method, path string, body any, want int, what string) (*http.Response, error) {
 	b, err := json.Marshal(body)
 	if err != nil {
 		return nil, err

@@ -1,4 +1,4 @@
-package edge_test
+package controlclient_test
 
 import (
 	"context"
@@ -15,15 +15,15 @@ import (
 	"github.com/tollgate/tollgate/controlplane/edgeapi"
 	"github.com/tollgate/tollgate/controlplane/restapi"
 	"github.com/tollgate/tollgate/controlplane/store"
-	"github.com/tollgate/tollgate/edge"
+	"github.com/tollgate/tollgate/edge/controlclient"
 	"github.com/tollgate/tollgate/ids"
 	"github.com/tollgate/tollgate/snapshot"
 )
 
-// TestControlClient follows a real control plane's edge API over HTTP: a
+// TestClient follows a real control plane's edge API over HTTP: a
 // whole snapshot first, then a delta applied to it, and a session report
 // answered with the edge directory.
-func TestControlClient(t *testing.T) {
+func TestClient(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	st, err := store.Open(ctx, filepath.Join(t.TempDir(), "cp.db"), store.Options{})
@@ -41,8 +41,8 @@ func TestControlClient(t *testing.T) {
 		restapi.New(restapi.Config{}, core).Handler()))
 	defer hs.Close()
 
-	newClient := func(secret string) *edge.ControlClient {
-		c, err := edge.NewControlClient(edge.ControlClientConfig{URL: hs.URL, Secret: secret,
+	newClient := func(secret string) *controlclient.Client {
+		c, err := controlclient.NewClient(controlclient.ClientConfig{URL: hs.URL, Secret: secret,
 			EdgeID: "edge_eu1", Region: "eu", AgentAddr: "127.0.0.2:4443", Wait: time.Second})
 		if err != nil {
 			t.Fatal(err)
@@ -96,11 +96,11 @@ func TestControlClient(t *testing.T) {
 	}
 }
 
-// TestControlClientCommands polls a real control plane for session
+// TestClientCommands polls a real control plane for session
 // commands: the first poll asks for a report; a stop queued by the API
 // arrives at the poll, and the result the client posts answers the API
 // call; a new edge arrives in the client's directory through the poll.
-func TestControlClientCommands(t *testing.T) {
+func TestClientCommands(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	st, err := store.Open(ctx, filepath.Join(t.TempDir(), "cp.db"), store.Options{})
@@ -117,8 +117,8 @@ func TestControlClientCommands(t *testing.T) {
 	hs := httptest.NewServer(edgeapi.Mount(edgeapi.New(edgeapi.Config{Secret: secret}, core).Handler(),
 		restapi.New(restapi.Config{}, core).Handler()))
 	defer hs.Close()
-	newClient := func(id, region, addr string) *edge.ControlClient {
-		c, err := edge.NewControlClient(edge.ControlClientConfig{URL: hs.URL, Secret: secret,
+	newClient := func(id, region, addr string) *controlclient.Client {
+		c, err := controlclient.NewClient(controlclient.ClientConfig{URL: hs.URL, Secret: secret,
 			EdgeID: id, Region: region, AgentAddr: addr, Wait: 5 * time.Second})
 		if err != nil {
 			t.Fatal(err)

@@ -8,27 +8,27 @@ import (
 	"github.com/tollgate/tollgate/tunnel"
 )
 
-// OpenStream implements httpproxy.Upstream: it opens a proxy stream to the
+// OpenStream implements httpproxy.Endpoint: it opens a proxy stream to the
 // endpoint's agent for one public client connection, with the client's
 // address in the proxy header.
-func (ep *endpoint) OpenStream(ctx context.Context) (httpproxy.Stream, error) {
+func (ep *Endpoint) OpenStream(ctx context.Context) (httpproxy.Stream, error) {
 	hdr := &tunnel.ProxyHeader{ID: ep.bindID, Proto: ep.proto, EdgeType: edgeTypeHTTPS}
 	if ap, ok := httpproxy.ClientAddrFromContext(ctx); ok {
 		hdr.ClientAddr = ap.String()
 	}
-	st, err := ep.session.openProxy(ctx, hdr)
+	st, err := ep.session.OpenProxy(ctx, hdr)
 	if err != nil {
 		return nil, codes.NewError(codes.AgentUnreachable, "The agent of %s is unreachable.", ep.url).WithCause(err)
 	}
 	return st, nil
 }
 
-// ID implements httpproxy.Upstream.
-func (ep *endpoint) ID() string { return ep.id }
+// ID implements httpproxy.Endpoint.
+func (ep *Endpoint) ID() string { return ep.id }
 
-// openProxy implements endpointOwner: a proxy stream over the agent's
+// OpenProxy implements EndpointOwner: a proxy stream over the agent's
 // tunnel session.
-func (s *agentSession) openProxy(ctx context.Context, hdr *tunnel.ProxyHeader) (httpproxy.Stream, error) {
+func (s *agentSession) OpenProxy(ctx context.Context, hdr *tunnel.ProxyHeader) (httpproxy.Stream, error) {
 	return s.ts.OpenProxy(ctx, hdr)
 }
 

@@ -1,4 +1,4 @@
-package edge
+package sshserver
 
 import (
 	"encoding/json"
@@ -9,14 +9,15 @@ import (
 	"strings"
 
 	"github.com/tollgate/tollgate/codes"
+	"github.com/tollgate/tollgate/edge"
 	"github.com/tollgate/tollgate/tunnel"
 )
 
-// sshCommand is the command an SSH reverse-tunnel client runs, as in
+// command is the command an SSH reverse-tunnel client runs, as in
 // `ssh -R 443:localhost:8080 -p 2222 HOST http --url https://app.example.com`:
 // the endpoint kind, then options, as the hosted platform's SSH agent takes
 // them (reference/platform-behaviour.md §4.7).
-type sshCommand struct {
+type command struct {
 	proto      string // "http", "tcp" or "tls"; "" with help
 	url        string
 	basicAuth  []string // USER:PASSWORD
@@ -27,8 +28,8 @@ type sshCommand struct {
 	help       bool
 }
 
-// sshUsage is written to the session for `help`, a shell, or a bad command.
-const sshUsage = `Usage: ssh -R [NAME:]PORT:LOCALHOST:LOCALPORT -p SSH_PORT HOST COMMAND [OPTIONS]
+// usage is written to the session for `help`, a shell, or a bad command.
+const usage = `Usage: ssh -R [NAME:]PORT:LOCALHOST:LOCALPORT -p SSH_PORT HOST COMMAND [OPTIONS]
 
 Commands:
   http   an HTTPS endpoint (-R 443:localhost:8080, or 80, or 0)
@@ -45,16 +46,16 @@ Options (after the command):
   --help                 show this help
 `
 
-// parseSSHCommand parses the exec command line of an SSH session. Words
+// parseCommand parses the exec command line of an SSH session. Words
 // are split as a POSIX shell would (single and double quotes, backslash
 // escapes); options take their value as the next word or after '='.
 // Errors are *codes.Error with code TG_403 (options) or TG_400 (command).
-func parseSSHCommand(line string) (*sshCommand, *codes.Error) {
+func parseCommand(line string) (*command, *codes.Error) {
 	words, err := splitWords(line)
 	if err != nil {
 		return nil, codes.NewError(codes.BindOption, "The command could not be read: %v.", err)
 	}
-	c := &sshCommand{}
+	c := &command{}
 	if len(words) == 0 {
 		return nil, codes.NewError(codes.BindProto, "Give a command: http, tcp or tls.")
 	}
@@ -193,11 +194,11 @@ func splitWords(s string) ([]string, error) {
 	return words, nil
 }
 
-// normalizeSSHBindAddr turns the bind address of a tcpip-forward request
+// normalizeBindAddr turns the bind address of a tcpip-forward request
 // into a requested host name: "" means none (the client sent "", "localhost",
 // a wildcard or a loopback address, which OpenSSH sends by default); a name
 // of one label is a subdomain of base. Names are lower-case punycode.
-func normalizeSSHBindAddr(addr, base string) (string, *codes.Error) {
+func normalizeBindAddr(addr, base string) (string, *codes.Error) {
 	a := strings.TrimSuffix(strings.TrimSpace(addr), ".")
 	a = strings.TrimSuffix(strings.TrimPrefix(a, "["), "]")
 	switch strings.ToLower(a) {
@@ -210,7 +211,7 @@ func normalizeSSHBindAddr(addr, base string) (string, *codes.Error) {
 		}
 		return "", codes.NewError(codes.BindURL, "The -R bind address %s is an IP address: give a name (-R NAME:443:...) or none.", addr)
 	}
-	h, err := normalizeHost(a)
+	h, err := edge.NormalizeHost(a)
 	if err != nil {
 		return "", codes.NewError(codes.BindURL, "The -R bind address %q is not a valid name: %v.", addr, err)
 	}
@@ -220,9 +221,9 @@ func normalizeSSHBindAddr(addr, base string) (string, *codes.Error) {
 	return h, nil
 }
 
-// sshBindOpts is Bind.Opts as an SSH command asks for them, under the keys
+// bindOpts is Bind.Opts as an SSH command asks for them, under the keys
 // tunnel.DecodeHTTPOptions and friends read.
-type sshBindOpts struct {
+type bindOpts struct {
 	URL           string                `json:",omitempty"`
 	ProxyProto    int32                 `json:",omitempty"`
 	IPRestriction *tunnel.IPRestriction `json:",omitempty"`
@@ -230,10 +231,11 @@ type sshBindOpts struct {
 }
 
 // bindRequest builds the Bind an SSH command asks for, given the forward's
-// requested name (normalizeSSHBindAddr) and port. The result holds
+// requested name (normalizeBindAddr) and port, with tcpHost the edge's
+// TCP host. The result holds
 // basic-auth passwords: never log it.
-func (c *sshCommand) bindRequest(name string, port uint32, e *Edge) (*tunnel.Bind, *codes.Error) {
-	o := sshBindOpts{URL: c.url, ProxyProto: c.proxyProto}
+func (c *command) bindRequest(name string, port uint32, tcpHost string) (*tunnel.Bind, *codes.Error) {
+	o := bindOpts{URL: c.url, ProxyProto: c.proxyProto}
 	if len(c.cidrAllow) > 0 || len(c.cidrDeny) > 0 || len(c.policyIDs) > 0 {
 		o.IPRestriction = &tunnel.IPRestriction{AllowCIDRs: c.cidrAllow, DenyCIDRs: c.cidrDeny, IPPolicyIDs: c.policyIDs}
 	}
@@ -270,7 +272,7 @@ func (c *sshCommand) bindRequest(name string, port uint32, e *Edge) (*tunnel.Bin
 			}
 			host := name
 			if host == "" {
-				host = e.tcpHost
+				host = tcpHost
 			}
 			o.URL = "tcp://" + net.JoinHostPort(host, strconv.FormatUint(uint64(port), 10))
 		}
@@ -279,7 +281,8 @@ func (c *sshCommand) bindRequest(name string, port uint32, e *Edge) (*tunnel.Bin
 	if err != nil {
 		return nil, codes.NewError(codes.Internal, "Encoding the endpoint options failed.")
 	}
-	return &tunnel.Bind{ID: randomHex(12), Proto: proto, ForwardsTo: "ssh -R", Opts: raw}, nil
+	// No ID: the edge gives the endpoint a random bind ID.
+	return &tunnel.Bind{Proto: proto, ForwardsTo: "ssh -R", Opts: raw}, nil
 }
 
 // sameHost reports whether the URL's host is name.
@@ -292,6 +295,6 @@ func sameHost(rawURL, name string) bool {
 	if h, _, err := net.SplitHostPort(rest); err == nil {
 		host = h
 	}
-	h, err := normalizeHost(strings.TrimSuffix(host, "/"))
+	h, err := edge.NormalizeHost(strings.TrimSuffix(host, "/"))
 	return err == nil && h == name
 }

@@ -1,0 +1,109 @@
+package authn
+
+import (
+	"crypto/ed25519"
+	"crypto/rand"
+	"errors"
+	"strings"
+	"testing"
+
+	"golang.org/x/crypto/ssh"
+
+	"github.com/tollgate/tollgate/ids"
+	"github.com/tollgate/tollgate/snapshot"
+)
+
+// TestCheckAuthtokenKnown: CheckAuthtoken says whether the snapshot holds
+// the credential, so that a caller can wait for a newer snapshot without
+// parsing the token again.
+func TestCheckAuthtokenKnown(t *testing.T) {
+	snap, toks := snapshotWith(t, 1)
+	good := toks[0].Reveal()
+	kid, _, _ := ParseToken(good)
+	_, unknown, _ := NewCredential(ids.PrefixAuthtoken)
+	cases := []struct {
+		name  string
+		token string
+		known bool
+		want  error
+	}{
+		{"valid", good, true, nil},
+		{"wrong secret", kid + "_" + strings.Repeat("A", 32), true, ErrAuthtokenInvalid},
+		{"unknown credential", unknown.Reveal(), false, ErrAuthtokenInvalid},
+		{"malformed", "nope", false, ErrAuthtokenMalformed},
+		{"missing", "", false, ErrAuthtokenMissing},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			ident, known, err := CheckAuthtoken(snap, tc.token)
+			if known != tc.known || !errors.Is(err, tc.want) {
+				t.Fatalf("known %v, err %v; want %v, %v", known, err, tc.known, tc.want)
+			}
+			if tc.want == nil && (ident.Authtoken == nil || ident.Authtoken.ID != ident.CredentialID) {
+				t.Fatalf("identity lacks its credential: %+v", ident)
+			}
+		})
+	}
+}
+
+func TestReverifyAuthtoken(t *testing.T) {
+	snap, toks := snapshotWith(t, 1)
+	ident, err := VerifyAuthtoken(snap, toks[0].Reveal())
+	if err != nil {
+		t.Fatal(err)
+	}
+	hash := ident.Authtoken.SecretHash
+	if _, err := ReverifyAuthtoken(snap, ident.CredentialID, hash); err != nil {
+		t.Fatalf("unchanged: %v", err)
+	}
+	if _, err := ReverifyAuthtoken(snap, ident.CredentialID, HashSecret("rotated")); !errors.Is(err, ErrAuthtokenInvalid) {
+		t.Fatalf("rotated: %v", err)
+	}
+	d := *snap.Data()
+	d.Principals = []snapshot.Principal{{ID: "usr_1", Kind: snapshot.PrincipalUser, Active: false}}
+	off, err := snapshot.New(d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ReverifyAuthtoken(off, ident.CredentialID, hash); !errors.Is(err, ErrCredentialRevoked) {
+		t.Fatalf("owner deactivated: %v", err)
+	}
+}
+
+func TestVerifySSHKey(t *testing.T) {
+	pub, _, _ := ed25519.GenerateKey(rand.Reader)
+	other, _, _ := ed25519.GenerateKey(rand.Reader)
+	sp, _ := ssh.NewPublicKey(pub)
+	op, _ := ssh.NewPublicKey(other)
+	fp := ssh.FingerprintSHA256(sp)
+	d := snapshot.Data{
+		Accounts:   []snapshot.Account{{ID: "acct_1", Active: true}, {ID: "acct_off"}},
+		Principals: []snapshot.Principal{{ID: "usr_1", Active: true}},
+		SSHCredentials: []snapshot.SSHCredential{{ID: "sshcr_1", AccountID: "acct_1", OwnerID: "usr_1", Fingerprint: fp,
+			PublicKey: strings.TrimSpace(string(ssh.MarshalAuthorizedKey(sp))), ACL: []string{"bind:a.example.com"}}},
+	}
+	snap, err := snapshot.New(d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ident, err := VerifySSHKey(snap, fp, sp.Marshal())
+	if err != nil || ident.CredentialID != "sshcr_1" || ident.SSHCredential == nil || ident.ACL[0] != "bind:a.example.com" {
+		t.Fatalf("registered key: %+v, %v", ident, err)
+	}
+	if _, err := VerifySSHKey(snap, fp, nil); err != nil {
+		t.Fatalf("by fingerprint only: %v", err)
+	}
+	if _, err := VerifySSHKey(snap, fp, op.Marshal()); !errors.Is(err, ErrSSHKeyUnknown) {
+		t.Fatalf("another key under the fingerprint: %v", err)
+	}
+	if _, err := VerifySSHKey(snap, ssh.FingerprintSHA256(op), nil); !errors.Is(err, ErrSSHKeyUnknown) {
+		t.Fatalf("unknown key: %v", err)
+	}
+	d.SSHCredentials[0].AccountID = "acct_off"
+	if snap, err = snapshot.New(d); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := VerifySSHKey(snap, fp, nil); !errors.Is(err, ErrSSHKeyRevoked) {
+		t.Fatalf("inactive account: %v", err)
+	}
+}

@@ -1,0 +1,112 @@
+package sshserver
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"crypto/tls"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+
+	"github.com/tollgate/tollgate/edge"
+	"github.com/tollgate/tollgate/snapshot"
+)
+
+type noCerts struct{}
+
+func (noCerts) GetCertificate(*tls.ClientHelloInfo) (*tls.Certificate, error) {
+	return nil, errors.New("no certificates in this test")
+}
+
+// TestSSHIngressAlgorithms runs the edge's SSH ingress and checks with the
+// x/crypto client: a registered key gets in; SHA-1 MACs, SHA-1 key
+// exchange and ssh-rsa (SHA-1) signatures are refused; an unknown key is
+// refused.
+func TestSSHIngressAlgorithms(t *testing.T) {
+	pub, priv, _ := ed25519.GenerateKey(rand.Reader)
+	signer, _ := ssh.NewSignerFromKey(priv)
+	sp, _ := ssh.NewPublicKey(pub)
+	snap, err := snapshot.New(snapshot.Data{
+		Revision:   1,
+		Accounts:   []snapshot.Account{{ID: "acct_a", Active: true}},
+		Principals: []snapshot.Principal{{ID: "usr_a", Active: true, AccountIDs: []string{"acct_a"}}},
+		SSHCredentials: []snapshot.SSHCredential{{ID: "sshcr_a", AccountID: "acct_a", OwnerID: "usr_a",
+			Fingerprint: ssh.FingerprintSHA256(sp), PublicKey: strings.TrimSpace(string(ssh.MarshalAuthorizedKey(sp)))}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := edge.New(edge.Config{BaseDomain: "tollgate.localhost", AgentAddr: "127.0.0.1:0", HTTPSAddr: "127.0.0.1:0", HTTPAddr: "off",
+		DisableQUIC: true}, edge.Deps{AgentTLS: &tls.Config{}, Certs: noCerts{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Listen(); err != nil {
+		t.Fatal(err)
+	}
+	hostKey, err := LoadHostKey("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := New(Config{HostKey: hostKey}, e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := Listen("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- e.Serve(ctx) }()
+	sshDone := make(chan error, 1)
+	go func() { sshDone <- srv.Serve(ln) }()
+	t.Cleanup(func() {
+		srv.Close()
+		<-sshDone
+		cancel()
+		<-done
+	})
+	e.ApplySnapshot(snap)
+	addr := ln.Addr().String()
+	_, other, _ := ed25519.GenerateKey(rand.Reader)
+	otherSigner, _ := ssh.NewSignerFromKey(other)
+	cases := []struct {
+		name   string
+		mod    func(*ssh.ClientConfig)
+		signer ssh.Signer
+		ok     bool
+	}{
+		{"modern", func(*ssh.ClientConfig) {}, signer, true},
+		// An AEAD cipher needs no MAC; with CTR the MAC is negotiated.
+		{"sha1 mac", func(c *ssh.ClientConfig) {
+			c.Ciphers, c.MACs = []string{ssh.CipherAES128CTR}, []string{ssh.HMACSHA1}
+		}, signer, false},
+		{"sha2 mac", func(c *ssh.ClientConfig) {
+			c.Ciphers, c.MACs = []string{ssh.CipherAES128CTR}, []string{ssh.HMACSHA256ETM}
+		}, signer, true},
+		{"sha1 kex", func(c *ssh.ClientConfig) { c.KeyExchanges = []string{ssh.InsecureKeyExchangeDH14SHA1} }, signer, false},
+		{"unknown key", func(*ssh.ClientConfig) {}, otherSigner, false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := &ssh.ClientConfig{User: "x", Auth: []ssh.AuthMethod{ssh.PublicKeys(tc.signer)},
+				HostKeyCallback: ssh.FixedHostKey(hostKey.PublicKey()), Timeout: 5 * time.Second}
+			tc.mod(cfg)
+			c, err := ssh.Dial("tcp", addr, cfg)
+			if (err == nil) != tc.ok {
+				t.Fatalf("dial: %v, want ok=%v", err, tc.ok)
+			}
+			if c != nil {
+				c.Close()
+			}
+		})
+	}
+	if fp := srv.HostKeyFingerprint(); !strings.HasPrefix(fp, "SHA256:") {
+		t.Fatalf("host key fingerprint %q", fp)
+	}
+}
