@@ -107,3 +107,39 @@ func TestVerifySSHKey(t *testing.T) {
 		t.Fatalf("inactive account: %v", err)
 	}
 }
+
+func TestAPIKeyChecks(t *testing.T) {
+	id, tok, hash := NewCredential(ids.PrefixAPIKey)
+	keyID, secret, err := ParseAPIKey(tok.Reveal())
+	if err != nil || keyID != id {
+		t.Fatalf("ParseAPIKey = %q, %v; want %q", keyID, err, id)
+	}
+	if _, _, err := ParseAPIKey(id); !errors.Is(err, ErrAPIKeyID) {
+		t.Errorf("ParseAPIKey(ID) = %v, want ErrAPIKeyID", err)
+	}
+	if _, _, err := ParseAPIKey("nope"); !errors.Is(err, ErrMalformed) {
+		t.Errorf("ParseAPIKey(junk) = %v, want ErrMalformed", err)
+	}
+	good := APIKeyState{SecretHash: hash, AccountActive: true, OwnerActive: true, Member: true}
+	for _, tt := range []struct {
+		name   string
+		secret string
+		edit   func(*APIKeyState)
+		want   error
+	}{
+		{"valid", secret, func(*APIKeyState) {}, nil},
+		{"wrong secret", secret + "x", func(*APIKeyState) {}, ErrAPIKeyInvalid},
+		{"account suspended", secret, func(s *APIKeyState) { s.AccountActive = false }, ErrAccountInactive},
+		{"owner deactivated", secret, func(s *APIKeyState) { s.OwnerActive = false }, ErrOwnerInactive},
+		{"not a member", secret, func(s *APIKeyState) { s.Member = false }, ErrNotMember},
+		{"suspended account before inactive owner", secret, func(s *APIKeyState) { s.AccountActive, s.OwnerActive = false, false }, ErrAccountInactive},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			st := good
+			tt.edit(&st)
+			if err := CheckAPIKey(tt.secret, st); !errors.Is(err, tt.want) || (tt.want == nil && err != nil) {
+				t.Errorf("CheckAPIKey = %v, want %v", err, tt.want)
+			}
+		})
+	}
+}

@@ -26,12 +26,11 @@ type Identity struct {
 // inactive; each caller turns that into its own denial (for authtokens
 // ErrCredentialRevoked, for SSH keys ErrSSHKeyRevoked).
 func ActiveOwner(snap *snapshot.Snapshot, accountID, ownerID string) (acct *snapshot.Account, owner *snapshot.Principal, ok bool) {
-	acct, ok = snap.Account(accountID)
-	if !ok || !acct.Active {
-		return nil, nil, false
-	}
-	owner, ok = snap.Principal(ownerID)
-	if !ok || !owner.Active {
+	acct, aok := snap.Account(accountID)
+	owner, pok := snap.Principal(ownerID)
+	// Membership needs no check here: leaving an account deletes the
+	// credentials the user owned there, in the same unit of work.
+	if CheckOwnerState(aok && acct.Active, pok && owner.Active, true) != nil {
 		return nil, nil, false
 	}
 	return acct, owner, true

@@ -28,17 +28,18 @@ func (cp *Core) authenticate(r *http.Request) (*Caller, error) {
 			"The Authorization header could not be parsed: send 'Authorization: Bearer <API key>'.")
 	}
 	tok = strings.TrimSpace(tok)
-	if _, _, err := ids.Split(tok, ids.PrefixAPIKey); err == nil {
+	keyID, secret, err := authn.ParseAPIKey(tok)
+	if errors.Is(err, authn.ErrAPIKeyID) {
 		return nil, Errorf(http.StatusUnauthorized, codes.APIKeyID,
 			"You sent an API key's ID (ak_...), not the API key itself. Send the token that was shown when the key was created, or create a new key.")
 	}
-	kid, secret, err := authn.ParseToken(tok)
 	if err != nil {
 		return nil, Errorf(http.StatusUnauthorized, codes.APIAuthMalformed,
 			"The API key is malformed: it has the form <27 characters>_<secret>. Copy it again exactly as it was shown.")
 	}
-	key, err := cp.store.LookupAPIKey(r.Context(), ids.PrefixAPIKey+"_"+kid)
+	key, err := cp.store.LookupAPIKey(r.Context(), keyID)
 	if errors.Is(err, store.ErrNotFound) {
+		_, kid, _ := ids.Split(keyID, ids.PrefixAPIKey)
 		if isAuthtoken, aerr := cp.store.AuthtokenExists(r.Context(), ids.PrefixAuthtoken+"_"+kid); aerr != nil {
 			return nil, aerr
 		} else if isAuthtoken {
@@ -51,20 +52,20 @@ func (cp *Core) authenticate(r *http.Request) (*Caller, error) {
 	if err != nil {
 		return nil, err
 	}
-	if !authn.SecretMatches(secret, key.SecretHash) {
+	switch err := authn.CheckAPIKey(secret, key.State()); {
+	case errors.Is(err, authn.ErrAPIKeyInvalid):
 		return nil, Errorf(http.StatusUnauthorized, codes.APIAuthInvalid,
 			"The API key is not valid: it may have been deleted or mistyped.")
-	}
-	if !key.AccountActive {
+	case errors.Is(err, authn.ErrAccountInactive):
 		return nil, Errorf(http.StatusForbidden, codes.APIAccountSuspended,
 			"The account %s is suspended; its API keys do not work until it is reactivated.", key.AccountID)
-	}
-	if !key.OwnerActive {
+	case errors.Is(err, authn.ErrOwnerInactive):
 		return nil, Errorf(http.StatusForbidden, codes.APIPrincipalInactive,
 			"The API key's owner %s is deactivated. Ask an administrator to reactivate it, or use another key.", key.OwnerID)
-	}
-	if !key.Member {
+	case errors.Is(err, authn.ErrNotMember):
 		return nil, Forbidden("The API key's owner %s is no longer a member of account %s.", key.OwnerID, key.AccountID)
+	case err != nil:
+		return nil, err
 	}
 	return NewCaller(key), nil
 }

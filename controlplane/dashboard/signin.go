@@ -112,17 +112,18 @@ func (s *Server) dashAuthenticate(r *http.Request) (*dashCaller, error) {
 }
 
 // checkKeyState refuses an API key whose account is suspended, or whose
-// owner is deactivated or no longer a member: the same answers the API
-// gives (authenticate).
+// owner is deactivated or no longer a member (authn.CheckOwnerState): the
+// same answers the API gives, in the dashboard's words. The key's secret
+// was checked at sign-in; the session's own secret stands for it since.
 func checkKeyState(key *store.APIKeyAuth) error {
-	switch {
-	case !key.AccountActive:
+	switch err := authn.CheckOwnerState(key.AccountActive, key.OwnerActive, key.Member); {
+	case errors.Is(err, authn.ErrAccountInactive):
 		return controlplane.Errorf(http.StatusForbidden, codes.APIAccountSuspended,
 			"The account %s is suspended; nobody can sign in to it until it is reactivated.", key.AccountID)
-	case !key.OwnerActive:
+	case errors.Is(err, authn.ErrOwnerInactive):
 		return controlplane.Errorf(http.StatusForbidden, codes.APIPrincipalInactive,
 			"The user %s is deactivated. Ask an administrator of the account to reactivate you.", key.OwnerID)
-	case !key.Member:
+	case errors.Is(err, authn.ErrNotMember):
 		return controlplane.Forbidden("The user %s is no longer a member of account %s.", key.OwnerID, key.AccountID)
 	}
 	return nil
@@ -289,15 +290,16 @@ func (s *Server) signInKey(r *http.Request, tok string) (*store.APIKeyAuth, erro
 	if tok == "" {
 		return nil, invalid("Paste one of your API keys to sign in.")
 	}
-	if _, _, err := ids.Split(tok, ids.PrefixAPIKey); err == nil {
+	keyID, secret, err := authn.ParseAPIKey(tok)
+	if errors.Is(err, authn.ErrAPIKeyID) {
 		return nil, invalid("That is an API key's ID (ak_...), not the key itself. Paste the token that was shown when the key was created, or create a new key.")
 	}
-	kid, secret, err := authn.ParseToken(tok)
 	if err != nil {
 		return nil, invalid("That API key is malformed: it has the form <27 characters>_<secret>. Copy it again exactly as it was shown.")
 	}
-	key, err := s.store.LookupAPIKey(r.Context(), ids.PrefixAPIKey+"_"+kid)
+	key, err := s.store.LookupAPIKey(r.Context(), keyID)
 	if errors.Is(err, store.ErrNotFound) {
+		_, kid, _ := ids.Split(keyID, ids.PrefixAPIKey)
 		if isAuthtoken, aerr := s.store.AuthtokenExists(r.Context(), ids.PrefixAuthtoken+"_"+kid); aerr != nil {
 			return nil, aerr
 		} else if isAuthtoken {

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"time"
 
+	"github.com/tollgate/tollgate/authn"
 	"github.com/tollgate/tollgate/snapshot"
 )
 
@@ -133,6 +134,11 @@ type APIKeyAuth struct {
 	// Roles are the owner's roles in the account: from the membership for
 	// a user; developer rw and nothing else for a bot user.
 	Roles Membership
+}
+
+// State returns what authn.CheckAPIKey decides on.
+func (a *APIKeyAuth) State() authn.APIKeyState {
+	return authn.APIKeyState{SecretHash: a.SecretHash, AccountActive: a.AccountActive, OwnerActive: a.OwnerActive, Member: a.Member}
 }
 
 // Page selects one page of a list, newest first.
