@@ -1,8 +1,10 @@
-// Package authn owns every credential check against the control-plane
-// snapshot: authtokens and API keys (both "<KSUID>_<secret>", the KSUID
-// naming the credential), SSH public keys (by fingerprint), and the rule
-// every credential obeys — its owner (principal) and its account exist and
-// are active (ActiveOwner). A check returns what it found (Identity: the
+// Package authn owns every credential check: authtokens and SSH public keys
+// (by fingerprint) against the control-plane snapshot, API keys against the
+// state the store holds of them (APIKeyState; the caller does the lookup),
+// and the rule every credential obeys — its owner (principal) and its
+// account exist and are active (ActiveOwner on a snapshot, CheckOwnerState
+// on store flags). Authtokens and API keys are both "<KSUID>_<secret>", the
+// KSUID naming the credential. A check returns what it found (Identity: the
 // credential, principal and account), so callers never parse a token or
 // look a credential up a second time.
 //
