@@ -154,7 +154,7 @@ func (c Config) validate() (*resolved, error) {
 
 // edgeTLSConfig returns the TLS configuration for a connection to the
 // edge at addr: ServerName from the address host, the configured roots (or
-// the system pool), TLS 1.2 at least (reference/agent-protocol.md), and a
+// the system pool), TLS 1.2 at least (docs/agent-protocol.md), and a
 // session cache so reconnects resume.
 func (r *resolved) edgeTLSConfig(addr string) *tls.Config {
 	host, _, err := net.SplitHostPort(addr)

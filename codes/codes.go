@@ -4,7 +4,7 @@ import "fmt"
 
 // Code is a stable, documented error code shown to users: "TG_<n>". Where
 // the condition is the same as one of the hosted platform's, the number is
-// the same (reference/platform-behaviour.md Appendix A), so people who know
+// the same (docs/error-codes.md#numbering), so people who know
 // those codes recognise ours. Codes never change meaning once published.
 type Code string
 

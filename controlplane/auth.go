@@ -13,7 +13,7 @@ import (
 
 // authenticate checks the request's API key: "Authorization: Bearer
 // <KSUID>_<secret>", where ak_<KSUID> names the key
-// (reference/platform-behaviour.md §1.2). The secret's hash is compared in
+// (docs/api-compatibility.md#auth-and-errors). The secret's hash is compared in
 // constant time; the key's account must be active and its owner active and
 // still a member.
 func (cp *Core) authenticate(r *http.Request) (*Caller, error) {

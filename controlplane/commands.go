@@ -24,8 +24,9 @@ type SessionCommand struct {
 	run   func(SessionCommander, context.Context, string) error
 }
 
-// The operator commands on agent sessions (reference/platform-behaviour.md
-// §1.14): StopCommand makes the agent exit; RestartCommand makes it
+// The operator commands on agent sessions
+// (docs/api-compatibility.md#tunnel-sessions): StopCommand makes the agent
+// exit; RestartCommand makes it
 // reconnect with a new session ID.
 var (
 	StopCommand = SessionCommand{verb: "stop", event: "tunnel_session_stopped.v0",

@@ -11,8 +11,8 @@ import (
 	"github.com/tollgate/tollgate/controlplane/store"
 )
 
-// errorBody is the API's error response (reference/platform-behaviour.md
-// §1.2), with Tollgate's TG_ codes.
+// errorBody is the API's error response
+// (docs/api-compatibility.md#auth-and-errors), with Tollgate's TG_ codes.
 type errorBody struct {
 	ErrorCode  codes.Code        `json:"error_code"`
 	StatusCode int               `json:"status_code"`

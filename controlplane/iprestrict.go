@@ -43,7 +43,7 @@ func DryRunRefusals(surface policy.Surface) uint64 {
 }
 
 // Restriction applies the account's IP restrictions of one surface
-// (reference/platform-behaviour.md §2.2) to the TCP peer address of the
+// (docs/access-control.md#ip-restriction-surfaces) to the TCP peer address of the
 // request — never X-Forwarded-For. The restrictions come from the current
 // snapshot, compiled once per snapshot. An unenforced restriction that would
 // refuse the address is logged as a warning with its ID and counted

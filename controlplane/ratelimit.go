@@ -14,7 +14,7 @@ import (
 )
 
 // Defaults of the API rate limits (Config). The hosted platform allows
-// 120 requests per minute per account (reference/platform-behaviour.md §8);
+// 120 requests per minute per account (docs/api-compatibility.md#rate-limits);
 // a self-hosted control plane serves automation (Terraform, CI) that is
 // burstier, so the default is higher.
 const (

@@ -10,7 +10,7 @@ import (
 // Users, bot users and roles (RBAC).
 //
 // A user (usr_) may belong to several accounts, with roles per account
-// (reference/platform-behaviour.md §7.2): developer rw|ro, team
+// (docs/api-compatibility.md#roles): developer rw|ro, team
 // manager|invite|ro, a billing flag and an administrator flag. A bot user
 // (bot_) belongs to exactly one account, is not a member (it takes no seat),
 // acts as a read/write developer with no other role, and has no login. An
@@ -124,7 +124,7 @@ func (c *Caller) RequireAdmin(what string) error {
 
 // RequireUser refuses bot users. Bot users act as read/write developers
 // and hold no team, billing or administrator role
-// (reference/platform-behaviour.md §1.5): they do not see the account's
+// (docs/api-compatibility.md#bot-users): they do not see the account's
 // users and invitations, and cannot switch accounts or log in.
 func (c *Caller) RequireUser(what string) error {
 	if c.IsBot() {
@@ -222,7 +222,7 @@ func (c *Caller) CheckRevokeInvitation(inv *store.Invitation) error {
 
 // RequireAuditReader refuses callers who may not read the audit log. The
 // log shows every principal's actions in the account, so it is for those
-// who oversee the account (reference/platform-behaviour.md §7.2):
+// who oversee the account (docs/api-compatibility.md#roles):
 // administrators and users with the team manager role. Developers see the
 // objects themselves but not who changed what; bot users act as read/write
 // developers with no other permission, so they are refused too (give an

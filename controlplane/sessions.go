@@ -76,8 +76,8 @@ func (g *Registry) ForgetEdge(edgeID string) {
 
 // SessionCommander executes operator commands on the agent sessions of one
 // edge (POST /tunnel_sessions/{id}/stop and /restart,
-// reference/platform-behaviour.md §1.14). The edge implements it; each
-// command travels to the agent over its session (reference/agent-protocol.md,
+// docs/api-compatibility.md#tunnel-sessions). The edge implements it; each
+// command travels to the agent over its session (docs/agent-protocol.md,
 // stream types 4 Restart and 5 Stop).
 //
 // The methods return nil once the agent has accepted the command. Other

@@ -21,7 +21,7 @@ const bindTokenKeyFile = "bind-token.key"
 // HMAC-SHA256(secret, account ID || 0 || proto || 0 || key). The agent sends
 // the token back when it re-binds after a reconnect; a valid token lets it
 // take its endpoint back at once, even from a session that has not timed
-// out yet (reference/agent-protocol.md, "Session rules").
+// out yet (docs/agent-protocol.md#session-rules).
 type bindTokens struct{ secret []byte }
 
 func loadBindTokens(dataDir string) (*bindTokens, error) {

@@ -18,8 +18,8 @@ import (
 const commandGrace = 5 * time.Second
 
 // StopSession asks the agent of session sessionID to exit
-// (reference/platform-behaviour.md §1.14; stream type 5 of
-// reference/agent-protocol.md). It returns nil once the agent accepted;
+// (docs/api-compatibility.md#tunnel-sessions; stream type 5 of
+// docs/agent-protocol.md). It returns nil once the agent accepted;
 // otherwise a *codes.Error with codes.SessionNotFound,
 // codes.SessionCommandUnsupported (the agent said at Auth that it cannot),
 // codes.SessionCommandRefused (it answered with an error) or

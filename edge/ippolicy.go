@@ -15,7 +15,7 @@ import (
 	"github.com/tollgate/tollgate/tunnel"
 )
 
-// IP policy at the edge (issue 6, reference/platform-behaviour.md §2):
+// IP policy at the edge (issue 6, docs/access-control.md#ip-policies):
 //
 //   - the account's `agent` IP restriction is checked when an agent or SSH
 //     session authenticates; a refusal ends the session with TG_115;

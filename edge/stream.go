@@ -33,7 +33,7 @@ func (s *agentSession) OpenProxy(ctx context.Context, hdr *tunnel.ProxyHeader) (
 }
 
 // Edge types in proxy headers, as the agent SDKs number them
-// (reference/agent-protocol.md).
+// (docs/agent-protocol.md).
 const (
 	edgeTypeTCP   = "1"
 	edgeTypeTLS   = "2"

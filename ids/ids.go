@@ -9,7 +9,7 @@ import (
 
 // ID prefixes. Every object ID is "<prefix>_<27-character KSUID>", so IDs
 // sort by creation time. The prefixes follow the hosted platform's API
-// (reference/platform-behaviour.md §1.3) so its API clients recognise them.
+// (docs/api-compatibility.md#ids) so its API clients recognise them.
 const (
 	PrefixAccount        = "acct"
 	PrefixUser           = "usr"

@@ -11,7 +11,7 @@ import (
 // where target is a lower-case hostname ("app.example.com") or a TCP address
 // ("1.tcp.example.com:20002").
 //
-// Semantics (reference/platform-behaviour.md §3, decided where that is
+// Semantics (docs/access-control.md#bind-acls, decided where that is
 // unconfirmed, and documented in the README):
 //   - an empty ACL, "*" or "bind:*" allows everything;
 //   - "bind:app.example.com" allows exactly that name;

@@ -9,7 +9,7 @@ import (
 	"strings"
 )
 
-// IP policy evaluation (reference/platform-behaviour.md §2.1): a source
+// IP policy evaluation (docs/access-control.md#ip-policy-evaluation): a source
 // address is allowed only if it matches at least one allow rule and no deny
 // rule. Deny wins regardless of prefix length; a rule set without allow rules
 // (including an empty one) admits nobody. Only the TCP peer address counts;
@@ -74,7 +74,8 @@ type u128 struct{ hi, lo uint64 }
 type range6 struct{ lo, hi u128 }
 
 // CompileIPRules builds the matcher for rules: the union of every policy's
-// rules that apply to one surface or endpoint (reference §2.1: the rules of
+// rules that apply to one surface or endpoint
+// (docs/access-control.md#ip-policy-evaluation: the rules of
 // several policies are unioned before evaluation). Overlapping and adjacent
 // ranges are merged, so lookups are a binary search over disjoint intervals.
 // Invalid prefixes (the zero Prefix) are skipped.
@@ -110,7 +111,7 @@ func CompileIPRules(rules []IPRule) *IPMatcher {
 
 // HasAllow reports whether any allow rule was compiled. A rule set with
 // deny rules only admits nobody; callers that take CIDR lists from users
-// refuse such a list up front (reference §2.1, the hosted platform's
+// refuse such a list up front (docs/access-control.md#ip-policy-evaluation, the hosted platform's
 // ERR_NGROK_393).
 func (m *IPMatcher) HasAllow() bool {
 	return m != nil && (len(m.allow4) > 0 || len(m.allow6) > 0)

@@ -56,7 +56,7 @@ func rules(t *testing.T, specs ...string) []IPRule {
 	return out
 }
 
-// The examples of reference/platform-behaviour.md §2.1.
+// The examples of docs/access-control.md#ip-policy-evaluation.
 func TestIPMatcherSemantics(t *testing.T) {
 	cases := []struct {
 		name  string
@@ -100,7 +100,8 @@ func TestIPMatcherSemantics(t *testing.T) {
 	}
 }
 
-// naive is the rule of §2.1 evaluated directly on the prefixes.
+// naive is the rule of docs/access-control.md#ip-policy-evaluation evaluated
+// directly on the prefixes.
 func naive(rs []IPRule, a netip.Addr) bool {
 	a = a.Unmap()
 	allowed := false

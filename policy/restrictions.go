@@ -6,8 +6,9 @@ import (
 	"github.com/tollgate/tollgate/snapshot"
 )
 
-// Surface is what an IP restriction guards (reference/platform-behaviour.md
-// §2.2): the dashboard sign-in, the REST API, agent sessions or the
+// Surface is what an IP restriction guards
+// (docs/access-control.md#ip-restriction-surfaces): the dashboard sign-in,
+// the REST API, agent sessions or the
 // account's public endpoints.
 type Surface string
 
@@ -47,7 +48,8 @@ type Restrictions struct {
 
 // CompileRestrictions compiles the snapshot's IP restrictions. Each
 // restriction's matcher is the union of the rules of the policies it names
-// (reference §2.1); a policy missing from the snapshot contributes no rules,
+// (docs/access-control.md#ip-policy-evaluation); a policy missing from the
+// snapshot contributes no rules,
 // and a rule whose CIDR does not parse is skipped (the API never stores one).
 func CompileRestrictions(snap *snapshot.Snapshot) *Restrictions {
 	rs := &Restrictions{byAccount: map[string]map[Surface][]compiledRestriction{}}

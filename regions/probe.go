@@ -9,7 +9,7 @@ import (
 
 // Region choice without a configured region: the first edge an agent
 // reaches lists every region's edge address in its Auth response
-// (ConnectAddresses, reference/agent-protocol.md); Fastest measures each
+// (ConnectAddresses, docs/agent-protocol.md); Fastest measures each
 // of them with the caller's Measure and names the one to move to, once per
 // agent run. The agent's Measure is a TCP connect and a TLS handshake; this
 // package does no I/O of its own.

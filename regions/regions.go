@@ -18,7 +18,7 @@ type Info struct {
 }
 
 // all lists the regions in the order the hosted platform documents them
-// (reference/platform-behaviour.md §4.1).
+// (docs/regions.md#region-codes).
 var all = []Info{
 	{"us", "United States"},
 	{"eu", "Europe"},

@@ -9,7 +9,7 @@ import (
 // Backoff computes reconnect delays: Min, then times Factor after each
 // failure, capped at Max, each spread by ±Jitter (a fraction) so that many
 // agents cut off at once do not reconnect in step. The SDKs back off from
-// 500 ms to 30 s by a factor of 2 (platform-behaviour.md §4.4). Zero fields
+// 500 ms to 30 s by a factor of 2 (docs/agent-protocol.md#reconnect). Zero fields
 // take those defaults and a jitter of 0.2; a negative Jitter means none.
 // Reset after a successful connection. A Backoff is not safe for
 // concurrent use.

@@ -3,7 +3,7 @@
 // heartbeats, and reconnect backoff.
 //
 // The protocol is the one the hosted platform's agent SDKs speak
-// (reference/agent-protocol.md), so those SDKs connect to an edge built on
+// (docs/agent-protocol.md), so those SDKs connect to an edge built on
 // ServerSession unmodified, and our own agent uses ClientSession:
 //
 //   - Over TCP: TLS (≥ 1.2), then a muxado session with the edge in the

@@ -44,7 +44,7 @@ var (
 
 // errorCodePattern finds a user-facing error code in an RPC error string:
 // ours (TG_107) or the hosted platform's (ERR_NGROK_107). The SDKs use
-// ERR_NGROK_\d+ the same way (reference/agent-protocol.md, "Errors to agents").
+// ERR_NGROK_\d+ the same way (docs/agent-protocol.md#errors).
 var errorCodePattern = regexp.MustCompile(`(TG|ERR_NGROK)_\d+`)
 
 // RemoteError is an error the peer sent in an RPC response's Error field.

@@ -11,7 +11,7 @@ import (
 	"time"
 )
 
-// Heartbeat defaults (reference/agent-protocol.md; the SDKs' muxado
+// Heartbeat defaults (docs/agent-protocol.md; the SDKs' muxado
 // heartbeat uses the same).
 const (
 	DefaultHeartbeatInterval  = 10 * time.Second

@@ -11,7 +11,7 @@ import (
 )
 
 // StreamType is the 4-byte big-endian value that starts every stream and
-// says what the stream carries (reference/agent-protocol.md, "Stream types").
+// says what the stream carries (docs/agent-protocol.md#stream-types).
 type StreamType uint32
 
 // Stream types. The numbers are the wire protocol's and never change.

@@ -18,7 +18,7 @@ import (
 const maxAPIResponse = 16 << 20
 
 // apiClient is a small client of the control plane's REST API
-// (reference/platform-behaviour.md §1): bearer API key, JSON bodies, the
+// (docs/api-compatibility.md): bearer API key, JSON bodies, the
 // error body {error_code, status_code, msg, details}.
 type apiClient struct {
 	// base is the API's base URL without a trailing slash.

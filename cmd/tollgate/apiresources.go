@@ -51,7 +51,7 @@ var (
 )
 
 // apiResources are the resources of `tollgate api`, as the control plane
-// serves them (reference/platform-behaviour.md §1.4–1.15).
+// serves them (docs/api-compatibility.md#resources).
 var apiResources = []apiResource{
 	{name: "bot-users", path: "/bot_users", listKey: "bot_users", short: "Bot users: principals for automation that own credentials", verbs: crud,
 		fields: []apiField{

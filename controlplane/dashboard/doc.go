@@ -2,7 +2,7 @@
 // A user signs in with one of their own API keys — the token sign-in of the
 // Kubernetes dashboard: no second kind of password to leak, and deleting the
 // key ends every dashboard session opened with it. Bot users cannot sign in
-// (reference/platform-behaviour.md §7.1). The RBAC rules, the rate limit on
+// (docs/api-compatibility.md#principals). The RBAC rules, the rate limit on
 // failed authentications and the IP restriction decision are the
 // controlplane package's, shared with the REST API.
 //

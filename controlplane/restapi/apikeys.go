@@ -8,7 +8,7 @@ import (
 	"github.com/tollgate/tollgate/ids"
 )
 
-// apiKeyJSON is the api_keys object (reference/platform-behaviour.md §1.6).
+// apiKeyJSON is the api_keys object (docs/api-compatibility.md#api-keys).
 // Token is set only in the create response; null otherwise.
 type apiKeyJSON struct {
 	ID          string  `json:"id"`

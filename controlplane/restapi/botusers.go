@@ -10,7 +10,7 @@ import (
 )
 
 // botUserJSON is the bot_users (service_users) object
-// (reference/platform-behaviour.md §1.5).
+// (docs/api-compatibility.md#bot-users).
 type botUserJSON struct {
 	ID        string `json:"id"`
 	URI       string `json:"uri"`

@@ -9,7 +9,7 @@ import (
 )
 
 // credentialJSON is the credentials (authtoken) object
-// (reference/platform-behaviour.md §1.7). Token is set only in the create
+// (docs/api-compatibility.md#credentials). Token is set only in the create
 // response; null otherwise.
 type credentialJSON struct {
 	ID          string   `json:"id"`

@@ -30,8 +30,7 @@ func getOne[T, J any](prefix, what string, get func(ctx context.Context, account
 
 // listPage answers GET /<collection>: one page of the caller's account's
 // objects, newest first (listParams: before_id with prefix, limit 1–100),
-// under key with uri and next_page_uri (reference/platform-behaviour.md
-// §1.1).
+// under key with uri and next_page_uri (docs/api-compatibility.md#conventions).
 func listPage[T, J any](s *Server, key, prefix string,
 	list func(ctx context.Context, accountID string, page store.Page) ([]T, bool, error),
 	render func(*http.Request, *T) J, idOf func(*T) string) controlplane.HandlerFunc {

@@ -1,7 +1,7 @@
 // Package restapi serves the control plane's REST API at the root of the
 // API listener: the resource paths, JSON fields, status codes, pagination
 // (before_id, limit, next_page_uri) and error body that the hosted
-// platform's API clients expect (reference/platform-behaviour.md §1), with
+// platform's API clients expect (docs/api-compatibility.md), with
 // Tollgate's TG_ codes. Each resource group has its own handler type
 // (botUserAPI, apiKeyAPI, credentialAPI, sshCredentialAPI, reservationAPI,
 // ipPolicyAPI, userAPI, sessionAPI, auditAPI) over the Server's request

@@ -9,7 +9,7 @@ import (
 )
 
 // The /ip_policies, /ip_policy_rules and /ip_restrictions resources
-// (reference/platform-behaviour.md §1.9–1.11). Every member of the account
+// (docs/api-compatibility.md#ip-policy-resources). Every member of the account
 // may read them; creating, changing and deleting needs the read/write
 // developer role or the administrator flag. Validation lives in the store
 // (store.ParseCIDR and friends), so its errors carry the codes.

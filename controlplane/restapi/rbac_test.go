@@ -33,7 +33,7 @@ import (
 // roleSet is a set of the matrix's roles.
 type roleSet uint
 
-// The roles (reference/platform-behaviour.md §7.2). Developer and team
+// The roles (docs/api-compatibility.md#roles). Developer and team
 // dimensions are given in full: "team-manager" is developer ro + team
 // manager, and so on, so that each role holds only the permission it names.
 const (

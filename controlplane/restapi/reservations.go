@@ -32,7 +32,7 @@ type TCPAddrPool struct {
 type reservationAPI struct{ *Server }
 
 // routes registers /reserved_domains and /reserved_addrs
-// (reference/platform-behaviour.md §1.12, §1.13). Every member may read;
+// (docs/api-compatibility.md#reservations). Every member may read;
 // creating, changing and releasing need the read/write developer role.
 func (s *reservationAPI) routes(mux *http.ServeMux) {
 	s.route(mux, "/reserved_domains", methods{http.MethodGet: s.listReservedDomains, http.MethodPost: s.createReservedDomain})
@@ -76,7 +76,7 @@ type certPolicyJSON struct {
 }
 
 // reservedDomainJSON is the reserved_domains object
-// (reference/platform-behaviour.md §1.12). cname_target,
+// (docs/api-compatibility.md#reserved-domains). cname_target,
 // acme_challenge_cname_target and certificate are null: Tollgate has no
 // CNAME service and no uploaded certificates. certificate_management_status
 // is what the edges reported (null without a policy). min_tls_version is
@@ -140,7 +140,7 @@ func (s *reservationAPI) reservedDomainJSON(r *http.Request, d *store.ReservedDo
 }
 
 // certStatusJSON is certificate_management_status
-// (reference/platform-behaviour.md §1.12): renews_at, and provisioning_job
+// (docs/api-compatibility.md#reserved-domains): renews_at, and provisioning_job
 // while a certificate is being obtained or obtaining it failed.
 type certStatusJSON struct {
 	RenewsAt        *string          `json:"renews_at"`
@@ -202,7 +202,7 @@ func (s *reservationAPI) defaultRegion() string {
 }
 
 // noCertificateID refuses a certificate_id: Tollgate does not store uploaded
-// certificates (reference §1.12 makes it exclusive with the policy).
+// certificates (docs/api-compatibility.md#reserved-domains makes it exclusive with the policy).
 func noCertificateID(id *string) error {
 	if id == nil {
 		return nil
@@ -347,7 +347,7 @@ func (s *reservationAPI) deleteReservedDomainCertificate(w http.ResponseWriter, 
 }
 
 // reservedAddrJSON is the reserved_addrs object
-// (reference/platform-behaviour.md §1.13); the legacy
+// (docs/api-compatibility.md#reserved-addrs); the legacy
 // endpoint_configuration is always null.
 type reservedAddrJSON struct {
 	ID                    string   `json:"id"`

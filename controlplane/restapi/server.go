@@ -22,7 +22,7 @@ type Config struct {
 	MaxBodyBytes int64
 	// DefaultRegion is the region of a reserved domain or address created
 	// without one (a code of the regions package). Default "us", as on the
-	// hosted platform (reference/platform-behaviour.md §1.12).
+	// hosted platform (docs/api-compatibility.md#reserved-domains).
 	DefaultRegion string
 	// TCPAddrPools maps a region code to the TCP addresses the control
 	// plane assigns from when a reserved address is created without addr.

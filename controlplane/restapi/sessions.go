@@ -34,7 +34,7 @@ func (s *sessionAPI) routes(mux *http.ServeMux) {
 }
 
 // tunnelSessionJSON is the tunnel_sessions object
-// (reference/platform-behaviour.md §1.14).
+// (docs/api-compatibility.md#tunnel-sessions).
 type tunnelSessionJSON struct {
 	ID           string  `json:"id"`
 	URI          string  `json:"uri"`
@@ -197,7 +197,7 @@ func (s *sessionAPI) getEndpoint(w http.ResponseWriter, r *http.Request, c *cont
 }
 
 // stopTunnelSession is POST /tunnel_sessions/{id}/stop: the agent exits
-// (204). reference/platform-behaviour.md §1.14.
+// (204). docs/api-compatibility.md#tunnel-sessions.
 func (s *sessionAPI) stopTunnelSession(w http.ResponseWriter, r *http.Request, c *controlplane.Caller) error {
 	return s.commandSession(w, r, c, controlplane.StopCommand)
 }

@@ -11,7 +11,7 @@ import (
 )
 
 // sshCredentialJSON is the ssh_credentials object
-// (reference/platform-behaviour.md §1.8): the public key as registered, its
+// (docs/api-compatibility.md#ssh-credentials): the public key as registered, its
 // SHA256 fingerprint (as ssh-keygen -l prints it), and the bind ACL.
 type sshCredentialJSON struct {
 	ID          string   `json:"id"`

@@ -40,7 +40,7 @@ func (s *userAPI) routes(mux *http.ServeMux) {
 }
 
 // userJSON is a user as a member of the caller's account: who they are and
-// their roles there (reference/platform-behaviour.md §7.2). created_at is
+// their roles there (docs/api-compatibility.md#roles). created_at is
 // when the user was created, joined_at when they joined this account.
 type userJSON struct {
 	ID        string `json:"id"`
@@ -452,7 +452,7 @@ func (s *userAPI) getAccount(w http.ResponseWriter, r *http.Request, c *controlp
 }
 
 // updateAccount renames the caller's account: account settings are for
-// administrators only (reference/platform-behaviour.md §7.2). Another
+// administrators only (docs/api-compatibility.md#roles). Another
 // account is changed with an API key of that account.
 func (s *userAPI) updateAccount(w http.ResponseWriter, r *http.Request, c *controlplane.Caller) error {
 	var body accountUpdateBody

@@ -156,7 +156,7 @@ func (s *Store) LookupAPIKey(ctx context.Context, id string) (*APIKeyAuth, error
 	switch a.OwnerKind {
 	case snapshot.PrincipalBot:
 		// Bot users act as read/write developers of their account and have
-		// no other role (reference/platform-behaviour.md §7.1).
+		// no other role (docs/api-compatibility.md#principals).
 		a.Member = true
 		a.Roles.Developer, a.Roles.Team = DeveloperRW, ""
 	default:

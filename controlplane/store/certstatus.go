@@ -10,7 +10,7 @@ import (
 
 // Certificate provisioning error codes, as the reserved_domains API shows
 // them in certificate_management_status.provisioning_job.error_code
-// (platform-behaviour §1.12).
+// (docs/api-compatibility.md#reserved-domains).
 const (
 	// CertErrorInternal is a temporary failure (CA down, rate limited,
 	// storage); it is retried without user action.

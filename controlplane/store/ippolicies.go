@@ -17,7 +17,7 @@ import (
 )
 
 // IP policies, their rules and IP restrictions
-// (reference/platform-behaviour.md §1.9–1.11, §2).
+// (docs/api-compatibility.md#ip-policy-resources, docs/access-control.md#ip-policies).
 //
 // Invariants kept here:
 //   - a rule's CIDR is stored in canonical form (ParseCIDR): the network
@@ -29,14 +29,14 @@ import (
 //   - a policy named by an IP restriction cannot be deleted (codes.IPPolicyInUse);
 //     deleting a policy deletes its rules, each with its own audit event.
 
-// Rule actions (reference/platform-behaviour.md §1.10).
+// Rule actions (docs/api-compatibility.md#ip-policy-rules).
 const (
 	IPActionAllow = "allow"
 	IPActionDeny  = "deny"
 )
 
 // ipRestrictionTypes are the surfaces an IP restriction guards
-// (reference/platform-behaviour.md §1.11, §2.2).
+// (docs/api-compatibility.md#ip-restrictions, docs/access-control.md#ip-restriction-surfaces).
 var ipRestrictionTypes = []string{"dashboard", "api", "agent", "endpoints"}
 
 // MaxRestrictionPolicies is the most IP policies one IP restriction may name.
@@ -137,7 +137,7 @@ type IPRestrictionUpdate struct {
 // Errors are *codes.Error: codes.IPRuleCIDRInvalid when s does not parse, and
 // codes.IPRuleCIDRNotNetwork when s is not the lowest address of its range, with
 // a message naming the right one ("use 10.0.0.0/8"), as the hosted platform
-// refuses it (ERR 1409, reference/platform-behaviour.md §1.10).
+// refuses it (ERR 1409, docs/api-compatibility.md#ip-policy-rules).
 func ParseCIDR(s string) (netip.Prefix, error) {
 	invalid := func(cause error) error {
 		return codes.NewError(codes.IPRuleCIDRInvalid,
@@ -215,7 +215,7 @@ func scanIPPolicy(r scanner) (IPPolicy, error) {
 }
 
 // CreateIPPolicy creates an empty IP policy in the account. An IP policy
-// without rules matches no address (reference/platform-behaviour.md §2.1).
+// without rules matches no address (docs/access-control.md#ip-policy-evaluation).
 // Errors: *codes.Error for a description over 255 bytes or metadata over
 // 4096 bytes; ErrNotFound when the account does not exist.
 func (s *Store) CreateIPPolicy(ctx context.Context, actor Actor, accountID string, in IPPolicyCreate) (*IPPolicy, error) {
@@ -336,7 +336,7 @@ func scanIPPolicyRule(r scanner) (IPPolicyRule, error) {
 }
 
 // duplicateRule turns the UNIQUE (ip_policy_id, cidr) violation into the
-// caller's conflict (ERR 1408, reference/platform-behaviour.md §1.10).
+// caller's conflict (ERR 1408, docs/api-compatibility.md#ip-policy-rules).
 func duplicateRule(err error, policyID, cidr string) error {
 	if isUniqueViolation(err) {
 		return conflict(codes.IPRuleDuplicate, "The IP policy %s already has a rule for %s.", policyID, cidr)
@@ -498,7 +498,7 @@ func getIPRestriction(ctx context.Context, q queryer, accountID, id string) (*IP
 // CreateIPRestriction creates an IP restriction of the account. Type is
 // dashboard, api, agent or endpoints; IPPolicyIDs names 1–MaxRestrictionPolicies IP
 // policies of the same account (repeats dropped, order kept). Enforced false
-// means denials are only reported (reference/platform-behaviour.md §1.11).
+// means denials are only reported (docs/api-compatibility.md#ip-restrictions).
 // Errors: *codes.Error with codes.IPRestrictionType, codes.APIInvalidID (a
 // malformed policy ID), codes.IPPolicyIDs (empty, too many, or a policy not in
 // the account), or for invalid text.

@@ -56,7 +56,7 @@ const (
 )
 
 // Membership is a user's place in an account: the three RBAC dimensions
-// plus the administrator flag (reference/platform-behaviour.md §7.2).
+// plus the administrator flag (docs/api-compatibility.md#roles).
 type Membership struct {
 	AccountID string
 	UserID    string

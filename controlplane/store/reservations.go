@@ -19,14 +19,14 @@ import (
 )
 
 // Reservations: reserved domains (rd_) and reserved TCP addresses (ra_)
-// (reference/platform-behaviour.md §1.12, §1.13, §3.4). A name or address is
+// (docs/api-compatibility.md#reservations, docs/regions.md#region-pinning). A name or address is
 // reserved by at most one account: the UNIQUE constraints on
 // reserved_domains.domain and reserved_addrs.addr decide, inside the unit of
 // work that inserts, so concurrent reservations of one name have exactly one
 // winner. A reservation's region never changes.
 
 // Certificate authorities and private key types of a CertPolicy
-// (reference/platform-behaviour.md §1.12).
+// (docs/api-compatibility.md#reserved-domains).
 const (
 	CertAuthorityLetsEncrypt = "letsencrypt"
 	PrivateKeyRSA            = "rsa"
@@ -81,7 +81,7 @@ func ParseRegion(s string) (string, error) {
 }
 
 // ValidateMinTLSVersion checks a minimum TLS version: "1.0", "1.1", "1.2",
-// "1.3" (policy.ParseTLSVersion; reference/platform-behaviour.md §5.1), or
+// "1.3" (policy.ParseTLSVersion; docs/tls.md#minimum-tls-version), or
 // "" for the edge's default. Other values get codes.MinTLSVersionInvalid.
 func ValidateMinTLSVersion(s string) error {
 	if _, err := policy.ParseTLSVersion(s); err != nil {
@@ -472,7 +472,7 @@ func validateReservedDomainUpdate(in ReservedDomainUpdate) (ReservedDomainUpdate
 // certificate management policy or minimum TLS version (audit event
 // reserved_domain_updated.v0 listing the changes). A region other than the
 // current one is refused with codes.RegionImmutable: the hosted platform does
-// not move reservations between regions either (reference §1.12, error
+// not move reservations between regions either (docs/api-compatibility.md#reserved-domains, error
 // 451). An update that changes nothing commits nothing.
 func (s *Store) UpdateReservedDomain(ctx context.Context, actor Actor, accountID, id string, in ReservedDomainUpdate) (*ReservedDomain, error) {
 	in, err := validateReservedDomainUpdate(in)

@@ -59,7 +59,7 @@ type AccountMembership struct {
 }
 
 // ValidateRoles checks the developer and team dimensions of m: developer rw
-// or ro, team manager, invite or ro (reference/platform-behaviour.md §7.2).
+// or ro, team manager, invite or ro (docs/api-compatibility.md#roles).
 // It returns a *codes.Error with codes.RoleInvalid.
 func ValidateRoles(m Membership) error {
 	switch m.Developer {

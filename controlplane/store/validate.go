@@ -11,7 +11,7 @@ import (
 )
 
 // Limits on free text, as the hosted platform's API has them
-// (reference/platform-behaviour.md §1.1).
+// (docs/api-compatibility.md#conventions).
 const (
 	MaxDescriptionBytes = 255
 	MaxMetadataBytes    = 4096
@@ -50,7 +50,7 @@ func ValidateName(s string) error {
 }
 
 // ParseACL validates and normalises a credential's bind ACL
-// (reference/platform-behaviour.md §3.1): each rule is "*" or "bind:"
+// (docs/access-control.md#bind-acl-syntax): each rule is "*" or "bind:"
 // followed by "*", a domain, "*.<domain>" or "host:port"
 // (policy.ParseBindRule). Duplicates are dropped, order is kept. It returns
 // a *codes.Error with codes.ACLInvalid naming the first bad rule.

@@ -13,7 +13,7 @@ import (
 )
 
 // Provisioning error codes of Status.JobErrorCode, as the reserved_domains
-// API shows them (platform-behaviour §1.12).
+// API shows them (docs/api-compatibility.md#reserved-domains).
 const (
 	// StatusInternalError is a temporary failure (CA unreachable, rate
 	// limited, storage): retried without user action.

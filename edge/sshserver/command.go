@@ -16,7 +16,7 @@ import (
 // command is the command an SSH reverse-tunnel client runs, as in
 // `ssh -R 443:localhost:8080 -p 2222 HOST http --url https://app.example.com`:
 // the endpoint kind, then options, as the hosted platform's SSH agent takes
-// them (reference/platform-behaviour.md §4.7).
+// them (docs/ssh-tunnels.md).
 type command struct {
 	proto      string // "http", "tcp" or "tls"; "" with help
 	url        string

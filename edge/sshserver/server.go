@@ -26,8 +26,8 @@ import (
 
 // SSH ingress: `ssh -R 443:localhost:8080 -p 2222 HOST http` binds one
 // endpoint per connection, authenticated by the client's public key
-// against the snapshot's SSH credentials (reference/platform-behaviour.md
-// §4.7). The session's identity is the key that signed: x/crypto/ssh keeps
+// against the snapshot's SSH credentials (docs/ssh-tunnels.md). The session's
+// identity is the key that signed: x/crypto/ssh keeps
 // only the permissions of the key whose signature verified, and the
 // credential is looked up again from those permissions after the handshake.
 
