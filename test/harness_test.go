@@ -65,14 +65,13 @@ type devInfo struct {
 
 // proc is a started binary whose output is captured.
 type proc struct {
-	t      testing.TB
-	cmd    *exec.Cmd
-	mu     sync.Mutex
-	out    bytes.Buffer // stdout and stderr interleaved
-	lines  chan string
-	done   chan struct{}
-	err    error
-	closed bool
+	t     testing.TB
+	cmd   *exec.Cmd
+	mu    sync.Mutex
+	out   bytes.Buffer // stdout and stderr interleaved
+	lines chan string
+	done  chan struct{}
+	err   error
 }
 
 // start runs a binary with args; the process is stopped at cleanup.

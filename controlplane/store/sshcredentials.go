@@ -57,6 +57,7 @@ func ParseSSHPublicKey(s string) (string, ssh.PublicKey, error) {
 		return "", nil, codes.NewError(codes.SSHKeyInvalid, "public_key must be exactly one authorized_keys line.")
 	}
 	switch key.Type() {
+	//lint:ignore SA1019 the constant names the weak key type this check refuses.
 	case ssh.KeyAlgoDSA:
 		return "", nil, codes.NewError(codes.SSHKeyInvalid,
 			"DSA keys are too weak and not accepted: use an Ed25519, ECDSA or RSA (at least %d bits) key.", MinRSAKeyBits)
