@@ -274,7 +274,7 @@ func ParseEndpointURL(proto, raw string) (bindProto, normalised string, err erro
 }
 
 // normalizeEndpointHost puts a public host name in normal form
-// (policy.NormalizeHostname). A leading "*." (wildcard) is allowed for
+// (policy.NormalizeDomainPattern). A leading "*." (wildcard) is allowed for
 // http(s) and tls; an IP literal only for tcp.
 func normalizeEndpointHost(scheme, host string) (string, error) {
 	if ip, err := netip.ParseAddr(host); err == nil {
@@ -286,7 +286,7 @@ func normalizeEndpointHost(scheme, host string) (string, error) {
 	if scheme == ProtoTCP && strings.HasPrefix(host, "*.") {
 		return "", errString("tcp endpoints cannot be wildcards")
 	}
-	name, err := policy.NormalizeHostname(host)
+	name, err := policy.NormalizeDomainPattern(host)
 	if herr, ok := errors.AsType[*policy.HostnameError](err); ok {
 		return "", errString(herr.Reason)
 	}

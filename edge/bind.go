@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"go.uber.org/zap"
-	"golang.org/x/net/idna"
 
 	"github.com/tollgate/tollgate/authn"
 	"github.com/tollgate/tollgate/codes"
@@ -211,9 +210,9 @@ func requestedHost(o *tunnel.HTTPOptions, base string) (string, *codes.Error) {
 	default:
 		return "", nil
 	}
-	host, err := NormalizeHost(raw)
+	host, err := policy.NormalizeHostname(strings.TrimSpace(raw))
 	if err != nil {
-		return "", codes.NewError(codes.BindURL, "The hostname %q is not valid: %v.", raw, err)
+		return "", codes.NewError(codes.BindURL, "The hostname %q is not valid: %v.", raw, policy.HostnameReason(err))
 	}
 	return host, nil
 }
@@ -229,25 +228,11 @@ func urlHost(rawURL, show, base string, schemes ...string) (string, *codes.Error
 	if u.Path != "" && u.Path != "/" || u.RawQuery != "" || u.User != nil {
 		return "", codes.NewError(codes.BindURL, "The URL %q must not have a path, query or user info: use %s://NAME.%s.", rawURL, show, base)
 	}
-	host, nerr := NormalizeHost(u.Hostname())
+	host, nerr := policy.NormalizeHostname(u.Hostname())
 	if nerr != nil {
-		return "", codes.NewError(codes.BindURL, "The hostname %q is not valid: %v.", u.Hostname(), nerr)
+		return "", codes.NewError(codes.BindURL, "The hostname %q is not valid: %v.", u.Hostname(), policy.HostnameReason(nerr))
 	}
 	return host, nil
-}
-
-// NormalizeHost lower-cases a hostname, converts IDNs to punycode (UTS #46
-// lookup rules, as browsers do) and strips a trailing dot.
-func NormalizeHost(h string) (string, error) {
-	h = strings.TrimSuffix(strings.TrimSpace(h), ".")
-	ascii, err := idna.Lookup.ToASCII(h)
-	if err != nil {
-		return "", err
-	}
-	if ascii == "" || len(ascii) > 253 {
-		return "", strconv.ErrRange
-	}
-	return strings.ToLower(ascii), nil
 }
 
 // checkBindAllowed decides whether ident may bind host (for proto "https"

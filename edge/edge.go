@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -148,7 +149,7 @@ func New(cfg Config, deps Deps) (*Edge, error) {
 	if cfg.BaseDomain == "" {
 		return nil, errors.New("edge: BaseDomain is required")
 	}
-	base, err := NormalizeHost(cfg.BaseDomain)
+	base, err := policy.NormalizeHostname(strings.TrimSpace(cfg.BaseDomain))
 	if err != nil {
 		return nil, fmt.Errorf("edge: base domain %q: %w", cfg.BaseDomain, err)
 	}
@@ -179,7 +180,7 @@ func New(cfg Config, deps Deps) (*Edge, error) {
 		return nil, fmt.Errorf("edge: %w", err)
 	}
 	setDefault(&cfg.TCPHost, "localhost")
-	tcpHost, err := NormalizeHost(cfg.TCPHost)
+	tcpHost, err := policy.NormalizeHostname(strings.TrimSpace(cfg.TCPHost))
 	if err != nil {
 		return nil, fmt.Errorf("edge: TCP host %q: %w", cfg.TCPHost, err)
 	}

@@ -68,7 +68,7 @@ func (p *publicServer) tlsConfigForClient(hello *tls.ClientHelloInfo) (*tls.Conf
 		c.GetCertificate = p.certs.GetCertificate
 		return c, nil
 	}
-	name := strings.ToLower(hello.ServerName)
+	name := serverName(hello.ServerName)
 	minV := p.defaultMinTLS
 	rv := p.reservedMinTLS(name)
 	if rv != 0 {
@@ -106,7 +106,7 @@ func (p *publicServer) reservedMinTLS(name string) uint16 {
 // endpoint is bound to, so a random SNI spends none of the CA's rate limit
 // (certs.Config.AllowSubdomain). Safe to call from handshakes.
 func (e *Edge) CertificateAllowed(name string) bool {
-	_, ok := e.router.lookup(strings.ToLower(name))
+	_, ok := e.router.lookup(serverName(name))
 	return ok
 }
 
@@ -140,7 +140,7 @@ func (p *publicServer) handleHTTPS(ctx context.Context, c net.Conn) {
 	if p.terminatedTLS(pc, tc) {
 		return
 	}
-	p.proxy.ServeConn(ctx, tc, strings.ToLower(st.ServerName), st.NegotiatedProtocol)
+	p.proxy.ServeConn(ctx, tc, serverName(st.ServerName), st.NegotiatedProtocol)
 }
 
 // Resolve implements httpproxy.Resolver: the HTTPS endpoint bound at host.
@@ -168,7 +168,7 @@ func newHTTPRedirector(e *Edge) *httpRedirector {
 		if hh, _, err := net.SplitHostPort(host); err == nil {
 			host = hh
 		}
-		host, err := NormalizeHost(host)
+		host, err := policy.NormalizeHostname(host)
 		if err != nil || host == "" {
 			http.Error(w, "Bad Host header ["+string(codes.BadRequest)+"]", http.StatusBadRequest)
 			return
@@ -194,3 +194,15 @@ func (r *httpRedirector) serve(ln net.Listener) error {
 }
 
 func (r *httpRedirector) shutdown(ctx context.Context) error { return r.srv.Shutdown(ctx) }
+
+// serverName puts a TLS SNI value in the normal form routes are keyed by
+// (policy.NormalizeHostname; no allocation for a name already normal). A
+// value that is not a hostname keeps its lower-case form, which matches no
+// route: it must never turn into "" and be taken for a handshake without
+// SNI, whose requests are routed by Host alone.
+func serverName(sni string) string {
+	if name, err := policy.NormalizeHostname(sni); err == nil {
+		return name
+	}
+	return strings.ToLower(sni)
+}

@@ -169,8 +169,8 @@ func parseTCPAddr(raw string) (string, int, *codes.Error) {
 	}
 	if ip, err := netip.ParseAddr(host); err == nil {
 		host = ip.Unmap().String()
-	} else if host, err = NormalizeHost(host); err != nil {
-		return "", 0, codes.NewError(codes.BindURL, "The host in %q is not valid: %v.", raw, err)
+	} else if host, err = policy.NormalizeHostname(host); err != nil {
+		return "", 0, codes.NewError(codes.BindURL, "The host in %q is not valid: %v.", raw, policy.HostnameReason(err))
 	}
 	return net.JoinHostPort(host, strconv.Itoa(port)), port, nil
 }

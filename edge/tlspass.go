@@ -5,7 +5,6 @@ import (
 	"errors"
 	"net"
 	"strconv"
-	"strings"
 
 	"github.com/tollgate/tollgate/authn"
 	"github.com/tollgate/tollgate/codes"
@@ -137,7 +136,7 @@ func (c *peekConn) Write(p []byte) (int, error) {
 // errPassthrough), and otherwise stops recording and asks next.
 func (p *publicServer) passthroughOr(pc *peekConn, next func(*tls.ClientHelloInfo) (*tls.Config, error)) func(*tls.ClientHelloInfo) (*tls.Config, error) {
 	return func(hello *tls.ClientHelloInfo) (*tls.Config, error) {
-		if ep, ok := p.router.lookup(strings.ToLower(hello.ServerName)); ok && ep.proto == "tls" {
+		if ep, ok := p.router.lookup(serverName(hello.ServerName)); ok && ep.proto == "tls" {
 			if maxVersion(hello.SupportedVersions) < ep.minTLS {
 				pc.recording, pc.rec = false, nil
 				return nil, errors.New("edge: client's TLS versions are below the endpoint's minimum")

@@ -65,12 +65,12 @@ func ParseBindRule(rule string) (string, error) {
 	if host, port, err := net.SplitHostPort(v); err == nil {
 		p, perr := strconv.Atoi(port)
 		h, herr := NormalizeHostname(host)
-		if perr != nil || p < 1 || p > 65535 || herr != nil || strings.HasPrefix(h, "*.") {
+		if perr != nil || p < 1 || p > 65535 || herr != nil {
 			return "", fmt.Errorf("invalid ACL rule %q: the address must be host:port with a port from 1 to 65535", rule)
 		}
 		return "bind:" + net.JoinHostPort(h, port), nil
 	}
-	name, err := NormalizeHostname(v)
+	name, err := NormalizeDomainPattern(v)
 	if err != nil {
 		return "", fmt.Errorf("invalid ACL rule %q: the bind value must be a domain, '*.<domain>', or host:port", rule)
 	}

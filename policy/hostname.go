@@ -36,6 +36,16 @@ func (e *HostnameError) Error() string {
 // Is reports whether target is ErrHostname.
 func (e *HostnameError) Is(target error) bool { return target == ErrHostname }
 
+// HostnameReason returns the Reason of the *HostnameError in err's chain,
+// for messages that name the host themselves, or err's text when there is
+// none.
+func HostnameReason(err error) string {
+	if herr, ok := errors.AsType[*HostnameError](err); ok {
+		return herr.Reason
+	}
+	return err.Error()
+}
+
 func hostnameErr(name, reason string) error {
 	return &HostnameError{Name: truncateName(name), Reason: reason}
 }
@@ -45,14 +55,25 @@ func hostnameErr(name, reason string) error {
 // hostname: lower-case ASCII, internationalised labels as punycode (IDNA
 // UTS #46 lookup rules, as browsers apply them), one trailing dot removed,
 // letters, digits and '-' in labels of 1–63 bytes that neither start nor end
-// with '-' (RFC 1123 §2.1), at most MaxHostnameBytes in all. A leading "*."
-// is kept and the rest normalised; whether a wildcard is acceptable is the
-// caller's rule. The input is not trimmed of spaces: a space is an error.
+// with '-' (RFC 1123 §2.1), at most MaxHostnameBytes in all. It names one
+// host: a wildcard is refused (NormalizeDomainPattern accepts one). The
+// input is not trimmed of spaces: a space is an error.
 //
 // A name that is already in normal form is returned as it is, without
 // allocating, so the function is cheap on the request path. Errors are
 // *HostnameError.
 func NormalizeHostname(name string) (string, error) {
+	if strings.HasPrefix(name, "*.") {
+		return "", hostnameErr(name, "it is a wildcard, not one host")
+	}
+	return NormalizeDomainPattern(name)
+}
+
+// NormalizeDomainPattern is NormalizeHostname that also accepts a wildcard:
+// a leading "*." is kept and the rest normalised ("*.Example.COM." becomes
+// "*.example.com"). Reservations, bind ACL rules and endpoint URLs use it;
+// whether a wildcard is acceptable there is their rule.
+func NormalizeDomainPattern(name string) (string, error) {
 	if n, ok := asciiNormal(name); ok {
 		return n, nil
 	}
@@ -120,9 +141,6 @@ func NormalizeHostPort(hostport string) (host, port string, err error) {
 			return "", "", hostnameErr(hostport, "an IPv6 zone is not allowed")
 		}
 		return ip.Unmap().String(), port, nil
-	}
-	if strings.HasPrefix(host, "*.") {
-		return "", "", hostnameErr(hostport, "it is a wildcard, not one host")
 	}
 	host, err = NormalizeHostname(host)
 	if err != nil {

@@ -6,7 +6,13 @@ import (
 	"testing"
 )
 
-func TestNormalizeHostname(t *testing.T) {
+func TestNormalizeHostnameRefusesWildcards(t *testing.T) {
+	if h, err := NormalizeHostname("*.example.com"); err == nil {
+		t.Errorf("NormalizeHostname(wildcard) = %q, want an error", h)
+	}
+}
+
+func TestNormalizeDomainPattern(t *testing.T) {
 	long63 := strings.Repeat("a", 63)
 	tests := []struct {
 		in, want string
@@ -39,12 +45,12 @@ func TestNormalizeHostname(t *testing.T) {
 		{strings.Repeat("a.", 127) + "a", "", false},
 	}
 	for _, tt := range tests {
-		got, err := NormalizeHostname(tt.in)
+		got, err := NormalizeDomainPattern(tt.in)
 		if tt.ok != (err == nil) || got != tt.want {
-			t.Errorf("NormalizeHostname(%q) = %q, %v; want %q, ok=%v", tt.in, got, err, tt.want, tt.ok)
+			t.Errorf("NormalizeDomainPattern(%q) = %q, %v; want %q, ok=%v", tt.in, got, err, tt.want, tt.ok)
 		}
 		if err != nil && !errors.Is(err, ErrHostname) {
-			t.Errorf("NormalizeHostname(%q) error %v does not wrap ErrHostname", tt.in, err)
+			t.Errorf("NormalizeDomainPattern(%q) error %v does not wrap ErrHostname", tt.in, err)
 		}
 	}
 }
@@ -95,7 +101,7 @@ func FuzzNormalizeHostname(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
-		got, err := NormalizeHostname(s)
+		got, err := NormalizeDomainPattern(s)
 		if fast, ok := asciiNormal(s); ok {
 			slow, serr := normalizeIDNA(s)
 			if serr != nil || slow != fast {
@@ -105,7 +111,7 @@ func FuzzNormalizeHostname(f *testing.F) {
 		if err != nil {
 			return
 		}
-		again, err := NormalizeHostname(got)
+		again, err := NormalizeDomainPattern(got)
 		if err != nil || again != got {
 			t.Fatalf("NormalizeHostname(%q) = %q, but normalising that gives %q, %v", s, got, again, err)
 		}

@@ -9,7 +9,7 @@ import (
 	"strings"
 
 	"github.com/tollgate/tollgate/codes"
-	"github.com/tollgate/tollgate/edge"
+	"github.com/tollgate/tollgate/policy"
 	"github.com/tollgate/tollgate/tunnel"
 )
 
@@ -211,9 +211,9 @@ func normalizeBindAddr(addr, base string) (string, *codes.Error) {
 		}
 		return "", codes.NewError(codes.BindURL, "The -R bind address %s is an IP address: give a name (-R NAME:443:...) or none.", addr)
 	}
-	h, err := edge.NormalizeHost(a)
+	h, err := policy.NormalizeHostname(a)
 	if err != nil {
-		return "", codes.NewError(codes.BindURL, "The -R bind address %q is not a valid name: %v.", addr, err)
+		return "", codes.NewError(codes.BindURL, "The -R bind address %q is not a valid name: %v.", addr, policy.HostnameReason(err))
 	}
 	if !strings.Contains(h, ".") {
 		h += "." + base
@@ -295,6 +295,6 @@ func sameHost(rawURL, name string) bool {
 	if h, _, err := net.SplitHostPort(rest); err == nil {
 		host = h
 	}
-	h, err := edge.NormalizeHost(strings.TrimSuffix(host, "/"))
+	h, err := policy.NormalizeHostname(strings.TrimSpace(strings.TrimSuffix(host, "/")))
 	return err == nil && h == name
 }
