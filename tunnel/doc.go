@@ -39,5 +39,5 @@
 //     muxado's 256 KiB default.
 //   - Authtokens are Secret values and are never logged.
 //
-// This package imports nothing of Tollgate's but config.
+// This package imports nothing of Tollgate's but codes.
 package tunnel
