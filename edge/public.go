@@ -28,6 +28,7 @@ type publicServer struct {
 	snap             *snapshotHolder
 	router           *router
 	gates            *ipGates
+	guard            *guard
 	proxy            *httpproxy.Proxy
 	certs            CertSource
 	handshakeTimeout time.Duration
@@ -39,7 +40,12 @@ type publicServer struct {
 // serveHTTPS accepts public HTTPS clients on ln until it closes or ctx
 // ends.
 func (p *publicServer) serveHTTPS(ctx context.Context, ln net.Listener) error {
-	return AcceptLoop(ctx, ln, func(c net.Conn) { p.handleHTTPS(ctx, c) })
+	return AcceptLoop(ctx, ln, func(c net.Conn) {
+		if release, ok := p.guard.admitConn(c, "https"); ok {
+			defer release()
+			p.handleHTTPS(ctx, c)
+		}
+	})
 }
 
 // acmeTLSALPN is the ALPN protocol of ACME TLS-ALPN-01 validation (RFC 8737).
@@ -155,7 +161,8 @@ func (p *publicServer) Resolve(host string) (httpproxy.Endpoint, bool) {
 // httpRedirector serves the plain-HTTP listener: every request is redirected
 // to the same URL on HTTPS.
 type httpRedirector struct {
-	srv *http.Server
+	srv   *http.Server
+	guard *guard
 }
 
 func newHTTPRedirector(e *Edge) *httpRedirector {
@@ -176,7 +183,7 @@ func newHTTPRedirector(e *Edge) *httpRedirector {
 		target := e.binds.publicHTTPSURL(host) + r.URL.RequestURI()
 		http.Redirect(w, r, target, http.StatusPermanentRedirect)
 	})
-	return &httpRedirector{srv: &http.Server{
+	return &httpRedirector{guard: e.guard, srv: &http.Server{
 		Handler:           h,
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       60 * time.Second,
@@ -186,7 +193,7 @@ func newHTTPRedirector(e *Edge) *httpRedirector {
 }
 
 func (r *httpRedirector) serve(ln net.Listener) error {
-	err := r.srv.Serve(ln)
+	err := r.srv.Serve(r.guard.limitListener(ln, "http"))
 	if errors.Is(err, http.ErrServerClosed) || errors.Is(err, net.ErrClosed) {
 		return nil
 	}
