@@ -242,14 +242,9 @@ func New(cfg Config, deps Deps) (*Edge, error) {
 		handshakeTimeout: cfg.HandshakeTimeout,
 		defaultMinTLS:    def,
 		floorMinTLS:      floor,
-		tlsConfigs:       make(map[uint16]*tls.Config),
 	}
-	for _, v := range []uint16{tls.VersionTLS10, tls.VersionTLS11, tls.VersionTLS12, tls.VersionTLS13} {
-		e.public.tlsConfigs[v] = &tls.Config{
-			MinVersion:     v,
-			GetCertificate: deps.Certs.GetCertificate,
-			NextProtos:     []string{"h2", "http/1.1"},
-		}
+	if e.public.tls, err = newPublicTLS(deps.Certs.GetCertificate); err != nil {
+		return nil, fmt.Errorf("edge: %w", err)
 	}
 	e.proxy, err = httpproxy.New(httpproxy.Config{Logger: log}, e.public)
 	if err != nil {
@@ -433,6 +428,7 @@ func (e *Edge) Serve(ctx context.Context) error {
 		g.Go(func() error { return e.acceptAgentsQUIC(gctx) })
 	}
 	g.Go(func() error { return e.public.serveHTTPS(gctx, e.httpsLn) })
+	g.Go(func() error { return e.public.tls.runTicketRotation(gctx, ticketKeyRotation, e.log) })
 	if e.httpLn != nil {
 		e.httpSrv = newHTTPRedirector(e)
 		g.Go(func() error { return e.httpSrv.serve(e.httpLn) })
