@@ -218,3 +218,15 @@ const (
 	BasicAuthRequired Code = "TG_3207" // the endpoint requires HTTP basic auth; the request had none or wrong credentials
 	// edge ip policy: add new codes above this line (TG_3207–TG_3219).
 )
+
+// Edge limits codes (issue 12): failed logins throttled per client
+// address.
+const (
+	// BasicAuthThrottled: too many failed basic-auth logins from this
+	// address to this endpoint; the answer is 429 with Retry-After.
+	BasicAuthThrottled Code = "TG_3240"
+	// AuthThrottled: too many failed agent authtokens or SSH logins from
+	// this address; retryable after the time the message names.
+	AuthThrottled Code = "TG_3241"
+	// edge limits: add new codes above this line (TG_3240–TG_3249).
+)

@@ -191,10 +191,37 @@ func asciiEqualFold(b []byte, s string) bool {
 	return true
 }
 
+// refusalBasicThrottled answers a client throttled for failed basic-auth
+// logins (429, TG_3240); refusalsBasicThrottled holds it with each
+// Retry-After up to maxPrebuiltRetryAfter seconds, built once.
+var (
+	refusalBasicThrottled = httpproxy.NewRefusal(http.StatusTooManyRequests, codes.BasicAuthThrottled,
+		"Too many wrong user names or passwords from your address for this endpoint. Wait for the time Retry-After gives, then sign in again.", "")
+	refusalsBasicThrottled = func() (r [maxPrebuiltRetryAfter + 1]*httpproxy.Refusal) {
+		for i := 1; i < len(r); i++ {
+			r[i] = refusalBasicThrottled.WithRetryAfter(i)
+		}
+		return r
+	}()
+)
+
+const maxPrebuiltRetryAfter = 60 // seconds
+
+// basicThrottledRefusal is the 429 refusal with Retry-After: secs.
+func basicThrottledRefusal(secs int) *httpproxy.Refusal {
+	if secs >= 1 && secs <= maxPrebuiltRetryAfter {
+		return refusalsBasicThrottled[secs]
+	}
+	return refusalBasicThrottled.WithRetryAfter(secs)
+}
+
 // Admit implements httpproxy.Gate for HTTPS endpoints: the account's
 // endpoints IP restriction and the endpoint's IP policy (403, TG_3205),
 // then basic auth (401, TG_3207), whose Authorization field is then not
-// forwarded.
+// forwarded. Failed logins (requests that sent credentials) are throttled
+// per endpoint and client address (guard.go): past the budget, a request
+// is answered 429 with Retry-After (TG_3240) before its credentials are
+// even checked, so guessing costs the guesser time, not the edge.
 func (ep *Endpoint) Admit(client netip.Addr, authorization []byte, authCount int) httpproxy.Admission {
 	a := ep.access
 	if a == nil {
@@ -206,7 +233,21 @@ func (ep *Endpoint) Admit(client netip.Addr, authorization []byte, authCount int
 	if a.basic == nil {
 		return httpproxy.Admission{}
 	}
+	g := a.gates.guard
+	if g != nil {
+		if wait := g.basicAuth.Wait(ep.url, client); wait > 0 {
+			secs := retryAfterSeconds(wait)
+			if g.allowLog() {
+				g.log.Warn("basic auth throttled: too many failed logins from this address", zap.String("endpoint", ep.url),
+					zap.Stringer("remote_addr", client.Unmap()), zap.Int("retry_after_s", secs), zap.String("code", string(codes.BasicAuthThrottled)))
+			}
+			return httpproxy.Admission{Refusal: basicThrottledRefusal(secs)}
+		}
+	}
 	if !a.basic.check(authorization, authCount) {
+		if g != nil && authCount > 0 {
+			g.basicAuth.Failed(ep.url, client)
+		}
 		a.gates.metrics.basicAuthFailed.Add(1)
 		if ce := a.gates.log.Check(zap.DebugLevel, "basic auth refused"); ce != nil {
 			ce.Write(zap.String("endpoint", ep.url), zap.Stringer("remote_addr", client.Unmap()), zap.Bool("credentials_sent", authCount > 0))

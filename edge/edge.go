@@ -71,6 +71,9 @@ type Config struct {
 	// TCPListenIP is the IP TCP endpoint listeners bind. Default: the host
 	// of HTTPSAddr ("" there = every interface).
 	TCPListenIP string
+	// Guard caps public connections and throttles failed logins
+	// (guard.go).
+	Guard GuardConfig
 	// Version is the edge's version string, told to agents.
 	Version string
 	// Logger receives structured logs. Default: no logs.
@@ -122,6 +125,7 @@ type Edge struct {
 
 	snap    *snapshotHolder
 	gates   *ipGates      // IP restrictions, endpoint IP policies, basic auth
+	guard   *guard        // connection caps and failure throttles
 	binds   *binder       // bind validation, TCP ports, bind tokens
 	public  *publicServer // public HTTPS and TCP clients
 	router  *router       // route key → endpoint
@@ -224,23 +228,23 @@ func New(cfg Config, deps Deps) (*Edge, error) {
 		stopping: make(chan struct{}),
 	}
 	e.gates = newIPGates(e.snap, log)
+	if e.guard, err = newGuard(cfg.Guard, log); err != nil {
+		return nil, fmt.Errorf("edge: %w", err)
+	}
+	e.gates.guard = e.guard
 	e.public = &publicServer{
 		log:              log,
 		snap:             e.snap,
 		router:           e.router,
 		gates:            e.gates,
+		guard:            e.guard,
 		certs:            deps.Certs,
 		handshakeTimeout: cfg.HandshakeTimeout,
 		defaultMinTLS:    def,
 		floorMinTLS:      floor,
-		tlsConfigs:       make(map[uint16]*tls.Config),
 	}
-	for _, v := range []uint16{tls.VersionTLS10, tls.VersionTLS11, tls.VersionTLS12, tls.VersionTLS13} {
-		e.public.tlsConfigs[v] = &tls.Config{
-			MinVersion:     v,
-			GetCertificate: deps.Certs.GetCertificate,
-			NextProtos:     []string{"h2", "http/1.1"},
-		}
+	if e.public.tls, err = newPublicTLS(deps.Certs.GetCertificate); err != nil {
+		return nil, fmt.Errorf("edge: %w", err)
 	}
 	e.proxy, err = httpproxy.New(httpproxy.Config{Logger: log}, e.public)
 	if err != nil {
@@ -408,6 +412,7 @@ func (e *Edge) Serve(ctx context.Context) error {
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	defer e.guard.close()
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
 		select {
@@ -423,6 +428,7 @@ func (e *Edge) Serve(ctx context.Context) error {
 		g.Go(func() error { return e.acceptAgentsQUIC(gctx) })
 	}
 	g.Go(func() error { return e.public.serveHTTPS(gctx, e.httpsLn) })
+	g.Go(func() error { return e.public.tls.runTicketRotation(gctx, ticketKeyRotation, e.log) })
 	if e.httpLn != nil {
 		e.httpSrv = newHTTPRedirector(e)
 		g.Go(func() error { return e.httpSrv.serve(e.httpLn) })

@@ -46,6 +46,8 @@ type ipGates struct {
 	state     atomic.Pointer[ipState] // IP restrictions compiled from snap
 	metrics   ipMetrics
 	dryRunLog *rate.Limiter // bounds the warnings of unenforced IP restrictions
+	// guard throttles failed basic-auth logins (guard.go).
+	guard *guard
 }
 
 func newIPGates(snap *snapshotHolder, log *zap.Logger) *ipGates {

@@ -28,18 +28,24 @@ type publicServer struct {
 	snap             *snapshotHolder
 	router           *router
 	gates            *ipGates
+	guard            *guard
 	proxy            *httpproxy.Proxy
 	certs            CertSource
 	handshakeTimeout time.Duration
 	defaultMinTLS    uint16
 	floorMinTLS      uint16
-	tlsConfigs       map[uint16]*tls.Config // by minimum version
+	tls              *publicTLS // configs by minimum version, ticket keys (publictls.go)
 }
 
 // serveHTTPS accepts public HTTPS clients on ln until it closes or ctx
 // ends.
 func (p *publicServer) serveHTTPS(ctx context.Context, ln net.Listener) error {
-	return AcceptLoop(ctx, ln, func(c net.Conn) { p.handleHTTPS(ctx, c) })
+	return AcceptLoop(ctx, ln, func(c net.Conn) {
+		if release, ok := p.guard.admitConn(c, "https"); ok {
+			defer release()
+			p.handleHTTPS(ctx, c)
+		}
+	})
 }
 
 // acmeTLSALPN is the ALPN protocol of ACME TLS-ALPN-01 validation (RFC 8737).
@@ -48,7 +54,8 @@ const acmeTLSALPN = "acme-tls/1"
 // acmeChallengeTLS serves TLS-ALPN-01 validation handshakes: the CA offers
 // only "acme-tls/1" and the CertSource returns the challenge certificate.
 // The connection is closed right after the handshake.
-var acmeChallengeTLS = &tls.Config{MinVersion: tls.VersionTLS12, NextProtos: []string{acmeTLSALPN}}
+var acmeChallengeTLS = &tls.Config{MinVersion: tls.VersionTLS12, NextProtos: []string{acmeTLSALPN},
+	CipherSuites: publicCipherSuites, SessionTicketsDisabled: true}
 
 // HTTPChallengeHandler is implemented by a CertSource that obtains
 // certificates over ACME HTTP-01 (certs.Manager): the public HTTP listener
@@ -61,7 +68,9 @@ type HTTPChallengeHandler interface {
 // the SNI: the min_tls_version of the reserved domain covering the name
 // (clamped to the edge floor), else the edge default; a bound endpoint's
 // own minimum may raise it, never lower a reservation's. A TLS-ALPN-01
-// validation handshake gets acmeChallengeTLS.
+// validation handshake gets acmeChallengeTLS. A client that offers no
+// TLS 1.2 gets the legacy config when the name allows TLS 1.0 or 1.1
+// (publictls.go).
 func (p *publicServer) tlsConfigForClient(hello *tls.ClientHelloInfo) (*tls.Config, error) {
 	if len(hello.SupportedProtos) == 1 && hello.SupportedProtos[0] == acmeTLSALPN {
 		c := acmeChallengeTLS.Clone()
@@ -77,7 +86,7 @@ func (p *publicServer) tlsConfigForClient(hello *tls.ClientHelloInfo) (*tls.Conf
 	if ep, ok := p.router.lookup(name); ok {
 		minV = max(ep.minTLS, rv)
 	}
-	return p.tlsConfigs[minV], nil
+	return p.tls.config(minV, maxVersion(hello.SupportedVersions)), nil
 }
 
 // reservedMinTLS is the minimum TLS version set on the reserved domain
@@ -155,7 +164,8 @@ func (p *publicServer) Resolve(host string) (httpproxy.Endpoint, bool) {
 // httpRedirector serves the plain-HTTP listener: every request is redirected
 // to the same URL on HTTPS.
 type httpRedirector struct {
-	srv *http.Server
+	srv   *http.Server
+	guard *guard
 }
 
 func newHTTPRedirector(e *Edge) *httpRedirector {
@@ -176,7 +186,7 @@ func newHTTPRedirector(e *Edge) *httpRedirector {
 		target := e.binds.publicHTTPSURL(host) + r.URL.RequestURI()
 		http.Redirect(w, r, target, http.StatusPermanentRedirect)
 	})
-	return &httpRedirector{srv: &http.Server{
+	return &httpRedirector{guard: e.guard, srv: &http.Server{
 		Handler:           h,
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       60 * time.Second,
@@ -186,7 +196,7 @@ func newHTTPRedirector(e *Edge) *httpRedirector {
 }
 
 func (r *httpRedirector) serve(ln net.Listener) error {
-	err := r.srv.Serve(ln)
+	err := r.srv.Serve(r.guard.limitListener(ln, "http"))
 	if errors.Is(err, http.ErrServerClosed) || errors.Is(err, net.ErrClosed) {
 		return nil
 	}

@@ -14,11 +14,14 @@ import (
 	"github.com/tollgate/tollgate/snapshot"
 )
 
-// startTLSEdge runs an Edge with the local CA on loopback whose snapshot
+// startTLSEdge runs startTLSEdgeFull and returns its public HTTPS address.
+func startTLSEdge(t *testing.T) string { return startTLSEdgeFull(t).Addrs().HTTPS }
+
+// startTLSEdgeFull runs an Edge with the local CA on loopback whose snapshot
 // reserves old.<base> (min TLS 1.0), new.<base> (1.3) and *.wild.test
 // (1.3), with an edge floor of 1.0 and default 1.2. It returns the public
 // HTTPS address once the snapshot is applied.
-func startTLSEdge(t *testing.T) string {
+func startTLSEdgeFull(t *testing.T) *Edge {
 	t.Helper()
 	const base = "tls.test"
 	dir := t.TempDir()
@@ -76,7 +79,7 @@ func startTLSEdge(t *testing.T) string {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	return e.Addrs().HTTPS
+	return e
 }
 
 // TestPublicMinTLSWithOpenSSL checks the minimum TLS version a real

@@ -68,8 +68,15 @@ func (s *agentSession) Auth(ctx context.Context, req *tunnel.Auth) *tunnel.AuthR
 	if !slices.Contains(req.Version, "3") {
 		resp.Version = "2"
 	}
+	// Failed authtokens are throttled per client address (guard.go); a
+	// throttled address is answered before its token is looked at.
+	if rerr := s.edge.guard.agentAuthWait(s.remote.Addr()); rerr != nil {
+		resp.Error = rerr.Error()
+		return resp
+	}
 	ident, err := s.edge.verifyAuthtoken(ctx, req.Extra.Authtoken.Reveal())
 	if err != nil {
+		s.edge.guard.agentAuth.Failed("", s.remote.Addr())
 		s.edge.metrics.authFailures.Add(1)
 		s.log.Info("agent authentication refused", zap.Error(err))
 		resp.Error = err.Error()

@@ -291,7 +291,12 @@ func tcpListenError(addr string, err error) *codes.Error {
 // serveTCP accepts public clients of the TCP endpoint address key
 // (host:port) on ln until it closes.
 func (p *publicServer) serveTCP(ln net.Listener, key string) {
-	_ = AcceptLoop(context.Background(), ln, func(c net.Conn) { p.handleTCP(c, key) })
+	_ = AcceptLoop(context.Background(), ln, func(c net.Conn) {
+		if release, ok := p.guard.admitConn(c, "tcp"); ok {
+			defer release()
+			p.handleTCP(c, key)
+		}
+	})
 }
 
 // streamOpenTimeout bounds opening a proxy stream to an agent for one TCP

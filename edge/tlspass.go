@@ -145,7 +145,7 @@ func (p *publicServer) passthroughOr(pc *peekConn, next func(*tls.ClientHelloInf
 				// Terminated here with the agent's key pair; the
 				// decrypted stream goes to the agent (terminatedTLS).
 				pc.recording, pc.rec, pc.ep = false, nil, ep
-				return &tls.Config{Certificates: []tls.Certificate{*ep.termCert}, MinVersion: ep.minTLS}, nil
+				return p.tls.terminated(ep.termCert, ep.minTLS, maxVersion(hello.SupportedVersions)), nil
 			}
 			pc.ep, pc.drop = ep, true
 			return nil, errPassthrough

@@ -9,6 +9,7 @@ import (
 
 	"github.com/tollgate/tollgate/codes"
 	"github.com/tollgate/tollgate/edge"
+	"github.com/tollgate/tollgate/edge/limits"
 	"github.com/tollgate/tollgate/edge/sshserver"
 )
 
@@ -26,6 +27,7 @@ type edgeListenOptions struct {
 	baseDomain string
 	minTLS     string
 	minFloor   string
+	guard      edge.GuardConfig
 }
 
 // register adds the flags to f; sshDefault is --ssh-addr's default ("" =
@@ -42,6 +44,10 @@ func (o *edgeListenOptions) register(f *pflag.FlagSet, sshDefault string) {
 	f.StringVar(&o.baseDomain, "base-domain", "tollgate.localhost", "domain whose subdomains agents may bind (*.localhost resolves to loopback)")
 	f.StringVar(&o.minTLS, "min-tls", "1.2", "default minimum TLS version of public endpoints (1.0 to 1.3, not below --min-tls-floor)")
 	f.StringVar(&o.minFloor, "min-tls-floor", "1.2", "lowest minimum TLS version an endpoint or reserved domain may ask for (1.0 to 1.3)")
+	f.IntVar(&o.guard.MaxConns, "max-conns", limits.DefaultMaxConns, "most public connections (HTTPS, HTTP, TCP endpoints) held at once; past it new ones are reset (-1 = no cap)")
+	f.IntVar(&o.guard.MaxConnsPerIP, "max-conns-per-ip", limits.DefaultMaxConnsPerIP, "most public connections held at once by one client address, an IPv6 client by its --client-ipv6-prefix (-1 = no cap)")
+	f.IntVar(&o.guard.IPv6Prefix, "client-ipv6-prefix", limits.DefaultIPv6Prefix, "prefix length an IPv6 client is counted by for connection caps and login throttles (1 to 64)")
+	f.Int64Var(&o.guard.MaxAddresses, "max-tracked-addrs", limits.DefaultTableEntries, "most client addresses whose failed logins the edge remembers (a bounded cache)")
 }
 
 // edgeConfig is the edge.Config these flags describe, for region with its
@@ -59,6 +65,7 @@ func (o *edgeListenOptions) edgeConfig(region, dataDir string, log *zap.Logger) 
 		TCPPorts:      o.tcpPorts,
 		DefaultMinTLS: o.minTLS,
 		MinTLSFloor:   o.minFloor,
+		Guard:         o.guard,
 		Version:       version,
 		Logger:        log.Named("edge"),
 	}
@@ -75,7 +82,7 @@ func (o *edgeListenOptions) sshIngress(e *edge.Edge, dataDir string, log *zap.Lo
 	if err != nil {
 		return nil, nil, codes.NewError(codes.ConfigInvalid, "edge: %v", err)
 	}
-	srv, err := sshserver.New(sshserver.Config{HostKey: key, KeepaliveInterval: o.sshAlive, Logger: log.Named("edge")}, e)
+	srv, err := sshserver.New(sshserver.Config{HostKey: key, KeepaliveInterval: o.sshAlive, Logger: log.Named("edge"), Throttle: e.SSHLoginThrottle()}, e)
 	if err != nil {
 		return nil, nil, codes.NewError(codes.ConfigInvalid, "%v", err)
 	}

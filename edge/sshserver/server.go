@@ -20,6 +20,7 @@ import (
 	"github.com/tollgate/tollgate/authn"
 	"github.com/tollgate/tollgate/codes"
 	"github.com/tollgate/tollgate/edge"
+	"github.com/tollgate/tollgate/edge/limits"
 	"github.com/tollgate/tollgate/snapshot"
 	"github.com/tollgate/tollgate/tunnel"
 )
@@ -67,6 +68,12 @@ type Config struct {
 	// Logger receives structured logs; the edge's region is added.
 	// Default: no logs.
 	Logger *zap.Logger
+	// Throttle throttles failed logins per client address
+	// (edge.Edge.SSHLoginThrottle): a connection that offered keys and
+	// had none accepted is one failure; past the budget, the address's
+	// next logins are refused with a TG_3241 banner before any key is
+	// looked at. nil = no throttle.
+	Throttle *limits.Throttle
 }
 
 // hostKeyFile is the edge's persistent Ed25519 host key in the data dir.
@@ -175,16 +182,29 @@ func Listen(addr string) (net.Listener, error) {
 	return ln, nil
 }
 
+// SSH algorithms of the ingress (issue 12 §5), chosen so that ssh-audit
+// reports no [fail]:
+//   - key exchange: ML-KEM-768+X25519 and Curve25519 only; the NIST ECDH
+//     curves (ecdh-sha2-nistp*) and finite-field groups are left out;
+//   - MACs: encrypt-then-MAC only (hmac-sha2-*-etm@openssh.com); the
+//     AEAD ciphers carry their own;
+//   - strict key exchange (kex-strict-s-v00@openssh.com, the Terrapin
+//     countermeasure, CVE-2023-48795) is always offered by x/crypto/ssh.
+var (
+	sshKeyExchanges = []string{ssh.KeyExchangeMLKEM768X25519, ssh.KeyExchangeCurve25519}
+	sshCiphers      = []string{ssh.CipherChaCha20Poly1305, ssh.CipherAES128GCM, ssh.CipherAES256GCM,
+		ssh.CipherAES128CTR, ssh.CipherAES192CTR, ssh.CipherAES256CTR}
+	sshMACs = []string{ssh.HMACSHA256ETM, ssh.HMACSHA512ETM}
+)
+
 // serverConfig returns the server config: public-key authentication only,
-// modern algorithms only (no SHA-1 MACs, key exchanges or RSA signatures).
+// the algorithms above, no SHA-1 or RSA (SHA-1) signatures.
 func (s *Server) serverConfig() *ssh.ServerConfig {
 	cfg := &ssh.ServerConfig{
 		Config: ssh.Config{
-			KeyExchanges: []string{ssh.KeyExchangeMLKEM768X25519, ssh.KeyExchangeCurve25519,
-				ssh.KeyExchangeECDHP256, ssh.KeyExchangeECDHP384, ssh.KeyExchangeECDHP521},
-			Ciphers: []string{ssh.CipherChaCha20Poly1305, ssh.CipherAES128GCM, ssh.CipherAES256GCM,
-				ssh.CipherAES128CTR, ssh.CipherAES192CTR, ssh.CipherAES256CTR},
-			MACs: []string{ssh.HMACSHA256ETM, ssh.HMACSHA512ETM, ssh.HMACSHA256, ssh.HMACSHA512},
+			KeyExchanges: sshKeyExchanges,
+			Ciphers:      sshCiphers,
+			MACs:         sshMACs,
 		},
 		PublicKeyAuthAlgorithms: []string{ssh.KeyAlgoED25519, ssh.KeyAlgoSKED25519,
 			ssh.KeyAlgoECDSA256, ssh.KeyAlgoECDSA384, ssh.KeyAlgoECDSA521, ssh.KeyAlgoSKECDSA256,
@@ -201,6 +221,13 @@ func (s *Server) serverConfig() *ssh.ServerConfig {
 // that is not valid; the cause is logged. A valid key from an address the
 // account's agent IP restriction refuses is refused with a TG_115 banner.
 func (s *Server) publicKey(meta ssh.ConnMetadata, key ssh.PublicKey) (*ssh.Permissions, error) {
+	if s.cfg.Throttle != nil {
+		if wait := s.cfg.Throttle.Wait("", edge.PeerAddr(meta.RemoteAddr()).Addr()); wait > 0 {
+			secs := int((wait + time.Second - 1) / time.Second)
+			rerr := codes.NewError(codes.AuthThrottled, "Too many failed SSH logins from your address. Retry in %d seconds with a registered key.", max(secs, 1))
+			return nil, &ssh.BannerError{Err: errThrottled, Message: "tollgate: " + rerr.Error() + "\n"}
+		}
+	}
 	fp := ssh.FingerprintSHA256(key)
 	ident, err := authn.VerifySSHKey(s.edge.Snapshot(), fp, key.Marshal())
 	if err != nil {
@@ -216,6 +243,31 @@ func (s *Server) publicKey(meta ssh.ConnMetadata, key ssh.PublicKey) (*ssh.Permi
 		return nil, &ssh.BannerError{Err: rerr, Message: "tollgate: " + rerr.Error() + "\n"}
 	}
 	return &ssh.Permissions{Extensions: map[string]string{extCredential: ident.CredentialID, extFingerprint: fp}}, nil
+}
+
+// errThrottled is the cause of a login refused by the throttle.
+var errThrottled = errors.New("sshserver: client address throttled for failed logins")
+
+// loginFailed records a failed login of the client at remote when the
+// handshake ended in authentication with at least one key refused (not a
+// client that only tried "none", nor a refusal by the throttle itself).
+func (s *Server) loginFailed(remote net.Addr, err error) {
+	var ae *ssh.ServerAuthError
+	if s.cfg.Throttle == nil || !errors.As(err, &ae) {
+		return
+	}
+	refused := false
+	for _, e := range ae.Errors {
+		if errors.Is(e, errThrottled) {
+			return
+		}
+		if !errors.Is(e, ssh.ErrNoAuth) {
+			refused = true
+		}
+	}
+	if refused {
+		s.cfg.Throttle.Failed("", edge.PeerAddr(remote).Addr())
+	}
 }
 
 // HostKeyFingerprint returns the SHA256 fingerprint of the server's host

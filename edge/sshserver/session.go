@@ -76,6 +76,7 @@ func (srv *Server) handle(c net.Conn) {
 	_ = c.SetDeadline(time.Now().Add(handshakeTimeout))
 	sc, chans, reqs, err := ssh.NewServerConn(c, srv.sshConfig)
 	if err != nil {
+		srv.loginFailed(c.RemoteAddr(), err)
 		if ce := srv.log.Check(zap.DebugLevel, "SSH handshake failed"); ce != nil {
 			ce.Write(zap.String("remote_addr", c.RemoteAddr().String()), zap.Error(err))
 		}

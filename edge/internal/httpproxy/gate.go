@@ -45,6 +45,14 @@ func NewRefusal(status int, code codes.Code, msg, challenge string) *Refusal {
 	return &Refusal{pg: pageSpec{status: status, code: code, msg: msg, challenge: challenge}}
 }
 
+// WithRetryAfter returns a copy of r whose answer carries Retry-After:
+// secs (RFC 9110 §10.2.3), for a 429 or 503; secs ≤ 0 leaves it out.
+func (r *Refusal) WithRetryAfter(secs int) *Refusal {
+	c := *r
+	c.pg.retryAfter = max(secs, 0)
+	return &c
+}
+
 // Status returns the refusal's HTTP status.
 func (r *Refusal) Status() int { return r.pg.status }
 

@@ -22,6 +22,8 @@ type pageSpec struct {
 	msg    string // plain words: what happened, what to do
 	// challenge is the WWW-Authenticate value of a 401; "" = none.
 	challenge string
+	// retryAfter is the Retry-After value in seconds; 0 = none.
+	retryAfter int
 }
 
 var (
@@ -113,6 +115,11 @@ func appendH1Page(dst []byte, pg *pageSpec, head, htmlPage bool) []byte {
 		dst = append(dst, pg.challenge...)
 		dst = append(dst, "\r\n"...)
 	}
+	if pg.retryAfter > 0 {
+		dst = append(dst, "Retry-After: "...)
+		dst = strconv.AppendInt(dst, int64(pg.retryAfter), 10)
+		dst = append(dst, "\r\n"...)
+	}
 	dst = append(dst, ErrorCodeHeader...)
 	dst = append(dst, ": "...)
 	dst = append(dst, pg.code...)
@@ -138,6 +145,9 @@ func writeH2Page(w http.ResponseWriter, r *http.Request, pg *pageSpec) {
 	h.Set(ErrorCodeHeader, string(pg.code))
 	if pg.challenge != "" {
 		h.Set("WWW-Authenticate", pg.challenge)
+	}
+	if pg.retryAfter > 0 {
+		h.Set("Retry-After", strconv.Itoa(pg.retryAfter))
 	}
 	w.WriteHeader(pg.status)
 	if r.Method != http.MethodHead {
