@@ -185,9 +185,19 @@ type goAwayer interface {
 // CloseWithReason sends a GOAWAY whose debug data is reason (muxado hands
 // it to the peer's Wait), then closes.
 func (m *muxadoMux) CloseWithReason(reason string) error {
+	return m.closeWith(muxado.NoError, reason)
+}
+
+// GoAway sends a GOAWAY with GoAwayCode and reason as its debug data, then
+// closes.
+func (m *muxadoMux) GoAway(reason string) error {
+	return m.closeWith(GoAwayCode, reason)
+}
+
+func (m *muxadoMux) closeWith(code muxado.ErrorCode, reason string) error {
 	m.closing.Store(true)
 	if ga, ok := m.sess.(goAwayer); ok {
-		_ = ga.GoAway(muxado.NoError, []byte(clipReason(reason)), time.Now().Add(time.Second))
+		_ = ga.GoAway(code, []byte(clipReason(reason)), time.Now().Add(time.Second))
 	}
 	// Close the transport rather than the session: muxado's Close sends a
 	// second GOAWAY ("no error") that would replace ours at the peer. The
@@ -220,6 +230,9 @@ func (m *muxadoMux) deadErr() error {
 	}
 	localErr, remoteErr, debug := m.sess.Wait()
 	if remoteErr != nil {
+		if code, _ := muxado.GetError(remoteErr); code == GoAwayCode {
+			return fmt.Errorf("%w: %s", ErrGoingAway, debug)
+		}
 		if len(debug) > 0 { // the peer said why (CloseWithReason)
 			return fmt.Errorf("peer closed the connection: %s: %w", debug, remoteErr)
 		}
