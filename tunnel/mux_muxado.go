@@ -24,6 +24,9 @@ type muxadoMux struct {
 	closing   atomic.Bool   // Close was called
 	ours      bool          // TLS negotiated TCPALPN: the peer runs this package
 
+	bytesRead    atomic.Uint64 // bytes read from the peer (liveness, heartbeat.go)
+	bytesWritten atomic.Uint64 // bytes the connection took from us (liveness)
+
 	acceptOnce  sync.Once
 	loopStarted atomic.Bool
 	accepted    chan acceptResult // fed by acceptLoop, for cancellable waits
@@ -72,9 +75,10 @@ func NewMuxadoMux(conn net.Conn, server bool, cfg MuxConfig) Mux {
 	}
 	var transport net.Conn
 	if cfg.DisableWriteBatching {
-		transport = &notifyConn{Conn: conn, onClose: onClose}
+		transport = &notifyConn{Conn: conn, onClose: onClose, written: &m.bytesWritten}
 	} else {
 		bc := newBatchConn(conn, cfg.WriteBufferSize, onClose)
+		bc.written = &m.bytesWritten
 		bc.wndIncDelay = defaultWndIncDelay
 		transport = bc
 	}
@@ -103,7 +107,7 @@ func (m *muxadoMux) openWithPrefix(ctx context.Context, prefix []byte) (Stream, 
 	if err != nil {
 		return nil, m.sessionErr("opening stream", err)
 	}
-	return newTypedStream(raw, m.local, m.remote, prefix), nil
+	return m.typed(raw, prefix), nil
 }
 
 // AcceptStream returns the next stream the peer opened and its type.
@@ -146,7 +150,7 @@ func (m *muxadoMux) acceptDirect() (StreamType, Stream, error) {
 			_ = raw.Close()
 			continue
 		}
-		return t, newTypedStream(raw, m.local, m.remote, nil), nil
+		return t, m.typed(raw, nil), nil
 	}
 }
 
@@ -167,6 +171,14 @@ func (m *muxadoMux) acceptLoop() {
 			return
 		}
 	}
+}
+
+// typed returns raw as a Stream whose writes go in frames of at most
+// maxMuxadoDataFrame.
+func (m *muxadoMux) typed(raw muxado.Stream, prefix []byte) *stream {
+	st := newTypedStream(raw, m.local, m.remote, prefix)
+	st.maxWrite = maxMuxadoDataFrame
+	return st
 }
 
 // Close closes the session and the connection.
@@ -219,6 +231,12 @@ func (m *muxadoMux) LocalAddr() net.Addr { return m.local }
 
 // Transport returns "tcp".
 func (m *muxadoMux) Transport() string { return "tcp" }
+
+// received counts the bytes read from the peer and the bytes the
+// connection took from us: TCP takes bytes only while the peer's kernel
+// acknowledges them, so either proves the link alive while our heartbeat
+// waits behind our own bulk data.
+func (m *muxadoMux) received() uint64 { return m.bytesRead.Load() + m.bytesWritten.Load() }
 
 // peerIsOurs reports whether TLS negotiated TCPALPN.
 func (m *muxadoMux) peerIsOurs() bool { return m.ours }

@@ -179,6 +179,10 @@ func (m *quicMux) LocalAddr() net.Addr { return m.conn.LocalAddr() }
 // Transport returns "quic".
 func (m *quicMux) Transport() string { return "quic" }
 
+// received counts the packets received from the peer (ACKs and
+// keepalives included).
+func (m *quicMux) received() uint64 { return m.conn.ConnectionStats().PacketsReceived }
+
 // peerIsOurs is true: only this package speaks QUICALPN.
 func (m *quicMux) peerIsOurs() bool { return true }
 
