@@ -144,11 +144,14 @@ func (h *heartbeater) beat() {
 }
 
 // failed reports a broken heartbeat stream as the session's end, unless
-// the Mux is already dead (then that is the reason, found elsewhere).
+// the Mux dies within a second (then that is the reason, found elsewhere:
+// a muxado GOAWAY breaks the stream a moment before the connection ends).
 func (h *heartbeater) failed(err error) {
+	t := time.NewTimer(time.Second)
+	defer t.Stop()
 	select {
 	case <-h.mux.Done():
-	default:
+	case <-t.C:
 		h.dead(fmt.Errorf("%w: heartbeat stream: %w", ErrHeartbeatTimeout, err))
 	}
 }
