@@ -272,6 +272,14 @@ func (a *Agent) Run(ctx context.Context) error {
 		case errors.Is(end, errAllStopped):
 			a.shutdown(c)
 			return a.stoppedError()
+		case errors.Is(end, tunnel.ErrGoingAway):
+			// The edge drains for a restart: its successor (or a sibling)
+			// is expected at once, so reconnect without a delay; the
+			// backoff (reset above) paces the attempts after a failure.
+			c.close()
+			a.log.Info("the edge is going away; reconnecting now", zap.Error(end))
+			a.emit(Event{Kind: EventDisconnected, Err: end})
+			continue
 		}
 		c.close()
 		if !a.wait(ctx, bo, end) {

@@ -577,3 +577,31 @@ func TestAgentRegionRedirect(t *testing.T) {
 		t.Fatalf("us: %d auths %d binds; eu: %d auths %d binds", len(usAuths), len(usBinds), len(euAuths), len(euBinds))
 	}
 }
+
+// TestEdgeGoingAwayReconnectsAtOnce: an edge that drains for a restart
+// closes the session with ServerSession.GoAway; the agent reconnects
+// without consulting its backoff (a plain drop waits a backoff delay, see
+// TestReconnect...), on both transports.
+func TestEdgeGoingAwayReconnectsAtOnce(t *testing.T) {
+	for _, tr := range []string{"tcp", "quic"} {
+		t.Run(tr, func(t *testing.T) {
+			e := newFakeEdge(t, edgeOpts{tcp: true, quic: true})
+			ra := startAgent(t, baseConfig(t, e, tr))
+			ra.waitReady(t)
+			first := e.waitSession(t)
+			ra.waitEvent(t, EventConnected)
+			if err := first.GoAway("the edge is restarting"); err != nil {
+				t.Fatal(err)
+			}
+			ev := ra.waitEvent(t, EventDisconnected)
+			if !errors.Is(ev.Err, tunnel.ErrGoingAway) || ev.Delay != 0 {
+				t.Fatalf("disconnect event %+v: want ErrGoingAway and no delay", ev)
+			}
+			e.waitSession(t)
+			ra.waitEvent(t, EventConnected)
+			if n := ra.bo.next.Load(); n != 0 {
+				t.Fatalf("backoff Next called %d times for a going-away edge, want 0", n)
+			}
+		})
+	}
+}

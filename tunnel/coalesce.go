@@ -3,6 +3,7 @@ package tunnel
 import (
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -63,7 +64,8 @@ type batchConn struct {
 	net.Conn
 	limit   int
 	onClose func()
-	records *recordConn // under conn when it is a tls.Conn over BatchRecords
+	records *recordConn    // under conn when it is a tls.Conn over BatchRecords
+	written *atomic.Uint64 // bytes written to conn (liveness, heartbeat.go)
 
 	mu       sync.Mutex
 	cond     sync.Cond // signalled when the flusher frees room or ends
@@ -104,7 +106,7 @@ func batchPool(limit int) *sync.Pool {
 // newBatchConn wraps conn. onClose (may be nil) runs once, after the
 // connection is closed.
 func newBatchConn(conn net.Conn, limit int, onClose func()) *batchConn {
-	c := &batchConn{Conn: conn, limit: limit, onClose: onClose, records: recordConnOf(conn)}
+	c := &batchConn{Conn: conn, limit: limit, onClose: onClose, records: recordConnOf(conn), written: new(atomic.Uint64)}
 	c.cond.L = &c.mu
 	return c
 }
@@ -288,10 +290,14 @@ func (c *batchConn) flush() {
 			c.records.HoldRecords()
 		}
 		if len(data) > 0 {
-			_, werr = c.Conn.Write(data)
+			var n int
+			n, werr = c.Conn.Write(data)
+			c.written.Add(uint64(n))
 		}
 		if werr == nil && direct != nil {
-			_, werr = c.Conn.Write(direct)
+			var n int
+			n, werr = c.Conn.Write(direct)
+			c.written.Add(uint64(n))
 		}
 		if gather {
 			if err := c.records.ReleaseRecords(); werr == nil {
@@ -356,9 +362,17 @@ func (c *batchConn) Close() error {
 // notifyConn is the unbatched transport: it only reports Close.
 type notifyConn struct {
 	net.Conn
+	written  *atomic.Uint64 // bytes written (liveness, heartbeat.go)
 	onClose  func()
 	once     sync.Once
 	closeErr error
+}
+
+// Write writes p and counts what went.
+func (c *notifyConn) Write(p []byte) (int, error) {
+	n, err := c.Conn.Write(p)
+	c.written.Add(uint64(n))
+	return n, err
 }
 
 // Close closes the connection and runs onClose once.

@@ -17,6 +17,13 @@
 //     unanswered for interval + tolerance. Between our own ends (TLS ALPN
 //     TCPALPN, or QUIC) each beat opens a stream and closes it once
 //     echoed; an SDK peer gets one heartbeat stream for the session.
+//   - Closing on purpose: ServerSession.GoAway (an edge draining for a
+//     restart) sends a muxado GOAWAY with GoAwayCode, or closes QUIC with
+//     QUICGoingAwayCode; our agent's session then ends with ErrGoingAway
+//     and it reconnects without a backoff delay. The SDKs reconnect on any
+//     close on their own schedule; the Rust crate's (Node, Python SDKs)
+//     is 0, 50 ms, 2.55 s, then 127.55 s, so an edge calls GoAway as its
+//     last step before exiting (docs/agent-protocol.md#restarts).
 //
 // Invariants:
 //   - A stream's type prefix (and a proxy stream's header) goes out with

@@ -40,6 +40,10 @@ var (
 	// ErrRestartRequested ends a client session whose edge asked it to
 	// restart and whose OnRestart callback agreed.
 	ErrRestartRequested = errors.New("tunnel: the edge asked the agent to restart")
+	// ErrGoingAway ends a session whose peer closed it on purpose with
+	// Mux.GoAway (ServerSession.GoAway: an edge draining for a restart or
+	// a shutdown). An agent reconnects at once, without a backoff delay.
+	ErrGoingAway = errors.New("tunnel: the edge is going away (restart or shutdown)")
 )
 
 // errorCodePattern finds a user-facing error code in an RPC error string:

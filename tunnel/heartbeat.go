@@ -25,7 +25,11 @@ const maxEchoStreams = 4
 
 // heartbeater sends our beats on a heartbeat stream and measures the
 // round trip. If no echo arrives within interval + tolerance of the last
-// one (or of the start), it calls dead; the session then closes the Mux,
+// one (or of the start) and nothing at all arrived from the peer in that
+// time either, it calls dead; bytes from the peer prove it alive, so a
+// slow link whose echoes wait behind bulk data (muxado queues frames in
+// order, and the kernel's buffers hold seconds of data on a slow link) is
+// not taken for a dead one; the session then closes the Mux,
 // which also unblocks a beat stuck in Write or Read. Beats run on timer
 // goroutines that exist only while a beat is in flight, so an idle session
 // keeps no goroutine for them.
@@ -39,8 +43,9 @@ type heartbeater struct {
 	mux       Mux
 	interval  time.Duration
 	tolerance time.Duration
-	perBeat   bool        // a stream per beat (see above)
-	dead      func(error) // closes the session with the given reason
+	perBeat   bool          // a stream per beat (see above)
+	lastRecv  atomic.Uint64 // the peer's receiveCounter at the last watchdog check
+	dead      func(error)   // closes the session with the given reason
 	latency   atomic.Int64
 
 	mu       sync.Mutex // held by the beat in flight
@@ -55,8 +60,30 @@ type heartbeater struct {
 func (h *heartbeater) start() {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	h.watchdog = time.AfterFunc(h.interval+h.tolerance, func() { h.dead(ErrHeartbeatTimeout) })
+	if rc, ok := h.mux.(receiveCounter); ok {
+		h.lastRecv.Store(rc.received())
+	}
+	h.watchdog = time.AfterFunc(h.interval+h.tolerance, h.expired)
 	h.next = time.AfterFunc(0, h.beat)
+}
+
+// receiveCounter is implemented by a Mux that counts what it receives
+// from the peer: muxado frames, QUIC packets.
+type receiveCounter interface {
+	received() uint64
+}
+
+// expired runs when no echo arrived within interval + tolerance: the
+// session is dead unless the peer sent anything meanwhile, in which case
+// the watchdog waits another interval + tolerance.
+func (h *heartbeater) expired() {
+	if rc, ok := h.mux.(receiveCounter); ok {
+		if n := rc.received(); n != h.lastRecv.Swap(n) {
+			h.watchdog.Reset(h.interval + h.tolerance)
+			return
+		}
+	}
+	h.dead(ErrHeartbeatTimeout)
 }
 
 // stop ends the beats; it waits for a beat in flight, so call it after
@@ -117,11 +144,14 @@ func (h *heartbeater) beat() {
 }
 
 // failed reports a broken heartbeat stream as the session's end, unless
-// the Mux is already dead (then that is the reason, found elsewhere).
+// the Mux dies within a second (then that is the reason, found elsewhere:
+// a muxado GOAWAY breaks the stream a moment before the connection ends).
 func (h *heartbeater) failed(err error) {
+	t := time.NewTimer(time.Second)
+	defer t.Stop()
 	select {
 	case <-h.mux.Done():
-	default:
+	case <-t.C:
 		h.dead(fmt.Errorf("%w: heartbeat stream: %w", ErrHeartbeatTimeout, err))
 	}
 }

@@ -55,6 +55,12 @@ type Mux interface {
 	// bytes), then closes like Close. The peer's errors from then on carry
 	// the reason.
 	CloseWithReason(reason string) error
+	// GoAway closes like CloseWithReason, telling the peer that this end
+	// is going away on purpose (an edge draining for a restart) rather
+	// than failing: a muxado GOAWAY with code GoAwayCode, or the QUIC
+	// application error QUICGoingAwayCode. The peer's errors from then on
+	// wrap ErrGoingAway.
+	GoAway(reason string) error
 	// Done is closed when the connection is dead, for whatever reason.
 	Done() <-chan struct{}
 	// RemoteAddr is the peer's address of the underlying connection.
@@ -64,6 +70,17 @@ type Mux interface {
 	// Transport returns "tcp" (TLS+muxado) or "quic".
 	Transport() string
 }
+
+// Codes that say "going away on purpose" (Mux.GoAway). Every SDK
+// reconnects on any GOAWAY or connection close; our agent also skips its
+// backoff delay for these (docs/agent-protocol.md#restarts).
+const (
+	// GoAwayCode is the muxado GOAWAY error code of Mux.GoAway: muxado's
+	// RemoteGoneAway (11), which no muxado implementation sends itself.
+	GoAwayCode = 11
+	// QUICGoingAwayCode is the QUIC application error code of Mux.GoAway.
+	QUICGoingAwayCode = 0x7467 // "tg"
+)
 
 // MaxCloseReason bounds the reason CloseWithReason sends.
 const MaxCloseReason = 1024

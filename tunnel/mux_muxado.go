@@ -24,6 +24,9 @@ type muxadoMux struct {
 	closing   atomic.Bool   // Close was called
 	ours      bool          // TLS negotiated TCPALPN: the peer runs this package
 
+	bytesRead    atomic.Uint64 // bytes read from the peer (liveness, heartbeat.go)
+	bytesWritten atomic.Uint64 // bytes the connection took from us (liveness)
+
 	acceptOnce  sync.Once
 	loopStarted atomic.Bool
 	accepted    chan acceptResult // fed by acceptLoop, for cancellable waits
@@ -72,9 +75,10 @@ func NewMuxadoMux(conn net.Conn, server bool, cfg MuxConfig) Mux {
 	}
 	var transport net.Conn
 	if cfg.DisableWriteBatching {
-		transport = &notifyConn{Conn: conn, onClose: onClose}
+		transport = &notifyConn{Conn: conn, onClose: onClose, written: &m.bytesWritten}
 	} else {
 		bc := newBatchConn(conn, cfg.WriteBufferSize, onClose)
+		bc.written = &m.bytesWritten
 		bc.wndIncDelay = defaultWndIncDelay
 		transport = bc
 	}
@@ -103,7 +107,7 @@ func (m *muxadoMux) openWithPrefix(ctx context.Context, prefix []byte) (Stream, 
 	if err != nil {
 		return nil, m.sessionErr("opening stream", err)
 	}
-	return newTypedStream(raw, m.local, m.remote, prefix), nil
+	return m.typed(raw, prefix), nil
 }
 
 // AcceptStream returns the next stream the peer opened and its type.
@@ -146,7 +150,7 @@ func (m *muxadoMux) acceptDirect() (StreamType, Stream, error) {
 			_ = raw.Close()
 			continue
 		}
-		return t, newTypedStream(raw, m.local, m.remote, nil), nil
+		return t, m.typed(raw, nil), nil
 	}
 }
 
@@ -169,6 +173,14 @@ func (m *muxadoMux) acceptLoop() {
 	}
 }
 
+// typed returns raw as a Stream whose writes go in frames of at most
+// maxMuxadoDataFrame.
+func (m *muxadoMux) typed(raw muxado.Stream, prefix []byte) *stream {
+	st := newTypedStream(raw, m.local, m.remote, prefix)
+	st.maxWrite = maxMuxadoDataFrame
+	return st
+}
+
 // Close closes the session and the connection.
 func (m *muxadoMux) Close() error {
 	m.closing.Store(true)
@@ -185,9 +197,19 @@ type goAwayer interface {
 // CloseWithReason sends a GOAWAY whose debug data is reason (muxado hands
 // it to the peer's Wait), then closes.
 func (m *muxadoMux) CloseWithReason(reason string) error {
+	return m.closeWith(muxado.NoError, reason)
+}
+
+// GoAway sends a GOAWAY with GoAwayCode and reason as its debug data, then
+// closes.
+func (m *muxadoMux) GoAway(reason string) error {
+	return m.closeWith(GoAwayCode, reason)
+}
+
+func (m *muxadoMux) closeWith(code muxado.ErrorCode, reason string) error {
 	m.closing.Store(true)
 	if ga, ok := m.sess.(goAwayer); ok {
-		_ = ga.GoAway(muxado.NoError, []byte(clipReason(reason)), time.Now().Add(time.Second))
+		_ = ga.GoAway(code, []byte(clipReason(reason)), time.Now().Add(time.Second))
 	}
 	// Close the transport rather than the session: muxado's Close sends a
 	// second GOAWAY ("no error") that would replace ours at the peer. The
@@ -210,6 +232,12 @@ func (m *muxadoMux) LocalAddr() net.Addr { return m.local }
 // Transport returns "tcp".
 func (m *muxadoMux) Transport() string { return "tcp" }
 
+// received counts the bytes read from the peer and the bytes the
+// connection took from us: TCP takes bytes only while the peer's kernel
+// acknowledges them, so either proves the link alive while our heartbeat
+// waits behind our own bulk data.
+func (m *muxadoMux) received() uint64 { return m.bytesRead.Load() + m.bytesWritten.Load() }
+
 // peerIsOurs reports whether TLS negotiated TCPALPN.
 func (m *muxadoMux) peerIsOurs() bool { return m.ours }
 
@@ -220,6 +248,9 @@ func (m *muxadoMux) deadErr() error {
 	}
 	localErr, remoteErr, debug := m.sess.Wait()
 	if remoteErr != nil {
+		if code, _ := muxado.GetError(remoteErr); code == GoAwayCode {
+			return fmt.Errorf("%w: %s", ErrGoingAway, debug)
+		}
 		if len(debug) > 0 { // the peer said why (CloseWithReason)
 			return fmt.Errorf("peer closed the connection: %s: %w", debug, remoteErr)
 		}

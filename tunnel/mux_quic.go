@@ -159,6 +159,14 @@ func (m *quicMux) CloseWithReason(reason string) error {
 	return nil
 }
 
+// GoAway closes the connection with application error
+// QUICGoingAwayCode and reason as its message.
+func (m *quicMux) GoAway(reason string) error {
+	m.closing.Store(true)
+	_ = m.conn.CloseWithError(QUICGoingAwayCode, clipReason(reason))
+	return nil
+}
+
 // Done is closed when the connection is closed.
 func (m *quicMux) Done() <-chan struct{} { return m.conn.Context().Done() }
 
@@ -171,6 +179,10 @@ func (m *quicMux) LocalAddr() net.Addr { return m.conn.LocalAddr() }
 // Transport returns "quic".
 func (m *quicMux) Transport() string { return "quic" }
 
+// received counts the packets received from the peer (ACKs and
+// keepalives included).
+func (m *quicMux) received() uint64 { return m.conn.ConnectionStats().PacketsReceived }
+
 // peerIsOurs is true: only this package speaks QUICALPN.
 func (m *quicMux) peerIsOurs() bool { return true }
 
@@ -180,6 +192,9 @@ func (m *quicMux) connErr(op string, err error) error {
 	}
 	var appErr *quic.ApplicationError
 	if errors.As(err, &appErr) && appErr.Remote {
+		if appErr.ErrorCode == QUICGoingAwayCode {
+			return fmt.Errorf("%s: %w: %s", op, ErrGoingAway, appErr.ErrorMessage)
+		}
 		return fmt.Errorf("%s: quic: peer closed the connection: %w", op, err)
 	}
 	return fmt.Errorf("%s: quic: %w", op, err)

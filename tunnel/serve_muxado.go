@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.ngrok.com/muxado/v2/frame"
@@ -59,9 +60,25 @@ func (f *synFramer) ReadFrame() (frame.Frame, error) {
 	return fr, err
 }
 
+// countingReader counts the bytes muxado reads from the connection, which
+// prove the peer alive (heartbeat.go) even while a large DATA frame's body
+// trickles in.
+type countingReader struct {
+	r io.Reader
+	n *atomic.Uint64
+}
+
+func (c countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	if n > 0 {
+		c.n.Add(uint64(n))
+	}
+	return n, err
+}
+
 // newFramer is the muxado.Config.NewFramer of a muxadoMux.
 func (m *muxadoMux) newFramer(r io.Reader, w io.Writer) frame.Framer {
-	return &synFramer{Framer: frame.NewFramer(r, w), m: m}
+	return &synFramer{Framer: frame.NewFramer(countingReader{r, &m.bytesRead}, w), m: m}
 }
 
 // peerOpened counts a stream the peer opened and makes sure an accept
@@ -164,7 +181,7 @@ func (m *muxadoMux) acceptOnDemand() {
 		if t, err := ReadStreamType(raw); err != nil {
 			_ = raw.Close()
 		} else {
-			s.handle(t, newTypedStream(raw, m.local, m.remote, nil))
+			s.handle(t, m.typed(raw, nil))
 		}
 		s.mu.Lock()
 		s.taken++

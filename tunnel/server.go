@@ -424,6 +424,23 @@ func (s *ServerSession) Close(reason error) error {
 	return s.mux.CloseWithReason(reason.Error())
 }
 
+// GoAway ends the session because the edge is going away on purpose — it
+// drains for a restart or a shutdown — so the agent should reconnect at
+// once (to this edge's successor or a sibling) rather than back off. It
+// sends a muxado GOAWAY with GoAwayCode (over QUIC, the application error
+// QUICGoingAwayCode) whose debug data is reason, then closes; Run returns
+// an error wrapping ErrGoingAway. Our agent's session then ends with
+// ErrGoingAway; the SDKs reconnect on any GOAWAY, on their own schedule
+// (docs/agent-protocol.md#restarts): call GoAway as the last step before
+// the process exits, so that their first retries find the successor.
+func (s *ServerSession) GoAway(reason string) error {
+	if reason == "" {
+		reason = "the edge is restarting"
+	}
+	s.setReason(fmt.Errorf("%w: %s", ErrGoingAway, reason))
+	return s.mux.GoAway(reason)
+}
+
 // Latency returns the round trip of the edge's last heartbeat, 0 before
 // the first.
 func (s *ServerSession) Latency() time.Duration { return time.Duration(s.hb.latency.Load()) }

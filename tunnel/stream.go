@@ -37,7 +37,20 @@ type stream struct {
 	mu      sync.Mutex  // guards prefix and orders the first write
 	prefix  []byte
 	typ     [4]byte // storage for a type-only prefix
+	// maxWrite splits Writes into raw writes of at most this many bytes
+	// (0 = none); see maxMuxadoDataFrame.
+	maxWrite int
 }
+
+// maxMuxadoDataFrame bounds the DATA frames our muxado streams send. muxado
+// sends a Write as one frame as large as the window allows (4 MiB between
+// our ends), and its receiver hands a frame to the stream only once the
+// whole body has arrived: on a 64 KB/s link a 1 MiB frame holds every frame
+// behind it (heartbeat echoes, window updates) for 16 s and the receiver
+// cannot read or grant window meanwhile. 64 KiB frames are a second at
+// 64 KB/s, cost 8 header bytes in 64 KiB on a fast link, and stay at
+// directWriteMin so the write batcher still does not copy them.
+const maxMuxadoDataFrame = directWriteMin
 
 var _ Stream = (*stream)(nil)
 
@@ -62,14 +75,30 @@ func (s *stream) Write(p []byte) (int, error) {
 	if s.pending.Load() {
 		return s.writeFirst(p)
 	}
-	return s.raw.Write(p)
+	return s.writeRaw(p)
+}
+
+// writeRaw writes p in raw writes of at most maxWrite bytes.
+func (s *stream) writeRaw(p []byte) (int, error) {
+	if s.maxWrite <= 0 || len(p) <= s.maxWrite {
+		return s.raw.Write(p)
+	}
+	n := 0
+	for n < len(p) {
+		m, err := s.raw.Write(p[n:min(len(p), n+s.maxWrite)])
+		n += m
+		if err != nil {
+			return n, err
+		}
+	}
+	return n, nil
 }
 
 func (s *stream) writeFirst(p []byte) (int, error) {
 	s.mu.Lock()
 	if s.prefix == nil {
 		s.mu.Unlock()
-		return s.raw.Write(p)
+		return s.writeRaw(p)
 	}
 	n := min(len(p), maxPrefixedChunk)
 	bp := prefixBufPool.Get().(*[]byte)
@@ -86,7 +115,7 @@ func (s *stream) writeFirst(p []byte) (int, error) {
 	if n == len(p) {
 		return n, nil
 	}
-	m, err := s.raw.Write(p[n:])
+	m, err := s.writeRaw(p[n:])
 	return n + m, err
 }
 
