@@ -140,7 +140,8 @@ type Edge struct {
 	sessions map[*agentSession]struct{}
 	attached map[Session]struct{} // sessions of other ingresses (Attach)
 	changed  chan struct{}        // sessions changed; buffered 1
-	stopping chan struct{}
+	stopping chan struct{}        // closed when Shutdown begins
+	stopped  chan struct{}        // closed when Shutdown has drained
 	stopOnce sync.Once
 }
 
@@ -222,6 +223,7 @@ func New(cfg Config, deps Deps) (*Edge, error) {
 		attached: make(map[Session]struct{}),
 		changed:  make(chan struct{}, 1),
 		stopping: make(chan struct{}),
+		stopped:  make(chan struct{}),
 	}
 	e.gates = newIPGates(e.snap, log)
 	e.public = &publicServer{
@@ -234,6 +236,7 @@ func New(cfg Config, deps Deps) (*Edge, error) {
 		defaultMinTLS:    def,
 		floorMinTLS:      floor,
 		tlsConfigs:       make(map[uint16]*tls.Config),
+		raw:              newRawConns(),
 	}
 	for _, v := range []uint16{tls.VersionTLS10, tls.VersionTLS11, tls.VersionTLS12, tls.VersionTLS13} {
 		e.public.tlsConfigs[v] = &tls.Config{
@@ -395,8 +398,11 @@ func (e *Edge) httpsPort() int {
 	return n
 }
 
-// Serve runs the edge until ctx ends or Shutdown is called. It loads the
-// persisted snapshot first, so it serves even when the control plane is down.
+// Serve runs the edge until ctx ends or Shutdown has drained it. Ending
+// ctx stops it at once: listeners, client connections and agent sessions
+// close without a drain; call Shutdown for a graceful stop. It loads the
+// persisted snapshot first, so it serves even when the control plane is
+// down.
 func (e *Edge) Serve(ctx context.Context) error {
 	if e.agentLn == nil {
 		return errors.New("edge: Serve before Listen")
@@ -410,9 +416,11 @@ func (e *Edge) Serve(ctx context.Context) error {
 	defer cancel()
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
+		// Shutdown closes the listeners that take new work and drains;
+		// connections and sessions keep gctx until it is done.
 		select {
 		case <-gctx.Done():
-		case <-e.stopping:
+		case <-e.stopped:
 		}
 		cancel()
 		e.closeListeners()
@@ -432,22 +440,4 @@ func (e *Edge) Serve(ctx context.Context) error {
 		err = nil
 	}
 	return err
-}
-
-// Shutdown stops accepting, drains in-flight public requests until ctx ends,
-// then closes every agent session with a reason. Attached sessions are
-// closed by the ingress that serves them (sshserver.Server.Shutdown).
-func (e *Edge) Shutdown(ctx context.Context) error {
-	e.stopOnce.Do(func() { close(e.stopping) })
-	e.closeListeners()
-	var errs []error
-	if e.httpSrv != nil {
-		errs = append(errs, e.httpSrv.shutdown(ctx))
-	}
-	errs = append(errs, e.proxy.Shutdown(ctx))
-	reason := codes.NewError(codes.SessionStopped, "The edge is shutting down; the agent will reconnect.")
-	for _, s := range e.agentSessions() {
-		s.ts.Close(reason)
-	}
-	return errors.Join(errs...)
 }

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -34,6 +35,8 @@ type publicServer struct {
 	defaultMinTLS    uint16
 	floorMinTLS      uint16
 	tlsConfigs       map[uint16]*tls.Config // by minimum version
+	raw              *rawConns              // TCP/TLS endpoint connections, for drain
+	httpConns        atomic.Int64           // connections in the HTTP proxy
 }
 
 // serveHTTPS accepts public HTTPS clients on ln until it closes or ctx
@@ -140,7 +143,9 @@ func (p *publicServer) handleHTTPS(ctx context.Context, c net.Conn) {
 	if p.terminatedTLS(pc, tc) {
 		return
 	}
+	p.httpConns.Add(1)
 	p.proxy.ServeConn(ctx, tc, serverName(st.ServerName), st.NegotiatedProtocol)
+	p.httpConns.Add(-1)
 }
 
 // Resolve implements httpproxy.Resolver: the HTTPS endpoint bound at host.

@@ -314,10 +314,11 @@ func (p *publicServer) handleTCP(c net.Conn, key string) {
 // already read from c), then bytes both ways with half-close.
 func (p *publicServer) proxyRaw(c net.Conn, ep *Endpoint, hdr *tunnel.ProxyHeader, prefix []byte) {
 	hc, ok := c.(halfCloser)
-	if !ok {
+	if !ok || !p.raw.add(c) {
 		refuse(c)
 		return
 	}
+	defer p.raw.remove(c)
 	client := PeerAddr(c.RemoteAddr())
 	hdr.ClientAddr = client.String()
 	ctx, cancel := context.WithTimeout(context.Background(), streamOpenTimeout)
