@@ -107,8 +107,9 @@ type Addrs struct {
 }
 
 type counters struct {
-	authFailures atomic.Int64
-	sessions     atomic.Int64
+	authFailures  atomic.Int64
+	sessions      atomic.Int64
+	agentIPClosed atomic.Int64 // live sessions closed by a new agent IP restriction
 }
 
 // Edge is one regional edge. Create it with New, bind its listeners with

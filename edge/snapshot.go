@@ -155,9 +155,10 @@ func (e *Edge) ApplySnapshot(snap *snapshot.Snapshot) {
 }
 
 // enforce applies a new snapshot to live sessions: a credential that is
-// gone, rotated or whose owner or account is inactive closes its sessions;
-// endpoints its ACL no longer allows are stopped; attached sessions
-// re-check themselves. The snapshot's IP restrictions are compiled here,
+// gone, rotated or whose owner or account is inactive closes its sessions,
+// and so does an agent IP restriction that now refuses a session's address
+// (TG_115); endpoints its ACL no longer allows are stopped; attached
+// sessions re-check themselves (sshserver calls RecheckAgentIP). The snapshot's IP restrictions are compiled here,
 // once.
 func (e *Edge) enforce(snap *snapshot.Snapshot) {
 	e.gates.compile(snap)
@@ -166,6 +167,9 @@ func (e *Edge) enforce(snap *snapshot.Snapshot) {
 		if err != nil {
 			s.log.Info("closing agent session: its credential is no longer valid", zap.Error(err))
 			s.ts.Close(err)
+			continue
+		}
+		if e.recheckAgentIP(s) {
 			continue
 		}
 		for _, l := range lost {
