@@ -127,7 +127,8 @@ const freshCredentialWait = 2 * time.Second
 // verifyAuthtoken checks token against the current snapshot. When the
 // token names a credential the snapshot does not hold (not when its secret
 // is wrong), it waits for newer snapshots up to freshCredentialWait before
-// refusing.
+// refusing: with TG_107, or with the retryable TG_2740 while the edge holds
+// no snapshot at all.
 func (e *Edge) verifyAuthtoken(ctx context.Context, token string) (*authn.Identity, error) {
 	deadline := time.NewTimer(freshCredentialWait)
 	defer deadline.Stop()
@@ -140,11 +141,26 @@ func (e *Edge) verifyAuthtoken(ctx context.Context, token string) (*authn.Identi
 		select {
 		case <-changed:
 		case <-deadline.C:
-			return ident, err
+			return ident, e.notReadyOr(err)
 		case <-ctx.Done():
-			return ident, err
+			return ident, e.notReadyOr(err)
 		}
 	}
+}
+
+// errEdgeNotReady refuses an authtoken the edge cannot check because it
+// holds no snapshot yet; agents retry it (it is not permanent).
+var errEdgeNotReady = codes.NewError(codes.EdgeNotReady,
+	"This edge has not received its first snapshot from the control plane yet, so it cannot check authtokens. The agent will retry; if this lasts, check that the edge reaches its control plane.")
+
+// notReadyOr returns errEdgeNotReady while the edge holds no snapshot
+// (none from the control plane, none persisted), else err: TG_107 would
+// tell the agent to give up on a credential the edge never saw.
+func (e *Edge) notReadyOr(err error) error {
+	if !e.snap.ready() {
+		return errEdgeNotReady
+	}
+	return err
 }
 
 // Unbind removes one endpoint of this session.

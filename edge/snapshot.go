@@ -40,6 +40,10 @@ func newSnapshotHolder(dataDir string) *snapshotHolder {
 // Load returns the current snapshot; never nil.
 func (h *snapshotHolder) Load() *snapshot.Snapshot { return h.cur.Load() }
 
+// ready reports whether the holder has a snapshot from the control plane
+// or the data dir, rather than the empty one it starts with.
+func (h *snapshotHolder) ready() bool { return h.cur.Load() != h.initial }
+
 // Changed returns a channel closed once the next snapshot has been
 // installed and applied. Take it before Load to miss nothing.
 func (h *snapshotHolder) Changed() <-chan struct{} {
