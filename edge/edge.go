@@ -71,6 +71,12 @@ type Config struct {
 	// TCPListenIP is the IP TCP endpoint listeners bind. Default: the host
 	// of HTTPSAddr ("" there = every interface).
 	TCPListenIP string
+	// MemoryLimit is the memory the process may use, in bytes; the caller
+	// sets the Go runtime's soft limit to it (debug.SetMemoryLimit). While
+	// the live heap is above 80% of it the edge refuses new public
+	// connections and agent sessions (TG_2741), and admits again below
+	// 70% (memguard.go). 0 turns the guard off (default).
+	MemoryLimit int64
 	// Version is the edge's version string, told to agents.
 	Version string
 	// Logger receives structured logs. Default: no logs.
@@ -129,6 +135,7 @@ type Edge struct {
 	tokens  *bindTokens   // shared with binds
 	tcp     *tcpListeners // shared with binds
 	proxy   *httpproxy.Proxy
+	guard   *memGuard
 	metrics counters
 
 	agentLn net.Listener
@@ -175,6 +182,9 @@ func New(cfg Config, deps Deps) (*Edge, error) {
 	}
 	if cfg.HandshakeTimeout == 0 {
 		cfg.HandshakeTimeout = 10 * time.Second
+	}
+	if cfg.MemoryLimit < 0 {
+		return nil, errors.New("edge: MemoryLimit must not be negative")
 	}
 	setDefault(&cfg.TCPPorts, "20000-29999")
 	tcpRange, err := parsePortRange(cfg.TCPPorts)
@@ -225,6 +235,7 @@ func New(cfg Config, deps Deps) (*Edge, error) {
 		changed:  make(chan struct{}, 1),
 		stopping: make(chan struct{}),
 		stopped:  make(chan struct{}),
+		guard:    newMemGuard(cfg.MemoryLimit, log),
 	}
 	e.gates = newIPGates(e.snap, log)
 	e.public = &publicServer{
@@ -263,7 +274,14 @@ func New(cfg Config, deps Deps) (*Edge, error) {
 		tcpHost:       tcpHost,
 		httpsPort:     e.httpsPort,
 	}
-	e.tcp = newTCPListeners(cfg.TCPListenIP, func(ln net.Listener, port int) { e.public.serveTCP(ln, e.binds.tcpKey(port)) })
+	e.tcp = newTCPListeners(cfg.TCPListenIP, func(ln net.Listener, port int) {
+		key := e.binds.tcpKey(port)
+		_ = AcceptLoop(context.Background(), ln, func(c net.Conn) {
+			if e.admitConn(c) {
+				e.public.handleTCP(c, key)
+			}
+		})
+	})
 	e.binds.tcp = e.tcp
 	return e, nil
 }
@@ -431,7 +449,14 @@ func (e *Edge) Serve(ctx context.Context) error {
 	if e.quicLn != nil {
 		g.Go(func() error { return e.acceptAgentsQUIC(gctx) })
 	}
-	g.Go(func() error { return e.public.serveHTTPS(gctx, e.httpsLn) })
+	g.Go(func() error {
+		return AcceptLoop(gctx, e.httpsLn, func(c net.Conn) {
+			if e.admitConn(c) {
+				e.public.handleHTTPS(gctx, c)
+			}
+		})
+	})
+	g.Go(func() error { return e.guard.run(gctx) })
 	if e.httpLn != nil {
 		e.httpSrv = newHTTPRedirector(e)
 		g.Go(func() error { return e.httpSrv.serve(e.httpLn) })

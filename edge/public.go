@@ -39,12 +39,6 @@ type publicServer struct {
 	httpConns        atomic.Int64           // connections in the HTTP proxy
 }
 
-// serveHTTPS accepts public HTTPS clients on ln until it closes or ctx
-// ends.
-func (p *publicServer) serveHTTPS(ctx context.Context, ln net.Listener) error {
-	return AcceptLoop(ctx, ln, func(c net.Conn) { p.handleHTTPS(ctx, c) })
-}
-
 // acmeTLSALPN is the ALPN protocol of ACME TLS-ALPN-01 validation (RFC 8737).
 const acmeTLSALPN = "acme-tls/1"
 

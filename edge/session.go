@@ -68,6 +68,17 @@ func (s *agentSession) Auth(ctx context.Context, req *tunnel.Auth) *tunnel.AuthR
 	if !slices.Contains(req.Version, "3") {
 		resp.Version = "2"
 	}
+	// An edge that drains or is short of memory takes no new session; both
+	// refusals are retryable, so the agent reconnects (elsewhere if it can).
+	if s.edge.Draining() {
+		resp.Error = errDraining.Error()
+		return resp
+	}
+	if s.edge.guard.refuse() {
+		s.log.Debug("agent session refused by the memory guard")
+		resp.Error = errOverloaded.Error()
+		return resp
+	}
 	ident, err := s.edge.verifyAuthtoken(ctx, req.Extra.Authtoken.Reveal())
 	if err != nil {
 		s.edge.metrics.authFailures.Add(1)

@@ -187,7 +187,11 @@ func runDev(ctx context.Context, o devOptions, stdout io.Writer) error {
 	edges := edgeapi.New(edgeapi.Config{}, core) // no edge secret: only the in-process edge
 	dash := dashboard.New(o.dashboardOptions.config(), core)
 
-	e, err = edge.New(o.edgeConfig(o.region, dataDir, log), edge.Deps{
+	ecfg, err := o.edgeConfig(o.region, dataDir, log)
+	if err != nil {
+		return err
+	}
+	e, err = edge.New(ecfg, edge.Deps{
 		AgentTLS:  &tls.Config{Certificates: []tls.Certificate{agentCert}},
 		Certs:     certMgr,
 		Directory: core.Registry(),

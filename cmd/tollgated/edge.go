@@ -231,7 +231,10 @@ func runEdge(ctx context.Context, o edgeOptions, stdout io.Writer) error {
 	if err != nil {
 		return codes.NewError(codes.ConfigInvalid, "--control: %v", err)
 	}
-	ecfg := o.edgeConfig(o.region, dataDir, log)
+	ecfg, err := o.edgeConfig(o.region, dataDir, log)
+	if err != nil {
+		return err
+	}
 	ecfg.AdvertiseAgentAddr, ecfg.PublicHTTPSPort = o.advertiseAgent, o.publicHTTPSPort
 	e, err = edge.New(ecfg, edge.Deps{
 		AgentTLS:  agentTLS,

@@ -26,6 +26,8 @@ type edgeListenOptions struct {
 	baseDomain string
 	minTLS     string
 	minFloor   string
+
+	memoryLimit string // --memory-limit; memoryLimit() parses it
 }
 
 // register adds the flags to f; sshDefault is --ssh-addr's default ("" =
@@ -42,12 +44,19 @@ func (o *edgeListenOptions) register(f *pflag.FlagSet, sshDefault string) {
 	f.StringVar(&o.baseDomain, "base-domain", "tollgate.localhost", "domain whose subdomains agents may bind (*.localhost resolves to loopback)")
 	f.StringVar(&o.minTLS, "min-tls", "1.2", "default minimum TLS version of public endpoints (1.0 to 1.3, not below --min-tls-floor)")
 	f.StringVar(&o.minFloor, "min-tls-floor", "1.2", "lowest minimum TLS version an endpoint or reserved domain may ask for (1.0 to 1.3)")
+
+	f.StringVar(&o.memoryLimit, "memory-limit", "0", "memory the process may use, e.g. 1536MiB (sets Go's soft limit, as GOMEMLIMIT); while the live heap is above 80% of it the edge refuses new connections and agent sessions (TG_2741) until it is below 70%; 0 = off, or GOMEMLIMIT when set")
 }
 
 // edgeConfig is the edge.Config these flags describe, for region with its
-// state in dataDir.
-func (o *edgeListenOptions) edgeConfig(region, dataDir string, log *zap.Logger) edge.Config {
+// state in dataDir. It sets the runtime's memory limit (memoryLimit).
+func (o *edgeListenOptions) edgeConfig(region, dataDir string, log *zap.Logger) (edge.Config, error) {
+	memLimit, err := memoryLimit(o.memoryLimit)
+	if err != nil {
+		return edge.Config{}, err
+	}
 	return edge.Config{
+		MemoryLimit:   memLimit,
 		Region:        region,
 		BaseDomain:    o.baseDomain,
 		DataDir:       dataDir,
@@ -61,7 +70,7 @@ func (o *edgeListenOptions) edgeConfig(region, dataDir string, log *zap.Logger) 
 		MinTLSFloor:   o.minFloor,
 		Version:       version,
 		Logger:        log.Named("edge"),
-	}
+	}, nil
 }
 
 // sshIngress returns the SSH server these flags ask for, serving through
