@@ -22,6 +22,15 @@ const (
 	SessionStopped     Code = "TG_151"  // the edge closed the session (shutdown, API stop)
 )
 
+// Edge availability codes (issue 12): an edge that cannot take an agent
+// or a client now, for a reason that clears by itself. Agents retry them
+// (tunnel.RemoteError.Permanent is false).
+const (
+	EdgeNotReady   Code = "TG_2740" // the edge has no snapshot from the control plane yet, so it cannot check credentials
+	EdgeOverloaded Code = "TG_2741" // the edge's memory guard refuses new connections and agent sessions
+	// edge availability: add new codes above this line (TG_2740–TG_2759).
+)
+
 // Bind codes.
 const (
 	BindProto          Code = "TG_400"  // unknown or unsupported endpoint protocol

@@ -74,6 +74,12 @@ type Config struct {
 	// Guard caps public connections and throttles failed logins
 	// (guard.go).
 	Guard GuardConfig
+	// MemoryLimit is the memory the process may use, in bytes; the caller
+	// sets the Go runtime's soft limit to it (debug.SetMemoryLimit). While
+	// the live heap is above 80% of it the edge refuses new public
+	// connections and agent sessions (TG_2741), and admits again below
+	// 70% (memguard.go). 0 turns the guard off (default).
+	MemoryLimit int64
 	// Version is the edge's version string, told to agents.
 	Version string
 	// Logger receives structured logs. Default: no logs.
@@ -110,8 +116,9 @@ type Addrs struct {
 }
 
 type counters struct {
-	authFailures atomic.Int64
-	sessions     atomic.Int64
+	authFailures  atomic.Int64
+	sessions      atomic.Int64
+	agentIPClosed atomic.Int64 // live sessions closed by a new agent IP restriction
 }
 
 // Edge is one regional edge. Create it with New, bind its listeners with
@@ -132,6 +139,7 @@ type Edge struct {
 	tokens  *bindTokens   // shared with binds
 	tcp     *tcpListeners // shared with binds
 	proxy   *httpproxy.Proxy
+	mem     *memGuard // refuses new work while memory is short (memguard.go)
 	metrics counters
 
 	agentLn net.Listener
@@ -144,7 +152,8 @@ type Edge struct {
 	sessions map[*agentSession]struct{}
 	attached map[Session]struct{} // sessions of other ingresses (Attach)
 	changed  chan struct{}        // sessions changed; buffered 1
-	stopping chan struct{}
+	stopping chan struct{}        // closed when Shutdown begins
+	stopped  chan struct{}        // closed when Shutdown has drained
 	stopOnce sync.Once
 }
 
@@ -177,6 +186,9 @@ func New(cfg Config, deps Deps) (*Edge, error) {
 	}
 	if cfg.HandshakeTimeout == 0 {
 		cfg.HandshakeTimeout = 10 * time.Second
+	}
+	if cfg.MemoryLimit < 0 {
+		return nil, errors.New("edge: MemoryLimit must not be negative")
 	}
 	setDefault(&cfg.TCPPorts, "20000-29999")
 	tcpRange, err := parsePortRange(cfg.TCPPorts)
@@ -226,6 +238,8 @@ func New(cfg Config, deps Deps) (*Edge, error) {
 		attached: make(map[Session]struct{}),
 		changed:  make(chan struct{}, 1),
 		stopping: make(chan struct{}),
+		stopped:  make(chan struct{}),
+		mem:      newMemGuard(cfg.MemoryLimit, log),
 	}
 	e.gates = newIPGates(e.snap, log)
 	if e.guard, err = newGuard(cfg.Guard, log); err != nil {
@@ -238,10 +252,12 @@ func New(cfg Config, deps Deps) (*Edge, error) {
 		router:           e.router,
 		gates:            e.gates,
 		guard:            e.guard,
+		mem:              e.mem,
 		certs:            deps.Certs,
 		handshakeTimeout: cfg.HandshakeTimeout,
 		defaultMinTLS:    def,
 		floorMinTLS:      floor,
+		raw:              newRawConns(),
 	}
 	if e.public.tls, err = newPublicTLS(deps.Certs.GetCertificate); err != nil {
 		return nil, fmt.Errorf("edge: %w", err)
@@ -399,8 +415,11 @@ func (e *Edge) httpsPort() int {
 	return n
 }
 
-// Serve runs the edge until ctx ends or Shutdown is called. It loads the
-// persisted snapshot first, so it serves even when the control plane is down.
+// Serve runs the edge until ctx ends or Shutdown has drained it. Ending
+// ctx stops it at once: listeners, client connections and agent sessions
+// close without a drain; call Shutdown for a graceful stop. It loads the
+// persisted snapshot first, so it serves even when the control plane is
+// down.
 func (e *Edge) Serve(ctx context.Context) error {
 	if e.agentLn == nil {
 		return errors.New("edge: Serve before Listen")
@@ -415,9 +434,11 @@ func (e *Edge) Serve(ctx context.Context) error {
 	defer e.guard.close()
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
+		// Shutdown closes the listeners that take new work and drains;
+		// connections and sessions keep gctx until it is done.
 		select {
 		case <-gctx.Done():
-		case <-e.stopping:
+		case <-e.stopped:
 		}
 		cancel()
 		e.closeListeners()
@@ -429,6 +450,7 @@ func (e *Edge) Serve(ctx context.Context) error {
 	}
 	g.Go(func() error { return e.public.serveHTTPS(gctx, e.httpsLn) })
 	g.Go(func() error { return e.public.tls.runTicketRotation(gctx, ticketKeyRotation, e.log) })
+	g.Go(func() error { return e.mem.run(gctx) })
 	if e.httpLn != nil {
 		e.httpSrv = newHTTPRedirector(e)
 		g.Go(func() error { return e.httpSrv.serve(e.httpLn) })
@@ -438,22 +460,4 @@ func (e *Edge) Serve(ctx context.Context) error {
 		err = nil
 	}
 	return err
-}
-
-// Shutdown stops accepting, drains in-flight public requests until ctx ends,
-// then closes every agent session with a reason. Attached sessions are
-// closed by the ingress that serves them (sshserver.Server.Shutdown).
-func (e *Edge) Shutdown(ctx context.Context) error {
-	e.stopOnce.Do(func() { close(e.stopping) })
-	e.closeListeners()
-	var errs []error
-	if e.httpSrv != nil {
-		errs = append(errs, e.httpSrv.shutdown(ctx))
-	}
-	errs = append(errs, e.proxy.Shutdown(ctx))
-	reason := codes.NewError(codes.SessionStopped, "The edge is shutting down; the agent will reconnect.")
-	for _, s := range e.agentSessions() {
-		s.ts.Close(reason)
-	}
-	return errors.Join(errs...)
 }

@@ -9,6 +9,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/tollgate/tollgate/codes"
 	"github.com/tollgate/tollgate/tunnel"
 )
 
@@ -57,16 +58,12 @@ func (e *Edge) acceptAgentsQUIC(ctx context.Context) error {
 	for {
 		mux, err := e.quicLn.Accept(ctx)
 		if err != nil {
-			if ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
+			if ctx.Err() != nil || errors.Is(err, net.ErrClosed) || errors.Is(err, tunnel.ErrClosed) {
 				return nil
 			}
 			e.log.Debug("QUIC accept failed", zap.Error(err))
-			select {
-			case <-ctx.Done():
+			if ctx.Err() != nil {
 				return nil
-			case <-e.stopping:
-				return nil
-			default:
 			}
 			continue
 		}
@@ -74,10 +71,20 @@ func (e *Edge) acceptAgentsQUIC(ctx context.Context) error {
 	}
 }
 
+// errDraining closes an agent connection that arrives while the edge drains.
+var errDraining = codes.NewError(codes.SessionStopped, "The edge is shutting down; the agent will reconnect.")
+
 // startAgentSession serves one agent connection until it ends, without a
 // goroutine of its own while it idles (tunnel.ServerSession.Start): with
 // thousands of agents, a goroutine each would be a tenth of the memory.
 func (e *Edge) startAgentSession(ctx context.Context, mux tunnel.Mux) {
+	if e.Draining() {
+		// The QUIC listener stays open while the edge drains (closing it
+		// would close every QUIC session), and a TLS handshake may end
+		// after the TCP listener closed: a new agent is told to go.
+		_ = mux.CloseWithReason(errDraining.Error())
+		return
+	}
 	s := newAgentSession(e, mux.RemoteAddr(), mux.Transport())
 	s.ts = tunnel.NewServerSession(mux, s, tunnel.ServerConfig{
 		Logger:                s.log,

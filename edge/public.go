@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -34,13 +35,19 @@ type publicServer struct {
 	handshakeTimeout time.Duration
 	defaultMinTLS    uint16
 	floorMinTLS      uint16
-	tls              *publicTLS // configs by minimum version, ticket keys (publictls.go)
+	tls              *publicTLS   // configs by minimum version, ticket keys (publictls.go)
+	mem              *memGuard    // refuses new connections while memory is short
+	raw              *rawConns    // TCP/TLS endpoint connections, for drain
+	httpConns        atomic.Int64 // connections in the HTTP proxy
 }
 
 // serveHTTPS accepts public HTTPS clients on ln until it closes or ctx
 // ends.
 func (p *publicServer) serveHTTPS(ctx context.Context, ln net.Listener) error {
 	return AcceptLoop(ctx, ln, func(c net.Conn) {
+		if !p.mem.admit(c) {
+			return
+		}
 		if release, ok := p.guard.admitConn(c, "https"); ok {
 			defer release()
 			p.handleHTTPS(ctx, c)
@@ -149,7 +156,9 @@ func (p *publicServer) handleHTTPS(ctx context.Context, c net.Conn) {
 	if p.terminatedTLS(pc, tc) {
 		return
 	}
+	p.httpConns.Add(1)
 	p.proxy.ServeConn(ctx, tc, serverName(st.ServerName), st.NegotiatedProtocol)
+	p.httpConns.Add(-1)
 }
 
 // Resolve implements httpproxy.Resolver: the HTTPS endpoint bound at host.

@@ -68,6 +68,17 @@ func (s *agentSession) Auth(ctx context.Context, req *tunnel.Auth) *tunnel.AuthR
 	if !slices.Contains(req.Version, "3") {
 		resp.Version = "2"
 	}
+	// An edge that drains or is short of memory takes no new session; both
+	// refusals are retryable, so the agent reconnects (elsewhere if it can).
+	if s.edge.Draining() {
+		resp.Error = errDraining.Error()
+		return resp
+	}
+	if s.edge.mem.refuse() {
+		s.log.Debug("agent session refused by the memory guard")
+		resp.Error = errOverloaded.Error()
+		return resp
+	}
 	// Failed authtokens are throttled per client address (guard.go); a
 	// throttled address is answered before its token is looked at.
 	if rerr := s.edge.guard.agentAuthWait(s.remote.Addr()); rerr != nil {
@@ -134,7 +145,8 @@ const freshCredentialWait = 2 * time.Second
 // verifyAuthtoken checks token against the current snapshot. When the
 // token names a credential the snapshot does not hold (not when its secret
 // is wrong), it waits for newer snapshots up to freshCredentialWait before
-// refusing.
+// refusing: with TG_107, or with the retryable TG_2740 while the edge holds
+// no snapshot at all.
 func (e *Edge) verifyAuthtoken(ctx context.Context, token string) (*authn.Identity, error) {
 	deadline := time.NewTimer(freshCredentialWait)
 	defer deadline.Stop()
@@ -147,11 +159,26 @@ func (e *Edge) verifyAuthtoken(ctx context.Context, token string) (*authn.Identi
 		select {
 		case <-changed:
 		case <-deadline.C:
-			return ident, err
+			return ident, e.notReadyOr(err)
 		case <-ctx.Done():
-			return ident, err
+			return ident, e.notReadyOr(err)
 		}
 	}
+}
+
+// errEdgeNotReady refuses an authtoken the edge cannot check because it
+// holds no snapshot yet; agents retry it (it is not permanent).
+var errEdgeNotReady = codes.NewError(codes.EdgeNotReady,
+	"This edge has not received its first snapshot from the control plane yet, so it cannot check authtokens. The agent will retry; if this lasts, check that the edge reaches its control plane.")
+
+// notReadyOr returns errEdgeNotReady while the edge holds no snapshot
+// (none from the control plane, none persisted), else err: TG_107 would
+// tell the agent to give up on a credential the edge never saw.
+func (e *Edge) notReadyOr(err error) error {
+	if !e.snap.ready() {
+		return errEdgeNotReady
+	}
+	return err
 }
 
 // Unbind removes one endpoint of this session.

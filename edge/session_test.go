@@ -2,6 +2,7 @@ package edge
 
 import (
 	"context"
+	"crypto/tls"
 	"net"
 	"net/netip"
 	"strings"
@@ -65,5 +66,50 @@ func TestAuthWaitsForFreshCredential(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("Auth of an unknown authtoken never answered")
+	}
+}
+
+// TestAuthBeforeFirstSnapshot: an edge that holds no snapshot yet (none
+// from the control plane, none persisted) refuses an authtoken with the
+// retryable TG_2740, not with TG_107, which agents take as permanent; once
+// a snapshot arrives the same token is refused with TG_107 or accepted.
+func TestAuthBeforeFirstSnapshot(t *testing.T) {
+	e, err := New(Config{BaseDomain: "tollgate.localhost", DisableQUIC: true, HTTPAddr: "off"},
+		Deps{AgentTLS: &tls.Config{}, Certs: noCerts{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Listen(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(e.closeListeners)
+	id, tok, hash := authn.NewCredential(ids.PrefixAuthtoken)
+	auth := func() string {
+		s := newAgentSession(e, net.TCPAddrFromAddrPort(netip.MustParseAddrPort("127.0.0.1:5000")), "tcp")
+		ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond) // the agent's wait, cut short
+		defer cancel()
+		return s.Auth(ctx, &tunnel.Auth{Version: []string{"3"}, Extra: tunnel.AuthExtra{Authtoken: tunnel.Secret(tok.Reveal())}}).Error
+	}
+	got := auth()
+	re := tunnel.ParseRemoteError(got)
+	if re.Code != string(codes.EdgeNotReady) {
+		t.Fatalf("before the first snapshot: %q, want %s", got, codes.EdgeNotReady)
+	}
+	if re.Permanent() || tunnel.IsPermanent(re) {
+		t.Fatalf("%s is permanent: agents would exit instead of retrying", codes.EdgeNotReady)
+	}
+
+	data := snapshot.Data{
+		Accounts:   []snapshot.Account{{ID: "acct_a", Active: true}},
+		Principals: []snapshot.Principal{{ID: "usr_a", Active: true, AccountIDs: []string{"acct_a"}}},
+	}
+	setSnapshot(t, e, data)
+	if got := auth(); !strings.Contains(got, string(codes.AuthtokenInvalid)) {
+		t.Fatalf("with a snapshot that lacks the token: %q, want %s", got, codes.AuthtokenInvalid)
+	}
+	data.Authtokens = []snapshot.Authtoken{{ID: id, AccountID: "acct_a", OwnerID: "usr_a", SecretHash: hash}}
+	setSnapshot(t, e, data)
+	if got := auth(); got != "" {
+		t.Fatalf("with the token in the snapshot: %q", got)
 	}
 }

@@ -40,6 +40,10 @@ func newSnapshotHolder(dataDir string) *snapshotHolder {
 // Load returns the current snapshot; never nil.
 func (h *snapshotHolder) Load() *snapshot.Snapshot { return h.cur.Load() }
 
+// ready reports whether the holder has a snapshot from the control plane
+// or the data dir, rather than the empty one it starts with.
+func (h *snapshotHolder) ready() bool { return h.cur.Load() != h.initial }
+
 // Changed returns a channel closed once the next snapshot has been
 // installed and applied. Take it before Load to miss nothing.
 func (h *snapshotHolder) Changed() <-chan struct{} {
@@ -155,9 +159,10 @@ func (e *Edge) ApplySnapshot(snap *snapshot.Snapshot) {
 }
 
 // enforce applies a new snapshot to live sessions: a credential that is
-// gone, rotated or whose owner or account is inactive closes its sessions;
-// endpoints its ACL no longer allows are stopped; attached sessions
-// re-check themselves. The snapshot's IP restrictions are compiled here,
+// gone, rotated or whose owner or account is inactive closes its sessions,
+// and so does an agent IP restriction that now refuses a session's address
+// (TG_115); endpoints its ACL no longer allows are stopped; attached
+// sessions re-check themselves (sshserver calls RecheckAgentIP). The snapshot's IP restrictions are compiled here,
 // once.
 func (e *Edge) enforce(snap *snapshot.Snapshot) {
 	e.gates.compile(snap)
@@ -166,6 +171,9 @@ func (e *Edge) enforce(snap *snapshot.Snapshot) {
 		if err != nil {
 			s.log.Info("closing agent session: its credential is no longer valid", zap.Error(err))
 			s.ts.Close(err)
+			continue
+		}
+		if e.recheckAgentIP(s) {
 			continue
 		}
 		for _, l := range lost {

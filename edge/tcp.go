@@ -292,6 +292,9 @@ func tcpListenError(addr string, err error) *codes.Error {
 // (host:port) on ln until it closes.
 func (p *publicServer) serveTCP(ln net.Listener, key string) {
 	_ = AcceptLoop(context.Background(), ln, func(c net.Conn) {
+		if !p.mem.admit(c) {
+			return
+		}
 		if release, ok := p.guard.admitConn(c, "tcp"); ok {
 			defer release()
 			p.handleTCP(c, key)
@@ -319,10 +322,11 @@ func (p *publicServer) handleTCP(c net.Conn, key string) {
 // already read from c), then bytes both ways with half-close.
 func (p *publicServer) proxyRaw(c net.Conn, ep *Endpoint, hdr *tunnel.ProxyHeader, prefix []byte) {
 	hc, ok := c.(halfCloser)
-	if !ok {
+	if !ok || !p.raw.add(c) {
 		refuse(c)
 		return
 	}
+	defer p.raw.remove(c)
 	client := PeerAddr(c.RemoteAddr())
 	hdr.ClientAddr = client.String()
 	ctx, cancel := context.WithTimeout(context.Background(), streamOpenTimeout)

@@ -86,7 +86,7 @@ func TestTCPAllocate(t *testing.T) {
 	defer busy.Close()
 	p0 := busy.Addr().(*net.TCPAddr).Port
 	r := portRange{p0, p0 + 2} // p0 is busy, p0+1 reserved: only p0+2 is free
-	pub := &publicServer{router: newRouter(), log: zap.NewNop()}
+	pub := &publicServer{router: newRouter(), log: zap.NewNop(), raw: newRawConns()}
 	tcp := newTCPListeners("127.0.0.1", func(ln net.Listener, port int) { pub.serveTCP(ln, net.JoinHostPort("localhost", strconv.Itoa(port))) })
 	defer tcp.closeAll()
 	snap, _ := snapshot.New(snapshot.Data{ReservedAddrs: []snapshot.ReservedAddr{

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -12,6 +13,7 @@ import (
 	"github.com/tollgate/tollgate/agent"
 	"github.com/tollgate/tollgate/codes"
 	"github.com/tollgate/tollgate/config"
+	"github.com/tollgate/tollgate/tunnel"
 )
 
 // endpointFlags are the flags of `tollgate http|tcp|tls`.
@@ -236,6 +238,10 @@ func (p *printer) event(ev agent.Event) {
 		fmt.Fprintf(p.errOut, "tollgate: the edge stopped endpoint %s: %s\n", ev.Endpoint, msg)
 	case agent.EventDisconnected:
 		p.lost = true // the logger warns with the cause and the delay
+		if errors.Is(ev.Err, tunnel.ErrGoingAway) {
+			// A draining edge: no warning follows, so say why here.
+			fmt.Fprintf(p.errOut, "tollgate: %v; reconnecting now\n", ev.Err)
+		}
 	case agent.EventConnected:
 		if p.lost {
 			fmt.Fprintln(p.errOut, "tollgate: reconnected to the edge")

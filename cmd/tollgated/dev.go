@@ -39,6 +39,8 @@ type devOptions struct {
 	apiAddr string
 	region  string
 	acme    acmeOptions
+
+	shutdownTimeout time.Duration
 }
 
 func newDevCommand() *cobra.Command {
@@ -68,6 +70,7 @@ restart keeps the account, the credentials and the CA.`,
 	o.logOptions.register(f)
 	f.StringVar(&o.region, "region", "us", "region code of the edge")
 	addACMEFlags(f, &o.acme, "")
+	f.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 20*time.Second, "how long SIGINT or SIGTERM waits for requests in flight before closing agent sessions")
 	return cmd
 }
 
@@ -102,6 +105,9 @@ func runDev(ctx context.Context, o devOptions, stdout io.Writer) error {
 	defer stopLog()
 	if err := o.dashboardOptions.validate(); err != nil {
 		return err
+	}
+	if o.shutdownTimeout <= 0 {
+		return codes.NewError(codes.ConfigInvalid, "--shutdown-timeout must be positive.")
 	}
 
 	dataDir, err := filepath.Abs(o.dataDir)
@@ -181,7 +187,11 @@ func runDev(ctx context.Context, o devOptions, stdout io.Writer) error {
 	edges := edgeapi.New(edgeapi.Config{}, core) // no edge secret: only the in-process edge
 	dash := dashboard.New(o.dashboardOptions.config(), core)
 
-	e, err = edge.New(o.edgeConfig(o.region, dataDir, log), edge.Deps{
+	ecfg, err := o.edgeConfig(o.region, dataDir, log)
+	if err != nil {
+		return err
+	}
+	e, err = edge.New(ecfg, edge.Deps{
 		AgentTLS:  &tls.Config{Certificates: []tls.Certificate{agentCert}},
 		Certs:     certMgr,
 		Directory: core.Registry(),
@@ -232,7 +242,13 @@ func runDev(ctx context.Context, o devOptions, stdout io.Writer) error {
 	}
 
 	apiSrv := newAPIServer(edgeapi.Mount(edges.Handler(), api.Handler()), log)
-	g, gctx := errgroup.WithContext(ctx)
+	// The servers run on a context of their own, not the signal's: ending
+	// it closes every connection at once. A signal (or a server failing)
+	// drains the edge first, then stops the control plane's servers and
+	// the feed, and ends it.
+	runCtx, stopRun := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopRun()
+	g, gctx := errgroup.WithContext(runCtx)
 	g.Go(func() error {
 		if err := apiSrv.Serve(apiLn); !errors.Is(err, http.ErrServerClosed) {
 			return err
@@ -254,15 +270,19 @@ func runDev(ctx context.Context, o devOptions, stdout io.Writer) error {
 		g.Go(func() error { return sshSrv.Serve(sshLn) })
 	}
 	g.Go(func() error {
-		<-gctx.Done()
-		log.Info("shutting down: draining requests and closing agent sessions")
-		sctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-		defer cancel()
-		errs := []error{e.Shutdown(sctx)}
-		if sshSrv != nil {
-			errs = append(errs, sshSrv.Shutdown(sctx))
+		select {
+		case <-ctx.Done():
+		case <-gctx.Done():
 		}
-		return errors.Join(append(errs, apiSrv.Shutdown(sctx), dashSrv.Shutdown(sctx))...)
+		shutdownEdge(log, e, sshSrv, o.shutdownTimeout)
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		err := errors.Join(apiSrv.Shutdown(sctx), dashSrv.Shutdown(sctx))
+		stopRun()
+		if isContextErr(err) {
+			return nil
+		}
+		return err
 	})
 
 	printDevBanner(stdout, info, ingress, devPath, created)

@@ -22,6 +22,7 @@ import (
 	"github.com/tollgate/tollgate/edge"
 	"github.com/tollgate/tollgate/edge/certs"
 	"github.com/tollgate/tollgate/edge/controlclient"
+	"github.com/tollgate/tollgate/edge/sshserver"
 	"github.com/tollgate/tollgate/ids"
 	"github.com/tollgate/tollgate/regions"
 	"github.com/tollgate/tollgate/snapshot"
@@ -230,7 +231,10 @@ func runEdge(ctx context.Context, o edgeOptions, stdout io.Writer) error {
 	if err != nil {
 		return codes.NewError(codes.ConfigInvalid, "--control: %v", err)
 	}
-	ecfg := o.edgeConfig(o.region, dataDir, log)
+	ecfg, err := o.edgeConfig(o.region, dataDir, log)
+	if err != nil {
+		return err
+	}
 	ecfg.AdvertiseAgentAddr, ecfg.PublicHTTPSPort = o.advertiseAgent, o.publicHTTPSPort
 	e, err = edge.New(ecfg, edge.Deps{
 		AgentTLS:  agentTLS,
@@ -284,15 +288,19 @@ func runEdge(ctx context.Context, o edgeOptions, stdout io.Writer) error {
 		zap.String("advertised_agent_addr", advertised), zap.String("https_addr", addrs.HTTPS),
 		zap.String("http_addr", addrs.HTTP), zap.String("ssh_addr", sshAddr))
 
-	syncCtx, stopSync := context.WithCancel(ctx)
+	syncCtx, stopSync := context.WithCancel(context.WithoutCancel(ctx)) // revocations apply while draining
 	synced := make(chan error, 1)
 	go func() { synced <- ctlSync.Run(syncCtx) }()
 	defer func() {
 		stopSync()
 		<-synced
 	}()
+	// Serve's context is not the signal's: ending it would close every
+	// connection at once. A signal drains (shutdownEdge), then ends it.
+	serveCtx, stopServe := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopServe()
 	served := make(chan error, 1)
-	go func() { served <- e.Serve(ctx) }()
+	go func() { served <- e.Serve(serveCtx) }()
 	var sshServed chan error // nil without SSH ingress: never ready
 	if sshSrv != nil {
 		sshServed = make(chan error, 1)
@@ -313,22 +321,37 @@ func runEdge(ctx context.Context, o edgeOptions, stdout io.Writer) error {
 		return nil
 	case <-ctx.Done():
 	}
-	log.Info("shutting down: draining requests and closing agent sessions")
-	sctx, cancel := context.WithTimeout(context.Background(), o.shutdownTimeout)
-	defer cancel()
-	if err := e.Shutdown(sctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
-		log.Warn("shutdown", zap.Error(err))
-	}
-	if sshSrv != nil {
-		if err := sshSrv.Shutdown(sctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
-			log.Warn("shutdown", zap.Error(err))
-		}
-	}
+	shutdownEdge(log, e, sshSrv, o.shutdownTimeout)
+	stopServe()
 	if err := <-served; err != nil && !errors.Is(err, context.Canceled) {
 		return fmt.Errorf("edge: %w", err)
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// shutdownEdge drains e (edge.Edge.Shutdown: no new connections or agent
+// sessions, requests in flight finish, then agent sessions close with a
+// reason) and then the SSH ingress, both within timeout. A drain cut
+// short is logged by the edge; context errors are not logged again.
+func shutdownEdge(log *zap.Logger, e *edge.Edge, sshSrv *sshserver.Server, timeout time.Duration) {
+	log.Info("shutting down: draining requests, then closing agent sessions", zap.Duration("shutdown_timeout", timeout))
+	sctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	if err := e.Shutdown(sctx); err != nil && !isContextErr(err) {
+		log.Warn("edge shutdown", zap.Error(err))
+	}
+	if sshSrv != nil {
+		if err := sshSrv.Shutdown(sctx); err != nil && !isContextErr(err) {
+			log.Warn("SSH ingress shutdown", zap.Error(err))
+		}
+	}
+}
+
+// isContextErr reports whether err is a context's cancellation or
+// deadline, which shutdown does not log.
+func isContextErr(err error) bool {
+	return errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)
 }
 
 // loadEdgeID returns the edge ID kept in <data-dir>/edge_id, creating it

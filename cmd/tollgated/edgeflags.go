@@ -28,6 +28,8 @@ type edgeListenOptions struct {
 	minTLS     string
 	minFloor   string
 	guard      edge.GuardConfig
+
+	memoryLimit string // --memory-limit; memoryLimit() parses it
 }
 
 // register adds the flags to f; sshDefault is --ssh-addr's default ("" =
@@ -48,12 +50,19 @@ func (o *edgeListenOptions) register(f *pflag.FlagSet, sshDefault string) {
 	f.IntVar(&o.guard.MaxConnsPerIP, "max-conns-per-ip", limits.DefaultMaxConnsPerIP, "most public connections held at once by one client address, an IPv6 client by its --client-ipv6-prefix (-1 = no cap)")
 	f.IntVar(&o.guard.IPv6Prefix, "client-ipv6-prefix", limits.DefaultIPv6Prefix, "prefix length an IPv6 client is counted by for connection caps and login throttles (1 to 64)")
 	f.Int64Var(&o.guard.MaxAddresses, "max-tracked-addrs", limits.DefaultTableEntries, "most client addresses whose failed logins the edge remembers (a bounded cache)")
+
+	f.StringVar(&o.memoryLimit, "memory-limit", "0", "memory the process may use, e.g. 1536MiB (sets Go's soft limit, as GOMEMLIMIT); while the live heap is above 80% of it the edge refuses new connections and agent sessions (TG_2741) until it is below 70%; 0 = off, or GOMEMLIMIT when set")
 }
 
 // edgeConfig is the edge.Config these flags describe, for region with its
-// state in dataDir.
-func (o *edgeListenOptions) edgeConfig(region, dataDir string, log *zap.Logger) edge.Config {
+// state in dataDir. It sets the runtime's memory limit (memoryLimit).
+func (o *edgeListenOptions) edgeConfig(region, dataDir string, log *zap.Logger) (edge.Config, error) {
+	memLimit, err := memoryLimit(o.memoryLimit)
+	if err != nil {
+		return edge.Config{}, err
+	}
 	return edge.Config{
+		MemoryLimit:   memLimit,
 		Region:        region,
 		BaseDomain:    o.baseDomain,
 		DataDir:       dataDir,
@@ -68,7 +77,7 @@ func (o *edgeListenOptions) edgeConfig(region, dataDir string, log *zap.Logger) 
 		Guard:         o.guard,
 		Version:       version,
 		Logger:        log.Named("edge"),
-	}
+	}, nil
 }
 
 // sshIngress returns the SSH server these flags ask for, serving through

@@ -42,6 +42,9 @@ type Edge interface {
 	// CheckAgentIP applies the account's agent IP restriction to a
 	// session from addr (TG_115), logging a refusal to log.
 	CheckAgentIP(accountID string, addr netip.Addr, log *zap.Logger) *codes.Error
+	// RecheckAgentIP re-applies it to a live session after a new
+	// snapshot, quietly; a non-nil error (TG_115) closes the session.
+	RecheckAgentIP(accountID string, addr netip.Addr) *codes.Error
 	// NewEndpoint validates a bind and returns its endpoint, not routed.
 	NewEndpoint(req *tunnel.Bind, ident *authn.Identity, owner edge.EndpointOwner) (*edge.Endpoint, *codes.Error)
 	// Route installs an endpoint unless its name is taken.

@@ -537,6 +537,9 @@ func (s *session) reverify(snap *snapshot.Snapshot) *codes.Error {
 	s.mu.Lock()
 	s.ident = ident
 	s.mu.Unlock()
+	if err := s.srv.edge.RecheckAgentIP(ident.Account.ID, s.remote.Addr()); err != nil {
+		return err
+	}
 	if ep != nil {
 		if err := s.srv.edge.BindAllowed(snap, ident, ep); err != nil {
 			return codes.NewError(codes.BindACL, "The SSH key's bind ACL no longer allows %s.", ep.URL())

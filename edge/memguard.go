@@ -1,0 +1,139 @@
+package edge
+
+import (
+	"context"
+	"net"
+	"runtime/metrics"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/tollgate/tollgate/codes"
+)
+
+// Thresholds of the memory guard, as fractions of Config.MemoryLimit: it
+// refuses new work once the live heap reaches guardHigh of the limit and
+// admits again below guardLow (hysteresis, so it does not flap). With the
+// Go runtime's soft limit set to the same value (debug.SetMemoryLimit),
+// a live heap at 80% of it means the collector already runs almost
+// continuously: the point where new work should go to another edge.
+const (
+	guardHigh     = 0.80
+	guardLow      = 0.70
+	guardInterval = 100 * time.Millisecond
+)
+
+// liveHeapMetric is the heap that survived the last garbage collection,
+// in bytes (runtime/metrics, Go 1.21+).
+const liveHeapMetric = "/gc/heap/live:bytes"
+
+// memGuard refuses new public connections and agent sessions while the
+// process's live heap is above guardHigh of a limit. The hot path reads
+// one atomic; a goroutine of Serve samples the runtime every
+// guardInterval.
+type memGuard struct {
+	limit     uint64 // bytes; 0 = off
+	high, low uint64
+	log       *zap.Logger
+
+	over    atomic.Bool
+	live    atomic.Uint64 // last sample, bytes
+	refused atomic.Int64
+
+	mu     sync.Mutex // guards sample
+	sample []metrics.Sample
+}
+
+func newMemGuard(limit int64, log *zap.Logger) *memGuard {
+	g := &memGuard{log: log, sample: []metrics.Sample{{Name: liveHeapMetric}}}
+	if limit > 0 {
+		g.limit = uint64(limit)
+		g.high = uint64(float64(limit) * guardHigh)
+		g.low = uint64(float64(limit) * guardLow)
+	}
+	return g
+}
+
+// check samples the live heap and updates the guard's state, logging each
+// change.
+func (g *memGuard) check() {
+	if g.limit == 0 {
+		return
+	}
+	g.mu.Lock()
+	metrics.Read(g.sample)
+	v := g.sample[0].Value
+	g.mu.Unlock()
+	if v.Kind() != metrics.KindUint64 {
+		return
+	}
+	live := v.Uint64()
+	g.live.Store(live)
+	switch {
+	case !g.over.Load() && live >= g.high:
+		g.over.Store(true)
+		g.log.Warn("memory guard: refusing new connections and agent sessions",
+			zap.Uint64("live_heap_bytes", live), zap.Uint64("memory_limit_bytes", g.limit), zap.String("code", string(codes.EdgeOverloaded)))
+	case g.over.Load() && live < g.low:
+		g.over.Store(false)
+		g.log.Info("memory guard: admitting new work again",
+			zap.Uint64("live_heap_bytes", live), zap.Uint64("memory_limit_bytes", g.limit), zap.Int64("refused_total", g.refused.Load()))
+	}
+}
+
+// run samples until ctx ends.
+func (g *memGuard) run(ctx context.Context) error {
+	if g.limit == 0 {
+		return nil
+	}
+	t := time.NewTicker(guardInterval)
+	defer t.Stop()
+	for {
+		g.check()
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+	}
+}
+
+// refuse reports whether new work must be refused now, counting it.
+func (g *memGuard) refuse() bool {
+	if !g.over.Load() {
+		return false
+	}
+	g.refused.Add(1)
+	return true
+}
+
+// errOverloaded refuses the Auth of an agent session while the memory
+// guard is over its threshold.
+var errOverloaded = codes.NewError(codes.EdgeOverloaded,
+	"This edge is short of memory and takes no new agent sessions for now. The agent will retry, or connect to another edge.")
+
+// MemoryGuardStats is the memory guard's state (Edge.MemoryGuard).
+type MemoryGuardStats struct {
+	Limit    uint64 // Config.MemoryLimit in bytes; 0 = the guard is off
+	LiveHeap uint64 // live heap at the last sample, bytes
+	Refusing bool   // new connections and agent sessions are refused now
+	Refused  int64  // connections and agent sessions refused since start
+}
+
+// MemoryGuard returns the memory guard's state and counter.
+func (e *Edge) MemoryGuard() MemoryGuardStats {
+	g := e.mem
+	return MemoryGuardStats{Limit: g.limit, LiveHeap: g.live.Load(), Refusing: g.over.Load(), Refused: g.refused.Load()}
+}
+
+// admit refuses (resets) a new public connection while the guard is over
+// its threshold; it reports whether c may be served.
+func (g *memGuard) admit(c net.Conn) bool {
+	if !g.refuse() {
+		return true
+	}
+	refuse(c)
+	return false
+}

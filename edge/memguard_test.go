@@ -1,0 +1,139 @@
+package edge
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"net"
+	"runtime"
+	"runtime/metrics"
+	"strings"
+	"testing"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/tollgate/tollgate/codes"
+	"github.com/tollgate/tollgate/edge/certs"
+	"github.com/tollgate/tollgate/tunnel"
+)
+
+// liveHeap returns the live heap after a full collection, in bytes.
+func liveHeap(t *testing.T) uint64 {
+	t.Helper()
+	runtime.GC()
+	s := []metrics.Sample{{Name: liveHeapMetric}}
+	metrics.Read(s)
+	if s[0].Value.Kind() != metrics.KindUint64 {
+		t.Fatalf("%s is not supported by this runtime", liveHeapMetric)
+	}
+	return s[0].Value.Uint64()
+}
+
+// TestMemGuardFollowsLiveHeap drives the guard with the real heap: 64 MiB
+// held live takes it over its threshold (it refuses and counts), and
+// releasing them brings it back under (it admits).
+func TestMemGuardFollowsLiveHeap(t *testing.T) {
+	base := liveHeap(t)
+	// The threshold (80% of the limit) sits 32 MiB above today's live heap.
+	limit := int64(float64(base+32<<20) / guardHigh)
+	g := newMemGuard(limit, zap.NewNop())
+	g.check()
+	if g.refuse() {
+		t.Fatalf("refusing at a live heap of %d bytes, limit %d", base, limit)
+	}
+	hold := make([][]byte, 64)
+	for i := range hold {
+		hold[i] = make([]byte, 1<<20)
+		hold[i][0] = byte(i)
+	}
+	runtime.GC()
+	g.check()
+	first, second := g.refuse(), g.refuse()
+	if !first || !second {
+		t.Fatalf("admitting at a live heap of %d bytes, limit %d", g.live.Load(), limit)
+	}
+	if g.refused.Load() != 2 {
+		t.Fatalf("refused = %d, want 2", g.refused.Load())
+	}
+	runtime.KeepAlive(hold)
+	hold = nil
+	runtime.GC()
+	g.check()
+	if g.refuse() {
+		t.Fatalf("still refusing at a live heap of %d bytes, limit %d", g.live.Load(), limit)
+	}
+}
+
+// TestMemGuardRefusesConnectionsAndSessions: an edge whose memory limit
+// is far below its live heap resets new public HTTPS connections and
+// closes new agent sessions with the retryable TG_2741, counting both.
+func TestMemGuardRefusesConnectionsAndSessions(t *testing.T) {
+	ca, err := certs.LoadOrCreateCA(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	agentCert, err := ca.IssueServerCert([]string{"localhost"}, []net.IP{net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := New(Config{BaseDomain: "tollgate.localhost", DisableQUIC: true, HTTPAddr: "off", MemoryLimit: 64 << 10,
+		AgentAddr: "127.0.0.1:0", HTTPSAddr: "127.0.0.1:0"},
+		Deps{AgentTLS: &tls.Config{Certificates: []tls.Certificate{agentCert}}, Certs: noCerts{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Listen(); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	served := make(chan error, 1)
+	go func() { served <- e.Serve(ctx) }()
+	t.Cleanup(func() { cancel(); <-served })
+	deadline := time.Now().Add(5 * time.Second)
+	for !e.MemoryGuard().Refusing {
+		if time.Now().After(deadline) {
+			t.Fatalf("guard not refusing: %+v", e.MemoryGuard())
+		}
+		time.Sleep(10 * time.Millisecond) // the guard samples every guardInterval
+	}
+
+	c, err := net.Dial("tcp", e.Addrs().HTTPS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	if _, err := c.Read(make([]byte, 1)); err == nil || errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("public connection not refused: %v", err)
+	}
+	c.Close()
+
+	mux, err := tunnel.DialTCP(context.Background(), e.Addrs().Agent, &tls.Config{InsecureSkipVerify: true}, tunnel.MuxConfig{})
+	if err == nil {
+		cs := tunnel.NewClientSession(mux, tunnel.ClientConfig{})
+		ended := make(chan error, 1)
+		_ = cs.Start(context.Background(), func(err error) { ended <- err })
+		_, aerr := cs.Auth(context.Background(), &tunnel.Auth{Version: []string{"3"}})
+		var endErr error
+		select {
+		case endErr = <-ended:
+		case <-time.After(5 * time.Second):
+			t.Fatalf("agent session not closed by the memory guard (auth: %v)", aerr)
+		}
+		msg := endErr.Error()
+		if aerr != nil {
+			msg += " " + aerr.Error()
+		}
+		if !strings.Contains(msg, string(codes.EdgeOverloaded)) {
+			t.Errorf("agent session ended with %q, want %s", msg, codes.EdgeOverloaded)
+		}
+		if tunnel.IsPermanent(endErr) || tunnel.IsPermanent(aerr) {
+			t.Errorf("%s is permanent: agents would not retry", codes.EdgeOverloaded)
+		}
+	} else {
+		t.Fatalf("agent dial: %v", err)
+	}
+	if n := e.MemoryGuard().Refused; n < 2 {
+		t.Errorf("refused = %d, want at least 2 (a connection and a session)", n)
+	}
+}
