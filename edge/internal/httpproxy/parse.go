@@ -413,6 +413,9 @@ func (h *requestHead) parseTarget() error {
 	t := h.target
 	switch {
 	case t[0] == '/':
+		if !validEscapes(t) {
+			return errTarget
+		}
 		h.path = t
 	case len(t) == 1 && t[0] == '*':
 		if string(h.method) != "OPTIONS" {
@@ -421,15 +424,17 @@ func (h *requestHead) parseTarget() error {
 		h.path = t
 	case hasPrefixFold(t, "http://") || hasPrefixFold(t, "https://"):
 		auth := t[bytes.IndexByte(t, '/')+2:]
+		// The authority ends at the path or the query: like net/http
+		// (url.ParseRequestURI), a '#' there is part of it, and refused.
 		end := len(auth)
 		for i, c := range auth {
-			if c == '/' || c == '?' || c == '#' {
+			if c == '/' || c == '?' {
 				end = i
 				break
 			}
 		}
 		hn, ok := splitHostPort(auth[:end])
-		if !ok {
+		if !ok || !validEscapes(auth[end:]) {
 			return errTarget
 		}
 		h.absolute = true
@@ -439,6 +444,30 @@ func (h *requestHead) parseTarget() error {
 		return errTarget
 	}
 	return nil
+}
+
+// validEscapes reports whether every '%' in the path part of a request
+// target (up to the first '?') starts a percent-encoded octet: two hex
+// digits (RFC 3986 §2.1). net/http refuses a target that breaks this, so
+// the edge does too rather than forward what a Go upstream reads as an
+// error.
+func validEscapes(t []byte) bool {
+	if i := bytes.IndexByte(t, '?'); i >= 0 {
+		t = t[:i]
+	}
+	for i := bytes.IndexByte(t, '%'); i >= 0; i = bytes.IndexByte(t, '%') {
+		if i+2 >= len(t) {
+			return false
+		}
+		if _, ok := unhex(t[i+1]); !ok {
+			return false
+		}
+		if _, ok := unhex(t[i+2]); !ok {
+			return false
+		}
+		t = t[i+3:]
+	}
+	return true
 }
 
 // responseHead is what the relay needs of a response head: its status and
