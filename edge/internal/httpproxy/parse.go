@@ -402,9 +402,17 @@ func trimLeftOWS(b []byte) []byte {
 }
 
 // isDroppedName reports whether a field name is one the edge removes from
-// requests: Forwarded and every X-Forwarded-*.
+// requests: Forwarded, every X-Forwarded-*, X-Real-IP, and any name with
+// an underscore. The last two carry client addresses in some frameworks
+// (X-Real-IP; X_Forwarded_For, which CGI-style servers and some frameworks
+// read as X-Forwarded-For), so a client could forge what only the edge may
+// say. Dropping names with underscores is Envoy's
+// headers_with_underscores_action: DROP_HEADER.
 func isDroppedName(name []byte) bool {
-	return hasPrefixFold(name, "x-forwarded-") || equalFold(name, "forwarded")
+	if bytes.IndexByte(name, '_') >= 0 {
+		return true
+	}
+	return hasPrefixFold(name, "x-forwarded-") || equalFold(name, "forwarded") || equalFold(name, "x-real-ip")
 }
 
 // parseTarget classifies the request target (RFC 9112 §3.2): origin-form,
@@ -482,7 +490,8 @@ type responseHead struct {
 
 // parseResponseHead parses b, one complete response head, into h. It is as
 // strict about syntax as parseRequestHead; of framing fields it accepts
-// repeated Content-Length fields only when they agree (RFC 9110 §8.6), and
+// repeated Content-Length fields only when they are identical (RFC 9110
+// §8.6 allows equal values; net/http wants the same text), and
 // refuses a list in one field, Content-Length with Transfer-Encoding, and
 // any Transfer-Encoding but a single "chunked".
 func parseResponseHead(b []byte, h *responseHead) error {
@@ -519,6 +528,7 @@ func parseResponseHead(b []byte, h *responseHead) error {
 		}
 	}
 	var te, keepAlive bool
+	var clValue []byte
 	pos := eol + 1
 	for {
 		line, end, colon, err := headerLine(b, pos, errFieldValue)
@@ -551,10 +561,12 @@ func parseResponseHead(b []byte, h *responseHead) error {
 				if !ok {
 					return errBadLength
 				}
-				if h.contentLength >= 0 && h.contentLength != n {
+				// Repeats must be the same text, as net/http reads them
+				// ("5" and "05" are refused).
+				if h.contentLength >= 0 && !bytes.Equal(clValue, value) {
 					return errDupLength
 				}
-				h.contentLength = n
+				h.contentLength, clValue = n, value
 			}
 		case 17:
 			if equalFold(name, "transfer-encoding") {
