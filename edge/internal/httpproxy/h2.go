@@ -247,23 +247,11 @@ func (h *h2conn) exchange(w http.ResponseWriter, r *http.Request, ps *h2stream, 
 	var bodyDone chan error
 	if hasBody {
 		bodyDone = make(chan error, 1)
-		go func() { bodyDone <- h.sendBody(w, ps.st, r, chunked) }()
-	}
-	bodyErr := func() error {
-		if bodyDone == nil {
-			return nil
-		}
-		select {
-		case berr := <-bodyDone:
-			bodyDone = nil
-			return berr
-		default:
-			return nil
-		}
+		go func() { bodyDone <- h.sendBody(w, ps, r, chunked) }()
 	}
 	if err := h.readFinal(w, r, ps); err != nil {
-		if berr := bodyErr(); errors.Is(berr, errBodyTimeout) {
-			err = berr
+		if ps.bodyTimeout.Load() {
+			err = errBodyTimeout
 		}
 		return 0, 0, !ps.got, err
 	}
@@ -368,9 +356,13 @@ func forEachField(b []byte, pos int, fn func(name, value []byte)) {
 // MinBodyRate): a stalled one fails with errBodyTimeout. On failure st is
 // closed so that the upstream never takes a truncated body for a complete
 // one, and the proxy stream and the upstream connection are released.
-func (h *h2conn) sendBody(w http.ResponseWriter, st Stream, r *http.Request, chunked bool) (err error) {
+func (h *h2conn) sendBody(w http.ResponseWriter, ps *h2stream, r *http.Request, chunked bool) (err error) {
+	st := ps.st
 	defer func() {
 		if err != nil {
+			if errors.Is(err, errBodyTimeout) {
+				ps.bodyTimeout.Store(true) // before the close that ends readFinal
+			}
 			st.Close()
 		}
 	}()

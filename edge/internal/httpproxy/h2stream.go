@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"sync/atomic"
 )
 
 // h2stream is a proxy stream that carries one HTTP/1.1 exchange at a time
@@ -27,6 +28,8 @@ type h2stream struct {
 	r, w  int
 	rerr  error // the last read's error, returned once buf[r:w] is used up
 	got   bool  // a response byte was read since the request was written
+	// bodyTimeout is set by sendBody when the request body was too slow.
+	bodyTimeout atomic.Bool
 	full  bool  // the last read filled buf
 	resp  responseHead
 	fr    bodyFramer
@@ -51,6 +54,7 @@ func (ps *h2stream) begin(p *Proxy) {
 	ps.small = p.getBuf()
 	ps.buf = ps.small
 	ps.r, ps.w, ps.got, ps.full = 0, 0, false, false
+	ps.bodyTimeout.Store(false)
 	ps.trailer = ps.trailer[:0]
 }
 
