@@ -71,6 +71,10 @@ type Config struct {
 	// TCPListenIP is the IP TCP endpoint listeners bind. Default: the host
 	// of HTTPSAddr ("" there = every interface).
 	TCPListenIP string
+	// HTTP2MaxConcurrentStreams bounds concurrent HTTP/2 streams per
+	// public client connection. Default 100
+	// (httpproxy.DefaultMaxConcurrentStreams).
+	HTTP2MaxConcurrentStreams uint32
 	// Version is the edge's version string, told to agents.
 	Version string
 	// Logger receives structured logs. Default: no logs.
@@ -242,7 +246,7 @@ func New(cfg Config, deps Deps) (*Edge, error) {
 			NextProtos:     []string{"h2", "http/1.1"},
 		}
 	}
-	e.proxy, err = httpproxy.New(httpproxy.Config{Logger: log}, e.public)
+	e.proxy, err = httpproxy.New(httpproxy.Config{Logger: log, MaxConcurrentStreams: cfg.HTTP2MaxConcurrentStreams}, e.public)
 	if err != nil {
 		return nil, fmt.Errorf("edge: %w", err)
 	}

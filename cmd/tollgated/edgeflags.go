@@ -26,6 +26,7 @@ type edgeListenOptions struct {
 	baseDomain string
 	minTLS     string
 	minFloor   string
+	h2Streams  uint32
 }
 
 // register adds the flags to f; sshDefault is --ssh-addr's default ("" =
@@ -42,25 +43,27 @@ func (o *edgeListenOptions) register(f *pflag.FlagSet, sshDefault string) {
 	f.StringVar(&o.baseDomain, "base-domain", "tollgate.localhost", "domain whose subdomains agents may bind (*.localhost resolves to loopback)")
 	f.StringVar(&o.minTLS, "min-tls", "1.2", "default minimum TLS version of public endpoints (1.0 to 1.3, not below --min-tls-floor)")
 	f.StringVar(&o.minFloor, "min-tls-floor", "1.2", "lowest minimum TLS version an endpoint or reserved domain may ask for (1.0 to 1.3)")
+	f.Uint32Var(&o.h2Streams, "http2-max-concurrent-streams", 100, "concurrent HTTP/2 streams a public client connection may have open")
 }
 
 // edgeConfig is the edge.Config these flags describe, for region with its
 // state in dataDir.
 func (o *edgeListenOptions) edgeConfig(region, dataDir string, log *zap.Logger) edge.Config {
 	return edge.Config{
-		Region:        region,
-		BaseDomain:    o.baseDomain,
-		DataDir:       dataDir,
-		AgentAddr:     o.agentAddr,
-		DisableQUIC:   !o.agentQUIC,
-		HTTPSAddr:     o.httpsAddr,
-		HTTPAddr:      o.httpAddr,
-		TCPHost:       o.tcpHost,
-		TCPPorts:      o.tcpPorts,
-		DefaultMinTLS: o.minTLS,
-		MinTLSFloor:   o.minFloor,
-		Version:       version,
-		Logger:        log.Named("edge"),
+		Region:                    region,
+		BaseDomain:                o.baseDomain,
+		DataDir:                   dataDir,
+		AgentAddr:                 o.agentAddr,
+		DisableQUIC:               !o.agentQUIC,
+		HTTPSAddr:                 o.httpsAddr,
+		HTTPAddr:                  o.httpAddr,
+		TCPHost:                   o.tcpHost,
+		TCPPorts:                  o.tcpPorts,
+		DefaultMinTLS:             o.minTLS,
+		MinTLSFloor:               o.minFloor,
+		HTTP2MaxConcurrentStreams: o.h2Streams,
+		Version:                   version,
+		Logger:                    log.Named("edge"),
 	}
 }
 
