@@ -30,9 +30,9 @@ type h2stream struct {
 	got   bool  // a response byte was read since the request was written
 	// bodyTimeout is set by sendBody when the request body was too slow.
 	bodyTimeout atomic.Bool
-	full  bool  // the last read filled buf
-	resp  responseHead
-	fr    bodyFramer
+	full        bool // the last read filled buf
+	resp        responseHead
+	fr          bodyFramer
 	// trailer holds the trailer section of a chunked response (bounded by
 	// maxTrailerBytes through the scanner).
 	trailer []byte
