@@ -169,6 +169,7 @@ type h2wire struct {
 	net.Conn
 	h         *h2conn
 	maxResets int
+	batch     recordBatcher // nil when c cannot batch TLS records
 
 	// Read side: only the server's frame reader calls Read.
 	in          frameTracker
@@ -188,7 +189,7 @@ type h2wire struct {
 }
 
 func newH2Wire(c net.Conn, h *h2conn, maxResets int) *h2wire {
-	w := &h2wire{Conn: c, h: h, maxResets: maxResets, closed: make(chan struct{})}
+	w := &h2wire{Conn: c, h: h, maxResets: maxResets, closed: make(chan struct{}), batch: recordBatcherOf(c)}
 	w.in.skip = len(h2ClientPreface)
 	return w
 }
@@ -268,7 +269,7 @@ func (w *h2wire) Write(b []byte) (int, error) {
 		return 0, errEnhanceYourCalm
 	}
 	if !w.calm {
-		n, err := w.Conn.Write(b)
+		n, err := w.write(b)
 		for p := b[:n]; len(p) > 0; {
 			k, _ := w.out.next(p)
 			p = p[k:]
@@ -288,6 +289,21 @@ func (w *h2wire) Write(b []byte) (int, error) {
 		w.sendCalmLocked()
 	}
 	return len(b), nil
+}
+
+// write writes b to the client. A frame larger than one TLS record (a
+// full DATA frame is 16 KiB of payload plus its 9-byte header) goes out
+// in one system call when the connection can batch records.
+func (w *h2wire) write(b []byte) (int, error) {
+	if len(b) > maxRecordPayload && w.batch != nil {
+		w.batch.HoldRecords()
+		n, err := w.Conn.Write(b)
+		if rerr := w.batch.ReleaseRecords(); err == nil {
+			err = rerr
+		}
+		return n, err
+	}
+	return w.Conn.Write(b)
 }
 
 // Close closes the connection; one told to calm down first lingers so
