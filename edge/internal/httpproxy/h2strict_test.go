@@ -343,3 +343,27 @@ func TestHTTP2RapidReset(t *testing.T) {
 	}
 	t.Logf("sent %d HEADERS+RST_STREAM pairs, %d proxy streams opened, GOAWAY last stream %d", sent, h.agent.accepted.Load(), goAway.LastStreamID)
 }
+
+// HTTP/1.1 never sends a request again once it was written to a stream: a
+// POST whose stream ends without a response is answered 502, and the
+// upstream saw it once. (A guard: the HTTP/1.1 path already held this.)
+func TestHTTP1NoRetryAfterForward(t *testing.T) {
+	var n, seen atomic.Int64
+	h := newHarness(t, nil, harnessOpts{handle: scriptAgent(&n, func(_ int64, req *http.Request, c net.Conn) bool {
+		if req.URL.Path == "/test" {
+			seen.Add(1)
+			return false
+		}
+		io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+		return true
+	})})
+	c := h.dial()
+	br := bufio.NewReader(c)
+	fmt.Fprintf(c, "GET /warm HTTP/1.1\r\nHost: %s\r\n\r\n", testHost)
+	readResponse(t, br, "GET")
+	fmt.Fprintf(c, "POST /test HTTP/1.1\r\nHost: %s\r\nContent-Length: 0\r\n\r\n", testHost)
+	resp, _ := readResponse(t, br, "POST")
+	if resp.StatusCode != 502 || seen.Load() != 1 {
+		t.Fatalf("status %d, upstream saw the POST %d times", resp.StatusCode, seen.Load())
+	}
+}
