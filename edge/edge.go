@@ -80,6 +80,10 @@ type Config struct {
 	// connections and agent sessions (TG_2741), and admits again below
 	// 70% (memguard.go). 0 turns the guard off (default).
 	MemoryLimit int64
+	// HTTP2MaxConcurrentStreams bounds concurrent HTTP/2 streams per
+	// public client connection. Default 100
+	// (httpproxy.DefaultMaxConcurrentStreams).
+	HTTP2MaxConcurrentStreams uint32
 	// Version is the edge's version string, told to agents.
 	Version string
 	// Logger receives structured logs. Default: no logs.
@@ -262,7 +266,7 @@ func New(cfg Config, deps Deps) (*Edge, error) {
 	if e.public.tls, err = newPublicTLS(deps.Certs.GetCertificate); err != nil {
 		return nil, fmt.Errorf("edge: %w", err)
 	}
-	e.proxy, err = httpproxy.New(httpproxy.Config{Logger: log}, e.public)
+	e.proxy, err = httpproxy.New(httpproxy.Config{Logger: log, MaxConcurrentStreams: cfg.HTTP2MaxConcurrentStreams}, e.public)
 	if err != nil {
 		return nil, fmt.Errorf("edge: %w", err)
 	}

@@ -30,6 +30,7 @@ type edgeListenOptions struct {
 	guard      edge.GuardConfig
 
 	memoryLimit string // --memory-limit; memoryLimit() parses it
+	h2Streams   uint32
 }
 
 // register adds the flags to f; sshDefault is --ssh-addr's default ("" =
@@ -52,6 +53,7 @@ func (o *edgeListenOptions) register(f *pflag.FlagSet, sshDefault string) {
 	f.Int64Var(&o.guard.MaxAddresses, "max-tracked-addrs", limits.DefaultTableEntries, "most client addresses whose failed logins the edge remembers (a bounded cache)")
 
 	f.StringVar(&o.memoryLimit, "memory-limit", "0", "memory the process may use, e.g. 1536MiB (sets Go's soft limit, as GOMEMLIMIT); while the live heap is above 80% of it the edge refuses new connections and agent sessions (TG_2741) until it is below 70%; 0 = off, or GOMEMLIMIT when set")
+	f.Uint32Var(&o.h2Streams, "http2-max-concurrent-streams", 100, "concurrent HTTP/2 streams a public client connection may have open")
 }
 
 // edgeConfig is the edge.Config these flags describe, for region with its
@@ -62,21 +64,22 @@ func (o *edgeListenOptions) edgeConfig(region, dataDir string, log *zap.Logger) 
 		return edge.Config{}, err
 	}
 	return edge.Config{
-		MemoryLimit:   memLimit,
-		Region:        region,
-		BaseDomain:    o.baseDomain,
-		DataDir:       dataDir,
-		AgentAddr:     o.agentAddr,
-		DisableQUIC:   !o.agentQUIC,
-		HTTPSAddr:     o.httpsAddr,
-		HTTPAddr:      o.httpAddr,
-		TCPHost:       o.tcpHost,
-		TCPPorts:      o.tcpPorts,
-		DefaultMinTLS: o.minTLS,
-		MinTLSFloor:   o.minFloor,
-		Guard:         o.guard,
-		Version:       version,
-		Logger:        log.Named("edge"),
+		MemoryLimit:               memLimit,
+		Region:                    region,
+		BaseDomain:                o.baseDomain,
+		DataDir:                   dataDir,
+		AgentAddr:                 o.agentAddr,
+		DisableQUIC:               !o.agentQUIC,
+		HTTPSAddr:                 o.httpsAddr,
+		HTTPAddr:                  o.httpAddr,
+		TCPHost:                   o.tcpHost,
+		TCPPorts:                  o.tcpPorts,
+		DefaultMinTLS:             o.minTLS,
+		MinTLSFloor:               o.minFloor,
+		Guard:                     o.guard,
+		HTTP2MaxConcurrentStreams: o.h2Streams,
+		Version:                   version,
+		Logger:                    log.Named("edge"),
 	}, nil
 }
 

@@ -228,3 +228,8 @@ func TestH1RelayAllocations(t *testing.T) {
 }
 
 func runtimeProcs() int { return runtime.GOMAXPROCS(0) }
+
+// writerOnly and readerOnly hide ReadFrom and WriteTo, so that io.CopyBuffer
+// uses the buffer it is given.
+type writerOnly struct{ io.Writer }
+type readerOnly struct{ io.Reader }

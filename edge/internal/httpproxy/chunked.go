@@ -33,7 +33,15 @@ type chunkScanner struct {
 	digits  uint8
 	lineLen int   // bytes of the current size line or trailer section
 	remain  int64 // data bytes left in the current chunk; the size being read in chSize
+	excess  int64 // size-line bytes beyond what data pays for, as net/http counts them
 }
+
+// maxChunkExcess bounds the bytes of chunk-size lines not paid for by data:
+// each chunk may carry 16 bytes of overhead plus twice its data, and what
+// remains above that must stay within 16 KiB. This is net/http's rule
+// (net/http/internal chunkedReader), so what the edge forwards a Go
+// upstream reads, and a sender cannot push unbounded metadata per byte.
+const maxChunkExcess = 16 << 10
 
 func unhex(c byte) (int64, bool) {
 	switch {
@@ -82,10 +90,10 @@ func (s *chunkScanner) scan(p []byte) (n int, done bool, err error) {
 				return i, false, errChunk
 			}
 		case chSizeWS:
+			// Only whitespace may trail the size: net/http trims it off the
+			// end of the line, so "5 ;ext" is refused there, and here.
 			switch c {
 			case ' ', '\t':
-			case ';':
-				s.state = chExt
 			case '\r':
 				s.state = chSizeLF
 			default:
@@ -100,6 +108,13 @@ func (s *chunkScanner) scan(p []byte) (n int, done bool, err error) {
 		case chSizeLF:
 			if c != '\n' {
 				return i, false, errChunk
+			}
+			s.excess += int64(s.lineLen) + 1 - 16 - 2*s.remain
+			if s.excess < 0 {
+				s.excess = 0
+			}
+			if s.excess > maxChunkExcess {
+				return i, false, errChunkTooLarge
 			}
 			if s.remain == 0 {
 				s.state, s.lineLen = chTrailerStart, 0

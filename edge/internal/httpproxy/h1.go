@@ -77,6 +77,7 @@ type h1conn struct {
 	rdSet        bool // a read deadline is set on c
 	upgraded     bool
 	closing      bool
+	lastSent     bool // draining: a response went out with "Connection: close"
 	clientClosed bool
 	abortPage    *pageSpec // answer for the last request if its stream is cut before a response
 
@@ -233,7 +234,15 @@ func (h *h1conn) forward() bool {
 		if st, ok = h.stream(ep); !ok {
 			return false
 		}
-		if h.begin(st, e) {
+		queued, last := h.begin(st, e)
+		if last {
+			// Draining, and the last response said "Connection: close":
+			// this request was never forwarded; the client sends it again
+			// on a new connection.
+			h.graceful()
+			return false
+		}
+		if queued {
 			break
 		}
 		if attempt == 1 {
@@ -263,17 +272,29 @@ func (h *h1conn) forward() bool {
 		return false
 	}
 
+	pace := h.p.newPacer(time.Now())
 	for !done {
 		h.ir, h.iw = 0, 0
 		if len(h.in) != len(h.inPool) {
 			h.in = h.inPool
 		}
+		if dl, ok := pace.next(time.Now()); ok {
+			h.mu.Lock()
+			h.c.SetReadDeadline(dl)
+			h.rdSet = true
+			h.mu.Unlock()
+		}
 		if err := h.fill(); err != nil {
-			// The client stopped mid-body: the upstream must not see a
-			// complete request.
-			h.abortBody(nil)
+			// The client stopped mid-body, or stalled: the upstream must
+			// not see a complete request, and the stream is released.
+			var pg *pageSpec
+			if isTimeout(err) {
+				pg = pageBodyTimeout
+			}
+			h.abortBody(pg)
 			return false
 		}
+		pace.n += int64(h.iw)
 		var ferr error
 		k, done, ferr = h.body.consume(h.in[:h.iw])
 		if k > 0 {
@@ -443,16 +464,21 @@ func (h *h1conn) stream(ep Endpoint) (Stream, bool) {
 	return st, true
 }
 
-// begin queues e as the newest pending request on st. False means st died
-// in the meantime.
-func (h *h1conn) begin(st Stream, e pending) bool {
+// begin queues e as the newest pending request on st. queued false
+// means st died in the meantime; last means the connection is draining and
+// its last response was sent with "Connection: close", so e must not be
+// forwarded.
+func (h *h1conn) begin(st Stream, e pending) (queued, last bool) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	for h.qn == maxPipelined && h.bRunning && h.st == st {
+	for h.qn == maxPipelined && h.bRunning && h.st == st && !h.lastSent {
 		h.waitLocked()
 	}
+	if h.lastSent {
+		return false, true
+	}
 	if h.st != st || !h.bRunning {
-		return false
+		return false, false
 	}
 	h.q[(h.qh+h.qn)%maxPipelined] = e
 	h.qn++
@@ -461,7 +487,7 @@ func (h *h1conn) begin(st Stream, e pending) bool {
 		h.c.SetReadDeadline(time.Time{})
 		h.rdSet = false
 	}
-	return true
+	return true, false
 }
 
 // idle enters phaseIdle before waiting for a request. The idle timeout runs

@@ -91,6 +91,16 @@ func (h *h1conn) readResponses(st Stream) {
 					perr = errUnexpected101
 					break
 				}
+				if h.resp.status >= 200 && !h.resp.close && h.lastWhileDraining(completed) {
+					// Draining: the last response in flight tells the
+					// client this connection ends with it.
+					end := p + hl - 2 // before the empty line
+					if h.writeClient(buf[r:end]) == nil {
+						_ = h.writeClient(connectionClose) // a failure shows at the next write
+					}
+					r = end
+					cur.close = true
+				}
 				p += hl
 				respBytes += int64(hl)
 				switch status := h.resp.status; {
@@ -228,6 +238,23 @@ func (h *h1conn) readResponses(st Stream) {
 		h.responsesDone(st, pg, cur)
 		return
 	}
+}
+
+var connectionClose = []byte("Connection: close\r\n")
+
+// lastWhileDraining reports whether the response being read, the one to
+// the (done+1)-th oldest pending request, is the last of a draining
+// connection: then it is sent with "Connection: close" and no request is
+// forwarded after it (begin).
+func (h *h1conn) lastWhileDraining(done int) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if !h.closing || h.qn != done+1 || h.phase == phaseHead {
+		return false
+	}
+	h.lastSent = true
+	h.broadcastLocked()
+	return true
 }
 
 // pendingAt returns the i-th oldest pending request.

@@ -1,8 +1,9 @@
 package httpproxy
 
 import (
-	"bufio"
+	"bytes"
 	"context"
+	"errors"
 	"io"
 	"net"
 	"net/http"
@@ -15,14 +16,15 @@ import (
 
 	"github.com/tollgate/tollgate/codes"
 	"go.uber.org/zap"
-	"golang.org/x/net/http2"
 )
 
-// h2conn is one HTTP/2 client connection. x/net/http2 serves it and calls
-// ServeHTTP per request on the stream's goroutine; each request travels as
-// HTTP/1.1 over a proxy stream from the connection's pool.
+// h2conn is one HTTP/2 client connection. net/http's HTTP/2 server
+// (h2server.go) serves it and calls ServeHTTP per request on the stream's
+// goroutine; each request travels as HTTP/1.1 over a proxy stream from the
+// connection's pool.
 type h2conn struct {
 	p      *Proxy
+	ctx    context.Context // ServeConn's, with the h2conn in it
 	c      net.Conn
 	sni    string
 	remote netip.AddrPort
@@ -33,22 +35,11 @@ type h2conn struct {
 	closed bool
 }
 
-// h2stream is a proxy stream that carries one HTTP/1.1 exchange at a time.
-type h2stream struct {
-	epID string
-	st   Stream
-	br   *bufio.Reader
-	read int64 // bytes read from st
-}
-
-func (s *h2stream) Read(b []byte) (int, error) {
-	n, err := s.st.Read(b)
-	s.read += int64(n)
-	return n, err
-}
+type h2connKey struct{}
 
 func (p *Proxy) serveH2(ctx context.Context, c net.Conn, sni string, remote netip.AddrPort) {
 	h := &h2conn{p: p, c: c, sni: sni, remote: remote}
+	h.ctx = context.WithValue(ctx, h2connKey{}, h)
 	if remote.Addr().IsValid() {
 		h.xff = remote.Addr().String()
 	}
@@ -58,74 +49,114 @@ func (p *Proxy) serveH2(ctx context.Context, c net.Conn, sni string, remote neti
 	}
 	defer p.untrack(h)
 	defer h.closeIdle()
+	w := newH2Wire(c, h, p.cfg.MaxStreamResets)
+	p.startH2()
+	select {
+	case p.h2ln.conns <- w:
+	case <-p.h2ln.done:
+		c.Close()
+		return
+	case <-ctx.Done():
+		c.Close()
+		return
+	}
 	stop := context.AfterFunc(ctx, h.abort)
 	defer stop()
-	p.h2.ServeConn(c, &http2.ServeConnOpts{Context: ctx, BaseConfig: p.h2b, Handler: h})
+	<-w.closed // the server closes the connection when it is done with it
 }
 
 // shutdown implements servedConn. Proxy.Shutdown sends GOAWAY to every
-// HTTP/2 connection through the http2 server's shutdown hook.
+// HTTP/2 connection through the http.Server's Shutdown.
 func (h *h2conn) shutdown() {}
 
 // abort implements servedConn.
 func (h *h2conn) abort() { h.c.Close() }
 
-// ServeHTTP relays one HTTP/2 request.
+// serveH2Request is the http.Server's handler: it relays r on the
+// connection it came on.
+func (p *Proxy) serveH2Request(w http.ResponseWriter, r *http.Request) {
+	h, ok := r.Context().Value(h2connKey{}).(*h2conn)
+	if !ok {
+		panic(http.ErrAbortHandler)
+	}
+	h.ServeHTTP(w, r)
+}
+
+// ServeHTTP relays one HTTP/2 request. When the upstream's response cannot
+// be delivered whole, the stream is reset (http.ErrAbortHandler): the
+// client never sees a status the upstream did not send.
 func (h *h2conn) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	var start time.Time
 	if h.p.cfg.OnRequest != nil {
 		start = time.Now()
 	}
-	status, code, epID, n := h.relay(w, r)
+	res := h.relay(w, r)
 	if fn := h.p.cfg.OnRequest; fn != nil {
 		fn(&RequestInfo{
-			RemoteAddr: h.remote, Host: h.sni, EndpointID: epID, Proto: "HTTP/2.0",
-			Method: r.Method, Path: r.RequestURI, Status: status, Code: code,
-			ResponseBytes: n, Start: start, Duration: time.Since(start),
+			RemoteAddr: h.remote, Host: h.sni, EndpointID: res.epID, Proto: "HTTP/2.0",
+			Method: r.Method, Path: r.RequestURI, Status: res.status, Code: res.code,
+			ResponseBytes: res.n, Start: start, Duration: time.Since(start),
 		})
+	}
+	if res.abort {
+		panic(http.ErrAbortHandler)
 	}
 }
 
-func (h *h2conn) page(w http.ResponseWriter, r *http.Request, pg *pageSpec) (int, codes.Code) {
+// relayResult is what relay did: the status sent (0 for none), the code
+// of an edge answer, the endpoint ID, the response body bytes written, and
+// whether the stream must be reset.
+type relayResult struct {
+	status int
+	code   codes.Code
+	epID   string
+	n      int64
+	abort  bool
+}
+
+func (h *h2conn) page(w http.ResponseWriter, r *http.Request, pg *pageSpec, epID string) relayResult {
 	writeH2Page(w, r, pg)
-	return pg.status, pg.code
+	return relayResult{status: pg.status, code: pg.code, epID: epID}
+}
+
+// idempotent reports whether a request with method may be sent again
+// (RFC 9110 §9.2.2).
+func idempotent(method string) bool {
+	switch method {
+	case http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace, http.MethodPut, http.MethodDelete:
+		return true
+	}
+	return false
 }
 
 // relay checks r, sends it over a proxy stream and copies the response
-// back. It returns the status sent, the code of an edge answer, the
-// endpoint ID and the response body bytes written.
-func (h *h2conn) relay(w http.ResponseWriter, r *http.Request) (int, codes.Code, string, int64) {
+// back.
+func (h *h2conn) relay(w http.ResponseWriter, r *http.Request) relayResult {
 	hostName, ok := splitHostPort([]byte(r.Host))
 	if !ok {
-		s, c := h.page(w, r, pageFor(errBadHost))
-		return s, c, "", 0
+		return h.page(w, r, pageFor(errBadHost), "")
 	}
 	authority := h.sni
 	if authority == "" {
 		authority = strings.ToLower(string(hostName))
 	}
 	if !equalFold(hostName, authority) {
-		s, c := h.page(w, r, pageMisdirected)
-		return s, c, "", 0
+		return h.page(w, r, pageMisdirected, "")
 	}
 	for _, v := range r.Header.Values("Host") {
 		if hn, ok := splitHostPort([]byte(v)); !ok || !equalFold(hn, authority) {
-			s, c := h.page(w, r, pageMisdirected)
-			return s, c, "", 0
+			return h.page(w, r, pageMisdirected, "")
 		}
 	}
 	if r.Method == http.MethodConnect {
-		s, c := h.page(w, r, pageFor(errMethodConnect))
-		return s, c, "", 0
+		return h.page(w, r, pageFor(errMethodConnect), "")
 	}
 	if !validMethodAndPath(r.Method, r.RequestURI) {
-		s, c := h.page(w, r, pageFor(errRequestLine))
-		return s, c, "", 0
+		return h.page(w, r, pageFor(errRequestLine), "")
 	}
 	ep, ok := h.p.resolver.Resolve(authority)
 	if !ok {
-		s, c := h.page(w, r, pageNotFound(authority))
-		return s, c, "", 0
+		return h.page(w, r, pageNotFound(authority), "")
 	}
 	epID := ep.ID()
 	if g, ok := ep.(Gate); ok {
@@ -136,8 +167,7 @@ func (h *h2conn) relay(w http.ResponseWriter, r *http.Request) (int, codes.Code,
 		}
 		ad := g.Admit(h.remote.Addr(), auth, len(vals))
 		if ad.Refusal != nil {
-			s, c := h.page(w, r, &ad.Refusal.pg)
-			return s, c, epID, 0
+			return h.page(w, r, &ad.Refusal.pg, epID)
 		}
 		if ad.StripAuthorization {
 			r.Header.Del("Authorization")
@@ -146,46 +176,63 @@ func (h *h2conn) relay(w http.ResponseWriter, r *http.Request) (int, codes.Code,
 	hasBody := r.Body != nil && r.Body != http.NoBody && r.ContentLength != 0
 	chunked := hasBody && r.ContentLength < 0
 	head := h.appendHead(make([]byte, 0, 1024), r, chunked)
+	// Sent again on a fresh stream only if the upstream may see it twice.
+	replayable := !hasBody && idempotent(r.Method)
 
 	for attempt := 0; ; attempt++ {
+		if r.Context().Err() != nil {
+			// Reset by the client before it was forwarded: no stream is
+			// opened for it (rapid reset costs the agent nothing).
+			return relayResult{epID: epID, abort: true}
+		}
 		ps, reused, err := h.get(r.Context(), ep)
 		if err != nil {
+			if r.Context().Err() != nil {
+				return relayResult{epID: epID, abort: true}
+			}
 			if ce := h.p.log.Check(zap.DebugLevel, "opening proxy stream failed"); ce != nil {
 				ce.Write(zap.String("endpoint", epID), zap.Stringer("remote_addr", h.remote), zap.Error(err))
 			}
-			s, c := h.page(w, r, pageAgentUnreachable)
-			return s, c, epID, 0
+			return h.page(w, r, pageAgentUnreachable, epID)
 		}
 		status, n, retry, err := h.exchange(w, r, ps, head, hasBody, chunked)
 		if err == nil {
-			return status, "", epID, n
+			return relayResult{status: status, epID: epID, n: n}
 		}
-		// A reused stream the upstream closed while idle: try a fresh one
-		// when nothing of the request body was consumed.
-		if retry && reused && !hasBody && attempt == 0 {
+		// A reused stream that ended before any response byte: the
+		// upstream closed it while idle. Only a request that is safe to
+		// repeat goes again.
+		if retry && reused && replayable && attempt == 0 {
 			continue
 		}
 		if ce := h.p.log.Check(zap.DebugLevel, "no response on proxy stream"); ce != nil {
 			ce.Write(zap.String("endpoint", epID), zap.Stringer("remote_addr", h.remote), zap.Error(err))
 		}
-		if status != 0 {
-			// The response began; the client must see it cut, not complete.
-			panic(http.ErrAbortHandler)
+		switch {
+		case status != 0, r.Context().Err() != nil, errors.Is(err, errClientGone):
+			// The response began, or the client or the proxy is gone:
+			// the client must see the stream cut, not a response.
+			return relayResult{status: status, epID: epID, n: n, abort: true}
+		case errors.Is(err, errBodyTimeout):
+			return h.page(w, r, pageBodyTimeout, epID)
+		case errors.Is(err, ErrMalformed), errors.Is(err, ErrAmbiguousLength),
+			errors.Is(err, ErrHeadTooLarge), errors.Is(err, ErrUnsupported):
+			return h.page(w, r, pageBadResponse, epID)
 		}
-		if r.Context().Err() != nil {
-			return 0, "", epID, 0
-		}
-		s, c := h.page(w, r, pageNoResponse)
-		return s, c, epID, 0
+		return h.page(w, r, pageNoResponse, epID)
 	}
 }
 
 // exchange sends the request on ps and copies the response to w. status is
 // 0 when no final response was written; retry reports that the stream
-// ended before any response byte. ps is returned to the pool or closed.
+// ended before any response byte. ps is returned to the pool only when it
+// ended the exchange in step: the response complete, framed, nothing after
+// it, the request body sent whole; else it is closed.
 func (h *h2conn) exchange(w http.ResponseWriter, r *http.Request, ps *h2stream, head []byte, hasBody, chunked bool) (status int, n int64, retry bool, err error) {
 	reusable := false
+	ps.begin(h.p)
 	defer func() {
+		ps.release(h.p)
 		if reusable {
 			h.put(ps)
 		} else {
@@ -194,74 +241,35 @@ func (h *h2conn) exchange(w http.ResponseWriter, r *http.Request, ps *h2stream, 
 	}()
 	stop := context.AfterFunc(r.Context(), func() { ps.st.Close() })
 	defer stop()
-	readBefore := ps.read
 	if _, err := ps.st.Write(head); err != nil {
 		return 0, 0, true, err
 	}
 	var bodyDone chan error
 	if hasBody {
 		bodyDone = make(chan error, 1)
-		go func() { bodyDone <- h.sendBody(ps.st, r, chunked) }()
+		go func() { bodyDone <- h.sendBody(w, ps, r, chunked) }()
 	}
-	resp, err := h.readFinal(w, r, ps)
-	if err != nil {
-		return 0, 0, ps.read == readBefore, err
-	}
-	defer resp.Body.Close()
-
-	dst := w.Header()
-	for k, vv := range resp.Header {
-		if !hopByHop(k) {
-			dst[k] = vv
+	if err := h.readFinal(w, r, ps); err != nil {
+		if ps.bodyTimeout.Load() {
+			err = errBodyTimeout
 		}
+		return 0, 0, !ps.got, err
 	}
-	for _, v := range resp.Header["Connection"] {
-		for tok := range strings.SplitSeq(v, ",") {
-			if tok = textproto.TrimString(tok); tok != "" {
-				dst.Del(tok)
-			}
-		}
-	}
-	if len(resp.Trailer) > 0 {
-		names := make([]string, 0, len(resp.Trailer))
-		for k := range resp.Trailer {
-			names = append(names, k)
-		}
-		dst["Trailer"] = []string{strings.Join(names, ", ")}
-	}
-	w.WriteHeader(resp.StatusCode)
-
-	buf := h.p.getBuf()
-	defer h.p.pool.Put(buf)
+	w.WriteHeader(ps.resp.status)
 	fl, _ := w.(http.Flusher)
-	var copyErr error
-	for {
-		k, rerr := resp.Body.Read(buf)
-		if k > 0 {
-			if _, werr := w.Write(buf[:k]); werr != nil {
-				return resp.StatusCode, n, false, nil // the client went away
-			}
-			n += int64(k)
-			if fl != nil && ps.br.Buffered() == 0 {
-				fl.Flush() // nothing more at hand: send what we have (SSE, streaming)
-			}
-		}
-		if rerr == io.EOF {
-			break
-		}
-		if rerr != nil {
-			copyErr = rerr
-			break
-		}
+	n, err = ps.copyBody(h.p, w, fl)
+	if err != nil {
+		return ps.resp.status, n, false, err
 	}
-	if copyErr != nil {
-		return resp.StatusCode, n, false, copyErr
+	if len(ps.trailer) > 0 {
+		dst := w.Header()
+		forEachField(ps.trailer, 0, func(name, value []byte) {
+			k := http.TrailerPrefix + textproto.CanonicalMIMEHeaderKey(string(name))
+			dst[k] = append(dst[k], string(value))
+		})
 	}
-	for k, vv := range resp.Trailer {
-		dst[http.TrailerPrefix+k] = vv
-	}
-	reusable = !resp.Close && stop()
-	if reusable && hasBody {
+	reusable = !ps.resp.close && ps.fr.kind != frameClose && ps.inStep() && stop()
+	if reusable && bodyDone != nil {
 		select {
 		case berr := <-bodyDone:
 			reusable = berr == nil
@@ -269,57 +277,129 @@ func (h *h2conn) exchange(w http.ResponseWriter, r *http.Request, ps *h2stream, 
 			reusable = false // the upstream answered before the body was sent
 		}
 	}
-	return resp.StatusCode, n, false, nil
+	return ps.resp.status, n, false, nil
 }
 
-// readFinal reads responses until a final one; informational ones other
-// than 100 are passed to the client.
-func (h *h2conn) readFinal(w http.ResponseWriter, r *http.Request, ps *h2stream) (*http.Response, error) {
-	fake := &http.Request{Method: r.Method}
+// readFinal reads response heads from ps until a final one, which it
+// leaves parsed in ps.resp with its fields in w.Header(); informational
+// ones other than 100 are passed to the client. Heads are read by the same
+// bounded, strict parser as on HTTP/1.1 (maxResponseHead, parseResponseHead).
+func (h *h2conn) readFinal(w http.ResponseWriter, r *http.Request, ps *h2stream) error {
 	for range 32 {
-		resp, err := http.ReadResponse(ps.br, fake)
+		hl, err := ps.readHead()
 		if err != nil {
-			return nil, err
+			return err
 		}
-		switch {
-		case resp.StatusCode >= 200:
-			return resp, nil
-		case resp.StatusCode == http.StatusSwitchingProtocols:
-			return nil, errUnexpected101
-		case resp.StatusCode == http.StatusContinue:
+		head := ps.buf[ps.r : ps.r+hl]
+		if err := parseResponseHead(head, &ps.resp); err != nil {
+			return err
+		}
+		switch status := ps.resp.status; {
+		case status == http.StatusSwitchingProtocols:
+			return errUnexpected101
+		case status == http.StatusContinue:
 			// Expect is not forwarded; the http2 server sends its own 100.
-		default:
+		case status < 200:
 			dst := w.Header()
-			for k, vv := range resp.Header {
-				dst[k] = vv
-			}
-			w.WriteHeader(resp.StatusCode)
-			for k := range resp.Header {
-				delete(dst, k)
+			copyResponseFields(dst, head)
+			w.WriteHeader(status)
+			clear(dst)
+		default:
+			copyResponseFields(w.Header(), head)
+			ps.r += hl
+			ps.frame(r.Method == http.MethodHead)
+			return nil
+		}
+		ps.r += hl
+	}
+	return errStatusLine
+}
+
+// copyResponseFields adds the fields of a response head to dst, minus the
+// connection-specific ones (RFC 9113 §8.2.2) and those its Connection
+// field names.
+func copyResponseFields(dst http.Header, head []byte) {
+	var conn []string
+	forEachField(head, bytes.IndexByte(head, '\n')+1, func(name, value []byte) {
+		k := textproto.CanonicalMIMEHeaderKey(string(name))
+		if k == "Connection" {
+			conn = append(conn, string(value))
+		}
+		if !hopByHop(k) {
+			dst[k] = append(dst[k], string(value))
+		}
+	})
+	for _, v := range conn {
+		for tok := range strings.SplitSeq(v, ",") {
+			if tok = textproto.TrimString(tok); tok != "" {
+				dst.Del(tok)
 			}
 		}
 	}
-	return nil, errStatusLine
+}
+
+// forEachField calls fn for each field line of a head (or trailer section)
+// from pos, which parseResponseHead or the chunk scanner already validated.
+func forEachField(b []byte, pos int, fn func(name, value []byte)) {
+	for pos < len(b) {
+		line, end, colon, err := headerLine(b, pos, errFieldValue)
+		if err != nil || len(line) == 0 {
+			return
+		}
+		fn(line[:colon], trimOWS(line[colon+1:]))
+		pos = end
+	}
 }
 
 // sendBody copies r's body to st, chunked when its length is unknown (then
-// with r's trailers). On failure st is closed so that the upstream never
-// takes a truncated body for a complete one.
-func (h *h2conn) sendBody(st Stream, r *http.Request, chunked bool) (err error) {
+// with r's trailers). The body is paced (Config.BodyReadTimeout,
+// MinBodyRate): a stalled one fails with errBodyTimeout. On failure st is
+// closed so that the upstream never takes a truncated body for a complete
+// one, and the proxy stream and the upstream connection are released.
+func (h *h2conn) sendBody(w http.ResponseWriter, ps *h2stream, r *http.Request, chunked bool) (err error) {
+	st := ps.st
 	defer func() {
 		if err != nil {
+			if errors.Is(err, errBodyTimeout) {
+				ps.bodyTimeout.Store(true) // before the close that ends readFinal
+			}
 			st.Close()
 		}
 	}()
 	buf := h.p.getBuf()
 	defer h.p.pool.Put(buf)
+	rc := http.NewResponseController(w)
+	pace := h.p.newPacer(time.Now())
+	read := func(b []byte) (int, error) {
+		if dl, ok := pace.next(time.Now()); ok {
+			_ = rc.SetReadDeadline(dl)
+		}
+		k, err := r.Body.Read(b)
+		pace.n += int64(k)
+		if err != nil && isTimeout(err) {
+			err = errBodyTimeout
+		}
+		return k, err
+	}
 	if !chunked {
-		_, err = io.CopyBuffer(writerOnly{st}, readerOnly{r.Body}, buf)
-		return err
+		for {
+			k, rerr := read(buf)
+			if k > 0 {
+				if _, err := st.Write(buf[:k]); err != nil {
+					return err
+				}
+			}
+			if rerr == io.EOF {
+				return nil
+			}
+			if rerr != nil {
+				return rerr
+			}
+		}
 	}
 	const pre = 18 // room for a hex size line
 	for {
-		k, rerr := r.Body.Read(buf[pre : len(buf)-2])
+		k, rerr := read(buf[pre : len(buf)-2])
 		if k > 0 {
 			line := strconv.AppendInt(buf[:0:pre], int64(k), 16)
 			line = append(line, '\r', '\n')
@@ -339,7 +419,7 @@ func (h *h2conn) sendBody(st Stream, r *http.Request, chunked bool) (err error) 
 	}
 	end := append(buf[:0], "0\r\n"...)
 	for k, vv := range r.Trailer {
-		if !validFieldName(k) {
+		if skipRequestField(k) || !validFieldName(k) {
 			continue
 		}
 		for _, v := range vv {
@@ -352,9 +432,6 @@ func (h *h2conn) sendBody(st Stream, r *http.Request, chunked bool) (err error) 
 	_, err = st.Write(end)
 	return err
 }
-
-type writerOnly struct{ io.Writer }
-type readerOnly struct{ io.Reader }
 
 // appendHead appends r's head as an HTTP/1.1 request.
 func (h *h2conn) appendHead(b []byte, r *http.Request, chunked bool) []byte {
@@ -391,15 +468,16 @@ func (h *h2conn) appendHead(b []byte, r *http.Request, chunked bool) []byte {
 }
 
 // skipRequestField reports whether a request field is not forwarded: the
-// ones the edge writes itself, hop-by-hop ones, and client-sent
-// X-Forwarded-* and Forwarded.
+// ones the edge writes itself, hop-by-hop ones, and the client-sent
+// address fields isDroppedName names (X-Forwarded-*, Forwarded, X-Real-IP,
+// any name with an underscore).
 func skipRequestField(k string) bool {
 	switch k {
 	case "Host", "Content-Length", "Transfer-Encoding", "Connection", "Keep-Alive",
-		"Proxy-Connection", "Upgrade", "Te", "Expect", "Forwarded":
+		"Proxy-Connection", "Upgrade", "Te", "Expect":
 		return true
 	}
-	return len(k) >= 12 && strings.EqualFold(k[:12], "x-forwarded-")
+	return isDroppedName([]byte(k))
 }
 
 // hopByHop reports whether a response field is connection-specific and so
@@ -443,48 +521,4 @@ func validMethodAndPath(method, path string) bool {
 		}
 	}
 	return true
-}
-
-// get returns an idle stream to ep, or opens one.
-func (h *h2conn) get(ctx context.Context, ep Endpoint) (*h2stream, bool, error) {
-	id := ep.ID()
-	h.mu.Lock()
-	for i := len(h.idle) - 1; i >= 0; i-- {
-		if ps := h.idle[i]; ps.epID == id {
-			h.idle = append(h.idle[:i], h.idle[i+1:]...)
-			h.mu.Unlock()
-			return ps, true, nil
-		}
-	}
-	h.mu.Unlock()
-	st, err := ep.OpenStream(ctx)
-	if err != nil {
-		return nil, false, err
-	}
-	ps := &h2stream{epID: id, st: st}
-	ps.br = bufio.NewReaderSize(ps, 8<<10)
-	return ps, false, nil
-}
-
-// put keeps ps for reuse, or closes it when the pool is full or gone.
-func (h *h2conn) put(ps *h2stream) {
-	h.mu.Lock()
-	if h.closed || len(h.idle) >= h.p.cfg.MaxIdleStreams {
-		h.mu.Unlock()
-		ps.st.Close()
-		return
-	}
-	h.idle = append(h.idle, ps)
-	h.mu.Unlock()
-}
-
-func (h *h2conn) closeIdle() {
-	h.mu.Lock()
-	h.closed = true
-	idle := h.idle
-	h.idle = nil
-	h.mu.Unlock()
-	for _, ps := range idle {
-		ps.st.Close()
-	}
 }

@@ -402,9 +402,17 @@ func trimLeftOWS(b []byte) []byte {
 }
 
 // isDroppedName reports whether a field name is one the edge removes from
-// requests: Forwarded and every X-Forwarded-*.
+// requests: Forwarded, every X-Forwarded-*, X-Real-IP, and any name with
+// an underscore. The last two carry client addresses in some frameworks
+// (X-Real-IP; X_Forwarded_For, which CGI-style servers and some frameworks
+// read as X-Forwarded-For), so a client could forge what only the edge may
+// say. Dropping names with underscores is Envoy's
+// headers_with_underscores_action: DROP_HEADER.
 func isDroppedName(name []byte) bool {
-	return hasPrefixFold(name, "x-forwarded-") || equalFold(name, "forwarded")
+	if bytes.IndexByte(name, '_') >= 0 {
+		return true
+	}
+	return hasPrefixFold(name, "x-forwarded-") || equalFold(name, "forwarded") || equalFold(name, "x-real-ip")
 }
 
 // parseTarget classifies the request target (RFC 9112 §3.2): origin-form,
@@ -413,6 +421,9 @@ func (h *requestHead) parseTarget() error {
 	t := h.target
 	switch {
 	case t[0] == '/':
+		if !validEscapes(t) {
+			return errTarget
+		}
 		h.path = t
 	case len(t) == 1 && t[0] == '*':
 		if string(h.method) != "OPTIONS" {
@@ -421,15 +432,17 @@ func (h *requestHead) parseTarget() error {
 		h.path = t
 	case hasPrefixFold(t, "http://") || hasPrefixFold(t, "https://"):
 		auth := t[bytes.IndexByte(t, '/')+2:]
+		// The authority ends at the path or the query: like net/http
+		// (url.ParseRequestURI), a '#' there is part of it, and refused.
 		end := len(auth)
 		for i, c := range auth {
-			if c == '/' || c == '?' || c == '#' {
+			if c == '/' || c == '?' {
 				end = i
 				break
 			}
 		}
 		hn, ok := splitHostPort(auth[:end])
-		if !ok {
+		if !ok || !validEscapes(auth[end:]) {
 			return errTarget
 		}
 		h.absolute = true
@@ -439,6 +452,30 @@ func (h *requestHead) parseTarget() error {
 		return errTarget
 	}
 	return nil
+}
+
+// validEscapes reports whether every '%' in the path part of a request
+// target (up to the first '?') starts a percent-encoded octet: two hex
+// digits (RFC 3986 §2.1). net/http refuses a target that breaks this, so
+// the edge does too rather than forward what a Go upstream reads as an
+// error.
+func validEscapes(t []byte) bool {
+	if i := bytes.IndexByte(t, '?'); i >= 0 {
+		t = t[:i]
+	}
+	for i := bytes.IndexByte(t, '%'); i >= 0; i = bytes.IndexByte(t, '%') {
+		if i+2 >= len(t) {
+			return false
+		}
+		if _, ok := unhex(t[i+1]); !ok {
+			return false
+		}
+		if _, ok := unhex(t[i+2]); !ok {
+			return false
+		}
+		t = t[i+3:]
+	}
+	return true
 }
 
 // responseHead is what the relay needs of a response head: its status and
@@ -453,7 +490,8 @@ type responseHead struct {
 
 // parseResponseHead parses b, one complete response head, into h. It is as
 // strict about syntax as parseRequestHead; of framing fields it accepts
-// repeated Content-Length fields only when they agree (RFC 9110 §8.6), and
+// repeated Content-Length fields only when they are identical (RFC 9110
+// §8.6 allows equal values; net/http wants the same text), and
 // refuses a list in one field, Content-Length with Transfer-Encoding, and
 // any Transfer-Encoding but a single "chunked".
 func parseResponseHead(b []byte, h *responseHead) error {
@@ -490,6 +528,7 @@ func parseResponseHead(b []byte, h *responseHead) error {
 		}
 	}
 	var te, keepAlive bool
+	var clValue []byte
 	pos := eol + 1
 	for {
 		line, end, colon, err := headerLine(b, pos, errFieldValue)
@@ -522,10 +561,12 @@ func parseResponseHead(b []byte, h *responseHead) error {
 				if !ok {
 					return errBadLength
 				}
-				if h.contentLength >= 0 && h.contentLength != n {
+				// Repeats must be the same text, as net/http reads them
+				// ("5" and "05" are refused).
+				if h.contentLength >= 0 && !bytes.Equal(clValue, value) {
 					return errDupLength
 				}
-				h.contentLength = n
+				h.contentLength, clValue = n, value
 			}
 		case 17:
 			if equalFold(name, "transfer-encoding") {

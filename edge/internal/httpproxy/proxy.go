@@ -9,11 +9,13 @@ import (
 	"net/http"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
+
+	stdlog "log"
 
 	"github.com/tollgate/tollgate/codes"
 	"go.uber.org/zap"
-	"golang.org/x/net/http2"
 )
 
 // Stream is one proxy stream to an agent: a byte pipe whose send side can be
@@ -81,8 +83,25 @@ type Config struct {
 	// request, and bounds one stalled write to a client. Default 120s.
 	IdleTimeout time.Duration
 	// MaxConcurrentStreams bounds concurrent HTTP/2 streams per connection.
-	// Default 250.
+	// Default 100 (Envoy's recommendation for an edge).
 	MaxConcurrentStreams uint32
+	// MaxStreamResets bounds the RST_STREAM frames an HTTP/2 client may
+	// send on one connection within 10 seconds; past it the connection gets
+	// GOAWAY(ENHANCE_YOUR_CALM) and closes (HTTP/2 rapid reset,
+	// CVE-2023-44487). Default 200, twice the default stream limit, so a
+	// browser that cancels a full page of requests stays within it;
+	// negative: unlimited.
+	MaxStreamResets int
+	// BodyReadTimeout is the longest a request body may go without
+	// sending a byte, on HTTP/1.1 and HTTP/2. Default 30s.
+	BodyReadTimeout time.Duration
+	// MinBodyRate is the slowest average rate, in bytes per second, a
+	// request body may arrive at once it has been arriving for
+	// BodyReadTimeout. A body that falls behind, like one that stalls, is
+	// cut: its proxy stream and upstream connection are released and the
+	// client gets 408 if no response began. Both are enforced to within a
+	// quarter of BodyReadTimeout. Default 1024; negative: no minimum.
+	MinBodyRate int64
 	// MaxIdleStreams bounds the idle proxy streams an HTTP/2 connection
 	// keeps for reuse. Default 16.
 	MaxIdleStreams int
@@ -106,7 +125,13 @@ const (
 	// DefaultIdleTimeout is the default of Config.IdleTimeout.
 	DefaultIdleTimeout = 120 * time.Second
 	// DefaultMaxConcurrentStreams is the default of Config.MaxConcurrentStreams.
-	DefaultMaxConcurrentStreams = 250
+	DefaultMaxConcurrentStreams = 100
+	// DefaultMaxStreamResets is the default of Config.MaxStreamResets.
+	DefaultMaxStreamResets = 200
+	// DefaultBodyReadTimeout is the default of Config.BodyReadTimeout.
+	DefaultBodyReadTimeout = 30 * time.Second
+	// DefaultMinBodyRate is the default of Config.MinBodyRate.
+	DefaultMinBodyRate = 1024
 	// DefaultMaxIdleStreams is the default of Config.MaxIdleStreams.
 	DefaultMaxIdleStreams = 16
 
@@ -154,13 +179,20 @@ type Proxy struct {
 	pool     BufferPool
 	xfp      []byte // "X-Forwarded-Proto: https\r\n"
 
-	h2  *http2.Server
-	h2b *http.Server // base configuration of h2; its Shutdown drains h2 connections
+	h2srv  *http.Server // serves every HTTP/2 connection (h2server.go)
+	h2ln   *h2listener
+	h2once sync.Once
+	h2wg   sync.WaitGroup
+	lateH2 atomic.Bool // an HTTP/2 connection started after Shutdown's GOAWAY
 
-	mu      sync.Mutex
-	conns   map[servedConn]struct{}
-	closing bool
-	drained chan struct{} // closed when closing and conns is empty
+	calmed      atomic.Int64 // HTTP/2 connections sent GOAWAY(ENHANCE_YOUR_CALM)
+	unsolicited atomic.Int64 // pooled proxy streams retired for bytes no request asked for
+
+	mu        sync.Mutex
+	conns     map[servedConn]struct{}
+	closing   bool
+	closingAt atomic.Bool   // closing, for readers that take no lock
+	drained   chan struct{} // closed when closing and conns is empty
 }
 
 // servedConn is a connection Shutdown can drain and force closed.
@@ -174,7 +206,7 @@ func New(cfg Config, r Resolver) (*Proxy, error) {
 	if r == nil {
 		return nil, errors.New("httpproxy: a Resolver is required")
 	}
-	if cfg.MaxHeaderBytes < 0 || cfg.HeaderReadTimeout < 0 || cfg.IdleTimeout < 0 || cfg.MaxIdleStreams < 0 {
+	if cfg.MaxHeaderBytes < 0 || cfg.HeaderReadTimeout < 0 || cfg.IdleTimeout < 0 || cfg.MaxIdleStreams < 0 || cfg.BodyReadTimeout < 0 {
 		return nil, errors.New("httpproxy: negative limit in Config")
 	}
 	if cfg.MaxHeaderBytes == 0 {
@@ -194,6 +226,18 @@ func New(cfg Config, r Resolver) (*Proxy, error) {
 	}
 	if cfg.MaxIdleStreams == 0 {
 		cfg.MaxIdleStreams = DefaultMaxIdleStreams
+	}
+	if cfg.MaxStreamResets == 0 {
+		cfg.MaxStreamResets = DefaultMaxStreamResets
+	}
+	if cfg.BodyReadTimeout == 0 {
+		cfg.BodyReadTimeout = DefaultBodyReadTimeout
+	}
+	switch {
+	case cfg.MinBodyRate == 0:
+		cfg.MinBodyRate = DefaultMinBodyRate
+	case cfg.MinBodyRate < 0:
+		cfg.MinBodyRate = 0
 	}
 	switch cfg.Scheme {
 	case "":
@@ -219,23 +263,11 @@ func New(cfg Config, r Resolver) (*Proxy, error) {
 		conns:    make(map[servedConn]struct{}),
 		drained:  make(chan struct{}),
 	}
-	p.h2 = &http2.Server{
-		MaxConcurrentStreams: cfg.MaxConcurrentStreams,
-		IdleTimeout:          cfg.IdleTimeout,
-	}
-	errLog, err := zap.NewStdLogAt(log.Named("http2"), zap.DebugLevel)
+	srv, err := p.newH2Server()
 	if err != nil {
 		return nil, err
 	}
-	p.h2b = &http.Server{
-		MaxHeaderBytes: cfg.MaxHeaderBytes,
-		IdleTimeout:    cfg.IdleTimeout,
-		HTTP2:          &http.HTTP2Config{MaxConcurrentStreams: int(cfg.MaxConcurrentStreams)},
-		ErrorLog:       errLog,
-	}
-	if err := http2.ConfigureServer(p.h2b, p.h2); err != nil {
-		return nil, err
-	}
+	p.h2srv, p.h2ln = srv, newH2Listener()
 	return p, nil
 }
 
@@ -269,7 +301,7 @@ func peerAddr(c net.Conn) netip.AddrPort {
 func (p *Proxy) ServeConn(ctx context.Context, c net.Conn, sni, alpn string) {
 	remote := peerAddr(c)
 	ctx = context.WithValue(ctx, clientAddrKey{}, remote)
-	if alpn == http2.NextProtoTLS {
+	if alpn == "h2" {
 		p.serveH2(ctx, c, sni, remote)
 		return
 	}
@@ -307,16 +339,19 @@ func (p *Proxy) untrack(sc servedConn) {
 	p.mu.Unlock()
 }
 
-// Shutdown stops taking new connections and requests, lets in-flight
-// requests finish (HTTP/2 connections get GOAWAY), closes each connection
-// once idle, and returns when all are closed. When ctx ends first, the rest
-// are closed at once and ctx's error is returned. Upgraded connections
-// (WebSocket) count as in flight until they end. Calling it again returns
-// ErrProxyClosed after waiting like the first call.
+// Shutdown stops taking new connections and requests and drains the
+// rest: HTTP/1.1 connections close once idle, and the last response of
+// each carries "Connection: close"; HTTP/2 connections get GOAWAY with the
+// last stream ID they accepted, finish those streams and close. Accepted
+// requests run until they end or ctx ends; then the rest are closed at
+// once and ctx's error is returned. Upgraded connections (WebSocket) count
+// as in flight until they end. Calling it again returns ErrProxyClosed
+// after waiting like the first call.
 func (p *Proxy) Shutdown(ctx context.Context) error {
 	p.mu.Lock()
 	again := p.closing
 	p.closing = true
+	p.closingAt.Store(true)
 	conns := make([]servedConn, 0, len(p.conns))
 	for sc := range p.conns {
 		conns = append(conns, sc)
@@ -332,18 +367,17 @@ func (p *Proxy) Shutdown(ctx context.Context) error {
 
 	if !again {
 		p.log.Info("http proxy shutting down", zap.Int("connections", len(conns)))
-		// Runs the graceful shutdown hook http2.ConfigureServer registered:
-		// every HTTP/2 connection sends GOAWAY and finishes its streams. The
-		// base server tracks no connections itself, so this returns at once.
-		_ = p.h2b.Shutdown(ctx)
+		p.h2ln.Close()
+		// The http.Server sends GOAWAY to every HTTP/2 connection and
+		// closes each once its streams are done.
+		go func() { _ = p.h2srv.Shutdown(ctx) }()
 	}
 	for _, sc := range conns {
 		sc.shutdown()
 	}
-	// An HTTP/2 connection that was accepted just before Shutdown may
-	// register with the http2 server after the hook ran: run it again now
-	// and then until everything drained.
-	tick := time.NewTicker(250 * time.Millisecond)
+	// An HTTP/2 connection handed to the server just before Shutdown may
+	// register after the GOAWAY went out: send it again for those.
+	tick := time.NewTicker(100 * time.Millisecond)
 	defer tick.Stop()
 	for {
 		select {
@@ -353,7 +387,9 @@ func (p *Proxy) Shutdown(ctx context.Context) error {
 			}
 			return nil
 		case <-tick.C:
-			_ = p.h2b.Shutdown(ctx)
+			if p.lateH2.Swap(false) {
+				go func() { _ = p.h2srv.Shutdown(ctx) }()
+			}
 			continue
 		case <-ctx.Done():
 		}
@@ -370,6 +406,17 @@ func (p *Proxy) Shutdown(ctx context.Context) error {
 	}
 	return ctx.Err()
 }
+
+func (p *Proxy) isClosing() bool { return p.closingAt.Load() }
+
+// newStdLog returns the http.Server's error log: debug lines of log.
+func newStdLog(log *zap.Logger) (*stdlog.Logger, error) {
+	return zap.NewStdLogAt(log.Named("http2"), zap.DebugLevel)
+}
+
+const debugLevel = zap.DebugLevel
+
+func remoteField(a netip.AddrPort) zap.Field { return zap.Stringer("remote_addr", a) }
 
 // bufferPool is the default BufferPool: a sync.Pool of fixed-size buffers
 // that allocates nothing in the steady state (the slice headers travel in

@@ -1,0 +1,335 @@
+package httpproxy
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// The HTTP/2 server is net/http's own (http.Server with Protocols set to
+// unencrypted HTTP/2 only): the proxy terminates TLS itself and hands the
+// server each negotiated "h2" connection wrapped in an h2wire, which the
+// server reads as HTTP/2 with prior knowledge. The wrapper watches the
+// frames that pass for what net/http does not police: a client's stream
+// resets (HTTP/2 rapid reset, CVE-2023-44487).
+
+// HTTP/2 frame types and codes this file uses (RFC 9113 §6, §7).
+const (
+	h2FrameHeaders   = 0x1
+	h2FrameRSTStream = 0x3
+	h2FrameGoAway    = 0x7
+	h2EnhanceCalm    = 0xb
+	h2FrameHeaderLen = 9
+	h2ClientPreface  = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+	// resetWindow is the period Config.MaxStreamResets counts over.
+	resetWindow = 10 * time.Second
+	// calmLinger is how long a connection told to calm down still reads
+	// (and discards) before it closes, so that the client reads the GOAWAY
+	// instead of a TCP reset.
+	calmLinger = time.Second
+)
+
+// errEnhanceYourCalm ends a connection whose client reset too many streams.
+var errEnhanceYourCalm = errors.New("httpproxy: too many stream resets from the client")
+
+// h2listener hands HTTP/2 connections to the proxy's http.Server.
+type h2listener struct {
+	conns chan net.Conn
+	done  chan struct{}
+	once  sync.Once
+}
+
+func newH2Listener() *h2listener {
+	return &h2listener{conns: make(chan net.Conn), done: make(chan struct{})}
+}
+
+func (l *h2listener) Accept() (net.Conn, error) {
+	select {
+	case c := <-l.conns:
+		return c, nil
+	case <-l.done:
+		return nil, net.ErrClosed
+	}
+}
+
+func (l *h2listener) Close() error {
+	l.once.Do(func() { close(l.done) })
+	return nil
+}
+
+func (l *h2listener) Addr() net.Addr { return h2addr{} }
+
+type h2addr struct{}
+
+func (h2addr) Network() string { return "tollgate-h2" }
+func (h2addr) String() string  { return "tollgate-h2" }
+
+// newH2Server returns the http.Server that serves every HTTP/2 connection
+// of p. It is started by the first one (startH2).
+func (p *Proxy) newH2Server() (*http.Server, error) {
+	errLog, err := newStdLog(p.log)
+	if err != nil {
+		return nil, err
+	}
+	var protos http.Protocols
+	protos.SetUnencryptedHTTP2(true)
+	return &http.Server{
+		Handler:           http.HandlerFunc(p.serveH2Request),
+		Protocols:         &protos,
+		MaxHeaderBytes:    p.cfg.MaxHeaderBytes,
+		ReadHeaderTimeout: p.cfg.HeaderReadTimeout, // bounds the client preface
+		IdleTimeout:       p.cfg.IdleTimeout,
+		HTTP2: &http.HTTP2Config{
+			MaxConcurrentStreams: int(p.cfg.MaxConcurrentStreams),
+			WriteByteTimeout:     p.cfg.IdleTimeout,
+		},
+		ErrorLog: errLog,
+		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
+			if w, ok := c.(*h2wire); ok {
+				return connValues{Context: ctx, vals: w.h.ctx}
+			}
+			return ctx
+		},
+		ConnState: func(_ net.Conn, s http.ConnState) {
+			// A connection that registered with the HTTP/2 server after
+			// Shutdown ran its GOAWAY hook: Shutdown runs it again.
+			if s == http.StateActive && p.isClosing() {
+				p.lateH2.Store(true)
+			}
+		},
+	}, nil
+}
+
+// startH2 starts serving HTTP/2 connections, once.
+func (p *Proxy) startH2() {
+	p.h2once.Do(func() {
+		p.h2wg.Add(1)
+		go func() {
+			defer p.h2wg.Done()
+			_ = p.h2srv.Serve(p.h2ln) // returns when Shutdown closes h2ln
+		}()
+	})
+}
+
+// connValues is the context of an HTTP/2 connection: the server's, whose
+// cancellation it keeps, with the values of the context ServeConn got
+// (ClientAddrFromContext, the h2conn).
+type connValues struct {
+	context.Context
+	vals context.Context
+}
+
+func (c connValues) Value(k any) any {
+	if v := c.vals.Value(k); v != nil {
+		return v
+	}
+	return c.Context.Value(k)
+}
+
+// frameTracker follows the frame boundaries of one direction of an
+// HTTP/2 connection from the bytes that pass.
+type frameTracker struct {
+	skip int // bytes of a client preface, or of the current frame's payload, still to pass
+	hdr  [h2FrameHeaderLen]byte
+	hn   int // bytes of hdr collected
+}
+
+// next consumes bytes of b up to the end of the next frame header and
+// returns how many; header reports whether a complete frame header is in
+// t.hdr.
+func (t *frameTracker) next(b []byte) (n int, header bool) {
+	if t.skip > 0 {
+		n = min(t.skip, len(b))
+		t.skip -= n
+		return n, false
+	}
+	n = copy(t.hdr[t.hn:], b)
+	t.hn += n
+	if t.hn < h2FrameHeaderLen {
+		return n, false
+	}
+	t.hn = 0
+	t.skip = int(t.hdr[0])<<16 | int(t.hdr[1])<<8 | int(t.hdr[2])
+	return n, true
+}
+
+// atBoundary reports whether the bytes passed so far end a frame.
+func (t *frameTracker) atBoundary() bool { return t.skip == 0 && t.hn == 0 }
+
+// h2wire is an HTTP/2 client connection as the http.Server sees it. It
+// counts the client's RST_STREAM frames and, past Config.MaxStreamResets
+// within resetWindow, writes GOAWAY(ENHANCE_YOUR_CALM) at the next frame
+// boundary of the server's output and ends the connection.
+type h2wire struct {
+	net.Conn
+	h         *h2conn
+	maxResets int
+	batch     recordBatcher // nil when c cannot batch TLS records
+
+	// Read side: only the server's frame reader calls Read.
+	in          frameTracker
+	resets      int
+	windowStart time.Time
+	lastID      uint32 // highest client stream ID seen in a HEADERS frame
+
+	wmu   sync.Mutex
+	out   frameTracker
+	calm  bool // GOAWAY(ENHANCE_YOUR_CALM) is due or sent
+	sent  bool // it was sent: no more writes
+	calmN uint32
+
+	closeOnce sync.Once
+	closed    chan struct{}
+	calmed    atomic.Bool
+}
+
+func newH2Wire(c net.Conn, h *h2conn, maxResets int) *h2wire {
+	w := &h2wire{Conn: c, h: h, maxResets: maxResets, closed: make(chan struct{}), batch: recordBatcherOf(c)}
+	w.in.skip = len(h2ClientPreface)
+	return w
+}
+
+func (w *h2wire) Read(b []byte) (int, error) {
+	if w.calmed.Load() {
+		return 0, errEnhanceYourCalm
+	}
+	n, err := w.Conn.Read(b)
+	for p := b[:n]; len(p) > 0; {
+		k, header := w.in.next(p)
+		p = p[k:]
+		if !header {
+			continue
+		}
+		id := binary.BigEndian.Uint32(w.in.hdr[5:]) & (1<<31 - 1)
+		switch w.in.hdr[3] {
+		case h2FrameHeaders:
+			w.lastID = max(w.lastID, id)
+		case h2FrameRSTStream:
+			if w.countReset() {
+				w.enhanceYourCalm()
+				return 0, errEnhanceYourCalm
+			}
+		}
+	}
+	return n, err
+}
+
+// countReset counts one client reset and reports whether the connection
+// is over its budget.
+func (w *h2wire) countReset() bool {
+	if w.maxResets < 0 {
+		return false
+	}
+	now := time.Now()
+	if now.Sub(w.windowStart) > resetWindow {
+		w.windowStart, w.resets = now, 0
+	}
+	w.resets++
+	return w.resets > w.maxResets
+}
+
+// enhanceYourCalm sends GOAWAY(ENHANCE_YOUR_CALM) now if the server's
+// output is between frames, else as soon as the frame being written ends.
+func (w *h2wire) enhanceYourCalm() {
+	w.calmed.Store(true)
+	w.h.p.calmed.Add(1)
+	if ce := w.h.p.log.Check(debugLevel, "too many HTTP/2 stream resets; sending GOAWAY"); ce != nil {
+		ce.Write(remoteField(w.h.remote))
+	}
+	w.wmu.Lock()
+	defer w.wmu.Unlock()
+	w.calm, w.calmN = true, w.lastID
+	if w.out.atBoundary() {
+		w.sendCalmLocked()
+	}
+}
+
+func (w *h2wire) sendCalmLocked() {
+	var f [h2FrameHeaderLen + 8]byte
+	f[2] = 8 // payload length
+	f[3] = h2FrameGoAway
+	binary.BigEndian.PutUint32(f[9:], w.calmN)
+	binary.BigEndian.PutUint32(f[13:], h2EnhanceCalm)
+	w.sent = true
+	_, _ = w.Conn.Write(f[:])
+	if cw, ok := w.Conn.(closeWriter); ok {
+		_ = cw.CloseWrite()
+	}
+}
+
+func (w *h2wire) Write(b []byte) (int, error) {
+	w.wmu.Lock()
+	defer w.wmu.Unlock()
+	if w.sent {
+		return 0, errEnhanceYourCalm
+	}
+	if !w.calm {
+		n, err := w.write(b)
+		for p := b[:n]; len(p) > 0; {
+			k, _ := w.out.next(p)
+			p = p[k:]
+		}
+		return n, err
+	}
+	// GOAWAY is due: finish the frame being written, then send it.
+	end := 0
+	for end < len(b) && !w.out.atBoundary() {
+		k, _ := w.out.next(b[end:])
+		end += k
+	}
+	if _, err := w.Conn.Write(b[:end]); err != nil {
+		return 0, err
+	}
+	if w.out.atBoundary() {
+		w.sendCalmLocked()
+	}
+	return len(b), nil
+}
+
+// write writes b to the client. A frame larger than one TLS record (a
+// full DATA frame is 16 KiB of payload plus its 9-byte header) goes out
+// in one system call when the connection can batch records.
+func (w *h2wire) write(b []byte) (int, error) {
+	if len(b) > maxRecordPayload && w.batch != nil {
+		w.batch.HoldRecords()
+		n, err := w.Conn.Write(b)
+		if rerr := w.batch.ReleaseRecords(); err == nil {
+			err = rerr
+		}
+		return n, err
+	}
+	return w.Conn.Write(b)
+}
+
+// Close closes the connection; one told to calm down first lingers so
+// that the client can read the GOAWAY.
+func (w *h2wire) Close() error {
+	w.closeOnce.Do(func() {
+		defer close(w.closed)
+		if !w.calmed.Load() {
+			w.Conn.Close()
+			return
+		}
+		w.wmu.Lock()
+		if !w.sent {
+			w.sendCalmLocked()
+		}
+		w.wmu.Unlock()
+		w.Conn.SetReadDeadline(time.Now().Add(calmLinger))
+		var buf [4096]byte
+		for n := 0; n < lingerBytes; {
+			k, err := w.Conn.Read(buf[:])
+			n += k
+			if err != nil {
+				break
+			}
+		}
+		w.Conn.Close()
+	})
+	return nil
+}
