@@ -336,10 +336,49 @@ func (s *Server) signOut(w http.ResponseWriter, r *http.Request, c *dashCaller) 
 	return nil
 }
 
-// safeNext keeps a post-sign-in redirect on this site: a path, not a URL.
+// maxNext bounds the length of a post-sign-in redirect target, in bytes.
+const maxNext = 2048
+
+// safeNext keeps a post-sign-in redirect on this site: it returns next when
+// it is a path of this origin, else "/". Browsers parse Location by the
+// WHATWG URL Standard (§4.4, basic URL parser), which strips leading and
+// trailing C0 controls and spaces, removes every TAB, LF and CR anywhere,
+// and reads "\" as "/" in http(s) URLs — so "/<TAB>/evil.example",
+// "/\evil.example" and " //evil.example" all become the scheme-relative
+// "//evil.example", another site. Rather than enumerate what browsers
+// rewrite, next must be plain: only the characters RFC 3986 allows
+// unencoded in a path and query (no controls, spaces, backslashes or
+// non-ASCII; no fragment), beginning with exactly one "/"; and its path,
+// once percent-decoded (as this server's router decodes it), must begin
+// with exactly one "/" and hold no control character or backslash, so no
+// "%2F%2F", "%5C" or "%09" smuggles the same forms through a later hop.
 func safeNext(next string) string {
-	if next == "" || !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") || strings.ContainsAny(next, "\\\r\n") {
+	if len(next) < 1 || len(next) > maxNext || next[0] != '/' || (len(next) > 1 && (next[1] == '/' || next[1] == '\\')) {
+		return "/"
+	}
+	for i := 0; i < len(next); i++ {
+		if !nextChar(next[i]) {
+			return "/"
+		}
+	}
+	u, err := url.Parse(next)
+	if err != nil || u.Scheme != "" || u.Host != "" || u.Opaque != "" || u.User != nil || !strings.HasPrefix(u.Path, "/") {
+		return "/"
+	}
+	p := u.Path // percent-decoded
+	if strings.HasPrefix(p, "//") || strings.ContainsFunc(p, func(r rune) bool { return r < 0x20 || r == 0x7f || r == '\\' || r > 0x7e }) {
 		return "/"
 	}
 	return next
+}
+
+// nextChar reports whether c may appear unencoded in a redirect target:
+// RFC 3986 unreserved, sub-delims, ":", "@", "/", "?" and "%" (of a
+// percent-encoding, which url.Parse checks).
+func nextChar(c byte) bool {
+	switch {
+	case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		return true
+	}
+	return strings.IndexByte("-._~!$&'()*+,;=:@/?%", c) >= 0
 }
