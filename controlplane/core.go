@@ -1,6 +1,7 @@
 package controlplane
 
 import (
+	"net/netip"
 	"sync/atomic"
 	"time"
 
@@ -26,11 +27,24 @@ type Config struct {
 	RateLimit float64
 	RateBurst int
 	// AuthFailureLimit and AuthFailureBurst limit failed authentications per
-	// client IP: an address past them gets 429 before its key is checked.
+	// client address (ClientAddr; IPv6 by /64): past them, a failed attempt
+	// is answered 429 instead of 401. A valid credential is checked first
+	// and never refused for its address's failures. User credentials (API
+	// keys, invitation tokens) and the edge secret have separate budgets.
 	// Defaults DefaultAuthFailureLimit (1/s) and DefaultAuthFailureBurst
 	// (30); a negative AuthFailureLimit turns the limit off.
 	AuthFailureLimit float64
 	AuthFailureBurst int
+	// AuthFailureAddrs bounds how many client addresses' failure budgets
+	// are remembered, per budget (a bounded cache: a spray of addresses
+	// cannot grow memory). Default DefaultAuthFailureAddrs (65,536).
+	AuthFailureAddrs int
+	// TrustedProxies are the reverse proxies and load balancers whose
+	// X-Forwarded-For the API and dashboard believe (ClientAddr): for
+	// failed-authentication limits and IP restrictions. Default none: the
+	// client address is the TCP peer address, and X-Forwarded-For is never
+	// read.
+	TrustedProxies []netip.Prefix
 }
 
 // Core is what the control plane's products (the REST API, the dashboard
@@ -55,7 +69,8 @@ type Core struct {
 	rate         *rateLimits
 }
 
-// New returns a Core over st. It starts nothing. It panics if st is nil
+// New returns a Core over st. It starts nothing (the failure-limit caches
+// start on the first failure; Close stops them). It panics if st is nil
 // (ErrNoStore), a wiring bug.
 func New(cfg Config, st *store.Store) *Core {
 	if st == nil {

@@ -5,7 +5,8 @@
 //
 //   - the request pipeline of the API listener (Serve): the operation ID,
 //     the version header, caller authentication by API key (auth.go), the
-//     rate limits per account and per client IP (ratelimit.go), the
+//     rate limit per account and the failure budgets per client address
+//     (ratelimit.go, addrlimit.go), the
 //     account's `api` IP restriction (iprestrict.go, which also decides the
 //     dashboard's), and the error body (errorbody.go, errors.go);
 //   - the RBAC rules: Caller's checks and the access checks (rbac.go, where
@@ -25,8 +26,12 @@
 // Invariants:
 //   - API keys are checked on every request against the store
 //     (constant-time hash compare), so deleting or deactivating takes
-//     effect at once. A client IP is the TCP peer address, never
-//     X-Forwarded-For.
+//     effect at once. A client address is the TCP peer address; only from
+//     a peer in Config.TrustedProxies does X-Forwarded-For count
+//     (clientip.go).
+//   - A valid credential is never refused for its address's failures: the
+//     failure budgets per address (addrlimit.go) are charged and enforced
+//     only on attempts that failed, and the edge secret has its own.
 //   - A refusal is an *Error: the caller sees its status, code and message;
 //     its cause goes only to the log.
 //   - Snapshot(ctx, after) returns a snapshot newer than after, or, when the
@@ -35,5 +40,7 @@
 //     PostgreSQL within one poll interval.
 //   - The Registry and the command queues live in this process's memory,
 //     not in the store or the snapshot.
-//   - New starts nothing; a Core has no goroutines of its own.
+//   - New starts nothing; a Core's only goroutines are those of its
+//     failure-limit caches, started on the first failed authentication and
+//     stopped by Close.
 package controlplane

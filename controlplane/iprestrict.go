@@ -2,7 +2,6 @@ package controlplane
 
 import (
 	"net/http"
-	"net/netip"
 	"sync/atomic"
 
 	"go.uber.org/zap"
@@ -43,8 +42,9 @@ func DryRunRefusals(surface policy.Surface) uint64 {
 }
 
 // Restriction applies the account's IP restrictions of one surface
-// (docs/access-control.md#ip-restriction-surfaces) to the TCP peer address of the
-// request — never X-Forwarded-For. The restrictions come from the current
+// (docs/access-control.md#ip-restriction-surfaces) to the client address
+// (ClientAddr): the TCP peer address, or, only from a trusted proxy, what
+// X-Forwarded-For says. The restrictions come from the current
 // snapshot, compiled once per snapshot. An unenforced restriction that would
 // refuse the address is logged as a warning with its ID and counted
 // (DryRunRefusals), and the decision lets the request through (the dry run
@@ -59,10 +59,7 @@ func (cp *Core) Restriction(r *http.Request, accountID string, surface policy.Su
 		cr = &compiledRestrictions{snap: snap, rs: policy.CompileRestrictions(snap)}
 		cp.restrictions.cur.Store(cr)
 	}
-	addr, err := netip.ParseAddr(ClientIP(r))
-	if err != nil {
-		addr = netip.Addr{} // not an IP (a test transport): refused by any restriction
-	}
+	addr := cp.ClientAddr(r) // zero when not an IP (a test transport): refused by any restriction
 	d := cr.rs.Check(accountID, surface, addr)
 	if d.Allowed && d.RestrictionID != "" {
 		if n := dryRunRefusals[surface]; n != nil {
@@ -70,7 +67,7 @@ func (cp *Core) Restriction(r *http.Request, accountID string, surface policy.Su
 		}
 		cp.log.Warn("an unenforced IP restriction would refuse this request; letting it through",
 			zap.String("surface", string(surface)), zap.String("account_id", accountID),
-			zap.String("ip_restriction_id", d.RestrictionID), zap.String("client_ip", ClientIP(r)))
+			zap.String("ip_restriction_id", d.RestrictionID), zap.String("client_ip", cp.ClientIP(r)))
 	}
 	return d, nil
 }
@@ -84,8 +81,8 @@ func (cp *Core) checkAPIRestriction(r *http.Request, c *Caller) error {
 		return err
 	}
 	cp.log.Info("API request refused by an IP restriction", zap.String("account_id", c.AccountID()),
-		zap.String("ip_restriction_id", d.RestrictionID), zap.String("client_ip", ClientIP(r)))
+		zap.String("ip_restriction_id", d.RestrictionID), zap.String("client_ip", cp.ClientIP(r)))
 	return Errorf(http.StatusForbidden, codes.APIIPRestricted,
 		"The IP restriction %s of account %s does not allow API calls from %s. Call from an allowed network, or ask an administrator to change the restriction's IP policies.",
-		d.RestrictionID, c.AccountID(), ClientIP(r))
+		d.RestrictionID, c.AccountID(), cp.ClientIP(r))
 }

@@ -2,15 +2,14 @@ package controlplane
 
 import (
 	"math"
-	"net"
 	"net/http"
-	"net/netip"
 	"strconv"
 	"sync"
 	"time"
 
-	"github.com/tollgate/tollgate/codes"
 	"golang.org/x/time/rate"
+
+	"github.com/tollgate/tollgate/codes"
 )
 
 // Defaults of the API rate limits (Config). The hosted platform allows
@@ -18,99 +17,119 @@ import (
 // a self-hosted control plane serves automation (Terraform, CI) that is
 // burstier, so the default is higher.
 const (
-	DefaultRateLimit        = 50  // requests per second per account
-	DefaultRateBurst        = 100 // requests
-	DefaultAuthFailureLimit = 1   // failed authentications per second per client IP
-	DefaultAuthFailureBurst = 30  // failed authentications
+	DefaultRateLimit        = 50     // requests per second per account
+	DefaultRateBurst        = 100    // requests
+	DefaultAuthFailureLimit = 1      // failed authentications per second per client address
+	DefaultAuthFailureBurst = 30     // failed authentications
+	DefaultAuthFailureAddrs = 65_536 // client addresses whose failures are remembered, per kind
 )
 
-// limiterIdleSweep is how often the limiter maps drop buckets that have
-// refilled; maxLimiterKeys bounds each map between sweeps.
+// limiterIdleSweep is how often the per-account limiter drops buckets that
+// have refilled; maxLimiterKeys bounds it between sweeps. Its keys are
+// accounts that authenticated, so no client can spray them.
 const (
 	limiterIdleSweep = time.Minute
 	maxLimiterKeys   = 100_000
 )
 
+// Messages of the 429 answers to addresses past their failure budget.
+const (
+	msgAPIKeyFailures = "This address sent too many requests that failed authentication; check the API key."
+	msgEdgeFailures   = "This address sent too many requests with a wrong edge secret; check the edge's --control-secret-file."
+)
+
 // rateLimits holds the API's token buckets: one per account, charged by
-// every authenticated request, and one per client IP, charged by every
-// failed authentication. The limits are per control-plane process.
+// every authenticated request, and per client address two failure
+// budgets, each charged only by failed attempts: guesses of API keys and
+// invitation tokens (API and dashboard), and wrong edge secrets (edge
+// API). The limits are per control-plane process.
 type rateLimits struct {
-	perAccount *keyedLimiter // nil = unlimited
-	perIP      *keyedLimiter // nil = unlimited
+	perAccount   *keyedLimiter // nil = unlimited
+	keyFailures  *addrLimiter  // nil = unlimited
+	edgeFailures *addrLimiter  // nil = unlimited
 }
 
 // newRateLimits builds the limiters Config asks for.
 func newRateLimits(cfg Config) *rateLimits {
 	return &rateLimits{
-		perAccount: newKeyedLimiter(cfg.RateLimit, cfg.RateBurst, DefaultRateLimit, DefaultRateBurst),
-		perIP:      newKeyedLimiter(cfg.AuthFailureLimit, cfg.AuthFailureBurst, DefaultAuthFailureLimit, DefaultAuthFailureBurst),
+		perAccount:   newKeyedLimiter(cfg.RateLimit, cfg.RateBurst, DefaultRateLimit, DefaultRateBurst),
+		keyFailures:  newAddrLimiter(cfg.AuthFailureLimit, cfg.AuthFailureBurst, cfg.AuthFailureAddrs),
+		edgeFailures: newAddrLimiter(cfg.AuthFailureLimit, cfg.AuthFailureBurst, cfg.AuthFailureAddrs),
 	}
 }
 
 // admit authenticates the request (when auth is set) and applies the rate
 // limits, returning the caller (nil without auth) or the error to answer:
 //
-//   - A client IP whose failed authentications have emptied its bucket gets
-//     429 before its key is even looked at, so guessing keys is slow
-//     however many it tries.
-//   - A failed authentication (401: no key, or not a valid one) charges the
-//     client IP.
+//   - The API key is always checked first: a valid key is never refused
+//     because of failures from its address, whoever made them (several
+//     clients share an address behind NAT, a load balancer or a proxy).
+//   - A failed authentication (401: no key, or not a valid one) charges
+//     the client address's failure budget; once that is spent, failures
+//     are answered 429 with Retry-After instead of 401. A 403 (a genuine
+//     key whose owner or account is inactive) is no guess and charges
+//     nothing.
 //   - An authenticated request charges its account; an account over its
 //     limit gets 429. Requests that need no auth (404 and 405 answers)
-//     charge nothing; a client IP that is refused is refused them too.
+//     charge nothing and are never refused.
 //
+// Why this still stops guessing: an API key's (and an invitation token's)
+// secret is 32 random base62 characters, about 190 bits
+// (authn.NewCredential), so no rate of guesses finds one; what the budget
+// bounds is what a failing client costs and how fast it is told to stop.
 // Every 429 carries Retry-After, in whole seconds, and the API error body
 // with codes.APIRateLimited.
 func (cp *Core) admit(w http.ResponseWriter, r *http.Request, auth bool) (*Caller, error) {
-	rl := cp.rate
-	ip := ClientIP(r)
-	const ipMsg = "This address sent too many requests that failed authentication; check the API key."
-	if err := rl.perIP.check(w, ip, ipMsg); err != nil {
-		return nil, err
-	}
 	if !auth {
 		return nil, nil // 404 and 405 answers: no key to check, nothing to guess
 	}
 	c, err := cp.authenticate(r)
 	if err != nil {
-		// Only 401s: a 403 means the key is genuine (its owner or account is
-		// inactive), which no guessing produces.
 		if AsError(err).Status == http.StatusUnauthorized {
-			_ = rl.perIP.charge(w, ip, "") // the refusal is the answer; the next attempt pays
+			if tooMany := cp.ChargeAuthFailure(w, r, msgAPIKeyFailures); tooMany != nil {
+				return nil, tooMany
+			}
 		}
 		return nil, err
 	}
-	if err := rl.perAccount.charge(w, c.AccountID(), "The account "+c.AccountID()+" sent more API requests than its rate limit allows."); err != nil {
+	if err := cp.rate.perAccount.charge(w, c.AccountID(), "The account "+c.AccountID()+" sent more API requests than its rate limit allows."); err != nil {
 		return nil, err
 	}
 	return c, nil
 }
 
-// ChargeAuthFailure charges a failed authentication that Serve did not see
-// (a dashboard sign-in, a wrong invitation token) to the client IP's
-// bucket, as admit charges a 401: the next attempt pays.
-func (cp *Core) ChargeAuthFailure(w http.ResponseWriter, r *http.Request) {
-	_ = cp.rate.perIP.charge(w, ClientIP(r), "")
+// ChargeAuthFailure charges one failed attempt at a user credential (a
+// wrong API key at the API or the dashboard's sign-in, a wrong invitation
+// token) to the client address's budget (ClientAddr). It returns nil while
+// the budget lasts — answer the failure as usual — and, once it is spent,
+// a 429 *Error with codes.APIRateLimited, msg and Retry-After set on w, to
+// answer instead. Call it only after the credential was checked and found
+// wrong: a valid credential is never charged or refused.
+func (cp *Core) ChargeAuthFailure(w http.ResponseWriter, r *http.Request, msg string) error {
+	return cp.rate.keyFailures.fail(w, cp.ClientAddr(r), msg)
 }
 
-// CheckAuthFailures refuses, with 429 and Retry-After, a client IP whose
-// failed authentications have emptied its bucket, before it may try
-// again; msg says what the address did. It takes no token.
-func (cp *Core) CheckAuthFailures(w http.ResponseWriter, r *http.Request, msg string) error {
-	return cp.rate.perIP.check(w, ClientIP(r), msg)
+// ChargeEdgeAuthFailure is ChargeAuthFailure for a wrong or missing edge
+// secret at the edge API: a budget of its own, so that neither failed API
+// keys nor failed edge secrets from an address hold up the snapshot feed
+// of edges that present the right secret.
+func (cp *Core) ChargeEdgeAuthFailure(w http.ResponseWriter, r *http.Request) error {
+	return cp.rate.edgeFailures.fail(w, cp.ClientAddr(r), msgEdgeFailures)
 }
 
-// ClientIP is the TCP peer's address (never X-Forwarded-For), IPv4-mapped
-// IPv6 folded to IPv4.
-func ClientIP(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		host = r.RemoteAddr
-	}
-	if a, err := netip.ParseAddr(host); err == nil {
-		return a.Unmap().String()
-	}
-	return host
+// AuthThrottled returns how many failed attempts were answered 429 since
+// the process started: at user credentials (API keys, invitation tokens)
+// and at the edge secret.
+func (cp *Core) AuthThrottled() (userCredentials, edgeSecret uint64) {
+	return cp.rate.keyFailures.throttled(), cp.rate.edgeFailures.throttled()
+}
+
+// Close releases the per-address failure caches (their goroutines start on
+// the first failure). Call it once the servers have stopped; failures
+// after it are no longer limited.
+func (cp *Core) Close() {
+	cp.rate.keyFailures.close()
+	cp.rate.edgeFailures.close()
 }
 
 // keyedLimiter is a token bucket per key, with buckets that have refilled
@@ -143,9 +162,13 @@ func newKeyedLimiter(perSec float64, burst int, defPerSec float64, defBurst int)
 	if burst <= 0 {
 		burst = defBurst
 	}
-	idle := time.Duration(float64(burst)/perSec*float64(time.Second)) + time.Second
-	return &keyedLimiter{limit: rate.Limit(perSec), burst: burst, idle: idle,
+	return &keyedLimiter{limit: rate.Limit(perSec), burst: burst, idle: refillTime(perSec, burst),
 		buckets: make(map[string]*bucket), lastSweep: time.Now()}
+}
+
+// refillTime is how long an empty bucket takes to fill, plus a second.
+func refillTime(perSec float64, burst int) time.Duration {
+	return time.Duration(float64(burst)/perSec*float64(time.Second)) + time.Second
 }
 
 func (k *keyedLimiter) get(key string, now time.Time) *rate.Limiter {
@@ -181,40 +204,27 @@ func (k *keyedLimiter) sweep(now time.Time) {
 }
 
 // charge takes a token for key, or returns a 429 *Error (with
-// Retry-After set on w) when none is left. msg "" makes no error, for
-// charges whose refusal is answered otherwise.
+// Retry-After set on w) when none is left.
 func (k *keyedLimiter) charge(w http.ResponseWriter, key, msg string) error {
 	if k == nil {
 		return nil
 	}
+	return take(w, k.get(key, time.Now()), msg)
+}
+
+// take takes a token from lim, or returns a 429 *Error with msg (and
+// Retry-After set on w) when none is left; a refused attempt takes nothing.
+func take(w http.ResponseWriter, lim *rate.Limiter, msg string) error {
 	now := time.Now()
-	res := k.get(key, now).ReserveN(now, 1)
+	res := lim.ReserveN(now, 1)
 	if !res.OK() {
-		return nil // burst 0 is impossible: newKeyedLimiter sets >= 1
+		return nil // burst 0 is impossible: the constructors set >= 1
 	}
 	if d := res.DelayFrom(now); d > 0 {
 		res.CancelAt(now)
-		if msg == "" {
-			return nil
-		}
 		return tooMany(w, d, msg)
 	}
 	return nil
-}
-
-// check refuses key with 429 when its bucket is empty, without taking a
-// token.
-func (k *keyedLimiter) check(w http.ResponseWriter, key, msg string) error {
-	if k == nil {
-		return nil
-	}
-	now := time.Now()
-	lim := k.get(key, now)
-	if lim.TokensAt(now) >= 1 {
-		return nil
-	}
-	d := time.Duration((1 - lim.TokensAt(now)) / float64(k.limit) * float64(time.Second))
-	return tooMany(w, d, msg)
 }
 
 // tooMany sets Retry-After (whole seconds, at least 1) and returns the 429.

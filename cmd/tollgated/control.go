@@ -187,11 +187,14 @@ func runControl(ctx context.Context, o controlOptions, stdout io.Writer) error {
 	if rate == 0 {
 		rate = -1 // 0 would mean the default: "--rate-limit 0" asks for no limit
 	}
+	proxies, _ := o.dashboardOptions.proxies() // validated above
 	core := controlplane.New(controlplane.Config{
-		Logger:    log.Named("api"),
-		RateLimit: rate,
-		RateBurst: o.rateBurst,
+		Logger:         log.Named("api"),
+		RateLimit:      rate,
+		RateBurst:      o.rateBurst,
+		TrustedProxies: proxies,
 	}, st)
+	defer core.Close()
 	api := restapi.New(restapi.Config{BaseURL: o.baseURL, TCPAddrPools: pools}, core)
 	edges := edgeapi.New(edgeapi.Config{Secret: edgeSecret}, core)
 	dash := dashboard.New(o.dashboardOptions.config(), core)

@@ -3,26 +3,31 @@ package main
 import (
 	"net"
 	"net/http"
+	"net/netip"
 	"time"
 
 	"github.com/spf13/pflag"
 	"go.uber.org/zap"
 
 	"github.com/tollgate/tollgate/codes"
+	"github.com/tollgate/tollgate/controlplane"
 	"github.com/tollgate/tollgate/controlplane/dashboard"
 )
 
-// dashboardOptions are the dashboard's flags, shared by dev and control.
+// dashboardOptions are the dashboard's flags, and those it shares with the
+// API (--trusted-proxies), shared by dev and control.
 type dashboardOptions struct {
-	dashboardAddr string
-	sessionTTL    time.Duration
-	secureCookie  bool
+	dashboardAddr  string
+	sessionTTL     time.Duration
+	secureCookie   bool
+	trustedProxies []string
 }
 
 func (o *dashboardOptions) register(f *pflag.FlagSet) {
 	f.StringVar(&o.dashboardAddr, "dashboard-addr", "127.0.0.1:4081", `dashboard (web UI) listen address; "" turns the dashboard off`)
 	f.DurationVar(&o.sessionTTL, "dashboard-session-ttl", dashboard.DefaultSessionTTL, "how long a dashboard sign-in lasts (at least 1m)")
 	f.BoolVar(&o.secureCookie, "dashboard-secure-cookie", false, "mark the dashboard's session cookie Secure: set it when browsers reach the dashboard over HTTPS through a proxy")
+	f.StringSliceVar(&o.trustedProxies, "trusted-proxies", nil, "CIDR prefixes or addresses of reverse proxies in front of the API and dashboard (comma-separated or repeated): only from these peers does X-Forwarded-For name the client, for failed-login limits and IP restrictions; default none (the TCP peer address)")
 }
 
 // validate checks the flags before anything listens.
@@ -30,7 +35,13 @@ func (o *dashboardOptions) validate() error {
 	if o.sessionTTL < time.Minute {
 		return codes.NewError(codes.ConfigInvalid, "--dashboard-session-ttl %v is below one minute.", o.sessionTTL)
 	}
-	return nil
+	_, err := o.proxies()
+	return err
+}
+
+// proxies are the parsed --trusted-proxies (controlplane.Config.TrustedProxies).
+func (o *dashboardOptions) proxies() ([]netip.Prefix, error) {
+	return controlplane.ParseTrustedProxies(o.trustedProxies)
 }
 
 // config is the dashboard's configuration from the flags.

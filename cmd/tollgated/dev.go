@@ -182,7 +182,9 @@ func runDev(ctx context.Context, o devOptions, stdout io.Writer) error {
 	if dashLn != nil {
 		defer dashLn.Close()
 	}
-	core := controlplane.New(controlplane.Config{Logger: log.Named("api")}, st)
+	proxies, _ := o.dashboardOptions.proxies() // validated above
+	core := controlplane.New(controlplane.Config{Logger: log.Named("api"), TrustedProxies: proxies}, st)
+	defer core.Close()
 	api := restapi.New(restapi.Config{BaseURL: apiURL, DefaultRegion: o.region, TCPAddrPools: pools}, core)
 	edges := edgeapi.New(edgeapi.Config{}, core) // no edge secret: only the in-process edge
 	dash := dashboard.New(o.dashboardOptions.config(), core)

@@ -39,7 +39,8 @@ func (s *Server) acceptPage(w http.ResponseWriter, r *http.Request) {
 // it when the account's dashboard IP restriction allows. An invitation for
 // an existing user must be accepted through the API with one of that
 // user's keys, which proves who they are. A wrong token charges the
-// client IP's failed-authentication bucket.
+// client address's failure budget (controlplane.Core.ChargeAuthFailure),
+// and past it is answered 429; a valid token is never refused for it.
 func (s *Server) acceptInvitationForm(w http.ResponseWriter, r *http.Request) {
 	dashHeaders(w)
 	v := acceptView{}
@@ -50,7 +51,7 @@ func (s *Server) acceptInvitationForm(w http.ResponseWriter, r *http.Request) {
 		}
 		s.render(w, v.Error.Status, "accept", v)
 	}
-	if err := s.readPublicForm(w, r, "This address sent too many invalid invitation tokens; wait and check the link."); err != nil {
+	if err := s.readPublicForm(w, r); err != nil {
 		fail(err)
 		return
 	}
@@ -69,7 +70,10 @@ func (s *Server) acceptInvitationForm(w http.ResponseWriter, r *http.Request) {
 			status = http.StatusBadRequest
 		}
 		if ce.Code == codes.InvitationInvalid {
-			s.core.ChargeAuthFailure(w, r)
+			if tooMany := s.core.ChargeAuthFailure(w, r, "This address sent too many invalid invitation tokens; wait and check the link."); tooMany != nil {
+				fail(tooMany)
+				return
+			}
 		}
 		fail(&controlplane.Error{Status: status, Code: ce.Code, Msg: ce.Message, Cause: err})
 		return
@@ -80,7 +84,7 @@ func (s *Server) acceptInvitationForm(w http.ResponseWriter, r *http.Request) {
 	v.Token, v.Email, v.Account = "", acc.Member.User.Email, acc.Account.Name
 	v.APIKey, v.APIKeyID = acc.Token.Reveal(), acc.APIKey.ID // shown once, to the new member
 	s.log.Info("invitation accepted in the dashboard", zap.String("account_id", acc.Account.ID),
-		zap.String("user_id", acc.Member.User.ID), zap.String("client_ip", controlplane.ClientIP(r)))
+		zap.String("user_id", acc.Member.User.ID), zap.String("client_ip", s.core.ClientIP(r)))
 	if err := s.signInAfterAccept(w, r, acc); err != nil {
 		v.SignInErr = controlplane.AsError(err)
 	} else {

@@ -138,10 +138,10 @@ func (s *Server) checkDashboardRestriction(r *http.Request, accountID string) er
 		return err
 	}
 	s.log.Info("dashboard request refused by an IP restriction", zap.String("account_id", accountID),
-		zap.String("ip_restriction_id", d.RestrictionID), zap.String("client_ip", controlplane.ClientIP(r)))
+		zap.String("ip_restriction_id", d.RestrictionID), zap.String("client_ip", s.core.ClientIP(r)))
 	return controlplane.Errorf(http.StatusForbidden, codes.DashboardIPRestricted,
 		"The IP restriction %s of account %s does not allow the dashboard from %s. Connect from an allowed network, or ask an administrator to change the restriction's IP policies (with the API from an allowed address).",
-		d.RestrictionID, accountID, controlplane.ClientIP(r))
+		d.RestrictionID, accountID, s.core.ClientIP(r))
 }
 
 // formToken is the anti-forgery token of a session's forms: a hash of the
@@ -208,26 +208,31 @@ func (s *Server) signInPage(w http.ResponseWriter, r *http.Request) {
 	s.render(w, http.StatusOK, "signin", signInView{Next: safeNext(r.URL.Query().Get("next"))})
 }
 
-// signIn is POST /signin {api_key, next}. Failed attempts are charged to
-// the client IP's failed-authentication bucket (the API's), so guessing
-// keys here is as slow as against the API.
+// signIn is POST /signin {api_key, next}. A wrong key is charged to the
+// client address's failure budget (the API's: guessing keys here is no
+// faster than against the API), and past it answered 429; a valid key
+// signs in whatever others sent from the address.
 func (s *Server) signIn(w http.ResponseWriter, r *http.Request) {
 	dashHeaders(w)
 	next := "/"
 	fail := func(err error) {
 		ae := controlplane.AsError(err)
 		if ae.Status == http.StatusUnauthorized {
-			s.core.ChargeAuthFailure(w, r)
+			// The key was checked and is wrong: charge the address; past its
+			// budget, answer 429 instead.
+			if tooMany := s.core.ChargeAuthFailure(w, r, "This address failed to sign in too many times; wait and check the API key."); tooMany != nil {
+				ae = controlplane.AsError(tooMany)
+			}
 		}
 		if ae.Status >= 500 {
 			s.log.Error("dashboard sign-in failed", zap.Error(err))
 		} else {
 			s.log.Info("dashboard sign-in refused", zap.String("error_code", string(ae.Code)),
-				zap.String("client_ip", controlplane.ClientIP(r)))
+				zap.String("client_ip", s.core.ClientIP(r)))
 		}
 		s.render(w, ae.Status, "signin", signInView{Next: next, Error: ae})
 	}
-	if err := s.readPublicForm(w, r, "This address failed to sign in too many times; wait and check the API key."); err != nil {
+	if err := s.readPublicForm(w, r); err != nil {
 		fail(err)
 		return
 	}
@@ -253,24 +258,22 @@ func (s *Server) signIn(w http.ResponseWriter, r *http.Request) {
 func (s *Server) openDashboardSession(w http.ResponseWriter, r *http.Request, accountID, userID, keyID string) error {
 	actor := store.Actor{AccountID: accountID, PrincipalID: userID, CredentialID: keyID}
 	sess, tok, err := s.store.CreateDashboardSession(r.Context(), actor, store.DashboardSessionCreate{
-		AccountID: accountID, UserID: userID, APIKeyID: keyID, ClientIP: controlplane.ClientIP(r), TTL: s.cfg.SessionTTL})
+		AccountID: accountID, UserID: userID, APIKeyID: keyID, ClientIP: s.core.ClientIP(r), TTL: s.cfg.SessionTTL})
 	if err != nil {
 		return err
 	}
 	s.log.Info("dashboard sign-in", zap.String("account_id", accountID), zap.String("user_id", userID),
-		zap.String("api_key_id", keyID), zap.String("client_ip", controlplane.ClientIP(r)))
+		zap.String("api_key_id", keyID), zap.String("client_ip", s.core.ClientIP(r)))
 	s.setSessionCookie(w, r, tok.Reveal(), sess.ExpiresAt)
 	return nil
 }
 
 // readPublicForm reads the form of a page that needs no session (sign-in,
-// invitation acceptance): refused while the client IP's failed-
-// authentication bucket is empty (tooMany is the message), refused from
-// another origin, at most 16 KiB.
-func (s *Server) readPublicForm(w http.ResponseWriter, r *http.Request, tooMany string) error {
-	if err := s.core.CheckAuthFailures(w, r, tooMany); err != nil {
-		return err
-	}
+// invitation acceptance): refused from another origin, at most 16 KiB. It
+// does not look at the address's failure budget: the credential in the
+// form is checked first, and only a wrong one is charged or refused
+// (controlplane.Core.ChargeAuthFailure).
+func (s *Server) readPublicForm(w http.ResponseWriter, r *http.Request) error {
 	if err := checkForm(r, nil); err != nil {
 		return err
 	}
@@ -333,10 +336,49 @@ func (s *Server) signOut(w http.ResponseWriter, r *http.Request, c *dashCaller) 
 	return nil
 }
 
-// safeNext keeps a post-sign-in redirect on this site: a path, not a URL.
+// maxNext bounds the length of a post-sign-in redirect target, in bytes.
+const maxNext = 2048
+
+// safeNext keeps a post-sign-in redirect on this site: it returns next when
+// it is a path of this origin, else "/". Browsers parse Location by the
+// WHATWG URL Standard (§4.4, basic URL parser), which strips leading and
+// trailing C0 controls and spaces, removes every TAB, LF and CR anywhere,
+// and reads "\" as "/" in http(s) URLs — so "/<TAB>/evil.example",
+// "/\evil.example" and " //evil.example" all become the scheme-relative
+// "//evil.example", another site. Rather than enumerate what browsers
+// rewrite, next must be plain: only the characters RFC 3986 allows
+// unencoded in a path and query (no controls, spaces, backslashes or
+// non-ASCII; no fragment), beginning with exactly one "/"; and its path,
+// once percent-decoded (as this server's router decodes it), must begin
+// with exactly one "/" and hold no control character or backslash, so no
+// "%2F%2F", "%5C" or "%09" smuggles the same forms through a later hop.
 func safeNext(next string) string {
-	if next == "" || !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") || strings.ContainsAny(next, "\\\r\n") {
+	if len(next) < 1 || len(next) > maxNext || next[0] != '/' || (len(next) > 1 && (next[1] == '/' || next[1] == '\\')) {
+		return "/"
+	}
+	for i := 0; i < len(next); i++ {
+		if !nextChar(next[i]) {
+			return "/"
+		}
+	}
+	u, err := url.Parse(next)
+	if err != nil || u.Scheme != "" || u.Host != "" || u.Opaque != "" || u.User != nil || !strings.HasPrefix(u.Path, "/") {
+		return "/"
+	}
+	p := u.Path // percent-decoded
+	if strings.HasPrefix(p, "//") || strings.ContainsFunc(p, func(r rune) bool { return r < 0x20 || r == 0x7f || r == '\\' || r > 0x7e }) {
 		return "/"
 	}
 	return next
+}
+
+// nextChar reports whether c may appear unencoded in a redirect target:
+// RFC 3986 unreserved, sub-delims, ":", "@", "/", "?" and "%" (of a
+// percent-encoding, which url.Parse checks).
+func nextChar(c byte) bool {
+	switch {
+	case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		return true
+	}
+	return strings.IndexByte("-._~!$&'()*+,;=:@/?%", c) >= 0
 }

@@ -83,7 +83,11 @@ func (s *Server) routes() *http.ServeMux {
 	return mux
 }
 
-// edgeOnly authenticates an edge request with the edge secret.
+// edgeOnly authenticates an edge request with the edge secret. It is
+// served without the API's key check, so the API keys' failure budget
+// never applies: a wrong or missing secret charges the edge secret's own
+// budget per client address (controlplane.Core.ChargeEdgeAuthFailure) and
+// past it is answered 429; the right secret is never refused.
 func (s *Server) edgeOnly(h controlplane.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		s.core.Serve(w, r, func(w http.ResponseWriter, r *http.Request, c *controlplane.Caller) error {
@@ -93,6 +97,9 @@ func (s *Server) edgeOnly(h controlplane.HandlerFunc) http.HandlerFunc {
 			}
 			scheme, tok, _ := strings.Cut(r.Header.Get("Authorization"), " ")
 			if !strings.EqualFold(scheme, "Bearer") || !authn.SecretMatches(strings.TrimSpace(tok), authn.HashSecret(s.cfg.Secret)) {
+				if tooMany := s.core.ChargeEdgeAuthFailure(w, r); tooMany != nil {
+					return tooMany
+				}
 				return controlplane.Errorf(http.StatusUnauthorized, codes.EdgeAuth,
 					"The edge secret is missing or wrong: give the edge the control plane's edge secret (tollgated edge --control-secret-file).")
 			}

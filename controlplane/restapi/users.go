@@ -340,6 +340,11 @@ func (s *userAPI) acceptInvitation(w http.ResponseWriter, r *http.Request, c *co
 		return controlplane.Errorf(http.StatusUnauthorized, codes.APIAuthMissing,
 			"This invitation is for an existing user: send one of your own API keys (from any of your accounts) in the Authorization header with the token.")
 	case errors.As(err, &ce) && ce.Code == codes.InvitationInvalid:
+		// A wrong token is a failed authentication: charged to the client
+		// address's failure budget, and past it answered 429.
+		if tooMany := s.core.ChargeAuthFailure(w, r, "This address sent too many invalid invitation tokens; check the token."); tooMany != nil {
+			return tooMany
+		}
 		return controlplane.Errorf(http.StatusNotFound, ce.Code, "%s", ce.Message)
 	case errors.As(err, &ce) && ce.Code == codes.InvitationExpired:
 		return controlplane.Errorf(http.StatusGone, ce.Code, "%s", ce.Message)

@@ -12,6 +12,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"strings"
 	"testing"
 	"time"
@@ -34,6 +35,7 @@ type Config struct {
 	RateBurst        int
 	AuthFailureLimit float64
 	AuthFailureBurst int
+	TrustedProxies   []netip.Prefix
 	// REST API (restapi.Config).
 	BaseURL       string
 	DefaultRegion string
@@ -90,7 +92,8 @@ func NewEnv(t *testing.T, dsn string, cfg Config) *Env {
 		cfg.RateLimit = -1 // tests that exercise the limit set it; the rest go as fast as they can
 	}
 	core := controlplane.New(controlplane.Config{PollInterval: cfg.PollInterval, RateLimit: cfg.RateLimit, RateBurst: cfg.RateBurst,
-		AuthFailureLimit: cfg.AuthFailureLimit, AuthFailureBurst: cfg.AuthFailureBurst}, st)
+		AuthFailureLimit: cfg.AuthFailureLimit, AuthFailureBurst: cfg.AuthFailureBurst, TrustedProxies: cfg.TrustedProxies}, st)
+	t.Cleanup(core.Close)
 	api := restapi.New(restapi.Config{BaseURL: cfg.BaseURL, DefaultRegion: cfg.DefaultRegion, TCPAddrPools: cfg.TCPAddrPools}, core)
 	edges := edgeapi.New(edgeapi.Config{Secret: cfg.EdgeSecret}, core)
 	dash := dashboard.New(dashboard.Config{SecureCookie: cfg.DashboardSecureCookie}, core)
