@@ -157,8 +157,10 @@ func (e *Edge) Shutdown(ctx context.Context) error {
 
 	reason := codes.NewError(codes.SessionStopped, "The edge is shutting down; the agent will reconnect.")
 	sessions = e.agentSessions()
+	// Each GoAway lingers until its agent has read the message and hung up
+	// (at most a second): send them all at once.
 	for _, s := range sessions {
-		_ = s.ts.GoAway(reason.Error()) // agents reconnect at once (docs/agent-protocol.md#restarts)
+		go func() { _ = s.ts.GoAway(reason.Error()) }() // agents reconnect at once (docs/agent-protocol.md#restarts)
 	}
 	grace := sessionCloseGrace
 	if dl, ok := ctx.Deadline(); ok {

@@ -100,9 +100,10 @@ func (g *memGuard) run(ctx context.Context) error {
 	}
 }
 
-// refuse reports whether new work must be refused now, counting it.
+// refuse reports whether new work must be refused now, counting it. A nil
+// guard (a publicServer built by a test) refuses nothing.
 func (g *memGuard) refuse() bool {
-	if !g.over.Load() {
+	if g == nil || !g.over.Load() {
 		return false
 	}
 	g.refused.Add(1)

@@ -127,7 +127,7 @@ func TestSIGTERMDrains(t *testing.T) {
 			if err := dev.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 				t.Fatal(err)
 			}
-			dev.waitFor(regexp.MustCompile(`draining`), 10*time.Second)
+			dev.waitFor(regexp.MustCompile(`draining: no new connections`), 10*time.Second) // the edge's line, after its listeners closed
 			if conn, err := net.DialTimeout("tcp", dev.info.HTTPSAddr, 2*time.Second); err == nil {
 				conn.Close()
 				t.Errorf("a new connection to %s was accepted while the edge drains", dev.info.HTTPSAddr)

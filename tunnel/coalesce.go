@@ -1,6 +1,7 @@
 package tunnel
 
 import (
+	"errors"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -88,6 +89,10 @@ type batchConn struct {
 	remain      int                        // bytes left of the current frame after its header
 	wndInc      bool                       // the current frame is a WNDINC
 
+	// writeShut: CloseWrite closed the sending half; later Writes are
+	// discarded (the session is going away and nothing more may go out).
+	writeShut bool
+
 	closeOnce sync.Once
 	closeErr  error
 }
@@ -129,11 +134,17 @@ func (c *batchConn) putBuf(b []byte) {
 func (c *batchConn) Write(p []byte) (int, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.writeShut {
+		return len(p), nil
+	}
 	if len(p) >= directWriteMin {
 		return c.writeDirectLocked(p)
 	}
 	n := 0
 	for len(p) > 0 {
+		if c.writeShut {
+			return n + len(p), nil
+		}
 		if c.err != nil {
 			return n, c.err
 		}
@@ -330,6 +341,35 @@ func (c *batchConn) flush() {
 	}
 }
 
+// CloseWrite writes what is queued (for at most closeFlushTimeout) and
+// closes the sending half of the connection (for TLS a close_notify alert),
+// so the peer reads everything sent so far and then the end, while our
+// reading half stays open: a peer that still writes meets no reset. Later
+// Writes are discarded. It fails with errors.ErrUnsupported when the
+// connection has no sending half to close.
+func (c *batchConn) CloseWrite() error {
+	cw, ok := c.Conn.(interface{ CloseWrite() error })
+	if !ok {
+		return errors.ErrUnsupported
+	}
+	_ = c.Conn.SetWriteDeadline(time.Now().Add(closeFlushTimeout))
+	c.mu.Lock()
+	if c.timer != nil {
+		c.timer.Stop()
+	}
+	if !c.flushing && len(c.buf) > 0 && c.err == nil {
+		c.flushing = true
+		go c.flush()
+	}
+	for c.flushing {
+		c.cond.Wait()
+	}
+	c.writeShut = true
+	c.cond.Broadcast()
+	c.mu.Unlock()
+	return cw.CloseWrite()
+}
+
 // Close waits for queued bytes to be written (for at most
 // closeFlushTimeout), closes the connection and runs onClose. It is
 // idempotent.
@@ -373,6 +413,15 @@ func (c *notifyConn) Write(p []byte) (int, error) {
 	n, err := c.Conn.Write(p)
 	c.written.Add(uint64(n))
 	return n, err
+}
+
+// CloseWrite closes the sending half of the connection, as
+// batchConn.CloseWrite does.
+func (c *notifyConn) CloseWrite() error {
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return errors.ErrUnsupported
 }
 
 // Close closes the connection and runs onClose once.

@@ -206,14 +206,28 @@ func (m *muxadoMux) GoAway(reason string) error {
 	return m.closeWith(GoAwayCode, reason)
 }
 
+// goAwayLinger bounds how long closeWith waits, its sending half closed,
+// for the peer to read the GOAWAY and close the connection.
+const goAwayLinger = time.Second
+
 func (m *muxadoMux) closeWith(code muxado.ErrorCode, reason string) error {
 	m.closing.Store(true)
 	if ga, ok := m.sess.(goAwayer); ok {
 		_ = ga.GoAway(code, []byte(clipReason(reason)), time.Now().Add(time.Second))
 	}
 	// Close the transport rather than the session: muxado's Close sends a
-	// second GOAWAY ("no error") that would replace ours at the peer. The
-	// batcher flushes our GOAWAY first; the session then dies on its read.
+	// second GOAWAY ("no error") that would replace ours at the peer. Close
+	// our sending half first and give the peer a moment to read the GOAWAY
+	// and hang up: closing at once would make the peer's next write meet a
+	// reset, and its session could die of that before it reads our GOAWAY.
+	if cw, ok := m.transport.(interface{ CloseWrite() error }); ok && cw.CloseWrite() == nil {
+		t := time.NewTimer(goAwayLinger)
+		select {
+		case <-m.done:
+		case <-t.C:
+		}
+		t.Stop()
+	}
 	_ = m.transport.Close()
 	<-m.done
 	_ = m.sess.Close()
