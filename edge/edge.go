@@ -215,7 +215,7 @@ func New(cfg Config, deps Deps) (*Edge, error) {
 		cfg:      cfg,
 		deps:     deps,
 		log:      log,
-		snap:     newSnapshotHolder(cfg.DataDir),
+		snap:     newSnapshotHolder(cfg.DataDir, log),
 		router:   newRouter(),
 		tokens:   tokens,
 		sessions: make(map[*agentSession]struct{}),
@@ -449,5 +449,6 @@ func (e *Edge) Shutdown(ctx context.Context) error {
 	for _, s := range e.agentSessions() {
 		s.ts.Close(reason)
 	}
+	e.snap.flush() // the last applied snapshot reaches the disk
 	return errors.Join(errs...)
 }
