@@ -54,6 +54,9 @@ type snapshotPersister struct {
 	onDisk   uint64 // revision that snapshot.json plus the log hold; 0 = none
 	logSize  int64  // bytes of intact records in the log
 	baseSize int64  // bytes of snapshot.json
+
+	// beforeWrite, when set (tests), runs before each batch is written.
+	beforeWrite func()
 }
 
 func newSnapshotPersister(dir string, log *zap.Logger) *snapshotPersister {
@@ -160,6 +163,9 @@ func (p *snapshotPersister) run() {
 			return
 		}
 		p.mu.Unlock()
+		if p.beforeWrite != nil {
+			p.beforeWrite()
+		}
 		if err := p.write(batch); err != nil {
 			p.log.Error("could not persist snapshot", zap.Uint64("revision", batch[len(batch)-1].Revision()), zap.Error(err))
 			p.onDisk = 0 // write a whole snapshot next time
