@@ -105,9 +105,10 @@ func (m *cowMap[V]) edit() *cowEdit[V] {
 func (e *cowEdit[V]) own(i int) map[string]V {
 	if !e.copied[i] {
 		e.copied[i] = true
-		old := e.m.shards[i]
-		s := make(map[string]V, len(old)+1)
-		maps.Copy(s, old)
+		s := maps.Clone(e.m.shards[i]) // copies the table without rehashing
+		if s == nil {
+			s = make(map[string]V)
+		}
 		e.m.shards[i] = s
 	}
 	return e.m.shards[i]
