@@ -32,12 +32,10 @@ func newFutureFeed(t *testing.T, target string) *futureFeed {
 		t.Fatal(err)
 	}
 	f := &futureFeed{}
-	rp := httputil.NewSingleHostReverseProxy(u)
-	director := rp.Director
-	rp.Director = func(r *http.Request) {
-		director(r)
-		r.Header.Del("Accept-Encoding") // plain JSON to rewrite
-	}
+	rp := &httputil.ReverseProxy{Rewrite: func(r *httputil.ProxyRequest) {
+		r.SetURL(u)
+		r.Out.Header.Del("Accept-Encoding") // plain JSON to rewrite
+	}}
 	rp.ModifyResponse = func(resp *http.Response) error {
 		if resp.Request.URL.Path != "/edge/v1/snapshot" || resp.StatusCode != http.StatusOK {
 			return nil
