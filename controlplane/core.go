@@ -58,12 +58,13 @@ type Core struct {
 	log   *zap.Logger
 	reg   *Registry
 
-	// Snapshot feed: the newest snapshot built, a one-slot semaphore so
-	// that many waiting edges share one build, and the recent snapshots
-	// deltas are computed from.
+	// Snapshot feed (feed.go): the newest whole snapshot, kept up to date
+	// by applying deltas; a one-slot semaphore so that many waiting callers
+	// share one update; and the deltas of recent revisions, each computed
+	// once from the store's change log.
 	snap     atomic.Pointer[snapshot.Snapshot]
 	building chan struct{}
-	history  history
+	steps    feedSteps
 
 	restrictions restrictionCache // IP restrictions of the newest snapshot
 	rate         *rateLimits
@@ -88,6 +89,7 @@ func New(cfg Config, st *store.Store) *Core {
 		log:      cfg.Logger,
 		reg:      newRegistry(cfg.Logger),
 		building: make(chan struct{}, 1),
+		steps:    feedSteps{advancing: make(chan struct{}, 1)},
 		rate:     newRateLimits(cfg),
 	}
 }

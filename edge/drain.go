@@ -176,6 +176,7 @@ wait:
 			break wait
 		}
 	}
+	e.snap.flush() // the last applied snapshot reaches the disk
 	if ctx.Err() != nil {
 		e.log.Warn("drain cut short by the shutdown timeout: closed what was left",
 			zap.Duration("drain_time", drained), zap.Int("tcp_tls_connections_closed", rawLeft),

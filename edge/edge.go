@@ -235,7 +235,7 @@ func New(cfg Config, deps Deps) (*Edge, error) {
 		cfg:      cfg,
 		deps:     deps,
 		log:      log,
-		snap:     newSnapshotHolder(cfg.DataDir),
+		snap:     newSnapshotHolder(cfg.DataDir, log),
 		router:   newRouter(),
 		tokens:   tokens,
 		sessions: make(map[*agentSession]struct{}),

@@ -46,7 +46,7 @@ func setSnapshot(t testing.TB, e *Edge, data snapshot.Data) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if ok, err := e.snap.swap(snap); !ok || err != nil {
+	if ok := e.snap.swap(snap); !ok {
 		t.Fatalf("snapshot not installed: %v", err)
 	}
 	e.enforce(snap)
@@ -228,7 +228,7 @@ func TestAdmitIPFollowsSnapshot(t *testing.T) {
 	// restrictions itself.
 	data.Revision = e.snap.Load().Revision() + 1
 	snap, _ := snapshot.New(data)
-	if ok, _ := e.snap.swap(snap); !ok {
+	if ok := e.snap.swap(snap); !ok {
 		t.Fatal("not swapped")
 	}
 	if e.gates.admit(ep, addr) {

@@ -1,10 +1,6 @@
 package edge
 
 import (
-	"errors"
-	"fmt"
-	"os"
-	"path/filepath"
 	"sync"
 	"sync/atomic"
 
@@ -13,7 +9,8 @@ import (
 	"github.com/tollgate/tollgate/snapshot"
 )
 
-// snapshotFile is the name of the persisted snapshot in the data dir.
+// snapshotFile is the name of the persisted whole snapshot in the data dir;
+// snapshotLogFile (snapshotlog.go) holds the deltas applied since.
 const snapshotFile = "snapshot.json"
 
 // snapshotHolder holds the newest snapshot the edge has seen. Reads are a
@@ -21,16 +18,16 @@ const snapshotFile = "snapshot.json"
 type snapshotHolder struct {
 	cur     atomic.Pointer[snapshot.Snapshot]
 	initial *snapshot.Snapshot // the empty snapshot the holder starts with
-	path    string             // "" = do not persist
+	disk    *snapshotPersister // nil = do not persist
 
 	mu      sync.Mutex
 	changed chan struct{} // closed and replaced after each applied snapshot
 }
 
-func newSnapshotHolder(dataDir string) *snapshotHolder {
+func newSnapshotHolder(dataDir string, log *zap.Logger) *snapshotHolder {
 	h := &snapshotHolder{changed: make(chan struct{})}
 	if dataDir != "" {
-		h.path = filepath.Join(dataDir, snapshotFile)
+		h.disk = newSnapshotPersister(dataDir, log)
 	}
 	h.initial, _ = snapshot.New(snapshot.Data{})
 	h.cur.Store(h.initial)
@@ -59,77 +56,53 @@ func (h *snapshotHolder) notify() {
 	h.changed = make(chan struct{})
 }
 
-// loadPersisted reads the persisted snapshot, if there is one, and installs
-// it unless a snapshot from the control plane came first. A missing file is
-// not an error; a corrupt one is reported and ignored.
+// loadPersisted reads the persisted snapshot and the deltas logged since, if
+// there are any, and installs the result unless a snapshot from the control
+// plane came first. A missing file is not an error; a corrupt one is
+// reported and ignored; a torn log tail is dropped.
 func (h *snapshotHolder) loadPersisted() (bool, error) {
-	if h.path == "" {
+	if h.disk == nil {
 		return false, nil
 	}
-	f, err := os.Open(h.path)
-	if errors.Is(err, os.ErrNotExist) {
-		return false, nil
-	}
-	if err != nil {
-		return false, fmt.Errorf("opening persisted snapshot: %w", err)
-	}
-	defer f.Close()
-	s, err := snapshot.Decode(f)
-	if err != nil {
-		return false, fmt.Errorf("reading persisted snapshot %s: %w", h.path, err)
+	s, err := h.disk.load()
+	if err != nil || s == nil {
+		return false, err
 	}
 	return h.cur.CompareAndSwap(h.initial, s), nil
 }
 
-// swap installs s if it is newer than the current snapshot and persists it
-// (write to a temporary file, fsync, rename, so a crash never leaves a torn
-// file). It reports whether s was installed.
-func (h *snapshotHolder) swap(s *snapshot.Snapshot) (bool, error) {
+// swap installs s if it is newer than the current snapshot. It reports
+// whether s was installed.
+func (h *snapshotHolder) swap(s *snapshot.Snapshot) bool {
 	for {
 		old := h.cur.Load()
 		if s.Revision() <= old.Revision() && old.Revision() != 0 {
-			return false, nil
+			return false
 		}
 		if h.cur.CompareAndSwap(old, s) {
-			break
+			return true
 		}
 	}
-	return true, h.persist(s)
 }
 
-func (h *snapshotHolder) persist(s *snapshot.Snapshot) error {
-	if h.path == "" {
-		return nil
+// persist hands s to the background writer (snapshotlog.go).
+func (h *snapshotHolder) persist(s *snapshot.Snapshot) {
+	if h.disk != nil {
+		h.disk.enqueue(s)
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(h.path), ".snapshot-*.json")
-	if err != nil {
-		return fmt.Errorf("persisting snapshot: %w", err)
-	}
-	defer os.Remove(tmp.Name())
-	if err := tmp.Chmod(0o600); err != nil {
-		tmp.Close()
-		return fmt.Errorf("persisting snapshot: %w", err)
-	}
-	if err := s.Encode(tmp); err != nil {
-		tmp.Close()
-		return fmt.Errorf("persisting snapshot: %w", err)
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return fmt.Errorf("persisting snapshot: %w", err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("persisting snapshot: %w", err)
-	}
-	if err := os.Rename(tmp.Name(), h.path); err != nil {
-		return fmt.Errorf("persisting snapshot: %w", err)
-	}
-	return nil
 }
 
-// ApplySnapshot installs snap as the edge's snapshot, persists it in the
-// data dir (a failure is logged; the edge keeps serving) and enforces it on
-// live sessions (enforce), when its revision is newer than the current
+// flush waits until every applied snapshot is on disk.
+func (h *snapshotHolder) flush() {
+	if h.disk != nil {
+		h.disk.flush()
+	}
+}
+
+// ApplySnapshot installs snap as the edge's snapshot, enforces it on live
+// sessions (enforce) and then has it persisted in the data dir in the
+// background (snapshotlog.go: a failure is logged; the edge keeps serving),
+// when its revision is newer than the current
 // one's — or older: the control plane answers with an older revision only
 // when its store was reset or restored, and is the truth then. The current
 // revision again is ignored. Calls must not overlap; edge/controlclient
@@ -140,22 +113,15 @@ func (e *Edge) ApplySnapshot(snap *snapshot.Snapshot) {
 		e.log.Warn("the control plane's snapshot is older than this edge's: its store was reset or restored; taking its snapshot",
 			zap.Uint64("edge_revision", after), zap.Uint64("control_plane_revision", snap.Revision()))
 		h.cur.Store(snap)
-		if perr := h.persist(snap); perr != nil {
-			e.log.Error("could not persist snapshot", zap.Error(perr))
-		}
-		e.enforce(snap)
-		h.notify()
+	} else if !h.swap(snap) {
 		return
 	}
-	installed, perr := h.swap(snap)
-	if perr != nil {
-		e.log.Error("could not persist snapshot", zap.Error(perr))
-	}
-	if installed {
-		e.log.Debug("snapshot applied", zap.Uint64("revision", snap.Revision()))
-		e.enforce(snap)
-		h.notify()
-	}
+	e.log.Debug("snapshot applied", zap.Uint64("revision", snap.Revision()))
+	// Enforce first (revocations close sessions now), persist after, in
+	// the background: the disk never delays a revocation.
+	e.enforce(snap)
+	h.notify()
+	h.persist(snap)
 }
 
 // enforce applies a new snapshot to live sessions: a credential that is

@@ -56,7 +56,7 @@ func CompileRestrictions(snap *snapshot.Snapshot) *Restrictions {
 	if snap == nil {
 		return rs
 	}
-	for _, r := range snap.Data().IPRestrictions {
+	for r := range snap.AllIPRestrictions() {
 		bySurface := rs.byAccount[r.AccountID]
 		if bySurface == nil {
 			bySurface = map[Surface][]compiledRestriction{}

@@ -19,8 +19,14 @@ func canon(t *testing.T, d Data) string {
 	slices.SortFunc(d.Principals, func(a, b Principal) int { return strings.Compare(a.ID, b.ID) })
 	slices.SortFunc(d.Authtokens, func(a, b Authtoken) int { return strings.Compare(a.ID, b.ID) })
 	slices.SortFunc(d.IPPolicies, func(a, b IPPolicy) int { return strings.Compare(a.ID, b.ID) })
+	slices.SortFunc(d.SSHCredentials, func(a, b SSHCredential) int { return strings.Compare(a.ID, b.ID) })
+	slices.SortFunc(d.ReservedDomains, func(a, b ReservedDomain) int { return strings.Compare(a.ID, b.ID) })
+	slices.SortFunc(d.ReservedAddrs, func(a, b ReservedAddr) int { return strings.Compare(a.ID, b.ID) })
+	slices.SortFunc(d.IPRestrictions, func(a, b IPRestriction) int { return strings.Compare(a.ID, b.ID) })
 	d.Accounts, d.Principals = nilIfEmpty(d.Accounts), nilIfEmpty(d.Principals)
 	d.Authtokens, d.IPPolicies = nilIfEmpty(d.Authtokens), nilIfEmpty(d.IPPolicies)
+	d.SSHCredentials, d.ReservedDomains = nilIfEmpty(d.SSHCredentials), nilIfEmpty(d.ReservedDomains)
+	d.ReservedAddrs, d.IPRestrictions = nilIfEmpty(d.ReservedAddrs), nilIfEmpty(d.IPRestrictions)
 	b, err := json.Marshal(d)
 	if err != nil {
 		t.Fatal(err)
@@ -60,6 +66,26 @@ func randomData(r *rand.Rand, rev uint64) Data {
 			p.Rules = append(p.Rules, IPPolicyRule{ID: fmt.Sprintf("ipr_%d_%d", i, j), CIDR: "10.0.0.0/8", Action: "allow"})
 		}
 		d.IPPolicies = append(d.IPPolicies, p)
+	}
+	// Second keys (fingerprint, domain, address) move between IDs across
+	// revisions, as when one reservation is released and another takes
+	// the name.
+	fps := r.Perm(8)
+	for i := range r.IntN(6) {
+		d.SSHCredentials = append(d.SSHCredentials, SSHCredential{ID: fmt.Sprintf("sshcr_%d", i), AccountID: "acct_0",
+			OwnerID: "bot_0", Fingerprint: fmt.Sprintf("SHA256:%d", fps[i])})
+	}
+	names := r.Perm(8)
+	for i := range r.IntN(6) {
+		d.ReservedDomains = append(d.ReservedDomains, ReservedDomain{ID: fmt.Sprintf("rd_%d", i), AccountID: "acct_0",
+			Domain: fmt.Sprintf("%d.example.com", names[i]), Region: []string{"us", "eu"}[r.IntN(2)]})
+		d.ReservedAddrs = append(d.ReservedAddrs, ReservedAddr{ID: fmt.Sprintf("ra_%d", i), AccountID: "acct_0",
+			Addr: fmt.Sprintf("1.tcp.example.com:%d", 20000+names[(i+1)%8]), Region: "us"})
+	}
+	for i := range r.IntN(5) {
+		d.IPRestrictions = append(d.IPRestrictions, IPRestriction{ID: fmt.Sprintf("ipx_%d", i),
+			AccountID: fmt.Sprintf("acct_%d", r.IntN(3)), Type: []string{"agent", "endpoints"}[r.IntN(2)],
+			Enforced: r.IntN(2) == 0, IPPolicyIDs: []string{"ipp_0"}})
 	}
 	return d
 }

@@ -1,16 +1,49 @@
 package snapshot
 
-import "time"
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+)
 
 // Wire types of the control plane's API for edges (/edge/v1/...), shared by
 // the control plane that serves it and the edges that call it.
 
+// FeedVersion is the version of the feed's wire format this package
+// speaks, sent as FeedMessage.Version. Version 1 (no version field) had the
+// same shape. The format only grows: a newer control plane may add fields,
+// and an edge ignores the fields it does not know (DecodeFeedMessage), so
+// that an older edge keeps applying revocations from a newer control plane.
+const FeedVersion = 2
+
 // FeedMessage is the body of GET /edge/v1/snapshot: exactly one of Snapshot
-// (a whole snapshot: the first request, or after a gap) and Delta (the
+// (a whole snapshot: the first request, after a gap, or when the edge is
+// further behind than the control plane's change history) and Delta (the
 // change from the revision the edge holds).
 type FeedMessage struct {
+	// Version is the sender's FeedVersion; 0 from a control plane older
+	// than version 2. Informational: a receiver decodes what it knows.
+	Version  int    `json:"version,omitempty"`
 	Snapshot *Data  `json:"snapshot,omitempty"`
 	Delta    *Delta `json:"delta,omitempty"`
+}
+
+// DecodeFeedMessage reads one FeedMessage from r. Unknown fields, at any
+// depth, are ignored (forward compatibility: see FeedVersion); strict
+// decoding is for user configuration and API bodies, not for what a newer
+// control plane sends. It fails on malformed JSON and on a message that
+// holds neither a snapshot nor a delta.
+func DecodeFeedMessage(r io.Reader) (*FeedMessage, error) {
+	var msg FeedMessage
+	if err := json.NewDecoder(r).Decode(&msg); err != nil {
+		return nil, fmt.Errorf("decoding feed message: %w", err)
+	}
+	if msg.Snapshot == nil && msg.Delta == nil {
+		return nil, errors.New("decoding feed message: it holds neither a snapshot nor a delta")
+	}
+	return &msg, nil
 }
 
 // EdgeReport is the body of PUT /edge/v1/sessions: who the edge is and its

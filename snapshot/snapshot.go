@@ -4,6 +4,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"iter"
+	"slices"
+	"strings"
 	"time"
 )
 
@@ -116,124 +119,238 @@ type IPRestriction struct {
 	IPPolicyIDs []string `json:"ip_policy_ids"`
 }
 
-// Snapshot is an immutable, indexed Data. Build one with New
-// and share the pointer; never modify its data afterwards.
+// Snapshot is an immutable, indexed Data. Build one with New (from a whole
+// Data) or with Apply (from an older snapshot and a delta, in O(change));
+// share the pointer; never modify what its accessors return.
+//
+// Its indexes are copy-on-write maps (cowMap): a snapshot derived by Apply
+// shares every untouched shard with its parent, so the two cost little more
+// memory than one.
 type Snapshot struct {
-	data Data
+	revision  uint64
+	createdAt time.Time
 
-	accounts   map[string]*Account
-	principals map[string]*Principal
-	authtokens map[string]*Authtoken
-	sshByFP    map[string]*SSHCredential
-	domains    map[string]*ReservedDomain
-	addrs      map[string]*ReservedAddr
-	policies   map[string]*IPPolicy
-	restrict   map[string][]*IPRestriction // account ID -> restrictions
+	accounts    cowMap[*Account]
+	principals  cowMap[*Principal]
+	authtokens  cowMap[*Authtoken]
+	sshByID     cowMap[*SSHCredential]
+	sshByFP     cowMap[*SSHCredential]
+	domainsByID cowMap[*ReservedDomain]
+	domains     cowMap[*ReservedDomain] // by domain
+	addrsByID   cowMap[*ReservedAddr]
+	addrs       cowMap[*ReservedAddr] // by host:port
+	policies    cowMap[*IPPolicy]
+	restrByID   cowMap[*IPRestriction]
+	restrict    cowMap[[]*IPRestriction] // account ID -> restrictions, ordered by ID
+
+	// delta is the delta Apply made this snapshot from (nil for New): the
+	// edge appends it to its persisted log instead of rewriting the whole
+	// snapshot.
+	delta *Delta
 }
 
 // New indexes d and returns the immutable snapshot. d must not be
-// modified afterwards. It returns an error when an ID repeats.
+// modified afterwards. It returns an error when an ID repeats, or a
+// fingerprint, reserved domain or reserved address is held twice.
 func New(d Data) (*Snapshot, error) {
 	s := &Snapshot{
-		data:       d,
-		accounts:   make(map[string]*Account, len(d.Accounts)),
-		principals: make(map[string]*Principal, len(d.Principals)),
-		authtokens: make(map[string]*Authtoken, len(d.Authtokens)),
-		sshByFP:    make(map[string]*SSHCredential, len(d.SSHCredentials)),
-		domains:    make(map[string]*ReservedDomain, len(d.ReservedDomains)),
-		addrs:      make(map[string]*ReservedAddr, len(d.ReservedAddrs)),
-		policies:   make(map[string]*IPPolicy, len(d.IPPolicies)),
-		restrict:   make(map[string][]*IPRestriction),
+		revision:    d.Revision,
+		createdAt:   d.CreatedAt,
+		accounts:    newCowMap[*Account](len(d.Accounts)),
+		principals:  newCowMap[*Principal](len(d.Principals)),
+		authtokens:  newCowMap[*Authtoken](len(d.Authtokens)),
+		sshByID:     newCowMap[*SSHCredential](len(d.SSHCredentials)),
+		sshByFP:     newCowMap[*SSHCredential](len(d.SSHCredentials)),
+		domainsByID: newCowMap[*ReservedDomain](len(d.ReservedDomains)),
+		domains:     newCowMap[*ReservedDomain](len(d.ReservedDomains)),
+		addrsByID:   newCowMap[*ReservedAddr](len(d.ReservedAddrs)),
+		addrs:       newCowMap[*ReservedAddr](len(d.ReservedAddrs)),
+		policies:    newCowMap[*IPPolicy](len(d.IPPolicies)),
+		restrByID:   newCowMap[*IPRestriction](len(d.IPRestrictions)),
+		restrict:    newCowMap[[]*IPRestriction](len(d.IPRestrictions)),
 	}
-	if err := index(s.accounts, d.Accounts, func(a *Account) string { return a.ID }); err != nil {
+	if err := index(&s.accounts, d.Accounts, accountID); err != nil {
 		return nil, err
 	}
-	if err := index(s.principals, d.Principals, func(p *Principal) string { return p.ID }); err != nil {
+	if err := index(&s.principals, d.Principals, principalID); err != nil {
 		return nil, err
 	}
-	if err := index(s.authtokens, d.Authtokens, func(a *Authtoken) string { return a.ID }); err != nil {
+	if err := index(&s.authtokens, d.Authtokens, authtokenID); err != nil {
 		return nil, err
 	}
-	if err := index(s.sshByFP, d.SSHCredentials, func(c *SSHCredential) string { return c.Fingerprint }); err != nil {
+	if err := index(&s.sshByID, d.SSHCredentials, sshID); err != nil {
 		return nil, err
 	}
-	if err := index(s.domains, d.ReservedDomains, func(r *ReservedDomain) string { return r.Domain }); err != nil {
+	if err := index(&s.sshByFP, d.SSHCredentials, func(c *SSHCredential) string { return c.Fingerprint }); err != nil {
 		return nil, err
 	}
-	if err := index(s.addrs, d.ReservedAddrs, func(r *ReservedAddr) string { return r.Addr }); err != nil {
+	if err := index(&s.domainsByID, d.ReservedDomains, domainID); err != nil {
 		return nil, err
 	}
-	if err := index(s.policies, d.IPPolicies, func(p *IPPolicy) string { return p.ID }); err != nil {
+	if err := index(&s.domains, d.ReservedDomains, func(r *ReservedDomain) string { return r.Domain }); err != nil {
 		return nil, err
 	}
+	if err := index(&s.addrsByID, d.ReservedAddrs, addrID); err != nil {
+		return nil, err
+	}
+	if err := index(&s.addrs, d.ReservedAddrs, func(r *ReservedAddr) string { return r.Addr }); err != nil {
+		return nil, err
+	}
+	if err := index(&s.policies, d.IPPolicies, policyID); err != nil {
+		return nil, err
+	}
+	if err := index(&s.restrByID, d.IPRestrictions, restrictionID); err != nil {
+		return nil, err
+	}
+	byAccount := map[string][]*IPRestriction{}
 	for i := range d.IPRestrictions {
 		r := &d.IPRestrictions[i]
-		s.restrict[r.AccountID] = append(s.restrict[r.AccountID], r)
+		byAccount[r.AccountID] = append(byAccount[r.AccountID], r)
+	}
+	for acct, list := range byAccount {
+		sortRestrictions(list)
+		s.restrict.put(acct, list)
 	}
 	return s, nil
 }
 
-func index[T any](m map[string]*T, items []T, key func(*T) string) error {
+func accountID(v *Account) string           { return v.ID }
+func principalID(v *Principal) string       { return v.ID }
+func authtokenID(v *Authtoken) string       { return v.ID }
+func sshID(v *SSHCredential) string         { return v.ID }
+func domainID(v *ReservedDomain) string     { return v.ID }
+func addrID(v *ReservedAddr) string         { return v.ID }
+func policyID(v *IPPolicy) string           { return v.ID }
+func restrictionID(v *IPRestriction) string { return v.ID }
+
+func sortRestrictions(list []*IPRestriction) {
+	slices.SortFunc(list, func(a, b *IPRestriction) int { return strings.Compare(a.ID, b.ID) })
+}
+
+func index[T any](m *cowMap[*T], items []T, key func(*T) string) error {
 	for i := range items {
 		k := key(&items[i])
-		if _, dup := m[k]; dup {
+		if !m.put(k, &items[i]) {
 			return fmt.Errorf("snapshot: duplicate key %q in %T", k, items[i])
 		}
-		m[k] = &items[i]
 	}
 	return nil
 }
 
 // Revision returns the store revision the snapshot reflects.
-func (s *Snapshot) Revision() uint64 { return s.data.Revision }
+func (s *Snapshot) Revision() uint64 { return s.revision }
 
-// Data returns the snapshot's content. Callers must not modify it.
-func (s *Snapshot) Data() *Data { return &s.data }
+// CreatedAt returns when the control plane made the snapshot (UTC).
+func (s *Snapshot) CreatedAt() time.Time { return s.createdAt }
+
+// Delta returns the delta that Apply made this snapshot from, or nil when
+// New built it from a whole Data.
+func (s *Snapshot) Delta() *Delta { return s.delta }
+
+// Len returns the number of objects in the snapshot.
+func (s *Snapshot) Len() int {
+	return s.accounts.len() + s.principals.len() + s.authtokens.len() + s.sshByID.len() +
+		s.domainsByID.len() + s.addrsByID.len() + s.policies.len() + s.restrByID.len()
+}
+
+// Authtokens returns the number of authtokens in the snapshot.
+func (s *Snapshot) Authtokens() int { return s.authtokens.len() }
+
+// Data returns the snapshot's content as a new Data, for encoding a whole
+// snapshot. It costs O(objects): callers on a path that runs per change use
+// the accessors and iterators instead. The objects are shared with the
+// snapshot: do not modify them.
+func (s *Snapshot) Data() *Data {
+	return &Data{
+		Revision:        s.revision,
+		CreatedAt:       s.createdAt,
+		Accounts:        values(&s.accounts),
+		Principals:      values(&s.principals),
+		Authtokens:      values(&s.authtokens),
+		SSHCredentials:  values(&s.sshByID),
+		ReservedDomains: values(&s.domainsByID),
+		ReservedAddrs:   values(&s.addrsByID),
+		IPPolicies:      values(&s.policies),
+		IPRestrictions:  values(&s.restrByID),
+	}
+}
+
+func values[T any](m *cowMap[*T]) []T {
+	out := make([]T, 0, m.len())
+	for _, v := range m.all() {
+		out = append(out, *v)
+	}
+	return out
+}
 
 // Account returns the account with the given ID.
-func (s *Snapshot) Account(id string) (*Account, bool) { a, ok := s.accounts[id]; return a, ok }
+func (s *Snapshot) Account(id string) (*Account, bool) { return s.accounts.get(id) }
 
 // Principal returns the user or bot user with the given ID.
-func (s *Snapshot) Principal(id string) (*Principal, bool) { p, ok := s.principals[id]; return p, ok }
+func (s *Snapshot) Principal(id string) (*Principal, bool) { return s.principals.get(id) }
 
 // Authtoken returns the authtoken credential with the given cr_ ID.
-func (s *Snapshot) Authtoken(id string) (*Authtoken, bool) { a, ok := s.authtokens[id]; return a, ok }
+func (s *Snapshot) Authtoken(id string) (*Authtoken, bool) { return s.authtokens.get(id) }
 
 // SSHCredentialByFingerprint returns the SSH credential whose key has the
 // given SHA256 fingerprint.
 func (s *Snapshot) SSHCredentialByFingerprint(fp string) (*SSHCredential, bool) {
-	c, ok := s.sshByFP[fp]
-	return c, ok
+	return s.sshByFP.get(fp)
 }
 
 // ReservedDomain returns the reservation of an exact domain (lower case).
 func (s *Snapshot) ReservedDomain(domain string) (*ReservedDomain, bool) {
-	r, ok := s.domains[domain]
-	return r, ok
+	return s.domains.get(domain)
 }
 
 // ReservedAddr returns the reservation of a TCP address host:port.
-func (s *Snapshot) ReservedAddr(addr string) (*ReservedAddr, bool) {
-	r, ok := s.addrs[addr]
-	return r, ok
-}
+func (s *Snapshot) ReservedAddr(addr string) (*ReservedAddr, bool) { return s.addrs.get(addr) }
 
 // IPPolicy returns the IP policy with the given ID.
-func (s *Snapshot) IPPolicy(id string) (*IPPolicy, bool) { p, ok := s.policies[id]; return p, ok }
+func (s *Snapshot) IPPolicy(id string) (*IPPolicy, bool) { return s.policies.get(id) }
 
-// IPRestrictions returns the account's IP restrictions.
-func (s *Snapshot) IPRestrictions(accountID string) []*IPRestriction { return s.restrict[accountID] }
+// IPRestrictions returns the account's IP restrictions, ordered by ID.
+func (s *Snapshot) IPRestrictions(accountID string) []*IPRestriction {
+	r, _ := s.restrict.get(accountID)
+	return r
+}
 
-// Encode writes the snapshot as JSON to w.
-func (s *Snapshot) Encode(w io.Writer) error { return json.NewEncoder(w).Encode(&s.data) }
+// AllReservedDomains yields every reserved domain, in no particular order.
+func (s *Snapshot) AllReservedDomains() iter.Seq[*ReservedDomain] { return seq(&s.domainsByID) }
 
-// Decode reads a JSON snapshot from r, rejecting unknown fields, and
-// indexes it.
+// AllIPRestrictions yields every IP restriction: account by account in no
+// particular order, and each account's ordered by ID.
+func (s *Snapshot) AllIPRestrictions() iter.Seq[*IPRestriction] {
+	return func(yield func(*IPRestriction) bool) {
+		for _, list := range s.restrict.all() {
+			for _, r := range list {
+				if !yield(r) {
+					return
+				}
+			}
+		}
+	}
+}
+
+func seq[V any](m *cowMap[V]) iter.Seq[V] {
+	return func(yield func(V) bool) {
+		for _, v := range m.all() {
+			if !yield(v) {
+				return
+			}
+		}
+	}
+}
+
+// Encode writes the snapshot as JSON (a Data) to w.
+func (s *Snapshot) Encode(w io.Writer) error { return json.NewEncoder(w).Encode(s.Data()) }
+
+// Decode reads a JSON snapshot (a Data) from r and indexes it. Fields it
+// does not know are ignored, so that a snapshot written by a newer version
+// still loads (forward compatibility, as for the feed).
 func Decode(r io.Reader) (*Snapshot, error) {
-	dec := json.NewDecoder(r)
-	dec.DisallowUnknownFields()
 	var d Data
-	if err := dec.Decode(&d); err != nil {
+	if err := json.NewDecoder(r).Decode(&d); err != nil {
 		return nil, fmt.Errorf("decoding snapshot: %w", err)
 	}
 	return New(d)

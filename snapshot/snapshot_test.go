@@ -40,12 +40,22 @@ func TestSnapshotRoundTripAndIndexes(t *testing.T) {
 	}
 }
 
-func TestSnapshotRejectsDuplicatesAndUnknownFields(t *testing.T) {
+// TestSnapshotDuplicatesAndUnknownFields: a repeated ID or second key is
+// refused; a field from a newer version is ignored (a snapshot persisted by
+// a newer edge still loads after a downgrade).
+func TestSnapshotDuplicatesAndUnknownFields(t *testing.T) {
 	if _, err := New(Data{Authtokens: []Authtoken{{ID: "cr_1"}, {ID: "cr_1"}}}); err == nil {
 		t.Fatal("duplicate IDs accepted")
 	}
-	if _, err := Decode(strings.NewReader(`{"revision":1,"surprise":true}`)); err == nil {
-		t.Fatal("unknown field accepted")
+	if _, err := New(Data{ReservedDomains: []ReservedDomain{{ID: "rd_1", Domain: "a.example"}, {ID: "rd_2", Domain: "a.example"}}}); err == nil {
+		t.Fatal("a domain reserved twice accepted")
+	}
+	s, err := Decode(strings.NewReader(`{"revision":1,"surprise":true,"authtokens":[{"id":"cr_1","new_field":[1]}]}`))
+	if err != nil {
+		t.Fatalf("unknown fields refused: %v", err)
+	}
+	if _, ok := s.Authtoken("cr_1"); !ok || s.Revision() != 1 {
+		t.Fatal("the known fields were not read")
 	}
 }
 

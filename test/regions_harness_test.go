@@ -164,15 +164,17 @@ func (c *cluster) waitDirectories() {
 }
 
 // waitPersisted waits until every edge's persisted snapshot
-// (<data-dir>/snapshot.json) mentions id: the edge has applied the change
-// and would serve it after a restart.
+// (<data-dir>/snapshot.json, or the delta log beside it, snapshot.log)
+// mentions id: the edge has applied the change and would serve it after a
+// restart.
 func (c *cluster) waitPersisted(id string) {
 	c.t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for _, e := range c.edges {
 		for {
 			b, _ := os.ReadFile(filepath.Join(e.dataDir, "snapshot.json"))
-			if strings.Contains(string(b), id) {
+			l, _ := os.ReadFile(filepath.Join(e.dataDir, "snapshot.log"))
+			if strings.Contains(string(b), id) || strings.Contains(string(l), id) {
 				break
 			}
 			if time.Now().After(deadline) {

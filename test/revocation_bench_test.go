@@ -1,11 +1,15 @@
 package test
 
 import (
+	"database/sql"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -163,8 +167,40 @@ func TestRevocationReachesEveryEdge(t *testing.T) {
 // three agents per iteration) is not timed. Run:
 //
 //	go test ./test -run '^$' -bench RevocationDelay -benchtime 30x
+//
+// TOLLGATE_BENCH_AUTHTOKENS=N seeds the control plane's store with N more
+// authtokens before the edges start, so that every edge holds N credentials
+// and each revocation is one delta among them.
 func BenchmarkRevocationDelay(b *testing.B) {
-	c := newRegionCluster(b)
+	c := newCluster(b)
+	if n, _ := strconv.Atoi(os.Getenv("TOLLGATE_BENCH_AUTHTOKENS")); n > 0 {
+		t0 := time.Now()
+		seedStore(b, c.dbPath, c.boot.AccountID, c.boot.UserID, n)
+		b.Logf("seeded %d authtokens in %s", n, time.Since(t0).Round(time.Millisecond))
+	}
+	t0 := time.Now()
+	for _, r := range revocationRegions {
+		c.startEdge(r.region, r.ip)
+	}
+	c.waitDirectories()
+	if n, _ := strconv.Atoi(os.Getenv("TOLLGATE_BENCH_AUTHTOKENS")); n > 0 {
+		// Every edge holds the seeded credentials once its whole
+		// snapshot is on disk: at least ~100 bytes of JSON each.
+		for _, e := range c.edges {
+			deadline := time.Now().Add(10 * time.Minute)
+			for {
+				st, err := os.Stat(filepath.Join(e.dataDir, "snapshot.json"))
+				if err == nil && st.Size() > int64(n)*100 {
+					break
+				}
+				if time.Now().After(deadline) {
+					b.Fatalf("edge %s did not persist the seeded snapshot", e.info.Region)
+				}
+				time.Sleep(200 * time.Millisecond)
+			}
+		}
+	}
+	b.Logf("%d edges started and holding the store in %s", len(revocationRegions), time.Since(t0).Round(time.Millisecond))
 	port := upstreamPort(echoUpstreamTB(b))
 	for _, bc := range []struct {
 		name   string
@@ -235,4 +271,48 @@ func echoUpstreamTB(tb testing.TB) *httptest.Server {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok")) }))
 	tb.Cleanup(srv.Close)
 	return srv
+}
+
+// seedStore inserts n authtokens of the account, owned by owner, into the
+// control plane's SQLite store at dbPath in one transaction that bumps the
+// revision, as a mutation would (the change-log triggers record them). The
+// control plane sees it at its next revision poll.
+func seedStore(tb testing.TB, dbPath, account, owner string, n int) {
+	tb.Helper()
+	db, err := sql.Open("sqlite", "file:"+dbPath+"?_pragma=busy_timeout(30000)&_pragma=foreign_keys(1)")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer db.Close()
+	tx, err := db.Begin()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer func() { _ = tx.Rollback() }()
+	if _, err := tx.Exec(`UPDATE revision SET value = value + 1 WHERE id = 1`); err != nil {
+		tb.Fatal(err)
+	}
+	const batch = 500
+	for done := 0; done < n; done += batch {
+		var q strings.Builder
+		q.WriteString(`INSERT INTO authtokens (id, account_id, owner_id, secret_hash, description, metadata, acl, created_at) VALUES `)
+		var args []any
+		for i := 0; i < batch && done+i < n; i++ {
+			if i > 0 {
+				q.WriteByte(',')
+			}
+			q.WriteString("(?,?,?,?,'','',?,0)")
+			acl := ""
+			if (done+i)%3 == 0 {
+				acl = "bind:app" + strconv.Itoa(done+i) + ".example.com\nbind:*.example.org"
+			}
+			args = append(args, fmt.Sprintf("cr_seed%020d", done+i), account, owner, fmt.Sprintf("%064x", done+i), acl)
+		}
+		if _, err := tx.Exec(q.String(), args...); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		tb.Fatal(err)
+	}
 }

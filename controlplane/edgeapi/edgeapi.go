@@ -108,7 +108,11 @@ func (s *Server) edgeOnly(h controlplane.HandlerFunc) http.HandlerFunc {
 	}
 }
 
-// serveFeed is GET /edge/v1/snapshot.
+// serveFeed is GET /edge/v1/snapshot?after=REV&wait=SECONDS: a
+// snapshot.FeedMessage (version snapshot.FeedVersion) holding the delta from
+// revision after, computed once per revision from the store's change log
+// (controlplane.Core.Feed), or a whole snapshot for after=0 or an edge
+// behind the change history; 204 when nothing changed within wait.
 func (s *Server) serveFeed(w http.ResponseWriter, r *http.Request, _ *controlplane.Caller) error {
 	q := r.URL.Query()
 	after, err := strconv.ParseUint(q.Get("after"), 10, 64)
@@ -137,7 +141,7 @@ func (s *Server) serveFeed(w http.ResponseWriter, r *http.Request, _ *controlpla
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), wait)
 	defer cancel()
-	snap, err := s.core.Snapshot(ctx, after)
+	msg, err := s.core.Feed(ctx, after)
 	if errors.Is(err, context.DeadlineExceeded) && r.Context().Err() == nil {
 		w.WriteHeader(http.StatusNoContent)
 		return nil
@@ -147,13 +151,8 @@ func (s *Server) serveFeed(w http.ResponseWriter, r *http.Request, _ *controlpla
 			// The edge went away, or this process is shutting down.
 			return controlplane.Errorf(http.StatusServiceUnavailable, codes.EdgeUnavailable, "The control plane is shutting down; the edge keeps its snapshot and retries.")
 		}
+		s.log.Warn("snapshot feed failed", zap.Error(err))
 		return controlplane.Errorf(http.StatusServiceUnavailable, codes.EdgeUnavailable, "The control plane could not build a snapshot; the edge keeps its own and retries.")
-	}
-	var msg snapshot.FeedMessage
-	if base := s.core.SnapshotAt(after); after > 0 && base != nil {
-		msg.Delta = snapshot.Diff(base.Data(), snap.Data())
-	} else {
-		msg.Snapshot = snap.Data()
 	}
 	w.Header().Set("Content-Type", "application/json")
 	var out interface {
@@ -166,7 +165,7 @@ func (s *Server) serveFeed(w http.ResponseWriter, r *http.Request, _ *controlpla
 		out = zw
 	}
 	w.WriteHeader(http.StatusOK)
-	return json.NewEncoder(out).Encode(&msg)
+	return json.NewEncoder(out).Encode(msg)
 }
 
 // serveEdgeReport is PUT /edge/v1/sessions.

@@ -26,6 +26,10 @@ var (
 	ErrExistingUser = errors.New("store: the invited address belongs to an existing user")
 	// ErrUnsupportedDSN means Open could not tell which database a DSN names.
 	ErrUnsupportedDSN = errors.New("store: unsupported DSN")
+	// ErrChangesPruned means Changes was asked for the changes after a
+	// revision that the change log no longer covers (pruned, older than the
+	// log, or newer than the store): the caller needs a whole snapshot.
+	ErrChangesPruned = errors.New("store: the change log does not reach back to that revision")
 )
 
 // isUniqueViolation reports whether err is a unique or primary-key

@@ -13,7 +13,6 @@ import (
 	"github.com/tollgate/tollgate/codes"
 	"github.com/tollgate/tollgate/ids"
 	"github.com/tollgate/tollgate/policy"
-	"github.com/tollgate/tollgate/snapshot"
 )
 
 // IP policies, their rules and IP restrictions
@@ -642,50 +641,6 @@ func (t *tx) policyInAccount(ctx context.Context, accountID, id string) error {
 	}
 	if err != nil {
 		return fmt.Errorf("reading IP policy %s: %w", id, err)
-	}
-	return nil
-}
-
-// readIPPolicies fills the snapshot's IP policies, each with its rules
-// (oldest first), and IP restrictions, each with its policy IDs in the
-// order given, from the read transaction q.
-func readIPPolicies(ctx context.Context, q *sql.Tx, d *snapshot.Data) error {
-	var err error
-	if d.IPPolicies, err = readAll(ctx, q, `SELECT id, account_id FROM ip_policies ORDER BY id`,
-		func(r scanner) (snapshot.IPPolicy, error) {
-			var p snapshot.IPPolicy
-			return p, r.Scan(&p.ID, &p.AccountID)
-		}); err != nil {
-		return fmt.Errorf("reading IP policies: %w", err)
-	}
-	byID := make(map[string]*snapshot.IPPolicy, len(d.IPPolicies))
-	for i := range d.IPPolicies {
-		byID[d.IPPolicies[i].ID] = &d.IPPolicies[i]
-	}
-	type rule struct {
-		policyID string
-		snapshot.IPPolicyRule
-	}
-	rules, err := readAll(ctx, q, `SELECT id, ip_policy_id, cidr, action FROM ip_policy_rules ORDER BY id`,
-		func(r scanner) (rule, error) {
-			var x rule
-			return x, r.Scan(&x.ID, &x.policyID, &x.CIDR, &x.Action)
-		})
-	if err != nil {
-		return fmt.Errorf("reading IP policy rules: %w", err)
-	}
-	for _, x := range rules {
-		if p := byID[x.policyID]; p != nil {
-			p.Rules = append(p.Rules, x.IPPolicyRule)
-		}
-	}
-	if d.IPRestrictions, err = readAll(ctx, q, ipRestrictionColumns+` ORDER BY r.id`,
-		func(r scanner) (snapshot.IPRestriction, error) {
-			x, err := scanIPRestriction(r)
-			return snapshot.IPRestriction{ID: x.ID, AccountID: x.AccountID, Type: x.Type, Enforced: x.Enforced,
-				IPPolicyIDs: x.IPPolicyIDs}, err
-		}); err != nil {
-		return fmt.Errorf("reading IP restrictions: %w", err)
 	}
 	return nil
 }

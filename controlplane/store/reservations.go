@@ -15,7 +15,6 @@ import (
 	"github.com/tollgate/tollgate/ids"
 	"github.com/tollgate/tollgate/policy"
 	"github.com/tollgate/tollgate/regions"
-	"github.com/tollgate/tollgate/snapshot"
 )
 
 // Reservations: reserved domains (rd_) and reserved TCP addresses (ra_)
@@ -542,25 +541,4 @@ func (s *Store) DeleteReservedDomain(ctx context.Context, actor Actor, accountID
 		return nil
 	})
 	return err
-}
-
-// readReservations fills the snapshot's reserved domains and addresses. A
-// domain without a certificate management policy has PrivateKeyType "".
-func readReservations(ctx context.Context, q *sql.Tx, d *snapshot.Data) error {
-	var err error
-	if d.ReservedDomains, err = readAll(ctx, q, `SELECT id, account_id, domain, region, min_tls_version, private_key_type
-		FROM reserved_domains`, func(r scanner) (snapshot.ReservedDomain, error) {
-		var rd snapshot.ReservedDomain
-		return rd, r.Scan(&rd.ID, &rd.AccountID, &rd.Domain, &rd.Region, &rd.MinTLSVersion, &rd.PrivateKeyType)
-	}); err != nil {
-		return fmt.Errorf("reserved domains: %w", err)
-	}
-	if d.ReservedAddrs, err = readAll(ctx, q, `SELECT id, account_id, addr, region FROM reserved_addrs`,
-		func(r scanner) (snapshot.ReservedAddr, error) {
-			var ra snapshot.ReservedAddr
-			return ra, r.Scan(&ra.ID, &ra.AccountID, &ra.Addr, &ra.Region)
-		}); err != nil {
-		return fmt.Errorf("reserved addresses: %w", err)
-	}
-	return nil
 }

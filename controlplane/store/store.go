@@ -34,6 +34,11 @@ type Options struct {
 	BusyTimeout time.Duration
 	// MaxReadConns bounds the pool of reading connections. Default 8.
 	MaxReadConns int
+	// ChangeHistory is how many revisions of the snapshot change log are
+	// kept (Changes); an edge further behind gets a whole snapshot.
+	// Pruning runs every 64th revision, in that mutation's transaction.
+	// Default 10,000.
+	ChangeHistory uint64
 }
 
 // Store is the control plane's database. It is safe for concurrent use.
@@ -44,6 +49,7 @@ type Store struct {
 	wdb     *sql.DB // the writer; the same *sql.DB as rdb for PostgreSQL
 	log     *zap.Logger
 	now     func() time.Time
+	history uint64 // Options.ChangeHistory
 
 	mu      sync.Mutex
 	changed chan struct{} // closed and replaced after every commit
@@ -69,7 +75,10 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 	if opts.MaxReadConns <= 0 {
 		opts.MaxReadConns = 8
 	}
-	s := &Store{log: opts.Logger, now: opts.Now, changed: make(chan struct{})}
+	if opts.ChangeHistory == 0 {
+		opts.ChangeHistory = 10_000
+	}
+	s := &Store{log: opts.Logger, now: opts.Now, history: opts.ChangeHistory, changed: make(chan struct{})}
 	var err error
 	switch {
 	case strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://"):

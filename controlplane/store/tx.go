@@ -108,11 +108,16 @@ func (s *Store) update(ctx context.Context, actor Actor, fn func(ctx context.Con
 		return 0, fmt.Errorf("bumping store revision: %w", err)
 	}
 	t.rev = uint64(rev)
+	// From here on, the triggers of migration 00005 record every snapshot
+	// object this transaction changes in snapshot_changes at revision rev.
 	if err := fn(ctx, t); err != nil {
 		return 0, err
 	}
 	if len(t.events) == 0 {
 		return 0, nil // nothing changed: roll back the revision bump
+	}
+	if err := s.pruneChanges(ctx, t); err != nil {
+		return 0, err
 	}
 	for _, ev := range t.events {
 		payload, err := json.Marshal(ev.payload)

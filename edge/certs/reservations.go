@@ -86,8 +86,7 @@ func (m *Manager) watchReservations(ctx context.Context, r *running) {
 // syncReservations applies one snapshot's reserved domains.
 func (m *Manager) syncReservations(ctx context.Context, r *running, snap *snapshot.Snapshot) {
 	want := map[string]string{}
-	for i := range snap.Data().ReservedDomains {
-		rd := &snap.Data().ReservedDomains[i]
+	for rd := range snap.AllReservedDomains() {
 		name := lowerASCII(rd.Domain)
 		if !m.inRegion(rd) || strings.HasPrefix(name, "*.") || !validHostname(name) {
 			continue // a wildcard reservation's names are issued on demand
@@ -148,8 +147,7 @@ func (m *Manager) watchLocalReservations(ctx context.Context) {
 // that the local CA will not sign; a name already reported is not reported
 // again.
 func (m *Manager) noteUnissuable(snap *snapshot.Snapshot) {
-	for i := range snap.Data().ReservedDomains {
-		rd := &snap.Data().ReservedDomains[i]
+	for rd := range snap.AllReservedDomains() {
 		name := lowerASCII(rd.Domain)
 		if !m.inRegion(rd) || InBase(m.base, name) {
 			continue

@@ -146,21 +146,28 @@ func (c *Client) fetch(ctx context.Context, after uint64, base *snapshot.Snapsho
 	default:
 		return nil, fmt.Errorf("snapshot feed: %w", responseError(resp))
 	}
-	var msg snapshot.FeedMessage
-	dec := json.NewDecoder(resp.Body)
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&msg); err != nil {
-		return nil, fmt.Errorf("snapshot feed: decoding: %w", err)
+	// Not strict: a newer control plane may send fields this edge does not
+	// know, and its revocations must still apply (snapshot.FeedVersion).
+	msg, err := snapshot.DecodeFeedMessage(resp.Body)
+	if err != nil {
+		return nil, fmt.Errorf("snapshot feed: %w", err)
 	}
 	switch {
 	case msg.Snapshot != nil:
 		return snapshot.New(*msg.Snapshot)
 	case msg.Delta != nil && base != nil:
-		d, err := msg.Delta.Apply(base.Data())
+		next, err := base.Apply(msg.Delta)
 		if err != nil {
+			// Ask for a whole snapshot next time rather than the same
+			// delta again.
+			c.mu.Lock()
+			if c.last == base {
+				c.last = nil
+			}
+			c.mu.Unlock()
 			return nil, fmt.Errorf("snapshot feed: %w", err)
 		}
-		return snapshot.New(d)
+		return next, nil
 	}
 	return nil, errors.New("snapshot feed: the answer holds neither a snapshot nor a delta this edge can apply")
 }
