@@ -16,6 +16,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/caddyserver/certmagic"
@@ -89,9 +90,19 @@ type ControlStorage struct {
 	mirror   certmagic.Storage
 	log      *zap.Logger
 
+	// downUntil (Unix nanoseconds) is set when a request found the
+	// control plane unreachable after its retries: until then requests
+	// are tried once, so an edge starting during an outage reaches its
+	// mirror without waiting out the backoff of every read.
+	downUntil atomic.Int64
+
 	mu   sync.Mutex
 	held map[string]*heldLock // lock name → this process's acquisition
 }
+
+// downFor is how long requests are tried once after the control plane
+// was found unreachable.
+const downFor = 5 * time.Second
 
 // heldLock is one lock this process holds and renews.
 type heldLock struct {
@@ -428,8 +439,15 @@ func (cs *ControlStorage) call(ctx context.Context, method, path string, q url.V
 	}
 	var last error
 	backoff := 200 * time.Millisecond
+	retries := cs.retries
+	if time.Now().UnixNano() < cs.downUntil.Load() {
+		retries = 0
+	}
 	for attempt := 0; ; attempt++ {
 		b, status, err := cs.once(ctx, method, u, body)
+		if err == nil && status < 500 && status != http.StatusTooManyRequests {
+			cs.downUntil.Store(0)
+		}
 		switch {
 		case err == nil && status == want:
 			return b, nil
@@ -447,7 +465,8 @@ func (cs *ControlStorage) call(ctx context.Context, method, path string, q url.V
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
-		if attempt >= cs.retries {
+		if attempt >= retries {
+			cs.downUntil.Store(time.Now().Add(downFor).UnixNano())
 			return nil, fmt.Errorf("%w: %w", ErrControlUnavailable, last)
 		}
 		t := time.NewTimer(backoff)
