@@ -214,7 +214,24 @@ const (
 
 // ACME and certificate codes (issue 4).
 const (
-// certificates: add new codes above this line (TG_5100–TG_5149).
+	// CertStoreKey: a certificate storage key, list prefix, lock name or
+	// lock token that the edge API refuses (outside certmagic's key
+	// syntax: path traversal, empty or odd components, too long).
+	CertStoreKey Code = "TG_5100"
+	// CertStoreNotFound: no certificate storage value or directory at the
+	// key (certmagic's fs.ErrNotExist).
+	CertStoreNotFound Code = "TG_5101"
+	// CertStoreTooLarge: a certificate storage value or status report over
+	// the edge API's size limit.
+	CertStoreTooLarge Code = "TG_5102"
+	// CertLockLost: renewing a certificate lock the caller no longer holds
+	// (it expired and another edge took it, or it was released).
+	CertLockLost Code = "TG_5103"
+	// CertStoreDSN: `tollgated edge --cert-store` was given a database;
+	// edges keep certificates through the control plane (control) or in
+	// files, never in the control plane's database.
+	CertStoreDSN Code = "TG_5104"
+	// certificates: add new codes above this line (TG_5100–TG_5149).
 )
 
 // Edge IP policy and basic auth codes (issues 5 and 6). The IP policy

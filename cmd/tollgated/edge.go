@@ -14,11 +14,11 @@ import (
 	"strings"
 	"time"
 
+	"github.com/caddyserver/certmagic"
 	"github.com/spf13/cobra"
 	"go.uber.org/zap"
 
 	"github.com/tollgate/tollgate/codes"
-	"github.com/tollgate/tollgate/controlplane/store"
 	"github.com/tollgate/tollgate/edge"
 	"github.com/tollgate/tollgate/edge/certs"
 	"github.com/tollgate/tollgate/edge/controlclient"
@@ -26,6 +26,12 @@ import (
 	"github.com/tollgate/tollgate/ids"
 	"github.com/tollgate/tollgate/regions"
 	"github.com/tollgate/tollgate/snapshot"
+)
+
+// Values of tollgated edge --cert-store.
+const (
+	certStoreControl = "control" // through the control plane's edge API
+	certStoreFiles   = "files"   // <data-dir>/certs, this edge alone
 )
 
 type edgeOptions struct {
@@ -62,9 +68,17 @@ copy: agents with valid credentials connect and public traffic flows. It
 reports its agent sessions, executes the API's stop and restart commands, and
 learns the other regions' edges, which it tells agents.
 
-Certificates: with --acme-ca from an ACME CA, stored in <data-dir>/certs
-(certmagic file storage; share that directory between edges of one base
-domain if they should share certificates). Without it, from the local CA in
+Certificates: with --acme-ca from an ACME CA, otherwise from the local CA in
+--ca-dir. By default (--cert-store control) certificates, keys, the ACME
+account, challenge tokens and issuance locks are kept by the control plane
+and reached through its edge API with the edge secret: every edge of the
+control plane shares them, obtains each certificate once, answers the
+others' HTTP-01 and TLS-ALPN-01 challenges, and reports certificate status
+(reserved_domains certificate_management_status). A copy of what the edge
+read is kept in <data-dir>/certs-mirror, from which it serves after a
+restart while the control plane is down. --cert-store files keeps them in
+<data-dir>/certs for this edge alone. An edge never opens the control
+plane's database. Without --acme-ca, from the local CA in
 --ca-dir (ca.pem, ca-key.pem; created there if missing): give every edge the
 same --ca-dir so that agents and clients trust one root. The agent-ingress
 certificate is signed by that CA for the agent address's host and IP, or,
@@ -88,7 +102,7 @@ reason.`,
 	f.StringVar(&o.secretFile, "control-secret-file", "", "file whose first line is the control plane's edge secret (env TOLLGATE_EDGE_SECRET)")
 	f.StringVar(&o.controlCA, "control-ca", "", "PEM file of root certificates that verify an https:// --control (default: the system roots)")
 	f.StringVar(&o.dataDir, "data-dir", ".tollgate-edge", "directory for the edge ID, the persisted snapshot, keys and certificates")
-	f.StringVar(&o.certStore, "cert-store", "", "keep certificates, keys, ACME account and locks in the control plane's database (an SQLite path or postgres:// URL, as tollgated control --store), so every edge shares one issuance and reports certificate status; default: files in <data-dir>/certs")
+	f.StringVar(&o.certStore, "cert-store", certStoreControl, `where certificates, keys, the ACME account and issuance locks live: "control" (kept by the control plane through the edge API: every edge shares one issuance and reports certificate status) or "files" (<data-dir>/certs, this edge alone)`)
 	f.StringVar(&o.caDir, "ca-dir", "", "directory of the local CA shared by every edge (default: --data-dir); unused with --acme-ca")
 	o.edgeListenOptions.register(f, "")
 	o.logOptions.register(f)
@@ -133,6 +147,11 @@ func runEdge(ctx context.Context, o edgeOptions, stdout io.Writer) error {
 	}
 	if o.shutdownTimeout <= 0 {
 		return codes.NewError(codes.ConfigInvalid, "--shutdown-timeout must be positive.")
+	}
+	if o.certStore != certStoreControl && o.certStore != certStoreFiles {
+		return codes.NewError(codes.CertStoreDSN,
+			"--cert-store %q: an edge keeps certificates through the control plane (--cert-store control, the default) or in its own files (--cert-store files); it never opens the control plane's database. Remove the database from the edge's flags: the control plane shares its certificate storage with every edge that has the edge secret.",
+			redactDSN(o.certStore))
 	}
 	secret, err := readEdgeSecret("--control-secret-file", o.secretFile)
 	if err != nil {
@@ -179,19 +198,28 @@ func runEdge(ctx context.Context, o edgeOptions, stdout io.Writer) error {
 		Region:     o.region,
 		ACME:       acmeCfg,
 	}
-	if o.certStore != "" {
-		// Certificates shared through the control plane's database, with
+	switch o.certStore {
+	case certStoreControl:
+		// Certificates shared through the control plane's edge API, with
 		// its locks: N edges obtain one certificate, and the
 		// reserved_domains API shows their status.
-		sctx, cancel := context.WithTimeout(ctx, 60*time.Second)
-		st, err := store.Open(sctx, o.certStore, store.Options{Logger: log.Named("store")})
-		cancel()
+		cs, err := certs.NewControlStorage(certs.ControlStorageConfig{
+			URL: o.controlURL, Secret: secret, TLS: controlTLS,
+			Mirror: &certmagic.FileStorage{Path: filepath.Join(dataDir, "certs-mirror")},
+			Logger: log,
+		})
 		if err != nil {
-			return codes.NewError(codes.StoreFailed, "Cannot open the certificate store %s: %v. Check --cert-store.", redactDSN(o.certStore), err).WithCause(err)
+			return codes.NewError(codes.ConfigInvalid, "--control: %v", err)
 		}
-		defer st.Close()
-		certCfg.Storage = st.CertStorage(store.CertStorageOptions{Logger: log.Named("store")})
-		certCfg.Status = storeCertStatus{st: st, region: o.region}
+		defer func() {
+			cctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			cs.Close(cctx) // after certMgr.Stop (deferred later, run earlier)
+		}()
+		certCfg.Storage = cs
+		certCfg.Status = cs.StatusReporter(o.region)
+	case certStoreFiles:
+		// certmagic file storage in <data-dir>/certs (certCfg.DataDir)
 	}
 	var ca *certs.CA
 	if acmeCfg != nil {

@@ -18,6 +18,15 @@
 //	      60 s). Polling makes the edge the command target of the sessions
 //	      it reports.
 //	POST /edge/v1/commands/results   body snapshot.EdgeCommandResult → 204
+//	GET|PUT|DELETE /edge/v1/certstore/value?key=K, GET .../stat?key=K,
+//	GET .../list?prefix=P&recursive=BOOL, POST .../locks/{acquire,renew,release},
+//	PUT /edge/v1/certificates/status
+//	    → certmagic's storage and lock leases over the store's certificate
+//	      storage, and certificate status reports (certstorage.go;
+//	      docs/tls.md#edges-share-certificates-through-the-control-plane).
+//	      Keys outside certmagic's syntax are refused with TG_5100, values
+//	      over snapshot.MaxCertValue with TG_5102; an edge's lock expires
+//	      Config.CertLockTTL after its last renewal.
 //
 // The snapshot feed, the registry of edges and sessions and the command
 // queues are the controlplane package's (feed.go, registry.go,

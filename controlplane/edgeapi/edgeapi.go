@@ -31,6 +31,9 @@ type Config struct {
 	// Secret authenticates edges that run as their own processes. Secret:
 	// never logged. "" disables the edge API: every request gets 403.
 	Secret string
+	// CertLockTTL is how long an edge's certificate lock outlives its last
+	// renewal. Default DefaultCertLockTTL.
+	CertLockTTL time.Duration
 }
 
 // Server is the edge API over a controlplane.Core. Create it with New; it
@@ -79,6 +82,7 @@ func (s *Server) routes() *http.ServeMux {
 	mux.HandleFunc("PUT /edge/v1/sessions", s.edgeOnly(s.serveEdgeReport))
 	mux.HandleFunc("GET /edge/v1/commands", s.edgeOnly(s.serveEdgeCommands))
 	mux.HandleFunc("POST /edge/v1/commands/results", s.edgeOnly(s.serveEdgeCommandResult))
+	s.certRoutes(mux)
 	mux.HandleFunc("/", s.core.NoRoute)
 	return mux
 }

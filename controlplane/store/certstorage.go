@@ -333,3 +333,53 @@ func checkCertKey(key string) error {
 	}
 	return nil
 }
+
+// AcquireCertLock takes the certificate lock name for token, a caller's
+// identifier of one acquisition (an edge's Lock call through the edge API),
+// for ttl from now. It succeeds when the lock is free, expired, or already
+// held by token (so a retried request is harmless); it reports false,
+// without waiting, when another token holds it. Tokens share the lock
+// table with CertStorage's holders; callers keep them distinct (the edge
+// API prefixes them).
+func (s *Store) AcquireCertLock(ctx context.Context, name, token string, ttl time.Duration) (bool, error) {
+	now := s.now()
+	res, err := s.wdb.ExecContext(ctx,
+		`INSERT INTO certmagic_locks (name, holder, expires_at) VALUES ($1, $2, $3)
+		 ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at
+		 WHERE certmagic_locks.expires_at < $4 OR certmagic_locks.holder = excluded.holder`,
+		name, token, now.Add(ttl).UnixMicro(), now.UnixMicro())
+	if err != nil {
+		return false, fmt.Errorf("taking lock %s: %w", name, err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return false, fmt.Errorf("taking lock %s: %w", name, err)
+	}
+	return n == 1, nil
+}
+
+// RenewCertLock extends the lock name held by token to ttl from now. It
+// fails with ErrLockLost when token no longer holds it (it expired and was
+// taken, or was released).
+func (s *Store) RenewCertLock(ctx context.Context, name, token string, ttl time.Duration) error {
+	res, err := s.wdb.ExecContext(ctx,
+		`UPDATE certmagic_locks SET expires_at = $1 WHERE name = $2 AND holder = $3`,
+		s.now().Add(ttl).UnixMicro(), name, token)
+	if err != nil {
+		return fmt.Errorf("renewing lock %s: %w", name, err)
+	}
+	if n, err := res.RowsAffected(); err != nil || n != 1 {
+		return fmt.Errorf("renewing lock %s: %w", name, ErrLockLost)
+	}
+	return nil
+}
+
+// ReleaseCertLock releases the lock name if token holds it; releasing a
+// lock token does not hold is not an error.
+func (s *Store) ReleaseCertLock(ctx context.Context, name, token string) error {
+	if _, err := s.wdb.ExecContext(ctx,
+		`DELETE FROM certmagic_locks WHERE name = $1 AND holder = $2`, name, token); err != nil {
+		return fmt.Errorf("releasing lock %s: %w", name, err)
+	}
+	return nil
+}

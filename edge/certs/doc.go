@@ -24,5 +24,8 @@
 //   - Edges sharing a Storage obtain each certificate once (certmagic's
 //     storage lock) and answer each other's HTTP-01 and TLS-ALPN-01
 //     challenges; a restart re-issues nothing.
+//   - An edge reaches shared storage only through the control plane's edge
+//     API (ControlStorage, with the edge secret), never through the control
+//     plane's database; its locks are leases that expire when it dies.
 //   - New has no side effects; goroutines start in Start and end in Stop.
 package certs

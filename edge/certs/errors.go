@@ -1,6 +1,9 @@
 package certs
 
-import "errors"
+import (
+	"errors"
+	"fmt"
+)
 
 // ErrInvalidConfig is returned by New and NewLocalIssuer for a missing or
 // malformed setting; the wrapped message names it.
@@ -34,3 +37,37 @@ var ErrNameNotAllowed = errors.New("certs: certificate not allowed for name")
 // not sign: bad signature, no DNS names, non-DNS names, or a key that is not
 // ECDSA P-256/P-384. It is wrapped in certmagic.ErrNoRetry.
 var ErrBadCSR = errors.New("certs: unacceptable certificate request")
+
+// ErrControlUnavailable is wrapped by ControlStorage when the control plane
+// did not answer (no connection, timeout, 5xx, 429) after its retries; it
+// is worth retrying later.
+var ErrControlUnavailable = errors.New("certs: control plane unreachable")
+
+// ErrLockLost is wrapped by ControlStorage.RenewLockLease when this process
+// no longer holds the lock: it expired (the edge could not renew it in
+// time) and may be held by another edge.
+var ErrLockLost = errors.New("certs: certificate lock lost")
+
+// ErrCertValueTooLarge is wrapped by ControlStorage.Store for a value over
+// snapshot.MaxCertValue bytes.
+var ErrCertValueTooLarge = errors.New("certs: certificate storage value too large")
+
+// APIError is an answer of the control plane's edge API that is neither
+// success nor a condition with its own sentinel: a request it refused
+// (bad key: TG_5100; wrong edge secret: TG_2710). It is permanent.
+type APIError struct {
+	// Status is the HTTP status.
+	Status int
+	// Code is the TG_ code of the error body, if any.
+	Code string
+	// Msg is the error body's message.
+	Msg string
+}
+
+// Error implements error.
+func (e *APIError) Error() string {
+	if e.Code == "" {
+		return fmt.Sprintf("control plane answered %d", e.Status)
+	}
+	return fmt.Sprintf("control plane answered %d %s: %s", e.Status, e.Code, e.Msg)
+}
