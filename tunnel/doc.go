@@ -44,6 +44,10 @@
 //   - muxado has no window negotiation: a 4 MiB window is used only when
 //     both ends are ours (TLS ALPN TCPALPN negotiated); SDK peers get
 //     muxado's 256 KiB default.
+//   - A QUICListener answers packets of connections it does not hold with
+//     a stateless reset when it has a key (QUICListenerConfig.KeyDir keeps
+//     one across restarts), so a QUIC agent of a crashed edge learns from
+//     the restarted one at its next packet that its connection is gone.
 //   - Authtokens are Secret values and are never logged.
 //
 // This package imports nothing of Tollgate's but codes.
