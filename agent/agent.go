@@ -265,7 +265,7 @@ func (a *Agent) Run(ctx context.Context) error {
 
 		bo.Reset()
 		a.emit(Event{Kind: EventConnected})
-		end, replaced := a.serve(ctx, c, addr, fwdCtx, &fwdWG)
+		replaced, end := a.serve(ctx, c, addr, fwdCtx, &fwdWG)
 		a.sessionEnded()
 		switch {
 		case replaced != nil:

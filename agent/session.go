@@ -188,8 +188,8 @@ func (a *Agent) rebuildRoutes() {
 // until the session ends, ctx ends, the edge stopped every endpoint, or
 // (config.TransportAuto on the fallback transport) a session over
 // AutoFirst replaced it. It returns why the session ended (nil when ctx
-// ended), or the replacing session as next.
-func (a *Agent) serve(ctx context.Context, c *conn, addr string, fwdCtx context.Context, fwdWG *sync.WaitGroup) (end error, next *conn) {
+// ended), or the session that replaced it as next.
+func (a *Agent) serve(ctx context.Context, c *conn, addr string, fwdCtx context.Context, fwdWG *sync.WaitGroup) (next *conn, end error) {
 	acceptCtx, stopAccepting := context.WithCancel(context.Background())
 	acceptDone := make(chan struct{})
 	go a.acceptProxies(acceptCtx, c, fwdCtx, fwdWG, acceptDone)
@@ -225,11 +225,11 @@ func (a *Agent) serve(ctx context.Context, c *conn, addr string, fwdCtx context.
 	case <-ctx.Done():
 		return nil, nil
 	case <-c.runDone:
-		return c.runErr, nil
+		return nil, c.runErr
 	case <-a.allStopped:
-		return errAllStopped, nil
+		return nil, errAllStopped
 	case n := <-found:
-		return nil, n
+		return n, nil
 	}
 }
 
