@@ -53,7 +53,10 @@ type Agent struct {
 	dial          func(ctx context.Context, transport, addr string) (tunnel.Mux, error)
 	backoff       backoffer
 	fallbackDelay time.Duration
-	probe         regions.Measure // measures a region's edge (region.go)
+	// preferredRetry is the first delay of returnToPreferred (prefer.go);
+	// 0 = never return.
+	preferredRetry time.Duration
+	probe          regions.Measure // measures a region's edge (region.go)
 
 	mu       sync.Mutex // guards the fields below
 	status   Status
@@ -94,12 +97,13 @@ func New(cfg Config, logger *zap.Logger) (*Agent, error) {
 		logger = zap.NewNop()
 	}
 	a := &Agent{
-		cfg:           r,
-		log:           logger,
-		ready:         make(chan struct{}),
-		allStopped:    make(chan struct{}),
-		fallbackDelay: FallbackDelay,
-		status:        Status{State: SessionConnecting, ServerAddr: r.ServerAddr, Version: r.Version},
+		cfg:            r,
+		log:            logger,
+		ready:          make(chan struct{}),
+		allStopped:     make(chan struct{}),
+		fallbackDelay:  FallbackDelay,
+		preferredRetry: PreferredRetry,
+		status:         Status{State: SessionConnecting, ServerAddr: r.ServerAddr, Version: r.Version},
 	}
 	a.dial = a.dialEdge
 	a.probe = a.tlsHandshakeTime
@@ -223,8 +227,15 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 	addr := a.cfg.ServerAddr
 	redirected := false
+	var next *conn // a session that replaced the previous one (prefer.go)
 	for {
-		c, err := a.connect(ctx, addr)
+		var c *conn
+		var err error
+		if next != nil {
+			c, next = next, nil
+		} else {
+			c, err = a.connect(ctx, addr)
+		}
 		if err == nil {
 			if next := a.regionRedirect(ctx, c.resp, addr); next != "" && !redirected {
 				a.log.Info("reconnecting to the edge of the configured region",
@@ -254,9 +265,15 @@ func (a *Agent) Run(ctx context.Context) error {
 
 		bo.Reset()
 		a.emit(Event{Kind: EventConnected})
-		end := a.serve(ctx, c, fwdCtx, &fwdWG)
+		replaced, end := a.serve(ctx, c, addr, fwdCtx, &fwdWG)
 		a.sessionEnded()
 		switch {
+		case replaced != nil:
+			c.close()
+			a.log.Info("the preferred transport works again; moved the session to it",
+				zap.String("transport", replaced.transport), zap.String("from", c.transport))
+			next = replaced
+			continue
 		case ctx.Err() != nil:
 			a.shutdown(c)
 			return nil

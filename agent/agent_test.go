@@ -457,6 +457,53 @@ func TestAgentAutoTransport(t *testing.T) {
 			t.Fatalf("transport = %q, want quic", got)
 		}
 	})
+	t.Run("returns to tcp once it answers", func(t *testing.T) {
+		// TCP was refused when the agent (re)connected, as while an edge
+		// restarts: the agent falls back to QUIC, then must move back to
+		// TCP once TCP works, keeping its endpoint's URL.
+		e := newFakeEdge(t, edgeOpts{tcp: true, quic: true})
+		var tcpWorks atomic.Bool
+		cfg := baseConfig(t, e, "auto", config.Endpoint{Name: "web", Proto: "http", Upstream: helloUpstream(t)})
+		a := startAgent(t, cfg, func(a *Agent) {
+			a.fallbackDelay = 50 * time.Millisecond
+			a.preferredRetry = 20 * time.Millisecond
+			realDial := a.dial
+			a.dial = func(ctx context.Context, transport, addr string) (tunnel.Mux, error) {
+				if transport == config.TransportTCP && !tcpWorks.Load() {
+					return nil, errors.New("connection refused")
+				}
+				return realDial(ctx, transport, addr)
+			}
+		})
+		a.waitReady(t)
+		if got := a.Transport(); got != "quic" {
+			t.Fatalf("transport = %q, want quic while tcp is refused", got)
+		}
+		first := e.waitSession(t)
+		tcpWorks.Store(true)
+		waitFor(t, "the session to move to tcp", func() bool { return a.Transport() == "tcp" })
+		s := e.waitSession(t)
+		if s.Transport() != "tcp" {
+			t.Fatalf("the new session is over %s", s.Transport())
+		}
+		waitFor(t, "the old quic session to close", func() bool {
+			select {
+			case <-first.Done():
+				return true
+			default:
+				return false
+			}
+		})
+		_, binds, _ := e.snapshot()
+		last := binds[len(binds)-1]
+		waitFor(t, "the endpoint online again", func() bool { return a.Endpoints()[0].State == StateOnline })
+		if len(binds) != 2 || last.ID != "bind-1" || last.Extra.Token != "token-web" {
+			t.Fatalf("%d binds, the last with id %q token %q; want 2, the re-bind with the first bind's id and token", len(binds), last.ID, last.Extra.Token)
+		}
+		if resp, body := proxyRequest(t, s, last.ID); resp.StatusCode != 200 || body != "hello from /hello" {
+			t.Fatalf("through the tcp session: %d %q", resp.StatusCode, body)
+		}
+	})
 	t.Run("permanent error ends the race", func(t *testing.T) {
 		e := newFakeEdge(t, edgeOpts{tcp: true, quic: true})
 		e.set(func() { e.authError = "Revoked. [TG_300]" })

@@ -143,7 +143,7 @@ func newFakeEdge(t *testing.T, o edgeOpts) *fakeEdge {
 		ln.Close()
 	}
 	if o.quic {
-		ql, err := tunnel.ListenQUIC(udp, serverTLS)
+		ql, err := tunnel.ListenQUIC(udp, serverTLS, tunnel.QUICListenerConfig{})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -185,9 +185,11 @@ func (a *Agent) rebuildRoutes() {
 }
 
 // serve accepts proxy streams and forwards each in its own goroutine
-// until the session ends, ctx ends, or the edge stopped every endpoint.
-// It returns why the session ended (nil when ctx ended).
-func (a *Agent) serve(ctx context.Context, c *conn, fwdCtx context.Context, fwdWG *sync.WaitGroup) error {
+// until the session ends, ctx ends, the edge stopped every endpoint, or
+// (config.TransportAuto on the fallback transport) a session over
+// AutoFirst replaced it. It returns why the session ended (nil when ctx
+// ended), or the session that replaced it as next.
+func (a *Agent) serve(ctx context.Context, c *conn, addr string, fwdCtx context.Context, fwdWG *sync.WaitGroup) (next *conn, end error) {
 	acceptCtx, stopAccepting := context.WithCancel(context.Background())
 	acceptDone := make(chan struct{})
 	go a.acceptProxies(acceptCtx, c, fwdCtx, fwdWG, acceptDone)
@@ -195,13 +197,39 @@ func (a *Agent) serve(ctx context.Context, c *conn, fwdCtx context.Context, fwdW
 		stopAccepting()
 		<-acceptDone
 	}()
+	found := make(chan *conn, 1)
+	if a.wantsPreferred(c.transport) {
+		preferCtx, stopPreferring := context.WithCancel(ctx)
+		preferDone := make(chan struct{})
+		go func() {
+			defer close(preferDone)
+			a.returnToPreferred(preferCtx, addr, found)
+		}()
+		defer func() {
+			stopPreferring()
+			<-preferDone
+			// The edge ends the old session as the new one authenticates,
+			// so the old one may have ended first: the new one wins.
+			select {
+			case n := <-found:
+				if next == nil && ctx.Err() == nil {
+					end, next = nil, n
+				} else if n != next {
+					n.close()
+				}
+			default:
+			}
+		}()
+	}
 	select {
 	case <-ctx.Done():
-		return nil
+		return nil, nil
 	case <-c.runDone:
-		return c.runErr
+		return nil, c.runErr
 	case <-a.allStopped:
-		return errAllStopped
+		return nil, errAllStopped
+	case n := <-found:
+		return n, nil
 	}
 }
 

@@ -30,8 +30,8 @@ type Config struct {
 	// BaseDomain is the domain whose one-label subdomains agents may bind
 	// without a reservation, e.g. "tollgate.localhost". Required.
 	BaseDomain string
-	// DataDir holds the persisted snapshot and the bind-token key. "" keeps
-	// nothing on disk (tests).
+	// DataDir holds the persisted snapshot, the bind-token key and the QUIC
+	// stateless-reset key. "" keeps nothing on disk (tests).
 	DataDir string
 	// AgentAddr is the agent ingress address: TLS+muxado on TCP and QUIC on
 	// UDP, same port. Default "127.0.0.1:4443".
@@ -331,7 +331,7 @@ func (e *Edge) listenQUIC() error {
 	if perr != nil {
 		return codes.NewError(codes.ListenFailed, "Cannot listen for QUIC agents on UDP %s: %v. Free the port or choose another --agent-addr.", udpAddr, perr).WithCause(perr)
 	}
-	ln, err := tunnel.ListenQUIC(pc, e.deps.AgentTLS)
+	ln, err := tunnel.ListenQUIC(pc, e.deps.AgentTLS, tunnel.QUICListenerConfig{KeyDir: e.cfg.DataDir})
 	if err != nil {
 		pc.Close()
 		return codes.NewError(codes.ListenFailed, "Cannot start the QUIC agent listener on %s: %v.", udpAddr, err).WithCause(err)

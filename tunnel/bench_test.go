@@ -27,6 +27,7 @@ var benchTransports = []struct {
 	cfg       MuxConfig
 }{
 	{"muxado-batched-4MiB", "tcp", MuxConfig{}},
+	{"muxado-batched-4MiB-untuned", "tcp", MuxConfig{fixedWindow: true}},
 	{"muxado-batched-256KiB", "tcp", MuxConfig{MaxWindowSize: DefaultWindowSize}},
 	{"muxado-unbatched-4MiB", "tcp", MuxConfig{DisableWriteBatching: true}},
 	{"muxado-unbatched-256KiB", "tcp", MuxConfig{DisableWriteBatching: true, MaxWindowSize: DefaultWindowSize}},

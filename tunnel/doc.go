@@ -43,7 +43,15 @@
 //     lifetime, besides quic-go's own.
 //   - muxado has no window negotiation: a 4 MiB window is used only when
 //     both ends are ours (TLS ALPN TCPALPN negotiated); SDK peers get
-//     muxado's 256 KiB default.
+//     muxado's 256 KiB default. Between our ends the sender keeps its own
+//     autotuned window below muxado's (sendwindow.go): 32 KiB in flight
+//     per stream, doubling only while the reader consumes a window within
+//     two round trips, so a reader that stops (a public client that does
+//     not read) holds about 32 KiB at the peer, not 4 MiB.
+//   - A QUICListener answers packets of connections it does not hold with
+//     a stateless reset when it has a key (QUICListenerConfig.KeyDir keeps
+//     one across restarts), so a QUIC agent of a crashed edge learns from
+//     the restarted one at its next packet that its connection is gone.
 //   - Authtokens are Secret values and are never logged.
 //
 // This package imports nothing of Tollgate's but codes.

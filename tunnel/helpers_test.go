@@ -76,7 +76,7 @@ func newTestListener(t testing.TB, transport string, cfg MuxConfig) *testListene
 		t.Cleanup(tl.close)
 		return tl
 	case "quic":
-		ln, err := ListenQUICAddr("127.0.0.1:0", serverTLS(t))
+		ln, err := ListenQUICAddr("127.0.0.1:0", serverTLS(t), QUICListenerConfig{})
 		if err != nil {
 			t.Fatal(err)
 		}

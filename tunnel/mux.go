@@ -141,6 +141,11 @@ type MuxConfig struct {
 	// WriteBufferSize bounds the bytes queued for the connection before
 	// writers block; default 256 KiB. Only with write batching.
 	WriteBufferSize int
+
+	// fixedWindow turns off send-window autotuning (sendwindow.go): a
+	// stream may have all of muxado's window in flight, as before
+	// autotuning. For comparison benchmarks.
+	fixedWindow bool
 }
 
 // Accept backlog defaults (MuxConfig.AcceptBacklog).

@@ -32,6 +32,13 @@ type muxadoMux struct {
 	accepted    chan acceptResult // fed by acceptLoop, for cancellable waits
 
 	streams streamServer // serveStreams's state (serve_muxado.go)
+
+	// Between our own ends (ours): each stream's autotuned send window
+	// below muxado's window (sendwindow.go); tune is false with
+	// MuxConfig.fixedWindow.
+	tune    bool
+	window  int64
+	windows sendWindows
 }
 
 type acceptResult struct {
@@ -65,11 +72,14 @@ func NewMuxadoMux(conn net.Conn, server bool, cfg MuxConfig) Mux {
 		remote: conn.RemoteAddr(),
 		done:   make(chan struct{}),
 		ours:   ours,
+		window: int64(window),
+		tune:   ours && !cfg.fixedWindow && int64(window) > initialSendWindow,
 	}
 	var onceDone sync.Once
 	onClose := func() {
 		onceDone.Do(func() {
 			close(m.done)
+			m.windows.died()
 			m.streamsDied()
 		})
 	}
@@ -178,6 +188,11 @@ func (m *muxadoMux) acceptLoop() {
 func (m *muxadoMux) typed(raw muxado.Stream, prefix []byte) *stream {
 	st := newTypedStream(raw, m.local, m.remote, prefix)
 	st.maxWrite = maxMuxadoDataFrame
+	if m.tune {
+		id := raw.Id()
+		st.win = m.windows.add(id, m.window)
+		st.release = func() { m.windows.remove(id) }
+	}
 	return st
 }
 

@@ -226,27 +226,42 @@ func DialQUIC(ctx context.Context, addr string, tlsConf *tls.Config) (Mux, error
 
 // QUICListener accepts agent connections over QUIC.
 type QUICListener struct {
+	tr *quic.Transport
 	ln *quic.Listener
+	pc net.PacketConn
 }
 
 // ListenQUIC listens for agents on pc (which the listener then owns),
-// offering only QUICALPN. Closing the listener closes pc and every
-// connection accepted from it.
-func ListenQUIC(pc net.PacketConn, tlsConf *tls.Config) (*QUICListener, error) {
-	ln, err := quic.Listen(pc, quicTLSConfig(tlsConf), quicConfig())
+// offering only QUICALPN, with the stateless-reset key of cfg.KeyDir (see
+// QUICListenerConfig). Closing the listener closes pc and every connection
+// accepted from it. Errors: the key file cannot be read or written, or
+// quic-go refuses pc.
+func ListenQUIC(pc net.PacketConn, tlsConf *tls.Config, cfg QUICListenerConfig) (*QUICListener, error) {
+	key, err := loadQUICResetKey(cfg.KeyDir)
 	if err != nil {
 		return nil, fmt.Errorf("listening for quic on %s: %w", pc.LocalAddr(), err)
 	}
-	return &QUICListener{ln: ln}, nil
+	tr := &quic.Transport{Conn: pc, StatelessResetKey: key}
+	ln, err := tr.Listen(quicTLSConfig(tlsConf), quicConfig())
+	if err != nil {
+		_ = tr.Close()
+		return nil, fmt.Errorf("listening for quic on %s: %w", pc.LocalAddr(), err)
+	}
+	return &QUICListener{tr: tr, ln: ln, pc: pc}, nil
 }
 
 // ListenQUICAddr is ListenQUIC on a new UDP socket bound to addr.
-func ListenQUICAddr(addr string, tlsConf *tls.Config) (*QUICListener, error) {
-	ln, err := quic.ListenAddr(addr, quicTLSConfig(tlsConf), quicConfig())
+func ListenQUICAddr(addr string, tlsConf *tls.Config, cfg QUICListenerConfig) (*QUICListener, error) {
+	pc, err := net.ListenPacket("udp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("listening for quic on %s: %w", addr, err)
 	}
-	return &QUICListener{ln: ln}, nil
+	l, err := ListenQUIC(pc, tlsConf, cfg)
+	if err != nil {
+		pc.Close()
+		return nil, err
+	}
+	return l, nil
 }
 
 // Accept waits for the next agent connection (handshake complete) and
@@ -265,5 +280,13 @@ func (l *QUICListener) Accept(ctx context.Context) (Mux, error) {
 // Addr returns the listening address.
 func (l *QUICListener) Addr() net.Addr { return l.ln.Addr() }
 
-// Close stops listening and closes every connection accepted from it.
-func (l *QUICListener) Close() error { return l.ln.Close() }
+// Close stops listening, closes every connection accepted from it (without
+// a CONNECTION_CLOSE: an edge sends GoAway first) and closes the socket.
+func (l *QUICListener) Close() error {
+	err := l.ln.Close()
+	_ = l.tr.Close()
+	if cerr := l.pc.Close(); err == nil && !errors.Is(cerr, net.ErrClosed) {
+		err = cerr
+	}
+	return err
+}

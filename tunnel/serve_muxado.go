@@ -54,8 +54,18 @@ func (f *synFramer) ReadFrame() (frame.Frame, error) {
 		f.m.peerOpened()
 	}
 	fr, err := f.Framer.ReadFrame()
-	if d, ok := fr.(*frame.Data); ok && err == nil && d.Syn() {
-		f.lastSyn = true
+	if err != nil {
+		return fr, err
+	}
+	switch fr := fr.(type) {
+	case *frame.Data:
+		f.lastSyn = fr.Syn()
+	case *frame.WndInc:
+		if w := f.m.windows.get(uint32(fr.StreamId())); w != nil {
+			w.credit(int64(fr.WindowIncrement()))
+		}
+	case *frame.Rst:
+		f.m.windows.reset(uint32(fr.StreamId()))
 	}
 	return fr, err
 }

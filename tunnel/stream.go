@@ -40,6 +40,10 @@ type stream struct {
 	// maxWrite splits Writes into raw writes of at most this many bytes
 	// (0 = none); see maxMuxadoDataFrame.
 	maxWrite int
+	// win, when set, is the stream's autotuned send window (sendwindow.go)
+	// and release forgets it once the stream writes no more.
+	win     *sendWindow
+	release func()
 }
 
 // maxMuxadoDataFrame bounds the DATA frames our muxado streams send. muxado
@@ -78,14 +82,25 @@ func (s *stream) Write(p []byte) (int, error) {
 	return s.writeRaw(p)
 }
 
-// writeRaw writes p in raw writes of at most maxWrite bytes.
+// writeRaw writes p in raw writes of at most maxWrite bytes, each within
+// the send window when there is one.
 func (s *stream) writeRaw(p []byte) (int, error) {
-	if s.maxWrite <= 0 || len(p) <= s.maxWrite {
+	if s.win == nil && (s.maxWrite <= 0 || len(p) <= s.maxWrite) {
 		return s.raw.Write(p)
 	}
 	n := 0
 	for n < len(p) {
-		m, err := s.raw.Write(p[n:min(len(p), n+s.maxWrite)])
+		k := len(p) - n
+		if s.maxWrite > 0 {
+			k = min(k, s.maxWrite)
+		}
+		if s.win != nil {
+			var err error
+			if k, err = s.win.acquire(k); err != nil {
+				return n, err
+			}
+		}
+		m, err := s.raw.Write(p[n : n+k])
 		n += m
 		if err != nil {
 			return n, err
@@ -103,6 +118,9 @@ func (s *stream) writeFirst(p []byte) (int, error) {
 	n := min(len(p), maxPrefixedChunk)
 	bp := prefixBufPool.Get().(*[]byte)
 	b := append(append((*bp)[:0], s.prefix...), p[:n]...)
+	if s.win != nil {
+		s.win.take(len(b))
+	}
 	_, err := s.raw.Write(b)
 	*bp = b[:0]
 	prefixBufPool.Put(bp)
@@ -129,6 +147,9 @@ func (s *stream) flushPrefix() error {
 	if s.prefix == nil {
 		return nil
 	}
+	if s.win != nil {
+		s.win.take(len(s.prefix))
+	}
 	_, err := s.raw.Write(s.prefix)
 	s.prefix = nil
 	s.pending.Store(false)
@@ -151,7 +172,11 @@ func (s *stream) CloseWrite() error {
 	if err := s.flushPrefix(); err != nil {
 		return err
 	}
-	return s.raw.CloseWrite()
+	err := s.raw.CloseWrite()
+	if s.release != nil {
+		s.release()
+	}
+	return err
 }
 
 // Close closes both directions. A stream that never sent its prefix sends
@@ -159,6 +184,10 @@ func (s *stream) CloseWrite() error {
 // untyped one (which the SDK's accept loop treats as fatal).
 func (s *stream) Close() error {
 	_ = s.flushPrefix()
+	if s.win != nil {
+		s.win.fail(ErrClosed)
+		s.release()
+	}
 	return s.raw.Close()
 }
 
@@ -169,10 +198,20 @@ func (s *stream) LocalAddr() net.Addr { return s.local }
 func (s *stream) RemoteAddr() net.Addr { return s.remote }
 
 // SetDeadline sets the read and write deadlines.
-func (s *stream) SetDeadline(t time.Time) error { return s.raw.SetDeadline(t) }
+func (s *stream) SetDeadline(t time.Time) error {
+	if s.win != nil {
+		s.win.setDeadline(t)
+	}
+	return s.raw.SetDeadline(t)
+}
 
 // SetReadDeadline sets the read deadline.
 func (s *stream) SetReadDeadline(t time.Time) error { return s.raw.SetReadDeadline(t) }
 
 // SetWriteDeadline sets the write deadline.
-func (s *stream) SetWriteDeadline(t time.Time) error { return s.raw.SetWriteDeadline(t) }
+func (s *stream) SetWriteDeadline(t time.Time) error {
+	if s.win != nil {
+		s.win.setDeadline(t)
+	}
+	return s.raw.SetWriteDeadline(t)
+}

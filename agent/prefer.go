@@ -1,0 +1,62 @@
+package agent
+
+// This file returns a config.TransportAuto agent to AutoFirst: a session
+// that had to fall back to the other transport (TCP refused while the edge
+// restarted, a network that dropped TCP for a while) moves back once
+// AutoFirst works again, instead of staying on the fallback until the next
+// disconnect.
+
+import (
+	"context"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/tollgate/tollgate/config"
+)
+
+// Retry schedule of the return to AutoFirst: the first try PreferredRetry
+// after the session started on the other transport, then each delay
+// doubled up to PreferredRetryMax.
+const (
+	PreferredRetry    = 5 * time.Second
+	PreferredRetryMax = 2 * time.Minute
+)
+
+// wantsPreferred reports whether a session over transport should try to
+// return to AutoFirst.
+func (a *Agent) wantsPreferred(transport string) bool {
+	return a.cfg.transport == config.TransportAuto && transport != AutoFirst && a.preferredRetry > 0
+}
+
+// returnToPreferred tries, on the retry schedule above, to open an
+// authenticated session to addr over AutoFirst. The new session resumes
+// the current one (same ClientId and Cookie), so the edge retires the old
+// session as it authenticates the new one, cutting the connections still
+// open on it as any reconnect does (the edge's pooled idle streams among
+// them; this happens once per fallback); the caller re-binds the
+// endpoints on the new session, whose bind tokens keep the URLs. It sends
+// the session on found (buffered) and returns, or returns when ctx ends.
+// A failed try costs a TCP and TLS handshake.
+func (a *Agent) returnToPreferred(ctx context.Context, addr string, found chan<- *conn) {
+	delay := a.preferredRetry
+	t := time.NewTimer(delay)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		c, err := a.attempt(ctx, AutoFirst, addr, a.authRequest())
+		if err == nil {
+			found <- c
+			return
+		}
+		if ce := a.log.Check(zap.DebugLevel, "the preferred transport still fails"); ce != nil {
+			ce.Write(zap.String("transport", AutoFirst), zap.Error(err))
+		}
+		delay = min(2*delay, PreferredRetryMax)
+		t.Reset(delay)
+	}
+}

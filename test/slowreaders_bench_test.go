@@ -1,0 +1,167 @@
+package test
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// BenchmarkSlowReaders is DESIGN.md's "500 slow readers ≤ 64 MiB above
+// idle" against real processes: a `tollgated dev` edge, a `tollgate`
+// agent over TLS+muxado, an upstream that answers every request with a
+// 64 MiB body. N public clients (TOLLGATE_BENCH_READERS, default 500,
+// one address: under the edge's per-IP cap of 1024) each send one
+// HTTPS/1.1 request with a 16 KiB socket receive buffer and then read
+// 1 KiB a second. Once the edge's memory stops growing (or after 30 s)
+// it reports the edge process's RSS and live heap above idle, in MiB.
+// Bounded: N connections, one request each, at most 30 s of load.
+//
+//	go test ./test -run '^$' -bench SlowReaders -benchtime 1x
+func BenchmarkSlowReaders(b *testing.B) {
+	n, err := strconv.Atoi(envOr("TOLLGATE_BENCH_READERS", "500"))
+	if err != nil || n < 1 || n > 1000 {
+		b.Fatalf("TOLLGATE_BENCH_READERS=%q: want 1–1000", os.Getenv("TOLLGATE_BENCH_READERS"))
+	}
+	const bodySize = 64 << 20
+	chunk := make([]byte, 256<<10)
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Length", strconv.Itoa(bodySize))
+		for left := bodySize; left > 0; left -= len(chunk) {
+			if _, err := w.Write(chunk[:min(left, len(chunk))]); err != nil {
+				return
+			}
+		}
+	}))
+	defer up.Close()
+	for i := 0; i < b.N; i++ {
+		debugAddr := freeAddr(b)
+		dev := startDev(b, "", "--log-level", "warn", "--debug-addr", debugAddr)
+		pid := dev.cmd.Process.Pid
+		_, url := dev.agent(b, "http", upstreamPort(up), "--transport", envOr("TOLLGATE_BENCH_TRANSPORT", "tcp"))
+		host := hostPort(url)
+		// One full request first: the baseline includes pools and the
+		// first stream.
+		c := dev.client(false)
+		if resp, err := c.Head(url); err == nil {
+			resp.Body.Close()
+		}
+		c.CloseIdleConnections()
+		time.Sleep(time.Second)
+		rssIdle, liveIdle := rssKiB(b, pid), liveKiB(b, debugAddr)
+
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		var wg sync.WaitGroup
+		var started, failed atomic.Int64
+		for j := 0; j < n; j++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if err := slowRead(ctx, dev, host, func() { started.Add(1) }); err != nil {
+					failed.Add(1)
+				}
+			}()
+		}
+		// Poll until RSS holds still for 3 s, or the load's 30 s pass.
+		peak, stable, last := 0, 0, 0
+		for ctx.Err() == nil && stable < 3 {
+			time.Sleep(time.Second)
+			r := rssKiB(b, pid)
+			peak = max(peak, r)
+			if r-last < 1024 && started.Load()+failed.Load() == int64(n) {
+				stable++
+			} else {
+				stable = 0
+			}
+			last = r
+		}
+		rss, live := rssKiB(b, pid), liveKiB(b, debugAddr)
+		peak = max(peak, rss)
+		if path := os.Getenv("TOLLGATE_BENCH_HEAPPROFILE"); path != "" {
+			saveHeapProfile(b, debugAddr, path)
+		}
+		cancel()
+		wg.Wait()
+		mib := func(kib int) float64 { return float64(kib) / 1024 }
+		b.ReportMetric(mib(rss-rssIdle), "rss_above_idle_MiB")
+		b.ReportMetric(mib(peak-rssIdle), "peak_rss_above_idle_MiB")
+		b.ReportMetric(mib(live-liveIdle), "live_heap_above_idle_MiB")
+		fmt.Fprintf(os.Stderr, "%d slow readers (%d failed): edge RSS idle %.1f MiB, loaded %.1f MiB (+%.1f, peak +%.1f), live heap +%.1f MiB\n",
+			n, failed.Load(), mib(rssIdle), mib(rss), mib(rss-rssIdle), mib(peak-rssIdle), mib(live-liveIdle))
+		dev.stop(10 * time.Second)
+	}
+}
+
+// slowRead sends one GET to host over TLS with a 16 KiB receive buffer,
+// reads the response head, calls started, then reads 1 KiB a second
+// until ctx ends.
+func slowRead(ctx context.Context, dev *devServer, host string, started func()) error {
+	d := net.Dialer{Timeout: 10 * time.Second}
+	raw, err := d.DialContext(ctx, "tcp", dev.info.HTTPSAddr)
+	if err != nil {
+		return err
+	}
+	defer raw.Close()
+	_ = raw.(*net.TCPConn).SetReadBuffer(16 << 10)
+	name, _, _ := net.SplitHostPort(host)
+	conn := tls.Client(raw, &tls.Config{RootCAs: dev.pool, ServerName: name, NextProtos: []string{"http/1.1"}})
+	if err := conn.HandshakeContext(ctx); err != nil {
+		return err
+	}
+	stop := context.AfterFunc(ctx, func() { raw.Close() })
+	defer stop()
+	if _, err := fmt.Fprintf(conn, "GET /big HTTP/1.1\r\nHost: %s\r\n\r\n", host); err != nil {
+		return err
+	}
+	br := bufio.NewReaderSize(conn, 1024)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode != 200 {
+		return fmt.Errorf("status %d", resp.StatusCode)
+	}
+	started()
+	buf := make([]byte, 1024)
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		if _, err := resp.Body.Read(buf); err != nil {
+			return nil // ctx ended: the connection was closed
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+	}
+}
+
+// saveHeapProfile writes the edge's heap profile (go tool pprof format)
+// to path.
+func saveHeapProfile(tb testing.TB, debugAddr, path string) {
+	tb.Helper()
+	resp, err := http.Get("http://" + debugAddr + "/debug/pprof/heap")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer resp.Body.Close()
+	f, err := os.Create(path)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := io.Copy(f, resp.Body); err != nil {
+		tb.Fatal(err)
+	}
+}
