@@ -20,18 +20,20 @@ import (
 	"github.com/tollgate/tollgate/snapshot"
 )
 
-// TestClient follows a real control plane's edge API over HTTP: a
-// whole snapshot first, then a delta applied to it, and a session report
-// answered with the edge directory.
-func TestClient(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
+// secret is the edge secret of the control planes these tests run.
+const secret = "edge-secret-0123456789abcdef"
+
+// startControlPlane runs a control plane on a fresh SQLite store with its
+// edge API and REST API on one test server (as on the API listener), and
+// returns the server, the store and the dev bootstrap's credentials. All
+// stop at the end of the test.
+func startControlPlane(ctx context.Context, t *testing.T) (*httptest.Server, *store.Store, *controlplane.DevCredentials) {
+	t.Helper()
 	st, err := store.Open(ctx, filepath.Join(t.TempDir(), "cp.db"), store.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer st.Close()
-	const secret = "edge-secret-0123456789abcdef"
+	t.Cleanup(func() { st.Close() })
 	core := controlplane.New(controlplane.Config{}, st)
 	dev, _, err := controlplane.Bootstrap(ctx, st)
 	if err != nil {
@@ -39,7 +41,17 @@ func TestClient(t *testing.T) {
 	}
 	hs := httptest.NewServer(edgeapi.Mount(edgeapi.New(edgeapi.Config{Secret: secret}, core).Handler(),
 		restapi.New(restapi.Config{}, core).Handler()))
-	defer hs.Close()
+	t.Cleanup(hs.Close)
+	return hs, st, dev
+}
+
+// TestClient follows a real control plane's edge API over HTTP: a
+// whole snapshot first, then a delta applied to it, and a session report
+// answered with the edge directory.
+func TestClient(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	hs, st, dev := startControlPlane(ctx, t)
 
 	newClient := func(secret string) *controlclient.Client {
 		c, err := controlclient.NewClient(controlclient.ClientConfig{URL: hs.URL, Secret: secret,
@@ -103,20 +115,7 @@ func TestClient(t *testing.T) {
 func TestClientCommands(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	st, err := store.Open(ctx, filepath.Join(t.TempDir(), "cp.db"), store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	const secret = "edge-secret-0123456789abcdef"
-	core := controlplane.New(controlplane.Config{}, st)
-	dev, _, err := controlplane.Bootstrap(ctx, st)
-	if err != nil {
-		t.Fatal(err)
-	}
-	hs := httptest.NewServer(edgeapi.Mount(edgeapi.New(edgeapi.Config{Secret: secret}, core).Handler(),
-		restapi.New(restapi.Config{}, core).Handler()))
-	defer hs.Close()
+	hs, _, dev := startControlPlane(ctx, t)
 	newClient := func(id, region, addr string) *controlclient.Client {
 		c, err := controlclient.NewClient(controlclient.ClientConfig{URL: hs.URL, Secret: secret,
 			EdgeID: id, Region: region, AgentAddr: addr, Wait: 5 * time.Second})
