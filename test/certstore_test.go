@@ -4,10 +4,8 @@ import (
 	"context"
 	"crypto/tls"
 	"database/sql"
-	"encoding/json"
 	"fmt"
 	"net"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -28,61 +26,6 @@ func servedSerial(t *testing.T, c *cluster, e *edgeProc, name string) string {
 	}
 	defer conn.Close()
 	return conn.ConnectionState().PeerCertificates[0].SerialNumber.String()
-}
-
-// newClusterOn is newCluster with the control plane on the store at dsn.
-func newClusterOn(t *testing.T, dsn string) *cluster {
-	t.Helper()
-	dir := t.TempDir()
-	c := &cluster{t: t, dir: dir, dbPath: dsn,
-		secretFile: filepath.Join(dir, "edge-secret"), caDir: filepath.Join(dir, "ca"),
-		edges: map[string]*edgeProc{}}
-	if err := os.WriteFile(c.secretFile, []byte(clusterEdgeSecret+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	ca, err := certs.LoadOrCreateCA(c.caDir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c.caFile, c.pool = ca.CertFile(), ca.CertPool()
-	bootFile := filepath.Join(dir, "boot.json")
-	c.startControl("127.0.0.1:0", "--bootstrap-file", bootFile)
-	c.boot = readBootstrap(t, bootFile)
-	u, err := url.Parse(c.cp.apiURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c.apiAddr = u.Host
-	return c
-}
-
-// launchEdge starts `tollgated edge` for region on loopback ip with its own
-// data dir, without waiting for it (edges of one region start at once).
-func (c *cluster) launchEdge(name, region, ip string, extra ...string) *edgeProc {
-	c.t.Helper()
-	dataDir := filepath.Join(c.dir, "edge-"+name)
-	args := []string{"edge", "--region", region, "--control", c.cp.apiURL,
-		"--control-secret-file", c.secretFile, "--ca-dir", c.caDir, "--data-dir", dataDir,
-		"--agent-addr", ip + ":0", "--https-addr", ip + ":0", "--http-addr", "off",
-		"--base-domain", "tollgate.localhost", "--log-level", "info"}
-	args = append(args, extra...)
-	p := start(c.t, bins.tollgated, nil, args...)
-	c.t.Cleanup(func() { stopLogged(c.t, p, "edge "+name) })
-	return &edgeProc{proc: p, dataDir: dataDir}
-}
-
-// ready waits until a launched edge is ready and reads its edge.json.
-func (e *edgeProc) ready(t *testing.T) *edgeProc {
-	t.Helper()
-	e.waitFor(edgeReady, 30*time.Second)
-	b, err := os.ReadFile(filepath.Join(e.dataDir, "edge.json"))
-	if err != nil {
-		t.Fatalf("reading edge.json: %v", err)
-	}
-	if err := json.Unmarshal(b, &e.info); err != nil {
-		t.Fatalf("edge.json: %v", err)
-	}
-	return e
 }
 
 // socketsTo lists the TCP connections of process pid whose remote port is

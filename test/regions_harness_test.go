@@ -68,8 +68,18 @@ var edgeReady = regexp.MustCompile(`(?m)^Tollgate edge is ready`)
 // secret, and creates the local CA every edge of the cluster shares.
 func newCluster(t testing.TB) *cluster {
 	t.Helper()
+	return newClusterOn(t, "")
+}
+
+// newClusterOn is newCluster with the control plane on the store at dsn
+// ("" = a fresh SQLite file).
+func newClusterOn(t testing.TB, dsn string) *cluster {
+	t.Helper()
 	dir := t.TempDir()
-	c := &cluster{t: t, dir: dir, dbPath: filepath.Join(dir, "cp.db"),
+	if dsn == "" {
+		dsn = filepath.Join(dir, "cp.db")
+	}
+	c := &cluster{t: t, dir: dir, dbPath: dsn,
 		secretFile: filepath.Join(dir, "edge-secret"), caDir: filepath.Join(dir, "ca"),
 		edges: map[string]*edgeProc{}}
 	if err := os.WriteFile(c.secretFile, []byte(clusterEdgeSecret+"\n"), 0o600); err != nil {
@@ -123,24 +133,37 @@ func (c *cluster) restartControl() {
 // ephemeral ports and waits until it is ready.
 func (c *cluster) startEdge(region, ip string, extra ...string) *edgeProc {
 	c.t.Helper()
-	dataDir := filepath.Join(c.dir, "edge-"+region)
+	e := c.launchEdge(region, region, ip, extra...).ready(c.t)
+	c.edges[region] = e
+	return e
+}
+
+// launchEdge starts `tollgated edge` for region on loopback ip with its own
+// data dir, without waiting for it (edges of one region start at once).
+func (c *cluster) launchEdge(name, region, ip string, extra ...string) *edgeProc {
+	c.t.Helper()
+	dataDir := filepath.Join(c.dir, "edge-"+name)
 	args := []string{"edge", "--region", region, "--control", c.cp.apiURL,
 		"--control-secret-file", c.secretFile, "--ca-dir", c.caDir, "--data-dir", dataDir,
 		"--agent-addr", ip + ":0", "--https-addr", ip + ":0", "--http-addr", "off",
 		"--base-domain", "tollgate.localhost", "--log-level", "info"}
 	args = append(args, extra...)
 	p := start(c.t, bins.tollgated, nil, args...)
-	c.t.Cleanup(func() { stopLogged(c.t, p, "edge "+region) })
-	p.waitFor(edgeReady, 30*time.Second)
-	e := &edgeProc{proc: p, dataDir: dataDir}
-	b, err := os.ReadFile(filepath.Join(dataDir, "edge.json"))
+	c.t.Cleanup(func() { stopLogged(c.t, p, "edge "+name) })
+	return &edgeProc{proc: p, dataDir: dataDir}
+}
+
+// ready waits until a launched edge is ready and reads its edge.json.
+func (e *edgeProc) ready(t testing.TB) *edgeProc {
+	t.Helper()
+	e.waitFor(edgeReady, 30*time.Second)
+	b, err := os.ReadFile(filepath.Join(e.dataDir, "edge.json"))
 	if err != nil {
-		c.t.Fatalf("reading edge.json: %v", err)
+		t.Fatalf("reading edge.json: %v", err)
 	}
 	if err := json.Unmarshal(b, &e.info); err != nil {
-		c.t.Fatalf("edge.json: %v", err)
+		t.Fatalf("edge.json: %v", err)
 	}
-	c.edges[region] = e
 	return e
 }
 
