@@ -175,7 +175,7 @@ func New(cfg Config, deps Deps) (*Edge, error) {
 		return nil, errors.New("edge: AgentTLS and Certs are required")
 	}
 	if cfg.Region == "" {
-		cfg.Region = "us"
+		cfg.Region = string(regions.Default)
 	}
 	if _, err := regions.Parse(cfg.Region); err != nil {
 		return nil, fmt.Errorf("edge: %w", err)

@@ -28,6 +28,7 @@ import (
 	"github.com/tollgate/tollgate/edge"
 	"github.com/tollgate/tollgate/edge/certs"
 	"github.com/tollgate/tollgate/edge/controlclient"
+	"github.com/tollgate/tollgate/regions"
 	"github.com/tollgate/tollgate/snapshot"
 )
 
@@ -68,7 +69,7 @@ restart keeps the account, the credentials and the CA.`,
 	o.edgeListenOptions.register(f, "127.0.0.1:2222")
 	o.dashboardOptions.register(f)
 	o.logOptions.register(f)
-	f.StringVar(&o.region, "region", "us", "region code of the edge")
+	f.StringVar(&o.region, "region", string(regions.Default), "region code of the edge: one of "+regions.CodeList())
 	addACMEFlags(f, &o.acme, "")
 	f.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 20*time.Second, "how long SIGINT or SIGTERM waits for requests in flight before closing agent sessions")
 	return cmd

@@ -16,6 +16,7 @@ import (
 	"github.com/tollgate/tollgate/controlplane"
 	"github.com/tollgate/tollgate/controlplane/store"
 	"github.com/tollgate/tollgate/ids"
+	"github.com/tollgate/tollgate/regions"
 )
 
 // TCPAddrPool is one region's range of TCP addresses that the control plane
@@ -198,7 +199,7 @@ func (s *reservationAPI) defaultRegion() string {
 	if s.cfg.DefaultRegion != "" {
 		return s.cfg.DefaultRegion
 	}
-	return "us"
+	return string(regions.Default)
 }
 
 // noCertificateID refuses a certificate_id: Tollgate does not store uploaded
