@@ -18,6 +18,10 @@ import (
 // a caller's context (Edges, for the in-process edge).
 const storeTimeout = 5 * time.Second
 
+// staleCommand is the age past which a queued session command is deleted
+// whatever became of it: well past sessionCommandTimeout.
+const staleCommand = 4 * sessionCommandTimeout
+
 // Registry is the control plane's view of the edges: the directory of live
 // edges and where agents reach them (Edges), the agent sessions each edge
 // reported (sessions.go), and the commands for their sessions
@@ -74,7 +78,7 @@ func cutoff() time.Time { return time.Now().Add(-3 * snapshot.EdgeReportInterval
 // in a session report: its region, agent address and complete list of
 // online sessions (sessions missing from it are offline; sessions without
 // a region get the edge's). It also forgets edges silent for three report
-// intervals.
+// intervals, and commands older than staleCommand.
 func (g *Registry) Report(ctx context.Context, rep snapshot.EdgeReport) error {
 	rep.Sessions = g.cleanSessions(rep.EdgeID, rep.Region, rep.Sessions)
 	if err := g.store.PutEdgeReport(ctx, rep); err != nil {
@@ -85,7 +89,10 @@ func (g *Registry) Report(ctx context.Context, rep snapshot.EdgeReport) error {
 		g.log.Warn("edge stopped reporting; forgetting its sessions", zap.String("edge_id", id))
 	}
 	g.changed()
-	return err
+	if err != nil {
+		return err
+	}
+	return g.store.DeleteEdgeCommandsQueuedBefore(ctx, time.Now().Add(-staleCommand))
 }
 
 // LiveEdges returns the edges that reported within three report intervals,

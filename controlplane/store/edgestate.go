@@ -95,6 +95,16 @@ func (s *Store) DeleteEdgesSilentSince(ctx context.Context, cutoff time.Time) ([
 	return gone, rows.Err()
 }
 
+// DeleteEdgeCommandsQueuedBefore deletes the commands queued before t,
+// answered or not: their API calls are over, and the process that queued
+// them may have died before dropping them (Registry.Report calls it).
+func (s *Store) DeleteEdgeCommandsQueuedBefore(ctx context.Context, t time.Time) error {
+	if _, err := s.wdb.ExecContext(ctx, `DELETE FROM edge_commands WHERE created_at < $1`, t.UnixMicro()); err != nil {
+		return fmt.Errorf("dropping old session commands: %w", err)
+	}
+	return nil
+}
+
 // DeleteEdgeReport deletes edge edgeID's report and queued commands.
 func (s *Store) DeleteEdgeReport(ctx context.Context, edgeID string) error {
 	if _, err := s.wdb.ExecContext(ctx, `DELETE FROM edge_reports WHERE edge_id = $1`, edgeID); err != nil {
@@ -157,6 +167,16 @@ func (s *Store) QueueEdgeCommand(ctx context.Context, edgeID string, cmd snapsho
 // claim waits on the row lock and then finds claimed_at set; SQLite has one
 // writer.
 func (s *Store) ClaimEdgeCommands(ctx context.Context, edgeID string) ([]snapshot.EdgeCommand, error) {
+	// A read first: polls mostly find nothing, and should not take
+	// SQLite's write lock for that.
+	var one int
+	err := s.rdb.QueryRowContext(ctx, `SELECT 1 FROM edge_commands WHERE edge_id = $1 AND claimed_at = 0 LIMIT 1`, edgeID).Scan(&one)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading the commands of edge %s: %w", edgeID, err)
+	}
 	rows, err := s.wdb.QueryContext(ctx,
 		`UPDATE edge_commands SET claimed_at = $1 WHERE edge_id = $2 AND claimed_at = 0
 		 RETURNING id, verb, session_id, created_at`, s.now().UnixMicro(), edgeID)
