@@ -97,7 +97,8 @@ func (r storeEdge) send(ctx context.Context, verb, sessionID string) error {
 
 // WaitCommands is one long poll of edgeID's command channel. It answers at
 // once when commands are queued for the edge, when the edge set's version
-// differs from known, or when the edge has no live report (ReportNeeded);
+// differs from known, or when the edge should report (ReportNeeded,
+// reportNeeded);
 // else as soon as one of those happens, or after wait with nothing new.
 // The commands it answers with are claimed in the store: each is delivered
 // once, by one process. The answer lists the live edges (LiveEdges). It
@@ -122,12 +123,7 @@ func (g *Registry) WaitCommands(ctx context.Context, edgeID string, known uint64
 			return snapshot.EdgeCommands{}, err
 		}
 		ans := snapshot.EdgeCommands{Commands: cmds, EdgesVersion: edgesVersion(edges), Edges: edges}
-		ans.ReportNeeded = true
-		for _, e := range edges {
-			if e.ID == edgeID {
-				ans.ReportNeeded = false
-			}
-		}
+		ans.ReportNeeded = g.reportNeeded(edges, edgeID)
 		if len(ans.Commands) > 0 || ans.EdgesVersion != known || ans.ReportNeeded || timedOut {
 			if ans.Commands == nil {
 				ans.Commands = []snapshot.EdgeCommand{}
@@ -143,6 +139,21 @@ func (g *Registry) WaitCommands(ctx context.Context, edgeID string, known uint64
 			timedOut = true
 		}
 	}
+}
+
+// reportNeeded says whether edge edgeID should report at once: it has no
+// live report; its report predates this process (a restarted control
+// plane asks every edge, as it did when reports lived in memory: reports
+// the edge could not deliver while the control plane was down are
+// recovered at once); or it is older than two report intervals (the edge
+// missed one, and probably reports only at its next interval).
+func (g *Registry) reportNeeded(edges []snapshot.EdgeInfo, edgeID string) bool {
+	for _, e := range edges {
+		if e.ID == edgeID {
+			return e.LastSeen.Before(g.started) || time.Since(e.LastSeen) > 2*snapshot.EdgeReportInterval
+		}
+	}
+	return true
 }
 
 // DeliverResult records the outcome an edge posted, for the API call

@@ -38,6 +38,9 @@ type Registry struct {
 	log   *zap.Logger
 	store *store.Store
 	poll  time.Duration // how often waits re-read the store
+	// started is when this process's registry was made: an edge whose
+	// report is older reports again (reportNeeded).
+	started time.Time
 
 	mu         sync.Mutex
 	sessions   map[string]edgeReport       // in-process edge ID -> its latest report
@@ -52,7 +55,7 @@ type Registry struct {
 // newRegistry returns an empty Registry over st that logs to log; waits
 // re-read the store every poll.
 func newRegistry(log *zap.Logger, st *store.Store, poll time.Duration) *Registry {
-	return &Registry{log: log, store: st, poll: poll, sessions: make(map[string]edgeReport), signal: make(chan struct{})}
+	return &Registry{log: log, store: st, poll: poll, started: time.Now(), sessions: make(map[string]edgeReport), signal: make(chan struct{})}
 }
 
 // changed wakes the waits of this process.
