@@ -15,143 +15,118 @@ import (
 // The command channel carries operator commands on agent sessions (POST
 // /tunnel_sessions/{id}/stop and /restart) to edges that run as their own
 // processes. Each such edge keeps one long poll of the edge API open
-// (WaitCommands); a command for one of its sessions is queued for it and
-// wakes the poll; the edge executes it on the agent session and posts the
-// outcome (DeliverResult), which answers the API call waiting for it. The
-// same poll tells the edge when the set of live edges changed, so that
-// agents learn every region's address at once.
+// (WaitCommands) on some control-plane process; a command for one of its
+// sessions is queued in the store (store.QueueEdgeCommand) by whichever
+// process received the API call; the process the edge polls claims it
+// (each command is delivered once) and hands it to the edge; the edge
+// executes it on the agent session and posts the outcome (DeliverResult)
+// to a process of its choice, which writes it to the store, where the
+// process that queued the command waits for it. The same poll tells the
+// edge when the set of live edges changed, so that agents learn every
+// region's address at once.
 //
-// Queues live in this process's memory: with several control-plane
-// processes on one database, a command reaches only edges polling the
-// process that received the API call.
+// A process wakes its own waits at once (Registry.changed) and sees writes
+// by other processes within Config.PollInterval (commandPoll for the API
+// call waiting for a result).
 
-// commandQueue holds one edge's undelivered commands and the API calls
-// waiting for their results.
-type commandQueue struct {
-	pending []snapshot.EdgeCommand
-	wake    chan struct{} // buffered 1: a command was queued
-	waiting map[string]chan snapshot.EdgeCommandResult
-}
+// commandPoll is how often an API call waiting for a command's result
+// re-reads the store.
+const commandPoll = 100 * time.Millisecond
 
-// queueLocked returns edgeID's queue, creating it. Call with mu held.
-func (g *Registry) queueLocked(edgeID string) *commandQueue {
-	if g.queues == nil {
-		g.queues = make(map[string]*commandQueue)
-	}
-	q := g.queues[edgeID]
-	if q == nil {
-		q = &commandQueue{wake: make(chan struct{}, 1), waiting: make(map[string]chan snapshot.EdgeCommandResult)}
-		g.queues[edgeID] = q
-	}
-	return q
-}
-
-// remoteEdge is the SessionCommander of an edge in another process: it
-// queues each command for the edge's poll and waits for the edge's result.
-type remoteEdge struct {
+// storeEdge is the SessionCommander of an edge in another process: it
+// queues each command in the store and waits for the edge's result there.
+type storeEdge struct {
 	g      *Registry
 	edgeID string
 }
 
 // StopSession implements SessionCommander.
-func (r remoteEdge) StopSession(ctx context.Context, sessionID string) error {
+func (r storeEdge) StopSession(ctx context.Context, sessionID string) error {
 	return r.send(ctx, snapshot.EdgeCommandStop, sessionID)
 }
 
 // RestartSession implements SessionCommander.
-func (r remoteEdge) RestartSession(ctx context.Context, sessionID string) error {
+func (r storeEdge) RestartSession(ctx context.Context, sessionID string) error {
 	return r.send(ctx, snapshot.EdgeCommandRestart, sessionID)
 }
 
-// send queues one command and waits until the edge posts its result or ctx
-// ends. A command the edge has not fetched by then is withdrawn.
-func (r remoteEdge) send(ctx context.Context, verb, sessionID string) error {
+// send queues one command and waits until the edge's result is in the
+// store or ctx ends. The command is deleted either way: one the edge has
+// not claimed by then is withdrawn.
+func (r storeEdge) send(ctx context.Context, verb, sessionID string) error {
 	var b [12]byte
 	_, _ = rand.Read(b[:])
 	cmd := snapshot.EdgeCommand{ID: "cmd_" + hex.EncodeToString(b[:]), Verb: verb, SessionID: sessionID}
-	done := make(chan snapshot.EdgeCommandResult, 1)
 	g := r.g
-	g.mu.Lock()
-	q := g.queueLocked(r.edgeID)
-	q.pending = append(q.pending, cmd)
-	q.waiting[cmd.ID] = done
-	select {
-	case q.wake <- struct{}{}:
-	default:
+	if err := g.store.QueueEdgeCommand(ctx, r.edgeID, cmd); err != nil {
+		return err
 	}
-	g.mu.Unlock()
 	defer func() {
-		g.mu.Lock()
-		delete(q.waiting, cmd.ID)
-		for i, c := range q.pending {
-			if c.ID == cmd.ID {
-				q.pending = append(q.pending[:i:i], q.pending[i+1:]...)
-				break
-			}
+		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), storeTimeout)
+		defer cancel()
+		if _, err := g.store.DeleteEdgeCommand(dctx, cmd.ID); err != nil {
+			g.log.Warn("could not drop a finished session command", zap.String("command_id", cmd.ID), zap.Error(err))
 		}
-		g.mu.Unlock()
 	}()
-	select {
-	case res := <-done:
-		if res.ErrorCode == "" {
-			return nil
+	g.changed()
+	tick := time.NewTicker(commandPoll)
+	defer tick.Stop()
+	for {
+		wake := g.changes()
+		res, done, err := g.store.EdgeCommandResult(ctx, cmd.ID)
+		if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			return err
 		}
-		return codes.NewError(res.ErrorCode, "%s", res.Msg)
-	case <-ctx.Done():
-		return ctx.Err()
+		if done {
+			if res.ErrorCode == "" {
+				return nil
+			}
+			return codes.NewError(res.ErrorCode, "%s", res.Msg)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-wake:
+		case <-tick.C:
+		}
 	}
-}
-
-// RegisterRemoteEdge makes the command channel of edgeID (an edge in
-// another process that polls WaitCommands) the command target of the
-// sessions it reports, unless an in-process edge holds that ID.
-func (g *Registry) RegisterRemoteEdge(edgeID string) {
-	g.sessMu.Lock()
-	defer g.sessMu.Unlock()
-	if _, ok := g.commanders[edgeID]; ok {
-		return
-	}
-	if g.commanders == nil {
-		g.commanders = make(map[string]SessionCommander)
-	}
-	g.commanders[edgeID] = remoteEdge{g: g, edgeID: edgeID}
-	g.log.Info("edge polls for session commands", zap.String("edge_id", edgeID))
 }
 
 // WaitCommands is one long poll of edgeID's command channel. It answers at
 // once when commands are queued for the edge, when the edge set's version
-// differs from known, or when the edge has not reported (ReportNeeded);
+// differs from known, or when the edge should report (ReportNeeded,
+// reportNeeded);
 // else as soon as one of those happens, or after wait with nothing new.
-// The commands it answers with are taken from the queue: each is delivered
-// once. The answer lists the live edges (Edges). It returns ctx.Err() when
-// ctx ends first.
+// The commands it answers with are claimed in the store: each is delivered
+// once, by one process. The answer lists the live edges (LiveEdges). It
+// returns ctx.Err() when ctx ends first, and store errors.
 func (g *Registry) WaitCommands(ctx context.Context, edgeID string, known uint64, wait time.Duration) (snapshot.EdgeCommands, error) {
+	if _, err := g.store.MarkEdgePolled(ctx, edgeID); err != nil {
+		return snapshot.EdgeCommands{}, err
+	}
 	timer := time.NewTimer(wait)
 	defer timer.Stop()
+	tick := time.NewTicker(g.poll)
+	defer tick.Stop()
 	timedOut := false
 	for {
-		edges := g.Edges() // drops edges that fell silent, which changes the version
-		g.mu.Lock()
-		if g.versionCh == nil {
-			g.changedLocked()
+		wake := g.changes()
+		edges, err := g.LiveEdges(ctx)
+		if err != nil {
+			return snapshot.EdgeCommands{}, err
 		}
-		cq := g.queueLocked(edgeID)
-		ans := snapshot.EdgeCommands{Commands: cq.pending, EdgesVersion: g.version}
-		_, reported := g.edges[edgeID]
-		ans.ReportNeeded = !reported
-		changed, wake := g.versionCh, cq.wake
-		ready := len(ans.Commands) > 0 || ans.EdgesVersion != known || ans.ReportNeeded || timedOut
-		if ready {
-			cq.pending = nil
+		cmds, err := g.store.ClaimEdgeCommands(ctx, edgeID)
+		if err != nil {
+			return snapshot.EdgeCommands{}, err
 		}
-		g.mu.Unlock()
-		if ready {
+		ans := snapshot.EdgeCommands{Commands: cmds, EdgesVersion: edgesVersion(edges), Edges: edges}
+		ans.ReportNeeded = g.reportNeeded(edges, edgeID)
+		if len(ans.Commands) > 0 || ans.EdgesVersion != known || ans.ReportNeeded || timedOut {
 			if ans.Commands == nil {
 				ans.Commands = []snapshot.EdgeCommand{}
-			}
-			ans.Edges = edges
-			if ans.Edges == nil {
-				ans.Edges = []snapshot.EdgeInfo{}
 			}
 			return ans, nil
 		}
@@ -159,25 +134,38 @@ func (g *Registry) WaitCommands(ctx context.Context, edgeID string, known uint64
 		case <-ctx.Done():
 			return snapshot.EdgeCommands{}, ctx.Err()
 		case <-wake:
-		case <-changed:
+		case <-tick.C:
 		case <-timer.C:
 			timedOut = true
 		}
 	}
 }
 
-// DeliverResult hands the outcome an edge posted to the API call waiting
-// for it. A result for a command nobody waits for any more (the API call
-// timed out) is dropped.
-func (g *Registry) DeliverResult(res snapshot.EdgeCommandResult) {
-	g.mu.Lock()
-	var done chan snapshot.EdgeCommandResult
-	if q := g.queues[res.EdgeID]; q != nil {
-		done = q.waiting[res.ID]
-		delete(q.waiting, res.ID)
+// reportNeeded says whether edge edgeID should report at once: it has no
+// live report; its report predates this process (a restarted control
+// plane asks every edge, as it did when reports lived in memory: reports
+// the edge could not deliver while the control plane was down are
+// recovered at once); or it is older than two report intervals (the edge
+// missed one, and probably reports only at its next interval).
+func (g *Registry) reportNeeded(edges []snapshot.EdgeInfo, edgeID string) bool {
+	for _, e := range edges {
+		if e.ID == edgeID {
+			return e.LastSeen.Before(g.started) || time.Since(e.LastSeen) > 2*snapshot.EdgeReportInterval
+		}
 	}
-	g.mu.Unlock()
-	if done != nil {
-		done <- res // buffered 1, one sender
+	return true
+}
+
+// DeliverResult records the outcome an edge posted, for the API call
+// waiting for it in whichever process queued the command. A result for a
+// command nobody waits for any more (the API call timed out) is dropped.
+func (g *Registry) DeliverResult(ctx context.Context, res snapshot.EdgeCommandResult) error {
+	ok, err := g.store.FinishEdgeCommand(ctx, res)
+	if err != nil {
+		return err
 	}
+	if ok {
+		g.changed()
+	}
+	return nil
 }

@@ -43,7 +43,10 @@ func (cp *Core) RunSessionCommand(r *http.Request, c *Caller, id string, cmd Ses
 	if err := c.RequireWrite(); err != nil {
 		return err
 	}
-	si, target, ok := cp.reg.SessionEdge(c.AccountID(), id)
+	si, target, ok, err := cp.reg.SessionEdge(r.Context(), c.AccountID(), id)
+	if err != nil {
+		return err
+	}
 	if !ok {
 		return NotFound(store.ErrNotFound, "tunnel session", id)
 	}

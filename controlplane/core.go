@@ -16,8 +16,9 @@ type Config struct {
 	// Logger receives structured logs, the products' too. Default: no logs.
 	Logger *zap.Logger
 	// PollInterval is how often a waiting Snapshot call reads the store
-	// revision, to see writes by other control-plane processes sharing the
-	// database. Default 500ms.
+	// revision, and a waiting command poll the edge set and command queue,
+	// to see writes by other control-plane processes sharing the database.
+	// Default 500ms.
 	PollInterval time.Duration
 	// RateLimit is the sustained API requests per second each account may
 	// make, in this process; RateBurst is how many it may make at once.
@@ -87,7 +88,7 @@ func New(cfg Config, st *store.Store) *Core {
 		store:    st,
 		cfg:      cfg,
 		log:      cfg.Logger,
-		reg:      newRegistry(cfg.Logger),
+		reg:      newRegistry(cfg.Logger, st, cfg.PollInterval),
 		building: make(chan struct{}, 1),
 		steps:    feedSteps{advancing: make(chan struct{}, 1)},
 		rate:     newRateLimits(cfg),

@@ -15,7 +15,8 @@
 //   - the snapshot feed (feed.go) that edges enforce from and IP
 //     restrictions are decided on;
 //   - the Registry of live edges, the agent sessions they report, their
-//     command targets and the command queues of edges in other processes
+//     command targets and the command queues of edges in other processes,
+//     kept in the store
 //     (registry.go, sessions.go, commandqueue.go);
 //   - the dev bootstrap (bootstrap.go).
 //
@@ -38,8 +39,11 @@
 //     store's revision is below after (a store reset or restored), the
 //     current one at once. It sees writes by other processes sharing a
 //     PostgreSQL within one poll interval.
-//   - The Registry and the command queues live in this process's memory,
-//     not in the store or the snapshot.
+//   - What edges in other processes report (sessions, endpoints, liveness)
+//     and the commands queued for them live in the store, not the
+//     snapshot: every control-plane process sharing a database answers the
+//     same, and a command is delivered once by whichever process the edge
+//     polls. Only an in-process edge (`tollgated dev`) is kept in memory.
 //   - New starts nothing; a Core's only goroutines are those of its
 //     failure-limit caches, started on the first failed authentication and
 //     stopped by Close.

@@ -26,22 +26,37 @@ type edgeReport struct {
 	reportedAt time.Time
 }
 
-// ReportSessions replaces the list of online agent sessions of the edge
-// serving region (one edge per region; use ReportEdgeSessions when a region
-// has several). It satisfies the edge's SessionReporter, so `tollgated dev`
-// wires the Registry straight into its edge.
+// ReportSessions replaces the list of online agent sessions of the
+// in-process edge serving region (its ID is the region). It satisfies the
+// edge's SessionReporter, so `tollgated dev` wires the Registry straight
+// into its edge.
 func (g *Registry) ReportSessions(ctx context.Context, region string, sessions []SessionInfo) error {
 	return g.ReportEdgeSessions(ctx, region, region, sessions)
 }
 
-// ReportEdgeSessions replaces the list of online agent sessions of the edge
-// edgeID in region. The list is the edge's complete state: sessions missing
-// from it are offline. Sessions without a region get region. The registry
-// lives in this process's memory; it is not in the store or the snapshot.
+// ReportEdgeSessions replaces the list of online agent sessions of the
+// in-process edge edgeID in region; it is kept in this process's memory
+// (edges in other processes report through Report, into the store). The
+// list is the edge's complete state: sessions missing from it are
+// offline. Sessions without a region get region.
 func (g *Registry) ReportEdgeSessions(ctx context.Context, edgeID, region string, sessions []SessionInfo) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
+	list := g.cleanSessions(edgeID, region, sessions)
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if len(list) == 0 {
+		delete(g.sessions, edgeID)
+		return nil
+	}
+	g.sessions[edgeID] = edgeReport{region: region, sessions: list, reportedAt: time.Now()}
+	return nil
+}
+
+// cleanSessions drops sessions with malformed IDs (logged), gives sessions
+// without a region the edge's, and copies the endpoint lists.
+func (g *Registry) cleanSessions(edgeID, region string, sessions []SessionInfo) []SessionInfo {
 	list := make([]SessionInfo, 0, len(sessions))
 	for _, si := range sessions {
 		if _, _, err := ids.Split(si.ID, ids.PrefixAgentSession); err != nil {
@@ -55,23 +70,19 @@ func (g *Registry) ReportEdgeSessions(ctx context.Context, edgeID, region string
 		si.Endpoints = slices.Clone(si.Endpoints)
 		list = append(list, si)
 	}
-	g.sessMu.Lock()
-	defer g.sessMu.Unlock()
-	if len(list) == 0 {
-		delete(g.sessions, edgeID)
-		return nil
-	}
-	g.sessions[edgeID] = edgeReport{region: region, sessions: list, reportedAt: time.Now()}
-	return nil
+	return list
 }
 
-// ForgetEdge drops everything edge edgeID reported, and its command
-// target, for an edge known to be gone.
-func (g *Registry) ForgetEdge(edgeID string) {
-	g.sessMu.Lock()
+// ForgetEdge drops everything edge edgeID reported, its queued commands
+// and its command target, for an edge known to be gone.
+func (g *Registry) ForgetEdge(ctx context.Context, edgeID string) error {
+	g.mu.Lock()
 	delete(g.sessions, edgeID)
 	delete(g.commanders, edgeID)
-	g.sessMu.Unlock()
+	delete(g.local, edgeID)
+	g.mu.Unlock()
+	g.changed()
+	return g.store.DeleteEdgeReport(ctx, edgeID)
 }
 
 // SessionCommander executes operator commands on the agent sessions of one
@@ -91,14 +102,15 @@ type SessionCommander interface {
 	RestartSession(ctx context.Context, sessionID string) error
 }
 
-// RegisterEdge sets the command target of edge edgeID: the same ID its
-// session reports use (ReportSessions uses the region). A nil cmd removes
-// it. An edge in another process is registered when it polls the edge
-// API's command channel (RegisterRemoteEdge). Sessions of an edge without one
-// answer commands with 503 (codes.SessionCommandUnavailable).
+// RegisterEdge sets the command target of the in-process edge edgeID: the
+// same ID its session reports use (ReportSessions uses the region). A nil
+// cmd removes it. Edges in other processes take commands through the store
+// (commandqueue.go) once they poll the edge API's command channel.
+// Sessions of an edge without either answer commands with 503
+// (codes.SessionCommandUnavailable).
 func (g *Registry) RegisterEdge(edgeID string, cmd SessionCommander) {
-	g.sessMu.Lock()
-	defer g.sessMu.Unlock()
+	g.mu.Lock()
+	defer g.mu.Unlock()
 	if cmd == nil {
 		delete(g.commanders, edgeID)
 		return
@@ -110,25 +122,53 @@ func (g *Registry) RegisterEdge(edgeID string, cmd SessionCommander) {
 }
 
 // SessionEdge finds the account's online session id: its report and the
-// command target of the edge that serves it (nil when none is registered).
-func (g *Registry) SessionEdge(accountID, id string) (SessionInfo, SessionCommander, bool) {
-	g.sessMu.RLock()
-	defer g.sessMu.RUnlock()
+// command target of the edge that serves it (nil when the edge takes no
+// commands). ok is false when no live edge reports the session.
+func (g *Registry) SessionEdge(ctx context.Context, accountID, id string) (si SessionInfo, cmd SessionCommander, ok bool, err error) {
+	g.mu.Lock()
 	for edgeID, rep := range g.sessions {
 		for _, si := range rep.sessions {
 			if si.ID == id && si.AccountID == accountID {
-				return si, g.commanders[edgeID], true
+				cmd := g.commanders[edgeID]
+				g.mu.Unlock()
+				return si, cmd, true, nil
 			}
 		}
 	}
-	return SessionInfo{}, nil, false
+	g.mu.Unlock()
+	states, err := g.store.EdgeStates(ctx, cutoff(), true)
+	if err != nil {
+		return SessionInfo{}, nil, false, err
+	}
+	for _, st := range states {
+		for _, si := range st.Sessions {
+			if si.ID == id && si.AccountID == accountID {
+				if st.PolledAt.IsZero() {
+					return si, nil, true, nil
+				}
+				return si, storeEdge{g: g, edgeID: st.Info.ID}, true, nil
+			}
+		}
+	}
+	return SessionInfo{}, nil, false, nil
 }
 
-// AccountSessions returns the online sessions of an account, newest
-// (greatest ID) first.
-func (g *Registry) AccountSessions(accountID string) []SessionInfo {
-	g.sessMu.RLock()
+// AccountSessions returns the online sessions of an account on every live
+// edge, newest (greatest ID) first.
+func (g *Registry) AccountSessions(ctx context.Context, accountID string) ([]SessionInfo, error) {
+	states, err := g.store.EdgeStates(ctx, cutoff(), true)
+	if err != nil {
+		return nil, err
+	}
 	var out []SessionInfo
+	for _, st := range states {
+		for _, si := range st.Sessions {
+			if si.AccountID == accountID {
+				out = append(out, si)
+			}
+		}
+	}
+	g.mu.Lock()
 	for _, rep := range g.sessions {
 		for _, si := range rep.sessions {
 			if si.AccountID == accountID {
@@ -136,9 +176,9 @@ func (g *Registry) AccountSessions(accountID string) []SessionInfo {
 			}
 		}
 	}
-	g.sessMu.RUnlock()
+	g.mu.Unlock()
 	slices.SortFunc(out, func(a, b SessionInfo) int { return strings.Compare(b.ID, a.ID) })
-	return out
+	return out, nil
 }
 
 // OnlineEndpoint is an endpoint with the session that serves it.
@@ -155,8 +195,12 @@ func (e OnlineEndpoint) SessionID() string { return e.Session.ID }
 
 // AccountEndpoints returns the online endpoints of an account, newest
 // first.
-func (g *Registry) AccountEndpoints(accountID string) []OnlineEndpoint {
-	return EndpointsOf(g.AccountSessions(accountID))
+func (g *Registry) AccountEndpoints(ctx context.Context, accountID string) ([]OnlineEndpoint, error) {
+	sessions, err := g.AccountSessions(ctx, accountID)
+	if err != nil {
+		return nil, err
+	}
+	return EndpointsOf(sessions), nil
 }
 
 // EndpointsOf returns the endpoints of sessions, newest first; each points

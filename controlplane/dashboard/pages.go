@@ -144,7 +144,10 @@ type overviewView struct {
 // overviewView builds the overview page (GET /): the account's online agent
 // sessions and endpoints, as the edges last reported them.
 func (s *Server) overviewView(r *http.Request, c *dashCaller) (overviewView, error) {
-	sessions := s.core.Registry().AccountSessions(c.AccountID())
+	sessions, err := s.core.Registry().AccountSessions(r.Context(), c.AccountID())
+	if err != nil {
+		return overviewView{}, err
+	}
 	v := overviewView{Sessions: sessions, Endpoints: controlplane.EndpointsOf(sessions)}
 	if id := r.URL.Query().Get("stopped"); controlplane.CheckID(id, ids.PrefixAgentSession) == nil {
 		v.Stopped = id

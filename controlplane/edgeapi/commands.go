@@ -14,8 +14,8 @@ import (
 // maxCommandWait bounds the wait parameter of the command poll.
 const maxCommandWait = 60 * time.Second
 
-// serveEdgeCommands is GET /edge/v1/commands. It registers the polling edge
-// as the command target of its sessions.
+// serveEdgeCommands is GET /edge/v1/commands. It records that the polling
+// edge takes commands for its sessions.
 func (s *Server) serveEdgeCommands(w http.ResponseWriter, r *http.Request, _ *controlplane.Caller) error {
 	q := r.URL.Query()
 	edgeID := q.Get("edge_id")
@@ -37,12 +37,11 @@ func (s *Server) serveEdgeCommands(w http.ResponseWriter, r *http.Request, _ *co
 		}
 		wait = min(time.Duration(sec)*time.Second, maxCommandWait)
 	}
-	reg := s.core.Registry()
-	reg.RegisterRemoteEdge(edgeID)
-	ans, err := reg.WaitCommands(r.Context(), edgeID, known, wait)
+	ans, err := s.core.Registry().WaitCommands(r.Context(), edgeID, known, wait)
 	if err != nil {
-		// The edge went away, or this process is shutting down.
-		return controlplane.Errorf(http.StatusServiceUnavailable, codes.EdgeUnavailable, "The control plane is shutting down; the edge retries.")
+		// The edge went away, this process is shutting down, or the store
+		// failed.
+		return storeUnavailable(s, r, err)
 	}
 	controlplane.WriteJSON(w, http.StatusOK, ans)
 	return nil
@@ -59,7 +58,9 @@ func (s *Server) serveEdgeCommandResult(w http.ResponseWriter, r *http.Request, 
 	if res.EdgeID == "" || res.ID == "" {
 		return controlplane.BadRequest(codes.EdgeBadRequest, "A command result needs edge_id and id.")
 	}
-	s.core.Registry().DeliverResult(res)
+	if err := s.core.Registry().DeliverResult(r.Context(), res); err != nil {
+		return storeUnavailable(s, r, err)
+	}
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }

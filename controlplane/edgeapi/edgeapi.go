@@ -186,10 +186,22 @@ func (s *Server) serveEdgeReport(w http.ResponseWriter, r *http.Request, _ *cont
 		return controlplane.BadRequest(codes.EdgeBadRequest, "A session report's region must be a region code: %v", err)
 	}
 	reg := s.core.Registry()
-	reg.UpsertEdge(snapshot.EdgeInfo{ID: rep.EdgeID, Region: rep.Region, AgentAddr: rep.AgentAddr, LastSeen: time.Now().UTC()})
-	if err := reg.ReportEdgeSessions(r.Context(), rep.EdgeID, rep.Region, rep.Sessions); err != nil {
-		return err
+	if err := reg.Report(r.Context(), rep); err != nil {
+		return storeUnavailable(s, r, err)
 	}
-	controlplane.WriteJSON(w, http.StatusOK, snapshot.EdgeReportAnswer{Edges: reg.Edges()})
+	edges, err := reg.LiveEdges(r.Context())
+	if err != nil {
+		return storeUnavailable(s, r, err)
+	}
+	controlplane.WriteJSON(w, http.StatusOK, snapshot.EdgeReportAnswer{Edges: edges})
 	return nil
+}
+
+// storeUnavailable logs a store failure behind an edge request and answers
+// 503, which the edge retries.
+func storeUnavailable(s *Server, r *http.Request, err error) error {
+	if r.Context().Err() == nil {
+		s.log.Warn("edge API: the store failed", zap.String("path", r.URL.Path), zap.Error(err))
+	}
+	return controlplane.Errorf(http.StatusServiceUnavailable, codes.EdgeUnavailable, "The control plane cannot reach its store; the edge retries.")
 }

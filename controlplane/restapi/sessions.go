@@ -19,7 +19,8 @@ type refJSON struct {
 
 // sessionAPI serves what the edges report: /tunnel_sessions (with their
 // stop and restart commands), /endpoints and /regions. The
-// controlplane.Registry holds it, in this process's memory.
+// controlplane.Registry holds it: in the store for edges in other
+// processes, so every control-plane replica answers the same.
 type sessionAPI struct{ *Server }
 
 // routes registers /tunnel_sessions, /endpoints and /regions.
@@ -141,7 +142,11 @@ func (s *sessionAPI) listTunnelSessions(w http.ResponseWriter, r *http.Request, 
 	if err != nil {
 		return err
 	}
-	list, more := pageOf(s.core.Registry().AccountSessions(c.AccountID()), func(si *controlplane.SessionInfo) string { return si.ID }, page)
+	all, err := s.core.Registry().AccountSessions(r.Context(), c.AccountID())
+	if err != nil {
+		return err
+	}
+	list, more := pageOf(all, func(si *controlplane.SessionInfo) string { return si.ID }, page)
 	items := make([]tunnelSessionJSON, len(list))
 	last := ""
 	for i := range list {
@@ -157,7 +162,11 @@ func (s *sessionAPI) getTunnelSession(w http.ResponseWriter, r *http.Request, c 
 	if err != nil {
 		return err
 	}
-	for _, si := range s.core.Registry().AccountSessions(c.AccountID()) {
+	all, err := s.core.Registry().AccountSessions(r.Context(), c.AccountID())
+	if err != nil {
+		return err
+	}
+	for _, si := range all {
 		if si.ID == id {
 			controlplane.WriteJSON(w, http.StatusOK, s.tunnelSessionJSON(r, &si))
 			return nil
@@ -171,7 +180,11 @@ func (s *sessionAPI) listEndpoints(w http.ResponseWriter, r *http.Request, c *co
 	if err != nil {
 		return err
 	}
-	list, more := pageOf(s.core.Registry().AccountEndpoints(c.AccountID()), func(ep *controlplane.OnlineEndpoint) string { return ep.ID }, page)
+	all, err := s.core.Registry().AccountEndpoints(r.Context(), c.AccountID())
+	if err != nil {
+		return err
+	}
+	list, more := pageOf(all, func(ep *controlplane.OnlineEndpoint) string { return ep.ID }, page)
 	items := make([]endpointJSON, len(list))
 	last := ""
 	for i := range list {
@@ -187,7 +200,11 @@ func (s *sessionAPI) getEndpoint(w http.ResponseWriter, r *http.Request, c *cont
 	if err != nil {
 		return err
 	}
-	for _, ep := range s.core.Registry().AccountEndpoints(c.AccountID()) {
+	all, err := s.core.Registry().AccountEndpoints(r.Context(), c.AccountID())
+	if err != nil {
+		return err
+	}
+	for _, ep := range all {
 		if ep.ID == id {
 			controlplane.WriteJSON(w, http.StatusOK, s.endpointJSON(r, &ep))
 			return nil
@@ -241,7 +258,11 @@ func (s *sessionAPI) listRegions(w http.ResponseWriter, r *http.Request, _ *cont
 		return err
 	}
 	regions := []regionJSON{}
-	for _, e := range s.core.Registry().Edges() {
+	edges, err := s.core.Registry().LiveEdges(r.Context())
+	if err != nil {
+		return err
+	}
+	for _, e := range edges {
 		if n := len(regions); n == 0 || regions[n-1].ID != e.Region {
 			regions = append(regions, regionJSON{ID: e.Region})
 		}

@@ -84,7 +84,7 @@ func TestTunnelSessionsAndEndpoints(t *testing.T) {
 	if err := e.Core.Registry().ReportSessions(cptest.Ctx(t), "eu", nil); err != nil {
 		t.Fatal(err)
 	}
-	e.Core.Registry().ForgetEdge("us-1")
+	_ = e.Core.Registry().ForgetEdge(cptest.Ctx(t), "us-1")
 	list = e.Must(200, e.Call("GET", "/tunnel_sessions", e.Admin, nil))
 	if items, _ := list["tunnel_sessions"].([]any); len(items) != 0 || list["tunnel_sessions"] == nil {
 		t.Fatalf("after the edge reported none: %v", list)
@@ -184,7 +184,7 @@ func TestTunnelSessionCommands(t *testing.T) {
 			t.Fatalf("latest audit event = %+v", evs)
 		}
 		// An edge that is forgotten takes its command target with it.
-		e.Core.Registry().ForgetEdge("eu")
+		_ = e.Core.Registry().ForgetEdge(cptest.Ctx(t), "eu")
 		cptest.WantError(t, e.Call("POST", "/tunnel_sessions/"+mine.ID+"/stop", e.Admin, nil), 404, string(codes.APINotFound))
 		if err := e.Core.Registry().ReportSessions(cptest.Ctx(t), "eu", []controlplane.SessionInfo{mine}); err != nil {
 			t.Fatal(err)
