@@ -29,6 +29,11 @@ const (
 // in bytes (runtime/metrics, Go 1.21+).
 const liveHeapMetric = "/gc/heap/live:bytes"
 
+// heapObjectsMetric is every object in the heap, live or not yet collected,
+// in bytes: the guard's measure until the first collection has finished
+// (before it, liveHeapMetric reads 0).
+const heapObjectsMetric = "/memory/classes/heap/objects:bytes"
+
 // memGuard refuses new public connections and agent sessions while the
 // process's live heap is above guardHigh of a limit. The hot path reads
 // one atomic; a goroutine of Serve samples the runtime every
@@ -47,7 +52,7 @@ type memGuard struct {
 }
 
 func newMemGuard(limit int64, log *zap.Logger) *memGuard {
-	g := &memGuard{log: log, sample: []metrics.Sample{{Name: liveHeapMetric}}}
+	g := &memGuard{log: log, sample: []metrics.Sample{{Name: liveHeapMetric}, {Name: heapObjectsMetric}}}
 	if limit > 0 {
 		g.limit = uint64(limit)
 		g.high = uint64(float64(limit) * guardHigh)
@@ -64,12 +69,17 @@ func (g *memGuard) check() {
 	}
 	g.mu.Lock()
 	metrics.Read(g.sample)
-	v := g.sample[0].Value
+	v, objects := g.sample[0].Value, g.sample[1].Value
 	g.mu.Unlock()
 	if v.Kind() != metrics.KindUint64 {
 		return
 	}
 	live := v.Uint64()
+	if live == 0 && objects.Kind() == metrics.KindUint64 {
+		// No collection has finished yet, so nothing is known to be live:
+		// count every heap object until one has.
+		live = objects.Uint64()
+	}
 	g.live.Store(live)
 	switch {
 	case !g.over.Load() && live >= g.high:
