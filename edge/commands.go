@@ -37,9 +37,9 @@ func (e *Edge) RestartSession(ctx context.Context, sessionID string) error {
 }
 
 func (e *Edge) command(ctx context.Context, sessionID, verb string, send func(*tunnel.ServerSession, context.Context) error) error {
-	s := e.sessionByID(sessionID)
+	s := e.sessions.byID(sessionID)
 	if s == nil {
-		if as := e.attachedByID(sessionID); as != nil {
+		if as := e.sessions.attachedByID(sessionID); as != nil {
 			if verb == "restart" {
 				return as.Restart(ctx)
 			}
@@ -69,30 +69,6 @@ func (e *Edge) command(ctx context.Context, sessionID, verb string, send func(*t
 	}
 	return codes.NewError(codes.SessionCommandFailed, "The %s command could not be sent to the agent of session %s; the session may be ending.",
 		verb, sessionID).WithCause(err)
-}
-
-// sessionByID returns the authenticated, open session with this ID, or nil.
-func (e *Edge) sessionByID(id string) *agentSession {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	for s := range e.sessions {
-		if s.id == id && s.Identity() != nil {
-			return s
-		}
-	}
-	return nil
-}
-
-// attachedByID returns the attached session with this ID, or nil.
-func (e *Edge) attachedByID(id string) Session {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	for s := range e.attached {
-		if s.ID() == id {
-			return s
-		}
-	}
-	return nil
 }
 
 // closeAfterCommand closes the session, with a reason the agent can show,

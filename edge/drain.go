@@ -125,7 +125,7 @@ func (e *Edge) Shutdown(ctx context.Context) error {
 	defer close(e.stopped)
 	start := time.Now()
 	e.closeAcceptors()
-	sessions := e.agentSessions()
+	sessions := e.sessions.agentSessions()
 	e.log.Info("draining: no new connections or agent sessions; waiting for requests in flight",
 		zap.Int64("http_connections", e.public.httpConns.Load()),
 		zap.Int("tcp_tls_connections", e.public.raw.count()),
@@ -156,7 +156,7 @@ func (e *Edge) Shutdown(ctx context.Context) error {
 	drained := time.Since(start)
 
 	reason := codes.NewError(codes.SessionStopped, "The edge is shutting down; the agent will reconnect.")
-	sessions = e.agentSessions()
+	sessions = e.sessions.agentSessions()
 	// Each GoAway lingers until its agent has read the message and hung up
 	// (at most a second): send them all at once.
 	for _, s := range sessions {

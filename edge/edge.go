@@ -152,12 +152,9 @@ type Edge struct {
 	httpLn  net.Listener
 	httpSrv *httpRedirector
 
-	mu       sync.Mutex
-	sessions map[*agentSession]struct{}
-	attached map[Session]struct{} // sessions of other ingresses (Attach)
-	changed  chan struct{}        // sessions changed; buffered 1
-	stopping chan struct{}        // closed when Shutdown begins
-	stopped  chan struct{}        // closed when Shutdown has drained
+	sessions *sessionSet   // live agent and attached sessions (sessions.go)
+	stopping chan struct{} // closed when Shutdown begins
+	stopped  chan struct{} // closed when Shutdown has drained
 	stopOnce sync.Once
 }
 
@@ -238,9 +235,7 @@ func New(cfg Config, deps Deps) (*Edge, error) {
 		snap:     newSnapshotHolder(cfg.DataDir, log),
 		router:   newRouter(),
 		tokens:   tokens,
-		sessions: make(map[*agentSession]struct{}),
-		attached: make(map[Session]struct{}),
-		changed:  make(chan struct{}, 1),
+		sessions: newSessionSet(),
 		stopping: make(chan struct{}),
 		stopped:  make(chan struct{}),
 		mem:      newMemGuard(cfg.MemoryLimit, log),

@@ -91,18 +91,14 @@ func (e *Edge) startAgentSession(ctx context.Context, mux tunnel.Mux) {
 		MinHeartbeatInterval:  e.cfg.MinHeartbeatInterval,
 		MinHeartbeatTolerance: e.cfg.MinHeartbeatInterval,
 	})
-	e.mu.Lock()
-	e.sessions[s] = struct{}{}
-	e.mu.Unlock()
+	e.sessions.add(s)
 	e.metrics.sessions.Add(1)
 	_ = s.ts.Start(ctx, func(err error) { e.agentSessionEnded(s, err) })
 }
 
 // agentSessionEnded forgets a session whose tunnel session ended.
 func (e *Edge) agentSessionEnded(s *agentSession, err error) {
-	e.mu.Lock()
-	delete(e.sessions, s)
-	e.mu.Unlock()
+	e.sessions.remove(s)
 	e.metrics.sessions.Add(-1)
 	s.ended(err)
 }

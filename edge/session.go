@@ -119,7 +119,7 @@ func (s *agentSession) Auth(ctx context.Context, req *tunnel.Auth) *tunnel.AuthR
 	s.log = s.edge.log.WithLazy(fields...)
 	s.edge.log.Info("agent session started", append(fields, zap.String("agent_version", req.Extra.Version), zap.String("os", req.Extra.OS))...)
 	if req.ClientID != "" {
-		s.edge.replaceResumed(s, clientID, ident.CredentialID)
+		s.edge.sessions.replaceResumed(s, clientID, ident.CredentialID)
 	}
 
 	resp.ClientID = clientID

@@ -132,7 +132,7 @@ func (e *Edge) ApplySnapshot(snap *snapshot.Snapshot) {
 // once.
 func (e *Edge) enforce(snap *snapshot.Snapshot) {
 	e.gates.compile(snap)
-	for _, s := range e.agentSessions() {
+	for _, s := range e.sessions.agentSessions() {
 		lost, err := s.reverify(snap)
 		if err != nil {
 			s.log.Info("closing agent session: its credential is no longer valid", zap.Error(err))
@@ -148,7 +148,7 @@ func (e *Edge) enforce(snap *snapshot.Snapshot) {
 			s.DropEndpoint(l.ep, l.err.Code, l.err.Message)
 		}
 	}
-	for _, s := range e.attachedSessions() {
+	for _, s := range e.sessions.attachedSessions() {
 		s.Recheck(snap)
 	}
 }
