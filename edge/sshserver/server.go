@@ -232,7 +232,13 @@ func (s *Server) publicKey(meta ssh.ConnMetadata, key ssh.PublicKey) (*ssh.Permi
 		}
 	}
 	fp := ssh.FingerprintSHA256(key)
-	ident, err := authn.VerifySSHKey(s.edge.Snapshot(), fp, key.Marshal())
+	snap := s.edge.Snapshot()
+	ident, err := authn.VerifySSHKey(snap, fp, key.Marshal())
+	if err != nil && snap.Revision() == 0 {
+		// No snapshot yet (none from the control plane, none persisted):
+		// the key may well be registered. Say so rather than "unknown key".
+		return nil, &ssh.BannerError{Err: errEdgeNotReady, Message: "tollgate: " + errEdgeNotReady.Error() + "\n"}
+	}
 	if err != nil {
 		if ce := s.log.Check(zap.DebugLevel, "SSH key refused"); ce != nil {
 			ce.Write(zap.String("remote_addr", meta.RemoteAddr().String()), zap.String("fingerprint", fp), zap.Error(err))
@@ -248,6 +254,11 @@ func (s *Server) publicKey(meta ssh.ConnMetadata, key ssh.PublicKey) (*ssh.Permi
 	return &ssh.Permissions{Extensions: map[string]string{extCredential: ident.CredentialID, extFingerprint: fp}}, nil
 }
 
+// errEdgeNotReady refuses an SSH key while the edge holds no snapshot, as
+// the edge refuses authtokens then (codes.EdgeNotReady): try again later.
+var errEdgeNotReady = codes.NewError(codes.EdgeNotReady,
+	"This edge has not received its first snapshot from the control plane yet, so it cannot check SSH keys. Try again in a moment; if this lasts, check that the edge reaches its control plane.")
+
 // errThrottled is the cause of a login refused by the throttle.
 var errThrottled = errors.New("sshserver: client address throttled for failed logins")
 
@@ -261,8 +272,8 @@ func (s *Server) loginFailed(remote net.Addr, err error) {
 	}
 	refused := false
 	for _, e := range ae.Errors {
-		if errors.Is(e, errThrottled) {
-			return
+		if errors.Is(e, errThrottled) || errors.Is(e, errEdgeNotReady) {
+			return // not the client's failure
 		}
 		if !errors.Is(e, ssh.ErrNoAuth) {
 			refused = true

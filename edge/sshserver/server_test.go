@@ -12,6 +12,7 @@ import (
 
 	"golang.org/x/crypto/ssh"
 
+	"github.com/tollgate/tollgate/codes"
 	"github.com/tollgate/tollgate/edge"
 	"github.com/tollgate/tollgate/snapshot"
 )
@@ -71,6 +72,16 @@ func TestSSHIngressAlgorithms(t *testing.T) {
 		cancel()
 		<-done
 	})
+	// Before the first snapshot a key is neither known nor unknown: the
+	// client is told the edge is not ready yet (TG_2740), not that its key
+	// is unknown.
+	var banner string
+	_, err = ssh.Dial("tcp", ln.Addr().String(), &ssh.ClientConfig{User: "x", Auth: []ssh.AuthMethod{ssh.PublicKeys(signer)},
+		HostKeyCallback: ssh.FixedHostKey(hostKey.PublicKey()), Timeout: 5 * time.Second,
+		BannerCallback: func(m string) error { banner += m; return nil }})
+	if err == nil || !strings.Contains(banner, string(codes.EdgeNotReady)) {
+		t.Fatalf("before the first snapshot: dial %v, banner %q; want a refusal with %s", err, banner, codes.EdgeNotReady)
+	}
 	e.ApplySnapshot(snap)
 	addr := ln.Addr().String()
 	_, other, _ := ed25519.GenerateKey(rand.Reader)
