@@ -106,6 +106,14 @@ func TestFeedFromNewerControlPlane(t *testing.T) {
 	ff := newFutureFeed(t, c.cp.apiURL)
 	// The later --control wins: the edge follows the proxy.
 	e := c.startEdge("eu", "127.0.0.2", "--control", ff.srv.URL)
+	// The edge may say it is ready before its first snapshot arrives: wait
+	// for that through the proxy, so that the authtoken comes as a delta.
+	for deadline := time.Now().Add(15 * time.Second); ff.messages.Load() < 1; {
+		if time.Now().After(deadline) {
+			t.Fatal("the edge fetched no snapshot through the proxy")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 	credID, token := c.newAuthtoken(map[string]any{"description": "future"})
 	up := echoUpstream(t)
 	agent, _, _, url := c.agent(token, e.info.AgentAddr, "http", upstreamPort(up), "--region", "eu")
