@@ -31,12 +31,12 @@ func (e *Edge) AgentIPClosed() int64 { return e.metrics.agentIPClosed.Load() }
 
 // recheckAgentIP closes s when the snapshot's agent IP restriction no
 // longer admits its address, and reports whether it did.
-func (e *Edge) recheckAgentIP(s *agentSession) bool {
+func (s *agentSession) recheckAgentIP() bool {
 	ident := s.Identity()
 	if ident == nil {
 		return false
 	}
-	err := e.RecheckAgentIP(ident.Account.ID, s.remote.Addr())
+	err := s.edge.RecheckAgentIP(ident.Account.ID, s.remote.Addr())
 	if err == nil {
 		return false
 	}

@@ -159,9 +159,9 @@ func (e *Edge) verifyAuthtoken(ctx context.Context, token string) (*authn.Identi
 		select {
 		case <-changed:
 		case <-deadline.C:
-			return ident, e.notReadyOr(err)
+			return ident, e.snap.notReadyOr(err)
 		case <-ctx.Done():
-			return ident, e.notReadyOr(err)
+			return ident, e.snap.notReadyOr(err)
 		}
 	}
 }
@@ -174,8 +174,8 @@ var errEdgeNotReady = codes.NewError(codes.EdgeNotReady,
 // notReadyOr returns errEdgeNotReady while the edge holds no snapshot
 // (none from the control plane, none persisted), else err: TG_107 would
 // tell the agent to give up on a credential the edge never saw.
-func (e *Edge) notReadyOr(err error) error {
-	if !e.snap.ready() {
+func (h *snapshotHolder) notReadyOr(err error) error {
+	if !h.ready() {
 		return errEdgeNotReady
 	}
 	return err

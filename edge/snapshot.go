@@ -139,7 +139,7 @@ func (e *Edge) enforce(snap *snapshot.Snapshot) {
 			s.ts.Close(err)
 			continue
 		}
-		if e.recheckAgentIP(s) {
+		if s.recheckAgentIP() {
 			continue
 		}
 		for _, l := range lost {

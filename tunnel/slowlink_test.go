@@ -173,9 +173,6 @@ func slowUDPRelay(t *testing.T, target string, rate int) string {
 // over QUIC the paced queue), yet the session must not be declared dead:
 // bytes arriving from the peer prove it alive. The transfer completes.
 func TestHeartbeatsSurviveSlowLink(t *testing.T) {
-	if testing.Short() {
-		t.Skip("a 6 s transfer over a paced link")
-	}
 	// Over TCP/muxado this passes because of the autotuned send window
 	// (sendwindow.go): with muxado's 4 MiB in flight the agent's own beat
 	// waited behind its data in the kernel's send buffer for longer than
