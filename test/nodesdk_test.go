@@ -11,23 +11,24 @@ import (
 	"time"
 )
 
-// nodeSDKDir installs test/nodesdk (the Node agent SDK @ngrok/ngrok 1.7.0,
-// whose core is the Rust `ngrok` crate) with npm ci when it is missing and
-// returns its absolute path and node's.
-func nodeSDKDir(t *testing.T) (dir, node string) {
+// nodeProject returns node's path and the absolute path of the npm
+// project in test/<name>, installed with npm ci (pinned by its
+// package-lock.json) when the package marker, a path under node_modules,
+// is missing. scripts/test installs both projects before the tests run.
+func nodeProject(t *testing.T, name, marker string) (dir, node string) {
 	t.Helper()
 	node, err := exec.LookPath("node")
 	if err != nil {
-		t.Fatal("this test needs Node.js ≥ 18 and npm: apt-get install nodejs npm (.ci/run does)")
+		t.Fatal("this test needs Node.js ≥ 18 and npm: apt-get install nodejs npm (scripts/test does)")
 	}
-	dir, err = filepath.Abs("nodesdk")
+	dir, err = filepath.Abs(name)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := os.Stat(filepath.Join(dir, "node_modules", "@ngrok", "ngrok", "package.json")); err != nil {
+	if _, err := os.Stat(filepath.Join(dir, "node_modules", marker)); err != nil {
 		npm, err := exec.LookPath("npm")
 		if err != nil {
-			t.Fatalf("test/nodesdk/node_modules is missing and npm is not installed")
+			t.Fatalf("test/%s/node_modules is missing and npm is not installed", name)
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 		defer cancel()
@@ -38,6 +39,13 @@ func nodeSDKDir(t *testing.T) (dir, node string) {
 		}
 	}
 	return dir, node
+}
+
+// nodeSDKDir is test/nodesdk: the Node agent SDK @ngrok/ngrok 1.7.0,
+// whose core is the Rust `ngrok` crate.
+func nodeSDKDir(t *testing.T) (dir, node string) {
+	t.Helper()
+	return nodeProject(t, "nodesdk", "@ngrok/ngrok/package.json")
 }
 
 // TestNodeSDKComesBackAfterEdgeRestart connects the hosted platform's Node

@@ -2,16 +2,11 @@ package test
 
 import (
 	"fmt"
-	"net/url"
-	"os"
-	"path/filepath"
 	"reflect"
 	"slices"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/tollgate/tollgate/edge/certs"
 )
 
 // newPostgresCluster is newCluster on a fresh PostgreSQL schema: the
@@ -20,29 +15,7 @@ import (
 func newPostgresCluster(t *testing.T) (c *cluster, b *controlServer) {
 	t.Helper()
 	dsn := freshPostgres(t)
-	dir := t.TempDir()
-	c = &cluster{t: t, dir: dir, dbPath: dsn,
-		secretFile: filepath.Join(dir, "edge-secret"), caDir: filepath.Join(dir, "ca"),
-		edges: map[string]*edgeProc{}}
-	if err := os.WriteFile(c.secretFile, []byte(clusterEdgeSecret+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.MkdirAll(c.caDir, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	ca, err := certs.LoadOrCreateCA(c.caDir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c.caFile, c.pool = ca.CertFile(), ca.CertPool()
-	bootFile := filepath.Join(dir, "boot.json")
-	c.startControl("127.0.0.1:0", "--bootstrap-file", bootFile)
-	c.boot = readBootstrap(t, bootFile)
-	u, err := url.Parse(c.cp.apiURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c.apiAddr = u.Host
+	c = newClusterOn(t, dsn)
 	b = startControl(t, dsn, "--edge-secret-file", c.secretFile, "--rate-limit", "0")
 	return c, b
 }

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -21,27 +20,7 @@ var tsClientResources = []string{"botUsers", "apiKeys", "credentials", "sshCrede
 // client, unmodified but for its base URL, against `tollgated dev`
 // (tsclient/check.js). It needs Node.js and npm (.ci/run installs them).
 func TestTSClientCompatibility(t *testing.T) {
-	node, err := exec.LookPath("node")
-	if err != nil {
-		t.Fatal("this test needs Node.js ≥ 18 and npm: apt-get install nodejs npm (.ci/run does)")
-	}
-	dir, err := filepath.Abs("tsclient")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := os.Stat(filepath.Join(dir, "node_modules", "@ngrok", "ngrok-api", "package.json")); err != nil {
-		npm, err := exec.LookPath("npm")
-		if err != nil {
-			t.Fatalf("test/tsclient/node_modules is missing and npm is not installed")
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-		defer cancel()
-		cmd := exec.CommandContext(ctx, npm, "ci", "--no-audit", "--no-fund")
-		cmd.Dir = dir
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("npm ci in %s: %v\n%s", dir, err, out)
-		}
-	}
+	dir, node := nodeProject(t, "tsclient", "@ngrok/ngrok-api/package.json")
 
 	d := startDev(t, "")
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
