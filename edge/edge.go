@@ -27,6 +27,9 @@ import (
 type Config struct {
 	// Region is this edge's region code. Default "us".
 	Region string
+	// EdgeID is this edge's ID (ed_…, kept in its data dir), as the
+	// control plane knows it. Default "edge_" + Region (tollgated dev).
+	EdgeID string
 	// BaseDomain is the domain whose one-label subdomains agents may bind
 	// without a reservation, e.g. "tollgate.localhost". Required.
 	BaseDomain string
@@ -177,6 +180,7 @@ func New(cfg Config, deps Deps) (*Edge, error) {
 	if _, err := regions.Parse(cfg.Region); err != nil {
 		return nil, fmt.Errorf("edge: %w", err)
 	}
+	setDefault(&cfg.EdgeID, "edge_"+cfg.Region)
 	setDefault(&cfg.AgentAddr, "127.0.0.1:4443")
 	setDefault(&cfg.HTTPSAddr, "127.0.0.1:8443")
 	setDefault(&cfg.HTTPAddr, "127.0.0.1:8880")

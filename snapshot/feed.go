@@ -73,8 +73,11 @@ const EdgeReportInterval = 15 * time.Second
 
 // EdgeInfo is one edge as the control plane knows it (GET /regions).
 type EdgeInfo struct {
-	ID        string    `json:"id"`
-	Region    string    `json:"region"`
-	AgentAddr string    `json:"agent_addr"`
-	LastSeen  time.Time `json:"last_seen"`
+	ID        string `json:"id"`
+	Region    string `json:"region"`
+	AgentAddr string `json:"agent_addr"`
+	// PeerAddr is the edge-to-edge listener where sibling edges of the
+	// region forward public connections; "" when the edge has none.
+	PeerAddr string    `json:"peer_addr,omitempty"`
+	LastSeen time.Time `json:"last_seen"`
 }

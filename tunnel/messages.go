@@ -149,6 +149,12 @@ type AuthExtra struct {
 
 	ClientType string // "ngrok-go", "tollgate", ...
 	LegNumber  uint32 // 0 for the first connection of a multi-leg agent
+
+	// InstanceID is a random ID of one agent process, the same on every
+	// connection (leg) it keeps to the edges of its region, so that its
+	// legs may bind the same names region-wide. Tollgate's own field:
+	// "" from agents that keep one connection (the platform's SDKs).
+	InstanceID string `json:",omitempty"`
 }
 
 // Fingerprint is an unused part of AuthExtra, kept for wire fidelity.

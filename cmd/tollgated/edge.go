@@ -263,6 +263,7 @@ func runEdge(ctx context.Context, o edgeOptions, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
+	ecfg.EdgeID = edgeID
 	ecfg.AdvertiseAgentAddr, ecfg.PublicHTTPSPort = o.advertiseAgent, o.publicHTTPSPort
 	e, err = edge.New(ecfg, edge.Deps{
 		AgentTLS:  agentTLS,
