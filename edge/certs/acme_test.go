@@ -5,6 +5,7 @@ import (
 	"crypto/rsa"
 	"crypto/x509"
 	"errors"
+	"net/http/httptest"
 	"path/filepath"
 	"slices"
 	"sync"
@@ -13,6 +14,8 @@ import (
 
 	"github.com/caddyserver/certmagic"
 
+	"github.com/tollgate/tollgate/controlplane"
+	"github.com/tollgate/tollgate/controlplane/edgeapi"
 	"github.com/tollgate/tollgate/controlplane/store"
 	"github.com/tollgate/tollgate/snapshot"
 )
@@ -173,9 +176,11 @@ func TestACMEDNS01Wildcard(t *testing.T) {
 // challenge presented by one is answered by the other (only the first's
 // listeners are reachable by the CA).
 func TestACMETwoEdgesShareStorage(t *testing.T) {
-	// Edges share certmagic storage: a directory, or the control-plane
-	// store (each edge with its own connection to one database, as separate
-	// processes have).
+	// Edges share certmagic storage: a directory, the control-plane store
+	// (each edge with its own connection to one database, as separate
+	// processes have), or — what `tollgated edge` uses by default — the
+	// control plane's edge API, each edge with its own ControlStorage
+	// client and no database credentials (issue 13 item 7).
 	storages := map[string]func(t *testing.T) func() certmagic.Storage{
 		"file": func(t *testing.T) func() certmagic.Storage {
 			shared := &certmagic.FileStorage{Path: t.TempDir()}
@@ -190,6 +195,26 @@ func TestACMETwoEdgesShareStorage(t *testing.T) {
 				}
 				t.Cleanup(func() { _ = st.Close() })
 				return st.CertStorage(store.CertStorageOptions{LockPoll: 100 * time.Millisecond})
+			}
+		},
+		"control": func(t *testing.T) func() certmagic.Storage {
+			const secret = "edge-secret-for-the-acme-test-0123"
+			st, err := store.Open(context.Background(), filepath.Join(t.TempDir(), "cp.db"), store.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = st.Close() })
+			core := controlplane.New(controlplane.Config{RateLimit: -1}, st)
+			t.Cleanup(core.Close)
+			hs := httptest.NewServer(edgeapi.New(edgeapi.Config{Secret: secret}, core).Handler())
+			t.Cleanup(hs.Close)
+			return func() certmagic.Storage {
+				cs, err := NewControlStorage(ControlStorageConfig{URL: hs.URL, Secret: secret, LockPoll: 100 * time.Millisecond})
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { cs.Close(context.Background()) })
+				return cs
 			}
 		},
 	}
