@@ -1,6 +1,7 @@
 package snapshot
 
 import (
+	"iter"
 	"slices"
 	"strings"
 )
@@ -71,6 +72,10 @@ func (s *Snapshot) RouteHolders(region, key string) []*RouteHolder {
 
 // RouteHolder returns the holder with the given endpoint ID.
 func (s *Snapshot) RouteHolder(id string) (*RouteHolder, bool) { return s.routes.get(id) }
+
+// AllRouteHolders yields every holder of every region, in no particular
+// order.
+func (s *Snapshot) AllRouteHolders() iter.Seq[*RouteHolder] { return seq(&s.routes) }
 
 // indexRoutes builds the route indexes of a new snapshot.
 func (s *Snapshot) indexRoutes(list []RouteHolder) error {
