@@ -2,9 +2,8 @@ package edge
 
 import (
 	"context"
-	"time"
-
 	"sync"
+	"time"
 
 	"go.uber.org/zap"
 
@@ -250,7 +249,9 @@ func (l *leases) flush(ctx context.Context) bool {
 		rctx, cancel := context.WithTimeout(ctx, claimTimeout)
 		if err := l.rl.ReleaseRoutes(rctx, l.edgeID, rel); err != nil {
 			// The sync that follows drops them: it lists only what is held.
-			l.log.Warn("could not release routes; syncing instead", zap.Error(err))
+			if ctx.Err() == nil {
+				l.log.Warn("could not release routes; syncing instead", zap.Error(err))
+			}
 			l.mu.Lock()
 			l.dirty, dirty = true, true
 			l.mu.Unlock()

@@ -124,17 +124,6 @@ func (r *router) pick(key string) (*Endpoint, bool) {
 	return p.members[int(p.next.Add(1)-1)%len(p.members)], true
 }
 
-// members returns the endpoints bound at key (nil when none); the slice
-// must not be modified.
-func (r *router) members(key string) []*Endpoint {
-	r.mu.RLock()
-	defer r.mu.RUnlock()
-	if p := r.routes[key]; p != nil {
-		return p.members
-	}
-	return nil
-}
-
 // bind installs ep at its key. When endpoints hold the key already, ep
 // joins them as one more member of the pool when each of them joins it
 // (Endpoint.joins); otherwise takeover decides for each: true replaces

@@ -48,13 +48,17 @@ func NewRouteTable(region, edgeID string, snap func() *snapshot.Snapshot, dir Ed
 }
 
 // liveEdges returns the live edges of the region by ID, or nil when the
-// table has no directory.
+// table has no directory or the directory lists no edge yet.
 func (t *RouteTable) liveEdges() map[string]snapshot.EdgeInfo {
 	if t.dir == nil {
 		return nil
 	}
+	edges := t.dir.Edges()
+	if len(edges) == 0 {
+		return nil // not known yet (no answer from the control plane): count every edge as live
+	}
 	out := map[string]snapshot.EdgeInfo{}
-	for _, e := range t.dir.Edges() {
+	for _, e := range edges {
 		if e.Region == t.region {
 			out[e.ID] = e
 		}
