@@ -129,7 +129,7 @@ func (a *Agent) bindAll(ctx context.Context, c *conn) error {
 			Proto:      ep.spec.BindProto,
 			ForwardsTo: ep.spec.Upstream.String(),
 			Opts:       ep.opts,
-			Extra:      tunnel.BindExtra{Name: ep.spec.Name, Token: ep.token, Metadata: ep.spec.Metadata},
+			Extra:      tunnel.BindExtra{Name: ep.spec.Name, Token: ep.token, Metadata: ep.spec.Metadata, PoolingEnabled: ep.spec.PoolingEnabled},
 		}
 		stopped, rebind, oldURL := ep.state == StateStopped, ep.publicURL != "", ep.publicURL
 		ep.mu.Unlock()

@@ -74,6 +74,7 @@ type AgentFileEndpoint struct {
 	IPPolicyIDs         []string `yaml:"ip_policy_ids,omitempty"`
 	BasicAuth           []string `yaml:"basic_auth,omitempty"`
 	Metadata            string   `yaml:"metadata,omitempty"`
+	PoolingEnabled      bool     `yaml:"pooling_enabled,omitempty"`
 	ProxyProto          int      `yaml:"proxy_proto,omitempty"`
 }
 
@@ -240,6 +241,7 @@ func (e AgentFileEndpoint) endpoint(name string) Endpoint {
 		IPPolicyIDs:         e.IPPolicyIDs,
 		BasicAuth:           e.BasicAuth,
 		Metadata:            e.Metadata,
+		PoolingEnabled:      e.PoolingEnabled,
 		ProxyProto:          e.ProxyProto,
 	}
 }

@@ -24,7 +24,7 @@ func TestAgentFileRoundTrip(t *testing.T) {
 		WebAddr:    "false",
 		Endpoints: map[string]AgentFileEndpoint{
 			"web": {Proto: "http", URL: "https://app.example.com", Upstream: "8080", MinTLS: "1.3",
-				CIDRAllow: []string{"10.0.0.0/8"}, CIDRDeny: []string{"10.1.0.0/16"}, BasicAuth: []string{"u:p"}},
+				CIDRAllow: []string{"10.0.0.0/8"}, CIDRDeny: []string{"10.1.0.0/16"}, BasicAuth: []string{"u:p"}, PoolingEnabled: true},
 			"db": {Proto: "tcp", Upstream: "5432", Metadata: "primary"},
 		},
 	}
@@ -243,5 +243,29 @@ func emptyListsAreNil(f *AgentFile) {
 			}
 		}
 		f.Endpoints[name] = ep
+	}
+}
+
+// TestAgentFilePoolingEnabled: pooling_enabled in the file reaches the
+// validated endpoint the agent binds with.
+func TestAgentFilePoolingEnabled(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "tollgate.yml")
+	if err := os.WriteFile(path, []byte("version: 1\nendpoints:\n  web:\n    proto: http\n    upstream: 8080\n    pooling_enabled: true\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	f, err := LoadAgentFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	eps, err := f.SelectEndpoints([]string{"web"}, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec, err := eps[0].Validate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !spec.PoolingEnabled {
+		t.Fatal("pooling_enabled did not reach the endpoint")
 	}
 }

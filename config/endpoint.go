@@ -54,6 +54,11 @@ type Endpoint struct {
 	BasicAuth []string
 	// Metadata is opaque text stored with the endpoint at the edge.
 	Metadata string
+	// PoolingEnabled asks the edge to let other agents of the account
+	// that also ask for it bind the same URL: requests are then balanced
+	// across them (the hosted platform's pooling_enabled). Default false:
+	// a second agent binding the URL is refused (TG_334).
+	PoolingEnabled bool
 	// ProxyProto asks the edge to send a PROXY protocol header (version 1
 	// or 2) in front of each connection, so the upstream sees the public
 	// client's address. 0 = none. TCP and TLS endpoints only.
@@ -85,6 +90,7 @@ type EndpointSpec struct {
 	IPPolicyIDs         []string // trimmed
 	BasicAuth           []BasicAuthUser
 	Metadata            string
+	PoolingEnabled      bool
 	ProxyProto          int32  // 0, 1 or 2
 	TerminateCert       []byte // PEM; with TerminateKey, the edge terminates TLS
 	TerminateKey        []byte // PEM; a secret
@@ -123,6 +129,7 @@ func (c Endpoint) Validate() (*EndpointSpec, error) {
 		URL:                 u,
 		UpstreamTLSInsecure: c.UpstreamTLSInsecure,
 		Metadata:            c.Metadata,
+		PoolingEnabled:      c.PoolingEnabled,
 	}
 	if s.Upstream, err = ParseUpstream(s.Kind, c.Upstream); err != nil {
 		return nil, wrapEndpointError(c.Name, err)

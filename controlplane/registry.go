@@ -89,10 +89,13 @@ func (g *Registry) Report(ctx context.Context, rep snapshot.EdgeReport) error {
 	}
 	gone, err := g.store.DeleteEdgesSilentSince(ctx, cutoff())
 	for _, id := range gone {
-		g.log.Warn("edge stopped reporting; forgetting its sessions", zap.String("edge_id", id))
+		g.log.Warn("edge stopped reporting; forgetting its sessions and routes", zap.String("edge_id", id))
 	}
 	g.changed()
 	if err != nil {
+		return err
+	}
+	if err := g.store.DropEdgeRoutes(ctx, gone); err != nil {
 		return err
 	}
 	return g.store.DeleteEdgeCommandsQueuedBefore(ctx, time.Now().Add(-staleCommand))

@@ -82,6 +82,9 @@ func (g *Registry) ForgetEdge(ctx context.Context, edgeID string) error {
 	delete(g.local, edgeID)
 	g.mu.Unlock()
 	g.changed()
+	if err := g.store.DropEdgeRoutes(ctx, []string{edgeID}); err != nil {
+		return err
+	}
 	return g.store.DeleteEdgeReport(ctx, edgeID)
 }
 

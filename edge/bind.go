@@ -52,7 +52,7 @@ func (s *agentSession) Bind(ctx context.Context, req *tunnel.Bind) *tunnel.BindR
 		s.log.Info("bind refused", zap.String("proto", req.Proto), zap.String("code", string(err.Code)), zap.String("reason", err.Message))
 		return bindError(err)
 	}
-	if err := s.install(ep, req.Extra.Token, ident); err != nil {
+	if err := s.install(ctx, ep, req.Extra.Token, ident); err != nil {
 		if ep.release != nil {
 			ep.release()
 		}
@@ -97,10 +97,23 @@ func (e *Edge) NewEndpoint(req *tunnel.Bind, ident *authn.Identity, owner Endpoi
 }
 
 // Route installs ep, from NewEndpoint, in the route table unless another
-// endpoint holds its name or address; then ep is released and the refusal
-// is codes.BindTaken. Nothing is taken over.
+// endpoint holds its name or address, here or on another edge of the
+// region; then ep is released and the refusal is codes.BindTaken. Nothing
+// is taken over; an SSH session asks for no pooling.
 func (e *Edge) Route(ep *Endpoint) *codes.Error {
-	if _, ok := e.router.bind(ep, func(*Endpoint) bool { return false }); !ok {
+	if id := ep.session.Identity(); id != nil {
+		ep.accountID = id.Account.ID
+	}
+	if s, ok := ep.session.(interface{ ID() string }); ok {
+		ep.sessionID = s.ID()
+	}
+	if err := e.leases.claim(context.Background(), ep, false); err != nil {
+		if ep.release != nil {
+			ep.release()
+		}
+		return err
+	}
+	if _, _, ok := e.router.bind(ep, nil); !ok {
 		if ep.release != nil {
 			ep.release()
 		}
@@ -177,6 +190,7 @@ func newEndpoint(req *tunnel.Bind, owner EndpointOwner, proto, key, publicURL st
 		startedAt:  time.Now().UTC(),
 		session:    owner,
 		access:     access,
+		pooling:    req.Extra.PoolingEnabled,
 	}
 }
 
@@ -264,23 +278,37 @@ func (b *binder) checkBindAllowed(snap *snapshot.Snapshot, ident *authn.Identity
 	return nil
 }
 
-// install puts ep in the route table. A name held by another session is
-// taken over only when the bind token proves the same account bound it
-// before (a reconnecting agent); otherwise the bind is refused.
-func (s *agentSession) install(ep *Endpoint, token string, ident *authn.Identity) *codes.Error {
+// install puts ep in the route table. The region decides first (the
+// control plane, through leases.go: another edge's holder refuses it unless
+// it joins them or takes them over); then this edge's router: ep joins the
+// endpoints at its key when each of them joins it (HA legs, a pool), takes
+// a name held by another session over only when the bind token proves the
+// same account bound it before (a reconnecting agent), and is otherwise
+// refused.
+func (s *agentSession) install(ctx context.Context, ep *Endpoint, token string, ident *authn.Identity) *codes.Error {
 	tokenKey, tokenOK := s.edge.tokens.verify(token, ident.Account.ID, ep.proto)
-	old, ok := s.edge.router.bind(ep, func(holder *Endpoint) bool {
+	takeover := tokenOK && tokenKey == ep.key
+	s.mu.Lock()
+	ep.accountID, ep.sessionID, ep.instanceID = ident.Account.ID, s.id, s.instanceID
+	s.mu.Unlock()
+	if err := s.edge.leases.claim(ctx, ep, takeover); err != nil {
+		return err
+	}
+	old, holder, ok := s.edge.router.bind(ep, func(holder *Endpoint) bool {
 		if holder.session == s {
 			return false
 		}
 		hid := holder.session.Identity()
-		return tokenOK && tokenKey == ep.key && hid != nil && hid.Account.ID == ident.Account.ID
+		return takeover && hid != nil && hid.Account.ID == ident.Account.ID
 	})
 	if !ok {
-		if old.session == s {
+		if holder.session == s {
 			return codes.NewError(codes.BindTaken, "This session already has an endpoint at %s.", ep.url)
 		}
-		return codes.NewError(codes.BindTaken, "%s is already bound by another agent session. Stop that agent, or choose another name.", ep.url)
+		if ep.pooling && holder.accountID == ep.accountID && !holder.pooling {
+			return codes.NewError(codes.BindTaken, "%s is already bound by another agent session that did not ask for pooling. Restart it with --pooling-enabled (pooling_enabled in the SDKs) so that both share the URL, stop it, or choose another name.", ep.url)
+		}
+		return codes.NewError(codes.BindTaken, "%s is already bound by another agent session. Stop that agent, or choose another name; agents of one account share a URL when each binds it with --pooling-enabled.", ep.url)
 	}
 	s.mu.Lock()
 	if s.closed {
@@ -293,8 +321,8 @@ func (s *agentSession) install(ep *Endpoint, token string, ident *authn.Identity
 	}
 	s.endpoints[ep.bindID] = ep
 	s.mu.Unlock()
-	if old != nil {
-		old.session.DropEndpoint(old, codes.BindTaken, "This endpoint was taken over by a newer session of the same agent.")
+	for _, o := range old {
+		o.session.DropEndpoint(o, codes.BindTaken, "This endpoint was taken over by a newer session of the same agent.")
 	}
 	return nil
 }

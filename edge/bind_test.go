@@ -80,7 +80,7 @@ func TestCheckBindAllowed(t *testing.T) {
 
 func TestBindTokens(t *testing.T) {
 	dir := t.TempDir()
-	bt, err := loadBindTokens(dir)
+	bt, err := loadBindTokens(dir, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -98,7 +98,7 @@ func TestBindTokens(t *testing.T) {
 		t.Fatal("a forged token verified")
 	}
 	// The key persists: a restarted edge accepts tokens it issued before.
-	bt2, err := loadBindTokens(dir)
+	bt2, err := loadBindTokens(dir, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -107,19 +107,46 @@ func TestBindTokens(t *testing.T) {
 	}
 }
 
+// TestBindTokensRegionWide: edges that share a region secret verify each
+// other's tokens, whatever their data dirs hold; another secret does not.
+func TestBindTokensRegionWide(t *testing.T) {
+	a, err := loadBindTokens(t.TempDir(), "region-secret")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := loadBindTokens(t.TempDir(), "region-secret")
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, err := loadBindTokens(t.TempDir(), "another-secret")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok := a.issue("acct_a", "https", "app.tollgate.localhost")
+	if key, ok := b.verify(tok, "acct_a", "https"); !ok || key != "app.tollgate.localhost" {
+		t.Fatalf("a sibling edge's token: %q %v", key, ok)
+	}
+	if _, ok := other.verify(tok, "acct_a", "https"); ok {
+		t.Fatal("a token verified under another region secret")
+	}
+	if string(a.secret) == "region-secret" {
+		t.Fatal("the region secret itself signs tokens")
+	}
+}
+
 func TestRouterTakeover(t *testing.T) {
 	r := newRouter()
 	s1, s2 := &agentSession{}, &agentSession{}
 	ep1 := &Endpoint{key: "a", session: s1}
 	ep2 := &Endpoint{key: "a", session: s2}
-	if _, ok := r.bind(ep1, nil); !ok {
+	if _, _, ok := r.bind(ep1, nil); !ok {
 		t.Fatal("first bind refused")
 	}
-	if holder, ok := r.bind(ep2, func(*Endpoint) bool { return false }); ok || holder != ep1 {
+	if _, holder, ok := r.bind(ep2, func(*Endpoint) bool { return false }); ok || holder != ep1 {
 		t.Fatal("bind of a taken key without takeover succeeded")
 	}
-	old, ok := r.bind(ep2, func(*Endpoint) bool { return true })
-	if !ok || old != ep1 {
+	old, _, ok := r.bind(ep2, func(*Endpoint) bool { return true })
+	if !ok || len(old) != 1 || old[0] != ep1 {
 		t.Fatal("takeover failed")
 	}
 	r.unbind(ep1) // the old holder's late unbind must not remove the new one

@@ -24,7 +24,20 @@ const bindTokenKeyFile = "bind-token.key"
 // out yet (docs/agent-protocol.md#session-rules).
 type bindTokens struct{ secret []byte }
 
-func loadBindTokens(dataDir string) (*bindTokens, error) {
+// bindTokenKeyLabel derives the bind-token key from a region secret.
+const bindTokenKeyLabel = "tollgate bind-token key v1"
+
+// loadBindTokens returns the bind-token signer: with a region secret, the
+// key HMAC-SHA256(regionSecret, bindTokenKeyLabel), the same on every edge
+// that holds the secret (a token verifies region-wide, and the secret
+// itself never signs anything); without one, the key in dataDir, created
+// on first start (random and in memory when dataDir is "").
+func loadBindTokens(dataDir, regionSecret string) (*bindTokens, error) {
+	if regionSecret != "" {
+		m := hmac.New(sha256.New, []byte(regionSecret))
+		m.Write([]byte(bindTokenKeyLabel))
+		return &bindTokens{secret: m.Sum(nil)}, nil
+	}
 	if dataDir == "" {
 		b := make([]byte, 32)
 		_, _ = rand.Read(b)

@@ -36,6 +36,12 @@ type Config struct {
 	// DataDir holds the persisted snapshot, the bind-token key and the QUIC
 	// stateless-reset key. "" keeps nothing on disk (tests).
 	DataDir string
+	// RegionSecret is a secret every edge of the region shares (tollgated
+	// edge gives the edge secret). Bind tokens are signed with a key
+	// derived from it, so that a token one edge issued lets the agent take
+	// its name back through any edge of the region. Secret: never logged.
+	// "" keeps a random per-edge key in DataDir (tollgated dev).
+	RegionSecret string
 	// AgentAddr is the agent ingress address: TLS+muxado on TCP and QUIC on
 	// UDP, same port. Default "127.0.0.1:4443".
 	AgentAddr string
@@ -113,6 +119,9 @@ type Deps struct {
 	Certs    CertSource
 	// Directory lists every region's edges; nil lists only this edge.
 	Directory EdgeDirectory
+	// Leases arbitrates names across the edges of the region (the
+	// control plane; leases.go); nil = this edge decides alone.
+	Leases RouteLeases
 }
 
 // Addrs are the addresses an Edge listens on, after Listen.
@@ -144,6 +153,8 @@ type Edge struct {
 	public  *publicServer // public HTTPS and TCP clients
 	router  *router       // route key → endpoint
 	tokens  *bindTokens   // shared with binds
+	routes  *RouteTable   // the region's route table (routes.go)
+	leases  *leases       // this edge's holders in it (leases.go)
 	tcp     *tcpListeners // shared with binds
 	proxy   *httpproxy.Proxy
 	mem     *memGuard // refuses new work while memory is short (memguard.go)
@@ -221,7 +232,7 @@ func New(cfg Config, deps Deps) (*Edge, error) {
 		log = zap.NewNop()
 	}
 	log = log.With(zap.String("region", cfg.Region))
-	tokens, err := loadBindTokens(cfg.DataDir)
+	tokens, err := loadBindTokens(cfg.DataDir, cfg.RegionSecret)
 	if err != nil {
 		return nil, fmt.Errorf("edge: %w", err)
 	}
@@ -244,6 +255,8 @@ func New(cfg Config, deps Deps) (*Edge, error) {
 		stopped:  make(chan struct{}),
 		mem:      newMemGuard(cfg.MemoryLimit, log),
 	}
+	e.routes = NewRouteTable(cfg.Region, cfg.EdgeID, e.snap.Load, deps.Directory)
+	e.leases = newLeases(deps.Leases, cfg.EdgeID, cfg.Region, e.routes, log)
 	e.gates = newIPGates(e.snap, log)
 	if e.guard, err = newGuard(cfg.Guard, log); err != nil {
 		return nil, fmt.Errorf("edge: %w", err)
@@ -454,6 +467,7 @@ func (e *Edge) Serve(ctx context.Context) error {
 	g.Go(func() error { return e.public.serveHTTPS(gctx, e.httpsLn) })
 	g.Go(func() error { return e.public.tls.runTicketRotation(gctx, ticketKeyRotation, e.log) })
 	g.Go(func() error { return e.mem.run(gctx) })
+	g.Go(func() error { e.leases.run(gctx); return nil })
 	if e.httpLn != nil {
 		e.httpSrv = newHTTPRedirector(e)
 		g.Go(func() error { return e.httpSrv.serve(e.httpLn) })

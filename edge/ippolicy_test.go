@@ -420,7 +420,7 @@ func TestTCPRefusedBeforeAgent(t *testing.T) {
 	}
 	owner := &fakeOwner{}
 	ep := &Endpoint{key: "localhost:1", url: "tcp://localhost:1", proto: "tcp", session: owner, access: a}
-	if _, ok := e.router.bind(ep, nil); !ok {
+	if _, _, ok := e.router.bind(ep, nil); !ok {
 		t.Fatal("bind")
 	}
 	for _, mapped := range []bool{false, true} {

@@ -161,9 +161,10 @@ func (p *publicServer) handleHTTPS(ctx context.Context, c net.Conn) {
 	p.httpConns.Add(-1)
 }
 
-// Resolve implements httpproxy.Resolver: the HTTPS endpoint bound at host.
+// Resolve implements httpproxy.Resolver: the HTTPS endpoint bound at host
+// (the next member of a pool).
 func (p *publicServer) Resolve(host string) (httpproxy.Endpoint, bool) {
-	ep, ok := p.router.lookup(host)
+	ep, ok := p.router.pick(host)
 	if !ok || ep.proto != "https" {
 		return nil, false
 	}

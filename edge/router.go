@@ -3,8 +3,10 @@ package edge
 import (
 	"crypto/tls"
 	"net/url"
+	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/tollgate/tollgate/snapshot"
@@ -31,8 +33,27 @@ type Endpoint struct {
 	// (IP policy, basic auth); see ippolicy.go. nil admits everyone.
 	access *endpointAccess
 	// release frees what the endpoint holds besides its route (a TCP
-	// port); nil = nothing. It runs once, when the endpoint is unbound.
+	// port, its holder in the region's route table); nil = nothing. It
+	// runs once, when the endpoint is unbound.
 	release func()
+	// What the region's route table records of the bind (leases.go).
+	accountID  string
+	sessionID  string // ts_...
+	instanceID string // the agent process's, from Auth; "" from SDKs
+	pooling    bool   // the bind asked for endpoint pooling
+}
+
+// holder returns the endpoint as the region's route table records it.
+func (ep *Endpoint) holder(edgeID, region string) snapshot.RouteHolder {
+	return snapshot.RouteHolder{ID: ep.id, Region: region, Proto: ep.proto, Key: ep.key, AccountID: ep.accountID,
+		EdgeID: edgeID, SessionID: ep.sessionID, InstanceID: ep.instanceID, Pooling: ep.pooling}
+}
+
+// joins reports whether other may share ep's key as one more member of
+// its pool: the region-wide rule (snapshot.RouteHolder.Joins).
+func (ep *Endpoint) joins(other *Endpoint) bool {
+	h, o := ep.holder("", ""), other.holder("", "")
+	return h.Joins(&o)
 }
 
 // URL returns the endpoint's public URL.
@@ -58,45 +79,97 @@ func (ep *Endpoint) Info() snapshot.Endpoint {
 	return snapshot.Endpoint{ID: ep.id, URL: ep.url, Proto: ep.proto, ForwardsTo: ep.forwardsTo, StartedAt: ep.startedAt}
 }
 
-// router maps route keys to endpoints. Reads take a read lock; binds and
-// unbinds are rare.
+// router maps route keys to endpoints: one endpoint, or a pool of
+// endpoints that share the key (agents of one account that all asked for
+// pooling, or the legs of one agent; snapshot.RouteHolder.Joins). Reads
+// take a read lock; binds and unbinds are rare.
 type router struct {
 	mu     sync.RWMutex
-	routes map[string]*Endpoint
+	routes map[string]*routePool
 }
 
-func newRouter() *router { return &router{routes: make(map[string]*Endpoint)} }
+// routePool is the endpoints bound at one key. members is replaced, never
+// modified, under the router's lock; next spreads picks round-robin.
+type routePool struct {
+	members []*Endpoint
+	next    atomic.Uint32
+}
 
-// lookup returns the endpoint bound at key.
+func newRouter() *router { return &router{routes: make(map[string]*routePool)} }
+
+// lookup returns the first endpoint bound at key: for what every member
+// of a pool shares (proto, minimum TLS version, that the name is bound).
 func (r *router) lookup(key string) (*Endpoint, bool) {
 	r.mu.RLock()
-	ep, ok := r.routes[key]
-	r.mu.RUnlock()
-	return ep, ok
+	defer r.mu.RUnlock()
+	if p := r.routes[key]; p != nil {
+		return p.members[0], true
+	}
+	return nil, false
 }
 
-// bind installs ep at its key. When another endpoint holds the key, takeover
-// decides: true replaces it (the old one is returned so the caller can tell
-// its session), false refuses (ok is false and the holder is returned).
-func (r *router) bind(ep *Endpoint, takeover func(holder *Endpoint) bool) (old *Endpoint, ok bool) {
+// pick returns the endpoint that serves the next public request or
+// connection at key: the members of a pool in turn (round-robin), so that
+// the load spreads across them; a pool serves while one member lives.
+func (r *router) pick(key string) (*Endpoint, bool) {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	p := r.routes[key]
+	if p == nil {
+		return nil, false
+	}
+	if len(p.members) == 1 {
+		return p.members[0], true
+	}
+	return p.members[int(p.next.Add(1)-1)%len(p.members)], true
+}
+
+// bind installs ep at its key. When endpoints hold the key already, ep
+// joins them as one more member of the pool when each of them joins it
+// (Endpoint.joins); otherwise takeover decides for each: true replaces
+// them all (returned in old so the caller can tell their sessions), false
+// refuses (ok is false and holder is the first that refused).
+func (r *router) bind(ep *Endpoint, takeover func(holder *Endpoint) bool) (old []*Endpoint, holder *Endpoint, ok bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if holder, taken := r.routes[ep.key]; taken && holder != ep {
-		if !takeover(holder) {
-			return holder, false
-		}
-		old = holder
+	p := r.routes[ep.key]
+	if p == nil {
+		r.routes[ep.key] = &routePool{members: []*Endpoint{ep}}
+		return nil, nil, true
 	}
-	r.routes[ep.key] = ep
-	return old, true
+	if slices.Contains(p.members, ep) {
+		return nil, nil, true
+	}
+	joins := true
+	for _, m := range p.members {
+		joins = joins && m.session != ep.session && m.joins(ep)
+	}
+	if joins {
+		r.routes[ep.key] = &routePool{members: append(slices.Clip(p.members), ep)}
+		return nil, nil, true
+	}
+	for _, m := range p.members {
+		if takeover == nil || !takeover(m) {
+			return nil, m, false
+		}
+	}
+	r.routes[ep.key] = &routePool{members: []*Endpoint{ep}}
+	return p.members, nil, true
 }
 
-// unbind removes ep if it still holds its key, and releases what ep holds
-// (see endpoint.release) whether or not it still held the key.
+// unbind removes ep if it still holds its key (the pool's other members
+// keep it), and releases what ep holds (see endpoint.release) whether or
+// not it still held the key.
 func (r *router) unbind(ep *Endpoint) {
 	r.mu.Lock()
-	if cur, ok := r.routes[ep.key]; ok && cur == ep {
-		delete(r.routes, ep.key)
+	if p := r.routes[ep.key]; p != nil {
+		if i := slices.Index(p.members, ep); i >= 0 {
+			if len(p.members) == 1 {
+				delete(r.routes, ep.key)
+			} else {
+				r.routes[ep.key] = &routePool{members: slices.Delete(slices.Clone(p.members), i, i+1)}
+			}
+		}
 	}
 	r.mu.Unlock()
 	if ep.release != nil {

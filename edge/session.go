@@ -39,6 +39,7 @@ type agentSession struct {
 	os         string
 	version    string
 	metadata   string
+	instanceID string               // the agent process's (AuthExtra.InstanceID); "" from SDKs
 	endpoints  map[string]*Endpoint // by bind ID
 	closed     bool
 }
@@ -108,6 +109,9 @@ func (s *agentSession) Auth(ctx context.Context, req *tunnel.Auth) *tunnel.AuthR
 	s.os = req.Extra.OS
 	s.version = req.Extra.Version
 	s.metadata = req.Extra.Metadata
+	if len(req.Extra.InstanceID) <= 64 {
+		s.instanceID = req.Extra.InstanceID
+	}
 	s.mu.Unlock()
 	// The session's logger is built from the edge's, lazily: an idle session
 	// that logs nothing more holds no encoded copy of its fields (zap keeps

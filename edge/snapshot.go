@@ -120,6 +120,7 @@ func (e *Edge) ApplySnapshot(snap *snapshot.Snapshot) {
 	// Enforce first (revocations close sessions now), persist after, in
 	// the background: the disk never delays a revocation.
 	e.enforce(snap)
+	e.leases.observe(snap) // holders another edge took over
 	h.notify()
 	h.persist(snap)
 }

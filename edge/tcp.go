@@ -309,7 +309,7 @@ const streamOpenTimeout = 10 * time.Second
 // handleTCP serves one public TCP client: a proxy stream to the endpoint's
 // agent, the PROXY header if the endpoint asked for one, then raw bytes.
 func (p *publicServer) handleTCP(c net.Conn, key string) {
-	ep, ok := p.router.lookup(key)
+	ep, ok := p.router.pick(key)
 	if !ok || ep.proto != "tcp" || !p.gates.admit(ep, PeerAddr(c.RemoteAddr()).Addr()) {
 		refuse(c)
 		return

@@ -136,7 +136,11 @@ func (c *peekConn) Write(p []byte) (int, error) {
 // errPassthrough), and otherwise stops recording and asks next.
 func (p *publicServer) passthroughOr(pc *peekConn, next func(*tls.ClientHelloInfo) (*tls.Config, error)) func(*tls.ClientHelloInfo) (*tls.Config, error) {
 	return func(hello *tls.ClientHelloInfo) (*tls.Config, error) {
-		if ep, ok := p.router.lookup(serverName(hello.ServerName)); ok && ep.proto == "tls" {
+		name := serverName(hello.ServerName)
+		if ep, ok := p.router.lookup(name); ok && ep.proto == "tls" {
+			if next, ok := p.router.pick(name); ok {
+				ep = next // the next member of a pool; all are tls
+			}
 			if maxVersion(hello.SupportedVersions) < ep.minTLS {
 				pc.recording, pc.rec = false, nil
 				return nil, errors.New("edge: client's TLS versions are below the endpoint's minimum")

@@ -40,6 +40,9 @@ func (s *Snapshot) Apply(d *Delta) (*Snapshot, error) {
 	if d.IPRestrictions != nil {
 		out.restrByID, out.restrict = applyRestrictions(s, d.IPRestrictions)
 	}
+	if d.RouteHolders != nil {
+		out.routes, out.routesByKey = applyRoutes(s, d.RouteHolders)
+	}
 	return &out, nil
 }
 
@@ -152,6 +155,7 @@ func Merge(a, b *Delta) (*Delta, error) {
 		ReservedAddrs:   merge(a.ReservedAddrs, b.ReservedAddrs, addrID),
 		IPPolicies:      merge(a.IPPolicies, b.IPPolicies, policyID),
 		IPRestrictions:  merge(a.IPRestrictions, b.IPRestrictions, restrictionID),
+		RouteHolders:    merge(a.RouteHolders, b.RouteHolders, routeHolderID),
 	}, nil
 }
 

@@ -24,6 +24,7 @@ type Delta struct {
 	ReservedAddrs   *CollectionDelta[ReservedAddr]   `json:"reserved_addrs,omitempty"`
 	IPPolicies      *CollectionDelta[IPPolicy]       `json:"ip_policies,omitempty"`
 	IPRestrictions  *CollectionDelta[IPRestriction]  `json:"ip_restrictions,omitempty"`
+	RouteHolders    *CollectionDelta[RouteHolder]    `json:"route_holders,omitempty"`
 }
 
 // CollectionDelta is the change of one snapshot collection.
@@ -48,6 +49,7 @@ func Diff(from, to *Data) *Delta {
 		ReservedAddrs:   diff(from.ReservedAddrs, to.ReservedAddrs, func(v *ReservedAddr) string { return v.ID }),
 		IPPolicies:      diff(from.IPPolicies, to.IPPolicies, func(v *IPPolicy) string { return v.ID }),
 		IPRestrictions:  diff(from.IPRestrictions, to.IPRestrictions, func(v *IPRestriction) string { return v.ID }),
+		RouteHolders:    diff(from.RouteHolders, to.RouteHolders, routeHolderID),
 	}
 }
 
@@ -72,13 +74,15 @@ func (d *Delta) Apply(base *Data) (Data, error) {
 		ReservedAddrs:   apply(base.ReservedAddrs, d.ReservedAddrs, func(v *ReservedAddr) string { return v.ID }),
 		IPPolicies:      apply(base.IPPolicies, d.IPPolicies, func(v *IPPolicy) string { return v.ID }),
 		IPRestrictions:  apply(base.IPRestrictions, d.IPRestrictions, func(v *IPRestriction) string { return v.ID }),
+		RouteHolders:    apply(base.RouteHolders, d.RouteHolders, routeHolderID),
 	}, nil
 }
 
 // Size returns the number of objects the delta upserts or deletes.
 func (d *Delta) Size() int {
 	return size(d.Accounts) + size(d.Principals) + size(d.Authtokens) + size(d.SSHCredentials) +
-		size(d.ReservedDomains) + size(d.ReservedAddrs) + size(d.IPPolicies) + size(d.IPRestrictions)
+		size(d.ReservedDomains) + size(d.ReservedAddrs) + size(d.IPPolicies) + size(d.IPRestrictions) +
+		size(d.RouteHolders)
 }
 
 func size[T any](c *CollectionDelta[T]) int {

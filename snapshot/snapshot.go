@@ -27,6 +27,8 @@ type Data struct {
 	ReservedAddrs   []ReservedAddr   `json:"reserved_addrs"`
 	IPPolicies      []IPPolicy       `json:"ip_policies"`
 	IPRestrictions  []IPRestriction  `json:"ip_restrictions"`
+	// RouteHolders is every region's route table (routes.go).
+	RouteHolders []RouteHolder `json:"route_holders,omitempty"`
 }
 
 // Account is a tenant: it owns principals, credentials and reservations.
@@ -142,6 +144,8 @@ type Snapshot struct {
 	policies    cowMap[*IPPolicy]
 	restrByID   cowMap[*IPRestriction]
 	restrict    cowMap[[]*IPRestriction] // account ID -> restrictions, ordered by ID
+	routes      cowMap[*RouteHolder]     // by endpoint ID
+	routesByKey cowMap[[]*RouteHolder]   // RouteKey -> holders, ordered by ID
 
 	// delta is the delta Apply made this snapshot from (nil for New): the
 	// edge appends it to its persisted log instead of rewriting the whole
@@ -211,6 +215,9 @@ func New(d Data) (*Snapshot, error) {
 		sortRestrictions(list)
 		s.restrict.put(acct, list)
 	}
+	if err := s.indexRoutes(d.RouteHolders); err != nil {
+		return nil, err
+	}
 	return s, nil
 }
 
@@ -250,7 +257,7 @@ func (s *Snapshot) Delta() *Delta { return s.delta }
 // Len returns the number of objects in the snapshot.
 func (s *Snapshot) Len() int {
 	return s.accounts.len() + s.principals.len() + s.authtokens.len() + s.sshByID.len() +
-		s.domainsByID.len() + s.addrsByID.len() + s.policies.len() + s.restrByID.len()
+		s.domainsByID.len() + s.addrsByID.len() + s.policies.len() + s.restrByID.len() + s.routes.len()
 }
 
 // Authtokens returns the number of authtokens in the snapshot.
@@ -272,6 +279,7 @@ func (s *Snapshot) Data() *Data {
 		ReservedAddrs:   values(&s.addrsByID),
 		IPPolicies:      values(&s.policies),
 		IPRestrictions:  values(&s.restrByID),
+		RouteHolders:    values(&s.routes),
 	}
 }
 

@@ -72,11 +72,14 @@ func TestRegions(t *testing.T) {
 		if err := getOK(c.client(eu), url+"/hello"); err != nil {
 			t.Fatalf("through the eu edge: %v", err)
 		}
-		// The endpoint is reported per region.
-		m := c.mustAPI("GET", "/endpoints", nil, 200)
-		if !strings.Contains(fmt.Sprint(m), url) {
-			t.Fatalf("GET /endpoints lacks %s: %v", url, m)
-		}
+		// The endpoint is reported per region (the edge reports after the
+		// bind, asynchronously).
+		eventually(t, 10*time.Second, func() error {
+			if m := c.mustAPI("GET", "/endpoints", nil, 200); !strings.Contains(fmt.Sprint(m), url) {
+				return fmt.Errorf("GET /endpoints lacks %s: %v", url, m)
+			}
+			return nil
+		})
 		// Stop through the API travels to the remote edge and the agent.
 		c.mustAPI("POST", "/tunnel_sessions/"+sid+"/stop", nil, 204)
 		a.waitFor(regexp.MustCompile(`the edge asked this agent to stop`), 10*time.Second)

@@ -22,7 +22,7 @@ type endpointFlags struct {
 	cidrAllow, cidrDeny   []string
 	ipPolicyIDs           []string
 	basicAuth             []string
-	insecure              bool
+	insecure, pooling     bool
 	proxyProto            int
 	crt, key              string
 }
@@ -86,6 +86,7 @@ func newEndpointCmd(e *env, proto string) *cobra.Command {
 				IPPolicyIDs:         f.ipPolicyIDs,
 				BasicAuth:           f.basicAuth,
 				Metadata:            f.metadata,
+				PoolingEnabled:      f.pooling,
 				ProxyProto:          f.proxyProto,
 				TerminateCert:       f.crt,
 				TerminateKey:        f.key,
@@ -103,6 +104,7 @@ func newEndpointCmd(e *env, proto string) *cobra.Command {
 	fl.StringArrayVar(&f.cidrDeny, "cidr-deny", nil, "refuse clients from this CIDR or IP (repeatable)")
 	fl.StringArrayVar(&f.ipPolicyIDs, "ip-policy-id", nil, "also apply the rules of this IP policy of the account, ipp_... (repeatable)")
 	fl.StringVar(&f.metadata, "metadata", "", "opaque text stored with the endpoint at the edge")
+	fl.BoolVar(&f.pooling, "pooling-enabled", false, "share the URL with other agents of the account that also pass it: the edge balances requests across them")
 	if proto != config.ProtoTCP {
 		fl.StringVar(&f.minTLS, "min-tls", "", "minimum TLS version clients must use: 1.2 or 1.3 (default: the edge's)")
 	}

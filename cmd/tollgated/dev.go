@@ -198,6 +198,7 @@ func runDev(ctx context.Context, o devOptions, stdout io.Writer) error {
 		AgentTLS:  &tls.Config{Certificates: []tls.Certificate{agentCert}},
 		Certs:     certMgr,
 		Directory: core.Registry(),
+		Leases:    core,
 	})
 	if err != nil {
 		return codes.NewError(codes.ConfigInvalid, "%v", err)

@@ -264,11 +264,13 @@ func runEdge(ctx context.Context, o edgeOptions, stdout io.Writer) error {
 		return err
 	}
 	ecfg.EdgeID = edgeID
+	ecfg.RegionSecret = secret // bind tokens verify on every edge of the region
 	ecfg.AdvertiseAgentAddr, ecfg.PublicHTTPSPort = o.advertiseAgent, o.publicHTTPSPort
 	e, err = edge.New(ecfg, edge.Deps{
 		AgentTLS:  agentTLS,
 		Certs:     certMgr,
 		Directory: client,
+		Leases:    client, // one owner per name region-wide
 	})
 	if err != nil {
 		return codes.NewError(codes.ConfigInvalid, "%v", err)

@@ -83,6 +83,7 @@ func (s *Server) routes() *http.ServeMux {
 	mux.HandleFunc("GET /edge/v1/commands", s.edgeOnly(s.serveEdgeCommands))
 	mux.HandleFunc("POST /edge/v1/commands/results", s.edgeOnly(s.serveEdgeCommandResult))
 	s.certRoutes(mux)
+	s.routeRoutes(mux)
 	mux.HandleFunc("/", s.core.NoRoute)
 	return mux
 }

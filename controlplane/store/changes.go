@@ -110,6 +110,10 @@ func readChanged(ctx context.Context, q *sql.Tx, changed map[string][]string, d 
 			if sub.IPRestrictions, err = readIPRestrictionList(ctx, q, f); err == nil {
 				d.IPRestrictions = collect(sub.IPRestrictions, ids, func(v *snapshot.IPRestriction) string { return v.ID })
 			}
+		case kindRouteHolder:
+			if sub.RouteHolders, err = readRouteHolders(ctx, q, f); err == nil {
+				d.RouteHolders = collect(sub.RouteHolders, ids, func(v *snapshot.RouteHolder) string { return v.ID })
+			}
 		default:
 			// A kind this version does not know (a newer control plane's
 			// trigger): nothing of ours to send.

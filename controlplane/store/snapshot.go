@@ -62,6 +62,9 @@ func readSnapshotData(ctx context.Context, q *sql.Tx, f rowFilter, d *snapshot.D
 	if d.IPRestrictions, err = readIPRestrictionList(ctx, q, f); err != nil {
 		return fmt.Errorf("IP restrictions: %w", err)
 	}
+	if d.RouteHolders, err = readRouteHolders(ctx, q, f); err != nil {
+		return fmt.Errorf("route holders: %w", err)
+	}
 	return nil
 }
 

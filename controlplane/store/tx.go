@@ -42,6 +42,10 @@ type tx struct {
 	now    time.Time
 	actor  Actor
 	events []auditEvent
+	// operational is set by a unit of work that changed operational state
+	// the edges must see (the route table, routes.go) but that is no
+	// operator's mutation: it commits without an audit event.
+	operational bool
 }
 
 // audit records an audit event, written with the unit of work. Types are
@@ -86,7 +90,7 @@ func (t *tx) stamp() int64 { return t.now.UnixMicro() }
 // update runs fn as one unit of work. It begins a write transaction, bumps
 // the revision first (which serialises writers), runs fn, writes the audit
 // events fn recorded and commits. When fn fails, or records no audit event
-// (nothing changed), the transaction rolls back and the revision is
+// and no operational change (nothing changed), the transaction rolls back and the revision is
 // unchanged. It returns the revision the unit of work committed, or 0.
 func (s *Store) update(ctx context.Context, actor Actor, fn func(ctx context.Context, t *tx) error) (uint64, error) {
 	if actor.PrincipalID == "" {
@@ -113,7 +117,7 @@ func (s *Store) update(ctx context.Context, actor Actor, fn func(ctx context.Con
 	if err := fn(ctx, t); err != nil {
 		return 0, err
 	}
-	if len(t.events) == 0 {
+	if len(t.events) == 0 && !t.operational {
 		return 0, nil // nothing changed: roll back the revision bump
 	}
 	if err := s.pruneChanges(ctx, t); err != nil {
