@@ -336,10 +336,10 @@ func (s *Server) closeOnDrain(served <-chan struct{}) {
 	s.draining = true
 	ln := s.ln
 	s.mu.Unlock()
-	s.log.Info("SSH ingress: the edge drains; no new SSH connections")
 	if ln != nil {
 		ln.Close()
 	}
+	s.log.Info("SSH ingress: the edge drains; no new SSH connections")
 }
 
 // track counts an authenticated connection in (+1; false when the server
