@@ -16,6 +16,7 @@ type (
 		IPRestriction *tunnel.IPRestriction `json:",omitempty"`
 		BasicAuth     *tunnel.BasicAuth     `json:",omitempty"`
 		MinTLSVersion string                `json:",omitempty"`
+		HSTS          string                `json:",omitempty"` // Tollgate's extension (docs/tls.md#hsts)
 	}
 	tcpOptsWire struct {
 		URL           string                `json:",omitempty"`
@@ -41,7 +42,7 @@ func bindOpts(s *config.EndpointSpec) (json.RawMessage, error) {
 	var v any
 	switch s.Kind {
 	case config.ProtoHTTP:
-		o := httpOptsWire{URL: s.URL, IPRestriction: ipr, MinTLSVersion: s.MinTLS}
+		o := httpOptsWire{URL: s.URL, IPRestriction: ipr, MinTLSVersion: s.MinTLS, HSTS: s.HSTS}
 		if len(s.BasicAuth) > 0 {
 			o.BasicAuth = &tunnel.BasicAuth{}
 			for _, c := range s.BasicAuth {

@@ -11,7 +11,7 @@ import (
 
 func TestBindOptsDecodeAtEdge(t *testing.T) {
 	spec, err := config.Endpoint{
-		Name: "web", URL: "https://app.example.com", Upstream: "8080", MinTLS: "1.3",
+		Name: "web", URL: "https://app.example.com", Upstream: "8080", MinTLS: "1.3", HSTS: "max-age=600;includesubdomains",
 		CIDRAllow: []string{"10.1.2.3/8"}, CIDRDeny: []string{"10.9.9.9"}, BasicAuth: []string{"alice:s3cret:with:colons"},
 	}.Validate()
 	if err != nil {
@@ -28,8 +28,8 @@ func TestBindOptsDecodeAtEdge(t *testing.T) {
 	if len(o.Unsupported) != 0 {
 		t.Fatalf("edge sees unsupported options %v in %s", o.Unsupported, raw)
 	}
-	if o.URL != "https://app.example.com" || o.MinTLSVersion != "1.3" {
-		t.Fatalf("URL %q MinTLSVersion %q", o.URL, o.MinTLSVersion)
+	if o.URL != "https://app.example.com" || o.MinTLSVersion != "1.3" || o.HSTS != "max-age=600; includeSubDomains" {
+		t.Fatalf("URL %q MinTLSVersion %q HSTS %q", o.URL, o.MinTLSVersion, o.HSTS)
 	}
 	wantIPR := &tunnel.IPRestriction{AllowCIDRs: []string{"10.0.0.0/8"}, DenyCIDRs: []string{"10.9.9.9/32"}}
 	if !reflect.DeepEqual(o.IPRestriction, wantIPR) {

@@ -27,7 +27,7 @@ const (
 // (tunnel.RemoteError.Permanent is false).
 const (
 	EdgeNotReady   Code = "TG_2740" // the edge has no snapshot from the control plane yet, so it cannot check credentials
-	EdgeOverloaded Code = "TG_2741" // the edge's memory guard refuses new connections and agent sessions
+	EdgeOverloaded Code = "TG_2741" // the edge's memory guard refuses new connections, agent sessions and HTTP requests
 	// edge availability: add new codes above this line (TG_2740–TG_2759).
 )
 
@@ -46,6 +46,7 @@ const (
 	BindNotReserved    Code = "TG_7117" // the name or address must be reserved first
 	BindPortsExhausted Code = "TG_405"  // no free port in the edge's TCP port range
 	BindDenyOnly       Code = "TG_393"  // deny CIDRs without any allow CIDR
+	BindHSTS           Code = "TG_406"  // the HSTS option is not a valid Strict-Transport-Security value within the limits
 )
 
 // Public traffic codes, shown on edge error pages and in logs.
@@ -144,6 +145,7 @@ const (
 	AddrRequired           Code = "TG_2631" // addr omitted for a region without a TCP address pool
 	AddrPoolExhausted      Code = "TG_2632" // every port of the region's TCP address pool is reserved
 	MinTLSVersionInvalid   Code = "TG_2633" // min_tls_version other than 1.0, 1.1, 1.2 or 1.3
+	HSTSInvalid            Code = "TG_2634" // hsts: max_age out of 0..2 years, preload without include_subdomains or a year, or a bad shape
 	// reservations: add new codes above this line (TG_2630–TG_2649).
 )
 

@@ -69,6 +69,7 @@ type AgentFileEndpoint struct {
 	Upstream            string   `yaml:"upstream,omitempty"`
 	UpstreamTLSInsecure bool     `yaml:"upstream_tls_insecure,omitempty"`
 	MinTLS              string   `yaml:"min_tls,omitempty"`
+	HSTS                string   `yaml:"hsts,omitempty"`
 	CIDRAllow           []string `yaml:"cidr_allow,omitempty"`
 	CIDRDeny            []string `yaml:"cidr_deny,omitempty"`
 	IPPolicyIDs         []string `yaml:"ip_policy_ids,omitempty"`
@@ -236,6 +237,7 @@ func (e AgentFileEndpoint) endpoint(name string) Endpoint {
 		Upstream:            e.Upstream,
 		UpstreamTLSInsecure: e.UpstreamTLSInsecure,
 		MinTLS:              e.MinTLS,
+		HSTS:                e.HSTS,
 		CIDRAllow:           e.CIDRAllow,
 		CIDRDeny:            e.CIDRDeny,
 		IPPolicyIDs:         e.IPPolicyIDs,

@@ -44,6 +44,12 @@ type Endpoint struct {
 	// MinTLS is the minimum TLS version public clients must use, "1.2" or
 	// "1.3"; "" means the edge's default. HTTP(S) and TLS endpoints only.
 	MinTLS string
+	// HSTS is the Strict-Transport-Security value the edge sets on the
+	// endpoint's HTTPS responses, such as "max-age=31536000;
+	// includeSubDomains" (policy.ParseHSTS: max-age 0 to two years;
+	// preload needs includeSubDomains and a year); "" = none. HTTP
+	// endpoints only; a reserved domain's setting wins (docs/tls.md#hsts).
+	HSTS string
 	// CIDRAllow and CIDRDeny restrict which client addresses the edge lets
 	// through (CIDRs such as 203.0.113.0/24; a bare IP means one address).
 	CIDRAllow, CIDRDeny []string
@@ -85,6 +91,7 @@ type EndpointSpec struct {
 	Upstream            Upstream
 	UpstreamTLSInsecure bool
 	MinTLS              string   // "", "1.2" or "1.3"
+	HSTS                string   // canonical (policy.HSTS.String); "" = none
 	CIDRAllow           []string // canonical prefixes
 	CIDRDeny            []string // canonical prefixes
 	IPPolicyIDs         []string // trimmed
@@ -143,6 +150,14 @@ func (c Endpoint) Validate() (*EndpointSpec, error) {
 		s.MinTLS = c.MinTLS
 	default:
 		return nil, endpointError(c.Name, "the minimum TLS version %q is not supported: use 1.2 or 1.3.", c.MinTLS)
+	}
+	if strings.TrimSpace(c.HSTS) != "" {
+		if s.Kind != ProtoHTTP {
+			return nil, endpointError(c.Name, "HSTS (--hsts) applies to http endpoints only.")
+		}
+		if s.HSTS, err = policy.CanonicalHSTS(c.HSTS); err != nil {
+			return nil, endpointError(c.Name, "the HSTS value is not valid: %v.", err)
+		}
 	}
 	if s.CIDRAllow, err = parseCIDRs(c.Name, "cidr_allow (--cidr-allow)", c.CIDRAllow); err != nil {
 		return nil, err

@@ -162,8 +162,12 @@ func (b *binder) bindHTTP(req *tunnel.Bind, ident *authn.Identity, owner Endpoin
 	if aerr != nil {
 		return nil, nil, aerr
 	}
+	hsts, hstsOpt, herr := newEndpointHSTS(opts.HSTS, host, b.snap)
+	if herr != nil {
+		return nil, nil, herr
+	}
 	ep := newEndpoint(req, owner, "https", host, b.publicHTTPSURL(host), access)
-	ep.minTLS = minTLS
+	ep.minTLS, ep.hsts, opts.HSTS = minTLS, hsts, hstsOpt
 	opts.URL = ep.url
 	opts.Hostname = host
 	opts.Unsupported = nil

@@ -96,9 +96,10 @@ const (
 
 // Shutdown drains the edge and returns when it is done:
 //
-//  1. It stops accepting: the agent (TCP), public HTTPS and HTTP listeners
-//     and those of TCP endpoints close, so new connections are refused at
-//     once (a load balancer or an agent tries another edge); QUIC agents
+//  1. It stops accepting: the agent (TCP), public HTTPS and HTTP listeners,
+//     those of TCP endpoints and the SSH ingress's (Draining) close, so new
+//     connections are refused at once (a load balancer or an agent tries
+//     another edge); QUIC agents
 //     that connect now are closed with codes.SessionStopped at once (the
 //     QUIC listener stays open while drain lasts: closing it would close
 //     the sessions whose requests are in flight).
@@ -112,8 +113,10 @@ const (
 //     and waits up to sessionCloseGrace for the sessions to be gone.
 //  4. Serve then returns.
 //
-// Attached sessions (SSH) are closed by the ingress that serves them
-// (sshserver.Server.Shutdown), to be called after this. It returns ctx's
+// The SSH ingress (sshserver.Server) watches Draining: its listener closes
+// at step 1 with the edge's, its sessions keep serving requests in flight
+// through step 2, and it closes them (sshserver.Server.Shutdown, to be
+// called after this) as step 3 closes agent sessions. It returns ctx's
 // error when the drain was cut short, ErrShutdown when called again.
 func (e *Edge) Shutdown(ctx context.Context) error {
 	first := false
@@ -197,10 +200,15 @@ wait:
 	return ctx.Err()
 }
 
-// Draining reports whether Shutdown has begun.
-func (e *Edge) Draining() bool {
+// Draining returns a channel that is closed when Shutdown begins: ingresses
+// outside the edge (sshserver) stop accepting then, as the edge's own
+// listeners do (step 1 of Shutdown).
+func (e *Edge) Draining() <-chan struct{} { return e.stopping }
+
+// isClosed reports whether ch is closed, without waiting.
+func isClosed(ch <-chan struct{}) bool {
 	select {
-	case <-e.stopping:
+	case <-ch:
 		return true
 	default:
 		return false

@@ -278,7 +278,8 @@ func New(cfg Config, deps Deps) (*Edge, error) {
 	if e.public.tls, err = newPublicTLS(deps.Certs.GetCertificate); err != nil {
 		return nil, fmt.Errorf("edge: %w", err)
 	}
-	e.proxy, err = httpproxy.New(httpproxy.Config{Logger: log, MaxConcurrentStreams: cfg.HTTP2MaxConcurrentStreams}, e.public)
+	e.proxy, err = httpproxy.New(httpproxy.Config{Logger: log, MaxConcurrentStreams: cfg.HTTP2MaxConcurrentStreams,
+		Overload: e.mem.refuseRequest}, e.public)
 	if err != nil {
 		return nil, fmt.Errorf("edge: %w", err)
 	}

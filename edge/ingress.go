@@ -78,7 +78,7 @@ var errDraining = codes.NewError(codes.SessionStopped, "The edge is shutting dow
 // goroutine of its own while it idles (tunnel.ServerSession.Start): with
 // thousands of agents, a goroutine each would be a tenth of the memory.
 func (e *Edge) startAgentSession(ctx context.Context, mux tunnel.Mux) {
-	if e.Draining() {
+	if isClosed(e.stopping) {
 		// The QUIC listener stays open while the edge drains (closing it
 		// would close every QUIC session), and a TLS handshake may end
 		// after the TCP listener closed: a new agent is told to go.

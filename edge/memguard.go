@@ -3,6 +3,7 @@ package edge
 import (
 	"context"
 	"net"
+	"net/http"
 	"runtime/metrics"
 	"sync"
 	"sync/atomic"
@@ -11,6 +12,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/tollgate/tollgate/codes"
+	"github.com/tollgate/tollgate/edge/internal/httpproxy"
 )
 
 // Thresholds of the memory guard, as fractions of Config.MemoryLimit: it
@@ -34,8 +36,9 @@ const liveHeapMetric = "/gc/heap/live:bytes"
 // (before it, liveHeapMetric reads 0).
 const heapObjectsMetric = "/memory/classes/heap/objects:bytes"
 
-// memGuard refuses new public connections and agent sessions while the
-// process's live heap is above guardHigh of a limit. The hot path reads
+// memGuard refuses new public connections, agent sessions and HTTP
+// requests (on connections already open too) while the process's live
+// heap is above guardHigh of a limit. The hot path reads
 // one atomic; a goroutine of Serve samples the runtime every
 // guardInterval.
 type memGuard struct {
@@ -84,7 +87,7 @@ func (g *memGuard) check() {
 	switch {
 	case !g.over.Load() && live >= g.high:
 		g.over.Store(true)
-		g.log.Warn("memory guard: refusing new connections and agent sessions",
+		g.log.Warn("memory guard: refusing new connections, agent sessions and requests",
 			zap.Uint64("live_heap_bytes", live), zap.Uint64("memory_limit_bytes", g.limit), zap.String("code", string(codes.EdgeOverloaded)))
 	case g.over.Load() && live < g.low:
 		g.over.Store(false)
@@ -129,14 +132,37 @@ var errOverloaded = codes.NewError(codes.EdgeOverloaded,
 type MemoryGuardStats struct {
 	Limit    uint64 // Config.MemoryLimit in bytes; 0 = the guard is off
 	LiveHeap uint64 // live heap at the last sample, bytes
-	Refusing bool   // new connections and agent sessions are refused now
-	Refused  int64  // connections and agent sessions refused since start
+	Refusing bool   // new connections, agent sessions and requests are refused now
+	Refused  int64  // connections, agent sessions and HTTP requests refused since start
 }
 
 // MemoryGuard returns the memory guard's state and counter.
 func (e *Edge) MemoryGuard() MemoryGuardStats {
 	g := e.mem
 	return MemoryGuardStats{Limit: g.limit, LiveHeap: g.live.Load(), Refusing: g.over.Load(), Refused: g.refused.Load()}
+}
+
+// refusalOverloaded answers an HTTP request that arrives, on a connection
+// already open, while the guard is over its threshold: 503 with
+// Retry-After (RFC 9110 §15.6.4, §10.2.3), so the client retries later or
+// elsewhere.
+var refusalOverloaded = httpproxy.NewRefusal(http.StatusServiceUnavailable, codes.EdgeOverloaded,
+	"This edge is short of memory and takes no new requests for now. Retry in a few seconds.", "").WithRetryAfter(overloadRetryAfter)
+
+// overloadRetryAfter is the Retry-After of refusalOverloaded, in seconds:
+// the guard admits again once the live heap falls under guardLow, which
+// a collection or two under a lighter load brings about.
+const overloadRetryAfter = 5
+
+// refuseRequest is httpproxy.Config.Overload: while the guard is over its
+// threshold, every new HTTP request — a kept-alive HTTP/1.1 connection's
+// next one, a new HTTP/2 stream — is answered 503 (TG_2741) before a
+// proxy stream is opened for it, and counted.
+func (g *memGuard) refuseRequest() *httpproxy.Refusal {
+	if !g.refuse() {
+		return nil
+	}
+	return refusalOverloaded
 }
 
 // admit refuses (resets) a new public connection while the guard is over

@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"net"
+	"net/http"
 	"os"
 	"runtime"
 	"runtime/metrics"
@@ -139,5 +140,38 @@ func TestMemGuardRefusesConnectionsAndSessions(t *testing.T) {
 	}
 	if n := e.MemoryGuard().Refused; n < 2 {
 		t.Errorf("refused = %d, want at least 2 (a connection and a session)", n)
+	}
+}
+
+// TestMemGuardRefusesRequestsOnOpenConnections: while the memory guard
+// refuses, a new request on a kept-alive HTTP/1.1 connection and a new
+// HTTP/2 stream on an open connection get 503, Retry-After and TG_2741,
+// and never reach the upstream; once it admits again, the HTTP/2
+// connection serves the next request.
+func TestMemGuardRefusesRequestsOnOpenConnections(t *testing.T) {
+	h := startHTTPEdge(t, `{}`)
+	for _, h2 := range []bool{false, true} {
+		c := h.client(t, h2)
+		h.e.mem.over.Store(false)
+		if resp, _ := get(t, c, h.url+"/"); resp.StatusCode != 200 {
+			t.Fatalf("before: %d", resp.StatusCode)
+		}
+		served, refused := h.upstream.Load(), h.e.MemoryGuard().Refused
+		h.e.mem.over.Store(true) // the guard's state, as its sampler sets it above the threshold
+		resp, body := get(t, c, h.url+"/")
+		if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" ||
+			resp.Header.Get("Tollgate-Error-Code") != string(codes.EdgeOverloaded) || !strings.Contains(body, string(codes.EdgeOverloaded)) {
+			t.Fatalf("%s while short of memory: %d %v %q", resp.Proto, resp.StatusCode, resp.Header, body)
+		}
+		if h.upstream.Load() != served {
+			t.Errorf("%s: the refused request reached the upstream", resp.Proto)
+		}
+		if n := h.e.MemoryGuard().Refused; n != refused+1 {
+			t.Errorf("%s: refused counter %d, want %d", resp.Proto, n, refused+1)
+		}
+		h.e.mem.over.Store(false)
+		if resp, _ := get(t, c, h.url+"/"); resp.StatusCode != 200 {
+			t.Fatalf("%s after: %d", resp.Proto, resp.StatusCode)
+		}
 	}
 }

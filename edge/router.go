@@ -32,6 +32,9 @@ type Endpoint struct {
 	// access is the endpoint's account and what it asks of public clients
 	// (IP policy, basic auth); see ippolicy.go. nil admits everyone.
 	access *endpointAccess
+	// hsts decides an HTTPS endpoint's Strict-Transport-Security (hsts.go);
+	// nil for other protos.
+	hsts *endpointHSTS
 	// release frees what the endpoint holds besides its route (a TCP
 	// port, its holder in the region's route table); nil = nothing. It
 	// runs once, when the endpoint is unbound.

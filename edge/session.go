@@ -71,7 +71,7 @@ func (s *agentSession) Auth(ctx context.Context, req *tunnel.Auth) *tunnel.AuthR
 	}
 	// An edge that drains or is short of memory takes no new session; both
 	// refusals are retryable, so the agent reconnects (elsewhere if it can).
-	if s.edge.Draining() {
+	if isClosed(s.edge.stopping) {
 		resp.Error = errDraining.Error()
 		return resp
 	}

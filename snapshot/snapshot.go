@@ -86,6 +86,10 @@ type ReservedDomain struct {
 	Region         string `json:"region"`
 	MinTLSVersion  string `json:"min_tls_version,omitempty"`  // "1.0".."1.3"; "" = edge default
 	PrivateKeyType string `json:"private_key_type,omitempty"` // "rsa" or "ecdsa"; "" = no certificate management policy
+	// HSTS is the Strict-Transport-Security value edges set on the
+	// domain's HTTPS responses, canonical ("max-age=N[; includeSubDomains][; preload]");
+	// "" = none. It wins over an endpoint's own (docs/tls.md#hsts).
+	HSTS string `json:"hsts,omitempty"`
 }
 
 // ReservedAddr is a TCP address (host:port) an account reserved in a region.

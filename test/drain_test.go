@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"regexp"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -185,4 +186,78 @@ func TestSIGTERMIdleExitsPromptly(t *testing.T) {
 		t.Errorf("tollgated exited %d after SIGTERM, want 0", code)
 	}
 	agent.waitFor(regexp.MustCompile(`TG_151|shutting down`), 10*time.Second)
+}
+
+// TestSIGTERMDrainsSSH sends SIGTERM to `tollgated dev` while a request
+// through an `ssh -R` tunnel is in flight at the upstream: the SSH
+// listener refuses new connections at once (the real OpenSSH client sees
+// "Connection refused"), the request completes with the upstream's bytes,
+// and the SSH session is closed only after it, with a message.
+func TestSIGTERMDrainsSSH(t *testing.T) {
+	requireSSH(t)
+	dev := startDev(t, "", "--shutdown-timeout", drainTimeout.String())
+	key := newSSHKey(t)
+	dev.addSSHCredential(t, key, nil)
+	up := newHeldUpstream(t)
+	tunnelProc, url := dev.sshForwarding(t, key, "443:localhost:"+upstreamPort(up.Server), "http", "--url", "https://drainssh."+dev.info.BaseDomain)
+	c := dev.client(false)
+	eventually(t, 10*time.Second, func() error { return getOK(c, url+"/hello") })
+
+	type result struct {
+		status int
+		body   []byte
+		err    error
+	}
+	res := make(chan result, 1)
+	go func() {
+		resp, err := c.Get(url + "/held/ssh")
+		if err != nil {
+			res <- result{err: err}
+			return
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		res <- result{status: resp.StatusCode, body: b, err: err}
+	}()
+	up.waitArrived(t, 1)
+
+	if err := dev.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	dev.waitFor(regexp.MustCompile(`draining: no new connections`), 10*time.Second) // the edge's line, once its own listeners closed
+	host, port := dev.sshAddr(t)
+	// The SSH listener closes with the edge's (on the ingress's own
+	// goroutine): within a few polls a connection is refused.
+	refused := false
+	for i := 0; i < 100 && !refused; i++ {
+		conn, err := net.DialTimeout("tcp", net.JoinHostPort(host, port), 2*time.Second)
+		if err != nil {
+			refused = true
+			break
+		}
+		conn.Close()
+		time.Sleep(20 * time.Millisecond)
+	}
+	if !refused {
+		t.Fatal("new SSH connections are still accepted while the edge drains")
+	}
+	late := dev.runSSH(t, key, "", "help")
+	if code, exited := late.wait(15 * time.Second); !exited || code == 0 || !strings.Contains(late.output(), "Connection refused") {
+		t.Errorf("ssh during the drain: exited %v with %d:\n%s", exited, code, late.output())
+	}
+	if _, exited := tunnelProc.wait(0); exited {
+		t.Fatalf("the ssh -R client exited before its request was answered:\n%s", tunnelProc.output())
+	}
+	up.releaseAll()
+
+	r := <-res
+	if want := drainBody(); r.err != nil || r.status != http.StatusOK || !bytes.Equal(r.body, want) {
+		t.Fatalf("request in flight through ssh -R at SIGTERM: %v, status %d, %d bytes (want 200, %d bytes)", r.err, r.status, len(r.body), len(want))
+	}
+	if code, ok := dev.wait(drainTimeout + 5*time.Second); !ok || code != 0 {
+		t.Fatalf("tollgated after SIGTERM: exited %v with %d", ok, code)
+	}
+	if _, exited := tunnelProc.wait(10 * time.Second); !exited || !strings.Contains(tunnelProc.output(), "shutting down") {
+		t.Errorf("the ssh -R client after the drain: exited %v:\n%s", exited, tunnelProc.output())
+	}
 }

@@ -50,6 +50,12 @@ type HTTPOptions struct {
 	TrafficPolicy     string
 	// MinTLSVersion is Tollgate's extension: "1.2", "1.3"; "" = edge default.
 	MinTLSVersion string
+	// HSTS is Tollgate's extension (key "HSTS", which the hosted
+	// platform's SDKs never send): the Strict-Transport-Security value the
+	// edge sets on the endpoint's HTTPS responses, such as
+	// "max-age=31536000; includeSubDomains" (policy.ParseHSTS); "" = none,
+	// the upstream's own field passes. See docs/tls.md#hsts.
+	HSTS string `json:",omitempty"`
 	// Unsupported names the options the agent set that this package does
 	// not implement (CircuitBreaker, OAuth, OIDC, unknown keys...). An edge
 	// must refuse the bind when it is non-empty rather than ignore them.
@@ -115,6 +121,7 @@ func DecodeHTTPOptions(raw json.RawMessage) (*HTTPOptions, error) {
 		{"BasicAuth", into(&ba)},
 		{"TrafficPolicy", into(&o.TrafficPolicy)},
 		{"MinTLSVersion", into(&o.MinTLSVersion)},
+		{"HSTS", into(&o.HSTS)},
 		{"Compression", nil},
 		{"CircuitBreaker", nil},
 		{"OAuth", nil},

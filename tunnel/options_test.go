@@ -73,6 +73,7 @@ func TestDecodeOptionsCases(t *testing.T) {
 		{name: "js casing", in: `{"domain":"a.example.test","proxyProto":1,"ipRestriction":{"allow_cidrs":["1.2.3.0/24"]}}`,
 			want: &HTTPOptions{Domain: "a.example.test", ProxyProto: 1, IPRestriction: &IPRestriction{AllowCIDRs: []string{"1.2.3.0/24"}}}},
 		{name: "min tls", in: `{"MinTLSVersion":"1.3"}`, want: &HTTPOptions{MinTLSVersion: "1.3"}},
+		{name: "hsts", in: `{"hsts":"max-age=60"}`, want: &HTTPOptions{HSTS: "max-age=60"}},
 		{name: "unknown set", in: `{"Frobnicate":{"x":1},"Zero":0,"Nothing":null,"Off":false,"None":"","Empty":[]}`,
 			want: &HTTPOptions{Unsupported: []string{"Frobnicate"}}},
 		{name: "unknown flag message", in: `{"Wobble":{}}`, want: &HTTPOptions{Unsupported: []string{"Wobble"}}},

@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/tollgate/tollgate/codes"
 	"github.com/tollgate/tollgate/config"
+	"github.com/tollgate/tollgate/policy"
 )
 
 // maxListPages bounds how many pages `list --all` follows (100 objects a
@@ -172,6 +173,8 @@ func newAPIWriteCmd(e *env, af *apiFlags, res *apiResource, verb string) *cobra.
 			bools[f.key] = fl.Bool(f.flag, false, f.usage)
 		case fieldList:
 			lists[f.key] = fl.StringArray(f.flag, nil, f.usage)
+		case fieldHSTS:
+			strs[f.key] = fl.String(f.flag, "", f.usage)
 		}
 	}
 	fl.StringVar(&rawBody, "body", "", `request body fields as a JSON object, e.g. '{"metadata":"x"}'; flags override them`)
@@ -195,6 +198,12 @@ func newAPIWriteCmd(e *env, af *apiFlags, res *apiResource, verb string) *cobra.
 				body[f.key] = *bools[f.key]
 			case fieldList:
 				body[f.key] = expandList(*lists[f.key])
+			case fieldHSTS:
+				v, err := hstsField(f.flag, *strs[f.key])
+				if err != nil {
+					return fail(err)
+				}
+				body[f.key] = v
 			}
 		}
 		c, err := af.client(e)
@@ -216,6 +225,19 @@ func newAPIWriteCmd(e *env, af *apiFlags, res *apiResource, verb string) *cobra.
 		return printJSON(e, out)
 	}
 	return cmd
+}
+
+// hstsField turns a Strict-Transport-Security value given to --flag into
+// the API's hsts object; "none" gives null (no HSTS).
+func hstsField(flag, v string) (any, error) {
+	if strings.EqualFold(strings.TrimSpace(v), "none") {
+		return nil, nil
+	}
+	h, err := policy.ParseHSTS(v)
+	if err != nil {
+		return nil, codes.NewError(codes.HSTSInvalid, "--%s: %v. Use \"max-age=SECONDS[; includeSubDomains][; preload]\", or none.", flag, err)
+	}
+	return map[string]any{"max_age": h.MaxAge, "include_subdomains": h.IncludeSubDomains, "preload": h.Preload}, nil
 }
 
 // expandList returns the values of a repeatable flag, each also split at
@@ -241,6 +263,8 @@ func exampleFlags(fields []apiField) string {
 		switch f.kind {
 		case fieldBool:
 			b.WriteString(" --" + f.flag + "=true")
+		case fieldHSTS:
+			b.WriteString(" --" + f.flag + " 'max-age=31536000; includeSubDomains'")
 		default:
 			b.WriteString(" --" + f.flag + " " + strings.ToUpper(strings.ReplaceAll(f.flag, "-", "_")))
 		}

@@ -100,6 +100,21 @@ func TestAPICRUDAgainstControlPlane(t *testing.T) {
 		t.Fatalf("list with the bot's key: %v", list)
 	}
 
+	// A reserved domain's HSTS: given as the header's value, shown as the
+	// API's object; "none" removes it; a bad value never reaches the API.
+	rd := apiJSON(t, env, "reserved-domains", "create", "--domain", "hsts.example.com", "--hsts", "max-age=31536000; includeSubDomains; preload")
+	if h, _ := rd["hsts"].(map[string]any); h["max_age"] != float64(31536000) || h["include_subdomains"] != true || h["preload"] != true {
+		t.Fatalf("reserved domain with hsts: %v", rd)
+	}
+	rd = apiJSON(t, env, "reserved-domains", "update", rd["id"].(string), "--hsts", "none", "--min-tls-version", "1.3")
+	if rd["hsts"] != nil || rd["min_tls_version"] != "1.3" {
+		t.Fatalf("reserved domain after --hsts none: %v", rd)
+	}
+	if code, _, errOut := runCLI(t, env, "api", "reserved-domains", "update", rd["id"].(string), "--hsts", "max-age=600; preload"); code != exitError ||
+		!strings.Contains(errOut, "TG_2634") || !strings.Contains(errOut, "preload requires includeSubDomains") {
+		t.Fatalf("bad --hsts: %d %q", code, errOut)
+	}
+
 	code, out, _ := runCLI(t, env, "api", "bot-users", "delete", botID)
 	if code != 0 || out != "" {
 		t.Fatalf("delete: %d %q", code, out)

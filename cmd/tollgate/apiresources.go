@@ -9,6 +9,7 @@ const (
 	fieldString fieldKind = iota // --flag VALUE → "value"
 	fieldBool                    // --flag[=false] → true/false
 	fieldList                    // --flag A --flag B → ["A","B"]
+	fieldHSTS                    // --flag "max-age=N; includeSubDomains" → {"max_age": N, ...}; --flag none → null
 )
 
 // apiField is a body field of create or update that has its own flag.
@@ -76,6 +77,8 @@ var apiResources = []apiResource{
 			{flag: "domain", key: "domain", usage: "the domain to reserve (app.example.com or *.example.com)", create: true},
 			{flag: "region", key: "region", usage: "region the domain is pinned to: " + regions.CodeList() + " (fixed once reserved)", create: true},
 			{flag: "certificate-id", key: "certificate_id", usage: "ID of an uploaded certificate to serve", create: true, update: true},
+			{flag: "min-tls-version", key: "min_tls_version", usage: "minimum TLS version of the domain's endpoints: 1.0, 1.1, 1.2 or 1.3 (\"\" = the edge's default)", create: true, update: true},
+			{flag: "hsts", key: "hsts", kind: fieldHSTS, usage: `Strict-Transport-Security the edges add to the domain's HTTPS responses, "max-age=SECONDS[; includeSubDomains][; preload]", winning over the endpoint's and the upstream's; "none" removes it`, create: true, update: true},
 		}},
 	{name: "reserved-addrs", path: "/reserved_addrs", listKey: "reserved_addrs", short: "Reserved TCP addresses that agents may bind", verbs: crud,
 		fields: []apiField{fDescription, fMetadata,

@@ -19,6 +19,7 @@ import (
 // endpointFlags are the flags of `tollgate http|tcp|tls`.
 type endpointFlags struct {
 	url, minTLS, metadata string
+	hsts                  string
 	cidrAllow, cidrDeny   []string
 	ipPolicyIDs           []string
 	basicAuth             []string
@@ -38,7 +39,8 @@ Without --url the edge picks a name.`,
   tollgate http 8080 --url https://app.example.com
   tollgate http https://localhost:8443 --upstream-tls-insecure
   tollgate http 3000 --basic-auth alice:correct-horse --cidr-allow 203.0.113.0/24
-  tollgate http 8080 --min-tls 1.3`,
+  tollgate http 8080 --min-tls 1.3
+  tollgate http 8080 --url https://app.example.com --hsts "max-age=31536000; includeSubDomains"`,
 		urlHelp: "public URL to bind, e.g. https://app.example.com (default: the edge picks one)",
 	},
 	config.ProtoTCP: {
@@ -81,6 +83,7 @@ func newEndpointCmd(e *env, proto string) *cobra.Command {
 				Upstream:            args[0],
 				UpstreamTLSInsecure: f.insecure,
 				MinTLS:              f.minTLS,
+				HSTS:                f.hsts,
 				CIDRAllow:           f.cidrAllow,
 				CIDRDeny:            f.cidrDeny,
 				IPPolicyIDs:         f.ipPolicyIDs,
@@ -118,6 +121,7 @@ func newEndpointCmd(e *env, proto string) *cobra.Command {
 	if proto == config.ProtoHTTP {
 		fl.StringArrayVar(&f.basicAuth, "basic-auth", nil, "require HTTP basic auth USER:PASSWORD (repeatable)")
 		fl.BoolVar(&f.insecure, "upstream-tls-insecure", false, "do not verify an https:// upstream's certificate")
+		fl.StringVar(&f.hsts, "hsts", "", `Strict-Transport-Security the edge adds to HTTPS responses, "max-age=SECONDS[; includeSubDomains][; preload]" (default: the upstream's own)`)
 	}
 	return cmd
 }

@@ -307,6 +307,8 @@ func TestDashboardCredentials(t *testing.T) {
 		b.post("/", "/sessions/nope/stop", nil).want(t, http.StatusBadRequest, string(codes.DashboardBadInput))
 		ro.get("/ip-policies").want(t, http.StatusOK, "No IP policies")
 		ro.get("/reservations").want(t, http.StatusOK, "No reserved domains")
+		e.Must(201, e.Call("POST", "/reserved_domains", e.Admin, `{"domain":"hsts.example.com","hsts":{"max_age":600,"include_subdomains":true}}`))
+		ro.get("/reservations").want(t, http.StatusOK, "<code>max-age=600; includeSubDomains</code>")
 	})
 }
 

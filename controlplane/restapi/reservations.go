@@ -81,7 +81,7 @@ type certPolicyJSON struct {
 // acme_challenge_cname_target and certificate are null: Tollgate has no
 // CNAME service and no uploaded certificates. certificate_management_status
 // is what the edges reported (null without a policy). min_tls_version is
-// null for the edge default.
+// null for the edge default; hsts (Tollgate's extension) null for none.
 type reservedDomainJSON struct {
 	ID                          string          `json:"id"`
 	URI                         string          `json:"uri"`
@@ -96,6 +96,7 @@ type reservedDomainJSON struct {
 	CertificateManagementStatus any             `json:"certificate_management_status"`
 	ACMEChallengeCNAMETarget    *string         `json:"acme_challenge_cname_target"`
 	MinTLSVersion               *string         `json:"min_tls_version"`
+	HSTS                        *hstsJSON       `json:"hsts"`
 }
 
 // reservedDomainCreateBody is POST /reserved_domains. An absent
@@ -109,12 +110,13 @@ type reservedDomainCreateBody struct {
 	CertificateID               *string                   `json:"certificate_id"`
 	CertificateManagementPolicy optional[json.RawMessage] `json:"certificate_management_policy"`
 	MinTLSVersion               optional[string]          `json:"min_tls_version"`
+	HSTS                        optional[json.RawMessage] `json:"hsts"` // hstsJSON or null; absent = none
 }
 
 // reservedDomainUpdateBody is PATCH /reserved_domains/{id}. A null
 // certificate_management_policy removes the policy; a null or ""
-// min_tls_version restores the edge default; region may only repeat the
-// current one.
+// min_tls_version restores the edge default; a null hsts removes it; region
+// may only repeat the current one.
 type reservedDomainUpdateBody struct {
 	Description                 *string                   `json:"description"`
 	Metadata                    *string                   `json:"metadata"`
@@ -122,6 +124,7 @@ type reservedDomainUpdateBody struct {
 	CertificateID               *string                   `json:"certificate_id"`
 	CertificateManagementPolicy optional[json.RawMessage] `json:"certificate_management_policy"`
 	MinTLSVersion               optional[string]          `json:"min_tls_version"`
+	HSTS                        optional[json.RawMessage] `json:"hsts"`
 }
 
 func (s *reservationAPI) reservedDomainJSON(r *http.Request, d *store.ReservedDomain) reservedDomainJSON {
@@ -137,6 +140,7 @@ func (s *reservationAPI) reservedDomainJSON(r *http.Request, d *store.ReservedDo
 	if d.CertPolicy != nil {
 		out.CertificateManagementStatus = s.certStatusJSON(r, d)
 	}
+	out.HSTS = hstsOut(d.HSTS)
 	return out
 }
 
@@ -261,6 +265,11 @@ func (s *reservationAPI) createReservedDomain(w http.ResponseWriter, r *http.Req
 	if in.Region == "" {
 		in.Region = s.defaultRegion()
 	}
+	if h, err := hstsIn(body.HSTS); err != nil {
+		return err
+	} else if h != nil {
+		in.HSTS = *h
+	}
 	if p := body.CertificateManagementPolicy; p.Set {
 		in.CertPolicy = nil
 		if !p.Null {
@@ -312,6 +321,9 @@ func (s *reservationAPI) updateReservedDomain(w http.ResponseWriter, r *http.Req
 	}
 	if v := body.MinTLSVersion; v.Set {
 		in.MinTLSVersion = &v.Value // null leaves Value "": the edge default
+	}
+	if in.HSTS, err = hstsIn(body.HSTS); err != nil {
+		return err
 	}
 	d, err := s.store.UpdateReservedDomain(r.Context(), c.Actor, c.AccountID(), id, in)
 	if err != nil {

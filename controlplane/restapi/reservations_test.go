@@ -39,7 +39,7 @@ func TestReservedDomainsAPI(t *testing.T) {
 			t.Fatalf("created = %v", created)
 		}
 		const wantKeys = "acme_challenge_cname_target certificate certificate_management_policy certificate_management_status " +
-			"cname_target created_at description domain id metadata min_tls_version region uri"
+			"cname_target created_at description domain hsts id metadata min_tls_version region uri"
 		if keysOf(created) != wantKeys {
 			t.Fatalf("fields %q, want %q", keysOf(created), wantKeys)
 		}
@@ -79,7 +79,7 @@ func TestReservedDomainsAPI(t *testing.T) {
 
 		// Defaults: region us; a null policy means no certificate management.
 		plain := e.Must(201, e.Call("POST", "/reserved_domains", e.Admin, `{"domain":"*.apps.example.com","certificate_management_policy":null}`))
-		if cptest.Str(plain, "region") != "us" || plain["certificate_management_policy"] != nil || plain["min_tls_version"] != nil ||
+		if cptest.Str(plain, "region") != "us" || plain["certificate_management_policy"] != nil || plain["min_tls_version"] != nil || plain["hsts"] != nil ||
 			cptest.Str(plain, "domain") != "*.apps.example.com" {
 			t.Fatalf("plain = %v", plain)
 		}
@@ -112,6 +112,36 @@ func TestReservedDomainsAPI(t *testing.T) {
 		if v, ok := upd["min_tls_version"]; !ok || v != nil {
 			t.Fatalf("min_tls_version after null = %v", upd["min_tls_version"])
 		}
+
+		// HSTS: set, carried by the snapshot, left alone by other updates,
+		// removed by null.
+		hstsRev := e.Revision()
+		upd = e.Must(200, e.Call("PATCH", "/reserved_domains/"+id, e.Admin, `{"hsts":{"max_age":63072000,"include_subdomains":true,"preload":true}}`))
+		if h, _ := upd["hsts"].(map[string]any); h["max_age"] != float64(63072000) || h["include_subdomains"] != true || h["preload"] != true {
+			t.Fatalf("hsts after update = %v", upd["hsts"])
+		}
+		if snap, err := e.Core.Snapshot(cptest.Ctx(t), hstsRev); err != nil {
+			t.Fatal(err)
+		} else if rd, _ := snap.ReservedDomain("xn--bcher-kva.example.com"); rd == nil || rd.HSTS != "max-age=63072000; includeSubDomains; preload" {
+			t.Fatalf("snapshot reservation %+v", rd)
+		}
+		upd = e.Must(200, e.Call("PATCH", "/reserved_domains/"+id, e.Admin, `{"description":"shop2"}`))
+		if h, _ := upd["hsts"].(map[string]any); h["max_age"] != float64(63072000) {
+			t.Fatalf("hsts after another update = %v", upd["hsts"])
+		}
+		upd = e.Must(200, e.Call("PATCH", "/reserved_domains/"+id, e.Admin, `{"hsts":{"max_age":0}}`))
+		if h, _ := upd["hsts"].(map[string]any); h["max_age"] != float64(0) || h["include_subdomains"] != false {
+			t.Fatalf("hsts max_age 0 = %v", upd["hsts"])
+		}
+		upd = e.Must(200, e.Call("PATCH", "/reserved_domains/"+id, e.Admin, `{"hsts":null}`))
+		if v, ok := upd["hsts"]; !ok || v != nil {
+			t.Fatalf("hsts after null = %v", upd["hsts"])
+		}
+		withHSTS := e.Must(201, e.Call("POST", "/reserved_domains", e.Admin, `{"domain":"hsts.example.com","hsts":{"max_age":600}}`))
+		if h, _ := withHSTS["hsts"].(map[string]any); h["max_age"] != float64(600) || h["preload"] != false {
+			t.Fatalf("created with hsts = %v", withHSTS)
+		}
+		e.Must(204, e.Call("DELETE", "/reserved_domains/"+cptest.Str(withHSTS, "id"), e.Admin, nil))
 		e.Must(204, e.Call("DELETE", "/reserved_domains/"+id+"/certificate_management_policy", e.Admin, nil))
 		if got := e.Must(200, e.Call("GET", "/reserved_domains/"+id, e.Admin, nil)); got["certificate_management_policy"] != nil {
 			t.Fatalf("policy after delete = %v", got["certificate_management_policy"])
@@ -328,6 +358,15 @@ func TestReservationsBadInput(t *testing.T) {
 			{"certificate_id", "POST", "/reserved_domains", map[string]any{"domain": "a.example.com", "certificate_id": "cert_x"}, 400, codes.CertificateUnsupported},
 			{"min tls", "POST", "/reserved_domains", map[string]any{"domain": "a.example.com", "min_tls_version": "1.4"}, 400, codes.MinTLSVersionInvalid},
 			{"min tls word", "PATCH", dPath, map[string]any{"min_tls_version": "TLS1.2"}, 400, codes.MinTLSVersionInvalid},
+			{"hsts not an object", "PATCH", dPath, `{"hsts":"max-age=60"}`, 400, codes.APIBodyInvalid},
+			{"hsts field type", "POST", "/reserved_domains", `{"domain":"a.example.com","hsts":{"max_age":"60"}}`, 400, codes.APIBodyInvalid},
+			{"hsts fraction", "PATCH", dPath, `{"hsts":{"max_age":1.5}}`, 400, codes.APIBodyInvalid},
+			{"hsts unknown field", "PATCH", dPath, `{"hsts":{"max_age":60,"include_subdomain":true}}`, 400, codes.APIUnknownParam},
+			{"hsts no max_age", "PATCH", dPath, `{"hsts":{"include_subdomains":true}}`, 400, codes.HSTSInvalid},
+			{"hsts negative", "PATCH", dPath, `{"hsts":{"max_age":-1}}`, 400, codes.HSTSInvalid},
+			{"hsts over two years", "POST", "/reserved_domains", `{"domain":"a.example.com","hsts":{"max_age":63072001}}`, 400, codes.HSTSInvalid},
+			{"hsts preload alone", "PATCH", dPath, `{"hsts":{"max_age":31536000,"preload":true}}`, 400, codes.HSTSInvalid},
+			{"hsts preload short", "PATCH", dPath, `{"hsts":{"max_age":600,"include_subdomains":true,"preload":true}}`, 400, codes.HSTSInvalid},
 			{"no domain", "POST", "/reserved_domains", map[string]any{}, 400, codes.DomainInvalid},
 			{"ip domain", "POST", "/reserved_domains", map[string]any{"domain": "192.0.2.1"}, 400, codes.DomainInvalid},
 			{"ipv6 domain", "POST", "/reserved_domains", map[string]any{"domain": "[2001:db8::1]"}, 400, codes.DomainInvalid},
@@ -378,7 +417,7 @@ func TestReservationsBadInput(t *testing.T) {
 			t.Fatalf("%d reserved domains, want 1", len(items))
 		}
 		got := e.Must(200, e.Call("GET", dPath, e.Admin, nil))
-		if p, _ := got["certificate_management_policy"].(map[string]any); cptest.Str(got, "metadata") != "" || cptest.Str(p, "private_key_type") != "rsa" || got["min_tls_version"] != nil {
+		if p, _ := got["certificate_management_policy"].(map[string]any); cptest.Str(got, "metadata") != "" || cptest.Str(p, "private_key_type") != "rsa" || got["min_tls_version"] != nil || got["hsts"] != nil {
 			t.Fatalf("domain changed: %v", got)
 		}
 		// At the limits is accepted.

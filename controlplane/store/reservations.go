@@ -90,6 +90,19 @@ func ValidateMinTLSVersion(s string) error {
 	return nil
 }
 
+// ValidateHSTS checks a reserved domain's HSTS setting, a
+// Strict-Transport-Security value (policy.ParseHSTS: max-age 0 to two
+// years; preload only with includeSubDomains and a max-age of a year or
+// more, as hstspreload.org requires; docs/tls.md#hsts), and returns its
+// canonical form; "" (none) stays "". Other values get codes.HSTSInvalid.
+func ValidateHSTS(s string) (string, error) {
+	c, err := policy.CanonicalHSTS(s)
+	if err != nil {
+		return "", codes.NewError(codes.HSTSInvalid, "hsts is not valid: %v.", err).WithCause(err)
+	}
+	return c, nil
+}
+
 // MaxDomainBytes is the longest domain name in its ASCII form (RFC 1035
 // §2.3.4, without the root dot).
 const MaxDomainBytes = 253
@@ -234,7 +247,10 @@ type ReservedDomain struct {
 	// MinTLSVersion is the lowest TLS version the edges accept for the
 	// domain's endpoints: "1.0".."1.3", or "" for the edge default.
 	MinTLSVersion string
-	CreatedAt     time.Time
+	// HSTS is the Strict-Transport-Security value the edges set on the
+	// domain's HTTPS responses, canonical (ValidateHSTS); "" for none.
+	HSTS      string
+	CreatedAt time.Time
 }
 
 // ReservedDomainCreate is the input of CreateReservedDomain.
@@ -245,6 +261,7 @@ type ReservedDomainCreate struct {
 	Metadata      string      // ValidateMetadata
 	CertPolicy    *CertPolicy // nil = none; ValidateCertPolicy fills defaults
 	MinTLSVersion string      // ValidateMinTLSVersion
+	HSTS          string      // ValidateHSTS; "" = none
 }
 
 // ReservedDomainUpdate is the input of UpdateReservedDomain; nil fields, and
@@ -259,17 +276,18 @@ type ReservedDomainUpdate struct {
 	SetCertPolicy bool
 	CertPolicy    *CertPolicy
 	MinTLSVersion *string // "" = the edge default
+	HSTS          *string // ValidateHSTS; "" = none
 }
 
 const reservedDomainColumns = `SELECT id, account_id, domain, region, description, metadata,
-	cert_authority, private_key_type, min_tls_version, created_at FROM reserved_domains`
+	cert_authority, private_key_type, min_tls_version, hsts, created_at FROM reserved_domains`
 
 func scanReservedDomain(r scanner) (ReservedDomain, error) {
 	var d ReservedDomain
 	var authority, keyType string
 	var created int64
 	err := r.Scan(&d.ID, &d.AccountID, &d.Domain, &d.Region, &d.Description, &d.Metadata,
-		&authority, &keyType, &d.MinTLSVersion, &created)
+		&authority, &keyType, &d.MinTLSVersion, &d.HSTS, &created)
 	if authority != "" {
 		d.CertPolicy = &CertPolicy{Authority: authority, PrivateKeyType: keyType}
 	}
@@ -319,6 +337,9 @@ func validateReservedDomainCreate(in ReservedDomainCreate) (ReservedDomainCreate
 	if err := ValidateMinTLSVersion(in.MinTLSVersion); err != nil {
 		return in, err
 	}
+	if in.HSTS, err = ValidateHSTS(in.HSTS); err != nil {
+		return in, err
+	}
 	return in, nil
 }
 
@@ -355,14 +376,14 @@ func (t *tx) createReservedDomain(ctx context.Context, accountID string, in Rese
 	}
 	d := &ReservedDomain{ID: ids.New(ids.PrefixReservedDomain), AccountID: accountID, Domain: in.Domain,
 		Region: in.Region, Description: in.Description, Metadata: in.Metadata, CertPolicy: in.CertPolicy,
-		MinTLSVersion: in.MinTLSVersion, CreatedAt: fromMicros(t.stamp())}
+		MinTLSVersion: in.MinTLSVersion, HSTS: in.HSTS, CreatedAt: fromMicros(t.stamp())}
 	authority, keyType := certPolicyColumns(d.CertPolicy)
 	var id string
 	err := t.queryRow(ctx, `INSERT INTO reserved_domains
-		(id, account_id, domain, region, description, metadata, cert_authority, private_key_type, min_tls_version, created_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+		(id, account_id, domain, region, description, metadata, cert_authority, private_key_type, min_tls_version, hsts, created_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
 		ON CONFLICT (domain) DO NOTHING RETURNING id`,
-		d.ID, accountID, d.Domain, d.Region, d.Description, d.Metadata, authority, keyType, d.MinTLSVersion, t.stamp()).Scan(&id)
+		d.ID, accountID, d.Domain, d.Region, d.Description, d.Metadata, authority, keyType, d.MinTLSVersion, d.HSTS, t.stamp()).Scan(&id)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, t.reservedConflict(ctx, "reserved_domains", "domain", d.Domain, accountID)
 	}
@@ -371,7 +392,7 @@ func (t *tx) createReservedDomain(ctx context.Context, accountID string, in Rese
 	}
 	t.audit("reserved_domain_created.v0", accountID, d.ID, map[string]any{
 		"domain": d.Domain, "region": d.Region, "description": d.Description,
-		"certificate_management_policy": certPolicyPayload(d.CertPolicy), "min_tls_version": d.MinTLSVersion})
+		"certificate_management_policy": certPolicyPayload(d.CertPolicy), "min_tls_version": d.MinTLSVersion, "hsts": d.HSTS})
 	return d, nil
 }
 
@@ -464,11 +485,18 @@ func validateReservedDomainUpdate(in ReservedDomainUpdate) (ReservedDomainUpdate
 			return in, err
 		}
 	}
+	if in.HSTS != nil {
+		c, err := ValidateHSTS(*in.HSTS)
+		if err != nil {
+			return in, err
+		}
+		in.HSTS = &c
+	}
 	return in, nil
 }
 
 // UpdateReservedDomain changes a reserved domain's description, metadata,
-// certificate management policy or minimum TLS version (audit event
+// certificate management policy, minimum TLS version or HSTS (audit event
 // reserved_domain_updated.v0 listing the changes). A region other than the
 // current one is refused with codes.RegionImmutable: the hosted platform does
 // not move reservations between regions either (docs/api-compatibility.md#reserved-domains, error
@@ -497,13 +525,14 @@ func (s *Store) UpdateReservedDomain(ctx context.Context, actor Actor, accountID
 			changes["certificate_management_policy"] = certPolicyPayload(d.CertPolicy)
 		}
 		setField(&d.MinTLSVersion, in.MinTLSVersion, "min_tls_version", changes)
+		setField(&d.HSTS, in.HSTS, "hsts", changes)
 		if len(changes) == 0 {
 			return nil
 		}
 		authority, keyType := certPolicyColumns(d.CertPolicy)
 		if _, err := t.exec(ctx, `UPDATE reserved_domains SET description = $1, metadata = $2, cert_authority = $3,
-			private_key_type = $4, min_tls_version = $5 WHERE id = $6`,
-			d.Description, d.Metadata, authority, keyType, d.MinTLSVersion, id); err != nil {
+			private_key_type = $4, min_tls_version = $5, hsts = $6 WHERE id = $7`,
+			d.Description, d.Metadata, authority, keyType, d.MinTLSVersion, d.HSTS, id); err != nil {
 			return fmt.Errorf("updating reserved domain %s: %w", id, err)
 		}
 		t.audit("reserved_domain_updated.v0", accountID, id, changes)

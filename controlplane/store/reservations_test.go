@@ -89,12 +89,13 @@ func TestReservedDomainLifecycle(t *testing.T) {
 		base := rev(t, s)
 		d, err := s.CreateReservedDomain(ctx, actor, f.account.ID, ReservedDomainCreate{
 			Domain: "App.Example.com.", Region: "eu", Description: "site",
-			CertPolicy: &CertPolicy{PrivateKeyType: "ecdsa"}, MinTLSVersion: "1.2"})
+			CertPolicy: &CertPolicy{PrivateKeyType: "ecdsa"}, MinTLSVersion: "1.2", HSTS: "includesubdomains;max-age=600"})
 		if err != nil {
 			t.Fatal(err)
 		}
 		if !strings.HasPrefix(d.ID, "rd_") || d.Domain != "app.example.com" || d.Region != "eu" ||
-			d.CertPolicy == nil || *d.CertPolicy != (CertPolicy{"letsencrypt", "ecdsa"}) || d.MinTLSVersion != "1.2" {
+			d.CertPolicy == nil || *d.CertPolicy != (CertPolicy{"letsencrypt", "ecdsa"}) || d.MinTLSVersion != "1.2" ||
+			d.HSTS != "max-age=600; includeSubDomains" {
 			t.Fatalf("created %+v", d)
 		}
 		if r := rev(t, s); r != base+1 {
@@ -109,7 +110,7 @@ func TestReservedDomainLifecycle(t *testing.T) {
 			t.Fatalf("payload %s: %v", evs[0].Payload, err)
 		}
 		got, err := s.GetReservedDomain(ctx, f.account.ID, d.ID)
-		if err != nil || got.Domain != d.Domain || *got.CertPolicy != *d.CertPolicy || !got.CreatedAt.Equal(d.CreatedAt) {
+		if err != nil || got.Domain != d.Domain || *got.CertPolicy != *d.CertPolicy || !got.CreatedAt.Equal(d.CreatedAt) || got.HSTS != d.HSTS {
 			t.Fatalf("get %+v, %v", got, err)
 		}
 
@@ -119,7 +120,8 @@ func TestReservedDomainLifecycle(t *testing.T) {
 			t.Fatal(err)
 		}
 		rd, ok := snap.ReservedDomain("app.example.com")
-		if !ok || rd.ID != d.ID || rd.AccountID != f.account.ID || rd.Region != "eu" || rd.PrivateKeyType != "ecdsa" || rd.MinTLSVersion != "1.2" {
+		if !ok || rd.ID != d.ID || rd.AccountID != f.account.ID || rd.Region != "eu" || rd.PrivateKeyType != "ecdsa" || rd.MinTLSVersion != "1.2" ||
+			rd.HSTS != "max-age=600; includeSubDomains" {
 			t.Fatalf("snapshot reservation %+v, %v", rd, ok)
 		}
 
@@ -135,8 +137,9 @@ func TestReservedDomainLifecycle(t *testing.T) {
 		}
 
 		// Remove the policy and the TLS floor.
-		u, err := s.UpdateReservedDomain(ctx, actor, f.account.ID, d.ID, ReservedDomainUpdate{SetCertPolicy: true, MinTLSVersion: ptr("")})
-		if err != nil || u.CertPolicy != nil || u.MinTLSVersion != "" {
+		u, err := s.UpdateReservedDomain(ctx, actor, f.account.ID, d.ID, ReservedDomainUpdate{SetCertPolicy: true, MinTLSVersion: ptr(""),
+			HSTS: ptr("max-age=63072000; includeSubDomains; preload")})
+		if err != nil || u.CertPolicy != nil || u.MinTLSVersion != "" || u.HSTS != "max-age=63072000; includeSubDomains; preload" {
 			t.Fatalf("update = %+v, %v", u, err)
 		}
 		if r := rev(t, s); r != r0+1 {
@@ -149,7 +152,8 @@ func TestReservedDomainLifecycle(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if rd, ok := snap.ReservedDomain("app.example.com"); !ok || rd.PrivateKeyType != "" || rd.MinTLSVersion != "" {
+		if rd, ok := snap.ReservedDomain("app.example.com"); !ok || rd.PrivateKeyType != "" || rd.MinTLSVersion != "" ||
+			rd.HSTS != "max-age=63072000; includeSubDomains; preload" {
 			t.Fatalf("snapshot after update %+v", rd)
 		}
 
@@ -424,6 +428,14 @@ func TestReservationValidationChangesNothing(t *testing.T) {
 				_, err := s.UpdateReservedDomain(ctx, f.actor, f.account.ID, d.ID, ReservedDomainUpdate{MinTLSVersion: ptr("1.4")})
 				return err
 			}},
+			{"hsts create", codes.HSTSInvalid, func() error {
+				_, err := s.CreateReservedDomain(ctx, f.actor, f.account.ID, ReservedDomainCreate{Domain: "a.example.com", Region: "us", HSTS: "max-age=63072001"})
+				return err
+			}},
+			{"hsts preload", codes.HSTSInvalid, func() error {
+				_, err := s.UpdateReservedDomain(ctx, f.actor, f.account.ID, d.ID, ReservedDomainUpdate{HSTS: ptr("max-age=31536000; preload")})
+				return err
+			}},
 			{"addr", codes.AddrInvalid, func() error {
 				_, err := s.CreateReservedAddr(ctx, f.actor, f.account.ID, ReservedAddrCreate{Addr: "x.example.com", Region: "us"})
 				return err
@@ -438,7 +450,7 @@ func TestReservationValidationChangesNothing(t *testing.T) {
 			t.Fatalf("refused requests moved the revision %d -> %d", base, r)
 		}
 		got, err := s.GetReservedDomain(ctx, f.account.ID, d.ID)
-		if err != nil || got.CertPolicy != nil || got.Metadata != "" || got.MinTLSVersion != "" {
+		if err != nil || got.CertPolicy != nil || got.Metadata != "" || got.MinTLSVersion != "" || got.HSTS != "" {
 			t.Fatalf("domain changed: %+v, %v", got, err)
 		}
 	})

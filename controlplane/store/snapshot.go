@@ -140,13 +140,13 @@ func readSSHCredentials(ctx context.Context, q *sql.Tx, f rowFilter) ([]snapshot
 		})
 }
 
-// readReservedDomains reads reserved domains; a domain's region and TLS
-// settings are what edges enforce.
+// readReservedDomains reads reserved domains; a domain's region, TLS and
+// HSTS settings are what edges enforce.
 func readReservedDomains(ctx context.Context, q *sql.Tx, f rowFilter) ([]snapshot.ReservedDomain, error) {
-	return readFiltered(ctx, q, f, `SELECT id, account_id, domain, region, min_tls_version, private_key_type
+	return readFiltered(ctx, q, f, `SELECT id, account_id, domain, region, min_tls_version, private_key_type, hsts
 		FROM reserved_domains`, "id", "", func(r scanner) (snapshot.ReservedDomain, error) {
 		var rd snapshot.ReservedDomain
-		return rd, r.Scan(&rd.ID, &rd.AccountID, &rd.Domain, &rd.Region, &rd.MinTLSVersion, &rd.PrivateKeyType)
+		return rd, r.Scan(&rd.ID, &rd.AccountID, &rd.Domain, &rd.Region, &rd.MinTLSVersion, &rd.PrivateKeyType, &rd.HSTS)
 	})
 }
 

@@ -58,6 +58,9 @@ type Edge interface {
 	Attach(s edge.Session) (detach func())
 	// SessionsChanged schedules a report of the edge's sessions.
 	SessionsChanged()
+	// Draining returns a channel closed when the edge begins to drain:
+	// the server stops accepting then (edge.Edge.Shutdown, step 1).
+	Draining() <-chan struct{}
 }
 
 // Config configures a Server. Zero values take the documented defaults.
@@ -110,6 +113,7 @@ type Server struct {
 	active   int           // connections being served
 	idle     chan struct{} // closed when active drops to 0; nil = nobody waits
 	sessions map[*session]struct{}
+	draining bool          // the listener closed because the edge drains; no new sessions
 	stopping chan struct{} // closed by Shutdown and Close
 	stopOnce sync.Once
 }
@@ -290,8 +294,11 @@ func (s *Server) HostKeyFingerprint() string {
 	return ssh.FingerprintSHA256(s.cfg.HostKey.PublicKey())
 }
 
-// Serve accepts SSH clients on ln until Shutdown or Close, serving each on
-// its own goroutine. It returns nil once stopped, or the listener's error.
+// Serve accepts SSH clients on ln until the edge begins to drain, or
+// Shutdown or Close, serving each on its own goroutine. When the edge
+// drains, ln closes at once (new SSH connections are refused while the
+// edge's requests in flight finish) and the sessions go on until Shutdown
+// closes them. It returns nil once stopped, or the listener's error.
 func (s *Server) Serve(ln net.Listener) error {
 	s.mu.Lock()
 	select {
@@ -304,7 +311,35 @@ func (s *Server) Serve(ln net.Listener) error {
 	s.ln = ln
 	s.mu.Unlock()
 	s.log.Info("SSH ingress listening", zap.String("addr", ln.Addr().String()), zap.String("host_key_fingerprint", s.HostKeyFingerprint()))
-	return edge.AcceptLoop(s.ctx, ln, s.handle)
+	served := make(chan struct{})
+	defer close(served)
+	go s.closeOnDrain(served)
+	err := edge.AcceptLoop(s.ctx, ln, s.handle)
+	s.mu.Lock()
+	draining := s.draining
+	s.mu.Unlock()
+	if err == nil && draining {
+		<-s.stopping // Serve returns once stopped, as before drains closed ln
+	}
+	return err
+}
+
+// closeOnDrain closes the listener when the edge begins to drain, and
+// refuses sessions from then on; it returns then, or when Serve returns.
+func (s *Server) closeOnDrain(served <-chan struct{}) {
+	select {
+	case <-s.edge.Draining():
+	case <-served:
+		return
+	}
+	s.mu.Lock()
+	s.draining = true
+	ln := s.ln
+	s.mu.Unlock()
+	if ln != nil {
+		ln.Close()
+	}
+	s.log.Info("SSH ingress: the edge drains; no new SSH connections")
 }
 
 // track counts an authenticated connection in (+1; false when the server
@@ -313,6 +348,9 @@ func (s *Server) track(delta int) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if delta > 0 {
+		if s.draining {
+			return false
+		}
 		select {
 		case <-s.stopping:
 			return false

@@ -61,4 +61,10 @@
 //     client gets 408.
 //   - Every error page carries a TG_ code in its body and in the
 //     Tollgate-Error-Code header.
+//   - An endpoint's HSTS policy (HSTSPolicy) is the only
+//     Strict-Transport-Security field of its final responses over TLS,
+//     HTTP/1.1 and HTTP/2 alike; the upstream's are removed. Over a
+//     connection that is not TLS the field is never added (RFC 6797 §7.2).
+//   - A request refused by Config.Overload opens no proxy stream and
+//     sends no byte to the agent, on a kept-alive or HTTP/2 connection too.
 package httpproxy

@@ -36,6 +36,7 @@ const (
 // pending is a request forwarded whose response has not ended yet.
 type pending struct {
 	isHead, upgrade, close, html bool
+	sts                          string    // Strict-Transport-Security the edge sets; "" = the upstream's (hsts.go)
 	start                        time.Time // OnRequest only
 	method, path, proto          string    // OnRequest only
 }
@@ -65,6 +66,7 @@ type h1conn struct {
 	// Response side, owned by readResponses.
 	resp responseHead
 	info RequestInfo
+	hsts []byte // a response head rewritten with the edge's Strict-Transport-Security
 
 	mu           sync.Mutex
 	cond         sync.Cond
@@ -201,6 +203,9 @@ func (h *h1conn) forward() bool {
 		h.fail(pageMisdirected)
 		return false
 	}
+	if h.overloaded() {
+		return false
+	}
 	ep, ok := h.admit(r)
 	if !ok {
 		return false
@@ -220,7 +225,7 @@ func (h *h1conn) forward() bool {
 		return false
 	}
 
-	e := pending{isHead: r.isHead, upgrade: r.upgrade, close: r.close, html: r.acceptsHTML}
+	e := pending{isHead: r.isHead, upgrade: r.upgrade, close: r.close, html: r.acceptsHTML, sts: hstsOf(ep, h.c)}
 	if h.p.cfg.OnRequest != nil {
 		e.start = time.Now()
 		e.method, e.path = string(r.method), string(r.path)
@@ -429,6 +434,23 @@ func (h *h1conn) admit(r *requestHead) (Endpoint, bool) {
 	}
 	h.stripAuth = ad.StripAuthorization
 	return ep, true
+}
+
+// overloaded answers the request with Config.Overload's refusal, if it
+// gives one, and ends the connection: nothing of the request is
+// forwarded, and a kept-alive connection's open stream carries nothing
+// more.
+func (h *h1conn) overloaded() bool {
+	fn := h.p.cfg.Overload
+	if fn == nil {
+		return false
+	}
+	rf := fn()
+	if rf == nil {
+		return false
+	}
+	h.fail(&rf.pg)
+	return true
 }
 
 // stream returns the connection's open stream, opening one to ep (and

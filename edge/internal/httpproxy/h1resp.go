@@ -91,11 +91,25 @@ func (h *h1conn) readResponses(st Stream) {
 					perr = errUnexpected101
 					break
 				}
+				if cur.sts != "" && h.resp.status >= 200 && h.resp.status != 101 {
+					// The edge's Strict-Transport-Security replaces the
+					// upstream's: the head goes out rewritten, up to its
+					// empty line.
+					if p > r {
+						_ = h.writeClient(buf[r:p]) // a failure shows at the next write
+					}
+					h.hsts = appendHSTSHead(h.hsts[:0], buf[p:p+hl], cur.sts)
+					_ = h.writeClient(h.hsts)
+					if cap(h.hsts) > maxOutRetain {
+						h.hsts = nil // a large head is not kept
+					}
+					r = p + hl - 2
+				}
 				if h.resp.status >= 200 && !h.resp.close && h.lastWhileDraining(completed) {
 					// Draining: the last response in flight tells the
 					// client this connection ends with it.
 					end := p + hl - 2 // before the empty line
-					if h.writeClient(buf[r:end]) == nil {
+					if end == r || h.writeClient(buf[r:end]) == nil {
 						_ = h.writeClient(connectionClose) // a failure shows at the next write
 					}
 					r = end

@@ -154,6 +154,11 @@ func (h *h2conn) relay(w http.ResponseWriter, r *http.Request) relayResult {
 	if !validMethodAndPath(r.Method, r.RequestURI) {
 		return h.page(w, r, pageFor(errRequestLine), "")
 	}
+	if fn := h.p.cfg.Overload; fn != nil {
+		if rf := fn(); rf != nil {
+			return h.page(w, r, &rf.pg, "")
+		}
+	}
 	ep, ok := h.p.resolver.Resolve(authority)
 	if !ok {
 		return h.page(w, r, pageNotFound(authority), "")
@@ -178,6 +183,7 @@ func (h *h2conn) relay(w http.ResponseWriter, r *http.Request) relayResult {
 	head := h.appendHead(make([]byte, 0, 1024), r, chunked)
 	// Sent again on a fresh stream only if the upstream may see it twice.
 	replayable := !hasBody && idempotent(r.Method)
+	sts := hstsOf(ep, h.c)
 
 	for attempt := 0; ; attempt++ {
 		if r.Context().Err() != nil {
@@ -195,7 +201,7 @@ func (h *h2conn) relay(w http.ResponseWriter, r *http.Request) relayResult {
 			}
 			return h.page(w, r, pageAgentUnreachable, epID)
 		}
-		status, n, retry, err := h.exchange(w, r, ps, head, hasBody, chunked)
+		status, n, retry, err := h.exchange(w, r, ps, head, hasBody, chunked, sts)
 		if err == nil {
 			return relayResult{status: status, epID: epID, n: n}
 		}
@@ -223,12 +229,13 @@ func (h *h2conn) relay(w http.ResponseWriter, r *http.Request) relayResult {
 	}
 }
 
-// exchange sends the request on ps and copies the response to w. status is
+// exchange sends the request on ps and copies the response to w, with
+// sts, when not "", as its only Strict-Transport-Security field. status is
 // 0 when no final response was written; retry reports that the stream
 // ended before any response byte. ps is returned to the pool only when it
 // ended the exchange in step: the response complete, framed, nothing after
 // it, the request body sent whole; else it is closed.
-func (h *h2conn) exchange(w http.ResponseWriter, r *http.Request, ps *h2stream, head []byte, hasBody, chunked bool) (status int, n int64, retry bool, err error) {
+func (h *h2conn) exchange(w http.ResponseWriter, r *http.Request, ps *h2stream, head []byte, hasBody, chunked bool, sts string) (status int, n int64, retry bool, err error) {
 	reusable := false
 	ps.begin(h.p)
 	defer func() {
@@ -254,6 +261,9 @@ func (h *h2conn) exchange(w http.ResponseWriter, r *http.Request, ps *h2stream, 
 			err = errBodyTimeout
 		}
 		return 0, 0, !ps.got, err
+	}
+	if sts != "" {
+		w.Header()[hstsHeader] = []string{sts}
 	}
 	w.WriteHeader(ps.resp.status)
 	fl, _ := w.(http.Flusher)

@@ -110,6 +110,14 @@ type Config struct {
 	BufferPool BufferPool
 	// Scheme is the X-Forwarded-Proto value: "https" (default) or "http".
 	Scheme string
+	// Overload, if not nil, is asked before each request is forwarded —
+	// the first one of a connection, one on a kept-alive HTTP/1.1
+	// connection, every HTTP/2 stream: a non-nil Refusal answers the
+	// request instead (the edge's memory guard: 503 with Retry-After),
+	// and no proxy stream is opened or written for it. After such an
+	// answer an HTTP/1.1 connection closes; an HTTP/2 connection goes on.
+	// It must be fast, safe for concurrent use, and must not block.
+	Overload func() *Refusal
 	// OnRequest, if not nil, is called once per finished request from the
 	// connection's goroutines; it must be fast and must not block. Setting it
 	// costs a few allocations per request (method and path strings).
