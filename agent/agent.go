@@ -2,9 +2,12 @@ package agent
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math/bits"
 	"net"
 	"net/http"
 	"os"
@@ -35,36 +38,44 @@ type backoffer interface {
 // errAllStopped ends a session whose endpoints the edge all stopped.
 var errAllStopped = errors.New("agent: every endpoint was stopped by the edge")
 
-// Agent keeps one agent session to an edge and forwards its endpoints'
-// traffic to their upstreams. Create it with New and start it with Run.
+// Agent keeps agent sessions to Config.HAConnections distinct edges of
+// its region (its legs, leg.go) and forwards its endpoints' traffic, which
+// arrives on any leg, to their upstreams. Create it with New and start it
+// with Run.
 type Agent struct {
-	cfg   *resolved
-	log   *zap.Logger
-	eps   []*endpoint
-	ready chan struct{}
+	cfg        *resolved
+	log        *zap.Logger
+	eps        []*endpoint
+	legs       []*leg
+	edges      *edgePicker
+	instanceID string // random per Agent: Auth's InstanceID on every leg
+	ready      chan struct{}
 
 	readyOnce      sync.Once
+	fewerOnce      sync.Once // the one line saying the agent keeps fewer legs
 	running        atomic.Bool
 	allStopped     chan struct{}
 	allStoppedOnce sync.Once
 	routes         atomic.Pointer[map[string]*endpoint] // bind ID → endpoint
+	bg             sync.WaitGroup                       // unbinds on other legs (onStopTunnel); Run waits
+	orphans        wakeup                               // fired when an endpoint is left bound on no leg
 
 	// Replaceable in tests.
 	dial          func(ctx context.Context, transport, addr string) (tunnel.Mux, error)
-	backoff       backoffer
+	backoff       backoffer // shared by every leg when set; else one tunnel.Backoff per leg
 	fallbackDelay time.Duration
 	// preferredRetry is the first delay of returnToPreferred (prefer.go);
 	// 0 = never return.
 	preferredRetry time.Duration
 	probe          regions.Measure // measures a region's edge (region.go)
+	regionRefresh  time.Duration   // how often refreshRegion asks; 0 = never
 
-	mu       sync.Mutex // guards the fields below
-	status   Status
-	clientID string
-	cookie   string
-	sess     *tunnel.ClientSession // current session; nil between sessions
-	webAddr  string                // inspection API address once listening
-	hostname string
+	mu         sync.Mutex // guards the fields below
+	home       string     // where legs dial without a list: ServerAddr, or the region's edge it redirected to
+	stopped    bool       // Run has returned
+	everOnline bool       // a leg has been online
+	webAddr    string     // inspection API address once listening
+	hostname   string
 }
 
 // endpoint is one configured endpoint and its bind state.
@@ -75,6 +86,7 @@ type endpoint struct {
 	metrics counters
 
 	mu        sync.Mutex // guards the fields below
+	on        uint32     // bit n set: bound on leg n
 	bindID    string
 	token     string
 	publicURL string
@@ -99,11 +111,17 @@ func New(cfg Config, logger *zap.Logger) (*Agent, error) {
 	a := &Agent{
 		cfg:            r,
 		log:            logger,
+		edges:          newEdgePicker(r.HAConnections),
+		instanceID:     randomHex(16),
 		ready:          make(chan struct{}),
 		allStopped:     make(chan struct{}),
 		fallbackDelay:  FallbackDelay,
 		preferredRetry: PreferredRetry,
-		status:         Status{State: SessionConnecting, ServerAddr: r.ServerAddr, Version: r.Version},
+		regionRefresh:  RegionRefresh,
+		home:           r.ServerAddr,
+	}
+	for n := range r.HAConnections {
+		a.legs = append(a.legs, &leg{n: n, st: LegStatus{Number: n, State: SessionConnecting}})
 	}
 	a.dial = a.dialEdge
 	a.probe = a.tlsHandshakeTime
@@ -121,16 +139,14 @@ func New(cfg Config, logger *zap.Logger) (*Agent, error) {
 }
 
 // Ready is closed once every endpoint has been bound for the first time
-// (right after Auth when there are none). It is never closed if Run fails
-// first.
+// (right after Auth when there are none), on the first leg. It is never
+// closed if Run fails first.
 func (a *Agent) Ready() <-chan struct{} { return a.ready }
 
-// Transport returns the transport of the current session, "quic" or
-// "tcp"; "" when not connected.
+// Transport returns the transport of the first online leg's session,
+// "quic" or "tcp"; "" when not connected.
 func (a *Agent) Transport() string {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	return a.status.Transport
+	return a.Status().Transport
 }
 
 // WebAddr returns the address the inspection API listens on, once Run has
@@ -141,14 +157,48 @@ func (a *Agent) WebAddr() string {
 	return a.webAddr
 }
 
-// Status returns a snapshot of the session.
+// Status returns a snapshot of the agent's sessions: every leg in Legs,
+// and in the other fields the first online leg's session (leg 0's while
+// none is online).
 func (a *Agent) Status() Status {
 	a.mu.Lock()
-	st, sess := a.status, a.sess
+	st := Status{ServerAddr: a.home, Version: a.cfg.Version}
+	stopped, ever := a.stopped, a.everOnline
 	a.mu.Unlock()
-	if sess != nil {
-		st.Latency = sess.Latency()
+	st.Legs = make([]LegStatus, 0, len(a.legs))
+	first := -1
+	for _, l := range a.legs {
+		ls := l.status()
+		if first < 0 && ls.State == SessionOnline {
+			first = len(st.Legs)
+		}
+		st.Legs = append(st.Legs, ls)
 	}
+	switch {
+	case stopped:
+		st.State = SessionStopped
+	case first >= 0:
+		st.State = SessionOnline
+	case ever:
+		st.State = SessionReconnecting
+	default:
+		st.State = SessionConnecting
+	}
+	if first < 0 {
+		first = 0
+	}
+	m := st.Legs[first]
+	st.SessionID, st.ClientID, st.Region, st.Transport = m.SessionID, m.ClientID, m.Region, m.Transport
+	st.ConnectedAt, st.Latency = m.ConnectedAt, m.Latency
+	if m.ServerAddr != "" {
+		st.ServerAddr = m.ServerAddr
+	}
+	for _, ls := range st.Legs {
+		if ls.State == SessionOnline {
+			st.Connections++
+		}
+	}
+	st.RegionEdges = a.edges.count()
 	return st
 }
 
@@ -172,6 +222,7 @@ func (ep *endpoint) snapshot() EndpointStatus {
 		Upstream:    ep.spec.Upstream.String(),
 		State:       ep.state,
 		BindID:      ep.bindID,
+		Connections: bits.OnesCount32(ep.on),
 		TunnelID:    ep.tunnelID,
 		StopMessage: ep.stopMsg,
 		StopCode:    ep.stopCode,
@@ -182,30 +233,38 @@ func (ep *endpoint) snapshot() EndpointStatus {
 	}
 }
 
-// Run connects to the edge, binds every endpoint and forwards traffic
+// Run connects to the edges, binds every endpoint and forwards traffic
 // until ctx ends, the edge asks the agent to stop, or a permanent error
-// occurs. A dropped connection is re-established with exponential backoff
-// and jitter, re-using the session's ClientId and Cookie and each
-// endpoint's bind Id and Token so public URLs stay the same.
+// occurs. It keeps Config.HAConnections legs, each on its own edge of the
+// region (fewer while the region has fewer live edges): the first leg
+// connects and binds, then the others do. A dropped leg is re-established
+// with exponential backoff and jitter, on another edge when the region has
+// one, while the other legs keep serving; a leg re-uses its session's
+// ClientId and Cookie and every leg each endpoint's bind Id and Token, so
+// public URLs stay the same.
 //
-// Run returns nil when ctx ends (after unbinding and closing the session)
-// or when the edge sent Stop. It returns a *codes.Error for a permanent
-// refusal (authtoken rejected, a bind refused, every endpoint stopped by
-// the edge) carrying the edge's code and message, TG_9001 when the
-// inspection API cannot listen, and ErrAlreadyRunning on a second call.
-// Every goroutine Run starts has ended when it returns.
+// Run returns nil when ctx ends (after unbinding and closing every
+// session) or when an edge sent Stop. It returns a *codes.Error for a
+// permanent refusal (authtoken rejected, a bind refused, every endpoint
+// stopped by the edge) carrying the edge's code and message, TG_9001 when
+// the inspection API cannot listen, and ErrAlreadyRunning on a second
+// call. Every goroutine Run starts has ended when it returns.
 func (a *Agent) Run(ctx context.Context) error {
 	if !a.running.CompareAndSwap(false, true) {
 		return ErrAlreadyRunning
 	}
-	defer a.setState(SessionStopped)
+	defer func() {
+		a.mu.Lock()
+		a.stopped = true
+		a.mu.Unlock()
+	}()
 
 	// Forwarded connections outlive a session only until Run returns.
 	fwdCtx, stopForwarding := context.WithCancel(context.Background())
-	var fwdWG sync.WaitGroup
+	fwd := &forwarding{ctx: fwdCtx}
 	defer func() {
 		stopForwarding()
-		fwdWG.Wait()
+		fwd.wg.Wait()
 	}()
 
 	if a.cfg.webAddr != "" {
@@ -221,88 +280,66 @@ func (a *Agent) Run(ctx context.Context) error {
 		a.mu.Unlock()
 	}
 
-	bo := a.backoff
-	if bo == nil {
-		bo = &tunnel.Backoff{}
+	legCtx, stopLegs := context.WithCancel(ctx)
+	defer stopLegs()
+	ended := make(chan error, len(a.legs)) // each leg's result; the first ends Run
+	var wg sync.WaitGroup
+	startLeg := func(l *leg) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ended <- a.runLeg(legCtx, l, fwd)
+		}()
 	}
-	addr := a.cfg.ServerAddr
-	redirected := false
-	var next *conn // a session that replaced the previous one (prefer.go)
-	for {
-		var c *conn
-		var err error
-		if next != nil {
-			c, next = next, nil
-		} else {
-			c, err = a.connect(ctx, addr)
-		}
-		if err == nil {
-			if next := a.regionRedirect(ctx, c.resp, addr); next != "" && !redirected {
-				a.log.Info("reconnecting to the edge of the configured region",
-					zap.String("region", a.cfg.Region), zap.String("server_addr", next))
-				redirected, addr = true, next
-				c.close()
-				continue
+	startLeg(a.legs[0])
+	if len(a.legs) > 1 {
+		wg.Add(1)
+		go func() { // the other legs, once the first has bound every endpoint
+			defer wg.Done()
+			select {
+			case <-a.ready:
+			case <-legCtx.Done():
+				return
 			}
-			a.sessionStarted(c, addr)
-			if err = a.bindAll(ctx, c); err != nil {
-				a.sessionEnded()
-				c.close()
+			for _, l := range a.legs[1:] {
+				startLeg(l)
 			}
-		}
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
-			if isPermanent(err) || tunnel.IsPermanent(err) {
-				return userError(err)
-			}
-			if !a.wait(ctx, bo, err) {
-				return nil
-			}
-			continue
-		}
+			a.refreshRegion(legCtx)
+		}()
+	}
+	err := <-ended
+	stopLegs()
+	wg.Wait()
+	a.bg.Wait()
+	return err
+}
 
-		bo.Reset()
-		a.emit(Event{Kind: EventConnected})
-		replaced, end := a.serve(ctx, c, addr, fwdCtx, &fwdWG)
-		a.sessionEnded()
-		switch {
-		case replaced != nil:
-			c.close()
-			a.log.Info("the preferred transport works again; moved the session to it",
-				zap.String("transport", replaced.transport), zap.String("from", c.transport))
-			next = replaced
-			continue
-		case ctx.Err() != nil:
-			a.shutdown(c)
-			return nil
-		case errors.Is(end, tunnel.ErrStopRequested):
-			c.close()
-			a.log.Info("the edge asked the agent to stop")
-			return nil
-		case errors.Is(end, tunnel.ErrRestartRequested):
-			c.close()
-			a.log.Info("the edge asked the agent to restart; reconnecting with a new session")
-			a.forgetSession()
-			continue
-		case errors.Is(end, errAllStopped):
-			a.shutdown(c)
-			return a.stoppedError()
-		case errors.Is(end, tunnel.ErrGoingAway):
-			// The edge drains for a restart: its successor (or a sibling)
-			// is expected at once, so reconnect without a delay; the
-			// backoff (reset above) paces the attempts after a failure.
-			c.close()
-			a.log.Info("the edge is going away; reconnecting now", zap.Error(end))
-			a.emit(Event{Kind: EventDisconnected, Err: end})
-			continue
-		}
-		c.close()
-		if !a.wait(ctx, bo, end) {
-			return nil
-		}
+// newBackoff returns the reconnect backoff of one leg.
+func (a *Agent) newBackoff() backoffer {
+	if a.backoff != nil {
+		return a.backoff
 	}
+	return &tunnel.Backoff{}
+}
+
+// homeAddr returns where legs dial while no edge has listed its region.
+func (a *Agent) homeAddr() string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.home
+}
+
+func (a *Agent) setHome(addr string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.home = addr
+}
+
+// randomHex returns n random bytes in hex.
+func randomHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
 }
 
 // startWeb opens the inspection API listener and serves it; the returned

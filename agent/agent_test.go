@@ -494,9 +494,9 @@ func TestAgentAutoTransport(t *testing.T) {
 				return false
 			}
 		})
+		waitFor(t, "the endpoint online again", func() bool { return a.Endpoints()[0].State == StateOnline })
 		_, binds, _ := e.snapshot()
 		last := binds[len(binds)-1]
-		waitFor(t, "the endpoint online again", func() bool { return a.Endpoints()[0].State == StateOnline })
 		if len(binds) != 2 || last.ID != "bind-1" || last.Extra.Token != "token-web" {
 			t.Fatalf("%d binds, the last with id %q token %q; want 2, the re-bind with the first bind's id and token", len(binds), last.ID, last.Extra.Token)
 		}
@@ -574,6 +574,8 @@ func TestNewValidation(t *testing.T) {
 		{"bad transport", func(c *Config) { c.Transport = "udp" }, codes.ConfigInvalid, "auto, quic or tcp"},
 		{"bad region", func(c *Config) { c.Region = "mars" }, codes.ConfigInvalid, "unknown region"},
 		{"bad web addr", func(c *Config) { c.WebAddr = "4040" }, codes.ConfigInvalid, "web address"},
+		{"too many HA connections", func(c *Config) { c.HAConnections = 9 }, codes.ConfigInvalid, "use 1 to 8"},
+		{"negative HA connections", func(c *Config) { c.HAConnections = -1 }, codes.ConfigInvalid, "use 1 to 8"},
 		{"missing CA", func(c *Config) { c.RootCAFile = "/nonexistent/ca.pem" }, codes.CAUnreadable, "/nonexistent/ca.pem"},
 		{"duplicate names", func(c *Config) {
 			c.Endpoints = []config.Endpoint{{Name: "a", Proto: "tcp", Upstream: "1"}, {Name: "a", Proto: "tcp", Upstream: "2"}}

@@ -58,6 +58,13 @@ type Config struct {
 	// fastest among those the first edge lists (regions.Fastest), once per
 	// Run.
 	Region string
+	// HAConnections is how many connections (legs) the agent keeps to
+	// distinct edges of its region, 1 to config.MaxHAConnections; 0 means
+	// config.DefaultHAConnections. Each leg is a session of its own that
+	// binds every endpoint; public traffic arrives on any of them. The
+	// agent keeps fewer while the region has fewer live edges, and one
+	// when its edges do not list their region (docs/agent-protocol.md).
+	HAConnections int
 	// WebAddr is the inspection API's listen address, HOST:PORT. "" or
 	// "false" disables it (the CLI defaults to config.DefaultWebAddr).
 	WebAddr string
@@ -116,6 +123,12 @@ func (c Config) validate() (*resolved, error) {
 		r.Region = string(reg)
 	}
 	if r.webAddr, err = config.ParseWebAddr(c.WebAddr); err != nil {
+		return nil, err
+	}
+	if r.HAConnections == 0 {
+		r.HAConnections = config.DefaultHAConnections
+	}
+	if err := config.CheckHAConnections(r.HAConnections); err != nil {
 		return nil, err
 	}
 	seen := make(map[string]bool, len(c.Endpoints))
@@ -184,6 +197,10 @@ func (c *Config) Apply(s config.AgentSettings) {
 	c.RootCAFile = val(s.RootCA)
 	c.Transport = val(s.Transport)
 	c.Region = val(s.Region)
+	c.HAConnections = 0
+	if s.HAConnections != nil {
+		c.HAConnections = *s.HAConnections
+	}
 	c.WebAddr = config.DefaultWebAddr
 	if s.WebAddr != nil {
 		c.WebAddr = *s.WebAddr

@@ -46,15 +46,15 @@ func (a *Agent) dialEdge(ctx context.Context, transport, addr string) (tunnel.Mu
 	return tunnel.DialTCP(ctx, addr, tlsConf, tunnel.MuxConfig{})
 }
 
-// connect opens an authenticated session to the edge at addr with the
+// connect opens leg l's authenticated session to the edge at addr with the
 // configured transport. With config.TransportAuto it races the transports (see
 // race). Auth refusals come back as errors wrapping *tunnel.RemoteError.
-func (a *Agent) connect(ctx context.Context, addr string) (*conn, error) {
-	auth := a.authRequest()
+func (a *Agent) connect(ctx context.Context, l *leg, addr string) (*conn, error) {
+	auth := a.authRequest(l)
 	if a.cfg.transport != config.TransportAuto {
-		return a.attempt(ctx, a.cfg.transport, addr, auth)
+		return a.attempt(ctx, l, a.cfg.transport, addr, auth)
 	}
-	return a.race(ctx, addr, auth)
+	return a.race(ctx, l, addr, auth)
 }
 
 // otherTransport returns the transport that is not t.
@@ -75,12 +75,12 @@ type attemptResult struct {
 // other transport when AutoFirst fails or has not authenticated within
 // FallbackDelay, and keeps whichever authenticates first; the loser is
 // cancelled or closed. A permanent refusal from either ends the race.
-func (a *Agent) race(ctx context.Context, addr string, auth *tunnel.Auth) (*conn, error) {
+func (a *Agent) race(ctx context.Context, l *leg, addr string, auth *tunnel.Auth) (*conn, error) {
 	raceCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	results := make(chan attemptResult, 2)
 	start := func(t string) {
-		go a.raceAttempt(raceCtx, t, addr, auth, results)
+		go a.raceAttempt(raceCtx, l, t, addr, auth, results)
 	}
 	start(AutoFirst)
 	started := 1
@@ -142,14 +142,14 @@ func (j joinedError) Error() string {
 func (j joinedError) Unwrap() []error { return j }
 
 // raceAttempt runs one attempt of race and reports its result.
-func (a *Agent) raceAttempt(ctx context.Context, transport, addr string, auth *tunnel.Auth, out chan<- attemptResult) {
-	c, err := a.attempt(ctx, transport, addr, auth)
+func (a *Agent) raceAttempt(ctx context.Context, l *leg, transport, addr string, auth *tunnel.Auth, out chan<- attemptResult) {
+	c, err := a.attempt(ctx, l, transport, addr, auth)
 	out <- attemptResult{c: c, err: err, transport: transport}
 }
 
-// attempt dials the edge over one transport, starts the session and
+// attempt dials the edge over one transport, starts leg l's session and
 // authenticates, all within ConnectTimeout.
-func (a *Agent) attempt(ctx context.Context, transport, addr string, auth *tunnel.Auth) (*conn, error) {
+func (a *Agent) attempt(ctx context.Context, l *leg, transport, addr string, auth *tunnel.Auth) (*conn, error) {
 	ctx, cancel := context.WithTimeout(ctx, a.cfg.ConnectTimeout)
 	defer cancel()
 	mux, err := a.dial(ctx, transport, addr)
@@ -161,7 +161,7 @@ func (a *Agent) attempt(ctx context.Context, transport, addr string, auth *tunne
 		Logger:             a.log,
 		HeartbeatInterval:  a.cfg.HeartbeatInterval,
 		HeartbeatTolerance: a.cfg.HeartbeatTolerance,
-		OnStopTunnel:       a.onStopTunnel,
+		OnStopTunnel:       func(st tunnel.StopTunnel) { a.onStopTunnel(l, c, st) },
 		OnStop:             a.onStop,
 		OnRestart:          a.onRestart,
 	})

@@ -1,10 +1,11 @@
-// Package agent is the Tollgate agent runtime: it keeps one agent session
-// to an edge alive (TLS over TCP first and QUIC when TCP is slow to answer
-// or fails, or the one transport configured; reconnecting with backoff),
-// moves to the configured region's edge or, without one, to the fastest
-// region's (regions.Fastest), binds each endpoint, joins every proxy stream
-// the edge opens to the endpoint's upstream, and serves the local
-// inspection API (GET /api/tunnels). Endpoints and settings arrive as
+// Package agent is the Tollgate agent runtime: it keeps agent sessions to
+// Config.HAConnections distinct edges of its region alive (its legs; TLS
+// over TCP first and QUIC when TCP is slow to answer or fails, or the one
+// transport configured; reconnecting with backoff, to another edge when
+// the region has one), moves to the configured region's edge or, without
+// one, to the fastest region's (regions.Fastest), binds each endpoint on
+// each leg, joins every proxy stream the edges open to the endpoint's
+// upstream, and serves the local inspection API (GET /api/tunnels). Endpoints and settings arrive as
 // package config's types, which hold their schema, defaults and validation.
 //
 // Invariants:
@@ -13,6 +14,9 @@
 //   - A reconnect re-authenticates with the previous ClientId and Cookie and
 //     re-binds every endpoint with its previous bind Id and Token, so public
 //     URLs survive a dropped connection.
+//   - Two legs never hold one edge (the edge's EdgeID tells them apart);
+//     every leg binds every endpoint under the same bind Id and URL, and a
+//     proxy stream on any leg reaches the same upstream.
 //   - Errors the edge marks as permanent (a refused authtoken, a refused
 //     bind) are never retried: Run returns them as a *codes.Error.
 //   - The authtoken is never logged and never appears in an error.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -65,6 +66,10 @@ type fakeEdge struct {
 	region    string
 	connect   []tunnel.ConnectAddress
 	n         int
+	id        string              // AuthRespExtra.EdgeID; "" = an edge that does not name itself
+	listed    []tunnel.RegionEdge // AuthRespExtra.RegionEdges
+	kill      func()              // closes the listeners and every session, as a killed edge
+	tcpHost   string              // host of TCP endpoints' URLs; "" = tcp.tollgate.localhost
 
 	newSession chan *tunnel.ServerSession
 	wg         sync.WaitGroup
@@ -105,17 +110,27 @@ func newFakeEdge(t *testing.T, o edgeOpts) *fakeEdge {
 		t.Fatal("no port free for both TCP and UDP")
 	}
 	e.addr = ln.Addr().String()
+	var ql *tunnel.QUICListener
+	var killOnce sync.Once
+	e.kill = func() {
+		killOnce.Do(func() {
+			cancel()
+			ln.Close()
+			if ql != nil {
+				ql.Close()
+			}
+			if udp != nil {
+				udp.Close()
+			}
+			e.mu.Lock()
+			for _, s := range e.sessions {
+				_ = s.Close(errors.New("fake edge killed"))
+			}
+			e.mu.Unlock()
+		})
+	}
 	t.Cleanup(func() {
-		cancel()
-		ln.Close()
-		if udp != nil {
-			udp.Close()
-		}
-		e.mu.Lock()
-		for _, s := range e.sessions {
-			_ = s.Close(nil)
-		}
-		e.mu.Unlock()
+		e.kill()
 		e.wg.Wait()
 	})
 	if o.tcp {
@@ -143,11 +158,10 @@ func newFakeEdge(t *testing.T, o edgeOpts) *fakeEdge {
 		ln.Close()
 	}
 	if o.quic {
-		ql, err := tunnel.ListenQUIC(udp, serverTLS, tunnel.QUICListenerConfig{})
+		ql, err = tunnel.ListenQUIC(udp, serverTLS, tunnel.QUICListenerConfig{})
 		if err != nil {
 			t.Fatal(err)
 		}
-		t.Cleanup(func() { ql.Close() })
 		e.wg.Add(1)
 		go func() {
 			defer e.wg.Done()
@@ -225,6 +239,7 @@ func (h *edgeHandler) Auth(ctx context.Context, req *tunnel.Auth) *tunnel.AuthRe
 		Extra: tunnel.AuthRespExtra{
 			Region: e.region, Cookie: "cookie-" + strconv.Itoa(e.n), AgentSessionID: "ts_" + strconv.Itoa(e.n),
 			ConnectAddresses: e.connect,
+			EdgeID:           e.id, RegionEdges: e.listed,
 		},
 	}
 	// Hand the session to the test once the session has marked itself
@@ -256,7 +271,11 @@ func (h *edgeHandler) Bind(ctx context.Context, req *tunnel.Bind) *tunnel.BindRe
 	}
 	url := "https://" + req.Extra.Name + ".tollgate.localhost:8443"
 	if req.Proto == "tcp" {
-		url = "tcp://" + req.Extra.Name + ".tcp.tollgate.localhost:20001"
+		host := e.tcpHost
+		if host == "" {
+			host = "tcp.tollgate.localhost"
+		}
+		url = "tcp://" + req.Extra.Name + "." + host + ":20001"
 	}
 	id := req.ID
 	if id == "" {
@@ -274,5 +293,7 @@ func (h *edgeHandler) Unbind(ctx context.Context, req *tunnel.Unbind) *tunnel.Un
 }
 
 func (h *edgeHandler) SrvInfo(ctx context.Context) *tunnel.SrvInfoResp {
-	return &tunnel.SrvInfoResp{Region: h.e.region}
+	h.e.mu.Lock()
+	defer h.e.mu.Unlock()
+	return &tunnel.SrvInfoResp{Region: h.e.region, EdgeID: h.e.id, RegionEdges: h.e.listed}
 }

@@ -63,7 +63,24 @@ type apiStatus struct {
 	ConnectedAt string  `json:"connected_at,omitempty"`
 	Version     string  `json:"version"`
 	Tunnels     int     `json:"tunnels"`
-	URI         string  `json:"uri"`
+	// Connections counts the online legs; Legs lists every leg (HA
+	// connections, one per edge of the region).
+	Connections int            `json:"connections"`
+	RegionEdges int            `json:"region_edges"`
+	Legs        []apiLegStatus `json:"legs"`
+	URI         string         `json:"uri"`
+}
+
+// apiLegStatus is one leg in GET /api/status.
+type apiLegStatus struct {
+	Number      int     `json:"number"`
+	State       string  `json:"state"`
+	SessionID   string  `json:"session_id,omitempty"`
+	EdgeID      string  `json:"edge_id,omitempty"`
+	ServerAddr  string  `json:"server_addr,omitempty"`
+	Transport   string  `json:"transport,omitempty"`
+	LatencyMS   float64 `json:"latency_ms"`
+	ConnectedAt string  `json:"connected_at,omitempty"`
 }
 
 type apiError struct {
@@ -77,7 +94,7 @@ type apiError struct {
 //
 //	GET /api/tunnels          {"tunnels":[...],"uri":"/api/tunnels"}
 //	GET /api/tunnels/{name}   one tunnel
-//	GET /api/status           the session
+//	GET /api/status           the sessions: the first online leg's, and every leg
 //
 // Only endpoints that have a public URL are listed (wrappers poll until
 // the list is non-empty and take public_url).
@@ -126,6 +143,16 @@ func newInspectHandler(src statusSource) http.Handler {
 		}
 		if !st.ConnectedAt.IsZero() {
 			out.ConnectedAt = st.ConnectedAt.UTC().Format(time.RFC3339)
+		}
+		out.Connections, out.RegionEdges = st.Connections, st.RegionEdges
+		out.Legs = make([]apiLegStatus, 0, len(st.Legs))
+		for _, l := range st.Legs {
+			al := apiLegStatus{Number: l.Number, State: l.State, SessionID: l.SessionID, EdgeID: l.EdgeID,
+				ServerAddr: l.ServerAddr, Transport: l.Transport, LatencyMS: float64(l.Latency) / float64(time.Millisecond)}
+			if !l.ConnectedAt.IsZero() {
+				al.ConnectedAt = l.ConnectedAt.UTC().Format(time.RFC3339)
+			}
+			out.Legs = append(out.Legs, al)
 		}
 		writeJSON(w, http.StatusOK, out)
 	})

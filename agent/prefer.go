@@ -29,7 +29,7 @@ func (a *Agent) wantsPreferred(transport string) bool {
 	return a.cfg.transport == config.TransportAuto && transport != AutoFirst && a.preferredRetry > 0
 }
 
-// returnToPreferred tries, on the retry schedule above, to open an
+// returnToPreferred tries, on the retry schedule above, to open leg l's
 // authenticated session to addr over AutoFirst. The new session resumes
 // the current one (same ClientId and Cookie), so the edge retires the old
 // session as it authenticates the new one, cutting the connections still
@@ -38,7 +38,7 @@ func (a *Agent) wantsPreferred(transport string) bool {
 // endpoints on the new session, whose bind tokens keep the URLs. It sends
 // the session on found (buffered) and returns, or returns when ctx ends.
 // A failed try costs a TCP and TLS handshake.
-func (a *Agent) returnToPreferred(ctx context.Context, addr string, found chan<- *conn) {
+func (a *Agent) returnToPreferred(ctx context.Context, l *leg, addr string, found chan<- *conn) {
 	delay := a.preferredRetry
 	t := time.NewTimer(delay)
 	defer t.Stop()
@@ -48,7 +48,7 @@ func (a *Agent) returnToPreferred(ctx context.Context, addr string, found chan<-
 			return
 		case <-t.C:
 		}
-		c, err := a.attempt(ctx, AutoFirst, addr, a.authRequest())
+		c, err := a.attempt(ctx, l, AutoFirst, addr, a.authRequest(l))
 		if err == nil {
 			found <- c
 			return

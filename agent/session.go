@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"runtime"
 	"sync"
-	"time"
 
 	"go.uber.org/zap"
 
@@ -18,24 +17,30 @@ import (
 	"github.com/tollgate/tollgate/tunnel"
 )
 
-// authRequest builds the Auth message, resuming the previous session
-// (ClientId, Cookie) when there is one. ClientSession.Auth fills in the
+// authRequest builds leg l's Auth message, resuming the leg's previous
+// session (ClientId, Cookie) when there is one. Every leg sends the
+// agent's InstanceID and its own LegNumber. ClientSession.Auth fills in the
 // protocol versions, heartbeat settings, ClientType and the Stop and
 // Restart capabilities (supported: attempt sets OnStop and OnRestart).
-func (a *Agent) authRequest() *tunnel.Auth {
+func (a *Agent) authRequest(l *leg) *tunnel.Auth {
 	a.mu.Lock()
-	defer a.mu.Unlock()
+	hostname := a.hostname
+	a.mu.Unlock()
+	l.mu.Lock()
+	defer l.mu.Unlock()
 	return &tunnel.Auth{
-		ClientID: a.clientID,
+		ClientID: l.clientID,
 		Extra: tunnel.AuthExtra{
-			OS:        runtime.GOOS,
-			Arch:      runtime.GOARCH,
-			Authtoken: tunnel.Secret(a.cfg.Authtoken),
-			Version:   a.cfg.Version,
-			Hostname:  a.hostname,
-			UserAgent: "tollgate/" + a.cfg.Version,
-			Metadata:  a.cfg.Metadata,
-			Cookie:    a.cookie,
+			OS:         runtime.GOOS,
+			Arch:       runtime.GOARCH,
+			Authtoken:  tunnel.Secret(a.cfg.Authtoken),
+			Version:    a.cfg.Version,
+			Hostname:   hostname,
+			UserAgent:  "tollgate/" + a.cfg.Version,
+			Metadata:   a.cfg.Metadata,
+			Cookie:     l.cookie,
+			LegNumber:  uint32(l.n),
+			InstanceID: a.instanceID,
 		},
 	}
 }
@@ -61,69 +66,22 @@ func (a *Agent) regionRedirect(ctx context.Context, resp *tunnel.AuthResp, addr 
 	return ""
 }
 
-// sessionStarted records an authenticated session.
-func (a *Agent) sessionStarted(c *conn, addr string) {
-	resp := c.resp
-	a.mu.Lock()
-	a.clientID = resp.ClientID
-	if resp.Extra.Cookie != "" {
-		a.cookie = resp.Extra.Cookie
-	}
-	a.sess = c.sess
-	a.status.SessionID = resp.Extra.AgentSessionID
-	a.status.ClientID = resp.ClientID
-	a.status.Region = resp.Extra.Region
-	a.status.Transport = c.transport
-	a.status.ServerAddr = addr
-	a.status.ConnectedAt = time.Now()
-	a.mu.Unlock()
-	a.log.Info("agent session established",
-		zap.String("session_id", resp.Extra.AgentSessionID), zap.String("region", resp.Extra.Region),
-		zap.String("transport", c.transport), zap.String("server_addr", addr))
-	if resp.Extra.Banner != "" {
-		a.log.Info(resp.Extra.Banner)
-	}
-	if d := resp.Extra.DeprecationWarning; d != nil {
-		a.log.Warn("this agent version is deprecated", zap.String("message", d.Msg), zap.String("next_min", d.NextMin))
-	}
-}
-
-// sessionEnded marks the session gone and bound endpoints reconnecting.
-func (a *Agent) sessionEnded() {
-	a.mu.Lock()
-	a.sess = nil
-	a.status.State = SessionReconnecting
-	a.status.Transport = ""
-	a.mu.Unlock()
+// bindLeg binds on leg l every endpoint not stopped by the edge, with its
+// bind Id and Token. An endpoint the edge named (no URL configured) asks
+// for the name it already has, so that every edge of the region serves it
+// under one URL. A refusal of a first bind, or a permanent refusal of a
+// re-bind, is marked permanent, unless other legs serve the endpoint: then
+// this leg leaves it to them, as it does when its edge answers with
+// another URL. With orphansOnly it binds only the endpoints that were
+// bound and are bound on no leg now (serve).
+func (a *Agent) bindLeg(ctx context.Context, l *leg, c *conn, orphansOnly bool) error {
+	bit := uint32(1) << l.n
 	for _, ep := range a.eps {
 		ep.mu.Lock()
-		if ep.state == StateOnline {
-			ep.state = StateReconnecting
+		if orphansOnly && (ep.on != 0 || ep.publicURL == "") {
+			ep.mu.Unlock()
+			continue
 		}
-		ep.mu.Unlock()
-	}
-}
-
-// forgetSession drops ClientId and Cookie so the next Auth starts a new
-// session (after Restart). Bind tokens are kept: URLs stay.
-func (a *Agent) forgetSession() {
-	a.mu.Lock()
-	a.clientID, a.cookie = "", ""
-	a.mu.Unlock()
-}
-
-func (a *Agent) setState(s string) {
-	a.mu.Lock()
-	a.status.State = s
-	a.mu.Unlock()
-}
-
-// bindAll binds every endpoint not stopped by the edge, re-using previous
-// bind Ids and Tokens. A refusal of a first bind, or a permanent refusal
-// of a re-bind, is marked permanent.
-func (a *Agent) bindAll(ctx context.Context, c *conn) error {
-	for _, ep := range a.eps {
-		ep.mu.Lock()
 		req := &tunnel.Bind{
 			ID:         ep.bindID,
 			Proto:      ep.spec.BindProto,
@@ -131,22 +89,54 @@ func (a *Agent) bindAll(ctx context.Context, c *conn) error {
 			Opts:       ep.opts,
 			Extra:      tunnel.BindExtra{Name: ep.spec.Name, Token: ep.token, Metadata: ep.spec.Metadata, PoolingEnabled: ep.spec.PoolingEnabled},
 		}
-		stopped, rebind, oldURL := ep.state == StateStopped, ep.publicURL != "", ep.publicURL
+		stopped, known, others := ep.state == StateStopped, ep.publicURL, ep.on&^bit != 0
 		ep.mu.Unlock()
 		if stopped {
 			continue
+		}
+		if known != "" && ep.spec.URL == "" && ep.spec.Kind != config.ProtoTCP {
+			// A bind token proves the name only to edges that share its
+			// key; the name itself is the same request on every edge.
+			spec := *ep.spec
+			spec.URL = known
+			if opts, err := bindOpts(&spec); err == nil {
+				req.Opts = opts
+			}
 		}
 		bctx, cancel := context.WithTimeout(ctx, a.cfg.ConnectTimeout)
 		resp, err := c.sess.Bind(bctx, req)
 		cancel()
 		if err != nil {
 			var re *tunnel.RemoteError
-			if errors.As(err, &re) && (!rebind || re.Permanent()) {
-				return &permanent{err: bindError(ep.spec, re)}
+			if errors.As(err, &re) {
+				switch {
+				case known == "":
+					return &permanent{err: bindError(ep.spec, re)}
+				case others:
+					a.log.Warn("an edge refused an endpoint that other connections serve; leaving it to them",
+						zap.Int("leg", l.n), zap.String("edge_id", c.resp.Extra.EdgeID), zap.String("endpoint", ep.spec.Name),
+						zap.String("code", re.Code), zap.String("reason", re.Message))
+					continue
+				case re.Permanent():
+					return &permanent{err: bindError(ep.spec, re)}
+				}
 			}
 			return fmt.Errorf("binding endpoint %q: %w", ep.spec.Name, err)
 		}
 		ep.mu.Lock()
+		others = ep.on&^bit != 0
+		if others && (resp.URL != ep.publicURL || resp.ID != "" && resp.ID != ep.bindID) {
+			ep.mu.Unlock()
+			a.log.Warn("an edge gave an endpoint another URL than the other connections hold; leaving it to them",
+				zap.Int("leg", l.n), zap.String("edge_id", c.resp.Extra.EdgeID), zap.String("endpoint", ep.spec.Name),
+				zap.String("url", resp.URL), zap.String("held_url", known))
+			uctx, cancel := context.WithTimeout(ctx, a.cfg.ConnectTimeout)
+			if err := c.sess.Unbind(uctx, resp.ID); err != nil {
+				a.log.Debug("unbind failed", zap.String("endpoint", ep.spec.Name), zap.Error(err))
+			}
+			cancel()
+			continue
+		}
 		if resp.ID != "" {
 			ep.bindID = resp.ID
 		}
@@ -155,18 +145,19 @@ func (a *Agent) bindAll(ctx context.Context, c *conn) error {
 		}
 		ep.publicURL = resp.URL
 		ep.tunnelID = resp.Extra.TunnelID
-		ep.state = StateOnline
+		ep.on |= bit
+		if ep.state != StateStopped {
+			ep.state = StateOnline
+		}
 		ep.mu.Unlock()
-		if rebind && oldURL != resp.URL {
+		if known != "" && known != resp.URL {
 			a.log.Warn("endpoint URL changed on reconnect", zap.String("endpoint", ep.spec.Name),
-				zap.String("old_url", oldURL), zap.String("url", resp.URL))
+				zap.String("old_url", known), zap.String("url", resp.URL))
 		}
 		a.log.Info("endpoint online", zap.String("endpoint", ep.spec.Name), zap.String("url", resp.URL),
-			zap.String("upstream", ep.spec.Upstream.String()))
+			zap.String("upstream", ep.spec.Upstream.String()), zap.Int("leg", l.n), zap.String("edge_id", c.resp.Extra.EdgeID))
 	}
 	a.rebuildRoutes()
-	a.setState(SessionOnline)
-	a.readyOnce.Do(func() { close(a.ready) })
 	return nil
 }
 
@@ -184,15 +175,15 @@ func (a *Agent) rebuildRoutes() {
 	a.routes.Store(&m)
 }
 
-// serve accepts proxy streams and forwards each in its own goroutine
-// until the session ends, ctx ends, the edge stopped every endpoint, or
+// serve accepts leg l's proxy streams and forwards each in its own
+// goroutine until the session ends, ctx ends, the edge stopped every endpoint, or
 // (config.TransportAuto on the fallback transport) a session over
 // AutoFirst replaced it. It returns why the session ended (nil when ctx
 // ended), or the session that replaced it as next.
-func (a *Agent) serve(ctx context.Context, c *conn, addr string, fwdCtx context.Context, fwdWG *sync.WaitGroup) (next *conn, end error) {
+func (a *Agent) serve(ctx context.Context, l *leg, c *conn, addr string, fwd *forwarding) (next *conn, end error) {
 	acceptCtx, stopAccepting := context.WithCancel(context.Background())
 	acceptDone := make(chan struct{})
-	go a.acceptProxies(acceptCtx, c, fwdCtx, fwdWG, acceptDone)
+	go a.acceptProxies(acceptCtx, c, fwd, acceptDone)
 	defer func() {
 		stopAccepting()
 		<-acceptDone
@@ -203,7 +194,7 @@ func (a *Agent) serve(ctx context.Context, c *conn, addr string, fwdCtx context.
 		preferDone := make(chan struct{})
 		go func() {
 			defer close(preferDone)
-			a.returnToPreferred(preferCtx, addr, found)
+			a.returnToPreferred(preferCtx, l, addr, found)
 		}()
 		defer func() {
 			stopPreferring()
@@ -221,20 +212,46 @@ func (a *Agent) serve(ctx context.Context, c *conn, addr string, fwdCtx context.
 			}
 		}()
 	}
-	select {
-	case <-ctx.Done():
-		return nil, nil
-	case <-c.runDone:
-		return nil, c.runErr
-	case <-a.allStopped:
-		return nil, errAllStopped
-	case n := <-found:
-		return n, nil
+	// An endpoint that no leg serves any more (its legs ended, others had
+	// left it to them) is bound on this leg.
+	orphans := a.orphans.wait()
+	for {
+		if a.hasOrphans() {
+			if err := a.bindLeg(ctx, l, c, true); err != nil {
+				a.log.Warn("binding the endpoints no connection serves failed", zap.Int("leg", l.n), zap.Error(err))
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return nil, nil
+		case <-c.runDone:
+			return nil, c.runErr
+		case <-a.allStopped:
+			return nil, errAllStopped
+		case n := <-found:
+			return n, nil
+		case <-orphans:
+			orphans = a.orphans.wait()
+		}
 	}
 }
 
+// hasOrphans reports whether an endpoint that was bound, and not stopped,
+// is bound on no leg.
+func (a *Agent) hasOrphans() bool {
+	for _, ep := range a.eps {
+		ep.mu.Lock()
+		orphan := ep.on == 0 && ep.publicURL != "" && ep.state != StateStopped
+		ep.mu.Unlock()
+		if orphan {
+			return true
+		}
+	}
+	return false
+}
+
 // acceptProxies is the session's accept loop for proxy streams.
-func (a *Agent) acceptProxies(ctx context.Context, c *conn, fwdCtx context.Context, fwdWG *sync.WaitGroup, done chan<- struct{}) {
+func (a *Agent) acceptProxies(ctx context.Context, c *conn, fwd *forwarding, done chan<- struct{}) {
 	defer close(done)
 	for {
 		hdr, st, err := c.sess.AcceptProxy(ctx)
@@ -249,8 +266,8 @@ func (a *Agent) acceptProxies(ctx context.Context, c *conn, fwdCtx context.Conte
 			_ = st.Close()
 			continue
 		}
-		fwdWG.Add(1)
-		go forwardStream(fwdCtx, fwdWG, ep.fwd, st, hdr.ClientAddr)
+		fwd.wg.Add(1)
+		go forwardStream(fwd.ctx, &fwd.wg, ep.fwd, st, hdr.ClientAddr)
 	}
 }
 
@@ -260,51 +277,51 @@ func forwardStream(ctx context.Context, wg *sync.WaitGroup, f *forwarder, st tun
 	f.serve(ctx, st, clientAddr)
 }
 
-// shutdown unbinds every online endpoint (bounded by unbindTimeout) and
-// closes the session.
-func (a *Agent) shutdown(c *conn) {
+// shutdown unbinds the endpoints bound on the leg (bound, bounded by
+// unbindTimeout) and closes its session.
+func (a *Agent) shutdown(l *leg, c *conn, bound []string) {
 	ctx, cancel := context.WithTimeout(context.Background(), unbindTimeout)
 	defer cancel()
-	for _, ep := range a.eps {
-		ep.mu.Lock()
-		id, live := ep.bindID, ep.state == StateOnline || ep.state == StateReconnecting
-		ep.mu.Unlock()
-		if id == "" || !live {
-			continue
-		}
+	for _, id := range bound {
 		if err := c.sess.Unbind(ctx, id); err != nil {
-			a.log.Debug("unbind failed", zap.String("endpoint", ep.spec.Name), zap.Error(err))
+			a.log.Debug("unbind failed", zap.String("bind_id", id), zap.Error(err))
 		}
 	}
 	c.close()
-	a.log.Info("agent session closed")
+	a.log.Info("agent session closed", zap.Int("leg", l.n))
 }
 
-// wait sleeps for the next backoff delay after cause; false means ctx
+// wait sleeps for leg l's next backoff delay after cause; false means ctx
 // ended first.
-func (a *Agent) wait(ctx context.Context, bo backoffer, cause error) bool {
+func (a *Agent) wait(ctx context.Context, l *leg, bo backoffer, cause error) bool {
 	delay := bo.Next()
-	a.log.Warn("no session with the edge; reconnecting", zap.Duration("delay", delay), zap.Error(cause))
-	a.emit(Event{Kind: EventDisconnected, Err: cause, Delay: delay})
-	t := time.NewTimer(delay)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
+	online := a.onlineLegs()
+	if online > 0 {
+		a.log.Warn("lost a connection to an edge; serving through the others, reconnecting",
+			zap.Int("leg", l.n), zap.Int("connections", online), zap.Duration("delay", delay), zap.Error(cause))
+	} else {
+		a.log.Warn("no session with the edge; reconnecting", zap.Duration("delay", delay), zap.Error(cause))
 	}
+	a.emit(Event{Kind: EventDisconnected, Err: cause, Delay: delay, Leg: l.n, Legs: online})
+	return a.sleep(ctx, delay)
 }
 
-// onStopTunnel handles the edge's StopTunnel: the endpoint ends and is not
-// re-bound; when every endpoint has ended, Run returns.
-func (a *Agent) onStopTunnel(st tunnel.StopTunnel) {
+// onStopTunnel handles the StopTunnel of leg l's session c: the endpoint
+// ends on every leg and is not re-bound; when every endpoint has ended,
+// Run returns. A stop from a session the leg has left is ignored.
+func (a *Agent) onStopTunnel(l *leg, c *conn, st tunnel.StopTunnel) {
+	if l.current() != c {
+		a.log.Debug("stop from a session the agent has left", zap.Int("leg", l.n), zap.String("bind_id", st.ID))
+		return
+	}
 	var stopped *endpoint
+	var elsewhere uint32
 	all := len(a.eps) > 0
 	for _, ep := range a.eps {
 		ep.mu.Lock()
 		if ep.bindID == st.ID && ep.state != StateStopped {
 			ep.state, ep.stopMsg, ep.stopCode = StateStopped, st.Message, st.ErrorCode
+			elsewhere, ep.on = ep.on&^(1<<l.n), 0
 			stopped = ep
 		}
 		all = all && ep.state == StateStopped
@@ -315,11 +332,32 @@ func (a *Agent) onStopTunnel(st tunnel.StopTunnel) {
 		return
 	}
 	a.rebuildRoutes()
+	a.unbindElsewhere(st.ID, elsewhere)
 	a.log.Warn("the edge stopped an endpoint", zap.String("endpoint", stopped.spec.Name),
 		zap.String("message", st.Message), zap.String("code", st.ErrorCode))
 	a.emit(Event{Kind: EventEndpointStopped, Endpoint: stopped.spec.Name, Message: st.Message, Code: st.ErrorCode})
 	if all {
 		a.allStoppedOnce.Do(func() { close(a.allStopped) })
+	}
+}
+
+// unbindElsewhere unbinds bindID on the legs in mask, in the background
+// (Run waits for it), bounded by unbindTimeout.
+func (a *Agent) unbindElsewhere(bindID string, mask uint32) {
+	for _, o := range a.legs {
+		c := o.current()
+		if mask&(1<<o.n) == 0 || c == nil {
+			continue
+		}
+		a.bg.Add(1)
+		go func() {
+			defer a.bg.Done()
+			ctx, cancel := context.WithTimeout(context.Background(), unbindTimeout)
+			defer cancel()
+			if err := c.sess.Unbind(ctx, bindID); err != nil {
+				a.log.Debug("unbind failed", zap.Int("leg", o.n), zap.String("bind_id", bindID), zap.Error(err))
+			}
+		}()
 	}
 }
 

@@ -9,7 +9,8 @@ import (
 func ptr(s string) *string { return &s }
 
 func TestSettingsPrecedence(t *testing.T) {
-	flags := config.AgentSettings{Authtoken: ptr("flag-token"), Transport: ptr("tcp")}
+	one := 1
+	flags := config.AgentSettings{Authtoken: ptr("flag-token"), Transport: ptr("tcp"), HAConnections: &one}
 	env := config.AgentSettingsFromEnv(func(k string) string {
 		return map[string]string{
 			config.EnvAuthtoken:  "env-token",
@@ -18,11 +19,12 @@ func TestSettingsPrecedence(t *testing.T) {
 		}[k]
 	})
 	file := (&config.AgentFile{
-		Authtoken:  "file-token",
-		ServerAddr: "file.example.com:4443",
-		RootCA:     "/file/ca.pem",
-		Transport:  "quic",
-		Region:     "eu",
+		Authtoken:     "file-token",
+		ServerAddr:    "file.example.com:4443",
+		RootCA:        "/file/ca.pem",
+		Transport:     "quic",
+		Region:        "eu",
+		HAConnections: 3,
 	}).Settings()
 
 	var c Config
@@ -40,6 +42,13 @@ func TestSettingsPrecedence(t *testing.T) {
 		t.Fatalf("merged config = %+v, want %+v", c, want)
 	}
 
+	if c.HAConnections != 1 {
+		t.Fatalf("HAConnections = %d, want the flag's 1 over the file's 3", c.HAConnections)
+	}
+	c.Apply(config.MergeAgentSettings(config.AgentSettings{}, file))
+	if c.HAConnections != 3 {
+		t.Fatalf("HAConnections = %d, want the file's 3", c.HAConnections)
+	}
 	// An explicit "false" web address wins over the default.
 	c.Apply(config.MergeAgentSettings(config.AgentSettings{WebAddr: ptr("false")}, file))
 	if c.WebAddr != "false" {
@@ -48,7 +57,7 @@ func TestSettingsPrecedence(t *testing.T) {
 	// Nothing given anywhere.
 	var empty Config
 	empty.Apply(config.MergeAgentSettings())
-	if empty.Authtoken != "" || empty.WebAddr != config.DefaultWebAddr {
+	if empty.Authtoken != "" || empty.WebAddr != config.DefaultWebAddr || empty.HAConnections != 0 {
 		t.Fatalf("empty = %+v", empty)
 	}
 }

@@ -49,6 +49,10 @@ type AgentFile struct {
 	// WebAddr is the inspection API address; "false" disables it; ""
 	// means DefaultWebAddr.
 	WebAddr string `yaml:"web_addr,omitempty"`
+	// HAConnections is how many connections the agent keeps to distinct
+	// edges of its region, 1 to MaxHAConnections; 0 (absent) means
+	// DefaultHAConnections.
+	HAConnections int `yaml:"ha_connections,omitempty"`
 	// APIKey authenticates `tollgate api` to the control plane's REST API.
 	// Secret: never logged.
 	APIKey string `yaml:"api_key,omitempty"`
@@ -143,6 +147,11 @@ func ParseAgentFile(data []byte) (*AgentFile, error) {
 			return nil, err
 		}
 	}
+	if f.HAConnections != 0 {
+		if err := CheckHAConnections(f.HAConnections); err != nil {
+			return nil, invalid("ha_connections is %d: use 1 to %d (default %d).", f.HAConnections, MaxHAConnections, DefaultHAConnections)
+		}
+	}
 	return f, nil
 }
 
@@ -184,6 +193,10 @@ func (f *AgentFile) Settings() AgentSettings {
 	set(&s.Transport, f.Transport)
 	set(&s.Region, f.Region)
 	set(&s.WebAddr, f.WebAddr)
+	if f.HAConnections != 0 {
+		n := f.HAConnections
+		s.HAConnections = &n
+	}
 	return s
 }
 

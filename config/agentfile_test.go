@@ -16,12 +16,13 @@ var update = flag.Bool("update", false, "rewrite golden files under testdata/")
 func TestAgentFileRoundTrip(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "sub", "tollgate.yml")
 	in := &AgentFile{
-		Authtoken:  "2abcdef_secret",
-		ServerAddr: "edge.example.com:4443",
-		RootCA:     "/etc/tollgate/ca.pem",
-		Transport:  "tcp",
-		Region:     "eu",
-		WebAddr:    "false",
+		Authtoken:     "2abcdef_secret",
+		ServerAddr:    "edge.example.com:4443",
+		RootCA:        "/etc/tollgate/ca.pem",
+		Transport:     "tcp",
+		Region:        "eu",
+		WebAddr:       "false",
+		HAConnections: 3,
 		Endpoints: map[string]AgentFileEndpoint{
 			"web": {Proto: "http", URL: "https://app.example.com", Upstream: "8080", MinTLS: "1.3",
 				CIDRAllow: []string{"10.0.0.0/8"}, CIDRDeny: []string{"10.1.0.0/16"}, BasicAuth: []string{"u:p"}, PoolingEnabled: true},
@@ -62,6 +63,8 @@ func TestParseAgentFileErrors(t *testing.T) {
 		{"two documents", "version: 1\n---\nversion: 1\n", "one YAML document"},
 		{"bad endpoint", "endpoints:\n  web:\n    upstream: nope\n", `Endpoint "web"`},
 		{"bad transport", "transport: udp\n", "Unknown transport"},
+		{"too many HA connections", "ha_connections: 9\n", "ha_connections is 9: use 1 to 8"},
+		{"negative HA connections", "ha_connections: -1\n", "ha_connections is -1"},
 		{"wrong type", "endpoints: 3\n", "line 1"},
 	}
 	for _, tt := range tests {

@@ -40,6 +40,26 @@ const (
 	TransportTCP = "tcp"
 )
 
+// HA connections: how many connections the agent keeps to distinct edges
+// of its region (--ha-connections, the config file's ha_connections).
+const (
+	// DefaultHAConnections is the count when none is given: two, so that
+	// losing one edge never leaves the agent's endpoints unserved.
+	DefaultHAConnections = 2
+	// MaxHAConnections bounds the count: each connection is a session the
+	// edges keep and a heartbeat the agent sends.
+	MaxHAConnections = 8
+)
+
+// CheckHAConnections checks a count of HA connections: 1 to
+// MaxHAConnections. Errors are *codes.Error TG_9002.
+func CheckHAConnections(n int) error {
+	if n < 1 || n > MaxHAConnections {
+		return invalid("%d HA connections is not a count the agent keeps: use 1 to %d (default %d).", n, MaxHAConnections, DefaultHAConnections)
+	}
+	return nil
+}
+
 // AgentSettings are the agent-wide values that command-line flags,
 // environment variables and the config file can each give. A nil field was
 // not given at that layer; MergeAgentSettings picks the first layer that
@@ -51,6 +71,9 @@ type AgentSettings struct {
 	Transport  *string
 	Region     *string
 	WebAddr    *string
+	// HAConnections is the count of connections to distinct edges of the
+	// region; nil means DefaultHAConnections.
+	HAConnections *int
 }
 
 // AgentSettingsFromEnv returns the values given by TOLLGATE_AUTHTOKEN,
@@ -86,6 +109,9 @@ func MergeAgentSettings(layers ...AgentSettings) AgentSettings {
 		pick(&out.Transport, l.Transport)
 		pick(&out.Region, l.Region)
 		pick(&out.WebAddr, l.WebAddr)
+		if out.HAConnections == nil {
+			out.HAConnections = l.HAConnections
+		}
 	}
 	return out
 }

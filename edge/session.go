@@ -134,6 +134,8 @@ func (s *agentSession) Auth(ctx context.Context, req *tunnel.Auth) *tunnel.AuthR
 		AccountName:      ident.Account.Name,
 		PlanName:         "self-hosted",
 		ConnectAddresses: s.edge.connectAddresses(),
+		EdgeID:           s.edge.cfg.EdgeID,
+		RegionEdges:      s.edge.regionEdges(),
 	}
 	s.edge.SessionsChanged()
 	return resp
@@ -200,9 +202,9 @@ func (s *agentSession) Unbind(ctx context.Context, req *tunnel.Unbind) *tunnel.U
 	return &tunnel.UnbindResp{}
 }
 
-// SrvInfo answers the region.
+// SrvInfo answers the region, this edge's ID and the region's live edges.
 func (s *agentSession) SrvInfo(ctx context.Context) *tunnel.SrvInfoResp {
-	return &tunnel.SrvInfoResp{Region: s.edge.cfg.Region}
+	return &tunnel.SrvInfoResp{Region: s.edge.cfg.Region, EdgeID: s.edge.cfg.EdgeID, RegionEdges: s.edge.regionEdges()}
 }
 
 // resumes reports whether s is an earlier session of the agent that just

@@ -114,6 +114,14 @@ func TestRegions(t *testing.T) {
 			t.Fatalf("agent without --region ended in %s, want eu (the only edge without %s of delay):\n%s", region, delay, a.output())
 		}
 		// Restart through the API: the agent reconnects with a new session.
+		// The edge reports the session first (the agent prints its ID as
+		// soon as it is bound).
+		eventually(t, 10*time.Second, func() error {
+			if r := c.sessionRegions()[sid]; r != "eu" {
+				return fmt.Errorf("GET /tunnel_sessions: session %s in region %q, want eu", sid, r)
+			}
+			return nil
+		})
 		c.mustAPI("POST", "/tunnel_sessions/"+sid+"/restart", nil, 204)
 		a.waitFor(regexp.MustCompile(`the edge asked this agent to restart`), 10*time.Second)
 		a.stop(10 * time.Second)

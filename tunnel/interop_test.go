@@ -33,7 +33,9 @@ func (h *sdkHandler) Auth(_ context.Context, req *Auth) *AuthResp {
 	if req.Extra.Authtoken.Reveal() != sdkToken {
 		return &AuthResp{Error: codeError(codes.AuthtokenInvalid, "The authtoken you specified is invalid.")}
 	}
-	return &AuthResp{Extra: AuthRespExtra{Region: "eu", AgentSessionID: "ts_sdk", Version: "tollgate-test"}}
+	// EdgeID and RegionEdges are Tollgate's own: the SDK must ignore them.
+	return &AuthResp{Extra: AuthRespExtra{Region: "eu", AgentSessionID: "ts_sdk", Version: "tollgate-test",
+		EdgeID: "ed_sdk", RegionEdges: []RegionEdge{{EdgeID: "ed_sdk", ServerAddr: h.edge.addr}, {EdgeID: "ed_other", ServerAddr: "127.0.0.1:1"}}}}
 }
 
 func (h *sdkHandler) Bind(_ context.Context, req *Bind) *BindResp {
@@ -50,7 +52,9 @@ func (h *sdkHandler) Bind(_ context.Context, req *Bind) *BindResp {
 }
 
 func (h *sdkHandler) Unbind(context.Context, *Unbind) *UnbindResp { return &UnbindResp{} }
-func (h *sdkHandler) SrvInfo(context.Context) *SrvInfoResp        { return &SrvInfoResp{Region: "eu"} }
+func (h *sdkHandler) SrvInfo(context.Context) *SrvInfoResp {
+	return &SrvInfoResp{Region: "eu", EdgeID: "ed_sdk", RegionEdges: []RegionEdge{{EdgeID: "ed_sdk", ServerAddr: h.edge.addr}}}
+}
 
 type boundEndpoint struct {
 	sess *ServerSession

@@ -187,6 +187,23 @@ type AuthRespExtra struct {
 	// AgentMetrics must stay nil: a non-null value invites the agent to open
 	// AgentMetrics streams, which this package does not serve.
 	AgentMetrics *json.RawMessage
+
+	// EdgeID names the edge that answered (ed_…), so that an agent keeping
+	// several connections tells edges apart, also behind one load-balanced
+	// address. Tollgate's own field, left out when empty; the platform's
+	// SDKs ignore fields they do not know.
+	EdgeID string `json:",omitempty"`
+	// RegionEdges lists the live edges of the answering edge's region, it
+	// first: where an agent keeps its other connections
+	// (docs/agent-protocol.md#ha-connections). Tollgate's own field.
+	RegionEdges []RegionEdge `json:",omitempty"`
+}
+
+// RegionEdge is one live edge of a region: its ID and its agent address,
+// HOST:PORT.
+type RegionEdge struct {
+	EdgeID     string
+	ServerAddr string
 }
 
 // AgentVersionDeprecated warns an agent that it must be updated.
@@ -295,8 +312,14 @@ type UpdateResp struct{ Error string }
 // SrvInfo asks for the edge's region (stream type 8).
 type SrvInfo struct{}
 
-// SrvInfoResp answers SrvInfo.
-type SrvInfoResp struct{ Region string }
+// SrvInfoResp answers SrvInfo. EdgeID and RegionEdges are Tollgate's own,
+// as in AuthRespExtra: an agent with several connections refreshes its list
+// of the region's edges without opening a session.
+type SrvInfoResp struct {
+	Region      string
+	EdgeID      string       `json:",omitempty"`
+	RegionEdges []RegionEdge `json:",omitempty"`
+}
 
 // StartTunnelWithLabel asks for a labeled tunnel (stream type 7).
 type StartTunnelWithLabel struct {

@@ -181,8 +181,17 @@ func runAgent(ctx context.Context, e *env, file *config.AgentFile, eps []config.
 
 	cfg := agent.Config{Endpoints: eps, Version: version,
 		HeartbeatInterval: e.global.heartbeatInterval, HeartbeatTolerance: e.global.heartbeatTolerance}
-	cfg.Apply(config.MergeAgentSettings(e.global.settings(), config.AgentSettingsFromEnv(e.getenv), file.Settings()))
-	p := &printer{out: e.stdout, errOut: e.stderr}
+	settings := config.MergeAgentSettings(e.global.settings(), config.AgentSettingsFromEnv(e.getenv), file.Settings())
+	if n := settings.HAConnections; n != nil {
+		if err := config.CheckHAConnections(*n); err != nil {
+			return fail(err) // 0 would read as the default
+		}
+	}
+	cfg.Apply(settings)
+	p := &printer{out: e.stdout, errOut: e.stderr, ha: cfg.HAConnections}
+	if p.ha == 0 {
+		p.ha = config.DefaultHAConnections
+	}
 	cfg.OnEvent = p.event
 	a, err := agent.New(cfg, log)
 	if err != nil {
@@ -210,7 +219,10 @@ func result(err error) error {
 type printer struct {
 	out, errOut io.Writer
 	mu          sync.Mutex // events arrive from the agent's goroutines
-	lost        bool       // the session was lost; say when it is back
+	lost        bool       // every session was lost; say when one is back
+	shown       bool       // ready has printed
+	ha          int        // HA connections asked for
+	legLines    bool       // print a line per HA connection
 }
 
 // ready prints the session and one Forwarding line per endpoint.
@@ -229,6 +241,23 @@ func (p *printer) ready(a *agent.Agent) {
 		}
 		fmt.Fprintf(p.out, "Forwarding  %s -> %s%s\n", ep.PublicURL, ep.Upstream, name)
 	}
+	// One line per HA connection, once the region lists more than one
+	// edge (a single edge, as in `tollgated dev`, keeps one connection).
+	p.legLines = p.ha > 1 && st.RegionEdges > 1
+	if p.legLines {
+		for _, l := range st.Legs {
+			if l.State == agent.SessionOnline {
+				p.connection(l.Number, l.EdgeID, l.ServerAddr, l.SessionID)
+			}
+		}
+	}
+	p.shown = true
+}
+
+// connection prints one line per HA connection that comes up; p.mu is
+// held.
+func (p *printer) connection(leg int, edgeID, addr, sessionID string) {
+	fmt.Fprintf(p.out, "Connection  %d/%d to edge %s at %s (session %s)\n", leg+1, p.ha, orDash(edgeID), orDash(addr), orDash(sessionID))
 }
 
 // event prints stops and reconnects; the logger has the detail.
@@ -243,7 +272,8 @@ func (p *printer) event(ev agent.Event) {
 		}
 		fmt.Fprintf(p.errOut, "tollgate: the edge stopped endpoint %s: %s\n", ev.Endpoint, msg)
 	case agent.EventDisconnected:
-		p.lost = true // the logger warns with the cause and the delay
+		// The logger warns with the cause and the delay.
+		p.lost = p.lost || ev.Legs == 0
 		if errors.Is(ev.Err, tunnel.ErrGoingAway) {
 			// A draining edge: no warning follows, so say why here.
 			fmt.Fprintf(p.errOut, "tollgate: %v; reconnecting now\n", ev.Err)
@@ -252,6 +282,10 @@ func (p *printer) event(ev agent.Event) {
 		if p.lost {
 			fmt.Fprintln(p.errOut, "tollgate: reconnected to the edge")
 			p.lost = false
+		}
+		if p.shown && (p.legLines || ev.Leg > 0) {
+			p.legLines = true
+			p.connection(ev.Leg, ev.EdgeID, ev.ServerAddr, ev.SessionID)
 		}
 	case agent.EventStopRequested:
 		fmt.Fprintln(p.errOut, "tollgate: the edge asked this agent to stop")

@@ -2,6 +2,7 @@ package main
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"io/fs"
 	"time"
@@ -21,6 +22,7 @@ type globalFlags struct {
 	authtoken, serverAddr, rootCA, transport, region, webAddr string
 	configPath, logLevel, logFormat                           string
 	heartbeatInterval, heartbeatTolerance                     time.Duration
+	haConnections                                             int
 	cmd                                                       *cobra.Command
 }
 
@@ -32,6 +34,7 @@ func (g *globalFlags) register(root *cobra.Command) {
 	f.StringVar(&g.rootCA, "root-ca", "", "PEM file of CAs that sign the edge's certificate; default the system roots (env TOLLGATE_ROOT_CA)")
 	f.StringVar(&g.transport, "transport", "", "transport to the edge: auto, quic or tcp (default auto)")
 	f.StringVar(&g.region, "region", "", "region to connect to: "+regions.CodeList())
+	f.IntVar(&g.haConnections, "ha-connections", config.DefaultHAConnections, fmt.Sprintf("connections to keep to distinct edges of the region, 1 to %d; fewer while the region has fewer edges", config.MaxHAConnections))
 	f.StringVar(&g.webAddr, "web-addr", "", "inspection API address, or false to disable (default "+config.DefaultWebAddr+")")
 	f.StringVar(&g.configPath, "config", "", "config file (default $TOLLGATE_CONFIG, $XDG_CONFIG_HOME/tollgate/tollgate.yml, ~/.config/tollgate/tollgate.yml)")
 	f.StringVar(&g.logLevel, "log-level", "warn", "log level: debug, info, warn or error")
@@ -48,13 +51,18 @@ func (g *globalFlags) settings() config.AgentSettings {
 		}
 		return nil
 	}
+	var ha *int
+	if g.cmd.PersistentFlags().Changed("ha-connections") {
+		ha = &g.haConnections
+	}
 	return config.AgentSettings{
-		Authtoken:  get("authtoken", g.authtoken),
-		ServerAddr: get("server-addr", g.serverAddr),
-		RootCA:     get("root-ca", g.rootCA),
-		Transport:  get("transport", g.transport),
-		Region:     get("region", g.region),
-		WebAddr:    get("web-addr", g.webAddr),
+		HAConnections: ha,
+		Authtoken:     get("authtoken", g.authtoken),
+		ServerAddr:    get("server-addr", g.serverAddr),
+		RootCA:        get("root-ca", g.rootCA),
+		Transport:     get("transport", g.transport),
+		Region:        get("region", g.region),
+		WebAddr:       get("web-addr", g.webAddr),
 	}
 }
 

@@ -34,6 +34,9 @@ func TestVersionAndHelp(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "tollgate http 8080") || !strings.Contains(out, "config add-authtoken") {
 		t.Fatalf("help: %d\n%s", code, out)
 	}
+	if !strings.Contains(out, "--ha-connections") {
+		t.Fatalf("help lacks --ha-connections:\n%s", out)
+	}
 	for _, sub := range []string{"http", "tcp", "tls", "start", "config add-authtoken"} {
 		code, out, _ = runCLI(t, nil, append(strings.Fields(sub), "--help")...)
 		if code != 0 || !strings.Contains(out, "Examples:") {
@@ -68,6 +71,8 @@ func TestExitCodes(t *testing.T) {
 		{"tcp has no min tls", append([]string{"tcp", "22", "--min-tls", "1.2"}, edge...), 2, "unknown flag"},
 		{"missing CA", append([]string{"http", "8080", "--root-ca", ca}, edge...), 2, "[TG_9003]"},
 		{"bad transport", append([]string{"http", "8080", "--transport", "udp"}, edge...), 2, "auto, quic or tcp"},
+		{"no HA connections", append([]string{"http", "8080", "--ha-connections", "0"}, edge...), 2, "use 1 to 8"},
+		{"too many HA connections", append([]string{"http", "8080", "--ha-connections", "9"}, edge...), 2, "use 1 to 8"},
 		{"bad log level", append([]string{"http", "8080", "--log-level", "loud"}, edge...), 2, "log level"},
 		{"web addr in use", append([]string{"http", "8080", "--web-addr", inUse.Addr().String()}, edge...), 2, "[TG_9001]"},
 		{"start without file", []string{"start", "--all"}, 2, "No config file"},
