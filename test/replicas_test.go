@@ -71,9 +71,16 @@ func TestControlReplicasAgree(t *testing.T) {
 	}
 
 	// A stop through B (which no edge polls) reaches the agent through A.
-	if st, m := restJSON(t, b.apiURL, key, "POST", "/tunnel_sessions/"+sid+"/stop", map[string]any{}); st != 204 {
-		t.Fatalf("stop through B: %d %v", st, m)
-	}
+	// Until the edge's first command poll has reached the store, the
+	// replicas answer 503 TG_2693 ("takes no commands"); under load that
+	// poll can come after the report that listed the session.
+	eventually(t, 15*time.Second, func() error {
+		st, m := restJSON(t, b.apiURL, key, "POST", "/tunnel_sessions/"+sid+"/stop", map[string]any{})
+		if st != 204 {
+			return fmt.Errorf("stop through B: %d %v", st, m)
+		}
+		return nil
+	})
 	code, exited := agent.wait(20 * time.Second)
 	if !exited || code != 0 || !strings.Contains(agent.output(), "the edge asked this agent to stop") {
 		t.Fatalf("after a stop through B: exited %v with %d; output:\n%s", exited, code, agent.output())
