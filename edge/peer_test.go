@@ -20,8 +20,6 @@ import (
 	"testing"
 	"time"
 
-	"golang.org/x/net/http2"
-
 	"github.com/tollgate/tollgate/authn"
 	"github.com/tollgate/tollgate/codes"
 	"github.com/tollgate/tollgate/edge/certs"
@@ -185,7 +183,7 @@ type testAgent struct {
 
 func startTestAgent(t testing.TB, e *Edge, token string) *testAgent {
 	t.Helper()
-	cs, _ := connectAgent(t.(*testing.T), e, token)
+	cs, _ := connectAgent(t, e, token)
 	a := &testAgent{cs: cs, up: map[string]string{}}
 	go a.serve()
 	return a
@@ -296,12 +294,11 @@ func (r *testRegion) httpsClient(addr, src string, h2 bool) *http.Client {
 			return d.DialContext(ctx, network, addr)
 		},
 	}
+	tr.Protocols = new(http.Protocols)
 	if h2 {
-		if err := http2.ConfigureTransport(tr); err != nil {
-			r.t.Fatal(err)
-		}
+		tr.Protocols.SetHTTP2(true)
 	} else {
-		tr.TLSNextProto = map[string]func(string, *tls.Conn) http.RoundTripper{}
+		tr.Protocols.SetHTTP1(true)
 	}
 	r.t.Cleanup(tr.CloseIdleConnections)
 	return &http.Client{Transport: tr, Timeout: 10 * time.Second}
