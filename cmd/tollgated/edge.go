@@ -460,7 +460,7 @@ func printEdgeBanner(w io.Writer, d edgeFile) {
 		fmt.Fprintf(w, "  SSH           %s\n", d.SSHAddr)
 	}
 	if d.PeerAddr != "" {
-		fmt.Fprintf(w, "  sibling edges %s   (edge-to-edge link)\n", d.PeerAddr)
+		fmt.Fprintf(w, "  edge link     %s   (sibling edges forward here)\n", d.PeerAddr)
 	}
 	fmt.Fprintf(w, "  control plane %s\n", d.ControlURL)
 }
