@@ -2,6 +2,7 @@ package test
 
 import (
 	"crypto/tls"
+	"fmt"
 	"io"
 	"net"
 	"os/exec"
@@ -16,9 +17,6 @@ import (
 // table forwards to); the link refuses a client without the edge secret.
 // A listener on every interface without --advertise-peer-addr is a
 // configuration error.
-//
-// Forwarding itself between two processes needs the region's route table
-// (issue 13 item 3); edge/peer_test.go tests it with in-process edges.
 func TestEdgePeerLink(t *testing.T) {
 	c := newCluster(t)
 	a := c.launchEdge("a", "us", "127.0.0.1", "--peer-addr", "127.0.0.1:0").ready(t)
@@ -67,4 +65,77 @@ func TestEdgePeerLink(t *testing.T) {
 	if err == nil || !strings.Contains(string(out), "--advertise-peer-addr") {
 		t.Fatalf("--peer-addr 0.0.0.0:0 without --advertise-peer-addr: %v\n%s", err, out)
 	}
+}
+
+// TestForwardAcrossEdgeProcesses: two `tollgated edge` of one region with
+// --peer-addr; an agent connected to edge a only. An HTTPS request and a
+// TCP connection sent to edge b reach the agent through a, as soon as the
+// bind is in b's route table (issue 13 item 2).
+func TestForwardAcrossEdgeProcesses(t *testing.T) {
+	c := newCluster(t)
+	a := c.launchEdge("a", "us", "127.0.0.1", "--peer-addr", "127.0.0.1:0").ready(t)
+	b := c.launchEdge("b", "us", "127.0.0.2", "--peer-addr", "127.0.0.2:0").ready(t)
+	deadline := time.Now().Add(20 * time.Second)
+	for !hasLine(b.output(), "live edges changed", "peer="+a.info.PeerAddr) {
+		if time.Now().After(deadline) {
+			t.Fatalf("edge b never learned a's edge-to-edge address:\n%s", b.output())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+
+	const appURL = "https://fwd.tollgate.localhost"
+	up := namedUpstream(t, "served-by-a")
+	if _, _, _, got := c.agent(c.boot.Authtoken, a.info.AgentAddr, "http", upstreamPort(up), "--url", appURL, "--transport", "tcp"); !strings.HasPrefix(got, appURL) {
+		t.Fatalf("the agent forwards %s, want %s", got, appURL)
+	}
+	eventually(t, 10*time.Second, func() error {
+		resp, err := c.client(b).Get(appURL + "/")
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != 200 || string(body) != "served-by-a" {
+			return fmt.Errorf("through edge b: %d %s", resp.StatusCode, body)
+		}
+		return nil
+	})
+
+	// A TCP endpoint on a: b listens on its port and forwards.
+	echo, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { echo.Close() })
+	go func() {
+		for {
+			conn, err := echo.Accept()
+			if err != nil {
+				return
+			}
+			go func() { defer conn.Close(); _, _ = io.Copy(conn, conn) }()
+		}
+	}()
+	_, echoPort, _ := net.SplitHostPort(echo.Addr().String())
+	_, _, _, tcpURL := c.agent(c.boot.Authtoken, a.info.AgentAddr, "tcp", echoPort, "--transport", "tcp")
+	_, port, err := net.SplitHostPort(strings.TrimPrefix(tcpURL, "tcp://"))
+	if err != nil {
+		t.Fatalf("TCP URL %q: %v", tcpURL, err)
+	}
+	eventually(t, 10*time.Second, func() error {
+		conn, err := net.DialTimeout("tcp", "127.0.0.2:"+port, 5*time.Second)
+		if err != nil {
+			return err
+		}
+		defer conn.Close()
+		_ = conn.SetDeadline(time.Now().Add(5 * time.Second))
+		if _, err := io.WriteString(conn, "ping"); err != nil {
+			return err
+		}
+		buf := make([]byte, 4)
+		if _, err := io.ReadFull(conn, buf); err != nil || string(buf) != "ping" {
+			return fmt.Errorf("echo through edge b: %q, %v", buf, err)
+		}
+		return nil
+	})
 }
