@@ -285,7 +285,7 @@ func (p *peering) serveForwarded(ctx context.Context, st tunnel.Stream) {
 		return
 	}
 	ep, ok := p.e.router.lookup(h.key)
-	if !ok || !h.listener.serves(ep.proto) || p.e.Draining() {
+	if !ok || !h.listener.serves(ep.proto) || isClosed(p.e.Draining()) {
 		p.metrics.receivedNoHit.Add(1)
 		_, _ = st.Write([]byte{peerNoRoute})
 		st.Close()

@@ -304,7 +304,7 @@ func (r *testRegion) httpsClient(addr, src string, h2 bool) *http.Client {
 	return &http.Client{Transport: tr, Timeout: 10 * time.Second}
 }
 
-func get(t testing.TB, c *http.Client, url string) (int, string, string) {
+func getBody(t testing.TB, c *http.Client, url string) (int, string, string) {
 	t.Helper()
 	resp, err := c.Get(url)
 	if err != nil {
@@ -331,7 +331,7 @@ func TestForwardHTTPS(t *testing.T) {
 
 	for _, h2 := range []bool{false, true} {
 		c := r.httpsClient(b.Addrs().HTTPS, "127.0.0.3", h2)
-		code, body, proto := get(t, c, url+"/x")
+		code, body, proto := getBody(t, c, url+"/x")
 		if code != 200 || body != "hello 127.0.0.3" {
 			t.Fatalf("through edge B (h2 %v): %d %q, want 200 \"hello 127.0.0.3\"", h2, code, body)
 		}
@@ -373,7 +373,7 @@ func TestForwardHTTPS(t *testing.T) {
 
 	// An unknown name on B is still B's own 404.
 	c := r.httpsClient(b.Addrs().HTTPS, "127.0.0.3", false)
-	code, body, _ := get(t, c, "https://nobody."+peerBase+port+"/")
+	code, body, _ := getBody(t, c, "https://nobody."+peerBase+port+"/")
 	if code != 404 || !strings.Contains(body, string(codes.EndpointNotFound)) {
 		t.Errorf("unknown name on B: %d %q, want 404 %s", code, body, codes.EndpointNotFound)
 	}
@@ -392,11 +392,11 @@ func TestForwardKeepsIPPolicy(t *testing.T) {
 	_, port, _ := net.SplitHostPort(b.Addrs().HTTPS)
 	url := "https://guarded." + peerBase + ":" + port + "/"
 
-	code, body, _ := get(t, r.httpsClient(b.Addrs().HTTPS, "127.0.0.4", false), url)
+	code, body, _ := getBody(t, r.httpsClient(b.Addrs().HTTPS, "127.0.0.4", false), url)
 	if code != http.StatusForbidden || !strings.Contains(body, string(codes.IPDenied)) {
 		t.Fatalf("denied client through B: %d %q, want 403 %s", code, body, codes.IPDenied)
 	}
-	if code, body, _ := get(t, r.httpsClient(b.Addrs().HTTPS, "127.0.0.3", false), url); code != 200 || body != "hello 127.0.0.3" {
+	if code, body, _ := getBody(t, r.httpsClient(b.Addrs().HTTPS, "127.0.0.3", false), url); code != 200 || body != "hello 127.0.0.3" {
 		t.Fatalf("allowed client through B: %d %q", code, body)
 	}
 	if n := a.IPPolicyCounts().EndpointRefused; n != 1 {
@@ -483,7 +483,7 @@ func TestForwardNoLoop(t *testing.T) {
 	name := "ghost." + peerBase
 	r.lie(name, RemoteRoute{EdgeID: "ed_a", PeerAddr: a.Addrs().Peer}, RemoteRoute{EdgeID: "ed_b", PeerAddr: b.Addrs().Peer})
 	_, port, _ := net.SplitHostPort(b.Addrs().HTTPS)
-	code, body, _ := get(t, r.httpsClient(b.Addrs().HTTPS, "127.0.0.3", false), "https://"+name+":"+port+"/")
+	code, body, _ := getBody(t, r.httpsClient(b.Addrs().HTTPS, "127.0.0.3", false), "https://"+name+":"+port+"/")
 	if code != 404 || !strings.Contains(body, string(codes.EndpointNotFound)) {
 		t.Fatalf("ghost name through B: %d %q, want 404 %s", code, body, codes.EndpointNotFound)
 	}
@@ -511,7 +511,7 @@ func TestPeerLinkAuth(t *testing.T) {
 	// it answers its own 404.
 	wrong := r.startEdge("ed_w", "127.0.0.2", "another-secret-of-16+chars")
 	_, port, _ := net.SplitHostPort(wrong.Addrs().HTTPS)
-	code, _, _ := get(t, r.httpsClient(wrong.Addrs().HTTPS, "127.0.0.3", false), "https://app."+peerBase+":"+port+"/")
+	code, _, _ := getBody(t, r.httpsClient(wrong.Addrs().HTTPS, "127.0.0.3", false), "https://app."+peerBase+":"+port+"/")
 	if code != 404 {
 		t.Fatalf("through an edge with the wrong secret: %d, want 404", code)
 	}
