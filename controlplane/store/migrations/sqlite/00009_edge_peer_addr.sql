@@ -1,5 +1,5 @@
 -- The edge-to-edge address each edge reports; sqlite dialect.
--- Keep in step with ../postgres/00008_edge_peer_addr.sql.
+-- Keep in step with ../postgres/00009_edge_peer_addr.sql.
 
 -- +goose Up
 -- peer_addr is where sibling edges of the region forward public
