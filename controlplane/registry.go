@@ -148,8 +148,8 @@ func (g *Registry) Edges() []snapshot.EdgeInfo {
 	return out
 }
 
-// edgesVersion is a digest of the edge set (IDs, regions, agent
-// addresses): the same set gives the same version in every process, and
+// edgesVersion is a digest of the edge set (IDs, regions, agent and
+// edge-to-edge addresses): the same set gives the same version in every process, and
 // never 0.
 func edgesVersion(edges []snapshot.EdgeInfo) uint64 {
 	h := fnv.New64a()
@@ -159,6 +159,8 @@ func edgesVersion(edges []snapshot.EdgeInfo) uint64 {
 		h.Write([]byte(e.Region))
 		h.Write([]byte{0})
 		h.Write([]byte(e.AgentAddr))
+		h.Write([]byte{0})
+		h.Write([]byte(e.PeerAddr))
 		h.Write([]byte{0})
 	}
 	if v := h.Sum64(); v != 0 {

@@ -83,6 +83,9 @@ type Config struct {
 	// Guard caps public connections and throttles failed logins
 	// (guard.go).
 	Guard GuardConfig
+	// Peer configures the edge-to-edge link over which sibling edges of
+	// the region forward public connections (peer.go). Zero = off.
+	Peer PeerConfig
 	// MemoryLimit is the memory the process may use, in bytes; the caller
 	// sets the Go runtime's soft limit to it (debug.SetMemoryLimit). While
 	// the live heap is above 80% of it the edge refuses new public
@@ -122,6 +125,10 @@ type Deps struct {
 	// Leases arbitrates names across the edges of the region (the
 	// control plane; leases.go); nil = this edge decides alone.
 	Leases RouteLeases
+	// Routes replaces the route table the edge reads to forward a public
+	// connection for a route only siblings hold (with Config.Peer.Secret);
+	// nil = the edge's own RouteTable, from its snapshot (tests set it).
+	Routes RouteDirectory
 }
 
 // Addrs are the addresses an Edge listens on, after Listen.
@@ -129,6 +136,7 @@ type Addrs struct {
 	Agent string // TCP and UDP
 	HTTPS string
 	HTTP  string // "" when disabled
+	Peer  string // edge-to-edge listener; "" when off
 }
 
 type counters struct {
@@ -158,6 +166,7 @@ type Edge struct {
 	tcp     *tcpListeners // shared with binds
 	proxy   *httpproxy.Proxy
 	mem     *memGuard // refuses new work while memory is short (memguard.go)
+	peers   *peering  // edge-to-edge link; nil = off (peer.go)
 	metrics counters
 
 	agentLn net.Listener
@@ -284,6 +293,10 @@ func New(cfg Config, deps Deps) (*Edge, error) {
 		return nil, fmt.Errorf("edge: %w", err)
 	}
 	e.public.proxy = e.proxy
+	if e.peers, err = newPeering(e, cfg.Peer, deps.Routes); err != nil {
+		return nil, err
+	}
+	e.public.fwd = e.peers.forwarder()
 	e.binds = &binder{
 		region:        cfg.Region,
 		baseDomain:    cfg.BaseDomain,
@@ -334,7 +347,7 @@ func (e *Edge) Listen() (err error) {
 			return err
 		}
 	}
-	return nil
+	return e.peers.listen()
 }
 
 // listenQUIC binds UDP on the agent listener's port for QUIC agents.
@@ -373,6 +386,7 @@ func (e *Edge) closeListeners() {
 	if e.tcp != nil {
 		e.tcp.closeAll()
 	}
+	e.peers.closeListener()
 }
 
 // Addressing is how an edge names its endpoints, as New normalised its
@@ -394,6 +408,7 @@ func (e *Edge) Addrs() Addrs {
 	if e.httpLn != nil {
 		a.HTTP = e.httpLn.Addr().String()
 	}
+	a.Peer = e.peers.boundAddr()
 	return a
 }
 
@@ -469,6 +484,7 @@ func (e *Edge) Serve(ctx context.Context) error {
 	g.Go(func() error { return e.public.tls.runTicketRotation(gctx, ticketKeyRotation, e.log) })
 	g.Go(func() error { return e.mem.run(gctx) })
 	g.Go(func() error { e.leases.run(gctx); return nil })
+	g.Go(func() error { return e.peers.run(gctx) })
 	if e.httpLn != nil {
 		e.httpSrv = newHTTPRedirector(e)
 		g.Go(func() error { return e.httpSrv.serve(e.httpLn) })

@@ -38,6 +38,7 @@ type publicServer struct {
 	tls              *publicTLS   // configs by minimum version, ticket keys (publictls.go)
 	mem              *memGuard    // refuses new connections while memory is short
 	raw              *rawConns    // TCP/TLS endpoint connections, for drain
+	fwd              *peering     // forwards to sibling edges; nil = off (peer.go)
 	httpConns        atomic.Int64 // connections in the HTTP proxy
 }
 
@@ -138,7 +139,7 @@ func (p *publicServer) handleHTTPS(ctx context.Context, c net.Conn) {
 	hctx, cancel := context.WithTimeout(ctx, p.handshakeTimeout)
 	err := tc.HandshakeContext(hctx)
 	cancel()
-	if err != nil && p.passthroughTLS(pc, err) {
+	if err != nil && (p.passthroughTLS(pc, err) || p.forwardedTLS(ctx, pc, err)) {
 		return
 	}
 	if err != nil {

@@ -18,7 +18,7 @@ import (
 // connectAgent connects a real tunnel client session to e over a loopback
 // TCP connection (muxado, no TLS) and authenticates it with token. It
 // returns the client session and a channel that receives how it ended.
-func connectAgent(t *testing.T, e *Edge, token string) (*tunnel.ClientSession, <-chan error) {
+func connectAgent(t testing.TB, e *Edge, token string) (*tunnel.ClientSession, <-chan error) {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

@@ -310,6 +310,9 @@ const streamOpenTimeout = 10 * time.Second
 // agent, the PROXY header if the endpoint asked for one, then raw bytes.
 func (p *publicServer) handleTCP(c net.Conn, key string) {
 	ep, ok := p.router.pick(key)
+	if !ok && p.forwardTCP(c, key) {
+		return
+	}
 	if !ok || ep.proto != "tcp" || !p.gates.admit(ep, PeerAddr(c.RemoteAddr()).Addr()) {
 		refuse(c)
 		return

@@ -110,6 +110,10 @@ type peekConn struct {
 	recording bool
 	drop      bool
 	ep        *Endpoint // the tls endpoint, once chosen
+	// fwd are the sibling edges holding name, when the connection goes
+	// to one of them (peerforward.go).
+	fwd  []RemoteRoute
+	name string
 }
 
 func newPeekConn(c net.Conn) *peekConn { return &peekConn{Conn: c, recording: true} }
@@ -137,7 +141,8 @@ func (c *peekConn) Write(p []byte) (int, error) {
 func (p *publicServer) passthroughOr(pc *peekConn, next func(*tls.ClientHelloInfo) (*tls.Config, error)) func(*tls.ClientHelloInfo) (*tls.Config, error) {
 	return func(hello *tls.ClientHelloInfo) (*tls.Config, error) {
 		name := serverName(hello.ServerName)
-		if ep, ok := p.router.lookup(name); ok && ep.proto == "tls" {
+		ep, ok := p.router.lookup(name)
+		if ok && ep.proto == "tls" {
 			if next, ok := p.router.pick(name); ok {
 				ep = next // the next member of a pool; all are tls
 			}
@@ -153,6 +158,12 @@ func (p *publicServer) passthroughOr(pc *peekConn, next func(*tls.ClientHelloInf
 			}
 			pc.ep, pc.drop = ep, true
 			return nil, errPassthrough
+		}
+		if !ok {
+			if fwd := p.fwd.forwardHolders(pc.Conn, hello, name); fwd != nil {
+				pc.fwd, pc.name, pc.drop = fwd, name, true
+				return nil, errForward
+			}
 		}
 		pc.recording, pc.rec = false, nil
 		return next(hello)

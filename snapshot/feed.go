@@ -57,6 +57,9 @@ type EdgeReport struct {
 	Region string `json:"region"`
 	// AgentAddr is the host:port agents dial.
 	AgentAddr string `json:"agent_addr"`
+	// PeerAddr is the host:port where sibling edges of the region forward
+	// public connections to this edge (EdgeInfo.PeerAddr); "" = none.
+	PeerAddr string `json:"peer_addr,omitempty"`
 	// Sessions are the edge's online agent sessions.
 	Sessions []AgentSession `json:"sessions"`
 }

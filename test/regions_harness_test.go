@@ -52,6 +52,7 @@ type edgeInfo struct {
 	AgentAddr  string `json:"agent_addr"`
 	Advertised string `json:"advertised_agent_addr"`
 	HTTPSAddr  string `json:"https_addr"`
+	PeerAddr   string `json:"peer_addr"`
 	BaseDomain string `json:"base_domain"`
 }
 

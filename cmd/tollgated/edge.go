@@ -45,6 +45,8 @@ type edgeOptions struct {
 	caDir           string
 	certStore       string
 	advertiseAgent  string
+	peerAddr        string
+	advertisePeer   string
 	publicHTTPSPort int
 	acme            acmeOptions
 	shutdownTimeout time.Duration
@@ -85,6 +87,12 @@ certificate is signed by that CA for the agent address's host and IP, or,
 with ACME, served by the certificate manager (agents must then dial a name
 under --base-domain).
 
+Several edges of one region serve as one: with --peer-addr, an edge accepts
+public connections that a sibling edge of the region forwards to it (for an
+endpoint whose agent is connected here), over a link authenticated by the
+edge secret; keep --peer-addr on a private network. See
+docs/regions-multi-edge.md.
+
 The edge's ID (edge_...) is kept in <data-dir>/edge_id. SIGINT or SIGTERM
 closes the listeners, drains requests and closes agent sessions with a
 reason.`,
@@ -107,6 +115,8 @@ reason.`,
 	o.edgeListenOptions.register(f, "")
 	o.logOptions.register(f)
 	f.StringVar(&o.advertiseAgent, "advertise-agent-addr", "", "agent address told to agents and other edges, HOST:PORT (default: the bound --agent-addr)")
+	f.StringVar(&o.peerAddr, "peer-addr", "", "edge-to-edge listener where sibling edges of the region forward public connections, HOST:PORT on a private network (default off)")
+	f.StringVar(&o.advertisePeer, "advertise-peer-addr", "", "edge-to-edge address told to sibling edges, HOST:PORT (default: the bound --peer-addr)")
 	f.IntVar(&o.publicHTTPSPort, "public-https-port", 0, "port in public URLs when a load balancer forwards to --https-addr (default: its port)")
 	addACMEFlags(f, &o.acme, "")
 	f.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 20*time.Second, "how long SIGTERM waits for requests in flight")
@@ -124,6 +134,7 @@ type edgeFile struct {
 	HTTPSAddr  string `json:"https_addr"`
 	HTTPAddr   string `json:"http_addr,omitempty"`
 	SSHAddr    string `json:"ssh_addr,omitempty"`
+	PeerAddr   string `json:"peer_addr,omitempty"`
 	BaseDomain string `json:"base_domain"`
 	TCPHost    string `json:"tcp_host"`
 	CAFile     string `json:"ca_file,omitempty"`
@@ -144,6 +155,9 @@ func runEdge(ctx context.Context, o edgeOptions, stdout io.Writer) error {
 	}
 	if o.controlURL == "" {
 		return codes.NewError(codes.ConfigInvalid, "--control is required: the control plane's API URL, e.g. http://127.0.0.1:4080.")
+	}
+	if err := checkPeerAddrs(o.peerAddr, o.advertisePeer); err != nil {
+		return err
 	}
 	if o.shutdownTimeout <= 0 {
 		return codes.NewError(codes.ConfigInvalid, "--shutdown-timeout must be positive.")
@@ -266,6 +280,7 @@ func runEdge(ctx context.Context, o edgeOptions, stdout io.Writer) error {
 	ecfg.EdgeID = edgeID
 	ecfg.RegionSecret = secret // bind tokens verify on every edge of the region
 	ecfg.AdvertiseAgentAddr, ecfg.PublicHTTPSPort = o.advertiseAgent, o.publicHTTPSPort
+	ecfg.Peer = edge.PeerConfig{Secret: secret, Addr: o.peerAddr}
 	e, err = edge.New(ecfg, edge.Deps{
 		AgentTLS:  agentTLS,
 		Certs:     certMgr,
@@ -298,6 +313,11 @@ func runEdge(ctx context.Context, o edgeOptions, stdout io.Writer) error {
 		advertised = addrs.Agent
 		client.SetAgentAddr(advertised)
 	}
+	advertisedPeer := o.advertisePeer
+	if advertisedPeer == "" {
+		advertisedPeer = addrs.Peer
+	}
+	client.SetPeerAddr(advertisedPeer)
 	if err := certMgr.Start(ctx); err != nil {
 		return codes.NewError(codes.ConfigInvalid, "Cannot obtain the base-domain certificate: %v", err).WithCause(err)
 	}
@@ -306,7 +326,7 @@ func runEdge(ctx context.Context, o edgeOptions, stdout io.Writer) error {
 	info := edgeFile{
 		EdgeID: edgeID, Region: o.region, ControlURL: o.controlURL,
 		AgentAddr: addrs.Agent, Advertised: advertised, HTTPSAddr: addrs.HTTPS, HTTPAddr: addrs.HTTP,
-		SSHAddr: sshAddr, BaseDomain: o.baseDomain, TCPHost: o.tcpHost,
+		SSHAddr: sshAddr, PeerAddr: advertisedPeer, BaseDomain: o.baseDomain, TCPHost: o.tcpHost,
 	}
 	if ca != nil {
 		info.CAFile = ca.CertFile()
@@ -317,7 +337,7 @@ func runEdge(ctx context.Context, o edgeOptions, stdout io.Writer) error {
 	log.Info("edge starting", zap.String("region", o.region), zap.String("edge_id", edgeID),
 		zap.String("control_url", o.controlURL), zap.String("agent_addr", addrs.Agent),
 		zap.String("advertised_agent_addr", advertised), zap.String("https_addr", addrs.HTTPS),
-		zap.String("http_addr", addrs.HTTP), zap.String("ssh_addr", sshAddr))
+		zap.String("http_addr", addrs.HTTP), zap.String("ssh_addr", sshAddr), zap.String("peer_addr", advertisedPeer))
 
 	syncCtx, stopSync := context.WithCancel(context.WithoutCancel(ctx)) // revocations apply while draining
 	synced := make(chan error, 1)
@@ -439,5 +459,34 @@ func printEdgeBanner(w io.Writer, d edgeFile) {
 	if d.SSHAddr != "" {
 		fmt.Fprintf(w, "  SSH           %s\n", d.SSHAddr)
 	}
+	if d.PeerAddr != "" {
+		fmt.Fprintf(w, "  edge link     %s   (sibling edges forward here)\n", d.PeerAddr)
+	}
 	fmt.Fprintf(w, "  control plane %s\n", d.ControlURL)
+}
+
+// checkPeerAddrs validates --peer-addr and --advertise-peer-addr: an
+// advertised address needs a listener, and a listener on every interface
+// needs an advertised address that siblings can dial.
+func checkPeerAddrs(peer, advertised string) error {
+	if peer == "" {
+		if advertised != "" {
+			return codes.NewError(codes.ConfigInvalid, "--advertise-peer-addr needs --peer-addr: the edge-to-edge listener it advertises.")
+		}
+		return nil
+	}
+	host, _, err := net.SplitHostPort(peer)
+	if err != nil {
+		return codes.NewError(codes.ConfigInvalid, "--peer-addr %q: use HOST:PORT on a private network, e.g. 10.0.0.5:7443.", peer)
+	}
+	if advertised != "" {
+		if h, p, err := net.SplitHostPort(advertised); err != nil || h == "" || p == "" || p == "0" {
+			return codes.NewError(codes.ConfigInvalid, "--advertise-peer-addr %q: use HOST:PORT, the address sibling edges dial.", advertised)
+		}
+		return nil
+	}
+	if ip := net.ParseIP(host); host == "" || ip != nil && ip.IsUnspecified() {
+		return codes.NewError(codes.ConfigInvalid, "--peer-addr %s listens on every interface: give --advertise-peer-addr HOST:PORT, the address sibling edges dial.", peer)
+	}
+	return nil
 }

@@ -32,7 +32,7 @@ type EdgeState struct {
 }
 
 // PutEdgeReport replaces edge rep.EdgeID's report: its region, agent
-// address and sessions, seen now.
+// and edge-to-edge addresses and sessions, seen now.
 func (s *Store) PutEdgeReport(ctx context.Context, rep snapshot.EdgeReport) error {
 	sessions := rep.Sessions
 	if sessions == nil {
@@ -43,11 +43,11 @@ func (s *Store) PutEdgeReport(ctx context.Context, rep snapshot.EdgeReport) erro
 		return fmt.Errorf("encoding the sessions of edge %s: %w", rep.EdgeID, err)
 	}
 	_, err = s.wdb.ExecContext(ctx,
-		`INSERT INTO edge_reports (edge_id, region, agent_addr, sessions, last_seen, polled_at)
-		 VALUES ($1, $2, $3, $4, $5, 0)
+		`INSERT INTO edge_reports (edge_id, region, agent_addr, peer_addr, sessions, last_seen, polled_at)
+		 VALUES ($1, $2, $3, $4, $5, $6, 0)
 		 ON CONFLICT (edge_id) DO UPDATE SET region = excluded.region, agent_addr = excluded.agent_addr,
-		     sessions = excluded.sessions, last_seen = excluded.last_seen`,
-		rep.EdgeID, rep.Region, rep.AgentAddr, string(body), s.now().UnixMicro())
+		     peer_addr = excluded.peer_addr, sessions = excluded.sessions, last_seen = excluded.last_seen`,
+		rep.EdgeID, rep.Region, rep.AgentAddr, rep.PeerAddr, string(body), s.now().UnixMicro())
 	if err != nil {
 		return fmt.Errorf("storing the report of edge %s: %w", rep.EdgeID, err)
 	}
@@ -119,9 +119,9 @@ func (s *Store) DeleteEdgeReport(ctx context.Context, edgeID string) error {
 // EdgeStates returns the reports of edges seen at or after cutoff, ordered
 // by region and ID; with sessions, their sessions too.
 func (s *Store) EdgeStates(ctx context.Context, cutoff time.Time, sessions bool) ([]EdgeState, error) {
-	cols := `edge_id, region, agent_addr, last_seen, polled_at, '[]'`
+	cols := `edge_id, region, agent_addr, peer_addr, last_seen, polled_at, '[]'`
 	if sessions {
-		cols = `edge_id, region, agent_addr, last_seen, polled_at, sessions`
+		cols = `edge_id, region, agent_addr, peer_addr, last_seen, polled_at, sessions`
 	}
 	rows, err := s.rdb.QueryContext(ctx, `SELECT `+cols+` FROM edge_reports WHERE last_seen >= $1 ORDER BY region, edge_id`,
 		cutoff.UnixMicro())
@@ -134,7 +134,7 @@ func (s *Store) EdgeStates(ctx context.Context, cutoff time.Time, sessions bool)
 		var e EdgeState
 		var seen, polled int64
 		var body string
-		if err := rows.Scan(&e.Info.ID, &e.Info.Region, &e.Info.AgentAddr, &seen, &polled, &body); err != nil {
+		if err := rows.Scan(&e.Info.ID, &e.Info.Region, &e.Info.AgentAddr, &e.Info.PeerAddr, &seen, &polled, &body); err != nil {
 			return nil, fmt.Errorf("reading edge reports: %w", err)
 		}
 		e.Info.LastSeen, e.PolledAt = optMicros(seen), optMicros(polled)

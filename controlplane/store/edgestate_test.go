@@ -23,7 +23,7 @@ func TestEdgeReports(t *testing.T) {
 			ctx := testCtx(t)
 			sess := snapshot.AgentSession{ID: "ts_1", AccountID: "ac_1",
 				Endpoints: []snapshot.Endpoint{{ID: "ep_1", URL: "https://app.example.com"}}}
-			if err := a.PutEdgeReport(ctx, snapshot.EdgeReport{EdgeID: "edge_a", Region: "us", AgentAddr: "a:443",
+			if err := a.PutEdgeReport(ctx, snapshot.EdgeReport{EdgeID: "edge_a", Region: "us", AgentAddr: "a:443", PeerAddr: "a:7443",
 				Sessions: []snapshot.AgentSession{sess}}); err != nil {
 				t.Fatal(err)
 			}
@@ -36,6 +36,9 @@ func TestEdgeReports(t *testing.T) {
 			}
 			if len(got) != 2 || got[0].Info.ID != "edge_b" || got[1].Info.ID != "edge_a" {
 				t.Fatalf("edges read through the other store: %+v", got)
+			}
+			if got[1].Info.PeerAddr != "a:7443" || got[0].Info.PeerAddr != "" {
+				t.Fatalf("edge-to-edge addresses: %q, %q; want a:7443 and none", got[1].Info.PeerAddr, got[0].Info.PeerAddr)
 			}
 			if s := got[1].Sessions; len(s) != 1 || s[0].ID != "ts_1" || len(s[0].Endpoints) != 1 || s[0].Endpoints[0].URL != "https://app.example.com" {
 				t.Fatalf("edge_a's sessions: %+v", s)

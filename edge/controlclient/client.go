@@ -51,6 +51,9 @@ type ClientConfig struct {
 	Secret string
 	// EdgeID, Region and AgentAddr identify this edge in its reports.
 	EdgeID, Region, AgentAddr string
+	// PeerAddr is the edge-to-edge address the reports advertise to the
+	// region's other edges (snapshot.EdgeInfo.PeerAddr); "" = none.
+	PeerAddr string
 	// TLS configures https:// connections (root CAs). Default: system roots.
 	TLS *tls.Config
 	// Wait is how long one feed request or command poll waits for a
@@ -83,7 +86,7 @@ func NewClient(cfg ClientConfig) (*Client, error) {
 		log:    cfg.Logger,
 		base:   u,
 		secret: cfg.Secret,
-		info:   snapshot.EdgeInfo{ID: cfg.EdgeID, Region: cfg.Region, AgentAddr: cfg.AgentAddr},
+		info:   snapshot.EdgeInfo{ID: cfg.EdgeID, Region: cfg.Region, AgentAddr: cfg.AgentAddr, PeerAddr: cfg.PeerAddr},
 		http:   &http.Client{Transport: tr},
 		wait:   cfg.Wait,
 	}, nil
@@ -94,6 +97,15 @@ func NewClient(cfg ClientConfig) (*Client, error) {
 func (c *Client) SetAgentAddr(addr string) {
 	c.mu.Lock()
 	c.info.AgentAddr = addr
+	c.mu.Unlock()
+}
+
+// SetPeerAddr sets the edge-to-edge address the edge's reports advertise,
+// for an edge that learns it only once it listens. Call it before the
+// edge serves.
+func (c *Client) SetPeerAddr(addr string) {
+	c.mu.Lock()
+	c.info.PeerAddr = addr
 	c.mu.Unlock()
 }
 
@@ -175,7 +187,7 @@ func (c *Client) fetch(ctx context.Context, after uint64, base *snapshot.Snapsho
 // ReportSessions sends the edge's complete session list (Reporter).
 func (c *Client) ReportSessions(ctx context.Context, region string, sessions []snapshot.AgentSession) error {
 	c.mu.Lock()
-	rep := snapshot.EdgeReport{EdgeID: c.info.ID, Region: region, AgentAddr: c.info.AgentAddr, Sessions: sessions}
+	rep := snapshot.EdgeReport{EdgeID: c.info.ID, Region: region, AgentAddr: c.info.AgentAddr, PeerAddr: c.info.PeerAddr, Sessions: sessions}
 	c.mu.Unlock()
 	if rep.Sessions == nil {
 		rep.Sessions = []snapshot.AgentSession{}
@@ -228,7 +240,11 @@ func (c *Client) Commands(ctx context.Context) (snapshot.EdgeCommands, error) {
 	if ans.EdgesVersion != known {
 		list := make([]string, 0, len(ans.Edges))
 		for _, e := range ans.Edges {
-			list = append(list, e.Region+"="+e.AgentAddr)
+			item := e.Region + "=" + e.AgentAddr
+			if e.PeerAddr != "" {
+				item += " peer=" + e.PeerAddr
+			}
+			list = append(list, item)
 		}
 		c.log.Info("live edges changed", zap.Strings("edges", list))
 	}
