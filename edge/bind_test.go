@@ -1,6 +1,7 @@
 package edge
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/tollgate/tollgate/authn"
@@ -78,6 +79,9 @@ func TestCheckBindAllowed(t *testing.T) {
 	}
 }
 
+// base64URL is the alphabet of base64.RawURLEncoding.
+const base64URL = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+
 func TestBindTokens(t *testing.T) {
 	dir := t.TempDir()
 	bt, err := loadBindTokens(dir, "")
@@ -94,8 +98,20 @@ func TestBindTokens(t *testing.T) {
 	if _, ok := bt.verify(tok, "acct_a", "tcp"); ok {
 		t.Fatal("a token verified for another proto")
 	}
-	if _, ok := bt.verify(tok[:len(tok)-2]+"AA", "acct_a", "https"); ok {
-		t.Fatal("a forged token verified")
+	// Forgeries: every MAC character changed in turn, and a last character
+	// that differs only in the bits base64 leaves unused.
+	for i := strings.LastIndexByte(tok, '.') + 1; i < len(tok); i++ {
+		c := byte('A')
+		if tok[i] == 'A' {
+			c = 'B'
+		}
+		if _, ok := bt.verify(tok[:i]+string(c)+tok[i+1:], "acct_a", "https"); ok {
+			t.Fatalf("a forged token verified (character %d changed)", i)
+		}
+	}
+	last := strings.IndexByte(base64URL, tok[len(tok)-1])
+	if _, ok := bt.verify(tok[:len(tok)-1]+string(base64URL[last^1]), "acct_a", "https"); ok {
+		t.Fatal("a token with other unused trailing bits verified")
 	}
 	// The key persists: a restarted edge accepts tokens it issued before.
 	bt2, err := loadBindTokens(dir, "")

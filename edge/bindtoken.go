@@ -84,7 +84,7 @@ func (t *bindTokens) verify(token, accountID, proto string) (string, bool) {
 	if len(parts) != 3 || parts[0] != "tgb1" {
 		return "", false
 	}
-	enc := base64.RawURLEncoding
+	enc := base64.RawURLEncoding.Strict() // one encoding per token: no ignored trailing bits
 	key, err := enc.DecodeString(parts[1])
 	if err != nil {
 		return "", false
