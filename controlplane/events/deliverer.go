@@ -278,7 +278,8 @@ func (d *Deliverer) send(ctx context.Context, del *store.EventDelivery) (store.D
 		at  time.Time
 	}
 	var out []outgoing
-	var outPos []pos
+	var outPos, before []pos // of each sent event, and of the event read before it
+	prev := pos{del.CursorRevision, del.CursorIdx, time.Time{}}
 	for _, e := range evs {
 		o, ok, err := d.render(e, sources)
 		if err != nil {
@@ -287,7 +288,9 @@ func (d *Deliverer) send(ctx context.Context, del *store.EventDelivery) (store.D
 		if ok {
 			out = append(out, o)
 			outPos = append(outPos, pos{e.Revision, e.Idx, e.CreatedAt})
+			before = append(before, prev)
 		}
+		prev = pos{e.Revision, e.Idx, e.CreatedAt}
 	}
 	last := evs[len(evs)-1]
 	if len(out) == 0 {
@@ -304,9 +307,15 @@ func (d *Deliverer) send(ctx context.Context, del *store.EventDelivery) (store.D
 	if n > 0 {
 		res.Delivered = int64(n)
 		res.LastEventAt = outPos[n-1].at
-		res.ThroughRevision, res.ThroughIdx = outPos[n-1].rev, outPos[n-1].idx
 	}
 	if err != nil {
+		// Done through the last event before the first one not sent
+		// (events no source selects included).
+		if n < len(before) {
+			res.ThroughRevision, res.ThroughIdx = before[n].rev, before[n].idx
+		} else {
+			res.ThroughRevision, res.ThroughIdx = outPos[len(outPos)-1].rev, outPos[len(outPos)-1].idx
+		}
 		d.dropSink(dest.ID) // reconnect next time
 		return res, false, err
 	}
