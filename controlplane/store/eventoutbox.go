@@ -165,7 +165,7 @@ func scanEventDelivery(r scanner) (EventDelivery, error) {
 	var cur, lease, next, success, errAt, lastEv int64
 	err := r.Scan(&d.DestinationID, &d.AccountID, &cur, &d.CursorIdx, &d.LeaseOwner, &lease, &next,
 		&d.Failures, &d.Delivered, &d.Dropped, &success, &errAt, &d.LastError, &lastEv)
-	d.CursorRevision, d.LeaseUntil, d.NextAttemptAt = uint64(cur), fromMicros(lease), fromMicros(next)
+	d.CursorRevision, d.LeaseUntil, d.NextAttemptAt = uint64(cur), fromMicros(lease), optMicros(next)
 	d.LastSuccessAt, d.LastErrorAt, d.LastEventAt = optMicros(success), optMicros(errAt), optMicros(lastEv)
 	return d, err
 }
