@@ -258,3 +258,34 @@ const (
 	AuthThrottled Code = "TG_3241"
 	// edge limits: add new codes above this line (TG_3240–TG_3249).
 )
+
+// Event subscription codes (issue 14; docs/events.md). TG_238 is the
+// hosted platform's number for an unknown event type; the rest are
+// Tollgate's own range.
+const (
+	EventTypeInvalid Code = "TG_238" // a source type that is not an event type Tollgate produces
+	// EventFilterInvalid: a source's CEL filter that does not compile or
+	// does not yield a bool; the message carries the compiler's.
+	EventFilterInvalid Code = "TG_5410"
+	// EventFieldsInvalid: a source's fields that are not paths of an event.
+	EventFieldsInvalid Code = "TG_5411"
+	// EventTargetInvalid: an event destination's format or target that is
+	// malformed (none or several targets, a bad URL, a missing field).
+	EventTargetInvalid Code = "TG_5412"
+	// EventTargetUnsupported: a target this control plane stores but does
+	// not deliver to yet (AWS Kinesis, Firehose, CloudWatch Logs, Datadog),
+	// or a file target without --events-file-dir.
+	EventTargetUnsupported Code = "TG_5413"
+	// EventDestinationInUse: deleting an event destination that an event
+	// subscription still names.
+	EventDestinationInUse Code = "TG_5414"
+	// EventDestinationIDs: destination_ids naming no event destination of
+	// the account, or too many.
+	EventDestinationIDs Code = "TG_5415"
+	// EventSourceExists: adding a source whose type the subscription has.
+	EventSourceExists Code = "TG_5416"
+	// EventTestFailed: the test event could not be delivered; the message
+	// says why.
+	EventTestFailed Code = "TG_5417"
+	// events: add new codes above this line (TG_5410–TG_5449).
+)

@@ -14,7 +14,8 @@ import (
 // tsClientResources are the @ngrok/ngrok-api services tsclient/check.js
 // runs through create, get, update, list (paged) and delete.
 var tsClientResources = []string{"botUsers", "apiKeys", "credentials", "sshCredentials",
-	"reservedDomains", "reservedAddrs", "ipPolicies", "ipPolicyRules", "ipRestrictions"}
+	"reservedDomains", "reservedAddrs", "ipPolicies", "ipPolicyRules", "ipRestrictions",
+	"eventDestinations", "eventSubscriptions", "eventSources"}
 
 // TestTSClientCompatibility runs the hosted platform's TypeScript API
 // client, unmodified but for its base URL, against `tollgated dev`

@@ -34,6 +34,7 @@ const (
 type controlOptions struct {
 	logOptions
 	dashboardOptions
+	eventsOptions
 	storeDSN         string
 	apiAddr          string
 	baseURL          string
@@ -94,6 +95,7 @@ them bootstraps. SIGINT or SIGTERM drains requests in flight and exits.`,
 	f.IntVar(&o.rateBurst, "rate-burst", controlplane.DefaultRateBurst, "API requests each account may make at once")
 	f.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 20*time.Second, "how long SIGTERM waits for requests in flight")
 	o.dashboardOptions.register(f)
+	o.eventsOptions.register(f)
 	o.logOptions.register(f)
 	return cmd
 }
@@ -195,7 +197,12 @@ func runControl(ctx context.Context, o controlOptions, stdout io.Writer) error {
 		TrustedProxies: proxies,
 	}, st)
 	defer core.Close()
-	api := restapi.New(restapi.Config{BaseURL: o.baseURL, TCPAddrPools: pools}, core)
+	deliverer, err := o.eventsOptions.deliverer(st, publicURL, log.Named("events"))
+	if err != nil {
+		return err
+	}
+	api := restapi.New(restapi.Config{BaseURL: o.baseURL, TCPAddrPools: pools,
+		EventTargets: deliverer.Config().TargetOptions(), EventTester: deliverer}, core)
 	edges := edgeapi.New(edgeapi.Config{Secret: edgeSecret}, core)
 	dash := dashboard.New(o.dashboardOptions.config(), core)
 	// Requests see their context end when shutdown starts, so that edges'
@@ -214,6 +221,19 @@ func runControl(ctx context.Context, o controlOptions, stdout io.Writer) error {
 	} else {
 		dashServed <- http.ErrServerClosed
 	}
+
+	// Event delivery runs until the API has drained: events of the last
+	// requests are in the outbox and go out now or after a restart.
+	evCtx, stopEvents := context.WithCancel(context.Background())
+	evDone := make(chan struct{})
+	go func() {
+		defer close(evDone)
+		_ = deliverer.Run(evCtx)
+	}()
+	defer func() {
+		stopEvents()
+		<-evDone
+	}()
 
 	printControlBanner(stdout, st.Dialect(), apiURL, dashboardURL(dashLn), boot, o.bootstrapFile)
 	log.Info("control plane serving", zap.String("api_addr", apiLn.Addr().String()),

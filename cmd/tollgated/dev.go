@@ -36,6 +36,7 @@ type devOptions struct {
 	edgeListenOptions
 	logOptions
 	dashboardOptions
+	eventsOptions
 	dataDir string
 	apiAddr string
 	region  string
@@ -68,6 +69,7 @@ restart keeps the account, the credentials and the CA.`,
 	f.StringVar(&o.apiAddr, "api-addr", "127.0.0.1:4080", "REST API listen address")
 	o.edgeListenOptions.register(f, "127.0.0.1:2222")
 	o.dashboardOptions.register(f)
+	o.eventsOptions.register(f)
 	o.logOptions.register(f)
 	f.StringVar(&o.region, "region", string(regions.Default), "region code of the edge: one of "+regions.CodeList())
 	addACMEFlags(f, &o.acme, "")
@@ -186,7 +188,12 @@ func runDev(ctx context.Context, o devOptions, stdout io.Writer) error {
 	proxies, _ := o.dashboardOptions.proxies() // validated above
 	core := controlplane.New(controlplane.Config{Logger: log.Named("api"), TrustedProxies: proxies}, st)
 	defer core.Close()
-	api := restapi.New(restapi.Config{BaseURL: apiURL, DefaultRegion: o.region, TCPAddrPools: pools}, core)
+	deliverer, err := o.eventsOptions.deliverer(st, apiURL, log.Named("events"))
+	if err != nil {
+		return err
+	}
+	api := restapi.New(restapi.Config{BaseURL: apiURL, DefaultRegion: o.region, TCPAddrPools: pools,
+		EventTargets: deliverer.Config().TargetOptions(), EventTester: deliverer}, core)
 	edges := edgeapi.New(edgeapi.Config{}, core) // no edge secret: only the in-process edge
 	dash := dashboard.New(o.dashboardOptions.config(), core)
 
@@ -270,6 +277,7 @@ func runDev(ctx context.Context, o devOptions, stdout io.Writer) error {
 	}
 	g.Go(func() error { return e.Serve(gctx) })
 	g.Go(func() error { return ctlSync.Run(gctx) })
+	g.Go(func() error { return deliverer.Run(gctx) })
 	if sshSrv != nil {
 		g.Go(func() error { return sshSrv.Serve(sshLn) })
 	}

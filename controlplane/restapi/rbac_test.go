@@ -262,6 +262,49 @@ func rbacRows() []rbacRow {
 		rbacRow{"DELETE", "/ip_restrictions/{id}", "", writers, 204, func(x *rbacFixture, _ *rbacPrincipal) (string, any) {
 			return "/ip_restrictions/" + x.newRestriction(), nil
 		}},
+		rbacRow{"GET", "/event_destinations", "", everyone, 200, at("/event_destinations")},
+		rbacRow{"POST", "/event_destinations", "", writers, 201, func(*rbacFixture, *rbacPrincipal) (string, any) {
+			return "/event_destinations", natsDestination
+		}},
+		rbacRow{"GET", "/event_destinations/{id}", "", everyone, 200, func(x *rbacFixture, _ *rbacPrincipal) (string, any) {
+			return "/event_destinations/" + x.newDestination(), nil
+		}},
+		rbacRow{"PATCH", "/event_destinations/{id}", "", writers, 200, func(x *rbacFixture, _ *rbacPrincipal) (string, any) {
+			return "/event_destinations/" + x.newDestination(), map[string]any{"description": "changed"}
+		}},
+		rbacRow{"DELETE", "/event_destinations/{id}", "", writers, 204, func(x *rbacFixture, _ *rbacPrincipal) (string, any) {
+			return "/event_destinations/" + x.newDestination(), nil
+		}},
+		rbacRow{"GET", "/event_subscriptions", "", everyone, 200, at("/event_subscriptions")},
+		rbacRow{"POST", "/event_subscriptions", "", writers, 201, func(x *rbacFixture, _ *rbacPrincipal) (string, any) {
+			return "/event_subscriptions", map[string]any{"sources": []any{map[string]any{"type": "api_key_created.v0"}},
+				"destination_ids": []string{x.newDestination()}}
+		}},
+		rbacRow{"GET", "/event_subscriptions/{id}", "", everyone, 200, func(x *rbacFixture, _ *rbacPrincipal) (string, any) {
+			return "/event_subscriptions/" + x.newSubscription(), nil
+		}},
+		rbacRow{"PATCH", "/event_subscriptions/{id}", "", writers, 200, func(x *rbacFixture, _ *rbacPrincipal) (string, any) {
+			return "/event_subscriptions/" + x.newSubscription(), map[string]any{"description": "changed"}
+		}},
+		rbacRow{"DELETE", "/event_subscriptions/{id}", "", writers, 204, func(x *rbacFixture, _ *rbacPrincipal) (string, any) {
+			return "/event_subscriptions/" + x.newSubscription(), nil
+		}},
+		rbacRow{"GET", "/event_subscriptions/{id}/sources", "", everyone, 200, func(x *rbacFixture, _ *rbacPrincipal) (string, any) {
+			return "/event_subscriptions/" + x.newSubscription() + "/sources", nil
+		}},
+		rbacRow{"POST", "/event_subscriptions/{id}/sources", "", writers, 201, func(x *rbacFixture, _ *rbacPrincipal) (string, any) {
+			return "/event_subscriptions/" + x.newSubscription() + "/sources", map[string]any{"type": "credential_created.v0", "filter": "true"}
+		}},
+		rbacRow{"GET", "/event_subscriptions/{id}/sources/{type}", "", everyone, 200, func(x *rbacFixture, _ *rbacPrincipal) (string, any) {
+			return "/event_subscriptions/" + x.newSubscription() + "/sources/api_key_created.v0", nil
+		}},
+		rbacRow{"PATCH", "/event_subscriptions/{id}/sources/{type}", "", writers, 200, func(x *rbacFixture, _ *rbacPrincipal) (string, any) {
+			return "/event_subscriptions/" + x.newSubscription() + "/sources/api_key_created.v0", map[string]any{"filter": "false"}
+		}},
+		rbacRow{"DELETE", "/event_subscriptions/{id}/sources/{type}", "", writers, 204, func(x *rbacFixture, _ *rbacPrincipal) (string, any) {
+			return "/event_subscriptions/" + x.newSubscription() + "/sources/api_key_created.v0", nil
+		}},
+		rbacRow{"GET", "/event_types", "", everyone, 200, at("/event_types")},
 	)
 	// Users, invitations, accounts.
 	rows = append(rows,
@@ -371,7 +414,7 @@ func TestRBACMatrixCoversEveryRoute(t *testing.T) {
 	// Every collection the API serves (api.go and the route files).
 	for _, coll := range []string{"bot_users", "service_users", "api_keys", "credentials", "ssh_credentials",
 		"reserved_domains", "reserved_addrs", "ip_policies", "ip_policy_rules", "ip_restrictions", "users",
-		"invitations", "accounts", "tunnel_sessions", "endpoints", "audit_events"} {
+		"invitations", "accounts", "tunnel_sessions", "endpoints", "audit_events", "event_destinations", "event_subscriptions"} {
 		if _, ok := want["/"+coll]; !ok {
 			t.Errorf("no row for /%s", coll)
 		}
@@ -503,6 +546,19 @@ func (x *rbacFixture) newPolicy() string {
 
 func (x *rbacFixture) newRule() string {
 	return x.create("/ip_policy_rules", map[string]any{"ip_policy_id": x.newPolicy(), "cidr": "10.2.0.0/16", "action": "deny"})
+}
+
+// natsDestination is the body of an event destination (never delivered to
+// in these tests: no Deliverer runs).
+var natsDestination = map[string]any{"format": "JSON", "target": map[string]any{"nats": map[string]any{"url": "nats://127.0.0.1:4222", "subject": "rbac.events"}}}
+
+func (x *rbacFixture) newDestination() string {
+	return x.create("/event_destinations", natsDestination)
+}
+
+func (x *rbacFixture) newSubscription() string {
+	return x.create("/event_subscriptions", map[string]any{"sources": []any{map[string]any{"type": "api_key_created.v0"}},
+		"destination_ids": []string{x.newDestination()}})
 }
 
 func (x *rbacFixture) newRestriction() string {

@@ -9,6 +9,7 @@ import (
 
 	"github.com/tollgate/tollgate/codes"
 	"github.com/tollgate/tollgate/controlplane"
+	"github.com/tollgate/tollgate/controlplane/events"
 	"github.com/tollgate/tollgate/controlplane/store"
 )
 
@@ -28,6 +29,12 @@ type Config struct {
 	// plane assigns from when a reserved address is created without addr.
 	// In a region without a pool, addr is required. Default: no pools.
 	TCPAddrPools map[string]TCPAddrPool
+	// EventTargets are the rules for event destination targets (which
+	// are allowed: file targets need FileDir). Default: no file targets.
+	EventTargets events.TargetOptions
+	// EventTester sends the test event of POST /event_destinations/{id}/test;
+	// nil answers 503 (codes.EventTestFailed).
+	EventTester EventTester
 }
 
 // Server is the REST API over a controlplane.Core. Create it with New; it
@@ -76,6 +83,7 @@ func (s *Server) routes() *http.ServeMux {
 	(&ipPolicyAPI{s}).routes(mux)
 	(&userAPI{s}).routes(mux)
 	(&auditAPI{s}).routes(mux)
+	(&eventAPI{s}).routes(mux)
 	mux.HandleFunc("/", s.core.NoRoute)
 	return mux
 }

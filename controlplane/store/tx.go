@@ -123,19 +123,26 @@ func (s *Store) update(ctx context.Context, actor Actor, fn func(ctx context.Con
 	if err := s.pruneChanges(ctx, t); err != nil {
 		return 0, err
 	}
-	for _, ev := range t.events {
+	written := make([]writtenEvent, len(t.events))
+	for i, ev := range t.events {
 		payload, err := json.Marshal(ev.payload)
 		if err != nil {
 			return 0, fmt.Errorf("encoding audit event %s: %w", ev.typ, err)
 		}
+		written[i] = writtenEvent{id: ids.New(ids.PrefixAuditEvent), ev: ev}
 		_, err = t.exec(ctx, `INSERT INTO audit_events
 			(id, revision, account_id, type, actor_id, actor_credential_id, object_id, payload, created_at)
 			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
-			ids.New(ids.PrefixAuditEvent), rev, ev.accountID, ev.typ,
+			written[i].id, rev, ev.accountID, ev.typ,
 			actor.PrincipalID, actor.CredentialID, ev.objectID, string(payload), t.stamp())
 		if err != nil {
 			return 0, fmt.Errorf("writing audit event %s: %w", ev.typ, err)
 		}
+	}
+	// The same events enter the event outbox in this transaction
+	// (eventoutbox.go), with the audit event's ID as their stable ID.
+	if err := t.writeOutbox(ctx, written); err != nil {
+		return 0, err
 	}
 	if err := sqlTx.Commit(); err != nil {
 		return 0, fmt.Errorf("committing revision %d: %w", rev, err)

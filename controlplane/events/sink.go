@@ -1,0 +1,59 @@
+package events
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"net/http"
+	"time"
+)
+
+// outgoing is one event ready to send: its stable ID, type and JSON body.
+type outgoing struct {
+	ID   string
+	Type string
+	Body []byte
+}
+
+// sink sends events to one target. Send delivers batch in order and
+// returns how many, from the start, the target acknowledged; with an error
+// when that is fewer than all. A sink is used by one goroutine at a time.
+type sink interface {
+	Send(ctx context.Context, batch []outgoing) (int, error)
+	Close() error
+}
+
+// sinkOptions are what sinks need from the Deliverer's Config.
+type sinkOptions struct {
+	fileDir string
+	rootCAs *x509.CertPool
+	timeout time.Duration
+}
+
+// newSink returns the sink of a target this version delivers to.
+func newSink(t *Target, o sinkOptions) (sink, error) {
+	switch {
+	case t.NATS != nil:
+		return newNATSSink(t.NATS, o)
+	case t.Webhook != nil:
+		return newWebhookSink(t.Webhook, o)
+	case t.File != nil:
+		return newFileSink(t.File, o)
+	}
+	return nil, t.ErrNotDelivered()
+}
+
+// webhookClient is the HTTP client of webhook sinks: TLS verified against
+// the system roots (or rootCAs), no redirects followed, bounded time.
+func webhookClient(o sinkOptions) *http.Client {
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: o.rootCAs}
+	tr.MaxIdleConnsPerHost = 2
+	return &http.Client{
+		Transport: tr,
+		Timeout:   o.timeout,
+		CheckRedirect: func(*http.Request, []*http.Request) error {
+			return http.ErrUseLastResponse
+		},
+	}
+}
