@@ -27,7 +27,7 @@ import (
 type Config struct {
 	// Region is this edge's region code. Default "us".
 	Region string
-	// EdgeID is this edge's ID (ed_…, kept in its data dir), as the
+	// EdgeID is this edge's ID (edge_…, kept in its data dir), as the
 	// control plane knows it. Default "edge_" + Region (tollgated dev).
 	EdgeID string
 	// BaseDomain is the domain whose one-label subdomains agents may bind
