@@ -4,10 +4,8 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
-	"crypto/tls"
 	"errors"
 	"net"
-	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -15,7 +13,6 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/tollgate/tollgate/edge"
-	"github.com/tollgate/tollgate/snapshot"
 )
 
 // TestSSHStopsAcceptingWhenEdgeDrains: the SSH listener closes when the
@@ -26,47 +23,13 @@ func TestSSHStopsAcceptingWhenEdgeDrains(t *testing.T) {
 	pub, priv, _ := ed25519.GenerateKey(rand.Reader)
 	signer, _ := ssh.NewSignerFromKey(priv)
 	sp, _ := ssh.NewPublicKey(pub)
-	snap, err := snapshot.New(snapshot.Data{
-		Revision:   1,
-		Accounts:   []snapshot.Account{{ID: "acct_a", Active: true}},
-		Principals: []snapshot.Principal{{ID: "usr_a", Active: true, AccountIDs: []string{"acct_a"}}},
-		SSHCredentials: []snapshot.SSHCredential{{ID: "sshcr_a", AccountID: "acct_a", OwnerID: "usr_a",
-			Fingerprint: ssh.FingerprintSHA256(sp), PublicKey: strings.TrimSpace(string(ssh.MarshalAuthorizedKey(sp)))}},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	e, err := edge.New(edge.Config{BaseDomain: "tollgate.localhost", AgentAddr: "127.0.0.1:0", HTTPSAddr: "127.0.0.1:0", HTTPAddr: "off",
-		DisableQUIC: true}, edge.Deps{AgentTLS: &tls.Config{}, Certs: noCerts{}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := e.Listen(); err != nil {
-		t.Fatal(err)
-	}
-	hostKey, _ := LoadHostKey("")
-	srv, err := New(Config{HostKey: hostKey}, e)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := Listen("127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done, sshDone := make(chan error, 1), make(chan error, 1)
-	go func() { done <- e.Serve(ctx) }()
-	go func() { sshDone <- srv.Serve(ln) }()
-	t.Cleanup(func() {
-		srv.Close()
-		cancel()
-		<-done
-	})
-	e.ApplySnapshot(snap)
-	addr := ln.Addr().String()
+	te := startSSHTestEdge(t, sp, edge.GuardConfig{}, false)
+	e, srv, hostKey, addr, sshDone := te.edge, te.srv, te.hostKey, te.addr, te.sshDone
+	e.ApplySnapshot(te.snap)
 	cfg := &ssh.ClientConfig{User: "tunnel", Auth: []ssh.AuthMethod{ssh.PublicKeys(signer)},
 		HostKeyCallback: ssh.FixedHostKey(hostKey.PublicKey()), Timeout: 5 * time.Second}
 	var open *ssh.Client
+	var err error
 	deadline := time.Now().Add(10 * time.Second)
 	for open == nil {
 		if open, err = ssh.Dial("tcp", addr, cfg); err != nil && time.Now().After(deadline) {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
-	"crypto/tls"
 	"encoding/pem"
 	"net"
 	"os"
@@ -19,7 +18,6 @@ import (
 
 	"github.com/tollgate/tollgate/edge"
 	"github.com/tollgate/tollgate/edge/limits"
-	"github.com/tollgate/tollgate/snapshot"
 )
 
 // keyFile writes a fresh Ed25519 key for the OpenSSH client and returns
@@ -59,43 +57,8 @@ func startOpenSSHEdge(t *testing.T, sp ssh.PublicKey, policy limits.Policy, clk 
 	if _, err := exec.LookPath("/usr/bin/ssh"); err != nil {
 		t.Fatal("this test needs the OpenSSH client at /usr/bin/ssh: apt-get install openssh-client")
 	}
-	snap, err := snapshot.New(snapshot.Data{
-		Revision:   1,
-		Accounts:   []snapshot.Account{{ID: "acct_a", Active: true}},
-		Principals: []snapshot.Principal{{ID: "usr_a", Active: true, AccountIDs: []string{"acct_a"}}},
-		SSHCredentials: []snapshot.SSHCredential{{ID: "sshcr_a", AccountID: "acct_a", OwnerID: "usr_a",
-			Fingerprint: ssh.FingerprintSHA256(sp), PublicKey: strings.TrimSpace(string(ssh.MarshalAuthorizedKey(sp)))}},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	e, err := edge.New(edge.Config{BaseDomain: "tollgate.localhost", AgentAddr: "127.0.0.1:0", HTTPSAddr: "127.0.0.1:0", HTTPAddr: "off",
-		DisableQUIC: true, Guard: edge.GuardConfig{SSHAuth: policy, Now: clk.Now}}, edge.Deps{AgentTLS: &tls.Config{}, Certs: noCerts{}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := e.Listen(); err != nil {
-		t.Fatal(err)
-	}
-	hostKey, _ := LoadHostKey("")
-	srv, err := New(Config{HostKey: hostKey, Throttle: e.SSHLoginThrottle()}, e)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := Listen("127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done, sshDone := make(chan error, 1), make(chan error, 1)
-	go func() { done <- e.Serve(ctx) }()
-	go func() { sshDone <- srv.Serve(ln) }()
-	t.Cleanup(func() {
-		srv.Close()
-		<-sshDone
-		cancel()
-		<-done
-	})
+	te := startSSHTestEdge(t, sp, edge.GuardConfig{SSHAuth: policy, Now: clk.Now}, true)
+	e, snap := te.edge, te.snap
 	e.ApplySnapshot(snap)
 	deadline := time.Now().Add(10 * time.Second)
 	for e.Snapshot().Revision() != 1 {
@@ -104,7 +67,7 @@ func startOpenSSHEdge(t *testing.T, sp ssh.PublicKey, policy limits.Policy, clk 
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	return ln.Addr().String()
+	return te.addr
 }
 
 // openssh runs `ssh ... tunnel@127.0.0.1 help` from source address src

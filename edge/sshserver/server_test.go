@@ -1,7 +1,6 @@
 package sshserver
 
 import (
-	"context"
 	"crypto/ed25519"
 	"crypto/rand"
 	"crypto/tls"
@@ -14,7 +13,6 @@ import (
 
 	"github.com/tollgate/tollgate/codes"
 	"github.com/tollgate/tollgate/edge"
-	"github.com/tollgate/tollgate/snapshot"
 )
 
 type noCerts struct{}
@@ -31,59 +29,19 @@ func TestSSHIngressAlgorithms(t *testing.T) {
 	pub, priv, _ := ed25519.GenerateKey(rand.Reader)
 	signer, _ := ssh.NewSignerFromKey(priv)
 	sp, _ := ssh.NewPublicKey(pub)
-	snap, err := snapshot.New(snapshot.Data{
-		Revision:   1,
-		Accounts:   []snapshot.Account{{ID: "acct_a", Active: true}},
-		Principals: []snapshot.Principal{{ID: "usr_a", Active: true, AccountIDs: []string{"acct_a"}}},
-		SSHCredentials: []snapshot.SSHCredential{{ID: "sshcr_a", AccountID: "acct_a", OwnerID: "usr_a",
-			Fingerprint: ssh.FingerprintSHA256(sp), PublicKey: strings.TrimSpace(string(ssh.MarshalAuthorizedKey(sp)))}},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	e, err := edge.New(edge.Config{BaseDomain: "tollgate.localhost", AgentAddr: "127.0.0.1:0", HTTPSAddr: "127.0.0.1:0", HTTPAddr: "off",
-		DisableQUIC: true}, edge.Deps{AgentTLS: &tls.Config{}, Certs: noCerts{}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := e.Listen(); err != nil {
-		t.Fatal(err)
-	}
-	hostKey, err := LoadHostKey("")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv, err := New(Config{HostKey: hostKey}, e)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := Listen("127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- e.Serve(ctx) }()
-	sshDone := make(chan error, 1)
-	go func() { sshDone <- srv.Serve(ln) }()
-	t.Cleanup(func() {
-		srv.Close()
-		<-sshDone
-		cancel()
-		<-done
-	})
+	te := startSSHTestEdge(t, sp, edge.GuardConfig{}, false)
+	e, hostKey, snap, addr := te.edge, te.hostKey, te.snap, te.addr
 	// Before the first snapshot a key is neither known nor unknown: the
 	// client is told the edge is not ready yet (TG_2740), not that its key
 	// is unknown.
 	var banner string
-	_, err = ssh.Dial("tcp", ln.Addr().String(), &ssh.ClientConfig{User: "x", Auth: []ssh.AuthMethod{ssh.PublicKeys(signer)},
+	_, err := ssh.Dial("tcp", addr, &ssh.ClientConfig{User: "x", Auth: []ssh.AuthMethod{ssh.PublicKeys(signer)},
 		HostKeyCallback: ssh.FixedHostKey(hostKey.PublicKey()), Timeout: 5 * time.Second,
 		BannerCallback: func(m string) error { banner += m; return nil }})
 	if err == nil || !strings.Contains(banner, string(codes.EdgeNotReady)) {
 		t.Fatalf("before the first snapshot: dial %v, banner %q; want a refusal with %s", err, banner, codes.EdgeNotReady)
 	}
 	e.ApplySnapshot(snap)
-	addr := ln.Addr().String()
 	_, other, _ := ed25519.GenerateKey(rand.Reader)
 	otherSigner, _ := ssh.NewSignerFromKey(other)
 	cases := []struct {
@@ -117,7 +75,7 @@ func TestSSHIngressAlgorithms(t *testing.T) {
 			}
 		})
 	}
-	if fp := srv.HostKeyFingerprint(); !strings.HasPrefix(fp, "SHA256:") {
+	if fp := te.srv.HostKeyFingerprint(); !strings.HasPrefix(fp, "SHA256:") {
 		t.Fatalf("host key fingerprint %q", fp)
 	}
 }
