@@ -16,7 +16,6 @@ import (
 	"time"
 
 	"github.com/tollgate/tollgate/authn"
-	"github.com/tollgate/tollgate/edge/certs"
 	"github.com/tollgate/tollgate/ids"
 	"github.com/tollgate/tollgate/snapshot"
 	"github.com/tollgate/tollgate/tunnel"
@@ -38,23 +37,8 @@ type httpEdge struct {
 func startHTTPEdge(t *testing.T, opts string) *httpEdge {
 	t.Helper()
 	const base = "hsts.test"
-	dir := t.TempDir()
-	ca, err := certs.LoadOrCreateCA(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	iss, err := certs.NewLocalIssuer(ca, certs.LocalIssuerConfig{BaseDomain: base})
-	if err != nil {
-		t.Fatal(err)
-	}
-	mgr, err := certs.New(certs.Config{BaseDomain: base, DataDir: dir, Issuer: iss})
-	if err != nil {
-		t.Fatal(err)
-	}
+	mgr, ca := startLocalCerts(t, base)
 	ctx, cancel := context.WithCancel(context.Background())
-	if err := mgr.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
 	h := &httpEdge{roots: x509.NewCertPool()}
 	pem, err := os.ReadFile(ca.CertFile())
 	if err != nil {
@@ -90,7 +74,6 @@ func startHTTPEdge(t *testing.T, opts string) *httpEdge {
 		if err := <-done; err != nil && !errors.Is(err, context.Canceled) {
 			t.Errorf("Serve: %v", err)
 		}
-		mgr.Stop()
 	})
 	h.setSnapshot(t, nil)
 

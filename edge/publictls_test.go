@@ -15,15 +15,10 @@ import (
 )
 
 // startTLSEdge runs startTLSEdgeFull and returns its public HTTPS address.
-func startTLSEdge(t *testing.T) string { return startTLSEdgeFull(t).Addrs().HTTPS }
-
-// startTLSEdgeFull runs an Edge with the local CA on loopback whose snapshot
-// reserves old.<base> (min TLS 1.0), new.<base> (1.3) and *.wild.test
-// (1.3), with an edge floor of 1.0 and default 1.2. It returns the public
-// HTTPS address once the snapshot is applied.
-func startTLSEdgeFull(t *testing.T) *Edge {
+// startLocalCerts starts a certificate manager for base whose issuer is a
+// new local CA, as `tollgated dev` has; it stops at the end of the test.
+func startLocalCerts(t *testing.T, base string) (*certs.Manager, *certs.CA) {
 	t.Helper()
-	const base = "tls.test"
 	dir := t.TempDir()
 	ca, err := certs.LoadOrCreateCA(dir)
 	if err != nil {
@@ -41,6 +36,21 @@ func startTLSEdgeFull(t *testing.T) *Edge {
 	if err := mgr.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { cancel(); mgr.Stop() })
+	return mgr, ca
+}
+
+func startTLSEdge(t *testing.T) string { return startTLSEdgeFull(t).Addrs().HTTPS }
+
+// startTLSEdgeFull runs an Edge with the local CA on loopback whose snapshot
+// reserves old.<base> (min TLS 1.0), new.<base> (1.3) and *.wild.test
+// (1.3), with an edge floor of 1.0 and default 1.2. It returns the public
+// HTTPS address once the snapshot is applied.
+func startTLSEdgeFull(t *testing.T) *Edge {
+	t.Helper()
+	const base = "tls.test"
+	mgr, ca := startLocalCerts(t, base)
+	ctx, cancel := context.WithCancel(context.Background())
 	agentCert, err := ca.IssueServerCert([]string{"localhost"}, []net.IP{net.IPv4(127, 0, 0, 1)})
 	if err != nil {
 		t.Fatal(err)
@@ -70,7 +80,6 @@ func startTLSEdgeFull(t *testing.T) *Edge {
 		if err := <-done; err != nil && !errors.Is(err, context.Canceled) {
 			t.Errorf("Serve: %v", err)
 		}
-		mgr.Stop()
 	})
 	deadline := time.Now().Add(10 * time.Second)
 	for e.Snapshot().Revision() != 1 {
