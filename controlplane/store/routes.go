@@ -169,8 +169,23 @@ func deleteHolders(ctx context.Context, t *tx, ids []string) error {
 	if len(ids) == 0 {
 		return nil
 	}
-	err := byIDs(ids).each("id", func(where string, args []any) error {
-		res, err := t.exec(ctx, `DELETE FROM route_holders`+where, args...)
+	if err := deleteHoldersBy(ctx, t, "id", ids, ""); err != nil {
+		return fmt.Errorf("deleting route holders: %w", err)
+	}
+	return nil
+}
+
+// deleteHoldersBy deletes, in t, the holders whose column is one of
+// values and, when edgeID is not "", that edge edgeID holds. A deletion
+// marks t operational (it records no audit event).
+func deleteHoldersBy(ctx context.Context, t *tx, column string, values []string, edgeID string) error {
+	return byIDs(values).each(column, func(where string, args []any) error {
+		q := `DELETE FROM route_holders` + where
+		if edgeID != "" {
+			q += fmt.Sprintf(` AND edge_id = $%d`, len(args)+1)
+			args = append(args, edgeID)
+		}
+		res, err := t.exec(ctx, q, args...)
 		if err != nil {
 			return err
 		}
@@ -179,10 +194,6 @@ func deleteHolders(ctx context.Context, t *tx, ids []string) error {
 		}
 		return nil
 	})
-	if err != nil {
-		return fmt.Errorf("deleting route holders: %w", err)
-	}
-	return nil
 }
 
 // ReleaseRoutes deletes the holders ids of edge edgeID (endpoints unbound,
@@ -193,16 +204,7 @@ func (s *Store) ReleaseRoutes(ctx context.Context, edgeID string, ids []string) 
 		return 0, nil
 	}
 	rev, err := s.update(ctx, routeActor, func(ctx context.Context, t *tx) error {
-		return byIDs(ids).each("id", func(where string, args []any) error {
-			res, err := t.exec(ctx, `DELETE FROM route_holders`+where+fmt.Sprintf(` AND edge_id = $%d`, len(args)+1), append(args, edgeID)...)
-			if err != nil {
-				return err
-			}
-			if n, _ := res.RowsAffected(); n > 0 {
-				t.operational = true
-			}
-			return nil
-		})
+		return deleteHoldersBy(ctx, t, "id", ids, edgeID)
 	})
 	if err != nil {
 		return 0, fmt.Errorf("releasing routes of edge %s: %w", edgeID, err)
@@ -216,16 +218,7 @@ func (s *Store) DropEdgeRoutes(ctx context.Context, edgeIDs []string) error {
 		return nil
 	}
 	_, err := s.update(ctx, routeActor, func(ctx context.Context, t *tx) error {
-		return byIDs(edgeIDs).each("edge_id", func(where string, args []any) error {
-			res, err := t.exec(ctx, `DELETE FROM route_holders`+where, args...)
-			if err != nil {
-				return err
-			}
-			if n, _ := res.RowsAffected(); n > 0 {
-				t.operational = true
-			}
-			return nil
-		})
+		return deleteHoldersBy(ctx, t, "edge_id", edgeIDs, "")
 	})
 	if err != nil {
 		return fmt.Errorf("dropping the routes of edges %v: %w", edgeIDs, err)
