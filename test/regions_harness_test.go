@@ -20,6 +20,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.ngrok.com/ngrok/v2"
+
 	"github.com/tollgate/tollgate/edge/certs"
 )
 
@@ -53,6 +55,7 @@ type edgeInfo struct {
 	Advertised string `json:"advertised_agent_addr"`
 	HTTPSAddr  string `json:"https_addr"`
 	PeerAddr   string `json:"peer_addr"`
+	SSHAddr    string `json:"ssh_addr"`
 	BaseDomain string `json:"base_domain"`
 }
 
@@ -143,8 +146,15 @@ func (c *cluster) startEdge(region, ip string, extra ...string) *edgeProc {
 // data dir, without waiting for it (edges of one region start at once).
 func (c *cluster) launchEdge(name, region, ip string, extra ...string) *edgeProc {
 	c.t.Helper()
+	return c.launchEdgeVia(c.cp, name, region, ip, extra...)
+}
+
+// launchEdgeVia is launchEdge for an edge that follows the control plane
+// cp (one of several on the cluster's store) instead of the cluster's.
+func (c *cluster) launchEdgeVia(cp *controlServer, name, region, ip string, extra ...string) *edgeProc {
+	c.t.Helper()
 	dataDir := filepath.Join(c.dir, "edge-"+name)
-	args := []string{"edge", "--region", region, "--control", c.cp.apiURL,
+	args := []string{"edge", "--region", region, "--control", cp.apiURL,
 		"--control-secret-file", c.secretFile, "--ca-dir", c.caDir, "--data-dir", dataDir,
 		"--agent-addr", ip + ":0", "--https-addr", ip + ":0", "--http-addr", "off",
 		"--base-domain", "tollgate.localhost", "--log-level", "info"}
@@ -183,6 +193,28 @@ func (c *cluster) waitDirectories() {
 				c.t.Fatalf("edge %s never listed the edges %v:\n%s", e.info.Region, addrs, e.output())
 			}
 			time.Sleep(20 * time.Millisecond)
+		}
+	}
+}
+
+// waitPeerLinks waits until every edge has learned the edge-to-edge
+// address (--peer-addr) of every other edge of its region: from then on
+// each forwards to the others.
+func (c *cluster) waitPeerLinks() {
+	c.t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for _, e := range c.edges {
+		for _, o := range c.edges {
+			if o == e || o.info.Region != e.info.Region || o.info.PeerAddr == "" {
+				continue
+			}
+			for !hasLine(e.output(), "live edges changed", "peer="+o.info.PeerAddr) {
+				if time.Now().After(deadline) {
+					c.t.Fatalf("edge %s never learned the edge-to-edge address %s of %s:\n%s",
+						e.info.EdgeID, o.info.PeerAddr, o.info.EdgeID, e.output())
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
 		}
 	}
 }
@@ -306,6 +338,21 @@ func (c *cluster) agent(authtoken, serverAddr string, args ...string) (p *proc, 
 	publicURL = p.waitFor(forwardingLine, 30*time.Second)[1]
 	m := p.waitFor(sessionLine, 5*time.Second)
 	return p, m[1], m[2], publicURL
+}
+
+// sdkAgent makes an agent of the hosted platform's Go SDK (ngrok-go v2,
+// unmodified: one connection) for edge e with authtoken and opts; it
+// connects on Connect or its first Forward, and disconnects at cleanup.
+func (c *cluster) sdkAgent(authtoken string, e *edgeProc, opts ...ngrok.AgentOption) ngrok.Agent {
+	c.t.Helper()
+	all := append([]ngrok.AgentOption{ngrok.WithAuthtoken(authtoken), ngrok.WithAgentConnectURL(e.info.AgentAddr),
+		ngrok.WithAgentConnectCAs(c.pool)}, opts...)
+	ag, err := ngrok.NewAgent(all...)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	c.t.Cleanup(func() { _ = ag.Disconnect() })
+	return ag
 }
 
 // client returns an HTTPS client that trusts the cluster's CA and dials

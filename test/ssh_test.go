@@ -85,6 +85,17 @@ func (d *devServer) addSSHCredential(t *testing.T, key sshKey, acl []string) str
 func (d *devServer) runSSH(t *testing.T, key sshKey, forward string, command ...string) *proc {
 	t.Helper()
 	host, port := d.sshAddr(t)
+	return runSSHAt(t, net.JoinHostPort(host, port), key, forward, command...)
+}
+
+// runSSHAt starts the OpenSSH client against the SSH ingress at addr
+// (host:port), as user tunnel with key, with -R forward unless it is "".
+func runSSHAt(t *testing.T, addr string, key sshKey, forward string, command ...string) *proc {
+	t.Helper()
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		t.Fatalf("SSH address %q: %v", addr, err)
+	}
 	args := []string{"-p", port, "-i", key.file, "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes",
 		"-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR",
 		"-o", "ConnectTimeout=10"}
@@ -101,10 +112,17 @@ func (d *devServer) runSSH(t *testing.T, key sshKey, forward string, command ...
 // process and the URL.
 func (d *devServer) sshForwarding(t *testing.T, key sshKey, forward string, command ...string) (*proc, string) {
 	t.Helper()
+	host, port := d.sshAddr(t)
+	return sshForwardingAt(t, net.JoinHostPort(host, port), key, forward, command...)
+}
+
+// sshForwardingAt is sshForwarding against the SSH ingress at addr.
+func sshForwardingAt(t *testing.T, addr string, key sshKey, forward string, command ...string) (*proc, string) {
+	t.Helper()
 	re := regexp.MustCompile(`Forwarding\s+(\S+)`)
 	deadline := time.Now().Add(20 * time.Second)
 	for {
-		p := d.runSSH(t, key, forward, command...)
+		p := runSSHAt(t, addr, key, forward, command...)
 		for {
 			if m := re.FindStringSubmatch(p.output()); m != nil {
 				return p, m[1]

@@ -167,8 +167,22 @@ func (s *stream) Read(p []byte) (int, error) {
 	return s.raw.Read(p)
 }
 
+// streamEndTimeout bounds how long Close and CloseWrite wait to hand the
+// stream's end (muxado's FIN) to the transport.
+const streamEndTimeout = 5 * time.Second
+
+// endDeadline gives the stream's end a fresh write deadline: muxado sends
+// FIN under the stream's write deadline, and one already past (crypto/tls
+// sets it to now on Close, after its close_notify) may drop the FIN, so
+// that the peer never learns the stream ended. After CloseWrite or Close
+// nothing else is written, so the deadline set here concerns only the end.
+func (s *stream) endDeadline() {
+	_ = s.raw.SetWriteDeadline(time.Now().Add(streamEndTimeout))
+}
+
 // CloseWrite half-closes the send side after sending a pending prefix.
 func (s *stream) CloseWrite() error {
+	s.endDeadline()
 	if err := s.flushPrefix(); err != nil {
 		return err
 	}
@@ -183,6 +197,7 @@ func (s *stream) CloseWrite() error {
 // it first, so the peer sees a typed stream that ends rather than an
 // untyped one (which the SDK's accept loop treats as fatal).
 func (s *stream) Close() error {
+	s.endDeadline()
 	_ = s.flushPrefix()
 	if s.win != nil {
 		s.win.fail(ErrClosed)
