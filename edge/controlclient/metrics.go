@@ -9,7 +9,7 @@ import (
 
 // feedState is what the snapshot feed did, for metrics.
 type feedState struct {
-	down    atomic.Bool  // the last feed call failed
+	down    atomic.Bool  // the feed has not answered yet, or the last call failed
 	since   atomic.Int64 // Unix ns: the last answer, or the start before the first
 	errors  atomic.Int64 // failed feed calls
 	applied atomic.Int64 // snapshots handed to the edge
@@ -28,8 +28,9 @@ func (f *feedState) answered() {
 
 // lag is how far the edge may be behind the control plane: 0 while the
 // feed answers (a long poll that waits is current: the control plane
-// answers as soon as there is news); once a call failed, the time since
-// the feed last answered (or since the Sync started, if it never did).
+// answers as soon as there is news); before the first answer and once a
+// call failed, the time since the feed last answered (or since the Sync
+// started, if it never did).
 func (f *feedState) lag(now time.Time) time.Duration {
 	if !f.down.Load() {
 		return 0
@@ -39,7 +40,7 @@ func (f *feedState) lag(now time.Time) time.Duration {
 
 var (
 	descFeedUp = prometheus.NewDesc("tollgate_edge_snapshot_feed_up",
-		"1 while the control plane's snapshot feed answers, 0 since a call failed (the edge serves from its cached snapshot).", nil, nil)
+		"1 while the control plane's snapshot feed answers, 0 before its first answer and since a call failed (the edge serves from its cached snapshot).", nil, nil)
 	descFeedLag = prometheus.NewDesc("tollgate_edge_snapshot_lag_seconds",
 		"How far the edge's snapshot may be behind the control plane: 0 while the feed answers, else the time since it last answered.", nil, nil)
 	descFeedErrors = prometheus.NewDesc("tollgate_edge_snapshot_feed_errors_total",

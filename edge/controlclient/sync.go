@@ -112,6 +112,7 @@ func NewSync(cfg SyncConfig, deps SyncDeps) (*Sync, error) {
 	}
 	s := &Sync{cfg: cfg, deps: deps, log: log.With(zap.String("region", cfg.Region)), reportNow: make(chan struct{}, 1)}
 	s.feed.since.Store(time.Now().UnixNano())
+	s.feed.down.Store(true) // until the feed first answers
 	return s, nil
 }
 
