@@ -355,7 +355,7 @@ func (a *Agent) startWeb() (func(), error) {
 	a.webAddr = ln.Addr().String()
 	a.mu.Unlock()
 	srv := &http.Server{
-		Handler:           newInspectHandler(a),
+		Handler:           newInspectHandler(a, OpsHandler(a)),
 		ReadHeaderTimeout: 5 * time.Second,
 		IdleTimeout:       time.Minute,
 		ErrorLog:          zap.NewStdLog(a.log.Named("web")),

@@ -95,11 +95,17 @@ type apiError struct {
 //	GET /api/tunnels          {"tunnels":[...],"uri":"/api/tunnels"}
 //	GET /api/tunnels/{name}   one tunnel
 //	GET /api/status           the sessions: the first online leg's, and every leg
+//	GET /metrics, /healthz, /readyz   ops, when not nil (OpsHandler)
 //
 // Only endpoints that have a public URL are listed (wrappers poll until
 // the list is non-empty and take public_url).
-func newInspectHandler(src statusSource) http.Handler {
+func newInspectHandler(src statusSource, ops http.Handler) http.Handler {
 	mux := http.NewServeMux()
+	if ops != nil {
+		for _, p := range []string{"/metrics", "/healthz", "/readyz"} {
+			mux.Handle(p, ops)
+		}
+	}
 	mux.HandleFunc("/api/tunnels", func(w http.ResponseWriter, r *http.Request) {
 		if !allowGet(w, r) {
 			return

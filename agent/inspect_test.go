@@ -50,7 +50,7 @@ func TestInspectionAPI(t *testing.T) {
 		st: Status{State: SessionOnline, SessionID: "ts_1", Region: "eu", Transport: "quic", ServerAddr: "edge:4443",
 			Latency: 1500 * time.Microsecond, ConnectedAt: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC), Version: "1.0.0"},
 	}
-	srv := httptest.NewServer(newInspectHandler(src))
+	srv := httptest.NewServer(newInspectHandler(src, nil))
 	t.Cleanup(srv.Close)
 
 	list := getJSON(t, "GET", srv.URL+"/api/tunnels", 200)

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/time/rate"
@@ -124,6 +125,15 @@ func (cp *Core) AuthThrottled() (userCredentials, edgeSecret uint64) {
 	return cp.rate.keyFailures.throttled(), cp.rate.edgeFailures.throttled()
 }
 
+// rateLimited returns how many authenticated requests the per-account
+// rate limit answered 429 since the process started.
+func (cp *Core) rateLimited() uint64 {
+	if cp.rate.perAccount == nil {
+		return 0
+	}
+	return cp.rate.perAccount.refused.Load()
+}
+
 // Close releases the per-address failure caches (their goroutines start on
 // the first failure). Call it once the servers have stopped; failures
 // after it are no longer limited.
@@ -142,6 +152,8 @@ type keyedLimiter struct {
 	mu        sync.Mutex
 	buckets   map[string]*bucket
 	lastSweep time.Time
+
+	refused atomic.Uint64 // requests answered 429
 }
 
 type bucket struct {
@@ -209,7 +221,11 @@ func (k *keyedLimiter) charge(w http.ResponseWriter, key, msg string) error {
 	if k == nil {
 		return nil
 	}
-	return take(w, k.get(key, time.Now()), msg)
+	err := take(w, k.get(key, time.Now()), msg)
+	if err != nil {
+		k.refused.Add(1)
+	}
+	return err
 }
 
 // take takes a token from lim, or returns a 429 *Error with msg (and

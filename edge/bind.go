@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -37,7 +38,8 @@ type binder struct {
 	tcp           *tcpListeners
 	tcpRange      portRange
 	tcpHost       string
-	httpsPort     func() int // the public HTTPS port, known once the edge listens
+	httpsPort     func() int   // the public HTTPS port, known once the edge listens
+	aclRefused    atomic.Int64 // binds refused by the bind ACL (TG_619)
 }
 
 // Bind creates an endpoint for the agent. Only HTTP(S) endpoints are served
@@ -75,6 +77,14 @@ func bindError(err *codes.Error) *tunnel.BindResp { return &tunnel.BindResp{Erro
 // prepareBind validates a bind of any proto and returns the endpoint to
 // install, served by owner, and the options to echo back.
 func (b *binder) prepareBind(req *tunnel.Bind, ident *authn.Identity, owner EndpointOwner) (*Endpoint, any, *codes.Error) {
+	ep, opts, err := b.prepareProto(req, ident, owner)
+	if err != nil && err.Code == codes.BindACL {
+		b.aclRefused.Add(1)
+	}
+	return ep, opts, err
+}
+
+func (b *binder) prepareProto(req *tunnel.Bind, ident *authn.Identity, owner EndpointOwner) (*Endpoint, any, *codes.Error) {
 	switch req.Proto {
 	case "http", "https":
 		return b.bindHTTP(req, ident, owner)

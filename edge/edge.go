@@ -129,6 +129,9 @@ type Deps struct {
 	// connection for a route only siblings hold (with Config.Peer.Secret);
 	// nil = the edge's own RouteTable, from its snapshot (tests set it).
 	Routes RouteDirectory
+	// Traffic receives a record of every finished public request and
+	// TCP/TLS connection (the access log); nil = none are made.
+	Traffic TrafficSink
 }
 
 // Addrs are the addresses an Edge listens on, after Listen.
@@ -168,6 +171,7 @@ type Edge struct {
 	mem     *memGuard // refuses new work while memory is short (memguard.go)
 	peers   *peering  // edge-to-edge link; nil = off (peer.go)
 	metrics counters
+	prom    *Metrics // Prometheus collector and traffic counters (metrics.go)
 
 	agentLn net.Listener
 	quicLn  *tunnel.QUICListener
@@ -264,6 +268,7 @@ func New(cfg Config, deps Deps) (*Edge, error) {
 		stopped:  make(chan struct{}),
 		mem:      newMemGuard(cfg.MemoryLimit, log),
 	}
+	e.prom = newMetrics(e, deps.Traffic)
 	e.routes = NewRouteTable(cfg.Region, cfg.EdgeID, e.snap.Load, deps.Directory)
 	e.leases = newLeases(deps.Leases, cfg.EdgeID, cfg.Region, e.routes, log)
 	e.gates = newIPGates(e.snap, log)
@@ -283,12 +288,13 @@ func New(cfg Config, deps Deps) (*Edge, error) {
 		defaultMinTLS:    def,
 		floorMinTLS:      floor,
 		raw:              newRawConns(),
+		stats:            e.prom,
 	}
-	if e.public.tls, err = newPublicTLS(deps.Certs.GetCertificate); err != nil {
+	if e.public.tls, err = newPublicTLS(markCertErrors(deps.Certs.GetCertificate)); err != nil {
 		return nil, fmt.Errorf("edge: %w", err)
 	}
 	e.proxy, err = httpproxy.New(httpproxy.Config{Logger: log, MaxConcurrentStreams: cfg.HTTP2MaxConcurrentStreams,
-		Overload: e.mem.refuseRequest}, e.public)
+		Overload: e.mem.refuseRequest, OnRequest: e.prom.onRequest}, e.public)
 	if err != nil {
 		return nil, fmt.Errorf("edge: %w", err)
 	}
@@ -464,6 +470,8 @@ func (e *Edge) Serve(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	defer e.guard.close()
+	e.prom.serving.Store(true)
+	defer e.prom.serving.Store(false)
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
 		// Shutdown closes the listeners that take new work and drains;

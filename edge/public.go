@@ -40,6 +40,7 @@ type publicServer struct {
 	raw              *rawConns    // TCP/TLS endpoint connections, for drain
 	fwd              *peering     // forwards to sibling edges; nil = off (peer.go)
 	httpConns        atomic.Int64 // connections in the HTTP proxy
+	stats            *Metrics     // traffic counters and records (metrics.go)
 }
 
 // serveHTTPS accepts public HTTPS clients on ln until it closes or ctx
@@ -143,6 +144,7 @@ func (p *publicServer) handleHTTPS(ctx context.Context, c net.Conn) {
 		return
 	}
 	if err != nil {
+		p.stats.tlsFailures[tlsFailure(err)].Add(1)
 		if ce := p.log.Check(zap.DebugLevel, "public TLS handshake failed"); ce != nil {
 			ce.Write(zap.String("remote_addr", c.RemoteAddr().String()), zap.Error(err))
 		}
@@ -158,6 +160,7 @@ func (p *publicServer) handleHTTPS(ctx context.Context, c net.Conn) {
 		return
 	}
 	p.httpConns.Add(1)
+	p.stats.conns[kindHTTPS].Add(1)
 	p.proxy.ServeConn(ctx, tc, serverName(st.ServerName), st.NegotiatedProtocol)
 	p.httpConns.Add(-1)
 }

@@ -313,7 +313,12 @@ func (p *publicServer) handleTCP(c net.Conn, key string) {
 	if !ok && p.forwardTCP(c, key) {
 		return
 	}
-	if !ok || ep.proto != "tcp" || !p.gates.admit(ep, PeerAddr(c.RemoteAddr()).Addr()) {
+	if !ok || ep.proto != "tcp" {
+		refuse(c)
+		return
+	}
+	if !p.gates.admit(ep, PeerAddr(c.RemoteAddr()).Addr()) {
+		p.stats.rawRefused(c, ep)
 		refuse(c)
 		return
 	}
@@ -357,7 +362,11 @@ func (p *publicServer) proxyRaw(c net.Conn, ep *Endpoint, hdr *tunnel.ProxyHeade
 			return
 		}
 	}
-	pipe(hc, st)
+	kind, start := kindOf(ep.proto), time.Now()
+	p.stats.rawStarted(kind)
+	cc := &countedConn{halfCloser: hc, in: int64(len(prefix))}
+	pipe(cc, st)
+	p.stats.rawEnded(c, ep, kind, start, cc.in, cc.out)
 }
 
 // refuse closes c with a reset, so the client sees the refusal at once.

@@ -191,6 +191,7 @@ func (p *publicServer) passthroughTLS(pc *peekConn, handshakeErr error) bool {
 	ep, rec := pc.ep, pc.rec
 	pc.rec, pc.recording = nil, false
 	if !p.gates.admit(ep, PeerAddr(pc.Conn.RemoteAddr()).Addr()) {
+		p.stats.rawRefused(pc.Conn, ep)
 		refuse(pc.Conn) // nothing of the ClientHello went to the agent
 		return true
 	}
@@ -206,6 +207,7 @@ func (p *publicServer) terminatedTLS(pc *peekConn, tc *tls.Conn) bool {
 		return false
 	}
 	if !p.gates.admit(ep, PeerAddr(pc.Conn.RemoteAddr()).Addr()) {
+		p.stats.rawRefused(pc.Conn, ep)
 		refuse(pc.Conn)
 		return true
 	}

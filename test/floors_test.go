@@ -35,7 +35,7 @@ import (
 //     removal is noticed and the table follows.
 var floors = []floor{
 	{ // the leaves
-		packages: []string{"config", "snapshot", "ids", "codes", "authn", "policy", "regions"},
+		packages: []string{"config", "snapshot", "ids", "codes", "authn", "policy", "regions", "traffic"},
 		notAbove: []string{"edge", "tunnel", "controlplane", "agent", "cmd"},
 		noImport: networkImports, noDial: true, exist: true,
 	},

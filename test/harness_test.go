@@ -225,6 +225,7 @@ type devIngress struct {
 	SSHAddr      string `json:"ssh_addr"`
 	TCPHost      string `json:"tcp_host"`
 	DashboardURL string `json:"dashboard_url"`
+	MetricsAddr  string `json:"metrics_addr"` // with --metrics-addr
 }
 
 // ingress reads dev-ingress.json.

@@ -57,6 +57,8 @@ type edgeInfo struct {
 	PeerAddr   string `json:"peer_addr"`
 	SSHAddr    string `json:"ssh_addr"`
 	BaseDomain string `json:"base_domain"`
+	// MetricsAddr is set with --metrics-addr.
+	MetricsAddr string `json:"metrics_addr"`
 }
 
 // edgeProc is a running `tollgated edge`.

@@ -13,6 +13,7 @@ import (
 	"github.com/tollgate/tollgate/agent"
 	"github.com/tollgate/tollgate/codes"
 	"github.com/tollgate/tollgate/config"
+	"github.com/tollgate/tollgate/internal/opsserver"
 	"github.com/tollgate/tollgate/tunnel"
 )
 
@@ -197,6 +198,15 @@ func runAgent(ctx context.Context, e *env, file *config.AgentFile, eps []config.
 	if err != nil {
 		return fail(err)
 	}
+	if e.global.metricsAddr != "" {
+		ops, err := opsserver.Listen(e.global.metricsAddr, "--metrics-addr", agent.OpsHandler(a))
+		if err != nil {
+			return fail(err)
+		}
+		defer ops.Close()
+		go func() { _ = ops.Serve() }()
+		p.metricsAddr = ops.Addr()
+	}
 	done := make(chan error, 1)
 	go func() { done <- a.Run(ctx) }()
 	select {
@@ -223,6 +233,7 @@ type printer struct {
 	shown       bool       // ready has printed
 	ha          int        // HA connections asked for
 	legLines    bool       // print a line per HA connection
+	metricsAddr string     // --metrics-addr's bound address; "" when off
 }
 
 // ready prints the session and one Forwarding line per endpoint.
@@ -233,6 +244,9 @@ func (p *printer) ready(a *agent.Agent) {
 	fmt.Fprintf(p.out, "Session     %s (region %s, transport %s)\n", orDash(st.SessionID), orDash(st.Region), orDash(st.Transport))
 	if w := a.WebAddr(); w != "" {
 		fmt.Fprintf(p.out, "Web API     http://%s/api/tunnels\n", w)
+	}
+	if p.metricsAddr != "" {
+		fmt.Fprintf(p.out, "Metrics     http://%s/metrics\n", p.metricsAddr)
 	}
 	for _, ep := range a.Endpoints() {
 		name := ""

@@ -20,7 +20,7 @@ import (
 // globalFlags are the flags every command takes.
 type globalFlags struct {
 	authtoken, serverAddr, rootCA, transport, region, webAddr string
-	configPath, logLevel, logFormat                           string
+	configPath, logLevel, logFormat, metricsAddr              string
 	heartbeatInterval, heartbeatTolerance                     time.Duration
 	haConnections                                             int
 	cmd                                                       *cobra.Command
@@ -36,6 +36,7 @@ func (g *globalFlags) register(root *cobra.Command) {
 	f.StringVar(&g.region, "region", "", "region to connect to: "+regions.CodeList())
 	f.IntVar(&g.haConnections, "ha-connections", config.DefaultHAConnections, fmt.Sprintf("connections to keep to distinct edges of the region, 1 to %d; fewer while the region has fewer edges", config.MaxHAConnections))
 	f.StringVar(&g.webAddr, "web-addr", "", "inspection API address, or false to disable (default "+config.DefaultWebAddr+")")
+	f.StringVar(&g.metricsAddr, "metrics-addr", "", "serve Prometheus metrics (/metrics), /healthz and /readyz on a listener of their own, e.g. 127.0.0.1:9101 (the inspection API at --web-addr serves them too)")
 	f.StringVar(&g.configPath, "config", "", "config file (default $TOLLGATE_CONFIG, $XDG_CONFIG_HOME/tollgate/tollgate.yml, ~/.config/tollgate/tollgate.yml)")
 	f.StringVar(&g.logLevel, "log-level", "warn", "log level: debug, info, warn or error")
 	f.StringVar(&g.logFormat, "log-format", "console", "log format: console or json")

@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/cobra"
 	"go.uber.org/zap"
 
@@ -23,6 +24,7 @@ import (
 	"github.com/tollgate/tollgate/controlplane/edgeapi"
 	"github.com/tollgate/tollgate/controlplane/restapi"
 	"github.com/tollgate/tollgate/controlplane/store"
+	"github.com/tollgate/tollgate/internal/opsserver"
 )
 
 // Names of what `tollgated control` creates in an empty store.
@@ -235,7 +237,14 @@ func runControl(ctx context.Context, o controlOptions, stdout io.Writer) error {
 		<-evDone
 	}()
 
-	printControlBanner(stdout, st.Dialect(), apiURL, dashboardURL(dashLn), boot, o.bootstrapFile)
+	metricsAddr, stopMetrics, err := o.opsOptions.serve(log, []prometheus.Collector{core.Collector(), deliverer},
+		opsserver.Check{Name: "store", Ready: core.Ready})
+	if err != nil {
+		return err
+	}
+	defer stopMetrics()
+
+	printControlBanner(stdout, st.Dialect(), apiURL, dashboardURL(dashLn), metricsAddr, boot, o.bootstrapFile)
 	log.Info("control plane serving", zap.String("api_addr", apiLn.Addr().String()),
 		zap.String("dashboard_url", dashboardURL(dashLn)), zap.String("store", string(st.Dialect())))
 
@@ -362,11 +371,14 @@ func redactDSN(dsn string) string {
 	return dsn
 }
 
-func printControlBanner(w io.Writer, dialect store.Dialect, apiURL, dashURL string, boot *bootstrapInfo, bootFile string) {
+func printControlBanner(w io.Writer, dialect store.Dialect, apiURL, dashURL, metricsAddr string, boot *bootstrapInfo, bootFile string) {
 	fmt.Fprintf(w, "Tollgate control plane is ready (store %s)\n", dialect)
 	fmt.Fprintf(w, "  API           %s\n", apiURL)
 	if dashURL != "" {
 		fmt.Fprintf(w, "  dashboard     %s   (sign in with your own key)\n", dashURL)
+	}
+	if metricsAddr != "" {
+		fmt.Fprintf(w, "  metrics       http://%s/metrics   (/healthz, /readyz)\n", metricsAddr)
 	}
 	switch {
 	case boot == nil:

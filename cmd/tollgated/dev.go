@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/cobra"
 	"go.uber.org/zap"
 	"golang.org/x/sync/errgroup"
@@ -28,6 +29,7 @@ import (
 	"github.com/tollgate/tollgate/edge"
 	"github.com/tollgate/tollgate/edge/certs"
 	"github.com/tollgate/tollgate/edge/controlclient"
+	"github.com/tollgate/tollgate/internal/opsserver"
 	"github.com/tollgate/tollgate/regions"
 	"github.com/tollgate/tollgate/snapshot"
 )
@@ -98,6 +100,7 @@ type devIngressFile struct {
 	SSHHostKeyFingerprint string `json:"ssh_host_key_fingerprint,omitempty"`
 	TCPHost               string `json:"tcp_host"`
 	DashboardURL          string `json:"dashboard_url,omitempty"`
+	MetricsAddr           string `json:"metrics_addr,omitempty"`
 }
 
 func runDev(ctx context.Context, o devOptions, stdout io.Writer) error {
@@ -201,11 +204,17 @@ func runDev(ctx context.Context, o devOptions, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
+	alog, err := o.accessLog.open(stdout, log)
+	if err != nil {
+		return err
+	}
+	defer alog.close() // after the edge drained (deferred later, run earlier)
 	e, err = edge.New(ecfg, edge.Deps{
 		AgentTLS:  &tls.Config{Certificates: []tls.Certificate{agentCert}},
 		Certs:     certMgr,
 		Directory: core.Registry(),
 		Leases:    core,
+		Traffic:   alog.sink(),
 	})
 	if err != nil {
 		return codes.NewError(codes.ConfigInvalid, "%v", err)
@@ -234,6 +243,14 @@ func runDev(ctx context.Context, o devOptions, stdout io.Writer) error {
 		return codes.NewError(codes.ConfigInvalid, "Cannot obtain the base-domain certificate: %v", err).WithCause(err)
 	}
 	defer certMgr.Stop()
+	metricsAddr, stopMetrics, err := o.opsOptions.serve(log,
+		append([]prometheus.Collector{e.Metrics(), ctlSync, certMgr, core.Collector(), deliverer}, alog.collectors()...),
+		opsserver.Check{Name: "edge", Ready: func(context.Context) error { return e.Metrics().Ready() }},
+		opsserver.Check{Name: "store", Ready: core.Ready})
+	if err != nil {
+		return err
+	}
+	defer stopMetrics()
 
 	addrs := e.Addrs()
 	core.Registry().RegisterLocalEdge(snapshot.EdgeInfo{ID: "edge_" + o.region, Region: o.region, AgentAddr: addrs.Agent})
@@ -242,7 +259,7 @@ func runDev(ctx context.Context, o devOptions, stdout io.Writer) error {
 		AgentAddr: addrs.Agent, HTTPSAddr: addrs.HTTPS, HTTPAddr: addrs.HTTP,
 		BaseDomain: o.baseDomain, CAFile: ca.CertFile(), Region: o.region,
 	}
-	ingress.TCPHost, ingress.DashboardURL = o.tcpHost, dashboardURL(dashLn)
+	ingress.TCPHost, ingress.DashboardURL, ingress.MetricsAddr = o.tcpHost, dashboardURL(dashLn), metricsAddr
 	ingressPath := filepath.Join(dataDir, "dev-ingress.json")
 	if err := writeJSONFile(ingressPath, ingress); err != nil {
 		return fmt.Errorf("writing %s: %w", ingressPath, err)
@@ -383,6 +400,9 @@ func printDevBanner(w io.Writer, d devFile, in devIngressFile, devPath string, c
 	fmt.Fprintf(w, "  API           %s\n", d.APIURL)
 	if in.DashboardURL != "" {
 		fmt.Fprintf(w, "  dashboard     %s   (sign in with api_key from dev.json)\n", in.DashboardURL)
+	}
+	if in.MetricsAddr != "" {
+		fmt.Fprintf(w, "  metrics       http://%s/metrics   (/healthz, /readyz)\n", in.MetricsAddr)
 	}
 	if created {
 		fmt.Fprintf(w, "  API key       %s\n", d.APIKey)

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/caddyserver/certmagic"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/cobra"
 	"go.uber.org/zap"
 
@@ -24,6 +25,7 @@ import (
 	"github.com/tollgate/tollgate/edge/controlclient"
 	"github.com/tollgate/tollgate/edge/sshserver"
 	"github.com/tollgate/tollgate/ids"
+	"github.com/tollgate/tollgate/internal/opsserver"
 	"github.com/tollgate/tollgate/regions"
 	"github.com/tollgate/tollgate/snapshot"
 )
@@ -138,6 +140,8 @@ type edgeFile struct {
 	BaseDomain string `json:"base_domain"`
 	TCPHost    string `json:"tcp_host"`
 	CAFile     string `json:"ca_file,omitempty"`
+	// MetricsAddr serves /metrics, /healthz and /readyz; "" when off.
+	MetricsAddr string `json:"metrics_addr,omitempty"`
 }
 
 func runEdge(ctx context.Context, o edgeOptions, stdout io.Writer) error {
@@ -281,11 +285,17 @@ func runEdge(ctx context.Context, o edgeOptions, stdout io.Writer) error {
 	ecfg.RegionSecret = secret // bind tokens verify on every edge of the region
 	ecfg.AdvertiseAgentAddr, ecfg.PublicHTTPSPort = o.advertiseAgent, o.publicHTTPSPort
 	ecfg.Peer = edge.PeerConfig{Secret: secret, Addr: o.peerAddr}
+	alog, err := o.accessLog.open(stdout, log)
+	if err != nil {
+		return err
+	}
+	defer alog.close() // after the edge drained (deferred later, run earlier)
 	e, err = edge.New(ecfg, edge.Deps{
 		AgentTLS:  agentTLS,
 		Certs:     certMgr,
 		Directory: client,
 		Leases:    client, // one owner per name region-wide
+		Traffic:   alog.sink(),
 	})
 	if err != nil {
 		return codes.NewError(codes.ConfigInvalid, "%v", err)
@@ -322,11 +332,19 @@ func runEdge(ctx context.Context, o edgeOptions, stdout io.Writer) error {
 		return codes.NewError(codes.ConfigInvalid, "Cannot obtain the base-domain certificate: %v", err).WithCause(err)
 	}
 	defer certMgr.Stop()
+	metricsAddr, stopMetrics, err := o.opsOptions.serve(log,
+		append([]prometheus.Collector{e.Metrics(), ctlSync, certMgr}, alog.collectors()...),
+		opsserver.Check{Name: "edge", Ready: func(context.Context) error { return e.Metrics().Ready() }})
+	if err != nil {
+		return err
+	}
+	defer stopMetrics()
 
 	info := edgeFile{
 		EdgeID: edgeID, Region: o.region, ControlURL: o.controlURL,
 		AgentAddr: addrs.Agent, Advertised: advertised, HTTPSAddr: addrs.HTTPS, HTTPAddr: addrs.HTTP,
 		SSHAddr: sshAddr, PeerAddr: advertisedPeer, BaseDomain: o.baseDomain, TCPHost: o.tcpHost,
+		MetricsAddr: metricsAddr,
 	}
 	if ca != nil {
 		info.CAFile = ca.CertFile()
@@ -463,6 +481,9 @@ func printEdgeBanner(w io.Writer, d edgeFile) {
 		fmt.Fprintf(w, "  edge link     %s   (sibling edges forward here)\n", d.PeerAddr)
 	}
 	fmt.Fprintf(w, "  control plane %s\n", d.ControlURL)
+	if d.MetricsAddr != "" {
+		fmt.Fprintf(w, "  metrics       http://%s/metrics   (/healthz, /readyz)\n", d.MetricsAddr)
+	}
 }
 
 // checkPeerAddrs validates --peer-addr and --advertise-peer-addr: an

@@ -31,6 +31,7 @@ type edgeListenOptions struct {
 
 	memoryLimit string // --memory-limit; memoryLimit() parses it
 	h2Streams   uint32
+	accessLog   accessLogOptions
 }
 
 // register adds the flags to f; sshDefault is --ssh-addr's default ("" =
@@ -54,6 +55,7 @@ func (o *edgeListenOptions) register(f *pflag.FlagSet, sshDefault string) {
 
 	f.StringVar(&o.memoryLimit, "memory-limit", "0", "memory the process may use, e.g. 1536MiB (sets Go's soft limit, as GOMEMLIMIT); while the live heap is above 80% of it the edge refuses new connections and agent sessions (TG_2741) until it is below 70%; 0 = off, or GOMEMLIMIT when set")
 	f.Uint32Var(&o.h2Streams, "http2-max-concurrent-streams", 100, "concurrent HTTP/2 streams a public client connection may have open")
+	o.accessLog.register(f)
 }
 
 // edgeConfig is the edge.Config these flags describe, for region with its
@@ -105,13 +107,16 @@ func (o *edgeListenOptions) sshIngress(e *edge.Edge, dataDir string, log *zap.Lo
 	return srv, ln, nil
 }
 
-// logOptions are the logging flags of every tollgated command.
+// logOptions are the logging, profiler and metrics flags of every
+// tollgated command.
 type logOptions struct {
 	logLevel, logFormat string
 	debugAddr           string
+	opsOptions
 }
 
 func (o *logOptions) register(f *pflag.FlagSet) {
+	o.opsOptions.register(f)
 	f.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	f.StringVar(&o.logFormat, "log-format", "console", "log format: console or json")
 	f.StringVar(&o.debugAddr, "debug-addr", "", "serve Go's profiler (/debug/pprof/) on this address for performance work; keep it on loopback (default off)")

@@ -12,6 +12,7 @@ import (
 	mrand "math/rand/v2"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -74,6 +75,9 @@ type Deliverer struct {
 	mu      sync.Mutex
 	running map[string]bool       // destination IDs with a goroutine
 	sinks   map[string]*sinkEntry // by destination ID
+
+	delivered  atomic.Int64 // events acknowledged (metrics.go)
+	sendErrors atomic.Int64 // batches that failed
 }
 
 type sinkEntry struct {
@@ -226,7 +230,9 @@ func (d *Deliverer) deliverOnce(ctx context.Context, destID, accountID string) (
 		return false, err
 	}
 	res, full, sendErr := d.send(ctx, del)
+	d.delivered.Add(res.Delivered)
 	if sendErr != nil {
+		d.sendErrors.Add(1)
 		res.Err = sendErr
 		res.RetryAt = time.Now().Add(d.backoff(del.Failures + 1))
 	}

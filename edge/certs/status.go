@@ -71,6 +71,8 @@ type statusTracker struct {
 
 	mu       sync.Mutex
 	byName   map[string]*trackedStatus
+	obtained int64 // cert_obtained events (metrics.go)
+	failed   int64 // cert_failed events
 	queue    chan Status
 	onCached func(names []string) // set before the first event; read-only after
 }
@@ -112,6 +114,7 @@ func (s *statusTracker) onEvent(ctx context.Context, event string, data map[stri
 			leaf = loadLeaf(ctx, s.storage, p)
 		}
 		s.update(name, func(t *trackedStatus) bool {
+			s.obtained++
 			t.failures = 0
 			t.JobErrorCode, t.JobMsg, t.JobStartedAt, t.JobRetriesAt = "", "", time.Time{}, time.Time{}
 			t.Issuer = issuer
@@ -128,6 +131,7 @@ func (s *statusTracker) onEvent(ctx context.Context, event string, data map[stri
 			return nil
 		}
 		s.update(name, func(t *trackedStatus) bool {
+			s.failed++
 			now := time.Now().UTC()
 			if t.JobStartedAt.IsZero() {
 				t.JobStartedAt = now

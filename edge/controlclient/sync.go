@@ -98,6 +98,7 @@ type Sync struct {
 	deps      SyncDeps
 	log       *zap.Logger
 	reportNow chan struct{} // the control plane asked for a report; buffered 1
+	feed      feedState     // for metrics.go
 }
 
 // NewSync validates cfg and deps and returns a Sync. It starts nothing.
@@ -109,7 +110,10 @@ func NewSync(cfg SyncConfig, deps SyncDeps) (*Sync, error) {
 	if log == nil {
 		log = zap.NewNop()
 	}
-	return &Sync{cfg: cfg, deps: deps, log: log.With(zap.String("region", cfg.Region)), reportNow: make(chan struct{}, 1)}, nil
+	s := &Sync{cfg: cfg, deps: deps, log: log.With(zap.String("region", cfg.Region)), reportNow: make(chan struct{}, 1)}
+	s.feed.since.Store(time.Now().UnixNano())
+	s.feed.down.Store(true) // until the feed first answers
+	return s, nil
 }
 
 // Run follows the feed, reports and runs commands until ctx ends; then it
@@ -146,6 +150,7 @@ func (s *Sync) watch(ctx context.Context) {
 			if ctx.Err() != nil {
 				return
 			}
+			s.feed.failed()
 			delay := bo.Next()
 			s.log.Warn("snapshot feed unavailable; serving from the cached snapshot",
 				zap.Uint64("revision", e.Snapshot().Revision()), zap.Duration("retry_in", delay), zap.Error(err))
@@ -157,6 +162,7 @@ func (s *Sync) watch(ctx context.Context) {
 			continue
 		}
 		bo.Reset()
+		s.feed.answered()
 		e.ApplySnapshot(snap)
 	}
 }

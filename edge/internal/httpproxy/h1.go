@@ -9,6 +9,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -52,6 +53,7 @@ type h1conn struct {
 	remote    netip.AddrPort
 	authority string // lower-case host this connection serves; from SNI, else the first Host
 	xff       []byte // "X-Forwarded-For: <ip>\r\n"; nil when the peer has no IP address
+	tlsVer    uint16 // for OnRequest; 0 without TLS
 
 	// Request side, owned by serve.
 	in, inPool []byte // in is inPool unless a head needed more room
@@ -82,6 +84,10 @@ type h1conn struct {
 	lastSent     bool // draining: a response went out with "Connection: close"
 	clientClosed bool
 	abortPage    *pageSpec // answer for the last request if its stream is cut before a response
+
+	// bodyIn counts request body bytes forwarded since the last
+	// OnRequest call took them (RequestInfo.RequestBytes).
+	bodyIn atomic.Int64
 
 	wmu sync.Mutex // client writes
 	wdl time.Time  // current write deadline
@@ -257,6 +263,7 @@ func (h *h1conn) forward() bool {
 	}
 
 	pre := h.in[bodyStart : bodyStart+k]
+	h.bodyIn.Add(int64(k))
 	out := h.appendHead(h.out[:0], head)
 	coalesce := len(out)+len(pre) <= maxCoalesce
 	if coalesce {
@@ -302,6 +309,7 @@ func (h *h1conn) forward() bool {
 		pace.n += int64(h.iw)
 		var ferr error
 		k, done, ferr = h.body.consume(h.in[:h.iw])
+		h.bodyIn.Add(int64(k))
 		if k > 0 {
 			if _, err := st.Write(h.in[:k]); err != nil {
 				h.abortBody(nil)
@@ -768,12 +776,13 @@ func (h *h1conn) reportPage(pg *pageSpec) {
 		return
 	}
 	info := &RequestInfo{
-		RemoteAddr: h.remote, Host: h.authority, Proto: "HTTP/1.1",
+		RemoteAddr: h.remote, Host: h.authority, Proto: "HTTP/1.1", TLSVersion: h.tlsVer,
 		Method: string(h.req.method), Path: string(h.req.path),
-		Status: pg.status, Code: pg.code, Start: time.Now(),
+		Status: pg.status, Code: pg.code, Start: time.Now(), RequestBytes: h.bodyIn.Swap(0),
 	}
 	if h.ep != nil {
 		info.EndpointID = h.ep.ID()
+		info.Endpoint = h.ep
 	}
 	fn(info)
 }

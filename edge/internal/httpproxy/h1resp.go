@@ -376,16 +376,25 @@ func (h *h1conn) report(e *pending, respBytes int64) {
 func (h *h1conn) callHook() {
 	h.info.RemoteAddr = h.remote
 	h.info.Host = h.authority
-	h.info.EndpointID = h.endpointID()
+	h.info.Endpoint = h.endpoint()
+	if h.info.Endpoint != nil {
+		h.info.EndpointID = h.info.Endpoint.ID()
+	}
+	h.info.TLSVersion = h.tlsVer
+	h.info.RequestBytes = h.bodyIn.Swap(0)
 	h.info.Duration = time.Since(h.info.Start)
 	h.p.cfg.OnRequest(&h.info)
 }
 
-func (h *h1conn) endpointID() string {
+func (h *h1conn) endpoint() Endpoint {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if h.ep == nil {
-		return ""
+	return h.ep
+}
+
+func (h *h1conn) endpointID() string {
+	if ep := h.endpoint(); ep != nil {
+		return ep.ID()
 	}
-	return h.ep.ID()
+	return ""
 }

@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/tollgate/tollgate/codes"
@@ -29,6 +30,7 @@ type h2conn struct {
 	sni    string
 	remote netip.AddrPort
 	xff    string // "" when the peer has no IP address
+	tlsVer uint16 // for OnRequest
 
 	mu     sync.Mutex
 	idle   []*h2stream // streams ready for another request, newest last
@@ -37,8 +39,8 @@ type h2conn struct {
 
 type h2connKey struct{}
 
-func (p *Proxy) serveH2(ctx context.Context, c net.Conn, sni string, remote netip.AddrPort) {
-	h := &h2conn{p: p, c: c, sni: sni, remote: remote}
+func (p *Proxy) serveH2(ctx context.Context, c net.Conn, sni string, remote netip.AddrPort, tlsVersion uint16) {
+	h := &h2conn{p: p, c: c, sni: sni, remote: remote, tlsVer: tlsVersion}
 	h.ctx = context.WithValue(ctx, h2connKey{}, h)
 	if remote.Addr().IsValid() {
 		h.xff = remote.Addr().String()
@@ -87,20 +89,47 @@ func (p *Proxy) serveH2Request(w http.ResponseWriter, r *http.Request) {
 // client never sees a status the upstream did not send.
 func (h *h2conn) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	var start time.Time
+	var body *countedBody
 	if h.p.cfg.OnRequest != nil {
 		start = time.Now()
+		if r.Body != nil && r.Body != http.NoBody {
+			body = &countedBody{ReadCloser: r.Body}
+			r.Body = body
+		}
 	}
 	res := h.relay(w, r)
 	if fn := h.p.cfg.OnRequest; fn != nil {
-		fn(&RequestInfo{
-			RemoteAddr: h.remote, Host: h.sni, EndpointID: res.epID, Proto: "HTTP/2.0",
-			Method: r.Method, Path: r.RequestURI, Status: res.status, Code: res.code,
+		host := h.sni
+		if host == "" {
+			host = r.Host
+		}
+		info := &RequestInfo{
+			RemoteAddr: h.remote, Host: host, EndpointID: res.epID, Endpoint: res.ep, TLSVersion: h.tlsVer,
+			Proto: "HTTP/2.0", Method: r.Method, Path: r.RequestURI, Status: res.status, Code: res.code,
 			ResponseBytes: res.n, Start: start, Duration: time.Since(start),
-		})
+		}
+		if body != nil {
+			info.RequestBytes = body.n.Load()
+		}
+		fn(info)
 	}
 	if res.abort {
 		panic(http.ErrAbortHandler)
 	}
+}
+
+// countedBody counts the bytes of a request body read (OnRequest's
+// RequestBytes). The body is read by sendBody's goroutine, which may
+// still run when the response has ended.
+type countedBody struct {
+	io.ReadCloser
+	n atomic.Int64
+}
+
+func (b *countedBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	b.n.Add(int64(n))
+	return n, err
 }
 
 // relayResult is what relay did: the status sent (0 for none), the code
@@ -110,6 +139,7 @@ type relayResult struct {
 	status int
 	code   codes.Code
 	epID   string
+	ep     Endpoint // for OnRequest; nil when none was resolved
 	n      int64
 	abort  bool
 }
@@ -131,7 +161,7 @@ func idempotent(method string) bool {
 
 // relay checks r, sends it over a proxy stream and copies the response
 // back.
-func (h *h2conn) relay(w http.ResponseWriter, r *http.Request) relayResult {
+func (h *h2conn) relay(w http.ResponseWriter, r *http.Request) (res relayResult) {
 	hostName, ok := splitHostPort([]byte(r.Host))
 	if !ok {
 		return h.page(w, r, pageFor(errBadHost), "")
@@ -164,6 +194,7 @@ func (h *h2conn) relay(w http.ResponseWriter, r *http.Request) relayResult {
 		return h.page(w, r, pageNotFound(authority), "")
 	}
 	epID := ep.ID()
+	defer func() { res.ep = ep }()
 	if g, ok := ep.(Gate); ok {
 		var auth []byte
 		vals := r.Header["Authorization"]

@@ -58,12 +58,15 @@ type RequestInfo struct {
 	RemoteAddr    netip.AddrPort // the TCP peer, IPv4-mapped addresses folded to IPv4
 	Host          string         // the authority the connection was opened for
 	EndpointID    string         // Endpoint.ID(), "" when none was resolved
+	Endpoint      Endpoint       // the endpoint resolved; nil when none was
+	TLSVersion    uint16         // the client connection's TLS version (crypto/tls constant); 0 without TLS
 	Proto         string         // "HTTP/1.1", "HTTP/1.0" or "HTTP/2.0"
 	Method        string
 	Path          string     // request target as forwarded
 	Status        int        // status of the final response, 0 if none was sent
 	Code          codes.Code // set when the edge answered itself (error page)
-	ResponseBytes int64      // bytes of the response written to the client, head included
+	ResponseBytes int64      // bytes of the response written to the client, head included (HTTP/1.1) or body (HTTP/2)
+	RequestBytes  int64      // bytes of the request body read from the client
 	Start         time.Time  // when the request head was complete
 	Duration      time.Duration
 }
@@ -309,11 +312,16 @@ func peerAddr(c net.Conn) netip.AddrPort {
 func (p *Proxy) ServeConn(ctx context.Context, c net.Conn, sni, alpn string) {
 	remote := peerAddr(c)
 	ctx = context.WithValue(ctx, clientAddrKey{}, remote)
+	var tlsVersion uint16
+	if tc, ok := c.(*tls.Conn); ok && p.cfg.OnRequest != nil {
+		tlsVersion = tc.ConnectionState().Version
+	}
 	if alpn == "h2" {
-		p.serveH2(ctx, c, sni, remote)
+		p.serveH2(ctx, c, sni, remote, tlsVersion)
 		return
 	}
 	h := newH1Conn(p, ctx, c, sni, remote)
+	h.tlsVer = tlsVersion
 	if !p.track(h) {
 		c.Close()
 		return
@@ -416,6 +424,21 @@ func (p *Proxy) Shutdown(ctx context.Context) error {
 }
 
 func (p *Proxy) isClosing() bool { return p.closingAt.Load() }
+
+// Counts are the proxy's counters since New.
+type Counts struct {
+	// Calmed is the HTTP/2 connections sent GOAWAY(ENHANCE_YOUR_CALM)
+	// for resetting streams too fast (Config.MaxStreamResets).
+	Calmed int64
+	// Unsolicited is the pooled proxy streams retired because the agent
+	// sent bytes no request asked for.
+	Unsolicited int64
+}
+
+// Counts returns the proxy's counters.
+func (p *Proxy) Counts() Counts {
+	return Counts{Calmed: p.calmed.Load(), Unsolicited: p.unsolicited.Load()}
+}
 
 // newStdLog returns the http.Server's error log: debug lines of log.
 func newStdLog(log *zap.Logger) (*stdlog.Logger, error) {
