@@ -44,7 +44,7 @@ func (c *testClock) Add(d time.Duration) {
 // snapshot data.
 func newGuardEdge(t testing.TB, g GuardConfig, data snapshot.Data) *Edge {
 	t.Helper()
-	e, err := New(Config{BaseDomain: "tollgate.localhost", DisableQUIC: true, HTTPAddr: "off", Guard: g},
+	e, err := New(Config{BaseDomain: "tollgate.localhost", DisableQUIC: true, AgentAddr: "127.0.0.1:0", HTTPSAddr: "127.0.0.1:0", HTTPAddr: "off", Guard: g},
 		Deps{AgentTLS: &tls.Config{}, Certs: noCerts{}})
 	if err != nil {
 		t.Fatal(err)

@@ -29,7 +29,7 @@ import (
 // data with revision 1.
 func newPolicyEdge(t testing.TB, data snapshot.Data) *Edge {
 	t.Helper()
-	e, err := New(Config{BaseDomain: "tollgate.localhost", DisableQUIC: true, HTTPAddr: "off"},
+	e, err := New(Config{BaseDomain: "tollgate.localhost", DisableQUIC: true, AgentAddr: "127.0.0.1:0", HTTPSAddr: "127.0.0.1:0", HTTPAddr: "off"},
 		Deps{AgentTLS: &tls.Config{}, Certs: noCerts{}})
 	if err != nil {
 		t.Fatal(err)

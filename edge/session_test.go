@@ -74,7 +74,7 @@ func TestAuthWaitsForFreshCredential(t *testing.T) {
 // retryable TG_2740, not with TG_107, which agents take as permanent; once
 // a snapshot arrives the same token is refused with TG_107 or accepted.
 func TestAuthBeforeFirstSnapshot(t *testing.T) {
-	e, err := New(Config{BaseDomain: "tollgate.localhost", DisableQUIC: true, HTTPAddr: "off"},
+	e, err := New(Config{BaseDomain: "tollgate.localhost", DisableQUIC: true, AgentAddr: "127.0.0.1:0", HTTPSAddr: "127.0.0.1:0", HTTPAddr: "off"},
 		Deps{AgentTLS: &tls.Config{}, Certs: noCerts{}})
 	if err != nil {
 		t.Fatal(err)

@@ -160,7 +160,7 @@ func TestSnapshotLogCrashDuringCompaction(t *testing.T) {
 // has not even started.
 func TestApplyEnforcesBeforePersisting(t *testing.T) {
 	dir := t.TempDir()
-	e, err := New(Config{BaseDomain: "tollgate.localhost", DisableQUIC: true, HTTPAddr: "off", DataDir: dir},
+	e, err := New(Config{BaseDomain: "tollgate.localhost", DisableQUIC: true, AgentAddr: "127.0.0.1:0", HTTPSAddr: "127.0.0.1:0", HTTPAddr: "off", DataDir: dir},
 		Deps{AgentTLS: &tls.Config{}, Certs: noCerts{}})
 	if err != nil {
 		t.Fatal(err)
