@@ -228,8 +228,8 @@ type GuardCounts struct {
 }
 
 // GuardCounts returns the connection-cap and throttle counters.
-func (e *Edge) GuardCounts() GuardCounts {
-	g := e.guard
+func (m *Metrics) GuardCounts() GuardCounts {
+	g := m.e.guard
 	return GuardCounts{Conns: g.conns.Counts(), Table: g.table.Counts(), BasicAuth: g.basicAuth.Counts(),
 		AgentAuth: g.agentAuth.Counts(), SSHAuth: g.sshAuth.Counts(), LogsDropped: g.logDropped.Load()}
 }

@@ -99,7 +99,7 @@ func TestBasicAuthThrottle(t *testing.T) {
 	if ad := ep.Admit(attacker, good, 1); ad.Refusal != nil {
 		t.Fatalf("one period later, the right password: %+v, want admitted", ad)
 	}
-	c := e.GuardCounts().BasicAuth
+	c := e.Metrics().GuardCounts().BasicAuth
 	if c.Failed != 3 || c.Refused != 2 {
 		t.Fatalf("counts %+v, want 3 failed, 2 refused", c)
 	}
@@ -157,7 +157,7 @@ func TestAgentAuthThrottle(t *testing.T) {
 	if r := auth("127.0.0.2:5002", tok.Reveal()); r != "" {
 		t.Fatalf("valid token one period later: %q", r)
 	}
-	if c := e.GuardCounts().AgentAuth; c.Failed != 2 || c.Refused != 2 {
+	if c := e.Metrics().GuardCounts().AgentAuth; c.Failed != 2 || c.Refused != 2 {
 		t.Fatalf("counts %+v", c)
 	}
 }
@@ -225,7 +225,7 @@ func TestConnCapsLoopback(t *testing.T) {
 	go func() { done <- e.Serve(ctx) }()
 	t.Cleanup(func() { cancel(); <-done })
 	https, http := e.Addrs().HTTPS, e.Addrs().HTTP
-	open := func(n int) func() bool { return func() bool { return e.GuardCounts().Conns.Open == n } }
+	open := func(n int) func() bool { return func() bool { return e.Metrics().GuardCounts().Conns.Open == n } }
 
 	a1 := dialFrom(t, "127.0.0.2", https)
 	dialFrom(t, "127.0.0.2", http)
@@ -241,7 +241,7 @@ func TestConnCapsLoopback(t *testing.T) {
 	waitFor(t, "a place freed", open(4))
 	dialFrom(t, "127.0.0.2", https)
 	waitFor(t, "the freed place taken", open(5))
-	c := e.GuardCounts().Conns
+	c := e.Metrics().GuardCounts().Conns
 	if c.RefusedPerIP != 1 || c.RefusedTotal != 2 || c.Keys != 3 {
 		t.Fatalf("counts %+v, want 1 per-IP and 2 total refusals over 3 clients", c)
 	}

@@ -89,8 +89,8 @@ type IPPolicyCounts struct {
 }
 
 // IPPolicyCounts returns the IP policy and basic-auth counters.
-func (e *Edge) IPPolicyCounts() IPPolicyCounts {
-	m := &e.gates.metrics
+func (mx *Metrics) IPPolicyCounts() IPPolicyCounts {
+	m := &mx.e.gates.metrics
 	return IPPolicyCounts{
 		AgentRefused: m.agentRefused.Load(), EndpointsRefused: m.endpointsRefused.Load(),
 		EndpointRefused: m.endpointRefused.Load(), DryRun: m.dryRun.Load(),

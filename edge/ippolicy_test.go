@@ -189,7 +189,7 @@ func TestAdmitIP(t *testing.T) {
 			t.Errorf("%s from %s: admitted %v, want %v", tc.ep.url, tc.addr, got, tc.ok)
 		}
 	}
-	c := e.IPPolicyCounts()
+	c := e.Metrics().IPPolicyCounts()
 	if c.EndpointsRefused != 4 || c.EndpointRefused != 3 || c.DryRun != 4 {
 		t.Fatalf("counts %+v", c)
 	}
@@ -291,7 +291,7 @@ func TestBasicAuthAdmit(t *testing.T) {
 			t.Errorf("%s: %+v, want 401 TG_3207", tc.name, ad)
 		}
 	}
-	if got := e.IPPolicyCounts().BasicAuthFailed; got != 9 {
+	if got := e.Metrics().IPPolicyCounts().BasicAuthFailed; got != 9 {
 		t.Errorf("BasicAuthFailed = %d, want 9", got)
 	}
 	// IP policy comes first: a refused address gets 403 even with the
@@ -507,7 +507,7 @@ func TestAgentAuthIPRestricted(t *testing.T) {
 	if r := auth("127.0.0.2:5000"); r.Error != "" {
 		t.Fatalf("unenforced, from 127.0.0.2: %q", r.Error)
 	}
-	if c := e.IPPolicyCounts(); c.AgentRefused != 1 || c.DryRun != 1 {
+	if c := e.Metrics().IPPolicyCounts(); c.AgentRefused != 1 || c.DryRun != 1 {
 		t.Fatalf("counts %+v", c)
 	}
 }

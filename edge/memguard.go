@@ -137,8 +137,8 @@ type MemoryGuardStats struct {
 }
 
 // MemoryGuard returns the memory guard's state and counter.
-func (e *Edge) MemoryGuard() MemoryGuardStats {
-	g := e.mem
+func (m *Metrics) MemoryGuard() MemoryGuardStats {
+	g := m.e.mem
 	return MemoryGuardStats{Limit: g.limit, LiveHeap: g.live.Load(), Refusing: g.over.Load(), Refused: g.refused.Load()}
 }
 

@@ -94,9 +94,9 @@ func TestMemGuardRefusesConnectionsAndSessions(t *testing.T) {
 	go func() { served <- e.Serve(ctx) }()
 	t.Cleanup(func() { cancel(); <-served })
 	deadline := time.Now().Add(5 * time.Second)
-	for !e.MemoryGuard().Refusing {
+	for !e.Metrics().MemoryGuard().Refusing {
 		if time.Now().After(deadline) {
-			t.Fatalf("guard not refusing: %+v", e.MemoryGuard())
+			t.Fatalf("guard not refusing: %+v", e.Metrics().MemoryGuard())
 		}
 		time.Sleep(10 * time.Millisecond) // the guard samples every guardInterval
 	}
@@ -138,7 +138,7 @@ func TestMemGuardRefusesConnectionsAndSessions(t *testing.T) {
 	} else {
 		t.Fatalf("agent dial: %v", err)
 	}
-	if n := e.MemoryGuard().Refused; n < 2 {
+	if n := e.Metrics().MemoryGuard().Refused; n < 2 {
 		t.Errorf("refused = %d, want at least 2 (a connection and a session)", n)
 	}
 }
@@ -156,7 +156,7 @@ func TestMemGuardRefusesRequestsOnOpenConnections(t *testing.T) {
 		if resp, _ := get(t, c, h.url+"/"); resp.StatusCode != 200 {
 			t.Fatalf("before: %d", resp.StatusCode)
 		}
-		served, refused := h.upstream.Load(), h.e.MemoryGuard().Refused
+		served, refused := h.upstream.Load(), h.e.Metrics().MemoryGuard().Refused
 		h.e.mem.over.Store(true) // the guard's state, as its sampler sets it above the threshold
 		resp, body := get(t, c, h.url+"/")
 		if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" ||
@@ -166,7 +166,7 @@ func TestMemGuardRefusesRequestsOnOpenConnections(t *testing.T) {
 		if h.upstream.Load() != served {
 			t.Errorf("%s: the refused request reached the upstream", resp.Proto)
 		}
-		if n := h.e.MemoryGuard().Refused; n != refused+1 {
+		if n := h.e.Metrics().MemoryGuard().Refused; n != refused+1 {
 			t.Errorf("%s: refused counter %d, want %d", resp.Proto, n, refused+1)
 		}
 		h.e.mem.over.Store(false)

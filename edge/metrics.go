@@ -347,7 +347,7 @@ var refusalReasons = []string{
 
 func (m *Metrics) refusalCounts() []int64 {
 	e := m.e
-	ip, g, pc := e.IPPolicyCounts(), e.GuardCounts(), e.proxy.Counts()
+	ip, g, pc := m.IPPolicyCounts(), m.GuardCounts(), e.proxy.Counts()
 	return []int64{
 		ip.EndpointsRefused, ip.EndpointRefused, ip.AgentRefused, ip.BasicAuthFailed,
 		g.BasicAuth.Refused, e.metrics.authFailures.Load(), g.AgentAuth.Refused, g.SSHAuth.Refused,
@@ -396,7 +396,7 @@ func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
 	for i, v := range m.refusalCounts() {
 		counter(descRefusals, v, refusalReasons[i])
 	}
-	ip, g := e.IPPolicyCounts(), e.GuardCounts()
+	ip, g := m.IPPolicyCounts(), m.GuardCounts()
 	counter(descDryRun, ip.DryRun)
 
 	sessions := map[string]int{"tcp": 0, "quic": 0, "ssh": 0}
@@ -419,7 +419,7 @@ func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
 		ready = 1
 	}
 	gauge(descReady, ready)
-	mg := e.MemoryGuard()
+	mg := m.MemoryGuard()
 	gauge(descMemLimit, float64(mg.Limit))
 	gauge(descMemLive, float64(mg.LiveHeap))
 	refusing := 0.0

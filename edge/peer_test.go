@@ -399,7 +399,7 @@ func TestForwardKeepsIPPolicy(t *testing.T) {
 	if code, body, _ := getBody(t, r.httpsClient(b.Addrs().HTTPS, "127.0.0.3", false), url); code != 200 || body != "hello 127.0.0.3" {
 		t.Fatalf("allowed client through B: %d %q", code, body)
 	}
-	if n := a.IPPolicyCounts().EndpointRefused; n != 1 {
+	if n := a.Metrics().IPPolicyCounts().EndpointRefused; n != 1 {
 		t.Errorf("A refused %d connections by the endpoint's policy, want 1", n)
 	}
 }

@@ -27,7 +27,7 @@ func (e *Edge) RecheckAgentIP(accountID string, addr netip.Addr) *codes.Error {
 
 // AgentIPClosed returns how many live agent and SSH sessions a new agent
 // IP restriction closed (RecheckAgentIP) since the edge started.
-func (e *Edge) AgentIPClosed() int64 { return e.metrics.agentIPClosed.Load() }
+func (m *Metrics) AgentIPClosed() int64 { return m.e.metrics.agentIPClosed.Load() }
 
 // recheckAgentIP closes s when the snapshot's agent IP restriction no
 // longer admits its address, and reports whether it did.

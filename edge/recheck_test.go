@@ -106,7 +106,7 @@ func TestAgentIPRestrictionClosesLiveSessions(t *testing.T) {
 		t.Fatalf("acct_b's session (no restriction) ended: %v", err)
 	default:
 	}
-	if n := e.AgentIPClosed(); n != 1 {
+	if n := e.Metrics().AgentIPClosed(); n != 1 {
 		t.Errorf("AgentIPClosed = %d, want 1", n)
 	}
 
