@@ -28,7 +28,7 @@ import (
 // muxado bound stays the hard limit against a peer that ignores this.
 const (
 	// initialSendWindow is a stream's send window before autotuning.
-	initialSendWindow = 32 << 10
+	initialSendWindow = 16 << 10
 	// A writer that waits this long without credit sends one byte past
 	// the window (a window probe, as TCP's zero-window probe), then waits
 	// twice as long, up to maxProbeDelay: a peer that closed the stream
