@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -197,4 +198,73 @@ func TestSlowClientParksNoBulkBuffer(t *testing.T) {
 			})
 		}
 	}
+}
+
+// countingPool is a BufferPool that counts the buffers out.
+type countingPool struct {
+	bp  *bufferPool
+	out atomic.Int64
+}
+
+func (c *countingPool) Get() []byte  { c.out.Add(1); return c.bp.Get() }
+func (c *countingPool) Put(b []byte) { c.out.Add(-1); c.bp.Put(b) }
+
+// TestSlowClientHoldsOnePoolBuffer: while an HTTP/1.1 client reads a
+// response slowly, its connection holds one pool buffer, the response's;
+// the wait for its next request holds none (idleFill).
+func TestSlowClientHoldsOnePoolBuffer(t *testing.T) {
+	const bodySize = 16 << 20
+	chunk := make([]byte, 64<<10)
+	pool := &countingPool{bp: newBufferPool(defaultBufferSize)}
+	h := newHarness(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Length", strconv.Itoa(bodySize))
+		for left := bodySize; left > 0; left -= len(chunk) {
+			if _, err := w.Write(chunk[:min(left, len(chunk))]); err != nil {
+				return
+			}
+		}
+	}), harnessOpts{cfg: func(c *Config) { c.BufferPool = pool }})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	sc := &stallConn{budget: 64 << 10, stalled: make(chan struct{}), release: make(chan struct{})}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	served := make(chan struct{})
+	go func() {
+		defer close(served)
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		sc.Conn = c
+		h.proxy.ServeConn(ctx, sc, testHost, "")
+	}()
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := io.WriteString(c, "GET /big HTTP/1.1\r\nHost: "+testHost+"\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	go io.Copy(io.Discard, c)
+	select {
+	case <-sc.stalled:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the proxy wrote less than 64 KiB in 30 s")
+	}
+	// The request side is waiting for the next request by now or soon.
+	deadline := time.Now().Add(10 * time.Second)
+	for pool.out.Load() != 1 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := pool.out.Load(); n != 1 {
+		t.Errorf("%d pool buffers out while the client stalls, want 1 (the response's)", n)
+	}
+	close(sc.release)
+	cancel()
+	<-served
 }
