@@ -118,6 +118,10 @@ type peekConn struct {
 
 func newPeekConn(c net.Conn) *peekConn { return &peekConn{Conn: c, recording: true} }
 
+// NetConn returns the connection c wraps (the HTTP proxy sets socket
+// options on it).
+func (c *peekConn) NetConn() net.Conn { return c.Conn }
+
 // Read reads from the connection, recording while the ClientHello is read.
 func (c *peekConn) Read(p []byte) (int, error) {
 	n, err := c.Conn.Read(p)

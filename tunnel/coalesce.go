@@ -21,10 +21,12 @@ const (
 	// defaultWndIncDelay bounds how long a window update waits.
 	defaultWndIncDelay = 2 * time.Millisecond
 	// wndIncMaxCredit: window updates that add up to this much go at once,
-	// so a sender never waits on a deferred one. It is well below the
-	// smallest window (DefaultWindowSize): the peer's view of a window is
-	// never short by more than this.
-	wndIncMaxCredit = 32 << 10
+	// so a sender never waits on a deferred one: it is at most the
+	// smallest window a sender keeps (initialSendWindow, sendwindow.go),
+	// and the peer's view of a window is never short by more than this.
+	// (Above it, a response longer than the first window waited
+	// defaultWndIncDelay for its second.)
+	wndIncMaxCredit = initialSendWindow
 	// wndIncMaxQueued bounds the bytes of deferred window updates.
 	wndIncMaxQueued = 1 << 10
 )

@@ -20,6 +20,20 @@ const (
 	quicMaxIdleTimeout     = 30 * time.Second
 	quicMaxIncomingStreams = 10000
 	quicHandshakeTimeout   = 10 * time.Second
+	// quicStreamWindow is a stream's initial receive window. quic-go grows
+	// it (up to 6 MiB) only while the reader consumes it within two round
+	// trips, as our muxado send windows do (sendwindow.go); a stream whose
+	// reader stopped — a public client that does not read its response —
+	// holds about this much at the edge (quic-go's default is 512 KiB).
+	quicStreamWindow = 32 << 10
+	// quicConnWindow and quicMaxConnWindow are the connection's receive
+	// window at first and at most. Stalled streams keep their windows'
+	// worth of the connection window until read: it must exceed what many
+	// of them hold, or they starve every other stream of the session (500
+	// slow readers at 32 KiB each are 16 MiB, past quic-go's default
+	// maximum of 15 MiB).
+	quicConnWindow    = 16 << 20
+	quicMaxConnWindow = 64 << 20
 	// typeReadTimeout bounds reading an accepted QUIC stream's type: QUIC
 	// may deliver a stream (opened implicitly by a higher-numbered one)
 	// before its first byte.
@@ -34,6 +48,10 @@ func quicConfig() *quic.Config {
 		KeepAlivePeriod:       quicKeepAlivePeriod,
 		MaxIncomingStreams:    quicMaxIncomingStreams,
 		MaxIncomingUniStreams: -1, // the protocol uses bidirectional streams only
+
+		InitialStreamReceiveWindow:     quicStreamWindow,
+		InitialConnectionReceiveWindow: quicConnWindow,
+		MaxConnectionReceiveWindow:     quicMaxConnWindow,
 	}
 }
 

@@ -52,6 +52,9 @@ func recordConnOf(c net.Conn) *recordConn {
 	return rc
 }
 
+// NetConn returns the connection c wraps.
+func (c *recordConn) NetConn() net.Conn { return c.Conn }
+
 // Write writes p, or while held appends it to the batch, writing the
 // batch first when p would not fit.
 func (c *recordConn) Write(p []byte) (int, error) {

@@ -28,7 +28,12 @@ import (
 // muxado bound stays the hard limit against a peer that ignores this.
 const (
 	// initialSendWindow is a stream's send window before autotuning.
-	initialSendWindow = 32 << 10
+	// The receiver keeps a stream's unread bytes in a bytes.Buffer
+	// (muxado's inboundBuffer), which doubles its capacity whenever fewer
+	// than 512 bytes (bytes.MinRead) are free: 16 KiB unread sit in a
+	// 32 KiB buffer, 15 KiB (plus window probes) in a 16 KiB one. That is
+	// what a stalled reader holds at the edge.
+	initialSendWindow = 15 << 10
 	// A writer that waits this long without credit sends one byte past
 	// the window (a window probe, as TCP's zero-window probe), then waits
 	// twice as long, up to maxProbeDelay: a peer that closed the stream

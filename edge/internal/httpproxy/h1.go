@@ -56,8 +56,9 @@ type h1conn struct {
 	tlsVer    uint16 // for OnRequest; 0 without TLS
 
 	// Request side, owned by serve.
-	in, inPool []byte // in is inPool unless a head needed more room
-	ir, iw     int    // unread bytes are in[ir:iw]
+	in, inPool []byte             // in is inPool unless a head needed more room
+	ir, iw     int                // unread bytes are in[ir:iw]
+	first      [idleReadSize]byte // the next request's first bytes (idleFill)
 	headLen    int
 	out        []byte
 	req        requestHead
@@ -146,7 +147,11 @@ func (h *h1conn) readHead() bool {
 			h.graceful()
 			return false
 		}
-		if err := h.fill(); err != nil {
+		fill := h.fill
+		if h.iw == 0 {
+			fill = h.idleFill
+		}
+		if err := fill(); err != nil {
 			// EOF, reset, idle timeout or shutdown: end quietly once the
 			// responses in flight are written.
 			h.graceful()
@@ -567,17 +572,42 @@ func (h *h1conn) fill() error {
 			return errHeadTooLarge
 		}
 	}
+	n, err := h.read(h.in[h.iw:])
+	h.iw += n
+	return err
+}
+
+// idleReadSize is what a connection reads its next request's first bytes
+// into (idleFill): most request heads, and far below a pool buffer.
+const idleReadSize = 1 << 10
+
+// idleFill is fill for an empty buffer: the wait for the next request (as
+// long as the client likes while a response streams, or up to the idle
+// timeout) holds no pool buffer, only first; the pool buffer is taken
+// again when bytes arrive. 500 connections whose clients read a response
+// slowly hold 500 fewer pool buffers.
+func (h *h1conn) idleFill() error {
+	h.p.pool.Put(h.inPool)
+	h.inPool, h.in = nil, nil
+	n, err := h.read(h.first[:])
+	h.inPool = h.p.getBuf()
+	h.in = h.inPool
+	h.iw = copy(h.in, h.first[:n])
+	return err
+}
+
+// read reads into b until it gets a byte or an error.
+func (h *h1conn) read(b []byte) (int, error) {
 	for range 100 {
-		n, err := h.c.Read(h.in[h.iw:])
-		h.iw += n
+		n, err := h.c.Read(b)
 		if n > 0 {
-			return nil
+			return n, nil
 		}
 		if err != nil {
-			return err
+			return 0, err
 		}
 	}
-	return io.ErrNoProgress
+	return 0, io.ErrNoProgress
 }
 
 func isTimeout(err error) bool {

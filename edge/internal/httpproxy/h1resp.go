@@ -22,14 +22,12 @@ const maxResponseHead = 1 << 20
 // connection.
 func (h *h1conn) readResponses(st Stream) {
 	pooled := h.p.getBuf()
-	base := pooled // what buf returns to when a head no longer needs more room
-	buf := base
-	var bulk *[bulkBufferSize]byte // from bulkBufPool while a body fills base
+	var body bodyBuffer // what buf returns to when a head no longer needs more room
+	body.start(h.p, pooled)
+	buf := body.buf()
 	defer func() {
+		body.drop()
 		h.p.pool.Put(pooled)
-		if bulk != nil {
-			bulkBufPool.Put(bulk)
-		}
 	}()
 
 	var (
@@ -153,10 +151,12 @@ func (h *h1conn) readResponses(st Stream) {
 			p = w
 		}
 		if p > r {
+			t := time.Now()
 			if err := h.writeClient(buf[r:p]); err != nil {
 				h.responsesDone(st, nil, pending{})
 				return
 			}
+			body.wrote(p-r, time.Since(t))
 		}
 		if completed > 0 {
 			h.complete(completed, upgraded)
@@ -180,19 +180,12 @@ func (h *h1conn) readResponses(st Stream) {
 			return
 		}
 		if p == w {
+			// A body that fills the buffer while the client keeps up is
+			// bulk: copy it in larger pieces (fewer stream reads, window
+			// updates and writes). When it ends, or the client stalls,
+			// the small buffer again.
 			r, w = 0, 0
-			switch {
-			case filled && inBody && bulk == nil:
-				// A body that fills the buffer is bulk: copy it in larger
-				// pieces (fewer stream reads, window updates and writes).
-				bulk = bulkBufPool.Get().(*[bulkBufferSize]byte)
-				base = bulk[:]
-			case !inBody && bulk != nil:
-				// The body ended: an idle connection holds a small buffer.
-				bulkBufPool.Put(bulk)
-				bulk, base = nil, pooled
-			}
-			buf = base
+			buf = body.next(inBody, filled)
 		} else {
 			r = p
 			if w == len(buf) {

@@ -29,8 +29,9 @@ type h2conn struct {
 	c      net.Conn
 	sni    string
 	remote netip.AddrPort
-	xff    string // "" when the peer has no IP address
-	tlsVer uint16 // for OnRequest
+	xff    string  // "" when the peer has no IP address
+	tlsVer uint16  // for OnRequest
+	wire   *h2wire // what the HTTP/2 server reads and writes
 
 	mu     sync.Mutex
 	idle   []*h2stream // streams ready for another request, newest last
@@ -52,6 +53,7 @@ func (p *Proxy) serveH2(ctx context.Context, c net.Conn, sni string, remote neti
 	defer p.untrack(h)
 	defer h.closeIdle()
 	w := newH2Wire(c, h, p.cfg.MaxStreamResets)
+	h.wire = w
 	p.startH2()
 	select {
 	case p.h2ln.conns <- w:
@@ -130,6 +132,18 @@ func (b *countedBody) Read(p []byte) (int, error) {
 	n, err := b.ReadCloser.Read(p)
 	b.n.Add(int64(n))
 	return n, err
+}
+
+// wireFlusher flushes a response and then the DATA frames its wire
+// gathered (h2wire.write): all of the response written so far goes out.
+type wireFlusher struct {
+	http.Flusher
+	wire *h2wire
+}
+
+func (f wireFlusher) Flush() {
+	f.Flusher.Flush()
+	f.wire.release()
 }
 
 // relayResult is what relay did: the status sent (0 for none), the code
@@ -297,7 +311,10 @@ func (h *h2conn) exchange(w http.ResponseWriter, r *http.Request, ps *h2stream, 
 		w.Header()[hstsHeader] = []string{sts}
 	}
 	w.WriteHeader(ps.resp.status)
-	fl, _ := w.(http.Flusher)
+	var fl http.Flusher
+	if f, ok := w.(http.Flusher); ok {
+		fl = wireFlusher{f, h.wire}
+	}
 	n, err = ps.copyBody(h.p, w, fl)
 	if err != nil {
 		return ps.resp.status, n, false, err

@@ -20,6 +20,8 @@ import (
 
 // HTTP/2 frame types and codes this file uses (RFC 9113 §6, §7).
 const (
+	h2FrameData      = 0x0
+	h2FlagEndStream  = 0x1
 	h2FrameHeaders   = 0x1
 	h2FrameRSTStream = 0x3
 	h2FrameGoAway    = 0x7
@@ -186,10 +188,21 @@ type h2wire struct {
 	closeOnce sync.Once
 	closed    chan struct{}
 	calmed    atomic.Bool
+
+	// Gathering full DATA frames (gatherFrame), under wmu.
+	gathering bool
+	gatherErr error // from a release by the timer, returned by the next Write
+	gatherT   *time.Timer
+
+	// Write deadlines (SetWriteDeadline), under dmu.
+	dmu         sync.Mutex
+	byteTimeout time.Duration // the server's WriteByteTimeout
+	deadline    time.Time     // the write deadline set on the connection
 }
 
 func newH2Wire(c net.Conn, h *h2conn, maxResets int) *h2wire {
-	w := &h2wire{Conn: c, h: h, maxResets: maxResets, closed: make(chan struct{}), batch: recordBatcherOf(c)}
+	w := &h2wire{Conn: c, h: h, maxResets: maxResets, closed: make(chan struct{}), batch: recordBatcherOf(c),
+		byteTimeout: h.p.cfg.IdleTimeout}
 	w.in.skip = len(h2ClientPreface)
 	return w
 }
@@ -250,6 +263,10 @@ func (w *h2wire) enhanceYourCalm() {
 }
 
 func (w *h2wire) sendCalmLocked() {
+	if w.gathering {
+		_ = w.releaseLocked()
+	}
+	w.clearWriteDeadline()
 	var f [h2FrameHeaderLen + 8]byte
 	f[2] = 8 // payload length
 	f[3] = h2FrameGoAway
@@ -291,19 +308,118 @@ func (w *h2wire) Write(b []byte) (int, error) {
 	return len(b), nil
 }
 
+// SetWriteDeadline sets the write deadline, sparingly. net/http's HTTP/2
+// server, with a WriteByteTimeout, sets one before every write to the
+// connection and clears it after: two timer updates per DATA frame, a
+// tenth of the edge's CPU in a bulk download. The wire keeps the deadline
+// it set while the one asked for is less than half a WriteByteTimeout
+// later, and leaves it in place when asked to clear it (the server sets a
+// new one before its next write). A write then fails after between half
+// and all of WriteByteTimeout without completing, as on HTTP/1.1
+// (writeClient). An earlier deadline is always set.
+func (w *h2wire) SetWriteDeadline(t time.Time) error {
+	w.dmu.Lock()
+	defer w.dmu.Unlock()
+	if w.byteTimeout <= 0 {
+		w.deadline = t
+		return w.Conn.SetWriteDeadline(t)
+	}
+	if t.IsZero() {
+		return nil
+	}
+	if !w.deadline.IsZero() && !t.Before(w.deadline) && t.Sub(w.deadline) < w.byteTimeout/2 {
+		return nil
+	}
+	w.deadline = t
+	return w.Conn.SetWriteDeadline(t)
+}
+
+// clearWriteDeadline removes the write deadline for a write of the wire's
+// own.
+func (w *h2wire) clearWriteDeadline() {
+	w.dmu.Lock()
+	defer w.dmu.Unlock()
+	if !w.deadline.IsZero() {
+		w.deadline = time.Time{}
+		_ = w.Conn.SetWriteDeadline(time.Time{})
+	}
+}
+
+// gatherFor bounds how long full DATA frames wait for the next write
+// before they go out (gatherFrame): the handler's flush releases them
+// sooner, this only when a stream's flow-control window ran out mid-write.
+const gatherFor = 200 * time.Microsecond
+
 // write writes b to the client. A frame larger than one TLS record (a
 // full DATA frame is 16 KiB of payload plus its 9-byte header) goes out
-// in one system call when the connection can batch records.
+// in one system call when the connection can batch records, and
+// consecutive full DATA frames several per system call (gatherFrame).
 func (w *h2wire) write(b []byte) (int, error) {
-	if len(b) > maxRecordPayload && w.batch != nil {
-		w.batch.HoldRecords()
+	if w.gatherErr != nil {
+		err := w.gatherErr
+		w.gatherErr = nil
+		return 0, err
+	}
+	if w.batch == nil {
+		return w.Conn.Write(b)
+	}
+	if w.out.atBoundary() && gatherFrame(b) {
+		// net/http writes each DATA frame larger than its 4 KiB buffer
+		// with a Write (and a system call) of its own; while a body
+		// streams they come one after another. Hold them in the batch
+		// (written every recordBatchMax bytes) until a write of another
+		// kind, the handler's flush (release) or gatherFor.
+		if !w.gathering {
+			w.gathering = true
+			w.batch.HoldRecords()
+			if w.gatherT == nil {
+				w.gatherT = time.AfterFunc(gatherFor, w.release)
+			} else {
+				w.gatherT.Reset(gatherFor)
+			}
+		}
+		return w.Conn.Write(b)
+	}
+	if len(b) > maxRecordPayload || w.gathering {
+		if !w.gathering {
+			w.batch.HoldRecords()
+		}
 		n, err := w.Conn.Write(b)
-		if rerr := w.batch.ReleaseRecords(); err == nil {
+		if rerr := w.releaseLocked(); err == nil {
 			err = rerr
 		}
 		return n, err
 	}
 	return w.Conn.Write(b)
+}
+
+// gatherFrame reports whether b is exactly one DATA frame larger than a
+// TLS record that does not end its stream: more of the body follows.
+func gatherFrame(b []byte) bool {
+	if len(b) <= maxRecordPayload || b[3] != h2FrameData || b[4]&h2FlagEndStream != 0 {
+		return false
+	}
+	return int(b[0])<<16|int(b[1])<<8|int(b[2]) == len(b)-h2FrameHeaderLen
+}
+
+// release writes the DATA frames held back, if any.
+func (w *h2wire) release() {
+	w.wmu.Lock()
+	defer w.wmu.Unlock()
+	if err := w.releaseLocked(); err != nil && w.gatherErr == nil {
+		w.gatherErr = err
+	}
+}
+
+func (w *h2wire) releaseLocked() error {
+	if w.batch == nil {
+		return nil
+	}
+	if w.gatherT != nil {
+		w.gatherT.Stop()
+	}
+	w.gathering = false
+	return w.batch.ReleaseRecords()
 }
 
 // Close closes the connection; one told to calm down first lingers so

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"sync/atomic"
+	"time"
 )
 
 // h2stream is a proxy stream that carries one HTTP/1.1 exchange at a time
@@ -24,7 +25,7 @@ type h2stream struct {
 	// During an exchange; nil buffers while pooled.
 	buf   []byte // response bytes are buf[r:w]
 	small []byte // from the Proxy's BufferPool
-	bulk  *[bulkBufferSize]byte
+	body  bodyBuffer
 	r, w  int
 	rerr  error // the last read's error, returned once buf[r:w] is used up
 	got   bool  // a response byte was read since the request was written
@@ -52,6 +53,7 @@ type watchResult struct {
 // begin prepares ps for an exchange.
 func (ps *h2stream) begin(p *Proxy) {
 	ps.small = p.getBuf()
+	ps.body.start(p, ps.small)
 	ps.buf = ps.small
 	ps.r, ps.w, ps.got, ps.full = 0, 0, false, false
 	ps.bodyTimeout.Store(false)
@@ -61,11 +63,9 @@ func (ps *h2stream) begin(p *Proxy) {
 // release returns ps's buffers; the bytes left in them, if any, were
 // judged by inStep already.
 func (ps *h2stream) release(p *Proxy) {
+	ps.body.drop()
 	p.pool.Put(ps.small)
-	if ps.bulk != nil {
-		bulkBufPool.Put(ps.bulk)
-	}
-	ps.small, ps.bulk, ps.buf = nil, nil, nil
+	ps.small, ps.buf = nil, nil
 }
 
 // inStep reports whether the exchange ended with nothing after its
@@ -190,9 +190,11 @@ func (ps *h2stream) copyBody(p *Proxy, w http.ResponseWriter, fl http.Flusher) (
 				ps.r += k
 			}
 			if len(data) > 0 {
+				t := time.Now()
 				if _, err := w.Write(data); err != nil {
 					return n, errClientGone
 				}
+				ps.body.wrote(len(data), time.Since(t))
 				n += int64(len(data))
 				unflushed = true
 			}
@@ -201,15 +203,16 @@ func (ps *h2stream) copyBody(p *Proxy, w http.ResponseWriter, fl http.Flusher) (
 			}
 		}
 		if unflushed && fl != nil {
+			t := time.Now()
 			fl.Flush() // nothing more at hand: send what we have (SSE, streaming)
+			ps.body.wrote(0, time.Since(t))
 			unflushed = false
 		}
-		if ps.full && ps.bulk == nil && ps.fr.kind != frameNone {
-			// A body that fills the buffer is bulk: copy it in larger
-			// pieces (fewer stream reads and handler writes).
-			ps.bulk = bulkBufPool.Get().(*[bulkBufferSize]byte)
-			ps.buf, ps.r, ps.w = ps.bulk[:], 0, 0
-		}
+		// buf is empty here. A body that fills the buffer while the
+		// client keeps up is bulk: copy it in larger pieces (fewer stream
+		// reads and handler writes); the small buffer again when it
+		// stalls.
+		ps.buf, ps.r, ps.w = ps.body.next(true, ps.full), 0, 0
 		if err := ps.fill(); err != nil {
 			if errors.Is(err, io.EOF) {
 				if ps.fr.kind == frameClose {

@@ -148,9 +148,9 @@ const (
 
 	defaultBufferSize = 16 << 10
 	minBufferSize     = 4 << 10
-	// bulkBufferSize is the buffer a response body moves through once it
-	// filled a Config.BufferPool one: large bodies are CPU-bound on the
-	// number of reads and writes, small ones keep the small buffer.
+	// bulkBufferSize is the largest buffer a response body moves through,
+	// while its client keeps up (bulkbuf.go): large bodies are CPU-bound
+	// on the number of reads and writes, small ones keep the small buffer.
 	bulkBufferSize = 256 << 10
 )
 
@@ -177,9 +177,6 @@ func recordBatcherOf(c net.Conn) recordBatcher {
 	return rb
 }
 
-// bulkBufPool holds bulkBufferSize buffers for large response bodies.
-var bulkBufPool = sync.Pool{New: func() any { return new([bulkBufferSize]byte) }}
-
 // Proxy serves public client connections for the endpoints its Resolver
 // knows. Create it with New; hand it connections with ServeConn; stop it
 // with Shutdown.
@@ -198,6 +195,7 @@ type Proxy struct {
 
 	calmed      atomic.Int64 // HTTP/2 connections sent GOAWAY(ENHANCE_YOUR_CALM)
 	unsolicited atomic.Int64 // pooled proxy streams retired for bytes no request asked for
+	bulkHeld    atomic.Int64 // bytes of bulk body buffers held by responses (bulkbuf.go)
 
 	mu        sync.Mutex
 	conns     map[servedConn]struct{}
@@ -316,6 +314,7 @@ func (p *Proxy) ServeConn(ctx context.Context, c net.Conn, sni, alpn string) {
 	if tc, ok := c.(*tls.Conn); ok && p.cfg.OnRequest != nil {
 		tlsVersion = tc.ConnectionState().Version
 	}
+	limitUnsent(c)
 	if alpn == "h2" {
 		p.serveH2(ctx, c, sni, remote, tlsVersion)
 		return

@@ -1,0 +1,120 @@
+package httpproxy
+
+import (
+	"sync"
+	"time"
+)
+
+// Response bodies move through a buffer that grows only while the client
+// keeps up, as the tunnel's send window does (tunnel/sendwindow.go).
+//
+// Large buffers make bulk copies cheap (fewer stream reads, window updates
+// and client writes per byte), but whatever sits in the buffer when the
+// client stops reading stays there until it reads again: a fixed 256 KiB
+// per response parked by each slow client. So a copy starts with the
+// Config.BufferPool buffer and takes the next of bulkSizes only after the
+// client took keepUpFactor times that size since the buffer last changed,
+// with no write blocked (taking blockedWrite or longer) in between; a
+// blocked write, or the end of the body, returns it to the pool buffer.
+// Hence the invariant the tests check: the bulk buffer a response holds is
+// at most 1/keepUpFactor of what its client took since it last stalled.
+//
+// The client's kernel takes bytes at memory speed until its socket buffer
+// is full (on Linux up to tcp_wmem's 4 MiB): the edge caps that with
+// TCP_NOTSENT_LOWAT (limitUnsent), so a client that does not read shows
+// up as one after little more than its receive window.
+const (
+	// keepUpFactor is how many times the next bulk size a client must
+	// take, without a blocked write, before the buffer grows to it:
+	// 32 KiB after 512 KiB, 256 KiB after 7.5 MiB.
+	keepUpFactor = 16
+	// blockedWrite is how long a write to the client takes when the
+	// client (or its network) did not keep up: 256 KiB in 20 ms is
+	// 12.5 MiB/s.
+	blockedWrite = 20 * time.Millisecond
+)
+
+// bulkSizes are the buffer sizes a body copy grows through, after the
+// pool buffer; the last is bulkBufferSize.
+var bulkSizes = [...]int{32 << 10, 64 << 10, 128 << 10, bulkBufferSize}
+
+// bulkPools holds one pool per bulkSizes entry, of *bulkBuf.
+var bulkPools [len(bulkSizes)]sync.Pool
+
+// bulkBuf carries a pooled buffer (a pointer, so a Put allocates nothing).
+type bulkBuf struct{ b []byte }
+
+func getBulk(class int) *bulkBuf {
+	if bb, ok := bulkPools[class].Get().(*bulkBuf); ok {
+		return bb
+	}
+	return &bulkBuf{b: make([]byte, bulkSizes[class])}
+}
+
+// bodyBuffer picks the buffer one response's bytes are read into (see
+// above). Its owner reads into buf(), reports each client write with
+// wrote, and calls next whenever buf() is empty to get the buffer for the
+// next read. The zero value is unusable; start with start.
+type bodyBuffer struct {
+	p       *Proxy
+	base    []byte   // from the Proxy's BufferPool, held for the whole copy
+	bulk    *bulkBuf // nil at base
+	class   int      // bulkSizes index of bulk
+	taken   int64    // bytes the client took since the buffer last changed
+	blocked bool     // a write blocked since the last next
+}
+
+// start sets b to the base buffer.
+func (b *bodyBuffer) start(p *Proxy, base []byte) {
+	*b = bodyBuffer{p: p, base: base}
+}
+
+// buf returns the buffer in use.
+func (b *bodyBuffer) buf() []byte {
+	if b.bulk != nil {
+		return b.bulk.b
+	}
+	return b.base
+}
+
+// wrote records a write of n bytes to the client that took d.
+func (b *bodyBuffer) wrote(n int, d time.Duration) {
+	if d >= blockedWrite {
+		b.blocked, b.taken = true, 0
+		return
+	}
+	b.taken += int64(n)
+}
+
+// next returns the buffer for the next read, which may differ from buf()
+// only because that is empty now. bulk says the copy is in a body whose
+// last read filled the buffer (the upstream has more at hand); outside a
+// body the pool buffer is used.
+func (b *bodyBuffer) next(inBody, filled bool) []byte {
+	switch {
+	case !inBody || b.blocked:
+		b.blocked, b.taken = false, 0
+		b.drop()
+	case filled:
+		c := 0
+		if b.bulk != nil {
+			c = b.class + 1
+		}
+		if c < len(bulkSizes) && b.taken >= keepUpFactor*int64(bulkSizes[c]) {
+			b.drop()
+			b.bulk, b.class, b.taken = getBulk(c), c, 0
+			b.p.bulkHeld.Add(int64(bulkSizes[c]))
+		}
+	}
+	return b.buf()
+}
+
+// drop returns a bulk buffer to its pool; buf() is the base one after.
+func (b *bodyBuffer) drop() {
+	if b.bulk == nil {
+		return
+	}
+	b.p.bulkHeld.Add(-int64(bulkSizes[b.class]))
+	bulkPools[b.class].Put(b.bulk)
+	b.bulk = nil
+}

@@ -1,0 +1,159 @@
+package httpproxy
+
+import (
+	"context"
+	"crypto/tls"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/tollgate/tollgate/tunnel"
+)
+
+// deadlineConn counts the write deadlines set on a connection.
+type deadlineConn struct {
+	net.Conn
+	sets atomic.Int64
+}
+
+func (c *deadlineConn) SetWriteDeadline(t time.Time) error {
+	c.sets.Add(1)
+	return c.Conn.SetWriteDeadline(t)
+}
+
+// TestH2WriteDeadlinesSparse: an HTTP/2 download sets a handful of write
+// deadlines on the client connection, not two per DATA frame (net/http's
+// WriteByteTimeout), which cost a tenth of the edge's CPU.
+func TestH2WriteDeadlinesSparse(t *testing.T) {
+	const bodySize = 8 << 20
+	chunk := make([]byte, 64<<10)
+	h := newHarness(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Length", strconv.Itoa(bodySize))
+		for left := bodySize; left > 0; left -= len(chunk) {
+			if _, err := w.Write(chunk[:min(left, len(chunk))]); err != nil {
+				return
+			}
+		}
+	}), harnessOpts{})
+	cert, roots := testCert(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	dc := make(chan *deadlineConn, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		d := &deadlineConn{Conn: c}
+		dc <- d
+		tc := tls.Server(d, &tls.Config{Certificates: []tls.Certificate{cert}, NextProtos: []string{"h2"}})
+		if tc.HandshakeContext(ctx) == nil {
+			h.proxy.ServeConn(ctx, tc, testHost, tc.ConnectionState().NegotiatedProtocol)
+		}
+	}()
+	tr := &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "tcp", ln.Addr().String())
+		},
+		TLSClientConfig:   &tls.Config{RootCAs: roots},
+		ForceAttemptHTTP2: true,
+	}
+	defer tr.CloseIdleConnections()
+	resp, err := (&http.Client{Transport: tr}).Get("https://" + testHost + "/big")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if err != nil || n != bodySize || resp.ProtoMajor != 2 {
+		t.Fatalf("HTTP/%d, %d bytes, %v; want HTTP/2 and %d bytes", resp.ProtoMajor, n, err, bodySize)
+	}
+	if sets := (<-dc).sets.Load(); sets > 16 {
+		t.Errorf("%d write deadlines set for one %d MiB HTTP/2 response (%d DATA frames), want a handful", sets, bodySize>>20, bodySize/(16<<10))
+	}
+}
+
+// TestH2GatheredFramesSmallWindow: full DATA frames the wire holds back
+// to write several per system call (over tunnel.BatchRecords, as the
+// edge serves public clients) still reach a client whose 32 KiB stream
+// window runs out mid-write, which cannot send WINDOW_UPDATE for frames it
+// never got: the whole body arrives, three times over.
+func TestH2GatheredFramesSmallWindow(t *testing.T) {
+	const bodySize = 4 << 20
+	chunk := make([]byte, 256<<10)
+	for i := range chunk {
+		chunk[i] = byte(i * 7)
+	}
+	h := newHarness(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Length", strconv.Itoa(bodySize))
+		for left := bodySize; left > 0; left -= len(chunk) {
+			if _, err := w.Write(chunk[:min(left, len(chunk))]); err != nil {
+				return
+			}
+		}
+	}), harnessOpts{})
+	cert, roots := testCert(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer cancel()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		tc := tls.Server(tunnel.BatchRecords(c), &tls.Config{Certificates: []tls.Certificate{cert}, NextProtos: []string{"h2"}})
+		if tc.HandshakeContext(ctx) == nil {
+			if recordBatcherOf(tc) == nil {
+				t.Error("no record batcher under the connection: nothing is gathered")
+			}
+			h.proxy.ServeConn(ctx, tc, testHost, tc.ConnectionState().NegotiatedProtocol)
+		}
+	}()
+	tr := &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "tcp", ln.Addr().String())
+		},
+		TLSClientConfig:   &tls.Config{RootCAs: roots},
+		ForceAttemptHTTP2: true,
+		HTTP2:             &http.HTTP2Config{MaxReceiveBufferPerStream: 32 << 10, MaxReceiveBufferPerConnection: 64 << 10},
+	}
+	defer tr.CloseIdleConnections()
+	c := &http.Client{Transport: tr, Timeout: 60 * time.Second}
+	for range 3 {
+		resp, err := c.Get("https://" + testHost + "/big")
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil || resp.ProtoMajor != 2 || len(got) != bodySize {
+			t.Fatalf("HTTP/%d, %d bytes, %v; want HTTP/2 and %d bytes", resp.ProtoMajor, len(got), err, bodySize)
+		}
+		for off := 0; off < bodySize; off += len(chunk) {
+			if string(got[off:off+len(chunk)]) != string(chunk) {
+				t.Fatalf("body differs in the chunk at %d", off)
+			}
+		}
+	}
+}
