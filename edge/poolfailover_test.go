@@ -245,3 +245,55 @@ func TestPoolSurvivesSilentMember(t *testing.T) {
 }
 
 var _ = tls.VersionTLS12
+
+// TestPoolSurvivesSilentMemberTLS: the same for a TLS passthrough
+// endpoint pooled by two agents, whose upstreams hold different
+// certificates: every connection gets its handshake and its echo, from the
+// member that answers.
+func TestPoolSurvivesSilentMemberTLS(t *testing.T) {
+	r := newTestRegion(t)
+	e := r.startEdge("ed_a", "127.0.0.1", peerSecret)
+	gate := newStallGate(t)
+	silent := startGatedAgent(t, e, r.token, gate)
+	steady := startTestAgent(t, e, r.token)
+	name := "poolpass." + peerBase
+	upstream := func() (string, string) {
+		cert, err := r.ca.IssueServerCert([]string{name}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		addr := echoUpstream(t, func(c net.Conn) net.Conn {
+			return tls.Server(c, &tls.Config{Certificates: []tls.Certificate{cert}})
+		})
+		return addr, cert.Leaf.SerialNumber.String()
+	}
+	silentUp, silentSerial := upstream()
+	steadyUp, steadySerial := upstream()
+	silent.bindPooled(t, "tls", tunnel.TLSOptions{URL: "tls://" + name}, silentUp)
+	steady.bindPooled(t, "tls", tunnel.TLSOptions{URL: "tls://" + name}, steadyUp)
+
+	connect := func(i int) string {
+		d := &net.Dialer{Timeout: 20 * time.Second, Deadline: time.Now().Add(20 * time.Second)}
+		tc, err := tls.DialWithDialer(d, "tcp", e.Addrs().HTTPS, &tls.Config{ServerName: name, RootCAs: r.caPool})
+		if err != nil {
+			t.Fatalf("connection %d: %v", i, err)
+		}
+		defer tc.Close()
+		_ = tc.SetDeadline(time.Now().Add(20 * time.Second))
+		expectEcho(t, tc, fmt.Sprintf("connection %d", i))
+		return tc.ConnectionState().PeerCertificates[0].SerialNumber.String()
+	}
+	seen := map[string]int{}
+	for i := range 2 {
+		seen[connect(i)]++
+	}
+	if seen[silentSerial] != 1 || seen[steadySerial] != 1 {
+		t.Fatalf("before the stall: %v, want one connection to each member", seen)
+	}
+	gate.stall()
+	for i := range 6 {
+		if got := connect(i); got != steadySerial {
+			t.Fatalf("connection %d reached the member whose path is cut", i)
+		}
+	}
+}
