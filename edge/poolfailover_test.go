@@ -221,7 +221,7 @@ func TestPoolSurvivesSilentMember(t *testing.T) {
 			t.Fatalf("request %d served by %q with its path cut", i, who)
 		}
 	}
-	if n := e.PoolMembersDown(); n != 1 {
+	if n := e.Metrics().PoolMembersDown(); n != 1 {
 		t.Errorf("members taken out of rotation: %d, want 1", n)
 	}
 

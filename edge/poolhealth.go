@@ -112,5 +112,6 @@ func (ep *Endpoint) available() bool {
 }
 
 // PoolMembersDown returns how many times a pool member was taken out of
-// rotation because its agent did not answer.
-func (e *Edge) PoolMembersDown() int64 { return e.metrics.poolMembersDown.Load() }
+// rotation because its agent did not answer
+// (tollgate_edge_pool_members_out_of_rotation_total).
+func (m *Metrics) PoolMembersDown() int64 { return m.e.metrics.poolMembersDown.Load() }
