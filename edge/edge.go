@@ -146,6 +146,8 @@ type counters struct {
 	authFailures  atomic.Int64
 	sessions      atomic.Int64
 	agentIPClosed atomic.Int64 // live sessions closed by a new agent IP restriction
+	// pool members taken out of rotation: their agent did not answer (poolhealth.go)
+	poolMembersDown atomic.Int64
 }
 
 // Edge is one regional edge. Create it with New, bind its listeners with

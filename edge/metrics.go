@@ -317,6 +317,8 @@ var (
 		"Pooled proxy streams retired because the agent sent bytes no request asked for.", nil, nil)
 	descAgentIPClosed = prometheus.NewDesc("tollgate_edge_agent_ip_sessions_closed_total",
 		"Live agent and SSH sessions closed because a new agent IP restriction refuses them.", nil, nil)
+	descPoolMembersDown = prometheus.NewDesc("tollgate_edge_pool_members_out_of_rotation_total",
+		"Times a member of an endpoint pool was taken out of rotation because its agent did not answer.", nil, nil)
 	descPeerForwards = prometheus.NewDesc("tollgate_edge_peer_forwards_total",
 		"Public connections this edge tried to forward to a sibling edge, by result.", []string{"result"}, nil)
 	descPeerReceived = prometheus.NewDesc("tollgate_edge_peer_received_total",
@@ -359,7 +361,7 @@ func (m *Metrics) refusalCounts() []int64 {
 func (m *Metrics) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descRequests, descConns, descOpen, descBytes, descTLSFailures, descRefusals,
 		descDryRun, descSessions, descEndpoints, descRevision, descReady, descMemLimit, descMemLive, descMemRefusing,
-		descTracked, descTrackedEvicted, descLogDropped, descRetired, descAgentIPClosed, descPeerForwards,
+		descTracked, descTrackedEvicted, descLogDropped, descRetired, descAgentIPClosed, descPoolMembersDown, descPeerForwards,
 		descPeerReceived, descPeerRefused, descPeerInbound} {
 		ch <- d
 	}
@@ -433,6 +435,7 @@ func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
 	counter(descLogDropped, ip.DryRunLogDropped, "ip_dry_run")
 	counter(descRetired, e.proxy.Counts().Unsolicited)
 	counter(descAgentIPClosed, e.metrics.agentIPClosed.Load())
+	counter(descPoolMembersDown, e.metrics.poolMembersDown.Load())
 	var pm *peerMetrics
 	var inbound int64
 	if e.peers != nil {

@@ -74,6 +74,16 @@ const (
 	// peerAcceptBacklog bounds forwarded connections a link's muxado
 	// session holds before they are accepted.
 	peerAcceptBacklog = 256
+	// peerPingInterval is how often a dialled link proves the sibling
+	// alive, and peerPingTimeout how long the echo may take before the
+	// link is taken for dead (closed, redialled on next use): a sibling
+	// that stops answering is noticed within their sum, not at the next
+	// forwarded connection's peerStatusTimeout or TCP's keepalive.
+	peerPingInterval = 2 * time.Second
+	peerPingTimeout  = 3 * time.Second
+	// peerFailMemory is how long a sibling whose link failed is offered
+	// connections only after the other holders of a route.
+	peerFailMemory = 10 * time.Second
 	// remoteTCPSync is how often the listeners of the region's TCP
 	// endpoints follow the route table.
 	remoteTCPSync = 250 * time.Millisecond
@@ -115,6 +125,9 @@ type peering struct {
 
 	handshakes chan struct{} // semaphore of links being authenticated
 	inbound    atomic.Int64  // authenticated links accepted and alive
+
+	rrMu sync.Mutex
+	rr   map[string]uint32 // route key → the next holder to offer first (offerOrder)
 
 	tcpMu       sync.Mutex
 	remotePorts map[int]bool // ports held open for remote tcp routes
@@ -258,11 +271,14 @@ func (p *peering) serveLink(ctx context.Context, c net.Conn) {
 			log.Debug("edge-to-edge link down", zap.Error(err))
 			return
 		}
-		if t != peerStreamForward {
+		switch t {
+		case peerStreamForward:
+			go p.serveForwarded(ctx, st)
+		case peerStreamPing:
+			go echoPing(st)
+		default:
 			st.Close()
-			continue
 		}
-		go p.serveForwarded(ctx, st)
 	}
 }
 

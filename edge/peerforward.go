@@ -70,18 +70,18 @@ func (p *publicServer) forwardTCP(c net.Conn, key string) bool {
 }
 
 // forward offers c to holders in turn (at most maxForwardTries, skipping
-// this edge): the header, then prefix (bytes already read from c), then
-// the answer. Accepted, it pipes c to the sibling until both ends close.
-// It reports whether c was dealt with: forwarded, or refused by a
-// sibling (closed); false means no sibling took it and c is untouched
-// beyond prefix.
+// this edge), in the order of offerOrder: the header, then prefix (bytes
+// already read from c), then the answer. Accepted, it pipes c to the
+// sibling until both ends close. It reports whether c was dealt with:
+// forwarded, or refused by a sibling (closed); false means no sibling
+// took it and c is untouched beyond prefix.
 func (p *peering) forward(c net.Conn, l peerListener, key string, holders []RemoteRoute, prefix []byte, raw *rawConns) bool {
 	if len(key) == 0 || len(key) > maxPeerKey {
 		return false
 	}
 	hdr := appendPeerHeader(nil, &peerHeader{listener: l, key: key, client: clientAddrPort(c), local: localAddrPort(c)})
 	tries := 0
-	for _, h := range holders {
+	for _, h := range p.offerOrder(key, holders) {
 		if h.EdgeID == p.e.cfg.EdgeID || h.PeerAddr == "" {
 			continue
 		}
@@ -98,6 +98,40 @@ func (p *peering) forward(c net.Conn, l peerListener, key string, holders []Remo
 	}
 	p.metrics.unforwarded.Add(1)
 	return false
+}
+
+// maxRoundRobinKeys bounds the route keys whose next holder forwarding
+// remembers; past it the memory starts afresh.
+const maxRoundRobinKeys = 4096
+
+// offerOrder returns the order in which a connection for key is offered to
+// its holders: round-robin per key, so that the connections spread across
+// the siblings that hold the route (a pool whose members are on several
+// edges, one agent's legs), with the siblings whose link failed recently
+// (peerLinks.failedRecently) last.
+func (p *peering) offerOrder(key string, holders []RemoteRoute) []RemoteRoute {
+	n := len(holders)
+	if n <= 1 {
+		return holders
+	}
+	p.rrMu.Lock()
+	if p.rr == nil || len(p.rr) >= maxRoundRobinKeys {
+		p.rr = make(map[string]uint32)
+	}
+	start := int(p.rr[key] % uint32(n))
+	p.rr[key]++
+	p.rrMu.Unlock()
+	out := make([]RemoteRoute, 0, n)
+	var failed []RemoteRoute
+	for i := range n {
+		h := holders[(start+i)%n]
+		if p.links.failedRecently(h.PeerAddr) {
+			failed = append(failed, h)
+			continue
+		}
+		out = append(out, h)
+	}
+	return append(out, failed...)
 }
 
 // Outcomes of offering a connection to one sibling.

@@ -28,6 +28,12 @@ import (
 // peerStreamForward is the stream type of a forwarded connection ("tgpf").
 const peerStreamForward tunnel.StreamType = 0x74677066
 
+// peerStreamPing is the stream type of a link's liveness probe ("tgpp"):
+// the dialler writes 4 bytes, the listener echoes them and closes
+// (peerlink.go, watch). An older listener that does not know the type
+// closes the stream at once, which proves it alive just as well.
+const peerStreamPing tunnel.StreamType = 0x74677070
+
 // Header bounds.
 const (
 	peerHeaderVersion = 1

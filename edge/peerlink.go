@@ -18,6 +18,8 @@ import (
 	"sync"
 	"time"
 
+	"go.uber.org/zap"
+
 	"github.com/tollgate/tollgate/tunnel"
 )
 
@@ -213,6 +215,11 @@ type peerLinks struct {
 	mu     sync.Mutex
 	byAddr map[string]*peerLink
 	closed bool
+	// failed records when a sibling address's link last failed (a dial,
+	// an unanswered forward or ping), until a dial to it succeeds; such
+	// a sibling is offered connections last (failedRecently). At most
+	// maxPeerSessions entries.
+	failed map[string]time.Time
 }
 
 // peerRedialDelay is how long a failed dial keeps a sibling's link from
@@ -230,7 +237,7 @@ type peerLink struct {
 }
 
 func newPeerLinks(p *peering) *peerLinks {
-	return &peerLinks{p: p, byAddr: map[string]*peerLink{}}
+	return &peerLinks{p: p, byAddr: map[string]*peerLink{}, failed: map[string]time.Time{}}
 }
 
 // get returns a live link to addr, dialling it if needed; concurrent
@@ -283,16 +290,115 @@ func (l *peerLinks) get(ctx context.Context, addr string) (*peerLink, error) {
 func (l *peerLinks) dial(addr string, lk *peerLink) {
 	mux, id, err := l.p.dialLink(context.Background(), addr)
 	l.mu.Lock()
+	watch := false
 	if err != nil {
 		lk.err, lk.failedAt = fmt.Errorf("edge-to-edge link to %s: %w", addr, err), time.Now()
+		l.noteFailureLocked(addr)
 	} else if l.closed {
 		mux.Close()
 		lk.err = net.ErrClosed
 	} else {
 		lk.mux, lk.edgeID = mux, id
+		delete(l.failed, addr)
+		watch = true
 	}
 	l.mu.Unlock()
 	close(lk.ready)
+	if watch {
+		go l.watch(addr, lk)
+	}
+}
+
+// noteFailureLocked records a failure of addr's link; l.mu is held.
+func (l *peerLinks) noteFailureLocked(addr string) {
+	now := time.Now()
+	if len(l.failed) >= maxPeerSessions {
+		for a, at := range l.failed {
+			if now.Sub(at) >= peerFailMemory {
+				delete(l.failed, a)
+			}
+		}
+		if len(l.failed) >= maxPeerSessions {
+			return
+		}
+	}
+	l.failed[addr] = now
+}
+
+// failedRecently reports whether addr's link failed within
+// peerFailMemory and has not been dialled successfully since.
+func (l *peerLinks) failedRecently(addr string) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	at, ok := l.failed[addr]
+	return ok && time.Since(at) < peerFailMemory
+}
+
+// watch proves the sibling at the other end of lk alive every
+// peerPingInterval while the link lives ("edge peer link watch"): a ping
+// stream whose echo (or close) does not come within peerPingTimeout takes
+// the link for dead, and drops it.
+func (l *peerLinks) watch(addr string, lk *peerLink) {
+	t := time.NewTicker(peerPingInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-lk.mux.Done():
+			return
+		case <-t.C:
+		}
+		if err := ping(lk.mux); err != nil {
+			if isDone(lk.mux) {
+				return
+			}
+			p := l.p
+			p.metrics.linkFailed.Add(1)
+			if p.e.guard.allowLog() {
+				p.log.Warn("a sibling edge stopped answering on its edge-to-edge link", zap.String("peer_edge_id", lk.edgeID),
+					zap.String("peer_addr", addr), zap.Error(err))
+			}
+			l.drop(addr, lk)
+			return
+		}
+	}
+}
+
+// ping sends 4 bytes on a new ping stream of mux and waits up to
+// peerPingTimeout for their echo, or for the stream's end (an older
+// sibling closes streams of a type it does not know).
+func ping(mux tunnel.Mux) error {
+	ctx, cancel := context.WithTimeout(context.Background(), peerPingTimeout)
+	defer cancel()
+	st, err := mux.OpenStream(ctx, peerStreamPing)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	_ = st.SetDeadline(time.Now().Add(peerPingTimeout))
+	b := [4]byte{'p', 'i', 'n', 'g'}
+	if _, err := st.Write(b[:]); err != nil {
+		return err
+	}
+	_, err = io.ReadFull(st, b[:])
+	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || err == nil {
+		return nil
+	}
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return fmt.Errorf("no echo within %v: %w", peerPingTimeout, err)
+	}
+	return nil // reset or closed by the sibling: it answered
+}
+
+// echoPing answers a sibling's ping stream: its 4 bytes back, then close.
+func echoPing(st tunnel.Stream) {
+	defer st.Close()
+	_ = st.SetDeadline(time.Now().Add(peerPingTimeout))
+	var b [4]byte
+	if _, err := io.ReadFull(st, b[:]); err != nil {
+		return
+	}
+	_, _ = st.Write(b[:])
 }
 
 // drop closes lk's session if it is still the link to addr, so the next
@@ -302,6 +408,7 @@ func (l *peerLinks) drop(addr string, lk *peerLink) {
 	if l.byAddr[addr] == lk {
 		delete(l.byAddr, addr)
 	}
+	l.noteFailureLocked(addr)
 	l.mu.Unlock()
 	if lk.mux != nil {
 		go lk.mux.Close()

@@ -44,6 +44,10 @@ type Endpoint struct {
 	sessionID  string // ts_...
 	instanceID string // the agent process's, from Auth; "" from SDKs
 	pooling    bool   // the bind asked for endpoint pooling
+	// pooled is true while ep shares its key with other endpoints (the
+	// router sets it): its agent then shows itself alive before a stream
+	// opens to it (poolhealth.go).
+	pooled atomic.Bool
 }
 
 // holder returns the endpoint as the region's route table records it.
@@ -113,7 +117,10 @@ func (r *router) lookup(key string) (*Endpoint, bool) {
 
 // pick returns the endpoint that serves the next public request or
 // connection at key: the members of a pool in turn (round-robin), so that
-// the load spreads across them; a pool serves while one member lives.
+// the load spreads across them, skipping members whose agent stopped
+// answering or whose session ended (Endpoint.available). When none is
+// available it returns the next one all the same (its open then fails
+// fast, or finds it back). A pool serves while one member lives.
 func (r *router) pick(key string) (*Endpoint, bool) {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
@@ -121,10 +128,25 @@ func (r *router) pick(key string) (*Endpoint, bool) {
 	if p == nil {
 		return nil, false
 	}
-	if len(p.members) == 1 {
+	n := len(p.members)
+	if n == 1 {
 		return p.members[0], true
 	}
-	return p.members[int(p.next.Add(1)-1)%len(p.members)], true
+	start := int(p.next.Add(1)-1) % n
+	for i := range n {
+		if m := p.members[(start+i)%n]; m.available() {
+			return m, true
+		}
+	}
+	return p.members[start], true
+}
+
+// setPooled marks the members of a pool as pooled, or a lone endpoint as
+// not; call it with the router's lock held, on the members now at a key.
+func setPooled(members []*Endpoint) {
+	for _, m := range members {
+		m.pooled.Store(len(members) > 1)
+	}
 }
 
 // bind installs ep at its key. When endpoints hold the key already, ep
@@ -148,7 +170,9 @@ func (r *router) bind(ep *Endpoint, takeover func(holder *Endpoint) bool) (old [
 		joins = joins && m.session != ep.session && m.joins(ep)
 	}
 	if joins {
-		r.routes[ep.key] = &routePool{members: append(slices.Clip(p.members), ep)}
+		np := &routePool{members: append(slices.Clip(p.members), ep)}
+		setPooled(np.members)
+		r.routes[ep.key] = np
 		return nil, nil, true
 	}
 	for _, m := range p.members {
@@ -157,6 +181,7 @@ func (r *router) bind(ep *Endpoint, takeover func(holder *Endpoint) bool) (old [
 		}
 	}
 	r.routes[ep.key] = &routePool{members: []*Endpoint{ep}}
+	setPooled([]*Endpoint{ep})
 	return p.members, nil, true
 }
 
@@ -170,7 +195,9 @@ func (r *router) unbind(ep *Endpoint) {
 			if len(p.members) == 1 {
 				delete(r.routes, ep.key)
 			} else {
-				r.routes[ep.key] = &routePool{members: slices.Delete(slices.Clone(p.members), i, i+1)}
+				np := &routePool{members: slices.Delete(slices.Clone(p.members), i, i+1)}
+				setPooled(np.members)
+				r.routes[ep.key] = np
 			}
 		}
 	}

@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -42,6 +43,11 @@ type agentSession struct {
 	instanceID string               // the agent process's (AuthExtra.InstanceID); "" from SDKs
 	endpoints  map[string]*Endpoint // by bind ID
 	closed     bool
+
+	// Pool membership (poolhealth.go): out of rotation since its agent
+	// did not answer, with what had been heard from it then.
+	down      atomic.Bool
+	downHeard atomic.Uint64
 }
 
 func newAgentSession(e *Edge, remote net.Addr, transport string) *agentSession {

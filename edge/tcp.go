@@ -337,9 +337,7 @@ func (p *publicServer) proxyRaw(c net.Conn, ep *Endpoint, hdr *tunnel.ProxyHeade
 	defer p.raw.remove(c)
 	client := PeerAddr(c.RemoteAddr())
 	hdr.ClientAddr = client.String()
-	ctx, cancel := context.WithTimeout(context.Background(), streamOpenTimeout)
-	st, err := ep.session.OpenProxy(ctx, hdr)
-	cancel()
+	st, ep, err := p.openRaw(client, ep, hdr)
 	if err != nil {
 		if ce := p.log.Check(zap.DebugLevel, "agent unreachable for a raw connection"); ce != nil {
 			ce.Write(zap.String("endpoint", ep.url), zap.String("remote_addr", hdr.ClientAddr), zap.Error(err))
@@ -367,6 +365,37 @@ func (p *publicServer) proxyRaw(c net.Conn, ep *Endpoint, hdr *tunnel.ProxyHeade
 	cc := &countedConn{halfCloser: hc, in: int64(len(prefix))}
 	pipe(cc, st)
 	p.stats.rawEnded(c, ep, kind, start, cc.in, cc.out)
+}
+
+// openRaw opens a proxy stream for a TCP or TLS client to ep or, when ep
+// is a member of a pool whose agent is not answering (errMemberDown; none
+// of the client's bytes went anywhere), to the next member that can take
+// the same connection (rawCompatible) and whose IP gates admit the
+// client: at most maxMemberTries members. It returns the endpoint the
+// stream goes to; hdr's bind ID follows it.
+func (p *publicServer) openRaw(client netip.AddrPort, ep *Endpoint, hdr *tunnel.ProxyHeader) (Stream, *Endpoint, error) {
+	first := ep
+	for tries := 1; ; tries++ {
+		hdr.ID = ep.bindID
+		ctx, cancel := context.WithTimeout(context.Background(), streamOpenTimeout)
+		st, err := ep.openProxy(ctx, hdr)
+		cancel()
+		if err == nil || !errors.Is(err, errMemberDown) || tries == maxMemberTries {
+			return st, ep, err
+		}
+		next, ok := p.router.pick(ep.key)
+		if !ok || next == ep || !rawCompatible(first, next) || !p.gates.admit(next, client.Addr()) {
+			return nil, ep, err
+		}
+		ep = next
+	}
+}
+
+// rawCompatible reports whether a connection accepted for pool member a
+// may go to member b instead: the same proto, TLS terminated by both or by
+// neither, and no higher minimum TLS version than the client met.
+func rawCompatible(a, b *Endpoint) bool {
+	return a.proto == b.proto && (a.termCert == nil) == (b.termCert == nil) && b.minTLS <= a.minTLS
 }
 
 // refuse closes c with a reset, so the client sees the refusal at once.

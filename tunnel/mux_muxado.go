@@ -26,6 +26,7 @@ type muxadoMux struct {
 
 	bytesRead    atomic.Uint64 // bytes read from the peer (liveness, heartbeat.go)
 	bytesWritten atomic.Uint64 // bytes the connection took from us (liveness)
+	life         lifeSignal    // wakes AwaitLife when bytes arrive (liveness.go)
 
 	acceptOnce  sync.Once
 	loopStarted atomic.Bool

@@ -74,21 +74,23 @@ func (f *synFramer) ReadFrame() (frame.Frame, error) {
 // prove the peer alive (heartbeat.go) even while a large DATA frame's body
 // trickles in.
 type countingReader struct {
-	r io.Reader
-	n *atomic.Uint64
+	r    io.Reader
+	n    *atomic.Uint64
+	life *lifeSignal
 }
 
 func (c countingReader) Read(p []byte) (int, error) {
 	n, err := c.r.Read(p)
 	if n > 0 {
 		c.n.Add(uint64(n))
+		c.life.notify()
 	}
 	return n, err
 }
 
 // newFramer is the muxado.Config.NewFramer of a muxadoMux.
 func (m *muxadoMux) newFramer(r io.Reader, w io.Writer) frame.Framer {
-	return &synFramer{Framer: frame.NewFramer(countingReader{r, &m.bytesRead}, w), m: m}
+	return &synFramer{Framer: frame.NewFramer(countingReader{r, &m.bytesRead, &m.life}, w), m: m}
 }
 
 // peerOpened counts a stream the peer opened and makes sure an accept

@@ -28,7 +28,18 @@ var (
 	// ErrUnsolicited means the agent's stream sent bytes while no request
 	// was outstanding.
 	ErrUnsolicited = errors.New("httpproxy: response without a request")
+	// ErrEndpointDown is what Endpoint.OpenStream returns (wrapped) when
+	// the endpoint's agent is not answering and another endpoint may serve
+	// the host (a member of an endpoint pool). Nothing of the request was
+	// sent, so the proxy resolves the host again, admits the request again
+	// (Gate) and opens a stream to what it gets: at most maxEndpointTries
+	// opens for one request, then 502 (TG_3201).
+	ErrEndpointDown = errors.New("httpproxy: the endpoint's agent is not answering")
 )
+
+// maxEndpointTries bounds the stream opens for one request when they fail
+// with ErrEndpointDown.
+const maxEndpointTries = 3
 
 // ProtocolError is a rejected message: the status the client is answered
 // with, a short reason (no secrets, safe to show), and one of the sentinel

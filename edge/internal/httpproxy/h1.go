@@ -247,9 +247,10 @@ func (h *h1conn) forward() bool {
 	}
 	var st Stream
 	for attempt := 0; ; attempt++ {
-		if st, ok = h.stream(ep); !ok {
+		if st, ep, ok = h.stream(ep, r); !ok {
 			return false
 		}
+		e.sts = hstsOf(ep, h.c) // ep may be another member of a pool
 		queued, last := h.begin(st, e)
 		if last {
 			// Draining, and the last response said "Connection: close":
@@ -467,36 +468,49 @@ func (h *h1conn) overloaded() bool {
 }
 
 // stream returns the connection's open stream, opening one to ep (and
-// starting its response goroutine) when there is none. On failure the
-// client has been answered and the connection is done.
-func (h *h1conn) stream(ep Endpoint) (Stream, bool) {
+// starting its response goroutine) when there is none, and the endpoint
+// it goes to. When ep's agent is not answering and another endpoint may
+// serve the host (ErrEndpointDown), the request r, of which nothing was
+// sent, is resolved and admitted again (admit), at most maxEndpointTries
+// opens in all. On failure the client has been answered and the
+// connection is done.
+func (h *h1conn) stream(ep Endpoint, r *requestHead) (Stream, Endpoint, bool) {
 	h.mu.Lock()
 	st, running, closed := h.st, h.bRunning, h.clientClosed
 	h.mu.Unlock()
 	if closed {
-		return nil, false
+		return nil, ep, false
 	}
 	if st != nil && running {
-		return st, true
+		return st, ep, true
 	}
-	st, err := ep.OpenStream(h.ctx)
-	if err != nil {
+	for tries := 1; ; tries++ {
+		var err error
+		if st, err = ep.OpenStream(h.ctx); err == nil {
+			break
+		}
 		if ce := h.p.log.Check(zap.DebugLevel, "opening proxy stream failed"); ce != nil {
 			ce.Write(zap.String("endpoint", ep.ID()), zap.Stringer("remote_addr", h.remote), zap.Error(err))
 		}
-		h.fail(pageAgentUnreachable)
-		return nil, false
+		if !errors.Is(err, ErrEndpointDown) || tries == maxEndpointTries || h.ctx.Err() != nil {
+			h.fail(pageAgentUnreachable)
+			return nil, ep, false
+		}
+		var ok bool
+		if ep, ok = h.admit(r); !ok {
+			return nil, ep, false
+		}
 	}
 	h.mu.Lock()
 	if h.clientClosed {
 		h.mu.Unlock()
 		st.Close()
-		return nil, false
+		return nil, ep, false
 	}
 	h.ep, h.st, h.bRunning = ep, st, true
 	h.mu.Unlock()
 	go h.readResponses(st)
-	return st, true
+	return st, ep, true
 }
 
 // begin queues e as the newest pending request on st. queued false

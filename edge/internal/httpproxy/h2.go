@@ -203,26 +203,47 @@ func (h *h2conn) relay(w http.ResponseWriter, r *http.Request) (res relayResult)
 			return h.page(w, r, &rf.pg, "")
 		}
 	}
-	ep, ok := h.p.resolver.Resolve(authority)
-	if !ok {
-		return h.page(w, r, pageNotFound(authority), "")
-	}
-	epID := ep.ID()
-	defer func() { res.ep = ep }()
-	if g, ok := ep.(Gate); ok {
-		var auth []byte
-		vals := r.Header["Authorization"]
-		if len(vals) > 0 {
-			auth = []byte(vals[0])
+	// Admission, repeated when a pool member's agent is not answering
+	// (ErrEndpointDown) and the host resolves to another member; the
+	// Authorization fields are kept for a member that forwards them.
+	authVals := r.Header["Authorization"]
+	admit := func() (Endpoint, string, *relayResult) {
+		ep, ok := h.p.resolver.Resolve(authority)
+		if !ok {
+			refused := h.page(w, r, pageNotFound(authority), "")
+			return nil, "", &refused
 		}
-		ad := g.Admit(h.remote.Addr(), auth, len(vals))
-		if ad.Refusal != nil {
-			return h.page(w, r, &ad.Refusal.pg, epID)
+		epID := ep.ID()
+		strip := false
+		if g, ok := ep.(Gate); ok {
+			var auth []byte
+			if len(authVals) > 0 {
+				auth = []byte(authVals[0])
+			}
+			ad := g.Admit(h.remote.Addr(), auth, len(authVals))
+			if ad.Refusal != nil {
+				refused := h.page(w, r, &ad.Refusal.pg, epID)
+				refused.ep = ep
+				return nil, "", &refused
+			}
+			strip = ad.StripAuthorization
 		}
-		if ad.StripAuthorization {
+		if strip {
 			r.Header.Del("Authorization")
+		} else if authVals != nil {
+			r.Header["Authorization"] = authVals
 		}
+		return ep, epID, nil
 	}
+	ep, epID, refused := admit()
+	if refused != nil {
+		return *refused
+	}
+	defer func() {
+		if res.ep == nil {
+			res.ep = ep
+		}
+	}()
 	hasBody := r.Body != nil && r.Body != http.NoBody && r.ContentLength != 0
 	chunked := hasBody && r.ContentLength < 0
 	head := h.appendHead(make([]byte, 0, 1024), r, chunked)
@@ -230,7 +251,7 @@ func (h *h2conn) relay(w http.ResponseWriter, r *http.Request) (res relayResult)
 	replayable := !hasBody && idempotent(r.Method)
 	sts := hstsOf(ep, h.c)
 
-	for attempt := 0; ; attempt++ {
+	for attempt, opens := 0, 1; ; attempt++ {
 		if r.Context().Err() != nil {
 			// Reset by the client before it was forwarded: no stream is
 			// opened for it (rapid reset costs the agent nothing).
@@ -243,6 +264,19 @@ func (h *h2conn) relay(w http.ResponseWriter, r *http.Request) (res relayResult)
 			}
 			if ce := h.p.log.Check(zap.DebugLevel, "opening proxy stream failed"); ce != nil {
 				ce.Write(zap.String("endpoint", epID), zap.Stringer("remote_addr", h.remote), zap.Error(err))
+			}
+			if errors.Is(err, ErrEndpointDown) && opens < maxEndpointTries {
+				// Nothing was sent: another member of the pool may serve it.
+				opens++
+				next, nextID, refused := admit()
+				if refused != nil {
+					return *refused
+				}
+				ep, epID = next, nextID
+				head = h.appendHead(head[:0], r, chunked)
+				sts = hstsOf(ep, h.c)
+				attempt--
+				continue
 			}
 			return h.page(w, r, pageAgentUnreachable, epID)
 		}
