@@ -124,8 +124,10 @@ func TestEventsToKinesis(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	kc := kinesis.New(kinesis.Options{Region: "us-east-1", BaseEndpoint: aws.String(url),
-		HTTPClient:  &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}},
-		Credentials: aws.CredentialsProviderFunc(func(context.Context) (aws.Credentials, error) { return aws.Credentials{AccessKeyID: "AKIDREADER", SecretAccessKey: "r"}, nil })})
+		HTTPClient: &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}},
+		Credentials: aws.CredentialsProviderFunc(func(context.Context) (aws.Credentials, error) {
+			return aws.Credentials{AccessKeyID: "AKIDREADER", SecretAccessKey: "r"}, nil
+		})})
 	if _, err := kc.CreateStream(ctx, &kinesis.CreateStreamInput{StreamName: aws.String("tg-audit"), ShardCount: aws.Int32(1)}); err != nil {
 		t.Fatal(err)
 	}

@@ -18,6 +18,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	"go.uber.org/zap"
+
+	"github.com/tollgate/tollgate/codes"
 )
 
 // awsTestServer is a local stand-in for an AWS JSON 1.1 service (and STS
@@ -195,3 +197,36 @@ func testSinkOptions() sinkOptions {
 }
 
 func init() { awsRetryBase = 5 * time.Millisecond }
+
+func TestParseAWSTarget(t *testing.T) {
+	creds := `"auth":{"creds":{"aws_access_key_id":"AKID","aws_secret_access_key":"s"}}`
+	role := `"auth":{"role":{"role_arn":"arn:aws:iam::123456789012:role/x"}}`
+	good := []string{
+		`{"kinesis":{` + creds + `,"stream_arn":"arn:aws:kinesis:us-east-1:123456789012:stream/x","endpoint":"https://vpce-1.kinesis.us-east-1.vpce.amazonaws.com"}}`,
+		`{"firehose":{` + role + `,"delivery_stream_arn":"arn:aws:firehose:eu-west-1:123456789012:deliverystream/x","sts_endpoint":"https://sts.eu-west-1.amazonaws.com"}}`,
+		`{"cloudwatch_logs":{` + creds + `,"log_group_arn":"arn:aws:logs:us-west-2:123456789012:log-group:/a/b:*","log_stream_name":"edge-1"}}`,
+	}
+	for _, g := range good {
+		if _, err := ParseTarget(json.RawMessage(g), TargetOptions{}); err != nil {
+			t.Errorf("%s: %v", g, err)
+		}
+	}
+	bad := []string{
+		`{"kinesis":{` + creds + `,"stream_arn":"arn:aws:firehose:us-east-1:123456789012:deliverystream/x"}}`, // wrong service
+		`{"kinesis":{` + creds + `,"stream_arn":"arn:aws:kinesis::123456789012:stream/x"}}`,                   // no region
+		`{"kinesis":{` + creds + `,"stream_arn":"arn:aws:kinesis:us-east-1:123456789012:stream/x","endpoint":"http://127.0.0.1:1"}}`,
+		`{"kinesis":{` + creds + `,"stream_arn":"arn:aws:kinesis:us-east-1:123456789012:stream/x","endpoint":"https://u:p@h"}}`,
+		`{"kinesis":{` + creds + `,"stream_arn":"arn:aws:kinesis:us-east-1:123456789012:stream/x","sts_endpoint":"https://sts"}}`, // sts without role
+		`{"kinesis":{` + creds + `,"stream_arn":"arn:aws:kinesis:us-east-1:123456789012:stream/x","log_stream_name":"s"}}`,
+		`{"cloudwatch_logs":{` + creds + `,"log_group_arn":"arn:aws:logs:us-west-2:123456789012:log-group:g","log_stream_name":"a:b"}}`,
+		`{"firehose":{` + creds + `,"delivery_stream_arn":"arn:aws:firehose:eu-west-1:123456789012:deliverystream/"}}`,
+	}
+	for _, b := range bad {
+		_, err := ParseTarget(json.RawMessage(b), TargetOptions{})
+		wantCode(t, err, codes.EventTargetInvalid)
+	}
+	// http:// endpoints only where http targets are allowed (tests).
+	if _, err := ParseTarget(json.RawMessage(bad[2]), TargetOptions{AllowHTTP: true}); err != nil {
+		t.Errorf("http endpoint with AllowHTTP: %v", err)
+	}
+}
