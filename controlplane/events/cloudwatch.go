@@ -105,12 +105,19 @@ func (s *cloudWatchSink) Send(ctx context.Context, batch []outgoing) (int, error
 	}
 	size := func(i int) int { return len(batch[i].Body) + CloudWatchEventOverhead }
 	l := awsLimits{maxRecords: CloudWatchMaxEvents, maxRecordBytes: CloudWatchMaxEventBytes, maxCallBytes: CloudWatchMaxCallBytes}
+	// fits is asked about first, first+1, … in turn: it keeps the run's
+	// earliest and latest timestamps.
+	runFirst, lo, hi := -1, int64(0), int64(0)
 	fits := func(first, i int) bool {
-		lo, hi := ts[i], ts[i]
-		for j := first; j < i; j++ {
-			lo, hi = min(lo, ts[j]), max(hi, ts[j])
+		if first != runFirst || i == first {
+			runFirst, lo, hi = first, ts[first], ts[first]
 		}
-		return hi-lo <= CloudWatchMaxBatchSpanMs
+		nlo, nhi := min(lo, ts[i]), max(hi, ts[i])
+		if nhi-nlo > CloudWatchMaxBatchSpanMs {
+			return false
+		}
+		lo, hi = nlo, nhi
+		return true
 	}
 	put := func(ctx context.Context, idx []int) ([]int, string, error) {
 		// Chronological order within the call; order[j] is the position
