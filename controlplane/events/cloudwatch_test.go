@@ -113,11 +113,11 @@ func TestCloudWatchSinkLimitsOrderAndRejections(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	base := time.Now().Add(-40 * time.Hour)
+	base := time.Now().Add(-110 * time.Hour)
 	// 12,000 small events: more than one call holds. Timestamps jitter
-	// back and forth (not chronological in the batch) and span 40 hours.
+	// back and forth (not chronological in the batch) and span 100 hours.
 	many := testEvents(12000, 10, func(i int) time.Time {
-		return base.Add(time.Duration(i)*12*time.Second + time.Duration(i%3)*time.Minute*-1)
+		return base.Add(time.Duration(i)*30*time.Second + time.Duration(i%3)*time.Minute*-1)
 	})
 	// 30 events of 100 KiB: 1 MiB per call holds 10.
 	big := testEvents(30, 100<<10, func(int) time.Time { return time.Now() })
@@ -142,11 +142,11 @@ func TestCloudWatchSinkLimitsOrderAndRejections(t *testing.T) {
 			t.Fatalf("%s stored %d times", ev.ID, c.stored[ev.ID])
 		}
 	}
-	// ev_000050 comes before ev_000100 in time (sent once), ev_005000
+	// ev_000050 comes before ev_000100 in time (sent once), ev_002000
 	// after it in the same call (rejected with it, sent again).
-	if c.attempts["ev_000100"] != 2 || c.attempts["ev_010500"] != 2 || c.attempts["ev_000050"] != 1 || c.attempts["ev_005000"] != 2 || c.attempts["bigev_000001"] != 1 {
+	if c.attempts["ev_000100"] != 2 || c.attempts["ev_010500"] != 2 || c.attempts["ev_000050"] != 1 || c.attempts["ev_002000"] != 2 || c.attempts["bigev_000001"] != 1 {
 		t.Errorf("attempts: %d %d %d %d %d; only the rejected events and those after them in their call are resent",
-			c.attempts["ev_000100"], c.attempts["ev_010500"], c.attempts["ev_000050"], c.attempts["ev_005000"], c.attempts["bigev_000001"])
+			c.attempts["ev_000100"], c.attempts["ev_010500"], c.attempts["ev_000050"], c.attempts["ev_002000"], c.attempts["bigev_000001"])
 	}
 	if len(c.calls) < 4+3 {
 		t.Errorf("calls of %v events", c.calls)
