@@ -273,7 +273,7 @@ const (
 	// malformed (none or several targets, a bad URL, a missing field).
 	EventTargetInvalid Code = "TG_5412"
 	// EventTargetUnsupported: a target this control plane stores but does
-	// not deliver to yet (AWS Kinesis, Firehose, CloudWatch Logs, Datadog),
+	// not deliver to yet (Datadog),
 	// or a file target without --events-file-dir.
 	EventTargetUnsupported Code = "TG_5413"
 	// EventDestinationInUse: deleting an event destination that an event

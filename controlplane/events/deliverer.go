@@ -435,7 +435,7 @@ func (d *Deliverer) sinkFor(dest *store.EventDestination) (sink, error) {
 }
 
 func (d *Deliverer) sinkOptions() sinkOptions {
-	return sinkOptions{fileDir: d.cfg.FileDir, rootCAs: d.cfg.RootCAs, timeout: d.cfg.SendTimeout}
+	return sinkOptions{fileDir: d.cfg.FileDir, rootCAs: d.cfg.RootCAs, timeout: d.cfg.SendTimeout, log: d.log}
 }
 
 func (d *Deliverer) dropSink(destID string) {

@@ -6,6 +6,8 @@ import (
 	"crypto/x509"
 	"net/http"
 	"time"
+
+	"go.uber.org/zap"
 )
 
 // outgoing is one event ready to send: its stable ID, type and JSON body.
@@ -28,6 +30,8 @@ type sinkOptions struct {
 	fileDir string
 	rootCAs *x509.CertPool
 	timeout time.Duration
+	// log receives the records an AWS sink skips (too large to send).
+	log *zap.Logger
 }
 
 // newSink returns the sink of a target this version delivers to.
@@ -39,6 +43,12 @@ func newSink(t *Target, o sinkOptions) (sink, error) {
 		return newWebhookSink(t.Webhook, o)
 	case t.File != nil:
 		return newFileSink(t.File, o)
+	case t.Kinesis != nil:
+		return newKinesisSink(t.Kinesis, o)
+	case t.Firehose != nil:
+		return newFirehoseSink(t.Firehose, o)
+	case t.CloudwatchLogs != nil:
+		return newCloudWatchSink(t.CloudwatchLogs, o)
 	}
 	return nil, t.ErrNotDelivered()
 }

@@ -19,9 +19,10 @@ const FormatJSON = "JSON"
 
 // Target is where a destination sends (the API's target object): exactly
 // one field is set. Kinesis, Firehose, CloudwatchLogs and Datadog are the
-// hosted platform's; they are stored and shown so that its clients
-// round-trip them, but this version does not deliver to them
-// (codes.EventTargetUnsupported). NATS, Webhook and File are Tollgate's.
+// hosted platform's; this version delivers to the three AWS ones
+// (kinesis.go, firehose.go, cloudwatch.go) and stores Datadog without
+// delivering to it (codes.EventTargetUnsupported). NATS, Webhook and File
+// are Tollgate's.
 type Target struct {
 	Kinesis        *AWSTarget     `json:"kinesis,omitempty"`
 	Firehose       *AWSTarget     `json:"firehose,omitempty"`
@@ -33,15 +34,35 @@ type Target struct {
 }
 
 // AWSTarget is the shape of the hosted platform's Kinesis, Firehose and
-// CloudWatch Logs targets: auth and one ARN.
+// CloudWatch Logs targets: auth and one ARN (stream_arn for kinesis,
+// delivery_stream_arn for firehose, log_group_arn for cloudwatch_logs; the
+// region is the ARN's). Endpoint, STSEndpoint and LogStreamName are
+// Tollgate's additions, absent from the hosted platform's shape.
 type AWSTarget struct {
 	Auth              AWSAuth `json:"auth"`
 	StreamARN         string  `json:"stream_arn,omitempty"`
 	DeliveryStreamARN string  `json:"delivery_stream_arn,omitempty"`
 	LogGroupARN       string  `json:"log_group_arn,omitempty"`
+	// Endpoint (Tollgate) replaces the service's regional endpoint: an
+	// https:// URL such as a VPC interface endpoint, or an emulator's
+	// (http:// only where the operator allows http targets). "" is AWS's.
+	Endpoint string `json:"endpoint,omitempty"`
+	// STSEndpoint (Tollgate) replaces the STS endpoint used to assume
+	// auth.role; same rules as Endpoint. "" is the ARN region's STS.
+	STSEndpoint string `json:"sts_endpoint,omitempty"`
+	// LogStreamName (Tollgate, cloudwatch_logs only) is the log stream the
+	// events go to, created in the log group when missing. Default
+	// DefaultLogStreamName.
+	LogStreamName string `json:"log_stream_name,omitempty"`
 }
 
-// AWSAuth is a role to assume or long-term credentials.
+// DefaultLogStreamName is the log stream of a cloudwatch_logs target that
+// names none.
+const DefaultLogStreamName = "tollgate-events"
+
+// AWSAuth is a role to assume or long-term credentials. A role is assumed
+// with STS AssumeRole using the control plane's own AWS credentials (the
+// SDK's default chain: environment, shared config, instance or task role).
 type AWSAuth struct {
 	Role  *AWSRole  `json:"role,omitempty"`
 	Creds *AWSCreds `json:"creds,omitempty"`
@@ -127,11 +148,11 @@ func ParseTarget(raw json.RawMessage, o TargetOptions) (*Target, error) {
 	case t.File != nil:
 		return &t, t.File.check(o)
 	case t.Kinesis != nil:
-		return &t, t.Kinesis.check("kinesis", "stream_arn", t.Kinesis.StreamARN)
+		return &t, t.Kinesis.check("kinesis", "stream_arn", t.Kinesis.StreamARN, o)
 	case t.Firehose != nil:
-		return &t, t.Firehose.check("firehose", "delivery_stream_arn", t.Firehose.DeliveryStreamARN)
+		return &t, t.Firehose.check("firehose", "delivery_stream_arn", t.Firehose.DeliveryStreamARN, o)
 	case t.CloudwatchLogs != nil:
-		return &t, t.CloudwatchLogs.check("cloudwatch_logs", "log_group_arn", t.CloudwatchLogs.LogGroupARN)
+		return &t, t.CloudwatchLogs.check("cloudwatch_logs", "log_group_arn", t.CloudwatchLogs.LogGroupARN, o)
 	}
 	return &t, nil
 }
@@ -166,14 +187,14 @@ func (t *Target) Kind() string {
 
 // Delivered reports whether this version delivers to the target.
 func (t *Target) Delivered() bool {
-	return t.NATS != nil || t.Webhook != nil || t.File != nil
+	return t.Datadog == nil
 }
 
 // ErrNotDelivered is the error a destination of a target this version
 // does not deliver to reports.
 func (t *Target) ErrNotDelivered() error {
 	return codes.NewError(codes.EventTargetUnsupported,
-		"This control plane stores %s targets but does not deliver to them yet; use a nats, webhook or file target.", t.Kind())
+		"This control plane stores %s targets but does not deliver to them yet; use a nats, webhook, file, kinesis, firehose or cloudwatch_logs target.", t.Kind())
 }
 
 var natsSubject = regexp.MustCompile(`^[A-Za-z0-9_\-]+(\.[A-Za-z0-9_\-]+)*$`)
@@ -242,9 +263,48 @@ func (f *FileTarget) check(o TargetOptions) error {
 
 var arnPattern = regexp.MustCompile(`^arn:aws[a-z-]*:[a-z0-9-]+:[a-z0-9-]*:\d{12}:.+$`)
 
-func (a *AWSTarget) check(kind, arnField, arn string) error {
-	if !arnPattern.MatchString(arn) {
-		return codes.NewError(codes.EventTargetInvalid, "%s.%s must be an AWS ARN, not %q.", kind, arnField, trunc(arn))
+// awsResource is the parts of an ARN a sink needs.
+type awsResource struct {
+	region, service, resource string
+}
+
+// parseARN splits arn:PARTITION:SERVICE:REGION:ACCOUNT:RESOURCE.
+func parseARN(arn string) (awsResource, bool) {
+	p := strings.SplitN(arn, ":", 6)
+	if len(p) != 6 || !arnPattern.MatchString(arn) {
+		return awsResource{}, false
+	}
+	return awsResource{region: p[3], service: p[2], resource: p[5]}, true
+}
+
+// awsName returns the name in an ARN's resource part "<prefix>NAME" (a
+// log group's ARN may end in ":*").
+func awsName(arn, service, prefix string) (region, name string, ok bool) {
+	r, ok := parseARN(arn)
+	if !ok || r.service != service || r.region == "" {
+		return "", "", false
+	}
+	name, ok = strings.CutPrefix(r.resource, prefix)
+	name = strings.TrimSuffix(name, ":*")
+	if !ok || name == "" || strings.ContainsAny(name, ":*") || service != "logs" && strings.Contains(name, "/") {
+		return "", "", false
+	}
+	return r.region, name, true
+}
+
+// awsARNShape is the service and resource prefix of each AWS target's ARN.
+var awsARNShape = map[string][2]string{
+	"kinesis":         {"kinesis", "stream/"},
+	"firehose":        {"firehose", "deliverystream/"},
+	"cloudwatch_logs": {"logs", "log-group:"},
+}
+
+var logStreamName = regexp.MustCompile(`^[^:*]{1,512}$`)
+
+func (a *AWSTarget) check(kind, arnField, arn string, o TargetOptions) error {
+	shape := awsARNShape[kind]
+	if _, _, ok := awsName(arn, shape[0], shape[1]); !ok {
+		return codes.NewError(codes.EventTargetInvalid, "%s.%s must be an AWS ARN of the form arn:aws:%s:REGION:ACCOUNT:%sNAME, not %q.", kind, arnField, shape[0], shape[1], trunc(arn))
 	}
 	n := 0
 	if a.Auth.Role != nil {
@@ -261,6 +321,22 @@ func (a *AWSTarget) check(kind, arnField, arn string) error {
 	}
 	if n != 1 {
 		return codes.NewError(codes.EventTargetInvalid, "%s.auth must hold exactly one of role or creds.", kind)
+	}
+	for _, e := range []struct{ field, url string }{{"endpoint", a.Endpoint}, {"sts_endpoint", a.STSEndpoint}} {
+		if e.url == "" {
+			continue
+		}
+		u, err := url.Parse(e.url)
+		okScheme := u != nil && (u.Scheme == "https" || u.Scheme == "http" && o.AllowHTTP)
+		if err != nil || !okScheme || u.Host == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" || len(e.url) > 2000 {
+			return codes.NewError(codes.EventTargetInvalid, "%s.%s must be an https:// URL without credentials (a VPC endpoint, say), not %q.", kind, e.field, trunc(e.url))
+		}
+	}
+	if a.STSEndpoint != "" && a.Auth.Role == nil {
+		return codes.NewError(codes.EventTargetInvalid, "%s.sts_endpoint is only for auth.role.", kind)
+	}
+	if a.LogStreamName != "" && (kind != "cloudwatch_logs" || !logStreamName.MatchString(a.LogStreamName)) {
+		return codes.NewError(codes.EventTargetInvalid, "%s.log_stream_name must be a CloudWatch Logs stream name (1–512 characters, no : or *), on cloudwatch_logs targets only.", kind)
 	}
 	return nil
 }

@@ -234,8 +234,8 @@ const RESOURCES = [
   },
   {
     svc: 'eventDestinations', coll: 'event_destinations', prefix: 'ed_',
-    // The hosted platform's Kinesis target round-trips (Tollgate stores it
-    // but does not deliver to it); the update switches to a NATS target.
+    // The hosted platform's Kinesis target round-trips (no subscription
+    // names it, so nothing is sent); the update switches to a NATS target.
     create: (_ctx, i) => ({ description: 'ts dest', metadata: 'm', format: 'JSON', target: { kinesis: {
       auth: { role: { roleArn: 'arn:aws:iam::123456789012:role/ts' } }, streamArn: `arn:aws:kinesis:us-east-1:123456789012:stream/ts-${i}` } } }),
     created: (o, a) => {
