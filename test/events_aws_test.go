@@ -1,7 +1,6 @@
 package test
 
 import (
-	"bufio"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -15,7 +14,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -24,6 +22,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	kinesistypes "github.com/aws/aws-sdk-go-v2/service/kinesis/types"
+	"github.com/tollgate/tollgate/internal/kinesalite"
 )
 
 // loopbackCert writes a self-signed certificate for 127.0.0.1 and its key
@@ -52,36 +51,6 @@ func loopbackCert(t *testing.T) (certFile, keyFile string) {
 		t.Fatal(err)
 	}
 	return certFile, keyFile
-}
-
-// startKinesaliteTLS runs kinesalite (test/kinesalite, installed by npm ci
-// in scripts/test) over HTTPS with certFile on an ephemeral loopback port
-// and returns its URL.
-func startKinesaliteTLS(t *testing.T, certFile, keyFile string) string {
-	t.Helper()
-	dir, _ := filepath.Abs("kinesalite")
-	if _, err := os.Stat(filepath.Join(dir, "node_modules", "kinesalite")); err != nil {
-		t.Fatalf("kinesalite is not installed: run scripts/test, or npm ci in test/kinesalite (%v)", err)
-	}
-	cmd := exec.Command("node", "start.js")
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "KINESALITE_CERT="+certFile, "KINESALITE_KEY="+keyFile)
-	stdin, _ := cmd.StdinPipe() // kinesalite exits when this closes
-	out, _ := cmd.StdoutPipe()
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("starting kinesalite: %v", err)
-	}
-	t.Cleanup(func() {
-		stdin.Close()
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-	})
-	port, err := bufio.NewReader(out).ReadString('\n')
-	if err != nil {
-		t.Fatalf("kinesalite printed no port: %v", err)
-	}
-	return "https://127.0.0.1:" + strings.TrimSpace(port)
 }
 
 // readKinesis returns every record of the stream's only shard.
@@ -117,7 +86,7 @@ func readKinesis(t *testing.T, ctx context.Context, c *kinesis.Client, stream st
 // partition key = event ID; the destination's test event too.
 func TestEventsToKinesis(t *testing.T) {
 	certFile, keyFile := loopbackCert(t)
-	url := startKinesaliteTLS(t, certFile, keyFile)
+	url := kinesalite.Start(t, "kinesalite", certFile, keyFile)
 	pool := x509.NewCertPool()
 	pemBytes, _ := os.ReadFile(certFile)
 	pool.AppendCertsFromPEM(pemBytes)

@@ -1,11 +1,8 @@
 package events
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -16,41 +13,14 @@ import (
 	kinesistypes "github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 
 	"github.com/tollgate/tollgate/controlplane/store"
+	"github.com/tollgate/tollgate/internal/kinesalite"
 )
-
-// startKinesalite runs kinesalite (test/kinesalite, installed by npm ci in
-// scripts/test) on an ephemeral loopback port and returns its URL.
-func startKinesalite(t *testing.T) string {
-	t.Helper()
-	dir, _ := filepath.Abs("../../test/kinesalite")
-	if _, err := os.Stat(filepath.Join(dir, "node_modules", "kinesalite")); err != nil {
-		t.Fatalf("kinesalite is not installed: run scripts/test, or npm ci in test/kinesalite (%v)", err)
-	}
-	cmd := exec.Command("node", "start.js")
-	cmd.Dir = dir
-	stdin, _ := cmd.StdinPipe() // kinesalite exits when this closes
-	out, _ := cmd.StdoutPipe()
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("starting kinesalite: %v", err)
-	}
-	t.Cleanup(func() {
-		stdin.Close()
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-	})
-	port, err := bufio.NewReader(out).ReadString('\n')
-	if err != nil {
-		t.Fatalf("kinesalite printed no port: %v", err)
-	}
-	return "http://127.0.0.1:" + strings.TrimSpace(port)
-}
 
 // Kinesis against kinesalite: events put with PutRecords (1203: three
 // calls), read back with GetShardIterator/GetRecords, compared; the
 // destination's test event arrives too.
 func TestKinesisSinkKinesalite(t *testing.T) {
-	url := startKinesalite(t)
+	url := kinesalite.Start(t, "../../test/kinesalite", "", "")
 	creds := AWSCreds{AccessKeyID: "AKIDKINESIS", SecretAccessKey: "kinesis-secret"}
 	isolateAWSEnv(t, aws.Credentials{AccessKeyID: "AKIDNOTUSED", SecretAccessKey: "x"})
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
