@@ -192,6 +192,23 @@ func testEvents(n, pad int, at func(i int) time.Time) []outgoing {
 	return out
 }
 
+// testSink parses the destination target {kind: config} (http:// endpoints
+// allowed) and opens its sink, closed at the end of the test.
+func testSink(t *testing.T, kind string, config map[string]any) sink {
+	t.Helper()
+	raw, _ := json.Marshal(map[string]any{kind: config})
+	tg, err := ParseTarget(raw, TargetOptions{AllowHTTP: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := newSink(tg, testSinkOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
 func testSinkOptions() sinkOptions {
 	return sinkOptions{timeout: 30 * time.Second, log: zap.NewNop()}
 }

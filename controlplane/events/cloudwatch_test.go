@@ -101,18 +101,9 @@ func TestCloudWatchSinkLimitsOrderAndRejections(t *testing.T) {
 		streams: map[string]bool{}, attempts: map[string]int{}, stored: map[string]int{},
 		tooNew: func(id string) bool { return id == "ev_000100" || id == "ev_010500" }}
 	c.handle = c.serve
-	raw, _ := json.Marshal(map[string]any{"cloudwatch_logs": map[string]any{
+	s := testSink(t, "cloudwatch_logs", map[string]any{
 		"auth":          AWSAuth{Creds: &AWSCreds{AccessKeyID: creds.AccessKeyID, SecretAccessKey: creds.SecretAccessKey}},
-		"log_group_arn": "arn:aws:logs:us-west-2:123456789012:log-group:/tollgate/events:*", "endpoint": c.srv.URL}})
-	tg, err := ParseTarget(raw, TargetOptions{AllowHTTP: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := newSink(tg, testSinkOptions())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+		"log_group_arn": "arn:aws:logs:us-west-2:123456789012:log-group:/tollgate/events:*", "endpoint": c.srv.URL})
 	base := time.Now().Add(-110 * time.Hour)
 	// 12,000 small events: more than one call holds. Timestamps jitter
 	// back and forth (not chronological in the batch) and span 100 hours.

@@ -143,19 +143,10 @@ func TestFirehoseSinkAssumesRole(t *testing.T) {
 	isolateAWSEnv(t, base)
 	srv := newFirehoseTestServer(t, base, func(string) bool { return false })
 	srv.region = "eu-west-1"
-	raw, _ := json.Marshal(map[string]any{"firehose": map[string]any{
+	s := testSink(t, "firehose", map[string]any{
 		"auth":                AWSAuth{Role: &AWSRole{RoleARN: "arn:aws:iam::123456789012:role/tollgate-writer"}},
 		"delivery_stream_arn": "arn:aws:firehose:eu-west-1:123456789012:deliverystream/tg-events",
-		"endpoint":            srv.srv.URL, "sts_endpoint": srv.srv.URL}})
-	tg, err := ParseTarget(raw, TargetOptions{AllowHTTP: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := newSink(tg, testSinkOptions())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+		"endpoint":            srv.srv.URL, "sts_endpoint": srv.srv.URL})
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	if n, err := s.Send(ctx, testEvents(3, 10, func(int) time.Time { return time.Now() })); err != nil || n != 3 {

@@ -42,17 +42,9 @@ func TestKinesisSinkKinesalite(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	raw, _ := json.Marshal(map[string]any{"kinesis": map[string]any{"auth": AWSAuth{Creds: &creds},
-		"stream_arn": "arn:aws:kinesis:us-east-1:123456789012:stream/tg-events", "endpoint": url}})
-	tg, err := ParseTarget(raw, TargetOptions{AllowHTTP: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := newSink(tg, testSinkOptions())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	target := map[string]any{"auth": AWSAuth{Creds: &creds},
+		"stream_arn": "arn:aws:kinesis:us-east-1:123456789012:stream/tg-events", "endpoint": url}
+	s := testSink(t, "kinesis", target)
 	evs := testEvents(1203, 40, func(int) time.Time { return time.Now() })
 	if n, err := s.Send(ctx, evs); err != nil || n != len(evs) {
 		t.Fatalf("Send: %d of %d, %v", n, len(evs), err)
@@ -68,6 +60,7 @@ func TestKinesisSinkKinesalite(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	raw, _ := json.Marshal(map[string]any{"kinesis": target})
 	testID, err := d.SendTest(ctx, &store.EventDestination{ID: "ed_kin", AccountID: "acct_1", Target: raw})
 	if err != nil {
 		t.Fatalf("SendTest: %v", err)
@@ -162,16 +155,8 @@ func TestKinesisSinkPartialFailuresAndLimits(t *testing.T) {
 	isolateAWSEnv(t, aws.Credentials{AccessKeyID: "AKIDNOTUSED", SecretAccessKey: "x"})
 	fails := func(id string) bool { return strings.HasSuffix(id, "1") }
 	srv, attempts, stored, calls := kinesisFailServer(t, creds, fails)
-	raw, _ := json.Marshal(map[string]any{"kinesis": map[string]any{"auth": AWSAuth{Creds: &AWSCreds{AccessKeyID: creds.AccessKeyID, SecretAccessKey: creds.SecretAccessKey}},
-		"stream_arn": "arn:aws:kinesis:us-east-1:123456789012:stream/tg-events", "endpoint": srv.srv.URL}})
-	tg, err := ParseTarget(raw, TargetOptions{AllowHTTP: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := newSink(tg, testSinkOptions())
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := testSink(t, "kinesis", map[string]any{"auth": AWSAuth{Creds: &AWSCreds{AccessKeyID: creds.AccessKeyID, SecretAccessKey: creds.SecretAccessKey}},
+		"stream_arn": "arn:aws:kinesis:us-east-1:123456789012:stream/tg-events", "endpoint": srv.srv.URL})
 	now := func(int) time.Time { return time.Now() }
 	small := testEvents(1001, 20, now)
 	big := testEvents(8, 900<<10, now) // 5 fit in 5 MiB
