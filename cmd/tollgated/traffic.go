@@ -84,4 +84,6 @@ func (m multiSink) Record(r traffic.Record) {
 }
 
 // collectors of the shipper.
-func (t *trafficShipper) collectors() []prometheus.Collector { return []prometheus.Collector{t.Shipper} }
+func (t *trafficShipper) collectors() []prometheus.Collector {
+	return []prometheus.Collector{t.Shipper}
+}

@@ -232,7 +232,7 @@ func (s *Shipper) flush(ctx context.Context, lastAnswer *time.Time) error {
 		s.sizes = s.sizes[:copy(s.sizes, s.sizes[n:])]
 		s.bytes -= sent
 		s.firstSeq += uint64(n)
-		more := len(s.buf) >= s.cfg.BatchSize
+		more := len(s.buf) > 0
 		s.mu.Unlock()
 		s.shipped.Add(int64(n))
 		if !more {
