@@ -84,6 +84,7 @@ type Deliverer struct {
 	sendErrors atomic.Int64 // batches that failed
 
 	trafficWritten, trafficDropped atomic.Int64 // traffic.go
+	traffic                        trafficCache
 }
 
 type sinkEntry struct {

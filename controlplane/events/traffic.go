@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -59,7 +60,7 @@ func (d *Deliverer) IngestTraffic(ctx context.Context, b traffic.Batch) (traffic
 	if b.EdgeID == "" || len(b.EdgeID) > 300 || len(b.Boot) > 100 || len(b.Records) > MaxTrafficBatch {
 		return traffic.Answer{}, codes.NewError(codes.EdgeBadRequest, "A traffic batch needs edge_id (at most 300 bytes), a boot of at most 100 bytes and at most %d records.", MaxTrafficBatch)
 	}
-	wants, err := d.st.TrafficWants(ctx, TrafficTypes)
+	wants, err := d.trafficWants(ctx)
 	if err != nil {
 		return traffic.Answer{}, err
 	}
@@ -81,14 +82,97 @@ func (d *Deliverer) IngestTraffic(ctx context.Context, b traffic.Batch) (traffic
 		}
 		evs = append(evs, store.TrafficEvent{ID: id, AccountID: r.AccountID, Type: r.Type, Payload: body, At: end})
 	}
-	res, err := d.st.AppendTrafficEvents(ctx, evs, d.cfg.TrafficCap)
+	room := map[string]int{}
+	for _, ev := range evs {
+		if _, ok := room[ev.AccountID]; !ok {
+			if room[ev.AccountID], err = d.trafficRoom(ctx, ev.AccountID); err != nil {
+				return traffic.Answer{}, err
+			}
+		}
+	}
+	res, err := d.st.AppendTrafficEvents(ctx, evs, room)
 	if err != nil {
 		return traffic.Answer{}, err
 	}
+	d.addTrafficRows(evs, room)
 	d.trafficWritten.Add(int64(res.Written))
 	d.trafficDropped.Add(int64(res.Dropped))
 	ans.Accepted, ans.Dropped = res.Written+res.Duplicates, res.Dropped
 	return ans, nil
+}
+
+// trafficCacheTTL is how long the wants and an account's count of
+// traffic rows are reused: a new subscription reaches edges within it
+// plus their poll, and the cap is checked against a count at most this
+// old plus what this process wrote since.
+const trafficCacheTTL = 2 * time.Second
+
+// trafficCache holds the Deliverer's reused traffic reads.
+type trafficCache struct {
+	mu      sync.Mutex
+	wants   map[string][]string
+	wantsAt time.Time
+	rows    map[string]trafficRows // by account
+}
+
+type trafficRows struct {
+	n  int
+	at time.Time
+}
+
+// trafficWants returns the store's TrafficWants, read at most once per
+// trafficCacheTTL.
+func (d *Deliverer) trafficWants(ctx context.Context) (map[string][]string, error) {
+	c := &d.traffic
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.wants != nil && time.Since(c.wantsAt) < trafficCacheTTL {
+		return c.wants, nil
+	}
+	w, err := d.st.TrafficWants(ctx, TrafficTypes)
+	if err != nil {
+		return nil, err
+	}
+	c.wants, c.wantsAt = w, time.Now()
+	return w, nil
+}
+
+// trafficRoom returns how many more traffic events the account may have
+// in the outbox under TrafficCap.
+func (d *Deliverer) trafficRoom(ctx context.Context, acct string) (int, error) {
+	c := &d.traffic
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	r, ok := c.rows[acct]
+	if !ok || time.Since(r.at) >= trafficCacheTTL {
+		n, err := d.st.TrafficRows(ctx, acct)
+		if err != nil {
+			return 0, err
+		}
+		if c.rows == nil || len(c.rows) > 100_000 {
+			c.rows = map[string]trafficRows{}
+		}
+		r = trafficRows{n: n, at: time.Now()}
+		c.rows[acct] = r
+	}
+	return max(d.cfg.TrafficCap-r.n, 0), nil
+}
+
+// addTrafficRows adds the events kept under room to the cached counts.
+func (d *Deliverer) addTrafficRows(evs []store.TrafficEvent, room map[string]int) {
+	per := map[string]int{}
+	for _, ev := range evs {
+		per[ev.AccountID]++
+	}
+	c := &d.traffic
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for acct, n := range per {
+		if r, ok := c.rows[acct]; ok {
+			r.n += min(n, room[acct])
+			c.rows[acct] = r
+		}
+	}
 }
 
 func wanted(wants map[string][]string, acct, typ string) bool {

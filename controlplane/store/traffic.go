@@ -44,14 +44,28 @@ type TrafficWrite struct {
 }
 
 // AppendTrafficEvents writes traffic events to the outbox in one
-// transaction. An account holds at most perAccountCap traffic rows in the
-// outbox (delivered rows stay until PruneOutbox removes them); events past
-// the cap are dropped (the newest are refused, the queue is not reordered)
-// and counted in the result. An event whose ID is already in the outbox is
-// skipped: a retried batch is written once. perAccountCap ≤ 0 means no cap.
-func (s *Store) AppendTrafficEvents(ctx context.Context, evs []TrafficEvent, perAccountCap int) (TrafficWrite, error) {
+// transaction. room says how many more traffic events each account may
+// have in the outbox (TrafficRows against the cap); an account's events
+// past its room, or of an account not in room, are dropped (the newest
+// are refused, the queue is not reordered) and counted in the result. An
+// event whose ID is already in the outbox is skipped: a retried batch is
+// written once. A nil room means no cap.
+func (s *Store) AppendTrafficEvents(ctx context.Context, evs []TrafficEvent, room map[string]int) (TrafficWrite, error) {
 	var res TrafficWrite
 	if len(evs) == 0 {
+		return res, nil
+	}
+	var keep []TrafficEvent
+	used := map[string]int{}
+	for _, ev := range evs {
+		if room != nil && used[ev.AccountID] >= room[ev.AccountID] {
+			res.Dropped++
+			continue
+		}
+		used[ev.AccountID]++
+		keep = append(keep, ev)
+	}
+	if len(keep) == 0 {
 		return res, nil
 	}
 	sqlTx, err := s.wdb.BeginTx(ctx, nil)
@@ -69,42 +83,28 @@ func (s *Store) AppendTrafficEvents(ctx context.Context, evs []TrafficEvent, per
 		rev, trafficIdxBase-1, trafficIdxBase).Scan(&idx); err != nil {
 		return res, fmt.Errorf("reading the outbox position: %w", err)
 	}
-	room := map[string]int{}
-	for _, ev := range evs {
-		left, seen := room[ev.AccountID]
-		if !seen {
-			left = -1
-			if perAccountCap > 0 {
-				var n int
-				if err := sqlTx.QueryRowContext(ctx, `SELECT COUNT(*) FROM event_outbox WHERE account_id = $1 AND source = $2`,
-					ev.AccountID, OutboxSourceTraffic).Scan(&n); err != nil {
-					return res, fmt.Errorf("counting traffic events of %s: %w", ev.AccountID, err)
-				}
-				left = max(perAccountCap-n, 0)
-			}
-		}
-		if left == 0 || idx+1 >= maxOutboxIdx {
-			room[ev.AccountID] = left
-			res.Dropped++
-			continue
-		}
-		r, err := sqlTx.ExecContext(ctx, `INSERT INTO event_outbox (revision, idx, id, account_id, source, type, payload, created_at)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (id) DO NOTHING`,
-			rev, idx+1, ev.ID, ev.AccountID, OutboxSourceTraffic, ev.Type, string(ev.Payload), ev.At.UnixMicro())
+	if idx+len(keep) >= maxOutboxIdx {
+		res.Dropped += len(keep)
+		return res, nil
+	}
+	// One statement, parsed once, run per event.
+	stmt, err := sqlTx.PrepareContext(ctx, `INSERT INTO event_outbox (revision, idx, id, account_id, source, type, payload, created_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (id) DO NOTHING`)
+	if err != nil {
+		return TrafficWrite{}, fmt.Errorf("writing traffic events to the outbox: %w", err)
+	}
+	defer stmt.Close()
+	for _, ev := range keep {
+		r, err := stmt.ExecContext(ctx, rev, idx+1, ev.ID, ev.AccountID, OutboxSourceTraffic, ev.Type, string(ev.Payload), ev.At.UnixMicro())
 		if err != nil {
-			return res, fmt.Errorf("writing traffic event %s to the outbox: %w", ev.ID, err)
+			return TrafficWrite{}, fmt.Errorf("writing traffic event %s to the outbox: %w", ev.ID, err)
 		}
 		if n, _ := r.RowsAffected(); n == 0 {
 			res.Duplicates++
-			room[ev.AccountID] = left
 			continue
 		}
 		idx++
 		res.Written++
-		if left > 0 {
-			left--
-		}
-		room[ev.AccountID] = left
 	}
 	if err := sqlTx.Commit(); err != nil {
 		return TrafficWrite{}, fmt.Errorf("committing traffic events: %w", err)
@@ -113,6 +113,17 @@ func (s *Store) AppendTrafficEvents(ctx context.Context, evs []TrafficEvent, per
 		s.notify()
 	}
 	return res, nil
+}
+
+// TrafficRows returns how many traffic events of the account the outbox
+// holds, delivered or not (PruneOutbox removes delivered ones).
+func (s *Store) TrafficRows(ctx context.Context, accountID string) (int, error) {
+	var n int
+	if err := s.rdb.QueryRowContext(ctx, `SELECT COUNT(*) FROM event_outbox WHERE account_id = $1 AND source = $2`,
+		accountID, OutboxSourceTraffic).Scan(&n); err != nil {
+		return 0, fmt.Errorf("counting traffic events of %s: %w", accountID, err)
+	}
+	return n, nil
 }
 
 // TrafficWants returns, per account, the traffic event types (among types)
