@@ -46,7 +46,7 @@ func TestShipperWantsAndRetries(t *testing.T) {
 		t.Fatalf("first flush (an empty batch for the wants): %v %v", err, r.batches)
 	}
 	s.Record(rec("acct_a", traffic.HTTPRequestComplete, "/1"))
-	s.Record(rec("acct_a", traffic.TCPConnectionClosed, ""))        // type not wanted
+	s.Record(rec("acct_a", traffic.TCPConnectionClosed, ""))       // type not wanted
 	s.Record(rec("acct_b", traffic.HTTPRequestComplete, "/other")) // account not wanted
 	s.Record(rec("acct_a", traffic.HTTPRequestComplete, "/2"))
 	s.Record(rec("acct_a", traffic.HTTPRequestComplete, "/3"))
