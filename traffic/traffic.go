@@ -120,3 +120,25 @@ func TLSVersionName(v uint16) string {
 	}
 	return "0x" + strconv.FormatUint(uint64(v), 16)
 }
+
+// Batch is what an edge sends the control plane: finished records, in the
+// order they were made (POST /edge/v1/traffic, docs/events.md). Boot names
+// the edge process's run and FirstSeq numbers Records[0] in it (then +1
+// each), so that the control plane derives the same event IDs from a
+// retried batch and writes its events once.
+type Batch struct {
+	EdgeID   string   `json:"edge_id"`
+	Boot     string   `json:"boot"`
+	FirstSeq uint64   `json:"first_seq"`
+	Records  []Record `json:"records"`
+}
+
+// Answer is the control plane's reply to a Batch: how many records became
+// events, how many were dropped because their account's outbox was full,
+// and which accounts want which record types (Wants: account ID → types),
+// so that the edge sends only those.
+type Answer struct {
+	Accepted int                 `json:"accepted"`
+	Dropped  int                 `json:"dropped"`
+	Wants    map[string][]string `json:"wants"`
+}

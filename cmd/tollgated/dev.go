@@ -209,12 +209,18 @@ func runDev(ctx context.Context, o devOptions, stdout io.Writer) error {
 		return err
 	}
 	defer alog.close() // after the edge drained (deferred later, run earlier)
+	// Traffic records go to the control plane in-process.
+	ship, err := o.traffic.start("edge_"+o.region, deliverer.IngestTraffic, log.Named("traffic"))
+	if err != nil {
+		return err
+	}
+	defer ship.stop()
 	e, err = edge.New(ecfg, edge.Deps{
 		AgentTLS:  &tls.Config{Certificates: []tls.Certificate{agentCert}},
 		Certs:     certMgr,
 		Directory: core.Registry(),
 		Leases:    core,
-		Traffic:   alog.sink(),
+		Traffic:   trafficSinks(alog.sink(), ship),
 	})
 	if err != nil {
 		return codes.NewError(codes.ConfigInvalid, "%v", err)
@@ -244,7 +250,7 @@ func runDev(ctx context.Context, o devOptions, stdout io.Writer) error {
 	}
 	defer certMgr.Stop()
 	metricsAddr, stopMetrics, err := o.opsOptions.serve(log,
-		append([]prometheus.Collector{e.Metrics(), ctlSync, certMgr, core.Collector(), deliverer}, alog.collectors()...),
+		append(append([]prometheus.Collector{e.Metrics(), ctlSync, certMgr, core.Collector(), deliverer}, alog.collectors()...), ship.collectors()...),
 		opsserver.Check{Name: "edge", Ready: func(context.Context) error { return e.Metrics().Ready() }},
 		opsserver.Check{Name: "store", Ready: core.Ready})
 	if err != nil {

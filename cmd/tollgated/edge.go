@@ -290,12 +290,17 @@ func runEdge(ctx context.Context, o edgeOptions, stdout io.Writer) error {
 		return err
 	}
 	defer alog.close() // after the edge drained (deferred later, run earlier)
+	ship, err := o.traffic.start(edgeID, client.PostTraffic, log.Named("traffic"))
+	if err != nil {
+		return err
+	}
+	defer ship.stop()
 	e, err = edge.New(ecfg, edge.Deps{
 		AgentTLS:  agentTLS,
 		Certs:     certMgr,
 		Directory: client,
 		Leases:    client, // one owner per name region-wide
-		Traffic:   alog.sink(),
+		Traffic:   trafficSinks(alog.sink(), ship),
 	})
 	if err != nil {
 		return codes.NewError(codes.ConfigInvalid, "%v", err)
@@ -333,7 +338,7 @@ func runEdge(ctx context.Context, o edgeOptions, stdout io.Writer) error {
 	}
 	defer certMgr.Stop()
 	metricsAddr, stopMetrics, err := o.opsOptions.serve(log,
-		append([]prometheus.Collector{e.Metrics(), ctlSync, certMgr}, alog.collectors()...),
+		append(append([]prometheus.Collector{e.Metrics(), ctlSync, certMgr}, alog.collectors()...), ship.collectors()...),
 		opsserver.Check{Name: "edge", Ready: func(context.Context) error { return e.Metrics().Ready() }})
 	if err != nil {
 		return err

@@ -32,6 +32,7 @@ type edgeListenOptions struct {
 	memoryLimit string // --memory-limit; memoryLimit() parses it
 	h2Streams   uint32
 	accessLog   accessLogOptions
+	traffic     trafficOptions
 }
 
 // register adds the flags to f; sshDefault is --ssh-addr's default ("" =
@@ -56,6 +57,7 @@ func (o *edgeListenOptions) register(f *pflag.FlagSet, sshDefault string) {
 	f.StringVar(&o.memoryLimit, "memory-limit", "0", "memory the process may use, e.g. 1536MiB (sets Go's soft limit, as GOMEMLIMIT); while the live heap is above 80% of it the edge refuses new connections and agent sessions (TG_2741) until it is below 70%; 0 = off, or GOMEMLIMIT when set")
 	f.Uint32Var(&o.h2Streams, "http2-max-concurrent-streams", 100, "concurrent HTTP/2 streams a public client connection may have open")
 	o.accessLog.register(f)
+	o.traffic.register(f)
 }
 
 // edgeConfig is the edge.Config these flags describe, for region with its

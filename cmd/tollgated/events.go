@@ -23,6 +23,7 @@ type eventsOptions struct {
 	minBackoff   time.Duration
 	maxBackoff   time.Duration
 	sendTimeout  time.Duration
+	trafficCap   int
 }
 
 func (o *eventsOptions) register(f *pflag.FlagSet) {
@@ -31,14 +32,15 @@ func (o *eventsOptions) register(f *pflag.FlagSet) {
 	f.DurationVar(&o.pollInterval, "events-poll-interval", time.Second, "how often to look for events that other control-plane processes committed")
 	f.DurationVar(&o.minBackoff, "events-min-backoff", 500*time.Millisecond, "wait after a destination's first failed delivery; doubles per failure")
 	f.DurationVar(&o.sendTimeout, "events-send-timeout", 10*time.Second, "longest time one batch may take to send; a destination's lease lasts four times this, so after a crash another process resumes its delivery within that")
+	f.IntVar(&o.trafficCap, "events-traffic-cap", events.DefaultTrafficCap, "most traffic events of one account the event outbox holds; past it new ones are dropped and counted (tollgate_events_traffic_dropped_total)")
 	f.DurationVar(&o.maxBackoff, "events-max-backoff", time.Minute, "longest wait between a failing destination's delivery attempts")
 }
 
 // deliverer validates the flags and returns the event Deliverer.
 func (o *eventsOptions) deliverer(st *store.Store, baseURL string, log *zap.Logger) (*events.Deliverer, error) {
-	cfg := events.Config{Logger: log, BaseURL: baseURL, PollInterval: o.pollInterval, MinBackoff: o.minBackoff, MaxBackoff: o.maxBackoff, SendTimeout: o.sendTimeout}
-	if o.sendTimeout <= 0 || o.pollInterval <= 0 || o.minBackoff <= 0 || o.maxBackoff < o.minBackoff {
-		return nil, codes.NewError(codes.ConfigInvalid, "--events-send-timeout, --events-poll-interval and --events-min-backoff must be positive, --events-max-backoff at least --events-min-backoff.")
+	cfg := events.Config{Logger: log, BaseURL: baseURL, PollInterval: o.pollInterval, MinBackoff: o.minBackoff, MaxBackoff: o.maxBackoff, SendTimeout: o.sendTimeout, TrafficCap: o.trafficCap}
+	if o.trafficCap <= 0 || o.sendTimeout <= 0 || o.pollInterval <= 0 || o.minBackoff <= 0 || o.maxBackoff < o.minBackoff {
+		return nil, codes.NewError(codes.ConfigInvalid, "--events-traffic-cap, --events-send-timeout, --events-poll-interval and --events-min-backoff must be positive, --events-max-backoff at least --events-min-backoff.")
 	}
 	if o.fileDir != "" {
 		dir, err := filepath.Abs(o.fileDir)

@@ -34,6 +34,9 @@ type Config struct {
 	// CertLockTTL is how long an edge's certificate lock outlives its last
 	// renewal. Default DefaultCertLockTTL.
 	CertLockTTL time.Duration
+	// Traffic takes edges' traffic batches (POST /edge/v1/traffic); nil
+	// answers every batch with no wants, so edges send none.
+	Traffic TrafficIngester
 }
 
 // Server is the edge API over a controlplane.Core. Create it with New; it
@@ -84,6 +87,7 @@ func (s *Server) routes() *http.ServeMux {
 	mux.HandleFunc("POST /edge/v1/commands/results", s.edgeOnly(s.serveEdgeCommandResult))
 	s.certRoutes(mux)
 	s.routeRoutes(mux)
+	s.trafficRoutes(mux)
 	mux.HandleFunc("/", s.core.NoRoute)
 	return mux
 }

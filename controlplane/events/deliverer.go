@@ -56,6 +56,10 @@ type Config struct {
 	// Retention is how long an undelivered event stays in the outbox;
 	// older ones are dropped and counted. Default 72h.
 	Retention time.Duration
+	// TrafficCap is the most traffic events of one account the outbox
+	// holds; past it, new ones are dropped and counted
+	// (tollgate_events_traffic_dropped_total). Default DefaultTrafficCap.
+	TrafficCap int
 }
 
 // TargetOptions returns the target rules this configuration implies.
@@ -78,6 +82,9 @@ type Deliverer struct {
 
 	delivered  atomic.Int64 // events acknowledged (metrics.go)
 	sendErrors atomic.Int64 // batches that failed
+
+	trafficWritten, trafficDropped atomic.Int64 // traffic.go
+	traffic                        trafficCache
 }
 
 type sinkEntry struct {
@@ -110,6 +117,9 @@ func New(cfg Config, st *store.Store) (*Deliverer, error) {
 	setDur(&cfg.MinBackoff, 500*time.Millisecond)
 	setDur(&cfg.MaxBackoff, time.Minute)
 	setDur(&cfg.Retention, 72*time.Hour)
+	if cfg.TrafficCap <= 0 {
+		cfg.TrafficCap = DefaultTrafficCap
+	}
 	if cfg.BatchSize <= 0 {
 		cfg.BatchSize = 100
 	}
@@ -372,7 +382,7 @@ func (d *Deliverer) render(e store.OutboxEvent, sources []store.EventSource) (ou
 			}
 			d.absoluteURIs(ev)
 		}
-		f, err := d.filters.get(src.Filter)
+		f, err := d.filters.get(src.Type, src.Filter)
 		if err != nil {
 			d.log.Warn("a stored filter does not compile; its source selects nothing", zap.Error(err))
 			continue

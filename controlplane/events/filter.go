@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 
@@ -20,59 +21,115 @@ const (
 	filterCostLimit = 100_000
 )
 
-// Top-level fields of an event (docs/events.md#event-format). Filters see
-// them as variables; field paths start with one of them.
-var eventFields = []string{"event_id", "event_type", "event_timestamp", "account_id", "principal", "object", "details"}
+// schema is the shape of one kind of event: its top-level fields, which
+// filters see as variables and field paths start with, and their CEL
+// declarations.
+type schema struct {
+	fields []string
+	env    *cel.Env
+	// ints and doubles are the numeric fields (JSON numbers decode as
+	// float64); maps are the object fields; a missing field is 0, {} or "".
+	ints, doubles, maps map[string]bool
+}
 
-// envelopeFields are sent whatever a source's fields select.
-var envelopeFields = []string{"event_id", "event_type", "event_timestamp", "account_id"}
+// auditSchema: the fields of an audit event (docs/events.md#event-format).
+var auditSchema = newSchema([]fieldDecl{
+	{"event_id", cel.StringType}, {"event_type", cel.StringType}, {"event_timestamp", cel.StringType},
+	{"account_id", cel.StringType}, {"principal", cel.MapType(cel.StringType, cel.DynType)},
+	{"object", cel.MapType(cel.StringType, cel.DynType)}, {"details", cel.DynType},
+})
 
-var celEnv = func() *cel.Env {
-	env, err := cel.NewEnv(
-		cel.Variable("event_id", cel.StringType),
-		cel.Variable("event_type", cel.StringType),
-		cel.Variable("event_timestamp", cel.StringType),
-		cel.Variable("account_id", cel.StringType),
-		cel.Variable("principal", cel.MapType(cel.StringType, cel.DynType)),
-		cel.Variable("object", cel.MapType(cel.StringType, cel.DynType)),
-		cel.Variable("details", cel.DynType),
-	)
+// trafficSchema: the fields of a traffic event, the envelope and the
+// fields of a traffic.Record (docs/events.md#traffic-events).
+var trafficSchema = newSchema([]fieldDecl{
+	{"event_id", cel.StringType}, {"event_type", cel.StringType}, {"event_timestamp", cel.StringType},
+	{"account_id", cel.StringType}, {"timestamp", cel.StringType}, {"duration_seconds", cel.DoubleType},
+	{"region", cel.StringType}, {"edge_id", cel.StringType}, {"endpoint_id", cel.StringType},
+	{"agent_session_id", cel.StringType}, {"endpoint_kind", cel.StringType}, {"client_ip", cel.StringType},
+	{"tls_version", cel.StringType}, {"host", cel.StringType}, {"method", cel.StringType},
+	{"path", cel.StringType}, {"proto", cel.StringType}, {"status", cel.IntType},
+	{"error_code", cel.StringType}, {"ip_policy_decision", cel.StringType},
+	{"bytes_in", cel.IntType}, {"bytes_out", cel.IntType},
+})
+
+type fieldDecl struct {
+	name string
+	typ  *cel.Type
+}
+
+func newSchema(decls []fieldDecl) *schema {
+	sc := &schema{ints: map[string]bool{}, doubles: map[string]bool{}, maps: map[string]bool{}}
+	var opts []cel.EnvOption
+	for _, d := range decls {
+		sc.fields = append(sc.fields, d.name)
+		opts = append(opts, cel.Variable(d.name, d.typ))
+		switch {
+		case d.typ.IsExactType(cel.IntType):
+			sc.ints[d.name] = true
+		case d.typ.IsExactType(cel.DoubleType):
+			sc.doubles[d.name] = true
+		case d.typ.IsExactType(cel.StringType):
+		default:
+			sc.maps[d.name] = true
+		}
+	}
+	env, err := cel.NewEnv(opts...)
 	if err != nil {
 		panic("events: CEL environment: " + err.Error()) // static declarations
 	}
-	return env
-}()
+	sc.env = env
+	return sc
+}
+
+// schemaOf returns the schema of events of type typ.
+func schemaOf(typ string) *schema {
+	if IsTrafficType(typ) {
+		return trafficSchema
+	}
+	return auditSchema
+}
+
+// envelopeFields are sent whatever a source's fields select.
+var envelopeFields = []string{"event_id", "event_type", "event_timestamp", "account_id"}
 
 // Filter is a compiled CEL filter of a source. Its zero value (nil) passes
 // every event.
 type Filter struct {
 	prg cel.Program
+	sc  *schema
 }
 
-// CompileFilter type-checks and compiles a source's filter: a CEL
-// expression over the event's fields (event_type, object, principal, …)
-// that yields a bool. "" is no filter (nil). Errors are *codes.Error
-// (codes.EventFilterInvalid) carrying the compiler's message.
-func CompileFilter(src string) (*Filter, error) {
+// CompileFilter is CompileFilterFor an audit event type.
+func CompileFilter(src string) (*Filter, error) { return compileFilter(auditSchema, src) }
+
+// CompileFilterFor type-checks and compiles the filter of a source of
+// event type typ: a CEL expression over the event's fields (for audit
+// events event_type, object, principal, …; for traffic events status,
+// path, host, bytes_in, …) that yields a bool. "" is no filter (nil).
+// Errors are *codes.Error (codes.EventFilterInvalid) carrying the
+// compiler's message.
+func CompileFilterFor(typ, src string) (*Filter, error) { return compileFilter(schemaOf(typ), src) }
+
+func compileFilter(sc *schema, src string) (*Filter, error) {
 	if strings.TrimSpace(src) == "" {
 		return nil, nil
 	}
 	if len(src) > MaxFilterBytes {
 		return nil, codes.NewError(codes.EventFilterInvalid, "The filter is %d bytes; at most %d are allowed.", len(src), MaxFilterBytes)
 	}
-	ast, iss := celEnv.Compile(src)
+	ast, iss := sc.env.Compile(src)
 	if iss != nil && iss.Err() != nil {
 		return nil, codes.NewError(codes.EventFilterInvalid, "The filter is not valid CEL over an event's fields (%s): %s",
-			strings.Join(eventFields, ", "), iss.Err().Error())
+			strings.Join(sc.fields, ", "), iss.Err().Error())
 	}
 	if t := ast.OutputType(); !t.IsExactType(cel.BoolType) && !t.IsExactType(cel.DynType) {
 		return nil, codes.NewError(codes.EventFilterInvalid, "The filter must yield true or false; it yields %s.", t.String())
 	}
-	prg, err := celEnv.Program(ast, cel.CostLimit(filterCostLimit))
+	prg, err := sc.env.Program(ast, cel.CostLimit(filterCostLimit))
 	if err != nil {
 		return nil, codes.NewError(codes.EventFilterInvalid, "The filter cannot be compiled: %v", err)
 	}
-	return &Filter{prg: prg}, nil
+	return &Filter{prg: prg, sc: sc}, nil
 }
 
 // Match reports whether the event (its JSON decoded into a map) passes the
@@ -82,15 +139,22 @@ func (f *Filter) Match(ev map[string]any) bool {
 	if f == nil {
 		return true
 	}
-	act := make(map[string]any, len(eventFields))
-	for _, k := range eventFields {
-		if v, ok := ev[k]; ok && v != nil {
+	sc := f.sc
+	act := make(map[string]any, len(sc.fields))
+	for _, k := range sc.fields {
+		v, ok := ev[k]
+		switch {
+		case sc.ints[k]:
+			n, _ := v.(float64)
+			act[k] = int64(n)
+		case sc.doubles[k]:
+			n, _ := v.(float64)
+			act[k] = n
+		case ok && v != nil:
 			act[k] = v
-		} else if k == "principal" || k == "object" {
+		case sc.maps[k]:
 			act[k] = map[string]any{}
-		} else if k == "details" {
-			act[k] = map[string]any{}
-		} else {
+		default:
 			act[k] = ""
 		}
 	}
@@ -104,10 +168,16 @@ func (f *Filter) Match(ev map[string]any) bool {
 
 var fieldPath = regexp.MustCompile(`^[a-z0-9_]+(\.[a-z0-9_]+)*$`)
 
-// CheckFields checks a source's fields: at most MaxFields dotted paths
-// (object.id, principal.id, details) that start at a field of an event.
-// Errors are *codes.Error (codes.EventFieldsInvalid).
-func CheckFields(fields []string) error {
+// CheckFields is CheckFieldsFor an audit event type.
+func CheckFields(fields []string) error { return checkFields(auditSchema, fields) }
+
+// CheckFieldsFor checks the fields of a source of event type typ: at most
+// MaxFields dotted paths (object.id, principal.id, details; status, path)
+// that start at a field of such an event. Errors are *codes.Error
+// (codes.EventFieldsInvalid).
+func CheckFieldsFor(typ string, fields []string) error { return checkFields(schemaOf(typ), fields) }
+
+func checkFields(sc *schema, fields []string) error {
 	if len(fields) > MaxFields {
 		return codes.NewError(codes.EventFieldsInvalid, "A source may select at most %d fields; it selects %d.", MaxFields, len(fields))
 	}
@@ -115,17 +185,14 @@ func CheckFields(fields []string) error {
 		top, _, _ := strings.Cut(f, ".")
 		ok := len(f) <= 200 && fieldPath.MatchString(f)
 		if ok {
-			ok = false
-			for _, k := range eventFields {
-				ok = ok || k == top
-			}
+			ok = slices.Contains(sc.fields, top)
 		}
 		if !ok {
 			if len(f) > 80 {
 				f = f[:80] + "…"
 			}
-			return codes.NewError(codes.EventFieldsInvalid, "Field %q is not a path of an event: start with one of %s, then .name segments (object.id).",
-				f, strings.Join(eventFields, ", "))
+			return codes.NewError(codes.EventFieldsInvalid, "Field %q is not a path of this event type: start with one of %s, then .name segments.",
+				f, strings.Join(sc.fields, ", "))
 		}
 	}
 	return nil
@@ -181,20 +248,21 @@ type filterCache struct {
 
 // get returns the compiled filter; one stored before this version's checks
 // that no longer compiles passes nothing, and is reported.
-func (c *filterCache) get(src string) (*Filter, error) {
+func (c *filterCache) get(typ, src string) (*Filter, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if f, ok := c.m[src]; ok {
+	key := typ + "\x00" + src
+	if f, ok := c.m[key]; ok {
 		return f, nil
 	}
-	f, err := CompileFilter(src)
+	f, err := CompileFilterFor(typ, src)
 	if err != nil {
 		return nil, fmt.Errorf("stored filter %q: %w", src, err)
 	}
 	if c.m == nil || len(c.m) > 10_000 {
 		c.m = map[string]*Filter{}
 	}
-	c.m[src] = f
+	c.m[key] = f
 	return f, nil
 }
 

@@ -34,6 +34,8 @@ func (d *Deliverer) Describe(ch chan<- *prometheus.Desc) {
 	ch <- descDropped
 	ch <- descLag
 	ch <- descDestinations
+	ch <- descTrafficWritten
+	ch <- descTrafficDropped
 }
 
 // Collect implements prometheus.Collector. It reads the store: one query
@@ -42,6 +44,8 @@ func (d *Deliverer) Describe(ch chan<- *prometheus.Desc) {
 func (d *Deliverer) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(descDelivered, prometheus.CounterValue, float64(d.delivered.Load()))
 	ch <- prometheus.MustNewConstMetric(descSendErrors, prometheus.CounterValue, float64(d.sendErrors.Load()))
+	ch <- prometheus.MustNewConstMetric(descTrafficWritten, prometheus.CounterValue, float64(d.trafficWritten.Load()))
+	ch <- prometheus.MustNewConstMetric(descTrafficDropped, prometheus.CounterValue, float64(d.trafficDropped.Load()))
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	dels, err := d.st.EventDeliveries(ctx)

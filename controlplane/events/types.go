@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"github.com/tollgate/tollgate/codes"
+	"github.com/tollgate/tollgate/traffic"
 )
 
 // TypeInfo describes one event type a source may select.
@@ -50,9 +51,18 @@ var types = func() []TypeInfo {
 			out = append(out, TypeInfo{Type: k.kind + "_" + v + ".v0", Description: strings.ToUpper(k.what[:1]) + k.what[1:] + " was " + v + "."})
 		}
 	}
+	out = append(out,
+		TypeInfo{Type: traffic.HTTPRequestComplete, Description: "An edge finished an HTTP request to an endpoint (traffic)."},
+		TypeInfo{Type: traffic.TCPConnectionClosed, Description: "A TCP or TLS endpoint connection at an edge closed (traffic)."})
 	slices.SortFunc(out, func(a, b TypeInfo) int { return strings.Compare(a.Type, b.Type) })
 	return out
 }()
+
+// TrafficTypes are the event types edges produce (docs/events.md#traffic-events).
+var TrafficTypes = []string{traffic.HTTPRequestComplete, traffic.TCPConnectionClosed}
+
+// IsTrafficType reports whether typ is one of TrafficTypes.
+func IsTrafficType(typ string) bool { return slices.Contains(TrafficTypes, typ) }
 
 // Types returns every event type a source may select, sorted. Callers must
 // not modify the result.

@@ -201,13 +201,13 @@ func checkSource(b eventSourceBody) (store.EventSource, error) {
 		return src, err
 	}
 	if b.Filter != nil {
-		if _, err := events.CompileFilter(*b.Filter); err != nil {
+		if _, err := events.CompileFilterFor(b.Type, *b.Filter); err != nil {
 			return src, err
 		}
 		src.Filter = *b.Filter
 	}
 	if b.Fields != nil {
-		if err := events.CheckFields(*b.Fields); err != nil {
+		if err := events.CheckFieldsFor(b.Type, *b.Fields); err != nil {
 			return src, err
 		}
 		src.Fields = *b.Fields

@@ -30,7 +30,7 @@ import (
 const maxOutboxIdx = 1 << 30
 
 // OutboxSourceAudit marks outbox rows of control-plane changes. Traffic
-// events from edges will enter with their own source.
+// events from edges enter with OutboxSourceTraffic (traffic.go).
 const OutboxSourceAudit = "audit"
 
 // OutboxEvent is one row of the outbox. Payload is the event as delivered
@@ -310,6 +310,27 @@ func (s *Store) PruneOutbox(ctx context.Context, keep time.Duration) (int64, err
 			return 0, fmt.Errorf("dropping expired events of %s: %w", d.DestinationID, err)
 		}
 	}
+	// Traffic rows at or before every destination's position of their
+	// account (traffic.go).
+	type cursor struct {
+		rev uint64
+		idx int
+	}
+	lowest := map[string]cursor{}
+	for _, d := range deliveries {
+		c, ok := lowest[d.AccountID]
+		if !ok || d.CursorRevision < c.rev || (d.CursorRevision == c.rev && d.CursorIdx < c.idx) {
+			lowest[d.AccountID] = cursor{d.CursorRevision, d.CursorIdx}
+		}
+	}
+	var pruned int64
+	for acct, c := range lowest {
+		n, err := s.pruneTraffic(ctx, acct, c.rev, c.idx)
+		if err != nil {
+			return pruned, err
+		}
+		pruned += n
+	}
 	res, err := s.wdb.ExecContext(ctx, `DELETE FROM event_outbox WHERE revision <
 		COALESCE((SELECT MIN(d.cursor_revision) FROM event_deliveries d WHERE d.account_id = event_outbox.account_id), $1)`,
 		int64(1)<<62)
@@ -317,5 +338,5 @@ func (s *Store) PruneOutbox(ctx context.Context, keep time.Duration) (int64, err
 		return 0, fmt.Errorf("pruning the event outbox: %w", err)
 	}
 	n, _ := res.RowsAffected()
-	return n, nil
+	return pruned + n, nil
 }

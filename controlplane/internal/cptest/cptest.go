@@ -20,6 +20,7 @@ import (
 	"github.com/tollgate/tollgate/controlplane"
 	"github.com/tollgate/tollgate/controlplane/dashboard"
 	"github.com/tollgate/tollgate/controlplane/edgeapi"
+	"github.com/tollgate/tollgate/controlplane/events"
 	"github.com/tollgate/tollgate/controlplane/internal/storetest"
 	"github.com/tollgate/tollgate/controlplane/restapi"
 	"github.com/tollgate/tollgate/controlplane/store"
@@ -42,6 +43,9 @@ type Config struct {
 	TCPAddrPools  map[string]restapi.TCPAddrPool
 	// Edge API (edgeapi.Config.Secret).
 	EdgeSecret string
+	// TrafficEvents gives the edge API an events.Deliverer over the store
+	// as its traffic ingester (POST /edge/v1/traffic); it is not run.
+	TrafficEvents bool
 	// Dashboard (dashboard.Config.SecureCookie).
 	DashboardSecureCookie bool
 }
@@ -95,7 +99,15 @@ func NewEnv(t *testing.T, dsn string, cfg Config) *Env {
 		AuthFailureLimit: cfg.AuthFailureLimit, AuthFailureBurst: cfg.AuthFailureBurst, TrustedProxies: cfg.TrustedProxies}, st)
 	t.Cleanup(core.Close)
 	api := restapi.New(restapi.Config{BaseURL: cfg.BaseURL, DefaultRegion: cfg.DefaultRegion, TCPAddrPools: cfg.TCPAddrPools}, core)
-	edges := edgeapi.New(edgeapi.Config{Secret: cfg.EdgeSecret}, core)
+	ecfg := edgeapi.Config{Secret: cfg.EdgeSecret}
+	if cfg.TrafficEvents {
+		d, err := events.New(events.Config{}, st)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ecfg.Traffic = d
+	}
+	edges := edgeapi.New(ecfg, core)
 	dash := dashboard.New(dashboard.Config{SecureCookie: cfg.DashboardSecureCookie}, core)
 	hs := httptest.NewServer(edgeapi.Mount(edges.Handler(), api.Handler()))
 	t.Cleanup(hs.Close)

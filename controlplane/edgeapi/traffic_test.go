@@ -1,0 +1,68 @@
+package edgeapi_test
+
+import (
+	"bytes"
+	"compress/gzip"
+	"encoding/json"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/tollgate/tollgate/codes"
+	"github.com/tollgate/tollgate/controlplane/internal/cptest"
+	"github.com/tollgate/tollgate/controlplane/internal/storetest"
+	"github.com/tollgate/tollgate/controlplane/store"
+	"github.com/tollgate/tollgate/traffic"
+)
+
+func gzipJSON(t *testing.T, v any) string {
+	t.Helper()
+	var buf bytes.Buffer
+	zw := gzip.NewWriter(&buf)
+	if err := json.NewEncoder(zw).Encode(v); err != nil {
+		t.Fatal(err)
+	}
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return buf.String()
+}
+
+// TestEdgeTraffic: POST /edge/v1/traffic needs the edge secret, takes gzip
+// JSON, answers with the wants and writes the wanted records once; a
+// malformed or oversized batch is refused and writes nothing.
+func TestEdgeTraffic(t *testing.T) {
+	e := cptest.NewEnv(t, storetest.DSN(t, "sqlite"), cptest.Config{EdgeSecret: testEdgeSecret, TrafficEvents: true})
+	acct := e.Dev.AccountID
+	actor := store.Actor{AccountID: acct, PrincipalID: "system"}
+	d, err := e.Store.CreateEventDestination(cptest.Ctx(t), actor, acct, store.EventDestinationCreate{Format: "JSON", Target: json.RawMessage(`{"file":{"path":"x"}}`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.Store.CreateEventSubscription(cptest.Ctx(t), actor, acct, store.EventSubscriptionCreate{
+		Sources: []store.EventSource{{Type: traffic.HTTPRequestComplete}}, DestinationIDs: []string{d.ID}}); err != nil {
+		t.Fatal(err)
+	}
+	batch := traffic.Batch{EdgeID: "edge_us", Boot: "b", Records: []traffic.Record{{Type: traffic.HTTPRequestComplete, AccountID: acct, Status: 200}}}
+	gz := []string{"Content-Encoding", "gzip"}
+
+	cptest.WantError(t, e.Call(http.MethodPost, "/edge/v1/traffic", "", gzipJSON(t, batch), gz...), http.StatusUnauthorized, string(codes.EdgeAuth))
+	cptest.WantError(t, e.Call(http.MethodPost, "/edge/v1/traffic", testEdgeSecret, "not gzip", gz...), http.StatusBadRequest, string(codes.EdgeBadRequest))
+	bad := batch
+	bad.Records = []traffic.Record{{Type: "api_key_created.v0", AccountID: acct}}
+	cptest.WantError(t, e.Call(http.MethodPost, "/edge/v1/traffic", testEdgeSecret, gzipJSON(t, bad), gz...), http.StatusBadRequest, string(codes.EdgeBadRequest))
+	big := `{"edge_id":"` + strings.Repeat("x", 9<<20) + `"}`
+	cptest.WantError(t, e.Call(http.MethodPost, "/edge/v1/traffic", testEdgeSecret, big), http.StatusRequestEntityTooLarge, string(codes.EdgeBadRequest))
+
+	for i := range 2 { // the second time a retry
+		r := e.Call(http.MethodPost, "/edge/v1/traffic", testEdgeSecret, gzipJSON(t, batch), gz...)
+		var ans traffic.Answer
+		if r.Status != http.StatusOK || json.Unmarshal(r.Body, &ans) != nil || ans.Accepted != 1 ||
+			len(ans.Wants[acct]) != 1 || ans.Wants[acct][0] != traffic.HTTPRequestComplete {
+			t.Fatalf("batch %d: %d %s", i, r.Status, r.Body)
+		}
+	}
+	if n, err := e.Store.TrafficRows(cptest.Ctx(t), acct); err != nil || n != 1 {
+		t.Fatalf("traffic rows %d (%v), want 1", n, err)
+	}
+}

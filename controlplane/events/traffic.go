@@ -1,0 +1,199 @@
+package events
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/tollgate/tollgate/codes"
+	"github.com/tollgate/tollgate/controlplane/store"
+	"github.com/tollgate/tollgate/traffic"
+)
+
+// Traffic events (docs/events.md#traffic-events): edges send batches of
+// traffic.Record; IngestTraffic writes those of accounts that want them
+// into the outbox, where the Deliverer delivers them like audit events.
+
+// DefaultTrafficCap is the default of Config.TrafficCap.
+const DefaultTrafficCap = 100_000
+
+// MaxTrafficBatch is the most records one batch may carry.
+const MaxTrafficBatch = 5000
+
+// trafficPayload is a traffic event in the outbox: the envelope's ID and
+// time (the end of the request or connection) and the record's fields at
+// the top level.
+type trafficPayload struct {
+	EventID        string `json:"event_id"`
+	EventTimestamp string `json:"event_timestamp"`
+	traffic.Record
+}
+
+// TrafficEventID derives the stable ID of the seq-th record of an edge's
+// run (traffic.Batch): the same inputs give the same ID, so a retried
+// batch is deduplicated by the outbox.
+func TrafficEventID(edgeID, boot string, seq uint64) string {
+	h := sha256.New()
+	h.Write([]byte(edgeID))
+	h.Write([]byte{0})
+	h.Write([]byte(boot))
+	var b [8]byte
+	binary.BigEndian.PutUint64(b[:], seq)
+	h.Write(b[:])
+	return "ev_t" + hex.EncodeToString(h.Sum(nil)[:15])
+}
+
+// IngestTraffic writes the batch's records into the outbox, each as an
+// event of its Type, when its account has a source of that type in a
+// subscription with a destination; the others are ignored. It answers
+// with the counts and the accounts that want traffic now (traffic.Answer).
+// Errors: a *codes.Error (codes.EdgeBadRequest) for a malformed batch,
+// which writes nothing; else the store's.
+func (d *Deliverer) IngestTraffic(ctx context.Context, b traffic.Batch) (traffic.Answer, error) {
+	if b.EdgeID == "" || len(b.EdgeID) > 300 || len(b.Boot) > 100 || len(b.Records) > MaxTrafficBatch {
+		return traffic.Answer{}, codes.NewError(codes.EdgeBadRequest, "A traffic batch needs edge_id (at most 300 bytes), a boot of at most 100 bytes and at most %d records.", MaxTrafficBatch)
+	}
+	wants, err := d.trafficWants(ctx)
+	if err != nil {
+		return traffic.Answer{}, err
+	}
+	ans := traffic.Answer{Wants: wants}
+	var evs []store.TrafficEvent
+	for i, r := range b.Records {
+		if !IsTrafficType(r.Type) {
+			return traffic.Answer{}, codes.NewError(codes.EdgeBadRequest, "Record %d of the traffic batch has event_type %q; want %s or %s.",
+				i, truncate(r.Type, 80), traffic.HTTPRequestComplete, traffic.TCPConnectionClosed)
+		}
+		if !wanted(wants, r.AccountID, r.Type) {
+			continue
+		}
+		id := TrafficEventID(b.EdgeID, b.Boot, b.FirstSeq+uint64(i))
+		end := r.Start.Add(time.Duration(r.Duration * float64(time.Second))).UTC()
+		body, err := json.Marshal(trafficPayload{EventID: id, EventTimestamp: end.Format(time.RFC3339Nano), Record: r})
+		if err != nil {
+			return traffic.Answer{}, fmt.Errorf("encoding a traffic event: %w", err)
+		}
+		evs = append(evs, store.TrafficEvent{ID: id, AccountID: r.AccountID, Type: r.Type, Payload: body, At: end})
+	}
+	room := map[string]int{}
+	for _, ev := range evs {
+		if _, ok := room[ev.AccountID]; !ok {
+			if room[ev.AccountID], err = d.trafficRoom(ctx, ev.AccountID); err != nil {
+				return traffic.Answer{}, err
+			}
+		}
+	}
+	res, err := d.st.AppendTrafficEvents(ctx, evs, room)
+	if err != nil {
+		return traffic.Answer{}, err
+	}
+	d.addTrafficRows(evs, room)
+	d.trafficWritten.Add(int64(res.Written))
+	d.trafficDropped.Add(int64(res.Dropped))
+	ans.Accepted, ans.Dropped = res.Written+res.Duplicates, res.Dropped
+	return ans, nil
+}
+
+// trafficCacheTTL is how long the wants and an account's count of
+// traffic rows are reused: a new subscription reaches edges within it
+// plus their poll, and the cap is checked against a count at most this
+// old plus what this process wrote since.
+const trafficCacheTTL = 2 * time.Second
+
+// trafficCache holds the Deliverer's reused traffic reads.
+type trafficCache struct {
+	mu      sync.Mutex
+	wants   map[string][]string
+	wantsAt time.Time
+	rows    map[string]trafficRows // by account
+}
+
+type trafficRows struct {
+	n  int
+	at time.Time
+}
+
+// trafficWants returns the store's TrafficWants, read at most once per
+// trafficCacheTTL.
+func (d *Deliverer) trafficWants(ctx context.Context) (map[string][]string, error) {
+	c := &d.traffic
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.wants != nil && time.Since(c.wantsAt) < trafficCacheTTL {
+		return c.wants, nil
+	}
+	w, err := d.st.TrafficWants(ctx, TrafficTypes)
+	if err != nil {
+		return nil, err
+	}
+	c.wants, c.wantsAt = w, time.Now()
+	return w, nil
+}
+
+// trafficRoom returns how many more traffic events the account may have
+// in the outbox under TrafficCap.
+func (d *Deliverer) trafficRoom(ctx context.Context, acct string) (int, error) {
+	c := &d.traffic
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	r, ok := c.rows[acct]
+	if !ok || time.Since(r.at) >= trafficCacheTTL {
+		n, err := d.st.TrafficRows(ctx, acct)
+		if err != nil {
+			return 0, err
+		}
+		if c.rows == nil || len(c.rows) > 100_000 {
+			c.rows = map[string]trafficRows{}
+		}
+		r = trafficRows{n: n, at: time.Now()}
+		c.rows[acct] = r
+	}
+	return max(d.cfg.TrafficCap-r.n, 0), nil
+}
+
+// addTrafficRows adds the events kept under room to the cached counts.
+func (d *Deliverer) addTrafficRows(evs []store.TrafficEvent, room map[string]int) {
+	per := map[string]int{}
+	for _, ev := range evs {
+		per[ev.AccountID]++
+	}
+	c := &d.traffic
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for acct, n := range per {
+		if r, ok := c.rows[acct]; ok {
+			r.n += min(n, room[acct])
+			c.rows[acct] = r
+		}
+	}
+}
+
+func wanted(wants map[string][]string, acct, typ string) bool {
+	for _, t := range wants[acct] {
+		if t == typ {
+			return true
+		}
+	}
+	return false
+}
+
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n] + "…"
+	}
+	return s
+}
+
+var (
+	descTrafficWritten = prometheus.NewDesc("tollgate_events_traffic_written_total",
+		"Traffic events from edges this process wrote to the event outbox.", nil, nil)
+	descTrafficDropped = prometheus.NewDesc("tollgate_events_traffic_dropped_total",
+		"Traffic events from edges this process dropped because their account already had the most traffic events the outbox holds (TrafficCap).", nil, nil)
+)

@@ -1,0 +1,130 @@
+package events
+
+import (
+	"context"
+	"encoding/json"
+	"net/netip"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/tollgate/tollgate/codes"
+	"github.com/tollgate/tollgate/controlplane/store"
+	"github.com/tollgate/tollgate/traffic"
+)
+
+// TestTrafficFilterAndFields: filters of traffic sources type-check against
+// the record's fields (status an int, path a string) and match a traffic
+// event as the outbox holds it; audit-only fields are refused.
+func TestTrafficFilterAndFields(t *testing.T) {
+	if err := CheckType(traffic.HTTPRequestComplete); err != nil {
+		t.Fatal(err)
+	}
+	if err := CheckType(traffic.TCPConnectionClosed); err != nil {
+		t.Fatal(err)
+	}
+	f, err := CompileFilterFor(traffic.HTTPRequestComplete, `status >= 400 && path.startsWith("/a") && bytes_out > 10 && duration_seconds < 5.0`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev := func(status int, path string) map[string]any {
+		r := traffic.Record{Type: traffic.HTTPRequestComplete, Start: time.Now(), Duration: 0.5, Status: status, Path: path,
+			BytesOut: 100, ClientIP: netip.MustParseAddr("127.0.0.1")}
+		b, _ := json.Marshal(trafficPayload{EventID: "ev_x", Record: r})
+		m, err := decodeEvent(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m
+	}
+	for _, c := range []struct {
+		status int
+		path   string
+		want   bool
+	}{{404, "/a/b", true}, {200, "/a/b", false}, {500, "/b", false}, {0, "/a", false}} {
+		if got := f.Match(ev(c.status, c.path)); got != c.want {
+			t.Errorf("status %d path %s: %v, want %v", c.status, c.path, got, c.want)
+		}
+	}
+	for _, bad := range []string{`status >= "400"`, `object.id == "x"`, `path > 3`} {
+		_, err := CompileFilterFor(traffic.HTTPRequestComplete, bad)
+		wantCode(t, err, codes.EventFilterInvalid)
+	}
+	_, err = CompileFilterFor("api_key_created.v0", `status >= 400`)
+	wantCode(t, err, codes.EventFilterInvalid)
+	if err := CheckFieldsFor(traffic.TCPConnectionClosed, []string{"bytes_in", "client_ip", "event_id"}); err != nil {
+		t.Fatal(err)
+	}
+	wantCode(t, CheckFieldsFor(traffic.HTTPRequestComplete, []string{"object.id"}), codes.EventFieldsInvalid)
+	if got := selectFields(ev(404, "/a"), []string{"status"}); len(got) != 5 || got["status"] != float64(404) {
+		t.Errorf("selected %v", got)
+	}
+}
+
+// TestIngestTraffic: only records of accounts with a matching source
+// become events; a retried batch is written once, with the same IDs.
+func TestIngestTraffic(t *testing.T) {
+	ctx := context.Background()
+	st, err := store.Open(ctx, filepath.Join(t.TempDir(), "s.db"), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	acct, err := st.CreateAccount(ctx, store.SystemActor, "a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, err := st.CreateAccount(ctx, store.SystemActor, "b")
+	if err != nil {
+		t.Fatal(err)
+	}
+	actor := store.Actor{AccountID: acct.ID, PrincipalID: "system"}
+	d, err := st.CreateEventDestination(ctx, actor, acct.ID, store.EventDestinationCreate{Format: "JSON", Target: json.RawMessage(`{"file":{"path":"x"}}`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.CreateEventSubscription(ctx, actor, acct.ID, store.EventSubscriptionCreate{
+		Sources: []store.EventSource{{Type: traffic.TCPConnectionClosed}}, DestinationIDs: []string{d.ID}}); err != nil {
+		t.Fatal(err)
+	}
+	dl, err := New(Config{}, st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := traffic.Batch{EdgeID: "edge_1", Boot: "b1", FirstSeq: 7, Records: []traffic.Record{
+		{Type: traffic.HTTPRequestComplete, AccountID: acct.ID},  // type not wanted
+		{Type: traffic.TCPConnectionClosed, AccountID: other.ID}, // account not wanted
+		{Type: traffic.TCPConnectionClosed, AccountID: acct.ID, BytesIn: 5},
+		{Type: traffic.TCPConnectionClosed, AccountID: ""}, // no endpoint
+	}}
+	for i := range 2 { // the second time as a retry
+		ans, err := dl.IngestTraffic(ctx, b)
+		if err != nil || ans.Accepted != 1 || ans.Dropped != 0 || len(ans.Wants) != 1 || ans.Wants[acct.ID][0] != traffic.TCPConnectionClosed {
+			t.Fatalf("ingest %d: %+v %v", i, ans, err)
+		}
+	}
+	del, err := st.GetEventDelivery(ctx, acct.ID, d.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	evs, err := st.ReadOutbox(ctx, acct.ID, del.CursorRevision, del.CursorIdx, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tr []store.OutboxEvent
+	for _, e := range evs {
+		if e.Source == store.OutboxSourceTraffic {
+			tr = append(tr, e)
+		}
+	}
+	if len(tr) != 1 || tr[0].ID != TrafficEventID("edge_1", "b1", 9) || tr[0].Type != traffic.TCPConnectionClosed {
+		t.Fatalf("traffic events in the outbox: %+v", tr)
+	}
+	var p map[string]any
+	if err := json.Unmarshal(tr[0].Payload, &p); err != nil || p["event_id"] != tr[0].ID || p["bytes_in"] != float64(5) || p["account_id"] != acct.ID {
+		t.Fatalf("payload %s (%v)", tr[0].Payload, err)
+	}
+	b.Records = []traffic.Record{{Type: "other.v0"}}
+	_, err = dl.IngestTraffic(ctx, b)
+	wantCode(t, err, codes.EdgeBadRequest)
+}

@@ -1,0 +1,170 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"time"
+)
+
+// Traffic events in the outbox (docs/events.md#traffic-events).
+//
+// Traffic events come from edges in batches (controlplane/events
+// IngestTraffic). A batch does not bump the store revision (that would
+// make every edge rebuild its snapshot once a second): it takes the
+// revision row's lock without changing its value, so it serialises with
+// audit writers as they do with each other, and writes its rows at the
+// committed revision R, at idx trafficIdxBase and above. A reader that has
+// seen a position at R has seen every committed row of R below
+// trafficIdxBase; a later audit writer uses R+1. So positions still grow
+// in commit order.
+
+// OutboxSourceTraffic marks outbox rows of traffic events from edges.
+const OutboxSourceTraffic = "traffic"
+
+// trafficIdxBase is the first idx of traffic rows within a revision; audit
+// rows of one unit of work stay below it.
+const trafficIdxBase = 1 << 20
+
+// TrafficEvent is one traffic event to write: its stable ID (derived from
+// the edge's batch, so a retried batch has the same IDs), account, type,
+// time and JSON payload (the event as delivered before field selection).
+type TrafficEvent struct {
+	ID        string
+	AccountID string
+	Type      string
+	Payload   []byte
+	At        time.Time
+}
+
+// TrafficWrite is the outcome of AppendTrafficEvents.
+type TrafficWrite struct {
+	Written    int // new rows
+	Duplicates int // IDs already in the outbox (a retried batch)
+	Dropped    int // refused because the account's traffic rows were at the cap
+}
+
+// AppendTrafficEvents writes traffic events to the outbox in one
+// transaction. room says how many more traffic events each account may
+// have in the outbox (TrafficRows against the cap); an account's events
+// past its room, or of an account not in room, are dropped (the newest
+// are refused, the queue is not reordered) and counted in the result. An
+// event whose ID is already in the outbox is skipped: a retried batch is
+// written once. A nil room means no cap.
+func (s *Store) AppendTrafficEvents(ctx context.Context, evs []TrafficEvent, room map[string]int) (TrafficWrite, error) {
+	var res TrafficWrite
+	if len(evs) == 0 {
+		return res, nil
+	}
+	var keep []TrafficEvent
+	used := map[string]int{}
+	for _, ev := range evs {
+		if room != nil && used[ev.AccountID] >= room[ev.AccountID] {
+			res.Dropped++
+			continue
+		}
+		used[ev.AccountID]++
+		keep = append(keep, ev)
+	}
+	if len(keep) == 0 {
+		return res, nil
+	}
+	sqlTx, err := s.wdb.BeginTx(ctx, nil)
+	if err != nil {
+		return res, fmt.Errorf("beginning transaction: %w", err)
+	}
+	defer func() { _ = sqlTx.Rollback() }()
+	var rev int64
+	// The revision row's lock, its value unchanged.
+	if err := sqlTx.QueryRowContext(ctx, `UPDATE revision SET value = value WHERE id = 1 RETURNING value`).Scan(&rev); err != nil {
+		return res, fmt.Errorf("locking the store revision: %w", err)
+	}
+	var idx int
+	if err := sqlTx.QueryRowContext(ctx, `SELECT COALESCE(MAX(idx), $2) FROM event_outbox WHERE revision = $1 AND idx >= $3`,
+		rev, trafficIdxBase-1, trafficIdxBase).Scan(&idx); err != nil {
+		return res, fmt.Errorf("reading the outbox position: %w", err)
+	}
+	if idx+len(keep) >= maxOutboxIdx {
+		res.Dropped += len(keep)
+		return res, nil
+	}
+	// One statement, parsed once, run per event.
+	stmt, err := sqlTx.PrepareContext(ctx, `INSERT INTO event_outbox (revision, idx, id, account_id, source, type, payload, created_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (id) DO NOTHING`)
+	if err != nil {
+		return TrafficWrite{}, fmt.Errorf("writing traffic events to the outbox: %w", err)
+	}
+	defer stmt.Close()
+	for _, ev := range keep {
+		r, err := stmt.ExecContext(ctx, rev, idx+1, ev.ID, ev.AccountID, OutboxSourceTraffic, ev.Type, string(ev.Payload), ev.At.UnixMicro())
+		if err != nil {
+			return TrafficWrite{}, fmt.Errorf("writing traffic event %s to the outbox: %w", ev.ID, err)
+		}
+		if n, _ := r.RowsAffected(); n == 0 {
+			res.Duplicates++
+			continue
+		}
+		idx++
+		res.Written++
+	}
+	if err := sqlTx.Commit(); err != nil {
+		return TrafficWrite{}, fmt.Errorf("committing traffic events: %w", err)
+	}
+	if res.Written > 0 {
+		s.notify()
+	}
+	return res, nil
+}
+
+// TrafficRows returns how many traffic events of the account the outbox
+// holds, delivered or not (PruneOutbox removes delivered ones).
+func (s *Store) TrafficRows(ctx context.Context, accountID string) (int, error) {
+	var n int
+	if err := s.rdb.QueryRowContext(ctx, `SELECT COUNT(*) FROM event_outbox WHERE account_id = $1 AND source = $2`,
+		accountID, OutboxSourceTraffic).Scan(&n); err != nil {
+		return 0, fmt.Errorf("counting traffic events of %s: %w", accountID, err)
+	}
+	return n, nil
+}
+
+// TrafficWants returns, per account, the traffic event types (among types)
+// that some source of one of its subscriptions selects, where that
+// subscription names at least one destination: what edges should send.
+func (s *Store) TrafficWants(ctx context.Context, types []string) (map[string][]string, error) {
+	out := map[string][]string{}
+	for _, typ := range types {
+		rows, err := s.rdb.QueryContext(ctx, `SELECT DISTINCT sub.account_id FROM event_sources src
+			JOIN event_subscriptions sub ON sub.id = src.subscription_id
+			WHERE src.type = $1 AND EXISTS (SELECT 1 FROM event_subscription_destinations d WHERE d.subscription_id = sub.id)`, typ)
+		if err != nil {
+			return nil, fmt.Errorf("reading traffic sources: %w", err)
+		}
+		for rows.Next() {
+			var acct string
+			if err := rows.Scan(&acct); err != nil {
+				rows.Close()
+				return nil, fmt.Errorf("reading traffic sources: %w", err)
+			}
+			out[acct] = append(out[acct], typ)
+		}
+		err = rows.Err()
+		rows.Close()
+		if err != nil {
+			return nil, fmt.Errorf("reading traffic sources: %w", err)
+		}
+	}
+	return out, nil
+}
+
+// pruneTraffic deletes the account's traffic rows at or before position
+// (rev, idx), the lowest position of its destinations: traffic rows share
+// their revision with later ones, so the revision-wise prune would keep
+// them until the next change.
+func (s *Store) pruneTraffic(ctx context.Context, accountID string, rev uint64, idx int) (int64, error) {
+	r, err := s.wdb.ExecContext(ctx, `DELETE FROM event_outbox WHERE account_id = $1 AND source = $2
+		AND (revision < $3 OR (revision = $3 AND idx <= $4))`, accountID, OutboxSourceTraffic, int64(rev), idx)
+	if err != nil {
+		return 0, fmt.Errorf("pruning traffic events of %s: %w", accountID, err)
+	}
+	n, _ := r.RowsAffected()
+	return n, nil
+}

@@ -1,0 +1,108 @@
+package store
+
+import (
+	"encoding/json"
+	"fmt"
+	"testing"
+	"time"
+)
+
+// TestTrafficOutbox checks traffic rows in the outbox: they follow the
+// audit events before them and precede those after them without bumping
+// the revision, a retried batch is written once, the per-account cap
+// drops and counts, and the prune removes delivered traffic rows.
+func TestTrafficOutbox(t *testing.T) {
+	eachDialect(t, func(t *testing.T, s *Store) {
+		ctx := testCtx(t)
+		f := newFixture(t, s)
+		d, err := s.CreateEventDestination(ctx, f.actor, f.account.ID, EventDestinationCreate{Format: "JSON",
+			Target: json.RawMessage(`{"webhook":{"url":"https://x.example/"}}`)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.CreateEventSubscription(ctx, f.actor, f.account.ID, EventSubscriptionCreate{
+			Sources: []EventSource{{Type: "http_request_complete.v0"}}, DestinationIDs: []string{d.ID}}); err != nil {
+			t.Fatal(err)
+		}
+		wants, err := s.TrafficWants(ctx, []string{"http_request_complete.v0", "tcp_connection_closed.v0"})
+		if err != nil || len(wants) != 1 || len(wants[f.account.ID]) != 1 || wants[f.account.ID][0] != "http_request_complete.v0" {
+			t.Fatalf("wants %v (%v)", wants, err)
+		}
+		// room against a cap of 5, as events.Deliverer computes it.
+		room := func() map[string]int {
+			n, err := s.TrafficRows(ctx, f.account.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return map[string]int{f.account.ID: max(5-n, 0)}
+		}
+		batch := func(first, n int) []TrafficEvent {
+			var out []TrafficEvent
+			for i := first; i < first+n; i++ {
+				out = append(out, TrafficEvent{ID: fmt.Sprintf("ev_t%d", i), AccountID: f.account.ID, Type: "http_request_complete.v0",
+					Payload: []byte(fmt.Sprintf(`{"n":%d}`, i)), At: time.Now()})
+			}
+			return out
+		}
+		r0 := rev(t, s)
+		res, err := s.AppendTrafficEvents(ctx, batch(0, 3), room())
+		if err != nil || res != (TrafficWrite{Written: 3}) {
+			t.Fatalf("first batch: %+v %v", res, err)
+		}
+		if r := rev(t, s); r != r0 {
+			t.Errorf("a traffic batch moved the revision from %d to %d", r0, r)
+		}
+		// The same batch again (a retry): nothing new.
+		if res, err := s.AppendTrafficEvents(ctx, batch(0, 3), nil); err != nil || res != (TrafficWrite{Duplicates: 3}) {
+			t.Fatalf("retried batch: %+v %v", res, err)
+		}
+		// An audit event after them, then more traffic: order kept.
+		if _, _, err := s.CreateAPIKey(ctx, f.actor, f.account.ID, APIKeyCreate{OwnerID: f.admin.ID}); err != nil {
+			t.Fatal(err)
+		}
+		// The cap of 5: two more fit, three are dropped.
+		if res, err := s.AppendTrafficEvents(ctx, batch(3, 5), room()); err != nil || res != (TrafficWrite{Written: 2, Dropped: 3}) {
+			t.Fatalf("batch past the cap: %+v %v", res, err)
+		}
+		del, err := s.GetEventDelivery(ctx, f.account.ID, d.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		evs, err := s.ReadOutbox(ctx, f.account.ID, del.CursorRevision, del.CursorIdx, 100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, e := range evs {
+			if e.Source == OutboxSourceTraffic {
+				got = append(got, e.ID)
+			} else if e.Type != "event_subscription_created.v0" {
+				got = append(got, e.Type)
+			}
+		}
+		if want := "[ev_t0 ev_t1 ev_t2 api_key_created.v0 ev_t3 ev_t4]"; fmt.Sprint(got) != want {
+			t.Fatalf("outbox %v, want %s", got, want)
+		}
+		// Delivered through ev_t1: the prune removes ev_t0 and ev_t1 only,
+		// though they share their revision with ev_t2.
+		var at OutboxEvent
+		for _, e := range evs {
+			if e.ID == "ev_t1" {
+				at = e
+			}
+		}
+		if _, ok, err := s.ClaimEventDelivery(ctx, d.ID, "me", time.Minute); !ok || err != nil {
+			t.Fatalf("claim: %v %v", ok, err)
+		}
+		if ok, err := s.FinishEventDelivery(ctx, d.ID, "me", DeliveryResult{ThroughRevision: at.Revision, ThroughIdx: at.Idx, Delivered: 2}); !ok || err != nil {
+			t.Fatalf("finish: %v %v", ok, err)
+		}
+		if _, err := s.PruneOutbox(ctx, time.Hour); err != nil {
+			t.Fatal(err)
+		}
+		// Two rows gone: room for two under the cap again.
+		if res, err := s.AppendTrafficEvents(ctx, batch(10, 3), room()); err != nil || res != (TrafficWrite{Written: 2, Dropped: 1}) {
+			t.Fatalf("batch after the prune: %+v %v", res, err)
+		}
+	})
+}

@@ -1,0 +1,301 @@
+// Package trafficship ships an edge's traffic records (package traffic) to
+// the control plane, which turns them into the traffic events
+// http_request_complete.v0 and tcp_connection_closed.v0
+// (docs/events.md#traffic-events).
+//
+// A Shipper is an edge.TrafficSink. Record never blocks and never waits
+// for the network: it keeps the record in a buffer bounded in records
+// and in bytes, or, when the buffer is full, drops it and counts the drop
+// (tollgate_edge_traffic_records_dropped_total). Run sends the buffer in
+// batches (traffic.Batch) and learns from each answer which accounts want
+// which record types; records of other accounts and types are not kept at
+// all, and until the first answer none are. A batch that fails stays at
+// the front of the buffer and is sent again, with the same sequence
+// numbers, so the control plane writes its events once.
+package trafficship
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
+
+	"github.com/tollgate/tollgate/traffic"
+)
+
+// Defaults of Config.
+const (
+	DefaultMaxRecords    = 20_000
+	DefaultMaxBytes      = 16 << 20
+	DefaultBatchSize     = 1000
+	DefaultFlushInterval = time.Second
+	DefaultPollInterval  = 10 * time.Second
+)
+
+// Config holds a Shipper's settings. Zero values take the defaults.
+type Config struct {
+	// EdgeID names the edge in batches (and in the event IDs derived from
+	// them).
+	EdgeID string
+	// MaxRecords and MaxBytes bound the buffer: records held, and their
+	// estimated size in bytes (their JSON's, roughly). Past either, new
+	// records are dropped and counted.
+	MaxRecords int
+	MaxBytes   int64
+	// BatchSize is the most records one batch carries (at most
+	// events.MaxTrafficBatch).
+	BatchSize int
+	// FlushInterval is how often the buffer is sent; a full batch is sent
+	// at once.
+	FlushInterval time.Duration
+	// PollInterval is how often an edge with nothing to send asks which
+	// accounts want traffic (an empty batch).
+	PollInterval time.Duration
+	// SendTimeout bounds one batch's send. Default 10s.
+	SendTimeout time.Duration
+	// Logger receives failures to send (warn, once per run of failures).
+	Logger *zap.Logger
+}
+
+// PostFunc sends a batch to the control plane and returns its answer:
+// controlclient.Client.PostTraffic for a standalone edge, the control
+// plane's events.Deliverer.IngestTraffic in-process for `tollgated dev`.
+type PostFunc func(ctx context.Context, b traffic.Batch) (traffic.Answer, error)
+
+// Type bits of a want set.
+const (
+	wantHTTP = 1 << iota
+	wantTCP
+)
+
+func typeBit(typ string) uint8 {
+	switch typ {
+	case traffic.HTTPRequestComplete:
+		return wantHTTP
+	case traffic.TCPConnectionClosed:
+		return wantTCP
+	}
+	return 0
+}
+
+// Shipper buffers and sends traffic records. Create it with New; Record is
+// safe for concurrent use; run Run once.
+type Shipper struct {
+	cfg  Config
+	post PostFunc
+	log  *zap.Logger
+	boot string
+	kick chan struct{}
+
+	wants atomic.Pointer[map[string]uint8] // nil until the first answer
+
+	mu       sync.Mutex
+	buf      []traffic.Record
+	sizes    []int64
+	bytes    int64
+	firstSeq uint64 // the sequence number of buf[0]
+
+	shipped, dropped, failed atomic.Int64
+}
+
+// New returns a Shipper that sends with post. It starts nothing.
+func New(cfg Config, post PostFunc) *Shipper {
+	if cfg.MaxRecords <= 0 {
+		cfg.MaxRecords = DefaultMaxRecords
+	}
+	if cfg.MaxBytes <= 0 {
+		cfg.MaxBytes = DefaultMaxBytes
+	}
+	if cfg.BatchSize <= 0 {
+		cfg.BatchSize = DefaultBatchSize
+	}
+	if cfg.FlushInterval <= 0 {
+		cfg.FlushInterval = DefaultFlushInterval
+	}
+	if cfg.PollInterval <= 0 {
+		cfg.PollInterval = DefaultPollInterval
+	}
+	if cfg.SendTimeout <= 0 {
+		cfg.SendTimeout = 10 * time.Second
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = zap.NewNop()
+	}
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return &Shipper{cfg: cfg, post: post, log: cfg.Logger, boot: hex.EncodeToString(b[:]), kick: make(chan struct{}, 1)}
+}
+
+// Record keeps r for sending when its account wants its type; when the
+// buffer is full it drops r and counts it. It never blocks on I/O.
+func (s *Shipper) Record(r traffic.Record) {
+	w := s.wants.Load()
+	if w == nil || (*w)[r.AccountID]&typeBit(r.Type) == 0 {
+		return
+	}
+	size := recordSize(&r)
+	s.mu.Lock()
+	if len(s.buf) >= s.cfg.MaxRecords || s.bytes+size > s.cfg.MaxBytes {
+		s.mu.Unlock()
+		s.dropped.Add(1)
+		return
+	}
+	s.buf = append(s.buf, r)
+	s.sizes = append(s.sizes, size)
+	s.bytes += size
+	full := len(s.buf) >= s.cfg.BatchSize
+	s.mu.Unlock()
+	if full {
+		select {
+		case s.kick <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// recordSize estimates the bytes a record takes in the buffer and in its
+// JSON: the fixed fields, and the strings.
+func recordSize(r *traffic.Record) int64 {
+	return int64(400 + len(r.Type) + len(r.Region) + len(r.EdgeID) + len(r.AccountID) + len(r.EndpointID) + len(r.SessionID) +
+		len(r.EndpointKind) + len(r.TLSVersion) + len(r.Host) + len(r.Method) + len(r.Path) + len(r.Proto) + len(r.Code) + len(r.IPPolicy))
+}
+
+// Run sends until ctx ends: at once (to learn the wants), then every
+// FlushInterval or when a batch is full. It returns nil at the end of ctx;
+// records still buffered then are not sent.
+func (s *Shipper) Run(ctx context.Context) error {
+	tick := time.NewTicker(s.cfg.FlushInterval)
+	defer tick.Stop()
+	var lastAnswer time.Time
+	failing := false
+	for {
+		if err := s.flush(ctx, &lastAnswer); err != nil {
+			if !failing && ctx.Err() == nil {
+				s.log.Warn("sending traffic records to the control plane failed; they stay buffered (full: dropped and counted)", zap.Error(err))
+			}
+			failing = true
+		} else if failing {
+			failing = false
+			s.log.Info("sending traffic records to the control plane works again")
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-tick.C:
+		case <-s.kick:
+		}
+	}
+}
+
+// maxBatchesPerFlush bounds the batches one flush sends before it
+// waits for the next tick.
+const maxBatchesPerFlush = 100
+
+// flush sends the buffer's records in batches, or an empty batch when
+// there are none and the wants are older than PollInterval.
+func (s *Shipper) flush(ctx context.Context, lastAnswer *time.Time) error {
+	for i := 0; i < maxBatchesPerFlush; i++ {
+		s.mu.Lock()
+		n := min(len(s.buf), s.cfg.BatchSize)
+		b := traffic.Batch{EdgeID: s.cfg.EdgeID, Boot: s.boot, FirstSeq: s.firstSeq, Records: append([]traffic.Record(nil), s.buf[:n]...)}
+		s.mu.Unlock()
+		if n == 0 && !lastAnswer.IsZero() && time.Since(*lastAnswer) < s.cfg.PollInterval {
+			return nil
+		}
+		sctx, cancel := context.WithTimeout(ctx, s.cfg.SendTimeout)
+		ans, err := s.post(sctx, b)
+		cancel()
+		if err != nil {
+			if n > 0 {
+				s.failed.Add(1)
+			}
+			return err
+		}
+		*lastAnswer = time.Now()
+		s.setWants(ans.Wants)
+		if n == 0 {
+			return nil
+		}
+		s.mu.Lock()
+		var sent int64
+		for _, sz := range s.sizes[:n] {
+			sent += sz
+		}
+		rest := copy(s.buf, s.buf[n:])
+		clear(s.buf[rest:])
+		s.buf = s.buf[:rest]
+		s.sizes = s.sizes[:copy(s.sizes, s.sizes[n:])]
+		s.bytes -= sent
+		s.firstSeq += uint64(n)
+		more := len(s.buf) > 0
+		s.mu.Unlock()
+		s.shipped.Add(int64(n))
+		if !more {
+			return nil
+		}
+	}
+	return nil
+}
+
+func (s *Shipper) setWants(w map[string][]string) {
+	m := make(map[string]uint8, len(w))
+	for acct, types := range w {
+		for _, t := range types {
+			m[acct] |= typeBit(t)
+		}
+	}
+	s.wants.Store(&m)
+}
+
+// Counts are a Shipper's counters.
+type Counts struct {
+	Shipped  int64 // records the control plane acknowledged
+	Dropped  int64 // records dropped because the buffer was full
+	Failed   int64 // batches whose send failed (they are sent again)
+	Buffered int   // records waiting now
+	Bytes    int64 // their estimated size
+}
+
+// Counts returns the Shipper's counters.
+func (s *Shipper) Counts() Counts {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return Counts{Shipped: s.shipped.Load(), Dropped: s.dropped.Load(), Failed: s.failed.Load(), Buffered: len(s.buf), Bytes: s.bytes}
+}
+
+var (
+	descShipped = prometheus.NewDesc("tollgate_edge_traffic_records_shipped_total",
+		"Traffic records (for traffic events) the control plane acknowledged.", nil, nil)
+	descDropped = prometheus.NewDesc("tollgate_edge_traffic_records_dropped_total",
+		"Traffic records (for traffic events) dropped because the edge's buffer was full (the control plane was slow or unreachable).", nil, nil)
+	descFailed = prometheus.NewDesc("tollgate_edge_traffic_batch_errors_total",
+		"Batches of traffic records whose send to the control plane failed (each is sent again).", nil, nil)
+	descBuffered = prometheus.NewDesc("tollgate_edge_traffic_records_buffered",
+		"Traffic records waiting to be sent to the control plane.", nil, nil)
+	descBufferedBytes = prometheus.NewDesc("tollgate_edge_traffic_buffer_bytes",
+		"Estimated bytes of the traffic records waiting to be sent.", nil, nil)
+)
+
+// Describe implements prometheus.Collector.
+func (s *Shipper) Describe(ch chan<- *prometheus.Desc) {
+	ch <- descShipped
+	ch <- descDropped
+	ch <- descFailed
+	ch <- descBuffered
+	ch <- descBufferedBytes
+}
+
+// Collect implements prometheus.Collector.
+func (s *Shipper) Collect(ch chan<- prometheus.Metric) {
+	c := s.Counts()
+	ch <- prometheus.MustNewConstMetric(descShipped, prometheus.CounterValue, float64(c.Shipped))
+	ch <- prometheus.MustNewConstMetric(descDropped, prometheus.CounterValue, float64(c.Dropped))
+	ch <- prometheus.MustNewConstMetric(descFailed, prometheus.CounterValue, float64(c.Failed))
+	ch <- prometheus.MustNewConstMetric(descBuffered, prometheus.GaugeValue, float64(c.Buffered))
+	ch <- prometheus.MustNewConstMetric(descBufferedBytes, prometheus.GaugeValue, float64(c.Bytes))
+}

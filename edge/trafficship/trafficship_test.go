@@ -1,0 +1,107 @@
+package trafficship
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tollgate/tollgate/traffic"
+)
+
+// recorder is a PostFunc that keeps the batches it is given and answers
+// with wants, or fails while down.
+type recorder struct {
+	batches []traffic.Batch
+	wants   map[string][]string
+	down    bool
+}
+
+func (r *recorder) post(_ context.Context, b traffic.Batch) (traffic.Answer, error) {
+	if r.down {
+		return traffic.Answer{}, errors.New("connection refused")
+	}
+	r.batches = append(r.batches, b)
+	return traffic.Answer{Accepted: len(b.Records), Wants: r.wants}, nil
+}
+
+func rec(acct, typ, path string) traffic.Record {
+	return traffic.Record{Type: typ, AccountID: acct, Path: path, Start: time.Now()}
+}
+
+// TestShipperWantsAndRetries: nothing is kept before the control plane
+// said who wants what; then only wanted records are; a failed batch is
+// sent again with the same sequence numbers, the next one continues them.
+func TestShipperWantsAndRetries(t *testing.T) {
+	r := &recorder{wants: map[string][]string{"acct_a": {traffic.HTTPRequestComplete}}}
+	s := New(Config{EdgeID: "edge_1", BatchSize: 2}, r.post)
+	ctx := context.Background()
+	var last time.Time
+	s.Record(rec("acct_a", traffic.HTTPRequestComplete, "/early"))
+	if c := s.Counts(); c.Buffered != 0 {
+		t.Fatalf("kept a record before any answer: %+v", c)
+	}
+	if err := s.flush(ctx, &last); err != nil || len(r.batches) != 1 || len(r.batches[0].Records) != 0 {
+		t.Fatalf("first flush (an empty batch for the wants): %v %v", err, r.batches)
+	}
+	s.Record(rec("acct_a", traffic.HTTPRequestComplete, "/1"))
+	s.Record(rec("acct_a", traffic.TCPConnectionClosed, ""))       // type not wanted
+	s.Record(rec("acct_b", traffic.HTTPRequestComplete, "/other")) // account not wanted
+	s.Record(rec("acct_a", traffic.HTTPRequestComplete, "/2"))
+	s.Record(rec("acct_a", traffic.HTTPRequestComplete, "/3"))
+	if c := s.Counts(); c.Buffered != 3 || c.Dropped != 0 {
+		t.Fatalf("counts %+v, want 3 buffered", c)
+	}
+	r.down = true
+	if err := s.flush(ctx, &last); err == nil {
+		t.Fatal("a flush with the control plane down did not fail")
+	}
+	r.down = false
+	if err := s.flush(ctx, &last); err != nil {
+		t.Fatal(err)
+	}
+	if len(r.batches) != 3 {
+		t.Fatalf("%d batches, want 3", len(r.batches))
+	}
+	b1, b2 := r.batches[1], r.batches[2]
+	if b1.FirstSeq != 0 || len(b1.Records) != 2 || b1.Records[0].Path != "/1" || b1.Records[1].Path != "/2" ||
+		b2.FirstSeq != 2 || len(b2.Records) != 1 || b2.Records[0].Path != "/3" || b1.Boot != b2.Boot || b1.EdgeID != "edge_1" {
+		t.Fatalf("batches %+v %+v", b1, b2)
+	}
+	if c := s.Counts(); c.Shipped != 3 || c.Buffered != 0 || c.Bytes != 0 || c.Failed != 1 {
+		t.Fatalf("counts %+v", c)
+	}
+}
+
+// TestShipperBounds: with the control plane down the buffer holds at
+// most MaxRecords records and MaxBytes bytes; the rest are dropped and
+// counted, and Record never waits.
+func TestShipperBounds(t *testing.T) {
+	r := &recorder{wants: map[string][]string{"acct_a": {traffic.HTTPRequestComplete}}}
+	ctx := context.Background()
+	var last time.Time
+
+	s := New(Config{MaxRecords: 10}, r.post)
+	_ = s.flush(ctx, &last)
+	r.down = true
+	for range 25 {
+		s.Record(rec("acct_a", traffic.HTTPRequestComplete, "/x"))
+	}
+	_ = s.flush(ctx, &last)
+	if c := s.Counts(); c.Buffered != 10 || c.Dropped != 15 {
+		t.Fatalf("record bound: %+v, want 10 buffered and 15 dropped", c)
+	}
+
+	r.down = false
+	last = time.Time{}
+	s = New(Config{MaxBytes: 4 << 10}, r.post)
+	_ = s.flush(ctx, &last)
+	long := "/" + strings.Repeat("p", 1000) // ~1.4 KiB a record
+	for range 10 {
+		s.Record(rec("acct_a", traffic.HTTPRequestComplete, long))
+	}
+	if c := s.Counts(); c.Buffered != 2 || c.Dropped != 8 || c.Bytes > 4<<10 {
+		t.Fatalf("byte bound: %+v, want 2 buffered and 8 dropped", c)
+	}
+}
