@@ -504,6 +504,53 @@ func TestAgentAutoTransport(t *testing.T) {
 			t.Fatalf("through the tcp session: %d %q", resp.StatusCode, body)
 		}
 	})
+	t.Run("the edge retires the fallback session while the preferred one authenticates", func(t *testing.T) {
+		// A real edge ends the resumed (old) session as the new one
+		// authenticates, before it answers: the agent sees its QUIC session
+		// end while its TCP session is still authenticating, and must keep
+		// the TCP session, not cancel it and reconnect.
+		e := newFakeEdge(t, edgeOpts{tcp: true, quic: true})
+		var tcpWorks atomic.Bool
+		cfg := baseConfig(t, e, "auto", config.Endpoint{Name: "web", Proto: "http", Upstream: helloUpstream(t)})
+		a := startAgent(t, cfg, func(a *Agent) {
+			a.fallbackDelay = 50 * time.Millisecond
+			a.preferredRetry = 20 * time.Millisecond
+			realDial := a.dial
+			a.dial = func(ctx context.Context, transport, addr string) (tunnel.Mux, error) {
+				if transport == config.TransportTCP && !tcpWorks.Load() {
+					return nil, errors.New("connection refused")
+				}
+				return realDial(ctx, transport, addr)
+			}
+		})
+		a.waitReady(t)
+		first := e.waitSession(t)
+		e.set(func() {
+			e.onAuth = func(req *tunnel.Auth) {
+				if req.ClientID != "" {
+					_ = first.Close(errors.New("The agent reconnected; this older connection is closed. [TG_151]"))
+					time.Sleep(200 * time.Millisecond)
+				}
+			}
+		})
+		tcpWorks.Store(true)
+		s := e.waitSession(t)
+		if s.Transport() != "tcp" {
+			t.Fatalf("the new session is over %s", s.Transport())
+		}
+		waitFor(t, "the endpoint online over tcp", func() bool {
+			return a.Transport() == "tcp" && a.Endpoints()[0].State == StateOnline
+		})
+		time.Sleep(300 * time.Millisecond) // a reconnect, if any, would have begun
+		select {
+		case <-s.Done():
+			t.Fatal("the agent closed the session over the preferred transport that replaced its fallback session")
+		default:
+		}
+		if auths, _, _ := e.snapshot(); len(auths) != 2 {
+			t.Fatalf("%d Auths, want 2 (quic, then tcp): the agent reconnected after the move", len(auths))
+		}
+	})
 	t.Run("permanent error ends the race", func(t *testing.T) {
 		e := newFakeEdge(t, edgeOpts{tcp: true, quic: true})
 		e.set(func() { e.authError = "Revoked. [TG_300]" })

@@ -70,6 +70,7 @@ type fakeEdge struct {
 	listed    []tunnel.RegionEdge // AuthRespExtra.RegionEdges
 	kill      func()              // closes the listeners and every session, as a killed edge
 	tcpHost   string              // host of TCP endpoints' URLs; "" = tcp.tollgate.localhost
+	onAuth    func(*tunnel.Auth)  // called before each Auth is answered, without the lock
 
 	newSession chan *tunnel.ServerSession
 	wg         sync.WaitGroup
@@ -223,6 +224,12 @@ type edgeHandler struct {
 
 func (h *edgeHandler) Auth(ctx context.Context, req *tunnel.Auth) *tunnel.AuthResp {
 	e := h.e
+	e.mu.Lock()
+	onAuth := e.onAuth
+	e.mu.Unlock()
+	if onAuth != nil {
+		onAuth(req)
+	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.auths = append(e.auths, *req)

@@ -8,6 +8,7 @@ package agent
 
 import (
 	"context"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -38,7 +39,12 @@ func (a *Agent) wantsPreferred(transport string) bool {
 // endpoints on the new session, whose bind tokens keep the URLs. It sends
 // the session on found (buffered) and returns, or returns when ctx ends.
 // A failed try costs a TCP and TLS handshake.
-func (a *Agent) returnToPreferred(ctx context.Context, l *leg, addr string, found chan<- *conn) {
+//
+// attempting is true while a try is in flight: the edge retires the
+// current session as the new one authenticates, so the current session may
+// end before the try returns, and the caller then waits for the try
+// (awaitPreferred) instead of cancelling the session that replaces it.
+func (a *Agent) returnToPreferred(ctx context.Context, l *leg, addr string, found chan<- *conn, attempting *atomic.Bool) {
 	delay := a.preferredRetry
 	t := time.NewTimer(delay)
 	defer t.Stop()
@@ -48,7 +54,9 @@ func (a *Agent) returnToPreferred(ctx context.Context, l *leg, addr string, foun
 			return
 		case <-t.C:
 		}
+		attempting.Store(true)
 		c, err := a.attempt(ctx, l, AutoFirst, addr, a.authRequest(l))
+		attempting.Store(false)
 		if err == nil {
 			found <- c
 			return
@@ -58,5 +66,15 @@ func (a *Agent) returnToPreferred(ctx context.Context, l *leg, addr string, foun
 		}
 		delay = min(2*delay, PreferredRetryMax)
 		t.Reset(delay)
+	}
+}
+
+// awaitPreferred waits, while a try of returnToPreferred is in flight, for
+// its result on found, at most the try's own bound (ConnectTimeout). It
+// returns at once when no try is in flight.
+func (a *Agent) awaitPreferred(found <-chan *conn, attempting *atomic.Bool) {
+	deadline := time.Now().Add(a.cfg.ConnectTimeout)
+	for attempting.Load() && len(found) == 0 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
 	}
 }

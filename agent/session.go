@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"runtime"
 	"sync"
+	"sync/atomic"
 
 	"go.uber.org/zap"
 
@@ -192,11 +193,19 @@ func (a *Agent) serve(ctx context.Context, l *leg, c *conn, addr string, fwd *fo
 	if a.wantsPreferred(c.transport) {
 		preferCtx, stopPreferring := context.WithCancel(ctx)
 		preferDone := make(chan struct{})
+		var attempting atomic.Bool
 		go func() {
 			defer close(preferDone)
-			a.returnToPreferred(preferCtx, l, addr, found)
+			a.returnToPreferred(preferCtx, l, addr, found, &attempting)
 		}()
 		defer func() {
+			if next == nil && ctx.Err() == nil {
+				// This session ended on its own: when a try of the
+				// preferred transport is authenticating, the edge retired
+				// this one for it; cancelling the try now would close
+				// the session that replaces this one.
+				a.awaitPreferred(found, &attempting)
+			}
 			stopPreferring()
 			<-preferDone
 			// The edge ends the old session as the new one authenticates,
