@@ -158,7 +158,9 @@ func (s *Server) dashTestDestination(w http.ResponseWriter, r *http.Request, c *
 }
 
 // dashDeleteDestination is POST /events/destinations/{id}/delete, as the
-// API's DELETE /event_destinations/{id}. Read/write roles only.
+// API's DELETE /event_destinations/{id}: one a subscription names is
+// refused (409, codes.EventDestinationInUse). Read/write
+// roles only.
 func (s *Server) dashDeleteDestination(w http.ResponseWriter, r *http.Request, c *dashCaller) error {
 	return s.dashDelete(w, r, c, ids.PrefixEventDest, "event destination", s.store.DeleteEventDestination)
 }
@@ -179,7 +181,8 @@ func (s *Server) dashDelete(w http.ResponseWriter, r *http.Request, c *dashCalle
 		return dashForbidden(err)
 	}
 	if err := del(r.Context(), c.Actor, c.AccountID(), id); err != nil {
-		return controlplane.NotFound(err, what, id)
+		// the page again with the reason (a destination a subscription names: 409)
+		return afterAction(s, w, r, c, "events", "Events", s.eventsView, controlplane.NotFound(err, what, id), nil)
 	}
 	http.Redirect(w, r, "/events", http.StatusSeeOther)
 	return nil

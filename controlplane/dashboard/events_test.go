@@ -149,6 +149,7 @@ func TestDashboardEvents(t *testing.T) {
 			// Without the form token the page's actions are refused as the others'.
 			ro.do(http.MethodPost, "/events/subscriptions/"+sub+"/delete", url.Values{}).want(t, http.StatusForbidden, "")
 
+			admin.post("/events", "/events/destinations/"+fileID+"/delete", nil).want(t, http.StatusConflict, string(codes.EventDestinationInUse))
 			admin.post("/events", "/events/subscriptions/"+sub+"/delete", nil).want(t, http.StatusSeeOther, "")
 			admin.post("/events", "/events/destinations/"+hookID+"/delete", nil).want(t, http.StatusSeeOther, "")
 			admin.post("/events", "/events/destinations/"+hookID+"/delete", nil).want(t, http.StatusNotFound, "")
