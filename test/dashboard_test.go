@@ -220,3 +220,63 @@ func into[T any](a chromedp.Action[T], dst *T) chromedp.Action[chromedp.Void] {
 		return chromedp.Void{}, err
 	}
 }
+
+// TestDashboardEventsInBrowser drives the dashboard's Events page of
+// `tollgated dev` in Chromium: a file destination created with the form,
+// its test event sent with the button (the page shows its ID and the file
+// holds it), a subscription with a bad CEL filter refused with the
+// compiler's message, then created with a good one and listed.
+func TestDashboardEventsInBrowser(t *testing.T) {
+	fileDir := t.TempDir()
+	dev := startDev(t, "", "--events-file-dir", fileDir)
+	dash := dev.dashboardURL(t)
+	ctx := chromium(t)
+
+	var result, errText, subs string
+	run(t, ctx, "sign in and create a file destination",
+		chromedp.Navigate(dash+"/events"),
+		chromedp.WaitVisible(chromedp.ID("api_key")),
+		chromedp.SendKeys(chromedp.ID("api_key"), dev.info.APIKey),
+		chromedp.Click(chromedp.ID("signin")),
+		chromedp.WaitVisible(chromedp.ID("create-destination")),
+		chromedp.SetValue(chromedp.ID("dest-kind"), "file"),
+		chromedp.SendKeys(chromedp.ID("dest-description"), "browser file"),
+		chromedp.SendKeys(chromedp.ID("dest-path"), "browser.jsonl"),
+		chromedp.Click(chromedp.ID("create-destination")),
+		chromedp.WaitVisible(`#event-destinations button.test`),
+		chromedp.Click(`#event-destinations button.test`),
+		chromedp.WaitVisible(chromedp.ID("test-result")),
+		into(chromedp.Text(chromedp.ID("test-result")), &result),
+	)
+	m := regexp.MustCompile(`Test event (\S+) delivered`).FindStringSubmatch(result)
+	if m == nil {
+		t.Fatalf("the test result says %q", result)
+	}
+	raw, err := os.ReadFile(filepath.Join(fileDir, "browser.jsonl"))
+	if err != nil || !strings.Contains(string(raw), m[1]) {
+		t.Fatalf("the file holds %q, %v; want the test event %s", raw, err, m[1])
+	}
+
+	run(t, ctx, "a subscription with a bad filter",
+		chromedp.Click(`#subscription-form input[name=destination_id]`),
+		chromedp.SetValue(chromedp.ID("sub-type"), "http_request_complete.v0"),
+		chromedp.SendKeys(chromedp.ID("sub-filter"), "status >="),
+		chromedp.Click(chromedp.ID("create-subscription")),
+		chromedp.WaitVisible(chromedp.ID("error")),
+		into(chromedp.Text(chromedp.ID("error")), &errText),
+	)
+	if !strings.Contains(errText, "TG_5410") || !strings.Contains(errText, "Syntax error") {
+		t.Fatalf("bad filter: the page says %q", errText)
+	}
+	run(t, ctx, "a subscription with a good filter",
+		chromedp.Click(`#subscription-form input[name=destination_id]`),
+		chromedp.SetValue(chromedp.ID("sub-type"), "http_request_complete.v0"),
+		chromedp.SendKeys(chromedp.ID("sub-filter"), "status >= 500"),
+		chromedp.Click(chromedp.ID("create-subscription")),
+		chromedp.WaitVisible(chromedp.ID("event-subscriptions")),
+		into(chromedp.Text(chromedp.ID("event-subscriptions")), &subs),
+	)
+	if !strings.Contains(subs, "http_request_complete.v0 if status >= 500") {
+		t.Fatalf("subscriptions: %q", subs)
+	}
+}

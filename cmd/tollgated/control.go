@@ -206,7 +206,9 @@ func runControl(ctx context.Context, o controlOptions, stdout io.Writer) error {
 	api := restapi.New(restapi.Config{BaseURL: o.baseURL, TCPAddrPools: pools,
 		EventTargets: deliverer.Config().TargetOptions(), EventTester: deliverer}, core)
 	edges := edgeapi.New(edgeapi.Config{Secret: edgeSecret, Traffic: deliverer}, core)
-	dash := dashboard.New(o.dashboardOptions.config(), core)
+	dcfg := o.dashboardOptions.config()
+	dcfg.EventTargets, dcfg.EventTester = deliverer.Config().TargetOptions(), deliverer
+	dash := dashboard.New(dcfg, core)
 	// Requests see their context end when shutdown starts, so that edges'
 	// long polls (up to a minute) do not hold the drain.
 	baseCtx, cancelBase := context.WithCancel(context.Background())

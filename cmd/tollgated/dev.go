@@ -198,7 +198,9 @@ func runDev(ctx context.Context, o devOptions, stdout io.Writer) error {
 	api := restapi.New(restapi.Config{BaseURL: apiURL, DefaultRegion: o.region, TCPAddrPools: pools,
 		EventTargets: deliverer.Config().TargetOptions(), EventTester: deliverer}, core)
 	edges := edgeapi.New(edgeapi.Config{}, core) // no edge secret: only the in-process edge
-	dash := dashboard.New(o.dashboardOptions.config(), core)
+	dcfg := o.dashboardOptions.config()
+	dcfg.EventTargets, dcfg.EventTester = deliverer.Config().TargetOptions(), deliverer
+	dash := dashboard.New(dcfg, core)
 
 	ecfg, err := o.edgeConfig(o.region, dataDir, log)
 	if err != nil {

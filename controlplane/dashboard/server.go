@@ -8,6 +8,7 @@ import (
 
 	"github.com/tollgate/tollgate/codes"
 	"github.com/tollgate/tollgate/controlplane"
+	"github.com/tollgate/tollgate/controlplane/events"
 	"github.com/tollgate/tollgate/controlplane/store"
 )
 
@@ -24,6 +25,12 @@ type Config struct {
 	// TLS-terminating proxy. Without it the cookie is Secure only when the
 	// connection itself is TLS.
 	SecureCookie bool
+	// EventTargets are the rules for event destination targets, as the
+	// REST API's (restapi.Config.EventTargets). Default: no file targets.
+	EventTargets events.TargetOptions
+	// EventTester sends the events page's test event
+	// (events.Deliverer.SendTest); nil refuses tests (codes.EventTestFailed).
+	EventTester EventTester
 }
 
 // Server is the dashboard over a controlplane.Core. Create it with New; it
@@ -82,6 +89,12 @@ func (s *Server) routes() *http.ServeMux {
 	mux.HandleFunc("POST /users/invite", s.dashServe(s.dashInvite))
 	mux.HandleFunc("GET /ip-policies", s.dashServe(viewPage(s, "ip-policies", "IP policies", s.ipPoliciesView)))
 	mux.HandleFunc("GET /reservations", s.dashServe(viewPage(s, "reservations", "Reservations", s.reservationsView)))
+	mux.HandleFunc("GET /events", s.dashServe(viewPage(s, "events", "Events", s.eventsView)))
+	mux.HandleFunc("POST /events/destinations", s.dashServe(s.dashCreateDestination))
+	mux.HandleFunc("POST /events/destinations/{id}/test", s.dashServe(s.dashTestDestination))
+	mux.HandleFunc("POST /events/destinations/{id}/delete", s.dashServe(s.dashDeleteDestination))
+	mux.HandleFunc("POST /events/subscriptions", s.dashServe(s.dashCreateSubscription))
+	mux.HandleFunc("POST /events/subscriptions/{id}/delete", s.dashServe(s.dashDeleteSubscription))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		dashHeaders(w)
 		s.renderError(w, r, nil, controlplane.Errorf(http.StatusNotFound, codes.DashboardNotFound,

@@ -152,11 +152,7 @@ func (s *Server) subscriptionJSON(r *http.Request, x *store.EventSubscription) e
 func (s *Server) destinationJSON(r *http.Request, d *store.EventDestination) eventDestinationJSON {
 	out := eventDestinationJSON{ID: d.ID, URI: s.baseURL(r) + "/event_destinations/" + d.ID, CreatedAt: timestamp(d.CreatedAt),
 		Metadata: d.Metadata, Description: d.Description, Format: d.Format, Target: store.RedactTarget(d.Target)}
-	del, err := s.store.GetEventDelivery(r.Context(), d.AccountID, d.ID)
-	if err != nil {
-		return out
-	}
-	pending, oldest, err := s.store.PendingEvents(r.Context(), del)
+	st, err := events.Status(r.Context(), s.store, d, s.cfg.EventTargets)
 	if err != nil {
 		return out
 	}
@@ -167,15 +163,9 @@ func (s *Server) destinationJSON(r *http.Request, d *store.EventDestination) eve
 		v := t.UTC().Format(time.RFC3339)
 		return &v
 	}
-	dj := &deliveryJSON{Delivered: del.Delivered, Dropped: del.Dropped, Pending: pending, Failures: del.Failures,
-		LastSuccessAt: opt(del.LastSuccessAt), LastErrorAt: opt(del.LastErrorAt), LastError: del.LastError,
-		NextAttemptAt: opt(del.NextAttemptAt)}
-	if !oldest.IsZero() {
-		dj.LagSeconds = time.Since(oldest).Seconds()
-	}
-	if t, err := events.ParseTarget(d.Target, s.cfg.EventTargets); err == nil && !t.Delivered() && dj.LastError == "" {
-		dj.LastError = t.ErrNotDelivered().Error()
-	}
+	dj := &deliveryJSON{Delivered: st.Delivered, Dropped: st.Dropped, Pending: st.Pending, Failures: st.Failures,
+		LastSuccessAt: opt(st.LastSuccessAt), LastErrorAt: opt(st.LastErrorAt), LastError: st.LastError,
+		NextAttemptAt: opt(st.NextAttemptAt), LagSeconds: st.Lag.Seconds()}
 	out.Delivery = dj
 	return out
 }
@@ -194,25 +184,10 @@ func checkFormat(f *string) error {
 	return nil
 }
 
-// checkSource checks a source's type, filter (type-checked CEL) and fields.
+// checkSource checks a source's type, filter (type-checked CEL) and fields
+// (events.CheckSource, shared with the dashboard).
 func checkSource(b eventSourceBody) (store.EventSource, error) {
-	src := store.EventSource{Type: b.Type}
-	if err := events.CheckType(b.Type); err != nil {
-		return src, err
-	}
-	if b.Filter != nil {
-		if _, err := events.CompileFilterFor(b.Type, *b.Filter); err != nil {
-			return src, err
-		}
-		src.Filter = *b.Filter
-	}
-	if b.Fields != nil {
-		if err := events.CheckFieldsFor(b.Type, *b.Fields); err != nil {
-			return src, err
-		}
-		src.Fields = *b.Fields
-	}
-	return src, nil
+	return events.CheckSource(b.Type, b.Filter, b.Fields)
 }
 
 func checkSources(bs []eventSourceBody) ([]store.EventSource, error) {

@@ -48,6 +48,10 @@ type Config struct {
 	TrafficEvents bool
 	// Dashboard (dashboard.Config.SecureCookie).
 	DashboardSecureCookie bool
+	// EventFileDir gives the REST API and the dashboard an events.Deliverer
+	// (not run) as their event tester, file targets under this directory
+	// and http:// webhooks (loopback tests).
+	EventFileDir string
 }
 
 // Env is a control plane under test: a real store, the Core and its
@@ -98,7 +102,17 @@ func NewEnv(t *testing.T, dsn string, cfg Config) *Env {
 	core := controlplane.New(controlplane.Config{PollInterval: cfg.PollInterval, RateLimit: cfg.RateLimit, RateBurst: cfg.RateBurst,
 		AuthFailureLimit: cfg.AuthFailureLimit, AuthFailureBurst: cfg.AuthFailureBurst, TrustedProxies: cfg.TrustedProxies}, st)
 	t.Cleanup(core.Close)
-	api := restapi.New(restapi.Config{BaseURL: cfg.BaseURL, DefaultRegion: cfg.DefaultRegion, TCPAddrPools: cfg.TCPAddrPools}, core)
+	rcfg := restapi.Config{BaseURL: cfg.BaseURL, DefaultRegion: cfg.DefaultRegion, TCPAddrPools: cfg.TCPAddrPools}
+	dcfg := dashboard.Config{SecureCookie: cfg.DashboardSecureCookie}
+	if cfg.EventFileDir != "" {
+		d, err := events.New(events.Config{FileDir: cfg.EventFileDir, AllowHTTPWebhooks: true}, st)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rcfg.EventTargets, rcfg.EventTester = d.Config().TargetOptions(), d
+		dcfg.EventTargets, dcfg.EventTester = d.Config().TargetOptions(), d
+	}
+	api := restapi.New(rcfg, core)
 	ecfg := edgeapi.Config{Secret: cfg.EdgeSecret}
 	if cfg.TrafficEvents {
 		d, err := events.New(events.Config{}, st)
@@ -108,7 +122,7 @@ func NewEnv(t *testing.T, dsn string, cfg Config) *Env {
 		ecfg.Traffic = d
 	}
 	edges := edgeapi.New(ecfg, core)
-	dash := dashboard.New(dashboard.Config{SecureCookie: cfg.DashboardSecureCookie}, core)
+	dash := dashboard.New(dcfg, core)
 	hs := httptest.NewServer(edgeapi.Mount(edges.Handler(), api.Handler()))
 	t.Cleanup(hs.Close)
 	dev, created, err := controlplane.Bootstrap(Ctx(t), st)
