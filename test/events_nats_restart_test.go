@@ -2,15 +2,12 @@ package test
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -138,43 +135,13 @@ func TestEventsNATSRestart(t *testing.T) {
 	}()
 
 	cp, key := startEventsControl(t, filepath.Join(t.TempDir(), "cp.db"))
-	dest := api(t, cp.apiURL, key, "POST", "/event_destinations", map[string]any{"format": "JSON",
-		"target": map[string]any{"nats": map[string]any{"url": ns.url(), "subject": subject}}}, 201)
-	destID := dest["id"].(string)
-	api(t, cp.apiURL, key, "POST", "/event_subscriptions", map[string]any{
-		"sources": []any{map[string]any{"type": "bot_user_created.v0"}}, "destination_ids": []string{destID}}, 201)
+	destID := subscribeBotUsersToNATS(t, cp, key, ns.url(), subject)
 
-	var mu sync.Mutex
-	var acked []string
-	ackedN := func() int { mu.Lock(); defer mu.Unlock(); return len(acked) }
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	client := &http.Client{Timeout: 10 * time.Second}
-	var wg sync.WaitGroup
-	for w := 0; w < 4; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := 0; i < 3000 && ctx.Err() == nil; i++ {
-				status, data, err := restCall(ctx, client, cp.apiURL, key, "POST", "/bot_users", map[string]any{"name": fmt.Sprintf("w%d-%d", w, i)})
-				if err != nil || status != 201 {
-					if ctx.Err() == nil {
-						t.Errorf("POST /bot_users: %d %s %v", status, data, err)
-					}
-					return
-				}
-				var m map[string]any
-				if err := json.Unmarshal(data, &m); err != nil {
-					t.Errorf("POST /bot_users: %v", err)
-					return
-				}
-				mu.Lock()
-				acked = append(acked, m["id"].(string))
-				mu.Unlock()
-				time.Sleep(20 * time.Millisecond) // a steady stream while the server goes and comes
-			}
-		}()
-	}
+	// A steady stream while the server goes and comes.
+	writers := startBotUserWriters(ctx, t, cp.apiURL, key, 3000, 20*time.Millisecond, true)
+	ackedN := writers.n
 	// Two rounds: writes flow, the server goes away mid-stream, writes go
 	// on while it is down, it comes back, writes go on again.
 	delivery := func() map[string]any {
@@ -201,7 +168,7 @@ func TestEventsNATSRestart(t *testing.T) {
 		t.Logf("after %v: %d acknowledged writes", sig, ackedN())
 	}
 	cancel()
-	wg.Wait()
+	acked := writers.wait()
 
 	sentinel := api(t, cp.apiURL, key, "POST", "/bot_users", map[string]any{"name": "sentinel"}, 201)["id"].(string)
 	nc, err := nats.Connect(ns.url(), nats.Timeout(5*time.Second))
@@ -239,8 +206,6 @@ func TestEventsNATSRestart(t *testing.T) {
 		byObject[id]++
 		byID[e.msgID]++
 	}
-	mu.Lock()
-	defer mu.Unlock()
 	for _, id := range append(acked, sentinel) {
 		if byObject[id] != 1 {
 			t.Errorf("bot user %s: %d events, want 1", id, byObject[id])

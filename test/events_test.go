@@ -415,6 +415,68 @@ func poll(t *testing.T, what string, cond func() bool) {
 	}
 }
 
+// subscribeBotUsersToNATS creates a NATS destination publishing to subject
+// at url and a subscription of bot_user_created.v0 to it, and returns the
+// destination's ID.
+func subscribeBotUsersToNATS(t *testing.T, cp *controlServer, key, url, subject string) string {
+	t.Helper()
+	dest := api(t, cp.apiURL, key, "POST", "/event_destinations", map[string]any{"format": "JSON",
+		"target": map[string]any{"nats": map[string]any{"url": url, "subject": subject}}}, 201)
+	destID := dest["id"].(string)
+	api(t, cp.apiURL, key, "POST", "/event_subscriptions", map[string]any{
+		"sources": []any{map[string]any{"type": "bot_user_created.v0"}}, "destination_ids": []string{destID}}, 201)
+	return destID
+}
+
+// botUserWriters is a burst of API writes: four writers creating bot
+// users until ctx ends, each at most perWriter times, pausing pause after
+// each. A writer stops at its first failed write; with strict, a failure
+// before ctx ends also fails the test. acked holds the IDs of the bot
+// users whose creation was acknowledged.
+type botUserWriters struct {
+	wg    sync.WaitGroup
+	mu    sync.Mutex
+	acked []string
+}
+
+func startBotUserWriters(ctx context.Context, t *testing.T, apiURL, key string, perWriter int, pause time.Duration, strict bool) *botUserWriters {
+	b := &botUserWriters{}
+	client := &http.Client{Timeout: 10 * time.Second}
+	for w := 0; w < 4; w++ {
+		b.wg.Add(1)
+		go func() {
+			defer b.wg.Done()
+			for i := 0; i < perWriter && ctx.Err() == nil; i++ {
+				status, data, err := restCall(ctx, client, apiURL, key, "POST", "/bot_users", map[string]any{"name": fmt.Sprintf("w%d-%d", w, i)})
+				var m map[string]any
+				if err == nil && status == 201 {
+					err = json.Unmarshal(data, &m)
+				}
+				if err != nil || status != 201 {
+					if strict && ctx.Err() == nil {
+						t.Errorf("POST /bot_users: %d %s %v", status, data, err)
+					}
+					return
+				}
+				b.mu.Lock()
+				b.acked = append(b.acked, m["id"].(string))
+				b.mu.Unlock()
+				time.Sleep(pause)
+			}
+		}()
+	}
+	return b
+}
+
+// n returns how many writes were acknowledged so far.
+func (b *botUserWriters) n() int { b.mu.Lock(); defer b.mu.Unlock(); return len(b.acked) }
+
+// wait waits for the writers (end ctx first) and returns the acknowledged IDs.
+func (b *botUserWriters) wait() []string {
+	b.wg.Wait()
+	return b.acked
+}
+
 // TestEventsSurviveKill kills `tollgated control` with SIGKILL during a
 // burst of writes; after a restart every acknowledged write's event is in
 // the stream, and no event twice.
@@ -427,47 +489,18 @@ func TestEventsSurviveKill(t *testing.T) {
 				dsn = freshPostgres(t)
 			}
 			cp, key := startEventsControl(t, dsn)
-			dest := api(t, cp.apiURL, key, "POST", "/event_destinations", map[string]any{"format": "JSON",
-				"target": map[string]any{"nats": map[string]any{"url": natsURL(), "subject": subject}}}, 201)
-			api(t, cp.apiURL, key, "POST", "/event_subscriptions", map[string]any{
-				"sources": []any{map[string]any{"type": "bot_user_created.v0"}}, "destination_ids": []string{dest["id"].(string)}}, 201)
+			subscribeBotUsersToNATS(t, cp, key, natsURL(), subject)
 
-			var mu sync.Mutex
-			var acked []string
 			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 			defer cancel()
-			client := &http.Client{Timeout: 10 * time.Second}
-			var wg sync.WaitGroup
-			for w := 0; w < 4; w++ {
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					for i := 0; i < 200 && ctx.Err() == nil; i++ {
-						status, data, err := restCall(ctx, client, cp.apiURL, key, "POST", "/bot_users", map[string]any{"name": fmt.Sprintf("w%d-%d", w, i)})
-						if err != nil || status != 201 {
-							return
-						}
-						var m map[string]any
-						if json.Unmarshal(data, &m) != nil {
-							return
-						}
-						mu.Lock()
-						acked = append(acked, m["id"].(string))
-						mu.Unlock()
-					}
-				}()
-			}
-			poll(t, "40 acknowledged writes", func() bool {
-				mu.Lock()
-				defer mu.Unlock()
-				return len(acked) >= 40
-			})
+			writers := startBotUserWriters(ctx, t, cp.apiURL, key, 200, 0, false)
+			poll(t, "40 acknowledged writes", func() bool { return writers.n() >= 40 })
 			if err := cp.cmd.Process.Kill(); err != nil {
 				t.Fatal(err)
 			}
 			<-cp.done
 			cancel()
-			wg.Wait()
+			acked := writers.wait()
 			t.Logf("killed after %d acknowledged writes", len(acked))
 
 			// The killed process's lease ends within 4 × --events-send-timeout.
