@@ -45,7 +45,7 @@ var errAllStopped = errors.New("agent: every endpoint was stopped by the edge")
 type Agent struct {
 	cfg        *resolved
 	log        *zap.Logger
-	eps        []*endpoint
+	eps        endpointSet
 	legs       []*leg
 	edges      *edgePicker
 	instanceID string // random per Agent: Auth's InstanceID on every leg
@@ -56,9 +56,7 @@ type Agent struct {
 	running        atomic.Bool
 	allStopped     chan struct{}
 	allStoppedOnce sync.Once
-	routes         atomic.Pointer[map[string]*endpoint] // bind ID → endpoint
-	bg             sync.WaitGroup                       // unbinds on other legs (onStopTunnel); Run waits
-	orphans        wakeup                               // fired when an endpoint is left bound on no leg
+	bg             sync.WaitGroup // unbinds on other legs (onStopTunnel); Run waits
 
 	// Replaceable in tests.
 	dial          func(ctx context.Context, transport, addr string) (tunnel.Mux, error)
@@ -132,9 +130,9 @@ func New(cfg Config, logger *zap.Logger) (*Agent, error) {
 		}
 		ep := &endpoint{spec: spec, opts: opts, state: StateStarting}
 		ep.fwd = &forwarder{spec: spec, log: logger, metrics: &ep.metrics}
-		a.eps = append(a.eps, ep)
+		a.eps.list = append(a.eps.list, ep)
 	}
-	a.routes.Store(&map[string]*endpoint{})
+	a.eps.routes.Store(&map[string]*endpoint{})
 	return a, nil
 }
 
@@ -204,8 +202,8 @@ func (a *Agent) Status() Status {
 
 // Endpoints returns a snapshot of every endpoint, in configuration order.
 func (a *Agent) Endpoints() []EndpointStatus {
-	out := make([]EndpointStatus, 0, len(a.eps))
-	for _, ep := range a.eps {
+	out := make([]EndpointStatus, 0, len(a.eps.list))
+	for _, ep := range a.eps.list {
 		out = append(out, ep.snapshot())
 	}
 	return out

@@ -162,8 +162,8 @@ func (a *Agent) attempt(ctx context.Context, l *leg, transport, addr string, aut
 		HeartbeatInterval:  a.cfg.HeartbeatInterval,
 		HeartbeatTolerance: a.cfg.HeartbeatTolerance,
 		OnStopTunnel:       func(st tunnel.StopTunnel) { a.onStopTunnel(l, c, st) },
-		OnStop:             a.onStop,
-		OnRestart:          a.onRestart,
+		OnStop:             a.accepts(EventStopRequested),
+		OnRestart:          a.accepts(EventRestartRequested),
 	})
 	c.startSession()
 	resp, err := c.sess.Auth(ctx, auth)

@@ -95,7 +95,7 @@ func (a *Agent) runLeg(ctx context.Context, l *leg, fwd *forwarding) error {
 					continue
 				}
 				duplicates = 0
-				if !a.sleep(ctx, bo.Next()) {
+				if !sleep(ctx, bo.Next()) {
 					return nil
 				}
 				continue
@@ -194,7 +194,7 @@ func (a *Agent) idle(ctx context.Context, l *leg, wake <-chan struct{}) bool {
 }
 
 // sleep waits d; false means ctx ended first.
-func (a *Agent) sleep(ctx context.Context, d time.Duration) bool {
+func sleep(ctx context.Context, d time.Duration) bool {
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
@@ -300,7 +300,7 @@ func (a *Agent) legEnded(l *leg) []string {
 	var bound []string
 	orphaned := false
 	bit := uint32(1) << l.n
-	for _, ep := range a.eps {
+	for _, ep := range a.eps.list {
 		ep.mu.Lock()
 		if ep.on&bit != 0 {
 			ep.on &^= bit
@@ -313,7 +313,7 @@ func (a *Agent) legEnded(l *leg) []string {
 		ep.mu.Unlock()
 	}
 	if orphaned {
-		a.orphans.fire()
+		a.eps.orphans.fire()
 	}
 	return bound
 }

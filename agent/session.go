@@ -77,7 +77,7 @@ func (a *Agent) regionRedirect(ctx context.Context, resp *tunnel.AuthResp, addr 
 // bound and are bound on no leg now (serve).
 func (a *Agent) bindLeg(ctx context.Context, l *leg, c *conn, orphansOnly bool) error {
 	bit := uint32(1) << l.n
-	for _, ep := range a.eps {
+	for _, ep := range a.eps.list {
 		ep.mu.Lock()
 		if orphansOnly && (ep.on != 0 || ep.publicURL == "") {
 			ep.mu.Unlock()
@@ -158,22 +158,8 @@ func (a *Agent) bindLeg(ctx context.Context, l *leg, c *conn, orphansOnly bool) 
 		a.log.Info("endpoint online", zap.String("endpoint", ep.spec.Name), zap.String("url", resp.URL),
 			zap.String("upstream", ep.spec.Upstream.String()), zap.Int("leg", l.n), zap.String("edge_id", c.resp.Extra.EdgeID))
 	}
-	a.rebuildRoutes()
+	a.eps.rebuildRoutes()
 	return nil
-}
-
-// rebuildRoutes publishes the bind ID → endpoint map of the endpoints
-// that are not stopped.
-func (a *Agent) rebuildRoutes() {
-	m := make(map[string]*endpoint, len(a.eps))
-	for _, ep := range a.eps {
-		ep.mu.Lock()
-		if ep.bindID != "" && ep.state != StateStopped {
-			m[ep.bindID] = ep
-		}
-		ep.mu.Unlock()
-	}
-	a.routes.Store(&m)
 }
 
 // serve accepts leg l's proxy streams and forwards each in its own
@@ -223,9 +209,9 @@ func (a *Agent) serve(ctx context.Context, l *leg, c *conn, addr string, fwd *fo
 	}
 	// An endpoint that no leg serves any more (its legs ended, others had
 	// left it to them) is bound on this leg.
-	orphans := a.orphans.wait()
+	orphans := a.eps.orphans.wait()
 	for {
-		if a.hasOrphans() {
+		if a.eps.hasOrphans() {
 			if err := a.bindLeg(ctx, l, c, true); err != nil {
 				a.log.Warn("binding the endpoints no connection serves failed", zap.Int("leg", l.n), zap.Error(err))
 			}
@@ -240,23 +226,9 @@ func (a *Agent) serve(ctx context.Context, l *leg, c *conn, addr string, fwd *fo
 		case n := <-found:
 			return n, nil
 		case <-orphans:
-			orphans = a.orphans.wait()
+			orphans = a.eps.orphans.wait()
 		}
 	}
-}
-
-// hasOrphans reports whether an endpoint that was bound, and not stopped,
-// is bound on no leg.
-func (a *Agent) hasOrphans() bool {
-	for _, ep := range a.eps {
-		ep.mu.Lock()
-		orphan := ep.on == 0 && ep.publicURL != "" && ep.state != StateStopped
-		ep.mu.Unlock()
-		if orphan {
-			return true
-		}
-	}
-	return false
 }
 
 // acceptProxies is the session's accept loop for proxy streams.
@@ -267,7 +239,7 @@ func (a *Agent) acceptProxies(ctx context.Context, c *conn, fwd *forwarding, don
 		if err != nil {
 			return
 		}
-		ep := (*a.routes.Load())[hdr.ID]
+		ep := (*a.eps.routes.Load())[hdr.ID]
 		if ep == nil {
 			if ce := a.log.Check(zap.DebugLevel, "proxy stream for an unknown endpoint"); ce != nil {
 				ce.Write(zap.String("bind_id", hdr.ID), zap.String("remote_addr", hdr.ClientAddr))
@@ -312,7 +284,7 @@ func (a *Agent) wait(ctx context.Context, l *leg, bo backoffer, cause error) boo
 		a.log.Warn("no session with the edge; reconnecting", zap.Duration("delay", delay), zap.Error(cause))
 	}
 	a.emit(Event{Kind: EventDisconnected, Err: cause, Delay: delay, Leg: l.n, Legs: online})
-	return a.sleep(ctx, delay)
+	return sleep(ctx, delay)
 }
 
 // onStopTunnel handles the StopTunnel of leg l's session c: the endpoint
@@ -325,8 +297,8 @@ func (a *Agent) onStopTunnel(l *leg, c *conn, st tunnel.StopTunnel) {
 	}
 	var stopped *endpoint
 	var elsewhere uint32
-	all := len(a.eps) > 0
-	for _, ep := range a.eps {
+	all := len(a.eps.list) > 0
+	for _, ep := range a.eps.list {
 		ep.mu.Lock()
 		if ep.bindID == st.ID && ep.state != StateStopped {
 			ep.state, ep.stopMsg, ep.stopCode = StateStopped, st.Message, st.ErrorCode
@@ -340,7 +312,7 @@ func (a *Agent) onStopTunnel(l *leg, c *conn, st tunnel.StopTunnel) {
 		a.log.Debug("stop for an unknown endpoint", zap.String("bind_id", st.ID))
 		return
 	}
-	a.rebuildRoutes()
+	a.eps.rebuildRoutes()
 	a.unbindElsewhere(st.ID, elsewhere)
 	a.log.Warn("the edge stopped an endpoint", zap.String("endpoint", stopped.spec.Name),
 		zap.String("message", st.Message), zap.String("code", st.ErrorCode))
@@ -370,18 +342,15 @@ func (a *Agent) unbindElsewhere(bindID string, mask uint32) {
 	}
 }
 
-// onStop accepts the edge's Stop; the session then ends with
-// tunnel.ErrStopRequested and Run returns nil.
-func (a *Agent) onStop() error {
-	a.emit(Event{Kind: EventStopRequested})
-	return nil
-}
-
-// onRestart accepts the edge's Restart; the session then ends with
-// tunnel.ErrRestartRequested and Run reconnects with a new session.
-func (a *Agent) onRestart() error {
-	a.emit(Event{Kind: EventRestartRequested})
-	return nil
+// accepts returns the callback that accepts an edge's Stop or Restart
+// (kind EventStopRequested or EventRestartRequested) and emits it: the
+// session then ends with tunnel.ErrStopRequested (Run returns nil) or
+// tunnel.ErrRestartRequested (Run reconnects with a new session).
+func (a *Agent) accepts(kind EventKind) func() error {
+	return func() error {
+		a.emit(Event{Kind: kind})
+		return nil
+	}
 }
 
 func (a *Agent) emit(e Event) {
@@ -394,7 +363,7 @@ func (a *Agent) emit(e Event) {
 // the last stop's message and code.
 func (a *Agent) stoppedError() error {
 	var msg, code string
-	for _, ep := range a.eps {
+	for _, ep := range a.eps.list {
 		ep.mu.Lock()
 		if ep.stopMsg != "" || ep.stopCode != "" {
 			msg, code = ep.stopMsg, ep.stopCode
