@@ -3,7 +3,6 @@ package edge
 import (
 	"context"
 	"errors"
-	"net"
 	"strings"
 	"testing"
 	"time"
@@ -20,23 +19,7 @@ import (
 // returns the client session and a channel that receives how it ended.
 func connectAgent(t testing.TB, e *Edge, token string) (*tunnel.ClientSession, <-chan error) {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	accepted := make(chan net.Conn, 1)
-	go func() {
-		c, err := ln.Accept()
-		if err == nil {
-			accepted <- c
-		}
-	}()
-	cc, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	sc := <-accepted
+	cc, sc := tcpPair(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 	e.startAgentSession(ctx, tunnel.NewMuxadoMux(sc, true, tunnel.MuxConfig{}))
