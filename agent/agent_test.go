@@ -419,6 +419,28 @@ func TestAgentStopAndRestart(t *testing.T) {
 	}
 }
 
+// startFallenBackAgent starts a --transport auto agent with one HTTP
+// endpoint against a fake edge whose TCP is refused until tcpWorks is set:
+// the agent falls back to QUIC and tries TCP again every 20 ms.
+func startFallenBackAgent(t *testing.T) (*fakeEdge, *runningAgent, *atomic.Bool) {
+	t.Helper()
+	e := newFakeEdge(t, edgeOpts{tcp: true, quic: true})
+	tcpWorks := new(atomic.Bool)
+	cfg := baseConfig(t, e, "auto", config.Endpoint{Name: "web", Proto: "http", Upstream: helloUpstream(t)})
+	a := startAgent(t, cfg, func(a *Agent) {
+		a.fallbackDelay = 50 * time.Millisecond
+		a.preferredRetry = 20 * time.Millisecond
+		realDial := a.dial
+		a.dial = func(ctx context.Context, transport, addr string) (tunnel.Mux, error) {
+			if transport == config.TransportTCP && !tcpWorks.Load() {
+				return nil, errors.New("connection refused")
+			}
+			return realDial(ctx, transport, addr)
+		}
+	})
+	return e, a, tcpWorks
+}
+
 func TestAgentAutoTransport(t *testing.T) {
 	t.Run("both answer", func(t *testing.T) {
 		e := newFakeEdge(t, edgeOpts{tcp: true, quic: true})
@@ -461,20 +483,7 @@ func TestAgentAutoTransport(t *testing.T) {
 		// TCP was refused when the agent (re)connected, as while an edge
 		// restarts: the agent falls back to QUIC, then must move back to
 		// TCP once TCP works, keeping its endpoint's URL.
-		e := newFakeEdge(t, edgeOpts{tcp: true, quic: true})
-		var tcpWorks atomic.Bool
-		cfg := baseConfig(t, e, "auto", config.Endpoint{Name: "web", Proto: "http", Upstream: helloUpstream(t)})
-		a := startAgent(t, cfg, func(a *Agent) {
-			a.fallbackDelay = 50 * time.Millisecond
-			a.preferredRetry = 20 * time.Millisecond
-			realDial := a.dial
-			a.dial = func(ctx context.Context, transport, addr string) (tunnel.Mux, error) {
-				if transport == config.TransportTCP && !tcpWorks.Load() {
-					return nil, errors.New("connection refused")
-				}
-				return realDial(ctx, transport, addr)
-			}
-		})
+		e, a, tcpWorks := startFallenBackAgent(t)
 		a.waitReady(t)
 		if got := a.Transport(); got != "quic" {
 			t.Fatalf("transport = %q, want quic while tcp is refused", got)
@@ -509,20 +518,7 @@ func TestAgentAutoTransport(t *testing.T) {
 		// authenticates, before it answers: the agent sees its QUIC session
 		// end while its TCP session is still authenticating, and must keep
 		// the TCP session, not cancel it and reconnect.
-		e := newFakeEdge(t, edgeOpts{tcp: true, quic: true})
-		var tcpWorks atomic.Bool
-		cfg := baseConfig(t, e, "auto", config.Endpoint{Name: "web", Proto: "http", Upstream: helloUpstream(t)})
-		a := startAgent(t, cfg, func(a *Agent) {
-			a.fallbackDelay = 50 * time.Millisecond
-			a.preferredRetry = 20 * time.Millisecond
-			realDial := a.dial
-			a.dial = func(ctx context.Context, transport, addr string) (tunnel.Mux, error) {
-				if transport == config.TransportTCP && !tcpWorks.Load() {
-					return nil, errors.New("connection refused")
-				}
-				return realDial(ctx, transport, addr)
-			}
-		})
+		e, a, tcpWorks := startFallenBackAgent(t)
 		a.waitReady(t)
 		first := e.waitSession(t)
 		e.set(func() {
