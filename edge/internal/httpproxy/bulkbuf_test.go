@@ -108,6 +108,19 @@ func (c *stallConn) Write(p []byte) (int, error) {
 	return n, net.ErrClosed
 }
 
+// bulkUpstream answers every request with bodySize bytes (Content-Length
+// set), written len(chunk) at a time from chunk, until a write fails.
+func bulkUpstream(bodySize int, chunk []byte) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Length", strconv.Itoa(bodySize))
+		for left := bodySize; left > 0; left -= len(chunk) {
+			if _, err := w.Write(chunk[:min(left, len(chunk))]); err != nil {
+				return
+			}
+		}
+	})
+}
+
 // TestSlowClientParksNoBulkBuffer is the slow-reader class at the proxy:
 // a client that stops reading after taking some of a large response
 // leaves the response holding a bulk buffer of at most 1/keepUpFactor of
@@ -117,14 +130,7 @@ func (c *stallConn) Write(p []byte) (int, error) {
 func TestSlowClientParksNoBulkBuffer(t *testing.T) {
 	const bodySize = 64 << 20
 	chunk := make([]byte, 64<<10)
-	h := newHarness(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Length", strconv.Itoa(bodySize))
-		for left := bodySize; left > 0; left -= len(chunk) {
-			if _, err := w.Write(chunk[:min(left, len(chunk))]); err != nil {
-				return
-			}
-		}
-	}), harnessOpts{})
+	h := newHarness(t, bulkUpstream(bodySize, chunk), harnessOpts{})
 	cert, roots := testCert(t)
 	srvTLS := &tls.Config{Certificates: []tls.Certificate{cert}, NextProtos: []string{"h2", "http/1.1"}}
 	for _, proto := range []string{"h1", "h2"} {
@@ -216,14 +222,7 @@ func TestSlowClientHoldsOnePoolBuffer(t *testing.T) {
 	const bodySize = 16 << 20
 	chunk := make([]byte, 64<<10)
 	pool := &countingPool{bp: newBufferPool(defaultBufferSize)}
-	h := newHarness(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Length", strconv.Itoa(bodySize))
-		for left := bodySize; left > 0; left -= len(chunk) {
-			if _, err := w.Write(chunk[:min(left, len(chunk))]); err != nil {
-				return
-			}
-		}
-	}), harnessOpts{cfg: func(c *Config) { c.BufferPool = pool }})
+	h := newHarness(t, bulkUpstream(bodySize, chunk), harnessOpts{cfg: func(c *Config) { c.BufferPool = pool }})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

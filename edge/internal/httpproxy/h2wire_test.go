@@ -6,7 +6,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -32,14 +31,7 @@ func (c *deadlineConn) SetWriteDeadline(t time.Time) error {
 func TestH2WriteDeadlinesSparse(t *testing.T) {
 	const bodySize = 8 << 20
 	chunk := make([]byte, 64<<10)
-	h := newHarness(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Length", strconv.Itoa(bodySize))
-		for left := bodySize; left > 0; left -= len(chunk) {
-			if _, err := w.Write(chunk[:min(left, len(chunk))]); err != nil {
-				return
-			}
-		}
-	}), harnessOpts{})
+	h := newHarness(t, bulkUpstream(bodySize, chunk), harnessOpts{})
 	cert, roots := testCert(t)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -95,14 +87,7 @@ func TestH2GatheredFramesSmallWindow(t *testing.T) {
 	for i := range chunk {
 		chunk[i] = byte(i * 7)
 	}
-	h := newHarness(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Length", strconv.Itoa(bodySize))
-		for left := bodySize; left > 0; left -= len(chunk) {
-			if _, err := w.Write(chunk[:min(left, len(chunk))]); err != nil {
-				return
-			}
-		}
-	}), harnessOpts{})
+	h := newHarness(t, bulkUpstream(bodySize, chunk), harnessOpts{})
 	cert, roots := testCert(t)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
