@@ -99,5 +99,6 @@ func (s *Server) signInAfterAccept(w http.ResponseWriter, r *http.Request, acc *
 	if err := s.checkDashboardRestriction(r, acc.Account.ID); err != nil {
 		return err
 	}
-	return s.openDashboardSession(w, r, acc.Account.ID, acc.Member.User.ID, acc.APIKey.ID)
+	return s.openDashboardSession(w, r, sessionStart{AccountID: acc.Account.ID, UserID: acc.Member.User.ID,
+		Method: store.SignInAPIKey, APIKeyID: acc.APIKey.ID})
 }

@@ -91,24 +91,48 @@ func (s *Server) dashAuthenticate(r *http.Request) (*dashCaller, error) {
 	if !authn.SecretMatches(secret, sess.SecretHash) {
 		return nil, signedOut("Your session cookie is not valid.")
 	}
-	key, err := s.store.LookupAPIKey(r.Context(), sess.APIKeyID)
-	if errors.Is(err, store.ErrNotFound) {
-		return nil, signedOut("The API key you signed in with (" + sess.APIKeyID + ") was deleted, which ends its dashboard sessions.")
-	}
+	key, err := s.sessionAuth(r, sess)
 	if err != nil {
 		return nil, err
 	}
 	if err := checkKeyState(key); err != nil {
 		return nil, err
 	}
+	caller := controlplane.NewCaller(key)
+	if sess.APIKeyID == "" {
+		// Signed in without a key: the session itself is the credential
+		// that the audit log names.
+		caller.Actor.CredentialID = sess.ID
+	}
 	c := &dashCaller{
-		Caller: *controlplane.NewCaller(key),
+		Caller: *caller,
 		sess:   sess, secret: secret, csrf: formToken(secret),
 	}
 	if err := s.checkDashboardRestriction(r, key.AccountID); err != nil {
 		return nil, err
 	}
 	return c, nil
+}
+
+// sessionAuth returns what a session acts as: the API key it was signed in
+// with (its owner's current state and roles), or, for a session signed in
+// with a password or an identity provider, the user's current state and
+// roles in the session's account (store.LookupMemberAuth).
+func (s *Server) sessionAuth(r *http.Request, sess *store.DashboardSession) (*store.APIKeyAuth, error) {
+	if sess.APIKeyID == "" {
+		key, err := s.store.LookupMemberAuth(r.Context(), sess.AccountID, sess.UserID)
+		if errors.Is(err, store.ErrNotFound) {
+			return nil, controlplane.Errorf(http.StatusUnauthorized, codes.DashboardSignedOut,
+				"Your user or the account %s no longer exists. Sign in again.", sess.AccountID)
+		}
+		return key, err
+	}
+	key, err := s.store.LookupAPIKey(r.Context(), sess.APIKeyID)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, controlplane.Errorf(http.StatusUnauthorized, codes.DashboardSignedOut,
+			"The API key you signed in with (%s) was deleted, which ends its dashboard sessions. Sign in again.", sess.APIKeyID)
+	}
+	return key, err
 }
 
 // checkKeyState refuses an API key whose account is suspended, or whose
@@ -246,24 +270,36 @@ func (s *Server) signIn(w http.ResponseWriter, r *http.Request) {
 		fail(err)
 		return
 	}
-	if err := s.openDashboardSession(w, r, key.AccountID, key.OwnerID, key.KeyID); err != nil {
+	if err := s.openDashboardSession(w, r, sessionStart{AccountID: key.AccountID, UserID: key.OwnerID,
+		Method: store.SignInAPIKey, APIKeyID: key.KeyID}); err != nil {
 		fail(err)
 		return
 	}
 	http.Redirect(w, r, next, http.StatusSeeOther)
 }
 
-// openDashboardSession signs the browser in as user userID of the account,
-// with API key keyID: a new session in the store (audited) and its cookie.
-func (s *Server) openDashboardSession(w http.ResponseWriter, r *http.Request, accountID, userID, keyID string) error {
-	actor := store.Actor{AccountID: accountID, PrincipalID: userID, CredentialID: keyID}
+// sessionStart is who a new dashboard session signs in, and how.
+type sessionStart struct {
+	AccountID, UserID string
+	Method            store.SignInMethod
+	// APIKeyID is the key signed in with, for store.SignInAPIKey only.
+	APIKeyID string
+}
+
+// openDashboardSession signs the browser in: a new session in the store
+// (audited, with a new token: a session is never reused across sign-ins)
+// and its cookie, replacing any cookie the browser had.
+func (s *Server) openDashboardSession(w http.ResponseWriter, r *http.Request, in sessionStart) error {
+	actor := store.Actor{AccountID: in.AccountID, PrincipalID: in.UserID, CredentialID: in.APIKeyID}
 	sess, tok, err := s.store.CreateDashboardSession(r.Context(), actor, store.DashboardSessionCreate{
-		AccountID: accountID, UserID: userID, APIKeyID: keyID, ClientIP: s.core.ClientIP(r), TTL: s.cfg.SessionTTL})
+		AccountID: in.AccountID, UserID: in.UserID, Method: in.Method, APIKeyID: in.APIKeyID,
+		ClientIP: s.core.ClientIP(r), TTL: s.cfg.SessionTTL})
 	if err != nil {
 		return err
 	}
-	s.log.Info("dashboard sign-in", zap.String("account_id", accountID), zap.String("user_id", userID),
-		zap.String("api_key_id", keyID), zap.String("client_ip", s.core.ClientIP(r)))
+	s.log.Info("dashboard sign-in", zap.String("account_id", in.AccountID), zap.String("user_id", in.UserID),
+		zap.String("method", string(in.Method)), zap.String("api_key_id", in.APIKeyID),
+		zap.String("client_ip", s.core.ClientIP(r)))
 	s.setSessionCookie(w, r, tok.Reveal(), sess.ExpiresAt)
 	return nil
 }

@@ -166,3 +166,39 @@ func (s *Store) LookupAPIKey(ctx context.Context, id string) (*APIKeyAuth, error
 	}
 	return &a, nil
 }
+
+// LookupMemberAuth returns what an API key of user userID in account
+// accountID would authenticate as, without a key (KeyID ""): the account's
+// and the user's state, whether the user is a member, and their roles. A
+// dashboard session signed in without an API key (a password or an
+// identity provider) acts with it. It returns ErrNotFound when the account
+// or the user does not exist; a user who is not a member has Member false.
+func (s *Store) LookupMemberAuth(ctx context.Context, accountID, userID string) (*APIKeyAuth, error) {
+	var (
+		a                    = APIKeyAuth{AccountID: accountID, OwnerID: userID}
+		kind                 string
+		dev, team            sql.NullString
+		billing, admin, memb sql.NullBool
+	)
+	err := s.rdb.QueryRowContext(ctx, `SELECT a.active, p.kind, p.active,
+			m.developer, m.team, m.billing, m.admin, m.admin IS NOT NULL
+		FROM accounts a
+		JOIN principals p ON p.id = $2
+		LEFT JOIN memberships m ON m.user_id = p.id AND m.account_id = a.id
+		WHERE a.id = $1`, accountID, userID).
+		Scan(&a.AccountActive, &kind, &a.OwnerActive, &dev, &team, &billing, &admin, &memb)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("user %s in account %s: %w", userID, accountID, ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("looking up user %s in account %s: %w", userID, accountID, err)
+	}
+	a.OwnerKind = snapshot.PrincipalKind(kind)
+	if a.OwnerKind != snapshot.PrincipalUser {
+		return nil, fmt.Errorf("store: %s is not a user: %w", userID, ErrNotFound)
+	}
+	a.Member = memb.Valid && memb.Bool
+	a.Roles = Membership{AccountID: accountID, UserID: userID,
+		Developer: DeveloperRole(dev.String), Team: TeamRole(team.String), Billing: billing.Bool, Admin: admin.Bool}
+	return &a, nil
+}

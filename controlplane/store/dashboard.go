@@ -19,17 +19,48 @@ type DashboardSession struct {
 	SecretHash string
 	AccountID  string
 	UserID     string
-	APIKeyID   string // the API key the user signed in with
-	ClientIP   string // the TCP peer that signed in
+	// Method is how the browser signed in.
+	Method SignInMethod
+	// APIKeyID is the API key the user signed in with, for Method
+	// SignInAPIKey; "" otherwise.
+	APIKeyID  string
+	ClientIP  string // the TCP peer that signed in
 	CreatedAt  time.Time
 	ExpiresAt  time.Time
+}
+
+// SignInMethod says how a dashboard session was signed in.
+type SignInMethod string
+
+// The ways to sign in to the dashboard.
+const (
+	// SignInAPIKey: a pasted API key of the user (the operator fallback).
+	SignInAPIKey SignInMethod = "api_key"
+	// SignInPassword: the user's email address and password.
+	SignInPassword SignInMethod = "password"
+	// SignInSAML: a SAML 2.0 identity provider of the account.
+	SignInSAML SignInMethod = "saml"
+	// SignInOIDC: an OpenID Connect identity provider of the account.
+	SignInOIDC SignInMethod = "oidc"
+)
+
+// Valid reports whether m is one of the methods above.
+func (m SignInMethod) Valid() bool {
+	switch m {
+	case SignInAPIKey, SignInPassword, SignInSAML, SignInOIDC:
+		return true
+	}
+	return false
 }
 
 // DashboardSessionCreate is the input of CreateDashboardSession.
 type DashboardSessionCreate struct {
 	AccountID string
 	UserID    string // a usr_ ID: bot users never sign in
-	APIKeyID  string
+	// Method is how the user signed in; "" means SignInAPIKey.
+	Method SignInMethod
+	// APIKeyID is required for SignInAPIKey and must be "" otherwise.
+	APIKeyID string
 	ClientIP  string
 	// TTL is how long the session lives, from now; at least one minute.
 	TTL time.Duration
@@ -46,6 +77,15 @@ func (s *Store) CreateDashboardSession(ctx context.Context, actor Actor, in Dash
 	if _, _, err := ids.Split(in.UserID, ids.PrefixUser); err != nil {
 		return nil, "", fmt.Errorf("store: a dashboard session belongs to a user, not %q", in.UserID)
 	}
+	if in.Method == "" {
+		in.Method = SignInAPIKey
+	}
+	if !in.Method.Valid() {
+		return nil, "", fmt.Errorf("store: unknown sign-in method %q", in.Method)
+	}
+	if (in.Method == SignInAPIKey) != (in.APIKeyID != "") {
+		return nil, "", fmt.Errorf("store: a %s dashboard session has an API key ID only when signed in with an API key (got %q)", in.Method, in.APIKeyID)
+	}
 	var (
 		ds  *DashboardSession
 		tok authn.Token
@@ -56,17 +96,17 @@ func (s *Store) CreateDashboardSession(ctx context.Context, actor Actor, in Dash
 		}
 		id, token, hash := authn.NewCredential(ids.PrefixDashboardSession)
 		ds = &DashboardSession{ID: id, SecretHash: hash, AccountID: in.AccountID, UserID: in.UserID,
-			APIKeyID: in.APIKeyID, ClientIP: in.ClientIP, CreatedAt: fromMicros(t.stamp()),
+			Method: in.Method, APIKeyID: in.APIKeyID, ClientIP: in.ClientIP, CreatedAt: fromMicros(t.stamp()),
 			ExpiresAt: fromMicros(t.now.Add(in.TTL).UnixMicro())}
 		if _, err := t.exec(ctx, `INSERT INTO dashboard_sessions
-			(id, secret_hash, account_id, user_id, api_key_id, client_ip, created_at, expires_at)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`, ds.ID, hash, ds.AccountID, ds.UserID, ds.APIKeyID,
-			ds.ClientIP, t.stamp(), ds.ExpiresAt.UnixMicro()); err != nil {
+			(id, secret_hash, account_id, user_id, method, api_key_id, client_ip, created_at, expires_at)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`, ds.ID, hash, ds.AccountID, ds.UserID, string(ds.Method),
+			ds.APIKeyID, ds.ClientIP, t.stamp(), ds.ExpiresAt.UnixMicro()); err != nil {
 			return fmt.Errorf("creating dashboard session: %w", err)
 		}
 		tok = token
 		t.audit("dashboard_session_created.v0", in.AccountID, ds.ID,
-			map[string]any{"user_id": in.UserID, "api_key_id": in.APIKeyID, "client_ip": in.ClientIP})
+			map[string]any{"user_id": in.UserID, "method": string(in.Method), "api_key_id": in.APIKeyID, "client_ip": in.ClientIP})
 		return nil
 	})
 	if err != nil {
@@ -81,17 +121,19 @@ func (s *Store) CreateDashboardSession(ctx context.Context, actor Actor, in Dash
 func (s *Store) LookupDashboardSession(ctx context.Context, id string) (*DashboardSession, error) {
 	var (
 		ds               DashboardSession
+		method           string
 		created, expires int64
 	)
-	err := s.rdb.QueryRowContext(ctx, `SELECT id, secret_hash, account_id, user_id, api_key_id, client_ip, created_at, expires_at
+	err := s.rdb.QueryRowContext(ctx, `SELECT id, secret_hash, account_id, user_id, method, api_key_id, client_ip, created_at, expires_at
 		FROM dashboard_sessions WHERE id = $1`, id).
-		Scan(&ds.ID, &ds.SecretHash, &ds.AccountID, &ds.UserID, &ds.APIKeyID, &ds.ClientIP, &created, &expires)
+		Scan(&ds.ID, &ds.SecretHash, &ds.AccountID, &ds.UserID, &method, &ds.APIKeyID, &ds.ClientIP, &created, &expires)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("dashboard session %s: %w", id, ErrNotFound)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("reading dashboard session %s: %w", id, err)
 	}
+	ds.Method = SignInMethod(method)
 	ds.CreatedAt, ds.ExpiresAt = fromMicros(created), fromMicros(expires)
 	if !s.now().Before(ds.ExpiresAt) {
 		return nil, fmt.Errorf("dashboard session %s expired at %s: %w", id, ds.ExpiresAt.Format(time.RFC3339), ErrNotFound)
