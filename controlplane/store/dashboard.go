@@ -25,8 +25,8 @@ type DashboardSession struct {
 	// SignInAPIKey; "" otherwise.
 	APIKeyID  string
 	ClientIP  string // the TCP peer that signed in
-	CreatedAt  time.Time
-	ExpiresAt  time.Time
+	CreatedAt time.Time
+	ExpiresAt time.Time
 }
 
 // SignInMethod says how a dashboard session was signed in.
@@ -61,7 +61,7 @@ type DashboardSessionCreate struct {
 	Method SignInMethod
 	// APIKeyID is required for SignInAPIKey and must be "" otherwise.
 	APIKeyID string
-	ClientIP  string
+	ClientIP string
 	// TTL is how long the session lives, from now; at least one minute.
 	TTL time.Duration
 }
