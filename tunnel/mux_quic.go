@@ -38,6 +38,21 @@ const (
 	// may deliver a stream (opened implicitly by a higher-numbered one)
 	// before its first byte.
 	typeReadTimeout = 10 * time.Second
+	// quicProbeInterval and quicProbeSize are the agent's liveness probe:
+	// a DATAGRAM frame (RFC 9221) of quicProbeSize bytes every interval.
+	// It exists for the edge that crashed and restarted on the same port
+	// with the same stateless-reset key (quic_resetkey.go): the restarted
+	// edge answers a packet of a connection it does not know with a
+	// stateless reset (RFC 9000 §10.3), which ends the agent's connection
+	// at once — but quic-go answers only packets longer than 42 bytes
+	// (protocol.MinStatelessResetSize), and a keep-alive PING with the
+	// edge's 4-byte connection IDs is about 25. A probe of 32 bytes of
+	// payload makes a packet of ~60, so an agent learns of the crash within
+	// one interval instead of at its next heartbeat (10 s) or the idle
+	// timeout. Cost: one ~60-byte packet per second per agent; the edge
+	// reads and discards them.
+	quicProbeInterval = time.Second
+	quicProbeSize     = 32
 )
 
 // quicConfig returns the quic-go configuration both sides use.
@@ -48,6 +63,7 @@ func quicConfig() *quic.Config {
 		KeepAlivePeriod:       quicKeepAlivePeriod,
 		MaxIncomingStreams:    quicMaxIncomingStreams,
 		MaxIncomingUniStreams: -1, // the protocol uses bidirectional streams only
+		EnableDatagrams:       true, // the agent's liveness probes (quicProbeInterval)
 
 		InitialStreamReceiveWindow:     quicStreamWindow,
 		InitialConnectionReceiveWindow: quicConnWindow,
@@ -83,8 +99,48 @@ type quicMux struct {
 // true on the edge. Streams are the connection's bidirectional streams.
 // quic-go owns the connection's goroutines; Close ends them.
 func NewQUICMux(conn *quic.Conn, server bool) Mux {
-	_ = server // QUIC stream IDs already encode the opener; kept for symmetry with NewMuxadoMux
+	if server {
+		go discardDatagrams(conn) // "tunnel quic probe sink"
+	} else {
+		go sendProbes(conn, quicProbeInterval) // "tunnel quic probe"
+	}
 	return &quicMux{conn: conn}
+}
+
+// sendProbes sends the agent's liveness probe (quicProbeInterval) every
+// interval until the connection ends, or until the peer turns out not to
+// accept datagrams (an edge that predates the probe: nothing to do then).
+func sendProbes(conn *quic.Conn, interval time.Duration) {
+	if !conn.ConnectionState().SupportsDatagrams.Remote {
+		return
+	}
+	var probe [quicProbeSize]byte
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-conn.Context().Done():
+			return
+		case <-t.C:
+			if err := conn.SendDatagram(probe[:]); err != nil {
+				var tooLarge *quic.DatagramTooLargeError
+				if errors.As(err, &tooLarge) {
+					continue // a path MTU below ~100 bytes: try again later
+				}
+				return
+			}
+		}
+	}
+}
+
+// discardDatagrams reads and drops the agent's probes until the connection
+// ends, so that quic-go's queue of received datagrams never fills.
+func discardDatagrams(conn *quic.Conn) {
+	for {
+		if _, err := conn.ReceiveDatagram(conn.Context()); err != nil {
+			return
+		}
+	}
 }
 
 // OpenStream opens a stream of type t, waiting (bounded by ctx) while the

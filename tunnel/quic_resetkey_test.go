@@ -54,41 +54,7 @@ func TestQUICResetKeyPersists(t *testing.T) {
 // or heartbeat timeout. Without a persisted key quic-go sends no reset
 // and the connection lives on until quicMaxIdleTimeout (30 s).
 func TestQUICRestartedListenerResetsOldConnections(t *testing.T) {
-	dir := t.TempDir()
-	ln1, err := ListenQUICAddr("127.0.0.1:0", serverTLS(t), QUICListenerConfig{KeyDir: dir})
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln1.Addr().String()
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	accepted := make(chan Mux, 1)
-	go func() {
-		m, err := ln1.Accept(ctx)
-		if err == nil {
-			accepted <- m
-		}
-	}()
-	client, err := DialQUIC(ctx, addr, clientTLS(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer client.Close()
-	select {
-	case <-accepted:
-	case <-ctx.Done():
-		t.Fatal("the listener accepted no connection")
-	}
-
-	// The crash: the transport stops, no CONNECTION_CLOSE is sent.
-	ln1.tr.Close()
-	ln1.ln.Close()
-	ln1.pc.Close()
-	ln2, err := ListenQUICAddr(addr, serverTLS(t), QUICListenerConfig{KeyDir: dir})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln2.Close()
+	ctx, client := crashedQUICListener(t, false)
 
 	// The agent's next packet: a stream with a heartbeat-sized write.
 	began := time.Now()
@@ -103,4 +69,77 @@ func TestQUICRestartedListenerResetsOldConnections(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("the old connection is still open 10 s after the restarted listener saw its packet: no stateless reset")
 	}
+}
+
+// TestQUICCrashFoundWithoutTraffic: an idle agent learns of its edge's
+// crash from its own liveness probes, with no stream or heartbeat to send:
+// keep-alive PINGs are too short to draw a stateless reset, so without the
+// probes the connection would live until the idle timeout (30 s).
+func TestQUICCrashFoundWithoutTraffic(t *testing.T) {
+	_, client := crashedQUICListener(t, true)
+	began := time.Now()
+	select {
+	case <-client.Done():
+		t.Logf("the idle connection ended %s after the restart", time.Since(began).Round(time.Millisecond))
+	case <-time.After(quicMaxIdleTimeout / 2):
+		t.Fatalf("an idle connection to a restarted listener is still open after %s: the probes drew no stateless reset", quicMaxIdleTimeout/2)
+	}
+}
+
+// crashedQUICListener connects a client to a listener, then crashes the
+// listener (no CONNECTION_CLOSE) and starts another on the same port with
+// the same key dir. It returns the client, whose connection the new
+// listener does not know. With quiet, the crash waits until the client
+// has sent nothing for 300 ms (the handshake's last ACKs and connection
+// IDs are out), so that only what the client sends later can meet the
+// new listener.
+func crashedQUICListener(t *testing.T, quiet bool) (context.Context, Mux) {
+	t.Helper()
+	dir := t.TempDir()
+	ln1, err := ListenQUICAddr("127.0.0.1:0", serverTLS(t), QUICListenerConfig{KeyDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln1.Addr().String()
+	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
+	t.Cleanup(cancel)
+	accepted := make(chan Mux, 1)
+	go func() {
+		m, err := ln1.Accept(ctx)
+		if err == nil {
+			accepted <- m
+		}
+	}()
+	client, err := DialQUIC(ctx, addr, clientTLS(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { client.Close() })
+	select {
+	case <-accepted:
+	case <-ctx.Done():
+		t.Fatal("the listener accepted no connection")
+	}
+
+	if quiet {
+		conn := client.(*quicMux).conn
+		for last, n := uint64(0), 0; n < 3; {
+			time.Sleep(100 * time.Millisecond)
+			if sent := conn.ConnectionStats().PacketsSent; sent != last {
+				last, n = sent, 0
+			} else {
+				n++
+			}
+		}
+	}
+	// The crash: the transport stops, no CONNECTION_CLOSE is sent.
+	ln1.tr.Close()
+	ln1.ln.Close()
+	ln1.pc.Close()
+	ln2, err := ListenQUICAddr(addr, serverTLS(t), QUICListenerConfig{KeyDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln2.Close() })
+	return ctx, client
 }
