@@ -62,7 +62,7 @@ func quicConfig() *quic.Config {
 		MaxIdleTimeout:        quicMaxIdleTimeout,
 		KeepAlivePeriod:       quicKeepAlivePeriod,
 		MaxIncomingStreams:    quicMaxIncomingStreams,
-		MaxIncomingUniStreams: -1, // the protocol uses bidirectional streams only
+		MaxIncomingUniStreams: -1,   // the protocol uses bidirectional streams only
 		EnableDatagrams:       true, // the agent's liveness probes (quicProbeInterval)
 
 		InitialStreamReceiveWindow:     quicStreamWindow,
