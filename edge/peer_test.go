@@ -95,7 +95,7 @@ func (v regionView) RemoteHolders(proto, key string) []RemoteRoute {
 		if e.cfg.EdgeID == v.self {
 			continue
 		}
-		if ep, ok := e.router.lookup(key); ok && ep.proto == proto {
+		if ep, ok := e.router.at(key); ok && ep.proto == proto {
 			out = append(out, RemoteRoute{EdgeID: e.cfg.EdgeID, PeerAddr: e.Addrs().Peer})
 		}
 	}

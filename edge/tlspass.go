@@ -145,8 +145,12 @@ func (c *peekConn) Write(p []byte) (int, error) {
 func (p *publicServer) passthroughOr(pc *peekConn, next func(*tls.ClientHelloInfo) (*tls.Config, error)) func(*tls.ClientHelloInfo) (*tls.Config, error) {
 	return func(hello *tls.ClientHelloInfo) (*tls.Config, error) {
 		name := serverName(hello.ServerName)
-		ep, ok := p.router.lookup(name)
-		if ok && ep.proto == "tls" {
+		ep, fwd := p.route(pc.Conn, hello, name)
+		if fwd != nil {
+			pc.fwd, pc.name, pc.drop = fwd, name, true
+			return nil, errForward
+		}
+		if ep != nil && ep.proto == "tls" {
 			if next, ok := p.router.pick(name); ok {
 				ep = next // the next member of a pool; all are tls
 			}
@@ -162,12 +166,6 @@ func (p *publicServer) passthroughOr(pc *peekConn, next func(*tls.ClientHelloInf
 			}
 			pc.ep, pc.drop = ep, true
 			return nil, errPassthrough
-		}
-		if !ok {
-			if fwd := p.fwd.forwardHolders(pc.Conn, hello, name); fwd != nil {
-				pc.fwd, pc.name, pc.drop = fwd, name, true
-				return nil, errForward
-			}
 		}
 		pc.recording, pc.rec = false, nil
 		return next(hello)
