@@ -1,6 +1,8 @@
 package edge
 
 import (
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"net"
 	"net/http"
@@ -184,6 +186,41 @@ func TestWildcardPrecedenceAcrossEdges(t *testing.T) {
 		for _, h2 := range []bool{false, true} {
 			expectServed(t, r, e.Addrs().HTTPS, h2, "app.ci."+peerBase, "exact")
 			expectServed(t, r, e.Addrs().HTTPS, h2, "pr-1.ci."+peerBase, "wildcard")
+		}
+	}
+}
+
+// TestWildcardTLSPassthrough: a tls endpoint bound at tls://*.ci.<base> is
+// routed by the TLS server name: a name one label under it reaches its
+// upstream (which holds the wildcard certificate), while an exact tls
+// endpoint on another edge keeps its own name.
+func TestWildcardTLSPassthrough(t *testing.T) {
+	r := wildcardRegion(t)
+	a := r.startEdge("ed_a", "127.0.0.1", peerSecret)
+	b := r.startEdge("ed_b", "127.0.0.2", peerSecret)
+	upstream := func(names ...string) (string, *x509.Certificate) {
+		cert, err := r.ca.IssueServerCert(names, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return echoUpstream(t, func(c net.Conn) net.Conn {
+			return tls.Server(c, &tls.Config{Certificates: []tls.Certificate{cert}})
+		}), cert.Leaf
+	}
+	wildUp, wildLeaf := upstream("*.ci." + peerBase)
+	exactUp, exactLeaf := upstream("db.ci." + peerBase)
+	startTestAgent(t, a, r.token).bind(t, "tls", tunnel.TLSOptions{URL: "tls://*.ci." + peerBase}, wildUp)
+	startTestAgent(t, b, r.token).bind(t, "tls", tunnel.TLSOptions{URL: "tls://db.ci." + peerBase}, exactUp)
+	for _, e := range []*Edge{a, b} {
+		for name, leaf := range map[string]*x509.Certificate{"pr-1.ci." + peerBase: wildLeaf, "db.ci." + peerBase: exactLeaf} {
+			tc, err := tls.Dial("tcp", e.Addrs().HTTPS, &tls.Config{ServerName: name, RootCAs: r.caPool})
+			if err != nil {
+				t.Fatalf("%s via %s: %v", name, e.cfg.EdgeID, err)
+			}
+			if sn := tc.ConnectionState().PeerCertificates[0].SerialNumber; sn.Cmp(leaf.SerialNumber) != 0 {
+				t.Errorf("%s via %s reached the wrong upstream", name, e.cfg.EdgeID)
+			}
+			expectEcho(t, tc, "over tls")
 		}
 	}
 }
