@@ -1,7 +1,9 @@
 package edge
 
 import (
+	"context"
 	"crypto/tls"
+	"encoding/json"
 	"crypto/x509"
 	"fmt"
 	"net"
@@ -12,6 +14,7 @@ import (
 
 	"github.com/tollgate/tollgate/authn"
 	"github.com/tollgate/tollgate/codes"
+	"github.com/tollgate/tollgate/ids"
 	"github.com/tollgate/tollgate/snapshot"
 	"github.com/tollgate/tollgate/tunnel"
 )
@@ -188,6 +191,37 @@ func TestWildcardPrecedenceAcrossEdges(t *testing.T) {
 			expectServed(t, r, e.Addrs().HTTPS, h2, "pr-1.ci."+peerBase, "wildcard")
 		}
 	}
+}
+
+// TestWildcardBindNeedsACL: through a real agent session, an authtoken
+// whose ACL names only app.ci.<base> is refused the wildcard endpoint
+// (TG_619) though its account reserved the wildcard domain, and may still
+// bind its one name; a token without ACL binds the wildcard.
+func TestWildcardBindNeedsACL(t *testing.T) {
+	r := wildcardRegion(t)
+	id, tok, hash := authn.NewCredential(ids.PrefixAuthtoken)
+	r.data.Authtokens = append(r.data.Authtokens, snapshot.Authtoken{ID: id, AccountID: "acct_a", OwnerID: "usr_a", SecretHash: hash,
+		ACL: []string{"bind:app.ci." + peerBase}})
+	e := r.startEdge("ed_a", "127.0.0.1", peerSecret)
+	cs, _ := connectAgent(t, e, tok.Reveal())
+	bind := func(url string) string {
+		raw, _ := json.Marshal(tunnel.HTTPOptions{URL: url})
+		resp, err := cs.Bind(context.Background(), &tunnel.Bind{Proto: "https", Opts: raw})
+		if err != nil {
+			return err.Error()
+		}
+		return resp.Error
+	}
+	if msg := bind("https://*.ci." + peerBase); !strings.Contains(msg, string(codes.BindACL)) {
+		t.Fatalf("wildcard bind with an exact-name ACL: %q, want %s", msg, codes.BindACL)
+	}
+	if msg := bind("https://app.ci." + peerBase); msg != "" {
+		t.Fatalf("exact bind: %s", msg)
+	}
+	if _, ok := e.router.at("*.ci." + peerBase); ok {
+		t.Fatal("the refused wildcard is routed")
+	}
+	startTestAgent(t, e, r.token).bind(t, "https", tunnel.HTTPOptions{URL: "https://*.ci." + peerBase}, taggedUpstream(t, "wildcard"))
 }
 
 // TestWildcardTLSPassthrough: a tls endpoint bound at tls://*.ci.<base> is
