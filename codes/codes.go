@@ -47,6 +47,10 @@ const (
 	BindPortsExhausted Code = "TG_405"  // no free port in the edge's TCP port range
 	BindDenyOnly       Code = "TG_393"  // deny CIDRs without any allow CIDR
 	BindHSTS           Code = "TG_406"  // the HSTS option is not a valid Strict-Transport-Security value within the limits
+	// Wildcard endpoints (docs/wildcard-endpoints.md): add new bind codes
+	// in TG_407–TG_419.
+	BindWildcardUnreserved Code = "TG_407" // a wildcard endpoint whose wildcard domain this account has not reserved
+	BindWildcardBase       Code = "TG_408" // a wildcard of the edge's base domain itself
 )
 
 // Public traffic codes, shown on edge error pages and in logs.

@@ -223,7 +223,9 @@ func redactBasicAuth(o *tunnel.HTTPOptions) {
 
 // requestedHost extracts the hostname an HTTP bind asks for from URL,
 // Domain, Hostname or Subdomain (the SDKs use different ones), normalised to
-// lower-case punycode without a trailing dot. "" means none was asked for.
+// lower-case punycode without a trailing dot (policy.NormalizeDomainPattern:
+// a leading "*." asks for a wildcard endpoint, which checkBindAllowed
+// allows only for a reserved wildcard domain). "" means none was asked for.
 func requestedHost(o *tunnel.HTTPOptions, base string) (string, *codes.Error) {
 	var raw string
 	switch {
@@ -238,7 +240,7 @@ func requestedHost(o *tunnel.HTTPOptions, base string) (string, *codes.Error) {
 	default:
 		return "", nil
 	}
-	host, err := policy.NormalizeHostname(strings.TrimSpace(raw))
+	host, err := policy.NormalizeDomainPattern(strings.TrimSpace(raw))
 	if err != nil {
 		return "", codes.NewError(codes.BindURL, "The hostname %q is not valid: %v.", raw, policy.HostnameReason(err))
 	}
@@ -256,7 +258,7 @@ func urlHost(rawURL, show, base string, schemes ...string) (string, *codes.Error
 	if u.Path != "" && u.Path != "/" || u.RawQuery != "" || u.User != nil {
 		return "", codes.NewError(codes.BindURL, "The URL %q must not have a path, query or user info: use %s://NAME.%s.", rawURL, show, base)
 	}
-	host, nerr := policy.NormalizeHostname(u.Hostname())
+	host, nerr := policy.NormalizeDomainPattern(u.Hostname())
 	if nerr != nil {
 		return "", codes.NewError(codes.BindURL, "The hostname %q is not valid: %v.", u.Hostname(), policy.HostnameReason(nerr))
 	}
@@ -264,10 +266,16 @@ func urlHost(rawURL, show, base string, schemes ...string) (string, *codes.Error
 }
 
 // checkBindAllowed decides whether ident may bind host (for proto "https"
-// or "tls"; "tcp" addresses go to checkTCPBindAllowed):
-// the credential's bind ACL, and either a name one label under the base
-// domain that no other account reserved, or a domain this account reserved
-// in this edge's region.
+// or "tls"; "tcp" addresses go to checkTCPBindAllowed): the credential's
+// bind ACL, then the name itself:
+//   - a domain reserved by this account in this edge's region, or a name
+//     one label under a wildcard domain it reserved there
+//     (snapshot.CoveringReservedDomain);
+//   - a wildcard "*.<parent>" only when this account reserved exactly that
+//     wildcard domain (docs/wildcard-endpoints.md), never "*.<base>"
+//     (TG_408), whose reservation covers no name one label under the base;
+//   - otherwise a name one label under the base domain that no other
+//     account reserved.
 func (b *binder) checkBindAllowed(snap *snapshot.Snapshot, ident *authn.Identity, proto, host string) *codes.Error {
 	if proto == "tcp" {
 		return b.checkTCPBindAllowed(snap, ident, host)
@@ -276,7 +284,14 @@ func (b *binder) checkBindAllowed(snap *snapshot.Snapshot, ident *authn.Identity
 		return codes.NewError(codes.BindACL, "This credential's bind ACL does not allow %s. Ask an administrator to add 'bind:%s' to it, or use another name.", host, host)
 	}
 	base := b.baseDomain
-	if rd, ok := snap.ReservedDomain(host); ok {
+	if host == "*."+base {
+		return codes.NewError(codes.BindWildcardBase, "%s would take every name under this edge's base domain; bind NAME.%s, or reserve a wildcard of your own such as *.team.%s.", host, base, base)
+	}
+	rd, ok := snap.CoveringReservedDomain(host)
+	if ok && rd.Domain == "*."+base {
+		ok = false // names one label under the base domain are first come, first served
+	}
+	if ok {
 		if rd.AccountID != ident.Account.ID {
 			return codes.NewError(codes.BindReservedOther, "%s is reserved by another account. Choose another name.", host)
 		}
@@ -285,9 +300,12 @@ func (b *binder) checkBindAllowed(snap *snapshot.Snapshot, ident *authn.Identity
 		}
 		return nil
 	}
+	if strings.HasPrefix(host, "*.") {
+		return codes.NewError(codes.BindWildcardUnreserved, "The wildcard endpoint %s needs the wildcard domain %s reserved in this account first: tollgate api reserved-domains create --domain '%s' --region %s.", host, host, host, b.region)
+	}
 	label, under := strings.CutSuffix(host, "."+base)
 	if !under || label == "" || strings.Contains(label, ".") {
-		return codes.NewError(codes.BindOutsideBase, "%s is not a name this edge serves: use NAME.%s, or reserve the domain first.", host, base)
+		return codes.NewError(codes.BindOutsideBase, "%s is not a name this edge serves: use NAME.%s, or reserve the domain (or a wildcard *.PARENT covering it, one label deep) first.", host, base)
 	}
 	return nil
 }

@@ -1,7 +1,6 @@
 package edge
 
 import (
-	"strings"
 	"sync/atomic"
 
 	"github.com/tollgate/tollgate/codes"
@@ -60,26 +59,13 @@ func (h *endpointHSTS) value() string {
 		return d.value
 	}
 	v := h.own
-	if rd, ok := coveringReservation(s, h.host); ok && rd.HSTS != "" {
+	if rd, ok := s.CoveringReservedDomain(h.host); ok && rd.HSTS != "" {
 		if c, err := policy.CanonicalHSTS(rd.HSTS); err == nil {
 			v = c
 		}
 	}
 	h.cur.Store(&hstsDecision{snap: s, value: v})
 	return v
-}
-
-// coveringReservation returns the reserved domain whose settings apply to
-// name: the exact name's, else that of "*.<parent>" for a name one label
-// under parent.
-func coveringReservation(s *snapshot.Snapshot, name string) (*snapshot.ReservedDomain, bool) {
-	if rd, ok := s.ReservedDomain(name); ok {
-		return rd, true
-	}
-	if i := strings.IndexByte(name, '.'); i > 0 {
-		return s.ReservedDomain("*" + name[i:])
-	}
-	return nil, false
 }
 
 // HSTS implements httpproxy.HSTSPolicy: the Strict-Transport-Security

@@ -17,6 +17,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -95,7 +96,7 @@ func (v regionView) RemoteHolders(proto, key string) []RemoteRoute {
 		if e.cfg.EdgeID == v.self {
 			continue
 		}
-		if ep, ok := e.router.lookup(key); ok && ep.proto == proto {
+		if ep, ok := e.router.at(key); ok && ep.proto == proto {
 			out = append(out, RemoteRoute{EdgeID: e.cfg.EdgeID, PeerAddr: e.Addrs().Peer})
 		}
 	}
@@ -137,7 +138,13 @@ func (r *testRegion) startEdge(id, ip, secret string) *Edge {
 	if err != nil {
 		t.Fatal(err)
 	}
-	mgr, err := certs.New(certs.Config{BaseDomain: peerBase, DataDir: dir, Issuer: iss})
+	var self atomic.Pointer[Edge] // the manager reads the edge's reservations
+	mgr, err := certs.New(certs.Config{BaseDomain: peerBase, DataDir: dir, Issuer: iss, Snapshot: func() *snapshot.Snapshot {
+		if e := self.Load(); e != nil {
+			return e.Snapshot()
+		}
+		return nil
+	}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -153,6 +160,7 @@ func (r *testRegion) startEdge(id, ip, secret string) *Edge {
 	if err != nil {
 		t.Fatal(err)
 	}
+	self.Store(e)
 	if err := e.Listen(); err != nil {
 		t.Fatal(err)
 	}

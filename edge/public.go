@@ -102,13 +102,7 @@ func (p *publicServer) tlsConfigForClient(hello *tls.ClientHelloInfo) (*tls.Conf
 // that covers name (exact, or "*.<parent>" for a name one label under
 // parent), clamped to the edge floor; 0 when none is set.
 func (p *publicServer) reservedMinTLS(name string) uint16 {
-	snap := p.snap.Load()
-	rd, ok := snap.ReservedDomain(name)
-	if !ok {
-		if i := strings.IndexByte(name, '.'); i > 0 {
-			rd, ok = snap.ReservedDomain("*" + name[i:])
-		}
-	}
+	rd, ok := p.snap.Load().CoveringReservedDomain(name)
 	if !ok || rd.MinTLSVersion == "" {
 		return 0
 	}

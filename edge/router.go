@@ -5,6 +5,7 @@ import (
 	"net/url"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -90,9 +91,16 @@ func (ep *Endpoint) Info() snapshot.Endpoint {
 // endpoints that share the key (agents of one account that all asked for
 // pooling, or the legs of one agent; snapshot.RouteHolder.Joins). Reads
 // take a read lock; binds and unbinds are rare.
+//
+// A wildcard endpoint's key is "*.<parent>" (docs/wildcard-endpoints.md):
+// it is kept in wild under "<parent>" and matches a name exactly one label
+// under parent ("a.example.com" for "*.example.com", not "a.b.example.com"
+// nor "example.com"), as a DNS wildcard record and a wildcard certificate
+// do. An exact key always wins over a wildcard one (most specific match).
 type router struct {
 	mu     sync.RWMutex
-	routes map[string]*routePool
+	routes map[string]*routePool // exact keys
+	wild   map[string]*routePool // wildcard keys, by the parent they cover
 }
 
 // routePool is the endpoints bound at one key. members is replaced, never
@@ -102,29 +110,79 @@ type routePool struct {
 	next    atomic.Uint32
 }
 
-func newRouter() *router { return &router{routes: make(map[string]*routePool)} }
+func newRouter() *router {
+	return &router{routes: make(map[string]*routePool), wild: make(map[string]*routePool)}
+}
 
-// lookup returns the first endpoint bound at key: for what every member
-// of a pool shares (proto, minimum TLS version, that the name is bound).
-func (r *router) lookup(key string) (*Endpoint, bool) {
+// table returns the map that holds key and key's index in it: wild under
+// the parent for a wildcard key "*.<parent>", else routes under key.
+func (r *router) table(key string) (map[string]*routePool, string) {
+	if parent, ok := strings.CutPrefix(key, "*."); ok {
+		return r.wild, parent
+	}
+	return r.routes, key
+}
+
+// match returns the pool serving name and whether it was bound at name
+// itself (exact) rather than at the wildcard covering it. Call it with the
+// lock held. A name whose first label is "*" matches no wildcard: a
+// request never names the wildcard itself. No allocation.
+func (r *router) match(name string) (p *routePool, exact bool) {
+	if p = r.routes[name]; p != nil {
+		return p, true
+	}
+	if len(r.wild) == 0 {
+		return nil, false
+	}
+	if i := strings.IndexByte(name, '.'); i > 0 && name[0] != '*' {
+		return r.wild[name[i+1:]], false
+	}
+	return nil, false
+}
+
+// lookup returns the first endpoint serving name, exact or by wildcard:
+// for what every member of a pool shares (proto, minimum TLS version, that
+// the name is bound).
+func (r *router) lookup(name string) (*Endpoint, bool) {
+	ep, _, ok := r.lookupMatch(name)
+	return ep, ok
+}
+
+// at returns the first endpoint bound at exactly key ("*.<parent>" for a
+// wildcard endpoint), with no wildcard matching: what the region's route
+// table records for this edge.
+func (r *router) at(key string) (*Endpoint, bool) {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
-	if p := r.routes[key]; p != nil {
+	t, k := r.table(key)
+	if p := t[k]; p != nil {
 		return p.members[0], true
 	}
 	return nil, false
 }
 
-// pick returns the endpoint that serves the next public request or
-// connection at key: the members of a pool in turn (round-robin), so that
-// the load spreads across them, skipping members whose agent stopped
-// answering or whose session ended (Endpoint.available). When none is
-// available it returns the next one all the same (its open then fails
-// fast, or finds it back). A pool serves while one member lives.
-func (r *router) pick(key string) (*Endpoint, bool) {
+// lookupMatch is lookup that also reports whether the endpoint is bound at
+// name itself (exact) or at the wildcard covering it.
+func (r *router) lookupMatch(name string) (ep *Endpoint, exact, ok bool) {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
-	p := r.routes[key]
+	if p, exact := r.match(name); p != nil {
+		return p.members[0], exact, true
+	}
+	return nil, false, false
+}
+
+// pick returns the endpoint that serves the next public request or
+// connection at name (exact, else by wildcard): the members of a pool in
+// turn (round-robin), so that the load spreads across them, skipping
+// members whose agent stopped answering or whose session ended
+// (Endpoint.available). When none is available it returns the next one
+// all the same (its open then fails fast, or finds it back). A pool serves
+// while one member lives.
+func (r *router) pick(name string) (*Endpoint, bool) {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	p, _ := r.match(name)
 	if p == nil {
 		return nil, false
 	}
@@ -157,9 +215,10 @@ func setPooled(members []*Endpoint) {
 func (r *router) bind(ep *Endpoint, takeover func(holder *Endpoint) bool) (old []*Endpoint, holder *Endpoint, ok bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	p := r.routes[ep.key]
+	t, k := r.table(ep.key)
+	p := t[k]
 	if p == nil {
-		r.routes[ep.key] = &routePool{members: []*Endpoint{ep}}
+		t[k] = &routePool{members: []*Endpoint{ep}}
 		return nil, nil, true
 	}
 	if slices.Contains(p.members, ep) {
@@ -172,7 +231,7 @@ func (r *router) bind(ep *Endpoint, takeover func(holder *Endpoint) bool) (old [
 	if joins {
 		np := &routePool{members: append(slices.Clip(p.members), ep)}
 		setPooled(np.members)
-		r.routes[ep.key] = np
+		t[k] = np
 		return nil, nil, true
 	}
 	for _, m := range p.members {
@@ -180,7 +239,7 @@ func (r *router) bind(ep *Endpoint, takeover func(holder *Endpoint) bool) (old [
 			return nil, m, false
 		}
 	}
-	r.routes[ep.key] = &routePool{members: []*Endpoint{ep}}
+	t[k] = &routePool{members: []*Endpoint{ep}}
 	setPooled([]*Endpoint{ep})
 	return p.members, nil, true
 }
@@ -190,14 +249,15 @@ func (r *router) bind(ep *Endpoint, takeover func(holder *Endpoint) bool) (old [
 // not it still held the key.
 func (r *router) unbind(ep *Endpoint) {
 	r.mu.Lock()
-	if p := r.routes[ep.key]; p != nil {
+	t, k := r.table(ep.key)
+	if p := t[k]; p != nil {
 		if i := slices.Index(p.members, ep); i >= 0 {
 			if len(p.members) == 1 {
-				delete(r.routes, ep.key)
+				delete(t, k)
 			} else {
 				np := &routePool{members: slices.Delete(slices.Clone(p.members), i, i+1)}
 				setPooled(np.members)
-				r.routes[ep.key] = np
+				t[k] = np
 			}
 		}
 	}

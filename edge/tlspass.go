@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net"
 	"strconv"
+	"strings"
 
 	"github.com/tollgate/tollgate/authn"
 	"github.com/tollgate/tollgate/codes"
@@ -71,8 +72,9 @@ func (b *binder) bindTLS(req *tunnel.Bind, ident *authn.Identity, owner Endpoint
 }
 
 // terminationCert loads the key pair a tls bind asks the edge to terminate
-// with (nil: pass through). The certificate must be valid for host, or
-// every client would refuse it.
+// with (nil: pass through). The certificate must be valid for host (for a
+// wildcard host, for any name one label under it), or every client would
+// refuse it.
 func terminationCert(t *tunnel.TLSTermination, host string) (*tls.Certificate, *codes.Error) {
 	if t == nil {
 		return nil, nil
@@ -81,7 +83,13 @@ func terminationCert(t *tunnel.TLSTermination, host string) (*tls.Certificate, *
 	if err != nil {
 		return nil, codes.NewError(codes.BindOption, "The TLS termination certificate and key could not be loaded: %v. Send a PEM certificate and its PEM private key.", err)
 	}
-	if err := cert.Leaf.VerifyHostname(host); err != nil {
+	check := host
+	if parent, ok := strings.CutPrefix(host, "*."); ok {
+		// A wildcard endpoint serves any one label under parent: the
+		// certificate must be the wildcard (or cover every such name).
+		check = "tollgate-wildcard-check." + parent
+	}
+	if err := cert.Leaf.VerifyHostname(check); err != nil {
 		return nil, codes.NewError(codes.BindOption, "The TLS termination certificate is not valid for %s: %v. Use a certificate for that name.", host, err)
 	}
 	return &cert, nil
@@ -145,8 +153,12 @@ func (c *peekConn) Write(p []byte) (int, error) {
 func (p *publicServer) passthroughOr(pc *peekConn, next func(*tls.ClientHelloInfo) (*tls.Config, error)) func(*tls.ClientHelloInfo) (*tls.Config, error) {
 	return func(hello *tls.ClientHelloInfo) (*tls.Config, error) {
 		name := serverName(hello.ServerName)
-		ep, ok := p.router.lookup(name)
-		if ok && ep.proto == "tls" {
+		ep, fwd := p.route(pc.Conn, hello, name)
+		if fwd != nil {
+			pc.fwd, pc.name, pc.drop = fwd, name, true
+			return nil, errForward
+		}
+		if ep != nil && ep.proto == "tls" {
 			if next, ok := p.router.pick(name); ok {
 				ep = next // the next member of a pool; all are tls
 			}
@@ -162,12 +174,6 @@ func (p *publicServer) passthroughOr(pc *peekConn, next func(*tls.ClientHelloInf
 			}
 			pc.ep, pc.drop = ep, true
 			return nil, errPassthrough
-		}
-		if !ok {
-			if fwd := p.fwd.forwardHolders(pc.Conn, hello, name); fwd != nil {
-				pc.fwd, pc.name, pc.drop = fwd, name, true
-				return nil, errForward
-			}
 		}
 		pc.recording, pc.rec = false, nil
 		return next(hello)

@@ -16,8 +16,8 @@ import (
 //   - an empty ACL, "*" or "bind:*" allows everything;
 //   - "bind:app.example.com" allows exactly that name;
 //   - "bind:*.example.com" allows any name that ends in ".example.com" — one
-//     or more labels deep — and the literal "*.example.com", but not the apex
-//     "example.com";
+//     or more labels deep — and the literal "*.example.com" (the wildcard
+//     endpoint, docs/wildcard-endpoints.md), but not the apex "example.com";
 //   - "bind:host:port" allows exactly that TCP address;
 //   - rules are OR-ed: any one match allows.
 //

@@ -315,6 +315,22 @@ func (s *Snapshot) ReservedDomain(domain string) (*ReservedDomain, bool) {
 	return s.domains.get(domain)
 }
 
+// CoveringReservedDomain returns the reservation that covers the
+// lower-case name for binding and certificates: name's own, else the
+// wildcard "*.<parent>" when name is exactly one label under <parent>
+// (the depth a wildcard certificate and a wildcard endpoint cover;
+// docs/wildcard-endpoints.md). A wildcard name ("*.example.com") is
+// covered only by its own reservation.
+func (s *Snapshot) CoveringReservedDomain(name string) (*ReservedDomain, bool) {
+	if rd, ok := s.domains.get(name); ok {
+		return rd, true
+	}
+	if i := strings.IndexByte(name, '.'); i > 0 && name[0] != '*' && strings.IndexByte(name[i+1:], '.') > 0 {
+		return s.domains.get("*" + name[i:])
+	}
+	return nil, false
+}
+
 // ReservedAddr returns the reservation of a TCP address host:port.
 func (s *Snapshot) ReservedAddr(addr string) (*ReservedAddr, bool) { return s.addrs.get(addr) }
 

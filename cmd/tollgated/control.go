@@ -25,6 +25,8 @@ import (
 	"github.com/tollgate/tollgate/controlplane/restapi"
 	"github.com/tollgate/tollgate/controlplane/store"
 	"github.com/tollgate/tollgate/internal/opsserver"
+	"github.com/tollgate/tollgate/policy"
+	"github.com/tollgate/tollgate/regions"
 )
 
 // Names of what `tollgated control` creates in an empty store.
@@ -45,6 +47,7 @@ type controlOptions struct {
 	bootstrapAccount string
 	edgeSecretFile   string
 	tcpAddrPools     []string
+	publicHostnames  []string
 	rateLimit        float64
 	rateBurst        int
 	shutdownTimeout  time.Duration
@@ -93,6 +96,7 @@ them bootstraps. SIGINT or SIGTERM drains requests in flight and exits.`,
 	f.StringVar(&o.bootstrapAccount, "bootstrap-account", "default", "name of the account created on first start")
 	f.StringVar(&o.edgeSecretFile, "edge-secret-file", "", "file whose first line is the secret edges authenticate with (env TOLLGATE_EDGE_SECRET)")
 	f.StringArrayVar(&o.tcpAddrPools, "tcp-addr-pool", nil, "TCP addresses a region's reserved addresses are assigned from, REGION=HOST:FIRST-LAST (repeatable), e.g. us=1.tcp.example.com:20000-29999")
+	f.StringArrayVar(&o.publicHostnames, "public-hostname", nil, "public hostname of a region's edges, REGION=HOST (repeatable), e.g. us=us.edge.example.com: reserved domains of the region show it as their cname_target (the DNS name to CNAME them to)")
 	f.Float64Var(&o.rateLimit, "rate-limit", controlplane.DefaultRateLimit, "API requests per second each account may make, per process; 0 or negative turns the limit off")
 	f.IntVar(&o.rateBurst, "rate-burst", controlplane.DefaultRateBurst, "API requests each account may make at once")
 	f.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 20*time.Second, "how long SIGTERM waits for requests in flight")
@@ -135,6 +139,10 @@ func runControl(ctx context.Context, o controlOptions, stdout io.Writer) error {
 		return err
 	}
 	edgeSecret, err := readEdgeSecret("--edge-secret-file", o.edgeSecretFile)
+	if err != nil {
+		return err
+	}
+	hostnames, err := parsePublicHostnames(o.publicHostnames)
 	if err != nil {
 		return err
 	}
@@ -203,10 +211,11 @@ func runControl(ctx context.Context, o controlOptions, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	api := restapi.New(restapi.Config{BaseURL: o.baseURL, TCPAddrPools: pools,
+	api := restapi.New(restapi.Config{BaseURL: o.baseURL, TCPAddrPools: pools, PublicHostnames: hostnames,
 		EventTargets: deliverer.Config().TargetOptions(), EventTester: deliverer}, core)
 	edges := edgeapi.New(edgeapi.Config{Secret: edgeSecret, Traffic: deliverer}, core)
 	dcfg := o.dashboardOptions.config()
+	dcfg.PublicHostnames = hostnames
 	dcfg.EventTargets, dcfg.EventTester = deliverer.Config().TargetOptions(), deliverer
 	dash := dashboard.New(dcfg, core)
 	// Requests see their context end when shutdown starts, so that edges'
@@ -363,6 +372,27 @@ func parseAddrPools(vals []string) (map[string]restapi.TCPAddrPool, error) {
 		pools[region] = p
 	}
 	return pools, nil
+}
+
+// parsePublicHostnames parses --public-hostname values, REGION=HOST, into
+// region → hostname (policy.NormalizeHostname's form).
+func parsePublicHostnames(vals []string) (map[string]string, error) {
+	out := make(map[string]string, len(vals))
+	for _, v := range vals {
+		region, host, _ := strings.Cut(v, "=")
+		if _, err := regions.Parse(region); err != nil {
+			return nil, codes.NewError(codes.ConfigInvalid, "--public-hostname %q: give REGION=HOST with a region of %s, e.g. us=us.edge.example.com.", v, regions.CodeList())
+		}
+		if _, dup := out[region]; dup {
+			return nil, codes.NewError(codes.ConfigInvalid, "--public-hostname %q: region %s is given twice.", v, region)
+		}
+		name, err := policy.NormalizeHostname(host)
+		if err != nil {
+			return nil, codes.NewError(codes.ConfigInvalid, "--public-hostname %q: the host %s; give REGION=HOST, e.g. us=us.edge.example.com.", v, policy.HostnameReason(err))
+		}
+		out[region] = name
+	}
+	return out, nil
 }
 
 // redactDSN hides a password in a postgres:// DSN.

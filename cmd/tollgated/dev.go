@@ -30,6 +30,7 @@ import (
 	"github.com/tollgate/tollgate/edge/certs"
 	"github.com/tollgate/tollgate/edge/controlclient"
 	"github.com/tollgate/tollgate/internal/opsserver"
+	"github.com/tollgate/tollgate/policy"
 	"github.com/tollgate/tollgate/regions"
 	"github.com/tollgate/tollgate/snapshot"
 )
@@ -43,6 +44,9 @@ type devOptions struct {
 	apiAddr string
 	region  string
 	acme    acmeOptions
+	// publicHostname is the edge's public name, reserved domains' CNAME
+	// target; "" = the base domain.
+	publicHostname string
 
 	shutdownTimeout time.Duration
 }
@@ -74,6 +78,7 @@ restart keeps the account, the credentials and the CA.`,
 	o.eventsOptions.register(f)
 	o.logOptions.register(f)
 	f.StringVar(&o.region, "region", string(regions.Default), "region code of the edge: one of "+regions.CodeList())
+	f.StringVar(&o.publicHostname, "public-hostname", "", "public hostname of the edge, which reserved domains show as their cname_target (default: the base domain)")
 	addACMEFlags(f, &o.acme, "")
 	f.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 20*time.Second, "how long SIGINT or SIGTERM waits for requests in flight before closing agent sessions")
 	return cmd
@@ -195,10 +200,20 @@ func runDev(ctx context.Context, o devOptions, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	api := restapi.New(restapi.Config{BaseURL: apiURL, DefaultRegion: o.region, TCPAddrPools: pools,
+	hostname := o.publicHostname
+	if hostname == "" {
+		hostname = o.baseDomain
+	}
+	hostname, err = policy.NormalizeHostname(hostname)
+	if err != nil {
+		return codes.NewError(codes.ConfigInvalid, "--public-hostname %q: %s; give the edge's host name, e.g. edge.example.com.", o.publicHostname, policy.HostnameReason(err))
+	}
+	hostnames := map[string]string{o.region: hostname}
+	api := restapi.New(restapi.Config{BaseURL: apiURL, DefaultRegion: o.region, TCPAddrPools: pools, PublicHostnames: hostnames,
 		EventTargets: deliverer.Config().TargetOptions(), EventTester: deliverer}, core)
 	edges := edgeapi.New(edgeapi.Config{}, core) // no edge secret: only the in-process edge
 	dcfg := o.dashboardOptions.config()
+	dcfg.PublicHostnames = hostnames
 	dcfg.EventTargets, dcfg.EventTester = deliverer.Config().TargetOptions(), deliverer
 	dash := dashboard.New(dcfg, core)
 

@@ -312,10 +312,21 @@ type reservationsView struct {
 	Domains []store.ReservedDomain
 	Addrs   []store.ReservedAddr
 	More    bool
+	// DNS holds, by reserved domain ID, what to point DNS at and the
+	// certificate's state (reservationDNS).
+	DNS map[string]reservationDNS
+}
+
+// reservationDNS is a reserved domain's DNS target (the API's
+// cname_target; "" when the domain needs no record) and certificate state.
+type reservationDNS struct {
+	CNAMETarget string
+	Cert        store.CertState
 }
 
 // reservationsView builds the reservations page (GET /reservations):
-// reserved domains and TCP addresses with their regions.
+// reserved domains with their regions, DNS targets and certificate states,
+// and TCP addresses.
 func (s *Server) reservationsView(r *http.Request, c *dashCaller) (reservationsView, error) {
 	ds, more1, err := s.store.ListReservedDomains(r.Context(), c.AccountID(), store.Page{})
 	if err != nil {
@@ -325,5 +336,14 @@ func (s *Server) reservationsView(r *http.Request, c *dashCaller) (reservationsV
 	if err != nil {
 		return reservationsView{}, err
 	}
-	return reservationsView{Domains: ds, Addrs: as, More: more1 || more2}, nil
+	v := reservationsView{Domains: ds, Addrs: as, More: more1 || more2, DNS: make(map[string]reservationDNS, len(ds))}
+	for i := range ds {
+		d := &ds[i]
+		st, err := s.store.ReservedDomainCertState(r.Context(), d)
+		if err != nil {
+			s.log.Warn("reading certificate status", zap.String("domain", d.Domain), zap.Error(err))
+		}
+		v.DNS[d.ID] = reservationDNS{CNAMETarget: controlplane.CNAMETarget(s.cfg.PublicHostnames, d.Domain, d.Region), Cert: st}
+	}
+	return v, nil
 }

@@ -31,6 +31,11 @@ type Config struct {
 	// EventTester sends the events page's test event
 	// (events.Deliverer.SendTest); nil refuses tests (codes.EventTestFailed).
 	EventTester EventTester
+	// PublicHostnames maps a region code to the public hostname of the
+	// region's edges: the reservations page shows each reserved domain's
+	// DNS target from it, as the REST API's cname_target
+	// (controlplane.CNAMETarget). Default: none.
+	PublicHostnames map[string]string
 }
 
 // Server is the dashboard over a controlplane.Core. Create it with New; it

@@ -77,9 +77,11 @@ type certPolicyJSON struct {
 }
 
 // reservedDomainJSON is the reserved_domains object
-// (docs/api-compatibility.md#reserved-domains). cname_target,
-// acme_challenge_cname_target and certificate are null: Tollgate has no
-// CNAME service and no uploaded certificates. certificate_management_status
+// (docs/api-compatibility.md#reserved-domains). cname_target is the public
+// hostname of the domain's region (controlplane.CNAMETarget), null when none
+// is configured or the domain resolves to the edges already;
+// acme_challenge_cname_target and certificate are null: Tollgate delegates
+// no _acme-challenge names and stores no uploaded certificates. certificate_management_status
 // is what the edges reported (null without a policy). min_tls_version is
 // null for the edge default; hsts (Tollgate's extension) null for none.
 type reservedDomainJSON struct {
@@ -130,6 +132,9 @@ type reservedDomainUpdateBody struct {
 func (s *reservationAPI) reservedDomainJSON(r *http.Request, d *store.ReservedDomain) reservedDomainJSON {
 	out := reservedDomainJSON{ID: d.ID, URI: s.baseURL(r) + "/reserved_domains/" + d.ID, CreatedAt: timestamp(d.CreatedAt),
 		Description: d.Description, Metadata: d.Metadata, Domain: d.Domain, Region: d.Region}
+	if t := controlplane.CNAMETarget(s.cfg.PublicHostnames, d.Domain, d.Region); t != "" {
+		out.CNAMETarget = &t
+	}
 	if d.CertPolicy != nil {
 		out.CertificateManagementPolicy = &certPolicyJSON{Authority: d.CertPolicy.Authority, PrivateKeyType: d.CertPolicy.PrivateKeyType}
 	}

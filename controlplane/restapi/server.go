@@ -29,6 +29,10 @@ type Config struct {
 	// plane assigns from when a reserved address is created without addr.
 	// In a region without a pool, addr is required. Default: no pools.
 	TCPAddrPools map[string]TCPAddrPool
+	// PublicHostnames maps a region code to the public hostname of the
+	// region's edges, which reserved domains show as cname_target
+	// (controlplane.CNAMETarget). Default: none, cname_target is null.
+	PublicHostnames map[string]string
 	// EventTargets are the rules for event destination targets (which
 	// are allowed: file targets need FileDir). Default: no file targets.
 	EventTargets events.TargetOptions

@@ -112,3 +112,47 @@ func optMicros(v int64) time.Time {
 	}
 	return time.UnixMicro(v).UTC()
 }
+
+// Certificate states of CertState.State, for people (the dashboard's
+// reservations page).
+const (
+	CertStateNone    = "none"    // no certificate management policy: the edges obtain none
+	CertStatePending = "pending" // being obtained, nothing failed yet (or no edge reported)
+	CertStateFailing = "failing" // the last attempt failed; Reason says why, RetriesAt when the edge tries again
+	CertStateIssued  = "issued"  // held by the edges; RenewsAt is when renewal is due
+)
+
+// CertState is a reserved domain's certificate summed up from what the
+// edges reported (GetCertificateStatus): the state, and while it is not
+// issued the reason, as the edge gave it or, before any report, that no
+// edge of the region has reported yet.
+type CertState struct {
+	State     string // CertStateNone, CertStatePending, CertStateFailing or CertStateIssued
+	ErrorCode string // CertErrorInternal or CertErrorDNS while failing
+	Reason    string // while pending or failing
+	RenewsAt  time.Time
+	RetriesAt time.Time
+}
+
+// ReservedDomainCertState returns d's CertState. A store read failure is
+// returned with a pending state, so that a page can still show the rest.
+func (s *Store) ReservedDomainCertState(ctx context.Context, d *ReservedDomain) (CertState, error) {
+	if d.CertPolicy == nil {
+		return CertState{State: CertStateNone}, nil
+	}
+	st, err := s.GetCertificateStatus(ctx, d.Domain)
+	if err != nil {
+		pending := CertState{State: CertStatePending, Reason: "No edge of region " + d.Region + " has reported on this certificate yet."}
+		if errors.Is(err, ErrNotFound) {
+			return pending, nil
+		}
+		return pending, err
+	}
+	switch {
+	case st.JobErrorCode != "":
+		return CertState{State: CertStateFailing, ErrorCode: st.JobErrorCode, Reason: st.JobMsg, RetriesAt: st.JobRetriesAt, RenewsAt: st.RenewsAt}, nil
+	case st.NotAfter.IsZero():
+		return CertState{State: CertStatePending, Reason: "The certificate is being obtained."}, nil
+	}
+	return CertState{State: CertStateIssued, RenewsAt: st.RenewsAt}, nil
+}

@@ -111,7 +111,9 @@ const MaxDomainBytes = 253
 // lower case, internationalised labels in punycode (IDNA UTS #46 lookup
 // rules, as browsers apply them), one trailing dot removed. A leading "*."
 // makes a wildcard domain, which covers every name under it, at any depth,
-// but not the name itself (policy.BindAllowed's semantics). The name needs
+// but not the name itself (policy.BindAllowed's semantics), for ownership;
+// the wildcard endpoint and certificate it allows cover one label
+// (docs/wildcard-endpoints.md#depth). The name needs
 // two labels at least (three for a wildcard, "*.example.com"); its last
 // label may not be all digits. IP addresses, ports, schemes, paths, "*"
 // anywhere but the front, and names over MaxDomainBytes are refused with

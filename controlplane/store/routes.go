@@ -18,7 +18,11 @@ import (
 // store revision, which serialises the rule's read-then-insert across all
 // control-plane processes on one database, and the change-log trigger
 // carries each holder to every edge's snapshot. Holders are operational
-// state: no audit event.
+// state: no audit event. A route key is a name as the edge routes it: a
+// wildcard endpoint's key is the literal "*.example.com", a different name
+// from every specific name under it, so their holders never conflict here
+// (docs/wildcard-endpoints.md#route-keys); which one serves a request is
+// the edge's most-specific-match rule.
 
 // kindRouteHolder is the change-log kind of route_holders rows.
 const kindRouteHolder = "route_holder"

@@ -30,8 +30,10 @@ const maxCSRNames = 100
 // LocalIssuerConfig configures NewLocalIssuer.
 type LocalIssuerConfig struct {
 	// BaseDomain is the edge's base domain (ASCII, punycode for IDNs; a
-	// trailing dot is dropped). Required. The issuer signs only this name,
-	// "*.<BaseDomain>" and names one label under it.
+	// trailing dot is dropped). Required. The issuer signs only this name
+	// and names under it (UnderBase): "*.<BaseDomain>", names one label
+	// under it, and deeper names and their wildcards, which only reserved
+	// domains get (the Manager asks for nothing else).
 	BaseDomain string
 	// Validity is the lifetime of issued leaves. Default LeafValidity. Never
 	// extends past the CA's own expiry.
@@ -40,8 +42,8 @@ type LocalIssuerConfig struct {
 
 // LocalIssuer is a certmagic.Issuer (and certmagic.PreChecker) that signs
 // certificate requests with a local CA: ECDSA leaves for server auth,
-// carrying exactly the request's DNS names. It refuses any name that InBase
-// rejects, so even a misconfigured Manager cannot mint a certificate for a
+// carrying exactly the request's DNS names. It refuses any name that
+// UnderBase rejects, so even a misconfigured Manager cannot mint a certificate for a
 // name outside the base domain. Safe for concurrent use.
 type LocalIssuer struct {
 	ca       *CA
@@ -96,7 +98,7 @@ func (li *LocalIssuer) PreCheck(_ context.Context, names []string, _ bool) error
 // certmagic.ErrNoRetry wrapping ErrNameNotAllowed or ErrBadCSR) a request
 // whose signature does not verify, that has no DNS names or more than 100,
 // any IP/email/URI name, a common name that is not one of its DNS names, a
-// DNS name InBase rejects, or a public key other than ECDSA P-256/P-384.
+// DNS name UnderBase rejects, or a public key other than ECDSA P-256/P-384.
 func (li *LocalIssuer) Issue(ctx context.Context, csr *x509.CertificateRequest) (*certmagic.IssuedCertificate, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -159,10 +161,10 @@ func (li *LocalIssuer) Issue(ctx context.Context, csr *x509.CertificateRequest) 
 
 // checkName returns nil if the issuer may sign name.
 func (li *LocalIssuer) checkName(name string) error {
-	if InBase(li.base, name) {
+	if UnderBase(li.base, name) {
 		return nil
 	}
-	return noRetry(fmt.Errorf("%w: %q is not %s, *.%s or one label under it", ErrNameNotAllowed, name, li.base, li.base))
+	return noRetry(fmt.Errorf("%w: %q is not %s or a name under it", ErrNameNotAllowed, name, li.base))
 }
 
 // noRetry marks err as permanent for certmagic's retry loop.

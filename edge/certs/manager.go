@@ -125,6 +125,9 @@ const (
 const (
 	keyECDSA = "ecdsa"
 	keyRSA   = "rsa"
+	// keyWildcardDNS marks a reserved wildcard domain in
+	// running.managedCustom: managed by running.wild over DNS-01.
+	keyWildcardDNS = "wildcard-dns01"
 )
 
 // running is what Start builds: one certmagic cache and configs on it.
@@ -302,11 +305,11 @@ func (m *Manager) Start(ctx context.Context) error {
 			m.watchReservations(bg, r)
 		}()
 	}
-	if m.acme == nil && m.snapshot != nil && m.reporter != nil {
+	if m.acme == nil && m.snapshot != nil {
 		r.wg.Add(1)
 		go func() {
 			defer r.wg.Done()
-			m.watchLocalReservations(bg)
+			m.watchLocalReservations(bg, r)
 		}()
 	}
 	m.run.Store(r)
@@ -380,8 +383,8 @@ func (m *Manager) buildACME(r *running, cmLog *zap.Logger) {
 // configFor is the cache's GetConfigForCert: the config that renews a
 // certificate with these names.
 func (m *Manager) configFor(r *running, names []string) *certmagic.Config {
-	if r.wild != nil && slices.Contains(names, "*."+m.base) {
-		return r.wild
+	if r.wild != nil && slices.ContainsFunc(names, func(n string) bool { return strings.HasPrefix(n, "*.") }) {
+		return r.wild // "*.<base>" and reserved wildcard domains renew over DNS-01
 	}
 	if m.isManaged(names) {
 		return r.managed
@@ -447,6 +450,9 @@ func (m *Manager) GetCertificate(hello *tls.ClientHelloInfo) (*tls.Certificate, 
 			m.refused(hello, ErrNameNotAllowed)
 			return nil, fmt.Errorf("%w: %s", ErrNameNotAllowed, name)
 		}
+		if w := m.localWildcard(name); w != "" {
+			return m.localWildcardCert(r, hello, name, w)
+		}
 		return r.onDemand[keyECDSA].GetCertificate(hello)
 	}
 	if !m.allowed(name) {
@@ -457,6 +463,34 @@ func (m *Manager) GetCertificate(hello *tls.ClientHelloInfo) (*tls.Certificate, 
 		return r.managed.GetCertificate(hello) // from the cache, no handshake maintenance
 	}
 	return r.onDemand[m.keyType(name)].GetCertificate(hello)
+}
+
+// localWildcard returns the reserved wildcard domain that covers name when
+// the local CA signs it (UnderBase): then name is served from that
+// wildcard's certificate, not one of its own. "" otherwise.
+func (m *Manager) localWildcard(name string) string {
+	rd, ok := m.reservation(name)
+	if !ok || !strings.HasPrefix(rd.Domain, "*.") || rd.Domain == name || !UnderBase(m.base, rd.Domain) {
+		return ""
+	}
+	return lowerASCII(rd.Domain)
+}
+
+// localWildcardCert serves name from the local CA's certificate for the
+// reserved wildcard w, obtaining it first when the background watcher
+// (watchLocalReservations) has not yet: the local CA signs at once, and
+// certmagic's issuance lock makes concurrent handshakes obtain it once.
+func (m *Manager) localWildcardCert(r *running, hello *tls.ClientHelloInfo, name, w string) (*tls.Certificate, error) {
+	if len(r.cache.AllMatchingCertificates(name)) == 0 {
+		ctx := context.Background()
+		if hello.Context() != nil {
+			ctx = hello.Context()
+		}
+		if err := r.managed.ManageSync(ctx, []string{w}); err != nil {
+			return nil, fmt.Errorf("obtaining %s for %s: %w", w, name, err)
+		}
+	}
+	return r.managed.GetCertificate(hello)
 }
 
 // HandleHTTPChallenge answers an ACME HTTP-01 validation request

@@ -28,6 +28,29 @@ func InBase(base, name string) bool {
 	return label == "*" || validLabel(label)
 }
 
+// UnderBase reports whether the local CA may sign name for base: what
+// InBase accepts, and also deeper names under base ("a.b."+base) and
+// wildcards of them ("*.b."+base), which reserved domains under the base
+// domain need (a reserved "*.ci."+base and the names one label under it;
+// docs/wildcard-endpoints.md). A "*" is allowed only as the whole first
+// label. Names outside base are false, as for InBase.
+func UnderBase(base, name string) bool {
+	if InBase(base, name) {
+		return true
+	}
+	cut := len(name) - len(base) - 1
+	if cut < 1 || len(name) > maxNameLen || name[cut] != '.' || !equalFoldASCII(name[cut+1:], base) {
+		return false
+	}
+	labels := strings.TrimPrefix(name[:cut], "*.")
+	for l := range strings.SplitSeq(labels, ".") {
+		if !validLabel(l) {
+			return false
+		}
+	}
+	return true
+}
+
 // validHostname reports whether s is an ASCII DNS hostname: 1–253 bytes of
 // dot-separated LDH labels (RFC 1123 §2.1), no trailing dot, and a last label
 // that is not all digits, so no IPv4 literal passes (RFC 3696 §2).

@@ -83,13 +83,30 @@ func (m *Manager) watchReservations(ctx context.Context, r *running) {
 	m.watchSnapshots(ctx, func(snap *snapshot.Snapshot) { m.syncReservations(ctx, r, snap) })
 }
 
-// syncReservations applies one snapshot's reserved domains.
+// syncReservations applies one snapshot's reserved domains. A reserved
+// wildcard "*.example.com" gets its wildcard certificate over DNS-01 when
+// the edge has a DNS provider (r.wild); without one it is reported as a
+// problem the operator must fix, and the names under it get their own
+// certificates on demand (docs/wildcard-endpoints.md#certificates).
 func (m *Manager) syncReservations(ctx context.Context, r *running, snap *snapshot.Snapshot) {
 	want := map[string]string{}
 	for rd := range snap.AllReservedDomains() {
 		name := lowerASCII(rd.Domain)
-		if !m.inRegion(rd) || strings.HasPrefix(name, "*.") || !validHostname(name) {
-			continue // a wildcard reservation's names are issued on demand
+		if !m.inRegion(rd) {
+			continue
+		}
+		if parent, wild := strings.CutPrefix(name, "*."); wild {
+			switch {
+			case !validHostname(parent) || name == "*."+m.base:
+			case r.wild != nil:
+				want[name] = keyWildcardDNS
+			default:
+				m.noteProblem(name, "The wildcard certificate for "+name+" needs the ACME DNS-01 challenge, and this edge has no DNS provider (--acme-dns). Names under it get certificates one by one until then.")
+			}
+			continue
+		}
+		if !validHostname(name) {
+			continue
 		}
 		if name == m.base || (m.wildcard && m.oneLabelUnder(name)) {
 			continue // served by the base certificates
@@ -127,7 +144,11 @@ func (m *Manager) syncReservations(ctx context.Context, r *running, snap *snapsh
 		m.log.Info("certificates no longer managed: reservation removed", zap.Strings("names", drop))
 	}
 	for _, name := range add {
-		if err := r.custom[want[name]].ManageAsync(ctx, []string{name}); err != nil {
+		cfg := r.custom[want[name]]
+		if want[name] == keyWildcardDNS {
+			cfg = r.wild
+		}
+		if err := cfg.ManageAsync(ctx, []string{name}); err != nil {
 			m.log.Warn("managing reserved domain", zap.String("server_name", name), zap.Error(err))
 		}
 	}
@@ -135,12 +156,29 @@ func (m *Manager) syncReservations(ctx context.Context, r *running, snap *snapsh
 
 // watchLocalReservations runs instead of watchReservations when the local
 // CA issues (tollgated dev without --acme-ca): that CA signs only the base
-// domain and one label under it, so a reserved domain outside it can never
-// get a certificate here. Rather than let certificate_management_status say
-// "being provisioned" forever, it reports each such name as a provisioning
-// failure the user must fix (StatusDNSError), with what to do.
-func (m *Manager) watchLocalReservations(ctx context.Context) {
-	m.watchSnapshots(ctx, m.noteUnissuable)
+// domain and names under it (UnderBase). A reserved wildcard under the base
+// domain ("*.ci.<base>") gets its wildcard certificate at once; a reserved
+// domain outside it can never get a certificate here, and rather than let
+// certificate_management_status say "being provisioned" forever, it is
+// reported (when a reporter is set) as a provisioning failure the user
+// must fix (StatusDNSError), with what to do.
+func (m *Manager) watchLocalReservations(ctx context.Context, r *running) {
+	managed := map[string]bool{}
+	m.watchSnapshots(ctx, func(snap *snapshot.Snapshot) {
+		for rd := range snap.AllReservedDomains() {
+			name := lowerASCII(rd.Domain)
+			if !m.inRegion(rd) || !strings.HasPrefix(name, "*.") || managed[name] || InBase(m.base, name) || !UnderBase(m.base, name) {
+				continue
+			}
+			managed[name] = true
+			if err := r.managed.ManageAsync(ctx, []string{name}); err != nil {
+				m.log.Warn("managing reserved wildcard domain", zap.String("server_name", name), zap.Error(err))
+			}
+		}
+		if m.reporter != nil {
+			m.noteUnissuable(snap)
+		}
+	})
 }
 
 // noteUnissuable reports the snapshot's reserved domains of this region
@@ -149,21 +187,29 @@ func (m *Manager) watchLocalReservations(ctx context.Context) {
 func (m *Manager) noteUnissuable(snap *snapshot.Snapshot) {
 	for rd := range snap.AllReservedDomains() {
 		name := lowerASCII(rd.Domain)
-		if !m.inRegion(rd) || InBase(m.base, name) {
+		if !m.inRegion(rd) || UnderBase(m.base, name) {
 			continue
 		}
-		msg := "This edge signs certificates with its local CA, which signs only " + m.base + " and names one label under it; " +
-			name + " gets no certificate here. Run the edge with an ACME CA (--acme-ca) to obtain one."
-		m.status.update(name, func(t *trackedStatus) bool {
-			if t.JobErrorCode == StatusDNSError && t.JobMsg == msg {
-				return false
-			}
-			if t.JobStartedAt.IsZero() {
-				t.JobStartedAt = time.Now().UTC()
-			}
-			t.JobErrorCode, t.JobMsg, t.JobRetriesAt = StatusDNSError, msg, time.Time{}
-			t.Issuer = m.issuer.IssuerKey()
-			return true
-		})
+		m.noteProblem(name, "This edge signs certificates with its local CA, which signs only "+m.base+" and names under it; "+
+			name+" gets no certificate here. Run the edge with an ACME CA (--acme-ca) to obtain one.")
 	}
+}
+
+// noteProblem records, once per message, that name's certificate cannot
+// be obtained until the user or operator acts (StatusDNSError, msg says
+// what to do).
+func (m *Manager) noteProblem(name, msg string) {
+	m.status.update(name, func(t *trackedStatus) bool {
+		if t.JobErrorCode == StatusDNSError && t.JobMsg == msg {
+			return false
+		}
+		if t.JobStartedAt.IsZero() {
+			t.JobStartedAt = time.Now().UTC()
+		}
+		t.JobErrorCode, t.JobMsg, t.JobRetriesAt = StatusDNSError, msg, time.Time{}
+		if m.issuer != nil {
+			t.Issuer = m.issuer.IssuerKey()
+		}
+		return true
+	})
 }

@@ -41,6 +41,9 @@ type Config struct {
 	BaseURL       string
 	DefaultRegion string
 	TCPAddrPools  map[string]restapi.TCPAddrPool
+	// PublicHostnames (restapi.Config and dashboard.Config): region →
+	// the public hostname reserved domains are CNAMEd to.
+	PublicHostnames map[string]string
 	// Edge API (edgeapi.Config.Secret).
 	EdgeSecret string
 	// TrafficEvents gives the edge API an events.Deliverer over the store
@@ -102,8 +105,8 @@ func NewEnv(t *testing.T, dsn string, cfg Config) *Env {
 	core := controlplane.New(controlplane.Config{PollInterval: cfg.PollInterval, RateLimit: cfg.RateLimit, RateBurst: cfg.RateBurst,
 		AuthFailureLimit: cfg.AuthFailureLimit, AuthFailureBurst: cfg.AuthFailureBurst, TrustedProxies: cfg.TrustedProxies}, st)
 	t.Cleanup(core.Close)
-	rcfg := restapi.Config{BaseURL: cfg.BaseURL, DefaultRegion: cfg.DefaultRegion, TCPAddrPools: cfg.TCPAddrPools}
-	dcfg := dashboard.Config{SecureCookie: cfg.DashboardSecureCookie}
+	rcfg := restapi.Config{BaseURL: cfg.BaseURL, DefaultRegion: cfg.DefaultRegion, TCPAddrPools: cfg.TCPAddrPools, PublicHostnames: cfg.PublicHostnames}
+	dcfg := dashboard.Config{SecureCookie: cfg.DashboardSecureCookie, PublicHostnames: cfg.PublicHostnames}
 	if cfg.EventFileDir != "" {
 		d, err := events.New(events.Config{FileDir: cfg.EventFileDir, AllowHTTPWebhooks: true}, st)
 		if err != nil {
