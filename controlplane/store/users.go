@@ -227,13 +227,14 @@ func (t *tx) removeMember(ctx context.Context, accountID, userID string, check M
 }
 
 // keepsAnAdmin returns a codes.LastAdmin conflict unless the account has an
-// active administrator other than userID. It is race-free because every
+// active administrator other than userID (the user and their membership
+// active). It is race-free because every
 // unit of work first takes the store revision row (update), so no other
 // writer can change memberships between this count and the caller's change.
 func (t *tx) keepsAnAdmin(ctx context.Context, accountID, userID string) error {
 	var n int
 	err := t.queryRow(ctx, `SELECT COUNT(*) FROM memberships m JOIN principals p ON p.id = m.user_id
-		WHERE m.account_id = $1 AND m.admin AND p.active AND m.user_id <> $2`, accountID, userID).Scan(&n)
+		WHERE m.account_id = $1 AND m.admin AND p.active AND m.active AND m.user_id <> $2`, accountID, userID).Scan(&n)
 	if err != nil {
 		return fmt.Errorf("counting administrators of %s: %w", accountID, err)
 	}
