@@ -115,7 +115,7 @@ func applyExtension(kind string, v json.RawMessage, set setter) error {
 		return invalid(codes.SCIMGroupRoles, "%s must be an object of developer, team, billing and admin.", schemaRoles)
 	}
 	for k, val := range obj {
-		if err := applyPath(kind, schemaRoles+":"+k, val, schemaRoles, set); err != nil {
+		if err := applyPath(kind, schemaRoles+":"+k, val, "", set); err != nil {
 			return err
 		}
 	}
@@ -132,9 +132,9 @@ func applyPath(kind, raw string, v json.RawMessage, core string, set setter) err
 		return invalid(codes.SCIMInvalidPath, "The path %q cannot be parsed (RFC 7644 §3.5.2).", controlplane.Truncate(raw, 200))
 	}
 	switch uri := p.AttributePath.URI(); {
+	case strings.EqualFold(uri, schemaRoles): // the setter decides
 	case uri == "" || strings.EqualFold(uri, core):
 		p.AttributePath.URIPrefix = nil
-	case strings.EqualFold(uri, schemaRoles):
 	default:
 		return nil // another extension's attribute: not kept
 	}

@@ -225,10 +225,11 @@ func (s *Store) SCIMCreateUser(ctx context.Context, actor Actor, accountID strin
 // (RFC 7644 PUT and PATCH are applied by the caller in change); what
 // differs is written. Deactivating (Active false) keeps the membership and
 // credentials but stops them (codes.LastAdmin when the member is the
-// account's last active administrator). The user's e-mail address and
-// name are global: they change only for a user who belongs to no other
-// account (a different address otherwise: a *ConflictError with
-// codes.SCIMMutability; a different name is ignored). Audit events:
+// account's last active administrator). The user's e-mail address is
+// their identity everywhere: it changes only for a user who belongs to no
+// other account (a *ConflictError with codes.SCIMMutability otherwise);
+// their name is a profile field that any of their accounts' identity
+// providers may set (the last one wins). Audit events:
 // membership_updated.v0, user_updated.v0. It returns the member after the
 // call.
 func (s *Store) SCIMUpdateUser(ctx context.Context, actor Actor, accountID, userID string,
@@ -279,7 +280,7 @@ func (t *tx) scimApplyUser(ctx context.Context, cur *SCIMUser, next SCIMUserInpu
 		}
 		user["email"] = email
 	}
-	if name := truncate(next.DisplayName, 255); name != cur.User.Name && others == 0 {
+	if name := truncate(next.DisplayName, 255); name != cur.User.Name {
 		if _, err := t.exec(ctx, `UPDATE principals SET name = $1 WHERE id = $2`, name, userID); err != nil {
 			return fmt.Errorf("updating user %s: %w", userID, err)
 		}

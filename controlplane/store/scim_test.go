@@ -80,8 +80,8 @@ func TestSCIMUserLifecycle(t *testing.T) {
 			cur.Active, cur.DisplayName = false, "Renamed"
 			return cur, nil
 		})
-		if err != nil || off.Active || off.User.Name != "Grace" {
-			t.Fatalf("deactivate: %+v %v (a user of two accounts keeps their name)", off, err)
+		if err != nil || off.Active || off.User.Name != "Renamed" {
+			t.Fatalf("deactivate and rename: %+v %v", off, err)
 		}
 		if st := lookupState(t, s, keyA.Reveal()); st.OwnerActive {
 			t.Fatal("the API key in the account that deactivated the user still has an active owner")

@@ -180,7 +180,9 @@ func (s *Store) SCIMUpdateGroup(ctx context.Context, actor Actor, accountID, id 
 		if err != nil {
 			return err
 		}
-		next, err := change(*cur)
+		in := *cur
+		in.Members = slices.Clone(cur.Members) // change may edit it in place
+		next, err := change(in)
 		if err != nil {
 			return err
 		}
