@@ -81,23 +81,6 @@ func (s *Server) resourceTypeDocs(r *http.Request) []resourceTypeDoc {
 	}
 }
 
-// resourceTypes answers GET /ResourceTypes.
-func (s *Server) resourceTypes(w http.ResponseWriter, r *http.Request, _ *controlplane.Caller) error {
-	writeAll(w, s.resourceTypeDocs(r))
-	return nil
-}
-
-// resourceType answers GET /ResourceTypes/{id}.
-func (s *Server) resourceType(w http.ResponseWriter, r *http.Request, _ *controlplane.Caller) error {
-	for _, d := range s.resourceTypeDocs(r) {
-		if strings.EqualFold(d.ID, r.PathValue("id")) {
-			writeJSON(w, http.StatusOK, d)
-			return nil
-		}
-	}
-	return fail(http.StatusNotFound, codes.SCIMNotFound, "There is no resource type %q: there are User and Group.", controlplane.Truncate(r.PathValue("id"), 100))
-}
-
 // attribute describes one attribute of a schema (RFC 7643 §7).
 type attribute struct {
 	Name          string      `json:"name"`
@@ -163,28 +146,28 @@ func (s *Server) schemaDocs(r *http.Request) []schemaDoc {
 	}
 }
 
-// schemas answers GET /Schemas.
-func (s *Server) schemas(w http.ResponseWriter, r *http.Request, _ *controlplane.Caller) error {
-	writeAll(w, s.schemaDocs(r))
-	return nil
-}
-
-// schema answers GET /Schemas/{id}.
-func (s *Server) schema(w http.ResponseWriter, r *http.Request, _ *controlplane.Caller) error {
-	for _, d := range s.schemaDocs(r) {
-		if strings.EqualFold(d.ID, r.PathValue("id")) {
-			writeJSON(w, http.StatusOK, d)
-			return nil
+// docHandlers returns the handlers of a discovery collection (RFC 7644
+// §4): the list of docs, and one doc by its id (case-insensitive; 404
+// naming what otherwise).
+func docHandlers[T any](docs func(*http.Request) []T, id func(*T) string, what string) (list, one handlerFunc) {
+	list = func(w http.ResponseWriter, r *http.Request, _ *controlplane.Caller) error {
+		ds := docs(r)
+		items := make([]any, len(ds))
+		for i := range ds {
+			items[i] = ds[i]
 		}
+		writeList(w, store.SCIMPage{StartIndex: 1}, len(items), items)
+		return nil
 	}
-	return fail(http.StatusNotFound, codes.SCIMNotFound, "There is no schema %q.", controlplane.Truncate(r.PathValue("id"), 200))
-}
-
-// writeAll writes docs as one list page.
-func writeAll[T any](w http.ResponseWriter, docs []T) {
-	items := make([]any, len(docs))
-	for i := range docs {
-		items[i] = docs[i]
+	one = func(w http.ResponseWriter, r *http.Request, _ *controlplane.Caller) error {
+		ds := docs(r)
+		for i := range ds {
+			if strings.EqualFold(id(&ds[i]), r.PathValue("id")) {
+				writeJSON(w, http.StatusOK, ds[i])
+				return nil
+			}
+		}
+		return fail(http.StatusNotFound, codes.SCIMNotFound, "There is no %s %q.", what, controlplane.Truncate(r.PathValue("id"), 200))
 	}
-	writeList(w, store.SCIMPage{StartIndex: 1}, len(items), items)
+	return list, one
 }

@@ -86,10 +86,12 @@ func (s *Server) routes() *http.ServeMux {
 	s.route(mux, "/scim/v2/Groups/{id}", map[string]handlerFunc{http.MethodGet: s.getGroup, http.MethodPut: s.replaceGroup,
 		http.MethodPatch: s.patchGroup, http.MethodDelete: s.deleteGroup})
 	s.route(mux, "/scim/v2/ServiceProviderConfig", map[string]handlerFunc{http.MethodGet: s.serviceProviderConfig})
-	s.route(mux, "/scim/v2/ResourceTypes", map[string]handlerFunc{http.MethodGet: s.resourceTypes})
-	s.route(mux, "/scim/v2/ResourceTypes/{id}", map[string]handlerFunc{http.MethodGet: s.resourceType})
-	s.route(mux, "/scim/v2/Schemas", map[string]handlerFunc{http.MethodGet: s.schemas})
-	s.route(mux, "/scim/v2/Schemas/{id}", map[string]handlerFunc{http.MethodGet: s.schema})
+	rtList, rtOne := docHandlers(s.resourceTypeDocs, func(d *resourceTypeDoc) string { return d.ID }, "resource type")
+	s.route(mux, "/scim/v2/ResourceTypes", map[string]handlerFunc{http.MethodGet: rtList})
+	s.route(mux, "/scim/v2/ResourceTypes/{id}", map[string]handlerFunc{http.MethodGet: rtOne})
+	schemaList, schemaOne := docHandlers(s.schemaDocs, func(d *schemaDoc) string { return d.ID }, "schema")
+	s.route(mux, "/scim/v2/Schemas", map[string]handlerFunc{http.MethodGet: schemaList})
+	s.route(mux, "/scim/v2/Schemas/{id}", map[string]handlerFunc{http.MethodGet: schemaOne})
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, fail(http.StatusNotFound, codes.SCIMNotFound,
 			"There is no SCIM endpoint at %s: the base URL is %s, with Users, Groups, ServiceProviderConfig, ResourceTypes and Schemas under it.",

@@ -69,21 +69,12 @@ func (p SCIMPage) bounds() (offset, limit int) {
 	return offset, limit
 }
 
-const scimUserColumns = `SELECT p.id, u.email, p.name, p.active, p.created_at,
-		m.account_id, m.developer, m.team, m.billing, m.admin, m.created_at, m.active, m.scim_external_id
-	FROM memberships m JOIN principals p ON p.id = m.user_id JOIN users u ON u.id = m.user_id`
+const scimUserColumns = memberFields + `, m.active, m.scim_external_id` + memberFrom
 
 func scanSCIMUser(r scanner) (SCIMUser, error) {
-	var (
-		su              SCIMUser
-		dev, team       string
-		created, joined int64
-	)
-	err := r.Scan(&su.User.ID, &su.User.Email, &su.User.Name, &su.User.Active, &created,
-		&su.Roles.AccountID, &dev, &team, &su.Roles.Billing, &su.Roles.Admin, &joined, &su.Active, &su.ExternalID)
-	su.Roles.UserID = su.User.ID
-	su.Roles.Developer, su.Roles.Team = DeveloperRole(dev), TeamRole(team)
-	su.User.CreatedAt, su.Roles.CreatedAt = fromMicros(created), fromMicros(joined)
+	var su SCIMUser
+	var err error
+	su.Member, err = scanMemberWith(r, &su.Active, &su.ExternalID)
 	return su, err
 }
 

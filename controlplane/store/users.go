@@ -75,18 +75,27 @@ func ValidateRoles(m Membership) error {
 	return nil
 }
 
-const memberColumns = `SELECT p.id, u.email, p.name, p.active, p.created_at,
-		m.account_id, m.developer, m.team, m.billing, m.admin, m.created_at
-	FROM memberships m JOIN principals p ON p.id = m.user_id JOIN users u ON u.id = m.user_id`
+// memberFields and memberFrom make memberColumns; a query may select
+// more columns between them (scimUserColumns) and scan them as extra.
+const (
+	memberFields = `SELECT p.id, u.email, p.name, p.active, p.created_at,
+		m.account_id, m.developer, m.team, m.billing, m.admin, m.created_at`
+	memberFrom    = ` FROM memberships m JOIN principals p ON p.id = m.user_id JOIN users u ON u.id = m.user_id`
+	memberColumns = memberFields + memberFrom
+)
 
-func scanMember(r scanner) (Member, error) {
+func scanMember(r scanner) (Member, error) { return scanMemberWith(r) }
+
+// scanMemberWith scans a member and then, into extra, the columns a query
+// selects after memberFields.
+func scanMemberWith(r scanner, extra ...any) (Member, error) {
 	var (
 		m               Member
 		dev, team       string
 		created, joined int64
 	)
-	err := r.Scan(&m.User.ID, &m.User.Email, &m.User.Name, &m.User.Active, &created,
-		&m.Roles.AccountID, &dev, &team, &m.Roles.Billing, &m.Roles.Admin, &joined)
+	err := r.Scan(append([]any{&m.User.ID, &m.User.Email, &m.User.Name, &m.User.Active, &created,
+		&m.Roles.AccountID, &dev, &team, &m.Roles.Billing, &m.Roles.Admin, &joined}, extra...)...)
 	m.Roles.UserID = m.User.ID
 	m.Roles.Developer, m.Roles.Team = DeveloperRole(dev), TeamRole(team)
 	m.User.CreatedAt, m.Roles.CreatedAt = fromMicros(created), fromMicros(joined)
