@@ -147,6 +147,9 @@ func canAct(active bool) func(x *replay, _ map[string]any) {
 			x.t.Fatalf("authtoken with the user active %v: %v", active, err)
 		}
 		x.e.Must(200, x.e.Call("GET", "/api_keys", x.otherKey, nil))
+		if u := x.e.Must(200, x.e.Call("GET", "/users/"+x.user, x.e.Admin, nil)); u["active"] != active {
+			x.t.Fatalf("GET /users/%s: %v, want active %v", x.user, u, active)
+		}
 	}
 }
 

@@ -104,6 +104,12 @@ func TestSCIMUserLifecycle(t *testing.T) {
 		if p, _ := snap.Principal(su.User.ID); p.ActiveIn(a.account.ID) || !p.ActiveIn(b.account.ID) {
 			t.Fatalf("snapshot principal: %+v", p)
 		}
+		if m, err := s.GetMember(ctx, a.account.ID, su.User.ID); err != nil || m.User.Active {
+			t.Fatalf("member of a: %+v %v, want inactive", m, err)
+		}
+		if m, err := s.GetMember(ctx, b.account.ID, su.User.ID); err != nil || !m.User.Active {
+			t.Fatalf("member of b: %+v %v, want active", m, err)
+		}
 		if ok, err := s.MembershipActive(ctx, a.account.ID, su.User.ID); ok || err != nil {
 			t.Fatalf("MembershipActive in a: %v %v", ok, err)
 		}

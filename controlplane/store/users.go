@@ -12,6 +12,8 @@ import (
 // Member is a user seen as a member of one account: who they are and their
 // roles there.
 type Member struct {
+	// User is the user; User.Active is false when the user is deactivated
+	// or their membership of this account is (SCIM active: false).
 	User User
 	// Roles are the user's roles in the account; Roles.CreatedAt is when
 	// the user joined it.
@@ -78,7 +80,7 @@ func ValidateRoles(m Membership) error {
 // memberFields and memberFrom make memberColumns; a query may select
 // more columns between them (scimUserColumns) and scan them as extra.
 const (
-	memberFields = `SELECT p.id, u.email, p.name, p.active, p.created_at,
+	memberFields = `SELECT p.id, u.email, p.name, p.active AND m.active, p.created_at,
 		m.account_id, m.developer, m.team, m.billing, m.admin, m.created_at`
 	memberFrom    = ` FROM memberships m JOIN principals p ON p.id = m.user_id JOIN users u ON u.id = m.user_id`
 	memberColumns = memberFields + memberFrom
