@@ -143,3 +143,30 @@ func TestAPIKeyChecks(t *testing.T) {
 		})
 	}
 }
+
+// TestDeactivatedMembership: a user deactivated in one account (SCIM
+// active: false) loses the credentials they hold there, and only there.
+func TestDeactivatedMembership(t *testing.T) {
+	snap, toks := snapshotWith(t, 1)
+	d := *snap.Data()
+	d.Accounts = append(append([]snapshot.Account{}, d.Accounts...), snapshot.Account{ID: "acct_2", Name: "two", Active: true})
+	otherID, otherTok, h := NewCredential(ids.PrefixAuthtoken)
+	d.Authtokens = append(append([]snapshot.Authtoken{}, d.Authtokens...),
+		snapshot.Authtoken{ID: otherID, AccountID: "acct_2", OwnerID: "usr_1", SecretHash: h})
+	d.Principals = []snapshot.Principal{{ID: "usr_1", Kind: snapshot.PrincipalUser, Active: true,
+		AccountIDs: []string{"acct_1", "acct_2"}, DeactivatedIn: []string{"acct_1"}}}
+	off, err := snapshot.New(d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := VerifyAuthtoken(off, toks[0].Reveal()); !errors.Is(err, ErrCredentialRevoked) {
+		t.Fatalf("authtoken of the deactivated membership: %v, want ErrCredentialRevoked", err)
+	}
+	kid, secret, _ := ParseToken(toks[0].Reveal())
+	if _, err := ReverifyAuthtoken(off, ids.PrefixAuthtoken+"_"+kid, HashSecret(secret)); !errors.Is(err, ErrCredentialRevoked) {
+		t.Fatalf("reverify in the deactivated membership: %v", err)
+	}
+	if _, err := VerifyAuthtoken(off, otherTok.Reveal()); err != nil {
+		t.Fatalf("authtoken of the same user in another account: %v", err)
+	}
+}

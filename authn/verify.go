@@ -22,15 +22,18 @@ type Identity struct {
 
 // ActiveOwner is the rule every credential obeys, in one place: the
 // credential's account and its owner (the principal it belongs to) are in
-// snap and active. It returns them, and ok false when either is missing or
+// snap and active, and the owner's membership of that account is not
+// deactivated (snapshot.Principal.ActiveIn). It returns them, and ok false when either is missing or
 // inactive; each caller turns that into its own denial (for authtokens
 // ErrCredentialRevoked, for SSH keys ErrSSHKeyRevoked).
 func ActiveOwner(snap *snapshot.Snapshot, accountID, ownerID string) (acct *snapshot.Account, owner *snapshot.Principal, ok bool) {
 	acct, aok := snap.Account(accountID)
 	owner, pok := snap.Principal(ownerID)
 	// Membership needs no check here: leaving an account deletes the
-	// credentials the user owned there, in the same unit of work.
-	if CheckOwnerState(aok && acct.Active, pok && owner.Active, true) != nil {
+	// credentials the user owned there, in the same unit of work. A
+	// membership deactivated in this account (and only in it) counts as
+	// an inactive owner.
+	if CheckOwnerState(aok && acct.Active, pok && owner.ActiveIn(accountID), true) != nil {
 		return nil, nil, false
 	}
 	return acct, owner, true

@@ -196,6 +196,25 @@ const (
 	// api misc: add new codes above this line (TG_2690–TG_2709).
 )
 
+// SCIM provisioning codes (issue 15): the detail of a SCIM error
+// response at /scim/v2/ (docs/scim.md), next to the RFC 7644 scimType.
+const (
+	SCIMInvalidSyntax Code = "TG_2800" // a SCIM request body that is not JSON of the resource's shape (scimType invalidSyntax)
+	SCIMInvalidFilter Code = "TG_2801" // a filter other than userName, externalId, displayName or id eq "..." (invalidFilter)
+	SCIMInvalidPath   Code = "TG_2802" // a PATCH path that cannot be parsed, or an op other than add, replace, remove (invalidPath)
+	SCIMInvalidValue  Code = "TG_2803" // a value of the wrong type, such as active that is neither a boolean nor "True"/"False" (invalidValue)
+	SCIMUserName      Code = "TG_2804" // a userName that is not an e-mail address (invalidValue)
+	SCIMUniqueness    Code = "TG_2805" // the user is a member of the account already, or the group name is taken (uniqueness)
+	SCIMNotFound      Code = "TG_2806" // no SCIM User or Group with this ID in the account, or no SCIM endpoint at the path
+	SCIMForbidden     Code = "TG_2807" // the API key's owner is not an administrator of the account
+	SCIMMutability    Code = "TG_2808" // a change of userName for a user who also belongs to other accounts (mutability)
+	SCIMMemberUnknown Code = "TG_2809" // a group member that is not a user of the account (invalidValue)
+	SCIMGroupRoles    Code = "TG_2810" // a group's Tollgate roles extension with a value outside its roles (invalidValue)
+	SCIMMethod        Code = "TG_2811" // the SCIM endpoint does not support the HTTP method
+	SCIMBodyTooLarge  Code = "TG_2812" // a SCIM request body over the size limit (invalidSyntax)
+	// scim: add new codes above this line (TG_2800–TG_2819).
+)
+
 // Edge feed codes: the control plane's API for edges (snapshot feed,
 // session reports).
 const (

@@ -109,3 +109,20 @@ func Truncate(s string, n int) string {
 	}
 	return s[:n] + "…"
 }
+
+// Admit is what Serve does before an operation, for a product of the API
+// listener that answers in its own error shape (SCIM, RFC 7644 §3.12):
+// it authenticates the request's API key and applies the rate limits
+// (ratelimit.go) and the caller's account's api IP restrictions
+// (iprestrict.go). Errors are *Error (AsError), with Retry-After set on w
+// for a 429.
+func (cp *Core) Admit(w http.ResponseWriter, r *http.Request) (*Caller, error) {
+	c, err := cp.admit(w, r, true)
+	if err == nil {
+		err = cp.checkAPIRestriction(r, c)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return c, nil
+}

@@ -32,6 +32,9 @@ const (
 	// PrefixDashboardSession names a dashboard sign-in session. The hosted
 	// platform's API has no such object; ours never leaves the store.
 	PrefixDashboardSession = "dsn"
+	// PrefixSCIMGroup names a SCIM group of an account (docs/scim.md),
+	// which grants its members roles.
+	PrefixSCIMGroup = "grp"
 )
 
 // ksuidLen is the length of a KSUID in its base62 string form.

@@ -56,6 +56,17 @@ type Principal struct {
 	Name       string        `json:"name"`
 	Active     bool          `json:"active"`
 	AccountIDs []string      `json:"account_ids"`
+	// DeactivatedIn lists the accounts of AccountIDs where the user's
+	// membership is deactivated (SCIM active: false, docs/scim.md): their
+	// credentials there do not work, those elsewhere do. Empty for most.
+	DeactivatedIn []string `json:"deactivated_in,omitempty"`
+}
+
+// ActiveIn reports whether the principal is active and its membership of
+// account accountID is not deactivated (DeactivatedIn). It does not check
+// that the principal belongs to the account.
+func (p *Principal) ActiveIn(accountID string) bool {
+	return p.Active && !slices.Contains(p.DeactivatedIn, accountID)
 }
 
 // Authtoken is a tunnel credential (cr_...). Only the hash of its secret is

@@ -23,6 +23,7 @@ import (
 	"github.com/tollgate/tollgate/controlplane/dashboard"
 	"github.com/tollgate/tollgate/controlplane/edgeapi"
 	"github.com/tollgate/tollgate/controlplane/restapi"
+	"github.com/tollgate/tollgate/controlplane/scim"
 	"github.com/tollgate/tollgate/controlplane/store"
 	"github.com/tollgate/tollgate/internal/opsserver"
 	"github.com/tollgate/tollgate/policy"
@@ -222,7 +223,8 @@ func runControl(ctx context.Context, o controlOptions, stdout io.Writer) error {
 	// long polls (up to a minute) do not hold the drain.
 	baseCtx, cancelBase := context.WithCancel(context.Background())
 	defer cancelBase()
-	apiSrv := newAPIServer(edgeapi.Mount(edges.Handler(), api.Handler()), log)
+	scimSrv := scim.New(scim.Config{BaseURL: o.baseURL}, core) // SCIM provisioning at /scim/v2/ (docs/scim.md)
+	apiSrv := newAPIServer(edgeapi.Mount(edges.Handler(), scim.Mount(scimSrv.Handler(), api.Handler())), log)
 	apiSrv.BaseContext = func(net.Listener) context.Context { return baseCtx }
 	apiSrv.RegisterOnShutdown(cancelBase)
 	served := make(chan error, 1)

@@ -25,6 +25,7 @@ import (
 	"github.com/tollgate/tollgate/controlplane/dashboard"
 	"github.com/tollgate/tollgate/controlplane/edgeapi"
 	"github.com/tollgate/tollgate/controlplane/restapi"
+	"github.com/tollgate/tollgate/controlplane/scim"
 	"github.com/tollgate/tollgate/controlplane/store"
 	"github.com/tollgate/tollgate/edge"
 	"github.com/tollgate/tollgate/edge/certs"
@@ -292,7 +293,8 @@ func runDev(ctx context.Context, o devOptions, stdout io.Writer) error {
 		return fmt.Errorf("writing %s: %w", devPath, err)
 	}
 
-	apiSrv := newAPIServer(edgeapi.Mount(edges.Handler(), api.Handler()), log)
+	scimSrv := scim.New(scim.Config{BaseURL: apiURL}, core) // SCIM provisioning at /scim/v2/ (docs/scim.md)
+	apiSrv := newAPIServer(edgeapi.Mount(edges.Handler(), scim.Mount(scimSrv.Handler(), api.Handler())), log)
 	// The servers run on a context of their own, not the signal's: ending
 	// it closes every connection at once. A signal (or a server failing)
 	// drains the edge first, then stops the control plane's servers and

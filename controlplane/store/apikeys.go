@@ -135,16 +135,17 @@ func (s *Store) LookupAPIKey(ctx context.Context, id string) (*APIKeyAuth, error
 		kind                 string
 		dev, team            sql.NullString
 		billing, admin, memb sql.NullBool
+		membActive           sql.NullBool
 	)
 	err := s.rdb.QueryRowContext(ctx, `SELECT k.id, k.account_id, k.owner_id, k.secret_hash, a.active, p.kind, p.active,
-			m.developer, m.team, m.billing, m.admin, m.admin IS NOT NULL
+			m.developer, m.team, m.billing, m.admin, m.admin IS NOT NULL, m.active
 		FROM api_keys k
 		JOIN accounts a ON a.id = k.account_id
 		JOIN principals p ON p.id = k.owner_id
 		LEFT JOIN memberships m ON m.user_id = k.owner_id AND m.account_id = k.account_id
 		WHERE k.id = $1`, id).
 		Scan(&a.KeyID, &a.AccountID, &a.OwnerID, &a.SecretHash, &a.AccountActive, &kind, &a.OwnerActive,
-			&dev, &team, &billing, &admin, &memb)
+			&dev, &team, &billing, &admin, &memb, &membActive)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("API key %s: %w", id, ErrNotFound)
 	}
@@ -161,6 +162,9 @@ func (s *Store) LookupAPIKey(ctx context.Context, id string) (*APIKeyAuth, error
 		a.Roles.Developer, a.Roles.Team = DeveloperRW, ""
 	default:
 		a.Member = memb.Valid && memb.Bool
+		// A user deactivated in this account (and only in it, SCIM
+		// active: false) is an inactive owner here.
+		a.OwnerActive = a.OwnerActive && (!membActive.Valid || membActive.Bool)
 		a.Roles.Developer, a.Roles.Team = DeveloperRole(dev.String), TeamRole(team.String)
 		a.Roles.Billing, a.Roles.Admin = billing.Bool, admin.Bool
 	}

@@ -92,22 +92,33 @@ func readPrincipals(ctx context.Context, q *sql.Tx, f rowFilter) ([]snapshot.Pri
 	for i := range ps {
 		byID[ps[i].ID] = &ps[i]
 	}
-	type link struct{ principal, account string }
-	scan := func(r scanner) (link, error) {
-		var l link
-		return l, r.Scan(&l.principal, &l.account)
+	type link struct {
+		principal, account string
+		active             bool
 	}
-	bots, err := readFiltered(ctx, q, f, `SELECT id, account_id FROM bot_users`, "id", "", scan)
+	bots, err := readFiltered(ctx, q, f, `SELECT id, account_id FROM bot_users`, "id", "", func(r scanner) (link, error) {
+		l := link{active: true}
+		return l, r.Scan(&l.principal, &l.account)
+	})
 	if err != nil {
 		return nil, err
 	}
-	members, err := readFiltered(ctx, q, f, `SELECT user_id, account_id FROM memberships`, "user_id", " ORDER BY account_id", scan)
+	// A membership deactivated in one account (migration 00012, SCIM)
+	// is listed in DeactivatedIn as well.
+	members, err := readFiltered(ctx, q, f, `SELECT user_id, account_id, active FROM memberships`, "user_id", " ORDER BY account_id",
+		func(r scanner) (link, error) {
+			var l link
+			return l, r.Scan(&l.principal, &l.account, &l.active)
+		})
 	if err != nil {
 		return nil, err
 	}
 	for _, l := range append(bots, members...) {
 		if p := byID[l.principal]; p != nil {
 			p.AccountIDs = append(p.AccountIDs, l.account)
+			if !l.active {
+				p.DeactivatedIn = append(p.DeactivatedIn, l.account)
+			}
 		}
 	}
 	return ps, nil

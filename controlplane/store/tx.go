@@ -68,20 +68,7 @@ func (t *tx) query(ctx context.Context, q string, args ...any) (*sql.Rows, error
 
 // strings runs q and returns its single text column.
 func (t *tx) strings(ctx context.Context, q string, args ...any) ([]string, error) {
-	rows, err := t.query(ctx, q, args...)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []string
-	for rows.Next() {
-		var v string
-		if err := rows.Scan(&v); err != nil {
-			return nil, err
-		}
-		out = append(out, v)
-	}
-	return out, rows.Err()
+	return queryStrings(ctx, t.sql, q, args...) // scim.go
 }
 
 // stamp returns the unit of work's time as stored: Unix microseconds.

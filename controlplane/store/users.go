@@ -12,6 +12,8 @@ import (
 // Member is a user seen as a member of one account: who they are and their
 // roles there.
 type Member struct {
+	// User is the user; User.Active is false when the user is deactivated
+	// or their membership of this account is (SCIM active: false).
 	User User
 	// Roles are the user's roles in the account; Roles.CreatedAt is when
 	// the user joined it.
@@ -75,18 +77,27 @@ func ValidateRoles(m Membership) error {
 	return nil
 }
 
-const memberColumns = `SELECT p.id, u.email, p.name, p.active, p.created_at,
-		m.account_id, m.developer, m.team, m.billing, m.admin, m.created_at
-	FROM memberships m JOIN principals p ON p.id = m.user_id JOIN users u ON u.id = m.user_id`
+// memberFields and memberFrom make memberColumns; a query may select
+// more columns between them (scimUserColumns) and scan them as extra.
+const (
+	memberFields = `SELECT p.id, u.email, p.name, p.active AND m.active, p.created_at,
+		m.account_id, m.developer, m.team, m.billing, m.admin, m.created_at`
+	memberFrom    = ` FROM memberships m JOIN principals p ON p.id = m.user_id JOIN users u ON u.id = m.user_id`
+	memberColumns = memberFields + memberFrom
+)
 
-func scanMember(r scanner) (Member, error) {
+func scanMember(r scanner) (Member, error) { return scanMemberWith(r) }
+
+// scanMemberWith scans a member and then, into extra, the columns a query
+// selects after memberFields.
+func scanMemberWith(r scanner, extra ...any) (Member, error) {
 	var (
 		m               Member
 		dev, team       string
 		created, joined int64
 	)
-	err := r.Scan(&m.User.ID, &m.User.Email, &m.User.Name, &m.User.Active, &created,
-		&m.Roles.AccountID, &dev, &team, &m.Roles.Billing, &m.Roles.Admin, &joined)
+	err := r.Scan(append([]any{&m.User.ID, &m.User.Email, &m.User.Name, &m.User.Active, &created,
+		&m.Roles.AccountID, &dev, &team, &m.Roles.Billing, &m.Roles.Admin, &joined}, extra...)...)
 	m.Roles.UserID = m.User.ID
 	m.Roles.Developer, m.Roles.Team = DeveloperRole(dev), TeamRole(team)
 	m.User.CreatedAt, m.Roles.CreatedAt = fromMicros(created), fromMicros(joined)
@@ -227,13 +238,14 @@ func (t *tx) removeMember(ctx context.Context, accountID, userID string, check M
 }
 
 // keepsAnAdmin returns a codes.LastAdmin conflict unless the account has an
-// active administrator other than userID. It is race-free because every
+// active administrator other than userID (the user and their membership
+// active). It is race-free because every
 // unit of work first takes the store revision row (update), so no other
 // writer can change memberships between this count and the caller's change.
 func (t *tx) keepsAnAdmin(ctx context.Context, accountID, userID string) error {
 	var n int
 	err := t.queryRow(ctx, `SELECT COUNT(*) FROM memberships m JOIN principals p ON p.id = m.user_id
-		WHERE m.account_id = $1 AND m.admin AND p.active AND m.user_id <> $2`, accountID, userID).Scan(&n)
+		WHERE m.account_id = $1 AND m.admin AND p.active AND m.active AND m.user_id <> $2`, accountID, userID).Scan(&n)
 	if err != nil {
 		return fmt.Errorf("counting administrators of %s: %w", accountID, err)
 	}

@@ -23,6 +23,7 @@ import (
 	"github.com/tollgate/tollgate/controlplane/events"
 	"github.com/tollgate/tollgate/controlplane/internal/storetest"
 	"github.com/tollgate/tollgate/controlplane/restapi"
+	"github.com/tollgate/tollgate/controlplane/scim"
 	"github.com/tollgate/tollgate/controlplane/store"
 )
 
@@ -58,7 +59,7 @@ type Config struct {
 }
 
 // Env is a control plane under test: a real store, the Core and its
-// products, the API listener's handler (REST API and edge API) on an
+// products, the API listener's handler (REST API, edge API and SCIM) on an
 // httptest server, and the dev bootstrap's admin API key.
 type Env struct {
 	T         *testing.T
@@ -126,7 +127,8 @@ func NewEnv(t *testing.T, dsn string, cfg Config) *Env {
 	}
 	edges := edgeapi.New(ecfg, core)
 	dash := dashboard.New(dcfg, core)
-	hs := httptest.NewServer(edgeapi.Mount(edges.Handler(), api.Handler()))
+	scimSrv := scim.New(scim.Config{BaseURL: cfg.BaseURL}, core)
+	hs := httptest.NewServer(edgeapi.Mount(edges.Handler(), scim.Mount(scimSrv.Handler(), api.Handler())))
 	t.Cleanup(hs.Close)
 	dev, created, err := controlplane.Bootstrap(Ctx(t), st)
 	if err != nil {
