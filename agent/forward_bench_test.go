@@ -33,7 +33,7 @@ func BenchmarkJoin(b *testing.B) {
 	}
 	done := make(chan struct{})
 	go func() {
-		join(stream, up.(*net.TCPConn))
+		join(stream, up.(*net.TCPConn), nil, nil)
 		close(done)
 	}()
 	buf := make([]byte, 1<<20)
@@ -57,7 +57,7 @@ func TestCopyHalfAllocs(t *testing.T) {
 	src := &chunkConn{n: 8}
 	allocs := testing.AllocsPerRun(100, func() {
 		src.n = 8
-		if _, err := copyHalf(discardConn{}, src); err != nil {
+		if _, err := copyHalf(discardConn{}, src, nil); err != nil {
 			t.Fatal(err)
 		}
 	})

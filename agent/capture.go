@@ -1,0 +1,202 @@
+package agent
+
+import (
+	"net/http"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Inspector defaults (docs/inspect.md).
+const (
+	DefaultInspectMaxRequests = 500
+	DefaultInspectMaxBytes    = 32 << 20  // 32 MiB of captured heads and bodies
+	DefaultInspectBodyLimit   = 128 << 10 // 128 KiB kept of each body
+	// maxCapturedHead bounds one request or response head the inspector
+	// parses; a longer one stops recording on that connection (the bytes
+	// still flow).
+	maxCapturedHead = 64 << 10
+)
+
+// InspectConfig configures the request inspector: the agent records each
+// HTTP request through its HTTP endpoints (method, target, headers, body,
+// and the upstream's response) in a bounded in-memory ring, served by the
+// local API at /api/requests/http and the page at /inspect.
+type InspectConfig struct {
+	// Off turns recording off (the CLI's --inspect=false); the local API
+	// then answers /api/requests/http with TG_9010.
+	Off bool
+	// MaxRequests is how many exchanges the ring keeps, newest first;
+	// default DefaultInspectMaxRequests.
+	MaxRequests int
+	// MaxBytes bounds the bytes the ring holds (heads and kept bodies);
+	// the oldest exchanges go first. Default DefaultInspectMaxBytes.
+	MaxBytes int64
+	// BodyLimit is how many bytes of each body are kept; the rest is
+	// counted and the body marked truncated. Default
+	// DefaultInspectBodyLimit.
+	BodyLimit int
+}
+
+func (c InspectConfig) withDefaults() InspectConfig {
+	if c.MaxRequests <= 0 {
+		c.MaxRequests = DefaultInspectMaxRequests
+	}
+	if c.MaxBytes <= 0 {
+		c.MaxBytes = DefaultInspectMaxBytes
+	}
+	if c.BodyLimit <= 0 {
+		c.BodyLimit = DefaultInspectBodyLimit
+	}
+	return c
+}
+
+// capturedMessage is the part a request and a response share.
+type capturedMessage struct {
+	Proto     string      // "HTTP/1.1"
+	Header    http.Header // as received, keys canonical
+	Body      []byte      // the first BodyLimit bytes, de-chunked
+	BodySize  int64       // body bytes seen in all
+	Truncated bool        // BodySize > len(Body)
+}
+
+type capturedRequest struct {
+	Method string
+	URI    string // the request target as sent: /path?query
+	capturedMessage
+}
+
+type capturedResponse struct {
+	StatusCode int
+	Status     string // "200 OK"
+	capturedMessage
+}
+
+// capture is one recorded exchange. It is immutable once in the ring.
+type capture struct {
+	ID         string
+	Tunnel     string // the endpoint's name
+	RemoteAddr string // the public client's address; "" for a replay
+	Start      time.Time
+	Duration   time.Duration // request's first byte to the response's last (or its head, for 101)
+	ReplayOf   string        // the ID this exchange replays; "" for tunnel traffic
+	Req        capturedRequest
+	Resp       *capturedResponse // nil: the connection ended before a response
+	Upgraded   bool              // 101 Switching Protocols: what follows is not recorded
+	Note       string            // why the exchange is incomplete, if it is
+
+	reqDone, respDone bool // tapConn bookkeeping, under its mu
+}
+
+// size is what c counts against InspectConfig.MaxBytes.
+func (c *capture) size() int64 {
+	n := int64(len(c.Req.Body) + len(c.Req.URI) + headerSize(c.Req.Header) + 128)
+	if c.Resp != nil {
+		n += int64(len(c.Resp.Body) + headerSize(c.Resp.Header))
+	}
+	return n
+}
+
+func headerSize(h http.Header) int {
+	n := 0
+	for k, vs := range h {
+		for _, v := range vs {
+			n += len(k) + len(v) + 4
+		}
+	}
+	return n
+}
+
+// captureRing is the inspector's bounded store: at most max exchanges and
+// maxBytes bytes, oldest evicted first. Safe for concurrent use.
+type captureRing struct {
+	cfg    InspectConfig
+	prefix string        // random per agent, so IDs do not repeat across runs
+	seq    atomic.Uint64 // IDs
+
+	mu    sync.Mutex
+	list  []*capture // oldest first
+	bytes int64
+}
+
+func newCaptureRing(cfg InspectConfig) *captureRing {
+	return &captureRing{cfg: cfg.withDefaults(), prefix: randomHex(4)}
+}
+
+// nextID returns a new exchange ID, "req_" + 8 hex digits of the agent +
+// a sequence number.
+func (r *captureRing) nextID() string {
+	return "req_" + r.prefix + strconv.FormatUint(r.seq.Add(1), 10)
+}
+
+// add stores c, evicting the oldest exchanges beyond the bounds. An
+// exchange larger than MaxBytes on its own is not kept.
+func (r *captureRing) add(c *capture) {
+	sz := c.size()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if sz > r.cfg.MaxBytes {
+		return
+	}
+	r.list = append(r.list, c)
+	r.bytes += sz
+	drop := 0
+	for len(r.list)-drop > r.cfg.MaxRequests || r.bytes > r.cfg.MaxBytes {
+		r.bytes -= r.list[drop].size()
+		r.list[drop] = nil
+		drop++
+	}
+	if drop > 0 {
+		r.list = append(r.list[:0:0], r.list[drop:]...)
+	}
+}
+
+// newest returns up to limit exchanges (all when limit <= 0), newest
+// first, of the endpoint named tunnel ("" = every endpoint).
+func (r *captureRing) newest(limit int, tunnel string) []*capture {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make([]*capture, 0, min(len(r.list), max(limit, 0)))
+	for i := len(r.list) - 1; i >= 0 && (limit <= 0 || len(out) < limit); i-- {
+		if tunnel == "" || r.list[i].Tunnel == tunnel {
+			out = append(out, r.list[i])
+		}
+	}
+	return out
+}
+
+// get returns the exchange with id, or nil.
+func (r *captureRing) get(id string) *capture {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, c := range r.list {
+		if c.ID == id {
+			return c
+		}
+	}
+	return nil
+}
+
+// clear forgets every exchange.
+func (r *captureRing) clear() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.list, r.bytes = nil, 0
+}
+
+// stats returns how many exchanges and bytes the ring holds.
+func (r *captureRing) stats() (n int, bytes int64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.list), r.bytes
+}
+
+// keep appends p to m's body up to limit bytes and counts it.
+func (m *capturedMessage) keep(p []byte, limit int) {
+	m.BodySize += int64(len(p))
+	if room := limit - len(m.Body); room > 0 {
+		m.Body = append(m.Body, p[:min(room, len(p))]...)
+	}
+	m.Truncated = m.BodySize > int64(len(m.Body))
+}
