@@ -147,9 +147,9 @@ func (r *captureRing) add(c *capture) {
 		r.list[drop] = nil
 		drop++
 	}
-	if drop > 0 {
-		r.list = append(r.list[:0:0], r.list[drop:]...)
-	}
+	// Re-slicing from the front copies nothing; append moves the kept
+	// ones to a new array once the old one is used up (amortised O(1)).
+	r.list = r.list[drop:]
 }
 
 // newest returns up to limit exchanges (all when limit <= 0), newest

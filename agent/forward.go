@@ -178,8 +178,8 @@ func dialUpstream(ctx context.Context, u config.Upstream, insecure bool) (halfCo
 // (half-close), and copying the other way goes on. An error in either
 // direction closes both connections. It returns the bytes copied s→up and
 // up→s; both connections are closed when it returns. reqTap and respTap,
-// when not nil, see the bytes of each direction (s→up, up→s) once
-// written.
+// when not nil, see the bytes of each direction (s→up, up→s) as they are
+// forwarded.
 func join(s, up halfConn, reqTap, respTap *msgTap) (in, out int64) {
 	done := make(chan int64, 1)
 	go joinCopy(up, s, reqTap, done)
@@ -209,7 +209,7 @@ func joinCopy(dst, src halfConn, tap *msgTap, done chan<- int64) {
 // copyHalf copies src to dst with a pooled buffer, a copyBufferSize one
 // that becomes a bulkBufferSize one while reads fill it (see
 // copyBufferSize); at EOF from src it half-closes dst. A non-nil tap gets
-// each chunk after it is written. It returns a nil error only for a clean
+// each chunk just before it is written. It returns a nil error only for a clean
 // EOF.
 func copyHalf(dst, src halfConn, tap *msgTap) (int64, error) {
 	small := bufPool.Get().(*[copyBufferSize]byte)
@@ -226,13 +226,15 @@ func copyHalf(dst, src halfConn, tap *msgTap) (int64, error) {
 	for {
 		nr, rerr := src.Read(buf)
 		if nr > 0 {
+			if tap != nil {
+				// Before the write: the upstream must not answer a request
+				// the request tap has not seen yet.
+				tap.Write(buf[:nr])
+			}
 			nw, werr := dst.Write(buf[:nr])
 			n += int64(nw)
 			if werr != nil {
 				return n, werr
-			}
-			if tap != nil {
-				tap.Write(buf[:nr])
 			}
 			switch {
 			case bulk == nil && nr == len(buf):

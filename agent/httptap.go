@@ -386,7 +386,8 @@ func parseHead(head []byte) (string, http.Header, bool) {
 	if i < 0 {
 		return "", nil, false
 	}
-	r := textproto.NewReader(bufio.NewReader(bytes.NewReader(head[i+2:])))
+	rest := head[i+2:]
+	r := textproto.NewReader(bufio.NewReaderSize(bytes.NewReader(rest), len(rest)))
 	h, err := r.ReadMIMEHeader()
 	if err != nil {
 		return "", nil, false

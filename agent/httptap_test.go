@@ -1,8 +1,13 @@
 package agent
 
 import (
+	"bufio"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 )
 
 // feed writes s to tap in pieces of n bytes (n <= 0: at once).
@@ -158,5 +163,42 @@ func TestCaptureRingBounds(t *testing.T) {
 	ring.clear()
 	if n, b := ring.stats(); n != 0 || b != 0 {
 		t.Fatalf("after clear: %d, %d", n, b)
+	}
+}
+
+// Many keep-alive requests on one forwarded connection are all recorded:
+// the upstream's answer never reaches the response tap before the request
+// tap has seen the request (which once stopped recording after a few
+// requests).
+func TestInspectorKeepAliveThroughForwarder(t *testing.T) {
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		_, _ = io.WriteString(w, "ok")
+	}))
+	t.Cleanup(up.Close)
+	f := newTestForwarder(t, "http", strings.TrimPrefix(up.URL, "http://"), false)
+	f.rec = newCaptureRing(InspectConfig{MaxRequests: 100})
+	client, done := serveAsync(t, f)
+	_ = client.SetDeadline(time.Now().Add(30 * time.Second))
+	br := bufio.NewReader(client)
+	const n = 1000
+	for i := 0; i < n; i++ {
+		if _, err := io.WriteString(client, "POST /n HTTP/1.1\r\nHost: a\r\nContent-Length: 4\r\n\r\nbody"); err != nil {
+			t.Fatal(err)
+		}
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+	}
+	client.Close()
+	<-done
+	if kept, _ := f.rec.stats(); f.rec.seq.Load() != n || kept != 100 {
+		t.Fatalf("%d of %d requests recorded, %d kept (want 100)", f.rec.seq.Load(), n, kept)
+	}
+	if l := f.rec.newest(1, ""); string(l[0].Req.Body) != "body" || l[0].Resp == nil || string(l[0].Resp.Body) != "ok" {
+		t.Fatalf("last exchange: %+v", l[0])
 	}
 }
