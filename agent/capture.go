@@ -1,8 +1,12 @@
 package agent
 
 import (
+	"bufio"
+	"bytes"
 	"net/http"
+	"net/textproto"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -52,13 +56,43 @@ func (c InspectConfig) withDefaults() InspectConfig {
 	return c
 }
 
-// capturedMessage is the part a request and a response share.
+// rawMessage is a message as the inspector keeps it: the head bytes as
+// received (first line and header fields, through the empty line) and the
+// first bytes of the body. Heads are parsed only when read
+// (request, response), so recording costs one copy per head.
+type rawMessage struct {
+	head      []byte
+	body      []byte // the first BodyLimit bytes, de-chunked
+	bodySize  int64  // body bytes seen in all
+	truncated bool   // bodySize > len(body)
+}
+
+// capture is one recorded exchange. It is immutable once in the ring.
+type capture struct {
+	ID         string
+	Tunnel     string // the endpoint's name
+	RemoteAddr string // the public client's address; "" for a replay
+	Start      time.Time
+	Duration   time.Duration // request's first byte to the response's last (or its head, for 101)
+	ReplayOf   string        // the ID this exchange replays; "" for tunnel traffic
+	Upgraded   bool          // 101 Switching Protocols: what follows is not recorded
+	Note       string        // why the exchange is incomplete, if it is
+
+	req  rawMessage
+	resp *rawMessage // nil: the connection ended before a response
+
+	// Bookkeeping of tapConn, under its mu.
+	headReq, connectReq bool // the request's method is HEAD / CONNECT
+	reqDone, respDone   bool
+}
+
+// capturedMessage is a parsed view of a rawMessage.
 type capturedMessage struct {
 	Proto     string      // "HTTP/1.1"
-	Header    http.Header // as received, keys canonical
-	Body      []byte      // the first BodyLimit bytes, de-chunked
-	BodySize  int64       // body bytes seen in all
-	Truncated bool        // BodySize > len(Body)
+	Header    http.Header // keys canonical
+	Body      []byte
+	BodySize  int64
+	Truncated bool
 }
 
 type capturedRequest struct {
@@ -73,37 +107,47 @@ type capturedResponse struct {
 	capturedMessage
 }
 
-// capture is one recorded exchange. It is immutable once in the ring.
-type capture struct {
-	ID         string
-	Tunnel     string // the endpoint's name
-	RemoteAddr string // the public client's address; "" for a replay
-	Start      time.Time
-	Duration   time.Duration // request's first byte to the response's last (or its head, for 101)
-	ReplayOf   string        // the ID this exchange replays; "" for tunnel traffic
-	Req        capturedRequest
-	Resp       *capturedResponse // nil: the connection ended before a response
-	Upgraded   bool              // 101 Switching Protocols: what follows is not recorded
-	Note       string            // why the exchange is incomplete, if it is
+// request parses c's request.
+func (c *capture) request() capturedRequest {
+	first, m := c.req.parse()
+	parts := strings.SplitN(first, " ", 3)
+	for len(parts) < 3 {
+		parts = append(parts, "")
+	}
+	m.Proto = parts[2]
+	return capturedRequest{Method: parts[0], URI: parts[1], capturedMessage: m}
+}
 
-	reqDone, respDone bool // tapConn bookkeeping, under its mu
+// response parses c's response; nil when there is none.
+func (c *capture) response() *capturedResponse {
+	if c.resp == nil {
+		return nil
+	}
+	first, m := c.resp.parse()
+	proto, status, _ := strings.Cut(first, " ")
+	m.Proto = proto
+	code, _ := strconv.Atoi(strings.SplitN(status, " ", 2)[0])
+	return &capturedResponse{StatusCode: code, Status: status, capturedMessage: m}
+}
+
+// parse splits m's head into its first line and header fields.
+func (m *rawMessage) parse() (string, capturedMessage) {
+	out := capturedMessage{Header: http.Header{}, Body: m.body, BodySize: m.bodySize, Truncated: m.truncated}
+	first, rest, _ := bytes.Cut(m.head, []byte("\r\n"))
+	if len(rest) > 0 {
+		r := textproto.NewReader(bufio.NewReaderSize(bytes.NewReader(rest), len(rest)))
+		if h, err := r.ReadMIMEHeader(); err == nil || len(h) > 0 {
+			out.Header = http.Header(h)
+		}
+	}
+	return string(first), out
 }
 
 // size is what c counts against InspectConfig.MaxBytes.
 func (c *capture) size() int64 {
-	n := int64(len(c.Req.Body) + len(c.Req.URI) + headerSize(c.Req.Header) + 128)
-	if c.Resp != nil {
-		n += int64(len(c.Resp.Body) + headerSize(c.Resp.Header))
-	}
-	return n
-}
-
-func headerSize(h http.Header) int {
-	n := 0
-	for k, vs := range h {
-		for _, v := range vs {
-			n += len(k) + len(v) + 4
-		}
+	n := int64(len(c.req.head) + len(c.req.body) + 128)
+	if c.resp != nil {
+		n += int64(len(c.resp.head) + len(c.resp.body))
 	}
 	return n
 }
@@ -193,10 +237,10 @@ func (r *captureRing) stats() (n int, bytes int64) {
 }
 
 // keep appends p to m's body up to limit bytes and counts it.
-func (m *capturedMessage) keep(p []byte, limit int) {
-	m.BodySize += int64(len(p))
-	if room := limit - len(m.Body); room > 0 {
-		m.Body = append(m.Body, p[:min(room, len(p))]...)
+func (m *rawMessage) keep(p []byte, limit int) {
+	m.bodySize += int64(len(p))
+	if room := limit - len(m.body); room > 0 {
+		m.body = append(m.body, p[:min(room, len(p))]...)
 	}
-	m.Truncated = m.BodySize > int64(len(m.Body))
+	m.truncated = m.bodySize > int64(len(m.body))
 }

@@ -1,10 +1,8 @@
 package agent
 
 import (
-	"bufio"
 	"bytes"
 	"net/http"
-	"net/textproto"
 	"strconv"
 	"strings"
 	"sync"
@@ -31,8 +29,11 @@ type tapConn struct {
 	ring         *captureRing
 	tunnel, addr string
 
+	replayOf string // set on every exchange: the connection of a replay
+
 	mu      sync.Mutex
 	pending []*capture // requests, oldest first, whose exchange is not published
+	first   *capture   // the connection's first exchange
 	off     bool       // recording stopped on this connection
 }
 
@@ -60,7 +61,7 @@ func (c *tapConn) close(req, resp *msgTap) {
 	}
 	for _, p := range c.pending {
 		switch {
-		case p.Resp == nil:
+		case p.resp == nil:
 			p.Note = "the connection closed before a response"
 		case !p.respDone:
 			p.Note = "the connection closed during the response"
@@ -71,6 +72,14 @@ func (c *tapConn) close(req, resp *msgTap) {
 		c.ring.add(p)
 	}
 	c.pending = nil
+}
+
+// answered reports whether the first exchange's response has ended (a
+// replay stops reading then).
+func (c *tapConn) answered() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.first != nil && c.first.respDone
 }
 
 // stop ends recording on c (under c.mu).
@@ -224,9 +233,9 @@ func (t *msgTap) body(p []byte) {
 	limit := t.c.ring.cfg.BodyLimit
 	t.c.mu.Lock()
 	if t.request {
-		t.cur.Req.keep(p, limit)
-	} else if t.cur.Resp != nil {
-		t.cur.Resp.keep(p, limit)
+		t.cur.req.keep(p, limit)
+	} else if t.cur.resp != nil {
+		t.cur.resp.keep(p, limit)
 	}
 	t.c.mu.Unlock()
 }
@@ -266,22 +275,26 @@ func (c *tapConn) publishDone() {
 
 // onRequestHead starts an exchange.
 func (t *msgTap) onRequestHead(head []byte) {
-	first, hdr, ok := parseHead(head)
-	parts := strings.SplitN(first, " ", 3)
-	if !ok || len(parts) != 3 || !strings.HasPrefix(parts[2], "HTTP/") {
+	method, ok := requestMethod(head)
+	f, fok := scanFraming(head)
+	if !ok || !fok {
 		t.giveUp()
 		return
 	}
-	c := &capture{ID: t.c.ring.nextID(), Tunnel: t.c.tunnel, RemoteAddr: t.c.addr, Start: t.start,
-		Req: capturedRequest{Method: parts[0], URI: parts[1], capturedMessage: capturedMessage{Proto: parts[2], Header: hdr}}}
+	c := &capture{ID: t.c.ring.nextID(), Tunnel: t.c.tunnel, RemoteAddr: t.c.addr, Start: t.start, ReplayOf: t.c.replayOf,
+		req:     rawMessage{head: bytes.Clone(head)},
+		headReq: string(method) == http.MethodHead, connectReq: string(method) == http.MethodConnect}
 	// What follows a protocol switch is not HTTP: this direction stops
 	// after the head (the response direction records the 101).
-	switching := c.Req.Method == http.MethodConnect || hdr.Get("Upgrade") != ""
+	switching := c.connectReq || f.upgrade
 	c.reqDone = switching
 	t.c.mu.Lock()
 	off := t.c.off
 	if !off {
 		t.c.pending = append(t.c.pending, c)
+		if t.c.first == nil {
+			t.c.first = c
+		}
 	}
 	t.c.mu.Unlock()
 	if off {
@@ -292,24 +305,18 @@ func (t *msgTap) onRequestHead(head []byte) {
 	switch {
 	case switching:
 		t.cur, t.state = nil, stOff
-	case chunked(hdr):
+	case f.chunked:
 		t.state = stChunkSize
 	default:
-		n, _ := strconv.ParseInt(hdr.Get("Content-Length"), 10, 64)
-		t.bodyOf(n)
+		t.bodyOf(f.length)
 	}
 }
 
 // onResponseHead attaches a response to the oldest request without one.
 func (t *msgTap) onResponseHead(head []byte) {
-	first, hdr, ok := parseHead(head)
-	parts := strings.SplitN(first, " ", 3)
-	if !ok || len(parts) < 2 || !strings.HasPrefix(parts[0], "HTTP/") {
-		t.giveUp()
-		return
-	}
-	code, err := strconv.Atoi(parts[1])
-	if err != nil {
+	code, ok := responseCode(head)
+	f, fok := scanFraming(head)
+	if !ok || !fok {
 		t.giveUp()
 		return
 	}
@@ -320,7 +327,7 @@ func (t *msgTap) onResponseHead(head []byte) {
 	t.c.mu.Lock()
 	var c *capture
 	for _, p := range t.c.pending {
-		if p.Resp == nil {
+		if p.resp == nil {
 			c = p
 			break
 		}
@@ -331,31 +338,25 @@ func (t *msgTap) onResponseHead(head []byte) {
 		t.state = stOff
 		return
 	}
-	status := strings.Join(parts[1:], " ")
-	c.Resp = &capturedResponse{StatusCode: code, Status: status, capturedMessage: capturedMessage{Proto: parts[0], Header: hdr}}
-	method := c.Req.Method
-	switched := code == http.StatusSwitchingProtocols || method == http.MethodConnect && code/100 == 2
+	c.resp = &rawMessage{head: bytes.Clone(head)}
+	switched := code == http.StatusSwitchingProtocols || c.connectReq && code/100 == 2
 	if switched {
 		c.Upgraded = true
 		t.c.stop()
 	}
+	headReq := c.headReq
 	t.c.mu.Unlock()
 	t.cur = c
 	switch {
 	case switched:
 		t.end()
 		t.state = stOff
-	case method == http.MethodHead || code == http.StatusNoContent || code == http.StatusNotModified:
+	case headReq || code == http.StatusNoContent || code == http.StatusNotModified:
 		t.end()
-	case chunked(hdr):
+	case f.chunked:
 		t.state = stChunkSize
-	case hdr.Get("Content-Length") != "":
-		n, err := strconv.ParseInt(hdr.Get("Content-Length"), 10, 64)
-		if err != nil {
-			t.giveUp()
-			return
-		}
-		t.bodyOf(n)
+	case f.length >= 0:
+		t.bodyOf(f.length)
 	default:
 		t.state = stUntilClose
 	}
@@ -370,27 +371,79 @@ func (t *msgTap) bodyOf(n int64) {
 	t.state, t.remain = stFixed, n
 }
 
-// chunked reports whether the last transfer coding is chunked.
-func chunked(h http.Header) bool {
-	te := h.Values("Transfer-Encoding")
-	if len(te) == 0 {
-		return false
-	}
-	codings := strings.Split(te[len(te)-1], ",")
-	return strings.EqualFold(strings.TrimSpace(codings[len(codings)-1]), "chunked")
+// framing is what a head says about the body after it.
+type framing struct {
+	length  int64 // Content-Length; -1 when absent
+	chunked bool  // the last transfer coding is chunked
+	upgrade bool  // an Upgrade field is present
 }
 
-// parseHead splits a head into its first line and its header fields.
-func parseHead(head []byte) (string, http.Header, bool) {
-	i := bytes.Index(head, []byte("\r\n"))
-	if i < 0 {
-		return "", nil, false
+var (
+	fieldContentLength    = []byte("content-length")
+	fieldTransferEncoding = []byte("transfer-encoding")
+	fieldUpgrade          = []byte("upgrade")
+)
+
+// scanFraming reads the fields that frame the body from a head (first
+// line, fields, empty line) without allocating. ok is false for a
+// Content-Length that is not a number or that differs between fields.
+func scanFraming(head []byte) (f framing, ok bool) {
+	f.length = -1
+	_, rest, _ := bytes.Cut(head, []byte("\r\n"))
+	for len(rest) > 0 {
+		var line []byte
+		line, rest, _ = bytes.Cut(rest, []byte("\r\n"))
+		name, value, found := bytes.Cut(line, []byte(":"))
+		if !found {
+			continue
+		}
+		value = bytes.TrimSpace(value)
+		switch {
+		case bytes.EqualFold(name, fieldContentLength):
+			n, err := strconv.ParseInt(string(value), 10, 64) // no allocation: the conversion does not escape
+			if err != nil || n < 0 || f.length >= 0 && f.length != n {
+				return f, false
+			}
+			f.length = n
+		case bytes.EqualFold(name, fieldTransferEncoding):
+			codings := value
+			if i := bytes.LastIndexByte(codings, ','); i >= 0 {
+				codings = codings[i+1:]
+			}
+			f.chunked = bytes.EqualFold(bytes.TrimSpace(codings), []byte("chunked"))
+		case bytes.EqualFold(name, fieldUpgrade):
+			f.upgrade = len(value) > 0
+		}
 	}
-	rest := head[i+2:]
-	r := textproto.NewReader(bufio.NewReaderSize(bytes.NewReader(rest), len(rest)))
-	h, err := r.ReadMIMEHeader()
-	if err != nil {
-		return "", nil, false
+	return f, true
+}
+
+// requestMethod returns the method of a request head whose first line is
+// METHOD SP TARGET SP HTTP/x.y.
+func requestMethod(head []byte) ([]byte, bool) {
+	first, _, _ := bytes.Cut(head, []byte("\r\n"))
+	method, rest, ok1 := bytes.Cut(first, []byte(" "))
+	_, proto, ok2 := bytes.Cut(rest, []byte(" "))
+	return method, ok1 && ok2 && len(method) > 0 && bytes.HasPrefix(proto, []byte("HTTP/"))
+}
+
+// responseCode returns the status code of a response head whose first
+// line is HTTP/x.y SP CODE[ SP REASON].
+func responseCode(head []byte) (int, bool) {
+	first, _, _ := bytes.Cut(head, []byte("\r\n"))
+	if !bytes.HasPrefix(first, []byte("HTTP/")) {
+		return 0, false
 	}
-	return string(head[:i]), http.Header(h), true
+	_, rest, _ := bytes.Cut(first, []byte(" "))
+	if len(rest) < 3 || len(rest) > 3 && rest[3] != ' ' {
+		return 0, false
+	}
+	code := 0
+	for _, d := range rest[:3] {
+		if d < '0' || d > '9' {
+			return 0, false
+		}
+		code = code*10 + int(d-'0')
+	}
+	return code, true
 }

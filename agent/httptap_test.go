@@ -66,13 +66,13 @@ func TestTapFraming(t *testing.T) {
 		}
 		for i, w := range want {
 			g := got[i]
-			if g.Req.Method != w.method || g.Req.URI != w.uri || string(g.Req.Body) != w.reqBody || g.Resp == nil ||
-				g.Resp.Status != w.status || string(g.Resp.Body) != w.respBody || g.Tunnel != "web" || g.RemoteAddr != "203.0.113.9:5555" {
-				t.Fatalf("piece %d, exchange %d: %+v %+v, want %+v", piece, i, g.Req, g.Resp, w)
+			if g.request().Method != w.method || g.request().URI != w.uri || string(g.request().Body) != w.reqBody || g.response() == nil ||
+				g.response().Status != w.status || string(g.response().Body) != w.respBody || g.Tunnel != "web" || g.RemoteAddr != "203.0.113.9:5555" {
+				t.Fatalf("piece %d, exchange %d: %+v %+v, want %+v", piece, i, g.request(), g.response(), w)
 			}
 		}
-		if got[0].Req.Header.Get("Host") != "web.example" || got[1].Req.Header.Get("Transfer-Encoding") != "chunked" {
-			t.Fatalf("headers: %v %v", got[0].Req.Header, got[1].Req.Header)
+		if got[0].request().Header.Get("Host") != "web.example" || got[1].request().Header.Get("Transfer-Encoding") != "chunked" {
+			t.Fatalf("headers: %v %v", got[0].request().Header, got[1].request().Header)
 		}
 	}
 }
@@ -83,10 +83,10 @@ func TestTapUpgradeStopsRecording(t *testing.T) {
 	resps := "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n" +
 		"\x81\x05HTTP/1.1 200 OK\r\n\r\n"
 	got := tapExchange(t, InspectConfig{}, reqs, resps, 2)
-	if len(got) != 1 || got[0].Resp == nil || got[0].Resp.StatusCode != 101 || !got[0].Upgraded {
+	if len(got) != 1 || got[0].response() == nil || got[0].response().StatusCode != 101 || !got[0].Upgraded {
 		t.Fatalf("got %d exchanges: %+v", len(got), got)
 	}
-	if len(got[0].Req.Body) != 0 || len(got[0].Resp.Body) != 0 || got[0].Note != "" {
+	if len(got[0].request().Body) != 0 || len(got[0].response().Body) != 0 || got[0].Note != "" {
 		t.Fatalf("frames were recorded: %+v", got[0])
 	}
 }
@@ -95,11 +95,11 @@ func TestTapIncomplete(t *testing.T) {
 	// A request whose upstream closed without answering, and a body cut
 	// short.
 	got := tapExchange(t, InspectConfig{}, "GET /x HTTP/1.1\r\nHost: a\r\n\r\n", "", 0)
-	if len(got) != 1 || got[0].Resp != nil || !strings.Contains(got[0].Note, "before a response") {
+	if len(got) != 1 || got[0].response() != nil || !strings.Contains(got[0].Note, "before a response") {
 		t.Fatalf("no response: %+v", got)
 	}
 	got = tapExchange(t, InspectConfig{}, "GET /x HTTP/1.1\r\nHost: a\r\n\r\n", "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc", 0)
-	if len(got) != 1 || got[0].Resp == nil || string(got[0].Resp.Body) != "abc" || !strings.Contains(got[0].Note, "during the response") {
+	if len(got) != 1 || got[0].response() == nil || string(got[0].response().Body) != "abc" || !strings.Contains(got[0].Note, "during the response") {
 		t.Fatalf("cut short: %+v", got)
 	}
 	// Not HTTP at all: nothing recorded, nothing breaks.
@@ -114,8 +114,8 @@ func TestCaptureRingBounds(t *testing.T) {
 	body := strings.Repeat("b", 100)
 	got := tapExchange(t, InspectConfig{BodyLimit: 10}, "POST / HTTP/1.1\r\nContent-Length: 100\r\n\r\n"+body,
 		"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\n\x00\x01\x02", 0)
-	if len(got) != 1 || string(got[0].Req.Body) != body[:10] || got[0].Req.BodySize != 100 || !got[0].Req.Truncated {
-		t.Fatalf("truncation: %+v", got[0].Req)
+	if len(got) != 1 || string(got[0].request().Body) != body[:10] || got[0].request().BodySize != 100 || !got[0].request().Truncated {
+		t.Fatalf("truncation: %+v", got[0].request())
 	}
 	api := toAPIRequest(got[0])
 	if !api.Request.BodyTruncated || api.Request.BodySize != 100 || api.Request.BodyBinary || api.Request.Body != body[:10] {
@@ -129,7 +129,7 @@ func TestCaptureRingBounds(t *testing.T) {
 	ring := newCaptureRing(InspectConfig{MaxRequests: 3})
 	var ids []string
 	for i := 0; i < 5; i++ {
-		c := &capture{ID: ring.nextID(), Tunnel: "web", Req: capturedRequest{Method: "GET", URI: "/"}}
+		c := &capture{ID: ring.nextID(), Tunnel: "web", req: rawMessage{head: []byte("GET / HTTP/1.1\r\n\r\n")}}
 		ids = append(ids, c.ID)
 		ring.add(c)
 	}
@@ -147,7 +147,7 @@ func TestCaptureRingBounds(t *testing.T) {
 	// whole budget is not kept.
 	ring = newCaptureRing(InspectConfig{MaxBytes: 3000})
 	big := func() *capture {
-		return &capture{ID: ring.nextID(), Req: capturedRequest{URI: "/", capturedMessage: capturedMessage{Body: make([]byte, 1000)}}}
+		return &capture{ID: ring.nextID(), req: rawMessage{body: make([]byte, 1000)}}
 	}
 	for i := 0; i < 5; i++ {
 		ring.add(big())
@@ -155,7 +155,7 @@ func TestCaptureRingBounds(t *testing.T) {
 	if n, b := ring.stats(); n != 2 || b > 3000 {
 		t.Fatalf("bytes bound: %d exchanges, %d bytes", n, b)
 	}
-	huge := &capture{ID: ring.nextID(), Req: capturedRequest{capturedMessage: capturedMessage{Body: make([]byte, 4000)}}}
+	huge := &capture{ID: ring.nextID(), req: rawMessage{body: make([]byte, 4000)}}
 	ring.add(huge)
 	if ring.get(huge.ID) != nil {
 		t.Fatal("an exchange over the byte budget was kept")
@@ -198,7 +198,7 @@ func TestInspectorKeepAliveThroughForwarder(t *testing.T) {
 	if kept, _ := f.rec.stats(); f.rec.seq.Load() != n || kept != 100 {
 		t.Fatalf("%d of %d requests recorded, %d kept (want 100)", f.rec.seq.Load(), n, kept)
 	}
-	if l := f.rec.newest(1, ""); string(l[0].Req.Body) != "body" || l[0].Resp == nil || string(l[0].Resp.Body) != "ok" {
+	if l := f.rec.newest(1, ""); string(l[0].request().Body) != "body" || l[0].response() == nil || string(l[0].response().Body) != "ok" {
 		t.Fatalf("last exchange: %+v", l[0])
 	}
 }

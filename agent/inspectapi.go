@@ -1,14 +1,12 @@
 package agent
 
 import (
-	"bytes"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"io"
 	"mime"
 	"net/http"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -55,7 +53,7 @@ type apiReqMsg struct {
 	Proto   string      `json:"proto"`
 	Headers http.Header `json:"headers"`
 	URI     string      `json:"uri"`
-	Raw     string      `json:"raw"` // base64 of the head (fields sorted) and the kept body
+	Raw     string      `json:"raw"` // base64 of the head as received and the kept body
 	apiBody
 }
 
@@ -71,19 +69,18 @@ type apiRespMsg struct {
 const requestsPath = "/api/requests/http"
 
 func toAPIRequest(c *capture) apiRequest {
+	req := c.request()
 	out := apiRequest{
 		URI: requestsPath + "/" + c.ID, ID: c.ID, TunnelName: c.Tunnel, RemoteAddr: c.RemoteAddr,
 		Start: c.Start.UTC().Format(time.RFC3339Nano), Duration: int64(c.Duration),
 		DurationMS: float64(c.Duration) / float64(time.Millisecond),
 		ReplayOf:   c.ReplayOf, Upgraded: c.Upgraded, Note: c.Note,
-		Request: apiReqMsg{Method: c.Req.Method, Proto: c.Req.Proto, Headers: nonNil(c.Req.Header), URI: c.Req.URI,
-			Raw:     rawMessage(c.Req.Method+" "+c.Req.URI+" "+c.Req.Proto, &c.Req.capturedMessage),
-			apiBody: toAPIBody(&c.Req.capturedMessage)},
+		Request: apiReqMsg{Method: req.Method, Proto: req.Proto, Headers: nonNil(req.Header), URI: req.URI,
+			Raw: rawBase64(&c.req), apiBody: toAPIBody(&req.capturedMessage)},
 	}
-	if r := c.Resp; r != nil {
+	if r := c.response(); r != nil {
 		out.Response = &apiRespMsg{Status: r.Status, StatusCode: r.StatusCode, Proto: r.Proto, Headers: nonNil(r.Header),
-			Raw:     rawMessage(r.Proto+" "+r.Status, &r.capturedMessage),
-			apiBody: toAPIBody(&r.capturedMessage)}
+			Raw: rawBase64(c.resp), apiBody: toAPIBody(&r.capturedMessage)}
 	}
 	return out
 }
@@ -131,24 +128,11 @@ func isBinary(m *capturedMessage) bool {
 	return false
 }
 
-// rawMessage is the base64 of a message as HTTP/1.1 bytes: first line,
-// header fields sorted by name, the kept body.
-func rawMessage(first string, m *capturedMessage) string {
-	var b bytes.Buffer
-	b.WriteString(first + "\r\n")
-	keys := make([]string, 0, len(m.Header))
-	for k := range m.Header {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
-		for _, v := range m.Header[k] {
-			b.WriteString(k + ": " + v + "\r\n")
-		}
-	}
-	b.WriteString("\r\n")
-	b.Write(m.Body)
-	return base64.StdEncoding.EncodeToString(b.Bytes())
+// rawBase64 is the base64 of a message's head as received and its kept
+// body (de-chunked).
+func rawBase64(m *rawMessage) string {
+	b := make([]byte, 0, len(m.head)+len(m.body))
+	return base64.StdEncoding.EncodeToString(append(append(b, m.head...), m.body...))
 }
 
 // maxReplayBody bounds the JSON body of POST /api/requests/http.

@@ -149,13 +149,14 @@ type uiRow struct {
 }
 
 func toUIRow(c *capture) uiRow {
-	row := uiRow{ID: c.ID, Time: c.Start.Local().Format("15:04:05.000"), Tunnel: c.Tunnel, Method: c.Req.Method,
-		URI: c.Req.URI, Status: "no response", StatusClass: "s0", Duration: formatDuration(c.Duration),
+	req := c.request()
+	row := uiRow{ID: c.ID, Time: c.Start.Local().Format("15:04:05.000"), Tunnel: c.Tunnel, Method: req.Method,
+		URI: req.URI, Status: "no response", StatusClass: "s0", Duration: formatDuration(c.Duration),
 		ReplayOf: c.ReplayOf, Upgraded: c.Upgraded}
-	if c.Resp != nil {
-		row.Status = c.Resp.Status
-		row.StatusClass = "s" + strconv.Itoa(c.Resp.StatusCode/100)
-		row.Size = formatBytes(c.Resp.BodySize)
+	if r := c.response(); r != nil {
+		row.Status = r.Status
+		row.StatusClass = "s" + strconv.Itoa(r.StatusCode/100)
+		row.Size = formatBytes(r.BodySize)
 	}
 	return row
 }
@@ -250,15 +251,16 @@ func sortedKeys(h http.Header) []string {
 }
 
 func (in *inspector) renderDetail(w http.ResponseWriter, status int, c *capture, src statusSource, errMsg string) {
+	req := c.request()
 	data := struct {
 		Title, Token, Error, RemoteAddr, Note, HeadersText string
-		Refresh, BodyEditable                              bool
-		Row                                                uiRow
-		Req, Resp                                          uiMessage
-		Endpoints                                          []string
-	}{Title: c.Req.Method + " " + c.Req.URI, Token: in.token, Error: errMsg, RemoteAddr: c.RemoteAddr, Note: c.Note,
+		Refresh, BodyEditable                             bool
+		Row                                               uiRow
+		Req, Resp                                         uiMessage
+		Endpoints                                         []string
+	}{Title: req.Method + " " + req.URI, Token: in.token, Error: errMsg, RemoteAddr: c.RemoteAddr, Note: c.Note,
 		Row: toUIRow(c), Endpoints: httpEndpoints(src),
-		Req: toUIMessage("Request", c.Req.Method+" "+c.Req.URI+" "+c.Req.Proto, &c.Req.capturedMessage)}
+		Req: toUIMessage("Request", req.Method+" "+req.URI+" "+req.Proto, &req.capturedMessage)}
 	data.BodyEditable = !data.Req.Body.Binary
 	var hb strings.Builder
 	for _, h := range data.Req.Headers {
@@ -267,8 +269,8 @@ func (in *inspector) renderDetail(w http.ResponseWriter, status int, c *capture,
 		}
 	}
 	data.HeadersText = hb.String()
-	if c.Resp != nil {
-		data.Resp = toUIMessage("Response", c.Resp.Proto+" "+c.Resp.Status, &c.Resp.capturedMessage)
+	if r := c.response(); r != nil {
+		data.Resp = toUIMessage("Response", r.Proto+" "+r.Status, &r.capturedMessage)
 	} else {
 		data.Resp = uiMessage{Title: "Response", First: "none: " + c.Note}
 	}

@@ -1,10 +1,10 @@
 package agent
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/base64"
+	"errors"
 	"io"
 	"net/http"
 	"strconv"
@@ -50,7 +50,8 @@ func (in *inspector) on(w http.ResponseWriter) bool {
 
 // replay sends c's request (with edit applied) to the upstream of the
 // endpoint named tunnel over a connection of its own, records the
-// exchange (ReplayOf c.ID) and returns it. Errors are *replayError: TG_250
+// exchange (ReplayOf c.ID) with the taps tunnel traffic goes through, and
+// returns it. Errors are *replayError: TG_250
 // for an unknown endpoint, TG_9011 for a truncated body that was not
 // replaced, TG_9009 for an invalid edit, TG_9012 when the upstream gives
 // no response.
@@ -65,7 +66,6 @@ func (in *inspector) replay(ctx context.Context, c *capture, tunnel string, edit
 	}
 	ctx, cancel := context.WithTimeout(ctx, replayTimeout)
 	defer cancel()
-	start := time.Now()
 	conn, err := dial(ctx, spec.Upstream, spec.UpstreamTLSInsecure)
 	if err != nil {
 		return nil, upstreamReplayError(spec, err)
@@ -74,32 +74,27 @@ func (in *inspector) replay(ctx context.Context, c *capture, tunnel string, edit
 	if dl, ok := ctx.Deadline(); ok {
 		_ = conn.SetDeadline(dl)
 	}
-	if _, err := conn.Write(req.wire(spec)); err != nil {
-		return nil, upstreamReplayError(spec, err)
-	}
-	resp, err := http.ReadResponse(bufio.NewReader(conn), &http.Request{Method: req.Method})
-	if err != nil {
-		return nil, upstreamReplayError(spec, err)
-	}
-	out := &capture{ID: in.ring.nextID(), Tunnel: tunnel, Start: start, ReplayOf: c.ID, Req: *req,
-		Upgraded: resp.StatusCode == http.StatusSwitchingProtocols}
-	rm := &capturedResponse{StatusCode: resp.StatusCode, Status: resp.Status,
-		capturedMessage: capturedMessage{Proto: resp.Proto, Header: resp.Header}}
-	limit := in.ring.cfg.BodyLimit
+	// Recorded by the same taps as tunnel traffic.
+	tc := in.ring.newConn(tunnel, "")
+	tc.replayOf = c.ID
+	reqTap, respTap := tc.taps()
+	wire := req.wire(spec)
+	reqTap.Write(wire)
+	_, err = conn.Write(wire)
 	buf := make([]byte, 32<<10)
-	for {
-		n, rerr := resp.Body.Read(buf)
-		rm.keep(buf[:n], limit)
-		if rerr != nil {
-			if rerr != io.EOF {
-				out.Note = "the response body ended early: " + rerr.Error()
-			}
-			break
-		}
+	for err == nil && !tc.answered() {
+		var n int
+		n, err = conn.Read(buf)
+		respTap.Write(buf[:n])
 	}
-	_ = resp.Body.Close()
-	out.Resp, out.Duration = rm, time.Since(start)
-	in.ring.add(out)
+	tc.close(reqTap, respTap)
+	out := tc.first
+	if out == nil || out.resp == nil {
+		if err == nil || errors.Is(err, io.EOF) {
+			err = errors.New("the connection closed before a response")
+		}
+		return nil, upstreamReplayError(spec, err)
+	}
 	return out, nil
 }
 
@@ -117,8 +112,9 @@ func buildReplay(c *capture, edit replayEdit) (*capturedRequest, error) {
 	bad := func(format string, args ...any) error {
 		return &replayError{http.StatusBadRequest, codes.NewError(codes.LocalBadRequest, format, args...)}
 	}
-	r := capturedRequest{Method: c.Req.Method, URI: c.Req.URI, capturedMessage: capturedMessage{Proto: "HTTP/1.1",
-		Header: c.Req.Header.Clone(), Body: c.Req.Body}}
+	orig := c.request()
+	r := capturedRequest{Method: orig.Method, URI: orig.URI, capturedMessage: capturedMessage{Proto: "HTTP/1.1",
+		Header: orig.Header, Body: orig.Body}}
 	if edit.Method != nil {
 		r.Method = strings.TrimSpace(*edit.Method)
 	}
@@ -139,9 +135,9 @@ func buildReplay(c *capture, edit replayEdit) (*capturedRequest, error) {
 			return nil, bad("body_base64 is not valid base64: %v", err)
 		}
 		r.Body = b
-	case c.Req.Truncated:
+	case orig.Truncated:
 		return nil, &replayError{http.StatusConflict, codes.NewError(codes.ReplayTruncated,
-			"the captured body was truncated at %d of %d bytes, so it cannot be replayed as sent: give a body with the replay", len(c.Req.Body), c.Req.BodySize)}
+			"the captured body was truncated at %d of %d bytes, so it cannot be replayed as sent: give a body with the replay", len(orig.Body), orig.BodySize)}
 	}
 	if !isToken(r.Method) {
 		return nil, bad("the method %q is not a valid HTTP method", r.Method)
