@@ -254,10 +254,10 @@ func (in *inspector) renderDetail(w http.ResponseWriter, status int, c *capture,
 	req := c.request()
 	data := struct {
 		Title, Token, Error, RemoteAddr, Note, HeadersText string
-		Refresh, BodyEditable                             bool
-		Row                                               uiRow
-		Req, Resp                                         uiMessage
-		Endpoints                                         []string
+		Refresh, BodyEditable                              bool
+		Row                                                uiRow
+		Req, Resp                                          uiMessage
+		Endpoints                                          []string
 	}{Title: req.Method + " " + req.URI, Token: in.token, Error: errMsg, RemoteAddr: c.RemoteAddr, Note: c.Note,
 		Row: toUIRow(c), Endpoints: httpEndpoints(src),
 		Req: toUIMessage("Request", req.Method+" "+req.URI+" "+req.Proto, &req.capturedMessage)}
