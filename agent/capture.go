@@ -78,8 +78,9 @@ type capture struct {
 	Upgraded   bool          // 101 Switching Protocols: what follows is not recorded
 	Note       string        // why the exchange is incomplete, if it is
 
-	req  rawMessage
-	resp *rawMessage // nil: the connection ended before a response
+	req     rawMessage
+	resp    *rawMessage // nil: the connection ended before a response; else &respMsg
+	respMsg rawMessage
 
 	// Bookkeeping of tapConn, under its mu.
 	headReq, connectReq bool // the request's method is HEAD / CONNECT
@@ -234,6 +235,19 @@ func (r *captureRing) stats() (n int, bytes int64) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return len(r.list), r.bytes
+}
+
+// newMessage copies head into a new message whose buffer has room for
+// the part of a Content-Length body the ring keeps, so that a small
+// message costs one allocation.
+func (r *captureRing) newMessage(head []byte, f framing) rawMessage {
+	room := 0
+	if f.length > 0 {
+		room = int(min(f.length, int64(r.cfg.BodyLimit)))
+	}
+	buf := make([]byte, len(head), len(head)+room)
+	copy(buf, head)
+	return rawMessage{head: buf[:len(head):len(head)], body: buf[len(head):len(head)]}
 }
 
 // keep appends p to m's body up to limit bytes and counts it.

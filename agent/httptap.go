@@ -268,7 +268,10 @@ func (c *tapConn) publishDone() {
 		c.pending[n] = nil
 		n++
 	}
-	if n > 0 {
+	switch {
+	case n == len(c.pending):
+		c.pending = c.pending[:0] // keep the array: no allocation per request
+	case n > 0:
 		c.pending = c.pending[n:]
 	}
 }
@@ -282,7 +285,7 @@ func (t *msgTap) onRequestHead(head []byte) {
 		return
 	}
 	c := &capture{ID: t.c.ring.nextID(), Tunnel: t.c.tunnel, RemoteAddr: t.c.addr, Start: t.start, ReplayOf: t.c.replayOf,
-		req:     rawMessage{head: bytes.Clone(head)},
+		req:     t.c.ring.newMessage(head, f),
 		headReq: string(method) == http.MethodHead, connectReq: string(method) == http.MethodConnect}
 	// What follows a protocol switch is not HTTP: this direction stops
 	// after the head (the response direction records the 101).
@@ -338,7 +341,8 @@ func (t *msgTap) onResponseHead(head []byte) {
 		t.state = stOff
 		return
 	}
-	c.resp = &rawMessage{head: bytes.Clone(head)}
+	c.respMsg = t.c.ring.newMessage(head, f)
+	c.resp = &c.respMsg
 	switched := code == http.StatusSwitchingProtocols || c.connectReq && code/100 == 2
 	if switched {
 		c.Upgraded = true
