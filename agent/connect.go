@@ -76,9 +76,13 @@ func certError(addr, rootCAFile string, err error) *codes.Error {
 		ie x509.CertificateInvalidError
 	)
 	var why string
+	leaf := "its certificate"
+	if len(ve.UnverifiedCertificates) > 0 {
+		leaf += " for " + certName(ve.UnverifiedCertificates[0])
+	}
 	switch {
 	case errors.As(err, &ua) && ua.Cert != nil:
-		why = fmt.Sprintf("its certificate for %s is signed by %q, which is not among %s", certName(ua.Cert), ua.Cert.Issuer.String(), trust)
+		why = fmt.Sprintf("%s is signed by %q, which is not among %s", leaf, ua.Cert.Issuer.String(), trust)
 	case errors.As(err, &he) && he.Certificate != nil:
 		why = fmt.Sprintf("its certificate is for %s, not %q", certName(he.Certificate), he.Host)
 	case errors.As(err, &ie) && ie.Cert != nil:
