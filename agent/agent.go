@@ -367,7 +367,7 @@ func (a *Agent) startWeb() (func(), error) {
 	ins := &inspector{ring: a.rec, token: randomHex(16), upstream: a.httpUpstream}
 	webHost, _, _ := net.SplitHostPort(a.cfg.webAddr)
 	srv := &http.Server{
-		Handler:           hostGuard(newInspectHandler(a, OpsHandler(a), ins), webHost),
+		Handler:           hostGuard(newInspectHandler(a, OpsHandler(a), ins), webHost, isLoopbackHost(webHost)),
 		ReadHeaderTimeout: 5 * time.Second,
 		IdleTimeout:       time.Minute,
 		ErrorLog:          zap.NewStdLog(a.log.Named("web")),

@@ -35,6 +35,7 @@ type tapConn struct {
 	pending []*capture // requests, oldest first, whose exchange is not published
 	first   *capture   // the connection's first exchange
 	off     bool       // recording stopped on this connection
+	offWhy  string     // why, when the inspector could not follow the bytes
 }
 
 func (r *captureRing) newConn(tunnel, clientAddr string) *tapConn {
@@ -61,6 +62,8 @@ func (c *tapConn) close(req, resp *msgTap) {
 	}
 	for _, p := range c.pending {
 		switch {
+		case c.offWhy != "" && (p.resp == nil || !p.respDone || !p.reqDone):
+			p.Note = c.offWhy
 		case p.resp == nil:
 			p.Note = "the connection closed before a response"
 		case !p.respDone:
@@ -218,11 +221,16 @@ func (t *msgTap) readLine(p []byte) []byte {
 	return p[i+1:]
 }
 
-// giveUp stops recording the whole connection.
+// giveUp stops recording the whole connection: what it carries is not
+// HTTP/1.1 the inspector can follow (a head over maxCapturedHead, a
+// malformed line or length).
 func (t *msgTap) giveUp() {
 	t.state = stOff
 	t.c.mu.Lock()
 	t.c.stop()
+	if t.c.offWhy == "" {
+		t.c.offWhy = "the inspector stopped following this connection (a head over 64 KiB or malformed framing); the bytes were forwarded unchanged"
+	}
 	t.c.mu.Unlock()
 }
 

@@ -202,3 +202,17 @@ func TestInspectorKeepAliveThroughForwarder(t *testing.T) {
 		t.Fatalf("last exchange: %+v", l[0])
 	}
 }
+
+// A head the inspector cannot follow stops recording and says why; the
+// exchange is still listed.
+func TestTapGivesUpWithReason(t *testing.T) {
+	got := tapExchange(t, InspectConfig{}, "GET /x HTTP/1.1\r\nHost: a\r\n\r\n",
+		"HTTP/1.1 200 OK\r\nContent-Length: nope\r\n\r\nbody", 0)
+	if len(got) != 1 || got[0].response() != nil || !strings.Contains(got[0].Note, "stopped following") {
+		t.Fatalf("got %+v", got)
+	}
+	long := "GET /x HTTP/1.1\r\nX-Big: " + strings.Repeat("a", maxCapturedHead) + "\r\n\r\n"
+	if got := tapExchange(t, InspectConfig{}, long, "HTTP/1.1 200 OK\r\n\r\n", 1000); len(got) != 0 {
+		t.Fatalf("an over-long head was recorded: %d", len(got))
+	}
+}

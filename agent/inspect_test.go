@@ -124,3 +124,27 @@ func TestInspectionAPI(t *testing.T) {
 		t.Fatalf("tunnels = %#v, want []", empty["tunnels"])
 	}
 }
+
+func TestHostGuard(t *testing.T) {
+	ok := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(204) })
+	for _, tc := range []struct {
+		listen, host string
+		want         int
+	}{
+		{"127.0.0.1", "127.0.0.1:4040", 204},
+		{"127.0.0.1", "localhost:4040", 204},
+		{"127.0.0.1", "[::1]:4040", 204},
+		{"127.0.0.1", "app.localhost:4040", 204},
+		{"127.0.0.1", "rebind.attacker.example:4040", 403},
+		{"localhost", "rebind.attacker.example", 403},
+		{"0.0.0.0", "myhost.lan:4040", 204}, // put on the network on purpose
+	} {
+		rec := httptest.NewRecorder()
+		req := httptest.NewRequest("GET", "/api/requests/http", nil)
+		req.Host = tc.host
+		hostGuard(ok, tc.listen, isLoopbackHost(tc.listen)).ServeHTTP(rec, req)
+		if rec.Code != tc.want || tc.want == 403 && !strings.Contains(rec.Body.String(), "TG_9013") {
+			t.Fatalf("listen %s, Host %s: %d %s, want %d", tc.listen, tc.host, rec.Code, rec.Body, tc.want)
+		}
+	}
+}

@@ -306,8 +306,13 @@ func renderPage(w http.ResponseWriter, status int, name string, data any) {
 // hostGuard refuses requests whose Host is a name other than localhost
 // (or webHost, the name the user gave --web-addr): a page of another site
 // that resolves its own name to 127.0.0.1 (DNS rebinding) must not read
-// the captured requests. IP literals pass.
-func hostGuard(next http.Handler, webHost string) http.Handler {
+// the captured requests. IP literals pass. It guards only a loopback
+// listener (on guard); one the user put on another address on purpose is
+// reached by whatever name they use.
+func hostGuard(next http.Handler, webHost string, on bool) http.Handler {
+	if !on {
+		return next
+	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		host := r.Host
 		if h, _, err := net.SplitHostPort(host); err == nil {
@@ -322,4 +327,14 @@ func hostGuard(next http.Handler, webHost string) http.Handler {
 		writeAPIError(w, http.StatusForbidden, codes.LocalHostRefused,
 			"the agent's web address answers to localhost and IP addresses only; open it as http://127.0.0.1:PORT or http://localhost:PORT", map[string]string{"host": r.Host})
 	})
+}
+
+// isLoopbackHost reports whether a listen host is a loopback address or
+// localhost.
+func isLoopbackHost(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
