@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/chromedp"
 	"github.com/coder/websocket"
 )
 
@@ -196,4 +197,95 @@ func TestAgentStartupRefusals(t *testing.T) {
 		})
 	}
 	_ = os.Remove(cfgFile)
+}
+
+// TestInspectorInBrowser drives the agent's inspector page in Chromium: a
+// request through the tunnel listed, its page opened from the list, Replay
+// (the upstream sees it again and the replay's page links the original),
+// then Replay with changes from the form; the stylesheet applies under the
+// page's CSP.
+func TestInspectorInBrowser(t *testing.T) {
+	dev := startDev(t, "")
+	var mu sync.Mutex
+	var seen []string
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		mu.Lock()
+		seen = append(seen, r.Method+" "+r.URL.RequestURI()+" "+string(body))
+		mu.Unlock()
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, `{"received":true}`)
+	}))
+	t.Cleanup(up.Close)
+	upstreamSaw := func() []string {
+		mu.Lock()
+		defer mu.Unlock()
+		return append([]string(nil), seen...)
+	}
+	p, url := dev.agent(t, "http", upstreamPort(up), "--url", "https://hooks."+dev.info.BaseDomain)
+	web := "http://" + p.waitFor(regexp.MustCompile(`Inspect\s+http://(\S+)/inspect`), 10*time.Second)[1]
+	resp, err := dev.client(false).Post(url+"/webhooks/stripe", "application/json", strings.NewReader(`{"event":"payment.succeeded"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	var id string
+	for deadline := time.Now().Add(20 * time.Second); id == "" && time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if l := inspectorList(t, web[len("http://"):]); len(l) == 1 {
+			id = l[0].ID
+		}
+	}
+	if id == "" {
+		t.Fatal("the request was not recorded")
+	}
+
+	ctx := chromium(t)
+	var list, headerBG, replayOf, loc string
+	run(t, ctx, "list",
+		chromedp.Navigate(web+"/inspect"),
+		chromedp.WaitVisible(chromedp.ID("requests")),
+		into(chromedp.Text(chromedp.ID("requests")), &list),
+		into(chromedp.Evaluate[string](`getComputedStyle(document.querySelector("header")).backgroundColor`), &headerBG),
+	)
+	if !strings.Contains(list, "/webhooks/stripe") || !strings.Contains(list, "200 OK") {
+		t.Fatalf("list: %q", list)
+	}
+	if headerBG != "rgb(17, 24, 39)" {
+		t.Fatalf("the stylesheet did not apply under the CSP: header background %q", headerBG)
+	}
+	shot(t, ctx, "inspector-list.png")
+	run(t, ctx, "replay",
+		chromedp.Click(chromedp.CSS(`#requests a[href="/inspect/`+id+`"]`)),
+		chromedp.WaitVisible(chromedp.ID("replay")),
+		chromedp.Click(chromedp.ID("replay")),
+		chromedp.WaitVisible(chromedp.ID("replay-of")),
+		into(chromedp.Text(chromedp.ID("replay-of")), &replayOf),
+	)
+	if got := upstreamSaw(); replayOf != id || len(got) != 2 || got[1] != `POST /webhooks/stripe {"event":"payment.succeeded"}` {
+		t.Fatalf("replay: page links %q; upstream saw %q", replayOf, got)
+	}
+	shot(t, ctx, "inspector-replay.png")
+	run(t, ctx, "replay with changes",
+		chromedp.Navigate(web+"/inspect/"+id),
+		chromedp.WaitVisible(chromedp.ID("send")),
+		chromedp.SetValue(chromedp.ID("method"), "PUT"),
+		chromedp.SetValue(chromedp.ID("uri"), "/webhooks/edited?try=2"),
+		chromedp.SetValue(chromedp.ID("body"), `{"event":"payment.refunded"}`),
+		chromedp.Click(chromedp.ID("send")),
+		chromedp.WaitVisible(chromedp.ID("replay-of")),
+		into(chromedp.Location(), &loc),
+	)
+	if got := upstreamSaw(); len(got) != 3 || got[2] != `PUT /webhooks/edited?try=2 {"event":"payment.refunded"}` || !strings.Contains(loc, "/inspect/req_") {
+		t.Fatalf("edited replay at %s: upstream saw %q", loc, got)
+	}
+}
+
+// shot saves a screenshot to $TOLLGATE_SCREENSHOT_DIR when it is set.
+func shot(t *testing.T, ctx context.Context, name string) {
+	t.Helper()
+	if dir := os.Getenv("TOLLGATE_SCREENSHOT_DIR"); dir != "" {
+		var png []byte
+		run(t, ctx, "screenshot", into(chromedp.FullScreenshot(100), &png))
+		_ = os.WriteFile(filepath.Join(dir, name), png, 0o644)
+	}
 }
