@@ -127,7 +127,7 @@ func New(cfg Config, logger *zap.Logger) (*Agent, error) {
 	}
 	a.dial = a.dialEdge
 	a.probe = a.tlsHandshakeTime
-	if !r.Inspect.Off {
+	if !r.Inspect.Off && r.webAddr != "" { // nothing could show what is recorded without a web address
 		a.rec = newCaptureRing(r.Inspect)
 	}
 	for _, spec := range r.endpoints {

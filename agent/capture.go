@@ -29,7 +29,8 @@ const (
 // local API at /api/requests/http and the page at /inspect.
 type InspectConfig struct {
 	// Off turns recording off (the CLI's --inspect=false); the local API
-	// then answers /api/requests/http with TG_9010.
+	// then answers /api/requests/http with TG_9010. Without a web address
+	// (Config.WebAddr "" or "false") nothing is recorded either.
 	Off bool
 	// MaxRequests is how many exchanges the ring keeps, newest first;
 	// default DefaultInspectMaxRequests.

@@ -152,3 +152,20 @@ func TestApplyWebAddrTries(t *testing.T) {
 		t.Fatalf("explicit --web-addr: tries %d, want 0", c.WebAddrTries)
 	}
 }
+
+// Without a web address nothing could show captured requests: nothing is
+// recorded.
+func TestNoWebAddrNoRecording(t *testing.T) {
+	eps := []config.Endpoint{{Name: "web", Proto: "http", Upstream: "8080"}}
+	a, err := New(Config{Authtoken: "x_y", ServerAddr: "e:1", WebAddr: "false", Endpoints: eps}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.rec != nil || a.eps.list[0].fwd.rec != nil {
+		t.Fatal("recording without a web address")
+	}
+	a, err = New(Config{Authtoken: "x_y", ServerAddr: "e:1", WebAddr: "127.0.0.1:0", Endpoints: eps}, nil)
+	if err != nil || a.rec == nil || a.eps.list[0].fwd.rec != a.rec {
+		t.Fatalf("recording with a web address: %v", err)
+	}
+}
