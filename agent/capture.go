@@ -173,7 +173,9 @@ func newCaptureRing(cfg InspectConfig) *captureRing {
 // nextID returns a new exchange ID, "req_" + 8 hex digits of the agent +
 // a sequence number.
 func (r *captureRing) nextID() string {
-	return "req_" + r.prefix + strconv.FormatUint(r.seq.Add(1), 10)
+	var buf [32]byte // on the stack: one allocation, the string
+	b := append(append(buf[:0], "req_"...), r.prefix...)
+	return string(strconv.AppendUint(b, r.seq.Add(1), 10))
 }
 
 // add stores c, evicting the oldest exchanges beyond the bounds. An
