@@ -160,8 +160,13 @@ func (t *msgTap) readHead(p []byte) []byte {
 		if len(p) == 0 {
 			return nil
 		}
-		if !t.tstart {
+		if t.request && !t.tstart {
 			t.start, t.tstart = time.Now(), true
+		}
+		// Usually the whole head is in p: no copy into t.head.
+		if i := bytes.Index(p[:min(len(p), maxCapturedHead)], []byte("\r\n\r\n")); i >= 0 {
+			t.onHead(p[:i+4])
+			return p[i+4:]
 		}
 	}
 	had := len(t.head)
@@ -177,14 +182,19 @@ func (t *msgTap) readHead(p []byte) []byte {
 	}
 	end := from + i + 4
 	rest := p[end-had:]
-	head := t.head[:end]
+	t.onHead(t.head[:end])
+	t.head = t.head[:0]
+	return rest
+}
+
+// onHead acts on a complete head; the next one starts afresh.
+func (t *msgTap) onHead(head []byte) {
+	t.tstart = false
 	if t.request {
 		t.onRequestHead(head)
 	} else {
 		t.onResponseHead(head)
 	}
-	t.head, t.tstart = t.head[:0], false
-	return rest
 }
 
 // readLine collects a chunk-size or trailer line and acts on it.
