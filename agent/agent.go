@@ -11,8 +11,11 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"go.uber.org/zap"
@@ -48,7 +51,8 @@ type Agent struct {
 	eps        endpointSet
 	legs       []*leg
 	edges      *edgePicker
-	instanceID string // random per Agent: Auth's InstanceID on every leg
+	instanceID string       // random per Agent: Auth's InstanceID on every leg
+	rec        *captureRing // the request inspector's ring; nil when off
 	ready      chan struct{}
 
 	readyOnce      sync.Once
@@ -123,6 +127,9 @@ func New(cfg Config, logger *zap.Logger) (*Agent, error) {
 	}
 	a.dial = a.dialEdge
 	a.probe = a.tlsHandshakeTime
+	if !r.Inspect.Off && r.webAddr != "" { // nothing could show what is recorded without a web address
+		a.rec = newCaptureRing(r.Inspect)
+	}
 	for _, spec := range r.endpoints {
 		opts, err := bindOpts(spec)
 		if err != nil {
@@ -130,6 +137,9 @@ func New(cfg Config, logger *zap.Logger) (*Agent, error) {
 		}
 		ep := &endpoint{spec: spec, opts: opts, state: StateStarting}
 		ep.fwd = &forwarder{spec: spec, log: logger, metrics: &ep.metrics}
+		if spec.Kind == config.ProtoHTTP {
+			ep.fwd.rec = a.rec
+		}
 		a.eps.list = append(a.eps.list, ep)
 	}
 	a.eps.routes.Store(&map[string]*endpoint{})
@@ -343,17 +353,21 @@ func randomHex(n int) string {
 // startWeb opens the inspection API listener and serves it; the returned
 // func stops it.
 func (a *Agent) startWeb() (func(), error) {
-	ln, err := net.Listen("tcp", a.cfg.webAddr)
+	ln, err := listenWeb(a.cfg.webAddr, a.cfg.WebAddrTries)
 	if err != nil {
-		return nil, codes.NewError(codes.ListenFailed,
-			"Cannot serve the inspection API on %s: %v. Pass --web-addr with another address, or --web-addr false to turn it off.",
-			a.cfg.webAddr, unwrapOpError(err)).WithCause(err)
+		return nil, err
 	}
 	a.mu.Lock()
 	a.webAddr = ln.Addr().String()
 	a.mu.Unlock()
+	if a.webAddr != a.cfg.webAddr && !strings.HasSuffix(a.cfg.webAddr, ":0") {
+		a.log.Warn("web address taken (another agent?); the inspector listens on the next free port",
+			zap.String("asked", a.cfg.webAddr), zap.String("web_addr", a.webAddr))
+	}
+	ins := &inspector{ring: a.rec, token: randomHex(16), upstream: a.httpUpstream}
+	webHost, _, _ := net.SplitHostPort(a.cfg.webAddr)
 	srv := &http.Server{
-		Handler:           newInspectHandler(a, OpsHandler(a)),
+		Handler:           hostGuard(newInspectHandler(a, OpsHandler(a), ins), webHost, isLoopbackHost(webHost)),
 		ReadHeaderTimeout: 5 * time.Second,
 		IdleTimeout:       time.Minute,
 		ErrorLog:          zap.NewStdLog(a.log.Named("web")),
@@ -372,6 +386,43 @@ func (a *Agent) startWeb() (func(), error) {
 		}
 		<-done
 	}, nil
+}
+
+// httpUpstream returns the HTTP endpoint named name, for replays.
+func (a *Agent) httpUpstream(name string) (*config.EndpointSpec, func(context.Context, config.Upstream, bool) (halfConn, error), bool) {
+	for _, ep := range a.eps.list {
+		if ep.spec.Name == name && ep.spec.Kind == config.ProtoHTTP {
+			return ep.spec, ep.fwd.dialer(), true
+		}
+	}
+	return nil, nil, false
+}
+
+// listenWeb listens on addr or, while its port is taken, on each of the
+// next tries ports (4040 → 4041 …). Errors are TG_9001 naming addr (and
+// the last port tried).
+func listenWeb(addr string, tries int) (net.Listener, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err == nil {
+		return ln, nil
+	}
+	host, portStr, _ := net.SplitHostPort(addr)
+	port, perr := strconv.Atoi(portStr)
+	tried := addr
+	for i := 1; i <= tries && perr == nil && port != 0 && port+i <= 65535 && errors.Is(err, syscall.EADDRINUSE); i++ {
+		tried = net.JoinHostPort(host, strconv.Itoa(port+i))
+		var next net.Listener
+		if next, err = net.Listen("tcp", tried); err == nil {
+			return next, nil
+		}
+	}
+	also := ""
+	if tried != addr {
+		also = " (and the ports up to " + tried + ")"
+	}
+	return nil, codes.NewError(codes.ListenFailed,
+		"Cannot serve the inspection API on %s%s: %v. Pass --web-addr with another address, or --web-addr false to turn it off.",
+		addr, also, unwrapOpError(err)).WithCause(err)
 }
 
 // unwrapOpError returns the innermost cause of a *net.OpError ("address

@@ -3,7 +3,9 @@ package agent
 import (
 	"crypto/tls"
 	"crypto/x509"
+	"fmt"
 	"net"
+	"strings"
 	"time"
 
 	"github.com/tollgate/tollgate/codes"
@@ -34,6 +36,9 @@ const (
 	DefaultHeartbeatTolerance = 15 * time.Second
 	DefaultConnectTimeout     = 15 * time.Second
 	DefaultVersion            = "0.1.0"
+	// DefaultWebAddrTries is Config.WebAddrTries for the default web
+	// address: 4040 taken → 4041 … 4049.
+	DefaultWebAddrTries = 9
 )
 
 // Config configures an Agent. Zero values take the documented defaults.
@@ -68,6 +73,15 @@ type Config struct {
 	// WebAddr is the inspection API's listen address, HOST:PORT. "" or
 	// "false" disables it (the CLI defaults to config.DefaultWebAddr).
 	WebAddr string
+	// WebAddrTries is how many ports after WebAddr's the agent tries, one
+	// by one, when WebAddr's port is taken (a second agent on 4040 moves
+	// to 4041, …); 0 = none: a taken WebAddr is TG_9001. Apply sets
+	// DefaultWebAddrTries when the address is the default one, 0 when the
+	// user named it.
+	WebAddrTries int
+	// Inspect is the request inspector's setting (docs/inspect.md); the
+	// zero value records every HTTP request with the default limits.
+	Inspect InspectConfig
 	// Endpoints are bound after each successful Auth, in order. Names must
 	// be unique.
 	Endpoints []config.Endpoint
@@ -101,7 +115,8 @@ type resolved struct {
 
 // validate checks c, applies defaults and loads the CA file. Errors are
 // *codes.Error: TG_9002 for invalid values, TG_9003 for an unreadable or
-// empty CA file, TG_4018 for a missing authtoken.
+// empty CA file, TG_9007 for an http:// URL, TG_4018 for a missing
+// authtoken.
 func (c Config) validate() (*resolved, error) {
 	r := &resolved{Config: c}
 	if c.Authtoken == "" {
@@ -136,6 +151,9 @@ func (c Config) validate() (*resolved, error) {
 		spec, err := ec.Validate()
 		if err != nil {
 			return nil, err
+		}
+		if spec.BindProto == config.ProtoHTTP {
+			return nil, plainHTTPError(spec)
 		}
 		if seen[spec.Name] {
 			return nil, inputError("Two endpoints are named %q: names must be unique.", spec.Name)
@@ -201,8 +219,24 @@ func (c *Config) Apply(s config.AgentSettings) {
 	if s.HAConnections != nil {
 		c.HAConnections = *s.HAConnections
 	}
-	c.WebAddr = config.DefaultWebAddr
+	c.WebAddr, c.WebAddrTries = config.DefaultWebAddr, DefaultWebAddrTries
 	if s.WebAddr != nil {
-		c.WebAddr = *s.WebAddr
+		c.WebAddr, c.WebAddrTries = *s.WebAddr, 0
 	}
+}
+
+// plainHTTPError refuses an http:// public URL with TG_9007: the edge
+// serves HTTP endpoints over HTTPS only (its plain-HTTP listener redirects
+// to HTTPS, docs/tls.md), so binding it would silently give an https://
+// URL.
+func plainHTTPError(spec *config.EndpointSpec) *codes.Error {
+	name := ""
+	if spec.Name != config.CommandLineEndpoint {
+		name = fmt.Sprintf(" (endpoint %q)", spec.Name)
+	}
+	https := "https://" + strings.TrimPrefix(spec.URL, "http://")
+	return codes.NewError(codes.PlainHTTPURL,
+		"The URL %s%s asks for plain HTTP, but Tollgate edges serve HTTP endpoints over HTTPS only "+
+			"(their plain-HTTP port redirects to HTTPS). Use --url %s; clients that ask for http:// are redirected there.",
+		spec.URL, name, https)
 }

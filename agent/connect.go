@@ -2,12 +2,16 @@ package agent
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
 
 	"go.uber.org/zap"
 
+	"github.com/tollgate/tollgate/codes"
 	"github.com/tollgate/tollgate/config"
 	"github.com/tollgate/tollgate/tunnel"
 )
@@ -40,10 +44,64 @@ func (c *conn) close() {
 // dialEdge is the default Agent.dial: TLS over TCP with muxado, or QUIC.
 func (a *Agent) dialEdge(ctx context.Context, transport, addr string) (tunnel.Mux, error) {
 	tlsConf := a.cfg.edgeTLSConfig(addr)
+	var m tunnel.Mux
+	var err error
 	if transport == config.TransportQUIC {
-		return tunnel.DialQUIC(ctx, addr, tlsConf)
+		m, err = tunnel.DialQUIC(ctx, addr, tlsConf)
+	} else {
+		m, err = tunnel.DialTCP(ctx, addr, tlsConf, tunnel.MuxConfig{})
 	}
-	return tunnel.DialTCP(ctx, addr, tlsConf, tunnel.MuxConfig{})
+	if ce := certError(addr, a.cfg.RootCAFile, err); ce != nil {
+		return nil, &permanent{err: ce}
+	}
+	return m, err
+}
+
+// certError returns TG_9006 when err is a failed verification of the
+// edge's certificate (unknown authority, wrong name, expired): retrying
+// cannot fix it, the agent needs the right --root-ca or address. It names
+// the issuer or the name that failed. nil for any other error.
+func certError(addr, rootCAFile string, err error) *codes.Error {
+	var ve *tls.CertificateVerificationError
+	if err == nil || !errors.As(err, &ve) {
+		return nil
+	}
+	trust := "the system's trusted roots"
+	if rootCAFile != "" {
+		trust = "the CAs in " + rootCAFile
+	}
+	var (
+		ua x509.UnknownAuthorityError
+		he x509.HostnameError
+		ie x509.CertificateInvalidError
+	)
+	var why string
+	leaf := "its certificate"
+	if len(ve.UnverifiedCertificates) > 0 {
+		leaf += " for " + certName(ve.UnverifiedCertificates[0])
+	}
+	switch {
+	case errors.As(err, &ua) && ua.Cert != nil:
+		why = fmt.Sprintf("%s is signed by %q, which is not among %s", leaf, ua.Cert.Issuer.String(), trust)
+	case errors.As(err, &he) && he.Certificate != nil:
+		why = fmt.Sprintf("its certificate is for %s, not %q", certName(he.Certificate), he.Host)
+	case errors.As(err, &ie) && ie.Cert != nil:
+		why = fmt.Sprintf("its certificate for %s (issuer %q) is not valid: %v", certName(ie.Cert), ie.Cert.Issuer.String(), ie)
+	default:
+		why = fmt.Sprintf("its certificate cannot be verified against %s: %v", trust, ve.Err)
+	}
+	return codes.NewError(codes.EdgeCertUnverified,
+		"Cannot verify the edge at %s: %s. Pass --root-ca FILE with the CA that signs the edge's certificate "+
+			"(for `tollgated dev`, the ca_file of its dev.json), or fix --server-addr.", addr, why).WithCause(err)
+}
+
+// certName is how a certificate is named in messages: its DNS names, else
+// its subject.
+func certName(c *x509.Certificate) string {
+	if len(c.DNSNames) > 0 {
+		return strings.Join(c.DNSNames, ", ")
+	}
+	return c.Subject.String()
 }
 
 // connect opens leg l's authenticated session to the edge at addr with the
@@ -112,7 +170,7 @@ func (a *Agent) race(ctx context.Context, l *leg, addr string, auth *tunnel.Auth
 				finish(received)
 				return r.c, nil
 			}
-			if tunnel.IsPermanent(r.err) {
+			if isPermanent(r.err) || tunnel.IsPermanent(r.err) {
 				finish(received)
 				return nil, r.err
 			}

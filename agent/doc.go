@@ -5,8 +5,12 @@
 // the region has one), moves to the configured region's edge or, without
 // one, to the fastest region's (regions.Fastest), binds each endpoint on
 // each leg, joins every proxy stream the edges open to the endpoint's
-// upstream, and serves the local inspection API (GET /api/tunnels). Endpoints and settings arrive as
-// package config's types, which hold their schema, defaults and validation.
+// upstream, and serves its web address: the local API (GET /api/tunnels,
+// /api/status) and the request inspector, which records each HTTP
+// exchange as join copies it (httptap.go) into a bounded ring
+// (capture.go) shown at /inspect and /api/requests/http, with replay
+// (docs/inspect.md). Endpoints and settings arrive as package config's
+// types, which hold their schema, defaults and validation.
 //
 // Invariants:
 //   - New validates and has no side effects; Run does all I/O and owns every
@@ -18,6 +22,9 @@
 //     every leg binds every endpoint under the same bind Id and URL, and a
 //     proxy stream on any leg reaches the same upstream.
 //   - Errors the edge marks as permanent (a refused authtoken, a refused
-//     bind) are never retried: Run returns them as a *codes.Error.
+//     bind) and an edge certificate the agent cannot verify (TG_9006) are
+//     never retried: Run returns them as a *codes.Error.
+//   - Recording never changes, delays beyond its own work, or blocks the
+//     bytes it sees; the tap sees each chunk before it is forwarded.
 //   - The authtoken is never logged and never appears in an error.
 package agent

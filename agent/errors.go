@@ -19,15 +19,16 @@ func inputError(format string, args ...any) *codes.Error {
 
 // IsUsageError reports whether err is a problem with the agent's input (a
 // malformed URL or upstream, an unreadable CA file, a web address that
-// cannot be listened on) rather than with the edge: codes TG_9001, TG_9002
-// and TG_9003. The CLI exits with status 2 for these.
+// cannot be listened on, an edge certificate no --root-ca verifies, an
+// http:// URL) rather than with the edge: codes TG_9001, TG_9002, TG_9003,
+// TG_9006 and TG_9007. The CLI exits with status 2 for these.
 func IsUsageError(err error) bool {
 	var ce *codes.Error
 	if !errors.As(err, &ce) {
 		return false
 	}
 	switch ce.Code {
-	case codes.ListenFailed, codes.ConfigInvalid, codes.CAUnreadable:
+	case codes.ListenFailed, codes.ConfigInvalid, codes.CAUnreadable, codes.EdgeCertUnverified, codes.PlainHTTPURL:
 		return true
 	}
 	return false

@@ -64,6 +64,8 @@ type forwarder struct {
 	metrics *counters
 	// dial opens the upstream; tests replace it. nil = dialUpstream.
 	dial func(ctx context.Context, u config.Upstream, insecure bool) (halfConn, error)
+	// rec records the HTTP exchanges (inspect.go); nil = not recorded.
+	rec *captureRing
 
 	lastWarn   atomic.Int64 // UnixNano of the last unreachable warning
 	suppressed atomic.Int64 // warnings turned into debug logs since
@@ -76,11 +78,7 @@ func (f *forwarder) serve(ctx context.Context, s halfConn, clientAddr string) {
 	f.metrics.connsOpen.Add(1)
 	defer f.metrics.connsOpen.Add(-1)
 
-	dial := f.dial
-	if dial == nil {
-		dial = dialUpstream
-	}
-	up, err := dial(ctx, f.spec.Upstream, f.spec.UpstreamTLSInsecure)
+	up, err := f.dialer()(ctx, f.spec.Upstream, f.spec.UpstreamTLSInsecure)
 	if err != nil {
 		f.warnUnreachable(clientAddr, err)
 		if f.spec.Kind == config.ProtoHTTP {
@@ -98,13 +96,29 @@ func (f *forwarder) serve(ctx context.Context, s halfConn, clientAddr string) {
 		_ = up.Close()
 	})
 	defer stop()
-	in, out := join(s, up)
+	var in, out int64
+	if f.rec != nil {
+		tc := f.rec.newConn(f.spec.Name, clientAddr)
+		reqTap, respTap := tc.taps()
+		in, out = join(s, up, reqTap, respTap)
+		tc.close(reqTap, respTap)
+	} else {
+		in, out = join(s, up, nil, nil)
+	}
 	f.metrics.bytesIn.Add(in)
 	f.metrics.bytesOut.Add(out)
 	if ce := f.log.Check(zap.DebugLevel, "connection closed"); ce != nil {
 		ce.Write(zap.String("endpoint", f.spec.Name), zap.String("remote_addr", clientAddr),
 			zap.Int64("bytes_in", in), zap.Int64("bytes_out", out))
 	}
+}
+
+// dialer returns the function that opens the upstream.
+func (f *forwarder) dialer() func(ctx context.Context, u config.Upstream, insecure bool) (halfConn, error) {
+	if f.dial == nil {
+		return dialUpstream
+	}
+	return f.dial
 }
 
 // warnUnreachable logs a failed upstream dial: a warning at most every
@@ -163,11 +177,13 @@ func dialUpstream(ctx context.Context, u config.Upstream, insecure bool) (halfCo
 // one side stops sending (EOF) the other side's send direction is closed
 // (half-close), and copying the other way goes on. An error in either
 // direction closes both connections. It returns the bytes copied s→up and
-// up→s; both connections are closed when it returns.
-func join(s, up halfConn) (in, out int64) {
+// up→s; both connections are closed when it returns. reqTap and respTap,
+// when not nil, see the bytes of each direction (s→up, up→s) as they are
+// forwarded.
+func join(s, up halfConn, reqTap, respTap *msgTap) (in, out int64) {
 	done := make(chan int64, 1)
-	go joinCopy(up, s, done)
-	out, err := copyHalf(s, up)
+	go joinCopy(up, s, reqTap, done)
+	out, err := copyHalf(s, up, respTap)
 	if err != nil {
 		_ = s.Close()
 		_ = up.Close()
@@ -181,8 +197,8 @@ func join(s, up halfConn) (in, out int64) {
 // joinCopy is the second direction of join, in its own goroutine (named
 // for stack traces). On an error it closes both ends so the other
 // direction returns.
-func joinCopy(dst, src halfConn, done chan<- int64) {
-	n, err := copyHalf(dst, src)
+func joinCopy(dst, src halfConn, tap *msgTap, done chan<- int64) {
+	n, err := copyHalf(dst, src, tap)
 	if err != nil {
 		_ = src.Close()
 		_ = dst.Close()
@@ -192,9 +208,10 @@ func joinCopy(dst, src halfConn, done chan<- int64) {
 
 // copyHalf copies src to dst with a pooled buffer, a copyBufferSize one
 // that becomes a bulkBufferSize one while reads fill it (see
-// copyBufferSize); at EOF from src it half-closes dst. It returns a nil
-// error only for a clean EOF.
-func copyHalf(dst, src halfConn) (int64, error) {
+// copyBufferSize); at EOF from src it half-closes dst. A non-nil tap gets
+// each chunk just before it is written. It returns a nil error only for a clean
+// EOF.
+func copyHalf(dst, src halfConn, tap *msgTap) (int64, error) {
 	small := bufPool.Get().(*[copyBufferSize]byte)
 	var bulk *[bulkBufferSize]byte // while reads fill the small buffer
 	defer func() {
@@ -209,6 +226,11 @@ func copyHalf(dst, src halfConn) (int64, error) {
 	for {
 		nr, rerr := src.Read(buf)
 		if nr > 0 {
+			if tap != nil {
+				// Before the write: the upstream must not answer a request
+				// the request tap has not seen yet.
+				tap.Write(buf[:nr])
+			}
 			nw, werr := dst.Write(buf[:nr])
 			n += int64(nw)
 			if werr != nil {

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/url"
+	"strings"
 	"time"
 
 	"github.com/tollgate/tollgate/codes"
@@ -84,22 +85,29 @@ type apiLegStatus struct {
 }
 
 type apiError struct {
-	ErrorCode  string            `json:"error_code,omitempty"`
+	ErrorCode  string            `json:"error_code"`
 	StatusCode int               `json:"status_code"`
 	Msg        string            `json:"msg"`
 	Details    map[string]string `json:"details"`
 }
 
-// newInspectHandler serves the local inspection API, JSON only:
+// newInspectHandler serves the agent's local web address: the JSON API,
 //
 //	GET /api/tunnels          {"tunnels":[...],"uri":"/api/tunnels"}
 //	GET /api/tunnels/{name}   one tunnel
 //	GET /api/status           the sessions: the first online leg's, and every leg
+//	GET|DELETE|POST /api/requests/http, GET /api/requests/http/{id}
+//	                          the request inspector (inspectapi.go)
 //	GET /metrics, /healthz, /readyz   ops, when not nil (OpsHandler)
 //
-// Only endpoints that have a public URL are listed (wrappers poll until
-// the list is non-empty and take public_url).
-func newInspectHandler(src statusSource, ops http.Handler) http.Handler {
+// and the inspector's page at /inspect (inspectui.go). Only endpoints that
+// have a public URL are listed (wrappers poll until the list is non-empty
+// and take public_url). Every error is JSON with an error_code. in nil
+// means inspection is off.
+func newInspectHandler(src statusSource, ops http.Handler, in *inspector) http.Handler {
+	if in == nil {
+		in = &inspector{}
+	}
 	mux := http.NewServeMux()
 	if ops != nil {
 		for _, p := range []string{"/metrics", "/healthz", "/readyz"} {
@@ -113,7 +121,7 @@ func newInspectHandler(src statusSource, ops http.Handler) http.Handler {
 		list := apiTunnelList{Tunnels: []apiTunnel{}, URI: "/api/tunnels"}
 		for _, ep := range src.Endpoints() {
 			if ep.PublicURL != "" && ep.State != StateStopped {
-				list.Tunnels = append(list.Tunnels, toAPITunnel(ep))
+				list.Tunnels = append(list.Tunnels, toAPITunnel(ep, in.ring != nil))
 			}
 		}
 		writeJSON(w, http.StatusOK, list)
@@ -125,11 +133,11 @@ func newInspectHandler(src statusSource, ops http.Handler) http.Handler {
 		name := r.PathValue("name")
 		for _, ep := range src.Endpoints() {
 			if ep.Name == name {
-				writeJSON(w, http.StatusOK, toAPITunnel(ep))
+				writeJSON(w, http.StatusOK, toAPITunnel(ep, in.ring != nil))
 				return
 			}
 		}
-		writeAPIError(w, http.StatusNotFound, "tunnel not found", map[string]string{"name": name})
+		writeAPIError(w, http.StatusNotFound, codes.APINotFound, "tunnel not found", map[string]string{"name": name})
 	})
 	mux.HandleFunc("/api/status", func(w http.ResponseWriter, r *http.Request) {
 		if !allowGet(w, r) {
@@ -162,13 +170,22 @@ func newInspectHandler(src statusSource, ops http.Handler) http.Handler {
 		}
 		writeJSON(w, http.StatusOK, out)
 	})
+	mux.HandleFunc(requestsPath, in.handleRequests)
+	mux.HandleFunc(requestsPath+"/{id}", in.handleRequest)
+	in.routes(mux, src)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		writeAPIError(w, http.StatusNotFound, "no such API path; try /api/tunnels or /api/status", map[string]string{"path": r.URL.Path})
+		if r.URL.Path == "/" && (r.Method == http.MethodGet || r.Method == http.MethodHead) {
+			http.Redirect(w, r, inspectPath, http.StatusFound)
+			return
+		}
+		writeAPIError(w, http.StatusNotFound, codes.APINotFound, "no such path; try /inspect, /api/tunnels, /api/status or /api/requests/http", map[string]string{"path": r.URL.Path})
 	})
 	return mux
 }
 
-func toAPITunnel(ep EndpointStatus) apiTunnel {
+// toAPITunnel converts ep; inspect says whether its requests are recorded
+// (HTTP endpoints while inspection is on).
+func toAPITunnel(ep EndpointStatus, inspect bool) apiTunnel {
 	return apiTunnel{
 		Name:      ep.Name,
 		ID:        ep.TunnelID,
@@ -176,7 +193,7 @@ func toAPITunnel(ep EndpointStatus) apiTunnel {
 		PublicURL: ep.PublicURL,
 		Proto:     ep.Proto,
 		State:     ep.State,
-		Config:    apiTunnelConfig{Addr: ep.Upstream},
+		Config:    apiTunnelConfig{Addr: ep.Upstream, Inspect: inspect && (ep.Proto == "https" || ep.Proto == "http")},
 		Metrics: apiTunnelMetrics{
 			Conns: apiConnMetrics{Count: ep.ConnsTotal, Gauge: ep.ConnsOpen},
 			Bytes: apiByteMetrics{In: ep.BytesIn, Out: ep.BytesOut},
@@ -184,22 +201,33 @@ func toAPITunnel(ep EndpointStatus) apiTunnel {
 	}
 }
 
-// allowGet answers 405 to anything but GET and HEAD.
+// allowGet answers 405 (TG_9008) to anything but GET and HEAD.
 func allowGet(w http.ResponseWriter, r *http.Request) bool {
-	if r.Method == http.MethodGet || r.Method == http.MethodHead {
-		return true
+	return allowMethods(w, r, http.MethodGet, http.MethodHead)
+}
+
+// allowMethods answers 405 with TG_9008 and an Allow header to a method
+// not in allowed.
+func allowMethods(w http.ResponseWriter, r *http.Request, allowed ...string) bool {
+	for _, m := range allowed {
+		if r.Method == m {
+			return true
+		}
 	}
-	w.Header().Set("Allow", "GET, HEAD")
-	writeAPIError(w, http.StatusMethodNotAllowed, "method not allowed: this API is read-only", map[string]string{"method": r.Method})
+	list := strings.Join(allowed, ", ")
+	w.Header().Set("Allow", list)
+	writeAPIError(w, http.StatusMethodNotAllowed, codes.LocalMethod, "method "+r.Method+" not allowed here: use "+list,
+		map[string]string{"method": r.Method, "path": r.URL.Path})
 	return false
 }
 
-func writeAPIError(w http.ResponseWriter, status int, msg string, details map[string]string) {
-	code := ""
-	if status == http.StatusNotFound {
-		code = string(codes.APINotFound)
+// writeAPIError writes the local API's error shape; every error carries a
+// code.
+func writeAPIError(w http.ResponseWriter, status int, code codes.Code, msg string, details map[string]string) {
+	if details == nil {
+		details = map[string]string{}
 	}
-	writeJSON(w, status, apiError{ErrorCode: code, StatusCode: status, Msg: msg, Details: details})
+	writeJSON(w, status, apiError{ErrorCode: string(code), StatusCode: status, Msg: msg, Details: details})
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

@@ -50,7 +50,7 @@ func TestInspectionAPI(t *testing.T) {
 		st: Status{State: SessionOnline, SessionID: "ts_1", Region: "eu", Transport: "quic", ServerAddr: "edge:4443",
 			Latency: 1500 * time.Microsecond, ConnectedAt: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC), Version: "1.0.0"},
 	}
-	srv := httptest.NewServer(newInspectHandler(src, nil))
+	srv := httptest.NewServer(newInspectHandler(src, nil, nil))
 	t.Cleanup(srv.Close)
 
 	list := getJSON(t, "GET", srv.URL+"/api/tunnels", 200)
@@ -90,9 +90,24 @@ func TestInspectionAPI(t *testing.T) {
 	if nf["status_code"] != 404.0 || nf["error_code"] != "TG_250" || !strings.Contains(nf["msg"].(string), "not found") {
 		t.Fatalf("404 body = %v", nf)
 	}
-	getJSON(t, "DELETE", srv.URL+"/api/tunnels/web%20app", 405)
-	getJSON(t, "POST", srv.URL+"/api/tunnels", 405)
-	getJSON(t, "GET", srv.URL+"/elsewhere", 404)
+	// Every error carries a code, 405s included.
+	for _, c := range []struct {
+		method, path string
+		status       int
+		code         string
+	}{
+		{"DELETE", "/api/tunnels/web%20app", 405, "TG_9008"},
+		{"POST", "/api/tunnels", 405, "TG_9008"},
+		{"PUT", "/api/status", 405, "TG_9008"},
+		{"PATCH", "/api/requests/http", 405, "TG_9008"},
+		{"GET", "/elsewhere", 404, "TG_250"},
+		{"GET", "/api/requests/http", 409, "TG_9010"}, // inspection off
+	} {
+		m := getJSON(t, c.method, srv.URL+c.path, c.status)
+		if m["error_code"] != c.code || m["status_code"] != float64(c.status) {
+			t.Fatalf("%s %s: %v, want error_code %s", c.method, c.path, m, c.code)
+		}
+	}
 
 	st := getJSON(t, "GET", srv.URL+"/api/status", 200)
 	for k, v := range map[string]any{"state": "online", "session_id": "ts_1", "region": "eu", "transport": "quic",
@@ -107,5 +122,29 @@ func TestInspectionAPI(t *testing.T) {
 	empty := getJSON(t, "GET", srv.URL+"/api/tunnels", 200)
 	if l, ok := empty["tunnels"].([]any); !ok || len(l) != 0 {
 		t.Fatalf("tunnels = %#v, want []", empty["tunnels"])
+	}
+}
+
+func TestHostGuard(t *testing.T) {
+	ok := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(204) })
+	for _, tc := range []struct {
+		listen, host string
+		want         int
+	}{
+		{"127.0.0.1", "127.0.0.1:4040", 204},
+		{"127.0.0.1", "localhost:4040", 204},
+		{"127.0.0.1", "[::1]:4040", 204},
+		{"127.0.0.1", "app.localhost:4040", 204},
+		{"127.0.0.1", "rebind.attacker.example:4040", 403},
+		{"localhost", "rebind.attacker.example", 403},
+		{"0.0.0.0", "myhost.lan:4040", 204}, // put on the network on purpose
+	} {
+		rec := httptest.NewRecorder()
+		req := httptest.NewRequest("GET", "/api/requests/http", nil)
+		req.Host = tc.host
+		hostGuard(ok, tc.listen, isLoopbackHost(tc.listen)).ServeHTTP(rec, req)
+		if rec.Code != tc.want || tc.want == 403 && !strings.Contains(rec.Body.String(), "TG_9013") {
+			t.Fatalf("listen %s, Host %s: %d %s, want %d", tc.listen, tc.host, rec.Code, rec.Body, tc.want)
+		}
 	}
 }

@@ -26,7 +26,7 @@ func TestOpsHandler(t *testing.T) {
 			{Number: 1, State: SessionReconnecting, Region: "eu"},
 		}},
 	}
-	srv := httptest.NewServer(newInspectHandler(src, opsHandler(src)))
+	srv := httptest.NewServer(newInspectHandler(src, opsHandler(src), nil))
 	t.Cleanup(srv.Close)
 
 	resp, err := http.Get(srv.URL + "/metrics")

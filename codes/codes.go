@@ -87,6 +87,21 @@ const (
 	EdgeUnreachable Code = "TG_9005" // the agent could not reach the edge
 )
 
+// Agent codes (issue 16): the edge's certificate, the URL scheme, and the
+// agent's local API and inspector (docs/inspect.md). Block TG_9006–TG_9019.
+const (
+	EdgeCertUnverified Code = "TG_9006" // the agent cannot verify the edge's certificate (pass --root-ca FILE)
+	PlainHTTPURL       Code = "TG_9007" // an http:// public URL was asked for; the edge serves HTTP endpoints over HTTPS only
+	LocalMethod        Code = "TG_9008" // the local API does not allow this method on this path
+	LocalBadRequest    Code = "TG_9009" // a local API request body or parameter is invalid
+	InspectOff         Code = "TG_9010" // request inspection is turned off (--inspect=false)
+	ReplayTruncated    Code = "TG_9011" // a captured request whose body was truncated cannot be replayed as sent
+	ReplayFailed       Code = "TG_9012" // a replayed request got no response from the upstream
+	LocalHostRefused   Code = "TG_9013" // the local web UI refused a request for another host name (DNS rebinding guard)
+	LocalFormToken     Code = "TG_9014" // a form of the local web UI came without its token
+	// add new codes above this line (block TG_9006–TG_9019)
+)
+
 // Error is an error that carries a user-facing Code and message, kept apart
 // from its Cause, which goes to logs only (the smallstep errs split).
 type Error struct {

@@ -189,7 +189,8 @@ func runAgent(ctx context.Context, e *env, file *config.AgentFile, eps []config.
 		}
 	}
 	cfg.Apply(settings)
-	p := &printer{out: e.stdout, errOut: e.stderr, ha: cfg.HAConnections}
+	cfg.Inspect.Off = !e.global.inspect
+	p := &printer{inspect: !cfg.Inspect.Off, askedWeb: cfg.WebAddr, out: e.stdout, errOut: e.stderr, ha: cfg.HAConnections}
 	if p.ha == 0 {
 		p.ha = config.DefaultHAConnections
 	}
@@ -234,6 +235,8 @@ type printer struct {
 	ha          int        // HA connections asked for
 	legLines    bool       // print a line per HA connection
 	metricsAddr string     // --metrics-addr's bound address; "" when off
+	inspect     bool       // requests are recorded: show the inspector's page
+	askedWeb    string     // the web address asked for, to say when it moved
 }
 
 // ready prints the session and one Forwarding line per endpoint.
@@ -243,7 +246,15 @@ func (p *printer) ready(a *agent.Agent) {
 	st := a.Status()
 	fmt.Fprintf(p.out, "Session     %s (region %s, transport %s)\n", orDash(st.SessionID), orDash(st.Region), orDash(st.Transport))
 	if w := a.WebAddr(); w != "" {
-		fmt.Fprintf(p.out, "Web API     http://%s/api/tunnels\n", w)
+		moved := ""
+		if w != p.askedWeb && !strings.HasSuffix(p.askedWeb, ":0") {
+			moved = "  (" + p.askedWeb + " is taken)"
+		}
+		if p.inspect {
+			fmt.Fprintf(p.out, "Inspect     http://%s/inspect%s\n", w, moved)
+			moved = ""
+		}
+		fmt.Fprintf(p.out, "Web API     http://%s/api/tunnels%s\n", w, moved)
 	}
 	if p.metricsAddr != "" {
 		fmt.Fprintf(p.out, "Metrics     http://%s/metrics\n", p.metricsAddr)

@@ -23,6 +23,7 @@ type globalFlags struct {
 	configPath, logLevel, logFormat, metricsAddr              string
 	heartbeatInterval, heartbeatTolerance                     time.Duration
 	haConnections                                             int
+	inspect                                                   bool
 	cmd                                                       *cobra.Command
 }
 
@@ -35,7 +36,8 @@ func (g *globalFlags) register(root *cobra.Command) {
 	f.StringVar(&g.transport, "transport", "", "transport to the edge: auto, quic or tcp (default auto)")
 	f.StringVar(&g.region, "region", "", "region to connect to: "+regions.CodeList())
 	f.IntVar(&g.haConnections, "ha-connections", config.DefaultHAConnections, fmt.Sprintf("connections to keep to distinct edges of the region, 1 to %d; fewer while the region has fewer edges", config.MaxHAConnections))
-	f.StringVar(&g.webAddr, "web-addr", "", "inspection API address, or false to disable (default "+config.DefaultWebAddr+")")
+	f.StringVar(&g.webAddr, "web-addr", "", "address of the request inspector and local API, or false to disable (default "+config.DefaultWebAddr+"; when that port is taken, the next free one up to +9)")
+	f.BoolVar(&g.inspect, "inspect", true, "record HTTP requests for the inspector at --web-addr (/inspect, /api/requests/http); --inspect=false turns recording off")
 	f.StringVar(&g.metricsAddr, "metrics-addr", "", "serve Prometheus metrics (/metrics), /healthz and /readyz on a listener of their own, e.g. 127.0.0.1:9101 (the inspection API at --web-addr serves them too)")
 	f.StringVar(&g.configPath, "config", "", "config file (default $TOLLGATE_CONFIG, $XDG_CONFIG_HOME/tollgate/tollgate.yml, ~/.config/tollgate/tollgate.yml)")
 	f.StringVar(&g.logLevel, "log-level", "warn", "log level: debug, info, warn or error")

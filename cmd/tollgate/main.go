@@ -27,7 +27,7 @@ var version = agent.DefaultVersion
 const (
 	exitOK    = 0
 	exitError = 1 // the edge refused, or the agent failed
-	exitUsage = 2 // bad flags, URL, upstream, CA file or web address
+	exitUsage = 2 // bad flags, URL, upstream, CA file, web address, or an edge certificate no --root-ca verifies
 )
 
 func main() {
@@ -99,8 +99,11 @@ TOLLGATE_SERVER_ADDR, TOLLGATE_ROOT_CA), then the config file
 ($TOLLGATE_CONFIG, else $XDG_CONFIG_HOME/tollgate/tollgate.yml, else
 ~/.config/tollgate/tollgate.yml).
 
-While it runs, the inspection API at http://127.0.0.1:4040/api/tunnels lists the
-endpoints (--web-addr false turns it off).`,
+While it runs, http://127.0.0.1:4040/inspect shows every HTTP request through
+its endpoints and replays them, and the local API at /api/tunnels and
+/api/requests/http serves the same as JSON (--inspect=false stops recording;
+--web-addr false turns both off). When 4040 is taken the agent takes the next
+free port and says which.`,
 		Example: `  # Save your authtoken and your edge's address once:
   tollgate config add-authtoken 2Xk9..._s3cr3t --server-addr edge.example.com:4443
 

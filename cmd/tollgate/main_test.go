@@ -65,6 +65,8 @@ func TestExitCodes(t *testing.T) {
 		{"no authtoken", []string{"http", "8080", "--server-addr", "127.0.0.1:1"}, 1, "[TG_4018]"},
 		{"bad upstream", append([]string{"http", "localhost"}, edge...), 2, "has no port"},
 		{"bad url", append([]string{"http", "8080", "--url", "tcp://x:1"}, edge...), 2, "[TG_9002]"},
+		{"plain http url", append([]string{"http", "8080", "--url", "http://app.example.com"}, edge...), 2, "[TG_9007]"},
+		{"inspect is a bool", append([]string{"http", "8080", "--inspect=maybe"}, edge...), 2, "invalid argument"},
 		{"bad min tls", append([]string{"http", "8080", "--min-tls", "1.0"}, edge...), 2, "minimum TLS version"},
 		{"bad cidr", append([]string{"tcp", "22", "--cidr-allow", "300.0.0.0/8"}, edge...), 2, "CIDR"},
 		{"bad basic auth", append([]string{"http", "80", "--basic-auth", "nocolon"}, edge...), 2, "USER:PASSWORD"},
