@@ -7,6 +7,7 @@ import (
 	"errors"
 	"html/template"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -16,6 +17,7 @@ import (
 	"github.com/tollgate/tollgate/controlplane"
 	"github.com/tollgate/tollgate/controlplane/store"
 	"github.com/tollgate/tollgate/ids"
+	"github.com/tollgate/tollgate/regions"
 )
 
 //go:embed web/*.html
@@ -33,7 +35,9 @@ var dashboardTemplates = template.Must(template.New("").Funcs(template.FuncMap{
 		}
 		return t.UTC().Format("2006-01-02 15:04 UTC")
 	},
-	"join": strings.Join,
+	"join":    strings.Join,
+	"has":     slices.Contains[[]string],
+	"regions": regions.All,
 }).ParseFS(dashboardTemplateFS, "web/*.html"))
 
 // pageView is what every page of a signed-in user shows around its content.
@@ -46,6 +50,7 @@ type pageView struct {
 	CanWrite  bool
 	FormToken string
 	Error     *controlplane.Error
+	Notice    string // the banner after a form's action (notice)
 	Body      any
 }
 
@@ -81,7 +86,7 @@ func (s *Server) page(w http.ResponseWriter, r *http.Request, c *dashCaller, sta
 		return err
 	}
 	s.render(w, status, nav, pageView{Title: title, Nav: nav, Account: acct, User: user, Roles: c.Key.Roles,
-		CanWrite: c.CanWrite(), FormToken: c.csrf, Error: ae, Body: body})
+		CanWrite: c.CanWrite(), FormToken: c.csrf, Error: ae, Notice: notice(r), Body: body})
 	return nil
 }
 
@@ -216,11 +221,11 @@ func (s *Server) dashCreateAuthtoken(w http.ResponseWriter, r *http.Request, c *
 	})
 }
 
-// dashDeleteCredential is POST /credentials/{id}/delete for an authtoken
-// (cr_) or an API key (ak_): its owner or an administrator deletes it, as
+// dashDeleteCredential is POST /credentials/{id}/delete {back} for an
+// authtoken (cr_), an API key (ak_) or an SSH key (sshcr_): its owner or an administrator deletes it, as
 // with the API's DELETE. An authtoken's agent sessions close at every edge
 // with the next snapshot; an API key's dashboard sessions end, the caller's
-// own included.
+// own included. It returns to back (backTo).
 func (s *Server) dashDeleteCredential(w http.ResponseWriter, r *http.Request, c *dashCaller) error {
 	id := r.PathValue("id")
 	var (
@@ -233,8 +238,10 @@ func (s *Server) dashDeleteCredential(w http.ResponseWriter, r *http.Request, c 
 		what, access, del = "credential", controlplane.AuthtokenAccess(s.store), s.store.DeleteAuthtoken
 	case controlplane.CheckID(id, ids.PrefixAPIKey) == nil:
 		what, access, del = "API key", controlplane.APIKeyAccess(s.store), s.store.DeleteAPIKey
+	case controlplane.CheckID(id, ids.PrefixSSHCredential) == nil:
+		what, access, del = "SSH credential", controlplane.SSHCredentialAccess(s.store), s.store.DeleteSSHCredential
 	default:
-		return controlplane.Errorf(http.StatusBadRequest, codes.DashboardBadInput, "%q is not an authtoken (cr_...) or API key (ak_...) ID.", controlplane.Truncate(id, 60))
+		return controlplane.Errorf(http.StatusBadRequest, codes.DashboardBadInput, "%q is not an authtoken (cr_...), API key (ak_...) or SSH key (sshcr_...) ID.", controlplane.Truncate(id, 60))
 	}
 	if err := access(r.Context(), &c.Caller, id); err != nil {
 		return dashForbidden(err) // a missing credential stays a 404
@@ -242,7 +249,7 @@ func (s *Server) dashDeleteCredential(w http.ResponseWriter, r *http.Request, c 
 	if err := del(r.Context(), c.Actor, c.AccountID(), id); err != nil {
 		return controlplane.NotFound(err, what, id)
 	}
-	http.Redirect(w, r, "/credentials", http.StatusSeeOther)
+	http.Redirect(w, r, doneURL(backTo(r), "credential-deleted", id), http.StatusSeeOther)
 	return nil
 }
 
