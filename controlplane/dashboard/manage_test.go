@@ -365,7 +365,7 @@ func TestDashboardAuditLog(t *testing.T) {
 		if !strings.Contains(p.body, `id="audit-older"`) {
 			t.Fatal("more than 50 events and no link to older ones")
 		}
-		p = admin.get("/audit?object=" + ids.PrefixIPPolicy + "&principal=" + botID).want(t, http.StatusOK, "ip_policy_created.v0")
+		p = admin.get("/audit?object="+ids.PrefixIPPolicy+"&principal="+botID).want(t, http.StatusOK, "ip_policy_created.v0")
 		if strings.Contains(p.body, "reserved_domain_created") || strings.Count(p.body, "ip_policy_created.v0") != 50 {
 			t.Fatalf("filtered page: %d IP policy events (want 50) or other events", strings.Count(p.body, "ip_policy_created.v0"))
 		}
