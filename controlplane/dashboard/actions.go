@@ -18,7 +18,7 @@ import (
 // notices are the banners a page shows after an action, by ?done= key. The
 // text is fixed here, never taken from the URL; %s is the object's ID.
 var notices = map[string]string{
-	"domain-reserved":       "Domain reserved (%s). Point its DNS at the target shown below.",
+	"domain-reserved":       "Domain reserved (%s).",
 	"domain-released":       "Reserved domain %s released.",
 	"addr-reserved":         "TCP address reserved (%s).",
 	"addr-released":         "Reserved TCP address %s released.",

@@ -1,7 +1,11 @@
 package dashboard
 
 import (
+	"encoding/json"
+	"maps"
 	"net/http"
+	"slices"
+	"strings"
 	"net/url"
 	"time"
 
@@ -37,10 +41,39 @@ var auditObjectKinds = []option{
 // option is one choice of a select.
 type option struct{ Value, Label string }
 
-// auditRow is one event with the names of its principal.
+// auditRow is one event with the names of its principal and its payload
+// as "field: value" lines.
 type auditRow struct {
 	store.AuditEvent
-	Who string // the principal's e-mail or bot name, when known
+	Who     string // the principal's e-mail or bot name, when known
+	Details []string
+}
+
+// auditDetails renders an event's payload as "field: value" lines, in
+// field order, empty values left out; a payload that is not an object is
+// shown as it is. Values are cut at 120 characters.
+func auditDetails(payload []byte) []string {
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(payload, &fields); err != nil {
+		if p := strings.TrimSpace(string(payload)); p != "" && p != "null" {
+			return []string{controlplane.Truncate(p, 120)}
+		}
+		return nil
+	}
+	keys := slices.Sorted(maps.Keys(fields))
+	out := make([]string, 0, len(keys))
+	for _, k := range keys {
+		v := string(fields[k])
+		var str string
+		if json.Unmarshal(fields[k], &str) == nil {
+			v = str
+		}
+		if v == "" || v == "null" || v == "[]" || v == "{}" {
+			continue
+		}
+		out = append(out, k+": "+controlplane.Truncate(v, 120))
+	}
+	return out
 }
 
 // auditView is the audit log page: the filter as given, one page of
@@ -139,7 +172,7 @@ func (s *Server) dashAudit(w http.ResponseWriter, r *http.Request, c *dashCaller
 		who[n.Value] = n.Label
 	}
 	for _, e := range events {
-		v.Events = append(v.Events, auditRow{AuditEvent: e, Who: who[e.ActorID]})
+		v.Events = append(v.Events, auditRow{AuditEvent: e, Who: who[e.ActorID], Details: auditDetails(e.Payload)})
 	}
 	if more && len(events) > 0 {
 		next := url.Values{}

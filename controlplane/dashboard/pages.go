@@ -29,11 +29,14 @@ var dashboardCSS []byte
 // dashboardTemplates are the dashboard's pages; each page template
 // ("overview", "credentials", ...) renders inside layout.html.
 var dashboardTemplates = template.Must(template.New("").Funcs(template.FuncMap{
-	"ago": func(t time.Time) string {
+	// ago renders a time as <time> (UTC, to the minute), which the style
+	// sheet keeps on one line. The text is digits and fixed letters only.
+	"ago": func(t time.Time) template.HTML {
 		if t.IsZero() {
 			return ""
 		}
-		return t.UTC().Format("2006-01-02 15:04 UTC")
+		t = t.UTC()
+		return template.HTML(`<time datetime="` + t.Format(time.RFC3339) + `">` + t.Format("2006-01-02 15:04 UTC") + `</time>`)
 	},
 	"join":    strings.Join,
 	"has":     slices.Contains[[]string],
@@ -286,6 +289,17 @@ type ipPoliciesView struct {
 	Policies     []ipPolicyView
 	Restrictions []store.IPRestriction
 	More         bool
+}
+
+// PolicyName is the description of IP policy id, or its ID when it has
+// none (or is not on the page).
+func (v ipPoliciesView) PolicyName(id string) string {
+	for _, p := range v.Policies {
+		if p.ID == id && p.Description != "" {
+			return p.Description
+		}
+	}
+	return id
 }
 
 // ipPoliciesView builds the IP policies page (GET /ip-policies): IP
