@@ -4,9 +4,9 @@ import (
 	"encoding/json"
 	"maps"
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
-	"net/url"
 	"time"
 
 	"github.com/tollgate/tollgate/codes"
