@@ -392,9 +392,13 @@ func TestDashboardAuditLog(t *testing.T) {
 		admin.get("/audit?principal=bob").want(t, http.StatusBadRequest, string(codes.DashboardBadInput))
 
 		dev, _ := member(t, e, base, "dev@example.com", map[string]any{"developer": "rw"})
-		dev.get("/audit").want(t, http.StatusForbidden, string(codes.DashboardForbidden))
+		if p := dev.get("/audit").want(t, http.StatusForbidden, string(codes.DashboardForbidden)); strings.Contains(dev.get("/").body, `href="/audit"`) {
+			t.Fatalf("a developer is offered the audit log: %d", p.status)
+		}
 		mgr, _ := member(t, e, base, "mgr@example.com", map[string]any{"team": "manager"})
-		mgr.get("/audit").want(t, http.StatusOK, "ip_policy_created.v0")
+		if p := mgr.get("/audit").want(t, http.StatusOK, "ip_policy_created.v0"); !strings.Contains(p.body, `href="/audit"`) {
+			t.Fatal("a team manager's navigation has no audit log")
+		}
 	})
 }
 
