@@ -57,10 +57,13 @@ func TestDashboardManageInBrowser(t *testing.T) {
 	dir := screenshots(t)
 
 	var text string
-	run(t, ctx, "sign in",
+	run(t, ctx, "open the sign-in page",
 		chromedp.EmulateViewport(1360, 900),
 		chromedp.Navigate(dash+"/"),
 		chromedp.WaitVisible(chromedp.ID("api_key")),
+	)
+	shot(t, ctx, dir, "signin")
+	run(t, ctx, "sign in",
 		chromedp.SendKeys(chromedp.ID("api_key"), key),
 		chromedp.Click(chromedp.ID("signin")),
 		chromedp.WaitVisible(chromedp.ID("sessions")),
@@ -202,6 +205,7 @@ func TestDashboardManageInBrowser(t *testing.T) {
 	if !strings.Contains(errText, "TG_2619") {
 		t.Fatalf("the last administrator leaving: the page says %q", errText)
 	}
+	shot(t, ctx, dir, "users-refused")
 	run(t, ctx, "change a member's roles",
 		chromedp.Click(`summary[data-edit-roles="`+mate+`"]`),
 		chromedp.SetValue(`#`+mate+` select[name=developer]`, "rw"),
@@ -230,6 +234,10 @@ func TestDashboardManageInBrowser(t *testing.T) {
 	}
 	run(t, ctx, "the whole audit log", chromedp.Navigate(dash+"/audit"), chromedp.WaitVisible(chromedp.ID("audit-events")))
 	shot(t, ctx, dir, "audit")
+	run(t, ctx, "the events page", chromedp.Navigate(dash+"/events"), chromedp.WaitVisible(chromedp.ID("user-email")))
+	shot(t, ctx, dir, "events")
+	run(t, ctx, "a page that does not exist", chromedp.Navigate(dash+"/nowhere"), chromedp.WaitVisible(chromedp.ID("error")))
+	shot(t, ctx, dir, "not-found")
 }
 
 // acceptInvitation accepts an invitation through the API, as the invitee
