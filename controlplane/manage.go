@@ -130,6 +130,15 @@ func (rs Reservations) Region() string {
 	return string(regions.Default)
 }
 
+// DomainCreate completes a domain reservation: no region means
+// DefaultRegion. The store checks the rest.
+func (rs Reservations) DomainCreate(in store.ReservedDomainCreate) store.ReservedDomainCreate {
+	if in.Region == "" {
+		in.Region = rs.Region()
+	}
+	return in
+}
+
 // poolRegions returns the regions whose address pool holds addr (already
 // normalised). Misconfigured pools hold nothing.
 func (rs Reservations) poolRegions(addr string) []string {

@@ -26,11 +26,8 @@ func (s *Server) dashReserveDomain(w http.ResponseWriter, r *http.Request, c *da
 	if err := c.RequireWrite(); err != nil {
 		return dashForbidden(err)
 	}
-	in := store.ReservedDomainCreate{Domain: formText(r, "domain"), Region: formText(r, "region"),
-		Description: formText(r, "description"), CertPolicy: store.DefaultCertPolicy()}
-	if in.Region == "" {
-		in.Region = s.cfg.Reservations.Region()
-	}
+	in := s.cfg.Reservations.DomainCreate(store.ReservedDomainCreate{Domain: formText(r, "domain"), Region: formText(r, "region"),
+		Description: formText(r, "description"), CertPolicy: store.DefaultCertPolicy()})
 	d, err := s.store.CreateReservedDomain(r.Context(), c.Actor, c.AccountID(), in)
 	return s.reservationsDone(w, r, c, err, "domain-reserved", idOf(d, err, func(d *store.ReservedDomain) string { return d.ID }))
 }

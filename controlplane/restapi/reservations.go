@@ -252,11 +252,8 @@ func (s *reservationAPI) createReservedDomain(w http.ResponseWriter, r *http.Req
 	if err := noCertificateID(body.CertificateID); err != nil {
 		return err
 	}
-	in := store.ReservedDomainCreate{Domain: body.Domain, Region: body.Region, Description: body.Description,
-		Metadata: body.Metadata, CertPolicy: store.DefaultCertPolicy(), MinTLSVersion: body.MinTLSVersion.Value}
-	if in.Region == "" {
-		in.Region = s.rules().Region()
-	}
+	in := s.rules().DomainCreate(store.ReservedDomainCreate{Domain: body.Domain, Region: body.Region, Description: body.Description,
+		Metadata: body.Metadata, CertPolicy: store.DefaultCertPolicy(), MinTLSVersion: body.MinTLSVersion.Value})
 	if h, err := hstsIn(body.HSTS); err != nil {
 		return err
 	} else if h != nil {
