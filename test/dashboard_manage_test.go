@@ -15,10 +15,10 @@ import (
 	"github.com/chromedp/chromedp"
 )
 
-// screenshots returns where the browser tests write their screenshots:
+// dashScreenshots returns where the browser tests write their screenshots:
 // $TOLLGATE_SCREENSHOT_DIR, or the test's temporary directory; the test
 // log names it.
-func screenshots(t *testing.T) string {
+func dashScreenshots(t *testing.T) string {
 	t.Helper()
 	dir := os.Getenv("TOLLGATE_SCREENSHOT_DIR")
 	if dir == "" {
@@ -28,8 +28,8 @@ func screenshots(t *testing.T) string {
 	return dir
 }
 
-// shot saves a full-page PNG of the browser's page as dir/name.png.
-func shot(t *testing.T, ctx context.Context, dir, name string) {
+// dashShot saves a full-page PNG of the browser's page as dir/name.png.
+func dashShot(t *testing.T, ctx context.Context, dir, name string) {
 	t.Helper()
 	var png []byte
 	run(t, ctx, "screenshot "+name, into(chromedp.FullScreenshot(100), &png))
@@ -54,7 +54,7 @@ func TestDashboardManageInBrowser(t *testing.T) {
 	agent, _ := dev.agent(t, "http", upstreamPort(up), "--url", "https://manage-demo."+dev.info.BaseDomain)
 	sess := agent.waitFor(regexp.MustCompile(`Session\s+(ts_\S+)`), 5*time.Second)[1]
 	ctx := chromium(t)
-	dir := screenshots(t)
+	dir := dashScreenshots(t)
 
 	var text string
 	run(t, ctx, "open the sign-in page",
@@ -62,13 +62,13 @@ func TestDashboardManageInBrowser(t *testing.T) {
 		chromedp.Navigate(dash+"/"),
 		chromedp.WaitVisible(chromedp.ID("api_key")),
 	)
-	shot(t, ctx, dir, "signin")
+	dashShot(t, ctx, dir, "signin")
 	run(t, ctx, "sign in",
 		chromedp.SendKeys(chromedp.ID("api_key"), key),
 		chromedp.Click(chromedp.ID("signin")),
 		chromedp.WaitVisible(chromedp.ID("sessions")),
 	)
-	shot(t, ctx, dir, "overview")
+	dashShot(t, ctx, dir, "overview")
 	run(t, ctx, "restart the agent session",
 		chromedp.Click(`button[data-restart="`+sess+`"]`),
 		chromedp.WaitVisible(chromedp.ID("notice")),
@@ -100,7 +100,7 @@ func TestDashboardManageInBrowser(t *testing.T) {
 		t.Fatalf("the API lists %d reserved domains, want 1", len(rds))
 	}
 	rd := rds[0].(map[string]any)["id"].(string)
-	shot(t, ctx, dir, "reservations")
+	dashShot(t, ctx, dir, "reservations")
 	run(t, ctx, "release the domain",
 		chromedp.Navigate(dash+"/reservations"), // without the banner of the reservation
 		chromedp.WaitVisible(chromedp.ID("reserved-domains")),
@@ -156,7 +156,7 @@ func TestDashboardManageInBrowser(t *testing.T) {
 		t.Fatalf("after Enforce: the API says %v, the page %q", rx, restrictions)
 	}
 	run(t, ctx, "open a rule's editor", chromedp.Click(`table.rules details.edit summary`))
-	shot(t, ctx, dir, "ip-policies")
+	dashShot(t, ctx, dir, "ip-policies")
 
 	// SSH keys on the credentials page.
 	sk := newSSHKey(t)
@@ -173,7 +173,7 @@ func TestDashboardManageInBrowser(t *testing.T) {
 	if !strings.Contains(keys, "laptop") || !strings.Contains(keys, "SHA256:") {
 		t.Fatalf("SSH keys: %q", keys)
 	}
-	shot(t, ctx, dir, "credentials")
+	dashShot(t, ctx, dir, "credentials")
 
 	// A bot user's API key, shown once, works on the API.
 	bot := mustAPI(t, dev, key, http.MethodPost, "/bot_users", map[string]any{"name": "deploy-bot"}, http.StatusCreated)["id"].(string)
@@ -190,7 +190,7 @@ func TestDashboardManageInBrowser(t *testing.T) {
 	if st, _ := restJSON(t, dev.info.APIURL, strings.TrimSpace(botKey), http.MethodGet, "/endpoints", nil); st != http.StatusOK {
 		t.Fatalf("the bot's API key from the page: the API answers %d", st)
 	}
-	shot(t, ctx, dir, "bot-user")
+	dashShot(t, ctx, dir, "bot-user")
 
 	// Members: the only administrator cannot leave; a member's roles change.
 	inv := mustAPI(t, dev, key, http.MethodPost, "/invitations", map[string]any{"email": "teammate@example.com"}, http.StatusCreated)
@@ -205,7 +205,7 @@ func TestDashboardManageInBrowser(t *testing.T) {
 	if !strings.Contains(errText, "TG_2619") {
 		t.Fatalf("the last administrator leaving: the page says %q", errText)
 	}
-	shot(t, ctx, dir, "users-refused")
+	dashShot(t, ctx, dir, "users-refused")
 	run(t, ctx, "change a member's roles",
 		chromedp.Click(`summary[data-edit-roles="`+mate+`"]`),
 		chromedp.SetValue(`#`+mate+` select[name=developer]`, "rw"),
@@ -217,7 +217,7 @@ func TestDashboardManageInBrowser(t *testing.T) {
 	if u["developer"] != "rw" || u["team"] != "manager" {
 		t.Fatalf("after Save roles: %v", u)
 	}
-	shot(t, ctx, dir, "users")
+	dashShot(t, ctx, dir, "users")
 
 	// The audit log, filtered to IP policies.
 	var events string
@@ -233,11 +233,11 @@ func TestDashboardManageInBrowser(t *testing.T) {
 		t.Fatalf("the audit log filtered to IP policies: %q", events)
 	}
 	run(t, ctx, "the whole audit log", chromedp.Navigate(dash+"/audit"), chromedp.WaitVisible(chromedp.ID("audit-events")))
-	shot(t, ctx, dir, "audit")
+	dashShot(t, ctx, dir, "audit")
 	run(t, ctx, "the events page", chromedp.Navigate(dash+"/events"), chromedp.WaitVisible(chromedp.ID("user-email")))
-	shot(t, ctx, dir, "events")
+	dashShot(t, ctx, dir, "events")
 	run(t, ctx, "a page that does not exist", chromedp.Navigate(dash+"/nowhere"), chromedp.WaitVisible(chromedp.ID("error")))
-	shot(t, ctx, dir, "not-found")
+	dashShot(t, ctx, dir, "not-found")
 }
 
 // acceptInvitation accepts an invitation through the API, as the invitee
