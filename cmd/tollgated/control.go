@@ -218,6 +218,7 @@ func runControl(ctx context.Context, o controlOptions, stdout io.Writer) error {
 	dcfg := o.dashboardOptions.config()
 	dcfg.PublicHostnames = hostnames
 	dcfg.EventTargets, dcfg.EventTester = deliverer.Config().TargetOptions(), deliverer
+	dcfg.Reservations = controlplane.Reservations{TCPAddrPools: pools}
 	dash := dashboard.New(dcfg, core)
 	// Requests see their context end when shutdown starts, so that edges'
 	// long polls (up to a minute) do not hold the drain.

@@ -216,6 +216,7 @@ func runDev(ctx context.Context, o devOptions, stdout io.Writer) error {
 	dcfg := o.dashboardOptions.config()
 	dcfg.PublicHostnames = hostnames
 	dcfg.EventTargets, dcfg.EventTester = deliverer.Config().TargetOptions(), deliverer
+	dcfg.Reservations = controlplane.Reservations{DefaultRegion: o.region, TCPAddrPools: pools}
 	dash := dashboard.New(dcfg, core)
 
 	ecfg, err := o.edgeConfig(o.region, dataDir, log)

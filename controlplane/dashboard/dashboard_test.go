@@ -550,7 +550,7 @@ func TestDashboardInvite(t *testing.T) {
 		}
 		invitee.do(http.MethodPost, "/accept", url.Values{"token": {tok}, "name": {"Dev"}}).want(t, http.StatusCreated, "")
 		p = invitee.get("/users").want(t, http.StatusOK, "dev@example.com")
-		if !regexp.MustCompile(`dev@example.com</td><td>Dev</td><td>rw</td><td>invite</td>`).MatchString(p.body) {
+		if !regexp.MustCompile(`dev@example.com</div><div class="sub">Dev · you</div></td>\s*<td>read-write</td><td>invite</td>`).MatchString(p.body) {
 			t.Fatalf("the new member's roles are not rw/invite: %s", p.body)
 		}
 		// An invite-only member may invite with at most their own roles.

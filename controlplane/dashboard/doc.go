@@ -17,5 +17,11 @@
 //   - The session cookie (CookieName) is HttpOnly and SameSite=Strict; the
 //     store keeps only the hash of its secret. Secrets a page shows (a new
 //     token, an invitation link) are shown once.
+//   - A form action changes what its REST API operation changes, through
+//     the same store and controlplane functions (Caller's checks,
+//     Core.UpdateMemberRoles, Core.RemoveMember, Core.CreateSSHCredential,
+//     Core.RunSessionCommand, Reservations): a rule exists once. A refused
+//     action changes nothing and shows the page again with the error; a
+//     successful one redirects (303) to the page with a banner.
 //   - New starts nothing; the Server has no goroutines of its own.
 package dashboard

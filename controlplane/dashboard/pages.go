@@ -7,6 +7,7 @@ import (
 	"errors"
 	"html/template"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -16,6 +17,7 @@ import (
 	"github.com/tollgate/tollgate/controlplane"
 	"github.com/tollgate/tollgate/controlplane/store"
 	"github.com/tollgate/tollgate/ids"
+	"github.com/tollgate/tollgate/regions"
 )
 
 //go:embed web/*.html
@@ -27,13 +29,18 @@ var dashboardCSS []byte
 // dashboardTemplates are the dashboard's pages; each page template
 // ("overview", "credentials", ...) renders inside layout.html.
 var dashboardTemplates = template.Must(template.New("").Funcs(template.FuncMap{
-	"ago": func(t time.Time) string {
+	// ago renders a time as <time> (UTC, to the minute), which the style
+	// sheet keeps on one line. The text is digits and fixed letters only.
+	"ago": func(t time.Time) template.HTML {
 		if t.IsZero() {
 			return ""
 		}
-		return t.UTC().Format("2006-01-02 15:04 UTC")
+		t = t.UTC()
+		return template.HTML(`<time datetime="` + t.Format(time.RFC3339) + `">` + t.Format("2006-01-02 15:04 UTC") + `</time>`)
 	},
-	"join": strings.Join,
+	"join":    strings.Join,
+	"has":     slices.Contains[[]string],
+	"regions": regions.All,
 }).ParseFS(dashboardTemplateFS, "web/*.html"))
 
 // pageView is what every page of a signed-in user shows around its content.
@@ -46,6 +53,7 @@ type pageView struct {
 	CanWrite  bool
 	FormToken string
 	Error     *controlplane.Error
+	Notice    string // the banner after a form's action (notice)
 	Body      any
 }
 
@@ -81,7 +89,7 @@ func (s *Server) page(w http.ResponseWriter, r *http.Request, c *dashCaller, sta
 		return err
 	}
 	s.render(w, status, nav, pageView{Title: title, Nav: nav, Account: acct, User: user, Roles: c.Key.Roles,
-		CanWrite: c.CanWrite(), FormToken: c.csrf, Error: ae, Body: body})
+		CanWrite: c.CanWrite(), FormToken: c.csrf, Error: ae, Notice: notice(r), Body: body})
 	return nil
 }
 
@@ -216,11 +224,11 @@ func (s *Server) dashCreateAuthtoken(w http.ResponseWriter, r *http.Request, c *
 	})
 }
 
-// dashDeleteCredential is POST /credentials/{id}/delete for an authtoken
-// (cr_) or an API key (ak_): its owner or an administrator deletes it, as
+// dashDeleteCredential is POST /credentials/{id}/delete {back} for an
+// authtoken (cr_), an API key (ak_) or an SSH key (sshcr_): its owner or an administrator deletes it, as
 // with the API's DELETE. An authtoken's agent sessions close at every edge
 // with the next snapshot; an API key's dashboard sessions end, the caller's
-// own included.
+// own included. It returns to back (backTo).
 func (s *Server) dashDeleteCredential(w http.ResponseWriter, r *http.Request, c *dashCaller) error {
 	id := r.PathValue("id")
 	var (
@@ -233,8 +241,10 @@ func (s *Server) dashDeleteCredential(w http.ResponseWriter, r *http.Request, c 
 		what, access, del = "credential", controlplane.AuthtokenAccess(s.store), s.store.DeleteAuthtoken
 	case controlplane.CheckID(id, ids.PrefixAPIKey) == nil:
 		what, access, del = "API key", controlplane.APIKeyAccess(s.store), s.store.DeleteAPIKey
+	case controlplane.CheckID(id, ids.PrefixSSHCredential) == nil:
+		what, access, del = "SSH credential", controlplane.SSHCredentialAccess(s.store), s.store.DeleteSSHCredential
 	default:
-		return controlplane.Errorf(http.StatusBadRequest, codes.DashboardBadInput, "%q is not an authtoken (cr_...) or API key (ak_...) ID.", controlplane.Truncate(id, 60))
+		return controlplane.Errorf(http.StatusBadRequest, codes.DashboardBadInput, "%q is not an authtoken (cr_...), API key (ak_...) or SSH key (sshcr_...) ID.", controlplane.Truncate(id, 60))
 	}
 	if err := access(r.Context(), &c.Caller, id); err != nil {
 		return dashForbidden(err) // a missing credential stays a 404
@@ -242,7 +252,7 @@ func (s *Server) dashDeleteCredential(w http.ResponseWriter, r *http.Request, c 
 	if err := del(r.Context(), c.Actor, c.AccountID(), id); err != nil {
 		return controlplane.NotFound(err, what, id)
 	}
-	http.Redirect(w, r, "/credentials", http.StatusSeeOther)
+	http.Redirect(w, r, doneURL(backTo(r), "credential-deleted", id), http.StatusSeeOther)
 	return nil
 }
 
@@ -279,6 +289,17 @@ type ipPoliciesView struct {
 	Policies     []ipPolicyView
 	Restrictions []store.IPRestriction
 	More         bool
+}
+
+// PolicyName is the description of IP policy id, or its ID when it has
+// none (or is not on the page).
+func (v ipPoliciesView) PolicyName(id string) string {
+	for _, p := range v.Policies {
+		if p.ID == id && p.Description != "" {
+			return p.Description
+		}
+	}
+	return id
 }
 
 // ipPoliciesView builds the IP policies page (GET /ip-policies): IP

@@ -28,6 +28,10 @@ type Config struct {
 	// EventTargets are the rules for event destination targets, as the
 	// REST API's (restapi.Config.EventTargets). Default: no file targets.
 	EventTargets events.TargetOptions
+	// Reservations completes reservations made on the reservations page
+	// (default region, TCP address pools), as restapi.Config's
+	// DefaultRegion and TCPAddrPools do for the API: give both the same.
+	Reservations controlplane.Reservations
 	// EventTester sends the events page's test event
 	// (events.Deliverer.SendTest); nil refuses tests (codes.EventTestFailed).
 	EventTester EventTester
@@ -94,6 +98,7 @@ func (s *Server) routes() *http.ServeMux {
 	mux.HandleFunc("POST /users/invite", s.dashServe(s.dashInvite))
 	mux.HandleFunc("GET /ip-policies", s.dashServe(viewPage(s, "ip-policies", "IP policies", s.ipPoliciesView)))
 	mux.HandleFunc("GET /reservations", s.dashServe(viewPage(s, "reservations", "Reservations", s.reservationsView)))
+	s.manageRoutes(mux)
 	mux.HandleFunc("GET /events", s.dashServe(viewPage(s, "events", "Events", s.eventsView)))
 	mux.HandleFunc("POST /events/destinations", s.dashServe(s.dashCreateDestination))
 	mux.HandleFunc("POST /events/destinations/{id}/test", s.dashServe(s.dashTestDestination))

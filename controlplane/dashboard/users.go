@@ -16,6 +16,9 @@ type usersView struct {
 	Invitations []store.Invitation
 	More        bool
 	CanInvite   bool
+	CanManage   bool   // team managers and administrators: change roles, remove members
+	Admin       bool   // administrators also change administrators' roles
+	Self        string // the signed-in user: they may leave
 	InviteLink  string
 	InviteEmail string
 }
@@ -29,7 +32,8 @@ func (s *Server) usersView(r *http.Request, c *dashCaller) (*usersView, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &usersView{Members: members, Invitations: invs, More: more1 || more2, CanInvite: c.CanInvite()}, nil
+	return &usersView{Members: members, Invitations: invs, More: more1 || more2, CanInvite: c.CanInvite(),
+		CanManage: c.IsTeamManager() && !c.IsBot(), Admin: c.IsAdmin(), Self: c.Key.OwnerID}, nil
 }
 
 // dashInvite is POST /users/invite {email, developer, team, billing,

@@ -47,30 +47,12 @@ func (s *Server) apiKeyJSON(r *http.Request, k *store.APIKey) apiKeyJSON {
 		Metadata: k.Metadata, CreatedAt: timestamp(k.CreatedAt), OwnerID: k.OwnerID}
 }
 
-// ownerFor returns the owner of a credential the caller creates: the caller
-// by default; someone else only for administrators.
-func ownerFor(c *controlplane.Caller, ownerID string) (string, error) {
-	if err := c.RequireWrite(); err != nil {
-		return "", err
-	}
-	if ownerID == "" || ownerID == c.Key.OwnerID {
-		return c.Key.OwnerID, nil
-	}
-	if err := controlplane.CheckID(ownerID, ids.PrefixUser, ids.PrefixBotUser); err != nil {
-		return "", err
-	}
-	if !c.IsAdmin() {
-		return "", controlplane.Forbidden("Only administrators may create a credential owned by someone else; leave owner_id out to own it yourself.")
-	}
-	return ownerID, nil
-}
-
 func (s *apiKeyAPI) createAPIKey(w http.ResponseWriter, r *http.Request, c *controlplane.Caller) error {
 	var body apiKeyCreateBody
 	if _, err := s.beginWrite(w, r, "", nil, &body); err != nil {
 		return err
 	}
-	owner, err := ownerFor(c, body.OwnerID)
+	owner, err := c.OwnerFor(body.OwnerID)
 	if err != nil {
 		return err
 	}

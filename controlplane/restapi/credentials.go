@@ -58,7 +58,7 @@ func (s *credentialAPI) createCredential(w http.ResponseWriter, r *http.Request,
 	if _, err := s.beginWrite(w, r, "", nil, &body); err != nil {
 		return err
 	}
-	owner, err := ownerFor(c, body.OwnerID)
+	owner, err := c.OwnerFor(body.OwnerID)
 	if err != nil {
 		return err
 	}

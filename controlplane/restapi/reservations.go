@@ -5,10 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"net"
 	"net/http"
-	"slices"
-	"strconv"
 
 	"go.uber.org/zap"
 
@@ -16,18 +13,11 @@ import (
 	"github.com/tollgate/tollgate/controlplane"
 	"github.com/tollgate/tollgate/controlplane/store"
 	"github.com/tollgate/tollgate/ids"
-	"github.com/tollgate/tollgate/regions"
 )
 
 // TCPAddrPool is one region's range of TCP addresses that the control plane
-// assigns reserved addresses from: Host (the hostname or IP address the
-// region's edges serve TCP endpoints on) with ports FirstPort to LastPort,
-// inclusive, 1–65535. store.ValidateAddrPool checks one.
-type TCPAddrPool struct {
-	Host      string
-	FirstPort int
-	LastPort  int
-}
+// assigns reserved addresses from (controlplane.TCPAddrPool).
+type TCPAddrPool = controlplane.TCPAddrPool
 
 // reservationAPI serves /reserved_domains and /reserved_addrs.
 type reservationAPI struct{ *Server }
@@ -203,12 +193,9 @@ func (s *reservationAPI) certStatusJSON(r *http.Request, d *store.ReservedDomain
 	return out
 }
 
-// defaultRegion is the region of a reservation created without one.
-func (s *reservationAPI) defaultRegion() string {
-	if s.cfg.DefaultRegion != "" {
-		return s.cfg.DefaultRegion
-	}
-	return string(regions.Default)
+// rules are the reservation settings shared with the dashboard.
+func (s *reservationAPI) rules() controlplane.Reservations {
+	return controlplane.Reservations{DefaultRegion: s.cfg.DefaultRegion, TCPAddrPools: s.cfg.TCPAddrPools}
 }
 
 // noCertificateID refuses a certificate_id: Tollgate does not store uploaded
@@ -265,11 +252,8 @@ func (s *reservationAPI) createReservedDomain(w http.ResponseWriter, r *http.Req
 	if err := noCertificateID(body.CertificateID); err != nil {
 		return err
 	}
-	in := store.ReservedDomainCreate{Domain: body.Domain, Region: body.Region, Description: body.Description,
-		Metadata: body.Metadata, CertPolicy: store.DefaultCertPolicy(), MinTLSVersion: body.MinTLSVersion.Value}
-	if in.Region == "" {
-		in.Region = s.defaultRegion()
-	}
+	in := s.rules().DomainCreate(store.ReservedDomainCreate{Domain: body.Domain, Region: body.Region, Description: body.Description,
+		Metadata: body.Metadata, CertPolicy: store.DefaultCertPolicy(), MinTLSVersion: body.MinTLSVersion.Value})
 	if h, err := hstsIn(body.HSTS); err != nil {
 		return err
 	} else if h != nil {
@@ -400,24 +384,6 @@ func (s *reservationAPI) reservedAddrJSON(r *http.Request, a *store.ReservedAddr
 		Description: a.Description, Metadata: a.Metadata, Addr: a.Addr, Region: a.Region}
 }
 
-// poolRegions returns the regions whose address pool holds addr (already
-// normalised). Misconfigured pools hold nothing.
-func (s *reservationAPI) poolRegions(addr string) []string {
-	host, port, err := net.SplitHostPort(addr)
-	if err != nil {
-		return nil
-	}
-	p, _ := strconv.Atoi(port)
-	var out []string
-	for region, pool := range s.cfg.TCPAddrPools {
-		vp, err := store.ValidateAddrPool(store.AddrPool(pool))
-		if err == nil && vp.Host == host && p >= vp.FirstPort && p <= vp.LastPort {
-			out = append(out, region)
-		}
-	}
-	return out
-}
-
 func (s *reservationAPI) createReservedAddr(w http.ResponseWriter, r *http.Request, c *controlplane.Caller) error {
 	var body reservedAddrCreateBody
 	if _, err := s.beginWrite(w, r, "", nil, &body); err != nil {
@@ -426,36 +392,10 @@ func (s *reservationAPI) createReservedAddr(w http.ResponseWriter, r *http.Reque
 	if err := c.RequireWrite(); err != nil {
 		return err
 	}
-	in := store.ReservedAddrCreate{Addr: body.Addr, Region: body.Region, Description: body.Description, Metadata: body.Metadata}
-	if in.Region != "" {
-		if _, err := store.ParseRegion(in.Region); err != nil {
-			return err
-		}
-	}
-	if in.Addr != "" {
-		addr, err := store.NormalizeAddr(in.Addr)
-		if err != nil {
-			return err
-		}
-		// An address from a region's pool belongs to that region.
-		if owners := s.poolRegions(addr); len(owners) > 0 {
-			switch {
-			case in.Region == "" && len(owners) == 1:
-				in.Region = owners[0]
-			case in.Region != "" && !slices.Contains(owners, in.Region):
-				return controlplane.BadRequest(codes.AddrInvalid,
-					"%s is in the TCP address pool of region %s; reserve it in that region.", addr, owners[0])
-			}
-		}
-	}
-	if in.Region == "" {
-		in.Region = s.defaultRegion()
-	}
-	if in.Addr == "" {
-		if pool, ok := s.cfg.TCPAddrPools[in.Region]; ok {
-			p := store.AddrPool(pool)
-			in.Pool = &p
-		}
+	in, err := s.rules().AddrCreate(store.ReservedAddrCreate{Addr: body.Addr, Region: body.Region,
+		Description: body.Description, Metadata: body.Metadata})
+	if err != nil {
+		return err
 	}
 	// A misconfigured pool fails here as a 500, logged with its cause.
 	a, err := s.store.CreateReservedAddr(r.Context(), c.Actor, c.AccountID(), in)

@@ -1,10 +1,8 @@
 package restapi
 
 import (
-	"errors"
 	"net/http"
 
-	"github.com/tollgate/tollgate/codes"
 	"github.com/tollgate/tollgate/controlplane"
 	"github.com/tollgate/tollgate/controlplane/store"
 	"github.com/tollgate/tollgate/ids"
@@ -66,19 +64,8 @@ func (s *sshCredentialAPI) createSSHCredential(w http.ResponseWriter, r *http.Re
 	if _, err := s.beginWrite(w, r, "", nil, &body); err != nil {
 		return err
 	}
-	owner, err := ownerFor(c, body.OwnerID)
-	if err != nil {
-		return err
-	}
-	cred, err := s.store.CreateSSHCredential(r.Context(), c.Actor, c.AccountID(), store.SSHCredentialCreate{
-		OwnerID: owner, Description: body.Description, Metadata: body.Metadata, PublicKey: body.PublicKey, ACL: body.ACL})
-	if errors.Is(err, store.ErrConflict) {
-		// Edges find an SSH credential by its key's fingerprint, so a key
-		// is registered once, in one account. Say no more than that: which
-		// account holds it is not the caller's business.
-		return &controlplane.Error{Status: http.StatusConflict, Code: codes.SSHKeyRegistered,
-			Msg: "This SSH public key is registered already. Use another key, or delete the credential that holds it.", Cause: err}
-	}
+	cred, err := s.core.CreateSSHCredential(r.Context(), c, store.SSHCredentialCreate{
+		OwnerID: body.OwnerID, Description: body.Description, Metadata: body.Metadata, PublicKey: body.PublicKey, ACL: body.ACL})
 	if err != nil {
 		return err
 	}

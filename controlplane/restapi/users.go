@@ -196,9 +196,6 @@ func (s *userAPI) updateUser(w http.ResponseWriter, r *http.Request, c *controlp
 	if err != nil {
 		return err
 	}
-	if err := c.RequireTeamManager(); err != nil {
-		return err
-	}
 	in := store.MemberUpdate{Billing: body.Billing, Admin: body.Admin}
 	if body.Developer != nil {
 		d := store.DeveloperRole(*body.Developer)
@@ -208,15 +205,9 @@ func (s *userAPI) updateUser(w http.ResponseWriter, r *http.Request, c *controlp
 		t := store.TeamRole(*body.Team)
 		in.Team = &t
 	}
-	m, err := s.store.UpdateMember(r.Context(), c.Actor, c.AccountID(), id, in, func(cur store.Membership) error {
-		next := cur
-		if in.Admin != nil {
-			next.Admin = *in.Admin
-		}
-		return c.CheckRoleChange(cur, next)
-	})
+	m, err := s.core.UpdateMemberRoles(r.Context(), c, id, in)
 	if err != nil {
-		return controlplane.NotFound(err, "user", id)
+		return err
 	}
 	controlplane.WriteJSON(w, http.StatusOK, s.userJSON(r, m))
 	return nil
@@ -229,14 +220,8 @@ func (s *userAPI) deleteUser(w http.ResponseWriter, r *http.Request, c *controlp
 	if err != nil {
 		return err
 	}
-	if err := c.RequireUser("remove users"); err != nil {
+	if err := s.core.RemoveMember(r.Context(), c, id); err != nil {
 		return err
-	}
-	_, err = s.store.RemoveMember(r.Context(), c.Actor, c.AccountID(), id, func(cur store.Membership) error {
-		return c.CheckRemoveMember(id, cur)
-	})
-	if err != nil {
-		return controlplane.NotFound(err, "user", id)
 	}
 	w.WriteHeader(http.StatusNoContent)
 	return nil

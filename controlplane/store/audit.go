@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"time"
 )
 
 const auditColumns = `SELECT id, revision, account_id, type, actor_id, actor_credential_id, object_id, payload, created_at
@@ -28,6 +29,25 @@ func scanAuditEvent(r scanner) (AuditEvent, error) {
 // names the last event of the previous page; an ID that is not an event of
 // the account yields an empty page.
 func (s *Store) ListAuditEvents(ctx context.Context, accountID string, page Page) ([]AuditEvent, bool, error) {
+	return s.ListAuditEventsWhere(ctx, accountID, AuditFilter{}, page)
+}
+
+// AuditFilter narrows ListAuditEventsWhere; zero fields match every event.
+type AuditFilter struct {
+	// PrincipalID keeps the events of one principal (usr_, bot_, or
+	// "system" for the control plane's own actions).
+	PrincipalID string
+	// ObjectPrefix keeps the events about one kind of object, by its ID
+	// prefix (ids.PrefixIPPolicy: "ipp"); it must be letters only.
+	ObjectPrefix string
+	// Since and Until keep the events created at or after Since and
+	// before Until (microsecond precision).
+	Since, Until time.Time
+}
+
+// ListAuditEventsWhere is ListAuditEvents with the events f keeps only;
+// paging (page.BeforeID) works the same within the filtered list.
+func (s *Store) ListAuditEventsWhere(ctx context.Context, accountID string, f AuditFilter, page Page) ([]AuditEvent, bool, error) {
 	q := auditColumns + ` WHERE account_id = $1`
 	args := []any{accountID}
 	if page.BeforeID != "" {
@@ -35,6 +55,29 @@ func (s *Store) ListAuditEvents(ctx context.Context, accountID string, page Page
 		// The cursor's revision, read in the same statement.
 		cur := `(SELECT c.revision FROM audit_events c WHERE c.id = $2 AND c.account_id = $1)`
 		q += ` AND (revision < ` + cur + ` OR (revision = ` + cur + ` AND id < $2))`
+	}
+	arg := func(v any) string {
+		args = append(args, v)
+		return `$` + strconv.Itoa(len(args))
+	}
+	if f.PrincipalID != "" {
+		q += ` AND actor_id = ` + arg(f.PrincipalID)
+	}
+	if f.ObjectPrefix != "" {
+		for _, r := range f.ObjectPrefix {
+			if r < 'a' || r > 'z' {
+				return nil, false, fmt.Errorf("audit filter: object prefix %q is not lower-case letters", f.ObjectPrefix)
+			}
+		}
+		// A range on the ID rather than LIKE, whose "_" is a wildcard:
+		// "ipp_" <= id < "ipp`" ("`" follows "_").
+		q += ` AND object_id >= ` + arg(f.ObjectPrefix+"_") + ` AND object_id < ` + arg(f.ObjectPrefix+"`")
+	}
+	if !f.Since.IsZero() {
+		q += ` AND created_at >= ` + arg(f.Since.UnixMicro())
+	}
+	if !f.Until.IsZero() {
+		q += ` AND created_at < ` + arg(f.Until.UnixMicro())
 	}
 	n := page.limit()
 	args = append(args, n+1)

@@ -107,7 +107,8 @@ func NewEnv(t *testing.T, dsn string, cfg Config) *Env {
 		AuthFailureLimit: cfg.AuthFailureLimit, AuthFailureBurst: cfg.AuthFailureBurst, TrustedProxies: cfg.TrustedProxies}, st)
 	t.Cleanup(core.Close)
 	rcfg := restapi.Config{BaseURL: cfg.BaseURL, DefaultRegion: cfg.DefaultRegion, TCPAddrPools: cfg.TCPAddrPools, PublicHostnames: cfg.PublicHostnames}
-	dcfg := dashboard.Config{SecureCookie: cfg.DashboardSecureCookie, PublicHostnames: cfg.PublicHostnames}
+	dcfg := dashboard.Config{SecureCookie: cfg.DashboardSecureCookie, PublicHostnames: cfg.PublicHostnames,
+		Reservations: controlplane.Reservations{DefaultRegion: cfg.DefaultRegion, TCPAddrPools: cfg.TCPAddrPools}}
 	if cfg.EventFileDir != "" {
 		d, err := events.New(events.Config{FileDir: cfg.EventFileDir, AllowHTTPWebhooks: true}, st)
 		if err != nil {
