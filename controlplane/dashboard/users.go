@@ -18,6 +18,11 @@ type usersView struct {
 	CanInvite   bool
 	InviteLink  string
 	InviteEmail string
+	// Admin shows the password reset buttons; ResetLink and ResetEmail
+	// are set once, right after a reset link was issued.
+	Admin      bool
+	ResetLink  string
+	ResetEmail string
 }
 
 func (s *Server) usersView(r *http.Request, c *dashCaller) (*usersView, error) {
@@ -29,7 +34,7 @@ func (s *Server) usersView(r *http.Request, c *dashCaller) (*usersView, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &usersView{Members: members, Invitations: invs, More: more1 || more2, CanInvite: c.CanInvite()}, nil
+	return &usersView{Members: members, Invitations: invs, More: more1 || more2, CanInvite: c.CanInvite(), Admin: c.IsAdmin()}, nil
 }
 
 // dashInvite is POST /users/invite {email, developer, team, billing,
@@ -42,11 +47,7 @@ func (s *Server) dashInvite(w http.ResponseWriter, r *http.Request, c *dashCalle
 		Developer: store.DeveloperRole(f.Get("developer")), Team: store.TeamRole(f.Get("team")),
 		Billing: f.Get("billing") == "on", Admin: f.Get("admin") == "on"})
 	return afterAction(s, w, r, c, "users", "Users", s.usersView, err, func(v *usersView) {
-		scheme := "http"
-		if r.TLS != nil || s.cfg.SecureCookie {
-			scheme = "https"
-		}
 		v.InviteEmail = inv.Email
-		v.InviteLink = scheme + "://" + r.Host + "/accept?token=" + url.QueryEscape(tok.Reveal()) // shown once, to the inviter
+		v.InviteLink = s.linkTo(r, "/accept?token="+url.QueryEscape(tok.Reveal())) // shown once, to the inviter
 	})
 }
