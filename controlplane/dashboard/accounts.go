@@ -43,9 +43,10 @@ func (s *Server) signUpPage(w http.ResponseWriter, r *http.Request) {
 // signUp is POST /signup {email, name, account, password}: a new user with
 // that password and a new account they administer (store.SignUp), then a
 // password session in it. Every attempt, successful or not, charges the
-// client address's sign-in budget, and a spent budget refuses it before
-// the password is hashed (controlplane.Core.AdmitSignIn), so one address
-// cannot create users without bound.
+// client address's sign-in budget and a sign-up budget of the address
+// (a target of controlplane.Core.AdmitSignIn: 10, then one per 30
+// seconds), and a spent budget refuses it before the password is hashed,
+// so one address cannot create users without bound.
 func (s *Server) signUp(w http.ResponseWriter, r *http.Request) {
 	dashHeaders(w)
 	v := signUpView{MinLen: authn.MinPasswordLen}
@@ -66,11 +67,12 @@ func (s *Server) signUp(w http.ResponseWriter, r *http.Request) {
 	}
 	f := r.PostForm
 	v.Email, v.Name, v.Account = strings.TrimSpace(f.Get("email")), strings.TrimSpace(f.Get("name")), strings.TrimSpace(f.Get("account"))
-	if err := s.core.AdmitSignIn(w, r, "signup"); err != nil {
+	budget := "signup " + s.core.ClientIP(r) // the address's own sign-up budget
+	if err := s.core.AdmitSignIn(w, r, budget); err != nil {
 		fail(err)
 		return
 	}
-	s.core.ChargeSignInFailure(r, "signup")
+	s.core.ChargeSignInFailure(r, budget)
 	if !store.ValidEmail(v.Email) {
 		fail(controlplane.Errorf(http.StatusBadRequest, codes.DashboardBadInput, "%q is not an e-mail address.", controlplane.Truncate(v.Email, 100)))
 		return

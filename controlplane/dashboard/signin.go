@@ -285,7 +285,9 @@ func (s *Server) apiKeySignIn(w http.ResponseWriter, r *http.Request, next strin
 			s.log.Info("dashboard sign-in refused", zap.String("error_code", string(ae.Code)),
 				zap.String("client_ip", s.core.ClientIP(r)))
 		}
-		if ae.Status == http.StatusUnauthorized || ae.Status == http.StatusForbidden || ae.Status == http.StatusTooManyRequests {
+		if ae.Status == http.StatusUnauthorized || ae.Status == http.StatusForbidden {
+			// Audited; a throttled attempt (429) is only counted
+			// (controlplane.Core.AuthThrottled), so a flood writes nothing.
 			s.recordSignInFailure(r, nil, "", store.SignInAPIKey, string(ae.Code))
 		}
 		s.render(w, ae.Status, "signin", signInView{Next: next, Error: ae, SignUp: s.cfg.SignUp})
