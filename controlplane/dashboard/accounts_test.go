@@ -160,3 +160,43 @@ func TestDashboardTwoAccounts(t *testing.T) {
 		k.post("/", "/accounts/switch", url.Values{"account_id": {foreign}}).want(t, http.StatusConflict, string(codes.AccountSwitch))
 	})
 }
+
+// TestDashboardJoinBySigningIn: an invitation for an address that has a
+// user, opened signed out, sends the user to sign in and back; they join
+// as the same user, and a password posted to the signed-out form instead
+// is refused without a change.
+func TestDashboardJoinBySigningIn(t *testing.T) {
+	cptest.EachDialect(t, func(t *testing.T, e *cptest.Env) {
+		base := serveDashboard(e, "127.0.0.1:0")
+		uid, _ := e.AddUser(e.Dev.AccountID, "sam@example.com", store.Membership{Developer: store.DeveloperRO, Team: store.TeamRO})
+		withPassword(t, e, uid)
+		_, otherAdmin := e.OtherAccount("other")
+		tok := cptest.Str(e.Must(http.StatusCreated, e.Call(http.MethodPost, "/invitations", otherAdmin, map[string]any{"email": "sam@example.com"})), "accept_token")
+
+		b := newBrowser(t, base)
+		p := b.get("/accept?token="+url.QueryEscape(tok)).want(t, http.StatusOK, `id="signin-to-accept"`)
+		next := strings.ReplaceAll(find(t, p, `href="/signin\?next=([^"]+)"`), "&amp;", "&")
+		rev := e.Revision()
+		b.do(http.MethodPost, "/accept", url.Values{"token": {tok}, "name": {"Sam"}, "password": {testPassword}}).
+			want(t, http.StatusConflict, string(codes.InvitationExists))
+		if e.Revision() != rev {
+			t.Fatal("a refused acceptance changed the store")
+		}
+		nextPath, err := url.QueryUnescape(next)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p = b.do(http.MethodPost, "/signin", url.Values{"email": {"sam@example.com"}, "password": {testPassword}, "next": {nextPath}}).
+			want(t, http.StatusSeeOther, "")
+		if p.location != nextPath {
+			t.Fatalf("after sign-in the browser goes to %q, want %q", p.location, nextPath)
+		}
+		p = b.get(p.location).want(t, http.StatusOK, "Join other")
+		b.do(http.MethodPost, "/accept", url.Values{"token": {tok}, "form_token": {find(t, p, `name="form_token" value="([^"]+)"`)}}).
+			want(t, http.StatusCreated, "shown only once")
+		accts, _, err := e.Store.ListAccountsOf(cptest.Ctx(t), uid, store.Page{})
+		if err != nil || len(accts) != 2 {
+			t.Fatalf("sam belongs to %d accounts (%v), want 2", len(accts), err)
+		}
+	})
+}
