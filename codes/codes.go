@@ -252,6 +252,26 @@ const (
 	// dashboard: add new codes above this line (TG_2720–TG_2739).
 )
 
+// Identity codes: passwords, TOTP, password resets, sign-up and the
+// accounts of a user (docs/dashboard-sign-in.md).
+const (
+	PasswordSignIn     Code = "TG_2820" // the e-mail address or password is wrong, or the user has no password
+	PasswordPolicy     Code = "TG_2821" // a new password that the password rules refuse (length, common, the address)
+	PasswordWrongOld   Code = "TG_2822" // changing a password: the current password given is wrong
+	TOTPRequired       Code = "TG_2823" // the sign-in waits for the TOTP code, or the pending sign-in expired
+	TOTPInvalid        Code = "TG_2824" // a TOTP code that is wrong, of another time step, or used already
+	TOTPState          Code = "TG_2825" // TOTP enrolment out of order: already enrolled, or nothing to confirm
+	ResetInvalid       Code = "TG_2826" // a password reset link that is unknown, used, revoked or expired
+	ResetForbidden     Code = "TG_2827" // issuing a reset link for a user who belongs to accounts the issuer does not administer
+	SignUpDisabled     Code = "TG_2828" // self sign-up is off on this control plane (tollgated --signup)
+	SignUpTaken        Code = "TG_2829" // signing up with an e-mail address that already has a user
+	SignInThrottled    Code = "TG_2830" // too many failed sign-ins from this address or for this user: wait
+	AccountSwitch      Code = "TG_2831" // switching to an account the user does not belong to, or from an API-key session
+	SignInMethodDenied Code = "TG_2832" // the account does not admit this sign-in method (for example SSO enforced)
+	BotUserAccount     Code = "TG_2833" // a bot user cannot sign in, hold a password, or join a second account
+	// identity: add new codes above this line (TG_2820–TG_2849).
+)
+
 // ACME and certificate codes (issue 4).
 const (
 	// CertStoreKey: a certificate storage key, list prefix, lock name or

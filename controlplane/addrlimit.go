@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/dgraph-io/ristretto/v2"
+	"github.com/tollgate/tollgate/codes"
 	"golang.org/x/time/rate"
 )
 
@@ -134,3 +135,89 @@ func (l *addrLimiter) close() {
 		l.cache.Close()
 	}
 }
+
+// peek returns key's bucket without creating one or renewing its TTL: nil
+// when key has no recent failure.
+func (l *addrLimiter) peek(key string) *rate.Limiter {
+	if l == nil {
+		return nil
+	}
+	l.start()
+	if l.cache == nil {
+		return nil
+	}
+	lim, _ := l.cache.Get(key)
+	return lim
+}
+
+// Sign-in throttle defaults (Core.AdmitSignIn): per client address, 20
+// failed password sign-ins, then one per 6 seconds; per target user (the
+// e-mail address given), 10, then one per 30 seconds. Each limiter
+// remembers at most DefaultAuthFailureAddrs keys.
+const (
+	signInAddrPerSec   = 1.0 / 6
+	signInAddrBurst    = 20
+	signInTargetPerSec = 1.0 / 30
+	signInTargetBurst  = 10
+)
+
+const msgSignInThrottled = "Too many failed sign-ins"
+
+// AdmitSignIn decides, before the password is hashed, whether a password
+// sign-in for target (the normalised e-mail address given, whether or not
+// a user has it) from the request's client address may be checked at all.
+// It refuses (429, codes.SignInThrottled, Retry-After set on w):
+//
+//   - an address whose failure budget is spent (per address, IPv6 by /64,
+//     the bounded ristretto cache the API's failure budget uses), and
+//   - a target whose failure budget is spent, but only from an address
+//     that has failed recently itself. An address with no recent failure
+//     is always checked, so a user with the right password is never
+//     refused because others sprayed their address book from elsewhere;
+//     a spray from many addresses gets one guess per address per target
+//     while the target's budget is spent.
+//
+// A refused attempt costs no hash and charges nothing. Call
+// ChargeSignInFailure after a checked attempt failed.
+func (cp *Core) AdmitSignIn(w http.ResponseWriter, r *http.Request, target string) error {
+	addr := addrKey(cp.ClientAddr(r))
+	a := cp.rate.signInAddr.peek(addr)
+	if a != nil && a.Tokens() < 1 {
+		return cp.signInRefused(w, a, "from this address")
+	}
+	if a == nil || a.Tokens() >= float64(a.Burst()) {
+		return nil // no recent failure from here: always checked
+	}
+	if t := cp.rate.signInTarget.peek(target); t != nil && t.Tokens() < 1 {
+		return cp.signInRefused(w, t, "for this user")
+	}
+	return nil
+}
+
+func (cp *Core) signInRefused(w http.ResponseWriter, lim *rate.Limiter, what string) error {
+	cp.rate.signInRefused.Add(1)
+	wait := time.Duration(float64(time.Second) / float64(lim.Limit()))
+	err := tooMany(w, wait, msgSignInThrottled+" "+what+".")
+	ae := AsError(err)
+	ae.Code = codes.SignInThrottled
+	ae.Msg += " Check the address and password, or ask an administrator for a password reset link."
+	return ae
+}
+
+// ChargeSignInFailure charges one failed password (or TOTP) sign-in to the
+// client address and to target (AdmitSignIn). It never refuses: the
+// attempt was checked already.
+func (cp *Core) ChargeSignInFailure(r *http.Request, target string) {
+	for _, c := range []struct {
+		l   *addrLimiter
+		key string
+	}{{cp.rate.signInAddr, addrKey(cp.ClientAddr(r))}, {cp.rate.signInTarget, target}} {
+		if c.l != nil {
+			c.l.bucket(c.key).Allow()
+		}
+	}
+}
+
+// SignInThrottled returns how many sign-in attempts AdmitSignIn refused
+// since the process started.
+func (cp *Core) SignInThrottled() uint64 { return cp.rate.signInRefused.Load() }

@@ -31,7 +31,7 @@ var (
 	descCPEdges = prometheus.NewDesc("tollgate_control_edges",
 		"Edges that reported within three report intervals, by region.", []string{"region"}, nil)
 	descCPRefusals = prometheus.NewDesc("tollgate_control_refusals_total",
-		"API, dashboard and edge API requests this process refused, by reason: rate_limit (an account over its request rate), auth_throttle (failed API keys or invitation tokens from one address), edge_auth_throttle (failed edge secrets from one address).",
+		"API, dashboard and edge API requests this process refused, by reason: rate_limit (an account over its request rate), auth_throttle (failed API keys or invitation tokens from one address), edge_auth_throttle (failed edge secrets from one address), sign_in_throttle (dashboard password sign-ins refused per address or per target user).",
 		[]string{"reason"}, nil)
 )
 
@@ -68,7 +68,7 @@ func (c coreCollector) Collect(ch chan<- prometheus.Metric) {
 	for _, r := range []struct {
 		reason string
 		v      uint64
-	}{{"rate_limit", c.cp.rateLimited()}, {"auth_throttle", user}, {"edge_auth_throttle", edge}} {
+	}{{"rate_limit", c.cp.rateLimited()}, {"auth_throttle", user}, {"edge_auth_throttle", edge}, {"sign_in_throttle", c.cp.SignInThrottled()}} {
 		ch <- prometheus.MustNewConstMetric(descCPRefusals, prometheus.CounterValue, float64(r.v), r.reason)
 	}
 }

@@ -48,6 +48,10 @@ type rateLimits struct {
 	perAccount   *keyedLimiter // nil = unlimited
 	keyFailures  *addrLimiter  // nil = unlimited
 	edgeFailures *addrLimiter  // nil = unlimited
+	// Failed password sign-ins per address and per target user
+	// (AdmitSignIn); never nil.
+	signInAddr, signInTarget *addrLimiter
+	signInRefused            atomic.Uint64
 }
 
 // newRateLimits builds the limiters Config asks for.
@@ -56,6 +60,8 @@ func newRateLimits(cfg Config) *rateLimits {
 		perAccount:   newKeyedLimiter(cfg.RateLimit, cfg.RateBurst, DefaultRateLimit, DefaultRateBurst),
 		keyFailures:  newAddrLimiter(cfg.AuthFailureLimit, cfg.AuthFailureBurst, cfg.AuthFailureAddrs),
 		edgeFailures: newAddrLimiter(cfg.AuthFailureLimit, cfg.AuthFailureBurst, cfg.AuthFailureAddrs),
+		signInAddr:   newAddrLimiter(signInAddrPerSec, signInAddrBurst, cfg.AuthFailureAddrs),
+		signInTarget: newAddrLimiter(signInTargetPerSec, signInTargetBurst, cfg.AuthFailureAddrs),
 	}
 }
 
@@ -140,6 +146,8 @@ func (cp *Core) rateLimited() uint64 {
 func (cp *Core) Close() {
 	cp.rate.keyFailures.close()
 	cp.rate.edgeFailures.close()
+	cp.rate.signInAddr.close()
+	cp.rate.signInTarget.close()
 }
 
 // keyedLimiter is a token bucket per key, with buckets that have refilled

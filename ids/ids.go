@@ -35,6 +35,12 @@ const (
 	// PrefixSCIMGroup names a SCIM group of an account (docs/scim.md),
 	// which grants its members roles.
 	PrefixSCIMGroup = "grp"
+	// PrefixPasswordReset names a one-time password reset link an
+	// administrator issued (docs/dashboard-sign-in.md).
+	PrefixPasswordReset = "pwr"
+	// PrefixSignInChallenge names a sign-in whose password was right and
+	// that waits for its TOTP code.
+	PrefixSignInChallenge = "sic"
 )
 
 // ksuidLen is the length of a KSUID in its base62 string form.

@@ -189,6 +189,7 @@ func TestDashboardInBrowser(t *testing.T) {
 		chromedp.Navigate(strings.TrimSpace(link)),
 		chromedp.WaitVisible(chromedp.ID("name")),
 		chromedp.SendKeys(chromedp.ID("name"), "Newcomer"),
+		chromedp.SendKeys(chromedp.ID("password"), "newcomer passphrase"),
 		chromedp.Click(chromedp.ID("accept")),
 		chromedp.WaitVisible(chromedp.ID("new-api-key")),
 		into(chromedp.Text(chromedp.ID("new-api-key")), &key),

@@ -102,6 +102,7 @@ them bootstraps. SIGINT or SIGTERM drains requests in flight and exits.`,
 	f.IntVar(&o.rateBurst, "rate-burst", controlplane.DefaultRateBurst, "API requests each account may make at once")
 	f.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 20*time.Second, "how long SIGTERM waits for requests in flight")
 	o.dashboardOptions.register(f)
+	o.dashboardOptions.registerSignUp(f, false)
 	o.eventsOptions.register(f)
 	o.logOptions.register(f)
 	return cmd

@@ -21,6 +21,7 @@ type dashboardOptions struct {
 	sessionTTL     time.Duration
 	secureCookie   bool
 	trustedProxies []string
+	signUp         bool
 }
 
 func (o *dashboardOptions) register(f *pflag.FlagSet) {
@@ -28,6 +29,13 @@ func (o *dashboardOptions) register(f *pflag.FlagSet) {
 	f.DurationVar(&o.sessionTTL, "dashboard-session-ttl", dashboard.DefaultSessionTTL, "how long a dashboard sign-in lasts (at least 1m)")
 	f.BoolVar(&o.secureCookie, "dashboard-secure-cookie", false, "mark the dashboard's session cookie Secure: set it when browsers reach the dashboard over HTTPS through a proxy")
 	f.StringSliceVar(&o.trustedProxies, "trusted-proxies", nil, "CIDR prefixes or addresses of reverse proxies in front of the API and dashboard (comma-separated or repeated): only from these peers does X-Forwarded-For name the client, for failed-login limits and IP restrictions; default none (the TCP peer address)")
+}
+
+// registerSignUp adds --signup with its default: off for control (a
+// control plane reachable by strangers should not let them create
+// accounts), on for dev.
+func (o *dashboardOptions) registerSignUp(f *pflag.FlagSet, def bool) {
+	f.BoolVar(&o.signUp, "signup", def, "let anyone who reaches the dashboard sign up at /signup: a new user with a password and a new account they administer (docs/dashboard-sign-in.md)")
 }
 
 // validate checks the flags before anything listens.
@@ -46,7 +54,7 @@ func (o *dashboardOptions) proxies() ([]netip.Prefix, error) {
 
 // config is the dashboard's configuration from the flags.
 func (o *dashboardOptions) config() dashboard.Config {
-	return dashboard.Config{SessionTTL: o.sessionTTL, SecureCookie: o.secureCookie}
+	return dashboard.Config{SessionTTL: o.sessionTTL, SecureCookie: o.secureCookie, SignUp: o.signUp}
 }
 
 // listen opens the dashboard's listener; nil, nil when it is off.

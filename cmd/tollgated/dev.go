@@ -76,6 +76,7 @@ restart keeps the account, the credentials and the CA.`,
 	f.StringVar(&o.apiAddr, "api-addr", "127.0.0.1:4080", "REST API listen address")
 	o.edgeListenOptions.register(f, "127.0.0.1:2222")
 	o.dashboardOptions.register(f)
+	o.dashboardOptions.registerSignUp(f, true)
 	o.eventsOptions.register(f)
 	o.logOptions.register(f)
 	f.StringVar(&o.region, "region", string(regions.Default), "region code of the edge: one of "+regions.CodeList())

@@ -55,11 +55,22 @@ type pageView struct {
 	Error     *controlplane.Error
 	Notice    string // the banner after a form's action (notice)
 	Body      any
+	// Accounts are the signed-in user's accounts, for the account
+	// switcher; CanSwitch is false for a session signed in with an API
+	// key, which belongs to one account.
+	Accounts  []store.AccountMembership
+	CanSwitch bool
 }
 
+// signInView is the sign-in page: the e-mail and password form (with the
+// API-key fallback), or with TOTP set the form of the TOTP code.
 type signInView struct {
-	Next  string
-	Error *controlplane.Error
+	Next   string
+	Error  *controlplane.Error
+	Email  string
+	TOTP   bool   // the password was right: ask the code
+	SignUp bool   // link the sign-up page
+	Notice string // a message above the form
 }
 
 // render writes template name with status; a template failure is logged and
@@ -88,8 +99,13 @@ func (s *Server) page(w http.ResponseWriter, r *http.Request, c *dashCaller, sta
 	if err != nil {
 		return err
 	}
+	accts, _, err := s.store.ListAccountsOf(r.Context(), user.ID, store.Page{})
+	if err != nil {
+		return err
+	}
 	s.render(w, status, nav, pageView{Title: title, Nav: nav, Account: acct, User: user, Roles: c.Key.Roles,
-		CanWrite: c.CanWrite(), FormToken: c.csrf, Error: ae, Notice: notice(r), Body: body})
+		CanWrite: c.CanWrite(), FormToken: c.csrf, Error: ae, Notice: notice(r), Body: body,
+		Accounts: accts, CanSwitch: c.sess.Method != store.SignInAPIKey})
 	return nil
 }
 

@@ -32,6 +32,14 @@ type Config struct {
 	// (default region, TCP address pools), as restapi.Config's
 	// DefaultRegion and TCPAddrPools do for the API: give both the same.
 	Reservations controlplane.Reservations
+	// SignUp opens the public sign-up page (/signup): anyone who reaches
+	// the dashboard may create a user with a password and a new account
+	// that they administer. Default off (tollgated control --signup turns
+	// it on; tollgated dev has it on).
+	SignUp bool
+	// Now is the clock TOTP codes are checked against (RFC 6238 time
+	// steps). Default time.Now.
+	Now func() time.Time
 	// EventTester sends the events page's test event
 	// (events.Deliverer.SendTest); nil refuses tests (codes.EventTestFailed).
 	EventTester EventTester
@@ -62,6 +70,9 @@ func New(cfg Config, core *controlplane.Core) *Server {
 	if cfg.SessionTTL < time.Minute {
 		cfg.SessionTTL = DefaultSessionTTL
 	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
 	s := &Server{core: core, store: core.Store(), cfg: cfg, log: core.Logger()}
 	s.mux = s.routes()
 	return s
@@ -85,6 +96,18 @@ func (s *Server) routes() *http.ServeMux {
 	mux.HandleFunc("POST /signout", s.dashServe(s.signOut))
 	mux.HandleFunc("GET /accept", s.acceptPage)
 	mux.HandleFunc("POST /accept", s.acceptInvitationForm)
+	mux.HandleFunc("GET /signup", s.signUpPage)
+	mux.HandleFunc("POST /signup", s.signUp)
+	mux.HandleFunc("GET /reset", s.resetPage)
+	mux.HandleFunc("POST /reset", s.resetPassword)
+	mux.HandleFunc("GET /profile", s.dashServe(viewPage(s, "profile", "Your profile", s.profileView)))
+	mux.HandleFunc("POST /profile/password", s.dashServe(s.dashChangePassword))
+	mux.HandleFunc("POST /profile/totp", s.dashServe(s.dashStartTOTP))
+	mux.HandleFunc("POST /profile/totp/confirm", s.dashServe(s.dashConfirmTOTP))
+	mux.HandleFunc("POST /profile/totp/delete", s.dashServe(s.dashDeleteTOTP))
+	mux.HandleFunc("POST /accounts", s.dashServe(s.dashCreateAccount))
+	mux.HandleFunc("POST /accounts/switch", s.dashServe(s.dashSwitchAccount))
+	mux.HandleFunc("POST /users/{id}/password-reset", s.dashServe(s.dashPasswordReset))
 	mux.HandleFunc("GET /{$}", s.dashServe(viewPage(s, "overview", "Overview", s.overviewView)))
 	mux.HandleFunc("POST /sessions/{id}/stop", s.dashServe(s.dashStopSession))
 	mux.HandleFunc("GET /credentials", s.dashServe(viewPage(s, "credentials", "Credentials", s.credentialsView)))

@@ -210,15 +210,7 @@ func checkForm(r *http.Request, c *dashCaller) error {
 // Secure on a TLS connection or with Config.SecureCookie,
 // for the session's lifetime.
 func (s *Server) setSessionCookie(w http.ResponseWriter, r *http.Request, value string, expires time.Time) {
-	ck := &http.Cookie{Name: CookieName, Value: value, Path: "/", HttpOnly: true,
-		SameSite: http.SameSiteStrictMode, Secure: r.TLS != nil || s.cfg.SecureCookie}
-	if value == "" {
-		ck.MaxAge = -1
-	} else {
-		ck.Expires = expires
-		ck.MaxAge = int(time.Until(expires).Seconds())
-	}
-	http.SetCookie(w, ck)
+	s.setCookie(w, r, CookieName, "/", value, expires)
 }
 
 // signInPage is GET /signin: the form, or the overview for a user already
@@ -229,16 +221,55 @@ func (s *Server) signInPage(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, "/", http.StatusSeeOther)
 		return
 	}
-	s.render(w, http.StatusOK, "signin", signInView{Next: safeNext(r.URL.Query().Get("next"))})
+	v := signInView{Next: safeNext(r.URL.Query().Get("next")), SignUp: s.cfg.SignUp}
+	if r.URL.Query().Get("reset") == "1" {
+		v.Notice = "Your password was changed and your sessions ended. Sign in with the new password."
+	}
+	s.render(w, http.StatusOK, "signin", v)
 }
 
-// signIn is POST /signin {api_key, next}. A wrong key is charged to the
-// client address's failure budget (the API's: guessing keys here is no
-// faster than against the API), and past it answered 429; a valid key
-// signs in whatever others sent from the address.
+// signIn is POST /signin: with {email, password, next} a password sign-in
+// (passwordSignIn), with {code, next} its TOTP step (totpSignIn), and with
+// {api_key, next} the operator fallback of an API key. A wrong key is
+// charged to the client address's failure budget (the API's: guessing
+// keys here is no faster than against the API), and past it answered
+// 429; a valid key signs in whatever others sent from the address.
 func (s *Server) signIn(w http.ResponseWriter, r *http.Request) {
 	dashHeaders(w)
 	next := "/"
+	fail := func(err error) {
+		ae := controlplane.AsError(err)
+		if ae.Status >= 500 {
+			s.log.Error("dashboard sign-in failed", zap.Error(err))
+		}
+		v := signInView{Next: next, Error: ae, SignUp: s.cfg.SignUp}
+		if r.PostForm.Has("email") {
+			v.Email = controlplane.Truncate(strings.TrimSpace(r.PostForm.Get("email")), 254)
+		}
+		s.render(w, ae.Status, "signin", v)
+	}
+	if err := s.readPublicForm(w, r); err != nil {
+		fail(err)
+		return
+	}
+	next = safeNext(r.PostForm.Get("next"))
+	var err error
+	switch {
+	case r.PostForm.Has("code"):
+		err = s.totpSignIn(w, r, next)
+	case r.PostForm.Has("email"):
+		err = s.passwordSignIn(w, r, next)
+	default:
+		s.apiKeySignIn(w, r, next)
+		return
+	}
+	if err != nil {
+		fail(err)
+	}
+}
+
+// apiKeySignIn is the API-key sign-in of POST /signin {api_key, next}.
+func (s *Server) apiKeySignIn(w http.ResponseWriter, r *http.Request, next string) {
 	fail := func(err error) {
 		ae := controlplane.AsError(err)
 		if ae.Status == http.StatusUnauthorized {
@@ -254,15 +285,19 @@ func (s *Server) signIn(w http.ResponseWriter, r *http.Request) {
 			s.log.Info("dashboard sign-in refused", zap.String("error_code", string(ae.Code)),
 				zap.String("client_ip", s.core.ClientIP(r)))
 		}
-		s.render(w, ae.Status, "signin", signInView{Next: next, Error: ae})
+		if ae.Status == http.StatusUnauthorized || ae.Status == http.StatusForbidden {
+			// Audited; a throttled attempt (429) is only counted
+			// (controlplane.Core.AuthThrottled), so a flood writes nothing.
+			s.recordSignInFailure(r, nil, "", store.SignInAPIKey, string(ae.Code))
+		}
+		s.render(w, ae.Status, "signin", signInView{Next: next, Error: ae, SignUp: s.cfg.SignUp})
 	}
-	if err := s.readPublicForm(w, r); err != nil {
+	key, err := s.signInKey(r, strings.TrimSpace(r.PostForm.Get("api_key")))
+	if err != nil {
 		fail(err)
 		return
 	}
-	next = safeNext(r.PostForm.Get("next"))
-	key, err := s.signInKey(r, strings.TrimSpace(r.PostForm.Get("api_key")))
-	if err != nil {
+	if err := s.signInMethodAdmitted(r.Context(), key.AccountID, store.SignInAPIKey); err != nil {
 		fail(err)
 		return
 	}
@@ -289,11 +324,16 @@ type sessionStart struct {
 // openDashboardSession signs the browser in: a new session in the store
 // (audited, with a new token: a session is never reused across sign-ins)
 // and its cookie, replacing any cookie the browser had.
+//
+// The session the browser held, if its cookie is valid, ends in the same
+// unit of work (store.DashboardSessionCreate.Replaces): sessions rotate at
+// every sign-in and account switch, so a session token planted in the
+// browser before sign-in is worth nothing after it.
 func (s *Server) openDashboardSession(w http.ResponseWriter, r *http.Request, in sessionStart) error {
 	actor := store.Actor{AccountID: in.AccountID, PrincipalID: in.UserID, CredentialID: in.APIKeyID}
 	sess, tok, err := s.store.CreateDashboardSession(r.Context(), actor, store.DashboardSessionCreate{
 		AccountID: in.AccountID, UserID: in.UserID, Method: in.Method, APIKeyID: in.APIKeyID,
-		ClientIP: s.core.ClientIP(r), TTL: s.cfg.SessionTTL})
+		ClientIP: s.core.ClientIP(r), TTL: s.cfg.SessionTTL, Replaces: s.currentSessionID(r)})
 	if err != nil {
 		return err
 	}
@@ -302,6 +342,24 @@ func (s *Server) openDashboardSession(w http.ResponseWriter, r *http.Request, in
 		zap.String("client_ip", s.core.ClientIP(r)))
 	s.setSessionCookie(w, r, tok.Reveal(), sess.ExpiresAt)
 	return nil
+}
+
+// currentSessionID returns the ID of the session the request's cookie
+// names when the cookie's secret matches it, else "".
+func (s *Server) currentSessionID(r *http.Request) string {
+	ck, err := r.Cookie(CookieName)
+	if err != nil {
+		return ""
+	}
+	kid, secret, err := authn.ParseToken(ck.Value)
+	if err != nil {
+		return ""
+	}
+	sess, err := s.store.LookupDashboardSession(r.Context(), ids.PrefixDashboardSession+"_"+kid)
+	if err != nil || !authn.SecretMatches(secret, sess.SecretHash) {
+		return ""
+	}
+	return sess.ID
 }
 
 // readPublicForm reads the form of a page that needs no session (sign-in,

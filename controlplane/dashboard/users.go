@@ -21,6 +21,10 @@ type usersView struct {
 	Self        string // the signed-in user: they may leave
 	InviteLink  string
 	InviteEmail string
+	// Admin also shows the password reset buttons; ResetLink and
+	// ResetEmail are set once, right after a reset link was issued.
+	ResetLink  string
+	ResetEmail string
 }
 
 func (s *Server) usersView(r *http.Request, c *dashCaller) (*usersView, error) {
@@ -46,11 +50,7 @@ func (s *Server) dashInvite(w http.ResponseWriter, r *http.Request, c *dashCalle
 		Developer: store.DeveloperRole(f.Get("developer")), Team: store.TeamRole(f.Get("team")),
 		Billing: f.Get("billing") == "on", Admin: f.Get("admin") == "on"})
 	return afterAction(s, w, r, c, "users", "Users", s.usersView, err, func(v *usersView) {
-		scheme := "http"
-		if r.TLS != nil || s.cfg.SecureCookie {
-			scheme = "https"
-		}
 		v.InviteEmail = inv.Email
-		v.InviteLink = scheme + "://" + r.Host + "/accept?token=" + url.QueryEscape(tok.Reveal()) // shown once, to the inviter
+		v.InviteLink = s.linkTo(r, "/accept?token="+url.QueryEscape(tok.Reveal())) // shown once, to the inviter
 	})
 }

@@ -64,6 +64,11 @@ type DashboardSessionCreate struct {
 	ClientIP string
 	// TTL is how long the session lives, from now; at least one minute.
 	TTL time.Duration
+	// Replaces, when set, is a session the browser held (the caller
+	// checked its secret) that ends in the same unit of work: sessions
+	// rotate at every sign-in and account switch. A session already gone
+	// is no error.
+	Replaces string
 }
 
 // CreateDashboardSession opens a dashboard session and returns it with its
@@ -105,8 +110,20 @@ func (s *Store) CreateDashboardSession(ctx context.Context, actor Actor, in Dash
 			return fmt.Errorf("creating dashboard session: %w", err)
 		}
 		tok = token
-		t.audit("dashboard_session_created.v0", in.AccountID, ds.ID,
-			map[string]any{"user_id": in.UserID, "method": string(in.Method), "api_key_id": in.APIKeyID, "client_ip": in.ClientIP})
+		created := map[string]any{"user_id": in.UserID, "method": string(in.Method), "api_key_id": in.APIKeyID, "client_ip": in.ClientIP}
+		if in.Replaces != "" {
+			var oldAccount, oldUser string
+			err := t.queryRow(ctx, `DELETE FROM dashboard_sessions WHERE id = $1 RETURNING account_id, user_id`, in.Replaces).Scan(&oldAccount, &oldUser)
+			switch {
+			case err == nil:
+				created["replaces"] = in.Replaces
+				t.audit("dashboard_session_deleted.v0", oldAccount, in.Replaces,
+					map[string]any{"user_id": oldUser, "reason": "replaced", "replaced_by": ds.ID, "account_id": in.AccountID})
+			case !errors.Is(err, sql.ErrNoRows):
+				return fmt.Errorf("ending dashboard session %s: %w", in.Replaces, err)
+			}
+		}
+		t.audit("dashboard_session_created.v0", in.AccountID, ds.ID, created)
 		return nil
 	})
 	if err != nil {

@@ -198,6 +198,10 @@ type InvitationAccept struct {
 	// accept operation). When it is empty and the address belongs to a
 	// user, AcceptInvitation returns ErrExistingUser.
 	ExistingUserID string
+	// PasswordHash, when set, becomes the password of the user the
+	// acceptance creates (authn.HashPassword; the caller checked the
+	// password rules). It is ignored for an existing user.
+	PasswordHash string
 }
 
 // errAcceptRace makes AcceptInvitation retry: the user owning the address
@@ -292,6 +296,11 @@ func (s *Store) acceptOnce(ctx context.Context, id, secret string, in Invitation
 		case errors.Is(err, ErrNotFound):
 			if _, err := t.insertUser(ctx, cur.AccountID, userID, cur.Email, in.Name); err != nil {
 				return err
+			}
+			if in.PasswordHash != "" {
+				if err := t.setPassword(ctx, cur.AccountID, userID, in.PasswordHash, "invitation"); err != nil {
+					return err
+				}
 			}
 		case err != nil:
 			return err
