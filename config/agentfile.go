@@ -10,6 +10,7 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/tollgate/tollgate/codes"
 	"gopkg.in/yaml.v3"
@@ -49,6 +50,24 @@ type AgentFile struct {
 	// WebAddr is the inspection API address; "false" disables it; ""
 	// means DefaultWebAddr.
 	WebAddr string `yaml:"web_addr,omitempty"`
+	// Inspect records HTTP requests for the request inspector
+	// (docs/inspect.md); false turns recording off. Absent means true.
+	Inspect *bool `yaml:"inspect,omitempty"`
+	// MetricsAddr serves /metrics, /healthz and /readyz on a listener of
+	// their own, HOST:PORT (port 0 picks a free one); "" means none.
+	MetricsAddr string `yaml:"metrics_addr,omitempty"`
+	// LogLevel is debug, info, warn or error; "" means DefaultLogLevel.
+	LogLevel string `yaml:"log_level,omitempty"`
+	// LogFormat is console or json; "" means DefaultLogFormat.
+	LogFormat string `yaml:"log_format,omitempty"`
+	// HeartbeatInterval is how often agent and edge check that the
+	// connection is alive, a Go duration ("10s"); absent means the agent's
+	// default (10s).
+	HeartbeatInterval time.Duration `yaml:"heartbeat_interval,omitempty"`
+	// HeartbeatTolerance is how long past a missed heartbeat the
+	// connection counts as dead ("15s"); absent means the agent's default
+	// (15s).
+	HeartbeatTolerance time.Duration `yaml:"heartbeat_tolerance,omitempty"`
 	// HAConnections is how many connections the agent keeps to distinct
 	// edges of its region, 1 to MaxHAConnections; 0 (absent) means
 	// DefaultHAConnections.
@@ -81,6 +100,11 @@ type AgentFileEndpoint struct {
 	Metadata            string   `yaml:"metadata,omitempty"`
 	PoolingEnabled      bool     `yaml:"pooling_enabled,omitempty"`
 	ProxyProto          int      `yaml:"proxy_proto,omitempty"`
+	// Crt and Key are Endpoint.TerminateCert and TerminateKey (the flags
+	// --crt and --key of `tollgate tls`); relative paths are relative to
+	// the config file.
+	Crt string `yaml:"crt,omitempty"`
+	Key string `yaml:"key,omitempty"`
 }
 
 // DefaultAgentFilePath returns where the agent's config file lives:
@@ -121,10 +145,19 @@ func LoadAgentFile(path string) (*AgentFile, error) {
 
 // ParseAgentFile decodes an agent config file's contents strictly: unknown
 // keys, several YAML documents, versions other than 1, invalid endpoints
-// (Endpoint.Validate) and unknown transports are refused with a
-// *codes.Error TG_9002; YAML problems name the line.
+// (Endpoint.Validate), unknown transports, log levels and formats, invalid
+// addresses and negative heartbeat durations are refused with a
+// *codes.Error TG_9002; YAML problems name the line. Relative crt and key
+// paths are read relative to the working directory (LoadAgentFile reads
+// them relative to the file).
 func ParseAgentFile(data []byte) (*AgentFile, error) {
-	f := &AgentFile{}
+	return parseAgentFile(data, "")
+}
+
+// parseAgentFile is ParseAgentFile for a file in directory dir ("" = the
+// working directory).
+func parseAgentFile(data []byte, dir string) (*AgentFile, error) {
+	f := &AgentFile{dir: dir}
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
 	if err := dec.Decode(f); err != nil && !errors.Is(err, io.EOF) {
@@ -138,19 +171,12 @@ func ParseAgentFile(data []byte) (*AgentFile, error) {
 		return nil, invalid("version %d is not supported: this agent reads version %d.", f.Version, AgentFileVersion)
 	}
 	for name, ep := range f.Endpoints {
-		if _, err := ep.endpoint(name).Validate(); err != nil {
+		if _, err := ep.endpoint(name, dir).Validate(); err != nil {
 			return nil, err
 		}
 	}
-	if f.Transport != "" {
-		if _, err := ParseTransport(f.Transport); err != nil {
-			return nil, err
-		}
-	}
-	if f.HAConnections != 0 {
-		if err := CheckHAConnections(f.HAConnections); err != nil {
-			return nil, invalid("ha_connections is %d: use 1 to %d (default %d).", f.HAConnections, MaxHAConnections, DefaultHAConnections)
-		}
+	if err := f.checkAgentKeys(); err != nil {
+		return nil, err
 	}
 	return f, nil
 }
@@ -185,19 +211,82 @@ func (f *AgentFile) Settings() AgentSettings {
 	}
 	set(&s.Authtoken, f.Authtoken)
 	set(&s.ServerAddr, f.ServerAddr)
-	ca := f.RootCA
-	if ca != "" && !filepath.IsAbs(ca) && f.dir != "" {
-		ca = filepath.Join(f.dir, ca)
-	}
-	set(&s.RootCA, ca)
+	set(&s.RootCA, f.relPath(f.RootCA))
 	set(&s.Transport, f.Transport)
 	set(&s.Region, f.Region)
 	set(&s.WebAddr, f.WebAddr)
+	set(&s.MetricsAddr, f.MetricsAddr)
+	set(&s.LogLevel, f.LogLevel)
+	set(&s.LogFormat, f.LogFormat)
 	if f.HAConnections != 0 {
 		n := f.HAConnections
 		s.HAConnections = &n
 	}
+	if f.Inspect != nil {
+		v := *f.Inspect
+		s.Inspect = &v
+	}
+	for _, d := range []struct {
+		dst **time.Duration
+		v   time.Duration
+	}{{&s.HeartbeatInterval, f.HeartbeatInterval}, {&s.HeartbeatTolerance, f.HeartbeatTolerance}} {
+		if d.v != 0 {
+			v := d.v
+			*d.dst = &v
+		}
+	}
 	return s
+}
+
+// checkAgentKeys checks the agent-wide keys that have rules of their own.
+func (f *AgentFile) checkAgentKeys() error {
+	if f.Transport != "" {
+		if _, err := ParseTransport(f.Transport); err != nil {
+			return err
+		}
+	}
+	if f.HAConnections != 0 {
+		if err := CheckHAConnections(f.HAConnections); err != nil {
+			return invalid("ha_connections is %d: use 1 to %d (default %d).", f.HAConnections, MaxHAConnections, DefaultHAConnections)
+		}
+	}
+	if f.LogLevel != "" {
+		if err := CheckLogLevel(f.LogLevel); err != nil {
+			return err
+		}
+	}
+	if f.LogFormat != "" {
+		if err := CheckLogFormat(f.LogFormat); err != nil {
+			return err
+		}
+	}
+	if f.MetricsAddr != "" {
+		if err := CheckListenAddr(f.MetricsAddr); err != nil {
+			return invalid("metrics_addr %q is not HOST:PORT (for example 127.0.0.1:9101).", f.MetricsAddr)
+		}
+	}
+	for _, d := range []struct {
+		key string
+		v   time.Duration
+	}{{"heartbeat_interval", f.HeartbeatInterval}, {"heartbeat_tolerance", f.HeartbeatTolerance}} {
+		if d.v < 0 {
+			return invalid("%s is %s: give a positive duration such as 10s, or leave it out for the default.", d.key, d.v)
+		}
+	}
+	return nil
+}
+
+// relPath resolves a path the file names against the file's directory.
+func (f *AgentFile) relPath(p string) string {
+	return relTo(f.dir, p)
+}
+
+// relTo resolves a relative p against dir; "" and absolute paths are kept.
+func relTo(dir, p string) string {
+	if p != "" && !filepath.IsAbs(p) && dir != "" {
+		return filepath.Join(dir, p)
+	}
+	return p
 }
 
 // SelectEndpoints returns the named endpoints of the file, or all of them
@@ -224,7 +313,7 @@ func (f *AgentFile) SelectEndpoints(names []string, all bool) ([]Endpoint, error
 		if !ok {
 			return nil, invalid("No endpoint %q in the config file; it defines: %s.", n, f.endpointNames())
 		}
-		out = append(out, ep.endpoint(n))
+		out = append(out, ep.endpoint(n, f.dir))
 	}
 	return out, nil
 }
@@ -241,8 +330,9 @@ func (f *AgentFile) endpointNames() string {
 	return strings.Join(names, ", ")
 }
 
-// endpoint returns the file's endpoint as an Endpoint named name.
-func (e AgentFileEndpoint) endpoint(name string) Endpoint {
+// endpoint returns the file's endpoint as an Endpoint named name, with
+// crt and key resolved against dir, the file's directory.
+func (e AgentFileEndpoint) endpoint(name, dir string) Endpoint {
 	return Endpoint{
 		Name:                name,
 		Proto:               e.Proto,
@@ -258,6 +348,8 @@ func (e AgentFileEndpoint) endpoint(name string) Endpoint {
 		Metadata:            e.Metadata,
 		PoolingEnabled:      e.PoolingEnabled,
 		ProxyProto:          e.ProxyProto,
+		TerminateCert:       relTo(dir, e.Crt),
+		TerminateKey:        relTo(dir, e.Key),
 	}
 }
 
@@ -331,9 +423,10 @@ func UpdateAgentFile(path string, set map[string]string) error {
 	return writeFileAtomic(path, buf.Bytes())
 }
 
-// parseAgentFileAt is ParseAgentFile with errors naming path.
+// parseAgentFileAt is ParseAgentFile for the file at path, with errors
+// naming it.
 func parseAgentFileAt(path string, data []byte) (*AgentFile, error) {
-	f, err := ParseAgentFile(data)
+	f, err := parseAgentFile(data, filepath.Dir(path))
 	if err != nil {
 		var ce *codes.Error
 		if errors.As(err, &ce) {
@@ -343,7 +436,6 @@ func parseAgentFileAt(path string, data []byte) (*AgentFile, error) {
 		}
 		return nil, err
 	}
-	f.dir = filepath.Dir(path)
 	return f, nil
 }
 

@@ -1,20 +1,29 @@
 package config
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
 	"errors"
 	"flag"
 	"io/fs"
+	"math/big"
 	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files under testdata/")
 
 func TestAgentFileRoundTrip(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "sub", "tollgate.yml")
+	no := false
 	in := &AgentFile{
 		Authtoken:     "2abcdef_secret",
 		ServerAddr:    "edge.example.com:4443",
@@ -23,6 +32,13 @@ func TestAgentFileRoundTrip(t *testing.T) {
 		Region:        "eu",
 		WebAddr:       "false",
 		HAConnections: 3,
+		Inspect:       &no,
+		MetricsAddr:   "127.0.0.1:9101",
+		LogLevel:      "debug",
+		LogFormat:     "json",
+		// Written as "1m30s" and "2m0s", read back as durations.
+		HeartbeatInterval:  90 * time.Second,
+		HeartbeatTolerance: 2 * time.Minute,
 		Endpoints: map[string]AgentFileEndpoint{
 			"web": {Proto: "http", URL: "https://app.example.com", Upstream: "8080", MinTLS: "1.3",
 				CIDRAllow: []string{"10.0.0.0/8"}, CIDRDeny: []string{"10.1.0.0/16"}, BasicAuth: []string{"u:p"}, PoolingEnabled: true},
@@ -66,6 +82,15 @@ func TestParseAgentFileErrors(t *testing.T) {
 		{"too many HA connections", "ha_connections: 9\n", "ha_connections is 9: use 1 to 8"},
 		{"negative HA connections", "ha_connections: -1\n", "ha_connections is -1"},
 		{"wrong type", "endpoints: 3\n", "line 1"},
+		{"inspect is a bool", "inspect: maybe\n", "line 1"},
+		{"bad log level", "log_level: loud\n", "Unknown log level"},
+		{"bad log format", "log_format: xml\n", "Unknown log format"},
+		{"bad metrics addr", "metrics_addr: 9101\n", "metrics_addr \"9101\" is not HOST:PORT"},
+		{"heartbeat without unit", "heartbeat_interval: 10\n", "line 1"},
+		{"bad heartbeat", "heartbeat_tolerance: soon\n", "line 1"},
+		{"negative heartbeat", "heartbeat_interval: -1s\n", "heartbeat_interval is -1s"},
+		{"crt without key", "endpoints:\n  t:\n    proto: tls\n    upstream: 443\n    crt: c.pem\n", "needs both"},
+		{"crt on http", "endpoints:\n  w:\n    proto: http\n    upstream: 80\n    crt: c.pem\n    key: k.pem\n", "tls endpoints only"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -271,4 +296,99 @@ func TestAgentFilePoolingEnabled(t *testing.T) {
 	if !spec.PoolingEnabled {
 		t.Fatal("pooling_enabled did not reach the endpoint")
 	}
+}
+
+// TestAgentFileAgentKeys: the agent-wide keys that mirror --inspect,
+// --metrics-addr, --log-level, --log-format and the heartbeat flags reach
+// Settings; absent keys give nil (the flag's default applies).
+func TestAgentFileAgentKeys(t *testing.T) {
+	f, err := ParseAgentFile([]byte("inspect: false\nmetrics_addr: 127.0.0.1:0\nlog_level: info\nlog_format: json\n" +
+		"heartbeat_interval: 5s\nheartbeat_tolerance: 1m\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := f.Settings()
+	if s.Inspect == nil || *s.Inspect || *s.MetricsAddr != "127.0.0.1:0" || *s.LogLevel != "info" || *s.LogFormat != "json" ||
+		*s.HeartbeatInterval != 5*time.Second || *s.HeartbeatTolerance != time.Minute {
+		t.Fatalf("settings %+v", s)
+	}
+	empty, err := ParseAgentFile([]byte("version: 1\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e := empty.Settings(); e.Inspect != nil || e.MetricsAddr != nil || e.LogLevel != nil || e.HeartbeatInterval != nil {
+		t.Fatalf("absent keys: %+v", e)
+	}
+	// A flag (first layer) beats the file, also when it says false.
+	yes := true
+	m := MergeAgentSettings(AgentSettings{Inspect: &yes}, AgentSettings{}, s)
+	if !*m.Inspect || *m.LogLevel != "info" {
+		t.Fatalf("merged %+v", m)
+	}
+	m = MergeAgentSettings(AgentSettings{}, AgentSettings{}, s)
+	if *m.Inspect {
+		t.Fatalf("file's inspect: false lost: %+v", m)
+	}
+}
+
+// TestAgentFileTLSTermination: a tls endpoint's crt and key (the flags
+// --crt and --key) are read relative to the config file's directory,
+// whatever the working directory.
+func TestAgentFileTLSTermination(t *testing.T) {
+	dir := t.TempDir()
+	certPEM, keyPEM := selfSignedPEM(t)
+	for name, data := range map[string][]byte{"cert.pem": certPEM, "key.pem": keyPEM} {
+		if err := os.WriteFile(filepath.Join(dir, name), data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	path := filepath.Join(dir, "tollgate.yml")
+	yml := "endpoints:\n  pass:\n    proto: tls\n    url: tls://pass.example.com\n    upstream: 8443\n    crt: cert.pem\n    key: key.pem\n"
+	if err := os.WriteFile(path, []byte(yml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	f, err := LoadAgentFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	eps, err := f.SelectEndpoints([]string{"pass"}, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if eps[0].TerminateCert != filepath.Join(dir, "cert.pem") || eps[0].TerminateKey != filepath.Join(dir, "key.pem") {
+		t.Fatalf("endpoint %+v", eps[0])
+	}
+	spec, err := eps[0].Validate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(spec.TerminateCert) != string(certPEM) || string(spec.TerminateKey) != string(keyPEM) {
+		t.Fatal("the certificate and key read are not the files'")
+	}
+	// Relative to the file, not to the working directory: parsed without
+	// a file, the same text cannot find them.
+	if _, err := ParseAgentFile([]byte(yml)); err == nil || !strings.Contains(err.Error(), "could not be read") {
+		t.Fatalf("parsed outside the file's directory: %v", err)
+	}
+}
+
+// selfSignedPEM returns a fresh self-signed ECDSA certificate for
+// pass.example.com and its key, PEM-encoded.
+func selfSignedPEM(t *testing.T) (certPEM, keyPEM []byte) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "pass.example.com"},
+		DNSNames: []string{"pass.example.com"}, NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kder, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder})
 }

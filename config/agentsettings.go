@@ -3,6 +3,7 @@ package config
 import (
 	"net"
 	"strings"
+	"time"
 )
 
 // Environment variables the agent reads (flag > environment > config file).
@@ -74,6 +75,18 @@ type AgentSettings struct {
 	// HAConnections is the count of connections to distinct edges of the
 	// region; nil means DefaultHAConnections.
 	HAConnections *int
+	// Inspect records HTTP requests for the request inspector; nil means
+	// true.
+	Inspect *bool
+	// MetricsAddr is the metrics listener's HOST:PORT; nil or "" means
+	// none.
+	MetricsAddr *string
+	// LogLevel and LogFormat: nil means DefaultLogLevel and
+	// DefaultLogFormat.
+	LogLevel, LogFormat *string
+	// HeartbeatInterval and HeartbeatTolerance: nil means the agent's
+	// defaults.
+	HeartbeatInterval, HeartbeatTolerance *time.Duration
 }
 
 // AgentSettingsFromEnv returns the values given by TOLLGATE_AUTHTOKEN,
@@ -97,11 +110,6 @@ func AgentSettingsFromEnv(getenv func(string) string) AgentSettings {
 // that gives one: call it as MergeAgentSettings(flags, env, file).
 func MergeAgentSettings(layers ...AgentSettings) AgentSettings {
 	var out AgentSettings
-	pick := func(dst **string, v *string) {
-		if *dst == nil && v != nil {
-			*dst = v
-		}
-	}
 	for _, l := range layers {
 		pick(&out.Authtoken, l.Authtoken)
 		pick(&out.ServerAddr, l.ServerAddr)
@@ -109,11 +117,59 @@ func MergeAgentSettings(layers ...AgentSettings) AgentSettings {
 		pick(&out.Transport, l.Transport)
 		pick(&out.Region, l.Region)
 		pick(&out.WebAddr, l.WebAddr)
-		if out.HAConnections == nil {
-			out.HAConnections = l.HAConnections
-		}
+		pick(&out.HAConnections, l.HAConnections)
+		pick(&out.Inspect, l.Inspect)
+		pick(&out.MetricsAddr, l.MetricsAddr)
+		pick(&out.LogLevel, l.LogLevel)
+		pick(&out.LogFormat, l.LogFormat)
+		pick(&out.HeartbeatInterval, l.HeartbeatInterval)
+		pick(&out.HeartbeatTolerance, l.HeartbeatTolerance)
 	}
 	return out
+}
+
+// pick sets *dst to v unless an earlier layer set it.
+func pick[T any](dst **T, v *T) {
+	if *dst == nil && v != nil {
+		*dst = v
+	}
+}
+
+// Logging: the values of --log-level and --log-format, and of the config
+// file's log_level and log_format.
+const (
+	DefaultLogLevel  = "warn"
+	DefaultLogFormat = "console"
+)
+
+// CheckLogLevel checks a log level: debug, info, warn or error. Errors are
+// *codes.Error TG_9002.
+func CheckLogLevel(l string) error {
+	switch l {
+	case "debug", "info", "warn", "error":
+		return nil
+	}
+	return invalid("Unknown log level %q: use debug, info, warn or error.", l)
+}
+
+// CheckLogFormat checks a log format: console or json. Errors are
+// *codes.Error TG_9002.
+func CheckLogFormat(f string) error {
+	switch f {
+	case "console", "json":
+		return nil
+	}
+	return invalid("Unknown log format %q: use console or json.", f)
+}
+
+// CheckListenAddr checks a listen address: HOST:PORT (the host may be
+// empty, meaning every address), where port 0 picks a free port. Errors
+// are *codes.Error TG_9002.
+func CheckListenAddr(addr string) error {
+	if _, p, err := net.SplitHostPort(addr); err != nil || (p != "0" && checkPort(p) != nil) {
+		return invalid("The address %q is not HOST:PORT (for example 127.0.0.1:9101).", addr)
+	}
+	return nil
 }
 
 // ParseTransport validates a transport value, ignoring case and
@@ -154,7 +210,7 @@ func ParseWebAddr(s string) (string, error) {
 	if w == "" || w == "false" {
 		return "", nil
 	}
-	if _, p, err := net.SplitHostPort(w); err != nil || (p != "0" && checkPort(p) != nil) {
+	if CheckListenAddr(w) != nil {
 		return "", invalid("The web address %q is not HOST:PORT (for example 127.0.0.1:4040), or 'false' to disable it.", s)
 	}
 	return w, nil

@@ -5,8 +5,10 @@
 // environment variables and the file each give (AgentSettings,
 // MergeAgentSettings), and the rules for every value they hold: endpoints
 // (Endpoint.Validate, ParseEndpointURL, ParseUpstream), transports
-// (ParseTransport), addresses (CheckServerAddr, ParseWebAddr) and root CA
-// files (LoadRootCAs). The file of tollgated will land beside it.
+// (ParseTransport), addresses (CheckServerAddr, ParseWebAddr,
+// CheckListenAddr), logging (CheckLogLevel, CheckLogFormat) and root CA
+// files (LoadRootCAs). The file has a key for every flag of the agent but
+// --config (docs/agent-config.md). The file of tollgated will land beside it.
 //
 // Invariants:
 //   - Decoding is strict: an unknown key, a second YAML document or an

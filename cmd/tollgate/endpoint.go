@@ -174,22 +174,16 @@ section of the config file, all over one agent session:
 // order of precedence), runs it until a signal, Stop or a permanent error,
 // and prints what the user needs to see.
 func runAgent(ctx context.Context, e *env, file *config.AgentFile, eps []config.Endpoint) error {
-	log, err := e.global.logger(e.stderr)
+	cfg, settings, err := agentConfig(e, file, eps)
+	if err != nil {
+		return fail(err)
+	}
+	log, err := newLogger(e.stderr, deref(settings.LogLevel), deref(settings.LogFormat))
 	if err != nil {
 		return fail(err)
 	}
 	defer func() { _ = log.Sync() }()
 
-	cfg := agent.Config{Endpoints: eps, Version: version,
-		HeartbeatInterval: e.global.heartbeatInterval, HeartbeatTolerance: e.global.heartbeatTolerance}
-	settings := config.MergeAgentSettings(e.global.settings(), config.AgentSettingsFromEnv(e.getenv), file.Settings())
-	if n := settings.HAConnections; n != nil {
-		if err := config.CheckHAConnections(*n); err != nil {
-			return fail(err) // 0 would read as the default
-		}
-	}
-	cfg.Apply(settings)
-	cfg.Inspect.Off = !e.global.inspect
 	p := &printer{inspect: !cfg.Inspect.Off, askedWeb: cfg.WebAddr, out: e.stdout, errOut: e.stderr, ha: cfg.HAConnections}
 	if p.ha == 0 {
 		p.ha = config.DefaultHAConnections
@@ -199,8 +193,8 @@ func runAgent(ctx context.Context, e *env, file *config.AgentFile, eps []config.
 	if err != nil {
 		return fail(err)
 	}
-	if e.global.metricsAddr != "" {
-		ops, err := opsserver.Listen(e.global.metricsAddr, "--metrics-addr", agent.OpsHandler(a))
+	if m := deref(settings.MetricsAddr); m != "" {
+		ops, err := opsserver.Listen(m, "--metrics-addr (metrics_addr in the config file)", agent.OpsHandler(a))
 		if err != nil {
 			return fail(err)
 		}
@@ -217,6 +211,32 @@ func runAgent(ctx context.Context, e *env, file *config.AgentFile, eps []config.
 		return result(err)
 	}
 	return result(<-done)
+}
+
+// agentConfig merges flags, environment and file (in that order of
+// precedence) into the agent's configuration; the merged settings also
+// give the logger and the metrics listener. Errors are *codes.Error.
+func agentConfig(e *env, file *config.AgentFile, eps []config.Endpoint) (agent.Config, config.AgentSettings, error) {
+	settings := config.MergeAgentSettings(e.global.settings(), config.AgentSettingsFromEnv(e.getenv), file.Settings())
+	cfg := agent.Config{Endpoints: eps, Version: version,
+		HeartbeatInterval: deref(settings.HeartbeatInterval), HeartbeatTolerance: deref(settings.HeartbeatTolerance)}
+	if n := settings.HAConnections; n != nil {
+		if err := config.CheckHAConnections(*n); err != nil {
+			return cfg, settings, err // 0 would read as the default
+		}
+	}
+	cfg.Apply(settings)
+	cfg.Inspect.Off = settings.Inspect != nil && !*settings.Inspect
+	return cfg, settings, nil
+}
+
+// deref returns *p, or the zero value for nil.
+func deref[T any](p *T) T {
+	var v T
+	if p != nil {
+		v = *p
+	}
+	return v
 }
 
 func result(err error) error {

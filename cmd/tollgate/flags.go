@@ -40,33 +40,38 @@ func (g *globalFlags) register(root *cobra.Command) {
 	f.BoolVar(&g.inspect, "inspect", true, "record HTTP requests for the inspector at --web-addr (/inspect, /api/requests/http); --inspect=false turns recording off")
 	f.StringVar(&g.metricsAddr, "metrics-addr", "", "serve Prometheus metrics (/metrics), /healthz and /readyz on a listener of their own, e.g. 127.0.0.1:9101 (the inspection API at --web-addr serves them too)")
 	f.StringVar(&g.configPath, "config", "", "config file (default $TOLLGATE_CONFIG, $XDG_CONFIG_HOME/tollgate/tollgate.yml, ~/.config/tollgate/tollgate.yml)")
-	f.StringVar(&g.logLevel, "log-level", "warn", "log level: debug, info, warn or error")
-	f.StringVar(&g.logFormat, "log-format", "console", "log format: console or json")
+	f.StringVar(&g.logLevel, "log-level", config.DefaultLogLevel, "log level: debug, info, warn or error")
+	f.StringVar(&g.logFormat, "log-format", config.DefaultLogFormat, "log format: console or json")
 	f.DurationVar(&g.heartbeatInterval, "heartbeat-interval", agent.DefaultHeartbeatInterval, "how often agent and edge check that the connection is alive")
 	f.DurationVar(&g.heartbeatTolerance, "heartbeat-tolerance", agent.DefaultHeartbeatTolerance, "how long past a missed heartbeat the connection counts as dead and the agent reconnects")
 }
 
 // settings returns the values given as flags; unset flags are nil.
 func (g *globalFlags) settings() config.AgentSettings {
-	get := func(name, v string) *string {
-		if g.cmd.PersistentFlags().Changed(name) {
-			return &v
-		}
-		return nil
-	}
-	var ha *int
-	if g.cmd.PersistentFlags().Changed("ha-connections") {
-		ha = &g.haConnections
-	}
+	changed := g.cmd.PersistentFlags().Changed
 	return config.AgentSettings{
-		HAConnections: ha,
-		Authtoken:     get("authtoken", g.authtoken),
-		ServerAddr:    get("server-addr", g.serverAddr),
-		RootCA:        get("root-ca", g.rootCA),
-		Transport:     get("transport", g.transport),
-		Region:        get("region", g.region),
-		WebAddr:       get("web-addr", g.webAddr),
+		HAConnections:      flagValue(changed, "ha-connections", g.haConnections),
+		Authtoken:          flagValue(changed, "authtoken", g.authtoken),
+		ServerAddr:         flagValue(changed, "server-addr", g.serverAddr),
+		RootCA:             flagValue(changed, "root-ca", g.rootCA),
+		Transport:          flagValue(changed, "transport", g.transport),
+		Region:             flagValue(changed, "region", g.region),
+		WebAddr:            flagValue(changed, "web-addr", g.webAddr),
+		Inspect:            flagValue(changed, "inspect", g.inspect),
+		MetricsAddr:        flagValue(changed, "metrics-addr", g.metricsAddr),
+		LogLevel:           flagValue(changed, "log-level", g.logLevel),
+		LogFormat:          flagValue(changed, "log-format", g.logFormat),
+		HeartbeatInterval:  flagValue(changed, "heartbeat-interval", g.heartbeatInterval),
+		HeartbeatTolerance: flagValue(changed, "heartbeat-tolerance", g.heartbeatTolerance),
 	}
+}
+
+// flagValue returns &v when the flag name was given, else nil.
+func flagValue[T any](changed func(string) bool, name string, v T) *T {
+	if changed(name) {
+		return &v
+	}
+	return nil
 }
 
 // filePath returns the config file path: --config, else the default.
@@ -94,15 +99,28 @@ func (g *globalFlags) loadFile(getenv func(string) string, required bool) (*conf
 	return f, path, err
 }
 
-// logger builds the logger from --log-level and --log-format, writing to
-// w (stderr).
-func (g *globalFlags) logger(w io.Writer) (*zap.Logger, error) {
-	level, err := zapcore.ParseLevel(g.logLevel)
+// newLogger builds the logger from a log level and format (--log-level and
+// --log-format, or the config file's log_level and log_format; "" means
+// the default), writing to w (stderr). Errors are *codes.Error TG_9002.
+func newLogger(w io.Writer, levelName, format string) (*zap.Logger, error) {
+	if levelName == "" {
+		levelName = config.DefaultLogLevel
+	}
+	if format == "" {
+		format = config.DefaultLogFormat
+	}
+	if err := config.CheckLogLevel(levelName); err != nil {
+		return nil, err
+	}
+	if err := config.CheckLogFormat(format); err != nil {
+		return nil, err
+	}
+	level, err := zapcore.ParseLevel(levelName)
 	if err != nil {
-		return nil, codes.NewError(codes.ConfigInvalid, "Unknown log level %q: use debug, info, warn or error.", g.logLevel)
+		return nil, codes.NewError(codes.ConfigInvalid, "Unknown log level %q: use debug, info, warn or error.", levelName)
 	}
 	var enc zapcore.Encoder
-	switch g.logFormat {
+	switch format {
 	case "console":
 		ec := zap.NewDevelopmentEncoderConfig()
 		ec.EncodeTime = zapcore.TimeEncoderOfLayout("15:04:05.000")
@@ -111,7 +129,7 @@ func (g *globalFlags) logger(w io.Writer) (*zap.Logger, error) {
 	case "json":
 		enc = zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig())
 	default:
-		return nil, codes.NewError(codes.ConfigInvalid, "Unknown log format %q: use console or json.", g.logFormat)
+		return nil, codes.NewError(codes.ConfigInvalid, "Unknown log format %q: use console or json.", format)
 	}
 	return zap.New(zapcore.NewCore(enc, zapcore.Lock(zapcore.AddSync(w)), level)), nil
 }

@@ -196,8 +196,11 @@ func splitWords(s string) ([]string, error) {
 
 // normalizeBindAddr turns the bind address of a tcpip-forward request
 // into a requested host name: "" means none (the client sent "", "localhost",
-// a wildcard or a loopback address, which OpenSSH sends by default); a name
-// of one label is a subdomain of base. Names are lower-case punycode.
+// "*" (all addresses), an unspecified or a loopback address, which OpenSSH
+// sends by default); a name of one label is a subdomain of base. A
+// wildcard name "*.example.com" is kept as the pattern: whether it may be
+// bound is the edge's rule for every bind (edge.NewEndpoint,
+// docs/wildcard-endpoints.md#binding). Names are lower-case punycode.
 func normalizeBindAddr(addr, base string) (string, *codes.Error) {
 	a := strings.TrimSuffix(strings.TrimSpace(addr), ".")
 	a = strings.TrimSuffix(strings.TrimPrefix(a, "["), "]")
@@ -211,7 +214,7 @@ func normalizeBindAddr(addr, base string) (string, *codes.Error) {
 		}
 		return "", codes.NewError(codes.BindURL, "The -R bind address %s is an IP address: give a name (-R NAME:443:...) or none.", addr)
 	}
-	h, err := policy.NormalizeHostname(a)
+	h, err := policy.NormalizeDomainPattern(a)
 	if err != nil {
 		return "", codes.NewError(codes.BindURL, "The -R bind address %q is not a valid name: %v.", addr, policy.HostnameReason(err))
 	}
@@ -285,7 +288,8 @@ func (c *command) bindRequest(name string, port uint32, tcpHost string) (*tunnel
 	return &tunnel.Bind{Proto: proto, ForwardsTo: "ssh -R", Opts: raw}, nil
 }
 
-// sameHost reports whether the URL's host is name.
+// sameHost reports whether the URL's host is name (both may be a
+// wildcard "*.example.com").
 func sameHost(rawURL, name string) bool {
 	_, rest, ok := strings.Cut(rawURL, "://")
 	if !ok {
@@ -295,6 +299,6 @@ func sameHost(rawURL, name string) bool {
 	if h, _, err := net.SplitHostPort(rest); err == nil {
 		host = h
 	}
-	h, err := policy.NormalizeHostname(strings.TrimSpace(strings.TrimSuffix(host, "/")))
+	h, err := policy.NormalizeDomainPattern(strings.TrimSpace(strings.TrimSuffix(host, "/")))
 	return err == nil && h == name
 }

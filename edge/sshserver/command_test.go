@@ -84,6 +84,9 @@ func TestNormalizeSSHBindAddr(t *testing.T) {
 		{"app", "app.tollgate.localhost", false},
 		{"App.Example.COM.", "app.example.com", false},
 		{"bücher.example.com", "xn--bcher-kva.example.com", false},
+		// A wildcard name is kept; the edge decides whether it may be bound.
+		{"*.Example.com", "*.example.com", false},
+		{"'*.ci.tollgate.localhost.'", "", true},
 		{"203.0.113.9", "", true},
 		{"a b", "", true},
 	}
@@ -110,6 +113,10 @@ func TestSSHBindRequest(t *testing.T) {
 		{command{proto: "http", url: "https://APP.tollgate.localhost"}, "app.tollgate.localhost", 443, "https", "https://APP.tollgate.localhost", ""},
 		{command{proto: "http", url: "https://b.tollgate.localhost"}, "app.tollgate.localhost", 443, "", "", codes.BindURL},
 		{command{proto: "http"}, "", 8080, "", "", codes.BindURL},
+		{command{proto: "http"}, "*.example.com", 443, "https", "https://*.example.com", ""},
+		{command{proto: "http", url: "https://*.Example.com"}, "*.example.com", 443, "https", "https://*.Example.com", ""},
+		{command{proto: "http", url: "https://app.example.com"}, "*.example.com", 443, "", "", codes.BindURL},
+		{command{proto: "tls"}, "*.example.com", 443, "tls", "tls://*.example.com", ""},
 		{command{proto: "tls"}, "", 0, "tls", "", ""},
 		{command{proto: "tls"}, "", 80, "", "", codes.BindURL},
 		{command{proto: "tcp"}, "", 0, "tcp", "", ""},
