@@ -134,7 +134,8 @@ func startEventsControl(t *testing.T, dsn string, extra ...string) (*controlServ
 	t.Helper()
 	boot := filepath.Join(t.TempDir(), "boot.json")
 	args := append([]string{"--bootstrap-file", boot, "--rate-limit=-1", "--events-poll-interval=200ms",
-		"--events-min-backoff=100ms", "--events-max-backoff=400ms", "--events-send-timeout=2s"}, extra...)
+		"--events-min-backoff=100ms", "--events-max-backoff=400ms", "--events-send-timeout=2s",
+		"--events-egress-allow=127.0.0.0/8,::1/128"}, extra...)
 	cp := startControl(t, dsn, args...)
 	return cp, readBootstrap(t, boot).APIKey
 }

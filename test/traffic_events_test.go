@@ -191,7 +191,7 @@ func TestTrafficEventsControlUnreachable(t *testing.T) {
 	e := c.startEdge("us", "127.0.0.1", "--metrics-addr", "127.0.0.1:0", "--traffic-buffer", fmt.Sprint(buffer),
 		"--traffic-flush-interval", "100ms", "--traffic-poll-interval", "200ms")
 	hook := c.mustAPI("POST", "/event_destinations", map[string]any{"format": "JSON",
-		"target": map[string]any{"webhook": map[string]any{"url": "https://127.0.0.1:9/hook", "secrets": []string{whsec(make([]byte, 32))}}}}, 201)
+		"target": map[string]any{"webhook": map[string]any{"url": "https://hooks.invalid/hook", "secrets": []string{whsec(make([]byte, 32))}}}}, 201)
 	c.mustAPI("POST", "/event_subscriptions", map[string]any{
 		"sources":         []any{map[string]any{"type": "http_request_complete.v0"}},
 		"destination_ids": []string{hook["id"].(string)}}, 201)

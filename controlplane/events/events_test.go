@@ -83,7 +83,7 @@ func TestWebhookSignature(t *testing.T) {
 func TestParseTarget(t *testing.T) {
 	o := TargetOptions{}
 	good := []string{
-		`{"nats":{"url":"nats://127.0.0.1:4222","subject":"tollgate.events"}}`,
+		`{"nats":{"url":"nats://nats.example.com:4222","subject":"tollgate.events"}}`,
 		`{"webhook":{"url":"https://hooks.example.com/x","secrets":["whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"]}}`,
 		`{"kinesis":{"auth":{"role":{"role_arn":"arn:aws:iam::123456789012:role/x"}},"stream_arn":"arn:aws:kinesis:us-east-1:123456789012:stream/x"}}`,
 	}
