@@ -184,7 +184,8 @@ func TestTrafficEvents(t *testing.T) {
 
 // TestTrafficEventsControlUnreachable: an edge whose control plane is gone
 // keeps answering requests; its traffic buffer fills to its bound and every
-// record past it is dropped and counted.
+// record past it is dropped and counted — in its metrics, and, once the
+// control plane is back, in the destination's status.
 func TestTrafficEventsControlUnreachable(t *testing.T) {
 	c := newCluster(t)
 	const buffer = 40
@@ -228,5 +229,18 @@ func TestTrafficEventsControlUnreachable(t *testing.T) {
 	if got := after.value(t, "tollgate_edge_requests_total", "endpoint_kind", "https", "status_class", "2xx") -
 		before.value(t, "tollgate_edge_requests_total", "endpoint_kind", "https", "status_class", "2xx"); got != n {
 		t.Errorf("2xx requests counted: %v, want %d", got, n)
+	}
+
+	// The control plane back: the edge reports its drops, and the
+	// destination's status shows them for the account's type.
+	c.restartControl()
+	var drops map[string]any
+	poll(t, "the edge's drops in the destination's status", func() bool {
+		st := c.mustAPI("GET", "/event_destinations/"+hook["id"].(string), nil, 200)["tollgate_delivery"].(map[string]any)
+		drops, _ = st["traffic_dropped"].(map[string]any)
+		return len(drops) > 0
+	})
+	if d, _ := drops["http_request_complete.v0"].(map[string]any); d == nil || d["edge"] != float64(n-buffer) || d["outbox"] != float64(0) {
+		t.Errorf("traffic_dropped %v, want {http_request_complete.v0: {edge: %d, outbox: 0}}", drops, n-buffer)
 	}
 }

@@ -168,3 +168,67 @@ func (s *Store) pruneTraffic(ctx context.Context, accountID string, rev uint64, 
 	n, _ := r.RowsAffected()
 	return n, nil
 }
+
+// TrafficDrop counts the traffic events of one account and type that never
+// reached the outbox: Edge, dropped at an edge because its buffer was full;
+// Outbox, refused because the account was at its cap.
+type TrafficDrop struct {
+	AccountID string
+	Type      string
+	Edge      int64
+	Outbox    int64
+}
+
+// AddTrafficDrops adds the counts to the account's and type's totals in
+// one transaction. Counts of an account that no longer exists are
+// ignored.
+func (s *Store) AddTrafficDrops(ctx context.Context, drops []TrafficDrop) error {
+	if len(drops) == 0 {
+		return nil
+	}
+	tx, err := s.wdb.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("beginning transaction: %w", err)
+	}
+	defer func() { _ = tx.Rollback() }()
+	now := time.Now().UnixMicro()
+	for _, d := range drops {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO event_traffic_drops (account_id, event_type, edge_dropped, outbox_dropped, updated_at)
+			SELECT id, $2, CAST($3 AS BIGINT), CAST($4 AS BIGINT), CAST($5 AS BIGINT) FROM accounts WHERE id = $1
+			ON CONFLICT (account_id, event_type) DO UPDATE SET edge_dropped = event_traffic_drops.edge_dropped + excluded.edge_dropped,
+				outbox_dropped = event_traffic_drops.outbox_dropped + excluded.outbox_dropped, updated_at = excluded.updated_at`,
+			d.AccountID, d.Type, d.Edge, d.Outbox, now); err != nil {
+			return fmt.Errorf("counting dropped traffic events of %s: %w", d.AccountID, err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("counting dropped traffic events: %w", err)
+	}
+	return nil
+}
+
+// TrafficDropsFor returns the drop totals of the account's traffic types
+// that some source of a subscription naming the destination selects, by
+// type; types without drops are absent.
+func (s *Store) TrafficDropsFor(ctx context.Context, accountID, destID string) (map[string]TrafficDrop, error) {
+	rows, err := s.rdb.QueryContext(ctx, `SELECT event_type, edge_dropped, outbox_dropped FROM event_traffic_drops
+		WHERE account_id = $1 AND event_type IN (SELECT src.type FROM event_sources src
+			JOIN event_subscription_destinations sd ON sd.subscription_id = src.subscription_id WHERE sd.destination_id = $2)`,
+		accountID, destID)
+	if err != nil {
+		return nil, fmt.Errorf("reading dropped traffic events of %s: %w", accountID, err)
+	}
+	defer rows.Close()
+	out := map[string]TrafficDrop{}
+	for rows.Next() {
+		d := TrafficDrop{AccountID: accountID}
+		if err := rows.Scan(&d.Type, &d.Edge, &d.Outbox); err != nil {
+			return nil, fmt.Errorf("reading dropped traffic events of %s: %w", accountID, err)
+		}
+		out[d.Type] = d
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("reading dropped traffic events of %s: %w", accountID, err)
+	}
+	return out, nil
+}
