@@ -38,16 +38,20 @@ type trafficPayload struct {
 
 // TrafficEventID derives the stable ID of the seq-th record of an edge's
 // run (traffic.Batch): the same inputs give the same ID, so a retried
-// batch is deduplicated by the outbox.
+// batch is deduplicated by the outbox. The ID is "ev_t", 16 hex digits of
+// a hash of the edge and its run, and the sequence number in 16 hex
+// digits: the IDs of one run sort in the order of their records, so the
+// outbox's ID index grows at one end per run instead of at random places
+// (half the ingest's CPU on SQLite; BenchmarkAppendTrafficEvents).
 func TrafficEventID(edgeID, boot string, seq uint64) string {
 	h := sha256.New()
 	h.Write([]byte(edgeID))
 	h.Write([]byte{0})
 	h.Write([]byte(boot))
-	var b [8]byte
-	binary.BigEndian.PutUint64(b[:], seq)
-	h.Write(b[:])
-	return "ev_t" + hex.EncodeToString(h.Sum(nil)[:15])
+	var b [16]byte
+	copy(b[:8], h.Sum(nil))
+	binary.BigEndian.PutUint64(b[8:], seq)
+	return "ev_t" + hex.EncodeToString(b[:])
 }
 
 // IngestTraffic writes the batch's records into the outbox, each as an
