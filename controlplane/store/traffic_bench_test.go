@@ -34,9 +34,12 @@ func BenchmarkAppendTrafficEvents(b *testing.B) {
 }
 
 func benchAppendTraffic(b *testing.B, d string, ordered bool) {
+	benchAppendTrafficOn(b, openTest(b, storetest.DSN(b, d)), ordered)
+}
+
+func benchAppendTrafficOn(b *testing.B, s *Store, ordered bool) {
 	{
 		{
-			s := openTest(b, storetest.DSN(b, d))
 			ctx := context.Background()
 			f := newFixture(b, s)
 			const batch = 1000
