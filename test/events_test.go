@@ -505,7 +505,7 @@ func TestEventsSurviveKill(t *testing.T) {
 			t.Logf("killed after %d acknowledged writes", len(acked))
 
 			// The killed process's lease ends within 4 × --events-send-timeout.
-			cp = startControl(t, dsn, "--rate-limit=-1", "--events-poll-interval=200ms", "--events-send-timeout=2s")
+			cp = startControl(t, dsn, "--rate-limit=-1", "--events-poll-interval=200ms", "--events-send-timeout=2s", "--events-egress-allow=127.0.0.0/8,::1/128")
 			sentinel := api(t, cp.apiURL, key, "POST", "/bot_users", map[string]any{"name": "sentinel"}, 201)["id"].(string)
 			evs := waitStream(t, st, "the sentinel's event", func(e streamEvent) bool {
 				return e.body["object"].(map[string]any)["id"] == sentinel
