@@ -39,6 +39,7 @@ var auditKinds = []struct {
 	{"membership", "a user's membership and roles", []string{"created", "updated", "deleted"}},
 	{"reserved_addr", "a reserved TCP address", []string{"created", "updated", "deleted"}},
 	{"reserved_domain", "a reserved domain", []string{"created", "updated", "deleted"}},
+	{"scim_group", "a SCIM group", []string{"created", "updated", "deleted", "members_changed"}},
 	{"ssh_credential", "an SSH public key credential", []string{"created", "updated", "deleted"}},
 	{"tunnel_session", "an agent session, by an operator", []string{"stopped", "restarted"}},
 	{"user", "a user", []string{"created", "updated", "deleted"}},
