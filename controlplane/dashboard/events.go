@@ -257,7 +257,7 @@ func (s *Server) dashAddSource(w http.ResponseWriter, r *http.Request, c *dashCa
 			err = controlplane.NotFound(err, "event subscription", id)
 		}
 	}
-	return s.afterEventsChange(w, r, c, err)
+	return redirectAfter(s, w, r, c, "events", "Events", s.eventsView, err, "/events", "source-added", id)
 }
 
 // dashDeleteSource is POST /events/subscriptions/{id}/sources/{type}/delete,
@@ -275,5 +275,5 @@ func (s *Server) dashDeleteSource(w http.ResponseWriter, r *http.Request, c *das
 	if err = s.store.DeleteEventSource(r.Context(), c.Actor, c.AccountID(), id, typ); err != nil {
 		err = controlplane.NotFound(err, "event source", id+"/sources/"+typ)
 	}
-	return s.afterEventsChange(w, r, c, err)
+	return redirectAfter(s, w, r, c, "events", "Events", s.eventsView, err, "/events", "source-removed", id)
 }

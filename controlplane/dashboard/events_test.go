@@ -150,8 +150,10 @@ func TestDashboardEvents(t *testing.T) {
 			if n := len(sources()); n != 1 {
 				t.Fatalf("%d sources after refused forms", n)
 			}
-			admin.post("/events", srcPath, url.Values{"type": {typ2}, "filter": {`object.id.startsWith("x")`}, "fields": {"object.id"}}).
-				want(t, http.StatusSeeOther, "")
+			if id := admin.post("/events", srcPath, url.Values{"type": {typ2}, "filter": {`object.id.startsWith("x")`}, "fields": {"object.id"}}).
+				done(t, "/events", "source-added"); id != sub {
+				t.Fatalf("the banner names %q, want %s", id, sub)
+			}
 			if got := sources(); len(got) != 2 || got[1].Type != typ2 || got[1].Filter != `object.id.startsWith("x")` || len(got[1].Fields) != 1 {
 				t.Fatalf("sources after adding: %+v", got)
 			}
@@ -159,7 +161,7 @@ func TestDashboardEvents(t *testing.T) {
 			if !strings.Contains(p.body, `action="`+srcPath+"/"+typ2+`/delete"`) {
 				t.Fatalf("no remove button for the new source: %s", p.body)
 			}
-			admin.post("/events", srcPath+"/"+typ+"/delete", nil).want(t, http.StatusSeeOther, "")
+			admin.post("/events", srcPath+"/"+typ+"/delete", nil).done(t, "/events", "source-removed")
 			if got := sources(); len(got) != 1 || got[0].Type != typ2 {
 				t.Fatalf("sources after removing: %+v", got)
 			}
