@@ -110,7 +110,7 @@ func TestParseTarget(t *testing.T) {
 // control plane records: every "<object>_<verb>.v0" literal in its code is
 // an event type.
 func TestTypesCoverAuditEvents(t *testing.T) {
-	lit := regexp.MustCompile(`"([a-z_]+_(created|updated|deleted|accepted|stopped|restarted|members_changed)\.v0)"`)
+	lit := regexp.MustCompile(`"([a-z_]+_(created|updated|deleted|accepted|stopped|restarted|members_changed|used|set|started|confirmed)\.v0)"`)
 	found := 0
 	err := filepath.Walk("..", func(p string, fi os.FileInfo, err error) error {
 		if err != nil || fi.IsDir() || !strings.HasSuffix(p, ".go") || strings.HasSuffix(p, "_test.go") {
