@@ -345,5 +345,10 @@ const (
 	// EventTestFailed: the test event could not be delivered; the message
 	// says why.
 	EventTestFailed Code = "TG_5417"
+	// EventEgressForbidden: an event destination's host is (or, when
+	// delivering, resolves to) a loopback, private, link-local,
+	// unspecified or multicast address the operator has not admitted with
+	// --events-egress-allow (docs/events.md#egress).
+	EventEgressForbidden Code = "TG_5418"
 	// events: add new codes above this line (TG_5410–TG_5449).
 )

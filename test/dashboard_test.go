@@ -226,7 +226,8 @@ func into[T any](a chromedp.Action[T], dst *T) chromedp.Action[chromedp.Void] {
 // `tollgated dev` in Chromium: a file destination created with the form,
 // its test event sent with the button (the page shows its ID and the file
 // holds it), a subscription with a bad CEL filter refused with the
-// compiler's message, then created with a good one and listed.
+// compiler's message, then created with a good one and listed; a second
+// source with a filter added to it, and the first removed.
 func TestDashboardEventsInBrowser(t *testing.T) {
 	fileDir := t.TempDir()
 	dev := startDev(t, "", "--events-file-dir", fileDir)
@@ -279,5 +280,21 @@ func TestDashboardEventsInBrowser(t *testing.T) {
 	)
 	if !strings.Contains(subs, "http_request_complete.v0 if status >= 500") {
 		t.Fatalf("subscriptions: %q", subs)
+	}
+
+	// A second source with its own filter, added to the subscription;
+	// then the first removed.
+	add := `#event-subscriptions form.add-source `
+	run(t, ctx, "add a source",
+		chromedp.SetValue(add+`select[name=type]`, "tcp_connection_closed.v0"),
+		chromedp.SendKeys(add+`input[name=filter]`, "bytes_in > 100"),
+		chromedp.Click(add+`button[type=submit]`),
+		chromedp.WaitVisible(`#event-subscriptions div.source[data-type="tcp_connection_closed.v0"]`),
+		chromedp.Click(`#event-subscriptions div.source[data-type="http_request_complete.v0"] button.remove-source`),
+		chromedp.WaitNotPresent(`#event-subscriptions div.source[data-type="http_request_complete.v0"]`),
+		into(chromedp.Evaluate[string](`Array.from(document.querySelectorAll('#event-subscriptions div.source')).map(d => d.innerText.replace(/\s*Remove$/, '')).join('|')`), &subs),
+	)
+	if subs != "tcp_connection_closed.v0 if bytes_in > 100" {
+		t.Fatalf("sources after adding and removing one: %q", subs)
 	}
 }

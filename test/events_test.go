@@ -134,7 +134,8 @@ func startEventsControl(t *testing.T, dsn string, extra ...string) (*controlServ
 	t.Helper()
 	boot := filepath.Join(t.TempDir(), "boot.json")
 	args := append([]string{"--bootstrap-file", boot, "--rate-limit=-1", "--events-poll-interval=200ms",
-		"--events-min-backoff=100ms", "--events-max-backoff=400ms", "--events-send-timeout=2s"}, extra...)
+		"--events-min-backoff=100ms", "--events-max-backoff=400ms", "--events-send-timeout=2s",
+		"--events-egress-allow=127.0.0.0/8,::1/128"}, extra...)
 	cp := startControl(t, dsn, args...)
 	return cp, readBootstrap(t, boot).APIKey
 }
@@ -504,7 +505,7 @@ func TestEventsSurviveKill(t *testing.T) {
 			t.Logf("killed after %d acknowledged writes", len(acked))
 
 			// The killed process's lease ends within 4 × --events-send-timeout.
-			cp = startControl(t, dsn, "--rate-limit=-1", "--events-poll-interval=200ms", "--events-send-timeout=2s")
+			cp = startControl(t, dsn, "--rate-limit=-1", "--events-poll-interval=200ms", "--events-send-timeout=2s", "--events-egress-allow=127.0.0.0/8,::1/128")
 			sentinel := api(t, cp.apiURL, key, "POST", "/bot_users", map[string]any{"name": "sentinel"}, 201)["id"].(string)
 			evs := waitStream(t, st, "the sentinel's event", func(e streamEvent) bool {
 				return e.body["object"].(map[string]any)["id"] == sentinel

@@ -184,14 +184,15 @@ func TestTrafficEvents(t *testing.T) {
 
 // TestTrafficEventsControlUnreachable: an edge whose control plane is gone
 // keeps answering requests; its traffic buffer fills to its bound and every
-// record past it is dropped and counted.
+// record past it is dropped and counted — in its metrics, and, once the
+// control plane is back, in the destination's status.
 func TestTrafficEventsControlUnreachable(t *testing.T) {
 	c := newCluster(t)
 	const buffer = 40
 	e := c.startEdge("us", "127.0.0.1", "--metrics-addr", "127.0.0.1:0", "--traffic-buffer", fmt.Sprint(buffer),
 		"--traffic-flush-interval", "100ms", "--traffic-poll-interval", "200ms")
 	hook := c.mustAPI("POST", "/event_destinations", map[string]any{"format": "JSON",
-		"target": map[string]any{"webhook": map[string]any{"url": "https://127.0.0.1:9/hook", "secrets": []string{whsec(make([]byte, 32))}}}}, 201)
+		"target": map[string]any{"webhook": map[string]any{"url": "https://hooks.invalid/hook", "secrets": []string{whsec(make([]byte, 32))}}}}, 201)
 	c.mustAPI("POST", "/event_subscriptions", map[string]any{
 		"sources":         []any{map[string]any{"type": "http_request_complete.v0"}},
 		"destination_ids": []string{hook["id"].(string)}}, 201)
@@ -228,5 +229,18 @@ func TestTrafficEventsControlUnreachable(t *testing.T) {
 	if got := after.value(t, "tollgate_edge_requests_total", "endpoint_kind", "https", "status_class", "2xx") -
 		before.value(t, "tollgate_edge_requests_total", "endpoint_kind", "https", "status_class", "2xx"); got != n {
 		t.Errorf("2xx requests counted: %v, want %d", got, n)
+	}
+
+	// The control plane back: the edge reports its drops, and the
+	// destination's status shows them for the account's type.
+	c.restartControl()
+	var drops map[string]any
+	poll(t, "the edge's drops in the destination's status", func() bool {
+		st := c.mustAPI("GET", "/event_destinations/"+hook["id"].(string), nil, 200)["tollgate_delivery"].(map[string]any)
+		drops, _ = st["traffic_dropped"].(map[string]any)
+		return len(drops) > 0
+	})
+	if d, _ := drops["http_request_complete.v0"].(map[string]any); d == nil || d["edge"] != float64(n-buffer) || d["outbox"] != float64(0) {
+		t.Errorf("traffic_dropped %v, want {http_request_complete.v0: {edge: %d, outbox: 0}}", drops, n-buffer)
 	}
 }

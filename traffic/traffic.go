@@ -125,12 +125,21 @@ func TLSVersionName(v uint16) string {
 // order they were made (POST /edge/v1/traffic, docs/events.md). Boot names
 // the edge process's run and FirstSeq numbers Records[0] in it (then +1
 // each), so that the control plane derives the same event IDs from a
-// retried batch and writes its events once.
+// retried batch and writes its events once. Dropped reports the records
+// the edge dropped (its buffer full) since its last acknowledged batch.
 type Batch struct {
-	EdgeID   string   `json:"edge_id"`
-	Boot     string   `json:"boot"`
-	FirstSeq uint64   `json:"first_seq"`
-	Records  []Record `json:"records"`
+	EdgeID   string      `json:"edge_id"`
+	Boot     string      `json:"boot"`
+	FirstSeq uint64      `json:"first_seq"`
+	Records  []Record    `json:"records"`
+	Dropped  []DropCount `json:"dropped,omitempty"`
+}
+
+// DropCount is how many records of one account and type an edge dropped.
+type DropCount struct {
+	AccountID string `json:"account_id"`
+	Type      string `json:"event_type"`
+	Count     int64  `json:"count"`
 }
 
 // Answer is the control plane's reply to a Batch: how many records became

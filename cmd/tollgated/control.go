@@ -103,7 +103,7 @@ them bootstraps. SIGINT or SIGTERM drains requests in flight and exits.`,
 	f.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 20*time.Second, "how long SIGTERM waits for requests in flight")
 	o.dashboardOptions.register(f)
 	o.dashboardOptions.registerSignUp(f, false)
-	o.eventsOptions.register(f)
+	o.eventsOptions.register(f, nil)
 	o.logOptions.register(f)
 	return cmd
 }

@@ -77,7 +77,7 @@ restart keeps the account, the credentials and the CA.`,
 	o.edgeListenOptions.register(f, "127.0.0.1:2222")
 	o.dashboardOptions.register(f)
 	o.dashboardOptions.registerSignUp(f, true)
-	o.eventsOptions.register(f)
+	o.eventsOptions.register(f, []string{"127.0.0.0/8", "::1/128"})
 	o.logOptions.register(f)
 	f.StringVar(&o.region, "region", string(regions.Default), "region code of the edge: one of "+regions.CodeList())
 	f.StringVar(&o.publicHostname, "public-hostname", "", "public hostname of the edge, which reserved domains show as their cname_target (default: the base domain)")

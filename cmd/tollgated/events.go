@@ -24,9 +24,12 @@ type eventsOptions struct {
 	maxBackoff   time.Duration
 	sendTimeout  time.Duration
 	trafficCap   int
+	egressAllow  []string
 }
 
-func (o *eventsOptions) register(f *pflag.FlagSet) {
+// register adds the flags; egressAllow is --events-egress-allow's default
+// (loopback for dev, none for control).
+func (o *eventsOptions) register(f *pflag.FlagSet, egressAllow []string) {
 	f.StringVar(&o.fileDir, "events-file-dir", "", "directory where file event destinations write JSON lines (created 0700); default none: file destinations are refused")
 	f.StringVar(&o.caFile, "events-ca-file", "", "PEM CA certificates that webhook and NATS TLS servers of event destinations may also chain to (default: the system's only)")
 	f.DurationVar(&o.pollInterval, "events-poll-interval", time.Second, "how often to look for events that other control-plane processes committed")
@@ -34,6 +37,7 @@ func (o *eventsOptions) register(f *pflag.FlagSet) {
 	f.DurationVar(&o.sendTimeout, "events-send-timeout", 10*time.Second, "longest time one batch may take to send; a destination's lease lasts four times this, so after a crash another process resumes its delivery within that")
 	f.IntVar(&o.trafficCap, "events-traffic-cap", events.DefaultTrafficCap, "most traffic events of one account the event outbox holds; past it new ones are dropped and counted (tollgate_events_traffic_dropped_total)")
 	f.DurationVar(&o.maxBackoff, "events-max-backoff", time.Minute, "longest wait between a failing destination's delivery attempts")
+	f.StringSliceVar(&o.egressAllow, "events-egress-allow", egressAllow, "CIDR ranges of loopback, private, link-local or other non-public addresses that event destinations (webhook, NATS, AWS endpoints) may still connect to; by default deliveries reach public addresses only")
 }
 
 // deliverer validates the flags and returns the event Deliverer.
@@ -42,6 +46,11 @@ func (o *eventsOptions) deliverer(st *store.Store, baseURL string, log *zap.Logg
 	if o.trafficCap <= 0 || o.sendTimeout <= 0 || o.pollInterval <= 0 || o.minBackoff <= 0 || o.maxBackoff < o.minBackoff {
 		return nil, codes.NewError(codes.ConfigInvalid, "--events-traffic-cap, --events-send-timeout, --events-poll-interval and --events-min-backoff must be positive, --events-max-backoff at least --events-min-backoff.")
 	}
+	allow, err := events.ParseEgressAllow(o.egressAllow)
+	if err != nil {
+		return nil, codes.NewError(codes.ConfigInvalid, "--events-egress-allow: %v", err)
+	}
+	cfg.EgressAllow = allow
 	if o.fileDir != "" {
 		dir, err := filepath.Abs(o.fileDir)
 		if err == nil {

@@ -39,6 +39,8 @@ var notices = map[string]string{
 	"member-removed":        "User %s removed from the account, with the credentials they owned in it.",
 	"session-restarting":    "The agent of session %s was told to restart; it reconnects in a moment.",
 	"api-key-created-other": "API key %s created.",
+	"source-added":          "Source added to event subscription %s.",
+	"source-removed":        "Source removed from event subscription %s.",
 }
 
 // notice is the banner of the request's ?done=, or "".

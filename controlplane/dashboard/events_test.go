@@ -56,6 +56,8 @@ func TestDashboardEvents(t *testing.T) {
 				want(t, http.StatusBadRequest, string(codes.EventTargetInvalid))
 			admin.post("/events", "/events/destinations", url.Values{"kind": {"carrier-pigeon"}}).
 				want(t, http.StatusBadRequest, string(codes.DashboardBadInput))
+			admin.post("/events", "/events/destinations", url.Values{"kind": {"webhook"}, "url": {"http://169.254.169.254/latest/"},
+				"secret": {"whsec_c2VjcmV0LXNlY3JldC1zZWNyZXQtMDEyMzQ1Njc4"}}).want(t, http.StatusBadRequest, string(codes.EventEgressForbidden))
 			if n, _ := count(); n != 0 {
 				t.Fatalf("%d destinations after refused forms", n)
 			}
@@ -127,6 +129,45 @@ func TestDashboardEvents(t *testing.T) {
 				t.Fatalf("the subscription's source is not listed: %s", p.body)
 			}
 
+			// Sources of the subscription: added with a CEL filter (one that
+			// does not compile, or a type it has, is refused and stores
+			// nothing), and removed.
+			srcPath := "/events/subscriptions/" + sub + "/sources"
+			typ2 := events.Types()[1].Type
+			sources := func() []store.EventSource {
+				x, err := e.Store.GetEventSubscription(cptest.Ctx(t), acct, sub)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return x.Sources
+			}
+			p = admin.post("/events", srcPath, url.Values{"type": {typ2}, "filter": {"object.id =="}}).
+				want(t, http.StatusBadRequest, string(codes.EventFilterInvalid))
+			if !strings.Contains(p.body, "Syntax error") {
+				t.Fatalf("no compiler message: %s", p.body)
+			}
+			admin.post("/events", srcPath, url.Values{"type": {typ}}).want(t, http.StatusConflict, string(codes.EventSourceExists))
+			if n := len(sources()); n != 1 {
+				t.Fatalf("%d sources after refused forms", n)
+			}
+			if id := admin.post("/events", srcPath, url.Values{"type": {typ2}, "filter": {`object.id.startsWith("x")`}, "fields": {"object.id"}}).
+				done(t, "/events", "source-added"); id != sub {
+				t.Fatalf("the banner names %q, want %s", id, sub)
+			}
+			if got := sources(); len(got) != 2 || got[1].Type != typ2 || got[1].Filter != `object.id.startsWith("x")` || len(got[1].Fields) != 1 {
+				t.Fatalf("sources after adding: %+v", got)
+			}
+			p = admin.get("/events").want(t, http.StatusOK, typ2)
+			if !strings.Contains(p.body, `action="`+srcPath+"/"+typ2+`/delete"`) {
+				t.Fatalf("no remove button for the new source: %s", p.body)
+			}
+			admin.post("/events", srcPath+"/"+typ+"/delete", nil).done(t, "/events", "source-removed")
+			if got := sources(); len(got) != 1 || got[0].Type != typ2 {
+				t.Fatalf("sources after removing: %+v", got)
+			}
+			admin.post("/events", srcPath+"/"+typ+"/delete", nil).want(t, http.StatusNotFound, "")
+			admin.post("/events", srcPath+"/no_such.v0/delete", nil).want(t, http.StatusBadRequest, string(codes.EventTypeInvalid))
+
 			// A read-only developer reads but changes nothing.
 			inv := e.Must(http.StatusCreated, e.Call(http.MethodPost, "/invitations", e.Admin, map[string]any{"email": "ro@example.com"}))
 			acc := e.Must(http.StatusCreated, e.Call(http.MethodPost, "/invitations/accept", "", map[string]any{"token": cptest.Str(inv, "accept_token"), "name": "RO"}))
@@ -143,6 +184,8 @@ func TestDashboardEvents(t *testing.T) {
 			ro.post("/events", "/events/destinations/"+fileID+"/delete", nil).want(t, http.StatusForbidden, forbidden)
 			ro.post("/events", "/events/subscriptions", url.Values{"type": {typ}, "destination_id": {fileID}}).want(t, http.StatusForbidden, forbidden)
 			ro.post("/events", "/events/subscriptions/"+sub+"/delete", nil).want(t, http.StatusForbidden, forbidden)
+			ro.post("/events", srcPath, url.Values{"type": {typ}}).want(t, http.StatusForbidden, forbidden)
+			ro.post("/events", srcPath+"/"+typ2+"/delete", nil).want(t, http.StatusForbidden, forbidden)
 			if n, k := count(); e.Revision() != rev || n != 2 || k != 1 {
 				t.Fatal("a refused form changed the store")
 			}

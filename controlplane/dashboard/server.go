@@ -128,6 +128,8 @@ func (s *Server) routes() *http.ServeMux {
 	mux.HandleFunc("POST /events/destinations/{id}/delete", s.dashServe(s.dashDeleteDestination))
 	mux.HandleFunc("POST /events/subscriptions", s.dashServe(s.dashCreateSubscription))
 	mux.HandleFunc("POST /events/subscriptions/{id}/delete", s.dashServe(s.dashDeleteSubscription))
+	mux.HandleFunc("POST /events/subscriptions/{id}/sources", s.dashServe(s.dashAddSource))
+	mux.HandleFunc("POST /events/subscriptions/{id}/sources/{type}/delete", s.dashServe(s.dashDeleteSource))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		dashHeaders(w)
 		s.renderError(w, r, nil, controlplane.Errorf(http.StatusNotFound, codes.DashboardNotFound,

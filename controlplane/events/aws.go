@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"fmt"
+	"net"
 	"net/http"
 	"time"
 
@@ -41,10 +42,14 @@ func awsConfig(ctx context.Context, a *AWSTarget, region string, o sinkOptions) 
 			tr.TLSClientConfig.RootCAs = o.rootCAs
 		}
 		tr.MaxIdleConnsPerHost = 2
-	})
+		tr.Proxy = nil // the egress rule judges the address actually dialled
+	}).WithDialerOptions(func(d *net.Dialer) { d.ControlContext = o.egress.control })
+	// The default chain (the control plane's own credentials, for
+	// auth.role) keeps the SDK's own HTTP client: it may need the instance
+	// metadata service, a link-local address no API user may reach. The
+	// clients of the target's endpoints (the service, STS) get hc.
 	opts := []func(*awsconfig.LoadOptions) error{
 		awsconfig.WithRegion(region),
-		awsconfig.WithHTTPClient(hc),
 	}
 	if a.Auth.Creds != nil {
 		opts = append(opts, awsconfig.WithCredentialsProvider(credentials.NewStaticCredentialsProvider(
@@ -54,6 +59,7 @@ func awsConfig(ctx context.Context, a *AWSTarget, region string, o sinkOptions) 
 	if err != nil {
 		return aws.Config{}, fmt.Errorf("AWS configuration: %w", err)
 	}
+	cfg.HTTPClient = hc
 	if a.Auth.Role != nil {
 		stsClient := sts.NewFromConfig(cfg, func(so *sts.Options) {
 			if a.STSEndpoint != "" {

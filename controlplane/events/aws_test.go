@@ -197,7 +197,7 @@ func testEvents(n, pad int, at func(i int) time.Time) []outgoing {
 func testSink(t *testing.T, kind string, config map[string]any) sink {
 	t.Helper()
 	raw, _ := json.Marshal(map[string]any{kind: config})
-	tg, err := ParseTarget(raw, TargetOptions{AllowHTTP: true})
+	tg, err := ParseTarget(raw, TargetOptions{AllowHTTP: true, Egress: Egress{Allow: LoopbackPrefixes}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -210,7 +210,7 @@ func testSink(t *testing.T, kind string, config map[string]any) sink {
 }
 
 func testSinkOptions() sinkOptions {
-	return sinkOptions{timeout: 30 * time.Second, log: zap.NewNop()}
+	return sinkOptions{timeout: 30 * time.Second, log: zap.NewNop(), egress: Egress{Allow: LoopbackPrefixes}}
 }
 
 func init() { awsRetryBase = 5 * time.Millisecond }
@@ -243,7 +243,7 @@ func TestParseAWSTarget(t *testing.T) {
 		wantCode(t, err, codes.EventTargetInvalid)
 	}
 	// http:// endpoints only where http targets are allowed (tests).
-	if _, err := ParseTarget(json.RawMessage(bad[2]), TargetOptions{AllowHTTP: true}); err != nil {
+	if _, err := ParseTarget(json.RawMessage(bad[2]), TargetOptions{AllowHTTP: true, Egress: Egress{Allow: LoopbackPrefixes}}); err != nil {
 		t.Errorf("http endpoint with AllowHTTP: %v", err)
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"math"
 	mrand "math/rand/v2"
+	"net/netip"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -37,6 +38,10 @@ type Config struct {
 	RootCAs *x509.CertPool
 	// AllowHTTPWebhooks accepts http:// webhook URLs (tests). Default false.
 	AllowHTTPWebhooks bool
+	// EgressAllow lists the ranges of otherwise forbidden addresses
+	// (loopback, private, link-local, …; see Egress) that deliveries may
+	// connect to. Default none: only public addresses.
+	EgressAllow []netip.Prefix
 	// PollInterval is how often the outbox is checked for work that other
 	// processes committed. This process's own commits wake it at once.
 	// Default 1s.
@@ -64,7 +69,7 @@ type Config struct {
 
 // TargetOptions returns the target rules this configuration implies.
 func (c Config) TargetOptions() TargetOptions {
-	return TargetOptions{FileDir: c.FileDir, AllowHTTP: c.AllowHTTPWebhooks}
+	return TargetOptions{FileDir: c.FileDir, AllowHTTP: c.AllowHTTPWebhooks, Egress: Egress{Allow: c.EgressAllow}}
 }
 
 // Deliverer sends the events in the store's outbox to event destinations.
@@ -445,7 +450,8 @@ func (d *Deliverer) sinkFor(dest *store.EventDestination) (sink, error) {
 }
 
 func (d *Deliverer) sinkOptions() sinkOptions {
-	return sinkOptions{fileDir: d.cfg.FileDir, rootCAs: d.cfg.RootCAs, timeout: d.cfg.SendTimeout, log: d.log}
+	return sinkOptions{fileDir: d.cfg.FileDir, rootCAs: d.cfg.RootCAs, timeout: d.cfg.SendTimeout, log: d.log,
+		egress: Egress{Allow: d.cfg.EgressAllow}}
 }
 
 func (d *Deliverer) dropSink(destID string) {

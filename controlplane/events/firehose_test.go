@@ -84,7 +84,7 @@ func (f *firehoseTestServer) serve(op string, body []byte) (int, any) {
 func firehoseTarget(t *testing.T, endpoint string, auth AWSAuth) *Target {
 	raw, _ := json.Marshal(map[string]any{"firehose": map[string]any{"auth": auth,
 		"delivery_stream_arn": "arn:aws:firehose:eu-west-1:123456789012:deliverystream/tg-events", "endpoint": endpoint}})
-	tg, err := ParseTarget(raw, TargetOptions{AllowHTTP: true})
+	tg, err := ParseTarget(raw, TargetOptions{AllowHTTP: true, Egress: Egress{Allow: LoopbackPrefixes}})
 	if err != nil {
 		t.Fatal(err)
 	}

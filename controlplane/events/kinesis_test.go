@@ -56,7 +56,7 @@ func TestKinesisSinkKinesalite(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	d, err := New(Config{AllowHTTPWebhooks: true}, st)
+	d, err := New(Config{AllowHTTPWebhooks: true, EgressAllow: LoopbackPrefixes}, st)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -23,7 +23,10 @@ type natsSink struct {
 
 func newNATSSink(t *NATSTarget, o sinkOptions) (*natsSink, error) {
 	opts := []nats.Option{nats.Name("tollgate-events"), nats.Timeout(o.timeout),
-		nats.MaxReconnects(-1), nats.RetryOnFailedConnect(false)}
+		nats.MaxReconnects(-1), nats.RetryOnFailedConnect(false),
+		// Every connection, also to the servers a cluster advertises,
+		// goes through the egress rule.
+		nats.SetCustomDialer(o.egress.dialer(o.timeout))}
 	if o.rootCAs != nil {
 		opts = append(opts, nats.Secure(&tls.Config{MinVersion: tls.VersionTLS12, RootCAs: o.rootCAs}))
 	}

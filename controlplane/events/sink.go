@@ -32,6 +32,8 @@ type sinkOptions struct {
 	timeout time.Duration
 	// log receives the records an AWS sink skips (too large to send).
 	log *zap.Logger
+	// egress refuses connections to forbidden addresses (egress.go).
+	egress Egress
 }
 
 // newSink returns the sink of a target this version delivers to.
@@ -54,11 +56,15 @@ func newSink(t *Target, o sinkOptions) (sink, error) {
 }
 
 // webhookClient is the HTTP client of webhook sinks: TLS verified against
-// the system roots (or rootCAs), no redirects followed, bounded time.
+// the system roots (or rootCAs), no redirects followed, bounded time,
+// every connection direct (no proxy from the environment: the egress rule
+// judges the address actually dialled) and checked by o.egress.
 func webhookClient(o sinkOptions) *http.Client {
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: o.rootCAs}
 	tr.MaxIdleConnsPerHost = 2
+	tr.Proxy = nil
+	tr.DialContext = o.egress.dialer(o.timeout).DialContext
 	return &http.Client{
 		Transport: tr,
 		Timeout:   o.timeout,

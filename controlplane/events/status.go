@@ -19,6 +19,18 @@ type DeliveryStatus struct {
 	LastErrorAt   time.Time     // zero: never
 	LastError     string        // or why this control plane does not deliver to the target
 	NextAttemptAt time.Time     // zero: now
+	// TrafficDropped holds, by traffic event type that a subscription
+	// naming the destination selects, the account's events of that type
+	// that never reached the outbox: dropped at an edge (buffer full) or
+	// at the outbox cap. They are the account's, shared by every
+	// destination of that type. Types without drops are absent.
+	TrafficDropped map[string]TrafficDropped
+}
+
+// TrafficDropped counts dropped traffic events of one type.
+type TrafficDropped struct {
+	Edge   int64 // records an edge dropped, its buffer full
+	Outbox int64 // events refused at --events-traffic-cap
 }
 
 // Status reads destination d's delivery status from st. A target this
@@ -37,6 +49,16 @@ func Status(ctx context.Context, st *store.Store, d *store.EventDestination, o T
 		LastSuccessAt: del.LastSuccessAt, LastErrorAt: del.LastErrorAt, LastError: del.LastError, NextAttemptAt: del.NextAttemptAt}
 	if !oldest.IsZero() {
 		s.Lag = time.Since(oldest)
+	}
+	drops, err := st.TrafficDropsFor(ctx, d.AccountID, d.ID)
+	if err != nil {
+		return nil, err
+	}
+	for typ, dr := range drops {
+		if s.TrafficDropped == nil {
+			s.TrafficDropped = map[string]TrafficDropped{}
+		}
+		s.TrafficDropped[typ] = TrafficDropped{Edge: dr.Edge, Outbox: dr.Outbox}
 	}
 	if t, err := ParseTarget(d.Target, o); err == nil && !t.Delivered() && s.LastError == "" {
 		s.LastError = t.ErrNotDelivered().Error()

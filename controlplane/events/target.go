@@ -118,6 +118,9 @@ type TargetOptions struct {
 	FileDir string
 	// AllowHTTP lets webhook URLs use http:// (tests on loopback only).
 	AllowHTTP bool
+	// Egress is the rule for the hosts of URLs (egress.go): an IP literal
+	// it forbids is refused with codes.EventEgressForbidden.
+	Egress Egress
 }
 
 // ParseTarget decodes and checks a target object strictly: exactly one
@@ -142,7 +145,7 @@ func ParseTarget(raw json.RawMessage, o TargetOptions) (*Target, error) {
 	}
 	switch {
 	case t.NATS != nil:
-		return &t, t.NATS.check()
+		return &t, t.NATS.check(o)
 	case t.Webhook != nil:
 		return &t, t.Webhook.check(o)
 	case t.File != nil:
@@ -199,7 +202,7 @@ func (t *Target) ErrNotDelivered() error {
 
 var natsSubject = regexp.MustCompile(`^[A-Za-z0-9_\-]+(\.[A-Za-z0-9_\-]+)*$`)
 
-func (n *NATSTarget) check() error {
+func (n *NATSTarget) check(o TargetOptions) error {
 	u, err := url.Parse(n.URL)
 	if err != nil || (u.Scheme != "nats" && u.Scheme != "tls") || u.Host == "" || u.Path != "" && u.Path != "/" || u.RawQuery != "" {
 		return codes.NewError(codes.EventTargetInvalid, "nats.url must be nats://HOST:PORT or tls://HOST:PORT, not %q.", trunc(n.URL))
@@ -210,7 +213,7 @@ func (n *NATSTarget) check() error {
 	if len(n.Subject) > 255 || !natsSubject.MatchString(n.Subject) {
 		return codes.NewError(codes.EventTargetInvalid, "nats.subject must be a NATS subject without wildcards (tollgate.events), not %q.", trunc(n.Subject))
 	}
-	return nil
+	return o.Egress.checkURLHost("nats.url", u)
 }
 
 // whsecPrefix starts a Standard Webhooks secret.
@@ -237,6 +240,9 @@ func (w *WebhookTarget) check(o TargetOptions) error {
 	okScheme := u != nil && (u.Scheme == "https" || u.Scheme == "http" && o.AllowHTTP)
 	if err != nil || !okScheme || u.Host == "" || u.User != nil || u.Fragment != "" || len(w.URL) > 2000 {
 		return codes.NewError(codes.EventTargetInvalid, "webhook.url must be an https:// URL without credentials, not %q.", trunc(w.URL))
+	}
+	if err := o.Egress.checkURLHost("webhook.url", u); err != nil {
+		return err
 	}
 	if len(w.Secrets) < 1 || len(w.Secrets) > 3 {
 		return codes.NewError(codes.EventTargetInvalid, "webhook.secrets must hold 1 to 3 signing secrets (whsec_ followed by base64 of 24–64 random bytes), the current one first.")
@@ -330,6 +336,9 @@ func (a *AWSTarget) check(kind, arnField, arn string, o TargetOptions) error {
 		okScheme := u != nil && (u.Scheme == "https" || u.Scheme == "http" && o.AllowHTTP)
 		if err != nil || !okScheme || u.Host == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" || len(e.url) > 2000 {
 			return codes.NewError(codes.EventTargetInvalid, "%s.%s must be an https:// URL without credentials (a VPC endpoint, say), not %q.", kind, e.field, trunc(e.url))
+		}
+		if err := o.Egress.checkURLHost(kind+"."+e.field, u); err != nil {
+			return err
 		}
 	}
 	if a.STSEndpoint != "" && a.Auth.Role == nil {

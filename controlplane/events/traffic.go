@@ -38,16 +38,20 @@ type trafficPayload struct {
 
 // TrafficEventID derives the stable ID of the seq-th record of an edge's
 // run (traffic.Batch): the same inputs give the same ID, so a retried
-// batch is deduplicated by the outbox.
+// batch is deduplicated by the outbox. The ID is "ev_t", 16 hex digits of
+// a hash of the edge and its run, and the sequence number in 16 hex
+// digits: the IDs of one run sort in the order of their records, so the
+// outbox's ID index grows at one end per run instead of at random places
+// (half the ingest's CPU on SQLite; BenchmarkAppendTrafficEvents).
 func TrafficEventID(edgeID, boot string, seq uint64) string {
 	h := sha256.New()
 	h.Write([]byte(edgeID))
 	h.Write([]byte{0})
 	h.Write([]byte(boot))
-	var b [8]byte
-	binary.BigEndian.PutUint64(b[:], seq)
-	h.Write(b[:])
-	return "ev_t" + hex.EncodeToString(h.Sum(nil)[:15])
+	var b [16]byte
+	copy(b[:8], h.Sum(nil))
+	binary.BigEndian.PutUint64(b[8:], seq)
+	return "ev_t" + hex.EncodeToString(b[:])
 }
 
 // IngestTraffic writes the batch's records into the outbox, each as an
@@ -90,11 +94,26 @@ func (d *Deliverer) IngestTraffic(ctx context.Context, b traffic.Batch) (traffic
 			}
 		}
 	}
-	res, err := d.st.AppendTrafficEvents(ctx, evs, room)
+	keep, drops := applyRoom(evs, room)
+	res, err := d.st.AppendTrafficEvents(ctx, keep, nil)
 	if err != nil {
 		return traffic.Answer{}, err
 	}
-	d.addTrafficRows(evs, room)
+	if res.Dropped > 0 { // the revision's outbox positions ran out: all of keep
+		for _, ev := range keep {
+			drops.add(ev.AccountID, ev.Type, 0, 1)
+		}
+	}
+	res.Dropped += len(evs) - len(keep)
+	for _, dc := range b.Dropped {
+		if dc.Count > 0 && wanted(wants, dc.AccountID, dc.Type) {
+			drops.add(dc.AccountID, dc.Type, dc.Count, 0)
+		}
+	}
+	if err := d.st.AddTrafficDrops(ctx, drops.list()); err != nil {
+		return traffic.Answer{}, err
+	}
+	d.addTrafficRows(keep, room)
 	d.trafficWritten.Add(int64(res.Written))
 	d.trafficDropped.Add(int64(res.Dropped))
 	ans.Accepted, ans.Dropped = res.Written+res.Duplicates, res.Dropped
@@ -173,6 +192,43 @@ func (d *Deliverer) addTrafficRows(evs []store.TrafficEvent, room map[string]int
 			c.rows[acct] = r
 		}
 	}
+}
+
+// applyRoom keeps, per account, the first room[account] events (the
+// outbox cap: the newest are refused) and counts the others by type.
+func applyRoom(evs []store.TrafficEvent, room map[string]int) ([]store.TrafficEvent, dropCounts) {
+	keep := make([]store.TrafficEvent, 0, len(evs))
+	used := map[string]int{}
+	drops := dropCounts{}
+	for _, ev := range evs {
+		if used[ev.AccountID] >= room[ev.AccountID] {
+			drops.add(ev.AccountID, ev.Type, 0, 1)
+			continue
+		}
+		used[ev.AccountID]++
+		keep = append(keep, ev)
+	}
+	return keep, drops
+}
+
+// dropCounts sums drops by account and type.
+type dropCounts map[[2]string]store.TrafficDrop
+
+func (c dropCounts) add(acct, typ string, edge, outbox int64) {
+	k := [2]string{acct, typ}
+	d := c[k]
+	d.AccountID, d.Type = acct, typ
+	d.Edge += edge
+	d.Outbox += outbox
+	c[k] = d
+}
+
+func (c dropCounts) list() []store.TrafficDrop {
+	out := make([]store.TrafficDrop, 0, len(c))
+	for _, d := range c {
+		out = append(out, d)
+	}
+	return out
 }
 
 func wanted(wants map[string][]string, acct, typ string) bool {

@@ -127,4 +127,25 @@ func TestIngestTraffic(t *testing.T) {
 	b.Records = []traffic.Record{{Type: "other.v0"}}
 	_, err = dl.IngestTraffic(ctx, b)
 	wantCode(t, err, codes.EdgeBadRequest)
+
+	// A cap of 2 with one row in: of three records one fits, two are
+	// dropped; with the edge's own drops (an unwanted account's ignored)
+	// the destination's status counts them.
+	capped, err := New(Config{TrafficCap: 2}, st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := traffic.Record{Type: traffic.TCPConnectionClosed, AccountID: acct.ID}
+	ans, err := capped.IngestTraffic(ctx, traffic.Batch{EdgeID: "edge_1", Boot: "b2", Records: []traffic.Record{rec, rec, rec},
+		Dropped: []traffic.DropCount{{AccountID: acct.ID, Type: traffic.TCPConnectionClosed, Count: 4}, {AccountID: other.ID, Type: traffic.TCPConnectionClosed, Count: 9}}})
+	if err != nil || ans.Accepted != 1 || ans.Dropped != 2 {
+		t.Fatalf("capped ingest: %+v %v", ans, err)
+	}
+	s, err := Status(ctx, st, d, TargetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := s.TrafficDropped[traffic.TCPConnectionClosed]; len(s.TrafficDropped) != 1 || got != (TrafficDropped{Edge: 4, Outbox: 2}) {
+		t.Fatalf("status traffic drops %+v", s.TrafficDropped)
+	}
 }

@@ -37,11 +37,15 @@ var auditKinds = []struct {
 	{"ip_policy_rule", "an IP policy rule", []string{"created", "updated", "deleted"}},
 	{"ip_restriction", "an IP restriction", []string{"created", "updated", "deleted"}},
 	{"membership", "a user's membership and roles", []string{"created", "updated", "deleted"}},
+	{"password_reset", "a one-time password reset link", []string{"created", "used"}},
 	{"reserved_addr", "a reserved TCP address", []string{"created", "updated", "deleted"}},
 	{"reserved_domain", "a reserved domain", []string{"created", "updated", "deleted"}},
+	{"scim_group", "a SCIM group", []string{"created", "updated", "deleted", "members_changed"}},
 	{"ssh_credential", "an SSH public key credential", []string{"created", "updated", "deleted"}},
 	{"tunnel_session", "an agent session, by an operator", []string{"stopped", "restarted"}},
 	{"user", "a user", []string{"created", "updated", "deleted"}},
+	{"user_password", "a user's dashboard password", []string{"set"}},
+	{"user_totp", "a user's authenticator-app (TOTP) enrollment", []string{"started", "confirmed", "deleted"}},
 }
 
 var types = func() []TypeInfo {

@@ -55,6 +55,14 @@ type deliveryJSON struct {
 	LastErrorAt   *string `json:"last_error_at"`
 	LastError     string  `json:"last_error"`
 	NextAttemptAt *string `json:"next_attempt_at"`
+	// TrafficDropped: by traffic event type, {"edge": n, "outbox": m}
+	// (events.DeliveryStatus.TrafficDropped); {} when none.
+	TrafficDropped map[string]trafficDroppedJSON `json:"traffic_dropped"`
+}
+
+type trafficDroppedJSON struct {
+	Edge   int64 `json:"edge"`
+	Outbox int64 `json:"outbox"`
 }
 
 type eventDestinationJSON struct {
@@ -166,6 +174,10 @@ func (s *Server) destinationJSON(r *http.Request, d *store.EventDestination) eve
 	dj := &deliveryJSON{Delivered: st.Delivered, Dropped: st.Dropped, Pending: st.Pending, Failures: st.Failures,
 		LastSuccessAt: opt(st.LastSuccessAt), LastErrorAt: opt(st.LastErrorAt), LastError: st.LastError,
 		NextAttemptAt: opt(st.NextAttemptAt), LagSeconds: st.Lag.Seconds()}
+	dj.TrafficDropped = map[string]trafficDroppedJSON{}
+	for typ, d := range st.TrafficDropped {
+		dj.TrafficDropped[typ] = trafficDroppedJSON{Edge: d.Edge, Outbox: d.Outbox}
+	}
 	out.Delivery = dj
 	return out
 }

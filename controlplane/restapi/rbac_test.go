@@ -550,7 +550,7 @@ func (x *rbacFixture) newRule() string {
 
 // natsDestination is the body of an event destination (never delivered to
 // in these tests: no Deliverer runs).
-var natsDestination = map[string]any{"format": "JSON", "target": map[string]any{"nats": map[string]any{"url": "nats://127.0.0.1:4222", "subject": "rbac.events"}}}
+var natsDestination = map[string]any{"format": "JSON", "target": map[string]any{"nats": map[string]any{"url": "nats://nats.invalid:4222", "subject": "rbac.events"}}}
 
 func (x *rbacFixture) newDestination() string {
 	return x.create("/event_destinations", natsDestination)

@@ -53,6 +53,8 @@ type Store struct {
 
 	mu      sync.Mutex
 	changed chan struct{} // closed and replaced after every commit
+
+	trafficStmts sync.Map // int → *sql.Stmt: traffic inserts by row count (traffic.go)
 }
 
 // Open connects to the database named by dsn, migrates its schema to the

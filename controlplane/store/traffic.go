@@ -2,7 +2,10 @@ package store
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
+	"strconv"
+	"strings"
 	"time"
 )
 
@@ -68,6 +71,20 @@ func (s *Store) AppendTrafficEvents(ctx context.Context, evs []TrafficEvent, roo
 	if len(keep) == 0 {
 		return res, nil
 	}
+	// The statements first: preparing one needs the writer connection,
+	// which the transaction then holds.
+	stmts := map[int]*sql.Stmt{}
+	for left := len(keep); left > 0; {
+		n := trafficChunk(left)
+		if stmts[n] == nil {
+			st, err := s.trafficInsert(ctx, n)
+			if err != nil {
+				return res, err
+			}
+			stmts[n] = st
+		}
+		left -= n
+	}
 	sqlTx, err := s.wdb.BeginTx(ctx, nil)
 	if err != nil {
 		return res, fmt.Errorf("beginning transaction: %w", err)
@@ -87,24 +104,27 @@ func (s *Store) AppendTrafficEvents(ctx context.Context, evs []TrafficEvent, roo
 		res.Dropped += len(keep)
 		return res, nil
 	}
-	// One statement, parsed once, run per event.
-	stmt, err := sqlTx.PrepareContext(ctx, `INSERT INTO event_outbox (revision, idx, id, account_id, source, type, payload, created_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (id) DO NOTHING`)
-	if err != nil {
-		return TrafficWrite{}, fmt.Errorf("writing traffic events to the outbox: %w", err)
-	}
-	defer stmt.Close()
-	for _, ev := range keep {
-		r, err := stmt.ExecContext(ctx, rev, idx+1, ev.ID, ev.AccountID, OutboxSourceTraffic, ev.Type, string(ev.Payload), ev.At.UnixMicro())
+	// Multi-row INSERTs (trafficChunks rows each, prepared once per
+	// store): far fewer statements than rows, the ingest's cost at
+	// thousands of events a second. Each row takes the next idx; a
+	// duplicate (ON CONFLICT) leaves a gap, which positions allow.
+	for start := 0; start < len(keep); {
+		n := trafficChunk(len(keep) - start)
+		args := make([]any, 0, n*trafficInsertCols)
+		for i, ev := range keep[start : start+n] {
+			args = append(args, rev, idx+start+i+1, ev.ID, ev.AccountID, OutboxSourceTraffic, ev.Type, string(ev.Payload), ev.At.UnixMicro())
+		}
+		r, err := sqlTx.StmtContext(ctx, stmts[n]).ExecContext(ctx, args...)
 		if err != nil {
-			return TrafficWrite{}, fmt.Errorf("writing traffic event %s to the outbox: %w", ev.ID, err)
+			return TrafficWrite{}, fmt.Errorf("writing traffic events to the outbox: %w", err)
 		}
-		if n, _ := r.RowsAffected(); n == 0 {
-			res.Duplicates++
-			continue
+		written, err := r.RowsAffected()
+		if err != nil {
+			return TrafficWrite{}, fmt.Errorf("writing traffic events to the outbox: %w", err)
 		}
-		idx++
-		res.Written++
+		res.Written += int(written)
+		res.Duplicates += n - int(written)
+		start += n
 	}
 	if err := sqlTx.Commit(); err != nil {
 		return TrafficWrite{}, fmt.Errorf("committing traffic events: %w", err)
@@ -113,6 +133,69 @@ func (s *Store) AppendTrafficEvents(ctx context.Context, evs []TrafficEvent, roo
 		s.notify()
 	}
 	return res, nil
+}
+
+// trafficChunks are the row counts of the traffic INSERTs, largest first:
+// a batch is written in as many of the largest as fit, then smaller ones.
+// 500 rows of 8 parameters stay within SQLite's 32766 and PostgreSQL's
+// 65535 parameters.
+var trafficChunks = []int{500, 100, 20, 1}
+
+const trafficInsertCols = 8
+
+// trafficChunk returns the row count of the next INSERT for n rows left.
+func trafficChunk(n int) int {
+	for _, c := range trafficChunks {
+		if c <= n {
+			return c
+		}
+	}
+	return 1
+}
+
+// trafficInsert returns the store's prepared INSERT of n traffic rows.
+func (s *Store) trafficInsert(ctx context.Context, n int) (*sql.Stmt, error) {
+	if st, ok := s.trafficStmts.Load(n); ok {
+		return st.(*sql.Stmt), nil
+	}
+	st, err := s.wdb.PrepareContext(ctx, trafficInsertSQL(s.dialect, n))
+	if err != nil {
+		return nil, fmt.Errorf("preparing the traffic insert: %w", err)
+	}
+	if prev, loaded := s.trafficStmts.LoadOrStore(n, st); loaded {
+		_ = st.Close()
+		return prev.(*sql.Stmt), nil
+	}
+	return st, nil
+}
+
+// trafficInsertSQL returns the INSERT of n traffic rows: numbered
+// parameters ($1…$8n) for PostgreSQL, positional ones (?) for SQLite,
+// whose driver looks each numbered parameter up among all the arguments
+// (quadratic in a statement of thousands).
+func trafficInsertSQL(d Dialect, n int) string {
+	var b strings.Builder
+	b.WriteString(`INSERT INTO event_outbox (revision, idx, id, account_id, source, type, payload, created_at) VALUES `)
+	for i := range n {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteByte('(')
+		for c := range trafficInsertCols {
+			if c > 0 {
+				b.WriteByte(',')
+			}
+			if d == SQLite {
+				b.WriteByte('?')
+			} else {
+				b.WriteByte('$')
+				b.WriteString(strconv.Itoa(i*trafficInsertCols + c + 1))
+			}
+		}
+		b.WriteByte(')')
+	}
+	b.WriteString(` ON CONFLICT (id) DO NOTHING`)
+	return b.String()
 }
 
 // TrafficRows returns how many traffic events of the account the outbox
@@ -167,4 +250,68 @@ func (s *Store) pruneTraffic(ctx context.Context, accountID string, rev uint64, 
 	}
 	n, _ := r.RowsAffected()
 	return n, nil
+}
+
+// TrafficDrop counts the traffic events of one account and type that never
+// reached the outbox: Edge, dropped at an edge because its buffer was full;
+// Outbox, refused because the account was at its cap.
+type TrafficDrop struct {
+	AccountID string
+	Type      string
+	Edge      int64
+	Outbox    int64
+}
+
+// AddTrafficDrops adds the counts to the account's and type's totals in
+// one transaction. Counts of an account that no longer exists are
+// ignored.
+func (s *Store) AddTrafficDrops(ctx context.Context, drops []TrafficDrop) error {
+	if len(drops) == 0 {
+		return nil
+	}
+	tx, err := s.wdb.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("beginning transaction: %w", err)
+	}
+	defer func() { _ = tx.Rollback() }()
+	now := time.Now().UnixMicro()
+	for _, d := range drops {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO event_traffic_drops (account_id, event_type, edge_dropped, outbox_dropped, updated_at)
+			SELECT id, $2, CAST($3 AS BIGINT), CAST($4 AS BIGINT), CAST($5 AS BIGINT) FROM accounts WHERE id = $1
+			ON CONFLICT (account_id, event_type) DO UPDATE SET edge_dropped = event_traffic_drops.edge_dropped + excluded.edge_dropped,
+				outbox_dropped = event_traffic_drops.outbox_dropped + excluded.outbox_dropped, updated_at = excluded.updated_at`,
+			d.AccountID, d.Type, d.Edge, d.Outbox, now); err != nil {
+			return fmt.Errorf("counting dropped traffic events of %s: %w", d.AccountID, err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("counting dropped traffic events: %w", err)
+	}
+	return nil
+}
+
+// TrafficDropsFor returns the drop totals of the account's traffic types
+// that some source of a subscription naming the destination selects, by
+// type; types without drops are absent.
+func (s *Store) TrafficDropsFor(ctx context.Context, accountID, destID string) (map[string]TrafficDrop, error) {
+	rows, err := s.rdb.QueryContext(ctx, `SELECT event_type, edge_dropped, outbox_dropped FROM event_traffic_drops
+		WHERE account_id = $1 AND event_type IN (SELECT src.type FROM event_sources src
+			JOIN event_subscription_destinations sd ON sd.subscription_id = src.subscription_id WHERE sd.destination_id = $2)`,
+		accountID, destID)
+	if err != nil {
+		return nil, fmt.Errorf("reading dropped traffic events of %s: %w", accountID, err)
+	}
+	defer rows.Close()
+	out := map[string]TrafficDrop{}
+	for rows.Next() {
+		d := TrafficDrop{AccountID: accountID}
+		if err := rows.Scan(&d.Type, &d.Edge, &d.Outbox); err != nil {
+			return nil, fmt.Errorf("reading dropped traffic events of %s: %w", accountID, err)
+		}
+		out[d.Type] = d
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("reading dropped traffic events of %s: %w", accountID, err)
+	}
+	return out, nil
 }

@@ -106,3 +106,45 @@ func TestTrafficOutbox(t *testing.T) {
 		}
 	})
 }
+
+// TestTrafficDrops: drop counts add up per account and type, a
+// destination sees those of the types its subscriptions select, and an
+// unknown account's counts are ignored.
+func TestTrafficDrops(t *testing.T) {
+	eachDialect(t, func(t *testing.T, s *Store) {
+		ctx := testCtx(t)
+		f := newFixture(t, s)
+		mk := func() string {
+			d, err := s.CreateEventDestination(ctx, f.actor, f.account.ID, EventDestinationCreate{Format: "JSON",
+				Target: json.RawMessage(`{"webhook":{"url":"https://x.example/"}}`)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return d.ID
+		}
+		httpDest, tcpDest := mk(), mk()
+		for dest, typ := range map[string]string{httpDest: "http_request_complete.v0", tcpDest: "tcp_connection_closed.v0"} {
+			if _, err := s.CreateEventSubscription(ctx, f.actor, f.account.ID, EventSubscriptionCreate{
+				Sources: []EventSource{{Type: typ}}, DestinationIDs: []string{dest}}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		h, c := "http_request_complete.v0", "tcp_connection_closed.v0"
+		for _, batch := range [][]TrafficDrop{
+			{{AccountID: f.account.ID, Type: h, Edge: 3}, {AccountID: "acct_gone", Type: h, Edge: 9}},
+			{{AccountID: f.account.ID, Type: h, Outbox: 2, Edge: 1}, {AccountID: f.account.ID, Type: c, Outbox: 5}},
+		} {
+			if err := s.AddTrafficDrops(ctx, batch); err != nil {
+				t.Fatal(err)
+			}
+		}
+		got, err := s.TrafficDropsFor(ctx, f.account.ID, httpDest)
+		if err != nil || len(got) != 1 || got[h].Edge != 4 || got[h].Outbox != 2 {
+			t.Fatalf("http destination's drops: %+v %v", got, err)
+		}
+		got, err = s.TrafficDropsFor(ctx, f.account.ID, tcpDest)
+		if err != nil || len(got) != 1 || got[c].Edge != 0 || got[c].Outbox != 5 {
+			t.Fatalf("tcp destination's drops: %+v %v", got, err)
+		}
+	})
+}

@@ -99,6 +99,9 @@ type Shipper struct {
 	sizes    []int64
 	bytes    int64
 	firstSeq uint64 // the sequence number of buf[0]
+	// drops counts the records dropped since the last acknowledged batch
+	// by account and type bit, reported in the next batch (Batch.Dropped).
+	drops map[dropKey]int64
 
 	shipped, dropped, failed atomic.Int64
 }
@@ -131,6 +134,11 @@ func New(cfg Config, post PostFunc) *Shipper {
 	return &Shipper{cfg: cfg, post: post, log: cfg.Logger, boot: hex.EncodeToString(b[:]), kick: make(chan struct{}, 1)}
 }
 
+type dropKey struct {
+	account string
+	bit     uint8
+}
+
 // Record keeps r for sending when its account wants its type; when the
 // buffer is full it drops r and counts it. It never blocks on I/O.
 func (s *Shipper) Record(r traffic.Record) {
@@ -141,6 +149,10 @@ func (s *Shipper) Record(r traffic.Record) {
 	size := recordSize(&r)
 	s.mu.Lock()
 	if len(s.buf) >= s.cfg.MaxRecords || s.bytes+size > s.cfg.MaxBytes {
+		if s.drops == nil {
+			s.drops = map[dropKey]int64{}
+		}
+		s.drops[dropKey{r.AccountID, typeBit(r.Type)}]++
 		s.mu.Unlock()
 		s.dropped.Add(1)
 		return
@@ -202,9 +214,10 @@ func (s *Shipper) flush(ctx context.Context, lastAnswer *time.Time) error {
 	for i := 0; i < maxBatchesPerFlush; i++ {
 		s.mu.Lock()
 		n := min(len(s.buf), s.cfg.BatchSize)
-		b := traffic.Batch{EdgeID: s.cfg.EdgeID, Boot: s.boot, FirstSeq: s.firstSeq, Records: append([]traffic.Record(nil), s.buf[:n]...)}
+		b := traffic.Batch{EdgeID: s.cfg.EdgeID, Boot: s.boot, FirstSeq: s.firstSeq, Records: append([]traffic.Record(nil), s.buf[:n]...),
+			Dropped: s.dropReport()}
 		s.mu.Unlock()
-		if n == 0 && !lastAnswer.IsZero() && time.Since(*lastAnswer) < s.cfg.PollInterval {
+		if n == 0 && len(b.Dropped) == 0 && !lastAnswer.IsZero() && time.Since(*lastAnswer) < s.cfg.PollInterval {
 			return nil
 		}
 		sctx, cancel := context.WithTimeout(ctx, s.cfg.SendTimeout)
@@ -218,10 +231,12 @@ func (s *Shipper) flush(ctx context.Context, lastAnswer *time.Time) error {
 		}
 		*lastAnswer = time.Now()
 		s.setWants(ans.Wants)
+		s.mu.Lock()
+		s.reported(b.Dropped)
 		if n == 0 {
+			s.mu.Unlock()
 			return nil
 		}
-		s.mu.Lock()
 		var sent int64
 		for _, sz := range s.sizes[:n] {
 			sent += sz
@@ -240,6 +255,30 @@ func (s *Shipper) flush(ctx context.Context, lastAnswer *time.Time) error {
 		}
 	}
 	return nil
+}
+
+// dropReport returns the drops not yet acknowledged (s.mu held).
+func (s *Shipper) dropReport() []traffic.DropCount {
+	var out []traffic.DropCount
+	for k, n := range s.drops {
+		typ := traffic.HTTPRequestComplete
+		if k.bit == wantTCP {
+			typ = traffic.TCPConnectionClosed
+		}
+		out = append(out, traffic.DropCount{AccountID: k.account, Type: typ, Count: n})
+	}
+	return out
+}
+
+// reported takes acknowledged drop counts off the pending ones (s.mu
+// held); drops counted since the batch was made stay.
+func (s *Shipper) reported(ds []traffic.DropCount) {
+	for _, d := range ds {
+		k := dropKey{d.AccountID, typeBit(d.Type)}
+		if s.drops[k] -= d.Count; s.drops[k] <= 0 {
+			delete(s.drops, k)
+		}
+	}
 }
 
 func (s *Shipper) setWants(w map[string][]string) {

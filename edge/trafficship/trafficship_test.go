@@ -92,6 +92,22 @@ func TestShipperBounds(t *testing.T) {
 	if c := s.Counts(); c.Buffered != 10 || c.Dropped != 15 {
 		t.Fatalf("record bound: %+v, want 10 buffered and 15 dropped", c)
 	}
+	// Back up: the next batch reports the 15 drops by account and type,
+	// and the one after it none.
+	r.down = false
+	n := len(r.batches)
+	if err := s.flush(ctx, &last); err != nil {
+		t.Fatal(err)
+	}
+	want := []traffic.DropCount{{AccountID: "acct_a", Type: traffic.HTTPRequestComplete, Count: 15}}
+	if got := r.batches[n].Dropped; len(got) != 1 || got[0] != want[0] {
+		t.Fatalf("drops reported %+v, want %+v", got, want)
+	}
+	for _, b := range r.batches[n+1:] {
+		if len(b.Dropped) != 0 {
+			t.Fatalf("drops reported twice: %+v", b.Dropped)
+		}
+	}
 
 	r.down = false
 	last = time.Time{}

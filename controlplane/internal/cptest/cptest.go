@@ -110,7 +110,7 @@ func NewEnv(t *testing.T, dsn string, cfg Config) *Env {
 	dcfg := dashboard.Config{SecureCookie: cfg.DashboardSecureCookie, PublicHostnames: cfg.PublicHostnames,
 		Reservations: controlplane.Reservations{DefaultRegion: cfg.DefaultRegion, TCPAddrPools: cfg.TCPAddrPools}}
 	if cfg.EventFileDir != "" {
-		d, err := events.New(events.Config{FileDir: cfg.EventFileDir, AllowHTTPWebhooks: true}, st)
+		d, err := events.New(events.Config{FileDir: cfg.EventFileDir, AllowHTTPWebhooks: true, EgressAllow: events.LoopbackPrefixes}, st)
 		if err != nil {
 			t.Fatal(err)
 		}
