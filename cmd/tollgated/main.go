@@ -52,8 +52,8 @@ policies allow, decided from a cached control-plane snapshot.
 
 control, edge and dev take their flags from a YAML file too (--config FILE;
 flags on the command line win): see 'tollgated config --help'.`,
-		SilenceUsage:      true,
-		SilenceErrors:     true,
+		SilenceUsage:  true,
+		SilenceErrors: true,
 	}
 	root.AddCommand(newDevCommand(), newControlCommand(), newEdgeCommand(), newConfigCommand(), &cobra.Command{
 		Use:   "version",
