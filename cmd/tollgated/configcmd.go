@@ -208,10 +208,10 @@ func defaultText(f *pflag.Flag) string {
 	}
 }
 
-// cell escapes text for a Markdown table cell.
+// cell escapes text for a Markdown table cell: pipes, and what Markdown
+// would read as HTML or emphasis.
 func cell(s string) string {
-	s = strings.ReplaceAll(s, "|", `\|`)
-	return strings.ReplaceAll(s, "\n", " ")
+	return strings.NewReplacer("|", `\|`, "\n", " ", "<", "&lt;", ">", "&gt;", "*", `\*`).Replace(s)
 }
 
 func lowerFirst(s string) string {
