@@ -83,7 +83,7 @@ func checkConfigFile(path string) ([]string, error) {
 		}
 		checked = append(checked, d.name)
 		cmd, check := d.build()
-		if err := cf.apply(cmd.Flags(), d.name, true); err != nil {
+		if err := cf.apply(cmd.Flags(), d.name); err != nil {
 			problems = append(problems, message(err))
 			continue
 		}

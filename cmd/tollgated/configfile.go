@@ -63,7 +63,7 @@ func withConfigFile(cmd *cobra.Command, name string, check func() error) *cobra.
 			if err != nil {
 				return err
 			}
-			if err := cf.apply(cmd.Flags(), name, true); err != nil {
+			if err := cf.apply(cmd.Flags(), name); err != nil {
 				return err
 			}
 		}
@@ -124,15 +124,12 @@ func readConfigFile(path string) (*configFile, error) {
 // apply sets the flags of fs from the file's section name. A flag given on
 // the command line (Changed) keeps its value. Each unknown or repeated key
 // and each value the flag refuses is an error naming the file, the line
-// and the key; all of them are reported together (TG_9002). With required,
-// a file without the section is an error too.
-func (cf *configFile) apply(fs *pflag.FlagSet, name string, required bool) error {
+// and the key; all of them are reported together (TG_9002). A file
+// without the section is an error too.
+func (cf *configFile) apply(fs *pflag.FlagSet, name string) error {
 	sec, ok := cf.sections[name]
 	if !ok {
-		if required {
-			return codes.NewError(codes.ConfigInvalid, "%s has no %s: section: add one with the %s flags (docs/tollgated-config.md).", cf.path, name, name)
-		}
-		return nil
+		return codes.NewError(codes.ConfigInvalid, "%s has no %s: section: add one with the %s flags (docs/tollgated-config.md).", cf.path, name, name)
 	}
 	if sec == nil {
 		return nil

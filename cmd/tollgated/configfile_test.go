@@ -175,7 +175,7 @@ func TestConfigFileEveryFlag(t *testing.T) {
 			t.Fatal(err)
 		}
 		cmd, _ = d.build()
-		if err := cf.apply(cmd.Flags(), d.name, true); err != nil {
+		if err := cf.apply(cmd.Flags(), d.name); err != nil {
 			t.Fatalf("%s:\n%s\n%v", d.name, b.String(), err)
 		}
 		cmd.Flags().VisitAll(func(f *pflag.Flag) {
