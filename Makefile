@@ -18,7 +18,8 @@ PLATFORMS ?= linux/amd64 linux/arm64 darwin/amd64 darwin/arm64 windows/amd64 win
 DIST      ?= dist
 GO        ?= go
 LDFLAGS   := -s -w -X main.version=$(VERSION)
-GOBUILD   := CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)'
+# -buildvcs=auto: stamp the commit even where GOFLAGS says -buildvcs=false.
+GOBUILD   := CGO_ENABLED=0 $(GO) build -trimpath -buildvcs=auto -ldflags '$(LDFLAGS)'
 
 .PHONY: build release cross-check generate test clean
 
