@@ -188,7 +188,7 @@ func TestCrossCompile(t *testing.T) {
 		goos = "linux"
 	}
 	out := t.TempDir()
-	cmd := exec.Command("go", "build", "-trimpath", "-o", out+string(os.PathSeparator), "./cmd/tollgated", "./cmd/tollgate")
+	cmd := exec.Command("go", "build", "-o", out+string(os.PathSeparator), "./cmd/tollgated", "./cmd/tollgate")
 	cmd.Dir = ".."
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS="+goos, "GOARCH="+goarch)
 	if b, err := cmd.CombinedOutput(); err != nil {
