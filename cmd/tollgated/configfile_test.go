@@ -208,11 +208,15 @@ func runRoot(args ...string) (string, error) {
 }
 
 func TestConfigCheck(t *testing.T) {
-	// The example that packaging/ installs is valid.
-	example := filepath.Join("..", "..", "packaging", "tollgated.yaml")
-	out, err := runRoot("config", "check", example)
-	if err != nil || !strings.Contains(out, "ok (sections: control, edge)") {
-		t.Fatalf("config check %s: %q, %v", example, out, err)
+	// The examples that packaging/ installs and the compose file mounts are valid.
+	for _, example := range []string{
+		filepath.Join("..", "..", "packaging", "tollgated.yaml"),
+		filepath.Join("..", "..", "packaging", "docker", "tollgated.yaml"),
+	} {
+		out, err := runRoot("config", "check", example)
+		if err != nil || out != example+": ok (sections: control, edge)\n" {
+			t.Fatalf("config check %s: %q, %v", example, out, err)
+		}
 	}
 
 	path := writeFile(t, "check.yaml", `control:
@@ -223,7 +227,7 @@ edge:
 dev:
   tcp_ports: 5-2
 `)
-	_, err = runRoot("config", "check", path)
+	_, err := runRoot("config", "check", path)
 	wantCode(t, err, codes.ConfigInvalid,
 		"section control (line 1): --rate-burst must be at least 1",
 		path+`:5: edge.max_conns: "lots" is not an integer`,
