@@ -169,7 +169,7 @@ func newAPIWriteCmd(e *env, af *apiFlags, res *apiResource, verb string) *cobra.
 		switch f.kind {
 		case fieldString:
 			strs[f.key] = fl.String(f.flag, "", f.usage)
-		case fieldBool:
+		case fieldBool, fieldNull:
 			bools[f.key] = fl.Bool(f.flag, false, f.usage)
 		case fieldList:
 			lists[f.key] = fl.StringArray(f.flag, nil, f.usage)
@@ -191,20 +191,29 @@ func newAPIWriteCmd(e *env, af *apiFlags, res *apiResource, verb string) *cobra.
 			if !cmd.Flags().Changed(f.flag) {
 				continue
 			}
+			var v any
 			switch f.kind {
 			case fieldString:
-				body[f.key] = *strs[f.key]
+				v = *strs[f.key]
 			case fieldBool:
-				body[f.key] = *bools[f.key]
+				v = *bools[f.key]
 			case fieldList:
-				body[f.key] = expandList(*lists[f.key])
+				v = expandList(*lists[f.key])
 			case fieldHSTS:
-				v, err := hstsField(f.flag, *strs[f.key])
+				h, err := hstsField(f.flag, *strs[f.key])
 				if err != nil {
 					return fail(err)
 				}
-				body[f.key] = v
+				v = h
+			case fieldNull:
+				if !*bools[f.key] {
+					continue
+				}
+				if other := changedUnder(cmd, fields, f.key); other != "" {
+					return fail(codes.NewError(codes.ConfigInvalid, "--%s and --%s cannot go together: --%s sets %s to null.", f.flag, other, f.flag, f.key))
+				}
 			}
+			setBodyField(body, f.key, v)
 		}
 		c, err := af.client(e)
 		if err != nil {
@@ -225,6 +234,34 @@ func newAPIWriteCmd(e *env, af *apiFlags, res *apiResource, verb string) *cobra.
 		return printJSON(e, out)
 	}
 	return cmd
+}
+
+// setBodyField sets key in body to v; a key "object.field" sets field in
+// the object body["object"], made if missing (or replacing a non-object
+// given with --body).
+func setBodyField(body map[string]any, key string, v any) {
+	obj, field, nested := strings.Cut(key, ".")
+	if !nested {
+		body[key] = v
+		return
+	}
+	m, ok := body[obj].(map[string]any)
+	if !ok {
+		m = map[string]any{}
+		body[obj] = m
+	}
+	m[field] = v
+}
+
+// changedUnder returns the flag of a field inside the object key that was
+// given on the command line, or "".
+func changedUnder(cmd *cobra.Command, fields []apiField, key string) string {
+	for _, f := range fields {
+		if strings.HasPrefix(f.key, key+".") && cmd.Flags().Changed(f.flag) {
+			return f.flag
+		}
+	}
+	return ""
 }
 
 // hstsField turns a Strict-Transport-Security value given to --flag into
@@ -265,6 +302,8 @@ func exampleFlags(fields []apiField) string {
 			b.WriteString(" --" + f.flag + "=true")
 		case fieldHSTS:
 			b.WriteString(" --" + f.flag + " 'max-age=31536000; includeSubDomains'")
+		case fieldNull:
+			// an alternative to other flags: not in the one-line example
 		default:
 			b.WriteString(" --" + f.flag + " " + strings.ToUpper(strings.ReplaceAll(f.flag, "-", "_")))
 		}

@@ -10,9 +10,11 @@ const (
 	fieldBool                    // --flag[=false] → true/false
 	fieldList                    // --flag A --flag B → ["A","B"]
 	fieldHSTS                    // --flag "max-age=N; includeSubDomains" → {"max_age": N, ...}; --flag none → null
+	fieldNull                    // --flag → null (a boolean flag that clears the field)
 )
 
-// apiField is a body field of create or update that has its own flag.
+// apiField is a body field of create or update that has its own flag. A
+// key "object.field" sets a field of an object in the body.
 type apiField struct {
 	flag, key string
 	kind      fieldKind
@@ -76,7 +78,9 @@ var apiResources = []apiResource{
 		fields: []apiField{fDescription, fMetadata,
 			{flag: "domain", key: "domain", usage: "the domain to reserve (app.example.com or *.example.com)", create: true},
 			{flag: "region", key: "region", usage: "region the domain is pinned to: " + regions.CodeList() + " (fixed once reserved)", create: true},
-			{flag: "certificate-id", key: "certificate_id", usage: "ID of an uploaded certificate to serve", create: true, update: true},
+			{flag: "certificate-authority", key: "certificate_management_policy.authority", usage: `certificate_management_policy: the authority the edges obtain the domain's certificate from, "letsencrypt" (the default, and the only one: the edges' --acme-ca)`, create: true, update: true},
+			{flag: "private-key-type", key: "certificate_management_policy.private_key_type", usage: `certificate_management_policy: the key type of the domain's certificate, "rsa" (the default) or "ecdsa"`, create: true, update: true},
+			{flag: "no-certificate", key: "certificate_management_policy", kind: fieldNull, usage: "certificate_management_policy null: the edges obtain no certificate for the domain (without it, and without --certificate-authority or --private-key-type, create asks for a Let's Encrypt RSA certificate)", create: true, update: true},
 			{flag: "min-tls-version", key: "min_tls_version", usage: "minimum TLS version of the domain's endpoints: 1.0, 1.1, 1.2 or 1.3 (\"\" = the edge's default)", create: true, update: true},
 			{flag: "hsts", key: "hsts", kind: fieldHSTS, usage: `Strict-Transport-Security the edges add to the domain's HTTPS responses, "max-age=SECONDS[; includeSubDomains][; preload]", winning over the endpoint's and the upstream's; "none" removes it`, create: true, update: true},
 		}},

@@ -3,13 +3,13 @@ package main
 import (
 	"fmt"
 	"path/filepath"
-	"runtime"
 	"strings"
 
 	"github.com/spf13/cobra"
 
 	"github.com/tollgate/tollgate/codes"
 	"github.com/tollgate/tollgate/config"
+	"github.com/tollgate/tollgate/internal/buildinfo"
 )
 
 func newConfigCmd(e *env) *cobra.Command {
@@ -109,11 +109,11 @@ given. With --api-url, save the REST API's base URL as api_url too (default
 func newVersionCmd(e *env) *cobra.Command {
 	return &cobra.Command{
 		Use:   "version",
-		Short: "Print the agent version",
+		Short: "Print the agent version, the Go version and the commit it was built from",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			fmt.Fprintf(e.stdout, "tollgate %s %s/%s %s\n", version, runtime.GOOS, runtime.GOARCH, runtime.Version())
-			return nil
+			_, err := fmt.Fprint(e.stdout, buildinfo.Read("tollgate", version).String())
+			return err
 		},
 	}
 }

@@ -27,7 +27,7 @@ func runCLI(t *testing.T, env map[string]string, args ...string) (int, string, s
 
 func TestVersionAndHelp(t *testing.T) {
 	code, out, _ := runCLI(t, nil, "version")
-	if code != 0 || !strings.HasPrefix(out, "tollgate "+version+" ") {
+	if code != 0 || !strings.HasPrefix(out, "tollgate "+version+"\n") || !strings.Contains(out, "\n  go        go1.") {
 		t.Fatalf("version: %d %q", code, out)
 	}
 	code, out, _ = runCLI(t, nil, "--help")

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"crypto/x509"
+	"errors"
 	"os"
 	"strings"
 
@@ -62,13 +63,9 @@ func (o acmeOptions) acmeConfig() (*certs.ACMEConfig, error) {
 		HTTPPort: o.httpPort, TLSALPNPort: o.tlsPort,
 	}
 	if o.caRoot != "" {
-		pem, err := os.ReadFile(o.caRoot)
+		pool, err := readCertPool("--acme-ca-root", o.caRoot)
 		if err != nil {
-			return nil, codes.NewError(codes.ConfigInvalid, "--acme-ca-root: %v", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, codes.NewError(codes.ConfigInvalid, "--acme-ca-root %s holds no PEM certificate", o.caRoot)
+			return nil, err
 		}
 		c.TrustedRoots = pool
 	}
@@ -87,6 +84,36 @@ func (o acmeOptions) acmeConfig() (*certs.ACMEConfig, error) {
 		c.DNS = &certs.DNSConfig{Provider: prov, Resolvers: o.dnsResolvers}
 	}
 	return c, nil
+}
+
+// readCertPool reads a PEM file of root certificates that flag names.
+// Errors are TG_9003 (codes.CAUnreadable) and name the flag and the file.
+func readCertPool(flag, path string) (*x509.CertPool, error) {
+	pem, err := os.ReadFile(path)
+	if err != nil {
+		return nil, codes.NewError(codes.CAUnreadable, "%s: cannot read the CA file: %v. Give a readable PEM file of root certificates.", flag, err).WithCause(err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, codes.NewError(codes.CAUnreadable, "%s %s holds no PEM certificate: give a PEM file of root certificates (-----BEGIN CERTIFICATE-----).", flag, path)
+	}
+	return pool, nil
+}
+
+// loadCA loads the local CA in dir, creating it there if missing
+// (certs.LoadOrCreateCA). flag names the flag that chose dir. A CA that
+// cannot be read is TG_9003 (codes.CAUnreadable); one that cannot be
+// created is TG_9002 (codes.ConfigInvalid), naming the flag.
+func loadCA(flag, dir string) (*certs.CA, error) {
+	ca, err := certs.LoadOrCreateCA(dir)
+	if err == nil {
+		return ca, nil
+	}
+	var ce *codes.Error
+	if errors.As(err, &ce) {
+		return nil, codes.NewError(ce.Code, "%s %s: %s", flag, dir, ce.Message).WithCause(err)
+	}
+	return nil, codes.NewError(codes.ConfigInvalid, "%s %s: cannot create the local CA there: %v. Give a directory tollgated may write to.", flag, dir, err).WithCause(err)
 }
 
 // storeCertStatus records an in-process edge's certificate status reports

@@ -55,6 +55,12 @@ type controlOptions struct {
 }
 
 func newControlCommand() *cobra.Command {
+	cmd, _ := newControl()
+	return cmd
+}
+
+// newControl is the control command and the check of its flags.
+func newControl() (*cobra.Command, func() error) {
 	var o controlOptions
 	cmd := &cobra.Command{
 		Use:   "control",
@@ -105,26 +111,11 @@ them bootstraps. SIGINT or SIGTERM drains requests in flight and exits.`,
 	o.dashboardOptions.registerSignUp(f, false)
 	o.eventsOptions.register(f, nil)
 	o.logOptions.register(f)
-	return cmd
+	return withConfigFile(cmd, "control", o.check), o.check
 }
 
-// bootstrapInfo is what --bootstrap-file holds. It holds secrets: 0600.
-type bootstrapInfo struct {
-	APIURL      string `json:"api_url"`
-	APIKey      string `json:"api_key"`
-	Authtoken   string `json:"authtoken"`
-	AccountID   string `json:"account_id"`
-	UserID      string `json:"user_id"`
-	APIKeyID    string `json:"api_key_id"`
-	AuthtokenID string `json:"authtoken_id"`
-}
-
-func runControl(ctx context.Context, o controlOptions, stdout io.Writer) error {
-	log, stopLog, err := o.logOptions.start()
-	if err != nil {
-		return err
-	}
-	defer stopLog()
+// check validates the flags before anything starts; errors name the flag.
+func (o *controlOptions) check() error {
 	if o.baseURL != "" {
 		u, err := url.Parse(o.baseURL)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" {
@@ -140,6 +131,31 @@ func runControl(ctx context.Context, o controlOptions, stdout io.Writer) error {
 	if err := o.dashboardOptions.validate(); err != nil {
 		return err
 	}
+	if _, err := parsePublicHostnames(o.publicHostnames); err != nil {
+		return err
+	}
+	_, err := parseAddrPools(o.tcpAddrPools)
+	return err
+}
+
+// bootstrapInfo is what --bootstrap-file holds. It holds secrets: 0600.
+type bootstrapInfo struct {
+	APIURL      string `json:"api_url"`
+	APIKey      string `json:"api_key"`
+	Authtoken   string `json:"authtoken"`
+	AccountID   string `json:"account_id"`
+	UserID      string `json:"user_id"`
+	APIKeyID    string `json:"api_key_id"`
+	AuthtokenID string `json:"authtoken_id"`
+}
+
+// runControl runs control with flags that passed o.check.
+func runControl(ctx context.Context, o controlOptions, stdout io.Writer) error {
+	log, stopLog, err := o.logOptions.start()
+	if err != nil {
+		return err
+	}
+	defer stopLog()
 	edgeSecret, err := readEdgeSecret("--edge-secret-file", o.edgeSecretFile)
 	if err != nil {
 		return err
@@ -363,14 +379,8 @@ func parseAddrPools(vals []string) (map[string]restapi.TCPAddrPool, error) {
 		if i <= 0 {
 			return nil, bad("no HOST:")
 		}
-		first, last, ok := strings.Cut(spec[i+1:], "-")
-		fp, err1 := strconv.Atoi(first)
-		lp, err2 := strconv.Atoi(last)
-		if !ok || err1 != nil || err2 != nil {
-			return nil, bad("no port range FIRST-LAST")
-		}
-		p := restapi.TCPAddrPool{Host: strings.Trim(spec[:i], "[]"), FirstPort: fp, LastPort: lp}
-		if _, err := store.ValidateAddrPool(store.AddrPool(p)); err != nil {
+		p, err := addrPool(spec[:i], spec[i+1:])
+		if err != nil {
 			return nil, bad(err.Error())
 		}
 		pools[region] = p
@@ -397,6 +407,21 @@ func parsePublicHostnames(vals []string) (map[string]string, error) {
 		out[region] = name
 	}
 	return out, nil
+}
+
+// addrPool is the pool of TCP addresses on host with ports FIRST-LAST.
+func addrPool(host, ports string) (restapi.TCPAddrPool, error) {
+	first, last, ok := strings.Cut(ports, "-")
+	fp, err1 := strconv.Atoi(strings.TrimSpace(first))
+	lp, err2 := strconv.Atoi(strings.TrimSpace(last))
+	if !ok || err1 != nil || err2 != nil {
+		return restapi.TCPAddrPool{}, errors.New("no port range FIRST-LAST")
+	}
+	p := restapi.TCPAddrPool{Host: strings.Trim(host, "[]"), FirstPort: fp, LastPort: lp}
+	if _, err := store.ValidateAddrPool(store.AddrPool(p)); err != nil {
+		return restapi.TCPAddrPool{}, err
+	}
+	return p, nil
 }
 
 // redactDSN hides a password in a postgres:// DSN.

@@ -53,6 +53,12 @@ type devOptions struct {
 }
 
 func newDevCommand() *cobra.Command {
+	cmd, _ := newDev()
+	return cmd
+}
+
+// newDev is the dev command and the check of its flags.
+func newDev() (*cobra.Command, func() error) {
 	var o devOptions
 	cmd := &cobra.Command{
 		Use:   "dev",
@@ -83,7 +89,35 @@ restart keeps the account, the credentials and the CA.`,
 	f.StringVar(&o.publicHostname, "public-hostname", "", "public hostname of the edge, which reserved domains show as their cname_target (default: the base domain)")
 	addACMEFlags(f, &o.acme, "")
 	f.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 20*time.Second, "how long SIGINT or SIGTERM waits for requests in flight before closing agent sessions")
-	return cmd
+	return withConfigFile(cmd, "dev", o.check), o.check
+}
+
+// check validates the flags before anything starts; errors name the flag.
+func (o *devOptions) check() error {
+	if o.shutdownTimeout <= 0 {
+		return codes.NewError(codes.ConfigInvalid, "--shutdown-timeout must be positive.")
+	}
+	if _, err := regions.Parse(o.region); err != nil {
+		return codes.NewError(codes.ConfigInvalid, "--region %q: %v", o.region, err)
+	}
+	if err := o.dashboardOptions.validate(); err != nil {
+		return err
+	}
+	if err := o.edgeListenOptions.check(); err != nil {
+		return err
+	}
+	_, err := o.addrPools()
+	return err
+}
+
+// addrPools is the dev control plane's pool of reserved TCP addresses: the
+// edge's own TCP host and port range, in its region.
+func (o *devOptions) addrPools() (map[string]restapi.TCPAddrPool, error) {
+	p, err := addrPool(o.tcpHost, o.tcpPorts)
+	if err != nil {
+		return nil, codes.NewError(codes.ConfigInvalid, "--tcp-host %q with --tcp-ports %q: %v.", o.tcpHost, o.tcpPorts, err)
+	}
+	return map[string]restapi.TCPAddrPool{o.region: p}, nil
 }
 
 // devFile is <data-dir>/dev.json: what a developer (or a test) needs to use
@@ -110,19 +144,13 @@ type devIngressFile struct {
 	MetricsAddr           string `json:"metrics_addr,omitempty"`
 }
 
+// runDev runs dev with flags that passed o.check.
 func runDev(ctx context.Context, o devOptions, stdout io.Writer) error {
 	log, stopLog, err := o.logOptions.start()
 	if err != nil {
 		return err
 	}
 	defer stopLog()
-	if err := o.dashboardOptions.validate(); err != nil {
-		return err
-	}
-	if o.shutdownTimeout <= 0 {
-		return codes.NewError(codes.ConfigInvalid, "--shutdown-timeout must be positive.")
-	}
-
 	dataDir, err := filepath.Abs(o.dataDir)
 	if err != nil {
 		return codes.NewError(codes.ConfigInvalid, "--data-dir %q: %v", o.dataDir, err)
@@ -142,7 +170,7 @@ func runDev(ctx context.Context, o devOptions, stdout io.Writer) error {
 		return err
 	}
 
-	ca, err := certs.LoadOrCreateCA(dataDir)
+	ca, err := loadCA("--data-dir", dataDir)
 	if err != nil {
 		return err
 	}
@@ -184,7 +212,7 @@ func runDev(ctx context.Context, o devOptions, stdout io.Writer) error {
 	apiURL := "http://" + apiLn.Addr().String()
 	// Reserved TCP addresses are assigned from the edge's own TCP port
 	// range, on its TCP host; random TCP endpoints skip reserved ports.
-	pools, err := parseAddrPools([]string{o.region + "=" + o.tcpHost + ":" + o.tcpPorts})
+	pools, err := o.addrPools()
 	if err != nil {
 		return err
 	}
@@ -341,7 +369,11 @@ func runDev(ctx context.Context, o devOptions, stdout io.Writer) error {
 		return err
 	})
 
-	printDevBanner(stdout, info, ingress, devPath, created)
+	publicCA := "" // the local CA
+	if certCfg.ACME != nil {
+		publicCA = certCfg.ACME.CA
+	}
+	printDevBanner(stdout, info, ingress, devPath, created, publicCA)
 	err = g.Wait()
 	if err == nil || errors.Is(err, context.Canceled) {
 		log.Info("stopped")
@@ -412,10 +444,17 @@ func writeJSONFile(path string, v any) error {
 	return os.Rename(tmp, path)
 }
 
-func printDevBanner(w io.Writer, d devFile, in devIngressFile, devPath string, created bool) {
+// printDevBanner prints what dev serves. acmeCA is the ACME directory that
+// signs the public certificates, "" when the local CA does (d.CAFile, which
+// signs the agent-ingress certificate in either case).
+func printDevBanner(w io.Writer, d devFile, in devIngressFile, devPath string, created bool, acmeCA string) {
 	_, port, _ := net.SplitHostPort(d.HTTPSAddr)
 	fmt.Fprintf(w, "Tollgate dev is ready (region %s)\n", d.Region)
-	fmt.Fprintf(w, "  public HTTPS  https://*.%s:%s   (trust %s)\n", d.BaseDomain, port, d.CAFile)
+	if acmeCA != "" {
+		fmt.Fprintf(w, "  public HTTPS  https://*.%s:%s   (certificates from the ACME CA %s)\n", d.BaseDomain, port, acmeCA)
+	} else {
+		fmt.Fprintf(w, "  public HTTPS  https://*.%s:%s   (trust %s)\n", d.BaseDomain, port, d.CAFile)
+	}
 	if d.HTTPAddr != "" {
 		fmt.Fprintf(w, "  public HTTP   http://%s   (redirects to HTTPS)\n", d.HTTPAddr)
 	}

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -55,6 +54,12 @@ type edgeOptions struct {
 }
 
 func newEdgeCommand() *cobra.Command {
+	cmd, _ := newEdge()
+	return cmd
+}
+
+// newEdge is the edge command and the check of its flags.
+func newEdge() (*cobra.Command, func() error) {
 	var o edgeOptions
 	cmd := &cobra.Command{
 		Use:   "edge",
@@ -122,7 +127,32 @@ reason.`,
 	f.IntVar(&o.publicHTTPSPort, "public-https-port", 0, "port in public URLs when a load balancer forwards to --https-addr (default: its port)")
 	addACMEFlags(f, &o.acme, "")
 	f.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 20*time.Second, "how long SIGTERM waits for requests in flight")
-	return cmd
+	return withConfigFile(cmd, "edge", o.check), o.check
+}
+
+// check validates the flags before anything starts; errors name the flag.
+func (o *edgeOptions) check() error {
+	if o.region == "" {
+		return codes.NewError(codes.ConfigInvalid, "--region is required: the region code this edge serves (%s).", regions.CodeList())
+	}
+	if _, err := regions.Parse(o.region); err != nil {
+		return codes.NewError(codes.ConfigInvalid, "--region %q: %v", o.region, err)
+	}
+	if o.controlURL == "" {
+		return codes.NewError(codes.ConfigInvalid, "--control is required: the control plane's API URL, e.g. http://127.0.0.1:4080.")
+	}
+	if err := checkPeerAddrs(o.peerAddr, o.advertisePeer); err != nil {
+		return err
+	}
+	if o.shutdownTimeout <= 0 {
+		return codes.NewError(codes.ConfigInvalid, "--shutdown-timeout must be positive.")
+	}
+	if o.certStore != certStoreControl && o.certStore != certStoreFiles {
+		return codes.NewError(codes.CertStoreDSN,
+			"--cert-store %q: an edge keeps certificates through the control plane (--cert-store control, the default) or in its own files (--cert-store files); it never opens the control plane's database. Remove the database from the edge's flags: the control plane shares its certificate storage with every edge that has the edge secret.",
+			redactDSN(o.certStore))
+	}
+	return o.edgeListenOptions.check()
 }
 
 // edgeFile is <data-dir>/edge.json: where a running edge listens, for
@@ -144,6 +174,7 @@ type edgeFile struct {
 	MetricsAddr string `json:"metrics_addr,omitempty"`
 }
 
+// runEdge runs edge with flags that passed o.check.
 func runEdge(ctx context.Context, o edgeOptions, stdout io.Writer) error {
 	log, stopLog, err := o.logOptions.start()
 	if err != nil {
@@ -151,26 +182,6 @@ func runEdge(ctx context.Context, o edgeOptions, stdout io.Writer) error {
 	}
 	defer stopLog()
 
-	if o.region == "" {
-		return codes.NewError(codes.ConfigInvalid, "--region is required: the region code this edge serves (us, eu, ap, au, sa, jp, in).")
-	}
-	if _, err := regions.Parse(o.region); err != nil {
-		return codes.NewError(codes.ConfigInvalid, "--region %q: %v", o.region, err)
-	}
-	if o.controlURL == "" {
-		return codes.NewError(codes.ConfigInvalid, "--control is required: the control plane's API URL, e.g. http://127.0.0.1:4080.")
-	}
-	if err := checkPeerAddrs(o.peerAddr, o.advertisePeer); err != nil {
-		return err
-	}
-	if o.shutdownTimeout <= 0 {
-		return codes.NewError(codes.ConfigInvalid, "--shutdown-timeout must be positive.")
-	}
-	if o.certStore != certStoreControl && o.certStore != certStoreFiles {
-		return codes.NewError(codes.CertStoreDSN,
-			"--cert-store %q: an edge keeps certificates through the control plane (--cert-store control, the default) or in its own files (--cert-store files); it never opens the control plane's database. Remove the database from the edge's flags: the control plane shares its certificate storage with every edge that has the edge secret.",
-			redactDSN(o.certStore))
-	}
 	secret, err := readEdgeSecret("--control-secret-file", o.secretFile)
 	if err != nil {
 		return err
@@ -180,13 +191,9 @@ func runEdge(ctx context.Context, o edgeOptions, stdout io.Writer) error {
 	}
 	var controlTLS *tls.Config
 	if o.controlCA != "" {
-		pem, err := os.ReadFile(o.controlCA)
+		pool, err := readCertPool("--control-ca", o.controlCA)
 		if err != nil {
-			return codes.NewError(codes.ConfigInvalid, "--control-ca: %v", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return codes.NewError(codes.ConfigInvalid, "--control-ca %s holds no PEM certificate", o.controlCA)
+			return err
 		}
 		controlTLS = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
 	}
@@ -243,11 +250,11 @@ func runEdge(ctx context.Context, o edgeOptions, stdout io.Writer) error {
 	if acmeCfg != nil {
 		certCfg.AllowSubdomain = func(name string) bool { return e.CertificateAllowed(name) }
 	} else {
-		caDir := o.caDir
-		if caDir == "" {
-			caDir = dataDir
+		caDir, flag := o.caDir, "--ca-dir"
+		if o.caDir == "" {
+			caDir, flag = dataDir, "--data-dir"
 		}
-		if ca, err = certs.LoadOrCreateCA(caDir); err != nil {
+		if ca, err = loadCA(flag, caDir); err != nil {
 			return err
 		}
 		if certCfg.Issuer, err = certs.NewLocalIssuer(ca, certs.LocalIssuerConfig{BaseDomain: o.baseDomain}); err != nil {

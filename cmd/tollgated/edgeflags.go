@@ -1,7 +1,10 @@
 package main
 
 import (
+	"crypto/tls"
 	"net"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/spf13/pflag"
@@ -11,6 +14,7 @@ import (
 	"github.com/tollgate/tollgate/edge"
 	"github.com/tollgate/tollgate/edge/limits"
 	"github.com/tollgate/tollgate/edge/sshserver"
+	"github.com/tollgate/tollgate/policy"
 )
 
 // edgeListenOptions are the flags of an edge's listeners and public TLS
@@ -58,6 +62,41 @@ func (o *edgeListenOptions) register(f *pflag.FlagSet, sshDefault string) {
 	f.Uint32Var(&o.h2Streams, "http2-max-concurrent-streams", 100, "concurrent HTTP/2 streams a public client connection may have open")
 	o.accessLog.register(f)
 	o.traffic.register(f)
+}
+
+// check validates the flags that edge.New would refuse with its own field
+// names, so that the error names the flag instead.
+func (o *edgeListenOptions) check() error {
+	lo, hi, _ := strings.Cut(o.tcpPorts, "-")
+	a, err1 := strconv.Atoi(strings.TrimSpace(lo))
+	b, err2 := strconv.Atoi(strings.TrimSpace(hi))
+	if err1 != nil || err2 != nil || a < 1 || b > 65535 || a > b {
+		return codes.NewError(codes.ConfigInvalid, "--tcp-ports %q: give the range as LO-HI with 1 <= LO <= HI <= 65535, e.g. 20000-29999.", o.tcpPorts)
+	}
+	floor, err := tlsVersionFlag("--min-tls-floor", o.minFloor)
+	if err != nil {
+		return err
+	}
+	def, err := tlsVersionFlag("--min-tls", o.minTLS)
+	if err != nil {
+		return err
+	}
+	if def < floor {
+		return codes.NewError(codes.ConfigInvalid, "--min-tls %s is below --min-tls-floor %s: raise --min-tls, or lower --min-tls-floor to %s to let endpoints ask for it.", o.minTLS, o.minFloor, o.minTLS)
+	}
+	return nil
+}
+
+// tlsVersionFlag parses a TLS version flag; "" is the edge's default, 1.2.
+func tlsVersionFlag(flag, v string) (uint16, error) {
+	n, err := policy.ParseTLSVersion(v)
+	if err != nil {
+		return 0, codes.NewError(codes.ConfigInvalid, "%s %q: use 1.0, 1.1, 1.2 or 1.3.", flag, v)
+	}
+	if n == 0 {
+		n = tls.VersionTLS12
+	}
+	return n, nil
 }
 
 // edgeConfig is the edge.Config these flags describe, for region with its
