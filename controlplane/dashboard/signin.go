@@ -329,7 +329,15 @@ type sessionStart struct {
 // unit of work (store.DashboardSessionCreate.Replaces): sessions rotate at
 // every sign-in and account switch, so a session token planted in the
 // browser before sign-in is worth nothing after it.
+//
+// A method other than SSO is refused when the account enforces SSO or the
+// user's email domain is claimed (checkSignInMethod, sso_gate.go).
 func (s *Server) openDashboardSession(w http.ResponseWriter, r *http.Request, in sessionStart) error {
+	// Single sign-on policy: an enforced account, or a claimed email
+	// domain, admits only its identity providers (sso_gate.go).
+	if err := s.checkSignInMethod(r.Context(), in.AccountID, in.UserID, in.Method); err != nil {
+		return err
+	}
 	actor := store.Actor{AccountID: in.AccountID, PrincipalID: in.UserID, CredentialID: in.APIKeyID}
 	sess, tok, err := s.store.CreateDashboardSession(r.Context(), actor, store.DashboardSessionCreate{
 		AccountID: in.AccountID, UserID: in.UserID, Method: in.Method, APIKeyID: in.APIKeyID,
