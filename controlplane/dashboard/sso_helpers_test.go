@@ -23,7 +23,8 @@ type walker struct {
 	t      *testing.T
 	c      *http.Client
 	stopAt string
-	last   *url.URL // the URL of the last response
+	last   *url.URL    // the URL of the last response
+	hdr    http.Header // sent with every request
 }
 
 func newWalker(t *testing.T) *walker {
@@ -54,6 +55,9 @@ func (w *walker) do(method, u string, form url.Values) page {
 	}
 	if form != nil {
 		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	}
+	for k, v := range w.hdr {
+		req.Header[k] = v
 	}
 	res, err := w.c.Do(req)
 	if err != nil {
@@ -112,7 +116,9 @@ func (w *walker) post(u string, form url.Values) page {
 	w.t.Helper()
 	stop := w.stopAt
 	w.stopAt = "http"
-	defer func() { w.stopAt = stop }()
+	// What a browser sends with the IdP page's cross-site form post.
+	w.hdr = http.Header{"Sec-Fetch-Site": {"cross-site"}, "Origin": {"https://idp.example"}}
+	defer func() { w.stopAt, w.hdr = stop, nil }()
 	return w.do(http.MethodPost, u, form)
 }
 
@@ -144,7 +150,11 @@ type ssoSetup struct {
 }
 
 func newSSOSetup(t *testing.T) *ssoSetup {
-	e := cptest.NewEnv(t, storetest.DSN(t, storetest.Dialects[0]), cptest.Config{})
+	return newSSOSetupWith(t, cptest.Config{})
+}
+
+func newSSOSetupWith(t *testing.T, cfg cptest.Config) *ssoSetup {
+	e := cptest.NewEnv(t, storetest.DSN(t, storetest.Dialects[0]), cfg)
 	return &ssoSetup{e: e, dash: serveDashboard(e, "127.0.0.1:0"), acct: e.Dev.AccountID}
 }
 
