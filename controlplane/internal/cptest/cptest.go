@@ -110,7 +110,8 @@ func NewEnv(t *testing.T, dsn string, cfg Config) *Env {
 	core := controlplane.New(controlplane.Config{PollInterval: cfg.PollInterval, RateLimit: cfg.RateLimit, RateBurst: cfg.RateBurst,
 		AuthFailureLimit: cfg.AuthFailureLimit, AuthFailureBurst: cfg.AuthFailureBurst, TrustedProxies: cfg.TrustedProxies}, st)
 	t.Cleanup(core.Close)
-	rcfg := restapi.Config{BaseURL: cfg.BaseURL, DefaultRegion: cfg.DefaultRegion, TCPAddrPools: cfg.TCPAddrPools, PublicHostnames: cfg.PublicHostnames}
+	rcfg := restapi.Config{BaseURL: cfg.BaseURL, DefaultRegion: cfg.DefaultRegion, TCPAddrPools: cfg.TCPAddrPools, PublicHostnames: cfg.PublicHostnames,
+		Domains: sso.DomainVerifier{Resolver: cfg.DNSResolver}}
 	dcfg := dashboard.Config{SecureCookie: cfg.DashboardSecureCookie, PublicHostnames: cfg.PublicHostnames,
 		Reservations: controlplane.Reservations{DefaultRegion: cfg.DefaultRegion, TCPAddrPools: cfg.TCPAddrPools}}
 		Domains: sso.DomainVerifier{Resolver: cfg.DNSResolver}}
