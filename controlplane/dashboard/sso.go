@@ -165,15 +165,16 @@ type ssoChooseView struct {
 	Email     string
 	Next      string
 	Providers []ssoChoice
+	Auto      string // the one provider's start URL, followed at once
 }
 
 type ssoChoice struct {
 	ID, Name, Kind, Account, URL string
 }
 
-// ssoEmail is POST /signin/sso {email, next}: it sends the browser to the
-// identity provider for the address, or shows a chooser when several
-// apply.
+// ssoEmail is POST /signin/sso {email, next}: it sends the browser on to
+// the identity provider for the address (a page that refreshes to it at
+// once), or shows a chooser when several apply.
 func (s *Server) ssoEmail(w http.ResponseWriter, r *http.Request) {
 	dashHeaders(w)
 	if err := s.readPublicForm(w, r); err != nil {
@@ -192,10 +193,14 @@ func (s *Server) ssoEmail(w http.ResponseWriter, r *http.Request) {
 	case 0:
 		s.ssoFail(w, r, next, controlplane.Errorf(http.StatusNotFound, codes.SSONoProvider,
 			"No identity provider signs in %s. Sign in with your password or API key, or use the sign-in link your administrator shares.", controlplane.Truncate(email, 100)))
-	case 1:
-		http.Redirect(w, r, start(idps[0].ID), http.StatusSeeOther)
 	default:
+		// A page, not a redirect: the sign-in page's CSP (form-action
+		// 'self') covers the redirects that follow its form, and the IdP
+		// is another origin. One provider: the page moves on by itself.
 		v := ssoChooseView{Email: email, Next: next}
+		if len(idps) == 1 {
+			v.Auto = start(idps[0].ID)
+		}
 		for _, p := range idps {
 			acct := p.AccountID
 			if a, err := s.store.GetAccount(r.Context(), p.AccountID); err == nil {
