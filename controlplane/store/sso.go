@@ -26,7 +26,7 @@ const (
 	IdPOIDC IdentityProviderKind = "oidc"
 )
 
-// SAMLSettings configure a SAML 2.0 identity provider (docs/sso.md#saml).
+// SAMLSettings configure a SAML 2.0 identity provider (docs/sso.md#saml-checks).
 type SAMLSettings struct {
 	// MetadataURL is where the IdP publishes its metadata (https, or http
 	// on loopback); exactly one of MetadataURL and MetadataXML is set.
@@ -43,7 +43,7 @@ type SAMLSettings struct {
 	GroupsAttribute string `json:"groups_attribute,omitempty"`
 }
 
-// OIDCSettings configure an OpenID Connect provider (docs/sso.md#oidc).
+// OIDCSettings configure an OpenID Connect provider (docs/sso.md#generic-oidc).
 type OIDCSettings struct {
 	// Issuer is the provider's issuer URL (discovery at
 	// <issuer>/.well-known/openid-configuration).

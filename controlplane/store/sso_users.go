@@ -13,7 +13,7 @@ var ErrNotInvited = errors.New("store: not a member of the invite-only account")
 
 // JITMembership is the roles a user created or added by Just-in-Time
 // provisioning gets in the account: read-only developer and team roles,
-// no billing, not an administrator (docs/sso.md#provisioning). An
+// no billing, not an administrator (docs/sso.md#settings). An
 // administrator raises them afterwards.
 func JITMembership(accountID, userID string) Membership {
 	return Membership{AccountID: accountID, UserID: userID, Developer: DeveloperRO, Team: TeamRO}
