@@ -56,14 +56,14 @@ func (s *Server) ssoFinish(w http.ResponseWriter, r *http.Request, idp *store.Id
 		fail(err)
 		return
 	}
-	user, err := s.store.GetUser(ctx, in.UserID)
-	if err != nil {
+	// The user, and their membership of this account (SCIM may deactivate
+	// it alone), must be active.
+	if active, err := s.store.MembershipActive(ctx, idp.AccountID, in.UserID); err != nil || !active {
+		if err == nil {
+			err = controlplane.Errorf(http.StatusForbidden, codes.APIPrincipalInactive,
+				"The user %s is deactivated in the account %s. Ask an administrator of the account to reactivate you.", in.UserID, acct.Name)
+		}
 		fail(err)
-		return
-	}
-	if !user.Active {
-		fail(controlplane.Errorf(http.StatusForbidden, codes.APIPrincipalInactive,
-			"The user %s is deactivated. Ask an administrator of the account to reactivate you.", user.ID))
 		return
 	}
 	if err := s.checkDashboardRestriction(r, idp.AccountID); err != nil {

@@ -177,3 +177,30 @@ func errString(err error) string {
 	}
 	return err.Error()
 }
+
+// TestSSODeactivatedMember: a user deactivated in the account (SCIM
+// active: false) loses the SSO session they had and cannot sign in
+// through the account's identity provider again.
+func TestSSODeactivatedMember(t *testing.T) {
+	s := newSSOSetup(t)
+	ctx := cptest.Ctx(t)
+	op := idptest.NewOIDC(t)
+	op.AddUser(idptest.OIDCUser{Username: "carol", Password: "pw-carol", Email: "carol@example.org", EmailVerified: true})
+	idp := s.addOIDC(t, op, "Corp OIDC")
+	w := newWalker(t)
+	s.oidcSignIn(t, w, idp, "carol", "pw-carol").want(t, http.StatusSeeOther, "")
+	s.signedInAs(t, w, "carol@example.org")
+	u, err := s.e.Store.UserByEmail(ctx, "carol@example.org")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.e.Store.SCIMUpdateUser(ctx, store.SystemActor, s.acct, u.ID, func(cur store.SCIMUserInput) (store.SCIMUserInput, error) {
+		cur.Active = false
+		return cur, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	w.stopAt = s.dash + "/"
+	w.do(http.MethodGet, s.dash+"/", nil).want(t, http.StatusForbidden, string(codes.APIPrincipalInactive))
+	s.oidcSignIn(t, newWalker(t), idp, "carol", "pw-carol").want(t, http.StatusForbidden, string(codes.APIPrincipalInactive))
+}
