@@ -105,9 +105,18 @@ func flowOf(r *http.Request, idpID string) *ssoFlow {
 }
 
 // ssoFail renders the sign-in page with err (a refusal the user can act
-// on, or a 5xx whose cause goes to the log).
+// on, or a 5xx whose cause goes to the log). A refused response or
+// callback (401), and an address no provider signs in (which would
+// otherwise let an address be probed for free), are charged to the client
+// address's failure budget, as wrong API keys are; past it the answer is
+// 429.
 func (s *Server) ssoFail(w http.ResponseWriter, r *http.Request, next string, err error) {
 	ae := controlplane.AsError(err)
+	if ae.Status == http.StatusUnauthorized || ae.Code == codes.SSONoProvider {
+		if tooMany := s.core.ChargeAuthFailure(w, r, "This address failed single sign-on too many times; wait, then sign in again from the sign-in page."); tooMany != nil {
+			ae = controlplane.AsError(tooMany)
+		}
+	}
 	if ae.Status >= 500 {
 		s.log.Error("SSO sign-in failed", zap.String("path", r.URL.Path), zap.Error(err))
 	} else {

@@ -204,3 +204,21 @@ func TestSSODeactivatedMember(t *testing.T) {
 	w.do(http.MethodGet, s.dash+"/", nil).want(t, http.StatusForbidden, string(codes.APIPrincipalInactive))
 	s.oidcSignIn(t, newWalker(t), idp, "carol", "pw-carol").want(t, http.StatusForbidden, string(codes.APIPrincipalInactive))
 }
+
+// TestSSOFailuresThrottled: refused SAML responses and addresses no
+// provider signs in are charged to the client address's failure budget;
+// past it the answer is 429, and a valid sign-in still goes through.
+func TestSSOFailuresThrottled(t *testing.T) {
+	s := newSSOSetupWith(t, cptest.Config{AuthFailureLimit: 0.001, AuthFailureBurst: 2})
+	idp := idptest.NewSAML(t, idptest.SAMLOptions{})
+	idp.AddUser(t, "erin", "pw-erin", "erin@example.net", "Erin")
+	p := s.addSAML(t, idp, "samlidp", false)
+	acs := s.dash + "/sso/saml/" + p.ID + "/acs"
+	w := newWalker(t)
+	bogus := url.Values{"SAMLResponse": {"PHNhbWxwOlJlc3BvbnNlLz4="}}
+	w.post(acs, bogus).want(t, http.StatusUnauthorized, string(codes.SSOResponseInvalid))
+	newBrowser(t, s.dash).do(http.MethodPost, "/signin/sso", url.Values{"email": {"nobody@example.com"}}).want(t, http.StatusNotFound, string(codes.SSONoProvider))
+	w.post(acs, bogus).want(t, http.StatusTooManyRequests, string(codes.APIRateLimited))
+	acs2, form := w.samlResponse(s.dash+"/sso/start/"+p.ID, "erin", "pw-erin")
+	w.post(acs2, form).want(t, http.StatusSeeOther, "")
+}
