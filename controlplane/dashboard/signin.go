@@ -319,6 +319,10 @@ type sessionStart struct {
 	Method            store.SignInMethod
 	// APIKeyID is the key signed in with, for store.SignInAPIKey only.
 	APIKeyID string
+	// IdPAccountID is the account of the identity provider that signed
+	// the user in, for store.SignInSAML and store.SignInOIDC only: such a
+	// session opens only in that account (checkSignInMethod).
+	IdPAccountID string
 }
 
 // openDashboardSession signs the browser in: a new session in the store
@@ -335,7 +339,7 @@ type sessionStart struct {
 func (s *Server) openDashboardSession(w http.ResponseWriter, r *http.Request, in sessionStart) error {
 	// Single sign-on policy: an enforced account, or a claimed email
 	// domain, admits only its identity providers (sso_gate.go).
-	if err := s.checkSignInMethod(r.Context(), in.AccountID, in.UserID, in.Method); err != nil {
+	if err := s.checkSignInMethod(r.Context(), in); err != nil {
 		return err
 	}
 	actor := store.Actor{AccountID: in.AccountID, PrincipalID: in.UserID, CredentialID: in.APIKeyID}

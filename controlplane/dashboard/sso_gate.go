@@ -74,21 +74,60 @@ func (s *Server) ssoFinish(w http.ResponseWriter, r *http.Request, idp *store.Id
 		s.log.Info("SSO provisioned a user", zap.String("account_id", idp.AccountID), zap.String("user_id", in.UserID),
 			zap.Bool("created", in.Created), zap.String("identity_provider_id", idp.ID))
 	}
-	if err := s.openDashboardSession(w, r, sessionStart{AccountID: idp.AccountID, UserID: in.UserID, Method: method}); err != nil {
+	if err := s.openDashboardSession(w, r, sessionStart{AccountID: idp.AccountID, UserID: in.UserID, Method: method,
+		IdPAccountID: idp.AccountID}); err != nil {
 		fail(err)
 		return
 	}
 	http.Redirect(w, r, next, http.StatusSeeOther)
 }
 
-// checkSignInMethod refuses a sign-in to the account that does not go
-// through an identity provider (an API key, a password) when the account
-// enforces SSO (codes.SSOEnforced), or when the user's email domain is
-// verified by an account (codes.SSODomainClaimed); each error names the
-// identity providers to use. SSO sign-ins pass.
-func (s *Server) checkSignInMethod(ctx context.Context, accountID, userID string, method store.SignInMethod) error {
-	if method == store.SignInSAML || method == store.SignInOIDC {
+// checkSignInMethod is the SSO policy of every new dashboard session
+// (openDashboardSession): a sign-in through an identity provider opens
+// only in that provider's account; one that does not (an API key, a
+// password) is refused when the account enforces SSO, or when the user's
+// email domain is verified by an account (codes.SSODomainClaimed); each
+// error names the identity providers to use.
+func (s *Server) checkSignInMethod(ctx context.Context, in sessionStart) error {
+	if in.Method == store.SignInSAML || in.Method == store.SignInOIDC {
+		if in.IdPAccountID != in.AccountID {
+			return s.ssoMethodAdmitted(ctx, in.AccountID, in.Method)
+		}
 		return nil
+	}
+	if err := s.ssoMethodAdmitted(ctx, in.AccountID, in.Method); err != nil {
+		return err
+	}
+	user, err := s.store.GetUser(ctx, in.UserID)
+	if err != nil {
+		return err
+	}
+	claim, err := s.store.DomainClaim(ctx, user.Email)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	return s.domainClaimed(ctx, claim, user.Email)
+}
+
+// ssoMethodAdmitted decides by the account's SSO settings alone whether a
+// session signed in by method may open in account accountID: password and
+// API key only when SSO is not enforced (codes.SSOEnforced); SAML and
+// OIDC never — a session signed in through another account's identity
+// provider does not move here (an administrator of that account controls
+// what its IdP asserts), so the user signs in through this account's own
+// providers (codes.SignInMethodDenied).
+func (s *Server) ssoMethodAdmitted(ctx context.Context, accountID string, method store.SignInMethod) error {
+	if method == store.SignInSAML || method == store.SignInOIDC {
+		names, err := s.idpNames(ctx, accountID)
+		if err != nil {
+			return err
+		}
+		return controlplane.Errorf(http.StatusForbidden, codes.SignInMethodDenied,
+			"You signed in through another account's identity provider, which does not sign you in to the account %s: sign out, then sign in to it through %s or with your password.",
+			accountID, names)
 	}
 	settings, err := s.store.GetSSOSettings(ctx, accountID)
 	if err != nil {
@@ -103,18 +142,21 @@ func (s *Server) checkSignInMethod(ctx context.Context, accountID, userID string
 			"The account %s requires single sign-on: sign in through %s (the SSO form of the sign-in page), not with a %s.",
 			accountID, names, strings.ReplaceAll(string(method), "_", " "))
 	}
-	user, err := s.store.GetUser(ctx, userID)
-	if err != nil {
-		return err
-	}
-	claim, err := s.store.DomainClaim(ctx, user.Email)
+	return nil
+}
+
+// checkNewAccountEmail refuses to create a user or an account for an
+// address whose domain an account verified (codes.SSODomainClaimed): its
+// users sign up and sign in through that account's SSO only.
+func (s *Server) checkNewAccountEmail(ctx context.Context, email string) error {
+	claim, err := s.store.DomainClaim(ctx, email)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil
 	}
 	if err != nil {
 		return err
 	}
-	return s.domainClaimed(ctx, claim, user.Email)
+	return s.domainClaimed(ctx, claim, email)
 }
 
 // domainClaimed is the codes.SSODomainClaimed refusal for email, naming the

@@ -7,7 +7,9 @@ import (
 	"testing"
 
 	"github.com/tollgate/tollgate/codes"
+	"github.com/tollgate/tollgate/controlplane/dashboard"
 	"github.com/tollgate/tollgate/controlplane/internal/cptest"
+	"github.com/tollgate/tollgate/controlplane/sso"
 	"github.com/tollgate/tollgate/controlplane/store"
 	"github.com/tollgate/tollgate/internal/idptest"
 )
@@ -221,4 +223,54 @@ func TestSSOFailuresThrottled(t *testing.T) {
 	w.post(acs, bogus).want(t, http.StatusTooManyRequests, string(codes.APIRateLimited))
 	acs2, form := w.samlResponse(s.dash+"/sso/start/"+p.ID, "erin", "pw-erin")
 	w.post(acs2, form).want(t, http.StatusSeeOther, "")
+}
+
+// TestSSOWithPasswordsAndAccounts: with the identity features of item 1
+// and 5 — a password sign-in is refused by an account that enforces SSO
+// and admitted in mixed mode; an address of a claimed domain cannot sign
+// up or create another account; a session signed in through one
+// account's identity provider does not switch into another account.
+func TestSSOWithPasswordsAndAccounts(t *testing.T) {
+	s := newSSOSetup(t)
+	ctx := cptest.Ctx(t)
+	dash := serveIdentity(s.e, "127.0.0.1:0", dashboard.Config{SignUp: true, Domains: sso.DomainVerifier{}})
+	s.dash = dash
+	op := idptest.NewOIDC(t)
+	op.AddUser(idptest.OIDCUser{Username: "admin", Password: "pw-admin", Email: "admin@tollgate.localhost", EmailVerified: true})
+	idp := s.addOIDC(t, op, "Corp OIDC")
+	withPassword(t, s.e, s.e.Dev.UserID)
+
+	newBrowser(t, dash).passwordSignIn("admin@tollgate.localhost", testPassword).want(t, http.StatusSeeOther, "")
+	if _, err := s.e.Store.PutSSOSettings(ctx, store.SystemActor, s.acct, store.SSOEnforced, ""); err != nil {
+		t.Fatal(err)
+	}
+	newBrowser(t, dash).passwordSignIn("admin@tollgate.localhost", testPassword).want(t, http.StatusForbidden, string(codes.SSOEnforced))
+
+	// A second account of the admin; the SSO session of the first stays there.
+	other, err := s.e.Store.CreateAccountFor(ctx, store.SystemActor, s.e.Dev.UserID, "second")
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := newWalker(t)
+	s.oidcSignIn(t, w, idp, "admin", "pw-admin").want(t, http.StatusSeeOther, "")
+	b := &browser{t: t, base: dash, c: &http.Client{Jar: w.c.Jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
+	b.post("/", "/accounts/switch", url.Values{"account_id": {other.ID}}).want(t, http.StatusForbidden, string(codes.SignInMethodDenied))
+
+	// A claimed domain: no sign-up, no new account with its addresses.
+	ns := idptest.NewDNS(t)
+	d, err := s.e.Store.CreateAccountDomain(ctx, store.SystemActor, s.acct, "tollgate.localhost")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ns.SetTXT(d.ChallengeName(), d.ChallengeValue())
+	if _, err := (sso.DomainVerifier{Resolver: ns.Addr}).Verify(ctx, s.e.Store, store.SystemActor, s.acct, d.ID); err != nil {
+		t.Fatal(err)
+	}
+	rev := s.e.Revision()
+	form := url.Values{"email": {"newbie@tollgate.localhost"}, "name": {"N"}, "account": {"N"}, "password": {"a long enough passphrase 42"}}
+	newBrowser(t, dash).do(http.MethodPost, "/signup", form).want(t, http.StatusForbidden, string(codes.SSODomainClaimed))
+	b.post("/", "/accounts", url.Values{"name": {"third"}}).want(t, http.StatusForbidden, string(codes.SSODomainClaimed))
+	if s.e.Revision() != rev {
+		t.Fatal("a refused sign-up or account creation changed the store")
+	}
 }

@@ -113,8 +113,8 @@ func NewEnv(t *testing.T, dsn string, cfg Config) *Env {
 	rcfg := restapi.Config{BaseURL: cfg.BaseURL, DefaultRegion: cfg.DefaultRegion, TCPAddrPools: cfg.TCPAddrPools, PublicHostnames: cfg.PublicHostnames,
 		Domains: sso.DomainVerifier{Resolver: cfg.DNSResolver}}
 	dcfg := dashboard.Config{SecureCookie: cfg.DashboardSecureCookie, PublicHostnames: cfg.PublicHostnames,
-		Reservations: controlplane.Reservations{DefaultRegion: cfg.DefaultRegion, TCPAddrPools: cfg.TCPAddrPools}}
-		Domains: sso.DomainVerifier{Resolver: cfg.DNSResolver}}
+		Reservations: controlplane.Reservations{DefaultRegion: cfg.DefaultRegion, TCPAddrPools: cfg.TCPAddrPools},
+		Domains:      sso.DomainVerifier{Resolver: cfg.DNSResolver}}
 	if cfg.EventFileDir != "" {
 		d, err := events.New(events.Config{FileDir: cfg.EventFileDir, AllowHTTPWebhooks: true}, st)
 		if err != nil {
