@@ -112,6 +112,10 @@ func TestSSOInBrowser(t *testing.T) {
 		t.Fatal(err)
 	}
 	signOutInBrowser(t, ctx, dash)
+	run(t, ctx, "screenshot of the sign-in page", into(chromedp.FullScreenshot(100), &png))
+	if err := os.WriteFile(filepath.Join(dir, "sso-signin.png"), png, 0o644); err != nil {
+		t.Fatal(err)
+	}
 
 	// IdP-initiated: from the IdP's portal link (the IdP session is still on).
 	run(t, ctx, "IdP-initiated SAML sign-in", chromedp.Navigate(samlIdP.URL+"/login/tollgate"))
