@@ -272,6 +272,27 @@ const (
 	// identity: add new codes above this line (TG_2820–TG_2849).
 )
 
+// Single sign-on and account domain codes (issue 15): identity providers,
+// SSO sign-in, and email domains an account claims (docs/sso.md).
+const (
+	SSOConfigInvalid    Code = "TG_2850" // an identity provider's settings or the account's SSO settings cannot be used
+	SSONoProvider       Code = "TG_2851" // no identity provider applies to the email address or path
+	SSOEnforced         Code = "TG_2852" // the account enforces SSO: password and API-key sign-in to the dashboard are refused
+	SSODomainClaimed    Code = "TG_2853" // the address's domain is claimed by an account: sign in (or up) through its identity provider
+	SSONotInvited       Code = "TG_2854" // invite-only provisioning: the identity provider's user is not a member of the account
+	SSOResponseInvalid  Code = "TG_2855" // a SAML response or OIDC token refused: signature, algorithm, audience, time or request binding
+	SSOReplayed         Code = "TG_2856" // a SAML assertion that was already used to sign in
+	SSOStateInvalid     Code = "TG_2857" // an SSO callback with no sign-in in progress in this browser, or a foreign state or nonce
+	SSOEmailUnverified  Code = "TG_2858" // the identity provider gave no email address, or one it has not verified
+	SSOProviderFailed   Code = "TG_2859" // the identity provider's metadata, discovery or token endpoint could not be used
+	SSOIdPInitiatedOff  Code = "TG_2860" // an unsolicited (IdP-initiated) SAML response to an identity provider that does not allow it
+	EmailDomainInvalid  Code = "TG_2861" // not an email domain that can be claimed
+	DomainNotVerified   Code = "TG_2862" // the domain's DNS TXT challenge record was not found
+	DomainTaken         Code = "TG_2863" // the domain is verified by another account, or claimed twice by this one
+	DomainNeedsProvider Code = "TG_2864" // a domain cannot be verified before the account has an identity provider
+	// sso: add new codes above this line (TG_2850–TG_2879).
+)
+
 // ACME and certificate codes (issue 4).
 const (
 	// CertStoreKey: a certificate storage key, list prefix, lock name or

@@ -41,6 +41,11 @@ const (
 	// PrefixSignInChallenge names a sign-in whose password was right and
 	// that waits for its TOTP code.
 	PrefixSignInChallenge = "sic"
+	// PrefixIdentityProvider names an account's SAML or OIDC identity
+	// provider (issue 15); the hosted platform's API has no such object.
+	PrefixIdentityProvider = "idp"
+	// PrefixAccountDomain names an email domain an account claims.
+	PrefixAccountDomain = "adom"
 )
 
 // ksuidLen is the length of a KSUID in its base62 string form.

@@ -230,7 +230,8 @@ func runControl(ctx context.Context, o controlOptions, stdout io.Writer) error {
 		return err
 	}
 	api := restapi.New(restapi.Config{BaseURL: o.baseURL, TCPAddrPools: pools, PublicHostnames: hostnames,
-		EventTargets: deliverer.Config().TargetOptions(), EventTester: deliverer}, core)
+		EventTargets: deliverer.Config().TargetOptions(), EventTester: deliverer,
+		DashboardURL: o.dashboardOptions.ssoURL(dashLn), Domains: o.dashboardOptions.domains()}, core)
 	edges := edgeapi.New(edgeapi.Config{Secret: edgeSecret, Traffic: deliverer}, core)
 	dcfg := o.dashboardOptions.config()
 	dcfg.PublicHostnames = hostnames

@@ -4,6 +4,8 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"net/url"
+	"strings"
 	"time"
 
 	"github.com/spf13/pflag"
@@ -12,6 +14,7 @@ import (
 	"github.com/tollgate/tollgate/codes"
 	"github.com/tollgate/tollgate/controlplane"
 	"github.com/tollgate/tollgate/controlplane/dashboard"
+	"github.com/tollgate/tollgate/controlplane/sso"
 )
 
 // dashboardOptions are the dashboard's flags, and those it shares with the
@@ -22,12 +25,16 @@ type dashboardOptions struct {
 	secureCookie   bool
 	trustedProxies []string
 	signUp         bool
+	publicURL      string // --dashboard-url
+	dnsResolver    string // --dns-resolver
 }
 
 func (o *dashboardOptions) register(f *pflag.FlagSet) {
 	f.StringVar(&o.dashboardAddr, "dashboard-addr", "127.0.0.1:4081", `dashboard (web UI) listen address; "" turns the dashboard off`)
 	f.DurationVar(&o.sessionTTL, "dashboard-session-ttl", dashboard.DefaultSessionTTL, "how long a dashboard sign-in lasts (at least 1m)")
 	f.BoolVar(&o.secureCookie, "dashboard-secure-cookie", false, "mark the dashboard's session cookie Secure: set it when browsers reach the dashboard over HTTPS through a proxy")
+	f.StringVar(&o.publicURL, "dashboard-url", "", `the dashboard's URL as browsers and identity providers reach it ("https://dash.example.com"): the base of the SAML entity ID, ACS URL and OIDC redirect URL; default the listener's http:// address`)
+	f.StringVar(&o.dnsResolver, "dns-resolver", "", `DNS server ("host:port") that checks the TXT records proving claimed email domains; default the system's resolver`)
 	f.StringSliceVar(&o.trustedProxies, "trusted-proxies", nil, "CIDR prefixes or addresses of reverse proxies in front of the API and dashboard (comma-separated or repeated): only from these peers does X-Forwarded-For name the client, for failed-login limits and IP restrictions; default none (the TCP peer address)")
 }
 
@@ -43,8 +50,32 @@ func (o *dashboardOptions) validate() error {
 	if o.sessionTTL < time.Minute {
 		return codes.NewError(codes.ConfigInvalid, "--dashboard-session-ttl %v is below one minute.", o.sessionTTL)
 	}
+	if o.publicURL != "" {
+		if u, err := url.Parse(o.publicURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.Path != "" && u.Path != "/" {
+			return codes.NewError(codes.ConfigInvalid, "--dashboard-url %q must be an http(s) URL without a path, such as https://dash.example.com.", o.publicURL)
+		}
+	}
+	if o.dnsResolver != "" {
+		if _, _, err := net.SplitHostPort(o.dnsResolver); err != nil {
+			return codes.NewError(codes.ConfigInvalid, "--dns-resolver %q must be host:port, such as 127.0.0.1:53.", o.dnsResolver)
+		}
+	}
 	_, err := o.proxies()
 	return err
+}
+
+// ssoURL is the dashboard's public URL for single sign-on: --dashboard-url,
+// or the listener's address; "" when the dashboard is off.
+func (o *dashboardOptions) ssoURL(ln net.Listener) string {
+	if o.publicURL != "" {
+		return strings.TrimRight(o.publicURL, "/")
+	}
+	return dashboardURL(ln)
+}
+
+// domains checks claimed email domains with --dns-resolver.
+func (o *dashboardOptions) domains() sso.DomainVerifier {
+	return sso.DomainVerifier{Resolver: o.dnsResolver}
 }
 
 // proxies are the parsed --trusted-proxies (controlplane.Config.TrustedProxies).
@@ -54,7 +85,8 @@ func (o *dashboardOptions) proxies() ([]netip.Prefix, error) {
 
 // config is the dashboard's configuration from the flags.
 func (o *dashboardOptions) config() dashboard.Config {
-	return dashboard.Config{SessionTTL: o.sessionTTL, SecureCookie: o.secureCookie, SignUp: o.signUp}
+	return dashboard.Config{SessionTTL: o.sessionTTL, SecureCookie: o.secureCookie, SignUp: o.signUp,
+		PublicURL: strings.TrimRight(o.publicURL, "/"), Domains: o.domains()}
 }
 
 // listen opens the dashboard's listener; nil, nil when it is off.

@@ -240,7 +240,8 @@ func runDev(ctx context.Context, o devOptions, stdout io.Writer) error {
 	}
 	hostnames := map[string]string{o.region: hostname}
 	api := restapi.New(restapi.Config{BaseURL: apiURL, DefaultRegion: o.region, TCPAddrPools: pools, PublicHostnames: hostnames,
-		EventTargets: deliverer.Config().TargetOptions(), EventTester: deliverer}, core)
+		EventTargets: deliverer.Config().TargetOptions(), EventTester: deliverer,
+		DashboardURL: o.dashboardOptions.ssoURL(dashLn), Domains: o.dashboardOptions.domains()}, core)
 	edges := edgeapi.New(edgeapi.Config{}, core) // no edge secret: only the in-process edge
 	dcfg := o.dashboardOptions.config()
 	dcfg.PublicHostnames = hostnames

@@ -77,6 +77,10 @@ func (s *Server) signUp(w http.ResponseWriter, r *http.Request) {
 		fail(controlplane.Errorf(http.StatusBadRequest, codes.DashboardBadInput, "%q is not an e-mail address.", controlplane.Truncate(v.Email, 100)))
 		return
 	}
+	if err := s.checkNewAccountEmail(r.Context(), v.Email); err != nil { // sso_gate.go
+		fail(err)
+		return
+	}
 	pw := f.Get("password")
 	if err := checkNewPassword(pw, v.Email); err != nil {
 		fail(err)
@@ -140,6 +144,11 @@ func storeInputError(err error) error {
 // switch into it. A session signed in with an API key stays in its
 // account: the page says how to switch.
 func (s *Server) dashCreateAccount(w http.ResponseWriter, r *http.Request, c *dashCaller) error {
+	if u, err := s.store.GetUser(r.Context(), c.Key.OwnerID); err != nil {
+		return err
+	} else if err := s.checkNewAccountEmail(r.Context(), u.Email); err != nil { // sso_gate.go
+		return err
+	}
 	a, err := s.store.CreateAccountFor(r.Context(), c.Actor, c.Key.OwnerID, strings.TrimSpace(r.PostForm.Get("name")))
 	if err != nil {
 		return storeInputError(err)

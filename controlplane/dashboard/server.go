@@ -9,6 +9,7 @@ import (
 	"github.com/tollgate/tollgate/codes"
 	"github.com/tollgate/tollgate/controlplane"
 	"github.com/tollgate/tollgate/controlplane/events"
+	"github.com/tollgate/tollgate/controlplane/sso"
 	"github.com/tollgate/tollgate/controlplane/store"
 )
 
@@ -48,6 +49,15 @@ type Config struct {
 	// DNS target from it, as the REST API's cname_target
 	// (controlplane.CNAMETarget). Default: none.
 	PublicHostnames map[string]string
+	// PublicURL is the dashboard's URL as browsers and identity providers
+	// reach it ("https://dash.example.com"): the base of the SAML entity
+	// ID and ACS URL and of the OIDC redirect URL. Default: the scheme and
+	// Host of each request.
+	PublicURL string
+	// SSO configures the identity provider clients (sso.Config).
+	SSO sso.Config
+	// Domains checks the DNS challenge of claimed email domains.
+	Domains sso.DomainVerifier
 }
 
 // Server is the dashboard over a controlplane.Core. Create it with New; it
@@ -58,6 +68,7 @@ type Server struct {
 	cfg   Config
 	log   *zap.Logger
 	mux   *http.ServeMux
+	sso   *sso.Manager
 }
 
 // New returns the dashboard over core. It starts nothing: serve Handler()
@@ -73,7 +84,7 @@ func New(cfg Config, core *controlplane.Core) *Server {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	s := &Server{core: core, store: core.Store(), cfg: cfg, log: core.Logger()}
+	s := &Server{core: core, store: core.Store(), cfg: cfg, log: core.Logger(), sso: sso.New(cfg.SSO, core.Store())}
 	s.mux = s.routes()
 	return s
 }
@@ -130,6 +141,7 @@ func (s *Server) routes() *http.ServeMux {
 	mux.HandleFunc("POST /events/subscriptions/{id}/delete", s.dashServe(s.dashDeleteSubscription))
 	mux.HandleFunc("POST /events/subscriptions/{id}/sources", s.dashServe(s.dashAddSource))
 	mux.HandleFunc("POST /events/subscriptions/{id}/sources/{type}/delete", s.dashServe(s.dashDeleteSource))
+	s.ssoRoutes(mux) // sso.go
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		dashHeaders(w)
 		s.renderError(w, r, nil, controlplane.Errorf(http.StatusNotFound, codes.DashboardNotFound,

@@ -319,6 +319,10 @@ type sessionStart struct {
 	Method            store.SignInMethod
 	// APIKeyID is the key signed in with, for store.SignInAPIKey only.
 	APIKeyID string
+	// IdPAccountID is the account of the identity provider that signed
+	// the user in, for store.SignInSAML and store.SignInOIDC only: such a
+	// session opens only in that account (checkSignInMethod).
+	IdPAccountID string
 }
 
 // openDashboardSession signs the browser in: a new session in the store
@@ -329,7 +333,15 @@ type sessionStart struct {
 // unit of work (store.DashboardSessionCreate.Replaces): sessions rotate at
 // every sign-in and account switch, so a session token planted in the
 // browser before sign-in is worth nothing after it.
+//
+// A method other than SSO is refused when the account enforces SSO or the
+// user's email domain is claimed (checkSignInMethod, sso_gate.go).
 func (s *Server) openDashboardSession(w http.ResponseWriter, r *http.Request, in sessionStart) error {
+	// Single sign-on policy: an enforced account, or a claimed email
+	// domain, admits only its identity providers (sso_gate.go).
+	if err := s.checkSignInMethod(r.Context(), in); err != nil {
+		return err
+	}
 	actor := store.Actor{AccountID: in.AccountID, PrincipalID: in.UserID, CredentialID: in.APIKeyID}
 	sess, tok, err := s.store.CreateDashboardSession(r.Context(), actor, store.DashboardSessionCreate{
 		AccountID: in.AccountID, UserID: in.UserID, Method: in.Method, APIKeyID: in.APIKeyID,

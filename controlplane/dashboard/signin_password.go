@@ -42,17 +42,16 @@ var dummyHash = sync.OnceValue(func() string { return authn.HashPassword("tollga
 // signInMethodAdmitted is the one place that decides whether account
 // accountID admits a dashboard sign-in by method m; every sign-in, account
 // switch and acceptance calls it before opening a session in the account.
-// Today every account admits every method. The SSO rules go here: an
-// account with SSO enforced refuses store.SignInPassword and
-// store.SignInAPIKey (codes.SignInMethodDenied, naming the account's
-// identity provider), and admits store.SignInSAML and store.SignInOIDC
-// only through its own identity providers.
+// The SSO rules (ssoMethodAdmitted, sso_gate.go): an account with SSO
+// enforced refuses store.SignInPassword and store.SignInAPIKey
+// (codes.SSOEnforced, naming the account's identity providers), and a
+// session signed in through an identity provider does not move to another
+// account (only that account's own providers sign in to it).
 func (s *Server) signInMethodAdmitted(ctx context.Context, accountID string, m store.SignInMethod) error {
-	_, _ = ctx, accountID
 	if !m.Valid() {
 		return controlplane.Errorf(http.StatusForbidden, codes.SignInMethodDenied, "The sign-in method %q is not known.", string(m))
 	}
-	return nil
+	return s.ssoMethodAdmitted(ctx, accountID, m)
 }
 
 // signInFailed is the answer to a wrong address or password: one message

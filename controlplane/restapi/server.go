@@ -10,6 +10,7 @@ import (
 	"github.com/tollgate/tollgate/codes"
 	"github.com/tollgate/tollgate/controlplane"
 	"github.com/tollgate/tollgate/controlplane/events"
+	"github.com/tollgate/tollgate/controlplane/sso"
 	"github.com/tollgate/tollgate/controlplane/store"
 )
 
@@ -39,6 +40,12 @@ type Config struct {
 	// EventTester sends the test event of POST /event_destinations/{id}/test;
 	// nil answers 503 (codes.EventTestFailed).
 	EventTester EventTester
+	// DashboardURL is the dashboard's public URL, the base of the SAML
+	// entity ID and ACS URL and the OIDC redirect URL that identity
+	// provider answers show. Default: those fields are left out.
+	DashboardURL string
+	// Domains checks the DNS challenge of POST /account_domains/{id}/verify.
+	Domains sso.DomainVerifier
 }
 
 // Server is the REST API over a controlplane.Core. Create it with New; it
@@ -60,6 +67,7 @@ func New(cfg Config, core *controlplane.Core) *Server {
 	if core == nil {
 		panic(controlplane.ErrNoCore)
 	}
+	cfg.DashboardURL = strings.TrimRight(cfg.DashboardURL, "/")
 	if cfg.MaxBodyBytes <= 0 {
 		cfg.MaxBodyBytes = 1 << 20
 	}
@@ -88,6 +96,7 @@ func (s *Server) routes() *http.ServeMux {
 	(&userAPI{s}).routes(mux)
 	(&auditAPI{s}).routes(mux)
 	(&eventAPI{s}).routes(mux)
+	(&ssoAPI{s}).routes(mux) // sso.go
 	mux.HandleFunc("/", s.core.NoRoute)
 	return mux
 }

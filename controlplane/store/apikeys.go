@@ -183,14 +183,15 @@ func (s *Store) LookupMemberAuth(ctx context.Context, accountID, userID string) 
 		kind                 string
 		dev, team            sql.NullString
 		billing, admin, memb sql.NullBool
+		membActive           sql.NullBool
 	)
 	err := s.rdb.QueryRowContext(ctx, `SELECT a.active, p.kind, p.active,
-			m.developer, m.team, m.billing, m.admin, m.admin IS NOT NULL
+			m.developer, m.team, m.billing, m.admin, m.admin IS NOT NULL, m.active
 		FROM accounts a
 		JOIN principals p ON p.id = $2
 		LEFT JOIN memberships m ON m.user_id = p.id AND m.account_id = a.id
 		WHERE a.id = $1`, accountID, userID).
-		Scan(&a.AccountActive, &kind, &a.OwnerActive, &dev, &team, &billing, &admin, &memb)
+		Scan(&a.AccountActive, &kind, &a.OwnerActive, &dev, &team, &billing, &admin, &memb, &membActive)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("user %s in account %s: %w", userID, accountID, ErrNotFound)
 	}
@@ -202,6 +203,8 @@ func (s *Store) LookupMemberAuth(ctx context.Context, accountID, userID string) 
 		return nil, fmt.Errorf("store: %s is not a user: %w", userID, ErrNotFound)
 	}
 	a.Member = memb.Valid && memb.Bool
+	// Deactivated in this account (SCIM active: false), as LookupAPIKey.
+	a.OwnerActive = a.OwnerActive && (!membActive.Valid || membActive.Bool)
 	a.Roles = Membership{AccountID: accountID, UserID: userID,
 		Developer: DeveloperRole(dev.String), Team: TeamRole(team.String), Billing: billing.Bool, Admin: admin.Bool}
 	return &a, nil

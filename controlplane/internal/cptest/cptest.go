@@ -24,6 +24,7 @@ import (
 	"github.com/tollgate/tollgate/controlplane/internal/storetest"
 	"github.com/tollgate/tollgate/controlplane/restapi"
 	"github.com/tollgate/tollgate/controlplane/scim"
+	"github.com/tollgate/tollgate/controlplane/sso"
 	"github.com/tollgate/tollgate/controlplane/store"
 )
 
@@ -56,6 +57,9 @@ type Config struct {
 	// (not run) as their event tester, file targets under this directory
 	// and http:// webhooks (loopback tests).
 	EventFileDir string
+	// DNSResolver is the DNS server ("host:port") that checks claimed
+	// email domains (dashboard.Config.Domains, restapi.Config.Domains).
+	DNSResolver string
 }
 
 // Env is a control plane under test: a real store, the Core and its
@@ -106,9 +110,11 @@ func NewEnv(t *testing.T, dsn string, cfg Config) *Env {
 	core := controlplane.New(controlplane.Config{PollInterval: cfg.PollInterval, RateLimit: cfg.RateLimit, RateBurst: cfg.RateBurst,
 		AuthFailureLimit: cfg.AuthFailureLimit, AuthFailureBurst: cfg.AuthFailureBurst, TrustedProxies: cfg.TrustedProxies}, st)
 	t.Cleanup(core.Close)
-	rcfg := restapi.Config{BaseURL: cfg.BaseURL, DefaultRegion: cfg.DefaultRegion, TCPAddrPools: cfg.TCPAddrPools, PublicHostnames: cfg.PublicHostnames}
+	rcfg := restapi.Config{BaseURL: cfg.BaseURL, DefaultRegion: cfg.DefaultRegion, TCPAddrPools: cfg.TCPAddrPools, PublicHostnames: cfg.PublicHostnames,
+		Domains: sso.DomainVerifier{Resolver: cfg.DNSResolver}}
 	dcfg := dashboard.Config{SecureCookie: cfg.DashboardSecureCookie, PublicHostnames: cfg.PublicHostnames,
-		Reservations: controlplane.Reservations{DefaultRegion: cfg.DefaultRegion, TCPAddrPools: cfg.TCPAddrPools}}
+		Reservations: controlplane.Reservations{DefaultRegion: cfg.DefaultRegion, TCPAddrPools: cfg.TCPAddrPools},
+		Domains:      sso.DomainVerifier{Resolver: cfg.DNSResolver}}
 	if cfg.EventFileDir != "" {
 		d, err := events.New(events.Config{FileDir: cfg.EventFileDir, AllowHTTPWebhooks: true, EgressAllow: events.LoopbackPrefixes}, st)
 		if err != nil {
