@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -161,7 +162,15 @@ func TestConfigFileEveryFlag(t *testing.T) {
 			v := f.DefValue
 			switch {
 			case strings.HasPrefix(v, "["):
-				v = "[" + strings.Trim(v, "[]") + "]"
+				// Quote each element: a plain "::1/128" is not valid in a
+				// YAML flow sequence.
+				var elems []string
+				for _, e := range strings.Split(strings.Trim(v, "[]"), ",") {
+					if e != "" {
+						elems = append(elems, strconv.Quote(e))
+					}
+				}
+				v = "[" + strings.Join(elems, ", ") + "]"
 			default:
 				v = `"` + strings.ReplaceAll(v, `"`, `\"`) + `"`
 			}
