@@ -192,7 +192,7 @@ type h2wire struct {
 	// Gathering full DATA frames (gatherFrame), under wmu.
 	gathering bool
 	pending   *[]byte // gathered frames not yet encrypted; nil when none
-	gatherErr error // from a release by the timer, returned by the next Write
+	gatherErr error   // from a release by the timer, returned by the next Write
 	gatherT   *time.Timer
 
 	// Write deadlines (SetWriteDeadline), under dmu.
