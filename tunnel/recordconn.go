@@ -6,22 +6,14 @@ import (
 	"sync"
 )
 
-// recordBatchMax bounds the TLS records a recordConn holds back: four
-// full records, one loopback segment (larger batches stall the peer,
-// which decrypts while the next batch is encrypted). A full record is
-// 16 KiB of data plus its header, nonce, content type and tag
-// (recordOverheadMax): with a bound of 64 KiB only three fit, and a bulk
-// stream went out in writes of 48 KiB and 16 KiB, twice the system calls
-// (and the peer's wake-ups) of 64 KiB ones.
-const recordBatchMax = 4 * (maxRecordPayload + recordOverheadMax)
-
-// recordOverheadMax is what a full record may add to its 16 KiB, with
-// room for one more small record: a TLS record adds 22 bytes in TLS 1.3
-// (5-byte header, content type, 16-byte tag; RFC 8446 §5.2) and 29 in
-// TLS 1.2 AES-GCM (header, 8-byte explicit nonce, tag; RFC 5288 §3), and
-// a full HTTP/2 DATA frame is two records (16 KiB of data, then the
-// frame's 9-byte header): four of those fit too.
-const recordOverheadMax = 128
+// recordBatchMax bounds the TLS records a recordConn holds back: one
+// loopback segment (larger batches stall the peer, which decrypts while
+// the next batch is encrypted), that is three full records (16 KiB and
+// 22 to 29 bytes each). Four full records (65.6 KiB) halved the system
+// calls of a bulk stream but each write then went as a 64 KiB segment and
+// a tiny one: about 10 % more CPU per byte in tollgated and tollgate
+// (scripts/bench-bulk-ab, HTTP/1.1).
+const recordBatchMax = 64 << 10
 
 // maxRecordPayload is the most data one TLS record carries (RFC 8446
 // §5.1): a write no larger is one record, with nothing to gather.

@@ -67,7 +67,7 @@ func TestBatchRecords(t *testing.T) {
 	if err := rb.ReleaseRecords(); err != nil {
 		t.Fatal(err)
 	}
-	if n := cc.writes.Load() - before; n > int64(len(data)/(4*maxRecordPayload))+1 {
+	if n := cc.writes.Load() - before; n > int64(len(data)/recordBatchMax)+1 {
 		t.Fatalf("%d writes for 16 records", n)
 	}
 	if _, err := tc.Write([]byte("tail")); err != nil { // not held: written at once
@@ -76,59 +76,5 @@ func TestBatchRecords(t *testing.T) {
 	_ = tc.Close()
 	if b := <-got; !bytes.Equal(b, append(data, "tail"...)) {
 		t.Fatalf("peer read %d bytes, want %d (or different ones)", len(b), len(data)+4)
-	}
-}
-
-// TestBatchRecordsFour: four full TLS records (a 64 KiB Write once
-// crypto/tls's small start-up records are behind) go out in one write.
-// With a 64 KiB batch bound only three fit and they took two.
-func TestBatchRecordsFour(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = ln.Close() })
-	go func() {
-		c, err := ln.Accept()
-		if err != nil {
-			return
-		}
-		defer c.Close()
-		_, _ = io.Copy(io.Discard, tls.Server(c, serverTLS(t)))
-	}()
-	raw, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	cc := &countConn{Conn: raw}
-	conf := clientTLS(t)
-	conf.ServerName = "127.0.0.1"
-	tc := tls.Client(BatchRecords(cc), conf)
-	t.Cleanup(func() { _ = tc.Close() })
-	// crypto/tls writes small records for its first 128 KiB.
-	if _, err := tc.Write(make([]byte, 256<<10)); err != nil {
-		t.Fatal(err)
-	}
-	rb := recordConnOf(tc)
-	for _, size := range []int{4 * maxRecordPayload, 4 * (maxRecordPayload + 9)} {
-		before := cc.writes.Load()
-		rb.HoldRecords()
-		if size == 4*maxRecordPayload {
-			if _, err := tc.Write(make([]byte, size)); err != nil {
-				t.Fatal(err)
-			}
-		} else { // four HTTP/2 DATA frames: each a full record and a 9-byte one
-			for range 4 {
-				if _, err := tc.Write(make([]byte, maxRecordPayload+9)); err != nil {
-					t.Fatal(err)
-				}
-			}
-		}
-		if err := rb.ReleaseRecords(); err != nil {
-			t.Fatal(err)
-		}
-		if n := cc.writes.Load() - before; n != 1 {
-			t.Errorf("%d bytes in TLS records: %d writes, want 1", size, n)
-		}
 	}
 }
