@@ -355,9 +355,9 @@ func (w *h2wire) clearWriteDeadline() {
 const gatherFor = 200 * time.Microsecond
 
 // gatherMax bounds the DATA frames the wire gathers before it encrypts
-// them (gatherData): four full ones, what one record batch of
-// tunnel.BatchRecords writes.
-const gatherMax = 4 * (maxRecordPayload + h2FrameHeaderLen)
+// them (gatherData): three full ones, what one record batch of
+// tunnel.BatchRecords (one 64 KiB loopback segment) holds.
+const gatherMax = 3 * (maxRecordPayload + h2FrameHeaderLen)
 
 // gatherPool holds the wire's gathering buffers (*[]byte, cap gatherMax).
 var gatherPool = sync.Pool{New: func() any { b := make([]byte, 0, gatherMax); return &b }}
@@ -411,9 +411,9 @@ func (w *h2wire) write(b []byte) (int, error) {
 // gatherData takes DATA frame b into the frames gathered, and encrypts
 // them all (into the held record batch) once no other full frame fits.
 // The server writes each such frame from a goroutine of its own, started
-// for it: encrypting one frame in four there instead of each, that
-// goroutine's stack grows (a copy) once per four frames, and the client
-// gets four full records and a small one for four frames, not four of
+// for it: encrypting one frame in three there instead of each, that
+// goroutine's stack grows (a copy) once per three frames, and the client
+// gets three full records and a small one for three frames, not three of
 // each.
 func (w *h2wire) gatherData(b []byte) (int, error) {
 	if w.pending != nil && len(*w.pending)+len(b) > gatherMax {

@@ -178,8 +178,8 @@ func (c *recordScanConn) Write(p []byte) (int, error) {
 }
 
 // TestH2GatheredFramesFewRecords: the full DATA frames of an HTTP/2
-// download are encrypted four at a time, so the frame headers that trail
-// each frame's 16 KiB of data take one small TLS record per four frames,
+// download are encrypted three at a time, so the frame headers that trail
+// each frame's 16 KiB of data take one small TLS record per three frames,
 // not one per frame (as when each frame was its own TLS write).
 func TestH2GatheredFramesFewRecords(t *testing.T) {
 	const bodySize = 8 << 20
@@ -232,6 +232,6 @@ func TestH2GatheredFramesFewRecords(t *testing.T) {
 	small := sc.small
 	sc.mu.Unlock()
 	if frames := bodySize / (16 << 10); small > frames/2 {
-		t.Errorf("%d small TLS records for %d full DATA frames, want about one per four", small, frames)
+		t.Errorf("%d small TLS records for %d full DATA frames, want about one per three", small, frames)
 	}
 }
