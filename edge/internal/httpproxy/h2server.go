@@ -191,7 +191,8 @@ type h2wire struct {
 
 	// Gathering full DATA frames (gatherFrame), under wmu.
 	gathering bool
-	gatherErr error // from a release by the timer, returned by the next Write
+	pending   *[]byte // gathered frames not yet encrypted; nil when none
+	gatherErr error   // from a release by the timer, returned by the next Write
 	gatherT   *time.Timer
 
 	// Write deadlines (SetWriteDeadline), under dmu.
@@ -294,6 +295,9 @@ func (w *h2wire) Write(b []byte) (int, error) {
 		return n, err
 	}
 	// GOAWAY is due: finish the frame being written, then send it.
+	if err := w.writePending(); err != nil {
+		return 0, err
+	}
 	end := 0
 	for end < len(b) && !w.out.atBoundary() {
 		k, _ := w.out.next(b[end:])
@@ -350,6 +354,14 @@ func (w *h2wire) clearWriteDeadline() {
 // sooner, this only when a stream's flow-control window ran out mid-write.
 const gatherFor = 200 * time.Microsecond
 
+// gatherMax bounds the DATA frames the wire gathers before it encrypts
+// them (gatherData): three full ones, what one record batch of
+// tunnel.BatchRecords (one 64 KiB loopback segment) holds.
+const gatherMax = 3 * (maxRecordPayload + h2FrameHeaderLen)
+
+// gatherPool holds the wire's gathering buffers (*[]byte, cap gatherMax).
+var gatherPool = sync.Pool{New: func() any { b := make([]byte, 0, gatherMax); return &b }}
+
 // write writes b to the client. A frame larger than one TLS record (a
 // full DATA frame is 16 KiB of payload plus its 9-byte header) goes out
 // in one system call when the connection can batch records, and
@@ -366,8 +378,8 @@ func (w *h2wire) write(b []byte) (int, error) {
 	if w.out.atBoundary() && gatherFrame(b) {
 		// net/http writes each DATA frame larger than its 4 KiB buffer
 		// with a Write (and a system call) of its own; while a body
-		// streams they come one after another. Hold them in the batch
-		// (written every recordBatchMax bytes) until a write of another
+		// streams they come one after another. Gather them (gatherData)
+		// and hold their records in the batch until a write of another
 		// kind, the handler's flush (release) or gatherFor.
 		if !w.gathering {
 			w.gathering = true
@@ -378,19 +390,61 @@ func (w *h2wire) write(b []byte) (int, error) {
 				w.gatherT.Reset(gatherFor)
 			}
 		}
-		return w.Conn.Write(b)
+		return w.gatherData(b)
 	}
 	if len(b) > maxRecordPayload || w.gathering {
 		if !w.gathering {
 			w.batch.HoldRecords()
 		}
-		n, err := w.Conn.Write(b)
+		n, err := 0, w.writePending()
+		if err == nil {
+			n, err = w.Conn.Write(b)
+		}
 		if rerr := w.releaseLocked(); err == nil {
 			err = rerr
 		}
 		return n, err
 	}
 	return w.Conn.Write(b)
+}
+
+// gatherData takes DATA frame b into the frames gathered, and encrypts
+// them all (into the held record batch) once no other full frame fits.
+// The server writes each such frame from a goroutine of its own, started
+// for it: encrypting one frame in three there instead of each, that
+// goroutine's stack grows (a copy) once per three frames, and the client
+// gets three full records and a small one for three frames, not three of
+// each.
+func (w *h2wire) gatherData(b []byte) (int, error) {
+	if w.pending != nil && len(*w.pending)+len(b) > gatherMax {
+		if err := w.writePending(); err != nil {
+			return 0, err
+		}
+	}
+	if len(b) > gatherMax { // a frame larger than the client's default maximum
+		return w.Conn.Write(b)
+	}
+	if w.pending == nil {
+		w.pending = gatherPool.Get().(*[]byte)
+	}
+	*w.pending = append(*w.pending, b...)
+	if gatherMax-len(*w.pending) < maxRecordPayload+h2FrameHeaderLen {
+		if err := w.writePending(); err != nil {
+			return 0, err
+		}
+	}
+	return len(b), nil
+}
+
+// writePending writes the DATA frames gathered, if any, to the
+// connection (their records held while gathering).
+func (w *h2wire) writePending() error {
+	if w.pending == nil || len(*w.pending) == 0 {
+		return nil
+	}
+	_, err := w.Conn.Write(*w.pending)
+	*w.pending = (*w.pending)[:0]
+	return err
 }
 
 // gatherFrame reports whether b is exactly one DATA frame larger than a
@@ -419,7 +473,15 @@ func (w *h2wire) releaseLocked() error {
 		w.gatherT.Stop()
 	}
 	w.gathering = false
-	return w.batch.ReleaseRecords()
+	err := w.writePending()
+	if w.pending != nil {
+		gatherPool.Put(w.pending)
+		w.pending = nil
+	}
+	if rerr := w.batch.ReleaseRecords(); err == nil {
+		err = rerr
+	}
+	return err
 }
 
 // Close closes the connection; one told to calm down first lingers so

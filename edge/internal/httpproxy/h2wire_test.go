@@ -142,3 +142,96 @@ func TestH2GatheredFramesSmallWindow(t *testing.T) {
 		}
 	}
 }
+
+// recordScanConn follows the TLS records written to a connection and
+// counts the small ones (fewer than 64 bytes of ciphertext).
+type recordScanConn struct {
+	net.Conn
+	mu    sync.Mutex
+	hdr   []byte // a record header being collected
+	skip  int    // bytes of the current record's body still to pass
+	small int
+}
+
+func (c *recordScanConn) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	for b := p; len(b) > 0; {
+		if c.skip > 0 {
+			k := min(c.skip, len(b))
+			c.skip -= k
+			b = b[k:]
+			continue
+		}
+		k := min(5-len(c.hdr), len(b))
+		c.hdr = append(c.hdr, b[:k]...)
+		b = b[k:]
+		if len(c.hdr) == 5 {
+			c.skip = int(c.hdr[3])<<8 | int(c.hdr[4])
+			if c.skip < 64 {
+				c.small++
+			}
+			c.hdr = c.hdr[:0]
+		}
+	}
+	c.mu.Unlock()
+	return c.Conn.Write(p)
+}
+
+// TestH2GatheredFramesFewRecords: the full DATA frames of an HTTP/2
+// download are encrypted three at a time, so the frame headers that trail
+// each frame's 16 KiB of data take one small TLS record per three frames,
+// not one per frame (as when each frame was its own TLS write).
+func TestH2GatheredFramesFewRecords(t *testing.T) {
+	const bodySize = 8 << 20
+	h := newHarness(t, bulkUpstream(bodySize, make([]byte, 256<<10)), harnessOpts{})
+	cert, roots := testCert(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer cancel()
+	rc := make(chan *recordScanConn, 1)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		sc := &recordScanConn{Conn: c}
+		rc <- sc
+		tc := tls.Server(tunnel.BatchRecords(sc), &tls.Config{Certificates: []tls.Certificate{cert}, NextProtos: []string{"h2"}})
+		if tc.HandshakeContext(ctx) == nil {
+			h.proxy.ServeConn(ctx, tc, testHost, tc.ConnectionState().NegotiatedProtocol)
+		}
+	}()
+	tr := &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "tcp", ln.Addr().String())
+		},
+		TLSClientConfig:   &tls.Config{RootCAs: roots},
+		ForceAttemptHTTP2: true,
+	}
+	defer tr.CloseIdleConnections()
+	resp, err := (&http.Client{Transport: tr, Timeout: 60 * time.Second}).Get("https://" + testHost + "/big")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if err != nil || n != bodySize || resp.ProtoMajor != 2 {
+		t.Fatalf("HTTP/%d, %d bytes, %v; want HTTP/2 and %d bytes", resp.ProtoMajor, n, err, bodySize)
+	}
+	sc := <-rc
+	sc.mu.Lock()
+	small := sc.small
+	sc.mu.Unlock()
+	if frames := bodySize / (16 << 10); small > frames/2 {
+		t.Errorf("%d small TLS records for %d full DATA frames, want about one per three", small, frames)
+	}
+}
