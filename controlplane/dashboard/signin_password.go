@@ -122,7 +122,19 @@ func (s *Server) passwordSignIn(w http.ResponseWriter, r *http.Request, next str
 		s.render(w, http.StatusOK, "signin", signInView{Next: next, TOTP: true, Email: pu.Email, SignUp: s.cfg.SignUp})
 		return nil
 	}
-	return s.finishSignIn(w, r, pu.UserID, store.SignInPassword, next)
+	return s.finishPasswordSignIn(w, r, pu, next)
+}
+
+// finishPasswordSignIn is finishSignIn for a user who proved their
+// password (and TOTP code): a refusal by every account (4xx: SSO enforced,
+// a claimed domain, the IP restriction, no account left) is audited
+// (recordSignInFailure, reason the refusal's code).
+func (s *Server) finishPasswordSignIn(w http.ResponseWriter, r *http.Request, pu *store.PasswordUser, next string) error {
+	err := s.finishSignIn(w, r, pu.UserID, store.SignInPassword, next)
+	if ae := controlplane.AsError(err); err != nil && ae.Status < 500 {
+		s.recordSignInFailure(r, pu, pu.Email, store.SignInPassword, string(ae.Code))
+	}
+	return err
 }
 
 // hashSlots bounds concurrent argon2id computations (19 MiB each), so a
@@ -216,7 +228,7 @@ func (s *Server) totpSignIn(w http.ResponseWriter, r *http.Request, next string)
 		return err
 	}
 	s.setCookie(w, r, challengeCookie, "/signin", "", time.Time{})
-	return s.finishSignIn(w, r, user.ID, store.SignInPassword, next)
+	return s.finishPasswordSignIn(w, r, &store.PasswordUser{UserID: user.ID, Email: user.Email}, next)
 }
 
 // finishSignIn opens a session for user userID, who proved who they are

@@ -253,6 +253,9 @@ func TestSSOWithPasswordsAndAccounts(t *testing.T) {
 		t.Fatal(err)
 	}
 	newBrowser(t, dash).passwordSignIn("admin@tollgate.localhost", testPassword).want(t, http.StatusForbidden, string(codes.SSOEnforced))
+	if ev := s.e.LastEvent(s.acct); ev.Type != failedSignIn || ev.ObjectID != s.e.Dev.UserID || !strings.Contains(string(ev.Payload), string(codes.SSOEnforced)) {
+		t.Fatalf("the refused password sign-in is not audited: last event %s %s", ev.Type, ev.Payload)
+	}
 
 	// A second account of the admin; the SSO session of the first stays there.
 	other, err := s.e.Store.CreateAccountFor(ctx, store.SystemActor, s.e.Dev.UserID, "second")
