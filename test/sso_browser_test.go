@@ -61,13 +61,26 @@ func wantErrorCode(t *testing.T, ctx context.Context, what, code string, also ..
 	}
 }
 
+// userID returns the ID of the account's user with email (GET /users).
+func userID(t *testing.T, apiURL, key, email string) string {
+	t.Helper()
+	users := api(t, apiURL, key, "GET", "/users", nil, 200)
+	for _, u := range users["users"].([]any) {
+		if m := u.(map[string]any); m["email"] == email {
+			return m["id"].(string)
+		}
+	}
+	t.Fatalf("%s is not a user of the account: %v", email, users)
+	return ""
+}
+
 // TestSSOInBrowser drives single sign-on of `tollgated dev` in Chromium
 // against real identity providers (samlidp and zitadel's example OP):
 // SP-initiated SAML sign-in creates a new user by JIT; IdP-initiated SAML
 // sign-in from the IdP's portal; the email form's chooser between the SAML
 // and OIDC providers, and OIDC sign-in; invite-only refusing an uninvited
-// user; enforced SSO refusing the API-key sign-in that mixed mode
-// allowed; and a verified email domain forcing its users through the
+// user; enforced SSO refusing the API-key and password sign-ins that
+// mixed mode allowed; and a verified email domain forcing its users through the
 // account's SSO.
 func TestSSOInBrowser(t *testing.T) {
 	ns := idptest.NewDNS(t)
@@ -165,11 +178,36 @@ func TestSSOInBrowser(t *testing.T) {
 		chromedp.Navigate(dash+"/signin"), chromedp.WaitVisible(chromedp.ID("api_key")),
 		chromedp.SendKeys(chromedp.ID("api_key"), key), chromedp.Click(chromedp.ID("signin")))
 	wantSignedInAs(t, ctx, "API key, mixed", "admin@tollgate.localhost")
+	// The admin gives themself a password through a reset link (which
+	// ends their sessions), and signs in with it: mixed allows passwords.
+	const adminPassword = "a long and unusual admin passphrase"
+	adminID := userID(t, apiURL, key, "admin@tollgate.localhost")
+	var link string
+	run(t, ctx, "a password reset link for the admin",
+		chromedp.Navigate(dash+"/users"),
+		chromedp.WaitVisible(`button[data-user="`+adminID+`"]`),
+		chromedp.Click(`button[data-user="`+adminID+`"]`),
+		chromedp.WaitVisible(chromedp.ID("reset-link")),
+		into(chromedp.Text(chromedp.ID("reset-link")), &link))
+	passwordSignIn := []chromedp.Action[chromedp.Void]{
+		chromedp.WaitVisible(chromedp.ID("signin-password")),
+		chromedp.SendKeys(chromedp.ID("email"), "admin@tollgate.localhost"),
+		chromedp.SendKeys(chromedp.ID("password"), adminPassword),
+		chromedp.Click(chromedp.ID("signin-password")),
+	}
+	run(t, ctx, "set the password", chromedp.Navigate(strings.TrimSpace(link)),
+		chromedp.WaitVisible(chromedp.ID("reset")),
+		chromedp.SendKeys(chromedp.ID("password"), adminPassword),
+		chromedp.Click(chromedp.ID("reset")))
+	run(t, ctx, "password sign-in in mixed mode", passwordSignIn...)
+	wantSignedInAs(t, ctx, "password, mixed", "admin@tollgate.localhost")
 	signOutInBrowser(t, ctx, dash)
 	api(t, apiURL, key, "PATCH", "/sso_settings", map[string]any{"mode": "enforced"}, 200)
 	run(t, ctx, "API-key sign-in when SSO is enforced",
 		chromedp.SendKeys(chromedp.ID("api_key"), key), chromedp.Click(chromedp.ID("signin")))
 	wantErrorCode(t, ctx, "enforced", "TG_2852", "Example SAML", "Example OIDC")
+	run(t, ctx, "password sign-in when SSO is enforced", append([]chromedp.Action[chromedp.Void]{chromedp.Navigate(dash + "/signin")}, passwordSignIn...)...)
+	wantErrorCode(t, ctx, "enforced, password", "TG_2852", "Example SAML", "Example OIDC")
 	api(t, apiURL, key, "PATCH", "/sso_settings", map[string]any{"mode": "mixed"}, 200)
 
 	// A verified domain forces its users (erin) through the account's SSO.
@@ -177,16 +215,7 @@ func TestSSOInBrowser(t *testing.T) {
 	ch := dom["challenge"].(map[string]any)
 	ns.SetTXT(ch["name"].(string), ch["value"].(string))
 	api(t, apiURL, key, "POST", "/account_domains/"+dom["id"].(string)+"/verify", nil, 200)
-	users := api(t, apiURL, key, "GET", "/users", nil, 200)
-	var erinID string
-	for _, u := range users["users"].([]any) {
-		if m := u.(map[string]any); m["email"] == "erin@example.net" {
-			erinID = m["id"].(string)
-		}
-	}
-	if erinID == "" {
-		t.Fatalf("erin is not a user of the account: %v", users)
-	}
+	erinID := userID(t, apiURL, key, "erin@example.net")
 	erinKey := api(t, apiURL, key, "POST", "/api_keys", map[string]any{"owner_id": erinID}, 201)["token"].(string)
 	run(t, ctx, "API-key sign-in of a user of a claimed domain",
 		chromedp.Navigate(dash+"/signin"), chromedp.WaitVisible(chromedp.ID("api_key")),

@@ -122,7 +122,19 @@ func (s *Server) passwordSignIn(w http.ResponseWriter, r *http.Request, next str
 		s.render(w, http.StatusOK, "signin", signInView{Next: next, TOTP: true, Email: pu.Email, SignUp: s.cfg.SignUp})
 		return nil
 	}
-	return s.finishSignIn(w, r, pu.UserID, store.SignInPassword, next)
+	return s.finishPasswordSignIn(w, r, pu, next)
+}
+
+// finishPasswordSignIn is finishSignIn for a user who proved their
+// password (and TOTP code): a refusal by every account (4xx: SSO enforced,
+// a claimed domain, the IP restriction, no account left) is audited
+// (recordSignInFailure, reason the refusal's code).
+func (s *Server) finishPasswordSignIn(w http.ResponseWriter, r *http.Request, pu *store.PasswordUser, next string) error {
+	err := s.finishSignIn(w, r, pu.UserID, store.SignInPassword, next)
+	if ae := controlplane.AsError(err); err != nil && ae.Status < 500 {
+		s.recordSignInFailure(r, pu, pu.Email, store.SignInPassword, string(ae.Code))
+	}
+	return err
 }
 
 // hashSlots bounds concurrent argon2id computations (19 MiB each), so a
@@ -216,7 +228,7 @@ func (s *Server) totpSignIn(w http.ResponseWriter, r *http.Request, next string)
 		return err
 	}
 	s.setCookie(w, r, challengeCookie, "/signin", "", time.Time{})
-	return s.finishSignIn(w, r, user.ID, store.SignInPassword, next)
+	return s.finishPasswordSignIn(w, r, &store.PasswordUser{UserID: user.ID, Email: user.Email}, next)
 }
 
 // finishSignIn opens a session for user userID, who proved who they are
@@ -291,7 +303,7 @@ func (s *Server) admitToAccount(r *http.Request, accountID, userID string, m sto
 // logged and does not change the answer.
 func (s *Server) recordSignInFailure(r *http.Request, pu *store.PasswordUser, email string, m store.SignInMethod, reason string) {
 	ctx := r.Context()
-	payload := map[string]any{"method": string(m), "reason": reason, "client_ip": s.core.ClientIP(r)}
+	payload := map[string]any{"method": string(m), "reason": reason}
 	accounts := []string{""}
 	object := ""
 	if pu != nil {
@@ -305,13 +317,25 @@ func (s *Server) recordSignInFailure(r *http.Request, pu *store.PasswordUser, em
 	} else if store.ValidEmail(email) {
 		payload["email"] = email
 	}
+	s.auditSignInFailure(r, accounts, object, payload)
+}
+
+// auditSignInFailure writes dashboard_sign_in_failed.v0 with payload
+// (which already holds method and reason; client_ip is added) and object
+// (the user ID, or "") by the anonymous actor into each of accounts ("" is
+// the control plane's own log), and logs the refusal. Every refused
+// sign-in, by password or through an identity provider
+// (recordSSOFailure), is written here. Best effort: a failure to record
+// is logged and does not change the answer.
+func (s *Server) auditSignInFailure(r *http.Request, accounts []string, object string, payload map[string]any) {
+	payload["client_ip"] = s.core.ClientIP(r)
 	for _, acct := range accounts {
-		if err := s.store.RecordEvent(ctx, anonymous, acct, "dashboard_sign_in_failed.v0", object, payload); err != nil {
+		if err := s.store.RecordEvent(r.Context(), anonymous, acct, "dashboard_sign_in_failed.v0", object, payload); err != nil {
 			s.log.Warn("recording a failed sign-in failed", zap.Error(err))
 		}
 	}
-	s.log.Info("dashboard sign-in refused", zap.String("reason", reason), zap.String("user_id", object),
-		zap.String("client_ip", s.core.ClientIP(r)))
+	s.log.Info("dashboard sign-in refused", zap.Any("reason", payload["reason"]), zap.Any("method", payload["method"]),
+		zap.String("user_id", object), zap.String("client_ip", s.core.ClientIP(r)))
 }
 
 // setCookie sends a dashboard cookie other than the session's: HttpOnly,

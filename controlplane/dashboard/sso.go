@@ -274,23 +274,25 @@ func (s *Server) samlMetadata(w http.ResponseWriter, r *http.Request) {
 func (s *Server) samlACS(w http.ResponseWriter, r *http.Request) {
 	dashHeaders(w)
 	r.Body = http.MaxBytesReader(w, r.Body, maxSAMLPost)
-	if err := r.ParseForm(); err != nil {
-		s.ssoFail(w, r, "/", controlplane.Errorf(http.StatusBadRequest, codes.SSOResponseInvalid, "The SAML response could not be read: %v.", err))
-		return
-	}
 	idp, err := s.lookupIdP(r)
 	if err != nil {
 		s.ssoFail(w, r, "/", err)
 		return
 	}
-	next, reqIDs := "/", []string(nil)
-	if f := flowOf(r, idp.ID); f != nil && f.RequestID != "" {
-		next, reqIDs = safeNext(f.Next), []string{f.RequestID}
+	attempt := ssoAttempt{idp: idp, method: store.SignInSAML, reason: "protocol", next: "/"}
+	if err := r.ParseForm(); err != nil {
+		s.ssoRefused(w, r, attempt, controlplane.Errorf(http.StatusBadRequest, codes.SSOResponseInvalid, "The SAML response could not be read: %v.", err))
+		return
 	}
+	var reqIDs []string
+	if f := flowOf(r, idp.ID); f != nil && f.RequestID != "" {
+		attempt.next, reqIDs = safeNext(f.Next), []string{f.RequestID}
+	}
+	next := attempt.next
 	s.setFlowCookie(w, r, nil, true) // a request is answered once
 	ident, err := s.sso.SAMLResponse(r.Context(), idp, s.baseURL(r), r, reqIDs)
 	if err != nil {
-		s.ssoFail(w, r, next, err)
+		s.ssoRefused(w, r, attempt, err)
 		return
 	}
 	s.ssoFinish(w, r, idp, ident, store.SignInSAML, next)
@@ -317,18 +319,20 @@ func (s *Server) oidcCallback(w http.ResponseWriter, r *http.Request) {
 	if f != nil {
 		flow = &sso.OIDCFlow{State: f.State, Nonce: f.Nonce, Verifier: f.Verifier}
 	}
+	attempt := ssoAttempt{idp: idp, method: store.SignInOIDC, reason: "protocol", next: next}
 	if err := sso.CheckState(flow, q.Get("state")); err != nil {
-		s.ssoFail(w, r, next, err)
+		s.ssoRefused(w, r, attempt, err)
 		return
 	}
 	if e := q.Get("error"); e != "" {
-		s.ssoFail(w, r, next, controlplane.Errorf(http.StatusUnauthorized, codes.SSOProviderFailed,
+		attempt.reason = "provider_error"
+		s.ssoRefused(w, r, attempt, controlplane.Errorf(http.StatusUnauthorized, codes.SSOProviderFailed,
 			"The OpenID provider %s did not sign you in: %s %s", idp.Name, controlplane.Truncate(e, 100), controlplane.Truncate(q.Get("error_description"), 200)))
 		return
 	}
 	ident, err := s.sso.OIDCFinish(r.Context(), idp, s.baseURL(r), flow, q.Get("code"))
 	if err != nil {
-		s.ssoFail(w, r, next, err)
+		s.ssoRefused(w, r, attempt, err)
 		return
 	}
 	s.ssoFinish(w, r, idp, ident, store.SignInOIDC, next)

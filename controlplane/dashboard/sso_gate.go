@@ -21,41 +21,45 @@ import (
 // active; the dashboard IP restriction applies; then a new session opens.
 func (s *Server) ssoFinish(w http.ResponseWriter, r *http.Request, idp *store.IdentityProvider, ident *sso.Identity, method store.SignInMethod, next string) {
 	ctx := r.Context()
-	fail := func(err error) { s.ssoFail(w, r, next, err) }
+	userID := ""
+	fail := func(reason string, err error) {
+		s.ssoRefused(w, r, ssoAttempt{idp: idp, method: method, reason: reason, email: ident.Email, userID: userID, next: next}, err)
+	}
 	acct, err := s.store.GetAccount(ctx, idp.AccountID)
 	if err != nil {
-		fail(err)
+		fail("", err)
 		return
 	}
 	if !acct.Active {
-		fail(controlplane.Errorf(http.StatusForbidden, codes.APIAccountSuspended,
+		fail("account_suspended", controlplane.Errorf(http.StatusForbidden, codes.APIAccountSuspended,
 			"The account %s is suspended; nobody can sign in to it until it is reactivated.", acct.ID))
 		return
 	}
 	if claim, err := s.store.DomainClaim(ctx, ident.Email); err == nil && claim.AccountID != idp.AccountID {
-		fail(s.domainClaimed(ctx, claim, ident.Email))
+		fail("domain_claimed", s.domainClaimed(ctx, claim, ident.Email))
 		return
 	} else if err != nil && !errors.Is(err, store.ErrNotFound) {
-		fail(err)
+		fail("", err)
 		return
 	}
 	settings, err := s.store.GetSSOSettings(ctx, idp.AccountID)
 	if err != nil {
-		fail(err)
+		fail("", err)
 		return
 	}
 	actor := store.Actor{AccountID: idp.AccountID, PrincipalID: "system", CredentialID: idp.ID}
 	in, err := s.store.ProvisionSSOUser(ctx, actor, idp.AccountID, ident.Email, ident.Name, settings.Provisioning)
 	if errors.Is(err, store.ErrNotInvited) {
-		fail(controlplane.Errorf(http.StatusForbidden, codes.SSONotInvited,
+		fail("not_invited", controlplane.Errorf(http.StatusForbidden, codes.SSONotInvited,
 			"%s is not a member of the account %s, which admits invited users only. Ask an administrator of the account to invite you, then sign in again.",
 			controlplane.Truncate(ident.Email, 100), acct.Name))
 		return
 	}
 	if err != nil {
-		fail(err)
+		fail("", err)
 		return
 	}
+	userID = in.UserID
 	// The user, and their membership of this account (SCIM may deactivate
 	// it alone), must be active.
 	if active, err := s.store.MembershipActive(ctx, idp.AccountID, in.UserID); err != nil || !active {
@@ -63,11 +67,11 @@ func (s *Server) ssoFinish(w http.ResponseWriter, r *http.Request, idp *store.Id
 			err = controlplane.Errorf(http.StatusForbidden, codes.APIPrincipalInactive,
 				"The user %s is deactivated in the account %s. Ask an administrator of the account to reactivate you.", in.UserID, acct.Name)
 		}
-		fail(err)
+		fail("user_inactive", err)
 		return
 	}
 	if err := s.checkDashboardRestriction(r, idp.AccountID); err != nil {
-		fail(err)
+		fail("ip_restricted", err)
 		return
 	}
 	if in.Created || in.Joined {
@@ -76,10 +80,45 @@ func (s *Server) ssoFinish(w http.ResponseWriter, r *http.Request, idp *store.Id
 	}
 	if err := s.openDashboardSession(w, r, sessionStart{AccountID: idp.AccountID, UserID: in.UserID, Method: method,
 		IdPAccountID: idp.AccountID}); err != nil {
-		fail(err)
+		fail("session_refused", err)
 		return
 	}
 	http.Redirect(w, r, next, http.StatusSeeOther)
+}
+
+// ssoAttempt describes a sign-in through an identity provider, for
+// recording its refusal: the provider and method (saml, oidc), the
+// refusal's reason (a short word such as not_invited; "" for a failure
+// that is not a refusal), and the address and user ID the provider
+// vouched for, when known.
+type ssoAttempt struct {
+	idp                   *store.IdentityProvider
+	method                store.SignInMethod
+	reason, email, userID string
+	next                  string
+}
+
+// ssoRefused answers a sign-in through an identity provider that failed
+// with err (ssoFail) and, when err is a refusal (4xx), audits it as
+// dashboard_sign_in_failed.v0 in the provider's account
+// (auditSignInFailure): {method, reason, code, identity_provider_id,
+// email when the provider vouched for one, client_ip}, object the user ID
+// when known. Nothing the provider sent (assertion, token, code) is
+// recorded.
+func (s *Server) ssoRefused(w http.ResponseWriter, r *http.Request, a ssoAttempt, err error) {
+	if ae := controlplane.AsError(err); ae.Status < 500 {
+		reason := a.reason
+		if reason == "" {
+			reason = "refused"
+		}
+		payload := map[string]any{"method": string(a.method), "reason": reason, "code": string(ae.Code),
+			"identity_provider_id": a.idp.ID}
+		if a.email != "" {
+			payload["email"] = controlplane.Truncate(a.email, 254)
+		}
+		s.auditSignInFailure(r, []string{a.idp.AccountID}, a.userID, payload)
+	}
+	s.ssoFail(w, r, a.next, err)
 }
 
 // checkSignInMethod is the SSO policy of every new dashboard session

@@ -39,6 +39,9 @@ func TestSSOInviteOnlyAndEnforced(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.oidcSignIn(t, newWalker(t), idp, "carol", "pw-carol").want(t, http.StatusForbidden, string(codes.SSONotInvited))
+	if pl := s.wantRefusalAudited(t, idp.ID, store.SignInOIDC, codes.SSONotInvited, "not_invited"); pl["email"] != "carol@example.org" {
+		t.Fatalf("the refusal's audit event names %q", pl["email"])
+	}
 	if _, err := s.e.Store.UserByEmail(ctx, "carol@example.org"); err == nil {
 		t.Fatal("invite-only created the uninvited user")
 	}
@@ -160,6 +163,7 @@ func TestSSODomainControls(t *testing.T) {
 	s.acct = other.ID
 	rogue := s.addOIDC(t, op, "Rogue")
 	s.oidcSignIn(t, newWalker(t), rogue, "erin", "pw").want(t, http.StatusForbidden, string(codes.SSODomainClaimed))
+	s.wantRefusalAudited(t, rogue.ID, store.SignInOIDC, codes.SSODomainClaimed, "domain_claimed") // in the rogue IdP's account
 	if _, err := s.e.Store.GetMembership(ctx, other.ID, u.ID); err == nil {
 		t.Fatal("the other account's IdP made erin a member")
 	}
@@ -205,6 +209,10 @@ func TestSSODeactivatedMember(t *testing.T) {
 	w.stopAt = s.dash + "/"
 	w.do(http.MethodGet, s.dash+"/", nil).want(t, http.StatusForbidden, string(codes.APIPrincipalInactive))
 	s.oidcSignIn(t, newWalker(t), idp, "carol", "pw-carol").want(t, http.StatusForbidden, string(codes.APIPrincipalInactive))
+	s.wantRefusalAudited(t, idp.ID, store.SignInOIDC, codes.APIPrincipalInactive, "user_inactive")
+	if ev := s.e.LastEvent(s.acct); ev.ObjectID != u.ID {
+		t.Fatalf("the refusal's audit event is about %q, want %s", ev.ObjectID, u.ID)
+	}
 }
 
 // TestSSOFailuresThrottled: refused SAML responses and addresses no
@@ -245,6 +253,9 @@ func TestSSOWithPasswordsAndAccounts(t *testing.T) {
 		t.Fatal(err)
 	}
 	newBrowser(t, dash).passwordSignIn("admin@tollgate.localhost", testPassword).want(t, http.StatusForbidden, string(codes.SSOEnforced))
+	if ev := s.e.LastEvent(s.acct); ev.Type != failedSignIn || ev.ObjectID != s.e.Dev.UserID || !strings.Contains(string(ev.Payload), string(codes.SSOEnforced)) {
+		t.Fatalf("the refused password sign-in is not audited: last event %s %s", ev.Type, ev.Payload)
+	}
 
 	// A second account of the admin; the SSO session of the first stays there.
 	other, err := s.e.Store.CreateAccountFor(ctx, store.SystemActor, s.e.Dev.UserID, "second")

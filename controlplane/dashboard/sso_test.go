@@ -27,6 +27,34 @@ func (s *ssoSetup) wantSignedOut(t *testing.T, w *walker) {
 	}
 }
 
+// wantRefusalAudited checks that the last event of the account's audit
+// log is the refused sign-in through identity provider idp: by the
+// anonymous actor, with the method, the refusal's code and reason, and
+// nothing the provider sent (only the listed fields).
+func (s *ssoSetup) wantRefusalAudited(t *testing.T, idp string, method store.SignInMethod, code codes.Code, reason string) map[string]string {
+	t.Helper()
+	ev := s.e.LastEvent(s.acct)
+	if ev.Type != failedSignIn {
+		t.Fatalf("last audit event %s: %s; want %s", ev.Type, ev.Payload, failedSignIn)
+	}
+	var pl map[string]string
+	if err := json.Unmarshal(ev.Payload, &pl); err != nil {
+		t.Fatalf("payload of %s: %s: %v", ev.Type, ev.Payload, err)
+	}
+	if ev.Type != failedSignIn || ev.ActorID != "anonymous" || pl["method"] != string(method) || pl["code"] != string(code) ||
+		pl["reason"] != reason || pl["identity_provider_id"] != idp || pl["client_ip"] == "" {
+		t.Fatalf("last audit event %s by %s: %s; want %s of %s %s %s %s", ev.Type, ev.ActorID, ev.Payload, failedSignIn, idp, method, code, reason)
+	}
+	for k := range pl {
+		switch k {
+		case "method", "code", "reason", "identity_provider_id", "client_ip", "email":
+		default:
+			t.Fatalf("the audit event of a refused SSO sign-in holds %q: %s", k, ev.Payload)
+		}
+	}
+	return pl
+}
+
 // wantJITMember checks that email is a member of the account with the
 // Just-in-Time roles.
 func (s *ssoSetup) wantJITMember(t *testing.T, email string) {
@@ -160,6 +188,8 @@ func TestSSOSAMLProtocolChecks(t *testing.T) {
 		again := newWalker(t)
 		again.samlResponse(start, "erin", "pw-erin")
 		again.post(acs, form).want(t, http.StatusUnauthorized, "")
+		// Refused as answering another request (this browser's is newer).
+		s.wantRefusalAudited(t, p.ID, store.SignInSAML, codes.SSOResponseInvalid, "protocol")
 		third := newWalker(t)
 		third.post(acs, form).want(t, http.StatusUnauthorized, "")
 		s.wantSignedOut(t, again)
@@ -175,6 +205,7 @@ func TestSSOSAMLProtocolChecks(t *testing.T) {
 		w2 := newWalker(t)
 		w2.c.Jar.SetCookies(u, []*http.Cookie{{Name: cks[0].Name, Value: cks[0].Value, Path: "/sso/"}})
 		w2.post(acs, form).want(t, http.StatusUnauthorized, string(codes.SSOReplayed))
+		s.wantRefusalAudited(t, p.ID, store.SignInSAML, codes.SSOReplayed, "protocol")
 		s.wantSignedOut(t, w2)
 	})
 	t.Run("wrong InResponseTo", func(t *testing.T) {
@@ -182,6 +213,7 @@ func TestSSOSAMLProtocolChecks(t *testing.T) {
 		acs, form := attacker.samlResponse(start, "erin", "pw-erin")
 		victim.do(http.MethodGet, start, nil) // the victim's own request
 		victim.post(acs, form).want(t, http.StatusUnauthorized, string(codes.SSOResponseInvalid))
+		s.wantRefusalAudited(t, p.ID, store.SignInSAML, codes.SSOResponseInvalid, "protocol")
 		s.wantSignedOut(t, victim)
 	})
 	t.Run("SHA-1", func(t *testing.T) {
@@ -194,6 +226,7 @@ func TestSSOSAMLProtocolChecks(t *testing.T) {
 			t.Fatalf("the IdP did not sign with SHA-1: %s", sig)
 		}
 		w.post(acs, form).want(t, http.StatusUnauthorized, string(codes.SSOResponseInvalid))
+		s.wantRefusalAudited(t, wp.ID, store.SignInSAML, codes.SSOResponseInvalid, "protocol")
 		s.wantSignedOut(t, w)
 	})
 	t.Run("other destination", func(t *testing.T) {
