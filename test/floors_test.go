@@ -45,6 +45,10 @@ var floors = []floor{
 	{packages: []string{"agent"}, notAbove: []string{"edge", "controlplane", "cmd"}, exist: true},
 	{packages: []string{"internal"}, notAbove: []string{"edge", "tunnel", "controlplane", "agent", "cmd"}},
 	{packages: []string{"cmd", "test"}, notAbove: []string{"cmd"}},
+	// What an operator installs besides the binaries (units, examples); its
+	// only Go code is its tests, which run the binaries' build.
+	{packages: []string{"packaging"}, notAbove: []string{"config", "edge", "tunnel", "controlplane", "agent", "cmd", "internal"},
+		noImport: networkImports, noDial: true, exist: true},
 }
 
 // networkImports are the packages that do network I/O (or exist only to
