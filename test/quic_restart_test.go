@@ -94,8 +94,11 @@ func TestAgentsComeBackAfterEdgeCrash(t *testing.T) {
 	}
 }
 
-// agentTransport reads the transport of the agent's session from its
-// inspection API; "" when not connected.
+// agentTransport reads the transport of the agent's online session from
+// its inspection API; "" when no session is online. A session that has
+// authenticated but not yet bound its endpoints (the move back to TCP
+// binds after the new session replaces the old one) is not online yet:
+// its URL may still answer 404.
 func agentTransport(t *testing.T, webAddr string) string {
 	t.Helper()
 	resp, err := http.Get("http://" + webAddr + "/api/status")
@@ -104,10 +107,14 @@ func agentTransport(t *testing.T, webAddr string) string {
 	}
 	defer resp.Body.Close()
 	var st struct {
+		State     string `json:"state"`
 		Transport string `json:"transport"`
 	}
 	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
 		t.Fatalf("inspection API: %v", err)
+	}
+	if st.State != "online" {
+		return ""
 	}
 	return st.Transport
 }
