@@ -31,10 +31,9 @@ const (
 	wndIncMaxQueued = 1 << 10
 )
 
-// directWriteMin is the smallest Write a batchConn does not copy: it is
-// written from the caller's slice (after what was queued before it), by
-// the caller itself when no flusher runs, else by the flusher while the
-// caller waits. muxado writes a DATA frame's payload with a
+// directWriteMin is the smallest Write a batchConn does not copy: the
+// flusher writes it from the caller's slice (after what was queued before
+// it) while the caller waits. muxado writes a DATA frame's payload with a
 // Write of its own, and bulk streams write 256 KiB at a time: a copy of
 // those is about 5% of the agent's CPU on a download, while a wait costs
 // the same two wake-ups a full buffer does.
@@ -185,9 +184,8 @@ func (c *batchConn) Write(p []byte) (int, error) {
 	return n, nil
 }
 
-// writeDirectLocked writes p after what is queued, without copying it:
-// itself when no flusher runs, else by the flusher, waiting until it is
-// written.
+// writeDirectLocked has the flusher write p after what is queued, without
+// copying it, and waits until it is written.
 func (c *batchConn) writeDirectLocked(p []byte) (int, error) {
 	for c.direct != nil && c.err == nil && !c.closing { // one at a time (muxado has one writer)
 		c.cond.Wait()
@@ -203,14 +201,8 @@ func (c *batchConn) writeDirectLocked(p []byte) (int, error) {
 	}
 	c.direct = p
 	if !c.flushing {
-		// No flusher runs: this goroutine (muxado's writer) writes p and
-		// whatever is queued before it, as a flusher would. That spares
-		// a goroutine per large frame, its stack growth in crypto/tls and
-		// the wake-ups there and back.
 		c.flushing = true
-		c.mu.Unlock()
-		c.flush()
-		c.mu.Lock()
+		go c.flush()
 	}
 	for c.direct != nil && c.err == nil {
 		c.cond.Wait()

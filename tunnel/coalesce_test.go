@@ -7,9 +7,7 @@ import (
 	"errors"
 	"io"
 	"net"
-	"runtime"
 	"slices"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -333,41 +331,5 @@ func TestBatchConnLargeWriteNotCopied(t *testing.T) {
 	})
 	if !bytes.Equal(w.data, want) {
 		t.Fatal("bytes reordered or changed")
-	}
-}
-
-// stackLog records the goroutine stack of each Write.
-type stackLog struct {
-	sliceLog
-	stacks []string
-}
-
-func (w *stackLog) Write(p []byte) (int, error) {
-	buf := make([]byte, 8<<10)
-	buf = buf[:runtime.Stack(buf, false)]
-	w.mu.Lock()
-	w.stacks = append(w.stacks, string(buf))
-	w.mu.Unlock()
-	return w.sliceLog.Write(p)
-}
-
-// TestBatchConnLargeWriteInline: a large Write with nothing queued before
-// it and no flusher running is written by the caller's own goroutine (no
-// flusher goroutine started and woken for it), and the bytes are intact.
-func TestBatchConnLargeWriteInline(t *testing.T) {
-	w := &stackLog{}
-	bc := newBatchConn(w, 256<<10, nil)
-	t.Cleanup(func() { _ = bc.Close() })
-	big := bytes.Repeat([]byte{9}, directWriteMin)
-	if _, err := bc.Write(big); err != nil {
-		t.Fatal(err)
-	}
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if len(w.stacks) != 1 || !bytes.Equal(w.data, big) {
-		t.Fatalf("%d writes of %d bytes, want 1 of %d", len(w.stacks), len(w.data), len(big))
-	}
-	if !strings.Contains(w.stacks[0], "TestBatchConnLargeWriteInline") {
-		t.Errorf("the large Write went out from another goroutine:\n%s", w.stacks[0])
 	}
 }
