@@ -256,13 +256,14 @@ func (t *tx) keepsAnAdmin(ctx context.Context, accountID, userID string) error {
 	return nil
 }
 
-// ListAccountsOf returns one page of the accounts user userID belongs to,
+// ListAccountsOf returns one page of the accounts user userID belongs to
+// and may act in (a membership deactivated there, SCIM active false, is left out),
 // with the user's roles in each, newest account first, and whether more
 // remain.
 func (s *Store) ListAccountsOf(ctx context.Context, userID string, page Page) ([]AccountMembership, bool, error) {
 	return listPage(ctx, s.rdb, `SELECT a.id, a.name, a.active, a.created_at,
 			m.developer, m.team, m.billing, m.admin, m.created_at
-		FROM memberships m JOIN accounts a ON a.id = m.account_id WHERE m.user_id = $1`,
+		FROM memberships m JOIN accounts a ON a.id = m.account_id WHERE m.user_id = $1 AND m.active`,
 		"a.id", []any{userID}, page, func(r scanner) (AccountMembership, error) {
 			var (
 				am              AccountMembership

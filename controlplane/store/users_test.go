@@ -297,6 +297,17 @@ func TestAccountsOfAndRename(t *testing.T) {
 		if am := byID[f.account.ID]; !am.Roles.Admin || am.Roles.UserID != f.admin.ID {
 			t.Fatalf("ListAccountsOf = %+v", list)
 		}
+		// A membership deactivated in an account (SCIM active: false) is
+		// not one of the user's accounts: they cannot act or sign in there.
+		if _, err := s.SCIMUpdateUser(ctx, g.actor, g.account.ID, f.admin.ID, func(cur SCIMUserInput) (SCIMUserInput, error) {
+			cur.Active = false
+			return cur, nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if list, _, err := s.ListAccountsOf(ctx, f.admin.ID, Page{}); err != nil || len(list) != 1 || list[0].Account.ID != f.account.ID {
+			t.Fatalf("ListAccountsOf after deactivation in %s = %+v, %v", g.account.ID, list, err)
+		}
 		a, err := s.RenameAccount(ctx, f.actor, f.account.ID, "renamed")
 		if err != nil || a.Name != "renamed" {
 			t.Fatalf("RenameAccount = %+v, %v", a, err)
