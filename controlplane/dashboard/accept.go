@@ -41,7 +41,7 @@ type acceptView struct {
 // password; for an existing user, being signed in as them (a button), or
 // else a link that signs in and comes back. An invalid token charges the
 // client address's failure budget.
-func (s *Server) acceptPage(w http.ResponseWriter, r *http.Request) {
+func (s *identityPages) acceptPage(w http.ResponseWriter, r *http.Request) {
 	dashHeaders(w)
 	v := acceptView{Token: strings.TrimSpace(r.URL.Query().Get("token")), MinLen: authn.MinPasswordLen}
 	if v.Token == "" {
@@ -64,7 +64,7 @@ func (s *Server) acceptPage(w http.ResponseWriter, r *http.Request) {
 // previewInto reads the invitation of v.Token into v (account, address,
 // whether it has a user), or returns the error to show: an invalid token
 // charges the address's failure budget, and past it is answered 429.
-func (s *Server) previewInto(w http.ResponseWriter, r *http.Request, v *acceptView) error {
+func (s *identityPages) previewInto(w http.ResponseWriter, r *http.Request, v *acceptView) error {
 	pv, err := s.store.PreviewInvitation(r.Context(), v.Token)
 	if err != nil {
 		return s.invitationError(w, r, err)
@@ -78,7 +78,7 @@ func (s *Server) previewInto(w http.ResponseWriter, r *http.Request, v *acceptVi
 // the page's error; an invalid token charges the client address's failure
 // budget (controlplane.Core.ChargeAuthFailure), and past it is answered
 // 429.
-func (s *Server) invitationError(w http.ResponseWriter, r *http.Request, err error) error {
+func (s *identityPages) invitationError(w http.ResponseWriter, r *http.Request, err error) error {
 	var ce *codes.Error
 	if !errors.As(err, &ce) {
 		return err
@@ -113,7 +113,7 @@ func (s *Server) invitationError(w http.ResponseWriter, r *http.Request, err err
 // A wrong token charges the client address's failure budget
 // (controlplane.Core.ChargeAuthFailure), and past it is answered 429; a
 // valid token is never refused for it.
-func (s *Server) acceptInvitationForm(w http.ResponseWriter, r *http.Request) {
+func (s *identityPages) acceptInvitationForm(w http.ResponseWriter, r *http.Request) {
 	dashHeaders(w)
 	v := acceptView{MinLen: authn.MinPasswordLen}
 	fail := func(err error) {
@@ -198,7 +198,7 @@ func (s *Server) acceptInvitationForm(w http.ResponseWriter, r *http.Request) {
 // signInAfterAccept opens a dashboard session in the account just joined,
 // by method (for store.SignInAPIKey with the key the acceptance created),
 // when the account admits it (admitToAccount).
-func (s *Server) signInAfterAccept(w http.ResponseWriter, r *http.Request, acc *store.Acceptance, m store.SignInMethod) error {
+func (s *identityPages) signInAfterAccept(w http.ResponseWriter, r *http.Request, acc *store.Acceptance, m store.SignInMethod) error {
 	if err := s.admitToAccount(r, acc.Account.ID, acc.Member.User.ID, m); err != nil {
 		return err
 	}

@@ -29,7 +29,7 @@ func signUpOff() error {
 }
 
 // signUpPage is GET /signup: the form, when Config.SignUp is on.
-func (s *Server) signUpPage(w http.ResponseWriter, r *http.Request) {
+func (s *identityPages) signUpPage(w http.ResponseWriter, r *http.Request) {
 	dashHeaders(w)
 	v := signUpView{MinLen: authn.MinPasswordLen}
 	status := http.StatusOK
@@ -47,7 +47,7 @@ func (s *Server) signUpPage(w http.ResponseWriter, r *http.Request) {
 // (a target of controlplane.Core.AdmitSignIn: 10, then one per 30
 // seconds), and a spent budget refuses it before the password is hashed,
 // so one address cannot create users without bound.
-func (s *Server) signUp(w http.ResponseWriter, r *http.Request) {
+func (s *identityPages) signUp(w http.ResponseWriter, r *http.Request) {
 	dashHeaders(w)
 	v := signUpView{MinLen: authn.MinPasswordLen}
 	fail := func(err error) {
@@ -143,7 +143,7 @@ func storeInputError(err error) error {
 // signed-in user as its administrator (store.CreateAccountFor), then a
 // switch into it. A session signed in with an API key stays in its
 // account: the page says how to switch.
-func (s *Server) dashCreateAccount(w http.ResponseWriter, r *http.Request, c *dashCaller) error {
+func (s *identityPages) dashCreateAccount(w http.ResponseWriter, r *http.Request, c *dashCaller) error {
 	if u, err := s.store.GetUser(r.Context(), c.Key.OwnerID); err != nil {
 		return err
 	} else if err := s.checkNewAccountEmail(r.Context(), u.Email); err != nil { // sso_gate.go
@@ -159,7 +159,7 @@ func (s *Server) dashCreateAccount(w http.ResponseWriter, r *http.Request, c *da
 
 // dashSwitchAccount is POST /accounts/switch {account_id}: the browser's
 // session moves to another account of the user (switchTo).
-func (s *Server) dashSwitchAccount(w http.ResponseWriter, r *http.Request, c *dashCaller) error {
+func (s *identityPages) dashSwitchAccount(w http.ResponseWriter, r *http.Request, c *dashCaller) error {
 	id := strings.TrimSpace(r.PostForm.Get("account_id"))
 	if err := controlplane.CheckID(id, ids.PrefixAccount); err != nil {
 		return controlplane.Errorf(http.StatusBadRequest, codes.DashboardBadInput, "%q is not an account ID (acct_...).", controlplane.Truncate(id, 60))
@@ -175,7 +175,7 @@ func (s *Server) dashSwitchAccount(w http.ResponseWriter, r *http.Request, c *da
 // account must admit the method, and its dashboard IP restriction the
 // browser (admitToAccount). An API-key session cannot switch: API keys
 // belong to one account.
-func (s *Server) switchTo(w http.ResponseWriter, r *http.Request, c *dashCaller, id string) error {
+func (s *identityPages) switchTo(w http.ResponseWriter, r *http.Request, c *dashCaller, id string) error {
 	if c.sess.Method == store.SignInAPIKey {
 		return controlplane.Errorf(http.StatusConflict, codes.AccountSwitch,
 			"You signed in with an API key of %s, and API keys belong to one account. Sign out and sign in with your e-mail address and password to switch accounts (set a password on your profile page first).", c.AccountID())

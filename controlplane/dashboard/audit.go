@@ -147,7 +147,7 @@ func auditFilter(q url.Values) (store.AuditFilter, store.Page, error) {
 // and team managers only (Caller.RequireAuditReader, as GET
 // /audit_events). A filter it cannot read is shown with its error and no
 // events.
-func (s *Server) dashAudit(w http.ResponseWriter, r *http.Request, c *dashCaller) error {
+func (s *managePages) dashAudit(w http.ResponseWriter, r *http.Request, c *dashCaller) error {
 	if err := c.RequireAuditReader(); err != nil {
 		return dashForbidden(err)
 	}
@@ -189,7 +189,7 @@ func (s *Server) dashAudit(w http.ResponseWriter, r *http.Request, c *dashCaller
 
 // principalNames lists the account's members and bot users (the first
 // page of each) as filter choices: ID and e-mail or name.
-func (s *Server) principalNames(r *http.Request, c *dashCaller) ([]option, error) {
+func (s *managePages) principalNames(r *http.Request, c *dashCaller) ([]option, error) {
 	members, _, err := s.store.ListMembers(r.Context(), c.AccountID(), store.Page{})
 	if err != nil {
 		return nil, err

@@ -22,7 +22,7 @@ type botView struct {
 }
 
 // botView builds GET /bot-users/{id}.
-func (s *Server) botView(r *http.Request, c *dashCaller) (*botView, error) {
+func (s *managePages) botView(r *http.Request, c *dashCaller) (*botView, error) {
 	id, err := formID(r, "a bot user (bot_...)", ids.PrefixBotUser)
 	if err != nil {
 		return nil, err
@@ -57,7 +57,7 @@ func ownedBy[T any](list []T, owner string, ownerOf func(T) string) []T {
 // API key owned by the bot user, for its programs to call the API, shown
 // once. Administrators only (Caller.OwnerFor, as POST /api_keys with
 // owner_id).
-func (s *Server) dashCreateBotAPIKey(w http.ResponseWriter, r *http.Request, c *dashCaller) error {
+func (s *managePages) dashCreateBotAPIKey(w http.ResponseWriter, r *http.Request, c *dashCaller) error {
 	id, err := formID(r, "a bot user (bot_...)", ids.PrefixBotUser)
 	if err != nil {
 		return err
@@ -67,7 +67,7 @@ func (s *Server) dashCreateBotAPIKey(w http.ResponseWriter, r *http.Request, c *
 		return dashForbidden(err)
 	}
 	k, tok, err := s.store.CreateAPIKey(r.Context(), c.Actor, c.AccountID(), store.APIKeyCreate{OwnerID: owner, Description: formText(r, "description")})
-	return afterAction(s, w, r, c, "bot-user", "Bot user", s.botView, err, func(v *botView) {
+	return afterAction(s.Server, w, r, c, "bot-user", "Bot user", s.botView, err, func(v *botView) {
 		v.NewAPIKey, v.NewAPIKeyID = tok.Reveal(), k.ID // shown once, to its creator
 	})
 }
@@ -75,12 +75,12 @@ func (s *Server) dashCreateBotAPIKey(w http.ResponseWriter, r *http.Request, c *
 // dashAddBotSSHKey is POST /bot-users/{id}/ssh-keys {public_key,
 // description, acl}: an SSH key owned by the bot user (administrators
 // only, controlplane.Core.CreateSSHCredential).
-func (s *Server) dashAddBotSSHKey(w http.ResponseWriter, r *http.Request, c *dashCaller) error {
+func (s *managePages) dashAddBotSSHKey(w http.ResponseWriter, r *http.Request, c *dashCaller) error {
 	id, err := formID(r, "a bot user (bot_...)", ids.PrefixBotUser)
 	if err != nil {
 		return err
 	}
 	k, err := s.core.CreateSSHCredential(r.Context(), &c.Caller, sshKeyForm(r, id))
-	return redirectAfter(s, w, r, c, "bot-user", "Bot user", s.botView, err,
+	return redirectAfter(s.Server, w, r, c, "bot-user", "Bot user", s.botView, err,
 		"/bot-users/"+id, "ssh-key-added", idOf(k, err, func(k *store.SSHCredential) string { return k.ID }))
 }

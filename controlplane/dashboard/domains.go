@@ -15,14 +15,14 @@ import (
 
 // reservationsDone renders the reservations page again after a refused
 // action, or redirects after a successful one.
-func (s *Server) reservationsDone(w http.ResponseWriter, r *http.Request, c *dashCaller, err error, key, id string) error {
-	return redirectAfter(s, w, r, c, "reservations", "Reservations", s.reservationsView, err, "/reservations", key, id)
+func (s *managePages) reservationsDone(w http.ResponseWriter, r *http.Request, c *dashCaller, err error, key, id string) error {
+	return redirectAfter(s.Server, w, r, c, "reservations", "Reservations", s.reservationsView, err, "/reservations", key, id)
 }
 
 // dashReserveDomain is POST /reservations/domains {domain, region,
 // description}: a reserved domain with the default certificate policy
 // (Let's Encrypt, RSA), as POST /reserved_domains without a policy.
-func (s *Server) dashReserveDomain(w http.ResponseWriter, r *http.Request, c *dashCaller) error {
+func (s *managePages) dashReserveDomain(w http.ResponseWriter, r *http.Request, c *dashCaller) error {
 	if err := c.RequireWrite(); err != nil {
 		return dashForbidden(err)
 	}
@@ -34,7 +34,7 @@ func (s *Server) dashReserveDomain(w http.ResponseWriter, r *http.Request, c *da
 
 // dashReserveAddr is POST /reservations/addrs {region, addr, description}:
 // a reserved TCP address, from the region's pool when addr is empty.
-func (s *Server) dashReserveAddr(w http.ResponseWriter, r *http.Request, c *dashCaller) error {
+func (s *managePages) dashReserveAddr(w http.ResponseWriter, r *http.Request, c *dashCaller) error {
 	if err := c.RequireWrite(); err != nil {
 		return dashForbidden(err)
 	}
@@ -52,7 +52,7 @@ func (s *Server) dashReserveAddr(w http.ResponseWriter, r *http.Request, c *dash
 
 // dashReleaseReservation is POST /reservations/{id}/delete for a reserved
 // domain (rd_) or TCP address (ra_), as the API's DELETE.
-func (s *Server) dashReleaseReservation(w http.ResponseWriter, r *http.Request, c *dashCaller) error {
+func (s *managePages) dashReleaseReservation(w http.ResponseWriter, r *http.Request, c *dashCaller) error {
 	id, err := formID(r, "a reserved domain (rd_...) or TCP address (ra_...)", ids.PrefixReservedDomain, ids.PrefixReservedAddr)
 	if err != nil {
 		return err

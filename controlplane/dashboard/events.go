@@ -39,7 +39,7 @@ type eventsView struct {
 }
 
 // eventsView builds the events page (GET /events).
-func (s *Server) eventsView(r *http.Request, c *dashCaller) (*eventsView, error) {
+func (s *eventPages) eventsView(r *http.Request, c *dashCaller) (*eventsView, error) {
 	ds, more1, err := s.store.ListEventDestinations(r.Context(), c.AccountID(), store.Page{})
 	if err != nil {
 		return nil, err
@@ -97,7 +97,7 @@ func destinationTarget(f map[string][]string) (json.RawMessage, error) {
 // and the kind's fields}: a JSON-format destination whose target
 // events.ParseTarget checks, as the API's POST /event_destinations.
 // Read/write roles only.
-func (s *Server) dashCreateDestination(w http.ResponseWriter, r *http.Request, c *dashCaller) error {
+func (s *eventPages) dashCreateDestination(w http.ResponseWriter, r *http.Request, c *dashCaller) error {
 	if err := c.RequireWrite(); err != nil {
 		return dashForbidden(err)
 	}
@@ -116,7 +116,7 @@ func (s *Server) dashCreateDestination(w http.ResponseWriter, r *http.Request, c
 // test_event.v0 sent now, as the API's POST /event_destinations/{id}/test;
 // the page shows the event's ID, or why it was not delivered (502,
 // codes.EventTestFailed). Read/write roles only.
-func (s *Server) dashTestDestination(w http.ResponseWriter, r *http.Request, c *dashCaller) error {
+func (s *eventPages) dashTestDestination(w http.ResponseWriter, r *http.Request, c *dashCaller) error {
 	id := r.PathValue("id")
 	if err := controlplane.CheckID(id, ids.PrefixEventDest); err != nil {
 		return controlplane.Errorf(http.StatusBadRequest, codes.DashboardBadInput, "%q is not an event destination ID (ed_...).", controlplane.Truncate(id, 60))
@@ -157,17 +157,17 @@ func (s *Server) dashTestDestination(w http.ResponseWriter, r *http.Request, c *
 // API's DELETE /event_destinations/{id}: one a subscription names is
 // refused (409, codes.EventDestinationInUse). Read/write
 // roles only.
-func (s *Server) dashDeleteDestination(w http.ResponseWriter, r *http.Request, c *dashCaller) error {
+func (s *eventPages) dashDeleteDestination(w http.ResponseWriter, r *http.Request, c *dashCaller) error {
 	return s.dashDelete(w, r, c, ids.PrefixEventDest, "event destination", s.store.DeleteEventDestination)
 }
 
 // dashDeleteSubscription is POST /events/subscriptions/{id}/delete, as the
 // API's DELETE /event_subscriptions/{id}. Read/write roles only.
-func (s *Server) dashDeleteSubscription(w http.ResponseWriter, r *http.Request, c *dashCaller) error {
+func (s *eventPages) dashDeleteSubscription(w http.ResponseWriter, r *http.Request, c *dashCaller) error {
 	return s.dashDelete(w, r, c, ids.PrefixEventSub, "event subscription", s.store.DeleteEventSubscription)
 }
 
-func (s *Server) dashDelete(w http.ResponseWriter, r *http.Request, c *dashCaller, prefix, what string,
+func (s *eventPages) dashDelete(w http.ResponseWriter, r *http.Request, c *dashCaller, prefix, what string,
 	del func(ctx context.Context, actor store.Actor, accountID, id string) error) error {
 	id := r.PathValue("id")
 	if err := controlplane.CheckID(id, prefix); err != nil {
@@ -178,7 +178,7 @@ func (s *Server) dashDelete(w http.ResponseWriter, r *http.Request, c *dashCalle
 	}
 	if err := del(r.Context(), c.Actor, c.AccountID(), id); err != nil {
 		// the page again with the reason (a destination a subscription names: 409)
-		return afterAction(s, w, r, c, "events", "Events", s.eventsView, controlplane.NotFound(err, what, id), nil)
+		return afterAction(s.Server, w, r, c, "events", "Events", s.eventsView, controlplane.NotFound(err, what, id), nil)
 	}
 	http.Redirect(w, r, "/events", http.StatusSeeOther)
 	return nil
@@ -190,7 +190,7 @@ func (s *Server) dashDelete(w http.ResponseWriter, r *http.Request, c *dashCalle
 // filter that does not compile shows the compiler's message and stores
 // nothing). fields are separated by commas or new lines; an empty filter
 // or fields is unset. Read/write roles only.
-func (s *Server) dashCreateSubscription(w http.ResponseWriter, r *http.Request, c *dashCaller) error {
+func (s *eventPages) dashCreateSubscription(w http.ResponseWriter, r *http.Request, c *dashCaller) error {
 	if err := c.RequireWrite(); err != nil {
 		return dashForbidden(err)
 	}
@@ -220,9 +220,9 @@ func formSource(r *http.Request) (store.EventSource, error) {
 
 // afterEventsChange redirects to the events page after a change, or shows
 // it again with the reason it was refused.
-func (s *Server) afterEventsChange(w http.ResponseWriter, r *http.Request, c *dashCaller, err error) error {
+func (s *eventPages) afterEventsChange(w http.ResponseWriter, r *http.Request, c *dashCaller, err error) error {
 	if err != nil {
-		return afterAction(s, w, r, c, "events", "Events", s.eventsView, err, nil)
+		return afterAction(s.Server, w, r, c, "events", "Events", s.eventsView, err, nil)
 	}
 	http.Redirect(w, r, "/events", http.StatusSeeOther)
 	return nil
@@ -246,7 +246,7 @@ func subscriptionPath(r *http.Request, c *dashCaller) (string, error) {
 // /event_subscriptions/{id}/sources (a filter that does not compile shows
 // the compiler's message, TG_5410; a type the subscription has is a 409,
 // TG_5416; nothing is stored). Read/write roles only.
-func (s *Server) dashAddSource(w http.ResponseWriter, r *http.Request, c *dashCaller) error {
+func (s *eventPages) dashAddSource(w http.ResponseWriter, r *http.Request, c *dashCaller) error {
 	id, err := subscriptionPath(r, c)
 	if err != nil {
 		return err
@@ -257,13 +257,13 @@ func (s *Server) dashAddSource(w http.ResponseWriter, r *http.Request, c *dashCa
 			err = controlplane.NotFound(err, "event subscription", id)
 		}
 	}
-	return redirectAfter(s, w, r, c, "events", "Events", s.eventsView, err, "/events", "source-added", id)
+	return redirectAfter(s.Server, w, r, c, "events", "Events", s.eventsView, err, "/events", "source-added", id)
 }
 
 // dashDeleteSource is POST /events/subscriptions/{id}/sources/{type}/delete,
 // as the API's DELETE /event_subscriptions/{id}/sources/{type}. Read/write
 // roles only.
-func (s *Server) dashDeleteSource(w http.ResponseWriter, r *http.Request, c *dashCaller) error {
+func (s *eventPages) dashDeleteSource(w http.ResponseWriter, r *http.Request, c *dashCaller) error {
 	id, err := subscriptionPath(r, c)
 	if err != nil {
 		return err
@@ -275,5 +275,5 @@ func (s *Server) dashDeleteSource(w http.ResponseWriter, r *http.Request, c *das
 	if err = s.store.DeleteEventSource(r.Context(), c.Actor, c.AccountID(), id, typ); err != nil {
 		err = controlplane.NotFound(err, "event source", id+"/sources/"+typ)
 	}
-	return redirectAfter(s, w, r, c, "events", "Events", s.eventsView, err, "/events", "source-removed", id)
+	return redirectAfter(s.Server, w, r, c, "events", "Events", s.eventsView, err, "/events", "source-removed", id)
 }

@@ -17,8 +17,8 @@ import (
 
 // ipPoliciesDone renders the page again after a refused action, or
 // redirects after a successful one.
-func (s *Server) ipPoliciesDone(w http.ResponseWriter, r *http.Request, c *dashCaller, err error, key, id string) error {
-	return redirectAfter(s, w, r, c, "ip-policies", "IP policies", s.ipPoliciesView, err, "/ip-policies", key, id)
+func (s *managePages) ipPoliciesDone(w http.ResponseWriter, r *http.Request, c *dashCaller, err error, key, id string) error {
+	return redirectAfter(s.Server, w, r, c, "ip-policies", "IP policies", s.ipPoliciesView, err, "/ip-policies", key, id)
 }
 
 // ipWrite checks the path's ID and the caller's write role.
@@ -31,7 +31,7 @@ func ipWrite(r *http.Request, c *dashCaller, what, prefix string) (string, error
 }
 
 // dashCreateIPPolicy is POST /ip-policies {description}.
-func (s *Server) dashCreateIPPolicy(w http.ResponseWriter, r *http.Request, c *dashCaller) error {
+func (s *managePages) dashCreateIPPolicy(w http.ResponseWriter, r *http.Request, c *dashCaller) error {
 	if err := c.RequireWrite(); err != nil {
 		return dashForbidden(err)
 	}
@@ -40,7 +40,7 @@ func (s *Server) dashCreateIPPolicy(w http.ResponseWriter, r *http.Request, c *d
 }
 
 // dashUpdateIPPolicy is POST /ip-policies/{id} {description}.
-func (s *Server) dashUpdateIPPolicy(w http.ResponseWriter, r *http.Request, c *dashCaller) error {
+func (s *managePages) dashUpdateIPPolicy(w http.ResponseWriter, r *http.Request, c *dashCaller) error {
 	id, err := ipWrite(r, c, "an IP policy (ipp_...)", ids.PrefixIPPolicy)
 	if err != nil {
 		return err
@@ -52,7 +52,7 @@ func (s *Server) dashUpdateIPPolicy(w http.ResponseWriter, r *http.Request, c *d
 
 // dashDeleteIPPolicy is POST /ip-policies/{id}/delete: the policy with its
 // rules; refused (409) while an IP restriction names it.
-func (s *Server) dashDeleteIPPolicy(w http.ResponseWriter, r *http.Request, c *dashCaller) error {
+func (s *managePages) dashDeleteIPPolicy(w http.ResponseWriter, r *http.Request, c *dashCaller) error {
 	id, err := ipWrite(r, c, "an IP policy (ipp_...)", ids.PrefixIPPolicy)
 	if err != nil {
 		return err
@@ -63,7 +63,7 @@ func (s *Server) dashDeleteIPPolicy(w http.ResponseWriter, r *http.Request, c *d
 
 // dashCreateIPPolicyRule is POST /ip-policies/{id}/rules {action, cidr,
 // description}.
-func (s *Server) dashCreateIPPolicyRule(w http.ResponseWriter, r *http.Request, c *dashCaller) error {
+func (s *managePages) dashCreateIPPolicyRule(w http.ResponseWriter, r *http.Request, c *dashCaller) error {
 	id, err := ipWrite(r, c, "an IP policy (ipp_...)", ids.PrefixIPPolicy)
 	if err != nil {
 		return err
@@ -75,7 +75,7 @@ func (s *Server) dashCreateIPPolicyRule(w http.ResponseWriter, r *http.Request, 
 
 // dashUpdateIPPolicyRule is POST /ip-policy-rules/{id} {action, cidr,
 // description}: all three are set.
-func (s *Server) dashUpdateIPPolicyRule(w http.ResponseWriter, r *http.Request, c *dashCaller) error {
+func (s *managePages) dashUpdateIPPolicyRule(w http.ResponseWriter, r *http.Request, c *dashCaller) error {
 	id, err := ipWrite(r, c, "an IP policy rule (ipr_...)", ids.PrefixIPPolicyRule)
 	if err != nil {
 		return err
@@ -87,7 +87,7 @@ func (s *Server) dashUpdateIPPolicyRule(w http.ResponseWriter, r *http.Request, 
 }
 
 // dashDeleteIPPolicyRule is POST /ip-policy-rules/{id}/delete.
-func (s *Server) dashDeleteIPPolicyRule(w http.ResponseWriter, r *http.Request, c *dashCaller) error {
+func (s *managePages) dashDeleteIPPolicyRule(w http.ResponseWriter, r *http.Request, c *dashCaller) error {
 	id, err := ipWrite(r, c, "an IP policy rule (ipr_...)", ids.PrefixIPPolicyRule)
 	if err != nil {
 		return err
@@ -99,7 +99,7 @@ func (s *Server) dashDeleteIPPolicyRule(w http.ResponseWriter, r *http.Request, 
 // dashCreateIPRestriction is POST /ip-restrictions {type, ip_policy_ids
 // (repeated), enforced ("on" when checked), description}. Without
 // enforced it starts in dry run, as with the API.
-func (s *Server) dashCreateIPRestriction(w http.ResponseWriter, r *http.Request, c *dashCaller) error {
+func (s *managePages) dashCreateIPRestriction(w http.ResponseWriter, r *http.Request, c *dashCaller) error {
 	if err := c.RequireWrite(); err != nil {
 		return dashForbidden(err)
 	}
@@ -111,7 +111,7 @@ func (s *Server) dashCreateIPRestriction(w http.ResponseWriter, r *http.Request,
 
 // dashUpdateIPRestriction is POST /ip-restrictions/{id} {ip_policy_ids
 // (repeated), description}: the policies it applies and its description.
-func (s *Server) dashUpdateIPRestriction(w http.ResponseWriter, r *http.Request, c *dashCaller) error {
+func (s *managePages) dashUpdateIPRestriction(w http.ResponseWriter, r *http.Request, c *dashCaller) error {
 	id, err := ipWrite(r, c, "an IP restriction (ipx_...)", ids.PrefixIPRestriction)
 	if err != nil {
 		return err
@@ -124,7 +124,7 @@ func (s *Server) dashUpdateIPRestriction(w http.ResponseWriter, r *http.Request,
 
 // dashSetIPRestrictionEnforced is POST /ip-restrictions/{id}/enforced
 // {enforced: "true" | "false"}: enforce, or dry run (refusals logged only).
-func (s *Server) dashSetIPRestrictionEnforced(w http.ResponseWriter, r *http.Request, c *dashCaller) error {
+func (s *managePages) dashSetIPRestrictionEnforced(w http.ResponseWriter, r *http.Request, c *dashCaller) error {
 	id, err := formID(r, "an IP restriction (ipx_...)", ids.PrefixIPRestriction)
 	if err != nil {
 		return err
@@ -145,7 +145,7 @@ func (s *Server) dashSetIPRestrictionEnforced(w http.ResponseWriter, r *http.Req
 }
 
 // dashDeleteIPRestriction is POST /ip-restrictions/{id}/delete.
-func (s *Server) dashDeleteIPRestriction(w http.ResponseWriter, r *http.Request, c *dashCaller) error {
+func (s *managePages) dashDeleteIPRestriction(w http.ResponseWriter, r *http.Request, c *dashCaller) error {
 	id, err := ipWrite(r, c, "an IP restriction (ipx_...)", ids.PrefixIPRestriction)
 	if err != nil {
 		return err

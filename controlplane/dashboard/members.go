@@ -15,13 +15,13 @@ import (
 
 // usersDone renders the users page again after a refused action, or
 // redirects after a successful one.
-func (s *Server) usersDone(w http.ResponseWriter, r *http.Request, c *dashCaller, err error, key, id string) error {
-	return redirectAfter(s, w, r, c, "users", "Users", s.usersView, err, "/users", key, id)
+func (s *managePages) usersDone(w http.ResponseWriter, r *http.Request, c *dashCaller, err error, key, id string) error {
+	return redirectAfter(s.Server, w, r, c, "users", "Users", s.usersView, err, "/users", key, id)
 }
 
 // dashUpdateMember is POST /users/{id}/roles {developer, team, billing,
 // admin ("on" when checked)}: the member's roles, all four set.
-func (s *Server) dashUpdateMember(w http.ResponseWriter, r *http.Request, c *dashCaller) error {
+func (s *managePages) dashUpdateMember(w http.ResponseWriter, r *http.Request, c *dashCaller) error {
 	id, err := formID(r, "a user (usr_...)", ids.PrefixUser)
 	if err != nil {
 		return err
@@ -36,7 +36,7 @@ func (s *Server) dashUpdateMember(w http.ResponseWriter, r *http.Request, c *das
 // dashRemoveMember is POST /users/{id}/remove: the member leaves the
 // account with the credentials they own in it. Removing oneself ends one's
 // own session: the answer is then the sign-in page.
-func (s *Server) dashRemoveMember(w http.ResponseWriter, r *http.Request, c *dashCaller) error {
+func (s *managePages) dashRemoveMember(w http.ResponseWriter, r *http.Request, c *dashCaller) error {
 	id, err := formID(r, "a user (usr_...)", ids.PrefixUser)
 	if err != nil {
 		return err

@@ -35,7 +35,7 @@ type profileView struct {
 	MinLen      int
 }
 
-func (s *Server) profileView(r *http.Request, c *dashCaller) (*profileView, error) {
+func (s *identityPages) profileView(r *http.Request, c *dashCaller) (*profileView, error) {
 	ctx := r.Context()
 	u, err := s.store.GetUser(ctx, c.Key.OwnerID)
 	if err != nil {
@@ -64,7 +64,7 @@ func (s *Server) profileView(r *http.Request, c *dashCaller) (*profileView, erro
 // for, when the user has one, with the sign-in's throttle: a stolen
 // session cannot guess the password faster than the sign-in page. A wrong
 // one is charged and audited (codes.PasswordWrongOld).
-func (s *Server) checkCurrentPassword(w http.ResponseWriter, r *http.Request, c *dashCaller) error {
+func (s *identityPages) checkCurrentPassword(w http.ResponseWriter, r *http.Request, c *dashCaller) error {
 	hash, err := s.store.PasswordHash(r.Context(), c.Key.OwnerID)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil // no password yet: the session proves who they are
@@ -94,7 +94,7 @@ func (s *Server) checkCurrentPassword(w http.ResponseWriter, r *http.Request, c 
 // dashChangePassword is POST /profile/password {current, password}: the
 // user's new password, with the current one when they have one
 // (checkCurrentPassword). Every other session of the user ends.
-func (s *Server) dashChangePassword(w http.ResponseWriter, r *http.Request, c *dashCaller) error {
+func (s *identityPages) dashChangePassword(w http.ResponseWriter, r *http.Request, c *dashCaller) error {
 	err := s.checkCurrentPassword(w, r, c)
 	if err == nil {
 		var u *store.User
@@ -105,14 +105,14 @@ func (s *Server) dashChangePassword(w http.ResponseWriter, r *http.Request, c *d
 			}
 		}
 	}
-	return afterAction(s, w, r, c, "profile", "Your profile", s.profileView, err, func(v *profileView) {
+	return afterAction(s.Server, w, r, c, "profile", "Your profile", s.profileView, err, func(v *profileView) {
 		v.Notice = "Your password was changed. Your other dashboard sessions ended."
 	})
 }
 
 // dashStartTOTP is POST /profile/totp: a new TOTP secret, shown once with
 // its otpauth:// URI and QR code, to confirm with a first code.
-func (s *Server) dashStartTOTP(w http.ResponseWriter, r *http.Request, c *dashCaller) error {
+func (s *identityPages) dashStartTOTP(w http.ResponseWriter, r *http.Request, c *dashCaller) error {
 	u, err := s.store.GetUser(r.Context(), c.Key.OwnerID)
 	if err != nil {
 		return err
@@ -122,7 +122,7 @@ func (s *Server) dashStartTOTP(w http.ResponseWriter, r *http.Request, c *dashCa
 		return err
 	}
 	err = s.store.StartTOTP(r.Context(), c.Actor, u.ID, secret)
-	return afterAction(s, w, r, c, "profile", "Your profile", s.profileView, pageError(err), func(v *profileView) {
+	return afterAction(s.Server, w, r, c, "profile", "Your profile", s.profileView, pageError(err), func(v *profileView) {
 		v.NewSecret, v.NewURI, v.QR = secret, uri, qrSVG(uri) // shown once, to the user
 	})
 }
@@ -130,7 +130,7 @@ func (s *Server) dashStartTOTP(w http.ResponseWriter, r *http.Request, c *dashCa
 // dashConfirmTOTP is POST /profile/totp/confirm {code}: the first code of
 // the authenticator app confirms the enrolment; from then on a password
 // sign-in asks for a code.
-func (s *Server) dashConfirmTOTP(w http.ResponseWriter, r *http.Request, c *dashCaller) error {
+func (s *identityPages) dashConfirmTOTP(w http.ResponseWriter, r *http.Request, c *dashCaller) error {
 	o, err := s.store.GetTOTP(r.Context(), c.Key.OwnerID)
 	switch {
 	case errors.Is(err, store.ErrNotFound) || (err == nil && o.Confirmed):
@@ -144,21 +144,21 @@ func (s *Server) dashConfirmTOTP(w http.ResponseWriter, r *http.Request, c *dash
 			err = pageError(s.store.UseTOTPStep(r.Context(), c.Actor, c.Key.OwnerID, step, true))
 		}
 	}
-	return afterAction(s, w, r, c, "profile", "Your profile", s.profileView, err, func(v *profileView) {
+	return afterAction(s.Server, w, r, c, "profile", "Your profile", s.profileView, err, func(v *profileView) {
 		v.Notice = "Your authenticator is set up: signing in with your password now asks for its code."
 	})
 }
 
 // dashDeleteTOTP is POST /profile/totp/delete {current}: removes the
 // authenticator, with the current password when the user has one.
-func (s *Server) dashDeleteTOTP(w http.ResponseWriter, r *http.Request, c *dashCaller) error {
+func (s *identityPages) dashDeleteTOTP(w http.ResponseWriter, r *http.Request, c *dashCaller) error {
 	err := s.checkCurrentPassword(w, r, c)
 	if err == nil {
 		if err = s.store.DeleteTOTP(r.Context(), c.Actor, c.Key.OwnerID); errors.Is(err, store.ErrNotFound) {
 			err = controlplane.Errorf(http.StatusConflict, codes.TOTPState, "You have no authenticator to remove.")
 		}
 	}
-	return afterAction(s, w, r, c, "profile", "Your profile", s.profileView, err, func(v *profileView) {
+	return afterAction(s.Server, w, r, c, "profile", "Your profile", s.profileView, err, func(v *profileView) {
 		v.Notice = "Your authenticator was removed: signing in asks for your password only."
 	})
 }

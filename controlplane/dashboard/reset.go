@@ -29,7 +29,7 @@ type resetView struct {
 // revoked, refused for a user who belongs to accounts the administrator
 // does not administer). The users page shows the link once; Tollgate
 // sends no e-mail, the administrator passes it on.
-func (s *Server) dashPasswordReset(w http.ResponseWriter, r *http.Request, c *dashCaller) error {
+func (s *identityPages) dashPasswordReset(w http.ResponseWriter, r *http.Request, c *dashCaller) error {
 	if err := c.RequireAdmin("issue password reset links"); err != nil {
 		return dashForbidden(err)
 	}
@@ -47,14 +47,14 @@ func (s *Server) dashPasswordReset(w http.ResponseWriter, r *http.Request, c *da
 		// Not a role refusal (afterAction would say so): the error page.
 		return &controlplane.Error{Status: http.StatusForbidden, Code: ce.Code, Msg: ce.Message, Cause: err}
 	}
-	return afterAction(s, w, r, c, "users", "Users", s.usersView, err, func(v *usersView) {
+	return afterAction(s.Server, w, r, c, "users", "Users", s.usersView, err, func(v *usersView) {
 		v.ResetEmail = pr.Email
 		v.ResetLink = s.linkTo(r, "/reset?token="+url.QueryEscape(tok.Reveal())) // shown once, to the administrator
 	})
 }
 
 // linkTo returns the absolute URL of path on this dashboard.
-func (s *Server) linkTo(r *http.Request, path string) string {
+func (s *identityPages) linkTo(r *http.Request, path string) string {
 	scheme := "http"
 	if r.TLS != nil || s.cfg.SecureCookie {
 		scheme = "https"
@@ -65,7 +65,7 @@ func (s *Server) linkTo(r *http.Request, path string) string {
 // resetPage is GET /reset?token=...: the form of a new password, when the
 // link is valid. An invalid link charges the client address's failure
 // budget, as a wrong invitation token does.
-func (s *Server) resetPage(w http.ResponseWriter, r *http.Request) {
+func (s *identityPages) resetPage(w http.ResponseWriter, r *http.Request) {
 	dashHeaders(w)
 	v := resetView{Token: strings.TrimSpace(r.URL.Query().Get("token")), MinLen: authn.MinPasswordLen}
 	pr, err := s.store.LookupPasswordReset(r.Context(), v.Token)
@@ -80,7 +80,7 @@ func (s *Server) resetPage(w http.ResponseWriter, r *http.Request) {
 // resetPassword is POST /reset {token, password}: sets the new password
 // through the link (store.UsePasswordReset: single use, every session of
 // the user ends) and sends the browser to the sign-in page.
-func (s *Server) resetPassword(w http.ResponseWriter, r *http.Request) {
+func (s *identityPages) resetPassword(w http.ResponseWriter, r *http.Request) {
 	dashHeaders(w)
 	v := resetView{MinLen: authn.MinPasswordLen}
 	if err := s.readPublicForm(w, r); err != nil {
@@ -110,7 +110,7 @@ func (s *Server) resetPassword(w http.ResponseWriter, r *http.Request) {
 
 // resetFailed renders the reset page with err; an invalid link charges the
 // address's failure budget, and past it the answer is 429.
-func (s *Server) resetFailed(w http.ResponseWriter, r *http.Request, v resetView, err error) {
+func (s *identityPages) resetFailed(w http.ResponseWriter, r *http.Request, v resetView, err error) {
 	var ce *codes.Error
 	if errors.As(err, &ce) && ce.Code == codes.ResetInvalid {
 		v.Token, v.Email = "", ""

@@ -7,29 +7,30 @@ import "net/http"
 // rules and restrictions, SSH keys, bot users' credentials, members, agent
 // session restarts, and the audit log.
 func (s *Server) manageRoutes(mux *http.ServeMux) {
-	mux.HandleFunc("POST /reservations/domains", s.dashServe(s.dashReserveDomain))
-	mux.HandleFunc("POST /reservations/addrs", s.dashServe(s.dashReserveAddr))
-	mux.HandleFunc("POST /reservations/{id}/delete", s.dashServe(s.dashReleaseReservation))
+	manage := &managePages{s}
+	mux.HandleFunc("POST /reservations/domains", s.dashServe(manage.dashReserveDomain))
+	mux.HandleFunc("POST /reservations/addrs", s.dashServe(manage.dashReserveAddr))
+	mux.HandleFunc("POST /reservations/{id}/delete", s.dashServe(manage.dashReleaseReservation))
 
-	mux.HandleFunc("POST /ip-policies", s.dashServe(s.dashCreateIPPolicy))
-	mux.HandleFunc("POST /ip-policies/{id}", s.dashServe(s.dashUpdateIPPolicy))
-	mux.HandleFunc("POST /ip-policies/{id}/delete", s.dashServe(s.dashDeleteIPPolicy))
-	mux.HandleFunc("POST /ip-policies/{id}/rules", s.dashServe(s.dashCreateIPPolicyRule))
-	mux.HandleFunc("POST /ip-policy-rules/{id}", s.dashServe(s.dashUpdateIPPolicyRule))
-	mux.HandleFunc("POST /ip-policy-rules/{id}/delete", s.dashServe(s.dashDeleteIPPolicyRule))
-	mux.HandleFunc("POST /ip-restrictions", s.dashServe(s.dashCreateIPRestriction))
-	mux.HandleFunc("POST /ip-restrictions/{id}", s.dashServe(s.dashUpdateIPRestriction))
-	mux.HandleFunc("POST /ip-restrictions/{id}/enforced", s.dashServe(s.dashSetIPRestrictionEnforced))
-	mux.HandleFunc("POST /ip-restrictions/{id}/delete", s.dashServe(s.dashDeleteIPRestriction))
+	mux.HandleFunc("POST /ip-policies", s.dashServe(manage.dashCreateIPPolicy))
+	mux.HandleFunc("POST /ip-policies/{id}", s.dashServe(manage.dashUpdateIPPolicy))
+	mux.HandleFunc("POST /ip-policies/{id}/delete", s.dashServe(manage.dashDeleteIPPolicy))
+	mux.HandleFunc("POST /ip-policies/{id}/rules", s.dashServe(manage.dashCreateIPPolicyRule))
+	mux.HandleFunc("POST /ip-policy-rules/{id}", s.dashServe(manage.dashUpdateIPPolicyRule))
+	mux.HandleFunc("POST /ip-policy-rules/{id}/delete", s.dashServe(manage.dashDeleteIPPolicyRule))
+	mux.HandleFunc("POST /ip-restrictions", s.dashServe(manage.dashCreateIPRestriction))
+	mux.HandleFunc("POST /ip-restrictions/{id}", s.dashServe(manage.dashUpdateIPRestriction))
+	mux.HandleFunc("POST /ip-restrictions/{id}/enforced", s.dashServe(manage.dashSetIPRestrictionEnforced))
+	mux.HandleFunc("POST /ip-restrictions/{id}/delete", s.dashServe(manage.dashDeleteIPRestriction))
 
-	mux.HandleFunc("POST /credentials/ssh-keys", s.dashServe(s.dashAddSSHKey))
-	mux.HandleFunc("GET /bot-users/{id}", s.dashServe(viewPage(s, "bot-user", "Bot user", s.botView)))
-	mux.HandleFunc("POST /bot-users/{id}/api-keys", s.dashServe(s.dashCreateBotAPIKey))
-	mux.HandleFunc("POST /bot-users/{id}/ssh-keys", s.dashServe(s.dashAddBotSSHKey))
+	mux.HandleFunc("POST /credentials/ssh-keys", s.dashServe(manage.dashAddSSHKey))
+	mux.HandleFunc("GET /bot-users/{id}", s.dashServe(viewPage(s, "bot-user", "Bot user", manage.botView)))
+	mux.HandleFunc("POST /bot-users/{id}/api-keys", s.dashServe(manage.dashCreateBotAPIKey))
+	mux.HandleFunc("POST /bot-users/{id}/ssh-keys", s.dashServe(manage.dashAddBotSSHKey))
 
-	mux.HandleFunc("POST /users/{id}/roles", s.dashServe(s.dashUpdateMember))
-	mux.HandleFunc("POST /users/{id}/remove", s.dashServe(s.dashRemoveMember))
+	mux.HandleFunc("POST /users/{id}/roles", s.dashServe(manage.dashUpdateMember))
+	mux.HandleFunc("POST /users/{id}/remove", s.dashServe(manage.dashRemoveMember))
 
-	mux.HandleFunc("POST /sessions/{id}/restart", s.dashServe(s.dashRestartSession))
-	mux.HandleFunc("GET /audit", s.dashServe(s.dashAudit))
+	mux.HandleFunc("POST /sessions/{id}/restart", s.dashServe(manage.dashRestartSession))
+	mux.HandleFunc("GET /audit", s.dashServe(manage.dashAudit))
 }

@@ -95,6 +95,9 @@ func (s *Server) Handler() http.Handler { return s.mux }
 
 // routes builds the dashboard's pages.
 func (s *Server) routes() *http.ServeMux {
+	events := &eventPages{s}
+	identity := &identityPages{s}
+	sso := &ssoPages{s}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /static/style.css", func(w http.ResponseWriter, r *http.Request) {
 		dashHeaders(w)
@@ -105,20 +108,20 @@ func (s *Server) routes() *http.ServeMux {
 	mux.HandleFunc("GET /signin", s.signInPage)
 	mux.HandleFunc("POST /signin", s.signIn)
 	mux.HandleFunc("POST /signout", s.dashServe(s.signOut))
-	mux.HandleFunc("GET /accept", s.acceptPage)
-	mux.HandleFunc("POST /accept", s.acceptInvitationForm)
-	mux.HandleFunc("GET /signup", s.signUpPage)
-	mux.HandleFunc("POST /signup", s.signUp)
-	mux.HandleFunc("GET /reset", s.resetPage)
-	mux.HandleFunc("POST /reset", s.resetPassword)
-	mux.HandleFunc("GET /profile", s.dashServe(viewPage(s, "profile", "Your profile", s.profileView)))
-	mux.HandleFunc("POST /profile/password", s.dashServe(s.dashChangePassword))
-	mux.HandleFunc("POST /profile/totp", s.dashServe(s.dashStartTOTP))
-	mux.HandleFunc("POST /profile/totp/confirm", s.dashServe(s.dashConfirmTOTP))
-	mux.HandleFunc("POST /profile/totp/delete", s.dashServe(s.dashDeleteTOTP))
-	mux.HandleFunc("POST /accounts", s.dashServe(s.dashCreateAccount))
-	mux.HandleFunc("POST /accounts/switch", s.dashServe(s.dashSwitchAccount))
-	mux.HandleFunc("POST /users/{id}/password-reset", s.dashServe(s.dashPasswordReset))
+	mux.HandleFunc("GET /accept", identity.acceptPage)
+	mux.HandleFunc("POST /accept", identity.acceptInvitationForm)
+	mux.HandleFunc("GET /signup", identity.signUpPage)
+	mux.HandleFunc("POST /signup", identity.signUp)
+	mux.HandleFunc("GET /reset", identity.resetPage)
+	mux.HandleFunc("POST /reset", identity.resetPassword)
+	mux.HandleFunc("GET /profile", s.dashServe(viewPage(s, "profile", "Your profile", identity.profileView)))
+	mux.HandleFunc("POST /profile/password", s.dashServe(identity.dashChangePassword))
+	mux.HandleFunc("POST /profile/totp", s.dashServe(identity.dashStartTOTP))
+	mux.HandleFunc("POST /profile/totp/confirm", s.dashServe(identity.dashConfirmTOTP))
+	mux.HandleFunc("POST /profile/totp/delete", s.dashServe(identity.dashDeleteTOTP))
+	mux.HandleFunc("POST /accounts", s.dashServe(identity.dashCreateAccount))
+	mux.HandleFunc("POST /accounts/switch", s.dashServe(identity.dashSwitchAccount))
+	mux.HandleFunc("POST /users/{id}/password-reset", s.dashServe(identity.dashPasswordReset))
 	mux.HandleFunc("GET /{$}", s.dashServe(viewPage(s, "overview", "Overview", s.overviewView)))
 	mux.HandleFunc("POST /sessions/{id}/stop", s.dashServe(s.dashStopSession))
 	mux.HandleFunc("GET /credentials", s.dashServe(viewPage(s, "credentials", "Credentials", s.credentialsView)))
@@ -133,15 +136,15 @@ func (s *Server) routes() *http.ServeMux {
 	mux.HandleFunc("GET /ip-policies", s.dashServe(viewPage(s, "ip-policies", "IP policies", s.ipPoliciesView)))
 	mux.HandleFunc("GET /reservations", s.dashServe(viewPage(s, "reservations", "Reservations", s.reservationsView)))
 	s.manageRoutes(mux)
-	mux.HandleFunc("GET /events", s.dashServe(viewPage(s, "events", "Events", s.eventsView)))
-	mux.HandleFunc("POST /events/destinations", s.dashServe(s.dashCreateDestination))
-	mux.HandleFunc("POST /events/destinations/{id}/test", s.dashServe(s.dashTestDestination))
-	mux.HandleFunc("POST /events/destinations/{id}/delete", s.dashServe(s.dashDeleteDestination))
-	mux.HandleFunc("POST /events/subscriptions", s.dashServe(s.dashCreateSubscription))
-	mux.HandleFunc("POST /events/subscriptions/{id}/delete", s.dashServe(s.dashDeleteSubscription))
-	mux.HandleFunc("POST /events/subscriptions/{id}/sources", s.dashServe(s.dashAddSource))
-	mux.HandleFunc("POST /events/subscriptions/{id}/sources/{type}/delete", s.dashServe(s.dashDeleteSource))
-	s.ssoRoutes(mux) // sso.go
+	mux.HandleFunc("GET /events", s.dashServe(viewPage(s, "events", "Events", events.eventsView)))
+	mux.HandleFunc("POST /events/destinations", s.dashServe(events.dashCreateDestination))
+	mux.HandleFunc("POST /events/destinations/{id}/test", s.dashServe(events.dashTestDestination))
+	mux.HandleFunc("POST /events/destinations/{id}/delete", s.dashServe(events.dashDeleteDestination))
+	mux.HandleFunc("POST /events/subscriptions", s.dashServe(events.dashCreateSubscription))
+	mux.HandleFunc("POST /events/subscriptions/{id}/delete", s.dashServe(events.dashDeleteSubscription))
+	mux.HandleFunc("POST /events/subscriptions/{id}/sources", s.dashServe(events.dashAddSource))
+	mux.HandleFunc("POST /events/subscriptions/{id}/sources/{type}/delete", s.dashServe(events.dashDeleteSource))
+	sso.ssoRoutes(mux) // sso.go
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		dashHeaders(w)
 		s.renderError(w, r, nil, controlplane.Errorf(http.StatusNotFound, codes.DashboardNotFound,

@@ -12,7 +12,7 @@ import (
 // the API's POST /tunnel_sessions/{id}/restart (controlplane.Core.
 // RunSessionCommand: read/write roles; an agent that cannot restart itself
 // answers with its error). The overview then says so.
-func (s *Server) dashRestartSession(w http.ResponseWriter, r *http.Request, c *dashCaller) error {
+func (s *managePages) dashRestartSession(w http.ResponseWriter, r *http.Request, c *dashCaller) error {
 	id, err := formID(r, "an agent session (ts_...)", ids.PrefixAgentSession)
 	if err != nil {
 		return err

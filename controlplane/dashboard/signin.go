@@ -210,7 +210,8 @@ func checkForm(r *http.Request, c *dashCaller) error {
 // Secure on a TLS connection or with Config.SecureCookie,
 // for the session's lifetime.
 func (s *Server) setSessionCookie(w http.ResponseWriter, r *http.Request, value string, expires time.Time) {
-	s.setCookie(w, r, CookieName, "/", value, expires)
+	identity := &identityPages{s}
+	identity.setCookie(w, r, CookieName, "/", value, expires)
 }
 
 // signInPage is GET /signin: the form, or the overview for a user already
@@ -235,6 +236,7 @@ func (s *Server) signInPage(w http.ResponseWriter, r *http.Request) {
 // keys here is no faster than against the API), and past it answered
 // 429; a valid key signs in whatever others sent from the address.
 func (s *Server) signIn(w http.ResponseWriter, r *http.Request) {
+	identity := &identityPages{s}
 	dashHeaders(w)
 	next := "/"
 	fail := func(err error) {
@@ -256,9 +258,9 @@ func (s *Server) signIn(w http.ResponseWriter, r *http.Request) {
 	var err error
 	switch {
 	case r.PostForm.Has("code"):
-		err = s.totpSignIn(w, r, next)
+		err = identity.totpSignIn(w, r, next)
 	case r.PostForm.Has("email"):
-		err = s.passwordSignIn(w, r, next)
+		err = identity.passwordSignIn(w, r, next)
 	default:
 		s.apiKeySignIn(w, r, next)
 		return
@@ -270,6 +272,7 @@ func (s *Server) signIn(w http.ResponseWriter, r *http.Request) {
 
 // apiKeySignIn is the API-key sign-in of POST /signin {api_key, next}.
 func (s *Server) apiKeySignIn(w http.ResponseWriter, r *http.Request, next string) {
+	identity := &identityPages{s}
 	fail := func(err error) {
 		ae := controlplane.AsError(err)
 		if ae.Status == http.StatusUnauthorized {
@@ -288,7 +291,7 @@ func (s *Server) apiKeySignIn(w http.ResponseWriter, r *http.Request, next strin
 		if ae.Status == http.StatusUnauthorized || ae.Status == http.StatusForbidden {
 			// Audited; a throttled attempt (429) is only counted
 			// (controlplane.Core.AuthThrottled), so a flood writes nothing.
-			s.recordSignInFailure(r, nil, "", store.SignInAPIKey, string(ae.Code))
+			identity.recordSignInFailure(r, nil, "", store.SignInAPIKey, string(ae.Code))
 		}
 		s.render(w, ae.Status, "signin", signInView{Next: next, Error: ae, SignUp: s.cfg.SignUp})
 	}
@@ -297,7 +300,7 @@ func (s *Server) apiKeySignIn(w http.ResponseWriter, r *http.Request, next strin
 		fail(err)
 		return
 	}
-	if err := s.signInMethodAdmitted(r.Context(), key.AccountID, store.SignInAPIKey); err != nil {
+	if err := identity.signInMethodAdmitted(r.Context(), key.AccountID, store.SignInAPIKey); err != nil {
 		fail(err)
 		return
 	}

@@ -47,7 +47,7 @@ var dummyHash = sync.OnceValue(func() string { return authn.HashPassword("tollga
 // (codes.SSOEnforced, naming the account's identity providers), and a
 // session signed in through an identity provider does not move to another
 // account (only that account's own providers sign in to it).
-func (s *Server) signInMethodAdmitted(ctx context.Context, accountID string, m store.SignInMethod) error {
+func (s *identityPages) signInMethodAdmitted(ctx context.Context, accountID string, m store.SignInMethod) error {
 	if !m.Valid() {
 		return controlplane.Errorf(http.StatusForbidden, codes.SignInMethodDenied, "The sign-in method %q is not known.", string(m))
 	}
@@ -69,7 +69,7 @@ func signInFailed() error {
 // step (a pending sign-in in a 5-minute cookie) or a new session in the
 // first of the user's accounts that admits it. A failure charges the
 // address and the target and is audited (recordSignInFailure).
-func (s *Server) passwordSignIn(w http.ResponseWriter, r *http.Request, next string) error {
+func (s *identityPages) passwordSignIn(w http.ResponseWriter, r *http.Request, next string) error {
 	email := strings.ToLower(strings.TrimSpace(r.PostForm.Get("email")))
 	password := r.PostForm.Get("password")
 	if email == "" || password == "" {
@@ -129,7 +129,7 @@ func (s *Server) passwordSignIn(w http.ResponseWriter, r *http.Request, next str
 // password (and TOTP code): a refusal by every account (4xx: SSO enforced,
 // a claimed domain, the IP restriction, no account left) is audited
 // (recordSignInFailure, reason the refusal's code).
-func (s *Server) finishPasswordSignIn(w http.ResponseWriter, r *http.Request, pu *store.PasswordUser, next string) error {
+func (s *identityPages) finishPasswordSignIn(w http.ResponseWriter, r *http.Request, pu *store.PasswordUser, next string) error {
 	err := s.finishSignIn(w, r, pu.UserID, store.SignInPassword, next)
 	if ae := controlplane.AsError(err); err != nil && ae.Status < 500 {
 		s.recordSignInFailure(r, pu, pu.Email, store.SignInPassword, string(ae.Code))
@@ -147,7 +147,7 @@ var hashSlots = make(chan struct{}, 4)
 var hashesChecked atomic.Uint64
 
 // checkPassword compares password with hash in one of the hashSlots.
-func (s *Server) checkPassword(password, hash string) (bool, error) {
+func (s *identityPages) checkPassword(password, hash string) (bool, error) {
 	hashesChecked.Add(1)
 	hashSlots <- struct{}{}
 	defer func() { <-hashSlots }()
@@ -171,7 +171,7 @@ func hashPassword(password string) string {
 // be valid; a wrong code charges the address and the user, counts against
 // the pending sign-in (store.MaxChallengeAttempts) and is audited; a code
 // is accepted once (store.UseTOTPStep).
-func (s *Server) totpSignIn(w http.ResponseWriter, r *http.Request, next string) error {
+func (s *identityPages) totpSignIn(w http.ResponseWriter, r *http.Request, next string) error {
 	expired := controlplane.Errorf(http.StatusUnauthorized, codes.TOTPRequired,
 		"Your sign-in expired or was ended after too many wrong codes. Sign in again with your e-mail address and password.")
 	ck, err := r.Cookie(challengeCookie)
@@ -236,7 +236,7 @@ func (s *Server) totpSignIn(w http.ResponseWriter, r *http.Request, next string)
 // admits the method and whose dashboard IP restriction admits the
 // browser; then redirects to next. With none, the first account's reason
 // is the answer.
-func (s *Server) finishSignIn(w http.ResponseWriter, r *http.Request, userID string, m store.SignInMethod, next string) error {
+func (s *identityPages) finishSignIn(w http.ResponseWriter, r *http.Request, userID string, m store.SignInMethod, next string) error {
 	accts, err := s.store.FirstAccounts(r.Context(), userID, maxAccountsTried)
 	if err != nil {
 		return err
@@ -263,7 +263,7 @@ func (s *Server) finishSignIn(w http.ResponseWriter, r *http.Request, userID str
 }
 
 // orSignUp completes a sentence with the sign-up, when it is on.
-func (s *Server) orSignUp() string {
+func (s *identityPages) orSignUp() string {
 	if s.cfg.SignUp {
 		return ", or create a new account at /signup"
 	}
@@ -274,7 +274,7 @@ func (s *Server) orSignUp() string {
 // session in account accountID from this browser: a member of an active
 // account, the user active, the method admitted (signInMethodAdmitted)
 // and the account's dashboard IP restriction admitting the TCP peer.
-func (s *Server) admitToAccount(r *http.Request, accountID, userID string, m store.SignInMethod) error {
+func (s *identityPages) admitToAccount(r *http.Request, accountID, userID string, m store.SignInMethod) error {
 	key, err := s.store.LookupMemberAuth(r.Context(), accountID, userID)
 	if errors.Is(err, store.ErrNotFound) || (err == nil && !key.Member) {
 		return controlplane.Errorf(http.StatusForbidden, codes.AccountSwitch,
@@ -301,7 +301,7 @@ func (s *Server) admitToAccount(r *http.Request, accountID, userID string, m sto
 // is a well-formed e-mail address (a password typed into the address field
 // is not recorded). Recording is best effort: a failure to record is
 // logged and does not change the answer.
-func (s *Server) recordSignInFailure(r *http.Request, pu *store.PasswordUser, email string, m store.SignInMethod, reason string) {
+func (s *identityPages) recordSignInFailure(r *http.Request, pu *store.PasswordUser, email string, m store.SignInMethod, reason string) {
 	ctx := r.Context()
 	payload := map[string]any{"method": string(m), "reason": reason}
 	accounts := []string{""}
@@ -327,7 +327,7 @@ func (s *Server) recordSignInFailure(r *http.Request, pu *store.PasswordUser, em
 // sign-in, by password or through an identity provider
 // (recordSSOFailure), is written here. Best effort: a failure to record
 // is logged and does not change the answer.
-func (s *Server) auditSignInFailure(r *http.Request, accounts []string, object string, payload map[string]any) {
+func (s *identityPages) auditSignInFailure(r *http.Request, accounts []string, object string, payload map[string]any) {
 	payload["client_ip"] = s.core.ClientIP(r)
 	for _, acct := range accounts {
 		if err := s.store.RecordEvent(r.Context(), anonymous, acct, "dashboard_sign_in_failed.v0", object, payload); err != nil {
@@ -340,7 +340,7 @@ func (s *Server) auditSignInFailure(r *http.Request, accounts []string, object s
 
 // setCookie sends a dashboard cookie other than the session's: HttpOnly,
 // SameSite=Strict, Secure as the session's; value "" deletes it.
-func (s *Server) setCookie(w http.ResponseWriter, r *http.Request, name, path, value string, expires time.Time) {
+func (s *identityPages) setCookie(w http.ResponseWriter, r *http.Request, name, path, value string, expires time.Time) {
 	ck := &http.Cookie{Name: name, Value: value, Path: path, HttpOnly: true,
 		SameSite: http.SameSiteStrictMode, Secure: r.TLS != nil || s.cfg.SecureCookie}
 	if value == "" {

@@ -13,9 +13,9 @@ import (
 // acl}: an SSH public key owned by the signed-in user, through
 // controlplane.Core.CreateSSHCredential as POST /ssh_credentials (read/write
 // roles; a key registered already is codes.SSHKeyRegistered).
-func (s *Server) dashAddSSHKey(w http.ResponseWriter, r *http.Request, c *dashCaller) error {
+func (s *managePages) dashAddSSHKey(w http.ResponseWriter, r *http.Request, c *dashCaller) error {
 	k, err := s.core.CreateSSHCredential(r.Context(), &c.Caller, sshKeyForm(r, ""))
-	return redirectAfter(s, w, r, c, "credentials", "Credentials", s.credentialsView, dashForbidden(err),
+	return redirectAfter(s.Server, w, r, c, "credentials", "Credentials", s.credentialsView, dashForbidden(err),
 		"/credentials", "ssh-key-added", idOf(k, err, func(k *store.SSHCredential) string { return k.ID }))
 }
 

@@ -41,7 +41,7 @@ type ssoFlow struct {
 
 // ssoRoutes registers the SSO sign-in endpoints and the administrators'
 // SSO page.
-func (s *Server) ssoRoutes(mux *http.ServeMux) {
+func (s *ssoPages) ssoRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("POST /signin/sso", s.ssoEmail)
 	mux.HandleFunc("GET /sso/start/{idp}", s.ssoStart)
 	mux.HandleFunc("GET /sso/saml/{idp}/metadata", s.samlMetadata)
@@ -55,7 +55,7 @@ func (s *Server) ssoRoutes(mux *http.ServeMux) {
 
 // baseURL is the dashboard's public URL: Config.PublicURL, or the scheme
 // and Host of the request.
-func (s *Server) baseURL(r *http.Request) string {
+func (s *ssoPages) baseURL(r *http.Request) string {
 	if s.cfg.PublicURL != "" {
 		return strings.TrimRight(s.cfg.PublicURL, "/")
 	}
@@ -70,7 +70,7 @@ func (s *Server) baseURL(r *http.Request) string {
 // cross-site POST, which carries only SameSite=None cookies, and those
 // must be Secure: over HTTPS the cookie is SameSite=None; over plain HTTP
 // (a local dashboard, where the IdP is usually same-site) it is Lax.
-func (s *Server) setFlowCookie(w http.ResponseWriter, r *http.Request, flow *ssoFlow, saml bool) {
+func (s *ssoPages) setFlowCookie(w http.ResponseWriter, r *http.Request, flow *ssoFlow, saml bool) {
 	secure := r.TLS != nil || s.cfg.SecureCookie
 	ck := &http.Cookie{Name: ssoCookie, Path: "/sso/", HttpOnly: true, Secure: secure, SameSite: http.SameSiteLaxMode}
 	if flow == nil {
@@ -110,7 +110,7 @@ func flowOf(r *http.Request, idpID string) *ssoFlow {
 // otherwise let an address be probed for free), are charged to the client
 // address's failure budget, as wrong API keys are; past it the answer is
 // 429.
-func (s *Server) ssoFail(w http.ResponseWriter, r *http.Request, next string, err error) {
+func (s *ssoPages) ssoFail(w http.ResponseWriter, r *http.Request, next string, err error) {
 	ae := controlplane.AsError(err)
 	if ae.Status == http.StatusUnauthorized || ae.Code == codes.SSONoProvider {
 		if tooMany := s.core.ChargeAuthFailure(w, r, "This address failed single sign-on too many times; wait, then sign in again from the sign-in page."); tooMany != nil {
@@ -127,7 +127,7 @@ func (s *Server) ssoFail(w http.ResponseWriter, r *http.Request, next string, er
 }
 
 // lookupIdP returns the identity provider the path names, or a 404.
-func (s *Server) lookupIdP(r *http.Request) (*store.IdentityProvider, error) {
+func (s *ssoPages) lookupIdP(r *http.Request) (*store.IdentityProvider, error) {
 	id := r.PathValue("idp")
 	if controlplane.CheckID(id, ids.PrefixIdentityProvider) == nil {
 		idp, err := s.store.LookupIdentityProvider(r.Context(), id)
@@ -145,7 +145,7 @@ func (s *Server) lookupIdP(r *http.Request) (*store.IdentityProvider, error) {
 // ssoChoices returns the identity providers that may sign email in: those
 // of the account that verified the address's domain; else those of the
 // accounts the user is a member of.
-func (s *Server) ssoChoices(r *http.Request, email string) ([]store.IdentityProvider, error) {
+func (s *ssoPages) ssoChoices(r *http.Request, email string) ([]store.IdentityProvider, error) {
 	ctx := r.Context()
 	claim, err := s.store.DomainClaim(ctx, email)
 	if err == nil {
@@ -184,7 +184,7 @@ type ssoChoice struct {
 // ssoEmail is POST /signin/sso {email, next}: it sends the browser on to
 // the identity provider for the address (a page that refreshes to it at
 // once), or shows a chooser when several apply.
-func (s *Server) ssoEmail(w http.ResponseWriter, r *http.Request) {
+func (s *ssoPages) ssoEmail(w http.ResponseWriter, r *http.Request) {
 	dashHeaders(w)
 	if err := s.readPublicForm(w, r); err != nil {
 		s.ssoFail(w, r, "/", err)
@@ -223,7 +223,7 @@ func (s *Server) ssoEmail(w http.ResponseWriter, r *http.Request) {
 
 // ssoStart is GET /sso/start/{idp}?next=: it starts an SP-initiated
 // sign-in with the identity provider, bound to this browser by ssoCookie.
-func (s *Server) ssoStart(w http.ResponseWriter, r *http.Request) {
+func (s *ssoPages) ssoStart(w http.ResponseWriter, r *http.Request) {
 	dashHeaders(w)
 	next := safeNext(r.URL.Query().Get("next"))
 	idp, err := s.lookupIdP(r)
@@ -252,7 +252,7 @@ func (s *Server) ssoStart(w http.ResponseWriter, r *http.Request) {
 
 // samlMetadata is GET /sso/saml/{idp}/metadata: the service provider's
 // metadata (its entity ID is this URL) for the IdP's administrator.
-func (s *Server) samlMetadata(w http.ResponseWriter, r *http.Request) {
+func (s *ssoPages) samlMetadata(w http.ResponseWriter, r *http.Request) {
 	dashHeaders(w)
 	idp, err := s.lookupIdP(r)
 	var md []byte
@@ -271,7 +271,7 @@ func (s *Server) samlMetadata(w http.ResponseWriter, r *http.Request) {
 // the IdP's signed response, checked by sso.Manager.SAMLResponse against
 // the request this browser started (ssoCookie), or unsolicited when the
 // IdP allows IdP-initiated sign-in.
-func (s *Server) samlACS(w http.ResponseWriter, r *http.Request) {
+func (s *ssoPages) samlACS(w http.ResponseWriter, r *http.Request) {
 	dashHeaders(w)
 	r.Body = http.MaxBytesReader(w, r.Body, maxSAMLPost)
 	idp, err := s.lookupIdP(r)
@@ -301,7 +301,7 @@ func (s *Server) samlACS(w http.ResponseWriter, r *http.Request) {
 // oidcCallback is GET /sso/oidc/{idp}/callback?code=&state=: the state
 // must be this browser's (ssoCookie), then the code is redeemed with the
 // PKCE verifier and the ID token's nonce checked.
-func (s *Server) oidcCallback(w http.ResponseWriter, r *http.Request) {
+func (s *ssoPages) oidcCallback(w http.ResponseWriter, r *http.Request) {
 	dashHeaders(w)
 	idp, err := s.lookupIdP(r)
 	if err != nil {

@@ -10,8 +10,8 @@ import (
 )
 
 // ssoAdminRoutes registers the administrators' single sign-on page.
-func (s *Server) ssoAdminRoutes(mux *http.ServeMux) {
-	mux.HandleFunc("GET /single-sign-on", s.dashServe(viewPage(s, "sso", "Single sign-on", s.ssoView)))
+func (s *ssoPages) ssoAdminRoutes(mux *http.ServeMux) {
+	mux.HandleFunc("GET /single-sign-on", s.dashServe(viewPage(s.Server, "sso", "Single sign-on", s.ssoView)))
 	mux.HandleFunc("POST /single-sign-on/settings", s.dashServe(s.dashSSOSettings))
 	mux.HandleFunc("POST /single-sign-on/providers", s.dashServe(s.dashCreateIdP))
 	mux.HandleFunc("POST /single-sign-on/providers/{id}/delete", s.dashServe(s.dashDeleteIdP))
@@ -35,7 +35,7 @@ type idpView struct {
 	EntityID, ACSURL, RedirectURL, SignInURL string
 }
 
-func (s *Server) ssoView(r *http.Request, c *dashCaller) (*ssoView, error) {
+func (s *ssoPages) ssoView(r *http.Request, c *dashCaller) (*ssoView, error) {
 	if err := c.RequireAdmin("configure single sign-on"); err != nil {
 		return nil, dashForbidden(err)
 	}
@@ -67,7 +67,7 @@ func (s *Server) ssoView(r *http.Request, c *dashCaller) (*ssoView, error) {
 
 // ssoAction runs an administrator's action of the single sign-on page and
 // renders the page after it (with the error, if any).
-func (s *Server) ssoAction(w http.ResponseWriter, r *http.Request, c *dashCaller, act func() error, show func(*ssoView)) error {
+func (s *ssoPages) ssoAction(w http.ResponseWriter, r *http.Request, c *dashCaller, act func() error, show func(*ssoView)) error {
 	err := c.RequireAdmin("configure single sign-on")
 	if err == nil {
 		err = act()
@@ -75,11 +75,11 @@ func (s *Server) ssoAction(w http.ResponseWriter, r *http.Request, c *dashCaller
 	if show == nil {
 		show = func(*ssoView) {}
 	}
-	return afterAction(s, w, r, c, "sso", "Single sign-on", s.ssoView, err, show)
+	return afterAction(s.Server, w, r, c, "sso", "Single sign-on", s.ssoView, err, show)
 }
 
 // dashSSOSettings is POST /single-sign-on/settings {mode, provisioning}.
-func (s *Server) dashSSOSettings(w http.ResponseWriter, r *http.Request, c *dashCaller) error {
+func (s *ssoPages) dashSSOSettings(w http.ResponseWriter, r *http.Request, c *dashCaller) error {
 	return s.ssoAction(w, r, c, func() error {
 		_, err := s.store.PutSSOSettings(r.Context(), c.Actor, c.AccountID(),
 			store.SSOMode(r.PostForm.Get("mode")), store.SSOProvisioning(r.PostForm.Get("provisioning")))
@@ -91,7 +91,7 @@ func (s *Server) dashSSOSettings(w http.ResponseWriter, r *http.Request, c *dash
 // saml, name, metadata_url | metadata_xml, idp_initiated, email_attribute,
 // name_attribute, groups_attribute} or an OIDC one {kind oidc, name,
 // issuer, client_id, client_secret, scopes (space-separated)}.
-func (s *Server) dashCreateIdP(w http.ResponseWriter, r *http.Request, c *dashCaller) error {
+func (s *ssoPages) dashCreateIdP(w http.ResponseWriter, r *http.Request, c *dashCaller) error {
 	f := r.PostForm
 	in := store.IdentityProviderCreate{Kind: store.IdentityProviderKind(f.Get("kind")), Name: strings.TrimSpace(f.Get("name"))}
 	switch in.Kind {
@@ -113,7 +113,7 @@ func (s *Server) dashCreateIdP(w http.ResponseWriter, r *http.Request, c *dashCa
 }
 
 // dashDeleteIdP is POST /single-sign-on/providers/{id}/delete.
-func (s *Server) dashDeleteIdP(w http.ResponseWriter, r *http.Request, c *dashCaller) error {
+func (s *ssoPages) dashDeleteIdP(w http.ResponseWriter, r *http.Request, c *dashCaller) error {
 	id := r.PathValue("id")
 	return s.ssoAction(w, r, c, func() error {
 		s.sso.Forget(id)
@@ -122,7 +122,7 @@ func (s *Server) dashDeleteIdP(w http.ResponseWriter, r *http.Request, c *dashCa
 }
 
 // dashClaimDomain is POST /single-sign-on/domains {domain}.
-func (s *Server) dashClaimDomain(w http.ResponseWriter, r *http.Request, c *dashCaller) error {
+func (s *ssoPages) dashClaimDomain(w http.ResponseWriter, r *http.Request, c *dashCaller) error {
 	return s.ssoAction(w, r, c, func() error {
 		_, err := s.store.CreateAccountDomain(r.Context(), c.Actor, c.AccountID(), r.PostForm.Get("domain"))
 		return err
@@ -131,7 +131,7 @@ func (s *Server) dashClaimDomain(w http.ResponseWriter, r *http.Request, c *dash
 
 // dashVerifyDomain is POST /single-sign-on/domains/{id}/verify: the DNS
 // challenge is looked up now (Config.Domains).
-func (s *Server) dashVerifyDomain(w http.ResponseWriter, r *http.Request, c *dashCaller) error {
+func (s *ssoPages) dashVerifyDomain(w http.ResponseWriter, r *http.Request, c *dashCaller) error {
 	id := r.PathValue("id")
 	var done string
 	return s.ssoAction(w, r, c, func() error {
@@ -144,7 +144,7 @@ func (s *Server) dashVerifyDomain(w http.ResponseWriter, r *http.Request, c *das
 }
 
 // dashDeleteDomain is POST /single-sign-on/domains/{id}/delete.
-func (s *Server) dashDeleteDomain(w http.ResponseWriter, r *http.Request, c *dashCaller) error {
+func (s *ssoPages) dashDeleteDomain(w http.ResponseWriter, r *http.Request, c *dashCaller) error {
 	id := r.PathValue("id")
 	return s.ssoAction(w, r, c, func() error {
 		return controlplane.NotFound(s.store.DeleteAccountDomain(r.Context(), c.Actor, c.AccountID(), id), "account domain", id)

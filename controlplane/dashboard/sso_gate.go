@@ -106,6 +106,8 @@ type ssoAttempt struct {
 // when known. Nothing the provider sent (assertion, token, code) is
 // recorded.
 func (s *Server) ssoRefused(w http.ResponseWriter, r *http.Request, a ssoAttempt, err error) {
+	identity := &identityPages{s}
+	sso := &ssoPages{s}
 	if ae := controlplane.AsError(err); ae.Status < 500 {
 		reason := a.reason
 		if reason == "" {
@@ -116,9 +118,9 @@ func (s *Server) ssoRefused(w http.ResponseWriter, r *http.Request, a ssoAttempt
 		if a.email != "" {
 			payload["email"] = controlplane.Truncate(a.email, 254)
 		}
-		s.auditSignInFailure(r, []string{a.idp.AccountID}, a.userID, payload)
+		identity.auditSignInFailure(r, []string{a.idp.AccountID}, a.userID, payload)
 	}
-	s.ssoFail(w, r, a.next, err)
+	sso.ssoFail(w, r, a.next, err)
 }
 
 // checkSignInMethod is the SSO policy of every new dashboard session

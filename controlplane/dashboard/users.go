@@ -45,12 +45,13 @@ func (s *Server) usersView(r *http.Request, c *dashCaller) (*usersView, error) {
 // answered with the page and the accept link to send the invitee, shown
 // once. Tollgate sends no e-mail.
 func (s *Server) dashInvite(w http.ResponseWriter, r *http.Request, c *dashCaller) error {
+	identity := &identityPages{s}
 	f := r.PostForm
 	inv, tok, err := s.core.Invite(r.Context(), &c.Caller, store.InvitationCreate{Email: strings.TrimSpace(f.Get("email")),
 		Developer: store.DeveloperRole(f.Get("developer")), Team: store.TeamRole(f.Get("team")),
 		Billing: f.Get("billing") == "on", Admin: f.Get("admin") == "on"})
 	return afterAction(s, w, r, c, "users", "Users", s.usersView, err, func(v *usersView) {
 		v.InviteEmail = inv.Email
-		v.InviteLink = s.linkTo(r, "/accept?token="+url.QueryEscape(tok.Reveal())) // shown once, to the inviter
+		v.InviteLink = identity.linkTo(r, "/accept?token="+url.QueryEscape(tok.Reveal())) // shown once, to the inviter
 	})
 }
