@@ -45,6 +45,11 @@ type cluster struct {
 	cp         *controlServer
 	apiAddr    string // host:port, kept across restarts
 	edges      map[string]*edgeProc
+	// cpus, when set, pins each role's processes ("control", "edge",
+	// "agent") to the CPU list given (taskset -c LIST) from their start,
+	// so that Go sizes GOMAXPROCS to it: processes on separate CPUs stand
+	// for separate machines (BenchmarkTrafficEvents/split).
+	cpus map[string]string
 }
 
 // edgeInfo is <data-dir>/edge.json as `tollgated edge` writes it.
@@ -81,13 +86,21 @@ func newCluster(t testing.TB) *cluster {
 // ("" = a fresh SQLite file).
 func newClusterOn(t testing.TB, dsn string) *cluster {
 	t.Helper()
+	return newClusterPinned(t, dsn, nil, nil)
+}
+
+// newClusterPinned is newClusterOn with the roles' processes pinned to
+// cpus (cluster.cpus; nil = not pinned) and controlArgs added to the
+// control plane's arguments.
+func newClusterPinned(t testing.TB, dsn string, cpus map[string]string, controlArgs []string) *cluster {
+	t.Helper()
 	dir := t.TempDir()
 	if dsn == "" {
 		dsn = filepath.Join(dir, "cp.db")
 	}
 	c := &cluster{t: t, dir: dir, dbPath: dsn,
 		secretFile: filepath.Join(dir, "edge-secret"), caDir: filepath.Join(dir, "ca"),
-		edges: map[string]*edgeProc{}}
+		edges: map[string]*edgeProc{}, cpus: cpus}
 	if err := os.WriteFile(c.secretFile, []byte(clusterEdgeSecret+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -101,7 +114,7 @@ func newClusterOn(t testing.TB, dsn string) *cluster {
 	}
 	c.caFile, c.pool = ca.CertFile(), ca.CertPool()
 	bootFile := filepath.Join(dir, "boot.json")
-	c.startControl("127.0.0.1:0", "--bootstrap-file", bootFile)
+	c.startControl("127.0.0.1:0", append([]string{"--bootstrap-file", bootFile}, controlArgs...)...)
 	c.boot = readBootstrap(t, bootFile)
 	u, err := url.Parse(c.cp.apiURL)
 	if err != nil {
@@ -116,7 +129,18 @@ func (c *cluster) startControl(addr string, extra ...string) {
 	c.t.Helper()
 	args := append([]string{"--edge-secret-file", c.secretFile, "--rate-limit", "0"}, extra...)
 	args = append([]string{"control", "--store", c.dbPath, "--api-addr", addr, "--dashboard-addr", "127.0.0.1:0", "--log-level", "warn"}, args...)
-	c.cp = (&controlServer{proc: start(c.t, bins.tollgated, nil, args...)}).ready()
+	bin, args := c.command("control", bins.tollgated, args)
+	c.cp = (&controlServer{proc: start(c.t, bin, nil, args...)}).ready()
+}
+
+// command returns how to run bin with args for role: under taskset when
+// the cluster pins the role (cluster.cpus).
+func (c *cluster) command(role, bin string, args []string) (string, []string) {
+	list := c.cpus[role]
+	if list == "" {
+		return bin, args
+	}
+	return "taskset", append([]string{"-c", list, bin}, args...)
 }
 
 // killControl kills the control plane with SIGKILL: no drain, no goodbye.
@@ -161,7 +185,8 @@ func (c *cluster) launchEdgeVia(cp *controlServer, name, region, ip string, extr
 		"--agent-addr", ip + ":0", "--https-addr", ip + ":0", "--http-addr", "off",
 		"--base-domain", "tollgate.localhost", "--log-level", "info"}
 	args = append(args, extra...)
-	p := start(c.t, bins.tollgated, nil, args...)
+	bin, args := c.command("edge", bins.tollgated, args)
+	p := start(c.t, bin, nil, args...)
 	c.t.Cleanup(func() { stopLogged(c.t, p, "edge "+name) })
 	return &edgeProc{proc: p, dataDir: dataDir}
 }
@@ -315,7 +340,8 @@ func (c *cluster) startAgent(authtoken, serverAddr string, args ...string) *proc
 	c.t.Helper()
 	full := append(append([]string{}, args...), "--authtoken", authtoken, "--server-addr", serverAddr,
 		"--root-ca", c.caFile, "--web-addr", "127.0.0.1:0", "--log-level", "info")
-	p := start(c.t, bins.tollgate, []string{"TOLLGATE_CONFIG=" + filepath.Join(c.dir, fmt.Sprintf("agent-%d.yml", time.Now().UnixNano()))}, full...)
+	bin, full := c.command("agent", bins.tollgate, full)
+	p := start(c.t, bin, []string{"TOLLGATE_CONFIG=" + filepath.Join(c.dir, fmt.Sprintf("agent-%d.yml", time.Now().UnixNano()))}, full...)
 	c.t.Cleanup(func() { stopLogged(c.t, p, "agent") })
 	return p
 }

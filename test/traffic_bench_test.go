@@ -10,65 +10,179 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
-// BenchmarkTrafficEvents measures HTTPS requests/s through `tollgated dev`
-// at 64 connections without a traffic subscription and with one to
-// http_request_complete.v0 on a slow webhook (500 ms per batch), in one
-// run, alternating (none, subscribed, none, subscribed) so that drift of
-// the shared machine hits both alike. Nothing is asserted. Run it alone:
+// BenchmarkTrafficEvents measures HTTPS requests/s at 64 connections
+// without a traffic subscription and with one to http_request_complete.v0
+// on a slow webhook (500 ms per batch), in one run, alternating (none,
+// subscribed, none, subscribed) so that drift of the shared machine hits
+// both alike. Nothing is asserted. Run it alone:
 //
 //	go test ./test -run '^$' -bench TrafficEvents -benchtime 1x
 //
-// TOLLGATE_BENCH_SECONDS sets the length of each load run (default 5).
+// Two set-ups:
+//
+//   - dev: `tollgated dev`, the control plane (which writes every traffic
+//     event into its SQLite outbox) in the edge's process, on the same two
+//     cores as the edge, the agent, the upstream and the load.
+//   - split: `tollgated control` and `tollgated edge` as separate
+//     processes, the control plane pinned to CPU 1 and everything of the
+//     data plane (edge, agent, this process: upstream, webhook and load)
+//     to CPU 0, so that the control plane's work stands for another
+//     machine's, as in a deployment: the figure is what recording and
+//     shipping traffic records costs the edge. Skipped on a machine with
+//     fewer than two CPUs.
+//
+// Beside requests/s it reports the edge's CPU time per request in each
+// kind of round (dev: the whole process), a figure the machine's other
+// load moves less. TOLLGATE_BENCH_SECONDS sets the length of each load
+// run (default 5), TOLLGATE_BENCH_PAIRS the number of (none, subscribed)
+// pairs (default 3).
 func BenchmarkTrafficEvents(b *testing.B) {
-	secs, _ := strconv.Atoi(envOr("TOLLGATE_BENCH_SECONDS", "5"))
-	if secs <= 0 {
-		secs = 5
+	b.Run("dev", benchTrafficDev)
+	b.Run("split", benchTrafficSplit)
+}
+
+// trafficRig is a running edge with its control plane for
+// benchTrafficRounds: the API, the HTTPS endpoint of an agent forwarding
+// to an upstream, and the metrics listeners (edge and control plane; the
+// same one in dev).
+type trafficRig struct {
+	apiURL, apiKey string
+	target         loadTarget
+	edgeMetrics    string
+	controlMetrics string
+	profile        string // pprof address for TOLLGATE_BENCH_PROFILE (dev: tollgated dev; split: the edge)
+	edgePID        int    // the process whose CPU per request is reported (dev: tollgated dev)
+}
+
+func benchTrafficDev(b *testing.B) {
+	up := newHelloUpstream(b)
+	slow, caFile, hooked := newSlowWebhook(b)
+	args := []string{"--log-level", "warn", "--metrics-addr", "127.0.0.1:0", "--events-ca-file", caFile, "--traffic-poll-interval", "200ms"}
+	// TOLLGATE_BENCH_PROFILE=FILE writes a 4 s CPU profile of tollgated
+	// during the first subscribed round (it serves pprof on port 6061).
+	if os.Getenv("TOLLGATE_BENCH_PROFILE") != "" {
+		args = append(args, "--debug-addr", "127.0.0.1:6061")
 	}
-	dur := time.Duration(secs) * time.Second
+	dev := startDev(b, "", args...)
+	host := "bench." + dev.info.BaseDomain
+	dev.agent(b, "http", up, "--url", "https://"+host, "--log-level", "warn")
+	ma := dev.ingress(b).MetricsAddr
+	benchTrafficRounds(b, trafficRig{apiURL: dev.info.APIURL, apiKey: dev.info.APIKey,
+		target: loadTarget{addr: dev.info.HTTPSAddr, host: host, path: "/",
+			tlsConfig: &tls.Config{ServerName: host, RootCAs: dev.pool, NextProtos: []string{"http/1.1"}}},
+		edgeMetrics: ma, controlMetrics: ma, profile: "127.0.0.1:6061", edgePID: dev.cmd.Process.Pid}, slow, hooked)
+}
+
+func benchTrafficSplit(b *testing.B) {
+	if runtime.NumCPU() < 2 {
+		b.Skip("needs two CPUs: one for the control plane, one for the data plane")
+	}
+	// This process (load, upstream, webhook) on CPU 0 from here on; the
+	// threads it starts later inherit that.
+	pinProcess(b, 0)
+	up := newHelloUpstream(b)
+	slow, caFile, hooked := newSlowWebhook(b)
+	cpMetrics := freeAddr(b)
+	cpArgs := []string{"--metrics-addr", cpMetrics, "--events-ca-file", caFile, "--events-egress-allow", "127.0.0.0/8"}
+	c := newClusterPinned(b, "", map[string]string{"control": "1", "edge": "0", "agent": "0"}, cpArgs)
+	edgeArgs := []string{"--metrics-addr", "127.0.0.1:0", "--traffic-poll-interval", "200ms", "--log-level", "warn"}
+	// TOLLGATE_BENCH_PROFILE=FILE: a CPU profile of the edge.
+	if os.Getenv("TOLLGATE_BENCH_PROFILE") != "" {
+		edgeArgs = append(edgeArgs, "--debug-addr", "127.0.0.1:6061")
+	}
+	e := c.startEdge("us", "127.0.0.1", edgeArgs...)
+	host := "bench.tollgate.localhost"
+	c.agent(c.boot.Authtoken, e.info.AgentAddr, "http", up, "--url", "https://"+host, "--log-level", "warn")
+	benchTrafficRounds(b, trafficRig{apiURL: c.cp.apiURL, apiKey: c.boot.APIKey,
+		target: loadTarget{addr: e.info.HTTPSAddr, host: host, path: "/",
+			tlsConfig: &tls.Config{ServerName: host, RootCAs: c.pool, NextProtos: []string{"http/1.1"}}},
+		edgeMetrics: e.info.MetricsAddr, controlMetrics: cpMetrics, profile: "127.0.0.1:6061", edgePID: e.cmd.Process.Pid}, slow, hooked)
+}
+
+// newHelloUpstream starts an HTTP server answering every request with a
+// 12-byte body; it returns its address.
+func newHelloUpstream(b *testing.B) string {
 	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Length", "12")
 		_, _ = w.Write([]byte("hello world\n"))
 	}))
-	defer up.Close()
-	var hooked atomic.Int64
+	b.Cleanup(up.Close)
+	return up.Listener.Addr().String()
+}
+
+// newSlowWebhook starts an HTTPS webhook receiver that takes 500 ms per
+// batch; it returns the server, a CA file for --events-ca-file and the
+// count of batches received.
+func newSlowWebhook(b *testing.B) (*httptest.Server, string, *atomic.Int64) {
+	hooked := new(atomic.Int64)
 	slow := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.Copy(io.Discard, r.Body)
 		time.Sleep(500 * time.Millisecond)
 		hooked.Add(1)
 	}))
-	defer slow.Close()
+	b.Cleanup(slow.Close)
 	caFile := filepath.Join(b.TempDir(), "ca.pem")
 	if err := os.WriteFile(caFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: slow.Certificate().Raw}), 0o600); err != nil {
 		b.Fatal(err)
 	}
-	args := []string{"--log-level", "warn", "--metrics-addr", "127.0.0.1:0", "--events-ca-file", caFile, "--traffic-poll-interval", "200ms"}
-	// TOLLGATE_BENCH_PROFILE=FILE writes a 4 s CPU profile of tollgated
-	// during the first subscribed round (it serves pprof on port 6061).
-	prof := os.Getenv("TOLLGATE_BENCH_PROFILE")
-	if prof != "" {
-		args = append(args, "--debug-addr", "127.0.0.1:6061")
+	return slow, caFile, hooked
+}
+
+// pinProcess pins every thread of this process to cpu, and back to every
+// CPU it had at cleanup. Threads started later inherit the pinning of the
+// thread that starts them.
+func pinProcess(b *testing.B, cpu int) {
+	var was unix.CPUSet
+	if err := unix.SchedGetaffinity(0, &was); err != nil {
+		b.Fatal(err)
 	}
-	dev := startDev(b, "", args...)
-	base, key := dev.info.APIURL, dev.info.APIKey
-	call := func(method, path string, body any, want int) map[string]any {
+	set := func(s *unix.CPUSet) {
+		tasks, err := os.ReadDir("/proc/self/task")
+		if err != nil {
+			b.Fatal(err)
+		}
+		for _, t := range tasks {
+			tid, err := strconv.Atoi(t.Name())
+			if err != nil {
+				continue
+			}
+			_ = unix.SchedSetaffinity(tid, s) // a thread may have exited
+		}
+	}
+	var one unix.CPUSet
+	one.Set(cpu)
+	set(&one)
+	b.Cleanup(func() { set(&was) })
+}
+
+// benchTrafficRounds runs the rounds against rig and reports
+// requests/s subscribed as a share of none.
+func benchTrafficRounds(b *testing.B, rig trafficRig, slow *httptest.Server, hooked *atomic.Int64) {
+	secs, _ := strconv.Atoi(envOr("TOLLGATE_BENCH_SECONDS", "5"))
+	if secs <= 0 {
+		secs = 5
+	}
+	dur := time.Duration(secs) * time.Second
+	base, key := rig.apiURL, rig.apiKey
+	prof := os.Getenv("TOLLGATE_BENCH_PROFILE")
+	call := func(method, path string, body any, want int) {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
 		status, data, err := restCall(ctx, http.DefaultClient, base, key, method, path, body)
 		if err != nil || status != want {
 			b.Fatalf("%s %s: %d %s (%v)", method, path, status, data, err)
 		}
-		return map[string]any{}
 	}
-	host := "bench." + dev.info.BaseDomain
-	dev.agent(b, "http", up.Listener.Addr().String(), "--url", "https://"+host, "--log-level", "warn")
-	tgt := loadTarget{addr: dev.info.HTTPSAddr, host: host, path: "/",
-		tlsConfig: &tls.Config{ServerName: host, RootCAs: dev.pool, NextProtos: []string{"http/1.1"}}}
+	tgt := rig.target
 	ctx := context.Background()
 	runLoad(ctx, tgt, 8, time.Second, 1<<20) // warm up
 
@@ -83,10 +197,13 @@ func BenchmarkTrafficEvents(b *testing.B) {
 		}
 		destID = jsonField(b, data, "id")
 	}
-	ma := dev.ingress(b).MetricsAddr
+	ma, ca := rig.edgeMetrics, rig.controlMetrics
 	var subID string
+	pairs, _ := strconv.Atoi(envOr("TOLLGATE_BENCH_PAIRS", "3"))
+	pairs = max(pairs, 1)
 	var none, sub []loadResult
-	for round := range 4 {
+	var cpuNone, cpuSub float64 // the edge's CPU-seconds in the rounds
+	for round := range 2 * pairs {
 		subscribed := round%2 == 1
 		if subscribed {
 			c, cancel := context.WithTimeout(ctx, 30*time.Second)
@@ -110,7 +227,7 @@ func BenchmarkTrafficEvents(b *testing.B) {
 		}
 		if round == 1 && prof != "" {
 			go func() {
-				resp, err := http.Get("http://127.0.0.1:6061/debug/pprof/profile?seconds=4")
+				resp, err := http.Get("http://" + rig.profile + "/debug/pprof/profile?seconds=4")
 				if err != nil {
 					return
 				}
@@ -119,17 +236,28 @@ func BenchmarkTrafficEvents(b *testing.B) {
 				_ = os.WriteFile(prof, data, 0o600)
 			}()
 		}
+		cpu0 := procCPUSeconds(b, rig.edgePID)
 		r := runLoad(ctx, tgt, 64, dur, 50_000_000)
-		s := scrape(b, ma)
-		b.Logf("round %d subscribed=%-5v %s  edge shipped %.0f dropped %.0f buffered %.0f; outbox written %.0f dropped %.0f; webhook batches %d",
-			round, subscribed, r, s.value(b, "tollgate_edge_traffic_records_shipped_total"), s.value(b, "tollgate_edge_traffic_records_dropped_total"),
-			s.value(b, "tollgate_edge_traffic_records_buffered"), s.value(b, "tollgate_events_traffic_written_total"),
-			s.value(b, "tollgate_events_traffic_dropped_total"), hooked.Load())
+		cpu := procCPUSeconds(b, rig.edgePID) - cpu0
+		s, cs := scrape(b, ma), scrape(b, ca)
+		b.Logf("round %d subscribed=%-5v %s  edge %.1f µs CPU/request; shipped %.0f dropped %.0f buffered %.0f; outbox written %.0f dropped %.0f; webhook batches %d",
+			round, subscribed, r, 1e6*cpu/float64(r.requests), s.value(b, "tollgate_edge_traffic_records_shipped_total"), s.value(b, "tollgate_edge_traffic_records_dropped_total"),
+			s.value(b, "tollgate_edge_traffic_records_buffered"), cs.value(b, "tollgate_events_traffic_written_total"),
+			cs.value(b, "tollgate_events_traffic_dropped_total"), hooked.Load())
 		if subscribed {
 			sub = append(sub, r)
+			cpuSub += cpu
 		} else {
 			none = append(none, r)
+			cpuNone += cpu
 		}
+	}
+	count := func(rs []loadResult) float64 {
+		var n int
+		for _, r := range rs {
+			n += r.requests
+		}
+		return float64(n)
 	}
 	mean := func(rs []loadResult) float64 {
 		var t float64
@@ -139,8 +267,11 @@ func BenchmarkTrafficEvents(b *testing.B) {
 		return t / float64(len(rs))
 	}
 	ratio := 100 * mean(sub) / mean(none)
-	b.Logf("HTTPS c64: none %.0f req/s, subscribed (slow webhook) %.0f req/s: %.1f%%", mean(none), mean(sub), ratio)
+	usNone, usSub := 1e6*cpuNone/count(none), 1e6*cpuSub/count(sub)
+	b.Logf("HTTPS c64: none %.0f req/s, subscribed (slow webhook) %.0f req/s: %.1f%%; edge CPU per request %.1f µs → %.1f µs (+%.1f%%)",
+		mean(none), mean(sub), ratio, usNone, usSub, 100*(usSub/usNone-1))
 	b.ReportMetric(ratio, "%subscribed/none")
+	b.ReportMetric(100*(usSub/usNone-1), "%edge-CPU/request")
 }
 
 // jsonField returns the string field of a JSON object.

@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"sync"
 	"time"
@@ -34,6 +33,25 @@ type trafficPayload struct {
 	EventID        string `json:"event_id"`
 	EventTimestamp string `json:"event_timestamp"`
 	traffic.Record
+}
+
+// appendTrafficPayload appends the outbox payload of record r with its
+// ID and end time to b: exactly json.Marshal(trafficPayload{...}) (the
+// envelope's two fields, then the record's), without reflection
+// (traffic.Record.AppendJSON; TestTrafficPayloadJSON).
+func appendTrafficPayload(b []byte, id string, end time.Time, r *traffic.Record) ([]byte, error) {
+	b = append(b, `{"event_id":`...)
+	b = traffic.AppendJSONString(b, id)
+	b = append(b, `,"event_timestamp":`...)
+	var ts [40]byte
+	b = traffic.AppendJSONString(b, string(end.AppendFormat(ts[:0], time.RFC3339Nano)))
+	mark := len(b)
+	b, err := r.AppendJSON(b)
+	if err != nil {
+		return nil, err
+	}
+	b[mark] = ',' // the record's opening brace
+	return b, nil
 }
 
 // TrafficEventID derives the stable ID of the seq-th record of an edge's
@@ -80,7 +98,7 @@ func (d *Deliverer) IngestTraffic(ctx context.Context, b traffic.Batch) (traffic
 		}
 		id := TrafficEventID(b.EdgeID, b.Boot, b.FirstSeq+uint64(i))
 		end := r.Start.Add(time.Duration(r.Duration * float64(time.Second))).UTC()
-		body, err := json.Marshal(trafficPayload{EventID: id, EventTimestamp: end.Format(time.RFC3339Nano), Record: r})
+		body, err := appendTrafficPayload(nil, id, end, &r)
 		if err != nil {
 			return traffic.Answer{}, fmt.Errorf("encoding a traffic event: %w", err)
 		}

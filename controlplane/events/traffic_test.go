@@ -149,3 +149,29 @@ func TestIngestTraffic(t *testing.T) {
 		t.Fatalf("status traffic drops %+v", s.TrafficDropped)
 	}
 }
+
+// TestTrafficPayloadJSON: the outbox payload IngestTraffic writes is
+// byte for byte json.Marshal of trafficPayload, for records with and
+// without the optional fields and with characters JSON escapes.
+func TestTrafficPayloadJSON(t *testing.T) {
+	end := time.Date(2026, 12, 7, 10, 0, 0, 123456789, time.UTC)
+	for _, r := range []traffic.Record{
+		{Type: traffic.HTTPRequestComplete, Start: end.Add(-time.Millisecond), Duration: 0.001, Region: "us", EdgeID: "edge_1",
+			AccountID: "acct_1", EndpointID: "ep_1", SessionID: "ts_1", EndpointKind: "https", ClientIP: netip.MustParseAddr("192.0.2.1"),
+			TLSVersion: "1.3", Host: "a.example", Method: "POST", Path: `/q?<a>&"b"` + "\u2028\xff", Proto: "HTTP/2.0", Status: 502,
+			Code: "TG_3004", IPPolicy: traffic.IPPolicyAllow, BytesIn: 5, BytesOut: 7},
+		{Type: traffic.TCPConnectionClosed, Start: end, EndpointKind: "tcp", IPPolicy: traffic.IPPolicyNone},
+	} {
+		got, err := appendTrafficPayload([]byte("kept"), "ev_t0123", end, &r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := json.Marshal(trafficPayload{EventID: "ev_t0123", EventTimestamp: end.Format(time.RFC3339Nano), Record: r})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(got) != "kept"+string(want) {
+			t.Errorf("payload\n%s\nwant\nkept%s", got, want)
+		}
+	}
+}
