@@ -150,4 +150,8 @@ type Answer struct {
 	Accepted int                 `json:"accepted"`
 	Dropped  int                 `json:"dropped"`
 	Wants    map[string][]string `json:"wants"`
+	// Encodings lists the batch encodings the control plane decodes
+	// besides JSON (BinaryEncoding); an older one sends none, and its
+	// edges keep sending JSON.
+	Encodings []string `json:"encodings,omitempty"`
 }

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/tollgate/tollgate/codes"
 	"github.com/tollgate/tollgate/controlplane/internal/cptest"
@@ -64,5 +65,58 @@ func TestEdgeTraffic(t *testing.T) {
 	}
 	if n, err := e.Store.TrafficRows(cptest.Ctx(t), acct); err != nil || n != 1 {
 		t.Fatalf("traffic rows %d (%v), want 1", n, err)
+	}
+}
+
+// TestEdgeTrafficBinary: every answer lists the binary encoding; a batch
+// in it is written as its JSON twin would be (the same event IDs, so a
+// JSON retry of a binary batch is a duplicate); a malformed one is refused
+// with 400 and writes nothing.
+func TestEdgeTrafficBinary(t *testing.T) {
+	e := cptest.NewEnv(t, storetest.DSN(t, "sqlite"), cptest.Config{EdgeSecret: testEdgeSecret, TrafficEvents: true})
+	acct := e.Dev.AccountID
+	actor := store.Actor{AccountID: acct, PrincipalID: "system"}
+	d, err := e.Store.CreateEventDestination(cptest.Ctx(t), actor, acct, store.EventDestinationCreate{Format: "JSON", Target: json.RawMessage(`{"file":{"path":"x"}}`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.Store.CreateEventSubscription(cptest.Ctx(t), actor, acct, store.EventSubscriptionCreate{
+		Sources: []store.EventSource{{Type: traffic.HTTPRequestComplete}}, DestinationIDs: []string{d.ID}}); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now().UTC()
+	batch := traffic.Batch{EdgeID: "edge_us", Boot: "b", FirstSeq: 7, Records: []traffic.Record{
+		{Type: traffic.HTTPRequestComplete, Start: now, AccountID: acct, Status: 200, Path: "/a"},
+		{Type: traffic.HTTPRequestComplete, Start: now, AccountID: acct, Status: 404, Path: "/b"},
+		{Type: traffic.HTTPRequestComplete, Start: now, AccountID: "acct_other", Status: 200}}}
+	data, err := batch.AppendBinary(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin := []string{"Content-Type", traffic.BinaryMediaType}
+
+	cptest.WantError(t, e.Call(http.MethodPost, "/edge/v1/traffic", testEdgeSecret, string(data[:len(data)-2]), bin...), http.StatusBadRequest, string(codes.EdgeBadRequest))
+	cptest.WantError(t, e.Call(http.MethodPost, "/edge/v1/traffic", testEdgeSecret, gzipJSON(t, batch), bin...), http.StatusBadRequest, string(codes.EdgeBadRequest))
+	if n, err := e.Store.TrafficRows(cptest.Ctx(t), acct); err != nil || n != 0 {
+		t.Fatalf("traffic rows %d (%v) after refused batches, want 0", n, err)
+	}
+	post := func(body string, headers ...string) traffic.Answer {
+		t.Helper()
+		r := e.Call(http.MethodPost, "/edge/v1/traffic", testEdgeSecret, body, headers...)
+		var ans traffic.Answer
+		if r.Status != http.StatusOK || json.Unmarshal(r.Body, &ans) != nil {
+			t.Fatalf("%d %s", r.Status, r.Body)
+		}
+		if len(ans.Encodings) != 1 || ans.Encodings[0] != traffic.BinaryEncoding {
+			t.Fatalf("encodings %v, want [%s]", ans.Encodings, traffic.BinaryEncoding)
+		}
+		return ans
+	}
+	if ans := post(string(data), bin...); ans.Accepted != 2 {
+		t.Fatalf("binary batch: accepted %d, want 2", ans.Accepted)
+	}
+	post(gzipJSON(t, batch), "Content-Encoding", "gzip") // the same batch as JSON: duplicates
+	if n, err := e.Store.TrafficRows(cptest.Ctx(t), acct); err != nil || n != 2 {
+		t.Fatalf("traffic rows %d (%v), want 2", n, err)
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -41,6 +42,10 @@ type Client struct {
 	last         *snapshot.Snapshot  // the newest snapshot this client returned
 	edges        []snapshot.EdgeInfo // from the last report's or command poll's answer
 	edgesVersion uint64              // of edges, from the command poll
+
+	// trafficBinary: the control plane's traffic answers list
+	// traffic.BinaryEncoding (PostTraffic).
+	trafficBinary atomic.Bool
 }
 
 // ClientConfig configures NewClient.

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"sync"
 
 	"github.com/klauspost/compress/gzip"
@@ -14,7 +15,8 @@ import (
 	"github.com/tollgate/tollgate/traffic"
 )
 
-// Encoding a batch is the edge's cost of traffic events
+// Encoding a batch as JSON (for a control plane that does not take the
+// binary encoding) is the edge's cost of traffic events
 // (BenchmarkTrafficEvents/split): Batch.AppendJSON instead of reflection,
 // and klauspost/compress's gzip at its fastest level (about a fifth of
 // compress/gzip's default CPU for a tenth more bytes on records), with
@@ -51,33 +53,55 @@ func encodeTraffic(b *traffic.Batch) (*bytes.Buffer, error) {
 	return buf, nil
 }
 
-// PostTraffic sends a batch of traffic records, gzip-compressed, and
-// returns the control plane's answer (POST /edge/v1/traffic; edge/trafficship).
+// PostTraffic sends a batch of traffic records and returns the control
+// plane's answer (POST /edge/v1/traffic; edge/trafficship): in the binary
+// encoding (traffic.BinaryMediaType) once an answer has said the control
+// plane decodes it, else (and for a batch the binary encoding cannot
+// hold) as gzip-compressed JSON.
 func (c *Client) PostTraffic(ctx context.Context, b traffic.Batch) (traffic.Answer, error) {
 	var ans traffic.Answer
-	buf, err := encodeTraffic(&b)
-	if err != nil {
-		return ans, fmt.Errorf("encoding traffic records: %w", err)
+	var body *bytes.Buffer
+	contentType, encoding := traffic.BinaryMediaType, ""
+	if c.trafficBinary.Load() {
+		data, err := b.AppendBinary(nil)
+		if err == nil {
+			body = bytes.NewBuffer(data)
+		}
+	}
+	if body == nil {
+		var err error
+		if body, err = encodeTraffic(&b); err != nil {
+			return ans, fmt.Errorf("encoding traffic records: %w", err)
+		}
+		contentType, encoding = "application/json", "gzip"
 	}
 	u := *c.base
 	u.Path += "/edge/v1/traffic"
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u.String(), buf)
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u.String(), body)
 	if err != nil {
 		return ans, err
 	}
 	req.Header.Set("Authorization", "Bearer "+c.secret)
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Content-Encoding", "gzip")
+	req.Header.Set("Content-Type", contentType)
+	if encoding != "" {
+		req.Header.Set("Content-Encoding", encoding)
+	}
 	resp, err := c.http.Do(req)
 	if err != nil {
 		return ans, fmt.Errorf("sending traffic records: %w", err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
+		if contentType == traffic.BinaryMediaType {
+			// A control plane replaced by one that does not decode it:
+			// the batch goes again as JSON.
+			c.trafficBinary.Store(false)
+		}
 		return ans, fmt.Errorf("sending traffic records: %w", responseError(resp))
 	}
 	if err := json.NewDecoder(io.LimitReader(resp.Body, 16<<20)).Decode(&ans); err != nil {
 		return ans, fmt.Errorf("sending traffic records: decoding the answer: %w", err)
 	}
+	c.trafficBinary.Store(slices.Contains(ans.Encodings, traffic.BinaryEncoding))
 	return ans, nil
 }
