@@ -55,8 +55,9 @@ func (r *Record) strs(zone *string) [recordStrings]*string {
 var ErrBinaryTime = errors.New("traffic: a record's start is outside the binary encoding's range (years 1678-2262)")
 
 // AppendBinary appends bt in the binary encoding (see BinaryMediaType) to
-// b. Decoding it with UnmarshalBinary gives bt back with every Start in
-// UTC. Errors: ErrBinaryTime.
+// b: its Encoded records when it has them, else its Records. Decoding it
+// with UnmarshalBinary gives bt back with every Start in UTC (and Records
+// filled in). Errors: ErrBinaryTime.
 func (bt *Batch) AppendBinary(b []byte) ([]byte, error) {
 	b = append(b, binaryMagic[:]...)
 	b = appendStr(b, bt.EdgeID)
@@ -68,50 +69,95 @@ func (bt *Batch) AppendBinary(b []byte) ([]byte, error) {
 		b = appendStr(b, d.Type)
 		b = binary.AppendVarint(b, d.Count)
 	}
+	if bt.Encoded != nil {
+		b = binary.AppendUvarint(b, uint64(bt.Count))
+		return append(b, bt.Encoded...), nil
+	}
 	b = binary.AppendUvarint(b, uint64(len(bt.Records)))
-	var prev [recordStrings]string
-	var prevStart int64
+	var e RecordEncoder
 	for i := range bt.Records {
-		r := &bt.Records[i]
-		start := r.Start.UnixNano()
-		if !time.Unix(0, start).Equal(r.Start) {
-			return b, ErrBinaryTime
-		}
-		zone := r.ClientIP.Zone()
-		strs := r.strs(&zone)
-		var same uint64
-		for k, s := range strs {
-			if i > 0 && *s == prev[k] {
-				same |= 1 << k
-			}
-		}
-		b = binary.AppendUvarint(b, same)
-		for k, s := range strs {
-			if same&(1<<k) == 0 {
-				b = appendStr(b, *s)
-			}
-			prev[k] = *s
-		}
-		b = binary.AppendVarint(b, start-prevStart)
-		prevStart = start
-		b = binary.LittleEndian.AppendUint64(b, math.Float64bits(r.Duration))
-		b = binary.AppendVarint(b, int64(r.Status))
-		b = binary.AppendVarint(b, r.BytesIn)
-		b = binary.AppendVarint(b, r.BytesOut)
-		switch {
-		case r.ClientIP.Is4():
-			ip := r.ClientIP.As4()
-			b = append(b, 4)
-			b = append(b, ip[:]...)
-		case r.ClientIP.Is6():
-			ip := r.ClientIP.As16()
-			b = append(b, 16)
-			b = append(b, ip[:]...)
-		default:
-			b = append(b, 0)
+		var err error
+		if b, err = e.Append(b, &bt.Records[i]); err != nil {
+			return b, err
 		}
 	}
 	return b, nil
+}
+
+// RecordEncoder writes the records of one batch in the binary encoding,
+// one at a time, as they happen (the edge encodes each request's record
+// while its strings are still in the cache, and keeps the bytes, which
+// hold no pointers, instead of the record). Its zero value starts a
+// batch; each record is encoded relative to the one before it.
+type RecordEncoder struct {
+	prev      [recordStrings]string
+	prevStart int64
+	n         int
+}
+
+// Count returns the number of records encoded.
+func (e *RecordEncoder) Count() int { return e.n }
+
+// Append appends r's encoding to b. Errors: ErrBinaryTime (nothing is
+// appended and the encoder is unchanged).
+func (e *RecordEncoder) Append(b []byte, r *Record) ([]byte, error) {
+	start := r.Start.UnixNano()
+	if !time.Unix(0, start).Equal(r.Start) {
+		return b, ErrBinaryTime
+	}
+	zone := r.ClientIP.Zone()
+	strs := r.strs(&zone)
+	var same uint64
+	for k, s := range strs {
+		if e.n > 0 && *s == e.prev[k] {
+			same |= 1 << k
+		}
+	}
+	b = binary.AppendUvarint(b, same)
+	for k, s := range strs {
+		if same&(1<<k) == 0 {
+			b = appendStr(b, *s)
+			e.prev[k] = *s
+		}
+	}
+	b = binary.AppendVarint(b, start-e.prevStart)
+	e.prevStart = start
+	b = binary.LittleEndian.AppendUint64(b, math.Float64bits(r.Duration))
+	b = binary.AppendVarint(b, int64(r.Status))
+	b = binary.AppendVarint(b, r.BytesIn)
+	b = binary.AppendVarint(b, r.BytesOut)
+	switch {
+	case r.ClientIP.Is4():
+		ip := r.ClientIP.As4()
+		b = append(b, 4)
+		b = append(b, ip[:]...)
+	case r.ClientIP.Is6():
+		ip := r.ClientIP.As16()
+		b = append(b, 16)
+		b = append(b, ip[:]...)
+	default:
+		b = append(b, 0)
+	}
+	e.n++
+	return b, nil
+}
+
+// DecodeRecords fills bt.Records from bt.Encoded (a no-op without it),
+// for a receiver that takes records. Errors are UnmarshalBinary's.
+func (bt *Batch) DecodeRecords() error {
+	if bt.Encoded == nil {
+		return nil
+	}
+	data, err := bt.AppendBinary(nil)
+	if err != nil {
+		return err
+	}
+	var d Batch
+	if err := d.UnmarshalBinary(data); err != nil {
+		return err
+	}
+	bt.Records, bt.Encoded, bt.Count = d.Records, nil, 0
+	return nil
 }
 
 func appendStr(b []byte, s string) []byte {

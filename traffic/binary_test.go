@@ -143,3 +143,40 @@ func BenchmarkBatchBinary(b *testing.B) {
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/1000, "ns/record")
 	b.ReportMetric(float64(len(buf))/1000, "bytes/record")
 }
+
+// TestEncodedBatch: records encoded one at a time (RecordEncoder, as the
+// edge keeps them) make the same batch as the records themselves, and
+// DecodeRecords gives the records back.
+func TestEncodedBatch(t *testing.T) {
+	whole := benchBatch(5)
+	whole.Records[2].Path = "/other"
+	var e RecordEncoder
+	var data []byte
+	for i := range whole.Records {
+		var err error
+		if data, err = e.Append(data, &whole.Records[i]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := e.Append(data, &Record{Start: time.Date(1000, 1, 1, 0, 0, 0, 0, time.UTC)}); err != ErrBinaryTime {
+		t.Fatalf("year 1000: %v, want ErrBinaryTime", err)
+	}
+	enc := Batch{EdgeID: whole.EdgeID, Boot: whole.Boot, FirstSeq: whole.FirstSeq, Encoded: data, Count: e.Count()}
+	a, err := whole.AppendBinary(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := enc.AppendBinary(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(a) != string(b) {
+		t.Fatalf("encoded one at a time:\n%x\nwhole:\n%x", b, a)
+	}
+	if err := enc.DecodeRecords(); err != nil {
+		t.Fatal(err)
+	}
+	if enc.Encoded != nil || !reflect.DeepEqual(enc.Records, whole.Records) {
+		t.Fatalf("decoded %+v\nwant %+v", enc.Records, whole.Records)
+	}
+}

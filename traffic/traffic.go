@@ -128,11 +128,16 @@ func TLSVersionName(v uint16) string {
 // retried batch and writes its events once. Dropped reports the records
 // the edge dropped (its buffer full) since its last acknowledged batch.
 type Batch struct {
-	EdgeID   string      `json:"edge_id"`
-	Boot     string      `json:"boot"`
-	FirstSeq uint64      `json:"first_seq"`
-	Records  []Record    `json:"records"`
-	Dropped  []DropCount `json:"dropped,omitempty"`
+	EdgeID   string   `json:"edge_id"`
+	Boot     string   `json:"boot"`
+	FirstSeq uint64   `json:"first_seq"`
+	Records  []Record `json:"records"`
+	// Encoded, when not nil, holds Count records in the binary encoding
+	// (RecordEncoder) instead of Records: how an edge keeps them. JSON
+	// needs Records (DecodeRecords); AppendBinary writes Encoded as is.
+	Encoded []byte      `json:"-"`
+	Count   int         `json:"-"`
+	Dropped []DropCount `json:"dropped,omitempty"`
 }
 
 // DropCount is how many records of one account and type an edge dropped.

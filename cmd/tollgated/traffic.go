@@ -23,7 +23,7 @@ type trafficOptions struct {
 
 func (o *trafficOptions) register(f *pflag.FlagSet) {
 	f.IntVar(&o.buffer, "traffic-buffer", trafficship.DefaultMaxRecords, "traffic records (for http_request_complete.v0 and tcp_connection_closed.v0 events) held for the control plane; past it records are dropped and counted (tollgate_edge_traffic_records_dropped_total), never waited for")
-	f.Int64Var(&o.bufferBytes, "traffic-buffer-bytes", trafficship.DefaultMaxBytes, "estimated bytes of traffic records held for the control plane; past it records are dropped and counted")
+	f.Int64Var(&o.bufferBytes, "traffic-buffer-bytes", trafficship.DefaultMaxBytes, "bytes of traffic records held for the control plane (as encoded for sending); past it records are dropped and counted")
 	f.DurationVar(&o.cfg.FlushInterval, "traffic-flush-interval", trafficship.DefaultFlushInterval, "how often buffered traffic records are sent to the control plane")
 	f.DurationVar(&o.cfg.PollInterval, "traffic-poll-interval", trafficship.DefaultPollInterval, "how often an edge with no traffic records to send asks which accounts subscribe to traffic events")
 }

@@ -79,6 +79,9 @@ func TrafficEventID(edgeID, boot string, seq uint64) string {
 // Errors: a *codes.Error (codes.EdgeBadRequest) for a malformed batch,
 // which writes nothing; else the store's.
 func (d *Deliverer) IngestTraffic(ctx context.Context, b traffic.Batch) (traffic.Answer, error) {
+	if err := b.DecodeRecords(); err != nil { // an edge in this process keeps them encoded
+		return traffic.Answer{}, codes.NewError(codes.EdgeBadRequest, "The traffic batch cannot be decoded: %v", err)
+	}
 	if b.EdgeID == "" || len(b.EdgeID) > 300 || len(b.Boot) > 100 || len(b.Records) > MaxTrafficBatch {
 		return traffic.Answer{}, codes.NewError(codes.EdgeBadRequest, "A traffic batch needs edge_id (at most 300 bytes), a boot of at most 100 bytes and at most %d records.", MaxTrafficBatch)
 	}

@@ -69,6 +69,9 @@ func (c *Client) PostTraffic(ctx context.Context, b traffic.Batch) (traffic.Answ
 		}
 	}
 	if body == nil {
+		if err := b.DecodeRecords(); err != nil {
+			return ans, fmt.Errorf("encoding traffic records: %w", err)
+		}
 		var err error
 		if body, err = encodeTraffic(&b); err != nil {
 			return ans, fmt.Errorf("encoding traffic records: %w", err)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/netip"
 	"runtime"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -15,9 +16,9 @@ import (
 // BenchmarkBufferMemory measures the heap a Shipper's buffer holds when it
 // is full at its default caps, the control plane unreachable: at
 // DefaultMaxRecords with records of a short path (the record cap binds),
-// and at DefaultMaxBytes with 2 KiB paths (the byte cap binds). The
-// figures are MiB of heap and bytes per record, against the buffer's own
-// estimate (Counts.Bytes). Run it with
+// and at DefaultMaxBytes with distinct 2 KiB paths (the byte cap binds).
+// The figures are MiB of heap and bytes per record, against the buffer's
+// own count of encoded bytes (Counts.Bytes). Run it with
 //
 //	go test ./edge/trafficship -run '^$' -bench BufferMemory -benchtime 1x
 func BenchmarkBufferMemory(b *testing.B) {
@@ -37,7 +38,7 @@ func BenchmarkBufferMemory(b *testing.B) {
 				s.Record(traffic.Record{Type: traffic.HTTPRequestComplete, Start: time.Now(), Duration: 0.0004, Region: "us", EdgeID: "edge_us",
 					AccountID: "acct_2cSjwFetnZnRcG0B7U5fEYBX2V3", EndpointID: fmt.Sprintf("ep_2cSjwFetnZnRcG0B7U5fEY%05d", i%100),
 					SessionID: "ts_2cSjwFetnZnRcG0B7U5fEYBX2V3", EndpointKind: "https", ClientIP: netip.MustParseAddr("203.0.113.7"),
-					TLSVersion: "1.3", Host: "app.example.com", Method: "GET", Path: strings.Clone(path), Proto: "HTTP/2.0",
+					TLSVersion: "1.3", Host: "app.example.com", Method: "GET", Path: path + strconv.Itoa(i), Proto: "HTTP/2.0",
 					Status: 200, IPPolicy: traffic.IPPolicyNone, BytesOut: 12})
 			}
 			held := heap() - before
@@ -47,7 +48,7 @@ func BenchmarkBufferMemory(b *testing.B) {
 			}
 			b.ReportMetric(float64(held)/(1<<20), "heap-MiB")
 			b.ReportMetric(float64(held)/float64(cnt.Buffered), "heap-B/record")
-			b.ReportMetric(float64(cnt.Bytes)/(1<<20), "estimate-MiB")
+			b.ReportMetric(float64(cnt.Bytes)/(1<<20), "encoded-MiB")
 			b.ReportMetric(float64(cnt.Buffered), "records")
 			runtime.KeepAlive(s)
 		})

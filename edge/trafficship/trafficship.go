@@ -43,8 +43,9 @@ type Config struct {
 	// them).
 	EdgeID string
 	// MaxRecords and MaxBytes bound the buffer: records held, and their
-	// estimated size in bytes (their JSON's, roughly). Past either, new
-	// records are dropped and counted.
+	// encoded bytes (the binary encoding, tens of bytes for a record whose
+	// strings repeat the previous one's). Past either, new records are
+	// dropped and counted.
 	MaxRecords int
 	MaxBytes   int64
 	// BatchSize is the most records one batch carries (at most
@@ -94,11 +95,14 @@ type Shipper struct {
 
 	wants atomic.Pointer[map[string]uint8] // nil until the first answer
 
-	mu       sync.Mutex
-	buf      []traffic.Record
-	sizes    []int64
-	bytes    int64
-	firstSeq uint64 // the sequence number of buf[0]
+	mu sync.Mutex
+	// chunks hold the buffered records, encoded as they are recorded
+	// (traffic.RecordEncoder): each chunk is one batch of at most
+	// BatchSize records, the first being sent while later ones fill.
+	chunks  []*chunk
+	records int   // records in chunks
+	bytes   int64 // their encoded bytes
+	nextSeq uint64
 	// drops counts the records dropped since the last acknowledged batch
 	// by account and type bit, reported in the next batch (Batch.Dropped).
 	drops map[dropKey]int64
@@ -139,28 +143,49 @@ type dropKey struct {
 	bit     uint8
 }
 
-// Record keeps r for sending when its account wants its type; when the
-// buffer is full it drops r and counts it. It never blocks on I/O.
+// chunk is one batch's records in the binary encoding.
+type chunk struct {
+	enc      traffic.RecordEncoder
+	data     []byte
+	firstSeq uint64
+	sealed   bool // being sent or sent once: nothing is added
+}
+
+// Record keeps r for sending when its account wants its type: it encodes
+// r at once (traffic.RecordEncoder: tens of nanoseconds while r's strings
+// are in the cache, and the buffer then holds bytes without pointers for
+// the collector to trace). When the buffer is full it drops r and counts
+// it. It never blocks on I/O.
 func (s *Shipper) Record(r traffic.Record) {
 	w := s.wants.Load()
 	if w == nil || (*w)[r.AccountID]&typeBit(r.Type) == 0 {
 		return
 	}
-	size := recordSize(&r)
 	s.mu.Lock()
-	if len(s.buf) >= s.cfg.MaxRecords || s.bytes+size > s.cfg.MaxBytes {
-		if s.drops == nil {
-			s.drops = map[dropKey]int64{}
-		}
-		s.drops[dropKey{r.AccountID, typeBit(r.Type)}]++
-		s.mu.Unlock()
-		s.dropped.Add(1)
+	if s.records >= s.cfg.MaxRecords || s.bytes >= s.cfg.MaxBytes {
+		s.dropLocked(&r)
 		return
 	}
-	s.buf = append(s.buf, r)
-	s.sizes = append(s.sizes, size)
-	s.bytes += size
-	full := len(s.buf) >= s.cfg.BatchSize
+	var c *chunk
+	if n := len(s.chunks); n > 0 && !s.chunks[n-1].sealed && s.chunks[n-1].enc.Count() < s.cfg.BatchSize {
+		c = s.chunks[n-1]
+	} else {
+		c = &chunk{firstSeq: s.nextSeq, data: make([]byte, 0, 4<<10)}
+		s.chunks = append(s.chunks, c)
+	}
+	before := len(c.data)
+	var err error
+	if c.data, err = c.enc.Append(c.data, &r); err != nil { // a start outside years 1678-2262
+		if c.enc.Count() == 0 {
+			s.chunks = s.chunks[:len(s.chunks)-1]
+		}
+		s.dropLocked(&r)
+		return
+	}
+	s.records++
+	s.nextSeq++
+	s.bytes += int64(len(c.data) - before)
+	full := c.enc.Count() >= s.cfg.BatchSize
 	s.mu.Unlock()
 	if full {
 		select {
@@ -170,11 +195,14 @@ func (s *Shipper) Record(r traffic.Record) {
 	}
 }
 
-// recordSize estimates the bytes a record takes in the buffer and in its
-// JSON: the fixed fields, and the strings.
-func recordSize(r *traffic.Record) int64 {
-	return int64(400 + len(r.Type) + len(r.Region) + len(r.EdgeID) + len(r.AccountID) + len(r.EndpointID) + len(r.SessionID) +
-		len(r.EndpointKind) + len(r.TLSVersion) + len(r.Host) + len(r.Method) + len(r.Path) + len(r.Proto) + len(r.Code) + len(r.IPPolicy))
+// dropLocked counts r as dropped and unlocks s.mu.
+func (s *Shipper) dropLocked(r *traffic.Record) {
+	if s.drops == nil {
+		s.drops = map[dropKey]int64{}
+	}
+	s.drops[dropKey{r.AccountID, typeBit(r.Type)}]++
+	s.mu.Unlock()
+	s.dropped.Add(1)
 }
 
 // Run sends until ctx ends: at once (to learn the wants), then every
@@ -208,23 +236,29 @@ func (s *Shipper) Run(ctx context.Context) error {
 // waits for the next tick.
 const maxBatchesPerFlush = 100
 
-// flush sends the buffer's records in batches, or an empty batch when
+// flush sends the buffer's chunks as batches, or an empty batch when
 // there are none and the wants are older than PollInterval.
 func (s *Shipper) flush(ctx context.Context, lastAnswer *time.Time) error {
 	for i := 0; i < maxBatchesPerFlush; i++ {
 		s.mu.Lock()
-		n := min(len(s.buf), s.cfg.BatchSize)
-		b := traffic.Batch{EdgeID: s.cfg.EdgeID, Boot: s.boot, FirstSeq: s.firstSeq, Records: append([]traffic.Record(nil), s.buf[:n]...),
-			Dropped: s.dropReport()}
+		b := traffic.Batch{EdgeID: s.cfg.EdgeID, Boot: s.boot, Dropped: s.dropReport()}
+		var c *chunk
+		if len(s.chunks) > 0 {
+			c = s.chunks[0]
+			c.sealed = true
+			b.FirstSeq, b.Encoded, b.Count = c.firstSeq, c.data, c.enc.Count()
+		} else {
+			b.FirstSeq = s.nextSeq
+		}
 		s.mu.Unlock()
-		if n == 0 && len(b.Dropped) == 0 && !lastAnswer.IsZero() && time.Since(*lastAnswer) < s.cfg.PollInterval {
+		if c == nil && len(b.Dropped) == 0 && !lastAnswer.IsZero() && time.Since(*lastAnswer) < s.cfg.PollInterval {
 			return nil
 		}
 		sctx, cancel := context.WithTimeout(ctx, s.cfg.SendTimeout)
 		ans, err := s.post(sctx, b)
 		cancel()
 		if err != nil {
-			if n > 0 {
+			if c != nil {
 				s.failed.Add(1)
 			}
 			return err
@@ -233,23 +267,17 @@ func (s *Shipper) flush(ctx context.Context, lastAnswer *time.Time) error {
 		s.setWants(ans.Wants)
 		s.mu.Lock()
 		s.reported(b.Dropped)
-		if n == 0 {
+		if c == nil {
 			s.mu.Unlock()
 			return nil
 		}
-		var sent int64
-		for _, sz := range s.sizes[:n] {
-			sent += sz
-		}
-		rest := copy(s.buf, s.buf[n:])
-		clear(s.buf[rest:])
-		s.buf = s.buf[:rest]
-		s.sizes = s.sizes[:copy(s.sizes, s.sizes[n:])]
-		s.bytes -= sent
-		s.firstSeq += uint64(n)
-		more := len(s.buf) > 0
+		s.chunks[0] = nil
+		s.chunks = s.chunks[1:]
+		s.records -= b.Count
+		s.bytes -= int64(len(c.data))
+		more := len(s.chunks) > 0
 		s.mu.Unlock()
-		s.shipped.Add(int64(n))
+		s.shipped.Add(int64(b.Count))
 		if !more {
 			return nil
 		}
@@ -297,14 +325,14 @@ type Counts struct {
 	Dropped  int64 // records dropped because the buffer was full
 	Failed   int64 // batches whose send failed (they are sent again)
 	Buffered int   // records waiting now
-	Bytes    int64 // their estimated size
+	Bytes    int64 // their encoded bytes
 }
 
 // Counts returns the Shipper's counters.
 func (s *Shipper) Counts() Counts {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return Counts{Shipped: s.shipped.Load(), Dropped: s.dropped.Load(), Failed: s.failed.Load(), Buffered: len(s.buf), Bytes: s.bytes}
+	return Counts{Shipped: s.shipped.Load(), Dropped: s.dropped.Load(), Failed: s.failed.Load(), Buffered: s.records, Bytes: s.bytes}
 }
 
 var (

@@ -3,6 +3,7 @@ package trafficship
 import (
 	"context"
 	"errors"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -21,6 +22,9 @@ type recorder struct {
 func (r *recorder) post(_ context.Context, b traffic.Batch) (traffic.Answer, error) {
 	if r.down {
 		return traffic.Answer{}, errors.New("connection refused")
+	}
+	if err := b.DecodeRecords(); err != nil {
+		return traffic.Answer{}, err
 	}
 	r.batches = append(r.batches, b)
 	return traffic.Answer{Accepted: len(b.Records), Wants: r.wants}, nil
@@ -113,11 +117,23 @@ func TestShipperBounds(t *testing.T) {
 	last = time.Time{}
 	s = New(Config{MaxBytes: 4 << 10}, r.post)
 	_ = s.flush(ctx, &last)
-	long := "/" + strings.Repeat("p", 1000) // ~1.4 KiB a record
+	// Distinct paths of ~1 KiB: the encoding leaves out only strings that
+	// repeat the previous record's. A record is kept while the buffer
+	// holds less than MaxBytes: four of them.
+	long := "/" + strings.Repeat("p", 1000)
+	for i := range 10 {
+		s.Record(rec("acct_a", traffic.HTTPRequestComplete, long+strconv.Itoa(i)))
+	}
+	if c := s.Counts(); c.Buffered != 4 || c.Dropped != 6 || c.Bytes < 4<<10 || c.Bytes > 5<<10 {
+		t.Fatalf("byte bound: %+v, want 4 buffered (4-5 KiB) and 6 dropped", c)
+	}
+	// The same path again and again costs tens of bytes a record.
+	s, last = New(Config{MaxBytes: 4 << 10}, r.post), time.Time{}
+	_ = s.flush(ctx, &last)
 	for range 10 {
 		s.Record(rec("acct_a", traffic.HTTPRequestComplete, long))
 	}
-	if c := s.Counts(); c.Buffered != 2 || c.Dropped != 8 || c.Bytes > 4<<10 {
-		t.Fatalf("byte bound: %+v, want 2 buffered and 8 dropped", c)
+	if c := s.Counts(); c.Buffered != 10 || c.Dropped != 0 || c.Bytes > 2<<10 {
+		t.Fatalf("repeated path: %+v, want 10 buffered in under 2 KiB", c)
 	}
 }
