@@ -345,7 +345,7 @@ var (
 	descBuffered = prometheus.NewDesc("tollgate_edge_traffic_records_buffered",
 		"Traffic records waiting to be sent to the control plane.", nil, nil)
 	descBufferedBytes = prometheus.NewDesc("tollgate_edge_traffic_buffer_bytes",
-		"Estimated bytes of the traffic records waiting to be sent.", nil, nil)
+		"Bytes of the traffic records waiting to be sent, as encoded for sending.", nil, nil)
 )
 
 // Describe implements prometheus.Collector.
