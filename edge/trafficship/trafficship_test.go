@@ -3,8 +3,10 @@ package trafficship
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -135,5 +137,77 @@ func TestShipperBounds(t *testing.T) {
 	}
 	if c := s.Counts(); c.Buffered != 10 || c.Dropped != 0 || c.Bytes > 2<<10 {
 		t.Fatalf("repeated path: %+v, want 10 buffered in under 2 KiB", c)
+	}
+}
+
+// TestShipperConcurrent: records from several goroutines while Run sends
+// batches (some failing) all arrive, each once, with consecutive sequence
+// numbers across batches; run it with -race.
+func TestShipperConcurrent(t *testing.T) {
+	var mu sync.Mutex
+	wants := map[string][]string{"acct_a": {traffic.HTTPRequestComplete}}
+	var got []traffic.Batch
+	calls := 0
+	post := func(_ context.Context, b traffic.Batch) (traffic.Answer, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		calls++
+		if calls%5 == 0 {
+			return traffic.Answer{}, errors.New("control plane restarting")
+		}
+		if err := b.DecodeRecords(); err != nil {
+			return traffic.Answer{}, err
+		}
+		if len(b.Records) > 0 {
+			got = append(got, b)
+		}
+		return traffic.Answer{Accepted: len(b.Records), Wants: wants}, nil
+	}
+	s := New(Config{BatchSize: 7, FlushInterval: time.Millisecond}, post)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { _ = s.Run(ctx); close(done) }()
+	for s.wants.Load() == nil {
+		time.Sleep(time.Millisecond)
+	}
+	const writers, each = 4, 250
+	var wg sync.WaitGroup
+	for w := range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range each {
+				s.Record(rec("acct_a", traffic.HTTPRequestComplete, fmt.Sprintf("/%d/%d", w, i)))
+				if i%3 == 0 { // so that the 1 ms flushes take chunks half full
+					time.Sleep(20 * time.Microsecond)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	deadline := time.Now().Add(10 * time.Second)
+	for s.Counts().Buffered > 0 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	cancel()
+	<-done
+	mu.Lock()
+	defer mu.Unlock()
+	seen := map[string]bool{}
+	next := uint64(0)
+	for _, b := range got {
+		if b.FirstSeq != next {
+			t.Fatalf("batch starts at %d, want %d", b.FirstSeq, next)
+		}
+		next += uint64(len(b.Records))
+		for _, r := range b.Records {
+			if seen[r.Path] {
+				t.Fatalf("%s sent twice", r.Path)
+			}
+			seen[r.Path] = true
+		}
+	}
+	if len(seen) != writers*each || s.Counts().Dropped != 0 {
+		t.Fatalf("%d records arrived of %d (counts %+v)", len(seen), writers*each, s.Counts())
 	}
 }
