@@ -24,11 +24,7 @@ import (
 //
 // TOLLGATE_BENCH_SECONDS sets the length of each load run (default 5).
 func BenchmarkTunnelVsDirect(b *testing.B) {
-	secs := 5
-	if s, err := strconv.Atoi(envOr("TOLLGATE_BENCH_SECONDS", "5")); err == nil && s > 0 {
-		secs = s
-	}
-	dur := time.Duration(secs) * time.Second
+	dur := benchDuration()
 
 	body := []byte("hello world\n")
 	bulk := make([]byte, 256<<10)
@@ -119,4 +115,14 @@ func envOr(k, def string) string {
 		return v
 	}
 	return def
+}
+
+// benchDuration is the length of one load run of the end-to-end
+// benchmarks: TOLLGATE_BENCH_SECONDS (default 5).
+func benchDuration() time.Duration {
+	secs, err := strconv.Atoi(envOr("TOLLGATE_BENCH_SECONDS", "5"))
+	if err != nil || secs <= 0 {
+		secs = 5
+	}
+	return time.Duration(secs) * time.Second
 }

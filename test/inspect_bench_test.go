@@ -5,8 +5,6 @@ import (
 	"context"
 	"crypto/tls"
 	"fmt"
-	"net/http"
-	"net/http/httptest"
 	"os"
 	"strconv"
 	"strings"
@@ -28,23 +26,15 @@ import (
 // TOLLGATE_BENCH_ROUNDS their number (default 6; more, shorter rounds
 // average out a busy machine better).
 func BenchmarkInspectorOverhead(b *testing.B) {
-	secs, _ := strconv.Atoi(envOr("TOLLGATE_BENCH_SECONDS", "5"))
-	if secs <= 0 {
-		secs = 5
-	}
-	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Length", "12")
-		_, _ = w.Write([]byte("hello world\n"))
-	}))
-	defer up.Close()
+	up := newHelloUpstream(b)
 	dev := startDev(b, "", "--log-level", "warn")
 	target := func(host string) loadTarget {
 		return loadTarget{addr: dev.info.HTTPSAddr, host: host, path: "/",
 			tlsConfig: &tls.Config{ServerName: host, RootCAs: dev.pool, NextProtos: []string{"http/1.1"}}}
 	}
 	on, off := "inspect-on."+dev.info.BaseDomain, "inspect-off."+dev.info.BaseDomain
-	pOn, _ := dev.agent(b, "http", up.Listener.Addr().String(), "--url", "https://"+on, "--log-level", "warn")
-	pOff, _ := dev.agent(b, "http", up.Listener.Addr().String(), "--url", "https://"+off, "--log-level", "warn", "--inspect=false")
+	pOn, _ := dev.agent(b, "http", up, "--url", "https://"+on, "--log-level", "warn")
+	pOff, _ := dev.agent(b, "http", up, "--url", "https://"+off, "--log-level", "warn", "--inspect=false")
 	pids := map[bool]int{true: pOn.cmd.Process.Pid, false: pOff.cmd.Process.Pid}
 	ctx := context.Background()
 	runLoad(ctx, target(on), 8, time.Second, 1<<20) // warm up
@@ -58,7 +48,7 @@ func BenchmarkInspectorOverhead(b *testing.B) {
 		i := map[bool]int{true: 1, false: 0}[inspect]
 		host := map[bool]string{true: on, false: off}[inspect]
 		before := procCPUSeconds(b, pids[inspect])
-		r := runLoad(ctx, target(host), 64, time.Duration(secs)*time.Second, 50_000_000)
+		r := runLoad(ctx, target(host), 64, benchDuration(), 50_000_000)
 		used := procCPUSeconds(b, pids[inspect]) - before
 		b.Logf("round %d inspect=%-5v %s  agent CPU %.1f µs/request", round, inspect, r, 1e6*used/float64(r.requests))
 		sums[i] += r.rps()

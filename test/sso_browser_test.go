@@ -93,15 +93,11 @@ func TestSSOInBrowser(t *testing.T) {
 	op.AddUser(idptest.OIDCUser{Username: "admin", Password: "pw-admin", Email: "admin@tollgate.localhost", EmailVerified: true})
 	op.AddUser(idptest.OIDCUser{Username: "carol", Password: "pw-carol", Email: "carol@example.org", EmailVerified: true})
 
-	saml := api(t, apiURL, key, "POST", "/identity_providers", map[string]any{"type": "saml", "name": "Example SAML",
-		"saml": map[string]any{"metadata_url": samlIdP.MetadataURL(), "idp_initiated": true}}, 201)
+	saml := addSAMLProvider(t, apiURL, key, samlIdP, "Example SAML")
 	samlID := saml["id"].(string)
-	spEntity := saml["saml"].(map[string]any)["sp_entity_id"].(string)
-	if spEntity != dash+"/sso/saml/"+samlID+"/metadata" {
+	if spEntity := saml["saml"].(map[string]any)["sp_entity_id"].(string); spEntity != dash+"/sso/saml/"+samlID+"/metadata" {
 		t.Fatalf("sp_entity_id %q", spEntity)
 	}
-	samlIdP.AddServiceProvider(t, "tollgate", httpGet(t, spEntity))
-	samlIdP.AddShortcut(t, "tollgate", spEntity)
 	oidc := api(t, apiURL, key, "POST", "/identity_providers", map[string]any{"type": "oidc", "name": "Example OIDC",
 		"oidc": map[string]any{"issuer": op.Issuer, "client_id": "tollgate", "client_secret": "oidc-secret"}}, 201)
 	op.AddClient("tollgate", "oidc-secret", oidc["oidc"].(map[string]any)["redirect_url"].(string))
@@ -231,4 +227,18 @@ func TestSSOInBrowser(t *testing.T) {
 	// The chooser sent the browser to the account's SAML IdP, whose
 	// session (erin's, from above) signed it in.
 	wantSignedInAs(t, ctx, "after the SSO form for the claimed domain", "erin@example.net")
+}
+
+// addSAMLProvider creates a SAML identity provider named name, with
+// IdP-initiated sign-in allowed, from idp's metadata through the API, and
+// registers Tollgate with idp (our metadata and a portal shortcut,
+// /login/tollgate). It returns the API's object.
+func addSAMLProvider(t *testing.T, apiURL, key string, idp *idptest.SAML, name string) map[string]any {
+	t.Helper()
+	p := api(t, apiURL, key, "POST", "/identity_providers", map[string]any{"type": "saml", "name": name,
+		"saml": map[string]any{"metadata_url": idp.MetadataURL(), "idp_initiated": true}}, 201)
+	spEntity := p["saml"].(map[string]any)["sp_entity_id"].(string)
+	idp.AddServiceProvider(t, "tollgate", httpGet(t, spEntity))
+	idp.AddShortcut(t, "tollgate", spEntity)
+	return p
 }

@@ -107,11 +107,7 @@ func TestSSOReplayInBrowser(t *testing.T) {
 	dash, apiURL, key := dev.dashboardURL(t), dev.info.APIURL, dev.info.APIKey
 	idp := idptest.NewSAML(t, idptest.SAMLOptions{})
 	idp.AddUser(t, "erin", "pw-erin", "erin@example.net", "Erin Example")
-	saml := api(t, apiURL, key, "POST", "/identity_providers", map[string]any{"type": "saml", "name": "Example SAML",
-		"saml": map[string]any{"metadata_url": idp.MetadataURL(), "idp_initiated": true}}, 201)
-	spEntity := saml["saml"].(map[string]any)["sp_entity_id"].(string)
-	idp.AddServiceProvider(t, "tollgate", httpGet(t, spEntity))
-	idp.AddShortcut(t, "tollgate", spEntity)
+	saml := addSAMLProvider(t, apiURL, key, idp, "Example SAML")
 	ctx := chromium(t)
 
 	sp := captureSAMLPost(t, ctx, dash, "SP-initiated SAML sign-in",
@@ -158,11 +154,7 @@ func TestSSOReplayInBrowser(t *testing.T) {
 	// by its clock).
 	late := idptest.NewSAML(t, idptest.SAMLOptions{Clock: dsig.NewFakeClockAt(time.Now().Add(-2 * time.Hour))})
 	late.AddUser(t, "erin", "pw-erin", "erin@example.net", "Erin Example")
-	lp := api(t, apiURL, key, "POST", "/identity_providers", map[string]any{"type": "saml", "name": "Slow clock SAML",
-		"saml": map[string]any{"metadata_url": late.MetadataURL(), "idp_initiated": true}}, 201)
-	lpEntity := lp["saml"].(map[string]any)["sp_entity_id"].(string)
-	late.AddServiceProvider(t, "tollgate", httpGet(t, lpEntity))
-	late.AddShortcut(t, "tollgate", lpEntity)
+	addSAMLProvider(t, apiURL, key, late, "Slow clock SAML")
 	run(t, ctx, "IdP-initiated sign-in with an expired assertion",
 		chromedp.Navigate(late.URL+"/login/tollgate"),
 		chromedp.WaitVisible(chromedp.CSS(`input[name="user"]`)),

@@ -183,11 +183,7 @@ func pinProcess(b *testing.B, cpu int) {
 // benchTrafficRounds runs the rounds against rig and reports
 // requests/s subscribed as a share of none.
 func benchTrafficRounds(b *testing.B, rig trafficRig, slow *httptest.Server, hooked *atomic.Int64) {
-	secs, _ := strconv.Atoi(envOr("TOLLGATE_BENCH_SECONDS", "5"))
-	if secs <= 0 {
-		secs = 5
-	}
-	dur := time.Duration(secs) * time.Second
+	dur := benchDuration()
 	base, key := rig.apiURL, rig.apiKey
 	prof := os.Getenv("TOLLGATE_BENCH_PROFILE")
 	call := func(method, path string, body any, want int) {

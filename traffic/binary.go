@@ -142,24 +142,6 @@ func (e *RecordEncoder) Append(b []byte, r *Record) ([]byte, error) {
 	return b, nil
 }
 
-// DecodeRecords fills bt.Records from bt.Encoded (a no-op without it),
-// for a receiver that takes records. Errors are UnmarshalBinary's.
-func (bt *Batch) DecodeRecords() error {
-	if bt.Encoded == nil {
-		return nil
-	}
-	data, err := bt.AppendBinary(nil)
-	if err != nil {
-		return err
-	}
-	var d Batch
-	if err := d.UnmarshalBinary(data); err != nil {
-		return err
-	}
-	bt.Records, bt.Encoded, bt.Count = d.Records, nil, 0
-	return nil
-}
-
 func appendStr(b []byte, s string) []byte {
 	b = binary.AppendUvarint(b, uint64(len(s)))
 	return append(b, s...)
@@ -170,11 +152,10 @@ func appendStr(b []byte, s string) []byte {
 // whatever the counts in data say. Errors describe the first malformed
 // part; bt is then unspecified.
 func (bt *Batch) UnmarshalBinary(data []byte) error {
-	d := decoder{b: data}
 	if len(data) < len(binaryMagic) || [5]byte(data[:5]) != binaryMagic {
 		return errors.New("not a binary traffic batch (version 1)")
 	}
-	d.b = data[len(binaryMagic):]
+	d := decoder{b: data[len(binaryMagic):]}
 	*bt = Batch{EdgeID: d.str(), Boot: d.str(), FirstSeq: d.uvarint()}
 	if n := d.count(3); n > 0 {
 		bt.Dropped = make([]DropCount, n)
@@ -182,14 +163,43 @@ func (bt *Batch) UnmarshalBinary(data []byte) error {
 			bt.Dropped[i] = DropCount{AccountID: d.str(), Type: d.str(), Count: d.varint()}
 		}
 	}
-	n := d.count(1 + 8 + 4 + 1)
-	if d.err == nil {
-		bt.Records = make([]Record, n)
+	bt.Records = d.records(d.count(minRecordBytes))
+	return d.err
+}
+
+// DecodeRecords fills bt.Records from bt.Encoded (a no-op without it),
+// for a receiver that takes records. Errors are UnmarshalBinary's.
+func (bt *Batch) DecodeRecords() error {
+	if bt.Encoded == nil {
+		return nil
 	}
+	d := decoder{b: bt.Encoded}
+	if bt.Count < 0 || bt.Count > len(bt.Encoded)/minRecordBytes {
+		d.fail("%d records cannot fit in %d bytes", bt.Count, len(bt.Encoded))
+	}
+	records := d.records(bt.Count)
+	if d.err != nil {
+		return d.err
+	}
+	bt.Records, bt.Encoded, bt.Count = records, nil, 0
+	return nil
+}
+
+// minRecordBytes is the fewest bytes a record takes (all its strings
+// repeated, every number one byte, no client IP).
+const minRecordBytes = 1 + 8 + 4 + 1
+
+// records decodes n records, which must end the input (nil after an
+// error).
+func (d *decoder) records(n int) []Record {
+	if d.err != nil {
+		return nil
+	}
+	out := make([]Record, n)
 	var prev [recordStrings]string
 	var start int64
 	for i := 0; i < n && d.err == nil; i++ {
-		r := &bt.Records[i]
+		r := &out[i]
 		var zone string
 		strs := r.strs(&zone)
 		same := d.uvarint()
@@ -232,7 +242,10 @@ func (bt *Batch) UnmarshalBinary(data []byte) error {
 	if d.err == nil && len(d.b) > 0 {
 		d.fail("%d bytes after the last record", len(d.b))
 	}
-	return d.err
+	if d.err != nil {
+		return nil
+	}
+	return out
 }
 
 // decoder reads the binary encoding; after the first error every read

@@ -5,7 +5,8 @@ import (
 	"math"
 	"strconv"
 	"time"
-	"unicode/utf8"
+
+	"github.com/tollgate/tollgate/internal/jsonenc"
 )
 
 // Records are encoded on the edge's hot path: every request of an account
@@ -21,7 +22,7 @@ import (
 // infinite or NaN Duration.
 func (r *Record) AppendJSON(b []byte) ([]byte, error) {
 	b = append(b, `{"event_type":`...)
-	b = appendString(b, r.Type)
+	b = jsonenc.AppendString(b, r.Type)
 	b = append(b, `,"timestamp":`...)
 	if y := r.Start.Year(); y >= 0 && y <= 9999 && isUTC(r.Start) {
 		// time.Time.MarshalJSON without its allocation: RFC 3339 with
@@ -42,18 +43,18 @@ func (r *Record) AppendJSON(b []byte) ([]byte, error) {
 		return b, err
 	}
 	b = append(b, `,"region":`...)
-	b = appendString(b, r.Region)
+	b = jsonenc.AppendString(b, r.Region)
 	b = append(b, `,"edge_id":`...)
-	b = appendString(b, r.EdgeID)
+	b = jsonenc.AppendString(b, r.EdgeID)
 	b = appendOmitEmpty(b, `,"account_id":`, r.AccountID)
 	b = appendOmitEmpty(b, `,"endpoint_id":`, r.EndpointID)
 	b = appendOmitEmpty(b, `,"agent_session_id":`, r.SessionID)
 	b = append(b, `,"endpoint_kind":`...)
-	b = appendString(b, r.EndpointKind)
+	b = jsonenc.AppendString(b, r.EndpointKind)
 	b = append(b, `,"client_ip":`...)
 	if r.ClientIP.IsValid() { // netip.Addr.MarshalText: "" for the zero Addr
 		var ip [64]byte
-		b = appendString(b, string(r.ClientIP.AppendTo(ip[:0])))
+		b = jsonenc.AppendString(b, string(r.ClientIP.AppendTo(ip[:0])))
 	} else {
 		b = append(b, `""`...)
 	}
@@ -68,7 +69,7 @@ func (r *Record) AppendJSON(b []byte) ([]byte, error) {
 	}
 	b = appendOmitEmpty(b, `,"error_code":`, r.Code)
 	b = append(b, `,"ip_policy_decision":`...)
-	b = appendString(b, r.IPPolicy)
+	b = jsonenc.AppendString(b, r.IPPolicy)
 	b = append(b, `,"bytes_in":`...)
 	b = strconv.AppendInt(b, r.BytesIn, 10)
 	b = append(b, `,"bytes_out":`...)
@@ -81,9 +82,9 @@ func (r *Record) AppendJSON(b []byte) ([]byte, error) {
 // left out). Errors are those of Record.AppendJSON.
 func (bt *Batch) AppendJSON(b []byte) ([]byte, error) {
 	b = append(b, `{"edge_id":`...)
-	b = appendString(b, bt.EdgeID)
+	b = jsonenc.AppendString(b, bt.EdgeID)
 	b = append(b, `,"boot":`...)
-	b = appendString(b, bt.Boot)
+	b = jsonenc.AppendString(b, bt.Boot)
 	b = append(b, `,"first_seq":`...)
 	b = strconv.AppendUint(b, bt.FirstSeq, 10)
 	b = append(b, `,"records":`...)
@@ -109,9 +110,9 @@ func (bt *Batch) AppendJSON(b []byte) ([]byte, error) {
 				b = append(b, ',')
 			}
 			b = append(b, `{"account_id":`...)
-			b = appendString(b, d.AccountID)
+			b = jsonenc.AppendString(b, d.AccountID)
 			b = append(b, `,"event_type":`...)
-			b = appendString(b, d.Type)
+			b = jsonenc.AppendString(b, d.Type)
 			b = append(b, `,"count":`...)
 			b = strconv.AppendInt(b, d.Count, 10)
 			b = append(b, '}')
@@ -130,7 +131,7 @@ func appendOmitEmpty(b []byte, key, s string) []byte {
 	if s == "" {
 		return b
 	}
-	return appendString(append(b, key...), s)
+	return jsonenc.AppendString(append(b, key...), s)
 }
 
 // appendFloat is encoding/json's encoding of a float64: the shortest
@@ -153,65 +154,4 @@ func appendFloat(b []byte, f float64) ([]byte, error) {
 		}
 	}
 	return b, nil
-}
-
-const hexDigits = "0123456789abcdef"
-
-// AppendJSONString appends s as a JSON string, exactly as json.Marshal
-// encodes a string (see appendString).
-func AppendJSONString(b []byte, s string) []byte { return appendString(b, s) }
-
-// appendString is encoding/json's encoding of a string with HTML escaping
-// (json.Marshal's default): <, > and & as \u003c, \u003e and \u0026;
-// control characters as \b, \f, \n, \r, \t or \u00XX; invalid UTF-8 as
-// \ufffd; U+2028 and U+2029 escaped.
-func appendString(b []byte, s string) []byte {
-	b = append(b, '"')
-	start := 0
-	for i := 0; i < len(s); {
-		if c := s[i]; c < utf8.RuneSelf {
-			if c >= 0x20 && c != '"' && c != '\\' && c != '<' && c != '>' && c != '&' {
-				i++
-				continue
-			}
-			b = append(b, s[start:i]...)
-			switch c {
-			case '\\', '"':
-				b = append(b, '\\', c)
-			case '\b':
-				b = append(b, '\\', 'b')
-			case '\f':
-				b = append(b, '\\', 'f')
-			case '\n':
-				b = append(b, '\\', 'n')
-			case '\r':
-				b = append(b, '\\', 'r')
-			case '\t':
-				b = append(b, '\\', 't')
-			default:
-				b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xF])
-			}
-			i++
-			start = i
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		if r == utf8.RuneError && size == 1 {
-			b = append(b, s[start:i]...)
-			b = append(b, `\ufffd`...)
-			i += size
-			start = i
-			continue
-		}
-		if r == '\u2028' || r == '\u2029' {
-			b = append(b, s[start:i]...)
-			b = append(b, '\\', 'u', '2', '0', '2', hexDigits[r&0xF])
-			i += size
-			start = i
-			continue
-		}
-		i += size
-	}
-	b = append(b, s[start:]...)
-	return append(b, '"')
 }

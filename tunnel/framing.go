@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"sync"
 	"unicode/utf8"
+
+	"github.com/tollgate/tollgate/internal/jsonenc"
 )
 
 // Size bounds of the decoders.
@@ -115,70 +117,16 @@ func AppendProxyHeader(b []byte, h *ProxyHeader) ([]byte, error) {
 // appendProxyHeaderJSON appends h as JSON with ProxyHeader's keys.
 func appendProxyHeaderJSON(b []byte, h *ProxyHeader) []byte {
 	b = append(b, `{"Id":`...)
-	b = appendJSONString(b, h.ID)
+	b = jsonenc.AppendString(b, h.ID)
 	b = append(b, `,"ClientAddr":`...)
-	b = appendJSONString(b, h.ClientAddr)
+	b = jsonenc.AppendString(b, h.ClientAddr)
 	b = append(b, `,"Proto":`...)
-	b = appendJSONString(b, h.Proto)
+	b = jsonenc.AppendString(b, h.Proto)
 	b = append(b, `,"EdgeType":`...)
-	b = appendJSONString(b, h.EdgeType)
+	b = jsonenc.AppendString(b, h.EdgeType)
 	b = append(b, `,"PassthroughTLS":`...)
 	b = strconv.AppendBool(b, h.PassthroughTLS)
 	return append(b, '}')
-}
-
-// appendJSONString appends s quoted as encoding/json does (HTML-safe:
-// <, > and & escaped; invalid UTF-8 as \ufffd; U+2028 and U+2029 escaped).
-func appendJSONString(b []byte, s string) []byte {
-	const hex = "0123456789abcdef"
-	b = append(b, '"')
-	start := 0
-	for i := 0; i < len(s); {
-		if c := s[i]; c < utf8.RuneSelf {
-			if c >= 0x20 && c != '"' && c != '\\' && c != '<' && c != '>' && c != '&' {
-				i++
-				continue
-			}
-			b = append(b, s[start:i]...)
-			switch c {
-			case '"', '\\':
-				b = append(b, '\\', c)
-			case '\b':
-				b = append(b, '\\', 'b')
-			case '\f':
-				b = append(b, '\\', 'f')
-			case '\n':
-				b = append(b, '\\', 'n')
-			case '\r':
-				b = append(b, '\\', 'r')
-			case '\t':
-				b = append(b, '\\', 't')
-			default:
-				b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
-			}
-			i++
-			start = i
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		if r == utf8.RuneError && size == 1 {
-			b = append(b, s[start:i]...)
-			b = append(b, `\ufffd`...)
-			i += size
-			start = i
-			continue
-		}
-		if r == '\u2028' || r == '\u2029' {
-			b = append(b, s[start:i]...)
-			b = append(b, '\\', 'u', '2', '0', '2', hex[r&0xf])
-			i += size
-			start = i
-			continue
-		}
-		i += size
-	}
-	b = append(b, s[start:]...)
-	return append(b, '"')
 }
 
 // WriteProxyHeader writes h with AppendProxyHeader's framing in one Write.

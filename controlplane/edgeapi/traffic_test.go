@@ -29,10 +29,10 @@ func gzipJSON(t *testing.T, v any) string {
 	return buf.String()
 }
 
-// TestEdgeTraffic: POST /edge/v1/traffic needs the edge secret, takes gzip
-// JSON, answers with the wants and writes the wanted records once; a
-// malformed or oversized batch is refused and writes nothing.
-func TestEdgeTraffic(t *testing.T) {
+// trafficEnv is a control plane whose dev account subscribes to
+// http_request_complete.v0 with a file destination.
+func trafficEnv(t *testing.T) *cptest.Env {
+	t.Helper()
 	e := cptest.NewEnv(t, storetest.DSN(t, "sqlite"), cptest.Config{EdgeSecret: testEdgeSecret, TrafficEvents: true})
 	acct := e.Dev.AccountID
 	actor := store.Actor{AccountID: acct, PrincipalID: "system"}
@@ -44,6 +44,15 @@ func TestEdgeTraffic(t *testing.T) {
 		Sources: []store.EventSource{{Type: traffic.HTTPRequestComplete}}, DestinationIDs: []string{d.ID}}); err != nil {
 		t.Fatal(err)
 	}
+	return e
+}
+
+// TestEdgeTraffic: POST /edge/v1/traffic needs the edge secret, takes gzip
+// JSON, answers with the wants and writes the wanted records once; a
+// malformed or oversized batch is refused and writes nothing.
+func TestEdgeTraffic(t *testing.T) {
+	e := trafficEnv(t)
+	acct := e.Dev.AccountID
 	batch := traffic.Batch{EdgeID: "edge_us", Boot: "b", Records: []traffic.Record{{Type: traffic.HTTPRequestComplete, AccountID: acct, Status: 200}}}
 	gz := []string{"Content-Encoding", "gzip"}
 
@@ -73,17 +82,8 @@ func TestEdgeTraffic(t *testing.T) {
 // JSON retry of a binary batch is a duplicate); a malformed one is refused
 // with 400 and writes nothing.
 func TestEdgeTrafficBinary(t *testing.T) {
-	e := cptest.NewEnv(t, storetest.DSN(t, "sqlite"), cptest.Config{EdgeSecret: testEdgeSecret, TrafficEvents: true})
+	e := trafficEnv(t)
 	acct := e.Dev.AccountID
-	actor := store.Actor{AccountID: acct, PrincipalID: "system"}
-	d, err := e.Store.CreateEventDestination(cptest.Ctx(t), actor, acct, store.EventDestinationCreate{Format: "JSON", Target: json.RawMessage(`{"file":{"path":"x"}}`)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := e.Store.CreateEventSubscription(cptest.Ctx(t), actor, acct, store.EventSubscriptionCreate{
-		Sources: []store.EventSource{{Type: traffic.HTTPRequestComplete}}, DestinationIDs: []string{d.ID}}); err != nil {
-		t.Fatal(err)
-	}
 	now := time.Now().UTC()
 	batch := traffic.Batch{EdgeID: "edge_us", Boot: "b", FirstSeq: 7, Records: []traffic.Record{
 		{Type: traffic.HTTPRequestComplete, Start: now, AccountID: acct, Status: 200, Path: "/a"},

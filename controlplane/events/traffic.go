@@ -13,6 +13,7 @@ import (
 
 	"github.com/tollgate/tollgate/codes"
 	"github.com/tollgate/tollgate/controlplane/store"
+	"github.com/tollgate/tollgate/internal/jsonenc"
 	"github.com/tollgate/tollgate/traffic"
 )
 
@@ -41,10 +42,10 @@ type trafficPayload struct {
 // (traffic.Record.AppendJSON; TestTrafficPayloadJSON).
 func appendTrafficPayload(b []byte, id string, end time.Time, r *traffic.Record) ([]byte, error) {
 	b = append(b, `{"event_id":`...)
-	b = traffic.AppendJSONString(b, id)
+	b = jsonenc.AppendString(b, id)
 	b = append(b, `,"event_timestamp":`...)
 	var ts [40]byte
-	b = traffic.AppendJSONString(b, string(end.AppendFormat(ts[:0], time.RFC3339Nano)))
+	b = jsonenc.AppendString(b, string(end.AppendFormat(ts[:0], time.RFC3339Nano)))
 	mark := len(b)
 	b, err := r.AppendJSON(b)
 	if err != nil {

@@ -34,12 +34,10 @@ func encodeTraffic(b *traffic.Batch) (*bytes.Buffer, error) {
 	jp := trafficJSONPool.Get().(*[]byte)
 	defer trafficJSONPool.Put(jp)
 	js, err := b.AppendJSON((*jp)[:0])
-	*jp = js
+	*jp = js // grown, for the next batch
 	if err != nil {
 		return nil, err
 	}
-	js = append(js, '\n')
-	*jp = js
 	buf := bytes.NewBuffer(make([]byte, 0, len(js)/8+512))
 	zw := trafficGzipPool.Get().(*gzip.Writer)
 	defer trafficGzipPool.Put(zw)
