@@ -71,8 +71,9 @@ func benchTrafficDev(b *testing.B) {
 	up := newHelloUpstream(b)
 	slow, caFile, hooked := newSlowWebhook(b)
 	args := []string{"--log-level", "warn", "--metrics-addr", "127.0.0.1:0", "--events-ca-file", caFile, "--traffic-poll-interval", "200ms"}
-	// TOLLGATE_BENCH_PROFILE=FILE writes a 4 s CPU profile of tollgated
-	// during the first subscribed round (it serves pprof on port 6061).
+	// TOLLGATE_BENCH_PROFILE=FILE writes 4 s CPU profiles of tollgated
+	// during the first round of each kind, FILE.none and FILE.subscribed
+	// (it serves pprof on port 6061).
 	if os.Getenv("TOLLGATE_BENCH_PROFILE") != "" {
 		args = append(args, "--debug-addr", "127.0.0.1:6061")
 	}
@@ -111,7 +112,8 @@ func benchTrafficSplit(b *testing.B) {
 		b.Cleanup(func() { _ = spin.Process.Kill(); _ = spin.Wait() })
 	}
 	edgeArgs := []string{"--metrics-addr", "127.0.0.1:0", "--traffic-poll-interval", "200ms", "--log-level", "warn"}
-	// TOLLGATE_BENCH_PROFILE=FILE: a CPU profile of the edge.
+	// TOLLGATE_BENCH_PROFILE=FILE: CPU profiles of the edge (FILE.none,
+	// FILE.subscribed).
 	if os.Getenv("TOLLGATE_BENCH_PROFILE") != "" {
 		edgeArgs = append(edgeArgs, "--debug-addr", "127.0.0.1:6061")
 	}
@@ -237,7 +239,11 @@ func benchTrafficRounds(b *testing.B, rig trafficRig, slow *httptest.Server, hoo
 			subID = ""
 			time.Sleep(time.Second) // the edge learns it within a poll
 		}
-		if round == 1 && prof != "" {
+		if round < 2 && prof != "" {
+			file := prof + ".none"
+			if subscribed {
+				file = prof + ".subscribed"
+			}
 			go func() {
 				resp, err := http.Get("http://" + rig.profile + "/debug/pprof/profile?seconds=4")
 				if err != nil {
@@ -245,7 +251,7 @@ func benchTrafficRounds(b *testing.B, rig trafficRig, slow *httptest.Server, hoo
 				}
 				defer resp.Body.Close()
 				data, _ := io.ReadAll(resp.Body)
-				_ = os.WriteFile(prof, data, 0o600)
+				_ = os.WriteFile(file, data, 0o600)
 			}()
 		}
 		cpu0 := procCPUSeconds(b, rig.edgePID)

@@ -278,10 +278,11 @@ func (d *Deliverer) backoff(n int) time.Duration {
 // else the last one before the first event that was not.
 func (d *Deliverer) send(ctx context.Context, del *store.EventDelivery) (store.DeliveryResult, bool, error) {
 	res := store.DeliveryResult{ThroughRevision: del.CursorRevision, ThroughIdx: del.CursorIdx}
-	evs, err := d.st.ReadOutbox(ctx, del.AccountID, del.CursorRevision, del.CursorIdx, d.cfg.BatchSize)
-	if err != nil || len(evs) == 0 {
+	rows, err := d.st.ReadOutbox(ctx, del.AccountID, del.CursorRevision, del.CursorIdx, d.cfg.BatchSize)
+	if err != nil || len(rows) == 0 {
 		return res, false, err
 	}
+	evs := expandOutbox(rows, del.CursorRevision, del.CursorIdx, d.cfg.BatchSize)
 	full := len(evs) == d.cfg.BatchSize
 	dest, err := d.st.GetEventDestination(ctx, del.AccountID, del.DestinationID)
 	if err != nil {

@@ -2,10 +2,6 @@ package events
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/binary"
-	"encoding/hex"
-	"fmt"
 	"sync"
 	"time"
 
@@ -63,20 +59,14 @@ func appendTrafficPayload(b []byte, id string, end time.Time, r *traffic.Record)
 // outbox's ID index grows at one end per run instead of at random places
 // (half the ingest's CPU on SQLite; BenchmarkAppendTrafficEvents).
 func TrafficEventID(edgeID, boot string, seq uint64) string {
-	h := sha256.New()
-	h.Write([]byte(edgeID))
-	h.Write([]byte{0})
-	h.Write([]byte(boot))
-	var b [16]byte
-	copy(b[:8], h.Sum(nil))
-	binary.BigEndian.PutUint64(b[8:], seq)
-	return "ev_t" + hex.EncodeToString(b[:])
+	return eventID(runOf(edgeID, boot), seq)
 }
 
 // IngestTraffic writes the batch's records into the outbox, each as an
 // event of its Type, when its account has a source of that type in a
-// subscription with a destination; the others are ignored. It answers
-// with the counts and the accounts that want traffic now (traffic.Answer).
+// subscription with a destination; the others are ignored. The events of
+// one account and type go into one packed row (pack.go). It answers with
+// the counts and the accounts that want traffic now (traffic.Answer).
 // Errors: a *codes.Error (codes.EdgeBadRequest) for a malformed batch,
 // which writes nothing; else the store's.
 func (d *Deliverer) IngestTraffic(ctx context.Context, b traffic.Batch) (traffic.Answer, error) {
@@ -86,47 +76,80 @@ func (d *Deliverer) IngestTraffic(ctx context.Context, b traffic.Batch) (traffic
 	if b.EdgeID == "" || len(b.EdgeID) > 300 || len(b.Boot) > 100 || len(b.Records) > MaxTrafficBatch {
 		return traffic.Answer{}, codes.NewError(codes.EdgeBadRequest, "A traffic batch needs edge_id (at most 300 bytes), a boot of at most 100 bytes and at most %d records.", MaxTrafficBatch)
 	}
+	for i := range b.Records {
+		if r := &b.Records[i]; !IsTrafficType(r.Type) {
+			return traffic.Answer{}, codes.NewError(codes.EdgeBadRequest, "Record %d of the traffic batch has event_type %q; want %s or %s.",
+				i, truncate(r.Type, 80), traffic.HTTPRequestComplete, traffic.TCPConnectionClosed)
+		}
+	}
 	wants, err := d.trafficWants(ctx)
 	if err != nil {
 		return traffic.Answer{}, err
 	}
 	ans := traffic.Answer{Wants: wants}
-	var evs []store.TrafficEvent
-	for i, r := range b.Records {
-		if !IsTrafficType(r.Type) {
-			return traffic.Answer{}, codes.NewError(codes.EdgeBadRequest, "Record %d of the traffic batch has event_type %q; want %s or %s.",
-				i, truncate(r.Type, 80), traffic.HTTPRequestComplete, traffic.TCPConnectionClosed)
-		}
+	// The records wanted, up to each account's room under the cap (the
+	// newest are refused); the others are counted.
+	room := map[string]int{}
+	drops := dropCounts{}
+	var packs []*packer
+	var singles []store.TrafficEvent
+	byKey := map[[2]string]*packer{}
+	run := runOf(b.EdgeID, b.Boot)
+	for i := range b.Records {
+		r := &b.Records[i]
 		if !wanted(wants, r.AccountID, r.Type) {
 			continue
 		}
-		id := TrafficEventID(b.EdgeID, b.Boot, b.FirstSeq+uint64(i))
-		end := r.Start.Add(time.Duration(r.Duration * float64(time.Second))).UTC()
-		body, err := appendTrafficPayload(nil, id, end, &r)
-		if err != nil {
-			return traffic.Answer{}, fmt.Errorf("encoding a traffic event: %w", err)
-		}
-		evs = append(evs, store.TrafficEvent{ID: id, AccountID: r.AccountID, Type: r.Type, Payload: body, At: end})
-	}
-	room := map[string]int{}
-	for _, ev := range evs {
-		if _, ok := room[ev.AccountID]; !ok {
-			if room[ev.AccountID], err = d.trafficRoom(ctx, ev.AccountID); err != nil {
+		left, ok := room[r.AccountID]
+		if !ok {
+			if left, err = d.trafficRoom(ctx, r.AccountID); err != nil {
 				return traffic.Answer{}, err
 			}
 		}
+		if left == 0 {
+			room[r.AccountID] = 0
+			drops.add(r.AccountID, r.Type, 0, 1)
+			continue
+		}
+		k := [2]string{r.AccountID, r.Type}
+		p := byKey[k]
+		if p == nil {
+			p = &packer{accountID: r.AccountID, typ: r.Type}
+			byKey[k] = p
+			packs = append(packs, p)
+		}
+		seq, end := b.FirstSeq+uint64(i), recordEnd(r)
+		if err := p.add(seq, end, r); err != nil {
+			// A start the packed encoding cannot hold (ErrBinaryTime): a
+			// row of its own, as JSON.
+			id := eventID(run, seq)
+			body, err := appendTrafficPayload(nil, id, end, r)
+			if err != nil {
+				return traffic.Answer{}, codes.NewError(codes.EdgeBadRequest, "Record %d of the traffic batch cannot be encoded: %v", i, err)
+			}
+			singles = append(singles, store.TrafficEvent{ID: id, AccountID: r.AccountID, Type: r.Type, Payload: body, At: end})
+		}
+		room[r.AccountID] = left - 1
 	}
-	keep, drops := applyRoom(evs, room)
-	res, err := d.st.AppendTrafficEvents(ctx, keep, nil)
+	rows := make([]store.TrafficEvent, 0, len(packs)+len(singles))
+	for _, p := range packs {
+		if p.enc.Count() > 0 {
+			rows = append(rows, p.row(run))
+		}
+	}
+	rows = append(rows, singles...)
+	res, err := d.st.AppendTrafficEvents(ctx, rows, nil)
 	if err != nil {
 		return traffic.Answer{}, err
 	}
-	if res.Dropped > 0 { // the revision's outbox positions ran out: all of keep
-		for _, ev := range keep {
-			drops.add(ev.AccountID, ev.Type, 0, 1)
+	for _, row := range rows {
+		n := max(row.Count, 1)
+		if res.Dropped > 0 { // the revision's outbox positions ran out: all of them
+			drops.add(row.AccountID, row.Type, 0, int64(n))
+		} else {
+			d.addTrafficRows(row.AccountID, n)
 		}
 	}
-	res.Dropped += len(evs) - len(keep)
 	for _, dc := range b.Dropped {
 		if dc.Count > 0 && wanted(wants, dc.AccountID, dc.Type) {
 			drops.add(dc.AccountID, dc.Type, dc.Count, 0)
@@ -135,10 +158,10 @@ func (d *Deliverer) IngestTraffic(ctx context.Context, b traffic.Batch) (traffic
 	if err := d.st.AddTrafficDrops(ctx, drops.list()); err != nil {
 		return traffic.Answer{}, err
 	}
-	d.addTrafficRows(keep, room)
+	outboxDropped := drops.outbox()
 	d.trafficWritten.Add(int64(res.Written))
-	d.trafficDropped.Add(int64(res.Dropped))
-	ans.Accepted, ans.Dropped = res.Written+res.Duplicates, res.Dropped
+	d.trafficDropped.Add(outboxDropped)
+	ans.Accepted, ans.Dropped = res.Written+res.Duplicates, int(outboxDropped)
 	return ans, nil
 }
 
@@ -199,38 +222,16 @@ func (d *Deliverer) trafficRoom(ctx context.Context, acct string) (int, error) {
 	return max(d.cfg.TrafficCap-r.n, 0), nil
 }
 
-// addTrafficRows adds the events kept under room to the cached counts.
-func (d *Deliverer) addTrafficRows(evs []store.TrafficEvent, room map[string]int) {
-	per := map[string]int{}
-	for _, ev := range evs {
-		per[ev.AccountID]++
-	}
+// addTrafficRows adds n events written for the account to its cached
+// count.
+func (d *Deliverer) addTrafficRows(acct string, n int) {
 	c := &d.traffic
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	for acct, n := range per {
-		if r, ok := c.rows[acct]; ok {
-			r.n += min(n, room[acct])
-			c.rows[acct] = r
-		}
+	if r, ok := c.rows[acct]; ok {
+		r.n += n
+		c.rows[acct] = r
 	}
-}
-
-// applyRoom keeps, per account, the first room[account] events (the
-// outbox cap: the newest are refused) and counts the others by type.
-func applyRoom(evs []store.TrafficEvent, room map[string]int) ([]store.TrafficEvent, dropCounts) {
-	keep := make([]store.TrafficEvent, 0, len(evs))
-	used := map[string]int{}
-	drops := dropCounts{}
-	for _, ev := range evs {
-		if used[ev.AccountID] >= room[ev.AccountID] {
-			drops.add(ev.AccountID, ev.Type, 0, 1)
-			continue
-		}
-		used[ev.AccountID]++
-		keep = append(keep, ev)
-	}
-	return keep, drops
 }
 
 // dropCounts sums drops by account and type.
@@ -243,6 +244,15 @@ func (c dropCounts) add(acct, typ string, edge, outbox int64) {
 	d.Edge += edge
 	d.Outbox += outbox
 	c[k] = d
+}
+
+// outbox returns the sum of the outbox drops.
+func (c dropCounts) outbox() int64 {
+	var n int64
+	for _, d := range c {
+		n += d.Outbox
+	}
+	return n
 }
 
 func (c dropCounts) list() []store.TrafficDrop {

@@ -91,15 +91,18 @@ func TestIngestTraffic(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	now := time.Now()
 	b := traffic.Batch{EdgeID: "edge_1", Boot: "b1", FirstSeq: 7, Records: []traffic.Record{
-		{Type: traffic.HTTPRequestComplete, AccountID: acct.ID},  // type not wanted
-		{Type: traffic.TCPConnectionClosed, AccountID: other.ID}, // account not wanted
-		{Type: traffic.TCPConnectionClosed, AccountID: acct.ID, BytesIn: 5},
-		{Type: traffic.TCPConnectionClosed, AccountID: ""}, // no endpoint
+		{Type: traffic.HTTPRequestComplete, AccountID: acct.ID, Start: now},  // type not wanted
+		{Type: traffic.TCPConnectionClosed, AccountID: other.ID, Start: now}, // account not wanted
+		{Type: traffic.TCPConnectionClosed, AccountID: acct.ID, BytesIn: 5, Start: now, Duration: 0.25},
+		{Type: traffic.TCPConnectionClosed, AccountID: "", Start: now}, // no endpoint
+		{Type: traffic.TCPConnectionClosed, AccountID: acct.ID, BytesIn: 6, Start: now.Add(time.Millisecond), Path: "/x\u2028"},
+		{Type: traffic.TCPConnectionClosed, AccountID: acct.ID, BytesIn: 7}, // year 1: a JSON row of its own
 	}}
 	for i := range 2 { // the second time as a retry
 		ans, err := dl.IngestTraffic(ctx, b)
-		if err != nil || ans.Accepted != 1 || ans.Dropped != 0 || len(ans.Wants) != 1 || ans.Wants[acct.ID][0] != traffic.TCPConnectionClosed {
+		if err != nil || ans.Accepted != 3 || ans.Dropped != 0 || len(ans.Wants) != 1 || ans.Wants[acct.ID][0] != traffic.TCPConnectionClosed {
 			t.Fatalf("ingest %d: %+v %v", i, ans, err)
 		}
 	}
@@ -107,35 +110,58 @@ func TestIngestTraffic(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	evs, err := st.ReadOutbox(ctx, acct.ID, del.CursorRevision, del.CursorIdx, 100)
+	rows, err := st.ReadOutbox(ctx, acct.ID, del.CursorRevision, del.CursorIdx, 100)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var tr []store.OutboxEvent
-	for _, e := range evs {
-		if e.Source == store.OutboxSourceTraffic {
-			tr = append(tr, e)
+	var trRows []store.OutboxEvent // after the subscription's audit event
+	for _, r := range rows {
+		if r.Source == store.OutboxSourceTraffic {
+			trRows = append(trRows, r)
 		}
 	}
-	if len(tr) != 1 || tr[0].ID != TrafficEventID("edge_1", "b1", 9) || tr[0].Type != traffic.TCPConnectionClosed {
-		t.Fatalf("traffic events in the outbox: %+v", tr)
+	rows = trRows
+	tr := expandOutbox(rows, del.CursorRevision, del.CursorIdx, 100)
+	// Records 2 and 4 packed in one row (seq 9 and 11), record 5 (seq 12)
+	// in a row of its own; each event as a row of one would hold it.
+	if len(tr) != 3 || len(rows) != 2 || rows[0].Count != 2 || rows[0].Packed == nil || rows[1].Packed != nil {
+		t.Fatalf("traffic rows %+v, events %+v", rows, tr)
+	}
+	for i, k := range []int{2, 4, 5} {
+		r := b.Records[k]
+		id := TrafficEventID("edge_1", "b1", 7+uint64(k))
+		want, err := appendTrafficPayload(nil, id, recordEnd(&r), &r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if e := tr[i]; e.ID != id || e.Type != traffic.TCPConnectionClosed || string(e.Payload) != string(want) ||
+			!e.CreatedAt.Equal(recordEnd(&r)) || (i > 0 && e.Idx <= tr[i-1].Idx) {
+			t.Fatalf("event %d: %s %s at %d %v %s; want %s %s", i, e.ID, e.Type, e.Idx, e.CreatedAt, e.Payload, id, want)
+		}
 	}
 	var p map[string]any
 	if err := json.Unmarshal(tr[0].Payload, &p); err != nil || p["event_id"] != tr[0].ID || p["bytes_in"] != float64(5) || p["account_id"] != acct.ID {
 		t.Fatalf("payload %s (%v)", tr[0].Payload, err)
 	}
+	// A delivery that stopped inside the packed row resumes after it.
+	if rest := expandOutbox(rows, tr[0].Revision, tr[0].Idx, 100); len(rest) != 2 || rest[0].ID != tr[1].ID || rest[1].ID != tr[2].ID {
+		t.Fatalf("after the first event: %+v", rest)
+	}
+	if two := expandOutbox(rows, del.CursorRevision, del.CursorIdx, 2); len(two) != 2 || two[1].ID != tr[1].ID {
+		t.Fatalf("limit 2: %+v", two)
+	}
 	b.Records = []traffic.Record{{Type: "other.v0"}}
 	_, err = dl.IngestTraffic(ctx, b)
 	wantCode(t, err, codes.EdgeBadRequest)
 
-	// A cap of 2 with one row in: of three records one fits, two are
+	// A cap of 4 with three events in: of three records one fits, two are
 	// dropped; with the edge's own drops (an unwanted account's ignored)
 	// the destination's status counts them.
-	capped, err := New(Config{TrafficCap: 2}, st)
+	capped, err := New(Config{TrafficCap: 4}, st)
 	if err != nil {
 		t.Fatal(err)
 	}
-	rec := traffic.Record{Type: traffic.TCPConnectionClosed, AccountID: acct.ID}
+	rec := traffic.Record{Type: traffic.TCPConnectionClosed, AccountID: acct.ID, Start: now}
 	ans, err := capped.IngestTraffic(ctx, traffic.Batch{EdgeID: "edge_1", Boot: "b2", Records: []traffic.Record{rec, rec, rec},
 		Dropped: []traffic.DropCount{{AccountID: acct.ID, Type: traffic.TCPConnectionClosed, Count: 4}, {AccountID: other.ID, Type: traffic.TCPConnectionClosed, Count: 9}}})
 	if err != nil || ans.Accepted != 1 || ans.Dropped != 2 {

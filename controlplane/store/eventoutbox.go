@@ -33,8 +33,11 @@ const maxOutboxIdx = 1 << 30
 // events from edges enter with OutboxSourceTraffic (traffic.go).
 const OutboxSourceAudit = "audit"
 
-// OutboxEvent is one row of the outbox. Payload is the event as delivered
-// before field selection (events.Event's JSON).
+// OutboxEvent is one row of the outbox. Payload is the event as
+// delivered before field selection (events.Event's JSON). A packed traffic
+// row (traffic.go) holds Count events in Packed instead, at positions
+// Idx … Idx+Count-1, and ID is its first event's; every other row holds
+// one event (Count 1, Packed nil).
 type OutboxEvent struct {
 	Revision  uint64
 	Idx       int
@@ -43,6 +46,8 @@ type OutboxEvent struct {
 	Source    string
 	Type      string
 	Payload   json.RawMessage
+	Packed    []byte
+	Count     int
 	CreatedAt time.Time
 }
 
@@ -115,29 +120,46 @@ func (t *tx) writeOutbox(ctx context.Context, evs []writtenEvent) error {
 	return nil
 }
 
-// ReadOutbox returns up to limit events of the account after position
-// (afterRev, afterIdx), oldest first.
+// ReadOutbox returns the account's rows that hold the first limit events
+// after position (afterRev, afterIdx), oldest first: it stops reading
+// once the rows' events after the position reach limit, so the last row
+// may hold more. The first may be a packed row that starts at or before
+// the position (a delivery stopped inside it); the caller skips its
+// events up to the position.
 func (s *Store) ReadOutbox(ctx context.Context, accountID string, afterRev uint64, afterIdx, limit int) ([]OutboxEvent, error) {
-	rows, err := s.rdb.QueryContext(ctx, `SELECT revision, idx, id, account_id, source, type, payload, created_at FROM event_outbox
-		WHERE account_id = $1 AND (revision > $2 OR (revision = $2 AND idx > $3))
-		ORDER BY revision, idx LIMIT $4`, accountID, int64(afterRev), afterIdx, limit)
+	rows, err := s.rdb.QueryContext(ctx, `SELECT revision, idx, id, account_id, source, type, payload, created_at, n, packed FROM event_outbox
+		WHERE account_id = $1 AND (revision > $2 OR (revision = $2 AND idx > $5 AND idx + n - 1 > $3))
+		ORDER BY revision, idx LIMIT $4`, accountID, int64(afterRev), afterIdx, limit, afterIdx-MaxPackedEvents)
 	if err != nil {
 		return nil, fmt.Errorf("reading the event outbox: %w", err)
 	}
 	defer rows.Close()
 	var out []OutboxEvent
-	for rows.Next() {
+	for events := 0; events < limit && rows.Next(); {
 		var e OutboxEvent
 		var rev, created int64
 		var payload string
-		if err := rows.Scan(&rev, &e.Idx, &e.ID, &e.AccountID, &e.Source, &e.Type, &payload, &created); err != nil {
+		if err := rows.Scan(&rev, &e.Idx, &e.ID, &e.AccountID, &e.Source, &e.Type, &payload, &created, &e.Count, &e.Packed); err != nil {
 			return nil, fmt.Errorf("reading the event outbox: %w", err)
 		}
 		e.Revision, e.Payload, e.CreatedAt = uint64(rev), json.RawMessage(payload), fromMicros(created)
 		out = append(out, e)
+		events += e.Count
+		if e.Revision == afterRev && e.Idx <= afterIdx {
+			events -= afterIdx - e.Idx + 1
+		}
 	}
 	return out, rows.Err()
 }
+
+// afterPosition is the condition on event_outbox rows that hold events
+// after position ($2, $3), and pendingCount the number of those events
+// in a row (all of its Count, or the part after the position of a row the
+// position lies in); both for queries whose $1 is the account.
+const (
+	afterPosition = `account_id = $1 AND (revision > $2 OR (revision = $2 AND idx + n - 1 > $3))`
+	pendingCount  = `CASE WHEN revision = $2 AND idx <= $3 THEN idx + n - 1 - $3 ELSE n END`
+)
 
 // EventDelivery is the delivery state of one event destination.
 type EventDelivery struct {
@@ -201,8 +223,8 @@ func (s *Store) GetEventDelivery(ctx context.Context, accountID, destID string) 
 func (s *Store) PendingEvents(ctx context.Context, d *EventDelivery) (int64, time.Time, error) {
 	var n int64
 	var oldest sql.NullInt64
-	err := s.rdb.QueryRowContext(ctx, `SELECT COUNT(*), MIN(created_at) FROM event_outbox
-		WHERE account_id = $1 AND (revision > $2 OR (revision = $2 AND idx > $3))`,
+	err := s.rdb.QueryRowContext(ctx, `SELECT COALESCE(SUM(`+pendingCount+`), 0), MIN(created_at) FROM event_outbox
+		WHERE `+afterPosition,
 		d.AccountID, int64(d.CursorRevision), d.CursorIdx).Scan(&n, &oldest)
 	if err != nil {
 		return 0, time.Time{}, fmt.Errorf("counting pending events: %w", err)
@@ -294,8 +316,8 @@ func (s *Store) PruneOutbox(ctx context.Context, keep time.Duration) (int64, err
 	for _, d := range deliveries {
 		var n int64
 		var maxRev sql.NullInt64
-		err := s.rdb.QueryRowContext(ctx, `SELECT COUNT(*), MAX(revision) FROM event_outbox
-			WHERE account_id = $1 AND created_at < $4 AND (revision > $2 OR (revision = $2 AND idx > $3))`,
+		err := s.rdb.QueryRowContext(ctx, `SELECT COALESCE(SUM(`+pendingCount+`), 0), MAX(revision) FROM event_outbox
+			WHERE created_at < $4 AND `+afterPosition,
 			d.AccountID, int64(d.CursorRevision), d.CursorIdx, cutoff).Scan(&n, &maxRev)
 		if err != nil {
 			return 0, fmt.Errorf("counting expired events: %w", err)

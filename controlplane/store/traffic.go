@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -28,45 +29,74 @@ const OutboxSourceTraffic = "traffic"
 // rows of one unit of work stay below it.
 const trafficIdxBase = 1 << 20
 
-// TrafficEvent is one traffic event to write: its stable ID (derived from
-// the edge's batch, so a retried batch has the same IDs), account, type,
-// time and JSON payload (the event as delivered before field selection).
+// TrafficEvent is one outbox row of traffic events of one account and
+// type, in one of two forms:
+//   - one event: Packed nil, its JSON payload (the event as delivered
+//     before field selection) in Payload;
+//   - Count events packed: Packed holds them in controlplane/events'
+//     encoding (the store keeps it opaque), Payload is empty. Count is 1
+//     to MaxPackedEvents.
+//
+// ID is the stable ID (derived from the edge's batch, so a retried batch
+// has the same IDs) of the row's first event: a row whose ID is already
+// in the outbox is a duplicate. At is the time of the event, or of the
+// earliest event of a packed row (what lag and expiry count from).
 type TrafficEvent struct {
 	ID        string
 	AccountID string
 	Type      string
 	Payload   []byte
+	Packed    []byte
+	Count     int
 	At        time.Time
 }
 
-// TrafficWrite is the outcome of AppendTrafficEvents.
-type TrafficWrite struct {
-	Written    int // new rows
-	Duplicates int // IDs already in the outbox (a retried batch)
-	Dropped    int // refused because the account's traffic rows were at the cap
+// MaxPackedEvents is the most events one packed row may hold: a cursor
+// inside a row lies fewer positions than this after its start, which
+// bounds ReadOutbox's index range.
+const MaxPackedEvents = 8192
+
+// events returns how many events the row holds.
+func (ev *TrafficEvent) events() int {
+	if ev.Packed == nil {
+		return 1
+	}
+	return ev.Count
 }
 
-// AppendTrafficEvents writes traffic events to the outbox in one
-// transaction. room says how many more traffic events each account may
-// have in the outbox (TrafficRows against the cap); an account's events
-// past its room, or of an account not in room, are dropped (the newest
-// are refused, the queue is not reordered) and counted in the result. An
-// event whose ID is already in the outbox is skipped: a retried batch is
-// written once. A nil room means no cap.
+// TrafficWrite is the outcome of AppendTrafficEvents, in events.
+type TrafficWrite struct {
+	Written    int // new events
+	Duplicates int // events of rows already in the outbox (a retried batch)
+	Dropped    int // refused because the account's traffic events were at the cap
+}
+
+// AppendTrafficEvents writes rows of traffic events to the outbox in one
+// transaction; each takes as many positions as it holds events. room says
+// how many more traffic events each account may have in the outbox
+// (TrafficRows against the cap); an account's rows past its room, or of
+// an account not in room, are dropped whole (the newest are refused, the
+// queue is not reordered) and their events counted in the result. A row
+// whose ID is already in the outbox is skipped: a retried batch is
+// written once. A nil room means no cap. Errors: a packed row with a
+// Count outside 1…MaxPackedEvents writes nothing; else the database's.
 func (s *Store) AppendTrafficEvents(ctx context.Context, evs []TrafficEvent, room map[string]int) (TrafficWrite, error) {
 	var res TrafficWrite
-	if len(evs) == 0 {
-		return res, nil
-	}
 	var keep []TrafficEvent
 	used := map[string]int{}
+	total := 0
 	for _, ev := range evs {
-		if room != nil && used[ev.AccountID] >= room[ev.AccountID] {
-			res.Dropped++
+		if ev.Packed != nil && (ev.Count < 1 || ev.Count > MaxPackedEvents) {
+			return TrafficWrite{}, fmt.Errorf("a packed traffic row holds %d events; want 1 to %d", ev.Count, MaxPackedEvents)
+		}
+		n := ev.events()
+		if room != nil && used[ev.AccountID]+n > room[ev.AccountID] {
+			res.Dropped += n
 			continue
 		}
-		used[ev.AccountID]++
+		used[ev.AccountID] += n
 		keep = append(keep, ev)
+		total += n
 	}
 	if len(keep) == 0 {
 		return res, nil
@@ -95,37 +125,56 @@ func (s *Store) AppendTrafficEvents(ctx context.Context, evs []TrafficEvent, roo
 	if err := sqlTx.QueryRowContext(ctx, `UPDATE revision SET value = value WHERE id = 1 RETURNING value`).Scan(&rev); err != nil {
 		return res, fmt.Errorf("locking the store revision: %w", err)
 	}
-	var idx int
-	if err := sqlTx.QueryRowContext(ctx, `SELECT COALESCE(MAX(idx), $2) FROM event_outbox WHERE revision = $1 AND idx >= $3`,
-		rev, trafficIdxBase-1, trafficIdxBase).Scan(&idx); err != nil {
+	// The last position taken at rev: the end of the traffic row with the
+	// highest idx (the primary key's order).
+	last := trafficIdxBase - 1
+	err = sqlTx.QueryRowContext(ctx, `SELECT idx + n - 1 FROM event_outbox WHERE revision = $1 AND idx >= $2 ORDER BY idx DESC LIMIT 1`,
+		rev, trafficIdxBase).Scan(&last)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return res, fmt.Errorf("reading the outbox position: %w", err)
 	}
-	if idx+len(keep) >= maxOutboxIdx {
-		res.Dropped += len(keep)
+	if last+total >= maxOutboxIdx {
+		res.Dropped += total
 		return res, nil
 	}
 	// Multi-row INSERTs (trafficChunks rows each, prepared once per
-	// store): far fewer statements than rows, the ingest's cost at
-	// thousands of events a second. Each row takes the next idx; a
-	// duplicate (ON CONFLICT) leaves a gap, which positions allow.
+	// store): far fewer statements than rows when rows hold one event
+	// each. Each row takes the next positions; a duplicate (ON CONFLICT)
+	// leaves a gap, which positions allow. RETURNING names the rows
+	// written, to count their events.
+	counts := make(map[string]int, len(keep))
 	for start := 0; start < len(keep); {
 		n := trafficChunk(len(keep) - start)
 		args := make([]any, 0, n*trafficInsertCols)
-		for i, ev := range keep[start : start+n] {
-			args = append(args, rev, idx+start+i+1, ev.ID, ev.AccountID, OutboxSourceTraffic, ev.Type, string(ev.Payload), ev.At.UnixMicro())
+		for _, ev := range keep[start : start+n] {
+			payload := string(ev.Payload)
+			var packed any
+			if ev.Packed != nil {
+				payload, packed = "", ev.Packed
+			}
+			args = append(args, rev, last+1, ev.ID, ev.AccountID, OutboxSourceTraffic, ev.Type, payload, ev.At.UnixMicro(), ev.events(), packed)
+			last += ev.events()
+			counts[ev.ID] = ev.events()
 		}
-		r, err := sqlTx.StmtContext(ctx, stmts[n]).ExecContext(ctx, args...)
+		rows, err := sqlTx.StmtContext(ctx, stmts[n]).QueryContext(ctx, args...)
 		if err != nil {
 			return TrafficWrite{}, fmt.Errorf("writing traffic events to the outbox: %w", err)
 		}
-		written, err := r.RowsAffected()
-		if err != nil {
+		for rows.Next() {
+			var id string
+			if err := rows.Scan(&id); err != nil {
+				rows.Close()
+				return TrafficWrite{}, fmt.Errorf("writing traffic events to the outbox: %w", err)
+			}
+			res.Written += counts[id]
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
 			return TrafficWrite{}, fmt.Errorf("writing traffic events to the outbox: %w", err)
 		}
-		res.Written += int(written)
-		res.Duplicates += n - int(written)
 		start += n
 	}
+	res.Duplicates = total - res.Written
 	if err := sqlTx.Commit(); err != nil {
 		return TrafficWrite{}, fmt.Errorf("committing traffic events: %w", err)
 	}
@@ -137,11 +186,11 @@ func (s *Store) AppendTrafficEvents(ctx context.Context, evs []TrafficEvent, roo
 
 // trafficChunks are the row counts of the traffic INSERTs, largest first:
 // a batch is written in as many of the largest as fit, then smaller ones.
-// 500 rows of 8 parameters stay within SQLite's 32766 and PostgreSQL's
+// 500 rows of 10 parameters stay within SQLite's 32766 and PostgreSQL's
 // 65535 parameters.
 var trafficChunks = []int{500, 100, 20, 1}
 
-const trafficInsertCols = 8
+const trafficInsertCols = 10
 
 // trafficChunk returns the row count of the next INSERT for n rows left.
 func trafficChunk(n int) int {
@@ -170,12 +219,12 @@ func (s *Store) trafficInsert(ctx context.Context, n int) (*sql.Stmt, error) {
 }
 
 // trafficInsertSQL returns the INSERT of n traffic rows: numbered
-// parameters ($1…$8n) for PostgreSQL, positional ones (?) for SQLite,
+// parameters ($1…$10n) for PostgreSQL, positional ones (?) for SQLite,
 // whose driver looks each numbered parameter up among all the arguments
 // (quadratic in a statement of thousands).
 func trafficInsertSQL(d Dialect, n int) string {
 	var b strings.Builder
-	b.WriteString(`INSERT INTO event_outbox (revision, idx, id, account_id, source, type, payload, created_at) VALUES `)
+	b.WriteString(`INSERT INTO event_outbox (revision, idx, id, account_id, source, type, payload, created_at, n, packed) VALUES `)
 	for i := range n {
 		if i > 0 {
 			b.WriteByte(',')
@@ -194,15 +243,15 @@ func trafficInsertSQL(d Dialect, n int) string {
 		}
 		b.WriteByte(')')
 	}
-	b.WriteString(` ON CONFLICT (id) DO NOTHING`)
+	b.WriteString(` ON CONFLICT (id) DO NOTHING RETURNING id`)
 	return b.String()
 }
 
-// TrafficRows returns how many traffic events of the account the outbox
-// holds, delivered or not (PruneOutbox removes delivered ones).
+// TrafficRows returns how many traffic events the account's rows in the
+// outbox hold, delivered or not (PruneOutbox removes delivered ones).
 func (s *Store) TrafficRows(ctx context.Context, accountID string) (int, error) {
 	var n int
-	if err := s.rdb.QueryRowContext(ctx, `SELECT COUNT(*) FROM event_outbox WHERE account_id = $1 AND source = $2`,
+	if err := s.rdb.QueryRowContext(ctx, `SELECT COALESCE(SUM(n), 0) FROM event_outbox WHERE account_id = $1 AND source = $2`,
 		accountID, OutboxSourceTraffic).Scan(&n); err != nil {
 		return 0, fmt.Errorf("counting traffic events of %s: %w", accountID, err)
 	}
@@ -238,13 +287,13 @@ func (s *Store) TrafficWants(ctx context.Context, types []string) (map[string][]
 	return out, nil
 }
 
-// pruneTraffic deletes the account's traffic rows at or before position
-// (rev, idx), the lowest position of its destinations: traffic rows share
-// their revision with later ones, so the revision-wise prune would keep
-// them until the next change.
+// pruneTraffic deletes the account's traffic rows whose events all lie at
+// or before position (rev, idx), the lowest position of its destinations:
+// traffic rows share their revision with later ones, so the
+// revision-wise prune would keep them until the next change.
 func (s *Store) pruneTraffic(ctx context.Context, accountID string, rev uint64, idx int) (int64, error) {
 	r, err := s.wdb.ExecContext(ctx, `DELETE FROM event_outbox WHERE account_id = $1 AND source = $2
-		AND (revision < $3 OR (revision = $3 AND idx <= $4))`, accountID, OutboxSourceTraffic, int64(rev), idx)
+		AND (revision < $3 OR (revision = $3 AND idx + n - 1 <= $4))`, accountID, OutboxSourceTraffic, int64(rev), idx)
 	if err != nil {
 		return 0, fmt.Errorf("pruning traffic events of %s: %w", accountID, err)
 	}

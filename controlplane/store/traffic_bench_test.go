@@ -11,9 +11,12 @@ import (
 )
 
 // BenchmarkAppendTrafficEvents measures the outbox's ingest of traffic
-// events in batches of 1000 (an edge's batch), with payloads the size of a
-// real http_request_complete.v0 event (~520 bytes) and IDs as random as
-// the derived ones; rows/s is the figure. Run it with
+// events as rows of one event each (what the ingest wrote before it
+// packed a batch's events into one row per account and type, and still
+// writes for a record the packed encoding cannot hold), in batches of 1000
+// (an edge's batch), with payloads the size of a real
+// http_request_complete.v0 event (~520 bytes) and IDs as random as the
+// derived ones; rows/s is the figure. Run it with
 //
 //	go test ./controlplane/store -run '^$' -bench AppendTrafficEvents
 //
