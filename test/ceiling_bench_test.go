@@ -19,7 +19,9 @@ import (
 // without the multiplexer, HTTP or any framing, with io.CopyBuffer and
 // 256 KiB buffers. Compare its MiB/s with TunnelVsDirect's bulk figure:
 // the tunnel cannot beat this ceiling on the same machine. It reports
-// MiB/s and the process's CPU-seconds per GiB (user + system).
+// MiB/s, the process's CPU-seconds per GiB (user + system) and its
+// context switches per MiB (all three hops together; scripts/bench-bulk
+// prints the tunnel's per process).
 //
 //	go test ./test -run '^$' -bench RelayCeiling -benchtime 1x
 func BenchmarkRelayCeiling(b *testing.B) {
@@ -91,18 +93,29 @@ func BenchmarkRelayCeiling(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		cpu0 := cpuSeconds()
+		cpu0, sw0 := cpuSeconds(), contextSwitches()
 		t0 := time.Now()
 		n, err := io.CopyBuffer(io.Discard, client, make([]byte, 256<<10))
 		elapsed := time.Since(t0)
-		cpu := cpuSeconds() - cpu0
+		cpu, sw := cpuSeconds()-cpu0, contextSwitches()-sw0
 		client.Close()
 		if err != nil || n != size {
 			b.Fatalf("read %d bytes: %v", n, err)
 		}
 		b.ReportMetric(float64(size)/(1<<20)/elapsed.Seconds(), "MiB/s")
 		b.ReportMetric(cpu/(float64(size)/(1<<30)), "CPU-s/GiB")
+		b.ReportMetric(float64(sw)/(float64(size)/(1<<20)), "ctxsw/MiB")
 	}
+}
+
+// contextSwitches is the process's voluntary and involuntary context
+// switches so far (all its threads).
+func contextSwitches() int64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return ru.Nvcsw + ru.Nivcsw
 }
 
 // cpuSeconds is the process's user + system CPU time so far.
