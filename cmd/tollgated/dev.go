@@ -80,6 +80,7 @@ restart keeps the account, the credentials and the CA.`,
 	f := cmd.Flags()
 	f.StringVar(&o.dataDir, "data-dir", ".tollgate", "directory for the store, the CA, certificates and dev.json")
 	f.StringVar(&o.apiAddr, "api-addr", "127.0.0.1:4080", "REST API listen address")
+	o.traffic.pollDefault = devTrafficPoll
 	o.edgeListenOptions.register(f, "127.0.0.1:2222")
 	o.dashboardOptions.register(f)
 	o.dashboardOptions.registerSignUp(f, true)

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/spf13/pflag"
+
 	"github.com/tollgate/tollgate/codes"
 )
 
@@ -111,6 +113,24 @@ func TestVersionCommand(t *testing.T) {
 	for _, want := range []string{"tollgated " + version + "\n", "  go        go1.", "  revision  "} {
 		if !strings.Contains(out, want) {
 			t.Errorf("version output %q lacks %q", out, want)
+		}
+	}
+}
+
+// TestTrafficPollDefaults: tollgated dev asks its in-process control plane
+// for traffic subscriptions every second (a new subscription's events
+// start within seconds), a separate edge every 10 s.
+func TestTrafficPollDefaults(t *testing.T) {
+	devCmd, _ := newDev()
+	edgeCmd, _ := newEdge()
+	for _, tc := range []struct {
+		name string
+		cmd  interface{ Flags() *pflag.FlagSet }
+		want string
+	}{{"dev", devCmd, "1s"}, {"edge", edgeCmd, "10s"}} {
+		f := tc.cmd.Flags().Lookup("traffic-poll-interval")
+		if f == nil || f.DefValue != tc.want || f.Value.String() != tc.want {
+			t.Errorf("%s --traffic-poll-interval: %+v, want default %s", tc.name, f, tc.want)
 		}
 	}
 }

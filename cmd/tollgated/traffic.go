@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/pflag"
@@ -19,13 +20,26 @@ type trafficOptions struct {
 	buffer      int
 	bufferBytes int64
 	cfg         trafficship.Config
+	// pollDefault, when set before register, is --traffic-poll-interval's
+	// default instead of trafficship.DefaultPollInterval.
+	pollDefault time.Duration
 }
 
+// devTrafficPoll is --traffic-poll-interval's default in tollgated dev,
+// where asking is a function call into the control plane in the same
+// process: a subscription created there reaches the edge within it plus
+// the control plane's 2 s cache, instead of within 10 s.
+const devTrafficPoll = time.Second
+
 func (o *trafficOptions) register(f *pflag.FlagSet) {
+	poll := trafficship.DefaultPollInterval
+	if o.pollDefault > 0 {
+		poll = o.pollDefault
+	}
 	f.IntVar(&o.buffer, "traffic-buffer", trafficship.DefaultMaxRecords, "traffic records (for http_request_complete.v0 and tcp_connection_closed.v0 events) held for the control plane; past it records are dropped and counted (tollgate_edge_traffic_records_dropped_total), never waited for")
 	f.Int64Var(&o.bufferBytes, "traffic-buffer-bytes", trafficship.DefaultMaxBytes, "bytes of traffic records held for the control plane (as encoded for sending); past it records are dropped and counted")
 	f.DurationVar(&o.cfg.FlushInterval, "traffic-flush-interval", trafficship.DefaultFlushInterval, "how often buffered traffic records are sent to the control plane")
-	f.DurationVar(&o.cfg.PollInterval, "traffic-poll-interval", trafficship.DefaultPollInterval, "how often an edge with no traffic records to send asks which accounts subscribe to traffic events")
+	f.DurationVar(&o.cfg.PollInterval, "traffic-poll-interval", poll, "how often an edge with no traffic records to send asks which accounts subscribe to traffic events")
 }
 
 // trafficShipper is a running trafficship.Shipper.
