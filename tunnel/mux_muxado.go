@@ -25,7 +25,8 @@ type muxadoMux struct {
 	ours      bool          // TLS negotiated TCPALPN: the peer runs this package
 
 	bytesRead    atomic.Uint64 // bytes read from the peer (liveness, heartbeat.go)
-	bytesWritten atomic.Uint64 // bytes the connection took from us (liveness)
+	bytesWritten atomic.Uint64 // bytes the connection took from us (liveness, frame sizes)
+	sizer        *frameSizer   // DATA frame sizes (stream.go)
 	life         lifeSignal    // wakes AwaitLife when bytes arrive (liveness.go)
 
 	acceptOnce  sync.Once
@@ -76,6 +77,7 @@ func NewMuxadoMux(conn net.Conn, server bool, cfg MuxConfig) Mux {
 		window: int64(window),
 		tune:   ours && !cfg.fixedWindow && int64(window) > initialSendWindow,
 	}
+	m.sizer = newFrameSizer(&m.bytesWritten, time.Now)
 	var onceDone sync.Once
 	onClose := func() {
 		onceDone.Do(func() {
@@ -184,11 +186,11 @@ func (m *muxadoMux) acceptLoop() {
 	}
 }
 
-// typed returns raw as a Stream whose writes go in frames of at most
-// maxMuxadoDataFrame.
+// typed returns raw as a Stream whose writes go in frames the session's
+// frameSizer bounds.
 func (m *muxadoMux) typed(raw muxado.Stream, prefix []byte) *stream {
 	st := newTypedStream(raw, m.local, m.remote, prefix)
-	st.maxWrite = maxMuxadoDataFrame
+	st.sizer = m.sizer
 	if m.tune {
 		id := raw.Id()
 		st.win = m.windows.add(id, m.window)
