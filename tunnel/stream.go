@@ -133,7 +133,7 @@ func (s *stream) Write(p []byte) (int, error) {
 // within the send window when there is one.
 func (s *stream) writeRaw(p []byte) (int, error) {
 	maxWrite := 0
-	if s.sizer != nil {
+	if s.sizer != nil && len(p) > minDataFrame { // never split below the floor
 		maxWrite = s.sizer.limit()
 	}
 	if s.win == nil && (maxWrite <= 0 || len(p) <= maxWrite) {

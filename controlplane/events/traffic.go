@@ -107,7 +107,7 @@ func (d *Deliverer) IngestTraffic(ctx context.Context, b traffic.Batch) (traffic
 			}
 		}
 		if left == 0 {
-			room[r.AccountID] = 0
+			room[r.AccountID] = 0 // not asked again
 			drops.add(r.AccountID, r.Type, 0, 1)
 			continue
 		}

@@ -15,15 +15,7 @@ func TestTrafficOutbox(t *testing.T) {
 	eachDialect(t, func(t *testing.T, s *Store) {
 		ctx := testCtx(t)
 		f := newFixture(t, s)
-		d, err := s.CreateEventDestination(ctx, f.actor, f.account.ID, EventDestinationCreate{Format: "JSON",
-			Target: json.RawMessage(`{"webhook":{"url":"https://x.example/"}}`)})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := s.CreateEventSubscription(ctx, f.actor, f.account.ID, EventSubscriptionCreate{
-			Sources: []EventSource{{Type: "http_request_complete.v0"}}, DestinationIDs: []string{d.ID}}); err != nil {
-			t.Fatal(err)
-		}
+		d := subscribeHTTPTraffic(t, s, f)
 		wants, err := s.TrafficWants(ctx, []string{"http_request_complete.v0", "tcp_connection_closed.v0"})
 		if err != nil || len(wants) != 1 || len(wants[f.account.ID]) != 1 || wants[f.account.ID][0] != "http_request_complete.v0" {
 			t.Fatalf("wants %v (%v)", wants, err)
@@ -91,12 +83,7 @@ func TestTrafficOutbox(t *testing.T) {
 				at = e
 			}
 		}
-		if _, ok, err := s.ClaimEventDelivery(ctx, d.ID, "me", time.Minute); !ok || err != nil {
-			t.Fatalf("claim: %v %v", ok, err)
-		}
-		if ok, err := s.FinishEventDelivery(ctx, d.ID, "me", DeliveryResult{ThroughRevision: at.Revision, ThroughIdx: at.Idx, Delivered: 2}); !ok || err != nil {
-			t.Fatalf("finish: %v %v", ok, err)
-		}
+		deliverThrough(t, s, d.ID, DeliveryResult{ThroughRevision: at.Revision, ThroughIdx: at.Idx, Delivered: 2})
 		if _, err := s.PruneOutbox(ctx, time.Hour); err != nil {
 			t.Fatal(err)
 		}
@@ -116,22 +103,9 @@ func TestTrafficPackedRows(t *testing.T) {
 	eachDialect(t, func(t *testing.T, s *Store) {
 		ctx := testCtx(t)
 		f := newFixture(t, s)
-		d, err := s.CreateEventDestination(ctx, f.actor, f.account.ID, EventDestinationCreate{Format: "JSON",
-			Target: json.RawMessage(`{"webhook":{"url":"https://x.example/"}}`)})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := s.CreateEventSubscription(ctx, f.actor, f.account.ID, EventSubscriptionCreate{
-			Sources: []EventSource{{Type: "http_request_complete.v0"}}, DestinationIDs: []string{d.ID}}); err != nil {
-			t.Fatal(err)
-		}
+		d := subscribeHTTPTraffic(t, s, f)
 		// Everything before the traffic rows is delivered.
-		if _, ok, err := s.ClaimEventDelivery(ctx, d.ID, "me", time.Minute); !ok || err != nil {
-			t.Fatalf("claim: %v %v", ok, err)
-		}
-		if ok, err := s.FinishEventDelivery(ctx, d.ID, "me", DeliveryResult{ThroughRevision: rev(t, s), ThroughIdx: trafficIdxBase - 1}); !ok || err != nil {
-			t.Fatalf("finish: %v %v", ok, err)
-		}
+		deliverThrough(t, s, d.ID, DeliveryResult{ThroughRevision: rev(t, s), ThroughIdx: trafficIdxBase - 1})
 		pack := func(id string, n int) TrafficEvent {
 			return TrafficEvent{ID: id, AccountID: f.account.ID, Type: "http_request_complete.v0",
 				Packed: []byte{0, 1, 2, byte(n)}, Count: n, At: time.Now()}
@@ -185,12 +159,7 @@ func TestTrafficPackedRows(t *testing.T) {
 		}
 		// Delivered through the second event of ev_tB: B stays readable and kept.
 		at := rows[1].Idx + 1
-		if _, ok, err := s.ClaimEventDelivery(ctx, d.ID, "me", time.Minute); !ok || err != nil {
-			t.Fatalf("claim: %v %v", ok, err)
-		}
-		if ok, err := s.FinishEventDelivery(ctx, d.ID, "me", DeliveryResult{ThroughRevision: rows[1].Revision, ThroughIdx: at, Delivered: 6}); !ok || err != nil {
-			t.Fatalf("finish: %v %v", ok, err)
-		}
+		deliverThrough(t, s, d.ID, DeliveryResult{ThroughRevision: rows[1].Revision, ThroughIdx: at, Delivered: 6})
 		del, err = s.GetEventDelivery(ctx, f.account.ID, d.ID)
 		if err != nil {
 			t.Fatal(err)
@@ -260,4 +229,35 @@ func TestTrafficDrops(t *testing.T) {
 			t.Fatalf("tcp destination's drops: %+v %v", got, err)
 		}
 	})
+}
+
+// subscribeHTTPTraffic gives the fixture's account a webhook destination
+// and a subscription of it to http_request_complete.v0; it returns the
+// destination.
+func subscribeHTTPTraffic(t *testing.T, s *Store, f fixture) *EventDestination {
+	t.Helper()
+	ctx := testCtx(t)
+	d, err := s.CreateEventDestination(ctx, f.actor, f.account.ID, EventDestinationCreate{Format: "JSON",
+		Target: json.RawMessage(`{"webhook":{"url":"https://x.example/"}}`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.CreateEventSubscription(ctx, f.actor, f.account.ID, EventSubscriptionCreate{
+		Sources: []EventSource{{Type: "http_request_complete.v0"}}, DestinationIDs: []string{d.ID}}); err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+// deliverThrough records a delivery of the destination with result r, as
+// a deliverer holding its lease would.
+func deliverThrough(t *testing.T, s *Store, destID string, r DeliveryResult) {
+	t.Helper()
+	ctx := testCtx(t)
+	if _, ok, err := s.ClaimEventDelivery(ctx, destID, "me", time.Minute); !ok || err != nil {
+		t.Fatalf("claim: %v %v", ok, err)
+	}
+	if ok, err := s.FinishEventDelivery(ctx, destID, "me", r); !ok || err != nil {
+		t.Fatalf("finish: %v %v", ok, err)
+	}
 }
