@@ -397,3 +397,89 @@ func TestQUICLateStreamTypeDoesNotBlock(t *testing.T) {
 		t.Fatalf("first stream: %q, %v", got, err)
 	}
 }
+
+// TestLargeDataFrameInPieces sends a DATA frame larger than dataChunk in
+// two parts, with a pause between them: the stream's reader gets the
+// first piece during the pause (muxado alone holds the stream's buffer
+// locked until the whole frame is in), and the pieces add up to the
+// frame, its FIN ending the stream after the last byte.
+func TestLargeDataFrameInPieces(t *testing.T) {
+	c1, c2 := net.Pipe()
+	m := NewMuxadoMux(c1, false, MuxConfig{DisableWriteBatching: true})
+	t.Cleanup(func() { _ = m.Close() })
+	t.Cleanup(func() { _ = c2.Close() })
+	ctx := testCtx(t, 10*time.Second)
+	st, err := m.OpenStream(ctx, StreamBind)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _, _ = st.Write([]byte("x")) }()
+	in := frame.NewFramer(c2, nil)
+	f, err := in.ReadFrame()
+	if err != nil {
+		t.Fatal(err)
+	}
+	syn, ok := f.(*frame.Data)
+	if !ok || !syn.Syn() {
+		t.Fatalf("first frame %v is not a SYN DATA frame", f)
+	}
+	id := syn.StreamId()
+	if _, err := io.Copy(io.Discard, syn.Reader()); err != nil {
+		t.Fatal(err)
+	}
+	go func() { // the window updates the reads below send
+		for {
+			f, err := in.ReadFrame()
+			if err != nil {
+				return
+			}
+			if d, ok := f.(*frame.Data); ok {
+				_, _ = io.Copy(io.Discard, d.Reader())
+			}
+		}
+	}()
+
+	body := make([]byte, 3*dataChunk+123) // within muxado's default window
+	_, _ = rand.Read(body)
+	var wire bytes.Buffer
+	var d frame.Data
+	if err := d.Pack(id, body, true, false); err != nil {
+		t.Fatal(err)
+	}
+	if err := frame.NewFramer(nil, &wire).WriteFrame(&d); err != nil {
+		t.Fatal(err)
+	}
+	first := muxadoHeaderSize + dataChunk + dataChunk/2
+	if _, err := c2.Write(wire.Bytes()[:first]); err != nil {
+		t.Fatal(err)
+	}
+	got := make([]byte, 0, len(body))
+	read := make(chan error, 1)
+	go func() {
+		buf := make([]byte, len(body))
+		n, err := st.Read(buf)
+		got = append(got, buf[:n]...)
+		read <- err
+	}()
+	select {
+	case err := <-read:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("no byte of a large DATA frame reached the reader before the whole frame arrived")
+	}
+	if len(got) != dataChunk {
+		t.Fatalf("first read %d bytes, want the first piece (%d)", len(got), dataChunk)
+	}
+	if _, err := c2.Write(wire.Bytes()[first:]); err != nil {
+		t.Fatal(err)
+	}
+	rest, err := io.ReadAll(st) // ends at the frame's FIN
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got = append(got, rest...); !bytes.Equal(got, body) {
+		t.Fatalf("read %d bytes, want the %d of the frame, in order", len(got), len(body))
+	}
+}

@@ -1,6 +1,7 @@
 package tunnel
 
 import (
+	"bytes"
 	"fmt"
 	"io"
 	"sync"
@@ -41,17 +42,56 @@ type streamServer struct {
 // once muxado has queued it for AcceptStream: when muxado's reader asks
 // for the frame after the SYN, having handled that one. The accept
 // goroutine then takes the stream without waiting for it.
+//
+// It also hands muxado a large DATA frame in pieces (dataChunk), read
+// from the connection before muxado sees them: see nextChunk.
 type synFramer struct {
 	frame.Framer
 	m       *muxadoMux
 	lastSyn bool // the frame read last opened a stream (reader goroutine only)
+
+	// The DATA frame being handed over in pieces (reader goroutine only).
+	chunk  frame.Data   // the piece handed to muxado last
+	rd     bytes.Reader // its body, as muxado reads it
+	buf    *[]byte      // its bytes (from chunkPool); nil between large frames
+	body   io.Reader    // the rest of the frame's body on the connection
+	remain int64        // bytes of it not yet read
+	sid    frame.StreamId
+	fin    bool // the frame ends its stream: the last piece carries FIN
 }
+
+// dataChunk is the most of a DATA frame's body muxado gets at once, and
+// frames with a body larger than one TLS record (maxRecordPayload) are
+// handed over this way.
+//
+// muxado reads a DATA frame's body from the connection into the stream's
+// buffer while it holds that buffer's lock (inboundBuffer.ReadFrom): the
+// stream's reader cannot take a byte of what came before until the whole
+// frame has arrived and been decrypted. With the 64–256 KiB frames of a
+// bulk transfer (frameSizer) that serialised the two ends of the edge's
+// relay: the response writer waited for the lock while the next frame
+// came in. The framer instead reads each piece of up to dataChunk into a
+// buffer of its own, without muxado's lock, and hands it over as a DATA
+// frame of its own, so that muxado's copy under the lock is a memmove
+// and the stream's reader sees each piece as soon as it is in.
+const dataChunk = 64 << 10
+
+// chunkPool holds the framers' piece buffers (*[]byte, len dataChunk),
+// taken for the duration of one large frame.
+var chunkPool = sync.Pool{New: func() any { b := make([]byte, dataChunk); return &b }}
 
 // ReadFrame reads the next frame (on muxado's reader goroutine).
 func (f *synFramer) ReadFrame() (frame.Frame, error) {
 	if f.lastSyn {
 		f.lastSyn = false
 		f.m.peerOpened()
+	}
+	if f.remain > 0 {
+		return f.nextChunk()
+	}
+	if f.buf != nil { // muxado is done with the last piece
+		chunkPool.Put(f.buf)
+		f.buf = nil
 	}
 	fr, err := f.Framer.ReadFrame()
 	if err != nil {
@@ -60,6 +100,11 @@ func (f *synFramer) ReadFrame() (frame.Frame, error) {
 	switch fr := fr.(type) {
 	case *frame.Data:
 		f.lastSyn = fr.Syn()
+		if !fr.Syn() && fr.Length() > maxRecordPayload {
+			f.body, f.remain = fr.Reader(), int64(fr.Length())
+			f.sid, f.fin = fr.StreamId(), fr.Fin()
+			return f.nextChunk()
+		}
 	case *frame.WndInc:
 		if w := f.m.windows.get(uint32(fr.StreamId())); w != nil {
 			w.credit(int64(fr.WindowIncrement()))
@@ -68,6 +113,35 @@ func (f *synFramer) ReadFrame() (frame.Frame, error) {
 		f.m.windows.reset(uint32(fr.StreamId()))
 	}
 	return fr, err
+}
+
+// nextChunk reads the next piece of the large DATA frame in progress, up
+// to dataChunk bytes, and returns it as a DATA frame of its own on the
+// same stream: FIN only on the last piece, never SYN (a stream's opening
+// frame is not split). A connection error ends the session, as it would
+// have inside muxado.
+func (f *synFramer) nextChunk() (frame.Frame, error) {
+	if f.buf == nil {
+		f.buf = chunkPool.Get().(*[]byte)
+	}
+	b := (*f.buf)[:min(int64(len(*f.buf)), f.remain)]
+	if _, err := io.ReadFull(f.body, b); err != nil {
+		f.remain = 0
+		if err == io.EOF {
+			err = io.ErrUnexpectedEOF
+		}
+		return nil, err
+	}
+	f.remain -= int64(len(b))
+	if err := f.chunk.Pack(f.sid, b, f.fin && f.remain == 0, false); err != nil {
+		return nil, err
+	}
+	// muxado reads a received frame's body through Reader, which is the
+	// frame's own *io.LimitedReader: point it at the piece.
+	r := f.chunk.Reader().(*io.LimitedReader)
+	f.rd.Reset(b)
+	r.R, r.N = &f.rd, int64(len(b))
+	return &f.chunk, nil
 }
 
 // countingReader counts the bytes muxado reads from the connection, which
