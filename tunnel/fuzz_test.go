@@ -2,13 +2,18 @@ package tunnel
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
+
+	"golang.ngrok.com/muxado/v2/frame"
 )
 
 // addGoldens seeds f with every SDK golden message.
@@ -150,4 +155,106 @@ func FuzzProxyHeaderFastPath(f *testing.F) {
 			t.Fatalf("fast %+v, encoding/json %+v", fast, slow)
 		}
 	})
+}
+
+// FuzzFramerPieces reads any byte stream as muxado frames twice, with
+// muxado's own framer and with ours (synFramer, which hands a large DATA
+// frame over in pieces): each stream's bytes, FIN and SYN, and every
+// other frame, must come out the same, and an input one framer refuses
+// the other refuses too, at the same point. One difference is wanted: a
+// DATA frame cut short by the end of the input ends its stream with
+// muxado's framer (its FIN passes after the short body, so the stream
+// would end cleanly, truncated) and not with ours (the session's end
+// does), so readFrames drops a FIN whose frame was short.
+func FuzzFramerPieces(f *testing.F) {
+	frameBytes := func(fr frame.Frame) []byte {
+		var b bytes.Buffer
+		if err := frame.NewFramer(nil, &b).WriteFrame(fr); err != nil {
+			f.Fatal(err)
+		}
+		return b.Bytes()
+	}
+	data := func(id frame.StreamId, n int, fin, syn bool) []byte {
+		var d frame.Data
+		if err := d.Pack(id, bytes.Repeat([]byte{byte(n)}, n), fin, syn); err != nil {
+			f.Fatal(err)
+		}
+		return frameBytes(&d)
+	}
+	var w frame.WndInc
+	_ = w.Pack(3, 1<<20)
+	// Small pieces (frames above 8 bytes, in pieces of up to 16) keep the
+	// inputs small; TestLargeDataFrameInPieces runs the default sizes.
+	const splitAbove, pieceMax = 8, 16
+	f.Add(data(3, 5, false, true))
+	f.Add(append(data(3, 2*pieceMax+1, true, false), frameBytes(&w)...))
+	f.Add(append(data(3, splitAbove+1, false, false), data(5, pieceMax, true, false)...))
+	f.Add(data(3, 3*pieceMax, true, false)[:muxadoHeaderSize+pieceMax+5]) // cut inside the body
+	f.Add(data(7, 70, true, false)[:muxadoHeaderSize+pieceMax])           // cut at a piece's end
+	f.Fuzz(func(t *testing.T, in []byte) {
+		want, wantErr := readFrames(frame.NewFramer(bytes.NewReader(in), nil))
+		got, gotErr := readFrames(&synFramer{Framer: frame.NewFramer(bytes.NewReader(in), nil), m: &muxadoMux{},
+			splitAbove: splitAbove, pieceMax: pieceMax})
+		if (wantErr == io.EOF) != (gotErr == io.EOF) {
+			t.Fatalf("muxado's framer: %v; ours: %v", wantErr, gotErr)
+		}
+		if want != got {
+			t.Fatalf("muxado's framer read\n%s\nours\n%s", want, got)
+		}
+	})
+}
+
+// readFrames reads frames until an error and describes what they carried:
+// DATA frames as their stream's bytes (consecutive frames of one stream
+// joined, so that pieces compare equal to the frame they came from) and
+// flags, others by type, stream and length.
+func readFrames(fr frame.Framer) (string, error) {
+	var out strings.Builder
+	var run []byte
+	var runID frame.StreamId = 0
+	end := func() {
+		if run != nil {
+			fmt.Fprintf(&out, "data %d %d %x\n", runID, len(run), sha256.Sum256(run))
+			run = nil
+		}
+	}
+	for {
+		f, err := fr.ReadFrame()
+		if err != nil {
+			end()
+			return out.String(), err
+		}
+		d, ok := f.(*frame.Data)
+		if !ok {
+			end()
+			fmt.Fprintf(&out, "%T %d %d\n", f, f.StreamId(), f.Length())
+			switch f := f.(type) {
+			case *frame.Unknown:
+				_, _ = io.Copy(io.Discard, f.PayloadReader())
+			case *frame.GoAway:
+				_, _ = io.Copy(io.Discard, f.Debug())
+			}
+			continue
+		}
+		if d.StreamId() != runID || d.Syn() {
+			end()
+		}
+		runID = d.StreamId()
+		if d.Syn() {
+			fmt.Fprintf(&out, "syn %d\n", runID)
+		}
+		b, err := io.ReadAll(d.Reader())
+		if err != nil {
+			end()
+			return out.String(), err
+		}
+		if run == nil {
+			run = []byte{}
+		}
+		run = append(run, b...)
+		if d.Fin() && len(b) == int(d.Length()) { // a FIN after a short body: see FuzzFramerPieces
+			end()
+			fmt.Fprintf(&out, "fin %d\n", runID)
+		}
+	}
 }

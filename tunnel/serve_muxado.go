@@ -2,6 +2,7 @@ package tunnel
 
 import (
 	"bytes"
+	"cmp"
 	"fmt"
 	"io"
 	"sync"
@@ -58,6 +59,10 @@ type synFramer struct {
 	remain int64        // bytes of it not yet read
 	sid    frame.StreamId
 	fin    bool // the frame ends its stream: the last piece carries FIN
+
+	// Piece sizes; zero means the defaults (maxRecordPayload, dataChunk).
+	// Tests set them small.
+	splitAbove, pieceMax int
 }
 
 // dataChunk is the most of a DATA frame's body muxado gets at once, and
@@ -100,7 +105,9 @@ func (f *synFramer) ReadFrame() (frame.Frame, error) {
 	switch fr := fr.(type) {
 	case *frame.Data:
 		f.lastSyn = fr.Syn()
-		if !fr.Syn() && fr.Length() > maxRecordPayload {
+		// A stream ID with the reserved top bit set cannot be packed
+		// into a piece: muxado gets such a frame whole, as before.
+		if !fr.Syn() && int(fr.Length()) > cmp.Or(f.splitAbove, maxRecordPayload) && fr.StreamId() <= 1<<31-1 {
 			f.body, f.remain = fr.Reader(), int64(fr.Length())
 			f.sid, f.fin = fr.StreamId(), fr.Fin()
 			return f.nextChunk()
@@ -119,17 +126,22 @@ func (f *synFramer) ReadFrame() (frame.Frame, error) {
 // to dataChunk bytes, and returns it as a DATA frame of its own on the
 // same stream: FIN only on the last piece, never SYN (a stream's opening
 // frame is not split). A connection error ends the session, as it would
-// have inside muxado.
+// have inside muxado; a connection that ends inside the frame gives a
+// last, short piece without FIN, and the next ReadFrame its end.
 func (f *synFramer) nextChunk() (frame.Frame, error) {
 	if f.buf == nil {
 		f.buf = chunkPool.Get().(*[]byte)
 	}
-	b := (*f.buf)[:min(int64(len(*f.buf)), f.remain)]
-	if _, err := io.ReadFull(f.body, b); err != nil {
+	b := (*f.buf)[:min(int64(cmp.Or(f.pieceMax, dataChunk)), f.remain)]
+	n, err := io.ReadFull(f.body, b)
+	switch {
+	case err == io.EOF || err == io.ErrUnexpectedEOF:
+		// The connection ended inside the frame. muxado would have put
+		// what came into the stream's buffer and died reading the next
+		// frame header: so do we.
+		b, f.remain, f.fin = b[:n], int64(n), false
+	case err != nil:
 		f.remain = 0
-		if err == io.EOF {
-			err = io.ErrUnexpectedEOF
-		}
 		return nil, err
 	}
 	f.remain -= int64(len(b))
