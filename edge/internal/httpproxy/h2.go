@@ -134,18 +134,6 @@ func (b *countedBody) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// wireFlusher flushes a response and then the DATA frames its wire
-// gathered (h2wire.write): all of the response written so far goes out.
-type wireFlusher struct {
-	http.Flusher
-	wire *h2wire
-}
-
-func (f wireFlusher) Flush() {
-	f.Flusher.Flush()
-	f.wire.release()
-}
-
 // relayResult is what relay did: the status sent (0 for none), the code
 // of an edge answer, the endpoint ID, the response body bytes written, and
 // whether the stream must be reset.
@@ -345,10 +333,7 @@ func (h *h2conn) exchange(w http.ResponseWriter, r *http.Request, ps *h2stream, 
 		w.Header()[hstsHeader] = []string{sts}
 	}
 	w.WriteHeader(ps.resp.status)
-	var fl http.Flusher
-	if f, ok := w.(http.Flusher); ok {
-		fl = wireFlusher{f, h.wire}
-	}
+	fl, _ := w.(http.Flusher)
 	n, err = ps.copyBody(h.p, w, fl)
 	if err != nil {
 		return ps.resp.status, n, false, err

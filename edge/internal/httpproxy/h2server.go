@@ -189,11 +189,13 @@ type h2wire struct {
 	closed    chan struct{}
 	calmed    atomic.Bool
 
-	// Gathering full DATA frames (gatherFrame), under wmu.
-	gathering bool
-	pending   *[]byte // gathered frames not yet encrypted; nil when none
-	gatherErr error   // from a release by the timer, returned by the next Write
-	gatherT   *time.Timer
+	// The write queue (see write), under qmu.
+	qmu       sync.Mutex
+	qcond     sync.Cond // signalled when the flusher frees room or ends
+	q         *[]byte   // bytes the server wrote, not yet to the connection; nil when none
+	qspare    *[]byte   // the flusher's other buffer
+	qflushing bool      // a flusher goroutine runs
+	qerr      error     // the flusher's write error: returned by every later Write
 
 	// Write deadlines (SetWriteDeadline), under dmu.
 	dmu         sync.Mutex
@@ -204,6 +206,7 @@ type h2wire struct {
 func newH2Wire(c net.Conn, h *h2conn, maxResets int) *h2wire {
 	w := &h2wire{Conn: c, h: h, maxResets: maxResets, closed: make(chan struct{}), batch: recordBatcherOf(c),
 		byteTimeout: h.p.cfg.IdleTimeout}
+	w.qcond.L = &w.qmu
 	w.in.skip = len(h2ClientPreface)
 	return w
 }
@@ -264,9 +267,7 @@ func (w *h2wire) enhanceYourCalm() {
 }
 
 func (w *h2wire) sendCalmLocked() {
-	if w.gathering {
-		_ = w.releaseLocked()
-	}
+	_ = w.waitQueue()
 	w.clearWriteDeadline()
 	var f [h2FrameHeaderLen + 8]byte
 	f[2] = 8 // payload length
@@ -295,15 +296,12 @@ func (w *h2wire) Write(b []byte) (int, error) {
 		return n, err
 	}
 	// GOAWAY is due: finish the frame being written, then send it.
-	if err := w.writePending(); err != nil {
-		return 0, err
-	}
 	end := 0
 	for end < len(b) && !w.out.atBoundary() {
 		k, _ := w.out.next(b[end:])
 		end += k
 	}
-	if _, err := w.Conn.Write(b[:end]); err != nil {
+	if _, err := w.write(b[:end]); err != nil {
 		return 0, err
 	}
 	if w.out.atBoundary() {
@@ -349,139 +347,133 @@ func (w *h2wire) clearWriteDeadline() {
 	}
 }
 
-// gatherFor bounds how long full DATA frames wait for the next write
-// before they go out (gatherFrame): the handler's flush releases them
-// sooner, this only when a stream's flow-control window ran out mid-write.
-const gatherFor = 200 * time.Microsecond
+// h2QueueMax bounds the bytes the wire queues for the connection (see
+// write): 16 full DATA frames, what the flusher encrypts and writes in
+// one system call at most.
+const h2QueueMax = 256 << 10
 
-// gatherMax bounds the DATA frames the wire gathers before it encrypts
-// them (gatherData): three full ones, what one record batch of
-// tunnel.BatchRecords (one 64 KiB loopback segment) holds.
-const gatherMax = 3 * (maxRecordPayload + h2FrameHeaderLen)
+// h2QueuePool holds the wire's queue buffers (*[]byte, cap h2QueueMax).
+var h2QueuePool = sync.Pool{New: func() any { b := make([]byte, 0, h2QueueMax); return &b }}
 
-// gatherPool holds the wire's gathering buffers (*[]byte, cap gatherMax).
-var gatherPool = sync.Pool{New: func() any { b := make([]byte, 0, gatherMax); return &b }}
-
-// write writes b to the client. A frame larger than one TLS record (a
-// full DATA frame is 16 KiB of payload plus its 9-byte header) goes out
-// in one system call when the connection can batch records, and
-// consecutive full DATA frames several per system call (gatherFrame).
+// write writes b to the client, in order with every earlier write.
+//
+// net/http's HTTP/2 server writes a DATA frame larger than its 4 KiB
+// buffer from a goroutine started for that frame alone, and starts the
+// next frame only once that write returned: one frame at a time, each
+// encrypted and written in a system call of its own while the server
+// waits. On a connection that batches TLS records, the wire instead
+// queues full DATA frames of a body that goes on (queueFrame), and
+// whatever is written while the queue holds anything, and a flusher
+// goroutine — running only while the queue holds bytes — encrypts and
+// writes all that accumulated during its previous write, records held
+// together, in one system call. The server's frame goroutine returns after
+// a copy (its stack stays small: it no longer calls into TLS), and the
+// next frame is prepared while the last is encrypted. The queue is
+// bounded (h2QueueMax: a write waits for room); a write error of the
+// flusher closes the connection and is returned by every later write.
+// Other writes (HEADERS, SETTINGS, a body's last frame) with nothing
+// queued go out at once, from the caller.
 func (w *h2wire) write(b []byte) (int, error) {
-	if w.gatherErr != nil {
-		err := w.gatherErr
-		w.gatherErr = nil
-		return 0, err
-	}
 	if w.batch == nil {
 		return w.Conn.Write(b)
 	}
-	if w.out.atBoundary() && gatherFrame(b) {
-		// net/http writes each DATA frame larger than its 4 KiB buffer
-		// with a Write (and a system call) of its own; while a body
-		// streams they come one after another. Gather them (gatherData)
-		// and hold their records in the batch until a write of another
-		// kind, the handler's flush (release) or gatherFor.
-		if !w.gathering {
-			w.gathering = true
-			w.batch.HoldRecords()
-			if w.gatherT == nil {
-				w.gatherT = time.AfterFunc(gatherFor, w.release)
-			} else {
-				w.gatherT.Reset(gatherFor)
-			}
-		}
-		return w.gatherData(b)
+	w.qmu.Lock()
+	if w.qflushing || (w.out.atBoundary() && queueFrame(b)) {
+		defer w.qmu.Unlock()
+		return w.enqueueLocked(b)
 	}
-	if len(b) > maxRecordPayload || w.gathering {
-		if !w.gathering {
-			w.batch.HoldRecords()
-		}
-		n, err := 0, w.writePending()
-		if err == nil {
-			n, err = w.Conn.Write(b)
-		}
-		if rerr := w.releaseLocked(); err == nil {
-			err = rerr
-		}
-		return n, err
+	err := w.qerr
+	w.qmu.Unlock()
+	if err != nil {
+		return 0, err
 	}
-	return w.Conn.Write(b)
-}
-
-// gatherData takes DATA frame b into the frames gathered, and encrypts
-// them all (into the held record batch) once no other full frame fits.
-// The server writes each such frame from a goroutine of its own, started
-// for it: encrypting one frame in three there instead of each, that
-// goroutine's stack grows (a copy) once per three frames, and the client
-// gets three full records and a small one for three frames, not three of
-// each.
-func (w *h2wire) gatherData(b []byte) (int, error) {
-	if w.pending != nil && len(*w.pending)+len(b) > gatherMax {
-		if err := w.writePending(); err != nil {
-			return 0, err
-		}
-	}
-	if len(b) > gatherMax { // a frame larger than the client's default maximum
+	// Nothing is queued and only the caller (holding wmu) could queue:
+	// write directly, a frame larger than one record in one system call.
+	if len(b) <= maxRecordPayload {
 		return w.Conn.Write(b)
 	}
-	if w.pending == nil {
-		w.pending = gatherPool.Get().(*[]byte)
+	w.batch.HoldRecords()
+	n, err := w.Conn.Write(b)
+	if rerr := w.batch.ReleaseRecords(); err == nil {
+		err = rerr
 	}
-	*w.pending = append(*w.pending, b...)
-	if gatherMax-len(*w.pending) < maxRecordPayload+h2FrameHeaderLen {
-		if err := w.writePending(); err != nil {
-			return 0, err
-		}
+	return n, err
+}
+
+// enqueueLocked appends b to the queue, waiting while it is full, and
+// makes sure a flusher runs.
+func (w *h2wire) enqueueLocked(b []byte) (int, error) {
+	for w.qerr == nil && w.q != nil && len(*w.q) > 0 && len(*w.q)+len(b) > h2QueueMax {
+		w.qcond.Wait()
+	}
+	if w.qerr != nil {
+		return 0, w.qerr
+	}
+	if w.q == nil {
+		w.q = h2QueuePool.Get().(*[]byte)
+	}
+	*w.q = append(*w.q, b...)
+	if !w.qflushing {
+		w.qflushing = true
+		go w.flushQueue()
 	}
 	return len(b), nil
 }
 
-// writePending writes the DATA frames gathered, if any, to the
-// connection (their records held while gathering).
-func (w *h2wire) writePending() error {
-	if w.pending == nil || len(*w.pending) == 0 {
-		return nil
+// flushQueue writes the queue until it is empty (see write).
+func (w *h2wire) flushQueue() {
+	w.qmu.Lock()
+	var err error
+	for w.q != nil && len(*w.q) > 0 && err == nil {
+		data := w.q
+		w.q, w.qspare = w.qspare, nil
+		w.qmu.Unlock()
+		w.batch.HoldRecords()
+		_, err = w.Conn.Write(*data)
+		if rerr := w.batch.ReleaseRecords(); err == nil {
+			err = rerr
+		}
+		*data = (*data)[:0]
+		w.qmu.Lock()
+		w.qspare = data
+		if err != nil {
+			w.qerr = err
+		}
+		w.qcond.Broadcast()
 	}
-	_, err := w.Conn.Write(*w.pending)
-	*w.pending = (*w.pending)[:0]
-	return err
+	for _, b := range []*[]byte{w.q, w.qspare} {
+		if b != nil && err == nil {
+			*b = (*b)[:0]
+			h2QueuePool.Put(b)
+		}
+	}
+	w.q, w.qspare = nil, nil
+	w.qflushing = false
+	w.qcond.Broadcast()
+	w.qmu.Unlock()
+	if err != nil {
+		_ = w.Conn.Close() // the server's reader notices too
+	}
 }
 
-// gatherFrame reports whether b is exactly one DATA frame larger than a
+// waitQueue waits until the queue is written (bounded by the
+// connection's write deadline) and returns the flusher's error, if any.
+func (w *h2wire) waitQueue() error {
+	w.qmu.Lock()
+	defer w.qmu.Unlock()
+	for w.qflushing {
+		w.qcond.Wait()
+	}
+	return w.qerr
+}
+
+// queueFrame reports whether b is exactly one DATA frame larger than a
 // TLS record that does not end its stream: more of the body follows.
-func gatherFrame(b []byte) bool {
+func queueFrame(b []byte) bool {
 	if len(b) <= maxRecordPayload || b[3] != h2FrameData || b[4]&h2FlagEndStream != 0 {
 		return false
 	}
 	return int(b[0])<<16|int(b[1])<<8|int(b[2]) == len(b)-h2FrameHeaderLen
-}
-
-// release writes the DATA frames held back, if any.
-func (w *h2wire) release() {
-	w.wmu.Lock()
-	defer w.wmu.Unlock()
-	if err := w.releaseLocked(); err != nil && w.gatherErr == nil {
-		w.gatherErr = err
-	}
-}
-
-func (w *h2wire) releaseLocked() error {
-	if w.batch == nil {
-		return nil
-	}
-	if w.gatherT != nil {
-		w.gatherT.Stop()
-	}
-	w.gathering = false
-	err := w.writePending()
-	if w.pending != nil {
-		gatherPool.Put(w.pending)
-		w.pending = nil
-	}
-	if rerr := w.batch.ReleaseRecords(); err == nil {
-		err = rerr
-	}
-	return err
 }
 
 // Close closes the connection; one told to calm down first lingers so
@@ -489,6 +481,10 @@ func (w *h2wire) releaseLocked() error {
 func (w *h2wire) Close() error {
 	w.closeOnce.Do(func() {
 		defer close(w.closed)
+		// What the server wrote last may still be queued: write it first
+		// (bounded by the write deadline; Proxy.Shutdown's abort closes
+		// the connection under the wire, which ends the wait at once).
+		_ = w.waitQueue()
 		if !w.calmed.Load() {
 			w.Conn.Close()
 			return
