@@ -49,10 +49,11 @@ type stream struct {
 // The DATA frames our muxado streams send are sized to the session's
 // recent write rate, between minDataFrame and maxDataFrame (frameSizer).
 // muxado sends a Write as one frame as large as the window allows (4 MiB
-// between our ends), and its receiver hands a frame to the stream only
-// once the whole body has arrived: on a 64 KB/s link a 1 MiB frame holds
-// every frame behind it (heartbeat echoes, window updates) for 16 s and the
-// receiver cannot read or grant window meanwhile. So a frame is at most
+// between our ends), and a frame holds the link until its last byte: on a
+// 64 KB/s link a 1 MiB frame holds every frame behind it (heartbeat
+// echoes, window updates) for 16 s. (muxado's own receiver also hands a
+// frame to the stream only once the whole body has arrived; ours hands
+// over frames above dataChunk in pieces, serve_muxado.go.) So a frame is at most
 // what the session wrote in frameAirtime at its recent rate, and never
 // below minDataFrame: a second at 64 KB/s, 8 header bytes in 64 KiB, and
 // directWriteMin so the write batcher does not copy it. On a fast link the
