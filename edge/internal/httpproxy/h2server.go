@@ -196,6 +196,8 @@ type h2wire struct {
 	qspare    *[]byte   // the flusher's other buffer
 	qflushing bool      // a flusher goroutine runs
 	qerr      error     // the flusher's write error: returned by every later Write
+	qfast     bool      // the client keeps up: full DATA frames are queued (see write)
+	qmoved    int       // bytes written since a write last blocked (to h2FastAfter)
 
 	// Write deadlines (SetWriteDeadline), under dmu.
 	dmu         sync.Mutex
@@ -348,9 +350,16 @@ func (w *h2wire) clearWriteDeadline() {
 }
 
 // h2QueueMax bounds the bytes the wire queues for the connection (see
-// write): 16 full DATA frames, what the flusher encrypts and writes in
-// one system call at most.
-const h2QueueMax = 256 << 10
+// write): eight full DATA frames, what the flusher encrypts and writes in
+// one system call at most. With the bytes of the write in flight, a
+// client that stops reading holds at most twice this at the edge, once
+// it kept up for h2FastAfter.
+const h2QueueMax = 128 << 10
+
+// h2FastAfter is what a client must take, with no write blocked
+// (blockedWrite or longer) since, before its DATA frames are queued:
+// keepUpFactor times the queue, as a body buffer grows (bulkbuf.go).
+const h2FastAfter = keepUpFactor * h2QueueMax
 
 // h2QueuePool holds the wire's queue buffers (*[]byte, cap h2QueueMax).
 var h2QueuePool = sync.Pool{New: func() any { b := make([]byte, 0, h2QueueMax); return &b }}
@@ -361,24 +370,27 @@ var h2QueuePool = sync.Pool{New: func() any { b := make([]byte, 0, h2QueueMax); 
 // buffer from a goroutine started for that frame alone, and starts the
 // next frame only once that write returned: one frame at a time, each
 // encrypted and written in a system call of its own while the server
-// waits. On a connection that batches TLS records, the wire instead
-// queues full DATA frames of a body that goes on (queueFrame), and
-// whatever is written while the queue holds anything, and a flusher
-// goroutine — running only while the queue holds bytes — encrypts and
-// writes all that accumulated during its previous write, records held
-// together, in one system call. The server's frame goroutine returns after
-// a copy (its stack stays small: it no longer calls into TLS), and the
-// next frame is prepared while the last is encrypted. The queue is
-// bounded (h2QueueMax: a write waits for room); a write error of the
-// flusher closes the connection and is returned by every later write.
-// Other writes (HEADERS, SETTINGS, a body's last frame) with nothing
-// queued go out at once, from the caller.
+// waits. On a connection that batches TLS records and whose client keeps
+// up (it took h2FastAfter with no blocked write), the wire instead queues
+// full DATA frames of a body that goes on (queueFrame), and whatever is
+// written while the queue holds anything, and a flusher goroutine —
+// running only while the queue holds bytes — encrypts and writes all that
+// accumulated during its previous write, records held together, in one
+// system call. The server's frame goroutine returns after a copy (its
+// stack stays small: it no longer calls into TLS), and the next frame is
+// prepared while the last is encrypted. The queue is bounded (h2QueueMax:
+// a write waits for room); a write that blocks (the client stopped
+// keeping up) turns queueing off until the client has taken h2FastAfter
+// again, so a slow client holds no queue; a write error of the flusher
+// closes the connection and is returned by every later write. Other
+// writes (HEADERS, SETTINGS, a body's last frame) with nothing queued go
+// out at once, from the caller.
 func (w *h2wire) write(b []byte) (int, error) {
 	if w.batch == nil {
 		return w.Conn.Write(b)
 	}
 	w.qmu.Lock()
-	if w.qflushing || (w.out.atBoundary() && queueFrame(b)) {
+	if w.qflushing || (w.qfast && w.out.atBoundary() && queueFrame(b)) {
 		defer w.qmu.Unlock()
 		return w.enqueueLocked(b)
 	}
@@ -389,15 +401,33 @@ func (w *h2wire) write(b []byte) (int, error) {
 	}
 	// Nothing is queued and only the caller (holding wmu) could queue:
 	// write directly, a frame larger than one record in one system call.
+	t := time.Now()
+	var n int
 	if len(b) <= maxRecordPayload {
-		return w.Conn.Write(b)
+		n, err = w.Conn.Write(b)
+	} else {
+		w.batch.HoldRecords()
+		n, err = w.Conn.Write(b)
+		if rerr := w.batch.ReleaseRecords(); err == nil {
+			err = rerr
+		}
 	}
-	w.batch.HoldRecords()
-	n, err := w.Conn.Write(b)
-	if rerr := w.batch.ReleaseRecords(); err == nil {
-		err = rerr
-	}
+	w.qmu.Lock()
+	w.keptUpLocked(n, time.Since(t))
+	w.qmu.Unlock()
 	return n, err
+}
+
+// keptUpLocked counts a write of n bytes that took d toward h2FastAfter,
+// or turns queueing off if it blocked.
+func (w *h2wire) keptUpLocked(n int, d time.Duration) {
+	if d >= blockedWrite {
+		w.qfast, w.qmoved = false, 0
+		return
+	}
+	if w.qmoved += n; w.qmoved >= h2FastAfter {
+		w.qfast = true
+	}
 }
 
 // enqueueLocked appends b to the queue, waiting while it is full, and
@@ -428,13 +458,17 @@ func (w *h2wire) flushQueue() {
 		data := w.q
 		w.q, w.qspare = w.qspare, nil
 		w.qmu.Unlock()
+		t := time.Now()
 		w.batch.HoldRecords()
-		_, err = w.Conn.Write(*data)
+		var n int
+		n, err = w.Conn.Write(*data)
 		if rerr := w.batch.ReleaseRecords(); err == nil {
 			err = rerr
 		}
+		d := time.Since(t)
 		*data = (*data)[:0]
 		w.qmu.Lock()
+		w.keptUpLocked(n, d)
 		w.qspare = data
 		if err != nil {
 			w.qerr = err

@@ -283,14 +283,16 @@ func h2frame(typ, flags byte, n int, v byte) []byte {
 	return f
 }
 
-// TestH2WireQueue: full DATA frames are queued and written by the
-// flusher while the server goes on; a frame of another kind written
-// while the queue is busy goes behind them, in order; Close writes what
-// is queued before it closes; a write error of the flusher closes the
-// connection and is returned by the next Write.
+// TestH2WireQueue: for a client that keeps up, full DATA frames are
+// queued and written by the flusher while the server goes on; a frame of
+// another kind written while the queue is busy goes behind them, in
+// order; Close writes what is queued before it closes; a write error of
+// the flusher closes the connection and is returned by the next Write.
+// A client that has not kept up holds no queue: the server's write waits
+// for the connection.
 func TestH2WireQueue(t *testing.T) {
 	newWire := func(c *gateConn) *h2wire {
-		w := &h2wire{Conn: c, batch: nopBatcher{}, closed: make(chan struct{})}
+		w := &h2wire{Conn: c, batch: nopBatcher{}, closed: make(chan struct{}), qfast: true}
 		w.qcond.L = &w.qmu
 		return w
 	}
@@ -350,5 +352,40 @@ func TestH2WireQueue(t *testing.T) {
 	}
 	if _, err := w.Write(hdrs); err == nil {
 		t.Error("a Write after the flusher failed succeeded")
+	}
+
+	slow := &gateConn{gate: make(chan struct{})}
+	w = newWire(slow)
+	w.qfast = false
+	go func() { _, err := w.Write(data1); wrote <- err }()
+	select {
+	case <-wrote:
+		t.Fatal("a DATA frame for a client that has not kept up was queued")
+	case <-time.After(50 * time.Millisecond):
+	}
+	close(slow.gate)
+	if err := <-wrote; err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestH2WireKeepUp: queueing starts once the client took h2FastAfter with
+// no write blocked, and a blocked write stops it and starts the count
+// again.
+func TestH2WireKeepUp(t *testing.T) {
+	w := &h2wire{}
+	for moved := 0; moved < h2FastAfter-maxRecordPayload; moved += maxRecordPayload {
+		w.keptUpLocked(maxRecordPayload, time.Millisecond)
+	}
+	if w.qfast {
+		t.Fatalf("queueing after %d bytes, before h2FastAfter (%d)", w.qmoved, h2FastAfter)
+	}
+	w.keptUpLocked(maxRecordPayload, time.Millisecond)
+	if !w.qfast {
+		t.Fatalf("no queueing after %d bytes taken promptly", w.qmoved)
+	}
+	w.keptUpLocked(maxRecordPayload, blockedWrite)
+	if w.qfast || w.qmoved != 0 {
+		t.Fatalf("a blocked write left queueing %v with %d bytes counted", w.qfast, w.qmoved)
 	}
 }
