@@ -26,6 +26,10 @@ import (
 // 1 KiB a second. Once the edge's memory stops growing (or after 30 s)
 // it reports the edge process's RSS and live heap above idle, in MiB.
 // Bounded: N connections, one request each, at most 30 s of load.
+// TOLLGATE_BENCH_PROTO=h2 makes each reader an HTTP/2 client (Go's, one
+// connection each, the same socket buffer and reading pace, and a 64 KiB
+// stream window: Go's default of 4 MiB would have its transport read that
+// much at once, a fast reader's start, not a slow reader).
 //
 //	go test ./test -run '^$' -bench SlowReaders -benchtime 1x
 func BenchmarkSlowReaders(b *testing.B) {
@@ -67,7 +71,11 @@ func BenchmarkSlowReaders(b *testing.B) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				if err := slowRead(ctx, dev, host, func() { started.Add(1) }); err != nil {
+				read := slowRead
+				if envOr("TOLLGATE_BENCH_PROTO", "http/1.1") == "h2" {
+					read = slowReadH2
+				}
+				if err := read(ctx, dev, host, func() { started.Add(1) }); err != nil {
 					failed.Add(1)
 				}
 			}()
@@ -138,6 +146,52 @@ func slowRead(ctx context.Context, dev *devServer, host string, started func()) 
 	for {
 		if _, err := resp.Body.Read(buf); err != nil {
 			return nil // ctx ended: the connection was closed
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+	}
+}
+
+// slowReadH2 is slowRead over HTTP/2: a GET on a connection of its own
+// with a 16 KiB receive buffer, then 1 KiB a second until ctx ends.
+func slowReadH2(ctx context.Context, dev *devServer, host string, started func()) error {
+	name, _, _ := net.SplitHostPort(host)
+	tr := &http.Transport{
+		TLSClientConfig:   &tls.Config{RootCAs: dev.pool, ServerName: name},
+		ForceAttemptHTTP2: true,
+		HTTP2:             &http.HTTP2Config{MaxReceiveBufferPerStream: 64 << 10, MaxReceiveBufferPerConnection: 64 << 10},
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			d := net.Dialer{Timeout: 10 * time.Second}
+			c, err := d.DialContext(ctx, "tcp", dev.info.HTTPSAddr)
+			if err == nil {
+				_ = c.(*net.TCPConn).SetReadBuffer(16 << 10)
+			}
+			return c, err
+		},
+	}
+	defer tr.CloseIdleConnections()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "https://"+host+"/big", nil)
+	if err != nil {
+		return err
+	}
+	resp, err := tr.RoundTrip(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != 200 || resp.ProtoMajor != 2 {
+		return fmt.Errorf("HTTP/%d status %d, want HTTP/2 200", resp.ProtoMajor, resp.StatusCode)
+	}
+	started()
+	buf := make([]byte, 1024)
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		if _, err := resp.Body.Read(buf); err != nil {
+			return nil // ctx ended
 		}
 		select {
 		case <-ctx.Done():
