@@ -79,10 +79,11 @@ type synFramer struct {
 // frame of its own, so that muxado's copy under the lock is a memmove
 // and the stream's reader sees each piece as soon as it is in.
 //
-// Frames of up to dataChunk still go whole: splitting those too (from
-// 16 KiB) let a slow reader's first, fast-looking reads (into its
-// kernel's buffers) grow its send window further, and 500 slow readers
-// held 8–17 MiB more heap at the edge (BenchmarkSlowReaders).
+// Frames of up to dataChunk still go whole (muxado holds the lock while
+// at most four TLS records are read; a piece would cost a copy). They
+// were split from one record up at first; three BenchmarkSlowReaders
+// runs then showed more heap, which later runs put down to that
+// benchmark's noise, so this is the cautious choice, not a measured need.
 const dataChunk = 64 << 10
 
 // chunkPool holds the framers' piece buffers (*[]byte, len dataChunk),
