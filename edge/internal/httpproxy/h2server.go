@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net"
 	"net/http"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -455,6 +456,14 @@ func (w *h2wire) flushQueue() {
 	w.qmu.Lock()
 	var err error
 	for w.q != nil && len(*w.q) > 0 && err == nil {
+		if len(*w.q) < 2*(maxRecordPayload+h2FrameHeaderLen) {
+			// One frame: let the server, if it can, queue the next one
+			// first (its frame goroutine is runnable), so that a frame's
+			// 9-byte header does not end up alone in a TLS record.
+			w.qmu.Unlock()
+			runtime.Gosched()
+			w.qmu.Lock()
+		}
 		data := w.q
 		w.q, w.qspare = w.qspare, nil
 		w.qmu.Unlock()
