@@ -140,19 +140,8 @@ func slowRead(ctx context.Context, dev *devServer, host string, started func()) 
 		return fmt.Errorf("status %d", resp.StatusCode)
 	}
 	started()
-	buf := make([]byte, 1024)
-	t := time.NewTicker(time.Second)
-	defer t.Stop()
-	for {
-		if _, err := resp.Body.Read(buf); err != nil {
-			return nil // ctx ended: the connection was closed
-		}
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-t.C:
-		}
-	}
+	readSlowly(ctx, resp.Body)
+	return nil
 }
 
 // slowReadH2 is slowRead over HTTP/2: a GET on a connection of its own
@@ -186,16 +175,23 @@ func slowReadH2(ctx context.Context, dev *devServer, host string, started func()
 		return fmt.Errorf("HTTP/%d status %d, want HTTP/2 200", resp.ProtoMajor, resp.StatusCode)
 	}
 	started()
+	readSlowly(ctx, resp.Body)
+	return nil
+}
+
+// readSlowly reads body 1 KiB a second until ctx ends (which closes the
+// connection under it, ending a read in progress) or body does.
+func readSlowly(ctx context.Context, body io.Reader) {
 	buf := make([]byte, 1024)
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
 	for {
-		if _, err := resp.Body.Read(buf); err != nil {
-			return nil // ctx ended
+		if _, err := body.Read(buf); err != nil {
+			return
 		}
 		select {
 		case <-ctx.Done():
-			return nil
+			return
 		case <-t.C:
 		}
 	}

@@ -211,7 +211,7 @@ func FuzzFramerPieces(f *testing.F) {
 func readFrames(fr frame.Framer) (string, error) {
 	var out strings.Builder
 	var run []byte
-	var runID frame.StreamId = 0
+	var runID frame.StreamId
 	end := func() {
 		if run != nil {
 			fmt.Fprintf(&out, "data %d %d %x\n", runID, len(run), sha256.Sum256(run))

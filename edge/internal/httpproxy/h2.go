@@ -29,9 +29,8 @@ type h2conn struct {
 	c      net.Conn
 	sni    string
 	remote netip.AddrPort
-	xff    string  // "" when the peer has no IP address
-	tlsVer uint16  // for OnRequest
-	wire   *h2wire // what the HTTP/2 server reads and writes
+	xff    string // "" when the peer has no IP address
+	tlsVer uint16 // for OnRequest
 
 	mu     sync.Mutex
 	idle   []*h2stream // streams ready for another request, newest last
@@ -53,7 +52,6 @@ func (p *Proxy) serveH2(ctx context.Context, c net.Conn, sni string, remote neti
 	defer p.untrack(h)
 	defer h.closeIdle()
 	w := newH2Wire(c, h, p.cfg.MaxStreamResets)
-	h.wire = w
 	p.startH2()
 	select {
 	case p.h2ln.conns <- w:
