@@ -48,7 +48,8 @@ type heartbeater struct {
 	dead      func(error)   // closes the session with the given reason
 	latency   atomic.Int64
 
-	mu       sync.Mutex // held by the beat in flight
+	mu       sync.Mutex  // held by the beat in flight
+	pokeDue  atomic.Bool // poke found a beat in flight: the next goes at once
 	st       Stream
 	next     *time.Timer // the next beat
 	watchdog *time.Timer
@@ -140,6 +141,18 @@ func (h *heartbeater) beat() {
 		h.st = nil
 	}
 	h.watchdog.Reset(h.interval + h.tolerance)
+	h.rearmLocked()
+}
+
+// rearmLocked schedules the next beat after a completed one: in an
+// interval, or at once when poke asked for one meanwhile (its caller
+// may have started waiting after this beat's echo arrived, and would
+// otherwise wait for the beat after the interval).
+func (h *heartbeater) rearmLocked() {
+	if h.pokeDue.Swap(false) {
+		h.next.Reset(0)
+		return
+	}
 	h.next.Reset(h.interval)
 }
 

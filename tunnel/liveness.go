@@ -93,8 +93,8 @@ func (s *ServerSession) Heard() (uint64, bool) {
 }
 
 // AwaitLife returns nil once something arrives from the agent after the
-// call began, having sent a heartbeat beat to ask for it (unless one is in
-// flight already, whose echo serves). It returns ctx's error when nothing
+// call began, having sent a heartbeat beat to ask for it (after the beat
+// in flight, if any, whose echo may serve). It returns ctx's error when nothing
 // arrived before ctx ended, and an error wrapping ErrClosed when the
 // session ends first. On a transport that does not count what arrives it
 // returns nil at once: such a session is taken for alive.
@@ -155,13 +155,17 @@ func (s *ServerSession) AwaitLife(ctx context.Context) error {
 	}
 }
 
-// poke sends a beat now unless one is in flight (whose echo is on its way)
-// or the beats have stopped.
+// poke sends a beat now, or, when one is in flight, right after it (its
+// echo may already have arrived: AwaitLife reads the counter before it
+// pokes), unless the beats have stopped. A beat that never completes (a
+// silent peer) sends no more.
 func (h *heartbeater) poke() {
+	h.pokeDue.Store(true)
 	if !h.mu.TryLock() {
 		return
 	}
 	defer h.mu.Unlock()
+	h.pokeDue.Store(false)
 	if !h.stopped && h.next != nil {
 		h.next.Reset(0)
 	}

@@ -72,3 +72,33 @@ func TestAwaitLifeFrozenPeer(t *testing.T) {
 		t.Fatalf("AwaitLife on a frozen peer: %v, want the context's deadline", err)
 	}
 }
+
+// TestPokeDuringBeat: a poke while a beat holds the heartbeater (its echo
+// may already have arrived, before the poker read the counter) makes the
+// next beat go as soon as that one ends, not an interval later: such a
+// poke was lost, and a pool member's probe then waited out its timeout
+// on a loaded machine (TestPoolSurvivesSilentMember, edge).
+func TestPokeDuringBeat(t *testing.T) {
+	fired := make(chan struct{}, 1)
+	h := &heartbeater{interval: time.Hour}
+	h.next = time.AfterFunc(time.Hour, func() { fired <- struct{}{} })
+	defer h.next.Stop()
+	h.mu.Lock() // a beat in flight
+	h.poke()
+	h.rearmLocked() // the beat ends
+	h.mu.Unlock()
+	select {
+	case <-fired:
+	case <-time.After(5 * time.Second):
+		t.Fatal("a poke during a beat was lost: the next beat waits an interval")
+	}
+	// Without a poke, the next beat waits its interval.
+	h.mu.Lock()
+	h.rearmLocked()
+	h.mu.Unlock()
+	select {
+	case <-fired:
+		t.Fatal("a beat went at once without a poke")
+	case <-time.After(100 * time.Millisecond):
+	}
+}
