@@ -105,7 +105,7 @@ func (h *heartbeater) stop() {
 // beat sends one beat and waits for its echo ("tunnel heartbeat beat").
 func (h *heartbeater) beat() {
 	h.mu.Lock()
-	defer h.mu.Unlock()
+	defer h.endBeat()
 	if h.stopped {
 		return
 	}
@@ -142,6 +142,14 @@ func (h *heartbeater) beat() {
 	}
 	h.watchdog.Reset(h.interval + h.tolerance)
 	h.rearmLocked()
+}
+
+// endBeat lets go of the heartbeater at the end of a beat and then
+// serves a poke that came after the beat rearmed (rearmLocked saw none)
+// but before it let go (poke found the lock held).
+func (h *heartbeater) endBeat() {
+	h.mu.Unlock()
+	h.servePoke()
 }
 
 // rearmLocked schedules the next beat after a completed one: in an

@@ -161,12 +161,22 @@ func (s *ServerSession) AwaitLife(ctx context.Context) error {
 // silent peer) sends no more.
 func (h *heartbeater) poke() {
 	h.pokeDue.Store(true)
-	if !h.mu.TryLock() {
-		return
-	}
-	defer h.mu.Unlock()
-	h.pokeDue.Store(false)
-	if !h.stopped && h.next != nil {
-		h.next.Reset(0)
+	h.servePoke()
+}
+
+// servePoke schedules the beat a poke asked for, unless a beat holds the
+// lock: that one sees pokeDue when it rearms (rearmLocked) or, if the
+// poke came after that, here again once it has let go of the lock (beat
+// calls servePoke after unlocking), so no poke is left waiting for the
+// interval.
+func (h *heartbeater) servePoke() {
+	for h.pokeDue.Load() {
+		if !h.mu.TryLock() {
+			return
+		}
+		if h.pokeDue.Swap(false) && !h.stopped && h.next != nil {
+			h.next.Reset(0)
+		}
+		h.mu.Unlock()
 	}
 }

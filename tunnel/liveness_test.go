@@ -92,10 +92,21 @@ func TestPokeDuringBeat(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("a poke during a beat was lost: the next beat waits an interval")
 	}
+	// A poke after the beat rearmed but before it let go of the
+	// heartbeater is served as it lets go.
+	h.mu.Lock()
+	h.rearmLocked()
+	h.poke()
+	h.endBeat()
+	select {
+	case <-fired:
+	case <-time.After(5 * time.Second):
+		t.Fatal("a poke between a beat's rearm and its end was lost")
+	}
 	// Without a poke, the next beat waits its interval.
 	h.mu.Lock()
 	h.rearmLocked()
-	h.mu.Unlock()
+	h.endBeat()
 	select {
 	case <-fired:
 		t.Fatal("a beat went at once without a poke")
