@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"strings"
@@ -398,12 +399,12 @@ func TestQUICLateStreamTypeDoesNotBlock(t *testing.T) {
 	}
 }
 
-// TestLargeDataFrameInPieces sends a DATA frame larger than dataChunk in
-// two parts, with a pause between them: the stream's reader gets the
-// first piece during the pause (muxado alone holds the stream's buffer
-// locked until the whole frame is in), and the pieces add up to the
-// frame, its FIN ending the stream after the last byte.
-func TestLargeDataFrameInPieces(t *testing.T) {
+// rawMuxadoPeer opens a stream on a muxadoMux whose peer is the returned
+// end of a net.Pipe, read by hand: the stream's SYN is taken, and every
+// later frame (window updates) read and dropped. It returns the stream,
+// the peer's end, and the stream's ID.
+func rawMuxadoPeer(t *testing.T) (Stream, net.Conn, frame.StreamId) {
+	t.Helper()
 	c1, c2 := net.Pipe()
 	m := NewMuxadoMux(c1, false, MuxConfig{DisableWriteBatching: true})
 	t.Cleanup(func() { _ = m.Close() })
@@ -423,11 +424,10 @@ func TestLargeDataFrameInPieces(t *testing.T) {
 	if !ok || !syn.Syn() {
 		t.Fatalf("first frame %v is not a SYN DATA frame", f)
 	}
-	id := syn.StreamId()
 	if _, err := io.Copy(io.Discard, syn.Reader()); err != nil {
 		t.Fatal(err)
 	}
-	go func() { // the window updates the reads below send
+	go func() { // the window updates the stream's reads send
 		for {
 			f, err := in.ReadFrame()
 			if err != nil {
@@ -438,6 +438,88 @@ func TestLargeDataFrameInPieces(t *testing.T) {
 			}
 		}
 	}()
+	return st, c2, syn.StreamId()
+}
+
+// TestTruncatedDataFrame: a connection that ends inside a DATA frame
+// that carries FIN, small (muxado gets it whole) or large (in pieces),
+// never gets that FIN to muxado: muxado ends a stream at a FIN only after
+// its body was copied without error (stream.handleStreamData), so a cut
+// body would have passed for a complete one. Read here as muxado reads.
+func TestTruncatedDataFrame(t *testing.T) {
+	for _, size := range []int{1000, 3*dataChunk + 123} {
+		t.Run(fmt.Sprint(size), func(t *testing.T) {
+			var d frame.Data
+			if err := d.Pack(3, bytes.Repeat([]byte{'b'}, size), true, false); err != nil {
+				t.Fatal(err)
+			}
+			var wire bytes.Buffer
+			if err := frame.NewFramer(nil, &wire).WriteFrame(&d); err != nil {
+				t.Fatal(err)
+			}
+			cut := wire.Bytes()[:muxadoHeaderSize+size/2]
+			fr := &synFramer{Framer: frame.NewFramer(bytes.NewReader(cut), nil), m: &muxadoMux{}}
+			got := 0
+			for {
+				f, err := fr.ReadFrame()
+				if err != nil {
+					break
+				}
+				var buf bytes.Buffer
+				n, err := buf.ReadFrom(f.(*frame.Data).Reader())
+				got += int(n)
+				if err == nil && f.(*frame.Data).Fin() {
+					t.Fatalf("the FIN of a frame cut after %d of %d bytes reached muxado after %d bytes", size/2, size, got)
+				}
+				if err != nil {
+					break
+				}
+			}
+			if got != size/2 {
+				t.Fatalf("muxado got %d bytes, want the %d that came", got, size/2)
+			}
+		})
+	}
+}
+
+// TestFrameBodyEndsWithLastBytes: the body of a DATA frame muxado gets
+// whole ends with its last bytes (io.EOF with them), so copying it into a
+// buffer with exactly that much room does not grow the buffer: muxado's
+// bytes.Buffer.ReadFrom makes room for 512 more bytes before each read,
+// and a read that only finds the end would double a stalled stream's
+// buffer.
+func TestFrameBodyEndsWithLastBytes(t *testing.T) {
+	var buf bytes.Buffer
+	buf.Grow(15 << 10)
+	size := buf.Cap() // a frame that fills the buffer to the last byte
+	var d frame.Data
+	if err := d.Pack(3, bytes.Repeat([]byte{'b'}, size), false, false); err != nil {
+		t.Fatal(err)
+	}
+	var wire bytes.Buffer
+	if err := frame.NewFramer(nil, &wire).WriteFrame(&d); err != nil {
+		t.Fatal(err)
+	}
+	fr := &synFramer{Framer: frame.NewFramer(&wire, nil), m: &muxadoMux{}}
+	f, err := fr.ReadFrame()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := buf.ReadFrom(f.(*frame.Data).Reader()); err != nil || buf.Len() != size {
+		t.Fatalf("read %d bytes, %v; want %d", buf.Len(), err, size)
+	}
+	if buf.Cap() != size {
+		t.Fatalf("the stream's buffer grew from %d to %d bytes for a frame that filled it", size, buf.Cap())
+	}
+}
+
+// TestLargeDataFrameInPieces sends a DATA frame larger than dataChunk in
+// two parts, with a pause between them: the stream's reader gets the
+// first piece during the pause (muxado alone holds the stream's buffer
+// locked until the whole frame is in), and the pieces add up to the
+// frame, its FIN ending the stream after the last byte.
+func TestLargeDataFrameInPieces(t *testing.T) {
+	st, c2, id := rawMuxadoPeer(t)
 
 	body := make([]byte, 3*dataChunk+123) // within muxado's default window
 	_, _ = rand.Read(body)

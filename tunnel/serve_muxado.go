@@ -60,6 +60,8 @@ type synFramer struct {
 	sid    frame.StreamId
 	fin    bool // the frame ends its stream: the last piece carries FIN
 
+	whole frameBody // the body of a DATA frame muxado gets whole
+
 	// Piece sizes; zero means the default, dataChunk, for both.
 	// Tests set them small.
 	splitAbove, pieceMax int
@@ -117,6 +119,13 @@ func (f *synFramer) ReadFrame() (frame.Frame, error) {
 			f.sid, f.fin = fr.StreamId(), fr.Fin()
 			return f.nextChunk()
 		}
+		// muxado reads the body through the frame's own
+		// *io.LimitedReader, which frame.Framer points at the
+		// connection for each frame: read it through whole.
+		if r := fr.Reader().(*io.LimitedReader); r.N > 0 {
+			f.whole.r, f.whole.left = r.R, r.N
+			r.R = &f.whole
+		}
 	case *frame.WndInc:
 		if w := f.m.windows.get(uint32(fr.StreamId())); w != nil {
 			w.credit(int64(fr.WindowIncrement()))
@@ -159,6 +168,43 @@ func (f *synFramer) nextChunk() (frame.Frame, error) {
 	f.rd.Reset(b)
 	r.R, r.N = &f.rd, int64(len(b))
 	return &f.chunk, nil
+}
+
+// frameBody reads the body of a DATA frame that muxado gets whole, as
+// its io.LimitedReader would, with two differences:
+//
+//   - The last bytes come with io.EOF. muxado copies the body into the
+//     stream's bytes.Buffer with ReadFrom, which makes room for 512 more
+//     bytes before every read, the one that would only find the end
+//     included: when the frame had just filled the buffer (a stream whose
+//     reader has stopped holds its whole window), that doubled the
+//     buffer for nothing.
+//   - A connection that ends inside the body is io.ErrUnexpectedEOF.
+//     muxado's reader then ends the session with it and never gets to the
+//     frame's FIN, so the stream's reader sees the session's end instead
+//     of a clean end of a truncated stream (nextChunk's rule for the
+//     pieces of a large frame, here for every frame).
+type frameBody struct {
+	r    io.Reader
+	left int64 // bytes of the body not yet read
+}
+
+func (b *frameBody) Read(p []byte) (int, error) {
+	if b.left <= 0 {
+		return 0, io.EOF
+	}
+	if int64(len(p)) > b.left {
+		p = p[:b.left]
+	}
+	n, err := b.r.Read(p)
+	b.left -= int64(n)
+	switch {
+	case b.left == 0:
+		return n, io.EOF
+	case err == io.EOF:
+		return n, io.ErrUnexpectedEOF
+	}
+	return n, err
 }
 
 // countingReader counts the bytes muxado reads from the connection, which
