@@ -53,20 +53,57 @@ func getBulk(class int) *bulkBuf {
 
 // bodyBuffer picks the buffer one response's bytes are read into (see
 // above). Its owner reads into buf(), reports each client write with
-// wrote, and calls next whenever buf() is empty to get the buffer for the
-// next read. The zero value is unusable; start with start.
+// wrote, calls next whenever buf() is empty to get the buffer for the
+// next read, and release at the end; park gives every buffer back while
+// the copy waits for its client (unsent.go), unpark takes the pool buffer
+// again. The zero value is unusable; start with start.
 type bodyBuffer struct {
 	p       *Proxy
-	base    []byte   // from the Proxy's BufferPool, held for the whole copy
+	base    []byte   // from the Proxy's BufferPool; nil while parked
 	bulk    *bulkBuf // nil at base
 	class   int      // bulkSizes index of bulk
 	taken   int64    // bytes the client took since the buffer last changed
 	blocked bool     // a write blocked since the last next
+
+	parkedBulk bool // park gave back a bulk buffer (of class)
 }
 
-// start sets b to the base buffer.
+// start sets b to base, a buffer from p's BufferPool that b now owns.
 func (b *bodyBuffer) start(p *Proxy, base []byte) {
 	*b = bodyBuffer{p: p, base: base}
+}
+
+// park gives back the buffers b holds, empty, while the copy waits.
+func (b *bodyBuffer) park() {
+	b.parkedBulk = b.bulk != nil
+	b.release()
+}
+
+// unpark takes buffers again after park, having waited d, and returns
+// the one to read into: the bulk buffer of the size given back when the
+// wait was shorter than a blocked write, else the pool buffer, the
+// client having stalled.
+func (b *bodyBuffer) unpark(d time.Duration) []byte {
+	b.base = b.p.getBuf()
+	b.blocked = false
+	if d >= blockedWrite {
+		b.taken = 0
+		return b.base
+	}
+	if b.parkedBulk {
+		b.bulk = getBulk(b.class)
+		b.p.bulkHeld.Add(int64(bulkSizes[b.class]))
+	}
+	return b.buf()
+}
+
+// release gives back the buffers b holds.
+func (b *bodyBuffer) release() {
+	b.drop()
+	if b.base != nil {
+		b.p.pool.Put(b.base)
+		b.base = nil
+	}
 }
 
 // buf returns the buffer in use.

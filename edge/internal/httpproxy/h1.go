@@ -68,6 +68,7 @@ type h1conn struct {
 
 	// Response side, owned by readResponses.
 	resp responseHead
+	sock clientSocket // c's socket, for a body copy that finds it full
 	info RequestInfo
 	hsts []byte // a response head rewritten with the edge's Strict-Transport-Security
 
@@ -647,13 +648,7 @@ func (h *h1conn) broadcastLocked() {
 func (h *h1conn) writeClient(b []byte) error {
 	h.wmu.Lock()
 	defer h.wmu.Unlock()
-	if idle := h.p.cfg.IdleTimeout; idle > 0 {
-		now := time.Now()
-		if now.After(h.wdl.Add(-idle / 2)) {
-			h.wdl = now.Add(idle)
-			h.c.SetWriteDeadline(h.wdl)
-		}
-	}
+	h.extendWriteDeadlineLocked()
 	if len(b) > maxRecordPayload {
 		if rb := recordBatcherOf(h.c); rb != nil {
 			rb.HoldRecords()
@@ -666,6 +661,30 @@ func (h *h1conn) writeClient(b []byte) error {
 	}
 	_, err := h.c.Write(b)
 	return err
+}
+
+// extendWriteDeadlineLocked moves the client's write deadline an idle
+// timeout ahead when half of it has passed. Under wmu.
+func (h *h1conn) extendWriteDeadlineLocked() {
+	if idle := h.p.cfg.IdleTimeout; idle > 0 {
+		now := time.Now()
+		if now.After(h.wdl.Add(-idle / 2)) {
+			h.wdl = now.Add(idle)
+			h.c.SetWriteDeadline(h.wdl)
+		}
+	}
+}
+
+// awaitClient waits until the client's socket takes bytes again, as long
+// as a write to it may block (the idle timeout); an error ends the
+// connection as a failed write does.
+func (h *h1conn) awaitClient() error {
+	h.wmu.Lock()
+	h.extendWriteDeadlineLocked()
+	h.wmu.Unlock()
+	h.p.parked.Add(1)
+	defer h.p.parked.Add(-1)
+	return h.sock.await(h.c)
 }
 
 // rawToStream copies the client's bytes to the stream after a 101 answer

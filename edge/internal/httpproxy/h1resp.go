@@ -21,14 +21,10 @@ const maxResponseHead = 1 << 20
 // answers 502 (TG_8012) if no response to it began, and closes the client
 // connection.
 func (h *h1conn) readResponses(st Stream) {
-	pooled := h.p.getBuf()
 	var body bodyBuffer // what buf returns to when a head no longer needs more room
-	body.start(h.p, pooled)
+	body.start(h.p, h.p.getBuf())
 	buf := body.buf()
-	defer func() {
-		body.drop()
-		h.p.pool.Put(pooled)
-	}()
+	defer body.release()
 
 	var (
 		r, w, scanned int // unprocessed bytes are buf[r:w]; scanned of them hold no head end
@@ -40,6 +36,18 @@ func (h *h1conn) readResponses(st Stream) {
 		respBytes     int64
 	)
 	for {
+		if inBody && w == 0 && respBytes >= parkAfter && h.sock.full(h.c) {
+			// The client's socket is full: wait for it holding no
+			// buffer (unsent.go); the body waits in the stream.
+			body.park()
+			t := time.Now()
+			err := h.awaitClient()
+			buf = body.unpark(time.Since(t))
+			if err != nil {
+				h.responsesDone(st, nil, pending{})
+				return
+			}
+		}
 		n, rerr := st.Read(buf[w:])
 		w += n
 		filled := n > 0 && w == len(buf)

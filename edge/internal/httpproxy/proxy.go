@@ -196,6 +196,7 @@ type Proxy struct {
 	calmed      atomic.Int64 // HTTP/2 connections sent GOAWAY(ENHANCE_YOUR_CALM)
 	unsolicited atomic.Int64 // pooled proxy streams retired for bytes no request asked for
 	bulkHeld    atomic.Int64 // bytes of bulk body buffers held by responses (bulkbuf.go)
+	parked      atomic.Int64 // response copies waiting, holding no buffer, for a full client socket (unsent.go)
 
 	mu        sync.Mutex
 	conns     map[servedConn]struct{}

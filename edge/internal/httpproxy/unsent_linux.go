@@ -38,3 +38,13 @@ func notSentLowat(c *net.TCPConn) (int, error) {
 	}
 	return v, gerr
 }
+
+// socketWritable reports whether the socket fd takes more bytes now
+// (POLLOUT; with TCP_NOTSENT_LOWAT, fewer than that many wait unsent),
+// or is in error or hung up, which the next write reports. A failed poll
+// (EINTR) counts as writable: the write then finds out.
+func socketWritable(fd uintptr) bool {
+	fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLOUT}}
+	n, err := unix.Poll(fds, 0)
+	return err != nil || n > 0
+}

@@ -1,12 +1,14 @@
 package httpproxy
 
 import (
+	"bufio"
 	"context"
 	"crypto/tls"
 	"io"
 	"net"
 	"net/http"
 	"testing"
+	"time"
 )
 
 // TestServeConnLimitsUnsent: the TCP connection under a public client
@@ -59,5 +61,138 @@ func TestServeConnLimitsUnsent(t *testing.T) {
 	}
 	if got != maxUnsent {
 		t.Fatalf("TCP_NOTSENT_LOWAT %d on the served connection, want %d", got, maxUnsent)
+	}
+}
+
+// TestStalledClientParksBuffers: an HTTP/1.1 client that stops reading a
+// large response, over plain TCP and over TLS, fills its socket
+// (maxUnsent unsent); the response copy then waits for room holding no
+// pool buffer (and so no TLS record under a blocked write), the request
+// side holding none either. When the client reads again it gets every
+// byte of the body. A build whose copy writes into the full socket never
+// waits, and its blocked write holds the response's pool buffer.
+func TestStalledClientParksBuffers(t *testing.T) {
+	const bodySize = 8 << 20
+	chunk := make([]byte, 64<<10)
+	for i := range chunk {
+		chunk[i] = byte(i % 251)
+	}
+	pool := &countingPool{bp: newBufferPool(defaultBufferSize)}
+	h := newHarness(t, bulkUpstream(bodySize, chunk), harnessOpts{cfg: func(c *Config) { c.BufferPool = pool }})
+	cert, roots := testCert(t)
+	for _, withTLS := range []bool{false, true} {
+		t.Run(map[bool]string{false: "tcp", true: "tls"}[withTLS], func(t *testing.T) {
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer ln.Close()
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			served := make(chan struct{})
+			go func() {
+				defer close(served)
+				c, err := ln.Accept()
+				if err != nil {
+					return
+				}
+				if withTLS {
+					tc := tls.Server(c, &tls.Config{Certificates: []tls.Certificate{cert}})
+					if tc.HandshakeContext(ctx) != nil {
+						return
+					}
+					c = tc
+				}
+				h.proxy.ServeConn(ctx, c, testHost, "")
+			}()
+			raw, err := net.Dial("tcp", ln.Addr().String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer raw.Close()
+			var c net.Conn = raw
+			if withTLS {
+				tc := tls.Client(raw, &tls.Config{RootCAs: roots, ServerName: testHost})
+				if err := tc.HandshakeContext(ctx); err != nil {
+					t.Fatal(err)
+				}
+				c = tc
+			}
+			if _, err := io.WriteString(c, "GET /big HTTP/1.1\r\nHost: "+testHost+"\r\n\r\n"); err != nil {
+				t.Fatal(err)
+			}
+			// The client reads nothing now: the copy fills the socket,
+			// then waits.
+			deadline := time.Now().Add(10 * time.Second)
+			for h.proxy.parked.Load() != 1 && time.Now().Before(deadline) {
+				time.Sleep(10 * time.Millisecond)
+			}
+			if h.proxy.parked.Load() != 1 {
+				t.Fatal("the response copy never waited for the client's full socket")
+			}
+			if n := pool.out.Load(); n != 0 {
+				t.Fatalf("%d pool buffers out while the client does not read, want 0", n)
+			}
+			// Reading again, the client gets the whole body.
+			resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			n, err := io.Copy(io.Discard, resp.Body)
+			if err != nil || n != bodySize {
+				t.Fatalf("body: %d bytes, %v; want %d", n, err, bodySize)
+			}
+			cancel()
+			<-served
+		})
+	}
+}
+
+// TestStalledClientTimesOut: a response copy waiting for a client that
+// never reads again ends with the idle timeout, as a blocked write does,
+// and the client never gets the whole body.
+func TestStalledClientTimesOut(t *testing.T) {
+	const bodySize = 8 << 20
+	h := newHarness(t, bulkUpstream(bodySize, make([]byte, 64<<10)), harnessOpts{cfg: func(c *Config) { c.IdleTimeout = 300 * time.Millisecond }})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	served := make(chan struct{})
+	go func() {
+		defer close(served)
+		if c, err := ln.Accept(); err == nil {
+			h.proxy.ServeConn(ctx, c, testHost, "")
+		}
+	}()
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := io.WriteString(c, "GET /big HTTP/1.1\r\nHost: "+testHost+"\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for h.proxy.parked.Load() != 1 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if h.proxy.parked.Load() != 1 {
+		t.Fatal("the response copy never waited for the client's full socket")
+	}
+	select {
+	case <-served:
+	case <-time.After(10 * time.Second):
+		t.Fatal("a client that stopped reading still held its connection 10 s later (idle timeout 300 ms)")
+	}
+	if n := h.proxy.parked.Load(); n != 0 {
+		t.Fatalf("%d copies still waiting after the connection ended", n)
+	}
+	n, _ := io.Copy(io.Discard, c)
+	if n >= bodySize {
+		t.Fatalf("the client got %d bytes, the whole body, from a connection that timed out", n)
 	}
 }
