@@ -180,11 +180,13 @@ type h2wire struct {
 	windowStart time.Time
 	lastID      uint32 // highest client stream ID seen in a HEADERS frame
 
-	wmu   sync.Mutex
-	out   frameTracker
-	calm  bool // GOAWAY(ENHANCE_YOUR_CALM) is due or sent
-	sent  bool // it was sent: no more writes
-	calmN uint32
+	wmu      sync.Mutex
+	out      frameTracker
+	sock     clientSocket // the client's socket, looked at before direct writes (roomFor)
+	unpolled int          // bytes written directly since the socket was last seen to have room
+	calm     bool         // GOAWAY(ENHANCE_YOUR_CALM) is due or sent
+	sent     bool         // it was sent: no more writes
+	calmN    uint32
 
 	closeOnce sync.Once
 	closed    chan struct{}
@@ -388,7 +390,12 @@ var h2QueuePool = sync.Pool{New: func() any { b := make([]byte, 0, h2QueueMax); 
 // out at once, from the caller.
 func (w *h2wire) write(b []byte) (int, error) {
 	if w.batch == nil {
-		return w.Conn.Write(b)
+		if err := w.roomFor(len(b)); err != nil {
+			return 0, err
+		}
+		n, err := w.Conn.Write(b)
+		w.unpolled += n
+		return n, err
 	}
 	w.qmu.Lock()
 	if w.qflushing || (w.qfast && w.out.atBoundary() && queueFrame(b)) {
@@ -403,6 +410,9 @@ func (w *h2wire) write(b []byte) (int, error) {
 	// Nothing is queued and only the caller (holding wmu) could queue:
 	// write directly, a frame larger than one record in one system call.
 	t := time.Now()
+	if err := w.roomFor(len(b)); err != nil {
+		return 0, err
+	}
 	var n int
 	if len(b) <= maxRecordPayload {
 		n, err = w.Conn.Write(b)
@@ -413,10 +423,40 @@ func (w *h2wire) write(b []byte) (int, error) {
 			err = rerr
 		}
 	}
+	w.unpolled += n
 	w.qmu.Lock()
 	w.keptUpLocked(n, time.Since(t))
 	w.qmu.Unlock()
 	return n, err
+}
+
+// roomFor waits, before a direct write of n bytes, while the client's
+// socket is full, as an HTTP/1.1 response copy does (unsent.go): a write
+// into a full socket blocks holding the TLS record it was encrypted into,
+// a wait holds nothing of the wire's (the server keeps the frame it is
+// writing either way). The socket is looked at only once parkAfter bytes
+// went out since it last had room: it cannot fill before. A client whose
+// network is slower than its HTTP/2 window (a browser's is megabytes) is
+// what fills it; one whose window is small is held back by flow control
+// in the server, before the wire. Under wmu; the wait ends as a write
+// would: room, the write deadline, or the connection's end, and it counts
+// toward the write's time (keptUpLocked): a client that made the wire
+// wait is not keeping up. The queue's flusher (fast clients) writes
+// without looking, and its bytes are not counted here.
+func (w *h2wire) roomFor(n int) error {
+	if w.unpolled+n <= parkAfter {
+		return nil
+	}
+	if w.sock.full(w.Conn) {
+		w.h.p.parked.Add(1)
+		err := w.sock.await(w.Conn)
+		w.h.p.parked.Add(-1)
+		if err != nil {
+			return err
+		}
+	}
+	w.unpolled = 0
+	return nil
 }
 
 // keptUpLocked counts a write of n bytes that took d toward h2FastAfter,

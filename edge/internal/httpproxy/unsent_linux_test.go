@@ -9,6 +9,8 @@ import (
 	"net/http"
 	"testing"
 	"time"
+
+	"golang.org/x/net/http2"
 )
 
 // TestServeConnLimitsUnsent: the TCP connection under a public client
@@ -194,5 +196,59 @@ func TestStalledClientTimesOut(t *testing.T) {
 	n, _ := io.Copy(io.Discard, c)
 	if n >= bodySize {
 		t.Fatalf("the client got %d bytes, the whole body, from a connection that timed out", n)
+	}
+}
+
+// TestStalledH2ClientParks: an HTTP/2 client with a large window (as
+// browsers announce) whose network stops taking bytes — here it stops
+// reading its socket — fills its socket; the connection's writes then
+// wait for room (h2wire.roomFor) instead of blocking inside crypto/tls
+// with a record in hand, and when the client reads again it gets the
+// whole body. A build that writes into the full socket never waits.
+func TestStalledH2ClientParks(t *testing.T) {
+	const bodySize = 8 << 20
+	h := newHarness(t, bulkUpstream(bodySize, make([]byte, 64<<10)), harnessOpts{})
+	conn, err := tls.Dial("tcp", h.tlsAddr, &tls.Config{RootCAs: h.roots, ServerName: testHost, NextProtos: []string{"h2"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(30 * time.Second))
+	io.WriteString(conn, http2.ClientPreface)
+	fr := http2.NewFramer(conn, conn)
+	const window = 1 << 30
+	fr.WriteSettings(http2.Setting{ID: http2.SettingInitialWindowSize, Val: window})
+	fr.WriteWindowUpdate(0, window-65535)
+	fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: h2HeaderBlock("/big"), EndStream: true, EndHeaders: true})
+	// The client reads nothing now.
+	deadline := time.Now().Add(10 * time.Second)
+	for h.proxy.parked.Load() != 1 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if h.proxy.parked.Load() != 1 {
+		t.Fatal("the connection never waited for the client's full socket")
+	}
+	got := 0
+	for {
+		f, err := fr.ReadFrame()
+		if err != nil {
+			t.Fatalf("after %d bytes of the body: %v", got, err)
+		}
+		switch f := f.(type) {
+		case *http2.SettingsFrame:
+			if !f.IsAck() {
+				fr.WriteSettingsAck()
+			}
+		case *http2.DataFrame:
+			got += len(f.Data())
+			if f.StreamEnded() {
+				if got != bodySize {
+					t.Fatalf("body: %d bytes, want %d", got, bodySize)
+				}
+				return
+			}
+		case *http2.RSTStreamFrame, *http2.GoAwayFrame:
+			t.Fatalf("after %d bytes of the body: %v", got, f)
+		}
 	}
 }
