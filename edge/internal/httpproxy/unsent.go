@@ -44,7 +44,8 @@ func sysConnOf(c net.Conn) syscall.Conn {
 }
 
 // A response body copy that finds its client's socket full waits for it
-// holding no buffer (h1conn.readResponses): a write that blocks holds the
+// holding no buffer (h1conn.readResponses; an HTTP/2 connection's writes
+// wait the same way, h2wire.roomFor): a write that blocks holds the
 // copy buffer it writes from and, under crypto/tls, the record encrypted
 // from it (crypto/tls keeps the record until the write returns), about
 // 34 KiB per stalled client; a wait for room holds neither, and the
