@@ -283,8 +283,13 @@ func (m *muxadoMux) deadErr() error {
 		if code, _ := muxado.GetError(remoteErr); code == GoAwayCode {
 			return fmt.Errorf("%w: %s", ErrGoingAway, debug)
 		}
-		if len(debug) > 0 { // the peer said why (CloseWithReason)
+		// muxado's own Close sends its error code's text as the reason:
+		// that says nothing more than the code.
+		if len(debug) > 0 && string(debug) != remoteErr.Error() { // the peer said why (CloseWithReason)
 			return fmt.Errorf("peer closed the connection: %s: %w", debug, remoteErr)
+		}
+		if code, _ := muxado.GetError(remoteErr); code == muxado.NoError {
+			return fmt.Errorf("peer closed the connection (%w)", remoteErr)
 		}
 		return fmt.Errorf("muxado: peer went away: %w", remoteErr)
 	}

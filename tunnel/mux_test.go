@@ -353,6 +353,30 @@ func TestCloseWithReasonReachesPeer(t *testing.T) {
 	}
 }
 
+// TestPlainCloseReadsCleanly: a peer that closes its muxado session with
+// no reason of its own (muxado sends its error code's text as the reason)
+// reads as a closed connection, the code said once, not "no error: no
+// error" (an agent stopped with SIGTERM, in the edge's log).
+func TestPlainCloseReadsCleanly(t *testing.T) {
+	client, server := muxPair(t, "tcp", MuxConfig{})
+	ctx := testCtx(t, 10*time.Second)
+	st, err := client.OpenStream(ctx, StreamSrvInfo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.Write([]byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := server.AcceptStream(ctx); err != nil {
+		t.Fatal(err)
+	}
+	_ = server.Close()
+	_, _, err = client.AcceptStream(ctx)
+	if err == nil || !strings.Contains(err.Error(), "peer closed the connection") || strings.Contains(err.Error(), "no error: no error") {
+		t.Fatalf("client error = %v, want a closed connection said once", err)
+	}
+}
+
 // TestQUICLateStreamTypeDoesNotBlock: over QUIC, a stream opened first but
 // written last (its first byte waits for connection-level flow control that
 // a later stream's unread data holds) must not hold up that later stream at
