@@ -90,7 +90,7 @@ func TestPeerLinkNoticesSilentSibling(t *testing.T) {
 	if who, err := poolGet(r.poolClient(front.Addrs().HTTPS, false), url); err != nil || who != "on-b" {
 		t.Fatalf("through the relay: %q %v", who, err)
 	}
-	gate.stall()
+	gate.stall(t)
 	waitForLong(t, "the link to the silent sibling to be dropped", func() bool {
 		return front.peers.links.failedRecently(relay)
 	})

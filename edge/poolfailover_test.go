@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -19,9 +20,16 @@ import (
 // stallGate stops a relay both ways without closing anything, as a cut
 // network path or a frozen agent process does, until it is opened again.
 type stallGate struct {
-	mu   sync.Mutex
-	open chan struct{} // closed while bytes pass
-	done chan struct{} // closed at cleanup
+	mu       sync.Mutex
+	open     chan struct{} // closed while bytes pass
+	done     chan struct{} // closed at cleanup
+	inflight sync.RWMutex  // held for reading by each copy's write in progress
+
+	// The bytes the gate delivered toward the edge and those the edge
+	// read (startGatedAgent), so that stall can wait for the edge to
+	// have taken every byte that passed before the cut.
+	toEdge   atomic.Int64
+	edgeRead *atomic.Int64 // nil when not watched
 }
 
 func newStallGate(t testing.TB) *stallGate {
@@ -31,10 +39,30 @@ func newStallGate(t testing.TB) *stallGate {
 	return g
 }
 
-func (g *stallGate) stall() {
+// stall cuts the path. It returns once no byte is on its way any more:
+// the copies' writes in progress have ended and, when the edge's end is
+// watched, the edge has read every byte the gate delivered to it and had
+// a moment to act on them. Without that, a frame that passed just before
+// the cut (a stream's close, a heartbeat echo) reached the edge just
+// after, and counted as a sign of life of a member already cut off.
+func (g *stallGate) stall(t testing.TB) {
+	t.Helper()
+	g.inflight.Lock() // the writes that passed the gate before the cut end first
 	g.mu.Lock()
 	g.open = make(chan struct{})
 	g.mu.Unlock()
+	g.inflight.Unlock()
+	if g.edgeRead == nil {
+		return
+	}
+	until := time.Now().Add(10 * time.Second)
+	for g.edgeRead.Load() != g.toEdge.Load() {
+		if time.Now().After(until) {
+			t.Fatalf("the edge read %d of the %d bytes delivered to it before the cut", g.edgeRead.Load(), g.toEdge.Load())
+		}
+		time.Sleep(time.Millisecond)
+	}
+	time.Sleep(20 * time.Millisecond) // the edge's reader acts on what it read
 }
 
 func (g *stallGate) resume() {
@@ -43,38 +71,62 @@ func (g *stallGate) resume() {
 	g.mu.Unlock()
 }
 
-// pass blocks while the gate is stalled; false at cleanup.
-func (g *stallGate) pass() bool {
-	g.mu.Lock()
-	ch := g.open
-	g.mu.Unlock()
-	select {
-	case <-ch:
-		return true
-	case <-g.done:
-		return false
+// write writes b to dst once the gate lets bytes pass; false when the
+// gate was cleaned up or the write failed. sent counts what was written.
+func (g *stallGate) write(dst net.Conn, b []byte, sent *atomic.Int64) bool {
+	for {
+		g.inflight.RLock()
+		g.mu.Lock()
+		ch := g.open
+		g.mu.Unlock()
+		select {
+		case <-ch:
+			n, err := dst.Write(b)
+			if sent != nil {
+				sent.Add(int64(n))
+			}
+			g.inflight.RUnlock()
+			return err == nil
+		default:
+		}
+		g.inflight.RUnlock()
+		select {
+		case <-ch:
+		case <-g.done:
+			return false
+		}
 	}
 }
 
 // copyThrough copies src to dst while g lets bytes pass; bytes read while
 // it is stalled wait, undelivered, until it opens.
-func (g *stallGate) copyThrough(dst, src net.Conn) {
+func (g *stallGate) copyThrough(dst, src net.Conn) { g.copyCounting(dst, src, nil) }
+
+// copyCounting is copyThrough counting the bytes written in sent.
+func (g *stallGate) copyCounting(dst, src net.Conn, sent *atomic.Int64) {
 	defer dst.Close()
 	buf := make([]byte, 32<<10)
 	for {
 		n, err := src.Read(buf)
-		if !g.pass() {
+		if n > 0 && !g.write(dst, buf[:n], sent) {
 			return
-		}
-		if n > 0 {
-			if _, werr := dst.Write(buf[:n]); werr != nil {
-				return
-			}
 		}
 		if err != nil {
 			return
 		}
 	}
+}
+
+// readCounter counts the bytes read from a connection.
+type readCounter struct {
+	net.Conn
+	n *atomic.Int64
+}
+
+func (c readCounter) Read(b []byte) (int, error) {
+	n, err := c.Conn.Read(b)
+	c.n.Add(int64(n))
+	return n, err
 }
 
 // tcpPair returns the two ends of a loopback TCP connection.
@@ -106,11 +158,12 @@ func startGatedAgent(t testing.TB, e *Edge, token string, g *stallGate) *testAge
 	t.Helper()
 	agentEnd, relayA := tcpPair(t)
 	relayE, edgeEnd := tcpPair(t)
-	go g.copyThrough(relayE, relayA)
+	g.edgeRead = new(atomic.Int64)
+	go g.copyCounting(relayE, relayA, &g.toEdge)
 	go g.copyThrough(relayA, relayE)
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
-	e.startAgentSession(ctx, tunnel.NewMuxadoMux(edgeEnd, true, tunnel.MuxConfig{}))
+	e.startAgentSession(ctx, tunnel.NewMuxadoMux(readCounter{edgeEnd, g.edgeRead}, true, tunnel.MuxConfig{}))
 	cs := tunnel.NewClientSession(tunnel.NewMuxadoMux(agentEnd, false, tunnel.MuxConfig{}), tunnel.ClientConfig{})
 	if err := cs.Start(ctx, func(error) {}); err != nil {
 		t.Fatal(err)
@@ -211,7 +264,7 @@ func TestPoolSurvivesSilentMember(t *testing.T) {
 		t.Fatalf("before the stall: %v, want 2 each (round-robin)", seen)
 	}
 
-	gate.stall()
+	gate.stall(t)
 	for i := range 10 {
 		who, err := poolGet(clients[i%2], url)
 		if err != nil {
@@ -294,7 +347,7 @@ func TestPoolSurvivesSilentMemberTLS(t *testing.T) {
 	if seen[silentSerial] != 1 || seen[steadySerial] != 1 {
 		t.Fatalf("before the stall: %v, want one connection to each member", seen)
 	}
-	gate.stall()
+	gate.stall(t)
 	for i := range 6 {
 		if got := connect(i); got != steadySerial {
 			t.Fatalf("connection %d reached the member whose path is cut", i)
