@@ -315,6 +315,8 @@ var (
 		"Log lines left out by a rate limit, by log.", []string{"log"}, nil)
 	descRetired = prometheus.NewDesc("tollgate_edge_proxy_streams_retired_total",
 		"Pooled proxy streams retired because the agent sent bytes no request asked for.", nil, nil)
+	descWaiting = prometheus.NewDesc("tollgate_edge_responses_waiting_for_client",
+		"HTTP/1.1 responses and HTTP/2 connections waiting, holding no buffer, for a client whose socket is full.", nil, nil)
 	descAgentIPClosed = prometheus.NewDesc("tollgate_edge_agent_ip_sessions_closed_total",
 		"Live agent and SSH sessions closed because a new agent IP restriction refuses them.", nil, nil)
 	descPoolMembersDown = prometheus.NewDesc("tollgate_edge_pool_members_out_of_rotation_total",
@@ -361,7 +363,7 @@ func (m *Metrics) refusalCounts() []int64 {
 func (m *Metrics) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descRequests, descConns, descOpen, descBytes, descTLSFailures, descRefusals,
 		descDryRun, descSessions, descEndpoints, descRevision, descReady, descMemLimit, descMemLive, descMemRefusing,
-		descTracked, descTrackedEvicted, descLogDropped, descRetired, descAgentIPClosed, descPoolMembersDown, descPeerForwards,
+		descTracked, descTrackedEvicted, descLogDropped, descRetired, descWaiting, descAgentIPClosed, descPoolMembersDown, descPeerForwards,
 		descPeerReceived, descPeerRefused, descPeerInbound} {
 		ch <- d
 	}
@@ -433,7 +435,9 @@ func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
 	counter(descTrackedEvicted, int64(g.Table.Evicted))
 	counter(descLogDropped, g.LogsDropped, "guard")
 	counter(descLogDropped, ip.DryRunLogDropped, "ip_dry_run")
-	counter(descRetired, e.proxy.Counts().Unsolicited)
+	pc := e.proxy.Counts()
+	counter(descRetired, pc.Unsolicited)
+	gauge(descWaiting, float64(pc.WaitingForClient))
 	counter(descAgentIPClosed, e.metrics.agentIPClosed.Load())
 	counter(descPoolMembersDown, e.metrics.poolMembersDown.Load())
 	var pm *peerMetrics

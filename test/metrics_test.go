@@ -225,6 +225,7 @@ func TestMetricsAndAccessLog(t *testing.T) {
 		{"tcp endpoints", after.value(t, "tollgate_edge_endpoints", "region", "us", "endpoint_kind", "tcp"), 1},
 		{"ready", after.value(t, "tollgate_edge_ready"), 1},
 		{"access log records dropped", after.value(t, "tollgate_edge_access_log_records_dropped_total"), 0},
+		{"responses waiting for a client (all were read)", after.value(t, "tollgate_edge_responses_waiting_for_client"), 0},
 	} {
 		if c.got != c.want {
 			t.Errorf("%s: %v, want %v", c.what, c.got, c.want)

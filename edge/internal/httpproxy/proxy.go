@@ -433,11 +433,15 @@ type Counts struct {
 	// Unsolicited is the pooled proxy streams retired because the agent
 	// sent bytes no request asked for.
 	Unsolicited int64
+	// WaitingForClient is, now, the HTTP/1.1 responses and HTTP/2
+	// connections waiting, holding no buffer, for a client whose socket
+	// is full (unsent.go): slow or stalled clients.
+	WaitingForClient int64
 }
 
 // Counts returns the proxy's counters.
 func (p *Proxy) Counts() Counts {
-	return Counts{Calmed: p.calmed.Load(), Unsolicited: p.unsolicited.Load()}
+	return Counts{Calmed: p.calmed.Load(), Unsolicited: p.unsolicited.Load(), WaitingForClient: p.parked.Load()}
 }
 
 // newStdLog returns the http.Server's error log: debug lines of log.

@@ -135,6 +135,9 @@ func TestStalledClientParksBuffers(t *testing.T) {
 			if n := pool.out.Load(); n != 0 {
 				t.Fatalf("%d pool buffers out while the client does not read, want 0", n)
 			}
+			if n := h.proxy.Counts().WaitingForClient; n != 1 {
+				t.Fatalf("Counts().WaitingForClient = %d while the copy waits, want 1", n)
+			}
 			// Reading again, the client gets the whole body.
 			resp, err := http.ReadResponse(bufio.NewReader(c), nil)
 			if err != nil {
