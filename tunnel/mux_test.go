@@ -322,30 +322,36 @@ func readFirstFrame(t *testing.T, c net.Conn) []byte {
 	return payload
 }
 
+// upMuxPair is muxPair over transport, fully up: a stream the client
+// opened and wrote to was accepted by the server.
+func upMuxPair(t *testing.T, ctx context.Context, transport string) (client, server Mux) {
+	t.Helper()
+	client, server = muxPair(t, transport, MuxConfig{})
+	st, err := client.OpenStream(ctx, StreamSrvInfo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.Write([]byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := server.AcceptStream(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return client, server
+}
+
 // TestCloseWithReasonReachesPeer checks that the reason a server closes a
 // session with shows up in the client's error, on both transports.
 func TestCloseWithReasonReachesPeer(t *testing.T) {
 	for _, transport := range []string{"tcp", "quic"} {
 		t.Run(transport, func(t *testing.T) {
-			client, server := muxPair(t, transport, MuxConfig{})
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			defer cancel()
-			// Make sure the connection is fully up before closing it.
-			st, err := client.OpenStream(ctx, StreamSrvInfo)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if _, err := st.Write([]byte("x")); err != nil {
-				t.Fatal(err)
-			}
-			if _, _, err := server.AcceptStream(ctx); err != nil {
-				t.Fatal(err)
-			}
+			ctx := testCtx(t, 10*time.Second)
+			client, server := upMuxPair(t, ctx, transport)
 			const reason = "The edge is shutting down; the agent will reconnect. [TG_151]"
 			if err := server.CloseWithReason(reason); err != nil {
 				t.Fatal(err)
 			}
-			_, _, err = client.AcceptStream(ctx)
+			_, _, err := client.AcceptStream(ctx)
 			if err == nil || !strings.Contains(err.Error(), reason) {
 				t.Fatalf("client error = %v, want it to carry %q", err, reason)
 			}
@@ -358,20 +364,10 @@ func TestCloseWithReasonReachesPeer(t *testing.T) {
 // reads as a closed connection, the code said once, not "no error: no
 // error" (an agent stopped with SIGTERM, in the edge's log).
 func TestPlainCloseReadsCleanly(t *testing.T) {
-	client, server := muxPair(t, "tcp", MuxConfig{})
 	ctx := testCtx(t, 10*time.Second)
-	st, err := client.OpenStream(ctx, StreamSrvInfo)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := st.Write([]byte("x")); err != nil {
-		t.Fatal(err)
-	}
-	if _, _, err := server.AcceptStream(ctx); err != nil {
-		t.Fatal(err)
-	}
+	client, server := upMuxPair(t, ctx, "tcp")
 	_ = server.Close()
-	_, _, err = client.AcceptStream(ctx)
+	_, _, err := client.AcceptStream(ctx)
 	if err == nil || !strings.Contains(err.Error(), "peer closed the connection") || strings.Contains(err.Error(), "no error: no error") {
 		t.Fatalf("client error = %v, want a closed connection said once", err)
 	}

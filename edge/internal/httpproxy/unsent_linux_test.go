@@ -66,6 +66,40 @@ func TestServeConnLimitsUnsent(t *testing.T) {
 	}
 }
 
+// awaitParked waits up to 10 s for want copies or connections to wait
+// for a full client socket (Proxy.parked), failing with what otherwise.
+func awaitParked(t *testing.T, p *Proxy, want int64, what string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for p.parked.Load() != want && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if p.parked.Load() != want {
+		t.Fatal(what)
+	}
+}
+
+// getBig dials the harness's plain or TLS listener, sends GET /big
+// and reads nothing; the connection is closed at cleanup.
+func getBig(t *testing.T, h *harness, withTLS bool) net.Conn {
+	t.Helper()
+	var c net.Conn
+	var err error
+	if withTLS {
+		c, err = tls.Dial("tcp", h.tlsAddr, &tls.Config{RootCAs: h.roots, ServerName: testHost, NextProtos: []string{"http/1.1"}})
+	} else {
+		c, err = net.Dial("tcp", h.addr)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	if _, err := io.WriteString(c, "GET /big HTTP/1.1\r\nHost: "+testHost+"\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
 // TestStalledClientParksBuffers: an HTTP/1.1 client that stops reading a
 // large response, over plain TCP and over TLS, fills its socket
 // (maxUnsent unsent); the response copy then waits for room holding no
@@ -81,57 +115,12 @@ func TestStalledClientParksBuffers(t *testing.T) {
 	}
 	pool := &countingPool{bp: newBufferPool(defaultBufferSize)}
 	h := newHarness(t, bulkUpstream(bodySize, chunk), harnessOpts{cfg: func(c *Config) { c.BufferPool = pool }})
-	cert, roots := testCert(t)
 	for _, withTLS := range []bool{false, true} {
 		t.Run(map[bool]string{false: "tcp", true: "tls"}[withTLS], func(t *testing.T) {
-			ln, err := net.Listen("tcp", "127.0.0.1:0")
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer ln.Close()
-			ctx, cancel := context.WithCancel(context.Background())
-			defer cancel()
-			served := make(chan struct{})
-			go func() {
-				defer close(served)
-				c, err := ln.Accept()
-				if err != nil {
-					return
-				}
-				if withTLS {
-					tc := tls.Server(c, &tls.Config{Certificates: []tls.Certificate{cert}})
-					if tc.HandshakeContext(ctx) != nil {
-						return
-					}
-					c = tc
-				}
-				h.proxy.ServeConn(ctx, c, testHost, "")
-			}()
-			raw, err := net.Dial("tcp", ln.Addr().String())
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer raw.Close()
-			var c net.Conn = raw
-			if withTLS {
-				tc := tls.Client(raw, &tls.Config{RootCAs: roots, ServerName: testHost})
-				if err := tc.HandshakeContext(ctx); err != nil {
-					t.Fatal(err)
-				}
-				c = tc
-			}
-			if _, err := io.WriteString(c, "GET /big HTTP/1.1\r\nHost: "+testHost+"\r\n\r\n"); err != nil {
-				t.Fatal(err)
-			}
+			c := getBig(t, h, withTLS)
 			// The client reads nothing now: the copy fills the socket,
 			// then waits.
-			deadline := time.Now().Add(10 * time.Second)
-			for h.proxy.parked.Load() != 1 && time.Now().Before(deadline) {
-				time.Sleep(10 * time.Millisecond)
-			}
-			if h.proxy.parked.Load() != 1 {
-				t.Fatal("the response copy never waited for the client's full socket")
-			}
+			awaitParked(t, h.proxy, 1, "the response copy never waited for the client's full socket")
 			if n := pool.out.Load(); n != 0 {
 				t.Fatalf("%d pool buffers out while the client does not read, want 0", n)
 			}
@@ -147,8 +136,6 @@ func TestStalledClientParksBuffers(t *testing.T) {
 			if err != nil || n != bodySize {
 				t.Fatalf("body: %d bytes, %v; want %d", n, err, bodySize)
 			}
-			cancel()
-			<-served
 		})
 	}
 }
@@ -159,44 +146,15 @@ func TestStalledClientParksBuffers(t *testing.T) {
 func TestStalledClientTimesOut(t *testing.T) {
 	const bodySize = 8 << 20
 	h := newHarness(t, bulkUpstream(bodySize, make([]byte, 64<<10)), harnessOpts{cfg: func(c *Config) { c.IdleTimeout = 300 * time.Millisecond }})
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	served := make(chan struct{})
-	go func() {
-		defer close(served)
-		if c, err := ln.Accept(); err == nil {
-			h.proxy.ServeConn(ctx, c, testHost, "")
-		}
-	}()
-	c, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	if _, err := io.WriteString(c, "GET /big HTTP/1.1\r\nHost: "+testHost+"\r\n\r\n"); err != nil {
-		t.Fatal(err)
-	}
-	deadline := time.Now().Add(10 * time.Second)
-	for h.proxy.parked.Load() != 1 && time.Now().Before(deadline) {
-		time.Sleep(5 * time.Millisecond)
-	}
-	if h.proxy.parked.Load() != 1 {
-		t.Fatal("the response copy never waited for the client's full socket")
-	}
-	select {
-	case <-served:
-	case <-time.After(10 * time.Second):
+	c := getBig(t, h, false)
+	awaitParked(t, h.proxy, 1, "the response copy never waited for the client's full socket")
+	// The edge closes the connection: what the client then reads ends.
+	awaitParked(t, h.proxy, 0, "a client that stopped reading still held its connection 10 s later (idle timeout 300 ms)")
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	n, err := io.Copy(io.Discard, c)
+	if isTimeout(err) {
 		t.Fatal("a client that stopped reading still held its connection 10 s later (idle timeout 300 ms)")
 	}
-	if n := h.proxy.parked.Load(); n != 0 {
-		t.Fatalf("%d copies still waiting after the connection ended", n)
-	}
-	n, _ := io.Copy(io.Discard, c)
 	if n >= bodySize {
 		t.Fatalf("the client got %d bytes, the whole body, from a connection that timed out", n)
 	}
@@ -224,13 +182,7 @@ func TestStalledH2ClientParks(t *testing.T) {
 	fr.WriteWindowUpdate(0, window-65535)
 	fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: h2HeaderBlock("/big"), EndStream: true, EndHeaders: true})
 	// The client reads nothing now.
-	deadline := time.Now().Add(10 * time.Second)
-	for h.proxy.parked.Load() != 1 && time.Now().Before(deadline) {
-		time.Sleep(5 * time.Millisecond)
-	}
-	if h.proxy.parked.Load() != 1 {
-		t.Fatal("the connection never waited for the client's full socket")
-	}
+	awaitParked(t, h.proxy, 1, "the connection never waited for the client's full socket")
 	got := 0
 	for {
 		f, err := fr.ReadFrame()
