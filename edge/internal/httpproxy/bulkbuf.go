@@ -34,6 +34,22 @@ const (
 	blockedWrite = 20 * time.Millisecond
 )
 
+// An HTTP/2 response copy cannot wait for its client without a buffer, as
+// an HTTP/1.1 one does (unsent.go): its writes wait inside net/http's
+// server for the client's flow-control window, which the handler cannot
+// see, holding the bytes they were given. So once a write blocked, the
+// copy reads at most slowBufferSize at a time, into a buffer of that size
+// (the pool buffer goes back), until the client has taken slowKeepUp
+// without a blocked write again. A client that reads 1 KiB a second then
+// pins 2 KiB of the edge's buffers instead of 16.
+const (
+	slowBufferSize = 2 << 10
+	slowKeepUp     = 64 << 10
+)
+
+// slowPool holds *[slowBufferSize]byte.
+var slowPool = sync.Pool{New: func() any { return new([slowBufferSize]byte) }}
+
 // bulkSizes are the buffer sizes a body copy grows through, after the
 // pool buffer; the last is bulkBufferSize.
 var bulkSizes = [...]int{32 << 10, 64 << 10, 128 << 10, bulkBufferSize}
@@ -66,6 +82,8 @@ type bodyBuffer struct {
 	blocked bool     // a write blocked since the last next
 
 	parkedBulk bool // park gave back a bulk buffer (of class)
+
+	slow *[slowBufferSize]byte // in use instead of base after slowDown; nil else
 }
 
 // start sets b to base, a buffer from p's BufferPool that b now owns.
@@ -104,11 +122,36 @@ func (b *bodyBuffer) release() {
 		b.p.pool.Put(b.base)
 		b.base = nil
 	}
+	b.speedUp()
+}
+
+// slowDown gives back the buffers b holds, empty, for a small one (see
+// slowBufferSize), which it returns: the client's last write blocked.
+func (b *bodyBuffer) slowDown() []byte {
+	b.blocked, b.taken = false, 0
+	if b.slow == nil {
+		b.release()
+		b.slow = slowPool.Get().(*[slowBufferSize]byte)
+		b.p.slowCopies.Add(1)
+	}
+	return b.slow[:]
+}
+
+// speedUp gives back the small buffer of slowDown, if b holds it.
+func (b *bodyBuffer) speedUp() {
+	if b.slow != nil {
+		slowPool.Put(b.slow)
+		b.slow = nil
+		b.p.slowCopies.Add(-1)
+	}
 }
 
 // buf returns the buffer in use.
 func (b *bodyBuffer) buf() []byte {
-	if b.bulk != nil {
+	switch {
+	case b.slow != nil:
+		return b.slow[:]
+	case b.bulk != nil:
 		return b.bulk.b
 	}
 	return b.base
@@ -128,6 +171,15 @@ func (b *bodyBuffer) wrote(n int, d time.Duration) {
 // last read filled the buffer (the upstream has more at hand); outside a
 // body the pool buffer is used.
 func (b *bodyBuffer) next(inBody, filled bool) []byte {
+	if b.slow != nil {
+		if b.blocked || b.taken < slowKeepUp {
+			b.blocked = false
+			return b.slow[:]
+		}
+		b.speedUp()
+		b.base, b.taken = b.p.getBuf(), 0
+		return b.base
+	}
 	switch {
 	case !inBody || b.blocked:
 		b.blocked, b.taken = false, 0

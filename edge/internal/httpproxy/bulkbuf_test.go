@@ -12,6 +12,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"golang.org/x/net/http2"
 )
 
 // TestBodyBufferGrowsWhileClientKeepsUp walks bodyBuffer through its
@@ -266,4 +268,71 @@ func TestSlowClientHoldsOnePoolBuffer(t *testing.T) {
 	close(sc.release)
 	cancel()
 	<-served
+}
+
+// TestSlowH2ClientHoldsSmallBuffer: an HTTP/2 client whose window held a
+// write back gets the rest of its response through a slowBufferSize
+// buffer, the pool buffer given back, and the whole body in the end. A
+// raw client reads its first 64 KiB window, waits, grants 32 KiB and
+// stops again: the copy must then wait holding only the small buffer.
+func TestSlowH2ClientHoldsSmallBuffer(t *testing.T) {
+	const bodySize = 1 << 20
+	h := newHarness(t, bulkUpstream(bodySize, make([]byte, 64<<10)), harnessOpts{})
+	conn, err := tls.Dial("tcp", h.tlsAddr, &tls.Config{RootCAs: h.roots, ServerName: testHost, NextProtos: []string{"h2"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(30 * time.Second))
+	io.WriteString(conn, http2.ClientPreface)
+	fr := http2.NewFramer(conn, conn)
+	fr.WriteSettings() // the default 65,535-byte window
+	fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: h2HeaderBlock("/big"), EndStream: true, EndHeaders: true})
+	got := 0
+	readUntil := func(want int) {
+		t.Helper()
+		for got < want {
+			f, err := fr.ReadFrame()
+			if err != nil {
+				t.Fatalf("after %d bytes of the body: %v", got, err)
+			}
+			switch f := f.(type) {
+			case *http2.SettingsFrame:
+				if !f.IsAck() {
+					fr.WriteSettingsAck()
+				}
+			case *http2.DataFrame:
+				got += len(f.Data())
+				if f.StreamEnded() && got != bodySize {
+					t.Fatalf("body: %d bytes, want %d", got, bodySize)
+				}
+			case *http2.RSTStreamFrame, *http2.GoAwayFrame:
+				t.Fatalf("after %d bytes of the body: %v", got, f)
+			}
+		}
+	}
+	grant := func(n uint32) {
+		fr.WriteWindowUpdate(0, n)
+		fr.WriteWindowUpdate(1, n)
+	}
+	readUntil(65535)
+	time.Sleep(2 * blockedWrite) // the copy's write waits for the window
+	grant(32 << 10)
+	readUntil(65535 + 32<<10)
+	deadline := time.Now().Add(10 * time.Second)
+	for h.proxy.slowCopies.Load() != 1 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if n := h.proxy.slowCopies.Load(); n != 1 {
+		t.Fatalf("%d copies hold only a small buffer, want 1: the copy kept its pool buffer after its write waited for the client's window", n)
+	}
+	grant(1 << 30)
+	readUntil(bodySize)
+	deadline = time.Now().Add(10 * time.Second)
+	for h.proxy.slowCopies.Load() != 0 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if n := h.proxy.slowCopies.Load(); n != 0 {
+		t.Fatalf("%d copies still hold a small buffer after the response", n)
+	}
 }

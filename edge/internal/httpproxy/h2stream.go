@@ -23,12 +23,11 @@ type h2stream struct {
 	st   Stream
 
 	// During an exchange; nil buffers while pooled.
-	buf   []byte // response bytes are buf[r:w]
-	small []byte // from the Proxy's BufferPool
-	body  bodyBuffer
-	r, w  int
-	rerr  error // the last read's error, returned once buf[r:w] is used up
-	got   bool  // a response byte was read since the request was written
+	buf  []byte     // response bytes are buf[r:w]
+	body bodyBuffer // owns buf, but for a head that outgrew its buffer
+	r, w int
+	rerr error // the last read's error, returned once buf[r:w] is used up
+	got  bool  // a response byte was read since the request was written
 	// bodyTimeout is set by sendBody when the request body was too slow.
 	bodyTimeout atomic.Bool
 	full        bool // the last read filled buf
@@ -52,9 +51,8 @@ type watchResult struct {
 
 // begin prepares ps for an exchange.
 func (ps *h2stream) begin(p *Proxy) {
-	ps.small = p.getBuf()
-	ps.body.start(p, ps.small)
-	ps.buf = ps.small
+	ps.body.start(p, p.getBuf())
+	ps.buf = ps.body.buf()
 	ps.r, ps.w, ps.got, ps.full = 0, 0, false, false
 	ps.bodyTimeout.Store(false)
 	ps.trailer = ps.trailer[:0]
@@ -63,9 +61,8 @@ func (ps *h2stream) begin(p *Proxy) {
 // release returns ps's buffers; the bytes left in them, if any, were
 // judged by inStep already.
 func (ps *h2stream) release(p *Proxy) {
-	ps.body.drop()
-	p.pool.Put(ps.small)
-	ps.small, ps.buf = nil, nil
+	ps.body.release()
+	ps.buf = nil
 }
 
 // inStep reports whether the exchange ended with nothing after its
@@ -210,9 +207,14 @@ func (ps *h2stream) copyBody(p *Proxy, w http.ResponseWriter, fl http.Flusher) (
 		}
 		// buf is empty here. A body that fills the buffer while the
 		// client keeps up is bulk: copy it in larger pieces (fewer stream
-		// reads and handler writes); the small buffer again when it
-		// stalls.
-		ps.buf, ps.r, ps.w = ps.body.next(true, ps.full), 0, 0
+		// reads and handler writes); once a write blocked, in pieces of
+		// slowBufferSize until the client keeps up again.
+		if ps.body.blocked && ps.body.slow == nil {
+			ps.buf = ps.body.slowDown()
+		} else {
+			ps.buf = ps.body.next(true, ps.full)
+		}
+		ps.r, ps.w = 0, 0
 		if err := ps.fill(); err != nil {
 			if errors.Is(err, io.EOF) {
 				if ps.fr.kind == frameClose {

@@ -197,6 +197,7 @@ type Proxy struct {
 	unsolicited atomic.Int64 // pooled proxy streams retired for bytes no request asked for
 	bulkHeld    atomic.Int64 // bytes of bulk body buffers held by responses (bulkbuf.go)
 	parked      atomic.Int64 // response copies waiting, holding no buffer, for a full client socket (unsent.go)
+	slowCopies  atomic.Int64 // HTTP/2 response copies holding only a slowBufferSize buffer (bulkbuf.go)
 
 	mu        sync.Mutex
 	conns     map[servedConn]struct{}
