@@ -502,34 +502,41 @@ func TestTruncatedDataFrame(t *testing.T) {
 	}
 }
 
-// TestFrameBodyEndsWithLastBytes: the body of a DATA frame muxado gets
-// whole ends with its last bytes (io.EOF with them), so copying it into a
-// buffer with exactly that much room does not grow the buffer: muxado's
-// bytes.Buffer.ReadFrom makes room for 512 more bytes before each read,
-// and a read that only finds the end would double a stalled stream's
-// buffer.
+// TestFrameBodyEndsWithLastBytes: a DATA frame's body, whole or a piece
+// of a large frame, that fills the stream's bytes.Buffer to the last byte
+// leaves it at its size (muxado's ReadFrom would otherwise make room for
+// 512 more bytes before the read that finds the end, doubling it).
 func TestFrameBodyEndsWithLastBytes(t *testing.T) {
-	var buf bytes.Buffer
-	buf.Grow(15 << 10)
-	size := buf.Cap() // a frame that fills the buffer to the last byte
-	var d frame.Data
-	if err := d.Pack(3, bytes.Repeat([]byte{'b'}, size), false, false); err != nil {
-		t.Fatal(err)
-	}
-	var wire bytes.Buffer
-	if err := frame.NewFramer(nil, &wire).WriteFrame(&d); err != nil {
-		t.Fatal(err)
-	}
-	fr := &synFramer{Framer: frame.NewFramer(&wire, nil), m: &muxadoMux{}}
-	f, err := fr.ReadFrame()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := buf.ReadFrom(f.(*frame.Data).Reader()); err != nil || buf.Len() != size {
-		t.Fatalf("read %d bytes, %v; want %d", buf.Len(), err, size)
-	}
-	if buf.Cap() != size {
-		t.Fatalf("the stream's buffer grew from %d to %d bytes for a frame that filled it", size, buf.Cap())
+	for _, piece := range []bool{false, true} {
+		var buf bytes.Buffer
+		buf.Grow(15 << 10)
+		size := buf.Cap() // what fills the buffer to the last byte
+		body := size
+		if piece {
+			body = 2 * size // handed over in two pieces of size
+		}
+		var d frame.Data
+		if err := d.Pack(3, bytes.Repeat([]byte{'b'}, body), false, false); err != nil {
+			t.Fatal(err)
+		}
+		var wire bytes.Buffer
+		if err := frame.NewFramer(nil, &wire).WriteFrame(&d); err != nil {
+			t.Fatal(err)
+		}
+		fr := &synFramer{Framer: frame.NewFramer(&wire, nil), m: &muxadoMux{}}
+		if piece {
+			fr.splitAbove, fr.pieceMax = size, size
+		}
+		f, err := fr.ReadFrame()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := buf.ReadFrom(f.(*frame.Data).Reader()); err != nil || buf.Len() != size {
+			t.Fatalf("piece %v: read %d bytes, %v; want %d", piece, buf.Len(), err, size)
+		}
+		if buf.Cap() != size {
+			t.Fatalf("piece %v: the stream's buffer grew from %d to %d bytes for a body that filled it", piece, size, buf.Cap())
+		}
 	}
 }
 

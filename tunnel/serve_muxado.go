@@ -1,7 +1,6 @@
 package tunnel
 
 import (
-	"bytes"
 	"cmp"
 	"fmt"
 	"io"
@@ -52,11 +51,11 @@ type synFramer struct {
 	lastSyn bool // the frame read last opened a stream (reader goroutine only)
 
 	// The DATA frame being handed over in pieces (reader goroutine only).
-	chunk  frame.Data   // the piece handed to muxado last
-	rd     bytes.Reader // its body, as muxado reads it
-	buf    *[]byte      // its bytes (from chunkPool); nil between large frames
-	body   io.Reader    // the rest of the frame's body on the connection
-	remain int64        // bytes of it not yet read
+	chunk  frame.Data // the piece handed to muxado last
+	rd     pieceBody  // its body, as muxado reads it
+	buf    *[]byte    // its bytes (from chunkPool); nil between large frames
+	body   io.Reader  // the rest of the frame's body on the connection
+	remain int64      // bytes of it not yet read
 	sid    frame.StreamId
 	fin    bool // the frame ends its stream: the last piece carries FIN
 
@@ -165,7 +164,7 @@ func (f *synFramer) nextChunk() (frame.Frame, error) {
 	// muxado reads a received frame's body through Reader, which is the
 	// frame's own *io.LimitedReader: point it at the piece.
 	r := f.chunk.Reader().(*io.LimitedReader)
-	f.rd.Reset(b)
+	f.rd.b = b
 	r.R, r.N = &f.rd, int64(len(b))
 	return &f.chunk, nil
 }
@@ -205,6 +204,19 @@ func (b *frameBody) Read(p []byte) (int, error) {
 		return n, io.ErrUnexpectedEOF
 	}
 	return n, err
+}
+
+// pieceBody is a piece's body as muxado reads it: like a bytes.Reader,
+// but its last bytes come with io.EOF, for frameBody's first reason.
+type pieceBody struct{ b []byte }
+
+func (p *pieceBody) Read(q []byte) (int, error) {
+	n := copy(q, p.b)
+	p.b = p.b[n:]
+	if len(p.b) == 0 {
+		return n, io.EOF
+	}
+	return n, nil
 }
 
 // countingReader counts the bytes muxado reads from the connection, which
