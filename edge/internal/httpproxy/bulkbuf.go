@@ -72,7 +72,9 @@ func getBulk(class int) *bulkBuf {
 // wrote, calls next whenever buf() is empty to get the buffer for the
 // next read, and release at the end; park gives every buffer back while
 // the copy waits for its client (unsent.go), unpark takes the pool buffer
-// again. The zero value is unusable; start with start.
+// again; slowDown trades every buffer for a slowBufferSize one after a
+// blocked HTTP/2 write, and next trades it back once the client keeps up.
+// The zero value is unusable; start with start.
 type bodyBuffer struct {
 	p       *Proxy
 	base    []byte   // from the Proxy's BufferPool; nil while parked
