@@ -53,7 +53,11 @@ func main() {
 			log.Fatal(err)
 		}
 	case (role == "agent" || role == "edge") && len(args) == 3:
-		log.Fatal(serve(role, args[0], args[1], args[2]))
+		ln, err := net.Listen("tcp", args[0])
+		if err != nil {
+			log.Fatal(err)
+		}
+		log.Fatal(serve(role, ln, args[1], args[2]))
 	default:
 		usage()
 	}
@@ -73,10 +77,10 @@ func writeCert(dir string) error {
 	return os.WriteFile(filepath.Join(dir, "key.pem"), p.KeyPEM, 0o600)
 }
 
-// serve accepts TLS connections on listen and relays each to a new
+// serve accepts TLS connections on ln and relays each to a new
 // connection to next: TLS for the edge role, plain TCP for the agent's.
-// It returns only with the error that stopped it.
-func serve(role, listen, next, dir string) error {
+// It returns only with the error that stopped it (ln closed).
+func serve(role string, ln net.Listener, next, dir string) error {
 	cert, err := tls.LoadX509KeyPair(filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem"))
 	if err != nil {
 		return err
@@ -93,10 +97,7 @@ func serve(role, listen, next, dir string) error {
 		cli := &tls.Config{RootCAs: pool, ServerName: hostName}
 		dial = func() (net.Conn, error) { return tls.Dial("tcp", next, cli) }
 	}
-	ln, err := tls.Listen("tcp", listen, srv)
-	if err != nil {
-		return err
-	}
+	ln = tls.NewListener(ln, srv)
 	for {
 		c, err := ln.Accept()
 		if err != nil {
