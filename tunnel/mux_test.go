@@ -461,6 +461,21 @@ func rawMuxadoPeer(t *testing.T) (Stream, net.Conn, frame.StreamId) {
 	return st, c2, syn.StreamId()
 }
 
+// dataFrameWire returns a muxado DATA frame on stream id carrying body
+// (FIN when fin), as it goes on the wire.
+func dataFrameWire(t *testing.T, id frame.StreamId, body []byte, fin bool) []byte {
+	t.Helper()
+	var d frame.Data
+	if err := d.Pack(id, body, fin, false); err != nil {
+		t.Fatal(err)
+	}
+	var wire bytes.Buffer
+	if err := frame.NewFramer(nil, &wire).WriteFrame(&d); err != nil {
+		t.Fatal(err)
+	}
+	return wire.Bytes()
+}
+
 // TestTruncatedDataFrame: a connection that ends inside a DATA frame
 // that carries FIN, small (muxado gets it whole) or large (in pieces),
 // never gets that FIN to muxado: muxado ends a stream at a FIN only after
@@ -469,15 +484,7 @@ func rawMuxadoPeer(t *testing.T) (Stream, net.Conn, frame.StreamId) {
 func TestTruncatedDataFrame(t *testing.T) {
 	for _, size := range []int{1000, 3*dataChunk + 123} {
 		t.Run(fmt.Sprint(size), func(t *testing.T) {
-			var d frame.Data
-			if err := d.Pack(3, bytes.Repeat([]byte{'b'}, size), true, false); err != nil {
-				t.Fatal(err)
-			}
-			var wire bytes.Buffer
-			if err := frame.NewFramer(nil, &wire).WriteFrame(&d); err != nil {
-				t.Fatal(err)
-			}
-			cut := wire.Bytes()[:muxadoHeaderSize+size/2]
+			cut := dataFrameWire(t, 3, bytes.Repeat([]byte{'b'}, size), true)[:muxadoHeaderSize+size/2]
 			fr := &synFramer{Framer: frame.NewFramer(bytes.NewReader(cut), nil), m: &muxadoMux{}}
 			got := 0
 			for {
@@ -515,15 +522,8 @@ func TestFrameBodyEndsWithLastBytes(t *testing.T) {
 		if piece {
 			body = 2 * size // handed over in two pieces of size
 		}
-		var d frame.Data
-		if err := d.Pack(3, bytes.Repeat([]byte{'b'}, body), false, false); err != nil {
-			t.Fatal(err)
-		}
-		var wire bytes.Buffer
-		if err := frame.NewFramer(nil, &wire).WriteFrame(&d); err != nil {
-			t.Fatal(err)
-		}
-		fr := &synFramer{Framer: frame.NewFramer(&wire, nil), m: &muxadoMux{}}
+		wire := dataFrameWire(t, 3, bytes.Repeat([]byte{'b'}, body), false)
+		fr := &synFramer{Framer: frame.NewFramer(bytes.NewReader(wire), nil), m: &muxadoMux{}}
 		if piece {
 			fr.splitAbove, fr.pieceMax = size, size
 		}
@@ -550,16 +550,9 @@ func TestLargeDataFrameInPieces(t *testing.T) {
 
 	body := make([]byte, 3*dataChunk+123) // within muxado's default window
 	_, _ = rand.Read(body)
-	var wire bytes.Buffer
-	var d frame.Data
-	if err := d.Pack(id, body, true, false); err != nil {
-		t.Fatal(err)
-	}
-	if err := frame.NewFramer(nil, &wire).WriteFrame(&d); err != nil {
-		t.Fatal(err)
-	}
+	wire := dataFrameWire(t, id, body, true)
 	first := muxadoHeaderSize + dataChunk + dataChunk/2
-	if _, err := c2.Write(wire.Bytes()[:first]); err != nil {
+	if _, err := c2.Write(wire[:first]); err != nil {
 		t.Fatal(err)
 	}
 	got := make([]byte, 0, len(body))
@@ -581,7 +574,7 @@ func TestLargeDataFrameInPieces(t *testing.T) {
 	if len(got) != dataChunk {
 		t.Fatalf("first read %d bytes, want the first piece (%d)", len(got), dataChunk)
 	}
-	if _, err := c2.Write(wire.Bytes()[first:]); err != nil {
+	if _, err := c2.Write(wire[first:]); err != nil {
 		t.Fatal(err)
 	}
 	rest, err := io.ReadAll(st) // ends at the frame's FIN

@@ -278,47 +278,17 @@ func TestSlowClientHoldsOnePoolBuffer(t *testing.T) {
 func TestSlowH2ClientHoldsSmallBuffer(t *testing.T) {
 	const bodySize = 1 << 20
 	h := newHarness(t, bulkUpstream(bodySize, make([]byte, 64<<10)), harnessOpts{})
-	conn, err := tls.Dial("tcp", h.tlsAddr, &tls.Config{RootCAs: h.roots, ServerName: testHost, NextProtos: []string{"h2"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	conn.SetDeadline(time.Now().Add(30 * time.Second))
-	io.WriteString(conn, http2.ClientPreface)
-	fr := http2.NewFramer(conn, conn)
-	fr.WriteSettings() // the default 65,535-byte window
+	fr, _, _ := rawH2Conn(t, h) // the default 65,535-byte window
 	fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: h2HeaderBlock("/big"), EndStream: true, EndHeaders: true})
 	got := 0
-	readUntil := func(want int) {
-		t.Helper()
-		for got < want {
-			f, err := fr.ReadFrame()
-			if err != nil {
-				t.Fatalf("after %d bytes of the body: %v", got, err)
-			}
-			switch f := f.(type) {
-			case *http2.SettingsFrame:
-				if !f.IsAck() {
-					fr.WriteSettingsAck()
-				}
-			case *http2.DataFrame:
-				got += len(f.Data())
-				if f.StreamEnded() && got != bodySize {
-					t.Fatalf("body: %d bytes, want %d", got, bodySize)
-				}
-			case *http2.RSTStreamFrame, *http2.GoAwayFrame:
-				t.Fatalf("after %d bytes of the body: %v", got, f)
-			}
-		}
-	}
 	grant := func(n uint32) {
 		fr.WriteWindowUpdate(0, n)
 		fr.WriteWindowUpdate(1, n)
 	}
-	readUntil(65535)
+	readH2Data(t, fr, &got, 65535, bodySize)
 	time.Sleep(2 * blockedWrite) // the copy's write waits for the window
 	grant(32 << 10)
-	readUntil(65535 + 32<<10)
+	readH2Data(t, fr, &got, 65535+32<<10, bodySize)
 	deadline := time.Now().Add(10 * time.Second)
 	for h.proxy.slowCopies.Load() != 1 && time.Now().Before(deadline) {
 		time.Sleep(5 * time.Millisecond)
@@ -327,7 +297,7 @@ func TestSlowH2ClientHoldsSmallBuffer(t *testing.T) {
 		t.Fatalf("%d copies hold only a small buffer, want 1: the copy kept its pool buffer after its write waited for the client's window", n)
 	}
 	grant(1 << 30)
-	readUntil(bodySize)
+	readH2Data(t, fr, &got, bodySize, bodySize)
 	deadline = time.Now().Add(10 * time.Second)
 	for h.proxy.slowCopies.Load() != 0 && time.Now().Before(deadline) {
 		time.Sleep(5 * time.Millisecond)

@@ -682,9 +682,7 @@ func (h *h1conn) awaitClient() error {
 	h.wmu.Lock()
 	h.extendWriteDeadlineLocked()
 	h.wmu.Unlock()
-	h.p.parked.Add(1)
-	defer h.p.parked.Add(-1)
-	return h.sock.await(h.c)
+	return h.p.awaitRoom(&h.sock, h.c)
 }
 
 // rawToStream copies the client's bytes to the stream after a 101 answer

@@ -448,10 +448,7 @@ func (w *h2wire) roomFor(n int) error {
 		return nil
 	}
 	if w.sock.full(w.Conn) {
-		w.h.p.parked.Add(1)
-		err := w.sock.await(w.Conn)
-		w.h.p.parked.Add(-1)
-		if err != nil {
+		if err := w.h.p.awaitRoom(&w.sock, w.Conn); err != nil {
 			return err
 		}
 	}

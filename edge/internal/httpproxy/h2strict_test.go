@@ -289,6 +289,36 @@ func rawH2Conn(t *testing.T, h *harness) (*http2.Framer, *tls.Conn, uint32) {
 	}
 }
 
+// readH2Data reads frames from fr, answering the server's SETTINGS, until
+// *got, the DATA bytes read so far, reaches want and, when want is the
+// whole bodySize, the stream has ended. A reset, a GOAWAY, a read error
+// or a stream that ends at another size fails t.
+func readH2Data(t *testing.T, fr *http2.Framer, got *int, want, bodySize int) {
+	t.Helper()
+	for ended := false; *got < want || want == bodySize && !ended; {
+		f, err := fr.ReadFrame()
+		if err != nil {
+			t.Fatalf("after %d bytes of the body: %v", *got, err)
+		}
+		switch f := f.(type) {
+		case *http2.SettingsFrame:
+			if !f.IsAck() {
+				fr.WriteSettingsAck()
+			}
+		case *http2.DataFrame:
+			*got += len(f.Data())
+			if f.StreamEnded() {
+				if *got != bodySize {
+					t.Fatalf("body: %d bytes, want %d", *got, bodySize)
+				}
+				ended = true
+			}
+		case *http2.RSTStreamFrame, *http2.GoAwayFrame:
+			t.Fatalf("after %d bytes of the body: %v", *got, f)
+		}
+	}
+}
+
 func h2HeaderBlock(path string) []byte {
 	var hb bytes.Buffer
 	enc := hpack.NewEncoder(&hb)

@@ -91,6 +91,13 @@ func (s *clientSocket) full(c net.Conn) bool {
 	return !s.writable
 }
 
+// awaitRoom waits on s as await does, counted in p.parked meanwhile.
+func (p *Proxy) awaitRoom(s *clientSocket, c net.Conn) error {
+	p.parked.Add(1)
+	defer p.parked.Add(-1)
+	return s.await(c)
+}
+
 // await blocks until the socket under c takes bytes again; it fails when
 // c's write deadline passes first (os.ErrDeadlineExceeded) or c is closed.
 func (s *clientSocket) await(c net.Conn) error {

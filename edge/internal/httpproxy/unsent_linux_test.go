@@ -186,14 +186,7 @@ func TestStalledClientTimesOut(t *testing.T) {
 func TestStalledH2ClientParks(t *testing.T) {
 	const bodySize = 8 << 20
 	h := newHarness(t, bulkUpstream(bodySize, make([]byte, 64<<10)), harnessOpts{})
-	conn, err := tls.Dial("tcp", h.tlsAddr, &tls.Config{RootCAs: h.roots, ServerName: testHost, NextProtos: []string{"h2"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	conn.SetDeadline(time.Now().Add(30 * time.Second))
-	io.WriteString(conn, http2.ClientPreface)
-	fr := http2.NewFramer(conn, conn)
+	fr, _, _ := rawH2Conn(t, h)
 	const window = 1 << 30
 	fr.WriteSettings(http2.Setting{ID: http2.SettingInitialWindowSize, Val: window})
 	fr.WriteWindowUpdate(0, window-65535)
@@ -201,26 +194,5 @@ func TestStalledH2ClientParks(t *testing.T) {
 	// The client reads nothing now.
 	awaitParked(t, h.proxy, 1, "the connection never waited for the client's full socket")
 	got := 0
-	for {
-		f, err := fr.ReadFrame()
-		if err != nil {
-			t.Fatalf("after %d bytes of the body: %v", got, err)
-		}
-		switch f := f.(type) {
-		case *http2.SettingsFrame:
-			if !f.IsAck() {
-				fr.WriteSettingsAck()
-			}
-		case *http2.DataFrame:
-			got += len(f.Data())
-			if f.StreamEnded() {
-				if got != bodySize {
-					t.Fatalf("body: %d bytes, want %d", got, bodySize)
-				}
-				return
-			}
-		case *http2.RSTStreamFrame, *http2.GoAwayFrame:
-			t.Fatalf("after %d bytes of the body: %v", got, f)
-		}
-	}
+	readH2Data(t, fr, &got, bodySize, bodySize)
 }
