@@ -34,7 +34,7 @@ func TestAuthListsRegionEdges(t *testing.T) {
 		{ID: "ed_us4", Region: "us", AgentAddr: "10.0.0.4:4443"},
 	}
 	e, err := New(Config{Region: "us", EdgeID: "ed_us1", AdvertiseAgentAddr: "us1.example.com:4443",
-		BaseDomain: "tollgate.localhost", DisableQUIC: true, HTTPAddr: "off"},
+		BaseDomain: "tollgate.localhost", DisableQUIC: true, AgentAddr: "127.0.0.1:0", HTTPSAddr: "127.0.0.1:0", HTTPAddr: "off"},
 		Deps{AgentTLS: &tls.Config{}, Certs: noCerts{}, Directory: dir})
 	if err != nil {
 		t.Fatal(err)
