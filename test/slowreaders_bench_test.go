@@ -10,7 +10,9 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -30,6 +32,8 @@ import (
 // connection each, the same socket buffer and reading pace, and a 64 KiB
 // stream window: Go's default of 4 MiB would have its transport read that
 // much at once, a fast reader's start, not a slow reader).
+// TOLLGATE_BENCH_PROFILES=DIR saves the edge's heap profile, goroutines
+// and memory statistics there, idle (idle-*) and loaded (saveProfiles).
 //
 //	go test ./test -run '^$' -bench SlowReaders -benchtime 1x
 func BenchmarkSlowReaders(b *testing.B) {
@@ -54,15 +58,22 @@ func BenchmarkSlowReaders(b *testing.B) {
 		pid := dev.cmd.Process.Pid
 		_, url := dev.agent(b, "http", upstreamPort(up), "--transport", envOr("TOLLGATE_BENCH_TRANSPORT", "tcp"))
 		host := hostPort(url)
-		// One full request first: the baseline includes pools and the
-		// first stream.
-		c := dev.client(false)
+		// One full request first, over the readers' protocol: the
+		// baseline includes pools, the first stream and the code that
+		// serves it (the binary's pages count in RSS once run).
+		h2 := envOr("TOLLGATE_BENCH_PROTO", "http/1.1") == "h2"
+		c := dev.client(h2)
 		if resp, err := c.Head(url); err == nil {
 			resp.Body.Close()
 		}
 		c.CloseIdleConnections()
 		time.Sleep(time.Second)
 		rssIdle, liveIdle := rssKiB(b, pid), liveKiB(b, debugAddr)
+		fileIdle := rssFileKiB(b, pid)
+		profiles := os.Getenv("TOLLGATE_BENCH_PROFILES")
+		if profiles != "" {
+			saveProfiles(b, debugAddr, profiles, "idle-")
+		}
 
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		var wg sync.WaitGroup
@@ -72,7 +83,7 @@ func BenchmarkSlowReaders(b *testing.B) {
 			go func() {
 				defer wg.Done()
 				read := slowRead
-				if envOr("TOLLGATE_BENCH_PROTO", "http/1.1") == "h2" {
+				if h2 {
 					read = slowReadH2
 				}
 				if err := read(ctx, dev, host, func() { started.Add(1) }); err != nil {
@@ -94,9 +105,10 @@ func BenchmarkSlowReaders(b *testing.B) {
 			last = r
 		}
 		rss, live := rssKiB(b, pid), liveKiB(b, debugAddr)
+		file := rssFileKiB(b, pid)
 		peak = max(peak, rss)
-		if path := os.Getenv("TOLLGATE_BENCH_HEAPPROFILE"); path != "" {
-			saveHeapProfile(b, debugAddr, path)
+		if profiles != "" {
+			saveProfiles(b, debugAddr, profiles, "")
 		}
 		cancel()
 		wg.Wait()
@@ -104,8 +116,8 @@ func BenchmarkSlowReaders(b *testing.B) {
 		b.ReportMetric(mib(rss-rssIdle), "rss_above_idle_MiB")
 		b.ReportMetric(mib(peak-rssIdle), "peak_rss_above_idle_MiB")
 		b.ReportMetric(mib(live-liveIdle), "live_heap_above_idle_MiB")
-		fmt.Fprintf(os.Stderr, "%d slow readers (%d failed): edge RSS idle %.1f MiB, loaded %.1f MiB (+%.1f, peak +%.1f), live heap +%.1f MiB\n",
-			n, failed.Load(), mib(rssIdle), mib(rss), mib(rss-rssIdle), mib(peak-rssIdle), mib(live-liveIdle))
+		fmt.Fprintf(os.Stderr, "%d slow readers (%d failed): edge RSS idle %.1f MiB, loaded %.1f MiB (+%.1f, of which the binary's pages +%.1f; peak +%.1f), live heap +%.1f MiB\n",
+			n, failed.Load(), mib(rssIdle), mib(rss), mib(rss-rssIdle), mib(file-fileIdle), mib(peak-rssIdle), mib(live-liveIdle))
 		dev.stop(10 * time.Second)
 	}
 }
@@ -197,21 +209,56 @@ func readSlowly(ctx context.Context, body io.Reader) {
 	}
 }
 
-// saveHeapProfile writes the edge's heap profile (go tool pprof format)
-// to path.
-func saveHeapProfile(tb testing.TB, debugAddr, path string) {
+// rssFileKiB returns the file-backed part of process pid's resident set
+// (RssFile: the binary's pages that ran), in KiB.
+func rssFileKiB(tb testing.TB, pid int) int {
 	tb.Helper()
-	resp, err := http.Get("http://" + debugAddr + "/debug/pprof/heap")
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		tb.Fatal(err)
 	}
-	defer resp.Body.Close()
-	f, err := os.Create(path)
-	if err != nil {
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "RssFile:"); ok {
+			kib, err := strconv.Atoi(strings.TrimSuffix(strings.TrimSpace(v), " kB"))
+			if err != nil {
+				tb.Fatalf("RssFile line %q: %v", line, err)
+			}
+			return kib
+		}
+	}
+	tb.Fatalf("no RssFile in /proc/%d/status", pid)
+	return 0
+}
+
+// saveProfiles writes the edge's heap profile (heap.pb.gz), its
+// goroutines (goroutines.txt) and the runtime's memory statistics
+// (memstats.txt) from its debug server into dir, each name after prefix.
+func saveProfiles(tb testing.TB, debugAddr, dir, prefix string) {
+	tb.Helper()
+	if err := os.MkdirAll(dir, 0o755); err != nil {
 		tb.Fatal(err)
 	}
-	defer f.Close()
-	if _, err := io.Copy(f, resp.Body); err != nil {
-		tb.Fatal(err)
+	for file, query := range map[string]string{
+		"heap.pb.gz":     "heap",
+		"goroutines.txt": "goroutine?debug=1",
+		"memstats.txt":   "heap?debug=1",
+	} {
+		resp, err := http.Get("http://" + debugAddr + "/debug/pprof/" + query)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		body, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil {
+			tb.Fatal(err)
+		}
+		if file == "memstats.txt" { // the statistics follow the samples
+			if i := strings.Index(string(body), "\n# runtime.MemStats"); i >= 0 {
+				body = body[i+1:]
+			}
+		}
+		if err := os.WriteFile(filepath.Join(dir, prefix+file), body, 0o644); err != nil {
+			tb.Fatal(err)
+		}
 	}
 }
