@@ -131,9 +131,7 @@ func (p *publicServer) handleHTTPS(ctx context.Context, c net.Conn) {
 	// BatchRecords: the HTTP relay writes a large response's TLS records
 	// several per system call.
 	tc := tls.Server(tunnel.BatchRecords(pc), &tls.Config{GetConfigForClient: p.passthroughOr(pc, p.tlsConfigForClient)})
-	hctx, cancel := context.WithTimeout(ctx, p.handshakeTimeout)
-	err := tc.HandshakeContext(hctx)
-	cancel()
+	err := handshakeApart(ctx, tc, p.handshakeTimeout)
 	if err != nil && (p.passthroughTLS(pc, err) || p.forwardedTLS(ctx, pc, err)) {
 		return
 	}
@@ -157,6 +155,22 @@ func (p *publicServer) handleHTTPS(ctx context.Context, c net.Conn) {
 	p.stats.conns[kindHTTPS].Add(1)
 	p.proxy.ServeConn(ctx, tc, serverName(st.ServerName), st.NegotiatedProtocol)
 	p.httpConns.Add(-1)
+}
+
+// handshakeApart runs tc's handshake, bounded by timeout, on a goroutine
+// of its own and waits for it. A handshake grows its goroutine's stack to
+// 16–32 KiB (certificate signing, key exchange), and Go gives a stack back
+// only when a collection finds it mostly unused: run on the connection's
+// goroutine, that stack would stay with the connection for its life.
+// Apart, it goes back to the runtime's stack cache for the next handshake.
+func handshakeApart(ctx context.Context, tc *tls.Conn, timeout time.Duration) error {
+	done := make(chan error, 1)
+	go func() {
+		hctx, cancel := context.WithTimeout(ctx, timeout)
+		done <- tc.HandshakeContext(hctx)
+		cancel()
+	}()
+	return <-done
 }
 
 // Resolve implements httpproxy.Resolver: the HTTPS endpoint bound at host
