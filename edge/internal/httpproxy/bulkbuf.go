@@ -42,9 +42,23 @@ const (
 // (the pool buffer goes back), until the client has taken slowKeepUp
 // without a blocked write again. A client that reads 1 KiB a second then
 // pins 2 KiB of the edge's buffers instead of 16.
+//
+// The first flight: the one part of a response whose writes cannot wait
+// for flow control is the client's initial stream window
+// (SETTINGS_INITIAL_WINDOW_SIZE, which the connection's h2wire reads from
+// the client's SETTINGS). Past it every write depends on the client
+// reading, so the copy reads no more than what is left of that window,
+// and goes on in slowBufferSize pieces from there until the client has
+// taken flightKeepUp (slowKeepUp once a write blocked): a client that
+// stops at its first window holds 2 KiB, not a full pool buffer, and one
+// that keeps up is back to full buffers after 16 KiB.
 const (
 	slowBufferSize = 2 << 10
 	slowKeepUp     = 64 << 10
+	// flightKeepUp is what a client must take past its first flight,
+	// with no write blocked, for the copy to leave its small pieces: a
+	// client that keeps up proves it within a few writes.
+	flightKeepUp = 16 << 10
 )
 
 // slowPool holds *[slowBufferSize]byte.
@@ -85,7 +99,8 @@ type bodyBuffer struct {
 
 	parkedBulk bool // park gave back a bulk buffer (of class)
 
-	slow *[slowBufferSize]byte // in use instead of base after slowDown; nil else
+	slow   *[slowBufferSize]byte // in use instead of base after slowDown; nil else
+	keepUp int64                 // what the client must take to leave slow (slowKeepUp or flightKeepUp)
 }
 
 // start sets b to base, a buffer from p's BufferPool that b now owns.
@@ -128,9 +143,14 @@ func (b *bodyBuffer) release() {
 }
 
 // slowDown gives back the buffers b holds, empty, for a small one (see
-// slowBufferSize), which it returns: the client's last write blocked.
-func (b *bodyBuffer) slowDown() []byte {
+// slowBufferSize), which it returns: the client's last write blocked, or
+// (flight) the body went past the client's first flight.
+func (b *bodyBuffer) slowDown(flight bool) []byte {
 	b.blocked, b.taken = false, 0
+	b.keepUp = slowKeepUp
+	if flight {
+		b.keepUp = flightKeepUp
+	}
 	if b.slow == nil {
 		b.release()
 		b.slow = slowPool.Get().(*[slowBufferSize]byte)
@@ -174,8 +194,11 @@ func (b *bodyBuffer) wrote(n int, d time.Duration) {
 // body the pool buffer is used.
 func (b *bodyBuffer) next(inBody, filled bool) []byte {
 	if b.slow != nil {
-		if b.blocked || b.taken < slowKeepUp {
-			b.blocked = false
+		if b.blocked {
+			b.blocked, b.keepUp = false, slowKeepUp
+			return b.slow[:]
+		}
+		if b.taken < b.keepUp {
 			return b.slow[:]
 		}
 		b.speedUp()

@@ -306,3 +306,34 @@ func TestSlowH2ClientHoldsSmallBuffer(t *testing.T) {
 		t.Fatalf("%d copies still hold a small buffer after the response", n)
 	}
 }
+
+// TestH2FirstFlightHoldsSmallBuffer: a client that takes its first stream
+// window (here 40 KiB, announced in its SETTINGS) and then stops must find
+// the copy waiting with the small buffer only (bulkbuf.go's first flight);
+// and the whole body arrives once it reads again.
+func TestH2FirstFlightHoldsSmallBuffer(t *testing.T) {
+	const bodySize = 1 << 20
+	const window = 40 << 10
+	h := newHarness(t, bulkUpstream(bodySize, make([]byte, 64<<10)), harnessOpts{})
+	fr, _, _ := rawH2Conn(t, h, http2.Setting{ID: http2.SettingInitialWindowSize, Val: window})
+	fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: h2HeaderBlock("/big"), EndStream: true, EndHeaders: true})
+	got := 0
+	readH2Data(t, fr, &got, window, bodySize)
+	deadline := time.Now().Add(10 * time.Second)
+	for h.proxy.slowCopies.Load() != 1 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if n := h.proxy.slowCopies.Load(); n != 1 {
+		t.Fatalf("%d copies hold only a small buffer, want 1: past the client's first window the copy still holds a pool buffer", n)
+	}
+	fr.WriteWindowUpdate(0, 1<<30)
+	fr.WriteWindowUpdate(1, 1<<30)
+	readH2Data(t, fr, &got, bodySize, bodySize)
+	deadline = time.Now().Add(10 * time.Second)
+	for h.proxy.slowCopies.Load() != 0 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if n := h.proxy.slowCopies.Load(); n != 0 {
+		t.Fatalf("%d copies still hold a small buffer after the response", n)
+	}
+}

@@ -3,6 +3,7 @@ package httpproxy
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"io"
 	"net"
@@ -31,6 +32,7 @@ type h2conn struct {
 	remote netip.AddrPort
 	xff    string // "" when the peer has no IP address
 	tlsVer uint16 // for OnRequest
+	wire   *h2wire
 
 	mu     sync.Mutex
 	idle   []*h2stream // streams ready for another request, newest last
@@ -52,19 +54,18 @@ func (p *Proxy) serveH2(ctx context.Context, c net.Conn, sni string, remote neti
 	defer p.untrack(h)
 	defer h.closeIdle()
 	w := newH2Wire(c, h, p.cfg.MaxStreamResets)
-	p.startH2()
-	select {
-	case p.h2ln.conns <- w:
-	case <-p.h2ln.done:
-		c.Close()
-		return
-	case <-ctx.Done():
-		c.Close()
-		return
-	}
+	h.wire = w
 	stop := context.AfterFunc(ctx, h.abort)
 	defer stop()
-	<-w.closed // the server closes the connection when it is done with it
+	if err := w.readPreface(p.cfg.HeaderReadTimeout); err != nil {
+		if ce := p.log.Check(zap.DebugLevel, "HTTP/2 connection without its client preface"); ce != nil {
+			ce.Write(zap.Stringer("remote_addr", remote), zap.Error(err))
+		}
+		w.Close()
+		return
+	}
+	// It returns once the server is done with the connection, closed.
+	p.h2serve(p.h2srv, tls.Client(h2handoff{w}, nil), h2handler{h})
 }
 
 // shutdown implements servedConn. Proxy.Shutdown sends GOAWAY to every
@@ -73,16 +74,6 @@ func (h *h2conn) shutdown() {}
 
 // abort implements servedConn.
 func (h *h2conn) abort() { h.c.Close() }
-
-// serveH2Request is the http.Server's handler: it relays r on the
-// connection it came on.
-func (p *Proxy) serveH2Request(w http.ResponseWriter, r *http.Request) {
-	h, ok := r.Context().Value(h2connKey{}).(*h2conn)
-	if !ok {
-		panic(http.ErrAbortHandler)
-	}
-	h.ServeHTTP(w, r)
-}
 
 // ServeHTTP relays one HTTP/2 request. When the upstream's response cannot
 // be delivered whole, the stream is reset (http.ErrAbortHandler): the
@@ -332,7 +323,7 @@ func (h *h2conn) exchange(w http.ResponseWriter, r *http.Request, ps *h2stream, 
 	}
 	w.WriteHeader(ps.resp.status)
 	fl, _ := w.(http.Flusher)
-	n, err = ps.copyBody(h.p, w, fl)
+	n, err = ps.copyBody(h.p, w, fl, int64(h.wire.initialWindow.Load()))
 	if err != nil {
 		return ps.resp.status, n, false, err
 	}

@@ -2,8 +2,10 @@ package httpproxy
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/binary"
 	"errors"
+	"io"
 	"net"
 	"net/http"
 	"runtime"
@@ -13,11 +15,16 @@ import (
 )
 
 // The HTTP/2 server is net/http's own (http.Server with Protocols set to
-// unencrypted HTTP/2 only): the proxy terminates TLS itself and hands the
-// server each negotiated "h2" connection wrapped in an h2wire, which the
-// server reads as HTTP/2 with prior knowledge. The wrapper watches the
-// frames that pass for what net/http does not police: a client's stream
-// resets (HTTP/2 rapid reset, CVE-2023-44487).
+// unencrypted HTTP/2 only): the proxy terminates TLS itself, reads the
+// client preface, and hands each negotiated "h2" connection, wrapped in
+// an h2wire, straight to the server's HTTP/2 connection handler (the
+// TLSNextProto entry net/http keeps for unencrypted HTTP/2), on the
+// goroutine that accepted it. Going through http.Server.Serve would cost
+// every connection a second goroutine and the 8 KiB of HTTP/1.1 buffers
+// net/http allocates before it looks for the preface, for as long as the
+// connection lives. The wrapper watches the frames that pass for what
+// net/http does not police: a client's stream resets (HTTP/2 rapid reset,
+// CVE-2023-44487).
 
 // HTTP/2 frame types and codes this file uses (RFC 9113 §6, §7).
 const (
@@ -25,10 +32,16 @@ const (
 	h2FlagEndStream  = 0x1
 	h2FrameHeaders   = 0x1
 	h2FrameRSTStream = 0x3
-	h2FrameGoAway    = 0x7
-	h2EnhanceCalm    = 0xb
-	h2FrameHeaderLen = 9
-	h2ClientPreface  = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+	h2FrameSettings  = 0x4
+	h2FlagAck        = 0x1
+	// h2SettingInitialWindow is SETTINGS_INITIAL_WINDOW_SIZE's identifier,
+	// h2DefaultWindow its value until the client sets it (RFC 9113 §6.5.2).
+	h2SettingInitialWindow = 0x4
+	h2DefaultWindow        = 65535
+	h2FrameGoAway          = 0x7
+	h2EnhanceCalm          = 0xb
+	h2FrameHeaderLen       = 9
+	h2ClientPreface        = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 	// resetWindow is the period Config.MaxStreamResets counts over.
 	resetWindow = 10 * time.Second
 	// calmLinger is how long a connection told to calm down still reads
@@ -40,64 +53,59 @@ const (
 // errEnhanceYourCalm ends a connection whose client reset too many streams.
 var errEnhanceYourCalm = errors.New("httpproxy: too many stream resets from the client")
 
-// h2listener hands HTTP/2 connections to the proxy's http.Server.
-type h2listener struct {
-	conns chan net.Conn
-	done  chan struct{}
-	once  sync.Once
-}
+// h2handoffKey is net/http's TLSNextProto key for unencrypted HTTP/2
+// connections ("unencrypted_http2"): the connection's client preface has
+// been read, and the *tls.Conn it is given wraps a net.Conn whose
+// UnencryptedNetConn method returns the connection to serve.
+const h2handoffKey = "unencrypted_http2"
 
-func newH2Listener() *h2listener {
-	return &h2listener{conns: make(chan net.Conn), done: make(chan struct{})}
-}
+// h2handoff carries an h2wire to net/http's HTTP/2 connection handler
+// through the *tls.Conn its TLSNextProto signature asks for (no TLS runs
+// on it: the handler unwraps it at once).
+type h2handoff struct{ *h2wire }
 
-func (l *h2listener) Accept() (net.Conn, error) {
-	select {
-	case c := <-l.conns:
-		return c, nil
-	case <-l.done:
-		return nil, net.ErrClosed
-	}
-}
+func (c h2handoff) UnencryptedNetConn() net.Conn { return c.h2wire }
 
-func (l *h2listener) Close() error {
-	l.once.Do(func() { close(l.done) })
-	return nil
-}
+// h2handler is an HTTP/2 connection's handler: the proxy's, with the
+// connection's context (ClientAddrFromContext, the h2conn) as the base of
+// its requests' contexts. net/http asks a handler for it by this method.
+type h2handler struct{ h *h2conn }
 
-func (l *h2listener) Addr() net.Addr { return h2addr{} }
+func (hh h2handler) ServeHTTP(w http.ResponseWriter, r *http.Request) { hh.h.ServeHTTP(w, r) }
 
-type h2addr struct{}
+// BaseContext is the connection's context without its cancellation: a
+// drain lets accepted requests finish (Proxy.Shutdown ends them).
+func (hh h2handler) BaseContext() context.Context { return context.WithoutCancel(hh.h.ctx) }
 
-func (h2addr) Network() string { return "tollgate-h2" }
-func (h2addr) String() string  { return "tollgate-h2" }
+// errNoH2Handoff is newH2Server's error when net/http offers no hand-off
+// for unencrypted HTTP/2 connections.
+var errNoH2Handoff = errors.New("httpproxy: net/http has no unencrypted HTTP/2 connection handler (GODEBUG http2server=0?)")
 
-// newH2Server returns the http.Server that serves every HTTP/2 connection
-// of p. It is started by the first one (startH2).
-func (p *Proxy) newH2Server() (*http.Server, error) {
+// failingListener is a listener whose Accept fails at once.
+type failingListener struct{}
+
+func (failingListener) Accept() (net.Conn, error) { return nil, net.ErrClosed }
+func (failingListener) Close() error              { return nil }
+func (failingListener) Addr() net.Addr            { return &net.TCPAddr{} }
+
+// newH2Server returns the http.Server whose HTTP/2 connection handler
+// serves every HTTP/2 connection of p, and that handler.
+func (p *Proxy) newH2Server() (*http.Server, func(*http.Server, *tls.Conn, http.Handler), error) {
 	errLog, err := newStdLog(p.log)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	var protos http.Protocols
 	protos.SetUnencryptedHTTP2(true)
-	return &http.Server{
-		Handler:           http.HandlerFunc(p.serveH2Request),
-		Protocols:         &protos,
-		MaxHeaderBytes:    p.cfg.MaxHeaderBytes,
-		ReadHeaderTimeout: p.cfg.HeaderReadTimeout, // bounds the client preface
-		IdleTimeout:       p.cfg.IdleTimeout,
+	srv := &http.Server{
+		Protocols:      &protos,
+		MaxHeaderBytes: p.cfg.MaxHeaderBytes,
+		IdleTimeout:    p.cfg.IdleTimeout,
 		HTTP2: &http.HTTP2Config{
 			MaxConcurrentStreams: int(p.cfg.MaxConcurrentStreams),
 			WriteByteTimeout:     p.cfg.IdleTimeout,
 		},
 		ErrorLog: errLog,
-		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
-			if w, ok := c.(*h2wire); ok {
-				return connValues{Context: ctx, vals: w.h.ctx}
-			}
-			return ctx
-		},
 		ConnState: func(_ net.Conn, s http.ConnState) {
 			// A connection that registered with the HTTP/2 server after
 			// Shutdown ran its GOAWAY hook: Shutdown runs it again.
@@ -105,34 +113,39 @@ func (p *Proxy) newH2Server() (*http.Server, error) {
 				p.lateH2.Store(true)
 			}
 		},
-	}, nil
-}
-
-// startH2 starts serving HTTP/2 connections, once.
-func (p *Proxy) startH2() {
-	p.h2once.Do(func() {
-		p.h2wg.Add(1)
-		go func() {
-			defer p.h2wg.Done()
-			_ = p.h2srv.Serve(p.h2ln) // returns when Shutdown closes h2ln
-		}()
-	})
-}
-
-// connValues is the context of an HTTP/2 connection: the server's, whose
-// cancellation it keeps, with the values of the context ServeConn got
-// (ClientAddrFromContext, the h2conn).
-type connValues struct {
-	context.Context
-	vals context.Context
-}
-
-func (c connValues) Value(k any) any {
-	if v := c.vals.Value(k); v != nil {
-		return v
 	}
-	return c.Context.Value(k)
+	// Serve sets the server's HTTP/2 up (TLSNextProto, and the Shutdown
+	// hook that sends GOAWAY to its connections) before it accepts; with
+	// nothing to accept it returns.
+	_ = srv.Serve(failingListener{})
+	serve := srv.TLSNextProto[h2handoffKey]
+	if serve == nil {
+		return nil, nil, errNoH2Handoff
+	}
+	return srv, serve, nil
 }
+
+// readPreface reads the client connection preface (RFC 9113 §3.4) from w
+// within timeout (none when 0).
+func (w *h2wire) readPreface(timeout time.Duration) error {
+	if timeout > 0 {
+		if err := w.Conn.SetReadDeadline(time.Now().Add(timeout)); err != nil {
+			return err
+		}
+	}
+	var b [len(h2ClientPreface)]byte
+	if _, err := io.ReadFull(w, b[:]); err != nil {
+		return err
+	}
+	if string(b[:]) != h2ClientPreface {
+		return errBadPreface
+	}
+	return w.Conn.SetReadDeadline(time.Time{})
+}
+
+// errBadPreface means an "h2" connection did not start with the client
+// connection preface.
+var errBadPreface = errors.New("httpproxy: bad HTTP/2 client preface")
 
 // frameTracker follows the frame boundaries of one direction of an
 // HTTP/2 connection from the bytes that pass.
@@ -179,6 +192,14 @@ type h2wire struct {
 	resets      int
 	windowStart time.Time
 	lastID      uint32 // highest client stream ID seen in a HEADERS frame
+	settings    int    // payload bytes of the client's current SETTINGS frame still to parse
+	setting     [6]byte
+	settingN    int // bytes of setting collected
+
+	// initialWindow is the client's SETTINGS_INITIAL_WINDOW_SIZE: how many
+	// bytes of a response it takes before it must send a window update
+	// (set by the read side, read by handlers: firstFlight).
+	initialWindow atomic.Uint32
 
 	wmu      sync.Mutex
 	out      frameTracker
@@ -213,6 +234,7 @@ func newH2Wire(c net.Conn, h *h2conn, maxResets int) *h2wire {
 		byteTimeout: h.p.cfg.IdleTimeout}
 	w.qcond.L = &w.qmu
 	w.in.skip = len(h2ClientPreface)
+	w.initialWindow.Store(h2DefaultWindow)
 	return w
 }
 
@@ -222,13 +244,21 @@ func (w *h2wire) Read(b []byte) (int, error) {
 	}
 	n, err := w.Conn.Read(b)
 	for p := b[:n]; len(p) > 0; {
+		payload := w.in.skip > 0
 		k, header := w.in.next(p)
+		if payload && w.settings > 0 {
+			w.readSettings(p[:k])
+		}
 		p = p[k:]
 		if !header {
 			continue
 		}
 		id := binary.BigEndian.Uint32(w.in.hdr[5:]) & (1<<31 - 1)
 		switch w.in.hdr[3] {
+		case h2FrameSettings:
+			if w.in.hdr[4]&h2FlagAck == 0 && id == 0 {
+				w.settings, w.settingN = w.in.skip, 0
+			}
 		case h2FrameHeaders:
 			w.lastID = max(w.lastID, id)
 		case h2FrameRSTStream:
@@ -239,6 +269,23 @@ func (w *h2wire) Read(b []byte) (int, error) {
 		}
 	}
 	return n, err
+}
+
+// readSettings takes b, bytes of a client SETTINGS frame's payload, and
+// records the SETTINGS_INITIAL_WINDOW_SIZE it carries. A malformed frame
+// is net/http's to refuse; the value is only the proxy's estimate.
+func (w *h2wire) readSettings(b []byte) {
+	for _, c := range b {
+		w.setting[w.settingN] = c
+		w.settingN++
+		if w.settingN == len(w.setting) {
+			w.settingN = 0
+			if binary.BigEndian.Uint16(w.setting[:2]) == h2SettingInitialWindow {
+				w.initialWindow.Store(binary.BigEndian.Uint32(w.setting[2:]))
+			}
+		}
+	}
+	w.settings -= len(b)
 }
 
 // countReset counts one client reset and reports whether the connection

@@ -166,8 +166,11 @@ var errClientGone = errors.New("httpproxy: client gone")
 // copyBody copies the response body to w, decoding a chunked one, and
 // returns the body bytes written. It returns nil only when the body ended
 // as its framing says; a stream that ends early is io.ErrUnexpectedEOF.
-func (ps *h2stream) copyBody(p *Proxy, w http.ResponseWriter, fl http.Flusher) (int64, error) {
+// window is the client's initial stream window: the body's first flight
+// (bulkbuf.go).
+func (ps *h2stream) copyBody(p *Proxy, w http.ResponseWriter, fl http.Flusher, window int64) (int64, error) {
 	var n int64
+	flown := false    // the body went past its first flight
 	unflushed := true // the head, then each write until the next flush
 	for {
 		for ps.r < ps.w || ps.fr.kind == frameNone {
@@ -209,10 +212,17 @@ func (ps *h2stream) copyBody(p *Proxy, w http.ResponseWriter, fl http.Flusher) (
 		// client keeps up is bulk: copy it in larger pieces (fewer stream
 		// reads and handler writes); once a write blocked, in pieces of
 		// slowBufferSize until the client keeps up again.
-		if ps.body.blocked && ps.body.slow == nil {
-			ps.buf = ps.body.slowDown()
-		} else {
+		switch {
+		case ps.body.blocked && ps.body.slow == nil:
+			ps.buf = ps.body.slowDown(false)
+		case !flown && n+slowBufferSize > window:
+			flown = true
+			ps.buf = ps.body.slowDown(true)
+		default:
 			ps.buf = ps.body.next(true, ps.full)
+			if !flown && int64(len(ps.buf)) > window-n {
+				ps.buf = ps.buf[:window-n]
+			}
 		}
 		ps.r, ps.w = 0, 0
 		if err := ps.fill(); err != nil {

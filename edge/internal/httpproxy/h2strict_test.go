@@ -262,9 +262,9 @@ func (w *recordingWriter) Write(b []byte) (int, error) {
 	return w.body.Write(b)
 }
 
-// rawH2Conn opens an HTTP/2 connection with a Framer and reads the
-// server's SETTINGS.
-func rawH2Conn(t *testing.T, h *harness) (*http2.Framer, *tls.Conn, uint32) {
+// rawH2Conn opens an HTTP/2 connection with a Framer, sends its SETTINGS
+// (settings, if any) and reads the server's.
+func rawH2Conn(t *testing.T, h *harness, settings ...http2.Setting) (*http2.Framer, *tls.Conn, uint32) {
 	t.Helper()
 	conn, err := tls.Dial("tcp", h.tlsAddr, &tls.Config{RootCAs: h.roots, ServerName: testHost, NextProtos: []string{"h2"}})
 	if err != nil {
@@ -275,7 +275,7 @@ func rawH2Conn(t *testing.T, h *harness) (*http2.Framer, *tls.Conn, uint32) {
 	io.WriteString(conn, http2.ClientPreface)
 	fr := http2.NewFramer(conn, conn)
 	fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
-	fr.WriteSettings()
+	fr.WriteSettings(settings...)
 	for {
 		f, err := fr.ReadFrame()
 		if err != nil {

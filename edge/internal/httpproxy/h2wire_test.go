@@ -1,18 +1,22 @@
 package httpproxy
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
 	"io"
 	"net"
 	"net/http"
+	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/tollgate/tollgate/tunnel"
+	"golang.org/x/net/http2"
 )
 
 // deadlineConn counts the write deadlines set on a connection.
@@ -387,5 +391,105 @@ func TestH2WireKeepUp(t *testing.T) {
 	w.keptUpLocked(maxRecordPayload, blockedWrite)
 	if w.qfast || w.qmoved != 0 {
 		t.Fatalf("a blocked write left queueing %v with %d bytes counted", w.qfast, w.qmoved)
+	}
+}
+
+// TestH2WireReadsInitialWindow: the wire takes the client's
+// SETTINGS_INITIAL_WINDOW_SIZE from SETTINGS frames however the bytes are
+// split, the last value winning, and ignores SETTINGS acknowledgements.
+func TestH2WireReadsInitialWindow(t *testing.T) {
+	var in bytes.Buffer
+	in.WriteString(h2ClientPreface)
+	fr := http2.NewFramer(&in, nil)
+	fr.WriteSettings(http2.Setting{ID: http2.SettingMaxConcurrentStreams, Val: 100}, http2.Setting{ID: http2.SettingInitialWindowSize, Val: 12345})
+	first := in.Len()
+	fr.WriteSettingsAck()
+	fr.WritePing(false, [8]byte{0, 4, 0, 0, 0, 9}) // looks like a setting: must not count
+	fr.WriteSettings(http2.Setting{ID: http2.SettingInitialWindowSize, Val: 777})
+	raw := in.Bytes()
+	for _, step := range []int{1, 5, 7, len(raw)} {
+		c1, c2 := net.Pipe()
+		go func() {
+			c2.Write(raw)
+			c2.Close()
+		}()
+		w := newH2Wire(c1, &h2conn{p: &Proxy{}}, -1)
+		if v := w.initialWindow.Load(); v != h2DefaultWindow {
+			t.Fatalf("before any SETTINGS: %d, want %d", v, h2DefaultWindow)
+		}
+		buf := make([]byte, step)
+		for read := 0; read < len(raw); {
+			n, err := w.Read(buf)
+			if err != nil {
+				t.Fatalf("step %d: %v", step, err)
+			}
+			read += n
+			if read == first {
+				if v := w.initialWindow.Load(); v != 12345 {
+					t.Fatalf("step %d: after the first SETTINGS: %d, want 12345", step, v)
+				}
+			}
+		}
+		if v := w.initialWindow.Load(); v != 777 {
+			t.Fatalf("step %d: %d, want 777", step, v)
+		}
+		c1.Close()
+	}
+}
+
+// TestH2ServedOnAcceptingGoroutine: net/http's HTTP/2 connection handler
+// runs on the goroutine that took the connection (serveH2), not behind
+// http.Server's per-connection goroutine with its HTTP/1.1 buffers.
+func TestH2ServedOnAcceptingGoroutine(t *testing.T) {
+	const conns = 3
+	h := newHarness(t, bulkUpstream(1<<20, make([]byte, 64<<10)), harnessOpts{})
+	for i := 0; i < conns; i++ {
+		fr, _, _ := rawH2Conn(t, h)
+		fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: h2HeaderBlock("/big"), EndStream: true, EndHeaders: true})
+		got := 0
+		readH2Data(t, fr, &got, 1, 1<<20) // the request is in flight
+	}
+	buf := make([]byte, 8<<20)
+	stacks := strings.Split(string(buf[:runtime.Stack(buf, true)]), "\n\n")
+	proxied, loops := 0, 0
+	for _, g := range stacks {
+		serving := strings.Contains(g, "httpproxy.(*Proxy).serveH2(")
+		loop := strings.Contains(g, "http2serverConn).serve(")
+		if serving {
+			proxied++
+		}
+		if loop {
+			loops++
+		}
+		if serving != loop {
+			t.Errorf("a goroutine runs serveH2 without the connection's serve loop or the other way round:\n%s", g)
+		}
+	}
+	if proxied != conns || loops != conns {
+		t.Fatalf("%d goroutines in serveH2 and %d HTTP/2 serve loops, want %d of each", proxied, loops, conns)
+	}
+}
+
+// TestH2ClientPreface: an "h2" connection that does not start with the
+// client preface is closed unanswered, and one that sends nothing is
+// closed after the header read timeout.
+func TestH2ClientPreface(t *testing.T) {
+	h := newHarness(t, testHandler(), harnessOpts{cfg: func(c *Config) { c.HeaderReadTimeout = 200 * time.Millisecond }})
+	for _, send := range []string{"GET / HTTP/1.1\r\nHost: " + testHost + "\r\n\r\nPRI * HTTP/2.0", ""} {
+		conn, err := tls.Dial("tcp", h.tlsAddr, &tls.Config{RootCAs: h.roots, ServerName: testHost, NextProtos: []string{"h2"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		conn.SetDeadline(time.Now().Add(5 * time.Second))
+		io.WriteString(conn, send)
+		start := time.Now()
+		b, err := io.ReadAll(conn)
+		conn.Close()
+		if len(b) != 0 || err != nil {
+			t.Errorf("after %q: got %q, %v; want the connection closed unanswered", send, b, err)
+		}
+		if send == "" && time.Since(start) < 150*time.Millisecond {
+			t.Errorf("a silent connection was closed after %v, before the 200ms header read timeout", time.Since(start))
+		}
 	}
 }

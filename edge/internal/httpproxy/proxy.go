@@ -187,11 +187,9 @@ type Proxy struct {
 	pool     BufferPool
 	xfp      []byte // "X-Forwarded-Proto: https\r\n"
 
-	h2srv  *http.Server // serves every HTTP/2 connection (h2server.go)
-	h2ln   *h2listener
-	h2once sync.Once
-	h2wg   sync.WaitGroup
-	lateH2 atomic.Bool // an HTTP/2 connection started after Shutdown's GOAWAY
+	h2srv   *http.Server                                // its HTTP/2 serves every HTTP/2 connection (h2server.go)
+	h2serve func(*http.Server, *tls.Conn, http.Handler) // h2srv's handler of one connection
+	lateH2  atomic.Bool                                 // an HTTP/2 connection started after Shutdown's GOAWAY
 
 	calmed      atomic.Int64 // HTTP/2 connections sent GOAWAY(ENHANCE_YOUR_CALM)
 	unsolicited atomic.Int64 // pooled proxy streams retired for bytes no request asked for
@@ -274,11 +272,11 @@ func New(cfg Config, r Resolver) (*Proxy, error) {
 		conns:    make(map[servedConn]struct{}),
 		drained:  make(chan struct{}),
 	}
-	srv, err := p.newH2Server()
+	srv, serve, err := p.newH2Server()
 	if err != nil {
 		return nil, err
 	}
-	p.h2srv, p.h2ln = srv, newH2Listener()
+	p.h2srv, p.h2serve = srv, serve
 	return p, nil
 }
 
@@ -384,7 +382,6 @@ func (p *Proxy) Shutdown(ctx context.Context) error {
 
 	if !again {
 		p.log.Info("http proxy shutting down", zap.Int("connections", len(conns)))
-		p.h2ln.Close()
 		// The http.Server sends GOAWAY to every HTTP/2 connection and
 		// closes each once its streams are done.
 		go func() { _ = p.h2srv.Shutdown(ctx) }()
