@@ -17,8 +17,11 @@
 // allocates nothing in the steady state.
 //
 // HTTP/2 (ALPN "h2") is served by net/http's own HTTP/2 server (one
-// http.Server per Proxy, Protocols set to HTTP/2 only, HTTP2Config) with
-// bounded concurrent streams (100 by default) and header size. Each request
+// http.Server per Proxy, Protocols set to unencrypted HTTP/2 only,
+// HTTP2Config) with bounded concurrent streams (100 by default) and header
+// size. The proxy reads the client preface and hands each connection to
+// the server's HTTP/2 connection handler on the goroutine that accepted
+// it (h2server.go). Each request
 // travels as HTTP/1.1 over a proxy stream drawn from a per-connection pool,
 // and its response is read by the same bounded, strict parser as on
 // HTTP/1.1. A pooled stream is retired, never reused, after surplus bytes,
