@@ -198,7 +198,7 @@ type h2wire struct {
 
 	// initialWindow is the client's SETTINGS_INITIAL_WINDOW_SIZE: how many
 	// bytes of a response it takes before it must send a window update
-	// (set by the read side, read by handlers: firstFlight).
+	// (set by the read side, read by handlers: the first flight, bulkbuf.go).
 	initialWindow atomic.Uint32
 
 	wmu      sync.Mutex
