@@ -4,10 +4,14 @@ import (
 	"bufio"
 	"bytes"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httputil"
 	"strings"
 	"testing"
+	"time"
+
+	"golang.org/x/net/http2"
 )
 
 var requestSeeds = []string{
@@ -167,4 +171,120 @@ func FuzzChunkScanner(f *testing.F) {
 			}
 		}
 	})
+}
+
+// FuzzH2WireFrames checks the wire's view of a client's frames against
+// x/net/http2's Framer reading the same bytes: after any sequence of
+// frames the Framer accepts, delivered in reads of any size, the wire has
+// the same SETTINGS_INITIAL_WINDOW_SIZE, highest HEADERS stream ID and
+// count of RST_STREAM frames. The input is a list of frames: type, flags,
+// a stream ID byte, a length byte, then that many payload bytes; the
+// first byte sets the size of the reads.
+func FuzzH2WireFrames(f *testing.F) {
+	var seed bytes.Buffer
+	seed.WriteByte(7)
+	for _, fr := range [][]byte{
+		{h2FrameSettings, 0, 0, 12, 0, 3, 0, 0, 0, 100, 0, 4, 0, 1, 0, 0},
+		{h2FrameHeaders, 0x5, 1, 1, 0x82},
+		{h2FrameRSTStream, 0, 1, 4, 0, 0, 0, 8},
+		{h2FrameSettings, 1, 0, 0},
+		{h2FrameSettings, 0, 0, 6, 0, 4, 0, 0, 0x30, 0},
+	} {
+		seed.Write(fr)
+	}
+	f.Add(seed.Bytes())
+	f.Add([]byte{1, h2FrameSettings, 0, 0, 6, 0, 4, 0x7f, 0xff, 0xff, 0xff})
+	f.Fuzz(func(t *testing.T, in []byte) {
+		if len(in) == 0 {
+			return
+		}
+		step := int(in[0])%64 + 1
+		var wire bytes.Buffer
+		wire.WriteString(h2ClientPreface)
+		w := http2.NewFramer(&wire, nil)
+		for in = in[1:]; len(in) >= 4; {
+			typ, flags, id, n := in[0]%10, in[1], uint32(in[2]%8), int(in[3])
+			in = in[4:]
+			n = min(n, len(in))
+			w.WriteRawFrame(http2.FrameType(typ), http2.Flags(flags), id, in[:n])
+			in = in[n:]
+		}
+		raw := wire.Bytes()
+
+		// The reference: what the Framer accepts, up to its first error
+		// (where net/http would end the connection).
+		want := struct {
+			window uint32
+			lastID uint32
+			resets int
+		}{window: h2DefaultWindow}
+		cr := &countingReader{r: bytes.NewReader(raw[len(h2ClientPreface):])}
+		rf := http2.NewFramer(nil, cr)
+		valid := len(h2ClientPreface)
+		for {
+			fr, err := rf.ReadFrame()
+			if err != nil {
+				break
+			}
+			valid = len(h2ClientPreface) + cr.n
+			switch fr := fr.(type) {
+			case *http2.SettingsFrame:
+				if !fr.IsAck() {
+					fr.ForeachSetting(func(s http2.Setting) error {
+						if s.ID == http2.SettingInitialWindowSize {
+							want.window = s.Val
+						}
+						return nil
+					})
+				}
+			case *http2.HeadersFrame:
+				want.lastID = max(want.lastID, fr.StreamID)
+			case *http2.RSTStreamFrame:
+				want.resets++
+			}
+		}
+
+		hw := newH2Wire(readerConn{bytes.NewReader(raw[:valid])}, &h2conn{p: &Proxy{}}, 1<<30)
+		buf := make([]byte, step)
+		for read := 0; read < valid; {
+			n, err := hw.Read(buf)
+			if err != nil {
+				t.Fatalf("after %d of %d bytes: %v", read, valid, err)
+			}
+			read += n
+		}
+		if got := hw.initialWindow.Load(); got != want.window {
+			t.Errorf("initial window %d, the Framer read %d", got, want.window)
+		}
+		if hw.lastID != want.lastID {
+			t.Errorf("last HEADERS stream %d, the Framer read %d", hw.lastID, want.lastID)
+		}
+		if hw.resets != want.resets {
+			t.Errorf("%d resets counted, the Framer read %d", hw.resets, want.resets)
+		}
+	})
+}
+
+// readerConn is a net.Conn that only reads, from r.
+type readerConn struct{ r io.Reader }
+
+func (c readerConn) Read(b []byte) (int, error)     { return c.r.Read(b) }
+func (readerConn) Write(b []byte) (int, error)      { return 0, io.ErrClosedPipe }
+func (readerConn) Close() error                     { return nil }
+func (readerConn) LocalAddr() net.Addr              { return &net.TCPAddr{} }
+func (readerConn) RemoteAddr() net.Addr             { return &net.TCPAddr{} }
+func (readerConn) SetDeadline(time.Time) error      { return nil }
+func (readerConn) SetReadDeadline(time.Time) error  { return nil }
+func (readerConn) SetWriteDeadline(time.Time) error { return nil }
+
+// countingReader counts the bytes read through it.
+type countingReader struct {
+	r io.Reader
+	n int
+}
+
+func (c *countingReader) Read(b []byte) (int, error) {
+	n, err := c.r.Read(b)
+	c.n += n
+	return n, err
 }
