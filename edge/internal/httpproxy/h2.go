@@ -26,7 +26,7 @@ import (
 // connection's pool.
 type h2conn struct {
 	p      *Proxy
-	ctx    context.Context // ServeConn's, with the h2conn in it
+	ctx    context.Context // ServeConn's (ClientAddrFromContext); its requests' base, without its cancellation
 	c      net.Conn
 	sni    string
 	remote netip.AddrPort
@@ -39,11 +39,8 @@ type h2conn struct {
 	closed bool
 }
 
-type h2connKey struct{}
-
 func (p *Proxy) serveH2(ctx context.Context, c net.Conn, sni string, remote netip.AddrPort, tlsVersion uint16) {
-	h := &h2conn{p: p, c: c, sni: sni, remote: remote, tlsVer: tlsVersion}
-	h.ctx = context.WithValue(ctx, h2connKey{}, h)
+	h := &h2conn{p: p, ctx: ctx, c: c, sni: sni, remote: remote, tlsVer: tlsVersion}
 	if remote.Addr().IsValid() {
 		h.xff = remote.Addr().String()
 	}
