@@ -465,8 +465,9 @@ func TestH2ServedOnAcceptingGoroutine(t *testing.T) {
 			t.Errorf("a goroutine runs serveH2 without the connection's serve loop or the other way round:\n%s", g)
 		}
 	}
-	if proxied != conns || loops != conns {
-		t.Fatalf("%d goroutines in serveH2 and %d HTTP/2 serve loops, want %d of each", proxied, loops, conns)
+	// At least: connections of earlier tests may still be closing.
+	if proxied < conns || loops < conns {
+		t.Fatalf("%d goroutines in serveH2 and %d HTTP/2 serve loops, want at least %d of each", proxied, loops, conns)
 	}
 }
 
