@@ -178,21 +178,25 @@ func liveKiB(tb testing.TB, debugAddr string) int {
 }
 
 // rssKiB is the resident set size of process pid, in KiB.
-func rssKiB(tb testing.TB, pid int) int {
+func rssKiB(tb testing.TB, pid int) int { return procStatusKiB(tb, pid, "VmRSS") }
+
+// procStatusKiB returns the field (VmRSS, RssFile, ...) of
+// /proc/<pid>/status, in KiB.
+func procStatusKiB(tb testing.TB, pid int, field string) int {
 	tb.Helper()
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		tb.Fatal(err)
 	}
 	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+		if v, ok := strings.CutPrefix(line, field+":"); ok {
 			kib, err := strconv.Atoi(strings.TrimSuffix(strings.TrimSpace(v), " kB"))
 			if err != nil {
-				tb.Fatalf("VmRSS line %q: %v", line, err)
+				tb.Fatalf("%s line %q: %v", field, line, err)
 			}
 			return kib
 		}
 	}
-	tb.Fatalf("no VmRSS in /proc/%d/status", pid)
+	tb.Fatalf("no %s in /proc/%d/status", field, pid)
 	return 0
 }

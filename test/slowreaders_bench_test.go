@@ -211,24 +211,7 @@ func readSlowly(ctx context.Context, body io.Reader) {
 
 // rssFileKiB returns the file-backed part of process pid's resident set
 // (RssFile: the binary's pages that ran), in KiB.
-func rssFileKiB(tb testing.TB, pid int) int {
-	tb.Helper()
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		tb.Fatal(err)
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "RssFile:"); ok {
-			kib, err := strconv.Atoi(strings.TrimSuffix(strings.TrimSpace(v), " kB"))
-			if err != nil {
-				tb.Fatalf("RssFile line %q: %v", line, err)
-			}
-			return kib
-		}
-	}
-	tb.Fatalf("no RssFile in /proc/%d/status", pid)
-	return 0
-}
+func rssFileKiB(tb testing.TB, pid int) int { return procStatusKiB(tb, pid, "RssFile") }
 
 // saveProfiles writes the edge's heap profile (heap.pb.gz), its
 // goroutines (goroutines.txt) and the runtime's memory statistics

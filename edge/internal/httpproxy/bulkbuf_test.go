@@ -289,20 +289,12 @@ func TestSlowH2ClientHoldsSmallBuffer(t *testing.T) {
 	time.Sleep(2 * blockedWrite) // the copy's write waits for the window
 	grant(32 << 10)
 	readH2Data(t, fr, &got, 65535+32<<10, bodySize)
-	deadline := time.Now().Add(10 * time.Second)
-	for h.proxy.slowCopies.Load() != 1 && time.Now().Before(deadline) {
-		time.Sleep(5 * time.Millisecond)
-	}
-	if n := h.proxy.slowCopies.Load(); n != 1 {
+	if n := awaitSlowCopies(h, 1); n != 1 {
 		t.Fatalf("%d copies hold only a small buffer, want 1: the copy kept its pool buffer after its write waited for the client's window", n)
 	}
 	grant(1 << 30)
 	readH2Data(t, fr, &got, bodySize, bodySize)
-	deadline = time.Now().Add(10 * time.Second)
-	for h.proxy.slowCopies.Load() != 0 && time.Now().Before(deadline) {
-		time.Sleep(5 * time.Millisecond)
-	}
-	if n := h.proxy.slowCopies.Load(); n != 0 {
+	if n := awaitSlowCopies(h, 0); n != 0 {
 		t.Fatalf("%d copies still hold a small buffer after the response", n)
 	}
 }
@@ -319,21 +311,23 @@ func TestH2FirstFlightHoldsSmallBuffer(t *testing.T) {
 	fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: h2HeaderBlock("/big"), EndStream: true, EndHeaders: true})
 	got := 0
 	readH2Data(t, fr, &got, window, bodySize)
-	deadline := time.Now().Add(10 * time.Second)
-	for h.proxy.slowCopies.Load() != 1 && time.Now().Before(deadline) {
-		time.Sleep(5 * time.Millisecond)
-	}
-	if n := h.proxy.slowCopies.Load(); n != 1 {
+	if n := awaitSlowCopies(h, 1); n != 1 {
 		t.Fatalf("%d copies hold only a small buffer, want 1: past the client's first window the copy still holds a pool buffer", n)
 	}
 	fr.WriteWindowUpdate(0, 1<<30)
 	fr.WriteWindowUpdate(1, 1<<30)
 	readH2Data(t, fr, &got, bodySize, bodySize)
-	deadline = time.Now().Add(10 * time.Second)
-	for h.proxy.slowCopies.Load() != 0 && time.Now().Before(deadline) {
-		time.Sleep(5 * time.Millisecond)
-	}
-	if n := h.proxy.slowCopies.Load(); n != 0 {
+	if n := awaitSlowCopies(h, 0); n != 0 {
 		t.Fatalf("%d copies still hold a small buffer after the response", n)
 	}
+}
+
+// awaitSlowCopies waits up to 10 s for h's proxy to count want copies
+// holding only a small buffer, and returns the count it last saw.
+func awaitSlowCopies(h *harness, want int64) int64 {
+	deadline := time.Now().Add(10 * time.Second)
+	for h.proxy.slowCopies.Load() != want && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	return h.proxy.slowCopies.Load()
 }
