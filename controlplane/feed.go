@@ -156,6 +156,9 @@ func (cp *Core) current(ctx context.Context, rev uint64) (*snapshot.Snapshot, er
 		if err == nil {
 			next, err = c.Apply(d)
 		}
+		if err != nil && ctx.Err() != nil {
+			return nil, ctx.Err() // the caller went away (or the process stops): not a failure to report
+		}
 		if err != nil && !errors.Is(err, store.ErrChangesPruned) {
 			cp.log.Warn("could not bring the snapshot forward by a delta; rebuilding it", zap.Error(err))
 		}
