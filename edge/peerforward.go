@@ -177,7 +177,7 @@ func (p *peering) offer(c net.Conn, h RemoteRoute, hdr, prefix []byte, raw *rawC
 	_ = st.SetReadDeadline(time.Time{})
 	if err != nil {
 		st.Close()
-		if isDone(lk.mux) {
+		if linkDied(lk.mux.Done(), linkDeathGrace) {
 			// The link died (the sibling went away): redial next time.
 			p.metrics.linkFailed.Add(1)
 			p.links.drop(h.PeerAddr, lk)
@@ -211,6 +211,25 @@ func (p *peering) offer(c net.Conn, h RemoteRoute, hdr, prefix []byte, raw *rawC
 	defer raw.remove(c)
 	pipe(hc, st)
 	return offerServed
+}
+
+// linkDeathGrace is how long a forwarded connection whose stream failed
+// waits for its link to report its end before it takes the failure for
+// the sibling's refusal: a sibling that dies (SIGKILL, a crash) fails the
+// link's streams a moment before the multiplexer sees the connection end.
+// A refusal costs the client this much more before its connection closes.
+const linkDeathGrace = 100 * time.Millisecond
+
+// linkDied reports whether done (a link's Done) closes within grace.
+func linkDied(done <-chan struct{}, grace time.Duration) bool {
+	t := time.NewTimer(grace)
+	defer t.Stop()
+	select {
+	case <-done:
+		return true
+	case <-t.C:
+		return false
+	}
 }
 
 // logFailure logs a failed forward at Warn, rate-limited.
