@@ -61,6 +61,23 @@ const (
 	flightKeepUp = 16 << 10
 )
 
+// Small frames first. net/http's HTTP/2 server writes each frame through
+// one buffer per connection that keeps the size of the largest frame it
+// ever held, for the connection's life: one 16 KiB DATA frame, and the
+// connection holds 18 KiB until it closes. Each handler write of n bytes
+// goes out as frames of at most n bytes (and of the client's
+// SETTINGS_MAX_FRAME_SIZE), so until a connection has carried
+// smallFrameSpan of response bodies the copy writes at most smallFrame at a
+// time: a client that stops at its first window (HTTP/2's default is
+// 65,535 bytes, RFC 9113 §6.5.2) leaves a 5 KiB buffer behind, not an
+// 18 KiB one. A connection that carries more has shown it reads; the
+// buffer then grows with its frames. The cost is a dozen more writes per
+// connection.
+const (
+	smallFrame     = 4 << 10
+	smallFrameSpan = 64 << 10
+)
+
 // slowPool holds *[slowBufferSize]byte.
 var slowPool = sync.Pool{New: func() any { return new([slowBufferSize]byte) }}
 

@@ -331,3 +331,48 @@ func awaitSlowCopies(h *harness, want int64) int64 {
 	}
 	return h.proxy.slowCopies.Load()
 }
+
+// A connection's first smallFrameSpan of response bodies leaves the edge
+// in DATA frames of at most smallFrame bytes (net/http keeps the buffer of
+// its largest frame for the connection's life); after that, frames take
+// the client's full frame size again, so bulk pays nothing past the start.
+func TestH2SmallFramesFirst(t *testing.T) {
+	const bodySize = 1 << 20
+	h := newHarness(t, bulkUpstream(bodySize, make([]byte, 64<<10)), harnessOpts{})
+	fr, _, _ := rawH2Conn(t, h, http2.Setting{ID: http2.SettingInitialWindowSize, Val: 1 << 30})
+	fr.WriteWindowUpdate(0, 1<<30)
+	fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: h2HeaderBlock("/big"), EndStream: true, EndHeaders: true})
+	got, largestEarly, largestLate := 0, 0, 0
+	for ended := false; !ended; {
+		f, err := fr.ReadFrame()
+		if err != nil {
+			t.Fatalf("after %d bytes of the body: %v", got, err)
+		}
+		switch f := f.(type) {
+		case *http2.SettingsFrame:
+			if !f.IsAck() {
+				fr.WriteSettingsAck()
+			}
+		case *http2.DataFrame:
+			n := len(f.Data())
+			if got+n <= smallFrameSpan {
+				largestEarly = max(largestEarly, n)
+			} else {
+				largestLate = max(largestLate, n)
+			}
+			got += n
+			ended = f.StreamEnded()
+		case *http2.RSTStreamFrame, *http2.GoAwayFrame:
+			t.Fatalf("after %d bytes of the body: %v", got, f)
+		}
+	}
+	if got != bodySize {
+		t.Fatalf("body: %d bytes, want %d", got, bodySize)
+	}
+	if largestEarly > smallFrame {
+		t.Errorf("the connection's first %d body bytes came in frames of up to %d bytes, want at most %d", smallFrameSpan, largestEarly, smallFrame)
+	}
+	if largestLate <= smallFrame {
+		t.Errorf("past the connection's first %d body bytes the largest frame had %d bytes: bulk is still cut into small frames", smallFrameSpan, largestLate)
+	}
+}

@@ -33,6 +33,9 @@ type h2conn struct {
 	xff    string // "" when the peer has no IP address
 	tlsVer uint16 // for OnRequest
 	wire   *h2wire
+	// carried counts the response body bytes written on the connection,
+	// up to smallFrameSpan (bulkbuf.go); past it, no longer exactly.
+	carried atomic.Int64
 
 	mu     sync.Mutex
 	idle   []*h2stream // streams ready for another request, newest last
@@ -320,7 +323,7 @@ func (h *h2conn) exchange(w http.ResponseWriter, r *http.Request, ps *h2stream, 
 	}
 	w.WriteHeader(ps.resp.status)
 	fl, _ := w.(http.Flusher)
-	n, err = ps.copyBody(h.p, w, fl, int64(h.wire.initialWindow.Load()))
+	n, err = ps.copyBody(h.p, w, fl, int64(h.wire.initialWindow.Load()), &h.carried)
 	if err != nil {
 		return ps.resp.status, n, false, err
 	}

@@ -167,8 +167,9 @@ var errClientGone = errors.New("httpproxy: client gone")
 // returns the body bytes written. It returns nil only when the body ended
 // as its framing says; a stream that ends early is io.ErrUnexpectedEOF.
 // window is the client's initial stream window: the body's first flight
-// (bulkbuf.go).
-func (ps *h2stream) copyBody(p *Proxy, w http.ResponseWriter, fl http.Flusher, window int64) (int64, error) {
+// (bulkbuf.go). carried counts the body bytes the connection has written,
+// up to smallFrameSpan; copyBody adds to it.
+func (ps *h2stream) copyBody(p *Proxy, w http.ResponseWriter, fl http.Flusher, window int64, carried *atomic.Int64) (int64, error) {
 	var n int64
 	flown := false    // the body went past its first flight
 	unflushed := true // the head, then each write until the next flush
@@ -189,13 +190,21 @@ func (ps *h2stream) copyBody(p *Proxy, w http.ResponseWriter, fl http.Flusher, w
 				data, done = ps.buf[ps.r:ps.r+k], d
 				ps.r += k
 			}
-			if len(data) > 0 {
+			for len(data) > 0 {
+				piece, early := data, carried.Load() < smallFrameSpan
+				if early && len(piece) > smallFrame {
+					piece = piece[:smallFrame]
+				}
 				t := time.Now()
-				if _, err := w.Write(data); err != nil {
+				if _, err := w.Write(piece); err != nil {
 					return n, errClientGone
 				}
-				ps.body.wrote(len(data), time.Since(t))
-				n += int64(len(data))
+				ps.body.wrote(len(piece), time.Since(t))
+				if early {
+					carried.Add(int64(len(piece)))
+				}
+				n += int64(len(piece))
+				data = data[len(piece):]
 				unflushed = true
 			}
 			if done {
