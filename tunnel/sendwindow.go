@@ -26,6 +26,20 @@ import (
 // (muxado sends one per Read, for the bytes read) are the credit; the
 // framer hands them to the stream's sendWindow. The receiver's own
 // muxado bound stays the hard limit against a peer that ignores this.
+//
+// A reader slower than its window also gets no dribble: once the window's
+// current epoch has lasted slowEpochRTTs round trips, and minSlowEpoch at
+// least (the reader takes a window in more than that, so it has more than
+// enough at hand), the
+// sender waits until half the window is free before it sends again, as
+// TCP senders avoid the silly window syndrome (RFC 1122 §4.2.3.4, the
+// half-window rule). Such a reader still never runs dry: half a window
+// lasts it over two round trips, and the refill takes one. And the
+// receiver's buffer keeps its size: muxado's bytes.Buffer makes room for
+// new bytes by sliding the unread ones down when they fill at most half
+// of it, and by doubling it otherwise, which it then keeps for the
+// stream's life. Refilled byte for byte, a stalled stream's buffer ended
+// at twice its window or more.
 const (
 	// initialSendWindow is a stream's send window before autotuning.
 	// The receiver keeps a stream's unread bytes in a bytes.Buffer
@@ -44,6 +58,13 @@ const (
 	// window updates wait up to defaultWndIncDelay at the peer, so a
 	// loopback RTT says little about how fast the reader is.
 	minTuningRTT = time.Millisecond
+	// slowEpochRTTs is how many round trips a window's epoch may last
+	// before its reader counts as slow (the half-window rule above), and
+	// minSlowEpoch how long at least: a bulk reader near the loopback's
+	// speed takes a full 4 MiB window in a few milliseconds, which is
+	// many round trips there, and must not wait for half-windows.
+	slowEpochRTTs = 4
+	minSlowEpoch  = 50 * time.Millisecond
 )
 
 // errStreamReset is what a write blocked on send-window credit returns
@@ -99,7 +120,7 @@ func (w *sendWindow) acquire(n int) (int, error) {
 		if !w.deadline.IsZero() && !time.Now().Before(w.deadline) {
 			return 0, os.ErrDeadlineExceeded
 		}
-		if room := w.limit - (w.sent - w.acked); room > 0 {
+		if room := w.limit - (w.sent - w.acked); room > 0 && (2*room >= w.limit || !w.slowReader()) {
 			k := int(min(int64(n), room))
 			now := time.Time{}
 			if w.epochAt.IsZero() || w.probeSent == 0 {
@@ -128,6 +149,17 @@ func (w *sendWindow) acquire(n int) (int, error) {
 	}
 }
 
+// slowReader reports whether the window's current epoch has lasted
+// slowEpochRTTs round trips: the reader is slower than the window. The
+// caller holds w.mu.
+func (w *sendWindow) slowReader() bool {
+	if w.epochAt.IsZero() {
+		return false
+	}
+	rtt := max(time.Duration(w.rtt.Load()), minTuningRTT)
+	return time.Since(w.epochAt) >= max(slowEpochRTTs*rtt, minSlowEpoch)
+}
+
 // probe lets a writer that waits for credit send a window probe.
 func (w *sendWindow) probe() {
 	w.mu.Lock()
@@ -140,6 +172,9 @@ func (w *sendWindow) probe() {
 // which is at most maxPrefixedChunk plus its header).
 func (w *sendWindow) take(n int) {
 	w.mu.Lock()
+	if w.epochAt.IsZero() {
+		w.epochAt, w.epochAcked = time.Now(), w.acked
+	}
 	w.sent += int64(n)
 	w.mu.Unlock()
 }

@@ -99,6 +99,68 @@ func TestSlowReaderHoldsLittle(t *testing.T) {
 	}
 }
 
+// TestSlowReaderGetsNoDribble: a reader slower than its window gets new
+// bytes only once half the window is free (the half-window rule), so the
+// receiver's buffer slides its unread bytes down instead of doubling.
+func TestSlowReaderGetsNoDribble(t *testing.T) {
+	client, server := muxPair(t, "tcp", MuxConfig{})
+	defer func() { _ = client.Close() }()
+	ctx := testCtx(t, 30*time.Second)
+	// A prompt exchange first: the session's round-trip time comes from
+	// how soon credit follows data, so it must see a reader that reads.
+	prompt, err := client.OpenStream(ctx, StreamProxy)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wrote := make(chan error, 1)
+	go func() {
+		_, err := prompt.Write(make([]byte, 256<<10))
+		wrote <- err
+	}()
+	_, psst, err := server.AcceptStream(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _, _ = io.Copy(io.Discard, psst) }()
+	if err := <-wrote; err != nil {
+		t.Fatal(err)
+	}
+
+	st, err := client.OpenStream(ctx, StreamProxy)
+	if err != nil {
+		t.Fatal(err)
+	}
+	written, _ := writeUntilStalled(st, 1<<30)
+	_, sst, err := server.AcceptStream(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitStalled(t, written)
+	w := st.(*stream).win
+	sent := func() (sent, limit int64) {
+		time.Sleep(300 * time.Millisecond) // credit and any refill arrive
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		return w.sent, w.limit
+	}
+	stalled, limit := sent()
+	if _, err := io.ReadFull(sst, make([]byte, 2<<10)); err != nil {
+		t.Fatal(err)
+	}
+	// The reader took 2 KiB of a window it has held for 300 ms: the
+	// writer waits (a window probe is one byte).
+	if now, _ := sent(); now-stalled >= 1<<10 {
+		t.Fatalf("the writer sent %d bytes after a slow reader freed 2 KiB of its %d KiB window", now-stalled, limit>>10)
+	}
+	// Half the window free: the writer fills it again.
+	if _, err := io.ReadFull(sst, make([]byte, limit/2)); err != nil {
+		t.Fatal(err)
+	}
+	if now, _ := sent(); now-stalled < limit/2 {
+		t.Fatalf("the writer sent %d bytes after the reader freed half its %d KiB window, want at least %d", now-stalled, limit>>10, limit/2)
+	}
+}
+
 // TestSendWindowWaitEnds: a writer waiting for window credit returns when
 // its write deadline passes, when the peer resets the stream, and when the
 // session dies — never hangs.
