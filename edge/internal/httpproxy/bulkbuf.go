@@ -61,18 +61,27 @@ const (
 	flightKeepUp = 16 << 10
 )
 
-// Small frames first. net/http's HTTP/2 server writes each frame through
-// one buffer per connection that keeps the size of the largest frame it
-// ever held, for the connection's life: one 16 KiB DATA frame, and the
-// connection holds 18 KiB until it closes. Each handler write of n bytes
-// goes out as frames of at most n bytes (and of the client's
-// SETTINGS_MAX_FRAME_SIZE), so until a connection has carried
-// smallFrameSpan of response bodies the copy writes at most smallFrame at a
-// time: a client that stops at its first window (HTTP/2's default is
-// 65,535 bytes, RFC 9113 §6.5.2) leaves a 5 KiB buffer behind, not an
-// 18 KiB one. A connection that carries more has shown it reads; the
-// buffer then grows with its frames. The cost is a dozen more writes per
-// connection.
+// Small first. Until an HTTP/2 connection has carried smallFrameSpan of
+// response bodies, and so shown that its client reads, its responses are
+// copied through a slowBufferSize buffer instead of a pool buffer, and in
+// writes of at most smallFrame:
+//
+//   - A client that opens a connection, takes its first window (HTTP/2's
+//     default is 65,535 bytes, RFC 9113 §6.5.2) and stops holds 2 KiB of
+//     response buffer from the start, not a 16 KiB pool buffer through
+//     its first flight. Many such clients arriving at once no longer
+//     raise the heap by 16 KiB each, which the collector's goal (twice
+//     the live heap) then doubles.
+//   - net/http's HTTP/2 server writes each frame through one buffer per
+//     connection that keeps the size of the largest frame it ever held,
+//     for the connection's life: one 16 KiB DATA frame, and the
+//     connection holds 18 KiB until it closes. Each handler write of n
+//     bytes goes out in frames of at most n bytes, so such a client
+//     leaves a 5 KiB buffer behind, not an 18 KiB one.
+//
+// A connection that carries more has shown it reads: its copies take the
+// pool buffer, then larger ones, and its frames the client's full frame
+// size. The cost is a few dozen more reads and writes per connection.
 const (
 	smallFrame     = 4 << 10
 	smallFrameSpan = 64 << 10
@@ -174,6 +183,16 @@ func (b *bodyBuffer) slowDown(flight bool) []byte {
 		b.p.slowCopies.Add(1)
 	}
 	return b.slow[:]
+}
+
+// startSmall starts b with a small buffer, as slowDown does, which it
+// returns; b keeps it until the client has taken keepUp bytes with no
+// write blocked (small first, above).
+func (b *bodyBuffer) startSmall(p *Proxy, keepUp int64) []byte {
+	*b = bodyBuffer{p: p}
+	buf := b.slowDown(true)
+	b.keepUp = keepUp
+	return buf
 }
 
 // speedUp gives back the small buffer of slowDown, if b holds it.

@@ -208,13 +208,15 @@ func TestSlowClientParksNoBulkBuffer(t *testing.T) {
 	}
 }
 
-// countingPool is a BufferPool that counts the buffers out.
+// countingPool is a BufferPool that counts the buffers out, and all the
+// Gets.
 type countingPool struct {
-	bp  *bufferPool
-	out atomic.Int64
+	bp   *bufferPool
+	out  atomic.Int64
+	gets atomic.Int64
 }
 
-func (c *countingPool) Get() []byte  { c.out.Add(1); return c.bp.Get() }
+func (c *countingPool) Get() []byte  { c.out.Add(1); c.gets.Add(1); return c.bp.Get() }
 func (c *countingPool) Put(b []byte) { c.out.Add(-1); c.bp.Put(b) }
 
 // TestSlowClientHoldsOnePoolBuffer: while an HTTP/1.1 client reads a
@@ -374,5 +376,33 @@ func TestH2SmallFramesFirst(t *testing.T) {
 	}
 	if largestLate <= smallFrame {
 		t.Errorf("past the connection's first %d body bytes the largest frame had %d bytes: bulk is still cut into small frames", smallFrameSpan, largestLate)
+	}
+}
+
+// A new HTTP/2 connection's first response is copied through the small
+// buffer, not a pool buffer, until the connection has carried
+// smallFrameSpan: a client that takes its first window and stops never
+// held 16 KiB. Past the span the copy takes pool buffers again.
+func TestH2NewConnectionStartsSmall(t *testing.T) {
+	const bodySize = 1 << 20
+	const window = 40 << 10
+	pool := &countingPool{bp: newBufferPool(defaultBufferSize)}
+	h := newHarness(t, bulkUpstream(bodySize, make([]byte, 64<<10)), harnessOpts{cfg: func(c *Config) { c.BufferPool = pool }})
+	fr, _, _ := rawH2Conn(t, h, http2.Setting{ID: http2.SettingInitialWindowSize, Val: window})
+	before := pool.gets.Load()
+	fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: h2HeaderBlock("/big"), EndStream: true, EndHeaders: true})
+	got := 0
+	readH2Data(t, fr, &got, window, bodySize)
+	if n := awaitSlowCopies(h, 1); n != 1 {
+		t.Fatalf("%d copies hold only a small buffer, want 1", n)
+	}
+	if n := pool.gets.Load() - before; n != 0 {
+		t.Fatalf("the first response of a new connection took %d pool buffers before its client took its first window, want none", n)
+	}
+	fr.WriteWindowUpdate(0, 1<<30)
+	fr.WriteWindowUpdate(1, 1<<30)
+	readH2Data(t, fr, &got, bodySize, bodySize)
+	if n := pool.gets.Load() - before; n == 0 {
+		t.Fatal("the response never took a pool buffer, though its client took 1 MiB without waiting")
 	}
 }

@@ -293,7 +293,7 @@ func (h *h2conn) relay(w http.ResponseWriter, r *http.Request) (res relayResult)
 // it, the request body sent whole; else it is closed.
 func (h *h2conn) exchange(w http.ResponseWriter, r *http.Request, ps *h2stream, head []byte, hasBody, chunked bool, sts string) (status int, n int64, retry bool, err error) {
 	reusable := false
-	ps.begin(h.p)
+	ps.begin(h.p, h.carried.Load())
 	defer func() {
 		ps.release(h.p)
 		if reusable {

@@ -49,10 +49,16 @@ type watchResult struct {
 	err error
 }
 
-// begin prepares ps for an exchange.
-func (ps *h2stream) begin(p *Proxy) {
-	ps.body.start(p, p.getBuf())
-	ps.buf = ps.body.buf()
+// begin prepares ps for an exchange on a connection that has carried
+// carried bytes of response bodies: with a small buffer while that is
+// below smallFrameSpan (bulkbuf.go), else with a pool buffer.
+func (ps *h2stream) begin(p *Proxy, carried int64) {
+	if carried < smallFrameSpan {
+		ps.buf = ps.body.startSmall(p, smallFrameSpan-carried)
+	} else {
+		ps.body.start(p, p.getBuf())
+		ps.buf = ps.body.buf()
+	}
 	ps.r, ps.w, ps.got, ps.full = 0, 0, false, false
 	ps.bodyTimeout.Store(false)
 	ps.trailer = ps.trailer[:0]
