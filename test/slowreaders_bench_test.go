@@ -27,15 +27,20 @@ import (
 // HTTPS/1.1 request with a 16 KiB socket receive buffer and then read
 // 1 KiB a second. Once the edge's memory stops growing (or after 30 s)
 // it reports the edge process's RSS and live heap above idle, in MiB.
-// Bounded: N connections, one request each, at most 30 s of load.
+// Bounded: N connections, one request each, at most 40 s of load.
 // TOLLGATE_BENCH_PROTO=h2 makes each reader an HTTP/2 client (Go's, one
 // connection each, the same socket buffer and reading pace, and a 64 KiB
 // stream window: Go's default of 4 MiB would have its transport read that
 // much at once, a fast reader's start, not a slow reader).
 // TOLLGATE_BENCH_PROFILES=DIR saves the edge's heap profile, goroutines
 // and memory statistics there, idle (idle-*) and loaded (saveProfiles).
+// TOLLGATE_BENCH_LOAD=post makes each client a slow uploader instead
+// (slowPost, slowPostH2): a POST announcing a 64 MiB body that sends 2 KiB
+// a second, above the edge's minimum body rate (1 KiB/s), while the
+// upstream reads what arrives.
 //
 //	go test ./test -run '^$' -bench SlowReaders -benchtime 1x
+//	TOLLGATE_BENCH_LOAD=post go test ./test -run '^$' -bench SlowReaders -benchtime 1x
 func BenchmarkSlowReaders(b *testing.B) {
 	n, err := strconv.Atoi(envOr("TOLLGATE_BENCH_READERS", "500"))
 	if err != nil || n < 1 || n > 1000 {
@@ -43,7 +48,16 @@ func BenchmarkSlowReaders(b *testing.B) {
 	}
 	const bodySize = 64 << 20
 	chunk := make([]byte, 256<<10)
+	post := envOr("TOLLGATE_BENCH_LOAD", "read") == "post"
+	var uploads atomic.Int64 // bodies the upstream is reading
 	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPost {
+			uploads.Add(1)
+			defer uploads.Add(-1)
+			n, _ := io.Copy(io.Discard, r.Body)
+			fmt.Fprintf(w, "%d\n", n)
+			return
+		}
 		w.Header().Set("Content-Length", strconv.Itoa(bodySize))
 		for left := bodySize; left > 0; left -= len(chunk) {
 			if _, err := w.Write(chunk[:min(left, len(chunk))]); err != nil {
@@ -54,9 +68,9 @@ func BenchmarkSlowReaders(b *testing.B) {
 	defer up.Close()
 	for i := 0; i < b.N; i++ {
 		debugAddr := freeAddr(b)
-		dev := startDev(b, "", "--log-level", "warn", "--debug-addr", debugAddr)
+		dev := startDev(b, "", "--log-level", envOr("TOLLGATE_BENCH_LOG", "warn"), "--debug-addr", debugAddr)
 		pid := dev.cmd.Process.Pid
-		_, url := dev.agent(b, "http", upstreamPort(up), "--transport", envOr("TOLLGATE_BENCH_TRANSPORT", "tcp"))
+		agent, url := dev.agent(b, "http", upstreamPort(up), "--transport", envOr("TOLLGATE_BENCH_TRANSPORT", "tcp"))
 		host := hostPort(url)
 		// One full request first, over the readers' protocol: the
 		// baseline includes pools, the first stream and the code that
@@ -75,7 +89,10 @@ func BenchmarkSlowReaders(b *testing.B) {
 			saveProfiles(b, debugAddr, profiles, "idle-")
 		}
 
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		// The clients run until the measurement is done (cancel below), at
+		// most 40 s; the edge gets 30 s of that to settle.
+		ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
+		settle := time.Now().Add(30 * time.Second)
 		var wg sync.WaitGroup
 		var started, failed atomic.Int64
 		for j := 0; j < n; j++ {
@@ -83,17 +100,22 @@ func BenchmarkSlowReaders(b *testing.B) {
 			go func() {
 				defer wg.Done()
 				read := slowRead
-				if h2 {
+				switch {
+				case h2 && post:
+					read = slowPostH2
+				case h2:
 					read = slowReadH2
+				case post:
+					read = slowPost
 				}
 				if err := read(ctx, dev, host, func() { started.Add(1) }); err != nil {
 					failed.Add(1)
 				}
 			}()
 		}
-		// Poll until RSS holds still for 3 s, or the load's 30 s pass.
+		// Poll until RSS holds still for 3 s, or 30 s pass.
 		peak, stable, last := 0, 0, 0
-		for ctx.Err() == nil && stable < 3 {
+		for time.Now().Before(settle) && stable < 3 {
 			time.Sleep(time.Second)
 			r := rssKiB(b, pid)
 			peak = max(peak, r)
@@ -105,6 +127,7 @@ func BenchmarkSlowReaders(b *testing.B) {
 			last = r
 		}
 		rss, live := rssKiB(b, pid), liveKiB(b, debugAddr)
+		reading := uploads.Load()
 		file := rssFileKiB(b, pid)
 		peak = max(peak, rss)
 		if profiles != "" {
@@ -116,8 +139,17 @@ func BenchmarkSlowReaders(b *testing.B) {
 		b.ReportMetric(mib(rss-rssIdle), "rss_above_idle_MiB")
 		b.ReportMetric(mib(peak-rssIdle), "peak_rss_above_idle_MiB")
 		b.ReportMetric(mib(live-liveIdle), "live_heap_above_idle_MiB")
-		fmt.Fprintf(os.Stderr, "%d slow readers (%d failed): edge RSS idle %.1f MiB, loaded %.1f MiB (+%.1f, of which the binary's pages +%.1f; peak +%.1f), live heap +%.1f MiB\n",
-			n, failed.Load(), mib(rssIdle), mib(rss), mib(rss-rssIdle), mib(file-fileIdle), mib(peak-rssIdle), mib(live-liveIdle))
+		if post && reading < int64(n)-failed.Load() {
+			// Uploads the upstream does not see: say why, from the logs.
+			fmt.Fprintf(os.Stderr, "only %d of %d uploads reach the upstream; edge log:\n%s\nagent log:\n%s\n",
+				reading, int64(n)-failed.Load(), tail(dev.proc.output(), 6000), tail(agent.output(), 3000))
+		}
+		kind := "readers"
+		if post {
+			kind = fmt.Sprintf("uploaders, %d bodies reaching the upstream,", reading)
+		}
+		fmt.Fprintf(os.Stderr, "%d slow %s (%d failed): edge RSS idle %.1f MiB, loaded %.1f MiB (+%.1f, of which the binary's pages +%.1f; peak +%.1f), live heap +%.1f MiB\n",
+			n, kind, failed.Load(), mib(rssIdle), mib(rss), mib(rss-rssIdle), mib(file-fileIdle), mib(peak-rssIdle), mib(live-liveIdle))
 		dev.stop(10 * time.Second)
 	}
 }
@@ -191,6 +223,93 @@ func slowReadH2(ctx context.Context, dev *devServer, host string, started func()
 	return nil
 }
 
+// slowPost sends one POST to host over TLS announcing a bodySize body,
+// writes 2 KiB of it, calls started, then writes 2 KiB a second until
+// ctx ends.
+func slowPost(ctx context.Context, dev *devServer, host string, started func()) error {
+	d := net.Dialer{Timeout: 10 * time.Second}
+	raw, err := d.DialContext(ctx, "tcp", dev.info.HTTPSAddr)
+	if err != nil {
+		return err
+	}
+	defer raw.Close()
+	name, _, _ := net.SplitHostPort(host)
+	conn := tls.Client(raw, &tls.Config{RootCAs: dev.pool, ServerName: name, NextProtos: []string{"http/1.1"}})
+	if err := conn.HandshakeContext(ctx); err != nil {
+		return err
+	}
+	stop := context.AfterFunc(ctx, func() { raw.Close() })
+	defer stop()
+	if _, err := fmt.Fprintf(conn, "POST /upload HTTP/1.1\r\nHost: %s\r\nContent-Length: %d\r\n\r\n", host, 64<<20); err != nil {
+		return err
+	}
+	return writeSlowly(ctx, conn, started)
+}
+
+// slowPostH2 is slowPost over HTTP/2, on a connection of its own.
+func slowPostH2(ctx context.Context, dev *devServer, host string, started func()) error {
+	name, _, _ := net.SplitHostPort(host)
+	tr := &http.Transport{
+		TLSClientConfig:   &tls.Config{RootCAs: dev.pool, ServerName: name},
+		ForceAttemptHTTP2: true,
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			d := net.Dialer{Timeout: 10 * time.Second}
+			return d.DialContext(ctx, "tcp", dev.info.HTTPSAddr)
+		},
+	}
+	defer tr.CloseIdleConnections()
+	pr, pw := io.Pipe()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "https://"+host+"/upload", pr)
+	if err != nil {
+		return err
+	}
+	req.ContentLength = 64 << 20
+	done := make(chan error, 1)
+	go func() {
+		resp, err := tr.RoundTrip(req)
+		if err == nil {
+			resp.Body.Close()
+			if resp.ProtoMajor != 2 {
+				err = fmt.Errorf("HTTP/%d, want HTTP/2", resp.ProtoMajor)
+			}
+		}
+		pr.CloseWithError(err)
+		done <- err
+	}()
+	werr := writeSlowly(ctx, pw, started)
+	pw.Close()
+	if err := <-done; err != nil && ctx.Err() == nil {
+		return err
+	}
+	return werr
+}
+
+// writeSlowly writes 2 KiB to w, calls started, then writes 2 KiB a
+// second until ctx ends (which also ends a write in progress: the callers
+// close the connection or the pipe) or a write fails.
+func writeSlowly(ctx context.Context, w io.Writer, started func()) error {
+	buf := make([]byte, 2<<10)
+	if _, err := w.Write(buf); err != nil {
+		return err
+	}
+	started()
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+		if _, err := w.Write(buf); err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return err
+		}
+	}
+}
+
 // readSlowly reads body 1 KiB a second until ctx ends (which closes the
 // connection under it, ending a read in progress) or body does.
 func readSlowly(ctx context.Context, body io.Reader) {
@@ -245,3 +364,6 @@ func saveProfiles(tb testing.TB, debugAddr, dir, prefix string) {
 		}
 	}
 }
+
+// tail returns the last n bytes of s.
+func tail(s string, n int) string { return s[max(0, len(s)-n):] }
