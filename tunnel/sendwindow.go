@@ -30,10 +30,9 @@ import (
 // A reader slower than its window also gets no dribble: once the window's
 // current epoch has lasted slowEpochRTTs round trips, and minSlowEpoch at
 // least (the reader takes a window in more than that, so it has more than
-// enough at hand), the
-// sender waits until half the window is free before it sends again, as
-// TCP senders avoid the silly window syndrome (RFC 1122 §4.2.3.4, the
-// half-window rule). Such a reader still never runs dry: half a window
+// enough at hand), the sender waits until half the window is free before
+// it sends again, as TCP senders avoid the silly window syndrome
+// (RFC 1122 §4.2.3.4, the half-window rule). Such a reader still never runs dry: half a window
 // lasts it over two round trips, and the refill takes one. And the
 // receiver's buffer keeps its size: muxado's bytes.Buffer makes room for
 // new bytes by sliding the unread ones down when they fill at most half
