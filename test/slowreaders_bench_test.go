@@ -146,7 +146,7 @@ func BenchmarkSlowReaders(b *testing.B) {
 		}
 		kind := "readers"
 		if post {
-			kind = fmt.Sprintf("uploaders, %d bodies reaching the upstream,", reading)
+			kind = fmt.Sprintf("uploaders, %d bodies reaching the upstream", reading)
 		}
 		fmt.Fprintf(os.Stderr, "%d slow %s (%d failed): edge RSS idle %.1f MiB, loaded %.1f MiB (+%.1f, of which the binary's pages +%.1f; peak +%.1f), live heap +%.1f MiB\n",
 			n, kind, failed.Load(), mib(rssIdle), mib(rss), mib(rss-rssIdle), mib(file-fileIdle), mib(peak-rssIdle), mib(live-liveIdle))
@@ -158,20 +158,11 @@ func BenchmarkSlowReaders(b *testing.B) {
 // reads the response head, calls started, then reads 1 KiB a second
 // until ctx ends.
 func slowRead(ctx context.Context, dev *devServer, host string, started func()) error {
-	d := net.Dialer{Timeout: 10 * time.Second}
-	raw, err := d.DialContext(ctx, "tcp", dev.info.HTTPSAddr)
+	conn, done, err := dialH1(ctx, dev, host, 16<<10)
 	if err != nil {
 		return err
 	}
-	defer raw.Close()
-	_ = raw.(*net.TCPConn).SetReadBuffer(16 << 10)
-	name, _, _ := net.SplitHostPort(host)
-	conn := tls.Client(raw, &tls.Config{RootCAs: dev.pool, ServerName: name, NextProtos: []string{"http/1.1"}})
-	if err := conn.HandshakeContext(ctx); err != nil {
-		return err
-	}
-	stop := context.AfterFunc(ctx, func() { raw.Close() })
-	defer stop()
+	defer done()
 	if _, err := fmt.Fprintf(conn, "GET /big HTTP/1.1\r\nHost: %s\r\n\r\n", host); err != nil {
 		return err
 	}
@@ -191,20 +182,7 @@ func slowRead(ctx context.Context, dev *devServer, host string, started func()) 
 // slowReadH2 is slowRead over HTTP/2: a GET on a connection of its own
 // with a 16 KiB receive buffer, then 1 KiB a second until ctx ends.
 func slowReadH2(ctx context.Context, dev *devServer, host string, started func()) error {
-	name, _, _ := net.SplitHostPort(host)
-	tr := &http.Transport{
-		TLSClientConfig:   &tls.Config{RootCAs: dev.pool, ServerName: name},
-		ForceAttemptHTTP2: true,
-		HTTP2:             &http.HTTP2Config{MaxReceiveBufferPerStream: 64 << 10, MaxReceiveBufferPerConnection: 64 << 10},
-		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			d := net.Dialer{Timeout: 10 * time.Second}
-			c, err := d.DialContext(ctx, "tcp", dev.info.HTTPSAddr)
-			if err == nil {
-				_ = c.(*net.TCPConn).SetReadBuffer(16 << 10)
-			}
-			return c, err
-		},
-	}
+	tr := h2Transport(dev, host, 16<<10, &http.HTTP2Config{MaxReceiveBufferPerStream: 64 << 10, MaxReceiveBufferPerConnection: 64 << 10})
 	defer tr.CloseIdleConnections()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "https://"+host+"/big", nil)
 	if err != nil {
@@ -223,23 +201,15 @@ func slowReadH2(ctx context.Context, dev *devServer, host string, started func()
 	return nil
 }
 
-// slowPost sends one POST to host over TLS announcing a bodySize body,
+// slowPost sends one POST to host over TLS announcing a 64 MiB body,
 // writes 2 KiB of it, calls started, then writes 2 KiB a second until
 // ctx ends.
 func slowPost(ctx context.Context, dev *devServer, host string, started func()) error {
-	d := net.Dialer{Timeout: 10 * time.Second}
-	raw, err := d.DialContext(ctx, "tcp", dev.info.HTTPSAddr)
+	conn, done, err := dialH1(ctx, dev, host, 0)
 	if err != nil {
 		return err
 	}
-	defer raw.Close()
-	name, _, _ := net.SplitHostPort(host)
-	conn := tls.Client(raw, &tls.Config{RootCAs: dev.pool, ServerName: name, NextProtos: []string{"http/1.1"}})
-	if err := conn.HandshakeContext(ctx); err != nil {
-		return err
-	}
-	stop := context.AfterFunc(ctx, func() { raw.Close() })
-	defer stop()
+	defer done()
 	if _, err := fmt.Fprintf(conn, "POST /upload HTTP/1.1\r\nHost: %s\r\nContent-Length: %d\r\n\r\n", host, 64<<20); err != nil {
 		return err
 	}
@@ -248,15 +218,7 @@ func slowPost(ctx context.Context, dev *devServer, host string, started func()) 
 
 // slowPostH2 is slowPost over HTTP/2, on a connection of its own.
 func slowPostH2(ctx context.Context, dev *devServer, host string, started func()) error {
-	name, _, _ := net.SplitHostPort(host)
-	tr := &http.Transport{
-		TLSClientConfig:   &tls.Config{RootCAs: dev.pool, ServerName: name},
-		ForceAttemptHTTP2: true,
-		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			d := net.Dialer{Timeout: 10 * time.Second}
-			return d.DialContext(ctx, "tcp", dev.info.HTTPSAddr)
-		},
-	}
+	tr := h2Transport(dev, host, 0, nil)
 	defer tr.CloseIdleConnections()
 	pr, pw := io.Pipe()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "https://"+host+"/upload", pr)
@@ -282,6 +244,48 @@ func slowPostH2(ctx context.Context, dev *devServer, host string, started func()
 		return err
 	}
 	return werr
+}
+
+// dialEdge dials the edge's HTTPS listener, setting the socket's receive
+// buffer to readBuffer bytes when that is above 0.
+func dialEdge(ctx context.Context, dev *devServer, readBuffer int) (net.Conn, error) {
+	d := net.Dialer{Timeout: 10 * time.Second}
+	c, err := d.DialContext(ctx, "tcp", dev.info.HTTPSAddr)
+	if err == nil && readBuffer > 0 {
+		_ = c.(*net.TCPConn).SetReadBuffer(readBuffer)
+	}
+	return c, err
+}
+
+// dialH1 opens a TLS connection to the edge for host, offering HTTP/1.1,
+// that closes when ctx ends; done closes it earlier.
+func dialH1(ctx context.Context, dev *devServer, host string, readBuffer int) (conn *tls.Conn, done func(), err error) {
+	raw, err := dialEdge(ctx, dev, readBuffer)
+	if err != nil {
+		return nil, nil, err
+	}
+	name, _, _ := net.SplitHostPort(host)
+	conn = tls.Client(raw, &tls.Config{RootCAs: dev.pool, ServerName: name, NextProtos: []string{"http/1.1"}})
+	if err := conn.HandshakeContext(ctx); err != nil {
+		raw.Close()
+		return nil, nil, err
+	}
+	stop := context.AfterFunc(ctx, func() { raw.Close() })
+	return conn, func() { stop(); raw.Close() }, nil
+}
+
+// h2Transport returns an HTTP/2 transport whose connections go to the
+// edge's HTTPS listener for host (dialEdge's readBuffer; cfg may be nil).
+func h2Transport(dev *devServer, host string, readBuffer int, cfg *http.HTTP2Config) *http.Transport {
+	name, _, _ := net.SplitHostPort(host)
+	return &http.Transport{
+		TLSClientConfig:   &tls.Config{RootCAs: dev.pool, ServerName: name},
+		ForceAttemptHTTP2: true,
+		HTTP2:             cfg,
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			return dialEdge(ctx, dev, readBuffer)
+		},
+	}
 }
 
 // writeSlowly writes 2 KiB to w, calls started, then writes 2 KiB a
